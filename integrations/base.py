@@ -1,0 +1,86 @@
+"""The channel protocol: what the dispatcher needs from every way a message leaves.
+
+The consumer (orchestrator.dispatch) owns this small interface; each channel is one module
+that implements it and registers itself by name. Channels never render: they receive
+messages whose subject and body are already final text (or a file, for letters).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Outcome(str, enum.Enum):
+    """What happened to one message handed to a channel."""
+
+    SENT = "sent"  # accepted by the peer (SMTP 250, HTTP 2xx, PDF written, task queued)
+    TRANSIENT = "transient"  # try again later (SMTP 4xx, HTTP 429/5xx, timeout, refused connection)
+    PERMANENT = "permanent"  # never retry (SMTP 5xx, HTTP 4xx, invalid number or address)
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A rendered message ready to leave: everything a channel needs, nothing more."""
+
+    message_id: int  # outbox row id
+    channel: str
+    recipient: str  # e-mail address, E.164 number, postal block (lines joined by "\n"), webhook URL
+    body: str
+    subject: str = ""
+    html_body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    rfc_message_id: str = ""  # stable Message-ID, the same on every retry (dedup at the peer)
+    meta: dict[str, Any] = field(default_factory=dict)  # campaign, business, siret... for manifests and webhooks
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The channel's answer for one message."""
+
+    message_id: int
+    outcome: Outcome
+    detail: str = ""  # peer reply in plain words: "250 OK", "429 Too Many Requests", "numéro invalide"
+    provider_id: str = ""  # the peer's own id when it gives one
+    retry_after: float | None = None  # seconds, when the peer said so
+
+
+class Channel(Protocol):
+    """One way a message leaves Déclic."""
+
+    name: str
+
+    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Send a batch; one result per message, in order. Never raises for a single bad message."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and flush files."""
+        ...
+
+
+ChannelFactory = Callable[..., Channel]
+_REGISTRY: dict[str, ChannelFactory] = {}
+
+
+def register(name: str, factory: ChannelFactory) -> None:
+    """Register a channel factory under a unique name (a duplicate name is refused)."""
+    if name in _REGISTRY and _REGISTRY[name] is not factory:
+        raise ValueError(f"channel {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def factory_for(name: str) -> ChannelFactory:
+    """The factory registered under `name`."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise KeyError(f"unknown channel {name!r} (known: {known})") from None
+
+
+def registered() -> list[str]:
+    """Names of the registered channels."""
+    return sorted(_REGISTRY)

@@ -1,0 +1,71 @@
+"""One place for configuration: environment variables `DECLIC_*` (pydantic-settings).
+
+The embedded default needs nothing: a SQLite file and a generated secret under `DECLIC_HOME` (./var).
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "dev", "test", ""}
+
+
+class Settings(BaseSettings):
+    """Déclic settings; every field reads `DECLIC_<NAME>` from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DECLIC_", extra="ignore")
+
+    home: Path = Field(default=Path("var"), description="folder for the SQLite file, secrets, letters, Prefect home")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite file in home")
+    secret_key: str | None = Field(default=None, description="signs tracking/unsubscribe tokens and sessions")
+    base_url: str = "http://127.0.0.1:8000"
+    timezone: str = "Europe/Paris"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout: float = 10.0
+    mail_from: str = "Déclic <bonjour@declic.example>"
+
+    dispatch_batch_size: int = 500
+    lease_seconds: int = 300
+    plan_batch_size: int = 5000
+
+    @field_validator("secret_key")
+    @classmethod
+    def _reject_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and (value.lower() in PLACEHOLDER_SECRETS or len(value) < 16):
+            raise ValueError("DECLIC_SECRET_KEY is a placeholder or shorter than 16 characters")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The store URL: `DECLIC_DATABASE_URL`, else a SQLite file in home."""
+        if self.database_url:
+            return self.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.home / 'declic.db').resolve()}"
+
+    @cached_property
+    def resolved_secret(self) -> str:
+        """The signing secret: `DECLIC_SECRET_KEY`, else one generated once and kept in home."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.home / "secret_key"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def get_settings() -> Settings:
+    """Settings read from the environment now (no global cache: tests change the environment)."""
+    return Settings()

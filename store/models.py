@@ -1,0 +1,237 @@
+"""The memory of Déclic: SQLModel tables.
+
+Conventions: every datetime column holds UTC without a zone (naive), every date is a calendar date in
+France; JSON columns hold plain dicts and lists. The schema itself is managed by Alembic
+(`store/migrations`); `declic init` creates or upgrades it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    """Now in UTC, naive (the store's convention)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# --- reference data (loaded by `declic init` from the files shipped in segments/data) ---
+
+
+class MetierFamily(SQLModel, table=True):
+    """A métier family owners recognise (bâtiment, alimentation, ...)."""
+
+    key: str = Field(primary_key=True, max_length=40)
+    label: str
+    trade_phrase: str
+
+
+class NafCode(SQLModel, table=True):
+    """A NAF rév. 2 sub-class and its métier family."""
+
+    code: str = Field(primary_key=True, max_length=6)
+    label: str
+    family: str = Field(max_length=40, index=True)
+    metier: str
+
+
+class Commune(SQLModel, table=True):
+    """A commune (or an arrondissement / commune déléguée, with its parent) and its territory."""
+
+    code: str = Field(primary_key=True, max_length=5)
+    nom: str
+    type: str = Field(max_length=30)
+    parent: str | None = Field(default=None, max_length=5)
+    epci: str | None = Field(default=None, max_length=9, index=True)
+    departement: str = Field(max_length=3, index=True)
+    region: str = Field(max_length=3)
+
+
+class Territory(SQLModel, table=True):
+    """A named territory above the commune: EPCI, département or région."""
+
+    level: str = Field(primary_key=True, max_length=12)
+    code: str = Field(primary_key=True, max_length=9)
+    nom: str
+    parent: str | None = Field(default=None, max_length=3)  # région of a département
+    timezone: str | None = Field(default=None, max_length=40)
+
+
+# --- businesses and where they come from ---
+
+
+class Business(SQLModel, table=True):
+    """An establishment (SIRET) with its trade, territory, life-cycle state and contact points."""
+
+    __table_args__ = (Index("ix_business_dep_family", "departement_code", "metier_family"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    siret: str = Field(max_length=14, unique=True, index=True)
+    siren: str = Field(max_length=9, index=True)
+    name: str | None = None
+    naf_code: str | None = Field(default=None, max_length=6)
+    naf25_code: str | None = Field(default=None, max_length=8)
+    metier_family: str | None = Field(default=None, max_length=40)
+    commune_code: str | None = Field(default=None, max_length=5, index=True)
+    epci_code: str | None = Field(default=None, max_length=9, index=True)
+    departement_code: str | None = Field(default=None, max_length=3)
+    region_code: str | None = Field(default=None, max_length=3, index=True)
+    tranche_effectifs: str | None = Field(default=None, max_length=2)
+    employer: bool | None = None
+    creation_date: dt.date | None = None
+    state: str = Field(default="active", max_length=10)  # active | closed
+    do_not_contact: bool = False  # partial diffusion (Sirene "P") or a legal objection
+    lifecycle_stage: str | None = Field(default=None, max_length=20)
+    digital_maturity: int | None = None  # self-diagnostic score 0-5, when known
+    email: str | None = None
+    email_source: str | None = Field(default=None, max_length=60)
+    phone: str | None = Field(default=None, max_length=20)
+    phone_source: str | None = Field(default=None, max_length=60)
+    phone_consent: bool = False  # consent or existing relationship: required for call tasks
+    street: str | None = None
+    postal_code: str | None = Field(default=None, max_length=10)
+    city: str | None = None
+    address_source: str | None = Field(default=None, max_length=60)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Partner(SQLModel, table=True):
+    """An organisation pushing events (BGE, Adie, URSSAF, CMA...); its token is stored hashed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=80)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    allowed_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Territory scope as "level:code" strings ("departement:35"); empty means national.
+    territory: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class TriggerEvent(SQLModel, table=True):
+    """A life-cycle or conversion event, stored once per (source, external_id)."""
+
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_trigger_event_source_external"),
+        Index("ix_trigger_event_planned", "planned", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=60)  # "partner:<id>", "sirene", "bodacc", "calendar"
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    external_id: str = Field(max_length=120)
+    type: str = Field(max_length=30, index=True)
+    siret: str | None = Field(default=None, max_length=14, index=True)
+    siren: str | None = Field(default=None, max_length=9, index=True)
+    business_id: int | None = Field(default=None, foreign_key="business.id", index=True)
+    occurred_on: dt.date
+    received_at: dt.datetime = Field(default_factory=utcnow)
+    status: str = Field(default="accepted", max_length=12)  # accepted | pending (business unknown yet)
+    planned: bool = False  # the planner has looked at it
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Campaign(SQLModel, table=True):
+    """A collectivité's campaign: its validated spec (the same as the YAML), versioned."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=120)
+    owner: str = Field(max_length=120)
+    status: str = Field(default="active", max_length=10)  # active | paused | ended
+    version: int = 1
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    starts_on: dt.date | None = None
+    ends_on: dt.date | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Enrollment(SQLModel, table=True):
+    """A business entering a campaign for one trigger, in one arm (treatment or holdout)."""
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "business_id", "trigger_key", name="uq_enrollment_once"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    business_id: int = Field(foreign_key="business.id", index=True)
+    trigger_event_id: int | None = Field(default=None, foreign_key="triggerevent.id")
+    trigger_key: str = Field(max_length=80)  # the trigger type (a business is enrolled once per trigger)
+    trigger_type: str = Field(max_length=30)
+    arm: str = Field(default="treatment", max_length=10)  # treatment | holdout
+    variant: str | None = Field(default=None, max_length=20)
+    campaign_version: int = 1
+    enrolled_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Message(SQLModel, table=True):
+    """The outbox: one planned message, sent at most once (unique per enrollment and step)."""
+
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step", name="uq_message_enrollment_step"),
+        Index("ix_message_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    enrollment_id: int = Field(foreign_key="enrollment.id")
+    business_id: int = Field(foreign_key="business.id", index=True)
+    step: int = 0
+    channel: str = Field(max_length=12)
+    template: str = Field(max_length=200)
+    variant: str | None = Field(default=None, max_length=20)
+    recipient: str | None = None
+    due_at: dt.datetime
+    # planned -> claimed -> sent -> delivered; failed (permanent or out of retries); cancelled (opt-out, closure)
+    status: str = Field(default="planned", max_length=12)
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=80)
+    lease_until: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+    rfc_message_id: str | None = Field(default=None, max_length=200)
+    provider_id: str | None = Field(default=None, max_length=200)
+    last_error: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class MessageEvent(SQLModel, table=True):
+    """One step in a message's history: planned, claimed, sent, delivered, failed, clicked..."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    status: str = Field(max_length=20)
+    at: dt.datetime = Field(default_factory=utcnow)
+    detail: str | None = None
+
+
+class Interaction(SQLModel, table=True):
+    """What a business did: click, unsubscribe, callback request, feedback, conversion."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    business_id: int | None = Field(default=None, foreign_key="business.id", index=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id", index=True)
+    enrollment_id: int | None = Field(default=None, foreign_key="enrollment.id")
+    kind: str = Field(max_length=30, index=True)
+    at: dt.datetime = Field(default_factory=utcnow)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Suppression(SQLModel, table=True):
+    """A global, permanent opt-out of one address or number, whatever campaign or tenant sent."""
+
+    __table_args__ = (UniqueConstraint("channel", "address", name="uq_suppression_address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=12)  # email | sms | phone | postal
+    address: str = Field(max_length=320)  # normalised: lower-case e-mail, E.164 number
+    reason: str = Field(max_length=40)  # unsubscribe | stop_reply | bounce | complaint | manual
+    source: str | None = Field(default=None, max_length=80)
+    created_at: dt.datetime = Field(default_factory=utcnow)

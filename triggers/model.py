@@ -1,0 +1,79 @@
+"""What every door in produces: normalised trigger events, business facts and explained rejects.
+
+Parsers (partner API/CSV, Sirene, BODACC, the regulatory calendar) turn raw input into these values and
+nothing downstream ever sees a raw payload.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+# Life-cycle triggers that start journeys, and conversion events that close them.
+TRIGGER_TYPES = (
+    "creation",
+    "first_hire",
+    "takeover",
+    "critical_period",
+    "consolidation",
+    "closure",
+    "activity_change",
+    "deadline",
+)
+CONVERSION_TYPES = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
+EVENT_TYPES = TRIGGER_TYPES + CONVERSION_TYPES
+
+
+@dataclass(slots=True)
+class ContactPoint:
+    """A way to reach a business and where we learnt it (partner name, "sirene", "bodacc", "landing")."""
+
+    kind: str  # "email" | "phone" | "postal"
+    value: str
+    source: str
+    consent: bool = False  # explicit consent or an existing relationship (needed for calls)
+
+
+@dataclass(slots=True)
+class BusinessFacts:
+    """What a door knows about a business; None means "unknown here", never "erase"."""
+
+    siret: str
+    name: str | None = None
+    naf_code: str | None = None  # NAF rév. 2, "43.22A"
+    naf25_code: str | None = None
+    commune_code: str | None = None  # INSEE code; arrondissements are mapped to their commune downstream
+    tranche_effectifs: str | None = None
+    employer: bool | None = None
+    creation_date: dt.date | None = None
+    state: str | None = None  # "active" | "closed"
+    do_not_contact: bool | None = None
+    street: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    contacts: list[ContactPoint] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EventIn:
+    """One normalised trigger or conversion event, ready to store (idempotent on source + external_id)."""
+
+    source: str  # "partner:<name>", "sirene", "bodacc", "calendar"
+    external_id: str
+    type: str
+    occurred_on: dt.date
+    siret: str | None = None
+    siren: str | None = None
+    business: BusinessFacts | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """An input row that did not go in, and why, in words a partner can act on."""
+
+    line: int | None
+    field: str
+    reason: str
+    raw: str = ""

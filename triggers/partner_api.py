@@ -1,0 +1,187 @@
+"""The partner event format (API and files share it): schema, field checks and normalisation.
+
+An item is validated on its own, so one bad item in a batch of 1,000 is rejected with its field and
+reason while the others go in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from stdnum.fr import siret as siret_check
+
+from triggers.model import EVENT_TYPES, BusinessFacts, ContactPoint, EventIn, Reject
+
+MAX_BATCH = 1000
+
+
+def check_siret(value: str) -> str:
+    """A valid SIRET without spaces, or ValueError saying why."""
+    compact = siret_check.compact(str(value))
+    if len(compact) != 14 or not compact.isdigit():
+        raise ValueError("le SIRET doit compter 14 chiffres")
+    if not siret_check.is_valid(compact):
+        raise ValueError("SIRET invalide (clé de contrôle fausse)")
+    return compact
+
+
+def check_phone(value: str) -> str:
+    """A French phone number in E.164, or ValueError."""
+    try:
+        number = phonenumbers.parse(value, "FR")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"numéro de téléphone illisible: {value}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"numéro de téléphone invalide: {value}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_email(value: str) -> str:
+    """A syntactically valid e-mail address, normalised (domain lower-cased); no DNS lookup."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"adresse e-mail invalide: {exc}") from exc
+
+
+def parse_date(value: Any) -> dt.date:
+    """A date from `YYYY-MM-DD` or `DD/MM/YYYY`."""
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            pass
+    raise ValueError(f"date illisible: {text!r} (attendu AAAA-MM-JJ ou JJ/MM/AAAA)")
+
+
+class ContactIn(BaseModel):
+    """Contact points a partner knows, with the owner's consent to be called when given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = None
+    phone: str | None = None
+    street: str | None = Field(default=None, max_length=200)
+    postal_code: str | None = Field(default=None, max_length=10)
+    city: str | None = Field(default=None, max_length=100)
+    consent: bool = False
+
+    _email = field_validator("email")(lambda v: check_email(v) if v else None)
+    _phone = field_validator("phone")(lambda v: check_phone(v) if v else None)
+
+
+class BusinessIn(BaseModel):
+    """Optional business details sent with an event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    naf_code: str | None = Field(default=None, max_length=8)
+    commune_code: str | None = Field(default=None, pattern=r"^[0-9][0-9AB][0-9]{3}$")
+    tranche_effectifs: str | None = Field(default=None, max_length=2)
+    creation_date: dt.date | None = None
+
+    @field_validator("naf_code")
+    @classmethod
+    def _naf(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from segments.taxonomy import normalize_naf, naf_entry
+
+        code = normalize_naf(value)
+        if naf_entry(code) is None:
+            raise ValueError(f"code NAF inconnu: {value}")
+        return code
+
+    @field_validator("creation_date", mode="before")
+    @classmethod
+    def _creation(cls, value: Any) -> Any:
+        return parse_date(value) if value not in (None, "") else None
+
+
+class EventItem(BaseModel):
+    """One partner event: a life-cycle trigger or a conversion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str = Field(min_length=1, max_length=120, description="the partner's own id, unique per partner")
+    type: str = Field(description="creation, first_hire, takeover, critical_period, ... or a conversion")
+    siret: str
+    occurred_on: dt.date
+    business: BusinessIn | None = None
+    contact: ContactIn | None = None
+    payload: dict[str, Any] | None = None
+
+    _siret = field_validator("siret")(lambda v: check_siret(v))
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        if value not in EVENT_TYPES:
+            raise ValueError(f"type inconnu: {value} (connus: {', '.join(EVENT_TYPES)})")
+        return value
+
+    @field_validator("occurred_on", mode="before")
+    @classmethod
+    def _occurred(cls, value: Any) -> dt.date:
+        day = parse_date(value)
+        if day > dt.date.today() + dt.timedelta(days=1):
+            raise ValueError("date dans le futur")
+        return day
+
+
+class EventBatch(BaseModel):
+    """A batch of events (1 to 1,000); each item is checked on its own (see EventItem)."""
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+def validate_item(raw: Any, source: str, contact_source: str, line: int | None = None) -> EventIn | Reject:
+    """Turn one raw item into an EventIn, or a Reject naming the first bad field."""
+    try:
+        item = EventItem.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "item"
+        reason = str(err.get("ctx", {}).get("error") or err["msg"]).removeprefix("Value error, ")
+        return Reject(line=line, field=field, reason=reason, raw=str(raw)[:500])
+    return to_event(item, source, contact_source)
+
+
+def to_event(item: EventItem, source: str, contact_source: str) -> EventIn:
+    """The normalised event of a valid item."""
+    facts = None
+    if item.business or item.contact:
+        b = item.business or BusinessIn()
+        facts = BusinessFacts(
+            siret=item.siret,
+            name=b.name,
+            naf_code=b.naf_code,
+            commune_code=b.commune_code,
+            tranche_effectifs=b.tranche_effectifs,
+            creation_date=b.creation_date or (item.occurred_on if item.type == "creation" else None),
+        )
+        c = item.contact
+        if c:
+            if c.email:
+                facts.contacts.append(ContactPoint("email", c.email, contact_source, c.consent))
+            if c.phone:
+                facts.contacts.append(ContactPoint("phone", c.phone, contact_source, c.consent))
+            facts.street, facts.postal_code, facts.city = c.street, c.postal_code, c.city
+    return EventIn(
+        source=source,
+        external_id=item.external_id,
+        type=item.type,
+        occurred_on=item.occurred_on,
+        siret=item.siret,
+        siren=item.siret[:9],
+        business=facts,
+        payload=item.payload or {},
+    )
