@@ -1,1 +1,1 @@
-"""Shipped reference data of the segments package (NAF taxonomy, territories) and the script that rebuilds it."""
+"""Shipped reference data of `segments` (NAF taxonomy, territories) and the script that rebuilds it."""

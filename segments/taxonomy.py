@@ -1,0 +1,94 @@
+"""Métier taxonomy: NAF rév. 2 sub-classes mapped to the métier families business owners recognise.
+
+Pure and stdlib only. The shipped files ``segments/data/families.csv`` and ``segments/data/naf.csv``
+(rebuilt by ``python -m segments.data.build_reference``) are read once and cached.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+__all__ = [
+    "Family",
+    "NafEntry",
+    "families",
+    "naf_entries",
+    "normalize_naf",
+    "family_for_naf",
+    "naf_entry",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A métier family: slug key, French label, how a message names the trade, and what it covers."""
+
+    family: str
+    label: str
+    trade_phrase: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class NafEntry:
+    """A NAF sub-class (``43.22A``) with its official label, its family and the owner's word for the trade."""
+
+    code: str
+    label: str
+    family: str
+    metier: str
+
+
+# Two digits, optional dot, two digits, one letter: "4322A", "43.22a", " 43.22A ".
+_NAF_PATTERN = re.compile(r"^(\d{2})\.?(\d{2})([A-Za-z])$")
+
+
+def _read_csv(name: str) -> list[dict[str, str]]:
+    text = resources.files("segments.data").joinpath(name).read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@cache
+def families() -> dict[str, Family]:
+    """All métier families by slug (``batiment``, ``alimentation`` ...)."""
+    return {row["family"]: Family(**row) for row in _read_csv("families.csv")}
+
+
+@cache
+def naf_entries() -> dict[str, NafEntry]:
+    """All 732 NAF sub-classes by dotted code (``43.22A``)."""
+    return {row["code"]: NafEntry(**row) for row in _read_csv("naf.csv")}
+
+
+def normalize_naf(code: str) -> str:
+    """Canonical NAF sub-class code ``43.22A`` from ``4322A``, ``43.22a`` or ``43.22A``.
+
+    Raises ValueError when the text is not shaped like a sub-class code. It does not check that the code
+    exists: use `naf_entry` for that.
+    """
+    if not isinstance(code, str):
+        raise ValueError(f"NAF code must be a string, got {type(code).__name__}")
+    match = _NAF_PATTERN.match(code.strip())
+    if match is None:
+        raise ValueError(f"invalid NAF code {code!r}: expected a sub-class like '43.22A' or '4322A'")
+    division, rest, letter = match.groups()
+    return f"{division}.{rest}{letter.upper()}"
+
+
+def naf_entry(code: str) -> NafEntry | None:
+    """The sub-class entry for `code` (any accepted spelling), or None if the code is unknown or malformed."""
+    try:
+        return naf_entries().get(normalize_naf(code))
+    except ValueError:
+        return None
+
+
+def family_for_naf(code: str) -> str | None:
+    """The family slug of a NAF sub-class, or None for an unknown or malformed code."""
+    entry = naf_entry(code)
+    return entry.family if entry else None
