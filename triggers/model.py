@@ -53,6 +53,8 @@ class BusinessFacts:
     postal_code: str | None = None
     city: str | None = None
     contacts: list[ContactPoint] = field(default_factory=list)
+    state_since: dt.date | None = None  # start of the current Sirene period (dateDebut): closure date
+    head_office: bool | None = None  # etablissementSiege: where a SIREN-only event (BODACC) lands
 
 
 @dataclass(slots=True)
