@@ -1,0 +1,486 @@
+"""Postal letters: one A4 PDF per business, and per batch one merged PDF plus a CSV manifest.
+
+Settings (read by the composition root, passed as constructor arguments):
+
+    DECLIC_LETTER_DIR              where batches are written (default <DECLIC_HOME>/letters)
+    DECLIC_LETTER_SENDER_NAME      the sender shown top left when a message carries no meta["sender"]
+    DECLIC_LETTER_SENDER_ADDRESS   its address, lines separated by "|" or new lines
+    DECLIC_LETTER_SENDER_CITY      the town written before the date ("Rennes, le 27 novembre 2026")
+    DECLIC_TIMEZONE                the date is today's date there (default Europe/Paris)
+
+A batch is written to `DECLIC_LETTER_DIR/<batch-id>/`:
+
+    letters/<message_id>-<siret>.pdf   one file per business, for the archive and the operator
+    merged.pdf                         every letter in manifest order, for the mailing house's printer
+    manifest.csv                       message_id;siret;name;line1;...;line6;pages;file (UTF-8 with BOM,
+                                       ";" separated, as French spreadsheets expect)
+
+The batch id is derived from the date and the message ids, so sending the same batch again rewrites
+the same folder instead of creating a second mailing; the folder appears complete or not at all.
+
+The recipient address follows NF Z10-011: at most 6 lines of at most 38 characters, the last lines
+(street, locality complement, postcode and town) in upper case without accents or punctuation. Give it
+as meta["address"] (fields of `address_block`) or as the message's recipient, lines joined by "\\n".
+Text is set in DejaVu Sans (shipped in integrations/fonts with its licence), which covers French
+entirely (é, œ, €, « », the narrow no-break space).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import os
+import re
+import shutil
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fpdf import FPDF
+from pypdf import PdfReader, PdfWriter
+
+from integrations.base import OutgoingMessage, Outcome, SendResult, register
+
+FONTS_DIR = Path(__file__).parent / "fonts"
+FONT_REGULAR = FONTS_DIR / "DejaVuSans.ttf"
+FONT_BOLD = FONTS_DIR / "DejaVuSans-Bold.ttf"
+
+MAX_LINES = 6
+MAX_CHARS = 38
+POSTCODE_RE = re.compile(r"^\d{5}$")
+
+MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+# La Poste's usual abbreviations, used only when a line would not fit in 38 characters.
+ABBREVIATIONS = (
+    ("AVENUE", "AV"),
+    ("BOULEVARD", "BD"),
+    ("FAUBOURG", "FG"),
+    ("IMPASSE", "IMP"),
+    ("CHEMIN", "CHE"),
+    ("ROUTE", "RTE"),
+    ("PLACE", "PL"),
+    ("ALLEE", "ALL"),
+    ("QUARTIER", "QUA"),
+    ("RESIDENCE", "RES"),
+    ("LOTISSEMENT", "LOT"),
+    ("PROMENADE", "PROM"),
+    ("SQUARE", "SQ"),
+    ("SAINTE", "STE"),
+    ("SAINT", "ST"),
+    ("GENERAL", "GAL"),
+    ("MARECHAL", "MAL"),
+    ("PRESIDENT", "PDT"),
+    ("DOCTEUR", "DR"),
+    ("PROFESSEUR", "PR"),
+    ("COMMANDANT", "CDT"),
+)
+
+
+class AddressError(ValueError):
+    """An address that cannot be printed as a French postal block; the message says why, in French."""
+
+
+# --- pure helpers ------------------------------------------------------------------------------------
+
+
+def french_date(day: dt.date) -> str:
+    """A date as French letters write it: "27 novembre 2026", "1er décembre 2026"."""
+    number = "1er" if day.day == 1 else str(day.day)
+    return f"{number} {MONTHS[day.month - 1]} {day.year}"
+
+
+def _squash(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def postal_upper(text: str) -> str:
+    """Upper case without accents or punctuation, as La Poste reads the last lines ("L'Église" -> "L EGLISE")."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    bare = bare.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
+    # Apostrophes, hyphens, commas and dots become spaces; letters, digits and spaces stay.
+    cleaned = re.sub(r"[^0-9A-Za-z ]+", " ", bare)
+    return _squash(cleaned.upper())
+
+
+def abbreviate(line: str) -> str:
+    """The line with La Poste's abbreviations applied (AVENUE -> AV, SAINT -> ST...)."""
+    words = line.split()
+    table = dict(ABBREVIATIONS)
+    return " ".join(table.get(word, word) for word in words)
+
+
+def _fit(line: str, label: str, number: int) -> str:
+    if len(line) <= MAX_CHARS:
+        return line
+    shorter = abbreviate(line)
+    if len(shorter) <= MAX_CHARS:
+        return shorter
+    raise AddressError(
+        f"ligne {number} ({label}) trop longue : {len(line)} caractères pour {MAX_CHARS} au plus, "
+        f"même abrégée : « {line} »"
+    )
+
+
+def _wrap_two(text: str) -> tuple[str, str] | None:
+    """Split a long name on a word boundary into two lines of at most 38 characters, if possible."""
+    words = text.split()
+    for cut in range(len(words) - 1, 0, -1):
+        first, second = " ".join(words[:cut]), " ".join(words[cut:])
+        if len(first) <= MAX_CHARS and len(second) <= MAX_CHARS:
+            return first, second
+    return None
+
+
+def address_block(
+    *,
+    name: str,
+    street: str = "",
+    postcode: str,
+    city: str,
+    contact: str = "",
+    building: str = "",
+    locality_extra: str = "",
+    cedex: str = "",
+) -> list[str]:
+    """The recipient block per NF Z10-011 (lines 1 to 6, empty ones left out), or AddressError.
+
+    1 name (raison sociale) · 2 contact or service · 3 building, entrance, residence · 4 number and
+    street · 5 lieu-dit or BP · 6 postcode and town (CEDEX). Lines 4 to 6 are upper case without
+    accents or punctuation; a name too long for line 1 continues on line 2 when line 2 is free.
+    """
+    name = _squash(name)
+    if not name:
+        raise AddressError("nom du destinataire absent (ligne 1)")
+    postcode = re.sub(r"\s+", "", postcode or "")
+    if not POSTCODE_RE.match(postcode):
+        raise AddressError(f"code postal invalide : « {postcode or ''} » (5 chiffres attendus)")
+    town = postal_upper(city)
+    if not town:
+        raise AddressError("localité absente (ligne 6)")
+
+    line1, line2 = name, _squash(contact)
+    if len(line1) > MAX_CHARS:
+        wrapped = _wrap_two(line1) if not line2 else None
+        if wrapped is None:
+            raise AddressError(
+                f"ligne 1 (nom) trop longue : {len(line1)} caractères pour {MAX_CHARS} au plus : « {line1} »"
+            )
+        line1, line2 = wrapped
+    line2 = _fit(line2, "destinataire ou service", 2) if line2 else ""
+    line3 = _fit(_squash(building), "bâtiment, entrée, résidence", 3) if building else ""
+    line4 = _fit(postal_upper(street), "numéro et voie", 4) if street else ""
+    line5 = _fit(postal_upper(locality_extra), "lieu-dit ou boîte postale", 5) if locality_extra else ""
+    last = f"{postcode} {town}" + (f" CEDEX {postal_upper(cedex)}".rstrip() if cedex else "")
+    line6 = _fit(last, "code postal et localité", 6)
+    return [line for line in (line1, line2, line3, line4, line5, line6) if line]
+
+
+def block_from_lines(lines: Sequence[str]) -> list[str]:
+    """Check and normalise an address already cut into lines (recipient text), or AddressError."""
+    kept = [_squash(line) for line in lines if _squash(line)]
+    if len(kept) < 2:
+        raise AddressError("adresse incomplète : il faut au moins le nom et la ligne « code postal localité »")
+    if len(kept) > MAX_LINES:
+        raise AddressError(f"adresse trop longue : {len(kept)} lignes pour {MAX_LINES} au plus")
+    last = postal_upper(kept[-1])
+    if not POSTCODE_RE.match(last[:5]) or (len(last) > 5 and last[5] != " "):
+        raise AddressError(f"dernière ligne sans code postal en tête : « {kept[-1]} »")
+    # The last three lines of a full block are street, lieu-dit and town: upper case for La Poste's
+    # readers; the name lines above keep the owner's own spelling.
+    first_upper = max(1, len(kept) - 3)
+    normalised = [
+        line if index < first_upper else postal_upper(line) for index, line in enumerate(kept)
+    ]
+    labels = ["nom", "destinataire ou service", "bâtiment", "numéro et voie", "lieu-dit", "code postal et localité"]
+    return [_fit(line, labels[min(i, 5)], i + 1) for i, line in enumerate(normalised)]
+
+
+def address_for(message: OutgoingMessage) -> list[str]:
+    """The postal block of a message: meta["address"] fields when given, else its recipient lines."""
+    fields = message.meta.get("address")
+    if isinstance(fields, Mapping):
+        allowed = {"name", "street", "postcode", "city", "contact", "building", "locality_extra", "cedex"}
+        return address_block(**{k: str(v or "") for k, v in fields.items() if k in allowed})
+    return block_from_lines(message.recipient.splitlines())
+
+
+def batch_id_for(day: dt.date, message_ids: Sequence[int]) -> str:
+    """A folder name that is the same whenever the same messages are sent the same day."""
+    digest = hashlib.sha1(",".join(str(i) for i in sorted(message_ids)).encode()).hexdigest()[:10]
+    return f"{day:%Y%m%d}-{digest}"
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who signs the letter, shown top left."""
+
+    name: str = ""
+    address: tuple[str, ...] = ()
+    city: str = ""
+    phone: str = ""
+    email: str = ""
+
+    @classmethod
+    def from_meta(cls, value: Any, default: Sender) -> Sender:
+        """The sender from a message's meta["sender"] ({name, address, city, phone, email}), else `default`."""
+        if not isinstance(value, Mapping):
+            return default
+        address = value.get("address") or ()
+        if isinstance(address, str):
+            address = tuple(part.strip() for part in re.split(r"[|\n]", address) if part.strip())
+        return cls(
+            name=str(value.get("name") or default.name),
+            address=tuple(address) or default.address,
+            city=str(value.get("city") or default.city),
+            phone=str(value.get("phone") or ""),
+            email=str(value.get("email") or ""),
+        )
+
+
+@dataclass(slots=True)
+class Letter:
+    """One letter ready to lay out."""
+
+    message: OutgoingMessage
+    address: list[str]
+    sender: Sender
+    day: dt.date
+    first_page: int = 0
+    pages: int = 0
+    file: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LetterDocument(FPDF):
+    """A4 portrait pages with Déclic's letter layout; several letters can share one document."""
+
+    def __init__(self) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self.set_margins(20, 15, 20)
+        self.set_auto_page_break(auto=True, margin=20)
+        self.add_font("DejaVu", "", str(FONT_REGULAR))
+        self.add_font("DejaVu", "B", str(FONT_BOLD))
+        self.set_lang("fr")
+        self.set_creator("Déclic")
+        self.current_reference = ""
+        self.page_in_letter = 0
+
+    def footer(self) -> None:
+        # The reference lets the mailing house and an adviser match a printed page to its row.
+        self.page_in_letter += 1
+        self.set_y(-13)
+        self.set_font("DejaVu", "", 7)
+        self.set_text_color(110)
+        self.cell(0, 4, f"Réf. {self.current_reference} · page {self.page_in_letter}", align="R")
+        self.set_text_color(0)
+
+    def add_letter(self, letter: Letter) -> None:
+        """Lay out one letter from a new page."""
+        message = letter.message
+        # add_page() first prints the previous letter's footer: switch the reference only afterwards.
+        self.add_page()
+        self.current_reference = f"D-{message.message_id}"
+        self.page_in_letter = 0
+        letter.first_page = self.page_no()
+
+        # Sender, top left.
+        sender = letter.sender
+        self.set_xy(20, 15)
+        if sender.name:
+            self.set_font("DejaVu", "B", 10)
+            self.multi_cell(85, 4.6, sender.name)
+        self.set_font("DejaVu", "", 9)
+        for line in (*sender.address, sender.phone, sender.email):
+            if line:
+                self.set_x(20)
+                self.multi_cell(85, 4.2, line)
+
+        # Recipient, in the window of a French DL envelope (window on the right).
+        self.set_font("DejaVu", "", 10.5)
+        self.set_xy(110, 50)
+        for line in letter.address:
+            self.set_x(110)
+            self.cell(85, 5, line, new_x="LEFT", new_y="NEXT")
+
+        # Date and subject.
+        where = f"{sender.city}, le " if sender.city else "Le "
+        self.set_xy(110, 88)
+        self.set_font("DejaVu", "", 10)
+        self.cell(80, 5, where + french_date(letter.day))
+        self.set_xy(20, 102)
+        if message.subject:
+            self.set_font("DejaVu", "B", 11)
+            self.multi_cell(170, 5.5, f"Objet : {message.subject}")
+            self.ln(4)
+
+        # Body: one paragraph per line of text; an empty line is a wider gap.
+        self.set_font("DejaVu", "", 11)
+        for paragraph in message.body.replace("\r\n", "\n").split("\n"):
+            if paragraph.strip():
+                self.set_x(20)
+                self.multi_cell(170, 5.6, paragraph.strip())
+                self.ln(2.2)
+            else:
+                self.ln(2.8)
+        letter.pages = self.page_no() - letter.first_page + 1
+
+
+def render_letters(letters: Sequence[Letter]) -> bytes:
+    """One PDF holding every letter, each from a new page; fills `first_page` and `pages` of each."""
+    document = LetterDocument()
+    document.set_title("Courriers Déclic")
+    for letter in letters:
+        document.add_letter(letter)
+    return bytes(document.output())
+
+
+def split_letters(merged: bytes, letters: Sequence[Letter]) -> list[bytes]:
+    """The per-letter PDFs cut out of the merged one (each keeps only its own pages)."""
+    reader = PdfReader(io.BytesIO(merged))
+    files = []
+    for letter in letters:
+        writer = PdfWriter()
+        for index in range(letter.first_page - 1, letter.first_page - 1 + letter.pages):
+            writer.add_page(reader.pages[index])
+        writer.add_metadata({"/Title": f"Courrier Déclic D-{letter.message.message_id}", "/Creator": "Déclic"})
+        buffer = io.BytesIO()
+        writer.write(buffer)
+        files.append(buffer.getvalue())
+    return files
+
+
+# --- the channel -------------------------------------------------------------------------------------
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_-]+", "", text) or "x"
+
+
+class LetterChannel:
+    """Writes each batch of letters as PDFs, a merged PDF and a manifest for a mailing house."""
+
+    name = "letter"
+
+    def __init__(
+        self,
+        *,
+        letter_dir: str | os.PathLike[str],
+        sender_name: str = "",
+        sender_address: str | Sequence[str] = (),
+        sender_city: str = "",
+        timezone: str = "Europe/Paris",
+        today: Callable[[], dt.date] | None = None,
+    ) -> None:
+        self.root = Path(letter_dir)
+        if isinstance(sender_address, str):
+            sender_address = [part.strip() for part in re.split(r"[|\n]", sender_address) if part.strip()]
+        self.default_sender = Sender(name=sender_name, address=tuple(sender_address), city=sender_city)
+        zone = ZoneInfo(timezone)
+        self.today = today or (lambda: dt.datetime.now(zone).date())
+        self.last_batch_dir: Path | None = None
+
+    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """Write the batch's letters; bad addresses are PERMANENT, a disk failure TRANSIENT for all."""
+        day = self.today()
+        results: dict[int, SendResult] = {}
+        letters: list[Letter] = []
+        for position, message in enumerate(batch):
+            if not message.body.strip():
+                results[position] = SendResult(message.message_id, Outcome.PERMANENT, "courrier sans texte")
+                continue
+            try:
+                address = address_for(message)
+            except (AddressError, TypeError) as exc:
+                results[position] = SendResult(message.message_id, Outcome.PERMANENT, f"adresse refusée : {exc}")
+                continue
+            sender = Sender.from_meta(message.meta.get("sender"), self.default_sender)
+            letters.append(Letter(message, address, sender, day, extra={"position": position}))
+
+        if letters:
+            batch_id = batch_id_for(day, [letter.message.message_id for letter in letters])
+            try:
+                self._write_batch(batch_id, letters)
+            except Exception as exc:  # disk full, permissions, a layout bug: nothing was handed over
+                detail = f"écriture du lot impossible : {type(exc).__name__}: {exc}"
+                for letter in letters:
+                    results[letter.extra["position"]] = SendResult(
+                        letter.message.message_id, Outcome.TRANSIENT, detail
+                    )
+            else:
+                for letter in letters:
+                    results[letter.extra["position"]] = SendResult(
+                        letter.message.message_id,
+                        Outcome.SENT,
+                        f"PDF écrit ({letter.pages} page{'s' if letter.pages > 1 else ''})",
+                        provider_id=f"{batch_id}/{letter.file}",
+                    )
+        return [results[position] for position in range(len(batch))]
+
+    def _write_batch(self, batch_id: str, letters: list[Letter]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / batch_id
+        # Built aside and renamed: the mailing house never picks up half a batch.
+        partial = self.root / f".{batch_id}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        (partial / "letters").mkdir(parents=True)
+
+        merged = render_letters(letters)
+        (partial / "merged.pdf").write_bytes(merged)
+        for letter, content in zip(letters, split_letters(merged, letters), strict=True):
+            siret = _safe(str(letter.message.meta.get("siret") or "sans-siret"))
+            letter.file = f"letters/{letter.message.message_id}-{siret}.pdf"
+            (partial / letter.file).write_bytes(content)
+
+        # Excel, the mailing houses' usual tool, reads accents right only with a BOM.
+        with open(partial / "manifest.csv", "w", newline="", encoding="utf-8-sig") as handle:
+            writer = csv.writer(handle, delimiter=";")
+            writer.writerow(
+                ["message_id", "siret", "name", *(f"line{i}" for i in range(1, MAX_LINES + 1)), "pages", "file"]
+            )
+            for letter in letters:
+                lines = letter.address + [""] * (MAX_LINES - len(letter.address))
+                meta = letter.message.meta
+                writer.writerow(
+                    [
+                        letter.message.message_id,
+                        meta.get("siret") or "",
+                        meta.get("business_name") or meta.get("name") or letter.address[0],
+                        *lines,
+                        letter.pages,
+                        letter.file,
+                    ]
+                )
+
+        if final.exists():
+            shutil.rmtree(final)
+        partial.rename(final)
+        self.last_batch_dir = final
+
+    def close(self) -> None:
+        """Nothing stays open between batches."""
+
+
+register("letter", LetterChannel)
