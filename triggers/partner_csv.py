@@ -1,0 +1,139 @@
+"""Partner CSV files: the same events as the partner API, one a row, validated the same way.
+
+Columns (header row required, names case-insensitive, order free; the first four are required):
+
+| column         | content                                                                      |
+|----------------|------------------------------------------------------------------------------|
+| `external_id`  | the partner's own id for the event, unique per partner (idempotency key)     |
+| `type`         | `creation`, `first_hire`, `takeover`, `critical_period`, `consolidation`,     |
+|                | `closure`, `activity_change`, `deadline`, or a conversion: `offer_enrolled`, |
+|                | `diagnostic_completed`, `ambassador_met`                                      |
+| `siret`        | 14 digits, spaces allowed, checksum verified                                 |
+| `occurred_on`  | `YYYY-MM-DD` or `DD/MM/YYYY`, not in the future                              |
+| `name`         | business name (optional)                                                     |
+| `naf_code`     | NAF rév. 2 sub-class, `43.22A` or `4322A` (optional)                          |
+| `commune_code` | INSEE commune code, `35238` (optional)                                       |
+| `email`        | contact e-mail (optional)                                                    |
+| `phone`        | French phone number (optional)                                               |
+| `street`, `postal_code`, `city` | postal address (optional)                                   |
+| `consent`      | `oui`/`non`, `1`/`0`, `true`/`false`, `yes`/`no` (empty: no): the owner    |
+|                | agreed to be called, or is an existing client                               |
+
+Separator `;` or `,` (sniffed from the header line), UTF-8 with or without BOM, quoted fields allowed.
+Each row goes through the API's own schema (`triggers.partner_api.validate_item`), so a file and a
+POST accept and refuse exactly the same things; a bad row is rejected with its line, field and reason
+and the file goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from triggers.model import EventIn, Reject
+from triggers.partner_api import validate_item
+
+COLUMNS = (
+    "external_id", "type", "siret", "occurred_on", "name", "naf_code", "commune_code", "email", "phone",
+    "street", "postal_code", "city", "consent",
+)  # fmt: skip
+REQUIRED = COLUMNS[:4]
+BUSINESS_COLUMNS = ("name", "naf_code", "commune_code")
+CONTACT_COLUMNS = ("email", "phone", "street", "postal_code", "city")
+_YES = {"1", "oui", "o", "true", "vrai", "yes", "y", "x"}
+_NO = {"", "0", "non", "n", "false", "faux", "no"}
+
+
+class PartnerFileError(ValueError):
+    """The file cannot be read as a partner CSV (encoding, header)."""
+
+
+@dataclass
+class PartnerStats:
+    read: int = 0
+    rejected: int = 0
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """`;` or `,`, whichever splits the header line into more known columns."""
+    def score(sep: str) -> int:
+        return sum(1 for c in header_line.split(sep) if c.strip().strip('"').lower() in COLUMNS)
+
+    return ";" if score(";") >= score(",") else ","
+
+
+def row_to_item(row: dict[str, str]) -> dict[str, Any] | Reject:
+    """The API item of one CSV row (before validation); a Reject for a bad consent value."""
+    item: dict[str, Any] = {k: row.get(k, "").strip() for k in REQUIRED}
+    business = {k: row[k].strip() for k in BUSINESS_COLUMNS if row.get(k, "").strip()}
+    contact: dict[str, Any] = {k: row[k].strip() for k in CONTACT_COLUMNS if row.get(k, "").strip()}
+    consent = row.get("consent", "").strip().lower()
+    if consent in _YES:
+        contact["consent"] = True
+    elif consent not in _NO:
+        return Reject(line=None, field="consent", reason=f"consent illisible: {consent!r} (oui/non)")
+    if business:
+        item["business"] = business
+    if contact:
+        item["contact"] = contact
+    return item
+
+
+def read_partner_csv(
+    path: str | os.PathLike[str],
+    *,
+    source: str,
+    contact_source: str,
+    on_reject: Callable[[Reject], None] | None = None,
+    stats: PartnerStats | None = None,
+) -> Iterator[EventIn]:
+    """Valid events of a partner file, in file order; rejects go to `on_reject`."""
+    path = Path(path)
+    stats = stats if stats is not None else PartnerStats()
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as stream:
+            header_line = stream.readline()
+            if not header_line.strip():
+                raise PartnerFileError(f"{path.name}: empty file (a header row is expected)")
+            delimiter = sniff_delimiter(header_line)
+            header = [h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter))]
+            missing = [c for c in REQUIRED if c not in header]
+            unknown = [c for c in header if c and c not in COLUMNS]
+            if missing or unknown:
+                parts = []
+                if missing:
+                    parts.append("missing columns: " + ", ".join(missing))
+                if unknown:
+                    parts.append("unknown columns: " + ", ".join(unknown))
+                raise PartnerFileError(f"{path.name}: {'; '.join(parts)} (expected: {';'.join(COLUMNS)})")
+            reader = csv.reader(stream, delimiter=delimiter)
+            for values in reader:
+                line = reader.line_num + 1  # the header line was read apart
+                if not any(v.strip() for v in values):
+                    continue
+                stats.read += 1
+                raw = delimiter.join(values)[:500]
+                if len(values) != len(header):
+                    stats.rejected += 1
+                    if on_reject:
+                        reason = f"wrong column count ({len(values)} instead of {len(header)})"
+                        on_reject(Reject(line=line, field="row", reason=reason, raw=raw))
+                    continue
+                item = row_to_item(dict(zip(header, values, strict=True)))
+                out = item if isinstance(item, Reject) else validate_item(item, source, contact_source, line)
+                if isinstance(out, Reject):
+                    stats.rejected += 1
+                    if on_reject:
+                        on_reject(Reject(line=line, field=out.field, reason=out.reason, raw=raw))
+                    continue
+                yield out
+    except UnicodeDecodeError as exc:
+        raise PartnerFileError(f"{path.name}: not UTF-8 text (save the file as « CSV UTF-8 »)") from exc
+    except csv.Error as exc:
+        raise PartnerFileError(f"{path.name}: unreadable CSV ({exc})") from exc
+    except OSError as exc:
+        raise PartnerFileError(f"cannot open {path}: {exc.strerror or exc}") from exc
