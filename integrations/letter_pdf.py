@@ -17,6 +17,8 @@ A batch is written to `DECLIC_LETTER_DIR/<batch-id>/`:
 
 The batch id is derived from the date and the message ids, so sending the same batch again rewrites
 the same folder instead of creating a second mailing; the folder appears complete or not at all.
+The point of no return is that appearance (a rename): `on_handoff(message_id)` is called for each letter
+just before it, and a letter whose lease was lost is taken out of the batch (ABANDONED).
 
 The recipient address follows NF Z10-011: at most 6 lines of at most 38 characters, the last lines
 (street, locality complement, postcode and town) in upper case without accents or punctuation. Give it
@@ -44,7 +46,8 @@ from zoneinfo import ZoneInfo
 from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
-from integrations.base import OutgoingMessage, Outcome, SendResult, register
+from integrations._settings import setting
+from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
 
 FONTS_DIR = Path(__file__).parent / "fonts"
 FONT_REGULAR = FONTS_DIR / "DejaVuSans.ttf"
@@ -402,7 +405,19 @@ class LetterChannel:
         self.today = today or (lambda: dt.datetime.now(zone).date())
         self.last_batch_dir: Path | None = None
 
-    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+    @classmethod
+    def from_settings(cls, settings: Any) -> LetterChannel:
+        """The channel configured from the composition root's settings (`DECLIC_LETTER_*`)."""
+        home = Path(setting(settings, "home", "var"))
+        return cls(
+            letter_dir=setting(settings, "letter_dir", str(home / "letters")),
+            sender_name=setting(settings, "letter_sender_name", ""),
+            sender_address=setting(settings, "letter_sender_address", ""),
+            sender_city=setting(settings, "letter_sender_city", ""),
+            timezone=setting(settings, "timezone", "Europe/Paris"),
+        )
+
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """Write the batch's letters; bad addresses are PERMANENT, a disk failure TRANSIENT for all."""
         day = self.today()
         results: dict[int, SendResult] = {}
@@ -422,7 +437,7 @@ class LetterChannel:
         if letters:
             batch_id = batch_id_for(day, [letter.message.message_id for letter in letters])
             try:
-                self._write_batch(batch_id, letters)
+                letters, abandoned = self._write_batch(batch_id, letters, on_handoff)
             except Exception as exc:  # disk full, permissions, a layout bug: nothing was handed over
                 detail = f"écriture du lot impossible : {type(exc).__name__}: {exc}"
                 for letter in letters:
@@ -430,6 +445,10 @@ class LetterChannel:
                         letter.message.message_id, Outcome.TRANSIENT, detail
                     )
             else:
+                for letter in abandoned:
+                    results[letter.extra["position"]] = SendResult(
+                        letter.message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie"
+                    )
                 for letter in letters:
                     results[letter.extra["position"]] = SendResult(
                         letter.message.message_id,
@@ -439,7 +458,10 @@ class LetterChannel:
                     )
         return [results[position] for position in range(len(batch))]
 
-    def _write_batch(self, batch_id: str, letters: list[Letter]) -> None:
+    def _write_batch(
+        self, batch_id: str, letters: list[Letter], on_handoff: Handoff | None
+    ) -> tuple[list[Letter], list[Letter]]:
+        """Write the batch folder; returns the letters written and those abandoned at hand-off."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / batch_id
         # Built aside and renamed: the mailing house never picks up half a batch.
@@ -474,13 +496,27 @@ class LetterChannel:
                     ]
                 )
 
+        abandoned: list[Letter] = []
+        if on_handoff is not None:
+            kept: list[Letter] = []
+            for letter in letters:
+                (kept if on_handoff(letter.message.message_id) else abandoned).append(letter)
+            if abandoned:
+                # Rare (a lease expired mid-batch): rebuild without the letters another worker now owns.
+                shutil.rmtree(partial, ignore_errors=True)
+                if not kept:
+                    return [], abandoned
+                written, _ = self._write_batch(batch_id, kept, None)
+                return written, abandoned
+
         if final.exists():
             shutil.rmtree(final)
         partial.rename(final)
         self.last_batch_dir = final
+        return letters, abandoned
 
     def close(self) -> None:
         """Nothing stays open between batches."""
 
 
-register("letter", LetterChannel)
+register("letter", LetterChannel.from_settings)

@@ -12,6 +12,11 @@ Settings (the composition root reads them and passes them as constructor argumen
     DECLIC_SMS_OCTOPUSH_TYPE     "sms_premium" (default) or "sms_low_cost"
     DECLIC_SMS_OCTOPUSH_PURPOSE  "wholesale" (marketing, default) or "alert" (transactional)
 
+Exactly once: `on_handoff(message_id)` is called just before the request leaves; when it answers False
+(the lease went to another worker) the message is ABANDONED without a request. The reference sent with
+every attempt (`Idempotency-Key`, Octopush `request_id`) lets the provider drop a repeat after a lost
+answer.
+
 Generic JSON adapter (the protocol a provider or an in-house gateway implements to plug in without code):
 
     POST <DECLIC_SMS_URL>
@@ -68,7 +73,8 @@ from integrations._http import (
     status_detail,
     transport_detail,
 )
-from integrations.base import OutgoingMessage, Outcome, SendResult, register
+from integrations._settings import setting
+from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
 
 PARIS = ZoneInfo("Europe/Paris")
 OCTOPUSH_URL = "https://api.octopush.com/v1/public/sms-campaign/send"
@@ -444,17 +450,34 @@ class SmsChannel:
         self._sessions = SessionPool(self.adapter.session_headers(), pool_size=2)
         self._workers = WorkerPool(workers)
 
-    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
-        """Send each SMS; invalid numbers are PERMANENT without a request. One result per message, in order."""
-        return self._workers.map(self._send_one, list(batch))
+    @classmethod
+    def from_settings(cls, settings: Any) -> SmsChannel:
+        """The channel configured from the composition root's settings (`DECLIC_SMS_*`)."""
+        return cls(
+            provider=setting(settings, "sms_provider", "generic"),
+            url=setting(settings, "sms_url", ""),
+            api_key=setting(settings, "sms_api_key", ""),
+            login=setting(settings, "sms_login", ""),
+            sender=setting(settings, "sms_sender", ""),
+            timeout=setting(settings, "sms_timeout", 10.0),
+            workers=setting(settings, "sms_workers", 8),
+            octopush_type=setting(settings, "sms_octopush_type", "sms_premium"),
+            octopush_purpose=setting(settings, "sms_octopush_purpose", "wholesale"),
+        )
 
-    def _send_one(self, message: OutgoingMessage) -> SendResult:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+        """Send each SMS; invalid numbers are PERMANENT without a request. One result per message, in order."""
+        return self._workers.map(lambda message: self._send_one(message, on_handoff), list(batch))
+
+    def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
         try:
             number = normalise_mobile(message.recipient, self.region)
         except InvalidNumber as exc:
             return SendResult(message.message_id, Outcome.PERMANENT, exc.reason)
         reference = message.rfc_message_id or f"declic-{message.message_id}"
         call = self.adapter.prepare(message, number, reference)
+        if on_handoff is not None and not on_handoff(message.message_id):
+            return SendResult(message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie")
         try:
             response = self._sessions.get().post(call.url, json=call.json, headers=call.headers, timeout=self.timeout)
         except requests.RequestException as exc:
@@ -482,4 +505,4 @@ class SmsChannel:
         self._sessions.close()
 
 
-register("sms", SmsChannel)
+register("sms", SmsChannel.from_settings)

@@ -6,7 +6,7 @@ Settings (read by the composition root, passed as constructor arguments):
     DECLIC_WEBHOOK_SECRET    shared secret for the HMAC-SHA256 signature (at least 16 characters)
     DECLIC_WEBHOOK_TIMEOUT   seconds to wait for the partner (default 10)
     DECLIC_WEBHOOK_WORKERS   requests in flight at once (default 4)
-    DECLIC_WEBHOOK_TOLERANCE seconds of clock skew a receiver accepts in `verify` (default 300)
+    (a receiver's `verify` accepts 300 seconds of clock skew by default)
 
 What the partner receives:
 
@@ -21,7 +21,8 @@ What the partner receives:
 
 The signature covers the timestamp so a captured request cannot be replayed later; a receiver checks
 it with `verify(secret, timestamp, body, signature)` over the raw bytes, before parsing the JSON.
-Outcomes follow the SMS rules: 2xx SENT; 408/425/429/5xx, timeouts and refused connections TRANSIENT
+`on_handoff(message_id)` is called just before the request leaves; False (lease lost) means ABANDONED
+without a request. Outcomes follow the SMS rules: 2xx SENT; 408/425/429/5xx, timeouts and refused connections TRANSIENT
 (with `Retry-After`); other 4xx PERMANENT.
 """
 
@@ -44,7 +45,8 @@ from integrations._http import (
     status_detail,
     transport_detail,
 )
-from integrations.base import OutgoingMessage, Outcome, SendResult, register
+from integrations._settings import setting
+from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
 
 SIGNATURE_HEADER = "X-Declic-Signature"
 TIMESTAMP_HEADER = "X-Declic-Timestamp"
@@ -118,11 +120,21 @@ class WebhookChannel:
         self._sessions = SessionPool({"Content-Type": "application/json; charset=utf-8"}, pool_size=2)
         self._workers = WorkerPool(workers)
 
-    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
-        """POST each message; one result per message, in order."""
-        return self._workers.map(self._send_one, list(batch))
+    @classmethod
+    def from_settings(cls, settings: Any) -> WebhookChannel:
+        """The channel configured from the composition root's settings (`DECLIC_WEBHOOK_*`)."""
+        return cls(
+            secret=setting(settings, "webhook_secret", ""),
+            url=setting(settings, "webhook_url", ""),
+            timeout=setting(settings, "webhook_timeout", 10.0),
+            workers=setting(settings, "webhook_workers", 4),
+        )
 
-    def _send_one(self, message: OutgoingMessage) -> SendResult:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+        """POST each message; one result per message, in order."""
+        return self._workers.map(lambda message: self._send_one(message, on_handoff), list(batch))
+
+    def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
         url = message.recipient if _is_url(message.recipient) else self.url
         if not url:
             return SendResult(message.message_id, Outcome.PERMANENT, "adresse du webhook absente")
@@ -138,6 +150,8 @@ class WebhookChannel:
             SIGNATURE_HEADER: sign(self.secret, timestamp, body),
             "Idempotency-Key": reference,
         }
+        if on_handoff is not None and not on_handoff(message.message_id):
+            return SendResult(message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie")
         try:
             response = self._sessions.get().post(url, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
@@ -164,4 +178,4 @@ class WebhookChannel:
         self._sessions.close()
 
 
-register("webhook", WebhookChannel)
+register("webhook", WebhookChannel.from_settings)

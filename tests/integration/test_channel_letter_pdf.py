@@ -64,7 +64,7 @@ def text_of(path: Path) -> str:
 
 
 def test_the_channel_registers_itself_by_name() -> None:
-    assert factory_for("letter") is LetterChannel
+    assert factory_for("letter") == LetterChannel.from_settings
 
 
 def test_a_batch_writes_one_pdf_per_business_a_merged_pdf_and_a_manifest(channel: LetterChannel) -> None:
@@ -155,3 +155,22 @@ def test_the_sender_can_come_with_the_message(channel: LetterChannel) -> None:
     channel.send([letter(1, sender=sender)])
     text = text_of(channel.last_batch_dir / "letters" / "1-12345678900001.pdf")
     assert "CMA Bretagne" in text and "2 cours des Alliés" in text and "02 99 00 00 00" in text
+
+
+def test_a_lost_lease_takes_the_letter_out_of_the_batch(channel: LetterChannel) -> None:
+    results = channel.send([letter(1), letter(2), letter(3)], on_handoff=lambda message_id: message_id != 2)
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.ABANDONED, Outcome.SENT]
+    folder = channel.last_batch_dir
+    with open(folder / "manifest.csv", encoding="utf-8-sig", newline="") as handle:
+        assert [row["message_id"] for row in csv.DictReader(handle, delimiter=";")] == ["1", "3"]
+    assert len(PdfReader(folder / "merged.pdf").pages) == 2
+    assert sorted(p.name for p in (folder / "letters").iterdir()) == ["1-12345678900001.pdf", "3-12345678900003.pdf"]
+
+
+def test_from_settings_puts_letters_under_home(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    channel = factory_for("letter")(SimpleNamespace(home=tmp_path, timezone="Europe/Paris"))
+    assert channel.root == tmp_path / "letters"
+    assert channel.send([letter(1)])[0].outcome is Outcome.SENT
+    assert (channel.root / channel.last_batch_dir.name / "merged.pdf").exists()

@@ -52,7 +52,7 @@ def octopush(octopush_peer: LoopbackPeer) -> Iterator[SmsChannel]:
 
 
 def test_the_channel_registers_itself_by_name() -> None:
-    assert factory_for("sms") is SmsChannel
+    assert factory_for("sms") == SmsChannel.from_settings
 
 
 def test_generic_request_follows_the_documented_protocol(generic: SmsChannel, generic_peer: LoopbackPeer) -> None:
@@ -184,3 +184,34 @@ def test_bad_settings_are_refused_early() -> None:
         SmsChannel(provider="generic", url="http://x", sender="Déclic TPE!")
     with pytest.raises(ValueError, match="unknown SMS provider"):
         SmsChannel(provider="carrier-pigeon")
+
+
+def test_a_lost_lease_abandons_the_message_without_a_request(generic: SmsChannel, generic_peer: LoopbackPeer) -> None:
+    asked: list[int] = []
+
+    def on_handoff(message_id: int) -> bool:
+        asked.append(message_id)
+        return message_id != 2
+
+    results = generic.send([sms(1), sms(2, to="+33781234567"), sms(3, to="bad")], on_handoff=on_handoff)
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.ABANDONED, Outcome.PERMANENT]
+    assert sorted(asked) == [1, 2]  # an invalid number is refused before any hand-off
+    assert [r.json()["to"] for r in generic_peer.received] == ["+33612345678"]
+
+
+def test_from_settings_reads_the_settings_then_the_environment(
+    octopush_peer: LoopbackPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("DECLIC_SMS_LOGIN", "env@declic.test")
+    monkeypatch.setenv("DECLIC_SMS_WORKERS", "2")
+    settings = SimpleNamespace(sms_provider="octopush", sms_url=octopush_peer.url, sms_api_key="from-settings")
+    channel = factory_for("sms")(settings)
+    try:
+        assert channel.send([sms(1)])[0].outcome is Outcome.SENT
+    finally:
+        channel.close()
+    assert channel._workers.workers == 2
+    headers = octopush_peer.received[0].headers
+    assert (headers["api-key"], headers["api-login"]) == ("from-settings", "env@declic.test")

@@ -53,7 +53,7 @@ def channel(crm: LoopbackPeer) -> Iterator[WebhookChannel]:
 
 
 def test_the_channel_registers_itself_by_name() -> None:
-    assert factory_for("webhook") is WebhookChannel
+    assert factory_for("webhook") == WebhookChannel.from_settings
 
 
 def test_signed_post_is_verified_by_the_crm(channel: WebhookChannel, crm: LoopbackPeer) -> None:
@@ -136,3 +136,19 @@ def test_batch_order_is_kept(channel: WebhookChannel, crm: LoopbackPeer) -> None
     assert [r.message_id for r in results] == list(range(1, 41))
     assert all(r.outcome is Outcome.SENT for r in results)
     assert len({r.headers["idempotency-key"] for r in crm.received}) == 40
+
+
+def test_a_lost_lease_abandons_the_message_without_a_request(channel: WebhookChannel, crm: LoopbackPeer) -> None:
+    results = channel.send([event(1), event(2)], on_handoff=lambda message_id: message_id == 2)
+    assert [r.outcome for r in results] == [Outcome.ABANDONED, Outcome.SENT]
+    assert [r.json()["message_id"] for r in crm.received] == [2]
+
+
+def test_from_settings(crm: LoopbackPeer) -> None:
+    from types import SimpleNamespace
+
+    channel = factory_for("webhook")(SimpleNamespace(webhook_secret=SECRET, webhook_url=crm.url))
+    try:
+        assert channel.send([event(1)])[0].outcome is Outcome.SENT
+    finally:
+        channel.close()
