@@ -1,0 +1,57 @@
+"""Life-cycle stage of a business (Tableau 2 of the study), derived from its events and its age.
+
+Pure: `lifecycle_stage` takes the facts and returns one of `STAGES` (or None when nothing is known).
+The ingest stores it on `Business.lifecycle_stage` so segments can select "first hires" or
+"transfer" like any other column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+STAGES = ("creation", "first_hires", "consolidation", "critical_period", "transfer", "closed")
+
+# How long an event keeps a business in its stage (days). Why these: the study's windows are "early"
+# for creation and first hires (support is worth most in the first two or three years), while a
+# procedure or a takeover is a one-year moment.
+EVENT_STAGE = {
+    "takeover": ("transfer", 365),
+    "critical_period": ("critical_period", 365),
+    "first_hire": ("first_hires", 730),
+}
+CREATION_YEARS = 3
+
+
+def lifecycle_stage(
+    *,
+    today: dt.date,
+    creation_date: dt.date | None,
+    state: str | None,
+    events: Iterable[tuple[str, dt.date]] = (),
+) -> str | None:
+    """The stage: closed; else the most recent event still in its window; else by age.
+
+    Age below three years is `creation`, above is `consolidation`; with no creation date and no
+    event the stage is unknown (None).
+    """
+    if state == "closed":
+        return "closed"
+    latest: tuple[dt.date, str] | None = None
+    for kind, on in events:
+        if kind == "closure":
+            return "closed"
+        if kind == "creation" and creation_date is None:
+            creation_date = on
+        rule = EVENT_STAGE.get(kind)
+        if rule is None:
+            continue
+        stage, days = rule
+        if 0 <= (today - on).days <= days and (latest is None or on >= latest[0]):
+            latest = (on, stage)
+    if latest is not None:
+        return latest[1]
+    if creation_date is None:
+        return None
+    years = (today - creation_date).days / 365.25
+    return "creation" if years < CREATION_YEARS else "consolidation"
