@@ -19,6 +19,7 @@ class Outcome(str, enum.Enum):
     SENT = "sent"  # accepted by the peer (SMTP 250, HTTP 2xx, PDF written, task queued)
     TRANSIENT = "transient"  # try again later (SMTP 4xx, HTTP 429/5xx, timeout, refused connection)
     PERMANENT = "permanent"  # never retry (SMTP 5xx, HTTP 4xx, invalid number or address)
+    ABANDONED = "abandoned"  # not handed over: another worker owns the message now (lease lost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +48,18 @@ class SendResult:
     retry_after: float | None = None  # seconds, when the peer said so
 
 
+# Called by a channel just before the point of no return of one message (for SMTP: before the final
+# "." of DATA). The dispatcher records the send there; if it returns False (the lease was lost to
+# another worker), the channel must abandon that message without handing it over.
+Handoff = Callable[[int], bool]
+
+
 class Channel(Protocol):
     """One way a message leaves Déclic."""
 
     name: str
 
-    def send(self, batch: Sequence[OutgoingMessage]) -> list[SendResult]:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """Send a batch; one result per message, in order. Never raises for a single bad message."""
         ...
 

@@ -1,7 +1,7 @@
 """The memory of Déclic: SQLModel tables.
 
-Conventions: every datetime column holds UTC without a zone (naive), every date is a calendar date in
-France; JSON columns hold plain dicts and lists. The schema itself is managed by Alembic
+Conventions: every datetime is aware and stored as UTC (SQLModel's UTCDateTime: timestamptz on
+PostgreSQL); every date is a calendar date in France; JSON columns hold plain dicts and lists. The schema itself is managed by Alembic
 (`store/migrations`); `declic init` creates or upgrades it.
 """
 
@@ -15,8 +15,8 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> dt.datetime:
-    """Now in UTC, naive (the store's convention)."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    """Now, aware UTC (the store's convention)."""
+    return dt.datetime.now(dt.UTC)
 
 
 # --- reference data (loaded by `declic init` from the files shipped in segments/data) ---

@@ -1,0 +1,144 @@
+"""E-mail over SMTP (smtplib): one connection reused for a batch, replies classified.
+
+Settings (read by the composition root): DECLIC_SMTP_HOST, DECLIC_SMTP_PORT, DECLIC_SMTP_STARTTLS,
+DECLIC_SMTP_USER, DECLIC_SMTP_PASSWORD, DECLIC_SMTP_TIMEOUT, DECLIC_MAIL_FROM.
+
+Exactly once: the message body is streamed inside DATA, then `on_handoff` records the send, and only
+then the final "." is written. A crash before the "." leaves nothing at the server (an SMTP server
+discards an unfinished DATA) and the outbox row still claimed, so it is sent again later; a crash after
+it leaves the row marked sent. The window in between is one small write.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate
+
+from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def classify_reply(code: int) -> Outcome:
+    """SMTP reply code -> outcome: 2xx sent, 4xx transient, 5xx (and anything else) permanent."""
+    if 200 <= code < 300:
+        return Outcome.SENT
+    if 400 <= code < 500:
+        return Outcome.TRANSIENT
+    return Outcome.PERMANENT
+
+
+def build_email(msg: OutgoingMessage, sender: str) -> EmailMessage:
+    """The MIME message: text (and html) body, stable Message-ID, one-click unsubscribe headers."""
+    em = EmailMessage()
+    em["From"] = sender
+    em["To"] = msg.recipient
+    em["Subject"] = msg.subject
+    em["Date"] = formatdate(localtime=False)
+    em["Message-ID"] = msg.rfc_message_id
+    for name, value in msg.headers.items():
+        em[name] = value
+    em.set_content(msg.body)
+    if msg.html_body:
+        em.add_alternative(msg.html_body, subtype="html")
+    return em
+
+
+class SmtpChannel:
+    """The e-mail channel."""
+
+    name = "email"
+
+    def __init__(self, host: str, port: int, *, sender: str, starttls: bool = False, user: str | None = None,
+                 password: str | None = None, timeout: float = 10.0) -> None:
+        self.host, self.port, self.sender = host, port, sender
+        self.starttls, self.user, self.password, self.timeout = starttls, user, password, timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> SmtpChannel:
+        return cls(settings.smtp_host, settings.smtp_port, sender=settings.mail_from,
+                   starttls=settings.smtp_starttls, user=settings.smtp_user, password=settings.smtp_password,
+                   timeout=settings.smtp_timeout)
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            smtp.ehlo()
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if self.user:
+                smtp.login(self.user, self.password or "")
+            self._smtp = smtp
+        return self._smtp
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.close()
+            finally:
+                self._smtp = None
+
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+        results = []
+        for msg in batch:
+            try:
+                results.append(self._send_one(msg, on_handoff))
+            except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError,
+                    socket.timeout, OSError) as exc:
+                self._drop()
+                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, f"connexion SMTP: {exc}"))
+            except smtplib.SMTPResponseException as exc:
+                self._drop()
+                results.append(SendResult(msg.message_id, classify_reply(exc.smtp_code),
+                                          f"{exc.smtp_code} {exc.smtp_error!r}"))
+        return results
+
+    def _send_one(self, msg: OutgoingMessage, on_handoff: Handoff | None) -> SendResult:
+        smtp = self._connection()
+        data = build_email(msg, self.sender).as_bytes(policy=SMTP_POLICY)
+        for command, ok in ((f"MAIL FROM:<{_address(self.sender)}>", (250,)),
+                            (f"RCPT TO:<{msg.recipient}>", (250, 251))):
+            code, reply = smtp.docmd(command)
+            if code not in ok:
+                smtp.rset()
+                return SendResult(msg.message_id, classify_reply(code), f"{code} {reply.decode(errors='replace')}")
+        code, reply = smtp.docmd("DATA")
+        if code != 354:
+            smtp.rset()
+            return SendResult(msg.message_id, classify_reply(code), f"{code} {reply.decode(errors='replace')}")
+        body = _LEADING_DOT.sub(b"..", data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body)
+        if on_handoff is not None and not on_handoff(msg.message_id):
+            self._drop()  # closing inside DATA makes the server discard the message
+            return SendResult(msg.message_id, Outcome.ABANDONED, "bail perdu: un autre processus l'envoie")
+        smtp.send(b".\r\n")
+        code, reply = smtp.getreply()
+        text = reply.decode(errors="replace")
+        return SendResult(msg.message_id, classify_reply(code), f"{code} {text}", provider_id=text[:200])
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._smtp = None
+
+
+def _address(sender: str) -> str:
+    """The bare address of "Name <addr>"."""
+    match = re.search(r"<([^>]+)>", sender)
+    return match[1] if match else sender
+
+
+register("email", SmtpChannel.from_settings)

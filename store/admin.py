@@ -1,0 +1,57 @@
+"""Administrative writes: partners and campaigns."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from orchestrator.campaign_spec import CampaignSpec
+from store.events import hash_token, new_token
+from store.models import Campaign, Partner, utcnow
+
+PARTNERS = Partner.__table__
+CAMPAIGNS = Campaign.__table__
+
+
+def add_partner(engine: Engine, name: str, types: list[str], territory: list[str] | None = None) -> str:
+    """Create a partner (or rotate its token) and return the new token, to be shown once."""
+    token = new_token()
+    with engine.begin() as conn:
+        existing = conn.execute(select(PARTNERS.c.id).where(PARTNERS.c.name == name)).first()
+        values = {"token_hash": hash_token(token), "allowed_types": types, "territory": territory or [],
+                  "active": True}
+        if existing:
+            conn.execute(update(PARTNERS).where(PARTNERS.c.id == existing.id).values(**values))
+        else:
+            conn.execute(PARTNERS.insert().values(name=name, created_at=utcnow(), **values))
+    return token
+
+
+def apply_campaign(engine: Engine, spec: CampaignSpec) -> tuple[int, int, str]:
+    """Create or update a campaign from its spec; a changed spec gets a new version.
+
+    Returns (campaign id, version, "created" | "updated" | "unchanged"). Messages already planned keep
+    their version; steps already sent are never sent again (the outbox is unique per enrollment and step).
+    """
+    data = spec.model_dump(mode="json")
+    with engine.begin() as conn:
+        row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.name == spec.name)).first()
+        if row is None:
+            result = conn.execute(CAMPAIGNS.insert().values(
+                name=spec.name, owner=spec.owner.name, status="active", version=1, spec=data,
+                starts_on=spec.starts_on, ends_on=spec.ends_on, created_at=utcnow(), updated_at=utcnow()))
+            return result.inserted_primary_key[0], 1, "created"
+        if row.spec == data:
+            return row.id, row.version, "unchanged"
+        conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == row.id).values(
+            owner=spec.owner.name, version=row.version + 1, spec=data, starts_on=spec.starts_on,
+            ends_on=spec.ends_on, updated_at=utcnow()))
+        return row.id, row.version + 1, "updated"
+
+
+def set_campaign_status(engine: Engine, name: str, status: str) -> bool:
+    """Pause, resume (active) or end a campaign; False when unknown."""
+    with engine.begin() as conn:
+        result = conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.name == name)
+                              .values(status=status, updated_at=utcnow()))
+    return bool(result.rowcount)

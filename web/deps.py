@@ -1,0 +1,44 @@
+"""Dependencies shared by the routes: settings, engine, the calling partner."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+
+from orchestrator.settings import Settings
+from store.events import partner_for_token
+from store.models import Partner
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_partner(
+    engine: EngineDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Partner:
+    """The partner owning the bearer token, else 401."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    partner = partner_for_token(engine, credentials.credentials)
+    if partner is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return partner
+
+
+PartnerDep = Annotated[Partner, Depends(get_partner)]
