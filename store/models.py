@@ -235,3 +235,27 @@ class Suppression(SQLModel, table=True):
     reason: str = Field(max_length=40)  # unsubscribe | stop_reply | bounce | complaint | manual
     source: str | None = Field(default=None, max_length=80)
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class CallTask(SQLModel, table=True):
+    """A call an adviser or ambassador should make, with its script; one per outbox message."""
+
+    __table_args__ = (
+        UniqueConstraint("message_id", name="uq_calltask_message"),
+        Index("ix_calltask_queue", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id")
+    business_id: int | None = Field(default=None, foreign_key="business.id", index=True)
+    assignee: str = Field(max_length=80, index=True)  # "ambassador:<id>" or "adviser" (the shared queue)
+    phone: str = Field(max_length=20, index=True)  # E.164
+    script: str
+    due_at: dt.datetime  # the next allowed call time (integrations.call_rules)
+    status: str = Field(default="open", max_length=12)  # open | done | refused | no_answer (gave up)
+    attempts: int = 0
+    outcome_note: str | None = None
+    # Every attempt as {"at": ISO 8601 UTC, "outcome": done|refused|no_answer}: the call-time rules need them.
+    history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
