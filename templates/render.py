@@ -100,6 +100,12 @@ def de(word: Any) -> str:
     return f"d'{text}" if first and first in "aeiouyh" else f"de {text}"
 
 
+def capfirst(text: Any) -> str:
+    """Text with its first letter in upper case, the rest untouched (unlike ``capitalize``)."""
+    text = str(text)
+    return text[:1].upper() + text[1:]
+
+
 def oneline(text: str) -> str:
     """Text on one line: every run of whitespace (line breaks included) becomes one space."""
     return " ".join(str(text).split())
@@ -137,7 +143,7 @@ class TemplateLibrary:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(de=de, date_fr=date_fr, price=price_fr, sms_safe=sms_safe, oneline=oneline,
+        self.env.filters.update(de=de, capfirst=capfirst, date_fr=date_fr, price=price_fr, sms_safe=sms_safe, oneline=oneline,
                                 html_paragraphs=html_paragraphs)
         self.env.globals.update(trade=trade)
         self._parents: dict[str, str | None] = {}
