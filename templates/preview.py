@@ -47,16 +47,18 @@ _OFFERS: tuple[dict[str, Any], ...] = (
 )
 
 
-def sample_context(family: str = "batiment", trigger: str = "creation", offers: int = 2,
+def sample_context(family: str = "batiment", trigger: str = "creation", offers: int | list[dict[str, Any]] = 2,
                    **overrides: Any) -> dict[str, Any]:
-    """A complete render context for one family and trigger, with 0 to 2 offers; keys in overrides replace."""
+    """A complete render context for one family and trigger, with 0 to 2 sample offers (or the offers given);
+    keys in overrides replace whole entries."""
     label, metier, name, peer = _SAMPLES.get(family, _SAMPLES["autre"])
     context: dict[str, Any] = {
         "business": {"siret": "85312345600017", "name": name, "metier": metier, "family": family,
                      "family_label": label, "commune": "Privas", "postal_code": "07000"},
         "ambassador": {"name": "Sophie Martin", "metier": peer, "phone": "06 12 34 56 78",
                        "email": "sophie.martin@example.fr", "commune": "Aubenas"},
-        "offers": [dict(o) for o in _OFFERS[:max(0, min(offers, 2))]],
+        "offers": (list(offers) if isinstance(offers, list)
+                   else [dict(o) for o in _OFFERS[:max(0, min(offers, 2))]]),
         "sender": {"name": "Privas Centre Ardèche", "address": "1 rue de la Mairie, 07000 Privas",
                    "email": "declic@example.fr", "phone": "04 75 00 00 00"},
         "links": {"landing": "https://declic.example.fr/r/7Kq2xW",
