@@ -1,0 +1,180 @@
+"""Call-task channel against the real store (SQLite and PostgreSQL): queue, idempotence, rescheduling."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from integrations.base import OutgoingMessage, Outcome, factory_for
+from integrations.call_task import TASKS, CallTaskChannel, due_tasks, record_attempt
+from store.models import Business, Campaign, Enrollment, Message
+
+PARIS = ZoneInfo("Europe/Paris")
+# Friday 27 November 2026, 08:00 in Paris: before the morning window opens.
+FRIDAY_EARLY = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)
+
+
+def _outbox(engine, count: int) -> list[tuple[int, int]]:
+    """`count` outbox messages (channel "call"), each for its own business; returns (message_id, business_id)."""
+    now = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    ids = []
+    with engine.begin() as conn:
+        campaign_id = conn.execute(
+            Campaign.__table__.insert().values(name="appels-35", owner="CMA", status="active", version=1, spec={},
+                                               created_at=now, updated_at=now)
+        ).inserted_primary_key[0]
+        for i in range(count):
+            business_id = conn.execute(
+                Business.__table__.insert().values(
+                    siret=f"{12345678900000 + i:014d}", siren="123456789", state="active", do_not_contact=False,
+                    phone_consent=True, created_at=now, updated_at=now,
+                )
+            ).inserted_primary_key[0]
+            enrollment_id = conn.execute(
+                Enrollment.__table__.insert().values(
+                    campaign_id=campaign_id, business_id=business_id, trigger_key="creation",
+                    trigger_type="creation", arm="treatment", campaign_version=1, enrolled_at=now,
+                )
+            ).inserted_primary_key[0]
+            message_id = conn.execute(
+                Message.__table__.insert().values(
+                    campaign_id=campaign_id, enrollment_id=enrollment_id, business_id=business_id, step=0,
+                    channel="call", template="call/creation", due_at=now, status="claimed", attempts=0,
+                    context={}, created_at=now,
+                )
+            ).inserted_primary_key[0]
+            ids.append((message_id, business_id))
+    return ids
+
+
+def call(message_id: int, business_id: int, phone: str = "06 12 34 56 78", **meta: object) -> OutgoingMessage:
+    base: dict[str, object] = {"consent": True, "business_id": business_id}
+    base.update(meta)
+    return OutgoingMessage(
+        message_id=message_id,
+        channel="call",
+        recipient=phone,
+        body="Bonjour, je suis Claire, conseillère à la CMA. Vous venez d'ouvrir votre boulangerie...",
+        meta=base,
+    )
+
+
+@pytest.fixture
+def channel(engine) -> CallTaskChannel:
+    return CallTaskChannel(engine=engine, clock=lambda: FRIDAY_EARLY)
+
+
+def test_the_channel_registers_itself_by_name(settings) -> None:
+    channel = factory_for("call")(settings)
+    assert isinstance(channel, CallTaskChannel)
+    assert channel.timezone == "Europe/Paris"
+
+
+def test_a_task_is_queued_at_the_next_allowed_time(channel: CallTaskChannel, engine) -> None:
+    [(message_id, business_id)] = _outbox(engine, 1)
+    [result] = channel.send([call(message_id, business_id, ambassador_id=7)])
+    assert result.outcome is Outcome.SENT, result.detail
+    assert "27/11/2026 à 10:00" in result.detail
+    with engine.connect() as conn:
+        task = conn.execute(select(TASKS)).one()
+    assert task.id == int(result.provider_id)
+    assert (task.message_id, task.business_id, task.phone) == (message_id, business_id, "+33612345678")
+    assert task.assignee == "ambassador:7"
+    assert task.status == "open" and task.attempts == 0
+    assert "conseillère" in task.script
+    assert task.due_at.astimezone(PARIS) == dt.datetime(2026, 11, 27, 10, 0, tzinfo=PARIS)
+
+
+def test_queueing_is_idempotent_on_the_message(channel: CallTaskChannel, engine) -> None:
+    [(message_id, business_id)] = _outbox(engine, 1)
+    first = channel.send([call(message_id, business_id)])[0]
+    again = channel.send([call(message_id, business_id)])[0]
+    assert again.outcome is Outcome.SENT and again.provider_id == first.provider_id
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(TASKS)).scalar() == 1
+
+
+def test_no_consent_bad_number_or_empty_script_are_permanent(channel: CallTaskChannel, engine) -> None:
+    (m1, b1), (m2, b2), (m3, b3), (m4, b4) = _outbox(engine, 4)
+    no_consent = call(m1, b1, consent=False)
+    bad_number = call(m2, b2, phone="12")
+    empty = OutgoingMessage(message_id=m3, channel="call", recipient="0612345679", body=" ", meta={"consent": True})
+    relationship = call(m4, b4, phone="02 99 00 00 00", consent=False, relationship=True)  # a landline is fine
+    results = channel.send([no_consent, bad_number, empty, relationship])
+    assert [r.outcome for r in results] == [Outcome.PERMANENT, Outcome.PERMANENT, Outcome.PERMANENT, Outcome.SENT]
+    assert "consentement" in results[0].detail
+    assert "invalide" in results[1].detail
+    assert "vide" in results[2].detail
+    with engine.connect() as conn:
+        assert [r.phone for r in conn.execute(select(TASKS))] == ["+33299000000"]
+
+
+def test_one_open_task_per_number(channel: CallTaskChannel, engine) -> None:
+    (m1, b1), (m2, b2) = _outbox(engine, 2)
+    results = channel.send([call(m1, b1), call(m2, b2)])
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
+    assert "déjà prévu" in results[1].detail
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(TASKS)).scalar() == 1
+
+
+def test_a_lost_lease_queues_nothing(channel: CallTaskChannel, engine) -> None:
+    (m1, b1), (m2, b2) = _outbox(engine, 2)
+    results = channel.send([call(m1, b1), call(m2, b2, phone="0781234567")], on_handoff=lambda mid: mid == m2)
+    assert [r.outcome for r in results] == [Outcome.ABANDONED, Outcome.SENT]
+    with engine.connect() as conn:
+        assert [r.message_id for r in conn.execute(select(TASKS))] == [m2]
+
+
+def test_attempts_reschedule_then_close_the_task(channel: CallTaskChannel, engine) -> None:
+    [(message_id, business_id)] = _outbox(engine, 1)
+    task_id = int(channel.send([call(message_id, business_id)])[0].provider_id)
+
+    with engine.connect() as conn:
+        assert due_tasks(conn, now=FRIDAY_EARLY) == []
+        assert [t.id for t in due_tasks(conn, now=FRIDAY_EARLY + dt.timedelta(hours=3))] == [task_id]
+        assert due_tasks(conn, now=FRIDAY_EARLY + dt.timedelta(hours=3), assignee="ambassador:1") == []
+
+    # Friday 10:05 no answer -> next allowed attempt Monday 10:00 (one day apart, then the weekend).
+    first = dt.datetime(2026, 11, 27, 10, 5, tzinfo=PARIS)
+    with engine.begin() as conn:
+        assert record_attempt(conn, task_id, outcome="no_answer", at=first) == "open"
+        task = conn.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
+    assert task.attempts == 1
+    assert task.due_at.astimezone(PARIS) == dt.datetime(2026, 11, 30, 10, 0, tzinfo=PARIS)
+
+    for day in (30, 1, 2):
+        at = dt.datetime(2026, 11 if day == 30 else 12, day, 11, 0, tzinfo=PARIS)
+        with engine.begin() as conn:
+            status = record_attempt(conn, task_id, outcome="no_answer", at=at)
+    assert status == "no_answer"  # the fourth attempt without an answer closes the task
+    with engine.connect() as conn:
+        task = conn.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
+    assert task.attempts == 4 and len(task.history) == 4
+
+
+def test_a_refusal_closes_the_task_and_blocks_the_number_for_sixty_days(engine) -> None:
+    (m1, b1), (m2, b2) = _outbox(engine, 2)
+    channel = CallTaskChannel(engine=engine, clock=lambda: FRIDAY_EARLY)
+    task_id = int(channel.send([call(m1, b1)])[0].provider_id)
+    refused_at = dt.datetime(2026, 11, 27, 10, 30, tzinfo=PARIS)
+    with engine.begin() as conn:
+        assert record_attempt(conn, task_id, outcome="refused", at=refused_at, note="ne veut pas être appelé") == "refused"
+
+    # A week later another campaign wants to call the same number: the task waits 60 days.
+    later = CallTaskChannel(engine=engine, clock=lambda: FRIDAY_EARLY + dt.timedelta(days=7))
+    [result] = later.send([call(m2, b2)])
+    assert result.outcome is Outcome.SENT
+    with engine.connect() as conn:
+        task = conn.execute(select(TASKS).where(TASKS.c.message_id == m2)).one()
+    assert task.due_at.astimezone(PARIS) == dt.datetime(2027, 1, 26, 10, 30, tzinfo=PARIS)
+
+
+def test_unknown_outcome_is_refused(channel: CallTaskChannel, engine) -> None:
+    [(message_id, business_id)] = _outbox(engine, 1)
+    task_id = int(channel.send([call(message_id, business_id)])[0].provider_id)
+    with engine.begin() as conn, pytest.raises(ValueError, match="unknown call outcome"):
+        record_attempt(conn, task_id, outcome="maybe", at=FRIDAY_EARLY)
