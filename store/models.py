@@ -86,6 +86,7 @@ class Business(SQLModel, table=True):
     state: str = Field(default="active", max_length=10)  # active | closed
     do_not_contact: bool = False  # partial diffusion (Sirene "P") or a legal objection
     lifecycle_stage: str | None = Field(default=None, max_length=20)
+    head_office: bool | None = None  # Sirene etablissementSiege: where a SIREN-only event (BODACC) lands
     digital_maturity: int | None = None  # self-diagnostic score 0-5, when known
     email: str | None = None
     email_source: str | None = Field(default=None, max_length=60)
@@ -119,6 +120,8 @@ class TriggerEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_trigger_event_source_external"),
         Index("ix_trigger_event_planned", "planned", "id"),
+        # Ingests look up the few pending events (business not known yet) among millions.
+        Index("ix_trigger_event_status", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
