@@ -159,6 +159,7 @@ class Enrollment(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("campaign_id", "business_id", "trigger_key", name="uq_enrollment_once"),
+        Index("ix_enrollment_business_enrolled", "business_id", "enrolled_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -179,6 +180,7 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step", name="uq_message_enrollment_step"),
         Index("ix_message_due", "status", "due_at"),
+        Index("ix_message_campaign_enrollment", "campaign_id", "enrollment_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -217,6 +219,11 @@ class MessageEvent(SQLModel, table=True):
 class Interaction(SQLModel, table=True):
     """What a business did: click, unsubscribe, callback request, feedback, conversion."""
 
+    __table_args__ = (
+        UniqueConstraint("trigger_event_id", name="uq_interaction_trigger_event_id"),
+        Index("ix_interaction_campaign_enrollment", "campaign_id", "enrollment_id"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     business_id: int | None = Field(default=None, foreign_key="business.id", index=True)
     message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
@@ -225,6 +232,8 @@ class Interaction(SQLModel, table=True):
     kind: str = Field(max_length=30, index=True)
     at: dt.datetime = Field(default_factory=utcnow)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The partner conversion event this row attributes (once per event: unique, NULLs allowed).
+    trigger_event_id: int | None = Field(default=None, foreign_key="triggerevent.id")
 
 
 class Suppression(SQLModel, table=True):
@@ -262,3 +271,49 @@ class CallTask(SQLModel, table=True):
     history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class UserAccount(SQLModel, table=True):
+    """A dashboard user: operator (all), collectivité (its territory) or ambassador (its call tasks)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)  # lower-case
+    name: str = Field(max_length=120)
+    password_hash: str = Field(max_length=200)  # argon2id
+    role: str = Field(max_length=12)  # operator | collectivite | ambassador
+    # Collectivité scope, as in a campaign spec: {"communes": [...], "epci": [...], "departements": [...], ...}
+    territory: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    assignee: str | None = Field(default=None, max_length=80)  # ambassador's call-task queue: "ambassador:<id>"
+    active: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    last_login_at: dt.datetime | None = None
+
+
+class FunnelRollup(SQLModel, table=True):
+    """Funnel counts of one campaign by arm, variant, trigger, métier family, commune and channel.
+
+    Refreshed nightly (`declic report refresh`): the dashboard and `declic report` read it instead of
+    scanning millions of messages when a campaign has been rolled up.
+    """
+
+    __table_args__ = (Index("ix_funnelrollup_campaign", "campaign_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id")
+    arm: str = Field(max_length=10)
+    variant: str | None = Field(default=None, max_length=20)
+    trigger_type: str | None = Field(default=None, max_length=30)
+    metier_family: str | None = Field(default=None, max_length=40)
+    commune_code: str | None = Field(default=None, max_length=5)
+    epci_code: str | None = Field(default=None, max_length=9)
+    departement_code: str | None = Field(default=None, max_length=3)
+    channel: str | None = Field(default=None, max_length=12)
+    targeted: int = 0
+    contacted: int = 0
+    delivered: int = 0
+    clicked: int = 0
+    responded: int = 0
+    converted: int = 0
+    opted_out: int = 0
+    conversion_days: float = 0.0  # sum over converted enrollments of days from enrollment to first conversion
+    refreshed_at: dt.datetime = Field(default_factory=utcnow)
