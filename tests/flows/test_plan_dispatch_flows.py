@@ -1,0 +1,29 @@
+"""The `plan` and `dispatch` flows under Prefect's test harness (the logic is tested without it elsewhere)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from orchestrator.campaign_spec import load_spec
+from store.admin import apply_campaign
+from store.events import store_events
+from triggers.partner_api import validate_item
+from tests.utils.factories import campaign_spec, creation_item
+
+NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+
+
+def test_plan_then_dispatch_flows_deliver(prefect_harness, env_settings, engine, smtp_sink):
+    from orchestrator.flows import dispatch_flow, plan_flow, run_once
+
+    apply_campaign(engine, load_spec(campaign_spec()))
+    events = [validate_item(creation_item(f"f-{i}", email=f"p{i}@exemple.fr"), "partner:0", "bge") for i in range(3)]
+    store_events(engine, events)
+
+    planned = run_once(plan_flow, now=NOW.isoformat())
+    assert planned["events"] == 3 and planned["messages"] == 3
+    sent = run_once(dispatch_flow, now=(NOW + dt.timedelta(hours=2)).isoformat())
+    assert sent["sent"] == 3
+    assert smtp_sink.received == 3 and not smtp_sink.duplicates()
+    # Nothing left: a second run is a no-op.
+    assert run_once(dispatch_flow, now=(NOW + dt.timedelta(hours=2)).isoformat()) == {}
