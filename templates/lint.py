@@ -134,16 +134,20 @@ class Report:
 
 def fold(text: str) -> str:
     """Lower case without accents, one character for one (œ -> o, ’ -> '), so offsets stay valid."""
-    out = []
-    for ch in text:
-        if ch in "’‘`´":
-            out.append("'")
-            continue
-        base = unicodedata.normalize("NFD", ch)[0].lower()
-        out.append({"œ": "o", "æ": "a"}.get(base, base) if len(base) == 1 else ch.lower()[:1])
-    return "".join(out)
+    return "".join(map(_fold_char, text))
 
 
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    if ch in "’‘`´":
+        return "'"
+    base = unicodedata.normalize("NFD", ch)[0].lower()
+    if len(base) != 1:
+        return ch.lower()[:1] or ch
+    return {"œ": "o", "æ": "a"}.get(base, base)
+
+
+@lru_cache(maxsize=65536)
 def syllables(word: str) -> int:
     """Spoken syllables of one French word (see the module docstring for the corrections)."""
     total = 0
@@ -267,24 +271,62 @@ class Term:
     pattern: re.Pattern[str]
 
 
-def _term_pattern(surface: str) -> str:
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """The jargon terms indexed by their first two letters (a word start only tries the terms that can start
+    there), and the hype pattern."""
+
+    terms: tuple[Term, ...]
+    by_key: dict[str, tuple[tuple[int, re.Pattern[str]], ...]]
+    hype: re.Pattern[str] | None
+
+    def finditer(self, folded: str) -> Iterable[tuple[int, int, Term]]:
+        """(start, end, term) of each jargon hit in folded text; at one position the longest form wins."""
+        pos = 0
+        while (start := _WORD_START.search(folded, pos)) is not None:
+            begin = end = start.start()
+            for index, pattern in self.by_key.get(_key(folded[begin:begin + 24]), ()):
+                if (m := pattern.match(folded, begin)) is not None:
+                    yield begin, m.end(), self.terms[index]
+                    end = m.end()
+                    break
+            pos = max(end, begin + 1)
+
+
+_WORD_START = re.compile(r"(?<![\w@/.\-])[^\W_]")
+
+
+def _key(text: str) -> str:
+    """The first two characters of a term or of a text position, hyphens and spaces skipped."""
+    return re.sub(r"[\s\-]", "", text)[:2]
+
+
+def _term_pattern(surface: str, *, anchored: bool = False) -> str:
     parts = [re.escape(p) for p in re.split(r"[\s\-]+", fold(surface).strip()) if p]
     body = r"[\s\-]*".join(parts)
     plural = r"(?:s|x)?" if surface[-1:].isalpha() else ""
-    return rf"(?<![\w@/.-]){body}{plural}(?![\w])"
+    before = "" if anchored else r"(?<![\w@/.-])"
+    return rf"{before}{body}{plural}(?![\w])"
 
 
 @lru_cache(maxsize=4)
-def load_lexicon(path: str | None = None) -> tuple[tuple[Term, ...], tuple[re.Pattern[str], ...]]:
-    """The jargon terms and the hype patterns of a lexicon file (the shipped one by default)."""
+def load_lexicon(path: str | None = None) -> Lexicon:
+    """The jargon terms and the hype words of a lexicon file (the shipped one by default)."""
     data = yaml.safe_load(Path(path or LEXICON_FILE).read_text(encoding="utf-8"))
-    terms = []
-    for entry in data.get("jargon", []):
+    terms: list[Term] = []
+    keyed: dict[str, list[tuple[int, int, re.Pattern[str]]]] = {}
+    for index, entry in enumerate(data.get("jargon", [])):
         surfaces = [entry["term"], *entry.get("forms", [])]
-        pattern = re.compile("|".join(_term_pattern(s) for s in surfaces))
-        terms.append(Term(entry["term"], entry["replacement"], pattern))
-    hype = tuple(re.compile(_term_pattern(h)) for h in data.get("hype", []))
-    return tuple(terms), hype
+        terms.append(Term(entry["term"], entry["replacement"],
+                          re.compile("|".join(_term_pattern(s) for s in surfaces))))
+        for surface in surfaces:
+            pattern = re.compile(_term_pattern(surface, anchored=True))
+            keyed.setdefault(_key(fold(surface)), []).append((len(surface), index, pattern))
+    # the longest surface is tried first, so "marketing digital" wins over "marketing"
+    by_key = {k: tuple((i, p) for _, i, p in sorted(v, key=lambda t: -t[0])) for k, v in keyed.items()}
+    hype_words = data.get("hype", [])
+    hype = re.compile("|".join(_term_pattern(h) for h in hype_words)) if hype_words else None
+    return Lexicon(tuple(terms), by_key, hype)
 
 
 def _mask_links(folded: str) -> str:
@@ -301,7 +343,7 @@ def lint_text(text: str, channel: str | None = None, *, path: str = "<text>", se
     ``sender_name`` and ``unsubscribe_url``, when known (a rendered template), make the mandatory-element checks
     exact; otherwise they look for the usual wording.
     """
-    terms, hype = load_lexicon(lexicon)
+    lex = load_lexicon(lexicon)
     found: list[Finding] = []
 
     def add(line: int, severity: str, code: str, message: str) -> None:
@@ -309,11 +351,10 @@ def lint_text(text: str, channel: str | None = None, *, path: str = "<text>", se
 
     for lineno, line in enumerate(text.splitlines(), start=1):
         folded = _mask_links(fold(line))
-        for term in terms:
-            for m in term.pattern.finditer(folded):
-                add(lineno, ERROR, "JARGON", f"« {line[m.start():m.end()]} » : dites plutôt « {term.replacement} »")
-        for pattern in hype:
-            for m in pattern.finditer(folded):
+        for start, end, term in lex.finditer(folded):
+            add(lineno, ERROR, "JARGON", f"« {line[start:end]} » : dites plutôt « {term.replacement} »")
+        if lex.hype is not None:
+            for m in lex.hype.finditer(folded):
                 add(lineno, WARNING, "HYPE", f"« {line[m.start():m.end()]} » survend : dites le gain concret")
 
     for sentence in sentences(text):
@@ -447,14 +488,14 @@ def _display(path: Path) -> str:
 def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding], dict[str, float]]:
     """Lint one leaf template rendered for each family it serves; findings point to source lines."""
     from templates.preview import sample_context
-    from templates.render import TemplateLibrary
+    from templates.render import library
 
     located = _template_root(path)
     shown = _display(path)
     if located is None:
         return [Finding(shown, 0, ERROR, "RENDER", "not under <messages>/<channel>/<trigger>/: cannot render")], {}
     root, name, channel, trigger = located
-    lib = TemplateLibrary(root)
+    lib = library(str(root))
     chain = [root / n for n in lib.chain(name)]
     extra = [root / "_text" / f"{trigger}.j2", root / "_parts.j2", TRADES_FILE]
     source = _SourceMap([f for f in [*chain, *extra] if f.is_file()])
@@ -525,8 +566,7 @@ def lint_paths(paths: Iterable[str | Path], lexicon: str | None = None) -> Repor
             report.texts += sub.texts
             continue
         if path.suffix == ".j2":
-            located = _template_root(path)
-            if located and _is_partial(Path(located[1])):
+            if _is_partial(path):
                 report.findings.append(Finding(_display(path), 0, INFO, "PARTIAL",
                                                "base or shared part: linted through the messages that use it"))
                 continue

@@ -79,8 +79,11 @@ def date_fr(value: Any) -> str:
 
 
 def price_fr(value: Any) -> str:
-    """A price as owners read it: ``gratuit`` for 0 or None, ``45 €`` for a number, text unchanged."""
-    if value is None or value == 0 or value == "0":
+    """A price as owners read it: ``gratuit`` for 0, ``45 €`` for a number, text unchanged; an unknown price
+    (None) is never shown as free."""
+    if value is None:
+        return "à demander"
+    if value == 0 or value == "0":
         return "gratuit"
     if isinstance(value, int | float):
         amount = f"{value:,.2f}".rstrip("0").rstrip(".").replace(",", "\u202f").replace(".", ",")

@@ -168,7 +168,7 @@ def test_preview_text_shows_subject_and_body():
 def test_filters():
     assert date_fr(dt.date(2027, 9, 1)) == "1er septembre 2027"
     assert date_fr("2026-08-15") == "15 août 2026"
-    assert price_fr(0) == price_fr(None) == "gratuit"
+    assert price_fr(0) == "gratuit" and price_fr(None) == "à demander"  # unknown is never "free"
     assert price_fr(30) == "30 €" and price_fr(12.5) == "12,5 €" and price_fr("sur devis") == "sur devis"
     assert de("ébéniste") == "d'ébéniste" and de("plombier") == "de plombier" and de("horloger") == "d'horloger"
     assert sms_safe("Côte-d’Ivoire ça") == "Cote-d'Ivoire ca"
