@@ -523,7 +523,8 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
             elif f.line and f.code != "SMS_UCS2":
                 where = source.find_line(rendered_lines[f.line - 1])
             if where:
-                file, line, note = _display(where[0]), where[1], f" (rendered line {f.line})"
+                file, line = _display(where[0]), where[1]
+                note = f" (rendered line {f.line})" if file == shown else f" ({name}, rendered line {f.line})"
             else:
                 file, line, note = shown, f.line, f" (rendered line {f.line})" if f.line else ""
             if f.code == "READABILITY" and f.severity == INFO:

@@ -14,6 +14,14 @@ Context contract (every key present; values may be None where said):
   trigger    {type, occurred_on}
   deadline   {label, date} or None
   campaign   {name}
+
+Helpers available to every template: ``trade(family)`` returns the trade's words from ``trades.yaml`` (group,
+gain, proof, hire, takeover, critical, invoices, sms; unknown families get ``autre``); filters ``de`` (``de
+plombier`` / ``d'ébéniste``), ``capfirst``, ``date_fr`` (``1er septembre 2027``), ``price`` (``gratuit``,
+``30 €``, ``à demander`` when unknown), ``sms_safe`` (fold to GSM-7), ``oneline`` and ``html_paragraphs``.
+
+Blocks are rendered one by one, so the top level of a template never runs: imports go inside the blocks that
+use them (``{% import "_parts.j2" as parts with context %}``), and nested blocks that need them are ``scoped``.
 """
 
 from __future__ import annotations
@@ -145,6 +153,7 @@ class TemplateLibrary:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # compiled once per process; no stat() of every import on every render
         )
         self.env.filters.update(de=de, capfirst=capfirst, date_fr=date_fr, price=price_fr, sms_safe=sms_safe, oneline=oneline,
                                 html_paragraphs=html_paragraphs)
@@ -194,7 +203,12 @@ class TemplateLibrary:
 
         def block(block_name: str) -> str | None:
             fns = ctx.blocks.get(block_name)
-            return tidy("".join(fns[0](ctx))) if fns else None
+            if not fns:
+                return None
+            raw = "".join(fns[0](ctx))
+            # later blocks that call self.<name>() (the html block wraps the body) reuse this output
+            ctx.blocks[block_name] = [lambda _ctx, raw=raw: iter((raw,)), *fns[1:]]
+            return tidy(raw)
 
         body = block("body")
         if body is None:
