@@ -7,6 +7,12 @@ Exactly once: the message body is streamed inside DATA, then `on_handoff` record
 then the final "." is written. A crash before the "." leaves nothing at the server (an SMTP server
 discards an unfinished DATA) and the outbox row still claimed, so it is sent again later; a crash after
 it leaves the row marked sent. The window in between is one small write.
+
+Replies are classified with their enhanced status code (`integrations.email_bounce`): 2xx sent, 4xx and
+a full mailbox (5.2.2) transient, other 5xx permanent; the detail says it in French, then as the server
+wrote it. When the server cannot be reached at all, the rest of the batch is answered TRANSIENT at once
+instead of waiting for one connection timeout per message. Bounces that arrive later as e-mails are
+read by `integrations.email_bounce.parse_dsn`.
 """
 
 from __future__ import annotations
@@ -21,17 +27,13 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
 
 from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
+from integrations.email_bounce import classify_reply, describe_reply
+
+__all__ = ["SmtpChannel", "build_email", "classify_reply", "describe_reply"]
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-
-
-def classify_reply(code: int) -> Outcome:
-    """SMTP reply code -> outcome: 2xx sent, 4xx transient, 5xx (and anything else) permanent."""
-    if 200 <= code < 300:
-        return Outcome.SENT
-    if 400 <= code < 500:
-        return Outcome.TRANSIENT
-    return Outcome.PERMANENT
+# RCPT replies that accept the recipient (252: cannot verify but will try, RFC 5321 3.5.3).
+RCPT_OK = (250, 251, 252)
 
 
 def build_email(msg: OutgoingMessage, sender: str) -> EmailMessage:
@@ -87,33 +89,56 @@ class SmtpChannel:
                 self._smtp = None
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+        """Send a batch over one connection; one result per message, in order."""
         results = []
+        unreachable = ""
         for msg in batch:
+            if unreachable:
+                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, unreachable))
+                continue
             try:
-                results.append(self._send_one(msg, on_handoff))
-            except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError,
-                    socket.timeout, OSError) as exc:
+                smtp = self._connection()
+            except smtplib.SMTPResponseException as exc:  # greeting, STARTTLS or AUTH refused
                 self._drop()
-                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, f"connexion SMTP: {exc}"))
+                unreachable = "connexion SMTP refusée : " + describe_reply(exc.smtp_code, exc.smtp_error)
+                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, unreachable))
+                continue
+            except (smtplib.SMTPException, OSError) as exc:
+                self._drop()
+                unreachable = f"serveur SMTP injoignable : {exc}"
+                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, unreachable))
+                continue
+            try:
+                results.append(self._send_one(smtp, msg, on_handoff))
+            except (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, OSError) as exc:
+                self._drop()
+                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, f"connexion SMTP perdue : {exc}"))
             except smtplib.SMTPResponseException as exc:
                 self._drop()
-                results.append(SendResult(msg.message_id, classify_reply(exc.smtp_code),
-                                          f"{exc.smtp_code} {exc.smtp_error!r}"))
+                results.append(SendResult(msg.message_id, classify_reply(exc.smtp_code, exc.smtp_error),
+                                          describe_reply(exc.smtp_code, exc.smtp_error)))
         return results
 
-    def _send_one(self, msg: OutgoingMessage, on_handoff: Handoff | None) -> SendResult:
-        smtp = self._connection()
+    def _refused(self, smtp: smtplib.SMTP, msg: OutgoingMessage, code: int, reply: bytes) -> SendResult:
+        if code == 421:  # the server is closing the session: a new connection for the next message
+            self._drop()
+        else:
+            try:
+                smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                self._drop()
+        return SendResult(msg.message_id, classify_reply(code, reply), describe_reply(code, reply))
+
+    def _send_one(self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None) -> SendResult:
         data = build_email(msg, self.sender).as_bytes(policy=SMTP_POLICY)
         for command, ok in ((f"MAIL FROM:<{_address(self.sender)}>", (250,)),
-                            (f"RCPT TO:<{msg.recipient}>", (250, 251))):
+                            (f"RCPT TO:<{msg.recipient}>", RCPT_OK)):
             code, reply = smtp.docmd(command)
             if code not in ok:
-                smtp.rset()
-                return SendResult(msg.message_id, classify_reply(code), f"{code} {reply.decode(errors='replace')}")
+                return self._refused(smtp, msg, code, reply)
         code, reply = smtp.docmd("DATA")
         if code != 354:
-            smtp.rset()
-            return SendResult(msg.message_id, classify_reply(code), f"{code} {reply.decode(errors='replace')}")
+            return self._refused(smtp, msg, code, reply)
         body = _LEADING_DOT.sub(b"..", data)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
@@ -124,7 +149,11 @@ class SmtpChannel:
         smtp.send(b".\r\n")
         code, reply = smtp.getreply()
         text = reply.decode(errors="replace")
-        return SendResult(msg.message_id, classify_reply(code), f"{code} {text}", provider_id=text[:200])
+        if code == 421:
+            self._drop()
+        outcome = classify_reply(code, reply)
+        detail = f"{code} {text}" if outcome is Outcome.SENT else describe_reply(code, reply)
+        return SendResult(msg.message_id, outcome, detail, provider_id=text[:200] if outcome is Outcome.SENT else "")
 
     def close(self) -> None:
         if self._smtp is not None:
