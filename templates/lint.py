@@ -120,7 +120,7 @@ class Report:
         """The text with the lowest Kandel-Moles score, and that score."""
         return min(self.scores.items(), key=lambda kv: kv[1]) if self.scores else None
 
-    def format(self, *, show_info: bool = False) -> str:
+    def format(self, *, show_info: bool = True) -> str:
         """The findings as ``path:line: severity CODE message`` lines, then a summary line."""
         lines = [str(f) for f in self.findings if show_info or f.severity != INFO]
         low = self.lowest_score()
@@ -502,6 +502,7 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
 
     merged: dict[tuple[str, int, str, str], list[str]] = {}
     scores: dict[str, float] = {}
+    longest: tuple[int, str, SmsLength] | None = None
     for family in _families_for(name):
         context = sample_context(family, trigger)
         try:
@@ -511,6 +512,10 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
             merged.setdefault((ERROR, *key), []).append(family)  # type: ignore[arg-type]
             continue
         text = f"{rendered.subject}\n\n{rendered.body}" if rendered.subject else rendered.body
+        if channel == "sms":
+            length = sms_length(text)
+            if longest is None or length.units > longest[0]:
+                longest = (length.units, family, length)
         score = kandel_moles(text)
         if score is not None:
             scores[f"{name} [{family}]"] = score
@@ -527,7 +532,7 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
                 note = f" (rendered line {f.line})" if file == shown else f" ({name}, rendered line {f.line})"
             else:
                 file, line, note = shown, f.line, f" (rendered line {f.line})" if f.line else ""
-            if f.code == "READABILITY" and f.severity == INFO:
+            if f.code in ("READABILITY", "SMS_LENGTH") and f.severity == INFO:
                 continue  # summarised once per template below
             key = (f.severity, file, line, f.code, f.message + note)
             merged.setdefault(key, []).append(family)  # type: ignore[arg-type]
@@ -540,6 +545,10 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
         family, low = min(scores.items(), key=lambda kv: kv[1])
         findings.append(Finding(shown, 0, INFO, "READABILITY",
                                 f"score Kandel-Moles min {low:.1f} ({family.split('[')[-1].rstrip(']')})"))
+    if channel == "sms" and longest is not None:
+        units, family, length = longest
+        findings.append(Finding(shown, 0, INFO, "SMS_LENGTH",
+                                f"max {units} caractères ({family}), {length.encoding}, {length.segments} segment(s)"))
     return findings, scores
 
 
