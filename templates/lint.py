@@ -269,6 +269,12 @@ class Term:
     term: str
     replacement: str
     pattern: re.Pattern[str]
+    surfaces: tuple[str, ...] = ()
+    case_sensitive: bool = False
+
+    def accepts(self, original: str) -> bool:
+        """False for a case-sensitive acronym written as an ordinary word ("ROI" is jargon, "roi" is a king)."""
+        return not self.case_sensitive or any(original.startswith(s) for s in self.surfaces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,7 +324,8 @@ def load_lexicon(path: str | None = None) -> Lexicon:
     for index, entry in enumerate(data.get("jargon", [])):
         surfaces = [entry["term"], *entry.get("forms", [])]
         terms.append(Term(entry["term"], entry["replacement"],
-                          re.compile("|".join(_term_pattern(s) for s in surfaces))))
+                          re.compile("|".join(_term_pattern(s) for s in surfaces)), tuple(surfaces),
+                          bool(entry.get("case_sensitive", False))))
         for surface in surfaces:
             pattern = re.compile(_term_pattern(surface, anchored=True))
             keyed.setdefault(_key(fold(surface)), []).append((len(surface), index, pattern))
@@ -352,6 +359,8 @@ def lint_text(text: str, channel: str | None = None, *, path: str = "<text>", se
     for lineno, line in enumerate(text.splitlines(), start=1):
         folded = _mask_links(fold(line))
         for start, end, term in lex.finditer(folded):
+            if not term.accepts(line[start:end]):
+                continue
             add(lineno, ERROR, "JARGON", f"« {line[start:end]} » : dites plutôt « {term.replacement} »")
         if lex.hype is not None:
             for m in lex.hype.finditer(folded):

@@ -48,6 +48,7 @@ def test_jargon_is_reported_on_its_line_with_the_plain_replacement():
     ("Deux plateformes existent.", "plateformes"),
     ("Vos données dans le cloud.", "cloud"),
     ("Faites du marketing digital.", "marketing digital"),
+    ("Quel ROI ?", "ROI"),
 ])
 def test_jargon_matches_case_accents_spellings_and_plurals(text, term):
     messages = [f.message for f in lint_text(text) if f.code == "JARGON"]
@@ -58,7 +59,7 @@ def test_jargon_matches_case_accents_spellings_and_plurals(text, term):
     "Un seau et un sel.",                      # "seo" is not inside other words
     "Voir https://exemple.fr/cloud/seo",       # URLs are not prose
     "Écrivez à crm@exemple.fr",                # nor e-mail addresses
-    "Les clouds du ciel.".replace("clouds", "nuages"),
+    "La galette des rois.",                    # a case-sensitive acronym (ROI) is not the word "rois"
 ])
 def test_jargon_respects_word_boundaries_and_ignores_links(text):
     assert "JARGON" not in codes(lint_text(text))
@@ -242,3 +243,8 @@ def test_every_shipped_template_passes_the_linter_with_no_error():
     assert report.errors == [], "\n".join(str(f) for f in report.errors)
     low = report.lowest_score()
     assert low is not None and low[1] >= 60
+
+
+def test_the_longest_term_wins_and_is_reported_once():
+    hits = [f for f in lint_text("Du marketing digital.") if f.code == "JARGON"]
+    assert len(hits) == 1 and "« marketing digital »" in hits[0].message
