@@ -1,27 +1,71 @@
-"""Routes the business owner reaches from a message: click redirect, landing page, unsubscribe."""
+"""Routes the business owner reaches from a message: click redirect, landing page and its forms
+(callback, "not for me", self-diagnostic), unsubscribe. No JavaScript, no session: each form carries a
+CSRF token signed for the message of the page."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 
-from store.models import Interaction, Message, utcnow
+from integrations.sms_http import InvalidNumber, normalise_number
+from orchestrator.settings import Settings
+from store.conversions import message_row, record_diagnostic, record_interaction, request_callback
+from store.models import utcnow
 from store.suppressions import unsubscribe_message
+from web.callback import SLOTS, callback_due, notification
+from web.csrf import check_csrf, make_csrf
 from web.deps import EngineDep, SettingsDep
+from web.diagnostic import QUESTIONS, diagnose, parse_answers
 from web.tokens import TokenError, make_token, read_token
 
+log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
-MESSAGES = Message.__table__
-INTERACTIONS = Interaction.__table__
+
+NOT_FOR_ME_REASONS = {
+    "pas_le_temps": "Je n'ai pas le temps en ce moment",
+    "deja_equipe": "Je suis déjà bien équipé(e)",
+    "pas_utile": "Ce n'est pas utile pour mon métier",
+    "trop_cher": "J'ai peur que ça coûte cher",
+    "autre": "Autre raison",
+}
 
 
-def _error(request: Request, reason: str) -> HTMLResponse:
-    return pages.TemplateResponse(request, "error.html", {"reason": reason}, status_code=404)
+def _error(request: Request, reason: str, status: int = 404) -> HTMLResponse:
+    return pages.TemplateResponse(request, "error.html", {"reason": reason}, status_code=status)
+
+
+def _subject(message_id: int) -> str:
+    return f"landing:{message_id}"
+
+
+def _landing_message(engine, settings: Settings, token: str):
+    """(message id, row) for a valid landing token whose message has a context, else raises TokenError."""
+    message_id = read_token(settings.resolved_secret, "m", token)
+    with engine.connect() as conn:
+        msg = message_row(conn, message_id)
+    if msg is None or not msg.context:
+        raise TokenError("message inconnu")
+    return message_id, msg
+
+
+def _landing(request: Request, settings: Settings, token: str, msg, *, status: int = 200, **extra) -> HTMLResponse:
+    ctx = msg.context
+    values = {
+        "token": token, "business": ctx.get("business") or {}, "ambassador": ctx.get("ambassador") or {},
+        "offers": ctx.get("offers") or [], "sender": ctx.get("sender") or {},
+        "csrf": make_csrf(settings.resolved_secret, _subject(msg.id)),
+        "unsubscribe": f"/u/{make_token(settings.resolved_secret, 'u', msg.id)}",
+        "slots": {k: v[0] for k, v in SLOTS.items()}, "reasons": NOT_FOR_ME_REASONS,
+        "form": {}, "errors": {}, "done": None,
+    }
+    values.update(extra)
+    return pages.TemplateResponse(request, "landing.html", values, status_code=status)
 
 
 @router.get("/u/{token}", response_class=HTMLResponse)
@@ -36,7 +80,11 @@ def unsubscribe_page(request: Request, token: str, settings: SettingsDep) -> HTM
 
 @router.post("/u/{token}", response_class=HTMLResponse)
 def unsubscribe(request: Request, token: str, settings: SettingsDep, engine: EngineDep) -> HTMLResponse:
-    """Record the opt-out (one click, RFC 8058: mail clients POST `List-Unsubscribe=One-Click`)."""
+    """Record the opt-out (one click, RFC 8058: mail clients POST `List-Unsubscribe=One-Click`).
+
+    No CSRF token here on purpose: the signed token in the URL is the proof, and RFC 8058 clients post
+    without a page. The worst a forged request can do is what the link's owner asked for.
+    """
     try:
         message_id = read_token(settings.resolved_secret, "u", token)
     except TokenError as exc:
@@ -55,29 +103,138 @@ def click(request: Request, token: str, settings: SettingsDep, engine: EngineDep
     except TokenError as exc:
         return _error(request, str(exc))
     with engine.begin() as conn:
-        msg = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).first()
+        msg = message_row(conn, message_id)
         if msg is None:
             return _error(request, "message inconnu")
-        conn.execute(INTERACTIONS.insert(), {
-            "business_id": msg.business_id, "message_id": msg.id, "campaign_id": msg.campaign_id,
-            "enrollment_id": msg.enrollment_id, "kind": "click", "at": utcnow(), "data": {},
-        })
+        record_interaction(conn, msg, "click")
     return RedirectResponse(f"/m/{make_token(settings.resolved_secret, 'm', message_id)}", status_code=303)
 
 
 @router.get("/m/{token}", response_class=HTMLResponse)
 def landing(request: Request, token: str, settings: SettingsDep, engine: EngineDep) -> HTMLResponse:
-    """The owner's page: the ambassador and the offers of that message, and the way to say no."""
+    """The owner's page: the ambassador and the offers of that message, and the ways to answer."""
     try:
-        message_id = read_token(settings.resolved_secret, "m", token)
+        _, msg = _landing_message(engine, settings, token)
     except TokenError as exc:
         return _error(request, str(exc))
-    with engine.connect() as conn:
-        msg = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).first()
-    if msg is None or not msg.context:
-        return _error(request, "message inconnu")
+    return _landing(request, settings, token, msg)
+
+
+@router.post("/m/{token}/rappel", response_class=HTMLResponse)
+def ask_callback(
+    request: Request, token: str, settings: SettingsDep, engine: EngineDep, background: BackgroundTasks,
+    csrf: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "", slot: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=1000)] = "",
+) -> HTMLResponse:
+    """"Je veux être rappelé(e)": a call task for the ambassador, who is told by e-mail."""
+    try:
+        message_id, msg = _landing_message(engine, settings, token)
+    except TokenError as exc:
+        return _error(request, str(exc))
+    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
+        return _error(request, "formulaire périmé, rechargez la page", 403)
+    errors: dict[str, str] = {}
+    try:
+        e164 = normalise_number(phone)
+    except InvalidNumber:
+        errors["phone"] = "Ce numéro ne semble pas valide. Exemple : 06 12 34 56 78."
+    if slot not in SLOTS:
+        errors["slot"] = "Choisissez un moment."
+    if errors:
+        return _landing(request, settings, token, msg, status=400, errors=errors,
+                        form={"phone": phone, "slot": slot, "note": note})
+    now = utcnow()
+    due = callback_due(now, slot, settings.timezone)
     ctx = msg.context
-    return pages.TemplateResponse(request, "landing.html", {
-        "business": ctx["business"], "ambassador": ctx["ambassador"], "offers": ctx.get("offers", []),
-        "unsubscribe": f"/u/{make_token(settings.resolved_secret, 'u', message_id)}",
-    })
+    amb = ctx.get("ambassador") or {}
+    assignee = f"ambassador:{amb['id']}" if amb.get("id") not in (None, "") else "adviser"
+    business = ctx.get("business") or {}
+    script = (f"{business.get('name') or 'Cette entreprise'} a demandé à être rappelé(e) "
+              f"{SLOTS[slot][0]}. Présentez-vous, demandez ce qui l'intéresse, proposez une rencontre.")
+    with engine.begin() as conn:
+        stored = request_callback(conn, msg, phone=e164, slot=slot, due_at=due, note=note.strip(),
+                                  assignee=assignee, script=script, now=now)
+    to = amb.get("email") or (ctx.get("sender") or {}).get("email")
+    if to:
+        mail = notification(task_id=stored.task_id, to=to, ambassador_name=amb.get("name") or "",
+                            business=business, phone=phone.strip(), slot=slot, due_at=due, note=note.strip(),
+                            dashboard_url=f"{settings.base_url.rstrip('/')}/tableau/appels", tz=settings.timezone)
+        background.add_task(_notify, settings, mail)
+    return _landing(request, settings, token, msg, done="rappel", due_label=SLOTS[slot][0])
+
+
+def _notify(settings: Settings, mail) -> None:
+    """Send the ambassador's e-mail; the task is stored already, so a failure is logged, not raised."""
+    from integrations.email_smtp import SmtpChannel
+
+    channel = SmtpChannel.from_settings(settings)
+    try:
+        result = channel.send([mail])[0]
+        if result.outcome.value != "sent":
+            log.warning("callback notification not sent to %s: %s", mail.recipient, result.detail)
+    finally:
+        channel.close()
+
+
+@router.post("/m/{token}/pas-pour-moi", response_class=HTMLResponse)
+def not_for_me(
+    request: Request, token: str, settings: SettingsDep, engine: EngineDep,
+    csrf: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+    detail: Annotated[str, Form(max_length=1000)] = "",
+) -> HTMLResponse:
+    """"Ce n'est pas pour moi": the reason is kept, nothing else changes (unsubscribe is separate)."""
+    try:
+        message_id, msg = _landing_message(engine, settings, token)
+    except TokenError as exc:
+        return _error(request, str(exc))
+    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
+        return _error(request, "formulaire périmé, rechargez la page", 403)
+    if reason not in NOT_FOR_ME_REASONS:
+        return _landing(request, settings, token, msg, status=400, errors={"reason": "Choisissez une raison."},
+                        form={"detail": detail})
+    with engine.begin() as conn:
+        record_interaction(conn, msg, "not_for_me", {"reason": reason, "detail": detail.strip()[:1000]})
+    return _landing(request, settings, token, msg, done="pas_pour_moi")
+
+
+@router.get("/m/{token}/diagnostic", response_class=HTMLResponse)
+def diagnostic_page(request: Request, token: str, settings: SettingsDep, engine: EngineDep) -> HTMLResponse:
+    """Five yes/no questions about the business's digital tools."""
+    try:
+        message_id, msg = _landing_message(engine, settings, token)
+    except TokenError as exc:
+        return _error(request, str(exc))
+    return pages.TemplateResponse(request, "diagnostic.html", {
+        "token": token, "questions": QUESTIONS, "csrf": make_csrf(settings.resolved_secret, _subject(message_id)),
+        "business": msg.context.get("business") or {}, "answers": {}, "error": None, "result": None})
+
+
+@router.post("/m/{token}/diagnostic", response_class=HTMLResponse)
+async def diagnostic_answer(request: Request, token: str, settings: SettingsDep, engine: EngineDep) -> HTMLResponse:
+    """Score the answers, store the maturity, count the conversion, suggest the offer that fits."""
+    from fastapi.concurrency import run_in_threadpool
+
+    try:
+        message_id, msg = await run_in_threadpool(_landing_message, engine, settings, token)
+    except TokenError as exc:
+        return _error(request, str(exc))
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    if not check_csrf(settings.resolved_secret, _subject(message_id), form.get("csrf")):
+        return _error(request, "formulaire périmé, rechargez la page", 403)
+    answers = parse_answers(form)
+    context = {"token": token, "questions": QUESTIONS, "business": msg.context.get("business") or {},
+               "csrf": make_csrf(settings.resolved_secret, _subject(message_id)), "result": None,
+               "answers": form, "error": None}
+    if answers is None:
+        context["error"] = "Répondez par oui ou par non à chaque question."
+        return pages.TemplateResponse(request, "diagnostic.html", context, status_code=400)
+    result = diagnose(answers, msg.context.get("offers") or [])
+
+    def store() -> None:
+        with engine.begin() as conn:
+            record_diagnostic(conn, msg, score=result.score, answers=answers,
+                              offer_title=(result.offer or {}).get("title"))
+
+    await run_in_threadpool(store)
+    context.update(result=result, ambassador=msg.context.get("ambassador") or {})
+    return pages.TemplateResponse(request, "diagnostic.html", context)
