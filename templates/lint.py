@@ -33,7 +33,9 @@ syllable.
 Templates (``.j2``) are rendered with ``templates.preview.sample_context`` for each family they serve (a trigger's
 ``default.j2`` serves them all), subject and body together, so Jinja syntax is never counted. A finding points to
 the source line it comes from when it can be found (the template, one of its parents or shared parts, or
-``trades.yaml``); otherwise to the rendered line, and the message says "rendered line N".
+``trades.yaml``); otherwise to the rendered line, and the message says "rendered line N". A template outside the
+``<channel>/<trigger>/`` layout (a draft) is rendered from its own folder, its channel and trigger read from its
+name (``relance.sms.j2``). Bases and shared parts (``base.j2``, ``_*``) are linted through the messages using them.
 """
 
 from __future__ import annotations
@@ -427,7 +429,7 @@ def _mandatory(text: str, channel: str | None, path: str, sender_name: str | Non
 
 # --- templates ---------------------------------------------------------------------------------------------------
 
-def _template_root(path: Path) -> tuple[Path, str, str, str] | None:
+def _template_root(path: Path) -> tuple[Path, str, str | None, str] | None:
     """(messages root, name, channel, trigger) for ``<root>/<channel>/<trigger>/<file>.j2``, else None."""
     parts = path.resolve().parts
     if len(parts) >= 4 and parts[-3] in CHANNELS:
@@ -502,7 +504,12 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
     located = _template_root(path)
     shown = _display(path)
     if located is None:
-        return [Finding(shown, 0, ERROR, "RENDER", "not under <messages>/<channel>/<trigger>/: cannot render")], {}
+        # a loose template (a draft): rendered from its own folder; channel and trigger read from its name
+        from templates.preview import TRIGGERS
+
+        tokens = set(re.split(r"[._\-/]", path.name))
+        trigger = next((t for t in TRIGGERS if t in tokens or t in path.parts), "creation")
+        located = (path.resolve().parent, path.name, _channel_of_text(path), trigger)
     root, name, channel, trigger = located
     lib = library(str(root))
     chain = [root / n for n in lib.chain(name)]

@@ -248,3 +248,12 @@ def test_every_shipped_template_passes_the_linter_with_no_error():
 def test_the_longest_term_wins_and_is_reported_once():
     hits = [f for f in lint_text("Du marketing digital.") if f.code == "JARGON"]
     assert len(hits) == 1 and "« marketing digital »" in hits[0].message
+
+
+def test_a_loose_template_is_rendered_from_its_own_folder(tmp_path: Path):
+    draft = tmp_path / "relance.sms.j2"
+    draft.write_text("{% block body %}{{ sender.name }} : bonjour {{ business.metier }}, "
+                     "testez le SEO.{% endblock %}\n", encoding="utf-8")
+    report = lint_paths([draft])
+    assert {"JARGON", "MISSING_STOP"} <= {f.code for f in report.errors}
+    assert "RENDER" not in {f.code for f in report.findings}
