@@ -167,7 +167,7 @@ def syllables(word: str) -> int:
                 rest = part[run.start() + i + 1:]
                 if ch == "é" and rest not in ("e", "es", "ent"):
                     count += 1  # hiatus: cré-er, ré-el, ré-union; but idée, journées stay one
-                elif ch == "y":
+                elif ch == "y" and i > 0:
                     count += 1  # y between vowels opens a syllable: pa-yer, en-vo-yer
             count += sum(1 for ch in group[1:] if ch in "ïüë")  # diaeresis: na-ïf, No-ël
         if count > 1 and _MUTE_E.search(part):

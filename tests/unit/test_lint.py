@@ -108,6 +108,7 @@ def test_sentences_split_on_punctuation_and_line_ends_but_not_wrapped_prose():
     ("votre", 1), ("facture", 2), ("arrive", 2), ("demain", 2), ("chaque", 1), ("une", 1), ("le", 1),
     ("rue", 1), ("idée", 2), ("journées", 2), ("créer", 2), ("réel", 2), ("payer", 2), ("envoyer", 3),
     ("naïf", 2), ("électroniques", 4), ("plombier-chauffagiste", 5), ("l'équipe", 2), ("h", 1), ("oiseau", 2),
+    ("yeux", 1), ("type", 1), ("quatre", 1), ("guide", 1),
 ])
 def test_french_syllable_counter(word, expected):
     assert syllables(word) == expected
