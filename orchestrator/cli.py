@@ -22,6 +22,8 @@ partners_app = typer.Typer(help="Partners that push events (BGE, Adie, URSSAF, C
 campaigns_app = typer.Typer(help="Campaigns of a collectivité.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(campaigns_app, name="campaigns")
+from triggers.cli import register as _register_doors  # noqa: E402  (ingest, events import, deadlines)
+_register_doors(app)
 console = Console()
 
 

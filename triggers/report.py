@@ -58,23 +58,28 @@ class IngestReport:
         out: dict[str, Any] = {
             "read": self.read,
             "accepted": self.accepted,
-            "rejected": dict(sorted(self.rejected.items())),
-            "events": dict(sorted(self.events.items())),
+            "rejected": _nonzero(self.rejected),
+            "events": _nonzero(self.events),
         }
-        if self.skipped:
-            out["skipped"] = dict(sorted(self.skipped.items()))
+        if +self.skipped:
+            out["skipped"] = _nonzero(self.skipped)
         if self.stored:
             out["stored"] = self.stored
         return out
 
     def summary(self) -> str:
         """A few plain lines for a terminal."""
-        lines = [f"read {self.read:,}  accepted {self.accepted:,}  rejected {self.rejected_total:,}"]
+        lines = [f"read {self.read:,}  accepted {self.accepted:,}  rejected {self.rejected_total:,}"
+                 + (f"  written {self.stored:,}" if self.stored else "")]
         for title, counter in (("rejected", self.rejected), ("events", self.events), ("skipped", self.skipped)):
-            if counter:
-                parts = ", ".join(f"{k}: {v:,}" for k, v in counter.most_common())
+            if +counter:
+                parts = ", ".join(f"{k}: {v:,}" for k, v in (+counter).most_common())
                 lines.append(f"  {title}: {parts}")
         return "\n".join(lines)
+
+
+def _nonzero(counter: Counter[str]) -> dict[str, int]:
+    return {k: v for k, v in sorted(counter.items()) if v}
 
 
 class RejectSink:

@@ -32,6 +32,7 @@ import csv
 import datetime as dt
 import gzip
 import io
+import marshal
 import os
 import zipfile
 import zlib
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from stdnum.fr import siret as stdnum_siret
 
@@ -446,6 +447,42 @@ class SireneReader:
         # Why ",".join and not the raw text: csv.reader does not keep it; a masked row carries no
         # personal data ([ND]) and a public one is public data.
         self.on_reject(Reject(line=line, field=field_name, reason=reason, raw=",".join(row)[:500]))
+
+
+def chunked_records(
+    path: str | os.PathLike[str], lookups: Lookups | None, chunk_size: int
+) -> Iterator[tuple[list[Record], list[Reject], int]]:
+    """(records, rejects, rows read) per chunk of `chunk_size` valid records; the last may be smaller."""
+    rejects: list[Reject] = []
+    reader = SireneReader(path, lookups=lookups, on_reject=lambda r: rejects.append(r))
+    records: list[Record] = []
+    read_before = 0
+    for _line, rec in reader.records():
+        records.append(rec)
+        if len(records) >= chunk_size:
+            yield records, rejects, reader.stats.read - read_before
+            read_before = reader.stats.read
+            records = []
+            rejects.clear()
+    yield records, rejects, reader.stats.read - read_before
+
+
+def parser_process(path: str, chunk_size: int, out: Any) -> None:
+    """Child-process entry point: parse `path` and put marshalled chunks on the queue `out`.
+
+    Lives here, not in the ingest, so the child imports only the parser (not the store). Messages:
+    ("chunk", bytes), then ("done", None); or ("error", message) for a bad file, ("crash", message).
+    """
+    try:
+        for records, rejects, read in chunked_records(path, None, chunk_size):
+            flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
+            # marshal: ~15 times cheaper than pickle for these tuples of str/bool/None.
+            out.put(("chunk", marshal.dumps((records, flat, read))))
+        out.put(("done", None))
+    except SireneFormatError as exc:
+        out.put(("error", str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+        out.put(("crash", f"{type(exc).__name__}: {exc}"))
 
 
 def is_tpe(facts: BusinessFacts) -> bool:

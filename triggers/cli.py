@@ -1,0 +1,205 @@
+"""Command line of the doors in: `declic ingest sirene|bodacc PATH`, `declic events import FILE`,
+`declic deadlines`.
+
+Every command prints a summary a person can act on, or with `--json` one object
+`{"read": N, "accepted": N, "rejected": {...}, "events": {...}}` (read = accepted + rejected);
+`--rejects FILE` writes each rejected line with its line number, field and reason. A Rich progress bar
+shows on long files when the output is a terminal. `register(app)` mounts them on the main app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from triggers.report import IngestReport, RejectSink
+
+ingest_app = typer.Typer(help="Read open-data files (Sirene, BODACC) into the store.", no_args_is_help=True)
+events_app = typer.Typer(help="Partner events from files.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object instead of the summary")]
+RejectsOpt = Annotated[Path | None, typer.Option("--rejects", help="write rejected lines (line;field;reason;raw)")]
+TodayOpt = Annotated[str | None, typer.Option("--today", help="the date to reason from (YYYY-MM-DD), default today")]
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `ingest`, `events` and `deadlines` on the main `declic` app."""
+    app.add_typer(ingest_app, name="ingest")
+    app.add_typer(events_app, name="events")
+    app.command("deadlines")(deadlines)
+
+
+def _engine():
+    from orchestrator.settings import get_settings
+    from store.db import get_engine
+
+    return get_engine(get_settings().resolved_database_url)
+
+
+def _today(value: str | None) -> dt.date:
+    if not value:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"--today: {value!r} is not YYYY-MM-DD") from None
+
+
+@contextlib.contextmanager
+def _rejects_sink(path: Path | None) -> Iterator[RejectSink | None]:
+    if path is None:
+        yield None
+        return
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        yield RejectSink(fh)
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int | None, enabled: bool) -> Iterator[Any]:
+    """A Rich progress bar when stdout is a terminal; yields the `advance(n)` callback (or None)."""
+    if not enabled or not sys.stdout.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:  # fmt: skip
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _estimate_rows(path: Path) -> int | None:
+    # Why an estimate: counting lines would read the file twice; the first megabyte tells the
+    # average line length of a plain CSV (compressed files get an open-ended bar).
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError:
+        return None
+    if head[:2] == b"\x1f\x8b" or head[:4] == b"PK\x03\x04" or not head.count(b"\n"):
+        return None
+    return max(1, int(path.stat().st_size / (len(head) / head.count(b"\n"))))
+
+
+def _finish(report: IngestReport, as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        console.print(f"[bold]{title}[/bold]")
+        console.print(report.summary(), markup=False, highlight=False)
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[red]Erreur :[/red] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@ingest_app.command("sirene")
+def ingest_sirene_cmd(
+    path: Annotated[Path, typer.Argument(help="StockEtablissement CSV (48/53/54 columns), plain, .gz or .zip")],
+    as_json: JsonOpt = False,
+    rejects: RejectsOpt = None,
+    today: TodayOpt = None,
+    creation_window: Annotated[int, typer.Option(help="days: an establishment created more recently is news")] = 90,
+    parallel: Annotated[bool | None, typer.Option(help="parse in a second process (default: on big files)")] = None,
+) -> None:
+    """Read a Sirene stock or daily update file: TPE businesses, creations, first hires, closures."""
+    from triggers.ingest import ingest_sirene
+    from triggers.sirene import SireneFormatError
+
+    if not path.exists():
+        _fail(f"{path}: no such file")
+    try:
+        with _rejects_sink(rejects) as sink, _progress("Sirene", _estimate_rows(path), not as_json) as advance:
+            report = ingest_sirene(_engine(), path, today=_today(today), creation_window_days=creation_window,
+                                   parallel=parallel, rejects=sink, progress=advance)  # fmt: skip
+    except SireneFormatError as exc:
+        _fail(f"{exc}. Rien n'a été modifié pour les lignes non lues.")
+    _finish(report, as_json, f"Sirene : {path.name}")
+
+
+@ingest_app.command("bodacc")
+def ingest_bodacc_cmd(
+    path: Annotated[Path, typer.Argument(help="BODACC annonces commerciales: JSON array, JSON lines or CSV export")],
+    as_json: JsonOpt = False,
+    rejects: RejectsOpt = None,
+    today: TodayOpt = None,
+) -> None:
+    """Read BODACC announcements: takeovers, creations, collective procedures, removals."""
+    from triggers.bodacc import BodaccFormatError
+    from triggers.ingest import ingest_bodacc
+
+    if not path.exists():
+        _fail(f"{path}: no such file")
+    try:
+        with _rejects_sink(rejects) as sink, _progress("BODACC", None, not as_json) as advance:
+            report = ingest_bodacc(_engine(), path, today=_today(today), rejects=sink, progress=advance)
+    except BodaccFormatError as exc:
+        _fail(str(exc))
+    _finish(report, as_json, f"BODACC : {path.name}")
+
+
+@events_app.command("import")
+def events_import_cmd(
+    file: Annotated[Path, typer.Argument(help="partner CSV (see triggers/partner_csv.py for the columns)")],
+    partner: Annotated[str, typer.Option("--partner", help="the partner's name, as created by `partners add`")],
+    as_json: JsonOpt = False,
+    rejects: RejectsOpt = None,
+) -> None:
+    """Import a partner's events from a CSV file (same checks and idempotency as the API)."""
+    from triggers.ingest import import_partner_file
+    from triggers.partner_csv import PartnerFileError
+
+    if not file.exists():
+        _fail(f"{file}: no such file")
+    try:
+        with _rejects_sink(rejects) as sink, _progress("Événements", _estimate_rows(file), not as_json) as advance:
+            report = import_partner_file(_engine(), file, partner=partner, rejects=sink, progress=advance)
+    except (PartnerFileError, LookupError) as exc:
+        _fail(str(exc).strip("'\""))
+    _finish(report, as_json, f"Événements de {partner} : {file.name}")
+
+
+def deadlines(
+    today: TodayOpt = None,
+    offsets: Annotated[str, typer.Option(help="days before each deadline, comma separated")] = "270,180,90,30",
+    file: Annotated[Path | None, typer.Option("--file", help="a deadlines YAML instead of the shipped one")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Emit the regulatory deadline reminders due today, once per deadline, offset and business."""
+    from triggers.calendar import CalendarError, load_deadlines
+    from triggers.ingest import emit_deadlines
+
+    try:
+        days = tuple(sorted({int(o) for o in offsets.split(",") if o.strip()}, reverse=True))
+    except ValueError:
+        raise typer.BadParameter(f"--offsets: {offsets!r} is not a list of numbers") from None
+    try:
+        items = load_deadlines(file)
+    except (CalendarError, OSError) as exc:
+        _fail(str(exc))
+    run = emit_deadlines(_engine(), today=_today(today), offsets=days, deadlines=items)
+    if as_json:
+        out = run.report.to_dict()
+        out["due"] = [{"deadline": d.id, "date": d.date.isoformat(), "offset_days": o} for d, o in run.due]
+        print(json.dumps(out, ensure_ascii=False))
+        return
+    if not run.due:
+        console.print("Aucun rappel d'échéance à émettre aujourd'hui.")
+        upcoming = sorted((d for d in items if d.date >= _today(today)), key=lambda d: d.date)
+        for d in upcoming:
+            console.print(f"  à venir : {d.date.isoformat()}  {d.title}", highlight=False)
+        return
+    for d, o in run.due:
+        console.print(f"Rappel J-{o} : {d.title} ({d.date.isoformat()})", highlight=False)
+    console.print(run.report.summary(), markup=False, highlight=False)

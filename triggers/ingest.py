@@ -1,0 +1,741 @@
+"""Persistence of every door in: Sirene, BODACC, partner files and the regulatory calendar.
+
+Each ingest reads its file through the pure parser of its feed, then writes in chunks; one chunk is
+one transaction (businesses, events, pending resolutions, cancelled messages together), so an ingest
+killed at any moment and run again ends in the same state as one uninterrupted run: committed chunks
+are upserts and idempotent inserts (events are unique on source + external_id), and the chunk in
+flight was rolled back.
+
+Sirene at national scale: the parser runs in a second process (it is the heavier half) and hands
+over chunks of compact records (marshal); this process reads the known state of the chunk's SIRETs
+in bulk, runs the snapshot comparison, and writes with driver-level executemany of a statement built
+once with SQLAlchemy Core (ON CONFLICT upserts on SQLite and PostgreSQL). Known rows that did not
+change are not written.
+
+Events whose business is not known yet (a BODACC SIREN, a partner SIRET) are stored as `pending`;
+the Sirene ingest resolves them when the business arrives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import marshal
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, case, column, func, select, table, update
+from sqlalchemy.engine import Connection, Engine
+
+from segments.taxonomy import family_for_naf
+from segments.territory import commune as commune_info
+from store.models import Business, Message, TriggerEvent
+from store.sql import insert_for
+from triggers import calendar as cal
+from triggers.bodacc import BodaccStats, Skipped, read_bodacc
+from triggers.lifecycle import lifecycle_stage
+from triggers.model import EventIn, Reject
+from triggers.report import IngestReport, RejectSink
+from triggers.sirene import (
+    R_CREATION,
+    R_DNC,
+    R_EMPLOYER,
+    R_NAF,
+    R_SIRET,
+    R_STATE,
+    R_TRANCHE,
+    TPE_TRANCHES,
+    KnownState,
+    Lookups,
+    SireneFormatError,
+    SireneReader,
+    SnapshotRules,
+    chunked_records,
+    compare,
+    facts_from_record,
+    parser_process,
+)
+
+Progress = Callable[[int], None]  # called with the number of rows just handled
+
+BUSINESS = Business.__table__
+EVENTS = TriggerEvent.__table__
+MESSAGES = Message.__table__
+
+# Business columns the Sirene ingest writes, in record-parameter order.
+SIRENE_COLUMNS = (
+    "siret", "siren", "name", "naf_code", "naf25_code", "metier_family", "commune_code", "epci_code",
+    "departement_code", "region_code", "tranche_effectifs", "employer", "creation_date", "state",
+    "do_not_contact", "lifecycle_stage", "street", "postal_code", "city", "address_source", "head_office",
+    "phone_consent", "created_at", "updated_at",
+)  # fmt: skip
+# Columns that locate or name a person: erased when Sirene says "not to contact" (partial diffusion).
+_PERSONAL = ("name", "commune_code", "epci_code", "departement_code", "region_code", "street", "postal_code",
+             "city", "address_source")  # fmt: skip
+_MERGED = ("naf_code", "naf25_code", "metier_family", "tranche_effectifs", "employer", "creation_date",
+           "lifecycle_stage", "head_office")  # fmt: skip
+# What a stored row is compared on to decide "unchanged" (same order as _known_select's tail).
+_COMPARED = ("name", "naf_code", "naf25_code", "commune_code", "tranche_effectifs", "employer", "creation_date",
+             "state", "do_not_contact", "street", "postal_code", "city", "lifecycle_stage", "head_office")  # fmt: skip
+_CMP_INDEX = tuple(SIRENE_COLUMNS.index(c) for c in _COMPARED)
+
+EVENT_COLUMNS = ("source", "partner_id", "external_id", "type", "siret", "siren", "business_id", "occurred_on",
+                 "received_at", "status", "planned", "payload")  # fmt: skip
+
+_MAX_IN = 30000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
+
+
+# --- shared helpers ------------------------------------------------------------------------------
+
+
+def _light_table(name: str, columns: Sequence[str]):
+    # Untyped columns: the driver gets values as they are (ISO dates, bools), no per-value processing.
+    return table(name, *[column(c) for c in columns])
+
+
+def _now_param(conn: Connection) -> Any:
+    now = dt.datetime.now(dt.UTC)
+    if conn.dialect.name == "sqlite":
+        # The text SQLAlchemy's DateTime writes on SQLite (UTC, no offset).
+        return now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return now
+
+
+def _as_params(conn: Connection, columns: Sequence[str], rows: list[tuple]) -> list:
+    if conn.dialect.paramstyle in ("qmark", "format", "numeric"):
+        return rows
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _executemany(conn: Connection, sql: str, columns: Sequence[str], rows: list[tuple]) -> None:
+    if rows:
+        conn.exec_driver_sql(sql, _as_params(conn, columns, rows))
+
+
+def _in_chunks(values: Sequence[Any], size: int = _MAX_IN) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat()
+
+
+def _event_sql(conn: Connection) -> str:
+    light = _light_table("triggerevent", EVENT_COLUMNS)
+    stmt = insert_for(conn, light).on_conflict_do_nothing(index_elements=["source", "external_id"])
+    return str(stmt.compile(dialect=conn.dialect))
+
+
+def _event_row(e: EventIn, business_id: int | None, now: Any, partner_id: int | None = None) -> tuple:
+    return (
+        e.source, partner_id, e.external_id, e.type, e.siret, e.siren or (e.siret[:9] if e.siret else None),
+        business_id, e.occurred_on.isoformat(), now, "accepted" if business_id else "pending", False,
+        json.dumps(e.payload, ensure_ascii=False, default=str),
+    )  # fmt: skip
+
+
+def cancel_planned_messages(conn: Connection, business_ids: Iterable[int], reason: str) -> int:
+    """Cancel messages not yet claimed for these businesses (a closure stops all outreach)."""
+    ids = sorted(set(business_ids))
+    total = 0
+    for part in _in_chunks(ids, 900):
+        result = conn.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.business_id.in_(part), MESSAGES.c.status == "planned")
+            .values(status="cancelled", last_error=reason)
+        )
+        total += result.rowcount or 0
+    return total
+
+
+def _stage_for(event_type: str, on: dt.date, today: dt.date) -> str | None:
+    return lifecycle_stage(today=today, creation_date=None, state=None, events=[(event_type, on)])
+
+
+# --- Sirene --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    records: list[tuple]
+    rejects: list[Reject]
+    read: int
+
+
+def _parse_in_process(path: Path, lookups: Lookups | None, chunk_size: int) -> Iterator[_Chunk]:
+    for records, rejects, read in chunked_records(path, lookups, chunk_size):
+        yield _Chunk(records, list(rejects), read)
+
+
+def _parse_in_child(path: Path, chunk_size: int) -> Iterator[_Chunk]:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue(maxsize=4)  # bounded: the parser never runs more than 4 chunks ahead
+    proc = ctx.Process(target=parser_process, args=(str(path), chunk_size, out), daemon=True)
+    proc.start()
+    try:
+        while True:
+            try:
+                kind, data = out.get(timeout=5)
+            except queue_mod.Empty:
+                if not proc.is_alive():
+                    raise RuntimeError(f"the Sirene parser process died (exit code {proc.exitcode})") from None
+                continue
+            if kind == "chunk":
+                records, rejects, read = marshal.loads(data)
+                yield _Chunk(records, [Reject(*r) for r in rejects], read)
+            elif kind == "done":
+                return
+            elif kind == "error":
+                raise SireneFormatError(data)
+            else:
+                raise RuntimeError(f"the Sirene parser failed: {data}")
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+
+
+class SireneWriter:
+    """Writes chunks of Sirene records: known-state lookup, comparison, upsert, events, resolutions."""
+
+    def __init__(self, engine: Engine, rules: SnapshotRules, report: IngestReport) -> None:
+        self.engine = engine
+        self.rules = rules
+        self.report = report
+        self.today_iso = rules.today.isoformat()
+        self.creation_cutoff = (rules.today - dt.timedelta(days=rules.creation_window_days)).isoformat()
+        self.young_cutoff = (rules.today - dt.timedelta(days=int(3 * 365.25))).isoformat()
+        self._family: dict[str | None, str | None] = {None: None}
+        self._commune: dict[str | None, tuple] = {None: (None, None, None, None)}
+        with engine.connect() as conn:
+            self.dialect = conn.dialect.name
+            self.upsert_sql = self._upsert_sql(conn)
+            self.event_sql = _event_sql(conn)
+            rows = conn.execute(
+                select(EVENTS.c.siret, EVENTS.c.siren).where(EVENTS.c.status == "pending")
+            ).all()
+        self.pending_sirets = {s for s, _ in rows if s}
+        self.pending_sirens = {n for s, n in rows if n and not s}
+
+    def _upsert_sql(self, conn: Connection) -> str:
+        light = _light_table("business", SIRENE_COLUMNS)
+        stmt = insert_for(conn, light)
+        ex = stmt.excluded
+        target = {c: light.c[c] for c in SIRENE_COLUMNS}
+        sets: dict[str, Any] = {}
+        for c in _PERSONAL:
+            sets[c] = case((ex.do_not_contact, None), else_=func.coalesce(ex[c], target[c]))
+        for c in _MERGED:
+            sets[c] = func.coalesce(ex[c], target[c])
+        sets["state"] = ex.state
+        # "Not to contact" is sticky: it may also come from a legal objection recorded elsewhere.
+        sets["do_not_contact"] = target["do_not_contact"] | ex.do_not_contact
+        sets["updated_at"] = ex.updated_at
+        return str(stmt.on_conflict_do_update(index_elements=["siret"], set_=sets).compile(dialect=conn.dialect))
+
+    def _territory(self, code: str | None) -> tuple:
+        found = self._commune.get(code)
+        if found is None:
+            info = commune_info(code) if code else None
+            found = (info.code, info.epci, info.departement, info.region) if info else (None, None, None, None)
+            self._commune[code] = found
+        return found
+
+    def _family_of(self, naf: str | None) -> str | None:
+        if naf in self._family:
+            return self._family[naf]
+        fam = self._family[naf] = family_for_naf(naf) if naf else None
+        return fam
+
+    def _known(self, conn: Connection, sirets: list[str]) -> dict[str, tuple]:
+        # Untyped columns: raw driver values (dates as text on SQLite, date objects on PostgreSQL).
+        names = ("siret", "id", *_COMPARED)
+        stmt = (
+            select(*[column(c) for c in names])
+            .select_from(table("business"))
+            .where(column("siret").in_(bindparam("s", expanding=True)))
+        )
+        out: dict[str, tuple] = {}
+        for part in _in_chunks(sirets):
+            for row in conn.execute(stmt, {"s": list(part)}):
+                out[row[0]] = tuple(row[1:])
+        return out
+
+    def _normalise_stored(self, stored: tuple) -> tuple:
+        # stored = (id, *_COMPARED) as the driver returns it -> the parameter representation.
+        out = list(stored[1:])
+        for i, name in enumerate(_COMPARED):
+            v = out[i]
+            if v is None:
+                continue
+            if name in ("employer", "do_not_contact", "head_office"):
+                out[i] = bool(v)
+            elif name == "creation_date" and not isinstance(v, str):
+                out[i] = v.isoformat()
+        return tuple(out)
+
+    def write(self, records: list[tuple]) -> None:
+        """Write one chunk in one transaction."""
+        report = self.report
+        rules = self.rules
+        today = rules.today
+        creation_cutoff, today_iso, young_cutoff = self.creation_cutoff, self.today_iso, self.young_cutoff
+        tpe = TPE_TRANCHES
+        # Within a chunk the last row of a SIRET wins (update files may repeat one).
+        by_siret: dict[str, tuple] = {}
+        for rec in records:
+            by_siret[rec[R_SIRET]] = rec
+        if len(by_siret) != len(records):
+            report.skipped["repeated in the file"] += len(records) - len(by_siret)
+        with self.engine.begin() as conn:
+            if self.dialect == "sqlite":
+                # A bigger page cache keeps the SIRET index in memory during a national load.
+                conn.exec_driver_sql("PRAGMA cache_size=-131072")
+            now = _now_param(conn)
+            known = self._known(conn, list(by_siret))
+            rows: list[tuple] = []
+            events: list[EventIn] = []
+            closed: list[str] = []
+            for siret, rec in by_siret.items():
+                stored = known.get(siret)
+                evs: list[EventIn] | None = None
+                if stored is None:
+                    if rec[R_STATE] != "active":
+                        report.skipped["closed, never known"] += 1
+                        continue
+                    if (rec[R_TRANCHE] or "") not in tpe:
+                        report.skipped["not a TPE"] += 1
+                        continue
+                    creation = rec[R_CREATION]
+                    if creation and creation_cutoff <= creation <= today_iso and not rec[R_DNC]:
+                        evs = compare(None, facts_from_record(rec), rules)
+                    stage = (
+                        None if not creation else ("creation" if creation >= young_cutoff else "consolidation")
+                    )
+                else:
+                    s = self._normalise_stored(stored)
+                    # s follows _COMPARED: tranche 4, employer 5, creation 6, state 7, naf 1.
+                    prev = KnownState(s[4], s[5], s[7], s[1], dt.date.fromisoformat(s[6]) if s[6] else None)
+                    if (prev.tranche, prev.employer, prev.state, prev.naf, s[6]) != (
+                        rec[R_TRANCHE], rec[R_EMPLOYER], rec[R_STATE], rec[R_NAF], rec[R_CREATION]
+                    ):
+                        evs = compare(prev, facts_from_record(rec), rules)
+                    stage = None
+                    if rec[R_STATE] == "closed":
+                        stage = "closed"
+                if evs:
+                    for e in evs:
+                        st = _stage_for(e.type, e.occurred_on, today)
+                        if st is not None:
+                            stage = st
+                    events.extend(evs)
+                row = self._params(rec, stage, now)
+                if stored is not None:
+                    if _unchanged(tuple(row[i] for i in _CMP_INDEX), s):
+                        report.skipped["unchanged"] += 1
+                        continue
+                    if rec[R_STATE] == "closed" and s[7] != "closed":
+                        closed.append(siret)
+                rows.append(row)
+
+            _executemany(conn, self.upsert_sql, SIRENE_COLUMNS, rows)
+            report.stored += len(rows)
+
+            need_ids = {e.siret for e in events} | set(closed)
+            new_sirets = [r[0] for r in rows if r[0] not in known]
+            resolve_sirets = [s for s in new_sirets if s in self.pending_sirets]
+            resolve_sirens = sorted({s[:9] for s in new_sirets} & self.pending_sirens)
+            need_ids |= set(resolve_sirets)
+            ids = {s: known[s][0] for s in need_ids if s in known}
+            missing = [s for s in need_ids if s not in ids]
+            if missing:
+                ids.update(_ids_for(conn, missing))
+
+            if events:
+                _executemany(
+                    conn, self.event_sql, EVENT_COLUMNS, [_event_row(e, ids.get(e.siret), now) for e in events]
+                )
+                for e in events:
+                    report.events[e.type] += 1
+            if closed:
+                cancel_planned_messages(conn, [ids[s] for s in closed if s in ids], "business closed (Sirene)")
+            if resolve_sirets or resolve_sirens:
+                self._resolve(conn, resolve_sirets, resolve_sirens, ids)
+
+    def _params(self, rec: tuple, stage: str | None, now: Any) -> tuple:
+        (siret, name, naf, naf25, commune, tranche, employer, creation, state, dnc, street, postal, city,
+         since, head) = rec  # fmt: skip
+        del since
+        commune_code, epci, dep, region = self._territory(commune)
+        return (
+            siret, siret[:9], name, naf, naf25, self._family_of(naf), commune_code, epci, dep, region, tranche,
+            employer, creation, state, dnc, stage, street, postal, city, "sirene" if street else None, head,
+            False, now, now,
+        )  # fmt: skip
+
+    def _resolve(self, conn: Connection, sirets: list[str], sirens: list[str], ids: dict[str, int]) -> None:
+        """Attach pending events to the businesses that just arrived, and set their stage."""
+        resolved: list[tuple[int, str, Any]] = []
+        for siret in sirets:
+            bid = ids.get(siret)
+            if bid is None:
+                continue
+            rows = conn.execute(
+                update(EVENTS)
+                .where(EVENTS.c.status == "pending", EVENTS.c.siret == siret)
+                .values(status="accepted", business_id=bid)
+                .returning(EVENTS.c.type, EVENTS.c.occurred_on)
+            ).all()
+            resolved += [(bid, t, o) for t, o in rows]
+            self.pending_sirets.discard(siret)
+        for siren in sirens:
+            target = conn.execute(
+                select(BUSINESS.c.id, BUSINESS.c.siret)
+                .where(BUSINESS.c.siren == siren)
+                .order_by((BUSINESS.c.state == "active").desc(), BUSINESS.c.head_office.desc(), BUSINESS.c.siret)
+                .limit(1)
+            ).first()
+            if target is None:
+                continue
+            rows = conn.execute(
+                update(EVENTS)
+                .where(EVENTS.c.status == "pending", EVENTS.c.siren == siren, EVENTS.c.siret.is_(None))
+                .values(status="accepted", business_id=target.id, siret=target.siret)
+                .returning(EVENTS.c.type, EVENTS.c.occurred_on)
+            ).all()
+            resolved += [(target.id, t, o) for t, o in rows]
+            self.pending_sirens.discard(siren)
+        if resolved:
+            self.report.events["resolved from pending"] += len(resolved)
+            apply_event_effects(conn, resolved, self.rules.today)
+
+
+_PERSONAL_CMP = frozenset(i for i, c in enumerate(_COMPARED) if c in _PERSONAL)
+_STATE_CMP = _COMPARED.index("state")
+_DNC_CMP = _COMPARED.index("do_not_contact")
+
+
+def _unchanged(new: tuple, old: tuple) -> bool:
+    """True when upserting `new` over `old` (both in _COMPARED order) would change nothing."""
+    erase = bool(new[_DNC_CMP])
+    for i, n in enumerate(new):
+        o = old[i]
+        if i == _DNC_CMP:
+            merged = bool(o) or bool(n)
+        elif i == _STATE_CMP:
+            merged = n
+        elif erase and i in _PERSONAL_CMP:
+            merged = None
+        else:
+            merged = o if n is None else n
+        if merged != o:
+            return False
+    return True
+
+
+def _ids_for(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    values = sorted(set(sirets))
+    for part in _in_chunks(values):
+        for siret, id_ in conn.execute(select(BUSINESS.c.siret, BUSINESS.c.id).where(BUSINESS.c.siret.in_(part))):
+            out[siret] = id_
+    return out
+
+
+def apply_event_effects(conn: Connection, events: Iterable[tuple[int, str, Any]], today: dt.date) -> None:
+    """What a newly attached event changes on its business: life-cycle stage, and closure stops outreach."""
+    stages: dict[int, tuple[dt.date, str]] = {}
+    closing: set[int] = set()
+    for business_id, kind, on in events:
+        day = on if isinstance(on, dt.date) else dt.date.fromisoformat(str(on)[:10])
+        if kind == "closure":
+            closing.add(business_id)
+        stage = _stage_for(kind, day, today)
+        if stage is not None and (business_id not in stages or day >= stages[business_id][0]):
+            stages[business_id] = (day, stage)
+    for business_id, (_day, stage) in stages.items():
+        values: dict[str, Any] = {"lifecycle_stage": stage}
+        if business_id in closing:
+            values["state"] = "closed"
+        conn.execute(update(BUSINESS).where(BUSINESS.c.id == business_id).values(**values))
+    if closing:
+        cancel_planned_messages(conn, closing, "business closed")
+
+
+def ingest_sirene(
+    engine: Engine,
+    path: str | os.PathLike[str],
+    *,
+    today: dt.date,
+    creation_window_days: int = 90,
+    chunk_size: int = 20_000,
+    parallel: bool | None = None,
+    lookups: Lookups | None = None,
+    rejects: RejectSink | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Read a StockEtablissement file (stock or daily update) into the store; returns the report.
+
+    `parallel` runs the parser in a second process (default: when the machine has two cores or more
+    and the file is larger than 20 MB; never with injected `lookups`, which stay in this process).
+    """
+    path = Path(path)
+    report = IngestReport()
+    rules = SnapshotRules(today=today, creation_window_days=creation_window_days)
+    writer = SireneWriter(engine, rules, report)
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) > 1 and path.stat().st_size > 20_000_000
+    chunks = (
+        _parse_in_child(path, chunk_size)
+        if parallel and lookups is None
+        else _parse_in_process(path, lookups, chunk_size)
+    )
+    for chunk in chunks:
+        for reject in chunk.rejects:
+            report.reject(reject, rejects)
+        report.read += chunk.read
+        report.accepted += chunk.read - len(chunk.rejects)
+        if chunk.records:
+            writer.write(chunk.records)
+        if progress:
+            progress(chunk.read)
+    refresh_lifecycle(engine, today)
+    report.check()
+    return report
+
+
+def refresh_lifecycle(engine: Engine, today: dt.date) -> int:
+    """Age the stages that time changes: young businesses grow into consolidation, event windows end."""
+    young = today - dt.timedelta(days=int(3 * 365.25))
+    b = BUSINESS
+    changed = 0
+    with engine.begin() as conn:
+        changed += conn.execute(
+            update(b)
+            .where(b.c.lifecycle_stage == "creation", b.c.creation_date < young)
+            .values(lifecycle_stage="consolidation")
+        ).rowcount or 0
+        for stage, days, kinds in (("transfer", 365, ("takeover",)), ("critical_period", 365, ("critical_period",)),
+                                   ("first_hires", 730, ("first_hire",))):  # fmt: skip
+            since = today - dt.timedelta(days=days)
+            recent = (
+                select(EVENTS.c.id)
+                .where(EVENTS.c.business_id == b.c.id, EVENTS.c.type.in_(kinds), EVENTS.c.occurred_on >= since)
+                .exists()
+            )
+            changed += conn.execute(
+                update(b)
+                .where(b.c.lifecycle_stage == stage, ~recent)
+                .values(
+                    lifecycle_stage=case(
+                        (b.c.creation_date >= young, "creation"),
+                        (b.c.creation_date.is_not(None), "consolidation"),
+                        else_=None,
+                    )
+                )
+            ).rowcount or 0
+    return changed
+
+
+# --- BODACC --------------------------------------------------------------------------------------
+
+
+def _businesses_for_sirens(conn: Connection, sirens: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Per SIREN the establishment a SIREN-only event lands on: active first, head office first."""
+    out: dict[str, tuple[int, str, tuple]] = {}
+    for part in _in_chunks(sorted(set(sirens))):
+        rows = conn.execute(
+            select(BUSINESS.c.siren, BUSINESS.c.id, BUSINESS.c.siret, BUSINESS.c.state, BUSINESS.c.head_office)
+            .where(BUSINESS.c.siren.in_(part))
+        )
+        for siren, id_, siret, state, head in rows:
+            rank = (state != "active", not head, siret)
+            if siren not in out or rank < out[siren][2]:
+                out[siren] = (id_, siret, rank)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def store_siren_events(engine: Engine, events: Sequence[EventIn], today: dt.date, report: IngestReport) -> None:
+    """Store SIREN-keyed events in one transaction: attached when the business is known, else pending."""
+    if not events:
+        return
+    with engine.begin() as conn:
+        now = _now_param(conn)
+        targets = _businesses_for_sirens(conn, [e.siren for e in events if e.siren])
+        rows = []
+        for e in events:
+            target = targets.get(e.siren or "")
+            if target is not None and e.siret is None:
+                e.siret = target[1]
+            rows.append(_event_row(e, target[0] if target else None, now))
+        light = _light_table("triggerevent", EVENT_COLUMNS)
+        stmt = insert_for(conn, light).on_conflict_do_nothing(index_elements=["source", "external_id"])
+        stmt = stmt.returning(column("business_id"), column("type"), column("occurred_on"), column("status"))
+        result = conn.execute(stmt, [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows]).all()
+        effects = []
+        for business_id, kind, on, status in result:
+            report.events[kind] += 1
+            if status == "pending":
+                report.events["pending (business not known yet)"] += 1
+            elif business_id is not None:
+                effects.append((business_id, kind, on))
+        report.skipped["already stored"] += len(rows) - len(result)
+        report.stored += len(result)
+        if effects:
+            apply_event_effects(conn, effects, today)
+
+
+def ingest_bodacc(
+    engine: Engine,
+    path: str | os.PathLike[str],
+    *,
+    today: dt.date,
+    chunk_size: int = 2_000,
+    rejects: RejectSink | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Read a BODACC file into the store; returns the report."""
+    report = IngestReport()
+    stats = BodaccStats()
+
+    def on_skip(skip: Skipped) -> None:
+        report.skipped[skip.reason] += 1
+
+    batch: list[EventIn] = []
+    seen = 0
+    for event in read_bodacc(path, on_reject=lambda r: report.reject(r, rejects), on_skip=on_skip, stats=stats):
+        batch.append(event)
+        if len(batch) >= chunk_size:
+            store_siren_events(engine, batch, today, report)
+            batch = []
+            if progress:
+                progress(stats.read - seen)
+                seen = stats.read
+    store_siren_events(engine, batch, today, report)
+    if progress:
+        progress(stats.read - seen)
+    report.read = stats.read
+    report.accepted = stats.read - stats.rejected
+    report.check()
+    return report
+
+
+# --- partner files -------------------------------------------------------------------------------
+
+
+def import_partner_file(
+    engine: Engine,
+    path: str | os.PathLike[str],
+    *,
+    partner: str,
+    chunk_size: int = 500,
+    rejects: RejectSink | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Import a partner CSV through the same intake as the API (`store.events.store_events`)."""
+    from store.events import store_events
+    from store.models import Partner
+    from triggers.partner_csv import PartnerStats, read_partner_csv
+
+    partners = Partner.__table__
+    with engine.connect() as conn:
+        row = conn.execute(select(partners.c.id, partners.c.name).where(partners.c.name == partner)).first()
+    if row is None:
+        raise LookupError(f"unknown partner {partner!r} (create it with `declic partners add {partner}`)")
+    report = IngestReport()
+    stats = PartnerStats()
+    source = f"partner:{row.id}"
+    batch: list[EventIn] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        for stored, event in zip(store_events(engine, batch, partner_id=row.id), batch, strict=True):
+            if stored.status == "duplicate":
+                report.skipped["already stored"] += 1
+            else:
+                report.events[event.type] += 1
+                report.stored += 1
+                if stored.status == "pending":
+                    report.events["pending (business not known yet)"] += 1
+        batch.clear()
+
+    for event in read_partner_csv(
+        path, source=source, contact_source=row.name, on_reject=lambda r: report.reject(r, rejects), stats=stats
+    ):
+        batch.append(event)
+        if len(batch) >= chunk_size:
+            flush()
+            if progress:
+                progress(chunk_size)
+    flush()
+    report.read = stats.read
+    report.accepted = stats.read - stats.rejected
+    report.check()
+    return report
+
+
+# --- regulatory calendar -------------------------------------------------------------------------
+
+
+@dataclass
+class DeadlineRun:
+    """What `emit_deadlines` did: the due reminders and the report."""
+
+    due: list[tuple[cal.Deadline, int]] = field(default_factory=list)
+    report: IngestReport = field(default_factory=IngestReport)
+
+
+def emit_deadlines(
+    engine: Engine,
+    *,
+    today: dt.date,
+    offsets: Sequence[int] = cal.DEFAULT_OFFSETS,
+    deadlines: Sequence[cal.Deadline] | None = None,
+    chunk_size: int = 20_000,
+) -> DeadlineRun:
+    """Store the deadline reminders due today for every concerned active business, once each."""
+    run = DeadlineRun(due=cal.due_offsets(deadlines if deadlines is not None else cal.load_deadlines(), offsets,
+                                          today))  # fmt: skip
+    report = run.report
+    if not run.due:
+        return run
+    last_id = 0
+    b = BUSINESS
+    while True:
+        # Keyset pagination: bounded memory whatever the number of businesses.
+        with engine.connect() as conn:
+            page = conn.execute(
+                select(b.c.id, b.c.siret, b.c.tranche_effectifs, b.c.state)
+                .where(b.c.id > last_id, b.c.state == "active")
+                .order_by(b.c.id)
+                .limit(chunk_size)
+            ).all()
+        if not page:
+            break
+        last_id = page[-1].id
+        ids = {r.siret: r.id for r in page}
+        events = list(cal.deadline_events(run.due, [(r.siret, r.tranche_effectifs, r.state) for r in page]))
+        report.read += len(page)
+        report.accepted += len(page)
+        with engine.begin() as conn:
+            now = _now_param(conn)
+            light = _light_table("triggerevent", EVENT_COLUMNS)
+            stmt = insert_for(conn, light).on_conflict_do_nothing(index_elements=["source", "external_id"])
+            stmt = stmt.returning(column("type"))
+            params = [dict(zip(EVENT_COLUMNS, _event_row(e, ids[e.siret], now), strict=True)) for e in events]
+            inserted = conn.execute(stmt, params).all() if params else []
+        report.events["deadline"] += len(inserted)
+        report.stored += len(inserted)
+        report.skipped["already reminded"] += len(events) - len(inserted)
+    report.check()
+    return run
