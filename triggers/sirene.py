@@ -34,6 +34,7 @@ import gzip
 import io
 import marshal
 import os
+import queue
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -473,16 +474,29 @@ def parser_process(path: str, chunk_size: int, out: Any) -> None:
     Lives here, not in the ingest, so the child imports only the parser (not the store). Messages:
     ("chunk", bytes), then ("done", None); or ("error", message) for a bad file, ("crash", message).
     """
+    parent = os.getppid()
+
+    def put(item: tuple) -> None:
+        # Why a polling put: if the parent is killed (SIGKILL), nobody reads the queue any more and a
+        # plain put would block forever; a parent change means we are an orphan and must stop.
+        while True:
+            try:
+                out.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                if os.getppid() != parent:
+                    os._exit(3)
+
     try:
         for records, rejects, read in chunked_records(path, None, chunk_size):
             flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
             # marshal: ~15 times cheaper than pickle for these tuples of str/bool/None.
-            out.put(("chunk", marshal.dumps((records, flat, read))))
-        out.put(("done", None))
+            put(("chunk", marshal.dumps((records, flat, read))))
+        put(("done", None))
     except SireneFormatError as exc:
-        out.put(("error", str(exc)))
+        put(("error", str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
-        out.put(("crash", f"{type(exc).__name__}: {exc}"))
+        put(("crash", f"{type(exc).__name__}: {exc}"))
 
 
 def is_tpe(facts: BusinessFacts) -> bool:
