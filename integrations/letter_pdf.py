@@ -201,6 +201,13 @@ def address_block(
 def block_from_lines(lines: Sequence[str]) -> list[str]:
     """Check and normalise an address already cut into lines (recipient text), or AddressError."""
     kept = [_squash(line) for line in lines if _squash(line)]
+    name_lines = 1
+    if kept and len(kept[0]) > MAX_CHARS and len(kept) < MAX_LINES:
+        # A long company name (Sirene's raison sociale often is) continues on a second line.
+        wrapped = _wrap_two(kept[0])
+        if wrapped is not None:
+            kept[:1] = list(wrapped)
+            name_lines = 2
     if len(kept) < 2:
         raise AddressError("adresse incomplète : il faut au moins le nom et la ligne « code postal localité »")
     if len(kept) > MAX_LINES:
@@ -210,12 +217,18 @@ def block_from_lines(lines: Sequence[str]) -> list[str]:
         raise AddressError(f"dernière ligne sans code postal en tête : « {kept[-1]} »")
     # The last three lines of a full block are street, lieu-dit and town: upper case for La Poste's
     # readers; the name lines above keep the owner's own spelling.
-    first_upper = max(1, len(kept) - 3)
+    first_upper = max(name_lines, len(kept) - 3)
     normalised = [
         line if index < first_upper else postal_upper(line) for index, line in enumerate(kept)
     ]
     labels = ["nom", "destinataire ou service", "bâtiment", "numéro et voie", "lieu-dit", "code postal et localité"]
     return [_fit(line, labels[min(i, 5)], i + 1) for i, line in enumerate(normalised)]
+
+
+def split_address(text: str) -> tuple[str, ...]:
+    """Address lines from one string: "|" or new lines separate them, and so does ", " before a postcode."""
+    parts = re.split(r"\s*[|\n]\s*|,\s*(?=\d{5}\b)", text or "")
+    return tuple(part.strip() for part in parts if part and part.strip())
 
 
 def address_for(message: OutgoingMessage) -> list[str]:
@@ -253,7 +266,7 @@ class Sender:
             return default
         address = value.get("address") or ()
         if isinstance(address, str):
-            address = tuple(part.strip() for part in re.split(r"[|\n]", address) if part.strip())
+            address = split_address(address)
         return cls(
             name=str(value.get("name") or default.name),
             address=tuple(address) or default.address,
@@ -445,7 +458,7 @@ class LetterChannel:
     ) -> None:
         self.root = Path(letter_dir)
         if isinstance(sender_address, str):
-            sender_address = [part.strip() for part in re.split(r"[|\n]", sender_address) if part.strip()]
+            sender_address = split_address(sender_address)
         self.default_sender = Sender(name=sender_name, address=tuple(sender_address), city=sender_city)
         zone = ZoneInfo(timezone)
         self.today = today or (lambda: dt.datetime.now(zone).date())

@@ -146,3 +146,22 @@ def test_batch_id_is_stable_for_the_same_messages() -> None:
     assert batch_id_for(day, [3, 1, 2]) == batch_id_for(day, [1, 2, 3])
     assert batch_id_for(day, [1, 2, 3]) != batch_id_for(day, [1, 2, 4])
     assert batch_id_for(day, [1]).startswith("20261127-")
+
+
+def test_a_long_name_in_recipient_lines_continues_on_a_second_line() -> None:
+    lines = block_from_lines(["SOCIETE COOPERATIVE OUVRIERE DE PRODUCTION DU BATIMENT", "5 rue du Port", "56100 Lorient"])
+    assert lines == ["SOCIETE COOPERATIVE OUVRIERE DE", "PRODUCTION DU BATIMENT", "5 RUE DU PORT", "56100 LORIENT"]
+
+
+def test_sender_addresses_are_split_into_lines() -> None:
+    from integrations.letter_pdf import split_address
+
+    assert split_address("1 avenue de la Préfecture, 35042 Rennes") == ("1 avenue de la Préfecture", "35042 Rennes")
+    assert split_address("Hôtel de Ville | Place de la Mairie\n35000 Rennes") == (
+        "Hôtel de Ville", "Place de la Mairie", "35000 Rennes")
+    assert split_address("Bât. A, 2e étage") == ("Bât. A, 2e étage",)
+
+
+def test_a_wrapped_name_keeps_its_own_spelling() -> None:
+    lines = block_from_lines(["Société Coopérative Ouvrière de Production", "5 rue du Port", "56100 Lorient"])
+    assert lines[:2] == ["Société Coopérative Ouvrière de", "Production"]
