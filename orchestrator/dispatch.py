@@ -50,8 +50,11 @@ def outgoing(app: App, row) -> OutgoingMessage:
 
 
 def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None,
-                   owner: str | None = None) -> Counter:
-    """Claim and send one batch of due messages; returns counts by outcome (empty when nothing was due)."""
+                   owner: str | None = None, by_campaign: Counter | None = None) -> Counter:
+    """Claim and send one batch of due messages; returns counts by outcome (empty when nothing was due).
+
+    `by_campaign`, when given, receives the number of claimed messages per campaign id (for the logs).
+    """
     now = (now or app.clock()).astimezone(dt.UTC)
     owner = owner or worker_id()
     limit = limit or app.settings.dispatch_batch_size
@@ -62,6 +65,8 @@ def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | Non
     counts: Counter = Counter()
     if not rows:
         return counts
+    if by_campaign is not None:
+        by_campaign.update(row.campaign_id for row in rows)
     with app.engine.begin() as conn:
         blocked = blocked_at_send_time(conn, rows)
         cancel(conn, blocked, owner, now)
