@@ -22,8 +22,12 @@ partners_app = typer.Typer(help="Partners that push events (BGE, Adie, URSSAF, C
 campaigns_app = typer.Typer(help="Campaigns of a collectivité.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(campaigns_app, name="campaigns")
+from orchestrator import cli_report  # noqa: E402 (report and users sub-commands)
+cli_report.mount(app)
 from triggers.cli import register as _register_doors  # noqa: E402  (ingest, events import, deadlines)
 _register_doors(app)
+from orchestrator.cli_journeys import register as _register_journeys  # noqa: E402  (segments, ambassadors...)
+_register_journeys(app, campaigns_app)
 console = Console()
 
 

@@ -1,0 +1,118 @@
+"""`declic report` (a campaign's funnel, uplift and breakdowns as a table, JSON or CSV) and
+`declic users` (dashboard accounts). Mounted on the main CLI by `mount(app)`."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from orchestrator.metrics import fr_cell, report_dict, table_csv
+from orchestrator.settings import get_settings
+
+console = Console()
+users_app = typer.Typer(help="Comptes du tableau de bord (opérateurs, collectivités, ambassadeurs).",
+                        no_args_is_help=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _engine():
+    from store.db import get_engine
+
+    return get_engine(get_settings().resolved_database_url)
+
+
+def report(
+    campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="campaign name")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")] = Format.table,
+    table: Annotated[str | None, typer.Option(help="only this table (funnel, uplift, by_commune_code...)")] = None,
+    live: Annotated[bool, typer.Option("--live", help="compute now instead of reading the nightly rollup")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="recompute the rollup first (nightly job)")] = False,
+) -> None:
+    """A campaign's funnel, uplift against the control group, A/B comparison and breakdowns."""
+    from store.metrics import campaign_by_name, refresh_rollup
+    from store.metrics import report as build
+
+    engine = _engine()
+    if refresh:
+        with engine.connect() as conn:
+            target = campaign_by_name(conn, campaign) if campaign else None
+        if campaign and target is None:
+            console.print(f"[red]Campagne inconnue : {campaign}[/red]")
+            raise typer.Exit(1)
+        written = refresh_rollup(engine, [target.id] if target else None)
+        console.print(f"Agrégats recalculés : {written} lignes.", highlight=False)
+        if not campaign:
+            return
+    if not campaign:
+        console.print("[red]Donnez --campaign NOM (ou --refresh pour recalculer tous les agrégats).[/red]")
+        raise typer.Exit(2)
+    with engine.connect() as conn:
+        row = campaign_by_name(conn, campaign)
+    if row is None:
+        console.print(f"[red]Campagne inconnue : {campaign}[/red]")
+        raise typer.Exit(1)
+    result = build(engine, row, live=live)
+    tables = [t for t in result.tables if table is None or t.key == table]
+    if table and not tables:
+        known = ", ".join(t.key for t in result.tables)
+        console.print(f"[red]Tableau inconnu : {table} (connus : {known})[/red]")
+        raise typer.Exit(2)
+    if fmt is Format.json:
+        data = report_dict(result)
+        if table:
+            data["tables"] = {k: v for k, v in data["tables"].items() if k == table}
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if fmt is Format.csv:
+        for i, t in enumerate(tables):
+            if len(tables) > 1:
+                print(("\n" if i else "") + f"# {t.key}: {t.title}")
+            print(table_csv(t), end="")
+        return
+    source = "agrégats du " + result.as_of if result.source == "rollup" else "calcul en direct"
+    console.print(f"[bold]{result.title}[/bold] ({result.campaign}, {result.status}) — {source}", highlight=False)
+    for t in tables:
+        rich = RichTable(title=t.title, title_justify="left")
+        for key, header in t.columns:
+            rich.add_column(header, justify="left" if t.kinds.get(key, "text") == "text" else "right")
+        for r in t.rows:
+            rich.add_row(*(fr_cell(r.get(key), t.kinds.get(key, "text")) for key, _ in t.columns))
+        console.print(rich)
+
+
+@users_app.command("add")
+def users_add(
+    email: str,
+    name: Annotated[str, typer.Option(help="name shown on the dashboard")],
+    role: Annotated[str, typer.Option(help="operator, collectivite or ambassador")],
+    territory: Annotated[str, typer.Option(help='collectivité scope, e.g. "departements:35,epci:243500139"')] = "",
+    assignee: Annotated[str | None, typer.Option(help='ambassador call queue, e.g. "ambassador:7"')] = None,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
+                                          help="at least 10 characters (asked when omitted)")] = "",
+) -> None:
+    """Create a dashboard user (or update its password, role and scope)."""
+    from store.accounts import AccountError, add_user, parse_territory
+
+    try:
+        user_id = add_user(_engine(), email=email, name=name, password=password, role=role,
+                           territory=parse_territory(territory), assignee=assignee)
+    except AccountError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(f"Compte {email.lower()} prêt (id {user_id}, rôle {role}).", highlight=False)
+
+
+def mount(app: typer.Typer) -> None:
+    """Add `report` and `users` to the main CLI."""
+    app.command("report")(report)
+    app.add_typer(users_app, name="users")

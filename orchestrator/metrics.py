@@ -1,0 +1,413 @@
+"""Campaign metrics: funnel, conversion rates with Wilson intervals, uplift against the control group
+with Newcombe's interval, A/B comparison of variants, breakdowns. Pure: rows in, values out.
+
+The store gives funnel rows already grouped by arm, variant, trigger, métier family, commune, EPCI,
+département and channel (`store.metrics`); everything here is arithmetic on those rows, so the
+dashboard and `declic report` print the same figures from the same `Table`s.
+
+Counting unit: an enrollment (one business entering the campaign for one trigger). A stage counts the
+enrollments that reached it at least once; stages are not forced to nest (a partner may report a
+conversion of a business that never clicked).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal distribution
+STAGES = ("targeted", "contacted", "delivered", "clicked", "responded", "converted")
+STAGE_LABELS = {"targeted": "ciblées", "contacted": "contactées", "delivered": "reçues", "clicked": "ont cliqué",
+                "responded": "ont répondu", "converted": "converties"}
+DIMENSIONS = {
+    "metier_family": "Famille de métiers",
+    "departement_code": "Département",
+    "epci_code": "EPCI",
+    "commune_code": "Commune",
+    "trigger_type": "Déclencheur",
+    "channel": "Canal",
+    "variant": "Variante",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelRow:
+    """Counts of one group of enrollments (the store's grain)."""
+
+    arm: str
+    variant: str | None
+    trigger_type: str | None
+    metier_family: str | None
+    commune_code: str | None
+    epci_code: str | None
+    departement_code: str | None
+    channel: str | None
+    targeted: int
+    contacted: int
+    delivered: int
+    clicked: int
+    responded: int
+    converted: int
+    opted_out: int
+    conversion_days: float  # sum of days from enrollment to first conversion, over converted enrollments
+
+
+@dataclass(slots=True)
+class Counts:
+    """Funnel counts of a set of enrollments."""
+
+    targeted: int = 0
+    contacted: int = 0
+    delivered: int = 0
+    clicked: int = 0
+    responded: int = 0
+    converted: int = 0
+    opted_out: int = 0
+    conversion_days: float = 0.0
+
+    def add(self, row: FunnelRow | Counts) -> None:
+        for f in fields(Counts):
+            setattr(self, f.name, getattr(self, f.name) + getattr(row, f.name))
+
+    @property
+    def conversion_rate(self) -> float | None:
+        """Converted among targeted (the intention-to-treat rate)."""
+        return self.converted / self.targeted if self.targeted else None
+
+    @property
+    def mean_days_to_conversion(self) -> float | None:
+        return self.conversion_days / self.converted if self.converted else None
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion; (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes {successes} outside 0..{n}")
+    p = successes / n
+    z2 = z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    # Clamp float noise at the bounds (k = 0 or k = n give exactly 0 or 1).
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float, float]:
+    """Difference of two proportions p1 - p2 with Newcombe's hybrid score interval (method 10).
+
+    Returns (difference, lower, upper). Both samples must be non-empty.
+    """
+    if n1 <= 0 or n2 <= 0:
+        raise ValueError("both groups need at least one member")
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1, z)
+    l2, u2 = wilson(k2, n2, z)
+    d = p1 - p2
+    lower = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    upper = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return d, lower, upper
+
+
+@dataclass(frozen=True, slots=True)
+class Uplift:
+    """Conversion rate of the treated minus the control group's, with its 95 % interval."""
+
+    basis: str  # "contacted" (treated who were reached) or "targeted" (every treatment enrollment)
+    treated_n: int
+    treated_converted: int
+    control_n: int
+    control_converted: int
+    treated_rate: float
+    control_rate: float
+    difference: float
+    lower: float
+    upper: float
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes zero."""
+        return self.lower > 0 or self.upper < 0
+
+
+def uplift(treated_converted: int, treated_n: int, control_converted: int, control_n: int,
+           basis: str = "contacted") -> Uplift | None:
+    """The uplift with Newcombe's interval; None when a group is empty."""
+    if treated_n <= 0 or control_n <= 0:
+        return None
+    d, lo, hi = newcombe(treated_converted, treated_n, control_converted, control_n)
+    return Uplift(basis, treated_n, treated_converted, control_n, control_converted,
+                  treated_converted / treated_n, control_converted / control_n, d, lo, hi)
+
+
+def campaign_uplift(funnel: dict[str, Counts], basis: str = "contacted") -> Uplift | None:
+    """Uplift of a campaign's funnel by arm.
+
+    "contacted" (the issue's definition): converted among contacted treatment enrollments versus
+    converted among all holdout enrollments. "targeted" compares whole arms (intention to treat): it is
+    not biased by who could be reached, and is shown next to it.
+    """
+    t, h = funnel.get("treatment", Counts()), funnel.get("holdout", Counts())
+    # Conversions of treated businesses never reached are not the message's doing: count the reached ones.
+    if basis == "contacted":
+        return uplift(min(t.converted, t.contacted) if t.contacted else 0, t.contacted, h.converted, h.targeted,
+                      basis)
+    return uplift(t.converted, t.targeted, h.converted, h.targeted, basis)
+
+
+def group(rows: Iterable[FunnelRow], key: Callable[[FunnelRow], Any]) -> dict[Any, Counts]:
+    """Sum rows by a key."""
+    out: dict[Any, Counts] = {}
+    for row in rows:
+        out.setdefault(key(row), Counts()).add(row)
+    return out
+
+
+def funnel_by_arm(rows: Iterable[FunnelRow]) -> dict[str, Counts]:
+    """The campaign's funnel per arm (treatment, holdout)."""
+    return group(rows, lambda r: r.arm)
+
+
+# --- variants (A/B) ---
+
+
+@dataclass(frozen=True, slots=True)
+class VariantComparison:
+    """One variant against the reference (the first variant): converted and clicked among contacted."""
+
+    variant: str
+    contacted: int
+    clicked: int
+    converted: int
+    click_rate: float | None
+    conversion_rate: float | None
+    vs_reference: tuple[float, float, float] | None  # (difference, lower, upper) of the conversion rate
+
+
+def compare_variants(rows: Iterable[FunnelRow]) -> list[VariantComparison]:
+    """The A/B comparison of a campaign's variants in the treatment arm (empty with fewer than two)."""
+    by_variant = group((r for r in rows if r.arm == "treatment"), lambda r: r.variant or "-")
+    if len(by_variant) < 2:
+        return []
+    names = sorted(by_variant)
+    ref = by_variant[names[0]]
+    out = []
+    for name in names:
+        c = by_variant[name]
+        versus = None
+        if name != names[0] and c.contacted and ref.contacted:
+            versus = newcombe(min(c.converted, c.contacted), c.contacted,
+                              min(ref.converted, ref.contacted), ref.contacted)
+        out.append(VariantComparison(
+            name, c.contacted, c.clicked, c.converted,
+            c.clicked / c.contacted if c.contacted else None,
+            min(c.converted, c.contacted) / c.contacted if c.contacted else None, versus))
+    return out
+
+
+# --- tables: the one shape the dashboard, the CSV exports and `declic report` all print ---
+
+
+@dataclass(slots=True)
+class Table:
+    """A titled table of plain values (numbers stay numbers; formatting is the printer's job)."""
+
+    key: str
+    title: str
+    columns: list[tuple[str, str]]  # (key, French header)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)  # column -> "int" | "pct" | "pts" | "days" | "text"
+
+
+@dataclass(slots=True)
+class CampaignReport:
+    """Everything measured about one campaign."""
+
+    campaign: str
+    title: str
+    status: str
+    source: str  # "live" or "rollup"
+    as_of: str | None
+    funnel: dict[str, Counts]
+    uplift: Uplift | None
+    uplift_itt: Uplift | None
+    variants: list[VariantComparison]
+    tables: list[Table]
+
+    def table(self, key: str) -> Table:
+        return next(t for t in self.tables if t.key == key)
+
+
+_BREAKDOWN_COLUMNS = [("value", "Valeur"), ("label", "Libellé"), *((s, STAGE_LABELS[s].capitalize()) for s in STAGES),
+                      ("conversion_rate", "Taux de conversion"), ("holdout_targeted", "Témoin : ciblées"),
+                      ("holdout_converted", "Témoin : converties"), ("uplift", "Effet (points)")]
+_BREAKDOWN_KINDS = {**{s: "int" for s in STAGES}, "conversion_rate": "pct", "holdout_targeted": "int",
+                    "holdout_converted": "int", "uplift": "pts", "value": "text", "label": "text"}
+
+
+def _rate(n: int, d: int) -> float | None:
+    return n / d if d else None
+
+
+def build_report(*, campaign: str, title: str, status: str, rows: list[FunnelRow], source: str,
+                 as_of: str | None, labels: Callable[[str, str | None], str] | None = None) -> CampaignReport:
+    """The whole report of one campaign from its funnel rows. `labels(dimension, code)` names a code."""
+    labels = labels or (lambda _dim, code: code or "")
+    funnel = funnel_by_arm(rows)
+    for arm in ("treatment", "holdout"):
+        funnel.setdefault(arm, Counts())
+    up = campaign_uplift(funnel, "contacted")
+    itt = campaign_uplift(funnel, "targeted")
+    variants = compare_variants(rows)
+    tables: list[Table] = []
+
+    funnel_table = Table("funnel", "Entonnoir par groupe", [
+        ("arm", "Groupe"), *((s, STAGE_LABELS[s].capitalize()) for s in STAGES), ("opted_out", "Désinscrites"),
+        ("conversion_rate", "Taux de conversion"), ("mean_days", "Délai moyen de conversion (jours)")],
+        kinds={**{s: "int" for s in STAGES}, "arm": "text", "opted_out": "int", "conversion_rate": "pct",
+               "mean_days": "days"})
+    for arm, label in (("treatment", "Contactés"), ("holdout", "Témoin (non contactés)")):
+        c = funnel[arm]
+        funnel_table.rows.append({"arm": label, **{s: getattr(c, s) for s in STAGES}, "opted_out": c.opted_out,
+                                  "conversion_rate": c.conversion_rate, "mean_days": c.mean_days_to_conversion})
+    tables.append(funnel_table)
+
+    uplift_table = Table("uplift", "Effet de la campagne (écart de conversion avec le groupe témoin, IC 95 %)", [
+        ("basis", "Base"), ("treated_n", "Traités"), ("treated_converted", "Traités convertis"),
+        ("treated_rate", "Taux traités"), ("control_n", "Témoin"), ("control_converted", "Témoin convertis"),
+        ("control_rate", "Taux témoin"), ("difference", "Effet (points)"), ("lower", "Borne basse"),
+        ("upper", "Borne haute")],
+        kinds={"basis": "text", "treated_n": "int", "treated_converted": "int", "treated_rate": "pct",
+               "control_n": "int", "control_converted": "int", "control_rate": "pct", "difference": "pts",
+               "lower": "pts", "upper": "pts"})
+    for u, label in ((up, "contactés / témoin"), (itt, "tous les ciblés / témoin")):
+        if u is not None:
+            uplift_table.rows.append({"basis": label, "treated_n": u.treated_n,
+                                      "treated_converted": u.treated_converted, "treated_rate": u.treated_rate,
+                                      "control_n": u.control_n, "control_converted": u.control_converted,
+                                      "control_rate": u.control_rate, "difference": u.difference,
+                                      "lower": u.lower, "upper": u.upper})
+    tables.append(uplift_table)
+
+    if variants:
+        vt = Table("variants", "Comparaison des variantes (A/B, parmi les contactés)", [
+            ("variant", "Variante"), ("contacted", "Contactées"), ("clicked", "Ont cliqué"),
+            ("converted", "Converties"), ("click_rate", "Taux de clic"), ("conversion_rate", "Taux de conversion"),
+            ("difference", "Écart avec la 1re (points)"), ("lower", "Borne basse"), ("upper", "Borne haute")],
+            kinds={"variant": "text", "contacted": "int", "clicked": "int", "converted": "int",
+                   "click_rate": "pct", "conversion_rate": "pct", "difference": "pts", "lower": "pts",
+                   "upper": "pts"})
+        for v in variants:
+            d, lo, hi = v.vs_reference or (None, None, None)
+            vt.rows.append({"variant": v.variant, "contacted": v.contacted, "clicked": v.clicked,
+                            "converted": v.converted, "click_rate": v.click_rate,
+                            "conversion_rate": v.conversion_rate, "difference": d, "lower": lo, "upper": hi})
+        tables.append(vt)
+
+    for dim, dim_label in DIMENSIONS.items():
+        t_counts = group((r for r in rows if r.arm == "treatment"), lambda r, d=dim: getattr(r, d))
+        h_counts = group((r for r in rows if r.arm == "holdout"), lambda r, d=dim: getattr(r, d))
+        table = Table(f"by_{dim}", f"Par {dim_label.lower()}", list(_BREAKDOWN_COLUMNS), kinds=_BREAKDOWN_KINDS)
+        for code in sorted(set(t_counts) | set(h_counts), key=lambda c: (c is None, str(c))):
+            t, h = t_counts.get(code, Counts()), h_counts.get(code, Counts())
+            u = uplift(min(t.converted, t.contacted), t.contacted, h.converted, h.targeted) if t.contacted else None
+            table.rows.append({"value": code or "", "label": labels(dim, code) if code else "(inconnu)",
+                               **{s: getattr(t, s) for s in STAGES}, "conversion_rate": t.conversion_rate,
+                               "holdout_targeted": h.targeted, "holdout_converted": h.converted,
+                               "uplift": u.difference if u else None})
+        tables.append(table)
+    return CampaignReport(campaign, title, status, source, as_of, funnel, up, itt, variants, tables)
+
+
+# --- French number format (shared by the dashboard and the terminal table) ---
+
+NBSP = "\u202f"  # narrow no-break space: the French thousands separator
+
+
+def fr_int(value: int | float | None) -> str:
+    """12345 -> "12 345" (narrow no-break space)."""
+    if value is None:
+        return "–"
+    return f"{int(round(value)):,}".replace(",", NBSP)
+
+
+def fr_decimal(value: float | None, digits: int = 1) -> str:
+    """3.14159 -> "3,1"."""
+    if value is None:
+        return "–"
+    text = f"{value:,.{digits}f}"
+    return text.replace(",", NBSP).replace(".", ",")
+
+
+def fr_percent(value: float | None, digits: int = 1) -> str:
+    """0.1234 -> "12,3 %"."""
+    return "–" if value is None else f"{fr_decimal(value * 100, digits)}\u00a0%"
+
+
+def fr_points(value: float | None, digits: int = 1) -> str:
+    """A difference of rates in percentage points, signed: 0.052 -> "+5,2 pts"."""
+    if value is None:
+        return "–"
+    sign = "+" if value > 0 else ("−" if value < 0 else "")
+    return f"{sign}{fr_decimal(abs(value) * 100, digits)}\u00a0pts"
+
+
+def fr_cell(value: Any, kind: str) -> str:
+    """One table cell in French format, by column kind."""
+    if kind == "int":
+        return fr_int(value)
+    if kind == "pct":
+        return fr_percent(value)
+    if kind == "pts":
+        return fr_points(value)
+    if kind == "days":
+        return fr_decimal(value)
+    return "" if value is None else str(value)
+
+
+# --- exports ---
+
+
+def table_csv(table: Table) -> str:
+    """One table as CSV (comma separated, raw numbers with a dot, French headers)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([header for _, header in table.columns])
+    for row in table.rows:
+        writer.writerow(["" if row.get(key) is None else _raw(row.get(key)) for key, _ in table.columns])
+    return out.getvalue()
+
+
+def _raw(value: Any) -> Any:
+    # Rates keep 6 decimals: enough to recompute every displayed figure, stable across runs.
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def report_dict(report: CampaignReport) -> dict[str, Any]:
+    """The report as plain JSON-ready values."""
+    def counts(c: Counts) -> dict[str, Any]:
+        return {**{s: getattr(c, s) for s in STAGES}, "opted_out": c.opted_out,
+                "conversion_rate": c.conversion_rate, "mean_days_to_conversion": c.mean_days_to_conversion}
+
+    def up(u: Uplift | None) -> dict[str, Any] | None:
+        if u is None:
+            return None
+        return {"basis": u.basis, "treated_n": u.treated_n, "treated_converted": u.treated_converted,
+                "control_n": u.control_n, "control_converted": u.control_converted,
+                "treated_rate": u.treated_rate, "control_rate": u.control_rate, "difference": u.difference,
+                "ci95": [u.lower, u.upper], "significant": u.significant}
+
+    return {
+        "campaign": report.campaign, "title": report.title, "status": report.status, "source": report.source,
+        "as_of": report.as_of, "funnel": {arm: counts(c) for arm, c in report.funnel.items()},
+        "uplift": up(report.uplift), "uplift_intention_to_treat": up(report.uplift_itt),
+        "tables": {t.key: {"title": t.title, "columns": [k for k, _ in t.columns],
+                           "rows": [{k: _raw(r.get(k)) for k, _ in t.columns} for r in t.rows]}
+                   for t in report.tables},
+    }

@@ -1,0 +1,218 @@
+"""Dashboard users and the one place that scopes every query of a signed-in user.
+
+Roles: operator (everything), collectivité (its territory: the campaigns whose owner territory lies
+inside it, the businesses located in it), ambassador (its own call tasks only). Routes never filter
+by themselves: they ask this module for the visible campaign ids, a business clause or a task clause,
+and get None (404) for anything outside the scope.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import false, or_, select, true, update
+from sqlalchemy.engine import Connection, Engine
+
+from orchestrator.campaign_spec import TerritorySpec
+from store.models import Business, CallTask, Campaign, Message, UserAccount, utcnow
+
+USERS = UserAccount.__table__
+CAMPAIGNS = Campaign.__table__
+BUSINESS = Business.__table__
+TASKS = CallTask.__table__
+MESSAGES = Message.__table__
+ROLES = ("operator", "collectivite", "ambassador")
+ROLE_LABELS = {"operator": "opérateur", "collectivite": "collectivité", "ambassador": "ambassadeur"}
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verifying against this when the e-mail is unknown keeps the answer time the same (no user enumeration).
+_DUMMY_HASH = _hasher.hash("declic-no-such-user")
+
+
+class AccountError(ValueError):
+    """A user that cannot be created as asked."""
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of a password."""
+    return _hasher.hash(password)
+
+
+def add_user(engine: Engine, *, email: str, name: str, password: str, role: str,
+             territory: dict[str, list[str]] | None = None, assignee: str | None = None) -> int:
+    """Create a user, or update the one with this e-mail (password, role, scope); returns its id."""
+    email = email.strip().lower()
+    if role not in ROLES:
+        raise AccountError(f"rôle inconnu : {role} (connus : {', '.join(ROLES)})")
+    if len(password) < 10:
+        raise AccountError("mot de passe trop court (10 caractères au moins)")
+    spec = TerritorySpec.model_validate(territory or {})
+    if role == "collectivite":
+        if spec.is_empty():
+            raise AccountError("une collectivité a besoin d'un territoire (ex. departements:35)")
+        unknown = spec.unknown_codes()
+        if unknown:
+            raise AccountError(f"codes de territoire inconnus : {', '.join(unknown)}")
+    if role == "ambassador" and not assignee:
+        raise AccountError("un ambassadeur a besoin de sa file d'appels (ex. ambassador:7)")
+    values = {"name": name, "password_hash": hash_password(password), "role": role,
+              "territory": spec.model_dump() if role == "collectivite" else {},
+              "assignee": assignee if role == "ambassador" else None, "active": True}
+    with engine.begin() as conn:
+        row = conn.execute(select(USERS.c.id).where(USERS.c.email == email)).first()
+        if row:
+            conn.execute(update(USERS).where(USERS.c.id == row.id).values(**values))
+            return row.id
+        return conn.execute(USERS.insert().values(email=email, created_at=utcnow(), **values)).inserted_primary_key[0]
+
+
+def authenticate(engine: Engine, email: str, password: str) -> Any | None:
+    """The active user with this e-mail and password, else None (same work either way)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(USERS).where(USERS.c.email == email.strip().lower(),
+                                               USERS.c.active.is_(True))).first()
+    try:
+        _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return None
+    if row is None:
+        return None
+    with engine.begin() as conn:
+        values: dict[str, Any] = {"last_login_at": utcnow()}
+        if _hasher.check_needs_rehash(row.password_hash):
+            values["password_hash"] = hash_password(password)
+        conn.execute(update(USERS).where(USERS.c.id == row.id).values(**values))
+    return row
+
+
+def user_by_id(engine: Engine, user_id: int) -> Any | None:
+    """The active user with this id, else None."""
+    with engine.connect() as conn:
+        return conn.execute(select(USERS).where(USERS.c.id == user_id, USERS.c.active.is_(True))).first()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a signed-in user may see."""
+
+    user_id: int
+    role: str
+    name: str
+    territory: dict[str, list[str]] = field(default_factory=dict)
+    assignee: str | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    @property
+    def sees_campaigns(self) -> bool:
+        return self.role in ("operator", "collectivite")
+
+
+def scope_of(user) -> Scope:
+    """The scope of a user row."""
+    return Scope(user.id, user.role, user.name, dict(user.territory or {}), user.assignee)
+
+
+@lru_cache(maxsize=1024)
+def _communes(territory_key: tuple) -> frozenset[str]:
+    spec = TerritorySpec.model_validate({k: list(v) for k, v in territory_key})
+    return frozenset(spec.communes_covered())
+
+
+def _key(territory: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, tuple(sorted(v or []))) for k, v in territory.items()))
+
+
+def territory_contains(outer: dict[str, Any], inner: dict[str, Any]) -> bool:
+    """Does the territory `inner` lie entirely inside `outer` (non-empty)?"""
+    inner_communes = _communes(_key(inner))
+    return bool(inner_communes) and inner_communes <= _communes(_key(outer))
+
+
+def visible_campaign_ids(conn: Connection, scope: Scope) -> list[int] | None:
+    """Ids of the campaigns the scope sees; None means all (operator)."""
+    if scope.is_operator:
+        return None
+    if scope.role != "collectivite":
+        return []
+    rows = conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.spec)).all()
+    return [r.id for r in rows
+            if territory_contains(scope.territory, ((r.spec or {}).get("owner") or {}).get("territory") or {})]
+
+
+def campaigns(conn: Connection, scope: Scope) -> list[Any]:
+    """The campaigns the scope sees, newest first."""
+    ids = visible_campaign_ids(conn, scope)
+    query = select(CAMPAIGNS).order_by(CAMPAIGNS.c.created_at.desc(), CAMPAIGNS.c.id.desc())
+    if ids is not None:
+        query = query.where(CAMPAIGNS.c.id.in_(ids or [-1]))
+    return conn.execute(query).all()
+
+
+def campaign(conn: Connection, scope: Scope, campaign_id: int) -> Any | None:
+    """One campaign if the scope sees it, else None."""
+    ids = visible_campaign_ids(conn, scope)
+    if ids is not None and campaign_id not in ids:
+        return None
+    return conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
+
+
+def business_clause(scope: Scope):
+    """A WHERE clause on the business table limiting it to the scope."""
+    if scope.is_operator:
+        return true()
+    if scope.role != "collectivite":
+        return false()
+    t = scope.territory
+    parts = []
+    for column, key in ((BUSINESS.c.commune_code, "communes"), (BUSINESS.c.epci_code, "epci"),
+                        (BUSINESS.c.departement_code, "departements"), (BUSINESS.c.region_code, "regions")):
+        if t.get(key):
+            parts.append(column.in_(list(t[key])))
+    return or_(*parts) if parts else false()
+
+
+def business(conn: Connection, scope: Scope, business_id: int) -> Any | None:
+    """One business if the scope sees it, else None."""
+    return conn.execute(select(BUSINESS).where(BUSINESS.c.id == business_id, business_clause(scope))).first()
+
+
+def task_clause(conn: Connection, scope: Scope):
+    """A WHERE clause on the call-task table limiting it to the scope."""
+    if scope.is_operator:
+        return true()
+    if scope.role == "ambassador":
+        return TASKS.c.assignee == scope.assignee if scope.assignee else false()
+    ids = visible_campaign_ids(conn, scope) or [-1]
+    own_messages = select(MESSAGES.c.id).where(MESSAGES.c.campaign_id.in_(ids))
+    return TASKS.c.message_id.in_(own_messages)
+
+
+def task(conn: Connection, scope: Scope, task_id: int) -> Any | None:
+    """One call task if the scope sees it, else None."""
+    return conn.execute(select(TASKS).where(TASKS.c.id == task_id, task_clause(conn, scope))).first()
+
+
+def parse_territory(text: str) -> dict[str, list[str]]:
+    """"departements:35,epci:243500139" -> {"departements": ["35"], "epci": ["243500139"]}."""
+    aliases = {"commune": "communes", "communes": "communes", "epci": "epci", "departement": "departements",
+               "departements": "departements", "region": "regions", "regions": "regions"}
+    out: dict[str, list[str]] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        level, _, code = part.partition(":")
+        if level.strip() not in aliases or not code.strip():
+            raise AccountError(f"territoire illisible : {part!r} (ex. departements:35, epci:243500139)")
+        out.setdefault(aliases[level.strip()], []).append(code.strip())
+    return out
+
+
+def last_login(user) -> dt.datetime | None:
+    """When the user last signed in."""
+    return user.last_login_at

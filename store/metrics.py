@@ -1,0 +1,269 @@
+"""Metrics queries: a campaign's funnel rows (live, or from the nightly rollup), the report built on
+them, and the per-business timeline. The maths is in `orchestrator.metrics`.
+
+Live rows group a campaign's enrollments by arm, variant, trigger, métier family, commune and channel
+in one statement (two per-enrollment aggregates joined to the enrollments). At millions of messages
+the nightly rollup (`refresh_rollup`, one INSERT ... SELECT of the same statement) answers instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, literal, select
+from sqlalchemy.engine import Connection, Engine
+
+from orchestrator.metrics import CampaignReport, FunnelRow, build_report
+from store.conversions import CONVERSION_KINDS, RESPONSE_KINDS
+from store.models import (
+    Business,
+    CallTask,
+    Campaign,
+    Enrollment,
+    FunnelRollup,
+    Interaction,
+    Message,
+    MessageEvent,
+    TriggerEvent,
+    utcnow,
+)
+
+BUSINESS = Business.__table__
+CAMPAIGNS = Campaign.__table__
+ENROLLMENTS = Enrollment.__table__
+MESSAGES = Message.__table__
+INTERACTIONS = Interaction.__table__
+ROLLUP = FunnelRollup.__table__
+HISTORY = MessageEvent.__table__
+EVENTS = TriggerEvent.__table__
+TASKS = CallTask.__table__
+
+DIMENSION_COLUMNS = ("arm", "variant", "trigger_type", "metier_family", "commune_code", "epci_code",
+                     "departement_code", "channel")
+COUNT_COLUMNS = ("targeted", "contacted", "delivered", "clicked", "responded", "converted", "opted_out",
+                 "conversion_days")
+# Channels that report no delivery receipt: a message handed over counts as received (a bounce turns it
+# to failed). SMS providers send receipts, so an SMS counts only once "delivered".
+NO_RECEIPT_CHANNELS = ("email", "letter", "call", "webhook")
+
+
+def _days_between(conn: Connection, later, earlier):
+    """Days between two timestamps, as a float, in this dialect."""
+    if conn.dialect.name == "postgresql":
+        return func.extract("epoch", later - earlier) / 86400.0
+    return func.julianday(later) - func.julianday(earlier)
+
+
+def funnel_select(conn: Connection, campaign_ids: list[int] | None):
+    """The grouped funnel of some campaigns (all when None): one row per campaign and dimension values."""
+    m, i, e, b = MESSAGES, INTERACTIONS, ENROLLMENTS, BUSINESS
+    handed = m.c.status.in_(("sent", "delivered"))
+    per_msg = (select(
+        m.c.enrollment_id,
+        func.min(case((m.c.step == 0, m.c.channel))).label("channel"),
+        func.max(case((handed, 1), else_=0)).label("contacted"),
+        func.max(case((m.c.status == "delivered", 1),
+                      (and_(m.c.status == "sent", m.c.channel.in_(NO_RECEIPT_CHANNELS)), 1), else_=0))
+        .label("delivered"))
+        .group_by(m.c.enrollment_id))
+    per_int = (select(
+        i.c.enrollment_id,
+        func.max(case((i.c.kind == "click", 1), else_=0)).label("clicked"),
+        func.max(case((i.c.kind.in_(RESPONSE_KINDS), 1), else_=0)).label("responded"),
+        func.max(case((i.c.kind == "unsubscribe", 1), else_=0)).label("opted_out"),
+        func.min(case((i.c.kind.in_(CONVERSION_KINDS), i.c.at))).label("converted_at"))
+        .where(i.c.enrollment_id.is_not(None))
+        .group_by(i.c.enrollment_id))
+    if campaign_ids is not None:
+        per_msg = per_msg.where(m.c.campaign_id.in_(campaign_ids))
+        per_int = per_int.where(i.c.campaign_id.in_(campaign_ids))
+    pm, pi = per_msg.subquery("pm"), per_int.subquery("pi")
+    converted = pi.c.converted_at.is_not(None)
+    dims = [e.c.campaign_id, e.c.arm, e.c.variant, e.c.trigger_type, b.c.metier_family, b.c.commune_code,
+            b.c.epci_code, b.c.departement_code, pm.c.channel]
+    query = (select(
+        *dims,
+        func.count().label("targeted"),
+        func.coalesce(func.sum(pm.c.contacted), 0).label("contacted"),
+        func.coalesce(func.sum(pm.c.delivered), 0).label("delivered"),
+        func.coalesce(func.sum(pi.c.clicked), 0).label("clicked"),
+        func.coalesce(func.sum(pi.c.responded), 0).label("responded"),
+        func.sum(case((converted, 1), else_=0)).label("converted"),
+        func.coalesce(func.sum(pi.c.opted_out), 0).label("opted_out"),
+        func.coalesce(func.sum(case((converted, _days_between(conn, pi.c.converted_at, e.c.enrolled_at)),
+                                   else_=0.0)), 0.0).label("conversion_days"))
+        .select_from(e.join(b, b.c.id == e.c.business_id)
+                     .outerjoin(pm, pm.c.enrollment_id == e.c.id)
+                     .outerjoin(pi, pi.c.enrollment_id == e.c.id))
+        .group_by(*dims))
+    if campaign_ids is not None:
+        query = query.where(e.c.campaign_id.in_(campaign_ids))
+    return query
+
+
+def _row(r: Any) -> FunnelRow:
+    return FunnelRow(r.arm, r.variant, r.trigger_type, r.metier_family, r.commune_code, r.epci_code,
+                     r.departement_code, r.channel, int(r.targeted), int(r.contacted), int(r.delivered),
+                     int(r.clicked), int(r.responded), int(r.converted), int(r.opted_out),
+                     float(r.conversion_days or 0.0))
+
+
+def live_rows(conn: Connection, campaign_id: int) -> list[FunnelRow]:
+    """A campaign's funnel rows computed now from messages and interactions."""
+    return [_row(r) for r in conn.execute(funnel_select(conn, [campaign_id]))]
+
+
+def rollup_rows(conn: Connection, campaign_id: int) -> tuple[list[FunnelRow], dt.datetime | None]:
+    """A campaign's funnel rows from the last rollup, and when it was made (None: never rolled up)."""
+    rows = conn.execute(select(ROLLUP).where(ROLLUP.c.campaign_id == campaign_id)).all()
+    if not rows:
+        return [], None
+    return [_row(r) for r in rows], max(r.refreshed_at for r in rows)
+
+
+def refresh_rollup(engine: Engine, campaign_ids: list[int] | None = None, *, now: dt.datetime | None = None) -> int:
+    """Recompute the rollup of some campaigns (all when None) server-side; returns the rows written.
+
+    Attributes late conversion events first, so the nightly run also catches events whose business
+    became known after they arrived.
+    """
+    from store.conversions import attribute_conversions
+
+    now = now or utcnow()
+    with engine.begin() as conn:
+        attribute_conversions(conn)
+        target = delete(ROLLUP)
+        if campaign_ids is not None:
+            target = target.where(ROLLUP.c.campaign_id.in_(campaign_ids))
+        conn.execute(target)
+        source = funnel_select(conn, campaign_ids).subquery("f")
+        columns = ["campaign_id", *DIMENSION_COLUMNS, *COUNT_COLUMNS]
+        insert = ROLLUP.insert().from_select(
+            [*columns, "refreshed_at"],
+            select(*(source.c[c] for c in columns), literal(now, ROLLUP.c.refreshed_at.type)))
+        conn.execute(insert)
+        # Count afterwards: drivers disagree on rowcount for INSERT ... SELECT.
+        written = select(func.count()).select_from(ROLLUP)
+        if campaign_ids is not None:
+            written = written.where(ROLLUP.c.campaign_id.in_(campaign_ids))
+        return conn.execute(written).scalar_one()
+
+
+def campaign_rows(conn: Connection, campaign_id: int, *, live: bool = False) -> tuple[list[FunnelRow], str, str | None]:
+    """(rows, "rollup" | "live", as-of ISO time): the rollup when the campaign has one, else live."""
+    if not live:
+        rows, at = rollup_rows(conn, campaign_id)
+        if at is not None:
+            return rows, "rollup", at.astimezone(dt.UTC).isoformat(timespec="seconds")
+    return live_rows(conn, campaign_id), "live", None
+
+
+def label_for(dimension: str, code: str | None) -> str:
+    """The French name of a code of one breakdown dimension."""
+    from segments.taxonomy import families
+    from segments.territory import commune, departements, epcis
+
+    if not code:
+        return ""
+    if dimension == "metier_family":
+        fam = families().get(code)
+        return fam.label if fam else code
+    if dimension == "commune_code":
+        place = commune(code)
+        return place.nom if place else code
+    if dimension == "epci_code":
+        epci = epcis().get(code)
+        return epci.nom if epci else code
+    if dimension == "departement_code":
+        dep = departements().get(code)
+        return dep.nom if dep else code
+    if dimension == "trigger_type":
+        return TRIGGER_LABELS.get(code, code)
+    if dimension == "channel":
+        return CHANNEL_LABELS.get(code, code)
+    return code
+
+
+TRIGGER_LABELS = {"creation": "Création", "first_hire": "Première embauche", "takeover": "Reprise",
+                  "critical_period": "Période difficile", "consolidation": "Consolidation", "closure": "Fermeture",
+                  "activity_change": "Changement d'activité", "deadline": "Échéance réglementaire"}
+CHANNEL_LABELS = {"email": "E-mail", "sms": "SMS", "letter": "Courrier", "call": "Appel", "webhook": "Partenaire"}
+
+
+def campaign_by_name(conn: Connection, name: str):
+    """The campaign row with this name, or None."""
+    return conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.name == name)).first()
+
+
+def campaign_by_id(conn: Connection, campaign_id: int):
+    """The campaign row with this id, or None."""
+    return conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
+
+
+def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
+    """The report of one campaign row (the same for the dashboard and `declic report`)."""
+    with engine.connect() as conn:
+        rows, source, as_of = campaign_rows(conn, campaign.id, live=live)
+    title = (campaign.spec or {}).get("title") or campaign.name
+    return build_report(campaign=campaign.name, title=title, status=campaign.status, rows=rows, source=source,
+                        as_of=as_of, labels=label_for)
+
+
+def business_timeline(conn: Connection, business_id: int, campaign_ids: list[int] | None) -> list[dict[str, Any]]:
+    """Everything that happened to one business, oldest first: events, enrollments, messages and their
+    history, interactions, call tasks. `campaign_ids` None shows every campaign; a list restricts the
+    campaign-bound rows to those campaigns (a collectivité sees only its own)."""
+    out: list[dict[str, Any]] = []
+
+    def allowed(column):
+        return column.in_(campaign_ids) if campaign_ids is not None else literal(True)
+
+    for r in conn.execute(select(EVENTS).where(EVENTS.c.business_id == business_id)):
+        out.append({"at": r.received_at, "what": "événement", "detail": TRIGGER_LABELS.get(r.type, r.type),
+                    "extra": f"du {r.occurred_on:%d/%m/%Y}, source {r.source.split(':')[0]}"})
+    for r in conn.execute(select(ENROLLMENTS, CAMPAIGNS.c.name).join(CAMPAIGNS, CAMPAIGNS.c.id == ENROLLMENTS.c.campaign_id)
+                          .where(ENROLLMENTS.c.business_id == business_id, allowed(ENROLLMENTS.c.campaign_id))):
+        arm = "groupe témoin (pas de message)" if r.arm == "holdout" else "contacté"
+        out.append({"at": r.enrolled_at, "what": "inscription", "detail": r.name,
+                    "extra": f"{TRIGGER_LABELS.get(r.trigger_type, r.trigger_type)}, {arm}"})
+    msgs = conn.execute(select(MESSAGES.c.id, MESSAGES.c.channel, MESSAGES.c.template, MESSAGES.c.step)
+                        .where(MESSAGES.c.business_id == business_id, allowed(MESSAGES.c.campaign_id))).all()
+    by_id = {m.id: m for m in msgs}
+    if by_id:
+        for h in conn.execute(select(HISTORY).where(HISTORY.c.message_id.in_(list(by_id)))):
+            m = by_id[h.message_id]
+            out.append({"at": h.at, "what": "message", "detail": f"{CHANNEL_LABELS.get(m.channel, m.channel)} "
+                        f"n° {m.step + 1} ({m.template})", "extra": MESSAGE_STATUS.get(h.status, h.status)})
+    for r in conn.execute(select(INTERACTIONS).where(INTERACTIONS.c.business_id == business_id,
+                                                     allowed(INTERACTIONS.c.campaign_id))):
+        out.append({"at": r.at, "what": "réaction", "detail": INTERACTION_LABELS.get(r.kind, r.kind),
+                    "extra": _interaction_extra(r.kind, r.data or {})})
+    tasks = select(TASKS).where(TASKS.c.business_id == business_id)
+    if campaign_ids is not None:
+        tasks = tasks.where(TASKS.c.message_id.in_(list(by_id) or [-1]))
+    for r in conn.execute(tasks):
+        out.append({"at": r.created_at, "what": "appel à passer", "detail": TASK_STATUS.get(r.status, r.status),
+                    "extra": f"{r.attempts} essai(s)"})
+    out.sort(key=lambda x: x["at"] if x["at"].tzinfo else x["at"].replace(tzinfo=dt.UTC))
+    return out
+
+
+MESSAGE_STATUS = {"planned": "prévu", "claimed": "en cours d'envoi", "sent": "envoyé", "delivered": "reçu",
+                  "failed": "échec", "cancelled": "annulé"}
+INTERACTION_LABELS = {"click": "a cliqué", "unsubscribe": "s'est désinscrit", "callback_request": "demande un rappel",
+                      "not_for_me": "pas pour moi", "diagnostic_completed": "diagnostic fait",
+                      "offer_enrolled": "inscrit à une offre", "ambassador_met": "a rencontré l'ambassadeur"}
+TASK_STATUS = {"open": "à faire", "done": "fait", "refused": "refusé", "no_answer": "sans réponse"}
+NOT_FOR_ME = {"pas_le_temps": "pas le temps", "deja_equipe": "déjà équipé", "pas_utile": "pas utile",
+              "trop_cher": "trop cher", "autre": "autre raison"}
+
+
+def _interaction_extra(kind: str, data: dict[str, Any]) -> str:
+    if kind == "not_for_me":
+        return NOT_FOR_ME.get(data.get("reason", ""), "")
+    if kind == "diagnostic_completed" and "score" in data:
+        return f"{data['score']}/5"
+    if kind == "callback_request":
+        return str(data.get("slot", ""))
+    return str(data.get("source", ""))
