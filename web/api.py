@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -15,6 +17,8 @@ from triggers.partner_api import EventBatch, EventItem, validate_item
 from web.deps import EngineDep, PartnerDep
 
 router = APIRouter(prefix="/api/v1", tags=["partner events"])
+logger = logging.getLogger(__name__)
+TRIGGER_RECEIVED = "declic.trigger.received"
 
 
 class ItemStatus(BaseModel):
@@ -78,7 +82,32 @@ def accept_batch(engine, partner, raw_items: list[dict[str, Any]]) -> BatchResul
 async def post_events(batch: EventBatch, partner: PartnerDep, engine: EngineDep) -> BatchResult:
     """Submit 1 to 1,000 events. Each item is validated on its own (schema: `EventItem`); accepted
     items are committed before the answer; the same `external_id` twice is stored once."""
-    return await run_in_threadpool(accept_batch, engine, partner, batch.events)
+    result = await run_in_threadpool(accept_batch, engine, partner, batch.events)
+    if result.accepted:
+        announce_batch(partner, result)
+    return result
+
+
+def announce_batch(partner, result: BatchResult) -> None:
+    """Emit one Prefect event `declic.trigger.received` for a committed batch (it starts the plan deployment).
+
+    Best effort: the events are already stored, and the scheduled planning run picks them up anyway, so an
+    unreachable Prefect API is logged, never turned into an error for the partner. Without a Prefect API
+    (the embedded default runs flows in-process) there is nobody to tell, and nothing is emitted.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        return
+    try:
+        from prefect.events import emit_event
+
+        emit_event(
+            event=TRIGGER_RECEIVED,
+            resource={"prefect.resource.id": f"declic.partner.{partner.id}", "prefect.resource.name": partner.name},
+            payload={"accepted": result.accepted, "duplicate": result.duplicate, "rejected": result.rejected},
+        )
+    except Exception:  # the partner's batch is committed: never fail its request for a notification
+        logger.exception("could not emit %s for partner %s (batch committed, scheduled planning will run)",
+                         TRIGGER_RECEIVED, partner.name)
 
 
 # Publish the item schema in the OpenAPI document (items are validated one by one, see EventBatch).
