@@ -22,8 +22,11 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+import base64
+from email.charset import Charset
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import compat32
 from email.utils import formatdate
 
 from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
@@ -32,24 +35,54 @@ from integrations.email_bounce import classify_reply, describe_reply
 __all__ = ["SmtpChannel", "build_email", "classify_reply", "describe_reply"]
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_WIRE = compat32.clone(linesep="\r\n", max_line_length=998)  # encoded words stay whole, no refolding
+_UTF8 = Charset("utf-8")  # base64 bodies: 7-bit safe and encoded in C (quoted-printable is pure Python)
+
+
+def encode_header(text: str) -> str:
+    """RFC 2047 encoded-words for non-ASCII header text, whole characters per word (at most 45 bytes each)."""
+    if text.isascii():
+        return text
+    words, chunk = [], b""
+    for char in text:
+        data = char.encode("utf-8")
+        if len(chunk) + len(data) > 45:
+            words.append(chunk)
+            chunk = b""
+        chunk += data
+    words.append(chunk)
+    return " ".join(f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words)
 # RCPT replies that accept the recipient (252: cannot verify but will try, RFC 5321 3.5.3).
 RCPT_OK = (250, 251, 252)
 
 
-def build_email(msg: OutgoingMessage, sender: str) -> EmailMessage:
-    """The MIME message: text (and html) body, stable Message-ID, one-click unsubscribe headers."""
-    em = EmailMessage()
-    em["From"] = sender
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(text, charset=_UTF8)
+    return part
+
+
+def build_email(msg: OutgoingMessage, sender: str) -> bytes:
+    """The wire bytes: text (and html) body, stable Message-ID, one-click unsubscribe headers.
+
+    Built with the compat32 API: several times faster than EmailMessage's header refolding, which
+    dominated the send rate.
+    """
+    if msg.html_body:
+        em = MIMEMultipart("alternative")
+        em.attach(_text_part(msg.body, "plain"))
+        em.attach(_text_part(msg.html_body, "html"))
+    else:
+        em = _text_part(msg.body, "plain")
+    name, _, address = sender.rpartition(" <")
+    em["From"] = f"{encode_header(name)} <{address}" if name else sender
     em["To"] = msg.recipient
-    em["Subject"] = msg.subject
+    em["Subject"] = encode_header(msg.subject)
     em["Date"] = formatdate(localtime=False)
     em["Message-ID"] = msg.rfc_message_id
-    for name, value in msg.headers.items():
-        em[name] = value
-    em.set_content(msg.body)
-    if msg.html_body:
-        em.add_alternative(msg.html_body, subtype="html")
-    return em
+    for header, value in msg.headers.items():
+        em[header] = value
+    return em.as_bytes(policy=_WIRE)
 
 
 class SmtpChannel:
@@ -72,6 +105,9 @@ class SmtpChannel:
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is None:
             smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            # The body and the final "." go out as two writes (the handoff sits between them): without
+            # TCP_NODELAY, Nagle's algorithm holds the second one until the peer's delayed ACK (~40 ms).
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             smtp.ehlo()
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
@@ -130,7 +166,7 @@ class SmtpChannel:
         return SendResult(msg.message_id, classify_reply(code, reply), describe_reply(code, reply))
 
     def _send_one(self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None) -> SendResult:
-        data = build_email(msg, self.sender).as_bytes(policy=SMTP_POLICY)
+        data = build_email(msg, self.sender)
         for command, ok in ((f"MAIL FROM:<{_address(self.sender)}>", (250,)),
                             (f"RCPT TO:<{msg.recipient}>", RCPT_OK)):
             code, reply = smtp.docmd(command)
