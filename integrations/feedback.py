@@ -1,0 +1,111 @@
+"""What comes back from the channels, written to the store: SMS replies and STOP, e-mail bounces.
+
+The web layer (a provider's callback URL, a bounce mailbox reader) parses with the channel's pure
+parser and hands the values here, inside its transaction:
+
+    replies = integrations.sms_http.parse_inbound(raw_body)        # InboundReply values
+    record_sms_replies(conn, replies, source="octopush")
+    bounces = integrations.email_bounce.parse_dsn(raw_email)        # Bounce values
+    record_bounces(conn, bounces, source="bounce-mailbox")
+
+A STOP is a global, permanent opt-out of the number (it also stops calls to it); a hard bounce, of the
+address. Each reply is tied to the message it answers when it can be (by our reference, the provider's
+id, or the last SMS sent to that number) and kept as an interaction for the operator.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.engine import Connection
+
+from integrations.email_bounce import Bounce
+from integrations.sms_http import InboundReply
+from store.models import Interaction, Message, MessageEvent, utcnow
+from store.suppressions import suppress
+
+MESSAGES = Message.__table__
+INTERACTIONS = Interaction.__table__
+EVENTS = MessageEvent.__table__
+
+
+def _message_for_reply(conn: Connection, reply: InboundReply):
+    if reply.reference:
+        found = conn.execute(
+            select(MESSAGES).where(
+                or_(MESSAGES.c.rfc_message_id == reply.reference, MESSAGES.c.provider_id == reply.reference)
+            )
+        ).first()
+        if found is not None:
+            return found
+    return conn.execute(
+        select(MESSAGES)
+        .where(MESSAGES.c.channel == "sms", MESSAGES.c.recipient == reply.number, MESSAGES.c.sent_at.is_not(None))
+        .order_by(MESSAGES.c.sent_at.desc(), MESSAGES.c.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _interaction(conn: Connection, message, kind: str, data: dict) -> None:
+    conn.execute(
+        INTERACTIONS.insert(),
+        {
+            "business_id": message.business_id if message is not None else None,
+            "message_id": message.id if message is not None else None,
+            "campaign_id": message.campaign_id if message is not None else None,
+            "enrollment_id": message.enrollment_id if message is not None else None,
+            "kind": kind,
+            "at": utcnow(),
+            "data": data,
+        },
+    )
+
+
+def record_sms_replies(conn: Connection, replies: Iterable[InboundReply], *, source: str) -> Counter:
+    """Record replies: STOP opts the number out everywhere; others are kept as "sms_reply" interactions."""
+    counts: Counter = Counter()
+    for reply in replies:
+        message = _message_for_reply(conn, reply)
+        received = reply.received_at.isoformat() if reply.received_at else None
+        data = {"source": source, "text": reply.text[:500], "number": reply.number, "received_at": received}
+        if reply.is_stop:
+            suppress(conn, "phone", reply.number, "stop_reply", source)
+            _interaction(conn, message, "unsubscribe", {**data, "via": "sms_stop"})
+            counts["opt_outs"] += 1
+        else:
+            _interaction(conn, message, "sms_reply", data)
+            counts["replies"] += 1
+        if message is None:
+            counts["unmatched"] += 1
+    return counts
+
+
+def record_bounces(conn: Connection, bounces: Iterable[Bounce], *, source: str) -> Counter:
+    """Record bounces: a hard one opts the address out and marks its message failed; a soft one is noted."""
+    counts: Counter = Counter()
+    now = utcnow()
+    for bounce in bounces:
+        if bounce.action not in ("failed", "delayed"):
+            continue
+        message = None
+        if bounce.outbox_id is not None:
+            message = conn.execute(select(MESSAGES).where(MESSAGES.c.id == bounce.outbox_id)).first()
+        detail = f"{bounce.status} {bounce.diagnostic}".strip()[:500]
+        if bounce.is_hard:
+            suppress(conn, "email", bounce.recipient, "bounce", source)
+            counts["hard"] += 1
+            if message is not None:
+                conn.execute(update(MESSAGES).where(MESSAGES.c.id == message.id)
+                             .values(status="failed", last_error=f"rebond définitif : {detail}"))
+                conn.execute(EVENTS.insert(), {"message_id": message.id, "status": "bounced", "at": now,
+                                               "detail": detail})
+        else:
+            counts["soft"] += 1
+            if message is not None:
+                conn.execute(EVENTS.insert(), {"message_id": message.id, "status": "delayed", "at": now,
+                                               "detail": detail})
+        if message is None:
+            counts["unmatched"] += 1
+    return counts
