@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from segments.language import Segment, TerritoryFilter
 from triggers.model import TRIGGER_TYPES
 
 CHANNELS = ("email", "sms", "letter", "call", "webhook")
@@ -34,37 +35,8 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TerritorySpec(Strict):
-    """Territory codes by explicit level (région and département codes overlap: "11" is both)."""
-
-    communes: list[str] = Field(default_factory=list)
-    epci: list[str] = Field(default_factory=list)
-    departements: list[str] = Field(default_factory=list)
-    regions: list[str] = Field(default_factory=list)
-
-    def is_empty(self) -> bool:
-        return not (self.communes or self.epci or self.departements or self.regions)
-
-    def unknown_codes(self) -> list[str]:
-        """Codes that name no known territory, as "level:code"."""
-        from segments.territory import validate_codes
-
-        out = []
-        for level, codes in (("commune", self.communes), ("epci", self.epci),
-                             ("departement", self.departements), ("region", self.regions)):
-            out += [f"{level}:{c}" for c in validate_codes(level, codes)]
-        return out
-
-    def communes_covered(self) -> set[str]:
-        """Every commune code inside this territory."""
-        from segments.territory import communes_of
-
-        out: set[str] = set()
-        for level, codes in (("commune", self.communes), ("epci", self.epci),
-                             ("departement", self.departements), ("region", self.regions)):
-            for code in codes:
-                out |= communes_of(level, code)
-        return out
+# The owner's territory and a segment's share one vocabulary (explicit levels, several codes each).
+TerritorySpec = TerritoryFilter
 
 
 class Contact(Strict):
@@ -93,35 +65,51 @@ class Owner(Strict):
     territory: TerritorySpec
 
 
-class SegmentSpec(Strict):
-    """Who: métier families and territory (the full segment language extends this)."""
+class SegmentSpec(Segment):
+    """Who: the full segment language (`segments.language`); `families` and `territory` as before."""
 
-    families: list[str] = Field(default_factory=list)
-    territory: TerritorySpec = Field(default_factory=TerritorySpec)
 
-    @field_validator("families")
-    @classmethod
-    def _families(cls, value: list[str]) -> list[str]:
-        from segments.taxonomy import families
-
-        unknown = [f for f in value if f not in families()]
-        if unknown:
-            raise ValueError(f"familles de métiers inconnues: {', '.join(unknown)}")
-        return value
+CONDITIONS = ("no_click", "clicked", "no_conversion")
+# Channel fallback order when a business lacks the step's channel (DOMAIN: e-mail, then SMS, letter, call task).
+FALLBACK_CHAIN = ("email", "sms", "letter", "call")
 
 
 class Step(Strict):
-    """One message of the journey: channel, delay after the trigger (or the previous step), template."""
+    """One message of the journey: channel, delay after the trigger (first step) or the previous step, template.
+
+    `if` makes the step conditional on what the previous message got (`no_click`, `clicked`,
+    `no_conversion`), evaluated when the step falls due. `fallback` lists the channels tried when the
+    business lacks this one (default: the rest of e-mail -> SMS -> letter -> call; `[]` for none).
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     channel: str = "email"
     delay: str | int = "0d"
     template: str = Field(description="trigger template set, e.g. 'creation'; resolved per métier family")
+    condition: str | None = Field(default=None, alias="if")
+    fallback: list[str] | None = None
 
     @field_validator("channel")
     @classmethod
     def _channel(cls, value: str) -> str:
         if value not in CHANNELS:
             raise ValueError(f"canal inconnu: {value} (connus: {', '.join(CHANNELS)})")
+        return value
+
+    @field_validator("fallback")
+    @classmethod
+    def _fallback(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [c for c in value or [] if c not in CHANNELS]
+        if unknown:
+            raise ValueError(f"canaux de repli inconnus: {', '.join(unknown)}")
+        return value
+
+    @field_validator("condition")
+    @classmethod
+    def _condition(cls, value: str | None) -> str | None:
+        if value is not None and value not in CONDITIONS:
+            raise ValueError(f"condition inconnue: {value} (connues: {', '.join(CONDITIONS)})")
         return value
 
     @field_validator("delay")
@@ -134,20 +122,133 @@ class Step(Strict):
     def delay_td(self) -> dt.timedelta:
         return parse_delay(self.delay)
 
+    def channels(self) -> list[str]:
+        """This step's channel then its fallbacks, in order."""
+        if self.fallback is not None:
+            rest = self.fallback
+        elif self.channel in FALLBACK_CHAIN:
+            rest = list(FALLBACK_CHAIN[FALLBACK_CHAIN.index(self.channel) + 1:])
+        else:
+            rest = []
+        return [self.channel] + [c for c in rest if c != self.channel]
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class Timing(Strict):
+    """When messages may leave: weekends and public holidays are off unless said; windows by family override
+    the defaults of `orchestrator.windows` (as "HH:MM" pairs, never at night)."""
+
+    weekends: bool = False
+    holidays: bool = False
+    windows: dict[str, list[tuple[str, str]]] = Field(default_factory=dict)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+        from orchestrator.windows import NIGHT_END, NIGHT_START
+        from segments.taxonomy import families
+
+        unknown = [f for f in value if f not in families() and f != "default"]
+        if unknown:
+            raise ValueError(f"familles de métiers inconnues dans les créneaux: {', '.join(unknown)}")
+        for family, ranges in value.items():
+            for start, end in ranges:
+                if not (_HHMM.match(start) and _HHMM.match(end)) or start >= end:
+                    raise ValueError(f"créneau illisible pour {family}: {start}-{end} (format HH:MM-HH:MM)")
+                if start < NIGHT_END.strftime("%H:%M") or end > NIGHT_START.strftime("%H:%M"):
+                    raise ValueError(f"créneau de nuit refusé pour {family}: {start}-{end} "
+                                     f"(jamais avant {NIGHT_END:%H:%M} ni après {NIGHT_START:%H:%M})")
+        return value
+
+
+class Cap(Strict):
+    """At most `messages` per business in any `days` days."""
+
+    messages: int = Field(ge=1)
+    days: int = Field(ge=1, le=365)
+
+
+class Pressure(Strict):
+    """This campaign's own caps (the global caps always apply too) and how long a capped message may wait."""
+
+    caps: list[Cap] = Field(default_factory=list)
+    max_defer: str | int = "14d"
+
+    @field_validator("max_defer")
+    @classmethod
+    def _defer(cls, value: str | int) -> str | int:
+        parse_delay(value)
+        return value
+
+
+class Variant(Strict):
+    """An A/B template variant (`<family>.<name>.j2`) and its share of the treatment arm."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,19}$")
+    weight: int = Field(default=1, ge=1)
+
+
+class Schedule(Strict):
+    """A dated or recurring campaign: `start` in local time, an optional RFC 5545 rule, the campaign's own
+    minimum interval between two contacts of one business."""
+
+    start: dt.datetime
+    rrule: str | None = None
+    timezone: str | None = None
+    min_interval: str | int = "30d"
+    # Spread a large occurrence over hours (messages per hour) so it never floods a channel or the caps.
+    rate_per_hour: int | None = Field(default=None, ge=1)
+
+    @field_validator("rrule")
+    @classmethod
+    def _rule(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from orchestrator.schedule import check_rule
+
+        check_rule(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"fuseau horaire inconnu: {value}") from exc
+        return value
+
+    @field_validator("min_interval")
+    @classmethod
+    def _interval(cls, value: str | int) -> str | int:
+        parse_delay(value)
+        return value
+
 
 class CampaignSpec(Strict):
-    """A whole campaign."""
+    """A whole campaign: owner, voice, who (segment), when (triggers and/or schedule, timing), what (steps),
+    how much (pressure), and how its effect is measured (holdout, variants)."""
 
     name: str = Field(min_length=3, max_length=120, pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str | None = None
     owner: Owner
     sender: Sender
     contact: Contact
-    triggers: list[str] = Field(min_length=1)
+    triggers: list[str] = Field(default_factory=list)
+    schedule: Schedule | None = None
     segment: SegmentSpec = Field(default_factory=SegmentSpec)
     steps: list[Step] = Field(min_length=1)
     starts_on: dt.date | None = None
     ends_on: dt.date | None = None
+    timing: Timing = Field(default_factory=Timing)
+    pressure: Pressure = Field(default_factory=Pressure)
+    holdout: float = Field(default=0, ge=0, le=50, description="percent of enrolled businesses kept as control")
+    variants: list[Variant] = Field(default_factory=list)
 
     @field_validator("triggers")
     @classmethod
@@ -169,9 +270,29 @@ class CampaignSpec(Strict):
             if outside:
                 sample = ", ".join(sorted(outside)[:5])
                 raise ValueError(f"le segment sort du territoire du porteur ({len(outside)} communes, ex. {sample})")
+        if not self.triggers and self.schedule is None:
+            raise ValueError("une campagne a des déclencheurs (triggers), un calendrier (schedule), ou les deux")
+        if len({v.name for v in self.variants}) != len(self.variants):
+            raise ValueError("deux variantes portent le même nom")
+        if self.steps[0].condition is not None:
+            raise ValueError("la première étape ne peut pas être conditionnelle (rien ne la précède)")
         if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
             raise ValueError("la date de fin précède la date de début")
         return self
+
+    def timezone(self) -> str:
+        """The owner's time zone: the schedule's, else that of the owner's first département, else Paris."""
+        if self.schedule and self.schedule.timezone:
+            return self.schedule.timezone
+        from segments.territory import commune, departement_timezone
+
+        terr = self.owner.territory
+        deps = list(terr.departements)
+        deps += [info.departement for info in map(commune, terr.communes) if info]
+        try:
+            return departement_timezone(deps[0]) if deps else "Europe/Paris"
+        except ValueError:
+            return "Europe/Paris"
 
     def effective_territory(self) -> TerritorySpec:
         """The segment's territory, or the owner's when the segment names none."""

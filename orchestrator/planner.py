@@ -1,20 +1,43 @@
-"""The journey planner: pure. New trigger events and campaigns in, enrollments and planned messages out,
-with the reason for every business left out.
+"""The journey planner: pure. New trigger events (or a scheduled occurrence's businesses) and campaigns in,
+enrollments and planned messages out, with the reason for every business left out.
 
 It imports neither Prefect nor the store: `store.planning` gathers the inputs and applies the plan.
+
+Decisions, in order, for each (business, campaign):
+  not in the segment -> nothing (not even a skip: most businesses are not concerned by most campaigns);
+  already enrolled for this trigger -> `already_enrolled`; closed -> `closed`; not to contact -> `not_to_contact`;
+  contacted by this campaign within its minimum interval (scheduled campaigns) -> `recently_contacted`;
+  arm: holdout (deterministic from the campaign and the business) -> enrolled, never contacted, `holdout`;
+  no address on the step's channel nor its fallbacks -> `no_channel`; every address opted out -> `opted_out`;
+  no send slot in the trade's window within the campaign's deferral once caps are counted -> `capped`.
+Later steps are planned when they fall due (`plan_followups`), so that their condition (`no_click`...) is
+judged on what really happened and their caps on the real history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from orchestrator.campaign_spec import CampaignSpec
-from orchestrator.windows import DEFAULT_WINDOW, is_french_holiday, next_slot
+from orchestrator.campaign_spec import CampaignSpec, Step, parse_delay
+from orchestrator.windows import holiday_checker, next_slot, overrides_key, place_of, window_for
 
 CONTACT_KIND = {"email": "email", "sms": "phone", "call": "phone", "letter": "postal"}
+PARIS = ZoneInfo("Europe/Paris")
+# Offer kinds that suit each moment best first (DOMAIN, Tableau 2: creation -> first steps, critical -> results).
+OFFER_PREFERENCE = {
+    "creation": ("diagnostic", "formation_courte", "coup_de_pouce"),
+    "first_hire": ("financement", "accompagnement", "formation_courte"),
+    "consolidation": ("accompagnement", "diagnostic"),
+    "critical_period": ("accompagnement", "financement", "diagnostic"),
+    "takeover": ("diagnostic", "accompagnement"),
+    "deadline": ("formation_courte", "diagnostic", "coup_de_pouce"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +61,28 @@ class BusinessView:
     email: str | None
     phone: str | None
     postal: str | None  # the address block, when known
+    phone_consent: bool = False  # call tasks only go to numbers with a consent or an existing relationship
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A new trigger event about a known business."""
+    """A new trigger event about a known business, or a business reached by a scheduled occurrence.
 
-    event_id: int
+    For an occurrence, `campaign_id` names its campaign, `trigger_key` is `occurrence:<iso>` and `at` is
+    the occurrence's instant; `event_id` is None.
+    """
+
+    event_id: int | None
     type: str
     occurred_on: dt.date
     business: BusinessView
+    trigger_key: str | None = None
+    campaign_id: int | None = None
+    at: dt.datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return self.trigger_key or self.type
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +95,56 @@ class CampaignRule:
 
 
 @dataclass(frozen=True, slots=True)
+class AmbassadorView:
+    """An ambassador as the planner sees it: who, what they serve, and how many introductions are left this month."""
+
+    id: int
+    name: str
+    metier: str | None
+    phone: str | None
+    email: str | None
+    commune: str | None
+    families: frozenset[str]  # "*" serves every family
+    communes: frozenset[str]
+    epcis: frozenset[str]
+    departements: frozenset[str]  # départements served (given, or those of the communes and EPCI served)
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class OfferView:
+    """An offer: what a template shows, and which trades and places it fits (empty means all)."""
+
+    id: int
+    title: str
+    provider: str
+    kind: str
+    format: str | None
+    duration: str | None
+    hours: str | None
+    price: str | None
+    families: frozenset[str]
+    communes: frozenset[str] = frozenset()
+    epcis: frozenset[str] = frozenset()
+    departements: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+
+    def as_context(self) -> dict[str, Any]:
+        return {"title": self.title, "provider": self.provider, "kind": self.kind, "format": self.format,
+                "duration": self.duration, "hours": self.hours, "price": self.price}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Pressure limits across all campaigns and owners: at most `messages` per business in any `days` days."""
+
+    caps: tuple[tuple[int, int], ...] = ((1, 7), (3, 30))
+
+
+DEFAULT_POLICY = Policy()
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedMessage:
     step: int
     channel: str
@@ -67,6 +152,7 @@ class PlannedMessage:
     recipient: str
     due_at: dt.datetime  # aware UTC
     context: dict[str, Any]
+    variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +160,13 @@ class PlannedEnrollment:
     campaign_id: int
     campaign_version: int
     business_id: int
-    event_id: int
+    event_id: int | None
     trigger_key: str
     trigger_type: str
     arm: str
     messages: tuple[PlannedMessage, ...]
+    variant: str | None = None
+    ambassador_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,49 +174,230 @@ class Skip:
     """A business a campaign did not contact, and why."""
 
     campaign_id: int | None
-    event_id: int
+    event_id: int | None
     business_id: int
-    reason: str  # not_matched, not_to_contact, closed, already_enrolled, no_channel, opted_out
+    # already_enrolled, closed, not_to_contact, recently_contacted, holdout, no_channel, opted_out, capped,
+    # condition_not_met (a later step)
+    reason: str
 
 
 @dataclass(slots=True)
 class Plan:
     enrollments: list[PlannedEnrollment] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
+    ambassador_gaps: int = 0  # treatment enrollments that fell back on the campaign's contact
+
+
+def unit_hash(campaign_id: int, business_id: int, salt: str) -> float:
+    """A stable number in [0, 1) for (campaign, business, salt): arms and variants without randomness."""
+    digest = hashlib.blake2b(f"{campaign_id}:{business_id}:{salt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def arm_for(campaign_id: int, business_id: int, holdout_percent: float) -> str:
+    """`holdout` for a stable `holdout_percent` share of businesses, else `treatment`."""
+    return "holdout" if unit_hash(campaign_id, business_id, "arm") * 100 < holdout_percent else "treatment"
+
+
+def variant_for(spec: CampaignSpec, campaign_id: int, business_id: int) -> str | None:
+    """The A/B variant of a business in a campaign (stable), or None without variants."""
+    if not spec.variants:
+        return None
+    point = unit_hash(campaign_id, business_id, "variant") * sum(v.weight for v in spec.variants)
+    for v in spec.variants:
+        point -= v.weight
+        if point < 0:
+            return v.name
+    return spec.variants[-1].name
 
 
 def matches(spec: CampaignSpec, trigger_type: str, b: BusinessView) -> bool:
-    """Does this trigger about this business fall inside the campaign's segment?"""
+    """Does this trigger about this business fall inside the campaign's families and territory?
+
+    The full segment language is judged in SQL (`segments.language.compile_segment`); this in-memory check
+    covers families and territory for callers without a store.
+    """
     if trigger_type not in spec.triggers:
         return False
     seg = spec.segment
     if seg.families and b.family not in seg.families:
         return False
     terr = spec.effective_territory()
-    return (
-        (b.commune_code in terr.communes) or (b.epci_code in terr.epci)
-        or (b.departement_code in terr.departements) or (b.region_code in terr.regions)
-    )
+    return terr.contains(b.commune_code, b.epci_code, b.departement_code, b.region_code)
 
 
 def recipient_for(channel: str, b: BusinessView) -> str | None:
-    """The business's address on a channel, if known."""
-    return {"email": b.email, "sms": b.phone, "call": b.phone, "letter": b.postal}.get(channel)
+    """The business's address on a channel, if known (a call needs a consent or an existing relationship)."""
+    if channel == "call":
+        return b.phone if b.phone_consent else None
+    return {"email": b.email, "sms": b.phone, "letter": b.postal}.get(channel)
 
 
-def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate) -> dict[str, Any]:
+def choose_channel(step: Step, b: BusinessView, suppressed: set[tuple[str, str]]) -> tuple[str | None, str | None, str]:
+    """(channel, recipient, "") for the first usable channel of the step, else (None, None, reason)."""
+    opted_out = False
+    for channel in step.channels():
+        recipient = recipient_for(channel, b)
+        if not recipient:
+            continue
+        kind = CONTACT_KIND.get(channel, channel)
+        if (kind, recipient.lower() if kind == "email" else recipient) in suppressed:
+            opted_out = True
+            continue
+        return channel, recipient, ""
+    return None, None, "opted_out" if opted_out else "no_channel"
+
+
+def pick_ambassador(b: BusinessView, ambassadors: Sequence[AmbassadorView], remaining: dict[int, int]
+                    ) -> AmbassadorView | None:
+    """The ambassador of the business's family nearest it (same EPCI, else same département) with capacity left."""
+    best, best_key = None, None
+    for a in ambassadors:
+        if remaining.get(a.id, 0) <= 0:
+            continue
+        exact = b.family in a.families
+        if not exact and "*" not in a.families:
+            continue
+        if b.commune_code in a.communes or (b.epci_code and b.epci_code in a.epcis):
+            level = 0
+        elif b.departement_code and b.departement_code in a.departements:
+            level = 1
+        else:
+            continue
+        key = (level, 0 if exact else 1, -remaining[a.id], a.id)
+        if best_key is None or key < best_key:
+            best, best_key = a, key
+    return best
+
+
+def pick_offers(b: BusinessView, trigger_type: str, offers: Sequence[OfferView], limit: int = 2) -> list[OfferView]:
+    """At most `limit` offers fitting the business's métier family and place, the most local and fitting first."""
+    preference = OFFER_PREFERENCE.get(trigger_type, ())
+    ranked = []
+    for o in offers:
+        if o.families and b.family not in o.families and "*" not in o.families:
+            continue
+        if b.commune_code in o.communes:
+            level = 0
+        elif b.epci_code in o.epcis:
+            level = 1
+        elif b.departement_code in o.departements:
+            level = 2
+        elif b.region_code in o.regions:
+            level = 3
+        elif not (o.communes or o.epcis or o.departements or o.regions):
+            level = 4  # national
+        else:
+            continue
+        kind_rank = preference.index(o.kind) if o.kind in preference else len(preference)
+        ranked.append(((level, kind_rank, o.id), o))
+    ranked.sort(key=lambda pair: pair[0])
+    ordered = [o for _, o in ranked]
+    if not ordered or limit <= 0:
+        return []
+    # Two offers of different kinds say more than two of the same.
+    rest = ordered[1:]
+    second = next((o for o in rest if o.kind != ordered[0].kind), rest[0] if rest else None)
+    return ([ordered[0]] + ([second] if second is not None else []))[:limit]
+
+
+def ambassador_context(a: AmbassadorView) -> dict[str, Any]:
+    return {"name": a.name, "metier": a.metier, "phone": a.phone, "email": a.email, "commune": a.commune}
+
+
+def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
+                    ambassador: AmbassadorView | None = None, offers: Sequence[OfferView] = ()) -> dict[str, Any]:
     """The template context known at planning time (links are added at send time)."""
-    contact = spec.contact.model_dump()
+    meta: dict[str, Any] = {"ambassador_id": ambassador.id if ambassador else None,
+                            "ambassador_gap": ambassador is None,
+                            "offer_ids": [o.id for o in offers]}
     return {
         "business": {"siret": b.siret, "name": b.name, "metier": b.metier, "family": b.family,
                      "family_label": b.family_label, "commune": b.commune_nom, "postal_code": b.postal_code},
-        "ambassador": contact,
-        "offers": [],
+        "ambassador": ambassador_context(ambassador) if ambassador else spec.contact.model_dump(),
+        "offers": [o.as_context() for o in offers],
         "sender": spec.sender.model_dump(),
         "trigger": {"type": c.type, "occurred_on": c.occurred_on.isoformat()},
         "deadline": None,
         "campaign": {"name": spec.title or spec.name},
+        "meta": meta,
     }
+
+
+class _Pressure:
+    """Messages already planned or sent per business, across campaigns, and the caps they must respect."""
+
+    def __init__(self, history: Mapping[int, Sequence[tuple[int, dt.datetime]]], policy: Policy):
+        self.history = history
+        self.added: dict[int, list[tuple[int, dt.datetime]]] = defaultdict(list)
+        self.policy = policy
+
+    def times(self, business_id: int) -> list[tuple[int, dt.datetime]]:
+        return list(self.history.get(business_id, ())) + self.added.get(business_id, [])
+
+    def conflict(self, business_id: int, campaign_id: int, at: dt.datetime,
+                 campaign_caps: Sequence[tuple[int, int]]) -> dt.datetime | None:
+        """The earliest instant from which `at` could be free of the conflict found, or None when `at` is fine.
+
+        A cap "n in d days" is kept by refusing `at` when n messages already sit within d days of it, on
+        either side: conservative (it never lets a window hold more than n) and exact for n = 1.
+        """
+        entries = self.times(business_id)
+        later: dt.datetime | None = None
+        for caps, own in ((self.policy.caps, False), (campaign_caps, True)):
+            for n, days in caps:
+                span = dt.timedelta(days=days)
+                near = sorted(t for c, t in entries if (not own or c == campaign_id) and abs(t - at) < span)
+                if len(near) >= n:
+                    # Past the (len - n + 1)-th latest neighbour, one fewer stays within the span.
+                    candidate = near[len(near) - n] + span
+                    later = candidate if later is None else max(later, candidate)
+        return later
+
+    def add(self, business_id: int, campaign_id: int, at: dt.datetime) -> None:
+        self.added[business_id].append((campaign_id, at))
+
+
+class _Slots:
+    """Send slots for a business's family and place, cached (the same few answers recur across a batch)."""
+
+    def __init__(self, is_holiday: Callable[[dt.date], bool] | None):
+        self.is_holiday = is_holiday
+        self.cache: dict[tuple, dt.datetime] = {}
+
+    def slot(self, earliest: dt.datetime, spec: CampaignSpec, b: BusinessView) -> dt.datetime:
+        key = (earliest, b.family, b.departement_code, spec.timing.weekends, spec.timing.holidays,
+               overrides_key(spec.timing.windows) if spec.timing.windows else ())
+        found = self.cache.get(key)
+        if found is None:
+            place = place_of(b.departement_code)
+            window = window_for(b.family, weekends=spec.timing.weekends, holidays_allowed=spec.timing.holidays,
+                                overrides=key[5])
+            checker = self.is_holiday or holiday_checker(place.subdivision)
+            found = self.cache[key] = next_slot(earliest, window, place.timezone, checker)
+        return found
+
+
+def _schedule(slots: _Slots, pressure: _Pressure, spec: CampaignSpec, campaign_id: int, b: BusinessView,
+              earliest: dt.datetime) -> dt.datetime | None:
+    """The first slot at or after `earliest` inside the window and the caps, within the campaign's deferral."""
+    caps = tuple((c.messages, c.days) for c in spec.pressure.caps)
+    first = due = slots.slot(earliest, spec, b)
+    limit = first + parse_delay(spec.pressure.max_defer)
+    for _ in range(12):
+        later = pressure.conflict(b.id, campaign_id, due, caps)
+        if later is None:
+            return due
+        if later > limit:
+            return None
+        due = slots.slot(later, spec, b)
+    return None
+
+
+def _trigger_start(c: Candidate) -> dt.datetime:
+    if c.at is not None:
+        return c.at
+    return dt.datetime.combine(c.occurred_on, dt.time(0), PARIS)
 
 
 def plan(
@@ -138,26 +407,47 @@ def plan(
     now: dt.datetime,
     enrolled: set[tuple[int, int, str]],
     suppressed: set[tuple[str, str]],
-    is_holiday: Callable[[dt.date], bool] = is_french_holiday,
+    is_holiday: Callable[[dt.date], bool] | None = None,
+    eligible: Mapping[int, set[int]] | None = None,
+    history: Mapping[int, Sequence[tuple[int, dt.datetime]]] | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    ambassadors: Sequence[AmbassadorView] = (),
+    offers: Sequence[OfferView] = (),
+    recent: set[tuple[int, int]] | frozenset = frozenset(),
 ) -> Plan:
-    """Enrol matching businesses and schedule their steps inside send windows.
+    """Enrol matching businesses and schedule their first step inside send windows and caps.
 
-    `enrolled` holds (campaign id, business id, trigger key) already stored; `suppressed` holds
-    (kind, normalised address) opt-outs. `now` is aware.
+    `enrolled` holds (campaign id, business id, trigger key) already stored; `suppressed` holds (kind,
+    normalised address) opt-outs; `eligible` maps a campaign id to the business ids its compiled segment
+    selects among the candidates (without it, `matches` judges families and territory); `history` maps a
+    business id to (campaign id, instant) of its messages planned or sent; `recent` holds (campaign,
+    business) pairs contacted within the campaign's minimum interval. `now` is aware. `is_holiday`
+    replaces the place's holiday calendar (tests).
     """
     out = Plan()
     campaigns = list(campaigns)
+    by_id = {r.id: r for r in campaigns}
     enrolled = set(enrolled)
-    today = now.date()
+    today = now.astimezone(PARIS).date()
+    slots = _Slots(is_holiday)
+    pressure = _Pressure(history or {}, policy)
+    remaining = {a.id: a.remaining for a in ambassadors}
     for c in candidates:
         b = c.business
-        for rule in campaigns:
+        rules = [by_id[c.campaign_id]] if c.campaign_id is not None and c.campaign_id in by_id else (
+            [] if c.campaign_id is not None else campaigns)
+        for rule in rules:
             spec = rule.spec
             if (spec.starts_on and today < spec.starts_on) or (spec.ends_on and today > spec.ends_on):
                 continue
-            if not matches(spec, c.type, b):
+            if c.campaign_id is None and c.type not in spec.triggers:
                 continue
-            key = (rule.id, b.id, c.type)
+            if eligible is not None and rule.id in eligible:
+                if b.id not in eligible[rule.id]:
+                    continue
+            elif c.campaign_id is None and not matches(spec, c.type, b):
+                continue
+            key = (rule.id, b.id, c.key)
 
             def skip(reason: str) -> None:
                 out.skipped.append(Skip(rule.id, c.event_id, b.id, reason))
@@ -171,22 +461,126 @@ def plan(
             if b.do_not_contact:
                 skip("not_to_contact")
                 continue
-            messages = []
-            due = now
-            for index, step in enumerate(spec.steps):
-                recipient = recipient_for(step.channel, b)
-                if not recipient:
-                    skip("no_channel")
-                    break
-                kind = CONTACT_KIND.get(step.channel, step.channel)
-                if (kind, recipient.lower() if kind == "email" else recipient) in suppressed:
-                    skip("opted_out")
-                    break
-                due = next_slot(due + step.delay_td, DEFAULT_WINDOW, "Europe/Paris", is_holiday)
-                messages.append(PlannedMessage(index, step.channel, step.template, recipient, due,
-                                               message_context(spec, b, c)))
-            else:
+            if (rule.id, b.id) in recent:
+                skip("recently_contacted")
+                continue
+            arm = arm_for(rule.id, b.id, spec.holdout)
+            if arm == "holdout":
+                # Counted (enrolled) so the effect can be measured against it, never contacted.
                 enrolled.add(key)
-                out.enrollments.append(PlannedEnrollment(rule.id, rule.version, b.id, c.event_id, c.type,
-                                                         c.type, "treatment", tuple(messages)))
+                out.enrollments.append(PlannedEnrollment(rule.id, rule.version, b.id, c.event_id, c.key, c.type,
+                                                         "holdout", (), None, None))
+                skip("holdout")
+                continue
+            step = spec.steps[0]
+            channel, recipient, reason = choose_channel(step, b, suppressed)
+            if channel is None:
+                skip(reason)
+                continue
+            earliest = max(now, _trigger_start(c) + step.delay_td)
+            due = _schedule(slots, pressure, spec, rule.id, b, earliest)
+            if due is None:
+                skip("capped")
+                continue
+            ambassador = pick_ambassador(b, ambassadors, remaining)
+            if ambassador is not None:
+                remaining[ambassador.id] -= 1
+            else:
+                out.ambassador_gaps += 1
+            chosen_offers = pick_offers(b, c.type, offers)
+            variant = variant_for(spec, rule.id, b.id)
+            pressure.add(b.id, rule.id, due)
+            enrolled.add(key)
+            message = PlannedMessage(0, channel, step.template, recipient or "", due,
+                                     message_context(spec, b, c, ambassador, chosen_offers), variant)
+            out.enrollments.append(PlannedEnrollment(rule.id, rule.version, b.id, c.event_id, c.key, c.type,
+                                                     "treatment", (message,), variant,
+                                                     ambassador.id if ambassador else None))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A journey whose previous step has left: the next step may be due."""
+
+    enrollment_id: int
+    campaign_id: int
+    business: BusinessView
+    step: int  # the step to plan now
+    previous_sent_at: dt.datetime
+    previous_clicked: bool
+    converted: bool
+    context: dict[str, Any]
+    variant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepDecision:
+    """A later step's outcome: a message to store, or the reason the journey stops there."""
+
+    enrollment_id: int
+    campaign_id: int
+    business_id: int
+    step: int
+    message: PlannedMessage | None
+    reason: str | None = None
+
+
+def condition_met(condition: str | None, f: FollowUp) -> bool:
+    """Does the previous message's outcome allow this step?"""
+    if condition is None:
+        return True
+    return {"no_click": not f.previous_clicked, "clicked": f.previous_clicked,
+            "no_conversion": not f.converted}[condition]
+
+
+def plan_followups(
+    followups: Iterable[FollowUp],
+    campaigns: Iterable[CampaignRule],
+    *,
+    now: dt.datetime,
+    suppressed: set[tuple[str, str]],
+    history: Mapping[int, Sequence[tuple[int, dt.datetime]]] | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    is_holiday: Callable[[dt.date], bool] | None = None,
+) -> list[StepDecision]:
+    """Plan the next step of journeys whose delay after the previous send has run out (the rest wait)."""
+    by_id = {r.id: r for r in campaigns}
+    slots = _Slots(is_holiday)
+    pressure = _Pressure(history or {}, policy)
+    out: list[StepDecision] = []
+    for f in followups:
+        rule = by_id.get(f.campaign_id)
+        if rule is None or f.step >= len(rule.spec.steps):
+            continue
+        spec, b = rule.spec, f.business
+        step = spec.steps[f.step]
+        earliest = f.previous_sent_at + step.delay_td
+        if earliest > now:
+            continue  # not due yet: judged when it is, on what happened by then
+
+        def stop(reason: str) -> None:
+            out.append(StepDecision(f.enrollment_id, f.campaign_id, b.id, f.step, None, reason))
+
+        if not condition_met(step.condition, f):
+            stop("condition_not_met")
+            continue
+        if b.state != "active":
+            stop("closed")
+            continue
+        if b.do_not_contact:
+            stop("not_to_contact")
+            continue
+        channel, recipient, reason = choose_channel(step, b, suppressed)
+        if channel is None:
+            stop(reason)
+            continue
+        due = _schedule(slots, pressure, spec, rule.id, b, max(now, earliest))
+        if due is None:
+            stop("capped")
+            continue
+        pressure.add(b.id, rule.id, due)
+        out.append(StepDecision(f.enrollment_id, f.campaign_id, b.id, f.step,
+                                PlannedMessage(f.step, channel, step.template, recipient or "", due,
+                                               dict(f.context), f.variant)))
     return out

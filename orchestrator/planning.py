@@ -1,35 +1,145 @@
-"""Planning: gather new trigger events in bulk, call the pure planner, store its plan.
+"""Planning: gather inputs in bulk, call the pure planner, store its decisions.
 
-Plain functions; the Prefect flow in `orchestrator.flows` only sequences them, one call per batch.
+One `plan_batch` call does one slice of each kind of work, so that none blocks the others: a batch of new
+trigger events, the later steps that fell due, and a slice of a scheduled campaign's occurrence. Plain
+functions; the Prefect flow in `orchestrator.flows` only calls `plan_batch` until it returns nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from zoneinfo import ZoneInfo
 
 from orchestrator.bootstrap import App
-from orchestrator.planner import plan
-from store.planning import active_campaigns, apply_plan, existing_enrollments, pending_candidates, suppressed_for
+from orchestrator.planner import DEFAULT_POLICY, CampaignRule, Candidate, Policy, plan, plan_followups
+from orchestrator.schedule import due_occurrence
+from store.journeys import ambassador_views, offer_views
+from store.planning import (
+    active_campaigns,
+    advance_occurrence,
+    apply_followups,
+    apply_plan,
+    due_followups,
+    eligible_among,
+    existing_enrollments,
+    last_occurrence,
+    max_cap_days,
+    message_history,
+    occurrence_slice,
+    pending_candidates,
+    recent_contacts,
+    running_occurrence,
+    start_occurrence,
+    suppressed_for,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
 
 
-def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None) -> Counter:
-    """Plan one batch of unplanned events; returns counts (events, enrolled, messages, skipped, skip reasons)."""
-    now = now or app.clock()
-    limit = limit or app.settings.plan_batch_size
-    with app.engine.begin() as conn:
-        event_ids, candidates = pending_candidates(conn, limit)
-        if not event_ids:
-            return Counter()
-        decided = plan(candidates, active_campaigns(conn), now=now,
-                       enrolled=existing_enrollments(conn, candidates), suppressed=suppressed_for(conn, candidates))
-        counts = Counter(apply_plan(conn, decided, event_ids))
+def policy_from(app: App) -> Policy:
+    """The global pressure caps: settings `cap_per_7_days` / `cap_per_30_days` when present, else 1 and 3."""
+    s = app.settings
+    week = getattr(s, "cap_per_7_days", None)
+    month = getattr(s, "cap_per_30_days", None)
+    if week is None and month is None:
+        return DEFAULT_POLICY
+    return Policy(((week if week is not None else 1, 7), (month if month is not None else 3, 30)))
+
+
+def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, limit: int, policy: Policy) -> Counter:
+    event_ids, candidates = pending_candidates(conn, limit)
+    if not event_ids:
+        return Counter()
+    today = now.astimezone(PARIS).date()
+    triggered = [r for r in rules if r.spec.triggers]
+    views = [c.business for c in candidates]
+    ids = [b.id for b in views]
+    since = now - dt.timedelta(days=max_cap_days(rules, policy.caps))
+    decided = plan(candidates, triggered, now=now, enrolled=existing_enrollments(conn, ids),
+                   suppressed=suppressed_for(conn, views), eligible=eligible_among(conn, triggered, candidates, today),
+                   history=message_history(conn, ids, since), policy=policy,
+                   ambassadors=ambassador_views(conn, now), offers=offer_views(conn))
+    counts = Counter(apply_plan(conn, decided, event_ids))
     counts.update(f"skipped_{s.reason}" for s in decided.skipped)
     return counts
 
 
+def _plan_followups(conn, rules: list[CampaignRule], now: dt.datetime, limit: int, policy: Policy) -> Counter:
+    multi = [r for r in rules if len(r.spec.steps) > 1]
+    followups = due_followups(conn, multi, now, limit) if multi else []
+    if not followups:
+        return Counter()
+    views = {f.business.id: f.business for f in followups}
+    since = now - dt.timedelta(days=max_cap_days(rules, policy.caps))
+    decisions = plan_followups(followups, multi, now=now, suppressed=suppressed_for(conn, views.values()),
+                               history=message_history(conn, views, since), policy=policy)
+    counts = Counter(apply_followups(conn, decisions))
+    counts.update(f"stopped_{d.reason}" for d in decisions if d.reason)
+    return counts
+
+
+def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime, limit: int,
+                     policy: Policy) -> Counter:
+    """Start the due occurrences and plan one slice of the first one still running."""
+    counts: Counter = Counter()
+    today = now.astimezone(PARIS).date()
+    for rule in rules:
+        schedule = rule.spec.schedule
+        if schedule is None:
+            continue
+        occurrence = running_occurrence(conn, rule.id)
+        if occurrence is None:
+            at, missed = due_occurrence(schedule.start, schedule.rrule, rule.spec.timezone(),
+                                        last_occurrence(conn, rule.id), now)
+            if at is None or (rule.spec.ends_on and at.astimezone(PARIS).date() > rule.spec.ends_on):
+                continue
+            start_occurrence(conn, rule.id, at, missed)
+            counts["occurrences_started"] += 1
+            counts["occurrences_missed"] += missed
+            occurrence = running_occurrence(conn, rule.id)
+        businesses = occurrence_slice(conn, rule.spec, occurrence.cursor, limit, today)
+        at = occurrence.occurs_at if occurrence.occurs_at.tzinfo else occurrence.occurs_at.replace(tzinfo=dt.UTC)
+        key = f"occurrence:{at.isoformat()}"
+        rate = schedule.rate_per_hour
+        candidates = [
+            Candidate(None, "scheduled", at.astimezone(PARIS).date(), b, trigger_key=key, campaign_id=rule.id,
+                      at=at + dt.timedelta(hours=(occurrence.enrolled + i) // rate) if rate else at)
+            for i, b in enumerate(businesses)]
+        ids = [b.id for b in businesses]
+        decided = plan(candidates, [rule], now=now, enrolled=existing_enrollments(conn, ids),
+                       suppressed=suppressed_for(conn, businesses),
+                       history=message_history(conn, ids, now - dt.timedelta(days=max_cap_days([rule], policy.caps))),
+                       policy=policy, ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
+                       recent=recent_contacts(conn, rule, ids, at))
+        applied = apply_plan(conn, decided, [])
+        done = len(businesses) < limit
+        advance_occurrence(conn, occurrence.id, ids[-1] if ids else occurrence.cursor, applied["enrolled"], done)
+        counts.update({f"occurrence_{k}": v for k, v in applied.items() if k != "events"})
+        counts.update(f"skipped_{s.reason}" for s in decided.skipped)
+        counts["occurrences_done"] += int(done)
+        return counts  # one slice per call: triggered journeys get their turn between slices
+    return counts
+
+
+def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None) -> Counter:
+    """Plan one batch of each kind of work; returns counts (empty when nothing was waiting)."""
+    now = (now or app.clock()).astimezone(dt.UTC)
+    limit = limit or app.settings.plan_batch_size
+    policy = policy_from(app)
+    counts: Counter = Counter()
+    with app.engine.begin() as conn:
+        rules = active_campaigns(conn)
+        counts.update(_plan_events(app, conn, rules, now, limit, policy))
+    with app.engine.begin() as conn:
+        counts.update(_plan_followups(conn, rules, now, limit, policy))
+    with app.engine.begin() as conn:
+        counts.update(_plan_occurrence(app, conn, rules, now, limit, policy))
+    return +counts
+
+
 def plan_all(app: App, *, now: dt.datetime | None = None, max_batches: int = 10_000) -> Counter:
-    """Plan until no event is waiting."""
+    """Plan until nothing is waiting: new events, due later steps, due scheduled occurrences."""
     total: Counter = Counter()
     for _ in range(max_batches):
         counts = plan_batch(app, now=now)

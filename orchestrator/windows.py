@@ -1,18 +1,37 @@
-"""Send windows: the hours and days a message may leave, in the business's local time.
+"""Send windows: the hours and days a message may leave, in the business's local time and place.
 
-Default: weekdays 09:00-12:00 and 14:00-18:00 Europe/Paris, never on a French public holiday.
+Defaults by métier family (weekdays, local time), chosen from when owners can read a message without losing a
+customer (DOMAIN "What works" 5: "si je m'absente de ma boutique une heure, je perds des clients"):
+
+| family                          | window              | why                                             |
+|---------------------------------|---------------------|-------------------------------------------------|
+| batiment, transport             | 07:00-08:30, 17:30-19:30 | on site or on the road during the day      |
+| hotellerie_restauration         | 15:00-17:30         | between lunch and dinner services               |
+| alimentation                    | 14:00-16:30         | quiet afternoon, after the morning rush         |
+| commerce_detail                 | 09:30-11:00, 14:00-16:00 | the shop's quiet hours                     |
+| beaute_bien_etre                | 09:00-10:00, 13:00-14:30 | before the first and between appointments  |
+| agriculture                     | 12:00-14:00, 19:00-20:30 | midday break and evening                   |
+| sante                           | 12:30-14:00, 19:00-20:30 | between consultations                      |
+| every other family (default)    | 09:00-12:00, 14:00-18:00 | office hours                               |
+
+Never at night (before 07:00 or after 21:00), whatever a campaign says; no weekends and no public holidays
+unless the campaign allows them. Public holidays are those of the business's place (`holidays` package:
+metropolitan France, Alsace-Moselle 57/67/68, each overseas département), in its own time zone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
 
 Range = tuple[dt.time, dt.time]
+NIGHT_START = dt.time(21)
+NIGHT_END = dt.time(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +51,60 @@ class SendWindow:
 
 
 WEEKDAYS = frozenset(range(5))
-DEFAULT_WINDOW = SendWindow(WEEKDAYS, ((dt.time(9), dt.time(12)), (dt.time(14), dt.time(18))))
+ALL_DAYS = frozenset(range(7))
+
+
+def _w(*pairs: tuple[str, str]) -> SendWindow:
+    return SendWindow(WEEKDAYS, tuple((dt.time.fromisoformat(a), dt.time.fromisoformat(b)) for a, b in pairs))
+
+
+DEFAULT_WINDOW = _w(("09:00", "12:00"), ("14:00", "18:00"))
+FAMILY_WINDOWS: dict[str, SendWindow] = {
+    "batiment": _w(("07:00", "08:30"), ("17:30", "19:30")),
+    "transport": _w(("07:00", "08:30"), ("17:30", "19:30")),
+    "hotellerie_restauration": _w(("15:00", "17:30")),
+    "alimentation": _w(("14:00", "16:30")),
+    "commerce_detail": _w(("09:30", "11:00"), ("14:00", "16:00")),
+    "beaute_bien_etre": _w(("09:00", "10:00"), ("13:00", "14:30")),
+    "agriculture": _w(("12:00", "14:00"), ("19:00", "20:30")),
+    "sante": _w(("12:30", "14:00"), ("19:00", "20:30")),
+}
+
+
+@lru_cache(maxsize=4096)
+def window_for(family: str | None, *, weekends: bool = False, holidays_allowed: bool = False,
+               overrides: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()) -> SendWindow:
+    """The window of a family, with a campaign's overrides ((family or "default", ranges) pairs) and day rules."""
+    own = dict(overrides)
+    if family and family in own:
+        base = _w(*own[family])
+    elif family in FAMILY_WINDOWS:
+        base = FAMILY_WINDOWS[family]  # type: ignore[index]
+    elif "default" in own:
+        base = _w(*own["default"])
+    else:
+        base = DEFAULT_WINDOW
+    # Clip to daytime: a campaign may widen the hours, never into the night.
+    ranges = tuple((max(a, NIGHT_END), min(b, NIGHT_START)) for a, b in base.ranges
+                   if max(a, NIGHT_END) < min(b, NIGHT_START))
+    return replace(base, days=ALL_DAYS if weekends else base.days, ranges=ranges,
+                   skip_holidays=not holidays_allowed)
+
+
+def overrides_key(windows: Mapping[str, Sequence[Sequence[str]]]) -> tuple:
+    """A campaign's window overrides as a hashable key for `window_for`."""
+    return tuple(sorted((f, tuple(tuple(r) for r in ranges)) for f, ranges in windows.items()))
+
+
+# Département -> `holidays` subdivision where the place has public holidays of its own.
+_SUBDIVISIONS = {"57": "57", "67": "6AE", "68": "6AE", "971": "971", "972": "972", "973": "973", "974": "974",
+                 "976": "976", "975": "PM", "977": "BL", "978": "MF", "984": "TF", "986": "WF", "987": "PF",
+                 "988": "NC"}
+
+
+def holiday_subdivision(departement: str | None) -> str | None:
+    """The `holidays` subdivision of a département ("57", "6AE" for 67/68, "974"...), None for the common list."""
+    return _SUBDIVISIONS.get(departement or "")
 
 
 @lru_cache(maxsize=64)
@@ -44,6 +116,40 @@ def holiday_calendar(subdiv: str | None = None) -> holidays.HolidayBase:
 def is_french_holiday(day: dt.date, subdiv: str | None = None) -> bool:
     """True on a public holiday in France (or the subdivision)."""
     return day in holiday_calendar(subdiv)
+
+
+@lru_cache(maxsize=64)
+def holiday_checker(subdiv: str | None) -> Callable[[dt.date], bool]:
+    """A one-argument holiday test for one place (cached per year: planning asks millions of times)."""
+    years: dict[int, frozenset[dt.date]] = {}
+
+    def check(day: dt.date) -> bool:
+        dates = years.get(day.year)
+        if dates is None:
+            dates = years[day.year] = frozenset(holidays.country_holidays("FR", subdiv=subdiv, years=day.year))
+        return day in dates
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a business is, for timing: its time zone and its public holidays."""
+
+    timezone: str
+    subdivision: str | None
+
+
+@lru_cache(maxsize=256)
+def place_of(departement: str | None) -> Place:
+    """The time zone and holiday subdivision of a département (Paris and the common list when unknown)."""
+    from segments.territory import departement_timezone
+
+    try:
+        tz = departement_timezone(departement) if departement else "Europe/Paris"
+    except ValueError:
+        tz = "Europe/Paris"
+    return Place(tz, holiday_subdivision(departement))
 
 
 def next_slot(earliest: dt.datetime, window: SendWindow = DEFAULT_WINDOW, tz: str = "Europe/Paris",

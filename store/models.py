@@ -172,6 +172,9 @@ class Enrollment(SQLModel, table=True):
     variant: str | None = Field(default=None, max_length=20)
     campaign_version: int = 1
     enrolled_at: dt.datetime = Field(default_factory=utcnow)
+    # The ambassador named in its messages; NULL on a treatment enrollment is a gap (the campaign's contact
+    # stood in), which the dashboard shows.
+    ambassador_id: int | None = Field(default=None, foreign_key="ambassador.id", index=True)
 
 
 class Message(SQLModel, table=True):
@@ -317,3 +320,64 @@ class FunnelRollup(SQLModel, table=True):
     opted_out: int = 0
     conversion_days: float = 0.0  # sum over converted enrollments of days from enrollment to first conversion
     refreshed_at: dt.datetime = Field(default_factory=utcnow)
+
+
+# --- journeys: the peers and offers messages point to, and scheduled occurrences ---
+
+
+class Ambassador(SQLModel, table=True):
+    """A peer a message points to: an owner of the same métier family, an accountant, a student..."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=80, unique=True)  # the importer's stable identifier (re-import updates)
+    name: str
+    metier: str | None = None
+    families: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # "*" = all
+    communes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    epcis: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    departements: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    phone: str | None = Field(default=None, max_length=20)
+    email: str | None = None
+    commune: str | None = None  # where they work, as a message names it
+    monthly_capacity: int = 10  # introductions a month
+    active: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Offer(SQLModel, table=True):
+    """A concrete support offer: diagnostic, short training, coaching, "coup de pouce", funding."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=80, unique=True)
+    title: str
+    provider: str
+    kind: str = Field(max_length=30)
+    families: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty = all
+    # Territory as "level:code" strings ("epci:243500139"); empty means national.
+    territory: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    format: str | None = Field(default=None, max_length=20)  # sur_place | a_distance | mixte
+    duration: str | None = None
+    hours: str | None = None
+    price: str | None = None
+    url: str | None = None
+    active: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class CampaignOccurrence(SQLModel, table=True):
+    """One occurrence of a scheduled campaign, planned in batches (a cursor over business ids)."""
+
+    __table_args__ = (UniqueConstraint("campaign_id", "occurs_at", name="uq_occurrence_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    occurs_at: dt.datetime  # the scheduled instant (UTC); send slots follow each trade's window
+    status: str = Field(default="running", max_length=10)  # running | done
+    cursor: int = 0  # the last business id planned
+    enrolled: int = 0
+    missed: int = 0  # earlier occurrences this one stands for (the engine was down)
+    started_at: dt.datetime = Field(default_factory=utcnow)
+    finished_at: dt.datetime | None = None

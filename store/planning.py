@@ -1,17 +1,26 @@
-"""The planning shell's store side: gather the planner's inputs in bulk, apply its plan in one transaction."""
+"""The planning shell's store side: gather the planner's inputs in bulk, apply its decisions in one transaction.
+
+Everything here costs in proportion to the batch (new events, due follow-ups, one slice of an occurrence),
+never to the population: segments are evaluated in SQL restricted to the batch's business ids, and every
+other lookup goes through an index on business id.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import and_, select, tuple_, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.engine import Connection
 
-from orchestrator.campaign_spec import CampaignSpec
-from orchestrator.planner import BusinessView, CampaignRule, Candidate, Plan
+from orchestrator.campaign_spec import CampaignSpec, parse_delay
+from orchestrator.planner import BusinessView, CampaignRule, Candidate, FollowUp, Plan, StepDecision
+from segments.language import CONVERSION_KINDS, compile_segment
 from segments.taxonomy import families, naf_entry
 from segments.territory import commune
-from store.models import Business, Campaign, Enrollment, Message, MessageEvent, TriggerEvent, utcnow
+from store.models import (Business, Campaign, CampaignOccurrence, Enrollment, Interaction, Message, MessageEvent,
+                          TriggerEvent, utcnow)
 from store.sql import chunks, insert_for
 from store.suppressions import suppressed_among
 
@@ -21,6 +30,12 @@ CAMPAIGNS = Campaign.__table__
 ENROLLMENTS = Enrollment.__table__
 MESSAGES = Message.__table__
 HISTORY = MessageEvent.__table__
+INTERACTIONS = Interaction.__table__
+OCCURRENCES = CampaignOccurrence.__table__
+
+# Messages that count against the pressure caps: planned or on their way, not those that never left.
+LIVE_STATUSES = ("planned", "claimed", "sent", "delivered")
+ID_CHUNK = 2000
 
 
 def business_view(row) -> BusinessView:
@@ -38,7 +53,7 @@ def business_view(row) -> BusinessView:
         commune_code=row.commune_code, commune_nom=place.nom if place else row.city,
         epci_code=row.epci_code, departement_code=row.departement_code, region_code=row.region_code,
         postal_code=row.postal_code, state=row.state, do_not_contact=row.do_not_contact,
-        email=row.email, phone=row.phone, postal=postal,
+        email=row.email, phone=row.phone, postal=postal, phone_consent=bool(getattr(row, "phone_consent", False)),
     )
 
 
@@ -65,34 +80,103 @@ def active_campaigns(conn: Connection) -> list[CampaignRule]:
     return [CampaignRule(i, v, CampaignSpec.model_validate(s)) for i, v, s in rows]
 
 
-def existing_enrollments(conn: Connection, candidates: list[Candidate]) -> set[tuple[int, int, str]]:
+def segment_clause(spec: CampaignSpec, today: dt.date):
+    """The campaign's compiled segment, with its effective territory (the owner's when the segment names none)."""
+    return compile_segment(spec.segment, today=today, territory=spec.effective_territory())
+
+
+def eligible_among(conn: Connection, rules: Sequence[CampaignRule], candidates: Sequence[Candidate],
+                   today: dt.date) -> dict[int, set[int]]:
+    """For each triggered campaign, the candidates' business ids its compiled segment selects (SQL, by id)."""
+    out: dict[int, set[int]] = {}
+    for rule in rules:
+        ids = sorted({c.business.id for c in candidates if c.type in rule.spec.triggers})
+        found: set[int] = set()
+        if ids:
+            clause = segment_clause(rule.spec, today)
+            for part in chunks(ids, ID_CHUNK):
+                found.update(r[0] for r in conn.execute(
+                    select(BUSINESS.c.id).where(BUSINESS.c.id.in_(part), clause)))
+        out[rule.id] = found
+    return out
+
+
+def existing_enrollments(conn: Connection, business_ids: Iterable[int]) -> set[tuple[int, int, str]]:
     """(campaign, business, trigger key) already stored for these businesses."""
-    business_ids = sorted({c.business.id for c in candidates})
     out: set[tuple[int, int, str]] = set()
-    for part in chunks(business_ids, 900):
+    for part in chunks(sorted(set(business_ids)), ID_CHUNK):
         rows = conn.execute(select(ENROLLMENTS.c.campaign_id, ENROLLMENTS.c.business_id, ENROLLMENTS.c.trigger_key)
                             .where(ENROLLMENTS.c.business_id.in_(part)))
         out.update((a, b, c) for a, b, c in rows)
     return out
 
 
-def suppressed_for(conn: Connection, candidates: list[Candidate]) -> set[tuple[str, str]]:
-    """Opt-outs among the candidates' addresses."""
-    emails = [c.business.email for c in candidates if c.business.email]
-    phones = [c.business.phone for c in candidates if c.business.phone]
-    out = {("email", a) for a in suppressed_among(conn, "email", emails)}
-    out |= {("phone", a) for a in suppressed_among(conn, "phone", phones)}
+def suppressed_for(conn: Connection, views: Iterable[BusinessView]) -> set[tuple[str, str]]:
+    """Opt-outs among these businesses' addresses."""
+    views = list(views)
+    emails = [b.email for b in views if b.email]
+    phones = [b.phone for b in views if b.phone]
+    out: set[tuple[str, str]] = set()
+    for part in chunks(emails, ID_CHUNK):
+        out |= {("email", a) for a in suppressed_among(conn, "email", part)}
+    for part in chunks(phones, ID_CHUNK):
+        out |= {("phone", a) for a in suppressed_among(conn, "phone", part)}
     return out
+
+
+def message_history(conn: Connection, business_ids: Iterable[int], since: dt.datetime
+                    ) -> dict[int, list[tuple[int, dt.datetime]]]:
+    """(campaign id, instant) of every live message of these businesses since `since`, across all campaigns."""
+    at = func.coalesce(MESSAGES.c.sent_at, MESSAGES.c.due_at)
+    out: dict[int, list[tuple[int, dt.datetime]]] = defaultdict(list)
+    for part in chunks(sorted(set(business_ids)), ID_CHUNK):
+        rows = conn.execute(select(MESSAGES.c.business_id, MESSAGES.c.campaign_id, MESSAGES.c.sent_at,
+                                   MESSAGES.c.due_at)
+                            .where(MESSAGES.c.business_id.in_(part), MESSAGES.c.status.in_(LIVE_STATUSES),
+                                   at >= since))
+        for business_id, campaign_id, sent_at, due_at in rows:
+            moment = sent_at or due_at
+            out[business_id].append((campaign_id, moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)))
+    return out
+
+
+def recent_contacts(conn: Connection, rule: CampaignRule, business_ids: Iterable[int], at: dt.datetime
+                    ) -> set[tuple[int, int]]:
+    """(campaign, business) pairs enrolled (treatment) by an earlier occurrence within the minimum interval."""
+    interval = parse_delay(rule.spec.schedule.min_interval) if rule.spec.schedule else dt.timedelta(0)
+    out: set[tuple[int, int]] = set()
+    for part in chunks(sorted(set(business_ids)), ID_CHUNK):
+        rows = conn.execute(select(ENROLLMENTS.c.business_id).where(
+            ENROLLMENTS.c.campaign_id == rule.id, ENROLLMENTS.c.business_id.in_(part),
+            ENROLLMENTS.c.arm == "treatment", ENROLLMENTS.c.trigger_key.like("occurrence:%"),
+            ENROLLMENTS.c.enrolled_at > at - interval))
+        out |= {(rule.id, r[0]) for r in rows}
+    return out
+
+
+def max_cap_days(rules: Sequence[CampaignRule], policy_caps: Sequence[tuple[int, int]]) -> int:
+    """The longest cap span in play: history older than that cannot matter."""
+    spans = [d for _, d in policy_caps] + [c.days for r in rules for c in r.spec.pressure.caps]
+    return max(spans or [30])
+
+
+def _message_row(campaign_id: int, enrollment_id: int, business_id: int, m, now: dt.datetime,
+                 status: str = "planned", error: str | None = None) -> dict:
+    return {"campaign_id": campaign_id, "enrollment_id": enrollment_id, "business_id": business_id,
+            "step": m.step, "channel": m.channel, "template": m.template, "variant": m.variant,
+            "recipient": m.recipient, "due_at": m.due_at.astimezone(dt.UTC), "status": status, "attempts": 0,
+            "context": m.context, "created_at": now, "last_error": error}
 
 
 def apply_plan(conn: Connection, plan: Plan, event_ids: list[int]) -> dict[str, int]:
     """Store enrollments and their messages, and mark the events planned; idempotent on rerun."""
     now = utcnow()
     planned_messages = 0
-    for part in chunks(plan.enrollments, 500):
+    for part in chunks(plan.enrollments, 1000):
         rows = [{"campaign_id": e.campaign_id, "business_id": e.business_id, "trigger_event_id": e.event_id,
-                 "trigger_key": e.trigger_key, "trigger_type": e.trigger_type, "arm": e.arm, "variant": None,
-                 "campaign_version": e.campaign_version, "enrolled_at": now} for e in part]
+                 "trigger_key": e.trigger_key, "trigger_type": e.trigger_type, "arm": e.arm, "variant": e.variant,
+                 "campaign_version": e.campaign_version, "enrolled_at": now, "ambassador_id": e.ambassador_id}
+                for e in part]
         stmt = insert_for(conn, ENROLLMENTS).on_conflict_do_nothing(
             index_elements=["campaign_id", "business_id", "trigger_key"])
         result = conn.execute(stmt.returning(ENROLLMENTS.c.id, ENROLLMENTS.c.campaign_id,
@@ -103,19 +187,143 @@ def apply_plan(conn: Connection, plan: Plan, event_ids: list[int]) -> dict[str, 
             enrollment_id = new_ids.get((e.campaign_id, e.business_id, e.trigger_key))
             if enrollment_id is None:
                 continue  # enrolled by a concurrent or earlier run
-            for m in e.messages:
-                messages.append({
-                    "campaign_id": e.campaign_id, "enrollment_id": enrollment_id, "business_id": e.business_id,
-                    "step": m.step, "channel": m.channel, "template": m.template, "variant": None,
-                    "recipient": m.recipient, "due_at": m.due_at.astimezone(dt.UTC),
-                    "status": "planned", "attempts": 0, "context": m.context, "created_at": now,
-                })
-        if messages:
-            stmt = insert_for(conn, MESSAGES).on_conflict_do_nothing(index_elements=["enrollment_id", "step"])
-            ids = [r[0] for r in conn.execute(stmt.returning(MESSAGES.c.id), messages)]
-            conn.execute(HISTORY.insert(), [{"message_id": i, "status": "planned", "at": now} for i in ids])
-            planned_messages += len(ids)
-    for part in chunks(event_ids, 900):
+            messages += [_message_row(e.campaign_id, enrollment_id, e.business_id, m, now) for m in e.messages]
+        planned_messages += _insert_messages(conn, messages, now)
+    for part in chunks(event_ids, ID_CHUNK):
         conn.execute(update(EVENTS).where(EVENTS.c.id.in_(part)).values(planned=True))
     return {"events": len(event_ids), "enrolled": len(plan.enrollments), "messages": planned_messages,
-            "skipped": len(plan.skipped)}
+            "skipped": len(plan.skipped), "ambassador_gaps": plan.ambassador_gaps}
+
+
+def _insert_messages(conn: Connection, messages: list[dict], now: dt.datetime) -> int:
+    if not messages:
+        return 0
+    stmt = insert_for(conn, MESSAGES).on_conflict_do_nothing(index_elements=["enrollment_id", "step"])
+    inserted = conn.execute(stmt.returning(MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.last_error),
+                            messages).all()
+    conn.execute(HISTORY.insert(), [{"message_id": i, "status": s, "at": now, "detail": e} for i, s, e in inserted])
+    return sum(1 for _, s, _ in inserted if s == "planned")
+
+
+# --- later steps ---
+
+
+def due_followups(conn: Connection, rules: Sequence[CampaignRule], now: dt.datetime, limit: int
+                  ) -> list[FollowUp]:
+    """Journeys whose last message left (or failed for good) long enough ago for the next step to be due."""
+    nxt = MESSAGES.alias("nxt")
+    moment = func.coalesce(MESSAGES.c.sent_at, MESSAGES.c.due_at)
+    rows: list = []
+    for rule in rules:
+        steps = rule.spec.steps
+        for k in range(len(steps) - 1):
+            if len(rows) >= limit:
+                break
+            rows += conn.execute(
+                select(MESSAGES.c.id, MESSAGES.c.enrollment_id, MESSAGES.c.campaign_id, MESSAGES.c.business_id,
+                       MESSAGES.c.step, MESSAGES.c.context, MESSAGES.c.variant, moment.label("moment"),
+                       ENROLLMENTS.c.enrolled_at)
+                .select_from(MESSAGES.join(ENROLLMENTS, ENROLLMENTS.c.id == MESSAGES.c.enrollment_id))
+                .where(MESSAGES.c.campaign_id == rule.id, MESSAGES.c.step == k,
+                       MESSAGES.c.status.in_(("sent", "delivered", "failed")),
+                       moment <= now - steps[k + 1].delay_td,
+                       ~exists(select(nxt.c.id).where(nxt.c.enrollment_id == MESSAGES.c.enrollment_id,
+                                                      nxt.c.step == k + 1)))
+                .order_by(MESSAGES.c.id).limit(limit - len(rows))).all()
+    if not rows:
+        return []
+    message_ids = [r.id for r in rows]
+    business_ids = sorted({r.business_id for r in rows})
+    clicked: set[int] = set()
+    for part in chunks(message_ids, ID_CHUNK):
+        clicked |= {r[0] for r in conn.execute(select(INTERACTIONS.c.message_id).where(
+            INTERACTIONS.c.message_id.in_(part), INTERACTIONS.c.kind == "click"))}
+    conversions: dict[int, list[dt.datetime]] = defaultdict(list)
+    views: dict[int, BusinessView] = {}
+    for part in chunks(business_ids, ID_CHUNK):
+        for business_id, at in conn.execute(select(INTERACTIONS.c.business_id, INTERACTIONS.c.at).where(
+                INTERACTIONS.c.business_id.in_(part), INTERACTIONS.c.kind.in_(CONVERSION_KINDS))):
+            conversions[business_id].append(_aware(at))
+        for row in conn.execute(select(BUSINESS).where(BUSINESS.c.id.in_(part))):
+            views[row.id] = business_view(row)
+    out = []
+    for r in rows:
+        if r.business_id not in views:
+            continue
+        enrolled_at = _aware(r.enrolled_at)
+        out.append(FollowUp(r.enrollment_id, r.campaign_id, views[r.business_id], r.step + 1, _aware(r.moment),
+                            r.id in clicked, any(at >= enrolled_at for at in conversions.get(r.business_id, [])),
+                            r.context, r.variant))
+    return out
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def apply_followups(conn: Connection, decisions: Sequence[StepDecision]) -> dict[str, int]:
+    """Store the next steps: a planned message, or a cancelled one that records why the journey stops there."""
+    now = utcnow()
+    rows = []
+    for d in decisions:
+        if d.message is not None:
+            rows.append(_message_row(d.campaign_id, d.enrollment_id, d.business_id, d.message, now))
+        else:
+            from orchestrator.planner import PlannedMessage
+
+            # A row per stopped step keeps it from being judged again on the next run.
+            stub = PlannedMessage(d.step, "none", "-", "", now, {}, None)
+            rows.append(_message_row(d.campaign_id, d.enrollment_id, d.business_id, stub, now, "cancelled",
+                                     d.reason))
+    planned = _insert_messages(conn, rows, now)
+    return {"followup_messages": planned, "followup_stopped": sum(1 for d in decisions if d.message is None)}
+
+
+# --- scheduled occurrences ---
+
+
+def running_occurrence(conn: Connection, campaign_id: int):
+    """The occurrence of a campaign still being planned, if any."""
+    return conn.execute(select(OCCURRENCES).where(OCCURRENCES.c.campaign_id == campaign_id,
+                                                  OCCURRENCES.c.status == "running")
+                        .order_by(OCCURRENCES.c.occurs_at).limit(1)).first()
+
+
+def last_occurrence(conn: Connection, campaign_id: int) -> dt.datetime | None:
+    """The latest occurrence already started for a campaign."""
+    value = conn.execute(select(func.max(OCCURRENCES.c.occurs_at))
+                         .where(OCCURRENCES.c.campaign_id == campaign_id)).scalar()
+    return _aware(value) if value else None
+
+
+def start_occurrence(conn: Connection, campaign_id: int, occurs_at: dt.datetime, missed: int) -> None:
+    """Record an occurrence as started (once: unique per campaign and instant)."""
+    stmt = insert_for(conn, OCCURRENCES).on_conflict_do_nothing(index_elements=["campaign_id", "occurs_at"])
+    conn.execute(stmt, {"campaign_id": campaign_id, "occurs_at": occurs_at, "status": "running", "cursor": 0,
+                        "enrolled": 0, "missed": missed, "started_at": utcnow()})
+
+
+def occurrence_slice(conn: Connection, spec: CampaignSpec, after_id: int, limit: int, today: dt.date
+                     ) -> list[BusinessView]:
+    """The next businesses of the segment as of now, by id after the cursor (keyset: no OFFSET scan)."""
+    rows = conn.execute(select(BUSINESS).where(BUSINESS.c.id > after_id, segment_clause(spec, today))
+                        .order_by(BUSINESS.c.id).limit(limit))
+    return [business_view(r) for r in rows]
+
+
+def advance_occurrence(conn: Connection, occurrence_id: int, cursor: int, enrolled: int, done: bool) -> None:
+    """Move an occurrence's cursor on, and close it when the segment is exhausted."""
+    values = {"cursor": cursor, "enrolled": OCCURRENCES.c.enrolled + enrolled}
+    if done:
+        values.update(status="done", finished_at=utcnow())
+    conn.execute(update(OCCURRENCES).where(OCCURRENCES.c.id == occurrence_id).values(**values))
+
+
+def segment_counts(conn: Connection, spec_segment, *, today: dt.date, territory=None, by=("family", "departement")
+                   ) -> list[tuple]:
+    """Counts of the businesses a segment selects, grouped by métier family and territory level."""
+    columns = {"family": BUSINESS.c.metier_family, "departement": BUSINESS.c.departement_code,
+               "epci": BUSINESS.c.epci_code, "commune": BUSINESS.c.commune_code, "region": BUSINESS.c.region_code}
+    group = [columns[b] for b in by]
+    clause = compile_segment(spec_segment, today=today, territory=territory)
+    return conn.execute(select(*group, func.count()).where(and_(clause)).group_by(*group).order_by(*group)).all()

@@ -15,8 +15,9 @@ from store.admin import add_partner, apply_campaign
 from store.models import Message, Suppression
 from tests.utils.factories import campaign_spec, creation_item
 
-# A Tuesday morning inside the default window, far from holidays.
-NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+# A Tuesday evening inside the building trades' window (17:30-19:30 Paris: plumbers are on site by day),
+# far from holidays.
+NOW = dt.datetime(2026, 12, 1, 16, 45, tzinfo=dt.UTC)
 
 
 def push(base, token, items):

@@ -1,0 +1,347 @@
+"""The segment language: who a campaign reaches, written in YAML/JSON, validated, compiled to one SQL WHERE clause.
+
+A segment is a mapping; every field narrows it (fields are combined with AND, values inside a field with OR):
+
+```yaml
+families: [batiment, alimentation]          # métier families (segments/data/families.csv)
+naf: ["43.2", "56.10A"]                     # NAF prefixes (division, group, class or sub-class)
+territory:                                  # explicit levels, several codes each (OR across levels)
+  epci: ["243500139"]
+  departements: ["35"]
+headcount: ["0", "1-2", "3-5"]              # bands ("0", "1-2", "3-5", "6-9", "10-19", "20-49", "50+",
+                                            # "unknown") or Sirene tranche codes ("00", "01", "NN"...)
+stages: [creation, first_hires]             # Business.lifecycle_stage
+triggers: {types: [creation], within: 90d}  # businesses with such an event (optionally recent)
+age: {min: 3m, max: 3y}                     # time since creation_date (d, m, y)
+reachable: [email, phone, postal]           # at least one of these contact points is known
+converted: false                            # offer enrolled / diagnostic completed / ambassador met, or not
+digital_maturity: {max: 2, unknown: true}   # self-diagnostic score 0-5; `unknown` keeps businesses without one
+exclude: {families: [sante]}                # a nested segment taken out
+```
+
+Unknown fields or codes are errors that name them. The compiler is pure: it returns a SQLAlchemy Core
+expression over the tables given (the store's by default) and never runs a query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CONVERSION_KINDS = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
+REACHABLE = ("email", "phone", "postal")
+
+# Sirene head-count tranches (tranche_effectifs) behind each band a collectivité writes.
+HEADCOUNT_BANDS: dict[str, tuple[str, ...]] = {
+    "0": ("NN", "00"),
+    "1-2": ("01",),
+    "3-5": ("02",),
+    "6-9": ("03",),
+    "10-19": ("11",),
+    "20-49": ("12",),
+    "50+": ("21", "22", "31", "32", "41", "42", "51", "52", "53"),
+}
+TRANCHES = frozenset(code for codes in HEADCOUNT_BANDS.values() for code in codes)
+_DURATION = re.compile(r"^\s*(\d+)\s*(d|j|w|m|y|a)\s*$")
+
+
+def parse_age(value: str | int) -> dt.timedelta:
+    """`"90d"`, `"6m"`, `"3y"` (also `j` and `a`, French units) or a number of days, as a duration."""
+    if isinstance(value, int):
+        return dt.timedelta(days=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"durée illisible: {value!r} (exemples: 90d, 6m, 3y)")
+    n, unit = int(match[1]), match[2]
+    days = {"d": 1, "j": 1, "w": 7, "m": 30, "y": 365, "a": 365}[unit] * n
+    return dt.timedelta(days=days)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TerritoryFilter(_Strict):
+    """Territory codes by explicit level (région and département codes overlap: "11" is both)."""
+
+    communes: list[str] = Field(default_factory=list)
+    epci: list[str] = Field(default_factory=list)
+    departements: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.communes or self.epci or self.departements or self.regions)
+
+    def levels(self) -> list[tuple[str, list[str]]]:
+        """(level, codes) pairs, in the vocabulary of `segments.territory`."""
+        return [("commune", self.communes), ("epci", self.epci), ("departement", self.departements),
+                ("region", self.regions)]
+
+    def unknown_codes(self) -> list[str]:
+        """Codes that name no known territory, as "level:code"."""
+        from segments.territory import validate_codes
+
+        return [f"{level}:{c}" for level, codes in self.levels() for c in validate_codes(level, codes)]
+
+    def communes_covered(self) -> set[str]:
+        """Every commune code inside this territory."""
+        from segments.territory import communes_of
+
+        out: set[str] = set()
+        for level, codes in self.levels():
+            for code in codes:
+                out |= communes_of(level, code)
+        return out
+
+    def contains(self, commune: str | None, epci: str | None, departement: str | None, region: str | None) -> bool:
+        """Is a place with these codes inside the territory? (An empty territory contains everything.)"""
+        if self.is_empty():
+            return True
+        return ((commune is not None and commune in self._commune_codes()) or (epci in self.epci)
+                or (departement in self.departements) or (region in self.regions))
+
+    def _commune_codes(self) -> frozenset[str]:
+        from segments.territory import communes_of
+
+        out: set[str] = set()
+        for code in self.communes:
+            out |= communes_of("commune", code, with_subdivisions=True)
+        return frozenset(out)
+
+
+class Range(_Strict):
+    """A closed range; either end may be left open."""
+
+    min: str | int | None = None
+    max: str | int | None = None
+
+
+class TriggerFilter(_Strict):
+    """Businesses with at least one accepted event of these types, optionally within a recent period."""
+
+    types: list[str] = Field(min_length=1)
+    within: str | int | None = None
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        from triggers.model import EVENT_TYPES
+
+        unknown = [t for t in value if t not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"types d'événement inconnus: {', '.join(unknown)}")
+        return value
+
+    @field_validator("within")
+    @classmethod
+    def _within(cls, value):
+        if value is not None:
+            parse_age(value)
+        return value
+
+
+class MaturityFilter(_Strict):
+    """Digital maturity bounds (self-diagnostic 0-5); `unknown` says whether businesses without a score count."""
+
+    min: int | None = Field(default=None, ge=0, le=5)
+    max: int | None = Field(default=None, ge=0, le=5)
+    unknown: bool = False
+
+
+class Segment(_Strict):
+    """A segment as a collectivité writes it (see the module docstring for every field)."""
+
+    families: list[str] = Field(default_factory=list)
+    naf: list[str] = Field(default_factory=list)
+    territory: TerritoryFilter = Field(default_factory=TerritoryFilter)
+    headcount: list[str] = Field(default_factory=list)
+    stages: list[str] = Field(default_factory=list)
+    triggers: TriggerFilter | None = None
+    age: Range | None = None
+    reachable: list[str] = Field(default_factory=list)
+    converted: bool | None = None
+    digital_maturity: MaturityFilter | None = None
+    exclude: Segment | None = None
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, value: list[str]) -> list[str]:
+        from segments.taxonomy import families
+
+        unknown = [f for f in value if f not in families()]
+        if unknown:
+            raise ValueError(f"familles de métiers inconnues: {', '.join(unknown)}")
+        return value
+
+    @field_validator("naf")
+    @classmethod
+    def _naf(cls, value: list[str]) -> list[str]:
+        out, unknown = [], []
+        for raw in value:
+            prefix = normalize_naf_prefix(raw)
+            if prefix is None:
+                unknown.append(raw)
+            else:
+                out.append(prefix)
+        if unknown:
+            raise ValueError(f"codes NAF inconnus: {', '.join(map(str, unknown))}")
+        return out
+
+    @field_validator("headcount")
+    @classmethod
+    def _headcount(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in HEADCOUNT_BANDS and v not in TRANCHES and v != "unknown"]
+        if unknown:
+            raise ValueError(f"tranches d'effectif inconnues: {', '.join(unknown)} "
+                             f"(connues: {', '.join(HEADCOUNT_BANDS)}, unknown, ou un code Sirene)")
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, value: list[str]) -> list[str]:
+        from triggers.lifecycle import STAGES
+
+        unknown = [s for s in value if s not in STAGES]
+        if unknown:
+            raise ValueError(f"étapes de vie inconnues: {', '.join(unknown)} (connues: {', '.join(STAGES)})")
+        return value
+
+    @field_validator("reachable")
+    @classmethod
+    def _reachable(cls, value: list[str]) -> list[str]:
+        unknown = [r for r in value if r not in REACHABLE]
+        if unknown:
+            raise ValueError(f"moyens de contact inconnus: {', '.join(unknown)} (connus: {', '.join(REACHABLE)})")
+        return value
+
+    @field_validator("age")
+    @classmethod
+    def _age(cls, value: Range | None) -> Range | None:
+        if value is not None:
+            for bound in (value.min, value.max):
+                if bound is not None:
+                    parse_age(bound)
+        return value
+
+    @model_validator(mode="after")
+    def _codes(self) -> Segment:
+        unknown = self.territory.unknown_codes()
+        if unknown:
+            raise ValueError(f"codes de territoire inconnus: {', '.join(unknown)}")
+        return self
+
+
+def normalize_naf_prefix(raw: str) -> str | None:
+    """A NAF prefix in the stored dotted form ("43", "43.2", "43.22", "43.22A"), or None when nothing has it."""
+    from segments.taxonomy import naf_entries
+
+    text = str(raw).strip().upper().replace(".", "")
+    if not re.fullmatch(r"\d{2}(\d{1,2}[A-Z]?)?", text):
+        return None
+    prefix = text if len(text) <= 2 else f"{text[:2]}.{text[2:]}"
+    return prefix if any(code.startswith(prefix) for code in naf_entries()) else None
+
+
+def parse_segment(data: dict[str, Any] | None) -> Segment:
+    """Validate a segment mapping (from YAML/JSON)."""
+    return Segment.model_validate(data or {})
+
+
+def _tranches(bands: list[str]) -> tuple[list[str], bool]:
+    codes: list[str] = []
+    unknown = False
+    for band in bands:
+        if band == "unknown":
+            unknown = True
+        else:
+            codes += HEADCOUNT_BANDS.get(band, (band,))
+    return sorted(set(codes)), unknown
+
+
+def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | None = None,
+                    territory: TerritoryFilter | None = None):
+    """The segment as a SQLAlchemy Core boolean expression over the business table.
+
+    `territory` replaces the segment's own territory (the campaign's effective territory); `tables` maps
+    "business", "triggerevent" and "interaction" to Table objects (the store's by default).
+    """
+    from sqlalchemy import and_, exists, false, not_, or_, select, true
+
+    if tables is None:
+        from store.models import Business, Interaction, TriggerEvent
+
+        tables = {"business": Business.__table__, "triggerevent": TriggerEvent.__table__,
+                  "interaction": Interaction.__table__}
+    b = tables["business"].c
+    clauses = []
+    if seg.families:
+        clauses.append(b.metier_family.in_(seg.families))
+    if seg.naf:
+        clauses.append(or_(*[b.naf_code.like(f"{p}%") for p in seg.naf]))
+    terr = territory if territory is not None else seg.territory
+    if not terr.is_empty():
+        from segments.territory import communes_of
+
+        parts = []
+        if terr.communes:
+            # Sirene carries arrondissement codes (75101...): match them as their commune.
+            codes = sorted({c for code in terr.communes for c in communes_of("commune", code, with_subdivisions=True)})
+            parts.append(b.commune_code.in_(codes))
+        if terr.epci:
+            parts.append(b.epci_code.in_(terr.epci))
+        if terr.departements:
+            parts.append(b.departement_code.in_(terr.departements))
+        if terr.regions:
+            parts.append(b.region_code.in_(terr.regions))
+        clauses.append(or_(*parts))
+    if seg.headcount:
+        codes, with_unknown = _tranches(seg.headcount)
+        parts = [b.tranche_effectifs.in_(codes)] if codes else []
+        if with_unknown:
+            parts.append(b.tranche_effectifs.is_(None))
+        clauses.append(or_(*parts))
+    if seg.stages:
+        clauses.append(b.lifecycle_stage.in_(seg.stages))
+    if seg.triggers is not None:
+        ev = tables["triggerevent"].c
+        cond = [ev.business_id == b.id, ev.type.in_(seg.triggers.types), ev.status == "accepted"]
+        if seg.triggers.within is not None:
+            cond.append(ev.occurred_on >= today - parse_age(seg.triggers.within))
+        clauses.append(exists(select(ev.id).where(*cond)))
+    if seg.age is not None:
+        if seg.age.min is not None:
+            clauses.append(b.creation_date <= today - parse_age(seg.age.min))
+        if seg.age.max is not None:
+            clauses.append(b.creation_date >= today - parse_age(seg.age.max))
+    if seg.reachable:
+        column = {"email": b.email.is_not(None), "phone": b.phone.is_not(None),
+                  "postal": and_(b.street.is_not(None), b.postal_code.is_not(None), b.city.is_not(None))}
+        clauses.append(or_(*[column[r] for r in seg.reachable]))
+    if seg.converted is not None:
+        it = tables["interaction"].c
+        converted = exists(select(it.id).where(it.business_id == b.id, it.kind.in_(CONVERSION_KINDS)))
+        clauses.append(converted if seg.converted else not_(converted))
+    if seg.digital_maturity is not None:
+        m = seg.digital_maturity
+        known = [b.digital_maturity.is_not(None)]
+        if m.min is not None:
+            known.append(b.digital_maturity >= m.min)
+        if m.max is not None:
+            known.append(b.digital_maturity <= m.max)
+        clauses.append(or_(and_(*known), b.digital_maturity.is_(None)) if m.unknown else and_(*known))
+    if seg.exclude is not None:
+        inner = compile_segment(seg.exclude, today=today, tables=tables)
+        # NULL-safe negation: a business the excluded segment cannot decide on (NULL column) stays in.
+        clauses.append(not_(func_coalesce(inner, false())))
+    return and_(true(), *clauses)
+
+
+def func_coalesce(expr, default):
+    """COALESCE for a boolean expression (NOT over NULL would drop the row)."""
+    from sqlalchemy import func
+    from sqlalchemy.types import Boolean
+
+    return func.coalesce(expr, default, type_=Boolean)

@@ -1,0 +1,244 @@
+"""Ambassadors and offers: CSV import (explained rejects: line, field, reason) and the planner's views of them.
+
+Ambassadors CSV (UTF-8, comma or semicolon separated; lists inside a cell separated by "|"):
+  key,name,metier,families,communes,epci,departements,channels,phone,email,commune,monthly_capacity
+  `families` are métier family keys or "*" (every trade); at least one of communes/epci/departements;
+  `channels` among email, phone, visit; a phone or an e-mail is required.
+Offers CSV:
+  key,title,provider,kind,families,territory,format,duration,hours,price,url
+  `kind` among diagnostic, formation_courte, accompagnement, coup_de_pouce, financement; `territory` as
+  "level:code" items ("epci:243500139|departement:35"), empty for national; `format` among sur_place,
+  a_distance, mixte; duration, hours and price are required (an owner must know what it costs in time and money).
+Re-importing a file updates rows by `key`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+
+from orchestrator.planner import AmbassadorView, OfferView
+from store.models import Ambassador, Enrollment, Offer, utcnow
+from store.sql import insert_for
+
+AMBASSADORS = Ambassador.__table__
+OFFERS = Offer.__table__
+ENROLLMENTS = Enrollment.__table__
+
+OFFER_KINDS = ("diagnostic", "formation_courte", "accompagnement", "coup_de_pouce", "financement")
+OFFER_FORMATS = ("sur_place", "a_distance", "mixte")
+AMBASSADOR_CHANNELS = ("email", "phone", "visit")
+AMBASSADOR_COLUMNS = ("key", "name", "metier", "families", "communes", "epci", "departements", "channels", "phone",
+                      "email", "commune", "monthly_capacity")
+OFFER_COLUMNS = ("key", "title", "provider", "kind", "families", "territory", "format", "duration", "hours", "price",
+                 "url")
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A CSV line left out: its number (the header is line 1), the field at fault and why, in French."""
+
+    line: int
+    field: str
+    reason: str
+
+
+def _items(cell: str | None) -> list[str]:
+    return [x.strip() for x in (cell or "").split("|") if x.strip()]
+
+
+def _read(text: str, expected: tuple[str, ...]) -> tuple[list[tuple[int, dict[str, str]]], list[Reject]]:
+    sample = text[:2048]
+    delimiter = ";" if sample.count(";") > sample.count(",") else ","
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter)
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in expected if c not in header and c not in ("url", "metier", "commune")]
+    unknown = [h for h in header if h not in expected]
+    if missing or unknown:
+        reason = "; ".join(filter(None, [f"colonnes manquantes: {', '.join(missing)}" if missing else "",
+                                         f"colonnes inconnues: {', '.join(unknown)}" if unknown else ""]))
+        return [], [Reject(1, "en-tête", reason)]
+    rows = []
+    for number, row in enumerate(reader, start=2):
+        rows.append((number, {k.strip(): (v or "").strip() for k, v in row.items() if k}))
+    return rows, []
+
+
+def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
+    """Validated ambassador rows and the lines rejected."""
+    from segments.taxonomy import families
+    from segments.territory import validate_codes
+
+    rows, rejects = _read(text, AMBASSADOR_COLUMNS)
+    out, seen = [], set()
+    for line, r in rows:
+        errors: list[Reject] = []
+
+        def bad(fld: str, reason: str, line=line, errors=errors) -> None:
+            errors.append(Reject(line, fld, reason))
+
+        if not r.get("key"):
+            bad("key", "identifiant manquant")
+        elif r["key"] in seen:
+            bad("key", f"identifiant en double: {r['key']}")
+        if not r.get("name"):
+            bad("name", "nom manquant")
+        fams = _items(r.get("families"))
+        if not fams:
+            bad("families", "aucune famille de métiers (mettre * pour tous les métiers)")
+        elif unknown := [f for f in fams if f != "*" and f not in families()]:
+            bad("families", f"familles inconnues: {', '.join(unknown)}")
+        places = {"communes": _items(r.get("communes")), "epci": _items(r.get("epci")),
+                  "departements": _items(r.get("departements"))}
+        if not any(places.values()):
+            bad("communes", "aucun territoire servi (communes, epci ou departements)")
+        for fld, level in (("communes", "commune"), ("epci", "epci"), ("departements", "departement")):
+            if unknown := validate_codes(level, places[fld]):
+                bad(fld, f"codes inconnus: {', '.join(unknown)}")
+        channels = _items(r.get("channels")) or ["email", "phone"]
+        if unknown := [c for c in channels if c not in AMBASSADOR_CHANNELS]:
+            bad("channels", f"canaux inconnus: {', '.join(unknown)} (connus: {', '.join(AMBASSADOR_CHANNELS)})")
+        if not (r.get("phone") or r.get("email")):
+            bad("phone", "ni téléphone ni e-mail: le dirigeant ne pourrait pas le joindre")
+        try:
+            capacity = int(r.get("monthly_capacity") or "10")
+            if capacity < 0:
+                raise ValueError
+        except ValueError:
+            bad("monthly_capacity", f"capacité mensuelle illisible: {r.get('monthly_capacity')!r}")
+            capacity = 0
+        if errors:
+            rejects += errors
+            continue
+        seen.add(r["key"])
+        out.append({"key": r["key"], "name": r["name"], "metier": r.get("metier") or None, "families": fams,
+                    "communes": places["communes"], "epcis": places["epci"],
+                    "departements": places["departements"], "channels": channels, "phone": r.get("phone") or None,
+                    "email": r.get("email") or None, "commune": r.get("commune") or None,
+                    "monthly_capacity": capacity, "active": True})
+    return out, rejects
+
+
+def parse_offers(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
+    """Validated offer rows and the lines rejected."""
+    from segments.taxonomy import families
+    from segments.territory import LEVELS, validate_codes
+
+    rows, rejects = _read(text, OFFER_COLUMNS)
+    out, seen = [], set()
+    for line, r in rows:
+        errors: list[Reject] = []
+
+        def bad(fld: str, reason: str, line=line, errors=errors) -> None:
+            errors.append(Reject(line, fld, reason))
+
+        if not r.get("key"):
+            bad("key", "identifiant manquant")
+        elif r["key"] in seen:
+            bad("key", f"identifiant en double: {r['key']}")
+        for fld in ("title", "provider", "duration", "hours", "price"):
+            if not r.get(fld):
+                bad(fld, "valeur manquante")
+        if r.get("kind") not in OFFER_KINDS:
+            bad("kind", f"type d'offre inconnu: {r.get('kind')!r} (connus: {', '.join(OFFER_KINDS)})")
+        if r.get("format") not in OFFER_FORMATS:
+            bad("format", f"format inconnu: {r.get('format')!r} (connus: {', '.join(OFFER_FORMATS)})")
+        fams = _items(r.get("families"))
+        if unknown := [f for f in fams if f != "*" and f not in families()]:
+            bad("families", f"familles inconnues: {', '.join(unknown)}")
+        territory = _items(r.get("territory"))
+        for item in territory:
+            level, _, code = item.partition(":")
+            if level not in LEVELS or not code:
+                bad("territory", f"territoire illisible: {item!r} (exemple: epci:243500139)")
+            elif validate_codes(level, [code]):
+                bad("territory", f"code inconnu: {item}")
+        if errors:
+            rejects += errors
+            continue
+        seen.add(r["key"])
+        out.append({"key": r["key"], "title": r["title"], "provider": r["provider"], "kind": r["kind"],
+                    "families": fams, "territory": territory, "format": r["format"], "duration": r["duration"],
+                    "hours": r["hours"], "price": r["price"], "url": r.get("url") or None, "active": True})
+    return out, rejects
+
+
+def _upsert(engine: Engine, table, rows: list[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    now = utcnow()
+    with engine.begin() as conn:
+        stmt = insert_for(conn, table)
+        columns = [c for c in rows[0] if c != "key"] + ["updated_at"]
+        stmt = stmt.on_conflict_do_update(index_elements=["key"],
+                                          set_={c: getattr(stmt.excluded, c) for c in columns})
+        conn.execute(stmt, [dict(r, created_at=now, updated_at=now) for r in rows])
+    return len(rows)
+
+
+def import_ambassadors(engine: Engine, source: str | Path) -> tuple[int, list[Reject]]:
+    """Import (create or update by key) ambassadors from a CSV file or text; returns (imported, rejects)."""
+    text = source if isinstance(source, str) and "\n" in source else Path(source).read_text(encoding="utf-8")
+    rows, rejects = parse_ambassadors(text)
+    return _upsert(engine, AMBASSADORS, rows), rejects
+
+
+def import_offers(engine: Engine, source: str | Path) -> tuple[int, list[Reject]]:
+    """Import (create or update by key) offers from a CSV file or text; returns (imported, rejects)."""
+    text = source if isinstance(source, str) and "\n" in source else Path(source).read_text(encoding="utf-8")
+    rows, rejects = parse_offers(text)
+    return _upsert(engine, OFFERS, rows), rejects
+
+
+def month_start(now: dt.datetime) -> dt.datetime:
+    """The first instant of `now`'s calendar month in France (capacities are monthly)."""
+    local = now.astimezone(ZoneInfo("Europe/Paris"))
+    return dt.datetime(local.year, local.month, 1, tzinfo=ZoneInfo("Europe/Paris")).astimezone(dt.UTC)
+
+
+def ambassador_views(conn: Connection, now: dt.datetime) -> list[AmbassadorView]:
+    """Active ambassadors with what is left of their monthly capacity."""
+    from segments.territory import commune, communes_of
+
+    used = dict(conn.execute(
+        select(ENROLLMENTS.c.ambassador_id, func.count())
+        .where(ENROLLMENTS.c.ambassador_id.is_not(None), ENROLLMENTS.c.enrolled_at >= month_start(now))
+        .group_by(ENROLLMENTS.c.ambassador_id)).all())
+    out = []
+    for a in conn.execute(select(AMBASSADORS).where(AMBASSADORS.c.active.is_(True)).order_by(AMBASSADORS.c.id)):
+        deps = set(a.departements)
+        deps |= {info.departement for info in map(commune, a.communes) if info}
+        for epci in a.epcis:
+            deps |= {info.departement for info in map(commune, communes_of("epci", epci)) if info}
+        communes = set()
+        for code in a.communes:
+            communes |= communes_of("commune", code, with_subdivisions=True)
+        out.append(AmbassadorView(
+            id=a.id, name=a.name, metier=a.metier, phone=a.phone, email=a.email, commune=a.commune,
+            families=frozenset(a.families), communes=frozenset(communes), epcis=frozenset(a.epcis),
+            departements=frozenset(deps), remaining=max(a.monthly_capacity - used.get(a.id, 0), 0)))
+    return out
+
+
+def offer_views(conn: Connection) -> list[OfferView]:
+    """Active offers with the trades and places they fit."""
+    out = []
+    for o in conn.execute(select(OFFERS).where(OFFERS.c.active.is_(True)).order_by(OFFERS.c.id)):
+        places: dict[str, set[str]] = {"commune": set(), "epci": set(), "departement": set(), "region": set()}
+        for item in o.territory:
+            level, _, code = item.partition(":")
+            places.setdefault(level, set()).add(code)
+        out.append(OfferView(
+            id=o.id, title=o.title, provider=o.provider, kind=o.kind, format=o.format, duration=o.duration,
+            hours=o.hours, price=o.price, families=frozenset(o.families), communes=frozenset(places["commune"]),
+            epcis=frozenset(places["epci"]), departements=frozenset(places["departement"]),
+            regions=frozenset(places["region"])))
+    return out
