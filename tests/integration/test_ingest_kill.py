@@ -1,0 +1,116 @@
+"""An ingest killed with SIGKILL and run again ends in the same state as one uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from bench.ingest_data import sirene_rows
+from store.models import Business, TriggerEvent
+from triggers.ingest import ingest_sirene
+from triggers.sirene import COLUMNS_54
+
+TODAY = dt.date(2026, 11, 27)
+B = Business.__table__
+E = TriggerEvent.__table__
+ROWS = 60_000
+POS = {name: i for i, name in enumerate(COLUMNS_54)}
+
+RUNNER = """
+import datetime as dt, sys
+from store.db import get_engine
+from triggers.ingest import ingest_sirene
+if __name__ == "__main__":
+    ingest_sirene(get_engine(sys.argv[1]), sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=400, parallel=True)
+"""
+
+
+def write_rows(path: Path, rows) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(COLUMNS_54)
+        writer.writerows(rows)
+    return path
+
+
+def second_month(rows):
+    """The next monthly stock: some first hires, closures and activity changes."""
+    for i, r in enumerate(rows):
+        r = list(r)
+        if r[POS["etatAdministratifEtablissement"]] == "A":
+            if i % 7 == 0 and r[POS["trancheEffectifsEtablissement"]] == "NN":
+                r[POS["trancheEffectifsEtablissement"]] = "01"
+                r[POS["caractereEmployeurEtablissement"]] = "O"
+            elif i % 11 == 0:
+                r[POS["etatAdministratifEtablissement"]] = "F"
+                r[POS["dateDebut"]] = "2026-11-01"
+            elif i % 13 == 0:
+                r[POS["activitePrincipaleEtablissement"]] = "47.11B"
+                r[POS["dateDebut"]] = "2026-10-15"
+        yield r
+
+
+def state(engine) -> tuple:
+    with engine.connect() as conn:
+        businesses = sorted(
+            tuple(v for k, v in r._mapping.items() if k not in ("id", "created_at", "updated_at"))
+            for r in conn.execute(select(B))
+        )
+        ids = {r.id: r.siret for r in conn.execute(select(B.c.id, B.c.siret))}
+        events = sorted(
+            (r.source, r.external_id, r.type, r.siret, ids.get(r.business_id), r.occurred_on, r.status)
+            for r in conn.execute(select(E))
+        )
+    return businesses, events
+
+
+def clear(engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(E))
+        conn.execute(delete(B))
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
+    first = list(sirene_rows(ROWS, seed=11))
+    month1 = write_rows(tmp_path / "m1.csv", first)
+    month2 = write_rows(tmp_path / "m2.csv", second_month(first))
+
+    ingest_sirene(engine, month1, today=TODAY)
+    ingest_sirene(engine, month2, today=TODAY)
+    expected = state(engine)
+    assert len(expected[1]) > 1000  # the second month carries many events
+
+    clear(engine)
+    ingest_sirene(engine, month1, today=TODAY)
+    baseline = len(state(engine)[1])
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, db_url, str(month2)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                done = conn.execute(select(func.count()).select_from(E)).scalar()
+            if done > baseline + 50:
+                break
+            assert proc.poll() is None, "the ingest ended before it could be killed"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    partial = state(engine)
+    assert baseline < len(partial[1]) < len(expected[1]), "the kill did not land mid-ingest"
+
+    report = ingest_sirene(engine, month2, today=TODAY)
+    assert report.read == ROWS
+    assert state(engine) == expected
