@@ -28,6 +28,8 @@ from triggers.cli import register as _register_doors  # noqa: E402  (ingest, eve
 _register_doors(app)
 from orchestrator.cli_journeys import register as _register_journeys  # noqa: E402  (segments, ambassadors...)
 _register_journeys(app, campaigns_app)
+from orchestrator.cli_templates import register as _register_templates  # noqa: E402  (templates lint|preview)
+_register_templates(app)
 console = Console()
 
 
@@ -141,13 +143,31 @@ def dispatch(now: Annotated[str | None, typer.Option(help="ISO datetime for a co
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the web app (partner API, owner pages) with uvicorn."""
-    import uvicorn
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    prefect_port: Annotated[int, typer.Option(help="port of the local Prefect server (without PREFECT_API_URL)")] = 4200,
+    web: Annotated[bool, typer.Option(help="also run the web app (partner API, pages, dashboard)")] = True,
+    limit: Annotated[int | None, typer.Option(help="flow runs at once (default: no limit)")] = None,
+) -> None:
+    """Run everything on one machine: the web app and every deployment of prefect.yaml (schedules, triggers)."""
+    from orchestrator.serve import serve as serve_all
 
-    from web.app import create_app
+    serve_all(host=host, port=port, prefect_port=prefect_port, web=web, limit=limit)
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+@app.command()
+def status(json_out: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False) -> None:
+    """Queued, due and failed messages per channel, feeds, and the last run of each flow."""
+    from orchestrator.status import collect, render
+
+    settings = get_settings()
+    prepare_prefect_env(settings.home)
+    report = collect(settings)
+    if json_out:
+        print(json.dumps(report, ensure_ascii=False, default=str))
+    else:
+        render(report, console)
 
 
 @app.command()

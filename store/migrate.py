@@ -23,9 +23,21 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str) -> None:
     """Bring the database at `url` to the newest schema."""
     cfg = alembic_config(url)
-    with get_engine(url).begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "heads")
+    engine = get_engine(url)
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            # Batch migrations rebuild SQLite tables (copy, drop, rename): foreign keys must not fire
+            # meanwhile. The pragma only takes effect outside a transaction, hence before begin().
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end SQLAlchemy's autobegun transaction (the pragma ran outside SQLite's)
+        try:
+            with connection.begin():
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "heads")
+        finally:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def revision(url: str, message: str) -> None:
