@@ -5,10 +5,12 @@ whose `due_at` is the next moment the law allows a call (`integrations.call_rule
 lists the due tasks (`due_tasks`) and records each attempt (`record_attempt`), which reschedules or
 closes the task.
 
-Who may be called: only a number with a consent or an existing relationship. The dispatcher says so in
-the message meta (`meta["consent"]` true, or `meta["relationship"]` true); anything else is PERMANENT.
-Other meta read: `ambassador_id` (the task goes to that ambassador, else to the shared "adviser" queue,
-or `meta["assignee"]`), `business_id`, `departement` (regional public holidays), `timezone`.
+Who may be called: only a number with a consent or an existing relationship. The message meta says so
+(`meta["consent"]` or `meta["relationship"]` true); without it, the business row is read again at send
+time (`business.phone_consent` for `meta["business_id"]`, the number being the business's own); anything
+else is PERMANENT. Other meta read: `ambassador_id` (the task goes to that ambassador, else to the shared
+"adviser" queue, or `meta["assignee"]`), `departement` and `timezone` (else the business's département
+and its time zone from the store: regional public holidays, overseas clocks).
 
 Settings (read by the composition root, passed as constructor arguments):
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -42,7 +45,7 @@ from integrations.call_rules import (
     next_call_slot,
 )
 from integrations.sms_http import InvalidNumber, normalise_number
-from store.models import CallTask
+from store.models import Business, CallTask, Territory
 from store.sql import insert_for
 
 __all__ = [
@@ -55,6 +58,8 @@ __all__ = [
 ]
 
 TASKS = CallTask.__table__
+BUSINESSES = Business.__table__
+TERRITORIES = Territory.__table__
 DEFAULT_ASSIGNEE = "adviser"
 
 
@@ -89,8 +94,50 @@ def _open_task_by_phone(conn: Connection, phones: Sequence[str]) -> dict[str, in
     return {phone: task_id for phone, task_id in rows}
 
 
-def _has_consent(meta: dict[str, Any]) -> bool:
-    return bool(meta.get("consent") or meta.get("relationship"))
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What the store says about a message's business at send time."""
+
+    consent: bool = False
+    phone: str = ""
+    departement: str | None = None
+    timezone: str | None = None
+
+
+def _business_facts(conn: Connection, business_ids: set[int]) -> dict[int, _Known]:
+    if not business_ids:
+        return {}
+    rows = conn.execute(
+        select(BUSINESSES.c.id, BUSINESSES.c.phone, BUSINESSES.c.phone_consent, BUSINESSES.c.departement_code,
+               TERRITORIES.c.timezone)
+        .select_from(BUSINESSES.outerjoin(
+            TERRITORIES, (TERRITORIES.c.level == "departement") & (TERRITORIES.c.code == BUSINESSES.c.departement_code)
+        ))
+        .where(BUSINESSES.c.id.in_(business_ids))
+    )
+    known = {}
+    for business_id, phone, consent, departement, zone in rows:
+        try:
+            normalised = normalise_number(phone) if phone else ""
+        except InvalidNumber:
+            normalised = ""
+        known[business_id] = _Known(bool(consent), normalised, departement, zone)
+    return known
+
+
+def _business_id(meta: dict[str, Any]) -> int | None:
+    value = meta.get("business_id")
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _has_consent(meta: dict[str, Any], phone: str, known: _Known | None) -> bool:
+    if meta.get("consent") or meta.get("relationship"):
+        return True
+    # The consent recorded for the business covers its own number only.
+    return known is not None and known.consent and known.phone == phone
 
 
 def _assignee(meta: dict[str, Any]) -> str:
@@ -128,30 +175,37 @@ class CallTaskChannel:
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """Queue one task per message; refused ones (no consent, bad number, no script) are PERMANENT."""
         results: dict[int, SendResult] = {}
-        candidates: list[tuple[int, OutgoingMessage, str]] = []
+        try:
+            with self.engine.connect() as conn:
+                known = _business_facts(conn, {b for b in (_business_id(m.meta) for m in batch) if b is not None})
+        except Exception as exc:  # the store is down: nothing can be checked nor queued
+            detail = f"file d'appels indisponible : {type(exc).__name__}"
+            return [SendResult(m.message_id, Outcome.TRANSIENT, detail) for m in batch]
+        candidates: list[tuple[int, OutgoingMessage, str, _Known | None]] = []
         for position, message in enumerate(batch):
-            if not _has_consent(message.meta):
+            try:
+                phone = normalise_number(message.recipient)
+            except InvalidNumber as exc:
+                results[position] = SendResult(message.message_id, Outcome.PERMANENT, exc.reason)
+                continue
+            facts = known.get(_business_id(message.meta) or -1)
+            if not _has_consent(message.meta, phone, facts):
                 results[position] = SendResult(
                     message.message_id,
                     Outcome.PERMANENT,
                     "appel interdit : ni consentement ni relation existante pour ce numéro",
                 )
                 continue
-            try:
-                phone = normalise_number(message.recipient)
-            except InvalidNumber as exc:
-                results[position] = SendResult(message.message_id, Outcome.PERMANENT, exc.reason)
-                continue
             if not message.body.strip():
                 results[position] = SendResult(message.message_id, Outcome.PERMANENT, "script d'appel vide")
                 continue
-            candidates.append((position, message, phone))
+            candidates.append((position, message, phone, facts))
 
         if candidates:
             try:
                 results.update(self._queue(candidates, on_handoff))
             except Exception as exc:  # the store is down or locked: nothing was queued, try again later
-                for position, message, _ in candidates:
+                for position, message, _, _ in candidates:
                     if position not in results:
                         results[position] = SendResult(
                             message.message_id, Outcome.TRANSIENT, f"file d'appels indisponible : {type(exc).__name__}"
@@ -159,25 +213,25 @@ class CallTaskChannel:
         return [results[position] for position in range(len(batch))]
 
     def _queue(
-        self, candidates: list[tuple[int, OutgoingMessage, str]], on_handoff: Handoff | None
+        self, candidates: list[tuple[int, OutgoingMessage, str, _Known | None]], on_handoff: Handoff | None
     ) -> dict[int, SendResult]:
         now = _utc(self.clock())
         out: dict[int, SendResult] = {}
-        phones = [phone for _, _, phone in candidates]
+        phones = [phone for _, _, phone, _ in candidates]
         with self.engine.connect() as conn:
             history = history_for(conn, phones)
             open_tasks = _open_task_by_phone(conn, phones)
             existing = dict(
                 conn.execute(
                     select(TASKS.c.message_id, TASKS.c.id).where(
-                        TASKS.c.message_id.in_([m.message_id for _, m, _ in candidates])
+                        TASKS.c.message_id.in_([m.message_id for _, m, _, _ in candidates])
                     )
                 ).all()
             )
 
         rows: list[tuple[int, OutgoingMessage, dt.datetime, dict[str, Any]]] = []
         queued_phones: set[str] = set()
-        for position, message, phone in candidates:
+        for position, message, phone, facts in candidates:
             if message.message_id in existing:  # a retry of a batch that was queued: nothing more to do
                 out[position] = SendResult(
                     message.message_id, Outcome.SENT, "tâche déjà dans la file", str(existing[message.message_id])
@@ -190,10 +244,9 @@ class CallTaskChannel:
                 out[position] = SendResult(message.message_id, Outcome.SENT, detail, str(task or ""))
                 continue
             meta = message.meta
-            zone = str(meta.get("timezone") or self.timezone)
-            slot = next_call_slot(
-                now, zone, history.get(phone, []), subdiv=holiday_subdivision(meta.get("departement"))
-            )
+            zone = str(meta.get("timezone") or (facts.timezone if facts else None) or self.timezone)
+            departement = meta.get("departement") or (facts.departement if facts else None)
+            slot = next_call_slot(now, zone, history.get(phone, []), subdiv=holiday_subdivision(departement))
             if slot is None:
                 out[position] = SendResult(message.message_id, Outcome.PERMANENT, "aucun créneau d'appel autorisé")
                 continue
@@ -201,7 +254,7 @@ class CallTaskChannel:
                 out[position] = SendResult(message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie")
                 continue
             queued_phones.add(phone)
-            business_id = meta.get("business_id")
+            business_id = _business_id(meta)
             rows.append(
                 (
                     position,
@@ -209,7 +262,7 @@ class CallTaskChannel:
                     slot,
                     {
                         "message_id": message.message_id,
-                        "business_id": int(business_id) if business_id not in (None, "") else None,
+                        "business_id": business_id,
                         "assignee": _assignee(meta),
                         "phone": phone,
                         "script": message.body,

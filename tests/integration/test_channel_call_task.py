@@ -17,7 +17,8 @@ PARIS = ZoneInfo("Europe/Paris")
 FRIDAY_EARLY = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)
 
 
-def _outbox(engine, count: int) -> list[tuple[int, int]]:
+def _outbox(engine, count: int, *, phone: str | None = None, consent: bool = True,
+            departement: str | None = None) -> list[tuple[int, int]]:
     """`count` outbox messages (channel "call"), each for its own business; returns (message_id, business_id)."""
     now = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
     ids = []
@@ -30,7 +31,7 @@ def _outbox(engine, count: int) -> list[tuple[int, int]]:
             business_id = conn.execute(
                 Business.__table__.insert().values(
                     siret=f"{12345678900000 + i:014d}", siren="123456789", state="active", do_not_contact=False,
-                    phone_consent=True, created_at=now, updated_at=now,
+                    phone=phone, phone_consent=consent, departement_code=departement, created_at=now, updated_at=now,
                 )
             ).inserted_primary_key[0]
             enrollment_id = conn.execute(
@@ -178,3 +179,36 @@ def test_unknown_outcome_is_refused(channel: CallTaskChannel, engine) -> None:
     task_id = int(channel.send([call(message_id, business_id)])[0].provider_id)
     with engine.begin() as conn, pytest.raises(ValueError, match="unknown call outcome"):
         record_attempt(conn, task_id, outcome="maybe", at=FRIDAY_EARLY)
+
+
+def test_consent_is_read_again_from_the_business_when_the_meta_is_silent(channel: CallTaskChannel, engine) -> None:
+    [(m1, b1)] = _outbox(engine, 1, phone="+33612345678", consent=True)
+    silent = OutgoingMessage(message_id=m1, channel="call", recipient="06 12 34 56 78", body="Bonjour",
+                             meta={"business_id": b1})
+    other_number = OutgoingMessage(message_id=m1, channel="call", recipient="06 99 99 99 99", body="Bonjour",
+                                   meta={"business_id": b1})
+    # The business's consent does not cover a number that is not its own.
+    assert channel.send([other_number])[0].outcome is Outcome.PERMANENT
+    assert channel.send([silent])[0].outcome is Outcome.SENT
+
+
+def test_without_consent_in_the_store_the_call_is_refused(channel: CallTaskChannel, engine) -> None:
+    [(message_id, business_id)] = _outbox(engine, 1, phone="+33612345678", consent=False)
+    message = OutgoingMessage(message_id=message_id, channel="call", recipient="+33612345678", body="Bonjour",
+                              meta={"business_id": business_id})
+    [result] = channel.send([message])
+    assert result.outcome is Outcome.PERMANENT and "consentement" in result.detail
+
+
+def test_the_business_departement_gives_its_holidays_and_clock(engine) -> None:
+    # La Réunion: 20 December 2027 is a public holiday there, and its clock is UTC+4.
+    [(message_id, business_id)] = _outbox(engine, 1, phone="+262692123456", consent=True, departement="974")
+    monday = dt.datetime(2027, 12, 20, 4, 0, tzinfo=dt.UTC)  # 08:00 in La Réunion
+    channel = CallTaskChannel(engine=engine, clock=lambda: monday)
+    message = OutgoingMessage(message_id=message_id, channel="call", recipient="0692 12 34 56", body="Bonjour",
+                              meta={"business_id": business_id})
+    assert channel.send([message])[0].outcome is Outcome.SENT
+    with engine.connect() as conn:
+        task = conn.execute(select(TASKS)).one()
+    reunion = ZoneInfo("Indian/Reunion")
+    assert task.due_at.astimezone(reunion) == dt.datetime(2027, 12, 21, 10, 0, tzinfo=reunion)
