@@ -26,7 +26,8 @@ def main(quick: bool = False) -> None:
     load_reference(app.engine)
     token = add_partner(app.engine, "bench", ["creation"])
     port = free_port()
-    server = start_process([PY, "-m", "orchestrator.cli", "serve", "--port", str(port)], env,
+    server = start_process([PY, "-m", "uvicorn", "web.app:create_app", "--factory", "--port", str(port),
+                            "--log-level", "warning"], env,
                            ready_url=f"http://127.0.0.1:{port}/healthz")
     base = f"http://127.0.0.1:{port}/api/v1/events"
     headers = {"Authorization": f"Bearer {token}"}
