@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.settings import get_settings
+from orchestrator.settings import get_settings, prepare_prefect_env
 
 app = typer.Typer(help="Déclic: plain-French outreach to very small businesses, at the right moment.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -31,14 +31,6 @@ _register_journeys(app, campaigns_app)
 from orchestrator.cli_templates import register as _register_templates  # noqa: E402  (templates lint|preview)
 _register_templates(app)
 console = Console()
-
-
-def prepare_prefect_env(home: Path) -> None:
-    """Keep Prefect's files under our home and its local server quiet (set before importing prefect)."""
-    os.environ.setdefault("PREFECT_HOME", str((home / "prefect").resolve()))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_REGISTER_BLOCKS_ON_START", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
 @app.command()

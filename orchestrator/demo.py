@@ -21,7 +21,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from integrations.smtp_sink import SmtpSink, free_port
-from orchestrator.cli import prepare_prefect_env
+from orchestrator.settings import prepare_prefect_env
 from orchestrator.settings import get_settings
 from orchestrator.synthetic import Population
 

@@ -5,6 +5,7 @@ The embedded default needs nothing: a SQLite file and a generated secret under `
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,14 @@ class Settings(BaseSettings):
 
     dispatch_batch_size: int = 500
     lease_seconds: int = 300
+    # Sending policy (issue 5): SMTP connections used at once by the e-mail channel; the first retry delay
+    # (doubled at each try, capped at 6 h; tests shorten it); a campaign pauses itself when, over the last
+    # pause_window_minutes, at least pause_min_sample sends were tried and this share failed permanently.
+    smtp_connections: int = Field(default=4, ge=1, le=32)
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    pause_error_rate: float = Field(default=0.2, gt=0, le=1)
+    pause_min_sample: int = Field(default=50, ge=1)
+    pause_window_minutes: int = Field(default=60, ge=1)
     plan_batch_size: int = 5000
 
     @field_validator("secret_key")
@@ -69,3 +78,11 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings read from the environment now (no global cache: tests change the environment)."""
     return Settings()
+
+
+def prepare_prefect_env(home: Path) -> None:
+    """Keep Prefect's files under our home and its local server quiet (set before importing prefect)."""
+    os.environ.setdefault("PREFECT_HOME", str((home / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_REGISTER_BLOCKS_ON_START", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
