@@ -165,12 +165,12 @@ class CallTaskChannel:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     @classmethod
-    def from_settings(cls, settings: Any) -> CallTaskChannel:
-        """The channel on the store named by the settings."""
+    def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] | None = None) -> CallTaskChannel:
+        """The channel on the store named by the settings, on the composition root's clock when given."""
         from store.db import get_engine
 
         url = getattr(settings, "resolved_database_url", None) or setting(settings, "database_url")
-        return cls(engine=get_engine(url), timezone=setting(settings, "timezone", "Europe/Paris"))
+        return cls(engine=get_engine(url), timezone=setting(settings, "timezone", "Europe/Paris"), clock=clock)
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """Queue one task per message; refused ones (no consent, bad number, no script) are PERMANENT."""

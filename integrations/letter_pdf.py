@@ -465,10 +465,12 @@ class LetterChannel:
         self.last_batch_dir: Path | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> LetterChannel:
-        """The channel configured from the composition root's settings (`DECLIC_LETTER_*`)."""
+    def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] | None = None) -> LetterChannel:
+        """The channel configured from the settings (`DECLIC_LETTER_*`), dated by the root's clock when given."""
         home = Path(setting(settings, "home", "var"))
+        zone = ZoneInfo(setting(settings, "timezone", "Europe/Paris"))
         return cls(
+            today=(lambda: clock().astimezone(zone).date()) if clock is not None else None,
             letter_dir=setting(settings, "letter_dir", str(home / "letters")),
             sender_name=setting(settings, "letter_sender_name", ""),
             sender_address=setting(settings, "letter_sender_address", ""),
