@@ -51,7 +51,8 @@ def plan_batch_task(now: str | None, limit: int | None) -> dict[str, int]:
 
 
 @task(name="dispatch-batch", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10])
-def dispatch_batch_task(now: str | None, limit: int | None, owner: str) -> tuple[dict[str, int], dict[int, int]]:
+def dispatch_batch_task(now: str | None, limit: int | None,
+                        owner: str) -> tuple[dict[str, int], dict[int, int]]:
     app = bootstrap()
     by_campaign: Counter = Counter()
     try:
@@ -82,7 +83,8 @@ def plan_flow(now: str | None = None, limit: int | None = None, max_batches: int
 
 
 @flow(name="dispatch", log_prints=False)
-def dispatch_flow(now: str | None = None, limit: int | None = None, max_batches: int = 1000) -> dict[str, int]:
+def dispatch_flow(now: str | None = None, limit: int | None = None,
+                  max_batches: int = 1000) -> dict[str, int]:
     """Send every due message, batch by batch (several runs may work at once: claims are row locks)."""
     logger = get_run_logger()
     run = _run_label()
@@ -157,7 +159,8 @@ def deadlines_task(today: str | None) -> dict[str, Any]:
 def deadlines_flow(today: str | None = None) -> dict[str, Any]:
     """Emit today's reminders of the regulatory calendar to the businesses they concern."""
     report = deadlines_task(today)
-    get_run_logger().info("flow run %s: regulatory calendar on %s: %s", _run_label(), today or "today", report)
+    get_run_logger().info("flow run %s: regulatory calendar on %s: %s", _run_label(), today or "today",
+                          report)
     return report
 
 

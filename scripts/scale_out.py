@@ -136,7 +136,8 @@ class Cluster:
     def _run(self, args: list[str]) -> None:
         result = subprocess.run(args, cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n"
+                               f"{result.stdout}\n{result.stderr}")
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -206,8 +207,9 @@ class Cluster:
 
     def state(self) -> dict:
         """What `down` needs to stop a detached cluster."""
-        return {"server": self.server.pid if self.server else None, "workers": [p.pid for p in self.worker_procs],
-                "api_url": self.api_url, "store_url": self.store_url}
+        return {"server": self.server.pid if self.server else None,
+                "workers": [p.pid for p in self.worker_procs], "api_url": self.api_url,
+                "store_url": self.store_url}
 
 
 def env_level() -> str:
@@ -245,7 +247,8 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start a Prefect server, the work pool, the deployments and the workers")
     up.add_argument("--workers", type=int, default=2)

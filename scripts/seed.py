@@ -41,7 +41,8 @@ def seed_due_emails(app: App, n: int, *, departement: str = "35", seed: int = 7,
     spec = load_spec({
         "name": campaign,
         "owner": {"name": "Département d'Ille-et-Vilaine", "territory": {"departements": [departement]}},
-        "sender": {"name": "Département d'Ille-et-Vilaine", "address": "1 avenue de la Préfecture, 35042 Rennes"},
+        "sender": {"name": "Département d'Ille-et-Vilaine",
+                   "address": "1 avenue de la Préfecture, 35042 Rennes"},
         "contact": {"name": "Claire Le Goff", "metier": "conseillère", "phone": "02 99 02 35 36"},
         "triggers": ["creation"],
         "steps": [{"channel": "email", "delay": "0d", "template": "creation"}],
@@ -49,7 +50,8 @@ def seed_due_emails(app: App, n: int, *, departement: str = "35", seed: int = 7,
     apply_campaign(app.engine, spec)
     plan_all(app)
     with app.engine.begin() as conn:
-        ids = conn.execute(select(MESSAGES.c.id).where(MESSAGES.c.status == "planned", MESSAGES.c.channel == "email")
+        ids = conn.execute(select(MESSAGES.c.id)
+                           .where(MESSAGES.c.status == "planned", MESSAGES.c.channel == "email")
                            .order_by(MESSAGES.c.id)).scalars().all()
         if len(ids) < n:
             raise RuntimeError(f"only {len(ids)} e-mails planned, {n} wanted")
@@ -57,5 +59,6 @@ def seed_due_emails(app: App, n: int, *, departement: str = "35", seed: int = 7,
         for start in range(0, len(surplus), 1000):
             conn.execute(update(MESSAGES).where(MESSAGES.c.id.in_(surplus[start:start + 1000]))
                          .values(status="cancelled", last_error="surplus of the seed"))
-        last_due = conn.execute(select(func.max(MESSAGES.c.due_at)).where(MESSAGES.c.status == "planned")).scalar()
+        last_due = conn.execute(select(func.max(MESSAGES.c.due_at))
+                                .where(MESSAGES.c.status == "planned")).scalar()
     return last_due

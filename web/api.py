@@ -102,7 +102,8 @@ def announce_batch(partner, result: BatchResult) -> None:
 
         emit_event(
             event=TRIGGER_RECEIVED,
-            resource={"prefect.resource.id": f"declic.partner.{partner.id}", "prefect.resource.name": partner.name},
+            resource={"prefect.resource.id": f"declic.partner.{partner.id}",
+                      "prefect.resource.name": partner.name},
             payload={"accepted": result.accepted, "duplicate": result.duplicate, "rejected": result.rejected},
         )
     except Exception:  # the partner's batch is committed: never fail its request for a notification

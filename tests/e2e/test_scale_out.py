@@ -1,5 +1,6 @@
-"""Scale-out, for real: a Prefect server on PostgreSQL (Redis broker), a process work pool, two workers, the store
-on PostgreSQL; 5,000 e-mails dispatched by two flow runs at once on the two workers, counted at a real SMTP server.
+"""Scale-out, for real: a Prefect server on PostgreSQL (Redis broker), a process work pool, two workers,
+the store on PostgreSQL; 5,000 e-mails dispatched by two flow runs at once on the two workers, counted at a
+real SMTP server.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def test_two_workers_deliver_5000_messages_exactly_once(tmp_path):
     try:
         cluster.up()
         pids = [cluster.server.pid, *(p.pid for p in cluster.worker_procs)]
-        app = bootstrap(Settings(home=tmp_path / "home", database_url=cluster.store_url, secret_key=TEST_SECRET,
-                                 smtp_port=sink.port))
+        app = bootstrap(Settings(home=tmp_path / "home", database_url=cluster.store_url,
+                                 secret_key=TEST_SECRET, smtp_port=sink.port))
         clock = seed_due_emails(app, MESSAGES)
 
         # Two dispatch runs at once: each worker takes one (--limit 1) and both claim from the same outbox.
@@ -70,8 +71,10 @@ def test_two_workers_deliver_5000_messages_exactly_once(tmp_path):
         assert sink.received == MESSAGES
         assert sink.duplicates() == {}
         with app.engine.connect() as conn:
-            by_status = dict(conn.execute(select(Message.status, func.count()).group_by(Message.status)).all())
-            owners = conn.execute(select(MessageEvent.detail, func.count()).where(MessageEvent.status == "claimed")
+            by_status = dict(conn.execute(select(Message.status, func.count())
+                                          .group_by(Message.status)).all())
+            owners = conn.execute(select(MessageEvent.detail, func.count())
+                                  .where(MessageEvent.status == "claimed")
                                   .group_by(MessageEvent.detail)).all()
         assert by_status.get("sent") == MESSAGES
         assert by_status.get("planned", 0) == 0 and by_status.get("claimed", 0) == 0

@@ -1,0 +1,56 @@
+"""prefect.yaml: one deployment per flow, French schedules, string event parameters, limits where runs must
+not overlap; and `declic serve` builds the same deployments from it."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import Flow
+
+from orchestrator.serve import read_deployments, runner_deployments
+
+SPECS = {spec.name: spec for spec in read_deployments()}
+
+
+def test_every_flow_has_a_deployment():
+    assert set(SPECS) == {"plan", "dispatch", "sirene-stock", "sirene-updates", "bodacc", "deadlines",
+                          "metrics-rollup", "watch-feeds"}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_entrypoints_are_flows_with_the_declared_parameters(name):
+    import importlib
+
+    spec = SPECS[name]
+    flow = getattr(importlib.import_module(spec.module), spec.function)
+    assert isinstance(flow, Flow)
+    assert set(spec.parameters) <= set(flow.parameters.properties)
+
+
+def test_schedules_are_french_time():
+    for spec in SPECS.values():
+        assert spec.crons, f"{spec.name} has no schedule"
+        assert all(tz == "Europe/Paris" for _, tz in spec.crons)
+    assert SPECS["dispatch"].crons == [("* 8-19 * * 1-6", "Europe/Paris")]
+
+
+def test_plan_starts_on_the_trigger_event_with_string_parameters():
+    (trigger,) = SPECS["plan"].triggers
+    assert trigger["expect"] == ["declic.trigger.received"]
+    # A bare "{{ event.id }}" makes the trigger fail silently (UUID not JSON serialisable).
+    for value in trigger["parameters"].values():
+        assert "| string" in value
+
+
+def test_runs_that_must_not_overlap_are_limited_and_dispatch_is_not():
+    assert SPECS["dispatch"].concurrency_limit is None  # several workers share the outbox by row locks
+    for name in ("plan", "sirene-stock", "sirene-updates", "bodacc", "deadlines", "metrics-rollup",
+                 "watch-feeds"):
+        assert SPECS[name].concurrency_limit == 1, name
+
+
+def test_serve_builds_runner_deployments_from_the_same_file():
+    deployments = {d.name: d for d in runner_deployments(list(SPECS.values()))}
+    plan = deployments["plan"]
+    assert plan.triggers and plan.triggers[0].parameters == {"trigger_event": "{{ event.id | string }}"}
+    assert plan.schedules[0].schedule.timezone == "Europe/Paris"
+    assert deployments["sirene-updates"].parameters == {"only": "sirene"}

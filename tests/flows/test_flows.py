@@ -1,0 +1,87 @@
+"""The flows under the Prefect engine (one test server for the session), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pytest
+import requests
+
+from orchestrator.campaign_spec import load_spec
+from store.admin import add_partner, apply_campaign
+from tests.utils.factories import campaign_spec, creation_item
+
+# A Tuesday evening inside the building trades' window, far from holidays (as in test_email_journey).
+NOW = dt.datetime(2026, 12, 1, 16, 45, tzinfo=dt.UTC)
+
+
+def push(base, token, items):
+    reply = requests.post(f"{base}/api/v1/events", json={"events": items},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def test_plan_then_dispatch_flows_deliver_each_message_once(prefect_harness, env_settings, engine, smtp_sink,
+                                                            live_server):
+    from orchestrator.flows import dispatch_flow, plan_flow, run_once
+
+    apply_campaign(engine, load_spec(campaign_spec()))
+    token = add_partner(engine, "bge", ["creation"])
+    push(live_server, token, [creation_item(f"f-{i}", email=f"patron{i}@exemple.fr") for i in range(30)])
+
+    planned = run_once(plan_flow, now=NOW.isoformat(), limit=7, trigger_event="test")
+    assert planned["events"] == 30 and planned["messages"] == 30
+    sent = run_once(dispatch_flow, now=(NOW + dt.timedelta(hours=1)).isoformat(), limit=8)
+    assert sent["sent"] == 30
+    assert smtp_sink.received == 30 and smtp_sink.duplicates() == {}
+    # A second run finds nothing: no message leaves twice.
+    assert run_once(dispatch_flow, now=(NOW + dt.timedelta(hours=1)).isoformat()) == {}
+    assert smtp_sink.received == 30
+
+
+def test_partner_request_succeeds_when_prefect_is_unreachable(engine, live_server, monkeypatch):
+    # The batch is committed before the event is emitted: an unreachable Prefect API is logged, never fatal.
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    token = add_partner(engine, "bge", ["creation"])
+    assert push(live_server, token, [creation_item("u-1")])["accepted"] == 1
+
+
+def test_announce_emits_one_event_per_batch(monkeypatch):
+    from prefect.events.clients import AssertingEventsClient
+    from prefect.events.worker import EventsWorker
+
+    from web.api import TRIGGER_RECEIVED, BatchResult, announce_batch
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+
+    class Partner:
+        id, name = 12, "bge"
+
+    with _asserting_worker(EventsWorker, AssertingEventsClient):
+        announce_batch(Partner(), BatchResult(accepted=3, duplicate=1, rejected=0, items=[]))
+        EventsWorker.drain_all()
+        (event,) = [e for e in AssertingEventsClient.last.events if e.event == TRIGGER_RECEIVED]
+    assert event.resource.id == "declic.partner.12"
+    assert event.payload == {"accepted": 3, "duplicate": 1, "rejected": 0}
+
+
+def _asserting_worker(worker_cls, client_cls):
+    import contextlib
+
+    @contextlib.contextmanager
+    def override():
+        worker_cls.set_client_override(client_cls)
+        try:
+            yield
+        finally:
+            worker_cls.drain_all()
+            worker_cls.set_client_override(None)  # type: ignore[arg-type]
+
+    return override()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_prefect_logs(caplog):
+    caplog.set_level(logging.ERROR, logger="prefect")
