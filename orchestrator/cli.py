@@ -28,6 +28,8 @@ from triggers.cli import register as _register_doors  # noqa: E402  (ingest, eve
 _register_doors(app)
 from orchestrator.cli_journeys import register as _register_journeys  # noqa: E402  (segments, ambassadors...)
 _register_journeys(app, campaigns_app)
+from orchestrator import cli_messages  # noqa: E402  (messages show SIRET)
+cli_messages.mount(app)
 from orchestrator.cli_templates import register as _register_templates  # noqa: E402  (templates lint|preview)
 _register_templates(app)
 console = Console()

@@ -146,6 +146,10 @@ class Campaign(SQLModel, table=True):
     name: str = Field(unique=True, max_length=120)
     owner: str = Field(max_length=120)
     status: str = Field(default="active", max_length=10)  # active | paused | ended
+    # Why the dispatcher paused it on its own (too many permanent failures), in plain French; paused_at
+    # also marks where the next error count starts once an operator resumes it.
+    paused_reason: str | None = None
+    paused_at: dt.datetime | None = None
     version: int = 1
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     starts_on: dt.date | None = None
@@ -381,3 +385,33 @@ class CampaignOccurrence(SQLModel, table=True):
     missed: int = 0  # earlier occurrences this one stands for (the engine was down)
     started_at: dt.datetime = Field(default_factory=utcnow)
     finished_at: dt.datetime | None = None
+
+
+# --- watched feeds (issue 8) ---
+
+
+class Feed(SQLModel, table=True):
+    """A URL Déclic fetches on its own (partner file, open-data file or API) and what it last saw there."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=80)
+    # partner-csv | partner-json | sirene | bodacc (files at a URL) | bodacc-api | sirene-api (built-in APIs)
+    format: str = Field(max_length=20)
+    url: str
+    partner: str | None = Field(default=None, max_length=120)  # the partner the events belong to
+    every_seconds: int = 86_400
+    status: str = Field(default="active", max_length=10)  # active | paused
+    # The NAME of an environment variable holding a token, never the token itself (nothing secret in the store).
+    token_env: str | None = Field(default=None, max_length=80)
+    etag: str | None = None
+    last_modified: str | None = Field(default=None, max_length=64)
+    content_hash: str | None = Field(default=None, max_length=64)  # sha256 of the last ingested body
+    cursor: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # API resume
+    next_due_at: dt.datetime | None = None
+    last_fetch_at: dt.datetime | None = None
+    last_success_at: dt.datetime | None = None
+    last_outcome: str | None = None  # last run in plain words ("inchangé (304)", "12 événements", ...)
+    last_error: str | None = None  # the last failure in plain words, kept until a success
+    failures: int = 0  # consecutive failed runs
+    events_total: int = 0
+    created_at: dt.datetime = Field(default_factory=utcnow)

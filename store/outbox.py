@@ -8,9 +8,10 @@ the lease, so a message is never handed over twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from integrations.base import Outcome, SendResult
@@ -27,9 +28,9 @@ BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_CAP = dt.timedelta(hours=6)
 
 
-def backoff(attempts: int, retry_after: float | None = None) -> dt.timedelta:
+def backoff(attempts: int, retry_after: float | None = None, base: dt.timedelta = BACKOFF_BASE) -> dt.timedelta:
     """Exponential delay before the next try (30 s, 1 min, 2 min ... capped), or the peer's Retry-After."""
-    delay = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+    delay = min(base * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
     if retry_after is not None:
         delay = max(delay, dt.timedelta(seconds=retry_after))
     return delay
@@ -47,7 +48,10 @@ def release_expired(conn: Connection, now: dt.datetime) -> int:
 def claim_due(conn: Connection, now: dt.datetime, limit: int, owner: str, lease: dt.timedelta,
               channels: Sequence[str] | None = None) -> list:
     """Claim up to `limit` due messages for `owner`; returns their rows."""
-    due = (select(MESSAGES.c.id).where(MESSAGES.c.status == "planned", MESSAGES.c.due_at <= now)
+    # A paused campaign's messages wait in place: claiming them only to put them back would spin.
+    paused = select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.status == "paused")
+    due = (select(MESSAGES.c.id).where(MESSAGES.c.status == "planned", MESSAGES.c.due_at <= now,
+                                       MESSAGES.c.campaign_id.not_in(paused))
            .order_by(MESSAGES.c.due_at, MESSAGES.c.id).limit(limit))
     if channels:
         due = due.where(MESSAGES.c.channel.in_(channels))
@@ -105,23 +109,92 @@ def cancel(conn: Connection, reasons: dict[int, str], owner: str, now: dt.dateti
         conn.execute(HISTORY.insert(), {"message_id": message_id, "status": status, "at": now, "detail": reason})
 
 
+class Fence:
+    """The handoff fence of one batch: records a message as sent only while `owner` still holds its lease.
+
+    Each handoff is committed before the call returns, so a channel passes its point of no return only
+    once its own row says sent. Calls from several sending threads are grouped: the first waiting thread
+    commits every handoff queued while the previous commit ran (group commit), so concurrent connections
+    share the cost of a commit without any message leaving before its row is durable. One raw DBAPI
+    connection is kept for the batch with two fixed statements: the ORM and Core overhead per message
+    used to cost more than the SMTP exchange itself.
+    """
+
+    def __init__(self, engine: Engine, owner: str, clock: Callable[[], dt.datetime]) -> None:
+        self.owner, self._clock = owner, clock
+        self.handed_over: set[int] = set()
+        self.error: Exception | None = None
+        self._dbapi = engine.raw_connection()
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._update = (f"UPDATE {MESSAGES.name} SET status = 'sent', sent_at = {mark}, rfc_message_id = {mark}, "
+                        f"attempts = attempts + 1 WHERE id = {mark} AND status = 'claimed' AND lease_owner = {mark}")
+        self._history = f"INSERT INTO {HISTORY.name} (message_id, status, at) VALUES ({mark}, 'sent', {mark})"
+        self._bind_at = MESSAGES.c.sent_at.type.bind_processor(engine.dialect) or (lambda value: value)
+        self._cond = threading.Condition()
+        self._queue: list[tuple[int, str]] = []
+        self._answers: dict[int, bool] = {}
+        self._committing = False
+
+    def __call__(self, message_id: int, rfc_message_id: str) -> bool:
+        """Record the send of one message; False when the lease was lost (the channel must abandon it)."""
+        with self._cond:
+            self._queue.append((message_id, rfc_message_id))
+            while message_id not in self._answers:
+                if self._committing:
+                    self._cond.wait()
+                    continue
+                self._committing = True
+                group, self._queue = self._queue, []
+                self._cond.release()
+                try:
+                    answers = self._commit(group)
+                finally:
+                    self._cond.acquire()
+                    self._committing = False
+                self._answers.update(answers)
+                self._cond.notify_all()
+            return self._answers.pop(message_id)
+
+    def _commit(self, group: list[tuple[int, str]]) -> dict[int, bool]:
+        at = self._bind_at(self._clock())
+        answers = {}
+        cursor = self._dbapi.cursor()
+        try:
+            for message_id, rfc_message_id in group:
+                cursor.execute(self._update, (at, rfc_message_id, message_id, self.owner))
+                answers[message_id] = cursor.rowcount == 1
+            won = [(message_id, at) for message_id, ok in answers.items() if ok]
+            if won:
+                cursor.executemany(self._history, won)
+            self._dbapi.commit()
+        except Exception as exc:  # the store is unreachable: nothing leaves; the lease gives them back later
+            self.error = exc
+            try:
+                self._dbapi.rollback()
+            except Exception:  # noqa: BLE001 (the connection is already gone)
+                pass
+            return {message_id: False for message_id, _ in group}
+        finally:
+            cursor.close()
+        self.handed_over.update(message_id for message_id, ok in answers.items() if ok)
+        return answers
+
+    def close(self) -> None:
+        """Give the connection back to the pool."""
+        self._dbapi.close()
+
+
 def mark_handed_over(engine: Engine, message_id: int, owner: str, rfc_message_id: str) -> bool:
     """Record the send of one message if `owner` still holds its lease (the fence); commits at once."""
-    now = utcnow()
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.id == message_id, MESSAGES.c.status == "claimed", MESSAGES.c.lease_owner == owner)
-            .values(status="sent", sent_at=now, rfc_message_id=rfc_message_id, attempts=MESSAGES.c.attempts + 1)
-        )
-        if result.rowcount != 1:
-            return False
-        conn.execute(HISTORY.insert(), {"message_id": message_id, "status": "sent", "at": now})
-    return True
+    fence = Fence(engine, owner, utcnow)
+    try:
+        return fence(message_id, rfc_message_id)
+    finally:
+        fence.close()
 
 
 def record_results(conn: Connection, results: Sequence[SendResult], owner: str, now: dt.datetime,
-                   handed_over: set[int]) -> dict[str, int]:
+                   handed_over: set[int], *, retry_base: dt.timedelta = BACKOFF_BASE) -> dict[str, int]:
     """Apply the channel's answers: confirm sends, schedule retries with backoff, fail permanent errors."""
     counts = {"sent": 0, "retry": 0, "failed": 0, "abandoned": 0}
     attempts = dict(conn.execute(select(MESSAGES.c.id, MESSAGES.c.attempts)
@@ -144,7 +217,7 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
             continue
         tries = tries if r.message_id in handed_over else tries + 1
         if r.outcome is Outcome.TRANSIENT and tries < MAX_ATTEMPTS:
-            values = {"status": "planned", "due_at": now + backoff(tries, r.retry_after), "attempts": tries,
+            values = {"status": "planned", "due_at": now + backoff(tries, r.retry_after, retry_base), "attempts": tries,
                       "lease_owner": None, "lease_until": None, "last_error": r.detail}
             status, key = "retry", "retry"
         else:
@@ -157,3 +230,96 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
                                         "detail": r.detail})
         counts[key] += 1
     return counts
+
+
+def pause_on_errors(conn: Connection, campaign_ids: Sequence[int], now: dt.datetime, *, rate: float,
+                    min_sample: int, window: dt.timedelta) -> dict[int, str]:
+    """Pause the active campaigns whose recent sends failed permanently too often; returns why, by campaign.
+
+    Only permanent failures count (unknown address, refused content, a template that cannot render, or no
+    try left): they say the list or the message is wrong, and more sends would only hurt the sender's
+    reputation. A provider outage (4xx, refused connection, timeouts) is the backoff's business: pausing
+    every campaign during one would leave each waiting for an operator. Errors before an automatic pause
+    are not counted again once an operator resumes the campaign.
+    """
+    paused: dict[int, str] = {}
+    candidates = conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.name, CAMPAIGNS.c.paused_at)
+                              .where(CAMPAIGNS.c.id.in_(set(campaign_ids)), CAMPAIGNS.c.status == "active")).all()
+    for campaign in candidates:
+        recent = HISTORY.c.at >= now - window
+        if campaign.paused_at is not None and campaign.paused_at >= now - window:
+            recent = HISTORY.c.at > campaign.paused_at
+        counts = dict(conn.execute(
+            select(HISTORY.c.status, func.count()).select_from(HISTORY.join(MESSAGES, HISTORY.c.message_id == MESSAGES.c.id))
+            .where(MESSAGES.c.campaign_id == campaign.id, recent, HISTORY.c.status.in_(("sent", "failed")))
+            .group_by(HISTORY.c.status)).all())
+        failed, tried = counts.get("failed", 0), counts.get("failed", 0) + counts.get("sent", 0)
+        if tried < min_sample or failed < rate * tried:
+            continue
+        last_error = conn.execute(select(MESSAGES.c.last_error).where(
+            MESSAGES.c.campaign_id == campaign.id, MESSAGES.c.status == "failed")
+            .order_by(MESSAGES.c.id.desc()).limit(1)).scalar()
+        reason = pause_reason(failed, tried, rate, window, now, last_error, campaign.name)
+        result = conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign.id, CAMPAIGNS.c.status == "active")
+                              .values(status="paused", paused_reason=reason, paused_at=now, updated_at=now))
+        if result.rowcount:
+            paused[campaign.id] = reason
+    return paused
+
+
+def pause_reason(failed: int, tried: int, rate: float, window: dt.timedelta, now: dt.datetime,
+                 last_error: str | None, name: str) -> str:
+    """Why a campaign was paused, in plain French for the operator."""
+    from zoneinfo import ZoneInfo
+
+    local = now.astimezone(ZoneInfo("Europe/Paris"))
+    minutes = int(window.total_seconds() // 60)
+    span = "la dernière heure" if minutes == 60 else f"les {minutes} dernières minutes"
+    text = (f"Mise en pause automatique le {local:%d/%m/%Y à %H:%M} : {failed} envois sur {tried} ont échoué "
+            f"sans espoir de nouvel essai dans {span} ({round(100 * failed / tried)}\u202f%, "
+            f"le seuil est de {round(100 * rate)}\u202f%).")
+    if last_error:
+        text += f" Dernière erreur : {last_error}."
+    return text + (f" Vérifiez la liste des destinataires ou le modèle du message, puis relancez la campagne "
+                   f"avec « declic campaigns resume {name} ».")
+
+
+def business_messages(conn: Connection, siret: str) -> dict | None:
+    """Everything sent or planned to one business, with each message's history; None for an unknown SIRET.
+
+    Answers "did this business receive it, when, on which channel?": its messages oldest first, each with
+    its steps (planned, claimed, sent, retry, failed, cancelled, delivered, bounced...) and what the owner
+    did with it (click, unsubscribe...), in time order.
+    """
+    from store.models import Interaction
+
+    interactions = Interaction.__table__
+    business = conn.execute(select(BUSINESS).where(BUSINESS.c.siret == siret)).first()
+    if business is None:
+        return None
+    rows = conn.execute(
+        select(MESSAGES, CAMPAIGNS.c.name.label("campaign_name"))
+        .join(CAMPAIGNS, CAMPAIGNS.c.id == MESSAGES.c.campaign_id)
+        .where(MESSAGES.c.business_id == business.id).order_by(MESSAGES.c.due_at, MESSAGES.c.id)).all()
+    ids = [r.id for r in rows]
+    steps: dict[int, list[dict]] = {i: [] for i in ids}
+    if ids:
+        for h in conn.execute(select(HISTORY).where(HISTORY.c.message_id.in_(ids))
+                              .order_by(HISTORY.c.at, HISTORY.c.id)):
+            steps[h.message_id].append({"at": h.at, "status": h.status, "detail": h.detail})
+        for i in conn.execute(select(interactions).where(interactions.c.message_id.in_(ids))
+                              .order_by(interactions.c.at, interactions.c.id)):
+            steps[i.message_id].append({"at": i.at, "status": i.kind, "detail": None, "interaction": True})
+    for history in steps.values():
+        history.sort(key=lambda step: step["at"])  # stable: same-instant steps keep their recorded order
+    addresses = {(ADDRESS_KIND.get(r.channel, r.channel), r.recipient) for r in rows if r.recipient}
+    opted_out = [address for kind, address in sorted(addresses) if suppressed_among(conn, kind, [address])]
+    return {
+        "siret": business.siret, "name": business.name, "state": business.state,
+        "do_not_contact": bool(business.do_not_contact), "opted_out": opted_out,
+        "messages": [{
+            "id": r.id, "campaign": r.campaign_name, "step": r.step, "channel": r.channel, "template": r.template,
+            "recipient": r.recipient, "status": r.status, "due_at": r.due_at, "sent_at": r.sent_at,
+            "attempts": r.attempts, "last_error": r.last_error, "rfc_message_id": r.rfc_message_id,
+            "provider_id": r.provider_id, "history": steps[r.id]} for r in rows],
+    }
