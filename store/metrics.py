@@ -267,3 +267,52 @@ def _interaction_extra(kind: str, data: dict[str, Any]) -> str:
     if kind == "callback_request":
         return str(data.get("slot", ""))
     return str(data.get("source", ""))
+
+
+def campaign_businesses(conn: Connection, campaign_id: int, limit: int | None = 500) -> list[dict[str, Any]]:
+    """The businesses enrolled in a campaign with their arm and what they did, newest first."""
+    e, b, i, m = ENROLLMENTS, BUSINESS, INTERACTIONS, MESSAGES
+    per_int = (select(i.c.enrollment_id,
+                      func.max(case((i.c.kind == "click", 1), else_=0)).label("clicked"),
+                      func.max(case((i.c.kind.in_(RESPONSE_KINDS), 1), else_=0)).label("responded"),
+                      func.max(case((i.c.kind.in_(CONVERSION_KINDS), 1), else_=0)).label("converted"))
+               .where(i.c.campaign_id == campaign_id).group_by(i.c.enrollment_id).subquery())
+    per_msg = (select(m.c.enrollment_id, func.count().label("messages"),
+                      func.max(case((m.c.status.in_(("sent", "delivered")), 1), else_=0)).label("contacted"))
+               .where(m.c.campaign_id == campaign_id).group_by(m.c.enrollment_id).subquery())
+    query = (select(b.c.id, b.c.name, b.c.siret, b.c.commune_code, b.c.metier_family, e.c.arm, e.c.variant,
+                    e.c.trigger_type, e.c.enrolled_at, per_msg.c.messages, per_msg.c.contacted, per_int.c.clicked,
+                    per_int.c.responded, per_int.c.converted)
+             .select_from(e.join(b, b.c.id == e.c.business_id)
+                          .outerjoin(per_int, per_int.c.enrollment_id == e.c.id)
+                          .outerjoin(per_msg, per_msg.c.enrollment_id == e.c.id))
+             .where(e.c.campaign_id == campaign_id)
+             .order_by(e.c.enrolled_at.desc(), e.c.id.desc()))
+    if limit:
+        query = query.limit(limit)
+    out = []
+    for r in conn.execute(query):
+        out.append({"id": r.id, "name": r.name or "", "siret": r.siret,
+                    "commune": label_for("commune_code", r.commune_code), "family": label_for("metier_family", r.metier_family),
+                    "arm": "témoin" if r.arm == "holdout" else "contacté", "variant": r.variant or "",
+                    "trigger": TRIGGER_LABELS.get(r.trigger_type, r.trigger_type),
+                    "enrolled_at": r.enrolled_at, "messages": int(r.messages or 0),
+                    "contacted": bool(r.contacted), "clicked": bool(r.clicked), "responded": bool(r.responded),
+                    "converted": bool(r.converted)})
+    return out
+
+
+def call_tasks(conn: Connection, clause, *, open_only: bool = False, limit: int | None = 500) -> list[dict[str, Any]]:
+    """Call tasks matching a scope clause, due first, with the business's name."""
+    query = (select(TASKS, BUSINESS.c.name.label("business_name"), BUSINESS.c.commune_code)
+             .select_from(TASKS.outerjoin(BUSINESS, BUSINESS.c.id == TASKS.c.business_id))
+             .where(clause).order_by(TASKS.c.status != "open", TASKS.c.due_at, TASKS.c.id))
+    if open_only:
+        query = query.where(TASKS.c.status == "open")
+    if limit:
+        query = query.limit(limit)
+    return [{"id": r.id, "business_id": r.business_id, "business": r.business_name or "",
+             "commune": label_for("commune_code", r.commune_code), "phone": r.phone, "due_at": r.due_at,
+             "status": TASK_STATUS.get(r.status, r.status), "open": r.status == "open", "attempts": r.attempts,
+             "note": r.outcome_note or "", "script": r.script, "assignee": r.assignee}
+            for r in conn.execute(query)]

@@ -1,17 +1,23 @@
-"""The web app: partner API, owner-facing pages, health. Built from settings (one composition root)."""
+"""The web app: partner API, owner-facing pages, the dashboard, health. Built from settings (one composition root)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
 
 from orchestrator.settings import Settings, get_settings
 from store.db import get_engine
-from web import api, public
+from web import api, auth, campaign_form, dashboard, public
+
+SESSION_HOURS = 10  # a working day; then sign in again
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -21,9 +27,31 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                   description="Partner events in, plain-French outreach to very small businesses out.")
     app.state.settings = settings
     app.state.engine = engine or get_engine(settings.resolved_database_url)
+    # Signed (not readable by scripts: HttpOnly), Secure whenever the site is served over HTTPS.
+    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret, session_cookie="declic_session",
+                       max_age=SESSION_HOURS * 3600, same_site="lax",
+                       https_only=settings.base_url.startswith("https://"))
     app.include_router(api.router)
     app.include_router(public.router)
+    app.include_router(auth.router)
+    app.include_router(campaign_form.router)
+    app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+    pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
+
+    @app.exception_handler(auth.SignInRequired)
+    async def sign_in_first(request: Request, exc: auth.SignInRequired):
+        return RedirectResponse(f"/connexion?suite={exc.next_path}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        # People get a page in French; programs (the partner API) keep FastAPI's JSON.
+        if request.url.path.startswith(("/tableau", "/connexion", "/deconnexion")):
+            return pages.TemplateResponse(request, "error.html", {"reason": str(exc.detail).rstrip(".")},
+                                          status_code=exc.status_code)
+        from fastapi.exception_handlers import http_exception_handler
+
+        return await http_exception_handler(request, exc)
 
     @app.get("/healthz", tags=["operations"])
     def health() -> dict[str, str]:
@@ -32,4 +60,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             conn.execute(text("SELECT 1"))
         return {"status": "ok"}
 
+    @app.get("/", include_in_schema=False)
+    def root():
+        return RedirectResponse("/tableau", status_code=303)
+
     return app
+
+
+__all__ = ["create_app"]

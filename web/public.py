@@ -26,6 +26,8 @@ from web.tokens import TokenError, make_token, read_token
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
+OFFER_FORMATS = {"sur_place": "sur place", "a_distance": "à distance", "mixte": "sur place ou à distance"}
+pages.env.filters["offer_format"] = lambda value: OFFER_FORMATS.get(value, value)
 
 NOT_FOR_ME_REASONS = {
     "pas_le_temps": "Je n'ai pas le temps en ce moment",
@@ -147,7 +149,9 @@ def ask_callback(
     due = callback_due(now, slot, settings.timezone)
     ctx = msg.context
     amb = ctx.get("ambassador") or {}
-    assignee = f"ambassador:{amb['id']}" if amb.get("id") not in (None, "") else "adviser"
+    # The planner names the ambassador it chose in the meta; without one the shared adviser queue calls back.
+    amb_id = (ctx.get("meta") or {}).get("ambassador_id") or amb.get("id")
+    assignee = f"ambassador:{amb_id}" if amb_id not in (None, "") else "adviser"
     business = ctx.get("business") or {}
     script = (f"{business.get('name') or 'Cette entreprise'} a demandé à être rappelé(e) "
               f"{SLOTS[slot][0]}. Présentez-vous, demandez ce qui l'intéresse, proposez une rencontre.")

@@ -42,8 +42,6 @@ def context(name: str = "Plomberie Durand", ambassador_email: str | None = "clai
     """A message context as the planner writes it."""
     amb = {"name": "Claire Le Goff", "metier": "plombière", "phone": "02 99 02 35 36",
            "email": ambassador_email, "commune": "Rennes"}
-    if ambassador_id is not None:
-        amb["id"] = ambassador_id
     return {
         "business": {"siret": "85312345600017", "name": name, "metier": "plombier", "family": "batiment",
                      "family_label": "Bâtiment", "commune": "Rennes", "postal_code": "35000"},
@@ -57,6 +55,7 @@ def context(name: str = "Plomberie Durand", ambassador_email: str | None = "clai
                    "email": "declic@exemple.fr"},
         "trigger": {"type": "creation", "occurred_on": "2026-10-01"},
         "deadline": None, "campaign": {"name": "Bienvenue"},
+        "meta": {"ambassador_id": ambassador_id, "ambassador_gap": ambassador_id is None, "offer_ids": []},
     }
 
 

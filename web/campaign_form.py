@@ -1,0 +1,171 @@
+"""Campaigns without a file: a form that writes the same spec as the YAML of `declic campaigns apply`,
+validated by the same `CampaignSpec`, with a preview of its reach and a sample message rendered for a
+real business of the segment.
+
+A collectivité's campaign always covers its own territory (the owner territory is its scope, not a form
+field), and a name taken by another tenant's campaign is refused rather than overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from orchestrator.campaign_spec import CHANNELS, CampaignSpec, load_spec
+from store import accounts
+from store.models import Business, Campaign
+from store.metrics import CHANNEL_LABELS, TRIGGER_LABELS, label_for
+from triggers.model import TRIGGER_TYPES
+from web.auth import ScopeDep, require_csrf
+from web.dashboard import render
+from web.deps import EngineDep
+
+router = APIRouter(prefix="/tableau/campagnes", include_in_schema=False)
+MAX_STEPS = 3
+TEMPLATE_SETS = ("creation", "first_hire", "takeover", "critical_period", "consolidation", "deadline")
+
+
+def _codes(text: str) -> list[str]:
+    return [c.strip() for c in (text or "").replace(";", ",").split(",") if c.strip()]
+
+
+def spec_from_form(form: dict[str, Any], scope: accounts.Scope) -> dict[str, Any]:
+    """The campaign document (the YAML's shape) from the form's fields."""
+    owner_territory = (scope.territory if scope.role == "collectivite"
+                       else accounts.parse_territory(form.get("owner_territory", "")))
+    steps = []
+    for i in range(MAX_STEPS):
+        template = (form.get(f"step{i}_template") or "").strip()
+        if not template:
+            continue
+        steps.append({"channel": form.get(f"step{i}_channel") or "email",
+                      "delay": (form.get(f"step{i}_delay") or "0d").strip(), "template": template})
+    segment: dict[str, Any] = {"families": list(form.get("families") or [])}
+    seg_territory = {k: v for k, v in (("communes", _codes(form.get("segment_communes", ""))),
+                                       ("epci", _codes(form.get("segment_epci", "")))) if v}
+    if seg_territory:
+        segment["territory"] = seg_territory
+    spec: dict[str, Any] = {
+        "name": (form.get("name") or "").strip(), "title": (form.get("title") or "").strip() or None,
+        "owner": {"name": (form.get("owner_name") or "").strip(), "territory": owner_territory},
+        "sender": {"name": (form.get("sender_name") or "").strip(), "address": (form.get("sender_address") or "").strip(),
+                   "email": (form.get("sender_email") or "").strip() or None},
+        "contact": {"name": (form.get("contact_name") or "").strip(),
+                    "metier": (form.get("contact_metier") or "").strip() or None,
+                    "phone": (form.get("contact_phone") or "").strip() or None,
+                    "email": (form.get("contact_email") or "").strip() or None},
+        "triggers": list(form.get("triggers") or []),
+        "segment": segment,
+        "steps": steps,
+        "holdout": float(form.get("holdout") or 0),
+    }
+    for key in ("starts_on", "ends_on"):
+        if form.get(key):
+            spec[key] = form[key]
+    return spec
+
+
+def validation_errors(exc: Exception) -> list[str]:
+    """The spec's errors in the words `declic campaigns apply` uses (field path, then the reason)."""
+    if isinstance(exc, ValidationError):
+        out = []
+        for err in exc.errors():
+            where = " > ".join(str(x) for x in err["loc"]) or "campagne"
+            out.append(f"{where} : {err['msg'].removeprefix('Value error, ')}")
+        return out
+    return [str(exc)]
+
+
+def preview(engine, spec: CampaignSpec) -> dict[str, Any]:
+    """Reach by métier family and commune today, and the first step rendered for one real business."""
+    from orchestrator.planner import Candidate, message_context
+    from store.planning import business_view, segment_counts
+    from templates.render import library
+
+    today = dt.date.today()
+    with engine.connect() as conn:
+        counts = segment_counts(conn, spec.segment, today=today, territory=spec.effective_territory(),
+                                by=("family", "commune"))
+        from store.planning import segment_clause
+
+        sample_row = conn.execute(select(Business.__table__).where(segment_clause(spec, today))
+                                  .order_by(Business.__table__.c.id).limit(1)).first()
+    reach = [{"family": label_for("metier_family", f), "commune": label_for("commune_code", c), "count": n}
+             for f, c, n in counts]
+    sample = None
+    if sample_row is not None:
+        view = business_view(sample_row)
+        trigger = spec.triggers[0] if spec.triggers else "creation"
+        context = message_context(spec, view, Candidate(None, trigger, today, view))
+        context["links"] = {"landing": "https://declic.example/r/exemple",
+                            "unsubscribe": "https://declic.example/u/exemple"}
+        step = spec.steps[0]
+        lib = library()
+        try:
+            name = lib.resolve(step.channel, step.template, view.family or "autre")
+            rendered = lib.render(name, context)
+            sample = {"business": view.name or view.siret, "channel": CHANNEL_LABELS.get(step.channel, step.channel),
+                      "subject": rendered.subject, "body": rendered.body, "template": name}
+        except Exception as exc:  # a template missing for this channel: say so in the preview
+            sample = {"business": view.name or view.siret, "error": f"message impossible à écrire : {exc}"}
+    return {"reach": reach, "total": sum(r["count"] for r in reach), "sample": sample}
+
+
+def _form_page(request, scope, form, *, errors=None, result=None, status_code=200):
+    from segments.taxonomy import families
+
+    return render(request, scope, "dash_campaign_form.html", status_code=status_code, form=form,
+                  errors=errors or [], result=result, families=families(),
+                  triggers={t: TRIGGER_LABELS.get(t, t) for t in TRIGGER_TYPES},
+                  channels={c: CHANNEL_LABELS.get(c, c) for c in CHANNELS},
+                  template_sets={t: TRIGGER_LABELS.get(t, t) for t in TEMPLATE_SETS}, max_steps=MAX_STEPS,
+                  territory_text=", ".join(f"{k}:{c}" for k, v in scope.territory.items() for c in v))
+
+
+@router.get("/nouvelle", response_class=HTMLResponse)
+def new_campaign(request: Request, scope: ScopeDep):
+    """An empty campaign form, with sensible defaults."""
+    if not scope.sees_campaigns:
+        raise HTTPException(403, "Cette page n'est pas ouverte à votre rôle.")
+    form = {"owner_name": scope.name if scope.role == "collectivite" else "", "triggers": ["creation"],
+            "families": [], "step0_channel": "email", "step0_delay": "0d", "step0_template": "creation",
+            "holdout": "10"}
+    return _form_page(request, scope, form)
+
+
+@router.post("/nouvelle", response_class=HTMLResponse)
+async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep):
+    """Preview (action=apercu) or save (action=enregistrer) the campaign written in the form."""
+    if not scope.sees_campaigns:
+        raise HTTPException(403, "Cette page n'est pas ouverte à votre rôle.")
+    raw = await request.form()
+    require_csrf(request, str(raw.get("csrf") or ""))
+    form: dict[str, Any] = {k: str(v) for k, v in raw.items() if k not in ("triggers", "families")}
+    form["triggers"] = [str(v) for v in raw.getlist("triggers")]
+    form["families"] = [str(v) for v in raw.getlist("families")]
+    try:
+        spec = load_spec(spec_from_form(form, scope))
+    except (ValidationError, ValueError) as exc:
+        return _form_page(request, scope, form, errors=validation_errors(exc), status_code=400)
+
+    def taken_by_another() -> bool:
+        with engine.connect() as conn:
+            row = conn.execute(select(Campaign.__table__.c.id).where(Campaign.__table__.c.name == spec.name)).first()
+            return row is not None and accounts.campaign(conn, scope, row.id) is None
+
+    if await run_in_threadpool(taken_by_another):
+        return _form_page(request, scope, form, status_code=400,
+                          errors=[f"name : le nom « {spec.name} » est déjà pris, choisissez-en un autre"])
+    if form.get("action") != "enregistrer":
+        result = await run_in_threadpool(preview, engine, spec)
+        return _form_page(request, scope, form, result=result)
+    from store.admin import apply_campaign
+
+    campaign_id, _version, _what = await run_in_threadpool(apply_campaign, engine, spec)
+    return RedirectResponse(f"/tableau/campagnes/{campaign_id}", status_code=303)

@@ -1,0 +1,315 @@
+"""The operators' and collectivités' dashboard (server-rendered, no script): campaigns with their funnel
+and uplift, breakdowns, territory chart, businesses and their timeline, call tasks, CSV exports.
+
+Every route takes the signed-in scope and asks `store.accounts` for what it may see: an id outside the
+scope is a 404 (its existence is not revealed), a page outside the role is a 403. Figures come from
+`store.metrics.report`, the same function `declic report` prints.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from orchestrator.metrics import CampaignReport, Table, fr_cell, fr_int, fr_percent, fr_points, table_csv
+from store import accounts
+from store.metrics import (
+    business_timeline,
+    call_tasks,
+    campaign_businesses,
+    refresh_rollup,
+    report,
+)
+from web.auth import ScopeDep, csrf_token, require_csrf
+from web.charts import bars_chart, funnel_chart, uplift_chart
+from web.deps import EngineDep, SettingsDep
+
+router = APIRouter(prefix="/tableau", include_in_schema=False)
+pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
+PARIS = ZoneInfo("Europe/Paris")
+STATUS_LABELS = {"active": "en cours", "paused": "en pause", "ended": "terminée"}
+
+
+def _local(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return value.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+
+
+pages.env.globals.update(fr_cell=fr_cell, fr_int=fr_int, fr_percent=fr_percent, fr_points=fr_points)
+pages.env.filters["local"] = _local
+
+
+def render(request: Request, scope: accounts.Scope, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+    """A dashboard page with the user, the CSRF token and the role's menu."""
+    return pages.TemplateResponse(request, name, {"scope": scope, "csrf": csrf_token(request),
+                                                  "status_labels": STATUS_LABELS,
+                                                  "role_label": accounts.ROLE_LABELS[scope.role], **values},
+                                  status_code=status_code)
+
+
+def csv_response(text: str, filename: str) -> Response:
+    """A CSV download (UTF-8 with a byte-order mark so spreadsheet software reads the accents)."""
+    return Response("\ufeff" + text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def rows_csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> str:
+    """Rows of plain values as CSV with French headers."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([h for _, h in columns])
+    for r in rows:
+        writer.writerow([_plain(r.get(k)) for k, _ in columns])
+    return out.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, dt.datetime):
+        return _local(value)
+    return "" if value is None else value
+
+
+def _need_campaigns(scope: accounts.Scope) -> None:
+    if not scope.sees_campaigns:
+        raise HTTPException(403, "Cette page n'est pas ouverte à votre rôle.")
+
+
+def _campaign_or_404(engine, scope: accounts.Scope, campaign_id: int):
+    _need_campaigns(scope)
+    with engine.connect() as conn:
+        row = accounts.campaign(conn, scope, campaign_id)
+    if row is None:
+        raise HTTPException(404, "Campagne introuvable.")
+    return row
+
+
+# --- campaigns ---
+
+SUMMARY_COLUMNS = [("name", "Campagne"), ("title", "Titre"), ("owner", "Porteur"), ("status", "État"),
+                   ("targeted", "Ciblées"), ("contacted", "Contactées"), ("converted", "Converties"),
+                   ("holdout", "Témoin"), ("holdout_converted", "Témoin converties"), ("uplift", "Effet (points)"),
+                   ("lower", "Borne basse"), ("upper", "Borne haute")]
+
+
+def _summaries(engine, scope: accounts.Scope) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = accounts.campaigns(conn, scope)
+    out = []
+    for row in rows:
+        r = report(engine, row)
+        t, h, u = r.funnel["treatment"], r.funnel["holdout"], r.uplift
+        out.append({"id": row.id, "name": row.name, "title": r.title, "owner": row.owner,
+                    "status": STATUS_LABELS.get(row.status, row.status), "targeted": t.targeted,
+                    "contacted": t.contacted, "converted": t.converted, "holdout": h.targeted,
+                    "holdout_converted": h.converted, "uplift": u.difference if u else None,
+                    "lower": u.lower if u else None, "upper": u.upper if u else None})
+    return out
+
+
+@router.get("", response_class=HTMLResponse)
+async def home(request: Request, scope: ScopeDep, engine: EngineDep):
+    """The campaigns the user sees (an ambassador goes to its call list)."""
+    if scope.role == "ambassador":
+        return RedirectResponse("/tableau/appels", status_code=303)
+    summaries = await run_in_threadpool(_summaries, engine, scope)
+    return render(request, scope, "dash_campaigns.html", campaigns=summaries, columns=SUMMARY_COLUMNS)
+
+
+@router.get("/campagnes.csv")
+async def campaigns_csv(scope: ScopeDep, engine: EngineDep):
+    """The campaign list as CSV."""
+    _need_campaigns(scope)
+    summaries = await run_in_threadpool(_summaries, engine, scope)
+    return csv_response(rows_csv(SUMMARY_COLUMNS, summaries), "campagnes.csv")
+
+
+TERRITORY_LEVELS = {"commune": ("by_commune_code", "commune"), "epci": ("by_epci_code", "EPCI"),
+                    "departement": ("by_departement_code", "département")}
+
+
+def territory_chart(r: CampaignReport, level: str) -> str:
+    """Conversion rate of the contacted businesses by territory (largest groups first)."""
+    key, label = TERRITORY_LEVELS[level]
+    rows = sorted(r.table(key).rows, key=lambda x: -x["targeted"])
+    data = [(x["label"] or x["value"], x["converted"] / x["targeted"] if x["targeted"] else None, x["targeted"])
+            for x in rows if x["targeted"]]
+    return bars_chart(data, f"Taux de conversion par {label}", "territory-title")
+
+
+@router.get("/campagnes/{campaign_id}", response_class=HTMLResponse)
+async def campaign_page(request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep,
+                        territoire: str = "commune"):
+    """One campaign: funnel and uplift charts, A/B, breakdown tables, territory chart."""
+    row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
+    r = await run_in_threadpool(report, engine, row)
+    level = territoire if territoire in TERRITORY_LEVELS else "commune"
+    uplifts = [("Contactés / témoin", r.uplift), ("Tous les ciblés / témoin", r.uplift_itt)]
+    uplifts += [(f"Variante {v.variant} / {r.variants[0].variant}", v.vs_reference) for v in r.variants[1:]]
+    return render(request, scope, "dash_campaign.html", campaign=row, report=r,
+                  funnel_svg=funnel_chart(r),
+                  uplift_svg=uplift_chart(uplifts, "Effet sur la conversion, avec intervalle de confiance à 95 %"),
+                  territory_svg=territory_chart(r, level), level=level, levels=TERRITORY_LEVELS)
+
+
+@router.get("/campagnes/{campaign_id}/export/{table_key}.csv")
+async def campaign_table_csv(campaign_id: int, table_key: str, scope: ScopeDep, engine: EngineDep):
+    """One table of a campaign's report as CSV (the same bytes as `declic report -f csv --table KEY`)."""
+    row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
+    r = await run_in_threadpool(report, engine, row)
+    table: Table | None = next((t for t in r.tables if t.key == table_key), None)
+    if table is None:
+        raise HTTPException(404, "Tableau inconnu.")
+    return csv_response(table_csv(table), f"{row.name}-{table_key}.csv")
+
+
+BUSINESS_COLUMNS = [("name", "Entreprise"), ("siret", "SIRET"), ("commune", "Commune"), ("family", "Métier"),
+                    ("arm", "Groupe"), ("variant", "Variante"), ("trigger", "Déclencheur"),
+                    ("enrolled_at", "Inscrite le"), ("messages", "Messages"), ("contacted", "Contactée"),
+                    ("clicked", "A cliqué"), ("responded", "A répondu"), ("converted", "Convertie")]
+
+
+@router.get("/campagnes/{campaign_id}/entreprises", response_class=HTMLResponse)
+async def campaign_businesses_page(request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep):
+    """The businesses of a campaign (latest 500), each linked to its timeline."""
+    row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
+
+    def load():
+        with engine.connect() as conn:
+            return campaign_businesses(conn, row.id)
+
+    items = await run_in_threadpool(load)
+    return render(request, scope, "dash_businesses.html", campaign=row, items=items, columns=BUSINESS_COLUMNS)
+
+
+@router.get("/campagnes/{campaign_id}/entreprises.csv")
+async def campaign_businesses_csv(campaign_id: int, scope: ScopeDep, engine: EngineDep):
+    """Every business of a campaign as CSV."""
+    row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
+
+    def load():
+        with engine.connect() as conn:
+            return campaign_businesses(conn, row.id, limit=None)
+
+    return csv_response(rows_csv(BUSINESS_COLUMNS, await run_in_threadpool(load)), f"{row.name}-entreprises.csv")
+
+
+@router.post("/campagnes/{campaign_id}/statut")
+async def campaign_status(request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep,
+                          status: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""):
+    """Pause, resume or end a campaign."""
+    require_csrf(request, csrf)
+    row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
+    if status not in STATUS_LABELS:
+        raise HTTPException(400, "État inconnu.")
+    from store.admin import set_campaign_status
+
+    await run_in_threadpool(set_campaign_status, engine, row.name, status)
+    return RedirectResponse(f"/tableau/campagnes/{row.id}", status_code=303)
+
+
+@router.post("/campagnes/{campaign_id}/recalcul")
+async def campaign_refresh(request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep,
+                           csrf: Annotated[str, Form()] = ""):
+    """Recompute this campaign's figures now instead of waiting for the night."""
+    require_csrf(request, csrf)
+    row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
+    await run_in_threadpool(refresh_rollup, engine, [row.id])
+    return RedirectResponse(f"/tableau/campagnes/{row.id}", status_code=303)
+
+
+# --- a business ---
+
+TIMELINE_COLUMNS = [("at", "Date"), ("what", "Quoi"), ("detail", "Détail"), ("extra", "Précision")]
+
+
+def _timeline(engine, scope: accounts.Scope, business_id: int):
+    _need_campaigns(scope)
+    with engine.connect() as conn:
+        biz = accounts.business(conn, scope, business_id)
+        if biz is None:
+            raise HTTPException(404, "Entreprise introuvable.")
+        return biz, business_timeline(conn, business_id, accounts.visible_campaign_ids(conn, scope))
+
+
+@router.get("/entreprises/{business_id}", response_class=HTMLResponse)
+async def business_page(request: Request, business_id: int, scope: ScopeDep, engine: EngineDep):
+    """A business's timeline: events, enrollments, messages, reactions, calls."""
+    biz, items = await run_in_threadpool(_timeline, engine, scope, business_id)
+    from store.metrics import label_for
+
+    return render(request, scope, "dash_business.html", business=biz, items=items,
+                  commune=label_for("commune_code", biz.commune_code),
+                  family=label_for("metier_family", biz.metier_family))
+
+
+@router.get("/entreprises/{business_id}/historique.csv")
+async def business_csv(business_id: int, scope: ScopeDep, engine: EngineDep):
+    """A business's timeline as CSV."""
+    biz, items = await run_in_threadpool(_timeline, engine, scope, business_id)
+    return csv_response(rows_csv(TIMELINE_COLUMNS, items), f"entreprise-{biz.siret}.csv")
+
+
+# --- call tasks ---
+
+TASK_COLUMNS = [("business", "Entreprise"), ("commune", "Commune"), ("phone", "Téléphone"), ("due_at", "À appeler à partir du"),
+                ("status", "État"), ("attempts", "Essais"), ("note", "Note"), ("assignee", "Pour")]
+
+
+def _tasks(engine, scope: accounts.Scope, open_only: bool, limit: int | None):
+    with engine.connect() as conn:
+        return call_tasks(conn, accounts.task_clause(conn, scope), open_only=open_only, limit=limit)
+
+
+@router.get("/appels", response_class=HTMLResponse)
+async def tasks_page(request: Request, scope: ScopeDep, engine: EngineDep, tout: bool = False):
+    """The call tasks the user may see (an ambassador: its own), open ones first."""
+    items = await run_in_threadpool(_tasks, engine, scope, not tout, 500)
+    return render(request, scope, "dash_tasks.html", items=items, show_all=tout, columns=TASK_COLUMNS)
+
+
+@router.get("/appels.csv")
+async def tasks_csv(scope: ScopeDep, engine: EngineDep):
+    """Every call task the user may see, as CSV."""
+    return csv_response(rows_csv(TASK_COLUMNS, await run_in_threadpool(_tasks, engine, scope, False, None)),
+                        "appels.csv")
+
+
+@router.post("/appels/{task_id}")
+async def task_outcome(request: Request, task_id: int, scope: ScopeDep, engine: EngineDep, settings: SettingsDep,
+                       outcome: Annotated[str, Form()] = "", met: Annotated[str, Form()] = "",
+                       note: Annotated[str, Form(max_length=1000)] = "", csrf: Annotated[str, Form()] = ""):
+    """Record a call: reached, refused or no answer; a meeting agreed counts as `ambassador_met`."""
+    require_csrf(request, csrf)
+    from integrations.call_rules import OUTCOMES
+    from integrations.call_task import record_attempt
+    from store.conversions import record_task_outcome
+    from store.models import utcnow
+
+    if outcome not in OUTCOMES:
+        raise HTTPException(400, "Résultat d'appel inconnu.")
+
+    def write() -> None:
+        with engine.begin() as conn:
+            row = accounts.task(conn, scope, task_id)
+            if row is None:
+                raise HTTPException(404, "Appel introuvable.")
+            now = utcnow()
+            record_attempt(conn, task_id, outcome=outcome, at=now, note=note.strip() or None,
+                           timezone=settings.timezone)
+            record_task_outcome(conn, task_id, met=(outcome == "done" and met == "oui"), now=now)
+
+    await run_in_threadpool(write)
+    return RedirectResponse("/tableau/appels", status_code=303)
