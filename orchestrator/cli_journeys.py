@@ -176,17 +176,16 @@ def campaigns_show(
     fams = spec.segment.families or [None]
     deps = spec.effective_territory().departements or [None]
     place = place_of(deps[0])
-    out = Table(title="Cinq prochaines occurrences et créneaux d'envoi réels")
-    out.add_column("Occurrence")
-    out.add_column("Famille de métiers")
-    out.add_column("Premier envoi")
+    console.print("Cinq prochaines occurrences, et le premier envoi réel par famille de métiers "
+                  "(créneaux du métier, week-ends et jours fériés du lieu):", soft_wrap=True)
     step = spec.steps[0]
     for at in upcoming:
         if spec.ends_on and at.astimezone(PARIS).date() > spec.ends_on:
             break
+        slots = []
         for family in fams:
             window = window_for(family, weekends=spec.timing.weekends, holidays_allowed=spec.timing.holidays)
             slot = next_slot(at + step.delay_td, window, place.timezone, holiday_checker(place.subdivision))
-            label = families()[family].label if family else "toutes"
-            out.add_row(_when(at, tz), label, _when(slot, place.timezone))
-    console.print(out)
+            label = families()[family].label if family else "toutes familles"
+            slots.append(f"{label}: {_when(slot, place.timezone)}")
+        console.print(f"- {_when(at, tz)} -> " + "; ".join(slots), soft_wrap=True)

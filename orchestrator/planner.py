@@ -449,7 +449,7 @@ def plan(
                 continue
             key = (rule.id, b.id, c.key)
 
-            def skip(reason: str) -> None:
+            def skip(reason: str, rule=rule, c=c, b=b) -> None:
                 out.skipped.append(Skip(rule.id, c.event_id, b.id, reason))
 
             if key in enrolled:
@@ -559,7 +559,7 @@ def plan_followups(
         if earliest > now:
             continue  # not due yet: judged when it is, on what happened by then
 
-        def stop(reason: str) -> None:
+        def stop(reason: str, f=f, b=b) -> None:
             out.append(StepDecision(f.enrollment_id, f.campaign_id, b.id, f.step, None, reason))
 
         if not condition_met(step.condition, f):

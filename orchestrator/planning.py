@@ -26,6 +26,7 @@ from store.planning import (
     last_occurrence,
     max_cap_days,
     message_history,
+    occurrence_key,
     occurrence_slice,
     pending_candidates,
     recent_contacts,
@@ -60,7 +61,7 @@ def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, li
                    suppressed=suppressed_for(conn, views), eligible=eligible_among(conn, triggered, candidates, today),
                    history=message_history(conn, ids, since), policy=policy,
                    ambassadors=ambassador_views(conn, now), offers=offer_views(conn))
-    counts = Counter(apply_plan(conn, decided, event_ids))
+    counts = Counter(apply_plan(conn, decided, event_ids, now))
     counts.update(f"skipped_{s.reason}" for s in decided.skipped)
     return counts
 
@@ -74,7 +75,7 @@ def _plan_followups(conn, rules: list[CampaignRule], now: dt.datetime, limit: in
     since = now - dt.timedelta(days=max_cap_days(rules, policy.caps))
     decisions = plan_followups(followups, multi, now=now, suppressed=suppressed_for(conn, views.values()),
                                history=message_history(conn, views, since), policy=policy)
-    counts = Counter(apply_followups(conn, decisions))
+    counts = Counter(apply_followups(conn, decisions, now))
     counts.update(f"stopped_{d.reason}" for d in decisions if d.reason)
     return counts
 
@@ -94,13 +95,13 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
                                         last_occurrence(conn, rule.id), now)
             if at is None or (rule.spec.ends_on and at.astimezone(PARIS).date() > rule.spec.ends_on):
                 continue
-            start_occurrence(conn, rule.id, at, missed)
+            start_occurrence(conn, rule.id, at, missed, now)
             counts["occurrences_started"] += 1
             counts["occurrences_missed"] += missed
             occurrence = running_occurrence(conn, rule.id)
         businesses = occurrence_slice(conn, rule.spec, occurrence.cursor, limit, today)
         at = occurrence.occurs_at if occurrence.occurs_at.tzinfo else occurrence.occurs_at.replace(tzinfo=dt.UTC)
-        key = f"occurrence:{at.isoformat()}"
+        key = occurrence_key(at)
         rate = schedule.rate_per_hour
         candidates = [
             Candidate(None, "scheduled", at.astimezone(PARIS).date(), b, trigger_key=key, campaign_id=rule.id,
@@ -112,9 +113,10 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
                        history=message_history(conn, ids, now - dt.timedelta(days=max_cap_days([rule], policy.caps))),
                        policy=policy, ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
                        recent=recent_contacts(conn, rule, ids, at))
-        applied = apply_plan(conn, decided, [])
+        applied = apply_plan(conn, decided, [], now)
         done = len(businesses) < limit
-        advance_occurrence(conn, occurrence.id, ids[-1] if ids else occurrence.cursor, applied["enrolled"], done)
+        advance_occurrence(conn, occurrence.id, ids[-1] if ids else occurrence.cursor, applied["enrolled"], done,
+                           now)
         counts.update({f"occurrence_{k}": v for k, v in applied.items() if k != "events"})
         counts.update(f"skipped_{s.reason}" for s in decided.skipped)
         counts["occurrences_done"] += int(done)

@@ -19,8 +19,17 @@ from orchestrator.planner import BusinessView, CampaignRule, Candidate, FollowUp
 from segments.language import CONVERSION_KINDS, compile_segment
 from segments.taxonomy import families, naf_entry
 from segments.territory import commune
-from store.models import (Business, Campaign, CampaignOccurrence, Enrollment, Interaction, Message, MessageEvent,
-                          TriggerEvent, utcnow)
+from store.models import (
+    Business,
+    Campaign,
+    CampaignOccurrence,
+    Enrollment,
+    Interaction,
+    Message,
+    MessageEvent,
+    TriggerEvent,
+    utcnow,
+)
 from store.sql import chunks, insert_for
 from store.suppressions import suppressed_among
 
@@ -144,14 +153,21 @@ def recent_contacts(conn: Connection, rule: CampaignRule, business_ids: Iterable
                     ) -> set[tuple[int, int]]:
     """(campaign, business) pairs enrolled (treatment) by an earlier occurrence within the minimum interval."""
     interval = parse_delay(rule.spec.schedule.min_interval) if rule.spec.schedule else dt.timedelta(0)
+    # Occurrence keys hold the UTC instant in one ISO format, so they compare in time order as strings.
+    lower, current = occurrence_key(at - interval), occurrence_key(at)
     out: set[tuple[int, int]] = set()
     for part in chunks(sorted(set(business_ids)), ID_CHUNK):
         rows = conn.execute(select(ENROLLMENTS.c.business_id).where(
             ENROLLMENTS.c.campaign_id == rule.id, ENROLLMENTS.c.business_id.in_(part),
-            ENROLLMENTS.c.arm == "treatment", ENROLLMENTS.c.trigger_key.like("occurrence:%"),
-            ENROLLMENTS.c.enrolled_at > at - interval))
+            ENROLLMENTS.c.arm == "treatment", ENROLLMENTS.c.trigger_key > lower,
+            ENROLLMENTS.c.trigger_key < current))
         out |= {(rule.id, r[0]) for r in rows}
     return out
+
+
+def occurrence_key(at: dt.datetime) -> str:
+    """The enrollment trigger key of a scheduled occurrence: `occurrence:<UTC ISO instant>`."""
+    return f"occurrence:{at.astimezone(dt.UTC).replace(microsecond=0).isoformat()}"
 
 
 def max_cap_days(rules: Sequence[CampaignRule], policy_caps: Sequence[tuple[int, int]]) -> int:
@@ -168,9 +184,13 @@ def _message_row(campaign_id: int, enrollment_id: int, business_id: int, m, now:
             "context": m.context, "created_at": now, "last_error": error}
 
 
-def apply_plan(conn: Connection, plan: Plan, event_ids: list[int]) -> dict[str, int]:
-    """Store enrollments and their messages, and mark the events planned; idempotent on rerun."""
-    now = utcnow()
+def apply_plan(conn: Connection, plan: Plan, event_ids: list[int], now: dt.datetime | None = None
+               ) -> dict[str, int]:
+    """Store enrollments and their messages, and mark the events planned; idempotent on rerun.
+
+    `now` (the injected clock) stamps the enrollments: monthly ambassador capacities count on it.
+    """
+    now = now or utcnow()
     planned_messages = 0
     for part in chunks(plan.enrollments, 1000):
         rows = [{"campaign_id": e.campaign_id, "business_id": e.business_id, "trigger_event_id": e.event_id,
@@ -261,9 +281,10 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def apply_followups(conn: Connection, decisions: Sequence[StepDecision]) -> dict[str, int]:
+def apply_followups(conn: Connection, decisions: Sequence[StepDecision], now: dt.datetime | None = None
+                    ) -> dict[str, int]:
     """Store the next steps: a planned message, or a cancelled one that records why the journey stops there."""
-    now = utcnow()
+    now = now or utcnow()
     rows = []
     for d in decisions:
         if d.message is not None:
@@ -296,11 +317,12 @@ def last_occurrence(conn: Connection, campaign_id: int) -> dt.datetime | None:
     return _aware(value) if value else None
 
 
-def start_occurrence(conn: Connection, campaign_id: int, occurs_at: dt.datetime, missed: int) -> None:
+def start_occurrence(conn: Connection, campaign_id: int, occurs_at: dt.datetime, missed: int,
+                     now: dt.datetime | None = None) -> None:
     """Record an occurrence as started (once: unique per campaign and instant)."""
     stmt = insert_for(conn, OCCURRENCES).on_conflict_do_nothing(index_elements=["campaign_id", "occurs_at"])
     conn.execute(stmt, {"campaign_id": campaign_id, "occurs_at": occurs_at, "status": "running", "cursor": 0,
-                        "enrolled": 0, "missed": missed, "started_at": utcnow()})
+                        "enrolled": 0, "missed": missed, "started_at": now or utcnow()})
 
 
 def occurrence_slice(conn: Connection, spec: CampaignSpec, after_id: int, limit: int, today: dt.date
@@ -311,11 +333,12 @@ def occurrence_slice(conn: Connection, spec: CampaignSpec, after_id: int, limit:
     return [business_view(r) for r in rows]
 
 
-def advance_occurrence(conn: Connection, occurrence_id: int, cursor: int, enrolled: int, done: bool) -> None:
+def advance_occurrence(conn: Connection, occurrence_id: int, cursor: int, enrolled: int, done: bool,
+                       now: dt.datetime | None = None) -> None:
     """Move an occurrence's cursor on, and close it when the segment is exhausted."""
     values = {"cursor": cursor, "enrolled": OCCURRENCES.c.enrolled + enrolled}
     if done:
-        values.update(status="done", finished_at=utcnow())
+        values.update(status="done", finished_at=now or utcnow())
     conn.execute(update(OCCURRENCES).where(OCCURRENCES.c.id == occurrence_id).values(**values))
 
 
