@@ -324,6 +324,9 @@ class FunnelRollup(SQLModel, table=True):
     opted_out: int = 0
     conversion_days: float = 0.0  # sum over converted enrollments of days from enrollment to first conversion
     refreshed_at: dt.datetime = Field(default_factory=utcnow)
+    # The breakdown this row belongs to (variant, trigger_type, metier_family, territory, channel): the other
+    # dimensions are empty, so a report reads a few hundred rows whatever the campaign's size.
+    grouping: str | None = Field(default=None, max_length=20)
 
 
 # --- journeys: the peers and offers messages point to, and scheduled occurrences ---
