@@ -52,6 +52,53 @@ class FunnelRow:
     converted: int
     opted_out: int
     conversion_days: float  # sum of days from enrollment to first conversion, over converted enrollments
+    grouping: str | None = None  # None: a fine row; else the breakdown it belongs to (see GROUPINGS)
+
+
+# The breakdowns a report shows, and the dimensions each one keeps. Every grouping covers every enrollment
+# once, so the funnel by arm can be read from any of them.
+GROUPINGS: dict[str, tuple[str, ...]] = {
+    "variant": ("variant",),
+    "trigger_type": ("trigger_type",),
+    "metier_family": ("metier_family",),
+    "territory": ("commune_code", "epci_code", "departement_code"),
+    "channel": ("channel",),
+}
+DIMENSION_GROUPING = {"variant": "variant", "trigger_type": "trigger_type", "metier_family": "metier_family",
+                      "commune_code": "territory", "epci_code": "territory", "departement_code": "territory",
+                      "channel": "channel"}
+_DIMS = ("variant", "trigger_type", "metier_family", "commune_code", "epci_code", "departement_code", "channel")
+
+
+def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
+    """Fine rows summed into one set of rows per grouping (rows already marginal are kept as they are)."""
+    rows = list(rows)
+    if all(r.grouping is not None for r in rows):
+        return rows
+    out: list[FunnelRow] = [r for r in rows if r.grouping is not None]
+    fine = [r for r in rows if r.grouping is None]
+    for name, dims in GROUPINGS.items():
+        sums: dict[tuple, list[float]] = {}
+        for r in fine:
+            key = (r.arm, *(getattr(r, d) for d in dims))
+            acc = sums.get(key)
+            if acc is None:
+                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0.0]
+            acc[0] += r.targeted
+            acc[1] += r.contacted
+            acc[2] += r.delivered
+            acc[3] += r.clicked
+            acc[4] += r.responded
+            acc[5] += r.converted
+            acc[6] += r.opted_out
+            acc[7] += r.conversion_days
+        for key, acc in sums.items():
+            values = dict.fromkeys(_DIMS)
+            values.update(zip(dims, key[1:], strict=True))
+            out.append(FunnelRow(key[0], values["variant"], values["trigger_type"], values["metier_family"],
+                                 values["commune_code"], values["epci_code"], values["departement_code"],
+                                 values["channel"], *(int(v) for v in acc[:7]), float(acc[7]), name))
+    return out
 
 
 @dataclass(slots=True)
@@ -256,12 +303,16 @@ def build_report(*, campaign: str, title: str, status: str, rows: list[FunnelRow
                  as_of: str | None, labels: Callable[[str, str | None], str] | None = None) -> CampaignReport:
     """The whole report of one campaign from its funnel rows. `labels(dimension, code)` names a code."""
     labels = labels or (lambda _dim, code: code or "")
-    funnel = funnel_by_arm(rows)
+    rows = marginals(rows)
+    by_grouping: dict[str, list[FunnelRow]] = {name: [] for name in GROUPINGS}
+    for r in rows:
+        by_grouping[r.grouping or ""].append(r)
+    funnel = funnel_by_arm(by_grouping["variant"])
     for arm in ("treatment", "holdout"):
         funnel.setdefault(arm, Counts())
     up = campaign_uplift(funnel, "contacted")
     itt = campaign_uplift(funnel, "targeted")
-    variants = compare_variants(rows)
+    variants = compare_variants(by_grouping["variant"])
     tables: list[Table] = []
 
     funnel_table = Table("funnel", "Entonnoir par groupe", [
@@ -308,8 +359,9 @@ def build_report(*, campaign: str, title: str, status: str, rows: list[FunnelRow
         tables.append(vt)
 
     for dim, dim_label in DIMENSIONS.items():
-        t_counts = group((r for r in rows if r.arm == "treatment"), lambda r, d=dim: getattr(r, d))
-        h_counts = group((r for r in rows if r.arm == "holdout"), lambda r, d=dim: getattr(r, d))
+        part = by_grouping[DIMENSION_GROUPING[dim]]
+        t_counts = group((r for r in part if r.arm == "treatment"), lambda r, d=dim: getattr(r, d))
+        h_counts = group((r for r in part if r.arm == "holdout"), lambda r, d=dim: getattr(r, d))
         table = Table(f"by_{dim}", f"Par {dim_label.lower()}", list(_BREAKDOWN_COLUMNS), kinds=_BREAKDOWN_KINDS)
         for code in sorted(set(t_counts) | set(h_counts), key=lambda c: (c is None, str(c))):
             t, h = t_counts.get(code, Counts()), h_counts.get(code, Counts())

@@ -106,7 +106,7 @@ def _row(r: Any) -> FunnelRow:
     return FunnelRow(r.arm, r.variant, r.trigger_type, r.metier_family, r.commune_code, r.epci_code,
                      r.departement_code, r.channel, int(r.targeted), int(r.contacted), int(r.delivered),
                      int(r.clicked), int(r.responded), int(r.converted), int(r.opted_out),
-                     float(r.conversion_days or 0.0))
+                     float(r.conversion_days or 0.0), getattr(r, "grouping", None))
 
 
 def live_rows(conn: Connection, campaign_id: int) -> list[FunnelRow]:
@@ -123,31 +123,34 @@ def rollup_rows(conn: Connection, campaign_id: int) -> tuple[list[FunnelRow], dt
 
 
 def refresh_rollup(engine: Engine, campaign_ids: list[int] | None = None, *, now: dt.datetime | None = None) -> int:
-    """Recompute the rollup of some campaigns (all when None) server-side; returns the rows written.
+    """Recompute the rollup of some campaigns (all when None); returns the rows written.
 
-    Attributes late conversion events first, so the nightly run also catches events whose business
-    became known after they arrived.
+    The database aggregates the messages and interactions (the heavy part, one statement per campaign);
+    the rollup keeps one row per breakdown value (`orchestrator.metrics.marginals`), a few hundred rows
+    per campaign however many messages it sent. Late conversion events are attributed first, so the
+    nightly run also catches events whose business became known after they arrived.
     """
+    from orchestrator.metrics import marginals
     from store.conversions import attribute_conversions
 
     now = now or utcnow()
     with engine.begin() as conn:
         attribute_conversions(conn)
-        target = delete(ROLLUP)
-        if campaign_ids is not None:
-            target = target.where(ROLLUP.c.campaign_id.in_(campaign_ids))
-        conn.execute(target)
-        source = funnel_select(conn, campaign_ids).subquery("f")
-        columns = ["campaign_id", *DIMENSION_COLUMNS, *COUNT_COLUMNS]
-        insert = ROLLUP.insert().from_select(
-            [*columns, "refreshed_at"],
-            select(*(source.c[c] for c in columns), literal(now, ROLLUP.c.refreshed_at.type)))
-        conn.execute(insert)
-        # Count afterwards: drivers disagree on rowcount for INSERT ... SELECT.
-        written = select(func.count()).select_from(ROLLUP)
-        if campaign_ids is not None:
-            written = written.where(ROLLUP.c.campaign_id.in_(campaign_ids))
-        return conn.execute(written).scalar_one()
+    if campaign_ids is None:
+        with engine.connect() as conn:
+            campaign_ids = [r[0] for r in conn.execute(select(CAMPAIGNS.c.id).order_by(CAMPAIGNS.c.id))]
+    written = 0
+    for campaign_id in campaign_ids:
+        with engine.begin() as conn:
+            rows = marginals(live_rows(conn, campaign_id))
+            conn.execute(delete(ROLLUP).where(ROLLUP.c.campaign_id == campaign_id))
+            if not rows:
+                continue
+            conn.execute(ROLLUP.insert(), [
+                {"campaign_id": campaign_id, **{c: getattr(r, c) for c in (*DIMENSION_COLUMNS, *COUNT_COLUMNS)},
+                 "grouping": r.grouping, "refreshed_at": now} for r in rows])
+            written += len(rows)
+    return written
 
 
 def campaign_rows(conn: Connection, campaign_id: int, *, live: bool = False) -> tuple[list[FunnelRow], str, str | None]:

@@ -152,3 +152,19 @@ def test_french_number_format():
     assert fr_points(-0.052) == "−5,2\u00a0pts" and fr_points(0.1) == "+10,0\u00a0pts"
     assert fr_cell(None, "pct") == "–" and fr_cell(2.75, "days") == "2,8" and fr_cell(12, "int") == "12"
     assert math.isclose(float(fr_cell(0.5, "days").replace(",", ".")), 0.5)
+
+
+def test_marginal_rows_give_the_same_report_as_fine_rows():
+    """The rollup stores marginals (one row per breakdown value): the report must not change."""
+    from orchestrator.metrics import marginals
+
+    rows = [row(variant="A", family="batiment", commune="35238", targeted=6, contacted=5, clicked=2, converted=1),
+            row(variant="B", family="alimentation", commune="35047", targeted=4, contacted=4, clicked=1, converted=2),
+            row(variant="A", family="alimentation", commune="35238", targeted=3, contacted=3, converted=1),
+            row(arm="holdout", family="batiment", commune="35047", targeted=5, contacted=0, converted=1)]
+    fine = build_report(campaign="c", title="C", status="active", rows=rows, source="live", as_of=None)
+    rolled = marginals(rows)
+    assert len(rolled) < 6 * len(rows) and all(r.grouping for r in rolled)
+    again = build_report(campaign="c", title="C", status="active", rows=rolled, source="rollup", as_of=None)
+    assert [t.rows for t in again.tables] == [t.rows for t in fine.tables]
+    assert marginals(rolled) == rolled
