@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     pause_window_minutes: int = Field(default=60, ge=1)
     plan_batch_size: int = 5000
 
+    # Watched feeds (issue 8): per-request timeout, tries per run, the longest Retry-After slept through
+    # (longer waits move the feed's next run instead of holding a worker), BODACC's first look-back, and the
+    # Sirene API key (portail-api.insee.fr) with its rate limit.
+    feed_timeout_seconds: float = Field(default=30.0, gt=0)
+    feed_attempts: int = Field(default=3, ge=1, le=10)
+    feed_backoff_seconds: float = Field(default=2.0, ge=0)
+    feed_max_wait_seconds: float = Field(default=120.0, ge=0)
+    bodacc_lookback_days: int = Field(default=3, ge=0)
+    sirene_api_key: str | None = Field(default=None, repr=False)
+    sirene_api_per_minute: int = Field(default=30, ge=1)
+
     @field_validator("secret_key")
     @classmethod
     def _reject_placeholder(cls, value: str | None) -> str | None:
@@ -86,3 +97,5 @@ def prepare_prefect_env(home: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_REGISTER_BLOCKS_ON_START", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The local server migrates its SQLite file on first start: ~10 s idle, more on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
