@@ -32,6 +32,8 @@ from orchestrator import cli_messages  # noqa: E402  (messages show SIRET)
 cli_messages.mount(app)
 from orchestrator.cli_templates import register as _register_templates  # noqa: E402  (templates lint|preview)
 _register_templates(app)
+from orchestrator import cli_feeds  # noqa: E402  (feeds add|list|pause|resume|remove|watch)
+cli_feeds.mount(app)
 console = Console()
 
 
@@ -140,18 +142,18 @@ def dispatch(now: Annotated[str | None, typer.Option(help="ISO datetime for a co
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    prefect_port: Annotated[int, typer.Option(help="port of the local Prefect server (without PREFECT_API_URL)")] = 4200,
+    prefect_port: Annotated[int, typer.Option(help="local Prefect server port (no PREFECT_API_URL)")] = 4200,
     web: Annotated[bool, typer.Option(help="also run the web app (partner API, pages, dashboard)")] = True,
     limit: Annotated[int | None, typer.Option(help="flow runs at once (default: no limit)")] = None,
 ) -> None:
-    """Run everything on one machine: the web app and every deployment of prefect.yaml (schedules, triggers)."""
+    """Run everything on one machine: the web app and every deployment of prefect.yaml."""
     from orchestrator.serve import serve as serve_all
 
     serve_all(host=host, port=port, prefect_port=prefect_port, web=web, limit=limit)
 
 
 @app.command()
-def status(json_out: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False) -> None:
+def status(json_out: Annotated[bool, typer.Option("--json", help="print as JSON")] = False) -> None:
     """Queued, due and failed messages per channel, feeds, and the last run of each flow."""
     from orchestrator.status import collect, render
 

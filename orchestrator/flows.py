@@ -123,27 +123,26 @@ def _report(result: Any) -> dict[str, Any]:
 
 
 @task(name="ingest-file", cache_policy=NONE, retries=1, retry_delay_seconds=[30])
-def ingest_task(function: str, path: str, kind: str | None = None) -> dict[str, Any]:
+def ingest_task(function: str, path: str, today: str | None) -> dict[str, Any]:
     app = bootstrap()
-    ingest = _intake(function)
-    kwargs = {"kind": kind} if kind else {}
-    return _report(ingest(app.engine, path, **kwargs))
+    day = dt.date.fromisoformat(today) if today else app.clock().date()
+    return _report(_intake(function)(app.engine, path, today=day))
 
 
 @flow(name="ingest-sirene", log_prints=False)
-def sirene_flow(path: str, kind: str = "stock") -> dict[str, Any]:
+def sirene_flow(path: str, kind: str = "stock", today: str | None = None) -> dict[str, Any]:
     """Ingest a Sirene StockEtablissement file (`kind` "stock", monthly) or a daily update file."""
-    report = ingest_task("triggers.ingest:ingest_sirene", path)
+    report = ingest_task("triggers.ingest:ingest_sirene", path, today)
     get_run_logger().info("flow run %s: Sirene %s %s: %s", _run_label(), kind, path, report)
     return report
 
 
 @flow(name="ingest-bodacc", log_prints=False)
-def bodacc_flow(path: str | None = None) -> dict[str, Any]:
+def bodacc_flow(path: str | None = None, today: str | None = None) -> dict[str, Any]:
     """Ingest a BODACC file, or, without a path, poll the built-in BODACC API feed."""
     if path is None:
         return watch_feeds_flow.fn(only="bodacc")
-    report = ingest_task("triggers.ingest:ingest_bodacc", path)
+    report = ingest_task("triggers.ingest:ingest_bodacc", path, today)
     get_run_logger().info("flow run %s: BODACC %s: %s", _run_label(), path, report)
     return report
 
@@ -152,7 +151,8 @@ def bodacc_flow(path: str | None = None) -> dict[str, Any]:
 def deadlines_task(today: str | None) -> dict[str, Any]:
     app = bootstrap()
     day = dt.date.fromisoformat(today) if today else app.clock().date()
-    return _report(_intake("triggers.ingest:ingest_deadlines")(app.engine, day))
+    run = _intake("triggers.ingest:emit_deadlines")(app.engine, today=day)
+    return {"due": [f"{deadline.id} J-{offset}" for deadline, offset in run.due], **_report(run.report)}
 
 
 @flow(name="deadlines", log_prints=False)
