@@ -15,7 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from orchestrator.settings import Settings, get_settings
 from store.db import get_engine
-from web import api, auth, campaign_form, dashboard, public
+from web import api, auth, campaign_form, dashboard, public, registry
 
 SESSION_HOURS = 10  # a working day; then sign in again
 
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(public.router)
     app.include_router(auth.router)
     app.include_router(campaign_form.router)
+    app.include_router(registry.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))

@@ -202,7 +202,7 @@ def test_tenant_isolation_matrix(app, world):
     """The Ille-et-Vilaine agent, given every Ardèche id on every route: 403 or 404, never the data."""
     privas = world["privas"]
     foreign = {"campaign_id": privas.campaign_id, "business_id": privas.business_ids[0],
-               "task_id": world["tasks"]["ambassador:8"], "table_key": "funnel"}
+               "task_id": world["tasks"]["ambassador:8"], "table_key": "funnel", "kind": "ambassadeurs"}
     client = signed_in(app, "agent@ille-et-vilaine.fr")
     csrf = csrf_of(client.get("/tableau").text)
     checked = 0
@@ -245,3 +245,33 @@ def test_forms_without_csrf_are_refused(app, world):
     assert client.post(f"/tableau/campagnes/{cid}/statut", data={"status": "paused"}).status_code == 403
     assert client.post(f"/tableau/campagnes/{cid}/recalcul", data={"csrf": "forged"}).status_code == 403
     assert client.post("/deconnexion").status_code == 403
+
+
+AMBASSADORS_CSV = """key,name,metier,families,communes,epci,departements,channels,phone,email,commune,monthly_capacity
+amb-1,Claire Le Goff,plombière,batiment,35238,,,email|phone,02 99 02 35 36,claire@exemple.fr,Rennes,8
+amb-2,Sans Contact,,batiment,35238,,,,,,,
+"""
+
+
+def test_operator_manages_ambassadors_with_the_import_rules(app, engine, world):
+    client = signed_in(app, "op@declic.fr")
+    page = client.get("/tableau/registre/ambassadeurs")
+    assert page.status_code == 200
+    csrf = csrf_of(page.text)
+    imported = client.post("/tableau/registre/ambassadeurs", data={"csrf": csrf},
+                           files={"fichier": ("amb.csv", AMBASSADORS_CSV.encode(), "text/csv")})
+    assert imported.status_code == 200
+    assert "1 ligne(s) enregistrée(s), 1 refusée(s)" in imported.text and "ligne 3, champ phone" in imported.text
+    edited = client.post("/tableau/registre/ambassadeurs", data={
+        "csrf": csrf, "key": "amb-1", "name": "Claire Le Goff", "metier": "plombière", "families": "batiment|alimentation",
+        "communes": "35238", "channels": "email", "phone": "02 99 02 35 36", "monthly_capacity": "12"})
+    assert edited.status_code == 200 and "1 ligne(s) enregistrée(s), 0 refusée(s)" in edited.text
+    bad = client.post("/tableau/registre/ambassadeurs", data={"csrf": csrf, "key": "amb-3", "name": "X",
+                                                              "families": "inconnue", "communes": "35238",
+                                                              "phone": "0600000000"})
+    assert bad.status_code == 400 and "familles inconnues" in bad.text
+    export = client.get("/tableau/registre/ambassadeurs/export.csv").content.decode("utf-8-sig")
+    assert "amb-1,Claire Le Goff,plombière,batiment|alimentation,35238" in export
+    assert client.get("/tableau/registre/offres").status_code == 200
+    agent = signed_in(app, "agent@ille-et-vilaine.fr")
+    assert agent.get("/tableau/registre/ambassadeurs").status_code == 403
