@@ -78,14 +78,22 @@ def sirene_rows(n: int, *, seed: int = 7, columns: tuple[str, ...] = COLUMNS_54)
         row[pos["nombrePeriodesEtablissement"]] = "1"
         commune = rng.choice(communes)
         if partial:
-            for name in ("numeroVoieEtablissement", "typeVoieEtablissement", "libelleVoieEtablissement",
-                         "codePostalEtablissement", "libelleCommuneEtablissement", "codeCommuneEtablissement",
-                         "enseigne1Etablissement"):  # fmt: skip
+            for name in (
+                "numeroVoieEtablissement",
+                "typeVoieEtablissement",
+                "libelleVoieEtablissement",
+                "codePostalEtablissement",
+                "libelleCommuneEtablissement",
+                "codeCommuneEtablissement",
+                "enseigne1Etablissement",
+            ):
                 row[pos[name]] = "[ND]"
         else:
             row[pos["numeroVoieEtablissement"]] = str(rng.randint(1, 120))
             row[pos["typeVoieEtablissement"]] = rng.choice(("RUE", "AV", "BD", "PL", "CHE"))
-            row[pos["libelleVoieEtablissement"]] = rng.choice(("DE LA REPUBLIQUE", "VICTOR HUGO", "DES ECOLES"))
+            row[pos["libelleVoieEtablissement"]] = rng.choice(
+                ("DE LA REPUBLIQUE", "VICTOR HUGO", "DES ECOLES")
+            )
             row[pos["codePostalEtablissement"]] = commune[:2] + "000"
             row[pos["libelleCommuneEtablissement"]] = "COMMUNE " + commune
             row[pos["codeCommuneEtablissement"]] = commune

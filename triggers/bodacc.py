@@ -217,7 +217,10 @@ def _csv_records(stream: IO[str], name: str) -> Iterator[tuple[int, Any]]:
             if not row:
                 continue
             if len(row) != width:
-                yield reader.line_num, _BadLine(";".join(row), f"wrong column count ({len(row)} instead of {width})")
+                yield (
+                    reader.line_num,
+                    _BadLine(";".join(row), f"wrong column count ({len(row)} instead of {width})"),
+                )
                 continue
             yield reader.line_num, dict(zip(lower, row, strict=True))
     except csv.Error as exc:
@@ -406,7 +409,9 @@ def _map(rec: dict, line: int | None) -> EventIn | Skipped:
             acte = _nested(rec.get("acte"), "acte")
             if isinstance(acte, dict):
                 occurred = (
-                    _date(acte.get("dateCommencementActivite")) or _date(acte.get("dateImmatriculation")) or published
+                    _date(acte.get("dateCommencementActivite"))
+                    or _date(acte.get("dateImmatriculation"))
+                    or published
                 )
 
     # The name only when the business is a legal person: a natural person's name is personal data.

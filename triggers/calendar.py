@@ -22,14 +22,21 @@ from triggers.model import EventIn
 SOURCE = "calendar"
 DEFAULT_OFFSETS = (270, 180, 90, 30)
 SIZES = ("micro", "pme", "eti", "ge")
-_SIZE_ALIASES = {"micro": "micro", "tpe": "micro", "micro-entreprise": "micro", "pme": "pme", "eti": "eti", "ge": "ge"}
+_SIZE_ALIASES = {
+    "micro": "micro",
+    "tpe": "micro",
+    "micro-entreprise": "micro",
+    "pme": "pme",
+    "eti": "eti",
+    "ge": "ge",
+}
 
 # Sirene head-count tranches by size class (fewer than 10, 10-249, 250-4,999, 5,000 and more).
 _SIZE_OF_TRANCHE = {
-    **{t: "micro" for t in ("", "NN", "00", "01", "02", "03")},
-    **{t: "pme" for t in ("11", "12", "21", "22", "31")},
-    **{t: "eti" for t in ("32", "41", "42", "51")},
-    **{t: "ge" for t in ("52", "53")},
+    **dict.fromkeys(("", "NN", "00", "01", "02", "03"), "micro"),
+    **dict.fromkeys(("11", "12", "21", "22", "31"), "pme"),
+    **dict.fromkeys(("32", "41", "42", "51"), "eti"),
+    **dict.fromkeys(("52", "53"), "ge"),
 }
 
 

@@ -28,8 +28,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object instead of the summary")]
-RejectsOpt = Annotated[Path | None, typer.Option("--rejects", help="write rejected lines (line;field;reason;raw)")]
-TodayOpt = Annotated[str | None, typer.Option("--today", help="the date to reason from (YYYY-MM-DD), default today")]
+RejectsOpt = Annotated[
+    Path | None, typer.Option("--rejects", help="write rejected lines (line;field;reason;raw)")
+]
+TodayOpt = Annotated[
+    str | None, typer.Option("--today", help="the date to reason from (YYYY-MM-DD), default today")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -72,8 +76,14 @@ def _progress(label: str, total: int | None, enabled: bool) -> Iterator[Any]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -106,12 +116,18 @@ def _fail(message: str) -> None:
 
 @ingest_app.command("sirene")
 def ingest_sirene_cmd(
-    path: Annotated[Path, typer.Argument(help="StockEtablissement CSV (48/53/54 columns), plain, .gz or .zip")],
+    path: Annotated[
+        Path, typer.Argument(help="StockEtablissement CSV (48/53/54 columns), plain, .gz or .zip")
+    ],
     as_json: JsonOpt = False,
     rejects: RejectsOpt = None,
     today: TodayOpt = None,
-    creation_window: Annotated[int, typer.Option(help="days: an establishment created more recently is news")] = 90,
-    parallel: Annotated[bool | None, typer.Option(help="parse in a second process (default: on big files)")] = None,
+    creation_window: Annotated[
+        int, typer.Option(help="days: an establishment created more recently is news")
+    ] = 90,
+    parallel: Annotated[
+        bool | None, typer.Option(help="parse in a second process (default: on big files)")
+    ] = None,
 ) -> None:
     """Read a Sirene stock or daily update file: TPE businesses, creations, first hires, closures."""
     from triggers.ingest import ingest_sirene
@@ -120,9 +136,19 @@ def ingest_sirene_cmd(
     if not path.exists():
         _fail(f"{path}: no such file")
     try:
-        with _rejects_sink(rejects) as sink, _progress("Sirene", _estimate_rows(path), not as_json) as advance:
-            report = ingest_sirene(_engine(), path, today=_today(today), creation_window_days=creation_window,
-                                   parallel=parallel, rejects=sink, progress=advance)  # fmt: skip
+        with (
+            _rejects_sink(rejects) as sink,
+            _progress("Sirene", _estimate_rows(path), not as_json) as advance,
+        ):
+            report = ingest_sirene(
+                _engine(),
+                path,
+                today=_today(today),
+                creation_window_days=creation_window,
+                parallel=parallel,
+                rejects=sink,
+                progress=advance,
+            )
     except SireneFormatError as exc:
         _fail(f"{exc}. Rien n'a été modifié pour les lignes non lues.")
     _finish(report, as_json, f"Sirene : {path.name}")
@@ -130,7 +156,9 @@ def ingest_sirene_cmd(
 
 @ingest_app.command("bodacc")
 def ingest_bodacc_cmd(
-    path: Annotated[Path, typer.Argument(help="BODACC annonces commerciales: JSON array, JSON lines or CSV export")],
+    path: Annotated[
+        Path, typer.Argument(help="BODACC annonces commerciales: JSON array, JSON lines or CSV export")
+    ],
     as_json: JsonOpt = False,
     rejects: RejectsOpt = None,
     today: TodayOpt = None,
@@ -152,7 +180,9 @@ def ingest_bodacc_cmd(
 @events_app.command("import")
 def events_import_cmd(
     file: Annotated[Path, typer.Argument(help="partner CSV (see triggers/partner_csv.py for the columns)")],
-    partner: Annotated[str, typer.Option("--partner", help="the partner's name, as created by `partners add`")],
+    partner: Annotated[
+        str, typer.Option("--partner", help="the partner's name, as created by `partners add`")
+    ],
     as_json: JsonOpt = False,
     rejects: RejectsOpt = None,
 ) -> None:
@@ -163,7 +193,10 @@ def events_import_cmd(
     if not file.exists():
         _fail(f"{file}: no such file")
     try:
-        with _rejects_sink(rejects) as sink, _progress("Événements", _estimate_rows(file), not as_json) as advance:
+        with (
+            _rejects_sink(rejects) as sink,
+            _progress("Événements", _estimate_rows(file), not as_json) as advance,
+        ):
             report = import_partner_file(_engine(), file, partner=partner, rejects=sink, progress=advance)
     except (PartnerFileError, LookupError) as exc:
         _fail(str(exc).strip("'\""))
@@ -172,8 +205,12 @@ def events_import_cmd(
 
 def deadlines(
     today: TodayOpt = None,
-    offsets: Annotated[str, typer.Option(help="days before each deadline, comma separated")] = "270,180,90,30",
-    file: Annotated[Path | None, typer.Option("--file", help="a deadlines YAML instead of the shipped one")] = None,
+    offsets: Annotated[
+        str, typer.Option(help="days before each deadline, comma separated")
+    ] = "270,180,90,30",
+    file: Annotated[
+        Path | None, typer.Option("--file", help="a deadlines YAML instead of the shipped one")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Emit the regulatory deadline reminders due today, once per deadline, offset and business."""

@@ -18,6 +18,7 @@ the Sirene ingest resolves them when the business arrives.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import marshal
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, case, column, func, select, table, update
+from sqlalchemy import case, column, func, select, table, update
 from sqlalchemy.engine import Connection, Engine
 
 from segments.taxonomy import family_for_naf
@@ -54,7 +55,6 @@ from triggers.sirene import (
     KnownState,
     Lookups,
     SireneFormatError,
-    SireneReader,
     SnapshotRules,
     chunked_records,
     compare,
@@ -70,23 +70,86 @@ MESSAGES = Message.__table__
 
 # Business columns the Sirene ingest writes, in record-parameter order.
 SIRENE_COLUMNS = (
-    "siret", "siren", "name", "naf_code", "naf25_code", "metier_family", "commune_code", "epci_code",
-    "departement_code", "region_code", "tranche_effectifs", "employer", "creation_date", "state",
-    "do_not_contact", "lifecycle_stage", "street", "postal_code", "city", "address_source", "head_office",
-    "phone_consent", "created_at", "updated_at",
-)  # fmt: skip
+    "siret",
+    "siren",
+    "name",
+    "naf_code",
+    "naf25_code",
+    "metier_family",
+    "commune_code",
+    "epci_code",
+    "departement_code",
+    "region_code",
+    "tranche_effectifs",
+    "employer",
+    "creation_date",
+    "state",
+    "do_not_contact",
+    "lifecycle_stage",
+    "street",
+    "postal_code",
+    "city",
+    "address_source",
+    "head_office",
+    "phone_consent",
+    "created_at",
+    "updated_at",
+)
 # Columns that locate or name a person: erased when Sirene says "not to contact" (partial diffusion).
-_PERSONAL = ("name", "commune_code", "epci_code", "departement_code", "region_code", "street", "postal_code",
-             "city", "address_source")  # fmt: skip
-_MERGED = ("naf_code", "naf25_code", "metier_family", "tranche_effectifs", "employer", "creation_date",
-           "lifecycle_stage", "head_office")  # fmt: skip
+_PERSONAL = (
+    "name",
+    "commune_code",
+    "epci_code",
+    "departement_code",
+    "region_code",
+    "street",
+    "postal_code",
+    "city",
+    "address_source",
+)
+_MERGED = (
+    "naf_code",
+    "naf25_code",
+    "metier_family",
+    "tranche_effectifs",
+    "employer",
+    "creation_date",
+    "lifecycle_stage",
+    "head_office",
+)
 # What a stored row is compared on to decide "unchanged" (same order as _known_select's tail).
-_COMPARED = ("name", "naf_code", "naf25_code", "commune_code", "tranche_effectifs", "employer", "creation_date",
-             "state", "do_not_contact", "street", "postal_code", "city", "lifecycle_stage", "head_office")  # fmt: skip
+_COMPARED = (
+    "name",
+    "naf_code",
+    "naf25_code",
+    "commune_code",
+    "tranche_effectifs",
+    "employer",
+    "creation_date",
+    "state",
+    "do_not_contact",
+    "street",
+    "postal_code",
+    "city",
+    "lifecycle_stage",
+    "head_office",
+)
 _CMP_INDEX = tuple(SIRENE_COLUMNS.index(c) for c in _COMPARED)
 
-EVENT_COLUMNS = ("source", "partner_id", "external_id", "type", "siret", "siren", "business_id", "occurred_on",
-                 "received_at", "status", "planned", "payload")  # fmt: skip
+EVENT_COLUMNS = (
+    "source",
+    "partner_id",
+    "external_id",
+    "type",
+    "siret",
+    "siren",
+    "business_id",
+    "occurred_on",
+    "received_at",
+    "status",
+    "planned",
+    "payload",
+)
 
 _MAX_IN = 30000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
 
@@ -137,10 +200,19 @@ def _event_sql(conn: Connection) -> str:
 
 def _event_row(e: EventIn, business_id: int | None, now: Any, partner_id: int | None = None) -> tuple:
     return (
-        e.source, partner_id, e.external_id, e.type, e.siret, e.siren or (e.siret[:9] if e.siret else None),
-        business_id, e.occurred_on.isoformat(), now, "accepted" if business_id else "pending", False,
+        e.source,
+        partner_id,
+        e.external_id,
+        e.type,
+        e.siret,
+        e.siren or (e.siret[:9] if e.siret else None),
+        business_id,
+        e.occurred_on.isoformat(),
+        now,
+        "accepted" if business_id else "pending",
+        False,
         json.dumps(e.payload, ensure_ascii=False, default=str),
-    )  # fmt: skip
+    )
 
 
 def cancel_planned_messages(conn: Connection, business_ids: Iterable[int], reason: str) -> int:
@@ -187,7 +259,9 @@ def _parse_in_child(path: Path, chunk_size: int) -> Iterator[_Chunk]:
                 kind, data = out.get(timeout=5)
             except queue_mod.Empty:
                 if not proc.is_alive():
-                    raise RuntimeError(f"the Sirene parser process died (exit code {proc.exitcode})") from None
+                    raise RuntimeError(
+                        f"the Sirene parser process died (exit code {proc.exitcode})"
+                    ) from None
                 continue
             if kind == "chunk":
                 records, rejects, read = marshal.loads(data)
@@ -240,13 +314,17 @@ class SireneWriter:
         # "Not to contact" is sticky: it may also come from a legal objection recorded elsewhere.
         sets["do_not_contact"] = target["do_not_contact"] | ex.do_not_contact
         sets["updated_at"] = ex.updated_at
-        return str(stmt.on_conflict_do_update(index_elements=["siret"], set_=sets).compile(dialect=conn.dialect))
+        return str(
+            stmt.on_conflict_do_update(index_elements=["siret"], set_=sets).compile(dialect=conn.dialect)
+        )
 
     def _territory(self, code: str | None) -> tuple:
         found = self._commune.get(code)
         if found is None:
             info = commune_info(code) if code else None
-            found = (info.code, info.epci, info.departement, info.region) if info else (None, None, None, None)
+            found = (
+                (info.code, info.epci, info.departement, info.region) if info else (None, None, None, None)
+            )
             self._commune[code] = found
         return found
 
@@ -257,16 +335,22 @@ class SireneWriter:
         return fam
 
     def _known(self, conn: Connection, sirets: list[str]) -> dict[str, tuple]:
-        # Untyped columns: raw driver values (dates as text on SQLite, date objects on PostgreSQL).
-        names = ("siret", "id", *_COMPARED)
-        stmt = (
-            select(*[column(c) for c in names])
-            .select_from(table("business"))
-            .where(column("siret").in_(bindparam("s", expanding=True)))
-        )
+        # Driver-level query with raw values (dates as text on SQLite, date objects on PostgreSQL):
+        # SQLAlchemy's expanding IN costs ~5 µs a value, more than the lookup itself.
+        names = ", ".join(("siret", "id", *_COMPARED))
         out: dict[str, tuple] = {}
+        cursor_rows: Iterable[Any]
         for part in _in_chunks(sirets):
-            for row in conn.execute(stmt, {"s": list(part)}):
+            if self.dialect == "postgresql":
+                cursor_rows = conn.exec_driver_sql(
+                    f"SELECT {names} FROM business WHERE siret = ANY(%(s)s)", {"s": list(part)}
+                )
+            else:
+                marks = ",".join("?" * len(part))
+                cursor_rows = conn.exec_driver_sql(
+                    f"SELECT {names} FROM business WHERE siret IN ({marks})", tuple(part)
+                )
+            for row in cursor_rows:
                 out[row[0]] = tuple(row[1:])
         return out
 
@@ -298,8 +382,11 @@ class SireneWriter:
             report.skipped["repeated in the file"] += len(records) - len(by_siret)
         with self.engine.begin() as conn:
             if self.dialect == "sqlite":
-                # A bigger page cache keeps the SIRET index in memory during a national load.
-                conn.exec_driver_sql("PRAGMA cache_size=-131072")
+                # Why: on a store that is not empty the secondary indexes (commune, EPCI, région...) take
+                # random inserts; a 64 MB page cache keeps their hot pages in memory, and rarer checkpoints
+                # write each such page once rather than once per chunk.
+                conn.exec_driver_sql("PRAGMA cache_size=-65536")
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=20000")
             now = _now_param(conn)
             known = self._known(conn, list(by_siret))
             rows: list[tuple] = []
@@ -319,14 +406,20 @@ class SireneWriter:
                     if creation and creation_cutoff <= creation <= today_iso and not rec[R_DNC]:
                         evs = compare(None, facts_from_record(rec), rules)
                     stage = (
-                        None if not creation else ("creation" if creation >= young_cutoff else "consolidation")
+                        None
+                        if not creation
+                        else ("creation" if creation >= young_cutoff else "consolidation")
                     )
                 else:
                     s = self._normalise_stored(stored)
                     # s follows _COMPARED: tranche 4, employer 5, creation 6, state 7, naf 1.
                     prev = KnownState(s[4], s[5], s[7], s[1], dt.date.fromisoformat(s[6]) if s[6] else None)
                     if (prev.tranche, prev.employer, prev.state, prev.naf, s[6]) != (
-                        rec[R_TRANCHE], rec[R_EMPLOYER], rec[R_STATE], rec[R_NAF], rec[R_CREATION]
+                        rec[R_TRANCHE],
+                        rec[R_EMPLOYER],
+                        rec[R_STATE],
+                        rec[R_NAF],
+                        rec[R_CREATION],
                     ):
                         evs = compare(prev, facts_from_record(rec), rules)
                     stage = None
@@ -362,25 +455,66 @@ class SireneWriter:
 
             if events:
                 _executemany(
-                    conn, self.event_sql, EVENT_COLUMNS, [_event_row(e, ids.get(e.siret), now) for e in events]
+                    conn,
+                    self.event_sql,
+                    EVENT_COLUMNS,
+                    [_event_row(e, ids.get(e.siret), now) for e in events],
                 )
                 for e in events:
                     report.events[e.type] += 1
             if closed:
-                cancel_planned_messages(conn, [ids[s] for s in closed if s in ids], "business closed (Sirene)")
+                cancel_planned_messages(
+                    conn, [ids[s] for s in closed if s in ids], "business closed (Sirene)"
+                )
             if resolve_sirets or resolve_sirens:
                 self._resolve(conn, resolve_sirets, resolve_sirens, ids)
 
     def _params(self, rec: tuple, stage: str | None, now: Any) -> tuple:
-        (siret, name, naf, naf25, commune, tranche, employer, creation, state, dnc, street, postal, city,
-         since, head) = rec  # fmt: skip
+        (
+            siret,
+            name,
+            naf,
+            naf25,
+            commune,
+            tranche,
+            employer,
+            creation,
+            state,
+            dnc,
+            street,
+            postal,
+            city,
+            since,
+            head,
+        ) = rec
         del since
         commune_code, epci, dep, region = self._territory(commune)
         return (
-            siret, siret[:9], name, naf, naf25, self._family_of(naf), commune_code, epci, dep, region, tranche,
-            employer, creation, state, dnc, stage, street, postal, city, "sirene" if street else None, head,
-            False, now, now,
-        )  # fmt: skip
+            siret,
+            siret[:9],
+            name,
+            naf,
+            naf25,
+            self._family_of(naf),
+            commune_code,
+            epci,
+            dep,
+            region,
+            tranche,
+            employer,
+            creation,
+            state,
+            dnc,
+            stage,
+            street,
+            postal,
+            city,
+            "sirene" if street else None,
+            head,
+            False,
+            now,
+            now,
+        )
 
     def _resolve(self, conn: Connection, sirets: list[str], sirens: list[str], ids: dict[str, int]) -> None:
         """Attach pending events to the businesses that just arrived, and set their stage."""
@@ -401,7 +535,9 @@ class SireneWriter:
             target = conn.execute(
                 select(BUSINESS.c.id, BUSINESS.c.siret)
                 .where(BUSINESS.c.siren == siren)
-                .order_by((BUSINESS.c.state == "active").desc(), BUSINESS.c.head_office.desc(), BUSINESS.c.siret)
+                .order_by(
+                    (BUSINESS.c.state == "active").desc(), BUSINESS.c.head_office.desc(), BUSINESS.c.siret
+                )
                 .limit(1)
             ).first()
             if target is None:
@@ -446,7 +582,9 @@ def _ids_for(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     values = sorted(set(sirets))
     for part in _in_chunks(values):
-        for siret, id_ in conn.execute(select(BUSINESS.c.siret, BUSINESS.c.id).where(BUSINESS.c.siret.in_(part))):
+        for siret, id_ in conn.execute(
+            select(BUSINESS.c.siret, BUSINESS.c.id).where(BUSINESS.c.siret.in_(part))
+        ):
             out[siret] = id_
     return out
 
@@ -469,6 +607,46 @@ def apply_event_effects(conn: Connection, events: Iterable[tuple[int, str, Any]]
         conn.execute(update(BUSINESS).where(BUSINESS.c.id == business_id).values(**values))
     if closing:
         cancel_planned_messages(conn, closing, "business closed")
+
+
+# Indexes kept during a first load: the SIRET one enforces the upsert, the SIREN one resolves pending
+# BODACC events. Both receive keys in file order (the stock is sorted by SIREN), so inserts append.
+_KEPT_DURING_LOAD = {"ix_business_siret", "ix_business_siren"}
+
+
+def _deferrable_indexes() -> list:
+    return [ix for ix in BUSINESS.indexes if ix.name not in _KEPT_DURING_LOAD]
+
+
+def ensure_business_indexes(engine: Engine) -> None:
+    """Create any Business index that a killed first load left dropped."""
+    with engine.begin() as conn:
+        for ix in BUSINESS.indexes:
+            ix.create(conn, checkfirst=True)
+
+
+@contextlib.contextmanager
+def _first_load(engine: Engine) -> Iterator[bool]:
+    """On an empty business table, build the secondary indexes once at the end instead of row by row.
+
+    Why: the commune, EPCI, région and département/family indexes take keys in random order; on a
+    national load maintaining them row by row costs more than everything else together, while one
+    CREATE INDEX at the end sorts once. A kill in between leaves them missing; the next ingest (or
+    `ensure_business_indexes`) recreates them before anything else.
+    """
+    ensure_business_indexes(engine)
+    with engine.connect() as conn:
+        empty = conn.execute(select(BUSINESS.c.id).limit(1)).first() is None
+    if not empty:
+        yield False
+        return
+    with engine.begin() as conn:
+        for ix in _deferrable_indexes():
+            ix.drop(conn)
+    try:
+        yield True
+    finally:
+        ensure_business_indexes(engine)
 
 
 def ingest_sirene(
@@ -499,15 +677,16 @@ def ingest_sirene(
         if parallel and lookups is None
         else _parse_in_process(path, lookups, chunk_size)
     )
-    for chunk in chunks:
-        for reject in chunk.rejects:
-            report.reject(reject, rejects)
-        report.read += chunk.read
-        report.accepted += chunk.read - len(chunk.rejects)
-        if chunk.records:
-            writer.write(chunk.records)
-        if progress:
-            progress(chunk.read)
+    with _first_load(engine):
+        for chunk in chunks:
+            for reject in chunk.rejects:
+                report.reject(reject, rejects)
+            report.read += chunk.read
+            report.accepted += chunk.read - len(chunk.rejects)
+            if chunk.records:
+                writer.write(chunk.records)
+            if progress:
+                progress(chunk.read)
     refresh_lifecycle(engine, today)
     report.check()
     return report
@@ -519,30 +698,41 @@ def refresh_lifecycle(engine: Engine, today: dt.date) -> int:
     b = BUSINESS
     changed = 0
     with engine.begin() as conn:
-        changed += conn.execute(
-            update(b)
-            .where(b.c.lifecycle_stage == "creation", b.c.creation_date < young)
-            .values(lifecycle_stage="consolidation")
-        ).rowcount or 0
-        for stage, days, kinds in (("transfer", 365, ("takeover",)), ("critical_period", 365, ("critical_period",)),
-                                   ("first_hires", 730, ("first_hire",))):  # fmt: skip
+        changed += (
+            conn.execute(
+                update(b)
+                .where(b.c.lifecycle_stage == "creation", b.c.creation_date < young)
+                .values(lifecycle_stage="consolidation")
+            ).rowcount
+            or 0
+        )
+        for stage, days, kinds in (
+            ("transfer", 365, ("takeover",)),
+            ("critical_period", 365, ("critical_period",)),
+            ("first_hires", 730, ("first_hire",)),
+        ):
             since = today - dt.timedelta(days=days)
             recent = (
                 select(EVENTS.c.id)
-                .where(EVENTS.c.business_id == b.c.id, EVENTS.c.type.in_(kinds), EVENTS.c.occurred_on >= since)
+                .where(
+                    EVENTS.c.business_id == b.c.id, EVENTS.c.type.in_(kinds), EVENTS.c.occurred_on >= since
+                )
                 .exists()
             )
-            changed += conn.execute(
-                update(b)
-                .where(b.c.lifecycle_stage == stage, ~recent)
-                .values(
-                    lifecycle_stage=case(
-                        (b.c.creation_date >= young, "creation"),
-                        (b.c.creation_date.is_not(None), "consolidation"),
-                        else_=None,
+            changed += (
+                conn.execute(
+                    update(b)
+                    .where(b.c.lifecycle_stage == stage, ~recent)
+                    .values(
+                        lifecycle_stage=case(
+                            (b.c.creation_date >= young, "creation"),
+                            (b.c.creation_date.is_not(None), "consolidation"),
+                            else_=None,
+                        )
                     )
-                )
-            ).rowcount or 0
+                ).rowcount
+                or 0
+            )
     return changed
 
 
@@ -554,8 +744,9 @@ def _businesses_for_sirens(conn: Connection, sirens: Sequence[str]) -> dict[str,
     out: dict[str, tuple[int, str, tuple]] = {}
     for part in _in_chunks(sorted(set(sirens))):
         rows = conn.execute(
-            select(BUSINESS.c.siren, BUSINESS.c.id, BUSINESS.c.siret, BUSINESS.c.state, BUSINESS.c.head_office)
-            .where(BUSINESS.c.siren.in_(part))
+            select(
+                BUSINESS.c.siren, BUSINESS.c.id, BUSINESS.c.siret, BUSINESS.c.state, BUSINESS.c.head_office
+            ).where(BUSINESS.c.siren.in_(part))
         )
         for siren, id_, siret, state, head in rows:
             rank = (state != "active", not head, siret)
@@ -564,7 +755,9 @@ def _businesses_for_sirens(conn: Connection, sirens: Sequence[str]) -> dict[str,
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def store_siren_events(engine: Engine, events: Sequence[EventIn], today: dt.date, report: IngestReport) -> None:
+def store_siren_events(
+    engine: Engine, events: Sequence[EventIn], today: dt.date, report: IngestReport
+) -> None:
     """Store SIREN-keyed events in one transaction: attached when the business is known, else pending."""
     if not events:
         return
@@ -612,7 +805,9 @@ def ingest_bodacc(
 
     batch: list[EventIn] = []
     seen = 0
-    for event in read_bodacc(path, on_reject=lambda r: report.reject(r, rejects), on_skip=on_skip, stats=stats):
+    for event in read_bodacc(
+        path, on_reject=lambda r: report.reject(r, rejects), on_skip=on_skip, stats=stats
+    ):
         batch.append(event)
         if len(batch) >= chunk_size:
             store_siren_events(engine, batch, today, report)
@@ -670,7 +865,11 @@ def import_partner_file(
         batch.clear()
 
     for event in read_partner_csv(
-        path, source=source, contact_source=row.name, on_reject=lambda r: report.reject(r, rejects), stats=stats
+        path,
+        source=source,
+        contact_source=row.name,
+        on_reject=lambda r: report.reject(r, rejects),
+        stats=stats,
     ):
         batch.append(event)
         if len(batch) >= chunk_size:
@@ -704,8 +903,9 @@ def emit_deadlines(
     chunk_size: int = 20_000,
 ) -> DeadlineRun:
     """Store the deadline reminders due today for every concerned active business, once each."""
-    run = DeadlineRun(due=cal.due_offsets(deadlines if deadlines is not None else cal.load_deadlines(), offsets,
-                                          today))  # fmt: skip
+    run = DeadlineRun(
+        due=cal.due_offsets(deadlines if deadlines is not None else cal.load_deadlines(), offsets, today)
+    )
     report = run.report
     if not run.due:
         return run

@@ -38,9 +38,20 @@ from triggers.model import EventIn, Reject
 from triggers.partner_api import validate_item
 
 COLUMNS = (
-    "external_id", "type", "siret", "occurred_on", "name", "naf_code", "commune_code", "email", "phone",
-    "street", "postal_code", "city", "consent",
-)  # fmt: skip
+    "external_id",
+    "type",
+    "siret",
+    "occurred_on",
+    "name",
+    "naf_code",
+    "commune_code",
+    "email",
+    "phone",
+    "street",
+    "postal_code",
+    "city",
+    "consent",
+)
 REQUIRED = COLUMNS[:4]
 BUSINESS_COLUMNS = ("name", "naf_code", "commune_code")
 CONTACT_COLUMNS = ("email", "phone", "street", "postal_code", "city")
@@ -60,6 +71,7 @@ class PartnerStats:
 
 def sniff_delimiter(header_line: str) -> str:
     """`;` or `,`, whichever splits the header line into more known columns."""
+
     def score(sep: str) -> int:
         return sum(1 for c in header_line.split(sep) if c.strip().strip('"').lower() in COLUMNS)
 

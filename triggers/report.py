@@ -69,9 +69,15 @@ class IngestReport:
 
     def summary(self) -> str:
         """A few plain lines for a terminal."""
-        lines = [f"read {self.read:,}  accepted {self.accepted:,}  rejected {self.rejected_total:,}"
-                 + (f"  written {self.stored:,}" if self.stored else "")]
-        for title, counter in (("rejected", self.rejected), ("events", self.events), ("skipped", self.skipped)):
+        lines = [
+            f"read {self.read:,}  accepted {self.accepted:,}  rejected {self.rejected_total:,}"
+            + (f"  written {self.stored:,}" if self.stored else "")
+        ]
+        for title, counter in (
+            ("rejected", self.rejected),
+            ("events", self.events),
+            ("skipped", self.skipped),
+        ):
             if +counter:
                 parts = ", ".join(f"{k}: {v:,}" for k, v in (+counter).most_common())
                 lines.append(f"  {title}: {parts}")
@@ -90,4 +96,6 @@ class RejectSink:
         self._writer.writerow(("line", "field", "reason", "raw"))
 
     def write(self, reject: Reject) -> None:
-        self._writer.writerow(("" if reject.line is None else reject.line, reject.field, reject.reason, reject.raw))
+        self._writer.writerow(
+            ("" if reject.line is None else reject.line, reject.field, reject.reason, reject.raw)
+        )

@@ -50,44 +50,90 @@ from triggers.model import BusinessFacts, EventIn, Reject
 SOURCE = "sirene"
 
 COLUMNS_48: tuple[str, ...] = (
-    "siren", "nic", "siret", "statutDiffusionEtablissement", "dateCreationEtablissement",
-    "trancheEffectifsEtablissement", "anneeEffectifsEtablissement",
-    "activitePrincipaleRegistreMetiersEtablissement", "dateDernierTraitementEtablissement",
-    "etablissementSiege", "nombrePeriodesEtablissement", "complementAdresseEtablissement",
-    "numeroVoieEtablissement", "indiceRepetitionEtablissement", "typeVoieEtablissement",
-    "libelleVoieEtablissement", "codePostalEtablissement", "libelleCommuneEtablissement",
-    "libelleCommuneEtrangerEtablissement", "distributionSpecialeEtablissement", "codeCommuneEtablissement",
-    "codeCedexEtablissement", "libelleCedexEtablissement", "codePaysEtrangerEtablissement",
-    "libellePaysEtrangerEtablissement", "complementAdresse2Etablissement", "numeroVoie2Etablissement",
-    "indiceRepetition2Etablissement", "typeVoie2Etablissement", "libelleVoie2Etablissement",
-    "codePostal2Etablissement", "libelleCommune2Etablissement", "libelleCommuneEtranger2Etablissement",
-    "distributionSpeciale2Etablissement", "codeCommune2Etablissement", "codeCedex2Etablissement",
-    "libelleCedex2Etablissement", "codePaysEtranger2Etablissement", "libellePaysEtranger2Etablissement",
-    "dateDebut", "etatAdministratifEtablissement", "enseigne1Etablissement", "enseigne2Etablissement",
-    "enseigne3Etablissement", "denominationUsuelleEtablissement", "activitePrincipaleEtablissement",
-    "nomenclatureActivitePrincipaleEtablissement", "caractereEmployeurEtablissement",
-)  # fmt: skip
+    "siren",
+    "nic",
+    "siret",
+    "statutDiffusionEtablissement",
+    "dateCreationEtablissement",
+    "trancheEffectifsEtablissement",
+    "anneeEffectifsEtablissement",
+    "activitePrincipaleRegistreMetiersEtablissement",
+    "dateDernierTraitementEtablissement",
+    "etablissementSiege",
+    "nombrePeriodesEtablissement",
+    "complementAdresseEtablissement",
+    "numeroVoieEtablissement",
+    "indiceRepetitionEtablissement",
+    "typeVoieEtablissement",
+    "libelleVoieEtablissement",
+    "codePostalEtablissement",
+    "libelleCommuneEtablissement",
+    "libelleCommuneEtrangerEtablissement",
+    "distributionSpecialeEtablissement",
+    "codeCommuneEtablissement",
+    "codeCedexEtablissement",
+    "libelleCedexEtablissement",
+    "codePaysEtrangerEtablissement",
+    "libellePaysEtrangerEtablissement",
+    "complementAdresse2Etablissement",
+    "numeroVoie2Etablissement",
+    "indiceRepetition2Etablissement",
+    "typeVoie2Etablissement",
+    "libelleVoie2Etablissement",
+    "codePostal2Etablissement",
+    "libelleCommune2Etablissement",
+    "libelleCommuneEtranger2Etablissement",
+    "distributionSpeciale2Etablissement",
+    "codeCommune2Etablissement",
+    "codeCedex2Etablissement",
+    "libelleCedex2Etablissement",
+    "codePaysEtranger2Etablissement",
+    "libellePaysEtranger2Etablissement",
+    "dateDebut",
+    "etatAdministratifEtablissement",
+    "enseigne1Etablissement",
+    "enseigne2Etablissement",
+    "enseigne3Etablissement",
+    "denominationUsuelleEtablissement",
+    "activitePrincipaleEtablissement",
+    "nomenclatureActivitePrincipaleEtablissement",
+    "caractereEmployeurEtablissement",
+)
 
 COLUMNS_53: tuple[str, ...] = (
     *COLUMNS_48[:14],
-    "dernierNumeroVoieEtablissement", "indiceRepetitionDernierNumeroVoieEtablissement",
+    "dernierNumeroVoieEtablissement",
+    "indiceRepetitionDernierNumeroVoieEtablissement",
     *COLUMNS_48[14:25],
-    "identifiantAdresseEtablissement", "coordonneeLambertAbscisseEtablissement",
+    "identifiantAdresseEtablissement",
+    "coordonneeLambertAbscisseEtablissement",
     "coordonneeLambertOrdonneeEtablissement",
     *COLUMNS_48[25:],
-)  # fmt: skip
+)
 
 COLUMNS_54: tuple[str, ...] = (*COLUMNS_53, "activitePrincipaleNAF25Etablissement")
 
 # Columns the reader needs; a header without them is not a StockEtablissement file.
 REQUIRED = (
-    "siret", "statutDiffusionEtablissement", "dateCreationEtablissement", "trancheEffectifsEtablissement",
-    "etablissementSiege", "numeroVoieEtablissement", "typeVoieEtablissement", "libelleVoieEtablissement",
-    "codePostalEtablissement", "libelleCommuneEtablissement", "codeCommuneEtablissement", "dateDebut",
-    "etatAdministratifEtablissement", "enseigne1Etablissement", "denominationUsuelleEtablissement",
-    "activitePrincipaleEtablissement", "nomenclatureActivitePrincipaleEtablissement",
+    "siret",
+    "statutDiffusionEtablissement",
+    "dateCreationEtablissement",
+    "trancheEffectifsEtablissement",
+    "etablissementSiege",
+    "numeroVoieEtablissement",
+    "typeVoieEtablissement",
+    "libelleVoieEtablissement",
+    "codePostalEtablissement",
+    "libelleCommuneEtablissement",
+    "codeCommuneEtablissement",
+    "dateDebut",
+    "etatAdministratifEtablissement",
+    "enseigne1Etablissement",
+    "denominationUsuelleEtablissement",
+    "activitePrincipaleEtablissement",
+    "nomenclatureActivitePrincipaleEtablissement",
     "caractereEmployeurEtablissement",
-)  # fmt: skip
+)
 
 TPE_TRANCHES = frozenset({"NN", "00", "01", "02", "03", ""})
 TRANCHES = TPE_TRANCHES | frozenset({"11", "12", "21", "22", "31", "32", "41", "42", "51", "52", "53"})
@@ -96,10 +142,25 @@ ND = "[ND]"
 
 # Short codes of the most frequent street types, spelled out for a postal address.
 STREET_TYPES = {
-    "ALL": "Allée", "AV": "Avenue", "BD": "Boulevard", "CHE": "Chemin", "CRS": "Cours", "IMP": "Impasse",
-    "PL": "Place", "QUAI": "Quai", "RTE": "Route", "RUE": "Rue", "SQ": "Square", "LD": "Lieu-dit",
-    "PAS": "Passage", "ZA": "ZA", "ZI": "ZI", "ZAC": "ZAC", "CHS": "Chaussée", "FG": "Faubourg",
-}  # fmt: skip
+    "ALL": "Allée",
+    "AV": "Avenue",
+    "BD": "Boulevard",
+    "CHE": "Chemin",
+    "CRS": "Cours",
+    "IMP": "Impasse",
+    "PL": "Place",
+    "QUAI": "Quai",
+    "RTE": "Route",
+    "RUE": "Rue",
+    "SQ": "Square",
+    "LD": "Lieu-dit",
+    "PAS": "Passage",
+    "ZA": "ZA",
+    "ZI": "ZI",
+    "ZAC": "ZAC",
+    "CHS": "Chaussée",
+    "FG": "Faubourg",
+}
 
 
 class SireneFormatError(ValueError):
@@ -363,7 +424,13 @@ class SireneReader:
                 read += 1
                 stats.read = read
                 siret = row[i_siret]
-                if not (len(siret) == 14 and siret.isascii() and siret.isdigit() and luhn(siret[:9]) and luhn(siret)):
+                if not (
+                    len(siret) == 14
+                    and siret.isascii()
+                    and siret.isdigit()
+                    and luhn(siret[:9])
+                    and luhn(siret)
+                ):
                     if not is_valid(siret):
                         reject(line, "siret", "invalid SIRET (checksum)", row)
                         continue
@@ -422,18 +489,49 @@ class SireneReader:
                     naf25 = None
                 if row[i_statut] != "O" or ND in row:
                     # Partial diffusion or masked values: keep nothing that names or locates a person.
-                    yield line, (
-                        siret, None, naf, naf25, None, tranche or None, employer_of.get(row[i_emp]),
-                        creation or None, state, True, None, None, None, debut or None, row[i_siege] == "true",
-                    )  # fmt: skip
+                    yield (
+                        line,
+                        (
+                            siret,
+                            None,
+                            naf,
+                            naf25,
+                            None,
+                            tranche or None,
+                            employer_of.get(row[i_emp]),
+                            creation or None,
+                            state,
+                            True,
+                            None,
+                            None,
+                            None,
+                            debut or None,
+                            row[i_siege] == "true",
+                        ),
+                    )
                     continue
                 kind = row[i_type]
                 street = " ".join([p for p in (row[i_num], street_types.get(kind, kind), row[i_voie]) if p])
-                yield line, (
-                    siret, row[i_ens] or row[i_denom] or None, naf, naf25, commune, tranche or None,
-                    employer_of.get(row[i_emp]), creation or None, state, False, street or None,
-                    row[i_cp] or None, row[i_city] or None, debut or None, row[i_siege] == "true",
-                )  # fmt: skip
+                yield (
+                    line,
+                    (
+                        siret,
+                        row[i_ens] or row[i_denom] or None,
+                        naf,
+                        naf25,
+                        commune,
+                        tranche or None,
+                        employer_of.get(row[i_emp]),
+                        creation or None,
+                        state,
+                        False,
+                        street or None,
+                        row[i_cp] or None,
+                        row[i_city] or None,
+                        debut or None,
+                        row[i_siege] == "true",
+                    ),
+                )
         except csv.Error as exc:
             raise SireneFormatError(f"{self.path.name}: unreadable CSV near line {line + 1} ({exc})") from exc
         except UnicodeDecodeError as exc:
@@ -527,7 +625,9 @@ class SnapshotRules:
 
 def state_of(facts: BusinessFacts) -> KnownState:
     """The comparable state carried by a row."""
-    return KnownState(facts.tranche_effectifs, facts.employer, facts.state, facts.naf_code, facts.creation_date)
+    return KnownState(
+        facts.tranche_effectifs, facts.employer, facts.state, facts.naf_code, facts.creation_date
+    )
 
 
 def compare(previous: KnownState | None, facts: BusinessFacts, rules: SnapshotRules) -> list[EventIn]:
@@ -570,9 +670,13 @@ def compare(previous: KnownState | None, facts: BusinessFacts, rules: SnapshotRu
                 siret,
                 rules.today,
                 facts,
-                {"tranche_before": previous.tranche, "tranche": facts.tranche_effectifs,
-                 "employer_before": previous.employer, "employer": facts.employer},
-            )  # fmt: skip
+                {
+                    "tranche_before": previous.tranche,
+                    "tranche": facts.tranche_effectifs,
+                    "employer_before": previous.employer,
+                    "employer": facts.employer,
+                },
+            )
         )
 
     if previous.state == "active" and facts.state == "closed":

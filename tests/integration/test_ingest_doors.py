@@ -14,6 +14,7 @@ from store.models import Business, TriggerEvent
 from tests.unit.test_sirene import SIRET_A, SIRET_B, SIRET_C, row, write
 from triggers.calendar import Deadline
 from triggers.ingest import emit_deadlines, import_partner_file, ingest_bodacc, ingest_sirene
+from triggers.partner_csv import COLUMNS
 
 TODAY = dt.date(2026, 11, 27)
 B = Business.__table__
@@ -31,8 +32,12 @@ def business(engine, siret: str) -> dict:
 
 
 def bodacc_record(ident: str, family: str, siren: str, **kw) -> dict:
-    rec = {"id": ident, "dateparution": "2026-11-20", "familleavis": family,
-           "registre": [siren, f"{siren[:3]} {siren[3:6]} {siren[6:]}"]}  # fmt: skip
+    rec = {
+        "id": ident,
+        "dateparution": "2026-11-20",
+        "familleavis": family,
+        "registre": [siren, f"{siren[:3]} {siren[3:6]} {siren[6:]}"],
+    }
     rec.update(kw)
     return rec
 
@@ -40,19 +45,31 @@ def bodacc_record(ident: str, family: str, siren: str, **kw) -> dict:
 def test_bodacc_attaches_known_businesses_and_keeps_unknown_pending(engine, tmp_path):
     ingest_sirene(engine, write(tmp_path / "s.csv", [row(), row(siret=SIRET_B)]), today=TODAY)
     records = [
-        bodacc_record("A1", "collective", SIRET_A[:9],
-                      jugement=json.dumps({"nature": "Jugement d'ouverture d'une procédure de redressement judiciaire",
-                                           "date": "2026-11-18"})),
+        bodacc_record(
+            "A1",
+            "collective",
+            SIRET_A[:9],
+            jugement=json.dumps(
+                {
+                    "nature": "Jugement d'ouverture d'une procédure de redressement judiciaire",
+                    "date": "2026-11-18",
+                }
+            ),
+        ),
         bodacc_record("A2", "radiation", SIRET_B[:9]),
         bodacc_record("A3", "creation", "443061841"),
         bodacc_record("A4", "dpc", SIRET_A[:9]),
         bodacc_record("A5", "radiation", "123456789"),
-    ]  # fmt: skip
+    ]
     path = tmp_path / "bodacc.json"
     path.write_text(json.dumps(records))
     report = ingest_bodacc(engine, path, today=TODAY)
     assert report.read == 5 and report.accepted == 4 and report.rejected == {"invalid SIREN '123456789'": 1}
-    assert report.events["critical_period"] == 1 and report.events["closure"] == 1 and report.events["creation"] == 1
+    assert (
+        report.events["critical_period"] == 1
+        and report.events["closure"] == 1
+        and report.events["creation"] == 1
+    )
     assert report.skipped["family dpc"] == 1
     stored = events(engine)
     assert stored["A1"]["status"] == "accepted" and stored["A1"]["siret"] == SIRET_A
@@ -80,7 +97,7 @@ def test_bodacc_csv_export(engine, tmp_path):
     assert report.to_dict()["events"] == {"closure": 1, "pending (business not known yet)": 1}
 
 
-PARTNER_HEADER = "external_id;type;siret;occurred_on;name;naf_code;commune_code;email;phone;street;postal_code;city;consent"
+PARTNER_HEADER = ";".join(COLUMNS)
 
 
 def test_partner_file_import_is_idempotent_and_validated(engine, tmp_path):
@@ -94,13 +111,21 @@ def test_partner_file_import_is_idempotent_and_validated(engine, tmp_path):
         encoding="utf-8",
     )
     report = import_partner_file(engine, path, partner="bge")
-    assert report.read == 3 and report.accepted == 2 and list(report.rejected) == ["SIRET invalide (clé de contrôle fausse)"]
+    assert (
+        report.read == 3
+        and report.accepted == 2
+        and list(report.rejected) == ["SIRET invalide (clé de contrôle fausse)"]
+    )
     assert report.events["creation"] == 1 and report.events["first_hire"] == 1
     stored = events(engine)
     assert stored["b1"]["status"] == "accepted" and stored["b1"]["source"].startswith("partner:")
     assert stored["b2"]["status"] == "pending"
     b = business(engine, SIRET_A)
-    assert (b["name"], b["email"], b["metier_family"]) == ("Boulangerie Dupain", "contact@dupain.fr", "alimentation")
+    assert (b["name"], b["email"], b["metier_family"]) == (
+        "Boulangerie Dupain",
+        "contact@dupain.fr",
+        "alimentation",
+    )
 
     again = import_partner_file(engine, path, partner="bge")
     assert again.skipped["already stored"] == 2 and sum(again.events.values()) == 0
@@ -117,16 +142,30 @@ def test_unknown_partner_is_refused(engine, tmp_path):
 
 
 def test_deadline_reminders_once_per_deadline_offset_and_business(engine, tmp_path):
-    ingest_sirene(engine, write(tmp_path / "s.csv", [row(), row(siret=SIRET_B, trancheEffectifsEtablissement="NN"),
-                                                    row(siret=SIRET_C)]), today=TODAY)  # fmt: skip
-    ingest_sirene(engine, write(tmp_path / "s2.csv", [row(siret=SIRET_C, etatAdministratifEtablissement="F")]),
-                  today=TODAY)  # fmt: skip
-    deadline = Deadline("einvoicing-issuing-2027", dt.date(2027, 9, 1), "t", "s", frozenset({"micro", "pme"}), ("x",))
+    ingest_sirene(
+        engine,
+        write(
+            tmp_path / "s.csv",
+            [row(), row(siret=SIRET_B, trancheEffectifsEtablissement="NN"), row(siret=SIRET_C)],
+        ),
+        today=TODAY,
+    )
+    ingest_sirene(
+        engine,
+        write(tmp_path / "s2.csv", [row(siret=SIRET_C, etatAdministratifEtablissement="F")]),
+        today=TODAY,
+    )
+    deadline = Deadline(
+        "einvoicing-issuing-2027", dt.date(2027, 9, 1), "t", "s", frozenset({"micro", "pme"}), ("x",)
+    )
     run = emit_deadlines(engine, today=dt.date(2026, 12, 10), deadlines=[deadline], chunk_size=1)
     assert [(d.id, o) for d, o in run.due] == [("einvoicing-issuing-2027", 270)]
     assert run.report.events["deadline"] == 2  # the closed establishment is not reminded
     ids = {i for i in events(engine) if i.startswith("deadline:")}
-    assert ids == {f"deadline:einvoicing-issuing-2027:270:{SIRET_A}", f"deadline:einvoicing-issuing-2027:270:{SIRET_B}"}
+    assert ids == {
+        f"deadline:einvoicing-issuing-2027:270:{SIRET_A}",
+        f"deadline:einvoicing-issuing-2027:270:{SIRET_B}",
+    }
     again = emit_deadlines(engine, today=dt.date(2026, 12, 11), deadlines=[deadline])
     assert again.report.events["deadline"] == 0 and again.report.skipped["already reminded"] == 2
     later = emit_deadlines(engine, today=dt.date(2027, 3, 6), deadlines=[deadline])
@@ -140,8 +179,9 @@ def test_cli_json_report_and_rejects_file(engine, db_url, tmp_path, monkeypatch)
     monkeypatch.setenv("DECLIC_HOME", str(tmp_path))
     path = write(tmp_path / "s.csv", [row(), row(siret=SIRET_B, codeCommuneEtablissement="99999")])
     rejects = tmp_path / "rejects.csv"
-    result = CliRunner().invoke(app, ["ingest", "sirene", str(path), "--json", "--rejects", str(rejects),
-                                      "--today", "2026-11-27"])  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["ingest", "sirene", str(path), "--json", "--rejects", str(rejects), "--today", "2026-11-27"]
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["read"] == 2 and out["accepted"] == 1 and out["rejected"] == {"unknown commune '99999'": 1}

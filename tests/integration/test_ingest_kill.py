@@ -30,7 +30,8 @@ import datetime as dt, sys
 from store.db import get_engine
 from triggers.ingest import ingest_sirene
 if __name__ == "__main__":
-    ingest_sirene(get_engine(sys.argv[1]), sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=400, parallel=True)
+    engine = get_engine(sys.argv[1])
+    ingest_sirene(engine, sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=400, parallel=True)
 """
 
 
@@ -94,8 +95,11 @@ def test_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
     ingest_sirene(engine, month1, today=TODAY)
     baseline = len(state(engine)[1])
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, db_url, str(month2)], cwd=root,
-                            env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, db_url, str(month2)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -43,25 +43,40 @@ def test_first_load_keeps_active_tpe_with_family_and_territory(engine, tmp_path)
         tmp_path,
         [
             row(),  # Rennes plumber, 1-2 employees
-            row(siret=SIRET_B, codeCommuneEtablissement="75111", dateCreationEtablissement=RECENT,
-                activitePrincipaleEtablissement="56.10A", trancheEffectifsEtablissement="NN"),
+            row(
+                siret=SIRET_B,
+                codeCommuneEtablissement="75111",
+                dateCreationEtablissement=RECENT,
+                activitePrincipaleEtablissement="56.10A",
+                trancheEffectifsEtablissement="NN",
+            ),
             row(siret=SIRET_C, trancheEffectifsEtablissement="12"),  # 20-49: not a TPE
             row(siret="44306184100021", etatAdministratifEtablissement="F"),  # closed, never known
-        ],  # fmt: skip
+        ],
     )
     assert report.to_dict() == {
-        "read": 4, "accepted": 4, "rejected": {}, "events": {"creation": 1},
-        "skipped": {"closed, never known": 1, "not a TPE": 1}, "stored": 2,
-    }  # fmt: skip
+        "read": 4,
+        "accepted": 4,
+        "rejected": {},
+        "events": {"creation": 1},
+        "skipped": {"closed, never known": 1, "not a TPE": 1},
+        "stored": 2,
+    }
     stored = businesses(engine)
     assert set(stored) == {SIRET_A, SIRET_B}
     a, b = stored[SIRET_A], stored[SIRET_B]
-    assert (a["siren"], a["metier_family"], a["naf_code"], a["naf25_code"]) == (SIRET_A[:9], "batiment", "43.22A",
-                                                                                 "43.22Y")  # fmt: skip
+    assert (a["siren"], a["metier_family"], a["naf_code"], a["naf25_code"]) == (
+        SIRET_A[:9],
+        "batiment",
+        "43.22A",
+        "43.22Y",
+    )
     assert (a["commune_code"], a["departement_code"], a["region_code"]) == ("35238", "35", "53")
     assert a["epci_code"] and a["state"] == "active" and a["head_office"] is True
     assert a["lifecycle_stage"] == "consolidation" and a["creation_date"] == dt.date(2015, 3, 2)
-    assert a["street"] == "12 Rue DE NANTES" and a["address_source"] == "sirene" and a["do_not_contact"] is False
+    assert (
+        a["street"] == "12 Rue DE NANTES" and a["address_source"] == "sirene" and a["do_not_contact"] is False
+    )
     assert b["commune_code"] == "75056" and b["departement_code"] == "75"  # arrondissement -> Paris
     assert b["lifecycle_stage"] == "creation" and b["metier_family"]
     assert events(engine) == [("sirene", f"creation:{SIRET_B}", "creation", SIRET_B, "accepted", True)]
@@ -82,20 +97,33 @@ def test_reingesting_the_same_file_changes_nothing(engine, tmp_path):
 
 
 def test_second_snapshot_emits_first_hire_closure_and_activity_change(engine, tmp_path):
-    ingest(engine, tmp_path, [
-        row(trancheEffectifsEtablissement="NN", caractereEmployeurEtablissement="N"),
-        row(siret=SIRET_B),
-        row(siret=SIRET_C),
-    ], name="m1.csv")  # fmt: skip
-    report = ingest(engine, tmp_path, [
-        row(trancheEffectifsEtablissement="01", caractereEmployeurEtablissement="O"),
-        row(siret=SIRET_B, etatAdministratifEtablissement="F", dateDebut="2026-11-01"),
-        row(siret=SIRET_C, activitePrincipaleEtablissement="43.21A", dateDebut="2026-10-15"),
-    ], name="m2.csv")  # fmt: skip
+    ingest(
+        engine,
+        tmp_path,
+        [
+            row(trancheEffectifsEtablissement="NN", caractereEmployeurEtablissement="N"),
+            row(siret=SIRET_B),
+            row(siret=SIRET_C),
+        ],
+        name="m1.csv",
+    )
+    report = ingest(
+        engine,
+        tmp_path,
+        [
+            row(trancheEffectifsEtablissement="01", caractereEmployeurEtablissement="O"),
+            row(siret=SIRET_B, etatAdministratifEtablissement="F", dateDebut="2026-11-01"),
+            row(siret=SIRET_C, activitePrincipaleEtablissement="43.21A", dateDebut="2026-10-15"),
+        ],
+        name="m2.csv",
+    )
     assert dict(+report.events) == {"first_hire": 1, "closure": 1, "activity_change": 1}
     got = {e[1] for e in events(engine)}
-    assert got == {f"first_hire:{SIRET_A}", f"closure:{SIRET_B}:2026-11-01",
-                   f"activity_change:{SIRET_C}:43.21A:2026-10-15"}  # fmt: skip
+    assert got == {
+        f"first_hire:{SIRET_A}",
+        f"closure:{SIRET_B}:2026-11-01",
+        f"activity_change:{SIRET_C}:43.21A:2026-10-15",
+    }
     stored = businesses(engine)
     assert stored[SIRET_A]["lifecycle_stage"] == "first_hires" and stored[SIRET_A]["employer"] is True
     assert stored[SIRET_B]["state"] == "closed" and stored[SIRET_B]["lifecycle_stage"] == "closed"
@@ -107,16 +135,37 @@ def test_closure_cancels_planned_messages(engine, tmp_path):
     bid = businesses(engine)[SIRET_A]["id"]
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
-        cid = conn.execute(insert(Campaign.__table__).values(name="c", owner="o", spec={}, version=1,
-                                                             status="active", created_at=now, updated_at=now)
-                           ).inserted_primary_key[0]  # fmt: skip
-        eid = conn.execute(insert(Enrollment.__table__).values(campaign_id=cid, business_id=bid, trigger_key="creation",
-                                                               trigger_type="creation", arm="treatment",
-                                                               campaign_version=1, enrolled_at=now)
-                           ).inserted_primary_key[0]  # fmt: skip
-        conn.execute(insert(Message.__table__).values(campaign_id=cid, enrollment_id=eid, business_id=bid, step=0,
-                                                      channel="email", template="t", due_at=now, status="planned",
-                                                      attempts=0, context={}, created_at=now))  # fmt: skip
+        cid = conn.execute(
+            insert(Campaign.__table__).values(
+                name="c", owner="o", spec={}, version=1, status="active", created_at=now, updated_at=now
+            )
+        ).inserted_primary_key[0]
+        eid = conn.execute(
+            insert(Enrollment.__table__).values(
+                campaign_id=cid,
+                business_id=bid,
+                trigger_key="creation",
+                trigger_type="creation",
+                arm="treatment",
+                campaign_version=1,
+                enrolled_at=now,
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            insert(Message.__table__).values(
+                campaign_id=cid,
+                enrollment_id=eid,
+                business_id=bid,
+                step=0,
+                channel="email",
+                template="t",
+                due_at=now,
+                status="planned",
+                attempts=0,
+                context={},
+                created_at=now,
+            )
+        )
     ingest(engine, tmp_path, [row(etatAdministratifEtablissement="F")], name="m2.csv")
     with engine.connect() as conn:
         assert conn.execute(select(Message.__table__.c.status)).scalar() == "cancelled"
@@ -125,13 +174,33 @@ def test_closure_cancels_planned_messages(engine, tmp_path):
 def test_partial_diffusion_erases_personal_data_and_is_never_contacted(engine, tmp_path):
     ingest(engine, tmp_path, [row()], name="m1.csv")
     assert businesses(engine)[SIRET_A]["name"] == "PLOMBERIE DU CENTRE"
-    masked = {c: "[ND]" for c in ("enseigne1Etablissement", "libelleVoieEtablissement", "numeroVoieEtablissement",
-                                  "codeCommuneEtablissement", "libelleCommuneEtablissement", "codePostalEtablissement")}
+    masked = dict.fromkeys(
+        (
+            "enseigne1Etablissement",
+            "libelleVoieEtablissement",
+            "numeroVoieEtablissement",
+            "codeCommuneEtablissement",
+            "libelleCommuneEtablissement",
+            "codePostalEtablissement",
+        ),
+        "[ND]",
+    )
     ingest(engine, tmp_path, [row(statutDiffusionEtablissement="P", **masked)], name="m2.csv")
     b = businesses(engine)[SIRET_A]
     assert b["do_not_contact"] is True
-    assert all(b[c] is None for c in ("name", "street", "postal_code", "city", "commune_code", "epci_code",
-                                      "departement_code", "region_code"))  # fmt: skip
+    assert all(
+        b[c] is None
+        for c in (
+            "name",
+            "street",
+            "postal_code",
+            "city",
+            "commune_code",
+            "epci_code",
+            "departement_code",
+            "region_code",
+        )
+    )
     assert b["naf_code"] == "43.22A"
     # Sticky: a later public row does not make the unit contactable again.
     ingest(engine, tmp_path, [row()], name="m3.csv")
@@ -139,8 +208,17 @@ def test_partial_diffusion_erases_personal_data_and_is_never_contacted(engine, t
 
 
 def test_new_partial_unit_gets_no_creation_event(engine, tmp_path):
-    ingest(engine, tmp_path, [row(statutDiffusionEtablissement="P", dateCreationEtablissement=RECENT,
-                                  enseigne1Etablissement="[ND]")])  # fmt: skip
+    ingest(
+        engine,
+        tmp_path,
+        [
+            row(
+                statutDiffusionEtablissement="P",
+                dateCreationEtablissement=RECENT,
+                enseigne1Etablissement="[ND]",
+            )
+        ],
+    )
     b = businesses(engine)[SIRET_A]
     assert b["do_not_contact"] is True and b["name"] is None
     assert events(engine) == []
@@ -149,9 +227,16 @@ def test_new_partial_unit_gets_no_creation_event(engine, tmp_path):
 def test_rejects_are_written_with_line_field_and_reason(engine, tmp_path):
     out = tmp_path / "rejects.csv"
     with open(out, "w", encoding="utf-8", newline="") as fh:
-        report = ingest(engine, tmp_path, [row(siret=SIRET_A[:-1] + "9"), row(siret=SIRET_B),
-                                           row(siret=SIRET_C, codeCommuneEtablissement="99999")],
-                        rejects=RejectSink(fh))  # fmt: skip
+        report = ingest(
+            engine,
+            tmp_path,
+            [
+                row(siret=SIRET_A[:-1] + "9"),
+                row(siret=SIRET_B),
+                row(siret=SIRET_C, codeCommuneEtablissement="99999"),
+            ],
+            rejects=RejectSink(fh),
+        )
     assert report.read == 3 and report.accepted == 1 and sum(report.rejected.values()) == 2
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "line;field;reason;raw"
@@ -170,10 +255,21 @@ def test_truncated_file_changes_nothing(engine, tmp_path):
 
 
 def test_pending_bodacc_event_is_resolved_when_the_business_arrives(engine, tmp_path):
-    record = {"id": "A2026-1", "dateparution": (TODAY - dt.timedelta(days=20)).isoformat(), "familleavis": "vente",
-              "registre": [SIRET_A[:9]],
-              "listepersonnes": json.dumps({"personne": {"typePersonne": "pm", "denomination": "REPRENEUR SARL",
-                                                         "numeroImmatriculation": {"numeroIdentification": SIRET_A[:9]}}})}  # fmt: skip
+    record = {
+        "id": "A2026-1",
+        "dateparution": (TODAY - dt.timedelta(days=20)).isoformat(),
+        "familleavis": "vente",
+        "registre": [SIRET_A[:9]],
+        "listepersonnes": json.dumps(
+            {
+                "personne": {
+                    "typePersonne": "pm",
+                    "denomination": "REPRENEUR SARL",
+                    "numeroImmatriculation": {"numeroIdentification": SIRET_A[:9]},
+                }
+            }
+        ),
+    }
     path = tmp_path / "bodacc.jsonl"
     path.write_text(json.dumps(record) + "\n")
     report = ingest_bodacc(engine, path, today=TODAY)

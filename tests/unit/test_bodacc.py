@@ -100,15 +100,22 @@ def test_creation_and_immatriculation_are_creations(family):
 def test_collective_is_a_critical_period_and_a_liquidation_a_closure():
     redressement = record(
         "collective",
-        jugement=json.dumps({"famille": "Jugement d'ouverture", "nature": "Jugement d'ouverture d'une procédure de "
-                             "redressement judiciaire", "date": "2026-11-10"}),
-    )  # fmt: skip
+        jugement=json.dumps(
+            {
+                "famille": "Jugement d'ouverture",
+                "nature": "Jugement d'ouverture d'une procédure de redressement judiciaire",
+                "date": "2026-11-10",
+            }
+        ),
+    )
     event = map_record(redressement)
     assert event.type == "critical_period" and event.occurred_on == dt.date(2026, 11, 10)
     liquidation = record(
         "collective",
         id="A2026LJ",
-        jugement=json.dumps({"nature": "Jugement d'ouverture de liquidation judiciaire", "date": "2026-11-12"}),
+        jugement=json.dumps(
+            {"nature": "Jugement d'ouverture de liquidation judiciaire", "date": "2026-11-12"}
+        ),
     )
     assert map_record(liquidation).type == "closure"
 
@@ -120,8 +127,11 @@ def test_radiation_is_a_closure_and_other_families_are_skipped():
 
 
 def test_natural_person_names_never_reach_the_event():
-    rec = record("collective", listepersonnes=json.dumps({"personne": person(BUYER, kind="pp")}),
-                 commercant="DUPONT Jean")  # fmt: skip
+    rec = record(
+        "collective",
+        listepersonnes=json.dumps({"personne": person(BUYER, kind="pp")}),
+        commercant="DUPONT Jean",
+    )
     event = map_record(rec)
     text = json.dumps(event.payload, ensure_ascii=False)
     assert "DUPONT" not in text and "Jean" not in text
@@ -231,7 +241,9 @@ def test_truncated_or_foreign_files_raise_a_clear_error(tmp_path, content):
 
 def test_a_bad_json_line_is_rejected_and_the_file_goes_on(tmp_path):
     path = tmp_path / "lines.jsonl"
-    path.write_text(json.dumps(record("radiation", id="A1")) + "\n{broken\n" + json.dumps(record("radiation", id="A2")))
+    path.write_text(
+        json.dumps(record("radiation", id="A1")) + "\n{broken\n" + json.dumps(record("radiation", id="A2"))
+    )
     rejects: list[Reject] = []
     events = list(read_bodacc(path, on_reject=rejects.append))
     assert [e.external_id for e in events] == ["A1", "A2"]

@@ -20,7 +20,10 @@ from triggers.calendar import (
 D = dt.date
 
 
-def deadline(ident: str = "x", day: dt.date = D(2027, 9, 1), sizes=("micro", "pme")) -> Deadline:
+SEPT_2027 = D(2027, 9, 1)
+
+
+def deadline(ident: str = "x", day: dt.date = SEPT_2027, sizes=("micro", "pme")) -> Deadline:
     return Deadline(ident, day, "t", "s", frozenset(sizes), ("src",))
 
 
@@ -61,16 +64,27 @@ def test_several_deadlines_and_custom_offsets():
 
 def test_size_classes_and_concerns():
     assert [size_of(t) for t in ("NN", "", None, "03", "11", "31", "32", "51", "52")] == [
-        "micro", "micro", "micro", "micro", "pme", "pme", "eti", "eti", "ge"
-    ]  # fmt: skip
+        "micro",
+        "micro",
+        "micro",
+        "micro",
+        "pme",
+        "pme",
+        "eti",
+        "eti",
+        "ge",
+    ]
     d = deadline(sizes=("micro",))
     assert concerns(d, "01") and not concerns(d, "12") and not concerns(d, "01", "closed")
 
 
 def test_events_once_per_deadline_offset_and_business():
     d = deadline("einvoicing-issuing-2027")
-    businesses = [("73282932000074", "NN", "active"), ("55210055400013", "41", "active"),
-                  ("44306184100047", "01", "closed")]  # fmt: skip
+    businesses = [
+        ("73282932000074", "NN", "active"),
+        ("55210055400013", "41", "active"),
+        ("44306184100047", "01", "closed"),
+    ]
     events = list(deadline_events([(d, 90)], businesses))
     [event] = events
     assert event.external_id == "deadline:einvoicing-issuing-2027:90:73282932000074"
@@ -84,7 +98,10 @@ def test_events_once_per_deadline_offset_and_business():
     [
         ("deadlines: 3", "list"),
         ("deadlines:\n  - {id: a, date: 2027-13-01, concerns: {sizes: [micro]}, sources: [s]}", "date"),
-        ("deadlines:\n  - {id: a, date: 2027-01-01, concerns: {sizes: [huge]}, sources: [s]}", "unknown size"),
+        (
+            "deadlines:\n  - {id: a, date: 2027-01-01, concerns: {sizes: [huge]}, sources: [s]}",
+            "unknown size",
+        ),
         ("deadlines:\n  - {id: a, date: 2027-01-01, concerns: {sizes: [tpe]}}", "source"),
         ("deadlines:\n  - {id: 'a:b', date: 2027-01-01, concerns: {sizes: [tpe]}, sources: [s]}", "id"),
         (

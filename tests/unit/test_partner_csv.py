@@ -17,7 +17,9 @@ def read(path, **kw):
     rejects: list[Reject] = []
     stats = PartnerStats()
     events = list(
-        read_partner_csv(path, source="partner:bge", contact_source="bge", on_reject=rejects.append, stats=stats, **kw)
+        read_partner_csv(
+            path, source="partner:bge", contact_source="bge", on_reject=rejects.append, stats=stats, **kw
+        )
     )
     return events, rejects, stats
 
@@ -37,7 +39,12 @@ def test_full_row_becomes_an_event_with_business_and_contacts(tmp_path):
     )
     [event], rejects, stats = read(path)
     assert rejects == [] and stats.read == 1
-    assert (event.source, event.external_id, event.type, event.siret) == ("partner:bge", "bge-1", "creation", SIRET)
+    assert (event.source, event.external_id, event.type, event.siret) == (
+        "partner:bge",
+        "bge-1",
+        "creation",
+        SIRET,
+    )
     assert event.occurred_on == dt.date(2026, 11, 2)
     b = event.business
     assert (b.name, b.naf_code, b.commune_code) == ("Boulangerie Dupain", "47.21Z", "35238")

@@ -58,7 +58,9 @@ def row(columns: tuple[str, ...] = COLUMNS_54, **values: str) -> list[str]:
     return [base.get(c, "") for c in columns]
 
 
-def write(path: Path, rows: list[list[str]], columns: tuple[str, ...] = COLUMNS_54, bom: bool = False) -> Path:
+def write(
+    path: Path, rows: list[list[str]], columns: tuple[str, ...] = COLUMNS_54, bom: bool = False
+) -> Path:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
@@ -259,7 +261,15 @@ def test_fast_siret_check_agrees_with_stdnum():
     import random
 
     rng = random.Random(3)
-    candidates = [SIRET_A, SIRET_B, SIRET_C, SIRET_LA_POSTE, "35600000000049", "1234567890123", "abcdefghijklmn"]
+    candidates = [
+        SIRET_A,
+        SIRET_B,
+        SIRET_C,
+        SIRET_LA_POSTE,
+        "35600000000049",
+        "1234567890123",
+        "abcdefghijklmn",
+    ]
     candidates += ["".join(rng.choice("0123456789") for _ in range(14)) for _ in range(3000)]
     for value in candidates:
         assert siret_is_valid(value) == bool(stdnum_siret.is_valid(value)), value

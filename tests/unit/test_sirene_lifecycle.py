@@ -26,7 +26,10 @@ def test_age_gives_creation_then_consolidation():
 def test_recent_events_set_the_stage_and_the_most_recent_wins():
     assert stage(creation=ago(5000), events=[("first_hire", ago(30))]) == "first_hires"
     assert stage(creation=ago(5000), events=[("takeover", ago(200))]) == "transfer"
-    assert stage(creation=ago(5000), events=[("takeover", ago(200)), ("critical_period", ago(20))]) == "critical_period"
+    assert (
+        stage(creation=ago(5000), events=[("takeover", ago(200)), ("critical_period", ago(20))])
+        == "critical_period"
+    )
 
 
 def test_old_events_fall_back_to_age():

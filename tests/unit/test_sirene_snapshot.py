@@ -13,15 +13,15 @@ SIRET = "73282932000074"
 
 
 def facts(**kw) -> BusinessFacts:
-    base = dict(
-        siret=SIRET,
-        naf_code="43.22A",
-        tranche_effectifs="NN",
-        employer=False,
-        creation_date=dt.date(2015, 3, 2),
-        state="active",
-        do_not_contact=False,
-    )
+    base = {
+        "siret": SIRET,
+        "naf_code": "43.22A",
+        "tranche_effectifs": "NN",
+        "employer": False,
+        "creation_date": dt.date(2015, 3, 2),
+        "state": "active",
+        "do_not_contact": False,
+    }
     base.update(kw)
     return BusinessFacts(**base)
 
@@ -81,7 +81,9 @@ def test_first_hire_from_employer_n_to_o():
 
 
 def test_both_signals_make_one_first_hire():
-    events = compare(before(tranche_effectifs="NN", employer=False), facts(tranche_effectifs="01", employer=True), RULES)
+    events = compare(
+        before(tranche_effectifs="NN", employer=False), facts(tranche_effectifs="01", employer=True), RULES
+    )
     assert types(events) == ["first_hire"]
 
 
@@ -94,7 +96,9 @@ def test_closure_from_a_to_f_dated_by_the_period_start():
 
 
 def test_activity_change_on_naf_change():
-    [event] = compare(before(naf_code="43.22A"), facts(naf_code="43.21A", state_since=dt.date(2026, 9, 1)), RULES)
+    [event] = compare(
+        before(naf_code="43.22A"), facts(naf_code="43.21A", state_since=dt.date(2026, 9, 1)), RULES
+    )
     assert event.type == "activity_change"
     assert event.payload == {"naf_before": "43.22A", "naf": "43.21A"}
     assert event.external_id == f"activity_change:{SIRET}:43.21A:2026-09-01"
@@ -104,7 +108,9 @@ def test_activity_change_on_naf_change():
 def test_unit_not_to_contact_only_yields_closure():
     recent = TODAY - dt.timedelta(days=5)
     assert compare(None, facts(do_not_contact=True, creation_date=recent), RULES) == []
-    assert compare(before(), facts(do_not_contact=True, tranche_effectifs="01", naf_code="47.11B"), RULES) == []
+    assert (
+        compare(before(), facts(do_not_contact=True, tranche_effectifs="01", naf_code="47.11B"), RULES) == []
+    )
     assert types(compare(before(), facts(do_not_contact=True, state="closed"), RULES)) == ["closure"]
 
 
