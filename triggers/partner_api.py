@@ -98,7 +98,7 @@ class BusinessIn(BaseModel):
     def _naf(cls, value: str | None) -> str | None:
         if not value:
             return None
-        from segments.taxonomy import naf_entry, normalize_naf
+        from segments.taxonomy import normalize_naf, naf_entry
 
         code = normalize_naf(value)
         if naf_entry(code) is None:
