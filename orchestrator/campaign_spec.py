@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ CHANNELS = ("email", "sms", "letter", "call", "webhook")
 _DELAY = re.compile(r"^\s*(\d+)\s*(m|h|d|j)\s*$")
 
 
+@lru_cache(maxsize=1024)
 def parse_delay(value: str | int) -> dt.timedelta:
     """`"2d"`, `"3j"`, `"4h"`, `"30m"` or a number of days."""
     if isinstance(value, int):

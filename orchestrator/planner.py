@@ -233,10 +233,23 @@ def recipient_for(channel: str, b: BusinessView) -> str | None:
     return {"email": b.email, "sms": b.phone, "letter": b.postal}.get(channel)
 
 
+_CHANNELS_OF: dict[int, tuple[Step, list[str]]] = {}
+
+
+def _step_channels(step: Step) -> list[str]:
+    # Keyed by identity, holding the step so the id cannot be reused while cached.
+    found = _CHANNELS_OF.get(id(step))
+    if found is None or found[0] is not step:
+        if len(_CHANNELS_OF) > 10_000:
+            _CHANNELS_OF.clear()
+        found = _CHANNELS_OF[id(step)] = (step, step.channels())
+    return found[1]
+
+
 def choose_channel(step: Step, b: BusinessView, suppressed: set[tuple[str, str]]) -> tuple[str | None, str | None, str]:
     """(channel, recipient, "") for the first usable channel of the step, else (None, None, reason)."""
     opted_out = False
-    for channel in step.channels():
+    for channel in _step_channels(step):
         recipient = recipient_for(channel, b)
         if not recipient:
             continue
@@ -248,33 +261,79 @@ def choose_channel(step: Step, b: BusinessView, suppressed: set[tuple[str, str]]
     return None, None, "opted_out" if opted_out else "no_channel"
 
 
-def pick_ambassador(b: BusinessView, ambassadors: Sequence[AmbassadorView], remaining: dict[int, int]
+class PlaceIndex:
+    """Ambassadors or offers by the places they serve, so a business only looks at those near it."""
+
+    def __init__(self, items: Iterable[Any]):
+        self.by: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
+        self.national: list[Any] = []
+        self.shortlists: dict[tuple, list] = {}
+        for item in items:
+            places = ([("c", x) for x in item.communes] + [("e", x) for x in item.epcis]
+                      + [("d", x) for x in item.departements] + [("r", x) for x in getattr(item, "regions", ())])
+            if not places:
+                self.national.append(item)
+            for place in places:
+                self.by[place].append(item)
+
+    def near(self, b: BusinessView) -> list[Any]:
+        """Items serving the business's commune, EPCI, département or région, and national ones."""
+        found = {}
+        for key in (("c", b.commune_code), ("e", b.epci_code), ("d", b.departement_code), ("r", b.region_code)):
+            for item in self.by.get(key, ()):
+                found[item.id] = item
+        for item in self.national:
+            found[item.id] = item
+        return list(found.values())
+
+
+def _indexed(items: Sequence[Any] | PlaceIndex) -> PlaceIndex:
+    return items if isinstance(items, PlaceIndex) else PlaceIndex(items)
+
+
+def pick_ambassador(b: BusinessView, ambassadors: Sequence[AmbassadorView] | PlaceIndex, remaining: dict[int, int]
                     ) -> AmbassadorView | None:
     """The ambassador of the business's family nearest it (same EPCI, else same département) with capacity left."""
     best, best_key = None, None
-    for a in ambassadors:
-        if remaining.get(a.id, 0) <= 0:
+    for level, exact, a in _ambassador_shortlist(b, _indexed(ambassadors)):
+        left = remaining.get(a.id, 0)
+        if left <= 0:
             continue
-        exact = b.family in a.families
-        if not exact and "*" not in a.families:
-            continue
-        if b.commune_code in a.communes or (b.epci_code and b.epci_code in a.epcis):
-            level = 0
-        elif b.departement_code and b.departement_code in a.departements:
-            level = 1
-        else:
-            continue
-        key = (level, 0 if exact else 1, -remaining[a.id], a.id)
+        # Nearest first, then the exact trade, then the one with most capacity left (spreads the load).
+        key = (level, exact, -left, a.id)
         if best_key is None or key < best_key:
             best, best_key = a, key
     return best
 
 
-def pick_offers(b: BusinessView, trigger_type: str, offers: Sequence[OfferView], limit: int = 2) -> list[OfferView]:
+def _ambassador_shortlist(b: BusinessView, index: PlaceIndex) -> list[tuple[int, int, AmbassadorView]]:
+    """(level, 0 exact trade / 1 any trade, ambassador) for those serving the business's family and place."""
+    commune = b.commune_code if ("c", b.commune_code) in index.by else None
+    key = (b.family, commune, b.epci_code, b.departement_code)
+    found = index.shortlists.get(key)
+    if found is None:
+        found = []
+        for a in index.near(b):
+            exact = b.family in a.families
+            if not exact and "*" not in a.families:
+                continue
+            if b.commune_code in a.communes or (b.epci_code and b.epci_code in a.epcis):
+                level = 0
+            elif b.departement_code and b.departement_code in a.departements:
+                level = 1
+            else:
+                continue
+            found.append((level, 0 if exact else 1, a))
+        index.shortlists[key] = found
+    return found
+
+
+def pick_offers(b: BusinessView, trigger_type: str, offers: Sequence[OfferView] | PlaceIndex, limit: int = 2
+                ) -> list[OfferView]:
     """At most `limit` offers fitting the business's métier family and place, the most local and fitting first."""
     preference = OFFER_PREFERENCE.get(trigger_type, ())
     ranked = []
-    for o in offers:
+    for o in _indexed(offers).near(b):
         if o.families and b.family not in o.families and "*" not in o.families:
             continue
         if b.commune_code in o.communes:
@@ -305,6 +364,19 @@ def ambassador_context(a: AmbassadorView) -> dict[str, Any]:
     return {"name": a.name, "metier": a.metier, "phone": a.phone, "email": a.email, "commune": a.commune}
 
 
+_DUMPS: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
+def _dumped(model: Any) -> dict[str, Any]:
+    """`model.model_dump()`, computed once per model object (a copy: contexts are stored separately)."""
+    found = _DUMPS.get(id(model))
+    if found is None or found[0] is not model:
+        if len(_DUMPS) > 10_000:
+            _DUMPS.clear()
+        found = _DUMPS[id(model)] = (model, model.model_dump())
+    return dict(found[1])
+
+
 def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
                     ambassador: AmbassadorView | None = None, offers: Sequence[OfferView] = ()) -> dict[str, Any]:
     """The template context known at planning time (links are added at send time)."""
@@ -314,9 +386,9 @@ def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
     return {
         "business": {"siret": b.siret, "name": b.name, "metier": b.metier, "family": b.family,
                      "family_label": b.family_label, "commune": b.commune_nom, "postal_code": b.postal_code},
-        "ambassador": ambassador_context(ambassador) if ambassador else spec.contact.model_dump(),
+        "ambassador": ambassador_context(ambassador) if ambassador else _dumped(spec.contact),
         "offers": [o.as_context() for o in offers],
-        "sender": spec.sender.model_dump(),
+        "sender": _dumped(spec.sender),
         "trigger": {"type": c.type, "occurred_on": c.occurred_on.isoformat()},
         "deadline": None,
         "campaign": {"name": spec.title or spec.name},
@@ -432,6 +504,9 @@ def plan(
     slots = _Slots(is_holiday)
     pressure = _Pressure(history or {}, policy)
     remaining = {a.id: a.remaining for a in ambassadors}
+    ambassador_index, offer_index = PlaceIndex(ambassadors), PlaceIndex(offers)
+    # Offers depend on the trade, the place and the moment only: the same few answers recur across a batch.
+    offer_cache: dict[tuple, list[OfferView]] = {}
     for c in candidates:
         b = c.business
         rules = [by_id[c.campaign_id]] if c.campaign_id is not None and c.campaign_id in by_id else (
@@ -482,12 +557,17 @@ def plan(
             if due is None:
                 skip("capped")
                 continue
-            ambassador = pick_ambassador(b, ambassadors, remaining)
+            ambassador = pick_ambassador(b, ambassador_index, remaining)
             if ambassador is not None:
                 remaining[ambassador.id] -= 1
             else:
                 out.ambassador_gaps += 1
-            chosen_offers = pick_offers(b, c.type, offers)
+            offer_key = (b.family, b.commune_code if ("c", b.commune_code) in offer_index.by else None,
+                         b.epci_code if ("e", b.epci_code) in offer_index.by else None, b.departement_code,
+                         b.region_code, c.type)
+            chosen_offers = offer_cache.get(offer_key)
+            if chosen_offers is None:
+                chosen_offers = offer_cache[offer_key] = pick_offers(b, c.type, offer_index)
             variant = variant_for(spec, rule.id, b.id)
             pressure.add(b.id, rule.id, due)
             enrolled.add(key)

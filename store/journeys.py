@@ -17,7 +17,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -204,32 +205,59 @@ def month_start(now: dt.datetime) -> dt.datetime:
     return dt.datetime(local.year, local.month, 1, tzinfo=ZoneInfo("Europe/Paris")).astimezone(dt.UTC)
 
 
+# Registry rows change rarely (an import); planning reads them every batch. Cached with the table's
+# (row count, last update, last id) so a new import is seen on the next batch.
+_REGISTRY_CACHE: dict[str, tuple[tuple, list]] = {}
+
+
+def _registry_key(conn: Connection, table) -> tuple:
+    return tuple(conn.execute(select(func.count(), func.max(table.c.updated_at), func.max(table.c.id))
+                              .where(table.c.active.is_(True))).one())
+
+
 def ambassador_views(conn: Connection, now: dt.datetime) -> list[AmbassadorView]:
     """Active ambassadors with what is left of their monthly capacity."""
-    from segments.territory import commune, communes_of
-
+    key = (str(conn.engine.url),) + _registry_key(conn, AMBASSADORS)
+    cached = _REGISTRY_CACHE.get("ambassadors")
+    if cached is None or cached[0] != key:
+        static = []
+        for a in conn.execute(select(AMBASSADORS).where(AMBASSADORS.c.active.is_(True)).order_by(AMBASSADORS.c.id)):
+            communes, deps = _served(tuple(a.communes), tuple(a.epcis), tuple(a.departements))
+            static.append((AmbassadorView(
+                id=a.id, name=a.name, metier=a.metier, phone=a.phone, email=a.email, commune=a.commune,
+                families=frozenset(a.families), communes=communes, epcis=frozenset(a.epcis),
+                departements=deps, remaining=0), a.monthly_capacity))
+        cached = _REGISTRY_CACHE["ambassadors"] = (key, static)
     used = dict(conn.execute(
         select(ENROLLMENTS.c.ambassador_id, func.count())
         .where(ENROLLMENTS.c.ambassador_id.is_not(None), ENROLLMENTS.c.enrolled_at >= month_start(now))
         .group_by(ENROLLMENTS.c.ambassador_id)).all())
-    out = []
-    for a in conn.execute(select(AMBASSADORS).where(AMBASSADORS.c.active.is_(True)).order_by(AMBASSADORS.c.id)):
-        deps = set(a.departements)
-        deps |= {info.departement for info in map(commune, a.communes) if info}
-        for epci in a.epcis:
-            deps |= {info.departement for info in map(commune, communes_of("epci", epci)) if info}
-        communes = set()
-        for code in a.communes:
-            communes |= communes_of("commune", code, with_subdivisions=True)
-        out.append(AmbassadorView(
-            id=a.id, name=a.name, metier=a.metier, phone=a.phone, email=a.email, commune=a.commune,
-            families=frozenset(a.families), communes=frozenset(communes), epcis=frozenset(a.epcis),
-            departements=frozenset(deps), remaining=max(a.monthly_capacity - used.get(a.id, 0), 0)))
-    return out
+    return [replace(view, remaining=max(capacity - used.get(view.id, 0), 0)) for view, capacity in cached[1]]
+
+
+@lru_cache(maxsize=65536)
+def _served(communes: tuple[str, ...], epcis: tuple[str, ...], departements: tuple[str, ...]
+            ) -> tuple[frozenset[str], frozenset[str]]:
+    """The commune codes (with arrondissements) and départements an ambassador serves; cached, as the
+    territory reference never changes while the engine runs."""
+    from segments.territory import commune, communes_of
+
+    deps = set(departements)
+    deps |= {info.departement for info in map(commune, communes) if info}
+    for epci in epcis:
+        deps |= {info.departement for info in map(commune, communes_of("epci", epci)) if info}
+    served: set[str] = set()
+    for code in communes:
+        served |= communes_of("commune", code, with_subdivisions=True)
+    return frozenset(served), frozenset(deps)
 
 
 def offer_views(conn: Connection) -> list[OfferView]:
     """Active offers with the trades and places they fit."""
+    key = (str(conn.engine.url),) + _registry_key(conn, OFFERS)
+    cached = _REGISTRY_CACHE.get("offers")
+    if cached is not None and cached[0] == key:
+        return list(cached[1])
     out = []
     for o in conn.execute(select(OFFERS).where(OFFERS.c.active.is_(True)).order_by(OFFERS.c.id)):
         places: dict[str, set[str]] = {"commune": set(), "epci": set(), "departement": set(), "region": set()}
@@ -241,4 +269,5 @@ def offer_views(conn: Connection) -> list[OfferView]:
             hours=o.hours, price=o.price, families=frozenset(o.families), communes=frozenset(places["commune"]),
             epcis=frozenset(places["epci"]), departements=frozenset(places["departement"]),
             regions=frozenset(places["region"])))
-    return out
+    _REGISTRY_CACHE["offers"] = (key, out)
+    return list(out)
