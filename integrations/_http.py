@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -122,3 +123,67 @@ class WorkerPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+class Throttle:
+    """Client-side pacing for one peer: a steady rate, and a pause when the peer asks for one.
+
+    `rate` (requests per second, 0 for none) spaces requests evenly across all worker threads, so a
+    provider's published limit is respected instead of discovered through 429s. `pause(seconds)` is
+    called on a 429/503 with `Retry-After`: until then `paused_for()` tells callers to answer TRANSIENT
+    without a request, rather than hammering a peer that asked for quiet. A channel clears the pause at
+    the start of each batch (`resume()`): between batches the dispatcher owns time, and it already
+    reschedules each held message after the `Retry-After`.
+    """
+
+    def __init__(self, rate: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+        self._paused_until = 0.0
+
+    def wait_turn(self) -> None:
+        """Block until this thread may send its next request."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for `seconds` from now (the longest pause asked wins)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+
+    def resume(self) -> None:
+        """Forget any pause (a new batch starts)."""
+        with self._lock:
+            self._paused_until = 0.0
+
+    def paused_for(self) -> float:
+        """Seconds left in the current pause, 0 when requests may go."""
+        with self._lock:
+            return max(0.0, self._paused_until - self._clock())
+
+
+# A 429 without `Retry-After` still means "slow down": a short pause beats a burst of refusals.
+DEFAULT_THROTTLE_PAUSE = 1.0
+
+
+def pause_after(throttle: Throttle, status: int, retry_after: float | None) -> None:
+    """Pause the channel when the peer asked for it: 429 (always) or 503 with `Retry-After`."""
+    if status == 429:
+        throttle.pause(retry_after if retry_after is not None else DEFAULT_THROTTLE_PAUSE)
+    elif status == 503 and retry_after is not None:
+        throttle.pause(retry_after)
+
+
+def pause_detail(seconds: float) -> str:
+    """Plain French for a message held back by a pause the peer asked for."""
+    return f"service saturé : pause demandée par le service, encore {seconds:.0f} s (non envoyé)"

@@ -9,6 +9,9 @@ Settings (the composition root reads them and passes them as constructor argumen
     DECLIC_SMS_SENDER     sender name shown on the phone, 3 to 11 letters or digits (e.g. "DECLIC")
     DECLIC_SMS_TIMEOUT    seconds to wait for the provider (default 10)
     DECLIC_SMS_WORKERS    requests in flight at once (default 8)
+    DECLIC_SMS_RATE       at most this many requests per second (0, the default: no limit); a 429 or 503
+                          with `Retry-After` also pauses the channel: the rest of the batch is answered
+                          TRANSIENT without a request (the dispatcher retries after the pause)
     DECLIC_SMS_OCTOPUSH_TYPE     "sms_premium" (default) or "sms_low_cost"
     DECLIC_SMS_OCTOPUSH_PURPOSE  "wholesale" (marketing, default) or "alert" (transactional)
 
@@ -67,9 +70,12 @@ import requests
 
 from integrations._http import (
     SessionPool,
+    Throttle,
     WorkerPool,
     classify_status,
     parse_retry_after,
+    pause_after,
+    pause_detail,
     status_detail,
     transport_detail,
 )
@@ -432,6 +438,7 @@ class SmsChannel:
         region: str = "FR",
         octopush_type: str = "sms_premium",
         octopush_purpose: str = "wholesale",
+        rate: float = 0.0,
         adapter: SmsAdapter | None = None,
     ) -> None:
         if sender and not SENDER_RE.match(sender):
@@ -449,6 +456,7 @@ class SmsChannel:
         self.region = region
         self._sessions = SessionPool(self.adapter.session_headers(), pool_size=2)
         self._workers = WorkerPool(workers)
+        self._throttle = Throttle(rate)
 
     @classmethod
     def from_settings(cls, settings: Any) -> SmsChannel:
@@ -463,10 +471,12 @@ class SmsChannel:
             workers=setting(settings, "sms_workers", 8),
             octopush_type=setting(settings, "sms_octopush_type", "sms_premium"),
             octopush_purpose=setting(settings, "sms_octopush_purpose", "wholesale"),
+            rate=setting(settings, "sms_rate", 0.0),
         )
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """Send each SMS; invalid numbers are PERMANENT without a request. One result per message, in order."""
+        self._throttle.resume()
         return self._workers.map(lambda message: self._send_one(message, on_handoff), list(batch))
 
     def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
@@ -476,6 +486,10 @@ class SmsChannel:
             return SendResult(message.message_id, Outcome.PERMANENT, exc.reason)
         reference = message.rfc_message_id or f"declic-{message.message_id}"
         call = self.adapter.prepare(message, number, reference)
+        paused = self._throttle.paused_for()
+        if paused:
+            return SendResult(message.message_id, Outcome.TRANSIENT, pause_detail(paused), retry_after=paused)
+        self._throttle.wait_turn()
         if on_handoff is not None and not on_handoff(message.message_id):
             return SendResult(message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie")
         try:
@@ -497,6 +511,7 @@ class SmsChannel:
         if already_sent:
             return SendResult(message.message_id, Outcome.SENT, status_detail(response, "déjà accepté, non renvoyé"))
         retry_after = parse_retry_after(response.headers.get("Retry-After")) if outcome is Outcome.TRANSIENT else None
+        pause_after(self._throttle, response.status_code, retry_after)
         return SendResult(message.message_id, outcome, status_detail(response, reason), retry_after=retry_after)
 
     def close(self) -> None:

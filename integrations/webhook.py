@@ -6,6 +6,8 @@ Settings (read by the composition root, passed as constructor arguments):
     DECLIC_WEBHOOK_SECRET    shared secret for the HMAC-SHA256 signature (at least 16 characters)
     DECLIC_WEBHOOK_TIMEOUT   seconds to wait for the partner (default 10)
     DECLIC_WEBHOOK_WORKERS   requests in flight at once (default 4)
+    DECLIC_WEBHOOK_RATE      at most this many requests per second (0, the default: no limit); a 429/503
+                             with `Retry-After` holds the rest of the batch
     (a receiver's `verify` accepts 300 seconds of clock skew by default)
 
 What the partner receives:
@@ -39,9 +41,12 @@ import requests
 
 from integrations._http import (
     SessionPool,
+    Throttle,
     WorkerPool,
     classify_status,
     parse_retry_after,
+    pause_after,
+    pause_detail,
     status_detail,
     transport_detail,
 )
@@ -109,6 +114,7 @@ class WebhookChannel:
         url: str = "",
         timeout: float = 10.0,
         workers: int = 4,
+        rate: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if len(secret or "") < MIN_SECRET_LENGTH:
@@ -119,6 +125,7 @@ class WebhookChannel:
         self.clock = clock
         self._sessions = SessionPool({"Content-Type": "application/json; charset=utf-8"}, pool_size=2)
         self._workers = WorkerPool(workers)
+        self._throttle = Throttle(rate)
 
     @classmethod
     def from_settings(cls, settings: Any) -> WebhookChannel:
@@ -128,10 +135,12 @@ class WebhookChannel:
             url=setting(settings, "webhook_url", ""),
             timeout=setting(settings, "webhook_timeout", 10.0),
             workers=setting(settings, "webhook_workers", 4),
+            rate=setting(settings, "webhook_rate", 0.0),
         )
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """POST each message; one result per message, in order."""
+        self._throttle.resume()
         return self._workers.map(lambda message: self._send_one(message, on_handoff), list(batch))
 
     def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
@@ -143,6 +152,10 @@ class WebhookChannel:
             body = json.dumps(payload_for(message, reference), ensure_ascii=False, default=str).encode("utf-8")
         except (TypeError, ValueError) as exc:
             return SendResult(message.message_id, Outcome.PERMANENT, f"contenu impossible à encoder : {exc}")
+        paused = self._throttle.paused_for()
+        if paused:
+            return SendResult(message.message_id, Outcome.TRANSIENT, pause_detail(paused), retry_after=paused)
+        self._throttle.wait_turn()
         # Signed at send time, so a retry carries a fresh timestamp that the receiver will accept.
         timestamp = int(self.clock())
         headers = {
@@ -160,6 +173,7 @@ class WebhookChannel:
             return SendResult(message.message_id, Outcome.TRANSIENT, f"erreur inattendue : {type(exc).__name__}")
         outcome = classify_status(response.status_code)
         retry_after = parse_retry_after(response.headers.get("Retry-After")) if outcome is Outcome.TRANSIENT else None
+        pause_after(self._throttle, response.status_code, retry_after)
         provider_id = ""
         if outcome is Outcome.SENT:
             try:

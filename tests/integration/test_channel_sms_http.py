@@ -215,3 +215,30 @@ def test_from_settings_reads_the_settings_then_the_environment(
     assert channel._workers.workers == 2
     headers = octopush_peer.received[0].headers
     assert (headers["api-key"], headers["api-login"]) == ("from-settings", "env@declic.test")
+
+
+def test_a_429_holds_the_rest_of_the_batch_without_requests(generic_peer: LoopbackPeer) -> None:
+    generic_peer.then(Reply(429, {"error": "rate_limited"}, {"Retry-After": "30"}))
+    channel = SmsChannel(provider="generic", url=generic_peer.url, workers=1, timeout=2)
+    try:
+        results = channel.send([sms(i, to=f"+336{i:08d}") for i in range(1, 6)])
+        assert [r.outcome for r in results] == [Outcome.TRANSIENT] * 5
+        assert len(generic_peer.received) == 1  # the provider asked for quiet: no more requests
+        assert all(r.retry_after is not None and 25 <= r.retry_after <= 30 for r in results)
+        assert "pause demandée" in results[1].detail
+        # The next batch starts afresh (the dispatcher has waited for the Retry-After).
+        assert channel.send([sms(1)])[0].outcome is Outcome.SENT
+    finally:
+        channel.close()
+
+
+def test_the_rate_setting_paces_requests(generic_peer: LoopbackPeer) -> None:
+    channel = SmsChannel(provider="generic", url=generic_peer.url, workers=4, rate=100, timeout=2)
+    try:
+        started = time.monotonic()
+        results = channel.send([sms(i, to=f"+336{i:08d}") for i in range(1, 31)])
+        elapsed = time.monotonic() - started
+    finally:
+        channel.close()
+    assert all(r.outcome is Outcome.SENT for r in results)
+    assert elapsed >= 0.28  # 30 requests at 100/s take at least 0.29 s
