@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     pause_min_sample: int = Field(default=50, ge=1)
     pause_window_minutes: int = Field(default=60, ge=1)
     plan_batch_size: int = 5000
+    # Pressure limits across all campaigns and owners (issue 4): at most this many messages per business in
+    # any 7 and any 30 days; campaigns may add their own, stricter caps.
+    cap_per_7_days: int = Field(default=1, ge=1)
+    cap_per_30_days: int = Field(default=3, ge=1)
 
     # Watched feeds (issue 8): per-request timeout, tries per run, the longest Retry-After slept through
     # (longer waits move the feed's next run instead of holding a worker), BODACC's first look-back, and the

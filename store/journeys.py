@@ -271,3 +271,19 @@ def offer_views(conn: Connection) -> list[OfferView]:
             regions=frozenset(places["region"])))
     _REGISTRY_CACHE["offers"] = (key, out)
     return list(out)
+
+
+def ambassador_gaps(conn: Connection, campaign_id: int | None = None) -> list[tuple]:
+    """Where no ambassador fitted (the campaign's contact stood in): (campaign id, métier family, département,
+    enrollments), most first, for the dashboard."""
+    from store.models import Business
+
+    business = Business.__table__
+    query = (select(ENROLLMENTS.c.campaign_id, business.c.metier_family, business.c.departement_code, func.count())
+             .select_from(ENROLLMENTS.join(business, business.c.id == ENROLLMENTS.c.business_id))
+             .where(ENROLLMENTS.c.arm == "treatment", ENROLLMENTS.c.ambassador_id.is_(None))
+             .group_by(ENROLLMENTS.c.campaign_id, business.c.metier_family, business.c.departement_code)
+             .order_by(func.count().desc()))
+    if campaign_id is not None:
+        query = query.where(ENROLLMENTS.c.campaign_id == campaign_id)
+    return conn.execute(query).all()

@@ -94,3 +94,20 @@ def test_step_language_condition_fallback_and_night_windows():
             {"template": "creation"}, {"template": "creation", "if": "opened"}]))
     with pytest.raises(ValidationError, match="nuit"):
         CampaignSpec.model_validate(campaign_spec(timing={"windows": {"batiment": [["05:00", "08:00"]]}}))
+
+
+def test_shipped_samples_are_valid():
+    from pathlib import Path
+
+    from orchestrator.campaign_spec import load_spec
+    from store.journeys import parse_ambassadors, parse_offers
+
+    samples = Path(__file__).resolve().parents[2] / "orchestrator" / "samples"
+    journey = load_spec(samples / "parcours-batiment-35.yaml")
+    assert len(journey.steps) == 3 and journey.holdout == 10
+    scheduled = load_spec(samples / "atelier-trimestriel-35.yaml")
+    assert scheduled.schedule.rrule and not scheduled.triggers
+    ambassadors, rejects = parse_ambassadors((samples / "ambassadeurs-35.csv").read_text(encoding="utf-8"))
+    assert len(ambassadors) == 3 and not rejects
+    offers, rejects = parse_offers((samples / "offres-35.csv").read_text(encoding="utf-8"))
+    assert len(offers) == 3 and not rejects
