@@ -53,6 +53,11 @@ FONTS_DIR = Path(__file__).parent / "fonts"
 FONT_REGULAR = FONTS_DIR / "DejaVuSans.ttf"
 FONT_BOLD = FONTS_DIR / "DejaVuSans-Bold.ttf"
 
+# Where an A4 page folded in three shows through the window of a DL envelope (220 x 110 mm, window
+# 100 x 45 mm, 20 mm from the right and 15 mm from the bottom): left, top, right, bottom in mm.
+WINDOW = (100.0, 50.0, 200.0, 95.0)
+ADDRESS_X, ADDRESS_Y = 110.0, 52.0
+
 MAX_LINES = 6
 MAX_CHARS = 38
 POSTCODE_RE = re.compile(r"^\d{5}$")
@@ -370,30 +375,31 @@ class LetterDocument(FPDF):
         self.page_in_letter = 0
         letter.first_page = self.page_no()
 
-        # Sender, top left.
+        # Sender, top left, clear of the envelope window.
         sender = letter.sender
         self.set_xy(20, 15)
         if sender.name:
             self.set_font("DejaVu", "B", 10)
-            self.paragraph(sender.name, 85, 4.6, x=20)
+            self.paragraph(sender.name, 75, 4.6, x=20)
         self.set_font("DejaVu", "", 9)
         for line in (*sender.address, sender.phone, sender.email):
             if line:
-                self.paragraph(line, 85, 4.2, x=20)
+                self.paragraph(line, 75, 4.2, x=20)
 
-        # Recipient, in the window of a French DL envelope (window on the right).
+        # Recipient, inside the window; nothing else may show there (La Poste's reader takes the
+        # window's last line for the postcode and town).
         self.set_font("DejaVu", "", 10.5)
-        self.set_xy(110, 50)
+        self.set_xy(ADDRESS_X, ADDRESS_Y)
         for line in letter.address:
-            self.set_x(110)
+            self.set_x(ADDRESS_X)
             self.cell(85, 5, line, new_x="LEFT", new_y="NEXT")
 
-        # Date and subject.
+        # Date and subject, below the window.
         where = f"{sender.city}, le " if sender.city else "Le "
-        self.set_xy(110, 88)
+        self.set_xy(ADDRESS_X, WINDOW[3] + 5)
         self.set_font("DejaVu", "", 10)
         self.cell(80, 5, where + french_date(letter.day))
-        self.set_xy(20, 102)
+        self.set_xy(20, WINDOW[3] + 17)
         if message.subject:
             self.set_font("DejaVu", "B", 11)
             self.paragraph(f"Objet : {message.subject}", 170, 5.5, x=20)

@@ -174,3 +174,26 @@ def test_from_settings_puts_letters_under_home(tmp_path: Path) -> None:
     assert channel.root == tmp_path / "letters"
     assert channel.send([letter(1)])[0].outcome is Outcome.SENT
     assert (channel.root / channel.last_batch_dir.name / "merged.pdf").exists()
+
+
+def test_only_the_address_shows_through_the_envelope_window(channel: LetterChannel) -> None:
+    from integrations.letter_pdf import WINDOW
+
+    six_lines = letter(1, address={"name": "Boulangerie Martin", "contact": "Mme Élodie Martin",
+                                   "building": "Résidence Les Tilleuls", "street": "12 rue de l'Église",
+                                   "locality_extra": "Lieu-dit Kerbihan", "postcode": "35000", "city": "Rennes"})
+    channel.send([six_lines])
+    page = PdfReader(channel.last_batch_dir / "letters" / "1-12345678900001.pdf").pages[0]
+    height_pt = float(page.mediabox.height)
+    mm = 72 / 25.4
+    inside: list[str] = []
+
+    def visit(text, cm, tm, font, size):  # pypdf calls this for each text run with its matrix
+        x, y = tm[4] / mm, (height_pt - tm[5]) / mm  # from the left and from the top, in mm
+        left, top, right, bottom = WINDOW
+        if text.strip() and left <= x <= right and top <= y <= bottom:
+            inside.append(text.strip())
+
+    page.extract_text(visitor_text=visit)
+    assert inside == ["Boulangerie Martin", "Mme Élodie Martin", "Résidence Les Tilleuls", "12 RUE DE L EGLISE",
+                      "LIEU DIT KERBIHAN", "35000 RENNES"]
