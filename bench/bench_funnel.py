@@ -59,7 +59,8 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
     ids = [apply_campaign(engine, load_spec(campaign_spec(f"bench-{i}", families=())))[0] for i in range(4)]
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL synchronous_commit = off"))
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO business (siret, siren, name, naf_code, metier_family, commune_code, epci_code,
                                   departement_code, region_code, state, do_not_contact, phone_consent,
                                   created_at, updated_at)
@@ -67,9 +68,12 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
                    (CAST(:fams AS text[]))[1 + g % cardinality(CAST(:fams AS text[]))], (CAST(:communes AS text[]))[1 + g % cardinality(CAST(:communes AS text[]))],
                    NULLIF((CAST(:epcis AS text[]))[1 + g % cardinality(CAST(:communes AS text[]))], ''), '35', '53', 'active', false, false,
                    now(), now()
-            FROM generate_series(1, :n) g"""), {"n": businesses, "fams": fams, "communes": communes, "epcis": epcis})
+            FROM generate_series(1, :n) g"""),
+            {"n": businesses, "fams": fams, "communes": communes, "epcis": epcis},
+        )
         first_business = conn.execute(text("SELECT min(id) FROM business")).scalar_one()
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO enrollment (campaign_id, business_id, trigger_key, trigger_type, arm, variant,
                                     campaign_version, enrolled_at)
             SELECT CASE WHEN g % 2 = 0 THEN :c0 ELSE (ARRAY[:c1, :c2, :c3])[1 + (g / 2) % 3] END,
@@ -79,9 +83,18 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
                    CASE WHEN g % 10 = 0 THEN NULL WHEN g % 4 < 2 THEN 'A' ELSE 'B' END, 1,
                    timestamptz '2026-09-01 08:00+00' + (g % 2592000) * interval '1 second'
             FROM generate_series(1, :n) g"""),
-            {"n": enrollments, "nb": businesses, "b0": first_business, "c0": ids[0], "c1": ids[1], "c2": ids[2],
-             "c3": ids[3]})
-        conn.execute(text("""
+            {
+                "n": enrollments,
+                "nb": businesses,
+                "b0": first_business,
+                "c0": ids[0],
+                "c1": ids[1],
+                "c2": ids[2],
+                "c3": ids[3],
+            },
+        )
+        conn.execute(
+            text("""
             INSERT INTO message (campaign_id, enrollment_id, business_id, step, channel, template, variant, recipient,
                                  due_at, status, attempts, sent_at, context, created_at)
             SELECT e.campaign_id, e.id, e.business_id, s.step, CASE WHEN e.id % 7 = 0 THEN 'sms' ELSE 'email' END,
@@ -90,10 +103,12 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
                         WHEN s.step = 1 AND e.id % 20 = 1 THEN 'planned' ELSE 'sent' END,
                    1, e.enrolled_at, '{}'::json, e.enrolled_at
             FROM enrollment e CROSS JOIN generate_series(0, 1) s(step)
-            WHERE e.arm = 'treatment'"""))
+            WHERE e.arm = 'treatment'""")
+        )
         first_enrollment = conn.execute(text("SELECT min(id) FROM enrollment")).scalar_one()
         # 60 % clicks, 10 % callback requests, 5 % not for me, 5 % unsubscribes, 20 % conversions.
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO interaction (business_id, message_id, campaign_id, enrollment_id, kind, at, data)
             SELECT e.business_id, NULL, e.campaign_id, e.id,
                    CASE WHEN i % 20 < 12 THEN 'click' WHEN i % 20 < 14 THEN 'callback_request'
@@ -103,11 +118,14 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
                    e.enrolled_at + (1 + i % 40) * interval '1 day', '{}'::json
             FROM generate_series(1, :n) i
             JOIN enrollment e ON e.id = :e0 + ((i::bigint * 7919) % :ne)"""),
-            {"n": interactions, "e0": first_enrollment, "ne": enrollments})
+            {"n": interactions, "e0": first_enrollment, "ne": enrollments},
+        )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
-        counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-                  for t in ("business", "enrollment", "message", "interaction")}
+        counts = {
+            t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in ("business", "enrollment", "message", "interaction")
+        }
     return {"campaign_id": ids[0], **counts}
 
 
@@ -124,8 +142,13 @@ def main(argv: list[str]) -> int:
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     url = f"{URL}?options=-csearch_path%3D{schema}"
-    os.environ.update({"DECLIC_DATABASE_URL": url, "DECLIC_SECRET_KEY": "bench-secret-0123456789abcdef",
-                       "DECLIC_HOME": f"/tmp/{schema}"})
+    os.environ.update(
+        {
+            "DECLIC_DATABASE_URL": url,
+            "DECLIC_SECRET_KEY": "bench-secret-0123456789abcdef",
+            "DECLIC_HOME": f"/tmp/{schema}",
+        }
+    )
     try:
         from store.db import get_engine
         from store.metrics import campaign_by_id, refresh_rollup, report
@@ -134,40 +157,63 @@ def main(argv: list[str]) -> int:
         upgrade(url)
         start = time.perf_counter()
         made = generate(url, messages, interactions)
-        emit(what="funnel data generated", seconds=round(time.perf_counter() - start, 1),
-             **{k: v for k, v in made.items() if k != "campaign_id"})
+        emit(
+            what="funnel data generated",
+            seconds=round(time.perf_counter() - start, 1),
+            **{k: v for k, v in made.items() if k != "campaign_id"},
+        )
         engine = get_engine(url)
         with engine.connect() as conn:
             campaign = campaign_by_id(conn, made["campaign_id"])
         with engine.connect() as conn:
-            big = conn.execute(text("SELECT count(*) FROM message WHERE campaign_id = :c"),
-                               {"c": campaign.id}).scalar_one()
+            big = conn.execute(
+                text("SELECT count(*) FROM message WHERE campaign_id = :c"), {"c": campaign.id}
+            ).scalar_one()
 
         live_runs = 3 if args.quick else 1
         live = timed(lambda: report(engine, campaign, live=True), live_runs)
-        emit(what="funnel report, live (no rollup)", campaign_messages=big, runs=live_runs,
-             p50_ms=round(statistics.median(live)), max_ms=round(max(live)))
+        emit(
+            what="funnel report, live (no rollup)",
+            campaign_messages=big,
+            runs=live_runs,
+            p50_ms=round(statistics.median(live)),
+            max_ms=round(max(live)),
+        )
 
         refresh = timed(lambda: refresh_rollup(engine, [campaign.id]), 1)
         with engine.connect() as conn:
-            rollup_rows = conn.execute(text("SELECT count(*) FROM funnelrollup WHERE campaign_id = :c"),
-                                       {"c": campaign.id}).scalar_one()
-        emit(what="rollup refresh of the campaign (nightly)", seconds=round(refresh[0] / 1000, 1),
-             rollup_rows=rollup_rows)
+            rollup_rows = conn.execute(
+                text("SELECT count(*) FROM funnelrollup WHERE campaign_id = :c"), {"c": campaign.id}
+            ).scalar_one()
+        emit(
+            what="rollup refresh of the campaign (nightly)",
+            seconds=round(refresh[0] / 1000, 1),
+            rollup_rows=rollup_rows,
+        )
 
         rolled = report(engine, campaign)
         assert rolled.source == "rollup"
         fresh = report(engine, campaign, live=True)
         assert [t.rows for t in rolled.tables] == [t.rows for t in fresh.tables], "rollup differs from live"
         times = timed(lambda: report(engine, campaign), args.runs)
-        emit(what="funnel report with every breakdown, from the rollup", campaign_messages=big, runs=args.runs,
-             p50_ms=round(statistics.median(times), 1), p95_ms=round(percentile(times, 95), 1),
-             target_p50_ms=300, ok=statistics.median(times) < 300)
+        emit(
+            what="funnel report with every breakdown, from the rollup",
+            campaign_messages=big,
+            runs=args.runs,
+            p50_ms=round(statistics.median(times), 1),
+            p95_ms=round(percentile(times, 95), 1),
+            target_p50_ms=300,
+            ok=statistics.median(times) < 300,
+        )
 
         page = page_timer(url, campaign.id)
         times = timed(page, max(5, args.runs // 3))
-        emit(what="dashboard campaign page (HTML, charts, all tables)", runs=max(5, args.runs // 3),
-             p50_ms=round(statistics.median(times), 1), p95_ms=round(percentile(times, 95), 1))
+        emit(
+            what="dashboard campaign page (HTML, charts, all tables)",
+            runs=max(5, args.runs // 3),
+            p50_ms=round(statistics.median(times), 1),
+            p95_ms=round(percentile(times, 95), 1),
+        )
     finally:
         from store.db import dispose_engines
 
@@ -192,9 +238,13 @@ def page_timer(url: str, campaign_id: int):
 
     engine = get_engine(url)
     add_user(engine, email="bench@declic.fr", name="Bench", password="bench-password-1234", role="operator")
-    client = TestClient(create_app(Settings(database_url=url, secret_key="bench-secret-0123456789abcdef"), engine))
+    client = TestClient(
+        create_app(Settings(database_url=url, secret_key="bench-secret-0123456789abcdef"), engine)
+    )
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/connexion").text).group(1)
-    client.post("/connexion", data={"email": "bench@declic.fr", "password": "bench-password-1234", "csrf": csrf})
+    client.post(
+        "/connexion", data={"email": "bench@declic.fr", "password": "bench-password-1234", "csrf": csrf}
+    )
 
     def get() -> None:
         reply = client.get(f"/tableau/campagnes/{campaign_id}")

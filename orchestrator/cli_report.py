@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,11 +15,12 @@ from orchestrator.metrics import fr_cell, report_dict, table_csv
 from orchestrator.settings import get_settings
 
 console = Console()
-users_app = typer.Typer(help="Comptes du tableau de bord (opérateurs, collectivités, ambassadeurs).",
-                        no_args_is_help=True)
+users_app = typer.Typer(
+    help="Comptes du tableau de bord (opérateurs, collectivités, ambassadeurs).", no_args_is_help=True
+)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
@@ -34,9 +35,15 @@ def _engine():
 def report(
     campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="campaign name")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")] = Format.table,
-    table: Annotated[str | None, typer.Option(help="only this table (funnel, uplift, by_commune_code...)")] = None,
-    live: Annotated[bool, typer.Option("--live", help="compute now instead of reading the nightly rollup")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="recompute the rollup first (nightly job)")] = False,
+    table: Annotated[
+        str | None, typer.Option(help="only this table (funnel, uplift, by_commune_code...)")
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="compute now instead of reading the nightly rollup")
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="recompute the rollup first (nightly job)")
+    ] = False,
 ) -> None:
     """A campaign's funnel, uplift against the control group, A/B comparison and breakdowns."""
     from store.metrics import campaign_by_name, refresh_rollup
@@ -80,7 +87,9 @@ def report(
             print(table_csv(t), end="")
         return
     source = "agrégats du " + result.as_of if result.source == "rollup" else "calcul en direct"
-    console.print(f"[bold]{result.title}[/bold] ({result.campaign}, {result.status}) — {source}", highlight=False)
+    console.print(
+        f"[bold]{result.title}[/bold] ({result.campaign}, {result.status}) — {source}", highlight=False
+    )
     for t in tables:
         rich = RichTable(title=t.title, title_justify="left")
         for key, header in t.columns:
@@ -95,17 +104,33 @@ def users_add(
     email: str,
     name: Annotated[str, typer.Option(help="name shown on the dashboard")],
     role: Annotated[str, typer.Option(help="operator, collectivite or ambassador")],
-    territory: Annotated[str, typer.Option(help='collectivité scope, e.g. "departements:35,epci:243500139"')] = "",
+    territory: Annotated[
+        str, typer.Option(help='collectivité scope, e.g. "departements:35,epci:243500139"')
+    ] = "",
     assignee: Annotated[str | None, typer.Option(help='ambassador call queue, e.g. "ambassador:7"')] = None,
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                                          help="at least 10 characters (asked when omitted)")] = "",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="at least 10 characters (asked when omitted)",
+        ),
+    ] = "",
 ) -> None:
     """Create a dashboard user (or update its password, role and scope)."""
     from store.accounts import AccountError, add_user, parse_territory
 
     try:
-        user_id = add_user(_engine(), email=email, name=name, password=password, role=role,
-                           territory=parse_territory(territory), assignee=assignee)
+        user_id = add_user(
+            _engine(),
+            email=email,
+            name=name,
+            password=password,
+            role=role,
+            territory=parse_territory(territory),
+            assignee=assignee,
+        )
     except AccountError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc

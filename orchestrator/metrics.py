@@ -19,8 +19,14 @@ from typing import Any
 
 Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal distribution
 STAGES = ("targeted", "contacted", "delivered", "clicked", "responded", "converted")
-STAGE_LABELS = {"targeted": "ciblées", "contacted": "contactées", "delivered": "reçues", "clicked": "ont cliqué",
-                "responded": "ont répondu", "converted": "converties"}
+STAGE_LABELS = {
+    "targeted": "ciblées",
+    "contacted": "contactées",
+    "delivered": "reçues",
+    "clicked": "ont cliqué",
+    "responded": "ont répondu",
+    "converted": "converties",
+}
 DIMENSIONS = {
     "metier_family": "Famille de métiers",
     "departement_code": "Département",
@@ -64,10 +70,24 @@ GROUPINGS: dict[str, tuple[str, ...]] = {
     "territory": ("commune_code", "epci_code", "departement_code"),
     "channel": ("channel",),
 }
-DIMENSION_GROUPING = {"variant": "variant", "trigger_type": "trigger_type", "metier_family": "metier_family",
-                      "commune_code": "territory", "epci_code": "territory", "departement_code": "territory",
-                      "channel": "channel"}
-_DIMS = ("variant", "trigger_type", "metier_family", "commune_code", "epci_code", "departement_code", "channel")
+DIMENSION_GROUPING = {
+    "variant": "variant",
+    "trigger_type": "trigger_type",
+    "metier_family": "metier_family",
+    "commune_code": "territory",
+    "epci_code": "territory",
+    "departement_code": "territory",
+    "channel": "channel",
+}
+_DIMS = (
+    "variant",
+    "trigger_type",
+    "metier_family",
+    "commune_code",
+    "epci_code",
+    "departement_code",
+    "channel",
+)
 
 
 def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
@@ -95,9 +115,21 @@ def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
         for key, acc in sums.items():
             values = dict.fromkeys(_DIMS)
             values.update(zip(dims, key[1:], strict=True))
-            out.append(FunnelRow(key[0], values["variant"], values["trigger_type"], values["metier_family"],
-                                 values["commune_code"], values["epci_code"], values["departement_code"],
-                                 values["channel"], *(int(v) for v in acc[:7]), float(acc[7]), name))
+            out.append(
+                FunnelRow(
+                    key[0],
+                    values["variant"],
+                    values["trigger_type"],
+                    values["metier_family"],
+                    values["commune_code"],
+                    values["epci_code"],
+                    values["departement_code"],
+                    values["channel"],
+                    *(int(v) for v in acc[:7]),
+                    float(acc[7]),
+                    name,
+                )
+            )
     return out
 
 
@@ -180,14 +212,25 @@ class Uplift:
         return self.lower > 0 or self.upper < 0
 
 
-def uplift(treated_converted: int, treated_n: int, control_converted: int, control_n: int,
-           basis: str = "contacted") -> Uplift | None:
+def uplift(
+    treated_converted: int, treated_n: int, control_converted: int, control_n: int, basis: str = "contacted"
+) -> Uplift | None:
     """The uplift with Newcombe's interval; None when a group is empty."""
     if treated_n <= 0 or control_n <= 0:
         return None
     d, lo, hi = newcombe(treated_converted, treated_n, control_converted, control_n)
-    return Uplift(basis, treated_n, treated_converted, control_n, control_converted,
-                  treated_converted / treated_n, control_converted / control_n, d, lo, hi)
+    return Uplift(
+        basis,
+        treated_n,
+        treated_converted,
+        control_n,
+        control_converted,
+        treated_converted / treated_n,
+        control_converted / control_n,
+        d,
+        lo,
+        hi,
+    )
 
 
 def campaign_uplift(funnel: dict[str, Counts], basis: str = "contacted") -> Uplift | None:
@@ -200,8 +243,9 @@ def campaign_uplift(funnel: dict[str, Counts], basis: str = "contacted") -> Upli
     t, h = funnel.get("treatment", Counts()), funnel.get("holdout", Counts())
     # Conversions of treated businesses never reached are not the message's doing: count the reached ones.
     if basis == "contacted":
-        return uplift(min(t.converted, t.contacted) if t.contacted else 0, t.contacted, h.converted, h.targeted,
-                      basis)
+        return uplift(
+            min(t.converted, t.contacted) if t.contacted else 0, t.contacted, h.converted, h.targeted, basis
+        )
     return uplift(t.converted, t.targeted, h.converted, h.targeted, basis)
 
 
@@ -246,12 +290,20 @@ def compare_variants(rows: Iterable[FunnelRow]) -> list[VariantComparison]:
         c = by_variant[name]
         versus = None
         if name != names[0] and c.contacted and ref.contacted:
-            versus = newcombe(min(c.converted, c.contacted), c.contacted,
-                              min(ref.converted, ref.contacted), ref.contacted)
-        out.append(VariantComparison(
-            name, c.contacted, c.clicked, c.converted,
-            c.clicked / c.contacted if c.contacted else None,
-            min(c.converted, c.contacted) / c.contacted if c.contacted else None, versus))
+            versus = newcombe(
+                min(c.converted, c.contacted), c.contacted, min(ref.converted, ref.contacted), ref.contacted
+            )
+        out.append(
+            VariantComparison(
+                name,
+                c.contacted,
+                c.clicked,
+                c.converted,
+                c.clicked / c.contacted if c.contacted else None,
+                min(c.converted, c.contacted) / c.contacted if c.contacted else None,
+                versus,
+            )
+        )
     return out
 
 
@@ -288,19 +340,40 @@ class CampaignReport:
         return next(t for t in self.tables if t.key == key)
 
 
-_BREAKDOWN_COLUMNS = [("value", "Valeur"), ("label", "Libellé"), *((s, STAGE_LABELS[s].capitalize()) for s in STAGES),
-                      ("conversion_rate", "Taux de conversion"), ("holdout_targeted", "Témoin : ciblées"),
-                      ("holdout_converted", "Témoin : converties"), ("uplift", "Effet (points)")]
-_BREAKDOWN_KINDS = {**{s: "int" for s in STAGES}, "conversion_rate": "pct", "holdout_targeted": "int",
-                    "holdout_converted": "int", "uplift": "pts", "value": "text", "label": "text"}
+_BREAKDOWN_COLUMNS = [
+    ("value", "Valeur"),
+    ("label", "Libellé"),
+    *((s, STAGE_LABELS[s].capitalize()) for s in STAGES),
+    ("conversion_rate", "Taux de conversion"),
+    ("holdout_targeted", "Témoin : ciblées"),
+    ("holdout_converted", "Témoin : converties"),
+    ("uplift", "Effet (points)"),
+]
+_BREAKDOWN_KINDS = {
+    **dict.fromkeys(STAGES, "int"),
+    "conversion_rate": "pct",
+    "holdout_targeted": "int",
+    "holdout_converted": "int",
+    "uplift": "pts",
+    "value": "text",
+    "label": "text",
+}
 
 
 def _rate(n: int, d: int) -> float | None:
     return n / d if d else None
 
 
-def build_report(*, campaign: str, title: str, status: str, rows: list[FunnelRow], source: str,
-                 as_of: str | None, labels: Callable[[str, str | None], str] | None = None) -> CampaignReport:
+def build_report(
+    *,
+    campaign: str,
+    title: str,
+    status: str,
+    rows: list[FunnelRow],
+    source: str,
+    as_of: str | None,
+    labels: Callable[[str, str | None], str] | None = None,
+) -> CampaignReport:
     """The whole report of one campaign from its funnel rows. `labels(dimension, code)` names a code."""
     labels = labels or (lambda _dim, code: code or "")
     rows = marginals(rows)
@@ -315,61 +388,152 @@ def build_report(*, campaign: str, title: str, status: str, rows: list[FunnelRow
     variants = compare_variants(by_grouping["variant"])
     tables: list[Table] = []
 
-    funnel_table = Table("funnel", "Entonnoir par groupe", [
-        ("arm", "Groupe"), *((s, STAGE_LABELS[s].capitalize()) for s in STAGES), ("opted_out", "Désinscrites"),
-        ("conversion_rate", "Taux de conversion"), ("mean_days", "Délai moyen de conversion (jours)")],
-        kinds={**{s: "int" for s in STAGES}, "arm": "text", "opted_out": "int", "conversion_rate": "pct",
-               "mean_days": "days"})
+    funnel_table = Table(
+        "funnel",
+        "Entonnoir par groupe",
+        [
+            ("arm", "Groupe"),
+            *((s, STAGE_LABELS[s].capitalize()) for s in STAGES),
+            ("opted_out", "Désinscrites"),
+            ("conversion_rate", "Taux de conversion"),
+            ("mean_days", "Délai moyen de conversion (jours)"),
+        ],
+        kinds={
+            **dict.fromkeys(STAGES, "int"),
+            "arm": "text",
+            "opted_out": "int",
+            "conversion_rate": "pct",
+            "mean_days": "days",
+        },
+    )
     for arm, label in (("treatment", "Contactés"), ("holdout", "Témoin (non contactés)")):
         c = funnel[arm]
-        funnel_table.rows.append({"arm": label, **{s: getattr(c, s) for s in STAGES}, "opted_out": c.opted_out,
-                                  "conversion_rate": c.conversion_rate, "mean_days": c.mean_days_to_conversion})
+        funnel_table.rows.append(
+            {
+                "arm": label,
+                **{s: getattr(c, s) for s in STAGES},
+                "opted_out": c.opted_out,
+                "conversion_rate": c.conversion_rate,
+                "mean_days": c.mean_days_to_conversion,
+            }
+        )
     tables.append(funnel_table)
 
-    uplift_table = Table("uplift", "Effet de la campagne (écart de conversion avec le groupe témoin, IC 95 %)", [
-        ("basis", "Base"), ("treated_n", "Traités"), ("treated_converted", "Traités convertis"),
-        ("treated_rate", "Taux traités"), ("control_n", "Témoin"), ("control_converted", "Témoin convertis"),
-        ("control_rate", "Taux témoin"), ("difference", "Effet (points)"), ("lower", "Borne basse"),
-        ("upper", "Borne haute")],
-        kinds={"basis": "text", "treated_n": "int", "treated_converted": "int", "treated_rate": "pct",
-               "control_n": "int", "control_converted": "int", "control_rate": "pct", "difference": "pts",
-               "lower": "pts", "upper": "pts"})
+    uplift_table = Table(
+        "uplift",
+        "Effet de la campagne (écart de conversion avec le groupe témoin, IC 95 %)",
+        [
+            ("basis", "Base"),
+            ("treated_n", "Traités"),
+            ("treated_converted", "Traités convertis"),
+            ("treated_rate", "Taux traités"),
+            ("control_n", "Témoin"),
+            ("control_converted", "Témoin convertis"),
+            ("control_rate", "Taux témoin"),
+            ("difference", "Effet (points)"),
+            ("lower", "Borne basse"),
+            ("upper", "Borne haute"),
+        ],
+        kinds={
+            "basis": "text",
+            "treated_n": "int",
+            "treated_converted": "int",
+            "treated_rate": "pct",
+            "control_n": "int",
+            "control_converted": "int",
+            "control_rate": "pct",
+            "difference": "pts",
+            "lower": "pts",
+            "upper": "pts",
+        },
+    )
     for u, label in ((up, "contactés / témoin"), (itt, "tous les ciblés / témoin")):
         if u is not None:
-            uplift_table.rows.append({"basis": label, "treated_n": u.treated_n,
-                                      "treated_converted": u.treated_converted, "treated_rate": u.treated_rate,
-                                      "control_n": u.control_n, "control_converted": u.control_converted,
-                                      "control_rate": u.control_rate, "difference": u.difference,
-                                      "lower": u.lower, "upper": u.upper})
+            uplift_table.rows.append(
+                {
+                    "basis": label,
+                    "treated_n": u.treated_n,
+                    "treated_converted": u.treated_converted,
+                    "treated_rate": u.treated_rate,
+                    "control_n": u.control_n,
+                    "control_converted": u.control_converted,
+                    "control_rate": u.control_rate,
+                    "difference": u.difference,
+                    "lower": u.lower,
+                    "upper": u.upper,
+                }
+            )
     tables.append(uplift_table)
 
     if variants:
-        vt = Table("variants", "Comparaison des variantes (A/B, parmi les contactés)", [
-            ("variant", "Variante"), ("contacted", "Contactées"), ("clicked", "Ont cliqué"),
-            ("converted", "Converties"), ("click_rate", "Taux de clic"), ("conversion_rate", "Taux de conversion"),
-            ("difference", "Écart avec la 1re (points)"), ("lower", "Borne basse"), ("upper", "Borne haute")],
-            kinds={"variant": "text", "contacted": "int", "clicked": "int", "converted": "int",
-                   "click_rate": "pct", "conversion_rate": "pct", "difference": "pts", "lower": "pts",
-                   "upper": "pts"})
+        vt = Table(
+            "variants",
+            "Comparaison des variantes (A/B, parmi les contactés)",
+            [
+                ("variant", "Variante"),
+                ("contacted", "Contactées"),
+                ("clicked", "Ont cliqué"),
+                ("converted", "Converties"),
+                ("click_rate", "Taux de clic"),
+                ("conversion_rate", "Taux de conversion"),
+                ("difference", "Écart avec la 1re (points)"),
+                ("lower", "Borne basse"),
+                ("upper", "Borne haute"),
+            ],
+            kinds={
+                "variant": "text",
+                "contacted": "int",
+                "clicked": "int",
+                "converted": "int",
+                "click_rate": "pct",
+                "conversion_rate": "pct",
+                "difference": "pts",
+                "lower": "pts",
+                "upper": "pts",
+            },
+        )
         for v in variants:
             d, lo, hi = v.vs_reference or (None, None, None)
-            vt.rows.append({"variant": v.variant, "contacted": v.contacted, "clicked": v.clicked,
-                            "converted": v.converted, "click_rate": v.click_rate,
-                            "conversion_rate": v.conversion_rate, "difference": d, "lower": lo, "upper": hi})
+            vt.rows.append(
+                {
+                    "variant": v.variant,
+                    "contacted": v.contacted,
+                    "clicked": v.clicked,
+                    "converted": v.converted,
+                    "click_rate": v.click_rate,
+                    "conversion_rate": v.conversion_rate,
+                    "difference": d,
+                    "lower": lo,
+                    "upper": hi,
+                }
+            )
         tables.append(vt)
 
     for dim, dim_label in DIMENSIONS.items():
         part = by_grouping[DIMENSION_GROUPING[dim]]
         t_counts = group((r for r in part if r.arm == "treatment"), lambda r, d=dim: getattr(r, d))
         h_counts = group((r for r in part if r.arm == "holdout"), lambda r, d=dim: getattr(r, d))
-        table = Table(f"by_{dim}", f"Par {dim_label.lower()}", list(_BREAKDOWN_COLUMNS), kinds=_BREAKDOWN_KINDS)
+        table = Table(
+            f"by_{dim}", f"Par {dim_label.lower()}", list(_BREAKDOWN_COLUMNS), kinds=_BREAKDOWN_KINDS
+        )
         for code in sorted(set(t_counts) | set(h_counts), key=lambda c: (c is None, str(c))):
             t, h = t_counts.get(code, Counts()), h_counts.get(code, Counts())
-            u = uplift(min(t.converted, t.contacted), t.contacted, h.converted, h.targeted) if t.contacted else None
-            table.rows.append({"value": code or "", "label": labels(dim, code) if code else "(inconnu)",
-                               **{s: getattr(t, s) for s in STAGES}, "conversion_rate": t.conversion_rate,
-                               "holdout_targeted": h.targeted, "holdout_converted": h.converted,
-                               "uplift": u.difference if u else None})
+            u = (
+                uplift(min(t.converted, t.contacted), t.contacted, h.converted, h.targeted)
+                if t.contacted
+                else None
+            )
+            table.rows.append(
+                {
+                    "value": code or "",
+                    "label": labels(dim, code) if code else "(inconnu)",
+                    **{s: getattr(t, s) for s in STAGES},
+                    "conversion_rate": t.conversion_rate,
+                    "holdout_targeted": h.targeted,
+                    "holdout_converted": h.converted,
+                    "uplift": u.difference if u else None,
+                }
+            )
         tables.append(table)
     return CampaignReport(campaign, title, status, source, as_of, funnel, up, itt, variants, tables)
 
@@ -443,23 +607,46 @@ def _raw(value: Any) -> Any:
 
 def report_dict(report: CampaignReport) -> dict[str, Any]:
     """The report as plain JSON-ready values."""
+
     def counts(c: Counts) -> dict[str, Any]:
-        return {**{s: getattr(c, s) for s in STAGES}, "opted_out": c.opted_out,
-                "conversion_rate": c.conversion_rate, "mean_days_to_conversion": c.mean_days_to_conversion}
+        return {
+            **{s: getattr(c, s) for s in STAGES},
+            "opted_out": c.opted_out,
+            "conversion_rate": c.conversion_rate,
+            "mean_days_to_conversion": c.mean_days_to_conversion,
+        }
 
     def up(u: Uplift | None) -> dict[str, Any] | None:
         if u is None:
             return None
-        return {"basis": u.basis, "treated_n": u.treated_n, "treated_converted": u.treated_converted,
-                "control_n": u.control_n, "control_converted": u.control_converted,
-                "treated_rate": u.treated_rate, "control_rate": u.control_rate, "difference": u.difference,
-                "ci95": [u.lower, u.upper], "significant": u.significant}
+        return {
+            "basis": u.basis,
+            "treated_n": u.treated_n,
+            "treated_converted": u.treated_converted,
+            "control_n": u.control_n,
+            "control_converted": u.control_converted,
+            "treated_rate": u.treated_rate,
+            "control_rate": u.control_rate,
+            "difference": u.difference,
+            "ci95": [u.lower, u.upper],
+            "significant": u.significant,
+        }
 
     return {
-        "campaign": report.campaign, "title": report.title, "status": report.status, "source": report.source,
-        "as_of": report.as_of, "funnel": {arm: counts(c) for arm, c in report.funnel.items()},
-        "uplift": up(report.uplift), "uplift_intention_to_treat": up(report.uplift_itt),
-        "tables": {t.key: {"title": t.title, "columns": [k for k, _ in t.columns],
-                           "rows": [{k: _raw(r.get(k)) for k, _ in t.columns} for r in t.rows]}
-                   for t in report.tables},
+        "campaign": report.campaign,
+        "title": report.title,
+        "status": report.status,
+        "source": report.source,
+        "as_of": report.as_of,
+        "funnel": {arm: counts(c) for arm, c in report.funnel.items()},
+        "uplift": up(report.uplift),
+        "uplift_intention_to_treat": up(report.uplift_itt),
+        "tables": {
+            t.key: {
+                "title": t.title,
+                "columns": [k for k, _ in t.columns],
+                "rows": [{k: _raw(r.get(k)) for k, _ in t.columns} for r in t.rows],
+            }
+            for t in report.tables
+        },
     }

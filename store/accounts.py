@@ -43,8 +43,16 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def add_user(engine: Engine, *, email: str, name: str, password: str, role: str,
-             territory: dict[str, list[str]] | None = None, assignee: str | None = None) -> int:
+def add_user(
+    engine: Engine,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    role: str,
+    territory: dict[str, list[str]] | None = None,
+    assignee: str | None = None,
+) -> int:
     """Create a user, or update the one with this e-mail (password, role, scope); returns its id."""
     email = email.strip().lower()
     if role not in ROLES:
@@ -60,22 +68,30 @@ def add_user(engine: Engine, *, email: str, name: str, password: str, role: str,
             raise AccountError(f"codes de territoire inconnus : {', '.join(unknown)}")
     if role == "ambassador" and not assignee:
         raise AccountError("un ambassadeur a besoin de sa file d'appels (ex. ambassador:7)")
-    values = {"name": name, "password_hash": hash_password(password), "role": role,
-              "territory": spec.model_dump() if role == "collectivite" else {},
-              "assignee": assignee if role == "ambassador" else None, "active": True}
+    values = {
+        "name": name,
+        "password_hash": hash_password(password),
+        "role": role,
+        "territory": spec.model_dump() if role == "collectivite" else {},
+        "assignee": assignee if role == "ambassador" else None,
+        "active": True,
+    }
     with engine.begin() as conn:
         row = conn.execute(select(USERS.c.id).where(USERS.c.email == email)).first()
         if row:
             conn.execute(update(USERS).where(USERS.c.id == row.id).values(**values))
             return row.id
-        return conn.execute(USERS.insert().values(email=email, created_at=utcnow(), **values)).inserted_primary_key[0]
+        return conn.execute(
+            USERS.insert().values(email=email, created_at=utcnow(), **values)
+        ).inserted_primary_key[0]
 
 
 def authenticate(engine: Engine, email: str, password: str) -> Any | None:
     """The active user with this e-mail and password, else None (same work either way)."""
     with engine.connect() as conn:
-        row = conn.execute(select(USERS).where(USERS.c.email == email.strip().lower(),
-                                               USERS.c.active.is_(True))).first()
+        row = conn.execute(
+            select(USERS).where(USERS.c.email == email.strip().lower(), USERS.c.active.is_(True))
+        ).first()
     try:
         _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -143,8 +159,11 @@ def visible_campaign_ids(conn: Connection, scope: Scope) -> list[int] | None:
     if scope.role != "collectivite":
         return []
     rows = conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.spec)).all()
-    return [r.id for r in rows
-            if territory_contains(scope.territory, ((r.spec or {}).get("owner") or {}).get("territory") or {})]
+    return [
+        r.id
+        for r in rows
+        if territory_contains(scope.territory, ((r.spec or {}).get("owner") or {}).get("territory") or {})
+    ]
 
 
 def campaigns(conn: Connection, scope: Scope) -> list[Any]:
@@ -172,8 +191,12 @@ def business_clause(scope: Scope):
         return false()
     t = scope.territory
     parts = []
-    for column, key in ((BUSINESS.c.commune_code, "communes"), (BUSINESS.c.epci_code, "epci"),
-                        (BUSINESS.c.departement_code, "departements"), (BUSINESS.c.region_code, "regions")):
+    for column, key in (
+        (BUSINESS.c.commune_code, "communes"),
+        (BUSINESS.c.epci_code, "epci"),
+        (BUSINESS.c.departement_code, "departements"),
+        (BUSINESS.c.region_code, "regions"),
+    ):
         if t.get(key):
             parts.append(column.in_(list(t[key])))
     return or_(*parts) if parts else false()
@@ -201,9 +224,16 @@ def task(conn: Connection, scope: Scope, task_id: int) -> Any | None:
 
 
 def parse_territory(text: str) -> dict[str, list[str]]:
-    """"departements:35,epci:243500139" -> {"departements": ["35"], "epci": ["243500139"]}."""
-    aliases = {"commune": "communes", "communes": "communes", "epci": "epci", "departement": "departements",
-               "departements": "departements", "region": "regions", "regions": "regions"}
+    """ "departements:35,epci:243500139" -> {"departements": ["35"], "epci": ["243500139"]}."""
+    aliases = {
+        "commune": "communes",
+        "communes": "communes",
+        "epci": "epci",
+        "departement": "departements",
+        "departements": "departements",
+        "region": "regions",
+        "regions": "regions",
+    }
     out: dict[str, list[str]] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         level, _, code = part.partition(":")

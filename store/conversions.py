@@ -33,12 +33,21 @@ def message_row(conn: Connection, message_id: int):
     return conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).first()
 
 
-def record_interaction(conn: Connection, msg, kind: str, data: dict[str, Any] | None = None,
-                       at: dt.datetime | None = None) -> int:
+def record_interaction(
+    conn: Connection, msg, kind: str, data: dict[str, Any] | None = None, at: dt.datetime | None = None
+) -> int:
     """One interaction of the business that received `msg`, attributed to its enrollment and campaign."""
-    result = conn.execute(INTERACTIONS.insert().values(
-        business_id=msg.business_id, message_id=msg.id, campaign_id=msg.campaign_id,
-        enrollment_id=msg.enrollment_id, kind=kind, at=at or utcnow(), data=data or {}))
+    result = conn.execute(
+        INTERACTIONS.insert().values(
+            business_id=msg.business_id,
+            message_id=msg.id,
+            campaign_id=msg.campaign_id,
+            enrollment_id=msg.enrollment_id,
+            kind=kind,
+            at=at or utcnow(),
+            data=data or {},
+        )
+    )
     return result.inserted_primary_key[0]
 
 
@@ -51,8 +60,18 @@ class CallbackStored:
     assignee: str
 
 
-def request_callback(conn: Connection, msg, *, phone: str, slot: str, due_at: dt.datetime, note: str,
-                     assignee: str, script: str, now: dt.datetime | None = None) -> CallbackStored:
+def request_callback(
+    conn: Connection,
+    msg,
+    *,
+    phone: str,
+    slot: str,
+    due_at: dt.datetime,
+    note: str,
+    assignee: str,
+    script: str,
+    now: dt.datetime | None = None,
+) -> CallbackStored:
     """Create (or update, when asked again) the call task of this message and record the request.
 
     The owner gave the number to be called back: it becomes the business's number with consent when
@@ -60,30 +79,62 @@ def request_callback(conn: Connection, msg, *, phone: str, slot: str, due_at: dt
     """
     now = now or utcnow()
     existing = conn.execute(select(TASKS.c.id).where(TASKS.c.message_id == msg.id)).first()
-    values = {"business_id": msg.business_id, "assignee": assignee, "phone": phone, "script": script,
-              "due_at": due_at, "status": "open", "outcome_note": note or None, "updated_at": now}
+    values = {
+        "business_id": msg.business_id,
+        "assignee": assignee,
+        "phone": phone,
+        "script": script,
+        "due_at": due_at,
+        "status": "open",
+        "outcome_note": note or None,
+        "updated_at": now,
+    }
     if existing:
         conn.execute(update(TASKS).where(TASKS.c.id == existing.id).values(**values))
         task_id, created = existing.id, False
     else:
-        task_id = conn.execute(TASKS.insert().values(message_id=msg.id, attempts=0, history=[], created_at=now,
-                                                     **values)).inserted_primary_key[0]
+        task_id = conn.execute(
+            TASKS.insert().values(message_id=msg.id, attempts=0, history=[], created_at=now, **values)
+        ).inserted_primary_key[0]
         created = True
-    conn.execute(update(BUSINESS).where(BUSINESS.c.id == msg.business_id, BUSINESS.c.phone.is_(None))
-                 .values(phone=phone, phone_source="landing", phone_consent=True, updated_at=now))
-    record_interaction(conn, msg, "callback_request",
-                       {"slot": slot, "task_id": task_id, "note": note[:500] if note else ""}, at=now)
+    conn.execute(
+        update(BUSINESS)
+        .where(BUSINESS.c.id == msg.business_id, BUSINESS.c.phone.is_(None))
+        .values(phone=phone, phone_source="landing", phone_consent=True, updated_at=now)
+    )
+    record_interaction(
+        conn,
+        msg,
+        "callback_request",
+        {"slot": slot, "task_id": task_id, "note": note[:500] if note else ""},
+        at=now,
+    )
     return CallbackStored(task_id, created, assignee)
 
 
-def record_diagnostic(conn: Connection, msg, *, score: int, answers: dict[str, bool],
-                      offer_title: str | None, now: dt.datetime | None = None) -> None:
+def record_diagnostic(
+    conn: Connection,
+    msg,
+    *,
+    score: int,
+    answers: dict[str, bool],
+    offer_title: str | None,
+    now: dt.datetime | None = None,
+) -> None:
     """Store the business's digital maturity and count a `diagnostic_completed` conversion."""
     now = now or utcnow()
-    conn.execute(update(BUSINESS).where(BUSINESS.c.id == msg.business_id)
-                 .values(digital_maturity=score, updated_at=now))
-    record_interaction(conn, msg, "diagnostic_completed",
-                       {"score": score, "answers": answers, "offer": offer_title, "source": "landing"}, at=now)
+    conn.execute(
+        update(BUSINESS)
+        .where(BUSINESS.c.id == msg.business_id)
+        .values(digital_maturity=score, updated_at=now)
+    )
+    record_interaction(
+        conn,
+        msg,
+        "diagnostic_completed",
+        {"score": score, "answers": answers, "offer": offer_title, "source": "landing"},
+        at=now,
+    )
 
 
 def attribute_conversions(conn: Connection, event_ids: list[int] | None = None) -> int:
@@ -94,9 +145,11 @@ def attribute_conversions(conn: Connection, event_ids: list[int] | None = None) 
     Returns the number of interactions written.
     """
     attributed = select(INTERACTIONS.c.trigger_event_id).where(INTERACTIONS.c.trigger_event_id.is_not(None))
-    query = (select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.business_id, EVENTS.c.occurred_on, EVENTS.c.source)
-             .where(EVENTS.c.type.in_(CONVERSION_KINDS), EVENTS.c.business_id.is_not(None),
-                    EVENTS.c.id.not_in(attributed)))
+    query = select(
+        EVENTS.c.id, EVENTS.c.type, EVENTS.c.business_id, EVENTS.c.occurred_on, EVENTS.c.source
+    ).where(
+        EVENTS.c.type.in_(CONVERSION_KINDS), EVENTS.c.business_id.is_not(None), EVENTS.c.id.not_in(attributed)
+    )
     if event_ids is not None:
         if not event_ids:
             return 0
@@ -111,17 +164,26 @@ def attribute_conversions(conn: Connection, event_ids: list[int] | None = None) 
         enrolled = conn.execute(
             select(ENROLLMENTS.c.id, ENROLLMENTS.c.campaign_id, ENROLLMENTS.c.enrolled_at)
             .where(ENROLLMENTS.c.business_id == ev.business_id, ENROLLMENTS.c.enrolled_at <= seen)
-            .order_by(ENROLLMENTS.c.enrolled_at.desc(), ENROLLMENTS.c.id.desc()).limit(1)).first()
+            .order_by(ENROLLMENTS.c.enrolled_at.desc(), ENROLLMENTS.c.id.desc())
+            .limit(1)
+        ).first()
         at = dt.datetime.combine(ev.occurred_on, dt.time(12), dt.UTC)
         if enrolled is not None:
             at = max(at, _aware(enrolled.enrolled_at))  # the same day: never before the enrollment
         stmt = insert_for(conn, INTERACTIONS).on_conflict_do_nothing(index_elements=["trigger_event_id"])
-        result = conn.execute(stmt, {
-            "business_id": ev.business_id, "message_id": None,
-            "campaign_id": enrolled.campaign_id if enrolled else None,
-            "enrollment_id": enrolled.id if enrolled else None, "kind": ev.type,
-            "at": at,
-            "data": {"source": ev.source}, "trigger_event_id": ev.id})
+        result = conn.execute(
+            stmt,
+            {
+                "business_id": ev.business_id,
+                "message_id": None,
+                "campaign_id": enrolled.campaign_id if enrolled else None,
+                "enrollment_id": enrolled.id if enrolled else None,
+                "kind": ev.type,
+                "at": at,
+                "data": {"source": ev.source},
+                "trigger_event_id": ev.id,
+            },
+        )
         written += result.rowcount or 0
     return written
 
@@ -136,8 +198,11 @@ def record_task_outcome(conn: Connection, task_id: int, *, met: bool, now: dt.da
     msg = message_row(conn, task.message_id)
     if msg is None:
         return False
-    already = conn.execute(select(func.count()).select_from(INTERACTIONS).where(
-        and_(INTERACTIONS.c.message_id == msg.id, INTERACTIONS.c.kind == "ambassador_met"))).scalar_one()
+    already = conn.execute(
+        select(func.count())
+        .select_from(INTERACTIONS)
+        .where(and_(INTERACTIONS.c.message_id == msg.id, INTERACTIONS.c.kind == "ambassador_met"))
+    ).scalar_one()
     if already:
         return False
     record_interaction(conn, msg, "ambassador_met", {"source": "call_task", "task_id": task_id}, at=now)

@@ -39,10 +39,26 @@ HISTORY = MessageEvent.__table__
 EVENTS = TriggerEvent.__table__
 TASKS = CallTask.__table__
 
-DIMENSION_COLUMNS = ("arm", "variant", "trigger_type", "metier_family", "commune_code", "epci_code",
-                     "departement_code", "channel")
-COUNT_COLUMNS = ("targeted", "contacted", "delivered", "clicked", "responded", "converted", "opted_out",
-                 "conversion_days")
+DIMENSION_COLUMNS = (
+    "arm",
+    "variant",
+    "trigger_type",
+    "metier_family",
+    "commune_code",
+    "epci_code",
+    "departement_code",
+    "channel",
+)
+COUNT_COLUMNS = (
+    "targeted",
+    "contacted",
+    "delivered",
+    "clicked",
+    "responded",
+    "converted",
+    "opted_out",
+    "conversion_days",
+)
 # Channels that report no delivery receipt: a message handed over counts as received (a bounce turns it
 # to failed). SMS providers send receipts, so an SMS counts only once "delivered".
 NO_RECEIPT_CHANNELS = ("email", "letter", "call", "webhook")
@@ -59,54 +75,94 @@ def funnel_select(conn: Connection, campaign_ids: list[int] | None):
     """The grouped funnel of some campaigns (all when None): one row per campaign and dimension values."""
     m, i, e, b = MESSAGES, INTERACTIONS, ENROLLMENTS, BUSINESS
     handed = m.c.status.in_(("sent", "delivered"))
-    per_msg = (select(
+    per_msg = select(
         m.c.enrollment_id,
         func.min(case((m.c.step == 0, m.c.channel))).label("channel"),
         func.max(case((handed, 1), else_=0)).label("contacted"),
-        func.max(case((m.c.status == "delivered", 1),
-                      (and_(m.c.status == "sent", m.c.channel.in_(NO_RECEIPT_CHANNELS)), 1), else_=0))
-        .label("delivered"))
-        .group_by(m.c.enrollment_id))
-    per_int = (select(
-        i.c.enrollment_id,
-        func.max(case((i.c.kind == "click", 1), else_=0)).label("clicked"),
-        func.max(case((i.c.kind.in_(RESPONSE_KINDS), 1), else_=0)).label("responded"),
-        func.max(case((i.c.kind == "unsubscribe", 1), else_=0)).label("opted_out"),
-        func.min(case((i.c.kind.in_(CONVERSION_KINDS), i.c.at))).label("converted_at"))
+        func.max(
+            case(
+                (m.c.status == "delivered", 1),
+                (and_(m.c.status == "sent", m.c.channel.in_(NO_RECEIPT_CHANNELS)), 1),
+                else_=0,
+            )
+        ).label("delivered"),
+    ).group_by(m.c.enrollment_id)
+    per_int = (
+        select(
+            i.c.enrollment_id,
+            func.max(case((i.c.kind == "click", 1), else_=0)).label("clicked"),
+            func.max(case((i.c.kind.in_(RESPONSE_KINDS), 1), else_=0)).label("responded"),
+            func.max(case((i.c.kind == "unsubscribe", 1), else_=0)).label("opted_out"),
+            func.min(case((i.c.kind.in_(CONVERSION_KINDS), i.c.at))).label("converted_at"),
+        )
         .where(i.c.enrollment_id.is_not(None))
-        .group_by(i.c.enrollment_id))
+        .group_by(i.c.enrollment_id)
+    )
     if campaign_ids is not None:
         per_msg = per_msg.where(m.c.campaign_id.in_(campaign_ids))
         per_int = per_int.where(i.c.campaign_id.in_(campaign_ids))
     pm, pi = per_msg.subquery("pm"), per_int.subquery("pi")
     converted = pi.c.converted_at.is_not(None)
-    dims = [e.c.campaign_id, e.c.arm, e.c.variant, e.c.trigger_type, b.c.metier_family, b.c.commune_code,
-            b.c.epci_code, b.c.departement_code, pm.c.channel]
-    query = (select(
-        *dims,
-        func.count().label("targeted"),
-        func.coalesce(func.sum(pm.c.contacted), 0).label("contacted"),
-        func.coalesce(func.sum(pm.c.delivered), 0).label("delivered"),
-        func.coalesce(func.sum(pi.c.clicked), 0).label("clicked"),
-        func.coalesce(func.sum(pi.c.responded), 0).label("responded"),
-        func.sum(case((converted, 1), else_=0)).label("converted"),
-        func.coalesce(func.sum(pi.c.opted_out), 0).label("opted_out"),
-        func.coalesce(func.sum(case((converted, _days_between(conn, pi.c.converted_at, e.c.enrolled_at)),
-                                   else_=0.0)), 0.0).label("conversion_days"))
-        .select_from(e.join(b, b.c.id == e.c.business_id)
-                     .outerjoin(pm, pm.c.enrollment_id == e.c.id)
-                     .outerjoin(pi, pi.c.enrollment_id == e.c.id))
-        .group_by(*dims))
+    dims = [
+        e.c.campaign_id,
+        e.c.arm,
+        e.c.variant,
+        e.c.trigger_type,
+        b.c.metier_family,
+        b.c.commune_code,
+        b.c.epci_code,
+        b.c.departement_code,
+        pm.c.channel,
+    ]
+    query = (
+        select(
+            *dims,
+            func.count().label("targeted"),
+            func.coalesce(func.sum(pm.c.contacted), 0).label("contacted"),
+            func.coalesce(func.sum(pm.c.delivered), 0).label("delivered"),
+            func.coalesce(func.sum(pi.c.clicked), 0).label("clicked"),
+            func.coalesce(func.sum(pi.c.responded), 0).label("responded"),
+            func.sum(case((converted, 1), else_=0)).label("converted"),
+            func.coalesce(func.sum(pi.c.opted_out), 0).label("opted_out"),
+            func.coalesce(
+                func.sum(
+                    case((converted, _days_between(conn, pi.c.converted_at, e.c.enrolled_at)), else_=0.0)
+                ),
+                0.0,
+            ).label("conversion_days"),
+        )
+        .select_from(
+            e.join(b, b.c.id == e.c.business_id)
+            .outerjoin(pm, pm.c.enrollment_id == e.c.id)
+            .outerjoin(pi, pi.c.enrollment_id == e.c.id)
+        )
+        .group_by(*dims)
+    )
     if campaign_ids is not None:
         query = query.where(e.c.campaign_id.in_(campaign_ids))
     return query
 
 
 def _row(r: Any) -> FunnelRow:
-    return FunnelRow(r.arm, r.variant, r.trigger_type, r.metier_family, r.commune_code, r.epci_code,
-                     r.departement_code, r.channel, int(r.targeted), int(r.contacted), int(r.delivered),
-                     int(r.clicked), int(r.responded), int(r.converted), int(r.opted_out),
-                     float(r.conversion_days or 0.0), getattr(r, "grouping", None))
+    return FunnelRow(
+        r.arm,
+        r.variant,
+        r.trigger_type,
+        r.metier_family,
+        r.commune_code,
+        r.epci_code,
+        r.departement_code,
+        r.channel,
+        int(r.targeted),
+        int(r.contacted),
+        int(r.delivered),
+        int(r.clicked),
+        int(r.responded),
+        int(r.converted),
+        int(r.opted_out),
+        float(r.conversion_days or 0.0),
+        getattr(r, "grouping", None),
+    )
 
 
 def live_rows(conn: Connection, campaign_id: int) -> list[FunnelRow]:
@@ -122,7 +178,9 @@ def rollup_rows(conn: Connection, campaign_id: int) -> tuple[list[FunnelRow], dt
     return [_row(r) for r in rows], max(r.refreshed_at for r in rows)
 
 
-def refresh_rollup(engine: Engine, campaign_ids: list[int] | None = None, *, now: dt.datetime | None = None) -> int:
+def refresh_rollup(
+    engine: Engine, campaign_ids: list[int] | None = None, *, now: dt.datetime | None = None
+) -> int:
     """Recompute the rollup of some campaigns (all when None); returns the rows written.
 
     The database aggregates the messages and interactions (the heavy part, one statement per campaign);
@@ -146,14 +204,25 @@ def refresh_rollup(engine: Engine, campaign_ids: list[int] | None = None, *, now
             conn.execute(delete(ROLLUP).where(ROLLUP.c.campaign_id == campaign_id))
             if not rows:
                 continue
-            conn.execute(ROLLUP.insert(), [
-                {"campaign_id": campaign_id, **{c: getattr(r, c) for c in (*DIMENSION_COLUMNS, *COUNT_COLUMNS)},
-                 "grouping": r.grouping, "refreshed_at": now} for r in rows])
+            conn.execute(
+                ROLLUP.insert(),
+                [
+                    {
+                        "campaign_id": campaign_id,
+                        **{c: getattr(r, c) for c in (*DIMENSION_COLUMNS, *COUNT_COLUMNS)},
+                        "grouping": r.grouping,
+                        "refreshed_at": now,
+                    }
+                    for r in rows
+                ],
+            )
             written += len(rows)
     return written
 
 
-def campaign_rows(conn: Connection, campaign_id: int, *, live: bool = False) -> tuple[list[FunnelRow], str, str | None]:
+def campaign_rows(
+    conn: Connection, campaign_id: int, *, live: bool = False
+) -> tuple[list[FunnelRow], str, str | None]:
     """(rows, "rollup" | "live", as-of ISO time): the rollup when the campaign has one, else live."""
     if not live:
         rows, at = rollup_rows(conn, campaign_id)
@@ -188,10 +257,23 @@ def label_for(dimension: str, code: str | None) -> str:
     return code
 
 
-TRIGGER_LABELS = {"creation": "Création", "first_hire": "Première embauche", "takeover": "Reprise",
-                  "critical_period": "Période difficile", "consolidation": "Consolidation", "closure": "Fermeture",
-                  "activity_change": "Changement d'activité", "deadline": "Échéance réglementaire"}
-CHANNEL_LABELS = {"email": "E-mail", "sms": "SMS", "letter": "Courrier", "call": "Appel", "webhook": "Partenaire"}
+TRIGGER_LABELS = {
+    "creation": "Création",
+    "first_hire": "Première embauche",
+    "takeover": "Reprise",
+    "critical_period": "Période difficile",
+    "consolidation": "Consolidation",
+    "closure": "Fermeture",
+    "activity_change": "Changement d'activité",
+    "deadline": "Échéance réglementaire",
+}
+CHANNEL_LABELS = {
+    "email": "E-mail",
+    "sms": "SMS",
+    "letter": "Courrier",
+    "call": "Appel",
+    "webhook": "Partenaire",
+}
 
 
 def campaign_by_name(conn: Connection, name: str):
@@ -209,11 +291,20 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
     with engine.connect() as conn:
         rows, source, as_of = campaign_rows(conn, campaign.id, live=live)
     title = (campaign.spec or {}).get("title") or campaign.name
-    return build_report(campaign=campaign.name, title=title, status=campaign.status, rows=rows, source=source,
-                        as_of=as_of, labels=label_for)
+    return build_report(
+        campaign=campaign.name,
+        title=title,
+        status=campaign.status,
+        rows=rows,
+        source=source,
+        as_of=as_of,
+        labels=label_for,
+    )
 
 
-def business_timeline(conn: Connection, business_id: int, campaign_ids: list[int] | None) -> list[dict[str, Any]]:
+def business_timeline(
+    conn: Connection, business_id: int, campaign_ids: list[int] | None
+) -> list[dict[str, Any]]:
     """Everything that happened to one business, oldest first: events, enrollments, messages and their
     history, interactions, call tasks. `campaign_ids` None shows every campaign; a list restricts the
     campaign-bound rows to those campaigns (a collectivité sees only its own)."""
@@ -223,43 +314,99 @@ def business_timeline(conn: Connection, business_id: int, campaign_ids: list[int
         return column.in_(campaign_ids) if campaign_ids is not None else literal(True)
 
     for r in conn.execute(select(EVENTS).where(EVENTS.c.business_id == business_id)):
-        out.append({"at": r.received_at, "what": "événement", "detail": TRIGGER_LABELS.get(r.type, r.type),
-                    "extra": f"du {r.occurred_on:%d/%m/%Y}, source {r.source.split(':')[0]}"})
-    for r in conn.execute(select(ENROLLMENTS, CAMPAIGNS.c.name).join(CAMPAIGNS, CAMPAIGNS.c.id == ENROLLMENTS.c.campaign_id)
-                          .where(ENROLLMENTS.c.business_id == business_id, allowed(ENROLLMENTS.c.campaign_id))):
+        out.append(
+            {
+                "at": r.received_at,
+                "what": "événement",
+                "detail": TRIGGER_LABELS.get(r.type, r.type),
+                "extra": f"du {r.occurred_on:%d/%m/%Y}, source {r.source.split(':')[0]}",
+            }
+        )
+    for r in conn.execute(
+        select(ENROLLMENTS, CAMPAIGNS.c.name)
+        .join(CAMPAIGNS, CAMPAIGNS.c.id == ENROLLMENTS.c.campaign_id)
+        .where(ENROLLMENTS.c.business_id == business_id, allowed(ENROLLMENTS.c.campaign_id))
+    ):
         arm = "groupe témoin (pas de message)" if r.arm == "holdout" else "contacté"
-        out.append({"at": r.enrolled_at, "what": "inscription", "detail": r.name,
-                    "extra": f"{TRIGGER_LABELS.get(r.trigger_type, r.trigger_type)}, {arm}"})
-    msgs = conn.execute(select(MESSAGES.c.id, MESSAGES.c.channel, MESSAGES.c.template, MESSAGES.c.step)
-                        .where(MESSAGES.c.business_id == business_id, allowed(MESSAGES.c.campaign_id))).all()
+        out.append(
+            {
+                "at": r.enrolled_at,
+                "what": "inscription",
+                "detail": r.name,
+                "extra": f"{TRIGGER_LABELS.get(r.trigger_type, r.trigger_type)}, {arm}",
+            }
+        )
+    msgs = conn.execute(
+        select(MESSAGES.c.id, MESSAGES.c.channel, MESSAGES.c.template, MESSAGES.c.step).where(
+            MESSAGES.c.business_id == business_id, allowed(MESSAGES.c.campaign_id)
+        )
+    ).all()
     by_id = {m.id: m for m in msgs}
     if by_id:
         for h in conn.execute(select(HISTORY).where(HISTORY.c.message_id.in_(list(by_id)))):
             m = by_id[h.message_id]
-            out.append({"at": h.at, "what": "message", "detail": f"{CHANNEL_LABELS.get(m.channel, m.channel)} "
-                        f"n° {m.step + 1} ({m.template})", "extra": MESSAGE_STATUS.get(h.status, h.status)})
-    for r in conn.execute(select(INTERACTIONS).where(INTERACTIONS.c.business_id == business_id,
-                                                     allowed(INTERACTIONS.c.campaign_id))):
-        out.append({"at": r.at, "what": "réaction", "detail": INTERACTION_LABELS.get(r.kind, r.kind),
-                    "extra": _interaction_extra(r.kind, r.data or {})})
+            out.append(
+                {
+                    "at": h.at,
+                    "what": "message",
+                    "detail": f"{CHANNEL_LABELS.get(m.channel, m.channel)} n° {m.step + 1} ({m.template})",
+                    "extra": MESSAGE_STATUS.get(h.status, h.status),
+                }
+            )
+    for r in conn.execute(
+        select(INTERACTIONS).where(
+            INTERACTIONS.c.business_id == business_id, allowed(INTERACTIONS.c.campaign_id)
+        )
+    ):
+        out.append(
+            {
+                "at": r.at,
+                "what": "réaction",
+                "detail": INTERACTION_LABELS.get(r.kind, r.kind),
+                "extra": _interaction_extra(r.kind, r.data or {}),
+            }
+        )
     tasks = select(TASKS).where(TASKS.c.business_id == business_id)
     if campaign_ids is not None:
         tasks = tasks.where(TASKS.c.message_id.in_(list(by_id) or [-1]))
     for r in conn.execute(tasks):
-        out.append({"at": r.created_at, "what": "appel à passer", "detail": TASK_STATUS.get(r.status, r.status),
-                    "extra": f"{r.attempts} essai(s)"})
+        out.append(
+            {
+                "at": r.created_at,
+                "what": "appel à passer",
+                "detail": TASK_STATUS.get(r.status, r.status),
+                "extra": f"{r.attempts} essai(s)",
+            }
+        )
     out.sort(key=lambda x: x["at"] if x["at"].tzinfo else x["at"].replace(tzinfo=dt.UTC))
     return out
 
 
-MESSAGE_STATUS = {"planned": "prévu", "claimed": "en cours d'envoi", "sent": "envoyé", "delivered": "reçu",
-                  "failed": "échec", "cancelled": "annulé"}
-INTERACTION_LABELS = {"click": "a cliqué", "unsubscribe": "s'est désinscrit", "callback_request": "demande un rappel",
-                      "not_for_me": "pas pour moi", "diagnostic_completed": "diagnostic fait",
-                      "offer_enrolled": "inscrit à une offre", "ambassador_met": "a rencontré l'ambassadeur"}
+MESSAGE_STATUS = {
+    "planned": "prévu",
+    "claimed": "en cours d'envoi",
+    "sent": "envoyé",
+    "delivered": "reçu",
+    "failed": "échec",
+    "cancelled": "annulé",
+}
+INTERACTION_LABELS = {
+    "click": "a cliqué",
+    "unsubscribe": "s'est désinscrit",
+    "callback_request": "demande un rappel",
+    "not_for_me": "pas pour moi",
+    "diagnostic_completed": "diagnostic fait",
+    "offer_enrolled": "inscrit à une offre",
+    "ambassador_met": "a rencontré l'ambassadeur",
+}
 TASK_STATUS = {"open": "à faire", "done": "fait", "refused": "refusé", "no_answer": "sans réponse"}
-NOT_FOR_ME = {"pas_le_temps": "pas le temps", "deja_equipe": "déjà équipé", "pas_utile": "pas utile",
-              "trop_cher": "trop cher", "autre": "autre raison"}
+NOT_FOR_ME = {
+    "pas_le_temps": "pas le temps",
+    "deja_equipe": "déjà équipé",
+    "pas_utile": "pas utile",
+    "trop_cher": "trop cher",
+    "autre": "autre raison",
+}
 
 
 def _interaction_extra(kind: str, data: dict[str, Any]) -> str:
@@ -275,47 +422,105 @@ def _interaction_extra(kind: str, data: dict[str, Any]) -> str:
 def campaign_businesses(conn: Connection, campaign_id: int, limit: int | None = 500) -> list[dict[str, Any]]:
     """The businesses enrolled in a campaign with their arm and what they did, newest first."""
     e, b, i, m = ENROLLMENTS, BUSINESS, INTERACTIONS, MESSAGES
-    per_int = (select(i.c.enrollment_id,
-                      func.max(case((i.c.kind == "click", 1), else_=0)).label("clicked"),
-                      func.max(case((i.c.kind.in_(RESPONSE_KINDS), 1), else_=0)).label("responded"),
-                      func.max(case((i.c.kind.in_(CONVERSION_KINDS), 1), else_=0)).label("converted"))
-               .where(i.c.campaign_id == campaign_id).group_by(i.c.enrollment_id).subquery())
-    per_msg = (select(m.c.enrollment_id, func.count().label("messages"),
-                      func.max(case((m.c.status.in_(("sent", "delivered")), 1), else_=0)).label("contacted"))
-               .where(m.c.campaign_id == campaign_id).group_by(m.c.enrollment_id).subquery())
-    query = (select(b.c.id, b.c.name, b.c.siret, b.c.commune_code, b.c.metier_family, e.c.arm, e.c.variant,
-                    e.c.trigger_type, e.c.enrolled_at, per_msg.c.messages, per_msg.c.contacted, per_int.c.clicked,
-                    per_int.c.responded, per_int.c.converted)
-             .select_from(e.join(b, b.c.id == e.c.business_id)
-                          .outerjoin(per_int, per_int.c.enrollment_id == e.c.id)
-                          .outerjoin(per_msg, per_msg.c.enrollment_id == e.c.id))
-             .where(e.c.campaign_id == campaign_id)
-             .order_by(e.c.enrolled_at.desc(), e.c.id.desc()))
+    per_int = (
+        select(
+            i.c.enrollment_id,
+            func.max(case((i.c.kind == "click", 1), else_=0)).label("clicked"),
+            func.max(case((i.c.kind.in_(RESPONSE_KINDS), 1), else_=0)).label("responded"),
+            func.max(case((i.c.kind.in_(CONVERSION_KINDS), 1), else_=0)).label("converted"),
+        )
+        .where(i.c.campaign_id == campaign_id)
+        .group_by(i.c.enrollment_id)
+        .subquery()
+    )
+    per_msg = (
+        select(
+            m.c.enrollment_id,
+            func.count().label("messages"),
+            func.max(case((m.c.status.in_(("sent", "delivered")), 1), else_=0)).label("contacted"),
+        )
+        .where(m.c.campaign_id == campaign_id)
+        .group_by(m.c.enrollment_id)
+        .subquery()
+    )
+    query = (
+        select(
+            b.c.id,
+            b.c.name,
+            b.c.siret,
+            b.c.commune_code,
+            b.c.metier_family,
+            e.c.arm,
+            e.c.variant,
+            e.c.trigger_type,
+            e.c.enrolled_at,
+            per_msg.c.messages,
+            per_msg.c.contacted,
+            per_int.c.clicked,
+            per_int.c.responded,
+            per_int.c.converted,
+        )
+        .select_from(
+            e.join(b, b.c.id == e.c.business_id)
+            .outerjoin(per_int, per_int.c.enrollment_id == e.c.id)
+            .outerjoin(per_msg, per_msg.c.enrollment_id == e.c.id)
+        )
+        .where(e.c.campaign_id == campaign_id)
+        .order_by(e.c.enrolled_at.desc(), e.c.id.desc())
+    )
     if limit:
         query = query.limit(limit)
     out = []
     for r in conn.execute(query):
-        out.append({"id": r.id, "name": r.name or "", "siret": r.siret,
-                    "commune": label_for("commune_code", r.commune_code), "family": label_for("metier_family", r.metier_family),
-                    "arm": "témoin" if r.arm == "holdout" else "contacté", "variant": r.variant or "",
-                    "trigger": TRIGGER_LABELS.get(r.trigger_type, r.trigger_type),
-                    "enrolled_at": r.enrolled_at, "messages": int(r.messages or 0),
-                    "contacted": bool(r.contacted), "clicked": bool(r.clicked), "responded": bool(r.responded),
-                    "converted": bool(r.converted)})
+        out.append(
+            {
+                "id": r.id,
+                "name": r.name or "",
+                "siret": r.siret,
+                "commune": label_for("commune_code", r.commune_code),
+                "family": label_for("metier_family", r.metier_family),
+                "arm": "témoin" if r.arm == "holdout" else "contacté",
+                "variant": r.variant or "",
+                "trigger": TRIGGER_LABELS.get(r.trigger_type, r.trigger_type),
+                "enrolled_at": r.enrolled_at,
+                "messages": int(r.messages or 0),
+                "contacted": bool(r.contacted),
+                "clicked": bool(r.clicked),
+                "responded": bool(r.responded),
+                "converted": bool(r.converted),
+            }
+        )
     return out
 
 
-def call_tasks(conn: Connection, clause, *, open_only: bool = False, limit: int | None = 500) -> list[dict[str, Any]]:
+def call_tasks(
+    conn: Connection, clause, *, open_only: bool = False, limit: int | None = 500
+) -> list[dict[str, Any]]:
     """Call tasks matching a scope clause, due first, with the business's name."""
-    query = (select(TASKS, BUSINESS.c.name.label("business_name"), BUSINESS.c.commune_code)
-             .select_from(TASKS.outerjoin(BUSINESS, BUSINESS.c.id == TASKS.c.business_id))
-             .where(clause).order_by(TASKS.c.status != "open", TASKS.c.due_at, TASKS.c.id))
+    query = (
+        select(TASKS, BUSINESS.c.name.label("business_name"), BUSINESS.c.commune_code)
+        .select_from(TASKS.outerjoin(BUSINESS, BUSINESS.c.id == TASKS.c.business_id))
+        .where(clause)
+        .order_by(TASKS.c.status != "open", TASKS.c.due_at, TASKS.c.id)
+    )
     if open_only:
         query = query.where(TASKS.c.status == "open")
     if limit:
         query = query.limit(limit)
-    return [{"id": r.id, "business_id": r.business_id, "business": r.business_name or "",
-             "commune": label_for("commune_code", r.commune_code), "phone": r.phone, "due_at": r.due_at,
-             "status": TASK_STATUS.get(r.status, r.status), "open": r.status == "open", "attempts": r.attempts,
-             "note": r.outcome_note or "", "script": r.script, "assignee": r.assignee}
-            for r in conn.execute(query)]
+    return [
+        {
+            "id": r.id,
+            "business_id": r.business_id,
+            "business": r.business_name or "",
+            "commune": label_for("commune_code", r.commune_code),
+            "phone": r.phone,
+            "due_at": r.due_at,
+            "status": TASK_STATUS.get(r.status, r.status),
+            "open": r.status == "open",
+            "attempts": r.attempts,
+            "note": r.outcome_note or "",
+            "script": r.script,
+            "assignee": r.assignee,
+        }
+        for r in conn.execute(query)
+    ]

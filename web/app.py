@@ -1,4 +1,4 @@
-"""The web app: partner API, owner-facing pages, the dashboard, health. Built from settings (one composition root)."""
+"""The web app: partner API, owner pages, dashboard, health. Built from settings (one composition root)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,22 @@ SESSION_HOURS = 10  # a working day; then sign in again
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """A FastAPI app bound to one store."""
     settings = settings or get_settings()
-    app = FastAPI(title="Déclic", version="0.1.0",
-                  description="Partner events in, plain-French outreach to very small businesses out.")
+    app = FastAPI(
+        title="Déclic",
+        version="0.1.0",
+        description="Partner events in, plain-French outreach to very small businesses out.",
+    )
     app.state.settings = settings
     app.state.engine = engine or get_engine(settings.resolved_database_url)
     # Signed (not readable by scripts: HttpOnly), Secure whenever the site is served over HTTPS.
-    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret, session_cookie="declic_session",
-                       max_age=SESSION_HOURS * 3600, same_site="lax",
-                       https_only=settings.base_url.startswith("https://"))
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.resolved_secret,
+        session_cookie="declic_session",
+        max_age=SESSION_HOURS * 3600,
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
     app.include_router(api.router)
     app.include_router(public.router)
     app.include_router(auth.router)
@@ -48,8 +56,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def http_error(request: Request, exc: StarletteHTTPException):
         # People get a page in French; programs (the partner API) keep FastAPI's JSON.
         if request.url.path.startswith(("/tableau", "/connexion", "/deconnexion")):
-            return pages.TemplateResponse(request, "error.html", {"reason": str(exc.detail).rstrip(".")},
-                                          status_code=exc.status_code)
+            return pages.TemplateResponse(
+                request, "error.html", {"reason": str(exc.detail).rstrip(".")}, status_code=exc.status_code
+            )
         from fastapi.exception_handlers import http_exception_handler
 
         return await http_exception_handler(request, exc)

@@ -72,25 +72,46 @@ ScopeDep = Annotated[Scope, Depends(current_scope)]
 @router.get("/connexion", response_class=HTMLResponse)
 def sign_in_page(request: Request, suite: str = "/tableau") -> HTMLResponse:
     """The sign-in form."""
-    return pages.TemplateResponse(request, "signin.html", {"csrf": csrf_token(request), "suite": safe_next(suite),
-                                                            "error": None, "email": ""})
+    return pages.TemplateResponse(
+        request,
+        "signin.html",
+        {"csrf": csrf_token(request), "suite": safe_next(suite), "error": None, "email": ""},
+    )
 
 
 @router.post("/connexion", response_class=HTMLResponse)
-async def sign_in(request: Request, engine: EngineDep, settings: SettingsDep,
-                  email: Annotated[str, Form(max_length=320)] = "", password: Annotated[str, Form(max_length=500)] = "",
-                  csrf: Annotated[str, Form()] = "", suite: Annotated[str, Form()] = "/tableau"):
+async def sign_in(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=500)] = "",
+    csrf: Annotated[str, Form()] = "",
+    suite: Annotated[str, Form()] = "/tableau",
+):
     """Check the password; on success a fresh session and the page asked for."""
     require_csrf(request, csrf)
     user = await run_in_threadpool(authenticate, engine, email, password)
     if user is None:
-        return pages.TemplateResponse(request, "signin.html", {
-            "csrf": csrf_token(request), "suite": safe_next(suite), "email": email,
-            "error": "E-mail ou mot de passe incorrect."}, status_code=401)
+        return pages.TemplateResponse(
+            request,
+            "signin.html",
+            {
+                "csrf": csrf_token(request),
+                "suite": safe_next(suite),
+                "email": email,
+                "error": "E-mail ou mot de passe incorrect.",
+            },
+            status_code=401,
+        )
     request.session.clear()
     request.session["uid"] = user.id
     csrf_id(request)
-    target = "/tableau/appels" if user.role == "ambassador" and safe_next(suite) == "/tableau" else safe_next(suite)
+    target = (
+        "/tableau/appels"
+        if user.role == "ambassador" and safe_next(suite) == "/tableau"
+        else safe_next(suite)
+    )
     return RedirectResponse(target, status_code=303)
 
 

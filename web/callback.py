@@ -19,8 +19,12 @@ SLOTS: dict[str, tuple[str, int, int]] = {
 }
 
 
-def callback_due(now: dt.datetime, slot: str, tz: str = "Europe/Paris",
-                 is_holiday: Callable[[dt.date], bool] = is_french_holiday) -> dt.datetime:
+def callback_due(
+    now: dt.datetime,
+    slot: str,
+    tz: str = "Europe/Paris",
+    is_holiday: Callable[[dt.date], bool] = is_french_holiday,
+) -> dt.datetime:
     """The start of the next chosen slot on a working day, at least one hour from now (aware UTC)."""
     _, start, _ = SLOTS[slot]
     zone = ZoneInfo(tz)
@@ -34,8 +38,19 @@ def callback_due(now: dt.datetime, slot: str, tz: str = "Europe/Paris",
     raise ValueError("no working day in the next 30 days")  # cannot happen with French calendars
 
 
-def notification(*, task_id: int, to: str, ambassador_name: str, business: dict, phone: str, slot: str,
-                 due_at: dt.datetime, note: str, dashboard_url: str, tz: str = "Europe/Paris") -> OutgoingMessage:
+def notification(
+    *,
+    task_id: int,
+    to: str,
+    ambassador_name: str,
+    business: dict,
+    phone: str,
+    slot: str,
+    due_at: dt.datetime,
+    note: str,
+    dashboard_url: str,
+    tz: str = "Europe/Paris",
+) -> OutgoingMessage:
     """The e-mail telling an ambassador that an owner asked to be called back."""
     local = due_at.astimezone(ZoneInfo(tz))
     days = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
@@ -48,13 +63,17 @@ def notification(*, task_id: int, to: str, ambassador_name: str, business: dict,
         f"{who}{f' ({metier}' + (f', {commune}' if commune else '') + ')' if metier else ''} "
         "demande à être rappelé(e).",
         f"Numéro : {phone}",
-        f"Moment préféré : {SLOTS[slot][0]}, à partir du {days[local.weekday()]} {local:%d/%m} à {local:%H} h.",
+        f"Moment préféré : {SLOTS[slot][0]}, "
+        f"à partir du {days[local.weekday()]} {local:%d/%m} à {local:%H} h.",
     ]
     if note:
         lines.append(f"Son message : « {note} »")
     lines += ["", f"Votre liste d'appels : {dashboard_url}", "", "Merci pour votre aide.", "L'équipe Déclic"]
     return OutgoingMessage(
-        message_id=-task_id, channel="email", recipient=to,
-        subject=f"À rappeler : {who}", body="\n".join(lines) + "\n",
+        message_id=-task_id,
+        channel="email",
+        recipient=to,
+        subject=f"À rappeler : {who}",
+        body="\n".join(lines) + "\n",
         rfc_message_id=f"<declic.callback.{task_id}@declic.local>",
     )

@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from orchestrator.campaign_spec import CHANNELS, CampaignSpec, load_spec
 from store import accounts
-from store.models import Business, Campaign
 from store.metrics import CHANNEL_LABELS, TRIGGER_LABELS, label_for
+from store.models import Business, Campaign
 from triggers.model import TRIGGER_TYPES
 from web.auth import ScopeDep, require_csrf
 from web.dashboard import render
@@ -37,29 +37,49 @@ def _codes(text: str) -> list[str]:
 
 def spec_from_form(form: dict[str, Any], scope: accounts.Scope) -> dict[str, Any]:
     """The campaign document (the YAML's shape) from the form's fields."""
-    owner_territory = (scope.territory if scope.role == "collectivite"
-                       else accounts.parse_territory(form.get("owner_territory", "")))
+    owner_territory = (
+        scope.territory
+        if scope.role == "collectivite"
+        else accounts.parse_territory(form.get("owner_territory", ""))
+    )
     steps = []
     for i in range(MAX_STEPS):
         template = (form.get(f"step{i}_template") or "").strip()
         if not template:
             continue
-        steps.append({"channel": form.get(f"step{i}_channel") or "email",
-                      "delay": (form.get(f"step{i}_delay") or "0d").strip(), "template": template})
+        steps.append(
+            {
+                "channel": form.get(f"step{i}_channel") or "email",
+                "delay": (form.get(f"step{i}_delay") or "0d").strip(),
+                "template": template,
+            }
+        )
     segment: dict[str, Any] = {"families": list(form.get("families") or [])}
-    seg_territory = {k: v for k, v in (("communes", _codes(form.get("segment_communes", ""))),
-                                       ("epci", _codes(form.get("segment_epci", "")))) if v}
+    seg_territory = {
+        k: v
+        for k, v in (
+            ("communes", _codes(form.get("segment_communes", ""))),
+            ("epci", _codes(form.get("segment_epci", ""))),
+        )
+        if v
+    }
     if seg_territory:
         segment["territory"] = seg_territory
     spec: dict[str, Any] = {
-        "name": (form.get("name") or "").strip(), "title": (form.get("title") or "").strip() or None,
+        "name": (form.get("name") or "").strip(),
+        "title": (form.get("title") or "").strip() or None,
         "owner": {"name": (form.get("owner_name") or "").strip(), "territory": owner_territory},
-        "sender": {"name": (form.get("sender_name") or "").strip(), "address": (form.get("sender_address") or "").strip(),
-                   "email": (form.get("sender_email") or "").strip() or None},
-        "contact": {"name": (form.get("contact_name") or "").strip(),
-                    "metier": (form.get("contact_metier") or "").strip() or None,
-                    "phone": (form.get("contact_phone") or "").strip() or None,
-                    "email": (form.get("contact_email") or "").strip() or None},
+        "sender": {
+            "name": (form.get("sender_name") or "").strip(),
+            "address": (form.get("sender_address") or "").strip(),
+            "email": (form.get("sender_email") or "").strip() or None,
+        },
+        "contact": {
+            "name": (form.get("contact_name") or "").strip(),
+            "metier": (form.get("contact_metier") or "").strip() or None,
+            "phone": (form.get("contact_phone") or "").strip() or None,
+            "email": (form.get("contact_email") or "").strip() or None,
+        },
         "triggers": list(form.get("triggers") or []),
         "segment": segment,
         "steps": steps,
@@ -90,28 +110,42 @@ def preview(engine, spec: CampaignSpec) -> dict[str, Any]:
 
     today = dt.date.today()
     with engine.connect() as conn:
-        counts = segment_counts(conn, spec.segment, today=today, territory=spec.effective_territory(),
-                                by=("family", "commune"))
+        counts = segment_counts(
+            conn, spec.segment, today=today, territory=spec.effective_territory(), by=("family", "commune")
+        )
         from store.planning import segment_clause
 
-        sample_row = conn.execute(select(Business.__table__).where(segment_clause(spec, today))
-                                  .order_by(Business.__table__.c.id).limit(1)).first()
-    reach = [{"family": label_for("metier_family", f), "commune": label_for("commune_code", c), "count": n}
-             for f, c, n in counts]
+        sample_row = conn.execute(
+            select(Business.__table__)
+            .where(segment_clause(spec, today))
+            .order_by(Business.__table__.c.id)
+            .limit(1)
+        ).first()
+    reach = [
+        {"family": label_for("metier_family", f), "commune": label_for("commune_code", c), "count": n}
+        for f, c, n in counts
+    ]
     sample = None
     if sample_row is not None:
         view = business_view(sample_row)
         trigger = spec.triggers[0] if spec.triggers else "creation"
         context = message_context(spec, view, Candidate(None, trigger, today, view))
-        context["links"] = {"landing": "https://declic.example/r/exemple",
-                            "unsubscribe": "https://declic.example/u/exemple"}
+        context["links"] = {
+            "landing": "https://declic.example/r/exemple",
+            "unsubscribe": "https://declic.example/u/exemple",
+        }
         step = spec.steps[0]
         lib = library()
         try:
             name = lib.resolve(step.channel, step.template, view.family or "autre")
             rendered = lib.render(name, context)
-            sample = {"business": view.name or view.siret, "channel": CHANNEL_LABELS.get(step.channel, step.channel),
-                      "subject": rendered.subject, "body": rendered.body, "template": name}
+            sample = {
+                "business": view.name or view.siret,
+                "channel": CHANNEL_LABELS.get(step.channel, step.channel),
+                "subject": rendered.subject,
+                "body": rendered.body,
+                "template": name,
+            }
         except Exception as exc:  # a template missing for this channel: say so in the preview
             sample = {"business": view.name or view.siret, "error": f"message impossible à écrire : {exc}"}
     return {"reach": reach, "total": sum(r["count"] for r in reach), "sample": sample}
@@ -120,12 +154,21 @@ def preview(engine, spec: CampaignSpec) -> dict[str, Any]:
 def _form_page(request, scope, form, *, errors=None, result=None, status_code=200):
     from segments.taxonomy import families
 
-    return render(request, scope, "dash_campaign_form.html", status_code=status_code, form=form,
-                  errors=errors or [], result=result, families=families(),
-                  triggers={t: TRIGGER_LABELS.get(t, t) for t in TRIGGER_TYPES},
-                  channels={c: CHANNEL_LABELS.get(c, c) for c in CHANNELS},
-                  template_sets={t: TRIGGER_LABELS.get(t, t) for t in TEMPLATE_SETS}, max_steps=MAX_STEPS,
-                  territory_text=", ".join(f"{k}:{c}" for k, v in scope.territory.items() for c in v))
+    return render(
+        request,
+        scope,
+        "dash_campaign_form.html",
+        status_code=status_code,
+        form=form,
+        errors=errors or [],
+        result=result,
+        families=families(),
+        triggers={t: TRIGGER_LABELS.get(t, t) for t in TRIGGER_TYPES},
+        channels={c: CHANNEL_LABELS.get(c, c) for c in CHANNELS},
+        template_sets={t: TRIGGER_LABELS.get(t, t) for t in TEMPLATE_SETS},
+        max_steps=MAX_STEPS,
+        territory_text=", ".join(f"{k}:{c}" for k, v in scope.territory.items() for c in v),
+    )
 
 
 @router.get("/nouvelle", response_class=HTMLResponse)
@@ -133,9 +176,15 @@ def new_campaign(request: Request, scope: ScopeDep):
     """An empty campaign form, with sensible defaults."""
     if not scope.sees_campaigns:
         raise HTTPException(403, "Cette page n'est pas ouverte à votre rôle.")
-    form = {"owner_name": scope.name if scope.role == "collectivite" else "", "triggers": ["creation"],
-            "families": [], "step0_channel": "email", "step0_delay": "0d", "step0_template": "creation",
-            "holdout": "10"}
+    form = {
+        "owner_name": scope.name if scope.role == "collectivite" else "",
+        "triggers": ["creation"],
+        "families": [],
+        "step0_channel": "email",
+        "step0_delay": "0d",
+        "step0_template": "creation",
+        "holdout": "10",
+    }
     return _form_page(request, scope, form)
 
 
@@ -156,12 +205,19 @@ async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep):
 
     def taken_by_another() -> bool:
         with engine.connect() as conn:
-            row = conn.execute(select(Campaign.__table__.c.id).where(Campaign.__table__.c.name == spec.name)).first()
+            row = conn.execute(
+                select(Campaign.__table__.c.id).where(Campaign.__table__.c.name == spec.name)
+            ).first()
             return row is not None and accounts.campaign(conn, scope, row.id) is None
 
     if await run_in_threadpool(taken_by_another):
-        return _form_page(request, scope, form, status_code=400,
-                          errors=[f"name : le nom « {spec.name} » est déjà pris, choisissez-en un autre"])
+        return _form_page(
+            request,
+            scope,
+            form,
+            status_code=400,
+            errors=[f"name : le nom « {spec.name} » est déjà pris, choisissez-en un autre"],
+        )
     if form.get("action") != "enregistrer":
         result = await run_in_threadpool(preview, engine, spec)
         return _form_page(request, scope, form, result=result)

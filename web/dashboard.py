@@ -50,18 +50,31 @@ pages.env.globals.update(fr_cell=fr_cell, fr_int=fr_int, fr_percent=fr_percent, 
 pages.env.filters["local"] = _local
 
 
-def render(request: Request, scope: accounts.Scope, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+def render(
+    request: Request, scope: accounts.Scope, name: str, status_code: int = 200, **values: Any
+) -> HTMLResponse:
     """A dashboard page with the user, the CSRF token and the role's menu."""
-    return pages.TemplateResponse(request, name, {"scope": scope, "csrf": csrf_token(request),
-                                                  "status_labels": STATUS_LABELS,
-                                                  "role_label": accounts.ROLE_LABELS[scope.role], **values},
-                                  status_code=status_code)
+    return pages.TemplateResponse(
+        request,
+        name,
+        {
+            "scope": scope,
+            "csrf": csrf_token(request),
+            "status_labels": STATUS_LABELS,
+            "role_label": accounts.ROLE_LABELS[scope.role],
+            **values,
+        },
+        status_code=status_code,
+    )
 
 
 def csv_response(text: str, filename: str) -> Response:
     """A CSV download (UTF-8 with a byte-order mark so spreadsheet software reads the accents)."""
-    return Response("\ufeff" + text, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        "\ufeff" + text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def rows_csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> str:
@@ -98,10 +111,20 @@ def _campaign_or_404(engine, scope: accounts.Scope, campaign_id: int):
 
 # --- campaigns ---
 
-SUMMARY_COLUMNS = [("name", "Campagne"), ("title", "Titre"), ("owner", "Porteur"), ("status", "État"),
-                   ("targeted", "Ciblées"), ("contacted", "Contactées"), ("converted", "Converties"),
-                   ("holdout", "Témoin"), ("holdout_converted", "Témoin converties"), ("uplift", "Effet (points)"),
-                   ("lower", "Borne basse"), ("upper", "Borne haute")]
+SUMMARY_COLUMNS = [
+    ("name", "Campagne"),
+    ("title", "Titre"),
+    ("owner", "Porteur"),
+    ("status", "État"),
+    ("targeted", "Ciblées"),
+    ("contacted", "Contactées"),
+    ("converted", "Converties"),
+    ("holdout", "Témoin"),
+    ("holdout_converted", "Témoin converties"),
+    ("uplift", "Effet (points)"),
+    ("lower", "Borne basse"),
+    ("upper", "Borne haute"),
+]
 
 
 def _summaries(engine, scope: accounts.Scope) -> list[dict[str, Any]]:
@@ -111,11 +134,23 @@ def _summaries(engine, scope: accounts.Scope) -> list[dict[str, Any]]:
     for row in rows:
         r = report(engine, row)
         t, h, u = r.funnel["treatment"], r.funnel["holdout"], r.uplift
-        out.append({"id": row.id, "name": row.name, "title": r.title, "owner": row.owner,
-                    "status": STATUS_LABELS.get(row.status, row.status), "targeted": t.targeted,
-                    "contacted": t.contacted, "converted": t.converted, "holdout": h.targeted,
-                    "holdout_converted": h.converted, "uplift": u.difference if u else None,
-                    "lower": u.lower if u else None, "upper": u.upper if u else None})
+        out.append(
+            {
+                "id": row.id,
+                "name": row.name,
+                "title": r.title,
+                "owner": row.owner,
+                "status": STATUS_LABELS.get(row.status, row.status),
+                "targeted": t.targeted,
+                "contacted": t.contacted,
+                "converted": t.converted,
+                "holdout": h.targeted,
+                "holdout_converted": h.converted,
+                "uplift": u.difference if u else None,
+                "lower": u.lower if u else None,
+                "upper": u.upper if u else None,
+            }
+        )
     return out
 
 
@@ -136,32 +171,47 @@ async def campaigns_csv(scope: ScopeDep, engine: EngineDep):
     return csv_response(rows_csv(SUMMARY_COLUMNS, summaries), "campagnes.csv")
 
 
-TERRITORY_LEVELS = {"commune": ("by_commune_code", "commune"), "epci": ("by_epci_code", "EPCI"),
-                    "departement": ("by_departement_code", "département")}
+TERRITORY_LEVELS = {
+    "commune": ("by_commune_code", "commune"),
+    "epci": ("by_epci_code", "EPCI"),
+    "departement": ("by_departement_code", "département"),
+}
 
 
 def territory_chart(r: CampaignReport, level: str) -> str:
     """Conversion rate of the contacted businesses by territory (largest groups first)."""
     key, label = TERRITORY_LEVELS[level]
     rows = sorted(r.table(key).rows, key=lambda x: -x["targeted"])
-    data = [(x["label"] or x["value"], x["converted"] / x["targeted"] if x["targeted"] else None, x["targeted"])
-            for x in rows if x["targeted"]]
+    data = [
+        (x["label"] or x["value"], x["converted"] / x["targeted"] if x["targeted"] else None, x["targeted"])
+        for x in rows
+        if x["targeted"]
+    ]
     return bars_chart(data, f"Taux de conversion par {label}", "territory-title")
 
 
 @router.get("/campagnes/{campaign_id}", response_class=HTMLResponse)
-async def campaign_page(request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep,
-                        territoire: str = "commune"):
+async def campaign_page(
+    request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep, territoire: str = "commune"
+):
     """One campaign: funnel and uplift charts, A/B, breakdown tables, territory chart."""
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
     r = await run_in_threadpool(report, engine, row)
     level = territoire if territoire in TERRITORY_LEVELS else "commune"
     uplifts = [("Contactés / témoin", r.uplift), ("Tous les ciblés / témoin", r.uplift_itt)]
     uplifts += [(f"Variante {v.variant} / {r.variants[0].variant}", v.vs_reference) for v in r.variants[1:]]
-    return render(request, scope, "dash_campaign.html", campaign=row, report=r,
-                  funnel_svg=funnel_chart(r),
-                  uplift_svg=uplift_chart(uplifts, "Effet sur la conversion, avec intervalle de confiance à 95 %"),
-                  territory_svg=territory_chart(r, level), level=level, levels=TERRITORY_LEVELS)
+    return render(
+        request,
+        scope,
+        "dash_campaign.html",
+        campaign=row,
+        report=r,
+        funnel_svg=funnel_chart(r),
+        uplift_svg=uplift_chart(uplifts, "Effet sur la conversion, avec intervalle de confiance à 95 %"),
+        territory_svg=territory_chart(r, level),
+        level=level,
+        levels=TERRITORY_LEVELS,
+    )
 
 
 @router.get("/campagnes/{campaign_id}/export/{table_key}.csv")
@@ -175,10 +225,21 @@ async def campaign_table_csv(campaign_id: int, table_key: str, scope: ScopeDep, 
     return csv_response(table_csv(table), f"{row.name}-{table_key}.csv")
 
 
-BUSINESS_COLUMNS = [("name", "Entreprise"), ("siret", "SIRET"), ("commune", "Commune"), ("family", "Métier"),
-                    ("arm", "Groupe"), ("variant", "Variante"), ("trigger", "Déclencheur"),
-                    ("enrolled_at", "Inscrite le"), ("messages", "Messages"), ("contacted", "Contactée"),
-                    ("clicked", "A cliqué"), ("responded", "A répondu"), ("converted", "Convertie")]
+BUSINESS_COLUMNS = [
+    ("name", "Entreprise"),
+    ("siret", "SIRET"),
+    ("commune", "Commune"),
+    ("family", "Métier"),
+    ("arm", "Groupe"),
+    ("variant", "Variante"),
+    ("trigger", "Déclencheur"),
+    ("enrolled_at", "Inscrite le"),
+    ("messages", "Messages"),
+    ("contacted", "Contactée"),
+    ("clicked", "A cliqué"),
+    ("responded", "A répondu"),
+    ("converted", "Convertie"),
+]
 
 
 @router.get("/campagnes/{campaign_id}/entreprises", response_class=HTMLResponse)
@@ -203,12 +264,20 @@ async def campaign_businesses_csv(campaign_id: int, scope: ScopeDep, engine: Eng
         with engine.connect() as conn:
             return campaign_businesses(conn, row.id, limit=None)
 
-    return csv_response(rows_csv(BUSINESS_COLUMNS, await run_in_threadpool(load)), f"{row.name}-entreprises.csv")
+    return csv_response(
+        rows_csv(BUSINESS_COLUMNS, await run_in_threadpool(load)), f"{row.name}-entreprises.csv"
+    )
 
 
 @router.post("/campagnes/{campaign_id}/statut")
-async def campaign_status(request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep,
-                          status: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""):
+async def campaign_status(
+    request: Request,
+    campaign_id: int,
+    scope: ScopeDep,
+    engine: EngineDep,
+    status: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+):
     """Pause, resume or end a campaign."""
     require_csrf(request, csrf)
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
@@ -221,8 +290,9 @@ async def campaign_status(request: Request, campaign_id: int, scope: ScopeDep, e
 
 
 @router.post("/campagnes/{campaign_id}/recalcul")
-async def campaign_refresh(request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep,
-                           csrf: Annotated[str, Form()] = ""):
+async def campaign_refresh(
+    request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep, csrf: Annotated[str, Form()] = ""
+):
     """Recompute this campaign's figures now instead of waiting for the night."""
     require_csrf(request, csrf)
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
@@ -250,9 +320,15 @@ async def business_page(request: Request, business_id: int, scope: ScopeDep, eng
     biz, items = await run_in_threadpool(_timeline, engine, scope, business_id)
     from store.metrics import label_for
 
-    return render(request, scope, "dash_business.html", business=biz, items=items,
-                  commune=label_for("commune_code", biz.commune_code),
-                  family=label_for("metier_family", biz.metier_family))
+    return render(
+        request,
+        scope,
+        "dash_business.html",
+        business=biz,
+        items=items,
+        commune=label_for("commune_code", biz.commune_code),
+        family=label_for("metier_family", biz.metier_family),
+    )
 
 
 @router.get("/entreprises/{business_id}/historique.csv")
@@ -264,8 +340,16 @@ async def business_csv(business_id: int, scope: ScopeDep, engine: EngineDep):
 
 # --- call tasks ---
 
-TASK_COLUMNS = [("business", "Entreprise"), ("commune", "Commune"), ("phone", "Téléphone"), ("due_at", "À appeler à partir du"),
-                ("status", "État"), ("attempts", "Essais"), ("note", "Note"), ("assignee", "Pour")]
+TASK_COLUMNS = [
+    ("business", "Entreprise"),
+    ("commune", "Commune"),
+    ("phone", "Téléphone"),
+    ("due_at", "À appeler à partir du"),
+    ("status", "État"),
+    ("attempts", "Essais"),
+    ("note", "Note"),
+    ("assignee", "Pour"),
+]
 
 
 def _tasks(engine, scope: accounts.Scope, open_only: bool, limit: int | None):
@@ -283,14 +367,23 @@ async def tasks_page(request: Request, scope: ScopeDep, engine: EngineDep, tout:
 @router.get("/appels.csv")
 async def tasks_csv(scope: ScopeDep, engine: EngineDep):
     """Every call task the user may see, as CSV."""
-    return csv_response(rows_csv(TASK_COLUMNS, await run_in_threadpool(_tasks, engine, scope, False, None)),
-                        "appels.csv")
+    return csv_response(
+        rows_csv(TASK_COLUMNS, await run_in_threadpool(_tasks, engine, scope, False, None)), "appels.csv"
+    )
 
 
 @router.post("/appels/{task_id}")
-async def task_outcome(request: Request, task_id: int, scope: ScopeDep, engine: EngineDep, settings: SettingsDep,
-                       outcome: Annotated[str, Form()] = "", met: Annotated[str, Form()] = "",
-                       note: Annotated[str, Form(max_length=1000)] = "", csrf: Annotated[str, Form()] = ""):
+async def task_outcome(
+    request: Request,
+    task_id: int,
+    scope: ScopeDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    outcome: Annotated[str, Form()] = "",
+    met: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=1000)] = "",
+    csrf: Annotated[str, Form()] = "",
+):
     """Record a call: reached, refused or no answer; a meeting agreed counts as `ambassador_met`."""
     require_csrf(request, csrf)
     from integrations.call_rules import OUTCOMES
@@ -307,8 +400,9 @@ async def task_outcome(request: Request, task_id: int, scope: ScopeDep, engine: 
             if row is None:
                 raise HTTPException(404, "Appel introuvable.")
             now = utcnow()
-            record_attempt(conn, task_id, outcome=outcome, at=now, note=note.strip() or None,
-                           timezone=settings.timezone)
+            record_attempt(
+                conn, task_id, outcome=outcome, at=now, note=note.strip() or None, timezone=settings.timezone
+            )
             record_task_outcome(conn, task_id, met=(outcome == "done" and met == "oui"), now=now)
 
     await run_in_threadpool(write)

@@ -17,19 +17,46 @@ class Question:
 
 
 QUESTIONS: tuple[Question, ...] = (
-    Question("email_pro", "Avez-vous une adresse e-mail pour votre entreprise, que vous lisez chaque semaine ?",
-             "e-mail", ("mail", "messagerie", "adresse")),
-    Question("devis_factures", "Faites-vous vos devis et vos factures sur un ordinateur ou une tablette ?",
-             "devis et factures", ("devis", "factur", "logiciel", "gestion", "compta")),
-    Question("e_facture", "Êtes-vous prêt(e) à recevoir des factures électroniques (obligatoire depuis "
-             "septembre 2026) ?", "factures électroniques", ("factur", "électronique", "plateforme")),
-    Question("visible", "Vos clients vous trouvent-ils sur internet (fiche sur une carte, site, réseau social) ?",
-             "être trouvé sur internet", ("internet", "site", "carte", "visib", "client", "réseau")),
-    Question("securite", "Savez-vous reconnaître un faux e-mail ou un faux ordre de virement ?",
-             "arnaques et sécurité", ("arnaque", "sécurité", "piratage", "virus")),
+    Question(
+        "email_pro",
+        "Avez-vous une adresse e-mail pour votre entreprise, que vous lisez chaque semaine ?",
+        "e-mail",
+        ("mail", "messagerie", "adresse"),
+    ),
+    Question(
+        "devis_factures",
+        "Faites-vous vos devis et vos factures sur un ordinateur ou une tablette ?",
+        "devis et factures",
+        ("devis", "factur", "logiciel", "gestion", "compta"),
+    ),
+    Question(
+        "e_facture",
+        "Êtes-vous prêt(e) à recevoir des factures électroniques (obligatoire depuis septembre 2026) ?",
+        "factures électroniques",
+        ("factur", "électronique", "plateforme"),
+    ),
+    Question(
+        "visible",
+        "Vos clients vous trouvent-ils sur internet (fiche sur une carte, site, réseau social) ?",
+        "être trouvé sur internet",
+        ("internet", "site", "carte", "visib", "client", "réseau"),
+    ),
+    Question(
+        "securite",
+        "Savez-vous reconnaître un faux e-mail ou un faux ordre de virement ?",
+        "arnaques et sécurité",
+        ("arnaque", "sécurité", "piratage", "virus"),
+    ),
 )
 
-LEVELS = {0: "premiers pas", 1: "premiers pas", 2: "en route", 3: "en route", 4: "bien équipé", 5: "bien équipé"}
+LEVELS = {
+    0: "premiers pas",
+    1: "premiers pas",
+    2: "en route",
+    3: "en route",
+    4: "bien équipé",
+    5: "bien équipé",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +92,9 @@ def suggest_offer(answers: dict[str, bool], offers: list[dict[str, Any]]) -> dic
         if answers.get(q.key, True):
             continue
         for offer in offers:
-            words = " ".join(str(offer.get(k) or "") for k in ("title", "kind", "topic", "description")).lower()
+            words = " ".join(
+                str(offer.get(k) or "") for k in ("title", "kind", "topic", "description")
+            ).lower()
             if any(k in words for k in q.keywords):
                 return offer
     # Nothing names the need: a beginner gets the first (usually the lightest) offer.
@@ -75,5 +104,9 @@ def suggest_offer(answers: dict[str, bool], offers: list[dict[str, Any]]) -> dic
 def diagnose(answers: dict[str, bool], offers: list[dict[str, Any]]) -> DiagnosticResult:
     """Score the answers and pick the offer that fits."""
     needs = tuple(q.topic for q in QUESTIONS if not answers.get(q.key, False))
-    return DiagnosticResult(score=sum(1 for q in QUESTIONS if answers.get(q.key)), answers=dict(answers),
-                            needs=needs, offer=suggest_offer(answers, offers))
+    return DiagnosticResult(
+        score=sum(1 for q in QUESTIONS if answers.get(q.key)),
+        answers=dict(answers),
+        needs=needs,
+        offer=suggest_offer(answers, offers),
+    )

@@ -56,15 +56,23 @@ def _landing_message(engine, settings: Settings, token: str):
     return message_id, msg
 
 
-def _landing(request: Request, settings: Settings, token: str, msg, *, status: int = 200, **extra) -> HTMLResponse:
+def _landing(
+    request: Request, settings: Settings, token: str, msg, *, status: int = 200, **extra
+) -> HTMLResponse:
     ctx = msg.context
     values = {
-        "token": token, "business": ctx.get("business") or {}, "ambassador": ctx.get("ambassador") or {},
-        "offers": ctx.get("offers") or [], "sender": ctx.get("sender") or {},
+        "token": token,
+        "business": ctx.get("business") or {},
+        "ambassador": ctx.get("ambassador") or {},
+        "offers": ctx.get("offers") or [],
+        "sender": ctx.get("sender") or {},
         "csrf": make_csrf(settings.resolved_secret, _subject(msg.id)),
         "unsubscribe": f"/u/{make_token(settings.resolved_secret, 'u', msg.id)}",
-        "slots": {k: v[0] for k, v in SLOTS.items()}, "reasons": NOT_FOR_ME_REASONS,
-        "form": {}, "errors": {}, "done": None,
+        "slots": {k: v[0] for k, v in SLOTS.items()},
+        "reasons": NOT_FOR_ME_REASONS,
+        "form": {},
+        "errors": {},
+        "done": None,
     }
     values.update(extra)
     return pages.TemplateResponse(request, "landing.html", values, status_code=status)
@@ -124,11 +132,17 @@ def landing(request: Request, token: str, settings: SettingsDep, engine: EngineD
 
 @router.post("/m/{token}/rappel", response_class=HTMLResponse)
 def ask_callback(
-    request: Request, token: str, settings: SettingsDep, engine: EngineDep, background: BackgroundTasks,
-    csrf: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "", slot: Annotated[str, Form()] = "",
+    request: Request,
+    token: str,
+    settings: SettingsDep,
+    engine: EngineDep,
+    background: BackgroundTasks,
+    csrf: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form()] = "",
+    slot: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=1000)] = "",
 ) -> HTMLResponse:
-    """"Je veux être rappelé(e)": a call task for the ambassador, who is told by e-mail."""
+    """ "Je veux être rappelé(e)": a call task for the ambassador, who is told by e-mail."""
     try:
         message_id, msg = _landing_message(engine, settings, token)
     except TokenError as exc:
@@ -143,8 +157,15 @@ def ask_callback(
     if slot not in SLOTS:
         errors["slot"] = "Choisissez un moment."
     if errors:
-        return _landing(request, settings, token, msg, status=400, errors=errors,
-                        form={"phone": phone, "slot": slot, "note": note})
+        return _landing(
+            request,
+            settings,
+            token,
+            msg,
+            status=400,
+            errors=errors,
+            form={"phone": phone, "slot": slot, "note": note},
+        )
     now = utcnow()
     due = callback_due(now, slot, settings.timezone)
     ctx = msg.context
@@ -153,16 +174,36 @@ def ask_callback(
     amb_id = (ctx.get("meta") or {}).get("ambassador_id") or amb.get("id")
     assignee = f"ambassador:{amb_id}" if amb_id not in (None, "") else "adviser"
     business = ctx.get("business") or {}
-    script = (f"{business.get('name') or 'Cette entreprise'} a demandé à être rappelé(e) "
-              f"{SLOTS[slot][0]}. Présentez-vous, demandez ce qui l'intéresse, proposez une rencontre.")
+    script = (
+        f"{business.get('name') or 'Cette entreprise'} a demandé à être rappelé(e) "
+        f"{SLOTS[slot][0]}. Présentez-vous, demandez ce qui l'intéresse, proposez une rencontre."
+    )
     with engine.begin() as conn:
-        stored = request_callback(conn, msg, phone=e164, slot=slot, due_at=due, note=note.strip(),
-                                  assignee=assignee, script=script, now=now)
+        stored = request_callback(
+            conn,
+            msg,
+            phone=e164,
+            slot=slot,
+            due_at=due,
+            note=note.strip(),
+            assignee=assignee,
+            script=script,
+            now=now,
+        )
     to = amb.get("email") or (ctx.get("sender") or {}).get("email")
     if to:
-        mail = notification(task_id=stored.task_id, to=to, ambassador_name=amb.get("name") or "",
-                            business=business, phone=phone.strip(), slot=slot, due_at=due, note=note.strip(),
-                            dashboard_url=f"{settings.base_url.rstrip('/')}/tableau/appels", tz=settings.timezone)
+        mail = notification(
+            task_id=stored.task_id,
+            to=to,
+            ambassador_name=amb.get("name") or "",
+            business=business,
+            phone=phone.strip(),
+            slot=slot,
+            due_at=due,
+            note=note.strip(),
+            dashboard_url=f"{settings.base_url.rstrip('/')}/tableau/appels",
+            tz=settings.timezone,
+        )
         background.add_task(_notify, settings, mail)
     return _landing(request, settings, token, msg, done="rappel", due_label=SLOTS[slot][0])
 
@@ -182,11 +223,15 @@ def _notify(settings: Settings, mail) -> None:
 
 @router.post("/m/{token}/pas-pour-moi", response_class=HTMLResponse)
 def not_for_me(
-    request: Request, token: str, settings: SettingsDep, engine: EngineDep,
-    csrf: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+    request: Request,
+    token: str,
+    settings: SettingsDep,
+    engine: EngineDep,
+    csrf: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
     detail: Annotated[str, Form(max_length=1000)] = "",
 ) -> HTMLResponse:
-    """"Ce n'est pas pour moi": the reason is kept, nothing else changes (unsubscribe is separate)."""
+    """ "Ce n'est pas pour moi": the reason is kept, nothing else changes (unsubscribe is separate)."""
     try:
         message_id, msg = _landing_message(engine, settings, token)
     except TokenError as exc:
@@ -194,8 +239,15 @@ def not_for_me(
     if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
         return _error(request, "formulaire périmé, rechargez la page", 403)
     if reason not in NOT_FOR_ME_REASONS:
-        return _landing(request, settings, token, msg, status=400, errors={"reason": "Choisissez une raison."},
-                        form={"detail": detail})
+        return _landing(
+            request,
+            settings,
+            token,
+            msg,
+            status=400,
+            errors={"reason": "Choisissez une raison."},
+            form={"detail": detail},
+        )
     with engine.begin() as conn:
         record_interaction(conn, msg, "not_for_me", {"reason": reason, "detail": detail.strip()[:1000]})
     return _landing(request, settings, token, msg, done="pas_pour_moi")
@@ -208,13 +260,25 @@ def diagnostic_page(request: Request, token: str, settings: SettingsDep, engine:
         message_id, msg = _landing_message(engine, settings, token)
     except TokenError as exc:
         return _error(request, str(exc))
-    return pages.TemplateResponse(request, "diagnostic.html", {
-        "token": token, "questions": QUESTIONS, "csrf": make_csrf(settings.resolved_secret, _subject(message_id)),
-        "business": msg.context.get("business") or {}, "answers": {}, "error": None, "result": None})
+    return pages.TemplateResponse(
+        request,
+        "diagnostic.html",
+        {
+            "token": token,
+            "questions": QUESTIONS,
+            "csrf": make_csrf(settings.resolved_secret, _subject(message_id)),
+            "business": msg.context.get("business") or {},
+            "answers": {},
+            "error": None,
+            "result": None,
+        },
+    )
 
 
 @router.post("/m/{token}/diagnostic", response_class=HTMLResponse)
-async def diagnostic_answer(request: Request, token: str, settings: SettingsDep, engine: EngineDep) -> HTMLResponse:
+async def diagnostic_answer(
+    request: Request, token: str, settings: SettingsDep, engine: EngineDep
+) -> HTMLResponse:
     """Score the answers, store the maturity, count the conversion, suggest the offer that fits."""
     from fastapi.concurrency import run_in_threadpool
 
@@ -226,9 +290,15 @@ async def diagnostic_answer(request: Request, token: str, settings: SettingsDep,
     if not check_csrf(settings.resolved_secret, _subject(message_id), form.get("csrf")):
         return _error(request, "formulaire périmé, rechargez la page", 403)
     answers = parse_answers(form)
-    context = {"token": token, "questions": QUESTIONS, "business": msg.context.get("business") or {},
-               "csrf": make_csrf(settings.resolved_secret, _subject(message_id)), "result": None,
-               "answers": form, "error": None}
+    context = {
+        "token": token,
+        "questions": QUESTIONS,
+        "business": msg.context.get("business") or {},
+        "csrf": make_csrf(settings.resolved_secret, _subject(message_id)),
+        "result": None,
+        "answers": form,
+        "error": None,
+    }
     if answers is None:
         context["error"] = "Répondez par oui ou par non à chaque question."
         return pages.TemplateResponse(request, "diagnostic.html", context, status_code=400)
@@ -236,8 +306,9 @@ async def diagnostic_answer(request: Request, token: str, settings: SettingsDep,
 
     def store() -> None:
         with engine.begin() as conn:
-            record_diagnostic(conn, msg, score=result.score, answers=answers,
-                              offer_title=(result.offer or {}).get("title"))
+            record_diagnostic(
+                conn, msg, score=result.score, answers=answers, offer_title=(result.offer or {}).get("title")
+            )
 
     await run_in_threadpool(store)
     context.update(result=result, ambassador=msg.context.get("ambassador") or {})

@@ -54,8 +54,10 @@ def _rows(engine, kind: str) -> list[dict[str, str]]:
     table, columns, _, _ = KINDS[kind]
     with engine.connect() as conn:
         rows = conn.execute(select(table).order_by(table.c.key)).all()
-    return [{"id": str(r.id), "active": "oui" if r.active else "non", **{c: _cell(r, c) for c in columns}}
-            for r in rows]
+    return [
+        {"id": str(r.id), "active": "oui" if r.active else "non", **{c: _cell(r, c) for c in columns}}
+        for r in rows
+    ]
 
 
 def _csv(columns: tuple[str, ...], rows: list[dict[str, str]]) -> str:
@@ -68,12 +70,25 @@ def _csv(columns: tuple[str, ...], rows: list[dict[str, str]]) -> str:
 
 def _page(request, scope, engine, kind: str, *, form=None, result=None, status_code=200):
     _, columns, _, title = KINDS[kind]
-    return render(request, scope, "dash_registry.html", status_code=status_code, kind=kind, kinds=KINDS,
-                  title=title, columns=columns, items=_rows(engine, kind), form=form or {}, result=result)
+    return render(
+        request,
+        scope,
+        "dash_registry.html",
+        status_code=status_code,
+        kind=kind,
+        kinds=KINDS,
+        title=title,
+        columns=columns,
+        items=_rows(engine, kind),
+        form=form or {},
+        result=result,
+    )
 
 
 @router.get("/{kind}", response_class=HTMLResponse)
-async def registry_page(request: Request, kind: str, scope: ScopeDep, engine: EngineDep, cle: str | None = None):
+async def registry_page(
+    request: Request, kind: str, scope: ScopeDep, engine: EngineDep, cle: str | None = None
+):
     """The list, with a form to add one (or edit the one named by `cle`) and a CSV import."""
     _operator(scope)
     _kind(kind)
@@ -112,5 +127,8 @@ async def registry_write(request: Request, kind: str, scope: ScopeDep, engine: E
     imported, rejects = await run_in_threadpool(importer, engine, text)
     result = {"imported": imported, "rejects": rejects}
     status = 400 if rejects and not imported else 200
-    return await run_in_threadpool(lambda: _page(request, scope, engine, kind, form=values if rejects else {},
-                                                 result=result, status_code=status))
+    return await run_in_threadpool(
+        lambda: _page(
+            request, scope, engine, kind, form=values if rejects else {}, result=result, status_code=status
+        )
+    )

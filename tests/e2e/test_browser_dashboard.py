@@ -16,8 +16,14 @@ from web.tokens import make_token
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "un-mot-de-passe-solide"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +50,25 @@ def page(browser):
 @pytest.fixture
 def world(engine):
     rennes = seed_funnel(engine)
-    privas = seed_funnel(engine, name="ardeche-07", departement="07", commune_code="07186", treatment=4, holdout=2)
-    add_user(engine, email="agent@ille-et-vilaine.fr", name="Département d'Ille-et-Vilaine", password=PASSWORD,
-             role="collectivite", territory={"departements": ["35"]})
-    add_user(engine, email="claire@exemple.fr", name="Claire", password=PASSWORD, role="ambassador",
-             assignee="ambassador:7")
+    privas = seed_funnel(
+        engine, name="ardeche-07", departement="07", commune_code="07186", treatment=4, holdout=2
+    )
+    add_user(
+        engine,
+        email="agent@ille-et-vilaine.fr",
+        name="Département d'Ille-et-Vilaine",
+        password=PASSWORD,
+        role="collectivite",
+        territory={"departements": ["35"]},
+    )
+    add_user(
+        engine,
+        email="claire@exemple.fr",
+        name="Claire",
+        password=PASSWORD,
+        role="ambassador",
+        assignee="ambassador:7",
+    )
     return {"rennes": rennes, "privas": privas}
 
 
@@ -63,8 +83,9 @@ def sign_in(page, base: str, email: str) -> None:
 def test_sign_in_and_a_campaign_funnel(page, live_server, world):
     sign_in(page, live_server, "agent@ille-et-vilaine.fr")
     assert page.get_by_role("heading", name="Vos campagnes").is_visible()
-    page.get_by_role("link", name="bienvenue-35").first.click() if page.get_by_role("link", name="bienvenue-35").count() \
-        else page.locator(f'a[href="/tableau/campagnes/{world["rennes"].campaign_id}"]').click()
+    page.get_by_role("link", name="bienvenue-35").first.click() if page.get_by_role(
+        "link", name="bienvenue-35"
+    ).count() else page.locator(f'a[href="/tableau/campagnes/{world["rennes"].campaign_id}"]').click()
     page.wait_for_load_state()
     assert page.get_by_role("heading", name="Entonnoir").is_visible()
     chart = page.get_by_role("img", name="Entonnoir de la campagne bienvenue-35")
@@ -85,7 +106,9 @@ def test_tenant_isolation_in_the_browser(page, live_server, world):
     assert "ardeche-07" not in page.content() and "bienvenue-35" in page.content()
 
 
-def test_callback_round_trip_from_landing_page_to_the_ambassador_list(page, live_server, settings, engine, world):
+def test_callback_round_trip_from_landing_page_to_the_ambassador_list(
+    page, live_server, settings, engine, world
+):
     message_id = world["rennes"].message_ids[0]
     page.goto(f"{live_server}/r/{make_token(settings.resolved_secret, 'r', message_id)}")
     assert page.get_by_role("heading", name="Je veux être rappelé(e)").is_visible()

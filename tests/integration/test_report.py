@@ -29,21 +29,42 @@ def test_live_funnel_counts_enrollments_per_arm(engine):
         row = campaign_by_name(conn, "bienvenue-35")
     r = report(engine, row)
     t, h = r.funnel["treatment"], r.funnel["holdout"]
-    assert (t.targeted, t.contacted, t.delivered, t.clicked, t.responded, t.converted) == (10, 10, 10, 6, 3, 2)
+    assert (t.targeted, t.contacted, t.delivered, t.clicked, t.responded, t.converted) == (
+        10,
+        10,
+        10,
+        6,
+        3,
+        2,
+    )
     assert (h.targeted, h.contacted, h.clicked, h.converted) == (5, 0, 0, 1)
     assert t.mean_days_to_conversion == pytest.approx(3.0, abs=1e-3)
     assert r.uplift.difference == pytest.approx(2 / 10 - 1 / 5)
     assert r.source == "live"
     assert [v.variant for v in r.variants] == ["A", "B"]
     commune = r.table("by_commune_code").rows
-    assert commune[0]["label"] == "Rennes" and commune[0]["targeted"] == 10 and commune[0]["holdout_targeted"] == 5
+    assert (
+        commune[0]["label"] == "Rennes"
+        and commune[0]["targeted"] == 10
+        and commune[0]["holdout_targeted"] == 5
+    )
     assert r.table("by_departement_code").rows[0]["label"] == "Ille-et-Vilaine"
 
 
 def test_rollup_gives_the_same_rows_as_live(engine):
     seed_funnel(engine)
-    seed_funnel(engine, name="ardeche-07", departement="07", commune_code="07186", treatment=4, holdout=2,
-                clicks=1, responses=1, conversions_t=1, conversions_h=0)
+    seed_funnel(
+        engine,
+        name="ardeche-07",
+        departement="07",
+        commune_code="07186",
+        treatment=4,
+        holdout=2,
+        clicks=1,
+        responses=1,
+        conversions_t=1,
+        conversions_h=0,
+    )
     with engine.connect() as conn:
         rows_35 = sorted(live_rows(conn, campaign_by_name(conn, "bienvenue-35").id), key=repr)
     assert refresh_rollup(engine) > 0
@@ -63,20 +84,33 @@ def test_partner_conversions_go_to_the_latest_enrollment_even_in_the_holdout(eng
     with engine.begin() as conn:
         b = business(conn, "35238")
         first, _ = enrol(conn, campaign_id, b, arm="treatment", trigger="creation", at=T0)
-        latest, _ = enrol(conn, campaign_id, b, arm="holdout", trigger="first_hire", at=T0 + dt.timedelta(days=1))
-        siret = conn.execute(select(Business.__table__.c.siret).where(Business.__table__.c.id == b)).scalar_one()
+        latest, _ = enrol(
+            conn, campaign_id, b, arm="holdout", trigger="first_hire", at=T0 + dt.timedelta(days=1)
+        )
+        siret = conn.execute(
+            select(Business.__table__.c.siret).where(Business.__table__.c.id == b)
+        ).scalar_one()
     token = add_partner(engine, "cma", ["offer_enrolled", "ambassador_met"])
-    item = {"external_id": "cma-1", "type": "offer_enrolled", "siret": siret,
-            "occurred_on": (T0 + dt.timedelta(days=10)).date().isoformat()}
+    item = {
+        "external_id": "cma-1",
+        "type": "offer_enrolled",
+        "siret": siret,
+        "occurred_on": (T0 + dt.timedelta(days=10)).date().isoformat(),
+    }
     with TestClient(create_app(settings, engine)) as client:
         for _ in range(2):  # the same event twice is attributed once
-            reply = client.post("/api/v1/events", json={"events": [item]},
-                                headers={"Authorization": f"Bearer {token}"})
+            reply = client.post(
+                "/api/v1/events", json={"events": [item]}, headers={"Authorization": f"Bearer {token}"}
+            )
             assert reply.status_code == 200
     with engine.connect() as conn:
         rows = conn.execute(select(INTERACTIONS)).all()
     assert len(rows) == 1
-    assert rows[0].kind == "offer_enrolled" and rows[0].enrollment_id == latest and rows[0].enrollment_id != first
+    assert (
+        rows[0].kind == "offer_enrolled"
+        and rows[0].enrollment_id == latest
+        and rows[0].enrollment_id != first
+    )
     assert rows[0].campaign_id == campaign_id and rows[0].trigger_event_id is not None
     with engine.connect() as conn:
         r = report(engine, campaign_by_name(conn, "bienvenue-35"))
@@ -96,7 +130,11 @@ def test_report_command_prints_json_csv_and_a_french_table(engine, env_settings)
     out = runner.invoke(cli, ["report", "-c", "bienvenue-35", "-f", "csv", "--table", "by_metier_family"])
     assert out.exit_code == 0, out.output
     rows = list(csv.DictReader(io.StringIO(out.output)))
-    assert rows[0]["Valeur"] == "batiment" and rows[0]["Ciblées"] == "10" and rows[0]["Taux de conversion"] == "0.2"
+    assert (
+        rows[0]["Valeur"] == "batiment"
+        and rows[0]["Ciblées"] == "10"
+        and rows[0]["Taux de conversion"] == "0.2"
+    )
 
     out = runner.invoke(cli, ["report", "-c", "bienvenue-35"], env={"COLUMNS": "250"})
     assert out.exit_code == 0, out.output
@@ -111,9 +149,25 @@ def test_report_command_prints_json_csv_and_a_french_table(engine, env_settings)
 
 def test_users_add_command(engine, env_settings):
     runner = CliRunner()
-    ok = runner.invoke(cli, ["users", "add", "Agent@Rennes.fr", "--name", "Agent", "--role", "collectivite",
-                             "--territory", "departements:35", "--password", "un-mot-de-passe"])
+    ok = runner.invoke(
+        cli,
+        [
+            "users",
+            "add",
+            "Agent@Rennes.fr",
+            "--name",
+            "Agent",
+            "--role",
+            "collectivite",
+            "--territory",
+            "departements:35",
+            "--password",
+            "un-mot-de-passe",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
-    bad = runner.invoke(cli, ["users", "add", "x@y.fr", "--name", "X", "--role", "collectivite",
-                              "--password", "un-mot-de-passe"])
+    bad = runner.invoke(
+        cli,
+        ["users", "add", "x@y.fr", "--name", "X", "--role", "collectivite", "--password", "un-mot-de-passe"],
+    )
     assert bad.exit_code == 2 and "territoire" in bad.output

@@ -29,26 +29,69 @@ def csrf_of(html: str) -> str:
 def world(engine):
     """Two collectivités (Ille-et-Vilaine, Ardèche), an operator, two ambassadors, a call task each."""
     rennes = seed_funnel(engine)
-    privas = seed_funnel(engine, name="ardeche-07", departement="07", commune_code="07186", treatment=4, holdout=2,
-                         clicks=1, responses=1, conversions_t=1, conversions_h=0)
+    privas = seed_funnel(
+        engine,
+        name="ardeche-07",
+        departement="07",
+        commune_code="07186",
+        treatment=4,
+        holdout=2,
+        clicks=1,
+        responses=1,
+        conversions_t=1,
+        conversions_h=0,
+    )
     add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
-    add_user(engine, email="agent@ille-et-vilaine.fr", name="Département d'Ille-et-Vilaine", password=PASSWORD,
-             role="collectivite", territory={"departements": ["35"]})
-    add_user(engine, email="agent@ardeche.fr", name="Département de l'Ardèche", password=PASSWORD,
-             role="collectivite", territory={"departements": ["07"]})
-    add_user(engine, email="claire@exemple.fr", name="Claire", password=PASSWORD, role="ambassador",
-             assignee="ambassador:7")
-    add_user(engine, email="paul@exemple.fr", name="Paul", password=PASSWORD, role="ambassador",
-             assignee="ambassador:8")
+    add_user(
+        engine,
+        email="agent@ille-et-vilaine.fr",
+        name="Département d'Ille-et-Vilaine",
+        password=PASSWORD,
+        role="collectivite",
+        territory={"departements": ["35"]},
+    )
+    add_user(
+        engine,
+        email="agent@ardeche.fr",
+        name="Département de l'Ardèche",
+        password=PASSWORD,
+        role="collectivite",
+        territory={"departements": ["07"]},
+    )
+    add_user(
+        engine,
+        email="claire@exemple.fr",
+        name="Claire",
+        password=PASSWORD,
+        role="ambassador",
+        assignee="ambassador:7",
+    )
+    add_user(
+        engine,
+        email="paul@exemple.fr",
+        name="Paul",
+        password=PASSWORD,
+        role="ambassador",
+        assignee="ambassador:8",
+    )
     import datetime as dt
 
     tasks = {}
     with engine.begin() as conn:
         for tenant, assignee in ((rennes, "ambassador:7"), (privas, "ambassador:8")):
-            msg = conn.execute(select(Message.__table__).where(Message.__table__.c.id == tenant.message_ids[-1])).one()
-            stored = request_callback(conn, msg, phone="+33612345678", slot="matin",
-                                      due_at=dt.datetime(2026, 10, 6, 7, tzinfo=dt.UTC), note="",
-                                      assignee=assignee, script="Rappeler.")
+            msg = conn.execute(
+                select(Message.__table__).where(Message.__table__.c.id == tenant.message_ids[-1])
+            ).one()
+            stored = request_callback(
+                conn,
+                msg,
+                phone="+33612345678",
+                slot="matin",
+                due_at=dt.datetime(2026, 10, 6, 7, tzinfo=dt.UTC),
+                note="",
+                assignee=assignee,
+                script="Rappeler.",
+            )
             tasks[assignee] = stored.task_id
     return {"rennes": rennes, "privas": privas, "tasks": tasks}
 
@@ -61,8 +104,11 @@ def app(settings, engine):
 def signed_in(app, email: str) -> TestClient:
     client = TestClient(app)
     page = client.get("/connexion")
-    reply = client.post("/connexion", data={"email": email, "password": PASSWORD, "csrf": csrf_of(page.text)},
-                        follow_redirects=False)
+    reply = client.post(
+        "/connexion",
+        data={"email": email, "password": PASSWORD, "csrf": csrf_of(page.text)},
+        follow_redirects=False,
+    )
     assert reply.status_code == 303, reply.text
     return client
 
@@ -71,7 +117,9 @@ def test_sign_in_refuses_a_wrong_password_and_needs_csrf(app, world):
     client = TestClient(app)
     assert client.get("/tableau", follow_redirects=False).headers["location"].startswith("/connexion")
     page = client.get("/connexion")
-    wrong = client.post("/connexion", data={"email": "op@declic.fr", "password": "nope", "csrf": csrf_of(page.text)})
+    wrong = client.post(
+        "/connexion", data={"email": "op@declic.fr", "password": "nope", "csrf": csrf_of(page.text)}
+    )
     assert wrong.status_code == 401 and "incorrect" in wrong.text
     assert client.post("/connexion", data={"email": "op@declic.fr", "password": PASSWORD}).status_code == 403
     client = signed_in(app, "op@declic.fr")
@@ -86,8 +134,16 @@ def test_sign_in_refuses_a_wrong_password_and_needs_csrf(app, world):
 def test_open_redirect_after_sign_in_is_refused(app, world):
     client = TestClient(app)
     page = client.get("/connexion?suite=//evil.example")
-    reply = client.post("/connexion", data={"email": "op@declic.fr", "password": PASSWORD, "csrf": csrf_of(page.text),
-                                            "suite": "https://evil.example"}, follow_redirects=False)
+    reply = client.post(
+        "/connexion",
+        data={
+            "email": "op@declic.fr",
+            "password": PASSWORD,
+            "csrf": csrf_of(page.text),
+            "suite": "https://evil.example",
+        },
+        follow_redirects=False,
+    )
     assert reply.headers["location"] == "/tableau"
 
 
@@ -120,7 +176,9 @@ def test_business_timeline_and_its_export(app, world):
     assert export.status_code == 200 and "a cliqué" in export.content.decode("utf-8-sig")
     listing = client.get(f"/tableau/campagnes/{world['rennes'].campaign_id}/entreprises")
     assert f"/tableau/entreprises/{bid}" in listing.text
-    export = client.get(f"/tableau/campagnes/{world['rennes'].campaign_id}/entreprises.csv").content.decode("utf-8-sig")
+    export = client.get(f"/tableau/campagnes/{world['rennes'].campaign_id}/entreprises.csv").content.decode(
+        "utf-8-sig"
+    )
     assert len(export.strip().splitlines()) == 1 + 15
 
 
@@ -133,15 +191,23 @@ def test_ambassador_sees_only_its_tasks_and_a_meeting_counts_as_a_conversion(app
     assert client.get("/tableau", follow_redirects=False).headers["location"] == "/tableau/appels"
     assert client.get(f"/tableau/campagnes/{world['rennes'].campaign_id}").status_code == 403
     csrf = csrf_of(page.text)
-    other = client.post(f"/tableau/appels/{world['tasks']['ambassador:8']}",
-                        data={"csrf": csrf, "outcome": "done", "met": "oui"})
+    other = client.post(
+        f"/tableau/appels/{world['tasks']['ambassador:8']}",
+        data={"csrf": csrf, "outcome": "done", "met": "oui"},
+    )
     assert other.status_code == 404
-    mine = client.post(f"/tableau/appels/{world['tasks']['ambassador:7']}",
-                       data={"csrf": csrf, "outcome": "done", "met": "oui", "note": "RDV jeudi"})
+    mine = client.post(
+        f"/tableau/appels/{world['tasks']['ambassador:7']}",
+        data={"csrf": csrf, "outcome": "done", "met": "oui", "note": "RDV jeudi"},
+    )
     assert mine.status_code == 200
     with engine.connect() as conn:
-        task = conn.execute(select(CallTask.__table__).where(CallTask.__table__.c.id == world["tasks"]["ambassador:7"])).one()
-        met = conn.execute(select(Interaction.__table__).where(Interaction.__table__.c.kind == "ambassador_met")).all()
+        task = conn.execute(
+            select(CallTask.__table__).where(CallTask.__table__.c.id == world["tasks"]["ambassador:7"])
+        ).one()
+        met = conn.execute(
+            select(Interaction.__table__).where(Interaction.__table__.c.kind == "ambassador_met")
+        ).all()
     assert task.status == "done" and task.outcome_note == "RDV jeudi"
     assert len(met) == 1 and met[0].campaign_id == world["rennes"].campaign_id
     export = client.get("/tableau/appels.csv").content.decode("utf-8-sig")
@@ -151,21 +217,39 @@ def test_ambassador_sees_only_its_tasks_and_a_meeting_counts_as_a_conversion(app
 def test_campaign_creation_previews_then_saves_the_same_spec_as_the_yaml(app, engine, world):
     client = signed_in(app, "agent@ille-et-vilaine.fr")
     page = client.get("/tableau/campagnes/nouvelle")
-    form = {"csrf": csrf_of(page.text), "name": "relance-35", "title": "Relance", "owner_name": "Département 35",
-            "sender_name": "Département", "sender_address": "1 avenue de la Préfecture, 35042 Rennes",
-            "contact_name": "Claire", "triggers": ["creation"], "families": ["batiment"],
-            "step0_channel": "email", "step0_delay": "0d", "step0_template": "creation", "holdout": "10"}
+    form = {
+        "csrf": csrf_of(page.text),
+        "name": "relance-35",
+        "title": "Relance",
+        "owner_name": "Département 35",
+        "sender_name": "Département",
+        "sender_address": "1 avenue de la Préfecture, 35042 Rennes",
+        "contact_name": "Claire",
+        "triggers": ["creation"],
+        "families": ["batiment"],
+        "step0_channel": "email",
+        "step0_delay": "0d",
+        "step0_template": "creation",
+        "holdout": "10",
+    }
     preview = client.post("/tableau/campagnes/nouvelle", data={**form, "action": "apercu"})
     assert preview.status_code == 200 and "Aperçu" in preview.text
     assert "entreprise(s) du segment" in preview.text and "Exemple de message" in preview.text
-    bad = client.post("/tableau/campagnes/nouvelle", data={**form, "name": "Pas Valide", "action": "enregistrer"})
+    bad = client.post(
+        "/tableau/campagnes/nouvelle", data={**form, "name": "Pas Valide", "action": "enregistrer"}
+    )
     assert bad.status_code == 400 and "name" in bad.text
-    outside = client.post("/tableau/campagnes/nouvelle", data={**form, "segment_communes": "07186",
-                                                                 "action": "enregistrer"})
+    outside = client.post(
+        "/tableau/campagnes/nouvelle", data={**form, "segment_communes": "07186", "action": "enregistrer"}
+    )
     assert outside.status_code == 400 and "sort du territoire" in outside.text
-    taken = client.post("/tableau/campagnes/nouvelle", data={**form, "name": "ardeche-07", "action": "enregistrer"})
+    taken = client.post(
+        "/tableau/campagnes/nouvelle", data={**form, "name": "ardeche-07", "action": "enregistrer"}
+    )
     assert taken.status_code == 400 and "déjà pris" in taken.text
-    saved = client.post("/tableau/campagnes/nouvelle", data={**form, "action": "enregistrer"}, follow_redirects=False)
+    saved = client.post(
+        "/tableau/campagnes/nouvelle", data={**form, "action": "enregistrer"}, follow_redirects=False
+    )
     assert saved.status_code == 303
     with engine.connect() as conn:
         row = conn.execute(select(Campaign.__table__).where(Campaign.__table__.c.name == "relance-35")).one()
@@ -174,6 +258,7 @@ def test_campaign_creation_previews_then_saves_the_same_spec_as_the_yaml(app, en
 
 
 # --- the tenant-isolation matrix: every dashboard route, with the other tenant's ids ---
+
 
 def _all_routes(routes, prefix=""):
     for route in routes:
@@ -201,8 +286,13 @@ def _fill(path: str, ids: dict) -> str | None:
 def test_tenant_isolation_matrix(app, world):
     """The Ille-et-Vilaine agent, given every Ardèche id on every route: 403 or 404, never the data."""
     privas = world["privas"]
-    foreign = {"campaign_id": privas.campaign_id, "business_id": privas.business_ids[0],
-               "task_id": world["tasks"]["ambassador:8"], "table_key": "funnel", "kind": "ambassadeurs"}
+    foreign = {
+        "campaign_id": privas.campaign_id,
+        "business_id": privas.business_ids[0],
+        "task_id": world["tasks"]["ambassador:8"],
+        "table_key": "funnel",
+        "kind": "ambassadeurs",
+    }
     client = signed_in(app, "agent@ille-et-vilaine.fr")
     csrf = csrf_of(client.get("/tableau").text)
     checked = 0
@@ -222,13 +312,17 @@ def test_tenant_isolation_matrix(app, world):
     # Lists never show the other tenant either.
     assert "ardeche-07" not in client.get("/tableau").text
     assert "ardeche-07" not in client.get("/tableau/campagnes.csv").text
-    assert f'appel-{world["tasks"]["ambassador:8"]}' not in client.get("/tableau/appels?tout=true").text
+    assert f"appel-{world['tasks']['ambassador:8']}" not in client.get("/tableau/appels?tout=true").text
     # The forged POSTs changed nothing: the Ardèche campaign is still active, its call task still open.
     with app.state.engine.connect() as conn:
-        status = conn.execute(select(Campaign.__table__.c.status)
-                              .where(Campaign.__table__.c.id == privas.campaign_id)).scalar_one()
-        task = conn.execute(select(CallTask.__table__.c.status)
-                            .where(CallTask.__table__.c.id == world["tasks"]["ambassador:8"])).scalar_one()
+        status = conn.execute(
+            select(Campaign.__table__.c.status).where(Campaign.__table__.c.id == privas.campaign_id)
+        ).scalar_one()
+        task = conn.execute(
+            select(CallTask.__table__.c.status).where(
+                CallTask.__table__.c.id == world["tasks"]["ambassador:8"]
+            )
+        ).scalar_one()
     assert status == "active" and task == "open"
 
 
@@ -258,17 +352,41 @@ def test_operator_manages_ambassadors_with_the_import_rules(app, engine, world):
     page = client.get("/tableau/registre/ambassadeurs")
     assert page.status_code == 200
     csrf = csrf_of(page.text)
-    imported = client.post("/tableau/registre/ambassadeurs", data={"csrf": csrf},
-                           files={"fichier": ("amb.csv", AMBASSADORS_CSV.encode(), "text/csv")})
+    imported = client.post(
+        "/tableau/registre/ambassadeurs",
+        data={"csrf": csrf},
+        files={"fichier": ("amb.csv", AMBASSADORS_CSV.encode(), "text/csv")},
+    )
     assert imported.status_code == 200
-    assert "1 ligne(s) enregistrée(s), 1 refusée(s)" in imported.text and "ligne 3, champ phone" in imported.text
-    edited = client.post("/tableau/registre/ambassadeurs", data={
-        "csrf": csrf, "key": "amb-1", "name": "Claire Le Goff", "metier": "plombière", "families": "batiment|alimentation",
-        "communes": "35238", "channels": "email", "phone": "02 99 02 35 36", "monthly_capacity": "12"})
+    assert (
+        "1 ligne(s) enregistrée(s), 1 refusée(s)" in imported.text and "ligne 3, champ phone" in imported.text
+    )
+    edited = client.post(
+        "/tableau/registre/ambassadeurs",
+        data={
+            "csrf": csrf,
+            "key": "amb-1",
+            "name": "Claire Le Goff",
+            "metier": "plombière",
+            "families": "batiment|alimentation",
+            "communes": "35238",
+            "channels": "email",
+            "phone": "02 99 02 35 36",
+            "monthly_capacity": "12",
+        },
+    )
     assert edited.status_code == 200 and "1 ligne(s) enregistrée(s), 0 refusée(s)" in edited.text
-    bad = client.post("/tableau/registre/ambassadeurs", data={"csrf": csrf, "key": "amb-3", "name": "X",
-                                                              "families": "inconnue", "communes": "35238",
-                                                              "phone": "0600000000"})
+    bad = client.post(
+        "/tableau/registre/ambassadeurs",
+        data={
+            "csrf": csrf,
+            "key": "amb-3",
+            "name": "X",
+            "families": "inconnue",
+            "communes": "35238",
+            "phone": "0600000000",
+        },
+    )
     assert bad.status_code == 400 and "familles inconnues" in bad.text
     export = client.get("/tableau/registre/ambassadeurs/export.csv").content.decode("utf-8-sig")
     assert "amb-1,Claire Le Goff,plombière,batiment|alimentation,35238" in export

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from store.models import Business, CallTask, Interaction
-from tests.utils.outreach import business, campaign, context, enrol
+from tests.utils.outreach import business, campaign, enrol
 from web.app import create_app
 from web.tokens import make_token
 
@@ -55,12 +55,21 @@ def test_click_then_landing_shows_ambassador_offers_and_forms(client, settings, 
     assert kinds(engine) == ["click"]
 
 
-def test_callback_creates_a_task_for_the_ambassador_and_notifies_them(client, settings, engine, smtp_sink, seeded):
+def test_callback_creates_a_task_for_the_ambassador_and_notifies_them(
+    client, settings, engine, smtp_sink, seeded
+):
     _, b, m = seeded
     page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
     url = str(page.url.path) + "/rappel"
-    reply = client.post(url, data={"csrf": csrf_of(page.text), "phone": "06 12 34 56 78", "slot": "matin",
-                                   "note": "Plutôt le mardi"})
+    reply = client.post(
+        url,
+        data={
+            "csrf": csrf_of(page.text),
+            "phone": "06 12 34 56 78",
+            "slot": "matin",
+            "note": "Plutôt le mardi",
+        },
+    )
     assert reply.status_code == 200 and "C'est noté" in reply.text
     with engine.connect() as conn:
         task = conn.execute(select(TASKS)).one()
@@ -81,7 +90,9 @@ def test_callback_asked_twice_keeps_one_task(client, settings, engine, seeded):
     _, _, m = seeded
     page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
     for slot in ("matin", "soir"):
-        client.post(page.url.path + "/rappel", data={"csrf": csrf_of(page.text), "phone": "0612345678", "slot": slot})
+        client.post(
+            page.url.path + "/rappel", data={"csrf": csrf_of(page.text), "phone": "0612345678", "slot": slot}
+        )
     with engine.connect() as conn:
         assert len(conn.execute(select(TASKS)).all()) == 1
 
@@ -89,7 +100,9 @@ def test_callback_asked_twice_keeps_one_task(client, settings, engine, seeded):
 def test_callback_with_a_bad_number_says_why_and_stores_nothing(client, settings, engine, seeded):
     _, _, m = seeded
     page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
-    reply = client.post(page.url.path + "/rappel", data={"csrf": csrf_of(page.text), "phone": "12", "slot": ""})
+    reply = client.post(
+        page.url.path + "/rappel", data={"csrf": csrf_of(page.text), "phone": "12", "slot": ""}
+    )
     assert reply.status_code == 400
     assert "Ce numéro ne semble pas valide" in reply.text and "Choisissez un moment" in reply.text
     assert 'aria-invalid="true"' in reply.text
@@ -112,21 +125,30 @@ def test_forms_refuse_a_missing_or_foreign_csrf_token(client, settings, engine, 
 def test_not_for_me_keeps_the_reason(client, settings, engine, seeded):
     _, _, m = seeded
     page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
-    reply = client.post(page.url.path + "/pas-pour-moi",
-                        data={"csrf": csrf_of(page.text), "reason": "deja_equipe", "detail": "J'ai un comptable"})
+    reply = client.post(
+        page.url.path + "/pas-pour-moi",
+        data={"csrf": csrf_of(page.text), "reason": "deja_equipe", "detail": "J'ai un comptable"},
+    )
     assert reply.status_code == 200 and "Merci pour votre réponse" in reply.text
     with engine.connect() as conn:
         row = conn.execute(select(INTERACTIONS)).one()
     assert row.kind == "not_for_me" and row.data == {"reason": "deja_equipe", "detail": "J'ai un comptable"}
 
 
-def test_diagnostic_stores_maturity_counts_a_conversion_and_suggests_the_fitting_offer(client, settings, engine,
-                                                                                     seeded):
+def test_diagnostic_stores_maturity_counts_a_conversion_and_suggests_the_fitting_offer(
+    client, settings, engine, seeded
+):
     _, b, m = seeded
     token = make_token(settings.resolved_secret, "m", m)
     page = client.get(f"/m/{token}/diagnostic")
     assert page.text.count('type="radio"') == 10
-    answers = {"email_pro": "oui", "devis_factures": "oui", "e_facture": "oui", "visible": "non", "securite": "oui"}
+    answers = {
+        "email_pro": "oui",
+        "devis_factures": "oui",
+        "e_facture": "oui",
+        "visible": "non",
+        "securite": "oui",
+    }
     reply = client.post(f"/m/{token}/diagnostic", data={"csrf": csrf_of(page.text), **answers})
     assert reply.status_code == 200
     assert "4 questions sur 5" in reply.text
@@ -152,5 +174,10 @@ def test_landing_refuses_tokens_of_another_purpose_or_forged(client, settings, s
     _, _, m = seeded
     assert client.get(f"/m/{make_token(settings.resolved_secret, purpose, m)}").status_code == 404
     assert client.get(f"/m/{make_token('another-secret-0123456789', 'm', m)}").status_code == 404
-    assert client.post(f"/m/{make_token(settings.resolved_secret, purpose, m)}/rappel",
-                       data={"phone": "0612345678", "slot": "matin"}).status_code == 404
+    assert (
+        client.post(
+            f"/m/{make_token(settings.resolved_secret, purpose, m)}/rappel",
+            data={"phone": "0612345678", "slot": "matin"},
+        ).status_code
+        == 404
+    )

@@ -28,7 +28,9 @@ def count(engine, table) -> int:
 
 
 def test_forged_tampered_and_foreign_tokens_are_refused_and_record_nothing(client, settings, engine):
-    tenant = seed_funnel(engine, treatment=2, holdout=0, clicks=0, responses=0, conversions_t=0, conversions_h=0)
+    tenant = seed_funnel(
+        engine, treatment=2, holdout=0, clicks=0, responses=0, conversions_t=0, conversions_h=0
+    )
     m = tenant.message_ids[0]
     secret = settings.resolved_secret
     before = count(engine, Interaction)
@@ -39,7 +41,8 @@ def test_forged_tampered_and_foreign_tokens_are_refused_and_record_nothing(clien
         payload + "." + ("A" if signature[0] != "A" else "B") + signature[1:],  # signature altered
         URLSafeTimedSerializer(secret, salt="another.salt").dumps(["r", m]),  # right key, wrong salt
         URLSafeTimedSerializer(secret, salt="declic.links").dumps(["r", str(m)]),  # id not an integer
-        "not-a-token", "",
+        "not-a-token",
+        "",
     ]
     for token in forged:
         for path in (f"/r/{token}", f"/m/{token}", f"/u/{token}"):
@@ -48,7 +51,11 @@ def test_forged_tampered_and_foreign_tokens_are_refused_and_record_nothing(clien
             assert client.get(path, follow_redirects=False).status_code == 404, path
         assert client.post(f"/u/{token}").status_code in (404, 405)
     # A token of one purpose never works for another (a click link cannot unsubscribe, and so on).
-    for purpose, paths in (("r", ("/m/{t}", "/u/{t}")), ("m", ("/r/{t}", "/u/{t}")), ("u", ("/r/{t}", "/m/{t}"))):
+    for purpose, paths in (
+        ("r", ("/m/{t}", "/u/{t}")),
+        ("m", ("/r/{t}", "/u/{t}")),
+        ("u", ("/r/{t}", "/m/{t}")),
+    ):
         token = make_token(secret, purpose, m)
         for p in paths:
             assert client.get(p.format(t=token), follow_redirects=False).status_code == 404
@@ -57,7 +64,9 @@ def test_forged_tampered_and_foreign_tokens_are_refused_and_record_nothing(clien
 
 
 def test_expired_click_tokens_are_refused(client, settings, engine, monkeypatch):
-    tenant = seed_funnel(engine, treatment=1, holdout=0, clicks=0, responses=0, conversions_t=0, conversions_h=0)
+    tenant = seed_funnel(
+        engine, treatment=1, holdout=0, clicks=0, responses=0, conversions_t=0, conversions_h=0
+    )
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 200 * 86400)
     old = make_token(settings.resolved_secret, "r", tenant.message_ids[0])
@@ -87,7 +96,9 @@ def test_a_forged_session_cookie_is_ignored(client, engine):
     assert reply.status_code == 303 and reply.headers["location"].startswith("/connexion")
 
 
-@pytest.mark.parametrize("base_url,secure", [("http://127.0.0.1:8000", False), ("https://declic.example", True)])
+@pytest.mark.parametrize(
+    "base_url,secure", [("http://127.0.0.1:8000", False), ("https://declic.example", True)]
+)
 def test_session_cookie_flags(settings, engine, base_url, secure):
     settings.base_url = base_url
     with TestClient(create_app(settings, engine), base_url=base_url) as c:

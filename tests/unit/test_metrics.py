@@ -104,7 +104,10 @@ def test_campaign_uplift_uses_contacted_treatment_against_the_whole_holdout():
     """Treatment: 100 targeted, 80 contacted, 12 converted; holdout: 50 targeted, 3 converted.
 
     "contacted" basis: 12/80 = 15 % vs 3/50 = 6 %: +9 points. "targeted": 12/100 = 12 % vs 6 %: +6 points."""
-    funnel = {"treatment": Counts(targeted=100, contacted=80, converted=12), "holdout": Counts(targeted=50, converted=3)}
+    funnel = {
+        "treatment": Counts(targeted=100, contacted=80, converted=12),
+        "holdout": Counts(targeted=50, converted=3),
+    }
     on_contacted = campaign_uplift(funnel, "contacted")
     on_targeted = campaign_uplift(funnel, "targeted")
     assert on_contacted.difference == pytest.approx(0.09)
@@ -112,17 +115,44 @@ def test_campaign_uplift_uses_contacted_treatment_against_the_whole_holdout():
     assert campaign_uplift({"treatment": Counts(targeted=5, contacted=5)}) is None
 
 
-def row(arm="treatment", variant=None, family="batiment", commune="35238", targeted=10, contacted=10, clicked=0,
-        converted=0, days=0.0) -> FunnelRow:
-    return FunnelRow(arm, variant, "creation", family, commune, "243500139", "35", "email", targeted, contacted,
-                     contacted, clicked, 0, converted, 0, days)
+def row(
+    arm="treatment",
+    variant=None,
+    family="batiment",
+    commune="35238",
+    targeted=10,
+    contacted=10,
+    clicked=0,
+    converted=0,
+    days=0.0,
+) -> FunnelRow:
+    return FunnelRow(
+        arm,
+        variant,
+        "creation",
+        family,
+        commune,
+        "243500139",
+        "35",
+        "email",
+        targeted,
+        contacted,
+        contacted,
+        clicked,
+        0,
+        converted,
+        0,
+        days,
+    )
 
 
 def test_variants_compare_conversion_among_contacted_to_the_first():
     """A: 10/100 converted, B: 20/100: B − A = +10 points; A is the reference (no comparison)."""
-    rows = [row(variant="A", targeted=100, contacted=100, clicked=30, converted=10),
-            row(variant="B", targeted=100, contacted=100, clicked=40, converted=20),
-            row(arm="holdout", targeted=50, contacted=0, converted=1)]
+    rows = [
+        row(variant="A", targeted=100, contacted=100, clicked=30, converted=10),
+        row(variant="B", targeted=100, contacted=100, clicked=40, converted=20),
+        row(arm="holdout", targeted=50, contacted=0, converted=1),
+    ]
     a, b = compare_variants(rows)
     assert a.variant == "A" and a.vs_reference is None and a.click_rate == pytest.approx(0.3)
     d, lo, hi = b.vs_reference
@@ -131,11 +161,20 @@ def test_variants_compare_conversion_among_contacted_to_the_first():
 
 
 def test_report_tables_add_up_and_name_codes():
-    rows = [row(family="batiment", targeted=6, contacted=6, clicked=3, converted=2, days=5.0),
-            row(family="alimentation", targeted=4, contacted=3, clicked=1, converted=1, days=1.0),
-            row(arm="holdout", family="batiment", targeted=5, contacted=0, converted=1, days=2.0)]
-    report = build_report(campaign="c", title="C", status="active", rows=rows, source="live", as_of=None,
-                          labels=lambda dim, code: code.upper())
+    rows = [
+        row(family="batiment", targeted=6, contacted=6, clicked=3, converted=2, days=5.0),
+        row(family="alimentation", targeted=4, contacted=3, clicked=1, converted=1, days=1.0),
+        row(arm="holdout", family="batiment", targeted=5, contacted=0, converted=1, days=2.0),
+    ]
+    report = build_report(
+        campaign="c",
+        title="C",
+        status="active",
+        rows=rows,
+        source="live",
+        as_of=None,
+        labels=lambda dim, code: code.upper(),
+    )
     assert report.funnel["treatment"].targeted == 10 and report.funnel["treatment"].converted == 3
     assert report.funnel["treatment"].mean_days_to_conversion == pytest.approx(2.0)
     by_family = report.table("by_metier_family")
@@ -158,10 +197,20 @@ def test_marginal_rows_give_the_same_report_as_fine_rows():
     """The rollup stores marginals (one row per breakdown value): the report must not change."""
     from orchestrator.metrics import marginals
 
-    rows = [row(variant="A", family="batiment", commune="35238", targeted=6, contacted=5, clicked=2, converted=1),
-            row(variant="B", family="alimentation", commune="35047", targeted=4, contacted=4, clicked=1, converted=2),
-            row(variant="A", family="alimentation", commune="35238", targeted=3, contacted=3, converted=1),
-            row(arm="holdout", family="batiment", commune="35047", targeted=5, contacted=0, converted=1)]
+    rows = [
+        row(variant="A", family="batiment", commune="35238", targeted=6, contacted=5, clicked=2, converted=1),
+        row(
+            variant="B",
+            family="alimentation",
+            commune="35047",
+            targeted=4,
+            contacted=4,
+            clicked=1,
+            converted=2,
+        ),
+        row(variant="A", family="alimentation", commune="35238", targeted=3, contacted=3, converted=1),
+        row(arm="holdout", family="batiment", commune="35047", targeted=5, contacted=0, converted=1),
+    ]
     fine = build_report(campaign="c", title="C", status="active", rows=rows, source="live", as_of=None)
     rolled = marginals(rows)
     assert len(rolled) < 6 * len(rows) and all(r.grouping for r in rolled)
