@@ -42,6 +42,7 @@ from typing import IO, Any
 from stdnum.fr import siren as stdnum_siren
 
 from triggers.model import EventIn, Reject
+from triggers.sirene import luhn_ok
 
 SOURCE = "bodacc"
 
@@ -273,6 +274,11 @@ def _json_object_or_lines(stream: IO[str], name: str) -> Iterator[tuple[int, Any
 # --- mapping -------------------------------------------------------------------------------------
 
 
+def _siren_ok(digits: str) -> bool:
+    # The Luhn fast path accepts only what stdnum accepts; stdnum decides the rest.
+    return luhn_ok(digits) or bool(stdnum_siren.is_valid(digits))
+
+
 def sirens_of(registre: Any) -> tuple[list[str], list[str]]:
     """(valid SIRENs, invalid values) found in a `registre` value (list, or comma-joined string)."""
     values = registre if isinstance(registre, list) else str(registre or "").split(",")
@@ -282,7 +288,7 @@ def sirens_of(registre: Any) -> tuple[list[str], list[str]]:
         compact = _SIREN_CHARS.sub("", str(value))
         if not compact:
             continue
-        if len(compact) == 9 and compact.isdigit() and stdnum_siren.is_valid(compact):
+        if len(compact) == 9 and compact.isdigit() and _siren_ok(compact):
             if compact not in valid:
                 valid.append(compact)
         elif compact not in invalid:
@@ -341,10 +347,10 @@ def map_record(raw: Any, line: int | None = None) -> EventIn | Skipped | Reject:
     if not isinstance(raw, dict):
         return Reject(line=line, field="record", reason="not a JSON object", raw=str(raw)[:500])
     rec = raw.get("fields") if isinstance(raw.get("fields"), dict) else raw
-    text = json.dumps(raw, ensure_ascii=False, default=str)[:500]
     try:
         return _map(rec, line)
     except _FieldError as err:
+        text = json.dumps(raw, ensure_ascii=False, default=str)[:500]
         return Reject(line=line, field=err.field, reason=err.reason, raw=text)
 
 

@@ -262,7 +262,8 @@ def _check_plain_tail(path: Path) -> None:
 # --- reading -------------------------------------------------------------------------------------
 
 
-def _fast_luhn_ok(digits: str) -> bool:
+def luhn_ok(digits: str) -> bool:
+    """True when an ASCII digit string passes the Luhn test (SIREN, SIRET)."""
     # Why not stdnum for every row: it costs ~12 µs a SIRET, the whole row budget at 100,000 rows/s.
     # Same Luhn sum with bytes.translate (doubled digits from the right) and a C-level sum.
     raw = digits.encode("ascii")
@@ -278,7 +279,7 @@ def siret_is_valid(siret: str) -> bool:
     # The fast path only accepts what stdnum accepts (same two checks); the rest goes to stdnum,
     # so the answer is exactly stdnum's, La Poste's exception included.
     if len(siret) == 14 and siret.isascii() and siret.isdigit():
-        if _fast_luhn_ok(siret[:9]) and _fast_luhn_ok(siret):
+        if luhn_ok(siret[:9]) and luhn_ok(siret):
             return True
     return bool(stdnum_siret.is_valid(siret))
 
@@ -403,7 +404,7 @@ class SireneReader:
         reject = self._reject
         tranches = TRANCHES
         date_from = dt.date.fromisoformat
-        luhn = _fast_luhn_ok
+        luhn = luhn_ok
         is_valid = stdnum_siret.is_valid
         employer_of = {"O": True, "N": False}
         state_of_etat = {"A": "active", "F": "closed"}
