@@ -5,6 +5,8 @@ parser and hands the values here, inside its transaction:
 
     replies = integrations.sms_http.parse_inbound(raw_body)        # InboundReply values
     record_sms_replies(conn, replies, source="octopush")
+    receipts = integrations.sms_http.parse_delivery(raw_body)      # DeliveryReceipt values
+    record_sms_deliveries(conn, receipts, source="octopush")
     bounces = integrations.email_bounce.parse_dsn(raw_email)        # Bounce values
     record_bounces(conn, bounces, source="bounce-mailbox")
 
@@ -22,7 +24,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
 from integrations.email_bounce import Bounce
-from integrations.sms_http import InboundReply
+from integrations.sms_http import DELIVERED, INVALID, OPTED_OUT, UNDELIVERED, DeliveryReceipt, InboundReply
 from store.models import Interaction, Message, MessageEvent, utcnow
 from store.suppressions import suppress
 
@@ -108,4 +110,39 @@ def record_bounces(conn: Connection, bounces: Iterable[Bounce], *, source: str) 
                                                "detail": detail})
         if message is None:
             counts["unmatched"] += 1
+    return counts
+
+
+def record_sms_deliveries(conn: Connection, receipts: Iterable[DeliveryReceipt], *, source: str) -> Counter:
+    """Record delivery receipts: delivered marks the message so; a number that does not exist, or that
+    the provider holds as opted out, is suppressed; an undelivered SMS is noted in its history."""
+    counts: Counter = Counter()
+    for receipt in receipts:
+        message = conn.execute(
+            select(MESSAGES).where(
+                or_(MESSAGES.c.provider_id == receipt.reference, MESSAGES.c.rfc_message_id == receipt.reference)
+            )
+        ).first()
+        if message is None:
+            counts["unmatched"] += 1
+            continue
+        at = receipt.at or utcnow()
+        number = receipt.number or message.recipient
+        if receipt.state == DELIVERED:
+            # Only a sent message becomes delivered: a later click or failure is not undone.
+            conn.execute(update(MESSAGES).where(MESSAGES.c.id == message.id, MESSAGES.c.status == "sent")
+                         .values(status="delivered"))
+            conn.execute(EVENTS.insert(), {"message_id": message.id, "status": "delivered", "at": at,
+                                           "detail": f"{source}: {receipt.provider_status}"})
+        elif receipt.state in (UNDELIVERED, INVALID, OPTED_OUT):
+            detail = f"{source}: {receipt.provider_status}"
+            conn.execute(update(MESSAGES).where(MESSAGES.c.id == message.id)
+                         .values(status="failed", last_error=f"SMS non distribué ({detail})"))
+            conn.execute(EVENTS.insert(), {"message_id": message.id, "status": "undelivered", "at": at,
+                                           "detail": detail})
+            if receipt.state == INVALID and number:
+                suppress(conn, "phone", number, "bounce", source)
+            elif receipt.state == OPTED_OUT and number:
+                suppress(conn, "phone", number, "stop_reply", source)
+        counts[receipt.state] += 1
     return counts

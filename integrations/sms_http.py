@@ -37,6 +37,8 @@ Generic JSON adapter (the protocol a provider or an in-house gateway implements 
     Replies and opt-outs POSTed back to Déclic (`parse_inbound`): one object or a list of objects
     {"from": "+33612345678", "text": "STOP", "reference": "<rfc_message_id>", "received_at": "<ISO 8601>"}
     (or {"replies": [...]}); {"stop": true} marks an opt-out the provider already recognised.
+    Delivery receipts: {"reference": "<rfc_message_id>", "status": "delivered" | "undelivered" | "invalid" |
+    "opted_out" | "pending", "to": "+336...", "at": "<ISO 8601>"} (`parse_delivery`).
 
 Octopush adapter (French provider; format taken from its public API documentation at dev.octopush.com,
 "Send SMS", "Webhook SMS Inbounds", "Callback Stop SMS (Opt-Out)" and "Return codes"):
@@ -52,6 +54,8 @@ Octopush adapter (French provider; format taken from its public API documentatio
     text: the templates carry it, this channel does not add text.
     Inbound callbacks: {"message_id", "number", "text", "sim_card_number", "reception_date"} for replies,
     {"message_id", "number", "text", "stop_date"} for opt-outs; dates are "Y-m-d H:i:s", Paris time.
+    Delivery receipts ("Acknowledge receipt" callback): {"message_id", "number", "status", "delivery_date"}
+    with status DELIVERED, NOT_DELIVERED, BAD_DESTINATION, BLACKLISTED_NUMBER... (`parse_delivery`).
 """
 
 from __future__ import annotations
@@ -255,6 +259,80 @@ def parse_inbound(payload: Any) -> list[InboundReply]:
             )
         )
     return replies
+
+
+# --- delivery receipts -------------------------------------------------------------------------------
+
+# What a provider's delivery status means for Déclic.
+DELIVERED = "delivered"  # on the phone
+UNDELIVERED = "undelivered"  # the operator gave up (phone off for days...): not retried, not suppressed
+INVALID = "invalid"  # the number does not exist: never again
+OPTED_OUT = "opted_out"  # the number is on the provider's STOP list: a global opt-out for us too
+PENDING = "pending"  # accepted by the first carrier only
+
+OCTOPUSH_STATUSES = {
+    "DELIVERED": DELIVERED,
+    "READ": DELIVERED,
+    "ACK": PENDING,
+    "NOT_DELIVERED": UNDELIVERED,
+    "UNKNOWN_DELIVERY": UNDELIVERED,
+    "UNDEFINED": UNDELIVERED,
+    "NOT_ALLOWED": UNDELIVERED,
+    "BAD_DESTINATION": INVALID,
+    "BLACKLISTED_NUMBER": OPTED_OUT,
+}
+GENERIC_STATUSES = {
+    "delivered": DELIVERED,
+    "undelivered": UNDELIVERED,
+    "failed": UNDELIVERED,
+    "expired": UNDELIVERED,
+    "invalid": INVALID,
+    "opted_out": OPTED_OUT,
+    "accepted": PENDING,
+    "pending": PENDING,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    """A provider's word on one SMS after it was accepted."""
+
+    reference: str  # our reference (generic) or the provider's ticket (Octopush): matches the outbox row
+    state: str  # delivered | undelivered | invalid | opted_out | pending
+    provider_status: str
+    number: str = ""
+    at: dt.datetime | None = None
+
+
+def parse_delivery(payload: Any) -> list[DeliveryReceipt]:
+    """Read delivery-receipt callbacks: Octopush {message_id, number, status, delivery_date} or the generic
+    {reference, status, to, at} (one object, a list, or {"receipts": [...]}, as JSON text or values)."""
+    if isinstance(payload, Mapping) and isinstance(payload.get("receipts"), list):
+        payload = payload["receipts"]
+    receipts = []
+    for index, entry in enumerate(_entries(payload)):
+        if not isinstance(entry, Mapping):
+            raise InboundError(f"accusé n°{index + 1} : un objet était attendu")
+        raw_status = str(entry.get("status") or "").strip()
+        if "message_id" in entry:
+            state = OCTOPUSH_STATUSES.get(raw_status.upper())
+            reference = str(entry.get("message_id") or "")
+            when = entry.get("delivery_date")
+        else:
+            state = GENERIC_STATUSES.get(raw_status.lower())
+            reference = str(entry.get("reference") or "")
+            when = entry.get("at")
+        if state is None:
+            raise InboundError(f"accusé n°{index + 1} : statut inconnu « {raw_status} »")
+        if not reference:
+            raise InboundError(f"accusé n°{index + 1} : référence du message absente")
+        raw_number = entry.get("number") or entry.get("to") or ""
+        try:
+            number = normalise_number(str(raw_number)) if raw_number else ""
+        except InvalidNumber as exc:
+            raise InboundError(f"accusé n°{index + 1} : {exc.reason}") from None
+        receipts.append(DeliveryReceipt(reference, state, raw_status, number, _parse_date(when, index)))
+    return receipts
 
 
 # --- provider adapters -------------------------------------------------------------------------------

@@ -101,3 +101,29 @@ Message-ID: <declic.{message_id}@declic.test>
     assert (suppression.channel, suppression.address, suppression.reason) == (
         "email", "plombier.durand@exemple.fr", "bounce")
     assert events[-1] == "bounced"
+
+
+def test_delivery_receipts_complete_the_message_history(engine) -> None:
+    from integrations.feedback import record_sms_deliveries
+    from integrations.sms_http import parse_delivery
+
+    delivered = seed(engine, "sms", "+33612345001")
+    invalid = seed(engine, "sms", "+33612345002")
+    payload = [
+        {"message_id": f"sms_ticket_{delivered}", "number": "+33612345001", "status": "DELIVERED",
+         "delivery_date": "2026-11-27 11:46:06"},
+        {"message_id": f"sms_ticket_{invalid}", "number": "+33612345002", "status": "BAD_DESTINATION",
+         "delivery_date": "2026-11-27 11:46:07"},
+        {"message_id": "sms_unknown", "number": "+33612345003", "status": "DELIVERED"},
+    ]
+    with engine.begin() as conn:
+        counts = record_sms_deliveries(conn, parse_delivery(payload), source="octopush")
+    assert counts == {"delivered": 1, "invalid": 1, "unmatched": 1}
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(select(MESSAGES.c.id, MESSAGES.c.status)
+                                     .where(MESSAGES.c.id.in_([delivered, invalid]))).all())
+        suppressions = conn.execute(select(Suppression.__table__.c.address, Suppression.__table__.c.reason)).all()
+        events = conn.execute(select(MessageEvent.__table__.c.message_id, MessageEvent.__table__.c.status)).all()
+    assert statuses == {delivered: "delivered", invalid: "failed"}
+    assert suppressions == [("+33612345002", "bounce")]
+    assert (delivered, "delivered") in events and (invalid, "undelivered") in events
