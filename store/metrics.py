@@ -422,6 +422,14 @@ def _interaction_extra(kind: str, data: dict[str, Any]) -> str:
 def campaign_businesses(conn: Connection, campaign_id: int, limit: int | None = 500) -> list[dict[str, Any]]:
     """The businesses enrolled in a campaign with their arm and what they did, newest first."""
     e, b, i, m = ENROLLMENTS, BUSINESS, INTERACTIONS, MESSAGES
+    int_filter = [i.c.campaign_id == campaign_id]
+    msg_filter = [m.c.campaign_id == campaign_id]
+    if limit:
+        # The page shows the latest few hundred: aggregate their rows only, not the whole campaign's.
+        latest = [r[0] for r in conn.execute(select(e.c.id).where(e.c.campaign_id == campaign_id)
+                                             .order_by(e.c.enrolled_at.desc(), e.c.id.desc()).limit(limit))]
+        int_filter.append(i.c.enrollment_id.in_(latest or [-1]))
+        msg_filter.append(m.c.enrollment_id.in_(latest or [-1]))
     per_int = (
         select(
             i.c.enrollment_id,
@@ -429,7 +437,7 @@ def campaign_businesses(conn: Connection, campaign_id: int, limit: int | None = 
             func.max(case((i.c.kind.in_(RESPONSE_KINDS), 1), else_=0)).label("responded"),
             func.max(case((i.c.kind.in_(CONVERSION_KINDS), 1), else_=0)).label("converted"),
         )
-        .where(i.c.campaign_id == campaign_id)
+        .where(*int_filter)
         .group_by(i.c.enrollment_id)
         .subquery()
     )
@@ -439,7 +447,7 @@ def campaign_businesses(conn: Connection, campaign_id: int, limit: int | None = 
             func.count().label("messages"),
             func.max(case((m.c.status.in_(("sent", "delivered")), 1), else_=0)).label("contacted"),
         )
-        .where(m.c.campaign_id == campaign_id)
+        .where(*msg_filter)
         .group_by(m.c.enrollment_id)
         .subquery()
     )
