@@ -25,7 +25,8 @@ ENROLLMENTS = Enrollment.__table__
 EVENTS = TriggerEvent.__table__
 
 CONVERSION_KINDS = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
-RESPONSE_KINDS = ("callback_request", "not_for_me", "diagnostic_completed")
+# An owner answering in any way: a callback request, a "not for me", the diagnostic, a reply to an SMS.
+RESPONSE_KINDS = ("callback_request", "not_for_me", "diagnostic_completed", "sms_reply")
 
 
 def message_row(conn: Connection, message_id: int):

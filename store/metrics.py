@@ -398,6 +398,7 @@ INTERACTION_LABELS = {
     "diagnostic_completed": "diagnostic fait",
     "offer_enrolled": "inscrit à une offre",
     "ambassador_met": "a rencontré l'ambassadeur",
+    "sms_reply": "a répondu par SMS",
 }
 TASK_STATUS = {"open": "à faire", "done": "fait", "refused": "refusé", "no_answer": "sans réponse"}
 NOT_FOR_ME = {
