@@ -43,6 +43,7 @@ from triggers.bodacc import BodaccStats, Skipped, read_bodacc
 from triggers.lifecycle import lifecycle_stage
 from triggers.model import EventIn, Reject
 from triggers.report import IngestReport, RejectSink
+from triggers.scope import scope_reject
 from triggers.sirene import (
     R_CREATION,
     R_DNC,
@@ -843,13 +844,28 @@ def import_partner_file(
 
     partners = Partner.__table__
     with engine.connect() as conn:
-        row = conn.execute(select(partners.c.id, partners.c.name).where(partners.c.name == partner)).first()
+        row = conn.execute(
+            select(partners.c.id, partners.c.name, partners.c.allowed_types, partners.c.territory).where(
+                partners.c.name == partner
+            )
+        ).first()
     if row is None:
         raise LookupError(f"unknown partner {partner!r} (create it with `declic partners add {partner}`)")
     report = IngestReport()
     stats = PartnerStats()
     source = f"partner:{row.id}"
     batch: list[EventIn] = []
+    allowed, territory = list(row.allowed_types or []), list(row.territory or [])
+
+    def check(event: EventIn) -> Reject | None:
+        # The same scope as the API token: allowed types, and the territory where the business is.
+        commune = event.business.commune_code if event.business else None
+        if territory and not commune and event.siret:
+            with engine.connect() as conn:
+                commune = conn.execute(
+                    select(BUSINESS.c.commune_code).where(BUSINESS.c.siret == event.siret)
+                ).scalar()
+        return scope_reject(event, allowed_types=allowed, territory=territory, commune_code=commune)
 
     def flush() -> None:
         if not batch:
@@ -870,6 +886,7 @@ def import_partner_file(
         contact_source=row.name,
         on_reject=lambda r: report.reject(r, rejects),
         stats=stats,
+        check=check,
     ):
         batch.append(event)
         if len(batch) >= chunk_size:

@@ -102,8 +102,13 @@ def read_partner_csv(
     contact_source: str,
     on_reject: Callable[[Reject], None] | None = None,
     stats: PartnerStats | None = None,
+    check: Callable[[EventIn], Reject | None] | None = None,
 ) -> Iterator[EventIn]:
-    """Valid events of a partner file, in file order; rejects go to `on_reject`."""
+    """Valid events of a partner file, in file order; rejects go to `on_reject`.
+
+    `check` is a further test of each valid event (the partner's scope); its Reject is reported with
+    the row's line like any other.
+    """
     path = Path(path)
     stats = stats if stats is not None else PartnerStats()
     try:
@@ -137,6 +142,8 @@ def read_partner_csv(
                     continue
                 item = row_to_item(dict(zip(header, values, strict=True)))
                 out = item if isinstance(item, Reject) else validate_item(item, source, contact_source, line)
+                if check is not None and isinstance(out, EventIn):
+                    out = check(out) or out
                 if isinstance(out, Reject):
                     stats.rejected += 1
                     if on_reject:

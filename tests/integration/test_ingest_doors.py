@@ -195,3 +195,21 @@ def test_cli_json_report_and_rejects_file(engine, db_url, tmp_path, monkeypatch)
     result = CliRunner().invoke(app, ["deadlines", "--today", "2026-12-10", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["due"][0]["offset_days"] == 270
+
+
+def test_partner_file_respects_the_partner_scope(engine, tmp_path):
+    add_partner(engine, "cma35", ["creation"], ["departement:35"])
+    ingest_sirene(engine, write(tmp_path / "s.csv", [row(siret=SIRET_B, codeCommuneEtablissement="29019")]),
+                  today=TODAY)  # fmt: skip
+    path = tmp_path / "cma.csv"
+    path.write_text(
+        "external_id;type;siret;occurred_on;commune_code\n"
+        f"ok;creation;{SIRET_A};2026-11-02;35238\n"
+        f"wrong-type;first_hire;{SIRET_A};2026-11-02;35238\n"
+        f"elsewhere;creation;{SIRET_B};2026-11-02;\n",
+        encoding="utf-8",
+    )
+    report = import_partner_file(engine, path, partner="cma35")
+    assert report.read == 3 and report.accepted == 1
+    assert sum(report.rejected.values()) == 2
+    assert set(events(engine)) == {"ok"}
