@@ -514,7 +514,10 @@ def build_report(
         t_counts = group((r for r in part if r.arm == "treatment"), lambda r, d=dim: getattr(r, d))
         h_counts = group((r for r in part if r.arm == "holdout"), lambda r, d=dim: getattr(r, d))
         table = Table(
-            f"by_{dim}", "Par " + (dim_label if dim_label.isupper() else dim_label.lower()), list(_BREAKDOWN_COLUMNS), kinds=_BREAKDOWN_KINDS
+            f"by_{dim}",
+            "Par " + (dim_label if dim_label.isupper() else dim_label.lower()),
+            list(_BREAKDOWN_COLUMNS),
+            kinds=_BREAKDOWN_KINDS,
         )
         for code in sorted(set(t_counts) | set(h_counts), key=lambda c: (c is None, str(c))):
             t, h = t_counts.get(code, Counts()), h_counts.get(code, Counts())
