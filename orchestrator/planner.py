@@ -604,6 +604,8 @@ class StepDecision:
     step: int
     message: PlannedMessage | None
     reason: str | None = None
+    channel: str | None = None  # of a stopped step: what would have left (the history names it)
+    template: str | None = None
 
 
 def condition_met(condition: str | None, f: FollowUp) -> bool:
@@ -639,8 +641,9 @@ def plan_followups(
         if earliest > now:
             continue  # not due yet: judged when it is, on what happened by then
 
-        def stop(reason: str, f=f, b=b) -> None:
-            out.append(StepDecision(f.enrollment_id, f.campaign_id, b.id, f.step, None, reason))
+        def stop(reason: str, f=f, b=b, step=step) -> None:
+            out.append(StepDecision(f.enrollment_id, f.campaign_id, b.id, f.step, None, reason, step.channel,
+                                    step.template))
 
         if not condition_met(step.condition, f):
             stop("condition_not_met")

@@ -310,7 +310,7 @@ def apply_followups(conn: Connection, decisions: Sequence[StepDecision], now: dt
             from orchestrator.planner import PlannedMessage
 
             # A row per stopped step keeps it from being judged again on the next run.
-            stub = PlannedMessage(d.step, "none", "-", "", now, {}, None)
+            stub = PlannedMessage(d.step, d.channel or "email", d.template or "-", "", now, {}, None)
             rows.append(_message_row(d.campaign_id, d.enrollment_id, d.business_id, stub, now, "cancelled",
                                      d.reason))
     planned = _insert_messages(conn, rows, now)
