@@ -38,7 +38,7 @@ def classify_status(status: int) -> Outcome:
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), None when absent or unreadable."""
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), else None."""
     if not value:
         return None
     value = value.strip()
@@ -136,8 +136,12 @@ class Throttle:
     reschedules each held message after the `Retry-After`.
     """
 
-    def __init__(self, rate: float = 0.0, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._clock = clock
         self._sleep = sleep

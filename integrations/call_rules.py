@@ -81,7 +81,9 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def earliest_by_history(history: Iterable[CallAttempt], *, min_gap: dt.timedelta = MIN_GAP) -> dt.datetime | None:
+def earliest_by_history(
+    history: Iterable[CallAttempt], *, min_gap: dt.timedelta = MIN_GAP
+) -> dt.datetime | None:
     """The first moment the history allows another call (ignoring the clock windows), None if no limit."""
     attempts = sorted((_aware(a.at), a.outcome) for a in history)
     bounds: list[dt.datetime] = []
@@ -127,7 +129,11 @@ def next_call_slot(
 
 
 def is_call_allowed(
-    moment: dt.datetime, tz: str | ZoneInfo, history: Sequence[CallAttempt] = (), *, subdiv: str | None = None,
+    moment: dt.datetime,
+    tz: str | ZoneInfo,
+    history: Sequence[CallAttempt] = (),
+    *,
+    subdiv: str | None = None,
     min_gap: dt.timedelta = MIN_GAP,
 ) -> bool:
     """True when a call may be made exactly at `moment`."""

@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from integrations._settings import setting
-from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
+from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 from integrations.call_rules import (
     ANSWERED,
     MAX_ATTEMPTS,
@@ -71,7 +71,9 @@ def _attempts(rows: Sequence[Any]) -> list[CallAttempt]:
     attempts = []
     for history in rows:
         for entry in history or ():
-            attempts.append(CallAttempt(_utc(dt.datetime.fromisoformat(entry["at"])), entry.get("outcome", NO_ANSWER)))
+            attempts.append(
+                CallAttempt(_utc(dt.datetime.fromisoformat(entry["at"])), entry.get("outcome", NO_ANSWER))
+            )
     return attempts
 
 
@@ -80,7 +82,9 @@ def history_for(conn: Connection, phones: Sequence[str]) -> dict[str, list[CallA
     found: dict[str, list[CallAttempt]] = defaultdict(list)
     if not phones:
         return found
-    for phone, history in conn.execute(select(TASKS.c.phone, TASKS.c.history).where(TASKS.c.phone.in_(set(phones)))):
+    for phone, history in conn.execute(
+        select(TASKS.c.phone, TASKS.c.history).where(TASKS.c.phone.in_(set(phones)))
+    ):
         found[phone].extend(_attempts([history]))
     return found
 
@@ -91,7 +95,7 @@ def _open_task_by_phone(conn: Connection, phones: Sequence[str]) -> dict[str, in
     rows = conn.execute(
         select(TASKS.c.phone, TASKS.c.id).where(TASKS.c.phone.in_(set(phones)), TASKS.c.status == "open")
     )
-    return {phone: task_id for phone, task_id in rows}
+    return dict(rows.all())
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +112,20 @@ def _business_facts(conn: Connection, business_ids: set[int]) -> dict[int, _Know
     if not business_ids:
         return {}
     rows = conn.execute(
-        select(BUSINESSES.c.id, BUSINESSES.c.phone, BUSINESSES.c.phone_consent, BUSINESSES.c.departement_code,
-               TERRITORIES.c.timezone)
-        .select_from(BUSINESSES.outerjoin(
-            TERRITORIES, (TERRITORIES.c.level == "departement") & (TERRITORIES.c.code == BUSINESSES.c.departement_code)
-        ))
+        select(
+            BUSINESSES.c.id,
+            BUSINESSES.c.phone,
+            BUSINESSES.c.phone_consent,
+            BUSINESSES.c.departement_code,
+            TERRITORIES.c.timezone,
+        )
+        .select_from(
+            BUSINESSES.outerjoin(
+                TERRITORIES,
+                (TERRITORIES.c.level == "departement")
+                & (TERRITORIES.c.code == BUSINESSES.c.departement_code),
+            )
+        )
         .where(BUSINESSES.c.id.in_(business_ids))
     )
     known = {}
@@ -170,14 +183,18 @@ class CallTaskChannel:
         from store.db import get_engine
 
         url = getattr(settings, "resolved_database_url", None) or setting(settings, "database_url")
-        return cls(engine=get_engine(url), timezone=setting(settings, "timezone", "Europe/Paris"), clock=clock)
+        return cls(
+            engine=get_engine(url), timezone=setting(settings, "timezone", "Europe/Paris"), clock=clock
+        )
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """Queue one task per message; refused ones (no consent, bad number, no script) are PERMANENT."""
         results: dict[int, SendResult] = {}
         try:
             with self.engine.connect() as conn:
-                known = _business_facts(conn, {b for b in (_business_id(m.meta) for m in batch) if b is not None})
+                known = _business_facts(
+                    conn, {b for b in (_business_id(m.meta) for m in batch) if b is not None}
+                )
         except Exception as exc:  # the store is down: nothing can be checked nor queued
             detail = f"file d'appels indisponible : {type(exc).__name__}"
             return [SendResult(m.message_id, Outcome.TRANSIENT, detail) for m in batch]
@@ -208,7 +225,9 @@ class CallTaskChannel:
                 for position, message, _, _ in candidates:
                     if position not in results:
                         results[position] = SendResult(
-                            message.message_id, Outcome.TRANSIENT, f"file d'appels indisponible : {type(exc).__name__}"
+                            message.message_id,
+                            Outcome.TRANSIENT,
+                            f"file d'appels indisponible : {type(exc).__name__}",
                         )
         return [results[position] for position in range(len(batch))]
 
@@ -234,13 +253,18 @@ class CallTaskChannel:
         for position, message, phone, facts in candidates:
             if message.message_id in existing:  # a retry of a batch that was queued: nothing more to do
                 out[position] = SendResult(
-                    message.message_id, Outcome.SENT, "tâche déjà dans la file", str(existing[message.message_id])
+                    message.message_id,
+                    Outcome.SENT,
+                    "tâche déjà dans la file",
+                    str(existing[message.message_id]),
                 )
                 continue
             if phone in open_tasks or phone in queued_phones:
                 # One open task per number: two would mean two calls in the same slot.
                 task = open_tasks.get(phone)
-                detail = f"un appel est déjà prévu pour ce numéro (tâche {task})" if task else "appel déjà prévu"
+                detail = (
+                    f"un appel est déjà prévu pour ce numéro (tâche {task})" if task else "appel déjà prévu"
+                )
                 out[position] = SendResult(message.message_id, Outcome.SENT, detail, str(task or ""))
                 continue
             meta = message.meta
@@ -248,10 +272,14 @@ class CallTaskChannel:
             departement = meta.get("departement") or (facts.departement if facts else None)
             slot = next_call_slot(now, zone, history.get(phone, []), subdiv=holiday_subdivision(departement))
             if slot is None:
-                out[position] = SendResult(message.message_id, Outcome.PERMANENT, "aucun créneau d'appel autorisé")
+                out[position] = SendResult(
+                    message.message_id, Outcome.PERMANENT, "aucun créneau d'appel autorisé"
+                )
                 continue
             if on_handoff is not None and not on_handoff(message.message_id):
-                out[position] = SendResult(message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie")
+                out[position] = SendResult(
+                    message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie"
+                )
                 continue
             queued_phones.add(phone)
             business_id = _business_id(meta)
@@ -349,7 +377,9 @@ def record_attempt(
     else:
         others = history_for(conn, [row.phone]).get(row.phone, [])
         # This task's own attempts are already in `others` except the one being recorded now.
-        slot = next_call_slot(at, timezone, [*others, CallAttempt(at, outcome)], subdiv=holiday_subdivision(departement))
+        slot = next_call_slot(
+            at, timezone, [*others, CallAttempt(at, outcome)], subdiv=holiday_subdivision(departement)
+        )
         if row.attempts + 1 >= MAX_ATTEMPTS or slot is None:
             values["status"] = "no_answer"
         else:

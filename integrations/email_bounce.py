@@ -71,7 +71,7 @@ def classify_reply(code: int, text: str | bytes = "") -> Outcome:
 
 
 def bounce_kind(status: str) -> str:
-    """"hard" for a failure that will not change by waiting ("5.1.1"), else "soft"."""
+    """ "hard" for a failure that will not change by waiting ("5.1.1"), else "soft"."""
     return HARD if status.startswith("5.") and status not in SOFT_PERMANENT else SOFT
 
 

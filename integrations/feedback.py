@@ -44,7 +44,9 @@ def _message_for_reply(conn: Connection, reply: InboundReply):
             return found
     return conn.execute(
         select(MESSAGES)
-        .where(MESSAGES.c.channel == "sms", MESSAGES.c.recipient == reply.number, MESSAGES.c.sent_at.is_not(None))
+        .where(
+            MESSAGES.c.channel == "sms", MESSAGES.c.recipient == reply.number, MESSAGES.c.sent_at.is_not(None)
+        )
         .order_by(MESSAGES.c.sent_at.desc(), MESSAGES.c.id.desc())
         .limit(1)
     ).first()
@@ -99,15 +101,22 @@ def record_bounces(conn: Connection, bounces: Iterable[Bounce], *, source: str) 
             suppress(conn, "email", bounce.recipient, "bounce", source)
             counts["hard"] += 1
             if message is not None:
-                conn.execute(update(MESSAGES).where(MESSAGES.c.id == message.id)
-                             .values(status="failed", last_error=f"rebond définitif : {detail}"))
-                conn.execute(EVENTS.insert(), {"message_id": message.id, "status": "bounced", "at": now,
-                                               "detail": detail})
+                conn.execute(
+                    update(MESSAGES)
+                    .where(MESSAGES.c.id == message.id)
+                    .values(status="failed", last_error=f"rebond définitif : {detail}")
+                )
+                conn.execute(
+                    EVENTS.insert(),
+                    {"message_id": message.id, "status": "bounced", "at": now, "detail": detail},
+                )
         else:
             counts["soft"] += 1
             if message is not None:
-                conn.execute(EVENTS.insert(), {"message_id": message.id, "status": "delayed", "at": now,
-                                               "detail": detail})
+                conn.execute(
+                    EVENTS.insert(),
+                    {"message_id": message.id, "status": "delayed", "at": now, "detail": detail},
+                )
         if message is None:
             counts["unmatched"] += 1
     return counts
@@ -120,7 +129,10 @@ def record_sms_deliveries(conn: Connection, receipts: Iterable[DeliveryReceipt],
     for receipt in receipts:
         message = conn.execute(
             select(MESSAGES).where(
-                or_(MESSAGES.c.provider_id == receipt.reference, MESSAGES.c.rfc_message_id == receipt.reference)
+                or_(
+                    MESSAGES.c.provider_id == receipt.reference,
+                    MESSAGES.c.rfc_message_id == receipt.reference,
+                )
             )
         ).first()
         if message is None:
@@ -130,16 +142,31 @@ def record_sms_deliveries(conn: Connection, receipts: Iterable[DeliveryReceipt],
         number = receipt.number or message.recipient
         if receipt.state == DELIVERED:
             # Only a sent message becomes delivered: a later click or failure is not undone.
-            conn.execute(update(MESSAGES).where(MESSAGES.c.id == message.id, MESSAGES.c.status == "sent")
-                         .values(status="delivered"))
-            conn.execute(EVENTS.insert(), {"message_id": message.id, "status": "delivered", "at": at,
-                                           "detail": f"{source}: {receipt.provider_status}"})
+            conn.execute(
+                update(MESSAGES)
+                .where(MESSAGES.c.id == message.id, MESSAGES.c.status == "sent")
+                .values(status="delivered")
+            )
+            conn.execute(
+                EVENTS.insert(),
+                {
+                    "message_id": message.id,
+                    "status": "delivered",
+                    "at": at,
+                    "detail": f"{source}: {receipt.provider_status}",
+                },
+            )
         elif receipt.state in (UNDELIVERED, INVALID, OPTED_OUT):
             detail = f"{source}: {receipt.provider_status}"
-            conn.execute(update(MESSAGES).where(MESSAGES.c.id == message.id)
-                         .values(status="failed", last_error=f"SMS non distribué ({detail})"))
-            conn.execute(EVENTS.insert(), {"message_id": message.id, "status": "undelivered", "at": at,
-                                           "detail": detail})
+            conn.execute(
+                update(MESSAGES)
+                .where(MESSAGES.c.id == message.id)
+                .values(status="failed", last_error=f"SMS non distribué ({detail})")
+            )
+            conn.execute(
+                EVENTS.insert(),
+                {"message_id": message.id, "status": "undelivered", "at": at, "detail": detail},
+            )
             if receipt.state == INVALID and number:
                 suppress(conn, "phone", number, "bounce", source)
             elif receipt.state == OPTED_OUT and number:

@@ -47,7 +47,7 @@ from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
 from integrations._settings import setting
-from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
+from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 
 FONTS_DIR = Path(__file__).parent / "fonts"
 FONT_REGULAR = FONTS_DIR / "DejaVuSans.ttf"
@@ -121,7 +121,7 @@ def _squash(text: str) -> str:
 
 
 def postal_upper(text: str) -> str:
-    """Upper case without accents or punctuation, as La Poste reads the last lines ("L'Église" -> "L EGLISE")."""
+    """Upper case without accents or punctuation, as La Poste reads them ("L'Église" -> "L EGLISE")."""
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     bare = bare.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
@@ -214,7 +214,9 @@ def block_from_lines(lines: Sequence[str]) -> list[str]:
             kept[:1] = list(wrapped)
             name_lines = 2
     if len(kept) < 2:
-        raise AddressError("adresse incomplète : il faut au moins le nom et la ligne « code postal localité »")
+        raise AddressError(
+            "adresse incomplète : il faut au moins le nom et la ligne « code postal localité »"
+        )
     if len(kept) > MAX_LINES:
         raise AddressError(f"adresse trop longue : {len(kept)} lignes pour {MAX_LINES} au plus")
     last = postal_upper(kept[-1])
@@ -223,10 +225,15 @@ def block_from_lines(lines: Sequence[str]) -> list[str]:
     # The last three lines of a full block are street, lieu-dit and town: upper case for La Poste's
     # readers; the name lines above keep the owner's own spelling.
     first_upper = max(name_lines, len(kept) - 3)
-    normalised = [
-        line if index < first_upper else postal_upper(line) for index, line in enumerate(kept)
+    normalised = [line if index < first_upper else postal_upper(line) for index, line in enumerate(kept)]
+    labels = [
+        "nom",
+        "destinataire ou service",
+        "bâtiment",
+        "numéro et voie",
+        "lieu-dit",
+        "code postal et localité",
     ]
-    labels = ["nom", "destinataire ou service", "bâtiment", "numéro et voie", "lieu-dit", "code postal et localité"]
     return [_fit(line, labels[min(i, 5)], i + 1) for i, line in enumerate(normalised)]
 
 
@@ -266,7 +273,7 @@ class Sender:
 
     @classmethod
     def from_meta(cls, value: Any, default: Sender) -> Sender:
-        """The sender from a message's meta["sender"] ({name, address, city, phone, email}), else `default`."""
+        """The sender from meta["sender"] ({name, address, city, phone, email}), else `default`."""
         if not isinstance(value, Mapping):
             return default
         address = value.get("address") or ()
@@ -351,7 +358,7 @@ class LetterDocument(FPDF):
         return cached
 
     def paragraph(self, text: str, width: float, line_height: float, x: float | None = None) -> None:
-        """Write a paragraph wrapped at `width` from `x` (the left margin by default), breaking pages as needed."""
+        """Write a paragraph wrapped at `width` from `x` (default: the left margin), breaking pages."""
         left = self.l_margin if x is None else x
         for line in self.wrap(text, width):
             self.set_x(left)
@@ -433,7 +440,9 @@ def split_letters(merged: bytes, letters: Sequence[Letter]) -> list[bytes]:
         writer = PdfWriter()
         for index in range(letter.first_page - 1, letter.first_page - 1 + letter.pages):
             writer.add_page(reader.pages[index])
-        writer.add_metadata({"/Title": f"Courrier Déclic D-{letter.message.message_id}", "/Creator": "Déclic"})
+        writer.add_metadata(
+            {"/Title": f"Courrier Déclic D-{letter.message.message_id}", "/Creator": "Déclic"}
+        )
         buffer = io.BytesIO()
         writer.write(buffer)
         files.append(buffer.getvalue())
@@ -472,7 +481,7 @@ class LetterChannel:
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] | None = None) -> LetterChannel:
-        """The channel configured from the settings (`DECLIC_LETTER_*`), dated by the root's clock when given."""
+        """The channel configured from `DECLIC_LETTER_*`, dated by the root's clock when given."""
         home = Path(setting(settings, "home", "var"))
         zone = ZoneInfo(setting(settings, "timezone", "Europe/Paris"))
         return cls(
@@ -496,7 +505,9 @@ class LetterChannel:
             try:
                 address = address_for(message)
             except (AddressError, TypeError) as exc:
-                results[position] = SendResult(message.message_id, Outcome.PERMANENT, f"adresse refusée : {exc}")
+                results[position] = SendResult(
+                    message.message_id, Outcome.PERMANENT, f"adresse refusée : {exc}"
+                )
                 continue
             sender = Sender.from_meta(message.meta.get("sender"), self.default_sender)
             letters.append(Letter(message, address, sender, day, extra={"position": position}))
@@ -514,7 +525,9 @@ class LetterChannel:
             else:
                 for letter in abandoned:
                     results[letter.extra["position"]] = SendResult(
-                        letter.message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie"
+                        letter.message.message_id,
+                        Outcome.ABANDONED,
+                        "bail perdu : un autre processus l'envoie",
                     )
                 for letter in letters:
                     results[letter.extra["position"]] = SendResult(
@@ -547,7 +560,14 @@ class LetterChannel:
         with open(partial / "manifest.csv", "w", newline="", encoding="utf-8-sig") as handle:
             writer = csv.writer(handle, delimiter=";")
             writer.writerow(
-                ["message_id", "siret", "name", *(f"line{i}" for i in range(1, MAX_LINES + 1)), "pages", "file"]
+                [
+                    "message_id",
+                    "siret",
+                    "name",
+                    *(f"line{i}" for i in range(1, MAX_LINES + 1)),
+                    "pages",
+                    "file",
+                ]
             )
             for letter in letters:
                 lines = letter.address + [""] * (MAX_LINES - len(letter.address))

@@ -129,7 +129,9 @@ class LoopbackPeer:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                request = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                request = Received(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
                 reply = peer._next_reply(request)
                 if reply.delay:
                     time.sleep(reply.delay)
@@ -162,7 +164,9 @@ class LoopbackPeer:
         server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="loopback-peer", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="loopback-peer", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -182,7 +186,9 @@ class LoopbackPeer:
 
 def main() -> None:
     """Serve a peer from the command line until interrupted (for benchmarks and the demo)."""
-    parser = argparse.ArgumentParser(description="A loopback HTTP peer that answers like an SMS provider or a CRM.")
+    parser = argparse.ArgumentParser(
+        description="A loopback HTTP peer that answers like an SMS provider or a CRM."
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="generic")
     args = parser.parse_args()

@@ -84,7 +84,7 @@ from integrations._http import (
     transport_detail,
 )
 from integrations._settings import setting
-from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
+from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 
 PARIS = ZoneInfo("Europe/Paris")
 OCTOPUSH_URL = "https://api.octopush.com/v1/public/sms-campaign/send"
@@ -93,7 +93,9 @@ OCTOPUSH_DUPLICATE_REQUEST = 120
 # Overseas départements and collectivités share French national numbering habits ("0692 ..."), but
 # `phonenumbers` needs their own region to read a national number; +33 would make them invalid.
 OVERSEAS_REGIONS = ("RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF", "NC", "PF", "WF")
-MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+MOBILE_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
 SENDER_RE = re.compile(r"^[A-Za-z0-9]{3,11}$")
 
 
@@ -234,14 +236,16 @@ def _entries(payload: Any) -> list[Any]:
 
 
 def parse_inbound(payload: Any) -> list[InboundReply]:
-    """Read a provider's reply/opt-out callback (generic or Octopush, dict, list or JSON text) into replies."""
+    """Read a reply/opt-out callback (generic or Octopush; dict, list or JSON text) into replies."""
     replies = []
     for index, entry in enumerate(_entries(payload)):
         if not isinstance(entry, Mapping):
             raise InboundError(f"réponse n°{index + 1} : un objet était attendu")
         raw_number = entry.get("from", entry.get("number"))
         if not raw_number:
-            raise InboundError(f"réponse n°{index + 1} : numéro de l'expéditeur absent (champ « from » ou « number »)")
+            raise InboundError(
+                f"réponse n°{index + 1} : numéro de l'expéditeur absent (champ « from » ou « number »)"
+            )
         try:
             number = normalise_number(str(raw_number))
         except InvalidNumber as exc:
@@ -490,7 +494,12 @@ def make_adapter(
         return GenericJsonAdapter(url=url, api_key=api_key, sender=sender)
     if provider == "octopush":
         return OctopushAdapter(
-            url=url, api_key=api_key, login=login, sender=sender, sms_type=octopush_type, purpose=octopush_purpose
+            url=url,
+            api_key=api_key,
+            login=login,
+            sender=sender,
+            sms_type=octopush_type,
+            purpose=octopush_purpose,
         )
     raise ValueError(f"unknown SMS provider {provider!r} (known: generic, octopush)")
 
@@ -553,7 +562,7 @@ class SmsChannel:
         )
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
-        """Send each SMS; invalid numbers are PERMANENT without a request. One result per message, in order."""
+        """Send each SMS (invalid numbers: PERMANENT, no request); one result per message, in order."""
         self._throttle.resume()
         return self._workers.map(lambda message: self._send_one(message, on_handoff), list(batch))
 
@@ -569,13 +578,19 @@ class SmsChannel:
             return SendResult(message.message_id, Outcome.TRANSIENT, pause_detail(paused), retry_after=paused)
         self._throttle.wait_turn()
         if on_handoff is not None and not on_handoff(message.message_id):
-            return SendResult(message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie")
+            return SendResult(
+                message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie"
+            )
         try:
-            response = self._sessions.get().post(call.url, json=call.json, headers=call.headers, timeout=self.timeout)
+            response = self._sessions.get().post(
+                call.url, json=call.json, headers=call.headers, timeout=self.timeout
+            )
         except requests.RequestException as exc:
             return SendResult(message.message_id, Outcome.TRANSIENT, transport_detail(exc))
         except Exception as exc:  # one broken message must never stop the batch
-            return SendResult(message.message_id, Outcome.TRANSIENT, f"erreur inattendue : {type(exc).__name__}")
+            return SendResult(
+                message.message_id, Outcome.TRANSIENT, f"erreur inattendue : {type(exc).__name__}"
+            )
         return self._result(message, response)
 
     def _result(self, message: OutgoingMessage, response: requests.Response) -> SendResult:
@@ -583,14 +598,23 @@ class SmsChannel:
         outcome = classify_status(response.status_code)
         if outcome is Outcome.SENT:
             return SendResult(
-                message.message_id, outcome, status_detail(response), provider_id=self.adapter.provider_id(body)
+                message.message_id,
+                outcome,
+                status_detail(response),
+                provider_id=self.adapter.provider_id(body),
             )
         reason, already_sent = self.adapter.error_detail(body)
         if already_sent:
-            return SendResult(message.message_id, Outcome.SENT, status_detail(response, "déjà accepté, non renvoyé"))
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if outcome is Outcome.TRANSIENT else None
+            return SendResult(
+                message.message_id, Outcome.SENT, status_detail(response, "déjà accepté, non renvoyé")
+            )
+        retry_after = (
+            parse_retry_after(response.headers.get("Retry-After")) if outcome is Outcome.TRANSIENT else None
+        )
         pause_after(self._throttle, response.status_code, retry_after)
-        return SendResult(message.message_id, outcome, status_detail(response, reason), retry_after=retry_after)
+        return SendResult(
+            message.message_id, outcome, status_detail(response, reason), retry_after=retry_after
+        )
 
     def close(self) -> None:
         """Stop the workers and close the HTTP connections."""

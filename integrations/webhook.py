@@ -24,8 +24,8 @@ What the partner receives:
 The signature covers the timestamp so a captured request cannot be replayed later; a receiver checks
 it with `verify(secret, timestamp, body, signature)` over the raw bytes, before parsing the JSON.
 `on_handoff(message_id)` is called just before the request leaves; False (lease lost) means ABANDONED
-without a request. Outcomes follow the SMS rules: 2xx SENT; 408/425/429/5xx, timeouts and refused connections TRANSIENT
-(with `Retry-After`); other 4xx PERMANENT.
+without a request. Outcomes follow the SMS rules: 2xx SENT; 408/425/429/5xx, timeouts and refused
+connections TRANSIENT (with `Retry-After`); other 4xx PERMANENT.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from integrations._http import (
     transport_detail,
 )
 from integrations._settings import setting
-from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
+from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 
 SIGNATURE_HEADER = "X-Declic-Signature"
 TIMESTAMP_HEADER = "X-Declic-Timestamp"
@@ -149,7 +149,9 @@ class WebhookChannel:
             return SendResult(message.message_id, Outcome.PERMANENT, "adresse du webhook absente")
         reference = message.rfc_message_id or f"declic-{message.message_id}"
         try:
-            body = json.dumps(payload_for(message, reference), ensure_ascii=False, default=str).encode("utf-8")
+            body = json.dumps(payload_for(message, reference), ensure_ascii=False, default=str).encode(
+                "utf-8"
+            )
         except (TypeError, ValueError) as exc:
             return SendResult(message.message_id, Outcome.PERMANENT, f"contenu impossible à encoder : {exc}")
         paused = self._throttle.paused_for()
@@ -164,15 +166,21 @@ class WebhookChannel:
             "Idempotency-Key": reference,
         }
         if on_handoff is not None and not on_handoff(message.message_id):
-            return SendResult(message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie")
+            return SendResult(
+                message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie"
+            )
         try:
             response = self._sessions.get().post(url, data=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
             return SendResult(message.message_id, Outcome.TRANSIENT, transport_detail(exc))
         except Exception as exc:  # one broken message must never stop the batch
-            return SendResult(message.message_id, Outcome.TRANSIENT, f"erreur inattendue : {type(exc).__name__}")
+            return SendResult(
+                message.message_id, Outcome.TRANSIENT, f"erreur inattendue : {type(exc).__name__}"
+            )
         outcome = classify_status(response.status_code)
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if outcome is Outcome.TRANSIENT else None
+        retry_after = (
+            parse_retry_after(response.headers.get("Retry-After")) if outcome is Outcome.TRANSIENT else None
+        )
         pause_after(self._throttle, response.status_code, retry_after)
         provider_id = ""
         if outcome is Outcome.SENT:
@@ -183,7 +191,11 @@ class WebhookChannel:
             if isinstance(answer, dict) and answer.get("id") not in (None, ""):
                 provider_id = str(answer["id"])
         return SendResult(
-            message.message_id, outcome, status_detail(response), provider_id=provider_id, retry_after=retry_after
+            message.message_id,
+            outcome,
+            status_detail(response),
+            provider_id=provider_id,
+            retry_after=retry_after,
         )
 
     def close(self) -> None:

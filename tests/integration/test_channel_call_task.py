@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from integrations.base import OutgoingMessage, Outcome, factory_for
+from integrations.base import Outcome, OutgoingMessage, factory_for
 from integrations.call_task import TASKS, CallTaskChannel, due_tasks, record_attempt
 from store.models import Business, Campaign, Enrollment, Message
 
@@ -17,34 +17,62 @@ PARIS = ZoneInfo("Europe/Paris")
 FRIDAY_EARLY = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)
 
 
-def _outbox(engine, count: int, *, phone: str | None = None, consent: bool = True,
-            departement: str | None = None) -> list[tuple[int, int]]:
-    """`count` outbox messages (channel "call"), each for its own business; returns (message_id, business_id)."""
+def _outbox(
+    engine, count: int, *, phone: str | None = None, consent: bool = True, departement: str | None = None
+) -> list[tuple[int, int]]:
+    """`count` outbox messages (channel "call"), one business each: [(message_id, business_id)]."""
     now = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
     ids = []
     with engine.begin() as conn:
         campaign_id = conn.execute(
-            Campaign.__table__.insert().values(name="appels-35", owner="CMA", status="active", version=1, spec={},
-                                               created_at=now, updated_at=now)
+            Campaign.__table__.insert().values(
+                name="appels-35",
+                owner="CMA",
+                status="active",
+                version=1,
+                spec={},
+                created_at=now,
+                updated_at=now,
+            )
         ).inserted_primary_key[0]
         for i in range(count):
             business_id = conn.execute(
                 Business.__table__.insert().values(
-                    siret=f"{12345678900000 + i:014d}", siren="123456789", state="active", do_not_contact=False,
-                    phone=phone, phone_consent=consent, departement_code=departement, created_at=now, updated_at=now,
+                    siret=f"{12345678900000 + i:014d}",
+                    siren="123456789",
+                    state="active",
+                    do_not_contact=False,
+                    phone=phone,
+                    phone_consent=consent,
+                    departement_code=departement,
+                    created_at=now,
+                    updated_at=now,
                 )
             ).inserted_primary_key[0]
             enrollment_id = conn.execute(
                 Enrollment.__table__.insert().values(
-                    campaign_id=campaign_id, business_id=business_id, trigger_key="creation",
-                    trigger_type="creation", arm="treatment", campaign_version=1, enrolled_at=now,
+                    campaign_id=campaign_id,
+                    business_id=business_id,
+                    trigger_key="creation",
+                    trigger_type="creation",
+                    arm="treatment",
+                    campaign_version=1,
+                    enrolled_at=now,
                 )
             ).inserted_primary_key[0]
             message_id = conn.execute(
                 Message.__table__.insert().values(
-                    campaign_id=campaign_id, enrollment_id=enrollment_id, business_id=business_id, step=0,
-                    channel="call", template="call/creation", due_at=now, status="claimed", attempts=0,
-                    context={}, created_at=now,
+                    campaign_id=campaign_id,
+                    enrollment_id=enrollment_id,
+                    business_id=business_id,
+                    step=0,
+                    channel="call",
+                    template="call/creation",
+                    due_at=now,
+                    status="claimed",
+                    attempts=0,
+                    context={},
+                    created_at=now,
                 )
             ).inserted_primary_key[0]
             ids.append((message_id, business_id))
@@ -102,10 +130,19 @@ def test_no_consent_bad_number_or_empty_script_are_permanent(channel: CallTaskCh
     (m1, b1), (m2, b2), (m3, b3), (m4, b4) = _outbox(engine, 4)
     no_consent = call(m1, b1, consent=False)
     bad_number = call(m2, b2, phone="12")
-    empty = OutgoingMessage(message_id=m3, channel="call", recipient="0612345679", body=" ", meta={"consent": True})
-    relationship = call(m4, b4, phone="02 99 00 00 00", consent=False, relationship=True)  # a landline is fine
+    empty = OutgoingMessage(
+        message_id=m3, channel="call", recipient="0612345679", body=" ", meta={"consent": True}
+    )
+    relationship = call(
+        m4, b4, phone="02 99 00 00 00", consent=False, relationship=True
+    )  # a landline is fine
     results = channel.send([no_consent, bad_number, empty, relationship])
-    assert [r.outcome for r in results] == [Outcome.PERMANENT, Outcome.PERMANENT, Outcome.PERMANENT, Outcome.SENT]
+    assert [r.outcome for r in results] == [
+        Outcome.PERMANENT,
+        Outcome.PERMANENT,
+        Outcome.PERMANENT,
+        Outcome.SENT,
+    ]
     assert "consentement" in results[0].detail
     assert "invalide" in results[1].detail
     assert "vide" in results[2].detail
@@ -163,7 +200,10 @@ def test_a_refusal_closes_the_task_and_blocks_the_number_for_sixty_days(engine) 
     task_id = int(channel.send([call(m1, b1)])[0].provider_id)
     refused_at = dt.datetime(2026, 11, 27, 10, 30, tzinfo=PARIS)
     with engine.begin() as conn:
-        assert record_attempt(conn, task_id, outcome="refused", at=refused_at, note="ne veut pas être appelé") == "refused"
+        assert (
+            record_attempt(conn, task_id, outcome="refused", at=refused_at, note="ne veut pas être appelé")
+            == "refused"
+        )
 
     # A week later another campaign wants to call the same number: the task waits 60 days.
     later = CallTaskChannel(engine=engine, clock=lambda: FRIDAY_EARLY + dt.timedelta(days=7))
@@ -181,12 +221,16 @@ def test_unknown_outcome_is_refused(channel: CallTaskChannel, engine) -> None:
         record_attempt(conn, task_id, outcome="maybe", at=FRIDAY_EARLY)
 
 
-def test_consent_is_read_again_from_the_business_when_the_meta_is_silent(channel: CallTaskChannel, engine) -> None:
+def test_consent_is_read_again_from_the_business_when_the_meta_is_silent(
+    channel: CallTaskChannel, engine
+) -> None:
     [(m1, b1)] = _outbox(engine, 1, phone="+33612345678", consent=True)
-    silent = OutgoingMessage(message_id=m1, channel="call", recipient="06 12 34 56 78", body="Bonjour",
-                             meta={"business_id": b1})
-    other_number = OutgoingMessage(message_id=m1, channel="call", recipient="06 99 99 99 99", body="Bonjour",
-                                   meta={"business_id": b1})
+    silent = OutgoingMessage(
+        message_id=m1, channel="call", recipient="06 12 34 56 78", body="Bonjour", meta={"business_id": b1}
+    )
+    other_number = OutgoingMessage(
+        message_id=m1, channel="call", recipient="06 99 99 99 99", body="Bonjour", meta={"business_id": b1}
+    )
     # The business's consent does not cover a number that is not its own.
     assert channel.send([other_number])[0].outcome is Outcome.PERMANENT
     assert channel.send([silent])[0].outcome is Outcome.SENT
@@ -194,8 +238,13 @@ def test_consent_is_read_again_from_the_business_when_the_meta_is_silent(channel
 
 def test_without_consent_in_the_store_the_call_is_refused(channel: CallTaskChannel, engine) -> None:
     [(message_id, business_id)] = _outbox(engine, 1, phone="+33612345678", consent=False)
-    message = OutgoingMessage(message_id=message_id, channel="call", recipient="+33612345678", body="Bonjour",
-                              meta={"business_id": business_id})
+    message = OutgoingMessage(
+        message_id=message_id,
+        channel="call",
+        recipient="+33612345678",
+        body="Bonjour",
+        meta={"business_id": business_id},
+    )
     [result] = channel.send([message])
     assert result.outcome is Outcome.PERMANENT and "consentement" in result.detail
 
@@ -205,8 +254,13 @@ def test_the_business_departement_gives_its_holidays_and_clock(engine) -> None:
     [(message_id, business_id)] = _outbox(engine, 1, phone="+262692123456", consent=True, departement="974")
     monday = dt.datetime(2027, 12, 20, 4, 0, tzinfo=dt.UTC)  # 08:00 in La Réunion
     channel = CallTaskChannel(engine=engine, clock=lambda: monday)
-    message = OutgoingMessage(message_id=message_id, channel="call", recipient="0692 12 34 56", body="Bonjour",
-                              meta={"business_id": business_id})
+    message = OutgoingMessage(
+        message_id=message_id,
+        channel="call",
+        recipient="0692 12 34 56",
+        body="Bonjour",
+        meta={"business_id": business_id},
+    )
     assert channel.send([message])[0].outcome is Outcome.SENT
     with engine.connect() as conn:
         task = conn.execute(select(TASKS)).one()

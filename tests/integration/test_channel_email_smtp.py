@@ -9,7 +9,7 @@ from email import message_from_bytes
 import pytest
 from aiosmtpd.controller import Controller
 
-from integrations.base import OutgoingMessage, Outcome
+from integrations.base import Outcome, OutgoingMessage
 from integrations.email_smtp import SmtpChannel
 from integrations.smtp_sink import free_port
 
@@ -57,8 +57,12 @@ class ScriptedServer:
 
 def mail(message_id: int, to: str) -> OutgoingMessage:
     return OutgoingMessage(
-        message_id=message_id, channel="email", recipient=to, subject="Bonjour",
-        body="Bonjour,\nvotre boulangerie peut gagner du temps.\n", rfc_message_id=f"<declic.{message_id}@test>",
+        message_id=message_id,
+        channel="email",
+        recipient=to,
+        subject="Bonjour",
+        body="Bonjour,\nvotre boulangerie peut gagner du temps.\n",
+        rfc_message_id=f"<declic.{message_id}@test>",
     )
 
 
@@ -82,11 +86,22 @@ def test_replies_are_classified_and_the_batch_goes_on(channel: SmtpChannel, serv
         "pleine@exemple.fr": ["552 5.2.2 Mailbox full"],
     }
     server.data_replies = {"spam@exemple.fr": "554 5.7.1 Message rejected as spam"}
-    batch = [mail(1, "ok@exemple.fr"), mail(2, "inconnu@exemple.fr"), mail(3, "grise@exemple.fr"),
-             mail(4, "pleine@exemple.fr"), mail(5, "spam@exemple.fr"), mail(6, "ok2@exemple.fr")]
+    batch = [
+        mail(1, "ok@exemple.fr"),
+        mail(2, "inconnu@exemple.fr"),
+        mail(3, "grise@exemple.fr"),
+        mail(4, "pleine@exemple.fr"),
+        mail(5, "spam@exemple.fr"),
+        mail(6, "ok2@exemple.fr"),
+    ]
     results = channel.send(batch)
     assert [r.outcome for r in results] == [
-        Outcome.SENT, Outcome.PERMANENT, Outcome.TRANSIENT, Outcome.TRANSIENT, Outcome.PERMANENT, Outcome.SENT,
+        Outcome.SENT,
+        Outcome.PERMANENT,
+        Outcome.TRANSIENT,
+        Outcome.TRANSIENT,
+        Outcome.PERMANENT,
+        Outcome.SENT,
     ]
     assert results[1].detail.startswith("adresse inconnue chez le destinataire (550 5.1.1")
     assert results[2].detail.startswith("refus temporaire du serveur")
@@ -97,7 +112,9 @@ def test_replies_are_classified_and_the_batch_goes_on(channel: SmtpChannel, serv
     assert server.sessions == 1  # rejections were reset on the same connection
 
 
-def test_a_421_closes_the_session_and_the_next_message_reconnects(channel: SmtpChannel, server: ScriptedServer) -> None:
+def test_a_421_closes_the_session_and_the_next_message_reconnects(
+    channel: SmtpChannel, server: ScriptedServer
+) -> None:
     server.rcpt_replies = {"occupe@exemple.fr": ["421 4.3.2 Service shutting down, try later"]}
     results = channel.send([mail(1, "occupe@exemple.fr"), mail(2, "ok@exemple.fr")])
     assert [r.outcome for r in results] == [Outcome.TRANSIENT, Outcome.SENT]
@@ -117,9 +134,13 @@ def test_a_server_that_cannot_be_reached_answers_the_whole_batch_fast() -> None:
     assert time.monotonic() - started < 2  # one refused connection, not 200
 
 
-def test_a_lost_lease_abandons_inside_data_and_nothing_is_delivered(channel: SmtpChannel, server: ScriptedServer) -> None:
-    results = channel.send([mail(1, "a@exemple.fr"), mail(2, "b@exemple.fr"), mail(3, "c@exemple.fr")],
-                           on_handoff=lambda message_id: message_id != 2)
+def test_a_lost_lease_abandons_inside_data_and_nothing_is_delivered(
+    channel: SmtpChannel, server: ScriptedServer
+) -> None:
+    results = channel.send(
+        [mail(1, "a@exemple.fr"), mail(2, "b@exemple.fr"), mail(3, "c@exemple.fr")],
+        on_handoff=lambda message_id: message_id != 2,
+    )
     assert [r.outcome for r in results] == [Outcome.SENT, Outcome.ABANDONED, Outcome.SENT]
     assert server.message_ids() == ["<declic.1@test>", "<declic.3@test>"]
 

@@ -21,25 +21,36 @@ BUSINESSES = Business.__table__
 NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 
 
-def planned(engine, channel: str, recipient: str, *, name: str, phone: str | None = None,
-            consent: bool = False) -> tuple[int, int]:
+def planned(
+    engine, channel: str, recipient: str, *, name: str, phone: str | None = None, consent: bool = False
+) -> tuple[int, int]:
     campaign_id = campaign(engine, f"{channel}-35", "35")
     with engine.begin() as conn:
         business_id = business(conn, "35238", name=name)
-        conn.execute(BUSINESSES.update().where(BUSINESSES.c.id == business_id)
-                     .values(phone=phone, phone_consent=consent))
+        conn.execute(
+            BUSINESSES.update()
+            .where(BUSINESSES.c.id == business_id)
+            .values(phone=phone, phone_consent=consent)
+        )
         ctx = context(name=name)
         # As the planner writes it from the campaign's `Sender` (every field present).
-        ctx["sender"] = {"name": "Département d'Ille-et-Vilaine", "address": "1 avenue de la Préfecture, 35042 Rennes",
-                         "email": "declic@ille-et-vilaine.example", "phone": "02 99 02 35 35"}
-        _, message_id = enrol(conn, campaign_id, business_id, status="planned", channel=channel, at=NOW, ctx=ctx)
+        ctx["sender"] = {
+            "name": "Département d'Ille-et-Vilaine",
+            "address": "1 avenue de la Préfecture, 35042 Rennes",
+            "email": "declic@ille-et-vilaine.example",
+            "phone": "02 99 02 35 35",
+        }
+        _, message_id = enrol(
+            conn, campaign_id, business_id, status="planned", channel=channel, at=NOW, ctx=ctx
+        )
         conn.execute(MESSAGES.update().where(MESSAGES.c.id == message_id).values(recipient=recipient))
     return message_id, business_id
 
 
 def test_a_letter_is_rendered_and_written_for_the_mailing_house(settings, engine) -> None:
-    message_id, _ = planned(engine, "letter", "Plomberie Durand\n12, rue de l'Église\n35000 Rennes",
-                            name="Plomberie Durand")
+    message_id, _ = planned(
+        engine, "letter", "Plomberie Durand\n12, rue de l'Église\n35000 Rennes", name="Plomberie Durand"
+    )
     app = bootstrap(settings, clock=lambda: NOW)
     app.channels["letter"] = LetterChannel.from_settings(settings, clock=app.clock)
     try:
@@ -61,8 +72,9 @@ def test_a_letter_is_rendered_and_written_for_the_mailing_house(settings, engine
 
 
 def test_a_call_task_is_queued_with_the_rendered_script(settings, engine) -> None:
-    message_id, business_id = planned(engine, "call", "+33612345678", name="Plomberie Durand",
-                                      phone="+33612345678", consent=True)
+    message_id, business_id = planned(
+        engine, "call", "+33612345678", name="Plomberie Durand", phone="+33612345678", consent=True
+    )
     app = bootstrap(settings, clock=lambda: NOW)
     # The composition root's clock reaches the channel (bootstrap passes only the settings so far).
     app.channels["call"] = CallTaskChannel.from_settings(settings, clock=app.clock)
@@ -73,8 +85,12 @@ def test_a_call_task_is_queued_with_the_rendered_script(settings, engine) -> Non
     with engine.connect() as conn:
         task = conn.execute(select(TASKS)).one()
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
-    assert (task.message_id, task.business_id, task.phone, task.status) == (message_id, business_id,
-                                                                             "+33612345678", "open")
+    assert (task.message_id, task.business_id, task.phone, task.status) == (
+        message_id,
+        business_id,
+        "+33612345678",
+        "open",
+    )
     assert row.status == "sent" and row.provider_id == str(task.id)
     assert "plomb" in task.script.lower()
     assert task.due_at == NOW  # Tuesday 10:30 in Paris: callable at once

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from integrations.base import OutgoingMessage, Outcome, factory_for
+from integrations.base import Outcome, OutgoingMessage, factory_for
 from integrations.letter_pdf import LetterChannel
 
 DAY = dt.date(2026, 11, 27)
@@ -91,8 +91,17 @@ def test_a_batch_writes_one_pdf_per_business_a_merged_pdf_and_a_manifest(channel
     assert results[0].provider_id == f"{folder.name}/letters/1-12345678900001.pdf"
     assert len(PdfReader(first).pages) == 1
     text = text_of(first)
-    for expected in ("Boulangerie Martin 1", "12 RUE DE L EGLISE", "35000 RENNES", "27 novembre 2026",
-                     "Objet : Gagner du temps", "cœur", "9 €", "Ville de Rennes", "Réf. D-1"):
+    for expected in (
+        "Boulangerie Martin 1",
+        "12 RUE DE L EGLISE",
+        "35000 RENNES",
+        "27 novembre 2026",
+        "Objet : Gagner du temps",
+        "cœur",
+        "9 €",
+        "Ville de Rennes",
+        "Réf. D-1",
+    ):
         assert expected in text, expected
 
     second = folder / "letters" / "2-98765432100017.pdf"
@@ -110,21 +119,45 @@ def test_a_batch_writes_one_pdf_per_business_a_merged_pdf_and_a_manifest(channel
     assert "Boulangerie Martin 3" in merged.pages[-1].extract_text()
 
     row = rows[0]
-    assert list(row) == ["message_id", "siret", "name", "line1", "line2", "line3", "line4", "line5", "line6",
-                         "pages", "file"]
+    assert list(row) == [
+        "message_id",
+        "siret",
+        "name",
+        "line1",
+        "line2",
+        "line3",
+        "line4",
+        "line5",
+        "line6",
+        "pages",
+        "file",
+    ]
     assert row["siret"] == "12345678900001"
-    assert [row[f"line{i}"] for i in range(1, 7)] == ["Boulangerie Martin 1", "12 RUE DE L EGLISE",
-                                                       "35000 RENNES", "", "", ""]
+    assert [row[f"line{i}"] for i in range(1, 7)] == [
+        "Boulangerie Martin 1",
+        "12 RUE DE L EGLISE",
+        "35000 RENNES",
+        "",
+        "",
+        "",
+    ]
     assert row["file"] == "letters/1-12345678900001.pdf"
     assert (folder / row["file"]).exists()
 
 
 def test_bad_addresses_are_permanent_and_left_out_of_the_batch(channel: LetterChannel) -> None:
-    too_long = letter(2, address={"name": "X", "street": "1 rue " + "Y" * 50, "postcode": "35000", "city": "Rennes"})
+    too_long = letter(
+        2, address={"name": "X", "street": "1 rue " + "Y" * 50, "postcode": "35000", "city": "Rennes"}
+    )
     no_postcode = OutgoingMessage(message_id=3, channel="letter", recipient="Nom\nRennes", body="Bonjour")
     empty = OutgoingMessage(message_id=4, channel="letter", recipient="Nom\n35000 Rennes", body="  ")
     results = channel.send([letter(1), too_long, no_postcode, empty])
-    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.PERMANENT, Outcome.PERMANENT, Outcome.PERMANENT]
+    assert [r.outcome for r in results] == [
+        Outcome.SENT,
+        Outcome.PERMANENT,
+        Outcome.PERMANENT,
+        Outcome.PERMANENT,
+    ]
     assert "ligne 4" in results[1].detail and "trop longue" in results[1].detail
     assert "code postal" in results[2].detail
     assert "sans texte" in results[3].detail
@@ -150,8 +183,12 @@ def test_a_disk_failure_is_transient_for_the_whole_batch(tmp_path: Path) -> None
 
 
 def test_the_sender_can_come_with_the_message(channel: LetterChannel) -> None:
-    sender = {"name": "CMA Bretagne", "address": "2 cours des Alliés | 35000 Rennes", "city": "Rennes",
-              "phone": "02 99 00 00 00"}
+    sender = {
+        "name": "CMA Bretagne",
+        "address": "2 cours des Alliés | 35000 Rennes",
+        "city": "Rennes",
+        "phone": "02 99 00 00 00",
+    }
     channel.send([letter(1, sender=sender)])
     text = text_of(channel.last_batch_dir / "letters" / "1-12345678900001.pdf")
     assert "CMA Bretagne" in text and "2 cours des Alliés" in text and "02 99 00 00 00" in text
@@ -164,7 +201,10 @@ def test_a_lost_lease_takes_the_letter_out_of_the_batch(channel: LetterChannel) 
     with open(folder / "manifest.csv", encoding="utf-8-sig", newline="") as handle:
         assert [row["message_id"] for row in csv.DictReader(handle, delimiter=";")] == ["1", "3"]
     assert len(PdfReader(folder / "merged.pdf").pages) == 2
-    assert sorted(p.name for p in (folder / "letters").iterdir()) == ["1-12345678900001.pdf", "3-12345678900003.pdf"]
+    assert sorted(p.name for p in (folder / "letters").iterdir()) == [
+        "1-12345678900001.pdf",
+        "3-12345678900003.pdf",
+    ]
 
 
 def test_from_settings_puts_letters_under_home(tmp_path: Path) -> None:
@@ -179,9 +219,18 @@ def test_from_settings_puts_letters_under_home(tmp_path: Path) -> None:
 def test_only_the_address_shows_through_the_envelope_window(channel: LetterChannel) -> None:
     from integrations.letter_pdf import WINDOW
 
-    six_lines = letter(1, address={"name": "Boulangerie Martin", "contact": "Mme Élodie Martin",
-                                   "building": "Résidence Les Tilleuls", "street": "12 rue de l'Église",
-                                   "locality_extra": "Lieu-dit Kerbihan", "postcode": "35000", "city": "Rennes"})
+    six_lines = letter(
+        1,
+        address={
+            "name": "Boulangerie Martin",
+            "contact": "Mme Élodie Martin",
+            "building": "Résidence Les Tilleuls",
+            "street": "12 rue de l'Église",
+            "locality_extra": "Lieu-dit Kerbihan",
+            "postcode": "35000",
+            "city": "Rennes",
+        },
+    )
     channel.send([six_lines])
     page = PdfReader(channel.last_batch_dir / "letters" / "1-12345678900001.pdf").pages[0]
     height_pt = float(page.mediabox.height)
@@ -195,5 +244,11 @@ def test_only_the_address_shows_through_the_envelope_window(channel: LetterChann
             inside.append(text.strip())
 
     page.extract_text(visitor_text=visit)
-    assert inside == ["Boulangerie Martin", "Mme Élodie Martin", "Résidence Les Tilleuls", "12 RUE DE L EGLISE",
-                      "LIEU DIT KERBIHAN", "35000 RENNES"]
+    assert inside == [
+        "Boulangerie Martin",
+        "Mme Élodie Martin",
+        "Résidence Les Tilleuls",
+        "12 RUE DE L EGLISE",
+        "LIEU DIT KERBIHAN",
+        "35000 RENNES",
+    ]

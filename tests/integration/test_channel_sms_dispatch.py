@@ -23,9 +23,14 @@ NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 @pytest.fixture
 def provider(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackPeer]:
     with LoopbackPeer(octopush_ok) as peer:
-        for name, value in {"DECLIC_SMS_PROVIDER": "octopush", "DECLIC_SMS_URL": peer.url + "/v1/public/sms-campaign/send",
-                            "DECLIC_SMS_API_KEY": "k3y", "DECLIC_SMS_LOGIN": "ops@declic.test",
-                            "DECLIC_SMS_SENDER": "DECLIC", "DECLIC_SMS_TIMEOUT": "2"}.items():
+        for name, value in {
+            "DECLIC_SMS_PROVIDER": "octopush",
+            "DECLIC_SMS_URL": peer.url + "/v1/public/sms-campaign/send",
+            "DECLIC_SMS_API_KEY": "k3y",
+            "DECLIC_SMS_LOGIN": "ops@declic.test",
+            "DECLIC_SMS_SENDER": "DECLIC",
+            "DECLIC_SMS_TIMEOUT": "2",
+        }.items():
             monkeypatch.setenv(name, value)
         yield peer
 
@@ -34,7 +39,9 @@ def sms_message(engine, phone: str) -> int:
     campaign_id = campaign(engine, f"sms-{phone[-4:]}", "35")
     with engine.begin() as conn:
         business_id = business(conn, "35238")
-        _, message_id = enrol(conn, campaign_id, business_id, status="planned", channel="sms", at=NOW, ctx=context())
+        _, message_id = enrol(
+            conn, campaign_id, business_id, status="planned", channel="sms", at=NOW, ctx=context()
+        )
         conn.execute(MESSAGES.update().where(MESSAGES.c.id == message_id).values(recipient=phone))
     return message_id
 
@@ -46,8 +53,11 @@ def row(engine, message_id: int):
 
 def history(engine, message_id: int) -> list[str]:
     with engine.connect() as conn:
-        return list(conn.execute(select(EVENTS.c.status).where(EVENTS.c.message_id == message_id)
-                                 .order_by(EVENTS.c.id)).scalars())
+        return list(
+            conn.execute(
+                select(EVENTS.c.status).where(EVENTS.c.message_id == message_id).order_by(EVENTS.c.id)
+            ).scalars()
+        )
 
 
 def test_429_backs_off_as_told_then_200_delivers_once(settings, engine, provider: LoopbackPeer) -> None:

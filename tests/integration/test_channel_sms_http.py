@@ -7,14 +7,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from integrations.base import OutgoingMessage, Outcome, factory_for
+from integrations.base import Outcome, OutgoingMessage, factory_for
 from integrations.loopback import LoopbackPeer, Reply, generic_ok, octopush_ok
 from integrations.sms_http import SmsChannel
 
 
 def sms(message_id: int, to: str = "06 12 34 56 78", text: str = "Bonjour, STOP au 36111") -> OutgoingMessage:
     return OutgoingMessage(
-        message_id=message_id, channel="sms", recipient=to, body=text, rfc_message_id=f"<{message_id}@declic.test>"
+        message_id=message_id,
+        channel="sms",
+        recipient=to,
+        body=text,
+        rfc_message_id=f"<{message_id}@declic.test>",
     )
 
 
@@ -32,7 +36,9 @@ def octopush_peer() -> Iterator[LoopbackPeer]:
 
 @pytest.fixture
 def generic(generic_peer: LoopbackPeer) -> Iterator[SmsChannel]:
-    channel = SmsChannel(provider="generic", url=generic_peer.url + "/sms", api_key="k3y", sender="DECLIC", timeout=2)
+    channel = SmsChannel(
+        provider="generic", url=generic_peer.url + "/sms", api_key="k3y", sender="DECLIC", timeout=2
+    )
     yield channel
     channel.close()
 
@@ -55,7 +61,9 @@ def test_the_channel_registers_itself_by_name() -> None:
     assert factory_for("sms") == SmsChannel.from_settings
 
 
-def test_generic_request_follows_the_documented_protocol(generic: SmsChannel, generic_peer: LoopbackPeer) -> None:
+def test_generic_request_follows_the_documented_protocol(
+    generic: SmsChannel, generic_peer: LoopbackPeer
+) -> None:
     [result] = generic.send([sms(1)])
     assert result.outcome is Outcome.SENT
     assert result.provider_id.startswith("msg-")
@@ -88,8 +96,12 @@ def test_octopush_request_has_the_real_shape(octopush: SmsChannel, octopush_peer
     assert body["request_id"] == "<7@declic.test>"
 
 
-def test_429_with_retry_after_is_transient_then_200_is_sent(generic: SmsChannel, generic_peer: LoopbackPeer) -> None:
-    generic_peer.then(Reply(429, {"error": "rate_limited", "message": "trop de requêtes"}, {"Retry-After": "7"}))
+def test_429_with_retry_after_is_transient_then_200_is_sent(
+    generic: SmsChannel, generic_peer: LoopbackPeer
+) -> None:
+    generic_peer.then(
+        Reply(429, {"error": "rate_limited", "message": "trop de requêtes"}, {"Retry-After": "7"})
+    )
     [first] = generic.send([sms(1)])
     assert first.outcome is Outcome.TRANSIENT
     assert first.retry_after == 7.0
@@ -115,7 +127,9 @@ def test_400_is_permanent_with_the_provider_reason(octopush: SmsChannel, octopus
     assert "400" in result.detail and "121" in result.detail
 
 
-def test_octopush_duplicate_request_id_counts_as_sent(octopush: SmsChannel, octopush_peer: LoopbackPeer) -> None:
+def test_octopush_duplicate_request_id_counts_as_sent(
+    octopush: SmsChannel, octopush_peer: LoopbackPeer
+) -> None:
     octopush_peer.then(Reply(400, {"code": 120, "message": "request_id already used"}))
     [result] = octopush.send([sms(1)])
     assert result.outcome is Outcome.SENT
@@ -186,7 +200,9 @@ def test_bad_settings_are_refused_early() -> None:
         SmsChannel(provider="carrier-pigeon")
 
 
-def test_a_lost_lease_abandons_the_message_without_a_request(generic: SmsChannel, generic_peer: LoopbackPeer) -> None:
+def test_a_lost_lease_abandons_the_message_without_a_request(
+    generic: SmsChannel, generic_peer: LoopbackPeer
+) -> None:
     asked: list[int] = []
 
     def on_handoff(message_id: int) -> bool:
@@ -206,7 +222,9 @@ def test_from_settings_reads_the_settings_then_the_environment(
 
     monkeypatch.setenv("DECLIC_SMS_LOGIN", "env@declic.test")
     monkeypatch.setenv("DECLIC_SMS_WORKERS", "2")
-    settings = SimpleNamespace(sms_provider="octopush", sms_url=octopush_peer.url, sms_api_key="from-settings")
+    settings = SimpleNamespace(
+        sms_provider="octopush", sms_url=octopush_peer.url, sms_api_key="from-settings"
+    )
     channel = factory_for("sms")(settings)
     try:
         assert channel.send([sms(1)])[0].outcome is Outcome.SENT

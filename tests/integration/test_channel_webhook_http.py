@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from integrations.base import OutgoingMessage, Outcome, factory_for
+from integrations.base import Outcome, OutgoingMessage, factory_for
 from integrations.loopback import LoopbackPeer, Received, Reply
 from integrations.webhook import WebhookChannel, verify
 
@@ -138,7 +138,9 @@ def test_batch_order_is_kept(channel: WebhookChannel, crm: LoopbackPeer) -> None
     assert len({r.headers["idempotency-key"] for r in crm.received}) == 40
 
 
-def test_a_lost_lease_abandons_the_message_without_a_request(channel: WebhookChannel, crm: LoopbackPeer) -> None:
+def test_a_lost_lease_abandons_the_message_without_a_request(
+    channel: WebhookChannel, crm: LoopbackPeer
+) -> None:
     results = channel.send([event(1), event(2)], on_handoff=lambda message_id: message_id == 2)
     assert [r.outcome for r in results] == [Outcome.ABANDONED, Outcome.SENT]
     assert [r.json()["message_id"] for r in crm.received] == [2]

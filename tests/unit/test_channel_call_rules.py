@@ -123,7 +123,9 @@ def test_is_call_allowed() -> None:
     assert not is_call_allowed(paris(2026, 11, 28, 10, 30), PARIS)
 
 
-moments = st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2028, 12, 31), timezones=st.just(dt.UTC))
+moments = st.datetimes(
+    min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2028, 12, 31), timezones=st.just(dt.UTC)
+)
 outcomes = st.sampled_from(["no_answer", "refused", "done"])
 
 

@@ -56,7 +56,10 @@ def test_enhanced_status_is_found_in_a_reply(text: str, status: str) -> None:
 
 
 def test_descriptions_are_plain_french_then_the_server_words() -> None:
-    assert describe_reply(550, "5.1.1 User unknown") == "adresse inconnue chez le destinataire (550 5.1.1 User unknown)"
+    assert (
+        describe_reply(550, "5.1.1 User unknown")
+        == "adresse inconnue chez le destinataire (550 5.1.1 User unknown)"
+    )
     assert describe_reply(552, b"5.2.2 Over quota").startswith("boîte aux lettres pleine")
     assert describe_reply(421, "Too many connections").startswith("serveur de courrier indisponible")
     assert describe_reply(451, "Greylisted").startswith("refus temporaire du serveur")
@@ -172,4 +175,9 @@ def test_a_full_mailbox_with_headers_only_is_a_soft_bounce() -> None:
 
 def test_an_ordinary_email_is_not_a_bounce() -> None:
     assert parse_dsn(b"From: a@b.fr\nTo: c@d.fr\nSubject: Re: Bonjour\n\nMerci !\n") == []
-    assert parse_dsn(b"Content-Type: multipart/report; report-type=disposition-notification; boundary=z\n\n--z--\n") == []
+    assert (
+        parse_dsn(
+            b"Content-Type: multipart/report; report-type=disposition-notification; boundary=z\n\n--z--\n"
+        )
+        == []
+    )

@@ -12,11 +12,26 @@ from integrations.base import Outcome
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(200, Outcome.SENT), (201, Outcome.SENT), (202, Outcome.SENT), (204, Outcome.SENT),
-     (408, Outcome.TRANSIENT), (425, Outcome.TRANSIENT), (429, Outcome.TRANSIENT), (500, Outcome.TRANSIENT),
-     (502, Outcome.TRANSIENT), (503, Outcome.TRANSIENT), (504, Outcome.TRANSIENT),
-     (400, Outcome.PERMANENT), (401, Outcome.PERMANENT), (403, Outcome.PERMANENT), (404, Outcome.PERMANENT),
-     (409, Outcome.PERMANENT), (422, Outcome.PERMANENT), (301, Outcome.PERMANENT)],
+    [
+        (200, Outcome.SENT),
+        (201, Outcome.SENT),
+        (202, Outcome.SENT),
+        (204, Outcome.SENT),
+        (408, Outcome.TRANSIENT),
+        (425, Outcome.TRANSIENT),
+        (429, Outcome.TRANSIENT),
+        (500, Outcome.TRANSIENT),
+        (502, Outcome.TRANSIENT),
+        (503, Outcome.TRANSIENT),
+        (504, Outcome.TRANSIENT),
+        (400, Outcome.PERMANENT),
+        (401, Outcome.PERMANENT),
+        (403, Outcome.PERMANENT),
+        (404, Outcome.PERMANENT),
+        (409, Outcome.PERMANENT),
+        (422, Outcome.PERMANENT),
+        (301, Outcome.PERMANENT),
+    ],
 )
 def test_statuses_are_classified(status: int, outcome: Outcome) -> None:
     assert classify_status(status) is outcome

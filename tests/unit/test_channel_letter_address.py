@@ -39,7 +39,9 @@ def test_a_full_block_has_six_lines_with_the_last_ones_in_postal_upper_case() ->
 
 
 def test_empty_optional_lines_are_left_out() -> None:
-    assert address_block(name="Fleurs de Lys", street="3 place du Marché", postcode="07200", city="Aubenas") == [
+    assert address_block(
+        name="Fleurs de Lys", street="3 place du Marché", postcode="07200", city="Aubenas"
+    ) == [
         "Fleurs de Lys",
         "3 PLACE DU MARCHE",
         "07200 AUBENAS",
@@ -47,8 +49,13 @@ def test_empty_optional_lines_are_left_out() -> None:
 
 
 def test_cedex_and_postcode_with_spaces() -> None:
-    lines = address_block(name="CCI Ille-et-Vilaine", street="2 avenue de la Préfecture", postcode="35 042",
-                          city="Rennes", cedex="9")
+    lines = address_block(
+        name="CCI Ille-et-Vilaine",
+        street="2 avenue de la Préfecture",
+        postcode="35 042",
+        city="Rennes",
+        cedex="9",
+    )
     assert lines[-1] == "35042 RENNES CEDEX 9"
 
 
@@ -64,8 +71,9 @@ def test_a_long_street_is_abbreviated_the_la_poste_way() -> None:
 
 
 def test_a_long_town_name_is_abbreviated() -> None:
-    lines = address_block(name="Café", street="1 rue Haute", postcode="35140",
-                          city="Saint-Aubin-du-Cormier-et-Sainte-Marie")
+    lines = address_block(
+        name="Café", street="1 rue Haute", postcode="35140", city="Saint-Aubin-du-Cormier-et-Sainte-Marie"
+    )
     assert lines[-1] == "35140 ST AUBIN DU CORMIER ET STE MARIE"
     assert len(lines[-1]) <= MAX_CHARS
 
@@ -149,16 +157,29 @@ def test_batch_id_is_stable_for_the_same_messages() -> None:
 
 
 def test_a_long_name_in_recipient_lines_continues_on_a_second_line() -> None:
-    lines = block_from_lines(["SOCIETE COOPERATIVE OUVRIERE DE PRODUCTION DU BATIMENT", "5 rue du Port", "56100 Lorient"])
-    assert lines == ["SOCIETE COOPERATIVE OUVRIERE DE", "PRODUCTION DU BATIMENT", "5 RUE DU PORT", "56100 LORIENT"]
+    lines = block_from_lines(
+        ["SOCIETE COOPERATIVE OUVRIERE DE PRODUCTION DU BATIMENT", "5 rue du Port", "56100 Lorient"]
+    )
+    assert lines == [
+        "SOCIETE COOPERATIVE OUVRIERE DE",
+        "PRODUCTION DU BATIMENT",
+        "5 RUE DU PORT",
+        "56100 LORIENT",
+    ]
 
 
 def test_sender_addresses_are_split_into_lines() -> None:
     from integrations.letter_pdf import split_address
 
-    assert split_address("1 avenue de la Préfecture, 35042 Rennes") == ("1 avenue de la Préfecture", "35042 Rennes")
+    assert split_address("1 avenue de la Préfecture, 35042 Rennes") == (
+        "1 avenue de la Préfecture",
+        "35042 Rennes",
+    )
     assert split_address("Hôtel de Ville | Place de la Mairie\n35000 Rennes") == (
-        "Hôtel de Ville", "Place de la Mairie", "35000 Rennes")
+        "Hôtel de Ville",
+        "Place de la Mairie",
+        "35000 Rennes",
+    )
     assert split_address("Bât. A, 2e étage") == ("Bât. A, 2e étage",)
 
 

@@ -98,7 +98,12 @@ def test_ordinary_replies_are_not_opt_outs(text: str) -> None:
 
 def test_generic_callback_is_parsed() -> None:
     replies = parse_inbound(
-        {"from": "06 12 34 56 78", "text": "Stop", "reference": "<m1@declic>", "received_at": "2026-11-27T09:30:00Z"}
+        {
+            "from": "06 12 34 56 78",
+            "text": "Stop",
+            "reference": "<m1@declic>",
+            "received_at": "2026-11-27T09:30:00Z",
+        }
     )
     assert len(replies) == 1
     reply = replies[0]
@@ -152,24 +157,49 @@ def test_octopush_delivery_receipts_are_read() -> None:
     from integrations.sms_http import parse_delivery
 
     payload = [
-        {"channel": "sms", "message_id": "sms_1", "number": "+33600112233", "status": "DELIVERED",
-         "unit_price": 0.05, "delivery_date": "2026-11-27 11:46:06", "meta_data": {}},
-        {"message_id": "sms_2", "number": "+33600112234", "status": "BAD_DESTINATION",
-         "delivery_date": "2026-11-27 11:47:00"},
+        {
+            "channel": "sms",
+            "message_id": "sms_1",
+            "number": "+33600112233",
+            "status": "DELIVERED",
+            "unit_price": 0.05,
+            "delivery_date": "2026-11-27 11:46:06",
+            "meta_data": {},
+        },
+        {
+            "message_id": "sms_2",
+            "number": "+33600112234",
+            "status": "BAD_DESTINATION",
+            "delivery_date": "2026-11-27 11:47:00",
+        },
         {"message_id": "sms_3", "number": "+33600112235", "status": "BLACKLISTED_NUMBER"},
         {"message_id": "sms_4", "number": "+33600112236", "status": "ACK"},
     ]
     receipts = parse_delivery(payload)
     assert [(r.reference, r.state) for r in receipts] == [
-        ("sms_1", "delivered"), ("sms_2", "invalid"), ("sms_3", "opted_out"), ("sms_4", "pending")]
+        ("sms_1", "delivered"),
+        ("sms_2", "invalid"),
+        ("sms_3", "opted_out"),
+        ("sms_4", "pending"),
+    ]
     assert receipts[0].at is not None and receipts[0].at.hour == 11 and receipts[0].number == "+33600112233"
 
 
 def test_generic_delivery_receipts_are_read_and_unknown_statuses_refused() -> None:
     from integrations.sms_http import parse_delivery
 
-    [receipt] = parse_delivery({"receipts": [{"reference": "<m1@declic>", "status": "Delivered", "to": "06 12 34 56 78",
-                                              "at": "2026-11-27T10:00:00+01:00"}]})
+    [receipt] = parse_delivery(
+        {
+            "receipts": [
+                {
+                    "reference": "<m1@declic>",
+                    "status": "Delivered",
+                    "to": "06 12 34 56 78",
+                    "at": "2026-11-27T10:00:00+01:00",
+                }
+            ]
+        }
+    )
     assert (receipt.reference, receipt.state, receipt.number) == ("<m1@declic>", "delivered", "+33612345678")
     with pytest.raises(InboundError, match="statut inconnu"):
         parse_delivery({"reference": "x", "status": "teleported"})
