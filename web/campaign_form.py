@@ -8,6 +8,7 @@ field), and a name taken by another tenant's campaign is refused rather than ove
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
@@ -171,11 +172,88 @@ def _form_page(request, scope, form, *, errors=None, result=None, status_code=20
     )
 
 
+def form_from_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The form's fields for a stored campaign spec (the inverse of `spec_from_form`)."""
+    owner, sender, contact = spec.get("owner") or {}, spec.get("sender") or {}, spec.get("contact") or {}
+    segment = spec.get("segment") or {}
+    seg_territory = segment.get("territory") or {}
+    territory = owner.get("territory") or {}
+    form: dict[str, Any] = {
+        "name": spec.get("name", ""),
+        "title": spec.get("title") or "",
+        "owner_name": owner.get("name", ""),
+        "owner_territory": ", ".join(f"{k}:{c}" for k, v in territory.items() for c in v or []),
+        "sender_name": sender.get("name", ""),
+        "sender_address": sender.get("address", ""),
+        "sender_email": sender.get("email") or "",
+        "contact_name": contact.get("name", ""),
+        "contact_metier": contact.get("metier") or "",
+        "contact_phone": contact.get("phone") or "",
+        "contact_email": contact.get("email") or "",
+        "triggers": list(spec.get("triggers") or []),
+        "families": list(segment.get("families") or []),
+        "segment_communes": ", ".join(seg_territory.get("communes") or []),
+        "segment_epci": ", ".join(seg_territory.get("epci") or []),
+        "holdout": str(int(spec.get("holdout") or 0)),
+        "starts_on": spec.get("starts_on") or "",
+        "ends_on": spec.get("ends_on") or "",
+    }
+    for i, step in enumerate((spec.get("steps") or [])[:MAX_STEPS]):
+        form.update(
+            {
+                f"step{i}_channel": step.get("channel", "email"),
+                f"step{i}_delay": str(step.get("delay", "0d")),
+                f"step{i}_template": step.get("template", ""),
+            }
+        )
+    return form
+
+
+def merge_into(existing: dict[str, Any], edited: dict[str, Any]) -> dict[str, Any]:
+    """The stored spec with the form's fields replaced: what the form cannot show (timing, pressure,
+    variants, schedule, step conditions, other segment filters) is kept, never dropped."""
+    merged = copy.deepcopy(existing)
+    for key in ("title", "owner", "sender", "contact", "triggers", "holdout", "starts_on", "ends_on"):
+        if key in edited:
+            merged[key] = edited[key]
+        else:
+            merged.pop(key, None)
+    segment = dict(merged.get("segment") or {})
+    segment["families"] = edited["segment"].get("families", [])
+    if "territory" in edited["segment"]:
+        segment["territory"] = edited["segment"]["territory"]
+    else:
+        segment.pop("territory", None)
+    merged["segment"] = segment
+    old_steps = existing.get("steps") or []
+    merged["steps"] = [
+        {**(old_steps[i] if i < len(old_steps) else {}), **step} for i, step in enumerate(edited["steps"])
+    ]
+    return merged
+
+
+def _editable(engine, scope: accounts.Scope, campaign_id: str | int | None):
+    if not campaign_id:
+        return None
+    try:
+        wanted = int(campaign_id)
+    except ValueError as exc:
+        raise HTTPException(404, "Campagne introuvable.") from exc
+    with engine.connect() as conn:
+        row = accounts.campaign(conn, scope, wanted)
+    if row is None:
+        raise HTTPException(404, "Campagne introuvable.")
+    return row
+
+
 @router.get("/nouvelle", response_class=HTMLResponse)
-def new_campaign(request: Request, scope: ScopeDep):
-    """An empty campaign form, with sensible defaults."""
+def new_campaign(request: Request, scope: ScopeDep, engine: EngineDep, depuis: int | None = None):
+    """An empty campaign form with sensible defaults, or the form of a campaign to edit (`depuis`)."""
     if not scope.sees_campaigns:
         raise HTTPException(403, "Cette page n'est pas ouverte à votre rôle.")
+    existing = _editable(engine, scope, depuis)
+    if existing is not None:
+        return _form_page(request, scope, {**form_from_spec(existing.spec), "depuis": str(existing.id)})
     form = {
         "owner_name": scope.name if scope.role == "collectivite" else "",
         "triggers": ["creation"],
@@ -198,8 +276,14 @@ async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep):
     form: dict[str, Any] = {k: str(v) for k, v in raw.items() if k not in ("triggers", "families")}
     form["triggers"] = [str(v) for v in raw.getlist("triggers")]
     form["families"] = [str(v) for v in raw.getlist("families")]
+    existing = await run_in_threadpool(_editable, engine, scope, form.get("depuis"))
     try:
-        spec = load_spec(spec_from_form(form, scope))
+        document = spec_from_form(form, scope)
+        if existing is not None:
+            # Editing keeps the campaign's name (a new name would be a new campaign) and what the form hides.
+            document = merge_into(existing.spec, {**document, "name": existing.name})
+            form["name"] = existing.name
+        spec = load_spec(document)
     except (ValidationError, ValueError) as exc:
         return _form_page(request, scope, form, errors=validation_errors(exc), status_code=400)
 

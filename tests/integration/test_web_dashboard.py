@@ -393,3 +393,48 @@ def test_operator_manages_ambassadors_with_the_import_rules(app, engine, world):
     assert client.get("/tableau/registre/offres").status_code == 200
     agent = signed_in(app, "agent@ille-et-vilaine.fr")
     assert agent.get("/tableau/registre/ambassadeurs").status_code == 403
+
+
+def test_editing_a_campaign_keeps_what_the_form_does_not_show(app, engine, world):
+    from orchestrator.campaign_spec import load_spec
+    from store.admin import apply_campaign
+
+    cid = world["rennes"].campaign_id
+    with engine.connect() as conn:
+        spec = dict(
+            conn.execute(select(Campaign.__table__.c.spec).where(Campaign.__table__.c.id == cid)).scalar_one()
+        )
+    spec["variants"] = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]
+    apply_campaign(engine, load_spec(spec))
+    client = signed_in(app, "agent@ille-et-vilaine.fr")
+    assert client.get(f"/tableau/campagnes/nouvelle?depuis={world['privas'].campaign_id}").status_code == 404
+    page = client.get(f"/tableau/campagnes/nouvelle?depuis={cid}")
+    assert page.status_code == 200 and "Modifier la campagne bienvenue-35" in page.text
+    form = {
+        "csrf": csrf_of(page.text),
+        "depuis": str(cid),
+        "name": "autre-nom",
+        "title": "Nouveau titre",
+        "owner_name": "Département 35",
+        "sender_name": "Département",
+        "sender_address": "1 avenue de la Préfecture, 35042 Rennes",
+        "contact_name": "Claire",
+        "triggers": ["creation", "first_hire"],
+        "families": ["batiment"],
+        "step0_channel": "email",
+        "step0_delay": "0d",
+        "step0_template": "creation",
+        "holdout": "20",
+        "action": "enregistrer",
+    }
+    saved = client.post("/tableau/campagnes/nouvelle", data=form, follow_redirects=False)
+    assert saved.status_code == 303 and saved.headers["location"] == f"/tableau/campagnes/{cid}"
+    with engine.connect() as conn:
+        row = conn.execute(select(Campaign.__table__).where(Campaign.__table__.c.id == cid)).one()
+    assert row.name == "bienvenue-35" and row.version == 3 and row.spec["title"] == "Nouveau titre"
+    assert row.spec["variants"] == spec["variants"] and row.spec["holdout"] == 20
+    assert row.spec["triggers"] == ["creation", "first_hire"]
+    forged = client.post(
+        "/tableau/campagnes/nouvelle", data={**form, "depuis": str(world["privas"].campaign_id)}
+    )
+    assert forged.status_code == 404
