@@ -4,6 +4,9 @@ Settings (read by the composition root, passed as constructor arguments):
 
     DECLIC_WEBHOOK_URL       default endpoint; a message whose recipient is an http(s) URL goes there instead
     DECLIC_WEBHOOK_SECRET    shared secret for the HMAC-SHA256 signature (at least 16 characters)
+    DECLIC_WEBHOOK_SECRETS   one secret per partner, as JSON {"https://crm.partner.example": "secret", ...}:
+                             a URL starting with a key is signed with its secret (the longest key wins),
+                             any other with DECLIC_WEBHOOK_SECRET; one partner never holds another's key
     DECLIC_WEBHOOK_TIMEOUT   seconds to wait for the partner (default 10)
     DECLIC_WEBHOOK_WORKERS   requests in flight at once (default 4)
     DECLIC_WEBHOOK_RATE      at most this many requests per second (0, the default: no limit); a 429/503
@@ -34,7 +37,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import requests
@@ -110,15 +113,25 @@ class WebhookChannel:
     def __init__(
         self,
         *,
-        secret: str,
+        secret: str = "",
+        secrets: Mapping[str, str] | str | None = None,
         url: str = "",
         timeout: float = 10.0,
         workers: int = 4,
         rate: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if len(secret or "") < MIN_SECRET_LENGTH:
-            raise ValueError(f"DECLIC_WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+        if isinstance(secrets, str):
+            secrets = json.loads(secrets) if secrets.strip() else {}
+        self.secrets = dict(secrets or {})
+        if not secret and not self.secrets:
+            raise ValueError("DECLIC_WEBHOOK_SECRET (or DECLIC_WEBHOOK_SECRETS) is required")
+        named = {f"DECLIC_WEBHOOK_SECRETS[{prefix!r}]": value for prefix, value in self.secrets.items()}
+        if secret:
+            named["DECLIC_WEBHOOK_SECRET"] = secret
+        for name, value in named.items():
+            if len(value or "") < MIN_SECRET_LENGTH:
+                raise ValueError(f"{name} must be at least {MIN_SECRET_LENGTH} characters")
         self.secret = secret
         self.url = url
         self.timeout = timeout
@@ -132,11 +145,17 @@ class WebhookChannel:
         """The channel configured from the composition root's settings (`DECLIC_WEBHOOK_*`)."""
         return cls(
             secret=setting(settings, "webhook_secret", ""),
+            secrets=setting(settings, "webhook_secrets", ""),
             url=setting(settings, "webhook_url", ""),
             timeout=setting(settings, "webhook_timeout", 10.0),
             workers=setting(settings, "webhook_workers", 4),
             rate=setting(settings, "webhook_rate", 0.0),
         )
+
+    def secret_for(self, url: str) -> str:
+        """The secret that signs requests to `url`: the partner's own, else the default ("" if none)."""
+        matches = [prefix for prefix in self.secrets if url.startswith(prefix)]
+        return self.secrets[max(matches, key=len)] if matches else self.secret
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """POST each message; one result per message, in order."""
@@ -147,6 +166,9 @@ class WebhookChannel:
         url = message.recipient if _is_url(message.recipient) else self.url
         if not url:
             return SendResult(message.message_id, Outcome.PERMANENT, "adresse du webhook absente")
+        secret = self.secret_for(url)
+        if not secret:
+            return SendResult(message.message_id, Outcome.PERMANENT, f"aucune clé de signature pour {url}")
         reference = message.rfc_message_id or f"declic-{message.message_id}"
         try:
             body = json.dumps(payload_for(message, reference), ensure_ascii=False, default=str).encode(
@@ -162,7 +184,7 @@ class WebhookChannel:
         timestamp = int(self.clock())
         headers = {
             TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(self.secret, timestamp, body),
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
             "Idempotency-Key": reference,
         }
         if on_handoff is not None and not on_handoff(message.message_id):

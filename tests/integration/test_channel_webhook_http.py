@@ -129,6 +129,8 @@ def test_missing_url_is_permanent_without_a_request(crm: LoopbackPeer) -> None:
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="DECLIC_WEBHOOK_SECRET"):
         WebhookChannel(secret="short", url="http://127.0.0.1:1")
+    with pytest.raises(ValueError, match="is required"):
+        WebhookChannel(url="http://127.0.0.1:1")
 
 
 def test_batch_order_is_kept(channel: WebhookChannel, crm: LoopbackPeer) -> None:
@@ -154,3 +156,33 @@ def test_from_settings(crm: LoopbackPeer) -> None:
         assert channel.send([event(1)])[0].outcome is Outcome.SENT
     finally:
         channel.close()
+
+
+def test_each_partner_is_signed_with_its_own_secret(crm: LoopbackPeer) -> None:
+    other_secret = "other-partner-secret-0123"
+    channel = WebhookChannel(secrets={crm.url: SECRET, "https://crm.other.example": other_secret}, timeout=2)
+    try:
+        assert channel.secret_for(crm.url + "/declic") == SECRET
+        assert channel.secret_for("https://crm.other.example/hooks") == other_secret
+        [result] = channel.send([event(1, recipient=crm.url + "/declic")])
+        assert result.outcome is Outcome.SENT  # the CRM verified it with its own secret
+        # No default secret: a URL that belongs to no partner is not signed with someone else's key.
+        [unknown] = channel.send([event(2, recipient="http://127.0.0.1:9/nobody")])
+        assert unknown.outcome is Outcome.PERMANENT and "aucune clé" in unknown.detail
+    finally:
+        channel.close()
+
+
+def test_secrets_can_come_as_json_from_the_environment(
+    crm: LoopbackPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("DECLIC_WEBHOOK_SECRETS", json.dumps({crm.url: SECRET}))
+    channel = factory_for("webhook")(SimpleNamespace(webhook_url=crm.url))
+    try:
+        assert channel.send([event(1)])[0].outcome is Outcome.SENT
+    finally:
+        channel.close()
+    with pytest.raises(ValueError, match="at least 16"):
+        WebhookChannel(secrets={crm.url: "short"})
