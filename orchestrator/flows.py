@@ -50,14 +50,22 @@ def plan_batch_task(now: str | None, limit: int | None) -> dict[str, int]:
     return dict(plan_batch(app, now=_now(now), limit=limit))
 
 
-@task(name="dispatch-batch", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10])
-def dispatch_batch_task(now: str | None, limit: int | None,
-                        owner: str) -> tuple[dict[str, int], dict[int, int]]:
+@task(name="dispatch-batches", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10])
+def dispatch_batches_task(now: str | None, limit: int | None, owner: str,
+                          batches: int) -> tuple[dict[str, int], dict[int, int], int]:
+    # Several batches per task run: Prefect's cost is per task run, and one SMTP session serves them all.
     app = bootstrap()
+    counts: Counter = Counter()
     by_campaign: Counter = Counter()
+    done = 0
     try:
-        counts = dispatch_batch(app, now=_now(now), limit=limit, owner=owner, by_campaign=by_campaign)
-        return dict(counts), dict(by_campaign)
+        for done in range(1, batches + 1):
+            batch = dispatch_batch(app, now=_now(now), limit=limit, owner=owner, by_campaign=by_campaign)
+            if not batch:
+                done -= 1
+                break
+            counts.update(batch)
+        return dict(counts), dict(by_campaign), done
     finally:
         app.close()
 
@@ -83,20 +91,26 @@ def plan_flow(now: str | None = None, limit: int | None = None, max_batches: int
 
 
 @flow(name="dispatch", log_prints=False)
-def dispatch_flow(now: str | None = None, limit: int | None = None,
-                  max_batches: int = 1000) -> dict[str, int]:
+def dispatch_flow(now: str | None = None, limit: int | None = None, max_batches: int = 1000,
+                  batches_per_task: int = 5) -> dict[str, int]:
     """Send every due message, batch by batch (several runs may work at once: claims are row locks)."""
     logger = get_run_logger()
     run = _run_label()
     owner = worker_id()
     total: Counter = Counter()
-    for number in range(1, max_batches + 1):
-        counts, by_campaign = dispatch_batch_task(now, limit, owner)
-        if not counts:
+    first = 1
+    while first <= max_batches:
+        wanted = min(batches_per_task, max_batches - first + 1)
+        counts, by_campaign, done = dispatch_batches_task(now, limit, owner, wanted)
+        if not done:
             break
-        logger.info("flow run %s, dispatch batch %d by %s (%s): %s", run, number, owner,
+        last = first + done - 1
+        logger.info("flow run %s, dispatch batches %d-%d by %s (%s): %s", run, first, last, owner,
                     _campaigns(Counter(by_campaign)), counts)
         total.update(counts)
+        first = last + 1
+        if done < wanted:
+            break
     logger.info("flow run %s: dispatch done, %s", run, dict(total) or "nothing due")
     return dict(total)
 

@@ -146,6 +146,12 @@ class Cluster:
     def up(self) -> Cluster:
         """Start everything; returns self (stop with `down`)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.broker == "redis":
+            import importlib.util
+
+            if importlib.util.find_spec("prefect_redis") is None:
+                raise RuntimeError("the Redis broker needs prefect-redis (pip install "
+                                   "'prefect-redis>=0.3,<0.4'), or --broker memory with one Prefect server")
         ensure_database(self.prefect_db)
         ensure_database(self.store_db)
         started = time.perf_counter()
