@@ -152,6 +152,7 @@ EVENT_COLUMNS = (
     "payload",
 )
 
+_STAGING = "declic_ingest_business"  # PostgreSQL temporary staging table (per session)
 _MAX_IN = 30000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
 
 
@@ -291,6 +292,7 @@ class SireneWriter:
         self.young_cutoff = (rules.today - dt.timedelta(days=int(3 * 365.25))).isoformat()
         self._family: dict[str | None, str | None] = {None: None}
         self._commune: dict[str | None, tuple] = {None: (None, None, None, None)}
+        self._staging_sql: str | None = None
         with engine.connect() as conn:
             self.dialect = conn.dialect.name
             self.upsert_sql = self._upsert_sql(conn)
@@ -301,9 +303,12 @@ class SireneWriter:
         self.pending_sirets = {s for s, _ in rows if s}
         self.pending_sirens = {n for s, n in rows if n and not s}
 
-    def _upsert_sql(self, conn: Connection) -> str:
+    def _upsert_sql(self, conn: Connection, from_staging: bool = False) -> str:
         light = _light_table("business", SIRENE_COLUMNS)
         stmt = insert_for(conn, light)
+        if from_staging:
+            staged = _light_table(_STAGING, SIRENE_COLUMNS)
+            stmt = insert_for(conn, light).from_select(list(SIRENE_COLUMNS), select(*staged.c))
         ex = stmt.excluded
         target = {c: light.c[c] for c in SIRENE_COLUMNS}
         sets: dict[str, Any] = {}
@@ -318,6 +323,26 @@ class SireneWriter:
         return str(
             stmt.on_conflict_do_update(index_elements=["siret"], set_=sets).compile(dialect=conn.dialect)
         )
+
+    def _copy_upsert(self, conn: Connection, rows: list[tuple]) -> None:
+        # PostgreSQL: COPY the chunk into a temporary staging table, then one INSERT ... SELECT ...
+        # ON CONFLICT. Why: COPY streams rows without a round trip or a parse per row, several times
+        # faster than executemany, and the upsert rules stay the same statement as on SQLite.
+        if not rows:
+            return
+        # Each pooled connection has its own temporary tables: make sure this one has it.
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ON COMMIT DELETE ROWS AS "
+            f"SELECT {', '.join(SIRENE_COLUMNS)} FROM business WITH NO DATA"
+        )
+        if self._staging_sql is None:
+            self._staging_sql = self._upsert_sql(conn, from_staging=True)
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {_STAGING} ({', '.join(SIRENE_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        conn.exec_driver_sql(self._staging_sql)
 
     def _territory(self, code: str | None) -> tuple:
         found = self._commune.get(code)
@@ -441,7 +466,10 @@ class SireneWriter:
                         closed.append(siret)
                 rows.append(row)
 
-            _executemany(conn, self.upsert_sql, SIRENE_COLUMNS, rows)
+            if self.dialect == "postgresql":
+                self._copy_upsert(conn, rows)
+            else:
+                _executemany(conn, self.upsert_sql, SIRENE_COLUMNS, rows)
             report.stored += len(rows)
 
             need_ids = {e.siret for e in events} | set(closed)
