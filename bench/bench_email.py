@@ -13,8 +13,8 @@ from integrations.smtp_sink import free_port
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 
 
-def seed_outbox(engine, n: int) -> None:
-    """n planned e-mails for n businesses of one campaign (bulk insert, not measured)."""
+def seed_outbox(engine, n: int, now: dt.datetime = NOW) -> None:
+    """n planned e-mails due at `now` for n businesses of one campaign (bulk insert, not measured)."""
     from orchestrator.campaign_spec import load_spec
     from orchestrator.planner import message_context
     from orchestrator.synthetic import Population
@@ -40,7 +40,7 @@ def seed_outbox(engine, n: int) -> None:
 
         rows = conn.execute(select(Business.__table__)).all()
         enrol = [{"campaign_id": campaign_id, "business_id": r.id, "trigger_key": "creation",
-                  "trigger_type": "creation", "arm": "treatment", "campaign_version": 1, "enrolled_at": NOW}
+                  "trigger_type": "creation", "arm": "treatment", "campaign_version": 1, "enrolled_at": now}
                  for r in rows]
         conn.execute(Enrollment.__table__.insert(), enrol)
         enrollment_ids = dict(conn.execute(select(Enrollment.__table__.c.business_id, Enrollment.__table__.c.id)).all())
@@ -49,10 +49,10 @@ def seed_outbox(engine, n: int) -> None:
         messages = []
         for r in rows:
             view = business_view(r)
-            ctx = message_context(spec, view, Candidate(0, "creation", NOW.date(), view))
+            ctx = message_context(spec, view, Candidate(0, "creation", now.date(), view))
             messages.append({"campaign_id": campaign_id, "enrollment_id": enrollment_ids[r.id], "business_id": r.id,
                              "step": 0, "channel": "email", "template": "creation", "recipient": view.email,
-                             "due_at": NOW, "status": "planned", "attempts": 0, "context": ctx, "created_at": NOW})
+                             "due_at": now, "status": "planned", "attempts": 0, "context": ctx, "created_at": now})
         conn.execute(Message.__table__.insert(), messages)
     assert len(ids) == n
 

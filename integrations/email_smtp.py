@@ -1,12 +1,19 @@
-"""E-mail over SMTP (smtplib): one connection reused for a batch, replies classified.
+"""E-mail over SMTP (smtplib): a few connections kept open and used at once, replies classified.
 
 Settings (read by the composition root): DECLIC_SMTP_HOST, DECLIC_SMTP_PORT, DECLIC_SMTP_STARTTLS,
-DECLIC_SMTP_USER, DECLIC_SMTP_PASSWORD, DECLIC_SMTP_TIMEOUT, DECLIC_MAIL_FROM.
+DECLIC_SMTP_USER, DECLIC_SMTP_PASSWORD, DECLIC_SMTP_TIMEOUT, DECLIC_SMTP_CONNECTIONS, DECLIC_MAIL_FROM.
 
 Exactly once: the message body is streamed inside DATA, then `on_handoff` records the send, and only
 then the final "." is written. A crash before the "." leaves nothing at the server (an SMTP server
 discards an unfinished DATA) and the outbox row still claimed, so it is sent again later; a crash after
-it leaves the row marked sent. The window in between is one small write.
+it leaves the row marked sent. The window in between is one small write per open connection: a crash
+exactly there loses that message rather than sending it twice.
+
+Speed: a batch is shared by `connections` threads, each with its own SMTP connection kept between
+batches (while one waits for the server, another builds its next message); the envelope and DATA go
+out in one write when the server offers PIPELINING (RFC 2920); the MIME text is written by hand
+(headers, base64 parts encoded in C) instead of through the `email` package, which cost more than the
+whole SMTP exchange.
 
 Replies are classified with their enhanced status code (`integrations.email_bounce`): 2xx sent, 4xx and
 a full mailbox (5.2.2) transient, other 5xx permanent; the detail says it in French, then as the server
@@ -17,26 +24,26 @@ read by `integrations.email_bounce.parse_dsn`.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
 import re
 import smtplib
 import socket
 import ssl
+import threading
 from collections.abc import Sequence
-import base64
-from email.charset import Charset
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
-from email.policy import compat32
 from email.utils import formatdate
 
-from integrations.base import Handoff, OutgoingMessage, Outcome, SendResult, register
+from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 from integrations.email_bounce import classify_reply, describe_reply
 
 __all__ = ["SmtpChannel", "build_email", "classify_reply", "describe_reply"]
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-_WIRE = compat32.clone(linesep="\r\n", max_line_length=998)  # encoded words stay whole, no refolding
-_UTF8 = Charset("utf-8")  # base64 bodies: 7-bit safe and encoded in C (quoted-printable is pure Python)
+_NEWLINES = re.compile(r"[\r\n]+")
+# RCPT replies that accept the recipient (252: cannot verify but will try, RFC 5321 3.5.3).
+RCPT_OK = (250, 251, 252)
 
 
 def encode_header(text: str) -> str:
@@ -52,37 +59,82 @@ def encode_header(text: str) -> str:
         chunk += data
     words.append(chunk)
     return " ".join(f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words)
-# RCPT replies that accept the recipient (252: cannot verify but will try, RFC 5321 3.5.3).
-RCPT_OK = (250, 251, 252)
 
 
-def _text_part(text: str, subtype: str) -> MIMENonMultipart:
-    part = MIMENonMultipart("text", subtype)
-    part.set_payload(text, charset=_UTF8)
-    return part
+def _one_line(value: str) -> str:
+    # A header value never carries a line break of its own (no header injection from a template).
+    return _NEWLINES.sub(" ", value).strip()
+
+
+def _base64_lines(text: str) -> bytes:
+    # 76-character lines (RFC 2045), CRLF-terminated; binascii does the work in C.
+    data = text.encode("utf-8")
+    return b"".join(
+        binascii.b2a_base64(data[i : i + 57]).replace(b"\n", b"\r\n") for i in range(0, len(data), 57)
+    )
+
+
+def _part(text: str, subtype: str) -> bytes:
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'.encode(
+            "ascii"
+        )
+        + _base64_lines(text)
+    )
 
 
 def build_email(msg: OutgoingMessage, sender: str) -> bytes:
-    """The wire bytes: text (and html) body, stable Message-ID, one-click unsubscribe headers.
-
-    Built with the compat32 API: several times faster than EmailMessage's header refolding, which
-    dominated the send rate.
-    """
-    if msg.html_body:
-        em = MIMEMultipart("alternative")
-        em.attach(_text_part(msg.body, "plain"))
-        em.attach(_text_part(msg.html_body, "html"))
-    else:
-        em = _text_part(msg.body, "plain")
+    """The wire bytes (CRLF lines): text (and html) body in base64, stable Message-ID, extra headers."""
     name, _, address = sender.rpartition(" <")
-    em["From"] = f"{encode_header(name)} <{address}" if name else sender
-    em["To"] = msg.recipient
-    em["Subject"] = encode_header(msg.subject)
-    em["Date"] = formatdate(localtime=False)
-    em["Message-ID"] = msg.rfc_message_id
-    for header, value in msg.headers.items():
-        em[header] = value
-    return em.as_bytes(policy=_WIRE)
+    headers = [
+        f"From: {encode_header(_one_line(name))} <{address}" if name else f"From: {_one_line(sender)}",
+        f"To: {_one_line(msg.recipient)}",
+        f"Subject: {encode_header(_one_line(msg.subject))}",
+        f"Date: {formatdate(localtime=False)}",
+        f"Message-ID: {_one_line(msg.rfc_message_id)}",
+        "MIME-Version: 1.0",
+    ]
+    headers += [f"{_one_line(key)}: {encode_header(_one_line(value))}" for key, value in msg.headers.items()]
+    if msg.html_body:
+        # "=_" never occurs in base64 text, so the boundary cannot collide with a part.
+        boundary = f"=_declic_{msg.message_id}_{os.urandom(6).hex()}"
+        headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+        mark = f"--{boundary}\r\n".encode("ascii")
+        body = (
+            mark
+            + _part(msg.body, "plain")
+            + mark
+            + _part(msg.html_body, "html")
+            + f"--{boundary}--\r\n".encode("ascii")
+        )
+        return ("\r\n".join(headers) + "\r\n\r\n").encode("utf-8") + body
+    return ("\r\n".join(headers) + "\r\n").encode("utf-8") + _part(msg.body, "plain")
+
+
+class _Batch:
+    """What the threads sending one batch share: the next message to take, and whether the server is down."""
+
+    def __init__(self, messages: Sequence[OutgoingMessage]) -> None:
+        self.messages = messages
+        self.results: list[SendResult | None] = [None] * len(messages)
+        self.unreachable = ""
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            if self._next >= len(self.messages):
+                return None
+            self._next += 1
+            return self._next - 1
+
+
+class _Refused(Exception):
+    """A reply that ends one message's transaction (the connection may be reused unless it was 421)."""
+
+    def __init__(self, code: int, reply: bytes) -> None:
+        super().__init__(code, reply)
+        self.code, self.reply = code, reply
 
 
 class SmtpChannel:
@@ -90,21 +142,98 @@ class SmtpChannel:
 
     name = "email"
 
-    def __init__(self, host: str, port: int, *, sender: str, starttls: bool = False, user: str | None = None,
-                 password: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        sender: str,
+        starttls: bool = False,
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        connections: int = 1,
+    ) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.starttls, self.user, self.password, self.timeout = starttls, user, password, timeout
-        self._smtp: smtplib.SMTP | None = None
+        self.connections = max(1, connections)
+        self._envelope_from = f"MAIL FROM:<{_address(sender)}>"
+        self._idle: list[smtplib.SMTP] = []  # connections kept open between batches
+        self._idle_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings) -> SmtpChannel:
-        return cls(settings.smtp_host, settings.smtp_port, sender=settings.mail_from,
-                   starttls=settings.smtp_starttls, user=settings.smtp_user, password=settings.smtp_password,
-                   timeout=settings.smtp_timeout)
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            sender=settings.mail_from,
+            starttls=settings.smtp_starttls,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+            timeout=settings.smtp_timeout,
+            connections=getattr(settings, "smtp_connections", 1),
+        )
 
-    def _connection(self) -> smtplib.SMTP:
-        if self._smtp is None:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+        """Send a batch over up to `connections` connections at once; one result per message, in order."""
+        shared = _Batch(batch)
+        workers = min(self.connections, len(batch))
+        if workers <= 1:
+            self._work(shared, on_handoff)
+        else:
+            threads = [
+                threading.Thread(target=self._work, args=(shared, on_handoff), daemon=True)
+                for _ in range(workers)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        return [
+            r if r is not None else SendResult(m.message_id, Outcome.TRANSIENT, "envoi interrompu")
+            for r, m in zip(shared.results, batch, strict=True)
+        ]
+
+    def _work(self, shared: _Batch, on_handoff: Handoff | None) -> None:
+        # One thread, one connection: take the next message until the batch is done.
+        smtp = self._take_idle()
+        try:
+            while (index := shared.take()) is not None:
+                msg = shared.messages[index]
+                if shared.unreachable:
+                    shared.results[index] = SendResult(msg.message_id, Outcome.TRANSIENT, shared.unreachable)
+                    continue
+                if smtp is None:
+                    try:
+                        smtp = self._open()
+                    except smtplib.SMTPResponseException as exc:  # greeting, STARTTLS or AUTH refused
+                        shared.unreachable = "connexion SMTP refusée : " + describe_reply(
+                            exc.smtp_code, exc.smtp_error
+                        )
+                    except (smtplib.SMTPException, OSError) as exc:
+                        shared.unreachable = f"serveur SMTP injoignable : {exc}"
+                    if smtp is None:
+                        shared.results[index] = SendResult(
+                            msg.message_id, Outcome.TRANSIENT, shared.unreachable
+                        )
+                        continue
+                result, keep = self._attempt(smtp, msg, on_handoff)
+                shared.results[index] = result
+                if not keep:
+                    _close(smtp)
+                    smtp = None
+        finally:
+            if smtp is not None:
+                with self._idle_lock:
+                    self._idle.append(smtp)
+
+    def _take_idle(self) -> smtplib.SMTP | None:
+        with self._idle_lock:
+            return self._idle.pop() if self._idle else None
+
+    def _open(self) -> smtplib.SMTP:
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
             # The body and the final "." go out as two writes (the handoff sits between them): without
             # TCP_NODELAY, Nagle's algorithm holds the second one until the peer's delayed ACK (~40 ms).
             smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -114,90 +243,117 @@ class SmtpChannel:
                 smtp.ehlo()
             if self.user:
                 smtp.login(self.user, self.password or "")
-            self._smtp = smtp
-        return self._smtp
+        except BaseException:
+            _close(smtp)
+            raise
+        return smtp
 
-    def _drop(self) -> None:
-        if self._smtp is not None:
-            try:
-                self._smtp.close()
-            finally:
-                self._smtp = None
+    def _attempt(
+        self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None
+    ) -> tuple[SendResult, bool]:
+        """One message on one connection: its result and whether the connection can be reused."""
+        try:
+            return self._send_one(smtp, msg, on_handoff)
+        except _Refused as exc:
+            keep = exc.code != 421  # the server is closing the session: a new connection for the next one
+            if keep:
+                try:
+                    smtp.rset()
+                except (smtplib.SMTPException, OSError):
+                    keep = False
+            return SendResult(
+                msg.message_id, classify_reply(exc.code, exc.reply), describe_reply(exc.code, exc.reply)
+            ), keep
+        except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
+            return SendResult(msg.message_id, Outcome.TRANSIENT, f"connexion SMTP perdue : {exc}"), False
+        except smtplib.SMTPResponseException as exc:
+            return SendResult(
+                msg.message_id,
+                classify_reply(exc.smtp_code, exc.smtp_error),
+                describe_reply(exc.smtp_code, exc.smtp_error),
+            ), False
+        except (UnicodeError, ValueError) as exc:  # an address or header the wire cannot carry
+            return SendResult(
+                msg.message_id, Outcome.PERMANENT, f"adresse ou message impossible à envoyer : {exc}"
+            ), False
 
-    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
-        """Send a batch over one connection; one result per message, in order."""
-        results = []
-        unreachable = ""
-        for msg in batch:
-            if unreachable:
-                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, unreachable))
-                continue
-            try:
-                smtp = self._connection()
-            except smtplib.SMTPResponseException as exc:  # greeting, STARTTLS or AUTH refused
-                self._drop()
-                unreachable = "connexion SMTP refusée : " + describe_reply(exc.smtp_code, exc.smtp_error)
-                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, unreachable))
-                continue
-            except (smtplib.SMTPException, OSError) as exc:
-                self._drop()
-                unreachable = f"serveur SMTP injoignable : {exc}"
-                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, unreachable))
-                continue
-            try:
-                results.append(self._send_one(smtp, msg, on_handoff))
-            except (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, OSError) as exc:
-                self._drop()
-                results.append(SendResult(msg.message_id, Outcome.TRANSIENT, f"connexion SMTP perdue : {exc}"))
-            except smtplib.SMTPResponseException as exc:
-                self._drop()
-                results.append(SendResult(msg.message_id, classify_reply(exc.smtp_code, exc.smtp_error),
-                                          describe_reply(exc.smtp_code, exc.smtp_error)))
-        return results
-
-    def _refused(self, smtp: smtplib.SMTP, msg: OutgoingMessage, code: int, reply: bytes) -> SendResult:
-        if code == 421:  # the server is closing the session: a new connection for the next message
-            self._drop()
-        else:
-            try:
-                smtp.rset()
-            except (smtplib.SMTPException, OSError):
-                self._drop()
-        return SendResult(msg.message_id, classify_reply(code, reply), describe_reply(code, reply))
-
-    def _send_one(self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None) -> SendResult:
+    def _send_one(
+        self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None
+    ) -> tuple[SendResult, bool]:
         data = build_email(msg, self.sender)
-        for command, ok in ((f"MAIL FROM:<{_address(self.sender)}>", (250,)),
-                            (f"RCPT TO:<{msg.recipient}>", RCPT_OK)):
-            code, reply = smtp.docmd(command)
-            if code not in ok:
-                return self._refused(smtp, msg, code, reply)
-        code, reply = smtp.docmd("DATA")
-        if code != 354:
-            return self._refused(smtp, msg, code, reply)
+        rcpt = f"RCPT TO:<{msg.recipient}>"
+        if smtp.does_esmtp and smtp.has_extn("pipelining"):
+            # One write for the envelope and DATA, then the three replies in order (RFC 2920).
+            smtp.send(f"{self._envelope_from}\r\n{rcpt}\r\nDATA\r\n")
+            replies = []
+            for expected in ((250,), RCPT_OK, (354,)):
+                code, reply = smtp.getreply()
+                replies.append((code, reply))
+                if code == 421:
+                    raise _Refused(code, reply)
+            (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = replies
+            if data_code == 354 and (mail_code != 250 or rcpt_code not in RCPT_OK):
+                # A server that opened DATA after refusing the envelope: hang up, it discards the message.
+                failed = (mail_code, mail_reply) if mail_code != 250 else (rcpt_code, rcpt_reply)
+                return SendResult(msg.message_id, classify_reply(*failed), describe_reply(*failed)), False
+            for code, reply, ok in (
+                (mail_code, mail_reply, (250,)),
+                (rcpt_code, rcpt_reply, RCPT_OK),
+                (data_code, data_reply, (354,)),
+            ):
+                if code not in ok:
+                    raise _Refused(code, reply)
+        else:
+            for command, ok in ((self._envelope_from, (250,)), (rcpt, RCPT_OK), ("DATA", (354,))):
+                code, reply = smtp.docmd(command)
+                if code not in ok:
+                    raise _Refused(code, reply)
         body = _LEADING_DOT.sub(b"..", data)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         smtp.send(body)
         if on_handoff is not None and not on_handoff(msg.message_id):
-            self._drop()  # closing inside DATA makes the server discard the message
-            return SendResult(msg.message_id, Outcome.ABANDONED, "bail perdu: un autre processus l'envoie")
+            # Closing inside DATA makes the server discard the message.
+            return SendResult(
+                msg.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie"
+            ), False
         smtp.send(b".\r\n")
-        code, reply = smtp.getreply()
+        try:
+            code, reply = smtp.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # The "." left: the server has most likely queued the message. Sending it again could deliver
+            # it twice, which the owner would see; the send stays recorded, flagged as unconfirmed.
+            return SendResult(
+                msg.message_id,
+                Outcome.SENT,
+                f"remis au serveur, accusé de réception perdu ({exc}) : pas de nouvel envoi",
+            ), False
         text = reply.decode(errors="replace")
-        if code == 421:
-            self._drop()
         outcome = classify_reply(code, reply)
         detail = f"{code} {text}" if outcome is Outcome.SENT else describe_reply(code, reply)
-        return SendResult(msg.message_id, outcome, detail, provider_id=text[:200] if outcome is Outcome.SENT else "")
+        return (
+            SendResult(
+                msg.message_id, outcome, detail, provider_id=text[:200] if outcome is Outcome.SENT else ""
+            ),
+            code != 421,
+        )
 
     def close(self) -> None:
-        if self._smtp is not None:
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for smtp in idle:
             try:
-                self._smtp.quit()
+                smtp.quit()
             except (smtplib.SMTPException, OSError):
                 pass
-            self._smtp = None
+            _close(smtp)
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.close()
+    except OSError:
+        pass
 
 
 def _address(sender: str) -> str:

@@ -19,7 +19,8 @@ messages_app = typer.Typer(help="Les messages d'une entreprise et leur historiqu
 CHANNELS = {"email": "e-mail", "sms": "SMS", "letter": "courrier", "call": "appel", "webhook": "webhook"}
 # Message statuses and history steps as an operator says them.
 STEPS = {
-    "planned": "prévu", "claimed": "pris en charge", "sent": "envoyé", "delivered": "remis",
+    "planned": "prévu", "claimed": "pris en charge", "handed_over": "transmis au serveur ou au prestataire",
+    "sent": "envoyé (accepté par le serveur)", "delivered": "remis",
     "failed": "échec définitif", "retry": "nouvel essai prévu", "cancelled": "annulé", "bounced": "rejeté",
     "delayed": "retardé", "opened": "ouvert", "clicked": "cliqué", "click": "clic sur un lien",
     "unsubscribe": "désinscription", "callback_request": "demande de rappel", "not_for_me": "pas pour moi",

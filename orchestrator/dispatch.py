@@ -11,12 +11,15 @@ import datetime as dt
 import os
 import socket
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from integrations.base import OutgoingMessage, Outcome, SendResult
 from orchestrator.bootstrap import App
-from store.outbox import (Fence, blocked_at_send_time, cancel, claim_due, pause_on_errors, record_results,
+from store.outbox import (Fence, blocked_at_send_time, cancel, claim_due, give_back, pause_on_errors, record_results,
                           release_expired)
 from web.tokens import links_for
 
@@ -61,48 +64,66 @@ def outgoing(app: App, row, names: dict | None = None) -> OutgoingMessage:
     )
 
 
-def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None,
-                   owner: str | None = None, by_campaign: Counter | None = None) -> Counter:
-    """Claim and send one batch of due messages; returns counts by outcome (empty when nothing was due).
+@dataclass
+class Prepared:
+    """One claimed batch, checked again and rendered, waiting to be handed to its channels."""
 
-    `by_campaign`, when given, receives the number of claimed messages per campaign id (for the logs).
-    A campaign whose permanent failures cross the threshold of the settings is paused on the way out
-    (counted as `paused_campaigns`; the reason is on the campaign).
-    """
+    owner: str
+    now: dt.datetime
+    clock: Callable[[], dt.datetime]
+    rows: list
+    counts: Counter
+    by_channel: dict[str, list[OutgoingMessage]] = field(default_factory=dict)
+    results: list[SendResult] = field(default_factory=list)
+
+
+def prepare_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None,
+                  owner: str | None = None, by_campaign: Counter | None = None) -> Prepared | None:
+    """Claim a batch, cancel what must not leave any more, render the rest; None when nothing is due."""
     clock = app.clock if now is None else (lambda: now)
     now = clock().astimezone(dt.UTC)
     owner = owner or worker_id()
-    settings = app.settings
-    limit = limit or settings.dispatch_batch_size
-    lease = dt.timedelta(seconds=settings.lease_seconds)
+    limit = limit or app.settings.dispatch_batch_size
+    lease = dt.timedelta(seconds=app.settings.lease_seconds)
     with app.engine.begin() as conn:
         release_expired(conn, now)
         rows = claim_due(conn, now, limit, owner, lease)
-    counts: Counter = Counter()
     if not rows:
-        return counts
+        return None
     if by_campaign is not None:
         by_campaign.update(row.campaign_id for row in rows)
     with app.engine.begin() as conn:
         blocked = blocked_at_send_time(conn, rows)
         cancel(conn, blocked, owner, now)
-    counts.update(f"cancelled_{reason}" for reason in blocked.values())
-
-    by_channel: dict[str, list[OutgoingMessage]] = defaultdict(list)
-    results: list[SendResult] = []
+    prepared = Prepared(owner, now, clock, rows, Counter(f"cancelled_{reason}" for reason in blocked.values()))
     names: dict = {}
     for row in rows:
         if row.id in blocked:
             continue
         try:
-            by_channel[row.channel].append(outgoing(app, row, names))
+            prepared.by_channel.setdefault(row.channel, []).append(outgoing(app, row, names))
         except Exception as exc:  # a template that cannot render is a permanent error of that message
-            results.append(SendResult(row.id, Outcome.PERMANENT, f"rendu impossible : {exc}"))
+            prepared.results.append(SendResult(row.id, Outcome.PERMANENT, f"rendu impossible : {exc}"))
+    return prepared
 
+
+def deliver_batch(app: App, prepared: Prepared) -> Counter:
+    """Hand a prepared batch to its channels behind the fence, record every answer, pause failing campaigns."""
+    settings, owner, now, clock = app.settings, prepared.owner, prepared.now, prepared.clock
+    counts, results = prepared.counts, list(prepared.results)
+    rfc_ids = {m.message_id: m.rfc_message_id for batch in prepared.by_channel.values() for m in batch}
+    # Checked again right before leaving: the batch may have waited while the previous one was sent, and an
+    # opt-out, a closure or a campaign paused in the meantime must still stop it.
+    with app.engine.begin() as conn:
+        late = blocked_at_send_time(conn, [row for row in prepared.rows if row.id in rfc_ids])
+        cancel(conn, late, owner, now)
+    if late:
+        counts.update(f"cancelled_{reason}" for reason in late.values())
+        prepared.by_channel = {name: kept for name, batch in prepared.by_channel.items()
+                               if (kept := [m for m in batch if m.message_id not in late])}
     fence = Fence(app.engine, owner, lambda: clock().astimezone(dt.UTC))
-    rfc_ids = {m.message_id: m.rfc_message_id for batch in by_channel.values() for m in batch}
     try:
-        for channel_name, batch in by_channel.items():
+        for channel_name, batch in prepared.by_channel.items():
             results += app.channel(channel_name).send(batch, on_handoff=lambda i: fence(i, rfc_ids[i]))
     finally:
         fence.close()
@@ -110,7 +131,7 @@ def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | Non
     with app.engine.begin() as conn:
         counts.update(record_results(conn, results, owner, now, fence.handed_over, retry_base=retry_base))
         permanent = {r.message_id for r in results if r.outcome is Outcome.PERMANENT}
-        failing = {row.campaign_id for row in rows if row.id in permanent} if counts["failed"] else set()
+        failing = {row.campaign_id for row in prepared.rows if row.id in permanent}
         if failing:
             paused = pause_on_errors(conn, sorted(failing), now, rate=settings.pause_error_rate,
                                      min_sample=settings.pause_min_sample,
@@ -120,15 +141,40 @@ def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | Non
     return counts
 
 
+def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None,
+                   owner: str | None = None, by_campaign: Counter | None = None) -> Counter:
+    """Claim and send one batch of due messages; returns counts by outcome (empty when nothing was due).
+
+    `by_campaign`, when given, receives the number of claimed messages per campaign id (for the logs).
+    A campaign whose permanent failures cross the threshold of the settings is paused on the way out
+    (counted as `paused_campaigns`; the reason is on the campaign).
+    """
+    prepared = prepare_batch(app, now=now, limit=limit, owner=owner, by_campaign=by_campaign)
+    return deliver_batch(app, prepared) if prepared is not None else Counter()
+
+
 def dispatch_all(app: App, *, now: dt.datetime | None = None, max_batches: int = 10_000) -> Counter:
-    """Dispatch batches until nothing is due."""
+    """Dispatch batches until nothing is due.
+
+    The next batch is claimed and rendered in a helper thread while the current one is on the wire:
+    rendering is our CPU, the SMTP exchange mostly the server's, so the two overlap instead of adding up.
+    """
     total: Counter = Counter()
     owner = worker_id()
-    for _ in range(max_batches):
-        counts = dispatch_batch(app, now=now, owner=owner)
-        if not counts:
-            break
-        total.update(counts)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="declic-prepare") as helper:
+        prepared = prepare_batch(app, now=now, owner=owner)
+        for _ in range(max_batches):
+            if prepared is None:
+                break
+            upcoming = helper.submit(prepare_batch, app, now=now, owner=owner)
+            try:
+                total.update(deliver_batch(app, prepared))
+            finally:
+                prepared = upcoming.result()
+        else:
+            if prepared is not None:  # claimed but over the limit: give it back now rather than at lease end
+                with app.engine.begin() as conn:
+                    give_back(conn, [row.id for row in prepared.rows], owner, prepared.now)
     return total
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from integrations.base import Outcome, SendResult
@@ -97,6 +97,18 @@ def blocked_at_send_time(conn: Connection, rows: Sequence) -> dict[int, str]:
     return out
 
 
+def give_back(conn: Connection, message_ids: Sequence[int], owner: str, now: dt.datetime) -> None:
+    """Return claimed messages untouched to the outbox (the dispatcher stops before sending them)."""
+    result = conn.execute(update(MESSAGES).where(MESSAGES.c.id.in_(list(message_ids)), MESSAGES.c.status == "claimed",
+                                                 MESSAGES.c.lease_owner == owner)
+                          .values(status="planned", lease_owner=None, lease_until=None)
+                          .returning(MESSAGES.c.id))
+    returned = [r.id for r in result]
+    if returned:
+        conn.execute(HISTORY.insert(), [{"message_id": i, "status": "planned", "at": now, "detail": "remis en attente"}
+                                        for i in returned])
+
+
 def cancel(conn: Connection, reasons: dict[int, str], owner: str, now: dt.datetime) -> None:
     """Stop messages that must not leave, with the reason in their history.
 
@@ -111,6 +123,10 @@ def cancel(conn: Connection, reasons: dict[int, str], owner: str, now: dt.dateti
 
 class Fence:
     """The handoff fence of one batch: records a message as sent only while `owner` still holds its lease.
+
+    The row turns `sent` and its history gains `handed_over` (given to the server or provider); the
+    peer's acceptance adds `sent` to the history afterwards (`record_results`), so a history that stops at
+    `handed_over` tells of a send whose answer never came back (a crash at the point of no return).
 
     Each handoff is committed before the call returns, so a channel passes its point of no return only
     once its own row says sent. Calls from several sending threads are grouped: the first waiting thread
@@ -127,9 +143,10 @@ class Fence:
         self._dbapi = engine.raw_connection()
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._update = (f"UPDATE {MESSAGES.name} SET status = 'sent', sent_at = {mark}, rfc_message_id = {mark}, "
-                        f"attempts = attempts + 1 WHERE id = {mark} AND status = 'claimed' AND lease_owner = {mark}")
-        self._history = f"INSERT INTO {HISTORY.name} (message_id, status, at) VALUES ({mark}, 'sent', {mark})"
-        self._bind_at = MESSAGES.c.sent_at.type.bind_processor(engine.dialect) or (lambda value: value)
+                        f"attempts = attempts + 1, last_error = NULL WHERE id = {mark} AND status = 'claimed' AND lease_owner = {mark}")
+        self._history = f"INSERT INTO {HISTORY.name} (message_id, status, at) VALUES ({mark}, 'handed_over', {mark})"
+        at_type = MESSAGES.c.sent_at.type.dialect_impl(engine.dialect)  # the dialect's own format (SQLite: text)
+        self._bind_at = at_type.bind_processor(engine.dialect) or (lambda value: value)
         self._cond = threading.Condition()
         self._queue: list[tuple[int, str]] = []
         self._answers: dict[int, bool] = {}
@@ -199,26 +216,29 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
     counts = {"sent": 0, "retry": 0, "failed": 0, "abandoned": 0}
     attempts = dict(conn.execute(select(MESSAGES.c.id, MESSAGES.c.attempts)
                                  .where(MESSAGES.c.id.in_([r.message_id for r in results]))).all())
+    confirmed = []  # handed over and accepted: only the peer's id to note, in one executemany
     for r in results:
         tries = attempts.get(r.message_id, 0)
         if r.outcome is Outcome.ABANDONED:
             counts["abandoned"] += 1
             continue
         if r.outcome is Outcome.SENT:
-            values = {"provider_id": r.provider_id or None, "last_error": None}
-            if r.message_id not in handed_over:  # a channel without a handoff point (files, queues)
-                values.update(status="sent", sent_at=now, attempts=tries + 1)
-            guard = MESSAGES.c.lease_owner == owner
-            conn.execute(update(MESSAGES).where(MESSAGES.c.id == r.message_id, guard).values(**values))
-            if r.message_id not in handed_over:
-                conn.execute(HISTORY.insert(), {"message_id": r.message_id, "status": "sent", "at": now,
-                                                "detail": r.detail})
             counts["sent"] += 1
+            if r.message_id in handed_over:
+                confirmed.append({"mid": r.message_id, "pid": r.provider_id or None, "message_id": r.message_id,
+                                  "status": "sent", "at": now, "detail": r.detail})
+                continue
+            # A channel without a handoff point (files, queues): the send is recorded now.
+            conn.execute(update(MESSAGES).where(MESSAGES.c.id == r.message_id, MESSAGES.c.lease_owner == owner)
+                         .values(provider_id=r.provider_id or None, last_error=None, status="sent", sent_at=now,
+                                 attempts=tries + 1))
+            conn.execute(HISTORY.insert(), {"message_id": r.message_id, "status": "sent", "at": now,
+                                            "detail": r.detail})
             continue
         tries = tries if r.message_id in handed_over else tries + 1
         if r.outcome is Outcome.TRANSIENT and tries < MAX_ATTEMPTS:
-            values = {"status": "planned", "due_at": now + backoff(tries, r.retry_after, retry_base), "attempts": tries,
-                      "lease_owner": None, "lease_until": None, "last_error": r.detail}
+            values = {"status": "planned", "due_at": now + backoff(tries, r.retry_after, retry_base),
+                      "attempts": tries, "lease_owner": None, "lease_until": None, "last_error": r.detail}
             status, key = "retry", "retry"
         else:
             values = {"status": "failed", "attempts": tries, "lease_owner": None, "lease_until": None,
@@ -229,6 +249,10 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
         conn.execute(HISTORY.insert(), {"message_id": r.message_id, "status": status, "at": now,
                                         "detail": r.detail})
         counts[key] += 1
+    if confirmed:
+        conn.execute(update(MESSAGES).where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.lease_owner == owner)
+                     .values(provider_id=bindparam("pid")), confirmed)
+        conn.execute(HISTORY.insert(), [{k: c[k] for k in ("message_id", "status", "at", "detail")} for c in confirmed])
     return counts
 
 
