@@ -19,7 +19,7 @@ from typing import TypeVar
 import requests
 from requests.adapters import HTTPAdapter
 
-from integrations.base import Outcome
+from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult
 
 # Statuses worth retrying: the peer is busy, throttling us, or broken for now.
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
@@ -191,3 +191,18 @@ def pause_after(throttle: Throttle, status: int, retry_after: float | None) -> N
 def pause_detail(seconds: float) -> str:
     """Plain French for a message held back by a pause the peer asked for."""
     return f"service saturé : pause demandée par le service, encore {seconds:.0f} s (non envoyé)"
+
+
+def guarded(
+    send_one: Callable[[OutgoingMessage, Handoff | None], SendResult],
+    message: OutgoingMessage,
+    on_handoff: Handoff | None,
+) -> SendResult:
+    """`send_one(message, on_handoff)`, answering TRANSIENT instead of raising (a failing hand-off, a bug):
+    one message must never sink the whole batch's results."""
+    try:
+        return send_one(message, on_handoff)
+    except Exception as exc:
+        return SendResult(
+            message.message_id, Outcome.TRANSIENT, f"erreur inattendue : {type(exc).__name__}: {exc}"
+        )

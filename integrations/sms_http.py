@@ -77,6 +77,7 @@ from integrations._http import (
     Throttle,
     WorkerPool,
     classify_status,
+    guarded,
     parse_retry_after,
     pause_after,
     pause_detail,
@@ -564,7 +565,7 @@ class SmsChannel:
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """Send each SMS (invalid numbers: PERMANENT, no request); one result per message, in order."""
         self._throttle.resume()
-        return self._workers.map(lambda message: self._send_one(message, on_handoff), list(batch))
+        return self._workers.map(lambda message: guarded(self._send_one, message, on_handoff), list(batch))
 
     def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
         try:

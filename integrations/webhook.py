@@ -47,6 +47,7 @@ from integrations._http import (
     Throttle,
     WorkerPool,
     classify_status,
+    guarded,
     parse_retry_after,
     pause_after,
     pause_detail,
@@ -160,7 +161,7 @@ class WebhookChannel:
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """POST each message; one result per message, in order."""
         self._throttle.resume()
-        return self._workers.map(lambda message: self._send_one(message, on_handoff), list(batch))
+        return self._workers.map(lambda message: guarded(self._send_one, message, on_handoff), list(batch))
 
     def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
         url = message.recipient if _is_url(message.recipient) else self.url

@@ -260,3 +260,19 @@ def test_the_rate_setting_paces_requests(generic_peer: LoopbackPeer) -> None:
         channel.close()
     assert all(r.outcome is Outcome.SENT for r in results)
     assert elapsed >= 0.28  # 30 requests at 100/s take at least 0.29 s
+
+
+def test_a_failing_handoff_is_transient_for_that_message_only(
+    generic: SmsChannel, generic_peer: LoopbackPeer
+) -> None:
+    def on_handoff(message_id: int) -> bool:
+        if message_id == 2:
+            raise RuntimeError("database is locked")
+        return True
+
+    results = generic.send(
+        [sms(1), sms(2, to="+33781234567"), sms(3, to="+33781234568")], on_handoff=on_handoff
+    )
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.TRANSIENT, Outcome.SENT]
+    assert "database is locked" in results[1].detail
+    assert len(generic_peer.received) == 2
