@@ -321,6 +321,7 @@ class FunnelRollup(SQLModel, table=True):
     clicked: int = 0
     responded: int = 0
     converted: int = 0
+    contacted_converted: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # uplift numerator
     opted_out: int = 0
     conversion_days: float = 0.0  # sum over converted enrollments of days from enrollment to first conversion
     refreshed_at: dt.datetime = Field(default_factory=utcnow)
