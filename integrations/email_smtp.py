@@ -286,7 +286,7 @@ class SmtpChannel:
             # One write for the envelope and DATA, then the three replies in order (RFC 2920).
             smtp.send(f"{self._envelope_from}\r\n{rcpt}\r\nDATA\r\n")
             replies = []
-            for expected in ((250,), RCPT_OK, (354,)):
+            for _command in ("MAIL", "RCPT", "DATA"):
                 code, reply = smtp.getreply()
                 replies.append((code, reply))
                 if code == 421:
