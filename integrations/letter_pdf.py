@@ -3,7 +3,9 @@
 Settings (read by the composition root, passed as constructor arguments):
 
     DECLIC_LETTER_DIR              where batches are written (default <DECLIC_HOME>/letters)
-    DECLIC_LETTER_SENDER_NAME      the sender shown top left when a message carries no meta["sender"]
+    DECLIC_DATABASE_URL            the store: a message without meta["sender"] is signed by its campaign's
+                                   sender (`campaign.spec["sender"]`: name, address, phone, email)
+    DECLIC_LETTER_SENDER_NAME      the sender shown top left when neither gives one
     DECLIC_LETTER_SENDER_ADDRESS   its address, lines separated by "|" or new lines
     DECLIC_LETTER_SENDER_CITY      the town written before the date ("Rennes, le 27 novembre 2026")
     DECLIC_TIMEZONE                the date is today's date there (default Europe/Paris)
@@ -470,8 +472,10 @@ class LetterChannel:
         sender_city: str = "",
         timezone: str = "Europe/Paris",
         today: Callable[[], dt.date] | None = None,
+        engine: Any = None,
     ) -> None:
         self.root = Path(letter_dir)
+        self.engine = engine
         if isinstance(sender_address, str):
             sender_address = split_address(sender_address)
         self.default_sender = Sender(name=sender_name, address=tuple(sender_address), city=sender_city)
@@ -484,7 +488,11 @@ class LetterChannel:
         """The channel configured from `DECLIC_LETTER_*`, dated by the root's clock when given."""
         home = Path(setting(settings, "home", "var"))
         zone = ZoneInfo(setting(settings, "timezone", "Europe/Paris"))
+        from store.db import get_engine
+
+        url = getattr(settings, "resolved_database_url", None) or setting(settings, "database_url")
         return cls(
+            engine=get_engine(url) if url else None,
             today=(lambda: clock().astimezone(zone).date()) if clock is not None else None,
             letter_dir=setting(settings, "letter_dir", str(home / "letters")),
             sender_name=setting(settings, "letter_sender_name", ""),
@@ -498,6 +506,7 @@ class LetterChannel:
         day = self.today()
         results: dict[int, SendResult] = {}
         letters: list[Letter] = []
+        campaign_senders = self._campaign_senders(batch)
         for position, message in enumerate(batch):
             if not message.body.strip():
                 results[position] = SendResult(message.message_id, Outcome.PERMANENT, "courrier sans texte")
@@ -509,7 +518,8 @@ class LetterChannel:
                     message.message_id, Outcome.PERMANENT, f"adresse refusée : {exc}"
                 )
                 continue
-            sender = Sender.from_meta(message.meta.get("sender"), self.default_sender)
+            given = message.meta.get("sender") or campaign_senders.get(message.meta.get("campaign_id"))
+            sender = Sender.from_meta(given, self.default_sender)
             letters.append(Letter(message, address, sender, day, extra={"position": position}))
 
         if letters:
@@ -537,6 +547,23 @@ class LetterChannel:
                         provider_id=f"{batch_id}/{letter.file}",
                     )
         return [results[position] for position in range(len(batch))]
+
+    def _campaign_senders(self, batch: Sequence[OutgoingMessage]) -> dict[Any, Any]:
+        """Each campaign's sender from the store, for messages whose meta does not carry one."""
+        wanted = {m.meta.get("campaign_id") for m in batch if not m.meta.get("sender")} - {None}
+        if not wanted or self.engine is None:
+            return {}
+        from sqlalchemy import select
+
+        from store.models import Campaign
+
+        table = Campaign.__table__
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(table.c.id, table.c.spec).where(table.c.id.in_(wanted))).all()
+        except Exception:  # the letter still leaves with the default sender; the body signs it anyway
+            return {}
+        return {campaign_id: (spec or {}).get("sender") for campaign_id, spec in rows}
 
     def _write_batch(
         self, batch_id: str, letters: list[Letter], on_handoff: Handoff | None

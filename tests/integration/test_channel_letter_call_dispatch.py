@@ -69,6 +69,17 @@ def test_a_letter_is_rendered_and_written_for_the_mailing_house(settings, engine
         [manifest] = list(csv.DictReader(handle, delimiter=";"))
     assert manifest["message_id"] == str(message_id) and manifest["line1"] == "Plomberie Durand"
     assert "1er décembre 2026" in text  # dated by the composition root's clock
+    # The sender block (top left) is the campaign's sender, read from the store: the dispatcher's meta
+    # does not carry it.
+    page = PdfReader(pdf).pages[0]
+    top_left: list[str] = []
+
+    def visit(text, cm, tm, font, size):  # text runs above the envelope window, left half
+        if text.strip() and tm[5] > float(page.mediabox.height) - 50 * 72 / 25.4 and tm[4] < 100 * 72 / 25.4:
+            top_left.append(text.strip())
+
+    page.extract_text(visitor_text=visit)
+    assert top_left[:3] == ["Département d'Ille-et-Vilaine", "1 avenue de la Préfecture", "35042 Rennes"]
 
 
 def test_a_call_task_is_queued_with_the_rendered_script(settings, engine) -> None:
