@@ -59,6 +59,7 @@ class FunnelRow:
     opted_out: int
     conversion_days: float  # sum of days from enrollment to first conversion, over converted enrollments
     grouping: str | None = None  # None: a fine row; else the breakdown it belongs to (see GROUPINGS)
+    contacted_converted: int = 0  # converted among the contacted: the numerator of the uplift
 
 
 # The breakdowns a report shows, and the dimensions each one keeps. Every grouping covers every enrollment
@@ -103,7 +104,7 @@ def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
             key = (r.arm, *(getattr(r, d) for d in dims))
             acc = sums.get(key)
             if acc is None:
-                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0.0]
+                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0, 0.0, 0]
             acc[0] += r.targeted
             acc[1] += r.contacted
             acc[2] += r.delivered
@@ -112,6 +113,7 @@ def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
             acc[5] += r.converted
             acc[6] += r.opted_out
             acc[7] += r.conversion_days
+            acc[8] += r.contacted_converted
         for key, acc in sums.items():
             values = dict.fromkeys(_DIMS)
             values.update(zip(dims, key[1:], strict=True))
@@ -128,6 +130,7 @@ def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
                     *(int(v) for v in acc[:7]),
                     float(acc[7]),
                     name,
+                    int(acc[8]),
                 )
             )
     return out
@@ -145,6 +148,7 @@ class Counts:
     converted: int = 0
     opted_out: int = 0
     conversion_days: float = 0.0
+    contacted_converted: int = 0  # converted among the contacted
 
     def add(self, row: FunnelRow | Counts) -> None:
         for f in fields(Counts):
@@ -243,9 +247,7 @@ def campaign_uplift(funnel: dict[str, Counts], basis: str = "contacted") -> Upli
     t, h = funnel.get("treatment", Counts()), funnel.get("holdout", Counts())
     # Conversions of treated businesses never reached are not the message's doing: count the reached ones.
     if basis == "contacted":
-        return uplift(
-            min(t.converted, t.contacted) if t.contacted else 0, t.contacted, h.converted, h.targeted, basis
-        )
+        return uplift(t.contacted_converted, t.contacted, h.converted, h.targeted, basis)
     return uplift(t.converted, t.targeted, h.converted, h.targeted, basis)
 
 
@@ -290,17 +292,15 @@ def compare_variants(rows: Iterable[FunnelRow]) -> list[VariantComparison]:
         c = by_variant[name]
         versus = None
         if name != names[0] and c.contacted and ref.contacted:
-            versus = newcombe(
-                min(c.converted, c.contacted), c.contacted, min(ref.converted, ref.contacted), ref.contacted
-            )
+            versus = newcombe(c.contacted_converted, c.contacted, ref.contacted_converted, ref.contacted)
         out.append(
             VariantComparison(
                 name,
                 c.contacted,
                 c.clicked,
-                c.converted,
+                c.contacted_converted,
                 c.clicked / c.contacted if c.contacted else None,
-                min(c.converted, c.contacted) / c.contacted if c.contacted else None,
+                c.contacted_converted / c.contacted if c.contacted else None,
                 versus,
             )
         )
@@ -521,11 +521,7 @@ def build_report(
         )
         for code in sorted(set(t_counts) | set(h_counts), key=lambda c: (c is None, str(c))):
             t, h = t_counts.get(code, Counts()), h_counts.get(code, Counts())
-            u = (
-                uplift(min(t.converted, t.contacted), t.contacted, h.converted, h.targeted)
-                if t.contacted
-                else None
-            )
+            u = uplift(t.contacted_converted, t.contacted, h.converted, h.targeted) if t.contacted else None
             table.rows.append(
                 {
                     "value": code or "",

@@ -50,6 +50,7 @@ DIMENSION_COLUMNS = (
     "channel",
 )
 COUNT_COLUMNS = (
+    "contacted_converted",
     "targeted",
     "contacted",
     "delivered",
@@ -123,6 +124,7 @@ def funnel_select(conn: Connection, campaign_ids: list[int] | None):
             func.coalesce(func.sum(pi.c.clicked), 0).label("clicked"),
             func.coalesce(func.sum(pi.c.responded), 0).label("responded"),
             func.sum(case((converted, 1), else_=0)).label("converted"),
+            func.sum(case((and_(converted, pm.c.contacted == 1), 1), else_=0)).label("contacted_converted"),
             func.coalesce(func.sum(pi.c.opted_out), 0).label("opted_out"),
             func.coalesce(
                 func.sum(
@@ -162,6 +164,7 @@ def _row(r: Any) -> FunnelRow:
         int(r.opted_out),
         float(r.conversion_days or 0.0),
         getattr(r, "grouping", None),
+        int(r.contacted_converted or 0),
     )
 
 
@@ -427,8 +430,15 @@ def campaign_businesses(conn: Connection, campaign_id: int, limit: int | None = 
     msg_filter = [m.c.campaign_id == campaign_id]
     if limit:
         # The page shows the latest few hundred: aggregate their rows only, not the whole campaign's.
-        latest = [r[0] for r in conn.execute(select(e.c.id).where(e.c.campaign_id == campaign_id)
-                                             .order_by(e.c.enrolled_at.desc(), e.c.id.desc()).limit(limit))]
+        latest = [
+            r[0]
+            for r in conn.execute(
+                select(e.c.id)
+                .where(e.c.campaign_id == campaign_id)
+                .order_by(e.c.enrolled_at.desc(), e.c.id.desc())
+                .limit(limit)
+            )
+        ]
         int_filter.append(i.c.enrollment_id.in_(latest or [-1]))
         msg_filter.append(m.c.enrollment_id.in_(latest or [-1]))
     per_int = (

@@ -105,7 +105,7 @@ def test_campaign_uplift_uses_contacted_treatment_against_the_whole_holdout():
 
     "contacted" basis: 12/80 = 15 % vs 3/50 = 6 %: +9 points. "targeted": 12/100 = 12 % vs 6 %: +6 points."""
     funnel = {
-        "treatment": Counts(targeted=100, contacted=80, converted=12),
+        "treatment": Counts(targeted=100, contacted=80, converted=12, contacted_converted=12),
         "holdout": Counts(targeted=50, converted=3),
     }
     on_contacted = campaign_uplift(funnel, "contacted")
@@ -143,6 +143,7 @@ def row(
         converted,
         0,
         days,
+        contacted_converted=min(converted, contacted),
     )
 
 
@@ -217,3 +218,37 @@ def test_marginal_rows_give_the_same_report_as_fine_rows():
     again = build_report(campaign="c", title="C", status="active", rows=rolled, source="rollup", as_of=None)
     assert [t.rows for t in again.tables] == [t.rows for t in fine.tables]
     assert marginals(rolled) == rolled
+
+
+def test_the_uplift_counts_only_conversions_of_the_contacted():
+    """Treatment: 10 targeted, 8 contacted, 3 converted of which 1 was never reached; holdout 10, 1.
+
+    "contacted" basis: 2/8 = 25 % vs 1/10 = 10 %: +15 points (not 3/8); "targeted": 3/10 vs 1/10: +20."""
+    rows = [
+        FunnelRow(
+            "treatment",
+            None,
+            "creation",
+            "batiment",
+            "35238",
+            None,
+            "35",
+            "email",
+            10,
+            8,
+            8,
+            0,
+            0,
+            3,
+            0,
+            9.0,
+            contacted_converted=2,
+        ),
+        FunnelRow(
+            "holdout", None, "creation", "batiment", "35238", None, "35", None, 10, 0, 0, 0, 0, 1, 0, 3.0
+        ),
+    ]
+    report = build_report(campaign="c", title="C", status="active", rows=rows, source="live", as_of=None)
+    assert report.uplift.difference == pytest.approx(0.15)
+    assert report.uplift_itt.difference == pytest.approx(0.2)
+    assert report.table("by_metier_family").rows[0]["uplift"] == pytest.approx(0.15)
