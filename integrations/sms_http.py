@@ -84,7 +84,7 @@ from integrations._http import (
     status_detail,
     transport_detail,
 )
-from integrations._settings import setting
+from integrations._settings import UnconfiguredChannel, setting
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -547,8 +547,15 @@ class SmsChannel:
         self._throttle = Throttle(rate)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> SmsChannel:
+    def from_settings(cls, settings: Any) -> SmsChannel | UnconfiguredChannel:
         """The channel configured from the composition root's settings (`DECLIC_SMS_*`)."""
+        try:
+            return cls._from_settings(settings)
+        except ValueError as exc:
+            return UnconfiguredChannel(cls.name, str(exc))
+
+    @classmethod
+    def _from_settings(cls, settings: Any) -> SmsChannel:
         return cls(
             provider=setting(settings, "sms_provider", "generic"),
             url=setting(settings, "sms_url", ""),

@@ -54,7 +54,7 @@ from integrations._http import (
     status_detail,
     transport_detail,
 )
-from integrations._settings import setting
+from integrations._settings import UnconfiguredChannel, setting
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 
 SIGNATURE_HEADER = "X-Declic-Signature"
@@ -142,8 +142,15 @@ class WebhookChannel:
         self._throttle = Throttle(rate)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> WebhookChannel:
+    def from_settings(cls, settings: Any) -> WebhookChannel | UnconfiguredChannel:
         """The channel configured from the composition root's settings (`DECLIC_WEBHOOK_*`)."""
+        try:
+            return cls._from_settings(settings)
+        except ValueError as exc:
+            return UnconfiguredChannel(cls.name, str(exc))
+
+    @classmethod
+    def _from_settings(cls, settings: Any) -> WebhookChannel:
         return cls(
             secret=setting(settings, "webhook_secret", ""),
             secrets=setting(settings, "webhook_secrets", ""),

@@ -276,3 +276,16 @@ def test_a_failing_handoff_is_transient_for_that_message_only(
     assert [r.outcome for r in results] == [Outcome.SENT, Outcome.TRANSIENT, Outcome.SENT]
     assert "database is locked" in results[1].detail
     assert len(generic_peer.received) == 2
+
+
+def test_missing_settings_hold_the_messages_instead_of_breaking_the_dispatch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.delenv("DECLIC_SMS_URL", raising=False)
+    channel = factory_for("sms")(SimpleNamespace())
+    [result] = channel.send([sms(1)])
+    assert result.outcome is Outcome.TRANSIENT
+    assert "non configuré" in result.detail and "DECLIC_SMS_URL" in result.detail
+    channel.close()

@@ -186,3 +186,13 @@ def test_secrets_can_come_as_json_from_the_environment(
         channel.close()
     with pytest.raises(ValueError, match="at least 16"):
         WebhookChannel(secrets={crm.url: "short"})
+
+
+def test_missing_secret_holds_the_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.delenv("DECLIC_WEBHOOK_SECRET", raising=False)
+    monkeypatch.delenv("DECLIC_WEBHOOK_SECRETS", raising=False)
+    channel = factory_for("webhook")(SimpleNamespace(webhook_url="http://127.0.0.1:9"))
+    [result] = channel.send([event(1)])
+    assert result.outcome is Outcome.TRANSIENT and "DECLIC_WEBHOOK_SECRET" in result.detail
