@@ -118,7 +118,7 @@ _MERGED = (
     "lifecycle_stage",
     "head_office",
 )
-# What a stored row is compared on to decide "unchanged" (same order as _known_select's tail).
+# What a stored row is compared on to decide "unchanged" (the tail of `_known`'s SELECT).
 _COMPARED = (
     "name",
     "naf_code",
@@ -136,6 +136,7 @@ _COMPARED = (
     "head_office",
 )
 _CMP_INDEX = tuple(SIRENE_COLUMNS.index(c) for c in _COMPARED)
+_C = {name: i for i, name in enumerate(_COMPARED)}
 
 EVENT_COLUMNS = (
     "source",
@@ -431,26 +432,25 @@ class SireneWriter:
                     creation = rec[R_CREATION]
                     if creation and creation_cutoff <= creation <= today_iso and not rec[R_DNC]:
                         evs = compare(None, facts_from_record(rec), rules)
-                    stage = (
-                        None
-                        if not creation
-                        else ("creation" if creation >= young_cutoff else "consolidation")
-                    )
+                    stage = _age_stage(creation, young_cutoff)
                 else:
-                    s = self._normalise_stored(stored)
-                    # s follows _COMPARED: tranche 4, employer 5, creation 6, state 7, naf 1.
-                    prev = KnownState(s[4], s[5], s[7], s[1], dt.date.fromisoformat(s[6]) if s[6] else None)
-                    if (prev.tranche, prev.employer, prev.state, prev.naf, s[6]) != (
-                        rec[R_TRANCHE],
-                        rec[R_EMPLOYER],
-                        rec[R_STATE],
-                        rec[R_NAF],
-                        rec[R_CREATION],
-                    ):
+                    s = self._normalise_stored(stored)  # in _COMPARED order
+                    created = s[_C["creation_date"]]
+                    prev = KnownState(
+                        s[_C["tranche_effectifs"]],
+                        s[_C["employer"]],
+                        s[_C["state"]],
+                        s[_C["naf_code"]],
+                        dt.date.fromisoformat(created) if created else None,
+                    )
+                    now_state = (rec[R_TRANCHE], rec[R_EMPLOYER], rec[R_STATE], rec[R_NAF], rec[R_CREATION])
+                    if (prev.tranche, prev.employer, prev.state, prev.naf, created) != now_state:
                         evs = compare(prev, facts_from_record(rec), rules)
-                    stage = None
+                    stage = None  # None keeps the stored stage
                     if rec[R_STATE] == "closed":
                         stage = "closed"
+                    elif prev.state == "closed":  # reopened: back to the stage its age says
+                        stage = _age_stage(rec[R_CREATION], young_cutoff)
                 if evs:
                     for e in evs:
                         st = _stage_for(e.type, e.occurred_on, today)
@@ -462,7 +462,7 @@ class SireneWriter:
                     if _unchanged(tuple(row[i] for i in _CMP_INDEX), s):
                         report.skipped["unchanged"] += 1
                         continue
-                    if rec[R_STATE] == "closed" and s[7] != "closed":
+                    if rec[R_STATE] == "closed" and prev.state != "closed":
                         closed.append(siret)
                 rows.append(row)
 
@@ -582,6 +582,13 @@ class SireneWriter:
         if resolved:
             self.report.events["resolved from pending"] += len(resolved)
             apply_event_effects(conn, resolved, self.rules.today)
+
+
+def _age_stage(creation_iso: str | None, young_cutoff_iso: str) -> str | None:
+    # The stage an establishment's age alone gives (no recent event): see triggers.lifecycle.
+    if not creation_iso:
+        return None
+    return "creation" if creation_iso >= young_cutoff_iso else "consolidation"
 
 
 _PERSONAL_CMP = frozenset(i for i, c in enumerate(_COMPARED) if c in _PERSONAL)

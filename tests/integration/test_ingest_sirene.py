@@ -304,3 +304,12 @@ def test_store_counts_match_the_report(engine, tmp_path):
         assert conn.execute(select(func.count()).select_from(B)).scalar() == report.stored
         assert conn.execute(select(func.count()).select_from(E)).scalar() == sum(report.events.values())
     assert report.read == 3000 == report.accepted + sum(report.rejected.values())
+
+
+def test_reopened_establishment_gets_its_age_stage_back(engine, tmp_path):
+    ingest(engine, tmp_path, [row()], name="m1.csv")
+    ingest(engine, tmp_path, [row(etatAdministratifEtablissement="F", dateDebut="2026-01-01")], name="m2.csv")
+    assert businesses(engine)[SIRET_A]["lifecycle_stage"] == "closed"
+    ingest(engine, tmp_path, [row(dateDebut="2026-06-01")], name="m3.csv")
+    b = businesses(engine)[SIRET_A]
+    assert (b["state"], b["lifecycle_stage"]) == ("active", "consolidation")
