@@ -1,4 +1,4 @@
-"""`declic status`: outbox figures per channel from the store, feeds in plain words, flow runs or a plain note."""
+"""`declic status`: outbox figures per channel, feeds in plain words, flow runs or a plain note."""
 
 from __future__ import annotations
 
@@ -25,13 +25,20 @@ def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, m
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     apply_campaign(engine, load_spec(campaign_spec()))
     add_partner(engine, "bge", ["creation"])
-    store_events(engine, [validate_item(creation_item(f"s{i}", email=f"p{i}@exemple.fr"), "partner:1", "bge")
-                          for i in range(5)])
+    store_events(
+        engine,
+        [
+            validate_item(creation_item(f"s{i}", email=f"p{i}@exemple.fr"), "partner:1", "bge")
+            for i in range(5)
+        ],
+    )
     plan_all(bootstrap(env_settings, clock=lambda: NOW))
     m = Message.__table__
     with engine.begin() as conn:
         ids = sorted(conn.execute(m.select().with_only_columns(m.c.id)).scalars())
-        conn.execute(update(m).where(m.c.id == ids[0]).values(status="failed", last_error="boîte inexistante"))
+        conn.execute(
+            update(m).where(m.c.id == ids[0]).values(status="failed", last_error="boîte inexistante")
+        )
         conn.execute(update(m).where(m.c.id == ids[1]).values(due_at=NOW + dt.timedelta(days=30)))
         conn.execute(update(m).where(m.c.id.in_(ids[2:])).values(due_at=NOW - dt.timedelta(minutes=1)))
     add_feed(engine, name="bodacc", format="bodacc-api", url="http://127.0.0.1:9/records")
