@@ -222,6 +222,7 @@ def main(quick: bool = False) -> None:
         ("departement", {"families": ["batiment", "alimentation"], "reachable": ["email"]},
          TerritoryFilter(departements=["35"])),
         ("region", {"families": ["batiment"], "converted": False}, TerritoryFilter(regions=["84"])),
+        ("national_families", {"families": ["batiment", "alimentation"]}, None),
         ("national", {"reachable": ["email", "phone"]}, None),
     ):
         seconds, total = preview(app.engine, segment, territory)

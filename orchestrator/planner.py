@@ -79,6 +79,7 @@ class Candidate:
     trigger_key: str | None = None
     campaign_id: int | None = None
     at: dt.datetime | None = None
+    deadline: dict[str, Any] | None = None  # {label, date} of a regulatory deadline event
 
     @property
     def key(self) -> str:
@@ -308,8 +309,10 @@ def pick_ambassador(b: BusinessView, ambassadors: Sequence[AmbassadorView] | Pla
 
 def _ambassador_shortlist(b: BusinessView, index: PlaceIndex) -> list[tuple[int, int, AmbassadorView]]:
     """(level, 0 exact trade / 1 any trade, ambassador) for those serving the business's family and place."""
+    # Only the places some ambassador serves tell businesses apart: the shortlist is shared by the rest.
     commune = b.commune_code if ("c", b.commune_code) in index.by else None
-    key = (b.family, commune, b.epci_code, b.departement_code)
+    epci = b.epci_code if ("e", b.epci_code) in index.by else None
+    key = (b.family, commune, epci, b.departement_code)
     found = index.shortlists.get(key)
     if found is None:
         found = []
@@ -390,7 +393,7 @@ def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
         "offers": [o.as_context() for o in offers],
         "sender": _dumped(spec.sender),
         "trigger": {"type": c.type, "occurred_on": c.occurred_on.isoformat()},
-        "deadline": None,
+        "deadline": dict(c.deadline) if c.deadline else None,
         "campaign": {"name": spec.title or spec.name},
         "meta": meta,
     }
@@ -419,9 +422,10 @@ class _Pressure:
         for caps, own in ((self.policy.caps, False), (campaign_caps, True)):
             for n, days in caps:
                 span = dt.timedelta(days=days)
-                near = sorted(t for c, t in entries if (not own or c == campaign_id) and abs(t - at) < span)
+                near = [t for c, t in entries if (not own or c == campaign_id) and abs(t - at) < span]
                 if len(near) >= n:
                     # Past the (len - n + 1)-th latest neighbour, one fewer stays within the span.
+                    near.sort()
                     candidate = near[len(near) - n] + span
                     later = candidate if later is None else max(later, candidate)
         return later

@@ -12,7 +12,7 @@ from collections import defaultdict
 from functools import lru_cache
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.engine import Connection
 
 from orchestrator.campaign_spec import CampaignSpec, parse_delay
@@ -83,20 +83,47 @@ def business_view(row) -> BusinessView:
     )
 
 
+def view_of(values: Sequence) -> BusinessView:
+    """`business_view` for a plain tuple in `VIEW_COLUMNS` order (the hot path: no attribute lookups)."""
+    (id_, siret, name, naf_code, family_key, commune_code, city, epci, dep, region, postal_code, street, state,
+     do_not_contact, email, phone, consent) = values
+    naf = _naf(naf_code) if naf_code else None
+    fam = families().get(family_key or "")
+    place = _commune(commune_code) if commune_code else None
+    postal = None
+    if street and postal_code and city:
+        postal = "\n".join(x for x in (name, street, f"{postal_code} {city.upper()}") if x)
+    return BusinessView(
+        id_, siret, name, naf.metier if naf else (fam.label.lower() if fam else "entreprise"), family_key,
+        fam.label if fam else "Autres activités", commune_code, place.nom if place else city, epci, dep, region,
+        postal_code, state, do_not_contact, email, phone, postal, bool(consent))
+
+
 def pending_candidates(conn: Connection, limit: int) -> tuple[list[int], list[Candidate]]:
     """The oldest unplanned events (all of them, for marking) and those about a known business."""
     rows = conn.execute(
-        select(EVENTS.c.id.label("event_id"), EVENTS.c.type.label("event_type"),
-               EVENTS.c.occurred_on.label("event_occurred_on"), *VIEW_COLUMNS)
+        select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.occurred_on, *VIEW_COLUMNS)
         .select_from(EVENTS.outerjoin(BUSINESS, BUSINESS.c.id == EVENTS.c.business_id))
         .where(EVENTS.c.planned.is_(False), EVENTS.c.status == "accepted")
         .order_by(EVENTS.c.id)
         .limit(limit)
     ).all()
-    event_ids = [r.event_id for r in rows]
-    candidates = [Candidate(r.event_id, r.event_type, r.event_occurred_on, business_view(r))
-                  for r in rows if r.siret is not None]
+    event_ids = [r[0] for r in rows]
+    # Payloads are read only for the few deadline events (decoding every payload costs more than the rest).
+    deadline_ids = [r[0] for r in rows if r[1] == "deadline"]
+    payloads: dict[int, dict] = {}
+    for part in chunks(deadline_ids, ID_CHUNK):
+        payloads.update(conn.execute(select(EVENTS.c.id, EVENTS.c.payload).where(EVENTS.c.id.in_(part))).all())
+    candidates = [Candidate(r[0], r[1], r[2], view_of(tuple(r)[3:]), deadline=deadline_of(r[1], payloads.get(r[0])))
+                  for r in rows if r[4] is not None]
     return event_ids, candidates
+
+
+def deadline_of(event_type: str, payload: dict | None) -> dict | None:
+    """The template's `deadline` {label, date} from a regulatory calendar event's payload."""
+    if event_type != "deadline" or not payload or not payload.get("deadline_date"):
+        return None
+    return {"label": payload.get("title") or payload.get("deadline"), "date": payload["deadline_date"]}
 
 
 def active_campaigns(conn: Connection) -> list[CampaignRule]:
@@ -225,7 +252,15 @@ def apply_plan(conn: Connection, plan: Plan, event_ids: list[int], now: dt.datet
             if enrollment_id is None:
                 continue  # enrolled by a concurrent or earlier run
             messages += [_message_row(e.campaign_id, enrollment_id, e.business_id, m, now) for m in e.messages]
-        planned_messages += _insert_messages(conn, messages, now)
+        if messages:
+            # Every message of a new enrollment is new: a plain insert, and their history in one statement.
+            conn.execute(MESSAGES.insert(), messages)
+            new_enrollments = sorted({m["enrollment_id"] for m in messages})
+            conn.execute(HISTORY.insert().from_select(
+                ["message_id", "status", "at"],
+                select(MESSAGES.c.id, MESSAGES.c.status, literal(now, MESSAGES.c.created_at.type))
+                .where(MESSAGES.c.enrollment_id.in_(new_enrollments))))
+            planned_messages += len(messages)
     for part in chunks(event_ids, ID_CHUNK):
         conn.execute(update(EVENTS).where(EVENTS.c.id.in_(part)).values(planned=True))
     return {"events": len(event_ids), "enrolled": len(plan.enrollments), "messages": planned_messages,
@@ -282,7 +317,7 @@ def due_followups(conn: Connection, rules: Sequence[CampaignRule], now: dt.datet
                 INTERACTIONS.c.business_id.in_(part), INTERACTIONS.c.kind.in_(CONVERSION_KINDS))):
             conversions[business_id].append(_aware(at))
         for row in conn.execute(select(*VIEW_COLUMNS).where(BUSINESS.c.id.in_(part))):
-            views[row.id] = business_view(row)
+            views[row[0]] = view_of(tuple(row))
     out = []
     for r in rows:
         if r.business_id not in views:
@@ -347,7 +382,7 @@ def occurrence_slice(conn: Connection, spec: CampaignSpec, after_id: int, limit:
     """The next businesses of the segment as of now, by id after the cursor (keyset: no OFFSET scan)."""
     rows = conn.execute(select(*VIEW_COLUMNS).where(BUSINESS.c.id > after_id, segment_clause(spec, today))
                         .order_by(BUSINESS.c.id).limit(limit))
-    return [business_view(r) for r in rows]
+    return [view_of(tuple(r)) for r in rows]
 
 
 def advance_occurrence(conn: Connection, occurrence_id: int, cursor: int, enrolled: int, done: bool,
