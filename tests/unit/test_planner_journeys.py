@@ -191,3 +191,15 @@ def test_followups_wait_for_their_delay_and_condition():
     [d] = plan_followups([followup()], [r], now=NOW + dt.timedelta(days=7), suppressed=set(),
                          history={1: [(1, NOW + dt.timedelta(days=5))]})
     assert d.message is None or d.message.due_at >= NOW + dt.timedelta(days=12)
+
+
+def test_a_deadline_event_brings_its_date_to_the_template():
+    from store.planning import deadline_of
+
+    deadline = deadline_of("deadline", {"deadline": "einvoice-2027", "deadline_date": "2027-09-01",
+                                        "title": "Réception des factures électroniques"})
+    assert deadline == {"label": "Réception des factures électroniques", "date": "2027-09-01"}
+    assert deadline_of("creation", {"deadline_date": "2027-09-01"}) is None
+    c = Candidate(1, "deadline", dt.date(2026, 11, 30), business(), deadline=deadline)
+    m = first_message(plan([c], [rule(triggers=["deadline"])], now=NOW, enrolled=set(), suppressed=set()))
+    assert m.context["deadline"] == deadline
