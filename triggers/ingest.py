@@ -294,6 +294,7 @@ class SireneWriter:
         self._family: dict[str | None, str | None] = {None: None}
         self._commune: dict[str | None, tuple] = {None: (None, None, None, None)}
         self._staging_sql: str | None = None
+        self.nothing_known = False  # set during a first load into an empty store
         with engine.connect() as conn:
             self.dialect = conn.dialect.name
             self.upsert_sql = self._upsert_sql(conn)
@@ -415,7 +416,7 @@ class SireneWriter:
                 conn.exec_driver_sql("PRAGMA cache_size=-65536")
                 conn.exec_driver_sql("PRAGMA wal_autocheckpoint=20000")
             now = _now_param(conn)
-            known = self._known(conn, list(by_siret))
+            known = {} if self.nothing_known else self._known(conn, list(by_siret))
             rows: list[tuple] = []
             events: list[EventIn] = []
             closed: list[str] = []
@@ -713,7 +714,10 @@ def ingest_sirene(
         if parallel and lookups is None
         else _parse_in_process(path, lookups, chunk_size)
     )
-    with _first_load(engine):
+    with _first_load(engine) as first:
+        # Why: on an empty store nothing is known, so the per-chunk known-state read is skipped. A
+        # stock file never repeats a SIRET; a repeat in an update file is still merged by the upsert.
+        writer.nothing_known = first
         for chunk in chunks:
             for reject in chunk.rejects:
                 report.reject(reject, rejects)
