@@ -443,12 +443,15 @@ class SireneReader:
                 if state is None:
                     reject(line, "etatAdministratifEtablissement", f"unknown state {row[i_etat]!r}", row)
                     continue
+                # Dates stay the file's ISO text once checked (no round trip through a date object).
                 creation = row[i_creation]
                 if creation == ND:
                     creation = ""
                 elif creation:
                     try:
-                        creation = date_from(creation[:10]).isoformat()
+                        if len(creation) != 10:
+                            raise ValueError(creation)
+                        date_from(creation)
                     except ValueError:
                         reject(line, "dateCreationEtablissement", f"unreadable date {creation!r}", row)
                         continue
@@ -457,7 +460,9 @@ class SireneReader:
                     debut = ""
                 elif debut:
                     try:
-                        debut = date_from(debut[:10]).isoformat()
+                        if len(debut) != 10:
+                            raise ValueError(debut)
+                        date_from(debut)
                     except ValueError:
                         reject(line, "dateDebut", f"unreadable date {debut!r}", row)
                         continue
@@ -512,7 +517,7 @@ class SireneReader:
                     )
                     continue
                 kind = row[i_type]
-                street = " ".join([p for p in (row[i_num], street_types.get(kind, kind), row[i_voie]) if p])
+                street = " ".join(filter(None, (row[i_num], street_types.get(kind, kind), row[i_voie])))
                 yield (
                     line,
                     (

@@ -179,7 +179,8 @@ def test_malformed_rows_are_rejected_with_line_field_reason_and_the_file_goes_on
             row()[:20],  # line 5
             row(trancheEffectifsEtablissement="77"),  # line 6
             row(dateCreationEtablissement="2015-13-45"),  # line 7
-            good,  # line 8
+            row(dateDebut="20150302"),  # line 8: ISO "basic" form, not Sirene's
+            good,  # line 9
         ],
     )
     facts, rejects, reader = read_all(path)
@@ -191,12 +192,13 @@ def test_malformed_rows_are_rejected_with_line_field_reason_and_the_file_goes_on
         (5, "row"),
         (6, "trancheEffectifsEtablissement"),
         (7, "dateCreationEtablissement"),
+        (8, "dateDebut"),
     ]
     assert rejects[0].reason == "invalid SIRET (checksum)"
     assert "99.99Z" in rejects[1].reason and "99999" in rejects[2].reason
     assert rejects[3].reason == "wrong column count (20 instead of 54)"
     assert bad_siret in rejects[0].raw
-    assert reader.stats.read == 7 and reader.stats.rejected == 6
+    assert reader.stats.read == 8 and reader.stats.rejected == 7
 
 
 def test_old_nomenclatures_are_not_family_keys(tmp_path):
