@@ -32,7 +32,9 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Sequence
+from functools import lru_cache
 from email.utils import formatdate
 
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
@@ -67,8 +69,8 @@ def _one_line(value: str) -> str:
 
 
 def _base64_lines(text: str) -> bytes:
-    # 76-character lines (RFC 2045), CRLF-terminated; binascii does the work in C.
-    data = text.encode("utf-8")
+    # Text in canonical form (CRLF line breaks, RFC 2045 6.8), then 76-character lines; binascii works in C.
+    data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
     return b"".join(
         binascii.b2a_base64(data[i : i + 57]).replace(b"\n", b"\r\n") for i in range(0, len(data), 57)
     )
@@ -83,18 +85,40 @@ def _part(text: str, subtype: str) -> bytes:
     )
 
 
+@lru_cache(maxsize=256)
+def _header_text(value: str) -> str:
+    # Subjects and senders repeat across a campaign: encode each once.
+    return encode_header(_one_line(value))
+
+
+@lru_cache(maxsize=16)
+def _from_line(sender: str) -> str:
+    name, _, address = sender.rpartition(" <")
+    return f"From: {_header_text(name)} <{address}" if name else f"From: {_one_line(sender)}"
+
+
+def _date_line() -> str:
+    # formatdate() costs more than the rest of the headers; the text only changes once a second.
+    now = int(time.time())
+    if _DATE[0] != now:
+        _DATE[:] = [now, f"Date: {formatdate(now, localtime=False)}"]
+    return _DATE[1]
+
+
+_DATE: list = [0, ""]
+
+
 def build_email(msg: OutgoingMessage, sender: str) -> bytes:
     """The wire bytes (CRLF lines): text (and html) body in base64, stable Message-ID, extra headers."""
-    name, _, address = sender.rpartition(" <")
     headers = [
-        f"From: {encode_header(_one_line(name))} <{address}" if name else f"From: {_one_line(sender)}",
+        _from_line(sender),
         f"To: {_one_line(msg.recipient)}",
-        f"Subject: {encode_header(_one_line(msg.subject))}",
-        f"Date: {formatdate(localtime=False)}",
+        f"Subject: {_header_text(msg.subject)}",
+        _date_line(),
         f"Message-ID: {_one_line(msg.rfc_message_id)}",
         "MIME-Version: 1.0",
     ]
-    headers += [f"{_one_line(key)}: {encode_header(_one_line(value))}" for key, value in msg.headers.items()]
+    headers += [f"{_one_line(key)}: {_header_text(value)}" for key, value in msg.headers.items()]
     if msg.html_body:
         # "=_" never occurs in base64 text, so the boundary cannot collide with a part.
         boundary = f"=_declic_{msg.message_id}_{os.urandom(6).hex()}"
