@@ -58,6 +58,9 @@ def answer(found: dict, timezone: str) -> str:
     waiting = [m for m in found["messages"] if m["status"] in ("planned", "claimed")]
     if waiting:
         first = min(waiting, key=lambda m: m["due_at"])
+        if first["campaign_status"] == "paused":
+            why = f" : {first['paused_reason']}" if first["paused_reason"] else "."
+            return f"Reçu : pas encore ; la campagne « {first['campaign']} » est en pause{why}"
         return (f"Reçu : pas encore ; prochain envoi prévu le {_local(first['due_at'], timezone)} "
                 f"par {CHANNELS.get(first['channel'], first['channel'])}.")
     return "Reçu : non, aucun message n'est parti (voir les raisons ci-dessous)."

@@ -322,7 +322,8 @@ def business_messages(conn: Connection, siret: str) -> dict | None:
     if business is None:
         return None
     rows = conn.execute(
-        select(MESSAGES, CAMPAIGNS.c.name.label("campaign_name"))
+        select(MESSAGES, CAMPAIGNS.c.name.label("campaign_name"), CAMPAIGNS.c.status.label("campaign_status"),
+               CAMPAIGNS.c.paused_reason)
         .join(CAMPAIGNS, CAMPAIGNS.c.id == MESSAGES.c.campaign_id)
         .where(MESSAGES.c.business_id == business.id).order_by(MESSAGES.c.due_at, MESSAGES.c.id)).all()
     ids = [r.id for r in rows]
@@ -342,7 +343,8 @@ def business_messages(conn: Connection, siret: str) -> dict | None:
         "siret": business.siret, "name": business.name, "state": business.state,
         "do_not_contact": bool(business.do_not_contact), "opted_out": opted_out,
         "messages": [{
-            "id": r.id, "campaign": r.campaign_name, "step": r.step, "channel": r.channel, "template": r.template,
+            "id": r.id, "campaign": r.campaign_name, "campaign_status": r.campaign_status,
+            "paused_reason": r.paused_reason if r.campaign_status == "paused" else None, "step": r.step, "channel": r.channel, "template": r.template,
             "recipient": r.recipient, "status": r.status, "due_at": r.due_at, "sent_at": r.sent_at,
             "attempts": r.attempts, "last_error": r.last_error, "rfc_message_id": r.rfc_message_id,
             "provider_id": r.provider_id, "history": steps[r.id]} for r in rows],

@@ -109,7 +109,7 @@ def test_a_server_that_answers_451_for_a_while_then_accepts(settings, engine, sm
 # --- a campaign pauses itself above the error threshold ---
 
 
-def test_a_campaign_pauses_itself_on_permanent_failures_and_says_why(settings, engine, smtp_sink):
+def test_a_campaign_pauses_itself_on_permanent_failures_and_says_why(settings, engine, smtp_sink, env_settings):
     seed_outbox(engine, 100, now=NOW)
     with engine.connect() as conn:
         rows = conn.execute(select(MESSAGES.c.id, MESSAGES.c.recipient).order_by(MESSAGES.c.id)).all()
@@ -132,6 +132,13 @@ def test_a_campaign_pauses_itself_on_permanent_failures_and_says_why(settings, e
     assert "50\u202f%" in paused.paused_reason and "adresse inconnue" in paused.paused_reason
     assert f"declic campaigns resume {name}" in paused.paused_reason
     assert statuses(engine) == Counter({"planned": 80, "sent": 10, "failed": 10})
+    with engine.connect() as conn:  # the operator asks about a business still waiting
+        siret = conn.execute(select(BUSINESS.c.siret).join(MESSAGES, MESSAGES.c.business_id == BUSINESS.c.id)
+                             .where(MESSAGES.c.id == rows[-1].id)).scalar()
+    from orchestrator.cli import app as cli
+
+    shown = json.loads(CliRunner().invoke(cli, ["messages", "show", siret, "--json"]).output)
+    assert shown["answer"] == f"Reçu : pas encore ; la campagne « {name} » est en pause : {paused.paused_reason}"
 
     # The operator fixes the list and resumes: the failures judged already do not pause it again.
     assert set_campaign_status(engine, name, "active")
