@@ -57,6 +57,18 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
     enrollments = int(messages / 2 / 0.9) + 1  # two messages per treatment enrollment, 10 % holdout
     businesses = enrollments // 2
     ids = [apply_campaign(engine, load_spec(campaign_spec(f"bench-{i}", families=())))[0] for i in range(4)]
+    tables = ("business", "enrollment", "message", "interaction")
+    with engine.begin() as conn:
+        # Secondary indexes are dropped during the load and built once afterwards (much faster than
+        # maintaining them row by row); constraint indexes (primary and unique keys) stay.
+        indexes = conn.execute(
+            text("""SELECT indexname, indexdef FROM pg_indexes
+                    WHERE schemaname = current_schema() AND tablename = ANY(:t)
+                      AND indexname NOT IN (SELECT conname FROM pg_constraint)"""),
+            {"t": list(tables)},
+        ).all()
+        for name, _ in indexes:
+            conn.execute(text(f'DROP INDEX "{name}"'))
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL synchronous_commit = off"))
         conn.execute(
@@ -120,6 +132,10 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
             JOIN enrollment e ON e.id = :e0 + ((i::bigint * 7919) % :ne)"""),
             {"n": interactions, "e0": first_enrollment, "ne": enrollments},
         )
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+        for _, definition in indexes:
+            conn.execute(text(definition))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
         counts = {
@@ -134,13 +150,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch schema")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--reuse", metavar="SCHEMA", help="measure again on a schema kept by --keep")
     args = parser.parse_args(argv)
     messages, interactions = (1_000_000, 100_000) if args.quick else (10_000_000, 1_000_000)
 
-    schema = f"bench_funnel_{uuid.uuid4().hex[:8]}"
+    schema = args.reuse or f"bench_funnel_{uuid.uuid4().hex[:8]}"
     admin = create_engine(URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    if not args.reuse:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
     url = f"{URL}?options=-csearch_path%3D{schema}"
     os.environ.update(
         {
@@ -155,13 +173,21 @@ def main(argv: list[str]) -> int:
         from store.migrate import upgrade
 
         upgrade(url)
-        start = time.perf_counter()
-        made = generate(url, messages, interactions)
-        emit(
-            what="funnel data generated",
-            seconds=round(time.perf_counter() - start, 1),
-            **{k: v for k, v in made.items() if k != "campaign_id"},
-        )
+        if args.reuse:
+            with get_engine(url).connect() as conn:
+                made = {
+                    "campaign_id": conn.execute(
+                        text("SELECT id FROM campaign WHERE name = 'bench-0'")
+                    ).scalar_one()
+                }
+        else:
+            start = time.perf_counter()
+            made = generate(url, messages, interactions)
+            emit(
+                what="funnel data generated",
+                seconds=round(time.perf_counter() - start, 1),
+                **{k: v for k, v in made.items() if k != "campaign_id"},
+            )
         engine = get_engine(url)
         with engine.connect() as conn:
             campaign = campaign_by_id(conn, made["campaign_id"])
@@ -218,7 +244,9 @@ def main(argv: list[str]) -> int:
         from store.db import dispose_engines
 
         dispose_engines()
-        if not args.keep:
+        if args.keep or args.reuse:
+            print(f"schema kept: {schema} (python -m bench.bench_funnel --reuse {schema})", file=sys.stderr)
+        else:
             with admin.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
