@@ -241,7 +241,10 @@ class SmtpChannel:
                             msg.message_id, Outcome.TRANSIENT, shared.unreachable
                         )
                         continue
-                result, keep = self._attempt(smtp, msg, on_handoff)
+                try:
+                    result, keep = self._attempt(smtp, msg, on_handoff)
+                except Exception as exc:  # noqa: BLE001 (a bug must not leave a connection inside DATA for reuse)
+                    result, keep = SendResult(msg.message_id, Outcome.TRANSIENT, f"erreur pendant l'envoi : {exc}"), False
                 shared.results[index] = result
                 if not keep:
                     _close(smtp)

@@ -299,3 +299,34 @@ def test_messages_show_answers_received_when_and_on_which_channel(settings, engi
     table = CliRunner().invoke(cli, ["messages", "show", siret])
     assert table.exit_code == 0 and "envoyé" in table.output and "e-mail" in table.output
     assert CliRunner().invoke(cli, ["messages", "show", "00000000000000"]).exit_code == 1
+
+
+# --- the fence: a lease taken over by another worker stops the message inside DATA ---
+
+
+def test_a_lease_lost_before_the_handoff_sends_nothing(settings, engine, smtp_sink, monkeypatch):
+    seed_outbox(engine, 30, now=NOW)
+    with engine.connect() as conn:
+        stolen = conn.execute(select(MESSAGES.c.id).order_by(MESSAGES.c.id).limit(1).offset(10)).scalar()
+    import orchestrator.dispatch as dispatch
+
+    real_prepare = dispatch.prepare_batch
+
+    def prepare_then_lose_one(*args, **kwargs):
+        prepared = real_prepare(*args, **kwargs)
+        if prepared is not None and any(r.id == stolen for r in prepared.rows):
+            with engine.begin() as conn:  # what a second worker does once it believes the lease expired
+                conn.execute(update(MESSAGES).where(MESSAGES.c.id == stolen).values(lease_owner="autre:1:x"))
+        return prepared
+
+    monkeypatch.setattr(dispatch, "prepare_batch", prepare_then_lose_one)
+    app = bootstrap(settings.model_copy(update={"smtp_connections": 4}), clock=lambda: NOW)
+    try:
+        counts = dispatch_all(app)
+    finally:
+        app.close()
+    assert counts["sent"] == 29 and counts["abandoned"] == 1
+    assert f"<declic.{stolen}@127.0.0.1>" not in smtp_sink.by_message_id
+    assert len(smtp_sink.by_message_id) == 29 and smtp_sink.duplicates() == {}
+    lost = row(engine, stolen)
+    assert lost.status == "claimed" and lost.lease_owner == "autre:1:x"  # left to its new owner
