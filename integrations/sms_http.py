@@ -86,6 +86,7 @@ from integrations._http import (
 )
 from integrations._settings import UnconfiguredChannel, setting
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
+from templates.lint import sms_length
 
 PARIS = ZoneInfo("Europe/Paris")
 OCTOPUSH_URL = "https://api.octopush.com/v1/public/sms-campaign/send"
@@ -605,10 +606,13 @@ class SmsChannel:
         body = _json_or_none(response)
         outcome = classify_status(response.status_code)
         if outcome is Outcome.SENT:
+            # The operator reads the cost in the history: segments and the encoding that set them.
+            length = sms_length(message.body)
+            plural = "s" if length.segments > 1 else ""
             return SendResult(
                 message.message_id,
                 outcome,
-                status_detail(response),
+                status_detail(response, f"{length.segments} segment{plural} {length.encoding}"),
                 provider_id=self.adapter.provider_id(body),
             )
         reason, already_sent = self.adapter.error_detail(body)

@@ -289,3 +289,9 @@ def test_missing_settings_hold_the_messages_instead_of_breaking_the_dispatch(
     assert result.outcome is Outcome.TRANSIENT
     assert "non configuré" in result.detail and "DECLIC_SMS_URL" in result.detail
     channel.close()
+
+
+def test_the_detail_tells_segments_and_encoding(generic: SmsChannel) -> None:
+    short, accented = generic.send([sms(1, text="Bonjour, à bientôt. STOP au 36111"), sms(2, text="é" * 200)])
+    assert "1 segment UCS-2" in short.detail  # "ô" is not in GSM-7
+    assert "2 segments GSM-7" in accented.detail  # "é" is
