@@ -48,8 +48,10 @@ Octopush adapter (French provider; format taken from its public API documentatio
     body     {"text": ..., "recipients": [{"phone_number": "+336..."}], "type": "sms_premium",
               "purpose": "wholesale", "sender": "DECLIC", "with_replies": true, "request_id": <reference>}
     200      {"sms_ticket": "sms_5fec...", "number_of_contacts": 1, "total_cost": ..., ...}
-    errors   JSON with a numeric "code" and a "message"; code 120 means "a SMS with the same request_id
-             has already been sent": the earlier attempt went through, so it counts as SENT.
+    errors   the documented return codes (100-123...) are read from "code" (or "error_code") with the
+             "message" when the body carries them; the exact error body is not documented, so it is read
+             tolerantly. Code 120, "a SMS with the same request_id has already been sent", means the
+             earlier attempt went through: it counts as SENT.
     Octopush refuses (code 121) a marketing ("wholesale") SMS to France without "STOP au XXXXX" in the
     text: the templates carry it, this channel does not add text.
     Inbound callbacks: {"message_id", "number", "text", "sim_card_number", "reception_date"} for replies,
