@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from integrations.base import OutgoingMessage, Outcome, SendResult
 from orchestrator.bootstrap import App
-from store.outbox import (Fence, blocked_at_send_time, cancel, claim_due, give_back, pause_on_errors, record_results,
+from store.outbox import (Fence, blocked_at_send_time, cancel, claim_due, pause_on_errors, record_results,
                           release_expired)
 from web.tokens import links_for
 
@@ -153,28 +153,31 @@ def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | Non
     return deliver_batch(app, prepared) if prepared is not None else Counter()
 
 
-def dispatch_all(app: App, *, now: dt.datetime | None = None, max_batches: int = 10_000) -> Counter:
-    """Dispatch batches until nothing is due.
+def dispatch_all(app: App, *, now: dt.datetime | None = None, max_batches: int = 10_000,
+                 limit: int | None = None, owner: str | None = None,
+                 by_campaign: Counter | None = None) -> Counter:
+    """Dispatch batches until nothing is due (at most `max_batches` of `limit` messages).
 
     The next batch is claimed and rendered in a helper thread while the current one is on the wire:
     rendering is our CPU, the SMTP exchange mostly the server's, so the two overlap instead of adding up.
+    `owner` and `by_campaign` are as for `dispatch_batch` (a flow passes its own, for its logs).
     """
     total: Counter = Counter()
-    owner = worker_id()
+    owner = owner or worker_id()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="declic-prepare") as helper:
-        prepared = prepare_batch(app, now=now, owner=owner)
-        for _ in range(max_batches):
+        prepared = prepare_batch(app, now=now, limit=limit, owner=owner, by_campaign=by_campaign)
+        for number in range(1, max_batches + 1):
             if prepared is None:
                 break
-            upcoming = helper.submit(prepare_batch, app, now=now, owner=owner)
+            # No look-ahead on the last allowed batch: nothing is claimed that this call will not send.
+            upcoming = None
+            if number < max_batches:
+                upcoming = helper.submit(prepare_batch, app, now=now, limit=limit, owner=owner,
+                                         by_campaign=by_campaign)
             try:
                 total.update(deliver_batch(app, prepared))
             finally:
-                prepared = upcoming.result()
-        else:
-            if prepared is not None:  # claimed but over the limit: give it back now rather than at lease end
-                with app.engine.begin() as conn:
-                    give_back(conn, [row.id for row in prepared.rows], owner, prepared.now)
+                prepared = upcoming.result() if upcoming is not None else None
     return total
 
 

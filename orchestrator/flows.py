@@ -22,7 +22,7 @@ from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
 from orchestrator.bootstrap import bootstrap
-from orchestrator.dispatch import dispatch_batch, worker_id
+from orchestrator.dispatch import dispatch_all, worker_id
 from orchestrator.planning import plan_batch
 
 
@@ -52,20 +52,15 @@ def plan_batch_task(now: str | None, limit: int | None) -> dict[str, int]:
 
 @task(name="dispatch-batches", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10])
 def dispatch_batches_task(now: str | None, limit: int | None, owner: str,
-                          batches: int) -> tuple[dict[str, int], dict[int, int], int]:
-    # Several batches per task run: Prefect's cost is per task run, and one SMTP session serves them all.
+                          batches: int) -> tuple[dict[str, int], dict[int, int]]:
+    # Several batches per task run: Prefect's cost is per task run, one SMTP session serves them all, and
+    # `dispatch_all` renders the next batch while the current one is on the wire.
     app = bootstrap()
-    counts: Counter = Counter()
     by_campaign: Counter = Counter()
-    done = 0
     try:
-        for done in range(1, batches + 1):
-            batch = dispatch_batch(app, now=_now(now), limit=limit, owner=owner, by_campaign=by_campaign)
-            if not batch:
-                done -= 1
-                break
-            counts.update(batch)
-        return dict(counts), dict(by_campaign), done
+        counts = dispatch_all(app, now=_now(now), max_batches=batches, limit=limit, owner=owner,
+                              by_campaign=by_campaign)
+        return dict(counts), dict(by_campaign)
     finally:
         app.close()
 
@@ -92,25 +87,20 @@ def plan_flow(now: str | None = None, limit: int | None = None, max_batches: int
 
 @flow(name="dispatch", log_prints=False)
 def dispatch_flow(now: str | None = None, limit: int | None = None, max_batches: int = 1000,
-                  batches_per_task: int = 5) -> dict[str, int]:
+                  batches_per_task: int = 10) -> dict[str, int]:
     """Send every due message, batch by batch (several runs may work at once: claims are row locks)."""
     logger = get_run_logger()
     run = _run_label()
     owner = worker_id()
     total: Counter = Counter()
-    first = 1
-    while first <= max_batches:
+    for first in range(1, max_batches + 1, batches_per_task):
         wanted = min(batches_per_task, max_batches - first + 1)
-        counts, by_campaign, done = dispatch_batches_task(now, limit, owner, wanted)
-        if not done:
+        counts, by_campaign = dispatch_batches_task(now, limit, owner, wanted)
+        if not counts:
             break
-        last = first + done - 1
-        logger.info("flow run %s, dispatch batches %d-%d by %s (%s): %s", run, first, last, owner,
+        logger.info("flow run %s, dispatch batches from %d by %s (%s): %s", run, first, owner,
                     _campaigns(Counter(by_campaign)), counts)
         total.update(counts)
-        first = last + 1
-        if done < wanted:
-            break
     logger.info("flow run %s: dispatch done, %s", run, dict(total) or "nothing due")
     return dict(total)
 
