@@ -550,8 +550,8 @@ class SmsChannel:
         self._throttle = Throttle(rate)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> SmsChannel | UnconfiguredChannel:
-        """The channel configured from the composition root's settings (`DECLIC_SMS_*`)."""
+    def from_settings(cls, settings: Any, clock: Any = None) -> SmsChannel | UnconfiguredChannel:
+        """The channel configured from the composition root's settings (`DECLIC_SMS_*`); no clock needed."""
         try:
             return cls._from_settings(settings)
         except ValueError as exc:

@@ -105,3 +105,15 @@ def test_a_call_task_is_queued_with_the_rendered_script(settings, engine) -> Non
     assert row.status == "sent" and row.provider_id == str(task.id)
     assert "plomb" in task.script.lower()
     assert task.due_at == NOW  # Tuesday 10:30 in Paris: callable at once
+
+
+def test_every_channel_factory_accepts_the_root_clock(settings) -> None:
+    import integrations.email_smtp  # noqa: F401  (registers "email")
+    from integrations.base import factory_for, registered
+    from orchestrator.bootstrap import _import_channels
+
+    _import_channels()
+    for name in ("email", "sms", "letter", "call", "webhook"):
+        assert name in registered()
+        channel = factory_for(name)(settings, clock=lambda: NOW)
+        channel.close()
