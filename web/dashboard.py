@@ -92,6 +92,9 @@ def _plain(value: Any) -> Any:
         return "oui" if value else "non"
     if isinstance(value, dt.datetime):
         return _local(value)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        # A business name like "=HYPERLINK(...)" must stay text in a spreadsheet (CSV formula injection).
+        return "'" + value
     return "" if value is None else value
 
 

@@ -438,3 +438,20 @@ def test_editing_a_campaign_keeps_what_the_form_does_not_show(app, engine, world
         "/tableau/campagnes/nouvelle", data={**form, "depuis": str(world["privas"].campaign_id)}
     )
     assert forged.status_code == 404
+
+
+def test_csv_exports_neutralise_spreadsheet_formulas(app, engine, world):
+    from store.models import Business
+
+    bid = world["rennes"].business_ids[0]
+    with engine.begin() as conn:
+        conn.execute(
+            Business.__table__.update()
+            .where(Business.__table__.c.id == bid)
+            .values(name='=HYPERLINK("http://evil.example","x")')
+        )
+    client = signed_in(app, "agent@ille-et-vilaine.fr")
+    export = client.get(f"/tableau/campagnes/{world['rennes'].campaign_id}/entreprises.csv").content.decode(
+        "utf-8-sig"
+    )
+    assert "'=HYPERLINK" in export and "\n=HYPERLINK" not in export and ',"=HYPERLINK' not in export
