@@ -996,7 +996,8 @@ def emit_deadlines(
     deadlines: Sequence[cal.Deadline] | None = None,
     chunk_size: int = 20_000,
 ) -> DeadlineRun:
-    """Store the deadline reminders due today for every concerned active business, once each."""
+    """Store the deadline reminders due today for every concerned active business that may be contacted,
+    once each."""
     run = DeadlineRun(
         due=cal.due_offsets(deadlines if deadlines is not None else cal.load_deadlines(), offsets, today)
     )
@@ -1010,7 +1011,7 @@ def emit_deadlines(
         with engine.connect() as conn:
             page = conn.execute(
                 select(b.c.id, b.c.siret, b.c.tranche_effectifs, b.c.state)
-                .where(b.c.id > last_id, b.c.state == "active")
+                .where(b.c.id > last_id, b.c.state == "active", b.c.do_not_contact.is_(False))
                 .order_by(b.c.id)
                 .limit(chunk_size)
             ).all()

@@ -155,6 +155,11 @@ def test_deadline_reminders_once_per_deadline_offset_and_business(engine, tmp_pa
         write(tmp_path / "s2.csv", [row(siret=SIRET_C, etatAdministratifEtablissement="F")]),
         today=TODAY,
     )
+    ingest_sirene(  # a unit in partial diffusion is never reminded either
+        engine,
+        write(tmp_path / "s3.csv", [row(siret="44306184100021", statutDiffusionEtablissement="P")]),
+        today=TODAY,
+    )
     deadline = Deadline(
         "einvoicing-issuing-2027", dt.date(2027, 9, 1), "t", "s", frozenset({"micro", "pme"}), ("x",)
     )
