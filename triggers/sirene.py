@@ -16,7 +16,8 @@ What the reader guarantees:
 - streaming: one row in memory at a time (plus the small per-file lookup caches);
 - a row with a wrong column count, a bad SIRET checksum (python-stdnum rules, La Poste exception
   included), an unknown tranche, a bad date, an unknown NAF rév. 2 code or an unknown commune is
-  rejected with its line, field and reason, and the file goes on;
+  rejected with its line, field and reason, and the file goes on (on a closed row an obsolete NAF or
+  commune code is left empty instead: only its state matters, see CLOSED_ROWS_NOTE);
 - a truncated or non-CSV file raises `SireneFormatError` with a plain explanation;
 - a unit in partial diffusion (`statutDiffusionEtablissement` = `P`) or with any `[ND]` value keeps no
   personal data (name, address, commune) and gets `do_not_contact=True` (code de commerce R123-232-1);
@@ -134,6 +135,12 @@ REQUIRED = (
     "nomenclatureActivitePrincipaleEtablissement",
     "caractereEmployeurEtablissement",
 )
+
+# "00.00Z" is Sirene's placeholder for an activity not coded yet: no family, not an error.
+NAF_UNKNOWN = "00.00Z"
+# CLOSED_ROWS_NOTE: a closed row matters only for its state (a known establishment that closed). The
+# national stock holds millions of old closed units whose commune or NAF code no longer exists; they
+# are read with those codes left empty instead of being rejected by the million.
 
 TPE_TRANCHES = frozenset({"NN", "00", "01", "02", "03", ""})
 TRANCHES = TPE_TRANCHES | frozenset({"11", "12", "21", "22", "31", "32", "41", "42", "51", "52", "53"})
@@ -473,8 +480,11 @@ class SireneReader:
                     if known is None:
                         known = naf_cache[naf] = bool(naf_known(naf))
                     if not known:
-                        reject(line, "activitePrincipaleEtablissement", f"unknown NAF code {naf!r}", row)
-                        continue
+                        if state == "closed" or naf == NAF_UNKNOWN:
+                            naf = None  # see CLOSED_ROWS_NOTE
+                        else:
+                            reject(line, "activitePrincipaleEtablissement", f"unknown NAF code {naf!r}", row)
+                            continue
                 else:
                     # Older nomenclatures (NAFRev1, NAF1993, NAP) are not family keys.
                     naf = None
@@ -485,8 +495,11 @@ class SireneReader:
                     if known is None:
                         known = commune_cache[commune] = bool(commune_known(commune))
                     if not known:
-                        reject(line, "codeCommuneEtablissement", f"unknown commune {commune!r}", row)
-                        continue
+                        if state == "closed":
+                            commune = None  # see CLOSED_ROWS_NOTE
+                        else:
+                            reject(line, "codeCommuneEtablissement", f"unknown commune {commune!r}", row)
+                            continue
                 else:
                     commune = None
 

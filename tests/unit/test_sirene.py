@@ -201,6 +201,22 @@ def test_malformed_rows_are_rejected_with_line_field_reason_and_the_file_goes_on
     assert reader.stats.read == 8 and reader.stats.rejected == 7
 
 
+def test_closed_rows_with_obsolete_codes_are_kept_without_them(tmp_path):
+    path = write(
+        tmp_path / "stock.csv",
+        [
+            row(etatAdministratifEtablissement="F", codeCommuneEtablissement="99999"),
+            row(siret=SIRET_B, etatAdministratifEtablissement="F", activitePrincipaleEtablissement="99.99Z"),
+            row(siret=SIRET_C, activitePrincipaleEtablissement="00.00Z"),
+        ],
+    )
+    facts, rejects, _ = read_all(path)
+    assert rejects == []
+    assert facts[0].commune_code is None and facts[0].state == "closed"
+    assert facts[1].naf_code is None
+    assert facts[2].naf_code is None and facts[2].state == "active"
+
+
 def test_old_nomenclatures_are_not_family_keys(tmp_path):
     path = write(
         tmp_path / "stock.csv",
