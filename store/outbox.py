@@ -97,18 +97,6 @@ def blocked_at_send_time(conn: Connection, rows: Sequence) -> dict[int, str]:
     return out
 
 
-def give_back(conn: Connection, message_ids: Sequence[int], owner: str, now: dt.datetime) -> None:
-    """Return claimed messages untouched to the outbox (the dispatcher stops before sending them)."""
-    result = conn.execute(update(MESSAGES).where(MESSAGES.c.id.in_(list(message_ids)), MESSAGES.c.status == "claimed",
-                                                 MESSAGES.c.lease_owner == owner)
-                          .values(status="planned", lease_owner=None, lease_until=None)
-                          .returning(MESSAGES.c.id))
-    returned = [r.id for r in result]
-    if returned:
-        conn.execute(HISTORY.insert(), [{"message_id": i, "status": "planned", "at": now, "detail": "remis en attente"}
-                                        for i in returned])
-
-
 def cancel(conn: Connection, reasons: dict[int, str], owner: str, now: dt.datetime) -> None:
     """Stop messages that must not leave, with the reason in their history.
 
