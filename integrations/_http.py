@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -69,6 +70,10 @@ def transport_detail(exc: requests.RequestException) -> str:
     return f"erreur de transport : {type(exc).__name__}"
 
 
+def _proxy_settings_in_environment() -> bool:
+    return any(key.lower().endswith("_proxy") for key in os.environ)
+
+
 class SessionPool:
     """One `requests.Session` per worker thread, with default headers, all closed together."""
 
@@ -85,6 +90,14 @@ class SessionPool:
         if session is None:
             session = requests.Session()
             session.headers.update(self._headers)
+            if not _proxy_settings_in_environment():
+                # Without proxy variables there is nothing to look up, yet requests scans the whole
+                # environment on every request for them (a third of its CPU per SMS in the benchmark).
+                session.trust_env = False
+                # The one other thing requests takes from the environment: the CA bundle to trust.
+                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                if bundle:
+                    session.verify = bundle
             adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
