@@ -8,6 +8,8 @@ session, so an id planted before sign-in is worthless after it.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +24,24 @@ from web.deps import EngineDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
+
+
+MAX_FAILURES = 5  # wrong passwords for one e-mail ...
+FAILURE_WINDOW = 15 * 60  # ... within this many seconds, then sign-in waits for the window to pass
+_failures: dict[str, list[float]] = {}
+_failures_lock = threading.Lock()
+
+
+def _recent_failures(email: str, now: float) -> list[float]:
+    with _failures_lock:
+        kept = [t for t in _failures.get(email, []) if now - t < FAILURE_WINDOW]
+        _failures[email] = kept
+        return kept
+
+
+def _record_failure(email: str, now: float) -> None:
+    with _failures_lock:
+        _failures.setdefault(email, []).append(now)
 
 
 class SignInRequired(Exception):
@@ -91,8 +111,23 @@ async def sign_in(
 ):
     """Check the password; on success a fresh session and the page asked for."""
     require_csrf(request, csrf)
+    key, now = email.strip().lower(), time.monotonic()
+    # Per process: enough to make guessing a password by the web form slow (argon2 makes each try costly).
+    if len(_recent_failures(key, now)) >= MAX_FAILURES:
+        return pages.TemplateResponse(
+            request,
+            "signin.html",
+            {
+                "csrf": csrf_token(request),
+                "suite": safe_next(suite),
+                "email": email,
+                "error": "Trop d'essais. Réessayez dans un quart d'heure.",
+            },
+            status_code=429,
+        )
     user = await run_in_threadpool(authenticate, engine, email, password)
     if user is None:
+        _record_failure(key, now)
         return pages.TemplateResponse(
             request,
             "signin.html",

@@ -455,3 +455,22 @@ def test_csv_exports_neutralise_spreadsheet_formulas(app, engine, world):
         "utf-8-sig"
     )
     assert "'=HYPERLINK" in export and "\n=HYPERLINK" not in export and ',"=HYPERLINK' not in export
+
+
+@pytest.fixture(autouse=True)
+def fresh_failures():
+    from web import auth
+
+    auth._failures.clear()
+    yield
+    auth._failures.clear()
+
+
+def test_sign_in_slows_down_after_five_wrong_passwords(app, world):
+    client = TestClient(app)
+    csrf = csrf_of(client.get("/connexion").text)
+    for _ in range(5):
+        wrong = client.post("/connexion", data={"email": "paul@exemple.fr", "password": "x", "csrf": csrf})
+        assert wrong.status_code == 401
+    blocked = client.post("/connexion", data={"email": "paul@exemple.fr", "password": PASSWORD, "csrf": csrf})
+    assert blocked.status_code == 429 and "Trop d&#39;essais" in blocked.text
