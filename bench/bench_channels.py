@@ -171,6 +171,7 @@ def main(quick: bool = False) -> None:
     bench_http("sms", "generic", n_sms, [8])
     bench_http("webhook", "webhook", n_sms, [8])
     bench_letters(200 if quick else 1000, 100)
+    bench_letters(500 if quick else 1000, 500)  # the dispatcher's default batch size
 
 
 if __name__ == "__main__":
