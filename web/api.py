@@ -111,5 +111,35 @@ def announce_batch(partner, result: BatchResult) -> None:
                          TRIGGER_RECEIVED, partner.name)
 
 
+class SubmittedEvent(BaseModel):
+    """One event the calling partner submitted, and where it stands."""
+
+    id: int
+    external_id: str
+    type: str
+    siret: str | None
+    occurred_on: str
+    status: str  # accepted | pending (business unknown yet)
+    planned: bool
+    received_at: str
+
+
+@router.get("/events", response_model=list[SubmittedEvent],
+            responses={401: {"description": "missing or bad token"}})
+async def list_events(partner: PartnerDep, engine: EngineDep, after: int = 0,
+                      limit: int = 100) -> list[SubmittedEvent]:
+    """The calling partner's own submissions (never another partner's), oldest first; page with `after`."""
+    from store.accounts import partner_events
+
+    def read() -> list[SubmittedEvent]:
+        with engine.connect() as conn:
+            rows = partner_events(conn, partner.id, after_id=after, limit=max(1, min(limit, 1000)))
+        return [SubmittedEvent(id=r.id, external_id=r.external_id, type=r.type, siret=r.siret,
+                               occurred_on=r.occurred_on.isoformat(), status=r.status, planned=r.planned,
+                               received_at=r.received_at.isoformat()) for r in rows]
+
+    return await run_in_threadpool(read)
+
+
 # Publish the item schema in the OpenAPI document (items are validated one by one, see EventBatch).
 post_events.__doc__ = (post_events.__doc__ or "") + "\n\nItem fields: " + ", ".join(EventItem.model_fields)

@@ -106,3 +106,29 @@ def test_session_cookie_flags(settings, engine, base_url, secure):
     cookie = reply.headers["set-cookie"].lower()
     assert "declic_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     assert ("secure" in cookie) is secure
+
+
+def test_a_partner_reads_only_its_own_submissions(client, engine):
+    from store.admin import add_partner
+    from tests.utils.factories import creation_item
+
+    bge = add_partner(engine, "bge", ["creation"])
+    adie = add_partner(engine, "adie", ["creation"])
+    for token, ids in ((bge, ["b1", "b2"]), (adie, ["a1"])):
+        reply = client.post(
+            "/api/v1/events",
+            json={"events": [creation_item(i) for i in ids]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert reply.status_code == 200
+    mine = client.get("/api/v1/events", headers={"Authorization": f"Bearer {bge}"}).json()
+    assert [e["external_id"] for e in mine] == ["b1", "b2"] and mine[0]["status"] == "accepted"
+    page = client.get(
+        f"/api/v1/events?after={mine[0]['id']}", headers={"Authorization": f"Bearer {bge}"}
+    ).json()
+    assert [e["external_id"] for e in page] == ["b2"]
+    assert [
+        e["external_id"]
+        for e in client.get("/api/v1/events", headers={"Authorization": f"Bearer {adie}"}).json()
+    ] == ["a1"]
+    assert client.get("/api/v1/events").status_code == 401
