@@ -375,6 +375,10 @@ def record_attempt(
     elif outcome == REFUSED:
         values["status"] = "refused"
     else:
+        if departement is None and row.business_id is not None:
+            # The business's own département gives its holidays (Alsace-Moselle, overseas).
+            facts = _business_facts(conn, {row.business_id}).get(row.business_id)
+            departement = facts.departement if facts else None
         others = history_for(conn, [row.phone]).get(row.phone, [])
         # This task's own attempts are already in `others` except the one being recorded now.
         slot = next_call_slot(

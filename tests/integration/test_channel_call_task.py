@@ -266,3 +266,23 @@ def test_the_business_departement_gives_its_holidays_and_clock(engine) -> None:
         task = conn.execute(select(TASKS)).one()
     reunion = ZoneInfo("Indian/Reunion")
     assert task.due_at.astimezone(reunion) == dt.datetime(2027, 12, 21, 10, 0, tzinfo=reunion)
+
+
+def test_rescheduling_uses_the_business_departement_holidays(engine) -> None:
+    # Moselle: Good Friday 26 March 2027 is a holiday there; a no-answer on Thursday 25 at 19:00 moves
+    # past the Friday, the weekend and Easter Monday to Tuesday 30 March.
+    [(message_id, business_id)] = _outbox(engine, 1, phone="+33612345678", consent=True, departement="57")
+    thursday = dt.datetime(2027, 3, 25, 9, 0, tzinfo=dt.UTC)
+    channel = CallTaskChannel(engine=engine, clock=lambda: thursday)
+    message = OutgoingMessage(
+        message_id=message_id,
+        channel="call",
+        recipient="+33612345678",
+        body="Bonjour",
+        meta={"business_id": business_id},
+    )
+    task_id = int(channel.send([message])[0].provider_id)
+    with engine.begin() as conn:
+        record_attempt(conn, task_id, outcome="no_answer", at=dt.datetime(2027, 3, 25, 19, 0, tzinfo=PARIS))
+        task = conn.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
+    assert task.due_at.astimezone(PARIS) == dt.datetime(2027, 3, 30, 10, 0, tzinfo=PARIS)
