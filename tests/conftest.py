@@ -146,5 +146,7 @@ def prefect_harness():
     """One Prefect test server for the whole session (it costs several seconds to start)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # The harness's own start-up timeout (30 s) ignores PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS;
+    # a busy two-core CI machine needs longer to migrate the test server's SQLite file.
+    with prefect_test_harness(server_startup_timeout=120):
         yield

@@ -85,3 +85,23 @@ def _asserting_worker(worker_cls, client_cls):
 @pytest.fixture(autouse=True)
 def _quiet_prefect_logs(caplog):
     caplog.set_level(logging.ERROR, logger="prefect")
+
+
+def test_intake_flows_call_the_other_rooms_functions(prefect_harness, env_settings, engine):
+    from orchestrator.flows import deadlines_flow, rollup_flow, run_once, watch_feeds_flow
+    from store.feeds import add_feed, get_feed
+    from tests.utils.feed_server import Answer, FeedServer
+
+    add_partner(engine, "bge", ["creation"])
+    day = (dt.date.today() - dt.timedelta(days=2)).isoformat()
+    body = ("external_id;type;siret;occurred_on;naf_code;commune_code\n"
+            f"w1;creation;73282932000074;{day};43.22A;35238\n").encode()
+    with FeedServer() as server:
+        server.routes["/bge.csv"] = [Answer(200, body, {"ETag": '"1"'})]
+        add_feed(engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge")
+        assert run_once(watch_feeds_flow) == {"feeds": 1, "events": 1, "failed": 0}
+    assert get_feed(engine, "bge").etag == '"1"'
+
+    report = run_once(deadlines_flow, today="2026-12-01")
+    assert "due" in report and "read" in report
+    assert "rollup_rows" in run_once(rollup_flow, day="2026-11-30")
