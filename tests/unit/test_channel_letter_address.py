@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from integrations.letter_pdf import (
     MAX_CHARS,
@@ -186,3 +188,37 @@ def test_sender_addresses_are_split_into_lines() -> None:
 def test_a_wrapped_name_keeps_its_own_spelling() -> None:
     lines = block_from_lines(["Société Coopérative Ouvrière de Production", "5 rue du Port", "56100 Lorient"])
     assert lines[:2] == ["Société Coopérative Ouvrière de", "Production"]
+
+
+_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=_text,
+    contact=_text,
+    building=_text,
+    street=_text,
+    locality_extra=_text,
+    postcode=st.one_of(st.from_regex(r"\A[0-9]{5}\Z"), _text),
+    city=_text,
+)
+def test_any_address_fits_la_poste_or_is_refused_in_plain_words(
+    name: str, contact: str, building: str, street: str, locality_extra: str, postcode: str, city: str
+) -> None:
+    try:
+        lines = address_block(
+            name=name,
+            contact=contact,
+            building=building,
+            street=street,
+            locality_extra=locality_extra,
+            postcode=postcode,
+            city=city,
+        )
+    except AddressError as err:
+        assert str(err)  # always says why
+        return
+    assert 2 <= len(lines) <= 6
+    assert all(0 < len(line) <= MAX_CHARS for line in lines)
+    assert lines[-1][:5].isdigit() and lines[-1] == lines[-1].upper()
