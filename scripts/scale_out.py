@@ -114,6 +114,8 @@ class Cluster:
             "PREFECT_LOGGING_LEVEL": env_level(),
             "DECLIC_DATABASE_URL": self.store_url,
             "DECLIC_HOME": str(self.workdir / "declic-home"),
+            # prefect.yaml runs the flows from "{{ $PWD }}": the project folder, wherever we start.
+            "PWD": str(ROOT),
         })
         if self.broker == "redis":
             env.update({
