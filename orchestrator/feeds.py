@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from orchestrator.bootstrap import App
-from store.feeds import FeedRow, due_feeds, record_failure, record_success
+from store.feeds import FeedRow, claim_feed, due_feeds, record_failure, record_success
 from triggers.feeds.http import FeedHttp, FetchError, file_sha256
 
 logger = logging.getLogger("declic.feeds")
@@ -323,4 +323,10 @@ def watch_due_feeds(
 ) -> list[dict[str, Any]]:
     """Watch every due feed (`only`: "bodacc" or "sirene" narrows to that source); one outcome per feed."""
     now = now or app.clock()
-    return [watch_feed(app, feed, now=now, http=http) for feed in due_feeds(app.engine, now, only)]
+    # The claim lasts longer than any fetch; a run that dies leaves the feed due again after it.
+    lease = dt.timedelta(minutes=30)
+    return [
+        watch_feed(app, feed, now=now, http=http)
+        for feed in due_feeds(app.engine, now, only)
+        if claim_feed(app.engine, feed, now, lease)
+    ]

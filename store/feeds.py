@@ -199,6 +199,20 @@ def due_feeds(engine: Engine, now: dt.datetime, only: str | None = None) -> list
         return [_row(r) for r in conn.execute(stmt)]
 
 
+def claim_feed(engine: Engine, feed: FeedRow, now: dt.datetime, lease: dt.timedelta) -> bool:
+    """Take a due feed for one run (two overlapping runs never fetch the same feed); False if taken."""
+    due = (
+        FEEDS.c.next_due_at.is_(None) if feed.next_due_at is None else FEEDS.c.next_due_at == feed.next_due_at
+    )
+    with engine.begin() as conn:
+        taken = conn.execute(
+            update(FEEDS)
+            .where(FEEDS.c.id == feed.id, FEEDS.c.status == "active", due)
+            .values(next_due_at=now + lease)
+        )
+    return taken.rowcount == 1
+
+
 def set_status(engine: Engine, name: str, status: str) -> None:
     """Pause or resume a feed (a resumed feed is due at once)."""
     values: dict[str, Any] = {"status": status}

@@ -241,3 +241,15 @@ def test_periods():
     assert parse_period("30m") == 1800 and parse_period("6h") == 21600 and parse_period("1d") == 86400
     with pytest.raises(FeedError):
         parse_period("soon")
+
+
+def test_two_overlapping_runs_never_fetch_the_same_feed(app, server):
+    from store.feeds import claim_feed, due_feeds
+
+    add_partner(app.engine, "bge", ["creation"])
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge")
+    now = dt.datetime.now(dt.UTC)
+    (feed,) = due_feeds(app.engine, now)
+    assert claim_feed(app.engine, feed, now, dt.timedelta(minutes=30))
+    assert not claim_feed(app.engine, feed, now, dt.timedelta(minutes=30))  # the other run read it as due too
+    assert due_feeds(app.engine, now) == [] and watch_due_feeds(app, now=now) == []
