@@ -52,6 +52,8 @@ from triggers.sirene import (
     R_SIRET,
     R_STATE,
     R_TRANCHE,
+    SKIP_CLOSED,
+    SKIP_NOT_TPE,
     TPE_TRANCHES,
     KnownState,
     Lookups,
@@ -284,17 +286,18 @@ class _Chunk:
     records: list[tuple]
     rejects: list[Reject]
     read: int
+    skipped: dict[str, int]
 
 
-def _parse_in_process(path: Path, lookups: Lookups | None, chunk_size: int) -> Iterator[_Chunk]:
-    for records, rejects, read in chunked_records(path, lookups, chunk_size):
-        yield _Chunk(records, list(rejects), read)
+def _parse_in_process(path: Path, lookups: Lookups | None, chunk_size: int, drop: bool) -> Iterator[_Chunk]:
+    for records, rejects, read, skipped in chunked_records(path, lookups, chunk_size, drop):
+        yield _Chunk(records, list(rejects), read, skipped)
 
 
-def _parse_in_child(path: Path, chunk_size: int) -> Iterator[_Chunk]:
+def _parse_in_child(path: Path, chunk_size: int, drop: bool) -> Iterator[_Chunk]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue(maxsize=4)  # bounded: the parser never runs more than 4 chunks ahead
-    proc = ctx.Process(target=parser_process, args=(str(path), chunk_size, out), daemon=True)
+    proc = ctx.Process(target=parser_process, args=(str(path), chunk_size, out, drop), daemon=True)
     proc.start()
     try:
         while True:
@@ -307,8 +310,8 @@ def _parse_in_child(path: Path, chunk_size: int) -> Iterator[_Chunk]:
                     ) from None
                 continue
             if kind == "chunk":
-                records, rejects, read = marshal.loads(data)
-                yield _Chunk(records, [Reject(*r) for r in rejects], read)
+                records, rejects, read, skipped = marshal.loads(data)
+                yield _Chunk(records, [Reject(*r) for r in rejects], read, skipped)
             elif kind == "done":
                 return
             elif kind == "error":
@@ -465,10 +468,10 @@ class SireneWriter:
                 evs: list[EventIn] | None = None
                 if stored is None:
                     if rec[R_STATE] != "active":
-                        report.skipped["closed, never known"] += 1
+                        report.skipped[SKIP_CLOSED] += 1
                         continue
                     if (rec[R_TRANCHE] or "") not in tpe:
-                        report.skipped["not a TPE"] += 1
+                        report.skipped[SKIP_NOT_TPE] += 1
                         continue
                     creation = rec[R_CREATION]
                     if creation and creation_cutoff <= creation <= today_iso and not rec[R_DNC]:
@@ -749,20 +752,22 @@ def ingest_sirene(
     writer = SireneWriter(engine, rules, report)
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and path.stat().st_size > 20_000_000
-    chunks = (
-        _parse_in_child(path, chunk_size)
-        if parallel and lookups is None
-        else _parse_in_process(path, lookups, chunk_size)
-    )
     with _first_load(engine) as first:
-        # Why: on an empty store nothing is known, so the per-chunk known-state read is skipped. A
-        # stock file never repeats a SIRET; a repeat in an update file is still merged by the upsert.
+        # Why: on an empty store nothing is known, so the per-chunk known-state read is skipped and the
+        # parser itself drops what would only be dropped here. A stock file never repeats a SIRET; a
+        # repeat in an update file is still merged by the upsert.
         writer.nothing_known = first
+        chunks = (
+            _parse_in_child(path, chunk_size, first)
+            if parallel and lookups is None
+            else _parse_in_process(path, lookups, chunk_size, first)
+        )
         for chunk in chunks:
             for reject in chunk.rejects:
                 report.reject(reject, rejects)
             report.read += chunk.read
             report.accepted += chunk.read - len(chunk.rejects)
+            report.skipped.update(chunk.skipped)
             if chunk.records:
                 writer.write(chunk.records)
             if progress:

@@ -567,25 +567,46 @@ class SireneReader:
         self.on_reject(Reject(line=line, field=field_name, reason=reason, raw=",".join(row)[:500]))
 
 
+# Why rows of an empty store are skipped: nothing is known yet, so a closed unit or a larger one
+# would only be read to be dropped (see SireneWriter); on a first load the parser drops them itself.
+SKIP_CLOSED = "closed, never known"
+SKIP_NOT_TPE = "not a TPE"
+
+
 def chunked_records(
-    path: str | os.PathLike[str], lookups: Lookups | None, chunk_size: int
-) -> Iterator[tuple[list[Record], list[Reject], int]]:
-    """(records, rejects, rows read) per chunk of `chunk_size` valid records; the last may be smaller."""
+    path: str | os.PathLike[str], lookups: Lookups | None, chunk_size: int, drop_out_of_scope: bool = False
+) -> Iterator[tuple[list[Record], list[Reject], int, dict[str, int]]]:
+    """(records, rejects, rows read, rows skipped by reason) per chunk of `chunk_size` valid records.
+
+    With `drop_out_of_scope` (a first load into an empty store), closed units and units of 10 employees
+    or more are counted under SKIP_CLOSED / SKIP_NOT_TPE instead of being returned.
+    """
     rejects: list[Reject] = []
     reader = SireneReader(path, lookups=lookups, on_reject=lambda r: rejects.append(r))
     records: list[Record] = []
     read_before = 0
+    closed = not_tpe = 0
+    tpe = TPE_TRANCHES
     for _line, rec in reader.records():
+        if drop_out_of_scope:
+            if rec[R_STATE] != "active":
+                closed += 1
+                continue
+            if (rec[R_TRANCHE] or "") not in tpe:
+                not_tpe += 1
+                continue
         records.append(rec)
         if len(records) >= chunk_size:
-            yield records, rejects, reader.stats.read - read_before
+            skipped = {SKIP_CLOSED: closed, SKIP_NOT_TPE: not_tpe}
+            yield records, rejects, reader.stats.read - read_before, skipped
             read_before = reader.stats.read
             records = []
             rejects.clear()
-    yield records, rejects, reader.stats.read - read_before
+            closed = not_tpe = 0
+    yield records, rejects, reader.stats.read - read_before, {SKIP_CLOSED: closed, SKIP_NOT_TPE: not_tpe}
 
 
-def parser_process(path: str, chunk_size: int, out: Any) -> None:
+def parser_process(path: str, chunk_size: int, out: Any, drop_out_of_scope: bool = False) -> None:
     """Child-process entry point: parse `path` and put marshalled chunks on the queue `out`.
 
     Lives here, not in the ingest, so the child imports only the parser (not the store). Messages:
@@ -605,10 +626,10 @@ def parser_process(path: str, chunk_size: int, out: Any) -> None:
                     os._exit(3)
 
     try:
-        for records, rejects, read in chunked_records(path, None, chunk_size):
+        for records, rejects, read, skipped in chunked_records(path, None, chunk_size, drop_out_of_scope):
             flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
             # marshal: ~15 times cheaper than pickle for these tuples of str/bool/None.
-            put(("chunk", marshal.dumps((records, flat, read))))
+            put(("chunk", marshal.dumps((records, flat, read, skipped))))
         put(("done", None))
     except SireneFormatError as exc:
         put(("error", str(exc)))
