@@ -105,6 +105,7 @@ def test_sigkill_in_the_middle_then_restart_delivers_each_message_once(db_url, e
     # At the instant of the kill, each connection may have had one message between its handoff (recorded
     # sent) and its final "." (never written): the server discarded it. That is the price of never sending
     # twice; such a row never got the server's reply, so it carries no provider id. Usually there is none.
+    print(f"killed after {sum(before_restart.values())} messages received; lost at the kill: {len(lost)}")
     assert len(lost) <= CONNECTIONS, f"{len(lost)} messages lost"
     assert all(r.provider_id is None for r in lost)
     assert counts["sent"] + sum(before_restart.values()) >= TOTAL - CONNECTIONS
