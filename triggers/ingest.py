@@ -517,10 +517,13 @@ class SireneWriter:
             report.stored += len(rows)
 
             need_ids = {e.siret for e in events} | set(closed)
-            new_sirets = [r[0] for r in rows if r[0] not in known]
-            resolve_sirets = [s for s in new_sirets if s in self.pending_sirets]
-            resolve_sirens = sorted({s[:9] for s in new_sirets} & self.pending_sirens)
-            need_ids |= set(resolve_sirets)
+            resolve_sirets: list[str] = []
+            resolve_sirens: list[str] = []
+            if self.pending_sirets or self.pending_sirens:
+                new_sirets = [r[0] for r in rows if r[0] not in known]
+                resolve_sirets = [s for s in new_sirets if s in self.pending_sirets]
+                resolve_sirens = sorted({s[:9] for s in new_sirets} & self.pending_sirens)
+                need_ids |= set(resolve_sirets)
             ids = {s: known[s][0] for s in need_ids if s in known}
             missing = [s for s in need_ids if s not in ids]
             if missing:
