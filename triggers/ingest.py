@@ -918,6 +918,7 @@ def import_partner_file(
     path: str | os.PathLike[str],
     *,
     partner: str,
+    today: dt.date | None = None,
     chunk_size: int = 500,
     rejects: RejectSink | None = None,
     progress: Progress | None = None,
@@ -955,6 +956,7 @@ def import_partner_file(
     def flush() -> None:
         if not batch:
             return
+        attached: list[int] = []
         for stored, event in zip(store_events(engine, batch, partner_id=row.id), batch, strict=True):
             if stored.status == "duplicate":
                 report.skipped["already stored"] += 1
@@ -963,6 +965,17 @@ def import_partner_file(
                 report.stored += 1
                 if stored.status == "pending":
                     report.events["pending (business not known yet)"] += 1
+                elif stored.event_id is not None:
+                    attached.append(stored.event_id)
+        if attached:
+            # The life-cycle stage follows the events (a takeover -> transfer, a closure stops outreach).
+            with engine.begin() as conn:
+                found = conn.execute(
+                    select(EVENTS.c.business_id, EVENTS.c.type, EVENTS.c.occurred_on).where(
+                        EVENTS.c.id.in_(attached), EVENTS.c.business_id.is_not(None)
+                    )
+                ).all()
+                apply_event_effects(conn, [tuple(f) for f in found], today or dt.date.today())
         batch.clear()
 
     for event in read_partner_csv(

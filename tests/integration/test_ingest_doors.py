@@ -126,6 +126,7 @@ def test_partner_file_import_is_idempotent_and_validated(engine, tmp_path):
         "contact@dupain.fr",
         "alimentation",
     )
+    assert b["lifecycle_stage"] == "creation"
 
     again = import_partner_file(engine, path, partner="bge")
     assert again.skipped["already stored"] == 2 and sum(again.events.values()) == 0
