@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from orchestrator.campaign_spec import CampaignSpec
-from store.events import hash_token, new_token
+from store.events import forget_tokens, hash_token, new_token
 from store.models import Campaign, Partner, utcnow
 
 PARTNERS = Partner.__table__
@@ -24,6 +24,7 @@ def add_partner(engine: Engine, name: str, types: list[str], territory: list[str
             conn.execute(update(PARTNERS).where(PARTNERS.c.id == existing.id).values(**values))
         else:
             conn.execute(PARTNERS.insert().values(name=name, created_at=utcnow(), **values))
+    forget_tokens()
     return token
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -10,7 +11,7 @@ from sqlalchemy.engine import Connection
 from segments.taxonomy import family_for_naf
 from segments.territory import commune as commune_info
 from store.models import Business, utcnow
-from store.sql import chunks, insert_for
+from store.sql import chunks, insert_for_dialect
 from triggers.model import BusinessFacts
 
 BUSINESS = Business.__table__
@@ -77,13 +78,16 @@ def upsert_businesses(conn: Connection, facts: Iterable[BusinessFacts], chunk: i
             for row in part:
                 row["created_at"] = row["updated_at"]
                 row["state"] = row["state"] or "active"
-            conn.execute(_upsert(conn, sets_state), part)
-            ids.update(ids_for_sirets(conn, [r["siret"] for r in part]))
+            # DO UPDATE returns the row whether it was inserted or merged: no second query for the ids.
+            result = conn.execute(_upsert(conn.dialect.name, sets_state), part)
+            ids.update({siret: id_ for id_, siret in result})
     return ids
 
 
-def _upsert(conn: Connection, sets_state: bool):
-    stmt = insert_for(conn, BUSINESS)
+@lru_cache(maxsize=8)
+def _upsert(dialect: str, sets_state: bool):
+    # Built once per dialect: constructing this statement costs more than running it for one row.
+    stmt = insert_for_dialect(dialect, BUSINESS)
     excluded = stmt.excluded
     update = {c: func.coalesce(excluded[c], BUSINESS.c[c]) for c in _MERGED if c != "state"}
     if sets_state:
@@ -92,7 +96,8 @@ def _upsert(conn: Connection, sets_state: bool):
     # A "not to contact" mark is sticky; consent once given by a partner stays true.
     update["do_not_contact"] = BUSINESS.c.do_not_contact | excluded.do_not_contact
     update["phone_consent"] = BUSINESS.c.phone_consent | excluded.phone_consent
-    return stmt.on_conflict_do_update(index_elements=["siret"], set_=update)
+    return stmt.on_conflict_do_update(index_elements=["siret"], set_=update).returning(BUSINESS.c.id,
+                                                                                        BUSINESS.c.siret)
 
 
 def ids_for_sirets(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:

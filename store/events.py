@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from functools import lru_cache
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from store.businesses import ids_for_sirets, upsert_businesses
 from store.models import Partner, TriggerEvent, utcnow
-from store.sql import chunks, insert_for
+from store.sql import chunks, insert_for_dialect
 from triggers.model import CONVERSION_TYPES, EventIn
 
 EVENTS = TriggerEvent.__table__
@@ -38,13 +40,38 @@ def new_token() -> str:
     return "dcl_" + secrets.token_urlsafe(32)
 
 
+# Partners seen recently, by token hash: a partner posting single events would otherwise pay one query
+# per request. A revoked or rotated token stops working within TOKEN_CACHE_SECONDS in every process
+# (at once in the process that rotated it).
+TOKEN_CACHE_SECONDS = 10.0
+_token_cache: dict[str, tuple[float, Partner]] = {}
+
+
+def forget_tokens() -> None:
+    """Drop the cached partners (after a rotation or revocation)."""
+    _token_cache.clear()
+
+
 def partner_for_token(engine: Engine, token: str) -> Partner | None:
     """The active partner owning `token`, if any."""
+    key = hash_token(token)
+    cached = _token_cache.get(key)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
     with engine.connect() as conn:
-        row = conn.execute(
-            select(PARTNERS).where(PARTNERS.c.token_hash == hash_token(token), PARTNERS.c.active.is_(True))
-        ).first()
-    return Partner.model_validate(dict(row._mapping)) if row else None
+        row = conn.execute(select(PARTNERS).where(PARTNERS.c.token_hash == key, PARTNERS.c.active.is_(True))).first()
+    if row is None:
+        return None
+    partner = Partner(**row._mapping)
+    _token_cache[key] = (time.monotonic() + TOKEN_CACHE_SECONDS, partner)
+    return partner
+
+
+@lru_cache(maxsize=4)
+def _insert_events(dialect: str):
+    # Built once per dialect (statement construction dominates a one-event request).
+    stmt = insert_for_dialect(dialect, EVENTS).on_conflict_do_nothing(index_elements=["source", "external_id"])
+    return stmt.returning(EVENTS.c.id, EVENTS.c.source, EVENTS.c.external_id)
 
 
 def store_events(engine: Engine, events: Sequence[EventIn], partner_id: int | None = None) -> list[Stored]:
@@ -82,8 +109,7 @@ def store_events(engine: Engine, events: Sequence[EventIn], partner_id: int | No
             })
         inserted: dict[tuple[str, str], int] = {}
         for part in chunks(rows, 500):
-            stmt = insert_for(conn, EVENTS).on_conflict_do_nothing(index_elements=["source", "external_id"])
-            result = conn.execute(stmt.returning(EVENTS.c.id, EVENTS.c.source, EVENTS.c.external_id), part)
+            result = conn.execute(_insert_events(conn.dialect.name), part)
             inserted.update({(s, x): i for i, s, x in result})
     out = []
     reported: set[tuple[str, str]] = set()

@@ -9,11 +9,16 @@ from sqlalchemy.engine import Connection
 
 def insert_for(conn: Connection, table: Table):
     """An INSERT that supports `.on_conflict_do_nothing()` / `.on_conflict_do_update()` on this dialect."""
-    if conn.dialect.name == "postgresql":
+    return insert_for_dialect(conn.dialect.name, table)
+
+
+def insert_for_dialect(dialect: str, table: Table):
+    """`insert_for` by dialect name (for statements built once and cached)."""
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect: {conn.dialect.name}")
+    raise RuntimeError(f"unsupported database dialect: {dialect}")
 
 
 def chunks(items: list, size: int):

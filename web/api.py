@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
@@ -79,12 +79,14 @@ def accept_batch(engine, partner, raw_items: list[dict[str, Any]]) -> BatchResul
 
 
 @router.post("/events", response_model=BatchResult, responses={401: {"description": "missing or bad token"}})
-async def post_events(batch: EventBatch, partner: PartnerDep, engine: EngineDep) -> BatchResult:
+async def post_events(batch: EventBatch, partner: PartnerDep, engine: EngineDep,
+                      background: BackgroundTasks) -> BatchResult:
     """Submit 1 to 1,000 events. Each item is validated on its own (schema: `EventItem`); accepted
     items are committed before the answer; the same `external_id` twice is stored once."""
     result = await run_in_threadpool(accept_batch, engine, partner, batch.events)
     if result.accepted:
-        announce_batch(partner, result)
+        # After the answer, in a worker thread: a slow or unreachable Prefect API never delays a partner.
+        background.add_task(announce_batch, partner, result)
     return result
 
 
