@@ -89,6 +89,8 @@ def one_run(n: int, workers: int, store_url: str | None, connections: int) -> di
     for r, (_, err) in zip(runners, outs, strict=True):
         if r.returncode:
             raise RuntimeError(err[-2000:])
+    if store_url:
+        drop_schema(store_url)
     done = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
     elapsed = max(d["ended"] for d in done) - min(d["started"] for d in done)
     sent = sum(d.get("sent", 0) for d in done)
@@ -110,6 +112,20 @@ def fresh_schema(url: str) -> str:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     admin.dispose()
     return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+def drop_schema(url: str) -> None:
+    """Drop the schema `fresh_schema` made (its name is in the URL's search_path option)."""
+    from sqlalchemy import text
+
+    from store.db import dispose_engines, get_engine
+
+    schema = url.rsplit("search_path%3D", 1)[1]
+    base = url.split("options=-csearch_path")[0].rstrip("?&")
+    dispose_engines()
+    with get_engine(base).begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    dispose_engines()
 
 
 def main(argv: list[str]) -> None:
