@@ -29,15 +29,23 @@ def check_siret(value: str) -> str:
     return compact
 
 
+# Overseas départements and collectivités dial like the mainland ("0692..." in La Réunion) but are their own
+# regions for phonenumbers.
+FRENCH_REGIONS = ("FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF", "NC", "PF", "WF")
+
+
 def check_phone(value: str) -> str:
-    """A French phone number in E.164, or ValueError."""
-    try:
-        number = phonenumbers.parse(value, "FR")
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"numéro de téléphone illisible: {value}") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"numéro de téléphone invalide: {value}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    """A French phone number (mainland or overseas) in E.164, or ValueError."""
+    for region in FRENCH_REGIONS:
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError(f"numéro de téléphone illisible: {value}") from exc
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if str(value).strip().startswith("+"):
+            break  # an international number names its own country
+    raise ValueError(f"numéro de téléphone invalide: {value}")
 
 
 def check_email(value: str) -> str:

@@ -15,7 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from orchestrator.settings import Settings, get_settings
 from store.db import get_engine
-from web import api, auth, campaign_form, dashboard, public, registry
+from web import api, auth, campaign_form, dashboard, hooks, public, registry
 
 SESSION_HOURS = 10  # a working day; then sign in again
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         https_only=settings.base_url.startswith("https://"),
     )
     app.include_router(api.router)
+    app.include_router(hooks.router)
     app.include_router(public.router)
     app.include_router(auth.router)
     app.include_router(campaign_form.router)

@@ -1,0 +1,73 @@
+"""Callbacks from the outside world: SMS replies (STOP) and delivery receipts, bounce reports.
+
+Providers call `/hooks/...?token=<DECLIC_HOOKS_TOKEN>`; without that setting the hooks are off (404). Each
+hook parses with the channel's own reader and records through `integrations.feedback`: a STOP or a hard
+bounce becomes a global, permanent opt-out.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+
+from integrations import feedback
+from integrations.email_bounce import parse_dsn
+from integrations.sms_http import parse_delivery, parse_inbound
+from web.deps import EngineDep, SettingsDep
+
+router = APIRouter(prefix="/hooks", tags=["provider callbacks"])
+
+
+def _check(settings, token: str | None) -> None:
+    expected = settings.hooks_token
+    if not expected:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "hooks are not configured (DECLIC_HOOKS_TOKEN)")
+    if not token or not hmac.compare_digest(token, expected):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong hook token")
+
+
+async def _json(request: Request):
+    body = await request.body()
+    try:
+        return json.loads(body or b"null")
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON: {exc}") from exc
+
+
+def _parse(parser, payload):
+    try:
+        return parser(payload)
+    except ValueError as exc:  # the readers name the entry and the field in French
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+
+
+def _record(engine, fn, items, source: str) -> dict[str, int]:
+    with engine.begin() as conn:
+        return dict(fn(conn, items, source=source))
+
+
+@router.post("/sms/replies")
+async def sms_replies(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
+    """Replies to our SMS (generic or Octopush format); a STOP is recorded as an opt-out of that number."""
+    _check(settings, token)
+    replies = _parse(parse_inbound, await _json(request))
+    return await run_in_threadpool(_record, engine, feedback.record_sms_replies, replies, "sms_reply")
+
+
+@router.post("/sms/receipts")
+async def sms_receipts(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
+    """Delivery receipts: the message history says delivered or undelivered."""
+    _check(settings, token)
+    receipts = _parse(parse_delivery, await _json(request))
+    return await run_in_threadpool(_record, engine, feedback.record_sms_deliveries, receipts, "sms_receipt")
+
+
+@router.post("/email/bounces")
+async def email_bounces(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
+    """A delivery status notification (RFC 3464) as the raw e-mail: hard bounces become opt-outs."""
+    _check(settings, token)
+    bounces = _parse(parse_dsn, await request.body())
+    return await run_in_threadpool(_record, engine, feedback.record_bounces, bounces, "bounce_report")
