@@ -34,8 +34,8 @@ import ssl
 import threading
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 from email.utils import formatdate
+from functools import lru_cache
 
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 from integrations.email_bounce import classify_reply, describe_reply

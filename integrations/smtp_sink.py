@@ -23,7 +23,6 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*?)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 
 

@@ -17,10 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from integrations.base import OutgoingMessage, Outcome, SendResult
+from integrations.base import Outcome, OutgoingMessage, SendResult
 from orchestrator.bootstrap import App
-from store.outbox import (Fence, blocked_at_send_time, cancel, claim_due, pause_on_errors, record_results,
-                          release_expired)
+from store.outbox import (
+    Fence,
+    blocked_at_send_time,
+    cancel,
+    claim_due,
+    pause_on_errors,
+    record_results,
+    release_expired,
+)
 from web.tokens import links_for
 
 

@@ -28,7 +28,8 @@ BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_CAP = dt.timedelta(hours=6)
 
 
-def backoff(attempts: int, retry_after: float | None = None, base: dt.timedelta = BACKOFF_BASE) -> dt.timedelta:
+def backoff(attempts: int, retry_after: float | None = None,
+            base: dt.timedelta = BACKOFF_BASE) -> dt.timedelta:
     """Exponential delay before the next try (30 s, 1 min, 2 min ... capped), or the peer's Retry-After."""
     delay = min(base * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
     if retry_after is not None:
@@ -130,10 +131,13 @@ class Fence:
         self.error: Exception | None = None
         self._dbapi = engine.raw_connection()
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._update = (f"UPDATE {MESSAGES.name} SET status = 'sent', sent_at = {mark}, rfc_message_id = {mark}, "
-                        f"attempts = attempts + 1, last_error = NULL WHERE id = {mark} AND status = 'claimed' AND lease_owner = {mark}")
-        self._history = f"INSERT INTO {HISTORY.name} (message_id, status, at) VALUES ({mark}, 'handed_over', {mark})"
-        at_type = MESSAGES.c.sent_at.type.dialect_impl(engine.dialect)  # the dialect's own format (SQLite: text)
+        self._update = (f"UPDATE {MESSAGES.name} SET status = 'sent', sent_at = {mark}, "
+                        f"rfc_message_id = {mark}, attempts = attempts + 1, last_error = NULL "
+                        f"WHERE id = {mark} AND status = 'claimed' AND lease_owner = {mark}")
+        self._history = (f"INSERT INTO {HISTORY.name} (message_id, status, at) "
+                         f"VALUES ({mark}, 'handed_over', {mark})")
+        # The dialect's own format (SQLite stores text): the same as every other write of these columns.
+        at_type = MESSAGES.c.sent_at.type.dialect_impl(engine.dialect)
         self._bind_at = at_type.bind_processor(engine.dialect) or (lambda value: value)
         self._cond = threading.Condition()
         self._queue: list[tuple[int, str]] = []
@@ -240,7 +244,8 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
     if confirmed:
         conn.execute(update(MESSAGES).where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.lease_owner == owner)
                      .values(provider_id=bindparam("pid")), confirmed)
-        conn.execute(HISTORY.insert(), [{k: c[k] for k in ("message_id", "status", "at", "detail")} for c in confirmed])
+        conn.execute(HISTORY.insert(),
+                     [{k: c[k] for k in ("message_id", "status", "at", "detail")} for c in confirmed])
     return counts
 
 
@@ -262,7 +267,8 @@ def pause_on_errors(conn: Connection, campaign_ids: Sequence[int], now: dt.datet
         if campaign.paused_at is not None and campaign.paused_at >= now - window:
             recent = HISTORY.c.at > campaign.paused_at
         counts = dict(conn.execute(
-            select(HISTORY.c.status, func.count()).select_from(HISTORY.join(MESSAGES, HISTORY.c.message_id == MESSAGES.c.id))
+            select(HISTORY.c.status, func.count())
+            .select_from(HISTORY.join(MESSAGES, HISTORY.c.message_id == MESSAGES.c.id))
             .where(MESSAGES.c.campaign_id == campaign.id, recent, HISTORY.c.status.in_(("sent", "failed")))
             .group_by(HISTORY.c.status)).all())
         failed, tried = counts.get("failed", 0), counts.get("failed", 0) + counts.get("sent", 0)
@@ -332,7 +338,8 @@ def business_messages(conn: Connection, siret: str) -> dict | None:
         "do_not_contact": bool(business.do_not_contact), "opted_out": opted_out,
         "messages": [{
             "id": r.id, "campaign": r.campaign_name, "campaign_status": r.campaign_status,
-            "paused_reason": r.paused_reason if r.campaign_status == "paused" else None, "step": r.step, "channel": r.channel, "template": r.template,
+            "paused_reason": r.paused_reason if r.campaign_status == "paused" else None, "step": r.step,
+            "channel": r.channel, "template": r.template,
             "recipient": r.recipient, "status": r.status, "due_at": r.due_at, "sent_at": r.sent_at,
             "attempts": r.attempts, "last_error": r.last_error, "rfc_message_id": r.rfc_message_id,
             "provider_id": r.provider_id, "history": steps[r.id]} for r in rows],

@@ -22,7 +22,6 @@ from orchestrator.bootstrap import bootstrap
 from orchestrator.dispatch import dispatch_all, dispatch_batch
 from store.admin import set_campaign_status
 from store.models import Business, Campaign, Message, MessageEvent, Suppression
-from store.outbox import MAX_ATTEMPTS
 from tests.utils.outreach import business, campaign, context, enrol
 
 MESSAGES = Message.__table__
