@@ -23,8 +23,9 @@ What the reader guarantees:
   personal data (name, address, commune) and gets `do_not_contact=True` (code de commerce R123-232-1);
 - the NAF rév. 2 code stays the key of the métier family; the NAF 2025 code is read when present.
 
-Rows outside the TPE scope (tranche 11 and above) are still yielded with `tpe=False` information in
-`tranche_effectifs`: the ingest needs them to update businesses it already knows.
+Rows outside the TPE scope (tranche 11 and above) and closed units are still yielded: the ingest
+needs them to update businesses it already knows. Only a first load into an empty store
+(`drop_out_of_scope`) counts them instead, once their SIRET, tranche and state are checked.
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ class ReadStats:
     read: int = 0
     rejected: int = 0
     header: int = 0  # number of columns of the header (48, 53, 54 or other)
+    dropped_closed: int = 0  # with drop_out_of_scope: closed units counted, not returned
+    dropped_not_tpe: int = 0  # with drop_out_of_scope: units of 10 employees or more
 
 
 # --- opening -------------------------------------------------------------------------------------
@@ -346,11 +349,15 @@ class SireneReader:
         *,
         lookups: Lookups | None = None,
         on_reject: Callable[[Reject], None] | None = None,
+        drop_out_of_scope: bool = False,
     ) -> None:
         self.path = Path(path)
         self.lookups = lookups or default_lookups()
         self.on_reject = on_reject or (lambda _r: None)
         self.stats = ReadStats()
+        # A first load into an empty store needs only active TPE rows: the others are counted once
+        # their SIRET, tranche and state are checked, and their other fields are not read at all.
+        self.drop_out_of_scope = drop_out_of_scope
 
     def rows(self) -> Iterator[tuple[int, BusinessFacts]]:
         """Valid rows as (line number, facts), in file order."""
@@ -416,6 +423,8 @@ class SireneReader:
         employer_of = {"O": True, "N": False}
         state_of_etat = {"A": "active", "F": "closed"}
         street_types = STREET_TYPES
+        drop = self.drop_out_of_scope
+        tpe = TPE_TRANCHES
 
         line = 1
         read = stats.read
@@ -450,6 +459,13 @@ class SireneReader:
                 if state is None:
                     reject(line, "etatAdministratifEtablissement", f"unknown state {row[i_etat]!r}", row)
                     continue
+                if drop:
+                    if state != "active":
+                        stats.dropped_closed += 1
+                        continue
+                    if tranche not in tpe:
+                        stats.dropped_not_tpe += 1
+                        continue
                 # Dates stay the file's ISO text once checked (no round trip through a date object).
                 creation = row[i_creation]
                 if creation == ND:
@@ -582,28 +598,29 @@ def chunked_records(
     or more are counted under SKIP_CLOSED / SKIP_NOT_TPE instead of being returned.
     """
     rejects: list[Reject] = []
-    reader = SireneReader(path, lookups=lookups, on_reject=lambda r: rejects.append(r))
+    reader = SireneReader(
+        path, lookups=lookups, on_reject=lambda r: rejects.append(r), drop_out_of_scope=drop_out_of_scope
+    )
+    stats = reader.stats
     records: list[Record] = []
-    read_before = 0
-    closed = not_tpe = 0
-    tpe = TPE_TRANCHES
+    before = (0, 0, 0)
+
+    def cut() -> tuple[int, dict[str, int]]:
+        nonlocal before
+        now = (stats.read, stats.dropped_closed, stats.dropped_not_tpe)
+        read, closed, not_tpe = (a - b for a, b in zip(now, before, strict=True))
+        before = now
+        return read, {SKIP_CLOSED: closed, SKIP_NOT_TPE: not_tpe}
+
     for _line, rec in reader.records():
-        if drop_out_of_scope:
-            if rec[R_STATE] != "active":
-                closed += 1
-                continue
-            if (rec[R_TRANCHE] or "") not in tpe:
-                not_tpe += 1
-                continue
         records.append(rec)
         if len(records) >= chunk_size:
-            skipped = {SKIP_CLOSED: closed, SKIP_NOT_TPE: not_tpe}
-            yield records, rejects, reader.stats.read - read_before, skipped
-            read_before = reader.stats.read
+            read, skipped = cut()
+            yield records, rejects, read, skipped
             records = []
             rejects.clear()
-            closed = not_tpe = 0
-    yield records, rejects, reader.stats.read - read_before, {SKIP_CLOSED: closed, SKIP_NOT_TPE: not_tpe}
+    read, skipped = cut()
+    yield records, rejects, read, skipped
 
 
 def parser_process(path: str, chunk_size: int, out: Any, drop_out_of_scope: bool = False) -> None:

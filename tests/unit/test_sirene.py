@@ -297,3 +297,21 @@ def test_la_poste_establishments_are_valid(tmp_path):
     path = write(tmp_path / "stock.csv", [row(siret=SIRET_LA_POSTE)])
     facts, rejects, _ = read_all(path)
     assert rejects == [] and facts[0].siret == SIRET_LA_POSTE
+
+
+def test_first_load_mode_counts_out_of_scope_rows_without_returning_them(tmp_path):
+    from triggers.sirene import SKIP_CLOSED, SKIP_NOT_TPE, chunked_records
+
+    path = write(
+        tmp_path / "stock.csv",
+        [
+            row(),
+            row(siret=SIRET_B, etatAdministratifEtablissement="F"),
+            row(siret=SIRET_C, trancheEffectifsEtablissement="12"),
+            row(siret=SIRET_A[:-1] + "9"),  # still rejected: the SIRET is checked first
+        ],
+    )
+    [(records, rejects, read, skipped)] = list(chunked_records(path, None, 100, drop_out_of_scope=True))
+    assert [r[0] for r in records] == [SIRET_A]
+    assert read == 4 and [r.field for r in rejects] == ["siret"]
+    assert skipped == {SKIP_CLOSED: 1, SKIP_NOT_TPE: 1}
