@@ -63,8 +63,8 @@ def insert_population(engine, start: int, n: int, rng: random.Random, communes, 
     rows = population_rows(start, n, rng, communes, nafs)
     with engine.begin() as conn:
         raw = conn.connection.driver_connection
-        indexes = [r for r in raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                                          "AND tbl_name = 'business' AND sql IS NOT NULL").fetchall()]
+        indexes = raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                              "AND tbl_name = 'business' AND sql IS NOT NULL").fetchall()
         for name, _ in indexes:
             raw.execute(f"DROP INDEX {name}")
         while True:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from functools import lru_cache
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.engine import Connection

@@ -17,7 +17,7 @@ from store.models import Business, CampaignOccurrence, Enrollment, Message, Trig
 from tests.utils.factories import campaign_spec
 
 PARIS = ZoneInfo("Europe/Paris")
-B, E, M, O = Business.__table__, Enrollment.__table__, Message.__table__, CampaignOccurrence.__table__
+B, E, M, OCC = Business.__table__, Enrollment.__table__, Message.__table__, CampaignOccurrence.__table__
 QUARTERLY = {"start": "2027-01-05T09:00:00", "rrule": "RRULE:FREQ=MONTHLY;INTERVAL=3;BYDAY=1TU",
              "min_interval": "60d"}
 
@@ -52,7 +52,7 @@ def test_occurrence_enrols_the_segment_in_batches_at_the_trade_slot(settings, en
     with engine.connect() as conn:
         keys = conn.execute(select(E.c.trigger_key).distinct()).scalars().all()
         dues = conn.execute(select(M.c.due_at)).scalars().all()
-        occ = conn.execute(select(O)).one()
+        occ = conn.execute(select(OCC)).one()
     assert keys == ["occurrence:2027-01-05T08:00:00+00:00"]
     assert occ.status == "done" and occ.enrolled == 23
     local = {d.astimezone(PARIS) for d in dues}
@@ -74,7 +74,7 @@ def test_missed_occurrences_run_once_and_respect_the_minimum_interval(settings, 
     assert june["occurrences_started"] == 1 and june["occurrences_missed"] == 3
     assert june["occurrence_enrolled"] == 4
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(O)).scalar() == 3
+        assert conn.execute(select(func.count()).select_from(OCC)).scalar() == 3
 
 
 def test_caps_hold_across_a_triggered_and_a_scheduled_campaign_of_one_owner(settings, engine):

@@ -53,7 +53,7 @@ def scenarios(draw):
     n = draw(st.integers(1, 25))
     views = [draw(businesses(i + 1)) for i in range(n)]
     candidates = []
-    for i, b in enumerate(views):
+    for b in views:
         for _ in range(draw(st.integers(1, 2))):  # some businesses get two events: one enrollment only
             candidates.append(Candidate(len(candidates) + 1, "creation", dt.date(2026, 11, 20), b))
     offset = draw(st.integers(0, 4 * 365 * 24))
@@ -105,7 +105,7 @@ def test_planner_properties(scenario):
         for t in times:
             local = t.astimezone(ZoneInfo(place.timezone))
             # Inside the trade's window, on a working day that is not a holiday of the business's place.
-            assert window.allows(local, lambda d: is_french_holiday(d, place.subdivision)), (b, local)
+            assert window.allows(local, lambda d, p=place: is_french_holiday(d, p.subdivision)), (b, local)
             assert 7 <= local.hour < 21
             assert t >= now
             # Never over a cap: global (1 in 7 days, 3 in 30) and the campaign's own.
