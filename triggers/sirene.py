@@ -16,8 +16,8 @@ What the reader guarantees:
 - streaming: one row in memory at a time (plus the small per-file lookup caches);
 - a row with a wrong column count, a bad SIRET checksum (python-stdnum rules, La Poste exception
   included), an unknown tranche, a bad date, an unknown NAF rév. 2 code or an unknown commune is
-  rejected with its line, field and reason, and the file goes on (on a closed row an obsolete NAF or
-  commune code is left empty instead: only its state matters, see CLOSED_ROWS_NOTE);
+  rejected with its line, field and reason, and the file goes on (a closed row is read for its SIRET,
+  tranche, state and dates only: see CLOSED_ROWS_NOTE);
 - a truncated or non-CSV file raises `SireneFormatError` with a plain explanation;
 - a unit in partial diffusion (`statutDiffusionEtablissement` = `P`) or with any `[ND]` value keeps no
   personal data (name, address, commune) and gets `do_not_contact=True` (code de commerce R123-232-1);
@@ -140,8 +140,9 @@ REQUIRED = (
 # "00.00Z" is Sirene's placeholder for an activity not coded yet: no family, not an error.
 NAF_UNKNOWN = "00.00Z"
 # CLOSED_ROWS_NOTE: a closed row matters only for its state (a known establishment that closed). The
-# national stock holds millions of old closed units whose commune or NAF code no longer exists; they
-# are read with those codes left empty instead of being rejected by the million.
+# national stock holds about 27 million closed units, many with a commune or NAF code that no longer
+# exists: their trade and address are neither checked nor returned (they would be rejected by the
+# million, and read for nothing).
 
 TPE_TRANCHES = frozenset({"NN", "00", "01", "02", "03", ""})
 TRANCHES = TPE_TRANCHES | frozenset({"11", "12", "21", "22", "31", "32", "41", "42", "51", "52", "53"})
@@ -489,6 +490,15 @@ class SireneReader:
                     except ValueError:
                         reject(line, "dateDebut", f"unreadable date {debut!r}", row)
                         continue
+                if state == "closed":
+                    # See CLOSED_ROWS_NOTE: a closed row is read for its state and dates only; the
+                    # empty fields keep what the store knew (None never erases).
+                    yield line, (
+                        siret, None, None, None, None, tranche or None, employer_of.get(row[i_emp]),
+                        creation or None, state, row[i_statut] != "O", None, None, None, debut or None,
+                        row[i_siege] == "true",
+                    )  # fmt: skip
+                    continue
 
                 naf = row[i_naf]
                 if row[i_nomen] == "NAFRev2" and naf and naf != ND:
@@ -496,8 +506,8 @@ class SireneReader:
                     if known is None:
                         known = naf_cache[naf] = bool(naf_known(naf))
                     if not known:
-                        if state == "closed" or naf == NAF_UNKNOWN:
-                            naf = None  # see CLOSED_ROWS_NOTE
+                        if naf == NAF_UNKNOWN:
+                            naf = None
                         else:
                             reject(line, "activitePrincipaleEtablissement", f"unknown NAF code {naf!r}", row)
                             continue
@@ -511,11 +521,8 @@ class SireneReader:
                     if known is None:
                         known = commune_cache[commune] = bool(commune_known(commune))
                     if not known:
-                        if state == "closed":
-                            commune = None  # see CLOSED_ROWS_NOTE
-                        else:
-                            reject(line, "codeCommuneEtablissement", f"unknown commune {commune!r}", row)
-                            continue
+                        reject(line, "codeCommuneEtablissement", f"unknown commune {commune!r}", row)
+                        continue
                 else:
                     commune = None
 
