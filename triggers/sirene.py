@@ -4,23 +4,25 @@ The file is INSEE's monthly stock of establishments (or a daily update file with
 a comma-separated, double-quoted UTF-8 CSV, one establishment (SIRET) a row, plain, `.gz` or `.zip`.
 Three headers exist; columns are looked up by name, so all of them read the same:
 
-- 48 columns (2019-2023): `COLUMNS_48` below.
-- 53 columns (2023-2025): adds `dernierNumeroVoieEtablissement`,
+- 48 columns (the older header): `COLUMNS_48` below.
+- 53 columns: adds `dernierNumeroVoieEtablissement`,
   `indiceRepetitionDernierNumeroVoieEtablissement`, `identifiantAdresseEtablissement`,
   `coordonneeLambertAbscisseEtablissement` and `coordonneeLambertOrdonneeEtablissement` to the first
   address block.
-- 54 columns (since December 2025): adds `activitePrincipaleNAF25Etablissement` at the end (the NAF 2025
-  code, which becomes the APE reference on 1 January 2027).
+- 54 columns (the current header, since December 2025): adds `activitePrincipaleNAF25Etablissement`
+  at the end (the NAF 2025 code, which becomes the APE reference on 1 January 2027).
 
 What the reader guarantees:
-- streaming: one row in memory at a time (plus the small per-file lookup caches);
+- streaming: one row in memory at a time (plus the small per-file lookup caches; `chunked_records`
+  groups rows in chunks of a chosen size);
 - a row with a wrong column count, a bad SIRET checksum (python-stdnum rules, La Poste exception
   included), an unknown tranche, a bad date, an unknown NAF rév. 2 code or an unknown commune is
   rejected with its line, field and reason, and the file goes on (a closed row is read for its SIRET,
   tranche, state and dates only: see CLOSED_ROWS_NOTE);
 - a truncated or non-CSV file raises `SireneFormatError` with a plain explanation;
-- a unit in partial diffusion (`statutDiffusionEtablissement` = `P`) or with any `[ND]` value keeps no
-  personal data (name, address, commune) and gets `do_not_contact=True` (code de commerce R123-232-1);
+- a unit in partial diffusion (`statutDiffusionEtablissement` = `P`) or, when active, with any `[ND]`
+  value keeps no personal data (name, address, commune) and gets `do_not_contact=True` (code de
+  commerce R123-232-1); a closed unit keeps none in any case;
 - the NAF rév. 2 code stays the key of the métier family; the NAF 2025 code is read when present.
 
 Rows outside the TPE scope (tranche 11 and above) and closed units are still yielded: the ingest
