@@ -19,6 +19,7 @@ ambassadors_app = typer.Typer(help="Ambassadeurs: les pairs vers qui les message
 offers_app = typer.Typer(help="Offres: diagnostics, formations courtes, accompagnements, aides.", no_args_is_help=True)
 console = Console()
 PARIS = ZoneInfo("Europe/Paris")
+_CHANNEL_FR = {"email": "e-mail", "sms": "SMS", "letter": "courrier", "call": "appel", "webhook": "webhook"}
 _DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
 
@@ -128,6 +129,22 @@ def _when(at: dt.datetime, tz: str) -> str:
     return f"{_DAYS[local.weekday()]} {date_fr(local.date())} à {local:%H:%M}"
 
 
+def _print_gaps(campaign_id: int) -> None:
+    """Where no ambassador fitted: the campaign's contact stood in (the places to recruit one)."""
+    from segments.taxonomy import families
+    from store.journeys import ambassador_gaps
+
+    with _engine().connect() as conn:
+        gaps = ambassador_gaps(conn, campaign_id)
+    total = sum(r[-1] for r in gaps)
+    if not total:
+        return
+    worst = ", ".join(f"{families()[f].label if f in families() else 'autre'} ({d or '?'}) : {n}"
+                      for _, f, d, n in gaps[:5])
+    console.print(f"Sans ambassadeur : {total} inscription(s), le contact de la campagne a été proposé. "
+                  f"À recruter d'abord : {worst}", soft_wrap=True)
+
+
 def campaigns_show(
     name: str,
     now: Annotated[str | None, typer.Option(help="instant de référence ISO (horloge contrôlée)")] = None,
@@ -157,10 +174,12 @@ def campaigns_show(
         console.print(f"Groupe témoin: {spec.holdout:g} % (inscrits, jamais contactés)")
     if spec.variants:
         console.print("Variantes: " + ", ".join(f"{v.name} (poids {v.weight})" for v in spec.variants))
+    _print_gaps(row.id)
     for i, step in enumerate(spec.steps, start=1):
         cond = {"no_click": "si pas de clic", "clicked": "si clic", "no_conversion": "si pas d'inscription"}
         extra = f", {cond[step.condition]}" if step.condition else ""
-        console.print(f"Étape {i}: {' puis '.join(step.channels())}, délai {step.delay}, modèle {step.template}{extra}")
+        channels = " puis ".join(_CHANNEL_FR.get(c, c) for c in step.channels())
+        console.print(f"Étape {i} : {channels}, délai {step.delay}, modèle {step.template}{extra}", soft_wrap=True)
     schedule = spec.schedule
     if schedule is None:
         console.print("Pas de calendrier: la campagne part sur déclencheur seulement.")

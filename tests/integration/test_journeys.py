@@ -96,6 +96,10 @@ def test_three_step_campaign_with_fallback_condition_ambassador_and_offers(setti
     names = sorted(first[b].context["ambassador"]["name"] for b in first)
     assert names == ["Claire Le Goff", "Claire Le Goff", "Yann Le Bihan"]
     assert counts["ambassador_gaps"] == 2
+    from store.journeys import ambassador_gaps
+
+    with engine.connect() as conn:
+        assert ambassador_gaps(conn, campaign_id) == [(campaign_id, "batiment", "35", 2)]
     titles = [o["title"] for o in first[clicker].context["offers"]]
     assert titles == ["Atelier devis en ligne", "Diagnostic numérique"]
 
