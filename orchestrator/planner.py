@@ -7,9 +7,10 @@ Decisions, in order, for each (business, campaign):
   not in the segment -> nothing (not even a skip: most businesses are not concerned by most campaigns);
   already enrolled for this trigger -> `already_enrolled`; closed -> `closed`; not to contact -> `not_to_contact`;
   contacted by this campaign within its minimum interval (scheduled campaigns) -> `recently_contacted`;
-  arm: holdout (deterministic from the campaign and the business) -> enrolled, never contacted, `holdout`;
   no address on the step's channel nor its fallbacks -> `no_channel`; every address opted out -> `opted_out`;
-  no send slot in the trade's window within the campaign's deferral once caps are counted -> `capped`.
+  no send slot in the trade's window within the campaign's deferral once caps are counted -> `capped`;
+  arm, drawn among those that would be contacted (so both arms are comparable), deterministic from the
+  campaign and the business: holdout -> enrolled, never contacted, `holdout`.
 Later steps are planned when they fall due (`plan_followups`), so that their condition (`no_click`...) is
 judged on what really happened and their caps on the real history.
 """
@@ -543,14 +544,6 @@ def plan(
             if (rule.id, b.id) in recent:
                 skip("recently_contacted")
                 continue
-            arm = arm_for(rule.id, b.id, spec.holdout)
-            if arm == "holdout":
-                # Counted (enrolled) so the effect can be measured against it, never contacted.
-                enrolled.add(key)
-                out.enrollments.append(PlannedEnrollment(rule.id, rule.version, b.id, c.event_id, c.key, c.type,
-                                                         "holdout", (), None, None))
-                skip("holdout")
-                continue
             step = spec.steps[0]
             channel, recipient, reason = choose_channel(step, b, suppressed)
             if channel is None:
@@ -560,6 +553,14 @@ def plan(
             due = _schedule(slots, pressure, spec, rule.id, b, earliest)
             if due is None:
                 skip("capped")
+                continue
+            # The arm is drawn among businesses that would be contacted, so that both arms are comparable.
+            if arm_for(rule.id, b.id, spec.holdout) == "holdout":
+                # Counted (enrolled) so the effect can be measured against it, never contacted.
+                enrolled.add(key)
+                out.enrollments.append(PlannedEnrollment(rule.id, rule.version, b.id, c.event_id, c.key, c.type,
+                                                         "holdout", (), None, None))
+                skip("holdout")
                 continue
             ambassador = pick_ambassador(b, ambassador_index, remaining)
             if ambassador is not None:
