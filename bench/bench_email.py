@@ -4,6 +4,7 @@ the real dispatcher: claim, re-check, render, SMTP with a fenced handoff per mes
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 
 from bench.common import PY, emit, scratch_env, start_process
@@ -80,12 +81,16 @@ def one_run(n: int, workers: int, store_url: str | None, connections: int) -> di
     sink = start_process([PY, "-m", "integrations.smtp_sink", str(port)], env)
     sink.stdout.readline()  # the port: it listens
     load = os.getloadavg()[0]
+    busy_before, children_before = machine_busy(), children_cpu()
     runners = [subprocess.Popen([PY, "-m", "orchestrator.dispatch", "--now", NOW.isoformat()],
                                 env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(workers)]
     outs = [r.communicate(timeout=1800) for r in runners]
+    busy_after = machine_busy()
     sink.terminate()
     tail = sink.stdout.read().strip()
+    sink.wait()
+    ours_all = children_cpu() - children_before  # dispatchers and sink, start-up included
     for r, (_, err) in zip(runners, outs, strict=True):
         if r.returncode:
             raise RuntimeError(err[-2000:])
@@ -95,9 +100,29 @@ def one_run(n: int, workers: int, store_url: str | None, connections: int) -> di
     elapsed = max(d["ended"] for d in done) - min(d["started"] for d in done)
     sent = sum(d.get("sent", 0) for d in done)
     received, duplicates, sink_cpu = (int(tail.split()[i]) if i < 4 else float(tail.split()[i]) for i in (1, 3, 5))
-    return {"rate": sent / elapsed, "sent": sent, "seconds": elapsed, "ours_cpu_ms": 1000 * sum(d["cpu"] for d in done) / sent,
+    span = busy_after[1] - busy_before[1]
+    others = max((busy_after[0] - busy_before[0] - ours_all) / span, 0.0)  # cores the rest of the machine kept
+    return {"others_cores": others, "rate": sent / elapsed, "sent": sent, "seconds": elapsed, "ours_cpu_ms": 1000 * sum(d["cpu"] for d in done) / sent,
             "sink_cpu_ms": 1000 * sink_cpu / max(received, 1), "received": received, "duplicates": duplicates,
             "load": load}
+
+
+def machine_busy() -> tuple[float, float]:
+    """(CPU seconds spent busy by the whole machine, wall seconds), from /proc/stat: others' load during a run."""
+    import time
+
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / tick, time.monotonic()
+
+
+def children_cpu() -> float:
+    """CPU seconds of the finished child processes of this one."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def fresh_schema(url: str) -> str:
@@ -149,6 +174,8 @@ def main(argv: list[str]) -> None:
          runs=[round(x) for x in rates], messages=n, workers=args.workers, connections=args.connections,
          store="postgresql" if args.postgres else "sqlite", duplicates=sum(r["duplicates"] for r in runs),
          received=[r["received"] for r in runs], load_1min=[round(r["load"], 1) for r in runs],
+         # CPU cores the other processes of the machine kept busy during each run (of 2).
+         others_cores=[round(r["others_cores"], 2) for r in runs],
          dispatcher_cpu_ms_per_message=round(ours, 3), sink_cpu_ms_per_message=round(sink, 3),
          # What two free cores could do at these CPU costs: the dispatchers and the sink share them.
          cpu_bound_per_s=round(min(2 / ((ours + sink) / 1000), 1000 / ours * args.workers, 1000 / sink)))
