@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select
 
-from bench.ingest_data import sirene_rows
+from bench.ingest_data import make_siret, sirene_rows
 from store.models import Business, TriggerEvent
-from triggers.ingest import ingest_sirene
+from triggers.ingest import ingest_bodacc, ingest_sirene
 from triggers.sirene import COLUMNS_54
 
 TODAY = dt.date(2026, 11, 27)
@@ -28,7 +28,7 @@ POS = {name: i for i, name in enumerate(COLUMNS_54)}
 RUNNER = """
 import datetime as dt, sys
 from store.db import get_engine
-from triggers.ingest import ingest_sirene
+from triggers.ingest import ingest_bodacc, ingest_sirene
 if __name__ == "__main__":
     engine = get_engine(sys.argv[1])
     ingest_sirene(engine, sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=400, parallel=True)
@@ -117,4 +117,57 @@ def test_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
 
     report = ingest_sirene(engine, month2, today=TODAY)
     assert report.read == ROWS
+    assert state(engine) == expected
+
+
+BODACC_RUNNER = """
+import datetime as dt, sys
+from store.db import get_engine
+from triggers.ingest import ingest_bodacc
+if __name__ == "__main__":
+    ingest_bodacc(get_engine(sys.argv[1]), sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=200)
+"""
+
+
+@pytest.mark.slow
+def test_bodacc_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
+    from bench.bench_ingest import bodacc_file
+
+    # Establishments for the first 3,000 SIRENs of the BODACC file: those events attach, the rest wait.
+    known = []
+    for k, r in enumerate(sirene_rows(3000, seed=5)):
+        siret = make_siret(20_000_000 + k, 1)
+        r[POS["siren"]], r[POS["nic"]], r[POS["siret"]] = siret[:9], siret[9:], siret
+        r[POS["etatAdministratifEtablissement"]] = "A"
+        r[POS["trancheEffectifsEtablissement"]] = "NN"
+        known.append(r)
+    ingest_sirene(engine, write_rows(tmp_path / "s.csv", known), today=TODAY)
+    path = bodacc_file(tmp_path / "bodacc.jsonl", 40_000)
+    ingest_bodacc(engine, path, today=TODAY)
+    expected = state(engine)
+    expected_bodacc = len([e for e in expected[1] if e[0] == "bodacc"])
+    assert any(e[0] == "bodacc" and e[6] == "accepted" for e in expected[1])
+
+    clear(engine)
+    ingest_sirene(engine, tmp_path / "s.csv", today=TODAY)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", BODACC_RUNNER, db_url, str(path)], cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                done = conn.execute(
+                    select(func.count()).select_from(E).where(E.c.source == "bodacc")
+                ).scalar()
+            if done > 100:
+                break
+            assert proc.poll() is None, "the ingest ended before it could be killed"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert 0 < len([e for e in state(engine)[1] if e[0] == "bodacc"]) < expected_bodacc
+
+    ingest_bodacc(engine, path, today=TODAY)
     assert state(engine) == expected
