@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from pathlib import Path
 
 from bench.common import PY, emit, scratch_env, start_process
 from integrations.smtp_sink import free_port
@@ -82,9 +83,14 @@ def one_run(n: int, workers: int, store_url: str | None, connections: int) -> di
     sink.stdout.readline()  # the port: it listens
     load = os.getloadavg()[0]
     busy_before, children_before = machine_busy(), children_cpu()
-    runners = [subprocess.Popen([PY, "-m", "orchestrator.dispatch", "--now", NOW.isoformat()],
+    go = Path(env["DECLIC_HOME"]) / "go"
+    runners = [subprocess.Popen([PY, "-m", "orchestrator.dispatch", "--now", NOW.isoformat(), "--wait-for", str(go)],
                                 env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(workers)]
+    for runner in runners:  # every dispatcher set up before the first claim
+        if runner.stdout.readline().strip() != "ready":
+            raise RuntimeError(runner.stderr.read()[-2000:])
+    go.touch()
     outs = [r.communicate(timeout=1800) for r in runners]
     busy_after = machine_busy()
     sink.terminate()

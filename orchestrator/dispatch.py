@@ -204,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--now", help="ISO datetime the clock starts from (default: the system clock)")
     parser.add_argument("--until-empty", type=float, default=0.0,
                         help="seconds to keep polling while messages wait for a retry")
+    parser.add_argument("--wait-for", metavar="FILE",
+                        help='print "ready" once set up, then wait for FILE to exist before dispatching '
+                             "(tests start several dispatchers at the same instant)")
     args = parser.parse_args(argv)
     clock = None
     if args.now:
@@ -211,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         clock = lambda: start + dt.timedelta(seconds=time.monotonic() - origin)  # noqa: E731
     app = bootstrap(clock=clock)
     app.channel("email")  # imports and connections set up before the clock of the figures starts
+    if args.wait_for:
+        from pathlib import Path
+
+        print("ready", flush=True)
+        while not Path(args.wait_for).exists():
+            time.sleep(0.01)
     total: Counter = Counter()
     began, cpu = time.time(), time.process_time()
     deadline = time.monotonic() + args.until_empty

@@ -51,9 +51,9 @@ def runner_env(db_url: str, home: Path, port: int) -> dict[str, str]:
             "DECLIC_DISPATCH_BATCH_SIZE": "250"}
 
 
-def dispatcher(env: dict[str, str], now: dt.datetime) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.dispatch", "--now", now.isoformat()], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def dispatcher(env: dict[str, str], now: dt.datetime, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.dispatch", "--now", now.isoformat(), *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def received(log: Path) -> Counter[str]:

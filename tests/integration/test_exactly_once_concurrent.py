@@ -26,9 +26,14 @@ def test_two_dispatchers_at_once_never_send_a_message_twice(db_url, engine, tmp_
     log = tmp_path / "received.log"
     log.touch()
     sink, port = start_sink(log)
-    env = {**runner_env(db_url, tmp_path, port), "DECLIC_LEASE_SECONDS": "300", "DECLIC_DISPATCH_BATCH_SIZE": "100"}
+    env = {**runner_env(db_url, tmp_path, port), "DECLIC_LEASE_SECONDS": "300",
+           "DECLIC_DISPATCH_BATCH_SIZE": "100"}
     try:
-        runners = [dispatcher(env, NOW), dispatcher(env, NOW)]
+        go = tmp_path / "go"
+        runners = [dispatcher(env, NOW, "--wait-for", str(go)) for _ in range(2)]
+        for runner in runners:  # both set up (imports, settings) before either claims anything
+            assert runner.stdout.readline().strip() == "ready", runner.stderr.read()[-2000:]
+        go.touch()
         outputs = [r.communicate(timeout=600) for r in runners]
         time.sleep(0.5)  # the sink writes its log line right after answering
     finally:
@@ -43,8 +48,10 @@ def test_two_dispatchers_at_once_never_send_a_message_twice(db_url, engine, tmp_
     got = received(log)
     assert len(got) == TOTAL and set(got.values()) == {1}
     with engine.connect() as conn:
-        sent = conn.execute(select(MESSAGES.c.rfc_message_id).where(MESSAGES.c.status == "sent")).scalars().all()
-        claims = conn.execute(select(EVENTS.c.message_id, EVENTS.c.detail).where(EVENTS.c.status == "claimed")).all()
+        sent = conn.execute(select(MESSAGES.c.rfc_message_id)
+                            .where(MESSAGES.c.status == "sent")).scalars().all()
+        claims = conn.execute(select(EVENTS.c.message_id, EVENTS.c.detail)
+                              .where(EVENTS.c.status == "claimed")).all()
     assert set(sent) == set(got)
     assert Counter(c.message_id for c in claims).most_common(1)[0][1] == 1  # claimed once each
     assert len({c.detail for c in claims}) == 2  # by two lease owners
