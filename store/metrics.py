@@ -543,3 +543,37 @@ def call_tasks(
         }
         for r in conn.execute(query)
     ]
+
+
+def find_businesses(conn: Connection, clause, text_query: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Businesses matching a name or SIRET start, within a scope clause (`accounts.business_clause`)."""
+    wanted = text_query.strip()
+    if len(wanted) < 2:
+        return []
+    digits = wanted.replace(" ", "")
+    pattern = f"%{wanted.lower()}%"
+    match = (
+        BUSINESS.c.siret.startswith(digits) if digits.isdigit() else func.lower(BUSINESS.c.name).like(pattern)
+    )
+    rows = conn.execute(
+        select(
+            BUSINESS.c.id,
+            BUSINESS.c.name,
+            BUSINESS.c.siret,
+            BUSINESS.c.commune_code,
+            BUSINESS.c.metier_family,
+        )
+        .where(match, clause)
+        .order_by(BUSINESS.c.name, BUSINESS.c.id)
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "name": r.name or "",
+            "siret": r.siret,
+            "commune": label_for("commune_code", r.commune_code),
+            "family": label_for("metier_family", r.metier_family),
+        }
+        for r in rows
+    ]

@@ -317,6 +317,20 @@ def _timeline(engine, scope: accounts.Scope, business_id: int):
         return biz, business_timeline(conn, business_id, accounts.visible_campaign_ids(conn, scope))
 
 
+@router.get("/entreprises", response_class=HTMLResponse)
+async def business_search(request: Request, scope: ScopeDep, engine: EngineDep, q: str = ""):
+    """Find a business of the user's territory by name or SIRET."""
+    _need_campaigns(scope)
+    from store.metrics import find_businesses
+
+    def load():
+        with engine.connect() as conn:
+            return find_businesses(conn, accounts.business_clause(scope), q[:100])
+
+    items = await run_in_threadpool(load)
+    return render(request, scope, "dash_search.html", q=q, items=items)
+
+
 @router.get("/entreprises/{business_id}", response_class=HTMLResponse)
 async def business_page(request: Request, business_id: int, scope: ScopeDep, engine: EngineDep):
     """A business's timeline: events, enrollments, messages, reactions, calls."""

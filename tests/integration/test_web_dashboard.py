@@ -474,3 +474,20 @@ def test_sign_in_slows_down_after_five_wrong_passwords(app, world):
         assert wrong.status_code == 401
     blocked = client.post("/connexion", data={"email": "paul@exemple.fr", "password": PASSWORD, "csrf": csrf})
     assert blocked.status_code == 429 and "Trop d&#39;essais" in blocked.text
+
+
+def test_business_search_stays_inside_the_territory(app, engine, world):
+    client = signed_in(app, "agent@ille-et-vilaine.fr")
+    found = client.get("/tableau/entreprises?q=entreprise t")
+    assert found.status_code == 200
+    links = set(re.findall(r'href="/tableau/entreprises/(\d+)"', found.text))
+    assert links and links <= {str(b) for b in world["rennes"].business_ids}
+    assert not links & {str(b) for b in world["privas"].business_ids}
+    operator = signed_in(app, "op@declic.fr")
+    both = set(
+        re.findall(
+            r'href="/tableau/entreprises/(\d+)"', operator.get("/tableau/entreprises?q=entreprise").text
+        )
+    )
+    assert both & {str(b) for b in world["privas"].business_ids}
+    assert signed_in(app, "claire@exemple.fr").get("/tableau/entreprises?q=entreprise").status_code == 403
