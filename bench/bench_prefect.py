@@ -212,6 +212,7 @@ def cluster(workers: int, sink_port: int):
         store_db=f"bench_store_{suffix}",
         workers=workers,
         broker="redis",
+        schedules=False,
         api_port=free_port(),
         env_extra={
             "DECLIC_SMTP_HOST": "127.0.0.1",

@@ -84,6 +84,7 @@ class Cluster:
     redis_url: str = "redis://127.0.0.1:6379/0"
     api_port: int = 4200
     worker_limit: int = 1  # flow runs at once per worker: two dispatch runs land on two workers
+    schedules: bool = True  # False: no scheduled runs (tests and benchmarks start their own)
     env_extra: dict[str, str] = field(default_factory=dict)
     server: subprocess.Popen | None = None
     worker_procs: list[subprocess.Popen] = field(default_factory=list)
@@ -117,6 +118,8 @@ class Cluster:
             # prefect.yaml runs the flows from "{{ $PWD }}": the project folder, wherever we start.
             "PWD": str(ROOT),
         })
+        if not self.schedules:
+            env["PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED"] = "false"
         if self.broker == "redis":
             env.update({
                 "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",

@@ -1,10 +1,11 @@
 """Scale-out, for real: a Prefect server on PostgreSQL (Redis broker), a process work pool, two workers,
 the store on PostgreSQL; 5,000 e-mails dispatched by two flow runs at once on the two workers, counted at a
-real SMTP server.
+real SMTP server; a partner batch posted to the web app starts the plan deployment through its event trigger.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -14,11 +15,14 @@ from sqlalchemy import func, select
 
 from integrations.smtp_sink import SmtpSink
 from orchestrator.bootstrap import bootstrap
+from orchestrator.campaign_spec import load_spec
 from orchestrator.settings import Settings
 from scripts.scale_out import Cluster, _alive, drop_database, free_port
 from scripts.seed import seed_due_emails
-from store.models import Message, MessageEvent
+from store.admin import add_partner, apply_campaign
+from store.models import Message, MessageEvent, TriggerEvent
 from tests.conftest import TEST_SECRET
+from tests.utils.factories import campaign_spec, creation_item
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -26,11 +30,52 @@ MESSAGES = 5_000
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+@pytest.fixture(scope="module")
+def sink():
+    with SmtpSink() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cluster(sink, tmp_path_factory):
+    """Server, pool, deployments and two workers for this module; every process stopped at the end."""
+    suffix = uuid.uuid4().hex[:8]
+    running = Cluster(
+        workdir=tmp_path_factory.mktemp("cluster"), prefect_db=f"t_prefect_{suffix}",
+        store_db=f"t_store_{suffix}", workers=2, broker="redis", api_port=free_port(), schedules=False,
+        env_extra={"DECLIC_SMTP_HOST": "127.0.0.1", "DECLIC_SMTP_PORT": str(sink.port),
+                   "DECLIC_SECRET_KEY": TEST_SECRET, "DECLIC_BASE_URL": "http://127.0.0.1:8000",
+                   "DECLIC_DISPATCH_BATCH_SIZE": "250"},
+    )  # fmt: skip
+    pids: list[int] = []
+    try:
+        running.up()
+        pids = [running.server.pid, *(p.pid for p in running.worker_procs)]
+        yield running
+    finally:
+        running.down()
+        from store.db import dispose_engines
+
+        dispose_engines()
+        drop_database(running.prefect_db)
+        drop_database(running.store_db)
+    assert pids and not any(_alive(pid) for pid in pids), "a process started by the test is still running"
+
+
+@pytest.fixture(scope="module")
+def app(cluster, sink, tmp_path_factory):
+    settings = Settings(home=tmp_path_factory.mktemp("home"), database_url=cluster.store_url,
+                        secret_key=TEST_SECRET, smtp_port=sink.port)  # fmt: skip
+    built = bootstrap(settings)
+    yield built
+    built.close()
+
+
 def start_run(api: str, deployment: str, parameters: dict) -> str:
     dep = requests.get(f"{api}/deployments/name/{deployment}", timeout=10)
     dep.raise_for_status()
     reply = requests.post(f"{api}/deployments/{dep.json()['id']}/create_flow_run",
-                          json={"parameters": parameters}, timeout=10)
+                          json={"parameters": parameters}, timeout=10)  # fmt: skip
     reply.raise_for_status()
     return reply.json()["id"]
 
@@ -44,52 +89,66 @@ def wait_runs(api: str, run_ids: list[str], timeout: float) -> list[dict]:
         time.sleep(1)
 
 
-def test_two_workers_deliver_5000_messages_exactly_once(tmp_path):
-    suffix = uuid.uuid4().hex[:8]
-    sink = SmtpSink().start()
-    cluster = Cluster(
-        workdir=tmp_path, prefect_db=f"t_prefect_{suffix}", store_db=f"t_store_{suffix}", workers=2,
-        broker="redis", api_port=free_port(),
-        env_extra={"DECLIC_SMTP_HOST": "127.0.0.1", "DECLIC_SMTP_PORT": str(sink.port),
-                   "DECLIC_SECRET_KEY": TEST_SECRET, "DECLIC_BASE_URL": "http://127.0.0.1:8000",
-                   "DECLIC_DISPATCH_BATCH_SIZE": "250"},
-    )
-    pids: list[int] = []
+def test_two_workers_deliver_5000_messages_exactly_once(cluster, app, sink):
+    clock = seed_due_emails(app, MESSAGES)
+    before = sink.received
+
+    # Two dispatch runs at once: each worker takes one (--limit 1) and both claim from the same outbox.
+    params = {"now": clock.isoformat()}
+    run_ids = [start_run(cluster.api_url, "dispatch/dispatch", params) for _ in range(2)]
+    runs = wait_runs(cluster.api_url, run_ids, timeout=600)
+
+    assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"], [r["state"] for r in runs]
+    assert sink.received - before == MESSAGES
+    assert sink.duplicates() == {}
+    with app.engine.connect() as conn:
+        by_status = dict(conn.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+        owners = conn.execute(select(MessageEvent.detail, func.count())
+                              .where(MessageEvent.status == "claimed")
+                              .group_by(MessageEvent.detail)).all()  # fmt: skip
+    assert by_status.get("sent") == MESSAGES
+    assert by_status.get("planned", 0) == 0 and by_status.get("claimed", 0) == 0
+    # Both workers sent part of the load (two distinct processes held leases).
+    assert len(owners) == 2 and all(count >= 250 for _, count in owners), owners
+    started = sorted(r["start_time"] for r in runs)
+    ended = sorted(r["end_time"] for r in runs)
+    assert started[1] < ended[0], "the two runs did not overlap"
+
+
+def test_a_partner_batch_starts_the_plan_deployment(cluster, app, monkeypatch):
+    import uvicorn
+
+    from web.app import create_app
+
+    # The web app emits `declic.trigger.received` to the cluster's Prefect API after committing the batch.
+    monkeypatch.setenv("PREFECT_API_URL", cluster.api_url)
+    apply_campaign(app.engine, load_spec(campaign_spec(name="declenche-35")))
+    token = add_partner(app.engine, "bge-e2e", ["creation"])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(app.settings, app.engine), host="127.0.0.1", port=port,
+                                           log_level="warning"))  # fmt: skip
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
     try:
-        cluster.up()
-        pids = [cluster.server.pid, *(p.pid for p in cluster.worker_procs)]
-        app = bootstrap(Settings(home=tmp_path / "home", database_url=cluster.store_url,
-                                 secret_key=TEST_SECRET, smtp_port=sink.port))
-        clock = seed_due_emails(app, MESSAGES)
-
-        # Two dispatch runs at once: each worker takes one (--limit 1) and both claim from the same outbox.
-        params = {"now": clock.isoformat()}
-        run_ids = [start_run(cluster.api_url, "dispatch/dispatch", params) for _ in range(2)]
-        runs = wait_runs(cluster.api_url, run_ids, timeout=600)
-
-        assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"], [r["state"] for r in runs]
-        assert sink.received == MESSAGES
-        assert sink.duplicates() == {}
+        reply = requests.post(f"http://127.0.0.1:{port}/api/v1/events",
+                              json={"events": [creation_item("e2e-trigger-1", email="trigger@exemple.fr")]},
+                              headers={"Authorization": f"Bearer {token}"}, timeout=30)  # fmt: skip
+        assert reply.json()["accepted"] == 1
+        deadline = time.monotonic() + 180
+        plan_runs: list[dict] = []
+        while time.monotonic() < deadline:
+            plan_runs = [r for r in requests.post(f"{cluster.api_url}/flow_runs/filter", timeout=10,
+                                                  json={"flows": {"name": {"any_": ["plan"]}}}).json()
+                         if r["parameters"].get("trigger_event")]  # fmt: skip
+            if plan_runs and plan_runs[0]["state_type"] in TERMINAL:
+                break
+            time.sleep(0.5)
+        assert plan_runs, "no plan run was triggered by the event"
+        assert plan_runs[0]["state_type"] == "COMPLETED", plan_runs[0]["state"]
         with app.engine.connect() as conn:
-            by_status = dict(conn.execute(select(Message.status, func.count())
-                                          .group_by(Message.status)).all())
-            owners = conn.execute(select(MessageEvent.detail, func.count())
-                                  .where(MessageEvent.status == "claimed")
-                                  .group_by(MessageEvent.detail)).all()
-        assert by_status.get("sent") == MESSAGES
-        assert by_status.get("planned", 0) == 0 and by_status.get("claimed", 0) == 0
-        # Both workers sent part of the load (two distinct processes held leases).
-        assert len(owners) == 2 and all(count >= 250 for _, count in owners), owners
-        started = sorted(r["start_time"] for r in runs)
-        ended = sorted(r["end_time"] for r in runs)
-        assert started[1] < ended[0], "the two runs did not overlap"
-        app.close()
+            planned = conn.execute(select(TriggerEvent.planned)
+                                   .where(TriggerEvent.external_id == "e2e-trigger-1")).scalar()  # fmt: skip
+        assert planned is True
     finally:
-        cluster.down()
-        sink.stop()
-        from store.db import dispose_engines
-
-        dispose_engines()
-        drop_database(cluster.prefect_db)
-        drop_database(cluster.store_db)
-    assert pids and not any(_alive(pid) for pid in pids), "a process started by the test is still running"
+        server.should_exit = True
