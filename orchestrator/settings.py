@@ -62,21 +62,22 @@ class Settings(BaseSettings):
     sirene_api_key: str | None = Field(default=None, repr=False)
     sirene_api_per_minute: int = Field(default=30, ge=1)
 
-    # Channels (issue 5); each module's docstring says more. Unset SMS or webhook settings hold those
-    # messages in the outbox with the reason, never the whole dispatch.
-    sms_provider: str = "generic"  # "generic" (documented JSON) or "octopush"
+    # Channels (issue 5); each module's docstring says more and holds the defaults (None here = the
+    # channel's default). Unset SMS or webhook endpoints hold those messages in the outbox with the reason,
+    # never the whole dispatch.
+    sms_provider: str | None = None  # "generic" (documented JSON, the default) or "octopush"
     sms_url: str | None = None
     sms_api_key: str | None = Field(default=None, repr=False)
     sms_login: str | None = None
     sms_sender: str | None = None
-    sms_timeout: float = 10.0
-    sms_workers: int = Field(default=8, ge=1, le=64)
+    sms_timeout: float | None = None
+    sms_workers: int | None = None
     sms_rate: float | None = None  # messages per second at most, when the provider asks for it
     # Shared secret the SMS provider and the bounce mailbox put in their callback URLs (/hooks/...?token=).
     hooks_token: str | None = Field(default=None, repr=False)
     webhook_url: str | None = None
     webhook_secret: str | None = Field(default=None, repr=False)
-    webhook_timeout: float = 10.0
+    webhook_timeout: float | None = None
     letter_dir: Path | None = None  # default: <home>/letters
     letter_sender_name: str | None = None
     letter_sender_address: str | None = None
