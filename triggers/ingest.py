@@ -43,7 +43,6 @@ from triggers.bodacc import BodaccStats, Skipped, read_bodacc
 from triggers.lifecycle import lifecycle_stage
 from triggers.model import EventIn, Reject
 from triggers.report import IngestReport, RejectSink
-from triggers.scope import scope_reject
 from triggers.sirene import (
     R_CREATION,
     R_DNC,
@@ -924,8 +923,8 @@ def import_partner_file(
     progress: Progress | None = None,
 ) -> IngestReport:
     """Import a partner CSV through the same intake as the API (`store.events.store_events`)."""
-    from store.events import store_events
     from store.models import Partner
+    from triggers.intake import scope_rejects, store_with_effects
     from triggers.partner_csv import PartnerStats, read_partner_csv
 
     partners = Partner.__table__
@@ -945,19 +944,13 @@ def import_partner_file(
 
     def check(event: EventIn) -> Reject | None:
         # The same scope as the API token: allowed types, and the territory where the business is.
-        commune = event.business.commune_code if event.business else None
-        if territory and not commune and event.siret:
-            with engine.connect() as conn:
-                commune = conn.execute(
-                    select(BUSINESS.c.commune_code).where(BUSINESS.c.siret == event.siret)
-                ).scalar()
-        return scope_reject(event, allowed_types=allowed, territory=territory, commune_code=commune)
+        return scope_rejects(engine, [event], allowed_types=allowed, territory=territory)[0]
 
     def flush() -> None:
         if not batch:
             return
-        attached: list[int] = []
-        for stored, event in zip(store_events(engine, batch, partner_id=row.id), batch, strict=True):
+        stored_all = store_with_effects(engine, batch, partner_id=row.id, today=today)
+        for stored, event in zip(stored_all, batch, strict=True):
             if stored.status == "duplicate":
                 report.skipped["already stored"] += 1
             else:
@@ -965,17 +958,6 @@ def import_partner_file(
                 report.stored += 1
                 if stored.status == "pending":
                     report.events["pending (business not known yet)"] += 1
-                elif stored.event_id is not None:
-                    attached.append(stored.event_id)
-        if attached:
-            # The life-cycle stage follows the events (a takeover -> transfer, a closure stops outreach).
-            with engine.begin() as conn:
-                found = conn.execute(
-                    select(EVENTS.c.business_id, EVENTS.c.type, EVENTS.c.occurred_on).where(
-                        EVENTS.c.id.in_(attached), EVENTS.c.business_id.is_not(None)
-                    )
-                ).all()
-                apply_event_effects(conn, [tuple(f) for f in found], today or dt.date.today())
         batch.clear()
 
     for event in read_partner_csv(

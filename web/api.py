@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from store.conversions import attribute_conversions
-from store.events import store_events
+from triggers.intake import scope_rejects, store_with_effects
 from triggers.model import CONVERSION_TYPES, EventIn, Reject
 from triggers.partner_api import EventBatch, EventItem, validate_item
 from web.deps import EngineDep, PartnerDep
@@ -40,28 +40,31 @@ class BatchResult(BaseModel):
     items: list[ItemStatus]
 
 
-def scope_reject(partner, item: EventIn) -> Reject | None:
-    """Refuse an event whose type the partner's token does not allow."""
-    if partner.allowed_types and item.type not in partner.allowed_types:
-        return Reject(None, "type", f"type non autorisé pour ce partenaire: {item.type}")
-    return None
+def _rejected(index: int, raw: Any, reject: Reject) -> ItemStatus:
+    ext = raw.get("external_id") if isinstance(raw, dict) else None
+    return ItemStatus(index=index, external_id=ext, status="rejected", field=reject.field, reason=reject.reason)
 
 
 def accept_batch(engine, partner, raw_items: list[dict[str, Any]]) -> BatchResult:
-    """Validate each item, store the valid ones (committed before returning), report each."""
+    """Validate each item, check the token's scope, store the valid ones (committed before returning)."""
     statuses: list[ItemStatus | None] = [None] * len(raw_items)
-    valid: list[tuple[int, EventIn]] = []
+    checked: list[tuple[int, EventIn]] = []
     for i, raw in enumerate(raw_items):
-        ext = raw.get("external_id") if isinstance(raw, dict) else None
         result = validate_item(raw, f"partner:{partner.id}", partner.name)
-        if isinstance(result, EventIn):
-            result = scope_reject(partner, result) or result
         if isinstance(result, Reject):
-            statuses[i] = ItemStatus(index=i, external_id=ext, status="rejected", field=result.field,
-                                     reason=result.reason)
+            statuses[i] = _rejected(i, raw, result)
         else:
-            valid.append((i, result))
-    stored = store_events(engine, [e for _, e in valid], partner_id=partner.id)
+            checked.append((i, result))
+    # The same scope as partner files: allowed types, and the territory where the business is.
+    outside = scope_rejects(engine, [e for _, e in checked], allowed_types=partner.allowed_types or [],
+                            territory=partner.territory or [])
+    valid: list[tuple[int, EventIn]] = []
+    for (i, event), reject in zip(checked, outside, strict=True):
+        if reject is not None:
+            statuses[i] = _rejected(i, raw_items[i], reject)
+        else:
+            valid.append((i, event))
+    stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id)
     conversions = [f.event_id for (_, e), f in zip(valid, stored, strict=True)
                    if f.event_id and e.type in CONVERSION_TYPES]
     if conversions:  # attributed to the business's latest enrollment (treatment or holdout) for the metrics

@@ -89,3 +89,17 @@ def test_openapi_docs_are_served(live_server):
     assert requests.get(f"{live_server}/docs", timeout=5).status_code == 200
     schema = requests.get(f"{live_server}/openapi.json", timeout=5).json()
     assert "/api/v1/events" in schema["paths"]
+
+
+def test_event_outside_token_territory_is_rejected_and_stage_follows_accepted_events(engine, live_server):
+    token = add_partner(engine, "bge-35", ["creation"], ["departement:35"])
+    inside = creation_item("t-in", commune="35238")
+    outside = creation_item("t-out", commune="29019")  # Brest, Finistère
+    body = post(live_server, token, [inside, outside]).json()
+    assert [i["status"] for i in body["items"]] == ["accepted", "rejected"]
+    assert body["items"][1]["field"] == "commune_code" and "territoire" in body["items"][1]["reason"]
+    assert count_events(engine) == 1
+    with engine.connect() as conn:
+        stage = conn.execute(select(Business.__table__.c.lifecycle_stage)
+                             .where(Business.__table__.c.siret == inside["siret"])).scalar()
+    assert stage == "creation"

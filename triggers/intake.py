@@ -1,0 +1,60 @@
+"""Partner intake shared by the API and partner files: the token's scope, then storage with its effects.
+
+One path for both doors, so a file and an API call accept, refuse and change exactly the same things.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from store.events import Stored, store_events
+from store.models import Business, TriggerEvent
+from store.sql import chunks
+from triggers.model import EventIn, Reject
+from triggers.scope import scope_reject
+
+BUSINESS = Business.__table__
+EVENTS = TriggerEvent.__table__
+
+
+def scope_rejects(engine: Engine, events: Sequence[EventIn], *, allowed_types: Sequence[str],
+                  territory: Sequence[str]) -> list[Reject | None]:
+    """For each event, why it is outside the partner's scope (type, territory), or None.
+
+    Where the business is comes from the event, else from the store (read in bulk); unknown places are let
+    in and judged when Sirene places the business.
+    """
+    known: dict[str, str | None] = {}
+    if territory:
+        missing = sorted({e.siret for e in events if e.siret and not (e.business and e.business.commune_code)})
+        with engine.connect() as conn:
+            for part in chunks(missing, 900):
+                known.update(conn.execute(select(BUSINESS.c.siret, BUSINESS.c.commune_code)
+                                          .where(BUSINESS.c.siret.in_(part))).all())
+    out = []
+    for e in events:
+        commune = (e.business.commune_code if e.business else None) or known.get(e.siret or "")
+        out.append(scope_reject(e, allowed_types=allowed_types, territory=territory, commune_code=commune))
+    return out
+
+
+def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id: int | None,
+                       today: dt.date | None = None) -> list[Stored]:
+    """Store events idempotently, then apply what the new ones change on their business (life-cycle stage;
+    a closure stops outreach)."""
+    from triggers.ingest import apply_event_effects
+
+    stored = store_events(engine, events, partner_id=partner_id)
+    attached = [s.event_id for s in stored if s.status == "accepted" and s.event_id is not None]
+    if attached:
+        with engine.begin() as conn:
+            found = []
+            for part in chunks(attached, 900):
+                found += conn.execute(select(EVENTS.c.business_id, EVENTS.c.type, EVENTS.c.occurred_on)
+                                      .where(EVENTS.c.id.in_(part), EVENTS.c.business_id.is_not(None))).all()
+            apply_event_effects(conn, [tuple(f) for f in found], today or dt.date.today())
+    return stored
