@@ -28,7 +28,7 @@ from store.outbox import (
     record_results,
     release_expired,
 )
-from web.tokens import links_for
+from orchestrator.links import links_for
 
 
 def worker_id() -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -106,9 +107,21 @@ class Settings(BaseSettings):
         path = self.home / "secret_key"
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+            try:
+                # O_EXCL: of two processes starting together, one writes and both read the same secret;
+                # the file is private from its first byte.
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(32))
+        for _ in range(50):  # the other process may still be writing it
+            secret = path.read_text().strip()
+            if secret:
+                return secret
+            time.sleep(0.01)
+        raise RuntimeError(f"the secret file {path} is empty")
 
 
 def get_settings() -> Settings:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 _ENGINES: dict[str, Engine] = {}
 
@@ -54,20 +51,3 @@ def dispose_engines() -> None:
     for engine in _ENGINES.values():
         engine.dispose()
     _ENGINES.clear()
-
-
-def is_postgres(engine: Engine) -> bool:
-    """True when the store runs on PostgreSQL."""
-    return engine.dialect.name == "postgresql"
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session committed on success, rolled back on error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from functools import lru_cache
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from store.businesses import ids_for_sirets, upsert_businesses
 from store.models import Partner, TriggerEvent, utcnow
@@ -75,42 +75,49 @@ def _insert_events(dialect: str):
 
 
 def store_events(engine: Engine, events: Sequence[EventIn], partner_id: int | None = None) -> list[Stored]:
-    """Upsert the businesses the events describe, then insert the events idempotently, in one transaction.
+    """Upsert the businesses the events describe, then insert the events idempotently, in one transaction."""
+    if not events:
+        return []
+    with engine.begin() as conn:
+        return store_events_in(conn, events, partner_id)
+
+
+def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int | None = None) -> list[Stored]:
+    """`store_events` inside the caller's transaction (so what follows from the events commits with them).
 
     Concurrent calls with the same (source, external_id) store it once: the unique constraint decides,
     and the loser reports "duplicate".
     """
     if not events:
         return []
-    with engine.begin() as conn:
-        facts = [e.business for e in events if e.business is not None]
-        business_ids = upsert_businesses(conn, facts) if facts else {}
-        missing = {e.siret for e in events if e.siret and e.siret not in business_ids}
-        if missing:
-            business_ids.update(ids_for_sirets(conn, missing))
-        now = utcnow()
-        rows = []
-        for e in events:
-            business_id = business_ids.get(e.siret) if e.siret else None
-            rows.append({
-                "source": e.source,
-                "partner_id": partner_id,
-                "external_id": e.external_id,
-                "type": e.type,
-                "siret": e.siret,
-                "siren": e.siren or (e.siret[:9] if e.siret else None),
-                "business_id": business_id,
-                "occurred_on": e.occurred_on,
-                "received_at": now,
-                "status": "accepted" if business_id else "pending",
-                # Conversions are attributed by the metrics, not planned into journeys.
-                "planned": e.type in CONVERSION_TYPES,
-                "payload": e.payload,
-            })
-        inserted: dict[tuple[str, str], int] = {}
-        for part in chunks(rows, 500):
-            result = conn.execute(_insert_events(conn.dialect.name), part)
-            inserted.update({(s, x): i for i, s, x in result})
+    facts = [e.business for e in events if e.business is not None]
+    business_ids = upsert_businesses(conn, facts) if facts else {}
+    missing = {e.siret for e in events if e.siret and e.siret not in business_ids}
+    if missing:
+        business_ids.update(ids_for_sirets(conn, missing))
+    now = utcnow()
+    rows = []
+    for e in events:
+        business_id = business_ids.get(e.siret) if e.siret else None
+        rows.append({
+            "source": e.source,
+            "partner_id": partner_id,
+            "external_id": e.external_id,
+            "type": e.type,
+            "siret": e.siret,
+            "siren": e.siren or (e.siret[:9] if e.siret else None),
+            "business_id": business_id,
+            "occurred_on": e.occurred_on,
+            "received_at": now,
+            "status": "accepted" if business_id else "pending",
+            # Conversions are attributed by the metrics, not planned into journeys.
+            "planned": e.type in CONVERSION_TYPES,
+            "payload": e.payload,
+        })
+    inserted: dict[tuple[str, str], int] = {}
+    for part in chunks(rows, 500):
+        result = conn.execute(_insert_events(conn.dialect.name), part)
+        inserted.update({(s, x): i for i, s, x in result})
     out = []
     reported: set[tuple[str, str]] = set()
     for row in rows:

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from store.events import Stored, store_events
+from store.events import Stored, store_events_in
 from store.models import Business, TriggerEvent
 from store.sql import chunks
-from triggers.model import EventIn, Reject
+from triggers.model import CONVERSION_TYPES, EventIn, Reject
 from triggers.scope import scope_reject
 
 BUSINESS = Business.__table__
@@ -44,17 +44,23 @@ def scope_rejects(engine: Engine, events: Sequence[EventIn], *, allowed_types: S
 
 def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id: int | None,
                        today: dt.date | None = None) -> list[Stored]:
-    """Store events idempotently, then apply what the new ones change on their business (life-cycle stage;
-    a closure stops outreach)."""
+    """Store events idempotently and, in the same transaction, what the new ones change: the life-cycle stage
+    of their business (a closure stops outreach), and conversions attributed to the business's latest
+    enrollment. A crash leaves all of it or none of it; a rerun reports duplicates and changes nothing."""
+    from store.conversions import attribute_conversions
     from triggers.ingest import apply_event_effects
 
-    stored = store_events(engine, events, partner_id=partner_id)
-    attached = [s.event_id for s in stored if s.status == "accepted" and s.event_id is not None]
-    if attached:
-        with engine.begin() as conn:
+    with engine.begin() as conn:
+        stored = store_events_in(conn, events, partner_id=partner_id)
+        attached = [s.event_id for s in stored if s.status == "accepted" and s.event_id is not None]
+        if attached:
             found = []
             for part in chunks(attached, 900):
                 found += conn.execute(select(EVENTS.c.business_id, EVENTS.c.type, EVENTS.c.occurred_on)
                                       .where(EVENTS.c.id.in_(part), EVENTS.c.business_id.is_not(None))).all()
             apply_event_effects(conn, [tuple(f) for f in found], today or dt.date.today())
+        conversions = [s.event_id for s, e in zip(stored, events, strict=True)
+                       if s.event_id is not None and e.type in CONVERSION_TYPES]
+        if conversions:
+            attribute_conversions(conn, conversions)
     return stored

@@ -10,9 +10,8 @@ from fastapi import APIRouter, BackgroundTasks
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from store.conversions import attribute_conversions
 from triggers.intake import scope_rejects, store_with_effects
-from triggers.model import CONVERSION_TYPES, EventIn, Reject
+from triggers.model import EventIn, Reject
 from triggers.partner_api import EventBatch, EventItem, validate_item
 from web.deps import EngineDep, PartnerDep
 
@@ -65,11 +64,6 @@ def accept_batch(engine, partner, raw_items: list[dict[str, Any]]) -> BatchResul
         else:
             valid.append((i, event))
     stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id)
-    conversions = [f.event_id for (_, e), f in zip(valid, stored, strict=True)
-                   if f.event_id and e.type in CONVERSION_TYPES]
-    if conversions:  # attributed to the business's latest enrollment (treatment or holdout) for the metrics
-        with engine.begin() as conn:
-            attribute_conversions(conn, conversions)
     for (i, event), fate in zip(valid, stored, strict=True):
         statuses[i] = ItemStatus(index=i, external_id=event.external_id, status=fate.status)
     items = [s for s in statuses if s is not None]

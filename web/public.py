@@ -21,7 +21,7 @@ from web.callback import SLOTS, callback_due, notification
 from web.csrf import check_csrf, make_csrf
 from web.deps import EngineDep, SettingsDep
 from web.diagnostic import QUESTIONS, diagnose, parse_answers
-from web.tokens import TokenError, make_token, read_token
+from orchestrator.links import TokenError, make_token, read_token
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

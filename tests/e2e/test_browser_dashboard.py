@@ -12,7 +12,7 @@ from sqlalchemy import select
 from store.accounts import add_user
 from store.models import CallTask
 from tests.utils.outreach import seed_funnel
-from web.tokens import make_token
+from orchestrator.links import make_token
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "un-mot-de-passe-solide"

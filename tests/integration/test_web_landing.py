@@ -12,7 +12,7 @@ from sqlalchemy import select
 from store.models import Business, CallTask, Interaction
 from tests.utils.outreach import business, campaign, enrol
 from web.app import create_app
-from web.tokens import make_token
+from orchestrator.links import make_token
 
 TASKS = CallTask.__table__
 INTERACTIONS = Interaction.__table__

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from store.models import Interaction, Suppression
 from tests.utils.outreach import seed_funnel
 from web.app import create_app
-from web.tokens import make_token
+from orchestrator.links import make_token
 
 
 @pytest.fixture
