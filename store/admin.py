@@ -53,6 +53,8 @@ def apply_campaign(engine: Engine, spec: CampaignSpec) -> tuple[int, int, str]:
 def set_campaign_status(engine: Engine, name: str, status: str) -> bool:
     """Pause, resume (active) or end a campaign; False when unknown."""
     with engine.begin() as conn:
-        result = conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.name == name)
-                              .values(status=status, updated_at=utcnow()))
+        values = {"status": status, "updated_at": utcnow()}
+        if status == "active":  # resumed by a person: the automatic pause's reason no longer holds
+            values.update(paused_reason=None, paused_at=None)
+        result = conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.name == name).values(**values))
     return bool(result.rowcount)

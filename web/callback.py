@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 from integrations.base import OutgoingMessage
 from orchestrator.windows import is_french_holiday
 
-# key -> (label shown to the owner, start hour, end hour), local time
+# key -> (label shown to the owner, start hour, end hour), local time. Inside the calling hours of
+# integrations.call_rules (10-13 h, 14-20 h): a callback the owner asked for still keeps to them.
 SLOTS: dict[str, tuple[str, int, int]] = {
-    "matin": ("le matin (9 h - 12 h)", 9, 12),
-    "midi": ("entre midi et deux (12 h - 14 h)", 12, 14),
-    "apres_midi": ("l'après-midi (14 h - 18 h)", 14, 18),
-    "soir": ("en fin de journée (18 h - 20 h)", 18, 20),
+    "matin": ("le matin (10 h - 13 h)", 10, 13),
+    "apres_midi": ("l'après-midi (14 h - 17 h)", 14, 17),
+    "soir": ("en fin de journée (17 h - 20 h)", 17, 20),
 }
 
 

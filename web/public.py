@@ -148,7 +148,7 @@ def ask_callback(
     except TokenError as exc:
         return _error(request, str(exc))
     if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
-        return _error(request, "formulaire périmé, rechargez la page", 403)
+        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
     errors: dict[str, str] = {}
     try:
         e164 = normalise_number(phone)
@@ -237,7 +237,7 @@ def not_for_me(
     except TokenError as exc:
         return _error(request, str(exc))
     if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
-        return _error(request, "formulaire périmé, rechargez la page", 403)
+        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
     if reason not in NOT_FOR_ME_REASONS:
         return _landing(
             request,
@@ -288,7 +288,7 @@ async def diagnostic_answer(
         return _error(request, str(exc))
     form = {k: str(v) for k, v in (await request.form()).items()}
     if not check_csrf(settings.resolved_secret, _subject(message_id), form.get("csrf")):
-        return _error(request, "formulaire périmé, rechargez la page", 403)
+        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
     answers = parse_answers(form)
     context = {
         "token": token,
