@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 from orchestrator.bootstrap import App
 from store.feeds import FeedRow, claim_feed, due_feeds, record_failure, record_success
@@ -27,6 +28,14 @@ logger = logging.getLogger("declic.feeds")
 
 class IngestFailed(Exception):
     """A complete body the ingester refused as a whole (wrong format, unknown partner)."""
+
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def paris_today(now: dt.datetime) -> dt.date:
+    """The calendar day in France at `now` (feeds run around the clock; UTC's date is wrong till 1-2 h)."""
+    return now.astimezone(PARIS).date()
 
 
 def feed_http(app: App, *, min_interval: float = 0.0, sleep=None) -> FeedHttp:
@@ -171,7 +180,7 @@ def _file_feed(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> dic
                 last_modified=got.last_modified,
             )
             return {"state": "inchangé (même contenu)", "events": 0}
-        report = ingest_body(app, feed, got.path, now.date())
+        report = ingest_body(app, feed, got.path, paris_today(now))
         events = _events(report)
         words = _words(report, events)
         record_success(
@@ -216,7 +225,7 @@ def _bodacc_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> di
     from segments.territory import departements as all_departements
     from triggers.feeds.bodacc_api import pull_bodacc
 
-    today = now.astimezone(dt.UTC).date()
+    today = paris_today(now)
     last = feed.cursor.get("last_date")
     # Resume on the last publication day seen (inclusive: it may have been read before it was complete).
     lookback = dt.timedelta(days=app.settings.bodacc_lookback_days)
@@ -262,7 +271,9 @@ def _sirene_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> di
     from triggers.feeds.sirene_api import pull_sirene
 
     last = feed.cursor.get("since")
-    since = dt.datetime.fromisoformat(last) if last else (now - dt.timedelta(days=1)).replace(tzinfo=None)
+    # Sirene dates its processing in Paris time, without a zone.
+    since = (dt.datetime.fromisoformat(last) if last
+             else (now - dt.timedelta(days=1)).astimezone(PARIS).replace(tzinfo=None))
     dest = _workdir(app, feed) / "etablissements.csv"
     http.min_interval = 60.0 / app.settings.sirene_api_per_minute
     try:
@@ -284,7 +295,7 @@ def _sirene_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> di
                 app.engine, feed, now=now, outcome="inchangé (mêmes établissements)", cursor=cursor
             )
             return {"state": "inchangé", "events": 0}
-        report = ingest_body(app, feed, dest, now.date())
+        report = ingest_body(app, feed, dest, paris_today(now))
         events = _events(report)
         words = f"{_words(report, events)}, {pull.rows} établissements en {pull.pages} pages"
         record_success(
