@@ -70,6 +70,35 @@ def main(quick: bool = False) -> None:
         server.terminate()
         server.wait(10)
 
+    # The same batches of 500 against two uvicorn worker processes (one per core), two clients at once:
+    # validation runs in parallel; SQLite still takes one writer at a time.
+    port = free_port()
+    server = start_process([PY, "-m", "uvicorn", "web.app:create_app", "--factory", "--port", str(port),
+                            "--workers", "2", "--log-level", "warning"], env,
+                           ready_url=f"http://127.0.0.1:{port}/healthz")
+    base = f"http://127.0.0.1:{port}/api/v1/events"
+    try:
+        total = 5_000 if quick else 50_000
+        batches = pop.creation_events(total, batch_size=500, bad_every=10**9)
+        for i, batch in enumerate(batches):
+            for item in batch:
+                item["external_id"] = f"w2-{i}-{item['external_id']}"
+
+        def post_all(chunk):
+            with requests.Session() as http:
+                for batch in chunk:
+                    http.post(base, json={"events": batch}, headers=headers, timeout=60).raise_for_status()
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(post_all, [batches[0::2], batches[1::2]]))
+        elapsed = time.perf_counter() - started
+        emit(figure="api_events_per_s_batch_500_two_workers", value=round(total / elapsed), events=total,
+             seconds=round(elapsed, 2), server_workers=2, clients=2)
+    finally:
+        server.terminate()
+        server.wait(10)
+
 
 if __name__ == "__main__":
     main(quick="--quick" in sys.argv)

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from segments.taxonomy import family_for_naf
 from segments.territory import commune as commune_info
 from store.models import Business, Message, TriggerEvent
-from store.sql import insert_for
+from store.sql import chunks, insert_for
 from triggers import calendar as cal
 from triggers.bodacc import BodaccStats, Skipped, read_bodacc
 from triggers.lifecycle import lifecycle_stage
@@ -682,11 +682,17 @@ def apply_event_effects(conn: Connection, events: Iterable[tuple[int, str, Any]]
         stage = _stage_for(kind, day, today)
         if stage is not None and (business_id not in stages or day >= stages[business_id][0]):
             stages[business_id] = (day, stage)
+    # One UPDATE per (stage, closed) group rather than per business: a batch of 500 partner events would
+    # otherwise cost 500 statements.
+    groups: dict[tuple[str, bool], list[int]] = {}
     for business_id, (_day, stage) in stages.items():
+        groups.setdefault((stage, business_id in closing), []).append(business_id)
+    for (stage, closed), ids in groups.items():
         values: dict[str, Any] = {"lifecycle_stage": stage}
-        if business_id in closing:
+        if closed:
             values["state"] = "closed"
-        conn.execute(update(BUSINESS).where(BUSINESS.c.id == business_id).values(**values))
+        for part in chunks(ids, 900):
+            conn.execute(update(BUSINESS).where(BUSINESS.c.id.in_(part)).values(**values))
     if closing:
         cancel_planned_messages(conn, closing, "business closed")
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stdnum.fr import siret as siret_check
 
 from triggers.model import EVENT_TYPES, BusinessFacts, ContactPoint, EventIn, Reject
+from triggers.sirene import siret_is_valid
 
 MAX_BATCH = 1000
 
@@ -24,7 +25,7 @@ def check_siret(value: str) -> str:
     compact = siret_check.compact(str(value))
     if len(compact) != 14 or not compact.isdigit():
         raise ValueError("le SIRET doit compter 14 chiffres")
-    if not siret_check.is_valid(compact):
+    if not siret_is_valid(compact):  # python-stdnum's rules, with the Sirene reader's fast path
         raise ValueError("SIRET invalide (clé de contrôle fausse)")
     return compact
 
@@ -106,7 +107,7 @@ class BusinessIn(BaseModel):
     def _naf(cls, value: str | None) -> str | None:
         if not value:
             return None
-        from segments.taxonomy import normalize_naf, naf_entry
+        from segments.taxonomy import naf_entry, normalize_naf
 
         code = normalize_naf(value)
         if naf_entry(code) is None:
