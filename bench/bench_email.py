@@ -108,7 +108,8 @@ def one_run(n: int, workers: int, store_url: str | None, connections: int) -> di
     received, duplicates, sink_cpu = (int(tail.split()[i]) if i < 4 else float(tail.split()[i]) for i in (1, 3, 5))
     span = busy_after[1] - busy_before[1]
     others = max((busy_after[0] - busy_before[0] - ours_all) / span, 0.0)  # cores the rest of the machine kept
-    return {"others_cores": others, "rate": sent / elapsed, "sent": sent, "seconds": elapsed, "ours_cpu_ms": 1000 * sum(d["cpu"] for d in done) / sent,
+    return {"others_cores": others, "rate": sent / elapsed, "sent": sent, "seconds": elapsed,
+            "ours_cpu_ms": 1000 * sum(d["cpu"] for d in done) / sent,
             "sink_cpu_ms": 1000 * sink_cpu / max(received, 1), "received": received, "duplicates": duplicates,
             "load": load}
 

@@ -245,7 +245,8 @@ class SmtpChannel:
                 try:
                     result, keep = self._attempt(smtp, msg, on_handoff)
                 except Exception as exc:  # noqa: BLE001 (a bug must not leave a connection inside DATA for reuse)
-                    result, keep = SendResult(msg.message_id, Outcome.TRANSIENT, f"erreur pendant l'envoi : {exc}"), False
+                    detail = f"erreur pendant l'envoi : {exc}"
+                    result, keep = SendResult(msg.message_id, Outcome.TRANSIENT, detail), False
                 shared.results[index] = result
                 if not keep:
                     _close(smtp)

@@ -6,7 +6,6 @@ Sub-commands of other rooms (ingest, templates, segments, feeds, report...) are 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -23,16 +22,22 @@ campaigns_app = typer.Typer(help="Campaigns of a collectivité.", no_args_is_hel
 app.add_typer(partners_app, name="partners")
 app.add_typer(campaigns_app, name="campaigns")
 from orchestrator import cli_report  # noqa: E402 (report and users sub-commands)
+
 cli_report.mount(app)
 from triggers.cli import register as _register_doors  # noqa: E402  (ingest, events import, deadlines)
+
 _register_doors(app)
 from orchestrator.cli_journeys import register as _register_journeys  # noqa: E402  (segments, ambassadors...)
+
 _register_journeys(app, campaigns_app)
 from orchestrator import cli_messages  # noqa: E402  (messages show SIRET)
+
 cli_messages.mount(app)
 from orchestrator.cli_templates import register as _register_templates  # noqa: E402  (templates lint|preview)
+
 _register_templates(app)
 from orchestrator import cli_feeds  # noqa: E402  (feeds add|list|pause|resume|remove|watch)
+
 cli_feeds.mount(app)
 console = Console()
 

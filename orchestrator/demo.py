@@ -21,8 +21,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from integrations.smtp_sink import SmtpSink, free_port
-from orchestrator.settings import prepare_prefect_env
-from orchestrator.settings import get_settings
+from orchestrator.settings import get_settings, prepare_prefect_env
 from orchestrator.synthetic import Population
 
 DEMO_SEED = 35

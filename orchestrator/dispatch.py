@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from integrations.base import Outcome, OutgoingMessage, SendResult
 from orchestrator.bootstrap import App
+from orchestrator.links import links_for
 from store.outbox import (
     Fence,
     blocked_at_send_time,
@@ -28,7 +29,6 @@ from store.outbox import (
     record_results,
     release_expired,
 )
-from orchestrator.links import links_for
 
 
 def worker_id() -> str:

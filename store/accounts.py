@@ -248,15 +248,16 @@ def last_login(user) -> dt.datetime | None:
     return user.last_login_at
 
 
-def partner_events(conn: Connection, partner_id: int, *, after_id: int = 0, limit: int = 100) -> list[Any]:
-    """A partner's own submitted events (never another's), oldest first, after an id (for paging)."""
+def partner_events(conn: Connection, partner_id: int, *, after_id: int = 0, since: Any = None,
+                   limit: int = 100) -> list[Any]:
+    """A partner's own submitted events (never another's), oldest first, received since a moment and after
+    an id (for paging)."""
     from store.models import TriggerEvent
 
     events = TriggerEvent.__table__
-    return conn.execute(
-        select(events.c.id, events.c.external_id, events.c.type, events.c.siret, events.c.occurred_on,
-               events.c.status, events.c.received_at, events.c.planned)
-        .where(events.c.partner_id == partner_id, events.c.id > after_id)
-        .order_by(events.c.id)
-        .limit(limit)
-    ).all()
+    query = (select(events.c.id, events.c.external_id, events.c.type, events.c.siret, events.c.occurred_on,
+                    events.c.status, events.c.received_at, events.c.planned)
+             .where(events.c.partner_id == partner_id, events.c.id > after_id))
+    if since is not None:
+        query = query.where(events.c.received_at >= since)
+    return conn.execute(query.order_by(events.c.id).limit(limit)).all()

@@ -1,8 +1,8 @@
 """The memory of Déclic: SQLModel tables.
 
 Conventions: every datetime is aware and stored as UTC (SQLModel's UTCDateTime: timestamptz on
-PostgreSQL); every date is a calendar date in France; JSON columns hold plain dicts and lists. The schema itself is managed by Alembic
-(`store/migrations`); `declic init` creates or upgrades it.
+PostgreSQL); every date is a calendar date in France; JSON columns hold plain dicts and lists. The schema
+itself is managed by Alembic (`store/migrations`); `declic init` creates or upgrades it.
 """
 
 from __future__ import annotations

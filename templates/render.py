@@ -155,8 +155,8 @@ class TemplateLibrary:
             lstrip_blocks=True,
             auto_reload=False,  # compiled once per process; no stat() of every import on every render
         )
-        self.env.filters.update(de=de, capfirst=capfirst, date_fr=date_fr, price=price_fr, sms_safe=sms_safe, oneline=oneline,
-                                html_paragraphs=html_paragraphs)
+        self.env.filters.update(de=de, capfirst=capfirst, date_fr=date_fr, price=price_fr, sms_safe=sms_safe,
+                                oneline=oneline, html_paragraphs=html_paragraphs)
         self.env.globals.update(trade=trade)
         self._parents: dict[str, str | None] = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from typing import Any, Literal
@@ -125,14 +126,20 @@ class SubmittedEvent(BaseModel):
 
 @router.get("/events", response_model=list[SubmittedEvent],
             responses={401: {"description": "missing or bad token"}})
-async def list_events(partner: PartnerDep, engine: EngineDep, after: int = 0,
-                      limit: int = 100) -> list[SubmittedEvent]:
-    """The calling partner's own submissions (never another partner's), oldest first; page with `after`."""
+async def list_events(partner: PartnerDep, engine: EngineDep, since: dt.datetime | dt.date | None = None,
+                      after: int = 0, limit: int = 100) -> list[SubmittedEvent]:
+    """The calling partner's own submissions (never another partner's) received since `since` (a date, or
+    an ISO date-time; UTC when no offset is given), oldest first; page with `after` (the last id seen)."""
     from store.accounts import partner_events
+
+    if isinstance(since, dt.datetime):
+        since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    elif isinstance(since, dt.date):
+        since = dt.datetime.combine(since, dt.time(0), dt.UTC)
 
     def read() -> list[SubmittedEvent]:
         with engine.connect() as conn:
-            rows = partner_events(conn, partner.id, after_id=after, limit=max(1, min(limit, 1000)))
+            rows = partner_events(conn, partner.id, after_id=after, since=since, limit=max(1, min(limit, 1000)))
         return [SubmittedEvent(id=r.id, external_id=r.external_id, type=r.type, siret=r.siret,
                                occurred_on=r.occurred_on.isoformat(), status=r.status, planned=r.planned,
                                received_at=r.received_at.isoformat()) for r in rows]

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from integrations.sms_http import InvalidNumber, normalise_number
+from orchestrator.links import TokenError, make_token, read_token
 from orchestrator.settings import Settings
 from store.conversions import message_row, record_diagnostic, record_interaction, request_callback
 from store.models import utcnow
@@ -21,7 +22,6 @@ from web.callback import SLOTS, callback_due, notification
 from web.csrf import check_csrf, make_csrf
 from web.deps import EngineDep, SettingsDep
 from web.diagnostic import QUESTIONS, diagnose, parse_answers
-from orchestrator.links import TokenError, make_token, read_token
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

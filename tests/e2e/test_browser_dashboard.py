@@ -9,10 +9,10 @@ import shutil
 import pytest
 from sqlalchemy import select
 
+from orchestrator.links import make_token
 from store.accounts import add_user
 from store.models import CallTask
 from tests.utils.outreach import seed_funnel
-from orchestrator.links import make_token
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "un-mot-de-passe-solide"
@@ -115,7 +115,7 @@ def test_callback_round_trip_from_landing_page_to_the_ambassador_list(
     # Keyboard only: the form works without a mouse and without JavaScript.
     page.get_by_label("Votre numéro de téléphone").focus()
     page.keyboard.type("06 12 34 56 78")
-    page.get_by_label("L'après-midi (14 h - 18 h)").check()
+    page.get_by_label("L'après-midi (14 h - 17 h)").check()
     page.get_by_label("Un mot pour Claire Le Goff (facultatif)").fill("Plutôt le jeudi")
     page.get_by_role("button", name="Je veux être rappelé(e)").press("Enter")
     page.wait_for_load_state()

@@ -10,8 +10,8 @@ from orchestrator.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.events import store_events
 from store.models import Message
-from triggers.partner_api import validate_item
 from tests.utils.factories import campaign_spec, creation_item
+from triggers.partner_api import validate_item
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 

@@ -103,3 +103,21 @@ def test_event_outside_token_territory_is_rejected_and_stage_follows_accepted_ev
         stage = conn.execute(select(Business.__table__.c.lifecycle_stage)
                              .where(Business.__table__.c.siret == inside["siret"])).scalar()
     assert stage == "creation"
+
+
+def test_partner_lists_its_own_submissions_since_a_date(engine, live_server):
+    import datetime as dt
+
+    token = add_partner(engine, "bge", ["creation"])
+    other = add_partner(engine, "adie", ["creation"])
+    post(live_server, token, [creation_item("mine-1"), creation_item("mine-2")])
+    post(live_server, other, [creation_item("theirs-1")])
+    headers = {"Authorization": f"Bearer {token}"}
+    today = dt.date.today().isoformat()
+    listed = requests.get(f"{live_server}/api/v1/events", params={"since": today}, headers=headers, timeout=10)
+    assert listed.status_code == 200
+    assert [e["external_id"] for e in listed.json()] == ["mine-1", "mine-2"]
+    assert all(e["status"] == "accepted" for e in listed.json())
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    later = requests.get(f"{live_server}/api/v1/events", params={"since": tomorrow}, headers=headers, timeout=10)
+    assert later.json() == []

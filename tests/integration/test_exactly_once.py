@@ -84,7 +84,7 @@ def test_smtp_server_down_30_s_then_back_every_message_delivered_once(settings, 
     assert steps[-1].status == "sent" and steps[-1].at >= NOW + dt.timedelta(seconds=DOWN)
     # Exponential backoff: each try waited at least twice as long as the one before (1 s, 2 s, 4 s...).
     tries = [s.at for s in steps if s.status == "claimed"]
-    gaps = [(b - a).total_seconds() for a, b in zip(tries, tries[1:])]
+    gaps = [(b - a).total_seconds() for a, b in zip(tries, tries[1:], strict=False)]
     assert all(gap >= 2 ** k - 0.01 for k, gap in enumerate(gaps)), gaps
 
 
@@ -169,7 +169,8 @@ def test_transient_failures_never_pause_a_campaign(settings, engine):
 @pytest.fixture
 def provider(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackPeer]:
     with LoopbackPeer(octopush_ok) as peer:
-        for key, value in {"DECLIC_SMS_PROVIDER": "octopush", "DECLIC_SMS_URL": peer.url + "/v1/public/sms-campaign/send",
+        for key, value in {"DECLIC_SMS_PROVIDER": "octopush",
+                           "DECLIC_SMS_URL": peer.url + "/v1/public/sms-campaign/send",
                            "DECLIC_SMS_API_KEY": "k3y", "DECLIC_SMS_LOGIN": "ops@declic.test",
                            "DECLIC_SMS_SENDER": "DECLIC", "DECLIC_SMS_TIMEOUT": "2"}.items():
             monkeypatch.setenv(key, value)

@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from orchestrator.links import make_token
 from store.models import Business, CallTask, Interaction
 from tests.utils.outreach import business, campaign, enrol
 from web.app import create_app
-from orchestrator.links import make_token
 
 TASKS = CallTask.__table__
 INTERACTIONS = Interaction.__table__

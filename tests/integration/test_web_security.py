@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
+from orchestrator.links import make_token
 from store.models import Interaction, Suppression
 from tests.utils.outreach import seed_funnel
 from web.app import create_app
-from orchestrator.links import make_token
 
 
 @pytest.fixture

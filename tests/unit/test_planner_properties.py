@@ -44,7 +44,8 @@ def businesses(draw, business_id: int) -> BusinessView:
         family_label="Famille", commune_code=commune, commune_nom=None, epci_code=epci, departement_code=dep,
         region_code=region, postal_code=None, state=draw(st.sampled_from(["active"] * 9 + ["closed"])),
         do_not_contact=draw(st.booleans()) and draw(st.booleans()) and draw(st.booleans()),
-        email=draw(st.sampled_from([None, f"b{business_id}@x.fr"])), phone=draw(st.sampled_from([None, "+33600000000"])),
+        email=draw(st.sampled_from([None, f"b{business_id}@x.fr"])),
+        phone=draw(st.sampled_from([None, "+33600000000"])),
         postal=draw(st.sampled_from([None, "adresse"])), phone_consent=draw(st.booleans()))
 
 
@@ -63,7 +64,8 @@ def scenarios(draw):
         times = draw(st.lists(st.integers(-40 * 24, 40 * 24), max_size=3))
         if times:
             history[b.id] = [(99, now + dt.timedelta(hours=h)) for h in times]
-    ambassadors = [AmbassadorView(i, f"amb{i}", None, "+33611111111", None, None, frozenset([fam, "*"][i % 2:i % 2 + 1]),
+    ambassadors = [AmbassadorView(i, f"amb{i}", None, "+33611111111", None, None,
+                                  frozenset([fam, "*"][i % 2:i % 2 + 1]),
                                   frozenset(), frozenset([PLACES[i % 5][1]]), frozenset([PLACES[i % 5][2]]),
                                   draw(st.integers(0, 3)))
                    for i, fam in enumerate(draw(st.lists(st.sampled_from(FAMILIES), max_size=6)))]

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision: str = '0002'
 down_revision: str | Sequence[str] | None = '0001'
 branch_labels: str | Sequence[str] | None = None
