@@ -105,5 +105,5 @@ def ids_for_sirets(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for part in chunks(sorted(set(sirets)), 900):
         rows = conn.execute(select(BUSINESS.c.siret, BUSINESS.c.id).where(BUSINESS.c.siret.in_(part)))
-        out.update(dict(rows))
+        out.update(dict(rows.all()))
     return out

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import uuid
 from typing import Any, Literal
 
+import requests
 from fastapi import APIRouter, BackgroundTasks
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
@@ -95,18 +97,24 @@ def announce_batch(partner, result: BatchResult) -> None:
     unreachable Prefect API is logged, never turned into an error for the partner. Without a Prefect API
     (the embedded default runs flows in-process) there is nobody to tell, and nothing is emitted.
     """
-    if not os.environ.get("PREFECT_API_URL"):
+    api_url = os.environ.get("PREFECT_API_URL")
+    if not api_url:
         return
+    # A plain POST to the events endpoint of the Prefect API, rather than prefect.events.emit_event: that one
+    # goes through a process-wide events worker whose client is fixed by whichever settings first created it,
+    # and a web process has no flow-run context to give it the right ones.
+    event = {
+        "id": str(uuid.uuid4()),
+        "occurred": dt.datetime.now(dt.UTC).isoformat(),
+        "event": TRIGGER_RECEIVED,
+        "resource": {"prefect.resource.id": f"declic.partner.{partner.id}", "prefect.resource.name": partner.name},
+        "related": [],
+        "payload": {"accepted": result.accepted, "duplicate": result.duplicate, "rejected": result.rejected},
+    }
     try:
-        from prefect.events import emit_event
-
-        emit_event(
-            event=TRIGGER_RECEIVED,
-            resource={"prefect.resource.id": f"declic.partner.{partner.id}",
-                      "prefect.resource.name": partner.name},
-            payload={"accepted": result.accepted, "duplicate": result.duplicate, "rejected": result.rejected},
-        )
-    except Exception:  # the partner's batch is committed: never fail its request for a notification
+        reply = requests.post(f"{api_url.rstrip('/')}/events", json=[event], timeout=5)
+        reply.raise_for_status()
+    except requests.RequestException:  # the partner's batch is committed: never fail its request for this
         logger.exception("could not emit %s for partner %s (batch committed, scheduled planning will run)",
                          TRIGGER_RECEIVED, partner.name)
 

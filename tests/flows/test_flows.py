@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
-import pytest
 import requests
 
 from orchestrator.campaign_spec import load_spec
@@ -48,43 +46,24 @@ def test_partner_request_succeeds_when_prefect_is_unreachable(engine, live_serve
     assert push(live_server, token, [creation_item("u-1")])["accepted"] == 1
 
 
-def test_announce_emits_one_event_per_batch(monkeypatch):
-    from prefect.events.clients import AssertingEventsClient
-    from prefect.events.worker import EventsWorker
-
+def test_announce_posts_one_event_per_batch_to_the_prefect_api(monkeypatch):
+    from integrations.loopback import LoopbackPeer, Reply
     from web.api import TRIGGER_RECEIVED, BatchResult, announce_batch
-
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
 
     class Partner:
         id, name = 12, "bge"
 
-    with _asserting_worker(EventsWorker, AssertingEventsClient):
+    # A real HTTP peer standing for the Prefect API's events endpoint (it answers 204).
+    with LoopbackPeer(lambda request: Reply(204, None)) as api:
+        monkeypatch.setenv("PREFECT_API_URL", api.url + "/api")
         announce_batch(Partner(), BatchResult(accepted=3, duplicate=1, rejected=0, items=[]))
-        EventsWorker.drain_all()
-        (event,) = [e for e in AssertingEventsClient.last.events if e.event == TRIGGER_RECEIVED]
-    assert event.resource.id == "declic.partner.12"
-    assert event.payload == {"accepted": 3, "duplicate": 1, "rejected": 0}
+    (request,) = api.received
+    assert (request.method, request.path) == ("POST", "/api/events")
+    (event,) = request.json()
+    assert event["event"] == TRIGGER_RECEIVED
+    assert event["resource"]["prefect.resource.id"] == "declic.partner.12"
+    assert event["payload"] == {"accepted": 3, "duplicate": 1, "rejected": 0}
 
-
-def _asserting_worker(worker_cls, client_cls):
-    import contextlib
-
-    @contextlib.contextmanager
-    def override():
-        worker_cls.set_client_override(client_cls)
-        try:
-            yield
-        finally:
-            worker_cls.drain_all()
-            worker_cls.set_client_override(None)  # type: ignore[arg-type]
-
-    return override()
-
-
-@pytest.fixture(autouse=True)
-def _quiet_prefect_logs(caplog):
-    caplog.set_level(logging.ERROR, logger="prefect")
 
 
 def test_intake_flows_call_the_other_rooms_functions(prefect_harness, env_settings, engine):
