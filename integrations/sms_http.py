@@ -52,8 +52,8 @@ Octopush adapter (French provider; format taken from its public API documentatio
              "message" when the body carries them; the exact error body is not documented, so it is read
              tolerantly. Code 120, "a SMS with the same request_id has already been sent", means the
              earlier attempt went through: it counts as SENT.
-    Octopush refuses (code 121) a marketing ("wholesale") SMS to France without its "STOP au <short number>" mention in the
-    text: the templates carry it, this channel does not add text.
+    Octopush refuses (code 121) a marketing ("wholesale") SMS to France without its "STOP au <short number>"
+    mention in the text: the templates carry it, this channel does not add text.
     Inbound callbacks: {"message_id", "number", "text", "sim_card_number", "reception_date"} for replies,
     {"message_id", "number", "text", "stop_date"} for opt-outs; dates are "Y-m-d H:i:s", Paris time.
     Delivery receipts ("Acknowledge receipt" callback): {"message_id", "number", "status", "delivery_date"}
