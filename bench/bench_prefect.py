@@ -1,6 +1,6 @@
 """Prefect benchmarks: the flow's overhead, two workers against one, event-to-planning latency.
 
-    python -m bench.bench_prefect [--quick] [--part overhead|workers|latency ...]
+    python -m bench.bench_prefect [--quick] [--part overhead|workers|latency|latency-serve ...]
 
 - overhead: 10,000 e-mails dispatched by `dispatch_flow` (in-process, warm Prefect) against the same work
   called as a plain function (`dispatch_all`, which the flow's tasks call); store on PostgreSQL,
@@ -9,8 +9,10 @@
   one worker, then two runs at once on two workers, over the same 10,000 e-mails. The rate counts from the
   first run's start to the last run's end (Prefect's timestamps); the wait for pick-up is reported apart.
 - latency: the same cluster plus the web app; 20 partner batches POSTed one after the other; for each, the
-  time from the POST to the plan run's start (RUNNING) as the Prefect server records it. Then the same
-  with `declic serve` (prefect.serve on one machine, local Prefect server on SQLite).
+  time from the POST to the plan run's start (RUNNING) as the Prefect server records it, with the median
+  time to the run's creation (event trigger), pick-up (PENDING) and start.
+- latency-serve: the same with `declic serve` on one machine (local Prefect server on SQLite), where plan
+  runs are executed warm in the serve process (orchestrator/warm.py).
 
 Each figure is one JSON line.
 """
@@ -192,14 +194,15 @@ def _wait(api: str, run_ids: list[str], timeout: float = 900) -> list[dict]:
     raise RuntimeError("flow runs did not finish in time")
 
 
+def _at(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def _active_seconds(runs: list[dict]) -> float:
     # From the first run's start to the last run's end, as the Prefect server recorded them: the flows'
     # own work, without the wait for a worker to pick them up. (The store's timestamps follow the flow's
     # fixed `now`, so they cannot time it.)
-    def at(value: str) -> dt.datetime:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-    return (max(at(r["end_time"]) for r in runs) - min(at(r["start_time"]) for r in runs)).total_seconds()
+    return (max(_at(r["end_time"]) for r in runs) - min(_at(r["start_time"]) for r in runs)).total_seconds()
 
 
 @contextlib.contextmanager
@@ -303,11 +306,24 @@ def _plan_runs_started_after(api: str, after: str) -> list[dict]:
     ).json()
 
 
+def _milestones(api: str, run: dict, posted: dt.datetime) -> dict[str, float]:
+    """Seconds from the POST to the run's creation (the event trigger), its pick-up (PENDING) and start."""
+    states = requests.get(f"{api}/flow_run_states/", params={"flow_run_id": run["id"]}, timeout=10).json()
+    first = {}
+    for state in sorted(states, key=lambda s: s["timestamp"]):
+        first.setdefault(state["type"], _at(state["timestamp"]))
+    out = {"created": (_at(run["created"]) - posted).total_seconds()}
+    for name in ("PENDING", "RUNNING"):
+        if name in first:
+            out[name.lower()] = (first[name] - posted).total_seconds()
+    return out
+
+
 def measure_latency(web: str, api: str, token: str, events: int) -> list[float]:
     """POST one event at a time; seconds from each POST to the start of the plan run it triggered."""
     from tests.utils.factories import creation_item
 
-    out = []
+    out, steps = [], []
     for i in range(events):
         posted = dt.datetime.now(dt.UTC)
         reply = requests.post(
@@ -321,8 +337,8 @@ def measure_latency(web: str, api: str, token: str, events: int) -> list[float]:
         while time.monotonic() < deadline:
             runs = _plan_runs_started_after(api, posted.isoformat())
             if runs:
-                start = dt.datetime.fromisoformat(runs[0]["start_time"].replace("Z", "+00:00"))
-                out.append((start - posted).total_seconds())
+                out.append((_at(runs[0]["start_time"]) - posted).total_seconds())
+                steps.append(_milestones(api, runs[0], posted))
                 break
             time.sleep(0.05)
         else:
@@ -331,6 +347,8 @@ def measure_latency(web: str, api: str, token: str, events: int) -> list[float]:
         run_id = runs[0]["id"]
         while requests.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state_type"] == "RUNNING":
             time.sleep(0.1)
+    emit(bench="prefect", figure="event_to_planning_steps", unit="median seconds after the POST",
+         **{k: round(statistics.median(s[k] for s in steps if k in s), 2) for k in ("created", "pending", "running")})
     return out
 
 
@@ -343,6 +361,7 @@ def _emit_latency(mode: str, values: list[float]) -> None:
         median_seconds=round(statistics.median(values), 2),
         worst_seconds=round(max(values), 2),
         best_seconds=round(min(values), 2),
+        each=[round(v, 2) for v in values],
     )
 
 
@@ -377,49 +396,13 @@ def part_latency_worker(events: int) -> None:
 
 
 def part_latency_serve(events: int) -> None:
-    import signal
-    import subprocess
+    from tests.utils.serve import declic_serve
 
-    home = Path(tempfile.mkdtemp(prefix="declic-serve-"))
-    web_port, prefect_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DECLIC_"))}
-    env.update({"DECLIC_HOME": str(home), "DECLIC_SECRET_KEY": SECRET, "PREFECT_LOGGING_LEVEL": "WARNING"})
-    declic = str(Path(sys.executable).parent / "declic")
-    subprocess.run([declic, "init"], env=env, check=True, capture_output=True)
-    token = (
-        subprocess.run(
-            [declic, "partners", "add", "bge-bench"], env=env, check=True, capture_output=True, text=True
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    log = open(home / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [declic, "serve", "--port", str(web_port), "--prefect-port", str(prefect_port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        api = f"http://127.0.0.1:{prefect_port}/api"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            with contextlib.suppress(requests.RequestException):
-                if (
-                    requests.get(f"http://127.0.0.1:{web_port}/healthz", timeout=1).ok
-                    and requests.post(f"{api}/deployments/filter", json={}, timeout=2).json()
-                ):
-                    break
-            time.sleep(0.5)
-        time.sleep(3)  # the runner's first poll
+    with declic_serve(Path(tempfile.mkdtemp(prefix="declic-serve-")), SECRET) as served:
         _emit_latency(
-            "declic serve (prefect.serve, local server on SQLite)",
-            measure_latency(f"http://127.0.0.1:{web_port}", api, token, events),
+            "declic serve (warm plan runner, local Prefect server on SQLite)",
+            measure_latency(served.web, served.api, served.token, events),
         )
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
 
 
 def main(argv: list[str] | None = None) -> int:

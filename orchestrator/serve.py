@@ -2,6 +2,8 @@
 
 The deployments are read from prefect.yaml (one source of truth for names, schedules, event triggers,
 parameters and concurrency limits) and served by `prefect.serve` in this process: no work pool, no worker.
+Planning, which partner events start, runs warm in this process (orchestrator/warm.py) instead of in a new
+Python process per run, so that it begins within about 2 s of the event.
 Event triggers need a Prefect API that runs its background services, so on the embedded default (no
 PREFECT_API_URL) a local Prefect server on SQLite is started under DECLIC_HOME and stopped on exit.
 """
@@ -24,6 +26,7 @@ from typing import Any
 import yaml
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
+WARM_DEPLOYMENTS = ("plan",)  # run inside `declic serve`: started by events, expected within seconds
 logger = logging.getLogger("declic.serve")
 
 
@@ -59,6 +62,11 @@ def read_deployments(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
     return out
 
 
+def load_flow(spec: DeploymentSpec):
+    """The flow object behind a deployment's entrypoint."""
+    return getattr(importlib.import_module(spec.module), spec.function)
+
+
 def runner_deployments(specs: list[DeploymentSpec]) -> list:
     """`RunnerDeployment`s for `prefect.serve`: the schedules, triggers and limits of prefect.yaml."""
     from prefect.client.schemas.schedules import CronSchedule
@@ -66,7 +74,7 @@ def runner_deployments(specs: list[DeploymentSpec]) -> list:
 
     out = []
     for spec in specs:
-        flow = getattr(importlib.import_module(spec.module), spec.function)
+        flow = load_flow(spec)
         triggers = [DeploymentEventTrigger(**{k: v for k, v in t.items() if k != "type"})
                     for t in spec.triggers]
         out.append(flow.to_deployment(
@@ -155,12 +163,19 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, prefect_port: int = 4200
         os.environ["PREFECT_API_URL"] = local.api_url
         print(f"Prefect local sur {local.api_url.removesuffix('/api')} (SQLite sous {local.home})",
               flush=True)
-    web_server = None
+    web_server, warm = None, []
     try:
         import prefect  # noqa: F401  (imported before the first partner request: event emission is instant)
 
+        from orchestrator.warm import WarmRunner
+
         specs = read_deployments()
         deployments = runner_deployments(specs)
+        for spec, deployment in list(zip(specs, deployments, strict=True)):
+            if spec.name in WARM_DEPLOYMENTS:
+                deployments.remove(deployment)
+                # apply() registers the deployment with its schedules, event triggers and concurrency limit.
+                warm.append(WarmRunner(deployment.apply(), load_flow(spec)).start())
         if web:
             web_server = start_web(host, port)
             print(f"Application web sur http://{host}:{port} (santé: /healthz)", flush=True)
@@ -174,6 +189,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, prefect_port: int = 4200
     finally:
         if web_server is not None:
             web_server.should_exit = True
+        for runner in warm:
+            runner.stop()
         if local is not None:
             local.stop()
 

@@ -1,0 +1,106 @@
+"""A warm runner: one deployment's flow runs executed inside the long-lived `declic serve` process.
+
+Prefect's runner starts every flow run in a fresh Python process, which here costs about 2 s of imports
+before the flow begins. Planning is started by partner events and should begin within about 2 s, so
+`declic serve` keeps the plan flow loaded and runs its flow runs itself, in a thread, one at a time.
+
+The runs stay ordinary Prefect flow runs: created by the deployment's schedule or event trigger, claimed
+by proposing PENDING (the server refuses a second claimer and enforces the deployment's concurrency
+limit), executed by Prefect's flow engine, visible in the UI and in `declic status`.
+
+Runs that are due together are folded into the oldest: a plan run handles every event committed before it
+starts, and each folded run was created after its event had been committed. Without folding, a burst of
+partner batches would queue one run per batch behind the concurrency limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any
+from uuid import UUID
+
+logger = logging.getLogger("declic.warm")
+
+
+class WarmRunner:
+    """Polls the Prefect API for due runs of one deployment and runs them in this process."""
+
+    def __init__(self, deployment_id: UUID, flow: Any, *, poll_seconds: float = 0.2) -> None:
+        self.deployment_id, self.flow, self.poll_seconds = deployment_id, flow, poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> WarmRunner:
+        self._thread = threading.Thread(target=self._loop, name=f"declic-warm-{self.flow.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop polling; a run in progress is given `timeout` seconds to finish."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            while not self._stop.is_set():
+                try:
+                    self.run_due(client)
+                except Exception:  # the API restarting, a network blip: log, keep polling
+                    logger.exception("warm runner for %s: poll failed", self.flow.name)
+                    self._stop.wait(5)
+                self._stop.wait(self.poll_seconds)
+
+    def run_due(self, client) -> int:
+        """Run the oldest due flow run, fold the others into it; the number of runs executed (0 or 1)."""
+        due = client.get_scheduled_flow_runs_for_deployments(
+            [self.deployment_id], scheduled_before=dt.datetime.now(dt.UTC)
+        )
+        due.sort(key=lambda run: run.next_scheduled_start_time or run.expected_start_time or run.created)
+        for position, run in enumerate(due):
+            if not self._claim(client, run):
+                continue  # another runner has it, or the concurrency limit holds it back
+            for later in due[position + 1:]:
+                self._fold(client, later, into=run)
+            self._execute(run)
+            return 1
+        return 0
+
+    @staticmethod
+    def _claim(client, run) -> bool:
+        from prefect.exceptions import Abort
+        from prefect.states import Pending
+        from prefect.utilities.engine import propose_state_sync
+
+        try:
+            return propose_state_sync(client, Pending(), flow_run_id=run.id).is_pending()
+        except Abort:
+            return False
+
+    @staticmethod
+    def _fold(client, run, *, into) -> None:
+        from prefect.exceptions import Abort
+        from prefect.states import Cancelled
+        from prefect.utilities.engine import propose_state_sync
+
+        message = f"Folded into flow run {into.name}, which handles every event committed before it."
+        try:
+            propose_state_sync(client, Cancelled(message=message), flow_run_id=run.id)
+        except Abort:
+            pass  # already taken or finished elsewhere
+
+    def _execute(self, run) -> None:
+        from prefect.flow_engine import run_flow
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        logger.info("warm runner: flow run %s (%s) starts in this process", run.name, run.id)
+        # Parameters come from the flow run, with the flow's defaults filled in, as in a runner's child
+        # process. No heartbeat thread: a sync flow joins it at its end, which held the next run back by
+        # up to a second; the run lives and dies with this process, which the runs' states already show.
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            state = run_flow(self.flow, flow_run=run, return_type="state")
+        logger.info("warm runner: flow run %s ended %s", run.name, getattr(state, "name", state))

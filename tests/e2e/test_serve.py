@@ -1,0 +1,52 @@
+"""`declic serve` on the embedded default: one command runs the web app and every deployment."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+from sqlalchemy import create_engine, select
+
+from orchestrator.serve import read_deployments
+from store.models import TriggerEvent
+from tests.utils.factories import creation_item
+from tests.utils.serve import declic_serve
+
+
+def _plan_runs(api: str) -> list[dict]:
+    return requests.post(f"{api}/flow_runs/filter", timeout=10,
+                         json={"flows": {"name": {"any_": ["plan"]}}, "sort": "START_TIME_DESC"}).json()
+
+
+def test_a_partner_batch_is_planned_by_the_served_plan_deployment(tmp_path):
+    with declic_serve(tmp_path, "serve-test-secret-0123456789abcdef") as served:
+        names = {d["name"] for d in requests.post(f"{served.api}/deployments/filter", json={}, timeout=10).json()}
+        assert names == {spec.name for spec in read_deployments()}
+
+        reply = requests.post(f"{served.web}/api/v1/events", timeout=30,
+                              headers={"Authorization": f"Bearer {served.token}"},
+                              json={"events": [creation_item("serve-1")]})
+        assert reply.status_code == 200, reply.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = [r for r in _plan_runs(served.api) if r["state_type"] == "COMPLETED"
+                    and r["parameters"].get("trigger_event")]
+            if done:
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"no plan run completed: {_plan_runs(served.api)}")
+        # Started by the partner event (its id as a string parameter), and the event is planned in the store.
+        engine = create_engine(f"sqlite:///{tmp_path / 'declic.db'}")
+        with engine.connect() as conn:
+            assert conn.execute(select(TriggerEvent.planned)).scalars().all() == [True]
+        engine.dispose()
+
+    # SIGTERM stops everything it started, the local Prefect server included.
+    assert served.proc.returncode == 0
+    try:
+        requests.get(f"{served.api}/health", timeout=2)
+    except requests.ConnectionError:
+        pass
+    else:
+        raise AssertionError("the local Prefect server still answers after declic serve stopped")

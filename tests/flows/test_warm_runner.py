@@ -1,0 +1,62 @@
+"""The warm runner of `declic serve`: plan runs claimed from the Prefect API and executed in this process."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+
+from orchestrator.campaign_spec import load_spec
+from store.admin import apply_campaign
+from store.events import store_events
+from store.models import Message
+from tests.utils.factories import campaign_spec, creation_item
+from triggers.partner_api import validate_item
+
+
+def _plan_deployment(**options):
+    # A deployment of its own per test: runs and concurrency slots of another test cannot interfere.
+    from orchestrator.flows import plan_flow
+
+    return plan_flow.to_deployment(name=f"plan-warm-{uuid.uuid4().hex[:8]}", **options), plan_flow
+
+
+def test_due_plan_runs_run_here_once_and_the_rest_are_folded(prefect_harness, env_settings, engine):
+    from prefect.client.orchestration import get_client
+
+    from orchestrator.warm import WarmRunner
+
+    apply_campaign(engine, load_spec(campaign_spec()))
+    store_events(engine, [validate_item(creation_item(f"w-{i}", email=f"w{i}@exemple.fr"), "partner:0", "bge")
+                          for i in range(4)])
+    deployment, flow = _plan_deployment(concurrency_limit=1)
+    deployment_id = deployment.apply()
+    runner = WarmRunner(deployment_id, flow)
+    with get_client(sync_client=True) as client:
+        runs = [client.create_flow_run_from_deployment(deployment_id, parameters={"trigger_event": f"e{i}"})
+                for i in range(3)]
+        assert runner.run_due(client) == 1
+        states = {run.id: client.read_flow_run(run.id).state for run in runs}
+        # Nothing is left to run: the folded runs are no longer scheduled.
+        assert runner.run_due(client) == 0
+
+    assert [states[run.id].type.value for run in runs] == ["COMPLETED", "CANCELLED", "CANCELLED"]
+    assert runs[0].name in states[runs[1].id].message
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Message)).scalar() == 4
+
+
+def test_a_run_taken_by_someone_else_is_left_alone(prefect_harness, env_settings, engine):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Pending
+    from prefect.utilities.engine import propose_state_sync
+
+    from orchestrator.warm import WarmRunner
+
+    deployment, flow = _plan_deployment()
+    deployment_id = deployment.apply()
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployment_id)
+        propose_state_sync(client, Pending(), flow_run_id=run.id)  # a worker claimed it first
+        assert WarmRunner(deployment_id, flow).run_due(client) == 0
+        assert client.read_flow_run(run.id).state.type.value == "PENDING"
