@@ -44,7 +44,7 @@ from integrations.call_rules import (
     holiday_subdivision,
     next_call_slot,
 )
-from integrations.sms_http import InvalidNumber, normalise_number
+from integrations.phones import InvalidNumber, normalise_number
 from store.models import Business, CallTask, Territory
 from store.sql import insert_for
 

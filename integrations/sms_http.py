@@ -71,7 +71,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import requests
 
 from integrations._http import (
@@ -88,62 +87,14 @@ from integrations._http import (
 )
 from integrations._settings import UnconfiguredChannel, setting
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
+from integrations.phones import InvalidNumber, normalise_mobile, normalise_number  # web/public.py imports them here
 from templates.lint import sms_length
 
 PARIS = ZoneInfo("Europe/Paris")
 OCTOPUSH_URL = "https://api.octopush.com/v1/public/sms-campaign/send"
 OCTOPUSH_DUPLICATE_REQUEST = 120
 
-# Overseas départements and collectivités share French national numbering habits ("0692 ..."), but
-# `phonenumbers` needs their own region to read a national number; +33 would make them invalid.
-OVERSEAS_REGIONS = ("RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF", "NC", "PF", "WF")
-MOBILE_TYPES = frozenset(
-    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
-)
 SENDER_RE = re.compile(r"^[A-Za-z0-9]{3,11}$")
-
-
-# --- numbers -----------------------------------------------------------------------------------------
-
-
-class InvalidNumber(ValueError):
-    """A number that cannot receive an SMS; `reason` is plain French for the operator."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _parse_valid(raw: str, region: str) -> phonenumbers.PhoneNumber | None:
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return None
-    return number if phonenumbers.is_valid_number(number) else None
-
-
-def normalise_number(raw: str, region: str = "FR") -> str:
-    """The E.164 form of any valid phone number ("06 12 34 56 78" -> "+33612345678"), else InvalidNumber."""
-    cleaned = (raw or "").strip()
-    if not cleaned:
-        raise InvalidNumber("numéro absent")
-    number = _parse_valid(cleaned, region)
-    if number is None and region == "FR" and not cleaned.startswith("+"):
-        for overseas in OVERSEAS_REGIONS:
-            number = _parse_valid(cleaned, overseas)
-            if number is not None:
-                break
-    if number is None:
-        raise InvalidNumber(f"numéro invalide : « {cleaned} »")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalise_mobile(raw: str, region: str = "FR") -> str:
-    """The E.164 form of a mobile number, else InvalidNumber (absent, unreadable, or a landline)."""
-    e164 = normalise_number(raw, region)
-    if phonenumbers.number_type(phonenumbers.parse(e164)) not in MOBILE_TYPES:
-        raise InvalidNumber(f"ce numéro n'est pas un mobile, il ne peut pas recevoir de SMS : {e164}")
-    return e164
 
 
 # --- inbound replies ---------------------------------------------------------------------------------

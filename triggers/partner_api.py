@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from stdnum.fr import siret as siret_check
 
+from integrations.phones import InvalidNumber, normalise_number
 from triggers.model import EVENT_TYPES, BusinessFacts, ContactPoint, EventIn, Reject
 from triggers.sirene import siret_is_valid
 
@@ -30,23 +30,13 @@ def check_siret(value: str) -> str:
     return compact
 
 
-# Overseas départements and collectivités dial like the mainland ("0692..." in La Réunion) but are their own
-# regions for phonenumbers.
-FRENCH_REGIONS = ("FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF", "NC", "PF", "WF")
-
-
 def check_phone(value: str) -> str:
     """A French phone number (mainland or overseas) in E.164, or ValueError."""
-    for region in FRENCH_REGIONS:
-        try:
-            number = phonenumbers.parse(value, region)
-        except phonenumbers.NumberParseException as exc:
-            raise ValueError(f"numéro de téléphone illisible: {value}") from exc
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        if str(value).strip().startswith("+"):
-            break  # an international number names its own country
-    raise ValueError(f"numéro de téléphone invalide: {value}")
+    try:
+        return normalise_number(str(value))
+    except InvalidNumber as exc:
+        word = "illisible" if exc.unreadable else "invalide"
+        raise ValueError(f"numéro de téléphone {word}: {value}") from exc
 
 
 def check_email(value: str) -> str:
