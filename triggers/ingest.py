@@ -50,6 +50,7 @@ from triggers.sirene import (
     R_NAF,
     R_SIRET,
     R_STATE,
+    R_STATE_SINCE,
     R_TRANCHE,
     SKIP_CLOSED,
     SKIP_NOT_TPE,
@@ -459,6 +460,15 @@ class SireneWriter:
                 conn.exec_driver_sql("PRAGMA wal_autocheckpoint=20000")
             now = _now_param(conn)
             known = {} if self.nothing_known else self._known(conn, list(by_siret))
+            state_at = 1 + _C["state"]
+            closed_on = _closure_dates(
+                conn,
+                [
+                    known[s][0]
+                    for s, rec in by_siret.items()
+                    if rec[R_STATE] == "active" and s in known and known[s][state_at] == "closed"
+                ],
+            )
             rows: list[tuple] = []
             events: list[EventIn] = []
             closed: list[str] = []
@@ -478,6 +488,12 @@ class SireneWriter:
                     stage = _age_stage(creation, young_cutoff)
                 else:
                     s = self._normalise_stored(stored)  # in _COMPARED order
+                    closure = closed_on.get(stored[0])
+                    if closure is not None and not (rec[R_STATE_SINCE] and rec[R_STATE_SINCE] > closure):
+                        # Sirene lags behind BODACC by weeks: an "active" row whose current period began
+                        # before the stored closure predates it and must not reopen the business.
+                        rec = (*rec[:R_STATE], "closed", *rec[R_STATE + 1 :])
+                        report.skipped[STILL_CLOSED] += 1
                     created = s[_C["creation_date"]]
                     prev = KnownState(
                         s[_C["tranche_effectifs"]],
@@ -658,6 +674,23 @@ def _unchanged(new: tuple, old: tuple) -> bool:
         if merged != o:
             return False
     return True
+
+
+# A note, not a skip: the row's other facts are still merged, only its state is overruled.
+STILL_CLOSED = "kept closed (Sirene row older than the closure)"
+
+
+def _closure_dates(conn: Connection, business_ids: Sequence[int]) -> dict[int, str]:
+    """Per business, the ISO date of its latest stored closure event (BODACC, partner or Sirene)."""
+    out: dict[int, str] = {}
+    for part in _in_chunks(sorted(set(business_ids)), 900):
+        rows = conn.execute(
+            select(EVENTS.c.business_id, func.max(EVENTS.c.occurred_on))
+            .where(EVENTS.c.business_id.in_(part), EVENTS.c.type == "closure")
+            .group_by(EVENTS.c.business_id)
+        )
+        out.update((bid, _iso(on)[:10]) for bid, on in rows if on is not None)
+    return out
 
 
 def _ids_for(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:
