@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.metrics import fr_int
 from orchestrator.settings import get_settings, prepare_prefect_env
 
 app = typer.Typer(help="Déclic: plain-French outreach to very small businesses, at the right moment.",
@@ -193,7 +194,7 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
     table.add_column("quoi")
     table.add_column("nombre", justify="right")
     for key, value in sorted(counts.items()):
-        table.add_row(key, f"{value:,}".replace(",", "\u202f"))
+        table.add_row(key, fr_int(value))
     console.print(table if counts else f"{title}: rien à faire.")
 
 

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.metrics import fr_int
+
 segments_app = typer.Typer(help="Segments: qui une campagne touche.", no_args_is_help=True)
 ambassadors_app = typer.Typer(help="Ambassadeurs: les pairs vers qui les messages orientent.", no_args_is_help=True)
 offers_app = typer.Typer(help="Offres: diagnostics, formations courtes, accompagnements, aides.", no_args_is_help=True)
@@ -89,9 +91,9 @@ def segments_preview(
         total += count
         cells = [families()[g].label if k == "family" and g in families() else (g or "inconnu")
                  for k, g in zip(keys, group, strict=True)]
-        table.add_row(*cells, f"{count:,}".replace(",", "\u202f"))
+        table.add_row(*cells, fr_int(count))
     console.print(table)
-    console.print(f"Total: {total:,} entreprises".replace(",", "\u202f"))
+    console.print(f"Total: {fr_int(total)} entreprises")
 
 
 def _print_rejects(what: str, imported: int, rejects) -> None:
