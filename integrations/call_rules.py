@@ -17,10 +17,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
+# The planner's calendar, so messages and calls share one list of places and holidays. orchestrator.windows
+# imports nothing from the project at load time: no import cycle. holiday_subdivision is re-exported.
+from orchestrator.windows import holiday_checker, holiday_subdivision  # noqa: F401
 
 CALL_WINDOWS = ((dt.time(10, 0), dt.time(13, 0)), (dt.time(14, 0), dt.time(20, 0)))
 MAX_ATTEMPTS = 4
@@ -35,24 +36,6 @@ REFUSED = "refused"  # the person does not want to be called
 NO_ANSWER = "no_answer"
 OUTCOMES = (ANSWERED, REFUSED, NO_ANSWER)
 
-# Département code -> `holidays` subdivision for the places with extra public holidays.
-_SUBDIVISIONS = {
-    "57": "57",
-    "67": "6AE",
-    "68": "6AE",
-    "971": "971",
-    "972": "972",
-    "973": "973",
-    "974": "974",
-    "975": "PM",
-    "976": "976",
-    "977": "BL",
-    "978": "MF",
-    "986": "WF",
-    "987": "PF",
-    "988": "NC",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class CallAttempt:
@@ -62,19 +45,9 @@ class CallAttempt:
     outcome: str = NO_ANSWER
 
 
-def holiday_subdivision(departement: str | None) -> str | None:
-    """The `holidays` subdivision for a département code ("57" Moselle, "974" La Réunion...), else None."""
-    return _SUBDIVISIONS.get((departement or "").strip().upper())
-
-
-@lru_cache(maxsize=64)
-def _holidays(subdiv: str | None, year: int) -> frozenset[dt.date]:
-    return frozenset(holidays.country_holidays("FR", subdiv=subdiv, years=year))
-
-
 def is_callable_day(day: dt.date, subdiv: str | None = None) -> bool:
     """True on a weekday that is not a public holiday where the business is."""
-    return day.weekday() < 5 and day not in _holidays(subdiv, day.year)
+    return day.weekday() < 5 and not holiday_checker(subdiv)(day)
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

@@ -103,8 +103,11 @@ _SUBDIVISIONS = {"57": "57", "67": "6AE", "68": "6AE", "971": "971", "972": "972
 
 
 def holiday_subdivision(departement: str | None) -> str | None:
-    """The `holidays` subdivision of a département ("57", "6AE" for 67/68, "974"...), None for the common list."""
-    return _SUBDIVISIONS.get(departement or "")
+    """The `holidays` subdivision of a département ("57", "6AE" for 67/68, "974"...), None for the common list.
+
+    Shared with the call rules (integrations.call_rules), which get codes typed by people: " 57 ", "2a".
+    """
+    return _SUBDIVISIONS.get((departement or "").strip().upper())
 
 
 @lru_cache(maxsize=64)
