@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.common import PY, emit, scratch_env, start_process
+from bench.common import PY, emit, machine_busy, scratch_env, start_process
 from integrations.smtp_sink import free_port
 
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
@@ -61,7 +61,6 @@ def seed_outbox(engine, n: int, now: dt.datetime = NOW) -> None:
 def one_run(n: int, workers: int, store_url: str | None, connections: int) -> dict:
     """Seed a fresh store, start a sink process, run `workers` dispatcher processes; the run's figures."""
     import json
-    import os
     import subprocess
 
     env = scratch_env(store_url)
@@ -112,16 +111,6 @@ def one_run(n: int, workers: int, store_url: str | None, connections: int) -> di
             "ours_cpu_ms": 1000 * sum(d["cpu"] for d in done) / sent,
             "sink_cpu_ms": 1000 * sink_cpu / max(received, 1), "received": received, "duplicates": duplicates,
             "load": load}
-
-
-def machine_busy() -> tuple[float, float]:
-    """(CPU seconds spent busy by the whole machine, wall seconds), from /proc/stat: others' load during a run."""
-    import time
-
-    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    tick = os.sysconf("SC_CLK_TCK")
-    return (sum(fields[:8]) - idle) / tick, time.monotonic()
 
 
 def children_cpu() -> float:

@@ -53,6 +53,44 @@ def start_process(args: list[str], env: dict[str, str], ready_url: str | None = 
     return proc
 
 
+def machine_busy() -> tuple[float, float]:
+    """(CPU seconds spent busy by the whole machine, wall seconds), from /proc/stat: others' load during a run."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / tick, time.monotonic()
+
+
+class BusySampler:
+    """Samples the machine's busy CPU seconds in a thread, to tell how many cores were busy in a time window."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        import threading
+
+        self.every, self.samples = every, []  # (time.time(), busy CPU seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), machine_busy()[0]))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> BusySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cores(self, start: float, end: float) -> float:
+        """Busy cores on average between two `time.time()` instants (the nearest samples inside)."""
+        inside = [s for s in self.samples if start <= s[0] <= end] or self.samples[-2:]
+        (t0, b0), (t1, b1) = inside[0], inside[-1]
+        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+
 def median(values):
     return statistics.median(values)
 

@@ -11,6 +11,7 @@ each received Message-ID to FILE as it arrives (a test that kills its client sti
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import threading
@@ -58,6 +59,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        if self.sink.latency:  # a remote relay's round trip and queueing, without using this machine's CPU
+            await asyncio.sleep(self.sink.latency)
         return self.sink.accept(envelope.content)
 
 
@@ -65,9 +68,12 @@ class SmtpSink:
     """An SMTP server on 127.0.0.1 that records received messages."""
 
     def __init__(self, port: int | None = None, keep: bool = True, folder: Path | None = None,
-                 write_first: int = 0, log: Path | None = None) -> None:
+                 write_first: int = 0, log: Path | None = None, latency: float = 0.0) -> None:
         self.port = port or free_port()
         self.keep, self.folder, self.write_first = keep, folder, write_first
+        self.latency = latency  # seconds before each DATA is answered (benchmarks: a relay across a network)
+        self.arrivals: list[float] = []  # time.monotonic() of each message accepted, in order (benchmarks)
+        self._count = 0
         self.refuse_until = 0.0  # time.monotonic() before which every RCPT is refused (451)
         self._log = open(log, "a", buffering=1, encoding="ascii", errors="replace") if log else None
         self.by_message_id: Counter[str] = Counter()
@@ -84,21 +90,22 @@ class SmtpSink:
             message_id = message_id_of(content)
         with self._lock:
             self.by_message_id[message_id] += 1
+            self._count += 1
+            self.arrivals.append(time.monotonic())
             if self._log is not None:
                 self._log.write(message_id + "\n")
             if self.keep:
                 self.messages.append(msg)
-            count = sum(self.by_message_id.values())
-            if self.folder is not None and count <= self.write_first:
+            if self.folder is not None and self._count <= self.write_first:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                (self.folder / f"message-{count:03d}.eml").write_bytes(content)
+                (self.folder / f"message-{self._count:03d}.eml").write_bytes(content)
         return "250 Message accepted for delivery"
 
     @property
     def received(self) -> int:
         """Messages received in all."""
         with self._lock:
-            return sum(self.by_message_id.values())
+            return self._count
 
     def duplicates(self) -> dict[str, int]:
         """Message-IDs received more than once."""
@@ -129,8 +136,6 @@ class SmtpSink:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
 
 
 def main() -> None:
