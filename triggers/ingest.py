@@ -963,8 +963,8 @@ def import_partner_file(
 ) -> IngestReport:
     """Import a partner CSV through the same intake as the API (`store.events.store_events`)."""
     from store.models import Partner
-    from triggers.intake import scope_rejects, store_with_effects
-    from triggers.partner_csv import PartnerStats, read_partner_csv
+    from triggers.intake import PartnerScope, store_with_effects
+    from triggers.partner_csv import PartnerStats, read_partner_chunks
 
     partners = Partner.__table__
     with engine.connect() as conn:
@@ -977,18 +977,21 @@ def import_partner_file(
         raise LookupError(f"unknown partner {partner!r} (create it with `declic partners add {partner}`)")
     report = IngestReport()
     stats = PartnerStats()
-    source = f"partner:{row.id}"
-    batch: list[EventIn] = []
-    allowed, territory = list(row.allowed_types or []), list(row.territory or [])
-
-    def check(event: EventIn) -> Reject | None:
-        # The same scope as the API token: allowed types, and the territory where the business is.
-        return scope_rejects(engine, [event], allowed_types=allowed, territory=territory)[0]
-
-    def flush() -> None:
-        if not batch:
-            return
-        stored_all = store_with_effects(engine, batch, partner_id=row.id, today=today)
+    # The same scope as the API token, read once for the file: allowed types, and the territory where the
+    # business is (the store is read once per chunk for rows that do not say where).
+    scope = PartnerScope(tuple(row.allowed_types or ()), tuple(row.territory or ()))
+    seen = 0
+    for batch in read_partner_chunks(
+        path,
+        source=f"partner:{row.id}",
+        contact_source=row.name,
+        check=lambda events: scope.rejects(engine, events),
+        chunk_size=chunk_size,
+        on_reject=lambda r: report.reject(r, rejects),
+        stats=stats,
+    ):
+        # Stored before the next chunk is read and checked, so that chunk's scope sees this one's places.
+        stored_all = store_with_effects(engine, batch, partner_id=row.id, today=today) if batch else []
         for stored, event in zip(stored_all, batch, strict=True):
             if stored.status == "duplicate":
                 report.skipped["already stored"] += 1
@@ -997,22 +1000,9 @@ def import_partner_file(
                 report.stored += 1
                 if stored.status == "pending":
                     report.events["pending (business not known yet)"] += 1
-        batch.clear()
-
-    for event in read_partner_csv(
-        path,
-        source=source,
-        contact_source=row.name,
-        on_reject=lambda r: report.reject(r, rejects),
-        stats=stats,
-        check=check,
-    ):
-        batch.append(event)
-        if len(batch) >= chunk_size:
-            flush()
-            if progress:
-                progress(chunk_size)
-    flush()
+        if progress:
+            progress(stats.read - seen)
+            seen = stats.read
     report.read = stats.read
     report.accepted = stats.read - stats.rejected
     report.check()

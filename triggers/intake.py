@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -21,25 +22,44 @@ BUSINESS = Business.__table__
 EVENTS = TriggerEvent.__table__
 
 
+@dataclass(frozen=True)
+class PartnerScope:
+    """A partner's scope (allowed types, territory), read once and applied in memory to many events.
+
+    The one rule of both doors: the API checks each request with it, a partner file each chunk of rows.
+    """
+
+    allowed_types: tuple[str, ...] = ()
+    territory: tuple[str, ...] = ()
+
+    def rejects(self, engine: Engine, events: Sequence[EventIn]) -> list[Reject | None]:
+        """For each event, why it is outside the scope (type, territory), or None.
+
+        Where the business is comes from the event, else from the store (one bulk read); unknown places are
+        let in and judged when Sirene places the business.
+        """
+        known: dict[str, str | None] = {}
+        if self.territory:
+            allowed = self.allowed_types  # a type already refused needs no place
+            missing = sorted({e.siret for e in events if e.siret and not (e.business and e.business.commune_code)
+                              and (not allowed or e.type in allowed)})
+            if missing:
+                with engine.connect() as conn:
+                    for part in chunks(missing, 900):
+                        known.update(conn.execute(select(BUSINESS.c.siret, BUSINESS.c.commune_code)
+                                                  .where(BUSINESS.c.siret.in_(part))).all())
+        out = []
+        for e in events:
+            commune = (e.business.commune_code if e.business else None) or known.get(e.siret or "")
+            out.append(scope_reject(e, allowed_types=self.allowed_types, territory=self.territory,
+                                    commune_code=commune))
+        return out
+
+
 def scope_rejects(engine: Engine, events: Sequence[EventIn], *, allowed_types: Sequence[str],
                   territory: Sequence[str]) -> list[Reject | None]:
-    """For each event, why it is outside the partner's scope (type, territory), or None.
-
-    Where the business is comes from the event, else from the store (read in bulk); unknown places are let
-    in and judged when Sirene places the business.
-    """
-    known: dict[str, str | None] = {}
-    if territory:
-        missing = sorted({e.siret for e in events if e.siret and not (e.business and e.business.commune_code)})
-        with engine.connect() as conn:
-            for part in chunks(missing, 900):
-                known.update(conn.execute(select(BUSINESS.c.siret, BUSINESS.c.commune_code)
-                                          .where(BUSINESS.c.siret.in_(part))).all())
-    out = []
-    for e in events:
-        commune = (e.business.commune_code if e.business else None) or known.get(e.siret or "")
-        out.append(scope_reject(e, allowed_types=allowed_types, territory=territory, commune_code=commune))
-    return out
+    """`PartnerScope.rejects` for a scope given as lists (the API's token)."""
+    return PartnerScope(tuple(allowed_types), tuple(territory)).rejects(engine, events)
 
 
 def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id: int | None,

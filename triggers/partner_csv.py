@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,8 +109,69 @@ def read_partner_csv(
     `check` is a further test of each valid event (the partner's scope); its Reject is reported with
     the row's line like any other.
     """
-    path = Path(path)
     stats = stats if stats is not None else PartnerStats()
+    for line, raw, out in _rows(Path(path), source, contact_source, stats):
+        if check is not None and isinstance(out, EventIn):
+            out = check(out) or out
+        if isinstance(out, Reject):
+            _report(out, line, raw, stats, on_reject)
+            continue
+        yield out
+
+
+def read_partner_chunks(
+    path: str | os.PathLike[str],
+    *,
+    source: str,
+    contact_source: str,
+    check: Callable[[Sequence[EventIn]], Sequence[Reject | None]],
+    chunk_size: int = 500,
+    on_reject: Callable[[Reject], None] | None = None,
+    stats: PartnerStats | None = None,
+) -> Iterator[list[EventIn]]:
+    """Valid events of a partner file in chunks of up to `chunk_size` rows, each chunk checked at once.
+
+    `check` gets the chunk's valid events and says for each why it is refused, or None (the partner's
+    scope, with one store read per chunk rather than one per row). Rejects keep their line, field and
+    reason and reach `on_reject` in file order, as with `read_partner_csv`. Store each chunk before
+    asking for the next: the next chunk's check then sees it, as a row-by-row import would.
+    """
+    stats = stats if stats is not None else PartnerStats()
+    rows: list[tuple[int, str, EventIn | Reject]] = []
+
+    def checked() -> list[EventIn]:
+        valid = [out for _, _, out in rows if isinstance(out, EventIn)]
+        verdicts = iter(check(valid) if valid else ())
+        events = []
+        for line, raw, out in rows:
+            refused = next(verdicts) if isinstance(out, EventIn) else out
+            if refused is not None:
+                _report(refused, line, raw, stats, on_reject)
+            else:
+                events.append(out)
+        rows.clear()
+        return events
+
+    for row in _rows(Path(path), source, contact_source, stats):
+        rows.append(row)
+        if len(rows) >= chunk_size:
+            yield checked()
+    if rows:
+        yield checked()
+
+
+def _report(
+    reject: Reject, line: int, raw: str, stats: PartnerStats, on_reject: Callable[[Reject], None] | None
+) -> None:
+    stats.rejected += 1
+    if on_reject:
+        on_reject(Reject(line=line, field=reject.field, reason=reject.reason, raw=raw))
+
+
+def _rows(
+    path: Path, source: str, contact_source: str, stats: PartnerStats
+) -> Iterator[tuple[int, str, EventIn | Reject]]:
+    """(line, raw text, event or reject) for each non-blank row, in file order; counts `stats.read`."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as stream:
             header_line = stream.readline()
@@ -135,21 +196,12 @@ def read_partner_csv(
                 stats.read += 1
                 raw = delimiter.join(values)[:500]
                 if len(values) != len(header):
-                    stats.rejected += 1
-                    if on_reject:
-                        reason = f"wrong column count ({len(values)} instead of {len(header)})"
-                        on_reject(Reject(line=line, field="row", reason=reason, raw=raw))
+                    reason = f"wrong column count ({len(values)} instead of {len(header)})"
+                    yield line, raw, Reject(line=line, field="row", reason=reason, raw=raw)
                     continue
                 item = row_to_item(dict(zip(header, values, strict=True)))
                 out = item if isinstance(item, Reject) else validate_item(item, source, contact_source, line)
-                if check is not None and isinstance(out, EventIn):
-                    out = check(out) or out
-                if isinstance(out, Reject):
-                    stats.rejected += 1
-                    if on_reject:
-                        on_reject(Reject(line=line, field=out.field, reason=out.reason, raw=raw))
-                    continue
-                yield out
+                yield line, raw, out
     except UnicodeDecodeError as exc:
         raise PartnerFileError(f"{path.name}: not UTF-8 text (save the file as « CSV UTF-8 »)") from exc
     except csv.Error as exc:

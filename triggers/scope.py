@@ -6,6 +6,7 @@ Pure: `scope_reject` says why an event falls outside a partner's scope, or None 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from segments.territory import commune as commune_info
 from segments.territory import communes_of
@@ -15,16 +16,20 @@ from triggers.model import EventIn, Reject
 def in_territory(commune_code: str, territory: Sequence[str]) -> bool:
     """True when the commune (arrondissements resolved) lies in one of the "level:code" territories."""
     info = commune_info(commune_code)
-    if info is None:
-        return False
+    return info is not None and info.code in territory_communes(tuple(territory))
+
+
+@lru_cache(maxsize=256)
+def territory_communes(territory: tuple[str, ...]) -> frozenset[str]:
+    """The current communes of "level:code" territories, resolved once per scope (the data never change)."""
+    found: set[str] = set()
     for scope in territory:
         level, _, code = scope.partition(":")
         try:
-            if info.code in communes_of(level, code):  # type: ignore[arg-type]
-                return True
+            found |= communes_of(level, code)  # type: ignore[arg-type]
         except ValueError:
             continue  # an unknown level in a stored scope never widens it
-    return False
+    return frozenset(found)
 
 
 def scope_reject(
