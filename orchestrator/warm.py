@@ -33,6 +33,10 @@ class WarmRunner:
         self._thread: threading.Thread | None = None
 
     def start(self) -> WarmRunner:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            self.recover(client)
         self._thread = threading.Thread(target=self._loop, name=f"declic-warm-{self.flow.name}", daemon=True)
         self._thread.start()
         return self
@@ -54,6 +58,31 @@ class WarmRunner:
                     logger.exception("warm runner for %s: poll failed", self.flow.name)
                     self._stop.wait(5)
                 self._stop.wait(self.poll_seconds)
+
+    def recover(self, client) -> int:
+        """Mark CRASHED the runs a previous `declic serve` left claimed or running; how many.
+
+        Only this process runs the deployment's flow runs, so such a run has no one left to finish it,
+        and it would hold the deployment's concurrency slot until its lease expires (five minutes).
+        """
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterId,
+            FlowRunFilter,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
+        from prefect.states import Crashed
+
+        orphans = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[self.deployment_id])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING]))),
+        )
+        for run in orphans:
+            client.set_flow_run_state(run.id, Crashed(message="declic serve stopped during this run."), force=True)
+        return len(orphans)
 
     def run_due(self, client) -> int:
         """Run the oldest due flow run, fold the others into it; the number of runs executed (0 or 1)."""

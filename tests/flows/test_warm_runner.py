@@ -60,3 +60,25 @@ def test_a_run_taken_by_someone_else_is_left_alone(prefect_harness, env_settings
         propose_state_sync(client, Pending(), flow_run_id=run.id)  # a worker claimed it first
         assert WarmRunner(deployment_id, flow).run_due(client) == 0
         assert client.read_flow_run(run.id).state.type.value == "PENDING"
+
+
+def test_runs_left_claimed_or_running_by_a_stopped_serve_are_marked_crashed(prefect_harness, env_settings, engine):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Pending, Running
+    from prefect.utilities.engine import propose_state_sync
+
+    from orchestrator.warm import WarmRunner
+
+    deployment, flow = _plan_deployment(concurrency_limit=1)
+    deployment_id = deployment.apply()
+    with get_client(sync_client=True) as client:
+        orphan = client.create_flow_run_from_deployment(deployment_id)
+        propose_state_sync(client, Pending(), flow_run_id=orphan.id)
+        propose_state_sync(client, Running(), flow_run_id=orphan.id)
+        waiting = client.create_flow_run_from_deployment(deployment_id)
+        runner = WarmRunner(deployment_id, flow)
+        assert runner.recover(client) == 1
+        assert client.read_flow_run(orphan.id).state.type.value == "CRASHED"
+        # The concurrency slot is free again: the next run is claimed and runs at once.
+        assert runner.run_due(client) == 1
+        assert client.read_flow_run(waiting.id).state.type.value == "COMPLETED"
