@@ -1,34 +1,44 @@
 """Reading a channel's settings from the composition root's `Settings` object.
 
-The channels' own fields (`sms_url`, `letter_dir`...) may not be declared on `Settings` yet; until they
-are, the same `DECLIC_*` environment variable is read directly so a deployment configured by
-environment works either way.
+Every name a channel reads is a declared `Settings` field, so pydantic-settings reads and types its
+`DECLIC_<NAME>` environment variable; a field left unset (None) means the channel's own default.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult
+from orchestrator.settings import Settings
 
 
 def setting(settings: Any, name: str, default: Any = None) -> Any:
-    """`settings.<name>`, else the environment variable `DECLIC_<NAME>`, else `default`."""
+    """`settings.<name>`, else the same field read from the environment now, else `default`.
+
+    The second look exists because a `Settings` object may predate the variables: tests build theirs, or
+    a `SimpleNamespace` with a few fields, before they export the channel's `DECLIC_*`. It goes through
+    `Settings` too, so the parsing is pydantic's.
+    """
+    if name not in Settings.model_fields:
+        raise AttributeError(f"{name} is not a declared Settings field (orchestrator/settings.py)")
     value = getattr(settings, name, None)
-    if value is not None:
-        return value
-    env = os.environ.get(f"DECLIC_{name.upper()}")
-    if env is None or env == "":
-        return default
-    if isinstance(default, bool):
-        return env.strip().lower() in {"1", "true", "yes", "on", "oui"}
-    if isinstance(default, int):
-        return int(env)
-    if isinstance(default, float):
-        return float(env)
-    return env
+    if value is None:
+        value = getattr(_settings_now(_declic_environ()), name)
+    return default if value is None else value
+
+
+def _declic_environ() -> frozenset[tuple[str, str]]:
+    return frozenset((key, value) for key, value in os.environ.items() if key.startswith("DECLIC_"))
+
+
+@lru_cache(maxsize=8)
+def _settings_now(environ: frozenset[tuple[str, str]]) -> Settings:
+    # Keyed by the DECLIC_* variables so a changed environment is read again; building Settings costs ~2 ms
+    # and one channel asks for up to ten fields.
+    return Settings()
 
 
 class UnconfiguredChannel:

@@ -74,11 +74,24 @@ class Settings(BaseSettings):
     sms_timeout: float | None = None
     sms_workers: int | None = None
     sms_rate: float | None = None  # messages per second at most, when the provider asks for it
+    sms_octopush_type: str | None = Field(
+        default=None, description='Octopush: "sms_premium" (default) or "sms_low_cost"'
+    )
+    sms_octopush_purpose: str | None = Field(
+        default=None, description='Octopush: "wholesale" (marketing, default) or "alert" (transactional)'
+    )
     # Shared secret the SMS provider and the bounce mailbox put in their callback URLs (/hooks/...?token=).
     hooks_token: str | None = Field(default=None, repr=False)
     webhook_url: str | None = None
     webhook_secret: str | None = Field(default=None, repr=False)
     webhook_timeout: float | None = None
+    # Kept as text, parsed by the channel: bad JSON then holds the webhooks with the reason instead of
+    # stopping every process at start.
+    webhook_secrets: str | None = Field(
+        default=None, repr=False, description='JSON object, URL prefix -> secret: {"https://crm.a.fr": "..."}'
+    )
+    webhook_workers: int | None = Field(default=None, description="requests in flight at once (default 4)")
+    webhook_rate: float | None = Field(default=None, description="requests per second at most (default 0: no limit)")
     letter_dir: Path | None = None  # default: <home>/letters
     letter_sender_name: str | None = None
     letter_sender_address: str | None = None
