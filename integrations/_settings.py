@@ -41,6 +41,19 @@ def _settings_now(environ: frozenset[tuple[str, str]]) -> Settings:
     return Settings()
 
 
+def store_engine(settings: Any, engine: Any = None) -> Any:
+    """The composition root's engine when it passes one; else (a channel built alone: tests, scripts) the
+    process-wide engine of the settings' store, None when the settings name no store."""
+    if engine is not None:
+        return engine
+    url = getattr(settings, "resolved_database_url", None) or setting(settings, "database_url")
+    if not url:
+        return None
+    from store.db import get_engine  # the store's engine cache; lazy so the channels load without it
+
+    return get_engine(url)
+
+
 class UnconfiguredChannel:
     """Stands in for a channel whose settings are missing: every message waits (TRANSIENT) with the reason.
 

@@ -68,6 +68,8 @@ class Channel(Protocol):
         ...
 
 
+# A factory is called `factory(settings, clock=..., engine=...)` by the composition root; every channel
+# accepts both keywords, and those that use the store take the root's engine rather than open one.
 ChannelFactory = Callable[..., Channel]
 _REGISTRY: dict[str, ChannelFactory] = {}
 

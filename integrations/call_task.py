@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
-from integrations._settings import setting
+from integrations._settings import setting, store_engine
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 from integrations.call_rules import (
     ANSWERED,
@@ -178,14 +178,14 @@ class CallTaskChannel:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     @classmethod
-    def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] | None = None) -> CallTaskChannel:
-        """The channel on the store named by the settings, on the composition root's clock when given."""
-        from store.db import get_engine
-
-        url = getattr(settings, "resolved_database_url", None) or setting(settings, "database_url")
-        return cls(
-            engine=get_engine(url), timezone=setting(settings, "timezone", "Europe/Paris"), clock=clock
-        )
+    def from_settings(
+        cls, settings: Any, clock: Callable[[], dt.datetime] | None = None, engine: Engine | None = None
+    ) -> CallTaskChannel:
+        """The channel on the composition root's engine and clock when given, else on the settings' store."""
+        store = store_engine(settings, engine)
+        if store is None:
+            raise ValueError("file d'appels sans base de données : DECLIC_DATABASE_URL ou DECLIC_HOME")
+        return cls(engine=store, timezone=setting(settings, "timezone", "Europe/Paris"), clock=clock)
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """Queue one task per message; refused ones (no consent, bad number, no script) are PERMANENT."""

@@ -186,8 +186,8 @@ class SmtpChannel:
         self._idle_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings, clock=None) -> SmtpChannel:
-        """The channel configured from `DECLIC_SMTP_*` (the clock is accepted like every channel's)."""
+    def from_settings(cls, settings, clock=None, engine=None) -> SmtpChannel:
+        """The channel configured from `DECLIC_SMTP_*` (clock and engine accepted like every channel's)."""
         return cls(
             settings.smtp_host,
             settings.smtp_port,

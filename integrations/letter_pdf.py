@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
-from integrations._settings import setting
+from integrations._settings import setting, store_engine
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 
 FONTS_DIR = Path(__file__).parent / "fonts"
@@ -484,15 +484,15 @@ class LetterChannel:
         self.last_batch_dir: Path | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] | None = None) -> LetterChannel:
-        """The channel configured from `DECLIC_LETTER_*`, dated by the root's clock when given."""
+    def from_settings(
+        cls, settings: Any, clock: Callable[[], dt.datetime] | None = None, engine: Any = None
+    ) -> LetterChannel:
+        """The channel configured from `DECLIC_LETTER_*`, dated by the root's clock and reading campaign
+        senders through the root's engine when given."""
         home = Path(setting(settings, "home", "var"))
         zone = ZoneInfo(setting(settings, "timezone", "Europe/Paris"))
-        from store.db import get_engine
-
-        url = getattr(settings, "resolved_database_url", None) or setting(settings, "database_url")
         return cls(
-            engine=get_engine(url) if url else None,
+            engine=store_engine(settings, engine),
             today=(lambda: clock().astimezone(zone).date()) if clock is not None else None,
             letter_dir=setting(settings, "letter_dir", str(home / "letters")),
             sender_name=setting(settings, "letter_sender_name", ""),
