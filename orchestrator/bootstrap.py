@@ -37,7 +37,7 @@ class App:
             import integrations.email_smtp  # noqa: F401  (registers "email")
 
             _import_channels()
-            self.channels[name] = factory_for(name)(self.settings, clock=self.clock)
+            self.channels[name] = factory_for(name)(self.settings, clock=self.clock, engine=self.engine)
         return self.channels[name]
 
     def close(self) -> None:
