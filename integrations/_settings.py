@@ -6,9 +6,7 @@ Every name a channel reads is a declared `Settings` field, so pydantic-settings 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult
@@ -16,29 +14,11 @@ from orchestrator.settings import Settings
 
 
 def setting(settings: Any, name: str, default: Any = None) -> Any:
-    """`settings.<name>`, else the same field read from the environment now, else `default`.
-
-    The second look exists because a `Settings` object may predate the variables: tests build theirs, or
-    a `SimpleNamespace` with a few fields, before they export the channel's `DECLIC_*`. It goes through
-    `Settings` too, so the parsing is pydantic's.
-    """
+    """`settings.<name>`, else `default` (a field left unset means the channel's own default)."""
     if name not in Settings.model_fields:
         raise AttributeError(f"{name} is not a declared Settings field (orchestrator/settings.py)")
     value = getattr(settings, name, None)
-    if value is None:
-        value = getattr(_settings_now(_declic_environ()), name)
     return default if value is None else value
-
-
-def _declic_environ() -> frozenset[tuple[str, str]]:
-    return frozenset((key, value) for key, value in os.environ.items() if key.startswith("DECLIC_"))
-
-
-@lru_cache(maxsize=8)
-def _settings_now(environ: frozenset[tuple[str, str]]) -> Settings:
-    # Keyed by the DECLIC_* variables so a changed environment is read again; building Settings costs ~2 ms
-    # and one channel asks for up to ten fields.
-    return Settings()
 
 
 def store_engine(settings: Any, engine: Any = None) -> Any:

@@ -12,7 +12,7 @@ from integrations.loopback import LoopbackPeer, Reply, octopush_ok
 from orchestrator.bootstrap import bootstrap
 from orchestrator.dispatch import dispatch_batch
 from store.models import Message, MessageEvent
-from tests.utils.outreach import business, campaign, context, enrol
+from tests.utils.outreach import business, campaign, context, enrol, use_octopush_peer
 
 MESSAGES = Message.__table__
 EVENTS = MessageEvent.__table__
@@ -21,17 +21,9 @@ NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def provider(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackPeer]:
+def provider(settings) -> Iterator[LoopbackPeer]:
     with LoopbackPeer(octopush_ok) as peer:
-        for name, value in {
-            "DECLIC_SMS_PROVIDER": "octopush",
-            "DECLIC_SMS_URL": peer.url + "/v1/public/sms-campaign/send",
-            "DECLIC_SMS_API_KEY": "k3y",
-            "DECLIC_SMS_LOGIN": "ops@declic.test",
-            "DECLIC_SMS_SENDER": "DECLIC",
-            "DECLIC_SMS_TIMEOUT": "2",
-        }.items():
-            monkeypatch.setenv(name, value)
+        use_octopush_peer(settings, peer)
         yield peer
 
 

@@ -10,6 +10,7 @@ import pytest
 from integrations.base import Outcome, OutgoingMessage, factory_for
 from integrations.loopback import LoopbackPeer, Reply, generic_ok, octopush_ok
 from integrations.sms_http import SmsChannel
+from orchestrator.settings import Settings
 
 
 def sms(message_id: int, to: str = "06 12 34 56 78", text: str = "Bonjour, STOP au 36111") -> OutgoingMessage:
@@ -215,16 +216,13 @@ def test_a_lost_lease_abandons_the_message_without_a_request(
     assert [r.json()["to"] for r in generic_peer.received] == ["+33612345678"]
 
 
-def test_from_settings_reads_the_settings_then_the_environment(
+def test_from_settings_takes_the_environment_and_explicit_values_first(
     octopush_peer: LoopbackPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from types import SimpleNamespace
-
     monkeypatch.setenv("DECLIC_SMS_LOGIN", "env@declic.test")
     monkeypatch.setenv("DECLIC_SMS_WORKERS", "2")
-    settings = SimpleNamespace(
-        sms_provider="octopush", sms_url=octopush_peer.url, sms_api_key="from-settings"
-    )
+    monkeypatch.setenv("DECLIC_SMS_API_KEY", "from-env")
+    settings = Settings(sms_provider="octopush", sms_url=octopush_peer.url, sms_api_key="from-settings")
     channel = factory_for("sms")(settings)
     try:
         assert channel.send([sms(1)])[0].outcome is Outcome.SENT

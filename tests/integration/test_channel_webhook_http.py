@@ -10,6 +10,7 @@ import pytest
 from integrations.base import Outcome, OutgoingMessage, factory_for
 from integrations.loopback import LoopbackPeer, Received, Reply
 from integrations.webhook import WebhookChannel, verify
+from orchestrator.settings import Settings
 
 SECRET = "crm-shared-secret-0123456789"
 
@@ -176,10 +177,8 @@ def test_each_partner_is_signed_with_its_own_secret(crm: LoopbackPeer) -> None:
 def test_secrets_can_come_as_json_from_the_environment(
     crm: LoopbackPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from types import SimpleNamespace
-
     monkeypatch.setenv("DECLIC_WEBHOOK_SECRETS", json.dumps({crm.url: SECRET}))
-    channel = factory_for("webhook")(SimpleNamespace(webhook_url=crm.url))
+    channel = factory_for("webhook")(Settings(webhook_url=crm.url))
     try:
         assert channel.send([event(1)])[0].outcome is Outcome.SENT
     finally:

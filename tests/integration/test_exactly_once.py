@@ -22,7 +22,7 @@ from orchestrator.bootstrap import bootstrap
 from orchestrator.dispatch import dispatch_all, dispatch_batch
 from store.admin import set_campaign_status
 from store.models import Business, Campaign, Message, MessageEvent, Suppression
-from tests.utils.outreach import business, campaign, context, enrol
+from tests.utils.outreach import business, campaign, context, enrol, use_octopush_peer
 
 MESSAGES = Message.__table__
 EVENTS = MessageEvent.__table__
@@ -167,13 +167,10 @@ def test_transient_failures_never_pause_a_campaign(settings, engine):
 
 
 @pytest.fixture
-def provider(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackPeer]:
+def provider(settings) -> Iterator[LoopbackPeer]:
+    """An Octopush-like provider on loopback, configured on the test's settings."""
     with LoopbackPeer(octopush_ok) as peer:
-        for key, value in {"DECLIC_SMS_PROVIDER": "octopush",
-                           "DECLIC_SMS_URL": peer.url + "/v1/public/sms-campaign/send",
-                           "DECLIC_SMS_API_KEY": "k3y", "DECLIC_SMS_LOGIN": "ops@declic.test",
-                           "DECLIC_SMS_SENDER": "DECLIC", "DECLIC_SMS_TIMEOUT": "2"}.items():
-            monkeypatch.setenv(key, value)
+        use_octopush_peer(settings, peer)
         yield peer
 
 

@@ -56,22 +56,15 @@ def test_unset_fields_give_the_channel_default(monkeypatch: pytest.MonkeyPatch) 
     assert setting(settings, "sms_octopush_type", "sms_premium") == "sms_premium"
 
 
-def test_a_stand_in_reads_what_it_lacks_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_settings_object_is_the_only_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The composition root reads the environment once, into Settings; a channel never reads it behind it.
     monkeypatch.setenv("DECLIC_WEBHOOK_WORKERS", "3")
     stand_in = SimpleNamespace(webhook_url="http://127.0.0.1:9")
     assert setting(stand_in, "webhook_url", "") == "http://127.0.0.1:9"
-    assert setting(stand_in, "webhook_workers", 4) == 3
+    assert setting(stand_in, "webhook_workers", 4) == 4
+    assert setting(Settings(), "webhook_workers", 4) == 3
 
 
 def test_an_undeclared_name_is_a_programming_error() -> None:
     with pytest.raises(AttributeError, match="not a declared Settings field"):
         setting(Settings(), "webhook_secretz", "")
-
-
-def test_variables_exported_after_the_settings_were_built_still_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DECLIC_SMS_OCTOPUSH_TYPE", raising=False)
-    settings = Settings()
-    monkeypatch.setenv("DECLIC_SMS_OCTOPUSH_TYPE", "sms_low_cost")
-    assert setting(settings, "sms_octopush_type", "sms_premium") == "sms_low_cost"
-    monkeypatch.delenv("DECLIC_SMS_OCTOPUSH_TYPE")
-    assert setting(settings, "sms_octopush_type", "sms_premium") == "sms_premium"

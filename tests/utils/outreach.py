@@ -230,3 +230,10 @@ def seed_funnel(
             if i < conversions_h:
                 interact(conn, tenant.campaign_id, b, e, None, "offer_enrolled", T0 + dt.timedelta(days=3))
     return tenant
+
+
+def use_octopush_peer(settings, peer) -> None:
+    """Point the test's settings at an Octopush-like provider on loopback (`integrations.loopback`)."""
+    settings.sms_provider, settings.sms_url = "octopush", peer.url + "/v1/public/sms-campaign/send"
+    settings.sms_api_key, settings.sms_login, settings.sms_sender = "k3y", "ops@declic.test", "DECLIC"
+    settings.sms_timeout = 2
