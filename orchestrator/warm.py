@@ -8,6 +8,10 @@ The runs stay ordinary Prefect flow runs: created by the deployment's schedule o
 by proposing PENDING (the server refuses a second claimer and enforces the deployment's concurrency
 limit), executed by Prefect's flow engine, visible in the UI and in `declic status`.
 
+The runner wakes on the server's `prefect.flow-run.Scheduled` event for the deployment (a websocket
+subscription), and polls every few seconds besides, for cron runs and any event missed while reconnecting:
+polling alone every 0.2 s cost the local Prefect server about 7 % of a core while idle.
+
 Runs that are due together are folded into the oldest: a plan run handles every event committed before it
 starts, and each folded run was created after its event had been committed. Without folding, a burst of
 partner batches would queue one run per batch behind the concurrency limit.
@@ -15,6 +19,7 @@ partner batches would queue one run per batch behind the concurrency limit.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import threading
@@ -27,9 +32,11 @@ logger = logging.getLogger("declic.warm")
 class WarmRunner:
     """Polls the Prefect API for due runs of one deployment and runs them in this process."""
 
-    def __init__(self, deployment_id: UUID, flow: Any, *, poll_seconds: float = 0.2) -> None:
+    def __init__(self, deployment_id: UUID, flow: Any, *, poll_seconds: float = 5.0) -> None:
         self.deployment_id, self.flow, self.poll_seconds = deployment_id, flow, poll_seconds
-        self._stop = threading.Event()
+        self.polls = 0
+        self.listening = threading.Event()  # set while the event subscription is open
+        self._stop, self._wake = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> WarmRunner:
@@ -37,6 +44,7 @@ class WarmRunner:
 
         with get_client(sync_client=True) as client:
             self.recover(client)
+        threading.Thread(target=self._listen, name=f"declic-warm-{self.flow.name}-events", daemon=True).start()
         self._thread = threading.Thread(target=self._loop, name=f"declic-warm-{self.flow.name}", daemon=True)
         self._thread.start()
         return self
@@ -44,6 +52,7 @@ class WarmRunner:
     def stop(self, timeout: float = 60) -> None:
         """Stop polling; a run in progress is given `timeout` seconds to finish."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -52,12 +61,39 @@ class WarmRunner:
 
         with get_client(sync_client=True) as client:
             while not self._stop.is_set():
+                woken = self._wake.is_set()
+                self._wake.clear()
                 try:
-                    self.run_due(client)
+                    # Woken by an event, look a few times: the run may become due a moment after it.
+                    for _attempt in range(5 if woken else 1):
+                        self.polls += 1
+                        if self.run_due(client) or self._stop.wait(0.1):
+                            break
                 except Exception:  # the API restarting, a network blip: log, keep polling
                     logger.exception("warm runner for %s: poll failed", self.flow.name)
                     self._stop.wait(5)
-                self._stop.wait(self.poll_seconds)
+                self._wake.wait(self.poll_seconds)
+
+    def _listen(self) -> None:
+        asyncio.run(self._subscribe())
+
+    async def _subscribe(self) -> None:
+        """Set the wake-up flag on every `prefect.flow-run.Scheduled` event of this deployment."""
+        from prefect.events.clients import get_events_subscriber
+        from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+
+        wanted = EventFilter(event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
+                             related=EventRelatedFilter(id=[f"prefect.deployment.{self.deployment_id}"]))
+        while not self._stop.is_set():
+            try:
+                async with get_events_subscriber(filter=wanted, reconnect_on_clean_close=True) as events:
+                    self.listening.set()
+                    async for _event in events:
+                        self._wake.set()
+            except Exception:  # the server restarting: the poll covers the gap, subscribe again
+                self.listening.clear()
+                logger.warning("warm runner for %s: event subscription lost, retrying", self.flow.name)
+                await asyncio.sleep(5)
 
     def recover(self, client) -> int:
         """Mark CRASHED the runs a previous `declic serve` left claimed or running; how many.

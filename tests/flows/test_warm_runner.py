@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from sqlalchemy import func, select
@@ -82,3 +83,25 @@ def test_runs_left_claimed_or_running_by_a_stopped_serve_are_marked_crashed(pref
         # The concurrency slot is free again: the next run is claimed and runs at once.
         assert runner.run_due(client) == 1
         assert client.read_flow_run(waiting.id).state.type.value == "COMPLETED"
+
+
+def test_a_scheduled_run_wakes_the_runner_without_waiting_for_its_poll(prefect_harness, env_settings, engine):
+    from prefect.client.orchestration import get_client
+
+    from orchestrator.warm import WarmRunner
+
+    deployment, flow = _plan_deployment()
+    deployment_id = deployment.apply()
+    runner = WarmRunner(deployment_id, flow, poll_seconds=600).start()  # the timer alone would wait 10 minutes
+    try:
+        assert runner.listening.wait(30)
+        deadline = time.monotonic() + 30
+        while runner.polls == 0 and time.monotonic() < deadline:  # its first look, at start
+            time.sleep(0.05)
+        with get_client(sync_client=True) as client:
+            run = client.create_flow_run_from_deployment(deployment_id)
+            while client.read_flow_run(run.id).state.type.value != "COMPLETED" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert client.read_flow_run(run.id).state.type.value == "COMPLETED"
+    finally:
+        runner.stop()
