@@ -12,14 +12,17 @@ The runner wakes on the server's `prefect.flow-run.Scheduled` event for the depl
 subscription), and polls every few seconds besides, for cron runs and any event missed while reconnecting:
 polling alone every 0.2 s cost the local Prefect server about 7 % of a core while idle.
 
-Runs that are due together are folded into the oldest: a plan run handles every event committed before it
-starts, and each folded run was created after its event had been committed. Without folding, a burst of
-partner batches would queue one run per batch behind the concurrency limit.
+Runs that are due together and ask for the same work are folded into the oldest: a plan run handles every
+event committed before it starts, and each folded run was created after its event had been committed. Without
+folding, a burst of partner batches would queue one run per batch behind the concurrency limit. Parameters
+that only label a run (the plan's `trigger_event`) do not make the work different; any other parameter does,
+so an operator's run with its own `limit` or `now` is never folded into a scheduled one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 import threading
@@ -32,8 +35,10 @@ logger = logging.getLogger("declic.warm")
 class WarmRunner:
     """Polls the Prefect API for due runs of one deployment and runs them in this process."""
 
-    def __init__(self, deployment_id: UUID, flow: Any, *, poll_seconds: float = 5.0) -> None:
+    def __init__(self, deployment_id: UUID, flow: Any, *, poll_seconds: float = 5.0,
+                 labels: tuple[str, ...] = ("trigger_event",)) -> None:
         self.deployment_id, self.flow, self.poll_seconds = deployment_id, flow, poll_seconds
+        self.labels = labels  # parameters that name a run without changing its work
         self.polls = 0
         self.listening = threading.Event()  # set while the event subscription is open
         self._stop, self._wake = threading.Event(), threading.Event()
@@ -44,8 +49,12 @@ class WarmRunner:
 
         with get_client(sync_client=True) as client:
             self.recover(client)
-        threading.Thread(target=self._listen, name=f"declic-warm-{self.flow.name}-events", daemon=True).start()
-        self._thread = threading.Thread(target=self._loop, name=f"declic-warm-{self.flow.name}", daemon=True)
+        # Each thread runs in a copy of this context, so it sees the same Prefect settings (API URL) as the
+        # caller rather than the process-wide defaults.
+        threading.Thread(target=contextvars.copy_context().run, args=(self._listen,), daemon=True,
+                         name=f"declic-warm-{self.flow.name}-events").start()
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,), daemon=True,
+                                        name=f"declic-warm-{self.flow.name}")
         self._thread.start()
         return self
 
@@ -121,7 +130,7 @@ class WarmRunner:
         return len(orphans)
 
     def run_due(self, client) -> int:
-        """Run the oldest due flow run, fold the others into it; the number of runs executed (0 or 1)."""
+        """Run the oldest due flow run, fold the same work into it; the number of runs executed (0 or 1)."""
         due = client.get_scheduled_flow_runs_for_deployments(
             [self.deployment_id], scheduled_before=dt.datetime.now(dt.UTC)
         )
@@ -130,10 +139,14 @@ class WarmRunner:
             if not self._claim(client, run):
                 continue  # another runner has it, or the concurrency limit holds it back
             for later in due[position + 1:]:
-                self._fold(client, later, into=run)
+                if self._work(later) == self._work(run):
+                    self._fold(client, later, into=run)
             self._execute(run)
             return 1
         return 0
+
+    def _work(self, run) -> dict[str, Any]:
+        return {k: v for k, v in (run.parameters or {}).items() if k not in self.labels}
 
     @staticmethod
     def _claim(client, run) -> bool:

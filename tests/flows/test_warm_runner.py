@@ -36,10 +36,15 @@ def test_due_plan_runs_run_here_once_and_the_rest_are_folded(prefect_harness, en
     with get_client(sync_client=True) as client:
         runs = [client.create_flow_run_from_deployment(deployment_id, parameters={"trigger_event": f"e{i}"})
                 for i in range(3)]
+        # An operator's run asks for other work (a limit): it is not folded, it runs after.
+        limited = client.create_flow_run_from_deployment(deployment_id, parameters={"limit": 1})
         assert runner.run_due(client) == 1
         states = {run.id: client.read_flow_run(run.id).state for run in runs}
+        assert client.read_flow_run(limited.id).state.type.value == "SCHEDULED"
+        assert runner.run_due(client) == 1
         # Nothing is left to run: the folded runs are no longer scheduled.
         assert runner.run_due(client) == 0
+        assert client.read_flow_run(limited.id).state.type.value == "COMPLETED"
 
     assert [states[run.id].type.value for run in runs] == ["COMPLETED", "CANCELLED", "CANCELLED"]
     assert runs[0].name in states[runs[1].id].message
