@@ -290,7 +290,7 @@ def part_workers(n: int, relay_ms: int = 0) -> None:
                 steady_per_second=round(steady),
                 active_seconds=round(end - start, 2),
                 active_per_second=round(len(ids) / (end - start)),
-                busy_cores=round(busy.cores(start, end), 2),
+                busy_cores=None if (cores := busy.cores(start, end)) is None else round(cores, 2),
                 wall_seconds=round(wall, 1),
             )
         ratio = max(rates[2]) / max(rates[1])

@@ -55,7 +55,8 @@ def start_process(args: list[str], env: dict[str, str], ready_url: str | None = 
 
 def machine_busy() -> tuple[float, float]:
     """(CPU seconds spent busy by the whole machine, wall seconds), from /proc/stat: others' load during a run."""
-    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     tick = os.sysconf("SC_CLK_TCK")
     return (sum(fields[:8]) - idle) / tick, time.monotonic()
@@ -84,11 +85,13 @@ class BusySampler:
         self._stop.set()
         self._thread.join()
 
-    def cores(self, start: float, end: float) -> float:
-        """Busy cores on average between two `time.time()` instants (the nearest samples inside)."""
-        inside = [s for s in self.samples if start <= s[0] <= end] or self.samples[-2:]
+    def cores(self, start: float, end: float) -> float | None:
+        """Busy cores on average between two `time.time()` instants (the samples inside); None if too short."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2:
+            return None
         (t0, b0), (t1, b1) = inside[0], inside[-1]
-        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+        return (b1 - b0) / (t1 - t0)
 
 
 def median(values):

@@ -87,7 +87,7 @@ from integrations._http import (
 )
 from integrations._settings import UnconfiguredChannel, setting
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
-from integrations.phones import InvalidNumber, normalise_mobile, normalise_number  # web/public.py imports them here
+from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
 from templates.lint import sms_length
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -6,7 +6,10 @@ before the flow begins. Planning is started by partner events and should begin w
 
 The runs stay ordinary Prefect flow runs: created by the deployment's schedule or event trigger, claimed
 by proposing PENDING (the server refuses a second claimer and enforces the deployment's concurrency
-limit), executed by Prefect's flow engine, visible in the UI and in `declic status`.
+limit), executed by Prefect's flow engine, visible in the UI and in `declic status`. A claimed run is
+labelled with this host and process id (its `infrastructure_pid`), so that a later `declic serve` marks
+CRASHED only the runs a dead process of its own left behind. A warm run is not stopped by a cancellation
+from the UI (a plan run lasts seconds); it is recorded CANCELLED when it ends.
 
 The runner wakes on the server's `prefect.flow-run.Scheduled` event for the deployment (a websocket
 subscription), and polls every few seconds besides, for cron runs and any event missed while reconnecting:
@@ -22,9 +25,12 @@ so an operator's run with its own `limit` or `now` is never folded into a schedu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import logging
+import os
+import socket
 import threading
 from typing import Any
 from uuid import UUID
@@ -43,6 +49,8 @@ class WarmRunner:
         self.listening = threading.Event()  # set while the event subscription is open
         self._stop, self._wake = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: threading.Thread | None = None
+        self._events_task: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
 
     def start(self) -> WarmRunner:
         from prefect.client.orchestration import get_client
@@ -51,8 +59,9 @@ class WarmRunner:
             self.recover(client)
         # Each thread runs in a copy of this context, so it sees the same Prefect settings (API URL) as the
         # caller rather than the process-wide defaults.
-        threading.Thread(target=contextvars.copy_context().run, args=(self._listen,), daemon=True,
-                         name=f"declic-warm-{self.flow.name}-events").start()
+        self._listener = threading.Thread(target=contextvars.copy_context().run, args=(self._listen,),
+                                          daemon=True, name=f"declic-warm-{self.flow.name}-events")
+        self._listener.start()
         self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,), daemon=True,
                                         name=f"declic-warm-{self.flow.name}")
         self._thread.start()
@@ -62,29 +71,38 @@ class WarmRunner:
         """Stop polling; a run in progress is given `timeout` seconds to finish."""
         self._stop.set()
         self._wake.set()
+        if self._events_task is not None:
+            loop, task = self._events_task
+            loop.call_soon_threadsafe(task.cancel)
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._listener is not None:
+            self._listener.join(5)
 
     def _loop(self) -> None:
         from prefect.client.orchestration import get_client
 
+        woken = False
         with get_client(sync_client=True) as client:
             while not self._stop.is_set():
-                woken = self._wake.is_set()
-                self._wake.clear()
+                self._wake.clear()  # before looking: an event during the look wakes the next one
+                ran = False
                 try:
                     # Woken by an event, look a few times: the run may become due a moment after it.
                     for _attempt in range(5 if woken else 1):
                         self.polls += 1
-                        if self.run_due(client) or self._stop.wait(0.1):
+                        ran = bool(self.run_due(client))
+                        if ran or self._stop.wait(0.1):
                             break
                 except Exception:  # the API restarting, a network blip: log, keep polling
                     logger.exception("warm runner for %s: poll failed", self.flow.name)
                     self._stop.wait(5)
-                self._wake.wait(self.poll_seconds)
+                # After a run, look again at once: more may have become due meanwhile.
+                woken = False if ran else self._wake.wait(self.poll_seconds)
 
     def _listen(self) -> None:
-        asyncio.run(self._subscribe())
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(self._subscribe())
 
     async def _subscribe(self) -> None:
         """Set the wake-up flag on every `prefect.flow-run.Scheduled` event of this deployment."""
@@ -93,6 +111,7 @@ class WarmRunner:
 
         wanted = EventFilter(event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
                              related=EventRelatedFilter(id=[f"prefect.deployment.{self.deployment_id}"]))
+        self._events_task = (asyncio.get_running_loop(), asyncio.current_task())
         while not self._stop.is_set():
             try:
                 async with get_events_subscriber(filter=wanted, reconnect_on_clean_close=True) as events:
@@ -105,10 +124,10 @@ class WarmRunner:
                 await asyncio.sleep(5)
 
     def recover(self, client) -> int:
-        """Mark CRASHED the runs a previous `declic serve` left claimed or running; how many.
+        """End the runs a dead warm runner of this host left claimed, running or cancelling; how many.
 
-        Only this process runs the deployment's flow runs, so such a run has no one left to finish it,
-        and it would hold the deployment's concurrency slot until its lease expires (five minutes).
+        Such a run has no one left to finish it, and it would hold the deployment's concurrency slot until
+        its lease expires (five minutes). Runs of workers or of other hosts are left alone.
         """
         from prefect.client.schemas.filters import (
             DeploymentFilter,
@@ -118,15 +137,19 @@ class WarmRunner:
             FlowRunFilterStateType,
         )
         from prefect.client.schemas.objects import StateType
-        from prefect.states import Crashed
+        from prefect.states import Cancelled, Crashed
 
-        orphans = client.read_flow_runs(
+        unfinished = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[self.deployment_id])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-                type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING]))),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+                any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]))),
         )
+        orphans = [run for run in unfinished if _left_by_a_dead_runner(run.infrastructure_pid)]
         for run in orphans:
-            client.set_flow_run_state(run.id, Crashed(message="declic serve stopped during this run."), force=True)
+            state = (Cancelled(message="Cancelled while declic serve was stopped.")
+                     if run.state_type == StateType.CANCELLING
+                     else Crashed(message="declic serve stopped during this run."))
+            client.set_flow_run_state(run.id, state, force=True)
         return len(orphans)
 
     def run_due(self, client) -> int:
@@ -138,15 +161,20 @@ class WarmRunner:
         for position, run in enumerate(due):
             if not self._claim(client, run):
                 continue  # another runner has it, or the concurrency limit holds it back
+            client.update_flow_run(run.id, infrastructure_pid=_RUNNER_PID)
             for later in due[position + 1:]:
                 if self._work(later) == self._work(run):
                     self._fold(client, later, into=run)
-            self._execute(run)
+            self._execute(client, run)
             return 1
         return 0
 
     def _work(self, run) -> dict[str, Any]:
-        return {k: v for k, v in (run.parameters or {}).items() if k not in self.labels}
+        # The flow's defaults filled in, as the engine does: `{}` and `{"limit": None}` are the same work.
+        from prefect.utilities.callables import get_call_parameters, parameters_to_args_kwargs
+
+        args, kwargs = parameters_to_args_kwargs(self.flow.fn, run.parameters or {})
+        return {k: v for k, v in get_call_parameters(self.flow.fn, args, kwargs).items() if k not in self.labels}
 
     @staticmethod
     def _claim(client, run) -> bool:
@@ -171,14 +199,45 @@ class WarmRunner:
         except Abort:
             pass  # already taken or finished elsewhere
 
-    def _execute(self, run) -> None:
+    def _execute(self, client, run) -> None:
         from prefect.flow_engine import run_flow
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+        from prefect.states import Crashed
 
         logger.info("warm runner: flow run %s (%s) starts in this process", run.name, run.id)
         # Parameters come from the flow run, with the flow's defaults filled in, as in a runner's child
         # process. No heartbeat thread: a sync flow joins it at its end, which held the next run back by
-        # up to a second; the run lives and dies with this process, which the runs' states already show.
-        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            state = run_flow(self.flow, flow_run=run, return_type="state")
+        # up to a second. Without heartbeats, a run whose process is killed stays RUNNING until the next
+        # `declic serve` start (recover).
+        try:
+            with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                state = run_flow(self.flow, flow_run=run, return_type="state")
+        except BaseException as exc:  # the engine itself failed (API lost, lease lost): end the run, go on
+            logger.exception("warm runner: flow run %s failed outside the flow", run.name)
+            with contextlib.suppress(Exception):
+                if not client.read_flow_run(run.id).state.is_final():
+                    client.set_flow_run_state(run.id, Crashed(message=f"The warm runner failed: {exc!r}"),
+                                              force=True)
+            return
         logger.info("warm runner: flow run %s ended %s", run.name, getattr(state, "name", state))
+
+
+# A claimed run's `infrastructure_pid`: which process on which host runs it.
+_RUNNER_PID = f"declic-warm:{socket.gethostname()}:{os.getpid()}"
+
+
+def _left_by_a_dead_runner(infrastructure_pid: str | None) -> bool:
+    """True for a run labelled by a warm runner of this host whose process no longer exists."""
+    kind, _, rest = (infrastructure_pid or "").partition(":")
+    host, _, pid = rest.rpartition(":")
+    if kind != "declic-warm" or host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False

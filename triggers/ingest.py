@@ -676,7 +676,7 @@ def _unchanged(new: tuple, old: tuple) -> bool:
     return True
 
 
-# A note, not a skip: the row's other facts are still merged, only its state is overruled.
+# Counted under `skipped`: what is skipped is the reopening; the row's other facts are still merged.
 STILL_CLOSED = "kept closed (Sirene row older than the closure)"
 
 

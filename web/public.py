@@ -12,7 +12,7 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from integrations.sms_http import InvalidNumber, normalise_number
+from integrations.phones import InvalidNumber, normalise_number
 from orchestrator.links import TokenError, make_token, read_token
 from orchestrator.settings import Settings
 from store.conversions import message_row, record_diagnostic, record_interaction, request_callback

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
 
@@ -52,7 +56,8 @@ def test_due_plan_runs_run_here_once_and_the_rest_are_folded(prefect_harness, en
         assert conn.execute(select(func.count()).select_from(Message)).scalar() == 4
 
 
-def test_a_run_taken_by_someone_else_is_left_alone(prefect_harness, env_settings, engine):
+def test_a_run_taken_by_someone_else_between_the_look_and_the_claim_is_left_alone(
+        prefect_harness, env_settings, engine, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.states import Pending
     from prefect.utilities.engine import propose_state_sync
@@ -63,31 +68,47 @@ def test_a_run_taken_by_someone_else_is_left_alone(prefect_harness, env_settings
     deployment_id = deployment.apply()
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(deployment_id)
-        propose_state_sync(client, Pending(), flow_run_id=run.id)  # a worker claimed it first
+        seen = client.get_scheduled_flow_runs_for_deployments([deployment_id])  # the runner's look...
+        assert [r.id for r in seen] == [run.id]
+        propose_state_sync(client, Pending(), flow_run_id=run.id)  # ...then a worker claims it first
+        monkeypatch.setattr(client, "get_scheduled_flow_runs_for_deployments", lambda *a, **k: list(seen))
         assert WarmRunner(deployment_id, flow).run_due(client) == 0
-        assert client.read_flow_run(run.id).state.type.value == "PENDING"
+        state = client.read_flow_run(run.id).state
+        assert state.type.value == "PENDING" and client.read_flow_run(run.id).infrastructure_pid is None
 
 
-def test_runs_left_claimed_or_running_by_a_stopped_serve_are_marked_crashed(prefect_harness, env_settings, engine):
+def test_runs_a_dead_serve_left_are_ended_and_other_runners_runs_are_not(prefect_harness, env_settings, engine):
     from prefect.client.orchestration import get_client
     from prefect.states import Pending, Running
     from prefect.utilities.engine import propose_state_sync
 
     from orchestrator.warm import WarmRunner
 
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process id that no longer exists
     deployment, flow = _plan_deployment(concurrency_limit=1)
     deployment_id = deployment.apply()
     with get_client(sync_client=True) as client:
-        orphan = client.create_flow_run_from_deployment(deployment_id)
-        propose_state_sync(client, Pending(), flow_run_id=orphan.id)
-        propose_state_sync(client, Running(), flow_run_id=orphan.id)
-        waiting = client.create_flow_run_from_deployment(deployment_id)
+        def running(label: str):
+            run = client.create_flow_run_from_deployment(deployment_id)
+            propose_state_sync(client, Pending(), flow_run_id=run.id)
+            propose_state_sync(client, Running(), flow_run_id=run.id)
+            client.update_flow_run(run.id, infrastructure_pid=label)
+            return run
+
+        orphan = running(f"declic-warm:{socket.gethostname()}:{dead.pid}")
         runner = WarmRunner(deployment_id, flow)
         assert runner.recover(client) == 1
         assert client.read_flow_run(orphan.id).state.type.value == "CRASHED"
         # The concurrency slot is free again: the next run is claimed and runs at once.
+        waiting = client.create_flow_run_from_deployment(deployment_id)
         assert runner.run_due(client) == 1
         assert client.read_flow_run(waiting.id).state.type.value == "COMPLETED"
+        # A worker's run, or a live warm runner's (this process), is not ours to end.
+        workers = running("12345")
+        alive = running(f"declic-warm:{socket.gethostname()}:{os.getpid()}")
+        assert runner.recover(client) == 0
+        assert {client.read_flow_run(r.id).state.type.value for r in (workers, alive)} == {"RUNNING"}
 
 
 def test_a_scheduled_run_wakes_the_runner_without_waiting_for_its_poll(prefect_harness, env_settings, engine):

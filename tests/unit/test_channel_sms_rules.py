@@ -6,14 +6,8 @@ import datetime as dt
 
 import pytest
 
-from integrations.sms_http import (
-    InboundError,
-    InvalidNumber,
-    is_stop,
-    normalise_mobile,
-    normalise_number,
-    parse_inbound,
-)
+from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
+from integrations.sms_http import InboundError, is_stop, parse_inbound
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ def declic_serve(home: Path, secret: str, *, timeout: float = 180) -> Iterator[S
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(60)
+            proc.wait(120)  # a plan run in progress may take a minute to end, the local server 20 s more
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
