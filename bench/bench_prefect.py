@@ -11,9 +11,10 @@
   first run's start to the last run's end (Prefect's timestamps) and the machine's busy cores in that
   window are reported beside it. Run once with the SMTP server answering at once
   (everything competes for two cores) and once with a relay that answers each message after 20 ms.
-- latency: the same cluster plus the web app; 20 partner batches POSTed one after the other; for each, the
-  time from the POST to the plan run's start (RUNNING) as the Prefect server records it, with the median
-  time to the run's creation (event trigger), pick-up (PENDING) and start.
+- latency: the same cluster (one worker, with then without the warm `declic planner`) plus the web app;
+  20 partner batches POSTed one after the other; for each, the time from the POST to the plan run's start
+  (RUNNING) as the Prefect server records it, with the median time to the run's creation (event trigger),
+  pick-up (PENDING) and start.
 - latency-serve: the same with `declic serve` on one machine (local Prefect server on SQLite), where plan
   runs are executed warm in the serve process (orchestrator/warm.py).
 
@@ -202,7 +203,7 @@ def _at(value: str) -> dt.datetime:
 
 
 @contextlib.contextmanager
-def cluster(workers: int, sink_port: int):
+def cluster(workers: int, sink_port: int, planner: bool = True):
     suffix = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix="declic-cluster-"))
     c = Cluster(
@@ -210,6 +211,7 @@ def cluster(workers: int, sink_port: int):
         prefect_db=f"bench_prefect_{suffix}",
         store_db=f"bench_store_{suffix}",
         workers=workers,
+        planner=planner,
         broker="redis",
         schedules=False,
         api_port=free_port(),
@@ -384,14 +386,14 @@ def _emit_latency(mode: str, values: list[float]) -> None:
     )
 
 
-def part_latency_worker(events: int) -> None:
+def part_latency_worker(events: int, planner: bool) -> None:
     import uvicorn
 
     from orchestrator.settings import Settings
     from store.admin import add_partner
     from web.app import create_app
 
-    with SmtpSink(keep=False) as sink, cluster(1, sink.port) as c:
+    with SmtpSink(keep=False) as sink, cluster(1, sink.port, planner=planner) as c:
         os.environ["PREFECT_API_URL"] = c.api_url
         port = free_port()
         settings = Settings(home=Path(tempfile.mkdtemp()), database_url=c.store_url, secret_key=SECRET)
@@ -406,7 +408,7 @@ def part_latency_worker(events: int) -> None:
 
             token = add_partner(get_engine(c.store_url), "bge-bench", ["creation"])
             _emit_latency(
-                "worker (server on PostgreSQL, Redis broker)",
+                ("worker and warm planner" if planner else "worker only") + " (server on PostgreSQL, Redis broker)",
                 measure_latency(f"http://127.0.0.1:{port}", c.api_url, token, events),
             )
         finally:
@@ -442,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         for relay_ms in args.relay_ms or [0, 20]:
             part_workers(n, relay_ms)
     if "latency" in parts:
-        part_latency_worker(events)
+        part_latency_worker(events, planner=True)
+        part_latency_worker(events, planner=False)
     if "latency-serve" in parts:
         part_latency_serve(events)
     return 0

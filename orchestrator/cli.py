@@ -159,6 +159,20 @@ def serve(
 
 
 @app.command()
+def planner(
+    deployment: Annotated[str, typer.Option(help="flow/deployment whose runs to execute warm")] = "plan/plan",
+) -> None:
+    """Run planning warm for a cluster (PREFECT_API_URL): partner batches are planned within a second."""
+    from orchestrator.serve import plan_warm
+
+    try:
+        plan_warm(deployment)
+    except RuntimeError as exc:
+        console.print(f"[red]Planification à chaud impossible: {exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
 def status(json_out: Annotated[bool, typer.Option("--json", help="print as JSON")] = False) -> None:
     """Queued, due and failed messages per channel, feeds, and the last run of each flow."""
     from orchestrator.status import collect, render

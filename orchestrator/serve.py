@@ -195,5 +195,41 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, prefect_port: int = 4200
             local.stop()
 
 
+def plan_warm(deployment: str = "plan/plan") -> None:
+    """Run one deployment's flow runs warm against a shared Prefect API until interrupted (scale-out).
+
+    The scale-out counterpart of `declic serve`'s warm planning: workers still may take plan runs (they
+    poll every second); whoever claims a run first executes it, so this process only makes planning start
+    sooner, and a cluster without it still plans.
+    """
+    from orchestrator.settings import get_settings, prepare_prefect_env
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise RuntimeError("PREFECT_API_URL is not set: `declic planner` joins a running Prefect server")
+    prepare_prefect_env(get_settings().home)
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from orchestrator.warm import WarmRunner
+
+    with get_client(sync_client=True) as client:
+        try:
+            found = client.read_deployment_by_name(deployment)
+        except ObjectNotFound as exc:
+            raise RuntimeError(f"no deployment {deployment} on {os.environ['PREFECT_API_URL']}: "
+                               "run `prefect deploy --all` first") from exc
+    flows = {f"{flow.name}/{spec.name}": flow for spec in read_deployments() if (flow := load_flow(spec))}
+    runner = WarmRunner(found.id, flows[deployment]).start()
+    print(f"Planification à chaud pour {deployment} sur {os.environ['PREFECT_API_URL']}", flush=True)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.stop()
+
+
 def _raise_interrupt(*_args) -> None:
     raise KeyboardInterrupt

@@ -6,8 +6,10 @@
 `up` creates (if missing) two PostgreSQL databases, one for the Prefect server and one for Déclic's store,
 starts `prefect server start` on the first (with the Redis messaging broker of prefect-redis when asked),
 creates the process work pool, upgrades the store, deploys every deployment of prefect.yaml, and starts the
-workers. Without --detach it stays in the foreground until Ctrl-C; either way it stops every process it
-started: each worker first, by its own process group (they run under setsid), then the server.
+workers and one warm planner (`declic planner`: plan runs start within a second of a partner batch, where a
+worker would start a new process). Without --detach it stays in the foreground until Ctrl-C; either way it
+stops every process it started: the planner and each worker first, by its own process group (they run under
+setsid), then the server.
 
 The same `Cluster` is used by tests/e2e/test_scale_out.py and bench/bench_prefect.py.
 """
@@ -87,7 +89,8 @@ class Cluster:
     schedules: bool = True  # False: no scheduled runs (tests and benchmarks start their own)
     env_extra: dict[str, str] = field(default_factory=dict)
     server: subprocess.Popen | None = None
-    worker_procs: list[subprocess.Popen] = field(default_factory=list)
+    children: list[subprocess.Popen] = field(default_factory=list)  # the workers, then the planner
+    planner: bool = True  # a warm `declic planner` beside the workers
     quiet: bool = True
 
     @property
@@ -172,12 +175,14 @@ class Cluster:
             self._run([_bin("prefect"), "--no-prompt", "deploy", "--all"])
             self.say(f"store on {self.store_db}, work pool {POOL}, deployments from prefect.yaml")
             for number in range(1, self.workers + 1):
-                self.worker_procs.append(self._spawn(
+                self.children.append(self._spawn(
                     [_bin("prefect"), "worker", "start", "--pool", POOL, "--name", f"declic-worker-{number}",
                      "--limit", str(self.worker_limit), "--type", "process", "--install-policy", "never"],
                     f"worker-{number}.log"))
+            if self.planner:
+                self.children.append(self._spawn([_bin("declic"), "planner"], "planner.log"))
             self._wait_workers()
-            self.say(f"{self.workers} workers polling {POOL}")
+            self.say(f"{self.workers} workers polling {POOL}" + (", a warm planner" if self.planner else ""))
         except BaseException:
             self.down()
             raise
@@ -198,20 +203,22 @@ class Cluster:
         # A worker is ready once it has sent its first heartbeat to the pool.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for proc in self.worker_procs:
+            for proc in self.children:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"a worker exited; see {self.workdir}/worker-*.log")
+                    raise RuntimeError(f"a worker or the planner exited; see {self.workdir}/*.log")
             reply = requests.post(f"{self.api_url}/work_pools/{POOL}/workers/filter", json={}, timeout=5)
+            # (the planner is not a pool worker: it is ready once its process runs; a plan run it misses
+            # while starting is taken by a worker)
             if reply.ok and len([w for w in reply.json() if w.get("status") == "ONLINE"]) >= self.workers:
                 return
             time.sleep(0.5)
         raise RuntimeError(f"workers not online after {timeout} s")
 
     def down(self) -> None:
-        """Stop the workers (each by its own process group), then the server."""
-        for proc in self.worker_procs:
+        """Stop the workers and the planner (each by its own process group), then the server."""
+        for proc in self.children:
             _stop(proc.pid, proc)
-        self.worker_procs.clear()
+        self.children.clear()
         if self.server is not None:
             _stop(self.server.pid, self.server)
             self.server = None
@@ -219,7 +226,7 @@ class Cluster:
     def state(self) -> dict:
         """What `down` needs to stop a detached cluster."""
         return {"server": self.server.pid if self.server else None,
-                "workers": [p.pid for p in self.worker_procs], "api_url": self.api_url,
+                "workers": [p.pid for p in self.children], "api_url": self.api_url,
                 "store_url": self.store_url}
 
 

@@ -50,7 +50,7 @@ def cluster(sink, tmp_path_factory):
     pids: list[int] = []
     try:
         running.up()
-        pids = [running.server.pid, *(p.pid for p in running.worker_procs)]
+        pids = [running.server.pid, *(p.pid for p in running.children)]
         yield running
     finally:
         running.down()

@@ -54,3 +54,26 @@ def test_serve_builds_runner_deployments_from_the_same_file():
     assert plan.triggers and plan.triggers[0].parameters == {"trigger_event": "{{ event.id | string }}"}
     assert plan.schedules[0].schedule.timezone == "Europe/Paris"
     assert deployments["sirene-updates"].parameters == {"only": "sirene"}
+
+
+def test_the_planner_needs_a_prefect_server_and_says_so(monkeypatch):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = CliRunner().invoke(app, ["planner"])
+    assert result.exit_code == 2
+    assert "PREFECT_API_URL" in result.output
+
+
+def test_the_planner_names_a_missing_deployment(prefect_harness, env_settings, monkeypatch):
+    from prefect.settings import PREFECT_API_URL
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    result = CliRunner().invoke(app, ["planner", "--deployment", "plan/absent"])
+    assert result.exit_code == 2
+    assert "plan/absent" in result.output and "prefect deploy" in result.output
