@@ -73,7 +73,8 @@ class WarmRunner:
         self._wake.set()
         if self._events_task is not None:
             loop, task = self._events_task
-            loop.call_soon_threadsafe(task.cancel)
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(task.cancel)
         if self._thread is not None:
             self._thread.join(timeout)
         if self._listener is not None:
