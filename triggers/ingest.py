@@ -37,10 +37,10 @@ from sqlalchemy.engine import Connection, Engine
 from segments.taxonomy import family_for_naf
 from segments.territory import commune as commune_info
 from store.models import Business, Message, TriggerEvent
-from store.sql import chunks, insert_for
+from store.sql import insert_for
 from triggers import calendar as cal
 from triggers.bodacc import BodaccStats, Skipped, read_bodacc
-from triggers.lifecycle import lifecycle_stage
+from triggers.effects import apply_event_effects, cancel_planned_messages, stage_for
 from triggers.model import EventIn, Reject
 from triggers.report import IngestReport, RejectSink
 from triggers.sirene import (
@@ -258,24 +258,6 @@ def _insert_new_events(conn: Connection, rows: list[tuple]) -> list[tuple]:
             new.append(row)
     _executemany(conn, _event_sql(conn), EVENT_COLUMNS, new)
     return new
-
-
-def cancel_planned_messages(conn: Connection, business_ids: Iterable[int], reason: str) -> int:
-    """Cancel messages not yet claimed for these businesses (a closure stops all outreach)."""
-    ids = sorted(set(business_ids))
-    total = 0
-    for part in _in_chunks(ids, 900):
-        result = conn.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.business_id.in_(part), MESSAGES.c.status == "planned")
-            .values(status="cancelled", last_error=reason)
-        )
-        total += result.rowcount or 0
-    return total
-
-
-def _stage_for(event_type: str, on: dt.date, today: dt.date) -> str | None:
-    return lifecycle_stage(today=today, creation_date=None, state=None, events=[(event_type, on)])
 
 
 # --- Sirene --------------------------------------------------------------------------------------
@@ -512,7 +494,7 @@ class SireneWriter:
                         stage = _age_stage(rec[R_CREATION], young_cutoff)
                 if evs:
                     for e in evs:
-                        st = _stage_for(e.type, e.occurred_on, today)
+                        st = stage_for(e.type, e.occurred_on, today)
                         if st is not None:
                             stage = st
                     events.extend(evs)
@@ -702,32 +684,6 @@ def _ids_for(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:
         ):
             out[siret] = id_
     return out
-
-
-def apply_event_effects(conn: Connection, events: Iterable[tuple[int, str, Any]], today: dt.date) -> None:
-    """What a newly attached event changes on its business: life-cycle stage, and closure stops outreach."""
-    stages: dict[int, tuple[dt.date, str]] = {}
-    closing: set[int] = set()
-    for business_id, kind, on in events:
-        day = on if isinstance(on, dt.date) else dt.date.fromisoformat(str(on)[:10])
-        if kind == "closure":
-            closing.add(business_id)
-        stage = _stage_for(kind, day, today)
-        if stage is not None and (business_id not in stages or day >= stages[business_id][0]):
-            stages[business_id] = (day, stage)
-    # One UPDATE per (stage, closed) group rather than per business: a batch of 500 partner events would
-    # otherwise cost 500 statements.
-    groups: dict[tuple[str, bool], list[int]] = {}
-    for business_id, (_day, stage) in stages.items():
-        groups.setdefault((stage, business_id in closing), []).append(business_id)
-    for (stage, closed), ids in groups.items():
-        values: dict[str, Any] = {"lifecycle_stage": stage}
-        if closed:
-            values["state"] = "closed"
-        for part in chunks(ids, 900):
-            conn.execute(update(BUSINESS).where(BUSINESS.c.id.in_(part)).values(**values))
-    if closing:
-        cancel_planned_messages(conn, closing, "business closed")
 
 
 # Indexes kept during a first load: the SIRET one enforces the upsert, the SIREN one resolves pending

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from store.events import Stored, store_events_in
 from store.models import Business, TriggerEvent
 from store.sql import chunks
+from triggers.effects import apply_event_effects
 from triggers.model import CONVERSION_TYPES, EventIn, Reject
 from triggers.scope import scope_reject
 
@@ -68,7 +69,6 @@ def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id:
     of their business (a closure stops outreach), and conversions attributed to the business's latest
     enrollment. A crash leaves all of it or none of it; a rerun reports duplicates and changes nothing."""
     from store.conversions import attribute_conversions
-    from triggers.ingest import apply_event_effects
 
     with engine.begin() as conn:
         stored = store_events_in(conn, events, partner_id=partner_id)
