@@ -15,17 +15,18 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import false, or_, select, true, update
+from sqlalchemy import delete, false, func, or_, select, true, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.campaign_spec import TerritorySpec
-from store.models import Business, CallTask, Campaign, Message, UserAccount, utcnow
+from store.models import Business, CallTask, Campaign, Message, SignInFailure, UserAccount, utcnow
 
 USERS = UserAccount.__table__
 CAMPAIGNS = Campaign.__table__
 BUSINESS = Business.__table__
 TASKS = CallTask.__table__
 MESSAGES = Message.__table__
+FAILURES = SignInFailure.__table__
 ROLES = ("operator", "collectivite", "ambassador")
 ROLE_LABELS = {"operator": "opérateur", "collectivite": "collectivité", "ambassador": "ambassadeur"}
 
@@ -104,6 +105,26 @@ def authenticate(engine: Engine, email: str, password: str) -> Any | None:
             values["password_hash"] = hash_password(password)
         conn.execute(update(USERS).where(USERS.c.id == row.id).values(**values))
     return row
+
+
+def recent_signin_failures(engine: Engine, email: str, since: dt.datetime) -> int:
+    """Wrong passwords typed for this e-mail since `since`, by any web process."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(FAILURES)
+                            .where(FAILURES.c.email == email, FAILURES.c.at >= since)).scalar_one()
+
+
+def record_signin_failure(engine: Engine, email: str, now: dt.datetime, keep_since: dt.datetime) -> None:
+    """Log one wrong password; this e-mail's failures older than `keep_since` no longer count and go."""
+    with engine.begin() as conn:
+        conn.execute(delete(FAILURES).where(FAILURES.c.email == email, FAILURES.c.at < keep_since))
+        conn.execute(FAILURES.insert().values(email=email, at=now))
+
+
+def clear_signin_failures(engine: Engine, email: str) -> None:
+    """Forget an e-mail's wrong passwords (after a successful sign-in)."""
+    with engine.begin() as conn:
+        conn.execute(delete(FAILURES).where(FAILURES.c.email == email))
 
 
 def user_by_id(engine: Engine, user_id: int) -> Any | None:

@@ -296,6 +296,16 @@ class UserAccount(SQLModel, table=True):
     last_login_at: dt.datetime | None = None
 
 
+class SignInFailure(SQLModel, table=True):
+    """A wrong password for a dashboard e-mail: shared by every web process, so the lockout is too."""
+
+    __table_args__ = (Index("ix_signinfailure_email_at", "email", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)  # lower-case, as typed (the account may not exist)
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
 class FunnelRollup(SQLModel, table=True):
     """Funnel counts of one campaign by arm, variant, trigger, métier family, commune and channel.
 

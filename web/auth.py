@@ -7,9 +7,8 @@ session, so an id planted before sign-in is worthless after it.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
-import threading
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from store.accounts import Scope, authenticate, scope_of, user_by_id
+from store.accounts import (
+    Scope,
+    authenticate,
+    clear_signin_failures,
+    recent_signin_failures,
+    record_signin_failure,
+    scope_of,
+    user_by_id,
+)
+from store.models import utcnow
 from web.csrf import check_csrf, make_csrf
 from web.deps import EngineDep, SettingsDep
 
@@ -27,21 +35,7 @@ pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 
 
 MAX_FAILURES = 5  # wrong passwords for one e-mail ...
-FAILURE_WINDOW = 15 * 60  # ... within this many seconds, then sign-in waits for the window to pass
-_failures: dict[str, list[float]] = {}
-_failures_lock = threading.Lock()
-
-
-def _recent_failures(email: str, now: float) -> list[float]:
-    with _failures_lock:
-        kept = [t for t in _failures.get(email, []) if now - t < FAILURE_WINDOW]
-        _failures[email] = kept
-        return kept
-
-
-def _record_failure(email: str, now: float) -> None:
-    with _failures_lock:
-        _failures.setdefault(email, []).append(now)
+FAILURE_WINDOW = dt.timedelta(minutes=15)  # ... within this time, then sign-in waits for the window to pass
 
 
 class SignInRequired(Exception):
@@ -111,9 +105,10 @@ async def sign_in(
 ):
     """Check the password; on success a fresh session and the page asked for."""
     require_csrf(request, csrf)
-    key, now = email.strip().lower(), time.monotonic()
-    # Per process: enough to make guessing a password by the web form slow (argon2 makes each try costly).
-    if len(_recent_failures(key, now)) >= MAX_FAILURES:
+    key, now = email.strip().lower(), utcnow()
+    # Counted in the store, so every web process (and machine) shares the lockout; with argon2 making each
+    # try costly, guessing a password by the web form stays slow however many workers serve it.
+    if await run_in_threadpool(recent_signin_failures, engine, key, now - FAILURE_WINDOW) >= MAX_FAILURES:
         return pages.TemplateResponse(
             request,
             "signin.html",
@@ -127,7 +122,7 @@ async def sign_in(
         )
     user = await run_in_threadpool(authenticate, engine, email, password)
     if user is None:
-        _record_failure(key, now)
+        await run_in_threadpool(record_signin_failure, engine, key, now, now - FAILURE_WINDOW)
         return pages.TemplateResponse(
             request,
             "signin.html",
@@ -139,6 +134,7 @@ async def sign_in(
             },
             status_code=401,
         )
+    await run_in_threadpool(clear_signin_failures, engine, key)
     request.session.clear()
     request.session["uid"] = user.id
     csrf_id(request)

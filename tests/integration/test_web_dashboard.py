@@ -457,23 +457,34 @@ def test_csv_exports_neutralise_spreadsheet_formulas(app, engine, world):
     assert "'=HYPERLINK" in export and "\n=HYPERLINK" not in export and ',"=HYPERLINK' not in export
 
 
-@pytest.fixture(autouse=True)
-def fresh_failures():
-    from web import auth
-
-    auth._failures.clear()
-    yield
-    auth._failures.clear()
-
-
-def test_sign_in_slows_down_after_five_wrong_passwords(app, world):
+def _try(app, email: str, password: str) -> int:
     client = TestClient(app)
     csrf = csrf_of(client.get("/connexion").text)
-    for _ in range(5):
-        wrong = client.post("/connexion", data={"email": "paul@exemple.fr", "password": "x", "csrf": csrf})
-        assert wrong.status_code == 401
+    reply = client.post("/connexion", data={"email": email, "password": password, "csrf": csrf},
+                        follow_redirects=False)
+    return reply.status_code
+
+
+def test_sign_in_slows_down_after_five_wrong_passwords_in_any_web_process(settings, engine, world):
+    # Two apps on the same store stand for two web processes: the failures of one count in the other.
+    first, second = create_app(settings, engine), create_app(settings, engine)
+    for app in (first, second, first, second, first):
+        assert _try(app, "paul@exemple.fr", "x") == 401
+    client = TestClient(second)
+    csrf = csrf_of(client.get("/connexion").text)
     blocked = client.post("/connexion", data={"email": "paul@exemple.fr", "password": PASSWORD, "csrf": csrf})
     assert blocked.status_code == 429 and "Trop d&#39;essais" in blocked.text
+    # Another e-mail is not held back.
+    assert _try(first, "op@declic.fr", PASSWORD) == 303
+
+
+def test_a_successful_sign_in_forgets_the_earlier_wrong_passwords(app, world):
+    for _ in range(4):
+        assert _try(app, "paul@exemple.fr", "x") == 401
+    assert _try(app, "paul@exemple.fr", PASSWORD) == 303
+    for _ in range(4):
+        assert _try(app, "paul@exemple.fr", "x") == 401
+    assert _try(app, "paul@exemple.fr", PASSWORD) == 303  # 8 failures in all, never 5 in a row
 
 
 def test_business_search_stays_inside_the_territory(app, engine, world):
