@@ -102,17 +102,13 @@ def read_partner_csv(
     contact_source: str,
     on_reject: Callable[[Reject], None] | None = None,
     stats: PartnerStats | None = None,
-    check: Callable[[EventIn], Reject | None] | None = None,
 ) -> Iterator[EventIn]:
     """Valid events of a partner file, in file order; rejects go to `on_reject`.
 
-    `check` is a further test of each valid event (the partner's scope); its Reject is reported with
-    the row's line like any other.
+    The partner's scope is checked by `read_partner_chunks`, a chunk of rows at a time.
     """
     stats = stats if stats is not None else PartnerStats()
     for line, raw, out in _rows(Path(path), source, contact_source, stats):
-        if check is not None and isinstance(out, EventIn):
-            out = check(out) or out
         if isinstance(out, Reject):
             _report(out, line, raw, stats, on_reject)
             continue

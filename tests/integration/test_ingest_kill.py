@@ -28,7 +28,7 @@ POS = {name: i for i, name in enumerate(COLUMNS_54)}
 RUNNER = """
 import datetime as dt, sys
 from store.db import get_engine
-from triggers.ingest import ingest_bodacc, ingest_sirene
+from triggers.ingest import ingest_sirene
 if __name__ == "__main__":
     engine = get_engine(sys.argv[1])
     ingest_sirene(engine, sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=400, parallel=True)
@@ -80,6 +80,21 @@ def clear(engine) -> None:
         conn.execute(delete(B))
 
 
+def kill_when(proc: subprocess.Popen, engine, count, *, more_than: int) -> None:
+    """SIGKILL the ingest child as soon as the `count` query passes `more_than` rows (mid-ingest)."""
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(count).scalar() > more_than:
+                    break
+            assert proc.poll() is None, "the ingest ended before it could be killed"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+
+
 @pytest.mark.slow
 def test_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
     first = list(sirene_rows(ROWS, seed=11))
@@ -100,18 +115,7 @@ def test_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
     )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                done = conn.execute(select(func.count()).select_from(E)).scalar()
-            if done > baseline + 50:
-                break
-            assert proc.poll() is None, "the ingest ended before it could be killed"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(30)
+    kill_when(proc, engine, select(func.count()).select_from(E), more_than=baseline + 50)
     partial = state(engine)
     assert baseline < len(partial[1]) < len(expected[1]), "the kill did not land mid-ingest"
 
@@ -153,20 +157,7 @@ def test_bodacc_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-c", BODACC_RUNNER, db_url, str(path)], cwd=root,
                             env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                done = conn.execute(
-                    select(func.count()).select_from(E).where(E.c.source == "bodacc")
-                ).scalar()
-            if done > 100:
-                break
-            assert proc.poll() is None, "the ingest ended before it could be killed"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(30)
+    kill_when(proc, engine, select(func.count()).select_from(E).where(E.c.source == "bodacc"), more_than=100)
     assert 0 < len([e for e in state(engine)[1] if e[0] == "bodacc"]) < expected_bodacc
 
     ingest_bodacc(engine, path, today=TODAY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from triggers.model import BusinessFacts, EventIn, Reject
-from triggers.partner_csv import read_partner_csv
+from triggers.partner_csv import read_partner_chunks
 from triggers.scope import in_territory, scope_reject
 
 SIRET = "73282932000074"
@@ -51,10 +51,8 @@ def test_file_rows_outside_the_scope_are_rejected_with_their_line(tmp_path):
         commune = e.business.commune_code if e.business else None
         return scope_reject(e, allowed_types=["creation"], territory=["departement:35"], commune_code=commune)
 
-    events = list(
-        read_partner_csv(
-            path, source="partner:1", contact_source="bge", on_reject=rejects.append, check=check
-        )
-    )
+    chunks = read_partner_chunks(path, source="partner:1", contact_source="bge", on_reject=rejects.append,
+                                 check=lambda events: [check(e) for e in events], chunk_size=2)
+    events = [e for chunk in chunks for e in chunk]
     assert [e.external_id for e in events] == ["a"]
     assert [(r.line, r.field) for r in rejects] == [(3, "type"), (4, "commune_code")]

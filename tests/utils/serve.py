@@ -26,9 +26,11 @@ class Served:
     proc: subprocess.Popen
 
 
+DECLIC = str(Path(sys.executable).parent / "declic")  # the project's console script in this venv
+
+
 def _declic(*args: str, env: dict) -> str:
-    declic = str(Path(sys.executable).parent / "declic")
-    return subprocess.run([declic, *args], env=env, check=True, capture_output=True, text=True).stdout
+    return subprocess.run([DECLIC, *args], env=env, check=True, capture_output=True, text=True).stdout
 
 
 @contextlib.contextmanager
@@ -40,8 +42,7 @@ def declic_serve(home: Path, secret: str, *, timeout: float = 180) -> Iterator[S
     _declic("init", env=env)
     token = _declic("partners", "add", "bge-serve", env=env).strip().splitlines()[-1]
     log = open(home / "serve.log", "wb")  # noqa: SIM115 (the child's lifetime)
-    declic = str(Path(sys.executable).parent / "declic")
-    proc = subprocess.Popen([declic, "serve", "--port", str(web_port), "--prefect-port", str(prefect_port)],
+    proc = subprocess.Popen([DECLIC, "serve", "--port", str(web_port), "--prefect-port", str(prefect_port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     served = Served(home, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{prefect_port}/api", token, proc)
     try:
