@@ -39,6 +39,7 @@ from functools import lru_cache
 
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 from integrations.email_bounce import classify_reply, describe_reply
+from orchestrator.settings import reveal
 
 __all__ = ["SmtpChannel", "build_email", "classify_reply", "describe_reply"]
 
@@ -194,7 +195,7 @@ class SmtpChannel:
             sender=settings.mail_from,
             starttls=settings.smtp_starttls,
             user=settings.smtp_user,
-            password=settings.smtp_password,
+            password=reveal(settings.smtp_password),
             timeout=settings.smtp_timeout,
             connections=getattr(settings, "smtp_connections", 1),
         )

@@ -11,7 +11,7 @@ import time
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "dev", "test", ""}
@@ -20,19 +20,26 @@ PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "dev", "test", ""}
 class Settings(BaseSettings):
     """Déclic settings; every field reads `DECLIC_<NAME>` from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="DECLIC_", extra="ignore")
+    # Secrets are SecretStr (shown as '**********' in reprs, logs and tracebacks; read them with
+    # `.get_secret_value()` or `reveal()`); assignments are validated, so a test setting one gets a SecretStr too.
+    model_config = SettingsConfigDict(env_prefix="DECLIC_", extra="ignore", validate_assignment=True)
 
     home: Path = Field(default=Path("var"), description="folder for the SQLite file, secrets, letters, Prefect home")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite file in home")
-    secret_key: str | None = Field(default=None, description="signs tracking/unsubscribe tokens and sessions")
+    # Out of the repr: a PostgreSQL URL may carry its password.
+    database_url: str | None = Field(default=None, repr=False, description="SQLAlchemy URL; default SQLite in home")
+    secret_key: SecretStr | None = Field(
+        default=None, description="signs tracking/unsubscribe tokens and sessions"
+    )
     base_url: str = "http://127.0.0.1:8000"
+    # The largest request body the web app reads (bytes); a bigger one is answered 413 before it is parsed.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="largest request body, bytes")
     timezone: str = "Europe/Paris"
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     smtp_starttls: bool = False
     smtp_user: str | None = None
-    smtp_password: str | None = None
+    smtp_password: SecretStr | None = None
     smtp_timeout: float = 10.0
     mail_from: str = "Déclic <bonjour@declic.example>"
 
@@ -59,8 +66,10 @@ class Settings(BaseSettings):
     feed_attempts: int = Field(default=3, ge=1, le=10)
     feed_backoff_seconds: float = Field(default=2.0, ge=0)
     feed_max_wait_seconds: float = Field(default=120.0, ge=0)
+    # The largest feed body (or API page) read, in MB, counted while it streams; a bigger one fails the run.
+    feed_max_mb: int = Field(default=200, ge=1)
     bodacc_lookback_days: int = Field(default=3, ge=0)
-    sirene_api_key: str | None = Field(default=None, repr=False)
+    sirene_api_key: SecretStr | None = None
     sirene_api_per_minute: int = Field(default=30, ge=1)
 
     # Channels (issue 5); each module's docstring says more and holds the defaults (None here = the
@@ -68,7 +77,7 @@ class Settings(BaseSettings):
     # never the whole dispatch.
     sms_provider: str | None = None  # "generic" (documented JSON, the default) or "octopush"
     sms_url: str | None = None
-    sms_api_key: str | None = Field(default=None, repr=False)
+    sms_api_key: SecretStr | None = None
     sms_login: str | None = None
     sms_sender: str | None = None
     sms_timeout: float | None = None
@@ -81,14 +90,14 @@ class Settings(BaseSettings):
         default=None, description='Octopush: "wholesale" (marketing, default) or "alert" (transactional)'
     )
     # Shared secret the SMS provider and the bounce mailbox put in their callback URLs (/hooks/...?token=).
-    hooks_token: str | None = Field(default=None, repr=False)
+    hooks_token: SecretStr | None = None
     webhook_url: str | None = None
-    webhook_secret: str | None = Field(default=None, repr=False)
+    webhook_secret: SecretStr | None = None
     webhook_timeout: float | None = None
     # Kept as text, parsed by the channel: bad JSON then holds the webhooks with the reason instead of
     # stopping every process at start.
-    webhook_secrets: str | None = Field(
-        default=None, repr=False, description='JSON object, URL prefix -> secret: {"https://crm.a.fr": "..."}'
+    webhook_secrets: SecretStr | None = Field(
+        default=None, description='JSON object, URL prefix -> secret: {"https://crm.a.fr": "..."}'
     )
     webhook_workers: int | None = Field(default=None, description="requests in flight at once (default 4)")
     webhook_rate: float | None = Field(default=None, description="requests per second at most (default 0: no limit)")
@@ -99,8 +108,9 @@ class Settings(BaseSettings):
 
     @field_validator("secret_key")
     @classmethod
-    def _reject_placeholder(cls, value: str | None) -> str | None:
-        if value is not None and (value.lower() in PLACEHOLDER_SECRETS or len(value) < 16):
+    def _reject_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        text = reveal(value)
+        if text is not None and (text.lower() in PLACEHOLDER_SECRETS or len(text) < 16):
             raise ValueError("DECLIC_SECRET_KEY is a placeholder or shorter than 16 characters")
         return value
 
@@ -115,8 +125,8 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_secret(self) -> str:
         """The signing secret: `DECLIC_SECRET_KEY`, else one generated once and kept in home."""
-        if self.secret_key:
-            return self.secret_key
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
         path = self.home / "secret_key"
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
@@ -135,6 +145,11 @@ class Settings(BaseSettings):
                 return secret
             time.sleep(0.01)
         raise RuntimeError(f"the secret file {path} is empty")
+
+
+def reveal(value: SecretStr | str | None) -> str | None:
+    """The text of a secret setting (a SecretStr, or a plain string from a stand-in settings object)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def get_settings() -> Settings:

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/hooks", tags=["provider callbacks"])
 
 
 def _check(settings, token: str | None) -> None:
-    expected = settings.hooks_token
+    expected = settings.hooks_token.get_secret_value() if settings.hooks_token else None
     if not expected:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "hooks are not configured (DECLIC_HOOKS_TOKEN)")
     if not token or not hmac.compare_digest(token, expected):

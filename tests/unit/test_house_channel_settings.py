@@ -39,7 +39,7 @@ def test_the_new_fields_come_from_the_environment_typed(monkeypatch: pytest.Monk
     monkeypatch.setenv("DECLIC_SMS_OCTOPUSH_TYPE", "sms_low_cost")
     monkeypatch.setenv("DECLIC_SMS_OCTOPUSH_PURPOSE", "alert")
     settings = Settings()
-    assert json.loads(settings.webhook_secrets) == secrets
+    assert json.loads(settings.webhook_secrets.get_secret_value()) == secrets
     assert settings.webhook_workers == 6 and settings.webhook_rate == 2.5
     assert (settings.sms_octopush_type, settings.sms_octopush_purpose) == ("sms_low_cost", "alert")
     assert setting(settings, "webhook_workers", 4) == 6
