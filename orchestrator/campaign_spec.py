@@ -19,18 +19,49 @@ from triggers.model import TRIGGER_TYPES
 
 CHANNELS = ("email", "sms", "letter", "call", "webhook")
 _DELAY = re.compile(r"^\s*(\d+)\s*(m|h|d|j)\s*$")
+_UNIT = {"m": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1), "d": dt.timedelta(days=1),
+         "j": dt.timedelta(days=1)}
+
+# The longest durations a campaign may hold: beyond them a value is a typo, and adding it to a date would
+# overflow while planning (a step delay of "999999999d" once stopped planning for every campaign).
+MAX_STEP_DELAY = dt.timedelta(days=730)  # a step waits at most two years after the previous one
+MAX_DEFER = dt.timedelta(days=365)  # a capped message waits at most a year
+MAX_MIN_INTERVAL = dt.timedelta(days=730)  # two occurrences of a schedule reach a business at most 2 years apart
+SCHEDULE_YEARS = (2000, 2100)  # a schedule starts within these years
 
 
 @lru_cache(maxsize=1024)
 def parse_delay(value: str | int) -> dt.timedelta:
-    """`"2d"`, `"3j"`, `"4h"`, `"30m"` or a number of days."""
+    """`"2d"`, `"3j"`, `"4h"`, `"30m"` or a number of days, at most `MAX_STEP_DELAY` (never negative)."""
+    return bounded_delay(value, "délai", MAX_STEP_DELAY)
+
+
+def bounded_delay(value: str | int, what: str, limit: dt.timedelta) -> dt.timedelta:
+    """The duration `value` if it is readable, not negative and at most `limit`; else a French ValueError
+    naming `what` (the field, in words)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} : valeur illisible {value!r} (exemples : 0d, 2d, 4h, 30m)")
     if isinstance(value, int):
-        return dt.timedelta(days=value)
-    match = _DELAY.match(str(value))
-    if not match:
-        raise ValueError(f"délai illisible: {value!r} (exemples: 0d, 2d, 4h, 30m)")
-    n, unit = int(match[1]), match[2]
-    return {"m": dt.timedelta(minutes=n), "h": dt.timedelta(hours=n)}.get(unit, dt.timedelta(days=n))
+        n, unit = value, "d"
+    else:
+        match = _DELAY.match(str(value))
+        if not match:
+            raise ValueError(f"{what} : valeur illisible {str(value)[:40]!r} (exemples : 0d, 2d, 4h, 30m)")
+        digits = match[1].lstrip("0") or "0"
+        n, unit = (int(digits) if len(digits) <= 12 else 10**12), match[2]  # longer: far too long anyway
+    if n < 0:
+        raise ValueError(f"{what} : valeur négative refusée ({value!r})")
+    if n > limit // _UNIT[unit]:
+        raise ValueError(f"{what} : au plus {_spoken(limit)}, reçu {str(value)[:40]!r}")
+    return n * _UNIT[unit]
+
+
+def _spoken(limit: dt.timedelta) -> str:
+    days = limit.days
+    if days % 365 == 0:
+        years = days // 365
+        return f"{years} an{'s' if years > 1 else ''} ({days} jours)"
+    return f"{days} jours"
 
 
 class Strict(BaseModel):
@@ -117,7 +148,7 @@ class Step(Strict):
     @field_validator("delay")
     @classmethod
     def _delay(cls, value: str | int) -> str | int:
-        parse_delay(value)
+        bounded_delay(value, "délai de l'étape (delay)", MAX_STEP_DELAY)
         return value
 
     @property
@@ -181,7 +212,7 @@ class Pressure(Strict):
     @field_validator("max_defer")
     @classmethod
     def _defer(cls, value: str | int) -> str | int:
-        parse_delay(value)
+        bounded_delay(value, "attente maximale d'un message (max_defer)", MAX_DEFER)
         return value
 
 
@@ -228,7 +259,15 @@ class Schedule(Strict):
     @field_validator("min_interval")
     @classmethod
     def _interval(cls, value: str | int) -> str | int:
-        parse_delay(value)
+        bounded_delay(value, "intervalle minimal entre deux contacts (min_interval)", MAX_MIN_INTERVAL)
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: dt.datetime) -> dt.datetime:
+        first, last = SCHEDULE_YEARS
+        if not first <= value.year <= last:
+            raise ValueError(f"début du calendrier (start) : entre {first} et {last}, reçu {value:%Y-%m-%d}")
         return value
 
 

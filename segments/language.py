@@ -46,17 +46,29 @@ HEADCOUNT_BANDS: dict[str, tuple[str, ...]] = {
 }
 TRANCHES = frozenset(code for codes in HEADCOUNT_BANDS.values() for code in codes)
 _DURATION = re.compile(r"^\s*(\d+)\s*(d|j|w|m|y|a)\s*$")
+# The longest age or look-back a segment may name: beyond it a value is a typo, and subtracting it from
+# today would overflow while planning.
+MAX_AGE_DAYS = 100 * 365
 
 
-def parse_age(value: str | int) -> dt.timedelta:
-    """`"90d"`, `"6m"`, `"3y"` (also `j` and `a`, French units) or a number of days, as a duration."""
+def parse_age(value: str | int, what: str = "durée") -> dt.timedelta:
+    """`"90d"`, `"6m"`, `"3y"` (also `j` and `a`, French units) or a number of days, as a duration of at
+    most a hundred years; otherwise a French ValueError naming `what` (the field, in words)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} : valeur illisible {value!r} (exemples : 90d, 6m, 3y)")
     if isinstance(value, int):
-        return dt.timedelta(days=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"durée illisible: {value!r} (exemples: 90d, 6m, 3y)")
-    n, unit = int(match[1]), match[2]
-    days = {"d": 1, "j": 1, "w": 7, "m": 30, "y": 365, "a": 365}[unit] * n
+        days = value
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{what} : valeur illisible {str(value)[:40]!r} (exemples : 90d, 6m, 3y)")
+        digits = match[1].lstrip("0") or "0"
+        n = int(digits) if len(digits) <= 12 else 10**12  # longer: far too long anyway
+        days = {"d": 1, "j": 1, "w": 7, "m": 30, "y": 365, "a": 365}[match[2]] * n
+    if days < 0:
+        raise ValueError(f"{what} : valeur négative refusée ({value!r})")
+    if days > MAX_AGE_DAYS:
+        raise ValueError(f"{what} : au plus 100 ans ({MAX_AGE_DAYS} jours), reçu {str(value)[:40]!r}")
     return dt.timedelta(days=days)
 
 
@@ -139,7 +151,7 @@ class TriggerFilter(_Strict):
     @classmethod
     def _within(cls, value):
         if value is not None:
-            parse_age(value)
+            parse_age(value, "période des événements (within)")
         return value
 
 
@@ -221,9 +233,9 @@ class Segment(_Strict):
     @classmethod
     def _age(cls, value: Range | None) -> Range | None:
         if value is not None:
-            for bound in (value.min, value.max):
+            for bound, what in ((value.min, "âge minimal (age.min)"), (value.max, "âge maximal (age.max)")):
                 if bound is not None:
-                    parse_age(bound)
+                    parse_age(bound, what)
         return value
 
     @model_validator(mode="after")
