@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     letter_sender_name: str | None = None
     letter_sender_address: str | None = None
     letter_sender_city: str | None = None
+    # Operations (issue 21): who gets the alert e-mails (comma-separated addresses), the bearer token of
+    # /metrics (unset: /metrics answers only to loopback and private addresses), the log format (text|json).
+    operator_emails: str | None = None
+    metrics_token: str | None = Field(default=None, repr=False)
+    log_format: str = "text"
 
     @field_validator("secret_key")
     @classmethod
