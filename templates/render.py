@@ -18,7 +18,8 @@ Context contract (every key present; values may be None where said):
 Helpers available to every template: ``trade(family)`` returns the trade's words from ``trades.yaml`` (group,
 gain, proof, hire, takeover, critical, invoices, sms; unknown families get ``autre``); filters ``de`` (``de
 plombier`` / ``d'ébéniste``), ``capfirst``, ``date_fr`` (``1er septembre 2027``), ``price`` (``gratuit``,
-``30 €``, ``à demander`` when unknown), ``sms_safe`` (fold to GSM-7), ``oneline`` and ``html_paragraphs``.
+``30 €``, ``à demander`` when unknown), ``sms_safe`` (fold to GSM-7), ``oneline``, ``html_paragraphs`` and
+``email_html`` (text to styled HTML: paragraphs, lists, ``tel:`` and ``mailto:`` links, never a raw URL shown).
 
 Blocks are rendered one by one, so the top level of a template never runs: imports go inside the blocks that
 use them (``{% import "_parts.j2" as parts with context %}``), and nested blocks that need them are ``scoped``.
@@ -32,12 +33,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import yaml
 from jinja2 import nodes
+
+from integrations.phones import InvalidNumber, normalise_number
 
 MESSAGES_DIR = Path(__file__).parent / "messages"
 TRADES_FILE = Path(__file__).parent / "trades.yaml"
@@ -53,6 +57,11 @@ _SMS_FOLD = str.maketrans({
     "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " ", "\u202f": " ",
 })
 _URL = re.compile(r"https?://\S+")
+# A French phone number as people write it: 06 12 34 56 78, 06.12.34.56.78, +33 6 12 34 56 78, 0612345678.
+PHONE = re.compile(r"(?<![\d+])(?:\+33[\s.\-]?|0)[1-9](?:[\s.\-]?\d{2}){4}(?!\d)")
+# What becomes a link in an e-mail's HTML: a URL, an e-mail address, a phone number.
+_LINKABLE = re.compile(rf"(?P<url>https?://[^\s<>\"]+)|(?P<mail>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)|(?P<tel>{PHONE.pattern})")
+_URL_TAIL = ".,;:!?)»"
 
 
 _BLANK_RUN = re.compile(r"\n{3,}")
@@ -132,6 +141,58 @@ def html_paragraphs(text: str) -> str:
     return "\n".join(parts)
 
 
+@lru_cache(maxsize=1024)
+def tel_href(phone: str) -> str:
+    """A ``tel:`` URI for a phone number as written (E.164 when it is a valid number, else its digits)."""
+    try:
+        return "tel:" + normalise_number(phone)
+    except InvalidNumber:
+        return "tel:" + re.sub(r"[^\d+]", "", phone)
+
+
+def _linked(text: str, attrs: str) -> str:
+    """Escaped text where phone numbers, e-mail addresses and URLs are links; a URL shows its site's name only,
+    so no raw address runs off a phone's screen."""
+    if "@" not in text and "://" not in text and not PHONE.search(text):
+        return html_lib.escape(text)  # most lines: nothing to link
+    out, last = [], 0
+    for m in _LINKABLE.finditer(text):
+        found, end = m.group(0), m.end()
+        if m["url"]:
+            trimmed = found.rstrip(_URL_TAIL)
+            end -= len(found) - len(trimmed)
+            href, label = trimmed, trimmed.split("//", 1)[1].split("/", 1)[0]
+        elif m["mail"]:
+            href, label = f"mailto:{found}", found
+        else:
+            href, label = tel_href(found), found
+        out.append(html_lib.escape(text[last:m.start()]))
+        out.append(f'<a href="{html_lib.escape(href)}" {attrs}>{html_lib.escape(label)}</a>')
+        last = end
+    out.append(html_lib.escape(text[last:]))
+    return "".join(out)
+
+
+def email_html(text: Any, css: dict[str, str], lines: bool = False) -> str:
+    """Plain text as e-mail HTML with inline styles: one <p> per run of lines (lines joined by a space, or kept
+    with <br> when ``lines``), runs of ``- `` lines as a list, phones as ``tel:``, addresses as ``mailto:``.
+
+    ``css`` gives the attributes of each tag (``p``, ``ul``, ``li``, ``a``): ``'style="..."'``, as the template
+    writes them; mail clients drop <style> blocks, so every tag carries its own.
+    """
+    html_parts: list[str] = []
+    for para in re.split(r"\n\s*\n", str(text).strip()):
+        rows = [line.strip() for line in para.splitlines() if line.strip()]
+        for is_item, run in groupby(rows, key=lambda line: line.startswith("- ")):
+            if is_item:
+                lis = "".join(f"<li {css['li']}>{_linked(line[2:], css['a'])}</li>" for line in run)
+                html_parts.append(f"<ul {css['ul']}>{lis}</ul>")
+            else:
+                linked = [_linked(line, css["a"]) for line in run]
+                html_parts.append(f"<p {css['p']}>{('<br>' if lines else ' ').join(linked)}</p>")
+    return "\n".join(html_parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A message's final text."""
@@ -156,7 +217,8 @@ class TemplateLibrary:
             auto_reload=False,  # compiled once per process; no stat() of every import on every render
         )
         self.env.filters.update(de=de, capfirst=capfirst, date_fr=date_fr, price=price_fr, sms_safe=sms_safe,
-                                oneline=oneline, html_paragraphs=html_paragraphs)
+                                oneline=oneline, html_paragraphs=html_paragraphs,
+                                email_html=email_html)
         self.env.globals.update(trade=trade)
         self._parents: dict[str, str | None] = {}
 
@@ -201,19 +263,32 @@ class TemplateLibrary:
             for block_name, fn in self.template(ancestor).blocks.items():
                 ctx.blocks.setdefault(block_name, []).append(fn)
 
-        def block(block_name: str) -> str | None:
+        # A block asked for twice with the template's own context (the text and the HTML part of an e-mail both
+        # read each section through self.<name>()) is rendered once; scoped calls (a derived context) are not
+        # cached, their locals may differ.
+        done: dict[str, str] = {}
+
+        def once(block_name: str, fn: Any) -> Any:
+            def run(c: Any) -> Any:
+                if c is not ctx:
+                    return fn(c)
+                if block_name not in done:
+                    done[block_name] = "".join(fn(c))
+                return iter((done[block_name],))
+
+            return run
+
+        for block_name, fns in ctx.blocks.items():
+            fns[0] = once(block_name, fns[0])
+
+        def block(block_name: str, clean: Any = tidy) -> str | None:
             fns = ctx.blocks.get(block_name)
-            if not fns:
-                return None
-            raw = "".join(fns[0](ctx))
-            # later blocks that call self.<name>() (the html block wraps the body) reuse this output
-            ctx.blocks[block_name] = [lambda _ctx, raw=raw: iter((raw,)), *fns[1:]]
-            return tidy(raw)
+            return clean("".join(fns[0](ctx))) if fns else None
 
         body = block("body")
         if body is None:
             raise LookupError(f"template {name} has no body block")
-        return Rendered(subject=block("subject") or "", body=body + "\n", html=block("html"))
+        return Rendered(subject=block("subject") or "", body=body + "\n", html=block("html", str.strip))
 
 
 @lru_cache(maxsize=4)
