@@ -62,6 +62,21 @@ def normalise_number(raw: str, region: str = "FR") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def normalise_french_number(raw: str) -> str:
+    """The E.164 form of a French number (mainland or overseas), else InvalidNumber.
+
+    For the contact points of a French business (partner events, the landing page's callback form): a valid
+    foreign number ("+44 20 7946 0958") is refused, with the reason in plain French.
+    """
+    e164 = normalise_number(raw)
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(e164))
+    if region not in ("FR", *OVERSEAS_REGIONS):
+        raise InvalidNumber(
+            f"numéro étranger : « {(raw or '').strip()} » ; il faut un numéro français (métropole ou outre-mer)"
+        )
+    return e164
+
+
 def normalise_mobile(raw: str, region: str = "FR") -> str:
     """The E.164 form of a mobile number, else InvalidNumber (absent, unreadable, or a landline)."""
     e164 = normalise_number(raw, region)

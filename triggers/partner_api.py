@@ -7,17 +7,24 @@ reason while the others go in.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from stdnum.fr import siret as siret_check
 
-from integrations.phones import InvalidNumber, normalise_number
+from integrations.phones import InvalidNumber, normalise_french_number
 from triggers.model import EVENT_TYPES, BusinessFacts, ContactPoint, EventIn, Reject
 from triggers.sirene import siret_is_valid
 
 MAX_BATCH = 1000
+# An event's free `payload` (partner-specific details, kept as JSON): at most this many bytes once encoded,
+# nested at most this deep.
+MAX_PAYLOAD_BYTES = 16_384
+MAX_PAYLOAD_DEPTH = 8
+MAX_ITEM_DEPTH = MAX_PAYLOAD_DEPTH + 2  # the item itself, then `payload`
 
 
 def check_siret(value: str) -> str:
@@ -31,10 +38,12 @@ def check_siret(value: str) -> str:
 
 
 def check_phone(value: str) -> str:
-    """A French phone number (mainland or overseas) in E.164, or ValueError."""
+    """A French phone number (mainland or overseas) in E.164, or ValueError (foreign numbers too)."""
     try:
-        return normalise_number(str(value))
+        return normalise_french_number(str(value))
     except InvalidNumber as exc:
+        if exc.reason.startswith("numéro étranger"):
+            raise ValueError(exc.reason) from exc
         word = "illisible" if exc.unreadable else "invalide"
         raise ValueError(f"numéro de téléphone {word}: {value}") from exc
 
@@ -141,22 +150,122 @@ class EventItem(BaseModel):
         return day
 
 
-class EventBatch(BaseModel):
-    """A batch of events (1 to 1,000); each item is checked on its own (see EventItem)."""
+    @field_validator("payload")
+    @classmethod
+    def _payload(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+        if size > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"payload trop volumineux ({size} octets, au plus {MAX_PAYLOAD_BYTES})")
+        return value
 
-    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+class EventBatch(BaseModel):
+    """A batch of events (1 to 1,000); each item is checked on its own, so a bad one is rejected with its
+    field and reason and the others go in."""
+
+    events: list[EventItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+# Plain-French reasons for pydantic's error types (the API answers people, in French).
+_REASONS = {
+    "missing": "champ obligatoire absent",
+    "extra_forbidden": "champ inconnu",
+    "string_type": "un texte est attendu",
+    "string_too_short": "texte trop court (au moins {min_length} caractère(s))",
+    "string_too_long": "texte trop long (au plus {max_length} caractères)",
+    "string_pattern_mismatch": "format invalide",
+    "bool_type": "vrai ou faux (true/false) est attendu",
+    "bool_parsing": "vrai ou faux (true/false) est attendu",
+    "dict_type": "un objet est attendu",
+    "model_type": "un objet est attendu",
+    "model_attributes_type": "un objet est attendu",
+    "list_type": "une liste est attendue",
+    "too_short": "liste trop courte (au moins {min_length} élément(s))",
+    "too_long": "liste trop longue (au plus {max_length} éléments)",
+    "int_type": "un nombre entier est attendu",
+    "int_parsing": "un nombre entier est attendu",
+    "int_parsing_size": "nombre trop grand",
+    "int_from_float": "un nombre entier est attendu",
+    "float_type": "un nombre est attendu",
+    "float_parsing": "un nombre est attendu",
+    "finite_number": "nombre non fini (NaN ou infini) refusé",
+    "greater_than_equal": "doit être supérieur ou égal à {ge}",
+    "greater_than": "doit être supérieur à {gt}",
+    "less_than_equal": "doit être inférieur ou égal à {le}",
+    "less_than": "doit être inférieur à {lt}",
+    "date_type": "une date AAAA-MM-JJ est attendue",
+    "date_parsing": "date illisible (attendu AAAA-MM-JJ)",
+    "date_from_datetime_parsing": "date illisible (attendu AAAA-MM-JJ)",
+    "date_from_datetime_inexact": "une date sans heure est attendue",
+    "datetime_type": "une date et heure ISO 8601 est attendue",
+    "datetime_parsing": "date et heure illisibles (attendu AAAA-MM-JJTHH:MM:SS)",
+    "datetime_from_date_parsing": "date ou date et heure illisible (attendu AAAA-MM-JJ ou AAAA-MM-JJTHH:MM:SS)",
+    "json_invalid": "JSON illisible",
+    "json_type": "JSON attendu",
+    "literal_error": "valeur non admise",
+    "enum": "valeur non admise",
+    "union_tag_invalid": "valeur non admise",
+}
+
+
+def french_reason(err: dict[str, Any]) -> str:
+    """A short French sentence for one pydantic error (value errors keep their own, already French)."""
+    ctx = err.get("ctx") or {}
+    if err.get("type") == "value_error" and ctx.get("error"):
+        return str(ctx["error"]).removeprefix("Value error, ")
+    template = _REASONS.get(str(err.get("type")))
+    if template is None:
+        return "valeur invalide"
+    try:
+        return template.format(**ctx)
+    except (KeyError, IndexError, ValueError):
+        return template.split(" (")[0]
+
+
+def _unsafe_value(value: Any, path: list[str], depth: int = 0) -> tuple[str, str] | None:
+    """(field, reason) for the first value no store can keep: a NUL character (PostgreSQL refuses it in
+    text), a number that is not finite (NaN, Infinity: not JSON), or a nesting deeper than allowed."""
+    where = ".".join(path) or "item"
+    if depth > MAX_ITEM_DEPTH:
+        return where, f"données trop imbriquées (au plus {MAX_PAYLOAD_DEPTH} niveaux dans payload)"
+    if isinstance(value, str):
+        return (where, "caractère nul (\\u0000) interdit") if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, "nombre non fini (NaN ou infini) refusé")
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if "\x00" in str(key):
+                return where, "caractère nul (\\u0000) interdit dans un nom de champ"
+            found = _unsafe_value(inner, [*path, str(key)], depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            found = _unsafe_value(inner, [*path, str(i)], depth + 1)
+            if found:
+                return found
+    return None
 
 
 def validate_item(raw: Any, source: str, contact_source: str, line: int | None = None) -> EventIn | Reject:
-    """Turn one raw item into an EventIn, or a Reject naming the first bad field."""
+    """Turn one raw item into an EventIn, or a Reject naming the first bad field (never raises)."""
+    unsafe = _unsafe_value(raw, [])
+    if unsafe:
+        return Reject(line=line, field=unsafe[0], reason=unsafe[1], raw=_excerpt(raw))
     try:
         item = EventItem.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "item"
-        reason = str(err.get("ctx", {}).get("error") or err["msg"]).removeprefix("Value error, ")
-        return Reject(line=line, field=field, reason=reason, raw=str(raw)[:500])
+        return Reject(line=line, field=field, reason=french_reason(err), raw=_excerpt(raw))
     return to_event(item, source, contact_source)
+
+
+def _excerpt(raw: Any) -> str:
+    """The start of an item, for reject reports; NUL characters shown escaped."""
+    return str(raw)[:500].replace("\x00", "\\x00")
 
 
 def to_event(item: EventItem, source: str, contact_source: str) -> EventIn:

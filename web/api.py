@@ -3,24 +3,61 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import requests
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from triggers.intake import scope_rejects, store_with_effects
 from triggers.model import EventIn, Reject
-from triggers.partner_api import EventBatch, EventItem, validate_item
+from triggers.partner_api import MAX_BATCH, EventBatch, EventItem, validate_item
 from web.deps import EngineDep, PartnerDep
 
 router = APIRouter(prefix="/api/v1", tags=["partner events"])
 logger = logging.getLogger(__name__)
 TRIGGER_RECEIVED = "declic.trigger.received"
+
+
+MAX_ID = 2**31 - 1  # event ids are 32-bit integers (PostgreSQL INTEGER)
+
+
+class ErrorMessage(BaseModel):
+    """An error in one French sentence."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One invalid field: where (`loc`), why (`msg`, in French), and a stable code (`type`)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrors(BaseModel):
+    """The request's invalid fields (the values sent are never echoed back)."""
+
+    detail: list[FieldError]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "jeton absent, inconnu ou révoqué"},
+    413: {"model": ErrorMessage, "description": "corps de requête trop volumineux (DECLIC_MAX_BODY_BYTES)"},
+    422: {"model": ValidationErrors, "description": "requête invalide (champ et raison, en français)"},
+}
+
+
+def invalid(loc: list[str | int], msg: str, kind: str) -> RequestValidationError:
+    """A 422 naming the field, with a French reason (`kind` is the code; `declic_` marks our own)."""
+    return RequestValidationError([{"loc": loc, "msg": msg, "type": f"declic_{kind}"}])
 
 
 class ItemStatus(BaseModel):
@@ -44,6 +81,8 @@ class BatchResult(BaseModel):
 
 def _rejected(index: int, raw: Any, reject: Reject) -> ItemStatus:
     ext = raw.get("external_id") if isinstance(raw, dict) else None
+    if not isinstance(ext, str) or "\x00" in ext:  # a number, a list... or text no store can keep
+        ext = None
     return ItemStatus(index=index, external_id=ext, status="rejected", field=reject.field, reason=reject.reason)
 
 
@@ -78,12 +117,61 @@ def accept_batch(engine, partner, raw_items: list[dict[str, Any]]) -> BatchResul
     )
 
 
-@router.post("/events", response_model=BatchResult, responses={401: {"description": "missing or bad token"}})
-async def post_events(batch: EventBatch, partner: PartnerDep, engine: EngineDep,
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` inlined (no recursion in these models), for `openapi_extra`."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _inline_refs(EventBatch.model_json_schema())}},
+    }
+}
+
+
+async def read_batch(request: Request) -> list[Any]:
+    """The raw items of a posted batch (read only once the token is checked; the body is capped by
+    web.limits). Items stay raw: each is validated on its own, so one bad item never fails the others."""
+    body = await request.body()
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # bad JSON, bad UTF-8, or nested beyond reason
+        raise invalid(["body"], "le corps de la requête n'est pas un JSON lisible", "json_invalid") from None
+    if not isinstance(data, dict) or "events" not in data:
+        raise invalid(["body", "events"], "champ obligatoire absent : un objet {\"events\": [...]} est attendu",
+                      "missing")
+    events = data["events"]
+    if not isinstance(events, list):
+        raise invalid(["body", "events"], "une liste d'événements est attendue", "list_type")
+    if not events:
+        raise invalid(["body", "events"], "le lot est vide : envoyez au moins un événement", "too_short")
+    if len(events) > MAX_BATCH:
+        raise invalid(["body", "events"],
+                      f"lot trop grand : {len(events)} événements, au plus {MAX_BATCH} par lot", "too_long")
+    return events
+
+
+@router.post("/events", response_model=BatchResult, responses=ERRORS, openapi_extra=BATCH_BODY)
+async def post_events(request: Request, partner: PartnerDep, engine: EngineDep,
                       background: BackgroundTasks) -> BatchResult:
-    """Submit 1 to 1,000 events. Each item is validated on its own (schema: `EventItem`); accepted
-    items are committed before the answer; the same `external_id` twice is stored once."""
-    result = await run_in_threadpool(accept_batch, engine, partner, batch.events)
+    """Submit 1 to 1,000 events. The token is checked before the body is read; each item is validated on
+    its own (schema: `EventItem`) and gets its status; accepted items are committed before the answer;
+    the same `external_id` twice is stored once."""
+    events = await read_batch(request)
+    result = await run_in_threadpool(accept_batch, engine, partner, events)
     if result.accepted:
         # After the answer, in a worker thread: a slow or unreachable Prefect API never delays a partner.
         background.add_task(announce_batch, partner, result)
@@ -132,10 +220,10 @@ class SubmittedEvent(BaseModel):
     received_at: str
 
 
-@router.get("/events", response_model=list[SubmittedEvent],
-            responses={401: {"description": "missing or bad token"}})
+@router.get("/events", response_model=list[SubmittedEvent], responses=ERRORS)
 async def list_events(partner: PartnerDep, engine: EngineDep, since: dt.datetime | dt.date | None = None,
-                      after: int = 0, limit: int = 100) -> list[SubmittedEvent]:
+                      after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+                      limit: int = 100) -> list[SubmittedEvent]:
     """The calling partner's own submissions (never another partner's) received since `since` (a date, or
     an ISO date-time; UTC when no offset is given), oldest first; page with `after` (the last id seen)."""
     from store.accounts import partner_events
@@ -144,6 +232,12 @@ async def list_events(partner: PartnerDep, engine: EngineDep, since: dt.datetime
         since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
     elif isinstance(since, dt.date):
         since = dt.datetime.combine(since, dt.time(0), dt.UTC)
+    if since is not None:
+        try:  # 9999-12-31T23:59:59-23:59 is a valid ISO date-time whose UTC time is past year 9999
+            since = since.astimezone(dt.UTC)
+        except OverflowError:
+            raise invalid(["query", "since"], "date hors limites (entre l'an 1 et l'an 9999 en UTC)",
+                          "date_out_of_range") from None
 
     def read() -> list[SubmittedEvent]:
         with engine.connect() as conn:
@@ -155,5 +249,5 @@ async def list_events(partner: PartnerDep, engine: EngineDep, since: dt.datetime
     return await run_in_threadpool(read)
 
 
-# Publish the item schema in the OpenAPI document (items are validated one by one, see EventBatch).
+# Name the item fields in the operation's description too (the body schema holds them in full).
 post_events.__doc__ = (post_events.__doc__ or "") + "\n\nItem fields: " + ", ".join(EventItem.model_fields)

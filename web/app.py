@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
@@ -15,9 +16,29 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from orchestrator.settings import Settings, get_settings
 from store.db import get_engine
+from triggers.partner_api import french_reason
 from web import api, auth, campaign_form, dashboard, hooks, public, registry
+from web.limits import BodyLimitMiddleware
+from web.security_headers import SWAGGER_CDN, SecurityHeadersMiddleware
 
 SESSION_HOURS = 10  # a working day; then sign in again
+
+# The API documentation: Swagger UI from its CDN, started by a static script (no inline script, see
+# web/security_headers.py).
+DOCS_PAGE = f"""<!doctype html>
+<html lang="fr">
+<head>
+<meta charset="utf-8">
+<title>Déclic : API des partenaires</title>
+<link rel="stylesheet" href="{SWAGGER_CDN}/npm/swagger-ui-dist@5/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{SWAGGER_CDN}/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="/static/docs.js"></script>
+</body>
+</html>
+"""
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -27,6 +48,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         title="Déclic",
         version="0.1.0",
         description="Partner events in, plain-French outreach to very small businesses out.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine or get_engine(settings.resolved_database_url)
@@ -39,6 +62,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )
+    # Outermost last: the body cap answers before any route reads a byte, the headers go on every answer.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, https=settings.base_url.startswith("https://"))
     app.include_router(api.router)
     app.include_router(hooks.router)
     app.include_router(public.router)
@@ -63,6 +89,23 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         from fastapi.exception_handlers import http_exception_handler
 
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        # The field and a French reason; never the value sent (a 100,000-item batch is not echoed back).
+        errors = [
+            {
+                "loc": [p for p in err.get("loc", ()) if isinstance(p, str | int)],
+                "msg": err["msg"] if str(err.get("type", "")).startswith("declic_") else french_reason(err),
+                "type": str(err.get("type", "value_error")).removeprefix("declic_"),
+            }
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE)
 
     @app.get("/healthz", tags=["operations"])
     def health() -> dict[str, str]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hmac
 import json
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 
 from integrations import feedback
 from integrations.email_bounce import parse_dsn
@@ -21,20 +23,35 @@ from web.deps import EngineDep, SettingsDep
 router = APIRouter(prefix="/hooks", tags=["provider callbacks"])
 
 
+class HookError(BaseModel):
+    """Why the callback was refused, in one French sentence."""
+
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": HookError, "description": "corps illisible (la raison nomme l'entrée et le champ)"},
+    403: {"model": HookError, "description": "jeton faux"},
+    404: {"model": HookError, "description": "rappels non configurés (DECLIC_HOOKS_TOKEN)"},
+    413: {"model": HookError, "description": "corps trop volumineux (DECLIC_MAX_BODY_BYTES)"},
+}
+
+
 def _check(settings, token: str | None) -> None:
     expected = settings.hooks_token.get_secret_value() if settings.hooks_token else None
     if not expected:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "hooks are not configured (DECLIC_HOOKS_TOKEN)")
-    if not token or not hmac.compare_digest(token, expected):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong hook token")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "rappels non configurés (DECLIC_HOOKS_TOKEN absent)")
+    # Compared as bytes: compare_digest refuses non-ASCII text (?token=%C3%A9 must be a 403, not a 500).
+    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "jeton de rappel faux")
 
 
 async def _json(request: Request):
     body = await request.body()
     try:
         return json.loads(body or b"null")
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON: {exc}") from exc
+    except (ValueError, RecursionError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "le corps de la requête n'est pas un JSON lisible") from None
 
 
 def _parse(parser, payload):
@@ -49,7 +66,7 @@ def _record(engine, fn, items, source: str) -> dict[str, int]:
         return dict(fn(conn, items, source=source))
 
 
-@router.post("/sms/replies")
+@router.post("/sms/replies", responses=ERRORS)
 async def sms_replies(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
     """Replies to our SMS (generic or Octopush format); a STOP is recorded as an opt-out of that number."""
     _check(settings, token)
@@ -57,7 +74,7 @@ async def sms_replies(request: Request, settings: SettingsDep, engine: EngineDep
     return await run_in_threadpool(_record, engine, feedback.record_sms_replies, replies, "sms_reply")
 
 
-@router.post("/sms/receipts")
+@router.post("/sms/receipts", responses=ERRORS)
 async def sms_receipts(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
     """Delivery receipts: the message history says delivered or undelivered."""
     _check(settings, token)
@@ -65,7 +82,7 @@ async def sms_receipts(request: Request, settings: SettingsDep, engine: EngineDe
     return await run_in_threadpool(_record, engine, feedback.record_sms_deliveries, receipts, "sms_receipt")
 
 
-@router.post("/email/bounces")
+@router.post("/email/bounces", responses=ERRORS)
 async def email_bounces(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
     """A delivery status notification (RFC 3464) as the raw e-mail: hard bounces become opt-outs."""
     _check(settings, token)

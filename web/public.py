@@ -4,6 +4,7 @@ CSRF token signed for the message of the page."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -11,12 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select, update
 
-from integrations.phones import InvalidNumber, normalise_number
+from integrations.phones import InvalidNumber, normalise_french_number
 from orchestrator.links import TokenError, make_token, read_token
 from orchestrator.settings import Settings
 from store.conversions import message_row, record_diagnostic, record_interaction, request_callback
-from store.models import utcnow
+from store.models import Business, Interaction, utcnow
 from store.suppressions import unsubscribe_message
 from web.callback import SLOTS, callback_due, notification
 from web.csrf import check_csrf, make_csrf
@@ -24,6 +26,8 @@ from web.deps import EngineDep, SettingsDep
 from web.diagnostic import QUESTIONS, diagnose, parse_answers
 
 log = logging.getLogger(__name__)
+BUSINESS = Business.__table__
+INTERACTIONS = Interaction.__table__
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 OFFER_FORMATS = {"sur_place": "sur place", "a_distance": "à distance", "mixte": "sur place ou à distance"}
@@ -151,9 +155,13 @@ def ask_callback(
         return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
     errors: dict[str, str] = {}
     try:
-        e164 = normalise_number(phone)
-    except InvalidNumber:
-        errors["phone"] = "Ce numéro ne semble pas valide. Exemple : 06 12 34 56 78."
+        e164 = normalise_french_number(phone)
+    except InvalidNumber as exc:
+        errors["phone"] = (
+            "Indiquez un numéro français (métropole ou outre-mer). Exemple : 06 12 34 56 78."
+            if exc.reason.startswith("numéro étranger")
+            else "Ce numéro ne semble pas valide. Exemple : 06 12 34 56 78."
+        )
     if slot not in SLOTS:
         errors["slot"] = "Choisissez un moment."
     if errors:
@@ -179,6 +187,9 @@ def ask_callback(
         f"{SLOTS[slot][0]}. Présentez-vous, demandez ce qui l'intéresse, proposez une rencontre."
     )
     with engine.begin() as conn:
+        if _callback_asked_recently(conn, msg.business_id, now):
+            # One callback per business a day: the ambassador already has the task and the e-mail.
+            return _landing(request, settings, token, msg, done="rappel_deja")
         stored = request_callback(
             conn,
             msg,
@@ -206,6 +217,28 @@ def ask_callback(
         )
         background.add_task(_notify, settings, mail)
     return _landing(request, settings, token, msg, done="rappel", due_label=SLOTS[slot][0])
+
+
+CALLBACK_EVERY = dt.timedelta(days=1)
+
+
+def _callback_asked_recently(conn, business_id: int | None, now: dt.datetime) -> bool:
+    """Whether this business asked for a callback within the last day (from any of its messages).
+
+    The business row is locked first (a no-op update: a row lock on PostgreSQL, the write lock on SQLite),
+    so two forms posted at once cannot both pass the check.
+    """
+    if business_id is None:
+        return False
+    conn.execute(update(BUSINESS).where(BUSINESS.c.id == business_id).values(id=BUSINESS.c.id))
+    since = now - CALLBACK_EVERY
+    found = conn.execute(
+        select(INTERACTIONS.c.id)
+        .where(INTERACTIONS.c.business_id == business_id, INTERACTIONS.c.kind == "callback_request",
+               INTERACTIONS.c.at >= since)
+        .limit(1)
+    ).first()
+    return found is not None
 
 
 def _notify(settings: Settings, mail) -> None:

@@ -27,9 +27,11 @@ def _former_check_phone(value: str) -> str:
 
 SAMPLES = [
     "06 12 34 56 78", "+33 6 12 34 56 78", "0033612345678", "01 23 45 67 89", "0692 12 34 56",
-    "0690 12 34 56", "0594 30 00 00", "+262 692 12 34 56", "+1 202 555 0143", "+44 20 7946 0958",
+    "0690 12 34 56", "0594 30 00 00", "+262 692 12 34 56",
     "06 12", "+33 6 12", "bonjour", "1", "07 00 00 00 00", "   ", "+", "06-12-34-56-78",
 ]
+# Valid foreign numbers were accepted before issue 14; a French business's contact must now be French.
+FOREIGN = ["+1 202 555 0143", "+44 20 7946 0958"]
 
 
 @pytest.mark.parametrize("raw", SAMPLES)
@@ -42,6 +44,13 @@ def test_check_phone_answers_as_before(raw: str) -> None:
         assert str(err.value) == str(exc)
     else:
         assert check_phone(raw) == expected
+
+
+@pytest.mark.parametrize("raw", FOREIGN)
+def test_a_foreign_number_is_refused_with_a_french_reason(raw: str) -> None:
+    with pytest.raises(ValueError, match="numéro étranger .* il faut un numéro français"):
+        check_phone(raw)
+    assert phones.normalise_number(raw).startswith("+")  # still readable where any number will do (SMS replies)
 
 
 def test_the_sms_channel_and_the_intake_share_one_implementation() -> None:
