@@ -42,6 +42,13 @@ def add(
             help="NAME of the environment variable holding a bearer token (the token itself is never stored)"
         ),
     ] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="the feed is on this machine or a private network (otherwise only public addresses are fetched)",
+        ),
+    ] = False,
 ) -> None:
     """Register a feed; it is fetched at the next run of `watch-feeds`, then every period."""
     from store.feeds import FeedError, add_feed, parse_period
@@ -55,11 +62,13 @@ def add(
             partner=partner,
             every_seconds=parse_period(every),
             token_env=token_env,
+            local=local,
         )
     except FeedError as exc:
         _fail(str(exc))
     info = feed.describe()
-    console.print(f"Flux {feed.name} enregistré: {feed.format}, {info['every']}, {feed.url}")
+    where = " (réseau local autorisé)" if feed.local else ""
+    console.print(f"Flux {feed.name} enregistré: {feed.format}, {info['every']}, {feed.url}{where}")
 
 
 @feeds_app.command("list")
@@ -122,6 +131,22 @@ def pause(name: str) -> None:
 def resume(name: str) -> None:
     """Fetch a paused feed again (at the next run)."""
     _status(name, "active", "repris, relevé au prochain passage")
+
+
+@feeds_app.command("local")
+def local_(
+    name: str,
+    off: Annotated[bool, typer.Option("--off", help="forbid the local network again")] = False,
+) -> None:
+    """Let a feed fetch from this machine or a private network (refused by default), or forbid it again."""
+    from store.feeds import FeedError, set_local
+
+    try:
+        set_local(_engine(), name, not off)
+    except FeedError as exc:
+        _fail(str(exc))
+    words = "adresses publiques seulement" if off else "réseau local autorisé"
+    console.print(f"Flux {name}: {words}")
 
 
 @feeds_app.command("remove")

@@ -49,6 +49,7 @@ def feed_http(app: App, *, min_interval: float = 0.0, sleep=None) -> FeedHttp:
         attempts=s.feed_attempts,
         backoff=s.feed_backoff_seconds,
         max_wait=s.feed_max_wait_seconds,
+        max_bytes=s.feed_max_mb * 1_000_000,
         min_interval=min_interval,
         **kwargs,
     )
@@ -314,17 +315,20 @@ def watch_feed(app: App, feed: FeedRow, *, now: dt.datetime, http: FeedHttp | No
     """Fetch one feed and ingest what changed; every failure is recorded in plain words, never raised."""
     own = http is None
     http = http or feed_http(app)
+    http.allow_local = bool(feed.local)  # only a feed marked local may reach this machine or a private network
     try:
         outcome = WATCHERS.get(feed.format, _file_feed)(app, feed, http, now)
         return {"feed": feed.name, "failed": False, **outcome}
-    except (FetchError, IngestFailed) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever fails, the feed is released with its reason
+        known = isinstance(exc, (FetchError, IngestFailed))
         retry_at = None
         if isinstance(exc, FetchError) and exc.retry_after:
             retry_at = now + dt.timedelta(seconds=exc.retry_after)
-        error = f"{exc}; rien n'a été enregistré, nouvel essai au prochain passage"
+        reason = str(exc) if known else f"erreur inattendue ({type(exc).__name__}), détail dans le journal"
+        error = f"{reason}; rien n'a été enregistré, nouvel essai au prochain passage"
         record_failure(app.engine, feed, now=now, error=error, retry_at=retry_at)
-        logger.warning("feed %s: %s", feed.name, error)
-        return {"feed": feed.name, "failed": True, "state": f"échec: {exc}", "events": 0}
+        logger.warning("feed %s: %s", feed.name, error, exc_info=not known)
+        return {"feed": feed.name, "failed": True, "state": f"échec: {reason}", "events": 0}
     finally:
         if own:
             http.close()

@@ -55,6 +55,7 @@ class FeedRow:
     failures: int
     events_total: int
     created_at: dt.datetime
+    local: bool = False  # fetched from the local network (loopback, private addresses) on purpose
 
     def describe(self) -> dict[str, Any]:
         """The feed in plain words, for `declic feeds list` and `declic status` (no secret in it)."""
@@ -80,6 +81,7 @@ class FeedRow:
             "last_error": self.last_error,
             "events": self.events_total,
             "token": f"${self.token_env}" if self.token_env else None,
+            "local": bool(self.local),
         }
 
 
@@ -127,8 +129,12 @@ def add_feed(
     every_seconds: int = 86_400,
     token_env: str | None = None,
     cursor: dict[str, Any] | None = None,
+    local: bool = False,
 ) -> FeedRow:
-    """Register a feed (due at once); refuses an unknown format, a missing partner or a duplicate name."""
+    """Register a feed (due at once); refuses an unknown format, a missing partner or a duplicate name.
+
+    `local` lets the feed reach addresses of this machine or of a private network; by default only public
+    addresses are fetched (see triggers.feeds.http)."""
     if format not in FORMATS:
         raise FeedError(f"format inconnu: {format} (au choix: {', '.join(FORMATS)})")
     if format in PARTNER_FORMATS and not partner:
@@ -162,6 +168,7 @@ def add_feed(
                 failures=0,
                 events_total=0,
                 created_at=utcnow(),
+                local=local,
             )
         )
     return get_feed(engine, name)
@@ -220,6 +227,13 @@ def set_status(engine: Engine, name: str, status: str) -> None:
         values["next_due_at"] = utcnow()
     with engine.begin() as conn:
         if conn.execute(update(FEEDS).where(FEEDS.c.name == name).values(**values)).rowcount != 1:
+            raise FeedError(f"aucun flux ne s'appelle {name}")
+
+
+def set_local(engine: Engine, name: str, local: bool) -> None:
+    """Allow (or forbid again) a feed to fetch from this machine or a private network."""
+    with engine.begin() as conn:
+        if conn.execute(update(FEEDS).where(FEEDS.c.name == name).values(local=local)).rowcount != 1:
             raise FeedError(f"aucun flux ne s'appelle {name}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -429,3 +429,5 @@ class Feed(SQLModel, table=True):
     failures: int = 0  # consecutive failed runs
     events_total: int = 0
     created_at: dt.datetime = Field(default_factory=utcnow)
+    # Fetched from this machine or a private network on purpose (`feeds add --local`); otherwise refused.
+    local: bool = Field(default=False, sa_column_kwargs={"server_default": false()})

@@ -78,6 +78,7 @@ def test_conditional_get_304_and_a_new_version(app, server):
         name="bge",
         format="partner-csv",
         url=server.url("/bge.csv"),
+        local=True,
         partner="bge",
         every_seconds=3600,
     )
@@ -110,7 +111,7 @@ def test_same_body_twice_without_validators_is_ingested_once(app, server):
     add_partner(app.engine, "adie", ["creation"])
     body = csv_body(["b1", "b2", "b3"], {})
     server.routes["/adie.csv"] = [Answer(200, body)]
-    add_feed(app.engine, name="adie", format="partner-csv", url=server.url("/adie.csv"), partner="adie")
+    add_feed(app.engine, name="adie", format="partner-csv", url=server.url("/adie.csv"), local=True, partner="adie")
     assert watch_due_feeds(app)[0]["events"] == 3
     due_now(app, "adie")
     (outcome,) = watch_due_feeds(app)
@@ -125,7 +126,7 @@ def test_429_with_retry_after_is_honoured(app, server):
         Answer(429, b"slow down", {"Retry-After": "1"}),
         Answer(200, csv_body(["c1"], {})),
     ]
-    add_feed(app.engine, name="cma", format="partner-csv", url=server.url("/cma.csv"), partner="cma")
+    add_feed(app.engine, name="cma", format="partner-csv", url=server.url("/cma.csv"), local=True, partner="cma")
     started = time.monotonic()
     (outcome,) = watch_due_feeds(app)
     assert not outcome["failed"] and outcome["events"] == 1
@@ -136,7 +137,7 @@ def test_429_with_retry_after_is_honoured(app, server):
 def test_a_long_retry_after_moves_the_next_run_instead_of_waiting(app, server):
     add_partner(app.engine, "cma", ["creation"])
     server.routes["/cma.csv"] = [Answer(429, b"", {"Retry-After": "600"})]
-    add_feed(app.engine, name="cma", format="partner-csv", url=server.url("/cma.csv"), partner="cma")
+    add_feed(app.engine, name="cma", format="partner-csv", url=server.url("/cma.csv"), local=True, partner="cma")
     before = dt.datetime.now(dt.UTC)
     (outcome,) = watch_due_feeds(app)
     assert outcome["failed"]
@@ -150,7 +151,7 @@ def test_a_long_retry_after_moves_the_next_run_instead_of_waiting(app, server):
 def test_500_then_200(app, server):
     add_partner(app.engine, "bge", ["creation"])
     server.routes["/bge.csv"] = [Answer(500, b"oops"), Answer(200, csv_body(["d1", "d2"], {}))]
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
     (outcome,) = watch_due_feeds(app)
     assert not outcome["failed"] and outcome["events"] == 2
     assert [s.path for s in server.seen] == ["/bge.csv", "/bge.csv"]
@@ -160,7 +161,7 @@ def test_body_cut_in_the_middle_commits_nothing_and_is_retried_next_run(app, ser
     add_partner(app.engine, "bge", ["creation"])
     body = csv_body([f"e{i}" for i in range(40)], {})
     server.routes["/bge.csv"] = [Answer(200, body, {"ETag": '"cut"'}, cut_at=len(body) // 2)]
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
 
     (outcome,) = watch_due_feeds(app)
     assert outcome["failed"]
@@ -194,6 +195,7 @@ def test_partner_json_feed_with_a_token_from_the_environment(app, server, monkey
         name="urssaf",
         format="partner-json",
         url=server.url("/events.json"),
+        local=True,
         partner="urssaf",
         token_env="DECLIC_FEED_TOKEN_URSSAF",
     )
@@ -212,7 +214,7 @@ def test_partner_json_feed_with_a_token_from_the_environment(app, server, monkey
 def test_a_refused_file_is_a_failure_in_plain_words(app, server):
     add_partner(app.engine, "bge", ["creation"])
     server.routes["/bge.csv"] = [Answer(200, b"nom,prenom\nDurand,Jean\n")]
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
     (outcome,) = watch_due_feeds(app)
     assert outcome["failed"]
     assert "missing columns" in get_feed(app.engine, "bge").last_error
@@ -221,13 +223,13 @@ def test_a_refused_file_is_a_failure_in_plain_words(app, server):
 def test_feeds_as_data_pause_resume_remove(app, server):
     add_partner(app.engine, "bge", ["creation"])
     server.routes["/bge.csv"] = [Answer(200, csv_body(["f1"], {}))]
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
     with pytest.raises(FeedError, match="déjà"):
-        add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/x.csv"), partner="bge")
+        add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/x.csv"), local=True, partner="bge")
     with pytest.raises(FeedError, match="partenaire inconnu"):
-        add_feed(app.engine, name="other", format="partner-csv", url=server.url("/x.csv"), partner="nobody")
+        add_feed(app.engine, name="other", format="partner-csv", url=server.url("/x.csv"), local=True, partner="nobody")
     with pytest.raises(FeedError, match="format inconnu"):
-        add_feed(app.engine, name="other", format="xml", url=server.url("/x.csv"))
+        add_feed(app.engine, name="other", format="xml", url=server.url("/x.csv"), local=True)
     set_status(app.engine, "bge", "paused")
     assert watch_due_feeds(app) == [] and server.seen == []
     assert get_feed(app.engine, "bge").describe()["state"] == "en pause"
@@ -247,7 +249,7 @@ def test_two_overlapping_runs_never_fetch_the_same_feed(app, server):
     from store.feeds import claim_feed, due_feeds
 
     add_partner(app.engine, "bge", ["creation"])
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
     now = dt.datetime.now(dt.UTC)
     (feed,) = due_feeds(app.engine, now)
     assert claim_feed(app.engine, feed, now, dt.timedelta(minutes=30))

@@ -102,7 +102,7 @@ def test_bodacc_api_pages_slices_by_date_filters_departements_and_resumes(app, m
     log: list[dict] = []
     with FeedServer() as server:
         server.routes["/records"] = opendatasoft(records, log)
-        add_feed(app.engine, name="bodacc", format="bodacc-api", url=server.url("/records"))
+        add_feed(app.engine, name="bodacc", format="bodacc-api", url=server.url("/records"), local=True)
         (outcome,) = watch_due_feeds(app)
 
         assert not outcome["failed"], outcome
@@ -135,7 +135,7 @@ def test_one_day_beyond_the_offset_limit_is_read_one_departement_at_a_time(monke
         server.routes["/records"] = opendatasoft(records, log)
         out = io.StringIO()
         pull = pull_bodacc(
-            FeedHttp(backoff=0),
+            FeedHttp(backoff=0, allow_local=True),
             server.url("/records"),
             out,
             since=TODAY,
@@ -252,6 +252,7 @@ def test_sirene_api_cursor_paging_rate_limit_and_key(app):
             name="sirene",
             format="sirene-api",
             url=server.url("/siret"),
+            local=True,
             cursor={"since": f"{TODAY - dt.timedelta(days=2)}T00:00:00"},
         )
         (outcome,) = watch_due_feeds(app)
@@ -279,7 +280,7 @@ def test_sirene_api_without_a_key_fails_plainly(app):
     app.settings.sirene_api_key = None
     with FeedServer() as server:
         server.routes["/siret"] = sirene_api([], [])
-        add_feed(app.engine, name="sirene", format="sirene-api", url=server.url("/siret"))
+        add_feed(app.engine, name="sirene", format="sirene-api", url=server.url("/siret"), local=True)
         (outcome,) = watch_due_feeds(app)
     assert outcome["failed"]
     assert "accès refusé (401)" in get_feed(app.engine, "sirene").last_error

@@ -38,9 +38,12 @@ class Seen:
 
 
 class FeedServer:
-    """Start with `with FeedServer() as server:`; `server.url(path)` gives the address to register."""
+    """Start with `with FeedServer() as server:`; `server.url(path)` gives the address to register.
 
-    def __init__(self) -> None:
+    It listens on loopback (127.0.0.1 by default, another 127.x.y.z address for a second host): a feed
+    that fetches from it must be registered with `local=True`."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, list[Answer] | Callable[[Seen], Answer]] = {}
         self.seen: list[Seen] = []
         server = self
@@ -82,12 +85,13 @@ class FeedServer:
                     return
                 self.wfile.write(answer.body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = host
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        return f"http://{self.host}:{self.httpd.server_address[1]}{path}"
 
     def requests_to(self, path: str) -> list[Seen]:
         return [s for s in self.seen if s.path == path]

@@ -4,6 +4,15 @@ Transient failures (a timeout, a dropped connection, a body cut short, 429, 5xx)
 exponential backoff, or after the server's own Retry-After when it gives one. A wait longer than
 `max_wait` is not slept through: the fetch fails with `retry_at` so the feed comes back later instead of
 holding a worker. Anything else (401, 403, 404...) fails at once: retrying would not change the answer.
+
+What a feed may reach (a feed URL is typed by an operator, and the server at its end chooses where it
+redirects): only http(s), only public addresses. The host name is resolved and every address it gives
+must be global (no loopback, private, link-local, multicast, reserved, unspecified, shared or IPv4
+embedded in IPv6); redirects are followed here, one hop at a time (at most `max_redirects`), each hop
+checked the same way, and the address actually connected to is checked again before the body is read
+(a name that resolves differently the second time). A feed marked local (`declic feeds add --local`)
+skips the address check, never the scheme check. Bodies are capped at `max_bytes` while they stream, and
+no error message ever quotes a body.
 """
 
 from __future__ import annotations
@@ -11,17 +20,26 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import hashlib
+import ipaddress
+import json
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 CHUNK = 1 << 16
 USER_AGENT = "Declic/0.1 (outreach engine for very small businesses; feeds watcher)"
+DEFAULT_MAX_BYTES = 200 * 1_000_000
+REDIRECTS = (301, 302, 303, 307, 308)
+# Headers kept when a redirect leaves the host: everything else (a bearer token, an API key) stays home.
+_SAFE_ACROSS_HOSTS = {"accept", "if-none-match", "if-modified-since", "user-agent"}
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 class FetchError(Exception):
@@ -31,6 +49,41 @@ class FetchError(Exception):
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    # IPv4 carried inside IPv6 (6to4, Teredo client, NAT64) reaches that IPv4 address.
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def refused_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a feed may not fetch from `ip` (in French), or None when it is a public address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # no public name resolves to one: a way round the IPv4 rules
+            return "adresse IPv4 dans IPv6"
+        inner = _embedded_ipv4(ip)
+        if inner is not None:
+            why = refused_address(inner)
+            return f"adresse IPv4 dans IPv6 ({why})" if why else None
+    if ip.is_loopback:
+        return "adresse de bouclage (cette machine)"
+    if ip.is_link_local:
+        return "adresse lien-local"
+    if ip.is_multicast:
+        return "adresse multicast"
+    if ip.is_unspecified:
+        return "adresse non spécifiée"
+    if ip.is_private:
+        return "adresse de réseau privé"
+    if ip.is_reserved or not ip.is_global:
+        return "adresse réservée, non publique"
+    return None
 
 
 @dataclass(frozen=True)
@@ -93,8 +146,15 @@ class FeedHttp:
         min_interval: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
+        allow_local: bool = False,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_redirects: int = 5,
+        resolve: Callable[..., list] = socket.getaddrinfo,
     ) -> None:
         self.timeout = (connect_timeout, timeout)
+        # allow_local: the feed being fetched is marked local (set per feed by the watcher).
+        self.allow_local, self.max_bytes, self.max_redirects = allow_local, max_bytes, max_redirects
+        self._resolve = resolve
         self.attempts, self.backoff, self.max_wait = attempts, backoff, max_wait
         self.min_interval = min_interval  # seconds between two requests (an API's rate limit)
         self.sleep = sleep
@@ -112,6 +172,95 @@ class FeedHttp:
             self.sleep(wait)
         self._last_request = time.monotonic()
 
+    def check_url(self, url: str) -> None:
+        """Refuse (permanently) a URL a feed may not fetch: not http(s), or a host that is not public."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            shown = f"{parts.scheme}://" if parts.scheme else "sans schéma"
+            raise FetchError(f"adresse refusée: seules les adresses http(s) sont suivies ({shown})", permanent=True)
+        host = parts.hostname
+        if not host:
+            raise FetchError("adresse refusée: aucun nom d'hôte", permanent=True)
+        if self.allow_local:
+            return
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise FetchError("adresse refusée: port illisible", permanent=True) from None
+        try:
+            infos = self._resolve(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            raise FetchError(f"nom d'hôte introuvable: {host}") from None
+        for info in infos:
+            self._check_ip(host, info[4][0])
+
+    def _check_ip(self, host: str, address: str) -> None:
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            raise FetchError(f"adresse refusée: {host} donne une adresse illisible", permanent=True) from None
+        why = refused_address(ip)
+        if why:
+            raise FetchError(
+                f"adresse refusée: {host} désigne une {why} ({ip}); un flux du réseau local doit être "
+                "déclaré comme tel (declic feeds local NOM)",
+                permanent=True,
+            )
+
+    def _check_peer(self, url: str, response: requests.Response) -> None:
+        # The address actually connected to (the name may resolve differently at connect time). Through a
+        # proxy the peer is the proxy: the check above on the name is what holds then.
+        if self.allow_local or self.session.proxies or (
+            self.session.trust_env and requests.utils.get_environ_proxies(url)
+        ):
+            return
+        sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+        try:
+            peer = sock.getpeername()[0] if sock is not None else None
+        except OSError:
+            peer = None
+        if peer:
+            self._check_ip(urlsplit(url).hostname or "?", peer)
+
+    def _open(self, url: str, *, params: dict | None, headers: dict[str, str]) -> requests.Response:
+        """A streamed response at the end of the redirects, each hop checked; the caller closes it."""
+        headers = dict(headers)
+        for hop in range(self.max_redirects + 1):
+            self.check_url(url)
+            response = self.session.get(
+                url,
+                params=params if hop == 0 else None,
+                headers=headers,
+                timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
+            )
+            try:
+                self._check_peer(url, response)
+                location = response.headers.get("Location")
+                if response.status_code not in REDIRECTS or not location:
+                    return response
+            except BaseException:
+                response.close()
+                raise
+            response.close()
+            target = urljoin(response.url, location)
+            if self.session.should_strip_auth(response.url, target):
+                headers = {k: v for k, v in headers.items() if k.lower() in _SAFE_ACROSS_HOSTS}
+            url = target
+        raise FetchError(f"trop de redirections (plus de {self.max_redirects})", permanent=True)
+
+    def _too_big(self) -> FetchError:
+        limit = f"{self.max_bytes / 1_000_000:g} Mo"
+        return FetchError(
+            f"réponse trop volumineuse: plus de {limit} (limite réglée par DECLIC_FEED_MAX_MB)", permanent=True
+        )
+
+    def _check_declared_size(self, response: requests.Response) -> None:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and not response.headers.get("Content-Encoding") and int(declared) > self.max_bytes:
+            raise self._too_big()
+
     def _send(
         self,
         url: str,
@@ -128,9 +277,7 @@ class FeedHttp:
             self._pace()
             self.requests_made += 1
             try:
-                with self.session.get(
-                    url, params=params, headers=headers or {}, timeout=self.timeout, stream=True
-                ) as response:
+                with self._open(url, params=params, headers=headers or {}) as response:
                     if response.status_code in ok_statuses:
                         return handle(response)
                     problem = _status_words(response.status_code)
@@ -139,9 +286,14 @@ class FeedHttp:
                     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             except requests.Timeout:
                 problem = f"pas de réponse dans le délai ({self.timeout[1]:.0f} s)"
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 cut = isinstance(exc, requests.exceptions.ChunkedEncodingError)
                 problem = "téléchargement interrompu en cours de route" if cut else "serveur injoignable"
+            except requests.exceptions.ContentDecodingError:
+                problem = "réponse compressée illisible"
+            except requests.RequestException as exc:
+                # An address the client itself refuses (scheme, malformed URL...): retrying changes nothing.
+                raise FetchError(f"adresse refusée par le client HTTP ({type(exc).__name__})", permanent=True) from None
             except _CutBody as exc:
                 problem = str(exc)
             if attempt == self.attempts:
@@ -165,10 +317,19 @@ class FeedHttp:
         """(status, decoded JSON) of a GET; a body that is not JSON counts as cut short (retried)."""
 
         def read(response: requests.Response) -> tuple[int, Any]:
+            self._check_declared_size(response)
+            body = bytearray()
             try:
-                return response.status_code, response.json()
-            except (ValueError, requests.exceptions.ChunkedEncodingError) as exc:
-                raise _CutBody("réponse incomplète ou qui n'est pas du JSON") from exc
+                for chunk in response.iter_content(CHUNK):
+                    body += chunk
+                    if len(body) > self.max_bytes:
+                        raise self._too_big()
+            except requests.exceptions.ChunkedEncodingError as exc:
+                raise _CutBody("réponse incomplète") from exc
+            try:
+                return response.status_code, json.loads(bytes(body))
+            except (ValueError, RecursionError):
+                raise _CutBody("réponse incomplète ou qui n'est pas du JSON") from None
 
         return self._send(url, read, params=params, headers=headers, ok_statuses=ok_statuses)
 
@@ -193,13 +354,19 @@ class FeedHttp:
         def save(response: requests.Response) -> Downloaded:
             if response.status_code == 304:
                 return Downloaded(None, None, 0, etag, last_modified)
+            self._check_declared_size(response)
             digest, size = hashlib.sha256(), 0
             try:
                 with open(part, "wb") as out:
                     for chunk in response.iter_content(CHUNK):
+                        size += len(chunk)
+                        if size > self.max_bytes:
+                            raise self._too_big()
                         out.write(chunk)
                         digest.update(chunk)
-                        size += len(chunk)
+            except FetchError:
+                part.unlink(missing_ok=True)
+                raise
             except requests.exceptions.ChunkedEncodingError as exc:
                 part.unlink(missing_ok=True)
                 raise _CutBody(
