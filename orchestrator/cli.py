@@ -78,6 +78,19 @@ def partners_add(
     print(token)
 
 
+@partners_app.command("revoke")
+def partners_revoke(name: str) -> None:
+    """Revoke a partner's token: its requests answer 401 from now on (`partners add` gives a new one)."""
+    from store.admin import revoke_partner
+    from store.db import get_engine
+
+    if not revoke_partner(get_engine(get_settings().resolved_database_url), name):
+        console.print(f"[red]Aucun partenaire ne s'appelle {name}.[/red]", highlight=False)
+        raise typer.Exit(2)
+    console.print(f"Jeton du partenaire {name} révoqué : ses envois sont refusés (401) dès maintenant.",
+                  highlight=False)
+
+
 @campaigns_app.command("apply")
 def campaigns_apply(file: Path) -> None:
     """Create or update a campaign from a YAML file."""

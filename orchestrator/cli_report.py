@@ -137,6 +137,27 @@ def users_add(
     console.print(f"Compte {email.lower()} prêt (id {user_id}, rôle {role}).", highlight=False)
 
 
+@users_app.command("disable")
+def users_disable(email: str) -> None:
+    """Disable a dashboard user: it can no longer sign in and its open sessions end at once."""
+    _set_active(email, False, "désactivé : ses sessions sont fermées et il ne peut plus se connecter")
+
+
+@users_app.command("enable")
+def users_enable(email: str) -> None:
+    """Enable a disabled dashboard user again (it signs in anew)."""
+    _set_active(email, True, "réactivé : il peut de nouveau se connecter")
+
+
+def _set_active(email: str, active: bool, what: str) -> None:
+    from store.accounts import set_user_active
+
+    if not set_user_active(_engine(), email, active):
+        console.print(f"[red]Aucun compte {email.strip().lower()}.[/red]", highlight=False)
+        raise typer.Exit(2)
+    console.print(f"Compte {email.strip().lower()} {what}.", highlight=False)
+
+
 def mount(app: typer.Typer) -> None:
     """Add `report` and `users` to the main CLI."""
     app.command("report")(report)

@@ -132,13 +132,17 @@ class LocalPrefectServer:
         self.proc = None
 
 
-def start_web(host: str, port: int):
-    """The web app under uvicorn in a daemon thread; returns the server (set `should_exit` to stop it)."""
+def start_web(host: str, port: int, app=None):
+    """The web app (built from the environment unless given) under uvicorn in a daemon thread; returns the
+    server (set `should_exit` to stop it). Its access log masks the tokens of links and callbacks."""
     import uvicorn
 
+    from web import log_redaction
     from web.app import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="info"))
+    config = uvicorn.Config(app or create_app(), host=host, port=port, log_level="info")
+    log_redaction.install()  # after uvicorn.Config, which (re)configures its loggers
+    server = uvicorn.Server(config)
     threading.Thread(target=server.run, name="declic-web", daemon=True).start()
     deadline = time.monotonic() + 30
     while not server.started:

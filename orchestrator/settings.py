@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # The largest request body the web app reads (bytes); a bigger one is answered 413 before it is parsed.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="largest request body, bytes")
     timezone: str = "Europe/Paris"
+    # Dashboard password checks running at once in one web process (argon2: 64 MiB each); beyond, 429.
+    signin_concurrency: int = Field(default=4, ge=1, le=64)
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025

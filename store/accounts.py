@@ -79,8 +79,9 @@ def add_user(
     }
     with engine.begin() as conn:
         row = conn.execute(select(USERS.c.id).where(USERS.c.email == email)).first()
-        if row:
-            conn.execute(update(USERS).where(USERS.c.id == row.id).values(**values))
+        if row:  # a new password (or role, or scope) ends the sessions opened with the old one
+            conn.execute(update(USERS).where(USERS.c.id == row.id)
+                         .values(**values, session_epoch=USERS.c.session_epoch + 1))
             return row.id
         return conn.execute(
             USERS.insert().values(email=email, created_at=utcnow(), **values)
@@ -107,24 +108,90 @@ def authenticate(engine: Engine, email: str, password: str) -> Any | None:
     return row
 
 
-def recent_signin_failures(engine: Engine, email: str, since: dt.datetime) -> int:
-    """Wrong passwords typed for this e-mail since `since`, by any web process."""
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(FAILURES)
-                            .where(FAILURES.c.email == email, FAILURES.c.at >= since)).scalar_one()
+@dataclass(frozen=True)
+class SignInLimits:
+    """How many password checks may run: per (e-mail, source address) and per source address, within a
+    window; an attempt refused for being over a limit may be tried again once its oldest check ages out."""
+
+    per_email_and_source: int = 5
+    per_source: int = 30
+    window: dt.timedelta = dt.timedelta(minutes=15)
 
 
-def record_signin_failure(engine: Engine, email: str, now: dt.datetime, keep_since: dt.datetime) -> None:
-    """Log one wrong password; this e-mail's failures older than `keep_since` no longer count and go."""
+@dataclass(frozen=True)
+class SignInAttempt:
+    """A sign-in attempt: `attempt_id` when its password may be checked, else how long to wait."""
+
+    attempt_id: int | None
+    retry_after: dt.timedelta = dt.timedelta(0)
+
+    @property
+    def allowed(self) -> bool:
+        return self.attempt_id is not None
+
+
+def begin_signin(
+    engine: Engine, email: str, source: str, now: dt.datetime, limits: SignInLimits = SignInLimits()
+) -> SignInAttempt:
+    """Record an attempt *before* its password is checked (it counts as a wrong password until it proves
+    right), then count: over a limit, the attempt is withdrawn and refused.
+
+    The row is committed before the count, so of attempts racing in any number of web processes each one
+    counts every attempt committed before it: no more than the limit ever reach the password check. The
+    lockout is per e-mail *and* source address (someone typing wrong passwords for a known e-mail from
+    elsewhere cannot keep its owner out) and releases itself when the window passes; refused attempts are
+    not recorded, so hammering does not lengthen it.
+    """
+    email, source = email.strip().lower(), source[:64]
+    since = now - limits.window
     with engine.begin() as conn:
-        conn.execute(delete(FAILURES).where(FAILURES.c.email == email, FAILURES.c.at < keep_since))
-        conn.execute(FAILURES.insert().values(email=email, at=now))
-
-
-def clear_signin_failures(engine: Engine, email: str) -> None:
-    """Forget an e-mail's wrong passwords (after a successful sign-in)."""
+        conn.execute(delete(FAILURES).where(FAILURES.c.at < since))  # aged out, for every e-mail
+        attempt_id = conn.execute(
+            FAILURES.insert().values(email=email, source=source, at=now)
+        ).inserted_primary_key[0]
+    recent = FAILURES.c.at >= since
     with engine.begin() as conn:
-        conn.execute(delete(FAILURES).where(FAILURES.c.email == email))
+        pair = select(func.count(), func.min(FAILURES.c.at)).where(
+            FAILURES.c.email == email, FAILURES.c.source == source, recent)
+        from_source = select(func.count(), func.min(FAILURES.c.at)).where(FAILURES.c.source == source, recent)
+        waits = []
+        for query, limit in ((pair, limits.per_email_and_source), (from_source, limits.per_source)):
+            count, oldest = conn.execute(query).one()
+            if count > limit:
+                waits.append(_as_utc(oldest) + limits.window - now)
+        if not waits:
+            return SignInAttempt(attempt_id)
+        conn.execute(delete(FAILURES).where(FAILURES.c.id == attempt_id))
+    return SignInAttempt(None, max(max(waits), dt.timedelta(seconds=1)))
+
+
+def _as_utc(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def signin_succeeded(engine: Engine, email: str, source: str) -> None:
+    """A right password: the wrong ones typed for this e-mail from this address no longer count."""
+    with engine.begin() as conn:
+        conn.execute(delete(FAILURES).where(FAILURES.c.email == email.strip().lower(),
+                                            FAILURES.c.source == source[:64]))
+
+
+def end_sessions(engine: Engine, user_id: int) -> None:
+    """Sign this user out everywhere: every session cookie issued so far stops being accepted."""
+    with engine.begin() as conn:
+        conn.execute(update(USERS).where(USERS.c.id == user_id)
+                     .values(session_epoch=USERS.c.session_epoch + 1))
+
+
+def set_user_active(engine: Engine, email: str, active: bool) -> bool:
+    """Disable a user (it can no longer sign in and its open sessions end at once) or enable it again;
+    False when no user has this e-mail."""
+    values: dict[str, Any] = {"active": active}
+    if not active:
+        values["session_epoch"] = USERS.c.session_epoch + 1
+    with engine.begin() as conn:
+        result = conn.execute(update(USERS).where(USERS.c.email == email.strip().lower()).values(**values))
+    return bool(result.rowcount)
 
 
 def user_by_id(engine: Engine, user_id: int) -> Any | None:
@@ -185,6 +252,19 @@ def visible_campaign_ids(conn: Connection, scope: Scope) -> list[int] | None:
         for r in rows
         if territory_contains(scope.territory, ((r.spec or {}).get("owner") or {}).get("territory") or {})
     ]
+
+
+def owns_campaign(scope: Scope, row: Any) -> bool:
+    """May the scope change this campaign (a row with its spec)? An operator any; a collectivité only the
+    campaigns whose owner territory is its own (the same communes): it sees the campaigns of the smaller
+    collectivités inside its territory, but may only copy them."""
+    if scope.is_operator:
+        return True
+    if scope.role != "collectivite":
+        return False
+    mine = _communes(_key(scope.territory))
+    theirs = _communes(_key(((row.spec or {}).get("owner") or {}).get("territory") or {}))
+    return bool(mine) and theirs == mine
 
 
 def campaigns(conn: Connection, scope: Scope) -> list[Any]:

@@ -19,13 +19,24 @@ def add_partner(engine: Engine, name: str, types: list[str], territory: list[str
     with engine.begin() as conn:
         existing = conn.execute(select(PARTNERS.c.id).where(PARTNERS.c.name == name)).first()
         values = {"token_hash": hash_token(token), "allowed_types": types, "territory": territory or [],
-                  "active": True}
+                  "active": True, "revoked_at": None}
         if existing:
             conn.execute(update(PARTNERS).where(PARTNERS.c.id == existing.id).values(**values))
         else:
             conn.execute(PARTNERS.insert().values(name=name, created_at=utcnow(), **values))
     forget_tokens()
     return token
+
+
+def revoke_partner(engine: Engine, name: str) -> bool:
+    """Revoke a partner's token: every request with it answers 401 (at once in this process, within
+    TOKEN_CACHE_SECONDS in the others); `declic partners add NAME` gives it a new token later. False when
+    unknown."""
+    with engine.begin() as conn:
+        result = conn.execute(update(PARTNERS).where(PARTNERS.c.name == name)
+                              .values(active=False, revoked_at=utcnow()))
+    forget_tokens()
+    return bool(result.rowcount)
 
 
 def apply_campaign(engine: Engine, spec: CampaignSpec) -> tuple[int, int, str]:

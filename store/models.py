@@ -111,6 +111,7 @@ class Partner(SQLModel, table=True):
     # Territory scope as "level:code" strings ("departement:35"); empty means national.
     territory: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     active: bool = True
+    revoked_at: dt.datetime | None = None  # `declic partners revoke`: its token answers 401 ever after
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
@@ -291,7 +292,9 @@ class UserAccount(SQLModel, table=True):
     # Collectivité scope, as in a campaign spec: {"communes": [...], "epci": [...], "departements": [...], ...}
     territory: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     assignee: str | None = Field(default=None, max_length=80)  # ambassador's call-task queue: "ambassador:<id>"
-    active: bool = True
+    active: bool = True  # `declic users disable`: cannot sign in, its sessions end
+    # In every session cookie it signs; sign-out, a new password and disabling bump it, ending older sessions.
+    session_epoch: int = 0
     created_at: dt.datetime = Field(default_factory=utcnow)
     last_login_at: dt.datetime | None = None
 
@@ -299,10 +302,14 @@ class UserAccount(SQLModel, table=True):
 class SignInFailure(SQLModel, table=True):
     """A wrong password for a dashboard e-mail: shared by every web process, so the lockout is too."""
 
-    __table_args__ = (Index("ix_signinfailure_email_at", "email", "at"),)
+    __table_args__ = (
+        Index("ix_signinfailure_email_at", "email", "at"),
+        Index("ix_signinfailure_source_at", "source", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320)  # lower-case, as typed (the account may not exist)
+    source: str = Field(default="", max_length=64)  # the client address: the lockout is per e-mail and address
     at: dt.datetime = Field(default_factory=utcnow)
 
 

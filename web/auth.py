@@ -1,14 +1,21 @@
 """Dashboard sign-in: argon2 passwords, a signed session cookie, CSRF on every form.
 
-The session (Starlette's SessionMiddleware, signed with the settings' secret) holds the user id and a
-random CSRF id; every dashboard form carries `make_csrf(secret, csrf id)`. Signing in replaces the
-session, so an id planted before sign-in is worthless after it.
+The session (Starlette's SessionMiddleware, signed with the settings' secret) holds the user id, the
+user's session epoch and a random CSRF id; every dashboard form carries `make_csrf(secret, csrf id)`.
+Signing in replaces the session, so an id planted before sign-in is worthless after it. Signing out,
+a new password and disabling the user bump the epoch stored with the user: every cookie issued before
+stops being accepted, on every machine.
+
+Password checks are costly on purpose (argon2, 64 MiB each): a web process runs at most
+`signin_concurrency` at once and answers 429 beyond, and the store limits the checks per e-mail and
+source address (store.accounts.begin_signin).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import math
 import secrets
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -19,11 +26,12 @@ from fastapi.templating import Jinja2Templates
 
 from store.accounts import (
     Scope,
+    SignInLimits,
     authenticate,
-    clear_signin_failures,
-    recent_signin_failures,
-    record_signin_failure,
+    begin_signin,
+    end_sessions,
     scope_of,
+    signin_succeeded,
     user_by_id,
 )
 from store.models import utcnow
@@ -34,8 +42,8 @@ router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 
 
-MAX_FAILURES = 5  # wrong passwords for one e-mail ...
-FAILURE_WINDOW = dt.timedelta(minutes=15)  # ... within this time, then sign-in waits for the window to pass
+LIMITS = SignInLimits()  # 5 checks per e-mail and address, 30 per address, within 15 minutes
+BUSY_RETRY_SECONDS = 5
 
 
 class SignInRequired(Exception):
@@ -71,13 +79,33 @@ def safe_next(path: str | None) -> str:
 
 
 def current_scope(request: Request, engine: EngineDep) -> Scope:
-    """The signed-in user's scope; redirects to sign-in when there is none."""
+    """The signed-in user's scope; redirects to sign-in when there is none, when the user was disabled, or
+    when the session was opened before the user's last sign-out or password change."""
     user_id = request.session.get("uid")
     user = user_by_id(engine, user_id) if isinstance(user_id, int) else None
-    if user is None:
+    if user is None or request.session.get("epoch") != user.session_epoch:
         request.session.pop("uid", None)
+        request.session.pop("epoch", None)
         raise SignInRequired(request.url.path)
     return scope_of(user)
+
+
+def _hash_slots(request: Request, settings) -> threading.BoundedSemaphore:
+    """This app's password-check slots (created on first use; no await between the look and the set)."""
+    slots = getattr(request.app.state, "signin_slots", None)
+    if slots is None:
+        slots = request.app.state.signin_slots = threading.BoundedSemaphore(settings.signin_concurrency)
+    return slots
+
+
+def _source(request: Request) -> str:
+    """The address the attempt comes from (the proxy's, unless the server is told to trust its headers)."""
+    return request.client.host if request.client else "inconnue"
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return "une minute" if minutes == 1 else f"{minutes} minutes"
 
 
 ScopeDep = Annotated[Scope, Depends(current_scope)]
@@ -105,38 +133,35 @@ async def sign_in(
 ):
     """Check the password; on success a fresh session and the page asked for."""
     require_csrf(request, csrf)
-    key, now = email.strip().lower(), utcnow()
-    # Counted in the store, so every web process (and machine) shares the lockout; with argon2 making each
-    # try costly, guessing a password by the web form stays slow however many workers serve it.
-    if await run_in_threadpool(recent_signin_failures, engine, key, now - FAILURE_WINDOW) >= MAX_FAILURES:
+
+    def page(error: str, status_code: int, retry_after: int | None = None):
         return pages.TemplateResponse(
             request,
             "signin.html",
-            {
-                "csrf": csrf_token(request),
-                "suite": safe_next(suite),
-                "email": email,
-                "error": "Trop d'essais. Réessayez dans un quart d'heure.",
-            },
-            status_code=429,
+            {"csrf": csrf_token(request), "suite": safe_next(suite), "email": email, "error": error},
+            status_code=status_code,
+            headers={"Retry-After": str(retry_after)} if retry_after else None,
         )
-    user = await run_in_threadpool(authenticate, engine, email, password)
+
+    slots = _hash_slots(request, settings)
+    if not slots.acquire(blocking=False):  # every slot is checking a password: answer now, hold no memory
+        return page("Trop de connexions en même temps. Réessayez dans quelques secondes.", 429, BUSY_RETRY_SECONDS)
+    try:
+        source = _source(request)
+        # Recorded before the check, counted in the store: every web process (and machine) shares the limit.
+        attempt = await run_in_threadpool(begin_signin, engine, email, source, utcnow(), LIMITS)
+        if not attempt.allowed:
+            wait = attempt.retry_after.total_seconds()
+            return page(f"Trop d'essais. Réessayez dans {_minutes(wait)}.", 429, math.ceil(wait))
+        user = await run_in_threadpool(authenticate, engine, email, password)
+    finally:
+        slots.release()
     if user is None:
-        await run_in_threadpool(record_signin_failure, engine, key, now, now - FAILURE_WINDOW)
-        return pages.TemplateResponse(
-            request,
-            "signin.html",
-            {
-                "csrf": csrf_token(request),
-                "suite": safe_next(suite),
-                "email": email,
-                "error": "E-mail ou mot de passe incorrect.",
-            },
-            status_code=401,
-        )
-    await run_in_threadpool(clear_signin_failures, engine, key)
+        return page("E-mail ou mot de passe incorrect.", 401)
+    await run_in_threadpool(signin_succeeded, engine, email, source)
     request.session.clear()
     request.session["uid"] = user.id
+    request.session["epoch"] = user.session_epoch
     csrf_id(request)
     target = (
         "/tableau/appels"
@@ -147,8 +172,11 @@ async def sign_in(
 
 
 @router.post("/deconnexion")
-def sign_out(request: Request, csrf: Annotated[str, Form()] = ""):
-    """End the session."""
+async def sign_out(request: Request, engine: EngineDep, csrf: Annotated[str, Form()] = ""):
+    """End the session, and every other session of the same user (a copied cookie dies with it)."""
     require_csrf(request, csrf)
+    user_id = request.session.get("uid")
+    if isinstance(user_id, int):
+        await run_in_threadpool(end_sessions, engine, user_id)
     request.session.clear()
     return RedirectResponse("/connexion", status_code=303)

@@ -30,14 +30,16 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 def get_partner(
     engine: EngineDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Partner:
-    """The partner owning the bearer token, else 401."""
+    """The active partner owning the bearer token, else 401 (a revoked partner's token included)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "jeton manquant : envoyez l'en-tête « Authorization: Bearer <jeton> »",
                             headers={"WWW-Authenticate": "Bearer"})
     partner = partner_for_token(engine, credentials.credentials)
     if partner is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "jeton inconnu ou révoqué : demandez un nouveau jeton à l'opérateur Déclic",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return partner
 
 
