@@ -8,8 +8,13 @@ functions; the Prefect flow in `orchestrator.flows` only calls `plan_batch` unti
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import Counter
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection
 
 from orchestrator.bootstrap import App
 from orchestrator.planner import DEFAULT_POLICY, CampaignRule, Candidate, Policy, plan, plan_followups
@@ -20,6 +25,7 @@ from store.planning import (
     advance_occurrence,
     apply_followups,
     apply_plan,
+    campaign_names,
     due_followups,
     eligible_among,
     existing_enrollments,
@@ -28,6 +34,7 @@ from store.planning import (
     message_history,
     occurrence_key,
     occurrence_slice,
+    pause_campaigns,
     pending_candidates,
     recent_contacts,
     running_occurrence,
@@ -36,6 +43,7 @@ from store.planning import (
 )
 
 PARIS = ZoneInfo("Europe/Paris")
+log = logging.getLogger("declic.planning")
 
 
 def policy_from(app: App) -> Policy:
@@ -124,20 +132,104 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
     return counts
 
 
+Work = Callable[[Connection, list[CampaignRule]], Counter]
+
+
 def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None) -> Counter:
-    """Plan one batch of each kind of work; returns counts (empty when nothing was waiting)."""
+    """Plan one batch of each kind of work; returns counts (empty when nothing was waiting).
+
+    Failures are isolated by campaign: a campaign whose spec no longer validates, or whose planning raises,
+    is paused with the reason (`paused_campaigns` in the counts) and the others are planned as usual.
+    """
     now = (now or app.clock()).astimezone(dt.UTC)
     limit = limit or app.settings.plan_batch_size
     policy = policy_from(app)
     counts: Counter = Counter()
-    with app.engine.begin() as conn:
-        rules = active_campaigns(conn)
-        counts.update(_plan_events(app, conn, rules, now, limit, policy))
-    with app.engine.begin() as conn:
-        counts.update(_plan_followups(conn, rules, now, limit, policy))
-    with app.engine.begin() as conn:
-        counts.update(_plan_occurrence(app, conn, rules, now, limit, policy))
+    broken: dict[int, Exception] = {}
+    with app.engine.connect() as conn:
+        rules = active_campaigns(conn, broken)
+    if broken:
+        counts["paused_campaigns"] += _pause_broken(app, broken, now)
+    for work in (lambda conn, subset: _plan_events(app, conn, subset, now, limit, policy),
+                 lambda conn, subset: _plan_followups(conn, subset, now, limit, policy),
+                 lambda conn, subset: _plan_occurrence(app, conn, subset, now, limit, policy)):
+        done, rules = _isolated(app, work, rules, now)
+        counts.update(done)
     return +counts
+
+
+def _isolated(app: App, work: Work, rules: list[CampaignRule], now: dt.datetime
+              ) -> tuple[Counter, list[CampaignRule]]:
+    """Run `work` over `rules` in one transaction. When it raises, find the campaigns that make it fail on
+    their own, pause them with the reason, and run it again without them; returns the counts and the rules
+    still active. An error that no single campaign explains (the store unreachable...) is raised as is."""
+    paused = 0
+    while True:
+        try:
+            with app.engine.begin() as conn:
+                counts = work(conn, rules)
+        except Exception:
+            culprits = _culprits(app, work, rules)
+            if not culprits:
+                raise
+            paused += _pause_broken(app, culprits, now)
+            rules = [r for r in rules if r.id not in culprits]
+            continue
+        if paused:
+            counts["paused_campaigns"] += paused
+        return counts, rules
+
+
+def _culprits(app: App, work: Work, rules: list[CampaignRule]) -> dict[int, Exception]:
+    """The campaigns whose work fails on its own, tried one by one in transactions rolled back."""
+
+    def failure(subset: list[CampaignRule]) -> Exception | None:
+        with app.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                work(conn, subset)
+            except Exception as exc:  # noqa: BLE001 (any error is this subset's: that is the question asked)
+                return exc
+            finally:
+                transaction.rollback()
+        return None
+
+    if failure([]) is not None:
+        return {}  # the work fails without any campaign: not a campaign's fault
+    return {rule.id: exc for rule in rules if (exc := failure([rule])) is not None}
+
+
+def _pause_broken(app: App, errors: dict[int, Exception], now: dt.datetime) -> int:
+    """Pause the campaigns that could not be planned, each with its reason in plain French."""
+    with app.engine.begin() as conn:
+        names = campaign_names(conn, errors)
+        reasons = {i: planning_pause_reason(exc, now, names.get(i, str(i))) for i, exc in errors.items()}
+        paused = pause_campaigns(conn, reasons, now)
+    for campaign_id, name in paused.items():
+        log.warning("campagne %s mise en pause : %s", name, reasons[campaign_id])
+    return len(paused)
+
+
+def planning_pause_reason(exc: Exception, now: dt.datetime, name: str) -> str:
+    """Why the planner paused a campaign, in plain French for the operator."""
+    local = now.astimezone(PARIS)
+    return (f"Mise en pause automatique le {local:%d/%m/%Y à %H:%M} : la planification de cette campagne a "
+            f"échoué ({describe_error(exc)}). Les autres campagnes continuent. Corrigez la campagne (tableau de "
+            f"bord ou « declic campaigns apply »), puis relancez-la avec « declic campaigns resume {name} ».")
+
+
+def describe_error(exc: Exception, limit: int = 300) -> str:
+    """An error in a few words: a spec's first errors by field, else the exception's type and message."""
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(map(str, e['loc'])) or 'campagne'} : {e['msg'].removeprefix('Value error, ')}"
+                 for e in exc.errors()[:3]]
+        text = "campagne invalide, " + " ; ".join(parts)
+    elif isinstance(exc, OverflowError):
+        text = f"une durée ou une date sort des limites ({exc})"
+    else:
+        text = f"{type(exc).__name__} : {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def plan_all(app: App, *, now: dt.datetime | None = None, max_batches: int = 10_000) -> Counter:

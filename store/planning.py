@@ -43,8 +43,9 @@ HISTORY = MessageEvent.__table__
 INTERACTIONS = Interaction.__table__
 OCCURRENCES = CampaignOccurrence.__table__
 
-# Messages that count against the pressure caps: planned or on their way, not those that never left.
-LIVE_STATUSES = ("planned", "claimed", "sent", "delivered")
+# Messages that count against the pressure caps: planned or on their way, not those that never left
+# (`unknown`: handed over without an answer, it may have arrived).
+LIVE_STATUSES = ("planned", "claimed", "handed_over", "sent", "delivered", "unknown")
 ID_CHUNK = 2000
 
 
@@ -126,11 +127,43 @@ def deadline_of(event_type: str, payload: dict | None) -> dict | None:
     return {"label": payload.get("title") or payload.get("deadline"), "date": payload["deadline_date"]}
 
 
-def active_campaigns(conn: Connection) -> list[CampaignRule]:
-    """Campaigns that may enrol now."""
+def active_campaigns(conn: Connection, broken: dict[int, Exception] | None = None) -> list[CampaignRule]:
+    """Campaigns that may enrol now.
+
+    A stored spec that no longer validates (written around the checks, or by an older version) raises, or,
+    when `broken` is given, is left out and its error put there by campaign id: one campaign's spec must not
+    stop the planning of all the others.
+    """
     rows = conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.version, CAMPAIGNS.c.spec)
-                        .where(CAMPAIGNS.c.status == "active"))
-    return [CampaignRule(i, v, CampaignSpec.model_validate(s)) for i, v, s in rows]
+                        .where(CAMPAIGNS.c.status == "active").order_by(CAMPAIGNS.c.id))
+    rules = []
+    for campaign_id, version, spec in rows:
+        try:
+            rules.append(CampaignRule(campaign_id, version, CampaignSpec.model_validate(spec)))
+        except Exception as exc:  # noqa: BLE001 (any error of one spec is that campaign's, reported by id)
+            if broken is None:
+                raise
+            broken[campaign_id] = exc
+    return rules
+
+
+def pause_campaigns(conn: Connection, reasons: dict[int, str], now: dt.datetime) -> dict[int, str]:
+    """Pause these active campaigns with their reason (plain French, shown to the operator); returns the
+    campaigns actually paused by name. Their planned messages wait in place until someone resumes them."""
+    paused: dict[int, str] = {}
+    for campaign_id, reason in reasons.items():
+        name = conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id, CAMPAIGNS.c.status == "active")
+                            .values(status="paused", paused_reason=reason, paused_at=now, updated_at=now)
+                            .returning(CAMPAIGNS.c.name)).scalar()
+        if name is not None:
+            paused[campaign_id] = name
+    return paused
+
+
+def campaign_names(conn: Connection, campaign_ids: Iterable[int]) -> dict[int, str]:
+    """Campaign names by id."""
+    return dict(conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.name)
+                             .where(CAMPAIGNS.c.id.in_(sorted(set(campaign_ids))))).all())
 
 
 def segment_clause(spec: CampaignSpec, today: dt.date):
