@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from integrations.base import Outcome, OutgoingMessage, SendResult
 from orchestrator.bootstrap import App
 from orchestrator.links import links_for
+from orchestrator.run_reports import tally_sends
 from store.outbox import (
     Fence,
     blocked_at_send_time,
@@ -82,6 +83,7 @@ class Prepared:
     counts: Counter
     by_channel: dict[str, list[OutgoingMessage]] = field(default_factory=dict)
     results: list[SendResult] = field(default_factory=list)
+    blocked: dict[int, str] = field(default_factory=dict)  # stopped before rendering, with the reason
 
 
 def prepare_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None,
@@ -102,7 +104,8 @@ def prepare_batch(app: App, *, now: dt.datetime | None = None, limit: int | None
     with app.engine.begin() as conn:
         blocked = blocked_at_send_time(conn, rows)
         cancel(conn, blocked, owner, now)
-    prepared = Prepared(owner, now, clock, rows, Counter(f"cancelled_{reason}" for reason in blocked.values()))
+    prepared = Prepared(owner, now, clock, rows, Counter(f"cancelled_{reason}" for reason in blocked.values()),
+                        blocked=blocked)
     names: dict = {}
     for row in rows:
         if row.id in blocked:
@@ -114,8 +117,11 @@ def prepare_batch(app: App, *, now: dt.datetime | None = None, limit: int | None
     return prepared
 
 
-def deliver_batch(app: App, prepared: Prepared) -> Counter:
-    """Hand a prepared batch to its channels behind the fence, record every answer, pause failing campaigns."""
+def deliver_batch(app: App, prepared: Prepared, by_outcome: Counter | None = None) -> Counter:
+    """Hand a prepared batch to its channels behind the fence, record every answer, pause failing campaigns.
+
+    `by_outcome`, when given, receives counts by (campaign id, channel, outcome) for the run's report.
+    """
     settings, owner, now, clock = app.settings, prepared.owner, prepared.now, prepared.clock
     counts, results = prepared.counts, list(prepared.results)
     rfc_ids = {m.message_id: m.rfc_message_id for batch in prepared.by_channel.values() for m in batch}
@@ -145,6 +151,8 @@ def deliver_batch(app: App, prepared: Prepared) -> Counter:
                                      window=dt.timedelta(minutes=settings.pause_window_minutes))
             if paused:
                 counts["paused_campaigns"] += len(paused)
+    if by_outcome is not None:
+        tally_sends(by_outcome, prepared.rows, results, {**prepared.blocked, **late})
     return counts
 
 
@@ -162,12 +170,13 @@ def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | Non
 
 def dispatch_all(app: App, *, now: dt.datetime | None = None, max_batches: int = 10_000,
                  limit: int | None = None, owner: str | None = None,
-                 by_campaign: Counter | None = None) -> Counter:
+                 by_campaign: Counter | None = None, by_outcome: Counter | None = None) -> Counter:
     """Dispatch batches until nothing is due (at most `max_batches` of `limit` messages).
 
     The next batch is claimed and rendered in a helper thread while the current one is on the wire:
     rendering is our CPU, the SMTP exchange mostly the server's, so the two overlap instead of adding up.
-    `owner` and `by_campaign` are as for `dispatch_batch` (a flow passes its own, for its logs).
+    `owner` and `by_campaign` are as for `dispatch_batch` (a flow passes its own, for its logs);
+    `by_outcome` as for `deliver_batch`.
     """
     total: Counter = Counter()
     owner = owner or worker_id()
@@ -182,7 +191,7 @@ def dispatch_all(app: App, *, now: dt.datetime | None = None, max_batches: int =
                 upcoming = helper.submit(prepare_batch, app, now=now, limit=limit, owner=owner,
                                          by_campaign=by_campaign)
             try:
-                total.update(deliver_batch(app, prepared))
+                total.update(deliver_batch(app, prepared, by_outcome))
             finally:
                 prepared = upcoming.result() if upcoming is not None else None
     return total

@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
+from orchestrator import alerts, run_reports
 from orchestrator.bootstrap import bootstrap
 from orchestrator.dispatch import dispatch_all, worker_id
 from orchestrator.planning import plan_batch
+from orchestrator.run_tally import plan_tally
+from orchestrator.settings import get_settings
 
 
 def _now(now: str | None) -> dt.datetime | None:
@@ -41,67 +46,215 @@ def _campaigns(counter: Counter) -> str:
     return ", ".join(f"campaign {cid}: {n}" for cid, n in sorted(counter.items())) or "no campaign"
 
 
+# --- what a run says about itself: its name, its artifacts, its log lines, its alerts ---
+
+def _paris_time(now: str | None) -> str:
+    from zoneinfo import ZoneInfo
+
+    moment = _now(now) or dt.datetime.now(dt.UTC)
+    return moment.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M")
+
+
+def plan_run_name() -> str:
+    """`plan · événement 1a2b3c4d` (started by a partner batch) or `plan · 10:05` (Paris time)."""
+    params = flow_run.parameters or {}
+    event = params.get("trigger_event")
+    return f"plan · événement {str(event)[:8]}" if event else f"plan · {_paris_time(params.get('now'))}"
+
+
+def dispatch_run_name() -> str:
+    """`dispatch · 10:05` (Paris time)."""
+    return f"dispatch · {_paris_time((flow_run.parameters or {}).get('now'))}"
+
+
+def sirene_run_name() -> str:
+    """`sirene · StockEtablissement 2026-12` (the file's stem and the month of the run)."""
+    import re
+    from pathlib import Path
+
+    params = flow_run.parameters or {}
+    stem = Path(str(params.get("path") or "")).name.split(".")[0]
+    stem = re.sub(r"_utf8$", "", stem) or params.get("kind", "stock")
+    month = (params.get("today") or dt.date.today().isoformat())[:7]
+    return f"sirene · {stem} {month}"
+
+
+def _file_run_name(label: str) -> Callable[[], str]:
+    def name() -> str:
+        from pathlib import Path
+
+        params = flow_run.parameters or {}
+        what = Path(str(params["path"])).name if params.get("path") else (params.get("only") or "")
+        day = params.get("today") or params.get("day") or dt.date.today().isoformat()
+        return " · ".join(part for part in (label, what, day) if part)
+    return name
+
+
+def _publish(artifacts: list[run_reports.Artifact]) -> None:
+    # Prefect's artifact API; everything else about a report is built in orchestrator/run_reports.py.
+    for artifact in artifacts:
+        if artifact.table is not None:
+            create_table_artifact(artifact.table, key=artifact.key, description=artifact.description)
+        else:
+            create_markdown_artifact(artifact.markdown or "", key=artifact.key, description=artifact.description)
+
+
+_json_logger = logging.getLogger("declic.runs")
+
+
+def _log(event: str, text: str, **fields: Any) -> None:
+    """The run's log line: French in the Prefect UI; with DECLIC_LOG_FORMAT=json, also one JSON object per
+    event on stderr (run id, campaign, channel, counts; never an address, a name of a person or a token)."""
+    get_run_logger().info(text)
+    if get_settings().log_format.lower() == "json":
+        if not _json_logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            _json_logger.addHandler(handler)
+            _json_logger.setLevel(logging.INFO)
+            _json_logger.propagate = False
+        run_id = flow_run.get_id()
+        _json_logger.info(run_reports.log_line(
+            "json", event, text, at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            run_id=str(run_id) if run_id else None, run=flow_run.get_name(), flow=flow_run.get_flow_name(),
+            **fields))
+
+
+def _alert_on_repeated_failure(flow, run, state) -> None:
+    """on_failure / on_crashed hook of `plan` and `dispatch`: e-mail the operators at the second failure in
+    a row (orchestrator/alerts.py says why this is a hook and not a Prefect automation)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    try:
+        settings = get_settings()
+        terminal = FlowRunFilterStateType(any_=[StateType.COMPLETED, StateType.FAILED, StateType.CRASHED])
+        with get_client(sync_client=True) as client:
+            earlier = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow.name])),
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(not_any_=[run.id]),
+                                              state=FlowRunFilterState(type=terminal)),
+                deployment_filter=(DeploymentFilter(id=DeploymentFilterId(any_=[run.deployment_id]))
+                                   if run.deployment_id else None),
+                sort=FlowRunSort.END_TIME_DESC, limit=3)
+        states = [state.type.value] + [r.state.type.value for r in earlier if r.state is not None]
+        alert = alerts.run_failed_alert(flow.name, run.name, state.message or state.name, states)
+        if alert is not None:
+            alerts.send_alert(settings, *alert)
+    except Exception:  # noqa: BLE001 (an alert that cannot leave must not hide the run's own failure)
+        logging.getLogger("declic.alerts").exception("alerte d'échec répété non envoyée")
+
+
 # --- planning and dispatch ---
 
 
 @task(name="plan-batch", cache_policy=NONE)
-def plan_batch_task(now: str | None, limit: int | None) -> dict[str, int]:
+def plan_batch_task(now: str | None, limit: int | None) -> tuple[dict[str, int], dict[tuple[int, str], int]]:
     app = bootstrap()
-    return dict(plan_batch(app, now=_now(now), limit=limit))
+    with plan_tally() as by_campaign:
+        counts = plan_batch(app, now=_now(now), limit=limit)
+    return dict(counts), dict(by_campaign)
 
 
 @task(name="dispatch-batches", cache_policy=NONE, retries=2, retry_delay_seconds=[2, 10])
 def dispatch_batches_task(now: str | None, limit: int | None, owner: str,
-                          batches: int) -> tuple[dict[str, int], dict[int, int]]:
+                          batches: int) -> tuple[dict[str, int], dict[int, int], dict[tuple[int, str, str], int]]:
     # Several batches per task run: Prefect's cost is per task run, one SMTP session serves them all, and
     # `dispatch_all` renders the next batch while the current one is on the wire.
     app = bootstrap()
     by_campaign: Counter = Counter()
+    by_outcome: Counter = Counter()
     try:
         counts = dispatch_all(app, now=_now(now), max_batches=batches, limit=limit, owner=owner,
-                              by_campaign=by_campaign)
-        return dict(counts), dict(by_campaign)
+                              by_campaign=by_campaign, by_outcome=by_outcome)
+        return dict(counts), dict(by_campaign), dict(by_outcome)
     finally:
         app.close()
 
 
-@flow(name="plan", log_prints=False)
+@task(name="run-report", cache_policy=NONE, retries=1, retry_delay_seconds=[5])
+def report_task(kind: str, total: dict[str, int], detail: dict, since: str | None = None) -> int:
+    """Publish the run's artifacts (`kind` "plan" or "dispatch"); for dispatch, e-mail the operators about
+    the campaigns paused on their error rate during the run. Returns the campaigns paused during the run."""
+    from store.ops_metrics import campaign_names, paused_campaigns
+
+    app = bootstrap()
+    ids = {key[0] for key in detail}
+    with app.engine.connect() as conn:
+        names = campaign_names(conn, ids)
+        paused = paused_campaigns(conn)
+        fresh = paused_campaigns(conn, since=dt.datetime.fromisoformat(since)) if since else []
+    build = run_reports.plan_artifacts if kind == "plan" else run_reports.dispatch_artifacts
+    _publish(build(total, detail, names, paused))
+    if kind == "dispatch" and total.get("paused_campaigns") and fresh:
+        alert = alerts.paused_alert(fresh)
+        if alert is not None:
+            alerts.send_alert(app.settings, *alert)
+    return len(fresh)
+
+
+@flow(name="plan", log_prints=False, flow_run_name=plan_run_name,
+      on_failure=[_alert_on_repeated_failure], on_crashed=[_alert_on_repeated_failure])
 def plan_flow(now: str | None = None, limit: int | None = None, max_batches: int = 1000,
               trigger_event: str | None = None) -> dict[str, int]:
     """Plan every unplanned trigger event, batch by batch.
 
     `trigger_event` is the id of the Prefect event that started this run (event trigger), for the logs.
     """
-    logger = get_run_logger()
     run = _run_label()
     total: Counter = Counter()
+    by_campaign: Counter = Counter()
     for number in range(1, max_batches + 1):
-        counts = plan_batch_task(now, limit)
+        counts, tally = plan_batch_task(now, limit)
         if not counts:
             break
-        logger.info("flow run %s, plan batch %d (event %s): %s", run, number, trigger_event or "-", counts)
+        _log("plan.batch", f"flow run {run}, plan batch {number} (event {trigger_event or '-'}): {counts}",
+             batch=number, counts=counts)
         total.update(counts)
-    logger.info("flow run %s: planning done, %s", run, dict(total) or "nothing waiting")
+        by_campaign.update(tally)
+    for (campaign_id, outcome), n in sorted(by_campaign.items()):
+        _log("plan.campaign", f"flow run {run}, campaign {campaign_id}: {outcome} {n}",
+             campaign=campaign_id, outcome=outcome, count=n)
+    report_task("plan", dict(total), dict(by_campaign))
+    _log("plan.done", f"flow run {run}: planning done, {dict(total) or 'nothing waiting'}", counts=dict(total))
     return dict(total)
 
 
-@flow(name="dispatch", log_prints=False)
+@flow(name="dispatch", log_prints=False, flow_run_name=dispatch_run_name,
+      on_failure=[_alert_on_repeated_failure], on_crashed=[_alert_on_repeated_failure])
 def dispatch_flow(now: str | None = None, limit: int | None = None, max_batches: int = 1000,
                   batches_per_task: int = 10) -> dict[str, int]:
     """Send every due message, batch by batch (several runs may work at once: claims are row locks)."""
-    logger = get_run_logger()
     run = _run_label()
     owner = worker_id()
+    started = dt.datetime.now(dt.UTC) if now is None else _now(now).astimezone(dt.UTC)
     total: Counter = Counter()
+    by_outcome: Counter = Counter()
     for first in range(1, max_batches + 1, batches_per_task):
         wanted = min(batches_per_task, max_batches - first + 1)
-        counts, by_campaign = dispatch_batches_task(now, limit, owner, wanted)
+        counts, by_campaign, outcomes = dispatch_batches_task(now, limit, owner, wanted)
         if not counts:
             break
-        logger.info("flow run %s, dispatch batches from %d by %s (%s): %s", run, first, owner,
-                    _campaigns(Counter(by_campaign)), counts)
+        _log("dispatch.batches", f"flow run {run}, dispatch batches from {first} by {owner} "
+             f"({_campaigns(Counter(by_campaign))}): {counts}", first_batch=first, counts=counts)
         total.update(counts)
-    logger.info("flow run %s: dispatch done, %s", run, dict(total) or "nothing due")
+        by_outcome.update(outcomes)
+    for (campaign_id, channel, outcome), n in sorted(by_outcome.items()):
+        _log("dispatch.campaign", f"flow run {run}, campaign {campaign_id}, {channel}: {outcome} {n}",
+             campaign=campaign_id, channel=channel, outcome=outcome, count=n)
+    report_task("dispatch", dict(total), dict(by_outcome), since=started.isoformat())
+    _log("dispatch.done", f"flow run {run}: dispatch done, {dict(total) or 'nothing due'}", counts=dict(total))
     return dict(total)
 
 
@@ -130,25 +283,34 @@ def _report(result: Any) -> dict[str, Any]:
 def ingest_task(function: str, path: str, today: str | None) -> dict[str, Any]:
     app = bootstrap()
     day = dt.date.fromisoformat(today) if today else app.clock().date()
-    return _report(_intake(function)(app.engine, path, today=day))
+    first = run_reports.FirstRejects()
+    report = _report(_intake(function)(app.engine, path, today=day, rejects=first))
+    return {**report, "first_rejects": first.rows}
 
 
-@flow(name="ingest-sirene", log_prints=False)
-def sirene_flow(path: str, kind: str = "stock", today: str | None = None) -> dict[str, Any]:
-    """Ingest a Sirene StockEtablissement file (`kind` "stock", monthly) or a daily update file."""
-    report = ingest_task("triggers.ingest:ingest_sirene", path, today)
-    get_run_logger().info("flow run %s: Sirene %s %s: %s", _run_label(), kind, path, report)
+def _ingest_report(source: str, what: str, report: dict[str, Any]) -> dict[str, Any]:
+    # The artifacts of an ingest run; the flow's return value stays the ingest report itself.
+    report = dict(report)
+    first = report.pop("first_rejects", [])
+    _publish(run_reports.ingest_artifacts(source, what, report, first))
+    _log(f"ingest.{source}", f"flow run {_run_label()}: {source} {what}: {report}", source=source,
+         read=report.get("read", 0), accepted=report.get("accepted", 0), rejected=report.get("rejected", {}),
+         events=report.get("events", {}))
     return report
 
 
-@flow(name="ingest-bodacc", log_prints=False)
+@flow(name="ingest-sirene", log_prints=False, flow_run_name=sirene_run_name)
+def sirene_flow(path: str, kind: str = "stock", today: str | None = None) -> dict[str, Any]:
+    """Ingest a Sirene StockEtablissement file (`kind` "stock", monthly) or a daily update file."""
+    return _ingest_report("sirene", f"{kind} {path}", ingest_task("triggers.ingest:ingest_sirene", path, today))
+
+
+@flow(name="ingest-bodacc", log_prints=False, flow_run_name=_file_run_name("bodacc"))
 def bodacc_flow(path: str | None = None, today: str | None = None) -> dict[str, Any]:
     """Ingest a BODACC file, or, without a path, poll the built-in BODACC API feed."""
     if path is None:
         return watch_feeds_flow.fn(only="bodacc")
-    report = ingest_task("triggers.ingest:ingest_bodacc", path, today)
-    get_run_logger().info("flow run %s: BODACC %s: %s", _run_label(), path, report)
-    return report
+    return _ingest_report("bodacc", path, ingest_task("triggers.ingest:ingest_bodacc", path, today))
 
 
 @task(name="deadline-events", cache_policy=NONE)
@@ -159,31 +321,38 @@ def deadlines_task(today: str | None) -> dict[str, Any]:
     return {"due": [f"{deadline.id} J-{offset}" for deadline, offset in run.due], **_report(run.report)}
 
 
-@flow(name="deadlines", log_prints=False)
+@flow(name="deadlines", log_prints=False, flow_run_name=_file_run_name("échéances"))
 def deadlines_flow(today: str | None = None) -> dict[str, Any]:
     """Emit today's reminders of the regulatory calendar to the businesses they concern."""
-    report = deadlines_task(today)
-    get_run_logger().info("flow run %s: regulatory calendar on %s: %s", _run_label(), today or "today",
-                          report)
-    return report
+    return _ingest_report("deadlines", f"calendrier du {today or 'jour'}", deadlines_task(today))
 
 
 @task(name="watch-feeds", cache_policy=NONE)
 def watch_feeds_task(only: str | None, now: str | None) -> list[dict[str, Any]]:
+    """Watch the due feeds; e-mail the operators about those now failing for a day (orchestrator/alerts.py)."""
     from orchestrator.feeds import watch_due_feeds
+    from store.ops_metrics import feed_marks
 
     app = bootstrap()
-    return watch_due_feeds(app, now=_now(now), only=only)
+    with app.engine.connect() as conn:
+        before = feed_marks(conn)
+    outcomes = watch_due_feeds(app, now=_now(now), only=only)
+    failing = alerts.failing_feeds(before, outcomes, (_now(now) or app.clock()).astimezone(dt.UTC))
+    alert = alerts.feeds_alert(failing)
+    if alert is not None:
+        alerts.send_alert(app.settings, *alert)
+    return outcomes
 
 
-@flow(name="watch-feeds", log_prints=False)
+@flow(name="watch-feeds", log_prints=False, flow_run_name=_file_run_name("flux"))
 def watch_feeds_flow(only: str | None = None, now: str | None = None) -> dict[str, Any]:
     """Fetch every due feed (partner files, BODACC and Sirene APIs) and ingest what changed."""
-    logger = get_run_logger()
     run = _run_label()
     outcomes = watch_feeds_task(only, now)
     for outcome in outcomes:
-        logger.info("flow run %s, feed %s: %s", run, outcome["feed"], outcome["state"])
+        _log("feeds.feed", f"flow run {run}, feed {outcome['feed']}: {outcome['state']}", feed=outcome["feed"],
+             failed=bool(outcome.get("failed")), events=outcome.get("events", 0))
+    _publish(run_reports.feeds_artifacts(outcomes))
     return {"feeds": len(outcomes), "events": sum(o.get("events", 0) for o in outcomes),
             "failed": sum(o.get("failed", False) for o in outcomes)}
 
@@ -193,16 +362,22 @@ def watch_feeds_flow(only: str | None = None, now: str | None = None) -> dict[st
 
 @task(name="metrics-rollup", cache_policy=NONE)
 def rollup_task(day: str | None) -> dict[str, Any]:
+    from store.ops_metrics import rollup_summary
+
     app = bootstrap()
     when = dt.date.fromisoformat(day) if day else (app.clock() - dt.timedelta(days=1)).date()
-    return _report(_intake("web.metrics:rollup")(app.engine, when))
+    report = _report(_intake("web.metrics:rollup")(app.engine, when))
+    with app.engine.connect() as conn:
+        _publish(run_reports.rollup_artifacts(report.get("day"), rollup_summary(conn)))
+    return report
 
 
-@flow(name="metrics-rollup", log_prints=False)
+@flow(name="metrics-rollup", log_prints=False, flow_run_name=_file_run_name("indicateurs"))
 def rollup_flow(day: str | None = None) -> dict[str, Any]:
     """Compute the nightly metrics rollups (yesterday by default)."""
     report = rollup_task(day)
-    get_run_logger().info("flow run %s: metrics rollup for %s: %s", _run_label(), day or "yesterday", report)
+    _log("rollup.done", f"flow run {_run_label()}: metrics rollup for {day or 'yesterday'}: {report}",
+         rows=report.get("rollup_rows", 0))
     return report
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.bootstrap import App
 from orchestrator.planner import DEFAULT_POLICY, CampaignRule, Candidate, Policy, plan, plan_followups
+from orchestrator.run_tally import note_followups, note_plan
 from orchestrator.schedule import due_occurrence
 from store.journeys import ambassador_views, offer_views
 from store.planning import (
@@ -71,6 +72,7 @@ def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, li
                    ambassadors=ambassador_views(conn, now), offers=offer_views(conn))
     counts = Counter(apply_plan(conn, decided, event_ids, now))
     counts.update(f"skipped_{s.reason}" for s in decided.skipped)
+    note_plan(conn, decided)
     return counts
 
 
@@ -85,6 +87,7 @@ def _plan_followups(conn, rules: list[CampaignRule], now: dt.datetime, limit: in
                                history=message_history(conn, views, since), policy=policy)
     counts = Counter(apply_followups(conn, decisions, now))
     counts.update(f"stopped_{d.reason}" for d in decisions if d.reason)
+    note_followups(conn, decisions)
     return counts
 
 
@@ -127,6 +130,7 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
                            now)
         counts.update({f"occurrence_{k}": v for k, v in applied.items() if k != "events"})
         counts.update(f"skipped_{s.reason}" for s in decided.skipped)
+        note_plan(conn, decided)
         counts["occurrences_done"] += int(done)
         return counts  # one slice per call: triggered journeys get their turn between slices
     return counts
