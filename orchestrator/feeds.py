@@ -106,7 +106,7 @@ def ingest_body(app: App, feed: FeedRow, path: Path, today: dt.date):
         if feed.format == "partner-csv":
             return ingest.import_partner_file(app.engine, path, partner=feed.partner)
         if feed.format == "partner-json":
-            return ingest_partner_json(app, feed, path)
+            return ingest_partner_json(app, feed, path, today)
         if feed.format in ("sirene", "sirene-api"):
             return ingest.ingest_sirene(app.engine, path, today=today)
         if feed.format in ("bodacc", "bodacc-api"):
@@ -116,13 +116,14 @@ def ingest_body(app: App, feed: FeedRow, path: Path, today: dt.date):
     raise IngestFailed(f"format inconnu: {feed.format}")
 
 
-def ingest_partner_json(app: App, feed: FeedRow, path: Path):
+def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date | None = None):
     """A partner's JSON feed: the body of the partner API (`{"events": [...]}`) or a bare array of items,
-    validated item by item by the API's own schema and stored through the API's own writer."""
+    through the one partner intake: each item validated by the API's own schema, the partner's scope (types
+    and territory, `PartnerScope`) and its effects (`store_with_effects`), as the API and partner files."""
     from sqlalchemy import select
 
-    from store.events import store_events
     from store.models import Partner
+    from triggers.intake import PartnerScope, store_with_effects
     from triggers.model import Reject
     from triggers.partner_api import validate_item
     from triggers.report import IngestReport
@@ -140,24 +141,34 @@ def ingest_partner_json(app: App, feed: FeedRow, path: Path):
     items = body.get("events") if isinstance(body, dict) else body
     if not isinstance(items, list):
         raise ValueError('un tableau d\'événements ou un objet {"events": [...]} est attendu')
-    report, valid = IngestReport(read=len(items)), []
-    for number, raw in enumerate(items, start=1):
-        out = validate_item(raw, f"partner:{partner.id}", partner.name, number)
-        if isinstance(out, Reject):
-            report.reject(out)
-        elif partner.allowed_types and out.type not in partner.allowed_types:
-            report.reject(Reject(number, "type", f"type non autorisé pour ce partenaire: {out.type}"))
-        else:
-            valid.append(out)
-    report.accepted = len(valid)
-    for start in range(0, len(valid), 500):
-        part = valid[start : start + 500]
-        for stored, event in zip(store_events(app.engine, part, partner_id=partner.id), part, strict=True):
+    scope = PartnerScope(tuple(partner.allowed_types or ()), tuple(partner.territory or ()))
+    report = IngestReport(read=len(items))
+    for start in range(0, len(items), 500):
+        checked = []
+        for number, raw in enumerate(items[start : start + 500], start=start + 1):
+            out = validate_item(raw, f"partner:{partner.id}", partner.name, number)
+            if isinstance(out, Reject):
+                report.reject(out)
+            else:
+                checked.append((number, out))
+        # Checked after the previous part is stored, so this part's scope sees the businesses it created.
+        valid = []
+        for (number, event), refused in zip(checked, scope.rejects(app.engine, [e for _, e in checked]),
+                                            strict=True):
+            if refused is not None:
+                report.reject(Reject(number, refused.field, refused.reason))
+            else:
+                valid.append(event)
+        report.accepted += len(valid)
+        stored_all = store_with_effects(app.engine, valid, partner_id=partner.id, today=today) if valid else []
+        for stored, event in zip(stored_all, valid, strict=True):
             if stored.status == "duplicate":
                 report.skipped["already stored"] += 1
             else:
                 report.events[event.type] += 1
                 report.stored += 1
+                if stored.status == "pending":
+                    report.events["pending (business not known yet)"] += 1
     report.check()
     return report
 

@@ -1,11 +1,16 @@
-"""Bulk upsert of business facts: what a door knows fills in, never erases what another door knew."""
+"""Bulk upsert of business facts: what a door knows fills in, never erases what another door knew.
+
+A partner's facts are held to more: on a business it did not create, or that Sirene placed since, it fills
+blanks in but never overwrites a name, a trade, an address or the commune (those become proposals).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
 from segments.taxonomy import family_for_naf
@@ -63,13 +68,49 @@ def business_row(facts: BusinessFacts) -> dict:
     return row
 
 
-def upsert_businesses(conn: Connection, facts: Iterable[BusinessFacts], chunk: int = 500) -> dict[str, int]:
-    """Insert or merge businesses; returns {siret: business id} for every SIRET given."""
+# Registry facts: a partner fills them in on a business it does not own, never overwrites them.
+_REGISTRY = (
+    "name", "naf_code", "naf25_code", "metier_family", "tranche_effectifs", "employer", "creation_date",
+    "street", "postal_code", "city", "address_source",
+)
+_PLACE = ("commune_code", "epci_code", "departement_code", "region_code")
+# Contact points: a partner's newer address replaces the stored one (opt-outs follow the business).
+_CONTACT = ("email", "email_source", "phone", "phone_source")
+# Details a partner may propose without applying them (see `partner_may_place` and `BusinessProposal`).
+PROPOSED = ("name", "naf_code", "commune_code", "street", "postal_code", "city")
+
+
+def merge_row(old: dict, new: dict) -> dict:
+    """Two rows for one SIRET merged: what the later one says wins, what it leaves out keeps the earlier value."""
+    out = dict(old)
+    for key, value in new.items():
+        if key in ("do_not_contact", "phone_consent"):
+            out[key] = bool(old.get(key)) or bool(value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def upsert_businesses(conn: Connection, facts: Iterable[BusinessFacts], chunk: int = 500, *,
+                      created_by: str | None = None) -> dict[str, int]:
+    """Insert or merge businesses; returns {siret: business id} for every SIRET given.
+
+    Without `created_by` (Sirene-like trusted loads) what is given fills in and replaces what is stored.
+    With it (a partner's events, "partner:<id>") the row is marked as that partner's when it creates it,
+    and on an existing business the partner only fills registry facts in, changes the place only of its own
+    business not yet placed by Sirene (or of one nobody placed), and replaces contact points.
+    An absent detail (None) never erases a stored one, within a batch as across batches.
+    """
     rows_by_siret: dict[str, dict] = {}
     for f in facts:
-        rows_by_siret[f.siret] = business_row(f)  # the last word on a SIRET within a batch wins
+        row = business_row(f)
+        if created_by is not None:
+            row["created_by"] = created_by
+            row["state"] = None  # a partner closes a business with a closure event, never with its details
+        known = rows_by_siret.get(f.siret)
+        rows_by_siret[f.siret] = merge_row(known, row) if known else row
     ids: dict[str, int] = {}
-    rows = list(rows_by_siret.values())
+    rows = [rows_by_siret[s] for s in sorted(rows_by_siret)]  # one lock order for concurrent batches
     # Rows that state "active"/"closed" may change it; rows that do not keep the stored state.
     with_state = [r for r in rows if r["state"] is not None]
     without_state = [r for r in rows if r["state"] is None]
@@ -79,25 +120,93 @@ def upsert_businesses(conn: Connection, facts: Iterable[BusinessFacts], chunk: i
                 row["created_at"] = row["updated_at"]
                 row["state"] = row["state"] or "active"
             # DO UPDATE returns the row whether it was inserted or merged: no second query for the ids.
-            result = conn.execute(_upsert(conn.dialect.name, sets_state), part)
+            result = conn.execute(_upsert(conn.dialect.name, sets_state, created_by is not None), part)
             ids.update({siret: id_ for id_, siret in result})
     return ids
 
 
-@lru_cache(maxsize=8)
-def _upsert(dialect: str, sets_state: bool):
+@lru_cache(maxsize=16)
+def _upsert(dialect: str, sets_state: bool, partner: bool = False):
     # Built once per dialect: constructing this statement costs more than running it for one row.
     stmt = insert_for_dialect(dialect, BUSINESS)
     excluded = stmt.excluded
-    update = {c: func.coalesce(excluded[c], BUSINESS.c[c]) for c in _MERGED if c != "state"}
-    if sets_state:
-        update["state"] = excluded.state
+    b = BUSINESS.c
+    if partner:
+        # The partner's own business, not placed by Sirene yet (Sirene always says whether it is a head office).
+        owner = and_(b.head_office.is_(None), b.created_by == excluded.created_by)
+        may_place = and_(excluded.commune_code.is_not(None),
+                         or_(owner, and_(b.commune_code.is_(None), b.head_office.is_(None))))
+        update = {c: case((owner, func.coalesce(excluded[c], b[c])), else_=func.coalesce(b[c], excluded[c]))
+                  for c in _REGISTRY}
+        update.update({c: case((may_place, excluded[c]), else_=b[c]) for c in _PLACE})
+        update.update({c: func.coalesce(excluded[c], b[c]) for c in _CONTACT})
+    else:
+        update = {c: func.coalesce(excluded[c], b[c]) for c in _MERGED if c != "state"}
+        if sets_state:
+            update["state"] = excluded.state
     update["updated_at"] = excluded.updated_at
     # A "not to contact" mark is sticky; consent once given by a partner stays true.
-    update["do_not_contact"] = BUSINESS.c.do_not_contact | excluded.do_not_contact
-    update["phone_consent"] = BUSINESS.c.phone_consent | excluded.phone_consent
-    return stmt.on_conflict_do_update(index_elements=["siret"], set_=update).returning(BUSINESS.c.id,
-                                                                                        BUSINESS.c.siret)
+    update["do_not_contact"] = b.do_not_contact | excluded.do_not_contact
+    update["phone_consent"] = b.phone_consent | excluded.phone_consent
+    return stmt.on_conflict_do_update(index_elements=["siret"], set_=update).returning(b.id, b.siret)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDetails:
+    """What the store knows of a business before a partner's event changes it."""
+
+    id: int
+    siret: str
+    name: str | None
+    naf_code: str | None
+    commune_code: str | None
+    street: str | None
+    postal_code: str | None
+    city: str | None
+    email: str | None
+    phone: str | None
+    head_office: bool | None
+    created_by: str | None
+
+    def owned_by(self, source: str) -> bool:
+        """True when `source` ("partner:<id>") created it and Sirene has not placed it since."""
+        return self.head_office is None and self.created_by == source
+
+    def partner_may_place(self, source: str) -> bool:
+        """True when a commune sent by `source` is applied (its own business, or one nobody placed)."""
+        return self.owned_by(source) or (self.commune_code is None and self.head_office is None)
+
+
+def stored_details(conn: Connection, sirets: Iterable[str]) -> dict[str, StoredDetails]:
+    """The stored details of the known businesses among `sirets` (one query per 900)."""
+    cols = [BUSINESS.c[f.name] for f in fields(StoredDetails)]
+    out: dict[str, StoredDetails] = {}
+    for part in chunks(sorted(set(sirets)), 900):
+        for row in conn.execute(select(*cols).where(BUSINESS.c.siret.in_(part))):
+            out[row.siret] = StoredDetails(*row)
+    return out
+
+
+def partner_proposals(stored: StoredDetails, facts: BusinessFacts, source: str) -> list[tuple[str, str | None, str]]:
+    """(field, stored value, proposed value) for each detail `facts` would change but a partner may not.
+
+    Mirrors the partner upsert: registry facts only fill in, the place changes only where the partner
+    may place (`StoredDetails.partner_may_place`).
+    """
+    if stored.owned_by(source):
+        return []
+    row = business_row(facts)
+    out = []
+    for name in PROPOSED:
+        proposed, current = row.get(name), getattr(stored, name)
+        if proposed is None or proposed == current:
+            continue
+        if name == "commune_code":
+            if not stored.partner_may_place(source):
+                out.append((name, current, proposed))
+        elif current is not None:
+            out.append((name, current, str(proposed)))
+    return out
 
 
 def ids_for_sirets(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:

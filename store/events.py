@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from store.businesses import ids_for_sirets, upsert_businesses
+from store.businesses import StoredDetails, partner_proposals, stored_details, upsert_businesses
 from store.models import Partner, TriggerEvent, utcnow
+from store.proposals import record_proposals
 from store.sql import chunks, insert_for_dialect
+from store.suppressions import inherit_suppressions, normalize_address
 from triggers.model import CONVERSION_TYPES, EventIn
 
 EVENTS = TriggerEvent.__table__
@@ -85,20 +87,28 @@ def store_events(engine: Engine, events: Sequence[EventIn], partner_id: int | No
 def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int | None = None) -> list[Stored]:
     """`store_events` inside the caller's transaction (so what follows from the events commits with them).
 
-    Concurrent calls with the same (source, external_id) store it once: the unique constraint decides,
-    and the loser reports "duplicate".
+    The event rows go in first: only the events actually stored (not duplicates, whether from this batch,
+    an earlier one or a concurrent call, which the unique constraint decides) apply the business details
+    they carry. A duplicate changes nothing. A partner's details are applied by the partner rules of
+    `upsert_businesses` (what it may not change is recorded as a proposal), and a new contact address of
+    a business that opted out is opted out too.
     """
     if not events:
         return []
-    facts = [e.business for e in events if e.business is not None]
-    business_ids = upsert_businesses(conn, facts) if facts else {}
-    missing = {e.siret for e in events if e.siret and e.siret not in business_ids}
-    if missing:
-        business_ids.update(ids_for_sirets(conn, missing))
+    fates: list[str | None] = [None] * len(events)
+    first: dict[tuple[str, str], int] = {}
+    for i, e in enumerate(events):
+        if (e.source, e.external_id) in first:
+            fates[i] = "duplicate"  # the same event twice in one batch: the first copy speaks
+        else:
+            first[(e.source, e.external_id)] = i
+    news = [events[i] for i in first.values()]
+    with_facts = [e for e in news if e.business is not None]
+    stored = stored_details(conn, {e.siret for e in news if e.siret}) if news else {}
     now = utcnow()
     rows = []
-    for e in events:
-        business_id = business_ids.get(e.siret) if e.siret else None
+    for e in news:
+        known = stored.get(e.siret) if e.siret else None
         rows.append({
             "source": e.source,
             "partner_id": partner_id,
@@ -106,26 +116,68 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
             "type": e.type,
             "siret": e.siret,
             "siren": e.siren or (e.siret[:9] if e.siret else None),
-            "business_id": business_id,
+            "business_id": known.id if known else None,
             "occurred_on": e.occurred_on,
             "received_at": now,
-            "status": "accepted" if business_id else "pending",
+            "status": "accepted" if known else "pending",
             # Conversions are attributed by the metrics, not planned into journeys.
             "planned": e.type in CONVERSION_TYPES,
             "payload": e.payload,
         })
     inserted: dict[tuple[str, str], int] = {}
-    for part in chunks(rows, 500):
+    ordered = sorted(rows, key=lambda r: (r["source"], r["external_id"]))  # one lock order for concurrent calls
+    for part in chunks(ordered, 500):
         result = conn.execute(_insert_events(conn.dialect.name), part)
         inserted.update({(s, x): i for i, s, x in result})
-    out = []
-    reported: set[tuple[str, str]] = set()
-    for row in rows:
-        key = (row["source"], row["external_id"])
-        event_id = inserted.get(key)
-        if event_id is None or key in reported:
-            out.append(Stored(row["external_id"], "duplicate"))
+    applied = [e for e in with_facts if (e.source, e.external_id) in inserted]
+    ids = {siret: d.id for siret, d in stored.items()}
+    if applied:
+        ids.update(_apply_details(conn, applied, stored, inserted, partner_id))
+        # Events stored as pending whose business their own details just created: attach them.
+        attach = [{"eid": inserted[(e.source, e.external_id)], "bid": ids[e.siret]}
+                  for e in news if (e.source, e.external_id) in inserted and e.siret not in stored and e.siret in ids]
+        if attach:
+            conn.execute(update(EVENTS).where(EVENTS.c.id == bindparam("eid"))
+                         .values(business_id=bindparam("bid"), status="accepted"), attach)
+    out: list[Stored] = []
+    for i, e in enumerate(events):
+        event_id = inserted.get((e.source, e.external_id)) if fates[i] is None else None
+        if event_id is None:
+            out.append(Stored(e.external_id, "duplicate"))
         else:
-            reported.add(key)
-            out.append(Stored(row["external_id"], "accepted" if row["status"] == "accepted" else "pending", event_id))
+            out.append(Stored(e.external_id, "accepted" if e.siret in ids else "pending", event_id))
     return out
+
+
+def _apply_details(conn: Connection, events: Sequence[EventIn], stored: dict[str, StoredDetails],
+                   inserted: dict[tuple[str, str], int], partner_id: int | None) -> dict[str, int]:
+    """Apply the business details of newly stored events; returns {siret: business id}.
+
+    For a partner: what it may not change is recorded as a proposal, and where it brings a new e-mail or
+    phone number to a business that opted out of that channel, the new address is opted out as well.
+    """
+    if partner_id is None:
+        return upsert_businesses(conn, [e.business for e in events if e.business is not None])
+    proposals, fresh = [], []
+    for e in events:
+        facts, known = e.business, stored.get(e.siret or "")
+        if facts is None or known is None:
+            continue
+        for name, current, proposed in partner_proposals(known, facts, e.source):
+            proposals.append({"business_id": known.id, "partner_id": partner_id,
+                              "event_id": inserted[(e.source, e.external_id)], "field": name,
+                              "current_value": current, "proposed_value": proposed})
+        for contact in facts.contacts:
+            if contact.kind in ("email", "phone"):
+                was = known.email if contact.kind == "email" else known.phone
+                if normalize_address(contact.kind, contact.value) != normalize_address(contact.kind, was or ""):
+                    fresh.append((known.id, contact.kind, contact.value))
+    if fresh:  # before the upsert: the addresses the business had are still the stored ones
+        inherit_suppressions(conn, fresh, source=f"partner:{partner_id}")
+    if proposals:
+        record_proposals(conn, proposals)
+    ids: dict[str, int] = {}
+    for source in sorted({e.source for e in events}):
+        ids.update(upsert_businesses(conn, [e.business for e in events if e.source == source and e.business],
+                                     created_by=source))
+    return ids

@@ -97,6 +97,8 @@ class Business(SQLModel, table=True):
     postal_code: str | None = Field(default=None, max_length=10)
     city: str | None = None
     address_source: str | None = Field(default=None, max_length=60)
+    # The partner whose event created the row ("partner:<id>"); it may correct the row until Sirene places it.
+    created_by: str | None = Field(default=None, max_length=60)
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -138,6 +140,19 @@ class TriggerEvent(SQLModel, table=True):
     status: str = Field(default="accepted", max_length=12)  # accepted | pending (business unknown yet)
     planned: bool = False  # the planner has looked at it
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class BusinessProposal(SQLModel, table=True):
+    """A detail a partner sent that was not applied (a commune over Sirene's, a name over another's): kept to see."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    business_id: int = Field(foreign_key="business.id", index=True)
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    event_id: int | None = Field(default=None, foreign_key="triggerevent.id")
+    field: str = Field(max_length=30)  # commune_code | name | naf_code | street | postal_code | city
+    current_value: str | None = Field(default=None, max_length=200)
+    proposed_value: str = Field(max_length=200)
+    created_at: dt.datetime = Field(default_factory=utcnow)
 
 
 class Campaign(SQLModel, table=True):

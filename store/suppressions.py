@@ -1,16 +1,23 @@
-"""Opt-outs: global and permanent for an address or number, whatever campaign or tenant sent."""
+"""Opt-outs: global and permanent for an address or number, whatever campaign or tenant sent.
+
+They follow the business too: a new e-mail or number for a business that opted out of that channel is
+opted out when it arrives (`inherit_suppressions`), so a new address never lifts an opt-out.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from store.models import Interaction, Message, Suppression, utcnow
-from store.sql import insert_for
+from store.models import Business, Interaction, Message, Suppression, utcnow
+from store.sql import chunks, insert_for
 
 SUPPRESSIONS = Suppression.__table__
 MESSAGES = Message.__table__
 INTERACTIONS = Interaction.__table__
+BUSINESS = Business.__table__
 
 # Channels that share one address space: an opt-out by SMS also stops calls to that number.
 ADDRESS_KIND = {"email": "email", "sms": "phone", "call": "phone", "letter": "postal", "webhook": "webhook"}
@@ -47,6 +54,49 @@ def suppressed_among(conn: Connection, kind: str, addresses: list[str]) -> set[s
         select(SUPPRESSIONS.c.address).where(SUPPRESSIONS.c.channel == kind, SUPPRESSIONS.c.address.in_(wanted))
     )
     return {r[0] for r in rows}
+
+
+def opted_out_kinds(conn: Connection, business_ids: Iterable[int]) -> dict[int, set[str]]:
+    """For each business, the address kinds ("email", "phone") it opted out of: through its stored address
+    or any address it was written to."""
+    ids = sorted(set(business_ids))
+    addresses: dict[tuple[str, str], set[int]] = {}
+    for part in chunks(ids, 900):
+        for id_, email, phone in conn.execute(select(BUSINESS.c.id, BUSINESS.c.email, BUSINESS.c.phone)
+                                              .where(BUSINESS.c.id.in_(part))):
+            if email:
+                addresses.setdefault(("email", normalize_address("email", email)), set()).add(id_)
+            if phone:
+                addresses.setdefault(("phone", normalize_address("phone", phone)), set()).add(id_)
+        for id_, channel, recipient in conn.execute(
+                select(MESSAGES.c.business_id, MESSAGES.c.channel, MESSAGES.c.recipient).distinct()
+                .where(MESSAGES.c.business_id.in_(part), MESSAGES.c.recipient.is_not(None))):
+            kind = ADDRESS_KIND.get(channel, channel)
+            if kind in ("email", "phone"):
+                addresses.setdefault((kind, normalize_address(kind, recipient)), set()).add(id_)
+    out: dict[int, set[str]] = {}
+    for kind in ("email", "phone"):
+        wanted = sorted(a for k, a in addresses if k == kind)
+        for part in chunks(wanted, 900):
+            for address in suppressed_among(conn, kind, part):
+                for id_ in addresses[(kind, address)]:
+                    out.setdefault(id_, set()).add(kind)
+    return out
+
+
+def inherit_suppressions(conn: Connection, fresh: Iterable[tuple[int, str, str]], source: str | None = None) -> int:
+    """Opt out the new addresses (business id, "email" | "phone", address) of businesses that opted out of
+    that kind; call it before the new addresses replace the stored ones. Returns how many were opted out."""
+    fresh = list(fresh)
+    if not fresh:
+        return 0
+    kinds = opted_out_kinds(conn, {b for b, _, _ in fresh})
+    done = 0
+    for business_id, kind, address in fresh:
+        if kind in kinds.get(business_id, ()):
+            suppress(conn, kind, address, "inherited", source or f"business:{business_id}")
+            done += 1
+    return done
 
 
 def unsubscribe_message(conn: Connection, message_id: int, source: str = "unsubscribe_link") -> bool:

@@ -23,6 +23,18 @@ BUSINESS = Business.__table__
 EVENTS = TriggerEvent.__table__
 
 
+UNPLACED = "établissement déjà connu, sans commune: impossible de vérifier qu'il est dans votre territoire"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPlace:
+    """Where the store places a business, and who may still place it."""
+
+    commune_code: str | None
+    head_office: bool | None  # set by Sirene: a business Sirene placed
+    created_by: str | None  # the partner whose event created it ("partner:<id>")
+
+
 @dataclass(frozen=True)
 class PartnerScope:
     """A partner's scope (allowed types, territory), read once and applied in memory to many events.
@@ -36,22 +48,36 @@ class PartnerScope:
     def rejects(self, engine: Engine, events: Sequence[EventIn]) -> list[Reject | None]:
         """For each event, why it is outside the scope (type, territory), or None.
 
-        Where the business is comes from the event, else from the store (one bulk read); unknown places are
-        let in and judged when Sirene places the business.
+        A business the store knows is judged where the store places it, whatever the event says: a partner
+        attaches events only to businesses inside its territory, or to its own (created by its events and
+        not placed by Sirene since), judged on the place it gives. A known business with no known place that
+        is not its own is refused. A business nobody knows is judged on the event's commune; without one
+        it is let in (pending) until Sirene places it. One bulk store read per call.
         """
-        known: dict[str, str | None] = {}
+        known: dict[str, StoredPlace] = {}
         if self.territory:
             allowed = self.allowed_types  # a type already refused needs no place
-            missing = sorted({e.siret for e in events if e.siret and not (e.business and e.business.commune_code)
-                              and (not allowed or e.type in allowed)})
-            if missing:
+            wanted = sorted({e.siret for e in events if e.siret and (not allowed or e.type in allowed)})
+            if wanted:
                 with engine.connect() as conn:
-                    for part in chunks(missing, 900):
-                        known.update(conn.execute(select(BUSINESS.c.siret, BUSINESS.c.commune_code)
-                                                  .where(BUSINESS.c.siret.in_(part))).all())
+                    for part in chunks(wanted, 900):
+                        known.update((r.siret, StoredPlace(r.commune_code, r.head_office, r.created_by))
+                                     for r in conn.execute(select(BUSINESS.c.siret, BUSINESS.c.commune_code,
+                                                                  BUSINESS.c.head_office, BUSINESS.c.created_by)
+                                                           .where(BUSINESS.c.siret.in_(part))))
         out = []
         for e in events:
-            commune = (e.business.commune_code if e.business else None) or known.get(e.siret or "")
+            said = e.business.commune_code if e.business else None
+            place = known.get(e.siret or "")
+            if place is None:
+                commune = said
+            elif place.head_office is None and place.created_by == e.source:
+                commune = said or place.commune_code
+            else:
+                commune = place.commune_code
+                if commune is None and self.territory and (not self.allowed_types or e.type in self.allowed_types):
+                    out.append(Reject(None, "siret", UNPLACED))
+                    continue
             out.append(scope_reject(e, allowed_types=self.allowed_types, territory=self.territory,
                                     commune_code=commune))
         return out

@@ -92,7 +92,9 @@ def test_file_scope_same_rejects_one_store_read_per_chunk(engine, tmp_path):
     assert sink.rejects[1].reason == "hors du territoire du partenaire: commune 29019"
     assert sink.rejects[1].raw == f"placed-elsewhere;creation;{s[1]};2026-11-02;"
     assert report.events["creation"] == 4 and report.events["pending (business not known yet)"] == 1
-    assert len(reads) == 2  # one per chunk of four rows, not one per row
+    # Per chunk of four rows, not per row: the scope's read of places, and the store's read of what it knows
+    # before applying the rows' details (a partner may not overwrite another's).
+    assert len(reads) == 4
 
 
 def test_api_and_file_use_the_same_scope_rule(engine, tmp_path):
