@@ -156,6 +156,53 @@ def read_partner_chunks(
         yield checked()
 
 
+class _Lines:
+    """The lines of a text stream as the CSV reader pulls them, kept until taken (the current row's text),
+    and whether the stream has ended (the reader asked past the last line)."""
+
+    def __init__(self, stream) -> None:
+        self._lines = iter(stream)
+        self._taken: list[str] = []
+        self.ended = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self._lines)
+        except StopIteration:
+            self.ended = True
+            raise
+        self._taken.append(line)
+        return line
+
+    def take(self) -> str:
+        text = "".join(self._taken)
+        self._taken.clear()
+        return text
+
+
+def _open_quote(text: str, delimiter: str) -> bool:
+    """True when `text` (one or more whole rows) ends inside a quoted field, read as the csv module does
+    (`""` is a quote inside a quoted field; a quote elsewhere than at a field's start is plain text)."""
+    start, quoted, closing = True, False, False
+    for char in text:
+        if quoted:
+            if closing:
+                closing = False
+                if char != '"':  # the quote closed the field
+                    quoted = False
+                    start = char in (delimiter, "\n", "\r")
+            elif char == '"':
+                closing = True
+        elif start and char == '"':
+            quoted, start = True, False
+        else:
+            start = char in (delimiter, "\n", "\r")
+    return quoted and not closing
+
+
 def _report(
     reject: Reject, line: int, raw: str, stats: PartnerStats, on_reject: Callable[[Reject], None] | None
 ) -> None:
@@ -184,13 +231,25 @@ def _rows(
                 if unknown:
                     parts.append("unknown columns: " + ", ".join(unknown))
                 raise PartnerFileError(f"{path.name}: {'; '.join(parts)} (expected: {';'.join(COLUMNS)})")
-            reader = csv.reader(stream, delimiter=delimiter)
+            lines = _Lines(stream)
+            reader = csv.reader(lines, delimiter=delimiter)
+            ended = 1  # the last physical line of the previous row (the header)
             for values in reader:
                 line = reader.line_num + 1  # the header line was read apart
+                first_line, ended = ended + 1, line
+                text = lines.take()
                 if not any(v.strip() for v in values):
                     continue
                 stats.read += 1
                 raw = delimiter.join(values)[:500]
+                if lines.ended and _open_quote(text, delimiter):
+                    # The reader closes a field left open at the end of the file without a word: the file
+                    # was cut inside this row, whose last field is not what the partner sent.
+                    field = header[min(len(values), len(header)) - 1] if values else "row"
+                    reason = ("ligne coupée: le fichier s'arrête dans un champ entre guillemets jamais refermé "
+                              "(fichier tronqué ?); renvoyez la ligne complète")
+                    yield first_line, raw, Reject(line=first_line, field=field, reason=reason, raw=raw)
+                    continue
                 if len(values) != len(header):
                     reason = f"wrong column count ({len(values)} instead of {len(header)})"
                     yield line, raw, Reject(line=line, field="row", reason=reason, raw=raw)
