@@ -82,10 +82,12 @@ def ops_figures(conn: Connection, now: dt.datetime, lag_window: dt.timedelta = d
     """The store's operations figures at `now` (aware UTC)."""
     out = OpsFigures()
     names = dict(conn.execute(select(PARTNERS.c.id, PARTNERS.c.name)).all())
-    for partner_id, status, n in conn.execute(
-            select(EVENTS.c.partner_id, EVENTS.c.status, func.count())
-            .where(EVENTS.c.partner_id.is_not(None)).group_by(EVENTS.c.partner_id, EVENTS.c.status)):
-        out.partner_events[(names.get(partner_id, str(partner_id)), status)] = n
+    for source, status, n in conn.execute(
+            select(EVENTS.c.source, EVENTS.c.status, func.count())
+            .where(EVENTS.c.source.like("partner:%")).group_by(EVENTS.c.source, EVENTS.c.status)):
+        partner = source.removeprefix("partner:")
+        name = names.get(int(partner), partner) if partner.isdigit() else partner
+        out.partner_events[(name, status)] = out.partner_events.get((name, status), 0) + n
     out.outbox = {(status, channel): n for status, channel, n in conn.execute(
         select(MESSAGES.c.status, MESSAGES.c.channel, func.count())
         .where(MESSAGES.c.status.in_(("planned", "claimed", "failed")))

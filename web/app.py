@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(campaign_form.router)
     app.include_router(registry.router)
     app.include_router(dashboard.router)
+    from web.prometheus import router as prometheus_router  # /metrics (issue 21)
+
+    app.include_router(prometheus_router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 
