@@ -41,8 +41,9 @@ def scope_reject(
 ) -> Reject | None:
     """Why `event` is outside the scope (type not allowed, business outside the territory), or None.
 
-    `commune_code` is where the business is, from the event or the store; when nobody knows yet the
-    territory cannot be judged and the event is let in (it stays pending until Sirene places it).
+    `commune_code` is where the business is: the store's place for a business it knows (the event's only
+    for a business nobody knows yet, or the partner's own not placed by Sirene: see `PartnerScope`); when
+    nobody knows yet the territory cannot be judged and the event is let in (pending until Sirene places it).
     An empty `allowed_types` or `territory` means no restriction.
     """
     if allowed_types and event.type not in allowed_types:
