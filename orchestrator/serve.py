@@ -42,6 +42,7 @@ class DeploymentSpec:
     triggers: list[dict[str, Any]]
     concurrency_limit: int | None
     description: str | None
+    tags: tuple[str, ...] = ()  # the purpose (planification, envoi, collecte...), shown and filterable in the UI
 
 
 def read_deployments(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
@@ -58,6 +59,7 @@ def read_deployments(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
                    if "cron" in s],
             triggers=[dict(t) for t in entry.get("triggers") or []],
             concurrency_limit=entry.get("concurrency_limit"), description=entry.get("description"),
+            tags=tuple(entry.get("tags") or ()),
         ))
     return out
 
@@ -80,7 +82,7 @@ def runner_deployments(specs: list[DeploymentSpec]) -> list:
         out.append(flow.to_deployment(
             name=spec.name, parameters=spec.parameters or None, description=spec.description,
             schedules=[CronSchedule(cron=cron, timezone=tz) for cron, tz in spec.crons] or None,
-            triggers=triggers or None, concurrency_limit=spec.concurrency_limit,
+            triggers=triggers or None, concurrency_limit=spec.concurrency_limit, tags=list(spec.tags) or None,
         ))
     return out
 
