@@ -109,9 +109,59 @@ def _finish(report: IngestReport, as_json: bool, title: str) -> None:
         console.print(report.summary(), markup=False, highlight=False)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     err_console.print(f"[red]Erreur :[/red] {message}", highlight=False)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
+
+
+DATABASE_LOST = 3  # exit code: the database did not answer (the file itself was fine so far)
+
+
+class _Reached:
+    """Counts the rows the ingest has handled and committed (its progress callback), for the bar too."""
+
+    def __init__(self, bar: Any) -> None:
+        self.rows, self.bar = 0, bar
+
+    def __call__(self, n: int) -> None:
+        self.rows += n
+        if self.bar:
+            self.bar(n)
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    # SQLAlchemy wraps what goes through it; the PostgreSQL COPY of the Sirene ingest talks to the driver.
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    errors: list[type[BaseException]] = [OperationalError, InterfaceError]
+    with contextlib.suppress(ImportError):
+        import psycopg
+
+        errors += [psycopg.OperationalError, psycopg.InterfaceError]
+    return tuple(errors)
+
+
+@contextlib.contextmanager
+def _database_guard(path: Path, reached: _Reached, unit: str = "ligne") -> Iterator[None]:
+    """A lost or unreachable database ends the command with a French sentence, not a traceback."""
+    try:
+        yield
+    except _connection_errors():
+        if reached.rows == 0:
+            _fail(
+                f"la base de données ne répond pas ou a coupé la connexion avant la fin du premier lot: "
+                f"rien n'a été importé de {path.name}. Vérifiez DECLIC_DATABASE_URL et que la base répond, "
+                "puis relancez la même commande.",
+                DATABASE_LOST,
+            )
+        line = reached.rows + 1 if unit == "ligne" else reached.rows
+        where = f"la ligne {line} (en-tête compris)" if unit == "ligne" else f"l'annonce {line}"
+        _fail(
+            f"connexion à la base de données perdue pendant l'import de {path.name}, arrêt après {where}: "
+            f"les {reached.rows} premières {unit}s sont enregistrées, le lot en cours ne l'est pas. Relancez la même "
+            "commande quand la base répond de nouveau: l'import reprend sans rien doubler.",
+            DATABASE_LOST,
+        )
 
 
 @ingest_app.command("sirene")
@@ -140,17 +190,20 @@ def ingest_sirene_cmd(
             _rejects_sink(rejects) as sink,
             _progress("Sirene", _estimate_rows(path), not as_json) as advance,
         ):
-            report = ingest_sirene(
-                _engine(),
-                path,
-                today=_today(today),
-                creation_window_days=creation_window,
-                parallel=parallel,
-                rejects=sink,
-                progress=advance,
-            )
+            reached = _Reached(advance)
+            with _database_guard(path, reached):
+                report = ingest_sirene(
+                    _engine(),
+                    path,
+                    today=_today(today),
+                    creation_window_days=creation_window,
+                    parallel=parallel,
+                    rejects=sink,
+                    progress=reached,
+                )
     except SireneFormatError as exc:
-        _fail(f"{exc}. Rien n'a été modifié pour les lignes non lues.")
+        said = "rien n'a été importé" in str(exc)
+        _fail(str(exc) if said else f"{exc}. Rien n'a été modifié pour les lignes non lues.")
     _finish(report, as_json, f"Sirene : {path.name}")
 
 
@@ -171,7 +224,9 @@ def ingest_bodacc_cmd(
         _fail(f"{path}: no such file")
     try:
         with _rejects_sink(rejects) as sink, _progress("BODACC", None, not as_json) as advance:
-            report = ingest_bodacc(_engine(), path, today=_today(today), rejects=sink, progress=advance)
+            reached = _Reached(advance)
+            with _database_guard(path, reached, unit="annonce"):
+                report = ingest_bodacc(_engine(), path, today=_today(today), rejects=sink, progress=reached)
     except BodaccFormatError as exc:
         _fail(str(exc))
     _finish(report, as_json, f"BODACC : {path.name}")
@@ -197,7 +252,9 @@ def events_import_cmd(
             _rejects_sink(rejects) as sink,
             _progress("Événements", _estimate_rows(file), not as_json) as advance,
         ):
-            report = import_partner_file(_engine(), file, partner=partner, rejects=sink, progress=advance)
+            reached = _Reached(advance)
+            with _database_guard(file, reached):
+                report = import_partner_file(_engine(), file, partner=partner, rejects=sink, progress=reached)
     except (PartnerFileError, LookupError) as exc:
         _fail(str(exc).strip("'\""))
     _finish(report, as_json, f"Événements de {partner} : {file.name}")

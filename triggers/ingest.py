@@ -39,7 +39,7 @@ from segments.territory import commune as commune_info
 from store.models import Business, Message, TriggerEvent
 from store.sql import insert_for
 from triggers import calendar as cal
-from triggers.bodacc import BodaccStats, Skipped, read_bodacc
+from triggers.bodacc import BodaccFormatError, BodaccStats, Skipped, read_bodacc
 from triggers.effects import apply_event_effects, cancel_planned_messages, stage_for
 from triggers.model import EventIn, Reject
 from triggers.report import IngestReport, RejectSink
@@ -59,6 +59,7 @@ from triggers.sirene import (
     Lookups,
     SireneFormatError,
     SnapshotRules,
+    check_compressed,
     chunked_records,
     compare,
     facts_from_record,
@@ -744,6 +745,8 @@ def ingest_sirene(
     and the file is larger than 20 MB; never with injected `lookups`, which stay in this process).
     """
     path = Path(path)
+    # A damaged archive is refused before anything is applied (chunks commit one by one below).
+    check_compressed(path)
     report = IngestReport()
     rules = SnapshotRules(today=today, creation_window_days=creation_window_days)
     writer = SireneWriter(engine, rules, report)
@@ -877,6 +880,7 @@ def ingest_bodacc(
     progress: Progress | None = None,
 ) -> IngestReport:
     """Read a BODACC file into the store; returns the report."""
+    check_compressed(path, BodaccFormatError)  # a damaged .gz applies nothing (chunks commit one by one)
     report = IngestReport()
     stats = BodaccStats()
 

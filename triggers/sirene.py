@@ -246,6 +246,42 @@ def open_text(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
             yield stream
 
 
+def check_compressed(path: str | os.PathLike[str], error: type[ValueError] = SireneFormatError) -> None:
+    """Read a `.zip` or `.gz` file to its end once, checking its CRC, before anything is applied.
+
+    Why: the damage of a compressed file (a cut, a flipped byte) only shows when decompression reaches it,
+    and the ingest commits chunk by chunk; without this pass the chunks before the damaged point would be
+    applied and the rest not. Decompressing alone costs a small fraction of parsing (0.33 s for a 300,000-row
+    stock, 3 % of its first load); plain files are checked by `_check_plain_tail`. Raises `error`
+    (SireneFormatError by default) in French, naming the file.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as probe:
+            magic = probe.read(4)
+    except OSError as exc:
+        raise error(f"impossible d'ouvrir {path}: {exc.strerror or exc}") from exc
+    try:
+        if magic[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as stream:
+                while stream.read(1 << 20):
+                    pass
+        elif magic == b"PK\x03\x04":
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                csvs = [m for m in members if m.filename.lower().endswith(".csv")] or members
+                if csvs:  # the member the reader will open (an empty archive is said by open_text)
+                    with archive.open(csvs[0]) as stream:
+                        while stream.read(1 << 20):
+                            pass
+    except (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        kind = "archive zip endommagée ou tronquée" if magic[:2] == b"PK" else "fichier gzip endommagé ou tronqué"
+        raise error(
+            f"{path.name}: {kind} ({exc}); rien n'a été importé, "
+            "téléchargez le fichier à nouveau"
+        ) from exc
+
+
 def _check_plain_tail(path: Path) -> None:
     # Why: a plain file cut in the middle of a row must fail before anything is stored, and its
     # last line is the only place that shows it. A complete file ends with a newline; a last line
