@@ -254,6 +254,11 @@ def visible_campaign_ids(conn: Connection, scope: Scope) -> list[int] | None:
     ]
 
 
+def same_territory(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Do two territories cover the same communes (however they are written)?"""
+    return _communes(_key(a)) == _communes(_key(b))
+
+
 def owns_campaign(scope: Scope, row: Any) -> bool:
     """May the scope change this campaign (a row with its spec)? An operator any; a collectivité only the
     campaigns whose owner territory is its own (the same communes): it sees the campaigns of the smaller

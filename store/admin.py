@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from orchestrator.campaign_spec import CampaignSpec
 from store.events import forget_tokens, hash_token, new_token
@@ -39,19 +40,36 @@ def revoke_partner(engine: Engine, name: str) -> bool:
     return bool(result.rowcount)
 
 
-def apply_campaign(engine: Engine, spec: CampaignSpec) -> tuple[int, int, str]:
+class CampaignNameTaken(ValueError):
+    """A new campaign asked for a name another campaign already has."""
+
+
+def apply_campaign(
+    engine: Engine, spec: CampaignSpec, *, create_only: bool = False, campaign_id: int | None = None
+) -> tuple[int, int, str]:
     """Create or update a campaign from its spec; a changed spec gets a new version.
 
     Returns (campaign id, version, "created" | "updated" | "unchanged"). Messages already planned keep
     their version; steps already sent are never sent again (the outbox is unique per enrollment and step).
+    `create_only` refuses a name already taken (CampaignNameTaken) instead of updating that campaign;
+    `campaign_id` updates only that campaign (its name must be the spec's): the dashboard never reaches a
+    campaign through a name typed in a form.
     """
     data = spec.model_dump(mode="json")
     with engine.begin() as conn:
         row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.name == spec.name)).first()
+        if row is not None and (create_only or (campaign_id is not None and row.id != campaign_id)):
+            raise CampaignNameTaken(spec.name)
+        if row is None and campaign_id is not None:
+            raise LookupError(f"campaign {campaign_id} is not named {spec.name}")
         if row is None:
-            result = conn.execute(CAMPAIGNS.insert().values(
-                name=spec.name, owner=spec.owner.name, status="active", version=1, spec=data,
-                starts_on=spec.starts_on, ends_on=spec.ends_on, created_at=utcnow(), updated_at=utcnow()))
+            try:
+                with conn.begin_nested():
+                    result = conn.execute(CAMPAIGNS.insert().values(
+                        name=spec.name, owner=spec.owner.name, status="active", version=1, spec=data,
+                        starts_on=spec.starts_on, ends_on=spec.ends_on, created_at=utcnow(), updated_at=utcnow()))
+            except IntegrityError as exc:  # created by someone else in the meantime
+                raise CampaignNameTaken(spec.name) from exc
             return result.inserted_primary_key[0], 1, "created"
         if row.spec == data:
             return row.id, row.version, "unchanged"

@@ -3,13 +3,21 @@ validated by the same `CampaignSpec`, with a preview of its reach and a sample m
 real business of the segment.
 
 A collectivité's campaign always covers its own territory (the owner territory is its scope, not a form
-field), and a name taken by another tenant's campaign is refused rather than overwritten.
+field). Who may change what:
+- a new campaign (or a copy) takes a name no campaign has: an existing one is never reached by its name;
+- a campaign is edited (`?depuis=ID`) only by its owner (the collectivité whose territory is the campaign's
+  owner territory) or an operator; a collectivité that sees a smaller one's campaign gets a copy form
+  instead, which saves a new campaign under its own name and territory and leaves the original alone;
+- the owner and its territory never change on edit, except by an operator, and then only after the
+  preview has shown the change (the save carries the fingerprint of the owner the preview showed).
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
+import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -232,7 +240,8 @@ def merge_into(existing: dict[str, Any], edited: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def _editable(engine, scope: accounts.Scope, campaign_id: str | int | None):
+def _visible(engine, scope: accounts.Scope, campaign_id: str | int | None):
+    """The campaign `campaign_id` if the scope sees it; None when no id is given; 404 otherwise."""
     if not campaign_id:
         return None
     try:
@@ -246,14 +255,47 @@ def _editable(engine, scope: accounts.Scope, campaign_id: str | int | None):
     return row
 
 
+def _owner_text(owner: dict[str, Any]) -> str:
+    territory = owner.get("territory") or {}
+    codes = ", ".join(f"{k}:{c}" for k, v in territory.items() for c in v or [])
+    return f"{owner.get('name') or '?'} ({codes or 'aucun territoire'})"
+
+
+def _same_owner(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a.get("name") or "") == (b.get("name") or "") and accounts.same_territory(
+        a.get("territory") or {}, b.get("territory") or {}
+    )
+
+
+def owner_fingerprint(owner: dict[str, Any]) -> str:
+    """What the preview of an owner change carries to the save, so that only the change shown is saved."""
+    return hashlib.sha256(json.dumps(owner, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _copy_form(row, scope: accounts.Scope) -> dict[str, Any]:
+    """The form of a new campaign starting from `row`, under the copier's name and territory."""
+    form = form_from_spec(row.spec)
+    form.update(name="", copie=str(row.id), copied_from=row.name)
+    if scope.role == "collectivite":
+        form.update(owner_name=scope.name, owner_territory=", ".join(
+            f"{k}:{c}" for k, v in scope.territory.items() for c in v))
+    return form
+
+
 @router.get("/nouvelle", response_class=HTMLResponse)
-def new_campaign(request: Request, scope: ScopeDep, engine: EngineDep, depuis: int | None = None):
-    """An empty campaign form with sensible defaults, or the form of a campaign to edit (`depuis`)."""
+def new_campaign(
+    request: Request, scope: ScopeDep, engine: EngineDep, depuis: int | None = None, copie: int | None = None
+):
+    """An empty campaign form with sensible defaults, the form of a campaign to edit (`depuis`, its owner
+    or an operator), or a copy of a campaign the user sees (`copie`, or `depuis` for one it does not own)."""
     if not scope.sees_campaigns:
         raise HTTPException(403, "Cette page n'est pas ouverte à votre rôle.")
-    existing = _editable(engine, scope, depuis)
-    if existing is not None:
+    existing = _visible(engine, scope, depuis)
+    if existing is not None and accounts.owns_campaign(scope, existing):
         return _form_page(request, scope, {**form_from_spec(existing.spec), "depuis": str(existing.id)})
+    source = existing if existing is not None else _visible(engine, scope, copie)
+    if source is not None:
+        return _form_page(request, scope, _copy_form(source, scope))
     form = {
         "owner_name": scope.name if scope.role == "collectivite" else "",
         "triggers": ["creation"],
@@ -276,36 +318,59 @@ async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep):
     form: dict[str, Any] = {k: str(v) for k, v in raw.items() if k not in ("triggers", "families")}
     form["triggers"] = [str(v) for v in raw.getlist("triggers")]
     form["families"] = [str(v) for v in raw.getlist("families")]
-    existing = await run_in_threadpool(_editable, engine, scope, form.get("depuis"))
+    existing = await run_in_threadpool(_visible, engine, scope, form.get("depuis"))
+    source = None if existing is not None else await run_in_threadpool(_visible, engine, scope, form.get("copie"))
+    if existing is not None and not accounts.owns_campaign(scope, existing):
+        raise HTTPException(403, "Seule la collectivité qui porte cette campagne peut la modifier : faites-en "
+                                 "une copie à votre nom.")
+    if source is not None:
+        form["copied_from"] = source.name
+    owner_change = None
     try:
         document = spec_from_form(form, scope)
         if existing is not None:
-            # Editing keeps the campaign's name (a new name would be a new campaign) and what the form hides.
+            # Editing keeps the campaign's name (a new name would be a new campaign) and what the form hides;
+            # the owner stays unless an operator changes it.
             document = merge_into(existing.spec, {**document, "name": existing.name})
             form["name"] = existing.name
+            before = existing.spec.get("owner") or {}
+            if not scope.is_operator:
+                document["owner"] = copy.deepcopy(before)
+            elif not _same_owner(before, document["owner"]):
+                owner_change = {"before": _owner_text(before), "after": _owner_text(document["owner"]),
+                                "fingerprint": owner_fingerprint(document["owner"])}
+        elif source is not None:
+            # A copy keeps what the form hides of the original, under the copier's name and territory.
+            document = {**merge_into(source.spec, document), "name": document["name"]}
         spec = load_spec(document)
     except (ValidationError, ValueError) as exc:
         return _form_page(request, scope, form, errors=validation_errors(exc), status_code=400)
 
-    def taken_by_another() -> bool:
+    def name_taken() -> bool:
         with engine.connect() as conn:
             row = conn.execute(
                 select(Campaign.__table__.c.id).where(Campaign.__table__.c.name == spec.name)
             ).first()
-            return row is not None and accounts.campaign(conn, scope, row.id) is None
+            return row is not None and (existing is None or row.id != existing.id)
 
-    if await run_in_threadpool(taken_by_another):
-        return _form_page(
-            request,
-            scope,
-            form,
-            status_code=400,
-            errors=[f"name : le nom « {spec.name} » est déjà pris, choisissez-en un autre"],
-        )
-    if form.get("action") != "enregistrer":
+    taken = [f"name : le nom « {spec.name} » est déjà pris, choisissez-en un autre"]
+    if await run_in_threadpool(name_taken):
+        return _form_page(request, scope, form, status_code=400, errors=taken)
+    confirmed = owner_change is None or form.get("porteur") == owner_change["fingerprint"]
+    if form.get("action") != "enregistrer" or not confirmed:
         result = await run_in_threadpool(preview, engine, spec)
-        return _form_page(request, scope, form, result=result)
-    from store.admin import apply_campaign
+        result["owner_change"] = owner_change
+        errors = [] if confirmed else [
+            f"Le porteur change : {owner_change['before']} → {owner_change['after']}. Vérifiez l'aperçu, "
+            "puis enregistrez à nouveau pour confirmer."
+        ]
+        return _form_page(request, scope, form, result=result, errors=errors, status_code=200 if confirmed else 409)
+    from store.admin import CampaignNameTaken, apply_campaign
 
-    campaign_id, _version, _what = await run_in_threadpool(apply_campaign, engine, spec)
+    try:
+        campaign_id, _version, _what = await run_in_threadpool(
+            lambda: apply_campaign(engine, spec, create_only=existing is None,
+                                   campaign_id=existing.id if existing is not None else None))
+    except CampaignNameTaken:
+        return _form_page(request, scope, form, status_code=400, errors=taken)
     return RedirectResponse(f"/tableau/campagnes/{campaign_id}", status_code=303)
