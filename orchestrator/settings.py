@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     # Operations (issue 21): who gets the alert e-mails (comma-separated addresses), the bearer token of
     # /metrics (unset: /metrics answers only to loopback and private addresses), the log format (text|json).
     operator_emails: str | None = None
-    metrics_token: str | None = Field(default=None, repr=False)
+    metrics_token: SecretStr | None = None
     log_format: str = "text"
 
     @field_validator("secret_key")

@@ -72,7 +72,8 @@ class StoreCollector:
 
 
 def _allowed(request: Request) -> bool:
-    token = request.app.state.settings.metrics_token
+    secret = request.app.state.settings.metrics_token
+    token = secret.get_secret_value() if secret else None
     if token:
         sent = request.headers.get("authorization", "")
         return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())

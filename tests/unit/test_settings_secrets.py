@@ -19,6 +19,7 @@ SECRETS = {
     "hooks_token": "hooks-token-0123456789",
     "webhook_secret": "webhook-secret-0123456789",
     "webhook_secrets": '{"https://crm.exemple.fr": "per-url-secret-0123456789"}',
+    "metrics_token": "metrics-token-0123456789",
 }
 DB_URL = "postgresql+psycopg://declic:db-password-0123456789@db.exemple.fr/declic"
 
