@@ -173,9 +173,10 @@ def _linked(text: str, attrs: str) -> str:
     return "".join(out)
 
 
-def email_html(text: Any, css: dict[str, str], lines: bool = False) -> str:
-    """Plain text as e-mail HTML with inline styles: one <p> per run of lines (lines joined by a space, or kept
-    with <br> when ``lines``), runs of ``- `` lines as a list, phones as ``tel:``, addresses as ``mailto:``.
+def email_html(text: Any, css: dict[str, str], lines: bool = True) -> str:
+    """Plain text as e-mail HTML with inline styles: one <p> per run of lines (the writer's line breaks kept as
+    <br>, or lines joined by a space when not ``lines``), runs of ``- `` lines as a list, phones as ``tel:``,
+    addresses as ``mailto:``.
 
     ``css`` gives the attributes of each tag (``p``, ``ul``, ``li``, ``a``): ``'style="..."'``, as the template
     writes them; mail clients drop <style> blocks, so every tag carries its own.
@@ -269,12 +270,13 @@ class TemplateLibrary:
         done: dict[str, str] = {}
 
         def once(block_name: str, fn: Any) -> Any:
-            def run(c: Any) -> Any:
+            def run(c: Any) -> Any:  # a generator, as Jinja's compiled code expects (it closes them)
                 if c is not ctx:
-                    return fn(c)
+                    yield from fn(c)
+                    return
                 if block_name not in done:
                     done[block_name] = "".join(fn(c))
-                return iter((done[block_name],))
+                yield done[block_name]
 
             return run
 

@@ -20,6 +20,7 @@ from orchestrator.settings import Settings
 from store.conversions import message_row, record_diagnostic, record_interaction, request_callback
 from store.models import Business, Interaction, utcnow
 from store.suppressions import unsubscribe_message
+from templates.render import tel_href
 from web.callback import SLOTS, callback_due, notification
 from web.csrf import check_csrf, make_csrf
 from web.deps import EngineDep, SettingsDep
@@ -70,6 +71,9 @@ def _landing(
         "ambassador": ctx.get("ambassador") or {},
         "offers": ctx.get("offers") or [],
         "sender": ctx.get("sender") or {},
+        # tap-to-call links (E.164), the peer's shown first on phones
+        "peer_tel": tel_href(p) if (p := (ctx.get("ambassador") or {}).get("phone")) else None,
+        "sender_tel": tel_href(p) if (p := (ctx.get("sender") or {}).get("phone")) else None,
         "csrf": make_csrf(settings.resolved_secret, _subject(msg.id)),
         "unsubscribe": f"/u/{make_token(settings.resolved_secret, 'u', msg.id)}",
         "slots": {k: v[0] for k, v in SLOTS.items()},
