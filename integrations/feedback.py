@@ -141,10 +141,11 @@ def record_sms_deliveries(conn: Connection, receipts: Iterable[DeliveryReceipt],
         at = receipt.at or utcnow()
         number = receipt.number or message.recipient
         if receipt.state == DELIVERED:
-            # Only a sent message becomes delivered: a later click or failure is not undone.
+            # Only a message that left becomes delivered: a later click or failure is not undone. A receipt
+            # may beat the dispatcher's own record (handed_over), or settle a message left `unknown`.
             conn.execute(
                 update(MESSAGES)
-                .where(MESSAGES.c.id == message.id, MESSAGES.c.status == "sent")
+                .where(MESSAGES.c.id == message.id, MESSAGES.c.status.in_(("sent", "handed_over", "unknown")))
                 .values(status="delivered")
             )
             conn.execute(

@@ -1,4 +1,5 @@
-"""`declic messages show SIRET`: did this business receive it, when, on which channel? Mounted by `mount(app)`."""
+"""`declic messages show SIRET`: did this business receive it, when, on which channel? `declic messages resend
+--unknown`: send again, deliberately, the messages whose fate is unknown. Mounted by `mount(app)`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ STEPS = {
     "failed": "échec définitif", "retry": "nouvel essai prévu", "cancelled": "annulé", "bounced": "rejeté",
     "delayed": "retardé", "opened": "ouvert", "clicked": "cliqué", "click": "clic sur un lien",
     "unsubscribe": "désinscription", "callback_request": "demande de rappel", "not_for_me": "pas pour moi",
+    "unknown": "issue inconnue (transmis, sans réponse enregistrée)", "resend": "renvoi décidé par un opérateur",
 }
 REASONS = {"opted_out": "désinscrit", "closed": "entreprise fermée", "not_to_contact": "à ne pas contacter",
            "campaign_paused": "campagne en pause", "campaign_ended": "campagne terminée", "opt-out": "désinscrit"}
@@ -55,6 +57,16 @@ def answer(found: dict, timezone: str) -> str:
         return f"Reçu : oui, {len(received)} message(s) : " + " ; ".join(parts) + "."
     if not found["messages"]:
         return "Reçu : non, aucun message n'a été prévu pour cette entreprise."
+    unknown = [m for m in found["messages"] if m["status"] == "unknown"]
+    if unknown:
+        m = unknown[0]
+        return (f"Reçu : on ne sait pas ; le message par {CHANNELS.get(m['channel'], m['channel'])} du "
+                f"{_local(m['sent_at'], timezone)} (campagne « {m['campaign']} ») a été transmis sans réponse "
+                "enregistrée. « declic messages resend --unknown » le renvoie si vous le décidez.")
+    in_flight = [m for m in found["messages"] if m["status"] == "handed_over"]
+    if in_flight:
+        return (f"Reçu : envoi en cours ; transmis le {_local(in_flight[0]['sent_at'], timezone)}, "
+                "réponse du serveur attendue.")
     waiting = [m for m in found["messages"] if m["status"] in ("planned", "claimed")]
     if waiting:
         first = min(waiting, key=lambda m: m["due_at"])
@@ -117,6 +129,62 @@ def show(
             extra.append(f"dernière erreur : {_detail(m['last_error'])}")
         if extra:
             console.print("  " + " · ".join(extra))
+
+
+@messages_app.command("resend")
+def resend(
+    unknown: Annotated[bool, typer.Option("--unknown", help="the messages whose fate is unknown")] = False,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="only this campaign (its name)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="resend without asking")] = False,
+) -> None:
+    """Send again the messages whose fate is unknown (handed over, no answer recorded): new sends, due now."""
+    from sqlalchemy import select
+
+    from store.db import get_engine
+    from store.models import Campaign
+    from store.outbox import resend_unknown, unknown_messages
+
+    if not unknown:
+        console.print("[red]Précisez --unknown : seuls les messages à l'issue inconnue se renvoient ainsi.[/red]")
+        raise typer.Exit(2)
+    engine = get_engine(get_settings().resolved_database_url)
+    now = dt.datetime.now(dt.UTC)
+    where = f" dans la campagne « {campaign} »" if campaign else ""
+    with engine.begin() as conn:
+        campaign_id = None
+        if campaign is not None:
+            campaigns = Campaign.__table__
+            campaign_id = conn.execute(select(campaigns.c.id).where(campaigns.c.name == campaign)).scalar()
+            if campaign_id is None:
+                console.print(f"[red]Aucune campagne nommée « {campaign} ».[/red]")
+                raise typer.Exit(1)
+        rows = unknown_messages(conn, now, campaign_id)
+    if not rows:
+        console.print(f"Aucun message à l'issue inconnue{where} : rien à renvoyer.")
+        return
+    by_campaign: dict[str, int] = {}
+    for row in rows:
+        by_campaign[row.campaign] = by_campaign.get(row.campaign, 0) + 1
+    console.print(f"{len(rows)} message(s) à l'issue inconnue{where} ("
+                  + ", ".join(f"{name} : {count}" for name, count in by_campaign.items()) + "). Chacun a été "
+                  "transmis au serveur ou au prestataire sans réponse enregistrée : il est peut-être arrivé, et le "
+                  "renvoyer peut le faire recevoir deux fois.")
+    if not yes and not typer.confirm("Les renvoyer maintenant ?", default=False):
+        console.print("Rien n'a été renvoyé.")
+        return
+    with engine.begin() as conn:
+        count = resend_unknown(conn, [r.id for r in rows], now, f"un opérateur ({_who()})")
+    console.print(f"{count} message(s) prévu(s) à nouveau : ils partent au prochain envoi (« declic dispatch »), "
+                  "après une nouvelle vérification des désinscriptions et fermetures.")
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "compte inconnu"
 
 
 def mount(app: typer.Typer) -> None:

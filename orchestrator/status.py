@@ -37,6 +37,19 @@ def outbox_by_channel(engine, now: dt.datetime) -> dict[str, dict[str, int]]:
     return {row[0]: {k: int(v or 0) for k, v in zip(keys, row[1:], strict=True)} for row in rows}
 
 
+def unknown_by_campaign(engine, now: dt.datetime) -> dict[str, int]:
+    """Messages whose fate is unknown (handed over, no answer recorded: the dispatcher stopped), by campaign;
+    a handed-over message whose lease ran out counts even before a dispatcher marks it."""
+    from store.models import Campaign
+
+    m, c = MESSAGES.c, Campaign.__table__.c
+    lapsed = (m.status == "handed_over") & (m.lease_until < now)
+    stmt = (select(c.name, func.count()).join(Campaign.__table__, c.id == m.campaign_id)
+            .where((m.status == "unknown") | lapsed).group_by(c.name).order_by(c.name))
+    with engine.connect() as conn:
+        return {name: int(count) for name, count in conn.execute(stmt).all()}
+
+
 def feeds_state(engine) -> list[dict[str, Any]] | None:
     """Each watched feed in plain words, or None when this store has no feeds table yet."""
     if "feed" not in inspect(engine).get_table_names():
@@ -81,7 +94,9 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any
     """The whole status report as plain data."""
     now = now or dt.datetime.now(dt.UTC)
     engine = get_engine(settings.resolved_database_url)
+    unknown = unknown_by_campaign(engine, now)
     return {"at": now.isoformat(timespec="seconds"), "outbox": outbox_by_channel(engine, now),
+            "unknown": {"total": sum(unknown.values()), "by_campaign": unknown},
             "feeds": feeds_state(engine), "prefect": last_runs(os.environ.get("PREFECT_API_URL"))}
 
 
@@ -96,6 +111,14 @@ def render(report: dict[str, Any], console) -> None:
         table.add_row(channel, *(f"{c[k]:,}".replace(",", "\u202f")
                                  for k in ("queued", "due", "claimed", "failed", "sent_24h")))
     console.print(table if report["outbox"] else "Aucun message dans la base.")
+    unknown = report.get("unknown") or {"total": 0}
+    if unknown["total"]:
+        campaigns = ", ".join(f"{name} : {count}" for name, count in unknown["by_campaign"].items())
+        console.print(f"Messages à l'issue inconnue : {unknown['total']} ({campaigns}). Transmis au serveur ou au "
+                      "prestataire, sans réponse enregistrée (le processus d'envoi s'est arrêté) : peut-être "
+                      "partis. Rien n'est renvoyé sans vous : « declic messages resend --unknown » les renvoie.")
+    else:
+        console.print("Messages à l'issue inconnue : 0.")
 
     feeds = report["feeds"]
     if feeds is None:

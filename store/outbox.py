@@ -3,6 +3,12 @@
 Several dispatchers may run at once: a claim is a row-level lock (`FOR UPDATE SKIP LOCKED` on
 PostgreSQL; SQLite serialises writers), and a send is recorded only while the claimer still holds
 the lease, so a message is never handed over twice.
+
+A message's life: planned -> claimed -> handed_over (the fence: past the point of no return) -> sent
+(the peer's answer recorded), or failed / planned again for a retry. A dispatcher that dies between
+the fence and the answer leaves a `handed_over` row: once its lease runs out it becomes `unknown`
+(it may or may not have left), never `sent` and never sent again on its own. An operator resends
+such messages deliberately (`declic messages resend --unknown`).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from integrations.base import Outcome, SendResult
@@ -37,13 +43,62 @@ def backoff(attempts: int, retry_after: float | None = None,
     return delay
 
 
+UNKNOWN_DETAIL = ("transmis sans réponse enregistrée (le processus d'envoi s'est arrêté) : "
+                  "peut-être parti, jamais renvoyé sans décision d'un opérateur")
+
+
 def release_expired(conn: Connection, now: dt.datetime) -> int:
-    """Give back messages whose claimer died: their lease ran out before any handoff."""
+    """Give back messages whose claimer died before any handoff; those it had handed over without
+    recording the answer become `unknown` (their history says so). Returns the number given back.
+
+    An `unknown` row keeps its lease owner: should that dispatcher still be alive and get its answer
+    late, `record_results` still records it.
+    """
     result = conn.execute(
         update(MESSAGES).where(MESSAGES.c.status == "claimed", MESSAGES.c.lease_until < now)
         .values(status="planned", lease_owner=None, lease_until=None)
     )
+    mark_unknown(conn, now)
     return result.rowcount or 0
+
+
+def mark_unknown(conn: Connection, now: dt.datetime) -> list[int]:
+    """Messages past the fence whose lease ran out with no outcome recorded become `unknown`."""
+    ids = conn.execute(
+        update(MESSAGES).where(MESSAGES.c.status == "handed_over", MESSAGES.c.lease_until < now)
+        .values(status="unknown", last_error=UNKNOWN_DETAIL).returning(MESSAGES.c.id)
+    ).scalars().all()
+    if ids:
+        conn.execute(HISTORY.insert(), [{"message_id": i, "status": "unknown", "at": now, "detail": UNKNOWN_DETAIL}
+                                        for i in ids])
+    return list(ids)
+
+
+def unknown_messages(conn: Connection, now: dt.datetime, campaign_id: int | None = None) -> list:
+    """The messages whose fate is unknown (marking those whose lease ran out first), oldest handoff first:
+    id, campaign, channel, recipient, handed over at."""
+    mark_unknown(conn, now)
+    stmt = (select(MESSAGES.c.id, MESSAGES.c.campaign_id, CAMPAIGNS.c.name.label("campaign"), MESSAGES.c.channel,
+                   MESSAGES.c.recipient, MESSAGES.c.sent_at.label("handed_over_at"))
+            .join(CAMPAIGNS, CAMPAIGNS.c.id == MESSAGES.c.campaign_id)
+            .where(MESSAGES.c.status == "unknown").order_by(MESSAGES.c.sent_at, MESSAGES.c.id))
+    if campaign_id is not None:
+        stmt = stmt.where(MESSAGES.c.campaign_id == campaign_id)
+    return conn.execute(stmt).all()
+
+
+def resend_unknown(conn: Connection, message_ids: Sequence[int], now: dt.datetime, who: str) -> int:
+    """Plan these `unknown` messages again, due now, as new sends (an operator's deliberate choice: the
+    first copy may have arrived). The dispatcher checks opt-outs, closures and the campaign again."""
+    ids = conn.execute(
+        update(MESSAGES).where(MESSAGES.c.id.in_(list(message_ids)), MESSAGES.c.status == "unknown")
+        .values(status="planned", due_at=now, sent_at=None, provider_id=None, lease_owner=None, lease_until=None,
+                last_error=None).returning(MESSAGES.c.id)
+    ).scalars().all()
+    if ids:
+        conn.execute(HISTORY.insert(), [{"message_id": i, "status": "resend", "at": now,
+                                         "detail": f"renvoi décidé par {who}"} for i in ids])
+    return len(ids)
 
 
 def claim_due(conn: Connection, now: dt.datetime, limit: int, owner: str, lease: dt.timedelta,
@@ -111,14 +166,15 @@ def cancel(conn: Connection, reasons: dict[int, str], owner: str, now: dt.dateti
 
 
 class Fence:
-    """The handoff fence of one batch: records a message as sent only while `owner` still holds its lease.
+    """The handoff fence of one batch: records a message as handed over only while `owner` holds its lease.
 
-    The row turns `sent` and its history gains `handed_over` (given to the server or provider); the
-    peer's acceptance adds `sent` to the history afterwards (`record_results`), so a history that stops at
-    `handed_over` tells of a send whose answer never came back (a crash at the point of no return).
+    The row turns `handed_over` and its history gains `handed_over` (given to the server or provider); the
+    peer's answer turns it `sent` (or failed, or planned for a retry) afterwards (`record_results`). A row
+    that stays `handed_over` tells of a send whose answer never came back (a crash at the point of no
+    return): once its lease runs out it becomes `unknown` (`release_expired`), never `sent`.
 
     Each handoff is committed before the call returns, so a channel passes its point of no return only
-    once its own row says sent. Calls from several sending threads are grouped: the first waiting thread
+    once its own row says handed over. Calls from several sending threads are grouped: the first waiting thread
     commits every handoff queued while the previous commit ran (group commit), so concurrent connections
     share the cost of a commit without any message leaving before its row is durable. One raw DBAPI
     connection is kept for the batch with two fixed statements: the ORM and Core overhead per message
@@ -131,7 +187,7 @@ class Fence:
         self.error: Exception | None = None
         self._dbapi = engine.raw_connection()
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._update = (f"UPDATE {MESSAGES.name} SET status = 'sent', sent_at = {mark}, "
+        self._update = (f"UPDATE {MESSAGES.name} SET status = 'handed_over', sent_at = {mark}, "
                         f"rfc_message_id = {mark}, attempts = attempts + 1, last_error = NULL "
                         f"WHERE id = {mark} AND status = 'claimed' AND lease_owner = {mark}")
         self._history = (f"INSERT INTO {HISTORY.name} (message_id, status, at) "
@@ -242,8 +298,13 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
                                         "detail": r.detail})
         counts[key] += 1
     if confirmed:
-        conn.execute(update(MESSAGES).where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.lease_owner == owner)
-                     .values(provider_id=bindparam("pid")), confirmed)
+        # Only the fenced row turns sent (`unknown` too: a late answer of a dispatcher that was thought dead).
+        # A delivery receipt may have come first: delivered stays delivered.
+        fenced = or_(*(MESSAGES.c.status == s for s in ("handed_over", "unknown", "delivered")))
+        conn.execute(update(MESSAGES).where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.lease_owner == owner, fenced)
+                     .values(provider_id=bindparam("pid"), last_error=None,
+                             status=case((MESSAGES.c.status == "delivered", "delivered"), else_="sent")),
+                     [{"mid": c["mid"], "pid": c["pid"]} for c in confirmed])
         conn.execute(HISTORY.insert(),
                      [{k: c[k] for k in ("message_id", "status", "at", "detail")} for c in confirmed])
     return counts

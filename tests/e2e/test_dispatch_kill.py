@@ -98,14 +98,19 @@ def test_sigkill_in_the_middle_then_restart_delivers_each_message_once(db_url, e
         rows = conn.execute(select(MESSAGES.c.id, MESSAGES.c.status, MESSAGES.c.rfc_message_id,
                                    MESSAGES.c.provider_id).where(MESSAGES.c.status != "cancelled")).all()
     assert len(rows) == TOTAL
-    assert {r.status for r in rows} == {"sent"}, Counter(r.status for r in rows)
+    by_status = Counter(r.status for r in rows)
+    # The batch on the wire at the kill was handed over without its answers recorded: `unknown` (some
+    # reached the server, some may not have), never `sent` and never sent again without an operator.
+    assert set(by_status) <= {"sent", "unknown"}, by_status
+    assert by_status["unknown"] <= 250, by_status  # at most one batch (DECLIC_DISPATCH_BATCH_SIZE)
     expected = {r.rfc_message_id for r in rows}
     assert set(got) <= expected
     lost = [r for r in rows if r.rfc_message_id not in got]
-    # At the instant of the kill, each connection may have had one message between its handoff (recorded
-    # sent) and its final "." (never written): the server discarded it. That is the price of never sending
-    # twice; such a row never got the server's reply, so it carries no provider id. Usually there is none.
-    print(f"killed after {sum(before_restart.values())} messages received; lost at the kill: {len(lost)}")
+    # At the instant of the kill, each connection may have had one message between its handoff and its
+    # final "." (never written): the server discarded it. That is the price of never sending twice; such a
+    # row is recorded unknown, with no provider id. Usually there is none.
+    print(f"killed after {sum(before_restart.values())} messages received; lost at the kill: {len(lost)}; "
+          f"unknown: {by_status['unknown']}")
     assert len(lost) <= CONNECTIONS, f"{len(lost)} messages lost"
-    assert all(r.provider_id is None for r in lost)
+    assert all(r.status == "unknown" and r.provider_id is None for r in lost)
     assert counts["sent"] + sum(before_restart.values()) >= TOTAL - CONNECTIONS
