@@ -82,6 +82,13 @@ class Contact(Strict):
     commune: str | None = None
 
 
+class Logo(Strict):
+    """The sender's logo at the top of its e-mails: an https image, and the words read when images are off."""
+
+    url: str = Field(pattern=r"^https://\S+$", max_length=500)
+    alt: str = Field(min_length=1, max_length=120)
+
+
 class Sender(Strict):
     """Who speaks: the collectivité or network, clearly identified in every message."""
 
@@ -89,6 +96,7 @@ class Sender(Strict):
     address: str
     email: str | None = None
     phone: str | None = None
+    logo: Logo | None = None
 
 
 class Owner(Strict):

@@ -103,3 +103,20 @@ def test_names_are_escaped_in_the_html_part():
                                sender={"name": "<b>Mairie</b> & Cie", "address": "Privas", "email": None,
                                        "phone": "04 75 00 00 00"})
     assert "<b>Mairie</b>" not in rendered.html and "&lt;b&gt;Mairie&lt;/b&gt; &amp; Cie" in rendered.html
+
+
+def test_a_campaign_spec_logo_reaches_the_email_and_a_plain_http_logo_is_refused():
+    import yaml
+    from pydantic import ValidationError
+
+    from orchestrator.campaign_spec import CampaignSpec
+    from templates.render import MESSAGES_DIR
+
+    raw = yaml.safe_load((MESSAGES_DIR.parents[1] / "orchestrator/samples/campagne-creation-35.yaml").read_text())
+    raw["sender"]["logo"] = {"url": "https://www.ille-et-vilaine.fr/logo.png", "alt": "Ille-et-Vilaine, le Département"}
+    sender = CampaignSpec.model_validate(raw).sender.model_dump()
+    rendered, _ = render_email("email/creation/default.j2", "creation", "autre", sender=sender)
+    assert '<img src="https://www.ille-et-vilaine.fr/logo.png" alt="Ille-et-Vilaine, le Département"' in rendered.html
+    raw["sender"]["logo"]["url"] = "http://www.ille-et-vilaine.fr/logo.png"
+    with pytest.raises(ValidationError):
+        CampaignSpec.model_validate(raw)
