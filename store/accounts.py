@@ -145,7 +145,9 @@ def begin_signin(
     email, source = email.strip().lower(), source[:64]
     since = now - limits.window
     with engine.begin() as conn:
-        conn.execute(delete(FAILURES).where(FAILURES.c.at < since))  # aged out, for every e-mail
+        # Aged out (this pair's only: attempts of one pair never wait on another's rows).
+        conn.execute(delete(FAILURES).where(FAILURES.c.email == email, FAILURES.c.source == source,
+                                            FAILURES.c.at < since))
         attempt_id = conn.execute(
             FAILURES.insert().values(email=email, source=source, at=now)
         ).inserted_primary_key[0]
@@ -169,11 +171,14 @@ def _as_utc(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def signin_succeeded(engine: Engine, email: str, source: str) -> None:
-    """A right password: the wrong ones typed for this e-mail from this address no longer count."""
+def signin_succeeded(engine: Engine, email: str, source: str, now: dt.datetime,
+                     limits: SignInLimits = SignInLimits()) -> None:
+    """A right password: the wrong ones typed for this e-mail from this address no longer count; the rows
+    every pair left that aged out go too."""
     with engine.begin() as conn:
         conn.execute(delete(FAILURES).where(FAILURES.c.email == email.strip().lower(),
                                             FAILURES.c.source == source[:64]))
+        conn.execute(delete(FAILURES).where(FAILURES.c.at < now - limits.window))
 
 
 def end_sessions(engine: Engine, user_id: int) -> None:

@@ -158,7 +158,7 @@ async def sign_in(
         slots.release()
     if user is None:
         return page("E-mail ou mot de passe incorrect.", 401)
-    await run_in_threadpool(signin_succeeded, engine, email, source)
+    await run_in_threadpool(signin_succeeded, engine, email, source, utcnow(), LIMITS)
     request.session.clear()
     request.session["uid"] = user.id
     request.session["epoch"] = user.session_epoch
