@@ -40,6 +40,9 @@ _register_templates(app)
 from orchestrator import cli_feeds  # noqa: E402  (feeds add|list|pause|resume|remove|watch)
 
 cli_feeds.mount(app)
+from orchestrator import cli_privacy  # noqa: E402  (privacy export|erase|purge|register)
+
+cli_privacy.mount(app)
 console = Console()
 
 

@@ -1,0 +1,62 @@
+"""`declic privacy export|erase|purge|register`: personal data of a business, on request. Mounted by `mount(app)`."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console()
+privacy_app = typer.Typer(help="Données personnelles : export, effacement, durée de conservation, registre.",
+                          no_args_is_help=True)
+
+
+def _app():
+    from orchestrator.bootstrap import bootstrap
+
+    return bootstrap()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]{message}[/red]", highlight=False)
+    raise typer.Exit(2)
+
+
+def cli_actor() -> str:
+    """Who runs a command, for the audit trail: the system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@privacy_app.command("export")
+def export(
+    siret: str,
+    format: Annotated[str, typer.Option("--format", help="json or pdf")] = "json",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: beside)")] = None,
+) -> None:
+    """Everything held about one business and its contacts (right of access), in JSON or a short French PDF."""
+    from orchestrator import privacy
+
+    if format not in ("json", "pdf"):
+        _fail("Format inconnu : json ou pdf.")
+    app = _app()
+    try:
+        data = privacy.export_business(app, siret, actor=cli_actor())
+    except privacy.PrivacyError as exc:
+        _fail(str(exc))
+    path = output or Path(f"donnees-{data['siret']}.{format}")
+    if format == "json":
+        path.write_text(privacy.export_json(data) + "\n", encoding="utf-8")
+    else:
+        path.write_bytes(privacy.export_pdf(data))
+    console.print(f"Export écrit dans {path}.", highlight=False)
+
+
+def mount(app: typer.Typer) -> None:
+    """Add `declic privacy ...` to the main command."""
+    app.add_typer(privacy_app, name="privacy")

@@ -1,0 +1,197 @@
+"""Personal data of one business, in SQL: gather it (right of access), erase it (right to erasure).
+
+Plain functions on a connection; the service (`orchestrator.privacy`) computes the keyed hashes and
+decides, this module only reads and writes rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.engine import Connection
+
+from store.models import (
+    Business,
+    BusinessProposal,
+    CallTask,
+    Campaign,
+    Enrollment,
+    Interaction,
+    Message,
+    MessageEvent,
+    Partner,
+    Suppression,
+    TriggerEvent,
+    utcnow,
+)
+from store.sql import chunks
+from store.suppressions import ADDRESS_KIND, normalize_address
+
+BUSINESS = Business.__table__
+EVENTS = TriggerEvent.__table__
+PROPOSALS = BusinessProposal.__table__
+ENROLLMENTS = Enrollment.__table__
+CAMPAIGNS = Campaign.__table__
+MESSAGES = Message.__table__
+HISTORY = MessageEvent.__table__
+INTERACTIONS = Interaction.__table__
+TASKS = CallTask.__table__
+SUPPRESSIONS = Suppression.__table__
+PARTNERS = Partner.__table__
+
+# Interaction data that is not free text nor a contact: kept by an erasure (the funnel reads `source`).
+SAFE_INTERACTION_KEYS = ("source", "reason", "slot", "task_id", "score", "offer", "answers", "purpose")
+# Business columns that hold personal data of a sole trader: emptied by an erasure.
+PERSONAL_BUSINESS = ("name", "email", "email_source", "phone", "phone_source", "street", "postal_code", "city",
+                     "address_source")
+ERASED_TEXT = "(effacé)"
+
+
+def _dicts(rows) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in rows]
+
+
+def business_by_siret(conn: Connection, siret: str):
+    """The business row of a SIRET, or None."""
+    return conn.execute(select(BUSINESS).where(BUSINESS.c.siret == siret)).first()
+
+
+def partner_names(conn: Connection) -> dict[int, str]:
+    """Partner id -> name (events and businesses name their source by id)."""
+    return dict(conn.execute(select(PARTNERS.c.id, PARTNERS.c.name)).all())
+
+
+def addresses_of(conn: Connection, business_id: int) -> set[tuple[str, str]]:
+    """Every (kind, address) the store holds for a business: its own, those written to, the call numbers."""
+    row = conn.execute(select(BUSINESS.c.email, BUSINESS.c.phone).where(BUSINESS.c.id == business_id)).first()
+    out: set[tuple[str, str]] = set()
+    if row is not None:
+        if row.email:
+            out.add(("email", normalize_address("email", row.email)))
+        if row.phone:
+            out.add(("phone", normalize_address("phone", row.phone)))
+    for channel, recipient in conn.execute(
+            select(MESSAGES.c.channel, MESSAGES.c.recipient).distinct()
+            .where(MESSAGES.c.business_id == business_id, MESSAGES.c.recipient.is_not(None))):
+        kind = ADDRESS_KIND.get(channel, channel)
+        if kind in ("email", "phone"):
+            out.add((kind, normalize_address(kind, recipient)))
+    for (phone,) in conn.execute(select(TASKS.c.phone).where(TASKS.c.business_id == business_id)):
+        if phone:
+            out.add(("phone", normalize_address("phone", phone)))
+    return out
+
+
+def gather(conn: Connection, business_id: int) -> dict[str, Any]:
+    """Every row the store holds about one business and its contacts (the raw material of an export)."""
+    campaigns = {r.id: r for r in conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.name, CAMPAIGNS.c.owner))}
+    business = dict(conn.execute(select(BUSINESS).where(BUSINESS.c.id == business_id)).first()._mapping)
+    events = _dicts(conn.execute(select(EVENTS).where(EVENTS.c.business_id == business_id).order_by(EVENTS.c.id)))
+    proposals = _dicts(conn.execute(select(PROPOSALS).where(PROPOSALS.c.business_id == business_id)
+                                    .order_by(PROPOSALS.c.id)))
+    enrollments = _dicts(conn.execute(select(ENROLLMENTS).where(ENROLLMENTS.c.business_id == business_id)
+                                      .order_by(ENROLLMENTS.c.id)))
+    messages = _dicts(conn.execute(select(MESSAGES).where(MESSAGES.c.business_id == business_id)
+                                   .order_by(MESSAGES.c.id)))
+    history: dict[int, list[dict[str, Any]]] = {}
+    for part in chunks([m["id"] for m in messages], 900):
+        for h in conn.execute(select(HISTORY).where(HISTORY.c.message_id.in_(part)).order_by(HISTORY.c.id)):
+            history.setdefault(h.message_id, []).append(dict(h._mapping))
+    for m in messages:
+        m["history"] = history.get(m["id"], [])
+    interactions = _dicts(conn.execute(select(INTERACTIONS).where(INTERACTIONS.c.business_id == business_id)
+                                       .order_by(INTERACTIONS.c.id)))
+    tasks = _dicts(conn.execute(select(TASKS).where(TASKS.c.business_id == business_id).order_by(TASKS.c.id)))
+    addresses = addresses_of(conn, business_id)
+    suppressions = []
+    for kind in ("email", "phone"):
+        wanted = sorted(a for k, a in addresses if k == kind)
+        for part in chunks(wanted, 900):
+            suppressions += _dicts(conn.execute(select(SUPPRESSIONS).where(
+                SUPPRESSIONS.c.channel == kind, SUPPRESSIONS.c.address.in_(part))))
+    for rows in (enrollments, messages, interactions):
+        for r in rows:
+            c = campaigns.get(r.get("campaign_id"))
+            r["campaign"] = c.name if c else None
+            r["owner"] = c.owner if c else None
+    return {"business": business, "events": events, "proposals": proposals, "enrollments": enrollments,
+            "messages": messages, "interactions": interactions, "call_tasks": tasks,
+            "suppressions": sorted(suppressions, key=lambda s: s["id"]), "partners": partner_names(conn)}
+
+
+# --- erasure ---
+
+
+def erase_business(conn: Connection, business_id: int, *, pseudo_siret: str, now: dt.datetime | None = None
+                   ) -> dict[str, int]:
+    """Empty every personal column of one business and what hangs from it; rows stay (campaign counts hold).
+
+    The SIRET and SIREN become `pseudo_siret` (a keyed hash, computed by the caller); contacts, name and
+    address are emptied and the business is marked not to contact. Returns the rows changed by table.
+    """
+    now = now or utcnow()
+    counts: dict[str, int] = {}
+    pseudo_siren = pseudo_siret[:9]
+    counts["business"] = conn.execute(
+        update(BUSINESS).where(BUSINESS.c.id == business_id).values(
+            siret=pseudo_siret, siren=pseudo_siren, phone_consent=False, do_not_contact=True,
+            digital_maturity=None, updated_at=now, **dict.fromkeys(PERSONAL_BUSINESS))).rowcount or 0
+    counts["triggerevent"] = conn.execute(
+        update(EVENTS).where(EVENTS.c.business_id == business_id)
+        .values(siret=pseudo_siret, siren=pseudo_siren, payload={})).rowcount or 0
+    counts["businessproposal"] = conn.execute(
+        delete(PROPOSALS).where(PROPOSALS.c.business_id == business_id)).rowcount or 0
+    message_ids = [r[0] for r in conn.execute(select(MESSAGES.c.id).where(MESSAGES.c.business_id == business_id))]
+    total = 0
+    for part in chunks(message_ids, 900):
+        metas = conn.execute(select(MESSAGES.c.id, MESSAGES.c.context).where(MESSAGES.c.id.in_(part))).all()
+        for id_, context in metas:
+            total += conn.execute(update(MESSAGES).where(MESSAGES.c.id == id_).values(
+                recipient=None, context=erased_context(context or {}), last_error=None,
+                status=_stopped(MESSAGES.c.status))).rowcount or 0
+        conn.execute(update(HISTORY).where(HISTORY.c.message_id.in_(part)).values(detail=None))
+    counts["message"] = total
+    changed = 0
+    for id_, data in conn.execute(select(INTERACTIONS.c.id, INTERACTIONS.c.data)
+                                  .where(INTERACTIONS.c.business_id == business_id)).all():
+        changed += conn.execute(update(INTERACTIONS).where(INTERACTIONS.c.id == id_)
+                                .values(data=safe_interaction_data(data or {}))).rowcount or 0
+    counts["interaction"] = changed
+    counts["calltask"] = conn.execute(
+        update(TASKS).where(TASKS.c.business_id == business_id)
+        .values(phone="", script=ERASED_TEXT, outcome_note=None, updated_at=now,
+                status=_stopped(TASKS.c.status, open_value="open", closed="refused"))).rowcount or 0
+    return {k: v for k, v in counts.items() if v}
+
+
+def _stopped(column, open_value: str = "planned", closed: str = "cancelled"):
+    """A status expression: what was still waiting to go is stopped, the rest is kept as it was."""
+    return case((column == open_value, closed), else_=column)
+
+
+def erased_context(context: dict[str, Any]) -> dict[str, Any]:
+    """A message context without the business's details: the trade family and campaign stay for the counts."""
+    business = context.get("business") or {}
+    kept = {k: business[k] for k in ("family", "family_label", "metier") if k in business}
+    out = {"business": kept, "erased": True}
+    for key in ("campaign", "trigger", "meta"):
+        if key in context:
+            out[key] = context[key]
+    return out
+
+
+def safe_interaction_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Interaction data without free text or contacts (the keys the counts and reports read)."""
+    return {k: v for k, v in data.items() if k in SAFE_INTERACTION_KEYS}
+
+
+
+def consents_of(conn: Connection, business_id: int) -> list[dict[str, Any]]:
+    """The consents recorded for a business (the call consent of the business row until specific ones exist)."""
+    b = conn.execute(select(BUSINESS.c.phone_consent, BUSINESS.c.phone_source)
+                     .where(BUSINESS.c.id == business_id)).first()
+    if b is None or not b.phone_consent:
+        return []
+    return [{"objet": "appel", "porteur": None, "source": b.phone_source, "texte": None}]
