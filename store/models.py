@@ -137,7 +137,8 @@ class TriggerEvent(SQLModel, table=True):
     business_id: int | None = Field(default=None, foreign_key="business.id", index=True)
     occurred_on: dt.date
     received_at: dt.datetime = Field(default_factory=utcnow)
-    status: str = Field(default="accepted", max_length=12)  # accepted | pending (business unknown yet)
+    # accepted | pending (business unknown yet) | rejected (Sirene placed it outside the partner's territory)
+    status: str = Field(default="accepted", max_length=12)
     planned: bool = False  # the planner has looked at it
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 

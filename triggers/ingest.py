@@ -36,13 +36,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from segments.taxonomy import family_for_naf
 from segments.territory import commune as commune_info
-from store.models import Business, Message, TriggerEvent
+from store.models import Business, Message, Partner, TriggerEvent
 from store.sql import insert_for
 from triggers import calendar as cal
 from triggers.bodacc import BodaccFormatError, BodaccStats, Skipped, read_bodacc
 from triggers.effects import apply_event_effects, cancel_planned_messages, stage_for
 from triggers.model import EventIn, Reject
 from triggers.report import IngestReport, RejectSink
+from triggers.scope import in_territory
 from triggers.sirene import (
     R_CREATION,
     R_DNC,
@@ -71,6 +72,7 @@ Progress = Callable[[int], None]  # called with the number of rows just handled
 BUSINESS = Business.__table__
 EVENTS = TriggerEvent.__table__
 MESSAGES = Message.__table__
+PARTNERS = Partner.__table__
 
 # Business columns the Sirene ingest writes, in record-parameter order.
 SIRENE_COLUMNS = (
@@ -321,6 +323,7 @@ class SireneWriter:
         self._commune: dict[str | None, tuple] = {None: (None, None, None, None)}
         self._staging_sql: str | None = None
         self.nothing_known = False  # set during a first load into an empty store
+        self._partner_territory: dict[int, tuple[str, ...]] = {}
         with engine.connect() as conn:
             self.dialect = conn.dialect.name
             self.upsert_sql = self._upsert_sql(conn)
@@ -591,19 +594,18 @@ class SireneWriter:
         )
 
     def _resolve(self, conn: Connection, sirets: list[str], sirens: list[str], ids: dict[str, int]) -> None:
-        """Attach pending events to the businesses that just arrived, and set their stage."""
-        resolved: list[tuple[int, str, Any]] = []
+        """Attach pending events to the businesses that just arrived, and set their stage.
+
+        A partner's pending event is attached only when Sirene places the business inside that partner's
+        territory; otherwise it is marked `rejected` (a partner never reaches a business outside its scope by
+        sending its SIRET before Sirene knows it)."""
+        targets: dict[int, tuple[int, str | None]] = {}  # business id -> (id, siret to set on SIREN events)
+        by_business: list[tuple[int, Any]] = []
         for siret in sirets:
             bid = ids.get(siret)
             if bid is None:
                 continue
-            rows = conn.execute(
-                update(EVENTS)
-                .where(EVENTS.c.status == "pending", EVENTS.c.siret == siret)
-                .values(status="accepted", business_id=bid)
-                .returning(EVENTS.c.type, EVENTS.c.occurred_on)
-            ).all()
-            resolved += [(bid, t, o) for t, o in rows]
+            by_business.append((bid, (EVENTS.c.siret == siret)))
             self.pending_sirets.discard(siret)
         for siren in sirens:
             target = conn.execute(
@@ -616,17 +618,44 @@ class SireneWriter:
             ).first()
             if target is None:
                 continue
-            rows = conn.execute(
-                update(EVENTS)
-                .where(EVENTS.c.status == "pending", EVENTS.c.siren == siren, EVENTS.c.siret.is_(None))
-                .values(status="accepted", business_id=target.id, siret=target.siret)
-                .returning(EVENTS.c.type, EVENTS.c.occurred_on)
-            ).all()
-            resolved += [(target.id, t, o) for t, o in rows]
+            targets[target.id] = (target.id, target.siret)
+            by_business.append((target.id, (EVENTS.c.siren == siren) & EVENTS.c.siret.is_(None)))
             self.pending_sirens.discard(siren)
+        if not by_business:
+            return
+        communes = dict(conn.execute(select(BUSINESS.c.id, BUSINESS.c.commune_code)
+                                     .where(BUSINESS.c.id.in_({b for b, _ in by_business}))).all())
+        resolved: list[tuple[int, str, Any]] = []
+        for bid, which in by_business:
+            pending = conn.execute(
+                select(EVENTS.c.id, EVENTS.c.partner_id, EVENTS.c.type, EVENTS.c.occurred_on)
+                .where(EVENTS.c.status == "pending", which)
+            ).all()
+            outside = {e.id for e in pending if not self._partner_reaches(conn, e.partner_id, communes.get(bid))}
+            inside = [e for e in pending if e.id not in outside]
+            if outside:
+                conn.execute(update(EVENTS).where(EVENTS.c.id.in_(sorted(outside))).values(status="rejected",
+                                                                                   business_id=None))
+                self.report.events["rejected (outside the partner's territory)"] += len(outside)
+            if inside:
+                values: dict[str, Any] = {"status": "accepted", "business_id": bid}
+                if bid in targets:
+                    values["siret"] = targets[bid][1]
+                conn.execute(update(EVENTS).where(EVENTS.c.id.in_([e.id for e in inside])).values(**values))
+                resolved += [(bid, e.type, e.occurred_on) for e in inside]
         if resolved:
             self.report.events["resolved from pending"] += len(resolved)
             apply_event_effects(conn, resolved, self.rules.today)
+
+    def _partner_reaches(self, conn: Connection, partner_id: int | None, commune_code: str | None) -> bool:
+        """Whether a partner's territory holds this commune (no partner, a national partner: yes)."""
+        if partner_id is None:
+            return True
+        if partner_id not in self._partner_territory:
+            self._partner_territory[partner_id] = tuple(
+                conn.execute(select(PARTNERS.c.territory).where(PARTNERS.c.id == partner_id)).scalar() or ())
+        territory = self._partner_territory[partner_id]
+        return not territory or (commune_code is not None and in_territory(commune_code, territory))
 
 
 def _age_stage(creation_iso: str | None, young_cutoff_iso: str) -> str | None:

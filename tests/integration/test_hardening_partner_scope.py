@@ -211,3 +211,21 @@ def test_the_partner_json_feed_goes_through_the_same_intake(settings, engine, tm
     assert report.rejected == {"hors du territoire du partenaire: commune 75056": 2}
     assert business(engine, paris).state == "active" and events_of(engine, paris) == 0
     assert business(engine, rennes).state == "closed"
+
+
+def test_a_pending_event_is_attached_only_inside_the_partner_territory(client, engine, tmp_path):
+    paris, rennes = sirets(2)
+    token = add_partner(engine, "bge-35", ["creation", "closure"], ["departement:35"])
+    # Nobody knows either SIRET yet and the events say nowhere: both wait for Sirene.
+    body = post(client, token, [item("p-1", paris, type_="closure"), item("p-2", rennes, type_="closure")])
+    assert [i["status"] for i in body["items"]] == ["pending", "pending"]
+    sirene(engine, tmp_path, row(siret=paris, codeCommuneEtablissement="75111", codePostalEtablissement="75011",
+                                 libelleCommuneEtablissement="PARIS"), row(siret=rennes))
+    # Sirene placed one in Paris: that partner's closure is refused, never attached; the other one closes.
+    t = TriggerEvent.__table__
+    with engine.connect() as conn:
+        fate = dict(conn.execute(select(t.c.external_id, t.c.status)).all())
+        attached = conn.execute(select(t.c.business_id).where(t.c.external_id == "p-1")).scalar()
+    assert fate == {"p-1": "rejected", "p-2": "accepted"} and attached is None
+    assert business(engine, paris).state == "active"
+    assert business(engine, rennes).state == "closed"
