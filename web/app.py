@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from orchestrator.settings import Settings, get_settings
 from store.db import get_engine
 from triggers.partner_api import french_reason
-from web import api, auth, campaign_form, dashboard, hooks, public, registry
+from web import api, auth, campaign_form, dashboard, hooks, log_redaction, public, registry
 from web.limits import BodyLimitMiddleware
 from web.security_headers import SWAGGER_CDN, SecurityHeadersMiddleware
 
@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         redoc_url=None,
     )
     app.state.settings = settings
+    # Whatever server runs the app (declic serve, uvicorn --factory, gunicorn), its access log masks link tokens.
+    log_redaction.install()
     app.state.engine = engine or get_engine(settings.resolved_database_url)
     # Signed (not readable by scripts: HttpOnly), Secure whenever the site is served over HTTPS.
     app.add_middleware(

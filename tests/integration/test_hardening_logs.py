@@ -50,3 +50,13 @@ def test_redact_keeps_what_is_not_a_secret():
     assert redact("/tableau/campagnes/3?depuis=2") == "/tableau/campagnes/3?depuis=2"
     assert redact("/api/v1/events?since=2026-01-01") == "/api/v1/events?since=2026-01-01"
     assert redact("/hooks/bounce?api_key=abc&token=def") == "/hooks/bounce?api_key=***&token=***"
+
+
+def test_any_server_running_the_app_masks_tokens(settings, engine):
+    # uvicorn --factory, gunicorn...: building the app is enough to put the filter on the access log.
+    from web.log_redaction import RedactTokens
+
+    access = logging.getLogger("uvicorn.access")
+    access.filters[:] = [f for f in access.filters if not isinstance(f, RedactTokens)]
+    create_app(settings, engine)
+    assert any(isinstance(f, RedactTokens) for f in access.filters)
