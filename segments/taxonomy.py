@@ -2,6 +2,11 @@
 
 Pure and stdlib only. The shipped files ``segments/data/families.csv`` and ``segments/data/naf.csv``
 (rebuilt by ``python -m segments.data.build_reference``) are read once and cached.
+
+``segments/data/trades_naf.csv`` is written by hand, one reviewed row per sub-class: how a message names the
+business ("votre boulangerie", "une boulangerie") and its trade in a phrase that needs no gender agreement
+("les boulangers et boulangères"); catch-all codes (holdings, head offices, "n.c.a.") say "votre entreprise".
+Messages never show an INSEE label: they read these words (see ``templates/wording.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ __all__ = [
     "normalize_naf",
     "family_for_naf",
     "naf_entry",
+    "TradeWording",
+    "trade_wordings",
+    "trade_wording",
 ]
 
 
@@ -42,6 +50,23 @@ class NafEntry:
     label: str
     family: str
     metier: str
+
+
+@dataclass(frozen=True, slots=True)
+class TradeWording:
+    """How a message names a sub-class's business and trade (plain French, never the INSEE label).
+
+    business    the business with a possessive: "votre boulangerie", "votre entreprise de plomberie"
+    business_a  the same with an indefinite article: "une boulangerie" (a buyer takes over "une boulangerie")
+    trade       the people of the trade, with no gender agreement asked of the reader: "les coiffeurs et
+                coiffeuses", "les chauffagistes", "les petites entreprises"
+    catch_all   the code says nothing an owner would call a trade (holdings, head offices, "n.c.a.")
+    """
+
+    business: str
+    business_a: str
+    trade: str
+    catch_all: bool
 
 
 # Two digits, optional dot, two digits, one letter: "4322A", "43.22a", " 43.22A ".
@@ -92,3 +117,21 @@ def family_for_naf(code: str) -> str | None:
     """The family slug of a NAF sub-class, or None for an unknown or malformed code."""
     entry = naf_entry(code)
     return entry.family if entry else None
+
+
+@cache
+def trade_wordings() -> dict[str, TradeWording]:
+    """The reviewed wording of every NAF sub-class, by dotted code (``trades_naf.csv``)."""
+    return {row["naf_code"]: TradeWording(business=row["business"], business_a=row["business_a"],
+                                          trade=row["trade"], catch_all=bool(row["catch_all"].strip()))
+            for row in _read_csv("trades_naf.csv")}
+
+
+def trade_wording(code: str | None) -> TradeWording | None:
+    """The wording of a sub-class (any accepted spelling), or None for an unknown, empty or malformed code."""
+    if not code:
+        return None
+    try:
+        return trade_wordings().get(normalize_naf(code))
+    except ValueError:
+        return None
