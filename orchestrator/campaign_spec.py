@@ -298,6 +298,12 @@ class CampaignSpec(Strict):
     pressure: Pressure = Field(default_factory=Pressure)
     holdout: float = Field(default=0, ge=0, le=50, description="percent of enrolled businesses kept as control")
     variants: list[Variant] = Field(default_factory=list)
+    # Arbitration between campaigns that reach one business for one moment: the highest explicit priority
+    # wins, else the most local owner, else the oldest campaign (`orchestrator.planner.arbitration_key`).
+    priority: int | None = Field(default=None, ge=0, le=1000)
+    # Bodies that co-sign the campaign (a Département and an EPCI running it together): every message and the
+    # landing page name them all; each sees the campaign within its own territory.
+    co_owners: list[Owner] = Field(default_factory=list, max_length=5)
 
     @field_validator("triggers")
     @classmethod
@@ -314,8 +320,14 @@ class CampaignSpec(Strict):
             raise ValueError(f"codes de territoire inconnus: {', '.join(unknown)}")
         if self.owner.territory.is_empty():
             raise ValueError("le territoire du porteur de la campagne est vide")
+        for co in self.co_owners:
+            unknown = co.territory.unknown_codes()
+            if unknown:
+                raise ValueError(f"codes de territoire inconnus (co-porteur {co.name}): {', '.join(unknown)}")
+            if co.territory.is_empty():
+                raise ValueError(f"le territoire du co-porteur {co.name} est vide")
         if not self.segment.territory.is_empty():
-            outside = self.segment.territory.communes_covered() - self.owner.territory.communes_covered()
+            outside = self.segment.territory.communes_covered() - self.signed_territory_communes()
             if outside:
                 sample = ", ".join(sorted(outside)[:5])
                 raise ValueError(f"le segment sort du territoire du porteur ({len(outside)} communes, ex. {sample})")
@@ -343,9 +355,32 @@ class CampaignSpec(Strict):
         except ValueError:
             return "Europe/Paris"
 
+    def owners(self) -> list[Owner]:
+        """The owner then its co-owners."""
+        return [self.owner, *self.co_owners]
+
+    def signed_by(self) -> str:
+        """Who runs the campaign, in words: "Rennes Métropole", or "Département 35 et Rennes Métropole"."""
+        names = [o.name for o in self.owners()]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " et " + names[-1]
+
+    def signed_territory_communes(self) -> set[str]:
+        """Every commune of the owner's and the co-owners' territories."""
+        out: set[str] = set()
+        for o in self.owners():
+            out |= o.territory.communes_covered()
+        return out
+
     def effective_territory(self) -> TerritorySpec:
-        """The segment's territory, or the owner's when the segment names none."""
-        return self.owner.territory if self.segment.territory.is_empty() else self.segment.territory
+        """The segment's territory, or the owner's (with its co-owners') when the segment names none."""
+        if not self.segment.territory.is_empty():
+            return self.segment.territory
+        if not self.co_owners:
+            return self.owner.territory
+        merged = {level: list(dict.fromkeys(code for o in self.owners()
+                                            for code in getattr(o.territory, level)))
+                  for level in ("communes", "epci", "departements", "regions")}
+        return TerritorySpec(**merged)
 
 
 def load_spec(source: str | Path | dict[str, Any]) -> CampaignSpec:

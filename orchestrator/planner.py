@@ -9,8 +9,15 @@ Decisions, in order, for each (business, campaign):
   contacted by this campaign within its minimum interval (scheduled campaigns) -> `recently_contacted`;
   no address on the step's channel nor its fallbacks -> `no_channel`; every address opted out -> `opted_out`;
   no send slot in the trade's window within the campaign's deferral once caps are counted -> `capped`;
+  in a territory's global control group this year -> `global_holdout` (no campaign contacts it);
   arm, drawn among those that would be contacted (so both arms are comparable), deterministic from the
-  campaign and the business: holdout -> enrolled, never contacted, `holdout`.
+  business and its moment (trigger family and period), never from the campaign: holdout -> enrolled, never
+  contacted, `holdout`.
+One voice per moment: when several campaigns match one trigger event of a business, they are tried in the
+order of `arbitration_key` (explicit priority, then the most local owner, then the oldest); the first that
+enrols it (treatment or holdout) owns that moment, and every other one records the business as `covered`
+by it, outside its reach, funnel and control group. A moment already owned by a stored enrollment of
+another campaign covers it too, so a business held out for a moment is held out by every campaign.
 Later steps are planned when they fall due (`plan_followups`), so that their condition (`no_click`...) is
 judged on what really happened and their caps on the real history.
 """
@@ -169,6 +176,36 @@ class PlannedEnrollment:
     messages: tuple[PlannedMessage, ...]
     variant: str | None = None
     ambassador_id: int | None = None
+    moment: str | None = None  # see `moment_of`
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """A business a campaign matched but left to another for this moment (`covered`, by `covered_by`), or
+    kept out of every campaign as part of its territory's global control group (`global`)."""
+
+    campaign_id: int
+    business_id: int
+    event_id: int | None
+    trigger_key: str
+    trigger_type: str
+    moment: str
+    kind: str  # covered | global
+    covered_by: int | None = None
+    reason: str = ""  # in French: "déjà accompagnée par Rennes Métropole", "groupe témoin global ..."
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalHoldout:
+    """A territory's global control group: `percent` of its businesses that no campaign contacts for a year."""
+
+    level: str  # commune | epci | departement | region
+    code: str
+    percent: float
+
+    def contains(self, b: BusinessView) -> bool:
+        return {"commune": b.commune_code, "epci": b.epci_code, "departement": b.departement_code,
+                "region": b.region_code}.get(self.level) == self.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +225,7 @@ class Plan:
     enrollments: list[PlannedEnrollment] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     ambassador_gaps: int = 0  # treatment enrollments that fell back on the campaign's contact
+    covered: list[Coverage] = field(default_factory=list)
 
 
 def unit_hash(campaign_id: int, business_id: int, salt: str) -> float:
@@ -197,8 +235,70 @@ def unit_hash(campaign_id: int, business_id: int, salt: str) -> float:
 
 
 def arm_for(campaign_id: int, business_id: int, holdout_percent: float) -> str:
-    """`holdout` for a stable `holdout_percent` share of businesses, else `treatment`."""
+    """The former per-campaign draw (each campaign its own control group): kept for the simulation that shows
+    why it was replaced (`orchestrator.effect_simulation`); the planner draws with `moment_arm`."""
     return "holdout" if unit_hash(campaign_id, business_id, "arm") * 100 < holdout_percent else "treatment"
+
+
+def moment_parts(c: Candidate) -> tuple[str, str]:
+    """(trigger family, period) of a candidate's moment: a trigger event is its type in the year it occurred;
+    a scheduled occurrence is its campaign's own (its arm stays the business's from one occurrence to the next)."""
+    if c.campaign_id is not None and c.event_id is None:
+        return f"schedule-{c.campaign_id}", ""
+    return c.type, str(c.occurred_on.year)
+
+
+def moment_of(c: Candidate) -> str:
+    """The key of a candidate's moment, stored on its enrollment: `creation:2026`, `schedule-4:occurrence:...`."""
+    family, period = moment_parts(c)
+    return f"{family}:{period or c.key}"
+
+
+def moment_hash(business_id: int, family: str, period: str) -> float:
+    """A stable number in [0, 1) for (business, trigger family, period), the same for every campaign."""
+    digest = hashlib.blake2b(f"moment:{business_id}:{family}:{period}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def moment_arm(business_id: int, family: str, period: str, holdout_percent: float) -> str:
+    """`holdout` for a stable share of businesses per moment, else `treatment`. Shared by every campaign: with
+    equal percentages they hold out the same businesses, and a smaller percentage holds out a subset."""
+    return "holdout" if moment_hash(business_id, family, period) * 100 < holdout_percent else "treatment"
+
+
+def global_control(b: BusinessView, holdouts: Sequence[GlobalHoldout], year: int) -> GlobalHoldout | None:
+    """The global control group holding this business out this year (the largest share among its
+    territories: shares nest, as the draw is one number per business and year), or None."""
+    found = [h for h in holdouts if h.contains(b)]
+    if not found:
+        return None
+    widest = max(found, key=lambda h: h.percent)
+    digest = hashlib.blake2b(f"global:{b.id}:{year}".encode(), digest_size=8).digest()
+    return widest if int.from_bytes(digest, "big") / 2**64 * 100 < widest.percent else None
+
+
+LOCALITY = {"communes": 0, "epci": 1, "departements": 2, "regions": 3}
+
+
+def locality(spec: CampaignSpec) -> int:
+    """How local the owner's territory is: commune 0 < EPCI 1 < département 2 < région 3 < national 4
+    (the widest level it names; several régions count as national)."""
+    terr = spec.owner.territory
+    if len(terr.regions) > 1:
+        return 4
+    levels = [rank for name, rank in LOCALITY.items() if getattr(terr, name)]
+    return max(levels) if levels else 4
+
+
+def arbitration_key(rule: CampaignRule) -> tuple[int, int, int]:
+    """Sort key of campaigns competing for one business's moment: the highest explicit priority first, then
+    the most local owner, then the oldest campaign (the smallest id)."""
+    return (-(rule.spec.priority or 0), locality(rule.spec), rule.id)
+
+
+def covered_reason(winner: CampaignRule | None) -> str:
+    """Why a campaign left a business to another, in French."""
+    return f"déjà accompagnée par {winner.spec.signed_by()}" if winner else "déjà accompagnée par une autre campagne"
 
 
 def variant_for(spec: CampaignSpec, campaign_id: int, business_id: int) -> str | None:
@@ -395,7 +495,8 @@ def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
         "sender": _dumped(spec.sender),
         "trigger": {"type": c.type, "occurred_on": c.occurred_on.isoformat()},
         "deadline": dict(c.deadline) if c.deadline else None,
-        "campaign": {"name": spec.title or spec.name},
+        "campaign": {"name": spec.title or spec.name, "signed_by": spec.signed_by(),
+                     "owners": [o.name for o in spec.owners()]},
         "meta": meta,
     }
 
@@ -491,6 +592,8 @@ def plan(
     ambassadors: Sequence[AmbassadorView] = (),
     offers: Sequence[OfferView] = (),
     recent: set[tuple[int, int]] | frozenset = frozenset(),
+    moments: Mapping[tuple[int, str], tuple[int, str]] | None = None,
+    global_holdouts: Sequence[GlobalHoldout] = (),
 ) -> Plan:
     """Enrol matching businesses and schedule their first step inside send windows and caps.
 
@@ -498,13 +601,15 @@ def plan(
     normalised address) opt-outs; `eligible` maps a campaign id to the business ids its compiled segment
     selects among the candidates (without it, `matches` judges families and territory); `history` maps a
     business id to (campaign id, instant) of its messages planned or sent; `recent` holds (campaign,
-    business) pairs contacted within the campaign's minimum interval. `now` is aware. `is_holiday`
-    replaces the place's holiday calendar (tests).
+    business) pairs contacted within the campaign's minimum interval; `moments` maps (business id, moment)
+    to the (campaign id, arm) of the stored enrollment that owns it; `global_holdouts` are the territories'
+    global control groups. `now` is aware. `is_holiday` replaces the place's holiday calendar (tests).
     """
     out = Plan()
-    campaigns = list(campaigns)
+    campaigns = sorted(campaigns, key=arbitration_key)
     by_id = {r.id: r for r in campaigns}
     enrolled = set(enrolled)
+    owned: dict[tuple[int, str], tuple[int, str]] = dict(moments or {})
     today = now.astimezone(PARIS).date()
     slots = _Slots(is_holiday)
     pressure = _Pressure(history or {}, policy)
@@ -516,6 +621,9 @@ def plan(
         b = c.business
         rules = [by_id[c.campaign_id]] if c.campaign_id is not None and c.campaign_id in by_id else (
             [] if c.campaign_id is not None else campaigns)
+        family, period = moment_parts(c)
+        moment = moment_of(c)
+        held_globally = global_control(b, global_holdouts, today.year) if global_holdouts else None
         for rule in rules:
             spec = rule.spec
             if (spec.starts_on and today < spec.starts_on) or (spec.ends_on and today > spec.ends_on):
@@ -532,8 +640,20 @@ def plan(
             def skip(reason: str, rule=rule, c=c, b=b) -> None:
                 out.skipped.append(Skip(rule.id, c.event_id, b.id, reason))
 
-            if key in enrolled:
+            def cover(kind: str, winner: int | None, reason: str, rule=rule, c=c, b=b, moment=moment) -> None:
+                out.covered.append(Coverage(rule.id, b.id, c.event_id, c.key, c.type, moment, kind, winner, reason))
+                skip("global_holdout" if kind == "global" else "covered")
+
+            owner = owned.get((b.id, moment))
+            if owner is not None and owner[1] == "global":
+                cover("global", None, _global_reason(held_globally))
+                continue
+            if key in enrolled or (owner is not None and owner[0] == rule.id):
                 skip("already_enrolled")
+                continue
+            if owner is not None:
+                # Another campaign owns this moment (enrolled it, or holds it out): one voice, one control group.
+                cover("covered", owner[0], covered_reason(by_id.get(owner[0])))
                 continue
             if b.state != "active":
                 skip("closed")
@@ -554,14 +674,23 @@ def plan(
             if due is None:
                 skip("capped")
                 continue
-            # The arm is drawn among businesses that would be contacted, so that both arms are comparable.
-            if arm_for(rule.id, b.id, spec.holdout) == "holdout":
+            if held_globally is not None:
+                # The territory's global control group: no campaign contacts it this year (the whole
+                # programme's effect is measured against it). Drawn, like the arms, among the reachable.
+                owned[(b.id, moment)] = (rule.id, "global")
+                cover("global", None, _global_reason(held_globally))
+                continue
+            # The arm is drawn among businesses that would be contacted, so that both arms are comparable, and
+            # from the business and its moment only, so that every campaign holds out the same businesses.
+            if moment_arm(b.id, family, period, spec.holdout) == "holdout":
                 # Counted (enrolled) so the effect can be measured against it, never contacted.
                 enrolled.add(key)
+                owned[(b.id, moment)] = (rule.id, "holdout")
                 out.enrollments.append(PlannedEnrollment(rule.id, rule.version, b.id, c.event_id, c.key, c.type,
-                                                         "holdout", (), None, None))
+                                                         "holdout", (), None, None, moment))
                 skip("holdout")
                 continue
+            owned[(b.id, moment)] = (rule.id, "treatment")
             ambassador = pick_ambassador(b, ambassador_index, remaining)
             if ambassador is not None:
                 remaining[ambassador.id] -= 1
@@ -580,8 +709,13 @@ def plan(
                                      message_context(spec, b, c, ambassador, chosen_offers), variant)
             out.enrollments.append(PlannedEnrollment(rule.id, rule.version, b.id, c.event_id, c.key, c.type,
                                                      "treatment", (message,), variant,
-                                                     ambassador.id if ambassador else None))
+                                                     ambassador.id if ambassador else None, moment))
     return out
+
+
+def _global_reason(holdout: GlobalHoldout | None) -> str:
+    where = f" ({holdout.level} {holdout.code})" if holdout else ""
+    return f"groupe témoin global du territoire{where} : aucune campagne ne la contacte cette année"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from orchestrator.planner import (
     Candidate,
     Policy,
     arm_for,
+    moment_arm,
+    moment_parts,
     plan,
 )
 from orchestrator.windows import is_french_holiday, place_of, window_for
@@ -90,9 +92,10 @@ def test_planner_properties(scenario):
     assert len({(e.business_id, e.trigger_key) for e in result.enrollments}) == len(result.enrollments)
 
     new_times: dict[int, list[dt.datetime]] = {}
+    by_event = {c.event_id: c for c in candidates}
     for e in result.enrollments:
-        # Arms are a function of (campaign, business): the same on every run.
-        assert e.arm == arm_for(7, e.business_id, holdout)
+        # Arms are a function of (business, moment), shared by every campaign: the same on every run.
+        assert e.arm == moment_arm(e.business_id, *moment_parts(by_event[e.event_id]), holdout)
         if e.arm == "holdout":
             assert e.messages == ()  # never contacted
             continue
