@@ -57,6 +57,23 @@ def export(
     console.print(f"Export écrit dans {path}.", highlight=False)
 
 
+@privacy_app.command("erase")
+def erase(
+    siret: str,
+    reason: Annotated[str, typer.Option("--reason", help="why (a request by e-mail of ..., an objection...)")],
+) -> None:
+    """Erase the personal data of a business and its contacts everywhere; keep keyed hashes so it stays refused."""
+    from orchestrator import privacy
+
+    try:
+        done = privacy.erase(_app(), siret, reason=reason, actor=cli_actor())
+    except privacy.PrivacyError as exc:
+        _fail(str(exc))
+    tables = ", ".join(f"{name} {count}" for name, count in sorted(done.rows.items())) or "rien"
+    console.print(f"Données effacées (lignes modifiées : {tables}). {done.hashes} empreinte(s) gardée(s) dans la "
+                  "liste d'opposition : cette entreprise ne sera plus contactée.", highlight=False)
+
+
 def mount(app: typer.Typer) -> None:
     """Add `declic privacy ...` to the main command."""
     app.add_typer(privacy_app, name="privacy")

@@ -160,8 +160,11 @@ def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date | No
             else:
                 valid.append(event)
         report.accepted += len(valid)
-        stored_all = store_with_effects(app.engine, valid, partner_id=partner.id, today=today) if valid else []
+        stored_all = (store_with_effects(app.engine, valid, partner_id=partner.id, today=today,
+                                         secret=app.settings.resolved_secret) if valid else [])
         for stored, event in zip(stored_all, valid, strict=True):
+            if stored.withheld:
+                report.events["stored without contacts (erased person)"] += 1
             if stored.status == "duplicate":
                 report.skipped["already stored"] += 1
             else:

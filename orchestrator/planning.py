@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from orchestrator.bootstrap import App
 from orchestrator.planner import DEFAULT_POLICY, CampaignRule, Candidate, Policy, plan, plan_followups
+from orchestrator.privacy import guard_candidates
 from orchestrator.run_tally import note_followups, note_plan
 from orchestrator.schedule import due_occurrence
 from store.journeys import ambassador_views, offer_views
@@ -61,6 +62,7 @@ def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, li
     event_ids, candidates = pending_candidates(conn, limit)
     if not event_ids:
         return Counter()
+    candidates = guard_candidates(app, conn, candidates)  # erased identities that came back: never contacted
     today = now.astimezone(PARIS).date()
     triggered = [r for r in rules if r.spec.triggers]
     views = [c.business for c in candidates]
@@ -118,6 +120,7 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
             Candidate(None, "scheduled", at.astimezone(PARIS).date(), b, trigger_key=key, campaign_id=rule.id,
                       at=at + dt.timedelta(hours=(occurrence.enrolled + i) // rate) if rate else at)
             for i, b in enumerate(businesses)]
+        candidates = guard_candidates(app, conn, candidates)
         ids = [b.id for b in businesses]
         decided = plan(candidates, [rule], now=now, enrolled=existing_enrollments(conn, ids),
                        suppressed=suppressed_for(conn, businesses),

@@ -8,8 +8,6 @@ the dashboard and the flows call these functions, never the SQL.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,12 +33,7 @@ def clean_siret(value: str) -> str:
     return siret
 
 
-def fingerprint(secret: str, kind: str, value: str) -> str:
-    """The keyed hash (HMAC-SHA256 with the secret key) of a SIRET, an e-mail or a phone number, normalised."""
-    from store.suppressions import normalize_address
-
-    text = "".join(value.split()) if kind == "siret" else normalize_address(kind, value)
-    return hmac.new(secret.encode(), f"{kind}:{text}".encode(), hashlib.sha256).hexdigest()
+fingerprint = sp.fingerprint
 
 
 def pseudo_siret(secret: str, siret: str) -> str:
@@ -243,3 +236,62 @@ class Erasure:
     business_id: int
     rows: dict[str, int] = field(default_factory=dict)
     hashes: int = 0
+
+
+def erase(app: App, siret: str, *, reason: str, actor: str, role: str = "cli",
+          territory: dict[str, Any] | None = None) -> Erasure:
+    """Erase the personal data of one business and its contacts everywhere (art. 17 and 21).
+
+    Rows stay so that past campaigns count the same; their personal columns are emptied. The SIRET, the
+    e-mails and the phones are kept only as keyed hashes in the suppression list, so that a later Sirene
+    row, BODACC record or partner event about them never contacts them nor stores their contacts again.
+    """
+    from store import audit
+
+    siret = clean_siret(siret)
+    if not reason.strip():
+        raise PrivacyError("Indiquez la raison de l'effacement (--reason).")
+    secret = app.settings.resolved_secret
+    now = app.clock()
+    with app.engine.begin() as conn:
+        row = sp.business_by_siret(conn, siret)
+        if row is None:
+            raise PrivacyError(f"Aucune entreprise n'a le SIRET {siret}.")
+        addresses = sp.addresses_of(conn, row.id)
+        hashed = [("siret", None, fingerprint(secret, "siret", siret))]
+        hashed += [(kind, address, fingerprint(secret, kind, address)) for kind, address in sorted(addresses)]
+        done = Erasure(row.id)
+        done.rows = sp.erase_business(conn, row.id, siret=siret, pseudo_siret=pseudo_siret(secret, siret), now=now)
+        done.rows["consent"] = sp.delete_consents(conn, row.id)
+        done.hashes = sp.keep_hashes(conn, hashed, now=now)
+        audit.record(conn, actor=actor, role=role, territory=territory or {}, action="erase",
+                     target=f"business:{row.id}", detail={"reason": reason.strip(), "rows": done.rows},
+                     at=now)
+    return done
+
+
+def erased_ids(secret: str, conn, views) -> set[int]:
+    """The businesses among `views` (id, siret, email, phone) whose SIRET, e-mail or phone was erased."""
+    wanted: dict[str, set[int]] = {}
+    for b in views:
+        for kind, value in (("siret", b.siret), ("email", b.email), ("phone", b.phone)):
+            if value:
+                wanted.setdefault(fingerprint(secret, kind, value), set()).add(b.id)
+    found = sp.hashed_among(conn, wanted)
+    return {id_ for digest in found for id_ in wanted[digest]}
+
+
+def guard_candidates(app: App, conn, candidates: list) -> list:
+    """Planning's last gate: a business that an erased identity came back as (a new Sirene row, a partner
+    event) loses its contacts and is marked not to contact before anything is planned for it."""
+    from dataclasses import replace
+
+    if not candidates:
+        return candidates
+    erased = erased_ids(app.settings.resolved_secret, conn, {c.business.id: c.business for c in candidates}.values())
+    if not erased:
+        return candidates
+    sp.forget_contacts(conn, erased, app.clock())
+    return [replace(c, business=replace(c.business, email=None, phone=None, phone_consent=False,
+                                        do_not_contact=True)) if c.business.id in erased else c
+            for c in candidates]

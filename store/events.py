@@ -30,6 +30,8 @@ class Stored:
     external_id: str
     status: str
     event_id: int | None = None
+    # Its SIRET, e-mail or phone was erased (keyed hash in the suppression list): stored without contacts.
+    withheld: bool = False
 
 
 def hash_token(token: str) -> str:

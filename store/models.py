@@ -271,6 +271,9 @@ class Suppression(SQLModel, table=True):
     reason: str = Field(max_length=40)  # unsubscribe | stop_reply | bounce | complaint | manual
     source: str | None = Field(default=None, max_length=80)
     created_at: dt.datetime = Field(default_factory=utcnow)
+    # Keyed hash (HMAC with the secret key) of the address, or of a SIRET (channel "siret"): an erased
+    # person's identity stays refused without being kept in clear (`address` then holds "h:" + the hash).
+    address_hash: str | None = Field(default=None, max_length=64, index=True)
 
 
 class CallTask(SQLModel, table=True):
@@ -454,3 +457,38 @@ class Feed(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
     # Fetched from this machine or a private network on purpose (`feeds add --local`); otherwise refused.
     local: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+# --- personal data (issue 15) ---
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who looked at, exported or erased personal data, when, from which role and territory (append-only)."""
+
+    __table_args__ = (Index("ix_auditentry_at", "at"), Index("ix_auditentry_actor_at", "actor", "at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=320)  # a dashboard e-mail, "cli:<system user>" or "flow:<name>"
+    role: str = Field(max_length=20)  # operator | collectivite | ambassador | cli | flow
+    territory: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    action: str = Field(max_length=30)  # view_business | export_csv | privacy_export | erase | purge
+    target: str = Field(max_length=200)  # "business:<id>", "campaign:<id>", a file name: never a contact
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Consent(SQLModel, table=True):
+    """A specific consent to be called or texted: by one owner, for one purpose, with its source and text."""
+
+    __table_args__ = (Index("ix_consent_business_owner", "business_id", "owner", "purpose"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    business_id: int = Field(foreign_key="business.id")
+    owner: str = Field(max_length=120)  # the campaign owner (controller) the person agreed to
+    purpose: str = Field(max_length=20)  # call | sms
+    phone: str | None = Field(default=None, max_length=20)  # the number agreed on (E.164)
+    source: str = Field(max_length=120)  # "landing:<message id>", "call:<task id>", "partner:<id>"
+    text: str  # the words the person agreed to
+    given_at: dt.datetime = Field(default_factory=utcnow)
+    withdrawn_at: dt.datetime | None = None
+    withdrawn_source: str | None = Field(default=None, max_length=120)

@@ -7,9 +7,12 @@ decides, this module only reads and writes rows.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from store.models import (
@@ -17,6 +20,7 @@ from store.models import (
     BusinessProposal,
     CallTask,
     Campaign,
+    Consent,
     Enrollment,
     Interaction,
     Message,
@@ -26,7 +30,7 @@ from store.models import (
     TriggerEvent,
     utcnow,
 )
-from store.sql import chunks
+from store.sql import chunks, insert_for
 from store.suppressions import ADDRESS_KIND, normalize_address
 
 BUSINESS = Business.__table__
@@ -40,6 +44,7 @@ INTERACTIONS = Interaction.__table__
 TASKS = CallTask.__table__
 SUPPRESSIONS = Suppression.__table__
 PARTNERS = Partner.__table__
+CONSENTS = Consent.__table__
 
 # Interaction data that is not free text nor a contact: kept by an erasure (the funnel reads `source`).
 SAFE_INTERACTION_KEYS = ("source", "reason", "slot", "task_id", "score", "offer", "answers", "purpose")
@@ -47,6 +52,12 @@ SAFE_INTERACTION_KEYS = ("source", "reason", "slot", "task_id", "score", "offer"
 PERSONAL_BUSINESS = ("name", "email", "email_source", "phone", "phone_source", "street", "postal_code", "city",
                      "address_source")
 ERASED_TEXT = "(effacé)"
+
+
+def fingerprint(secret: str, kind: str, value: str) -> str:
+    """The keyed hash (HMAC-SHA256 with the secret key) of a SIRET ("siret"), an e-mail or a phone, normalised."""
+    text = "".join(value.split()) if kind == "siret" else normalize_address(kind, value)
+    return hmac.new(secret.encode(), f"{kind}:{text}".encode(), hashlib.sha256).hexdigest()
 
 
 def _dicts(rows) -> list[dict[str, Any]]:
@@ -124,8 +135,8 @@ def gather(conn: Connection, business_id: int) -> dict[str, Any]:
 # --- erasure ---
 
 
-def erase_business(conn: Connection, business_id: int, *, pseudo_siret: str, now: dt.datetime | None = None
-                   ) -> dict[str, int]:
+def erase_business(conn: Connection, business_id: int, *, siret: str, pseudo_siret: str,
+                   now: dt.datetime | None = None) -> dict[str, int]:
     """Empty every personal column of one business and what hangs from it; rows stay (campaign counts hold).
 
     The SIRET and SIREN become `pseudo_siret` (a keyed hash, computed by the caller); contacts, name and
@@ -140,7 +151,9 @@ def erase_business(conn: Connection, business_id: int, *, pseudo_siret: str, now
             digital_maturity=None, updated_at=now, **dict.fromkeys(PERSONAL_BUSINESS))).rowcount or 0
     counts["triggerevent"] = conn.execute(
         update(EVENTS).where(EVENTS.c.business_id == business_id)
-        .values(siret=pseudo_siret, siren=pseudo_siren, payload={})).rowcount or 0
+        .values(siret=pseudo_siret, siren=pseudo_siren, payload={},  # Sirene's ids hold the SIRET
+                external_id=func.replace(func.replace(EVENTS.c.external_id, siret, pseudo_siret),
+                                         siret[:9], pseudo_siren))).rowcount or 0
     counts["businessproposal"] = conn.execute(
         delete(PROPOSALS).where(PROPOSALS.c.business_id == business_id)).rowcount or 0
     message_ids = [r[0] for r in conn.execute(select(MESSAGES.c.id).where(MESSAGES.c.business_id == business_id))]
@@ -188,6 +201,11 @@ def safe_interaction_data(data: dict[str, Any]) -> dict[str, Any]:
 
 
 
+def delete_consents(conn: Connection, business_id: int) -> int:
+    """Forget the consents of an erased business."""
+    return conn.execute(delete(CONSENTS).where(CONSENTS.c.business_id == business_id)).rowcount or 0
+
+
 def consents_of(conn: Connection, business_id: int) -> list[dict[str, Any]]:
     """The consents recorded for a business (the call consent of the business row until specific ones exist)."""
     b = conn.execute(select(BUSINESS.c.phone_consent, BUSINESS.c.phone_source)
@@ -195,3 +213,53 @@ def consents_of(conn: Connection, business_id: int) -> list[dict[str, Any]]:
     if b is None or not b.phone_consent:
         return []
     return [{"objet": "appel", "porteur": None, "source": b.phone_source, "texte": None}]
+
+
+# --- keyed hashes of erased identities ---
+
+
+def keep_hashes(conn: Connection, hashed: Iterable[tuple[str, str | None, str]], *, reason: str = "erasure",
+                source: str = "effacement", now: dt.datetime | None = None) -> int:
+    """Keep (kind, clear address or None, hash) in the suppression list as hashes only.
+
+    A suppression row of that address in clear is rewritten to its hash; otherwise a hashed row is added.
+    Planned messages to those addresses are cancelled. Returns the hashes kept.
+    """
+    now = now or utcnow()
+    kept = 0
+    for kind, address, digest in hashed:
+        hidden = f"h:{digest}"
+        if address is not None:
+            conn.execute(update(SUPPRESSIONS).where(SUPPRESSIONS.c.channel == kind, SUPPRESSIONS.c.address == address)
+                         .values(address=hidden, address_hash=digest))
+            channels = [c for c, k in ADDRESS_KIND.items() if k == kind]
+            conn.execute(update(MESSAGES).where(MESSAGES.c.status == "planned", MESSAGES.c.channel.in_(channels),
+                                                MESSAGES.c.recipient == address)
+                         .values(status="cancelled", last_error="opt-out"))
+        stmt = insert_for(conn, SUPPRESSIONS).on_conflict_do_nothing(index_elements=["channel", "address"])
+        conn.execute(stmt, {"channel": kind, "address": hidden, "address_hash": digest, "reason": reason,
+                            "source": source, "created_at": now})
+        kept += 1
+    return kept
+
+
+def hashed_among(conn: Connection, digests: Iterable[str]) -> set[str]:
+    """Which of these keyed hashes are kept in the suppression list (erased identities)."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(digests)), 900):
+        found.update(r[0] for r in conn.execute(select(SUPPRESSIONS.c.address_hash)
+                                                .where(SUPPRESSIONS.c.address_hash.in_(part))))
+    return found
+
+
+def forget_contacts(conn: Connection, business_ids: Iterable[int], now: dt.datetime | None = None) -> int:
+    """A business that an erased identity came back as: no contact kept, never contacted, events stripped."""
+    total = 0
+    for part in chunks(sorted(set(business_ids)), 900):
+        total += conn.execute(update(BUSINESS).where(BUSINESS.c.id.in_(part)).values(
+            email=None, email_source=None, phone=None, phone_source=None, phone_consent=False,
+            do_not_contact=True, updated_at=now or utcnow())).rowcount or 0
+        conn.execute(update(EVENTS).where(EVENTS.c.business_id.in_(part)).values(payload={}))
+        conn.execute(update(MESSAGES).where(MESSAGES.c.business_id.in_(part), MESSAGES.c.status == "planned")
+                     .values(status="cancelled", last_error="opt-out"))
+    return total

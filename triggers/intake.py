@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -89,15 +89,44 @@ def scope_rejects(engine: Engine, events: Sequence[EventIn], *, allowed_types: S
     return PartnerScope(tuple(allowed_types), tuple(territory)).rejects(engine, events)
 
 
+def withhold_erased(conn, secret: str, events: Sequence[EventIn]) -> tuple[list[EventIn], set[int]]:
+    """The events with those about an erased identity (SIRET, e-mail or phone kept as a keyed hash) stripped
+    of their contacts and payload and marked not to contact; returns them and the positions stripped."""
+    from store.privacy import fingerprint, hashed_among
+
+    wanted: dict[str, set[int]] = {}
+    for i, e in enumerate(events):
+        values = [("siret", e.siret)] + [(c.kind, c.value) for c in (e.business.contacts if e.business else [])
+                                         if c.kind in ("email", "phone")]
+        for kind, value in values:
+            if value:
+                wanted.setdefault(fingerprint(secret, kind, value), set()).add(i)
+    hit = {i for digest in hashed_among(conn, wanted) for i in wanted[digest]}
+    out = list(events)
+    for i in hit:
+        e = events[i]
+        facts = replace(e.business, contacts=[], do_not_contact=True) if e.business else None
+        out[i] = replace(e, business=facts, payload={})
+    return out, hit
+
+
 def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id: int | None,
-                       today: dt.date | None = None) -> list[Stored]:
+                       today: dt.date | None = None, secret: str | None = None) -> list[Stored]:
     """Store events idempotently and, in the same transaction, what the new ones change: the life-cycle stage
     of their business (a closure stops outreach), and conversions attributed to the business's latest
-    enrollment. A crash leaves all of it or none of it; a rerun reports duplicates and changes nothing."""
+    enrollment. A crash leaves all of it or none of it; a rerun reports duplicates and changes nothing.
+
+    With the secret key, an event about an erased identity is stored without its contacts nor payload and
+    its business is not to be contacted (`Stored.withheld`)."""
     from store.conversions import attribute_conversions
 
     with engine.begin() as conn:
+        withheld: set[int] = set()
+        if secret and events:
+            events, withheld = withhold_erased(conn, secret, events)
         stored = store_events_in(conn, events, partner_id=partner_id)
+        if withheld:
+            stored = [replace(s, withheld=True) if i in withheld else s for i, s in enumerate(stored)]
         attached = [s.event_id for s in stored if s.status == "accepted" and s.event_id is not None]
         if attached:
             found = []

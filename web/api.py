@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from triggers.intake import scope_rejects, store_with_effects
 from triggers.model import EventIn, Reject
 from triggers.partner_api import MAX_BATCH, EventBatch, EventItem, validate_item
-from web.deps import EngineDep, PartnerDep
+from web.deps import EngineDep, PartnerDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["partner events"])
 logger = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class BatchResult(BaseModel):
     accepted: int
     duplicate: int
     rejected: int
+    # Accepted items about a person whose data were erased: kept without their contacts nor payload.
+    withheld: int = 0
     items: list[ItemStatus]
 
 
@@ -86,7 +88,7 @@ def _rejected(index: int, raw: Any, reject: Reject) -> ItemStatus:
     return ItemStatus(index=index, external_id=ext, status="rejected", field=reject.field, reason=reject.reason)
 
 
-def accept_batch(engine, partner, raw_items: list[dict[str, Any]]) -> BatchResult:
+def accept_batch(engine, partner, raw_items: list[dict[str, Any]], secret: str | None = None) -> BatchResult:
     """Validate each item, check the token's scope, store the valid ones (committed before returning)."""
     statuses: list[ItemStatus | None] = [None] * len(raw_items)
     checked: list[tuple[int, EventIn]] = []
@@ -105,7 +107,8 @@ def accept_batch(engine, partner, raw_items: list[dict[str, Any]]) -> BatchResul
             statuses[i] = _rejected(i, raw_items[i], reject)
         else:
             valid.append((i, event))
-    stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id)
+    # With the secret key: an erased person's events are kept without their contacts.
+    stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id, secret=secret)
     for (i, event), fate in zip(valid, stored, strict=True):
         statuses[i] = ItemStatus(index=i, external_id=event.external_id, status=fate.status)
     items = [s for s in statuses if s is not None]
@@ -113,6 +116,7 @@ def accept_batch(engine, partner, raw_items: list[dict[str, Any]]) -> BatchResul
         accepted=sum(s.status in ("accepted", "pending") for s in items),
         duplicate=sum(s.status == "duplicate" for s in items),
         rejected=sum(s.status == "rejected" for s in items),
+        withheld=sum(fate.withheld for fate in stored),
         items=items,
     )
 
@@ -165,13 +169,13 @@ async def read_batch(request: Request) -> list[Any]:
 
 
 @router.post("/events", response_model=BatchResult, responses=ERRORS, openapi_extra=BATCH_BODY)
-async def post_events(request: Request, partner: PartnerDep, engine: EngineDep,
+async def post_events(request: Request, partner: PartnerDep, engine: EngineDep, settings: SettingsDep,
                       background: BackgroundTasks) -> BatchResult:
     """Submit 1 to 1,000 events. The token is checked before the body is read; each item is validated on
     its own (schema: `EventItem`) and gets its status; accepted items are committed before the answer;
     the same `external_id` twice is stored once."""
     events = await read_batch(request)
-    result = await run_in_threadpool(accept_batch, engine, partner, events)
+    result = await run_in_threadpool(accept_batch, engine, partner, events, settings.resolved_secret)
     if result.accepted:
         # After the answer, in a worker thread: a slow or unreachable Prefect API never delays a partner.
         background.add_task(announce_batch, partner, result)

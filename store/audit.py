@@ -1,0 +1,43 @@
+"""The audit trail of personal data: who looked at, exported or erased what, when, from which role and territory.
+
+Append-only: this module inserts and reads, it never updates nor deletes a row (retention purges leave it).
+Targets name rows by id ("business:12"), never a contact, so an erasure leaves nothing personal here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from store.models import AuditEntry, utcnow
+
+AUDIT = AuditEntry.__table__
+ACTIONS = {
+    "view_business": "consultation d'une entreprise",
+    "export_csv": "export CSV",
+    "privacy_export": "export des données personnelles",
+    "erase": "effacement",
+    "purge": "purge (durée de conservation)",
+}
+
+
+def record(conn: Connection, *, actor: str, role: str, action: str, target: str,
+           territory: dict[str, Any] | None = None, detail: dict[str, Any] | None = None,
+           at: dt.datetime | None = None) -> None:
+    """Append one entry."""
+    conn.execute(AUDIT.insert().values(at=at or utcnow(), actor=actor[:320], role=role[:20], action=action,
+                                       target=target[:200], territory=territory or {}, detail=detail or {}))
+
+
+def entries(conn: Connection, *, since: dt.datetime | None = None, actor: str | None = None,
+            limit: int = 1000) -> list[dict[str, Any]]:
+    """The latest entries first, from `since`, of one actor when given."""
+    query = select(AUDIT).order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(AUDIT.c.at >= since)
+    if actor:
+        query = query.where(AUDIT.c.actor == actor.strip().lower())
+    return [dict(r._mapping) for r in conn.execute(query)]
