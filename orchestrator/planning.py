@@ -31,6 +31,7 @@ from store.planning import (
     due_followups,
     eligible_among,
     existing_enrollments,
+    global_holdouts,
     last_occurrence,
     max_cap_days,
     message_history,
@@ -41,6 +42,7 @@ from store.planning import (
     recent_contacts,
     running_occurrence,
     start_occurrence,
+    stored_moments,
     suppressed_for,
 )
 
@@ -71,7 +73,8 @@ def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, li
     decided = plan(candidates, triggered, now=now, enrolled=existing_enrollments(conn, ids),
                    suppressed=suppressed_for(conn, views), eligible=eligible_among(conn, triggered, candidates, today),
                    history=message_history(conn, ids, since), policy=policy,
-                   ambassadors=ambassador_views(conn, now), offers=offer_views(conn))
+                   ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
+                   moments=stored_moments(conn, ids), global_holdouts=global_holdouts(conn))
     counts = Counter(apply_plan(conn, decided, event_ids, now))
     counts.update(f"skipped_{s.reason}" for s in decided.skipped)
     note_plan(conn, decided)
@@ -126,7 +129,8 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
                        suppressed=suppressed_for(conn, businesses),
                        history=message_history(conn, ids, now - dt.timedelta(days=max_cap_days([rule], policy.caps))),
                        policy=policy, ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
-                       recent=recent_contacts(conn, rule, ids, at))
+                       recent=recent_contacts(conn, rule, ids, at), moments=stored_moments(conn, ids),
+                       global_holdouts=global_holdouts(conn))
         applied = apply_plan(conn, decided, [], now)
         done = len(businesses) < limit
         advance_occurrence(conn, occurrence.id, ids[-1] if ids else occurrence.cursor, applied["enrolled"], done,

@@ -181,6 +181,7 @@ class Enrollment(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("campaign_id", "business_id", "trigger_key", name="uq_enrollment_once"),
         Index("ix_enrollment_business_enrolled", "business_id", "enrolled_at"),
+        Index("ix_enrollment_business_moment", "business_id", "moment"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -196,6 +197,44 @@ class Enrollment(SQLModel, table=True):
     # The ambassador named in its messages; NULL on a treatment enrollment is a gap (the campaign's contact
     # stood in), which the dashboard shows.
     ambassador_id: int | None = Field(default=None, foreign_key="ambassador.id", index=True)
+    # The business's moment (trigger family and period, `orchestrator.planner.moment_of`): one campaign owns it.
+    moment: str | None = Field(default=None, max_length=120)
+
+
+class Coverage(SQLModel, table=True):
+    """A business a campaign matched but left to the campaign that owns its moment (`covered`), or kept out of
+    every campaign as part of its territory's global control group (`global`): outside its reach, funnel and
+    control group, counted in its report."""
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "business_id", "trigger_key", name="uq_coverage_once"),
+        Index("ix_coverage_business_moment", "business_id", "moment"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    business_id: int = Field(foreign_key="business.id")
+    trigger_event_id: int | None = Field(default=None, foreign_key="triggerevent.id")
+    trigger_key: str = Field(max_length=80)
+    trigger_type: str = Field(max_length=30)
+    moment: str = Field(max_length=120)
+    kind: str = Field(max_length=10)  # covered | global
+    covered_by: int | None = Field(default=None, foreign_key="campaign.id")
+    reason: str = Field(default="", max_length=300)
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class TerritoryHoldout(SQLModel, table=True):
+    """A territory's global control group: a share of its businesses that no campaign contacts for a year."""
+
+    __table_args__ = (UniqueConstraint("level", "code", name="uq_territoryholdout_place"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    level: str = Field(max_length=12)  # commune | epci | departement | region
+    code: str = Field(max_length=12)
+    percent: float
+    set_by: str = Field(default="", max_length=120)
+    set_at: dt.datetime = Field(default_factory=utcnow)
 
 
 class Message(SQLModel, table=True):

@@ -16,7 +16,7 @@ from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.engine import Connection
 
 from orchestrator.campaign_spec import CampaignSpec, parse_delay
-from orchestrator.planner import BusinessView, CampaignRule, Candidate, FollowUp, Plan, StepDecision
+from orchestrator.planner import BusinessView, CampaignRule, Candidate, FollowUp, GlobalHoldout, Plan, StepDecision
 from segments.language import CONVERSION_KINDS, compile_segment
 from segments.taxonomy import families, naf_entry
 from segments.territory import commune
@@ -24,10 +24,12 @@ from store.models import (
     Business,
     Campaign,
     CampaignOccurrence,
+    Coverage,
     Enrollment,
     Interaction,
     Message,
     MessageEvent,
+    TerritoryHoldout,
     TriggerEvent,
     utcnow,
 )
@@ -42,6 +44,8 @@ MESSAGES = Message.__table__
 HISTORY = MessageEvent.__table__
 INTERACTIONS = Interaction.__table__
 OCCURRENCES = CampaignOccurrence.__table__
+COVERAGE = Coverage.__table__
+HOLDOUTS = TerritoryHoldout.__table__
 
 # Messages that count against the pressure caps: planned or on their way, not those that never left
 # (`unknown`: handed over without an answer, it may have arrived).
@@ -197,6 +201,25 @@ def existing_enrollments(conn: Connection, business_ids: Iterable[int]) -> set[t
     return out
 
 
+def stored_moments(conn: Connection, business_ids: Iterable[int]) -> dict[tuple[int, str], tuple[int, str]]:
+    """(business, moment) -> (campaign, arm) of the stored enrollments that own these businesses' moments."""
+    out: dict[tuple[int, str], tuple[int, str]] = {}
+    for part in chunks(sorted(set(business_ids)), ID_CHUNK):
+        rows = conn.execute(select(ENROLLMENTS.c.business_id, ENROLLMENTS.c.moment, ENROLLMENTS.c.campaign_id,
+                                   ENROLLMENTS.c.arm)
+                            .where(ENROLLMENTS.c.business_id.in_(part), ENROLLMENTS.c.moment.is_not(None))
+                            .order_by(ENROLLMENTS.c.id))
+        for business_id, moment, campaign_id, arm in rows:
+            out.setdefault((business_id, moment), (campaign_id, arm))  # the first enrollment owns it
+    return out
+
+
+def global_holdouts(conn: Connection) -> list[GlobalHoldout]:
+    """The territories' global control groups set by an operator (`declic territories holdout`)."""
+    return [GlobalHoldout(r.level, r.code, float(r.percent))
+            for r in conn.execute(select(HOLDOUTS).where(HOLDOUTS.c.percent > 0).order_by(HOLDOUTS.c.id))]
+
+
 def suppressed_for(conn: Connection, views: Iterable[BusinessView]) -> set[tuple[str, str]]:
     """Opt-outs among these businesses' addresses."""
     views = list(views)
@@ -272,7 +295,8 @@ def apply_plan(conn: Connection, plan: Plan, event_ids: list[int], now: dt.datet
     for part in chunks(plan.enrollments, 1000):
         rows = [{"campaign_id": e.campaign_id, "business_id": e.business_id, "trigger_event_id": e.event_id,
                  "trigger_key": e.trigger_key, "trigger_type": e.trigger_type, "arm": e.arm, "variant": e.variant,
-                 "campaign_version": e.campaign_version, "enrolled_at": now, "ambassador_id": e.ambassador_id}
+                 "campaign_version": e.campaign_version, "enrolled_at": now, "ambassador_id": e.ambassador_id,
+                 "moment": e.moment}
                 for e in part]
         stmt = insert_for(conn, ENROLLMENTS).on_conflict_do_nothing(
             index_elements=["campaign_id", "business_id", "trigger_key"])
@@ -294,10 +318,17 @@ def apply_plan(conn: Connection, plan: Plan, event_ids: list[int], now: dt.datet
                 select(MESSAGES.c.id, MESSAGES.c.status, literal(now, MESSAGES.c.created_at.type))
                 .where(MESSAGES.c.enrollment_id.in_(new_enrollments))))
             planned_messages += len(messages)
+    for part in chunks(plan.covered, 1000):
+        stmt = insert_for(conn, COVERAGE).on_conflict_do_nothing(
+            index_elements=["campaign_id", "business_id", "trigger_key"])
+        conn.execute(stmt, [{"campaign_id": c.campaign_id, "business_id": c.business_id,
+                             "trigger_event_id": c.event_id, "trigger_key": c.trigger_key,
+                             "trigger_type": c.trigger_type, "moment": c.moment, "kind": c.kind,
+                             "covered_by": c.covered_by, "reason": c.reason[:300], "at": now} for c in part])
     for part in chunks(event_ids, ID_CHUNK):
         conn.execute(update(EVENTS).where(EVENTS.c.id.in_(part)).values(planned=True))
     return {"events": len(event_ids), "enrolled": len(plan.enrollments), "messages": planned_messages,
-            "skipped": len(plan.skipped), "ambassador_gaps": plan.ambassador_gaps}
+            "skipped": len(plan.skipped), "ambassador_gaps": plan.ambassador_gaps, "covered": len(plan.covered)}
 
 
 def _insert_messages(conn: Connection, messages: list[dict], now: dt.datetime) -> int:

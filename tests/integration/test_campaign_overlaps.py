@@ -1,0 +1,91 @@
+"""Overlapping campaigns of nested territories (issue 20) through the store, on SQLite and PostgreSQL: one
+voice per business and moment, covered businesses recorded with the winner, one control group shared by
+every campaign (also across planning runs), a territory's global control group, and what the reports say."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from orchestrator.bootstrap import bootstrap
+from orchestrator.campaign_spec import load_spec
+from orchestrator.planning import plan_all
+from store.admin import apply_campaign
+from store.models import Business, Campaign, Coverage, Enrollment, Message, TriggerEvent
+from tests.utils.factories import campaign_spec
+
+B, E, M, COV = Business.__table__, Enrollment.__table__, Message.__table__, Coverage.__table__
+CAMPAIGNS = Campaign.__table__
+NOW = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+METROPOLE = {"name": "Rennes Métropole", "territory": {"epci": ["243500139"]}}
+
+
+def add_creations(engine, start: int, n: int, source: str = "test", **kw) -> list[int]:
+    ids = []
+    with engine.begin() as conn:
+        for i in range(start, start + n):
+            values = dict(siret=f"{i:014d}", siren=f"{i:09d}", name=f"Entreprise {i}", naf_code="43.22A",
+                          metier_family="batiment", commune_code="35238", epci_code="243500139",
+                          departement_code="35", region_code="53", state="active", do_not_contact=False,
+                          phone_consent=False, email=f"e{i}@exemple.fr", created_at=NOW, updated_at=NOW) | kw
+            found = conn.execute(select(B.c.id).where(B.c.siret == values["siret"])).scalar()
+            business_id = found or conn.execute(B.insert().values(**values)).inserted_primary_key[0]
+            conn.execute(TriggerEvent.__table__.insert().values(
+                source=source, external_id=f"{source}-{i}", type="creation", business_id=business_id,
+                siret=values["siret"], occurred_on=dt.date(2026, 11, 28), received_at=NOW, status="accepted",
+                planned=False, payload={}))
+            ids.append(business_id)
+    return ids
+
+
+def two_campaigns(engine) -> tuple[int, int]:
+    departement, _, _ = apply_campaign(engine, load_spec(campaign_spec(name="departement-batiment", holdout=20)))
+    metropole, _, _ = apply_campaign(engine, load_spec(campaign_spec(name="metropole-batiment", holdout=20,
+                                                                     owner=METROPOLE)))
+    return departement, metropole
+
+
+def test_the_issue_example_one_welcome_each_and_a_clean_control_group(settings, engine):
+    departement, metropole = two_campaigns(engine)
+    add_creations(engine, 1, 120)
+    counts = plan_all(bootstrap(settings, clock=lambda: NOW), now=NOW)
+    assert counts["skipped_covered"] == 120
+    with engine.connect() as conn:
+        enrolled = conn.execute(select(E.c.campaign_id, E.c.business_id, E.c.arm, E.c.moment)).all()
+        covered = conn.execute(select(COV.c.campaign_id, COV.c.covered_by, COV.c.reason, COV.c.kind)).all()
+        messages = conn.execute(select(M.c.business_id, M.c.campaign_id)).all()
+    # The most local owner speaks, once per business; the Département records each one as covered by it.
+    assert {e.campaign_id for e in enrolled} == {metropole} and len(enrolled) == 120
+    assert {e.moment for e in enrolled} == {"creation:2026"}
+    assert len(covered) == 120
+    assert set(covered) == {(departement, metropole, "déjà accompagnée par Rennes Métropole", "covered")}
+    held = {e.business_id for e in enrolled if e.arm == "holdout"}
+    assert 10 < len(held) < 40
+    assert len(messages) == 120 - len(held)
+    assert not held & {m.business_id for m in messages}
+
+
+def test_a_moment_owned_in_an_earlier_run_stays_owned(settings, engine):
+    """The same creation told again by another source a day later: the campaign that owns the moment keeps
+    it (already enrolled), the other one is covered: no second welcome, no contact of a control business."""
+    departement, metropole = two_campaigns(engine)
+    app = bootstrap(settings, clock=lambda: NOW)
+    # First run: only the Département campaign is active; it enrols the 40 businesses.
+    with engine.begin() as conn:
+        conn.execute(CAMPAIGNS.update().where(CAMPAIGNS.c.id == metropole).values(status="paused"))
+    add_creations(engine, 1, 40)
+    plan_all(app, now=NOW)
+    with engine.begin() as conn:
+        conn.execute(CAMPAIGNS.update().where(CAMPAIGNS.c.id == metropole).values(status="active"))
+    # The same creations again from Sirene: the Métropole campaign is more local, but the moment is taken.
+    add_creations(engine, 1, 40, source="sirene")
+    counts = plan_all(app, now=NOW + dt.timedelta(days=1))
+    assert counts["skipped_covered"] == 40 and counts["skipped_already_enrolled"] == 40
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(E).where(E.c.campaign_id == metropole)).scalar() == 0
+        held = set(conn.execute(select(E.c.business_id).where(E.c.arm == "holdout")).scalars())
+        contacted = set(conn.execute(select(M.c.business_id)).scalars())
+        reasons = set(conn.execute(select(COV.c.reason).where(COV.c.campaign_id == metropole)).scalars())
+    assert held and not held & contacted
+    assert reasons == {"déjà accompagnée par Département d'Ille-et-Vilaine"}
