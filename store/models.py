@@ -87,6 +87,9 @@ class Business(SQLModel, table=True):
     do_not_contact: bool = False  # partial diffusion (Sirene "P") or a legal objection
     lifecycle_stage: str | None = Field(default=None, max_length=20)
     head_office: bool | None = None  # Sirene etablissementSiege: where a SIREN-only event (BODACC) lands
+    # The legal unit's INSEE categorieEntreprise (PME, ETI, GE; StockUniteLegale or the Sirene API), by SIREN: it
+    # decides the e-invoicing dates, not this establishment's head count. None: unknown (PME/micro dates).
+    categorie_entreprise: str | None = Field(default=None, max_length=3)
     digital_maturity: int | None = None  # self-diagnostic score 0-5, when known
     email: str | None = None
     email_source: str | None = Field(default=None, max_length=60)
