@@ -74,6 +74,33 @@ def erase(
                   "liste d'opposition : cette entreprise ne sera plus contactée.", highlight=False)
 
 
+@privacy_app.command("purge")
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would go")] = False,
+    now: Annotated[str | None, typer.Option(help="ISO datetime for a controlled clock")] = None,
+) -> None:
+    """Apply the retention policy now (the nightly flow privacy-retention does the same)."""
+    import datetime as dt
+
+    from rich.table import Table
+
+    from orchestrator import privacy
+    from orchestrator.bootstrap import bootstrap
+
+    clock = (lambda: dt.datetime.fromisoformat(now)) if now else None
+    counts = privacy.purge(bootstrap(clock=clock), dry_run=dry_run, actor=cli_actor(), role="cli")
+    if not counts:
+        console.print("Rien à effacer : tout est dans les durées de conservation.")
+        return
+    table = Table(title="À effacer (simulation)" if dry_run else "Effacé")
+    for column in ("quoi", "porteur", "lignes"):
+        table.add_column(column)
+    for name, by_owner in counts.items():
+        for owner, n in by_owner.items():
+            table.add_row(privacy.TABLE_LABELS.get(name, name), owner, str(n))
+    console.print(table)
+
+
 def mount(app: typer.Typer) -> None:
     """Add `declic privacy ...` to the main command."""
     app.add_typer(privacy_app, name="privacy")

@@ -381,6 +381,26 @@ def rollup_flow(day: str | None = None) -> dict[str, Any]:
     return report
 
 
+# --- personal data (issue 15) ---
+
+
+@task(name="privacy-purge", cache_policy=NONE)
+def privacy_purge_task(now: str | None, dry_run: bool) -> dict[str, dict[str, int]]:
+    from orchestrator.privacy import purge
+
+    moment = _now(now)
+    return purge(bootstrap(clock=(lambda: moment) if moment else None), dry_run=dry_run)
+
+
+@flow(name="privacy-retention", log_prints=False, flow_run_name=_file_run_name("conservation"))
+def privacy_retention_flow(now: str | None = None, dry_run: bool = False) -> dict[str, dict[str, int]]:
+    """Apply the retention policy of personal data (the same service as `declic privacy purge`)."""
+    counts = privacy_purge_task(now, dry_run)
+    _log("privacy.purge", f"flow run {_run_label()}: retention purge: {counts}",
+         rows=sum(n for by_owner in counts.values() for n in by_owner.values()))
+    return counts
+
+
 def run_once(flow_fn, **params) -> dict[str, int]:
     """Run a flow in this process without the ~1 s heartbeat join at the end of sync flows."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings

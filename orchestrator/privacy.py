@@ -295,3 +295,33 @@ def guard_candidates(app: App, conn, candidates: list) -> list:
     return [replace(c, business=replace(c.business, email=None, phone=None, phone_consent=False,
                                         do_not_contact=True)) if c.business.id in erased else c
             for c in candidates]
+
+
+# --- retention ---
+
+TABLE_LABELS = {"business": "contacts des entreprises", "message": "textes des messages",
+                "interaction": "notes libres des réponses", "calltask": "numéros et notes d'appel",
+                "triggerevent": "détails libres des partenaires"}
+
+
+def purge(app: App, *, dry_run: bool, actor: str = "flow:privacy-retention", role: str = "flow"
+          ) -> dict[str, dict[str, int]]:
+    """Apply the retention policy of the settings at the app's clock; {table: {owner: rows}}.
+
+    `dry_run` only counts. The CLI (`declic privacy purge`) and the nightly flow call this same function.
+    """
+    from store import audit
+
+    now = app.clock()
+    contact_before = now - dt.timedelta(days=app.settings.retention_contact_days)
+    text_before = now - dt.timedelta(days=app.settings.retention_text_days)
+    with app.engine.begin() as conn:
+        due = sp.retention_due(conn, contact_before=contact_before, text_before=text_before)
+        counts: dict[str, dict[str, int]] = {}
+        for (table, owner), ids in sorted(due.items()):
+            counts.setdefault(table, {})[owner] = len(ids)
+        if not dry_run and due:
+            sp.apply_retention(conn, due, now)
+            audit.record(conn, actor=actor, role=role, action="purge", target="retention",
+                         detail={"counts": counts}, at=now)
+    return counts

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     letter_sender_city: str | None = None
     # Operations (issue 21): who gets the alert e-mails (comma-separated addresses), the bearer token of
     # /metrics (unset: /metrics answers only to loopback and private addresses), the log format (text|json).
+    # Personal data (issue 15): contacts of a business are purged this many days after the last contact the
+    # person initiated (a click, a reply, a form; CNIL prospecting guidance: 3 years), message bodies, free-text
+    # notes and partner payloads sooner.
+    retention_contact_days: int = Field(default=3 * 365, ge=30, le=10 * 365)
+    retention_text_days: int = Field(default=365, ge=7, le=10 * 365)
     operator_emails: str | None = None
     metrics_token: SecretStr | None = None
     log_format: str = "text"

@@ -263,3 +263,90 @@ def forget_contacts(conn: Connection, business_ids: Iterable[int], now: dt.datet
         conn.execute(update(MESSAGES).where(MESSAGES.c.business_id.in_(part), MESSAGES.c.status == "planned")
                      .values(status="cancelled", last_error="opt-out"))
     return total
+
+
+# --- retention ---
+
+# What a person does that restarts the retention clock (a contact they initiate).
+PERSON_INITIATED = ("click", "callback_request", "not_for_me", "diagnostic_completed", "sms_reply", "unsubscribe",
+                    "offer_enrolled", "ambassador_met")
+FREE_TEXT_KEYS = ("note", "detail", "text", "body", "message")
+NO_OWNER = "(sans porteur)"
+
+
+def retention_due(conn: Connection, *, contact_before: dt.datetime, text_before: dt.datetime
+                  ) -> dict[tuple[str, str], list[int]]:
+    """What the retention policy removes now: {(table, owner): row ids}.
+
+    business: contacts of businesses created before `contact_before` whose last person-initiated contact
+    (if any) is older too; message: bodies (context) and recipients of messages sent or planned before
+    `text_before`; interaction: free text older than that; calltask: notes and numbers of tasks last
+    touched before it; triggerevent: partner payloads received before it. Rows already emptied are left out.
+    """
+    owners = dict(conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.owner)).all())
+    out: dict[tuple[str, str], list[int]] = {}
+
+    def add(table: str, owner: str | None, id_: int) -> None:
+        out.setdefault((table, owner or NO_OWNER), []).append(id_)
+
+    last = (select(INTERACTIONS.c.business_id, func.max(INTERACTIONS.c.at).label("at"))
+            .where(INTERACTIONS.c.kind.in_(PERSON_INITIATED), INTERACTIONS.c.business_id.is_not(None))
+            .group_by(INTERACTIONS.c.business_id).subquery())
+    latest_campaign = (select(ENROLLMENTS.c.business_id, func.max(ENROLLMENTS.c.campaign_id).label("campaign_id"))
+                       .group_by(ENROLLMENTS.c.business_id).subquery())
+    rows = conn.execute(
+        select(BUSINESS.c.id, latest_campaign.c.campaign_id)
+        .select_from(BUSINESS.outerjoin(last, last.c.business_id == BUSINESS.c.id)
+                     .outerjoin(latest_campaign, latest_campaign.c.business_id == BUSINESS.c.id))
+        .where(BUSINESS.c.created_at < contact_before,
+               (BUSINESS.c.email.is_not(None)) | (BUSINESS.c.phone.is_not(None)) | BUSINESS.c.phone_consent,
+               (last.c.at.is_(None)) | (last.c.at < contact_before)))
+    for id_, campaign_id in rows:
+        add("business", owners.get(campaign_id), id_)
+    for id_, campaign_id, context in conn.execute(
+            select(MESSAGES.c.id, MESSAGES.c.campaign_id, MESSAGES.c.context)
+            .where(MESSAGES.c.created_at < text_before, MESSAGES.c.status.not_in(("planned", "claimed")))):
+        if context and not context.get("erased"):
+            add("message", owners.get(campaign_id), id_)
+    for id_, campaign_id, data in conn.execute(
+            select(INTERACTIONS.c.id, INTERACTIONS.c.campaign_id, INTERACTIONS.c.data)
+            .where(INTERACTIONS.c.at < text_before)):
+        if any(k in (data or {}) for k in FREE_TEXT_KEYS):
+            add("interaction", owners.get(campaign_id), id_)
+    for id_, campaign_id in conn.execute(
+            select(TASKS.c.id, MESSAGES.c.campaign_id)
+            .select_from(TASKS.outerjoin(MESSAGES, MESSAGES.c.id == TASKS.c.message_id))
+            .where(TASKS.c.updated_at < text_before, TASKS.c.status != "open", TASKS.c.script != ERASED_TEXT)):
+        add("calltask", owners.get(campaign_id), id_)
+    for id_, payload in conn.execute(select(EVENTS.c.id, EVENTS.c.payload)
+                                     .where(EVENTS.c.received_at < text_before, EVENTS.c.partner_id.is_not(None))):
+        if payload:
+            add("triggerevent", None, id_)
+    return out
+
+
+def apply_retention(conn: Connection, due: dict[tuple[str, str], list[int]], now: dt.datetime | None = None
+                    ) -> None:
+    """Empty what `retention_due` found (rows stay: the counts of campaigns do not move)."""
+    now = now or utcnow()
+    ids: dict[str, list[int]] = {}
+    for (table, _owner), found in due.items():
+        ids.setdefault(table, []).extend(found)
+    for part in chunks(sorted(ids.get("business", [])), 900):
+        conn.execute(update(BUSINESS).where(BUSINESS.c.id.in_(part)).values(
+            email=None, email_source=None, phone=None, phone_source=None, phone_consent=False, updated_at=now))
+        conn.execute(delete(CONSENTS).where(CONSENTS.c.business_id.in_(part)))
+    for part in chunks(sorted(ids.get("message", [])), 900):
+        for id_, context in conn.execute(select(MESSAGES.c.id, MESSAGES.c.context).where(MESSAGES.c.id.in_(part))):
+            conn.execute(update(MESSAGES).where(MESSAGES.c.id == id_)
+                         .values(context=erased_context(context or {}), recipient=None))
+    for part in chunks(sorted(ids.get("interaction", [])), 900):
+        for id_, data in conn.execute(select(INTERACTIONS.c.id, INTERACTIONS.c.data)
+                                      .where(INTERACTIONS.c.id.in_(part))):
+            conn.execute(update(INTERACTIONS).where(INTERACTIONS.c.id == id_)
+                         .values(data={k: v for k, v in (data or {}).items() if k not in FREE_TEXT_KEYS}))
+    for part in chunks(sorted(ids.get("calltask", [])), 900):
+        conn.execute(update(TASKS).where(TASKS.c.id.in_(part))
+                     .values(phone="", script=ERASED_TEXT, outcome_note=None, updated_at=now))
+    for part in chunks(sorted(ids.get("triggerevent", [])), 900):
+        conn.execute(update(EVENTS).where(EVENTS.c.id.in_(part)).values(payload={}))

@@ -13,7 +13,7 @@ SPECS = {spec.name: spec for spec in read_deployments()}
 
 def test_every_flow_has_a_deployment():
     assert set(SPECS) == {"plan", "dispatch", "sirene-stock", "sirene-updates", "bodacc", "deadlines",
-                          "metrics-rollup", "watch-feeds"}
+                          "metrics-rollup", "watch-feeds", "privacy-retention"}
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -44,7 +44,7 @@ def test_plan_starts_on_the_trigger_event_with_string_parameters():
 def test_runs_that_must_not_overlap_are_limited_and_dispatch_is_not():
     assert SPECS["dispatch"].concurrency_limit is None  # several workers share the outbox by row locks
     for name in ("plan", "sirene-stock", "sirene-updates", "bodacc", "deadlines", "metrics-rollup",
-                 "watch-feeds"):
+                 "watch-feeds", "privacy-retention"):
         assert SPECS[name].concurrency_limit == 1, name
 
 
