@@ -27,6 +27,11 @@ The recipient address follows NF Z10-011: at most 6 lines of at most 38 characte
 as meta["address"] (fields of `address_block`) or as the message's recipient, lines joined by "\\n".
 Text is set in DejaVu Sans (shipped in integrations/fonts with its licence), which covers French
 entirely (é, œ, €, « », the narrow no-break space).
+
+A letter never asks its reader to type a long signed URL: the template writes the short link
+(`/s/<code>`, `orchestrator.short_codes`) and a phone number, and the letter ends with a QR code of that
+short link (segno), the link written under it; meta["short_link"] names it, else the first short link of
+the body is used.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import segno
 from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
@@ -63,6 +69,9 @@ ADDRESS_X, ADDRESS_Y = 110.0, 52.0
 MAX_LINES = 6
 MAX_CHARS = 38
 POSTCODE_RE = re.compile(r"^\d{5}$")
+# The short link of a message as templates write it (`https://host/s/Ab3xZ`).
+SHORT_LINK_RE = re.compile(r"https?://[^\s/]+/s/[0-9A-Za-z]{5,8}(?![0-9A-Za-z])")
+QR_SIZE = 28.0  # mm: read by any phone camera at arm's length
 
 MONTHS = (
     "janvier",
@@ -254,6 +263,23 @@ def address_for(message: OutgoingMessage) -> list[str]:
     return block_from_lines(message.recipient.splitlines())
 
 
+def short_link_for(message: OutgoingMessage) -> str | None:
+    """The short link the letter's QR code carries: meta["short_link"], else the first one in the body."""
+    given = message.meta.get("short_link")
+    if given:
+        return str(given)
+    found = SHORT_LINK_RE.search(message.body)
+    return found.group(0) if found else None
+
+
+def qr_png(url: str) -> io.BytesIO:
+    """A QR code of `url` as PNG (error correction M, quiet zone of 2 modules)."""
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(buffer, kind="png", scale=10, border=2)
+    buffer.seek(0)
+    return buffer
+
+
 def batch_id_for(day: dt.date, message_ids: Sequence[int]) -> str:
     """A folder name that is the same whenever the same messages are sent the same day."""
     digest = hashlib.sha1(",".join(str(i) for i in sorted(message_ids)).encode()).hexdigest()[:10]
@@ -422,7 +448,26 @@ class LetterDocument(FPDF):
                 self.ln(2.2)
             else:
                 self.ln(2.8)
+        link = short_link_for(message)
+        if link:
+            self.add_qr(link)
         letter.pages = self.page_no() - letter.first_page + 1
+
+    def add_qr(self, link: str) -> None:
+        """The QR code of the short link, with the link written beside it, after the body (never split)."""
+        needed = QR_SIZE + 6
+        if self.get_y() + needed > self.h - self.b_margin:
+            self.add_page()
+        top = self.get_y() + 3
+        self.image(qr_png(link), x=20, y=top, w=QR_SIZE, h=QR_SIZE)
+        shown = link.split("://", 1)[-1]
+        self.set_xy(20 + QR_SIZE + 5, top + QR_SIZE / 2 - 6)
+        self.set_font("DejaVu", "", 10)
+        self.cell(120, 5, "Flashez ce code avec l'appareil photo de votre téléphone,", new_x="LEFT", new_y="NEXT")
+        self.cell(120, 5, "ou tapez :", new_x="LEFT", new_y="NEXT")
+        self.set_font("DejaVu", "B", 12)
+        self.cell(120, 6, shown, new_x="LEFT", new_y="NEXT")
+        self.set_y(top + QR_SIZE + 2)
 
 
 def render_letters(letters: Sequence[Letter]) -> bytes:

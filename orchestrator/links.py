@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from orchestrator.short_codes import short_url
+
 PURPOSES = {"u": "unsubscribe", "r": "redirect", "m": "landing"}
 MAX_AGE = {"u": 5 * 365 * 86400, "r": 180 * 86400, "m": 180 * 86400}
 
@@ -42,9 +44,11 @@ def read_token(secret: str, purpose: str, token: str) -> int:
 
 
 def links_for(secret: str, base_url: str, message_id: int) -> dict[str, str]:
-    """The tracked links of one message: landing page (through the click redirect) and unsubscribe."""
+    """The tracked links of one message: landing page (through the click redirect), its short form for SMS and
+    letters (`/s/<code>`, same click tracking), and unsubscribe."""
     base = base_url.rstrip("/")
     return {
         "landing": f"{base}/r/{make_token(secret, 'r', message_id)}",
+        "short": short_url(secret, base, message_id),
         "unsubscribe": f"{base}/u/{make_token(secret, 'u', message_id)}",
     }

@@ -61,7 +61,7 @@ def sample_context(family: str = "batiment", trigger: str = "creation", offers: 
                    else [dict(o) for o in _OFFERS[:max(0, min(offers, 2))]]),
         "sender": {"name": "Privas Centre Ardèche", "address": "1 rue de la Mairie, 07000 Privas",
                    "email": "declic@example.fr", "phone": "04 75 00 00 00"},
-        "links": {"landing": "https://declic.example.fr/r/7Kq2xW",
+        "links": {"landing": "https://declic.example.fr/r/7Kq2xW", "short": "https://declic.example.fr/s/7Kq2x",
                   "unsubscribe": "https://declic.example.fr/u/7Kq2xW"},
         "trigger": {"type": trigger, "occurred_on": dt.date(2026, 10, 5)},
         "deadline": ({"label": "envoi des factures électroniques", "date": dt.date(2027, 9, 1)}

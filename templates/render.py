@@ -10,7 +10,7 @@ Context contract (every key present; values may be None where said):
   ambassador {name, metier, phone, email, commune} or the campaign's fallback contact (never None)
   offers     list of {title, provider, kind, format, duration, hours, price} (0 to 2)
   sender     {name, address, email, phone}   the collectivité or network that speaks
-  links      {landing, unsubscribe}           tracked URLs, no personal data in them
+  links      {landing, short, unsubscribe}    tracked URLs, no personal data in them (short: /s/<code>)
   trigger    {type, occurred_on}
   deadline   {label, date} or None
   campaign   {name}
@@ -18,7 +18,7 @@ Context contract (every key present; values may be None where said):
 Helpers available to every template: ``trade(family)`` returns the trade's words from ``trades.yaml`` (group,
 gain, proof, hire, takeover, critical, invoices, sms; unknown families get ``autre``); filters ``de`` (``de
 plombier`` / ``d'ébéniste``), ``capfirst``, ``date_fr`` (``1er septembre 2027``), ``price`` (``gratuit``,
-``30 €``, ``à demander`` when unknown), ``sms_safe`` (fold to GSM-7), ``oneline``, ``html_paragraphs`` and
+``30 €``, ``à demander`` when unknown), ``sms_safe`` (GSM-7 typography), ``oneline``, ``html_paragraphs`` and
 ``email_html`` (text to styled HTML: paragraphs, lists, ``tel:`` and ``mailto:`` links, never a raw URL shown).
 
 Blocks are rendered one by one, so the top level of a template never runs: imports go inside the blocks that
@@ -49,12 +49,12 @@ FALLBACK_FAMILY = "autre"
 
 _MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
            "novembre", "décembre")
-# Letters outside the GSM-7 alphabet that French text uses; one of them turns a whole SMS into UCS-2.
+# Typography outside the GSM-7 alphabet with an exact plain equivalent (curly quotes, dashes, ellipsis, special
+# spaces, ligatures): replaced so they never force UCS-2 on an SMS. Letters are never touched: é, è, à, ù, É
+# are GSM-7, and a word with ê, ô, ç, î is reworded in the template (the linter flags it), never stripped.
 _SMS_FOLD = str.maketrans({
-    "ê": "e", "â": "a", "ô": "o", "î": "i", "û": "u", "ë": "e", "ï": "i", "ç": "c", "ÿ": "y", "á": "a",
-    "í": "i", "ó": "o", "ú": "u", "Ê": "E", "Â": "A", "Ô": "O", "Î": "I", "Û": "U", "Ë": "E", "Ï": "I",
-    "È": "E", "À": "A", "Ù": "U", "œ": "oe", "Œ": "OE", "æ": "ae", "’": "'", "‘": "'", "«": '"', "»": '"',
-    "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " ", "\u202f": " ",
+    "œ": "oe", "Œ": "OE", "’": "'", "‘": "'", "«": '"', "»": '"', "“": '"', "”": '"', "–": "-", "—": "-",
+    "…": "...", "\u00a0": " ", "\u202f": " ", "\u2009": " ",
 })
 _URL = re.compile(r"https?://\S+")
 # A French phone number as people write it: 06 12 34 56 78, 06.12.34.56.78, +33 6 12 34 56 78, 0612345678.
@@ -109,7 +109,8 @@ def price_fr(value: Any) -> str:
 
 
 def sms_safe(text: str) -> str:
-    """Text folded into the GSM-7 alphabet (ê -> e, ç -> c ...), so names never force UCS-2 on an SMS."""
+    """Text with its typography in GSM-7 (’ -> ', « -> ", nbsp -> space, œ -> oe); letters are kept as written,
+    accents included ("Vous etes" reads as careless): wording avoids ê, ô, ç, î, the linter measures the rest."""
     return unicodedata.normalize("NFC", str(text)).translate(_SMS_FOLD)
 
 

@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from orchestrator.settings import Settings, get_settings
 from store.db import get_engine
 from triggers.partner_api import french_reason
-from web import api, auth, campaign_form, dashboard, hooks, log_redaction, public, registry
+from web import api, auth, campaign_form, dashboard, hooks, log_redaction, public, registry, short_links
 from web.limits import BodyLimitMiddleware
 from web.security_headers import SWAGGER_CDN, SecurityHeadersMiddleware
 
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(api.router)
     app.include_router(hooks.router)
     app.include_router(public.router)
+    app.include_router(short_links.router)  # /s/<code>: short links of SMS and letters
     app.include_router(auth.router)
     app.include_router(campaign_form.router)
     app.include_router(registry.router)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import re
 
-# A signed link token: the path segment after /r/, /m/ or /u/ (a following /rappel... stays visible).
-_LINK = re.compile(r"(?P<route>/[rmu]/)[^/?#\s\"]+")
+# A signed link token: the path segment after /r/, /m/, /u/ or /s/ (short code) (a following /rappel... stays visible).
+_LINK = re.compile(r"(?P<route>/[rmus]/)[^/?#\s\"]+")
 # A secret in a query string: token, key, secret, signature, password (any case), up to the next & or #.
 _QUERY = re.compile(r"(?P<name>[?&](?:[^=&#\s\"]*?)(?:token|key|secret|signature|password|pass)[^=&#\s\"]*=)"
                     r"[^&#\s\"]*", re.IGNORECASE)

@@ -80,13 +80,14 @@ def test_sms_fits_two_gsm7_segments_with_typical_names(trigger, family):
     assert length.segments <= 2, (length.units, rendered.body)
 
 
-def test_sms_folds_letters_that_would_force_ucs2():
+def test_sms_never_strips_accents_only_typography():
+    # Issue 13: "Vous etes" reads as careless. Letters stay as written (the linter flags those outside GSM-7);
+    # only typography with an exact GSM-7 equivalent is replaced.
     ctx = sample_context("agriculture", "creation")
-    ctx["business"]["metier"] = "maraîcher"
     ctx["ambassador"]["name"] = "François Lefèvre"
+    ctx["sender"]["name"] = "Privas Centre\u00a0Ardèche – l’équipe"
     body = library().render("sms/creation/default.j2", ctx).body
-    assert "maraicher" in body and "Francois" in body
-    assert sms_length(body).encoding == "GSM-7"
+    assert "François Lefèvre" in body and "Privas Centre Ardèche - l'équipe" in body
 
 
 def test_a_missing_variable_is_an_error_not_a_hole():
@@ -171,5 +172,5 @@ def test_filters():
     assert price_fr(0) == "gratuit" and price_fr(None) == "à demander"  # unknown is never "free"
     assert price_fr(30) == "30 €" and price_fr(12.5) == "12,5 €" and price_fr("sur devis") == "sur devis"
     assert de("ébéniste") == "d'ébéniste" and de("plombier") == "de plombier" and de("horloger") == "d'horloger"
-    assert sms_safe("Côte-d’Ivoire ça") == "Cote-d'Ivoire ca"
+    assert sms_safe("Côte-d’Ivoire ça") == "Côte-d'Ivoire ça"
     assert fold("Élève") == "eleve"
