@@ -158,7 +158,36 @@ def _set_active(email: str, active: bool, what: str) -> None:
     console.print(f"Compte {email.strip().lower()} {what}.", highlight=False)
 
 
+territories_app = typer.Typer(help="Territoires : groupes témoins globaux.", no_args_is_help=True)
+
+
+@territories_app.command("holdout")
+def territories_holdout(
+    place: Annotated[str, typer.Argument(help="territoire, ex. departement:35, epci:243500139")],
+    share: Annotated[str, typer.Argument(help="part tenue à l'écart de toute campagne pendant un an, ex. 2%")],
+) -> None:
+    """Set a territory's global control group: a small share of its businesses that no campaign contacts for a
+    year, against which the report measures the whole programme's effect ("effet global"); 0% ends it."""
+    import getpass
+
+    from store.planning import parse_holdout, set_territory_holdout
+
+    try:
+        level, code, percent = parse_holdout(place, share)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from exc
+    with _engine().begin() as conn:
+        set_territory_holdout(conn, level, code, percent, f"cli:{getpass.getuser()}")
+    if percent:
+        console.print(f"Groupe témoin global de {level} {code} : {percent:g} % des entreprises, qu'aucune "
+                      "campagne ne contacte pendant un an.", highlight=False)
+    else:
+        console.print(f"Groupe témoin global de {level} {code} supprimé.", highlight=False)
+
+
 def mount(app: typer.Typer) -> None:
-    """Add `report` and `users` to the main CLI."""
+    """Add `report`, `users` and `territories` to the main CLI."""
     app.command("report")(report)
     app.add_typer(users_app, name="users")
+    app.add_typer(territories_app, name="territories")

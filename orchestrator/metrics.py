@@ -373,8 +373,11 @@ def build_report(
     source: str,
     as_of: str | None,
     labels: Callable[[str, str | None], str] | None = None,
+    overlap: dict[str, Any] | None = None,
 ) -> CampaignReport:
-    """The whole report of one campaign from its funnel rows. `labels(dimension, code)` names a code."""
+    """The whole report of one campaign from its funnel rows. `labels(dimension, code)` names a code;
+    `overlap` (`store.metrics.overlap_figures`) adds what the campaign left to others, the control group
+    check and the global effect."""
     labels = labels or (lambda _dim, code: code or "")
     rows = marginals(rows)
     by_grouping: dict[str, list[FunnelRow]] = {name: [] for name in GROUPINGS}
@@ -534,7 +537,49 @@ def build_report(
                 }
             )
         tables.append(table)
+    if overlap is not None:
+        tables += overlap_tables(overlap)
     return CampaignReport(campaign, title, status, source, as_of, funnel, up, itt, variants, tables)
+
+
+def overlap_tables(overlap: dict[str, Any]) -> list[Table]:
+    """Businesses left to other campaigns (by whom), the control group check, the global effect."""
+    covered = Table(
+        "covered",
+        "Entreprises déjà accompagnées par une autre campagne (hors de la portée, de l'entonnoir et du témoin)",
+        [("campaign", "Campagne"), ("by", "Portée par"), ("businesses", "Entreprises")],
+        kinds={"campaign": "text", "by": "text", "businesses": "int"},
+    )
+    for name, by, n in overlap.get("covered", []):
+        covered.rows.append({"campaign": name, "by": by, "businesses": n})
+    if overlap.get("global_held"):
+        covered.rows.append({"campaign": "(groupe témoin global du territoire)", "by": "aucune campagne",
+                             "businesses": overlap["global_held"]})
+    check = Table(
+        "control_check",
+        "Groupe témoin propre : entreprises témoins contactées par une campagne pour le même moment (doit être 0)",
+        [("control_n", "Entreprises témoins"), ("contacted", "Contactées pour ce moment")],
+        kinds={"control_n": "int", "contacted": "int"},
+        rows=[{"control_n": overlap.get("control_n", 0), "contacted": overlap.get("control_contacted", 0)}],
+    )
+    effect = Table(
+        "global_effect",
+        "Effet global du programme sur le territoire (toutes campagnes / groupe témoin global, IC 95 %)",
+        [("territory", "Territoire"), ("percent", "Part témoin"), ("programme_n", "Programme"),
+         ("programme_rate", "Taux programme"), ("global_n", "Témoin global"), ("global_rate", "Taux témoin global"),
+         ("difference", "Effet global (points)"), ("lower", "Borne basse"), ("upper", "Borne haute")],
+        kinds={"territory": "text", "percent": "pct", "programme_n": "int", "programme_rate": "pct",
+               "global_n": "int", "global_rate": "pct", "difference": "pts", "lower": "pts", "upper": "pts"},
+    )
+    for g in overlap.get("global_effect", []):
+        u = uplift(g["programme_converted"], g["programme_n"], g["global_converted"], g["global_n"], "targeted")
+        effect.rows.append({
+            "territory": f"{g['level']} {g['code']}", "percent": g["percent"] / 100,
+            "programme_n": g["programme_n"], "programme_rate": _rate(g["programme_converted"], g["programme_n"]),
+            "global_n": g["global_n"], "global_rate": _rate(g["global_converted"], g["global_n"]),
+            "difference": u.difference if u else None, "lower": u.lower if u else None,
+            "upper": u.upper if u else None})
+    return [covered, check, effect]
 
 
 # --- French number format (shared by the dashboard and the terminal table) ---

@@ -20,6 +20,7 @@ from store.models import (
     Business,
     CallTask,
     Campaign,
+    Coverage,
     Enrollment,
     FunnelRollup,
     Interaction,
@@ -38,6 +39,7 @@ ROLLUP = FunnelRollup.__table__
 HISTORY = MessageEvent.__table__
 EVENTS = TriggerEvent.__table__
 TASKS = CallTask.__table__
+COVERAGE = Coverage.__table__
 
 DIMENSION_COLUMNS = (
     "arm",
@@ -293,6 +295,7 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
     """The report of one campaign row (the same for the dashboard and `declic report`)."""
     with engine.connect() as conn:
         rows, source, as_of = campaign_rows(conn, campaign.id, live=live)
+        overlap = overlap_figures(conn, campaign)
     title = (campaign.spec or {}).get("title") or campaign.name
     return build_report(
         campaign=campaign.name,
@@ -302,6 +305,7 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
         source=source,
         as_of=as_of,
         labels=label_for,
+        overlap=overlap,
     )
 
 
@@ -577,3 +581,101 @@ def find_businesses(conn: Connection, clause, text_query: str, limit: int = 50) 
         }
         for r in rows
     ]
+
+
+# --- overlapping campaigns (issue 20): covered businesses, clean control groups, global effect ---
+
+
+def overlap_figures(conn: Connection, campaign) -> dict[str, Any]:
+    """What a campaign left to others and how clean its control group is, from the store.
+
+    `covered`: (winning campaign name, who runs it, businesses) the campaign matched but another owned the
+    moment of; `global_held`: businesses kept out as part of a territory's global control group;
+    `control_contacted`: its control businesses planned or sent a message by any campaign for the same
+    moment (0 when the groups are clean); `global_effect`: one row per territory global control group
+    touching the campaign (programme vs global control, conversion rates).
+    """
+    from orchestrator.campaign_spec import CampaignSpec
+
+    cov, winner = COVERAGE, CAMPAIGNS.alias("winner")
+    covered = []
+    for winner_id, name, count in conn.execute(
+        select(winner.c.id, winner.c.name, func.count())
+        .select_from(cov.join(winner, winner.c.id == cov.c.covered_by))
+        .where(cov.c.campaign_id == campaign.id, cov.c.kind == "covered")
+        .group_by(winner.c.id, winner.c.name)
+        .order_by(func.count().desc(), winner.c.name)
+    ):
+        spec = conn.execute(select(CAMPAIGNS.c.spec).where(CAMPAIGNS.c.id == winner_id)).scalar()
+        try:
+            signed = CampaignSpec.model_validate(spec).signed_by()
+        except ValueError:
+            signed = ((spec or {}).get("owner") or {}).get("name", "")
+        covered.append((name, signed, int(count)))
+    global_held = conn.execute(
+        select(func.count()).select_from(cov).where(cov.c.campaign_id == campaign.id, cov.c.kind == "global")
+    ).scalar()
+    held, other = ENROLLMENTS.alias("held"), ENROLLMENTS.alias("other")
+    contacted = conn.execute(
+        select(func.count(func.distinct(held.c.id)))
+        .select_from(
+            held.join(other, and_(other.c.business_id == held.c.business_id, other.c.moment == held.c.moment))
+            .join(MESSAGES, MESSAGES.c.enrollment_id == other.c.id)
+        )
+        .where(held.c.campaign_id == campaign.id, held.c.arm == "holdout", MESSAGES.c.status != "cancelled")
+    ).scalar()
+    control_n = conn.execute(
+        select(func.count()).select_from(ENROLLMENTS)
+        .where(ENROLLMENTS.c.campaign_id == campaign.id, ENROLLMENTS.c.arm == "holdout")
+    ).scalar()
+    return {"covered": covered, "global_held": int(global_held or 0), "control_contacted": int(contacted or 0),
+            "control_n": int(control_n or 0), "global_effect": global_effects(conn, campaign.id)}
+
+
+HOLDOUT_COLUMNS = {"commune": "commune_code", "epci": "epci_code", "departement": "departement_code",
+                   "region": "region_code"}
+
+
+def global_effects(conn: Connection, campaign_id: int | None = None) -> list[dict[str, Any]]:
+    """The whole programme's effect on each territory with a global control group (touching this campaign's
+    businesses when given): businesses enrolled by any campaign (treatment or holdout) against those kept
+    in the territory's global control group, converted afterwards or not."""
+    from store.models import TerritoryHoldout
+
+    holdouts = TerritoryHoldout.__table__
+    out = []
+    for h in conn.execute(select(holdouts).where(holdouts.c.percent > 0).order_by(holdouts.c.id)):
+        place = BUSINESS.c[HOLDOUT_COLUMNS[h.level]] == h.code
+        if campaign_id is not None:
+            touches = conn.execute(
+                select(func.count()).select_from(ENROLLMENTS.join(BUSINESS, BUSINESS.c.id == ENROLLMENTS.c.business_id))
+                .where(ENROLLMENTS.c.campaign_id == campaign_id, place)
+            ).scalar() or conn.execute(
+                select(func.count()).select_from(COVERAGE.join(BUSINESS, BUSINESS.c.id == COVERAGE.c.business_id))
+                .where(COVERAGE.c.campaign_id == campaign_id, place)
+            ).scalar()
+            if not touches:
+                continue
+        groups = {}
+        for label, table, since, extra in (
+            ("programme", ENROLLMENTS, ENROLLMENTS.c.enrolled_at, ENROLLMENTS.c.arm.in_(("treatment", "holdout"))),
+            ("global", COVERAGE, COVERAGE.c.at, COVERAGE.c.kind == "global"),
+        ):
+            first = (
+                select(table.c.business_id, func.min(since).label("since"))
+                .select_from(table.join(BUSINESS, BUSINESS.c.id == table.c.business_id))
+                .where(place, extra)
+                .group_by(table.c.business_id)
+                .subquery()
+            )
+            converted = (
+                select(func.count(func.distinct(INTERACTIONS.c.business_id)))
+                .select_from(INTERACTIONS.join(first, first.c.business_id == INTERACTIONS.c.business_id))
+                .where(INTERACTIONS.c.kind.in_(CONVERSION_KINDS), INTERACTIONS.c.at >= first.c.since)
+            )
+            groups[label] = (conn.execute(select(func.count()).select_from(first)).scalar() or 0,
+                             conn.execute(converted).scalar() or 0)
+        out.append({"level": h.level, "code": h.code, "percent": float(h.percent),
+                    "programme_n": int(groups["programme"][0]), "programme_converted": int(groups["programme"][1]),
+                    "global_n": int(groups["global"][0]), "global_converted": int(groups["global"][1])})
+    return out

@@ -466,3 +466,39 @@ def segment_counts(conn: Connection, spec_segment, *, today: dt.date, territory=
     group = [columns[b] for b in by]
     clause = compile_segment(spec_segment, today=today, territory=territory)
     return conn.execute(select(*group, func.count()).where(and_(clause)).group_by(*group).order_by(*group)).all()
+
+
+# --- global control groups per territory ---
+
+HOLDOUT_LEVELS = ("commune", "epci", "departement", "region")
+MAX_GLOBAL_HOLDOUT = 10.0  # percent: a global control group is a small share
+
+
+def parse_holdout(place: str, share: str) -> tuple[str, str, float]:
+    """("departement", "35", 2.0) from "departement:35" and "2%"; a French ValueError otherwise."""
+    from segments.territory import validate_codes
+
+    level, _, code = place.partition(":")
+    level, code = level.strip().lower(), code.strip()
+    if level not in HOLDOUT_LEVELS or not code:
+        raise ValueError(f"territoire illisible : {place!r} (exemples : departement:35, epci:243500139)")
+    if validate_codes(level, [code]):
+        raise ValueError(f"territoire inconnu : {level} {code}")
+    try:
+        percent = float(share.strip().rstrip("%").strip().replace(",", "."))
+    except ValueError as exc:
+        raise ValueError(f"part illisible : {share!r} (exemple : 2%)") from exc
+    if not 0 <= percent <= MAX_GLOBAL_HOLDOUT:
+        raise ValueError(f"la part du groupe témoin global est comprise entre 0 et {MAX_GLOBAL_HOLDOUT:g} %")
+    return level, code, percent
+
+
+def set_territory_holdout(conn: Connection, level: str, code: str, percent: float, by: str,
+                          now: dt.datetime | None = None) -> None:
+    """Set (or change, or with 0 end) a territory's global control group."""
+    found = conn.execute(select(HOLDOUTS.c.id).where(HOLDOUTS.c.level == level, HOLDOUTS.c.code == code)).scalar()
+    values = {"percent": percent, "set_by": by[:120], "set_at": now or utcnow()}
+    if found is None:
+        conn.execute(HOLDOUTS.insert().values(level=level, code=code, **values))
+    else:
+        conn.execute(update(HOLDOUTS).where(HOLDOUTS.c.id == found).values(**values))

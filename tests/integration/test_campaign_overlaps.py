@@ -7,12 +7,15 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from orchestrator.bootstrap import bootstrap
 from orchestrator.campaign_spec import load_spec
+from orchestrator.cli import app as cli
 from orchestrator.planning import plan_all
 from store.admin import apply_campaign
-from store.models import Business, Campaign, Coverage, Enrollment, Message, TriggerEvent
+from store.metrics import campaign_by_name, report
+from store.models import Business, Campaign, Coverage, Enrollment, Interaction, Message, TriggerEvent
 from tests.utils.factories import campaign_spec
 
 B, E, M, COV = Business.__table__, Enrollment.__table__, Message.__table__, Coverage.__table__
@@ -89,3 +92,51 @@ def test_a_moment_owned_in_an_earlier_run_stays_owned(settings, engine):
         reasons = set(conn.execute(select(COV.c.reason).where(COV.c.campaign_id == metropole)).scalars())
     assert held and not held & contacted
     assert reasons == {"déjà accompagnée par Département d'Ille-et-Vilaine"}
+
+
+def test_reports_say_who_covered_and_that_the_control_group_is_clean(settings, engine):
+    departement, metropole = two_campaigns(engine)
+    add_creations(engine, 1, 120)
+    plan_all(bootstrap(settings, clock=lambda: NOW), now=NOW)
+    with engine.connect() as conn:
+        rows = {name: campaign_by_name(conn, name) for name in ("departement-batiment", "metropole-batiment")}
+        held = conn.execute(select(func.count()).select_from(E).where(E.c.arm == "holdout")).scalar()
+    dep = report(engine, rows["departement-batiment"])
+    assert dep.table("covered").rows == [{"campaign": "metropole-batiment", "by": "Rennes Métropole",
+                                          "businesses": 120}]
+    assert dep.funnel["treatment"].targeted == dep.funnel["holdout"].targeted == 0  # outside its funnel
+    met = report(engine, rows["metropole-batiment"])
+    assert met.table("control_check").rows == [{"control_n": held, "contacted": 0}]
+    assert met.table("covered").rows == []
+    assert met.funnel["holdout"].targeted == held and met.funnel["treatment"].targeted == 120 - held
+
+
+def test_a_territory_global_control_group_is_never_contacted_and_measured(env_settings, engine):
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["territories", "holdout", "departement:35", "30%"])
+    assert refused.exit_code == 2 and "entre 0 et 10 %" in refused.output
+    done = runner.invoke(cli, ["territories", "holdout", "departement:35", "10%"])
+    assert done.exit_code == 0, done.output
+    assert "10 % des entreprises" in done.output
+    departement, metropole = two_campaigns(engine)
+    add_creations(engine, 1, 300)
+    plan_all(bootstrap(env_settings, clock=lambda: NOW), now=NOW)
+    with engine.connect() as conn:
+        kept = set(conn.execute(select(COV.c.business_id).where(COV.c.kind == "global",
+                                                                 COV.c.campaign_id == metropole)).scalars())
+        enrolled = set(conn.execute(select(E.c.business_id)).scalars())
+        contacted = set(conn.execute(select(M.c.business_id)).scalars())
+        # Both campaigns record the global control group; a few of them convert anyway.
+        assert set(conn.execute(select(COV.c.business_id).where(COV.c.kind == "global",
+                                                                 COV.c.campaign_id == departement)).scalars()) == kept
+        for business_id in sorted(kept)[:3]:
+            conn.execute(Interaction.__table__.insert().values(
+                business_id=business_id, kind="offer_enrolled", at=NOW + dt.timedelta(days=3), data={}))
+        conn.commit()
+        row = campaign_by_name(conn, "metropole-batiment")
+    assert 10 < len(kept) < 60
+    assert not kept & enrolled and not kept & contacted
+    effect = report(engine, row).table("global_effect").rows
+    assert len(effect) == 1 and effect[0]["territory"] == "departement 35"
+    assert effect[0]["global_n"] == len(kept) and effect[0]["programme_n"] == 300 - len(kept)
+    assert effect[0]["global_rate"] == 3 / len(kept)
