@@ -1,7 +1,15 @@
 """E-mail over SMTP (smtplib): a few connections kept open and used at once, replies classified.
 
 Settings (read by the composition root): DECLIC_SMTP_HOST, DECLIC_SMTP_PORT, DECLIC_SMTP_STARTTLS,
-DECLIC_SMTP_USER, DECLIC_SMTP_PASSWORD, DECLIC_SMTP_TIMEOUT, DECLIC_SMTP_CONNECTIONS, DECLIC_MAIL_FROM.
+DECLIC_SMTP_USER, DECLIC_SMTP_PASSWORD, DECLIC_SMTP_TIMEOUT, DECLIC_SMTP_CONNECTIONS, DECLIC_MAIL_FROM,
+DECLIC_MAIL_DOMAIN.
+
+Who the e-mail is from: the campaign's sender (`campaign.spec["sender"]`, read from the store once per batch),
+never a global name. The From display name is the sender's name; its address is the campaign's own
+(`sender.mail_from`), else `<slug of the owner>@DECLIC_MAIL_DOMAIN` ("Département d'Ille-et-Vilaine" ->
+`departement-d-ille-et-vilaine@...`), else DECLIC_MAIL_FROM's address. Reply-To is `sender.reply_to`, else the
+sender's contact address (`sender.email`). DECLIC_MAIL_FROM stays the From of messages without a campaign and
+the envelope sender (MAIL FROM, where bounces return to the bounce mailbox).
 
 Exactly once: the message body is streamed inside DATA, then `on_handoff` records the send, and only
 then the final "." is written. A crash before the "." leaves nothing at the server (an SMTP server
@@ -33,10 +41,12 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Mapping, Sequence
 from email.utils import formatdate
 from functools import lru_cache
 
+from integrations._settings import setting, store_engine
 from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
 from integrations.email_bounce import classify_reply, describe_reply
 from orchestrator.settings import reveal
@@ -109,7 +119,27 @@ def _date_line() -> str:
 _DATE: list = [0, ""]
 
 
-def build_email(msg: OutgoingMessage, sender: str) -> bytes:
+def slug(text: str) -> str:
+    """A mailbox name from a name: ASCII, lower case, words joined by "-" ("Ville d'Aubenas" -> "ville-d-aubenas")."""
+    text = text.replace("œ", "oe").replace("Œ", "Oe").replace("æ", "ae").replace("Æ", "Ae")
+    bare = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    return re.sub(r"[^a-z0-9]+", "-", bare).strip("-")[:64].strip("-") or "contact"
+
+
+def identity(spec: Mapping | None, default_from: str, domain: str | None = None) -> tuple[str, str | None]:
+    """(From, Reply-To) of a campaign's messages from its spec (see the module docstring); the default From
+    and no Reply-To when the spec has no sender."""
+    sender = (spec or {}).get("sender") or {}
+    name = _one_line(str(sender.get("name") or ""))
+    if not name:
+        return default_from, None
+    owner = _one_line(str(((spec or {}).get("owner") or {}).get("name") or name))
+    address = sender.get("mail_from") or (f"{slug(owner)}@{domain}" if domain else _address(default_from))
+    reply_to = sender.get("reply_to") or sender.get("email") or None
+    return f"{name.replace('<', '').replace('>', '')} <{address}>", reply_to
+
+
+def build_email(msg: OutgoingMessage, sender: str, reply_to: str | None = None) -> bytes:
     """The wire bytes (CRLF lines): text (and html) body in base64, stable Message-ID, extra headers."""
     headers = [
         _from_line(sender),
@@ -119,6 +149,8 @@ def build_email(msg: OutgoingMessage, sender: str) -> bytes:
         f"Message-ID: {_one_line(msg.rfc_message_id)}",
         "MIME-Version: 1.0",
     ]
+    if reply_to:
+        headers.append(f"Reply-To: {_one_line(reply_to)}")
     headers += [f"{_one_line(key)}: {_header_text(value)}" for key, value in msg.headers.items()]
     if msg.html_body:
         # "=_" never occurs in base64 text, so the boundary cannot collide with a part.
@@ -143,6 +175,7 @@ class _Batch:
         self.messages = messages
         self.results: list[SendResult | None] = [None] * len(messages)
         self.unreachable = ""
+        self.identities: dict[object, tuple[str, str | None]] = {}
         self._next = 0
         self._lock = threading.Lock()
 
@@ -178,8 +211,11 @@ class SmtpChannel:
         password: str | None = None,
         timeout: float = 10.0,
         connections: int = 1,
+        mail_domain: str | None = None,
+        engine: object = None,
     ) -> None:
         self.host, self.port, self.sender = host, port, sender
+        self.mail_domain, self.engine = mail_domain, engine
         self.starttls, self.user, self.password, self.timeout = starttls, user, password, timeout
         self.connections = max(1, connections)
         self._envelope_from = f"MAIL FROM:<{_address(sender)}>"
@@ -198,11 +234,32 @@ class SmtpChannel:
             password=reveal(settings.smtp_password),
             timeout=settings.smtp_timeout,
             connections=getattr(settings, "smtp_connections", 1),
+            mail_domain=setting(settings, "mail_domain"),
+            engine=store_engine(settings, engine),
         )
+
+    def identities(self, batch: Sequence[OutgoingMessage]) -> dict[object, tuple[str, str | None]]:
+        """(From, Reply-To) per campaign id of the batch, from the campaigns' specs in the store (one query)."""
+        wanted = {m.meta.get("campaign_id") for m in batch} - {None}
+        if not wanted or self.engine is None:
+            return {}
+        from sqlalchemy import select
+
+        from store.models import Campaign
+
+        table = Campaign.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(table.c.id, table.c.spec).where(table.c.id.in_(wanted))).all()
+        return {cid: identity(spec, self.sender, self.mail_domain) for cid, spec in rows}
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
         """Send a batch over up to `connections` connections at once; one result per message, in order."""
         shared = _Batch(batch)
+        try:
+            shared.identities = self.identities(batch)
+        except Exception as exc:  # noqa: BLE001 (the store is unreachable: the batch waits, never a wrong sender)
+            detail = f"expéditeur de la campagne illisible : {exc}"
+            return [SendResult(m.message_id, Outcome.TRANSIENT, detail) for m in batch]
         workers = min(self.connections, len(batch))
         if workers <= 1:
             self._work(shared, on_handoff)
@@ -244,7 +301,7 @@ class SmtpChannel:
                         )
                         continue
                 try:
-                    result, keep = self._attempt(smtp, msg, on_handoff)
+                    result, keep = self._attempt(smtp, msg, on_handoff, shared)
                 except Exception as exc:  # noqa: BLE001 (a bug must not leave a connection inside DATA for reuse)
                     detail = f"erreur pendant l'envoi : {exc}"
                     result, keep = SendResult(msg.message_id, Outcome.TRANSIENT, detail), False
@@ -279,11 +336,11 @@ class SmtpChannel:
         return smtp
 
     def _attempt(
-        self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None
+        self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None, shared: _Batch | None = None
     ) -> tuple[SendResult, bool]:
         """One message on one connection: its result and whether the connection can be reused."""
         try:
-            return self._send_one(smtp, msg, on_handoff)
+            return self._send_one(smtp, msg, on_handoff, shared)
         except _Refused as exc:
             keep = exc.code != 421  # the server is closing the session: a new connection for the next one
             if keep:
@@ -308,9 +365,11 @@ class SmtpChannel:
             ), False
 
     def _send_one(
-        self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None
+        self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None, shared: _Batch | None = None
     ) -> tuple[SendResult, bool]:
-        data = build_email(msg, self.sender)
+        found = shared.identities.get(msg.meta.get("campaign_id")) if shared is not None else None
+        sender, reply_to = found or (self.sender, None)
+        data = build_email(msg, sender, reply_to)
         rcpt = f"RCPT TO:<{msg.recipient}>"
         if smtp.does_esmtp and smtp.has_extn("pipelining"):
             # One write for the envelope and DATA, then the three replies in order (RFC 2920).

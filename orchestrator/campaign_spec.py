@@ -89,14 +89,23 @@ class Logo(Strict):
     alt: str = Field(min_length=1, max_length=120)
 
 
+_MAILBOX = r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+
+
 class Sender(Strict):
-    """Who speaks: the collectivité or network, clearly identified in every message."""
+    """Who speaks: the collectivité or network, clearly identified in every message.
+
+    E-mails leave as "<name> <mail_from>" (without `mail_from`: the owner's name as a mailbox of the sending
+    domain, DECLIC_MAIL_DOMAIN), answers go to `reply_to` (else `email`); see `integrations.email_smtp`.
+    """
 
     name: str
     address: str
     email: str | None = None
     phone: str | None = None
     logo: Logo | None = None
+    mail_from: str | None = Field(default=None, pattern=_MAILBOX, max_length=254)
+    reply_to: str | None = Field(default=None, pattern=_MAILBOX, max_length=254)
 
 
 class Owner(Strict):

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_timeout: float = 10.0
     mail_from: str = "Déclic <bonjour@declic.example>"
+    # The domain campaigns send from when their sender names no address of its own: "<owner slug>@<domain>".
+    mail_domain: str | None = None
 
     dispatch_batch_size: int = 500
     lease_seconds: int = 300
