@@ -11,7 +11,14 @@ worker would start a new process). Without --detach it stays in the foreground u
 stops every process it started: the planner and each worker first, by its own process group (they run under
 setsid), then the server.
 
-The same `Cluster` is used by tests/e2e/test_scale_out.py and bench/bench_prefect.py.
+Each cluster has its own Redis database: the server's streams and consumer groups (`reactive-triggers`,
+`event-persister`...) have fixed names, so two servers sharing one Redis database would take each other's events.
+Without --redis-url, `up` claims a free database number (1 to 15) on the local Redis (`DECLIC_REDIS_URL`, by
+default redis://127.0.0.1:6379) with a claim key, and empties and frees it when it stops; a claim whose owner
+process is gone on this machine is taken over.
+
+The same `Cluster` is used by tests/e2e/test_scale_out.py and bench/bench_prefect.py; a `Cluster` made without
+database names gets fresh ones (its own Prefect database and store).
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -33,12 +43,92 @@ ROOT = Path(__file__).resolve().parent.parent
 POOL = "declic-process"
 PG_ADMIN = os.environ.get("DECLIC_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 STATE_FILE = "scale_out.json"
+REDIS_BASE = os.environ.get("DECLIC_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_CLAIM_KEY = "declic:scale-out:claim"
 
 
 def _bin(name: str) -> str:
     # The console scripts of the interpreter that runs us (the project's venv), not whatever is on PATH.
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else name
+
+
+def _redis_db_url(base: str, number: int) -> str:
+    return urlunsplit(urlsplit(base)._replace(path=f"/{number}"))
+
+
+def _claim_value(pid: int) -> str:
+    return json.dumps({"host": socket.gethostname(), "pid": pid, "id": uuid.uuid4().hex})
+
+
+def _stale(value: bytes | None) -> bool:
+    # A claim is stale when it was made on this machine by a process that no longer runs.
+    try:
+        owner = json.loads(value or b"{}")
+    except ValueError:
+        return False
+    return owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int) \
+        and not _alive(owner["pid"])
+
+
+def claim_redis_database(base: str = REDIS_BASE, pid: int | None = None) -> tuple[str, str]:
+    """Claim a Redis database number no other cluster uses; returns its URL and the claim (to release it).
+
+    A database is free when it is empty (the claim key is set with NX, so two clusters starting at once never
+    get the same one) or when its claim is stale (its owner process is gone on this machine: the database is
+    emptied before it is reused). Database 0 is left to whatever else uses this Redis.
+    """
+    import redis
+
+    with redis.Redis.from_url(_redis_db_url(base, 0)) as admin:
+        try:
+            count = int(admin.config_get("databases").get("databases", 16))
+        except redis.ResponseError:  # CONFIG disabled (managed Redis): the default count
+            count = 16
+    claim = _claim_value(pid or os.getpid())
+    for number in range(1, count):
+        url = _redis_db_url(base, number)
+        with redis.Redis.from_url(url) as client:
+            if client.dbsize() == 0 and client.set(REDIS_CLAIM_KEY, claim, nx=True):
+                return url, claim
+            with client.pipeline() as pipe:
+                try:
+                    pipe.watch(REDIS_CLAIM_KEY)
+                    if not _stale(pipe.get(REDIS_CLAIM_KEY)):
+                        continue
+                    pipe.multi()
+                    pipe.flushdb()
+                    pipe.set(REDIS_CLAIM_KEY, claim)
+                    pipe.execute()
+                    return url, claim
+                except redis.WatchError:  # another cluster took it over first
+                    continue
+    raise RuntimeError(f"aucune base Redis libre sur {base} (les bases 1 à {count - 1} sont prises)")
+
+
+def _swap_redis_claim(url: str, claim: str, new: str | None) -> bool:
+    """Replace our claim by `new` (None: empty the database, which frees it); False if it is no longer ours."""
+    import redis
+
+    with redis.Redis.from_url(url) as client, client.pipeline() as pipe:
+        try:
+            pipe.watch(REDIS_CLAIM_KEY)
+            if (pipe.get(REDIS_CLAIM_KEY) or b"").decode() != claim:
+                return False
+            pipe.multi()
+            if new is None:
+                pipe.flushdb()
+            else:
+                pipe.set(REDIS_CLAIM_KEY, new)
+            pipe.execute()
+            return True
+        except redis.WatchError:
+            return False
+
+
+def release_redis_database(url: str, claim: str) -> bool:
+    """Empty and free a database claimed by `claim_redis_database` (if the claim is still ours)."""
+    return _swap_redis_claim(url, claim, None)
 
 
 def free_port() -> int:
@@ -79,11 +169,11 @@ class Cluster:
     """One Prefect server, its process work pool and N workers, with the store on PostgreSQL."""
 
     workdir: Path
-    prefect_db: str = "declic_prefect"
-    store_db: str = "declic"
+    prefect_db: str | None = None  # None: a fresh database for this cluster (declic_prefect_<random>)
+    store_db: str | None = None  # None: a fresh store (declic_store_<random>)
     workers: int = 2
     broker: str = "redis"  # "redis" (prefect-redis streams) or "memory" (the server's in-process broker)
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str | None = None  # None: claim a free database of the local Redis at `up`, free it at `down`
     api_port: int = 4200
     worker_limit: int = 1  # flow runs at once per worker: two dispatch runs land on two workers
     schedules: bool = True  # False: no scheduled runs (tests and benchmarks start their own)
@@ -92,6 +182,12 @@ class Cluster:
     children: list[subprocess.Popen] = field(default_factory=list)  # the workers, then the planner
     planner: bool = True  # a warm `declic planner` beside the workers
     quiet: bool = True
+    redis_claim: str | None = None  # set when `up` claimed the Redis database itself
+
+    def __post_init__(self) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.prefect_db = self.prefect_db or f"declic_prefect_{suffix}"
+        self.store_db = self.store_db or f"declic_store_{suffix}"
 
     @property
     def api_url(self) -> str:
@@ -160,14 +256,25 @@ class Cluster:
             if importlib.util.find_spec("prefect_redis") is None:
                 raise RuntimeError("the Redis broker needs prefect-redis (pip install "
                                    "'prefect-redis>=0.3,<0.4'), or --broker memory with one Prefect server")
-        ensure_database(self.prefect_db)
-        ensure_database(self.store_db)
-        started = time.perf_counter()
-        self.server = self._spawn([_bin("prefect"), "server", "start", "--host", "127.0.0.1",
-                                   "--port", str(self.api_port)], "server.log")
+        if self.broker == "redis" and self.redis_url is None:
+            self.redis_url, self.redis_claim = claim_redis_database()
         try:
+            ensure_database(self.prefect_db)
+            ensure_database(self.store_db)
+        except BaseException:
+            self._release_redis()
+            raise
+        started = time.perf_counter()
+        try:
+            self.server = self._spawn([_bin("prefect"), "server", "start", "--host", "127.0.0.1",
+                                       "--port", str(self.api_port)], "server.log")
+            if self.redis_claim:  # the server is the one Redis user: the claim lives as long as it does
+                claim = _claim_value(self.server.pid)
+                if _swap_redis_claim(self.redis_url, self.redis_claim, claim):
+                    self.redis_claim = claim
             self._wait_healthy()
-            self.say(f"Prefect server on {self.api_url} ({self.broker} broker), "
+            self.say(f"Prefect server on {self.api_url} ({self.broker} broker"
+                     + (f" on {self.redis_url}" if self.broker == "redis" else "") + "), "
                      f"healthy in {time.perf_counter() - started:.1f} s")
             self._run([_bin("prefect"), "--no-prompt", "work-pool", "create", POOL, "--type", "process",
                        "--overwrite"])
@@ -188,7 +295,7 @@ class Cluster:
             raise
         return self
 
-    def _wait_healthy(self, timeout: float = 90) -> None:
+    def _wait_healthy(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.server and self.server.poll() is not None:
@@ -199,7 +306,7 @@ class Cluster:
             time.sleep(0.3)
         raise RuntimeError(f"the Prefect server was not healthy after {timeout} s")
 
-    def _wait_workers(self, timeout: float = 60) -> None:
+    def _wait_workers(self, timeout: float = 180) -> None:
         # A worker is ready once it has sent its first heartbeat to the pool.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -222,12 +329,18 @@ class Cluster:
         if self.server is not None:
             _stop(self.server.pid, self.server)
             self.server = None
+        self._release_redis()
+
+    def _release_redis(self) -> None:
+        if self.redis_claim and self.redis_url:
+            release_redis_database(self.redis_url, self.redis_claim)
+            self.redis_claim = None
 
     def state(self) -> dict:
         """What `down` needs to stop a detached cluster."""
         return {"server": self.server.pid if self.server else None,
                 "workers": [p.pid for p in self.children], "api_url": self.api_url,
-                "store_url": self.store_url}
+                "store_url": self.store_url, "redis_url": self.redis_url, "redis_claim": self.redis_claim}
 
 
 def env_level() -> str:
@@ -271,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start a Prefect server, the work pool, the deployments and the workers")
     up.add_argument("--workers", type=int, default=2)
     up.add_argument("--broker", choices=("redis", "memory"), default="redis")
-    up.add_argument("--redis-url", default=os.environ.get("PREFECT_REDIS_MESSAGING_URL", "redis://127.0.0.1:6379/0"))
+    up.add_argument("--redis-url", default=os.environ.get("PREFECT_REDIS_MESSAGING_URL"),
+                    help="the Redis database of this cluster (default: claim a free one on the local Redis)")
     up.add_argument("--port", type=int, default=4200)
     up.add_argument("--prefect-db", default="declic_prefect")
     up.add_argument("--store-db", default="declic")
@@ -287,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             _stop(pid)
         if state["server"]:
             _stop(state["server"])
+        if state.get("redis_claim"):
+            release_redis_database(state["redis_url"], state["redis_claim"])
         (args.workdir / STATE_FILE).unlink()
         print("stopped")
         return 0

@@ -1,12 +1,15 @@
 """Scale-out, for real: a Prefect server on PostgreSQL (Redis broker), a process work pool, two workers,
 the store on PostgreSQL; 5,000 e-mails dispatched by two flow runs at once on the two workers, counted at a
 real SMTP server; a partner batch posted to the web app starts the plan deployment through its event trigger.
+
+The cluster has its own Prefect database, store and Redis database (claimed by `Cluster.up`), so another
+cluster on the same machine (another test run, a benchmark) never takes its events. Waits follow progress:
+they fail when nothing has moved for STALL seconds, however loaded the machine is.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import pytest
@@ -17,17 +20,26 @@ from integrations.smtp_sink import SmtpSink
 from orchestrator.bootstrap import bootstrap
 from orchestrator.campaign_spec import load_spec
 from orchestrator.settings import Settings
-from scripts.scale_out import Cluster, _alive, drop_database, free_port
+from scripts.scale_out import (
+    Cluster,
+    _alive,
+    claim_redis_database,
+    drop_database,
+    free_port,
+    release_redis_database,
+)
 from scripts.seed import seed_due_emails
 from store.admin import add_partner, apply_campaign
 from store.models import Message, MessageEvent, TriggerEvent
 from tests.conftest import TEST_SECRET
 from tests.utils.factories import campaign_spec, creation_item
+from tests.utils.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 MESSAGES = 5_000
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+STALL = 180  # seconds without any visible progress before a wait fails (a loaded machine is slow, not stuck)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +63,7 @@ def cluster(sink, tmp_path_factory):
     try:
         running.up()
         pids = [running.server.pid, *(p.pid for p in running.children)]
+        assert running.redis_url and not running.redis_url.endswith("/0")  # its own Redis database
         yield running
     finally:
         running.down()
@@ -80,13 +93,35 @@ def start_run(api: str, deployment: str, parameters: dict) -> str:
     return reply.json()["id"]
 
 
-def wait_runs(api: str, run_ids: list[str], timeout: float) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = [requests.get(f"{api}/flow_runs/{run_id}", timeout=10).json() for run_id in run_ids]
-        if all(r["state_type"] in TERMINAL for r in runs) or time.monotonic() > deadline:
-            return runs
-        time.sleep(1)
+def wait_runs(api: str, run_ids: list[str], sink: SmtpSink) -> list[dict]:
+    """Until every run has ended; progress is the runs' states and the messages the sink has received."""
+    runs: list[dict] = []
+
+    def probe() -> tuple:
+        runs[:] = [requests.get(f"{api}/flow_runs/{run_id}", timeout=10).json() for run_id in run_ids]
+        return tuple(r["state_name"] for r in runs), sink.received
+
+    wait_until(probe, lambda seen: all(r["state_type"] in TERMINAL for r in runs), stall=STALL, interval=1,
+               what="dispatch runs (states, messages received)")
+    return runs
+
+
+def _count_events(api: str, names: list[str] | None = None, prefix: list[str] | None = None) -> int:
+    event = {"name": names} if names else {"prefix": prefix}
+    reply = requests.post(f"{api}/events/filter", json={"filter": {"event": event}, "limit": 1}, timeout=10)
+    return reply.json()["total"] if reply.ok else -1
+
+
+def test_two_clusters_never_share_a_redis_database():
+    # The server's consumer groups have fixed names: two servers on one Redis database split each other's
+    # events. Each cluster claims its own database; a claim left by a process that is gone is taken over.
+    first, second = claim_redis_database(), claim_redis_database()
+    try:
+        assert first[0] != second[0]
+        assert not first[0].endswith("/0") and not second[0].endswith("/0")
+    finally:
+        assert release_redis_database(*first) and release_redis_database(*second)
+    assert not release_redis_database(*first)  # released once: no longer ours
 
 
 def test_two_workers_deliver_5000_messages_exactly_once(cluster, app, sink):
@@ -96,7 +131,7 @@ def test_two_workers_deliver_5000_messages_exactly_once(cluster, app, sink):
     # Two dispatch runs at once: each worker takes one (--limit 1) and both claim from the same outbox.
     params = {"now": clock.isoformat()}
     run_ids = [start_run(cluster.api_url, "dispatch/dispatch", params) for _ in range(2)]
-    runs = wait_runs(cluster.api_url, run_ids, timeout=600)
+    runs = wait_runs(cluster.api_url, run_ids, sink)
 
     assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"], [r["state"] for r in runs]
     assert sink.received - before == MESSAGES
@@ -128,22 +163,25 @@ def test_a_partner_batch_starts_the_plan_deployment(cluster, app, monkeypatch):
     server = uvicorn.Server(uvicorn.Config(create_app(app.settings, app.engine), host="127.0.0.1", port=port,
                                            log_level="warning"))  # fmt: skip
     threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    wait_until(lambda: server.started, stall=60, interval=0.05, what="the web app's start")
     try:
         reply = requests.post(f"http://127.0.0.1:{port}/api/v1/events",
                               json={"events": [creation_item("e2e-trigger-1", email="trigger@exemple.fr")]},
                               headers={"Authorization": f"Bearer {token}"}, timeout=30)  # fmt: skip
         assert reply.json()["accepted"] == 1
-        deadline = time.monotonic() + 180
         plan_runs: list[dict] = []
-        while time.monotonic() < deadline:
-            plan_runs = [r for r in requests.post(f"{cluster.api_url}/flow_runs/filter", timeout=10,
-                                                  json={"flows": {"name": {"any_": ["plan"]}}}).json()
-                         if r["parameters"].get("trigger_event")]  # fmt: skip
-            if plan_runs and plan_runs[0]["state_type"] in TERMINAL:
-                break
-            time.sleep(0.5)
+
+        def probe() -> tuple:
+            # Progress: the event stored by the server, the automation firing, then the run's states.
+            plan_runs[:] = [r for r in requests.post(f"{cluster.api_url}/flow_runs/filter", timeout=10,
+                                                     json={"flows": {"name": {"any_": ["plan"]}}}).json()
+                            if r["parameters"].get("trigger_event")]  # fmt: skip
+            return (_count_events(cluster.api_url, names=["declic.trigger.received"]),
+                    _count_events(cluster.api_url, prefix=["prefect.automation."]),
+                    tuple(r["state_name"] for r in plan_runs))
+
+        wait_until(probe, lambda seen: bool(plan_runs) and plan_runs[0]["state_type"] in TERMINAL, stall=STALL,
+                   interval=0.5, what="partner event -> plan run (events stored, automation events, run states)")
         assert plan_runs, "no plan run was triggered by the event"
         assert plan_runs[0]["state_type"] == "COMPLETED", plan_runs[0]["state"]
         with app.engine.connect() as conn:

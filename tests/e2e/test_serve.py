@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import requests
 from sqlalchemy import create_engine, select
 
@@ -11,6 +9,7 @@ from orchestrator.serve import read_deployments
 from store.models import TriggerEvent
 from tests.utils.factories import creation_item
 from tests.utils.serve import declic_serve
+from tests.utils.waiting import wait_until
 
 
 def _plan_runs(api: str) -> list[dict]:
@@ -27,15 +26,11 @@ def test_a_partner_batch_is_planned_by_the_served_plan_deployment(tmp_path):
                               headers={"Authorization": f"Bearer {served.token}"},
                               json={"events": [creation_item("serve-1")]})
         assert reply.status_code == 200, reply.text
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            done = [r for r in _plan_runs(served.api) if r["state_type"] == "COMPLETED"
-                    and r["parameters"].get("trigger_event")]
-            if done:
-                break
-            time.sleep(0.3)
-        else:
-            raise AssertionError(f"no plan run completed: {_plan_runs(served.api)}")
+        # Progress is the plan runs' states: the wait fails when they stay the same for two minutes.
+        wait_until(lambda: [(r["state_name"], bool(r["parameters"].get("trigger_event")))
+                            for r in _plan_runs(served.api)],
+                   lambda runs: ("Completed", True) in runs, stall=120, interval=0.3,
+                   what="partner event -> completed plan run (plan runs: state, started by an event)")
         # Started by the partner event (its id as a string parameter), and the event is planned in the store.
         engine = create_engine(f"sqlite:///{tmp_path / 'declic.db'}")
         with engine.connect() as conn:

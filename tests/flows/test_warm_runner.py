@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 
 from sqlalchemy import func, select
@@ -16,6 +15,7 @@ from store.admin import apply_campaign
 from store.events import store_events
 from store.models import Message
 from tests.utils.factories import campaign_spec, creation_item
+from tests.utils.waiting import wait_until
 from triggers.partner_api import validate_item
 
 
@@ -121,13 +121,12 @@ def test_a_scheduled_run_wakes_the_runner_without_waiting_for_its_poll(prefect_h
     runner = WarmRunner(deployment_id, flow, poll_seconds=600).start()  # the timer alone would wait 10 minutes
     try:
         assert runner.listening.wait(30)
-        deadline = time.monotonic() + 30
-        while runner.polls == 0 and time.monotonic() < deadline:  # its first look, at start
-            time.sleep(0.05)
+        wait_until(lambda: runner.polls, stall=30, interval=0.05, what="the runner's first look, at start")
         with get_client(sync_client=True) as client:
             run = client.create_flow_run_from_deployment(deployment_id)
-            while client.read_flow_run(run.id).state.type.value != "COMPLETED" and time.monotonic() < deadline:
-                time.sleep(0.2)
+            # Progress is the run's state (Scheduled, Pending, Running...): no fixed deadline on a loaded machine.
+            wait_until(lambda: client.read_flow_run(run.id).state.name, lambda state: state == "Completed",
+                       stall=30, interval=0.2, what="the woken run")
             assert client.read_flow_run(run.id).state.type.value == "COMPLETED"
     finally:
         runner.stop()
