@@ -6,14 +6,19 @@ letter) and ``body`` (text), and optionally ``html``. Families share structure b
 (``{% extends "email/base.j2" %}``). A missing variable is an error (StrictUndefined), never an empty hole.
 
 Context contract (every key present; values may be None where said):
-  business   {siret, name, metier, family, family_label, commune, postal_code}
-  ambassador {name, metier, phone, email, commune} or the campaign's fallback contact (never None)
-  offers     list of {title, provider, kind, format, duration, hours, price} (0 to 2)
+  business   {siret, name, metier, family, family_label, commune, postal_code, naf (optional)}
+  ambassador {name, metier, phone, email, commune, role} or the campaign's fallback contact (never None)
+  offers     list of {title, provider, kind, format, duration, hours, price, grant} (0 to 2)
   sender     {name, address, email, phone}   the collectivité or network that speaks
   links      {landing, short, unsubscribe}    tracked URLs, no personal data in them (short: /s/<code>)
   trigger    {type, occurred_on}
   deadline   {label, date} or None
   campaign   {name}
+
+Added before rendering (``templates/wording.py``): ``words`` {business, business_a, trade, catch_all}, the
+business and its trade as a message names them (its NAF sub-class's reviewed wording when ``business.naf`` is
+known, else its family's, else "votre entreprise"); phones in national format; ``ambassador.role`` (``pair`` or
+``conseiller``, the default).
 
 Helpers available to every template: ``trade(family)`` returns the trade's words from ``trades.yaml`` (group,
 gain, proof, hire, takeover, critical, invoices, sms; unknown families get ``autre``); filters ``de`` (``de
@@ -42,6 +47,7 @@ import yaml
 from jinja2 import nodes
 
 from integrations.phones import InvalidNumber, normalise_number
+from templates import wording
 
 MESSAGES_DIR = Path(__file__).parent / "messages"
 TRADES_FILE = Path(__file__).parent / "trades.yaml"
@@ -220,7 +226,8 @@ class TemplateLibrary:
         )
         self.env.filters.update(de=de, capfirst=capfirst, date_fr=date_fr, price=price_fr, sms_safe=sms_safe,
                                 oneline=oneline, html_paragraphs=html_paragraphs,
-                                email_html=email_html)
+                                email_html=email_html, offer_format=wording.offer_format,
+                                offer_kind=wording.offer_kind, duration=wording.duration_fr)
         self.env.globals.update(trade=trade)
         self._parents: dict[str, str | None] = {}
 
@@ -258,7 +265,7 @@ class TemplateLibrary:
     def render(self, name: str, context: dict[str, Any]) -> Rendered:
         """Render the subject, body and optional html blocks of one template."""
         tmpl = self.template(name)
-        ctx = tmpl.new_context(context)
+        ctx = tmpl.new_context(wording.prepare(context, load_trades()))
         # Blocks are rendered one by one without running the template top-level, so the parents' blocks
         # are registered here, in inheritance order, exactly as ``{% extends %}`` would (super() works).
         for ancestor in self.chain(name)[1:]:
