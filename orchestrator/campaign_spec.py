@@ -392,8 +392,37 @@ class CampaignSpec(Strict):
         return TerritorySpec(**merged)
 
 
+# Channels whose messages are rendered from the template library (`templates/messages/<channel>/<trigger>/`).
+RENDERED_CHANNELS = ("email", "sms", "letter", "call")
+
+
+def template_problems(spec: CampaignSpec, root: Path | None = None) -> list[str]:
+    """What would fail at send time for want of a template, in French, naming the step: a step's template set
+    missing for its channel or one of its fallbacks (``<channel>/<template>/default.j2`` serves every trade), or a
+    variant without its own template for a step's channel (``<channel>/<template>/*.<variant>.j2``)."""
+    root = Path(root) if root else Path(__file__).resolve().parent.parent / "templates" / "messages"
+    problems = []
+    for number, step in enumerate(spec.steps, start=1):
+        where = f"étape {number} ({step.channel}, modèle « {step.template} »)"
+        missing = [c for c in step.channels() if c in RENDERED_CHANNELS
+                   and not (root / c / step.template / "default.j2").is_file()]
+        if step.channel in missing:
+            problems.append(f"{where} : ce modèle n'existe pas pour ce canal")
+        elif missing:
+            problems.append(f"{where} : pas de modèle « {step.template} » pour le canal de repli "
+                            f"{', '.join(missing)}")
+        if step.channel not in RENDERED_CHANNELS or step.channel in missing:
+            continue
+        for variant in spec.variants:
+            if not any((root / step.channel / step.template).glob(f"*.{variant.name}.j2")):
+                problems.append(f"{where} : la variante « {variant.name} » n'a pas de modèle pour cette étape "
+                                f"(attendu : {step.channel}/{step.template}/default.{variant.name}.j2)")
+    return problems
+
+
 def load_spec(source: str | Path | dict[str, Any]) -> CampaignSpec:
-    """Read and validate a campaign from a YAML/JSON file path, YAML text, or a dict."""
+    """Read and validate a campaign from a YAML/JSON file path, YAML text, or a dict (what `declic campaigns
+    apply` and the dashboard form save): a step or variant whose template does not exist is refused too."""
     if isinstance(source, dict):
         data = source
     else:
@@ -402,4 +431,8 @@ def load_spec(source: str | Path | dict[str, Any]) -> CampaignSpec:
         data = yaml.safe_load(text)
     if not isinstance(data, dict):
         raise ValueError("une campagne est un document YAML avec des clés (name, owner, steps, ...)")
-    return CampaignSpec.model_validate(data)
+    spec = CampaignSpec.model_validate(data)
+    problems = template_problems(spec)
+    if problems:
+        raise ValueError("modèles manquants : " + " ; ".join(problems))
+    return spec

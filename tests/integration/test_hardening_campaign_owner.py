@@ -20,7 +20,7 @@ from web.app import create_app
 PASSWORD = "un-mot-de-passe-solide"
 CAMPAIGNS = Campaign.__table__
 METROPOLE = {"name": "Rennes Métropole", "territory": {"epci": ["243500139"]}}
-VARIANTS = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]
+VARIANTS = [{"name": "court", "weight": 1}, {"name": "temoignage", "weight": 1}]
 
 
 def csrf_of(html: str) -> str:

@@ -404,7 +404,7 @@ def test_editing_a_campaign_keeps_what_the_form_does_not_show(app, engine, world
         spec = dict(
             conn.execute(select(Campaign.__table__.c.spec).where(Campaign.__table__.c.id == cid)).scalar_one()
         )
-    spec["variants"] = [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]
+    spec["variants"] = [{"name": "court", "weight": 1}, {"name": "temoignage", "weight": 1}]
     apply_campaign(engine, load_spec(spec))
     client = signed_in(app, "agent@ille-et-vilaine.fr")
     assert client.get(f"/tableau/campagnes/nouvelle?depuis={world['privas'].campaign_id}").status_code == 404
