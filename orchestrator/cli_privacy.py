@@ -101,6 +101,45 @@ def purge(
     console.print(table)
 
 
+def audit(
+    since: Annotated[str | None, typer.Option("--since", help="from this date (2026-12-01) or ISO datetime")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="only this user's e-mail (or cli:NAME)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Who looked at, exported or erased personal data: the audit trail, latest first."""
+    import datetime as dt
+    import json
+
+    from rich.table import Table
+
+    from orchestrator import privacy
+
+    start = None
+    if since:
+        try:
+            start = dt.datetime.fromisoformat(since)
+        except ValueError:
+            _fail(f"Date illisible : « {since} ». Exemple : 2026-12-01.")
+        start = start if start.tzinfo else start.replace(tzinfo=privacy.PARIS)
+    rows = privacy.audit_entries(_app(), since=start, user=user)
+    if json_out:
+        print(json.dumps(rows, ensure_ascii=False, default=str))
+        return
+    if not rows:
+        console.print("Aucune entrée dans le journal pour ces critères.")
+        return
+    table = Table(title="Journal des accès aux données personnelles")
+    for column in ("le", "qui", "rôle", "quoi", "sur", "territoire"):
+        table.add_column(column)
+    for r in rows:
+        at = r["at"] if r["at"].tzinfo else r["at"].replace(tzinfo=dt.UTC)
+        territory = ", ".join(f"{k} {' '.join(v)}" for k, v in (r["territory"] or {}).items() if v)
+        table.add_row(at.astimezone(privacy.PARIS).strftime("%d/%m/%Y %H:%M"), r["actor"], r["role"],
+                      r["action_label"], r["target"], territory or "-")
+    console.print(table)
+
+
 def mount(app: typer.Typer) -> None:
-    """Add `declic privacy ...` to the main command."""
+    """Add `declic privacy ...` and `declic audit` to the main command."""
     app.add_typer(privacy_app, name="privacy")
+    app.command("audit")(audit)

@@ -119,15 +119,23 @@ def _sent_text(app: App, message: dict[str, Any]) -> dict[str, Any]:
     return {"objet": out.subject, "texte": out.body}
 
 
-def export_business(app: App, siret: str, *, actor: str | None = None) -> dict[str, Any]:
-    """Everything held about one business and its contacts, in one JSON-ready document (French keys)."""
+def export_business(app: App, siret: str, *, actor: str | None = None, role: str = "cli",
+                    territory: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything held about one business and its contacts, in one JSON-ready document (French keys).
+
+    With an `actor`, the export is written to the audit trail (who, when, which business, role, territory)."""
+    from store import audit
+
     siret = clean_siret(siret)
-    with app.engine.connect() as conn:
+    with app.engine.begin() as conn:
         row = sp.business_by_siret(conn, siret)
         if row is None:
             raise PrivacyError(f"Aucune entreprise n'a le SIRET {siret}.")
         raw = sp.gather(conn, row.id)
         consents = sp.consents_of(conn, row.id)
+        if actor:
+            audit.record(conn, actor=actor, role=role, territory=territory, action="privacy_export",
+                         target=f"business:{row.id}", at=app.clock())
     b = raw["business"]
     partners = raw["partners"]
     messages = []
@@ -325,3 +333,18 @@ def purge(app: App, *, dry_run: bool, actor: str = "flow:privacy-retention", rol
             audit.record(conn, actor=actor, role=role, action="purge", target="retention",
                          detail={"counts": counts}, at=now)
     return counts
+
+
+# --- audit trail ---
+
+
+def audit_entries(app: App, *, since: dt.datetime | None = None, user: str | None = None,
+                  limit: int = 1000) -> list[dict[str, Any]]:
+    """The audit trail, latest first, with the action said in French."""
+    from store import audit
+
+    with app.engine.connect() as conn:
+        rows = audit.entries(conn, since=since, actor=user, limit=limit)
+    for r in rows:
+        r["action_label"] = audit.ACTIONS.get(r["action"], r["action"])
+    return rows

@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from store.models import AuditEntry, utcnow
+from store.models import AuditEntry, UserAccount, utcnow
 
 AUDIT = AuditEntry.__table__
+USERS = UserAccount.__table__
 ACTIONS = {
     "view_business": "consultation d'une entreprise",
     "export_csv": "export CSV",
@@ -29,7 +30,21 @@ def record(conn: Connection, *, actor: str, role: str, action: str, target: str,
            at: dt.datetime | None = None) -> None:
     """Append one entry."""
     conn.execute(AUDIT.insert().values(at=at or utcnow(), actor=actor[:320], role=role[:20], action=action,
-                                       target=target[:200], territory=territory or {}, detail=detail or {}))
+                                       target=target[:200], territory={k: v for k, v in (territory or {}).items() if v},
+                                       detail=detail or {}))
+
+
+def user_email(conn: Connection, user_id: int) -> str:
+    """How the trail names a dashboard user: their e-mail."""
+    email = conn.execute(select(USERS.c.email).where(USERS.c.id == user_id)).scalar_one_or_none()
+    return email or f"user:{user_id}"
+
+
+def record_user(conn: Connection, user_id: int, *, role: str, action: str, target: str,
+                territory: dict[str, Any] | None = None, detail: dict[str, Any] | None = None) -> None:
+    """Append one entry for a dashboard user (named by their e-mail)."""
+    record(conn, actor=user_email(conn, user_id), role=role, action=action, target=target, territory=territory,
+           detail=detail)
 
 
 def entries(conn: Connection, *, since: dt.datetime | None = None, actor: str | None = None,

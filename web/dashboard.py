@@ -98,6 +98,20 @@ def _plain(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _audit(engine, scope: accounts.Scope, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+    """Append to the audit trail: this user, role and territory did `action` on `target` (never a contact)."""
+    from store import audit
+
+    with engine.begin() as conn:
+        audit.record_user(conn, scope.user_id, role=scope.role, territory=scope.territory, action=action,
+                          target=target, detail=detail)
+
+
+def _logged_csv(engine, scope: accounts.Scope, text: str, filename: str, target: str) -> Response:
+    _audit(engine, scope, "export_csv", target, {"file": filename})
+    return csv_response(text, filename)
+
+
 def _need_campaigns(scope: accounts.Scope) -> None:
     if not scope.sees_campaigns:
         raise HTTPException(403, "Cette page n'est pas ouverte à votre rôle.")
@@ -171,7 +185,8 @@ async def campaigns_csv(scope: ScopeDep, engine: EngineDep):
     """The campaign list as CSV."""
     _need_campaigns(scope)
     summaries = await run_in_threadpool(_summaries, engine, scope)
-    return csv_response(rows_csv(SUMMARY_COLUMNS, summaries), "campagnes.csv")
+    return await run_in_threadpool(_logged_csv, engine, scope, rows_csv(SUMMARY_COLUMNS, summaries), "campagnes.csv",
+                                   "campaigns")
 
 
 TERRITORY_LEVELS = {
@@ -200,6 +215,7 @@ async def campaign_page(
     """One campaign: funnel and uplift charts, A/B, breakdown tables, territory chart."""
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
     r = await run_in_threadpool(report, engine, row)
+    overlaps = await run_in_threadpool(_overlaps, engine, row)
     level = territoire if territoire in TERRITORY_LEVELS else "commune"
     uplifts = [("Contactés / témoin", r.uplift), ("Tous les ciblés / témoin", r.uplift_itt)]
     uplifts += [(f"Variante {v.variant} / {r.variants[0].variant}", v.vs_reference) for v in r.variants[1:]]
@@ -214,7 +230,21 @@ async def campaign_page(
         territory_svg=territory_chart(r, level),
         level=level,
         levels=TERRITORY_LEVELS,
+        overlaps=overlaps,
     )
+
+
+def _overlaps(engine, row) -> list[dict[str, Any]]:
+    """The other campaigns overlapping this one's segment, the arbitration outcome and the businesses covered."""
+    from orchestrator.campaign_spec import CampaignSpec
+    from store.planning import campaign_overlaps
+
+    try:
+        spec = CampaignSpec.model_validate(row.spec)
+    except ValueError:
+        return []
+    with engine.connect() as conn:
+        return campaign_overlaps(conn, spec, row.id, dt.date.today())
 
 
 @router.get("/campagnes/{campaign_id}/export/{table_key}.csv")
@@ -225,7 +255,8 @@ async def campaign_table_csv(campaign_id: int, table_key: str, scope: ScopeDep, 
     table: Table | None = next((t for t in r.tables if t.key == table_key), None)
     if table is None:
         raise HTTPException(404, "Tableau inconnu.")
-    return csv_response(table_csv(table), f"{row.name}-{table_key}.csv")
+    return await run_in_threadpool(_logged_csv, engine, scope, table_csv(table), f"{row.name}-{table_key}.csv",
+                                   f"campaign:{row.id}")
 
 
 BUSINESS_COLUMNS = [
@@ -267,9 +298,9 @@ async def campaign_businesses_csv(campaign_id: int, scope: ScopeDep, engine: Eng
         with engine.connect() as conn:
             return campaign_businesses(conn, row.id, limit=None)
 
-    return csv_response(
-        rows_csv(BUSINESS_COLUMNS, await run_in_threadpool(load)), f"{row.name}-entreprises.csv"
-    )
+    text = rows_csv(BUSINESS_COLUMNS, await run_in_threadpool(load))
+    return await run_in_threadpool(_logged_csv, engine, scope, text, f"{row.name}-entreprises.csv",
+                                   f"campaign:{row.id}")
 
 
 @router.post("/campagnes/{campaign_id}/statut")
@@ -335,6 +366,7 @@ async def business_search(request: Request, scope: ScopeDep, engine: EngineDep, 
 async def business_page(request: Request, business_id: int, scope: ScopeDep, engine: EngineDep):
     """A business's timeline: events, enrollments, messages, reactions, calls."""
     biz, items = await run_in_threadpool(_timeline, engine, scope, business_id)
+    await run_in_threadpool(_audit, engine, scope, "view_business", f"business:{biz.id}")
     from store.metrics import label_for
 
     return render(
@@ -352,7 +384,77 @@ async def business_page(request: Request, business_id: int, scope: ScopeDep, eng
 async def business_csv(business_id: int, scope: ScopeDep, engine: EngineDep):
     """A business's timeline as CSV."""
     biz, items = await run_in_threadpool(_timeline, engine, scope, business_id)
-    return csv_response(rows_csv(TIMELINE_COLUMNS, items), f"entreprise-{biz.siret}.csv")
+    return await run_in_threadpool(_logged_csv, engine, scope, rows_csv(TIMELINE_COLUMNS, items),
+                                   f"entreprise-{biz.siret}.csv", f"business:{biz.id}")
+
+
+# --- personal data (issue 15): the operator's export of a business, and the audit trail ---
+
+
+def _need_operator(scope: accounts.Scope) -> None:
+    if not scope.is_operator:
+        raise HTTPException(403, "Cette page est réservée aux opérateurs.")
+
+
+@router.get("/entreprises/{business_id}/donnees.json")
+async def business_privacy_json(business_id: int, scope: ScopeDep, engine: EngineDep, settings: SettingsDep):
+    """Everything held about a business (right of access), as JSON; operators only, logged."""
+    return await _privacy_export(business_id, "json", scope, engine, settings)
+
+
+@router.get("/entreprises/{business_id}/donnees.pdf")
+async def business_privacy_pdf(business_id: int, scope: ScopeDep, engine: EngineDep, settings: SettingsDep):
+    """The same as a short French PDF; operators only, logged."""
+    return await _privacy_export(business_id, "pdf", scope, engine, settings)
+
+
+async def _privacy_export(business_id: int, fmt: str, scope: accounts.Scope, engine, settings) -> Response:
+    _need_operator(scope)
+    from orchestrator import privacy
+    from orchestrator.bootstrap import App
+    from store.audit import user_email
+    from templates.render import library
+
+    def build() -> dict[str, Any]:
+        with engine.connect() as conn:
+            biz = accounts.business(conn, scope, business_id)
+            email = user_email(conn, scope.user_id)
+        if biz is None:
+            raise HTTPException(404, "Entreprise introuvable.")
+        app = App(settings=settings, engine=engine, templates=library())
+        try:
+            return privacy.export_business(app, biz.siret, actor=email, role=scope.role, territory=scope.territory)
+        except privacy.PrivacyError as exc:  # an erased business: its SIRET is gone
+            raise HTTPException(404, "Entreprise introuvable.") from exc
+
+    data = await run_in_threadpool(build)
+    name = f"donnees-{data['siret']}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "json":
+        return Response(privacy.export_json(data), media_type="application/json; charset=utf-8", headers=headers)
+    return Response(await run_in_threadpool(privacy.export_pdf, data), media_type="application/pdf",
+                    headers=headers)
+
+
+@router.get("/journal", response_class=HTMLResponse)
+async def audit_page(request: Request, scope: ScopeDep, settings: SettingsDep, engine: EngineDep,
+                     depuis: str = "", utilisateur: str = ""):
+    """The audit trail of personal data: views of businesses, exports, erasures, purges (operators only)."""
+    _need_operator(scope)
+    from orchestrator import privacy
+    from orchestrator.bootstrap import App
+    from templates.render import library
+
+    since = None
+    if depuis:
+        try:
+            since = dt.datetime.combine(dt.date.fromisoformat(depuis[:10]), dt.time(), PARIS)
+        except ValueError:
+            since = None
+    app = App(settings=settings, engine=engine, templates=library())
+    rows = await run_in_threadpool(lambda: privacy.audit_entries(app, since=since, user=utilisateur or None,
+                                                                 limit=500))
+    return render(request, scope, "dash_audit.html", rows=rows, depuis=depuis, utilisateur=utilisateur)
 
 
 # --- call tasks ---
@@ -384,9 +486,8 @@ async def tasks_page(request: Request, scope: ScopeDep, engine: EngineDep, tout:
 @router.get("/appels.csv")
 async def tasks_csv(scope: ScopeDep, engine: EngineDep):
     """Every call task the user may see, as CSV."""
-    return csv_response(
-        rows_csv(TASK_COLUMNS, await run_in_threadpool(_tasks, engine, scope, False, None)), "appels.csv"
-    )
+    text = rows_csv(TASK_COLUMNS, await run_in_threadpool(_tasks, engine, scope, False, None))
+    return await run_in_threadpool(_logged_csv, engine, scope, text, "appels.csv", "call_tasks")
 
 
 @router.post("/appels/{task_id}")
