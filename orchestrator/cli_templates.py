@@ -65,7 +65,7 @@ def preview(
 
 def message_context_business(view) -> dict:
     """The business part of a render context."""
-    return {"siret": view.siret, "name": view.name, "metier": view.metier, "family": view.family,
+    return {"siret": view.siret, "name": view.name, "metier": view.metier, "family": view.family, "naf": view.naf_code,
             "family_label": view.family_label, "commune": view.commune_nom, "postal_code": view.postal_code}
 
 

@@ -70,6 +70,7 @@ class BusinessView:
     phone: str | None
     postal: str | None  # the address block, when known
     phone_consent: bool = False  # call tasks only go to numbers with a consent or an existing relationship
+    naf_code: str | None = None  # NAF sub-class (43.22A): the messages name the business from it
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,7 +466,9 @@ def pick_offers(b: BusinessView, trigger_type: str, offers: Sequence[OfferView] 
 
 
 def ambassador_context(a: AmbassadorView) -> dict[str, Any]:
-    return {"name": a.name, "metier": a.metier, "phone": a.phone, "email": a.email, "commune": a.commune}
+    # One who serves every trade (an accounting firm, an adviser) is never presented as a peer of the trade.
+    return {"name": a.name, "metier": a.metier, "phone": a.phone, "email": a.email, "commune": a.commune,
+            "role": "conseiller" if "*" in a.families else "pair"}
 
 
 _DUMPS: dict[int, tuple[Any, dict[str, Any]]] = {}
@@ -488,9 +491,9 @@ def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
                             "ambassador_gap": ambassador is None,
                             "offer_ids": [o.id for o in offers]}
     return {
-        "business": {"siret": b.siret, "name": b.name, "metier": b.metier, "family": b.family,
+        "business": {"siret": b.siret, "name": b.name, "metier": b.metier, "family": b.family, "naf": b.naf_code,
                      "family_label": b.family_label, "commune": b.commune_nom, "postal_code": b.postal_code},
-        "ambassador": ambassador_context(ambassador) if ambassador else _dumped(spec.contact),
+        "ambassador": ambassador_context(ambassador) if ambassador else dict(_dumped(spec.contact), role="conseiller"),
         "offers": [o.as_context() for o in offers],
         "sender": _dumped(spec.sender),
         "trigger": {"type": c.type, "occurred_on": c.occurred_on.isoformat()},

@@ -85,6 +85,7 @@ def business_view(row) -> BusinessView:
         epci_code=row.epci_code, departement_code=row.departement_code, region_code=row.region_code,
         postal_code=row.postal_code, state=row.state, do_not_contact=row.do_not_contact,
         email=row.email, phone=row.phone, postal=postal, phone_consent=bool(getattr(row, "phone_consent", False)),
+        naf_code=row.naf_code,
     )
 
 
@@ -101,7 +102,7 @@ def view_of(values: Sequence) -> BusinessView:
     return BusinessView(
         id_, siret, name, naf.metier if naf else (fam.label.lower() if fam else "entreprise"), family_key,
         fam.label if fam else "Autres activités", commune_code, place.nom if place else city, epci, dep, region,
-        postal_code, state, do_not_contact, email, phone, postal, bool(consent))
+        postal_code, state, do_not_contact, email, phone, postal, bool(consent), naf_code)
 
 
 def pending_candidates(conn: Connection, limit: int) -> tuple[list[int], list[Candidate]]:

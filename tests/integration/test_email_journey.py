@@ -41,7 +41,7 @@ def test_email_carries_headers_and_trade_then_opt_out_stops_sending(settings, en
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert mail["Message-ID"].startswith("<declic.")
     body = mail.get_body(("plain",)).get_content()
-    assert "plombier" in body.lower()  # names the trade (NAF 43.22A)
+    assert "votre entreprise de plomberie" in body.lower()  # names the business the trade way (NAF 43.22A)
 
     # One-click unsubscribe (RFC 8058): a POST to the header's URL.
     unsubscribe_url = str(mail["List-Unsubscribe"]).strip().strip("<>")
