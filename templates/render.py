@@ -234,8 +234,8 @@ class TemplateLibrary:
     def resolve(self, channel: str, trigger: str, family: str, variant: str | None = None) -> str:
         """The template name for a message: the family's own, else the trigger's default."""
         names = []
-        if variant:
-            names.append(f"{channel}/{trigger}/{family}.{variant}.j2")
+        if variant:  # a variant's wording wins over a family's plain one: both arms of an A/B test differ
+            names += [f"{channel}/{trigger}/{family}.{variant}.j2", f"{channel}/{trigger}/default.{variant}.j2"]
         names += [f"{channel}/{trigger}/{family}.j2", f"{channel}/{trigger}/default.j2"]
         for name in names:
             if (self.root / name).is_file():
