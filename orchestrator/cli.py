@@ -108,8 +108,12 @@ def campaigns_apply(file: Path) -> None:
     except (ValidationError, ValueError) as exc:
         console.print(f"[red]Campagne refusée ({file}):[/red]\n{exc}")
         raise typer.Exit(2) from exc
-    campaign_id, version, what = apply_campaign(get_engine(get_settings().resolved_database_url), spec)
+    engine = get_engine(get_settings().resolved_database_url)
+    campaign_id, version, what = apply_campaign(engine, spec)
     console.print(f"Campagne {spec.name}: {what} (id {campaign_id}, version {version})")
+    from orchestrator.cli_report import print_overlaps
+
+    print_overlaps(engine, spec, campaign_id)
 
 
 @campaigns_app.command("pause")

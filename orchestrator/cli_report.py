@@ -158,6 +158,21 @@ def _set_active(email: str, active: bool, what: str) -> None:
     console.print(f"Compte {email.strip().lower()} {what}.", highlight=False)
 
 
+def print_overlaps(engine, spec, campaign_id: int | None) -> None:
+    """Say which other campaigns overlap this one (same trigger, intersecting territory and segment) and who
+    speaks to the businesses they share (`campaigns apply`)."""
+    import datetime as dt
+
+    from store.planning import campaign_overlaps
+
+    with engine.connect() as conn:
+        found = campaign_overlaps(conn, spec, campaign_id, dt.date.today())
+    for o in found:
+        console.print(f"Chevauchement avec {o['name']} ({o['owner']}) : {o['businesses']} entreprises dans les "
+                      f"deux segments aujourd'hui, déclencheurs {', '.join(o['triggers'])} ; {o['outcome']}.",
+                      highlight=False)
+
+
 territories_app = typer.Typer(help="Territoires : groupes témoins globaux.", no_args_is_help=True)
 
 

@@ -809,3 +809,32 @@ def plan_followups(
                                 PlannedMessage(f.step, channel, step.template, recipient or "", due,
                                                dict(f.context), f.variant)))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Overlap:
+    """Another owner's campaign reaching the same businesses for the same moment, and who speaks to them."""
+
+    other: CampaignRule
+    triggers: tuple[str, ...]
+    winner_id: int  # the campaign that enrols a business both match (`arbitration_key`)
+
+
+def overlaps(rule: CampaignRule, others: Iterable[CampaignRule]) -> list[Overlap]:
+    """The campaigns sharing a trigger with `rule` whose territory and métier families intersect its own
+    (a new campaign not stored yet has id 0: it would be the newest)."""
+    spec = rule.spec
+    mine = spec.effective_territory().communes_covered()
+    out = []
+    for other in others:
+        if other.id == rule.id:
+            continue
+        shared = tuple(t for t in spec.triggers if t in other.spec.triggers)
+        a, b = set(spec.segment.families), set(other.spec.segment.families)
+        if not shared or (a and b and not a & b):
+            continue
+        if not mine & other.spec.effective_territory().communes_covered():
+            continue
+        winner = min((rule, other), key=lambda r: (*arbitration_key(r)[:2], r.id or 10**12))
+        out.append(Overlap(other, shared, winner.id))
+    return out

@@ -252,10 +252,12 @@ def visible_campaign_ids(conn: Connection, scope: Scope) -> list[int] | None:
     if scope.role != "collectivite":
         return []
     rows = conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.spec)).all()
+    # A co-signed campaign is seen by each of its owners (`co_owners` of the spec).
     return [
         r.id
         for r in rows
-        if territory_contains(scope.territory, ((r.spec or {}).get("owner") or {}).get("territory") or {})
+        if any(territory_contains(scope.territory, (owner or {}).get("territory") or {})
+               for owner in [(r.spec or {}).get("owner"), *((r.spec or {}).get("co_owners") or [])])
     ]
 
 

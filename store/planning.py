@@ -126,10 +126,12 @@ def pending_candidates(conn: Connection, limit: int) -> tuple[list[int], list[Ca
 
 
 def deadline_of(event_type: str, payload: dict | None) -> dict | None:
-    """The template's `deadline` {label, date} from a regulatory calendar event's payload."""
+    """The template's `deadline` {label, date, receive_date, issue_date} from a regulatory calendar event's payload
+    (the duty dates of the company's category, None when the deadline does not state them)."""
     if event_type != "deadline" or not payload or not payload.get("deadline_date"):
         return None
-    return {"label": payload.get("title") or payload.get("deadline"), "date": payload["deadline_date"]}
+    return {"label": payload.get("title") or payload.get("deadline"), "date": payload["deadline_date"],
+            "receive_date": payload.get("receive_date"), "issue_date": payload.get("issue_date")}
 
 
 def active_campaigns(conn: Connection, broken: dict[int, Exception] | None = None) -> list[CampaignRule]:
@@ -503,3 +505,38 @@ def set_territory_holdout(conn: Connection, level: str, code: str, percent: floa
         conn.execute(HOLDOUTS.insert().values(level=level, code=code, **values))
     else:
         conn.execute(update(HOLDOUTS).where(HOLDOUTS.c.id == found).values(**values))
+
+
+# --- overlaps between campaigns (issue 20) ---
+
+
+def campaign_overlaps(conn: Connection, spec: CampaignSpec, campaign_id: int | None, today: dt.date
+                      ) -> list[dict]:
+    """The active campaigns of other owners that overlap this one (same trigger, intersecting territory and
+    segment): who they are, who wins the arbitration, how many businesses both segments select today, and
+    how many each has left to the other so far."""
+    from orchestrator.planner import overlaps
+
+    rule = CampaignRule(campaign_id or 0, 1, spec)
+    found = overlaps(rule, active_campaigns(conn, {}))
+    out = []
+    for o in found:
+        both = conn.execute(select(func.count()).select_from(BUSINESS).where(
+            segment_clause(spec, today), segment_clause(o.other.spec, today))).scalar() or 0
+        left_to_it = left_to_us = 0
+        if campaign_id:
+            counts = dict(conn.execute(
+                select(COVERAGE.c.campaign_id, func.count()).where(
+                    COVERAGE.c.kind == "covered",
+                    ((COVERAGE.c.campaign_id == campaign_id) & (COVERAGE.c.covered_by == o.other.id))
+                    | ((COVERAGE.c.campaign_id == o.other.id) & (COVERAGE.c.covered_by == campaign_id)))
+                .group_by(COVERAGE.c.campaign_id)).all())
+            left_to_it, left_to_us = counts.get(campaign_id, 0), counts.get(o.other.id, 0)
+        winner = spec if o.winner_id == rule.id else o.other.spec
+        out.append({"id": o.other.id, "name": o.other.spec.name, "owner": o.other.spec.signed_by(),
+                    "triggers": list(o.triggers), "businesses": int(both),
+                    "winner": winner.name, "winner_owner": winner.signed_by(),
+                    "outcome": f"{'cette campagne' if o.winner_id == rule.id else o.other.spec.name} "
+                               f"accompagne les entreprises communes ({winner.signed_by()})",
+                    "covered_by_it": int(left_to_it), "covered_by_us": int(left_to_us)})
+    return out

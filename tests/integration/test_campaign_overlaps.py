@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import yaml
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -140,3 +141,52 @@ def test_a_territory_global_control_group_is_never_contacted_and_measured(env_se
     assert len(effect) == 1 and effect[0]["territory"] == "departement 35"
     assert effect[0]["global_n"] == len(kept) and effect[0]["programme_n"] == 300 - len(kept)
     assert effect[0]["global_rate"] == 3 / len(kept)
+
+
+def test_dashboard_overlap_view_co_owners_and_apply(settings, env_settings, engine, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from store.accounts import add_user
+    from tests.integration.test_web_dashboard import PASSWORD, csrf_of
+    from web.app import create_app
+
+    departement, metropole = two_campaigns(engine)
+    add_creations(engine, 1, 30)
+    plan_all(bootstrap(settings, clock=lambda: NOW), now=NOW)
+    # A campaign co-signed by Saint-Malo Agglomération and the Département: each sees it on its dashboard.
+    cosigned = campaign_spec(name="ensemble-malo", owner={"name": "Saint-Malo Agglomération",
+                                                          "territory": {"epci": ["243500782"]}},
+                             co_owners=[METROPOLE], triggers=["first_hire"])
+    path = tmp_path / "ensemble.yaml"
+    path.write_text(yaml.safe_dump(cosigned, allow_unicode=True), encoding="utf-8")
+    applied = CliRunner().invoke(cli, ["campaigns", "apply", str(path)])
+    assert applied.exit_code == 0, applied.output
+    assert "Chevauchement" not in applied.output  # another trigger: no overlap
+    path.write_text(yaml.safe_dump(campaign_spec(name="departement-bis"), allow_unicode=True), encoding="utf-8")
+    overlapping = CliRunner().invoke(cli, ["campaigns", "apply", str(path)], env={"COLUMNS": "300"})
+    assert "Chevauchement avec departement-batiment (Département d'Ille-et-Vilaine) : 30 entreprises" in \
+        " ".join(overlapping.output.split())
+    assert "Chevauchement avec metropole-batiment (Rennes Métropole)" in " ".join(overlapping.output.split())
+
+    add_user(engine, email="agent@rennes-metropole.fr", name="Rennes Métropole", password=PASSWORD,
+             role="collectivite", territory={"epci": ["243500139"]})
+    client = TestClient(create_app(settings, engine))
+    page = client.get("/connexion")
+    client.post("/connexion", data={"email": "agent@rennes-metropole.fr", "password": PASSWORD,
+                                    "csrf": csrf_of(page.text)}, follow_redirects=False)
+    home = client.get("/tableau").text
+    assert "ensemble-malo" in home and "metropole-batiment" in home and "departement-batiment" not in home
+    with engine.connect() as conn:
+        malo = campaign_by_name(conn, "ensemble-malo").id
+    assert client.get(f"/tableau/campagnes/{malo}").status_code == 200
+    view = client.get(f"/tableau/campagnes/{metropole}").text
+    assert 'id="overlaps"' in view and "departement-bis" in view
+    assert "Contactées pour ce moment" in view
+    # The Département's operator sees what it left to the Métropole.
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    op = TestClient(create_app(settings, engine))
+    page = op.get("/connexion")
+    op.post("/connexion", data={"email": "op@declic.fr", "password": PASSWORD, "csrf": csrf_of(page.text)},
+            follow_redirects=False)
+    dep = op.get(f"/tableau/campagnes/{departement}").text
+    assert "Rennes Métropole" in dep and "déjà accompagnées" in dep.lower()
