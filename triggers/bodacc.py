@@ -18,10 +18,17 @@ with `typePersonne` `pm`/`pp`, `denomination`, `numeroImmatriculation.numeroIden
 
 Mapping: `vente` -> `takeover` for the buyer's business (announcements are written on the buyer's side:
 the buyer is in `listepersonnes`, the seller in `listeprecedentproprietaire`); `creation` and
-`immatriculation` -> `creation`; `collective` -> `critical_period`, or `closure` when the judgment is a
-liquidation; `radiation` -> `closure`. Other families are counted as skipped. The announcement `id`
+`immatriculation` -> `creation`; `collective` -> `collective_procedure` (safeguard, receivership and the
+other judgments of a collective procedure), or `closure` when the judgment is a liquidation (or closes one
+for lack of assets); `radiation` -> `closure`. Other families are counted as skipped. The announcement `id`
 is the external id, so a record read twice is stored once. Names of natural persons (`pp`) never leave
 this module.
+
+Why a procedure is not a `critical_period`: a court judgment is a legal event in a hard moment, not a sales
+moment (DOMAIN.md). `critical_period` campaigns pitch digital tools; a business under safeguard or
+receivership must never get that pitch. `collective_procedure` reaches only a campaign that names it, with
+the careful template pointing to prevention and support services (templates/messages/*/collective_procedure).
+The payload says which procedure (`procedure`: sauvegarde, redressement, liquidation) when the judgment names it.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ FAMILY_EVENT = {
     "vente": "takeover",
     "creation": "creation",
     "immatriculation": "creation",
-    "collective": "critical_period",
+    "collective": "collective_procedure",
     "radiation": "closure",
 }
 NESTED = ("listepersonnes", "listeetablissements", "acte", "jugement", "listeprecedentproprietaire")
@@ -325,6 +332,22 @@ def _person_siren(person: dict) -> str | None:
     return valid[0] if valid else None
 
 
+def procedure_of(nature: str) -> str | None:
+    """The collective procedure a judgment's `nature` names: liquidation, redressement, sauvegarde, or None.
+
+    Liquidation first: "conversion du redressement en liquidation judiciaire" is a liquidation, and a closing
+    "pour insuffisance d'actif" ends a liquidation.
+    """
+    text = nature.lower()
+    if "liquidation" in text or "insuffisance d'actif" in text or "insuffisance d’actif" in text:
+        return "liquidation"
+    if "redressement" in text:
+        return "redressement"
+    if "sauvegarde" in text:
+        return "sauvegarde"
+    return None
+
+
 def _date(value: Any) -> dt.date | None:
     if not value:
         return None
@@ -408,8 +431,9 @@ def _map(rec: dict, line: int | None) -> EventIn | Skipped:
             if isinstance(jugement, dict):
                 nature = str(jugement.get("nature") or "")
                 payload["jugement"] = nature or None
-                if "liquidation" in nature.lower():
-                    kind = "closure"
+                payload["procedure"] = procedure_of(nature)
+                if payload["procedure"] == "liquidation":
+                    kind = "closure"  # a liquidation ends the business: it stops all outreach
                 occurred = _date(jugement.get("date")) or published
         elif family in ("creation", "immatriculation"):
             acte = _nested(rec.get("acte"), "acte")

@@ -4,6 +4,16 @@ Pure: given the deadlines, the offsets (days before a deadline) and today, `due_
 (deadline, offset) reminders are due; `deadline_events` turns them into one event per concerned
 business. The external id `deadline:<id>:<offset>:<siret>` makes each reminder go out once, however
 often the job runs.
+
+Who is concerned is decided by the size class of the company, not of the establishment: `size_class` reads
+the legal unit's INSEE `categorieEntreprise` (PME, ETI, GE; from `StockUniteLegale` or the Sirene API) first.
+A 5-person branch of a large group belongs to a GE: its e-invoicing duties start on 1 September 2026, not 2027.
+When the category is unknown, the establishment's head count is only a floor (an establishment of 250 people
+belongs to a company of at least 250, so not a PME); below that the PME/micro dates apply, the common case.
+
+A deadline may state the dates of both duties it belongs to (`duties: {receive, issue}`): the event payload
+carries them (`receive_date`, `issue_date`) so a message says both dates where both duties apply (a PME receives
+from 1 September 2026 and issues from 1 September 2027), or one date where they coincide (ETI, GE).
 """
 
 from __future__ import annotations
@@ -31,6 +41,9 @@ _SIZE_ALIASES = {
     "ge": "ge",
 }
 
+# INSEE's categorieEntreprise (StockUniteLegale) by size class. INSEE's PME include the micro-entreprises.
+CATEGORIES = {"PME": "pme", "ETI": "eti", "GE": "ge"}
+
 # Sirene head-count tranches by size class (fewer than 10, 10-249, 250-4,999, 5,000 and more).
 _SIZE_OF_TRANCHE = {
     **dict.fromkeys(("", "NN", "00", "01", "02", "03"), "micro"),
@@ -54,11 +67,29 @@ class Deadline:
     summary: str
     sizes: frozenset[str]
     sources: tuple[str, ...]
+    receive_from: dt.date | None = None  # the day the concerned companies must be able to receive e-invoices
+    issue_from: dt.date | None = None  # the day they must issue them
 
 
 def size_of(tranche: str | None) -> str:
     """The size class of a Sirene tranche (unknown counts as micro: a TPE without known staff)."""
     return _SIZE_OF_TRANCHE.get(tranche or "", "micro")
+
+
+def size_class(categorie: str | None, tranche: str | None = None) -> str:
+    """The company's size class: its INSEE category (PME, ETI, GE) when known, else a floor from the tranche.
+
+    PME covers the micro-entreprises too (same e-invoicing dates): a PME whose establishment is a TPE is `micro`.
+    Unknown category: the establishment's tranche can only show a company at least that large (250 people or
+    more is not a PME); a small or unknown tranche gives `micro`, the PME/micro dates.
+    """
+    floor = size_of(tranche)
+    known = CATEGORIES.get((categorie or "").strip().upper())
+    if known is None:
+        return floor
+    if known == "pme":
+        return "micro" if floor == "micro" else "pme"
+    return known
 
 
 def load_deadlines(path: str | Path | None = None) -> list[Deadline]:
@@ -112,6 +143,9 @@ def _deadline(entry: Any, n: int) -> Deadline:
     sources = tuple(str(s) for s in entry.get("sources") or ())
     if not sources:
         raise CalendarError(f"deadline {ident}: at least one source is required")
+    duties = entry.get("duties") or {}
+    if not isinstance(duties, dict) or set(duties) - {"receive", "issue"}:
+        raise CalendarError(f"deadline {ident}: 'duties' holds only 'receive' and 'issue' dates")
     return Deadline(
         id=ident,
         date=day,
@@ -119,7 +153,22 @@ def _deadline(entry: Any, n: int) -> Deadline:
         summary=str(entry.get("summary") or ""),
         sizes=frozenset(sizes),
         sources=sources,
+        receive_from=_duty_date(duties.get("receive"), ident, "receive"),
+        issue_from=_duty_date(duties.get("issue"), ident, "issue"),
     )
+
+
+def _duty_date(value: Any, ident: str, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dt.date):
+        raise CalendarError(f"deadline {ident}: 'duties.{name}' must be YYYY-MM-DD")
+    return value
 
 
 def due_offsets(
@@ -141,9 +190,11 @@ def due_offsets(
     return due
 
 
-def concerns(deadline: Deadline, tranche: str | None, state: str | None = "active") -> bool:
-    """True when the deadline applies to an active business of this head-count tranche."""
-    return state != "closed" and size_of(tranche) in deadline.sizes
+def concerns(
+    deadline: Deadline, tranche: str | None, state: str | None = "active", categorie: str | None = None
+) -> bool:
+    """True when the deadline applies to an active business of this company category (and tranche)."""
+    return state != "closed" and size_class(categorie, tranche) in deadline.sizes
 
 
 def external_id(deadline: Deadline, offset: int, siret: str) -> str:
@@ -153,14 +204,33 @@ def external_id(deadline: Deadline, offset: int, siret: str) -> str:
 
 def deadline_events(
     due: Iterable[tuple[Deadline, int]],
-    businesses: Iterable[tuple[str, str | None, str | None]],
+    businesses: Iterable[tuple[Any, ...]],
 ) -> Iterator[EventIn]:
-    """One `deadline` event per due reminder and concerned business ((siret, tranche, state) triples)."""
+    """One `deadline` event per due reminder and concerned business.
+
+    `businesses` are (siret, tranche, state) or (siret, tranche, state, categorie_entreprise) tuples. The payload
+    names the size class that decided and, when the deadline states them, both duty dates.
+    """
     due = list(due)
-    for siret, tranche, state in businesses:
+    for siret, tranche, state, *rest in businesses:
+        categorie = rest[0] if rest else None
+        size = size_class(categorie, tranche)
         for deadline, offset in due:
-            if not concerns(deadline, tranche, state):
+            if not concerns(deadline, tranche, state, categorie):
                 continue
+            payload: dict[str, Any] = {
+                "deadline": deadline.id,
+                "deadline_date": deadline.date.isoformat(),
+                "offset_days": offset,
+                "title": deadline.title,
+                "size": size,
+            }
+            if categorie:
+                payload["categorie_entreprise"] = categorie
+            if deadline.receive_from:
+                payload["receive_date"] = deadline.receive_from.isoformat()
+            if deadline.issue_from:
+                payload["issue_date"] = deadline.issue_from.isoformat()
             yield EventIn(
                 source=SOURCE,
                 external_id=external_id(deadline, offset, siret),
@@ -168,10 +238,5 @@ def deadline_events(
                 occurred_on=deadline.date - dt.timedelta(days=offset),
                 siret=siret,
                 siren=siret[:9],
-                payload={
-                    "deadline": deadline.id,
-                    "deadline_date": deadline.date.isoformat(),
-                    "offset_days": offset,
-                    "title": deadline.title,
-                },
+                payload=payload,
             )

@@ -1,4 +1,4 @@
-"""Command line of the doors in: `declic ingest sirene|bodacc PATH`, `declic events import FILE`,
+"""Command line of the doors in: `declic ingest sirene|sirene-ul|bodacc PATH`, `declic events import FILE`,
 `declic deadlines`.
 
 Every command prints a summary a person can act on, or with `--json` one object
@@ -167,7 +167,11 @@ def _database_guard(path: Path, reached: _Reached, unit: str = "ligne") -> Itera
 @ingest_app.command("sirene")
 def ingest_sirene_cmd(
     path: Annotated[
-        Path, typer.Argument(help="StockEtablissement CSV (48/53/54 columns), plain, .gz or .zip")
+        Path,
+        typer.Argument(
+            help="StockEtablissement CSV (48/53/54 columns), plain, .gz or .zip; a StockUniteLegale file is "
+            "recognised by its header and read as `sirene-ul`"
+        ),
     ],
     as_json: JsonOpt = False,
     rejects: RejectsOpt = None,
@@ -205,6 +209,35 @@ def ingest_sirene_cmd(
         said = "rien n'a été importé" in str(exc)
         _fail(str(exc) if said else f"{exc}. Rien n'a été modifié pour les lignes non lues.")
     _finish(report, as_json, f"Sirene : {path.name}")
+
+
+@ingest_app.command("sirene-ul")
+def ingest_sirene_ul_cmd(
+    path: Annotated[
+        Path, typer.Argument(help="StockUniteLegale CSV (INSEE's legal units), plain, .gz or .zip")
+    ],
+    as_json: JsonOpt = False,
+    rejects: RejectsOpt = None,
+) -> None:
+    """Read a Sirene legal-unit stock: each known company's category (PME, ETI, GE), which decides its
+    e-invoicing dates. Run it after the establishment file (`declic ingest sirene`), which it completes."""
+    from triggers.ingest import ingest_sirene_ul
+    from triggers.sirene import SireneFormatError
+
+    if not path.exists():
+        _fail(f"{path}: no such file")
+    try:
+        with (
+            _rejects_sink(rejects) as sink,
+            _progress("Sirene unités légales", _estimate_rows(path), not as_json) as advance,
+        ):
+            reached = _Reached(advance)
+            with _database_guard(path, reached):
+                report = ingest_sirene_ul(_engine(), path, rejects=sink, progress=reached)
+    except SireneFormatError as exc:
+        said = "rien n'a été importé" in str(exc)
+        _fail(str(exc) if said else f"{exc}. Rien n'a été modifié pour les lignes non lues.")
+    _finish(report, as_json, f"Sirene, unités légales : {path.name}")
 
 
 @ingest_app.command("bodacc")

@@ -1,7 +1,8 @@
 """What a newly attached trigger event changes on its business, in the transaction that stores it.
 
 Shared by the file ingesters (triggers/ingest.py) and the partner intake (triggers/intake.py): the life-cycle
-stage follows the event, and a closure stops all outreach (planned messages are cancelled).
+stage follows the event, and a closure stops all outreach (planned messages are cancelled). A BODACC liquidation
+judgment arrives as a `closure` (triggers/bodacc.py), so it ends outreach the same way.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def apply_event_effects(conn: Connection, events: Iterable[tuple[int, str, Any]]
         if closed:
             values["state"] = "closed"
         for part in chunks(ids, 900):
-            conn.execute(update(BUSINESS).where(BUSINESS.c.id.in_(part)).values(**values))
+            stmt = update(BUSINESS).where(BUSINESS.c.id.in_(part))
+            if not closed:
+                # A late event (a judgment published after the liquidation, a partner's note) never gives a closed
+                # business a live stage again: only Sirene reopens one.
+                stmt = stmt.where(BUSINESS.c.state != "closed")
+            conn.execute(stmt.values(**values))
     if closing:
         cancel_planned_messages(conn, closing, "business closed")

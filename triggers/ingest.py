@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, column, func, select, table, update
+from sqlalchemy import bindparam, case, column, func, or_, select, table, update
 from sqlalchemy.engine import Connection, Engine
 
 from segments.taxonomy import family_for_naf
@@ -97,6 +97,7 @@ SIRENE_COLUMNS = (
     "city",
     "address_source",
     "head_office",
+    "categorie_entreprise",
     "phone_consent",
     "created_at",
     "updated_at",
@@ -122,6 +123,7 @@ _MERGED = (
     "creation_date",
     "lifecycle_stage",
     "head_office",
+    "categorie_entreprise",
 )
 # What a stored row is compared on to decide "unchanged" (the tail of `_known`'s SELECT).
 _COMPARED = (
@@ -139,6 +141,7 @@ _COMPARED = (
     "city",
     "lifecycle_stage",
     "head_office",
+    "categorie_entreprise",
 )
 _CMP_INDEX = tuple(SIRENE_COLUMNS.index(c) for c in _COMPARED)
 _C = {name: i for i, name in enumerate(_COMPARED)}
@@ -516,6 +519,8 @@ class SireneWriter:
             else:
                 _executemany(conn, self.upsert_sql, SIRENE_COLUMNS, rows)
             report.stored += len(rows)
+            if not self.nothing_known:
+                _inherit_category(conn, [r[0] for r in rows if r[0] not in known and r[_CATEGORY] is None])
 
             need_ids = {e.siret for e in events} | set(closed)
             resolve_sirets: list[str] = []
@@ -563,8 +568,10 @@ class SireneWriter:
             city,
             since,
             head,
+            *rest,
         ) = rec
         del since
+        category = rest[0] if rest else None
         commune_code, epci, dep, region = self._territory(commune)
         return (
             siret,
@@ -588,6 +595,7 @@ class SireneWriter:
             city,
             "sirene" if street else None,
             head,
+            category,
             False,
             now,
             now,
@@ -663,6 +671,31 @@ def _age_stage(creation_iso: str | None, young_cutoff_iso: str) -> str | None:
     if not creation_iso:
         return None
     return "creation" if creation_iso >= young_cutoff_iso else "consolidation"
+
+
+_CATEGORY = SIRENE_COLUMNS.index("categorie_entreprise")
+
+
+def _inherit_category(conn: Connection, sirets: Sequence[str]) -> None:
+    """New establishments of a known company take its category from their siblings (same SIREN).
+
+    Why: the category is the legal unit's (StockUniteLegale, read monthly after the establishments); a branch
+    that opens between two legal-unit files belongs to the same company, so it has the same e-invoicing dates.
+    """
+    if not sirets:
+        return
+    sibling = BUSINESS.alias("sibling")
+    known = (
+        select(func.max(sibling.c.categorie_entreprise))
+        .where(sibling.c.siren == BUSINESS.c.siren, sibling.c.categorie_entreprise.is_not(None))
+        .scalar_subquery()
+    )
+    for part in _in_chunks(sorted(sirets), 900):
+        conn.execute(
+            update(BUSINESS)
+            .where(BUSINESS.c.siret.in_(part), BUSINESS.c.categorie_entreprise.is_(None))
+            .values(categorie_entreprise=known)
+        )
 
 
 _PERSONAL_CMP = frozenset(i for i, c in enumerate(_COMPARED) if c in _PERSONAL)
@@ -770,12 +803,19 @@ def ingest_sirene(
 ) -> IngestReport:
     """Read a StockEtablissement file (stock or daily update) into the store; returns the report.
 
+    A StockUniteLegale file (told by its header) goes to `ingest_sirene_ul`: the company categories.
+
     `parallel` runs the parser in a second process (default: when the machine has two cores or more
     and the file is larger than 20 MB; never with injected `lookups`, which stay in this process).
     """
     path = Path(path)
     # A damaged archive is refused before anything is applied (chunks commit one by one below).
     check_compressed(path)
+    from triggers.sirene_ul import header_of, is_unite_legale_header
+
+    if is_unite_legale_header(header_of(path)):
+        # The legal-unit stock under the same command: it carries the company category, not establishments.
+        return ingest_sirene_ul(engine, path, rejects=rejects, progress=progress, check=False)
     report = IngestReport()
     rules = SnapshotRules(today=today, creation_window_days=creation_window_days)
     writer = SireneWriter(engine, rules, report)
@@ -823,6 +863,7 @@ def refresh_lifecycle(engine: Engine, today: dt.date) -> int:
         for stage, days, kinds in (
             ("transfer", 365, ("takeover",)),
             ("critical_period", 365, ("critical_period",)),
+            ("collective_procedure", 365, ("collective_procedure",)),
             ("first_hires", 730, ("first_hire",)),
         ):
             since = today - dt.timedelta(days=days)
@@ -848,6 +889,85 @@ def refresh_lifecycle(engine: Engine, today: dt.date) -> int:
                 or 0
             )
     return changed
+
+
+# --- Sirene legal units (StockUniteLegale) ------------------------------------------------------
+
+
+def ingest_sirene_ul(
+    engine: Engine,
+    path: str | os.PathLike[str],
+    *,
+    chunk_size: int = 50_000,
+    rejects: RejectSink | None = None,
+    progress: Progress | None = None,
+    check: bool = True,
+) -> IngestReport:
+    """Read a StockUniteLegale file: the company category (PME, ETI, GE) of every known establishment's SIREN.
+
+    One chunk is one transaction; per chunk the store is read once for the chunk's SIRENs and only the
+    establishments whose category changes are written, so a second run of the same file writes nothing.
+    A SIREN the store does not know is counted under `skipped` (most of the national stock: closed units,
+    companies with no TPE establishment); its establishments get the category from the next legal-unit file,
+    or from a sibling establishment (see `_inherit_category`). An empty category never erases a known one.
+    """
+    from triggers.sirene_ul import chunked_unites
+
+    path = Path(path)
+    if check:  # a damaged archive applies nothing (chunks commit one by one); `ingest_sirene` checked it already
+        check_compressed(path)
+    report = IngestReport()
+    for records, chunk_rejects, read in chunked_unites(path, chunk_size):
+        for reject in chunk_rejects:
+            report.reject(reject, rejects)
+        report.read += read
+        report.accepted += read - len(chunk_rejects)
+        if records:
+            _write_categories(engine, records, report)
+        if progress:
+            progress(read)
+    report.check()
+    return report
+
+
+def _write_categories(engine: Engine, records: Sequence[tuple], report: IngestReport) -> None:
+    by_siren: dict[str, str] = {}
+    for siren, category, _year in records:
+        if category is None:
+            report.skipped["no category (INSEE)"] += 1
+        else:
+            by_siren[siren] = category  # a repeated SIREN: the last row wins
+    if not by_siren:
+        return
+    with engine.begin() as conn:
+        stored: dict[str, set[str | None]] = {}
+        for part in _in_chunks(sorted(by_siren)):
+            for siren, category in conn.execute(
+                select(BUSINESS.c.siren, BUSINESS.c.categorie_entreprise).where(BUSINESS.c.siren.in_(part))
+            ):
+                stored.setdefault(siren, set()).add(category)
+        changes: list[tuple[str, str]] = []
+        for siren, category in by_siren.items():
+            known = stored.get(siren)
+            if known is None:
+                report.skipped["SIREN not in the store"] += 1
+            elif known == {category}:
+                report.skipped["unchanged"] += 1
+            else:
+                changes.append((category, siren))
+        if not changes:
+            return
+        b = BUSINESS
+        stmt = (
+            update(b)
+            .where(
+                b.c.siren == bindparam("b_siren"),
+                or_(b.c.categorie_entreprise.is_(None), b.c.categorie_entreprise != bindparam("b_category")),
+            )
+            .values(categorie_entreprise=bindparam("b_category"), updated_at=dt.datetime.now(dt.UTC))
+        )
+        conn.execute(stmt, [{"b_category": c, "b_siren": s} for c, s in changes])
+        report.stored += len(changes)
 
 
 # --- BODACC --------------------------------------------------------------------------------------
@@ -1018,7 +1138,8 @@ def emit_deadlines(
     chunk_size: int = 20_000,
 ) -> DeadlineRun:
     """Store the deadline reminders due today for every concerned active business that may be contacted,
-    once each."""
+    once each. Who is concerned follows the company's category (`business.categorie_entreprise`, from
+    StockUniteLegale or the Sirene API): see triggers/calendar.py `size_class`."""
     run = DeadlineRun(
         due=cal.due_offsets(deadlines if deadlines is not None else cal.load_deadlines(), offsets, today)
     )
@@ -1031,7 +1152,7 @@ def emit_deadlines(
         # Keyset pagination: bounded memory whatever the number of businesses.
         with engine.connect() as conn:
             page = conn.execute(
-                select(b.c.id, b.c.siret, b.c.tranche_effectifs, b.c.state)
+                select(b.c.id, b.c.siret, b.c.tranche_effectifs, b.c.state, b.c.categorie_entreprise)
                 .where(b.c.id > last_id, b.c.state == "active", b.c.do_not_contact.is_(False))
                 .order_by(b.c.id)
                 .limit(chunk_size)
@@ -1040,7 +1161,12 @@ def emit_deadlines(
             break
         last_id = page[-1].id
         ids = {r.siret: r.id for r in page}
-        events = list(cal.deadline_events(run.due, [(r.siret, r.tranche_effectifs, r.state) for r in page]))
+        # The company's category (legal unit) decides the dates, not the establishment's head count.
+        events = list(
+            cal.deadline_events(
+                run.due, [(r.siret, r.tranche_effectifs, r.state, r.categorie_entreprise) for r in page]
+            )
+        )
         report.read += len(page)
         report.accepted += len(page)
         with engine.begin() as conn:

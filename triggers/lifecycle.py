@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-STAGES = ("creation", "first_hires", "consolidation", "critical_period", "transfer", "closed")
+STAGES = ("creation", "first_hires", "consolidation", "critical_period", "collective_procedure", "transfer", "closed")
 
 # How long an event keeps a business in its stage (days). Why these: the study's windows are "early"
 # for creation and first hires (support is worth most in the first two or three years), while a
@@ -18,6 +18,9 @@ STAGES = ("creation", "first_hires", "consolidation", "critical_period", "transf
 EVENT_STAGE = {
     "takeover": ("transfer", 365),
     "critical_period": ("critical_period", 365),
+    # A safeguard or receivership judgment (BODACC) is its own stage, never `critical_period`: a segment on the
+    # hard-period stage must not reach a business under a court procedure unless it names this stage.
+    "collective_procedure": ("collective_procedure", 365),
     "first_hire": ("first_hires", 730),
 }
 CREATION_YEARS = 3

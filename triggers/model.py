@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Life-cycle triggers that start journeys, and conversion events that close them.
+# `collective_procedure` (a BODACC safeguard or receivership judgment) is a legal event in a hard moment, not a
+# sales moment: it is never a `critical_period`, and only a campaign that names it in its triggers reaches it
+# (none of the shipped samples does). A liquidation judgment is a `closure`.
 TRIGGER_TYPES = (
     "creation",
     "first_hire",
@@ -20,6 +23,7 @@ TRIGGER_TYPES = (
     "closure",
     "activity_change",
     "deadline",
+    "collective_procedure",
 )
 CONVERSION_TYPES = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
 EVENT_TYPES = TRIGGER_TYPES + CONVERSION_TYPES
@@ -55,6 +59,9 @@ class BusinessFacts:
     contacts: list[ContactPoint] = field(default_factory=list)
     state_since: dt.date | None = None  # start of the current Sirene period (dateDebut): closure date
     head_office: bool | None = None  # etablissementSiege: where a SIREN-only event (BODACC) lands
+    # INSEE's categorieEntreprise of the legal unit (SIREN): "PME", "ETI" or "GE"; None when unknown. It decides
+    # the e-invoicing dates (triggers/calendar.py), not the establishment's head count.
+    categorie_entreprise: str | None = None
 
 
 @dataclass(slots=True)

@@ -349,7 +349,10 @@ def format_street(number: str, kind: str, label: str) -> str | None:
 # A record is a plain tuple (cheap to build and to pickle between processes); R_* name its fields.
 # Dates stay ISO strings ("2024-05-17", already validated): the store writes them as they are.
 R_SIRET, R_NAME, R_NAF, R_NAF25, R_COMMUNE, R_TRANCHE, R_EMPLOYER, R_CREATION, R_STATE, R_DNC = range(10)
-R_STREET, R_POSTAL, R_CITY, R_STATE_SINCE, R_HEAD_OFFICE = range(10, 15)
+R_STREET, R_POSTAL, R_CITY, R_STATE_SINCE, R_HEAD_OFFICE, R_CATEGORY = range(10, 16)
+# R_CATEGORY: the legal unit's categorieEntreprise (PME, ETI, GE) when the file carries it (the Sirene API feed
+# adds it from the unité légale block); a StockEtablissement file does not (see triggers/sirene_ul.py).
+CATEGORIES = frozenset({"PME", "ETI", "GE"})
 Record = tuple
 
 
@@ -372,6 +375,7 @@ def facts_from_record(rec: Record) -> BusinessFacts:
         city=rec[R_CITY],
         state_since=dt.date.fromisoformat(since) if since else None,
         head_office=rec[R_HEAD_OFFICE],
+        categorie_entreprise=rec[R_CATEGORY] if len(rec) > R_CATEGORY else None,
     )
 
 
@@ -449,6 +453,8 @@ class SireneReader:
         i_nomen = idx["nomenclatureActivitePrincipaleEtablissement"]
         i_emp = idx["caractereEmployeurEtablissement"]
         i_naf25 = idx.get("activitePrincipaleNAF25Etablissement")
+        i_cat = idx.get("categorieEntreprise")  # optional: the API feed's unité légale category
+        categories = CATEGORIES
 
         naf_cache: dict[str, bool] = {}
         commune_cache: dict[str, bool] = {}
@@ -528,13 +534,16 @@ class SireneReader:
                     except ValueError:
                         reject(line, "dateDebut", f"unreadable date {debut!r}", row)
                         continue
+                category = None
+                if i_cat is not None and row[i_cat] in categories:
+                    category = row[i_cat]
                 if state == "closed":
                     # See CLOSED_ROWS_NOTE: a closed row is read for its state and dates only; the
                     # empty fields keep what the store knew (None never erases).
                     yield line, (
                         siret, None, None, None, None, tranche or None, employer_of.get(row[i_emp]),
                         creation or None, state, row[i_statut] != "O", None, None, None, debut or None,
-                        row[i_siege] == "true",
+                        row[i_siege] == "true", category,
                     )  # fmt: skip
                     continue
 
@@ -587,6 +596,7 @@ class SireneReader:
                             None,
                             debut or None,
                             row[i_siege] == "true",
+                            category,
                         ),
                     )
                     continue
@@ -610,6 +620,7 @@ class SireneReader:
                         row[i_city] or None,
                         debut or None,
                         row[i_siege] == "true",
+                        category,
                     ),
                 )
         except csv.Error as exc:

@@ -66,7 +66,7 @@ def test_bodacc_attaches_known_businesses_and_keeps_unknown_pending(engine, tmp_
     report = ingest_bodacc(engine, path, today=TODAY)
     assert report.read == 5 and report.accepted == 4 and report.rejected == {"invalid SIREN '123456789'": 1}
     assert (
-        report.events["critical_period"] == 1
+        report.events["collective_procedure"] == 1
         and report.events["closure"] == 1
         and report.events["creation"] == 1
     )
@@ -75,7 +75,7 @@ def test_bodacc_attaches_known_businesses_and_keeps_unknown_pending(engine, tmp_
     assert stored["A1"]["status"] == "accepted" and stored["A1"]["siret"] == SIRET_A
     assert stored["A1"]["occurred_on"] == dt.date(2026, 11, 18)
     assert stored["A3"]["status"] == "pending" and stored["A3"]["siren"] == "443061841"
-    assert business(engine, SIRET_A)["lifecycle_stage"] == "critical_period"
+    assert business(engine, SIRET_A)["lifecycle_stage"] == "collective_procedure"
     closed = business(engine, SIRET_B)
     assert closed["state"] == "closed" and closed["lifecycle_stage"] == "closed"
 

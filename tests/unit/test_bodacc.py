@@ -97,7 +97,7 @@ def test_creation_and_immatriculation_are_creations(family):
     assert event.occurred_on == dt.date(2026, 11, 2)
 
 
-def test_collective_is_a_critical_period_and_a_liquidation_a_closure():
+def test_collective_is_a_collective_procedure_and_a_liquidation_a_closure():
     redressement = record(
         "collective",
         jugement=json.dumps(
@@ -109,7 +109,9 @@ def test_collective_is_a_critical_period_and_a_liquidation_a_closure():
         ),
     )
     event = map_record(redressement)
-    assert event.type == "critical_period" and event.occurred_on == dt.date(2026, 11, 10)
+    # A court procedure is not a sales moment: never the critical-period pitch (issue 13, point 8).
+    assert event.type == "collective_procedure" and event.occurred_on == dt.date(2026, 11, 10)
+    assert event.payload["procedure"] == "redressement"
     liquidation = record(
         "collective",
         id="A2026LJ",

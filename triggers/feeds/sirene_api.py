@@ -3,6 +3,9 @@
 
 Each establishment of the JSON answer is laid flat into a row of the StockEtablissement CSV (the API and
 the files share their variable names), so the Sirene file reader and its snapshot rules do the rest.
+The answer also carries the establishment's legal unit (`uniteLegale`): its `categorieEntreprise` (PME, ETI,
+GE) goes in one more column, which the reader stores as the company category (it decides the e-invoicing
+dates, see triggers/calendar.py); the stock files get it from StockUniteLegale (triggers/sirene_ul.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from triggers.feeds.http import FeedHttp, FetchError
 from triggers.sirene import COLUMNS_54
 
 KEY_HEADER = "X-INSEE-Api-Key-Integration"
+# The establishment columns, then the legal unit's category (read by name; absent from the stock files).
+COLUMNS = (*COLUMNS_54, "categorieEntreprise")
 PAGE_SIZE = 1000
 
 
@@ -37,21 +42,24 @@ def _cell(value: Any) -> str:
 
 
 def flat_row(etablissement: dict[str, Any]) -> dict[str, str]:
-    """One API establishment as a StockEtablissement row: own fields, addresses, current period."""
+    """One API establishment as a StockEtablissement row: own fields, addresses, current period, and the
+    legal unit's category when the answer has it."""
     flat: dict[str, Any] = {k: v for k, v in etablissement.items() if not isinstance(v, (dict, list))}
     for block in ("adresseEtablissement", "adresse2Etablissement"):
         flat.update(etablissement.get(block) or {})
     periods = etablissement.get("periodesEtablissement") or []
     current = next((p for p in periods if not p.get("dateFin")), periods[0] if periods else {})
     flat.update({k: v for k, v in current.items() if not k.startswith("changement") and k != "dateFin"})
-    return {column: _cell(flat.get(column)) for column in COLUMNS_54}
+    unite = etablissement.get("uniteLegale")
+    flat["categorieEntreprise"] = unite.get("categorieEntreprise") if isinstance(unite, dict) else None
+    return {column: _cell(flat.get(column)) for column in COLUMNS}
 
 
 def pull_sirene(
     http: FeedHttp, url: str, out: IO[str], *, since: dt.datetime, key: str | None, page_size: int = PAGE_SIZE
 ) -> SirenePull:
     """Write every establishment processed since `since` to `out` as a StockEtablissement CSV."""
-    writer = csv.DictWriter(out, fieldnames=COLUMNS_54, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, quoting=csv.QUOTE_ALL, lineterminator="\n")
     writer.writeheader()
     headers = {"Accept": "application/json"}
     if key:

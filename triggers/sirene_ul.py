@@ -1,0 +1,206 @@
+"""Sirene `StockUniteLegale` reader: the legal unit's size category (`categorieEntreprise`) per SIREN.
+
+The e-invoicing dates depend on the company's category, not on the establishment's head count: INSEE's
+`categorieEntreprise` (PME, ETI, GE; computed from the head count *and* the turnover or balance sheet of the
+whole company) says that a 5-person branch of a large group belongs to a GE, which issues e-invoices from
+1 September 2026 (triggers/calendar.py). The establishment stock (`StockEtablissement`, triggers/sirene.py) does
+not carry it; the legal-unit stock does, one row a SIREN (about 29 million rows, closed units included).
+
+The file is INSEE's monthly `StockUniteLegale_utf8.zip` (or a plain or `.gz` CSV with its header): comma-separated,
+double-quoted UTF-8. Columns are looked up by name; only `siren`, `statutDiffusionUniteLegale` and
+`categorieEntreprise` are required (`anneeCategorieEntreprise` is read when present).
+
+What the reader guarantees, as the establishment reader does:
+- streaming: one row in memory at a time; `chunked_unites` groups rows in chunks of a chosen size;
+- a row with a wrong column count, a bad SIREN checksum, an unknown category or an unreadable year is rejected with
+  its line, field and reason, and the file goes on;
+- a truncated, damaged or non-CSV file raises `SireneFormatError` with a plain explanation (the ingest checks a
+  compressed file to its end before applying anything);
+- no personal data is read: only the SIREN, the category and its year (a legal unit's name may be a person's).
+
+An empty or masked (`[ND]`) category is "unknown": it never erases a known one.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from stdnum.fr import siren as stdnum_siren
+
+from triggers.model import Reject
+from triggers.sirene import ND, SireneFormatError, luhn_ok, open_text
+
+# The header of INSEE's StockUniteLegale (2025-2026), for reference and test files; read by name.
+COLUMNS_UL: tuple[str, ...] = (
+    "siren",
+    "statutDiffusionUniteLegale",
+    "unitePurgeeUniteLegale",
+    "dateCreationUniteLegale",
+    "sigleUniteLegale",
+    "sexeUniteLegale",
+    "prenom1UniteLegale",
+    "prenom2UniteLegale",
+    "prenom3UniteLegale",
+    "prenom4UniteLegale",
+    "prenomUsuelUniteLegale",
+    "pseudonymeUniteLegale",
+    "identifiantAssociationUniteLegale",
+    "trancheEffectifsUniteLegale",
+    "anneeEffectifsUniteLegale",
+    "dateDernierTraitementUniteLegale",
+    "nombrePeriodesUniteLegale",
+    "categorieEntreprise",
+    "anneeCategorieEntreprise",
+    "dateDebut",
+    "etatAdministratifUniteLegale",
+    "nomUniteLegale",
+    "nomUsageUniteLegale",
+    "denominationUniteLegale",
+    "denominationUsuelle1UniteLegale",
+    "denominationUsuelle2UniteLegale",
+    "denominationUsuelle3UniteLegale",
+    "categorieJuridiqueUniteLegale",
+    "activitePrincipaleUniteLegale",
+    "nomenclatureActivitePrincipaleUniteLegale",
+    "nicSiegeUniteLegale",
+    "economieSocialeSolidaireUniteLegale",
+    "societeMissionUniteLegale",
+    "caractereEmployeurUniteLegale",
+)
+
+REQUIRED = ("siren", "statutDiffusionUniteLegale", "categorieEntreprise")
+CATEGORIES = frozenset({"PME", "ETI", "GE"})
+
+# A record: (SIREN, category or None, year of the category or None).
+UlRecord = tuple
+
+
+@dataclass
+class UlStats:
+    """What the reader saw; the ingest folds it into its report."""
+
+    read: int = 0
+    rejected: int = 0
+    header: int = 0
+
+
+def header_of(path: str | os.PathLike[str]) -> list[str]:
+    """The column names of a Sirene CSV (plain, .gz or .zip), for telling the file kinds apart."""
+    path = Path(path)
+    with open_text(path) as stream:
+        try:
+            row = next(csv.reader(stream))
+        except StopIteration:
+            raise SireneFormatError(f"{path.name}: fichier vide") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise SireneFormatError(f"{path.name}: ce n'est pas un fichier CSV texte ({exc})") from exc
+        except (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise SireneFormatError(f"{path.name}: fichier compressé tronqué ou endommagé ({exc})") from exc
+    return [h.strip().lstrip("\ufeff") for h in row]
+
+
+def is_unite_legale_header(header: list[str]) -> bool:
+    """True for a StockUniteLegale header (a SIREN and a category, no SIRET)."""
+    return "siret" not in header and all(c in header for c in REQUIRED)
+
+
+class UniteLegaleReader:
+    """Iterate over a StockUniteLegale file: `records()` yields `(line, (siren, category, year))`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, on_reject: Callable[[Reject], None] | None = None) -> None:
+        self.path = Path(path)
+        self.on_reject = on_reject or (lambda _r: None)
+        self.stats = UlStats()
+        self._shown: tuple[int, ...] = (0,)
+
+    def records(self) -> Iterator[tuple[int, UlRecord]]:
+        with open_text(self.path) as stream:
+            reader = csv.reader(stream, strict=True)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise SireneFormatError(f"{self.path.name}: fichier vide") from None
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise SireneFormatError(f"{self.path.name}: ce n'est pas un fichier CSV texte ({exc})") from exc
+            header = [h.strip().lstrip("\ufeff") for h in header]
+            missing = [c for c in REQUIRED if c not in header]
+            if missing or "siret" in header:
+                why = f"colonnes manquantes : {', '.join(missing)}" if missing else "il a une colonne siret"
+                raise SireneFormatError(f"{self.path.name}: ce n'est pas un fichier Sirene StockUniteLegale ({why})")
+            self.stats.header = len(header)
+            yield from self._records(reader, {name: i for i, name in enumerate(header)})
+
+    def _records(self, reader: Iterator[list[str]], idx: dict[str, int]) -> Iterator[tuple[int, UlRecord]]:
+        ncol = len(idx)
+        i_siren, i_cat = idx["siren"], idx["categorieEntreprise"]
+        i_year = idx.get("anneeCategorieEntreprise")
+        self._shown = tuple(i for i in (i_siren, i_cat, i_year) if i is not None)
+        stats, reject = self.stats, self._reject
+        line = 1
+        try:
+            for row in reader:
+                line = reader.line_num  # type: ignore[attr-defined]
+                if not row:
+                    continue  # a blank line is not a row
+                stats.read += 1
+                if len(row) != ncol:
+                    reject(line, "row", f"nombre de colonnes faux ({len(row)} au lieu de {ncol})", row)
+                    continue
+                siren = row[i_siren]
+                if not (len(siren) == 9 and siren.isascii() and siren.isdigit() and luhn_ok(siren)):
+                    if not stdnum_siren.is_valid(siren):
+                        reject(line, "siren", "SIREN invalide (clé de contrôle)", row)
+                        continue
+                category = row[i_cat].strip().upper()
+                if category in ("", ND):
+                    category = None
+                elif category not in CATEGORIES:
+                    why = f"catégorie inconnue {row[i_cat]!r} (PME, ETI ou GE attendu)"
+                    reject(line, "categorieEntreprise", why, row)
+                    continue
+                year = row[i_year].strip() if i_year is not None else ""
+                if year in ("", ND):
+                    year = None
+                elif not (len(year) == 4 and year.isdigit()):
+                    reject(line, "anneeCategorieEntreprise", f"année illisible {year!r}", row)
+                    continue
+                yield line, (siren, category, year)
+        except csv.Error as exc:
+            raise SireneFormatError(f"{self.path.name}: CSV illisible vers la ligne {line + 1} ({exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise SireneFormatError(f"{self.path.name}: texte non UTF-8 vers la ligne {line + 1}") from exc
+        except (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise SireneFormatError(
+                f"{self.path.name}: fichier compressé tronqué ou endommagé vers la ligne {line + 1} ({exc})"
+            ) from exc
+
+    def _reject(self, line: int, field_name: str, reason: str, row: list[str]) -> None:
+        self.stats.rejected += 1
+        # Only the SIREN and the category: the other columns may name a natural person.
+        kept = [row[i] for i in self._shown if i < len(row)]
+        self.on_reject(Reject(line=line, field=field_name, reason=reason, raw=",".join(kept)[:500]))
+
+
+def chunked_unites(
+    path: str | os.PathLike[str], chunk_size: int
+) -> Iterator[tuple[list[UlRecord], list[Reject], int]]:
+    """(records, rejects, rows read) per chunk of `chunk_size` valid records."""
+    rejects: list[Reject] = []
+    reader = UniteLegaleReader(path, on_reject=rejects.append)
+    records: list[UlRecord] = []
+    before = 0
+    for _line, rec in reader.records():
+        records.append(rec)
+        if len(records) >= chunk_size:
+            read, before = reader.stats.read - before, reader.stats.read
+            yield records, rejects, read
+            records, rejects = [], []
+            reader.on_reject = rejects.append
+    yield records, rejects, reader.stats.read - before
