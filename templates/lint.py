@@ -14,8 +14,11 @@ What it checks, per text (a rendered template, or any plain text file):
                                                                                               the channel is unknown)
   MISSING_REFUSAL   call script: no instruction to record a refusal                           error
   SMS_LENGTH        SMS: characters, encoding (GSM-7 or UCS-2) and segments                   info
-  SMS_SEGMENTS      SMS: more than 2 segments (costs more, often cut on old phones)           warning
-  SMS_UCS2          SMS: characters outside GSM-7 force UCS-2 (70 a segment); they are listed warning
+  SMS_SEGMENTS      SMS: more than 2 segments (costs more, often cut on old phones)           error
+  SMS_UCS2          SMS: letters outside GSM-7 (ê, ô, ç, î ...) force UCS-2 (70 a segment); error
+                    the wording avoids them (accents are never stripped at render time)
+  RAW_CODE          a snake_case code (``a_distance``, ``formation_courte``) left in the output       error
+  INSEE_LABEL       an INSEE label where a trade name belongs ("Autres activités ...", "n.c.a.")     error
   HYPE              an overselling word ("révolutionnaire", "100 %"): say the real gain       warning
   RENDER            a template that does not render with the sample context                   error
 
@@ -76,6 +79,11 @@ _URL_OR_MAIL = re.compile(r"(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 _LETTER = re.compile(r"[^\W\d_]")
 _SENTENCE_END = re.compile(r"[.!?…]+[»\")\]]*$")
 _STOP = re.compile(r"\bSTOP\b")
+# A code as the program writes it (``a_distance``, ``Formation_courte``), never a word people write.
+_RAW_CODE = re.compile(r"(?<![\w@/.])[A-Za-zÀ-ÿ]+(?:_[A-Za-zÀ-ÿ0-9]+)+(?![\w@])")
+# The way INSEE labels read (NAF sub-classes): a catch-all "Autres ...", "Activités des/de ...", "n.c.a.".
+_INSEE_LABEL = re.compile(r"\bn\.\s?c\.\s?a\.?|\b[Aa]utres activités\b|\b[Aa]ctivités (?:des|de|d')\s?\w+"
+                          r"|\bsièges sociaux\b")
 _UNSUBSCRIBE_WORDS = ("ne plus recevoir", "desinscri", "desabonn", "unsubscribe", "vous opposer")
 _SENDER_WORDS = ("de la part de", "au nom de", "l'equipe", "cordialement", "envoye par", "expediteur",
                  "salutations", "signe :")
@@ -346,11 +354,13 @@ def _mask_links(folded: str) -> str:
 # --- one text ----------------------------------------------------------------------------------------------------
 
 def lint_text(text: str, channel: str | None = None, *, path: str = "<text>", sender_name: str | None = None,
-              unsubscribe_url: str | None = None, lexicon: str | None = None) -> list[Finding]:
+              unsubscribe_url: str | None = None, lexicon: str | None = None,
+              short_url: str | None = None) -> list[Finding]:
     """Lint one text for a channel (``email``, ``sms``, ``letter``, ``call`` or None for unknown).
 
     ``sender_name`` and ``unsubscribe_url``, when known (a rendered template), make the mandatory-element checks
-    exact; otherwise they look for the usual wording.
+    exact; otherwise they look for the usual wording. A letter may give its short link (``short_url``) instead of
+    the unsubscribe one: the page it opens carries the opt-out, and nobody types a signed URL from paper.
     """
     lex = load_lexicon(lexicon)
     found: list[Finding] = []
@@ -364,6 +374,11 @@ def lint_text(text: str, channel: str | None = None, *, path: str = "<text>", se
             if not term.accepts(line[start:end]):
                 continue
             add(lineno, ERROR, "JARGON", f"« {line[start:end]} » : dites plutôt « {term.replacement} »")
+        prose = _URL_OR_MAIL.sub(lambda m: " " * len(m.group(0)), line)
+        for m in _RAW_CODE.finditer(prose):
+            add(lineno, ERROR, "RAW_CODE", f"« {m.group(0)} » est un code, pas un mot : écrivez-le en français")
+        for m in _INSEE_LABEL.finditer(prose):
+            add(lineno, ERROR, "INSEE_LABEL", f"« {m.group(0)} » est un libellé INSEE : nommez le métier")
         if lex.hype is not None:
             for m in lex.hype.finditer(folded):
                 add(lineno, WARNING, "HYPE", f"« {line[m.start():m.end()]} » survend : dites le gain concret")
@@ -381,17 +396,17 @@ def lint_text(text: str, channel: str | None = None, *, path: str = "<text>", se
         else:
             add(0, INFO, "READABILITY", f"score Kandel-Moles {score:.1f}")
 
-    found.extend(_mandatory(text, channel, path, sender_name, unsubscribe_url))
+    found.extend(_mandatory(text, channel, path, sender_name, unsubscribe_url, short_url))
 
     if channel == "sms":
         length = sms_length(text)
         add(0, INFO, "SMS_LENGTH", f"{length.units} caractères, {length.encoding}, {length.segments} segment(s)")
         if length.segments > MAX_SMS_SEGMENTS:
-            add(0, WARNING, "SMS_SEGMENTS", f"{length.segments} segments (max conseillé {MAX_SMS_SEGMENTS})")
+            add(0, ERROR, "SMS_SEGMENTS", f"{length.segments} segments (max {MAX_SMS_SEGMENTS})")
         if length.ucs2_chars:
             lines = text.splitlines()
             first = next((i for i, ln in enumerate(lines, 1) if any(c in ln for c in length.ucs2_chars)), 0)
-            add(first, WARNING, "SMS_UCS2",
+            add(first, ERROR, "SMS_UCS2",
                 f"UCS-2 forcé par {' '.join(repr(c) for c in length.ucs2_chars)} (70 caractères par segment)")
     return found
 
@@ -401,13 +416,13 @@ def _clip(text: str, width: int = 70) -> str:
 
 
 def _mandatory(text: str, channel: str | None, path: str, sender_name: str | None,
-               unsubscribe_url: str | None) -> list[Finding]:
+               unsubscribe_url: str | None, short_url: str | None = None) -> list[Finding]:
     folded = fold(text)
     last = max(1, len(text.splitlines()))
     found = []
     if channel in ("email", "letter"):
         if unsubscribe_url:
-            present = unsubscribe_url in text
+            present = unsubscribe_url in text or (channel == "letter" and bool(short_url) and short_url in text)
         else:
             present = bool(_URL_OR_MAIL.search(text)) and any(w in folded for w in _UNSUBSCRIBE_WORDS)
         if not present:
@@ -537,7 +552,8 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
             scores[f"{name} [{family}]"] = score
         rendered_lines = text.splitlines()
         for f in lint_text(text, channel, path=shown, sender_name=context["sender"]["name"],
-                           unsubscribe_url=context["links"]["unsubscribe"], lexicon=lexicon):
+                           unsubscribe_url=context["links"]["unsubscribe"], lexicon=lexicon,
+                           short_url=context["links"].get("short")):
             where = None
             if f.code == "JARGON":
                 where = source.find_term(f.message.split("»")[0].strip("« "))

@@ -161,9 +161,10 @@ def test_gsm7_extension_characters_count_twice():
     assert sms_length("€" * 81).segments == 2
 
 
-def test_more_than_two_segments_is_a_warning():
+def test_more_than_two_segments_is_an_error():
+    # Issue 13: a 3-segment SMS fails the linter (measured with the real short link and the STOP mention).
     findings = lint_text("CCI Ardèche : " + "bonjour. " * 40 + "STOP", "sms")
-    assert "SMS_SEGMENTS" in codes(findings, WARNING)
+    assert "SMS_SEGMENTS" in codes(findings, ERROR)
     assert "SMS_LENGTH" in codes(findings, INFO)
 
 
