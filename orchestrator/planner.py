@@ -495,13 +495,23 @@ def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
                      "family_label": b.family_label, "commune": b.commune_nom, "postal_code": b.postal_code},
         "ambassador": ambassador_context(ambassador) if ambassador else dict(_dumped(spec.contact), role="conseiller"),
         "offers": [o.as_context() for o in offers],
-        "sender": _dumped(spec.sender),
+        "sender": _sender(spec),
         "trigger": {"type": c.type, "occurred_on": c.occurred_on.isoformat()},
         "deadline": dict(c.deadline) if c.deadline else None,
         "campaign": {"name": spec.title or spec.name, "signed_by": spec.signed_by(),
                      "owners": [o.name for o in spec.owners()]},
         "meta": meta,
     }
+
+
+def _sender(spec: CampaignSpec) -> dict[str, Any]:
+    """Who speaks; a co-signed campaign names every co-owner after the sender (messages and landing page)."""
+    sender = _dumped(spec.sender)
+    others = [o.name for o in spec.co_owners if o.name not in sender["name"]]
+    if others:
+        names = [sender["name"], *others]
+        sender["name"] = ", ".join(names[:-1]) + " et " + names[-1]
+    return sender
 
 
 class _Pressure:

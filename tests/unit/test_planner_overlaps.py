@@ -191,3 +191,5 @@ def test_co_signed_campaign_names_both_and_covers_both_territories():
     context = result.enrollments[0].messages[0].context  # no control group: contacted
     assert context["campaign"]["signed_by"] == "Département d'Ille-et-Vilaine et Rennes Métropole"
     assert context["campaign"]["owners"] == ["Département d'Ille-et-Vilaine", "Rennes Métropole"]
+    # Every message and the landing page name both: the sender line carries the co-owner.
+    assert context["sender"]["name"] == "Département d'Ille-et-Vilaine et Rennes Métropole"
