@@ -160,6 +160,14 @@ def preview(engine, spec: CampaignSpec) -> dict[str, Any]:
     return {"reach": reach, "total": sum(r["count"] for r in reach), "sample": sample}
 
 
+def overlaps_of(engine, spec: CampaignSpec, campaign_id: int | None) -> list[dict[str, Any]]:
+    """Other owners' active campaigns this one would share businesses with, and who would win them."""
+    from store.planning import campaign_overlaps
+
+    with engine.connect() as conn:
+        return [o for o in campaign_overlaps(conn, spec, campaign_id, dt.date.today()) if o["id"] != campaign_id]
+
+
 def _form_page(request, scope, form, *, errors=None, result=None, status_code=200):
     from segments.taxonomy import families
 
@@ -360,6 +368,8 @@ async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep):
     if form.get("action") != "enregistrer" or not confirmed:
         result = await run_in_threadpool(preview, engine, spec)
         result["owner_change"] = owner_change
+        result["overlaps"] = await run_in_threadpool(
+            overlaps_of, engine, spec, existing.id if existing is not None else None)
         errors = [] if confirmed else [
             f"Le porteur change : {owner_change['before']} → {owner_change['after']}. Vérifiez l'aperçu, "
             "puis enregistrez à nouveau pour confirmer."

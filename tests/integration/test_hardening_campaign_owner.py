@@ -155,3 +155,17 @@ def test_an_operator_changes_the_owner_only_after_the_preview_showed_it(app, eng
     again = operator.post("/tableau/campagnes/nouvelle", follow_redirects=False,
                           data=form(page.text, title="Encore", **fields))
     assert again.status_code == 303 and row(engine, rid).spec["title"] == "Encore"
+
+
+def test_the_preview_of_a_new_campaign_shows_the_campaigns_it_overlaps(app, engine, world):
+    # Issue 20: the Département drafts a building-trade creation campaign over Rennes Métropole's own.
+    departement = signed_in(app, "agent@ille-et-vilaine.fr")
+    page = departement.get("/tableau/campagnes/nouvelle")
+    reply = departement.post("/tableau/campagnes/nouvelle", data=form(
+        page.text, name="batiment-35", owner_name="Département d'Ille-et-Vilaine", action="apercu"))
+    assert reply.status_code == 200, reply.text
+    section = reply.text[reply.text.index('id="t-recoupements"'):]
+    assert "parcours-rennes" in section and "Rennes Métropole" in section
+    assert "accompagne les entreprises communes (Rennes Métropole)" in section  # the most local owner wins
+    with engine.connect() as conn:
+        assert conn.execute(select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.name == "batiment-35")).first() is None
