@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from segments.taxonomy import family_for_naf
 from segments.territory import commune as commune_info
+from store.driver import insert_rows
 from store.models import Business, utcnow
 from store.sql import chunks, insert_for_dialect
 from triggers.model import BusinessFacts
@@ -120,7 +121,7 @@ def upsert_businesses(conn: Connection, facts: Iterable[BusinessFacts], chunk: i
                 row["created_at"] = row["updated_at"]
                 row["state"] = row["state"] or "active"
             # DO UPDATE returns the row whether it was inserted or merged: no second query for the ids.
-            result = conn.execute(_upsert(conn.dialect.name, sets_state, created_by is not None), part)
+            result = insert_rows(conn, _upsert(conn.dialect.name, sets_state, created_by is not None), part)
             ids.update({siret: id_ for id_, siret in result})
     return ids
 

@@ -13,9 +13,10 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from store.businesses import StoredDetails, partner_proposals, stored_details, upsert_businesses
+from store.driver import insert_rows
 from store.models import Partner, TriggerEvent, utcnow
 from store.proposals import record_proposals
-from store.sql import chunks, insert_for_dialect
+from store.sql import insert_for_dialect
 from store.suppressions import inherit_suppressions, normalize_address
 from triggers.model import CONVERSION_TYPES, EventIn
 
@@ -128,9 +129,8 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
         })
     inserted: dict[tuple[str, str], int] = {}
     ordered = sorted(rows, key=lambda r: (r["source"], r["external_id"]))  # one lock order for concurrent calls
-    for part in chunks(ordered, 500):
-        result = conn.execute(_insert_events(conn.dialect.name), part)
-        inserted.update({(s, x): i for i, s, x in result})
+    # With the driver's own parameters (no per-row processing by SQLAlchemy), 500 rows per statement.
+    inserted.update({(s, x): i for i, s, x in insert_rows(conn, _insert_events(conn.dialect.name), ordered)})
     applied = [e for e in with_facts if (e.source, e.external_id) in inserted]
     ids = {siret: d.id for siret, d in stored.items()}
     if applied:

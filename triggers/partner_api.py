@@ -9,9 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
+from functools import lru_cache
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
+import phonenumbers
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from stdnum.fr import siret as siret_check
 
@@ -29,7 +32,9 @@ MAX_ITEM_DEPTH = MAX_PAYLOAD_DEPTH + 2  # the item itself, then `payload`
 
 def check_siret(value: str) -> str:
     """A valid SIRET without spaces, or ValueError saying why."""
-    compact = siret_check.compact(str(value))
+    text = str(value)
+    # 14 ASCII digits are already compact (python-stdnum's clean-up costs more than the key check).
+    compact = text if len(text) == 14 and text.isascii() and text.isdigit() else siret_check.compact(text)
     if len(compact) != 14 or not compact.isdigit():
         raise ValueError("le SIRET doit compter 14 chiffres")
     if not siret_is_valid(compact):  # python-stdnum's rules, with the Sirene reader's fast path
@@ -37,10 +42,47 @@ def check_siret(value: str) -> str:
     return compact
 
 
+# Fast paths: the common shapes of what partners send, decided without the full validators' parsing, with the
+# same verdicts (tests/unit/test_partner_fast_path.py compares both paths on generated inputs). Anything else,
+# and every refusal, goes through the full validators (phonenumbers, email-validator) and their reasons.
+
+# "06 12 34 56 78", "06.12.34.56.78", "0612345678", "+33 6 12 34 56 78", "+33612345678": one optional
+# separator between digits; a mainland number of 9 digits after the 0 or +33.
+_FRENCH_PHONE = re.compile(r"(?:0|\+33[ .-]?)([1-9](?:[ .-]?[0-9]){8})")
+
+
+@lru_cache(maxsize=1)
+def _mainland_patterns() -> tuple[re.Pattern, list[re.Pattern]]:
+    # phonenumbers' own metadata for +33: a number is valid when it matches the general pattern and the
+    # pattern of one number type (fixed line, mobile, toll free...), as `phonenumbers.is_valid_number` decides.
+    meta = phonenumbers.PhoneMetadata.metadata_for_region("FR")
+    descs = (meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number, meta.pager,
+             meta.uan, meta.voicemail, meta.fixed_line, meta.mobile)
+    types = [re.compile(d.national_number_pattern) for d in descs
+             if d is not None and d.national_number_pattern and (not d.possible_length or 9 in d.possible_length)]
+    return re.compile(meta.general_desc.national_number_pattern), types
+
+
+def _fast_phone(text: str) -> str | None:
+    """The E.164 form of a valid mainland number in a common shape; None when the full path must decide."""
+    shape = _FRENCH_PHONE.fullmatch(text)
+    if shape is None:
+        return None
+    national = shape.group(1).replace(" ", "").replace(".", "").replace("-", "")
+    general, types = _mainland_patterns()
+    if general.fullmatch(national) and any(p.fullmatch(national) for p in types):
+        return "+33" + national
+    return None
+
+
 def check_phone(value: str) -> str:
     """A French phone number (mainland or overseas) in E.164, or ValueError (foreign numbers too)."""
+    text = str(value)
+    fast = _fast_phone(text.strip())
+    if fast is not None:
+        return fast
     try:
-        return normalise_french_number(str(value))
+        return normalise_french_number(text)
     except InvalidNumber as exc:
         if exc.reason.startswith("numéro étranger"):
             raise ValueError(exc.reason) from exc
@@ -48,8 +90,33 @@ def check_phone(value: str) -> str:
         raise ValueError(f"numéro de téléphone {word}: {value}") from exc
 
 
+# A plain ASCII address: dot-atoms of letters, digits, "_", "+" and "-" before the @; host names of letters,
+# digits and inner hyphens after it, ending with a TLD of letters.
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*")
+_PLAIN_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+_SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _fast_email(text: str) -> str | None:
+    """The normalised form of a plain ASCII address (domain lower-cased, as email-validator gives it); None
+    when the full validator must decide (anything unusual, and every refusal)."""
+    if len(text) > 254 or not text.isascii() or text.count("@") != 1:
+        return None
+    local, domain = text.split("@")
+    if len(local) > 64 or len(domain) > 253 or "--" in domain or not _PLAIN_LOCAL.fullmatch(local) \
+            or not _PLAIN_DOMAIN.fullmatch(domain):
+        return None
+    domain = domain.lower()
+    if any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE):
+        return None
+    return f"{local}@{domain}"
+
+
 def check_email(value: str) -> str:
     """A syntactically valid e-mail address, normalised (domain lower-cased); no DNS lookup."""
+    fast = _fast_email(value) if isinstance(value, str) else None
+    if fast is not None:
+        return fast
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:

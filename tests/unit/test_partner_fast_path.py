@@ -1,0 +1,148 @@
+"""The partner intake's fast paths for e-mails, French phone numbers and SIRETs give the same verdicts as the full
+validators (email-validator, phonenumbers, python-stdnum) on generated inputs, valid and invalid shapes alike."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from integrations.phones import InvalidNumber, normalise_french_number
+from triggers.partner_api import _fast_email, _fast_phone, check_email, check_phone, check_siret
+
+PROPERTY = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def full_email(value: str) -> str | None:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
+def full_phone(value: str) -> str | None:
+    try:
+        return normalise_french_number(value)
+    except InvalidNumber:
+        return None
+
+
+def verdict(check, value):
+    try:
+        return check(value)
+    except ValueError as exc:
+        return ("refused", str(exc))
+
+
+# --- e-mails: plain shapes, near misses, and anything at all ---
+
+LOCAL_CHARS = "abcXYZ019_+-.!#$%&'*/=?^`{|}~\"(),:;<>@[\\] é"
+DOMAIN_CHARS = "abcXYZ019-._ é"
+TLDS = ["fr", "com", "FR", "org", "bzh", "paris", "test", "local", "localhost", "invalid", "onion", "arpa", "1",
+        "f", "x1", "a" * 64, "example", "museum", "xn--p1ai", "c0m", ""]
+
+local_parts = st.one_of(st.from_regex(r"[a-z0-9_+-]{1,20}(\.[a-zA-Z0-9_+-]{1,10}){0,2}", fullmatch=True),
+                        st.text(LOCAL_CHARS, min_size=0, max_size=70))
+labels = st.one_of(st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?", fullmatch=True),
+                   st.text(DOMAIN_CHARS, min_size=0, max_size=12), st.just("a" * 63), st.just("a" * 64),
+                   st.just("ab--cd"), st.just("xn--80ak6aa92e"))
+domains = st.builds(lambda parts, tld: ".".join([*parts, tld]), st.lists(labels, min_size=0, max_size=4),
+                    st.sampled_from(TLDS))
+addresses = st.one_of(st.builds(lambda local, domain: f"{local}@{domain}", local_parts, domains),
+                      st.builds(lambda local, domain: f"{local}@@{domain}", local_parts, domains),
+                      st.text(max_size=40))
+
+
+@PROPERTY
+@given(addresses)
+@example("jean.dupont@exemple.fr")
+@example("Jean.Dupont@Exemple.FR")
+@example("a@b.c")
+@example(".a@exemple.fr")
+@example("a.@exemple.fr")
+@example("a..b@exemple.fr")
+@example("a@-exemple.fr")
+@example("a@exemple-.fr")
+@example("a@exemple.test")
+@example("a@sub.localhost")
+@example("a@exemple.123")
+@example("x" * 65 + "@exemple.fr")
+@example("a@" + ".".join(["b" * 63] * 4) + ".fr")
+def test_the_email_fast_path_agrees_with_email_validator(address):
+    fast = _fast_email(address)
+    if fast is not None:  # whatever the fast path accepts, email-validator accepts the same way
+        assert fast == full_email(address)
+    assert verdict(check_email, address)[0] != "refused" or full_email(address) is None
+    if full_email(address) is not None:
+        assert check_email(address) == full_email(address)
+
+
+def test_the_email_fast_path_takes_the_common_shapes():
+    for address in ("jean.dupont@exemple.fr", "contact+bge@boulangerie-martin.bzh", "J_Doe-1@Mail.Orange.FR"):
+        assert _fast_email(address) == full_email(address) is not None
+
+
+# --- phone numbers: French shapes, overseas, foreign, broken ---
+
+digits = st.text("0123456789", min_size=0, max_size=12)
+separators = st.sampled_from(["", " ", ".", "-", "  ", "/", "(0)", "\u00a0"])
+
+
+def _grouped(number: str, sep: str) -> str:
+    return sep.join(number[i:i + 2] for i in range(0, len(number), 2))
+
+
+french_shapes = st.builds(lambda prefix, body, sep: prefix + _grouped(body, sep),
+                          st.sampled_from(["0", "+33", "+33 ", "+33-", "0033", "+262 ", "+44 ", "", "+", "00"]),
+                          st.text("0123456789", min_size=8, max_size=11), separators)
+phones = st.one_of(french_shapes, digits, st.text("0123456789 .-+()", max_size=20), st.text(max_size=16))
+
+
+@PROPERTY
+@given(phones)
+@example("06 12 34 56 78")
+@example("+33 6 12 34 56 78")
+@example("0262 12 34 56")  # La Réunion: overseas, the full path decides
+@example("0692 12 34 56")
+@example("01 23 45 67 89")
+@example("08 99 12 34 56")
+@example("09 12 34 56 78")
+@example("05 00 00 00 00")
+@example("+33612345678")
+@example(" 0612345678 ")
+@example("0612345678\u00a0")
+@example("+44 20 7946 0958")
+def test_the_phone_fast_path_agrees_with_phonenumbers(raw):
+    fast = _fast_phone(raw.strip())
+    if fast is not None:
+        assert fast == full_phone(raw)
+    full = full_phone(raw)
+    got = verdict(check_phone, raw)
+    assert got == full if full is not None else got[0] == "refused"
+
+
+def test_the_phone_fast_path_takes_the_common_shapes():
+    for raw in ("06 12 34 56 78", "06.12.34.56.78", "0612345678", "+33 6 12 34 56 78", "01-23-45-67-89"):
+        assert _fast_phone(raw) == full_phone(raw) is not None
+    assert _fast_phone("0262 12 34 56") is None and full_phone("0262 12 34 56") == "+262262123456"
+
+
+# --- SIRET: 14 digits go straight to the key check ---
+
+
+@PROPERTY
+@given(st.one_of(st.text("0123456789", min_size=13, max_size=15), st.text("0123456789 .", max_size=18),
+                 st.text(max_size=16)))
+@example("73282932000074")
+@example("732 829 320 00074")
+@example("٧٣٢٨٢٩٣٢٠٠٠٠٧٤")  # Arabic-Indic digits: not ASCII, the full path decides
+def test_the_siret_fast_path_agrees_with_stdnum(raw):
+    from stdnum.fr import siret as siret_check
+
+    from triggers.sirene import siret_is_valid
+
+    compact = siret_check.compact(raw)
+    expected = compact if len(compact) == 14 and compact.isdigit() and siret_is_valid(compact) else None
+    got = verdict(check_siret, raw)
+    assert got == expected if expected is not None else got[0] == "refused"
