@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from integrations._settings import setting, store_engine
-from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
+from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, register
 from integrations.call_rules import (
     ANSWERED,
     MAX_ATTEMPTS,
@@ -106,6 +106,7 @@ class _Known:
     phone: str = ""
     departement: str | None = None
     timezone: str | None = None
+    numbers: frozenset[str] = frozenset()  # numbers with a live specific call consent (store.privacy)
 
 
 def _business_facts(conn: Connection, business_ids: set[int]) -> dict[int, _Known]:
@@ -128,13 +129,19 @@ def _business_facts(conn: Connection, business_ids: set[int]) -> dict[int, _Know
         )
         .where(BUSINESSES.c.id.in_(business_ids))
     )
+    # A specific consent (store.privacy: given to an owner, for calls, to that number) counts too; that it
+    # covers the campaign's owner is checked by the dispatcher before the batch reaches this channel.
+    from store.privacy import live_call_numbers
+
+    specific = live_call_numbers(conn, business_ids)
     known = {}
     for business_id, phone, consent, departement, zone in rows:
         try:
             normalised = normalise_number(phone) if phone else ""
         except InvalidNumber:
             normalised = ""
-        known[business_id] = _Known(bool(consent), normalised, departement, zone)
+        known[business_id] = _Known(bool(consent), normalised, departement, zone,
+                                    frozenset(specific.get(business_id, ())))
     return known
 
 
@@ -149,8 +156,8 @@ def _business_id(meta: dict[str, Any]) -> int | None:
 def _has_consent(meta: dict[str, Any], phone: str, known: _Known | None) -> bool:
     if meta.get("consent") or meta.get("relationship"):
         return True
-    # The consent recorded for the business covers its own number only.
-    return known is not None and known.consent and known.phone == phone
+    # The consent recorded for the business covers its own number only; a specific one, the number agreed on.
+    return known is not None and ((known.consent and known.phone == phone) or phone in known.numbers)
 
 
 def _assignee(meta: dict[str, Any]) -> str:
@@ -187,7 +194,8 @@ class CallTaskChannel:
             raise ValueError("file d'appels sans base de données : DECLIC_DATABASE_URL ou DECLIC_HOME")
         return cls(engine=store, timezone=setting(settings, "timezone", "Europe/Paris"), clock=clock)
 
-    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
+             on_answer: Answer | None = None) -> list[SendResult]:
         """Queue one task per message; refused ones (no consent, bad number, no script) are PERMANENT."""
         results: dict[int, SendResult] = {}
         try:

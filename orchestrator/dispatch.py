@@ -30,6 +30,7 @@ from store.outbox import (
     record_results,
     release_expired,
 )
+from store.privacy import calls_without_consent
 
 
 def worker_id() -> str:
@@ -103,6 +104,8 @@ def prepare_batch(app: App, *, now: dt.datetime | None = None, limit: int | None
         by_campaign.update(row.campaign_id for row in rows)
     with app.engine.begin() as conn:
         blocked = blocked_at_send_time(conn, rows)
+        # A call consent is specific to the owner it was given to (issue 15).
+        blocked.update(calls_without_consent(conn, [r for r in rows if r.id not in blocked]))
         cancel(conn, blocked, owner, now)
     prepared = Prepared(owner, now, clock, rows, Counter(f"cancelled_{reason}" for reason in blocked.values()),
                         blocked=blocked)
@@ -142,7 +145,8 @@ def deliver_batch(app: App, prepared: Prepared, by_outcome: Counter | None = Non
         fence.close()
     retry_base = dt.timedelta(seconds=settings.retry_base_seconds)
     with app.engine.begin() as conn:
-        counts.update(record_results(conn, results, owner, now, fence.handed_over, retry_base=retry_base))
+        counts.update(record_results(conn, results, owner, now, fence.handed_over, retry_base=retry_base,
+                                     settled=fence.settled))
         permanent = {r.message_id for r in results if r.outcome is Outcome.PERMANENT}
         failing = {row.campaign_id for row in prepared.rows if row.id in permanent}
         if failing:

@@ -296,13 +296,23 @@ def guard_candidates(app: App, conn, candidates: list) -> list:
 
     if not candidates:
         return candidates
-    erased = erased_ids(app.settings.resolved_secret, conn, {c.business.id: c.business for c in candidates}.values())
-    if not erased:
+    views = {c.business.id: c.business for c in candidates}
+    erased = erased_ids(app.settings.resolved_secret, conn, views.values())
+    if erased:
+        sp.forget_contacts(conn, erased, app.clock())
+    # A specific call consent (to some owner) lets the planner plan a call; the dispatcher keeps it for that owner.
+    consented = sp.with_call_consent(conn, [i for i, b in views.items() if b.phone and not b.phone_consent]) - erased
+    if not erased and not consented:
         return candidates
-    sp.forget_contacts(conn, erased, app.clock())
-    return [replace(c, business=replace(c.business, email=None, phone=None, phone_consent=False,
-                                        do_not_contact=True)) if c.business.id in erased else c
-            for c in candidates]
+    out = []
+    for c in candidates:
+        if c.business.id in erased:
+            c = replace(c, business=replace(c.business, email=None, phone=None, phone_consent=False,
+                                            do_not_contact=True))
+        elif c.business.id in consented:
+            c = replace(c, business=replace(c.business, phone_consent=True))
+        out.append(c)
+    return out
 
 
 # --- retention ---

@@ -75,9 +75,12 @@ def request_callback(
 ) -> CallbackStored:
     """Create (or update, when asked again) the call task of this message and record the request.
 
-    The owner gave the number to be called back: it becomes the business's number with consent when
-    none is known, so later call tasks may use it.
+    The owner gave the number to be called back: it becomes the business's number when none is known, and
+    a consent specific to the campaign's owner is recorded (date, source, the words agreed to): later call
+    campaigns of that owner may use it, other owners may not.
     """
+    from store.privacy import CALLBACK_CONSENT_TEXT, give_consent, owner_of_campaign
+
     now = now or utcnow()
     existing = conn.execute(select(TASKS.c.id).where(TASKS.c.message_id == msg.id)).first()
     values = {
@@ -101,8 +104,12 @@ def request_callback(
     conn.execute(
         update(BUSINESS)
         .where(BUSINESS.c.id == msg.business_id, BUSINESS.c.phone.is_(None))
-        .values(phone=phone, phone_source="landing", phone_consent=True, updated_at=now)
+        .values(phone=phone, phone_source="landing", updated_at=now)
     )
+    owner = owner_of_campaign(conn, msg.campaign_id)
+    if owner and msg.business_id is not None:
+        give_consent(conn, business_id=msg.business_id, owner=owner, purpose="call", phone=phone,
+                     source=f"landing:{msg.id}", text=CALLBACK_CONSENT_TEXT.format(owner=owner), at=now)
     record_interaction(
         conn,
         msg,

@@ -206,13 +206,107 @@ def delete_consents(conn: Connection, business_id: int) -> int:
     return conn.execute(delete(CONSENTS).where(CONSENTS.c.business_id == business_id)).rowcount or 0
 
 
+PURPOSES = {"call": "appel", "sms": "SMS"}
+# The words of the landing page's callback form, as the person agreed to them.
+CALLBACK_CONSENT_TEXT = ("Je veux être rappelé(e) à ce numéro par {owner} (ou la personne qu'il désigne) "
+                         "au sujet de ses actions pour le numérique des entreprises.")
+
+
 def consents_of(conn: Connection, business_id: int) -> list[dict[str, Any]]:
-    """The consents recorded for a business (the call consent of the business row until specific ones exist)."""
+    """The consents recorded for a business: each specific one (owner, purpose, date, source, text), and the
+    relationship a partner declared for the business's number, if any."""
+    out = [{"objet": PURPOSES.get(c.purpose, c.purpose), "porteur": c.owner, "numéro": c.phone, "source": c.source,
+            "texte": c.text, "donné le": c.given_at, "retiré le": c.withdrawn_at, "retrait": c.withdrawn_source}
+           for c in conn.execute(select(CONSENTS).where(CONSENTS.c.business_id == business_id)
+                                 .order_by(CONSENTS.c.id))]
     b = conn.execute(select(BUSINESS.c.phone_consent, BUSINESS.c.phone_source)
                      .where(BUSINESS.c.id == business_id)).first()
-    if b is None or not b.phone_consent:
-        return []
-    return [{"objet": "appel", "porteur": None, "source": b.phone_source, "texte": None}]
+    if b is not None and b.phone_consent:
+        out.append({"objet": "appel (relation existante déclarée)", "porteur": None, "source": b.phone_source,
+                    "texte": None})
+    return out
+
+
+def give_consent(conn: Connection, *, business_id: int, owner: str, purpose: str, phone: str | None, source: str,
+                 text: str, at: dt.datetime | None = None) -> None:
+    """Record a specific consent (the same owner, purpose and number again: the live one is kept)."""
+    live = conn.execute(select(CONSENTS.c.id).where(
+        CONSENTS.c.business_id == business_id, CONSENTS.c.owner == owner, CONSENTS.c.purpose == purpose,
+        CONSENTS.c.phone == phone, CONSENTS.c.withdrawn_at.is_(None))).first()
+    if live is None:
+        conn.execute(CONSENTS.insert().values(business_id=business_id, owner=owner, purpose=purpose, phone=phone,
+                                              source=source[:120], text=text, given_at=at or utcnow()))
+
+
+def withdraw_consents(conn: Connection, *, business_id: int, owner: str | None, purpose: str, source: str,
+                      at: dt.datetime | None = None) -> int:
+    """Withdraw the live consents of a business for a purpose (of one owner, or all); planned ones stop."""
+    query = update(CONSENTS).where(CONSENTS.c.business_id == business_id, CONSENTS.c.purpose == purpose,
+                                   CONSENTS.c.withdrawn_at.is_(None))
+    if owner is not None:
+        query = query.where(CONSENTS.c.owner == owner)
+    return conn.execute(query.values(withdrawn_at=at or utcnow(), withdrawn_source=source[:120])).rowcount or 0
+
+
+def withdraw_for_task(conn: Connection, task_id: int, source: str, at: dt.datetime | None = None) -> int:
+    """"Elle ne veut pas être appelée": the call consent given to the owner of that task's campaign is withdrawn."""
+    found = conn.execute(select(TASKS.c.business_id, MESSAGES.c.campaign_id)
+                         .select_from(TASKS.outerjoin(MESSAGES, MESSAGES.c.id == TASKS.c.message_id))
+                         .where(TASKS.c.id == task_id)).first()
+    if found is None or found.business_id is None:
+        return 0
+    owner = owner_of_campaign(conn, found.campaign_id)
+    return withdraw_consents(conn, business_id=found.business_id, owner=owner, purpose="call", source=source, at=at)
+
+
+def owner_of_campaign(conn: Connection, campaign_id: int | None) -> str | None:
+    """The owner named by a campaign."""
+    if campaign_id is None:
+        return None
+    return conn.execute(select(CAMPAIGNS.c.owner).where(CAMPAIGNS.c.id == campaign_id)).scalar_one_or_none()
+
+
+def with_call_consent(conn: Connection, business_ids: Iterable[int]) -> set[int]:
+    """The businesses with a live call consent given to any owner (the planner may plan a call for them)."""
+    out: set[int] = set()
+    for part in chunks(sorted(set(business_ids)), 900):
+        out.update(r[0] for r in conn.execute(select(CONSENTS.c.business_id).where(
+            CONSENTS.c.business_id.in_(part), CONSENTS.c.purpose == "call", CONSENTS.c.withdrawn_at.is_(None))))
+    return out
+
+
+def live_call_numbers(conn: Connection, business_ids: Iterable[int]) -> dict[int, set[str]]:
+    """The numbers each business agreed to be called on (live specific consents, any owner)."""
+    out: dict[int, set[str]] = {}
+    for part in chunks(sorted(set(business_ids)), 900):
+        for business_id, phone in conn.execute(select(CONSENTS.c.business_id, CONSENTS.c.phone).where(
+                CONSENTS.c.business_id.in_(part), CONSENTS.c.purpose == "call", CONSENTS.c.withdrawn_at.is_(None),
+                CONSENTS.c.phone.is_not(None))):
+            out.setdefault(business_id, set()).add(phone)
+    return out
+
+
+def calls_without_consent(conn: Connection, rows) -> dict[int, str]:
+    """Call messages whose campaign's owner holds no live call consent for that number, and whose business has
+    no relationship declared by a partner: {message id: "no_consent"} (a consent is specific to its owner)."""
+    calls = [r for r in rows if r.channel == "call"]
+    if not calls:
+        return {}
+    ids = {r.business_id for r in calls}
+    related = {r[0] for r in conn.execute(select(BUSINESS.c.id).where(BUSINESS.c.id.in_(ids),
+                                                                      BUSINESS.c.phone_consent.is_(True)))}
+    owners = dict(conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.owner)
+                               .where(CAMPAIGNS.c.id.in_({r.campaign_id for r in calls}))).all())
+    live = {(c.business_id, c.owner, c.phone) for c in conn.execute(
+        select(CONSENTS.c.business_id, CONSENTS.c.owner, CONSENTS.c.phone).where(
+            CONSENTS.c.business_id.in_(ids), CONSENTS.c.purpose == "call", CONSENTS.c.withdrawn_at.is_(None)))}
+    out = {}
+    for r in calls:
+        if r.business_id in related:
+            continue
+        if (r.business_id, owners.get(r.campaign_id), r.recipient) not in live:
+            out[r.id] = "no_consent"
+    return out
 
 
 # --- keyed hashes of erased identities ---

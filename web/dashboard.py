@@ -522,6 +522,10 @@ async def task_outcome(
                 conn, task_id, outcome=outcome, at=now, note=note.strip() or None, timezone=settings.timezone
             )
             record_task_outcome(conn, task_id, met=(outcome == "done" and met == "oui"), now=now)
+            if outcome == "refused":  # one word on the phone withdraws the call consent given to that owner
+                from store.privacy import withdraw_for_task
+
+                withdraw_for_task(conn, task_id, f"call:{task_id}", now)
 
     await run_in_threadpool(write)
     return RedirectResponse("/tableau/appels", status_code=303)

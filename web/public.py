@@ -258,6 +258,26 @@ def _notify(settings: Settings, mail) -> None:
         channel.close()
 
 
+@router.post("/m/{token}/plus-d-appel", response_class=HTMLResponse)
+def stop_calls(request: Request, token: str, settings: SettingsDep, engine: EngineDep,
+               csrf: Annotated[str, Form()] = "") -> HTMLResponse:
+    """ "Je ne veux plus être appelé(e)": one click withdraws every call and SMS consent of the business."""
+    from store.privacy import withdraw_consents
+
+    try:
+        message_id, msg = _landing_message(engine, settings, token)
+    except TokenError as exc:
+        return _error(request, str(exc))
+    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
+        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
+    if msg.business_id is not None:
+        with engine.begin() as conn:
+            for purpose in ("call", "sms"):
+                withdraw_consents(conn, business_id=msg.business_id, owner=None, purpose=purpose,
+                                  source=f"landing:{message_id}")
+    return _landing(request, settings, token, msg, done="plus_d_appel")
+
+
 @router.post("/m/{token}/pas-pour-moi", response_class=HTMLResponse)
 def not_for_me(
     request: Request,

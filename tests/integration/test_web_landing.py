@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from orchestrator.links import make_token
-from store.models import Business, CallTask, Interaction
+from store.models import Business, CallTask, Consent, Interaction
 from tests.utils.outreach import business, campaign, enrol
 from web.app import create_app
 
@@ -76,7 +76,11 @@ def test_callback_creates_a_task_for_the_ambassador_and_notifies_them(
         biz = conn.execute(select(Business.__table__).where(Business.__table__.c.id == b)).one()
     assert task.assignee == "ambassador:7" and task.phone == "+33612345678" and task.status == "open"
     assert task.message_id == m and task.outcome_note == "Plutôt le mardi"
-    assert biz.phone == "+33612345678" and biz.phone_consent is True
+    # The consent is specific to the campaign's owner (issue 15), no longer a global flag on the business.
+    assert biz.phone == "+33612345678" and biz.phone_consent is False
+    with engine.connect() as conn:
+        consent = conn.execute(select(Consent.__table__)).one()
+    assert (consent.business_id, consent.purpose, consent.phone) == (b, "call", "+33612345678")
     assert kinds(engine) == ["callback_request"]
     deadline = time.monotonic() + 5
     while smtp_sink.received < 1 and time.monotonic() < deadline:
