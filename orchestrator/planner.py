@@ -29,6 +29,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -119,6 +120,7 @@ class AmbassadorView:
     epcis: frozenset[str]
     departements: frozenset[str]  # départements served (given, or those of the communes and EPCI served)
     remaining: int
+    nafs: frozenset[str] = frozenset()  # NAF sub-classes practised ("10.71C"): matched before the family
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +140,11 @@ class OfferView:
     epcis: frozenset[str] = frozenset()
     departements: frozenset[str] = frozenset()
     regions: frozenset[str] = frozenset()
+    grant: str | None = None  # who pays what, as a sentence: never folded into the price
 
     def as_context(self) -> dict[str, Any]:
         return {"title": self.title, "provider": self.provider, "kind": self.kind, "format": self.format,
-                "duration": self.duration, "hours": self.hours, "price": self.price}
+                "duration": self.duration, "hours": self.hours, "price": self.price, "grant": self.grant}
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,31 +399,39 @@ def _indexed(items: Sequence[Any] | PlaceIndex) -> PlaceIndex:
 
 def pick_ambassador(b: BusinessView, ambassadors: Sequence[AmbassadorView] | PlaceIndex, remaining: dict[int, int]
                     ) -> AmbassadorView | None:
-    """The ambassador of the business's family nearest it (same EPCI, else same département) with capacity left."""
+    """The ambassador serving the business's place with capacity left who is closest to its trade: one practising
+    its NAF sub-class, else one of its family, else an adviser serving every trade; then the nearest (same
+    commune or EPCI, else same département); then the one with most capacity left (spreads the load)."""
     best, best_key = None, None
-    for level, exact, a in _ambassador_shortlist(b, _indexed(ambassadors)):
+    for level, trade, a in _ambassador_shortlist(b, _indexed(ambassadors)):
         left = remaining.get(a.id, 0)
         if left <= 0:
             continue
-        # Nearest first, then the exact trade, then the one with most capacity left (spreads the load).
-        key = (level, exact, -left, a.id)
+        key = (trade, level, -left, a.id)
         if best_key is None or key < best_key:
             best, best_key = a, key
     return best
 
 
 def _ambassador_shortlist(b: BusinessView, index: PlaceIndex) -> list[tuple[int, int, AmbassadorView]]:
-    """(level, 0 exact trade / 1 any trade, ambassador) for those serving the business's family and place."""
+    """(level, trade: 0 same NAF sub-class / 1 same family / 2 every trade, ambassador) for those serving the
+    business's family and place."""
     # Only the places some ambassador serves tell businesses apart: the shortlist is shared by the rest.
     commune = b.commune_code if ("c", b.commune_code) in index.by else None
     epci = b.epci_code if ("e", b.epci_code) in index.by else None
-    key = (b.family, commune, epci, b.departement_code)
+    naf = _dotted_naf(b.naf_code)
+    key = (b.family, naf, commune, epci, b.departement_code)
     found = index.shortlists.get(key)
     if found is None:
         found = []
         for a in index.near(b):
-            exact = b.family in a.families
-            if not exact and "*" not in a.families:
+            if naf is not None and naf in a.nafs:
+                trade = 0
+            elif b.family in a.families:
+                trade = 1
+            elif "*" in a.families:
+                trade = 2
+            else:
                 continue
             if b.commune_code in a.communes or (b.epci_code and b.epci_code in a.epcis):
                 level = 0
@@ -428,9 +439,20 @@ def _ambassador_shortlist(b: BusinessView, index: PlaceIndex) -> list[tuple[int,
                 level = 1
             else:
                 continue
-            found.append((level, 0 if exact else 1, a))
+            found.append((level, trade, a))
         index.shortlists[key] = found
     return found
+
+
+@lru_cache(maxsize=4096)
+def _dotted_naf(code: str | None) -> str | None:
+    """A NAF sub-class as ambassadors store it ("4322A" -> "43.22A"), or None."""
+    from segments.taxonomy import normalize_naf
+
+    try:
+        return normalize_naf(code) if code else None
+    except ValueError:
+        return None
 
 
 def pick_offers(b: BusinessView, trigger_type: str, offers: Sequence[OfferView] | PlaceIndex, limit: int = 2
@@ -502,6 +524,39 @@ def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
                      "owners": [o.name for o in spec.owners()]},
         "meta": meta,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Personalised:
+    """What a treatment message says to one business: its ambassador, offers, variant and render context."""
+
+    ambassador: AmbassadorView | None
+    offers: list[OfferView]
+    variant: str | None
+    context: dict[str, Any]
+
+
+def personalise(spec: CampaignSpec, campaign_id: int, b: BusinessView, c: Candidate,
+                ambassadors: Sequence[AmbassadorView] | PlaceIndex, offers: Sequence[OfferView] | PlaceIndex,
+                remaining: dict[int, int], offer_cache: dict[tuple, list[OfferView]] | None = None) -> Personalised:
+    """The ambassador and offers matched to `b`, the variant drawn and the render context (links are added at send
+    time); takes one introduction from `remaining`. The planner and the previews (`declic templates preview
+    --campaign`, the dashboard's campaign preview) both call it, so what a preview shows is what leaves."""
+    ambassador = pick_ambassador(b, ambassadors, remaining)
+    if ambassador is not None:
+        remaining[ambassador.id] -= 1
+    offer_index = _indexed(offers)
+    # Offers depend on the trade, the place and the moment only: the same few answers recur across a batch.
+    offer_key = (b.family, b.commune_code if ("c", b.commune_code) in offer_index.by else None,
+                 b.epci_code if ("e", b.epci_code) in offer_index.by else None, b.departement_code,
+                 b.region_code, c.type)
+    chosen = offer_cache.get(offer_key) if offer_cache is not None else None
+    if chosen is None:
+        chosen = pick_offers(b, c.type, offer_index)
+        if offer_cache is not None:
+            offer_cache[offer_key] = chosen
+    return Personalised(ambassador, chosen, variant_for(spec, campaign_id, b.id),
+                        message_context(spec, b, c, ambassador, chosen))
 
 
 def _sender(spec: CampaignSpec) -> dict[str, Any]:
@@ -628,7 +683,6 @@ def plan(
     pressure = _Pressure(history or {}, policy)
     remaining = {a.id: a.remaining for a in ambassadors}
     ambassador_index, offer_index = PlaceIndex(ambassadors), PlaceIndex(offers)
-    # Offers depend on the trade, the place and the moment only: the same few answers recur across a batch.
     offer_cache: dict[tuple, list[OfferView]] = {}
     for c in candidates:
         b = c.business
@@ -704,22 +758,13 @@ def plan(
                 skip("holdout")
                 continue
             owned[(b.id, moment)] = (rule.id, "treatment")
-            ambassador = pick_ambassador(b, ambassador_index, remaining)
-            if ambassador is not None:
-                remaining[ambassador.id] -= 1
-            else:
+            chosen = personalise(spec, rule.id, b, c, ambassador_index, offer_index, remaining, offer_cache)
+            ambassador, variant = chosen.ambassador, chosen.variant
+            if ambassador is None:
                 out.ambassador_gaps += 1
-            offer_key = (b.family, b.commune_code if ("c", b.commune_code) in offer_index.by else None,
-                         b.epci_code if ("e", b.epci_code) in offer_index.by else None, b.departement_code,
-                         b.region_code, c.type)
-            chosen_offers = offer_cache.get(offer_key)
-            if chosen_offers is None:
-                chosen_offers = offer_cache[offer_key] = pick_offers(b, c.type, offer_index)
-            variant = variant_for(spec, rule.id, b.id)
             pressure.add(b.id, rule.id, due)
             enrolled.add(key)
-            message = PlannedMessage(0, channel, step.template, recipient or "", due,
-                                     message_context(spec, b, c, ambassador, chosen_offers), variant)
+            message = PlannedMessage(0, channel, step.template, recipient or "", due, chosen.context, variant)
             out.enrollments.append(PlannedEnrollment(rule.id, rule.version, b.id, c.event_id, c.key, c.type,
                                                      "treatment", (message,), variant,
                                                      ambassador.id if ambassador else None, moment))

@@ -1,14 +1,18 @@
 """Ambassadors and offers: CSV import (explained rejects: line, field, reason) and the planner's views of them.
 
 Ambassadors CSV (UTF-8, comma or semicolon separated; lists inside a cell separated by "|"):
-  key,name,metier,families,communes,epci,departements,channels,phone,email,commune,monthly_capacity
-  `families` are métier family keys or "*" (every trade); at least one of communes/epci/departements;
+  key,name,metier,families,naf,communes,epci,departements,channels,phone,email,commune,monthly_capacity
+  `families` are métier family keys or "*" (every trade); `naf` (optional) the NAF sub-classes they practise
+  ("10.71C|10.71D"): a business of one of them is matched to them before any ambassador of its mere family;
+  at least one of communes/epci/departements;
   `channels` among email, phone, visit; a phone or an e-mail is required.
 Offers CSV:
-  key,title,provider,kind,families,territory,format,duration,hours,price,url
+  key,title,provider,kind,families,territory,format,duration,hours,price,grant,url
   `kind` among diagnostic, formation_courte, accompagnement, coup_de_pouce, financement; `territory` as
   "level:code" items ("epci:243500139|departement:35"), empty for national; `format` among sur_place,
-  a_distance, mixte; duration, hours and price are required (an owner must know what it costs in time and money).
+  a_distance, mixte; duration and hours are required, and a price or a grant (an owner must know what it costs in
+  time and money). `price` is what the owner pays ("gratuit", "20 €"); `grant` is who pays what, as a sentence
+  ("La Région rembourse la moitié de vos dépenses, jusqu'à 1 500 €"): a share of expenses in `price` is refused.
 Re-importing a file updates rows by `key`.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -37,10 +42,14 @@ ENROLLMENTS = Enrollment.__table__
 OFFER_KINDS = ("diagnostic", "formation_courte", "accompagnement", "coup_de_pouce", "financement")
 OFFER_FORMATS = ("sur_place", "a_distance", "mixte")
 AMBASSADOR_CHANNELS = ("email", "phone", "visit")
-AMBASSADOR_COLUMNS = ("key", "name", "metier", "families", "communes", "epci", "departements", "channels", "phone",
-                      "email", "commune", "monthly_capacity")
+AMBASSADOR_COLUMNS = ("key", "name", "metier", "families", "naf", "communes", "epci", "departements", "channels",
+                      "phone", "email", "commune", "monthly_capacity")
 OFFER_COLUMNS = ("key", "title", "provider", "kind", "families", "territory", "format", "duration", "hours", "price",
-                 "url")
+                 "grant", "url")
+# Columns a file may leave out (files written before they existed still import).
+OPTIONAL_COLUMNS = ("url", "metier", "commune", "naf", "grant")
+# A price that is really a grant: a share of the expenses, a ceiling ("50 % des dépenses jusqu'à 1 500 €").
+_GRANT_IN_PRICE = re.compile(r"%|\bdépenses\b|\bjusqu'à\b|\brembours|\bprise en charge\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +70,7 @@ def _read(text: str, expected: tuple[str, ...]) -> tuple[list[tuple[int, dict[st
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter)
     header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in expected if c not in header and c not in ("url", "metier", "commune")]
+    missing = [c for c in expected if c not in header and c not in OPTIONAL_COLUMNS]
     unknown = [h for h in header if h not in expected]
     if missing or unknown:
         reason = "; ".join(filter(None, [f"colonnes manquantes: {', '.join(missing)}" if missing else "",
@@ -75,7 +84,7 @@ def _read(text: str, expected: tuple[str, ...]) -> tuple[list[tuple[int, dict[st
 
 def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Validated ambassador rows and the lines rejected."""
-    from segments.taxonomy import families
+    from segments.taxonomy import families, naf_entry
     from segments.territory import validate_codes
 
     rows, rejects = _read(text, AMBASSADOR_COLUMNS)
@@ -97,6 +106,15 @@ def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
             bad("families", "aucune famille de métiers (mettre * pour tous les métiers)")
         elif unknown := [f for f in fams if f != "*" and f not in families()]:
             bad("families", f"familles inconnues: {', '.join(unknown)}")
+        nafs = []
+        for code in _items(r.get("naf")):
+            entry = naf_entry(code)
+            if entry is None:
+                bad("naf", f"code NAF inconnu: {code!r} (exemple: 10.71C)")
+            elif fams and "*" not in fams and entry.family not in fams:
+                bad("naf", f"le code NAF {entry.code} n'est pas de la famille {', '.join(fams)}")
+            else:
+                nafs.append(entry.code)
         places = {"communes": _items(r.get("communes")), "epci": _items(r.get("epci")),
                   "departements": _items(r.get("departements"))}
         if not any(places.values()):
@@ -121,7 +139,7 @@ def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
             continue
         seen.add(r["key"])
         out.append({"key": r["key"], "name": r["name"], "metier": r.get("metier") or None, "families": fams,
-                    "communes": places["communes"], "epcis": places["epci"],
+                    "nafs": nafs, "communes": places["communes"], "epcis": places["epci"],
                     "departements": places["departements"], "channels": channels, "phone": r.get("phone") or None,
                     "email": r.get("email") or None, "commune": r.get("commune") or None,
                     "monthly_capacity": capacity, "active": True})
@@ -145,9 +163,14 @@ def parse_offers(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
             bad("key", "identifiant manquant")
         elif r["key"] in seen:
             bad("key", f"identifiant en double: {r['key']}")
-        for fld in ("title", "provider", "duration", "hours", "price"):
+        for fld in ("title", "provider", "duration", "hours"):
             if not r.get(fld):
                 bad(fld, "valeur manquante")
+        if not (r.get("price") or r.get("grant")):
+            bad("price", "ni prix ni aide: le dirigeant doit savoir ce que cela lui coûte")
+        elif r.get("price") and _GRANT_IN_PRICE.search(r["price"]):
+            bad("price", f"{r['price']!r} est une aide, pas un prix: écrivez-la en phrase dans la colonne grant "
+                         "(ex. « La Région rembourse la moitié de vos dépenses, jusqu'à 1 500 € »)")
         if r.get("kind") not in OFFER_KINDS:
             bad("kind", f"type d'offre inconnu: {r.get('kind')!r} (connus: {', '.join(OFFER_KINDS)})")
         if r.get("format") not in OFFER_FORMATS:
@@ -168,7 +191,8 @@ def parse_offers(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
         seen.add(r["key"])
         out.append({"key": r["key"], "title": r["title"], "provider": r["provider"], "kind": r["kind"],
                     "families": fams, "territory": territory, "format": r["format"], "duration": r["duration"],
-                    "hours": r["hours"], "price": r["price"], "url": r.get("url") or None, "active": True})
+                    "hours": r["hours"], "price": r.get("price") or None, "grant": r.get("grant") or None,
+                    "url": r.get("url") or None, "active": True})
     return out, rejects
 
 
@@ -226,7 +250,7 @@ def ambassador_views(conn: Connection, now: dt.datetime) -> list[AmbassadorView]
             static.append((AmbassadorView(
                 id=a.id, name=a.name, metier=a.metier, phone=a.phone, email=a.email, commune=a.commune,
                 families=frozenset(a.families), communes=communes, epcis=frozenset(a.epcis),
-                departements=deps, remaining=0), a.monthly_capacity))
+                departements=deps, remaining=0, nafs=frozenset(a.nafs or ())), a.monthly_capacity))
         cached = _REGISTRY_CACHE["ambassadors"] = (key, static)
     used = dict(conn.execute(
         select(ENROLLMENTS.c.ambassador_id, func.count())
@@ -268,7 +292,7 @@ def offer_views(conn: Connection) -> list[OfferView]:
             id=o.id, title=o.title, provider=o.provider, kind=o.kind, format=o.format, duration=o.duration,
             hours=o.hours, price=o.price, families=frozenset(o.families), communes=frozenset(places["commune"]),
             epcis=frozenset(places["epci"]), departements=frozenset(places["departement"]),
-            regions=frozenset(places["region"])))
+            regions=frozenset(places["region"]), grant=o.grant))
     _REGISTRY_CACHE["offers"] = (key, out)
     return list(out)
 

@@ -419,6 +419,8 @@ class Ambassador(SQLModel, table=True):
     name: str
     metier: str | None = None
     families: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # "*" = all
+    # NAF sub-classes practised ("10.71C"): a business of one of them is matched first, before its family.
+    nafs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     communes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     epcis: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     departements: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -447,6 +449,8 @@ class Offer(SQLModel, table=True):
     duration: str | None = None
     hours: str | None = None
     price: str | None = None
+    # Who pays what, as a sentence ("La Région rembourse la moitié de vos dépenses, jusqu'à 1 500 €"): not a price.
+    grant: str | None = None
     url: str | None = None
     active: bool = True
     created_at: dt.datetime = Field(default_factory=utcnow)

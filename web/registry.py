@@ -27,9 +27,9 @@ KINDS = {
     "ambassadeurs": (Ambassador.__table__, AMBASSADOR_COLUMNS, import_ambassadors, "Ambassadeurs"),
     "offres": (Offer.__table__, OFFER_COLUMNS, import_offers, "Offres"),
 }
-LIST_FIELDS = {"families", "communes", "epcis", "departements", "channels", "territory"}
-# The CSV column "epci" is stored as "epcis".
-COLUMN_FIELD = {"epci": "epcis"}
+LIST_FIELDS = {"families", "nafs", "communes", "epcis", "departements", "channels", "territory"}
+# The CSV columns "epci" and "naf" are stored as "epcis" and "nafs".
+COLUMN_FIELD = {"epci": "epcis", "naf": "nafs"}
 
 
 def _operator(scope: accounts.Scope) -> None:

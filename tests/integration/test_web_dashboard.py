@@ -389,7 +389,7 @@ def test_operator_manages_ambassadors_with_the_import_rules(app, engine, world):
     )
     assert bad.status_code == 400 and "familles inconnues" in bad.text
     export = client.get("/tableau/registre/ambassadeurs/export.csv").content.decode("utf-8-sig")
-    assert "amb-1,Claire Le Goff,plombière,batiment|alimentation,35238" in export
+    assert "amb-1,Claire Le Goff,plombière,batiment|alimentation,,35238" in export
     assert client.get("/tableau/registre/offres").status_code == 200
     agent = signed_in(app, "agent@ille-et-vilaine.fr")
     assert agent.get("/tableau/registre/ambassadeurs").status_code == 403
