@@ -101,6 +101,25 @@ def purge(
     console.print(table)
 
 
+@privacy_app.command("register")
+def register(
+    owner: Annotated[str, typer.Option("--owner", help="the campaign owner, as named in its specs")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Markdown file (default: printed)")] = None,
+) -> None:
+    """The register entry (art. 30) of each campaign of an owner, in French Markdown."""
+    from orchestrator import privacy
+
+    try:
+        text = privacy.register(_app(), owner)
+    except privacy.PrivacyError as exc:
+        _fail(str(exc))
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"Registre écrit dans {output}.", highlight=False)
+
+
 def audit(
     since: Annotated[str | None, typer.Option("--since", help="from this date (2026-12-01) or ISO datetime")] = None,
     user: Annotated[str | None, typer.Option("--user", help="only this user's e-mail (or cli:NAME)")] = None,

@@ -358,3 +358,62 @@ def audit_entries(app: App, *, since: dt.datetime | None = None, user: str | Non
     for r in rows:
         r["action_label"] = audit.ACTIONS.get(r["action"], r["action"])
     return rows
+
+
+# --- records of processing (art. 30) ---
+
+CHANNEL_WORDS = {"email": "e-mail", "sms": "SMS", "letter": "courrier", "call": "appel", "webhook": "envoi à un outil"}
+TRIGGER_WORDS = {"creation": "création", "first_hire": "première embauche", "takeover": "reprise",
+                 "critical_period": "période difficile", "consolidation": "consolidation", "closure": "fermeture",
+                 "activity_change": "changement d'activité", "deadline": "échéance réglementaire"}
+
+
+def register(app: App, owner: str) -> str:
+    """The register entry (art. 30 GDPR) of each campaign of `owner`, in French Markdown, from store and spec."""
+    with app.engine.connect() as conn:
+        partners = sp.partner_names(conn)
+        campaigns = sp.owner_campaigns(conn, owner)
+    if not campaigns:
+        raise PrivacyError(f"Aucune campagne n'est portée par « {owner} ».")
+    s = app.settings
+    lines = [f"# Registre des traitements : {owner}", "",
+             f"Produit le {app.clock().astimezone(PARIS):%d/%m/%Y} par Déclic, à partir des campagnes enregistrées.",
+             ""]
+    for c in campaigns:
+        spec = c["spec"]
+        steps = spec.get("steps") or []
+        channels = sorted({CHANNEL_WORDS.get(st.get("channel"), st.get("channel")) for st in steps} |
+                          {CHANNEL_WORDS.get(k, k) for k in c["channels"]})
+        triggers = [TRIGGER_WORDS.get(t, t) for t in spec.get("triggers") or []]
+        territory = spec.get("owner", {}).get("territory") or {}
+        sources = [source_label(x, partners) for x in c["sources"]] or ["répertoire Sirene (INSEE)"]
+        sender = (spec.get("sender") or {}).get("name", owner)
+        where = ", ".join(f"{k} " + " ".join(map(str, v)) for k, v in territory.items() if v) or "du porteur"
+        lines += [
+            f"## Campagne « {spec.get('title') or c['name']} » ({c['name']})", "",
+            f"- **Responsable de traitement** : {owner} ; expéditeur : {sender}.",
+            "- **Finalité** : proposer aux très petites entreprises du territoire, au bon moment "
+            f"({', '.join(triggers) or 'calendrier de la campagne'}), un accompagnement au numérique "
+            "(un pair ambassadeur, une ou deux offres).",
+            "- **Base légale** : intérêt légitime (prospection entre professionnels, sur leur métier, avec "
+            "opposition gratuite dans chaque message) ; pour les appels, l'accord de la personne, donné à ce porteur.",
+            "- **Personnes concernées** : dirigeants et dirigeantes de très petites entreprises, souvent "
+            "entrepreneurs individuels, du territoire "
+            f"({where}).",
+            "- **Données** : identité de l'établissement (SIRET, nom, activité, commune, adresse), coordonnées "
+            "professionnelles (e-mail, téléphone), messages envoyés, réponses, accords et oppositions.",
+            f"- **Sources** : {', '.join(sources)}.",
+            f"- **Canaux** : {', '.join(channels) or 'aucun'} ; {c['enrolled']} entreprise(s) inscrite(s), "
+            f"{sum(c['channels'].values())} message(s) prévus ou envoyés.",
+            "- **Destinataires** : les agents du porteur (tableau de bord limité à son territoire), les "
+            "ambassadeurs pour les rappels demandés, les prestataires d'envoi (serveur e-mail, SMS, courrier).",
+            f"- **Durées de conservation** : coordonnées {s.retention_contact_days} jours après le dernier contact "
+            f"venu de la personne ; textes des messages et notes libres {s.retention_text_days} jours ; "
+            "oppositions gardées (sous forme d'empreinte après un effacement).",
+            "- **Sécurité** : accès par compte nominatif et rôle, limité au territoire ; jetons des partenaires "
+            "stockés hachés ; journal des consultations, exports et effacements ; liens signés ; clés secrètes hors "
+            "de la base.",
+            "- **Droits** : accès (`declic privacy export`), effacement et opposition (`declic privacy erase`, lien "
+            "de désinscription, STOP), retrait de l'accord d'appel en un clic.",
+            ""]
+    return "\n".join(lines)

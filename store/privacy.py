@@ -444,3 +444,23 @@ def apply_retention(conn: Connection, due: dict[tuple[str, str], list[int]], now
                      .values(phone="", script=ERASED_TEXT, outcome_note=None, updated_at=now))
     for part in chunks(sorted(ids.get("triggerevent", [])), 900):
         conn.execute(update(EVENTS).where(EVENTS.c.id.in_(part)).values(payload={}))
+
+
+# --- records of processing (art. 30) ---
+
+
+def owner_campaigns(conn: Connection, owner: str) -> list[dict[str, Any]]:
+    """The campaigns of an owner with what the register needs: spec, enrolled, messages by channel, sources."""
+    out = []
+    for c in conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.owner == owner).order_by(CAMPAIGNS.c.name)):
+        enrolled = conn.execute(select(func.count()).select_from(ENROLLMENTS)
+                                .where(ENROLLMENTS.c.campaign_id == c.id)).scalar_one()
+        channels = dict(conn.execute(select(MESSAGES.c.channel, func.count()).where(MESSAGES.c.campaign_id == c.id)
+                                     .group_by(MESSAGES.c.channel)).all())
+        sources = sorted({r[0] for r in conn.execute(
+            select(EVENTS.c.source).distinct()
+            .select_from(EVENTS.join(ENROLLMENTS, ENROLLMENTS.c.business_id == EVENTS.c.business_id))
+            .where(ENROLLMENTS.c.campaign_id == c.id))})
+        out.append({"name": c.name, "status": c.status, "spec": c.spec or {}, "enrolled": enrolled,
+                    "channels": channels, "sources": sources, "created_at": c.created_at})
+    return out

@@ -25,7 +25,8 @@ def test_export_holds_identity_sources_messages_and_the_callback(settings, engin
     partner_event = next(e for e in data["événements"] if e["source"] == "partenaire bge-35")
     assert partner_event["détails"]["dossier"] == "BGE-2026-117"
     sent = [m for m in data["messages"] if m["statut"] == "sent"]
-    assert sent and sent[0]["destinataire"] == EMAIL and "plombier" in sent[0]["texte"].lower()
+    assert sent and sent[0]["destinataire"] == EMAIL and "plomb" in sent[0]["texte"].lower()
+    assert "/u/" in sent[0]["texte"]  # the text as it left, unsubscribe link included
     assert sent[0]["campagne"] == "bienvenue-35" and sent[0]["historique"]
     assert [i["type"] for i in data["interactions"]] == ["callback_request"]
     assert data["appels"][0]["numéro"] == "+33698765432" and data["appels"][0]["note"] == NOTE
