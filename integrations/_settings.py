@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult
+from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult
 from orchestrator.settings import Settings, reveal
 
 
@@ -46,7 +46,8 @@ class UnconfiguredChannel:
         self.name = name
         self.reason = reason
 
-    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
+             on_answer: Answer | None = None) -> list[SendResult]:
         """Answer every message TRANSIENT with the configuration problem."""
         detail = f"canal « {self.name} » non configuré : {self.reason}"
         return [SendResult(message.message_id, Outcome.TRANSIENT, detail) for message in batch]

@@ -53,13 +53,26 @@ class SendResult:
 # another worker), the channel must abandon that message without handing it over.
 Handoff = Callable[[int], bool]
 
+# Called by a channel with a handoff point as soon as the peer answered one message handed over (SMTP 250 after
+# the ".", HTTP 2xx): the dispatcher records it with the next handoff, so a crash later in the batch leaves only
+# the messages truly in flight `unknown`, not the whole batch.
+Answer = Callable[["SendResult"], None]
+
+
+def answered(result: SendResult, on_answer: Answer | None) -> SendResult:
+    """Tell `on_answer` (when given) about `result`, and return it."""
+    if on_answer is not None:
+        on_answer(result)
+    return result
+
 
 class Channel(Protocol):
     """One way a message leaves Déclic."""
 
     name: str
 
-    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
+             on_answer: Answer | None = None) -> list[SendResult]:
         """Send a batch; one result per message, in order. Never raises for a single bad message."""
         ...
 

@@ -47,7 +47,7 @@ from email.utils import formatdate
 from functools import lru_cache
 
 from integrations._settings import setting, store_engine
-from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
+from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, answered, register
 from integrations.email_bounce import classify_reply, describe_reply
 from orchestrator.settings import reveal
 
@@ -252,7 +252,8 @@ class SmtpChannel:
             rows = conn.execute(select(table.c.id, table.c.spec).where(table.c.id.in_(wanted))).all()
         return {cid: identity(spec, self.sender, self.mail_domain) for cid, spec in rows}
 
-    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
+             on_answer: Answer | None = None) -> list[SendResult]:
         """Send a batch over up to `connections` connections at once; one result per message, in order."""
         shared = _Batch(batch)
         try:
@@ -262,10 +263,10 @@ class SmtpChannel:
             return [SendResult(m.message_id, Outcome.TRANSIENT, detail) for m in batch]
         workers = min(self.connections, len(batch))
         if workers <= 1:
-            self._work(shared, on_handoff)
+            self._work(shared, on_handoff, on_answer)
         else:
             threads = [
-                threading.Thread(target=self._work, args=(shared, on_handoff), daemon=True)
+                threading.Thread(target=self._work, args=(shared, on_handoff, on_answer), daemon=True)
                 for _ in range(workers)
             ]
             for thread in threads:
@@ -277,7 +278,7 @@ class SmtpChannel:
             for r, m in zip(shared.results, batch, strict=True)
         ]
 
-    def _work(self, shared: _Batch, on_handoff: Handoff | None) -> None:
+    def _work(self, shared: _Batch, on_handoff: Handoff | None, on_answer: Answer | None = None) -> None:
         # One thread, one connection: take the next message until the batch is done.
         smtp = self._take_idle()
         try:
@@ -305,7 +306,7 @@ class SmtpChannel:
                 except Exception as exc:  # noqa: BLE001 (a bug must not leave a connection inside DATA for reuse)
                     detail = f"erreur pendant l'envoi : {exc}"
                     result, keep = SendResult(msg.message_id, Outcome.TRANSIENT, detail), False
-                shared.results[index] = result
+                shared.results[index] = answered(result, on_answer)
                 if not keep:
                     _close(smtp)
                     smtp = None

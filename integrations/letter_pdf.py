@@ -55,7 +55,7 @@ from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
 from integrations._settings import setting, store_engine
-from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
+from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, register
 
 FONTS_DIR = Path(__file__).parent / "fonts"
 FONT_REGULAR = FONTS_DIR / "DejaVuSans.ttf"
@@ -546,7 +546,8 @@ class LetterChannel:
             timezone=setting(settings, "timezone", "Europe/Paris"),
         )
 
-    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
+             on_answer: Answer | None = None) -> list[SendResult]:
         """Write the batch's letters; bad addresses are PERMANENT, a disk failure TRANSIENT for all."""
         day = self.today()
         results: dict[int, SendResult] = {}

@@ -86,7 +86,7 @@ from integrations._http import (
     transport_detail,
 )
 from integrations._settings import UnconfiguredChannel, setting
-from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
+from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, answered, register
 from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
 from templates.lint import sms_length
 
@@ -523,10 +523,12 @@ class SmsChannel:
             rate=setting(settings, "sms_rate", 0.0),
         )
 
-    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
+             on_answer: Answer | None = None) -> list[SendResult]:
         """Send each SMS (invalid numbers: PERMANENT, no request); one result per message, in order."""
         self._throttle.resume()
-        return self._workers.map(lambda message: guarded(self._send_one, message, on_handoff), list(batch))
+        return self._workers.map(
+            lambda message: answered(guarded(self._send_one, message, on_handoff), on_answer), list(batch))
 
     def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
         try:

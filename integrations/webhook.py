@@ -55,7 +55,7 @@ from integrations._http import (
     transport_detail,
 )
 from integrations._settings import UnconfiguredChannel, setting
-from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult, register
+from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, answered, register
 
 SIGNATURE_HEADER = "X-Declic-Signature"
 TIMESTAMP_HEADER = "X-Declic-Timestamp"
@@ -168,10 +168,12 @@ class WebhookChannel:
         matches = [prefix for prefix in self.secrets if url.startswith(prefix)]
         return self.secrets[max(matches, key=len)] if matches else self.secret
 
-    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None) -> list[SendResult]:
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
+             on_answer: Answer | None = None) -> list[SendResult]:
         """POST each message; one result per message, in order."""
         self._throttle.resume()
-        return self._workers.map(lambda message: guarded(self._send_one, message, on_handoff), list(batch))
+        return self._workers.map(
+            lambda message: answered(guarded(self._send_one, message, on_handoff), on_answer), list(batch))
 
     def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
         url = message.recipient if _is_url(message.recipient) else self.url

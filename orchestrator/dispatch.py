@@ -140,7 +140,8 @@ def deliver_batch(app: App, prepared: Prepared, by_outcome: Counter | None = Non
     fence = Fence(app.engine, owner, lambda: clock().astimezone(dt.UTC))
     try:
         for channel_name, batch in prepared.by_channel.items():
-            results += app.channel(channel_name).send(batch, on_handoff=lambda i: fence(i, rfc_ids[i]))
+            results += app.channel(channel_name).send(batch, on_handoff=lambda i: fence(i, rfc_ids[i]),
+                                                      on_answer=fence.answered)
     finally:
         fence.close()
     retry_base = dt.timedelta(seconds=settings.retry_base_seconds)

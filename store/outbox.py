@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -195,6 +195,14 @@ class Fence:
         # The dialect's own format (SQLite stores text): the same as every other write of these columns.
         at_type = MESSAGES.c.sent_at.type.dialect_impl(engine.dialect)
         self._bind_at = at_type.bind_processor(engine.dialect) or (lambda value: value)
+        # A handed-over message the peer accepted turns `sent` with the next handoff's commit (no commit of its
+        # own): a crash later in the batch leaves `unknown` only what was truly in flight.
+        self._settle = (f"UPDATE {MESSAGES.name} SET status = 'sent' "
+                        f"WHERE id = {mark} AND status = 'handed_over' AND lease_owner = {mark}")
+        self._settle_history = (f"INSERT INTO {HISTORY.name} (message_id, status, at, detail) "
+                                f"VALUES ({mark}, 'sent', {mark}, {mark})")
+        self.settled: set[int] = set()
+        self._accepted: list[tuple[int, str]] = []
         self._cond = threading.Condition()
         self._queue: list[tuple[int, str]] = []
         self._answers: dict[int, bool] = {}
@@ -210,9 +218,10 @@ class Fence:
                     continue
                 self._committing = True
                 group, self._queue = self._queue, []
+                accepted, self._accepted = self._accepted, []
                 self._cond.release()
                 try:
-                    answers = self._commit(group)
+                    answers = self._commit(group, accepted)
                 finally:
                     self._cond.acquire()
                     self._committing = False
@@ -220,11 +229,25 @@ class Fence:
                 self._cond.notify_all()
             return self._answers.pop(message_id)
 
-    def _commit(self, group: list[tuple[int, str]]) -> dict[int, bool]:
+    def answered(self, result: SendResult) -> None:
+        """The peer's answer to one message (a channel's `on_answer`): an accepted handoff is settled `sent`
+        with the next commit; every other answer waits for `record_results`."""
+        if result.outcome is Outcome.SENT and result.message_id in self.handed_over:
+            with self._cond:
+                self._accepted.append((result.message_id, result.detail))
+
+    def _commit(self, group: list[tuple[int, str]], accepted: Sequence[tuple[int, str]] = ()) -> dict[int, bool]:
         at = self._bind_at(self._clock())
         answers = {}
+        settled = []
         cursor = self._dbapi.cursor()
         try:
+            for message_id, detail in accepted:
+                cursor.execute(self._settle, (message_id, self.owner))
+                if cursor.rowcount == 1:
+                    settled.append((message_id, at, detail))
+            if settled:
+                cursor.executemany(self._settle_history, settled)
             for message_id, rfc_message_id in group:
                 cursor.execute(self._update, (at, rfc_message_id, message_id, self.owner))
                 answers[message_id] = cursor.rowcount == 1
@@ -242,6 +265,7 @@ class Fence:
         finally:
             cursor.close()
         self.handed_over.update(message_id for message_id, ok in answers.items() if ok)
+        self.settled.update(message_id for message_id, _at, _detail in settled)
         return answers
 
     def close(self) -> None:
@@ -259,8 +283,11 @@ def mark_handed_over(engine: Engine, message_id: int, owner: str, rfc_message_id
 
 
 def record_results(conn: Connection, results: Sequence[SendResult], owner: str, now: dt.datetime,
-                   handed_over: set[int], *, retry_base: dt.timedelta = BACKOFF_BASE) -> dict[str, int]:
-    """Apply the channel's answers: confirm sends, schedule retries with backoff, fail permanent errors."""
+                   handed_over: set[int], *, retry_base: dt.timedelta = BACKOFF_BASE,
+                   settled: Collection[int] = ()) -> dict[str, int]:
+    """Apply the channel's answers: confirm sends, schedule retries with backoff, fail permanent errors.
+
+    `settled`: handed-over messages the fence already recorded `sent` during the batch (their history has it)."""
     counts = {"sent": 0, "retry": 0, "failed": 0, "abandoned": 0}
     attempts = dict(conn.execute(select(MESSAGES.c.id, MESSAGES.c.attempts)
                                  .where(MESSAGES.c.id.in_([r.message_id for r in results]))).all())
@@ -300,13 +327,15 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
     if confirmed:
         # Only the fenced row turns sent (`unknown` too: a late answer of a dispatcher that was thought dead).
         # A delivery receipt may have come first: delivered stays delivered.
-        fenced = or_(*(MESSAGES.c.status == s for s in ("handed_over", "unknown", "delivered")))
+        fenced = or_(*(MESSAGES.c.status == s for s in ("handed_over", "sent", "unknown", "delivered")))
         conn.execute(update(MESSAGES).where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.lease_owner == owner, fenced)
                      .values(provider_id=bindparam("pid"), last_error=None,
                              status=case((MESSAGES.c.status == "delivered", "delivered"), else_="sent")),
                      [{"mid": c["mid"], "pid": c["pid"]} for c in confirmed])
-        conn.execute(HISTORY.insert(),
-                     [{k: c[k] for k in ("message_id", "status", "at", "detail")} for c in confirmed])
+        unrecorded = [{k: c[k] for k in ("message_id", "status", "at", "detail")}
+                      for c in confirmed if c["mid"] not in settled]
+        if unrecorded:
+            conn.execute(HISTORY.insert(), unrecorded)
     return counts
 
 

@@ -64,7 +64,7 @@ def test_a_letter_is_rendered_and_written_for_the_mailing_house(settings, engine
     pdf = settings.home / "letters" / row.provider_id
     text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
     assert "12 RUE DE L EGLISE" in text and "35000 RENNES" in text
-    assert "plombier" in text.lower()  # the shipped letter template names the trade
+    assert "votre entreprise de travaux" in text  # the shipped letter template names the trade (family wording)
     with open(pdf.parents[1] / "manifest.csv", encoding="utf-8-sig", newline="") as handle:
         [manifest] = list(csv.DictReader(handle, delimiter=";"))
     assert manifest["message_id"] == str(message_id) and manifest["line1"] == "Plomberie Durand"

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from bench.bench_email import seed_outbox
 from integrations.base import Outcome, SendResult
+from integrations.email_smtp import SmtpChannel
 from orchestrator.bootstrap import bootstrap
 from orchestrator.cli import app as cli
 from orchestrator.dispatch import dispatch_all, dispatch_batch
@@ -43,7 +44,7 @@ class AcceptThenDie:
         self.kill = kill
         self.accepted: list[int] = []
 
-    def send(self, batch, on_handoff=None):
+    def send(self, batch, on_handoff=None, on_answer=None):
         first = batch[0]
         assert on_handoff(first.message_id)  # the fence: its row says handed over, committed
         self.accepted.append(first.message_id)  # the server queued it
@@ -221,3 +222,42 @@ def test_a_delivery_receipt_settles_a_handed_over_or_unknown_message(engine):
     assert row(engine, late.id).status == "delivered"
     settled = row(engine, early.id)
     assert settled.status == "delivered" and settled.provider_id == "ticket-1"
+
+
+class DieAtTheFourthHandoff(SmtpChannel):
+    """The real e-mail channel (one connection to the sink) whose dispatcher dies right after the fourth
+    message's handoff was committed, before its final ".": three messages went out and were answered."""
+
+    def send(self, batch, on_handoff=None, on_answer=None):
+        calls = []
+
+        def handoff(message_id: int) -> bool:
+            ok = on_handoff(message_id)
+            calls.append(message_id)
+            if len(calls) == 4:
+                raise Killed()
+            return ok
+
+        return super().send(batch, on_handoff=handoff, on_answer=on_answer)
+
+
+def test_only_the_message_in_flight_becomes_unknown_not_the_whole_batch(settings, engine, smtp_sink):
+    seed_outbox(engine, 5, now=NOW)
+    crashing = bootstrap(settings, clock=lambda: NOW)
+    crashing.channels["email"] = DieAtTheFourthHandoff("127.0.0.1", smtp_sink.port, sender=settings.mail_from)
+    with pytest.raises(Killed):
+        dispatch_batch(crashing, now=NOW)
+    # The three answered messages were settled with the next handoffs' commits; the fourth is in flight.
+    assert statuses(engine) == Counter({"sent": 3, "handed_over": 1, "claimed": 1})
+    restart = NOW + dt.timedelta(seconds=settings.lease_seconds + 1)
+    app = bootstrap(settings, clock=lambda: restart)
+    try:
+        dispatch_all(app)
+    finally:
+        app.close()
+    assert statuses(engine) == Counter({"sent": 4, "unknown": 1})
+    assert len(smtp_sink.by_message_id) == 4 and smtp_sink.duplicates() == {}
+    with engine.connect() as conn:
+        sent = conn.execute(select(MESSAGES.c.id).where(MESSAGES.c.status == "sent")).scalars().all()
+        history = Counter(conn.execute(select(EVENTS.c.status).where(EVENTS.c.message_id.in_(sent))).scalars())
+    assert history["sent"] == 4  # one "sent" step each, whether settled early or at the end of the batch
