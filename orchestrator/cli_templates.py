@@ -20,53 +20,57 @@ def lint(paths: Annotated[list[str] | None, typer.Argument(help="files to lint (
 
 @templates_app.command("preview")
 def preview(
-    template: Annotated[str, typer.Argument(help="channel/trigger (e.g. email/creation) or a template file name")],
+    template: Annotated[str, typer.Argument(help="channel/trigger (e.g. email/creation)")],
     business: Annotated[str, typer.Option("--business", help="SIRET of a business in the store")],
-    campaign: Annotated[str | None, typer.Option(help="campaign whose sender and contact to use")] = None,
+    campaign: Annotated[str | None, typer.Option(help="campaign (its name): show exactly what it would send")] = None,
 ) -> None:
-    """Show the message a business would receive."""
+    """Afficher le message qu'une entreprise recevrait ; avec --campaign, exactement celui qui partirait."""
     from sqlalchemy import select
 
     from orchestrator.campaign_spec import CampaignSpec
-    from orchestrator.planner import Candidate, message_context
+    from orchestrator.message_preview import SAMPLE_NOTICE, leaving_message, sample_message
     from orchestrator.settings import get_settings
     from store.db import get_engine
     from store.models import Business, Campaign
-    from store.planning import business_view
-    from templates.preview import preview_text, sample_context
     from templates.render import library
 
-    engine = get_engine(get_settings().resolved_database_url)
+    settings = get_settings()
+    engine = get_engine(settings.resolved_database_url)
     b, c = Business.__table__, Campaign.__table__
     with engine.connect() as conn:
         row = conn.execute(select(b).where(b.c.siret == business.replace(" ", ""))).first()
-        spec_row = conn.execute(select(c.c.spec).where(c.c.name == campaign)).first() if campaign else None
+        campaign_row = conn.execute(select(c).where(c.c.name == campaign)).first() if campaign else None
     if row is None:
         typer.echo(f"Entreprise inconnue : {business}", err=True)
         raise typer.Exit(1)
-    if campaign and spec_row is None:
+    if campaign and campaign_row is None:
         typer.echo(f"Campagne inconnue : {campaign}", err=True)
         raise typer.Exit(1)
-    view = business_view(row)
     parts = template.removesuffix(".j2").split("/")
-    channel, trigger = parts[0], parts[1] if len(parts) > 1 else "creation"
+    if len(parts) != 2 or not all(parts):
+        typer.echo(f"Modèle illisible : {template} (attendu : canal/déclencheur, par exemple email/creation)",
+                   err=True)
+        raise typer.Exit(2)
+    channel, trigger = parts
     lib = library()
-    name = template if template.endswith(".j2") else lib.resolve(channel, trigger, view.family or "autre")
-    context = sample_context(view.family or "autre", trigger)
-    if spec_row is not None:
-        import datetime as dt
-
-        spec = CampaignSpec.model_validate(spec_row.spec)
-        context.update(message_context(spec, view, Candidate(0, trigger, dt.date.today(), view)))
-    else:
-        context["business"] = message_context_business(view)
-    typer.echo(preview_text(lib, name, context))
-
-
-def message_context_business(view) -> dict:
-    """The business part of a render context."""
-    return {"siret": view.siret, "name": view.name, "metier": view.metier, "family": view.family, "naf": view.naf_code,
-            "family_label": view.family_label, "commune": view.commune_nom, "postal_code": view.postal_code}
+    try:
+        if campaign_row is None:
+            typer.echo(SAMPLE_NOTICE)
+            message = sample_message(settings, lib, row, channel, trigger)
+            header: list[str] = []
+        else:
+            spec = CampaignSpec.model_validate(campaign_row.spec)
+            leaving = leaving_message(settings, engine, lib, spec, campaign_row.id, row, channel, trigger)
+            message, header = leaving.message, leaving.header_lines()
+    except LookupError:
+        typer.echo(f"Aucun modèle pour {channel}/{trigger}.", err=True)
+        raise typer.Exit(1) from None
+    lines = [f"== {message.meta.get('template', template)}", *header]
+    if message.subject:
+        lines.append(f"Objet : {message.subject}")
+    lines.append("-" * 72)
+    lines.append(message.body.rstrip("\n"))
+    typer.echo("\n".join(lines))
 
 
 def register(app: typer.Typer) -> None:

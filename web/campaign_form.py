@@ -33,7 +33,7 @@ from store.models import Business, Campaign
 from triggers.model import TRIGGER_TYPES
 from web.auth import ScopeDep, require_csrf
 from web.dashboard import render
-from web.deps import EngineDep
+from web.deps import EngineDep, SettingsDep
 
 router = APIRouter(prefix="/tableau/campagnes", include_in_schema=False)
 MAX_STEPS = 3
@@ -111,9 +111,12 @@ def validation_errors(exc: Exception) -> list[str]:
     return [str(exc)]
 
 
-def preview(engine, spec: CampaignSpec) -> dict[str, Any]:
-    """Reach by métier family and commune today, and the first step rendered for one real business."""
-    from orchestrator.planner import Candidate, message_context
+def preview(engine, spec: CampaignSpec, settings=None, campaign_id: int | None = None) -> dict[str, Any]:
+    """Reach by métier family and commune today, and the first step rendered for one real business exactly as the
+    dispatcher would send it (`orchestrator.message_preview`: the ambassador, offers and variant the planner would
+    pick, real links)."""
+    from orchestrator.message_preview import leaving_message
+    from orchestrator.settings import get_settings
     from store.planning import business_view, segment_counts
     from templates.render import library
 
@@ -137,23 +140,17 @@ def preview(engine, spec: CampaignSpec) -> dict[str, Any]:
     sample = None
     if sample_row is not None:
         view = business_view(sample_row)
-        trigger = spec.triggers[0] if spec.triggers else "creation"
-        context = message_context(spec, view, Candidate(None, trigger, today, view))
-        context["links"] = {
-            "landing": "https://declic.example/r/exemple",
-            "unsubscribe": "https://declic.example/u/exemple",
-        }
         step = spec.steps[0]
-        lib = library()
         try:
-            name = lib.resolve(step.channel, step.template, view.family or "autre")
-            rendered = lib.render(name, context)
+            leaving = leaving_message(settings or get_settings(), engine, library(), spec, campaign_id, sample_row,
+                                      step.channels()[0], step.template)
             sample = {
                 "business": view.name or view.siret,
-                "channel": CHANNEL_LABELS.get(step.channel, step.channel),
-                "subject": rendered.subject,
-                "body": rendered.body,
-                "template": name,
+                "channel": CHANNEL_LABELS.get(leaving.message.channel, leaving.message.channel),
+                "subject": leaving.message.subject,
+                "body": leaving.message.body,
+                "template": leaving.template,
+                "details": leaving.header_lines(),
             }
         except Exception as exc:  # a template missing for this channel: say so in the preview
             sample = {"business": view.name or view.siret, "error": f"message impossible à écrire : {exc}"}
@@ -317,7 +314,7 @@ def new_campaign(
 
 
 @router.post("/nouvelle", response_class=HTMLResponse)
-async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep):
+async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep, settings: SettingsDep):
     """Preview (action=apercu) or save (action=enregistrer) the campaign written in the form."""
     if not scope.sees_campaigns:
         raise HTTPException(403, "Cette page n'est pas ouverte à votre rôle.")
@@ -366,7 +363,8 @@ async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep):
         return _form_page(request, scope, form, status_code=400, errors=taken)
     confirmed = owner_change is None or form.get("porteur") == owner_change["fingerprint"]
     if form.get("action") != "enregistrer" or not confirmed:
-        result = await run_in_threadpool(preview, engine, spec)
+        result = await run_in_threadpool(preview, engine, spec, settings,
+                                         existing.id if existing is not None else None)
         result["owner_change"] = owner_change
         result["overlaps"] = await run_in_threadpool(
             overlaps_of, engine, spec, existing.id if existing is not None else None)
