@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -23,7 +24,7 @@ from triggers.feeds.bodacc_api import pull_bodacc
 from triggers.feeds.http import FeedHttp
 from triggers.feeds.sirene_api import KEY_HEADER, flat_row
 
-TODAY = dt.datetime.now(dt.UTC).date()
+TODAY = dt.datetime.now(ZoneInfo("Europe/Paris")).date()  # the feeds' day is Paris's (paris_today)
 CAP, PAGE = 50, 20  # the emulated endpoint's offset limit and page size (10,000 and 100 in production)
 
 
