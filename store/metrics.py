@@ -271,6 +271,7 @@ TRIGGER_LABELS = {
     "closure": "Fermeture",
     "activity_change": "Changement d'activité",
     "deadline": "Échéance réglementaire",
+    "collective_procedure": "Procédure collective",
 }
 CHANNEL_LABELS = {
     "email": "E-mail",

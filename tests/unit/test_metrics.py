@@ -252,3 +252,10 @@ def test_the_uplift_counts_only_conversions_of_the_contacted():
     assert report.uplift.difference == pytest.approx(0.15)
     assert report.uplift_itt.difference == pytest.approx(0.2)
     assert report.table("by_metier_family").rows[0]["uplift"] == pytest.approx(0.15)
+
+
+def test_every_trigger_type_has_a_french_label():
+    from store.metrics import TRIGGER_LABELS
+    from triggers.model import TRIGGER_TYPES
+
+    assert set(TRIGGER_TYPES) <= set(TRIGGER_LABELS)
