@@ -1,17 +1,106 @@
-"""Partner API throughput: events accepted per second in batches of 100 and 500, and single-event requests
-per second with p50/p99 latency. The server runs in its own process (uvicorn, one worker) on SQLite."""
+"""Partner API throughput against its bare baseline, measured in the same run.
+
+Déclic: `uvicorn web.app:create_app --factory`, one worker, a fresh SQLite store, one partner; every event a valid
+creation with business details and contact points (the full path: JSON, per-item checks, scope, business upsert,
+idempotent event insert, life-cycle effects, commit, per-item answer). Bare: `uvicorn bench.bare_api:app`, one
+worker, a FastAPI app parsing the same JSON with pydantic models of the same shape, no store. The same client
+(one keep-alive connection over loopback, bodies encoded beforehand) posts the same batches to each, in
+alternating pairs; the ratio is Déclic's rate over the bare rate, per pair (median reported).
+
+Then single-event requests (4 clients) against both, and, without --quick, batches of 500 against two Déclic
+workers. `python -m bench api [--quick]`.
+"""
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-
-import requests
+from urllib.parse import urlsplit
 
 from bench.common import PY, emit, percentile, scratch_env, start_process
 from integrations.smtp_sink import free_port
 from orchestrator.synthetic import Population
+
+SINGLE_CLIENTS = 4
+
+
+def _server(app: list[str], env: dict[str, str], workers: int = 1):
+    port = free_port()
+    proc = start_process([PY, "-m", "uvicorn", *app, "--port", str(port), "--workers", str(workers),
+                          "--log-level", "warning", "--no-access-log"], env,
+                         ready_url=f"http://127.0.0.1:{port}/healthz")
+    return proc, f"http://127.0.0.1:{port}/api/v1/events"
+
+
+class _Client:
+    """A keep-alive HTTP/1.1 connection posting pre-encoded JSON bodies (http.client: the client's own cost per
+    request stays small beside the server's, on the same two cores)."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        parts = urlsplit(url)
+        self.path = parts.path
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        self.headers = {**headers, "Content-Type": "application/json"}
+
+    def post(self, body: bytes) -> bytes:
+        self.conn.request("POST", self.path, body=body, headers=self.headers)
+        reply = self.conn.getresponse()
+        data = reply.read()
+        if reply.status != 200:
+            raise RuntimeError(f"{reply.status}: {data[:300]!r}")
+        return data
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _bodies(batches: list[list[dict]]) -> list[bytes]:
+    return [json.dumps({"events": batch}).encode() for batch in batches]
+
+
+def _post_batches(url: str, bodies: list[bytes], headers: dict[str, str]) -> float:
+    """Batches per second for `bodies` posted one after the other on one keep-alive connection."""
+    client = _Client(url, headers)
+    try:
+        started = time.perf_counter()
+        for body in bodies:
+            client.post(body)
+        return len(bodies) / (time.perf_counter() - started)
+    finally:
+        client.close()
+
+
+def _singles(url: str, bodies: list[bytes], headers: dict[str, str]) -> tuple[float, list[float]]:
+    """Requests per second (one event each) from SINGLE_CLIENTS clients at once, and the latencies."""
+    latencies: list[float] = []
+
+    def one(chunk):
+        client = _Client(url, headers)
+        try:
+            for body in chunk:
+                t = time.perf_counter()
+                client.post(body)
+                latencies.append(time.perf_counter() - t)
+        finally:
+            client.close()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(SINGLE_CLIENTS) as pool:
+        list(pool.map(one, [bodies[i::SINGLE_CLIENTS] for i in range(SINGLE_CLIENTS)]))
+    return len(bodies) / (time.perf_counter() - started), latencies
+
+
+def _fresh(pop: Population, total: int, size: int, tag: str) -> list[list[dict]]:
+    batches = pop.creation_events(total, batch_size=size, bad_every=10**9)
+    for i, batch in enumerate(batches):
+        for item in batch:
+            item["external_id"] = f"{tag}-{i}-{item['external_id']}"
+    return batches
 
 
 def main(quick: bool = False) -> None:
@@ -25,76 +114,61 @@ def main(quick: bool = False) -> None:
     app = bootstrap()
     load_reference(app.engine)
     token = add_partner(app.engine, "bench", ["creation"])
-    port = free_port()
-    server = start_process([PY, "-m", "uvicorn", "web.app:create_app", "--factory", "--port", str(port),
-                            "--log-level", "warning"], env,
-                           ready_url=f"http://127.0.0.1:{port}/healthz")
-    base = f"http://127.0.0.1:{port}/api/v1/events"
     headers = {"Authorization": f"Bearer {token}"}
     pop = Population("35", seed=1)
+    load = os.getloadavg()[0]
+    declic, declic_url = _server(["web.app:create_app", "--factory"], env)
+    bare, bare_url = _server(["bench.bare_api:app"], env)
+    pairs = 2 if quick else 3
     try:
-        for size, total in ((100, 5_000 if quick else 20_000), (500, 5_000 if quick else 50_000)):
-            batches = pop.creation_events(total, batch_size=size, bad_every=10**9)
-            for i, batch in enumerate(batches):
-                for item in batch:
-                    item["external_id"] = f"b{size}-{i}-{item['external_id']}"
-            with requests.Session() as http:
-                started = time.perf_counter()
-                for batch in batches:
-                    http.post(base, json={"events": batch}, headers=headers, timeout=60).raise_for_status()
-                elapsed = time.perf_counter() - started
-            emit(figure=f"api_events_per_s_batch_{size}", value=round(total / elapsed), events=total,
-                 seconds=round(elapsed, 2))
+        # Warm both (imports, caches, the first connection).
+        _post_batches(declic_url, _bodies(_fresh(pop, 200, 100, "warm")), headers)
+        _post_batches(bare_url, _bodies(_fresh(pop, 200, 100, "warm")), headers)
+        for size, total in ((100, 2_000 if quick else 10_000), (500, 5_000 if quick else 20_000)):
+            rates, bare_rates, ratios = [], [], []
+            for pair in range(pairs):
+                bodies = _bodies(_fresh(pop, total, size, f"b{size}-{pair}"))  # new events: no duplicate
+                if pair % 2:  # alternate which goes first
+                    b = _post_batches(bare_url, bodies, headers) * size
+                    d = _post_batches(declic_url, bodies, headers) * size
+                else:
+                    d = _post_batches(declic_url, bodies, headers) * size
+                    b = _post_batches(bare_url, bodies, headers) * size
+                rates.append(d)
+                bare_rates.append(b)
+                ratios.append(d / b)
+            emit(bench="api", figure=f"api_events_per_s_batch_{size}", value=round(statistics.median(rates)),
+                 bare=round(statistics.median(bare_rates)), ratio=round(statistics.median(ratios), 3),
+                 runs=[round(r) for r in rates], bare_runs=[round(r) for r in bare_rates],
+                 ratios=[round(r, 3) for r in ratios], events=total, load_1min=round(load, 2))
 
-        singles = [b[0] for b in pop.creation_events(1_000 if quick else 3_000, batch_size=1, bad_every=10**9)]
-        for item in singles:
-            item["external_id"] = "single-" + item["external_id"]
-        latencies: list[float] = []
-
-        def one(chunk):
-            with requests.Session() as http:
-                for item in chunk:
-                    t = time.perf_counter()
-                    http.post(base, json={"events": [item]}, headers=headers, timeout=60).raise_for_status()
-                    latencies.append(time.perf_counter() - t)
-
-        threads = 4
-        chunks = [singles[i::threads] for i in range(threads)]
-        started = time.perf_counter()
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, chunks))
-        elapsed = time.perf_counter() - started
-        emit(figure="api_single_requests_per_s", value=round(len(singles) / elapsed), clients=threads,
-             p50_ms=round(percentile(latencies, 50) * 1000, 1), p99_ms=round(percentile(latencies, 99) * 1000, 1))
+        singles = _bodies(_fresh(pop, 1_000 if quick else 3_000, 1, "single"))
+        d_rate, d_lat = _singles(declic_url, singles, headers)
+        b_rate, b_lat = _singles(bare_url, singles, headers)
+        emit(bench="api", figure="api_single_requests_per_s", value=round(d_rate), bare=round(b_rate),
+             ratio=round(d_rate / b_rate, 3), clients=SINGLE_CLIENTS,
+             p50_ms=round(percentile(d_lat, 50) * 1000, 1), p99_ms=round(percentile(d_lat, 99) * 1000, 1),
+             bare_p50_ms=round(percentile(b_lat, 50) * 1000, 1), load_1min=round(os.getloadavg()[0], 2))
     finally:
-        server.terminate()
-        server.wait(10)
+        for proc in (declic, bare):
+            proc.terminate()
+            proc.wait(10)
+    if quick:
+        return
 
     # The same batches of 500 against two uvicorn worker processes (one per core), two clients at once:
     # validation runs in parallel; SQLite still takes one writer at a time.
-    port = free_port()
-    server = start_process([PY, "-m", "uvicorn", "web.app:create_app", "--factory", "--port", str(port),
-                            "--workers", "2", "--log-level", "warning"], env,
-                           ready_url=f"http://127.0.0.1:{port}/healthz")
-    base = f"http://127.0.0.1:{port}/api/v1/events"
+    server, url = _server(["web.app:create_app", "--factory"], env, workers=2)
     try:
-        total = 5_000 if quick else 50_000
-        batches = pop.creation_events(total, batch_size=500, bad_every=10**9)
-        for i, batch in enumerate(batches):
-            for item in batch:
-                item["external_id"] = f"w2-{i}-{item['external_id']}"
-
-        def post_all(chunk):
-            with requests.Session() as http:
-                for batch in chunk:
-                    http.post(base, json={"events": batch}, headers=headers, timeout=60).raise_for_status()
-
+        total = 20_000
+        batches = _bodies(_fresh(pop, total, 500, "w2"))
         started = time.perf_counter()
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(post_all, [batches[0::2], batches[1::2]]))
+            list(pool.map(lambda chunk: _post_batches(url, chunk, headers), [batches[0::2], batches[1::2]]))
         elapsed = time.perf_counter() - started
-        emit(figure="api_events_per_s_batch_500_two_workers", value=round(total / elapsed), events=total,
-             seconds=round(elapsed, 2), server_workers=2, clients=2)
+        emit(bench="api", figure="api_events_per_s_batch_500_two_workers", value=round(total / elapsed),
+             events=total, seconds=round(elapsed, 2), server_workers=2, clients=2,
+             load_1min=round(os.getloadavg()[0], 2))
     finally:
         server.terminate()
         server.wait(10)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from store.businesses import StoredDetails, partner_proposals, stored_details, upsert_businesses
@@ -138,9 +138,10 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
         # Events stored as pending whose business their own details just created: attach them.
         attach = [{"eid": inserted[(e.source, e.external_id)], "bid": ids[e.siret]}
                   for e in news if (e.source, e.external_id) in inserted and e.siret not in stored and e.siret in ids]
-        if attach:
-            conn.execute(update(EVENTS).where(EVENTS.c.id == bindparam("eid"))
-                         .values(business_id=bindparam("bid"), status="accepted"), attach)
+        if attach:  # the driver's executemany: one statement, plain tuples
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            conn.exec_driver_sql(f"UPDATE triggerevent SET business_id = {mark}, status = 'accepted' WHERE id = {mark}",
+                                 [(a["bid"], a["eid"]) for a in attach])
     out: list[Stored] = []
     for i, e in enumerate(events):
         event_id = inserted.get((e.source, e.external_id)) if fates[i] is None else None

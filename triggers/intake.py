@@ -92,8 +92,13 @@ def scope_rejects(engine: Engine, events: Sequence[EventIn], *, allowed_types: S
 def withhold_erased(conn, secret: str, events: Sequence[EventIn]) -> tuple[list[EventIn], set[int]]:
     """The events with those about an erased identity (SIRET, e-mail or phone kept as a keyed hash) stripped
     of their contacts and payload and marked not to contact; returns them and the positions stripped."""
+    from store.models import Suppression
     from store.privacy import fingerprint, hashed_among
 
+    # No erased identity at all (the common case): nothing to hash (one indexed look at the suppression list).
+    hashes = Suppression.__table__.c.address_hash
+    if conn.execute(select(hashes).where(hashes.is_not(None)).limit(1)).first() is None:
+        return list(events), set()
     wanted: dict[str, set[int]] = {}
     for i, e in enumerate(events):
         values = [("siret", e.siret)] + [(c.kind, c.value) for c in (e.business.contacts if e.business else [])

@@ -316,9 +316,36 @@ def _unsafe_value(value: Any, path: list[str], depth: int = 0) -> tuple[str, str
     return None
 
 
+def _plainly_safe(raw: Any) -> bool:
+    """True when no value of `raw` needs `_unsafe_value`'s report (no NUL, every float finite, shallow enough):
+    the walk of every item, without building paths."""
+    stack = [(raw, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_ITEM_DEPTH:
+            return False
+        kind = type(value)
+        if kind is str:
+            if "\x00" in value:
+                return False
+        elif kind is dict:
+            for key, inner in value.items():
+                if type(key) is not str or "\x00" in key:
+                    return False
+                stack.append((inner, depth + 1))
+        elif kind is list:
+            stack.extend((inner, depth + 1) for inner in value)
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind not in (int, bool, type(None)):
+            return False  # anything else: the full walk decides
+    return True
+
+
 def validate_item(raw: Any, source: str, contact_source: str, line: int | None = None) -> EventIn | Reject:
     """Turn one raw item into an EventIn, or a Reject naming the first bad field (never raises)."""
-    unsafe = _unsafe_value(raw, [])
+    unsafe = None if _plainly_safe(raw) else _unsafe_value(raw, [])
     if unsafe:
         return Reject(line=line, field=unsafe[0], reason=unsafe[1], raw=_excerpt(raw))
     try:

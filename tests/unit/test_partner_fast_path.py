@@ -7,7 +7,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from integrations.phones import InvalidNumber, normalise_french_number
-from triggers.partner_api import _fast_email, _fast_phone, check_email, check_phone, check_siret
+from triggers.partner_api import (
+    _fast_email,
+    _fast_phone,
+    _plainly_safe,
+    _unsafe_value,
+    check_email,
+    check_phone,
+    check_siret,
+)
 
 PROPERTY = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -146,3 +154,23 @@ def test_the_siret_fast_path_agrees_with_stdnum(raw):
     expected = compact if len(compact) == 14 and compact.isdigit() and siret_is_valid(compact) else None
     got = verdict(check_siret, raw)
     assert got == expected if expected is not None else got[0] == "refused"
+
+
+# --- the walk for unsafe values (NUL characters, NaN, nesting) ---
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+              st.text(alphabet=st.sampled_from("ab\x00é "), max_size=4)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(alphabet=st.sampled_from("k\x00"), max_size=2), inner, max_size=3)),
+    max_leaves=40,
+)
+
+
+@PROPERTY
+@given(json_values)
+@example([[[[[[[[[[["deep"]]]]]]]]]]])
+@example({"payload": {"a": float("nan")}})
+@example({"k\x00": 1})
+def test_the_quick_walk_finds_what_the_full_walk_reports(value):
+    assert _plainly_safe(value) == (_unsafe_value(value, []) is None)
