@@ -54,7 +54,9 @@ def test_email_fits_a_phone_calls_in_one_tap_and_passes_axe(browser, name, trigg
         seen = page.evaluate(MEASURE)
         assert seen["innerWidth"] == width
         assert seen["scrollWidth"] <= width, f"{name}: {seen['scrollWidth']} px wide in a {width} px screen"
-        assert seen["tel"] and seen["tel"][0] == "tel:+33612345678", "the peer's number, tap-to-call, first"
+        assert seen["tel"], "a number to call in one tap"
+        if context["ambassador"]["name"] in rendered.body:  # a procedure notice points to services, no peer
+            assert seen["tel"][0] == "tel:+33612345678", "the peer's number, tap-to-call, first"
         assert "http" not in seen["text"]
         assert "sans-serif" in seen["font"]
         assert context["sender"]["name"] in seen["text"].split("Bonjour,")[0], "the sender is named at the top"
