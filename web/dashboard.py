@@ -231,6 +231,7 @@ async def campaign_page(
         level=level,
         levels=TERRITORY_LEVELS,
         overlaps=overlaps,
+        may_edit=accounts.owns_campaign(scope, row),
     )
 
 

@@ -169,3 +169,12 @@ def test_the_preview_of_a_new_campaign_shows_the_campaigns_it_overlaps(app, engi
     assert "accompagne les entreprises communes (Rennes Métropole)" in section  # the most local owner wins
     with engine.connect() as conn:
         assert conn.execute(select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.name == "batiment-35")).first() is None
+
+
+def test_the_campaign_page_offers_an_edit_to_its_owner_and_a_copy_to_the_others(app, world):
+    rid = world["rennes"]
+    own = signed_in(app, "agent@rennesmetropole.fr").get(f"/tableau/campagnes/{rid}").text
+    assert f'href="/tableau/campagnes/nouvelle?depuis={rid}">Modifier la campagne' in own
+    other = signed_in(app, "agent@ille-et-vilaine.fr").get(f"/tableau/campagnes/{rid}").text
+    assert f'href="/tableau/campagnes/nouvelle?copie={rid}">Copier la campagne' in other
+    assert "Modifier la campagne" not in other
