@@ -50,6 +50,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from html.parser import HTMLParser
 from pathlib import Path
 
 import yaml
@@ -513,7 +514,7 @@ def _display(path: Path) -> str:
 
 def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding], dict[str, float]]:
     """Lint one leaf template rendered for each family it serves; findings point to source lines."""
-    from templates.preview import sample_context
+    from templates.preview import matrix_contexts
     from templates.render import library
 
     located = _template_root(path)
@@ -534,8 +535,8 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
     merged: dict[tuple[str, int, str, str], list[str]] = {}
     scores: dict[str, float] = {}
     longest: tuple[int, str, SmsLength] | None = None
-    for family in _families_for(name):
-        context = sample_context(family, trigger)
+    contexts = [pair for family in _families_for(name) for pair in matrix_contexts(family, trigger)]
+    for family, context in contexts:
         try:
             rendered = lib.render(name, context)
         except Exception as exc:  # a template error is a finding, not a crash of the whole run
@@ -571,7 +572,10 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
 
     findings = []
     for (severity, file, line, code, message), families in merged.items():
-        suffix = f" [{', '.join(families)}]" if len(families) < len(_families_for(name)) else ""
+        suffix = ""
+        if len(families) < len(contexts):  # which contexts of the matrix fail (the first few, and how many)
+            more = f" … {len(families)} contextes" if len(families) > 3 else ""
+            suffix = f" [{'; '.join(families[:3])}{more}]"
         findings.append(Finding(file, line, severity, code, message + suffix))
     if scores:
         family, low = min(scores.items(), key=lambda kv: kv[1])
@@ -627,10 +631,110 @@ def lint_paths(paths: Iterable[str | Path], lexicon: str | None = None) -> Repor
     return report
 
 
+class _PageText(HTMLParser):
+    """The text a person reads on a page: tags dropped, block elements on their own lines, scripts skipped."""
+
+    BLOCKS = {"p", "li", "h1", "h2", "h3", "h4", "div", "section", "label", "button", "legend", "tr", "br", "option",
+              "title", "summary", "dt", "dd", "td", "th", "a"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"):
+            self.skip += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self.skip -= 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.parts.append(" ".join(data.split()) if data.strip() else " ")
+
+    def text(self) -> str:
+        lines = (" ".join(line.split()) for line in "".join(self.parts).splitlines())
+        return "\n".join(line for line in lines if line)
+
+
+def page_text(html: str) -> str:
+    """The readable text of an HTML page."""
+    parser = _PageText()
+    parser.feed(html)
+    return parser.text()
+
+
+def page_contexts() -> list[tuple[str, str, dict]]:
+    """(page, label, context) for the landing and diagnostic pages as the web app renders them: every state of
+    the landing page, the diagnostic's questions and its results, over the lint matrix's extreme contexts."""
+    from templates.preview import matrix_contexts
+    from web.callback import SLOTS
+    from web.diagnostic import QUESTIONS, diagnose
+    from web.public import NOT_FOR_ME_REASONS
+
+    out = []
+    for label, ctx in [*matrix_contexts("alimentation", "creation")[:2], *matrix_contexts("autre", "creation")[:2]]:
+        base = {"token": "t", "business": ctx["business"], "ambassador": ctx["ambassador"], "offers": ctx["offers"],
+                "sender": ctx["sender"], "peer_tel": "tel:+33612345678", "sender_tel": "tel:+33475000000",
+                "csrf": "c", "unsubscribe": ctx["links"]["unsubscribe"], "slots": {k: v[0] for k, v in SLOTS.items()},
+                "reasons": NOT_FOR_ME_REASONS, "form": {}, "errors": {}, "campaign": ctx.get("campaign", {})}
+        for done in (None, "rappel", "rappel_deja", "pas_pour_moi", "plus_d_appel"):
+            out.append(("landing.html", f"{label}, état {done or 'initial'}", dict(base, done=done)))
+        diag = {"token": "t", "questions": QUESTIONS, "csrf": "c", "business": ctx["business"], "answers": {},
+                "error": None, "result": None}
+        out.append(("diagnostic.html", f"{label}, questions", diag))
+        for yes in (0, 3, len(QUESTIONS)):
+            answers = {q.key: i < yes for i, q in enumerate(QUESTIONS)}
+            result = diagnose(answers, ctx["offers"])
+            out.append(("diagnostic.html", f"{label}, {yes} oui", dict(diag, answers=answers, result=result,
+                                                                       ambassador=ctx["ambassador"])))
+    return out
+
+
+def lint_pages(lexicon: str | None = None) -> Report:
+    """Lint the landing and diagnostic pages' texts (jargon, sentences, readability, raw codes, INSEE labels)."""
+    from web.public import pages
+
+    report = Report()
+    merged: dict[tuple[str, int, str, str, str], list[str]] = {}
+    shown: dict[str, str] = {}
+    for page, label, context in page_contexts():
+        path = shown.setdefault(page, _display(Path(pages.env.loader.searchpath[0]) / page))
+        try:
+            text = page_text(pages.env.get_template(page).render(**context))
+        except Exception as exc:  # a page that does not render with a real context is an error, not a crash
+            merged.setdefault((ERROR, path, 0, "RENDER", f"{type(exc).__name__}: {exc}"), []).append(label)
+            continue
+        report.texts += 1
+        score = kandel_moles(text)
+        if score is not None:
+            report.scores[f"{page} [{label}]"] = score
+        for f in lint_text(text, None, path=path, lexicon=lexicon):
+            if f.severity == INFO or f.code.startswith("MISSING_"):
+                continue  # pages carry no message's mandatory parts
+            merged.setdefault((f.severity, f.path, f.line, f.code, f.message), []).append(label)
+    for (severity, path, line, code, message), labels in merged.items():
+        more = f" … {len(labels)} contextes" if len(labels) > 3 else ""
+        report.findings.append(Finding(path, line, severity, code, f"{message} [{'; '.join(labels[:3])}{more}]"))
+    return report
+
+
 def main(paths: list[str] | None = None) -> int:
-    """Lint the given files (every shipped template when none), print the findings, return 1 on errors."""
+    """Lint the given files (every shipped template and the landing and diagnostic pages when none), print the
+    findings, return 1 on errors."""
     targets: list[str | Path] = list(paths) if paths else list(shipped_templates())
     report = lint_paths(targets)
+    if not paths:
+        pages = lint_pages()
+        report.findings += pages.findings
+        report.scores.update(pages.scores)
+        report.texts += pages.texts
     print(report.format())
     return 0 if report.ok else 1
 

@@ -7,6 +7,7 @@ trigger and number of offers; tests, the linter and ``declic templates preview``
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any
 
 from templates.render import Rendered, TemplateLibrary, library
@@ -70,6 +71,97 @@ def sample_context(family: str = "batiment", trigger: str = "creation", offers: 
     }
     context.update(overrides)
     return context
+
+
+# --- the lint matrix: the real shapes a message takes -------------------------------------------------------------
+
+# A realistic production host: the signed links are measured at the length they really leave with.
+MATRIX_BASE_URL = "https://declic.ille-et-vilaine.fr"
+_MATRIX_SECRET = "lint-matrix-secret-0123456789abcdef"
+_MATRIX_MESSAGE_ID = 12_345_678  # an outbox id of a busy year: tokens grow with it
+
+# Offers as the registry hands them to a message (OfferView.as_context): codes for kind and format, one grant.
+MATRIX_OFFERS: tuple[dict[str, Any], ...] = (
+    {"title": "Atelier « mes devis et mes factures sur téléphone »", "provider": "CCI Ille-et-Vilaine",
+     "kind": "formation_courte", "format": "a_distance", "duration": "1 h 30", "hours": "mardi 12h30-14h",
+     "price": "20 €", "grant": None},
+    {"title": "Chèque numérique", "provider": "Région Bretagne", "kind": "financement", "format": "mixte",
+     "duration": "15 min pour la demande", "hours": "en ligne", "price": None,
+     "grant": "La Région rembourse la moitié de vos dépenses, jusqu'à 1 500 €"},
+)
+_PEER = {"name": "Marie-Françoise Le Bihan-Kerhervé", "phone": "+33612345678",
+         "email": "marie-francoise.lebihan-kerherve@exemple-entreprise.fr", "role": "pair"}
+_ADVISER = {"name": "Claire Le Goff", "metier": "conseillère numérique", "phone": "02 99 02 35 36",
+            "email": None, "commune": None, "role": "conseiller"}
+# A covering array on four two-level factors (trade noun, commune name, ambassador, offers): every pair of levels
+# of any two factors appears in some row, and both extremes (all long, all short) are rows. Six renders a family
+# instead of sixteen keep the whole lint within seconds.
+_ROWS = ((0, 0, 0, 0), (1, 1, 1, 1), (0, 1, 1, 1), (1, 0, 1, 1), (1, 1, 0, 1), (1, 1, 1, 0))
+
+
+@lru_cache(maxsize=1)
+def matrix_links() -> dict[str, str]:
+    """Links of the real lengths: signed landing and unsubscribe tokens (make_token), the short link."""
+    from orchestrator.links import links_for
+
+    return links_for(_MATRIX_SECRET, MATRIX_BASE_URL, _MATRIX_MESSAGE_ID)
+
+
+@lru_cache(maxsize=1)
+def _trade_extremes() -> dict[str, tuple[tuple[str, str], tuple[str, str]]]:
+    """Per family, the (NAF code, métier) of the longest and of the shortest business noun of its sub-classes."""
+    from segments.taxonomy import naf_entries, trade_wordings
+
+    by_family: dict[str, list[tuple[int, str, str]]] = {}
+    for code, wording in trade_wordings().items():
+        entry = naf_entries().get(code)
+        if entry is not None:
+            by_family.setdefault(entry.family, []).append((len(wording.business), code, entry.metier))
+    out = {}
+    for family, items in by_family.items():
+        items.sort()
+        out[family] = ((items[-1][1], items[-1][2]), (items[0][1], items[0][2]))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _commune_extremes() -> tuple[tuple[str, str], tuple[str, str]]:
+    """(name, postal-code-like département) of the longest and the shortest commune name of the reference."""
+    import csv
+    from importlib import resources
+
+    text = resources.files("segments.data").joinpath("communes.csv").read_text(encoding="utf-8")
+    rows = [(len(r["nom"]), r["nom"], r["departement"]) for r in csv.DictReader(text.splitlines())
+            if r.get("type") == "commune-actuelle"]
+    rows.sort()
+    return (rows[-1][1], rows[-1][2]), (rows[0][1], rows[0][2])
+
+
+def matrix_contexts(family: str, trigger: str) -> list[tuple[str, dict[str, Any]]]:
+    """The contexts the linter renders a template with for one family: (label, context) for the longest and
+    shortest trade nouns of the family, the longest and shortest commune names, a peer or an adviser, two
+    offers or none, always with real signed and short link lengths."""
+    nouns = _trade_extremes().get(family)
+    communes = _commune_extremes()
+    out = []
+    for noun, place, adviser, no_offers in _ROWS:
+        context = sample_context(family, trigger, offers=[] if no_offers else [dict(o) for o in MATRIX_OFFERS])
+        business = dict(context["business"])
+        if nouns is not None:
+            business["naf"], business["metier"] = nouns[noun]
+        commune, dep = communes[place]
+        business["commune"], business["postal_code"] = commune, f"{dep}{'0' * (5 - len(dep))}"[:5]
+        context["business"] = business
+        if adviser:
+            context["ambassador"] = dict(_ADVISER)
+        else:
+            # a peer's métier as the registry has it (typed by an operator), the longest place name
+            context["ambassador"] = dict(_PEER, metier=context["ambassador"]["metier"], commune=commune)
+        context["links"] = dict(matrix_links())
+        label = "/".join((("nom long", "nom court")[noun], ("commune longue", "commune courte")[place],
+                          ("pair", "conseiller")[adviser], ("2 offres", "sans offre")[no_offers]))
+        out.append((f"{family}, {label}" + (f", {business['naf']}" if nouns else ""), context))
+    return out
 
 
 def render_preview(template_name: str, context: dict[str, Any] | None = None,
