@@ -102,6 +102,11 @@ def _publish(artifacts: list[run_reports.Artifact]) -> None:
 _json_logger = logging.getLogger("declic.runs")
 
 
+def _fr(counts: dict[str, Any]) -> str:
+    """Counts as a person reads them in the run log: "clé : n, clé : n" (the JSON line keeps the dict)."""
+    return ", ".join(f"{key} : {value}" for key, value in dict(counts).items())
+
+
 def _log(event: str, text: str, **fields: Any) -> None:
     """The run's log line: French in the Prefect UI; with DECLIC_LOG_FORMAT=json, also one JSON object per
     event on stderr (run id, campaign, channel, counts; never an address, a name of a person or a token)."""
@@ -219,15 +224,15 @@ def plan_flow(now: str | None = None, limit: int | None = None, max_batches: int
         counts, tally = plan_batch_task(now, limit)
         if not counts:
             break
-        _log("plan.batch", f"flow run {run}, plan batch {number} (event {trigger_event or '-'}): {counts}",
-             batch=number, counts=counts)
+        _log("plan.batch", f"run {run}, lot de planification {number} (événement {trigger_event or '-'}) : "
+             f"{_fr(counts)}", batch=number, counts=counts)
         total.update(counts)
         by_campaign.update(tally)
     for (campaign_id, outcome), n in sorted(by_campaign.items()):
-        _log("plan.campaign", f"flow run {run}, campaign {campaign_id}: {outcome} {n}",
+        _log("plan.campaign", f"run {run}, campagne {campaign_id} : {outcome} {n}",
              campaign=campaign_id, outcome=outcome, count=n)
     report_task("plan", dict(total), dict(by_campaign))
-    _log("plan.done", f"flow run {run}: planning done, {dict(total) or 'nothing waiting'}", counts=dict(total))
+    _log("plan.done", f"run {run} : planification terminée, {_fr(total) or 'rien en attente'}", counts=dict(total))
     return dict(total)
 
 
@@ -246,15 +251,15 @@ def dispatch_flow(now: str | None = None, limit: int | None = None, max_batches:
         counts, by_campaign, outcomes = dispatch_batches_task(now, limit, owner, wanted)
         if not counts:
             break
-        _log("dispatch.batches", f"flow run {run}, dispatch batches from {first} by {owner} "
-             f"({_campaigns(Counter(by_campaign))}): {counts}", first_batch=first, counts=counts)
+        _log("dispatch.batches", f"run {run}, lots d'envoi à partir du n° {first} par {owner} "
+             f"({_campaigns(Counter(by_campaign))}) : {_fr(counts)}", first_batch=first, counts=counts)
         total.update(counts)
         by_outcome.update(outcomes)
     for (campaign_id, channel, outcome), n in sorted(by_outcome.items()):
-        _log("dispatch.campaign", f"flow run {run}, campaign {campaign_id}, {channel}: {outcome} {n}",
+        _log("dispatch.campaign", f"run {run}, campagne {campaign_id}, {channel} : {outcome} {n}",
              campaign=campaign_id, channel=channel, outcome=outcome, count=n)
     report_task("dispatch", dict(total), dict(by_outcome), since=started.isoformat())
-    _log("dispatch.done", f"flow run {run}: dispatch done, {dict(total) or 'nothing due'}", counts=dict(total))
+    _log("dispatch.done", f"run {run} : envoi terminé, {_fr(total) or 'rien à envoyer'}", counts=dict(total))
     return dict(total)
 
 
@@ -293,7 +298,7 @@ def _ingest_report(source: str, what: str, report: dict[str, Any]) -> dict[str, 
     report = dict(report)
     first = report.pop("first_rejects", [])
     _publish(run_reports.ingest_artifacts(source, what, report, first))
-    _log(f"ingest.{source}", f"flow run {_run_label()}: {source} {what}: {report}", source=source,
+    _log(f"ingest.{source}", f"run {_run_label()} : {source} {what} : {_fr(report)}", source=source,
          read=report.get("read", 0), accepted=report.get("accepted", 0), rejected=report.get("rejected", {}),
          events=report.get("events", {}))
     return report
@@ -350,7 +355,7 @@ def watch_feeds_flow(only: str | None = None, now: str | None = None) -> dict[st
     run = _run_label()
     outcomes = watch_feeds_task(only, now)
     for outcome in outcomes:
-        _log("feeds.feed", f"flow run {run}, feed {outcome['feed']}: {outcome['state']}", feed=outcome["feed"],
+        _log("feeds.feed", f"run {run}, flux {outcome['feed']} : {outcome['state']}", feed=outcome["feed"],
              failed=bool(outcome.get("failed")), events=outcome.get("events", 0))
     _publish(run_reports.feeds_artifacts(outcomes))
     return {"feeds": len(outcomes), "events": sum(o.get("events", 0) for o in outcomes),
@@ -376,7 +381,7 @@ def rollup_task(day: str | None) -> dict[str, Any]:
 def rollup_flow(day: str | None = None) -> dict[str, Any]:
     """Compute the nightly metrics rollups (yesterday by default)."""
     report = rollup_task(day)
-    _log("rollup.done", f"flow run {_run_label()}: metrics rollup for {day or 'yesterday'}: {report}",
+    _log("rollup.done", f"run {_run_label()} : indicateurs du {day or 'jour précédent'} recalculés : {_fr(report)}",
          rows=report.get("rollup_rows", 0))
     return report
 
@@ -396,7 +401,7 @@ def privacy_purge_task(now: str | None, dry_run: bool) -> dict[str, dict[str, in
 def privacy_retention_flow(now: str | None = None, dry_run: bool = False) -> dict[str, dict[str, int]]:
     """Apply the retention policy of personal data (the same service as `declic privacy purge`)."""
     counts = privacy_purge_task(now, dry_run)
-    _log("privacy.purge", f"flow run {_run_label()}: retention purge: {counts}",
+    _log("privacy.purge", f"run {_run_label()} : purge de conservation : {_fr(counts)}",
          rows=sum(n for by_owner in counts.values() for n in by_owner.values()))
     return counts
 
