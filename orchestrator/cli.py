@@ -43,6 +43,9 @@ cli_feeds.mount(app)
 from orchestrator import cli_privacy  # noqa: E402  (privacy export|erase|purge|register)
 
 cli_privacy.mount(app)
+from orchestrator import cli_intermediaries  # noqa: E402  (intermediaries import|clients)
+
+cli_intermediaries.mount(app)
 console = Console()
 
 

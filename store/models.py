@@ -538,3 +538,37 @@ class Consent(SQLModel, table=True):
     given_at: dt.datetime = Field(default_factory=utcnow)
     withdrawn_at: dt.datetime | None = None
     withdrawn_source: str | None = Field(default=None, max_length=120)
+
+
+# --- intermediaries: accountants, CMA/CCI and bank advisers, associations who relay to their clients (issue 16) ---
+
+
+class Intermediary(SQLModel, table=True):
+    """Someone a business already trusts (its accounting firm, a CMA/CCI or bank adviser, an association): the
+    `relay` channel sends them one digest of their clients who hit a moment."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=80, unique=True)  # the importer's stable identifier (re-import updates)
+    name: str
+    kind: str = Field(max_length=20)  # cabinet_comptable | cma | cci | banque | association | autre
+    email: str | None = None
+    phone: str | None = Field(default=None, max_length=20)
+    commune: str | None = Field(default=None, max_length=5)  # where they work (commune code)
+    # The places they serve as "level:code" strings ("epci:243500139"); empty when only their clients matter.
+    territory: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class IntermediaryClient(SQLModel, table=True):
+    """A business (by SIRET, known or not yet) an intermediary serves, with where the link came from and when."""
+
+    __table_args__ = (UniqueConstraint("intermediary_id", "siret", name="uq_intermediaryclient_link"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    intermediary_id: int = Field(foreign_key="intermediary.id", index=True)
+    siret: str = Field(max_length=14, index=True)
+    source: str = Field(max_length=120)  # the file name, or the partner that told
+    linked_on: dt.date  # the date the source gives for the link (else the import's day)
+    created_at: dt.datetime = Field(default_factory=utcnow)
