@@ -313,6 +313,9 @@ class CampaignSpec(Strict):
     # Bodies that co-sign the campaign (a Département and an EPCI running it together): every message and the
     # landing page name them all; each sees the campaign within its own territory.
     co_owners: list[Owner] = Field(default_factory=list, max_length=5)
+    # Where a person writes to use their rights on their data (access, erasure, objection): shown in the privacy
+    # notice of the landing page. Without it, the sender's e-mail.
+    privacy_contact: str | None = Field(default=None, pattern=_MAILBOX, max_length=254)
 
     @field_validator("triggers")
     @classmethod

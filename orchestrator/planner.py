@@ -72,6 +72,10 @@ class BusinessView:
     postal: str | None  # the address block, when known
     phone_consent: bool = False  # call tasks only go to numbers with a consent or an existing relationship
     naf_code: str | None = None  # NAF sub-class (43.22A): the messages name the business from it
+    # where its contacts came from ("sirene", "landing", a partner's name): each message says it (GDPR art. 14)
+    email_source: str | None = None
+    phone_source: str | None = None
+    address_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,7 @@ class Candidate:
     campaign_id: int | None = None
     at: dt.datetime | None = None
     deadline: dict[str, Any] | None = None  # {label, date} of a regulatory deadline event
+    source: str | None = None  # the event's source: "sirene", "bodacc", "calendar" or the partner's name
 
     @property
     def key(self) -> str:
@@ -522,8 +527,15 @@ def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
         "deadline": dict(c.deadline) if c.deadline else None,
         "campaign": {"name": spec.title or spec.name, "signed_by": spec.signed_by(),
                      "owners": [o.name for o in spec.owners()]},
+        "origin": origin(b, c),
         "meta": meta,
     }
+
+
+def origin(b: BusinessView, c: Candidate) -> dict[str, Any]:
+    """Where the data behind a message came from (GDPR art. 14), as stored: the triggering event's source and
+    the source of each contact; templates/wording.py says them in words for each channel."""
+    return {"event": c.source, "email": b.email_source, "phone": b.phone_source, "address": b.address_source}
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from store.models import (
     Interaction,
     Message,
     MessageEvent,
+    Partner,
     TerritoryHoldout,
     TriggerEvent,
     utcnow,
@@ -46,6 +47,7 @@ INTERACTIONS = Interaction.__table__
 OCCURRENCES = CampaignOccurrence.__table__
 COVERAGE = Coverage.__table__
 HOLDOUTS = TerritoryHoldout.__table__
+PARTNERS = Partner.__table__
 
 # Messages that count against the pressure caps: planned or on their way, not those that never left
 # (`unknown`: handed over without an answer, it may have arrived).
@@ -56,7 +58,8 @@ ID_CHUNK = 2000
 # What `business_view` reads: selecting only these keeps row building cheap on wide tables.
 VIEW_COLUMNS = [BUSINESS.c[name] for name in (
     "id", "siret", "name", "naf_code", "metier_family", "commune_code", "city", "epci_code", "departement_code",
-    "region_code", "postal_code", "street", "state", "do_not_contact", "email", "phone", "phone_consent")]
+    "region_code", "postal_code", "street", "state", "do_not_contact", "email", "phone", "phone_consent",
+    "email_source", "phone_source", "address_source")]
 
 
 @lru_cache(maxsize=4096)
@@ -85,14 +88,15 @@ def business_view(row) -> BusinessView:
         epci_code=row.epci_code, departement_code=row.departement_code, region_code=row.region_code,
         postal_code=row.postal_code, state=row.state, do_not_contact=row.do_not_contact,
         email=row.email, phone=row.phone, postal=postal, phone_consent=bool(getattr(row, "phone_consent", False)),
-        naf_code=row.naf_code,
+        naf_code=row.naf_code, email_source=getattr(row, "email_source", None),
+        phone_source=getattr(row, "phone_source", None), address_source=getattr(row, "address_source", None),
     )
 
 
 def view_of(values: Sequence) -> BusinessView:
     """`business_view` for a plain tuple in `VIEW_COLUMNS` order (the hot path: no attribute lookups)."""
     (id_, siret, name, naf_code, family_key, commune_code, city, epci, dep, region, postal_code, street, state,
-     do_not_contact, email, phone, consent) = values
+     do_not_contact, email, phone, consent, email_source, phone_source, address_source) = values
     naf = _naf(naf_code) if naf_code else None
     fam = families().get(family_key or "")
     place = _commune(commune_code) if commune_code else None
@@ -102,14 +106,16 @@ def view_of(values: Sequence) -> BusinessView:
     return BusinessView(
         id_, siret, name, naf.metier if naf else (fam.label.lower() if fam else "entreprise"), family_key,
         fam.label if fam else "Autres activités", commune_code, place.nom if place else city, epci, dep, region,
-        postal_code, state, do_not_contact, email, phone, postal, bool(consent), naf_code)
+        postal_code, state, do_not_contact, email, phone, postal, bool(consent), naf_code, email_source, phone_source,
+        address_source)
 
 
 def pending_candidates(conn: Connection, limit: int) -> tuple[list[int], list[Candidate]]:
     """The oldest unplanned events (all of them, for marking) and those about a known business."""
     rows = conn.execute(
-        select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.occurred_on, *VIEW_COLUMNS)
-        .select_from(EVENTS.outerjoin(BUSINESS, BUSINESS.c.id == EVENTS.c.business_id))
+        select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.occurred_on, *VIEW_COLUMNS, EVENTS.c.source, PARTNERS.c.name)
+        .select_from(EVENTS.outerjoin(BUSINESS, BUSINESS.c.id == EVENTS.c.business_id)
+                     .outerjoin(PARTNERS, PARTNERS.c.id == EVENTS.c.partner_id))
         .where(EVENTS.c.planned.is_(False), EVENTS.c.status == "accepted")
         .order_by(EVENTS.c.id)
         .limit(limit)
@@ -120,7 +126,9 @@ def pending_candidates(conn: Connection, limit: int) -> tuple[list[int], list[Ca
     payloads: dict[int, dict] = {}
     for part in chunks(deadline_ids, ID_CHUNK):
         payloads.update(conn.execute(select(EVENTS.c.id, EVENTS.c.payload).where(EVENTS.c.id.in_(part))).all())
-    candidates = [Candidate(r[0], r[1], r[2], view_of(tuple(r)[3:]), deadline=deadline_of(r[1], payloads.get(r[0])))
+    # the event's source as a message says it: a partner by its name, never "partner:<id>" (GDPR art. 14)
+    candidates = [Candidate(r[0], r[1], r[2], view_of(tuple(r)[3:-2]), deadline=deadline_of(r[1], payloads.get(r[0])),
+                            source=r[-1] or r[-2])
                   for r in rows if r[4] is not None]
     return event_ids, candidates
 

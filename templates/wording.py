@@ -3,6 +3,16 @@
 - ``words``: how the message names the business and its trade, from the reviewed wording of its NAF sub-class
   (``segments/data/trades_naf.csv``), else its family's (``trades.yaml``: ``business``, ``business_a``,
   ``group``), else the generic "votre entreprise". Never an INSEE label.
+- ``words.sms_business`` / ``words.sms_business_a``: the same noun for an SMS, which must stay in GSM-7 and short
+  (2 segments with the link, the source and STOP): the sub-class's own if it is GSM-7 and at most
+  ``SMS_NOUN_MAX`` characters, else its reviewed SMS form (``sms_business`` in ``trades_naf.csv``, written around
+  ê, â, î, ô, ç, û), else the family's noun, else "votre entreprise". Accents are never stripped.
+  ``words.sms_nouns`` lists it then the shorter forms (the family's, the generic) an SMS uses when it must.
+- ``origin``: where the business's data came from (GDPR art. 14), in words. The planner stores the raw sources
+  (``{"event": "sirene" | "bodacc" | "calendar" | <partner name>, "email": ..., "phone": ..., "address": ...}``,
+  the business's ``*_source`` columns); each becomes ``{"long": "le répertoire Sirene de l'INSEE", "short":
+  "Sirene (INSEE)"}`` and ``origin.<channel>`` lists the distinct sources behind a message of that channel
+  (the event's, then the contact's: e-mail, phone or postal address).
 - phones of the ambassador and the sender in the French national format ("02 99 00 00 00"), as people read them.
 - the ambassador's ``role``: ``pair`` (an owner of the trade) or ``conseiller`` (an adviser, an accounting firm,
   the campaign's fallback contact), who puts the owner in touch with a peer.
@@ -13,15 +23,19 @@ Filters for the enumerated values of offers: ``offer_format`` (``a_distance`` ->
 
 from __future__ import annotations
 
+import csv
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
 
 from integrations.phones import OVERSEAS_REGIONS
-from segments.taxonomy import trade_wording
+from segments.taxonomy import normalize_naf, trade_wording
 
+TRADES_NAF = Path(__file__).resolve().parent.parent / "segments" / "data" / "trades_naf.csv"
+SMS_NOUN_MAX = 30
 PEER, ADVISER = "pair", "conseiller"
 GENERIC = {"business": "votre entreprise", "business_a": "une entreprise", "trade": "les petites entreprises",
            "catch_all": True}
@@ -30,22 +44,117 @@ OFFER_FORMATS = {"sur_place": "sur place", "a_distance": "à distance", "mixte":
 OFFER_KINDS = {"diagnostic": "diagnostic", "formation_courte": "formation courte",
                "accompagnement": "accompagnement", "coup_de_pouce": "coup de pouce", "financement": "aide financière",
                "atelier": "atelier"}
-_DURATION = re.compile(r"(\d+)\s*h\s*(\d{2})?\b", re.IGNORECASE)
+_DURATION = re.compile(r"(\d+)\s*h(?:\s*(\d{2}))?\b", re.IGNORECASE)
 _MINUTES = re.compile(r"(\d+)\s*(?:mn|min|minutes?)\b", re.IGNORECASE)
 
 
+# Where data come from, as a message says it: (a noun phrase, the short form of an SMS). Any other value is a
+# partner's name, said as written. "calendar" is the law's calendar, not a source of personal data.
+SOURCES = {
+    "sirene": ("le répertoire Sirene de l'INSEE", "Sirene (INSEE)"),
+    "sirene-api": ("le répertoire Sirene de l'INSEE", "Sirene (INSEE)"),
+    "bodacc": ("le BODACC (journal officiel des annonces des entreprises)", "BODACC"),
+    "bodacc-api": ("le BODACC (journal officiel des annonces des entreprises)", "BODACC"),
+    "landing": ("vous-même, sur notre page", "vous-même"),
+}
+NOT_A_SOURCE = {"calendar", ""}
+# Why a business gets a message, by trigger: "Nous écrivons aux entreprises <reason>."
+ORIGIN_REASONS = {
+    "creation": "qui viennent d'être créées",
+    "first_hire": "qui embauchent pour la première fois",
+    "takeover": "qui changent de propriétaire",
+    "consolidation": "installées depuis quelques années",
+    "critical_period": "qui traversent peut-être une période plus calme",
+    "deadline": "que les factures électroniques concernent",
+    "collective_procedure": "après une décision du tribunal publiée au BODACC",
+}
+DEFAULT_REASON = "de son territoire"
+SMS_SOURCE_MAX = 24
+CHANNEL_CONTACT = {"email": "email", "sms": "phone", "call": "phone", "letter": "address"}
+
+
+def gsm7(text: str) -> bool:
+    """True when every character of the text is in the GSM-7 alphabet (an SMS stays at 160 a segment)."""
+    from templates.lint import GSM7_BASIC, GSM7_EXTENSION  # lint reads templates lazily: no import cycle
+
+    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+
+
+@cache
+def _sms_forms() -> dict[str, tuple[str, str]]:
+    """The reviewed SMS nouns of the sub-classes whose noun has a letter outside GSM-7 (``trades_naf.csv``)."""
+    with TRADES_NAF.open(encoding="utf-8", newline="") as fh:
+        return {row["naf_code"]: (row["sms_business"], row["sms_business_a"])
+                for row in csv.DictReader(fh) if row.get("sms_business")}
+
+
+def _sms_noun(*candidates: str | None) -> str:
+    for noun in candidates:
+        if noun and len(noun) <= SMS_NOUN_MAX and gsm7(noun):
+            return noun
+    return candidates[-1] or ""
+
+
 def words_for(business: dict[str, Any] | None, trades: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """The business's words: its NAF sub-class's, else its family's (``trades``), else the generic ones."""
+    """The business's words: its NAF sub-class's, else its family's (``trades``), else the generic ones; with
+    their SMS forms (GSM-7, short)."""
     business = business or {}
+    family = trades.get(business.get("family") or "")
+    family_nouns = ((family["business"], family["business_a"]) if family and family.get("business")
+                    else (None, None))
     found = trade_wording(business.get("naf"))
     if found is not None:
-        return {"business": found.business, "business_a": found.business_a, "trade": found.trade,
-                "catch_all": found.catch_all}
-    family = trades.get(business.get("family") or "")
-    if family and family.get("business"):
-        return {"business": family["business"], "business_a": family["business_a"], "trade": family["group"],
-                "catch_all": False}
-    return dict(GENERIC)
+        out = {"business": found.business, "business_a": found.business_a, "trade": found.trade,
+               "catch_all": found.catch_all}
+        reviewed = _sms_forms().get(normalize_naf(business["naf"]), (None, None))
+    elif family_nouns[0]:
+        out = {"business": family_nouns[0], "business_a": family_nouns[1], "trade": family["group"],
+               "catch_all": False}
+        reviewed = (None, None)
+    else:
+        out, reviewed = dict(GENERIC), (None, None)
+    out["sms_business"] = _sms_noun(out["business"], reviewed[0], family_nouns[0], GENERIC["business"])
+    out["sms_business_a"] = _sms_noun(out["business_a"], reviewed[1], family_nouns[1], GENERIC["business_a"])
+    # shorter forms an SMS falls back to when the whole text would not fit 2 segments: the family's, the generic
+    nouns = [[out["sms_business"], out["sms_business_a"]]]
+    for pair in ([_sms_noun(family_nouns[0], GENERIC["business"]), _sms_noun(family_nouns[1], GENERIC["business_a"])],
+                 [GENERIC["business"], GENERIC["business_a"]]):
+        if pair not in nouns and len(pair[0]) <= len(nouns[-1][0]):
+            nouns.append(pair)
+    out["sms_nouns"] = nouns
+    return out
+
+
+def source_words(source: str | None) -> dict[str, str] | None:
+    """One source in words: ``{"long": "le répertoire Sirene de l'INSEE", "short": "Sirene (INSEE)"}``; a
+    partner's name is said as written ("BGE 35"); an SMS says "un partenaire" when it is long or not GSM-7 (the
+    landing page names it)."""
+    text = " ".join(str(source or "").split())
+    if text.lower() in NOT_A_SOURCE:
+        return None
+    if text.lower() in SOURCES:
+        long, short = SOURCES[text.lower()]
+        return {"long": long, "short": short}
+    if text.startswith("partner:"):  # an unresolved partner reference: never shown as a code
+        return {"long": "un partenaire de la campagne", "short": "un partenaire"}
+    short = text if len(text) <= SMS_SOURCE_MAX and gsm7(text) else "un partenaire"
+    return {"long": text, "short": short}
+
+
+def origin_words(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The sources of a message in words, per channel (``origin.email``, ``origin.sms`` ...): the event's (or,
+    without an event, the postal address's, which is Sirene's for a business Sirene placed), then the
+    contact's for that channel, without repeats. Empty lists when nothing is known."""
+    raw = raw or {}
+    out: dict[str, Any] = {"known": bool(raw), "reasons": ORIGIN_REASONS}
+    event = source_words(raw.get("event")) or source_words(raw.get("address"))
+    for channel, contact in CHANNEL_CONTACT.items():
+        found = []
+        for item in (event, source_words(raw.get(contact))):
+            if item and item not in found:
+                found.append(item)
+        out[channel] = found
+    return out
 
 
 @lru_cache(maxsize=4096)
@@ -89,6 +198,10 @@ def _with_role(person: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     out = dict(person)
     out["phone"] = phone_fr(out.get("phone"))
+    # an SMS says a name or a trade only in GSM-7: a person's name is never reworded nor stripped of its accents,
+    # so one with ç, ô, ê ... is left out of the SMS (the landing page gives it)
+    out["sms_name"] = out.get("name") if out.get("name") and gsm7(str(out["name"])) else None
+    out["sms_metier"] = out.get("metier") if out.get("metier") and gsm7(str(out["metier"])) else None
     out.setdefault("role", ADVISER)  # never present someone as a peer of the trade unless it is known
     if out["role"] not in (PEER, ADVISER):
         out["role"] = ADVISER
@@ -96,10 +209,13 @@ def _with_role(person: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def prepare(context: dict[str, Any], trades: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """The context a template sees: `words` added, phones in national format, the ambassador's role set."""
+    """The context a template sees: `words` and `origin` in words, phones in national format, the ambassador's
+    role set."""
     out = dict(context)
     if "words" not in out:
         out["words"] = words_for(out.get("business"), trades)
+    if not (isinstance(out.get("origin"), dict) and "known" in out["origin"]):  # raw sources, or none
+        out["origin"] = origin_words(out.get("origin"))
     if isinstance(out.get("ambassador"), dict):
         out["ambassador"] = _with_role(out["ambassador"])
     if isinstance(out.get("sender"), dict) and out["sender"].get("phone"):

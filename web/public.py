@@ -15,12 +15,14 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select, update
 
 from integrations.phones import InvalidNumber, normalise_french_number
+from orchestrator.campaign_spec import CampaignSpec
 from orchestrator.links import TokenError, make_token, read_token
 from orchestrator.settings import Settings
 from store.conversions import message_row, record_diagnostic, record_interaction, request_callback
-from store.models import Business, Interaction, utcnow
+from store.models import Business, Campaign, Interaction, utcnow
 from store.suppressions import unsubscribe_message
 from templates.render import tel_href
+from templates.wording import DEFAULT_REASON, ORIGIN_REASONS, origin_words
 from web.callback import SLOTS, callback_due, notification
 from web.csrf import check_csrf, make_csrf
 from web.deps import EngineDep, SettingsDep
@@ -29,6 +31,7 @@ from web.diagnostic import QUESTIONS, diagnose, parse_answers
 log = logging.getLogger(__name__)
 BUSINESS = Business.__table__
 INTERACTIONS = Interaction.__table__
+CAMPAIGNS = Campaign.__table__
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 OFFER_FORMATS = {"sur_place": "sur place", "a_distance": "à distance", "mixte": "sur place ou à distance"}
@@ -81,9 +84,44 @@ def _landing(
         "form": {},
         "errors": {},
         "done": None,
+        "origin": _origin(ctx, msg.channel),
+        "privacy": _privacy(request, settings, msg),
     }
     values.update(extra)
     return pages.TemplateResponse(request, "landing.html", values, status_code=status)
+
+
+def _origin(ctx: dict, channel: str | None) -> dict:
+    """Why this business got the message and where its data came from (GDPR art. 14), in words."""
+    words = origin_words(ctx.get("origin"))
+    trigger = (ctx.get("trigger") or {}).get("type") or ""
+    return {"reason": ORIGIN_REASONS.get(trigger, DEFAULT_REASON), "known": words["known"],
+            "sources": [o["long"] for o in words.get(channel or "email", words["email"])]}
+
+
+def _privacy(request: Request, settings: Settings, msg) -> dict:
+    """The privacy notice of the landing page, from the campaign's spec: who is responsible (the owner, with its
+    co-owners), the contact for the rights (`privacy_contact`, else the sender's e-mail), the retention period
+    (DECLIC_RETENTION_CONTACT_DAYS). A message whose campaign spec cannot be read falls back on its context."""
+    ctx = msg.context or {}
+    sender, campaign = ctx.get("sender") or {}, ctx.get("campaign") or {}
+    spec = None
+    if msg.campaign_id is not None:
+        with request.app.state.engine.connect() as conn:
+            raw = conn.execute(select(CAMPAIGNS.c.spec).where(CAMPAIGNS.c.id == msg.campaign_id)).scalar()
+        try:
+            spec = CampaignSpec.model_validate(raw) if raw else None
+        except ValueError:
+            spec = None
+    owners = [o.name for o in spec.owners()] if spec else (campaign.get("owners") or [sender.get("name")])
+    days = settings.retention_contact_days
+    return {
+        "controller": owners[0] or sender.get("name"),
+        "co_controllers": [o for o in owners[1:] if o],
+        "contact": (spec.privacy_contact or spec.sender.email) if spec else sender.get("email"),
+        "address": spec.sender.address if spec else sender.get("address"),
+        "retention": f"{days // 365} ans" if days % 365 == 0 and days >= 730 else f"{days} jours",
+    }
 
 
 @router.get("/u/{token}", response_class=HTMLResponse)

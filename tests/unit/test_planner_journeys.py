@@ -198,7 +198,9 @@ def test_a_deadline_event_brings_its_date_to_the_template():
 
     deadline = deadline_of("deadline", {"deadline": "einvoice-2027", "deadline_date": "2027-09-01",
                                         "title": "Réception des factures électroniques"})
-    assert deadline == {"label": "Réception des factures électroniques", "date": "2027-09-01"}
+    # the company's duty dates travel too (None when the event does not state them: the PME/micro dates)
+    assert deadline == {"label": "Réception des factures électroniques", "date": "2027-09-01",
+                        "receive_date": None, "issue_date": None}
     assert deadline_of("creation", {"deadline_date": "2027-09-01"}) is None
     c = Candidate(1, "deadline", dt.date(2026, 11, 30), business(), deadline=deadline)
     m = first_message(plan([c], [rule(triggers=["deadline"])], now=NOW, enrolled=set(), suppressed=set()))

@@ -37,16 +37,19 @@ def test_every_message_renders_names_the_trade_and_the_way_to_say_no(channel, tr
         body = rendered.body
         words = words_for(ctx["business"], load_trades())
         named = [words["business"], words["business_a"]]
-        if channel == "sms":
-            named, sender = [sms_safe(n) for n in named], sms_safe(ctx["sender"]["name"])
+        if channel == "sms":  # an SMS names it in one of its GSM-7 forms, the longest that fits 2 segments
+            named = [sms_safe(n) for pair in words["sms_nouns"] for n in pair]
+            sender = sms_safe(ctx["sender"]["name"])
         else:
             sender = ctx["sender"]["name"]
+        named += [n[0].upper() + n[1:] for n in named]  # a sentence may start with it
         assert any(n in body for n in named), "the message names the owner's business"
         assert sender in body, "the sender is identified"
         assert ctx["ambassador"]["name"] in body and ctx["ambassador"]["phone"] in body
         if channel in ("email", "letter"):
             assert rendered.subject.strip()
-            assert ctx["links"]["unsubscribe"] in body
+            # a letter gives the short link to type (its page has the unsubscribe button), never a long one
+            assert ctx["links"]["unsubscribe" if channel == "email" else "short"] in body
         if channel == "sms":
             assert "STOP" in body
             assert not rendered.subject
@@ -86,10 +89,16 @@ def test_sms_never_strips_accents_only_typography():
     # Issue 13: "Vous etes" reads as careless. Letters stay as written (the linter flags those outside GSM-7);
     # only typography with an exact GSM-7 equivalent is replaced.
     ctx = sample_context("agriculture", "creation")
-    ctx["ambassador"]["name"] = "François Lefèvre"
+    ctx["ambassador"]["name"] = "Hélène Lefèvre"
     ctx["sender"]["name"] = "Privas Centre\u00a0Ardèche – l’équipe"
     body = library().render("sms/creation/default.j2", ctx).body
-    assert "François Lefèvre" in body and "Privas Centre Ardèche - l'équipe" in body
+    assert "Hélène Lefèvre" in body and "Privas Centre Ardèche - l'équipe" in body
+    # a name with a letter outside GSM-7 is never stripped ("Francois"): the SMS leaves it out and stays GSM-7,
+    # the number is still given and the landing page names the person
+    ctx["ambassador"]["name"] = "François Lefèvre"
+    body = library().render("sms/creation/default.j2", ctx).body
+    assert "Fran" not in body and ctx["ambassador"]["phone"] in body
+    assert sms_length(body.strip()).encoding == "GSM-7"
 
 
 def test_a_missing_variable_is_an_error_not_a_hole():
@@ -163,7 +172,7 @@ def test_every_leaf_template_is_known():
 def test_preview_text_shows_subject_and_body():
     text = preview_text(library(), "email/creation/batiment.j2", sample_context())
     assert text.startswith("== email/creation/batiment.j2")
-    assert "Objet : Vous êtes plombier-chauffagiste depuis peu" in text
+    assert "Objet : Votre entreprise de travaux démarre" in text
     assert "Bonjour," in text
     assert render_preview("sms/deadline/default.j2").body.count("STOP") == 1
 

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from segments.taxonomy import naf_entries, trade_wording
+from templates.lint import sms_length
 from templates.preview import sample_context
 from templates.render import library, load_trades
 from templates.wording import words_for
@@ -36,12 +37,19 @@ def test_no_insee_label_in_the_creation_email_and_sms(code):
     label = naf_entries()[code].label
     wording = trade_wording(code)
     own_words = f"{wording.business} {wording.trade}".lower()
-    for text in _messages(code):
+    email, sms = _messages(code)
+    for text in (email, sms):
         found = _INSEE.search(text)
         assert found is None, (code, found.group(0), text)
         if label.lower() not in own_words:
             assert label.lower() not in text.lower(), (code, label)
-        assert wording.business in text.lower(), (code, wording.business)
+    assert wording.business in email.lower(), (code, wording.business)
+    # the SMS names it in GSM-7 (a reviewed SMS form around ê, â, î ...; the family's or the generic noun when the
+    # whole text would not fit 2 segments), never with an accent stripped
+    sms_nouns = words_for({"naf": code, "family": naf_entries()[code].family}, load_trades())["sms_nouns"]
+    assert any(noun in sms.lower() for noun, _ in sms_nouns), (code, sms_nouns, sms)
+    length = sms_length(sms.strip())
+    assert length.encoding == "GSM-7" and length.segments <= 2, (code, length, sms)
 
 
 @pytest.mark.parametrize("trigger", ["consolidation", "critical_period", "deadline", "first_hire", "takeover"])
