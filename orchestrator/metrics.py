@@ -335,6 +335,9 @@ class CampaignReport:
     uplift_itt: Uplift | None
     variants: list[VariantComparison]
     tables: list[Table]
+    # Adoption (a `tool_adopted` attributed to the enrollment) against the control group, as for conversion.
+    adoption_uplift: Uplift | None = None
+    adoption_uplift_itt: Uplift | None = None
 
     def table(self, key: str) -> Table:
         return next(t for t in self.tables if t.key == key)
@@ -374,10 +377,12 @@ def build_report(
     as_of: str | None,
     labels: Callable[[str, str | None], str] | None = None,
     overlap: dict[str, Any] | None = None,
+    adoption: dict[str, dict[str, Any]] | None = None,
 ) -> CampaignReport:
     """The whole report of one campaign from its funnel rows. `labels(dimension, code)` names a code;
     `overlap` (`store.metrics.overlap_figures`) adds what the campaign left to others, the control group
-    check and the global effect."""
+    check and the global effect; `adoption` (`store.metrics.adoption_figures`) adds adoption by arm and its
+    uplift, beside the conversion uplift."""
     labels = labels or (lambda _dim, code: code or "")
     rows = marginals(rows)
     by_grouping: dict[str, list[FunnelRow]] = {name: [] for name in GROUPINGS}
@@ -467,6 +472,10 @@ def build_report(
                 }
             )
     tables.append(uplift_table)
+    adoption_up = adoption_itt = None
+    if adoption is not None:
+        adoption_up, adoption_itt, adoption_list = adoption_tables(adoption)
+        tables += adoption_list
 
     if variants:
         vt = Table(
@@ -539,7 +548,64 @@ def build_report(
         tables.append(table)
     if overlap is not None:
         tables += overlap_tables(overlap)
-    return CampaignReport(campaign, title, status, source, as_of, funnel, up, itt, variants, tables)
+    return CampaignReport(campaign, title, status, source, as_of, funnel, up, itt, variants, tables,
+                          adoption_up, adoption_itt)
+
+
+def adoption_tables(adoption: dict[str, dict[str, Any]]) -> tuple[Uplift | None, Uplift | None, list[Table]]:
+    """Adoption by arm (Wilson intervals), its uplift against the control group (Newcombe's interval; among the
+    contacted and over whole arms, as for conversion) and adoption by category."""
+    from triggers.model import ADOPTION_CATEGORIES
+
+    t, h = adoption.get("treatment") or {}, adoption.get("holdout") or {}
+    g = {key: int(t.get(key, 0)) for key in ("targeted", "contacted", "adopted", "contacted_adopted")}
+    ht, ha = int(h.get("targeted", 0)), int(h.get("adopted", 0))
+    up = uplift(g["contacted_adopted"], g["contacted"], ha, ht, "contacted")
+    itt = uplift(g["adopted"], g["targeted"], ha, ht, "targeted")
+    by_arm = Table(
+        "adoption",
+        "Adoption par groupe (entreprises qui ont commencé à utiliser un outil, IC 95 %)",
+        [("arm", "Groupe"), ("n", "Entreprises"), ("adopted", "Ont adopté"), ("rate", "Taux d'adoption"),
+         ("lower", "Borne basse"), ("upper", "Borne haute")],
+        kinds={"arm": "text", "n": "int", "adopted": "int", "rate": "pct", "lower": "pct", "upper": "pct"},
+    )
+    for label, k, n in (("Contactés", g["contacted_adopted"], g["contacted"]),
+                        ("Tous les ciblés", g["adopted"], g["targeted"]),
+                        ("Témoin (non contactés)", ha, ht)):
+        lo, hi = wilson(k, n) if n else (None, None)
+        by_arm.rows.append({"arm": label, "n": n, "adopted": k, "rate": _rate(k, n), "lower": lo, "upper": hi})
+    effect = Table(
+        "adoption_uplift",
+        "Effet de la campagne sur l'adoption (écart avec le groupe témoin, IC 95 %)",
+        [("basis", "Base"), ("treated_n", "Traités"), ("treated_adopted", "Traités ayant adopté"),
+         ("treated_rate", "Taux traités"), ("control_n", "Témoin"), ("control_adopted", "Témoin ayant adopté"),
+         ("control_rate", "Taux témoin"), ("difference", "Effet (points)"), ("lower", "Borne basse"),
+         ("upper", "Borne haute")],
+        kinds={"basis": "text", "treated_n": "int", "treated_adopted": "int", "treated_rate": "pct",
+               "control_n": "int", "control_adopted": "int", "control_rate": "pct", "difference": "pts",
+               "lower": "pts", "upper": "pts"},
+    )
+    for u, label in ((up, "contactés / témoin"), (itt, "tous les ciblés / témoin")):
+        if u is not None:
+            effect.rows.append({"basis": label, "treated_n": u.treated_n, "treated_adopted": u.treated_converted,
+                                "treated_rate": u.treated_rate, "control_n": u.control_n,
+                                "control_adopted": u.control_converted, "control_rate": u.control_rate,
+                                "difference": u.difference, "lower": u.lower, "upper": u.upper})
+    categories = Table(
+        "adoption_by_category",
+        "Adoption par type d'outil",
+        [("category", "Type d'outil"), ("treated", "Ciblés ayant adopté"), ("treated_rate", "Taux ciblés"),
+         ("control", "Témoin ayant adopté"), ("control_rate", "Taux témoin")],
+        kinds={"category": "text", "treated": "int", "treated_rate": "pct", "control": "int",
+               "control_rate": "pct"},
+    )
+    tc, hc = t.get("categories") or {}, h.get("categories") or {}
+    for code, label in ADOPTION_CATEGORIES.items():
+        if tc.get(code) or hc.get(code):
+            k1, k2 = int(tc.get(code, 0)), int(hc.get(code, 0))
+            categories.rows.append({"category": label, "treated": k1, "treated_rate": _rate(k1, g["targeted"]),
+                                    "control": k2, "control_rate": _rate(k2, ht)})
+    return up, itt, [by_arm, effect, categories]
 
 
 def overlap_tables(overlap: dict[str, Any]) -> list[Table]:
@@ -685,6 +751,8 @@ def report_dict(report: CampaignReport) -> dict[str, Any]:
         "funnel": {arm: counts(c) for arm, c in report.funnel.items()},
         "uplift": up(report.uplift),
         "uplift_intention_to_treat": up(report.uplift_itt),
+        "adoption_uplift": up(report.adoption_uplift),
+        "adoption_uplift_intention_to_treat": up(report.adoption_uplift_itt),
         "tables": {
             t.key: {
                 "title": t.title,

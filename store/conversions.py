@@ -25,6 +25,8 @@ ENROLLMENTS = Enrollment.__table__
 EVENTS = TriggerEvent.__table__
 
 CONVERSION_KINDS = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
+# Real use of a tool (with its category in `data`): attributed like a conversion, measured apart.
+ADOPTION_KIND = "tool_adopted"
 # An owner answering in any way: a callback request, a "not for me", the diagnostic, a reply to an SMS.
 RESPONSE_KINDS = ("callback_request", "not_for_me", "diagnostic_completed", "sms_reply")
 
@@ -154,9 +156,10 @@ def attribute_conversions(conn: Connection, event_ids: list[int] | None = None) 
     """
     attributed = select(INTERACTIONS.c.trigger_event_id).where(INTERACTIONS.c.trigger_event_id.is_not(None))
     query = select(
-        EVENTS.c.id, EVENTS.c.type, EVENTS.c.business_id, EVENTS.c.occurred_on, EVENTS.c.source
+        EVENTS.c.id, EVENTS.c.type, EVENTS.c.business_id, EVENTS.c.occurred_on, EVENTS.c.source, EVENTS.c.payload
     ).where(
-        EVENTS.c.type.in_(CONVERSION_KINDS), EVENTS.c.business_id.is_not(None), EVENTS.c.id.not_in(attributed)
+        EVENTS.c.type.in_((*CONVERSION_KINDS, ADOPTION_KIND)), EVENTS.c.business_id.is_not(None),
+        EVENTS.c.id.not_in(attributed),
     )
     if event_ids is not None:
         if not event_ids:
@@ -188,7 +191,8 @@ def attribute_conversions(conn: Connection, event_ids: list[int] | None = None) 
                 "enrollment_id": enrolled.id if enrolled else None,
                 "kind": ev.type,
                 "at": at,
-                "data": {"source": ev.source},
+                "data": {"source": ev.source, "category": (ev.payload or {}).get("category")}
+                if ev.type == ADOPTION_KIND else {"source": ev.source},
                 "trigger_event_id": ev.id,
             },
         )
@@ -214,6 +218,30 @@ def record_task_outcome(conn: Connection, task_id: int, *, met: bool, now: dt.da
     if already:
         return False
     record_interaction(conn, msg, "ambassador_met", {"source": "call_task", "task_id": task_id}, at=now)
+    return True
+
+
+def record_task_adoption(
+    conn: Connection, task_id: int, category: str, *, now: dt.datetime | None = None
+) -> bool:
+    """After an ambassador's call: "a commencé à utiliser ..." counts as one `tool_adopted` of that category for
+    the task's message (once per task and category). `category` is a code of ADOPTION_CATEGORIES."""
+    from triggers.model import ADOPTION_CATEGORIES
+
+    if category not in ADOPTION_CATEGORIES:
+        raise ValueError(f"catégorie d'adoption inconnue : {category}")
+    task = conn.execute(select(TASKS).where(TASKS.c.id == task_id)).first()
+    msg = message_row(conn, task.message_id) if task is not None else None
+    if msg is None:
+        return False
+    for row in conn.execute(
+        select(INTERACTIONS.c.data).where(INTERACTIONS.c.message_id == msg.id, INTERACTIONS.c.kind == ADOPTION_KIND)
+    ):
+        if (row.data or {}).get("category") == category:
+            return False
+    record_interaction(
+        conn, msg, ADOPTION_KIND, {"source": "call_task", "task_id": task_id, "category": category}, at=now
+    )
     return True
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import and_, case, delete, func, literal, select
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.metrics import CampaignReport, FunnelRow, build_report
-from store.conversions import CONVERSION_KINDS, RESPONSE_KINDS
+from store.conversions import ADOPTION_KIND, CONVERSION_KINDS, RESPONSE_KINDS
 from store.models import (
     Business,
     CallTask,
@@ -272,6 +272,7 @@ TRIGGER_LABELS = {
     "activity_change": "Changement d'activité",
     "deadline": "Échéance réglementaire",
     "collective_procedure": "Procédure collective",
+    "tool_adopted": "Adoption d'un outil",
 }
 CHANNEL_LABELS = {
     "email": "E-mail",
@@ -292,11 +293,67 @@ def campaign_by_id(conn: Connection, campaign_id: int):
     return conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
 
 
+def adoption_figures(conn: Connection, campaign_id: int) -> dict[str, dict[str, Any]]:
+    """Adoption of a campaign's enrollments by arm, computed now (adoption events are few): `targeted`,
+    `contacted`, `adopted` (enrollments with at least one `tool_adopted` attributed to them),
+    `contacted_adopted`, and `categories` (code -> enrollments that adopted a tool of that category)."""
+    e, m, i = ENROLLMENTS, MESSAGES, INTERACTIONS
+    contacted = (
+        select(m.c.enrollment_id, func.max(case((m.c.status.in_(("sent", "delivered")), 1), else_=0)).label("c"))
+        .where(m.c.campaign_id == campaign_id)
+        .group_by(m.c.enrollment_id)
+        .subquery("pm")
+    )
+    adopted = (
+        select(i.c.enrollment_id, literal(1).label("a"))
+        .where(i.c.campaign_id == campaign_id, i.c.kind == ADOPTION_KIND, i.c.enrollment_id.is_not(None))
+        .group_by(i.c.enrollment_id)
+        .subquery("pa")
+    )
+    out: dict[str, dict[str, Any]] = {
+        arm: {"targeted": 0, "contacted": 0, "adopted": 0, "contacted_adopted": 0, "categories": {}}
+        for arm in ("treatment", "holdout")
+    }
+    reached = func.coalesce(contacted.c.c, 0) == 1
+    for r in conn.execute(
+        select(
+            e.c.arm,
+            func.count().label("targeted"),
+            func.sum(case((reached, 1), else_=0)).label("contacted"),
+            func.sum(case((adopted.c.a.is_not(None), 1), else_=0)).label("adopted"),
+            func.sum(case((and_(reached, adopted.c.a.is_not(None)), 1), else_=0)).label("contacted_adopted"),
+        )
+        .select_from(
+            e.outerjoin(contacted, contacted.c.enrollment_id == e.c.id).outerjoin(
+                adopted, adopted.c.enrollment_id == e.c.id
+            )
+        )
+        .where(e.c.campaign_id == campaign_id)
+        .group_by(e.c.arm)
+    ):
+        arm = out.setdefault(r.arm, {"categories": {}})
+        arm.update(targeted=int(r.targeted), contacted=int(r.contacted or 0), adopted=int(r.adopted or 0),
+                   contacted_adopted=int(r.contacted_adopted or 0))
+    seen: set[tuple[int, str]] = set()
+    for r in conn.execute(
+        select(e.c.id, e.c.arm, i.c.data)
+        .select_from(i.join(e, e.c.id == i.c.enrollment_id))
+        .where(i.c.campaign_id == campaign_id, i.c.kind == ADOPTION_KIND)
+    ):
+        category = (r.data or {}).get("category") or ""
+        if (r.id, category) not in seen:
+            seen.add((r.id, category))
+            cats = out.setdefault(r.arm, {"categories": {}})["categories"]
+            cats[category] = cats.get(category, 0) + 1
+    return out
+
+
 def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
     """The report of one campaign row (the same for the dashboard and `declic report`)."""
     with engine.connect() as conn:
         rows, source, as_of = campaign_rows(conn, campaign.id, live=live)
         overlap = overlap_figures(conn, campaign)
+        adoption = adoption_figures(conn, campaign.id)
     title = (campaign.spec or {}).get("title") or campaign.name
     return build_report(
         campaign=campaign.name,
@@ -307,6 +364,7 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
         as_of=as_of,
         labels=label_for,
         overlap=overlap,
+        adoption=adoption,
     )
 
 
@@ -407,6 +465,7 @@ INTERACTION_LABELS = {
     "offer_enrolled": "inscrit à une offre",
     "ambassador_met": "a rencontré l'ambassadeur",
     "sms_reply": "a répondu par SMS",
+    "tool_adopted": "a commencé à utiliser un outil",
 }
 TASK_STATUS = {"open": "à faire", "done": "fait", "refused": "refusé", "no_answer": "sans réponse"}
 NOT_FOR_ME = {
@@ -423,6 +482,10 @@ def _interaction_extra(kind: str, data: dict[str, Any]) -> str:
         return NOT_FOR_ME.get(data.get("reason", ""), "")
     if kind == "diagnostic_completed" and "score" in data:
         return f"{data['score']}/5"
+    if kind == ADOPTION_KIND:
+        from triggers.model import ADOPTION_CATEGORIES
+
+        return ADOPTION_CATEGORIES.get(data.get("category") or "", "")
     if kind == "callback_request":
         return str(data.get("slot", ""))
     return str(data.get("source", ""))

@@ -25,8 +25,34 @@ TRIGGER_TYPES = (
     "deadline",
     "collective_procedure",
 )
-CONVERSION_TYPES = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
+# Adoption: the business started using a tool for real (a partner saw it, an ambassador heard it). Like a
+# conversion it is attributed to the business's latest enrollment and never planned; unlike one it carries a
+# `category` (one of ADOPTION_CATEGORIES) and is measured on its own (adoption by arm, adoption uplift).
+ADOPTION_TYPES = ("tool_adopted",)
+# Events attributed to an enrollment rather than planned into journeys: conversions, then adoption.
+CONVERSION_TYPES = ("offer_enrolled", "diagnostic_completed", "ambassador_met", *ADOPTION_TYPES)
 EVENT_TYPES = TRIGGER_TYPES + CONVERSION_TYPES
+# Stable codes in data, French labels for people.
+ADOPTION_CATEGORIES = {
+    "quotes_invoices": "devis et factures",
+    "einvoicing_platform": "facturation électronique (compte sur une plateforme agréée)",
+    "payment": "paiement",
+    "booking": "prise de rendez-vous",
+    "online_visibility": "visibilité en ligne",
+    "management": "gestion",
+}
+
+
+def check_adoption_category(value: object) -> str:
+    """The code of an adoption category given by its code or its French label (any case), or ValueError."""
+    text = " ".join(str(value or "").split()).lower()
+    if text in ADOPTION_CATEGORIES:
+        return text
+    for code, label in ADOPTION_CATEGORIES.items():
+        if text == label.lower():
+            return code
+    known = ", ".join(ADOPTION_CATEGORIES)
+    raise ValueError(f"catégorie d'adoption inconnue : {str(value)[:60]!r} (connues : {known})")
 
 
 @dataclass(slots=True)

@@ -15,11 +15,19 @@ from typing import Any
 
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from stdnum.fr import siret as siret_check
 
 from integrations.phones import InvalidNumber, normalise_french_number
-from triggers.model import EVENT_TYPES, BusinessFacts, ContactPoint, EventIn, Reject
+from triggers.model import (
+    ADOPTION_TYPES,
+    EVENT_TYPES,
+    BusinessFacts,
+    ContactPoint,
+    EventIn,
+    Reject,
+    check_adoption_category,
+)
 from triggers.sirene import siret_is_valid
 
 MAX_BATCH = 1000
@@ -198,8 +206,23 @@ class EventItem(BaseModel):
     business: BusinessIn | None = None
     contact: ContactIn | None = None
     payload: dict[str, Any] | None = None
+    category: str | None = Field(
+        None, validate_default=True, description="tool_adopted only: quotes_invoices, einvoicing_platform, "
+        "payment, booking, online_visibility or management")
 
     _siret = field_validator("siret")(lambda v: check_siret(v))
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: Any, info: ValidationInfo) -> str | None:
+        adoption = info.data.get("type") in ADOPTION_TYPES
+        if value in (None, ""):
+            if adoption:
+                raise ValueError("catégorie obligatoire pour une adoption (tool_adopted)")
+            return None
+        if not adoption:
+            raise ValueError("une catégorie ne va qu'avec le type tool_adopted")
+        return check_adoption_category(value)
 
     @field_validator("type")
     @classmethod
@@ -390,5 +413,5 @@ def to_event(item: EventItem, source: str, contact_source: str) -> EventIn:
         siret=item.siret,
         siren=item.siret[:9],
         business=facts,
-        payload=item.payload or {},
+        payload={**(item.payload or {}), "category": item.category} if item.category else (item.payload or {}),
     )

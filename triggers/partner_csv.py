@@ -7,7 +7,7 @@ Columns (header row required, names case-insensitive, order free; the first four
 | `external_id`  | the partner's own id for the event, unique per partner (idempotency key)     |
 | `type`         | `creation`, `first_hire`, `takeover`, `critical_period`, `consolidation`,     |
 |                | `closure`, `activity_change`, `deadline`, or a conversion: `offer_enrolled`, |
-|                | `diagnostic_completed`, `ambassador_met`                                      |
+|                | `diagnostic_completed`, `ambassador_met`, or an adoption: `tool_adopted`      |
 | `siret`        | 14 digits, spaces allowed, checksum verified                                 |
 | `occurred_on`  | `YYYY-MM-DD` or `DD/MM/YYYY`, not in the future                              |
 | `name`         | business name (optional)                                                     |
@@ -18,6 +18,9 @@ Columns (header row required, names case-insensitive, order free; the first four
 | `street`, `postal_code`, `city` | postal address (optional)                                   |
 | `consent`      | `oui`/`non`, `1`/`0`, `true`/`false`, `yes`/`no` (empty: no): the owner    |
 |                | agreed to be called, or is an existing client                               |
+| `category`     | for `tool_adopted` only (required there): `quotes_invoices`,                 |
+|                | `einvoicing_platform`, `payment`, `booking`, `online_visibility`,            |
+|                | `management`, or its French label (`paiement`, `visibilité en ligne`...)     |
 
 Separator `;` or `,` (sniffed from the header line), UTF-8 with or without BOM, quoted fields allowed.
 Each row goes through the API's own schema (`triggers.partner_api.validate_item`), so a file and a
@@ -52,6 +55,9 @@ COLUMNS = (
     "city",
     "consent",
 )
+# Optional columns outside the usual header (files written before them keep their exact column count).
+EXTRA_COLUMNS = ("category",)
+KNOWN_COLUMNS = COLUMNS + EXTRA_COLUMNS
 REQUIRED = COLUMNS[:4]
 BUSINESS_COLUMNS = ("name", "naf_code", "commune_code")
 CONTACT_COLUMNS = ("email", "phone", "street", "postal_code", "city")
@@ -73,7 +79,7 @@ def sniff_delimiter(header_line: str) -> str:
     """`;` or `,`, whichever splits the header line into more known columns."""
 
     def score(sep: str) -> int:
-        return sum(1 for c in header_line.split(sep) if c.strip().strip('"').lower() in COLUMNS)
+        return sum(1 for c in header_line.split(sep) if c.strip().strip('"').lower() in KNOWN_COLUMNS)
 
     return ";" if score(";") >= score(",") else ","
 
@@ -88,6 +94,8 @@ def row_to_item(row: dict[str, str]) -> dict[str, Any] | Reject:
         contact["consent"] = True
     elif consent not in _NO:
         return Reject(line=None, field="consent", reason=f"consent illisible: {consent!r} (oui/non)")
+    if row.get("category", "").strip():
+        item["category"] = row["category"].strip()
     if business:
         item["business"] = business
     if contact:
@@ -223,7 +231,7 @@ def _rows(
             delimiter = sniff_delimiter(header_line)
             header = [h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter))]
             missing = [c for c in REQUIRED if c not in header]
-            unknown = [c for c in header if c and c not in COLUMNS]
+            unknown = [c for c in header if c and c not in KNOWN_COLUMNS]
             if missing or unknown:
                 parts = []
                 if missing:

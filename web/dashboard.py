@@ -227,6 +227,11 @@ async def campaign_page(
         report=r,
         funnel_svg=funnel_chart(r),
         uplift_svg=uplift_chart(uplifts, "Effet sur la conversion, avec intervalle de confiance à 95 %"),
+        adoption_svg=uplift_chart(
+            [("Contactés / témoin", r.adoption_uplift), ("Tous les ciblés / témoin", r.adoption_uplift_itt)],
+            "Effet sur l'adoption, avec intervalle de confiance à 95 %",
+            "adoption-title",
+        ),
         territory_svg=territory_chart(r, level),
         level=level,
         levels=TERRITORY_LEVELS,
@@ -481,7 +486,10 @@ def _tasks(engine, scope: accounts.Scope, open_only: bool, limit: int | None):
 async def tasks_page(request: Request, scope: ScopeDep, engine: EngineDep, tout: bool = False):
     """The call tasks the user may see (an ambassador: its own), open ones first."""
     items = await run_in_threadpool(_tasks, engine, scope, not tout, 500)
-    return render(request, scope, "dash_tasks.html", items=items, show_all=tout, columns=TASK_COLUMNS)
+    from triggers.model import ADOPTION_CATEGORIES
+
+    return render(request, scope, "dash_tasks.html", items=items, show_all=tout, columns=TASK_COLUMNS,
+                  adoption_categories=ADOPTION_CATEGORIES)
 
 
 @router.get("/appels.csv")
@@ -501,9 +509,11 @@ async def task_outcome(
     outcome: Annotated[str, Form()] = "",
     met: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=1000)] = "",
+    adopted: Annotated[str, Form(max_length=40)] = "",
     csrf: Annotated[str, Form()] = "",
 ):
-    """Record a call: reached, refused or no answer; a meeting agreed counts as `ambassador_met`."""
+    """Record a call: reached, refused or no answer; a meeting agreed counts as `ambassador_met`; "a commencé à
+    utiliser ..." (`adopted`, a category code) counts as a `tool_adopted` of that category."""
     require_csrf(request, csrf)
     from integrations.call_rules import OUTCOMES
     from integrations.call_task import record_attempt
@@ -512,6 +522,10 @@ async def task_outcome(
 
     if outcome not in OUTCOMES:
         raise HTTPException(400, "Résultat d'appel inconnu.")
+    from triggers.model import ADOPTION_CATEGORIES
+
+    if adopted and (adopted not in ADOPTION_CATEGORIES or outcome != "done"):
+        raise HTTPException(400, "Type d'outil inconnu, ou personne jointe manquante.")
 
     def write() -> None:
         with engine.begin() as conn:
@@ -523,6 +537,10 @@ async def task_outcome(
                 conn, task_id, outcome=outcome, at=now, note=note.strip() or None, timezone=settings.timezone
             )
             record_task_outcome(conn, task_id, met=(outcome == "done" and met == "oui"), now=now)
+            if adopted:
+                from store.conversions import record_task_adoption
+
+                record_task_adoption(conn, task_id, adopted, now=now)
             if outcome == "refused":  # one word on the phone withdraws the call consent given to that owner
                 from store.privacy import withdraw_for_task
 
