@@ -46,6 +46,9 @@ cli_privacy.mount(app)
 from orchestrator import cli_intermediaries  # noqa: E402  (intermediaries import|clients)
 
 cli_intermediaries.mount(app)
+from orchestrator import cli_barometer  # noqa: E402  (barometre --territory)
+
+cli_barometer.mount(app)
 console = Console()
 
 

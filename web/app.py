@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     from web.prometheus import router as prometheus_router  # /metrics (issue 21)
 
     app.include_router(prometheus_router)
+    from web.barometer import router as barometer_router  # /tableau/barometre (issue 16)
+
+    app.include_router(barometer_router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 

@@ -1,0 +1,76 @@
+"""What the territory barometer reads: the self-diagnostic answers stored as interactions (`diagnostic_completed`
+with a score) and the maturity stored on the businesses, within one territory. The maths is in
+`orchestrator.barometer`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import false, func, or_, select
+from sqlalchemy.engine import Connection, Engine
+
+from orchestrator.barometer import MIN_COUNT, Answer, Barometer, build_barometer
+from store.models import Business, Interaction
+
+BUSINESS = Business.__table__
+INTERACTIONS = Interaction.__table__
+LEVEL_COLUMNS = {"communes": "commune_code", "epci": "epci_code", "departements": "departement_code",
+                 "regions": "region_code"}
+
+
+def territory_clause(territory: dict[str, list[str]]):
+    """A WHERE clause on the business table: inside this territory (`store.accounts.parse_territory`'s shape)."""
+    parts = [BUSINESS.c[column].in_(list(territory[key])) for key, column in LEVEL_COLUMNS.items()
+             if territory.get(key)]
+    return or_(*parts) if parts else false()
+
+
+def territory_label(territory: dict[str, list[str]]) -> str:
+    """The French names of a territory's places ("Ille-et-Vilaine", "Rennes Métropole, Vitré"...)."""
+    from segments.territory import commune, departements, epcis, regions
+
+    names = []
+    for key, codes in territory.items():
+        for code in codes:
+            place = {"communes": commune(code), "epci": epcis().get(code), "departements": departements().get(code),
+                     "regions": regions().get(code)}.get(key)
+            names.append(getattr(place, "nom", None) or code)
+    return ", ".join(names)
+
+
+def barometer_answers(conn: Connection, territory: dict[str, list[str]]) -> list[Answer]:
+    """Every known maturity of the territory's businesses: each scored self-diagnostic, and the stored maturity
+    (undated) of every business that has one."""
+    inside = territory_clause(territory)
+    out: list[Answer] = []
+    for r in conn.execute(
+        select(INTERACTIONS.c.business_id, INTERACTIONS.c.at, INTERACTIONS.c.data, BUSINESS.c.metier_family,
+               BUSINESS.c.epci_code, BUSINESS.c.commune_code)
+        .select_from(INTERACTIONS.join(BUSINESS, BUSINESS.c.id == INTERACTIONS.c.business_id))
+        .where(INTERACTIONS.c.kind == "diagnostic_completed", inside)
+    ):
+        score = (r.data or {}).get("score")
+        if isinstance(score, int) and not isinstance(score, bool) and 0 <= score <= 5:
+            at = r.at if r.at.tzinfo else r.at.replace(tzinfo=dt.UTC)
+            out.append(Answer(r.business_id, score, at.date(), r.metier_family, r.epci_code, r.commune_code))
+    for r in conn.execute(
+        select(BUSINESS.c.id, BUSINESS.c.digital_maturity, BUSINESS.c.metier_family, BUSINESS.c.epci_code,
+               BUSINESS.c.commune_code)
+        .where(BUSINESS.c.digital_maturity.is_not(None), inside)
+    ):
+        if 0 <= r.digital_maturity <= 5:
+            out.append(Answer(r.id, int(r.digital_maturity), None, r.metier_family, r.epci_code, r.commune_code))
+    return out
+
+
+def barometer(engine: Engine, territory: dict[str, list[str]], text: str, *, min_count: int = MIN_COUNT) -> Barometer:
+    """The barometer of a territory (the same for the dashboard page, its CSV and `declic barometre`)."""
+    from store.metrics import label_for
+
+    with engine.connect() as conn:
+        answers = barometer_answers(conn, territory)
+        businesses = conn.execute(
+            select(func.count()).select_from(BUSINESS).where(territory_clause(territory))
+        ).scalar_one()
+    return build_barometer(answers, territory=text, territory_label=territory_label(territory),
+                           businesses=int(businesses), labels=label_for, min_count=min_count)
