@@ -95,6 +95,13 @@ def _singles(url: str, bodies: list[bytes], headers: dict[str, str]) -> tuple[fl
     return len(bodies) / (time.perf_counter() - started), latencies
 
 
+def _cpu(proc) -> float:
+    """CPU seconds (user + system) the server process has used so far."""
+    with open(f"/proc/{proc.pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _fresh(pop: Population, total: int, size: int, tag: str) -> list[list[dict]]:
     batches = pop.creation_events(total, batch_size=size, bad_every=10**9)
     for i, batch in enumerate(batches):
@@ -126,27 +133,37 @@ def main(quick: bool = False) -> None:
         _post_batches(bare_url, _bodies(_fresh(pop, 200, 100, "warm")), headers)
         for size, total in ((100, 2_000 if quick else 10_000), (500, 5_000 if quick else 20_000)):
             rates, bare_rates, ratios = [], [], []
+            cpus: dict[int, list[float]] = {declic.pid: [], bare.pid: []}
             for pair in range(pairs):
                 bodies = _bodies(_fresh(pop, total, size, f"b{size}-{pair}"))  # new events: no duplicate
-                if pair % 2:  # alternate which goes first
-                    b = _post_batches(bare_url, bodies, headers) * size
-                    d = _post_batches(declic_url, bodies, headers) * size
-                else:
-                    d = _post_batches(declic_url, bodies, headers) * size
-                    b = _post_batches(bare_url, bodies, headers) * size
+                for first in ((bare, bare_url), (declic, declic_url))[::1 if pair % 2 else -1]:
+                    cpu = _cpu(first[0])  # alternate which goes first
+                    rate = _post_batches(first[1], bodies, headers) * size
+                    cpus[first[0].pid].append((_cpu(first[0]) - cpu) / total)
+                    if first[0] is declic:
+                        d = rate
+                    else:
+                        b = rate
                 rates.append(d)
                 bare_rates.append(b)
                 ratios.append(d / b)
             emit(bench="api", figure=f"api_events_per_s_batch_{size}", value=round(statistics.median(rates)),
                  bare=round(statistics.median(bare_rates)), ratio=round(statistics.median(ratios), 3),
                  runs=[round(r) for r in rates], bare_runs=[round(r) for r in bare_rates],
-                 ratios=[round(r, 3) for r in ratios], events=total, load_1min=round(load, 2))
+                 ratios=[round(r, 3) for r in ratios], events=total, load_1min=round(load, 2),
+                 server_cpu_us_per_event=round(statistics.median(cpus[declic.pid]) * 1e6, 1),
+                 bare_server_cpu_us_per_event=round(statistics.median(cpus[bare.pid]) * 1e6, 1))
 
         singles = _bodies(_fresh(pop, 1_000 if quick else 3_000, 1, "single"))
+        cpu = _cpu(declic)
         d_rate, d_lat = _singles(declic_url, singles, headers)
+        d_cpu = (_cpu(declic) - cpu) / len(singles)
+        cpu = _cpu(bare)
         b_rate, b_lat = _singles(bare_url, singles, headers)
+        b_cpu = (_cpu(bare) - cpu) / len(singles)
         emit(bench="api", figure="api_single_requests_per_s", value=round(d_rate), bare=round(b_rate),
              ratio=round(d_rate / b_rate, 3), clients=SINGLE_CLIENTS,
+             server_cpu_ms=round(d_cpu * 1000, 2), bare_server_cpu_ms=round(b_cpu * 1000, 2),
              p50_ms=round(percentile(d_lat, 50) * 1000, 1), p99_ms=round(percentile(d_lat, 99) * 1000, 1),
              bare_p50_ms=round(percentile(b_lat, 50) * 1000, 1), load_1min=round(os.getloadavg()[0], 2))
     finally:

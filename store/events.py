@@ -33,6 +33,7 @@ class Stored:
     event_id: int | None = None
     # Its SIRET, e-mail or phone was erased (keyed hash in the suppression list): stored without contacts.
     withheld: bool = False
+    business_id: int | None = None  # the business an accepted event is attached to
 
 
 def hash_token(token: str) -> str:
@@ -55,6 +56,12 @@ _token_cache: dict[str, tuple[float, Partner]] = {}
 def forget_tokens() -> None:
     """Drop the cached partners (after a rotation or revocation)."""
     _token_cache.clear()
+
+
+def cached_partner(token: str) -> Partner | None:
+    """The partner of `token` if it was looked up less than TOKEN_CACHE_SECONDS ago (no database access)."""
+    cached = _token_cache.get(hash_token(token))
+    return cached[1] if cached and cached[0] > time.monotonic() else None
 
 
 def partner_for_token(engine: Engine, token: str) -> Partner | None:
@@ -148,7 +155,9 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
         if event_id is None:
             out.append(Stored(e.external_id, "duplicate"))
         else:
-            out.append(Stored(e.external_id, "accepted" if e.siret in ids else "pending", event_id))
+            business_id = ids.get(e.siret) if e.siret else None
+            out.append(Stored(e.external_id, "accepted" if business_id else "pending", event_id,
+                              business_id=business_id))
     return out
 
 

@@ -5,7 +5,9 @@ One path for both doors, so a file and an API call accept, refuse and change exa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -89,15 +91,17 @@ def scope_rejects(engine: Engine, events: Sequence[EventIn], *, allowed_types: S
     return PartnerScope(tuple(allowed_types), tuple(territory)).rejects(engine, events)
 
 
+_SQLITE_WRITER = threading.Lock()
+_ANY_ERASED = "SELECT 1 FROM suppression WHERE address_hash IS NOT NULL LIMIT 1"
+
+
 def withhold_erased(conn, secret: str, events: Sequence[EventIn]) -> tuple[list[EventIn], set[int]]:
     """The events with those about an erased identity (SIRET, e-mail or phone kept as a keyed hash) stripped
     of their contacts and payload and marked not to contact; returns them and the positions stripped."""
-    from store.models import Suppression
     from store.privacy import fingerprint, hashed_among
 
     # No erased identity at all (the common case): nothing to hash (one indexed look at the suppression list).
-    hashes = Suppression.__table__.c.address_hash
-    if conn.execute(select(hashes).where(hashes.is_not(None)).limit(1)).first() is None:
+    if conn.exec_driver_sql(_ANY_ERASED).first() is None:
         return list(events), set()
     wanted: dict[str, set[int]] = {}
     for i, e in enumerate(events):
@@ -125,20 +129,21 @@ def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id:
     its business is not to be contacted (`Stored.withheld`)."""
     from store.conversions import attribute_conversions
 
-    with engine.begin() as conn:
+    # SQLite takes one writer at a time: threads of this process wait their turn here rather than in SQLite's
+    # busy handler, which sleeps in growing steps (single-event requests from a few clients at once queued
+    # there for milliseconds each). PostgreSQL writers run side by side.
+    with _SQLITE_WRITER if engine.dialect.name == "sqlite" else contextlib.nullcontext(), engine.begin() as conn:
         withheld: set[int] = set()
         if secret and events:
             events, withheld = withhold_erased(conn, secret, events)
         stored = store_events_in(conn, events, partner_id=partner_id)
         if withheld:
             stored = [replace(s, withheld=True) if i in withheld else s for i, s in enumerate(stored)]
-        attached = [s.event_id for s in stored if s.status == "accepted" and s.event_id is not None]
+        # The new events attached to a business, as stored (no need to read them back).
+        attached = [(s.business_id, e.type, e.occurred_on) for s, e in zip(stored, events, strict=True)
+                    if s.status == "accepted" and s.event_id is not None and s.business_id is not None]
         if attached:
-            found = []
-            for part in chunks(attached, 900):
-                found += conn.execute(select(EVENTS.c.business_id, EVENTS.c.type, EVENTS.c.occurred_on)
-                                      .where(EVENTS.c.id.in_(part), EVENTS.c.business_id.is_not(None))).all()
-            apply_event_effects(conn, [tuple(f) for f in found], today or dt.date.today())
+            apply_event_effects(conn, attached, today or dt.date.today())
         conversions = [s.event_id for s, e in zip(stored, events, strict=True)
                        if s.event_id is not None and e.type in CONVERSION_TYPES]
         if conversions:
