@@ -50,7 +50,7 @@ def _import_channels() -> None:
     # Each channel module registers itself; import those that exist in this build.
     import importlib
 
-    for module in ("sms_http", "letter_pdf", "call_task", "webhook"):
+    for module in ("sms_http", "letter_pdf", "call_task", "webhook", "relay"):
         try:
             importlib.import_module(f"integrations.{module}")
         except ModuleNotFoundError as exc:

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from segments.language import Segment, TerritoryFilter
 from triggers.model import TRIGGER_TYPES
 
-CHANNELS = ("email", "sms", "letter", "call", "webhook")
+# "relay": the business's intermediary (accountant, CMA/CCI or bank adviser) hears of it in a digest (issue 16).
+CHANNELS = ("email", "sms", "letter", "call", "webhook", "relay")
 _DELAY = re.compile(r"^\s*(\d+)\s*(m|h|d|j)\s*$")
 _UNIT = {"m": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1), "d": dt.timedelta(days=1),
          "j": dt.timedelta(days=1)}
@@ -176,6 +177,8 @@ class Step(Strict):
         """This step's channel then its fallbacks, in order."""
         if self.fallback is not None:
             rest = self.fallback
+        elif self.channel == "relay":  # no intermediary: the business is reached directly, like any step
+            rest = list(FALLBACK_CHAIN)
         elif self.channel in FALLBACK_CHAIN:
             rest = list(FALLBACK_CHAIN[FALLBACK_CHAIN.index(self.channel) + 1:])
         else:
@@ -396,7 +399,7 @@ class CampaignSpec(Strict):
 
 
 # Channels whose messages are rendered from the template library (`templates/messages/<channel>/<trigger>/`).
-RENDERED_CHANNELS = ("email", "sms", "letter", "call")
+RENDERED_CHANNELS = ("email", "sms", "letter", "call", "relay")
 
 
 def template_problems(spec: CampaignSpec, root: Path | None = None) -> list[str]:

@@ -11,8 +11,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from orchestrator.short_codes import short_url
 
-PURPOSES = {"u": "unsubscribe", "r": "redirect", "m": "landing"}
-MAX_AGE = {"u": 5 * 365 * 86400, "r": 180 * 86400, "m": 180 * 86400}
+# "a": an intermediary's answer about one client of a relay digest (`web.relay`).
+PURPOSES = {"u": "unsubscribe", "r": "redirect", "m": "landing", "a": "relay_answer"}
+MAX_AGE = {"u": 5 * 365 * 86400, "r": 180 * 86400, "m": 180 * 86400, "a": 180 * 86400}
 
 
 class TokenError(ValueError):

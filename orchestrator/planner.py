@@ -76,6 +76,7 @@ class BusinessView:
     email_source: str | None = None
     phone_source: str | None = None
     address_source: str | None = None
+    relay: str | None = None  # the e-mail of its intermediary (`store.intermediaries`): a relay step's recipient
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +342,7 @@ def recipient_for(channel: str, b: BusinessView) -> str | None:
     """The business's address on a channel, if known (a call needs a consent or an existing relationship)."""
     if channel == "call":
         return b.phone if b.phone_consent else None
-    return {"email": b.email, "sms": b.phone, "letter": b.postal}.get(channel)
+    return {"email": b.email, "sms": b.phone, "letter": b.postal, "relay": b.relay}.get(channel)
 
 
 _CHANNELS_OF: dict[int, tuple[Step, list[str]]] = {}
@@ -801,6 +802,9 @@ class FollowUp:
     converted: bool
     context: dict[str, Any]
     variant: str | None = None
+    # An intermediary answered "je m'en occupe" or "déjà fait" about this business (`relay` channel): the
+    # campaign's later direct messages stop (`relay_handled`), later relay steps still go to the intermediary.
+    relayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -856,6 +860,9 @@ def plan_followups(
 
         if not condition_met(step.condition, f):
             stop("condition_not_met")
+            continue
+        if f.relayed and step.channel != "relay":
+            stop("relay_handled")
             continue
         if b.state != "active":
             stop("closed")

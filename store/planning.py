@@ -20,6 +20,7 @@ from orchestrator.planner import BusinessView, CampaignRule, Candidate, FollowUp
 from segments.language import CONVERSION_KINDS, compile_segment
 from segments.taxonomy import families, naf_entry
 from segments.territory import commune
+from store.intermediaries import relayed_enrollments, with_relays
 from store.models import (
     Business,
     Campaign,
@@ -130,7 +131,7 @@ def pending_candidates(conn: Connection, limit: int) -> tuple[list[int], list[Ca
     candidates = [Candidate(r[0], r[1], r[2], view_of(tuple(r)[3:-2]), deadline=deadline_of(r[1], payloads.get(r[0])),
                             source=r[-1] or r[-2])
                   for r in rows if r[4] is not None]
-    return event_ids, candidates
+    return event_ids, with_relays(conn, candidates)
 
 
 def deadline_of(event_type: str, payload: dict | None) -> dict | None:
@@ -393,6 +394,7 @@ def due_followups(conn: Connection, rules: Sequence[CampaignRule], now: dt.datet
             conversions[business_id].append(_aware(at))
         for row in conn.execute(select(*VIEW_COLUMNS).where(BUSINESS.c.id.in_(part))):
             views[row[0]] = view_of(tuple(row))
+    relayed = relayed_enrollments(conn, [r.enrollment_id for r in rows])
     out = []
     for r in rows:
         if r.business_id not in views:
@@ -400,8 +402,8 @@ def due_followups(conn: Connection, rules: Sequence[CampaignRule], now: dt.datet
         enrolled_at = _aware(r.enrolled_at)
         out.append(FollowUp(r.enrollment_id, r.campaign_id, views[r.business_id], r.step + 1, _aware(r.moment),
                             r.id in clicked, any(at >= enrolled_at for at in conversions.get(r.business_id, [])),
-                            r.context, r.variant))
-    return out
+                            r.context, r.variant, r.enrollment_id in relayed))
+    return with_relays(conn, out)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -457,7 +459,7 @@ def occurrence_slice(conn: Connection, spec: CampaignSpec, after_id: int, limit:
     """The next businesses of the segment as of now, by id after the cursor (keyset: no OFFSET scan)."""
     rows = conn.execute(select(*VIEW_COLUMNS).where(BUSINESS.c.id > after_id, segment_clause(spec, today))
                         .order_by(BUSINESS.c.id).limit(limit))
-    return [view_of(tuple(r)) for r in rows]
+    return with_relays(conn, [view_of(tuple(r)) for r in rows])
 
 
 def advance_occurrence(conn: Connection, occurrence_id: int, cursor: int, enrolled: int, done: bool,

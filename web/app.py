@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(campaign_form.router)
     app.include_router(registry.router)
     app.include_router(dashboard.router)
+    from web.relay import router as relay_router  # /i/<token>: intermediaries' answers (issue 16)
+
+    app.include_router(relay_router)
     from web.prometheus import router as prometheus_router  # /metrics (issue 21)
 
     app.include_router(prometheus_router)

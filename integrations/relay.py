@@ -1,0 +1,151 @@
+"""The `relay` channel: a business's intermediary (its accounting firm, a CMA/CCI or bank adviser, an association)
+hears of it in a digest, instead of (or before) the business being written to directly (issue 16, point 1).
+
+Like every channel it never renders a message: the dispatcher hands it messages already rendered from
+`templates/messages/relay/<trigger>/` (the part about one client), addressed to the intermediary's e-mail (the
+planner's recipient of a relay step, `store.intermediaries.relays_for`). What it does:
+
+- it groups the batch by intermediary, so every client due for one intermediary leaves in ONE e-mail;
+- it puts the parts in the digest frame (`templates/messages/relay/_digest.j2`), each followed by three signed
+  one-click links ("je m'en occupe", "déjà fait", "pas concerné": `/i/<token>/<answer>`, `web.relay`);
+- it sends each digest through the e-mail channel (the `DECLIC_SMTP_*` settings, the campaign's sender when the
+  digest holds one campaign), and every message of a digest gets the digest's outcome (sent, retry, failed).
+
+Cadence: a digest gathers what is due when the dispatcher runs. When each client falls due is the campaign step's
+business: its `delay` after the trigger, inside the trade's send windows (`timing`) and caps, like any step. A
+monthly digest is a relay step whose trigger is monthly (a schedule), or one run of `declic dispatch` a month for a
+store that only relays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlparse
+
+from integrations._settings import store_engine
+from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, register
+from orchestrator.links import make_token
+
+DIGEST_TEMPLATE = "relay/_digest.j2"
+ANSWER_WORDS = ("occupe", "fait", "pas-concerne")  # the last part of each answer link (`store.intermediaries.ANSWERS`)
+
+
+def answer_links(secret: str, base_url: str, message_id: int) -> dict[str, str]:
+    """The three one-click answers about the client of one relay message (one signed token, three words)."""
+    token = make_token(secret, "a", message_id)
+    base = base_url.rstrip("/")
+    return {word: f"{base}/i/{token}/{word}" for word in ANSWER_WORDS}
+
+
+class RelayChannel:
+    """One digest e-mail per intermediary for the relay messages of a batch."""
+
+    name = "relay"
+
+    def __init__(self, settings: Any, *, clock: Any = None, engine: Any = None, email: Any = None) -> None:
+        self.settings, self.clock = settings, clock
+        self.engine = store_engine(settings, engine)
+        self._email = email
+
+    @classmethod
+    def from_settings(cls, settings: Any, clock: Any = None, engine: Any = None) -> RelayChannel:
+        return cls(settings, clock=clock, engine=engine)
+
+    @property
+    def email(self):
+        """The e-mail channel the digests leave through (built on first use from the same settings)."""
+        if self._email is None:
+            from integrations.email_smtp import SmtpChannel
+
+            self._email = SmtpChannel.from_settings(self.settings, clock=self.clock, engine=self.engine)
+        return self._email
+
+    def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
+             on_answer: Answer | None = None) -> list[SendResult]:
+        """Group by intermediary, send one digest each; every message gets its digest's outcome, in order."""
+        groups: dict[str, list[OutgoingMessage]] = {}
+        results: dict[int, SendResult] = {}
+        for msg in batch:
+            address = msg.recipient.strip().lower()
+            if not address or "@" not in address:
+                results[msg.message_id] = SendResult(msg.message_id, Outcome.PERMANENT,
+                                                     "pas d'e-mail d'intermédiaire pour ce message")
+            else:
+                groups.setdefault(address, []).append(msg)
+        if groups:
+            try:
+                digests, members = self._digests(groups)
+            except Exception as exc:  # noqa: BLE001 (the store is unreachable: the batch waits, nothing leaves)
+                digests, members = [], {}
+                for msgs in groups.values():
+                    for m in msgs:
+                        results[m.message_id] = SendResult(m.message_id, Outcome.TRANSIENT,
+                                                           f"synthèse impossible à préparer : {exc}")
+
+            def handoff(first_id: int) -> bool:
+                # Every message of the digest is recorded as handed over before the digest leaves.
+                answers = [on_handoff(m.message_id) for m in members[first_id]] if on_handoff else [True]
+                return all(answers)
+
+            def answer(result: SendResult) -> None:
+                if on_answer is not None:
+                    for m in members.get(result.message_id, ()):
+                        on_answer(replace(result, message_id=m.message_id))
+
+            if digests:
+                sent = self.email.send(digests, on_handoff=handoff if on_handoff else None,
+                                       on_answer=answer if on_answer else None)
+                for result in sent:
+                    for m in members[result.message_id]:
+                        results[m.message_id] = replace(result, message_id=m.message_id)
+        return [results[m.message_id] for m in batch]
+
+    def _digests(self, groups: dict[str, list[OutgoingMessage]]
+                 ) -> tuple[list[OutgoingMessage], dict[int, list[OutgoingMessage]]]:
+        from sqlalchemy import select
+
+        from store.intermediaries import intermediaries_by_email
+        from store.models import Campaign
+        from templates.render import library, tidy
+
+        table = Campaign.__table__
+        wanted = {m.meta.get("campaign_id") for msgs in groups.values() for m in msgs} - {None}
+        with self.engine.connect() as conn:
+            known = intermediaries_by_email(conn, groups)
+            specs = dict(conn.execute(select(table.c.id, table.c.spec).where(table.c.id.in_(wanted))).all())
+        speakers = {cid: (spec.get("sender") or {}).get("name") or "" for cid, spec in specs.items()}
+        template = library().template(DIGEST_TEMPLATE)
+        host = urlparse(self.settings.base_url).hostname or "declic.local"
+        secret = self.settings.resolved_secret
+        digests, members = [], {}
+        for address, msgs in groups.items():
+            person = known.get(address)
+            campaigns = {m.meta.get("campaign_id") for m in msgs}
+            senders = sorted({speakers.get(m.meta.get("campaign_id"), "") for m in msgs} - {""})
+            context = {
+                "intermediary": {"name": person.name if person else address, "kind": person.kind if person else ""},
+                "count": len(msgs),
+                "senders": " et ".join(senders) or "Déclic",
+                "items": [{"body": m.body.strip(), "answers": answer_links(secret, self.settings.base_url,
+                                                                          m.message_id)} for m in msgs],
+            }
+            ctx = template.new_context(context)
+            subject = tidy("".join(template.blocks["subject"](ctx))).strip()
+            body = tidy("".join(template.blocks["body"](ctx))).strip() + "\n"
+            first = msgs[0].message_id
+            digests.append(OutgoingMessage(
+                message_id=first, channel="email", recipient=address, subject=subject, body=body,
+                rfc_message_id=f"<declic.relay.{first}.{len(msgs)}@{host}>",
+                meta={"campaign_id": campaigns.pop() if len(campaigns) == 1 else None, "relay": len(msgs)}))
+            members[first] = msgs
+        return digests, members
+
+    def close(self) -> None:
+        if self._email is not None:
+            self._email.close()
+            self._email = None
+
+
+register("relay", RelayChannel.from_settings)
