@@ -104,7 +104,8 @@ def ingest_body(app: App, feed: FeedRow, path: Path, today: dt.date):
 
     try:
         if feed.format == "partner-csv":
-            return ingest.import_partner_file(app.engine, path, partner=feed.partner)
+            return ingest.import_partner_file(app.engine, path, partner=feed.partner,
+                                              secret=app.settings.resolved_secret)
         if feed.format == "partner-json":
             return ingest_partner_json(app, feed, path, today)
         if feed.format in ("sirene", "sirene-api"):

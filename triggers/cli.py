@@ -50,6 +50,13 @@ def _engine():
     return get_engine(get_settings().resolved_database_url)
 
 
+def _secret() -> str:
+    # The key that recognises an erased person's SIRET, e-mails and phones (their hashes in the suppression list).
+    from orchestrator.settings import get_settings
+
+    return get_settings().resolved_secret
+
+
 def _today(value: str | None) -> dt.date:
     if not value:
         return dt.date.today()
@@ -287,7 +294,8 @@ def events_import_cmd(
         ):
             reached = _Reached(advance)
             with _database_guard(file, reached):
-                report = import_partner_file(_engine(), file, partner=partner, rejects=sink, progress=reached)
+                report = import_partner_file(_engine(), file, partner=partner, rejects=sink, progress=reached,
+                                             secret=_secret())
     except (PartnerFileError, LookupError) as exc:
         _fail(str(exc).strip("'\""))
     _finish(report, as_json, f"Événements de {partner} : {file.name}")

@@ -1069,8 +1069,12 @@ def import_partner_file(
     chunk_size: int = 500,
     rejects: RejectSink | None = None,
     progress: Progress | None = None,
+    secret: str | None = None,
 ) -> IngestReport:
-    """Import a partner CSV through the same intake as the API (`store.events.store_events`)."""
+    """Import a partner CSV through the same intake as the API (`store.events.store_events`).
+
+    With the secret key, an event about an erased identity is stored without its contacts nor payload, as the
+    API does (counted as withheld)."""
     from store.models import Partner
     from triggers.intake import PartnerScope, store_with_effects
     from triggers.partner_csv import PartnerStats, read_partner_chunks
@@ -1100,13 +1104,16 @@ def import_partner_file(
         stats=stats,
     ):
         # Stored before the next chunk is read and checked, so that chunk's scope sees this one's places.
-        stored_all = store_with_effects(engine, batch, partner_id=row.id, today=today) if batch else []
+        stored_all = (store_with_effects(engine, batch, partner_id=row.id, today=today, secret=secret)
+                      if batch else [])
         for stored, event in zip(stored_all, batch, strict=True):
             if stored.status == "duplicate":
                 report.skipped["already stored"] += 1
             else:
                 report.events[event.type] += 1
                 report.stored += 1
+                if stored.withheld:
+                    report.events["stored without contacts (erased person)"] += 1
                 if stored.status == "pending":
                     report.events["pending (business not known yet)"] += 1
         if progress:

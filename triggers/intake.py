@@ -97,7 +97,8 @@ _ANY_ERASED = "SELECT 1 FROM suppression WHERE address_hash IS NOT NULL LIMIT 1"
 
 def withhold_erased(conn, secret: str, events: Sequence[EventIn]) -> tuple[list[EventIn], set[int]]:
     """The events with those about an erased identity (SIRET, e-mail or phone kept as a keyed hash) stripped
-    of their contacts and payload and marked not to contact; returns them and the positions stripped."""
+    of their contacts, name, street and payload and marked not to contact; returns them and the positions
+    stripped."""
     from store.privacy import fingerprint, hashed_among
 
     # No erased identity at all (the common case): nothing to hash (one indexed look at the suppression list).
@@ -114,7 +115,9 @@ def withhold_erased(conn, secret: str, events: Sequence[EventIn]) -> tuple[list[
     out = list(events)
     for i in hit:
         e = events[i]
-        facts = replace(e.business, contacts=[], do_not_contact=True) if e.business else None
+        # The name and street of a sole trader are personal too; what places the business (NAF, commune) is not.
+        facts = (replace(e.business, contacts=[], do_not_contact=True, name=None, street=None)
+                 if e.business else None)
         out[i] = replace(e, business=facts, payload={})
     return out, hit
 

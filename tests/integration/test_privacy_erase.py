@@ -88,7 +88,7 @@ def test_erase_leaves_nothing_personal_keeps_counts_and_refuses_the_comeback(env
         back = conn.execute(select(Business.__table__).where(Business.__table__.c.siret == built.siret)).one()
     assert back.do_not_contact and back.email is None and back.phone is None
     dump = table_dump(engine)
-    for trace in (EMAIL, "612345678", "BGE-2026-117"):
+    for trace in (EMAIL, "612345678", "BGE-2026-117", "Durand"):
         assert trace not in dump["business"] + dump["triggerevent"] + dump["suppression"]
 
 
@@ -98,3 +98,18 @@ def test_erase_refuses_an_unknown_siret_and_an_empty_reason(env_settings, engine
     assert result.exit_code == 2 and "Aucune entreprise" in result.output
     result = runner.invoke(cli, ["privacy", "erase", "7328", "--reason", "demande"])
     assert result.exit_code == 2 and "n'est pas un SIRET" in result.output
+
+
+def test_a_partner_file_about_an_erased_person_stores_no_contact_in_clear(env_settings, engine, tmp_path):
+    built = build_business(env_settings, engine, tmp_path)
+    assert CliRunner().invoke(cli, ["privacy", "erase", built.siret, "--reason", "demande"]).exit_code == 0
+    path = tmp_path / "bge.csv"
+    day = (NOW.date() - dt.timedelta(days=3)).isoformat()
+    path.write_text("external_id;type;siret;occurred_on;name;commune_code;email;phone\n"
+                    f"bge-9;creation;{built.siret};{day};Plomberie Durand;35238;{EMAIL};{PHONE}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["events", "import", str(path), "--partner", "bge-35", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["events"]["stored without contacts (erased person)"] == 1
+    dump = table_dump(engine)  # at once, not only after the next planning run
+    for trace in (EMAIL, PHONE.replace(" ", "")[1:], "Durand"):
+        assert trace not in dump["business"] + dump["triggerevent"]
