@@ -57,7 +57,7 @@ def sample_context(family: str = "batiment", trigger: str = "creation", offers: 
         "business": {"siret": "85312345600017", "name": name, "metier": metier, "family": family,
                      "family_label": label, "commune": "Privas", "postal_code": "07000"},
         "ambassador": {"name": "Sophie Martin", "metier": peer, "phone": "06 12 34 56 78",
-                       "email": "sophie.martin@example.fr", "commune": "Aubenas"},
+                       "email": "sophie.martin@example.fr", "commune": "Aubenas", "role": "pair"},
         "offers": (list(offers) if isinstance(offers, list)
                    else [dict(o) for o in _OFFERS[:max(0, min(offers, 2))]]),
         "sender": {"name": "Privas Centre Ardèche", "address": "1 rue de la Mairie, 07000 Privas",

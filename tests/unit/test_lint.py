@@ -217,7 +217,7 @@ def test_template_findings_point_to_the_source_line(tmp_path: Path):
     folder.mkdir(parents=True)
     (tmp_path / "messages" / "email" / "base.j2").write_text(
         "{% block subject %}Bonjour{% endblock %}\n"
-        "{% block body %}\nBonjour {{ business.metier }}.\n{% block gain %}{% endblock %}\n"
+        "{% block body %}\nBonjour {{ business.name }}.\n{% block gain %}{% endblock %}\n"
         "{{ sender.name }}\nNe plus recevoir : {{ links.unsubscribe }}\n{% endblock %}\n", encoding="utf-8")
     (folder / "default.j2").write_text(
         '{% extends "email/base.j2" %}\n{% block gain %}\nUn outil simple.\nEssayez notre CRM en ligne.\n'
