@@ -91,6 +91,10 @@ class Business(SQLModel, table=True):
     # decides the e-invoicing dates, not this establishment's head count. None: unknown (PME/micro dates).
     categorie_entreprise: str | None = Field(default=None, max_length=3)
     digital_maturity: int | None = None  # self-diagnostic score 0-5, when known
+    # "Pas le moment" on the landing page: nothing leaves for it before this instant (planner and dispatcher).
+    paused_until: dt.datetime | None = None
+    # "Trop cher": only free offers (price 0, "gratuit", or a grant without a price) are shown to it from now on.
+    free_offers_only: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     email: str | None = None
     email_source: str | None = Field(default=None, max_length=60)
     phone: str | None = Field(default=None, max_length=20)
@@ -202,6 +206,12 @@ class Enrollment(SQLModel, table=True):
     ambassador_id: int | None = Field(default=None, foreign_key="ambassador.id", index=True)
     # The business's moment (trigger family and period, `orchestrator.planner.moment_of`): one campaign owns it.
     moment: str | None = Field(default=None, max_length=120)
+    # The owner's "Ce n'est pas pour moi" reason (`orchestrator.campaign_spec.NOT_FOR_ME_REASONS`) and the
+    # action it took: the journey's later steps follow it (`orchestrator.planner.plan_followups`).
+    not_for_me: str | None = Field(default=None, max_length=30)
+    not_for_me_action: str | None = Field(default=None, max_length=30)
+    # When the answer's own message is due (after a pause: one gentle message; "pas utile": a peer's testimony).
+    answer_due_at: dt.datetime | None = None
 
 
 class Coverage(SQLModel, table=True):
@@ -571,4 +581,30 @@ class IntermediaryClient(SQLModel, table=True):
     siret: str = Field(max_length=14, index=True)
     source: str = Field(max_length=120)  # the file name, or the partner that told
     linked_on: dt.date  # the date the source gives for the link (else the import's day)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class FollowupTask(SQLModel, table=True):
+    """A follow-up 30 or 90 days after a callback, an enrolment or an ambassador meeting, for the ambassador or
+    adviser who took it: its outcome is one of `store.followups.OUTCOMES`, with a line of why."""
+
+    __table_args__ = (
+        UniqueConstraint("interaction_id", "after_days", name="uq_followup_interaction_days"),
+        Index("ix_followup_queue", "status", "due_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_id: int = Field(foreign_key="interaction.id")
+    business_id: int = Field(foreign_key="business.id", index=True)
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id", index=True)
+    kind: str = Field(max_length=30)  # callback_request | offer_enrolled | ambassador_met
+    assignee: str = Field(max_length=80, index=True)  # "ambassador:<id>" or "adviser"
+    after_days: int  # 30 | 90
+    due_on: dt.date
+    status: str = Field(default="open", max_length=10)  # open | done
+    outcome: str | None = Field(default=None, max_length=20)  # started | in_progress | abandoned
+    category: str | None = Field(default=None, max_length=40)  # the tool started (an adoption category)
+    note: str | None = None  # one line: why, next step
+    done_at: dt.datetime | None = None
+    done_by: str | None = Field(default=None, max_length=120)
     created_at: dt.datetime = Field(default_factory=utcnow)
