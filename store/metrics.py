@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, literal, select
 from sqlalchemy.engine import Connection, Engine
 
+from orchestrator.labels import CHANNELS, TRIGGERS
+from orchestrator.labels import MESSAGE_STATUS as MESSAGE_STATUS_LABELS
 from orchestrator.metrics import CampaignReport, FunnelRow, build_report
 from store.conversions import ADOPTION_KIND, CONVERSION_KINDS, RESPONSE_KINDS
 from store.models import (
@@ -262,25 +264,9 @@ def label_for(dimension: str, code: str | None) -> str:
     return code
 
 
-TRIGGER_LABELS = {
-    "creation": "Création",
-    "first_hire": "Première embauche",
-    "takeover": "Reprise",
-    "critical_period": "Période difficile",
-    "consolidation": "Consolidation",
-    "closure": "Fermeture",
-    "activity_change": "Changement d'activité",
-    "deadline": "Échéance réglementaire",
-    "collective_procedure": "Procédure collective",
-    "tool_adopted": "Adoption d'un outil",
-}
-CHANNEL_LABELS = {
-    "email": "E-mail",
-    "sms": "SMS",
-    "letter": "Courrier",
-    "call": "Appel",
-    "webhook": "Partenaire",
-}
+# One catalogue of French labels (orchestrator/labels.py); the names stay for the modules that import them here.
+TRIGGER_LABELS = TRIGGERS
+CHANNEL_LABELS = CHANNELS
 
 
 def campaign_by_name(conn: Connection, name: str):
@@ -448,14 +434,7 @@ def business_timeline(
     return out
 
 
-MESSAGE_STATUS = {
-    "planned": "prévu",
-    "claimed": "en cours d'envoi",
-    "sent": "envoyé",
-    "delivered": "reçu",
-    "failed": "échec",
-    "cancelled": "annulé",
-}
+MESSAGE_STATUS = MESSAGE_STATUS_LABELS  # the catalogue (orchestrator/labels.py)
 INTERACTION_LABELS = {
     "click": "a cliqué",
     "unsubscribe": "s'est désinscrit",

@@ -20,7 +20,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from orchestrator.metrics import CampaignReport, Table, fr_cell, fr_int, fr_percent, fr_points, table_csv
+from orchestrator.labels import CAMPAIGN_STATUS
+from orchestrator.metrics import (
+    CampaignReport,
+    Table,
+    Uplift,
+    fr_cell,
+    fr_decimal,
+    fr_int,
+    fr_percent,
+    fr_points,
+)
 from store import accounts
 from store.metrics import (
     business_timeline,
@@ -32,21 +42,141 @@ from store.metrics import (
 from web.auth import ScopeDep, csrf_token, require_csrf
 from web.charts import bars_chart, funnel_chart, uplift_chart
 from web.deps import EngineDep, SettingsDep
+from web.exports import BOM, XLSX_TYPE, french_csv, report_workbook, shown_columns, table_csv_fr
+from web.territory_map import map_data, tile_map_svg
 
 router = APIRouter(prefix="/tableau", include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 PARIS = ZoneInfo("Europe/Paris")
-STATUS_LABELS = {"active": "en cours", "paused": "en pause", "ended": "terminée"}
+STATUS_LABELS = CAMPAIGN_STATUS  # the catalogue's words (orchestrator/labels.py)
+
+
+# --- French labels of the dashboard (to move to orchestrator/labels.py, the shared catalogue, once it exists) ---
+
+MONTHS = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
+SOURCE_LABELS = {
+    "sirene": "Sirene (Insee)",
+    "bodacc": "Bodacc",
+    "partner": "un partenaire",
+    "file": "un fichier importé",
+    "demo": "la démonstration",
+    "landing": "la page de la campagne",
+    "cli": "la ligne de commande",
+}
+MESSAGE_STATUS_LABELS = {
+    "planned": "prévu",
+    "claimed": "en cours d'envoi",
+    "handed_over": "confié au service d'envoi",
+    "sent": "envoyé",
+    "delivered": "reçu",
+    "failed": "échec",
+    "cancelled": "annulé",
+    "bounced": "adresse invalide",
+    "unknown": "envoi non confirmé",
+    "retry": "nouvel essai prévu",
+}
+TERRITORY_LEVEL_LABELS = {"communes": "commune", "epci": "intercommunalité", "departements": "département",
+                          "regions": "région", "departement": "département", "region": "région",
+                          "commune": "commune"}
+REGISTRY_FIELD_LABELS = {
+    "key": "Identifiant", "name": "Nom", "metier": "Métier", "families": "Familles de métiers",
+    "naf": "Codes NAF", "communes": "Communes", "epci": "Intercommunalités", "departements": "Départements",
+    "channels": "Canaux", "phone": "Téléphone", "email": "Adresse e-mail", "commune": "Commune",
+    "monthly_capacity": "Rendez-vous possibles par mois", "title": "Titre", "provider": "Proposée par",
+    "kind": "Type", "territory": "Territoire", "format": "Format", "duration": "Durée", "hours": "Heures",
+    "price": "Prix pour le dirigeant", "grant": "Aide", "url": "Adresse web",
+}
+
+
+def fr_datetime(value: dt.datetime | str | None) -> str:
+    """A moment as a person in Paris reads it: "4 déc. 2026, 22 h 59" (a naive value is UTC)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    local = value.astimezone(PARIS)
+    return f"{local.day} {MONTHS[local.month - 1]} {local.year}, {local.hour} h {local.minute:02d}"
+
+
+def fr_delay(value: int | str | dt.timedelta | None) -> str:
+    """A delay in days as words: 7 -> "7 jours", "1d" -> "1 jour", 0 -> "aussitôt"."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dt.timedelta):
+        days = value.days
+    elif isinstance(value, str):
+        text = value.strip().lower().removesuffix("d").removesuffix("j").strip()
+        if not text.isdigit():
+            return value
+        days = int(text)
+    else:
+        days = int(value)
+    if days == 0:
+        return "aussitôt"
+    return f"{days} jour{'s' if days > 1 else ''}"
+
+
+def territory_label(value: dict[str, list[str]] | str | None) -> str:
+    """A territory by its names: {"departements": ["35"]} -> "Ille-et-Vilaine"; "epci:243500139" -> "Rennes
+    Métropole" (an unknown code stays a code, with its level)."""
+    from segments.territory import commune, departements, epcis, regions
+
+    if not value:
+        return ""
+    if isinstance(value, str):
+        parsed: dict[str, list[str]] = {}
+        for part in value.split(","):
+            level, _, codes = part.strip().partition(":")
+            parsed.setdefault(level.strip(), []).extend(c.strip() for c in codes.split() if c.strip())
+        value = parsed
+    names: list[str] = []
+    for level, codes in value.items():
+        for code in codes or []:
+            level_key = level.rstrip("s") if level != "epci" else "epci"
+            if level_key == "commune":
+                place = commune(code)
+                name = place.nom if place else None
+            elif level_key == "epci":
+                name = epcis()[code].nom if code in epcis() else None
+            elif level_key == "departement":
+                name = departements()[code].nom if code in departements() else None
+            elif level_key == "region":
+                name = regions()[code].nom if code in regions() else None
+            else:
+                name = None
+            names.append(name or f"{TERRITORY_LEVEL_LABELS.get(level, level)} {code}")
+    return ", ".join(names)
+
+
+def effect_sentence(u: Uplift | None) -> str:
+    """An effect and its interval in words: "+3,1 points, entre +0,4 et +5,8 : effet probable"."""
+    if u is None:
+        return "Pas encore mesurable : il faut des entreprises contactées et un groupe témoin."
+
+    def pts(v: float) -> str:
+        sign = "+" if v > 0.00005 else ("−" if v < -0.00005 else "")
+        return sign + fr_decimal(abs(v) * 100)
+
+    if u.lower > 0:
+        verdict = "effet probable"
+    elif u.upper < 0:
+        verdict = "effet négatif probable"
+    else:
+        verdict = "effet incertain"
+    return f"{pts(u.difference)} points, entre {pts(u.lower)} et {pts(u.upper)} : {verdict}"
 
 
 def _local(value: dt.datetime | None) -> str:
-    if value is None:
-        return ""
-    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return value.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+    return fr_datetime(value)
 
 
-pages.env.globals.update(fr_cell=fr_cell, fr_int=fr_int, fr_percent=fr_percent, fr_points=fr_points)
+pages.env.globals.update(fr_cell=fr_cell, fr_int=fr_int, fr_percent=fr_percent, fr_points=fr_points,
+                         shown_columns=shown_columns, field_label=lambda c: REGISTRY_FIELD_LABELS.get(c, c),
+                         territory_label=territory_label, fr_delay=fr_delay, effect_sentence=effect_sentence)
 pages.env.filters["local"] = _local
 
 
@@ -69,33 +199,17 @@ def render(
 
 
 def csv_response(text: str, filename: str) -> Response:
-    """A CSV download (UTF-8 with a byte-order mark so spreadsheet software reads the accents)."""
+    """A CSV download for a French spreadsheet (UTF-8 with a byte-order mark, so the accents read right)."""
     return Response(
-        "\ufeff" + text,
+        BOM + text,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
 def rows_csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> str:
-    """Rows of plain values as CSV with French headers."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([h for _, h in columns])
-    for r in rows:
-        writer.writerow([_plain(r.get(k)) for k, _ in columns])
-    return out.getvalue()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "oui" if value else "non"
-    if isinstance(value, dt.datetime):
-        return _local(value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        # A business name like "=HYPERLINK(...)" must stay text in a spreadsheet (CSV formula injection).
-        return "'" + value
-    return "" if value is None else value
+    """Rows of plain values as a French CSV (`;`, French headers, dates as "4 déc. 2026, 22 h 59")."""
+    return french_csv(columns, rows)
 
 
 def _audit(engine, scope: accounts.Scope, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
