@@ -84,17 +84,17 @@ class BatchResult(BaseModel):
     items: list[ItemStatus]
 
 
-def _rejected(index: int, raw: Any, reject: Reject) -> ItemStatus:
+def _rejected(index: int, raw: Any, reject: Reject) -> dict[str, Any]:
     ext = raw.get("external_id") if isinstance(raw, dict) else None
     if not isinstance(ext, str) or "\x00" in ext:  # a number, a list... or text no store can keep
         ext = None
-    return ItemStatus.model_construct(index=index, external_id=ext, status="rejected", field=reject.field,
-                                      reason=reject.reason)
+    return {"index": index, "external_id": ext, "status": "rejected", "field": reject.field, "reason": reject.reason}
 
 
-def accept_batch(engine, partner, raw_items: list[dict[str, Any]], secret: str | None = None) -> BatchResult:
-    """Validate each item, check the token's scope, store the valid ones (committed before returning)."""
-    statuses: list[ItemStatus | None] = [None] * len(raw_items)
+def _accept(engine, partner, raw_items: list[Any], secret: str | None) -> tuple[dict[str, int], list[dict]]:
+    """`accept_batch` as plain data: the counts and one `ItemStatus` per item as a dict (the API writes them
+    out as they are, with no model built and validated per item)."""
+    statuses: list[dict[str, Any] | None] = [None] * len(raw_items)
     checked: list[tuple[int, EventIn]] = []
     for i, raw in enumerate(raw_items):
         result = validate_item(raw, f"partner:{partner.id}", partner.name)
@@ -114,16 +114,20 @@ def accept_batch(engine, partner, raw_items: list[dict[str, Any]], secret: str |
     # With the secret key: an erased person's events are kept without their contacts.
     stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id, secret=secret)
     for (i, event), fate in zip(valid, stored, strict=True):
-        # Built from values already checked: no second validation per item.
-        statuses[i] = ItemStatus.model_construct(index=i, external_id=event.external_id, status=fate.status)
+        statuses[i] = {"index": i, "external_id": event.external_id, "status": fate.status, "field": None,
+                       "reason": None}
     items = [s for s in statuses if s is not None]
-    return BatchResult.model_construct(
-        accepted=sum(s.status in ("accepted", "pending") for s in items),
-        duplicate=sum(s.status == "duplicate" for s in items),
-        rejected=sum(s.status == "rejected" for s in items),
-        withheld=sum(fate.withheld for fate in stored),
-        items=items,
-    )
+    counts = {"accepted": sum(s["status"] in ("accepted", "pending") for s in items),
+              "duplicate": sum(s["status"] == "duplicate" for s in items),
+              "rejected": sum(s["status"] == "rejected" for s in items),
+              "withheld": sum(fate.withheld for fate in stored)}
+    return counts, items
+
+
+def accept_batch(engine, partner, raw_items: list[dict[str, Any]], secret: str | None = None) -> BatchResult:
+    """Validate each item, check the token's scope, store the valid ones (committed before returning)."""
+    counts, items = _accept(engine, partner, raw_items, secret)
+    return BatchResult(**counts, items=[ItemStatus(**s) for s in items])
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -192,13 +196,14 @@ async def post_events(request: Request, partner: Annotated[Partner, Depends(curr
     the same `external_id` twice is stored once."""
     events = await read_batch(request)
     engine, settings = request.app.state.engine, request.app.state.settings
-    result = await run_in_threadpool(accept_batch, engine, partner, events, settings.resolved_secret)
-    # The answer serialised by pydantic-core as it stands (the schema is `BatchResult`): FastAPI would validate
-    # every item's status again before writing it.
-    reply = Response(result.model_dump_json(), media_type="application/json", background=background)
-    if result.accepted and os.environ.get("PREFECT_API_URL"):
+    counts, items = await run_in_threadpool(_accept, engine, partner, events, settings.resolved_secret)
+    # The answer (schema `BatchResult`) written out as it stands: FastAPI would build and validate a model per
+    # item's status before writing it.
+    body = json.dumps({**counts, "items": items}, ensure_ascii=False, separators=(",", ":"))
+    reply = Response(body, media_type="application/json", background=background)
+    if counts["accepted"] and os.environ.get("PREFECT_API_URL"):
         # After the answer, in a worker thread: a slow or unreachable Prefect API never delays a partner.
-        background.add_task(announce_batch, partner, result)
+        background.add_task(announce_batch, partner, BatchResult.model_construct(**counts, items=[]))
     return reply
 
 
