@@ -49,7 +49,7 @@ def outgoing(app: App, row, names: dict | None = None) -> OutgoingMessage:
 
     `names`, shared across a batch, caches which template file answers (channel, trigger, family, variant).
     """
-    links = links_for(app.settings.resolved_secret, app.settings.base_url, row.id)
+    links = links_for(app.settings.resolved_secret, app.settings.base_url, row.id, lazy_short=True)
     context = dict(row.context, links=links)
     family = context["business"].get("family") or "autre"
     key = (row.channel, row.template, family, row.variant)

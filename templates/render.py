@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import html as html_lib
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,7 +45,8 @@ from typing import Any
 
 import jinja2
 import yaml
-from jinja2 import nodes
+from jinja2 import meta, nodes
+from jinja2.utils import missing
 
 from integrations.phones import InvalidNumber, normalise_number
 from templates import wording
@@ -201,6 +203,49 @@ def email_html(text: Any, css: dict[str, str], lines: bool = True) -> str:
     return "\n".join(html_parts)
 
 
+# The modules imported "with context" during the render of one message, per thread (see `_Template`).
+_RENDERING = threading.local()
+
+
+class _Template(jinja2.Template):
+    """A template whose "with context" imports are made once per rendered message.
+
+    Every block of a message imports ``_text/<trigger>.j2`` and ``_parts.j2`` with the message's context again
+    (blocks are rendered one by one); each import runs the imported template's top level, which defines all its
+    macros anew. During one `TemplateLibrary.render` the context's variables are one and the same dict, so the
+    module built from it the first time is the one every later import would build, and is reused. An import
+    whose template reads one of the importing block's locals (``self``, a loop variable) depends on the block:
+    it is made anew, as Jinja does.
+    """
+
+    def make_module(self, vars=None, shared=False, locals=None):  # noqa: A002 (Jinja's signature)
+        memo = getattr(_RENDERING, "modules", None)
+        if memo is None or not shared or vars is None:
+            return super().make_module(vars, shared, locals)
+        if locals:
+            reads = _free_names(self)
+            if any(value is not missing and key in reads for key, value in locals.items()):
+                return super().make_module(vars, shared, locals)
+        key = (self.name, id(vars))
+        hit = memo.get(key)
+        if hit is not None and hit[0] is vars:
+            return hit[1]
+        module = super().make_module(vars, shared, locals)
+        memo[key] = (vars, module)  # the dict is kept alive with its module, so its id stays its own
+        return module
+
+
+def _free_names(template: jinja2.Template) -> frozenset[str]:
+    """The names a template reads from its context (computed once per template)."""
+    names = template.__dict__.get("_declic_free")
+    if names is None:
+        env = template.environment
+        source = env.loader.get_source(env, template.name)[0]  # type: ignore[union-attr]
+        names = frozenset(meta.find_undeclared_variables(env.parse(source)))
+        template._declic_free = names  # type: ignore[attr-defined]
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A message's final text."""
@@ -229,6 +274,7 @@ class TemplateLibrary:
                                 email_html=email_html, offer_format=wording.offer_format,
                                 offer_kind=wording.offer_kind, duration=wording.duration_fr)
         self.env.globals.update(trade=trade)
+        self.env.template_class = _Template
         self._parents: dict[str, str | None] = {}
 
     def resolve(self, channel: str, trigger: str, family: str, variant: str | None = None) -> str:
@@ -264,6 +310,14 @@ class TemplateLibrary:
 
     def render(self, name: str, context: dict[str, Any]) -> Rendered:
         """Render the subject, body and optional html blocks of one template."""
+        outer = getattr(_RENDERING, "modules", None)
+        _RENDERING.modules = {}
+        try:
+            return self._render(name, context)
+        finally:
+            _RENDERING.modules = outer
+
+    def _render(self, name: str, context: dict[str, Any]) -> Rendered:
         tmpl = self.template(name)
         ctx = tmpl.new_context(wording.prepare(context, load_trades()))
         # Blocks are rendered one by one without running the template top-level, so the parents' blocks

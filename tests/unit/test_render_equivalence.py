@@ -1,0 +1,91 @@
+"""The renderer's shortcuts (issue 18: "with context" imports made once per message, lazy short links) change no
+byte of what leaves: every shipped template over the linter's matrix of contexts, rendered by the library and by
+plain Jinja (each block with the template's own context, every import made anew), gives the same text."""
+
+from __future__ import annotations
+
+import jinja2
+import pytest
+
+from orchestrator.links import links_for
+from orchestrator.short_codes import short_url
+from templates import wording
+from templates.lint import _families_for, _template_root, shipped_templates
+from templates.preview import matrix_contexts
+from templates.render import MESSAGES_DIR, TemplateLibrary, library, load_trades, tidy
+
+SECRET = "test-secret-0123456789abcdef"
+
+
+def plain_jinja(lib: TemplateLibrary) -> jinja2.Environment:
+    """An environment like the library's, with Jinja's own Template class (no shortcut of ours)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(lib.root)), undefined=jinja2.StrictUndefined,
+                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update({k: v for k, v in lib.env.filters.items() if k not in env.filters})
+    env.globals.update(trade=lib.env.globals["trade"])
+    assert env.template_class is jinja2.Template and lib.env.template_class is not jinja2.Template
+    return env
+
+
+def reference_render(env: jinja2.Environment, chain: list[str], context: dict) -> tuple:
+    """Subject, body and html as plain Jinja gives them: the leaf's blocks, then its ancestors' (super() works)."""
+    tmpl = env.get_template(chain[0])
+    ctx = tmpl.new_context(wording.prepare(context, load_trades()))
+    for ancestor in chain[1:]:
+        for name, fn in env.get_template(ancestor).blocks.items():
+            ctx.blocks.setdefault(name, []).append(fn)
+
+    def block(name, clean=tidy):
+        fns = ctx.blocks.get(name)
+        return clean("".join(fns[0](ctx))) if fns else None
+
+    return block("subject") or "", block("body") + "\n", block("html", str.strip)
+
+
+def cases():
+    for path in shipped_templates(MESSAGES_DIR):
+        located = _template_root(path)
+        if located is None:
+            continue
+        root, name, channel, trigger = located
+        for family in _families_for(name):
+            for label, context in matrix_contexts(family, trigger):
+                yield name, label, context
+
+
+def test_every_shipped_template_renders_as_plain_jinja_renders_it():
+    lib = library()
+    env = plain_jinja(lib)
+    compared = 0
+    for name, label, context in cases():
+        got = lib.render(name, context)
+        assert (got.subject, got.body, got.html) == reference_render(env, lib.chain(name), context), (name, label)
+        compared += 1
+    assert compared > 1000
+
+
+@pytest.mark.parametrize("channel", ["sms", "letter", "email"])
+def test_lazy_short_links_render_as_eager_ones(channel):
+    lib = library()
+    for name, label, context in cases():
+        if not name.startswith(channel + "/"):
+            continue
+        lazy = links_for(SECRET, "https://declic.example", 4242, lazy_short=True)
+        eager = {"landing": lazy["landing"], "unsubscribe": lazy["unsubscribe"],
+                 "short": short_url(SECRET, "https://declic.example", 4242)}
+        assert lib.render(name, dict(context, links=lazy)) == lib.render(name, dict(context, links=eager)), (
+            name, label)
+
+
+def test_an_import_that_reads_the_importing_block_is_made_anew(tmp_path):
+    # A shared part that reads a loop variable of the block that imports it depends on that block: never reused.
+    (tmp_path / "email" / "t").mkdir(parents=True)
+    (tmp_path / "_p.j2").write_text("{% macro show() %}{{ n }}:{{ who }}{% endmacro %}", encoding="utf-8")
+    (tmp_path / "email" / "t" / "default.j2").write_text(
+        "{% block subject %}S{% endblock %}{% block body %}{% for n in [1, 2, 3] %}"
+        "{% import '_p.j2' as p with context %}{{ p.show() }} {% endfor %}"
+        "{% import '_p.j2' as q with context %}{{ q.show.__class__.__name__ }}{% endblock %}", encoding="utf-8")
+    lib = TemplateLibrary(tmp_path)
+    context = dict(matrix_contexts("batiment", "creation")[0][1], who="x")
+    got = lib.render("email/t/default.j2", context)
+    assert got.body == "1:x 2:x 3:x Macro\n"
