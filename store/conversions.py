@@ -127,24 +127,18 @@ def record_diagnostic(
     msg,
     *,
     score: int,
-    answers: dict[str, bool],
-    offer_title: str | None,
+    data: dict[str, Any],
     now: dt.datetime | None = None,
 ) -> None:
-    """Store the business's digital maturity and count a `diagnostic_completed` conversion."""
+    """Store the business's digital maturity (0-5) and count a `diagnostic_completed` conversion whose data are the
+    versioned answers and levels (`orchestrator.diagnostic`)."""
     now = now or utcnow()
     conn.execute(
         update(BUSINESS)
         .where(BUSINESS.c.id == msg.business_id)
         .values(digital_maturity=score, updated_at=now)
     )
-    record_interaction(
-        conn,
-        msg,
-        "diagnostic_completed",
-        {"score": score, "answers": answers, "offer": offer_title, "source": "landing"},
-        at=now,
-    )
+    record_interaction(conn, msg, "diagnostic_completed", dict(data, score=score), at=now)
 
 
 def attribute_conversions(conn: Connection, event_ids: list[int] | None = None) -> int:

@@ -675,7 +675,7 @@ def page_contexts() -> list[tuple[str, str, dict]]:
     the landing page, the diagnostic's questions and its results, over the lint matrix's extreme contexts."""
     from templates.preview import matrix_contexts
     from web.callback import SLOTS
-    from web.diagnostic import QUESTIONS, diagnose
+    from web.diagnostic import sample_pages
     from web.public import NOT_FOR_ME_REASONS
 
     out = []
@@ -686,14 +686,8 @@ def page_contexts() -> list[tuple[str, str, dict]]:
                 "reasons": NOT_FOR_ME_REASONS, "form": {}, "errors": {}, "campaign": ctx.get("campaign", {})}
         for done in (None, "rappel", "rappel_deja", "pas_pour_moi", "plus_d_appel"):
             out.append(("landing.html", f"{label}, état {done or 'initial'}", dict(base, done=done)))
-        diag = {"token": "t", "questions": QUESTIONS, "csrf": "c", "business": ctx["business"], "answers": {},
-                "error": None, "result": None}
-        out.append(("diagnostic.html", f"{label}, questions", diag))
-        for yes in (0, 3, len(QUESTIONS)):
-            answers = {q.key: i < yes for i, q in enumerate(QUESTIONS)}
-            result = diagnose(answers, ctx["offers"])
-            out.append(("diagnostic.html", f"{label}, {yes} oui", dict(diag, answers=answers, result=result,
-                                                                       ambassador=ctx["ambassador"])))
+        for diag_label, diag in sample_pages(ctx):
+            out.append(("diagnostic.html", f"{label}, {diag_label}", diag))
     return out
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from integrations.phones import InvalidNumber, normalise_french_number
 from orchestrator.campaign_spec import CampaignSpec
+from orchestrator.diagnostic import questions as diagnostic_questions
 from orchestrator.links import TokenError, make_token, read_token
 from orchestrator.settings import Settings
 from store.conversions import message_row, record_diagnostic, record_interaction, request_callback
@@ -26,7 +27,7 @@ from templates.wording import DEFAULT_REASON, ORIGIN_REASONS, origin_words
 from web.callback import SLOTS, callback_due, notification
 from web.csrf import check_csrf, make_csrf
 from web.deps import EngineDep, SettingsDep
-from web.diagnostic import QUESTIONS, diagnose, parse_answers
+from web.diagnostic import MISSING, candidate_offers, diagnose, page_context, result_context, stored_data
 
 log = logging.getLogger(__name__)
 BUSINESS = Business.__table__
@@ -36,6 +37,9 @@ router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 OFFER_FORMATS = {"sur_place": "sur place", "a_distance": "à distance", "mixte": "sur place ou à distance"}
 pages.env.filters["offer_format"] = lambda value: OFFER_FORMATS.get(value, value)
+pages.env.filters["tel"] = tel_href
+# The landing page offers the self-diagnostic's questions itself (web/pages/_diagnostic_form.html).
+pages.env.globals["diagnostic_questions"] = diagnostic_questions
 
 NOT_FOR_ME_REASONS = {
     "pas_le_temps": "Je n'ai pas le temps en ce moment",
@@ -349,62 +353,55 @@ def not_for_me(
 
 
 @router.get("/m/{token}/diagnostic", response_class=HTMLResponse)
-def diagnostic_page(request: Request, token: str, settings: SettingsDep, engine: EngineDep) -> HTMLResponse:
-    """Five yes/no questions about the business's digital tools."""
+def diagnostic_page(request: Request, token: str, settings: SettingsDep, engine: EngineDep,
+                    source: str = "landing") -> HTMLResponse:
+    """The five questions of the self-diagnostic (skills and appetite), the last one in the words of the trade."""
     try:
         message_id, msg = _landing_message(engine, settings, token)
     except TokenError as exc:
         return _error(request, str(exc))
-    return pages.TemplateResponse(
-        request,
-        "diagnostic.html",
-        {
-            "token": token,
-            "questions": QUESTIONS,
-            "csrf": make_csrf(settings.resolved_secret, _subject(message_id)),
-            "business": msg.context.get("business") or {},
-            "answers": {},
-            "error": None,
-            "result": None,
-        },
-    )
+    csrf = make_csrf(settings.resolved_secret, _subject(message_id))
+    return pages.TemplateResponse(request, "diagnostic.html", page_context(
+        msg.context, token, csrf, source=source if source in DIAGNOSTIC_SOURCES else "landing"))
+
+
+DIAGNOSTIC_SOURCES = ("landing", "short")
 
 
 @router.post("/m/{token}/diagnostic", response_class=HTMLResponse)
 async def diagnostic_answer(
     request: Request, token: str, settings: SettingsDep, engine: EngineDep
 ) -> HTMLResponse:
-    """Score the answers, store the maturity, count the conversion, suggest the offer that fits."""
+    """Store the versioned answers with both levels and the maturity, count the conversion, show ONE next step
+    (an offer with its price, or a free call) and the person who helps."""
     from fastapi.concurrency import run_in_threadpool
 
     try:
         message_id, msg = await run_in_threadpool(_landing_message, engine, settings, token)
     except TokenError as exc:
         return _error(request, str(exc))
-    form = {k: str(v) for k, v in (await request.form()).items()}
-    if not check_csrf(settings.resolved_secret, _subject(message_id), form.get("csrf")):
+    form = await request.form()
+    if not check_csrf(settings.resolved_secret, _subject(message_id), str(form.get("csrf") or "")):
         return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
-    answers = parse_answers(form)
-    context = {
-        "token": token,
-        "questions": QUESTIONS,
-        "business": msg.context.get("business") or {},
-        "csrf": make_csrf(settings.resolved_secret, _subject(message_id)),
-        "result": None,
-        "answers": form,
-        "error": None,
-    }
+    source = str(form.get("source") or "")
+    source = source if source in DIAGNOSTIC_SOURCES else "landing"
+    csrf = make_csrf(settings.resolved_secret, _subject(message_id))
+
+    def offers() -> list[dict]:
+        with engine.connect() as conn:
+            return candidate_offers(conn, msg)
+
+    answers, lv, step, missing = diagnose(form, msg.context, await run_in_threadpool(offers))
     if answers is None:
-        context["error"] = "Répondez par oui ou par non à chaque question."
+        context = page_context(msg.context, token, csrf, posted={k: form.getlist(k) for k in form.keys()},
+                               error=MISSING, missing=missing, source=source)
         return pages.TemplateResponse(request, "diagnostic.html", context, status_code=400)
-    result = diagnose(answers, msg.context.get("offers") or [])
+    family = (msg.context.get("business") or {}).get("family")
 
     def store() -> None:
         with engine.begin() as conn:
-            record_diagnostic(
-                conn, msg, score=result.score, answers=answers, offer_title=(result.offer or {}).get("title")
-            )
+            record_diagnostic(conn, msg, score=lv.score, data=stored_data(answers, lv, step, family, source))
 
     await run_in_threadpool(store)
-    context.update(result=result, ambassador=msg.context.get("ambassador") or {})
+    context = page_context(msg.context, token, csrf, result=result_context(lv, step), source=source)
     return pages.TemplateResponse(request, "diagnostic.html", context)

@@ -145,31 +145,31 @@ def test_diagnostic_stores_maturity_counts_a_conversion_and_suggests_the_fitting
     _, b, m = seeded
     token = make_token(settings.resolved_secret, "m", m)
     page = client.get(f"/m/{token}/diagnostic")
-    assert page.text.count('type="radio"') == 10
+    assert page.text.count('type="radio"') == 9 and page.text.count('type="checkbox"') == 10
     answers = {
-        "email_pro": "oui",
-        "devis_factures": "oui",
-        "e_facture": "oui",
-        "visible": "non",
-        "securite": "oui",
+        "phone": ["email", "photos"],
+        "invoices": "accountant",
+        "time": "one_hour",
+        "chores": ["online_visibility"],
+        "trade": "partly",
     }
     reply = client.post(f"/m/{token}/diagnostic", data={"csrf": csrf_of(page.text), **answers})
     assert reply.status_code == 200
-    assert "4 questions sur 5" in reply.text
-    assert "Être trouvé sur internet : votre fiche sur la carte" in reply.text  # the offer for "visible"
+    assert "en route" in reply.text
+    assert "Être trouvé sur internet : votre fiche sur la carte" in reply.text  # the offer for "online_visibility"
     with engine.connect() as conn:
         biz = conn.execute(select(Business.__table__).where(Business.__table__.c.id == b)).one()
         row = conn.execute(select(INTERACTIONS)).one()
-    assert biz.digital_maturity == 4
-    assert row.kind == "diagnostic_completed" and row.data["score"] == 4
+    assert biz.digital_maturity == 3
+    assert row.kind == "diagnostic_completed" and row.data["score"] == 3 and row.data["version"] == 2
 
 
 def test_diagnostic_with_a_missing_answer_asks_again(client, settings, engine, seeded):
     _, _, m = seeded
     token = make_token(settings.resolved_secret, "m", m)
     page = client.get(f"/m/{token}/diagnostic")
-    reply = client.post(f"/m/{token}/diagnostic", data={"csrf": csrf_of(page.text), "email_pro": "oui"})
-    assert reply.status_code == 400 and "Répondez par oui ou par non" in reply.text
+    reply = client.post(f"/m/{token}/diagnostic", data={"csrf": csrf_of(page.text), "invoices": "accountant"})
+    assert reply.status_code == 400 and "Répondez à chaque question" in reply.text
     assert kinds(engine) == []
 
 

@@ -36,7 +36,7 @@ def test_an_sms_that_fits_only_with_a_short_sample_link_fails(tmp_path):
 def test_landing_and_diagnostic_pages_are_rendered_and_read():
     assert "Bonjour" in page_text("<html><head><style>p{}</style></head><body><h1>Bonjour</h1><p>a</p></body>")
     report = lint_pages()
-    assert report.texts == 36
+    assert report.texts == 40  # 4 contexts: 5 landing states, 5 diagnostic pages (questions, error, 3 results)
     assert not [f for f in report.findings if f.code == "RENDER"], report.format()
     assert any(k.startswith("landing.html") for k in report.scores)
     assert any(k.startswith("diagnostic.html") for k in report.scores)
