@@ -291,6 +291,41 @@ class Schedule(Strict):
         return value
 
 
+# "Ce n'est pas pour moi" (issue 16): the fixed list of reasons an owner picks on the landing page, in the words they
+# read, and what each can do. A campaign maps a reason to an action in its `not_for_me` section; a reason it leaves
+# out takes its default.
+NOT_FOR_ME_REASONS = {
+    "pas_le_moment": "Ce n'est pas le moment pour moi",
+    "trop_cher": "J'ai peur que ça coûte cher",
+    "pas_utile": "Ce n'est pas utile pour mon métier",
+    "par_ou_commencer": "Je ne sais pas par où commencer",
+    "transmettre": "Je vais transmettre ou arrêter mon entreprise",
+    "deja_equipe": "Je suis déjà bien équipé(e)",
+    "autre": "Autre raison",
+}
+NOT_FOR_ME_ACTIONS = {
+    "pause": "pause de 3, 6 ou 12 mois (au choix du dirigeant), puis un seul message doux",
+    "free_offers": "seulement des offres gratuites pour cette entreprise",
+    "testimony": "le message suivant est le témoignage d'un pair du même métier",
+    "ambassador_call": "un appel de l'ambassadeur ou du conseiller",
+    "takeover": "le parcours de transmission (reprise)",
+    "end_and_ask": "fin de la campagne pour elle, et une question : quel outil utilisez-vous ?",
+    "record": "la réponse est gardée, rien d'autre ne change",
+}
+DEFAULT_NOT_FOR_ME = {
+    "pas_le_moment": "pause", "trop_cher": "free_offers", "pas_utile": "testimony",
+    "par_ou_commencer": "ambassador_call", "transmettre": "takeover", "deja_equipe": "end_and_ask",
+    "autre": "record",
+}
+PAUSE_MONTHS = (3, 6, 12)
+
+
+def not_for_me_action(spec: CampaignSpec | None, reason: str) -> str:
+    """What a reason does in this campaign: its `not_for_me` entry, else the default (no spec: the default)."""
+    chosen = (spec.not_for_me if spec is not None else {}).get(reason)
+    return chosen or DEFAULT_NOT_FOR_ME.get(reason, "record")
+
+
 class CampaignSpec(Strict):
     """A whole campaign: owner, voice, who (segment), when (triggers and/or schedule, timing), what (steps),
     how much (pressure), and how its effect is measured (holdout, variants)."""
@@ -319,6 +354,21 @@ class CampaignSpec(Strict):
     # Where a person writes to use their rights on their data (access, erasure, objection): shown in the privacy
     # notice of the landing page. Without it, the sender's e-mail.
     privacy_contact: str | None = Field(default=None, pattern=_MAILBOX, max_length=254)
+    # What each "Ce n'est pas pour moi" reason does (reason -> action, `NOT_FOR_ME_ACTIONS`); absent: the defaults.
+    not_for_me: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("not_for_me")
+    @classmethod
+    def _not_for_me(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = [r for r in value if r not in NOT_FOR_ME_REASONS]
+        if unknown:
+            raise ValueError(f"raisons « pas pour moi » inconnues: {', '.join(unknown)} "
+                             f"(connues: {', '.join(NOT_FOR_ME_REASONS)})")
+        bad = [a for a in value.values() if a not in NOT_FOR_ME_ACTIONS]
+        if bad:
+            raise ValueError(f"actions « pas pour moi » inconnues: {', '.join(bad)} "
+                             f"(connues: {', '.join(NOT_FOR_ME_ACTIONS)})")
+        return value
 
     @field_validator("triggers")
     @classmethod

@@ -77,6 +77,8 @@ class BusinessView:
     phone_source: str | None = None
     address_source: str | None = None
     relay: str | None = None  # the e-mail of its intermediary (`store.intermediaries`): a relay step's recipient
+    paused_until: dt.datetime | None = None  # "pas le moment": nothing leaves for it before (aware UTC)
+    free_offers_only: bool = False  # "trop cher": only free offers are shown to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +471,8 @@ def pick_offers(b: BusinessView, trigger_type: str, offers: Sequence[OfferView] 
     for o in _indexed(offers).near(b):
         if o.families and b.family not in o.families and "*" not in o.families:
             continue
+        if b.free_offers_only and not is_free_offer(o.price, o.grant):
+            continue
         if b.commune_code in o.communes:
             level = 0
         elif b.epci_code in o.epcis:
@@ -560,7 +564,7 @@ def personalise(spec: CampaignSpec, campaign_id: int, b: BusinessView, c: Candid
         remaining[ambassador.id] -= 1
     offer_index = _indexed(offers)
     # Offers depend on the trade, the place and the moment only: the same few answers recur across a batch.
-    offer_key = (b.family, b.commune_code if ("c", b.commune_code) in offer_index.by else None,
+    offer_key = (b.free_offers_only, b.family, b.commune_code if ("c", b.commune_code) in offer_index.by else None,
                  b.epci_code if ("e", b.epci_code) in offer_index.by else None, b.departement_code,
                  b.region_code, c.type)
     chosen = offer_cache.get(offer_key) if offer_cache is not None else None
@@ -741,6 +745,9 @@ def plan(
             if b.do_not_contact:
                 skip("not_to_contact")
                 continue
+            if is_paused(b, now):
+                skip("paused")
+                continue
             if (rule.id, b.id) in recent:
                 skip("recently_contacted")
                 continue
@@ -805,6 +812,7 @@ class FollowUp:
     # An intermediary answered "je m'en occupe" or "déjà fait" about this business (`relay` channel): the
     # campaign's later direct messages stop (`relay_handled`), later relay steps still go to the intermediary.
     relayed: bool = False
+    answer: str | None = None  # the action of the owner's "pas pour moi" answer in this journey, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -864,6 +872,11 @@ def plan_followups(
         if f.relayed and step.channel != "relay":
             stop("relay_handled")
             continue
+        if is_paused(b, now):
+            continue  # judged again when the pause is over (the store does not even gather it meanwhile)
+        if f.answer in JOURNEY_ENDING_ANSWERS:
+            stop("not_for_me")
+            continue
         if b.state != "active":
             stop("closed")
             continue
@@ -881,7 +894,114 @@ def plan_followups(
         pressure.add(b.id, rule.id, due)
         out.append(StepDecision(f.enrollment_id, f.campaign_id, b.id, f.step,
                                 PlannedMessage(f.step, channel, step.template, recipient or "", due,
-                                               dict(f.context), f.variant)))
+                                               free_offers_context(f.context, b), f.variant)))
+    return out
+
+
+# --- answers to "Ce n'est pas pour moi" (issue 16) ---
+
+# The actions after which the campaign's later steps do not leave: the answer's own message (after a pause, the
+# peer's testimony) replaces them, or the journey ends there (already equipped, handing over).
+JOURNEY_ENDING_ANSWERS = frozenset({"pause", "testimony", "end_and_ask", "takeover"})
+# The step number of an answer's own message: outside any campaign's steps, one per enrollment.
+ANSWER_STEP = 100
+AFTER_PAUSE_TEMPLATE = "apres_pause"  # the gentle message once a pause is over
+TESTIMONY_VARIANT = "temoignage"
+TESTIMONY_DELAY = dt.timedelta(days=7)  # "pas utile pour mon métier": a peer's testimony a week later
+ANSWER_CHANNELS = ("email", "sms", "letter")  # where the answer messages have templates
+_FREE_PRICES = {"", "0", "0 €", "0€", "0,00 €", "gratuit", "gratuite", "offert", "offerte"}
+
+
+def is_paused(b: BusinessView, now: dt.datetime) -> bool:
+    """Whether the owner asked for a pause ("pas le moment") that is not over at `now`."""
+    return b.paused_until is not None and now < b.paused_until
+
+
+def is_free_offer(price: Any, grant: str | None) -> bool:
+    """An offer that costs the owner nothing: a price of 0 or "gratuit", or no price but a grant paying for it."""
+    text = " ".join(str(price if price is not None else "").split()).lower()
+    if text in _FREE_PRICES or text.startswith("gratuit"):
+        return bool(text) or bool(grant) or price == 0
+    return False
+
+
+def free_offers_context(context: dict[str, Any], b: BusinessView) -> dict[str, Any]:
+    """A copy of a message context; for a business shown free offers only, without the offers that cost."""
+    out = dict(context)
+    if b.free_offers_only:
+        out["offers"] = [o for o in context.get("offers") or [] if is_free_offer(o.get("price"), o.get("grant"))]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDue:
+    """An enrollment whose "pas pour moi" answer has a message of its own due now (`ANSWER_STEP`)."""
+
+    enrollment_id: int
+    campaign_id: int
+    business: BusinessView
+    action: str  # pause | testimony
+    due_at: dt.datetime  # aware: the end of the pause, or the testimony's date
+    context: dict[str, Any]
+
+
+def answer_step(spec: CampaignSpec, action: str) -> tuple[Step, str | None]:
+    """The step (template, channels) and variant of an answer's message: after a pause, the gentle message; for
+    "pas utile", the campaign's first template in its testimony variant (a peer of the same trade speaks)."""
+    first = spec.steps[0].channel if spec.steps[0].channel in ANSWER_CHANNELS else "email"
+    rest = [c for c in ANSWER_CHANNELS if c != first]
+    if action == "testimony":
+        return Step(channel=first, template=spec.steps[0].template, fallback=rest), TESTIMONY_VARIANT
+    return Step(channel=first, template=AFTER_PAUSE_TEMPLATE, fallback=rest), None
+
+
+def plan_answer_messages(
+    answers: Iterable[AnswerDue],
+    campaigns: Iterable[CampaignRule],
+    *,
+    now: dt.datetime,
+    suppressed: set[tuple[str, str]],
+    history: Mapping[int, Sequence[tuple[int, dt.datetime]]] | None = None,
+    policy: Policy = DEFAULT_POLICY,
+    is_holiday: Callable[[dt.date], bool] | None = None,
+) -> list[StepDecision]:
+    """Plan the one message an answer asked for, once its date has come, in the send windows and caps (like any
+    later step); a business closed, not to contact or without a usable address gets none (the reason is kept)."""
+    by_id = {r.id: r for r in campaigns}
+    slots = _Slots(is_holiday)
+    pressure = _Pressure(history or {}, policy)
+    out: list[StepDecision] = []
+    for a in answers:
+        rule = by_id.get(a.campaign_id)
+        if rule is None or a.due_at > now or is_paused(a.business, now):
+            continue
+        spec, b = rule.spec, a.business
+        step, variant = answer_step(spec, a.action)
+
+        def stop(reason: str, a=a, b=b, step=step) -> None:
+            out.append(StepDecision(a.enrollment_id, a.campaign_id, b.id, ANSWER_STEP, None, reason, step.channel,
+                                    step.template))
+
+        if b.state != "active":
+            stop("closed")
+            continue
+        if b.do_not_contact:
+            stop("not_to_contact")
+            continue
+        channel, recipient, reason = choose_channel(step, b, suppressed)
+        if channel is None:
+            stop(reason)
+            continue
+        due = _schedule(slots, pressure, spec, rule.id, b, max(now, a.due_at))
+        if due is None:
+            stop("capped")
+            continue
+        pressure.add(b.id, rule.id, due)
+        context = free_offers_context(a.context, b)
+        context["answer"] = a.action
+        out.append(StepDecision(a.enrollment_id, a.campaign_id, b.id, ANSWER_STEP,
+                                PlannedMessage(ANSWER_STEP, channel, step.template, recipient or "", due, context,
+                                               variant)))
     return out
 
 

@@ -17,7 +17,15 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from orchestrator.bootstrap import App
-from orchestrator.planner import DEFAULT_POLICY, CampaignRule, Candidate, Policy, plan, plan_followups
+from orchestrator.planner import (
+    DEFAULT_POLICY,
+    CampaignRule,
+    Candidate,
+    Policy,
+    plan,
+    plan_answer_messages,
+    plan_followups,
+)
 from orchestrator.privacy import guard_candidates
 from orchestrator.run_tally import note_followups, note_plan
 from orchestrator.schedule import due_occurrence
@@ -28,6 +36,7 @@ from store.planning import (
     apply_followups,
     apply_plan,
     campaign_names,
+    due_answer_messages,
     due_followups,
     eligible_among,
     existing_enrollments,
@@ -93,6 +102,20 @@ def _plan_followups(conn, rules: list[CampaignRule], now: dt.datetime, limit: in
     counts = Counter(apply_followups(conn, decisions, now))
     counts.update(f"stopped_{d.reason}" for d in decisions if d.reason)
     note_followups(conn, decisions)
+    return counts
+
+
+def _plan_answers(conn, rules: list[CampaignRule], now: dt.datetime, limit: int, policy: Policy) -> Counter:
+    """The one message a "pas pour moi" answer asked for (after a pause, a peer's testimony), once it is due."""
+    answers = due_answer_messages(conn, rules, now, limit)
+    if not answers:
+        return Counter()
+    views = {a.business.id: a.business for a in answers}
+    since = now - dt.timedelta(days=max_cap_days(rules, policy.caps))
+    decisions = plan_answer_messages(answers, rules, now=now, suppressed=suppressed_for(conn, views.values()),
+                                     history=message_history(conn, views, since), policy=policy)
+    counts = Counter({f"answer_{k}": v for k, v in apply_followups(conn, decisions, now).items()})
+    counts.update(f"stopped_{d.reason}" for d in decisions if d.reason)
     return counts
 
 
@@ -163,6 +186,7 @@ def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = 
         counts["paused_campaigns"] += _pause_broken(app, broken, now)
     for work in (lambda conn, subset: _plan_events(app, conn, subset, now, limit, policy),
                  lambda conn, subset: _plan_followups(conn, subset, now, limit, policy),
+                 lambda conn, subset: _plan_answers(conn, subset, now, limit, policy),
                  lambda conn, subset: _plan_occurrence(app, conn, subset, now, limit, policy)):
         done, rules = _isolated(app, work, rules, now)
         counts.update(done)

@@ -106,8 +106,11 @@ def claim_due(conn: Connection, now: dt.datetime, limit: int, owner: str, lease:
     """Claim up to `limit` due messages for `owner`; returns their rows."""
     # A paused campaign's messages wait in place: claiming them only to put them back would spin.
     paused = select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.status == "paused")
+    # A business that answered "pas le moment" gets nothing before its date: its messages wait in place too.
+    paused_businesses = select(BUSINESS.c.id).where(BUSINESS.c.paused_until > now)
     due = (select(MESSAGES.c.id).where(MESSAGES.c.status == "planned", MESSAGES.c.due_at <= now,
-                                       MESSAGES.c.campaign_id.not_in(paused))
+                                       MESSAGES.c.campaign_id.not_in(paused),
+                                       MESSAGES.c.business_id.not_in(paused_businesses))
            .order_by(MESSAGES.c.due_at, MESSAGES.c.id).limit(limit))
     if channels:
         due = due.where(MESSAGES.c.channel.in_(channels))

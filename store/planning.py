@@ -16,7 +16,17 @@ from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.engine import Connection
 
 from orchestrator.campaign_spec import CampaignSpec, parse_delay
-from orchestrator.planner import BusinessView, CampaignRule, Candidate, FollowUp, GlobalHoldout, Plan, StepDecision
+from orchestrator.planner import (
+    ANSWER_STEP,
+    AnswerDue,
+    BusinessView,
+    CampaignRule,
+    Candidate,
+    FollowUp,
+    GlobalHoldout,
+    Plan,
+    StepDecision,
+)
 from segments.language import CONVERSION_KINDS, compile_segment
 from segments.taxonomy import families, naf_entry
 from segments.territory import commune
@@ -60,7 +70,7 @@ ID_CHUNK = 2000
 VIEW_COLUMNS = [BUSINESS.c[name] for name in (
     "id", "siret", "name", "naf_code", "metier_family", "commune_code", "city", "epci_code", "departement_code",
     "region_code", "postal_code", "street", "state", "do_not_contact", "email", "phone", "phone_consent",
-    "email_source", "phone_source", "address_source")]
+    "email_source", "phone_source", "address_source", "paused_until", "free_offers_only")]
 
 
 @lru_cache(maxsize=4096)
@@ -91,13 +101,16 @@ def business_view(row) -> BusinessView:
         email=row.email, phone=row.phone, postal=postal, phone_consent=bool(getattr(row, "phone_consent", False)),
         naf_code=row.naf_code, email_source=getattr(row, "email_source", None),
         phone_source=getattr(row, "phone_source", None), address_source=getattr(row, "address_source", None),
+        paused_until=_maybe_aware(getattr(row, "paused_until", None)),
+        free_offers_only=bool(getattr(row, "free_offers_only", False)),
     )
 
 
 def view_of(values: Sequence) -> BusinessView:
     """`business_view` for a plain tuple in `VIEW_COLUMNS` order (the hot path: no attribute lookups)."""
     (id_, siret, name, naf_code, family_key, commune_code, city, epci, dep, region, postal_code, street, state,
-     do_not_contact, email, phone, consent, email_source, phone_source, address_source) = values
+     do_not_contact, email, phone, consent, email_source, phone_source, address_source, paused_until,
+     free_only) = values
     naf = _naf(naf_code) if naf_code else None
     fam = families().get(family_key or "")
     place = _commune(commune_code) if commune_code else None
@@ -108,7 +121,11 @@ def view_of(values: Sequence) -> BusinessView:
         id_, siret, name, naf.metier if naf else (fam.label.lower() if fam else "entreprise"), family_key,
         fam.label if fam else "Autres activités", commune_code, place.nom if place else city, epci, dep, region,
         postal_code, state, do_not_contact, email, phone, postal, bool(consent), naf_code, email_source, phone_source,
-        address_source)
+        address_source, None, _maybe_aware(paused_until), bool(free_only))
+
+
+def _maybe_aware(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else _aware(value)
 
 
 def pending_candidates(conn: Connection, limit: int) -> tuple[list[int], list[Candidate]]:
@@ -370,9 +387,9 @@ def due_followups(conn: Connection, rules: Sequence[CampaignRule], now: dt.datet
             rows += conn.execute(
                 select(MESSAGES.c.id, MESSAGES.c.enrollment_id, MESSAGES.c.campaign_id, MESSAGES.c.business_id,
                        MESSAGES.c.step, MESSAGES.c.context, MESSAGES.c.variant, moment.label("moment"),
-                       ENROLLMENTS.c.enrolled_at)
+                       ENROLLMENTS.c.enrolled_at, ENROLLMENTS.c.not_for_me_action)
                 .select_from(MESSAGES.join(ENROLLMENTS, ENROLLMENTS.c.id == MESSAGES.c.enrollment_id))
-                .where(MESSAGES.c.campaign_id == rule.id, MESSAGES.c.step == k,
+                .where(MESSAGES.c.campaign_id == rule.id, MESSAGES.c.step == k, not_paused(MESSAGES.c.business_id, now),
                        MESSAGES.c.status.in_(("sent", "delivered", "failed")),
                        moment <= now - steps[k + 1].delay_td,
                        ~exists(select(nxt.c.id).where(nxt.c.enrollment_id == MESSAGES.c.enrollment_id,
@@ -402,8 +419,40 @@ def due_followups(conn: Connection, rules: Sequence[CampaignRule], now: dt.datet
         enrolled_at = _aware(r.enrolled_at)
         out.append(FollowUp(r.enrollment_id, r.campaign_id, views[r.business_id], r.step + 1, _aware(r.moment),
                             r.id in clicked, any(at >= enrolled_at for at in conversions.get(r.business_id, [])),
-                            r.context, r.variant, r.enrollment_id in relayed))
+                            r.context, r.variant, r.enrollment_id in relayed, r.not_for_me_action))
     return with_relays(conn, out)
+
+
+def not_paused(business_id_column, now: dt.datetime):
+    """A clause: the business of `business_id_column` is not paused at `now` ("pas le moment")."""
+    return business_id_column.not_in(select(BUSINESS.c.id).where(BUSINESS.c.paused_until > now))
+
+
+def due_answer_messages(conn: Connection, rules: Sequence[CampaignRule], now: dt.datetime, limit: int
+                        ) -> list[AnswerDue]:
+    """Enrollments whose "pas pour moi" answer asked for a message of its own (after a pause, a testimony) that is
+    due now and not planned yet; the context is that of the journey's first message."""
+    ids = [r.id for r in rules]
+    if not ids:
+        return []
+    own = MESSAGES.alias("own")
+    first = MESSAGES.alias("first")
+    rows = conn.execute(
+        select(ENROLLMENTS.c.id, ENROLLMENTS.c.campaign_id, ENROLLMENTS.c.business_id, ENROLLMENTS.c.not_for_me_action,
+               ENROLLMENTS.c.answer_due_at, first.c.context)
+        .select_from(ENROLLMENTS.join(first, and_(first.c.enrollment_id == ENROLLMENTS.c.id, first.c.step == 0)))
+        .where(ENROLLMENTS.c.campaign_id.in_(ids), ENROLLMENTS.c.answer_due_at.is_not(None),
+               ENROLLMENTS.c.answer_due_at <= now, not_paused(ENROLLMENTS.c.business_id, now),
+               ~exists(select(own.c.id).where(own.c.enrollment_id == ENROLLMENTS.c.id, own.c.step == ANSWER_STEP)))
+        .order_by(ENROLLMENTS.c.answer_due_at, ENROLLMENTS.c.id).limit(limit)).all()
+    if not rows:
+        return []
+    views = {}
+    for part in chunks(sorted({r.business_id for r in rows}), ID_CHUNK):
+        for row in conn.execute(select(*VIEW_COLUMNS).where(BUSINESS.c.id.in_(part))):
+            views[row[0]] = view_of(tuple(row))
+    return [AnswerDue(r.id, r.campaign_id, views[r.business_id], r.not_for_me_action, _aware(r.answer_due_at),
+                      r.context or {}) for r in rows if r.business_id in views]
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

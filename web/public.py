@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -15,7 +16,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select, update
 
 from integrations.phones import InvalidNumber, normalise_french_number
-from orchestrator.campaign_spec import CampaignSpec
+from orchestrator.campaign_spec import NOT_FOR_ME_REASONS as REASONS
+from orchestrator.campaign_spec import PAUSE_MONTHS, CampaignSpec
 from orchestrator.diagnostic import questions as diagnostic_questions
 from orchestrator.links import TokenError, make_token, read_token
 from orchestrator.settings import Settings
@@ -41,13 +43,8 @@ pages.env.filters["tel"] = tel_href
 # The landing page offers the self-diagnostic's questions itself (web/pages/_diagnostic_form.html).
 pages.env.globals["diagnostic_questions"] = diagnostic_questions
 
-NOT_FOR_ME_REASONS = {
-    "pas_le_temps": "Je n'ai pas le temps en ce moment",
-    "deja_equipe": "Je suis déjà bien équipé(e)",
-    "pas_utile": "Ce n'est pas utile pour mon métier",
-    "trop_cher": "J'ai peur que ça coûte cher",
-    "autre": "Autre raison",
-}
+# The fixed list of reasons (`orchestrator.campaign_spec`): what each does is the campaign's `not_for_me` section.
+NOT_FOR_ME_REASONS = REASONS
 
 
 def _error(request: Request, reason: str, status: int = 404) -> HTMLResponse:
@@ -85,6 +82,8 @@ def _landing(
         "unsubscribe": f"/u/{make_token(settings.resolved_secret, 'u', msg.id)}",
         "slots": {k: v[0] for k, v in SLOTS.items()},
         "reasons": NOT_FOR_ME_REASONS,
+        "pause_months": PAUSE_MONTHS,
+        "adoption_categories": _adoption_categories(),
         "form": {},
         "errors": {},
         "done": None,
@@ -93,6 +92,12 @@ def _landing(
     }
     values.update(extra)
     return pages.TemplateResponse(request, "landing.html", values, status_code=status)
+
+
+def _adoption_categories() -> dict[str, str]:
+    from triggers.model import ADOPTION_CATEGORIES
+
+    return ADOPTION_CATEGORIES
 
 
 def _origin(ctx: dict, channel: str | None) -> dict:
@@ -328,9 +333,14 @@ def not_for_me(
     engine: EngineDep,
     csrf: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
+    months: Annotated[str, Form(max_length=3)] = "",
     detail: Annotated[str, Form(max_length=1000)] = "",
 ) -> HTMLResponse:
-    """ "Ce n'est pas pour moi": the reason is kept, nothing else changes (unsubscribe is separate)."""
+    """ "Ce n'est pas pour moi": the reason is kept and its campaign's action applied (`store.not_for_me`): a pause
+    of the months chosen, free offers only, a peer's testimony, an ambassador's call, the handover track, or the
+    end of the campaign with one question about the tool used (unsubscribe is separate)."""
+    from store.not_for_me import answer_not_for_me
+
     try:
         message_id, msg = _landing_message(engine, settings, token)
     except TokenError as exc:
@@ -345,11 +355,40 @@ def not_for_me(
             msg,
             status=400,
             errors={"reason": "Choisissez une raison."},
-            form={"detail": detail},
+            form={"detail": detail, "months": months},
         )
+    chosen = int(months) if months.isdigit() and int(months) in PAUSE_MONTHS else None
     with engine.begin() as conn:
-        record_interaction(conn, msg, "not_for_me", {"reason": reason, "detail": detail.strip()[:1000]})
-    return _landing(request, settings, token, msg, done="pas_pour_moi")
+        answered = answer_not_for_me(conn, msg, reason, detail=detail, months=chosen, now=utcnow())
+    until = answered.paused_until.astimezone(ZoneInfo(settings.timezone)) if answered.paused_until else None
+    return _landing(request, settings, token, msg, done="pas_pour_moi", answer=answered.action,
+                    paused_until=f"{until:%d/%m/%Y}" if until else None)
+
+
+@router.post("/m/{token}/outil", response_class=HTMLResponse)
+def tool_answer(
+    request: Request,
+    token: str,
+    settings: SettingsDep,
+    engine: EngineDep,
+    csrf: Annotated[str, Form()] = "",
+    category: Annotated[str, Form(max_length=40)] = "",
+) -> HTMLResponse:
+    """ "Déjà équipé": the one adoption question, "quel outil utilisez-vous ?", recorded as a `tool_adopted`."""
+    from store.not_for_me import record_tool_answer
+
+    try:
+        message_id, msg = _landing_message(engine, settings, token)
+    except TokenError as exc:
+        return _error(request, str(exc))
+    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
+        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
+    if category not in _adoption_categories():
+        return _landing(request, settings, token, msg, status=400, done="pas_pour_moi", answer="end_and_ask",
+                        errors={"category": "Choisissez ce que vous utilisez."})
+    with engine.begin() as conn:
+        record_tool_answer(conn, msg, category, now=utcnow())
+    return _landing(request, settings, token, msg, done="outil")
 
 
 @router.get("/m/{token}/diagnostic", response_class=HTMLResponse)
