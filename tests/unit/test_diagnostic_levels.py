@@ -115,3 +115,17 @@ def test_a_beginner_without_a_fitting_offer_gets_a_check_up_and_otherwise_a_call
 def test_the_person_is_the_matched_ambassador_else_the_sender():
     assert person_of({"ambassador": {"name": "Claire Le Goff", "phone": "0299"}})["name"] == "Claire Le Goff"
     assert person_of({"ambassador": {}, "sender": {"name": "Département", "phone": "0299"}})["name"] == "Département"
+
+
+@pytest.mark.parametrize("channel", ["letter", "call"])
+def test_letters_and_call_scripts_give_the_short_diagnostic_link_in_one_sentence(channel):
+    from templates.preview import TRIGGERS, sample_context
+    from templates.render import library
+
+    lib = library()
+    for trigger in TRIGGERS:
+        ctx = sample_context("batiment", trigger, 2)
+        body = lib.render(lib.resolve(channel, trigger, "batiment"), ctx).body
+        assert body.count(ctx["links"]["short"] + "/diagnostic") == 1, trigger
+        line = next(x for x in body.splitlines() if "/diagnostic" in x)
+        assert "cinq questions" in line
