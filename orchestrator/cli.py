@@ -13,13 +13,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator import labels
+from orchestrator.cli_errors import CliError, DeclicGroup, french_cli, pydantic_fr, yaml_lines, yaml_problem
 from orchestrator.metrics import fr_int
 from orchestrator.settings import get_settings, prepare_prefect_env
 
-app = typer.Typer(help="Déclic: plain-French outreach to very small businesses, at the right moment.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-partners_app = typer.Typer(help="Partners that push events (BGE, Adie, URSSAF, CMA...).", no_args_is_help=True)
-campaigns_app = typer.Typer(help="Campaigns of a collectivité.", no_args_is_help=True)
+french_cli()
+app = typer.Typer(help="Déclic : des messages simples, en français, aux très petites entreprises, au bon moment.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=DeclicGroup)
+partners_app = typer.Typer(help="Partenaires qui envoient des événements (BGE, Adie, URSSAF, CMA...).",
+                           no_args_is_help=True)
+campaigns_app = typer.Typer(help="Campagnes d'une collectivité.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(campaigns_app, name="campaigns")
 from orchestrator import cli_report  # noqa: E402 (report and users sub-commands)
@@ -52,9 +56,17 @@ cli_barometer.mount(app)
 console = Console()
 
 
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="en cas d'erreur, afficher la trace complète (pour un "
+                                                        "développeur)")] = False,
+) -> None:
+    """Déclic : des messages simples, en français, aux très petites entreprises, au bon moment."""
+
+
 @app.command()
 def init() -> None:
-    """Create or upgrade the database and load the reference data."""
+    """Créer ou mettre à jour la base de données et charger les référentiels."""
     from store.migrate import upgrade
     from store.reference import load_reference
 
@@ -63,16 +75,25 @@ def init() -> None:
     from store.db import get_engine
 
     counts = load_reference(get_engine(settings.resolved_database_url))
-    console.print(f"Base prête ({_safe_url(settings.resolved_database_url)}). Référentiels: {counts}")
+    loaded = ", ".join(f"{_REFERENCE.get(k, labels.readable(k))} {fr_int(v)}" for k, v in counts.items())
+    console.print(f"Base prête ({_safe_url(settings.resolved_database_url)}). Référentiels chargés : {loaded}.",
+                  highlight=False)
+
+
+_REFERENCE = {"communes": "communes", "epci": "intercommunalités", "departements": "départements",
+              "regions": "régions", "naf": "codes NAF", "families": "familles de métiers",
+              "territories": "territoires"}
 
 
 @partners_app.command("add")
 def partners_add(
     name: str,
-    types: Annotated[str, typer.Option(help="allowed event types, comma separated")] = "creation",
-    territory: Annotated[str, typer.Option(help='scope as "level:code" list, e.g. departement:35')] = "",
+    types: Annotated[str, typer.Option(help="types d'événements autorisés, séparés par des virgules")] = "creation",
+    territory: Annotated[str, typer.Option(
+        help='territoire autorisé : departement:35, epci:243500139, commune:35238, region:53 ou un nom '
+             '(« Rennes Métropole », « Bruz »), séparés par des virgules')] = "",
 ) -> None:
-    """Create a partner (or rotate its token) and print its token once."""
+    """Créer un partenaire (ou renouveler son jeton) et afficher son jeton une seule fois."""
     from store.admin import add_partner
     from store.db import get_engine
     from triggers.model import EVENT_TYPES
@@ -80,8 +101,14 @@ def partners_add(
     wanted = [t.strip() for t in types.split(",") if t.strip()]
     unknown = [t for t in wanted if t not in EVENT_TYPES]
     if unknown:
-        raise typer.BadParameter(f"unknown event types: {', '.join(unknown)}", param_hint="--types")
-    scope = [t.strip() for t in territory.split(",") if t.strip()]
+        raise CliError(f"Types d'événements inconnus : {', '.join(unknown)}.",
+                       f"Types possibles : {', '.join(EVENT_TYPES)}.")
+    from segments.territory import TerritoryError, parse_places, places_scope
+
+    try:
+        scope = places_scope(parse_places(territory))
+    except TerritoryError as exc:
+        raise CliError(str(exc), "Corrigez --territory (ex. departement:35, « Rennes Métropole »).") from exc
     token = add_partner(get_engine(get_settings().resolved_database_url), name, wanted, scope)
     console.print(f"Partenaire {name} prêt. Jeton (affiché une seule fois) :")
     print(token)
@@ -89,7 +116,7 @@ def partners_add(
 
 @partners_app.command("revoke")
 def partners_revoke(name: str) -> None:
-    """Revoke a partner's token: its requests answer 401 from now on (`partners add` gives a new one)."""
+    """Révoquer le jeton d'un partenaire : ses envois sont refusés (401) ; « partners add » en donne un nouveau."""
     from store.admin import revoke_partner
     from store.db import get_engine
 
@@ -101,42 +128,65 @@ def partners_revoke(name: str) -> None:
 
 
 @campaigns_app.command("apply")
-def campaigns_apply(file: Path) -> None:
-    """Create or update a campaign from a YAML file."""
-    from pydantic import ValidationError
-
-    from orchestrator.campaign_spec import load_spec
+def campaigns_apply(file: Annotated[Path, typer.Argument(help="fichier YAML de la campagne")]) -> None:
+    """Créer ou mettre à jour une campagne depuis un fichier YAML."""
     from store.admin import apply_campaign
     from store.db import get_engine
 
-    try:
-        spec = load_spec(file)
-    except (ValidationError, ValueError) as exc:
-        console.print(f"[red]Campagne refusée ({file}):[/red]\n{exc}")
-        raise typer.Exit(2) from exc
+    spec = read_campaign_file(file)
     engine = get_engine(get_settings().resolved_database_url)
     campaign_id, version, what = apply_campaign(engine, spec)
-    console.print(f"Campagne {spec.name}: {what} (id {campaign_id}, version {version})")
+    said = {"created": "créée", "updated": "mise à jour", "unchanged": "inchangée"}.get(what, what)
+    console.print(f"Campagne {spec.name} : {said} (n° {campaign_id}, version {version}).", highlight=False)
     from orchestrator.cli_report import print_overlaps
 
     print_overlaps(engine, spec, campaign_id)
 
 
+def read_campaign_file(file: Path):
+    """A campaign spec from a YAML file, or a CliError saying which field of which line is refused."""
+    import yaml
+    from pydantic import ValidationError
+
+    from orchestrator.campaign_spec import load_spec
+
+    if not file.is_file():
+        raise CliError(f"Fichier introuvable : {file}.", "Vérifiez le chemin du fichier de campagne.")
+    text = file.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        if not isinstance(data, dict):
+            raise CliError(f"Campagne refusée : {file} ne contient pas une campagne (des clés name, owner, "
+                           "steps...).", "Partez d'un exemple : orchestrator/samples/campagne-creation-35.yaml.")
+        return load_spec(data)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", ligne {mark.line + 1}, colonne {mark.column + 1}" if mark is not None else ""
+        raise CliError(f"Campagne refusée : {file} n'est pas un YAML lisible{where} "
+                       f"({yaml_problem(exc)}).",
+                       "Vérifiez l'indentation (des espaces, pas de tabulations) et les deux-points.") from exc
+    except ValidationError as exc:
+        raise CliError(f"Campagne refusée ({file}) :\n{pydantic_fr(exc, yaml_lines(text))}",
+                       "Corrigez ces champs et relancez « declic campaigns apply ».") from exc
+    except ValueError as exc:
+        raise CliError(f"Campagne refusée ({file}) : {exc}", "Corrigez le fichier et relancez.") from exc
+
+
 @campaigns_app.command("pause")
 def campaigns_pause(name: str) -> None:
-    """Pause a campaign: nothing leaves until it is resumed."""
+    """Mettre une campagne en pause : plus rien ne part jusqu'à sa reprise."""
     _set_status(name, "paused")
 
 
 @campaigns_app.command("resume")
 def campaigns_resume(name: str) -> None:
-    """Resume a paused campaign."""
+    """Reprendre une campagne en pause."""
     _set_status(name, "active")
 
 
 @campaigns_app.command("end")
 def campaigns_end(name: str) -> None:
-    """End a campaign: its planned messages are cancelled at send time."""
+    """Terminer une campagne : ses messages prévus sont annulés au moment de l'envoi."""
     _set_status(name, "ended")
 
 
@@ -145,14 +195,14 @@ def _set_status(name: str, status: str) -> None:
     from store.db import get_engine
 
     if not set_campaign_status(get_engine(get_settings().resolved_database_url), name, status):
-        console.print(f"[red]Campagne inconnue: {name}[/red]")
-        raise typer.Exit(1)
-    console.print(f"Campagne {name}: {status}")
+        raise CliError(f"Campagne inconnue : {name}.", "« declic campaigns list » donne les noms des campagnes.")
+    console.print(f"Campagne {name} : {labels.label('campaign_status', status)}.", highlight=False)
 
 
 @app.command()
-def plan(now: Annotated[str | None, typer.Option(help="ISO datetime for a controlled clock")] = None) -> None:
-    """Run the planning flow once."""
+def plan(now: Annotated[str | None, typer.Option(help="instant de référence ISO (horloge contrôlée)")] = None
+         ) -> None:
+    """Lancer une fois la planification : inscrire les entreprises et prévoir leurs messages."""
     settings = get_settings()
     prepare_prefect_env(settings.home)
     from orchestrator.flows import plan_flow, run_once
@@ -161,8 +211,9 @@ def plan(now: Annotated[str | None, typer.Option(help="ISO datetime for a contro
 
 
 @app.command()
-def dispatch(now: Annotated[str | None, typer.Option(help="ISO datetime for a controlled clock")] = None) -> None:
-    """Run the dispatch flow once."""
+def dispatch(now: Annotated[str | None, typer.Option(help="instant de référence ISO (horloge contrôlée)")] = None
+             ) -> None:
+    """Lancer une fois l'envoi des messages arrivés à échéance."""
     settings = get_settings()
     prepare_prefect_env(settings.home)
     from orchestrator.flows import dispatch_flow, run_once
@@ -172,35 +223,43 @@ def dispatch(now: Annotated[str | None, typer.Option(help="ISO datetime for a co
 
 @app.command()
 def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    prefect_port: Annotated[int, typer.Option(help="local Prefect server port (no PREFECT_API_URL)")] = 4200,
-    web: Annotated[bool, typer.Option(help="also run the web app (partner API, pages, dashboard)")] = True,
-    limit: Annotated[int | None, typer.Option(help="flow runs at once (default: no limit)")] = None,
+    host: Annotated[str, typer.Option(help="adresse d'écoute du site")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port du site (API partenaires, pages, tableau de bord)")] = 8000,
+    prefect_port: Annotated[int, typer.Option(help="port du serveur Prefect local (sans PREFECT_API_URL)")] = 4200,
+    web: Annotated[bool, typer.Option(help="lancer aussi le site (API partenaires, pages, tableau de bord)")] = True,
+    limit: Annotated[int | None, typer.Option(help="exécutions simultanées au plus (défaut : sans limite)")] = None,
 ) -> None:
-    """Run everything on one machine: the web app and every deployment of prefect.yaml."""
+    """Tout faire tourner sur une machine : le site et chaque déploiement de prefect.yaml."""
+    import os
+
     from orchestrator.serve import serve as serve_all
+
+    if web:
+        _port_free(host, port, "--port")
+    if not os.environ.get("PREFECT_API_URL"):
+        _port_free("127.0.0.1", prefect_port, "--prefect-port")
 
     serve_all(host=host, port=port, prefect_port=prefect_port, web=web, limit=limit)
 
 
 @app.command()
 def planner(
-    deployment: Annotated[str, typer.Option(help="flow/deployment whose runs to execute warm")] = "plan/plan",
+    deployment: Annotated[str, typer.Option(help="flow/déploiement dont exécuter les lancements à chaud")]
+    = "plan/plan",
 ) -> None:
-    """Run planning warm for a cluster (PREFECT_API_URL): partner batches are planned within a second."""
+    """Planifier à chaud pour un cluster (PREFECT_API_URL) : les lots des partenaires planifiés en une seconde."""
     from orchestrator.serve import plan_warm
 
     try:
         plan_warm(deployment)
     except RuntimeError as exc:
-        console.print(f"[red]Planification à chaud impossible: {exc}[/red]")
-        raise typer.Exit(2) from exc
+        raise CliError(f"Planification à chaud impossible : {exc}.") from exc
 
 
 @app.command()
-def status(json_out: Annotated[bool, typer.Option("--json", help="print as JSON")] = False) -> None:
-    """Queued, due and failed messages per channel, feeds, and the last run of each flow."""
+def status(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en anglais)")]
+           = False) -> None:
+    """Messages en attente, à envoyer et en échec par canal, canaux non configurés, flux et dernières exécutions."""
     from orchestrator.status import collect, render
 
     settings = get_settings()
@@ -214,12 +273,12 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="print as JSON"
 
 @app.command()
 def demo(
-    businesses: Annotated[int, typer.Option(help="synthetic TPE to create")] = 2000,
-    events: Annotated[int, typer.Option(help="creation events pushed through the API")] = 250,
-    departement: Annotated[str, typer.Option(help="département of the synthetic population")] = "35",
-    json_out: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    businesses: Annotated[int, typer.Option(help="nombre de TPE fictives à créer")] = 2000,
+    events: Annotated[int, typer.Option(help="événements de création envoyés par l'API")] = 250,
+    departement: Annotated[str, typer.Option(help="département de la population fictive")] = "35",
+    json_out: Annotated[bool, typer.Option("--json", help="résumé en JSON (clés stables, en anglais)")] = False,
 ) -> None:
-    """The end-to-end demo on the embedded default (fresh SQLite file, local SMTP sink, Prefect local)."""
+    """La démonstration de bout en bout, sans rien installer d'autre (base SQLite neuve, serveur SMTP local)."""
     from orchestrator.demo import run_demo
 
     summary = run_demo(businesses=businesses, events=events, departement=departement, console=console)
@@ -231,11 +290,23 @@ def demo(
 
 def _print_counts(title: str, counts: dict[str, int]) -> None:
     table = Table(title=title)
-    table.add_column("quoi")
-    table.add_column("nombre", justify="right")
-    for key, value in sorted(counts.items()):
-        table.add_row(key, fr_int(value))
+    table.add_column("Quoi")
+    table.add_column("Nombre", justify="right")
+    for key, value in sorted(counts.items(), key=lambda kv: labels.run_count(kv[0])):
+        table.add_row(labels.run_count(key).capitalize(), fr_int(value))
     console.print(table if counts else f"{title}: rien à faire.")
+
+
+def _port_free(host: str, port: int, option: str) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: a busy port, not TIME_WAIT
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"Le port {port} ({host}) est déjà utilisé par un autre programme.",
+                           f"Arrêtez-le, ou choisissez un autre port avec {option}.") from exc
 
 
 def _safe_url(url: str) -> str:

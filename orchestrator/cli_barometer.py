@@ -17,11 +17,13 @@ console = Console()
 
 
 def barometre(
-    territory: Annotated[str, typer.Option("--territory", "-t", help="ex. departement:35, epci:243500139")],
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="print the CSV of the dashboard's export")] = False,
+    territory: Annotated[str, typer.Option("--territory", "-t", help="ex. departement:35, epci:243500139, « "
+        "Rennes Métropole »")],
+    as_json: Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en anglais)")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="le CSV de l'export du tableau de bord")] = False,
 ) -> None:
-    """Digital maturity of a territory's businesses by trade family, EPCI, commune and quarter (95 % intervals)."""
+    """Maturité numérique des entreprises d'un territoire par famille de métiers, intercommunalité, commune et
+    trimestre (intervalles à 95 %)."""
     from orchestrator.barometer import barometer_csv, barometer_dict
     from store.accounts import AccountError, parse_territory
     from store.barometer import barometer

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 feeds_app = typer.Typer(
-    help="Watched feeds: partner files, BODACC and Sirene APIs, fetched on schedule.", no_args_is_help=True
+    help="Flux surveillés : fichiers des partenaires, API BODACC et Sirene, relevés à intervalle "
+        "régulier.", no_args_is_help=True
 )
 console = Console()
 
@@ -33,24 +34,25 @@ def add(
     format: Annotated[
         str, typer.Option("--format", help="sirene|bodacc|partner-csv|partner-json|bodacc-api|sirene-api")
     ],
-    url: Annotated[str | None, typer.Option(help="address to fetch (built-in APIs: public endpoint)")] = None,
-    partner: Annotated[str | None, typer.Option(help="partner owning the events (partner formats)")] = None,
-    every: Annotated[str, typer.Option(help="period between fetches: 30m, 6h, 1d")] = "1d",
+    url: Annotated[str | None, typer.Option(help="adresse à relever (API intégrées : adresse publique)")] = None,
+    partner: Annotated[str | None, typer.Option(help="partenaire à qui sont les événements (formats "
+        "partenaire)")] = None,
+    every: Annotated[str, typer.Option(help="intervalle entre deux relevés : 30m, 6h, 1d")] = "1d",
     token_env: Annotated[
         str | None,
         typer.Option(
-            help="NAME of the environment variable holding a bearer token (the token itself is never stored)"
+            help="NOM de la variable d'environnement qui contient le jeton (le jeton lui-même n'est jamais enregistré)"
         ),
     ] = None,
     local: Annotated[
         bool,
         typer.Option(
             "--local",
-            help="the feed is on this machine or a private network (otherwise only public addresses are fetched)",
+            help="le flux est sur cette machine ou un réseau privé (sinon seules les adresses publiques sont relevées)",
         ),
     ] = False,
 ) -> None:
-    """Register a feed; it is fetched at the next run of `watch-feeds`, then every period."""
+    """Enregistrer un flux : relevé au prochain passage de « watch-feeds », puis à chaque intervalle."""
     from store.feeds import FeedError, add_feed, parse_period
 
     try:
@@ -72,8 +74,9 @@ def add(
 
 
 @feeds_app.command("list")
-def list_(json_out: Annotated[bool, typer.Option("--json", help="print as JSON")] = False) -> None:
-    """Every feed and its state in plain words."""
+def list_(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en "
+    "anglais)")] = False) -> None:
+    """Chaque flux et son état, en clair."""
     from store.feeds import list_feeds
 
     feeds = [f.describe() for f in list_feeds(_engine())]
@@ -123,22 +126,23 @@ def _status(name: str, status: str, words: str) -> None:
 
 @feeds_app.command("pause")
 def pause(name: str) -> None:
-    """Stop fetching a feed until it is resumed."""
+    """Ne plus relever un flux jusqu'à sa reprise."""
     _status(name, "paused", "en pause")
 
 
 @feeds_app.command("resume")
 def resume(name: str) -> None:
-    """Fetch a paused feed again (at the next run)."""
+    """Relever de nouveau un flux en pause (au prochain passage)."""
     _status(name, "active", "repris, relevé au prochain passage")
 
 
 @feeds_app.command("local")
 def local_(
     name: str,
-    off: Annotated[bool, typer.Option("--off", help="forbid the local network again")] = False,
+    off: Annotated[bool, typer.Option("--off", help="interdire de nouveau le réseau local")] = False,
 ) -> None:
-    """Let a feed fetch from this machine or a private network (refused by default), or forbid it again."""
+    """Autoriser un flux à relever sur cette machine ou un réseau privé (refusé par défaut), ou l'interdire de
+    nouveau."""
     from store.feeds import FeedError, set_local
 
     try:
@@ -151,7 +155,7 @@ def local_(
 
 @feeds_app.command("remove")
 def remove(name: str) -> None:
-    """Forget a feed (the events it brought stay)."""
+    """Oublier un flux (les événements qu'il a apportés restent)."""
     from store.feeds import FeedError, remove_feed
 
     try:
@@ -162,8 +166,9 @@ def remove(name: str) -> None:
 
 
 @feeds_app.command("watch")
-def watch(only: Annotated[str | None, typer.Option(help="only bodacc or sirene feeds")] = None) -> None:
-    """Fetch every due feed now, in this process (the `watch-feeds` deployment does it on schedule)."""
+def watch(only: Annotated[str | None, typer.Option(help="seulement les flux bodacc ou sirene")] = None) -> None:
+    """Relever maintenant chaque flux arrivé à échéance, dans ce processus (le déploiement « watch-feeds » le fait
+    à heure fixe)."""
     from orchestrator.bootstrap import bootstrap
     from orchestrator.feeds import watch_due_feeds
 

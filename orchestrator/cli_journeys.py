@@ -63,7 +63,8 @@ def _load_segment(file: Path):
 @segments_app.command("preview")
 def segments_preview(
     file: Path,
-    by: Annotated[str, typer.Option(help="regroupement: family, departement, epci, commune, region (virgules)")]
+    by: Annotated[str, typer.Option(help="regroupement : family (famille de métiers), departement, epci, "
+        "commune, region (virgules)")]
     = "family,departement",
     today: Annotated[str | None, typer.Option(help="date de référence AAAA-MM-JJ (âge, événements récents)")] = None,
 ) -> None:

@@ -81,9 +81,9 @@ def answer(found: dict, timezone: str) -> str:
 @messages_app.command("show")
 def show(
     siret: str,
-    json_out: Annotated[bool, typer.Option("--json", help="print the history as JSON")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="l'historique en JSON (clés stables, en anglais)")] = False,
 ) -> None:
-    """Every message of one business (SIRET) with its history: planned, sent, failed, clicked..."""
+    """Tous les messages d'une entreprise (SIRET) et leur historique : prévu, envoyé, en échec, cliqué..."""
     from store.db import get_engine
     from store.outbox import business_messages
 
@@ -133,11 +133,12 @@ def show(
 
 @messages_app.command("resend")
 def resend(
-    unknown: Annotated[bool, typer.Option("--unknown", help="the messages whose fate is unknown")] = False,
-    campaign: Annotated[str | None, typer.Option("--campaign", help="only this campaign (its name)")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="resend without asking")] = False,
+    unknown: Annotated[bool, typer.Option("--unknown", help="les messages à l'issue inconnue")] = False,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="cette campagne seulement (son nom)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="renvoyer sans demander confirmation")] = False,
 ) -> None:
-    """Send again the messages whose fate is unknown (handed over, no answer recorded): new sends, due now."""
+    """Renvoyer les messages à l'issue inconnue (transmis, sans réponse enregistrée) : nouveaux envois, dès
+    maintenant."""
     from sqlalchemy import select
 
     from store.db import get_engine

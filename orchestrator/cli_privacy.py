@@ -36,10 +36,11 @@ def cli_actor() -> str:
 @privacy_app.command("export")
 def export(
     siret: str,
-    format: Annotated[str, typer.Option("--format", help="json or pdf")] = "json",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write (default: beside)")] = None,
+    format: Annotated[str, typer.Option("--format", help="json ou pdf")] = "json",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="fichier à écrire (par défaut : dans le "
+        "dossier courant)")] = None,
 ) -> None:
-    """Everything held about one business and its contacts (right of access), in JSON or a short French PDF."""
+    """Tout ce qui est gardé sur une entreprise et ses contacts (droit d'accès), en JSON ou en un court PDF."""
     from orchestrator import privacy
 
     if format not in ("json", "pdf"):
@@ -60,9 +61,10 @@ def export(
 @privacy_app.command("erase")
 def erase(
     siret: str,
-    reason: Annotated[str, typer.Option("--reason", help="why (a request by e-mail of ..., an objection...)")],
+    reason: Annotated[str, typer.Option("--reason", help="pourquoi (une demande par e-mail du..., une opposition...)")],
 ) -> None:
-    """Erase the personal data of a business and its contacts everywhere; keep keyed hashes so it stays refused."""
+    """Effacer partout les données personnelles d'une entreprise et de ses contacts ; garder leurs empreintes pour
+    ne plus la contacter."""
     from orchestrator import privacy
 
     try:
@@ -76,10 +78,10 @@ def erase(
 
 @privacy_app.command("purge")
 def purge(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would go")] = False,
-    now: Annotated[str | None, typer.Option(help="ISO datetime for a controlled clock")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="montrer seulement ce qui serait effacé")] = False,
+    now: Annotated[str | None, typer.Option(help="instant de référence ISO (horloge contrôlée)")] = None,
 ) -> None:
-    """Apply the retention policy now (the nightly flow privacy-retention does the same)."""
+    """Appliquer maintenant les durées de conservation (le flow de nuit privacy-retention fait de même)."""
     import datetime as dt
 
     from rich.table import Table
@@ -103,10 +105,11 @@ def purge(
 
 @privacy_app.command("register")
 def register(
-    owner: Annotated[str, typer.Option("--owner", help="the campaign owner, as named in its specs")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Markdown file (default: printed)")] = None,
+    owner: Annotated[str, typer.Option("--owner", help="le porteur des campagnes, tel que nommé dans leurs fichiers")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="fichier Markdown (par défaut : "
+        "affiché)")] = None,
 ) -> None:
-    """The register entry (art. 30) of each campaign of an owner, in French Markdown."""
+    """La fiche du registre des traitements (art. 30) de chaque campagne d'un porteur, en Markdown."""
     from orchestrator import privacy
 
     try:
@@ -121,11 +124,12 @@ def register(
 
 
 def audit(
-    since: Annotated[str | None, typer.Option("--since", help="from this date (2026-12-01) or ISO datetime")] = None,
-    user: Annotated[str | None, typer.Option("--user", help="only this user's e-mail (or cli:NAME)")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="depuis cette date (2026-12-01) ou cet instant "
+        "ISO")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="seulement ce compte (son e-mail, ou cli:NOM)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en anglais)")] = False,
 ) -> None:
-    """Who looked at, exported or erased personal data: the audit trail, latest first."""
+    """Qui a consulté, exporté ou effacé des données personnelles : le journal, le plus récent d'abord."""
     import datetime as dt
     import json
 

@@ -33,19 +33,19 @@ def _engine():
 
 
 def report(
-    campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="campaign name")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")] = Format.table,
+    campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="nom de la campagne")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json ou csv")] = Format.table,
     table: Annotated[
-        str | None, typer.Option(help="only this table (funnel, uplift, by_commune_code...)")
+        str | None, typer.Option(help="ce tableau seulement (funnel, uplift, by_commune_code...)")
     ] = None,
     live: Annotated[
-        bool, typer.Option("--live", help="compute now instead of reading the nightly rollup")
+        bool, typer.Option("--live", help="calculer maintenant au lieu de lire les agrégats de la nuit")
     ] = False,
     refresh: Annotated[
-        bool, typer.Option("--refresh", help="recompute the rollup first (nightly job)")
+        bool, typer.Option("--refresh", help="recalculer d'abord les agrégats (tâche de nuit)")
     ] = False,
 ) -> None:
-    """A campaign's funnel, uplift against the control group, A/B comparison and breakdowns."""
+    """L'entonnoir d'une campagne, son effet mesuré face au groupe témoin, ses variantes et ses détails."""
     from store.metrics import campaign_by_name, refresh_rollup
     from store.metrics import report as build
 
@@ -102,23 +102,25 @@ def report(
 @users_app.command("add")
 def users_add(
     email: str,
-    name: Annotated[str, typer.Option(help="name shown on the dashboard")],
-    role: Annotated[str, typer.Option(help="operator, collectivite or ambassador")],
-    territory: Annotated[
-        str, typer.Option(help='collectivité scope, e.g. "departements:35,epci:243500139"')
-    ] = "",
-    assignee: Annotated[str | None, typer.Option(help='ambassador call queue, e.g. "ambassador:7"')] = None,
+    name: Annotated[str, typer.Option(help="nom affiché dans le tableau de bord")],
+    role: Annotated[str, typer.Option(
+        help="operator (opérateur), collectivite (collectivité) ou ambassador (ambassadeur)")],
+    territory: Annotated[str, typer.Option(
+        help="territoire d'une collectivité : departement:35, epci:243500139 ou un nom (« Rennes Métropole », "
+             "« Ille-et-Vilaine », « Bruz »), séparés par des virgules")] = "",
+    assignee: Annotated[str | None, typer.Option(help="file d'appels d'un ambassadeur, ex. « ambassador:7 »")]
+    = None,
     password: Annotated[
         str,
         typer.Option(
             prompt=True,
             hide_input=True,
             confirmation_prompt=True,
-            help="at least 10 characters (asked when omitted)",
+            help="10 caractères au moins (demandé s'il manque)",
         ),
     ] = "",
 ) -> None:
-    """Create a dashboard user (or update its password, role and scope)."""
+    """Créer un compte du tableau de bord (ou changer son mot de passe, son rôle et son territoire)."""
     from store.accounts import AccountError, add_user, parse_territory
 
     try:
@@ -139,13 +141,13 @@ def users_add(
 
 @users_app.command("disable")
 def users_disable(email: str) -> None:
-    """Disable a dashboard user: it can no longer sign in and its open sessions end at once."""
+    """Désactiver un compte : il ne peut plus se connecter et ses sessions ouvertes se ferment aussitôt."""
     _set_active(email, False, "désactivé : ses sessions sont fermées et il ne peut plus se connecter")
 
 
 @users_app.command("enable")
 def users_enable(email: str) -> None:
-    """Enable a disabled dashboard user again (it signs in anew)."""
+    """Réactiver un compte désactivé (il se reconnecte)."""
     _set_active(email, True, "réactivé : il peut de nouveau se connecter")
 
 
@@ -181,8 +183,8 @@ def territories_holdout(
     place: Annotated[str, typer.Argument(help="territoire, ex. departement:35, epci:243500139")],
     share: Annotated[str, typer.Argument(help="part tenue à l'écart de toute campagne pendant un an, ex. 2%")],
 ) -> None:
-    """Set a territory's global control group: a small share of its businesses that no campaign contacts for a
-    year, against which the report measures the whole programme's effect ("effet global"); 0% ends it."""
+    """Fixer le groupe témoin global d'un territoire : une petite part de ses entreprises qu'aucune campagne ne
+    contacte pendant un an, pour mesurer l'effet global du programme ; 0% le supprime."""
     import getpass
 
     from store.planning import parse_holdout, set_territory_holdout

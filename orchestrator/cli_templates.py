@@ -6,13 +6,16 @@ from typing import Annotated
 
 import typer
 
-templates_app = typer.Typer(help="Message templates: lint them, preview them for a business.", no_args_is_help=True)
+templates_app = typer.Typer(help="Modèles de messages : les relire (clarté, longueur) et les prévisualiser pour "
+    "une entreprise.", no_args_is_help=True)
 
 
 @templates_app.command("lint")
-def lint(paths: Annotated[list[str] | None, typer.Argument(help="files to lint (default: every shipped template)")]
+def lint(paths: Annotated[list[str] | None, typer.Argument(help="fichiers à relire (par défaut : tous les "
+    "modèles fournis)")]
          = None) -> None:
-    """Report jargon, long sentences, readability, SMS length and missing mandatory elements."""
+    """Signaler le jargon, les phrases longues, la lisibilité, la longueur des SMS et les mentions obligatoires
+    manquantes."""
     from templates.lint import main as lint_main
 
     raise typer.Exit(lint_main(paths or None))
@@ -20,9 +23,10 @@ def lint(paths: Annotated[list[str] | None, typer.Argument(help="files to lint (
 
 @templates_app.command("preview")
 def preview(
-    template: Annotated[str, typer.Argument(help="channel/trigger (e.g. email/creation)")],
-    business: Annotated[str, typer.Option("--business", help="SIRET of a business in the store")],
-    campaign: Annotated[str | None, typer.Option(help="campaign (its name): show exactly what it would send")] = None,
+    template: Annotated[str, typer.Argument(help="canal/déclencheur (ex. email/creation)")],
+    business: Annotated[str, typer.Option("--business", help="SIRET d'une entreprise de la base")],
+    campaign: Annotated[str | None, typer.Option(help="campagne (son nom) : montrer exactement ce qu'elle "
+        "enverrait")] = None,
 ) -> None:
     """Afficher le message qu'une entreprise recevrait ; avec --campaign, exactement celui qui partirait."""
     from sqlalchemy import select

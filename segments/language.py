@@ -84,6 +84,19 @@ class TerritoryFilter(_Strict):
     departements: list[str] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_syntax(cls, data: Any) -> Any:
+        # The territory syntax of every command and form (segments.territory): "departement:35, Bruz" as a
+        # string or a list, or a mapping with singular keys ("departement") or names ("Rennes Métropole").
+        from segments.territory import normalise_mapping, parse_territory_text
+
+        if isinstance(data, str | list | tuple):
+            return parse_territory_text(data)
+        if isinstance(data, dict) and all(isinstance(k, str) for k in data):
+            return normalise_mapping(data, check_codes=False)
+        return data
+
     def is_empty(self) -> bool:
         return not (self.communes or self.epci or self.departements or self.regions)
 

@@ -63,7 +63,7 @@ def add_user(
     spec = TerritorySpec.model_validate(territory or {})
     if role == "collectivite":
         if spec.is_empty():
-            raise AccountError("une collectivité a besoin d'un territoire (ex. departements:35)")
+            raise AccountError("une collectivité a besoin d'un territoire (ex. departement:35 ou « Rennes Métropole »)")
         unknown = spec.unknown_codes()
         if unknown:
             raise AccountError(f"codes de territoire inconnus : {', '.join(unknown)}")
@@ -337,23 +337,14 @@ def task(conn: Connection, scope: Scope, task_id: int) -> Any | None:
 
 
 def parse_territory(text: str) -> dict[str, list[str]]:
-    """ "departements:35,epci:243500139" -> {"departements": ["35"], "epci": ["243500139"]}."""
-    aliases = {
-        "commune": "communes",
-        "communes": "communes",
-        "epci": "epci",
-        "departement": "departements",
-        "departements": "departements",
-        "region": "regions",
-        "regions": "regions",
-    }
-    out: dict[str, list[str]] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        level, _, code = part.partition(":")
-        if level.strip() not in aliases or not code.strip():
-            raise AccountError(f"territoire illisible : {part!r} (ex. departements:35, epci:243500139)")
-        out.setdefault(aliases[level.strip()], []).append(code.strip())
-    return out
+    """ "departement:35, Rennes Métropole" -> {"departements": ["35"], "epci": ["243500139"]}: the one territory
+    parser of `segments.territory` (codes checked, names resolved); AccountError with its French sentence."""
+    from segments.territory import TerritoryError, parse_territory_text
+
+    try:
+        return parse_territory_text(text)
+    except TerritoryError as exc:
+        raise AccountError(str(exc)) from exc
 
 
 def last_login(user) -> dt.datetime | None:

@@ -20,19 +20,23 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from orchestrator.cli_errors import CliError
+from orchestrator.labels import count_fr, event_count, ingest_note, reject_reason
+from triggers.model import Reject
 from triggers.report import IngestReport, RejectSink
 
-ingest_app = typer.Typer(help="Read open-data files (Sirene, BODACC) into the store.", no_args_is_help=True)
-events_app = typer.Typer(help="Partner events from files.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Lire les fichiers ouverts (Sirene, BODACC) dans la base.", no_args_is_help=True)
+events_app = typer.Typer(help="Événements des partenaires, par fichier.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object instead of the summary")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="un objet JSON (clés stables, en anglais) au lieu du résumé")]
 RejectsOpt = Annotated[
-    Path | None, typer.Option("--rejects", help="write rejected lines (line;field;reason;raw)")
+    Path | None, typer.Option("--rejects", help="écrire les lignes refusées dans ce fichier (ligne, champ, "
+        "raison, contenu)")
 ]
 TodayOpt = Annotated[
-    str | None, typer.Option("--today", help="the date to reason from (YYYY-MM-DD), default today")
+    str | None, typer.Option("--today", help="date de référence (AAAA-MM-JJ), par défaut aujourd'hui")
 ]
 
 
@@ -63,7 +67,8 @@ def _today(value: str | None) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"--today: {value!r} is not YYYY-MM-DD") from None
+        raise CliError(f"Date illisible pour --today : « {value} ».", "Format attendu : AAAA-MM-JJ, par exemple "
+            "2026-12-04.") from None
 
 
 @contextlib.contextmanager
@@ -72,7 +77,29 @@ def _rejects_sink(path: Path | None) -> Iterator[RejectSink | None]:
         yield None
         return
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        yield RejectSink(fh)
+        yield FrenchRejectSink(fh)
+
+
+class FrenchRejectSink(RejectSink):
+    """The `--rejects` file a person opens: each reason in the same French words as the partner intake."""
+
+    def write(self, reject: Reject) -> None:
+        super().write(Reject(line=reject.line, field=reject.field, reason=reject_reason(reject.reason),
+                             raw=reject.raw))
+
+
+def fr_summary(report: IngestReport) -> str:
+    """The ingest report in French: "lues 10, acceptées 4, refusées 6", then the reasons."""
+    lines = [f"lues {count_fr(report.read)}, acceptées {count_fr(report.accepted)}, "
+             f"refusées {count_fr(report.rejected_total)}"
+             + (f", enregistrées {count_fr(report.stored)}" if report.stored else "")]
+    for title, counter, words in (("refusées", report.rejected, reject_reason),
+                                  ("événements", report.events, event_count),
+                                  ("ignorées", report.skipped, ingest_note)):
+        if +counter:
+            parts = ", ".join(f"{words(k)} : {count_fr(v)}" for k, v in (+counter).most_common())
+            lines.append(f"  {title} : {parts}")
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager
@@ -113,7 +140,7 @@ def _finish(report: IngestReport, as_json: bool, title: str) -> None:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
         console.print(f"[bold]{title}[/bold]")
-        console.print(report.summary(), markup=False, highlight=False)
+        console.print(fr_summary(report), markup=False, highlight=False)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -176,26 +203,26 @@ def ingest_sirene_cmd(
     path: Annotated[
         Path,
         typer.Argument(
-            help="StockEtablissement CSV (48/53/54 columns), plain, .gz or .zip; a StockUniteLegale file is "
-            "recognised by its header and read as `sirene-ul`"
+            help="fichier StockEtablissement (CSV de 48, 53 ou 54 colonnes), brut, .gz ou .zip ; un fichier "
+            "StockUniteLegale est reconnu à son en-tête et lu comme « sirene-ul »"
         ),
     ],
     as_json: JsonOpt = False,
     rejects: RejectsOpt = None,
     today: TodayOpt = None,
     creation_window: Annotated[
-        int, typer.Option(help="days: an establishment created more recently is news")
+        int, typer.Option(help="jours : un établissement créé plus récemment est une création à signaler")
     ] = 90,
     parallel: Annotated[
-        bool | None, typer.Option(help="parse in a second process (default: on big files)")
+        bool | None, typer.Option(help="lire dans un second processus (par défaut : pour les gros fichiers)")
     ] = None,
 ) -> None:
-    """Read a Sirene stock or daily update file: TPE businesses, creations, first hires, closures."""
+    """Lire un stock Sirene ou une mise à jour quotidienne : TPE, créations, premières embauches, fermetures."""
     from triggers.ingest import ingest_sirene
     from triggers.sirene import SireneFormatError
 
     if not path.exists():
-        _fail(f"{path}: no such file")
+        _fail(f"fichier introuvable : {path}. Vérifiez le chemin.")
     try:
         with (
             _rejects_sink(rejects) as sink,
@@ -221,18 +248,18 @@ def ingest_sirene_cmd(
 @ingest_app.command("sirene-ul")
 def ingest_sirene_ul_cmd(
     path: Annotated[
-        Path, typer.Argument(help="StockUniteLegale CSV (INSEE's legal units), plain, .gz or .zip")
+        Path, typer.Argument(help="fichier StockUniteLegale (unités légales de l'INSEE), brut, .gz ou .zip")
     ],
     as_json: JsonOpt = False,
     rejects: RejectsOpt = None,
 ) -> None:
-    """Read a Sirene legal-unit stock: each known company's category (PME, ETI, GE), which decides its
-    e-invoicing dates. Run it after the establishment file (`declic ingest sirene`), which it completes."""
+    """Lire le stock des unités légales Sirene : la catégorie (PME, ETI, GE) de chaque entreprise connue, qui fixe
+    ses dates de facturation électronique. À lancer après « declic ingest sirene », qu'il complète."""
     from triggers.ingest import ingest_sirene_ul
     from triggers.sirene import SireneFormatError
 
     if not path.exists():
-        _fail(f"{path}: no such file")
+        _fail(f"fichier introuvable : {path}. Vérifiez le chemin.")
     try:
         with (
             _rejects_sink(rejects) as sink,
@@ -250,18 +277,18 @@ def ingest_sirene_ul_cmd(
 @ingest_app.command("bodacc")
 def ingest_bodacc_cmd(
     path: Annotated[
-        Path, typer.Argument(help="BODACC annonces commerciales: JSON array, JSON lines or CSV export")
+        Path, typer.Argument(help="annonces commerciales du BODACC : tableau JSON, lignes JSON ou export CSV")
     ],
     as_json: JsonOpt = False,
     rejects: RejectsOpt = None,
     today: TodayOpt = None,
 ) -> None:
-    """Read BODACC announcements: takeovers, creations, collective procedures, removals."""
+    """Lire les annonces du BODACC : reprises, créations, procédures collectives, radiations."""
     from triggers.bodacc import BodaccFormatError
     from triggers.ingest import ingest_bodacc
 
     if not path.exists():
-        _fail(f"{path}: no such file")
+        _fail(f"fichier introuvable : {path}. Vérifiez le chemin.")
     try:
         with _rejects_sink(rejects) as sink, _progress("BODACC", None, not as_json) as advance:
             reached = _Reached(advance)
@@ -274,19 +301,19 @@ def ingest_bodacc_cmd(
 
 @events_app.command("import")
 def events_import_cmd(
-    file: Annotated[Path, typer.Argument(help="partner CSV (see triggers/partner_csv.py for the columns)")],
+    file: Annotated[Path, typer.Argument(help="fichier CSV du partenaire (colonnes décrites dans le README)")],
     partner: Annotated[
-        str, typer.Option("--partner", help="the partner's name, as created by `partners add`")
+        str, typer.Option("--partner", help="nom du partenaire, tel que créé par « declic partners add »")
     ],
     as_json: JsonOpt = False,
     rejects: RejectsOpt = None,
 ) -> None:
-    """Import a partner's events from a CSV file (same checks and idempotency as the API)."""
+    """Importer les événements d'un partenaire depuis un fichier CSV (mêmes contrôles que l'API, sans doublon)."""
     from triggers.ingest import import_partner_file
     from triggers.partner_csv import PartnerFileError
 
     if not file.exists():
-        _fail(f"{file}: no such file")
+        _fail(f"fichier introuvable : {file}. Vérifiez le chemin.")
     try:
         with (
             _rejects_sink(rejects) as sink,
@@ -304,21 +331,22 @@ def events_import_cmd(
 def deadlines(
     today: TodayOpt = None,
     offsets: Annotated[
-        str, typer.Option(help="days before each deadline, comma separated")
+        str, typer.Option(help="jours avant chaque échéance, séparés par des virgules")
     ] = "270,180,90,30",
     file: Annotated[
-        Path | None, typer.Option("--file", help="a deadlines YAML instead of the shipped one")
+        Path | None, typer.Option("--file", help="un fichier YAML d'échéances au lieu de celui fourni")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Emit the regulatory deadline reminders due today, once per deadline, offset and business."""
+    """Émettre les rappels d'échéances réglementaires du jour, une fois par échéance, délai et entreprise."""
     from triggers.calendar import CalendarError, load_deadlines
     from triggers.ingest import emit_deadlines
 
     try:
         days = tuple(sorted({int(o) for o in offsets.split(",") if o.strip()}, reverse=True))
     except ValueError:
-        raise typer.BadParameter(f"--offsets: {offsets!r} is not a list of numbers") from None
+        raise CliError(f"--offsets illisible : « {offsets} ».", "Donnez des nombres de jours séparés par des "
+            "virgules, par exemple 270,180,90,30.") from None
     try:
         items = load_deadlines(file)
     except (CalendarError, OSError) as exc:
@@ -337,4 +365,4 @@ def deadlines(
         return
     for d, o in run.due:
         console.print(f"Rappel J-{o} : {d.title} ({d.date.isoformat()})", highlight=False)
-    console.print(run.report.summary(), markup=False, highlight=False)
+    console.print(fr_summary(run.report), markup=False, highlight=False)
