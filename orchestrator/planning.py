@@ -190,6 +190,10 @@ def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = 
                  lambda conn, subset: _plan_occurrence(app, conn, subset, now, limit, policy)):
         done, rules = _isolated(app, work, rules, now)
         counts.update(done)
+    from store.followups import schedule_followups
+
+    with app.engine.begin() as conn:  # 30- and 90-day follow-ups of new callbacks, enrolments and meetings
+        counts["followup_tasks"] += schedule_followups(conn, now)
     return +counts
 
 

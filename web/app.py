@@ -84,6 +84,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     from web.barometer import router as barometer_router  # /tableau/barometre (issue 16)
 
     app.include_router(barometer_router)
+    from web.followups import router as followups_router  # /tableau/suivis (issue 16, point 3)
+
+    app.include_router(followups_router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 
