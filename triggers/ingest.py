@@ -39,6 +39,7 @@ from segments.territory import commune as commune_info
 from store.models import Business, Message, Partner, TriggerEvent
 from store.sql import insert_for
 from triggers import calendar as cal
+from triggers import sirene_columnar
 from triggers.bodacc import BodaccFormatError, BodaccStats, Skipped, read_bodacc
 from triggers.effects import apply_event_effects, cancel_planned_messages, stage_for
 from triggers.model import EventIn, Reject
@@ -66,6 +67,7 @@ from triggers.sirene import (
     facts_from_record,
     parser_process,
 )
+from triggers.sirene_columnar import columnar_chunks
 
 Progress = Callable[[int], None]  # called with the number of rows just handled
 
@@ -277,15 +279,18 @@ class _Chunk:
     skipped: dict[str, int]
 
 
-def _parse_in_process(path: Path, lookups: Lookups | None, chunk_size: int, drop: bool) -> Iterator[_Chunk]:
-    for records, rejects, read, skipped in chunked_records(path, lookups, chunk_size, drop):
+def _parse_in_process(
+    path: Path, lookups: Lookups | None, chunk_size: int, drop: bool, columnar: bool = False
+) -> Iterator[_Chunk]:
+    reader = columnar_chunks if columnar else chunked_records
+    for records, rejects, read, skipped in reader(path, lookups, chunk_size, drop):
         yield _Chunk(records, list(rejects), read, skipped)
 
 
-def _parse_in_child(path: Path, chunk_size: int, drop: bool) -> Iterator[_Chunk]:
+def _parse_in_child(path: Path, chunk_size: int, drop: bool, columnar: bool = False) -> Iterator[_Chunk]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue(maxsize=4)  # bounded: the parser never runs more than 4 chunks ahead
-    proc = ctx.Process(target=parser_process, args=(str(path), chunk_size, out, drop), daemon=True)
+    proc = ctx.Process(target=parser_process, args=(str(path), chunk_size, out, drop, columnar), daemon=True)
     proc.start()
     try:
         while True:
@@ -800,6 +805,7 @@ def ingest_sirene(
     lookups: Lookups | None = None,
     rejects: RejectSink | None = None,
     progress: Progress | None = None,
+    columnar: bool | None = None,
 ) -> IngestReport:
     """Read a StockEtablissement file (stock or daily update) into the store; returns the report.
 
@@ -807,6 +813,8 @@ def ingest_sirene(
 
     `parallel` runs the parser in a second process (default: when the machine has two cores or more
     and the file is larger than 20 MB; never with injected `lookups`, which stay in this process).
+    `columnar` reads with pyarrow (`triggers.sirene_columnar`, the `national` extra; default: when
+    pyarrow is installed), otherwise with the row-by-row reader; both give the same chunks.
     """
     path = Path(path)
     # A damaged archive is refused before anything is applied (chunks commit one by one below).
@@ -821,15 +829,17 @@ def ingest_sirene(
     writer = SireneWriter(engine, rules, report)
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and path.stat().st_size > 20_000_000
+    if columnar is None:
+        columnar = sirene_columnar.available()
     with _first_load(engine) as first:
         # Why: on an empty store nothing is known, so the per-chunk known-state read is skipped and the
         # parser itself drops what would only be dropped here. A stock file never repeats a SIRET; a
         # repeat in an update file is still merged by the upsert.
         writer.nothing_known = first
         chunks = (
-            _parse_in_child(path, chunk_size, first)
+            _parse_in_child(path, chunk_size, first, columnar)
             if parallel and lookups is None
-            else _parse_in_process(path, lookups, chunk_size, first)
+            else _parse_in_process(path, lookups, chunk_size, first, columnar)
         )
         for chunk in chunks:
             for reject in chunk.rejects:

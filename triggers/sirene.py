@@ -679,7 +679,9 @@ def chunked_records(
     yield records, rejects, read, skipped
 
 
-def parser_process(path: str, chunk_size: int, out: Any, drop_out_of_scope: bool = False) -> None:
+def parser_process(
+    path: str, chunk_size: int, out: Any, drop_out_of_scope: bool = False, columnar: bool = False
+) -> None:
     """Child-process entry point: parse `path` and put marshalled chunks on the queue `out`.
 
     Lives here, not in the ingest, so the child imports only the parser (not the store). Messages:
@@ -699,7 +701,13 @@ def parser_process(path: str, chunk_size: int, out: Any, drop_out_of_scope: bool
                     os._exit(3)
 
     try:
-        for records, rejects, read, skipped in chunked_records(path, None, chunk_size, drop_out_of_scope):
+        if columnar:  # the pyarrow reader (triggers.sirene_columnar), same chunks
+            from triggers.sirene_columnar import columnar_chunks
+
+            chunks = columnar_chunks(path, None, chunk_size, drop_out_of_scope)
+        else:
+            chunks = chunked_records(path, None, chunk_size, drop_out_of_scope)
+        for records, rejects, read, skipped in chunks:
             flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
             # marshal: ~15 times cheaper than pickle for these tuples of str/bool/None.
             put(("chunk", marshal.dumps((records, flat, read, skipped))))
