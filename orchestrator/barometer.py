@@ -70,6 +70,8 @@ class Barometer:
     answered: int  # of which with a known maturity
     min_count: int
     tables: list[Table] = field(default_factory=list)
+    # The whole programme against the global control group of the territories with one (issue 20), if any.
+    global_effect: Table | None = None
 
     def table(self, key: str) -> Table:
         return next(t for t in self.tables if t.key == key)
@@ -176,6 +178,7 @@ def barometer_dict(b: Barometer) -> dict[str, Any]:
         "levels": MATURITY_LEVELS,
         "tables": {t.key: {"title": t.title, "columns": [k for k, _ in t.columns], "rows": t.rows}
                    for t in b.tables},
+        "global_effect": b.global_effect.rows if b.global_effect is not None else [],
     }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.barometer import MIN_COUNT, Answer, Barometer, build_barometer
+from orchestrator.metrics import overlap_tables
 from store.models import Business, Interaction
 
 BUSINESS = Business.__table__
@@ -72,5 +73,23 @@ def barometer(engine: Engine, territory: dict[str, list[str]], text: str, *, min
         businesses = conn.execute(
             select(func.count()).select_from(BUSINESS).where(territory_clause(territory))
         ).scalar_one()
-    return build_barometer(answers, territory=text, territory_label=territory_label(territory),
-                           businesses=int(businesses), labels=label_for, min_count=min_count)
+        effects = global_effects_around(conn, territory)
+    result = build_barometer(answers, territory=text, territory_label=territory_label(territory),
+                             businesses=int(businesses), labels=label_for, min_count=min_count)
+    if effects:
+        result.global_effect = overlap_tables({"global_effect": effects})[2]
+    return result
+
+
+def global_effects_around(conn: Connection, territory: dict[str, list[str]]) -> list[dict]:
+    """The global effects (`store.metrics.global_effects`) of the territories with a global control group that lie
+    inside this territory or hold it: what the programme changed there, against businesses no campaign contacted."""
+    from store.accounts import territory_contains
+    from store.metrics import global_effects
+
+    out = []
+    for g in global_effects(conn):
+        place = {g["level"]: [g["code"]]}
+        if territory_contains(territory, place) or territory_contains(place, territory):
+            out.append(g)
+    return out

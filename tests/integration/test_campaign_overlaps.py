@@ -5,6 +5,7 @@ every campaign (also across planning runs), a territory's global control group, 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import yaml
 from sqlalchemy import func, select
@@ -190,3 +191,29 @@ def test_dashboard_overlap_view_co_owners_and_apply(settings, env_settings, engi
             follow_redirects=False)
     dep = op.get(f"/tableau/campagnes/{departement}").text
     assert "Rennes Métropole" in dep and "déjà accompagnées" in dep.lower()
+
+
+def test_the_territory_barometer_shows_the_programme_s_global_effect(settings, env_settings, engine):
+    from store.accounts import add_user
+    from tests.integration.test_web_dashboard import PASSWORD, signed_in
+    from web.app import create_app
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["territories", "holdout", "departement:35", "10%"]).exit_code == 0
+    two_campaigns(engine)
+    add_creations(engine, 1, 200)
+    plan_all(bootstrap(env_settings, clock=lambda: NOW), now=NOW)
+    with engine.begin() as conn:
+        kept = sorted(conn.execute(select(COV.c.business_id).where(COV.c.kind == "global")).scalars().unique())
+        conn.execute(Interaction.__table__.insert().values(
+            business_id=kept[0], kind="offer_enrolled", at=NOW + dt.timedelta(days=3), data={}))
+    # The Métropole, inside the Département's global control group, sees the programme's effect there.
+    out = runner.invoke(cli, ["barometre", "--territory", "epci:243500139", "--json"])
+    assert out.exit_code == 0, out.output
+    [effect] = json.loads(out.output)["global_effect"]
+    assert effect["global_n"] == len(kept) and effect["programme_n"] == 200 - len(kept)
+    assert effect["global_rate"] == 1 / len(kept)
+    add_user(engine, email="agent@rennes-metropole.fr", name="Rennes Métropole", password=PASSWORD,
+             role="collectivite", territory={"epci": ["243500139"]})
+    page = signed_in(create_app(settings, engine), "agent@rennes-metropole.fr").get("/tableau/barometre").text
+    assert "Effet global du programme" in page and 'id="t-global_effect"' in page
