@@ -19,6 +19,7 @@ USERS = UserAccount.__table__
 ACTIONS = {
     "view_business": "consultation d'une entreprise",
     "export_csv": "export CSV",
+    "export_xlsx": "export Excel",
     "privacy_export": "export des données personnelles",
     "erase": "effacement",
     "purge": "purge (durée de conservation)",

@@ -8,9 +8,7 @@ scope is a 404 (its existence is not revealed), a page outside the role is a 403
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -20,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from orchestrator.labels import CAMPAIGN_STATUS
+from orchestrator.labels import CAMPAIGN_STATUS, LEVELS, MESSAGE_STATUS, datetime_fr
 from orchestrator.metrics import (
     CampaignReport,
     Table,
@@ -51,9 +49,9 @@ PARIS = ZoneInfo("Europe/Paris")
 STATUS_LABELS = CAMPAIGN_STATUS  # the catalogue's words (orchestrator/labels.py)
 
 
-# --- French labels of the dashboard (to move to orchestrator/labels.py, the shared catalogue, once it exists) ---
+# --- French labels of the dashboard: the shared ones come from orchestrator/labels.py; these are candidates to
+# move there (event sources, registry fields, audit targets, delays, territories by name, the effect in words) ---
 
-MONTHS = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
 SOURCE_LABELS = {
     "sirene": "Sirene (Insee)",
     "bodacc": "Bodacc",
@@ -63,21 +61,9 @@ SOURCE_LABELS = {
     "landing": "la page de la campagne",
     "cli": "la ligne de commande",
 }
-MESSAGE_STATUS_LABELS = {
-    "planned": "prévu",
-    "claimed": "en cours d'envoi",
-    "handed_over": "confié au service d'envoi",
-    "sent": "envoyé",
-    "delivered": "reçu",
-    "failed": "échec",
-    "cancelled": "annulé",
-    "bounced": "adresse invalide",
-    "unknown": "envoi non confirmé",
-    "retry": "nouvel essai prévu",
-}
-TERRITORY_LEVEL_LABELS = {"communes": "commune", "epci": "intercommunalité", "departements": "département",
-                          "regions": "région", "departement": "département", "region": "région",
-                          "commune": "commune"}
+MESSAGE_STATUS_LABELS = MESSAGE_STATUS  # the catalogue's words
+TERRITORY_LEVEL_LABELS = {**LEVELS, "communes": "commune", "departements": "département", "regions": "région"}
+TARGET_LABELS = {"campaigns": "liste des campagnes", "call_tasks": "liste des appels"}
 REGISTRY_FIELD_LABELS = {
     "key": "Identifiant", "name": "Nom", "metier": "Métier", "families": "Familles de métiers",
     "naf": "Codes NAF", "communes": "Communes", "epci": "Intercommunalités", "departements": "Départements",
@@ -89,17 +75,12 @@ REGISTRY_FIELD_LABELS = {
 
 
 def fr_datetime(value: dt.datetime | str | None) -> str:
-    """A moment as a person in Paris reads it: "4 déc. 2026, 22 h 59" (a naive value is UTC)."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    local = value.astimezone(PARIS)
-    return f"{local.day} {MONTHS[local.month - 1]} {local.year}, {local.hour} h {local.minute:02d}"
+    """A moment as a person in Paris reads it: "4 déc. 2026, 22 h 59" (a naive value is UTC; text that is not a
+    date is shown as it is)."""
+    try:
+        return datetime_fr(value)
+    except ValueError:
+        return str(value)
 
 
 def fr_delay(value: int | str | dt.timedelta | None) -> str:
@@ -192,6 +173,8 @@ def render(
             "csrf": csrf_token(request),
             "status_labels": STATUS_LABELS,
             "role_label": accounts.ROLE_LABELS[scope.role],
+            "role_labels": accounts.ROLE_LABELS,
+            "target_labels": TARGET_LABELS,
             **values,
         },
         status_code=status_code,
@@ -305,9 +288,11 @@ async def campaigns_csv(scope: ScopeDep, engine: EngineDep):
 
 TERRITORY_LEVELS = {
     "commune": ("by_commune_code", "commune"),
-    "epci": ("by_epci_code", "EPCI"),
+    "epci": ("by_epci_code", "intercommunalité"),
     "departement": ("by_departement_code", "département"),
 }
+# The breakdowns shown folded under "Voir le détail", their first rows on the page and the rest in the CSV.
+DETAIL_ROWS = 10
 
 
 def territory_chart(r: CampaignReport, level: str) -> str:
@@ -322,23 +307,67 @@ def territory_chart(r: CampaignReport, level: str) -> str:
     return bars_chart(data, f"Taux de conversion par {label}", "territory-title")
 
 
+def trades_chart(r: CampaignReport) -> str:
+    """Conversion rate by trade family (largest first), the trades of the campaign at a glance."""
+    rows = sorted(r.table("by_metier_family").rows, key=lambda x: (-x["targeted"], x["label"]))
+    data = [(x["label"], x["conversion_rate"], x["targeted"]) for x in rows if x["targeted"]]
+    return bars_chart(data, "Taux de conversion par famille de métiers", "trades-title")
+
+
+def top_rows(table: Table, n: int = DETAIL_ROWS) -> Table:
+    """The first `n` rows of a breakdown, largest groups first (the CSV keeps them all)."""
+    rows = sorted(table.rows, key=lambda x: (-(x.get("targeted") or 0), str(x.get("label") or "")))
+    return Table(table.key, table.title, table.columns, rows[:n], table.kinds)
+
+
+def glance(r: CampaignReport) -> dict[str, Any]:
+    """The figures at the top of the page, and how the summary meets the funnel: the reach counts both groups,
+    the funnel's "ciblées" counts the businesses to contact (the control group is counted apart)."""
+    t, h = r.funnel["treatment"], r.funnel["holdout"]
+    covered = sum(x["businesses"] for x in r.table("covered").rows) if any(
+        tb.key == "covered" for tb in r.tables) else 0
+    return {
+        "reach": t.targeted + h.targeted,
+        "to_contact": t.targeted,
+        "holdout": h.targeted,
+        "contacted": t.contacted,
+        "contacted_share": t.contacted / t.targeted if t.targeted else None,
+        "converted": t.contacted_converted,
+        "converted_rate": t.contacted_converted / t.contacted if t.contacted else None,
+        "covered": covered,
+        "effect": effect_sentence(r.uplift),
+        "effect_class": "sure" if r.uplift and r.uplift.significant else "unsure",
+    }
+
+
 @router.get("/campagnes/{campaign_id}", response_class=HTMLResponse)
 async def campaign_page(
     request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep, territoire: str = "commune"
 ):
-    """One campaign: funnel and uplift charts, A/B, breakdown tables, territory chart."""
+    """One campaign at a glance (reach, contacted, converted, effect in words, a map of its territory, its
+    trades), then the funnel and effect, the other sections, and the breakdowns folded with their top rows."""
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
     r = await run_in_threadpool(report, engine, row)
     overlaps = await run_in_threadpool(_overlaps, engine, row)
     level = territoire if territoire in TERRITORY_LEVELS else "commune"
     uplifts = [("Contactés / témoin", r.uplift), ("Tous les ciblés / témoin", r.uplift_itt)]
     uplifts += [(f"Variante {v.variant} / {r.variants[0].variant}", v.vs_reference) for v in r.variants[1:]]
+    tiles = await run_in_threadpool(map_data, r, row.spec)
+    map_title = (f"Carte du territoire de la campagne : taux de conversion par {tiles.level_label} "
+                 "(une case par " + tiles.level_label + ", par ordre alphabétique)")
     return render(
         request,
         scope,
         "dash_campaign.html",
         campaign=row,
         report=r,
+        as_of=fr_datetime(r.as_of) if r.as_of else "",
+        glance=glance(r),
+        tiles=tiles,
+        map_svg=tile_map_svg(tiles, map_title),
+        trades_svg=trades_chart(r),
+        breakdowns=[(t, top_rows(t)) for t in r.tables if t.key.startswith("by_")],
+        detail_rows=DETAIL_ROWS,
         funnel_svg=funnel_chart(r),
         uplift_svg=uplift_chart(uplifts, "Effet sur la conversion, avec intervalle de confiance à 95 %"),
         adoption_svg=uplift_chart(
@@ -369,14 +398,42 @@ def _overlaps(engine, row) -> list[dict[str, Any]]:
 
 @router.get("/campagnes/{campaign_id}/export/{table_key}.csv")
 async def campaign_table_csv(campaign_id: int, table_key: str, scope: ScopeDep, engine: EngineDep):
-    """One table of a campaign's report as CSV (the same bytes as `declic report -f csv --table KEY`)."""
+    """One table of a campaign's report as a French CSV (the same figures as `declic report --table KEY`)."""
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
     r = await run_in_threadpool(report, engine, row)
     table: Table | None = next((t for t in r.tables if t.key == table_key), None)
     if table is None:
         raise HTTPException(404, "Tableau inconnu.")
-    return await run_in_threadpool(_logged_csv, engine, scope, table_csv(table), f"{row.name}-{table_key}.csv",
+    return await run_in_threadpool(_logged_csv, engine, scope, table_csv_fr(table), f"{row.name}-{table_key}.csv",
                                    f"campaign:{row.id}")
+
+
+def workbook_summary(row, r: CampaignReport) -> list[tuple[str, Any]]:
+    """The first sheet of the workbook: the campaign, its owner, state, the date of its figures, the glance."""
+    g = glance(r)
+    return [
+        ("Nom", row.name),
+        ("Porteur", row.owner),
+        ("État", STATUS_LABELS.get(row.status, row.status)),
+        ("Chiffres", f"arrêtés au {fr_datetime(r.as_of)}" if r.source == "rollup" else "calculés à l'instant"),
+        ("Portée (entreprises ciblées, groupe témoin compris)", g["reach"]),
+        ("Dont à contacter", g["to_contact"]),
+        ("Dont groupe témoin", g["holdout"]),
+        ("Contactées", g["contacted"]),
+        ("Converties parmi les contactées", g["converted"]),
+        ("Effet sur la conversion (contactées / témoin)", g["effect"]),
+    ]
+
+
+@router.get("/campagnes/{campaign_id}/rapport.xlsx")
+async def campaign_workbook(campaign_id: int, scope: ScopeDep, engine: EngineDep):
+    """The whole report of a campaign as one Excel workbook (one sheet per table, the figures of `declic report`)."""
+    row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
+    r = await run_in_threadpool(report, engine, row)
+    body = await run_in_threadpool(lambda: report_workbook(r, summary=workbook_summary(row, r)))
+    filename = f"{row.name}-rapport.xlsx"
+    await run_in_threadpool(_audit, engine, scope, "export_xlsx", f"campaign:{row.id}", {"file": filename})
+    return Response(body, media_type=XLSX_TYPE, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 BUSINESS_COLUMNS = [
@@ -465,7 +522,20 @@ def _timeline(engine, scope: accounts.Scope, business_id: int):
         biz = accounts.business(conn, scope, business_id)
         if biz is None:
             raise HTTPException(404, "Entreprise introuvable.")
-        return biz, business_timeline(conn, business_id, accounts.visible_campaign_ids(conn, scope))
+        return biz, [_timeline_item(x) for x in business_timeline(conn, business_id,
+                                                                  accounts.visible_campaign_ids(conn, scope))]
+
+
+def _timeline_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A timeline row in words: an event's source by name ("source : un partenaire"), a message's state in
+    French (a state the store does not name yet, such as "handed_over", is named here)."""
+    extra = item.get("extra") or ""
+    if item.get("what") == "événement" and ", source " in extra:
+        head, _, source = extra.rpartition(", source ")
+        extra = f"{head}, source : {SOURCE_LABELS.get(source, source)}"
+    elif item.get("what") == "message" and extra in MESSAGE_STATUS_LABELS:
+        extra = MESSAGE_STATUS_LABELS[extra]
+    return {**item, "extra": extra}
 
 
 @router.get("/entreprises", response_class=HTMLResponse)
