@@ -60,15 +60,18 @@ RCPT_OK = (250, 251, 252)
 
 
 def encode_header(text: str) -> str:
-    """RFC 2047 encoded-words for non-ASCII header text, whole characters per word (at most 45 bytes each)."""
+    """RFC 2047 encoded-words for non-ASCII header text, whole characters per word (at most 45 bytes each),
+    cut after a space where there is one: a reader that keeps the folding whitespace between encoded-words
+    (Python's own parser does, in display names) then shows a double space, never a word cut in two."""
     if text.isascii():
         return text
     words, chunk = [], b""
     for char in text:
         data = char.encode("utf-8")
         if len(chunk) + len(data) > 45:
-            words.append(chunk)
-            chunk = b""
+            cut = chunk.rfind(b" ") + 1 or len(chunk)
+            words.append(chunk[:cut])
+            chunk = chunk[cut:]
         chunk += data
     words.append(chunk)
     return " ".join(f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words)
