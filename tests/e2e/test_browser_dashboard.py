@@ -139,10 +139,11 @@ def test_callback_round_trip_from_landing_page_to_the_ambassador_list(
 def test_csv_export_download(page, live_server, world):
     sign_in(page, live_server, "agent@ille-et-vilaine.fr")
     page.goto(f"{live_server}/tableau/campagnes/{world['rennes'].campaign_id}")
+    page.get_by_text("Voir le détail : par famille de métiers").click()  # the breakdowns are folded
     with page.expect_download() as info:
-        page.locator("#t-by_metier_family caption a").click()
+        page.locator("#detail-by_metier_family a[href$='.csv']").click()
     download = info.value
     assert download.suggested_filename == "bienvenue-35-by_metier_family.csv"
     text = open(download.path(), encoding="utf-8-sig").read()
     lines = text.strip().splitlines()
-    assert lines[0].startswith("Valeur,Libellé,Ciblées") and lines[1].startswith("batiment,Bâtiment,10,")
+    assert lines[0].startswith("Libellé;Ciblées") and lines[1].startswith("Bâtiment;10;")
