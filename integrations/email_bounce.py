@@ -70,6 +70,17 @@ def classify_reply(code: int, text: str | bytes = "") -> Outcome:
     return Outcome.PERMANENT
 
 
+# Permanent refusals about the address itself (unknown, bad domain, malformed, moved, disabled): a hard bounce
+# given at once by the server, in the SMTP dialogue, suppresses the address as a DSN's does. A refusal for the
+# message (5.7.x policy, 5.3.4 size) is not the address's fault.
+ADDRESS_FAILURES = ("5.1.", "5.2.1")
+
+
+def hard_address_refusal(code: int | None, text: str | bytes = "") -> bool:
+    """True when an SMTP reply refuses the address for good (550 5.1.1 "User unknown"): never write to it again."""
+    return code is not None and 500 <= code < 600 and enhanced_status(text).startswith(ADDRESS_FAILURES)
+
+
 def bounce_kind(status: str) -> str:
     """ "hard" for a failure that will not change by waiting ("5.1.1"), else "soft"."""
     return HARD if status.startswith("5.") and status not in SOFT_PERMANENT else SOFT

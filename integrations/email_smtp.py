@@ -23,6 +23,20 @@ out in one write when the server offers PIPELINING (RFC 2920); the MIME text is 
 (headers, base64 parts encoded in C) instead of through the `email` package, which cost more than the
 whole SMTP exchange.
 
+Recipient domains (issue 18): a per-domain policy (`DOMAIN_POLICY`, overridden by DECLIC_MAIL_DOMAIN_POLICY) caps
+the messages of one domain on the wire at once (`connections`) and their pace (`rate`, messages per second). A
+thread takes the next message whose domain may go now, so a slow domain never holds the others; a message whose
+domain would make it wait more than `PACE_HORIZON` seconds is answered TRANSIENT with that wait as retry_after.
+A domain that answers 421 (or, for a domain of the table, another temporary refusal not about one mailbox,
+4.2.x) is paused for its `backoff` (doubled at each refusal in a row, at most an hour): its messages are answered
+TRANSIENT with the remaining pause as retry_after, without touching the wire, while the other domains go on.
+A refusal of the address for good in the SMTP dialogue (550 5.1.1) suppresses it, as a bounce report does.
+
+DKIM (RFC 6376, dkimpy): with DECLIC_DKIM_KEY_FILE and DECLIC_DKIM_SELECTOR, every message is signed (relaxed/
+relaxed, rsa-sha256; From, To, Subject, Date, Message-ID, MIME and content headers, Reply-To and
+List-Unsubscribe when present) for DECLIC_DKIM_DOMAIN, else DECLIC_MAIL_DOMAIN, else the domain of
+DECLIC_MAIL_FROM. French providers (Orange, Free, SFR, La Poste) and Gmail file unsigned bulk mail as spam.
+
 Replies are classified with their enhanced status code (`integrations.email_bounce`): 2xx sent, 4xx and
 a full mailbox (5.2.2) transient, other 5xx permanent; the detail says it in French, then as the server
 wrote it. When the server cannot be reached at all, the rest of the batch is answered TRANSIENT at once
@@ -34,6 +48,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import logging
 import os
 import re
 import smtplib
@@ -43,13 +59,16 @@ import threading
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from email.utils import formatdate
 from functools import lru_cache
 
 from integrations._settings import setting, store_engine
 from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, answered, register
-from integrations.email_bounce import classify_reply, describe_reply
+from integrations.email_bounce import classify_reply, describe_reply, enhanced_status, hard_address_refusal
 from orchestrator.settings import reveal
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SmtpChannel", "build_email", "classify_reply", "describe_reply"]
 
@@ -171,23 +190,177 @@ def build_email(msg: OutgoingMessage, sender: str, reply_to: str | None = None) 
     return ("\r\n".join(headers) + "\r\n").encode("utf-8") + _part(msg.body, "plain")
 
 
+# What the large French mailbox providers (and Gmail, Microsoft, Yahoo) accept from a sender without a long
+# reputation: few messages at once, a steady pace, a pause after a temporary refusal. Conservative starting
+# points, to be tuned per deployment with DECLIC_MAIL_DOMAIN_POLICY; "*" is every other domain (no limit).
+# rate: messages per second; connections: messages of the domain on the wire at once; backoff: first pause (s).
+_ORANGE = {"rate": 5.0, "connections": 2, "backoff": 300}
+_SFR = {"rate": 5.0, "connections": 2, "backoff": 300}
+_MICROSOFT = {"rate": 10.0, "connections": 2, "backoff": 300}
+_YAHOO = {"rate": 10.0, "connections": 2, "backoff": 300}
+DOMAIN_POLICY: dict[str, dict] = {
+    "*": {"rate": None, "connections": None, "backoff": 60},
+    "orange.fr": _ORANGE, "wanadoo.fr": _ORANGE,
+    "free.fr": {"rate": 5.0, "connections": 2, "backoff": 300},
+    "sfr.fr": _SFR, "neuf.fr": _SFR,
+    "laposte.net": {"rate": 3.0, "connections": 1, "backoff": 600},
+    "gmail.com": {"rate": 20.0, "connections": 4, "backoff": 120},
+    "hotmail.fr": _MICROSOFT, "hotmail.com": _MICROSOFT, "outlook.fr": _MICROSOFT, "outlook.com": _MICROSOFT,
+    "live.fr": _MICROSOFT,
+    "yahoo.fr": _YAHOO, "yahoo.com": _YAHOO,
+}
+PACE_HORIZON = 10.0  # seconds a message may wait for its domain's pace inside a batch; beyond, it is deferred
+MAX_BACKOFF = 3600.0
+
+
+def load_domain_policy(override: str | Mapping | None = None) -> dict[str, dict]:
+    """The shipped table with DECLIC_MAIL_DOMAIN_POLICY (JSON text or a mapping) laid over it, per domain."""
+    policy = {domain: dict(rule) for domain, rule in DOMAIN_POLICY.items()}
+    if override:
+        given = json.loads(override) if isinstance(override, str) else override
+        if not isinstance(given, Mapping):
+            raise ValueError("DECLIC_MAIL_DOMAIN_POLICY : un objet JSON est attendu")
+        for domain, rule in given.items():
+            if not isinstance(rule, Mapping) or set(rule) - {"rate", "connections", "backoff"}:
+                raise ValueError(f"DECLIC_MAIL_DOMAIN_POLICY : règle invalide pour {domain}")
+            policy.setdefault(domain.lower(), {}).update(rule)
+    return policy
+
+
+@dataclass
+class _DomainState:
+    busy: int = 0  # messages of the domain on the wire now
+    next_at: float = 0.0  # monotonic time before which the next one may not start (its pace)
+    paused_until: float = 0.0  # monotonic time of the end of a pause after a temporary refusal
+    refusals: int = 0  # temporary refusals in a row
+
+
+class DomainGate:
+    """Per recipient domain: how many messages are on the wire, when the next may start, pauses after refusals.
+    Shared by every thread and batch of one channel (a pause outlives the batch that caused it)."""
+
+    def __init__(self, policy: Mapping[str, Mapping], clock=time.monotonic) -> None:
+        self.policy, self.clock = policy, clock
+        self._states: dict[str, _DomainState] = {}
+        self._lock = threading.Lock()
+
+    def rule(self, domain: str) -> dict:
+        return {**self.policy["*"], **self.policy.get(domain, {})}
+
+    def start(self, domain: str) -> tuple[str, float]:
+        """("go", 0) and the slot taken; ("wait", seconds) for the pace or a free slot; ("paused", seconds left)."""
+        rule = self.rule(domain)
+        with self._lock:
+            now = self.clock()
+            state = self._states.setdefault(domain, _DomainState())
+            if now < state.paused_until:
+                return "paused", state.paused_until - now
+            if rule["connections"] and state.busy >= rule["connections"]:
+                return "wait", 0.0
+            if rule["rate"] and now < state.next_at:
+                return "wait", state.next_at - now
+            state.busy += 1
+            if rule["rate"]:
+                state.next_at = max(now, state.next_at) + 1.0 / rule["rate"]
+            return "go", 0.0
+
+    def done(self, domain: str, refused: bool) -> None:
+        """One message of the domain left the wire; `refused`: the domain refused it for now (pause it)."""
+        rule = self.rule(domain)
+        with self._lock:
+            state = self._states.setdefault(domain, _DomainState())
+            state.busy = max(0, state.busy - 1)
+            if refused:
+                state.refusals += 1
+                pause = min(float(rule["backoff"] or 60) * 2 ** (state.refusals - 1), MAX_BACKOFF)
+                state.paused_until = max(state.paused_until, self.clock() + pause)
+            else:
+                state.refusals = 0
+
+    def paused(self, domain: str) -> float:
+        """Seconds left of the domain's pause (0 when it may send)."""
+        with self._lock:
+            state = self._states.get(domain)
+            return max(0.0, state.paused_until - self.clock()) if state else 0.0
+
+
+def recipient_domain(address: str) -> str:
+    return address.rpartition("@")[2].strip().strip(">").lower()
+
+
+def domain_refusal(code: int | None, reply: bytes | str = b"", listed: bool = False) -> bool:
+    """A temporary refusal of the domain, that pauses it: 421 always; for a domain of the policy table (a large
+    provider, whose 4xx throttle a sender: 4.7.x rate limits, 4.3.x, 4.4.x) any 4xx not about one mailbox (4.2.x:
+    full, over quota). Elsewhere a 4xx is one recipient's (greylisting): that message only is retried. A lost
+    connection (no code) is the relay's, not the domain's."""
+    if code is None or not 400 <= code < 500:
+        return False
+    return code == 421 or (listed and not enhanced_status(reply).startswith("4.2."))
+
+
+class DkimSigner:
+    """Signs wire bytes with DKIM (dkimpy), the private key read once."""
+
+    HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
+               b"reply-to", b"list-unsubscribe", b"list-unsubscribe-post")
+
+    def __init__(self, key: bytes, selector: str, domain: str) -> None:
+        import dkim  # dkimpy: only loaded when a key is configured
+
+        self._dkim, self.key = dkim, key
+        self.selector, self.domain = selector.encode("ascii"), domain.encode("ascii")
+
+    @classmethod
+    def from_settings(cls, settings) -> DkimSigner | None:
+        key_file, selector = setting(settings, "dkim_key_file"), setting(settings, "dkim_selector")
+        if not key_file or not selector:
+            return None
+        domain = (setting(settings, "dkim_domain") or setting(settings, "mail_domain")
+                  or _address(settings.mail_from).rpartition("@")[2])
+        return cls(open(key_file, "rb").read(), selector, domain)
+
+    def sign(self, data: bytes) -> bytes:
+        present = {line.split(b":", 1)[0].strip().lower() for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")}
+        signature = self._dkim.sign(data, self.selector, self.domain, self.key,
+                                    canonicalize=(b"relaxed", b"relaxed"),
+                                    include_headers=[h for h in self.HEADERS if h in present])
+        return signature.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + data
+
+
 class _Batch:
     """What the threads sending one batch share: the next message to take, and whether the server is down."""
 
-    def __init__(self, messages: Sequence[OutgoingMessage]) -> None:
+    def __init__(self, messages: Sequence[OutgoingMessage], gate: DomainGate | None = None) -> None:
         self.messages = messages
         self.results: list[SendResult | None] = [None] * len(messages)
         self.unreachable = ""
         self.identities: dict[object, tuple[str, str | None]] = {}
-        self._next = 0
+        self.gate = gate
+        self.hard_bounced: list[str] = []  # addresses refused for good in the SMTP dialogue (suppressed after)
+        self._pending = list(range(len(messages)))
         self._lock = threading.Lock()
 
-    def take(self) -> int | None:
-        with self._lock:
-            if self._next >= len(self.messages):
-                return None
-            self._next += 1
-            return self._next - 1
+    def take(self) -> tuple[int, str, float] | None:
+        """(index, verdict, seconds) of the next message whose domain may go now ("go"), or that must be
+        deferred ("paused": its domain's pause; "pace": its pace); None when every message was taken."""
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return None
+                if self.gate is None:
+                    return self._pending.pop(0), "go", 0.0
+                shortest = None
+                for at, index in enumerate(self._pending):
+                    verdict, seconds = self.gate.start(recipient_domain(self.messages[index].recipient))
+                    if verdict == "wait":
+                        if seconds > PACE_HORIZON:
+                            del self._pending[at]
+                            return index, "pace", seconds
+                        shortest = seconds if shortest is None else min(shortest, seconds)
+                        continue
+                    del self._pending[at]
+                    return index, verdict, seconds
+            time.sleep(min(max(shortest or 0.0, 0.002), 0.05))  # every pending domain is at its limit
 
 
 class _Refused(Exception):
@@ -216,6 +389,8 @@ class SmtpChannel:
         connections: int = 1,
         mail_domain: str | None = None,
         engine: object = None,
+        domain_policy: Mapping[str, Mapping] | None = None,
+        dkim: DkimSigner | None = None,
     ) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.mail_domain, self.engine = mail_domain, engine
@@ -224,6 +399,8 @@ class SmtpChannel:
         self._envelope_from = f"MAIL FROM:<{_address(sender)}>"
         self._idle: list[smtplib.SMTP] = []  # connections kept open between batches
         self._idle_lock = threading.Lock()
+        self.gate = DomainGate(domain_policy if domain_policy is not None else load_domain_policy())
+        self.dkim = dkim
 
     @classmethod
     def from_settings(cls, settings, clock=None, engine=None) -> SmtpChannel:
@@ -239,6 +416,8 @@ class SmtpChannel:
             connections=getattr(settings, "smtp_connections", 1),
             mail_domain=setting(settings, "mail_domain"),
             engine=store_engine(settings, engine),
+            domain_policy=load_domain_policy(setting(settings, "mail_domain_policy")),
+            dkim=DkimSigner.from_settings(settings),
         )
 
     def identities(self, batch: Sequence[OutgoingMessage]) -> dict[object, tuple[str, str | None]]:
@@ -258,7 +437,7 @@ class SmtpChannel:
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
              on_answer: Answer | None = None) -> list[SendResult]:
         """Send a batch over up to `connections` connections at once; one result per message, in order."""
-        shared = _Batch(batch)
+        shared = _Batch(batch, self.gate)
         try:
             shared.identities = self.identities(batch)
         except Exception as exc:  # noqa: BLE001 (the store is unreachable: the batch waits, never a wrong sender)
@@ -276,48 +455,87 @@ class SmtpChannel:
                 thread.start()
             for thread in threads:
                 thread.join()
+        if shared.hard_bounced:
+            self._suppress(shared.hard_bounced)
         return [
             r if r is not None else SendResult(m.message_id, Outcome.TRANSIENT, "envoi interrompu")
             for r, m in zip(shared.results, batch, strict=True)
         ]
 
+    def _suppress(self, addresses: Sequence[str]) -> None:
+        """Hard bounces given in the SMTP dialogue become opt-outs, as a bounce report's do
+        (`integrations.feedback.record_bounces`): the address is never written to again."""
+        if self.engine is None:
+            return
+        from store.suppressions import suppress
+
+        try:
+            with self.engine.begin() as conn:
+                for address in addresses:
+                    suppress(conn, "email", address, "bounce", "smtp")
+        except Exception:  # noqa: BLE001 (the messages are answered anyway; the next refusal suppresses again)
+            log.exception("adresses en rebond définitif non enregistrées comme opposées")
+
     def _work(self, shared: _Batch, on_handoff: Handoff | None, on_answer: Answer | None = None) -> None:
-        # One thread, one connection: take the next message until the batch is done.
+        # One thread, one connection: take the next message whose domain may go, until the batch is done.
         smtp = self._take_idle()
         try:
-            while (index := shared.take()) is not None:
+            while (taken := shared.take()) is not None:
+                index, verdict, seconds = taken
                 msg = shared.messages[index]
-                if shared.unreachable:
-                    shared.results[index] = SendResult(msg.message_id, Outcome.TRANSIENT, shared.unreachable)
+                domain = recipient_domain(msg.recipient)
+                if verdict != "go":  # the domain is paused, or its pace would hold the batch: later
+                    detail = (f"domaine {domain} en pause après un refus temporaire : nouvel essai dans "
+                              f"{seconds:.0f} s" if verdict == "paused" else
+                              f"cadence du domaine {domain} atteinte : nouvel essai dans {seconds:.0f} s")
+                    shared.results[index] = SendResult(msg.message_id, Outcome.TRANSIENT, detail,
+                                                       retry_after=seconds)
                     continue
-                if smtp is None:
-                    try:
-                        smtp = self._open()
-                    except smtplib.SMTPResponseException as exc:  # greeting, STARTTLS or AUTH refused
-                        shared.unreachable = "connexion SMTP refusée : " + describe_reply(
-                            exc.smtp_code, exc.smtp_error
-                        )
-                    except (smtplib.SMTPException, OSError) as exc:
-                        shared.unreachable = f"serveur SMTP injoignable : {exc}"
-                    if smtp is None:
-                        shared.results[index] = SendResult(
-                            msg.message_id, Outcome.TRANSIENT, shared.unreachable
-                        )
-                        continue
+                refused = False
                 try:
-                    result, keep = self._attempt(smtp, msg, on_handoff, shared)
-                except Exception as exc:  # noqa: BLE001 (a bug must not leave a connection inside DATA for reuse)
-                    detail = f"erreur pendant l'envoi : {exc}"
-                    result, keep = SendResult(msg.message_id, Outcome.TRANSIENT, detail), False
+                    smtp, refused = self._one(smtp, shared, index, msg, on_handoff)
+                finally:
+                    self.gate.done(domain, refused)
+                result = shared.results[index]
+                if refused and result is not None:
+                    result = SendResult(result.message_id, result.outcome, result.detail, result.provider_id,
+                                        retry_after=max(result.retry_after or 0.0, self.gate.paused(domain)))
                 shared.results[index] = answered(result, on_answer)
-                if not keep:
-                    _close(smtp)
-                    smtp = None
         finally:
             if smtp is not None:
                 with self._idle_lock:
                     self._idle.append(smtp)
 
+    def _one(self, smtp: smtplib.SMTP | None, shared: _Batch, index: int, msg: OutgoingMessage,
+             on_handoff: Handoff | None) -> tuple[smtplib.SMTP | None, bool]:
+        """Send one message (a connection opened if needed); the connection to keep (or None), and whether the
+        domain refused it for now (`domain_refusal`). The result is left in `shared.results[index]`."""
+        if shared.unreachable:
+            shared.results[index] = SendResult(msg.message_id, Outcome.TRANSIENT, shared.unreachable)
+            return smtp, False
+        if smtp is None:
+            try:
+                smtp = self._open()
+            except smtplib.SMTPResponseException as exc:  # greeting, STARTTLS or AUTH refused
+                shared.unreachable = "connexion SMTP refusée : " + describe_reply(exc.smtp_code, exc.smtp_error)
+            except (smtplib.SMTPException, OSError) as exc:
+                shared.unreachable = f"serveur SMTP injoignable : {exc}"
+            if smtp is None:
+                shared.results[index] = SendResult(msg.message_id, Outcome.TRANSIENT, shared.unreachable)
+                return None, False
+        code, reply = None, b""
+        try:
+            result, keep, code, reply = self._attempt(smtp, msg, on_handoff, shared)
+        except Exception as exc:  # noqa: BLE001 (a bug must not leave a connection inside DATA for reuse)
+            result, keep = SendResult(msg.message_id, Outcome.TRANSIENT, f"erreur pendant l'envoi : {exc}"), False
+        shared.results[index] = result
+        if result.outcome is Outcome.PERMANENT and hard_address_refusal(code, reply):
+            shared.hard_bounced.append(msg.recipient)
+        if not keep:
+            _close(smtp)
+            smtp = None
+        listed = recipient_domain(msg.recipient) in self.gate.policy
+        return smtp, result.outcome is Outcome.TRANSIENT and domain_refusal(code, reply, listed)
     def _take_idle(self) -> smtplib.SMTP | None:
         with self._idle_lock:
             return self._idle.pop() if self._idle else None
@@ -341,8 +559,9 @@ class SmtpChannel:
 
     def _attempt(
         self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None, shared: _Batch | None = None
-    ) -> tuple[SendResult, bool]:
-        """One message on one connection: its result and whether the connection can be reused."""
+    ) -> tuple[SendResult, bool, int | None, bytes]:
+        """One message on one connection: its result, whether the connection can be reused, and the server's
+        reply that decided it (code, text; None when no reply did)."""
         try:
             return self._send_one(smtp, msg, on_handoff, shared)
         except _Refused as exc:
@@ -354,26 +573,28 @@ class SmtpChannel:
                     keep = False
             return SendResult(
                 msg.message_id, classify_reply(exc.code, exc.reply), describe_reply(exc.code, exc.reply)
-            ), keep
+            ), keep, exc.code, exc.reply
         except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
-            return SendResult(msg.message_id, Outcome.TRANSIENT, f"connexion SMTP perdue : {exc}"), False
+            return SendResult(msg.message_id, Outcome.TRANSIENT, f"connexion SMTP perdue : {exc}"), False, None, b""
         except smtplib.SMTPResponseException as exc:
             return SendResult(
                 msg.message_id,
                 classify_reply(exc.smtp_code, exc.smtp_error),
                 describe_reply(exc.smtp_code, exc.smtp_error),
-            ), False
+            ), False, exc.smtp_code, exc.smtp_error
         except (UnicodeError, ValueError) as exc:  # an address or header the wire cannot carry
             return SendResult(
                 msg.message_id, Outcome.PERMANENT, f"adresse ou message impossible à envoyer : {exc}"
-            ), False
+            ), False, None, b""
 
     def _send_one(
         self, smtp: smtplib.SMTP, msg: OutgoingMessage, on_handoff: Handoff | None, shared: _Batch | None = None
-    ) -> tuple[SendResult, bool]:
+    ) -> tuple[SendResult, bool, int | None, bytes]:
         found = shared.identities.get(msg.meta.get("campaign_id")) if shared is not None else None
         sender, reply_to = found or (self.sender, None)
         data = build_email(msg, sender, reply_to)
+        if self.dkim is not None:
+            data = self.dkim.sign(data)
         rcpt = f"RCPT TO:<{msg.recipient}>"
         if smtp.does_esmtp and smtp.has_extn("pipelining"):
             # One write for the envelope and DATA, then the three replies in order (RFC 2920).
@@ -388,7 +609,7 @@ class SmtpChannel:
             if data_code == 354 and (mail_code != 250 or rcpt_code not in RCPT_OK):
                 # A server that opened DATA after refusing the envelope: hang up, it discards the message.
                 failed = (mail_code, mail_reply) if mail_code != 250 else (rcpt_code, rcpt_reply)
-                return SendResult(msg.message_id, classify_reply(*failed), describe_reply(*failed)), False
+                return SendResult(msg.message_id, classify_reply(*failed), describe_reply(*failed)), False, *failed
             for code, reply, ok in (
                 (mail_code, mail_reply, (250,)),
                 (rcpt_code, rcpt_reply, RCPT_OK),
@@ -409,7 +630,7 @@ class SmtpChannel:
             # Closing inside DATA makes the server discard the message.
             return SendResult(
                 msg.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie"
-            ), False
+            ), False, None, b""
         smtp.send(b".\r\n")
         try:
             code, reply = smtp.getreply()
@@ -420,7 +641,7 @@ class SmtpChannel:
                 msg.message_id,
                 Outcome.SENT,
                 f"remis au serveur, accusé de réception perdu ({exc}) : pas de nouvel envoi",
-            ), False
+            ), False, None, b""
         text = reply.decode(errors="replace")
         outcome = classify_reply(code, reply)
         detail = f"{code} {text}" if outcome is Outcome.SENT else describe_reply(code, reply)
@@ -429,6 +650,8 @@ class SmtpChannel:
                 msg.message_id, outcome, detail, provider_id=text[:200] if outcome is Outcome.SENT else ""
             ),
             code != 421,
+            code,
+            reply,
         )
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 It counts messages by Message-ID (to prove exactly-once delivery), keeps the parsed messages in memory
 (optionally only the count), writes the first few to a folder, and can refuse service for a while
-(`refuse_for`: every RCPT answered "451 4.3.2", as a relay under maintenance does). It offers PIPELINING
+(`refuse_for`: every RCPT answered "451 4.3.2", as a relay under maintenance does), or refuse one recipient
+domain (`refuse_domains`: "421 4.7.0" for orange.fr, as a provider slowing a sender down does). It offers PIPELINING
 like Postfix or Exim: aiosmtpd reads commands in order from its stream, so pipelined ones just work.
 
 `python -m integrations.smtp_sink PORT [--log FILE]` runs one in its own process; with --log it appends
@@ -55,6 +56,10 @@ class _Handler:
             return "451 4.3.2 Service temporarily unavailable, try again later"
         if self.sink.reject_rcpt.get(address):
             return self.sink.reject_rcpt[address]
+        domain = address.rpartition("@")[2].lower()
+        if self.sink.refuse_domains.get(domain):  # a provider that defers this domain's mail (e.g. 421 4.7.0)
+            self.sink.refused[domain] += 1
+            return self.sink.refuse_domains[domain]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -79,6 +84,9 @@ class SmtpSink:
         self.by_message_id: Counter[str] = Counter()
         self.messages: list[Message] = []
         self.reject_rcpt: dict[str, str] = {}  # address -> SMTP reply, e.g. "550 5.1.1 Unknown user"
+        # recipient domain -> SMTP reply to every RCPT of it, e.g. "421 4.7.0 Too many messages, slow down"
+        self.refuse_domains: dict[str, str] = {}
+        self.refused: Counter[str] = Counter()  # RCPTs refused per domain (by refuse_domains)
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 

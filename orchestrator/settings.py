@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     mail_from: str = "Déclic <bonjour@declic.example>"
     # The domain campaigns send from when their sender names no address of its own: "<owner slug>@<domain>".
     mail_domain: str | None = None
+    # Per recipient domain sending policy (issue 18), JSON overriding the shipped table of
+    # integrations.email_smtp.DOMAIN_POLICY entry by entry: {"orange.fr": {"rate": 5, "connections": 2,
+    # "backoff": 300}, "*": {...}}; rate in messages per second, backoff the first pause in seconds after a 421
+    # or another temporary refusal of the domain (doubled at each refusal, at most an hour).
+    mail_domain_policy: str | None = None
+    # DKIM signing (dkimpy) when a key file (PEM, RSA) and a selector are set; the signing domain is
+    # dkim_domain, else mail_domain, else the domain of mail_from.
+    dkim_key_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
 
     dispatch_batch_size: int = 500
     lease_seconds: int = 300
