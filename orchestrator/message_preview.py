@@ -67,7 +67,7 @@ def leaving_message(settings: Settings, engine: Engine, templates: TemplateLibra
     from orchestrator.bootstrap import App
     from orchestrator.dispatch import outgoing
     from store.journeys import ambassador_views, offer_views
-    from store.models import Ambassador, Message, TriggerEvent
+    from store.models import Ambassador, Message, Partner, TriggerEvent
     from store.planning import business_view, deadline_of
 
     now = now or dt.datetime.now(dt.UTC)
@@ -91,13 +91,17 @@ def leaving_message(settings: Settings, engine: Engine, templates: TemplateLibra
             offers = [o.get("title") for o in stored.context.get("offers") or []]
             variant = stored.variant
         else:
+            partner_t = Partner.__table__
             event = conn.execute(
-                select(ev_t.c.id, ev_t.c.occurred_on, ev_t.c.payload)
+                select(ev_t.c.id, ev_t.c.occurred_on, ev_t.c.payload, ev_t.c.source, partner_t.c.name)
+                .outerjoin(partner_t, partner_t.c.id == ev_t.c.partner_id)
                 .where(ev_t.c.business_id == view.id, ev_t.c.type == trigger)
                 .order_by(ev_t.c.occurred_on.desc(), ev_t.c.id.desc()).limit(1)).first()
+            # The event's source as the message says it, like the planner (a partner by its name).
             candidate = Candidate(event.id if event else None, trigger,
                                   event.occurred_on if event else now.date(), view,
-                                  deadline=deadline_of(trigger, event.payload if event else None))
+                                  deadline=deadline_of(trigger, event.payload if event else None),
+                                  source=(event.name or event.source) if event else None)
             ambassadors = ambassador_views(conn, now)
             chosen = personalise(spec, campaign_id or 0, view, candidate, ambassadors, offer_views(conn),
                                  {a.id: a.remaining for a in ambassadors})
