@@ -53,6 +53,9 @@ cli_intermediaries.mount(app)
 from orchestrator import cli_barometer  # noqa: E402  (barometre --territory)
 
 cli_barometer.mount(app)
+from orchestrator import cli_lists  # noqa: E402  (campaigns list, partners list, users list)
+
+cli_lists.mount(campaigns_app, partners_app, cli_report.users_app)
 console = Console()
 
 

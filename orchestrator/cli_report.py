@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from orchestrator import labels
 from orchestrator.metrics import fr_cell, report_dict, table_csv
 from orchestrator.settings import get_settings
 
@@ -136,7 +137,7 @@ def users_add(
     except AccountError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    console.print(f"Compte {email.lower()} prêt (id {user_id}, rôle {role}).", highlight=False)
+    console.print(f"Compte {email.lower()} prêt (n° {user_id}, rôle {labels.label('role', role)}).", highlight=False)
 
 
 @users_app.command("disable")

@@ -25,6 +25,7 @@ from orchestrator.settings import get_settings, prepare_prefect_env
 from orchestrator.synthetic import Population
 
 DEMO_SEED = 35
+README_SIRET = "73282932000074"  # the business of the README's "Using it" examples: created, enrolled, e-mailed
 
 
 def _start_api(port: int):
@@ -39,7 +40,7 @@ def _start_api(port: int):
         if server.started:
             return server, thread
         time.sleep(0.05)
-    raise RuntimeError("the demo web server did not start")
+    raise RuntimeError("le serveur web de la démonstration n'a pas démarré")
 
 
 def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
@@ -83,6 +84,8 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     server, _thread = _start_api(api_port)
     try:
         batches = population.creation_events(events, known=stock)
+        if batches and batches[0]:
+            batches[0][0]["siret"] = README_SIRET  # the README's examples name this business
         answers = Counter()
         with requests.Session() as http:
             http.headers["Authorization"] = f"Bearer {token}"
@@ -141,23 +144,26 @@ def _sent_by_family(app) -> dict[str, int]:
 
 
 def _print_summary(console: Console, s: dict) -> None:
+    from orchestrator.labels import count_fr, family, label
+
     table = Table(title="Résumé de la démonstration")
-    table.add_column("étape")
-    table.add_column("nombre", justify="right")
-    for label, key in (("événements acceptés (API)", "events_accepted"), ("événements refusés", "events_rejected"),
+    table.add_column("Étape")
+    table.add_column("Nombre", justify="right")
+    for text, key in (("événements acceptés (API)", "events_accepted"), ("événements refusés", "events_rejected"),
                        ("doublons ignorés", "duplicates_ignored"), ("entreprises inscrites", "enrolled"),
                        ("messages planifiés", "planned"), ("e-mails envoyés", "sent"),
                        ("e-mails reçus par le serveur SMTP", "received_by_smtp")):
-        table.add_row(label, str(s[key]))
+        table.add_row(text, count_fr(s[key]))
     console.print(table)
     fam = Table(title="Envoyés par famille de métiers")
-    fam.add_column("famille")
-    fam.add_column("e-mails", justify="right")
-    for family, n in s["by_family"].items():
-        fam.add_row(family, str(n))
+    fam.add_column("Famille de métiers")
+    fam.add_column("E-mails", justify="right")
+    for code, n in s["by_family"].items():
+        fam.add_row(family(code), count_fr(n))
     console.print(fam)
     if s["skipped"]:
-        console.print("Non contactés (raison) : " + ", ".join(f"{k}: {v}" for k, v in s["skipped"].items()))
+        console.print("Non contactés : " + ", ".join(f"{label('skip_reason', k)} : {count_fr(v)}"
+                                                     for k, v in s["skipped"].items()), highlight=False)
     console.print(f"Quelques e-mails à lire : {s['mail_folder']}  —  durée {s['seconds']} s")
 
 

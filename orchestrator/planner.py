@@ -160,6 +160,8 @@ class Policy:
     """Pressure limits across all campaigns and owners: at most `messages` per business in any `days` days."""
 
     caps: tuple[tuple[int, int], ...] = ((1, 7), (3, 30))
+    # Channels whose settings are missing (no DECLIC_SMS_URL...): never chosen, the step's fallback applies.
+    unavailable: frozenset[str] = frozenset()
 
 
 DEFAULT_POLICY = Policy()
@@ -360,10 +362,14 @@ def _step_channels(step: Step) -> list[str]:
     return found[1]
 
 
-def choose_channel(step: Step, b: BusinessView, suppressed: set[tuple[str, str]]) -> tuple[str | None, str | None, str]:
-    """(channel, recipient, "") for the first usable channel of the step, else (None, None, reason)."""
+def choose_channel(step: Step, b: BusinessView, suppressed: set[tuple[str, str]],
+                   unavailable: frozenset[str] = frozenset()) -> tuple[str | None, str | None, str]:
+    """(channel, recipient, "") for the first usable channel of the step, else (None, None, reason); a channel in
+    `unavailable` (not configured) is passed over like one without an address."""
     opted_out = False
     for channel in _step_channels(step):
+        if channel in unavailable:
+            continue
         recipient = recipient_for(channel, b)
         if not recipient:
             continue
@@ -752,7 +758,7 @@ def plan(
                 skip("recently_contacted")
                 continue
             step = spec.steps[0]
-            channel, recipient, reason = choose_channel(step, b, suppressed)
+            channel, recipient, reason = choose_channel(step, b, suppressed, policy.unavailable)
             if channel is None:
                 skip(reason)
                 continue
@@ -883,7 +889,7 @@ def plan_followups(
         if b.do_not_contact:
             stop("not_to_contact")
             continue
-        channel, recipient, reason = choose_channel(step, b, suppressed)
+        channel, recipient, reason = choose_channel(step, b, suppressed, policy.unavailable)
         if channel is None:
             stop(reason)
             continue
@@ -988,7 +994,7 @@ def plan_answer_messages(
         if b.do_not_contact:
             stop("not_to_contact")
             continue
-        channel, recipient, reason = choose_channel(step, b, suppressed)
+        channel, recipient, reason = choose_channel(step, b, suppressed, policy.unavailable)
         if channel is None:
             stop(reason)
             continue

@@ -60,13 +60,17 @@ log = logging.getLogger("declic.planning")
 
 
 def policy_from(app: App) -> Policy:
-    """The global pressure caps: settings `cap_per_7_days` / `cap_per_30_days` when present, else 1 and 3."""
+    """The global pressure caps: settings `cap_per_7_days` / `cap_per_30_days` when present, else 1 and 3; and the
+    channels not configured, which the planner never chooses."""
+    from orchestrator.status import unconfigured_channels
+
     s = app.settings
     week = getattr(s, "cap_per_7_days", None)
     month = getattr(s, "cap_per_30_days", None)
+    unavailable = frozenset(unconfigured_channels(s))  # not configured: the steps' fallbacks apply
     if week is None and month is None:
-        return DEFAULT_POLICY
-    return Policy(((week if week is not None else 1, 7), (month if month is not None else 3, 30)))
+        return Policy(DEFAULT_POLICY.caps, unavailable)
+    return Policy(((week if week is not None else 1, 7), (month if month is not None else 3, 30)), unavailable)
 
 
 def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, limit: int, policy: Policy) -> Counter:

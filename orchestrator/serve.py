@@ -167,6 +167,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, prefect_port: int = 4200
     if not os.environ.get("PREFECT_API_URL"):
         local = LocalPrefectServer(Path(os.environ["PREFECT_HOME"]), prefect_port).start()
         os.environ["PREFECT_API_URL"] = local.api_url
+        write_api_url(settings.home, local.api_url)
         print(f"Prefect local sur {local.api_url.removesuffix('/api')} (SQLite sous {local.home})",
               flush=True)
     web_server, warm = None, []
@@ -199,6 +200,31 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, prefect_port: int = 4200
             runner.stop()
         if local is not None:
             local.stop()
+            forget_api_url(settings.home, local.api_url)
+
+
+API_URL_FILE = "prefect-api-url"  # under DECLIC_HOME: where `declic status` finds the server `declic serve` runs
+
+
+def write_api_url(home: Path, url: str) -> None:
+    """Note the local Prefect server's API URL under DECLIC_HOME while `declic serve` runs."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / API_URL_FILE).write_text(url + "\n", encoding="utf-8")
+
+
+def read_api_url(home: Path) -> str | None:
+    """The API URL `declic serve` noted under DECLIC_HOME, None when it does not run (or never ran) here."""
+    try:
+        return (home / API_URL_FILE).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def forget_api_url(home: Path, url: str) -> None:
+    """Remove the note when `declic serve` stops (only its own: another serve may have written a newer one)."""
+    if read_api_url(home) == url:
+        with contextlib.suppress(OSError):
+            (home / API_URL_FILE).unlink()
 
 
 def plan_warm(deployment: str = "plan/plan") -> None:

@@ -6,12 +6,14 @@ is configured and answers; otherwise the report says so in plain words instead o
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from typing import Any
 
 from sqlalchemy import case, func, inspect, select
 
+from orchestrator.labels import datetime_fr, label
 from orchestrator.settings import Settings
 from store.db import get_engine
 from store.models import Message
@@ -63,8 +65,8 @@ def last_runs(api_url: str | None, timeout: float = 3.0) -> dict[str, Any]:
     """The last run of each flow from the Prefect API: {"available": bool, "note": str, "flows": {...}}."""
     if not api_url:
         return {"available": False, "flows": {},
-                "note": "pas d'API Prefect configurée (PREFECT_API_URL): les flows tournent en local, "
-                        "sans historique consultable; `declic serve` ou un serveur Prefect en gardent un"}
+                "note": "aucun serveur Prefect trouvé (ni PREFECT_API_URL, ni « declic serve » lancé ici) : "
+                        "les flows tournent en local, sans historique consultable ; « declic serve » en garde un"}
     import requests
 
     try:
@@ -84,10 +86,41 @@ def last_runs(api_url: str | None, timeout: float = 3.0) -> dict[str, Any]:
             else:
                 out[name] = {"run": None, "state": "jamais lancé"}
         return {"available": True, "flows": out, "note": f"API Prefect {api_url}"}
-    except (requests.RequestException, ValueError) as exc:
+    except (requests.RequestException, ValueError):
         return {"available": False, "flows": {},
-                "note": f"API Prefect injoignable ({api_url}): {type(exc).__name__}; "
-                        "les chiffres de la base ci-dessus restent exacts"}
+                "note": f"serveur Prefect injoignable ({api_url}) : « declic serve » est-il lancé ? "
+                        "Les chiffres de la base ci-dessus restent exacts"}
+
+
+def unconfigured_channels(settings: Settings) -> dict[str, str]:
+    """Each channel whose settings are missing -> what is missing (in the channel's words), built as a dispatch
+    builds it (`integrations._settings.UnconfiguredChannel` stands in for it): the planner treats these channels
+    as unavailable (the step's fallback applies) and `declic status` names them."""
+    import integrations.email_smtp  # noqa: F401  (registers "email")
+    from integrations._settings import UnconfiguredChannel
+    from integrations.base import factory_for, registered
+    from orchestrator.bootstrap import _import_channels
+
+    _import_channels()
+    missing: dict[str, str] = {}
+    for name in registered():
+        try:
+            channel = factory_for(name)(settings, clock=None, engine=None)
+        except (TypeError, ValueError) as exc:
+            missing[name] = str(exc)
+            continue
+        if isinstance(channel, UnconfiguredChannel):
+            missing[name] = channel.reason
+        with contextlib.suppress(Exception):
+            channel.close()
+    return missing
+
+
+def prefect_api_url(settings: Settings) -> str | None:
+    """PREFECT_API_URL, else the local server `declic serve` noted under DECLIC_HOME while it runs."""
+    from orchestrator.serve import read_api_url
+
+    return os.environ.get("PREFECT_API_URL") or read_api_url(settings.home)
 
 
 def collect(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -97,18 +130,34 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any
     unknown = unknown_by_campaign(engine, now)
     return {"at": now.isoformat(timespec="seconds"), "outbox": outbox_by_channel(engine, now),
             "unknown": {"total": sum(unknown.values()), "by_campaign": unknown},
-            "feeds": feeds_state(engine), "prefect": last_runs(os.environ.get("PREFECT_API_URL"))}
+            "unconfigured_channels": unconfigured_channels(settings),
+            "feeds": feeds_state(engine), "prefect": last_runs(prefect_api_url(settings))}
+
+
+def missing_words(reason: str) -> str:
+    """A channel's configuration problem in French: the settings it lacks ("il manque DECLIC_SMS_URL")."""
+    import re
+
+    names = list(dict.fromkeys(re.findall(r"DECLIC_[A-Z0-9_]+", reason)))
+    if not names:
+        return "réglages incomplets"
+    return "il manque " + " (ou ".join(names) + ")" * (len(names) - 1)
+
+
+_STATES = {"Completed": "terminé", "Failed": "en échec", "Running": "en cours", "Scheduled": "prévu",
+           "Pending": "en attente", "Cancelled": "annulé", "Crashed": "interrompu", "Late": "en retard",
+           "Cancelling": "annulation en cours", "Paused": "en pause"}
 
 
 def render(report: dict[str, Any], console) -> None:
     """Print the report as tables a person reads."""
     from rich.table import Table
 
-    table = Table(title=f"Messages par canal ({report['at']})")
-    for col in ("canal", "en attente", "à envoyer", "en cours", "en échec", "envoyés 24 h"):
-        table.add_column(col, justify="left" if col == "canal" else "right")
+    table = Table(title=f"Messages par canal ({datetime_fr(report['at'])})")
+    for col in ("Canal", "En attente", "À envoyer", "En cours", "En échec", "Envoyés en 24 h"):
+        table.add_column(col, justify="left" if col == "Canal" else "right")
     for channel, c in report["outbox"].items():
-        table.add_row(channel, *(f"{c[k]:,}".replace(",", "\u202f")
+        table.add_row(label("channel", channel), *(f"{c[k]:,}".replace(",", "\u202f")
                                  for k in ("queued", "due", "claimed", "failed", "sent_24h")))
     console.print(table if report["outbox"] else "Aucun message dans la base.")
     unknown = report.get("unknown") or {"total": 0}
@@ -120,6 +169,9 @@ def render(report: dict[str, Any], console) -> None:
     else:
         console.print("Messages à l'issue inconnue : 0.")
 
+    for channel, reason in (report.get("unconfigured_channels") or {}).items():
+        console.print(f"Canal {label('channel', channel)} non configuré : {missing_words(reason)}. Ses étapes passent "
+                      "au canal de repli tant qu'il manque.", highlight=False)
     feeds = report["feeds"]
     if feeds is None:
         console.print("Flux surveillés: pas encore de table (lancez `declic init`).")
@@ -127,7 +179,7 @@ def render(report: dict[str, Any], console) -> None:
         console.print("Flux surveillés: aucun (`declic feeds add`).")
     else:
         ft = Table(title="Flux surveillés")
-        for col in ("flux", "état", "dernier essai", "dernier succès", "événements", "dernière erreur"):
+        for col in ("Flux", "État", "Dernier essai", "Dernier succès", "Événements", "Dernière erreur"):
             ft.add_column(col)
         for f in feeds:
             ft.add_row(f["name"], f["state"], f["last_fetch"] or "-", f["last_success"] or "-",
@@ -139,8 +191,9 @@ def render(report: dict[str, Any], console) -> None:
         console.print(f"Dernières exécutions: {prefect['note']}")
         return
     rt = Table(title=f"Dernière exécution de chaque flow ({prefect['note']})")
-    for col in ("flow", "exécution", "état", "début", "fin"):
+    for col in ("Flow", "Exécution", "État", "Début", "Fin"):
         rt.add_column(col)
     for name, run in prefect["flows"].items():
-        rt.add_row(name, run.get("run") or "-", run["state"], run.get("start") or "-", run.get("end") or "-")
+        rt.add_row(name, run.get("run") or "-", _STATES.get(run["state"], run["state"]),
+                   datetime_fr(run.get("start")) or "-", datetime_fr(run.get("end")) or "-")
     console.print(rt if prefect["flows"] else "Aucun flow encore enregistré dans Prefect.")

@@ -52,7 +52,7 @@ def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, m
 
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 0, result.output
-    assert "email" in result.output and "bodacc" in result.output
+    assert "E-mail" in result.output and "bodacc" in result.output  # channels by their French names
 
 
 def test_unreachable_prefect_api_is_said_plainly():
