@@ -191,32 +191,25 @@ def territory_names(territory: dict[str, list[str]] | Any) -> str:
 
 
 def _one_place(part: str, within: frozenset[str] | None) -> tuple[str, str]:
-    """One territory typed by name (or code): (level, code), or ValueError in French."""
-    from segments.territory import communes_of, validate_codes
+    """One territory typed by name or code: (level, code), or ValueError in French. The shared parser of
+    `segments.territory` (the syntax of every command and spec) reads it; the labels this form's completion
+    offers for names several places share ("Saint-Aubin (35)") and, for a collectivité, the one place of that
+    name inside its territory, settle what it finds ambiguous."""
+    from segments.territory import TerritoryError, communes_of, parse_place
 
-    level, sep, code = part.partition(":")
-    if sep and level.strip().lower().rstrip("s") in {"commune", "epci", "departement", "region"} and code.strip():
-        level, code = level.strip().lower().rstrip("s"), code.strip()
-        if validate_codes(level, [code]):
-            raise ValueError(f"« {part} » ne correspond à aucun territoire connu")
-        return level, code
-    if re.fullmatch(r"\d[\dAB]\d{3}", part.upper()) and not validate_codes("commune", [part]):
-        return "commune", part.upper()
-    if re.fullmatch(r"\d{9}", part) and not validate_codes("epci", [part]):
-        return "epci", part
-    found = _by_label().get(_fold(part))
-    if found:
-        return found
-    matches = _by_name().get(_fold(part), [])
-    if len(matches) > 1 and within is not None:
-        inside = [m for m in matches if communes_of(*m) & within]
-        matches = inside or matches
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        choices = ", ".join(territory_label(*m) for m in matches[:5])
-        raise ValueError(f"« {part} » désigne plusieurs territoires : écrivez par exemple {choices}")
-    raise ValueError(f"« {part} » ne correspond à aucune commune, intercommunalité, département ou région connus")
+    try:
+        place = parse_place(part)
+        return place.level, place.code
+    except TerritoryError as exc:
+        found = _by_label().get(_fold(part))
+        if found:
+            return found
+        matches = _by_name().get(_fold(part), [])
+        if len(matches) > 1 and within is not None:
+            inside = [m for m in matches if communes_of(*m) & within]
+            if len(inside) == 1:
+                return inside[0]
+        raise ValueError(str(exc)) from exc
 
 
 def territory_from_text(text: str, within: frozenset[str] | None = None) -> dict[str, list[str]]:

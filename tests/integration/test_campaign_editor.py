@@ -117,7 +117,7 @@ def test_errors_are_french_sentences_field_by_field(app):
     reply = client.post("/tableau/campagnes/nouvelle", data=editor_form(
         page.text, name="Pas Valide", segment_territory="Nulle-Part-sur-Mer", action="enregistrer"))
     assert reply.status_code == 400
-    assert '<a href="#segment_territory">Territoire</a> : « Nulle-Part-sur-Mer » ne correspond' in reply.text
+    assert '<a href="#segment_territory">Territoire</a> : Territoire inconnu : « Nulle-Part-sur-Mer »' in reply.text
     reply = client.post("/tableau/campagnes/nouvelle", data=editor_form(
         page.text, name="Pas Valide", contact_name="", action="enregistrer"))
     assert '<a href="#name">Nom court</a> : lettres minuscules' in reply.text
