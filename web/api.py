@@ -22,6 +22,7 @@ from triggers.intake import scope_rejects, store_with_effects
 from triggers.model import EventIn, Reject
 from triggers.partner_api import MAX_BATCH, EventBatch, EventItem, validate_item
 from web.deps import EngineDep, PartnerDep, _bearer, get_partner
+from web.prometheus import count_rejects
 
 router = APIRouter(prefix="/api/v1", tags=["partner events"])
 logger = logging.getLogger(__name__)
@@ -197,6 +198,8 @@ async def post_events(request: Request, partner: Annotated[Partner, Depends(curr
     events = await read_batch(request)
     engine, settings = request.app.state.engine, request.app.state.settings
     counts, items = await run_in_threadpool(_accept, engine, partner, events, settings.resolved_secret)
+    if counts["rejected"]:
+        count_rejects(partner.name, items)
     # The answer (schema `BatchResult`) written out as it stands: FastAPI would build and validate a model per
     # item's status before writing it.
     body = json.dumps({**counts, "items": items}, ensure_ascii=False, separators=(",", ":"))

@@ -13,13 +13,27 @@ import hmac
 import ipaddress
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from store.ops_metrics import OpsFigures, ops_figures
 
 router = APIRouter(tags=["operations"])
 LAG_BUCKETS = (1, 5, 15, 60, 300, 900, 3600)
+
+# Rejected partner items are answered to the partner, never stored: this web process counts them (a counter per
+# process, as Prometheus expects of several workers; it starts again at 0 on a restart, which rate() handles).
+PROCESS_REGISTRY = CollectorRegistry(auto_describe=True)
+PARTNER_REJECTS = Counter("declic_partner_events_rejected", "Éléments refusés aux partenaires par ce processus web, "
+                          "par partenaire, champ et motif.", ["partner", "field", "reason"], registry=PROCESS_REGISTRY)
+
+
+def count_rejects(partner: str, items: list[dict]) -> None:
+    """Count a batch's rejected items; the motive is the reason's words before any value (bounded labels)."""
+    for item in items:
+        if item.get("status") == "rejected":
+            motive = str(item.get("reason") or "").split(":")[0].strip()[:60]
+            PARTNER_REJECTS.labels(partner, item.get("field") or "", motive).inc()
 
 
 class StoreCollector:
@@ -91,4 +105,4 @@ def metrics(request: Request) -> Response:
         raise HTTPException(status_code=404, detail="Not Found")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(request.app.state.engine))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry) + generate_latest(PROCESS_REGISTRY), media_type=CONTENT_TYPE_LATEST)

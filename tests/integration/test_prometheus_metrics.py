@@ -62,3 +62,23 @@ def test_without_a_token_only_internal_addresses_are_answered(settings, engine):
     assert TestClient(app).get("/metrics").status_code == 404  # "testclient" is no internal address
     internal = TestClient(app, client=("10.0.0.7", 50000))
     assert scrape(internal)[("declic_events_waiting", ())] == 0
+
+
+def test_rejected_partner_items_are_counted_by_partner_field_and_motive(settings, engine):
+    settings.metrics_token = TOKEN
+    token = add_partner(engine, "cma-35-metriques", ["creation"], ["departement:35"])
+    client = TestClient(create_app(settings, engine))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    before = scrape(client, **auth)
+    items = [creation_item("r-1", siret_value="73282932000075"),  # bad check digit
+             creation_item("r-2", siret_value="73282932000076"),
+             {**creation_item("r-3"), "type": "first_hire"},  # a type this partner may not send
+             creation_item("r-4")]
+    reply = client.post("/api/v1/events", json={"events": items}, headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 200 and reply.json()["rejected"] == 3
+    after = scrape(client, **auth)
+    rejects = {labels: value - before.get((name, labels), 0) for (name, labels), value in after.items()
+               if name == "declic_partner_events_rejected_total" and ("partner", "cma-35-metriques") in labels}
+    assert sorted(rejects.values()) == [1, 2]
+    assert {dict(labels)["field"] for labels in rejects} == {"siret", "type"}
+    assert all(":" not in dict(labels)["reason"] for labels in rejects)  # the motive, never a value sent
