@@ -46,6 +46,7 @@ from typing import Any
 import jinja2
 import yaml
 from jinja2 import meta, nodes
+from jinja2.runtime import Macro
 from jinja2.utils import missing
 
 from integrations.phones import InvalidNumber, normalise_number
@@ -78,7 +79,12 @@ _TRAILING = re.compile(r"[ \t]+\n")
 
 def tidy(text: str) -> str:
     """Rendered text without trailing spaces, runs of blank lines (left by tags) or outer whitespace."""
-    return _BLANK_RUN.sub("\n\n", _TRAILING.sub("\n", text)).strip()
+    # Each pattern only where it can match (a substring test is a fraction of a regex pass over the text).
+    if " \n" in text or "\t\n" in text:
+        text = _TRAILING.sub("\n", text)
+    if "\n\n\n" in text:
+        text = _BLANK_RUN.sub("\n\n", text)
+    return text.strip()
 
 
 @lru_cache(maxsize=1)
@@ -182,6 +188,21 @@ def _linked(text: str, attrs: str) -> str:
     return "".join(out)
 
 
+_HTML_MEMO: dict[tuple, str] = {}
+
+
+def email_html_memo(text: Any, css: dict[str, str], lines: bool = True) -> str:
+    """`email_html`, remembered per (text, styles, lines): the sections a campaign repeats (offers, signature,
+    the why) are converted once per process, not once per message."""
+    key = (str(text), tuple(css.items()), lines)
+    found = _HTML_MEMO.get(key)
+    if found is None:
+        if len(_HTML_MEMO) >= _MEMO_SIZE:
+            _HTML_MEMO.clear()
+        found = _HTML_MEMO[key] = email_html(text, css, lines)
+    return found
+
+
 def email_html(text: Any, css: dict[str, str], lines: bool = True) -> str:
     """Plain text as e-mail HTML with inline styles: one <p> per run of lines (the writer's line breaks kept as
     <br>, or lines joined by a space when not ``lines``), runs of ``- `` lines as a list, phones as ``tel:``,
@@ -231,8 +252,161 @@ class _Template(jinja2.Template):
         if hit is not None and hit[0] is vars:
             return hit[1]
         module = super().make_module(vars, shared, locals)
+        for name, reads in _macro_reads(self).items():
+            if reads is not None and isinstance(getattr(module, name, None), Macro):
+                setattr(module, name, _MemoMacro(getattr(module, name), (self.name, name), reads, vars))
         memo[key] = (vars, module)  # the dict is kept alive with its module, so its id stays its own
         return module
+
+
+_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "popitem",
+                       "sort", "reverse", "add", "discard"})
+# Macro results and HTML conversions remembered across messages (cleared when this many are kept).
+_MEMO_SIZE = 20_000
+_MACRO_MEMO: dict[tuple, str] = {}
+
+
+class _Unfrozen(Exception):
+    """A value that is not plain data: the call is not remembered."""
+
+
+_SCALARS = frozenset({int, float, bool, type(None), dt.date, dt.datetime})
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable image of plain data (equal images, equal data: 1, 1.0 and True are told apart); _Unfrozen for
+    anything else, a subclass included (Markup, a dict with a default)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is dict:
+        return (dict, tuple([(k, _freeze(v)) for k, v in value.items()]))
+    if kind is list or kind is tuple:
+        return (list, tuple([_freeze(v) for v in value]))
+    if kind in _SCALARS:
+        return (kind, value)
+    raise _Unfrozen
+
+
+def _value_at(data: dict, path: tuple[str, ...]) -> Any:
+    """The value a macro reads at `path` (``business.family``); where the path leaves plain dicts (a method, a
+    missing key), the whole value read so far: never less than what the macro can see."""
+    value = data.get(path[0])
+    for step in path[1:]:
+        if type(value) is not dict or step not in value:
+            break
+        value = value[step]
+    return value
+
+
+class _MemoMacro:
+    """A macro of a module imported "with context", remembered by what it reads: its arguments and the context
+    values at the paths it reads (`_macro_reads`). A campaign's offers, sender lines, the reasons and sources of
+    its data, its trade's gain are rendered once, not once per message."""
+
+    __slots__ = ("macro", "name", "reads", "vars")
+
+    def __init__(self, macro: Macro, name: tuple[str, str], reads: tuple[tuple[str, ...], ...], vars: dict):  # noqa: A002
+        self.macro, self.name, self.reads, self.vars = macro, name, reads, vars
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            key = (self.name, _freeze(args), _freeze(kwargs),
+                   tuple(_freeze(_value_at(self.vars, path)) for path in self.reads))
+        except _Unfrozen:
+            return self.macro(*args, **kwargs)
+        found = _MACRO_MEMO.get(key)
+        if found is None:
+            if len(_MACRO_MEMO) >= _MEMO_SIZE:
+                _MACRO_MEMO.clear()
+            found = _MACRO_MEMO[key] = self.macro(*args, **kwargs)
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.macro, name)
+
+
+def _macro_reads(template: jinja2.Template) -> dict[str, tuple[tuple[str, ...], ...] | None]:
+    """Per top-level macro of a template, the context paths it reads, its own calls to the template's other
+    macros included (``("business", "family")``, ``("offers",)``); None for a macro that cannot be remembered
+    (it uses ``caller``, or reads a name that is not plain context data). Computed once per template."""
+    found = template.__dict__.get("_declic_macros")
+    if found is not None:
+        return found
+    env = template.environment
+    source = env.loader.get_source(env, template.name)[0]  # type: ignore[union-attr]
+    tree = env.parse(source)
+    macros = {m.name: m for m in tree.body if isinstance(m, nodes.Macro)}
+    # Names the template's top level sets or imports: a macro reading one reads more than the context.
+    top_level: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, nodes.Macro):
+            continue
+        top_level |= {n.name for n in node.find_all(nodes.Name) if n.ctx == "store"}
+        top_level |= {i.target for i in node.find_all(nodes.Import)}
+        for imported in node.find_all(nodes.FromImport):
+            top_level |= {n if isinstance(n, str) else n[-1] for n in imported.names}
+        if isinstance(node, nodes.Assign | nodes.AssignBlock | nodes.Import | nodes.FromImport):
+            top_level |= {n.name for n in node.find_all(nodes.Name)} if not isinstance(node, nodes.Import) else {
+                node.target}
+    direct: dict[str, tuple[set, set]] = {}  # macro -> (paths read, sibling macros called)
+    for name, macro in macros.items():
+        local = {a.name for a in macro.args} | {"caller", "varargs", "kwargs", "loop"}
+        local |= {n.name for n in macro.find_all(nodes.Name) if n.ctx in ("store", "param")}
+        bases: dict[int, tuple[str, ...]] = {}
+        for node in macro.find_all((nodes.Getattr, nodes.Getitem)):
+            chain, inner = [], node
+            while isinstance(inner, nodes.Getattr | nodes.Getitem):
+                step = inner.attr if isinstance(inner, nodes.Getattr) else getattr(inner.arg, "value", None)
+                chain = [step if isinstance(step, str) else None, *chain]
+                inner = inner.node
+            if isinstance(inner, nodes.Name):
+                known = []
+                for step in chain:
+                    if step is None:
+                        break
+                    known.append(step)
+                path = (inner.name, *known)
+                if len(path) > len(bases.get(id(inner), ())):
+                    bases[id(inner)] = path
+        paths, calls = set(), set()
+        for node in macro.find_all(nodes.Name):
+            if node.ctx != "load" or node.name in local:
+                continue
+            if node.name in macros:
+                calls.add(node.name)
+            elif node.name == "caller" or node.name in top_level:
+                paths.add(None)
+            elif node.name not in env.globals:
+                paths.add(bases.get(id(node), (node.name,)))
+        if macro.find(nodes.CallBlock) or macro.find(nodes.Import) or macro.find(nodes.FromImport) or macro.find(
+                nodes.Include):
+            paths.add(None)
+        for call in macro.find_all(nodes.Call):  # a method that changes a context value: its effect must happen
+            if isinstance(call.node, nodes.Getattr) and call.node.attr in _MUTATORS:
+                base = call.node.node
+                while isinstance(base, nodes.Getattr | nodes.Getitem):
+                    base = base.node
+                if not (isinstance(base, nodes.Name) and base.name in local):
+                    paths.add(None)
+        direct[name] = (paths, calls)
+
+    def closure(name: str, seen: set[str]) -> set | None:
+        paths, calls = direct[name]
+        total = set(paths)
+        for other in calls - seen:
+            more = closure(other, seen | {other})
+            if more is None:
+                return None
+            total |= more
+        return None if None in total else total
+
+    found = {}
+    for name in macros:
+        paths = closure(name, {name})
+        found[name] = None if paths is None else tuple(sorted(paths))
+    template._declic_macros = found  # type: ignore[attr-defined]
+    return found
 
 
 def _free_names(template: jinja2.Template) -> frozenset[str]:
@@ -271,7 +445,7 @@ class TemplateLibrary:
         )
         self.env.filters.update(de=de, capfirst=capfirst, date_fr=date_fr, price=price_fr, sms_safe=sms_safe,
                                 oneline=oneline, html_paragraphs=html_paragraphs,
-                                email_html=email_html, offer_format=wording.offer_format,
+                                email_html=email_html_memo, offer_format=wording.offer_format,
                                 offer_kind=wording.offer_kind, duration=wording.duration_fr)
         self.env.globals.update(trade=trade)
         self.env.template_class = _Template

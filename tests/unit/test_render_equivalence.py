@@ -84,8 +84,37 @@ def test_an_import_that_reads_the_importing_block_is_made_anew(tmp_path):
     (tmp_path / "email" / "t" / "default.j2").write_text(
         "{% block subject %}S{% endblock %}{% block body %}{% for n in [1, 2, 3] %}"
         "{% import '_p.j2' as p with context %}{{ p.show() }} {% endfor %}"
-        "{% import '_p.j2' as q with context %}{{ q.show.__class__.__name__ }}{% endblock %}", encoding="utf-8")
+        "{% set n = 9 %}{% import '_p.j2' as q with context %}{{ q.show() }}{% endblock %}", encoding="utf-8")
     lib = TemplateLibrary(tmp_path)
     context = dict(matrix_contexts("batiment", "creation")[0][1], who="x")
     got = lib.render("email/t/default.j2", context)
-    assert got.body == "1:x 2:x 3:x Macro\n"
+    assert got.body == "1:x 2:x 3:x 9:x\n"
+
+
+def test_remembered_macros_follow_every_value_they_read(tmp_path):
+    # A macro is remembered by its arguments and the context paths it reads (its sibling macros' included); a
+    # macro reading a top-level name of its template, or changing a context value, is never remembered.
+    (tmp_path / "email" / "t").mkdir(parents=True)
+    (tmp_path / "_p.j2").write_text(
+        "{% set shout = who.upper() %}"
+        "{% macro deep(x) %}{{ x }}/{{ inner() }}{% endmacro %}"
+        "{% macro inner() %}{{ business.family }}:{{ sender.name }}:{{ sender.get('phone') }}{% endmacro %}"
+        "{% macro loud() %}{{ shout }}{% endmacro %}"
+        "{% macro grow() %}{% set _ = extra.append(1) %}{{ extra|length }}{% endmacro %}", encoding="utf-8")
+    (tmp_path / "email" / "t" / "default.j2").write_text(
+        "{% block subject %}S{% endblock %}{% block body %}{% import '_p.j2' as p with context %}"
+        "{{ p.deep(1) }} {{ p.deep(2) }} {{ p.loud() }} {{ p.grow() }}{% endblock %}", encoding="utf-8")
+    lib = TemplateLibrary(tmp_path)
+    base = matrix_contexts("batiment", "creation")[0][1]
+
+    def body(family, name, phone, who, extra):
+        business = dict(base["business"], family=family)
+        sender = dict(base["sender"], name=name, phone=phone)
+        context = dict(base, business=business, sender=sender, who=who, extra=extra)
+        return lib.render("email/t/default.j2", context).body.strip()
+
+    assert body("batiment", "Ville A", "01", "a", []) == "1/batiment:Ville A:01 2/batiment:Ville A:01 A 1"
+    assert body("batiment", "Ville A", "01", "a", []) == "1/batiment:Ville A:01 2/batiment:Ville A:01 A 1"
+    assert body("commerce", "Ville A", "01", "b", [5]) == "1/commerce:Ville A:01 2/commerce:Ville A:01 B 2"
+    assert body("commerce", "Ville B", "01", "b", []) == "1/commerce:Ville B:01 2/commerce:Ville B:01 B 1"
+    assert body("commerce", "Ville B", "02", "b", []) == "1/commerce:Ville B:02 2/commerce:Ville B:02 B 1"
