@@ -54,7 +54,7 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     base.mkdir(parents=True)
     mails = base / "mails"
     api_port = free_port()
-    sink = SmtpSink(keep=False, folder=mails, write_first=5).start()
+    sink = SmtpSink(keep=False, folder=mails, write_first=events).start()  # every e-mail, to read as owners would
     os.environ.update({
         "DECLIC_HOME": str(base), "DECLIC_DATABASE_URL": f"sqlite:///{(base / 'declic.db').resolve()}",
         "DECLIC_SMTP_HOST": "127.0.0.1", "DECLIC_SMTP_PORT": str(sink.port),
@@ -107,6 +107,13 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     sample = resources.files("orchestrator.samples").joinpath("campagne-creation-35.yaml").read_text("utf-8")
     spec = load_spec(sample)
     apply_campaign(app.engine, spec)
+    # The sample peers (a plumber, a baker) and adviser, and the offers: a plumber of Rennes Métropole meets the
+    # plumber, a baker the baker, the others the adviser or the campaign's contact.
+    from store.journeys import import_ambassadors, import_offers
+
+    samples = resources.files("orchestrator.samples")
+    import_ambassadors(app.engine, samples.joinpath("ambassadeurs-35.csv").read_text("utf-8"))
+    import_offers(app.engine, samples.joinpath("offres-35.csv").read_text("utf-8"))
 
     from orchestrator.flows import dispatch_flow, plan_flow, run_once
 
@@ -164,6 +171,6 @@ def _print_summary(console: Console, s: dict) -> None:
     if s["skipped"]:
         console.print("Non contactés : " + ", ".join(f"{label('skip_reason', k)} : {count_fr(v)}"
                                                      for k, v in s["skipped"].items()), highlight=False)
-    console.print(f"Quelques e-mails à lire : {s['mail_folder']}  —  durée {s['seconds']} s")
+    console.print(f"Les e-mails envoyés, à lire : {s['mail_folder']}  —  durée {s['seconds']} s")
 
 
