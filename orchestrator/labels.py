@@ -37,6 +37,19 @@ MESSAGE_STATUS = {
 CAMPAIGN_STATUS = {"active": "en cours", "paused": "en pause", "ended": "terminée"}
 # The two arms of an enrollment.
 ARMS = {"treatment": "contactée", "holdout": "groupe témoin"}
+# A "Ce n'est pas pour moi" answer's reason (`orchestrator.campaign_spec.NOT_FOR_ME_REASONS`, the owner's own
+# words on the landing page), as a short label for tables and timelines; `pas_le_temps` is an answer of the first
+# version of the landing page, before the fixed list.
+NOT_FOR_ME = {
+    "pas_le_moment": "pas le moment",
+    "trop_cher": "trop cher",
+    "pas_utile": "pas utile pour son métier",
+    "par_ou_commencer": "ne sait pas par où commencer",
+    "transmettre": "va transmettre ou arrêter",
+    "deja_equipe": "déjà équipé",
+    "autre": "autre raison",
+    "pas_le_temps": "pas le temps",
+}
 # A feed's lifecycle (store/feeds.py speaks French already; these are its stored codes).
 FEED_STATUS = {"active": "actif", "paused": "en pause", "failing": "en échec", "never": "jamais relevé",
                "ok": "à jour"}
@@ -182,6 +195,7 @@ _KINDS: dict[str, Mapping[str, str]] = {
     "skip_reason": SKIP_REASONS,
     "run_count": RUN_COUNTS,
     "report_key": REPORT_KEYS,
+    "not_for_me": NOT_FOR_ME,
 }
 
 
@@ -192,7 +206,7 @@ def readable(code: str) -> str:
 
 def label(kind: str, code: str | None) -> str:
     """The French word for `code` of `kind` (message_status, campaign_status, arm, feed_status, channel, trigger,
-    condition, role, level, skip_reason, run_count, report_key, family); "" for None."""
+    condition, role, level, skip_reason, run_count, report_key, not_for_me, family); "" for None."""
     if code is None or code == "":
         return ""
     if kind == "family":

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from orchestrator.labels import label as fr_label
+
 Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal distribution
 STAGES = ("targeted", "contacted", "delivered", "clicked", "responded", "converted")
 STAGE_LABELS = {
@@ -378,6 +380,7 @@ def build_report(
     labels: Callable[[str, str | None], str] | None = None,
     overlap: dict[str, Any] | None = None,
     adoption: dict[str, dict[str, Any]] | None = None,
+    not_for_me: list[dict[str, Any]] | None = None,
 ) -> CampaignReport:
     """The whole report of one campaign from its funnel rows. `labels(dimension, code)` names a code;
     `overlap` (`store.metrics.overlap_figures`) adds what the campaign left to others, the control group
@@ -548,6 +551,8 @@ def build_report(
         tables.append(table)
     if overlap is not None:
         tables += overlap_tables(overlap)
+    if not_for_me is not None:
+        tables += not_for_me_tables(not_for_me, labels)
     return CampaignReport(campaign, title, status, source, as_of, funnel, up, itt, variants, tables,
                           adoption_up, adoption_itt)
 
@@ -606,6 +611,37 @@ def adoption_tables(adoption: dict[str, dict[str, Any]]) -> tuple[Uplift | None,
             categories.rows.append({"category": label, "treated": k1, "treated_rate": _rate(k1, g["targeted"]),
                                     "control": k2, "control_rate": _rate(k2, ht)})
     return up, itt, [by_arm, effect, categories]
+
+
+NOT_FOR_ME_SPLITS = {
+    "metier_family": ("not_for_me_by_family", "Réponses « pas pour moi » par raison et famille de métiers",
+                      "Famille de métiers"),
+    "epci_code": ("not_for_me_by_epci", "Réponses « pas pour moi » par raison et intercommunalité",
+                  "Intercommunalité"),
+}
+
+
+def not_for_me_tables(rows: list[dict[str, Any]], labels: Callable[[str, str | None], str]) -> list[Table]:
+    """The "Ce n'est pas pour moi" answers by reason x trade family and by reason x EPCI (`store.metrics.
+    not_for_me_figures`), counted in businesses, most frequent reason first, French labels only."""
+    by_reason: dict[str, int] = {}
+    for r in rows:
+        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + r["businesses"]
+    order = {reason: i for i, reason in enumerate(sorted(by_reason, key=lambda x: (-by_reason[x], x)))}
+    out = []
+    for dim, (key, title, header) in NOT_FOR_ME_SPLITS.items():
+        counts: dict[tuple[str, str], int] = {}
+        for r in rows:
+            counts[(r["reason"], r[dim])] = counts.get((r["reason"], r[dim]), 0) + r["businesses"]
+        table = Table(key, title, [("reason", "Raison"), ("label", header), ("businesses", "Entreprises"),
+                                   ("share", "Part des réponses de cette raison")],
+                      kinds={"reason": "text", "label": "text", "businesses": "int", "share": "pct"})
+        for (reason, code), n in sorted(counts.items(), key=lambda x: (order[x[0][0]], -x[1], x[0][1])):
+            table.rows.append({"reason": fr_label("not_for_me", reason),
+                               "label": (labels(dim, code) or code) if code else "(inconnu)",
+                               "businesses": n, "share": _rate(n, by_reason[reason])})
+        out.append(table)
+    return out
 
 
 def overlap_tables(overlap: dict[str, Any]) -> list[Table]:

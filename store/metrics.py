@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.labels import CHANNELS, TRIGGERS
 from orchestrator.labels import MESSAGE_STATUS as MESSAGE_STATUS_LABELS
+from orchestrator.labels import NOT_FOR_ME as NOT_FOR_ME_LABELS
 from orchestrator.metrics import CampaignReport, FunnelRow, build_report
 from store.conversions import ADOPTION_KIND, CONVERSION_KINDS, RESPONSE_KINDS
 from store.models import (
@@ -334,12 +335,35 @@ def adoption_figures(conn: Connection, campaign_id: int) -> dict[str, dict[str, 
     return out
 
 
+def not_for_me_figures(conn: Connection, campaign_id: int) -> list[dict[str, Any]]:
+    """The campaign's "Ce n'est pas pour moi" answers: one row per (reason, trade family, EPCI) with the number of
+    businesses that gave that reason (a business answering twice with one reason counts once)."""
+    i, b = INTERACTIONS, BUSINESS
+    seen: set[tuple[Any, str]] = set()
+    counts: dict[tuple[str, str, str], int] = {}
+    for r in conn.execute(
+        select(i.c.business_id, i.c.data, b.c.metier_family, b.c.epci_code)
+        .select_from(i.outerjoin(b, b.c.id == i.c.business_id))
+        .where(i.c.campaign_id == campaign_id, i.c.kind == "not_for_me")
+        .order_by(i.c.id)
+    ):
+        reason = str((r.data or {}).get("reason") or "autre")
+        if (r.business_id, reason) in seen:
+            continue
+        seen.add((r.business_id, reason))
+        key = (reason, r.metier_family or "", r.epci_code or "")
+        counts[key] = counts.get(key, 0) + 1
+    return [{"reason": k[0], "metier_family": k[1], "epci_code": k[2], "businesses": n}
+            for k, n in sorted(counts.items())]
+
+
 def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
     """The report of one campaign row (the same for the dashboard and `declic report`)."""
     with engine.connect() as conn:
         rows, source, as_of = campaign_rows(conn, campaign.id, live=live)
         overlap = overlap_figures(conn, campaign)
         adoption = adoption_figures(conn, campaign.id)
+        not_for_me = not_for_me_figures(conn, campaign.id)
     title = (campaign.spec or {}).get("title") or campaign.name
     return build_report(
         campaign=campaign.name,
@@ -351,6 +375,7 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
         labels=label_for,
         overlap=overlap,
         adoption=adoption,
+        not_for_me=not_for_me,
     )
 
 
@@ -447,18 +472,13 @@ INTERACTION_LABELS = {
     "tool_adopted": "a commencé à utiliser un outil",
 }
 TASK_STATUS = {"open": "à faire", "done": "fait", "refused": "refusé", "no_answer": "sans réponse"}
-NOT_FOR_ME = {
-    "pas_le_temps": "pas le temps",
-    "deja_equipe": "déjà équipé",
-    "pas_utile": "pas utile",
-    "trop_cher": "trop cher",
-    "autre": "autre raison",
-}
+NOT_FOR_ME = NOT_FOR_ME_LABELS  # the catalogue (orchestrator/labels.py): every reason of the landing page
 
 
 def _interaction_extra(kind: str, data: dict[str, Any]) -> str:
     if kind == "not_for_me":
-        return NOT_FOR_ME.get(data.get("reason", ""), "")
+        reason = data.get("reason") or ""
+        return NOT_FOR_ME.get(reason) or reason.replace("_", " ")
     if kind == "diagnostic_completed" and "score" in data:
         return f"{data['score']}/5"
     if kind == ADOPTION_KIND:

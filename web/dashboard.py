@@ -367,6 +367,8 @@ async def campaign_page(
         map_svg=tile_map_svg(tiles, map_title),
         trades_svg=trades_chart(r),
         breakdowns=[(t, top_rows(t)) for t in r.tables if t.key.startswith("by_")],
+        not_for_me_tables=[t for t in r.tables if t.key.startswith("not_for_me_")],
+        not_for_me_total=sum(x["businesses"] for t in r.tables if t.key == "not_for_me_by_family" for x in t.rows),
         detail_rows=DETAIL_ROWS,
         funnel_svg=funnel_chart(r),
         uplift_svg=uplift_chart(uplifts, "Effet sur la conversion, avec intervalle de confiance à 95 %"),
