@@ -74,6 +74,12 @@ def followup_clause(scope_role: str, assignee: str | None, campaign_ids: list[in
     return FOLLOWUPS.c.campaign_id.in_(campaign_ids or [-1])
 
 
+def missed_count(conn: Connection, clause, *, today: dt.date) -> int:
+    """How many follow-ups the clause allows are missed (still open 7 days after their date)."""
+    return int(conn.execute(select(func.count()).select_from(FOLLOWUPS).where(
+        clause, FOLLOWUPS.c.status == "open", FOLLOWUPS.c.due_on < today - MISSED_AFTER)).scalar() or 0)
+
+
 def followups(conn: Connection, clause, *, today: dt.date, open_only: bool = True, missed_only: bool = False,
               limit: int = 500) -> list[dict]:
     """Follow-ups the clause allows, the earliest first, with their business and whether they are missed."""

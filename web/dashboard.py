@@ -274,7 +274,17 @@ async def home(request: Request, scope: ScopeDep, engine: EngineDep):
     if scope.role == "ambassador":
         return RedirectResponse("/tableau/appels", status_code=303)
     summaries = await run_in_threadpool(_summaries, engine, scope)
-    return render(request, scope, "dash_campaigns.html", campaigns=summaries, columns=SUMMARY_COLUMNS)
+    missed = await run_in_threadpool(_missed_followups, engine) if scope.is_operator else None
+    return render(request, scope, "dash_campaigns.html", campaigns=summaries, columns=SUMMARY_COLUMNS,
+                  missed_followups=missed)
+
+
+def _missed_followups(engine) -> int:
+    """The follow-ups missed everywhere (still open 7 days after their date): the operator's to chase."""
+    from store.followups import followup_clause, missed_count
+
+    with engine.connect() as conn:
+        return missed_count(conn, followup_clause("operator", None, None), today=dt.datetime.now(PARIS).date())
 
 
 @router.get("/campagnes.csv")
