@@ -57,3 +57,16 @@ def test_unknown_unsent_and_old_short_links_lead_nowhere(client, settings, engin
 
 def test_access_logs_mask_short_codes():
     assert redact("GET /s/Ab3xZ HTTP/1.1") == "GET /s/*** HTTP/1.1"
+
+
+def test_an_address_guessing_codes_is_held_back(client, settings, engine):
+    now = dt.datetime.now(dt.UTC)
+    real = _message(engine, "35238", at=now - dt.timedelta(days=1), channel="sms")
+    guesses = [short_code(settings.resolved_secret, 500_000 + i) for i in range(30)]  # no such messages
+    assert all(client.get(f"/s/{code}", follow_redirects=False).status_code == 404 for code in guesses)
+    held = client.get(f"/s/{short_code(settings.resolved_secret, real)}", follow_redirects=False)
+    assert held.status_code == 429 and "réessayez dans un quart" in held.text
+    assert held.headers["Retry-After"] == "900"
+    # Another address is not held back by this one's guesses.
+    other = TestClient(client.app, client=("192.0.2.9", 40000))
+    assert other.get(f"/s/{short_code(settings.resolved_secret, real)}", follow_redirects=False).status_code == 303
