@@ -9,7 +9,7 @@ import datetime as dt
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -354,8 +354,17 @@ class CampaignSpec(Strict):
     # Where a person writes to use their rights on their data (access, erasure, objection): shown in the privacy
     # notice of the landing page. Without it, the sender's e-mail.
     privacy_contact: str | None = Field(default=None, pattern=_MAILBOX, max_length=254)
+    # The legal basis of its SMS (DOMAIN: L34-5 CPCE): "consent" (default), an SMS leaves only to a number whose
+    # person gave an SMS consent to this owner; "legitimate_interest", B2B prospecting about the person's trade,
+    # with STOP in every SMS, declared by the owner (records of processing, art. 30).
+    sms_legal_basis: Literal["consent", "legitimate_interest"] = "consent"
     # What each "Ce n'est pas pour moi" reason does (reason -> action, `NOT_FOR_ME_ACTIONS`); absent: the defaults.
     not_for_me: dict[str, str] = Field(default_factory=dict)
+    # Adoption measured, not clicks (issue 16): `measurement_window` days after its enrolment, a random share
+    # (`control_diagnostic`, percent) of the control group is offered the self-diagnostic, the only message a
+    # control business ever gets; the report compares the diagnostics of both arms.
+    measurement_window: int = Field(default=120, ge=30, le=730)
+    control_diagnostic: float = Field(default=30, ge=0, le=100)
 
     @field_validator("not_for_me")
     @classmethod

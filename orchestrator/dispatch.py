@@ -30,7 +30,7 @@ from store.outbox import (
     record_results,
     release_expired,
 )
-from store.privacy import calls_without_consent
+from store.privacy import without_consent
 
 
 def worker_id() -> str:
@@ -104,8 +104,8 @@ def prepare_batch(app: App, *, now: dt.datetime | None = None, limit: int | None
         by_campaign.update(row.campaign_id for row in rows)
     with app.engine.begin() as conn:
         blocked = blocked_at_send_time(conn, rows)
-        # A call consent is specific to the owner it was given to (issue 15).
-        blocked.update(calls_without_consent(conn, [r for r in rows if r.id not in blocked]))
+        # A call or SMS consent is specific to the owner it was given to (issue 15).
+        blocked.update(without_consent(conn, [r for r in rows if r.id not in blocked]))
         cancel(conn, blocked, owner, now)
     prepared = Prepared(owner, now, clock, rows, Counter(f"cancelled_{reason}" for reason in blocked.values()),
                         blocked=blocked)

@@ -74,14 +74,16 @@ def request_callback(
     assignee: str,
     script: str,
     now: dt.datetime | None = None,
+    sms: bool = False,
 ) -> CallbackStored:
     """Create (or update, when asked again) the call task of this message and record the request.
 
     The owner gave the number to be called back: it becomes the business's number when none is known, and
     a consent specific to the campaign's owner is recorded (date, source, the words agreed to): later call
-    campaigns of that owner may use it, other owners may not.
+    campaigns of that owner may use it, other owners may not. With `sms` (the person ticked the SMS box), an
+    SMS consent to that owner and number is recorded as well, apart (its own purpose and text).
     """
-    from store.privacy import CALLBACK_CONSENT_TEXT, give_consent, owner_of_campaign
+    from store.privacy import CALLBACK_CONSENT_TEXT, SMS_CONSENT_TEXT, give_consent, owner_of_campaign
 
     now = now or utcnow()
     existing = conn.execute(select(TASKS.c.id).where(TASKS.c.message_id == msg.id)).first()
@@ -112,6 +114,9 @@ def request_callback(
     if owner and msg.business_id is not None:
         give_consent(conn, business_id=msg.business_id, owner=owner, purpose="call", phone=phone,
                      source=f"landing:{msg.id}", text=CALLBACK_CONSENT_TEXT.format(owner=owner), at=now)
+        if sms:
+            give_consent(conn, business_id=msg.business_id, owner=owner, purpose="sms", phone=phone,
+                         source=f"landing:{msg.id}", text=SMS_CONSENT_TEXT.format(owner=owner), at=now)
     record_interaction(
         conn,
         msg,

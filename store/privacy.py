@@ -210,6 +210,9 @@ PURPOSES = {"call": "appel", "sms": "SMS"}
 # The words of the landing page's callback form, as the person agreed to them.
 CALLBACK_CONSENT_TEXT = ("Je veux être rappelé(e) à ce numéro par {owner} (ou la personne qu'il désigne) "
                          "au sujet de ses actions pour le numérique des entreprises.")
+# The words of the landing page's SMS box, as the person ticked them.
+SMS_CONSENT_TEXT = ("J'accepte aussi de recevoir des SMS de {owner} à ce numéro au sujet de ses actions pour le "
+                    "numérique des entreprises. Je peux répondre STOP à tout moment.")
 
 
 def consents_of(conn: Connection, business_id: int) -> list[dict[str, Any]]:
@@ -286,27 +289,53 @@ def live_call_numbers(conn: Connection, business_ids: Iterable[int]) -> dict[int
     return out
 
 
-def calls_without_consent(conn: Connection, rows) -> dict[int, str]:
-    """Call messages whose campaign's owner holds no live call consent for that number, and whose business has
-    no relationship declared by a partner: {message id: "no_consent"} (a consent is specific to its owner)."""
-    calls = [r for r in rows if r.channel == "call"]
-    if not calls:
+# What a campaign spec may declare as the legal basis of its SMS (`sms_legal_basis`): without a declaration, an SMS
+# needs the person's own consent to that owner.
+SMS_LEGITIMATE_INTEREST = "legitimate_interest"
+CONSENT_CHANNELS = ("call", "sms")  # the channels whose messages need a consent (or a declared basis)
+
+
+def without_consent(conn: Connection, rows) -> dict[int, str]:
+    """Call and SMS messages that may not leave for want of a consent: {message id: "no_consent"}.
+
+    A call needs a live call consent given to the campaign's owner for that number; an SMS needs a live SMS
+    consent given to that owner for that number, unless the campaign declares the legitimate interest of
+    B2B prospecting (`sms_legal_basis: legitimate_interest`). A relationship a partner declared for the
+    business (`phone_consent`) counts for both. A consent is specific to its owner and purpose.
+    """
+    guarded = [r for r in rows if r.channel in CONSENT_CHANNELS]
+    if not guarded:
         return {}
-    ids = {r.business_id for r in calls}
+    campaigns = {c.id: c for c in conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.owner, CAMPAIGNS.c.spec)
+                                                 .where(CAMPAIGNS.c.id.in_({r.campaign_id for r in guarded})))}
+
+    def declared(campaign_id) -> bool:
+        c = campaigns.get(campaign_id)
+        return c is not None and (c.spec or {}).get("sms_legal_basis") == SMS_LEGITIMATE_INTEREST
+
+    guarded = [r for r in guarded if not (r.channel == "sms" and declared(r.campaign_id))]
+    if not guarded:
+        return {}
+    ids = {r.business_id for r in guarded}
     related = {r[0] for r in conn.execute(select(BUSINESS.c.id).where(BUSINESS.c.id.in_(ids),
                                                                       BUSINESS.c.phone_consent.is_(True)))}
-    owners = dict(conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.owner)
-                               .where(CAMPAIGNS.c.id.in_({r.campaign_id for r in calls}))).all())
-    live = {(c.business_id, c.owner, c.phone) for c in conn.execute(
-        select(CONSENTS.c.business_id, CONSENTS.c.owner, CONSENTS.c.phone).where(
-            CONSENTS.c.business_id.in_(ids), CONSENTS.c.purpose == "call", CONSENTS.c.withdrawn_at.is_(None)))}
+    live = {(c.business_id, c.owner, c.purpose, c.phone) for c in conn.execute(
+        select(CONSENTS.c.business_id, CONSENTS.c.owner, CONSENTS.c.purpose, CONSENTS.c.phone).where(
+            CONSENTS.c.business_id.in_(ids), CONSENTS.c.purpose.in_(CONSENT_CHANNELS),
+            CONSENTS.c.withdrawn_at.is_(None)))}
     out = {}
-    for r in calls:
+    for r in guarded:
         if r.business_id in related:
             continue
-        if (r.business_id, owners.get(r.campaign_id), r.recipient) not in live:
+        c = campaigns.get(r.campaign_id)
+        if (r.business_id, c.owner if c else None, r.channel, r.recipient) not in live:
             out[r.id] = "no_consent"
     return out
+
+
+def calls_without_consent(conn: Connection, rows) -> dict[int, str]:
+    """`without_consent` for call messages only."""
+    return without_consent(conn, [r for r in rows if r.channel == "call"])
 
 
 # --- keyed hashes of erased identities ---

@@ -196,8 +196,10 @@ def ask_callback(
     phone: Annotated[str, Form()] = "",
     slot: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=1000)] = "",
+    sms: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    """ "Je veux être rappelé(e)": a call task for the ambassador, who is told by e-mail."""
+    """ "Je veux être rappelé(e)": a call task for the ambassador, who is told by e-mail; the box "J'accepte
+    aussi de recevoir des SMS" (unticked by default) records an SMS consent to the campaign's owner apart."""
     try:
         message_id, msg = _landing_message(engine, settings, token)
     except TokenError as exc:
@@ -223,7 +225,7 @@ def ask_callback(
             msg,
             status=400,
             errors=errors,
-            form={"phone": phone, "slot": slot, "note": note},
+            form={"phone": phone, "slot": slot, "note": note, "sms": bool(sms)},
         )
     now = utcnow()
     due = callback_due(now, slot, settings.timezone)
@@ -251,6 +253,7 @@ def ask_callback(
             assignee=assignee,
             script=script,
             now=now,
+            sms=bool(sms),
         )
     to = amb.get("email") or (ctx.get("sender") or {}).get("email")
     if to:

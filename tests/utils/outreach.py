@@ -20,11 +20,13 @@ T0 = dt.datetime(2026, 10, 5, 9, 0, tzinfo=dt.UTC)
 
 
 def campaign(engine, name: str, departement: str, families=("batiment",)) -> int:
-    """A one-step e-mail campaign owned by the département `departement`."""
+    """A one-step e-mail campaign owned by the département `departement`; its SMS (tests add some) are B2B
+    prospecting on the legitimate interest the owner declares (no per-person SMS consent needed)."""
     spec = campaign_spec(
         name,
         families=families,
         owner={"name": f"Département {departement}", "territory": {"departements": [departement]}},
+        sms_legal_basis="legitimate_interest",
     )
     return apply_campaign(engine, load_spec(spec))[0]
 
