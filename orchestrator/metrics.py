@@ -381,6 +381,7 @@ def build_report(
     overlap: dict[str, Any] | None = None,
     adoption: dict[str, dict[str, Any]] | None = None,
     not_for_me: list[dict[str, Any]] | None = None,
+    diagnostics: dict[str, dict[str, Any]] | None = None,
 ) -> CampaignReport:
     """The whole report of one campaign from its funnel rows. `labels(dimension, code)` names a code;
     `overlap` (`store.metrics.overlap_figures`) adds what the campaign left to others, the control group
@@ -551,6 +552,8 @@ def build_report(
         tables.append(table)
     if overlap is not None:
         tables += overlap_tables(overlap)
+    if diagnostics is not None:
+        tables += diagnostic_tables(diagnostics)
     if not_for_me is not None:
         tables += not_for_me_tables(not_for_me, labels)
     return CampaignReport(campaign, title, status, source, as_of, funnel, up, itt, variants, tables,
@@ -611,6 +614,72 @@ def adoption_tables(adoption: dict[str, dict[str, Any]]) -> tuple[Uplift | None,
             categories.rows.append({"category": label, "treated": k1, "treated_rate": _rate(k1, g["targeted"]),
                                     "control": k2, "control_rate": _rate(k2, ht)})
     return up, itt, [by_arm, effect, categories]
+
+
+WELL_EQUIPPED = 4  # a diagnostic score of 4 or 5 out of 5: "bien équipé" (`orchestrator.barometer.maturity_level`)
+
+
+def mean_interval(values: list[int], z: float = Z95) -> tuple[float | None, float | None, float | None]:
+    """The mean of `values` and its normal 95 % interval (None without values; no width with one value)."""
+    n = len(values)
+    if not n:
+        return None, None, None
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None, None
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = z * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def diagnostic_tables(figures: dict[str, dict[str, Any]]) -> list[Table]:
+    """Maturity and appetite from the self-diagnostics, by arm (Wilson intervals, the mean score's normal interval)
+    and the difference with the control group (Newcombe's interval for the share well equipped, the normal one for
+    the mean score), with the numbers offered and answering (`store.metrics.diagnostic_figures`)."""
+    by_arm = Table(
+        "diagnostic",
+        "Maturité numérique par groupe, d'après les diagnostics refaits (IC 95 %)",
+        [("arm", "Groupe"), ("asked", "Diagnostic proposé"), ("n", "Réponses"), ("mean", "Score moyen (sur 5)"),
+         ("mean_lower", "Score : borne basse"), ("mean_upper", "Score : borne haute"),
+         ("well_equipped", "Bien équipées (4 ou 5 sur 5)"), ("rate", "Part bien équipées"),
+         ("lower", "Borne basse"), ("upper", "Borne haute"), ("appetite_n", "Réponses avec l'envie"),
+         ("appetite_high", "Part avec « envie d'avancer »")],
+        kinds={"arm": "text", "asked": "int", "n": "int", "mean": "days", "mean_lower": "days",
+               "mean_upper": "days", "well_equipped": "int", "rate": "pct", "lower": "pct", "upper": "pct",
+               "appetite_n": "int", "appetite_high": "pct"},
+    )
+    counts = {}
+    for arm, label in (("treatment", "Contactées"), ("holdout", "Témoin (échantillon tiré au sort)")):
+        f = figures.get(arm) or {}
+        scores, appetites = list(f.get("scores") or []), list(f.get("appetites") or [])
+        k, n = sum(1 for s in scores if s >= WELL_EQUIPPED), len(scores)
+        counts[arm] = (k, n, scores)
+        mean, mlo, mhi = mean_interval(scores)
+        lo, hi = wilson(k, n) if n else (None, None)
+        by_arm.rows.append({"arm": label, "asked": int(f.get("asked") or 0), "n": n, "mean": mean, "mean_lower": mlo,
+                            "mean_upper": mhi, "well_equipped": k, "rate": _rate(k, n), "lower": lo, "upper": hi,
+                            "appetite_n": len(appetites),
+                            "appetite_high": _rate(sum(1 for a in appetites if a == "high"), len(appetites))})
+    effect = Table(
+        "diagnostic_uplift",
+        "Effet sur la maturité numérique (contactées moins témoin, IC 95 %)",
+        [("measure", "Mesure"), ("treated_n", "Réponses contactées"), ("control_n", "Réponses témoin"),
+         ("difference", "Écart"), ("lower", "Borne basse"), ("upper", "Borne haute")],
+        kinds={"measure": "text", "treated_n": "int", "control_n": "int", "difference": "days", "lower": "days",
+               "upper": "days"},
+    )
+    (k1, n1, s1), (k2, n2, s2) = counts["treatment"], counts["holdout"]
+    if n1 and n2:
+        diff, lo, hi = newcombe(k1, n1, k2, n2)
+        effect.rows.append({"measure": "Part bien équipées (points)", "treated_n": n1, "control_n": n2,
+                            "difference": diff * 100, "lower": lo * 100, "upper": hi * 100})
+        m1, m2 = sum(s1) / n1, sum(s2) / n2
+        var = (sum((v - m1) ** 2 for v in s1) / max(n1 - 1, 1) / n1
+               + sum((v - m2) ** 2 for v in s2) / max(n2 - 1, 1) / n2)
+        half = Z95 * math.sqrt(var)
+        effect.rows.append({"measure": "Score moyen (sur 5)", "treated_n": n1, "control_n": n2,
+                            "difference": m1 - m2, "lower": m1 - m2 - half, "upper": m1 - m2 + half})
+    return [by_arm, effect]
 
 
 NOT_FOR_ME_SPLITS = {

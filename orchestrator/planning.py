@@ -198,6 +198,10 @@ def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = 
 
     with app.engine.begin() as conn:  # 30- and 90-day follow-ups of new callbacks, enrolments and meetings
         counts["followup_tasks"] += schedule_followups(conn, now)
+    from store.rediagnostic import plan_rediagnostics
+
+    with app.engine.begin() as conn:  # the diagnostic offered again: after a conversion, to the control sample
+        counts.update(plan_rediagnostics(conn, now, unavailable=policy.unavailable))
     return +counts
 
 

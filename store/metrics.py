@@ -335,6 +335,34 @@ def adoption_figures(conn: Connection, campaign_id: int) -> dict[str, dict[str, 
     return out
 
 
+def diagnostic_figures(conn: Connection, campaign_id: int) -> dict[str, dict[str, Any]]:
+    """The self-diagnostics of a campaign's enrollments by arm (issue 16, point 4): how many were offered it again
+    (`store.rediagnostic`), and, per enrollment, the latest readable answer given after its enrolment (a control
+    business answers only the diagnostic offered after the measurement window): `asked`, `scores` (0-5),
+    `appetites` (version-2 answers only: low/medium/high)."""
+    from orchestrator.diagnostic import stored_levels
+    from store.rediagnostic import asked
+
+    e, i = ENROLLMENTS, INTERACTIONS
+    latest: dict[int, tuple[Any, str, Any]] = {}
+    for r in conn.execute(
+        select(i.c.enrollment_id, i.c.at, i.c.data, e.c.arm, e.c.enrolled_at)
+        .select_from(i.join(e, e.c.id == i.c.enrollment_id))
+        .where(i.c.campaign_id == campaign_id, i.c.kind == "diagnostic_completed")
+        .order_by(i.c.at, i.c.id)
+    ):
+        found = stored_levels(r.data)
+        if found is not None and r.at >= r.enrolled_at:
+            latest[r.enrollment_id] = (r.at, r.arm, found)
+    out = {arm: {"asked": n, "scores": [], "appetites": []} for arm, n in asked(conn, campaign_id).items()}
+    for _at, arm, found in latest.values():
+        arm_out = out.setdefault(arm, {"asked": 0, "scores": [], "appetites": []})
+        arm_out["scores"].append(found.score)
+        if found.appetite:
+            arm_out["appetites"].append(found.appetite)
+    return out
+
+
 def not_for_me_figures(conn: Connection, campaign_id: int) -> list[dict[str, Any]]:
     """The campaign's "Ce n'est pas pour moi" answers: one row per (reason, trade family, EPCI) with the number of
     businesses that gave that reason (a business answering twice with one reason counts once)."""
@@ -364,6 +392,7 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
         overlap = overlap_figures(conn, campaign)
         adoption = adoption_figures(conn, campaign.id)
         not_for_me = not_for_me_figures(conn, campaign.id)
+        diagnostics = diagnostic_figures(conn, campaign.id)
     title = (campaign.spec or {}).get("title") or campaign.name
     return build_report(
         campaign=campaign.name,
@@ -376,6 +405,7 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
         overlap=overlap,
         adoption=adoption,
         not_for_me=not_for_me,
+        diagnostics=diagnostics,
     )
 
 
