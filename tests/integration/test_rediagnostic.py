@@ -12,13 +12,16 @@ from orchestrator.bootstrap import bootstrap
 from orchestrator.campaign_spec import load_spec
 from orchestrator.dispatch import dispatch_all
 from orchestrator.planning import plan_all
+from store.accounts import add_user
 from store.admin import apply_campaign
 from store.conversions import message_row, record_interaction
 from store.metrics import campaign_by_id, report
 from store.models import Enrollment, Message
 from store.rediagnostic import AFTER_CONVERSION_STEP, CONTROL_STEP, drawn
 from tests.integration.test_journeys import add_business
+from tests.integration.test_web_dashboard import PASSWORD, signed_in
 from tests.utils.factories import campaign_spec
+from web.app import create_app
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)  # Tuesday 09:00 Paris
 E, M = Enrollment.__table__, Message.__table__
@@ -89,3 +92,7 @@ def test_the_diagnostic_is_offered_again_after_a_conversion_and_to_a_control_sam
     share = effect["Part bien équipées (points)"]
     assert share["difference"] == 100 and share["lower"] > 0 and share["treated_n"] == 3
     assert effect["Score moyen (sur 5)"]["lower"] > 0
+
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    page = signed_in(create_app(settings, engine), "op@declic.fr").get(f"/tableau/campagnes/{campaign_id}")
+    assert page.status_code == 200 and 'id="t-diagnostic_uplift"' in page.text and "Part bien équipées" in page.text
