@@ -127,6 +127,7 @@ def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date | No
     from triggers.intake import PartnerScope, store_with_effects
     from triggers.model import Reject
     from triggers.partner_api import validate_item
+    from triggers.payload_schema import DROPPED_FIELDS, Dropped
     from triggers.report import IngestReport
 
     with app.engine.connect() as conn:
@@ -144,10 +145,11 @@ def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date | No
         raise ValueError('un tableau d\'événements ou un objet {"events": [...]} est attendu')
     scope = PartnerScope(tuple(partner.allowed_types or ()), tuple(partner.territory or ()))
     report = IngestReport(read=len(items))
+    dropped = Dropped()  # undeclared payload fields, dropped at intake (triggers.payload_schema)
     for start in range(0, len(items), 500):
         checked = []
         for number, raw in enumerate(items[start : start + 500], start=start + 1):
-            out = validate_item(raw, f"partner:{partner.id}", partner.name, number)
+            out = validate_item(raw, f"partner:{partner.id}", partner.name, number, dropped=dropped)
             if isinstance(out, Reject):
                 report.reject(out)
             else:
@@ -173,6 +175,8 @@ def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date | No
                 report.stored += 1
                 if stored.status == "pending":
                     report.events["pending (business not known yet)"] += 1
+    if dropped.fields:
+        report.events[DROPPED_FIELDS] += dropped.fields
     report.check()
     return report
 

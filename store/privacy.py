@@ -32,6 +32,7 @@ from store.models import (
 )
 from store.sql import chunks, insert_for
 from store.suppressions import ADDRESS_KIND, normalize_address
+from triggers.payload_schema import without_free_text
 
 BUSINESS = Business.__table__
 EVENTS = TriggerEvent.__table__
@@ -404,7 +405,8 @@ def retention_due(conn: Connection, *, contact_before: dt.datetime, text_before:
     business: contacts of businesses created before `contact_before` whose last person-initiated contact
     (if any) is older too; message: bodies (context) and recipients of messages sent or planned before
     `text_before`; interaction: free text older than that; calltask: notes and numbers of tasks last
-    touched before it; triggerevent: partner payloads received before it. Rows already emptied are left out.
+    touched before it; triggerevent: the free text (and undeclared fields) of partner payloads received before
+    it, their declared data fields staying (`triggers.payload_schema`). Rows already emptied are left out.
     """
     owners = dict(conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.owner)).all())
     out: dict[tuple[str, str], list[int]] = {}
@@ -441,9 +443,10 @@ def retention_due(conn: Connection, *, contact_before: dt.datetime, text_before:
             .select_from(TASKS.outerjoin(MESSAGES, MESSAGES.c.id == TASKS.c.message_id))
             .where(TASKS.c.updated_at < text_before, TASKS.c.status != "open", TASKS.c.script != ERASED_TEXT)):
         add("calltask", owners.get(campaign_id), id_)
-    for id_, payload in conn.execute(select(EVENTS.c.id, EVENTS.c.payload)
-                                     .where(EVENTS.c.received_at < text_before, EVENTS.c.partner_id.is_not(None))):
-        if payload:
+    for id_, type_, payload in conn.execute(
+            select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.payload)
+            .where(EVENTS.c.received_at < text_before, EVENTS.c.partner_id.is_not(None))):
+        if payload and without_free_text(type_, payload) != payload:
             add("triggerevent", None, id_)
     return out
 
@@ -472,7 +475,10 @@ def apply_retention(conn: Connection, due: dict[tuple[str, str], list[int]], now
         conn.execute(update(TASKS).where(TASKS.c.id.in_(part))
                      .values(phone="", script=ERASED_TEXT, outcome_note=None, updated_at=now))
     for part in chunks(sorted(ids.get("triggerevent", [])), 900):
-        conn.execute(update(EVENTS).where(EVENTS.c.id.in_(part)).values(payload={}))
+        # Free text first: a partner payload keeps its declared data fields (codes, numbers, dates).
+        for id_, type_, payload in conn.execute(select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.payload)
+                                                .where(EVENTS.c.id.in_(part))):
+            conn.execute(update(EVENTS).where(EVENTS.c.id == id_).values(payload=without_free_text(type_, payload)))
 
 
 # --- records of processing (art. 30) ---

@@ -1131,6 +1131,8 @@ def import_partner_file(
             seen = stats.read
     report.read = stats.read
     report.accepted = stats.read - stats.rejected
+    if stats.dropped.fields:  # undeclared payload fields (triggers.payload_schema)
+        report.events["champs non déclarés retirés"] += stats.dropped.fields
     report.check()
     return report
 

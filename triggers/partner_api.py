@@ -28,11 +28,12 @@ from triggers.model import (
     Reject,
     check_adoption_category,
 )
+from triggers.payload_schema import Dropped, minimise
 from triggers.sirene import siret_is_valid
 
 MAX_BATCH = 1000
-# An event's free `payload` (partner-specific details, kept as JSON): at most this many bytes once encoded,
-# nested at most this deep.
+# An event's `payload` (partner-specific details, kept as JSON; only the fields declared for its type are stored,
+# `triggers.payload_schema`): at most this many bytes once encoded, nested at most this deep.
 MAX_PAYLOAD_BYTES = 16_384
 MAX_PAYLOAD_DEPTH = 8
 MAX_ITEM_DEPTH = MAX_PAYLOAD_DEPTH + 2  # the item itself, then `payload`
@@ -366,8 +367,12 @@ def _plainly_safe(raw: Any) -> bool:
     return True
 
 
-def validate_item(raw: Any, source: str, contact_source: str, line: int | None = None) -> EventIn | Reject:
-    """Turn one raw item into an EventIn, or a Reject naming the first bad field (never raises)."""
+def validate_item(raw: Any, source: str, contact_source: str, line: int | None = None,
+                  dropped: Dropped | None = None) -> EventIn | Reject:
+    """Turn one raw item into an EventIn, or a Reject naming the first bad field (never raises).
+
+    The payload keeps only the fields declared for the event's type (`triggers.payload_schema`); the others
+    are dropped, never refused, and counted in `dropped`."""
     unsafe = None if _plainly_safe(raw) else _unsafe_value(raw, [])
     if unsafe:
         return Reject(line=line, field=unsafe[0], reason=unsafe[1], raw=_excerpt(raw))
@@ -377,7 +382,10 @@ def validate_item(raw: Any, source: str, contact_source: str, line: int | None =
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "item"
         return Reject(line=line, field=field, reason=french_reason(err), raw=_excerpt(raw))
-    return to_event(item, source, contact_source)
+    event = to_event(item, source, contact_source)
+    if dropped is not None and item.payload:
+        dropped.fields += minimise(item.type, item.payload)[1]
+    return event
 
 
 def _excerpt(raw: Any) -> str:
@@ -413,5 +421,11 @@ def to_event(item: EventItem, source: str, contact_source: str) -> EventIn:
         siret=item.siret,
         siren=item.siret[:9],
         business=facts,
-        payload={**(item.payload or {}), "category": item.category} if item.category else (item.payload or {}),
+        payload=_declared_payload(item),
     )
+
+
+def _declared_payload(item: EventItem) -> dict[str, Any]:
+    """The item's payload with its declared fields only (minimisation), and the adoption's category."""
+    kept = minimise(item.type, item.payload)[0] if item.payload else {}
+    return {**kept, "category": item.category} if item.category else kept

@@ -21,6 +21,9 @@ Columns (header row required, names case-insensitive, order free; the first four
 | `category`     | for `tool_adopted` only (required there): `quotes_invoices`,                 |
 |                | `einvoicing_platform`, `payment`, `booking`, `online_visibility`,            |
 |                | `management`, or its French label (`paiement`, `visibilité en ligne`...)     |
+| `payload.<f>`  | a detail for the event's payload (optional, any number): kept when `<f>` is  |
+|                | declared for the row's type (`triggers.payload_schema`), else dropped and   |
+|                | counted ("champs non déclarés retirés"), never refused                      |
 
 Separator `;` or `,` (sniffed from the header line), UTF-8 with or without BOM, quoted fields allowed.
 Each row goes through the API's own schema (`triggers.partner_api.validate_item`), so a file and a
@@ -33,12 +36,13 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from triggers.model import EventIn, Reject
 from triggers.partner_api import validate_item
+from triggers.payload_schema import Dropped
 
 COLUMNS = (
     "external_id",
@@ -58,6 +62,8 @@ COLUMNS = (
 # Optional columns outside the usual header (files written before them keep their exact column count).
 EXTRA_COLUMNS = ("category",)
 KNOWN_COLUMNS = COLUMNS + EXTRA_COLUMNS
+# Columns `payload.<field>`: details for the event's payload, only the declared ones kept.
+PAYLOAD_PREFIX = "payload."
 REQUIRED = COLUMNS[:4]
 BUSINESS_COLUMNS = ("name", "naf_code", "commune_code")
 CONTACT_COLUMNS = ("email", "phone", "street", "postal_code", "city")
@@ -73,6 +79,7 @@ class PartnerFileError(ValueError):
 class PartnerStats:
     read: int = 0
     rejected: int = 0
+    dropped: Dropped = field(default_factory=Dropped)  # undeclared payload fields dropped
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -96,6 +103,10 @@ def row_to_item(row: dict[str, str]) -> dict[str, Any] | Reject:
         return Reject(line=None, field="consent", reason=f"consent illisible: {consent!r} (oui/non)")
     if row.get("category", "").strip():
         item["category"] = row["category"].strip()
+    payload = {k.removeprefix(PAYLOAD_PREFIX): v.strip() for k, v in row.items()
+               if k.startswith(PAYLOAD_PREFIX) and k != PAYLOAD_PREFIX and v.strip()}
+    if payload:
+        item["payload"] = payload
     if business:
         item["business"] = business
     if contact:
@@ -231,7 +242,7 @@ def _rows(
             delimiter = sniff_delimiter(header_line)
             header = [h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter))]
             missing = [c for c in REQUIRED if c not in header]
-            unknown = [c for c in header if c and c not in KNOWN_COLUMNS]
+            unknown = [c for c in header if c and c not in KNOWN_COLUMNS and not c.startswith(PAYLOAD_PREFIX)]
             if missing or unknown:
                 parts = []
                 if missing:
@@ -263,7 +274,8 @@ def _rows(
                     yield line, raw, Reject(line=line, field="row", reason=reason, raw=raw)
                     continue
                 item = row_to_item(dict(zip(header, values, strict=True)))
-                out = item if isinstance(item, Reject) else validate_item(item, source, contact_source, line)
+                out = item if isinstance(item, Reject) else validate_item(item, source, contact_source, line,
+                                                                          dropped=stats.dropped)
                 yield line, raw, out
     except UnicodeDecodeError as exc:
         raise PartnerFileError(f"{path.name}: not UTF-8 text (save the file as « CSV UTF-8 »)") from exc

@@ -21,6 +21,7 @@ from store.models import Partner
 from triggers.intake import scope_rejects, store_with_effects
 from triggers.model import EventIn, Reject
 from triggers.partner_api import MAX_BATCH, EventBatch, EventItem, validate_item
+from triggers.payload_schema import Dropped
 from web.deps import EngineDep, PartnerDep, _bearer, get_partner
 from web.prometheus import count_rejects
 
@@ -82,6 +83,8 @@ class BatchResult(BaseModel):
     rejected: int
     # Accepted items about a person whose data were erased: kept without their contacts nor payload.
     withheld: int = 0
+    # Payload fields not declared for their event type: dropped at intake, never refused (minimisation).
+    dropped_fields: int = 0
     items: list[ItemStatus]
 
 
@@ -97,8 +100,9 @@ def _accept(engine, partner, raw_items: list[Any], secret: str | None) -> tuple[
     out as they are, with no model built and validated per item)."""
     statuses: list[dict[str, Any] | None] = [None] * len(raw_items)
     checked: list[tuple[int, EventIn]] = []
+    dropped = Dropped()
     for i, raw in enumerate(raw_items):
-        result = validate_item(raw, f"partner:{partner.id}", partner.name)
+        result = validate_item(raw, f"partner:{partner.id}", partner.name, dropped=dropped)
         if isinstance(result, Reject):
             statuses[i] = _rejected(i, raw, result)
         else:
@@ -121,7 +125,7 @@ def _accept(engine, partner, raw_items: list[Any], secret: str | None) -> tuple[
     counts = {"accepted": sum(s["status"] in ("accepted", "pending") for s in items),
               "duplicate": sum(s["status"] == "duplicate" for s in items),
               "rejected": sum(s["status"] == "rejected" for s in items),
-              "withheld": sum(fate.withheld for fate in stored)}
+              "withheld": sum(fate.withheld for fate in stored), "dropped_fields": dropped.fields}
     return counts, items
 
 

@@ -23,7 +23,7 @@ def test_export_holds_identity_sources_messages_and_the_callback(settings, engin
     assert sources["identité (nom, activité, commune)"]["source"] == "répertoire Sirene (INSEE)"
     assert {e["source"] for e in data["événements"]} == {"répertoire Sirene (INSEE)", "partenaire bge-35"}
     partner_event = next(e for e in data["événements"] if e["source"] == "partenaire bge-35")
-    assert partner_event["détails"]["dossier"] == "BGE-2026-117"
+    assert partner_event["détails"] == {"note": "Mme Le Goff le suit, a un apprenti"}  # declared fields only
     sent = [m for m in data["messages"] if m["statut"] == "sent"]
     assert sent and sent[0]["destinataire"] == EMAIL and "plomb" in sent[0]["texte"].lower()
     assert "/u/" in sent[0]["texte"]  # the text as it left, unsubscribe link included

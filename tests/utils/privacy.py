@@ -43,7 +43,7 @@ def partner_item(external_id: str, siret: str, email: str = EMAIL, phone: str = 
             "occurred_on": (NOW.date() - dt.timedelta(days=3)).isoformat(),
             "business": {"name": "Plomberie Jean Durand", "naf_code": "43.22A", "commune_code": "35238"},
             "contact": {"email": email, "phone": phone},
-            "payload": {"conseiller": "Mme Le Goff", "dossier": "BGE-2026-117", "commentaire": "a un apprenti"}}
+            "payload": {"note": "Mme Le Goff le suit, a un apprenti", "dossier": "BGE-2026-117"}}
 
 
 def post_events(client: TestClient, token: str, items: list[dict]) -> dict:
