@@ -21,6 +21,9 @@ from orchestrator.metrics import Table, wilson
 
 # Stable codes, French labels (the landing page's diagnostic names the same three steps).
 MATURITY_LEVELS = {"first_steps": "premiers pas", "on_the_way": "en route", "well_equipped": "bien équipé"}
+# The appetite of the owner (time they can give, what they want to stop doing by hand), asked since version 2 of
+# the self-diagnostic (orchestrator.diagnostic): older answers have none.
+APPETITE_LEVELS = {"low": "pas pour l'instant", "medium": "envie d'essayer", "high": "envie d'avancer"}
 MIN_COUNT = 10
 TOO_FEW = "effectif trop faible"
 DIMENSIONS = {  # table key -> (attribute of an answer, French header)
@@ -58,6 +61,7 @@ class Answer:
     metier_family: str | None
     epci_code: str | None
     commune_code: str | None
+    appetite: str | None = None  # low | medium | high (diagnostics of version 2), else None
 
 
 @dataclass(slots=True)
@@ -77,10 +81,11 @@ class Barometer:
         return next(t for t in self.tables if t.key == key)
 
 
-def _columns(group_header: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
+def _columns(group_header: str, scale: dict[str, str] = MATURITY_LEVELS) -> tuple[list[tuple[str, str]],
+                                                                                   dict[str, str]]:
     columns = [("group", group_header), ("n", "Effectif")]
     kinds = {"group": "text", "n": "int", "note": "text"}
-    for code, label in MATURITY_LEVELS.items():
+    for code, label in scale.items():
         name = label.capitalize()
         columns += [(f"{code}_share", f"{name} : part"), (f"{code}_lower", f"{name} : borne basse"),
                     (f"{code}_upper", f"{name} : borne haute")]
@@ -89,14 +94,14 @@ def _columns(group_header: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
     return columns, kinds
 
 
-def _row(label: str, levels: list[str], min_count: int) -> dict[str, Any]:
+def _row(label: str, levels: list[str], min_count: int, scale: dict[str, str] = MATURITY_LEVELS) -> dict[str, Any]:
     n = len(levels)
     row: dict[str, Any] = {"group": label, "n": None, "note": ""}
     if n < min_count:
         row["note"] = f"{TOO_FEW} (moins de {min_count})"
         return row
     row["n"] = n
-    for code in MATURITY_LEVELS:
+    for code in scale:
         k = sum(1 for x in levels if x == code)
         lo, hi = wilson(k, n)
         row.update({f"{code}_share": k / n, f"{code}_lower": lo, f"{code}_upper": hi})
@@ -104,8 +109,9 @@ def _row(label: str, levels: list[str], min_count: int) -> dict[str, Any]:
 
 
 def _table(key: str, title: str, header: str, groups: dict[str, list[str]], label: Callable[[str], str],
-           min_count: int, *, hide_small: bool = False, order: str = "size") -> Table:
-    columns, kinds = _columns(header)
+           min_count: int, *, hide_small: bool = False, order: str = "size",
+           scale: dict[str, str] = MATURITY_LEVELS) -> Table:
+    columns, kinds = _columns(header, scale)
     table = Table(key, title, columns, kinds=kinds)
     if order == "size":
         keys = sorted(groups, key=lambda k: (-len(groups[k]), label(k)))
@@ -116,7 +122,7 @@ def _table(key: str, title: str, header: str, groups: dict[str, list[str]], labe
         if hide_small and len(groups[k]) < min_count:
             hidden += 1
             continue
-        table.rows.append(_row(label(k), groups[k], min_count))
+        table.rows.append(_row(label(k), groups[k], min_count, scale))
     if hidden:
         table.rows.append({"group": f"{hidden} autre(s) commune(s)", "n": None,
                            "note": f"{TOO_FEW} (moins de {min_count} chacune)"})
@@ -164,6 +170,26 @@ def build_barometer(
         quarters.setdefault(q, []).append(maturity_level(a.score))
     out.tables.append(_table("par_trimestre", "Évolution par trimestre (diagnostics du trimestre)", "Trimestre",
                              quarters, quarter_label, min_count, order="time"))
+    # Appetite: the latest answer that asked it, for the whole territory, by trade family and by EPCI.
+    wished: dict[int, Answer] = {}
+    for a in answers:
+        if a.appetite is not None and (a.business_id not in wished or wished[a.business_id].day <= a.day):
+            wished[a.business_id] = a
+    keen = list(wished.values())
+    if not keen:  # no answer asked it yet (older diagnostics): no empty tables
+        return out
+    out.tables.append(_table("envie_ensemble", f"Envie d'avancer : {territory_label}", "Territoire",
+                             {territory_label: [a.appetite for a in keen]} if keen else {}, lambda k: k, min_count,
+                             scale=APPETITE_LEVELS))
+    for key, attr, header in (("envie_par_metier", "metier_family", "Famille de métiers"),
+                              ("envie_par_epci", "epci_code", "EPCI")):
+        groups = {}
+        for a in keen:
+            groups.setdefault(getattr(a, attr) or "", []).append(a.appetite)
+        out.tables.append(_table(
+            key, f"Envie d'avancer, par {header if header.isupper() else header.lower()}", header, groups,
+            lambda code, d=attr: (labels(d, code) or code) if code else "(inconnu)", min_count,
+            scale=APPETITE_LEVELS))
     return out
 
 
@@ -195,10 +221,13 @@ def barometer_csv(b: Barometer) -> str:
     web answer adds the byte-order mark)."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\n")
-    first = b.tables[0]
-    headers = [h + (" (%)" if first.kinds.get(k) == "pct" else "") for k, h in first.columns]
-    writer.writerow(["Rubrique", "Groupe", *headers[1:]])
+    header_of = None
     for t in b.tables:
+        columns = [k for k, _ in t.columns[1:]]
+        if columns != header_of:  # a new scale (maturity, then appetite): its header line first
+            header_of = columns
+            headers = [h + (" (%)" if t.kinds.get(k) == "pct" else "") for k, h in t.columns]
+            writer.writerow(["Rubrique", "Groupe", *headers[1:]])
         for row in t.rows:
             writer.writerow([t.title, *(_csv_value(row.get(k), t.kinds.get(k, "text")) for k, _ in t.columns)])
     return out.getvalue()

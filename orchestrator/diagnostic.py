@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.barometer import MATURITY_LEVELS, maturity_level
+from orchestrator.barometer import APPETITE_LEVELS, MATURITY_LEVELS, maturity_level
 
 VERSION = 2
 
@@ -90,8 +90,6 @@ TRADE_QUESTIONS: dict[str, tuple[str, str, str, str]] = {
                   "sur le téléphone, par SMS ou par e-mail", "avec une application ou un logiciel"),
 }
 DEFAULT_FAMILY = "autre"
-
-APPETITE_LEVELS = {"low": "pas pour l'instant", "medium": "prêt(e) à essayer", "high": "envie d'avancer"}
 
 # What each need is called in French, and words that make an offer fit it (title, kind, provider).
 NEED_WORDS: dict[str, tuple[str, tuple[str, ...]]] = {

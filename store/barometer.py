@@ -10,6 +10,7 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.barometer import MIN_COUNT, Answer, Barometer, build_barometer
+from orchestrator.diagnostic import stored_levels
 from orchestrator.metrics import overlap_tables
 from store.models import Business, Interaction
 
@@ -50,10 +51,11 @@ def barometer_answers(conn: Connection, territory: dict[str, list[str]]) -> list
         .select_from(INTERACTIONS.join(BUSINESS, BUSINESS.c.id == INTERACTIONS.c.business_id))
         .where(INTERACTIONS.c.kind == "diagnostic_completed", inside)
     ):
-        score = (r.data or {}).get("score")
-        if isinstance(score, int) and not isinstance(score, bool) and 0 <= score <= 5:
+        found = stored_levels(r.data)  # either version of the self-diagnostic; a partner's event has none
+        if found is not None:
             at = r.at if r.at.tzinfo else r.at.replace(tzinfo=dt.UTC)
-            out.append(Answer(r.business_id, score, at.date(), r.metier_family, r.epci_code, r.commune_code))
+            out.append(Answer(r.business_id, found.score, at.date(), r.metier_family, r.epci_code, r.commune_code,
+                              found.appetite))
     for r in conn.execute(
         select(BUSINESS.c.id, BUSINESS.c.digital_maturity, BUSINESS.c.metier_family, BUSINESS.c.epci_code,
                BUSINESS.c.commune_code)

@@ -152,3 +152,29 @@ def test_a_collectivite_sees_its_own_territory_only(engine, settings, seeded):
     assert operator.get("/tableau/barometre").status_code == 200  # asks for a territory
     assert "Ille-et-Vilaine" in operator.get("/tableau/barometre?territoire=departement:35").text
     assert "Ardèche" in operator.get("/tableau/barometre?territoire=departement:07").text
+
+
+def test_the_owners_appetite_is_shown_from_the_new_diagnostic(engine, settings, env_settings):
+    from orchestrator.cli import app as cli
+
+    # 12 owners of Rennes answered the new diagnostic: time they can give and chores to stop doing by hand.
+    wishes = [("hours", ["booking", "payment", "management"])] * 3 + [("one_hour", ["booking"])] * 5 \
+        + [("none", [])] * 4  # 3 high, 5 medium, 4 low
+    with engine.begin() as conn:
+        for time_given, chores in wishes:
+            b = business(conn, "35238", family="batiment")
+            answers = {"phone": ["email"], "invoices": "accountant", "time": time_given, "chores": chores,
+                       "trade": "partly"}
+            conn.execute(INTERACTIONS.insert().values(business_id=b, kind="diagnostic_completed", at=DAYS[2],
+                                                      data={"version": 2, "answers": answers, "source": "landing"}))
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    out = CliRunner().invoke(cli, ["barometre", "--territory", "epci:243500139", "--json"])
+    assert out.exit_code == 0, out.output
+    tables = json.loads(out.output)["tables"]
+    whole = tables["envie_ensemble"]["rows"][0]
+    assert whole["n"] == 12
+    assert [whole["low_share"], whole["medium_share"], whole["high_share"]] == pytest.approx([4 / 12, 5 / 12, 3 / 12])
+    assert tables["envie_par_metier"]["rows"][0]["group"] == "Bâtiment"
+    page = signed_in(create_app(settings, engine), "op@declic.fr").get("/tableau/barometre?territoire=epci:243500139")
+    assert "Envie d'avancer : Rennes Métropole" in html.unescape(page.text)
+    assert "Envie d&#39;essayer : part" in page.text or "Envie d'essayer : part" in page.text
