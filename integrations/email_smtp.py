@@ -102,11 +102,13 @@ def _one_line(value: str) -> str:
 
 
 def _base64_lines(text: str) -> bytes:
-    # Text in canonical form (CRLF line breaks, RFC 2045 6.8), then 76-character lines; binascii works in C.
+    # Text in canonical form (CRLF line breaks, RFC 2045 6.8), encoded at once in C, then cut into 76-character
+    # lines (57 bytes each: a multiple of 3, so the lines are what encoding each 57-byte piece would give).
     data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-    return b"".join(
-        binascii.b2a_base64(data[i : i + 57]).replace(b"\n", b"\r\n") for i in range(0, len(data), 57)
-    )
+    encoded = binascii.b2a_base64(data, newline=False)
+    lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+    lines.append(b"")
+    return b"\r\n".join(lines)
 
 
 def _part(text: str, subtype: str) -> bytes:
