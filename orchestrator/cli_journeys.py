@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.labels import TRIGGERS, label
 from orchestrator.metrics import fr_int
 
 segments_app = typer.Typer(help="Segments: qui une campagne touche.", no_args_is_help=True)
@@ -132,6 +133,16 @@ def _when(at: dt.datetime, tz: str) -> str:
     return f"{_DAYS[local.weekday()]} {date_fr(local.date())} à {local:%H:%M}"
 
 
+def _delay_fr(delay: dt.timedelta) -> str:
+    """A step's delay as a person says it: "aussitôt", "après 2 jours", "après 1 jour et 6 heures"."""
+    days, hours = delay.days, delay.seconds // 3600
+    if not days and not hours:
+        return "aussitôt"
+    parts = [f"{days} jour{'s' if days > 1 else ''}"] if days else []
+    parts += [f"{hours} heure{'s' if hours > 1 else ''}"] if hours else []
+    return "après " + " et ".join(parts)
+
+
 def _print_gaps(campaign_id: int) -> None:
     """Where no ambassador fitted: the campaign's contact stood in (the places to recruit one)."""
     from segments.taxonomy import families
@@ -168,11 +179,11 @@ def campaigns_show(
         console.print(f"[red]Campagne inconnue: {name}[/red]")
         raise typer.Exit(1)
     spec = CampaignSpec.model_validate(row.spec)
-    status = {"active": "active", "paused": "en pause", "ended": "terminée"}.get(row.status, row.status)
+    status = label("campaign_status", row.status)
     console.print(f"[bold]{spec.title or spec.name}[/bold] ({spec.name}), {status}, version {row.version}")
     console.print(f"Porteur: {spec.owner.name}. Fuseau: {spec.timezone()}.")
     if spec.triggers:
-        console.print(f"Déclencheurs: {', '.join(spec.triggers)}")
+        console.print(f"Déclencheurs : {', '.join(label('trigger', t) for t in spec.triggers)}")
     if spec.holdout:
         console.print(f"Groupe témoin: {spec.holdout:g} % (inscrits, jamais contactés)")
     if spec.variants:
@@ -182,7 +193,9 @@ def campaigns_show(
         cond = {"no_click": "si pas de clic", "clicked": "si clic", "no_conversion": "si pas d'inscription"}
         extra = f", {cond[step.condition]}" if step.condition else ""
         channels = " puis ".join(_CHANNEL_FR.get(c, c) for c in step.channels())
-        console.print(f"Étape {i} : {channels}, délai {step.delay}, modèle {step.template}{extra}", soft_wrap=True)
+        model = label("trigger", step.template) if step.template in TRIGGERS else step.template
+        console.print(f"Étape {i} : {channels}, {_delay_fr(step.delay_td)}, message « {model} »{extra}",
+                      soft_wrap=True)
     schedule = spec.schedule
     if schedule is None:
         console.print("Pas de calendrier: la campagne part sur déclencheur seulement.")
@@ -208,6 +221,6 @@ def campaigns_show(
         for family in fams:
             window = window_for(family, weekends=spec.timing.weekends, holidays_allowed=spec.timing.holidays)
             slot = next_slot(at + step.delay_td, window, place.timezone, holiday_checker(place.subdivision))
-            label = families()[family].label if family else "toutes familles"
-            slots.append(f"{label}: {_when(slot, place.timezone)}")
+            trade = families()[family].label if family else "toutes familles"
+            slots.append(f"{trade} : {_when(slot, place.timezone)}")
         console.print(f"- {_when(at, tz)} -> " + "; ".join(slots), soft_wrap=True)

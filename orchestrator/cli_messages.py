@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.labels import datetime_fr
 from orchestrator.settings import get_settings
 
 console = Console()
@@ -35,16 +35,32 @@ RECEIVED = ("sent", "delivered")
 def _local(value: dt.datetime | None, timezone: str) -> str:
     if value is None:
         return "-"
-    return value.astimezone(ZoneInfo(timezone)).strftime("%d/%m/%Y à %H:%M:%S")
+    return datetime_fr(value, timezone)
+
+
+def _server_reply(reply: str) -> str:
+    """An SMTP server's or provider's answer as an operator reads it: the code's meaning in French, the server's
+    own words kept for `--json` ("250 Message accepted for delivery" -> "250 : accepté")."""
+    text = reply.strip()
+    code = text[:3]
+    if code.isdigit():
+        meaning = {"2": "accepté", "4": "refusé pour l'instant", "5": "refusé"}.get(code[0])
+        if meaning:
+            return f"{code} : {meaning}"
+    return text
 
 
 def _step(status: str) -> str:
     return STEPS.get(status, status)
 
 
-def _detail(detail: str | None) -> str:
+def _detail(detail: str | None, status: str = "") -> str:
     if not detail:
         return ""
+    if status == "claimed":
+        return ""  # the worker's claim token ("vm:1234:ab12"): for machines only (--json)
+    if status in RECEIVED or status in ("failed", "retry", "bounced", "delayed"):
+        detail = _server_reply(detail) if detail[:3].isdigit() else detail
     return REASONS.get(detail, detail)
 
 
@@ -116,15 +132,16 @@ def show(
         table.add_column("étape")
         table.add_column("détail")
         for step in m["history"]:
-            table.add_row(_local(step["at"], tz), _step(step["status"]), _detail(step["detail"]))
+            table.add_row(_local(step["at"], tz), _step(step["status"]), _detail(step["detail"], step["status"]))
         console.print(table)
         extra = []
         if m["attempts"]:
             extra.append(f"tentatives : {m['attempts']}")
         if m["rfc_message_id"]:
             extra.append(f"Message-ID : {m['rfc_message_id']}")
-        if m["provider_id"]:
-            extra.append(f"réponse du serveur : {m['provider_id']}")
+        if m["provider_id"] and " " not in m["provider_id"].strip():
+            # A provider's message id; an SMTP server's reply in its own words is in the history (and --json).
+            extra.append(f"identifiant chez le prestataire : {m['provider_id']}")
         if m["last_error"] and m["status"] not in RECEIVED:
             extra.append(f"dernière erreur : {_detail(m['last_error'])}")
         if extra:

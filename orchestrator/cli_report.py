@@ -87,16 +87,20 @@ def report(
                 print(("\n" if i else "") + f"# {t.key}: {t.title}")
             print(table_csv(t), end="")
         return
-    source = "agrégats du " + result.as_of if result.source == "rollup" else "calcul en direct"
-    console.print(
-        f"[bold]{result.title}[/bold] ({result.campaign}, {result.status}) — {source}", highlight=False
-    )
+    source = ("agrégats du " + labels.datetime_fr(result.as_of) if result.source == "rollup" and result.as_of
+              else "calcul en direct")
+    console.print(f"[bold]{result.title}[/bold] ({result.campaign}, {labels.label('campaign_status', result.status)})"
+                  f" — {source}", highlight=False)
     for t in tables:
         rich = RichTable(title=t.title, title_justify="left")
-        for key, header in t.columns:
+        # A person reads the name ("Bâtiment", "Rennes Métropole"), not the code beside it (a family code, an EPCI
+        # SIREN): the code stays in --format json and csv.
+        columns = [(key, header) for key, header in t.columns
+                   if not (key == "value" and any(k == "label" for k, _ in t.columns))]
+        for key, header in columns:
             rich.add_column(header, justify="left" if t.kinds.get(key, "text") == "text" else "right")
         for r in t.rows:
-            rich.add_row(*(fr_cell(r.get(key), t.kinds.get(key, "text")) for key, _ in t.columns))
+            rich.add_row(*(fr_cell(r.get(key), t.kinds.get(key, "text")) for key, _ in columns))
         console.print(rich)
 
 
@@ -114,9 +118,9 @@ def users_add(
     password: Annotated[
         str,
         typer.Option(
-            prompt=True,
+            prompt="Mot de passe",
             hide_input=True,
-            confirmation_prompt=True,
+            confirmation_prompt="Le même mot de passe, une seconde fois",
             help="10 caractères au moins (demandé s'il manque)",
         ),
     ] = "",
@@ -171,8 +175,9 @@ def print_overlaps(engine, spec, campaign_id: int | None) -> None:
     with engine.connect() as conn:
         found = campaign_overlaps(conn, spec, campaign_id, dt.date.today())
     for o in found:
+        triggers = ", ".join(labels.label("trigger", t) for t in o["triggers"])
         console.print(f"Chevauchement avec {o['name']} ({o['owner']}) : {o['businesses']} entreprises dans les "
-                      f"deux segments aujourd'hui, déclencheurs {', '.join(o['triggers'])} ; {o['outcome']}.",
+                      f"deux segments aujourd'hui, déclencheurs {triggers} ; {o['outcome']}.",
                       highlight=False)
 
 

@@ -445,7 +445,9 @@ def territory_label(data: dict[str, Iterable[str]] | Iterable[str] | None) -> st
     for level, code in pairs:
         level = LEVEL_ALIASES.get(level, level)
         name = place_name(level, code) if level in LEVELS else None
-        out.append(f"{name} ({LEVEL_WORDS[level]} {code})" if name else f"{level}:{code}")
+        # An EPCI's code is its SIREN: a person knows it by its name ("Rennes Métropole (intercommunalité)").
+        shown = LEVEL_WORDS[level] if level == "epci" else f"{LEVEL_WORDS[level]} {code}"
+        out.append(f"{name} ({shown})" if name else f"{level}:{code}")
     return ", ".join(out)
 
 

@@ -295,7 +295,7 @@ def test_messages_show_answers_received_when_and_on_which_channel(settings, engi
     from orchestrator.cli import app as cli
 
     shown = json.loads(CliRunner().invoke(cli, ["messages", "show", siret, "--json"]).output)
-    assert shown["answer"] == f"Reçu : oui, 1 message(s) : e-mail le 01/12/2026 à 10:30:00 (campagne « {name} »)."
+    assert shown["answer"] == f"Reçu : oui, 1 message(s) : e-mail le 1 déc. 2026, 10 h 30 (campagne « {name} »)."
     [message] = shown["messages"]
     assert message["rfc_message_id"] == f"<declic.{message_id}@127.0.0.1>"
     assert [s["status"] for s in message["history"]] == ["claimed", "handed_over", "sent"]

@@ -138,7 +138,7 @@ def test_status_counts_unknown_messages_and_the_operator_resends_them(settings, 
     finally:
         app.close()
     shown = json.loads(CliRunner().invoke(cli, ["messages", "show", siret, "--json"]).output)
-    assert shown["answer"].startswith("Reçu : on ne sait pas ; le message par e-mail du 01/12/2026 à 10:30:00")
+    assert shown["answer"].startswith("Reçu : on ne sait pas ; le message par e-mail du 1 déc. 2026, 10 h 30")
     assert "declic messages resend --unknown" in shown["answer"]
 
     runner = CliRunner()
