@@ -12,6 +12,8 @@ from tests.utils.factories import campaign_spec, creation_item
 
 # A Tuesday evening inside the building trades' window, far from holidays (as in test_email_journey).
 NOW = dt.datetime(2026, 12, 1, 16, 45, tzinfo=dt.UTC)
+# Events happen before the test's clock, whatever the real date (a fixed NOW and a real 'today' drift apart).
+EVENT_DAY = NOW.date() - dt.timedelta(days=3)
 
 
 def push(base, token, items):
@@ -27,7 +29,8 @@ def test_plan_then_dispatch_flows_deliver_each_message_once(prefect_harness, env
 
     apply_campaign(engine, load_spec(campaign_spec()))
     token = add_partner(engine, "bge", ["creation"])
-    push(live_server, token, [creation_item(f"f-{i}", email=f"patron{i}@exemple.fr") for i in range(30)])
+    push(live_server, token, [creation_item(f"f-{i}", email=f"patron{i}@exemple.fr", occurred_on=EVENT_DAY)
+                              for i in range(30)])
 
     planned = run_once(plan_flow, now=NOW.isoformat(), limit=7, trigger_event="test")
     assert planned["events"] == 30 and planned["messages"] == 30
@@ -43,7 +46,7 @@ def test_partner_request_succeeds_when_prefect_is_unreachable(engine, live_serve
     # The batch is committed before the event is emitted: an unreachable Prefect API is logged, never fatal.
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     token = add_partner(engine, "bge", ["creation"])
-    assert push(live_server, token, [creation_item("u-1")])["accepted"] == 1
+    assert push(live_server, token, [creation_item("u-1", occurred_on=EVENT_DAY)])["accepted"] == 1
 
 
 def test_announce_posts_one_event_per_batch_to_the_prefect_api(monkeypatch):
@@ -72,7 +75,7 @@ def test_intake_flows_call_the_other_rooms_functions(prefect_harness, env_settin
     from tests.utils.feed_server import Answer, FeedServer
 
     add_partner(engine, "bge", ["creation"])
-    day = (dt.date.today() - dt.timedelta(days=2)).isoformat()
+    day = (NOW.date() - dt.timedelta(days=2)).isoformat()
     body = ("external_id;type;siret;occurred_on;naf_code;commune_code\n"
             f"w1;creation;73282932000074;{day};43.22A;35238\n").encode()
     with FeedServer() as server:

@@ -14,13 +14,16 @@ from tests.utils.factories import campaign_spec, creation_item
 from triggers.partner_api import validate_item
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+# Events happen before the test's clock, whatever the real date (a fixed NOW and a real 'today' drift apart).
+EVENT_DAY = NOW.date() - dt.timedelta(days=3)
 
 
 def test_plan_then_dispatch_flows_deliver(prefect_harness, env_settings, engine, smtp_sink):
     from orchestrator.flows import dispatch_flow, plan_flow, run_once
 
     apply_campaign(engine, load_spec(campaign_spec()))
-    events = [validate_item(creation_item(f"f-{i}", email=f"p{i}@exemple.fr"), "partner:0", "bge") for i in range(3)]
+    events = [validate_item(creation_item(f"f-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY),
+                            "partner:0", "bge") for i in range(3)]
     store_events(engine, events)
 
     planned = run_once(plan_flow, now=NOW.isoformat())

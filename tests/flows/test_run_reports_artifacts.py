@@ -18,6 +18,8 @@ from tests.utils.factories import campaign_spec, creation_item
 from triggers.partner_api import validate_item
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+# Events happen before the test's clock, whatever the real date (a fixed NOW and a real 'today' drift apart).
+EVENT_DAY = NOW.date() - dt.timedelta(days=3)
 
 
 def latest(key: str):
@@ -39,8 +41,8 @@ def test_plan_and_dispatch_runs_publish_their_figures_per_campaign_and_channel(p
     from orchestrator.flows import dispatch_flow, plan_flow, run_once
 
     apply_campaign(engine, load_spec(campaign_spec(holdout=50)))
-    items = [creation_item(f"a-{i}", email=f"p{i}@exemple.fr") for i in range(10)]
-    items.append(creation_item("a-nomail", email=None))
+    items = [creation_item(f"a-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY) for i in range(10)]
+    items.append(creation_item("a-nomail", email=None, occurred_on=EVENT_DAY))
     store_events(engine, [validate_item(item, "partner:0", "bge") for item in items])
 
     planned = run_once(plan_flow, now=NOW.isoformat(), trigger_event="4821abcd-0000")

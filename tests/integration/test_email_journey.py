@@ -18,6 +18,8 @@ from tests.utils.factories import campaign_spec, creation_item
 # A Tuesday evening inside the building trades' window (17:30-19:30 Paris: plumbers are on site by day),
 # far from holidays.
 NOW = dt.datetime(2026, 12, 1, 16, 45, tzinfo=dt.UTC)
+# Events happen before the test's clock, whatever the real date (a fixed NOW and a real 'today' drift apart).
+EVENT_DAY = NOW.date() - dt.timedelta(days=3)
 
 
 def push(base, token, items):
@@ -31,7 +33,7 @@ def test_email_carries_headers_and_trade_then_opt_out_stops_sending(settings, en
     app = bootstrap(settings, clock=lambda: NOW)
     apply_campaign(engine, load_spec(campaign_spec()))
     token = add_partner(engine, "bge", ["creation"])
-    push(live_server, token, [creation_item("e-1", email="Patron@Exemple.fr")])
+    push(live_server, token, [creation_item("e-1", email="Patron@Exemple.fr", occurred_on=EVENT_DAY)])
 
     assert plan_all(app)["messages"] == 1
     assert dispatch_all(app)["sent"] == 1
@@ -52,7 +54,7 @@ def test_email_carries_headers_and_trade_then_opt_out_stops_sending(settings, en
 
     # A second campaign and a new event for the same address: planned, never sent.
     apply_campaign(engine, load_spec(campaign_spec(name="relance-35", triggers=["first_hire"])))
-    item = creation_item("e-2", email="patron@exemple.fr")
+    item = creation_item("e-2", email="patron@exemple.fr", occurred_on=EVENT_DAY)
     item["type"] = "first_hire"
     token2 = add_partner(engine, "urssaf", ["first_hire"])
     push(live_server, token2, [item])
@@ -69,7 +71,8 @@ def test_opt_out_between_planning_and_sending_stops_the_send(settings, engine, s
     app = bootstrap(settings, clock=lambda: NOW)
     apply_campaign(engine, load_spec(campaign_spec()))
     token = add_partner(engine, "bge", ["creation"])
-    push(live_server, token, [creation_item("o-1", email="a@exemple.fr"), creation_item("o-2", email="b@exemple.fr")])
+    push(live_server, token, [creation_item("o-1", email="a@exemple.fr", occurred_on=EVENT_DAY),
+                              creation_item("o-2", email="b@exemple.fr", occurred_on=EVENT_DAY)])
     assert plan_all(app)["messages"] == 2
     from store.suppressions import suppress
 

@@ -19,6 +19,8 @@ from tests.utils.factories import campaign_spec, creation_item
 from triggers.partner_api import validate_item
 
 NOW = dt.datetime(2026, 12, 1, 16, 45, tzinfo=dt.UTC)
+# Events happen before the test's clock, whatever the real date (a fixed NOW and a real 'today' drift apart).
+EVENT_DAY = NOW.date() - dt.timedelta(days=3)
 
 
 def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, monkeypatch):
@@ -28,7 +30,7 @@ def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, m
     store_events(
         engine,
         [
-            validate_item(creation_item(f"s{i}", email=f"p{i}@exemple.fr"), "partner:1", "bge")
+            validate_item(creation_item(f"s{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY), "partner:1", "bge")
             for i in range(5)
         ],
     )
