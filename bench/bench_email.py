@@ -78,9 +78,9 @@ def one_run(n: int, workers: int, store_url: str | None, connections: int, settl
     port = free_port()
     env.update(DECLIC_SMTP_PORT=str(port), DECLIC_SMTP_CONNECTIONS=str(connections))
     try:  # the sink is on loopback, not Orange or Gmail: no provider's pace (the synthetic addresses use theirs)
-        from integrations.email_smtp import DOMAIN_POLICY
+        from integrations.email_smtp import unpaced_policy
 
-        env["DECLIC_MAIL_DOMAIN_POLICY"] = json.dumps({d: {"rate": None, "connections": None} for d in DOMAIN_POLICY})
+        env["DECLIC_MAIL_DOMAIN_POLICY"] = unpaced_policy()
     except ImportError:  # the code before issue 18 (a "before" figure) has no domain policy
         pass
     from orchestrator.bootstrap import bootstrap

@@ -27,9 +27,10 @@ Recipient domains (issue 18): a per-domain policy (`DOMAIN_POLICY`, overridden b
 the messages of one domain on the wire at once (`connections`) and their pace (`rate`, messages per second). A
 thread takes the next message whose domain may go now, so a slow domain never holds the others; a message whose
 domain would make it wait more than `PACE_HORIZON` seconds is answered TRANSIENT with that wait as retry_after.
-A domain that answers 421 (or, for a domain of the table, another temporary refusal not about one mailbox,
-4.2.x) is paused for its `backoff` (doubled at each refusal in a row, at most an hour): its messages are answered
-TRANSIENT with the remaining pause as retry_after, without touching the wire, while the other domains go on.
+A domain that answers 421 (or, for a domain of the table, another temporary refusal with a 4.7.x status, how
+large providers throttle a sender) is paused for its `backoff` (doubled at each refusal in a row, at most an
+hour): its messages are answered TRANSIENT with the remaining pause as retry_after, without touching the wire,
+while the other domains go on.
 A refusal of the address for good in the SMTP dialogue (550 5.1.1) suppresses it, as a bounce report does.
 
 DKIM (RFC 6376, dkimpy): with DECLIC_DKIM_KEY_FILE and DECLIC_DKIM_SELECTOR, every message is signed (relaxed/
@@ -215,6 +216,12 @@ PACE_HORIZON = 10.0  # seconds a message may wait for its domain's pace inside a
 MAX_BACKOFF = 3600.0
 
 
+def unpaced_policy() -> str:
+    """DECLIC_MAIL_DOMAIN_POLICY for a loopback sink (tests, benchmarks): no provider's pace or cap, since
+    synthetic addresses use Orange, Free, Gmail... domains that the sink is not."""
+    return json.dumps({domain: {"rate": None, "connections": None} for domain in DOMAIN_POLICY})
+
+
 def load_domain_policy(override: str | Mapping | None = None) -> dict[str, dict]:
     """The shipped table with DECLIC_MAIL_DOMAIN_POLICY (JSON text or a mapping) laid over it, per domain."""
     policy = {domain: dict(rule) for domain, rule in DOMAIN_POLICY.items()}
@@ -292,12 +299,12 @@ def recipient_domain(address: str) -> str:
 
 def domain_refusal(code: int | None, reply: bytes | str = b"", listed: bool = False) -> bool:
     """A temporary refusal of the domain, that pauses it: 421 always; for a domain of the policy table (a large
-    provider, whose 4xx throttle a sender: 4.7.x rate limits, 4.3.x, 4.4.x) any 4xx not about one mailbox (4.2.x:
-    full, over quota). Elsewhere a 4xx is one recipient's (greylisting): that message only is retried. A lost
-    connection (no code) is the relay's, not the domain's."""
+    provider, whose 4.7.x "try later", "rate limited" throttle a sender) a 4xx with a 4.7.x status too. Other 4xx
+    are one recipient's (greylisting, a full mailbox) or the relay's own state (4.3.x: under maintenance): that
+    message only is retried. A lost connection (no code) is the relay's, not the domain's."""
     if code is None or not 400 <= code < 500:
         return False
-    return code == 421 or (listed and not enhanced_status(reply).startswith("4.2."))
+    return code == 421 or (listed and enhanced_status(reply).startswith("4.7."))
 
 
 class DkimSigner:

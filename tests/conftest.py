@@ -25,7 +25,12 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 import pytest  # noqa: E402
 from sqlalchemy import create_engine, delete, text  # noqa: E402
 
+from integrations.email_smtp import unpaced_policy  # noqa: E402
 from integrations.smtp_sink import SmtpSink, free_port  # noqa: E402
+
+# The test sinks are loopback servers, not the providers whose domains synthetic addresses use: no provider pace
+# (issue 18); the policy's own tests pass theirs. Dispatchers started as processes inherit it.
+os.environ.setdefault("DECLIC_MAIL_DOMAIN_POLICY", unpaced_policy())
 from orchestrator.settings import Settings  # noqa: E402
 from store.db import dispose_engines, get_engine  # noqa: E402
 

@@ -4,7 +4,8 @@ domain only, DKIM signatures that verify at the receiving end."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import dkim
 import pytest
@@ -40,7 +41,7 @@ def sink(tmp_path) -> Iterator[SmtpSink]:
         yield running
 
 
-def channel_for(sink: SmtpSink, policy: dict, clock: Clock, connections: int = 2, **kw) -> SmtpChannel:
+def channel_for(sink: SmtpSink, policy: dict, clock: Callable[[], float], connections: int = 2, **kw) -> SmtpChannel:
     channel = SmtpChannel("127.0.0.1", sink.port, sender="Déclic <bonjour@declic.example>", timeout=5,
                           connections=connections, domain_policy=load_domain_policy(policy), **kw)
     channel.gate = DomainGate(channel.gate.policy, clock=clock)
@@ -85,10 +86,27 @@ def test_a_421_from_one_domain_pauses_that_domain_only(sink: SmtpSink) -> None:
 
 def test_a_4xx_of_one_mailbox_elsewhere_does_not_pause_its_domain(sink: SmtpSink) -> None:
     sink.reject_rcpt["grise@exemple.fr"] = "450 4.2.1 Greylisted, please try again later"
-    channel = channel_for(sink, {}, Clock(), connections=1)
+    sink.reject_rcpt["pleine@orange.fr"] = "452 4.2.2 Mailbox full"
+    sink.reject_rcpt["relais@free.fr"] = "451 4.3.2 System not accepting network messages"
+    channel = channel_for(sink, {}, time.monotonic, connections=1)  # the real clock: orange.fr's pace passes
     try:
-        results = channel.send([mail(1, "grise@exemple.fr"), mail(2, "ok@exemple.fr")])
-        assert [r.outcome for r in results] == [Outcome.TRANSIENT, Outcome.SENT]
+        results = channel.send([mail(1, "grise@exemple.fr"), mail(2, "ok@exemple.fr"), mail(3, "pleine@orange.fr"),
+                                mail(4, "ok@orange.fr"), mail(5, "relais@free.fr"), mail(6, "ok@free.fr")])
+        assert [r.outcome for r in results] == [Outcome.TRANSIENT, Outcome.SENT] * 3
+    finally:
+        channel.close()
+
+
+def test_a_listed_provider_that_throttles_with_4_7_is_paused(sink: SmtpSink) -> None:
+    sink.reject_rcpt["a@gmail.com"] = "450 4.7.28 Our system has detected an unusual rate of mail, try later"
+    sink.reject_rcpt["a@exemple.fr"] = "450 4.7.1 Try again later"
+    channel = channel_for(sink, {}, time.monotonic, connections=1)
+    try:
+        results = channel.send([mail(1, "a@gmail.com"), mail(2, "b@gmail.com"), mail(3, "a@exemple.fr"),
+                                mail(4, "b@exemple.fr")])
+        assert [r.outcome for r in results] == [Outcome.TRANSIENT, Outcome.TRANSIENT, Outcome.TRANSIENT,
+                                                Outcome.SENT]
+        assert "en pause" in results[1].detail and results[1].retry_after > 100  # gmail.com: 120 s first
     finally:
         channel.close()
 
