@@ -18,6 +18,9 @@ class Outcome(str, enum.Enum):
 
     SENT = "sent"  # accepted by the peer (SMTP 250, HTTP 2xx, PDF written, task queued)
     TRANSIENT = "transient"  # try again later (SMTP 4xx, HTTP 429/5xx, timeout, refused connection)
+    # Not tried: held back by the peer's pace or by a pause it asked for; again after `retry_after`, no attempt
+    # spent (a big campaign paced by one provider for hours must not use up its tries).
+    DEFERRED = "deferred"
     PERMANENT = "permanent"  # never retry (SMTP 5xx, HTTP 4xx, invalid number or address)
     ABANDONED = "abandoned"  # not handed over: another worker owns the message now (lease lost)
 

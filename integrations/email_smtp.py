@@ -497,7 +497,7 @@ class SmtpChannel:
                     detail = (f"domaine {domain} en pause après un refus temporaire : nouvel essai dans "
                               f"{seconds:.0f} s" if verdict == "paused" else
                               f"cadence du domaine {domain} atteinte : nouvel essai dans {seconds:.0f} s")
-                    shared.results[index] = SendResult(msg.message_id, Outcome.TRANSIENT, detail,
+                    shared.results[index] = SendResult(msg.message_id, Outcome.DEFERRED, detail,
                                                        retry_after=seconds)
                     continue
                 refused = False

@@ -539,7 +539,7 @@ class SmsChannel:
         call = self.adapter.prepare(message, number, reference)
         paused = self._throttle.paused_for()
         if paused:
-            return SendResult(message.message_id, Outcome.TRANSIENT, pause_detail(paused), retry_after=paused)
+            return SendResult(message.message_id, Outcome.DEFERRED, pause_detail(paused), retry_after=paused)
         self._throttle.wait_turn()
         if on_handoff is not None and not on_handoff(message.message_id):
             return SendResult(

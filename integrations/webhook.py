@@ -191,7 +191,7 @@ class WebhookChannel:
             return SendResult(message.message_id, Outcome.PERMANENT, f"contenu impossible à encoder : {exc}")
         paused = self._throttle.paused_for()
         if paused:
-            return SendResult(message.message_id, Outcome.TRANSIENT, pause_detail(paused), retry_after=paused)
+            return SendResult(message.message_id, Outcome.DEFERRED, pause_detail(paused), retry_after=paused)
         self._throttle.wait_turn()
         # Signed at send time, so a retry carries a fresh timestamp that the receiver will accept.
         timestamp = int(self.clock())

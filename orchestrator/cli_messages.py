@@ -22,7 +22,8 @@ CHANNELS = {"email": "e-mail", "sms": "SMS", "letter": "courrier", "call": "appe
 STEPS = {
     "planned": "prévu", "claimed": "pris en charge", "handed_over": "transmis au serveur ou au prestataire",
     "sent": "envoyé (accepté par le serveur)", "delivered": "remis",
-    "failed": "échec définitif", "retry": "nouvel essai prévu", "cancelled": "annulé", "bounced": "rejeté",
+    "failed": "échec définitif", "retry": "nouvel essai prévu", "deferred": "reporté", "cancelled": "annulé",
+    "bounced": "rejeté",
     "delayed": "retardé", "opened": "ouvert", "clicked": "cliqué", "click": "clic sur un lien",
     "unsubscribe": "désinscription", "callback_request": "demande de rappel", "not_for_me": "pas pour moi",
     "unknown": "issue inconnue (transmis, sans réponse enregistrée)", "resend": "renvoi décidé par un opérateur",
@@ -59,7 +60,7 @@ def _detail(detail: str | None, status: str = "") -> str:
         return ""
     if status == "claimed":
         return ""  # the worker's claim token ("vm:1234:ab12"): for machines only (--json)
-    if status in RECEIVED or status in ("failed", "retry", "bounced", "delayed"):
+    if status in RECEIVED or status in ("failed", "retry", "deferred", "bounced", "delayed"):
         detail = _server_reply(detail) if detail[:3].isdigit() else detail
     return REASONS.get(detail, detail)
 

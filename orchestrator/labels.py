@@ -27,6 +27,7 @@ MESSAGE_STATUS = {
     "failed": "échec",
     "cancelled": "annulé",
     "retry": "nouvel essai prévu",
+    "deferred": "reporté (cadence du destinataire)",
     "bounced": "rejeté",
     "delayed": "retardé",
     "opened": "ouvert",

@@ -135,7 +135,8 @@ def _reasons(counts: Mapping[str, int]) -> str:
 # --- dispatch ---
 
 
-OUTCOME_KIND = {"sent": "sent", "transient": "deferred", "permanent": "failed", "abandoned": "unknown"}
+OUTCOME_KIND = {"sent": "sent", "transient": "deferred", "deferred": "deferred", "permanent": "failed",
+                "abandoned": "unknown"}
 
 
 def tally_sends(by_outcome: Counter, rows: Sequence[Any], results: Iterable[Any],

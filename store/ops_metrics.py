@@ -74,7 +74,7 @@ class OpsFigures:
     feeds: dict[str, tuple[float | None, int, str]] = field(default_factory=dict)  # name -> (age, failures, status)
 
 
-SEND_OUTCOMES = ("sent", "retry", "failed", "cancelled", "delivered", "bounced")
+SEND_OUTCOMES = ("sent", "retry", "deferred", "failed", "cancelled", "delivered", "bounced")
 
 
 def ops_figures(conn: Connection, now: dt.datetime, lag_window: dt.timedelta = dt.timedelta(hours=1)

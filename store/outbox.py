@@ -291,7 +291,7 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
     """Apply the channel's answers: confirm sends, schedule retries with backoff, fail permanent errors.
 
     `settled`: handed-over messages the fence already recorded `sent` during the batch (their history has it)."""
-    counts = {"sent": 0, "retry": 0, "failed": 0, "abandoned": 0}
+    counts = {"sent": 0, "retry": 0, "deferred": 0, "failed": 0, "abandoned": 0}
     attempts = dict(conn.execute(select(MESSAGES.c.id, MESSAGES.c.attempts)
                                  .where(MESSAGES.c.id.in_([r.message_id for r in results]))).all())
     confirmed = []  # handed over and accepted: only the peer's id to note, in one executemany
@@ -313,15 +313,20 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
             conn.execute(HISTORY.insert(), {"message_id": r.message_id, "status": "sent", "at": now,
                                             "detail": r.detail})
             continue
-        tries = tries if r.message_id in handed_over else tries + 1
-        if r.outcome is Outcome.TRANSIENT and tries < MAX_ATTEMPTS:
-            values = {"status": "planned", "due_at": now + backoff(tries, r.retry_after, retry_base),
-                      "attempts": tries, "lease_owner": None, "lease_until": None, "last_error": r.detail}
-            status, key = "retry", "retry"
+        if r.outcome is Outcome.DEFERRED:  # not tried: due again once the peer's pace or pause allows
+            values = {"status": "planned", "due_at": now + dt.timedelta(seconds=max(r.retry_after or 0.0, 1.0)),
+                      "lease_owner": None, "lease_until": None, "last_error": r.detail}
+            status, key = "deferred", "deferred"
         else:
-            values = {"status": "failed", "attempts": tries, "lease_owner": None, "lease_until": None,
-                      "last_error": r.detail}
-            status, key = "failed", "failed"
+            tries = tries if r.message_id in handed_over else tries + 1
+            if r.outcome is Outcome.TRANSIENT and tries < MAX_ATTEMPTS:
+                values = {"status": "planned", "due_at": now + backoff(tries, r.retry_after, retry_base),
+                          "attempts": tries, "lease_owner": None, "lease_until": None, "last_error": r.detail}
+                status, key = "retry", "retry"
+            else:
+                values = {"status": "failed", "attempts": tries, "lease_owner": None, "lease_until": None,
+                          "last_error": r.detail}
+                status, key = "failed", "failed"
         conn.execute(update(MESSAGES).where(MESSAGES.c.id == r.message_id, MESSAGES.c.lease_owner == owner)
                      .values(**values))
         conn.execute(HISTORY.insert(), {"message_id": r.message_id, "status": status, "at": now,

@@ -61,13 +61,14 @@ def test_a_421_from_one_domain_pauses_that_domain_only(sink: SmtpSink) -> None:
         # orange.fr was asked once: its 421 paused it, the rest waits without touching the wire.
         assert sink.refused["orange.fr"] == 1
         orange = [results[i] for i in range(1, 13, 2)]
-        assert all(r.outcome is Outcome.TRANSIENT for r in orange)
+        # The one asked got the 421 (tried: an attempt); the others were held back (deferred: none spent).
+        assert sorted(r.outcome.value for r in orange) == ["deferred"] * 5 + ["transient"]
         assert all(r.retry_after and 100 < r.retry_after <= 120 for r in orange)
         assert sum("en pause" in r.detail for r in orange) == 5
 
         # Still paused in the next batch; the other domain still flows.
         results = channel.send([mail(20, "a@orange.fr"), mail(21, "b@exemple.fr")])
-        assert [r.outcome for r in results] == [Outcome.TRANSIENT, Outcome.SENT]
+        assert [r.outcome for r in results] == [Outcome.DEFERRED, Outcome.SENT]
         assert sink.refused["orange.fr"] == 1 and "en pause" in results[0].detail
 
         # After the pause the domain is asked again; a second refusal in a row doubles the pause.
@@ -104,7 +105,7 @@ def test_a_listed_provider_that_throttles_with_4_7_is_paused(sink: SmtpSink) -> 
     try:
         results = channel.send([mail(1, "a@gmail.com"), mail(2, "b@gmail.com"), mail(3, "a@exemple.fr"),
                                 mail(4, "b@exemple.fr")])
-        assert [r.outcome for r in results] == [Outcome.TRANSIENT, Outcome.TRANSIENT, Outcome.TRANSIENT,
+        assert [r.outcome for r in results] == [Outcome.TRANSIENT, Outcome.DEFERRED, Outcome.TRANSIENT,
                                                 Outcome.SENT]
         assert "en pause" in results[1].detail and results[1].retry_after > 100  # gmail.com: 120 s first
     finally:
@@ -115,7 +116,7 @@ def test_a_domain_beyond_its_pace_is_deferred_without_holding_the_batch(sink: Sm
     channel = channel_for(sink, {"laposte.net": {"rate": 0.01}}, Clock())  # one message per 100 s
     try:
         results = channel.send([mail(1, "a@laposte.net"), mail(2, "b@laposte.net"), mail(3, "c@exemple.fr")])
-        assert [r.outcome for r in results] == [Outcome.SENT, Outcome.TRANSIENT, Outcome.SENT]
+        assert [r.outcome for r in results] == [Outcome.SENT, Outcome.DEFERRED, Outcome.SENT]
         assert "cadence du domaine laposte.net" in results[1].detail and results[1].retry_after > 90
         assert sink.received == 2
     finally:

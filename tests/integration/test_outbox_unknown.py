@@ -261,3 +261,19 @@ def test_only_the_message_in_flight_becomes_unknown_not_the_whole_batch(settings
         sent = conn.execute(select(MESSAGES.c.id).where(MESSAGES.c.status == "sent")).scalars().all()
         history = Counter(conn.execute(select(EVENTS.c.status).where(EVENTS.c.message_id.in_(sent))).scalars())
     assert history["sent"] == 4  # one "sent" step each, whether settled early or at the end of the batch
+
+
+def test_a_message_held_back_by_a_provider_s_pace_spends_no_attempt(settings, engine):
+    # A big campaign paced by one provider for hours must not use up its tries (store.outbox.MAX_ATTEMPTS).
+    seed_outbox(engine, 1, now=NOW)
+    at = NOW
+    for _ in range(12):
+        with engine.begin() as conn:
+            [row_] = claim_due(conn, at, 10, "w1", dt.timedelta(minutes=5))
+            counts = record_results(conn, [SendResult(row_.id, Outcome.DEFERRED, "cadence du domaine orange.fr",
+                                                      retry_after=300)], "w1", at, set())
+        assert counts["deferred"] == 1
+        at += dt.timedelta(seconds=300)
+    held = row(engine, row_.id)
+    assert (held.status, held.attempts) == ("planned", 0) and held.due_at.replace(tzinfo=dt.UTC) == at
+    assert steps(engine, row_.id).count("deferred") == 12
