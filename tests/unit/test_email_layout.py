@@ -49,7 +49,8 @@ def test_text_and_html_parts_carry_the_same_numbers_addresses_and_links(name, tr
     assert [h.removeprefix("mailto:") for h in hrefs if h.startswith("mailto:")] == MAIL.findall(plain)
     urls = URL.findall(plain)
     assert [h for h in hrefs if h.startswith("http")] == urls
-    assert urls == [context["links"]["landing"], context["links"]["unsubscribe"]]  # each written out once
+    main = context["links"]["short"] + "/diagnostic" if trigger == "rediagnostic" else context["links"]["landing"]
+    assert urls == [main, context["links"]["unsubscribe"]]  # each written out once
 
     peer_phone = context["ambassador"]["phone"]
     if peer_phone and shows_peer:
@@ -63,8 +64,9 @@ def test_html_shows_link_texts_never_raw_urls(name, trigger, family):
     assert "http" not in visible and "/r/" not in visible
     texts = dict(html.links)
     assert texts[context["links"]["unsubscribe"]] == "Ne plus recevoir nos messages"
-    button = texts[context["links"]["landing"]]
-    assert button.startswith("Voir ") and f"{button} : {context['links']['landing']}" in plain
+    main = context["links"]["short"] + "/diagnostic" if trigger == "rediagnostic" else context["links"]["landing"]
+    button = texts[main]
+    assert button.startswith(("Voir ", "Répondre ")) and f"{button} : {main}" in plain
     for href, text in html.links:
         assert text and not text.startswith(("http", "www")) and text.lower() not in ("ici", "cliquez ici"), href
     assert html.lang == "fr"
@@ -76,7 +78,8 @@ def test_the_button_wording_depends_on_the_trigger():
     labels = {}
     for name, trigger, family in TEMPLATES:
         _, html, context, _ = _parts(name, trigger, family)
-        labels[trigger] = dict(html.links)[context["links"]["landing"]]
+        main = context["links"]["short"] + "/diagnostic" if trigger == "rediagnostic" else context["links"]["landing"]
+        labels[trigger] = dict(html.links)[main]
     assert labels["creation"] == "Voir qui peut m'aider à démarrer"
     assert labels["deadline"] == "Voir qui peut m'aider à me préparer"
     assert len(set(labels.values())) >= 4
