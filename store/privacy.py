@@ -209,7 +209,7 @@ def delete_consents(conn: Connection, business_id: int) -> int:
 
 PURPOSES = {"call": "appel", "sms": "SMS"}
 # The words of the landing page's callback form, as the person agreed to them.
-CALLBACK_CONSENT_TEXT = ("Je veux être rappelé(e) à ce numéro par {owner} (ou la personne qu'il désigne) "
+CALLBACK_CONSENT_TEXT = ("Rappelez-moi : j'accepte que {owner} (ou la personne qu'il désigne) m'appelle à ce numéro "
                          "au sujet de ses actions pour le numérique des entreprises.")
 # The words of the landing page's SMS box, as the person ticked them.
 SMS_CONSENT_TEXT = ("J'accepte aussi de recevoir des SMS de {owner} à ce numéro au sujet de ses actions pour le "

@@ -61,7 +61,7 @@ def notification(
         f"Bonjour {ambassador_name},",
         "",
         f"{who}{f' ({metier}' + (f', {commune}' if commune else '') + ')' if metier else ''} "
-        "demande à être rappelé(e).",
+        "demande un rappel.",
         f"Numéro : {phone}",
         f"Moment préféré : {SLOTS[slot][0]}, "
         f"à partir du {days[local.weekday()]} {local:%d/%m} à {local:%H} h.",

@@ -198,7 +198,7 @@ def ask_callback(
     note: Annotated[str, Form(max_length=1000)] = "",
     sms: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    """ "Je veux être rappelé(e)": a call task for the ambassador, who is told by e-mail; the box "J'accepte
+    """ "Rappelez-moi": a call task for the ambassador, who is told by e-mail; the box "J'accepte
     aussi de recevoir des SMS" (unticked by default) records an SMS consent to the campaign's owner apart."""
     try:
         message_id, msg = _landing_message(engine, settings, token)
@@ -236,7 +236,7 @@ def ask_callback(
     assignee = f"ambassador:{amb_id}" if amb_id not in (None, "") else "adviser"
     business = ctx.get("business") or {}
     script = (
-        f"{business.get('name') or 'Cette entreprise'} a demandé à être rappelé(e) "
+        f"{business.get('name') or 'Cette entreprise'} demande un rappel "
         f"{SLOTS[slot][0]}. Présentez-vous, demandez ce qui l'intéresse, proposez une rencontre."
     )
     with engine.begin() as conn:
@@ -311,7 +311,7 @@ def _notify(settings: Settings, mail) -> None:
 @router.post("/m/{token}/plus-d-appel", response_class=HTMLResponse)
 def stop_calls(request: Request, token: str, settings: SettingsDep, engine: EngineDep,
                csrf: Annotated[str, Form()] = "") -> HTMLResponse:
-    """ "Je ne veux plus être appelé(e)": one click withdraws every call and SMS consent of the business."""
+    """ "Ne plus m'appeler": one click withdraws every call and SMS consent of the business."""
     from store.privacy import withdraw_consents
 
     try:

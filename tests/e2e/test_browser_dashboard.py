@@ -111,13 +111,13 @@ def test_callback_round_trip_from_landing_page_to_the_ambassador_list(
 ):
     message_id = world["rennes"].message_ids[0]
     page.goto(f"{live_server}/r/{make_token(settings.resolved_secret, 'r', message_id)}")
-    assert page.get_by_role("heading", name="Je veux être rappelé(e)").is_visible()
+    assert page.get_by_role("heading", name="Rappelez-moi").is_visible()
     # Keyboard only: the form works without a mouse and without JavaScript.
     page.get_by_label("Votre numéro de téléphone").focus()
     page.keyboard.type("06 12 34 56 78")
     page.get_by_label("L'après-midi (14 h - 17 h)").check()
     page.get_by_label("Un mot pour Claire Le Goff (facultatif)").fill("Plutôt le jeudi")
-    page.get_by_role("button", name="Je veux être rappelé(e)").press("Enter")
+    page.get_by_role("button", name="Rappelez-moi").press("Enter")
     page.wait_for_load_state()
     assert page.get_by_role("status").inner_text().startswith("C'est noté")
     with engine.connect() as conn:

@@ -50,7 +50,7 @@ def test_click_then_landing_shows_ambassador_offers_and_forms(client, settings, 
     assert "Claire Le Goff" in html and "Atelier : vos devis et factures sur ordinateur" in html
     assert "gratuit" in html and "20 €" in html
     assert 'for="phone"' in html and 'id="phone"' in html  # labelled fields
-    assert "Je veux être rappelé(e)" in html and "Ce n'est pas pour moi" in html
+    assert "Rappelez-moi" in html and "Ce n'est pas pour moi" in html
     assert "<script" not in html
     assert kinds(engine) == ["click"]
 
