@@ -50,6 +50,24 @@ def _build(engine, place: dict[str, list[str]], text: str) -> Barometer:
     return barometer(engine, place, text)
 
 
+def fragility_map(b: Barometer) -> str:
+    """A tile map of the share of businesses at the first level: one tile per EPCI, or per commune inside one EPCI
+    (groups too small to show are drawn empty, as in the tables)."""
+    from web.territory_map import MapData, Tile, _bounds, tile_map_svg
+
+    key = "par_epci" if len(b.table("par_epci").rows) > 1 else "par_commune"
+    tiles = []
+    for r in b.table(key).rows:
+        n = r.get("n") or 0
+        tiles.append(Tile(r["group"], r["group"], n, round((r.get("first_steps_share") or 0) * n)))
+    data = MapData("epci" if key == "par_epci" else "commune", "", sorted(tiles, key=lambda t: t.name))
+    data.bounds = _bounds([t.rate for t in data.tiles if t.rate is not None])
+    where = "intercommunalité" if key == "par_epci" else "commune"
+    return tile_map_svg(data, f"Part des entreprises aux {MATURITY_LEVELS['first_steps']}, par {where}",
+                        "barometer-map-title", measure="aux premiers pas",
+                        counted=("aux premiers pas", "au niveau connu"), legend="Part aux premiers pas")
+
+
 def fragility_chart(b: Barometer) -> str:
     """Share of businesses at the first level, by trade family (groups large enough only)."""
     rows = [(r["group"], r["first_steps_share"], r["n"]) for r in b.table("par_metier").rows if r.get("n")]
@@ -65,7 +83,7 @@ async def barometer_page(request: Request, scope: ScopeDep, engine: EngineDep, t
         return render(request, scope, "dash_barometer.html", barometer=None, territoire="")
     b = await run_in_threadpool(_build, engine, *asked)
     return render(request, scope, "dash_barometer.html", barometer=b, territoire=asked[1],
-                  chart_svg=fragility_chart(b), levels=MATURITY_LEVELS)
+                  chart_svg=fragility_chart(b), map_svg=fragility_map(b), levels=MATURITY_LEVELS)
 
 
 @router.get("/barometre.csv")

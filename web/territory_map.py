@@ -126,8 +126,10 @@ def _short(name: str, limit: int = 15) -> list[str]:
     return [ln if len(ln) <= limit else ln[: limit - 1] + "…" for ln in lines]
 
 
-def tile_map_svg(data: MapData, title: str, ident: str = "map-title") -> str:
-    """The tile map with its legend, as one accessible inline SVG."""
+def tile_map_svg(data: MapData, title: str, ident: str = "map-title", *, measure: str = "de conversion",
+                 counted: tuple[str, str] = ("convertie(s)", "ciblée(s)"), legend: str | None = None) -> str:
+    """The tile map with its legend, as one accessible inline SVG. `measure` names the rate ("de conversion"),
+    `counted` the two counts of a tile's title (the part, the whole)."""
     n = len(data.tiles)
     cols = max(1, min(6, math.ceil(math.sqrt(n * 1.5)))) if n else 1
     size_w, size_h, gap = 100, 64, 6
@@ -139,12 +141,12 @@ def tile_map_svg(data: MapData, title: str, ident: str = "map-title") -> str:
         x, y = (i % cols) * (size_w + gap), (i // cols) * (size_h + gap)
         if t.rate is None:
             fill, ink, figure = EMPTY, "#111", "aucune"
-            tip = f"{t.name} : aucune entreprise ciblée"
+            tip = f"{t.name} : aucune entreprise {counted[1].removesuffix('(s)')}"
         else:
             k = _class(t.rate, data.bounds)
             fill, ink, figure = SCALE[k], TEXT_ON[k], fr_percent(t.rate)
-            tip = (f"{t.name} : {fr_percent(t.rate)} de conversion, {fr_int(t.converted)} convertie(s) "
-                   f"sur {fr_int(t.targeted)} ciblée(s)")
+            tip = (f"{t.name} : {fr_percent(t.rate)} {measure}, {fr_int(t.converted)} {counted[0]} "
+                   f"sur {fr_int(t.targeted)} {counted[1]}")
         lines = _short(t.name)
         text = "".join(
             f'<text x="{x + 6}" y="{y + 16 + 14 * j}" fill="{ink}" font-size="12">{escape(ln)}</text>'
@@ -164,7 +166,8 @@ def tile_map_svg(data: MapData, title: str, ident: str = "map-title") -> str:
     previous = 0.0
     legend_w = max(width, 330)
     step = min(64, (legend_w - 90) // len(SCALE))
-    body.append(f'<text x="0" y="{legend_y + 12}" fill="#111" font-size="12">Taux de conversion :</text>')
+    caption = escape(legend or f"Taux {measure}")
+    body.append(f'<text x="0" y="{legend_y + 12}" fill="#111" font-size="12">{caption} :</text>')
     for i, upper in enumerate(data.bounds):
         x = lx + i * step
         body.append(f'<rect x="{x}" y="{legend_y + 18}" width="{step - 2}" height="14" fill="{SCALE[i]}" '

@@ -108,6 +108,9 @@ def test_page_csv_and_cli_give_the_same_figures(engine, settings, env_settings, 
     page = client.get("/tableau/barometre")  # a collectivité's own territory by default
     assert page.status_code == 200 and "Baromètre numérique : Ille-et-Vilaine" in page.text
     assert "<script" not in page.text and "style=" not in page.text and "<svg" in page.text
+    # A tile map by intercommunalité, each tile titled with its share (issue 16: a map where a map serves).
+    assert 'class="chart map"' in page.text and "Part aux premiers pas" in page.text
+    assert "<title>CA Vitré Communauté : " in html.unescape(page.text)
     tables = _page_tables(page.text)
     assert set(tables) == set(data["tables"])
     for key, table in data["tables"].items():
