@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from store.journeys import Reject, _items, _read, _upsert
+from store.journeys import Reject, _check_key, _items, _read, _upsert
 from store.models import Interaction, Intermediary, IntermediaryClient, utcnow
 from store.sql import chunks, insert_for
 
@@ -87,10 +87,7 @@ def parse_intermediaries(text: str) -> tuple[list[dict[str, Any]], list[Reject]]
         def bad(fld: str, reason: str, line=line, errors=errors) -> None:
             errors.append(Reject(line, fld, reason))
 
-        if not r.get("key"):
-            bad("key", "identifiant manquant")
-        elif r["key"] in seen:
-            bad("key", f"identifiant en double: {r['key']}")
+        _check_key(r, seen, bad)
         if not r.get("name"):
             bad("name", "nom manquant")
         if r.get("kind") not in KINDS:

@@ -22,6 +22,7 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -82,6 +83,14 @@ def _read(text: str, expected: tuple[str, ...]) -> tuple[list[tuple[int, dict[st
     return rows, []
 
 
+def _check_key(row: dict[str, str], seen: set[str], bad: Callable[[str, str], None]) -> None:
+    """A registry row's `key`: given, and not already met earlier in the same file."""
+    if not row.get("key"):
+        bad("key", "identifiant manquant")
+    elif row["key"] in seen:
+        bad("key", f"identifiant en double: {row['key']}")
+
+
 def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Validated ambassador rows and the lines rejected."""
     from segments.taxonomy import families, naf_entry
@@ -95,10 +104,7 @@ def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
         def bad(fld: str, reason: str, line=line, errors=errors) -> None:
             errors.append(Reject(line, fld, reason))
 
-        if not r.get("key"):
-            bad("key", "identifiant manquant")
-        elif r["key"] in seen:
-            bad("key", f"identifiant en double: {r['key']}")
+        _check_key(r, seen, bad)
         if not r.get("name"):
             bad("name", "nom manquant")
         fams = _items(r.get("families"))
@@ -159,10 +165,7 @@ def parse_offers(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
         def bad(fld: str, reason: str, line=line, errors=errors) -> None:
             errors.append(Reject(line, fld, reason))
 
-        if not r.get("key"):
-            bad("key", "identifiant manquant")
-        elif r["key"] in seen:
-            bad("key", f"identifiant en double: {r['key']}")
+        _check_key(r, seen, bad)
         for fld in ("title", "provider", "duration", "hours"):
             if not r.get(fld):
                 bad(fld, "valeur manquante")

@@ -65,6 +65,21 @@ def _landing_message(engine, settings: Settings, token: str):
     return message_id, msg
 
 
+EXPIRED_FORM = "ce formulaire a expiré : rechargez la page et recommencez"
+
+
+def _posted_message(request: Request, engine, settings: Settings, token: str, csrf: str):
+    """(message id, row) of a form posted from the owner's page, or the page that refuses it: an unknown link
+    (404) or a CSRF token that is not this message's (403)."""
+    try:
+        message_id, msg = _landing_message(engine, settings, token)
+    except TokenError as exc:
+        return _error(request, str(exc))
+    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
+        return _error(request, EXPIRED_FORM, 403)
+    return message_id, msg
+
+
 def _landing(
     request: Request, settings: Settings, token: str, msg, *, status: int = 200, **extra
 ) -> HTMLResponse:
@@ -200,12 +215,10 @@ def ask_callback(
 ) -> HTMLResponse:
     """ "Rappelez-moi": a call task for the ambassador, who is told by e-mail; the box "J'accepte
     aussi de recevoir des SMS" (unticked by default) records an SMS consent to the campaign's owner apart."""
-    try:
-        message_id, msg = _landing_message(engine, settings, token)
-    except TokenError as exc:
-        return _error(request, str(exc))
-    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
-        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
+    found = _posted_message(request, engine, settings, token, csrf)
+    if isinstance(found, HTMLResponse):
+        return found
+    message_id, msg = found
     errors: dict[str, str] = {}
     try:
         e164 = normalise_french_number(phone)
@@ -314,12 +327,10 @@ def stop_calls(request: Request, token: str, settings: SettingsDep, engine: Engi
     """ "Ne plus m'appeler": one click withdraws every call and SMS consent of the business."""
     from store.privacy import withdraw_consents
 
-    try:
-        message_id, msg = _landing_message(engine, settings, token)
-    except TokenError as exc:
-        return _error(request, str(exc))
-    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
-        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
+    found = _posted_message(request, engine, settings, token, csrf)
+    if isinstance(found, HTMLResponse):
+        return found
+    message_id, msg = found
     if msg.business_id is not None:
         with engine.begin() as conn:
             for purpose in ("call", "sms"):
@@ -344,12 +355,10 @@ def not_for_me(
     end of the campaign with one question about the tool used (unsubscribe is separate)."""
     from store.not_for_me import answer_not_for_me
 
-    try:
-        message_id, msg = _landing_message(engine, settings, token)
-    except TokenError as exc:
-        return _error(request, str(exc))
-    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
-        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
+    found = _posted_message(request, engine, settings, token, csrf)
+    if isinstance(found, HTMLResponse):
+        return found
+    message_id, msg = found
     if reason not in NOT_FOR_ME_REASONS:
         return _landing(
             request,
@@ -380,12 +389,10 @@ def tool_answer(
     """ "Déjà équipé": the one adoption question, "quel outil utilisez-vous ?", recorded as a `tool_adopted`."""
     from store.not_for_me import record_tool_answer
 
-    try:
-        message_id, msg = _landing_message(engine, settings, token)
-    except TokenError as exc:
-        return _error(request, str(exc))
-    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
-        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
+    found = _posted_message(request, engine, settings, token, csrf)
+    if isinstance(found, HTMLResponse):
+        return found
+    message_id, msg = found
     if category not in _adoption_categories():
         return _landing(request, settings, token, msg, status=400, done="pas_pour_moi", answer="end_and_ask",
                         errors={"category": "Choisissez ce que vous utilisez."})
@@ -424,7 +431,7 @@ async def diagnostic_answer(
         return _error(request, str(exc))
     form = await request.form()
     if not check_csrf(settings.resolved_secret, _subject(message_id), str(form.get("csrf") or "")):
-        return _error(request, "ce formulaire a expiré : rechargez la page et recommencez", 403)
+        return _error(request, EXPIRED_FORM, 403)
     source = str(form.get("source") or "")
     source = source if source in DIAGNOSTIC_SOURCES else "landing"
     csrf = make_csrf(settings.resolved_secret, _subject(message_id))
