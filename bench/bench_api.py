@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from bench.common import PY, emit, percentile, scratch_env, start_process
 from integrations.smtp_sink import free_port
-from orchestrator.synthetic import Population
+from orchestrator.core.synthetic import Population
 
 SINGLE_CLIENTS = 4
 
@@ -112,7 +112,7 @@ def _fresh(pop: Population, total: int, size: int, tag: str) -> list[list[dict]]
 
 def main(quick: bool = False) -> None:
     env = scratch_env()
-    from orchestrator.bootstrap import bootstrap
+    from orchestrator.app.bootstrap import bootstrap
     from store.admin import add_partner
     from store.migrate import upgrade
     from store.reference import load_reference

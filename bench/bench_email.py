@@ -24,9 +24,9 @@ NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 
 def seed_outbox(engine, n: int, now: dt.datetime = NOW) -> None:
     """n planned e-mails due at `now` for n businesses of one campaign (bulk insert, not measured)."""
-    from orchestrator.campaign_spec import load_spec
-    from orchestrator.planner import message_context
-    from orchestrator.synthetic import Population
+    from orchestrator.core.campaign_spec import load_spec
+    from orchestrator.core.planner import message_context
+    from orchestrator.core.synthetic import Population
     from store.admin import apply_campaign
     from store.businesses import upsert_businesses
     from store.models import Enrollment, Message
@@ -53,7 +53,7 @@ def seed_outbox(engine, n: int, now: dt.datetime = NOW) -> None:
                  for r in rows]
         conn.execute(Enrollment.__table__.insert(), enrol)
         enrollment_ids = dict(conn.execute(select(Enrollment.__table__.c.business_id, Enrollment.__table__.c.id)).all())
-        from orchestrator.planner import Candidate
+        from orchestrator.core.planner import Candidate
 
         messages = []
         for r in rows:
@@ -83,7 +83,7 @@ def one_run(n: int, workers: int, store_url: str | None, connections: int, settl
         env["DECLIC_MAIL_DOMAIN_POLICY"] = unpaced_policy()
     except ImportError:  # the code before issue 18 (a "before" figure) has no domain policy
         pass
-    from orchestrator.bootstrap import bootstrap
+    from orchestrator.app.bootstrap import bootstrap
     from store.migrate import upgrade
     from store.reference import load_reference
 
@@ -97,7 +97,7 @@ def one_run(n: int, workers: int, store_url: str | None, connections: int, settl
     load = os.getloadavg()[0]
     busy_before, children_before = machine_busy(), children_cpu()
     go = Path(env["DECLIC_HOME"]) / "go"
-    module = ["orchestrator.dispatch"] if settle else ["bench.bench_email", "--dispatch-unsettled"]
+    module = ["orchestrator.app.dispatch"] if settle else ["bench.bench_email", "--dispatch-unsettled"]
     runners = [subprocess.Popen([PY, "-m", *module, "--now", NOW.isoformat(), "--wait-for", str(go)],
                                 env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(workers)]
@@ -135,8 +135,8 @@ def prerendered(n: int, path: Path) -> None:
     from sqlalchemy import select
 
     from integrations.email_smtp import _LEADING_DOT, build_email
-    from orchestrator.bootstrap import bootstrap
-    from orchestrator.dispatch import outgoing
+    from orchestrator.app.bootstrap import bootstrap
+    from orchestrator.app.dispatch import outgoing
     from store.migrate import upgrade
     from store.outbox import MESSAGES
     from store.reference import load_reference
@@ -269,7 +269,7 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--bare-client"]:
         return bare_client(argv[1], int(argv[2]), int(argv[3]))
     if argv[:1] == ["--dispatch-unsettled"]:  # the dispatcher without the settlement at the fence (its cost)
-        from orchestrator import dispatch
+        from orchestrator.app import dispatch
         from store.outbox import Fence
 
         Fence.answered = lambda self, result: None

@@ -29,9 +29,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.ingest_data import write_sirene
+from orchestrator.app.ingest import ingest_bodacc, ingest_sirene
 from store.db import dispose_engines, get_engine
 from store.migrate import upgrade
-from triggers.ingest import ingest_bodacc, ingest_sirene
 
 TODAY = dt.date(2026, 11, 27)
 RESULTS = Path(__file__).parent / "results" / "ingest.json"

@@ -124,7 +124,7 @@ def registry(engine, rng: random.Random) -> None:
 
 def campaigns(engine) -> None:
     """Three triggered campaigns of realistic shape (national, a région's building trades, first hires)."""
-    from orchestrator.campaign_spec import load_spec
+    from orchestrator.core.campaign_spec import load_spec
     from segments.territory import regions
     from store.admin import apply_campaign
 
@@ -153,7 +153,7 @@ CPU: dict[str, float] = {}
 
 def timed_plan(app) -> tuple[float, dict]:
     """Wall seconds of `plan_all` (its CPU seconds in CPU["last"]: the machine may be shared)."""
-    from orchestrator.planning import plan_all
+    from orchestrator.app.planning import plan_all
 
     started, cpu = time.perf_counter(), time.process_time()
     counts = plan_all(app, now=NOW)
@@ -175,7 +175,7 @@ def preview(engine, segment: dict, territory=None) -> tuple[float, int]:
 def main(quick: bool = False) -> None:
     small, large, triggers = (25_000, 250_000, 10_000) if quick else (250_000, 2_500_000, 100_000)
     env = scratch_env()
-    from orchestrator.bootstrap import bootstrap
+    from orchestrator.app.bootstrap import bootstrap
     from store.migrate import upgrade
     from store.reference import load_reference
 
@@ -242,7 +242,7 @@ def main(quick: bool = False) -> None:
         if len(dep) == 2:
             chosen.append(dep)
             reach += count
-    from orchestrator.campaign_spec import load_spec
+    from orchestrator.core.campaign_spec import load_spec
     from store.admin import apply_campaign
 
     apply_campaign(app.engine, load_spec({

@@ -16,7 +16,7 @@
   (RUNNING) as the Prefect server records it, with the median time to the run's creation (event trigger),
   pick-up (PENDING) and start.
 - latency-serve: the same with `declic serve` on one machine (local Prefect server on SQLite), where plan
-  runs are executed warm in the serve process (orchestrator/warm.py).
+  runs are executed warm in the serve process (orchestrator/prefect/warm.py).
 
 Each figure is one JSON line.
 """
@@ -50,8 +50,8 @@ PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
 
 
 def _store_app(url: str, smtp_port: int, home: Path):
-    from orchestrator.bootstrap import bootstrap
-    from orchestrator.settings import Settings
+    from orchestrator.app.bootstrap import bootstrap
+    from orchestrator.app.settings import Settings
 
     return bootstrap(Settings(home=home, database_url=url, secret_key=SECRET, smtp_port=smtp_port))
 
@@ -108,7 +108,7 @@ def part_overhead(n: int, rounds: int) -> None:
     ensure_database(db)
     url = PG.format(db=db)
     home = Path(tempfile.mkdtemp(prefix="declic-bench-"))
-    from orchestrator.settings import prepare_prefect_env
+    from orchestrator.app.settings import prepare_prefect_env
 
     prepare_prefect_env(home)  # quiet local Prefect, patient start-up on a busy machine
     try:
@@ -132,8 +132,8 @@ def part_overhead(n: int, rounds: int) -> None:
                 seconds=round(time.perf_counter() - started, 1),
             )
 
-            from orchestrator.dispatch import dispatch_all
-            from orchestrator.flows import dispatch_flow, run_once
+            from orchestrator.app.dispatch import dispatch_all
+            from orchestrator.prefect.flows import dispatch_flow, run_once
 
             cold = time.perf_counter()
             run_once(dispatch_flow, now="2000-01-01T00:00:00+00:00")  # nothing due: starts Prefect, warms up
@@ -389,7 +389,7 @@ def _emit_latency(mode: str, values: list[float]) -> None:
 def part_latency_worker(events: int, planner: bool) -> None:
     import uvicorn
 
-    from orchestrator.settings import Settings
+    from orchestrator.app.settings import Settings
     from store.admin import add_partner
     from web.app import create_app
 

@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult
-from orchestrator.settings import Settings, reveal
+from orchestrator.app.settings import Settings, reveal
 
 
 def setting(settings: Any, name: str, default: Any = None) -> Any:
     """`settings.<name>`, else `default` (a field left unset means the channel's own default); a secret
     (SecretStr) comes back as its text, which the channel alone holds."""
     if name not in Settings.model_fields:
-        raise AttributeError(f"{name} is not a declared Settings field (orchestrator/settings.py)")
+        raise AttributeError(f"{name} is not a declared Settings field (orchestrator/app/settings.py)")
     value = reveal(getattr(settings, name, None))
     return default if value is None else value
 

@@ -1,6 +1,6 @@
 """The channel protocol: what the dispatcher needs from every way a message leaves.
 
-The consumer (orchestrator.dispatch) owns this small interface; each channel is one module
+The consumer (orchestrator.app.dispatch) owns this small interface; each channel is one module
 that implements it and registers itself by name. Channels never render: they receive
 messages whose subject and body are already final text (or a file, for letters).
 """

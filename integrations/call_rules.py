@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-# The planner's calendar, so messages and calls share one list of places and holidays. orchestrator.windows
+# The planner's calendar, so messages and calls share one list of places and holidays. orchestrator.core.windows
 # imports nothing from the project at load time: no import cycle. holiday_subdivision is re-exported.
-from orchestrator.windows import holiday_checker, holiday_subdivision  # noqa: F401
+from orchestrator.core.windows import holiday_checker, holiday_subdivision  # noqa: F401
 
 CALL_WINDOWS = ((dt.time(10, 0), dt.time(13, 0)), (dt.time(14, 0), dt.time(20, 0)))
 MAX_ATTEMPTS = 4

@@ -6,7 +6,7 @@ Two moments tell whether an e-mail reached someone:
   `classify_reply` turns them into an outcome and `describe_reply` into plain French for the operator;
 - later, a bounce e-mail sent back to the envelope sender: a multipart/report of type delivery-status
   (RFC 3464). `parse_dsn` reads one into `Bounce` values; each carries the original Message-ID, from
-  which `outbox_id` finds the outbox row ("<declic.<id>@host>", see orchestrator.dispatch).
+  which `outbox_id` finds the outbox row ("<declic.<id>@host>", see orchestrator.app.dispatch).
 
 Hard bounces (the address does not exist, the domain has no mail server) must stop every future send
 to the address; soft ones (mailbox full, server busy, greylisting) are retried.

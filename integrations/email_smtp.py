@@ -67,7 +67,7 @@ from functools import lru_cache
 from integrations._settings import setting, store_engine
 from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, answered, register
 from integrations.email_bounce import classify_reply, describe_reply, enhanced_status, hard_address_refusal
-from orchestrator.settings import reveal
+from orchestrator.app.settings import reveal
 
 log = logging.getLogger(__name__)
 

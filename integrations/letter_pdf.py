@@ -29,7 +29,7 @@ Text is set in DejaVu Sans (shipped in integrations/fonts with its licence), whi
 entirely (é, œ, €, « », the narrow no-break space).
 
 A letter never asks its reader to type a long signed URL: the template writes the short link
-(`/s/<code>`, `orchestrator.short_codes`) and a phone number, and the letter ends with a QR code of that
+(`/s/<code>`, `orchestrator.core.short_codes`) and a phone number, and the letter ends with a QR code of that
 short link (segno), the link written under it; meta["short_link"] names it, else the first short link of
 the body is used.
 """

@@ -9,10 +9,10 @@ import datetime as dt
 
 from sqlalchemy import func, select, update
 
-from orchestrator.bootstrap import App
-from orchestrator.campaign_spec import load_spec
-from orchestrator.planning import plan_all
-from orchestrator.synthetic import Population
+from orchestrator.app.bootstrap import App
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
+from orchestrator.core.synthetic import Population
 from store.admin import add_partner, apply_campaign
 from store.events import store_events
 from store.models import Message

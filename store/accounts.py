@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, false, func, or_, select, true, update
 from sqlalchemy.engine import Connection, Engine
 
-from orchestrator.campaign_spec import TerritorySpec
+from orchestrator.core.campaign_spec import TerritorySpec
 from store.models import Business, CallTask, Campaign, Message, SignInFailure, UserAccount, utcnow
 
 USERS = UserAccount.__table__

@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator.campaign_spec import CampaignSpec
+from orchestrator.core.campaign_spec import CampaignSpec
 from store.events import forget_tokens, hash_token, new_token
 from store.models import Campaign, Partner, utcnow
 

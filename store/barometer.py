@@ -1,6 +1,6 @@
 """What the territory barometer reads: the self-diagnostic answers stored as interactions (`diagnostic_completed`
 with a score) and the maturity stored on the businesses, within one territory. The maths is in
-`orchestrator.barometer`."""
+`orchestrator.core.barometer`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import datetime as dt
 from sqlalchemy import false, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from orchestrator.barometer import MIN_COUNT, Answer, Barometer, build_barometer
-from orchestrator.diagnostic import stored_levels
-from orchestrator.metrics import overlap_tables
+from orchestrator.core.barometer import MIN_COUNT, Answer, Barometer, build_barometer
+from orchestrator.core.diagnostic import stored_levels
+from orchestrator.core.stats import overlap_tables
 from store.models import Business, Interaction
 
 BUSINESS = Business.__table__
@@ -68,7 +68,7 @@ def barometer_answers(conn: Connection, territory: dict[str, list[str]]) -> list
 
 def barometer(engine: Engine, territory: dict[str, list[str]], text: str, *, min_count: int = MIN_COUNT) -> Barometer:
     """The barometer of a territory (the same for the dashboard page, its CSV and `declic barometre`)."""
-    from store.metrics import label_for
+    from store.report import label_for
 
     with engine.connect() as conn:
         answers = barometer_answers(conn, territory)
@@ -84,10 +84,10 @@ def barometer(engine: Engine, territory: dict[str, list[str]], text: str, *, min
 
 
 def global_effects_around(conn: Connection, territory: dict[str, list[str]]) -> list[dict]:
-    """The global effects (`store.metrics.global_effects`) of the territories with a global control group that lie
+    """The global effects (`store.report.global_effects`) of the territories with a global control group that lie
     inside this territory or hold it: what the programme changed there, against businesses no campaign contacted."""
     from store.accounts import territory_contains
-    from store.metrics import global_effects
+    from store.report import global_effects
 
     out = []
     for g in global_effects(conn):

@@ -136,7 +136,7 @@ def record_diagnostic(
     now: dt.datetime | None = None,
 ) -> None:
     """Store the business's digital maturity (0-5) and count a `diagnostic_completed` conversion whose data are the
-    versioned answers and levels (`orchestrator.diagnostic`)."""
+    versioned answers and levels (`orchestrator.core.diagnostic`)."""
     now = now or utcnow()
     conn.execute(
         update(BUSINESS)

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from orchestrator.planner import AmbassadorView, OfferView
+from orchestrator.core.planner import AmbassadorView, OfferView
 from store.models import Ambassador, Enrollment, Offer, utcnow
 from store.sql import insert_for
 

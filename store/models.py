@@ -204,10 +204,10 @@ class Enrollment(SQLModel, table=True):
     # The ambassador named in its messages; NULL on a treatment enrollment is a gap (the campaign's contact
     # stood in), which the dashboard shows.
     ambassador_id: int | None = Field(default=None, foreign_key="ambassador.id", index=True)
-    # The business's moment (trigger family and period, `orchestrator.planner.moment_of`): one campaign owns it.
+    # The business's moment (trigger family and period, `orchestrator.core.planner.moment_of`): one campaign owns it.
     moment: str | None = Field(default=None, max_length=120)
-    # The owner's "Ce n'est pas pour moi" reason (`orchestrator.campaign_spec.NOT_FOR_ME_REASONS`) and the
-    # action it took: the journey's later steps follow it (`orchestrator.planner.plan_followups`).
+    # The owner's "Ce n'est pas pour moi" reason (`orchestrator.core.campaign_spec.NOT_FOR_ME_REASONS`) and the
+    # action it took: the journey's later steps follow it (`orchestrator.core.planner.plan_followups`).
     not_for_me: str | None = Field(default=None, max_length=30)
     not_for_me_action: str | None = Field(default=None, max_length=30)
     # When the answer's own message is due (after a pause: one gentle message; "pas utile": a peer's testimony).

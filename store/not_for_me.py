@@ -1,9 +1,9 @@
 """What a "Ce n'est pas pour moi" answer does (issue 16): the reason is kept, and its campaign's action applied.
 
-The reasons and actions are `orchestrator.campaign_spec.NOT_FOR_ME_REASONS` / `NOT_FOR_ME_ACTIONS`; a campaign maps
+The reasons and actions are `orchestrator.core.campaign_spec.NOT_FOR_ME_REASONS` / `NOT_FOR_ME_ACTIONS`; a campaign maps
 one to the other in its `not_for_me` section (defaults otherwise). Everything is written in the caller's
 transaction; what happens later (the gentle message after a pause, the testimony, the later steps that stop) is the
-planner's (`orchestrator.planner.plan_answer_messages`, `plan_followups`).
+planner's (`orchestrator.core.planner.plan_answer_messages`, `plan_followups`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from orchestrator.campaign_spec import PAUSE_MONTHS, CampaignSpec, not_for_me_action
-from orchestrator.planner import JOURNEY_ENDING_ANSWERS, TESTIMONY_DELAY
+from orchestrator.core.campaign_spec import PAUSE_MONTHS, CampaignSpec, not_for_me_action
+from orchestrator.core.planner import JOURNEY_ENDING_ANSWERS, TESTIMONY_DELAY
 from store.conversions import ADOPTION_KIND, record_interaction
 from store.models import Business, CallTask, Campaign, Enrollment, Message, MessageEvent, TriggerEvent, utcnow
 from store.sql import insert_for

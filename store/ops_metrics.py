@@ -46,7 +46,7 @@ def paused_campaigns(conn: Connection, since: dt.datetime | None = None) -> list
 
 def rollup_summary(conn: Connection) -> list[tuple[str, int, dt.datetime | None]]:
     """(campaign name, rollup rows, refreshed at) of every rolled-up campaign."""
-    from store.metrics import ROLLUP
+    from store.report import ROLLUP
 
     rows = conn.execute(select(CAMPAIGNS.c.name, func.count(), func.max(ROLLUP.c.refreshed_at))
                         .select_from(ROLLUP.join(CAMPAIGNS, CAMPAIGNS.c.id == ROLLUP.c.campaign_id))

@@ -15,8 +15,8 @@ from functools import lru_cache
 from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.engine import Connection
 
-from orchestrator.campaign_spec import CampaignSpec, parse_delay
-from orchestrator.planner import (
+from orchestrator.core.campaign_spec import CampaignSpec, parse_delay
+from orchestrator.core.planner import (
     ANSWER_STEP,
     AnswerDue,
     BusinessView,
@@ -468,7 +468,7 @@ def apply_followups(conn: Connection, decisions: Sequence[StepDecision], now: dt
         if d.message is not None:
             rows.append(_message_row(d.campaign_id, d.enrollment_id, d.business_id, d.message, now))
         else:
-            from orchestrator.planner import PlannedMessage
+            from orchestrator.core.planner import PlannedMessage
 
             # A row per stopped step keeps it from being judged again on the next run.
             stub = PlannedMessage(d.step, d.channel or "email", d.template or "-", "", now, {}, None)
@@ -574,7 +574,7 @@ def campaign_overlaps(conn: Connection, spec: CampaignSpec, campaign_id: int | N
     """The active campaigns of other owners that overlap this one (same trigger, intersecting territory and
     segment): who they are, who wins the arbitration, how many businesses both segments select today, and
     how many each has left to the other so far."""
-    from orchestrator.planner import overlaps
+    from orchestrator.core.planner import overlaps
 
     rule = CampaignRule(campaign_id or 0, 1, spec)
     found = overlaps(rule, active_campaigns(conn, {}))

@@ -1,6 +1,6 @@
 """Personal data of one business, in SQL: gather it (right of access), erase it (right to erasure).
 
-Plain functions on a connection; the service (`orchestrator.privacy`) computes the keyed hashes and
+Plain functions on a connection; the service (`orchestrator.app.privacy`) computes the keyed hashes and
 decides, this module only reads and writes rows.
 """
 

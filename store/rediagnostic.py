@@ -9,7 +9,7 @@
 
 Both are planned messages of their own steps, once per enrollment (`uq_message_enrollment_step`), through the usual
 channels (e-mail, else SMS, else letter), never to a business closed, not to contact, paused or opted out. The
-answers are `diagnostic_completed` interactions of those messages; `store.metrics.diagnostic_figures` compares them
+answers are `diagnostic_completed` interactions of those messages; `store.report.diagnostic_figures` compares them
 between arms.
 """
 
@@ -22,8 +22,8 @@ from collections import Counter
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.engine import Connection
 
-from orchestrator.campaign_spec import Step
-from orchestrator.planner import Candidate, PlannedMessage, StepDecision, choose_channel, message_context
+from orchestrator.core.campaign_spec import Step
+from orchestrator.core.planner import Candidate, PlannedMessage, StepDecision, choose_channel, message_context
 from store.conversions import CONVERSION_KINDS
 from store.models import Business, Enrollment, Interaction, Message, utcnow
 from store.planning import VIEW_COLUMNS, active_campaigns, apply_followups, suppressed_for, view_of

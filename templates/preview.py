@@ -102,7 +102,7 @@ _ROWS = ((0, 0, 0, 0), (1, 1, 1, 1), (0, 1, 1, 1), (1, 0, 1, 1), (1, 1, 0, 1), (
 @lru_cache(maxsize=1)
 def matrix_links() -> dict[str, str]:
     """Links of the real lengths: signed landing and unsubscribe tokens (make_token), the short link."""
-    from orchestrator.links import links_for
+    from orchestrator.core.links import links_for
 
     return links_for(_MATRIX_SECRET, MATRIX_BASE_URL, _MATRIX_MESSAGE_ID)
 

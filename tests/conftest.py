@@ -31,7 +31,7 @@ from integrations.smtp_sink import SmtpSink, free_port  # noqa: E402
 # The test sinks are loopback servers, not the providers whose domains synthetic addresses use: no provider pace
 # (issue 18); the policy's own tests pass theirs. Dispatchers started as processes inherit it.
 os.environ.setdefault("DECLIC_MAIL_DOMAIN_POLICY", unpaced_policy())
-from orchestrator.settings import Settings  # noqa: E402
+from orchestrator.app.settings import Settings  # noqa: E402
 from store.db import dispose_engines, get_engine  # noqa: E402
 
 POSTGRES_URL = os.environ.get("DECLIC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

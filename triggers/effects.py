@@ -1,8 +1,8 @@
 """What a newly attached trigger event changes on its business, in the transaction that stores it.
 
-Shared by the file ingesters (triggers/ingest.py) and the partner intake (triggers/intake.py): the life-cycle
-stage follows the event, and a closure stops all outreach (planned messages are cancelled). A BODACC liquidation
-judgment arrives as a `closure` (triggers/bodacc.py), so it ends outreach the same way.
+Shared by the file ingesters (orchestrator/app/ingest.py) and the partner intake (orchestrator/app/intake.py):
+the life-cycle stage follows the event, and a closure stops all outreach (planned messages are cancelled).
+A BODACC liquidation judgment arrives as a `closure` (triggers/bodacc.py), so it ends outreach the same way.
 """
 
 from __future__ import annotations

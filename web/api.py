@@ -16,9 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
+from orchestrator.app.intake import scope_rejects, store_with_effects
 from store.events import cached_partner
 from store.models import Partner
-from triggers.intake import scope_rejects, store_with_effects
 from triggers.model import EventIn, Reject
 from triggers.partner_api import MAX_BATCH, EventBatch, EventItem, validate_item
 from triggers.payload_schema import Dropped

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from orchestrator.settings import Settings, get_settings
+from orchestrator.app.settings import Settings, get_settings
 from store.db import get_engine
 from triggers.partner_api import french_reason
 from web import api, auth, campaign_form, dashboard, hooks, log_redaction, public, registry, short_links

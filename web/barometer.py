@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from orchestrator.barometer import MATURITY_LEVELS, Barometer, barometer_csv
+from orchestrator.core.barometer import MATURITY_LEVELS, Barometer, barometer_csv
 from store import accounts
 from web.auth import ScopeDep
 from web.charts import bars_chart

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from integrations.base import OutgoingMessage
-from orchestrator.windows import is_french_holiday
+from orchestrator.core.windows import is_french_holiday
 
 # key -> (label shown to the owner, start hour, end hour), local time. Inside the calling hours of
 # integrations.call_rules (10-13 h, 14-20 h): a callback the owner asked for still keeps to them.

@@ -1,7 +1,7 @@
 """Campaigns without a file: a form that writes the same spec as the YAML of `declic campaigns apply`,
 validated by the same `load_spec` (spec and template checks), with a preview of its reach and each message
 rendered for a real business of the segment. It covers what the YAML covers: triggers and/or a schedule (a
-plain-French recurrence picker, `orchestrator.recurrence_fr`), the segment (trades by name, territory by name
+plain-French recurrence picker, `orchestrator.core.recurrence_fr`), the segment (trades by name, territory by name
 with completion, head-count, age, life-cycle stage), steps (channel, delay in days, "si pas de clic", fallback
 channels; added and removed by submit buttons, no JavaScript), the message from the library, caps, holdout,
 variants. An edit shows what changes (field, avant, après) and the reach before and after. Errors are said
@@ -35,13 +35,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from orchestrator import recurrence_fr
-from orchestrator.campaign_spec import CHANNELS, FALLBACK_CHAIN, RENDERED_CHANNELS, CampaignSpec, load_spec
-from orchestrator.recurrence_fr import RANKS, WEEKDAYS
+from orchestrator.core import recurrence_fr
+from orchestrator.core.campaign_spec import CHANNELS, FALLBACK_CHAIN, RENDERED_CHANNELS, CampaignSpec, load_spec
+from orchestrator.core.recurrence_fr import RANKS, WEEKDAYS
 from segments.language import parse_age
 from store import accounts
-from store.metrics import CHANNEL_LABELS, TRIGGER_LABELS, label_for
 from store.models import Business, Campaign
+from store.report import CHANNEL_LABELS, TRIGGER_LABELS, label_for
 from triggers.model import TRIGGER_TYPES
 from web.auth import ScopeDep, require_csrf
 from web.dashboard import render
@@ -540,10 +540,10 @@ def reach_total(engine, spec: CampaignSpec) -> int:
 
 def preview(engine, spec: CampaignSpec, settings=None, campaign_id: int | None = None) -> dict[str, Any]:
     """Reach by métier family and commune today, and each step rendered for one real business of the segment exactly
-    as the dispatcher would send it (`orchestrator.message_preview`: the ambassador, offers and variant the planner
+    as the dispatcher would send it (`orchestrator.app.message_preview`: the ambassador, offers and variant the planner
     would pick, real links)."""
-    from orchestrator.message_preview import leaving_message
-    from orchestrator.settings import get_settings
+    from orchestrator.app.message_preview import leaving_message
+    from orchestrator.app.settings import get_settings
     from store.planning import business_view, segment_clause, segment_counts
     from templates.render import library
 
@@ -586,7 +586,7 @@ def preview(engine, spec: CampaignSpec, settings=None, campaign_id: int | None =
                                          "message choisi pour ce moyen d'envoi."})
     schedule = None
     if spec.schedule is not None:
-        from orchestrator.schedule import next_occurrences
+        from orchestrator.core.schedule import next_occurrences
         from web.dashboard import fr_datetime
 
         now = dt.datetime.now(dt.UTC)

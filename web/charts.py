@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from orchestrator.metrics import STAGE_LABELS, STAGES, CampaignReport, Uplift, fr_int, fr_percent, fr_points
+from orchestrator.core.stats import STAGE_LABELS, STAGES, CampaignReport, Uplift, fr_int, fr_percent, fr_points
 
 BLUE, ORANGE, GREY, INK = "#0a4aa8", "#b35c00", "#767676", "#111"
 

@@ -3,7 +3,7 @@ and uplift, breakdowns, territory chart, businesses and their timeline, call tas
 
 Every route takes the signed-in scope and asks `store.accounts` for what it may see: an id outside the
 scope is a 404 (its existence is not revealed), a page outside the role is a 403. Figures come from
-`store.metrics.report`, the same function `declic report` prints.
+`store.report.report`, the same function `declic report` prints.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from orchestrator.labels import CAMPAIGN_STATUS, LEVELS, MESSAGE_STATUS, datetime_fr
-from orchestrator.metrics import (
+from orchestrator.core.labels import CAMPAIGN_STATUS, LEVELS, MESSAGE_STATUS, datetime_fr
+from orchestrator.core.stats import (
     CampaignReport,
     Table,
     Uplift,
@@ -30,7 +30,7 @@ from orchestrator.metrics import (
     fr_points,
 )
 from store import accounts
-from store.metrics import (
+from store.report import (
     business_timeline,
     call_tasks,
     campaign_businesses,
@@ -46,10 +46,10 @@ from web.territory_map import map_data, tile_map_svg
 router = APIRouter(prefix="/tableau", include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 PARIS = ZoneInfo("Europe/Paris")
-STATUS_LABELS = CAMPAIGN_STATUS  # the catalogue's words (orchestrator/labels.py)
+STATUS_LABELS = CAMPAIGN_STATUS  # the catalogue's words (orchestrator/core/labels.py)
 
 
-# --- French labels of the dashboard: the shared ones come from orchestrator/labels.py; these are candidates to
+# --- French labels of the dashboard: the shared ones come from orchestrator/core/labels.py; these are candidates to
 # move there (event sources, registry fields, audit targets, delays, territories by name, the effect in words) ---
 
 SOURCE_LABELS = {
@@ -397,7 +397,7 @@ async def campaign_page(
 
 def _overlaps(engine, row) -> list[dict[str, Any]]:
     """The other campaigns overlapping this one's segment, the arbitration outcome and the businesses covered."""
-    from orchestrator.campaign_spec import CampaignSpec
+    from orchestrator.core.campaign_spec import CampaignSpec
     from store.planning import campaign_overlaps
 
     try:
@@ -554,7 +554,7 @@ def _timeline_item(item: dict[str, Any]) -> dict[str, Any]:
 async def business_search(request: Request, scope: ScopeDep, engine: EngineDep, q: str = ""):
     """Find a business of the user's territory by name or SIRET."""
     _need_campaigns(scope)
-    from store.metrics import find_businesses
+    from store.report import find_businesses
 
     def load():
         with engine.connect() as conn:
@@ -569,7 +569,7 @@ async def business_page(request: Request, business_id: int, scope: ScopeDep, eng
     """A business's timeline: events, enrollments, messages, reactions, calls."""
     biz, items = await run_in_threadpool(_timeline, engine, scope, business_id)
     await run_in_threadpool(_audit, engine, scope, "view_business", f"business:{biz.id}")
-    from store.metrics import label_for
+    from store.report import label_for
 
     return render(
         request,
@@ -612,8 +612,8 @@ async def business_privacy_pdf(business_id: int, scope: ScopeDep, engine: Engine
 
 async def _privacy_export(business_id: int, fmt: str, scope: accounts.Scope, engine, settings) -> Response:
     _need_operator(scope)
-    from orchestrator import privacy
-    from orchestrator.bootstrap import App
+    from orchestrator.app import privacy
+    from orchestrator.app.bootstrap import App
     from store.audit import user_email
     from templates.render import library
 
@@ -643,8 +643,8 @@ async def audit_page(request: Request, scope: ScopeDep, settings: SettingsDep, e
                      depuis: str = "", utilisateur: str = ""):
     """The audit trail of personal data: views of businesses, exports, erasures, purges (operators only)."""
     _need_operator(scope)
-    from orchestrator import privacy
-    from orchestrator.bootstrap import App
+    from orchestrator.app import privacy
+    from orchestrator.app.bootstrap import App
     from templates.render import library
 
     since = None

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
-from orchestrator.settings import Settings
+from orchestrator.app.settings import Settings
 from store.events import partner_for_token
 from store.models import Partner
 

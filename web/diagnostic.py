@@ -1,6 +1,6 @@
 """The self-diagnostic's web side: who the owner's person is, which offers can be the next step (those the message
 showed, then the registry's that fit the business), what is stored, and what the page shows. The questions, levels
-and the choice of the next step are `orchestrator.diagnostic`'s (pure)."""
+and the choice of the next step are `orchestrator.core.diagnostic`'s (pure)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from orchestrator.diagnostic import (
+from orchestrator.core.diagnostic import (
     APPETITE_LEVELS,
     MATURITY_LEVELS,
     VERSION,
@@ -45,7 +45,7 @@ def registry_offers(conn: Connection, business_id: int | None, trigger_type: str
     """The registry's active offers that fit the business's trade and place, the most local first."""
     if business_id is None:
         return []
-    from orchestrator.planner import pick_offers
+    from orchestrator.core.planner import pick_offers
     from store.journeys import offer_views
     from store.planning import BUSINESS, VIEW_COLUMNS, view_of
 

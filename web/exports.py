@@ -16,7 +16,7 @@ import datetime as dt
 import io
 from typing import Any
 
-from orchestrator.metrics import CampaignReport, Table
+from orchestrator.core.stats import CampaignReport, Table
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

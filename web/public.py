@@ -16,11 +16,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select, update
 
 from integrations.phones import InvalidNumber, normalise_french_number
-from orchestrator.campaign_spec import NOT_FOR_ME_REASONS as REASONS
-from orchestrator.campaign_spec import PAUSE_MONTHS, CampaignSpec
-from orchestrator.diagnostic import questions as diagnostic_questions
-from orchestrator.links import TokenError, make_token, read_token
-from orchestrator.settings import Settings
+from orchestrator.app.settings import Settings
+from orchestrator.core.campaign_spec import NOT_FOR_ME_REASONS as REASONS
+from orchestrator.core.campaign_spec import PAUSE_MONTHS, CampaignSpec
+from orchestrator.core.diagnostic import questions as diagnostic_questions
+from orchestrator.core.links import TokenError, make_token, read_token
 from store.conversions import message_row, record_diagnostic, record_interaction, request_callback
 from store.models import Business, Campaign, Interaction, utcnow
 from store.suppressions import unsubscribe_message
@@ -43,7 +43,7 @@ pages.env.filters["tel"] = tel_href
 # The landing page offers the self-diagnostic's questions itself (web/pages/_diagnostic_form.html).
 pages.env.globals["diagnostic_questions"] = diagnostic_questions
 
-# The fixed list of reasons (`orchestrator.campaign_spec`): what each does is the campaign's `not_for_me` section.
+# The fixed list of reasons (`orchestrator.core.campaign_spec`): what each does is the campaign's `not_for_me` section.
 NOT_FOR_ME_REASONS = REASONS
 
 

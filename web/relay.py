@@ -1,6 +1,6 @@
 """`/i/<token>/<answer>`: an intermediary's one-click answer about one client of a relay digest (issue 16, point 1).
 
-The token (orchestrator.links, purpose "a") carries only the relay message's id; the answer is the last word of the
+The token (orchestrator.core.links, purpose "a") carries only the relay message's id; the answer is the last word of the
 URL: `occupe` (je m'en occupe), `fait` (déjà fait), `pas-concerne` (pas concerné). GET shows what will be recorded
 and a button (mail scanners follow links: nothing changes on GET); POST records it as an interaction of that
 business's enrollment. "Je m'en occupe" and "déjà fait" stop the campaign's later direct messages to the business.
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from orchestrator.links import TokenError, read_token
+from orchestrator.core.links import TokenError, read_token
 from store.conversions import message_row
 from store.intermediaries import ANSWERS, record_answer
 from web.deps import EngineDep, SettingsDep

@@ -1,4 +1,4 @@
-"""`/s/<code>`: the short link of SMS and letters (`orchestrator.short_codes`), read back with the secret.
+"""`/s/<code>`: the short link of SMS and letters (`orchestrator.core.short_codes`), read back with the secret.
 
 It leads where `/r/<token>` leads: the click is recorded on the message and the owner lands on the page of
 that message; `/s/<code>/diagnostic` (printed on letters, read aloud on calls) opens the self-diagnostic of that
@@ -16,8 +16,8 @@ from collections import deque
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
-from orchestrator.links import MAX_AGE, make_token
-from orchestrator.short_codes import CodeError, read_code
+from orchestrator.core.links import MAX_AGE, make_token
+from orchestrator.core.short_codes import CodeError, read_code
 from store.conversions import message_row, record_interaction
 from store.models import utcnow
 from web.deps import EngineDep, SettingsDep

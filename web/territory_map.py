@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
-from orchestrator.metrics import CampaignReport, fr_int, fr_percent
+from orchestrator.core.stats import CampaignReport, fr_int, fr_percent
 
 # Five classes of a sequential blue scale (light to dark) and a hatched grey for "no business targeted".
 SCALE = ("#dbe8f7", "#a9c8ec", "#5f97d6", "#1f5fae", "#0a2f6b")
@@ -49,7 +49,7 @@ class MapData:
 
 
 def _territory_communes(spec_json) -> set[str]:
-    from orchestrator.campaign_spec import CampaignSpec
+    from orchestrator.core.campaign_spec import CampaignSpec
 
     try:
         spec = CampaignSpec.model_validate(spec_json)

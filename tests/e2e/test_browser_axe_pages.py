@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.links import make_token
+from orchestrator.core.links import make_token
 from store.accounts import add_user
 from tests.e2e.test_browser_dashboard import PASSWORD, browser, page, sign_in, world  # noqa: F401 (fixtures)
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from orchestrator.links import make_token
+from orchestrator.core.links import make_token
 from store.accounts import add_user
 from store.models import CallTask
 from tests.utils.outreach import seed_funnel

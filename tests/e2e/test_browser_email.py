@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.links import make_token
+from orchestrator.core.links import make_token
 from tests.e2e.test_browser_dashboard import CHROMIUM, LAUNCH_ARGS
 from tests.utils.emails import email_templates, render_email
 from tests.utils.outreach import business, campaign, enrol

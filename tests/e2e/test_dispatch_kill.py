@@ -1,7 +1,7 @@
 """The dispatcher killed with SIGKILL in the middle of 10,000 e-mails, then restarted once its leases ran
 out: the SMTP server (its own process) received each message exactly once, counted by Message-ID.
 
-The dispatcher is `python -m orchestrator.dispatch`, the plain runner of `dispatch_all` (the Prefect flow
+The dispatcher is `python -m orchestrator.app.dispatch`, the plain runner of `dispatch_all` (the Prefect flow
 only sequences the same batches). Its clock starts at --now and runs; the restart starts the clock past
 every lease of the killed run (DECLIC_LEASE_SECONDS=5), as a real restart some seconds later would.
 """
@@ -52,7 +52,7 @@ def runner_env(db_url: str, home: Path, port: int) -> dict[str, str]:
 
 
 def dispatcher(env: dict[str, str], now: dt.datetime, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.dispatch", "--now", now.isoformat(), *extra],
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.app.dispatch", "--now", now.isoformat(), *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

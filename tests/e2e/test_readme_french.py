@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 from tests.utils.french_scan import problems
 
 ROOT = Path(__file__).resolve().parents[2]

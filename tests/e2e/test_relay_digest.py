@@ -11,11 +11,11 @@ import re
 import requests
 from sqlalchemy import select
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.dispatch import dispatch_all
-from orchestrator.planner import moment_arm
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import dispatch_all
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
+from orchestrator.core.planner import moment_arm
 from store.admin import apply_campaign
 from store.intermediaries import import_clients, import_intermediaries
 from store.models import Business, Interaction, Message, TriggerEvent

@@ -17,9 +17,9 @@ import requests
 from sqlalchemy import func, select
 
 from integrations.smtp_sink import SmtpSink
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.settings import Settings
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.settings import Settings
+from orchestrator.core.campaign_spec import load_spec
 from scripts.scale_out import (
     Cluster,
     _alive,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from sqlalchemy import create_engine, select
 
-from orchestrator.serve import read_deployments
+from orchestrator.prefect.serve import read_deployments
 from store.models import TriggerEvent
 from tests.utils.factories import creation_item
 from tests.utils.serve import declic_serve

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from prefect import Flow
 
-from orchestrator.serve import read_deployments, runner_deployments
+from orchestrator.prefect.serve import read_deployments, runner_deployments
 
 SPECS = {spec.name: spec for spec in read_deployments()}
 
@@ -59,7 +59,7 @@ def test_serve_builds_runner_deployments_from_the_same_file():
 def test_the_planner_needs_a_prefect_server_and_says_so(monkeypatch):
     from typer.testing import CliRunner
 
-    from orchestrator.cli import app
+    from orchestrator.cli.main import app
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     result = CliRunner().invoke(app, ["planner"])
@@ -71,7 +71,7 @@ def test_the_planner_names_a_missing_deployment(prefect_harness, env_settings, m
     from prefect.settings import PREFECT_API_URL
     from typer.testing import CliRunner
 
-    from orchestrator.cli import app
+    from orchestrator.cli.main import app
 
     monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
     result = CliRunner().invoke(app, ["planner", "--deployment", "plan/absent"])

@@ -6,7 +6,7 @@ import datetime as dt
 
 import requests
 
-from orchestrator.campaign_spec import load_spec
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import add_partner, apply_campaign
 from tests.utils.factories import campaign_spec, creation_item
 
@@ -25,7 +25,7 @@ def push(base, token, items):
 
 def test_plan_then_dispatch_flows_deliver_each_message_once(prefect_harness, env_settings, engine, smtp_sink,
                                                             live_server):
-    from orchestrator.flows import dispatch_flow, plan_flow, run_once
+    from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once
 
     apply_campaign(engine, load_spec(campaign_spec()))
     token = add_partner(engine, "bge", ["creation"])
@@ -70,7 +70,7 @@ def test_announce_posts_one_event_per_batch_to_the_prefect_api(monkeypatch):
 
 
 def test_intake_flows_call_the_other_rooms_functions(prefect_harness, env_settings, engine):
-    from orchestrator.flows import deadlines_flow, rollup_flow, run_once, watch_feeds_flow
+    from orchestrator.prefect.flows import deadlines_flow, rollup_flow, run_once, watch_feeds_flow
     from store.feeds import add_feed, get_feed
     from tests.utils.feed_server import Answer, FeedServer
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from orchestrator.campaign_spec import load_spec
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.events import store_events
 from store.models import Message
@@ -19,7 +19,7 @@ EVENT_DAY = NOW.date() - dt.timedelta(days=3)
 
 
 def test_plan_then_dispatch_flows_deliver(prefect_harness, env_settings, engine, smtp_sink):
-    from orchestrator.flows import dispatch_flow, plan_flow, run_once
+    from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once
 
     apply_campaign(engine, load_spec(campaign_spec()))
     events = [validate_item(creation_item(f"f-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY),

@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from orchestrator.campaign_spec import load_spec
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.events import store_events
 from store.models import Message
@@ -38,7 +38,7 @@ def latest(key: str):
 
 def test_plan_and_dispatch_runs_publish_their_figures_per_campaign_and_channel(prefect_harness, env_settings,
                                                                                engine, smtp_sink):
-    from orchestrator.flows import dispatch_flow, plan_flow, run_once
+    from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once
 
     apply_campaign(engine, load_spec(campaign_spec(holdout=50)))
     items = [creation_item(f"a-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY) for i in range(10)]
@@ -70,7 +70,7 @@ def test_plan_and_dispatch_runs_publish_their_figures_per_campaign_and_channel(p
 
 
 def test_an_ingest_run_publishes_its_counts_and_first_rejected_lines(prefect_harness, env_settings, tmp_path):
-    from orchestrator.flows import bodacc_flow, run_once
+    from orchestrator.prefect.flows import bodacc_flow, run_once
 
     path = tmp_path / "annonces.json"
     path.write_text(json.dumps([bodacc_record("A1", "creation", "443061841"),
@@ -88,7 +88,7 @@ def test_an_ingest_run_publishes_its_counts_and_first_rejected_lines(prefect_har
 
 def test_a_dispatch_run_failing_twice_in_a_row_emails_the_operators_once(prefect_harness, env_settings,
                                                                         smtp_sink, monkeypatch):
-    from orchestrator.flows import dispatch_flow, run_once
+    from orchestrator.prefect.flows import dispatch_flow, run_once
 
     monkeypatch.setenv("DECLIC_OPERATOR_EMAILS", "ops@declic.example, astreinte@declic.example")
     # A run that fails before its first batch (no batch per task) stands for any failing dispatch run.

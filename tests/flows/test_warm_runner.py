@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from orchestrator.campaign_spec import load_spec
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.events import store_events
 from store.models import Message
@@ -21,7 +21,7 @@ from triggers.partner_api import validate_item
 
 def _plan_deployment(**options):
     # A deployment of its own per test: runs and concurrency slots of another test cannot interfere.
-    from orchestrator.flows import plan_flow
+    from orchestrator.prefect.flows import plan_flow
 
     return plan_flow.to_deployment(name=f"plan-warm-{uuid.uuid4().hex[:8]}", **options), plan_flow
 
@@ -29,7 +29,7 @@ def _plan_deployment(**options):
 def test_due_plan_runs_run_here_once_and_the_rest_are_folded(prefect_harness, env_settings, engine):
     from prefect.client.orchestration import get_client
 
-    from orchestrator.warm import WarmRunner
+    from orchestrator.prefect.warm import WarmRunner
 
     apply_campaign(engine, load_spec(campaign_spec()))
     store_events(engine, [validate_item(creation_item(f"w-{i}", email=f"w{i}@exemple.fr"), "partner:0", "bge")
@@ -62,7 +62,7 @@ def test_a_run_taken_by_someone_else_between_the_look_and_the_claim_is_left_alon
     from prefect.states import Pending
     from prefect.utilities.engine import propose_state_sync
 
-    from orchestrator.warm import WarmRunner
+    from orchestrator.prefect.warm import WarmRunner
 
     deployment, flow = _plan_deployment()
     deployment_id = deployment.apply()
@@ -82,7 +82,7 @@ def test_runs_a_dead_serve_left_are_ended_and_other_runners_runs_are_not(prefect
     from prefect.states import Pending, Running
     from prefect.utilities.engine import propose_state_sync
 
-    from orchestrator.warm import WarmRunner
+    from orchestrator.prefect.warm import WarmRunner
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a process id that no longer exists
@@ -114,7 +114,7 @@ def test_runs_a_dead_serve_left_are_ended_and_other_runners_runs_are_not(prefect
 def test_a_scheduled_run_wakes_the_runner_without_waiting_for_its_poll(prefect_harness, env_settings, engine):
     from prefect.client.orchestration import get_client
 
-    from orchestrator.warm import WarmRunner
+    from orchestrator.prefect.warm import WarmRunner
 
     deployment, flow = _plan_deployment()
     deployment_id = deployment.apply()

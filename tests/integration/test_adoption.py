@@ -13,15 +13,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from orchestrator.cli import app as cli
+from orchestrator.app.ingest import import_partner_file
+from orchestrator.cli.main import app as cli
 from store.accounts import add_user
 from store.admin import add_partner
 from store.conversions import request_callback
-from store.metrics import campaign_by_name, report
 from store.models import Business, Interaction, Message
+from store.report import campaign_by_name, report
 from tests.integration.test_web_dashboard import PASSWORD, csrf_of, signed_in
 from tests.utils.outreach import T0, business, campaign, enrol
-from triggers.ingest import import_partner_file
 from web.app import create_app
 
 INTERACTIONS = Interaction.__table__
@@ -98,7 +98,7 @@ def test_seeded_campaign_report_holds_the_true_adoption_uplift(engine, settings,
     page = client.get(f"/tableau/campagnes/{campaign_id}")
     assert page.status_code == 200
     assert "Effet sur l'adoption" in page.text and 'id="t-adoption_uplift"' in page.text
-    from orchestrator.metrics import fr_points
+    from orchestrator.core.stats import fr_points
 
     assert fr_points(up.difference) in page.text and fr_points(up.lower) in page.text
     csv = client.get(f"/tableau/campagnes/{campaign_id}/export/adoption_uplift.csv").content.decode("utf-8-sig")

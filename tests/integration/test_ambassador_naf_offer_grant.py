@@ -7,9 +7,9 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.journeys import import_ambassadors, import_offers
 from store.models import Ambassador, Business, Enrollment, Message, Offer, TriggerEvent

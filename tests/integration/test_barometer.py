@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from orchestrator.barometer import maturity_level
-from orchestrator.metrics import fr_cell, wilson
+from orchestrator.core.barometer import maturity_level
+from orchestrator.core.stats import fr_cell, wilson
 from store.accounts import add_user
 from store.models import Business, Interaction
 from tests.integration.test_web_dashboard import PASSWORD, signed_in
@@ -75,7 +75,7 @@ def _page_tables(text: str) -> dict[str, list[list[str]]]:
 
 
 def test_page_csv_and_cli_give_the_same_figures(engine, settings, env_settings, seeded):
-    from orchestrator.cli import app as cli
+    from orchestrator.cli.main import app as cli
 
     runner = CliRunner()
     out = runner.invoke(cli, ["barometre", "--territory", "departement:35", "--json"])
@@ -159,7 +159,7 @@ def test_a_collectivite_sees_its_own_territory_only(engine, settings, seeded):
 
 
 def test_the_owners_appetite_is_shown_from_the_new_diagnostic(engine, settings, env_settings):
-    from orchestrator.cli import app as cli
+    from orchestrator.cli.main import app as cli
 
     # 12 owners of Rennes answered the new diagnostic: time they can give and chores to stop doing by hand.
     wishes = [("hours", ["booking", "payment", "management"])] * 3 + [("one_hour", ["booking"])] * 5 \

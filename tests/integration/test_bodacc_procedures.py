@@ -8,15 +8,15 @@ import json
 
 from sqlalchemy import select
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.ingest import ingest_bodacc
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.models import Business, Enrollment, TriggerEvent
 from tests.integration.test_journeys import add_business
 from tests.unit.test_sirene import SIRET_A, SIRET_B, SIRET_C
 from tests.utils.factories import campaign_spec
-from triggers.ingest import ingest_bodacc
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 TODAY = NOW.date()

@@ -14,7 +14,7 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from orchestrator.campaign_spec import load_spec
+from orchestrator.core.campaign_spec import load_spec
 from store.accounts import add_user
 from store.admin import apply_campaign
 from store.models import Business, Campaign

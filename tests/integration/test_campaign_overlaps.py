@@ -11,13 +11,13 @@ import yaml
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.cli import app as cli
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.planning import plan_all
+from orchestrator.cli.main import app as cli
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
-from store.metrics import campaign_by_name, report
 from store.models import Business, Campaign, Coverage, Enrollment, Interaction, Message, TriggerEvent
+from store.report import campaign_by_name, report
 from tests.utils.factories import campaign_spec
 
 B, E, M, COV = Business.__table__, Enrollment.__table__, Message.__table__, Coverage.__table__

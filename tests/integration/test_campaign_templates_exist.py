@@ -8,7 +8,7 @@ import yaml
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from orchestrator.campaign_spec import load_spec
+from orchestrator.core.campaign_spec import load_spec
 from store.models import Campaign
 from templates.preview import sample_context
 from templates.render import library
@@ -17,7 +17,7 @@ SAMPLE = "orchestrator/samples/parcours-batiment-35.yaml"
 
 
 def _apply(tmp_path, monkeypatch, settings, document: dict):
-    from orchestrator.cli import app
+    from orchestrator.cli.main import app
 
     monkeypatch.setenv("DECLIC_DATABASE_URL", settings.resolved_database_url)
     monkeypatch.setenv("DECLIC_HOME", str(settings.home))

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from integrations.call_task import TASKS, CallTaskChannel
 from integrations.letter_pdf import LetterChannel
-from orchestrator.bootstrap import bootstrap
-from orchestrator.dispatch import dispatch_batch
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import dispatch_batch
 from store.models import Business, Message
 from tests.utils.outreach import business, campaign, context, enrol
 
@@ -110,7 +110,7 @@ def test_a_call_task_is_queued_with_the_rendered_script(settings, engine) -> Non
 def test_every_channel_factory_accepts_the_root_clock(settings) -> None:
     import integrations.email_smtp  # noqa: F401  (registers "email")
     from integrations.base import factory_for, registered
-    from orchestrator.bootstrap import _import_channels
+    from orchestrator.app.bootstrap import _import_channels
 
     _import_channels()
     for name in ("email", "sms", "letter", "call", "webhook"):

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from integrations.loopback import LoopbackPeer, Reply, octopush_ok
-from orchestrator.bootstrap import bootstrap
-from orchestrator.dispatch import dispatch_batch
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import dispatch_batch
 from store.models import Message, MessageEvent
 from tests.utils.outreach import business, campaign, context, enrol, use_octopush_peer
 

@@ -10,7 +10,7 @@ import pytest
 from integrations.base import Outcome, OutgoingMessage, factory_for
 from integrations.loopback import LoopbackPeer, Reply, generic_ok, octopush_ok
 from integrations.sms_http import SmsChannel
-from orchestrator.settings import Settings
+from orchestrator.app.settings import Settings
 
 
 def sms(message_id: int, to: str = "06 12 34 56 78", text: str = "Bonjour, STOP au 36111") -> OutgoingMessage:

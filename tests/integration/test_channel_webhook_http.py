@@ -10,7 +10,7 @@ import pytest
 from integrations.base import Outcome, OutgoingMessage, factory_for
 from integrations.loopback import LoopbackPeer, Received, Reply
 from integrations.webhook import WebhookChannel, verify
-from orchestrator.settings import Settings
+from orchestrator.app.settings import Settings
 
 SECRET = "crm-shared-secret-0123456789"
 

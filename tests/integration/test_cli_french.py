@@ -9,7 +9,7 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 
 ENGLISH = re.compile(r"\b(Traceback|Error:|Missing argument|No such|is required|not permitted|errors\.pydantic\.dev|"
                      r"created|unchanged|updated|skipped|rejected|accepted)\b")
@@ -77,7 +77,7 @@ def test_the_refused_field_is_named_with_its_line(env_settings, files):
 
 def test_an_unreachable_database_is_a_sentence(env_settings, monkeypatch, tmp_path):
     monkeypatch.setenv("DECLIC_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none")
-    from orchestrator.settings import get_settings
+    from orchestrator.app.settings import get_settings
 
     get_settings.cache_clear() if hasattr(get_settings, "cache_clear") else None
     result = run("campaigns", "list")
@@ -86,7 +86,7 @@ def test_an_unreachable_database_is_a_sentence(env_settings, monkeypatch, tmp_pa
 
 
 def test_debug_shows_the_traceback(env_settings):
-    from orchestrator.cli_errors import CliError
+    from orchestrator.cli.errors import CliError
 
     assert run("campaigns", "pause", "inconnue").exception is None or run(
         "campaigns", "pause", "inconnue").exit_code == 2
@@ -115,7 +115,7 @@ def test_help_is_french(env_settings):
 
 
 def test_lists_apply_and_territory_by_name(env_settings, engine, monkeypatch):
-    from orchestrator import cli_lists
+    from orchestrator.cli import lists as cli_lists
     from store.migrate import upgrade
     from store.reference import load_reference
 
@@ -142,8 +142,8 @@ def test_lists_apply_and_territory_by_name(env_settings, engine, monkeypatch):
 
 
 def test_status_finds_the_local_prefect_server_and_names_unconfigured_channels(env_settings, engine, monkeypatch):
-    from orchestrator.serve import write_api_url
-    from orchestrator.status import collect
+    from orchestrator.cli.status import collect
+    from orchestrator.prefect.serve import write_api_url
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("DECLIC_SMS_URL", raising=False)

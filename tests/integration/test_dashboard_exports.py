@@ -13,8 +13,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app as cli
-from orchestrator.metrics import uplift
+from orchestrator.cli.main import app as cli
+from orchestrator.core.stats import uplift
 from store.accounts import add_user
 from tests.integration.test_web_dashboard import PASSWORD, signed_in
 from tests.utils.outreach import business, enrol, seed_funnel
@@ -60,7 +60,7 @@ def _number(cell: str, kind: str) -> float:
 
 
 def _tables(engine) -> dict:
-    from store.metrics import campaign_by_name, report
+    from store.report import campaign_by_name, report
 
     with engine.connect() as conn:
         return {t.key: t for t in report(engine, campaign_by_name(conn, "bienvenue-35")).tables}

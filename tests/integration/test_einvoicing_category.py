@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from orchestrator.app.ingest import emit_deadlines, ingest_sirene, ingest_sirene_ul
 from store.models import Business, TriggerEvent
 from store.planning import deadline_of
 from templates.preview import sample_context
@@ -18,7 +19,6 @@ from templates.render import library
 from tests.unit.test_einvoicing_category import ul_row, write_ul
 from tests.unit.test_sirene import SIRET_A, SIRET_B, SIRET_C, row, write
 from triggers.feeds.sirene_api import COLUMNS, flat_row
-from triggers.ingest import emit_deadlines, ingest_sirene, ingest_sirene_ul
 from triggers.sirene import SireneFormatError, luhn_ok
 
 TODAY = dt.date(2025, 12, 5)  # 270 days before 1 September 2026
@@ -130,7 +130,7 @@ def test_a_damaged_legal_unit_archive_applies_nothing(engine, tmp_path):
 
 
 def test_cli_ingest_sirene_ul(engine, db_url, tmp_path, monkeypatch):
-    from orchestrator.cli import app
+    from orchestrator.cli.main import app
 
     monkeypatch.setenv("DECLIC_DATABASE_URL", db_url)
     monkeypatch.setenv("DECLIC_HOME", str(tmp_path))

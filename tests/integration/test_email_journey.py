@@ -7,10 +7,10 @@ import datetime as dt
 import requests
 from sqlalchemy import select
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.dispatch import dispatch_all
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import dispatch_all
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import add_partner, apply_campaign
 from store.models import Message, Suppression
 from tests.utils.factories import campaign_spec, creation_item

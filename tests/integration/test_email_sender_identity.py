@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from integrations.base import Outcome, OutgoingMessage
 from integrations.email_smtp import SmtpChannel, build_email, identity, slug
-from orchestrator.campaign_spec import load_spec
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from tests.integration.test_channel_email_smtp import ScriptedServer
 from tests.utils.outreach import campaign_spec

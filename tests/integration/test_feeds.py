@@ -10,8 +10,8 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.feeds import watch_due_feeds
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.feeds import watch_due_feeds
 from store.admin import add_partner
 from store.feeds import FeedError, add_feed, get_feed, list_feeds, parse_period, remove_feed, set_status
 from store.models import TriggerEvent

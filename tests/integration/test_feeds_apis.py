@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.feeds import watch_due_feeds
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.feeds import watch_due_feeds
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.feeds import add_feed, get_feed
 from store.models import Business, TriggerEvent

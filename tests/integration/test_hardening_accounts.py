@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 import web.auth
-from orchestrator.cli import app as cli
+from orchestrator.cli.main import app as cli
 from store.accounts import SignInLimits, add_user
 from store.models import SignInFailure
 from web.app import create_app

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from orchestrator.links import make_token
+from orchestrator.core.links import make_token
 from store.admin import add_partner
 from store.models import CallTask, TriggerEvent
 from tests.utils.factories import creation_item

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 import triggers.feeds.http as feed_http_module
-from orchestrator.bootstrap import bootstrap
-from orchestrator.feeds import watch_due_feeds
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.feeds import watch_due_feeds
 from store.admin import add_partner
 from store.feeds import add_feed, get_feed
 from store.models import TriggerEvent
@@ -216,7 +216,7 @@ def test_an_unexpected_failure_still_releases_the_feed(app):
 
 
 def test_feeds_add_local_and_feeds_local_from_the_command_line(env_settings):
-    from orchestrator.cli import app as cli
+    from orchestrator.cli.main import app as cli
 
     runner = CliRunner()
     result = runner.invoke(cli, ["feeds", "add", "ici", "--format", "bodacc-api", "--url", "http://127.0.0.1:9/r"])

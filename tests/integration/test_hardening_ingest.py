@@ -17,9 +17,9 @@ from sqlalchemy import create_engine, func, select, text
 from typer.testing import CliRunner
 
 from bench.ingest_data import write_sirene
-from orchestrator.cli import app as cli
+from orchestrator.app.ingest import SireneWriter, ingest_sirene
+from orchestrator.cli.main import app as cli
 from store.models import Business, TriggerEvent
-from triggers.ingest import SireneWriter, ingest_sirene
 from triggers.sirene import SireneFormatError
 
 TODAY = dt.date(2026, 11, 28)

@@ -7,8 +7,8 @@ import logging
 import httpx
 
 from integrations.smtp_sink import free_port
-from orchestrator.links import make_token
-from orchestrator.serve import start_web
+from orchestrator.core.links import make_token
+from orchestrator.prefect.serve import start_web
 from web.app import create_app
 from web.log_redaction import redact
 

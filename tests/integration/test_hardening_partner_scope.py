@@ -16,14 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.feeds import ingest_partner_json
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.feeds import ingest_partner_json
+from orchestrator.app.ingest import import_partner_file, ingest_sirene
 from store.admin import add_partner
 from store.models import Business, BusinessProposal, TriggerEvent
 from store.suppressions import suppress, suppressed_among
 from tests.integration.test_intake_fix_partner_scope import sirets
 from tests.unit.test_sirene import row, write
-from triggers.ingest import import_partner_file, ingest_sirene
 from web.app import create_app
 
 B = Business.__table__

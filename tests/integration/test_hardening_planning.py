@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import store.planning
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
 from store.accounts import add_user
 from store.admin import apply_campaign, set_campaign_status
 from store.models import Campaign, Enrollment, Message
@@ -115,14 +115,14 @@ def test_a_campaign_whose_planning_raises_is_paused_and_the_others_plan(settings
     assert enrolled(engine, broken_scheduled) == 3
 
     # An error that no single campaign explains (the store unreachable...) is raised and pauses nothing.
-    import orchestrator.planning
+    import orchestrator.app.planning
 
     def unreachable(*args, **kwargs):
         raise RuntimeError("base injoignable")
 
     with engine.begin() as conn:
         add_business(conn, 5)
-    monkeypatch.setattr(orchestrator.planning, "pending_candidates", unreachable)
+    monkeypatch.setattr(orchestrator.app.planning, "pending_candidates", unreachable)
     with pytest.raises(RuntimeError, match="base injoignable"):
         plan_all(bootstrap(settings, clock=lambda: NOW))
     for campaign_id in (good, scheduled, broken_scheduled):

@@ -10,9 +10,9 @@ import itertools
 import pytest
 from sqlalchemy import delete, select
 
+from orchestrator.app.ingest import ingest_sirene
 from store.models import Business, TriggerEvent
 from tests.unit.test_sirene import SIRET_A, SIRET_B, SIRET_C, SIRET_LA_POSTE, row, write
-from triggers.ingest import ingest_sirene
 from triggers.report import RejectSink
 from triggers.sirene import COLUMNS_48, chunked_records
 from triggers.sirene_columnar import columnar_chunks, siret_fast_ok

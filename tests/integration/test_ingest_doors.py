@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from orchestrator.app.ingest import emit_deadlines, import_partner_file, ingest_bodacc, ingest_sirene
 from store.admin import add_partner
 from store.models import Business, TriggerEvent
 from tests.unit.test_sirene import SIRET_A, SIRET_B, SIRET_C, row, write
 from triggers.calendar import Deadline
-from triggers.ingest import emit_deadlines, import_partner_file, ingest_bodacc, ingest_sirene
 from triggers.partner_csv import COLUMNS
 
 TODAY = dt.date(2026, 11, 27)
@@ -179,7 +179,7 @@ def test_deadline_reminders_once_per_deadline_offset_and_business(engine, tmp_pa
 
 
 def test_cli_json_report_and_rejects_file(engine, db_url, tmp_path, monkeypatch):
-    from orchestrator.cli import app
+    from orchestrator.cli.main import app
 
     monkeypatch.setenv("DECLIC_DATABASE_URL", db_url)
     monkeypatch.setenv("DECLIC_HOME", str(tmp_path))

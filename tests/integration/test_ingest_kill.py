@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from bench.ingest_data import make_siret, sirene_rows
+from orchestrator.app.ingest import ingest_bodacc, ingest_sirene
 from store.models import Business, TriggerEvent
-from triggers.ingest import ingest_bodacc, ingest_sirene
 from triggers.sirene import COLUMNS_54
 
 TODAY = dt.date(2026, 11, 27)
@@ -28,7 +28,7 @@ POS = {name: i for i, name in enumerate(COLUMNS_54)}
 RUNNER = """
 import datetime as dt, sys
 from store.db import get_engine
-from triggers.ingest import ingest_sirene
+from orchestrator.app.ingest import ingest_sirene
 if __name__ == "__main__":
     engine = get_engine(sys.argv[1])
     ingest_sirene(engine, sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=400, parallel=True)
@@ -127,7 +127,7 @@ def test_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
 BODACC_RUNNER = """
 import datetime as dt, sys
 from store.db import get_engine
-from triggers.ingest import ingest_bodacc
+from orchestrator.app.ingest import ingest_bodacc
 if __name__ == "__main__":
     ingest_bodacc(get_engine(sys.argv[1]), sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=200)
 """

@@ -8,9 +8,9 @@ import json
 import pytest
 from sqlalchemy import func, insert, select
 
+from orchestrator.app.ingest import ingest_bodacc, ingest_sirene
 from store.models import Business, Campaign, Enrollment, Message, TriggerEvent
 from tests.unit.test_sirene import SIRET_A, SIRET_B, SIRET_C, row, write
-from triggers.ingest import ingest_bodacc, ingest_sirene
 from triggers.report import RejectSink
 from triggers.sirene import SireneFormatError
 

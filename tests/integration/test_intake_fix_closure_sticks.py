@@ -7,9 +7,9 @@ import json
 
 from sqlalchemy import select
 
+from orchestrator.app.ingest import STILL_CLOSED, ingest_bodacc, ingest_sirene
 from store.models import Business, TriggerEvent
 from tests.unit.test_sirene import SIRET_A, row, write
-from triggers.ingest import STILL_CLOSED, ingest_bodacc, ingest_sirene
 
 TODAY = dt.date(2026, 11, 27)
 CLOSED_ON = dt.date(2026, 10, 1)

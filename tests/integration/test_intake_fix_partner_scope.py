@@ -8,10 +8,10 @@ from contextlib import contextmanager
 
 from sqlalchemy import event as sa_event
 
+from orchestrator.app.ingest import import_partner_file, ingest_sirene
+from orchestrator.app.intake import PartnerScope, scope_rejects
 from store.admin import add_partner
 from tests.unit.test_sirene import row, write
-from triggers.ingest import import_partner_file, ingest_sirene
-from triggers.intake import PartnerScope, scope_rejects
 from triggers.model import BusinessFacts, EventIn, Reject
 from triggers.sirene import luhn_ok
 

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 from store.intermediaries import relays_for
 from store.models import Intermediary, IntermediaryClient
 from tests.utils.factories import siret

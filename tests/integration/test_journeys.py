@@ -7,10 +7,10 @@ import datetime as dt
 
 from sqlalchemy import select, update
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.dispatch import dispatch_all
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import dispatch_all
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.journeys import import_ambassadors, import_offers
 from store.models import Business, Enrollment, Interaction, Message, TriggerEvent

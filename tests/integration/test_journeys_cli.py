@@ -6,7 +6,7 @@ import datetime as dt
 
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from orchestrator.cli.main import app
 from store.models import Business
 from tests.integration.test_journeys import AMBASSADORS, OFFERS
 

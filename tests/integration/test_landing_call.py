@@ -8,7 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.links import make_token
+from orchestrator.core.links import make_token
 from tests.utils.outreach import business, campaign, enrol
 from web.app import create_app
 

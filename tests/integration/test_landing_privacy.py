@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.campaign_spec import load_spec
-from orchestrator.links import make_token
+from orchestrator.core.campaign_spec import load_spec
+from orchestrator.core.links import make_token
 from store.admin import apply_campaign
 from tests.utils.factories import campaign_spec
 from tests.utils.outreach import business, context, enrol

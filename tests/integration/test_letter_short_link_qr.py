@@ -11,7 +11,7 @@ from pypdf import PdfReader
 
 from integrations.base import Outcome, OutgoingMessage
 from integrations.letter_pdf import LetterChannel, short_link_for
-from orchestrator.links import links_for
+from orchestrator.core.links import links_for
 from templates.preview import sample_context
 from templates.render import library
 

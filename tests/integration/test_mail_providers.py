@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from integrations.base import Outcome, OutgoingMessage
 from integrations.email_smtp import DOMAIN_POLICY, DkimSigner, DomainGate, SmtpChannel, load_domain_policy
 from integrations.smtp_sink import SmtpSink
-from orchestrator.settings import Settings
+from orchestrator.app.settings import Settings
 
 
 class Clock:

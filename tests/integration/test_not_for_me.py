@@ -9,12 +9,12 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.dispatch import dispatch_all
-from orchestrator.links import make_token
-from orchestrator.planner import ANSWER_STEP
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import dispatch_all
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
+from orchestrator.core.links import make_token
+from orchestrator.core.planner import ANSWER_STEP
 from store.admin import apply_campaign
 from store.conversions import message_row
 from store.journeys import import_offers

@@ -10,11 +10,11 @@ import io
 
 from sqlalchemy import update
 
-from orchestrator.campaign_spec import NOT_FOR_ME_REASONS
-from orchestrator.labels import NOT_FOR_ME, label
+from orchestrator.core.campaign_spec import NOT_FOR_ME_REASONS
+from orchestrator.core.labels import NOT_FOR_ME, label
 from store.accounts import add_user
-from store.metrics import business_timeline, campaign_by_id, report
 from store.models import Business
+from store.report import business_timeline, campaign_by_id, report
 from tests.integration.test_not_for_me import NOW, answer, journeys
 from tests.integration.test_web_dashboard import PASSWORD, signed_in
 from web.app import create_app

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from bench.bench_email import seed_outbox
 from integrations.base import Outcome, SendResult
 from integrations.email_smtp import SmtpChannel
-from orchestrator.bootstrap import bootstrap
-from orchestrator.cli import app as cli
-from orchestrator.dispatch import dispatch_all, dispatch_batch
-from orchestrator.status import collect, render
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import dispatch_all, dispatch_batch
+from orchestrator.cli.main import app as cli
+from orchestrator.cli.status import collect, render
 from store.models import Business, Campaign, Message, MessageEvent
 from store.outbox import Fence, claim_due, record_results, release_expired
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.links import make_token
+from orchestrator.core.links import make_token
 from tests.integration.test_web_dashboard import app, signed_in, world  # noqa: F401 (fixtures)
 from tests.utils.french_scan import page_text, problems
 
@@ -51,7 +51,7 @@ def test_dashboard_pages_speak_french(app, world, email):  # noqa: F811
 
 
 def test_public_pages_speak_french(app, settings, world):  # noqa: F811
-    from orchestrator.short_codes import short_code
+    from orchestrator.core.short_codes import short_code
 
     message = world["rennes"].message_ids[0]
     secret = settings.resolved_secret

@@ -11,12 +11,12 @@ from pathlib import Path
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.cli import app
-from orchestrator.dispatch import outgoing
-from orchestrator.message_preview import SAMPLE_NOTICE, leaving_message
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import outgoing
+from orchestrator.app.message_preview import SAMPLE_NOTICE, leaving_message
+from orchestrator.app.planning import plan_all
+from orchestrator.cli.main import app
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.journeys import import_ambassadors, import_offers
 from store.models import Business, Campaign, Message, TriggerEvent

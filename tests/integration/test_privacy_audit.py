@@ -9,7 +9,7 @@ import json
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from orchestrator.cli import app as cli
+from orchestrator.cli.main import app as cli
 from store.accounts import add_user
 from store.models import AuditEntry, Business
 from tests.integration.test_web_dashboard import PASSWORD, signed_in

@@ -8,9 +8,9 @@ import datetime as dt
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from orchestrator import privacy
-from orchestrator.dispatch import dispatch_all
-from orchestrator.links import make_token
+from orchestrator.app import privacy
+from orchestrator.app.dispatch import dispatch_all
+from orchestrator.core.links import make_token
 from store.models import Business, CallTask, Consent, Message
 from tests.utils.outreach import campaign, context, enrol
 from tests.utils.privacy import NOW, build_business

@@ -12,15 +12,15 @@ from sqlalchemy import select
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
-from orchestrator import privacy
-from orchestrator.bootstrap import bootstrap
-from orchestrator.cli import app as cli
-from orchestrator.planning import plan_all
-from store.metrics import report
+from orchestrator.app import privacy
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.ingest import ingest_sirene
+from orchestrator.app.planning import plan_all
+from orchestrator.cli.main import app as cli
 from store.models import Business, Campaign, Message
+from store.report import report
 from tests.unit.test_sirene import row, write
 from tests.utils.privacy import CALLBACK_PHONE, EMAIL, NOTE, NOW, PHONE, build_business, partner_item, post_events
-from triggers.ingest import ingest_sirene
 from web.app import create_app
 
 REFERENCE = {"metierfamily", "nafcode", "commune", "territory", "alembic_version"}

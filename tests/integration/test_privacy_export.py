@@ -7,8 +7,8 @@ import json
 
 from typer.testing import CliRunner
 
-from orchestrator import privacy
-from orchestrator.cli import app as cli
+from orchestrator.app import privacy
+from orchestrator.cli.main import app as cli
 from tests.utils.privacy import CALLBACK_PHONE, EMAIL, NOTE, build_business
 
 

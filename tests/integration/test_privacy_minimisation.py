@@ -10,13 +10,13 @@ import json
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from orchestrator import privacy
-from orchestrator.bootstrap import bootstrap
+from orchestrator.app import privacy
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.ingest import import_partner_file
 from store.admin import add_partner
 from store.models import Message, TriggerEvent
 from tests.unit.test_sirene import SIRET_A
 from tests.utils.privacy import EMAIL, NOW, PHONE, build_business, partner_item, post_events
-from triggers.ingest import import_partner_file
 from web.app import create_app
 
 E = TriggerEvent.__table__
@@ -56,7 +56,7 @@ def test_a_partner_file_and_a_json_feed_drop_undeclared_fields_with_a_count(sett
     assert stored["cma-1"] == {"program": "parcours-creation", "note": "A rappeler"}
     assert stored["cma-2"] == {}
 
-    from orchestrator.feeds import ingest_partner_json
+    from orchestrator.app.feeds import ingest_partner_json
 
     body = tmp_path / "feed.json"
     body.write_text(json.dumps({"events": [partner_item("cma-3", SIRET_B) | {"payload": {

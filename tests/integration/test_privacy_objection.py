@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 
 from integrations.feedback import record_sms_replies
 from integrations.sms_http import parse_inbound
-from orchestrator.campaign_spec import load_spec
-from orchestrator.links import make_token
+from orchestrator.core.campaign_spec import load_spec
+from orchestrator.core.links import make_token
 from store.admin import apply_campaign
 from store.models import Message
 from store.outbox import blocked_at_send_time

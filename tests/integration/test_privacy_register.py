@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from orchestrator.cli import app as cli
+from orchestrator.cli.main import app as cli
 from tests.utils.privacy import build_business
 
 

@@ -8,9 +8,9 @@ import datetime as dt
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from orchestrator import privacy
-from orchestrator.bootstrap import bootstrap
-from orchestrator.cli import app as cli
+from orchestrator.app import privacy
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.cli.main import app as cli
 from store.models import Business, Interaction, Message, TriggerEvent
 from tests.utils.privacy import EMAIL, NOTE, NOW, build_business
 
@@ -20,7 +20,7 @@ def at(settings, moment):
 
 
 def test_purge_dry_run_and_flow_agree_as_the_clock_moves(prefect_harness, env_settings, engine, tmp_path):
-    from orchestrator.flows import privacy_retention_flow, run_once
+    from orchestrator.prefect.flows import privacy_retention_flow, run_once
 
     settings = env_settings
     build_business(settings, engine, tmp_path)

@@ -9,10 +9,10 @@ import datetime as dt
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.dispatch import prepare_batch
-from orchestrator.links import make_token
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import prepare_batch
+from orchestrator.core.campaign_spec import load_spec
+from orchestrator.core.links import make_token
 from store.admin import apply_campaign
 from store.models import Business, Consent, Message
 from tests.utils.factories import campaign_spec

@@ -8,16 +8,16 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.dispatch import dispatch_all
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import dispatch_all
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
 from store.accounts import add_user
 from store.admin import apply_campaign
 from store.conversions import message_row, record_interaction
-from store.metrics import campaign_by_id, report
 from store.models import Enrollment, Message
 from store.rediagnostic import AFTER_CONVERSION_STEP, CONTROL_STEP, drawn
+from store.report import campaign_by_id, report
 from tests.integration.test_journeys import add_business
 from tests.integration.test_web_dashboard import PASSWORD, signed_in
 from tests.utils.factories import campaign_spec

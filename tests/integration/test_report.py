@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from orchestrator.cli import app as cli
+from orchestrator.cli.main import app as cli
 from store.admin import add_partner
-from store.metrics import campaign_by_name, live_rows, refresh_rollup, report
 from store.models import Business, Interaction
+from store.report import campaign_by_name, live_rows, refresh_rollup, report
 from tests.utils.outreach import T0, business, campaign, enrol, seed_funnel
 from web.app import create_app
 

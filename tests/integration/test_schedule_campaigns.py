@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.planning import plan_all, plan_batch
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.planning import plan_all, plan_batch
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.models import Business, CampaignOccurrence, Enrollment, Message, TriggerEvent
 from tests.utils.factories import campaign_spec
@@ -96,7 +96,7 @@ def test_caps_hold_across_a_triggered_and_a_scheduled_campaign_of_one_owner(sett
 
 
 def test_campaigns_show_lists_the_next_five_occurrences_with_real_slots(env_settings, engine):
-    from orchestrator.cli import app
+    from orchestrator.cli.main import app
 
     apply_campaign(engine, scheduled(schedule={"start": "2029-01-02T09:00:00", "rrule": "FREQ=MONTHLY;BYDAY=1TU"}))
     result = CliRunner().invoke(app, ["campaigns", "show", "trimestre-batiment", "--now", "2029-04-10T00:00:00+00:00"])

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from orchestrator.short_codes import short_code
+from orchestrator.core.short_codes import short_code
 from store.models import Interaction
 from tests.utils.outreach import business, campaign, enrol
 from web.app import create_app

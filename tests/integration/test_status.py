@@ -7,10 +7,10 @@ import datetime as dt
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from orchestrator.bootstrap import bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.planning import plan_all
-from orchestrator.status import collect, last_runs
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.planning import plan_all
+from orchestrator.cli.status import collect, last_runs
+from orchestrator.core.campaign_spec import load_spec
 from store.admin import add_partner, apply_campaign
 from store.events import store_events
 from store.feeds import add_feed
@@ -50,7 +50,7 @@ def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, m
     assert report["feeds"][0]["name"] == "bodacc" and report["feeds"][0]["state"] == "jamais relevé"
     assert not report["prefect"]["available"] and "PREFECT_API_URL" in report["prefect"]["note"]
 
-    from orchestrator.cli import app
+    from orchestrator.cli.main import app
 
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 0, result.output

@@ -386,7 +386,7 @@ def test_operator_manages_ambassadors_with_the_import_rules(app, engine, world):
 
 
 def test_editing_a_campaign_keeps_what_the_form_does_not_show(app, engine, world):
-    from orchestrator.campaign_spec import load_spec
+    from orchestrator.core.campaign_spec import load_spec
     from store.admin import apply_campaign
 
     cid = world["rennes"].campaign_id

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from orchestrator.links import make_token
-from orchestrator.short_codes import short_code
+from orchestrator.core.links import make_token
+from orchestrator.core.short_codes import short_code
 from store.journeys import import_offers
 from store.models import Business, Interaction
 from tests.utils.outreach import business, campaign, context, enrol
@@ -155,7 +155,7 @@ def test_an_unknown_or_old_short_diagnostic_link_leads_nowhere(client, settings,
 
 
 def test_the_barometer_reads_the_new_answers_and_the_old_ones_alike(client, settings, engine):
-    from orchestrator.diagnostic import stored_levels
+    from orchestrator.core.diagnostic import stored_levels
     from store.barometer import barometer_answers
 
     b, m = _message(engine)

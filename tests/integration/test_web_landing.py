@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from orchestrator.links import make_token
+from orchestrator.core.links import make_token
 from store.models import Business, CallTask, Consent, Interaction
 from tests.utils.outreach import business, campaign, enrol
 from web.app import create_app

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
-from orchestrator.links import make_token
+from orchestrator.core.links import make_token
 from store.models import Interaction, Suppression
 from tests.utils.outreach import seed_funnel
 from web.app import create_app
@@ -84,7 +84,7 @@ def test_tokens_carry_no_personal_data(settings):
     # A purpose, the signing time, an opaque id and the signature: no e-mail, no SIRET, no name.
     assert raw[:1] == b"m" and int.from_bytes(raw[5:-16], "big") == 123456 and len(raw) == 1 + 4 + 3 + 16
     # Tokens of the earlier format (links already sent) carried the same: a purpose and an id.
-    from orchestrator.links import _serializer
+    from orchestrator.core.links import _serializer
 
     body = _serializer(settings.resolved_secret).dumps(["m", 123456]).split(".")[0]
     assert json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))) == ["m", 123456]

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from orchestrator.barometer import (
+from orchestrator.core.barometer import (
     Answer,
     barometer_csv,
     build_barometer,
@@ -15,7 +15,7 @@ from orchestrator.barometer import (
     quarter_label,
     quarter_of,
 )
-from orchestrator.metrics import wilson
+from orchestrator.core.stats import wilson
 
 
 def _answers(n: int, score: int, day: dt.date | None, family: str = "batiment", start: int = 0) -> list[Answer]:

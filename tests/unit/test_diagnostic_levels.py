@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.diagnostic import (
+from orchestrator.core.diagnostic import (
     TRADE_QUESTIONS,
     appetite_score,
     is_free,

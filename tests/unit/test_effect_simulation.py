@@ -3,7 +3,7 @@ zero; shared ones are clean, and their estimate holds the true effect."""
 
 from __future__ import annotations
 
-from orchestrator.effect_simulation import simulate
+from orchestrator.core.effect_simulation import simulate
 
 
 def test_shared_arms_are_unbiased_and_per_campaign_arms_are_not():

@@ -114,7 +114,7 @@ def test_a_campaign_spec_logo_reaches_the_email_and_a_plain_http_logo_is_refused
     import yaml
     from pydantic import ValidationError
 
-    from orchestrator.campaign_spec import CampaignSpec
+    from orchestrator.core.campaign_spec import CampaignSpec
     from templates.render import MESSAGES_DIR
 
     raw = yaml.safe_load((MESSAGES_DIR.parents[1] / "orchestrator/samples/campagne-creation-35.yaml").read_text())

@@ -15,7 +15,7 @@ import integrations.sms_http
 import integrations.webhook  # noqa: F401  (each module registers its channel)
 import store.db
 from integrations.base import factory_for
-from orchestrator.settings import Settings
+from orchestrator.app.settings import Settings
 
 NOW = dt.datetime(2027, 3, 1, 9, 0, tzinfo=dt.UTC)
 

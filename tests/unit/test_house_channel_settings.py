@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from integrations._settings import setting
-from orchestrator.settings import Settings
+from orchestrator.app.settings import Settings
 
 INTEGRATIONS = Path(__file__).resolve().parents[2] / "integrations"
 

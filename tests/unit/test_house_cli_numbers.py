@@ -1,11 +1,11 @@
-"""The terminal counts use the same French number format as the dashboard (orchestrator.metrics.fr_int)."""
+"""The terminal counts use the same French number format as the dashboard (orchestrator.core.stats.fr_int)."""
 
 from __future__ import annotations
 
 from rich.console import Console
 
-from orchestrator import cli
-from orchestrator.metrics import NBSP
+from orchestrator.cli import main as cli
+from orchestrator.core.stats import NBSP
 
 
 def test_plan_and_dispatch_counts_are_printed_the_french_way(monkeypatch) -> None:

@@ -1,4 +1,4 @@
-"""Calls and messages share one French holiday calendar (orchestrator.windows)."""
+"""Calls and messages share one French holiday calendar (orchestrator.core.windows)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from integrations import call_rules
-from orchestrator import windows
+from orchestrator.core import windows
 
 
 def test_the_call_rules_use_the_planner_calendar() -> None:

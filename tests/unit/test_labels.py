@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from orchestrator import labels
+from orchestrator.core import labels
 
 
 def test_every_stored_code_has_a_french_label():
@@ -20,7 +20,7 @@ def test_every_stored_code_has_a_french_label():
 
 
 def test_dashboard_and_reports_read_the_catalogue():
-    from store import metrics
+    from store import report as metrics
     from web import dashboard
 
     assert metrics.TRIGGER_LABELS is labels.TRIGGERS

@@ -7,8 +7,8 @@ import time
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from orchestrator.links import MAX_AGE, TokenError, links_for, make_token, read_token
-from orchestrator.short_codes import short_url
+from orchestrator.core.links import MAX_AGE, TokenError, links_for, make_token, read_token
+from orchestrator.core.short_codes import short_url
 
 SECRET = "test-secret-0123456789abcdef"
 

@@ -3,7 +3,7 @@ ambassador and offer blocks, real link lengths) and lints the landing and diagno
 
 from __future__ import annotations
 
-from orchestrator.links import links_for
+from orchestrator.core.links import links_for
 from segments.taxonomy import trade_wording
 from templates.lint import lint_pages, lint_paths, page_text
 from templates.preview import FAMILIES, matrix_contexts, matrix_links

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from orchestrator.planner import BusinessView, Candidate, message_context
+from orchestrator.core.planner import BusinessView, Candidate, message_context
 from templates.lint import sms_length
 from templates.preview import sample_context
 from templates.render import library
@@ -63,7 +63,7 @@ def test_sources_in_words_never_show_a_code_and_an_sms_never_goes_ucs2_for_a_par
 
 
 def test_the_planner_puts_the_stored_sources_in_the_message_context():
-    from orchestrator.campaign_spec import CampaignSpec
+    from orchestrator.core.campaign_spec import CampaignSpec
 
     spec = CampaignSpec.model_validate(campaign_spec())
     b = BusinessView(1, "85312345600017", "Boulangerie", "boulanger", "alimentation", "Alimentation", "35238",

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from orchestrator.metrics import (
+from orchestrator.core.stats import (
     Counts,
     FunnelRow,
     build_report,
@@ -196,7 +196,7 @@ def test_french_number_format():
 
 def test_marginal_rows_give_the_same_report_as_fine_rows():
     """The rollup stores marginals (one row per breakdown value): the report must not change."""
-    from orchestrator.metrics import marginals
+    from orchestrator.core.stats import marginals
 
     rows = [
         row(variant="A", family="batiment", commune="35238", targeted=6, contacted=5, clicked=2, converted=1),
@@ -255,7 +255,7 @@ def test_the_uplift_counts_only_conversions_of_the_contacted():
 
 
 def test_every_trigger_type_has_a_french_label():
-    from store.metrics import TRIGGER_LABELS
+    from store.report import TRIGGER_LABELS
     from triggers.model import TRIGGER_TYPES
 
     assert set(TRIGGER_TYPES) <= set(TRIGGER_LABELS)

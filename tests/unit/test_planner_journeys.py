@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from orchestrator.campaign_spec import CampaignSpec
-from orchestrator.planner import (
+from orchestrator.core.campaign_spec import CampaignSpec
+from orchestrator.core.planner import (
     AmbassadorView,
     BusinessView,
     CampaignRule,
@@ -19,7 +19,7 @@ from orchestrator.planner import (
     plan,
     plan_followups,
 )
-from orchestrator.windows import holiday_subdivision, is_french_holiday, next_slot, place_of, window_for
+from orchestrator.core.windows import holiday_subdivision, is_french_holiday, next_slot, place_of, window_for
 from tests.utils.factories import campaign_spec
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -14,8 +14,8 @@ from collections import Counter, defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.campaign_spec import CampaignSpec
-from orchestrator.planner import (
+from orchestrator.core.campaign_spec import CampaignSpec
+from orchestrator.core.planner import (
     BusinessView,
     CampaignRule,
     Candidate,

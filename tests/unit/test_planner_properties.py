@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.campaign_spec import CampaignSpec
-from orchestrator.planner import (
+from orchestrator.core.campaign_spec import CampaignSpec
+from orchestrator.core.planner import (
     AmbassadorView,
     BusinessView,
     CampaignRule,
@@ -21,7 +21,7 @@ from orchestrator.planner import (
     moment_parts,
     plan,
 )
-from orchestrator.windows import is_french_holiday, place_of, window_for
+from orchestrator.core.windows import is_french_holiday, place_of, window_for
 from tests.utils.factories import campaign_spec
 
 # Places with their own holidays or time zone: metropolitan, Moselle, Bas-Rhin, La Réunion, Guyane.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from orchestrator.planner import FollowUp, plan, plan_followups
+from orchestrator.core.planner import FollowUp, plan, plan_followups
 from tests.unit.test_planner_journeys import NOW, business, candidate, rule
 
 STEPS = [{"channel": "relay", "delay": "0d", "template": "creation"},

@@ -3,9 +3,9 @@ step's fallback applies instead of a message retried forever (issue 19, point 7)
 
 from __future__ import annotations
 
-from orchestrator.planner import Policy, plan
-from orchestrator.settings import Settings
-from orchestrator.status import unconfigured_channels
+from orchestrator.app.settings import Settings
+from orchestrator.cli.status import unconfigured_channels
+from orchestrator.core.planner import Policy, plan
 from tests.unit.test_planner_journeys import NOW, business, candidate, rule
 
 SMS_THEN_EMAIL = [{"channel": "sms", "delay": "0d", "template": "creation", "fallback": ["email"]}]

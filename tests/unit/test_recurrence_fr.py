@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 from dateutil.rrule import rrulestr
 
-from orchestrator.recurrence_fr import Recurrence, describe, form_fields, from_form, from_rule, to_french, to_rule
-from orchestrator.schedule import check_rule
+from orchestrator.core.recurrence_fr import Recurrence, describe, form_fields, from_form, from_rule, to_french, to_rule
+from orchestrator.core.schedule import check_rule
 
 START = dt.datetime(2027, 1, 1, 9, 0)  # a Friday
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import jinja2
 import pytest
 
-from orchestrator.links import links_for
-from orchestrator.short_codes import short_url
+from orchestrator.core.links import links_for
+from orchestrator.core.short_codes import short_url
 from templates import wording
 from templates.lint import _families_for, _template_root, shipped_templates
 from templates.preview import matrix_contexts

@@ -7,7 +7,8 @@ import json
 from collections import Counter
 from types import SimpleNamespace as NS
 
-from orchestrator import alerts, run_reports
+from orchestrator.app import alerts
+from orchestrator.core import run_reports
 from triggers.model import Reject
 
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orchestrator.schedule import check_rule, due_occurrence, next_occurrences, occurrences_between
-from orchestrator.windows import holiday_checker, next_slot, window_for
+from orchestrator.core.schedule import check_rule, due_occurrence, next_occurrences, occurrences_between
+from orchestrator.core.windows import holiday_checker, next_slot, window_for
 
 PARIS = ZoneInfo("Europe/Paris")
 RULE = "RRULE:FREQ=MONTHLY;BYDAY=1TU"

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.campaign_spec import CampaignSpec
+from orchestrator.core.campaign_spec import CampaignSpec
 from segments.language import compile_segment, normalize_naf_prefix, parse_age, parse_segment
 from tests.utils.factories import campaign_spec
 
@@ -99,7 +99,7 @@ def test_step_language_condition_fallback_and_night_windows():
 def test_shipped_samples_are_valid():
     from pathlib import Path
 
-    from orchestrator.campaign_spec import load_spec
+    from orchestrator.core.campaign_spec import load_spec
     from store.journeys import parse_ambassadors, parse_offers
 
     samples = Path(__file__).resolve().parents[2] / "orchestrator" / "samples"

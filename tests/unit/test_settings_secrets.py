@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from integrations._settings import setting
 from integrations.email_smtp import SmtpChannel
-from orchestrator.settings import Settings, reveal
+from orchestrator.app.settings import Settings, reveal
 
 SECRETS = {
     "secret_key": "signing-secret-0123456789",

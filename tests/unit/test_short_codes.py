@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.links import links_for
-from orchestrator.short_codes import ALPHABET, BASE, CodeError, read_code, short_code, short_url
+from orchestrator.core.links import links_for
+from orchestrator.core.short_codes import ALPHABET, BASE, CodeError, read_code, short_code, short_url
 
 SECRET = "a-test-secret-of-32-characters!!"
 

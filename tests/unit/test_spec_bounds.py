@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.campaign_spec import load_spec, parse_delay
+from orchestrator.core.campaign_spec import load_spec, parse_delay
 from segments.language import parse_age, parse_segment
 from tests.utils.factories import campaign_spec
 

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.campaign_spec import CampaignSpec
-from orchestrator.planner import BusinessView, CampaignRule, Candidate, matches, plan
-from orchestrator.windows import DEFAULT_WINDOW, is_french_holiday, next_slot
+from orchestrator.core.campaign_spec import CampaignSpec
+from orchestrator.core.planner import BusinessView, CampaignRule, Candidate, matches, plan
+from orchestrator.core.windows import DEFAULT_WINDOW, is_french_holiday, next_slot
 from tests.utils.factories import campaign_spec
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 from integrations.base import OutgoingMessage
 from integrations.email_smtp import build_email
-from orchestrator.links import links_for
+from orchestrator.core.links import links_for
 from templates.preview import FAMILIES, sample_context
 from templates.render import MESSAGES_DIR, Rendered, library
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from orchestrator.synthetic import make_siret
+from orchestrator.core.synthetic import make_siret
 
 _rng = random.Random(2026)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from orchestrator.campaign_spec import load_spec
+from orchestrator.core.campaign_spec import load_spec
 from segments.territory import commune
 from store.admin import apply_campaign
 from store.models import Business, Enrollment, Interaction, Message

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from orchestrator.bootstrap import App, bootstrap
-from orchestrator.campaign_spec import load_spec
-from orchestrator.dispatch import dispatch_all
-from orchestrator.links import make_token
-from orchestrator.planning import plan_all
+from orchestrator.app.bootstrap import App, bootstrap
+from orchestrator.app.dispatch import dispatch_all
+from orchestrator.app.ingest import ingest_sirene
+from orchestrator.app.planning import plan_all
+from orchestrator.core.campaign_spec import load_spec
+from orchestrator.core.links import make_token
 from store.admin import add_partner, apply_campaign
 from store.models import Message
 from tests.unit.test_sirene import SIRET_A, row, write
 from tests.utils.factories import campaign_spec
-from triggers.ingest import ingest_sirene
 from web.app import create_app
 from web.csrf import make_csrf
 

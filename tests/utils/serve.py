@@ -66,7 +66,7 @@ def declic_serve(home: Path, secret: str, *, timeout: float = 180) -> Iterator[S
 
 def _ready(served: Served) -> bool:
     # The web app answers and every deployment of prefect.yaml is registered (the warm one comes first).
-    from orchestrator.serve import read_deployments
+    from orchestrator.prefect.serve import read_deployments
 
     with contextlib.suppress(requests.RequestException, ValueError):
         if not requests.get(f"{served.web}/healthz", timeout=1).ok:

@@ -1,0 +1,290 @@
+"""Planning: gather inputs in bulk, call the pure planner, store its decisions.
+
+One `plan_batch` call does one slice of each kind of work, so that none blocks the others: a batch of new
+trigger events, the later steps that fell due, and a slice of a scheduled campaign's occurrence. Plain
+functions; the Prefect flow in `orchestrator.prefect.flows` only calls `plan_batch` until it returns nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection
+
+from orchestrator.app.bootstrap import App
+from orchestrator.app.privacy import guard_candidates
+from orchestrator.app.run_tally import note_followups, note_plan
+from orchestrator.core.planner import (
+    DEFAULT_POLICY,
+    CampaignRule,
+    Candidate,
+    Policy,
+    plan,
+    plan_answer_messages,
+    plan_followups,
+)
+from orchestrator.core.schedule import due_occurrence
+from store.journeys import ambassador_views, offer_views
+from store.planning import (
+    active_campaigns,
+    advance_occurrence,
+    apply_followups,
+    apply_plan,
+    campaign_names,
+    due_answer_messages,
+    due_followups,
+    eligible_among,
+    existing_enrollments,
+    global_holdouts,
+    last_occurrence,
+    max_cap_days,
+    message_history,
+    occurrence_key,
+    occurrence_slice,
+    pause_campaigns,
+    pending_candidates,
+    recent_contacts,
+    running_occurrence,
+    start_occurrence,
+    stored_moments,
+    suppressed_for,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+log = logging.getLogger("declic.planning")
+
+
+def policy_from(app: App) -> Policy:
+    """The global pressure caps: settings `cap_per_7_days` / `cap_per_30_days` when present, else 1 and 3; and the
+    channels not configured, which the planner never chooses."""
+    from orchestrator.cli.status import unconfigured_channels
+
+    s = app.settings
+    week = getattr(s, "cap_per_7_days", None)
+    month = getattr(s, "cap_per_30_days", None)
+    unavailable = frozenset(unconfigured_channels(s))  # not configured: the steps' fallbacks apply
+    if week is None and month is None:
+        return Policy(DEFAULT_POLICY.caps, unavailable)
+    return Policy(((week if week is not None else 1, 7), (month if month is not None else 3, 30)), unavailable)
+
+
+def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, limit: int, policy: Policy) -> Counter:
+    event_ids, candidates = pending_candidates(conn, limit)
+    if not event_ids:
+        return Counter()
+    candidates = guard_candidates(app, conn, candidates)  # erased identities that came back: never contacted
+    today = now.astimezone(PARIS).date()
+    triggered = [r for r in rules if r.spec.triggers]
+    views = [c.business for c in candidates]
+    ids = [b.id for b in views]
+    since = now - dt.timedelta(days=max_cap_days(rules, policy.caps))
+    decided = plan(candidates, triggered, now=now, enrolled=existing_enrollments(conn, ids),
+                   suppressed=suppressed_for(conn, views), eligible=eligible_among(conn, triggered, candidates, today),
+                   history=message_history(conn, ids, since), policy=policy,
+                   ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
+                   moments=stored_moments(conn, ids), global_holdouts=global_holdouts(conn))
+    counts = Counter(apply_plan(conn, decided, event_ids, now))
+    counts.update(f"skipped_{s.reason}" for s in decided.skipped)
+    note_plan(conn, decided)
+    return counts
+
+
+def _plan_followups(conn, rules: list[CampaignRule], now: dt.datetime, limit: int, policy: Policy) -> Counter:
+    multi = [r for r in rules if len(r.spec.steps) > 1]
+    followups = due_followups(conn, multi, now, limit) if multi else []
+    if not followups:
+        return Counter()
+    views = {f.business.id: f.business for f in followups}
+    since = now - dt.timedelta(days=max_cap_days(rules, policy.caps))
+    decisions = plan_followups(followups, multi, now=now, suppressed=suppressed_for(conn, views.values()),
+                               history=message_history(conn, views, since), policy=policy)
+    counts = Counter(apply_followups(conn, decisions, now))
+    counts.update(f"stopped_{d.reason}" for d in decisions if d.reason)
+    note_followups(conn, decisions)
+    return counts
+
+
+def _plan_answers(conn, rules: list[CampaignRule], now: dt.datetime, limit: int, policy: Policy) -> Counter:
+    """The one message a "pas pour moi" answer asked for (after a pause, a peer's testimony), once it is due."""
+    answers = due_answer_messages(conn, rules, now, limit)
+    if not answers:
+        return Counter()
+    views = {a.business.id: a.business for a in answers}
+    since = now - dt.timedelta(days=max_cap_days(rules, policy.caps))
+    decisions = plan_answer_messages(answers, rules, now=now, suppressed=suppressed_for(conn, views.values()),
+                                     history=message_history(conn, views, since), policy=policy)
+    counts = Counter({f"answer_{k}": v for k, v in apply_followups(conn, decisions, now).items()})
+    counts.update(f"stopped_{d.reason}" for d in decisions if d.reason)
+    return counts
+
+
+def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime, limit: int,
+                     policy: Policy) -> Counter:
+    """Start the due occurrences and plan one slice of the first one still running."""
+    counts: Counter = Counter()
+    today = now.astimezone(PARIS).date()
+    for rule in rules:
+        schedule = rule.spec.schedule
+        if schedule is None:
+            continue
+        occurrence = running_occurrence(conn, rule.id)
+        if occurrence is None:
+            at, missed = due_occurrence(schedule.start, schedule.rrule, rule.spec.timezone(),
+                                        last_occurrence(conn, rule.id), now)
+            if at is None or (rule.spec.ends_on and at.astimezone(PARIS).date() > rule.spec.ends_on):
+                continue
+            start_occurrence(conn, rule.id, at, missed, now)
+            counts["occurrences_started"] += 1
+            counts["occurrences_missed"] += missed
+            occurrence = running_occurrence(conn, rule.id)
+        businesses = occurrence_slice(conn, rule.spec, occurrence.cursor, limit, today)
+        at = occurrence.occurs_at if occurrence.occurs_at.tzinfo else occurrence.occurs_at.replace(tzinfo=dt.UTC)
+        key = occurrence_key(at)
+        rate = schedule.rate_per_hour
+        candidates = [
+            Candidate(None, "scheduled", at.astimezone(PARIS).date(), b, trigger_key=key, campaign_id=rule.id,
+                      at=at + dt.timedelta(hours=(occurrence.enrolled + i) // rate) if rate else at)
+            for i, b in enumerate(businesses)]
+        candidates = guard_candidates(app, conn, candidates)
+        ids = [b.id for b in businesses]
+        decided = plan(candidates, [rule], now=now, enrolled=existing_enrollments(conn, ids),
+                       suppressed=suppressed_for(conn, businesses),
+                       history=message_history(conn, ids, now - dt.timedelta(days=max_cap_days([rule], policy.caps))),
+                       policy=policy, ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
+                       recent=recent_contacts(conn, rule, ids, at), moments=stored_moments(conn, ids),
+                       global_holdouts=global_holdouts(conn))
+        applied = apply_plan(conn, decided, [], now)
+        done = len(businesses) < limit
+        advance_occurrence(conn, occurrence.id, ids[-1] if ids else occurrence.cursor, applied["enrolled"], done,
+                           now)
+        counts.update({f"occurrence_{k}": v for k, v in applied.items() if k != "events"})
+        counts.update(f"skipped_{s.reason}" for s in decided.skipped)
+        note_plan(conn, decided)
+        counts["occurrences_done"] += int(done)
+        return counts  # one slice per call: triggered journeys get their turn between slices
+    return counts
+
+
+Work = Callable[[Connection, list[CampaignRule]], Counter]
+
+
+def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None) -> Counter:
+    """Plan one batch of each kind of work; returns counts (empty when nothing was waiting).
+
+    Failures are isolated by campaign: a campaign whose spec no longer validates, or whose planning raises,
+    is paused with the reason (`paused_campaigns` in the counts) and the others are planned as usual.
+    """
+    now = (now or app.clock()).astimezone(dt.UTC)
+    limit = limit or app.settings.plan_batch_size
+    policy = policy_from(app)
+    counts: Counter = Counter()
+    broken: dict[int, Exception] = {}
+    with app.engine.connect() as conn:
+        rules = active_campaigns(conn, broken)
+    if broken:
+        counts["paused_campaigns"] += _pause_broken(app, broken, now)
+    for work in (lambda conn, subset: _plan_events(app, conn, subset, now, limit, policy),
+                 lambda conn, subset: _plan_followups(conn, subset, now, limit, policy),
+                 lambda conn, subset: _plan_answers(conn, subset, now, limit, policy),
+                 lambda conn, subset: _plan_occurrence(app, conn, subset, now, limit, policy)):
+        done, rules = _isolated(app, work, rules, now)
+        counts.update(done)
+    from store.followups import schedule_followups
+
+    with app.engine.begin() as conn:  # 30- and 90-day follow-ups of new callbacks, enrolments and meetings
+        counts["followup_tasks"] += schedule_followups(conn, now)
+    from store.rediagnostic import plan_rediagnostics
+
+    with app.engine.begin() as conn:  # the diagnostic offered again: after a conversion, to the control sample
+        counts.update(plan_rediagnostics(conn, now, unavailable=policy.unavailable))
+    return +counts
+
+
+def _isolated(app: App, work: Work, rules: list[CampaignRule], now: dt.datetime
+              ) -> tuple[Counter, list[CampaignRule]]:
+    """Run `work` over `rules` in one transaction. When it raises, find the campaigns that make it fail on
+    their own, pause them with the reason, and run it again without them; returns the counts and the rules
+    still active. An error that no single campaign explains (the store unreachable...) is raised as is."""
+    paused = 0
+    while True:
+        try:
+            with app.engine.begin() as conn:
+                counts = work(conn, rules)
+        except Exception:
+            culprits = _culprits(app, work, rules)
+            if not culprits:
+                raise
+            paused += _pause_broken(app, culprits, now)
+            rules = [r for r in rules if r.id not in culprits]
+            continue
+        if paused:
+            counts["paused_campaigns"] += paused
+        return counts, rules
+
+
+def _culprits(app: App, work: Work, rules: list[CampaignRule]) -> dict[int, Exception]:
+    """The campaigns whose work fails on its own, tried one by one in transactions rolled back."""
+
+    def failure(subset: list[CampaignRule]) -> Exception | None:
+        with app.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                work(conn, subset)
+            except Exception as exc:  # noqa: BLE001 (any error is this subset's: that is the question asked)
+                return exc
+            finally:
+                transaction.rollback()
+        return None
+
+    if failure([]) is not None:
+        return {}  # the work fails without any campaign: not a campaign's fault
+    return {rule.id: exc for rule in rules if (exc := failure([rule])) is not None}
+
+
+def _pause_broken(app: App, errors: dict[int, Exception], now: dt.datetime) -> int:
+    """Pause the campaigns that could not be planned, each with its reason in plain French."""
+    with app.engine.begin() as conn:
+        names = campaign_names(conn, errors)
+        reasons = {i: planning_pause_reason(exc, now, names.get(i, str(i))) for i, exc in errors.items()}
+        paused = pause_campaigns(conn, reasons, now)
+    for campaign_id, name in paused.items():
+        log.warning("campagne %s mise en pause : %s", name, reasons[campaign_id])
+    return len(paused)
+
+
+def planning_pause_reason(exc: Exception, now: dt.datetime, name: str) -> str:
+    """Why the planner paused a campaign, in plain French for the operator."""
+    local = now.astimezone(PARIS)
+    return (f"Mise en pause automatique le {local:%d/%m/%Y à %H:%M} : la planification de cette campagne a "
+            f"échoué ({describe_error(exc)}). Les autres campagnes continuent. Corrigez la campagne (tableau de "
+            f"bord ou « declic campaigns apply »), puis relancez-la avec « declic campaigns resume {name} ».")
+
+
+def describe_error(exc: Exception, limit: int = 300) -> str:
+    """An error in a few words: a spec's first errors by field, else the exception's type and message."""
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(map(str, e['loc'])) or 'campagne'} : {e['msg'].removeprefix('Value error, ')}"
+                 for e in exc.errors()[:3]]
+        text = "campagne invalide, " + " ; ".join(parts)
+    elif isinstance(exc, OverflowError):
+        text = f"une durée ou une date sort des limites ({exc})"
+    else:
+        text = f"{type(exc).__name__} : {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def plan_all(app: App, *, now: dt.datetime | None = None, max_batches: int = 10_000) -> Counter:
+    """Plan until nothing is waiting: new events, due later steps, due scheduled occurrences."""
+    total: Counter = Counter()
+    for _ in range(max_batches):
+        counts = plan_batch(app, now=now)
+        if not counts:
+            break
+        total.update(counts)
+    return total

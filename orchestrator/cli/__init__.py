@@ -1,0 +1,1 @@
+"""The `declic` command: one module per group of commands, `main` assembles them."""

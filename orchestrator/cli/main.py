@@ -1,0 +1,328 @@
+"""The `declic` command line (Typer + Rich).
+
+Sub-commands of other rooms (ingest, templates, segments, feeds, report...) are Typer apps mounted here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.app.settings import get_settings, prepare_prefect_env
+from orchestrator.cli.errors import CliError, DeclicGroup, french_cli, pydantic_fr, yaml_lines, yaml_problem
+from orchestrator.core import labels
+from orchestrator.core.stats import fr_int
+
+french_cli()
+app = typer.Typer(help="Déclic : des messages simples, en français, aux très petites entreprises, au bon moment.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=DeclicGroup)
+partners_app = typer.Typer(help="Partenaires qui envoient des événements (BGE, Adie, URSSAF, CMA...).",
+                           no_args_is_help=True)
+campaigns_app = typer.Typer(help="Campagnes d'une collectivité.", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
+app.add_typer(campaigns_app, name="campaigns")
+from orchestrator.cli import report as cli_report  # noqa: E402 (report and users sub-commands)
+
+cli_report.mount(app)
+from orchestrator.cli.ingest import register as _register_doors  # noqa: E402  (ingest, events import, deadlines)
+
+_register_doors(app)
+from orchestrator.cli.journeys import register as _register_journeys  # noqa: E402  (segments, ambassadors...)
+
+_register_journeys(app, campaigns_app)
+from orchestrator.cli import messages as cli_messages  # noqa: E402  (messages show SIRET)
+
+cli_messages.mount(app)
+from orchestrator.cli.templates import register as _register_templates  # noqa: E402  (templates lint|preview)
+
+_register_templates(app)
+from orchestrator.cli import feeds as cli_feeds  # noqa: E402  (feeds add|list|pause|resume|remove|watch)
+
+cli_feeds.mount(app)
+from orchestrator.cli import privacy as cli_privacy  # noqa: E402  (privacy export|erase|purge|register)
+
+cli_privacy.mount(app)
+from orchestrator.cli import intermediaries as cli_intermediaries  # noqa: E402  (intermediaries import|clients)
+
+cli_intermediaries.mount(app)
+from orchestrator.cli import barometer as cli_barometer  # noqa: E402  (barometre --territory)
+
+cli_barometer.mount(app)
+from orchestrator.cli import lists as cli_lists  # noqa: E402  (campaigns list, partners list, users list)
+
+cli_lists.mount(campaigns_app, partners_app, cli_report.users_app)
+console = Console()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="en cas d'erreur, afficher la trace complète (pour un "
+                                                        "développeur)")] = False,
+) -> None:
+    """Déclic : des messages simples, en français, aux très petites entreprises, au bon moment."""
+
+
+@app.command()
+def init() -> None:
+    """Créer ou mettre à jour la base de données et charger les référentiels."""
+    from store.migrate import upgrade
+    from store.reference import load_reference
+
+    settings = get_settings()
+    upgrade(settings.resolved_database_url)
+    from store.db import get_engine
+
+    counts = load_reference(get_engine(settings.resolved_database_url))
+    loaded = ", ".join(f"{_REFERENCE.get(k, labels.readable(k))} {fr_int(v)}" for k, v in counts.items())
+    console.print(f"Base prête ({_safe_url(settings.resolved_database_url)}). Référentiels chargés : {loaded}.",
+                  highlight=False)
+
+
+_REFERENCE = {"communes": "communes", "epci": "intercommunalités", "departements": "départements",
+              "regions": "régions", "naf": "codes NAF", "families": "familles de métiers",
+              "territories": "territoires"}
+
+
+@partners_app.command("add")
+def partners_add(
+    name: str,
+    types: Annotated[str, typer.Option(help="types d'événements autorisés, séparés par des virgules")] = "creation",
+    territory: Annotated[str, typer.Option(
+        help='territoire autorisé : departement:35, epci:243500139, commune:35238, region:53 ou un nom '
+             '(« Rennes Métropole », « Bruz »), séparés par des virgules')] = "",
+) -> None:
+    """Créer un partenaire (ou renouveler son jeton) et afficher son jeton une seule fois."""
+    from store.admin import add_partner
+    from store.db import get_engine
+    from triggers.model import EVENT_TYPES
+
+    wanted = [t.strip() for t in types.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in EVENT_TYPES]
+    if unknown:
+        raise CliError(f"Types d'événements inconnus : {', '.join(unknown)}.",
+                       f"Types possibles : {', '.join(EVENT_TYPES)}.")
+    from segments.territory import TerritoryError, parse_places, places_scope
+
+    try:
+        scope = places_scope(parse_places(territory))
+    except TerritoryError as exc:
+        raise CliError(str(exc), "Corrigez --territory (ex. departement:35, « Rennes Métropole »).") from exc
+    token = add_partner(get_engine(get_settings().resolved_database_url), name, wanted, scope)
+    console.print(f"Partenaire {name} prêt. Jeton (affiché une seule fois) :")
+    print(token)
+
+
+@partners_app.command("revoke")
+def partners_revoke(name: str) -> None:
+    """Révoquer le jeton d'un partenaire : ses envois sont refusés (401) ; « partners add » en donne un nouveau."""
+    from store.admin import revoke_partner
+    from store.db import get_engine
+
+    if not revoke_partner(get_engine(get_settings().resolved_database_url), name):
+        console.print(f"[red]Aucun partenaire ne s'appelle {name}.[/red]", highlight=False)
+        raise typer.Exit(2)
+    console.print(f"Jeton du partenaire {name} révoqué : ses envois sont refusés (401) dès maintenant.",
+                  highlight=False)
+
+
+@campaigns_app.command("apply")
+def campaigns_apply(file: Annotated[Path, typer.Argument(help="fichier YAML de la campagne")]) -> None:
+    """Créer ou mettre à jour une campagne depuis un fichier YAML."""
+    from store.admin import apply_campaign
+    from store.db import get_engine
+
+    spec = read_campaign_file(file)
+    engine = get_engine(get_settings().resolved_database_url)
+    campaign_id, version, what = apply_campaign(engine, spec)
+    said = {"created": "créée", "updated": "mise à jour", "unchanged": "inchangée"}.get(what, what)
+    console.print(f"Campagne {spec.name} : {said} (n° {campaign_id}, version {version}).", highlight=False)
+    from orchestrator.cli.report import print_overlaps
+
+    print_overlaps(engine, spec, campaign_id)
+
+
+def read_campaign_file(file: Path):
+    """A campaign spec from a YAML file, or a CliError saying which field of which line is refused."""
+    import yaml
+    from pydantic import ValidationError
+
+    from orchestrator.core.campaign_spec import load_spec
+
+    if not file.is_file():
+        raise CliError(f"Fichier introuvable : {file}.", "Vérifiez le chemin du fichier de campagne.")
+    text = file.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        if not isinstance(data, dict):
+            raise CliError(f"Campagne refusée : {file} ne contient pas une campagne (des clés name, owner, "
+                           "steps...).", "Partez d'un exemple : orchestrator/samples/campagne-creation-35.yaml.")
+        return load_spec(data)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", ligne {mark.line + 1}, colonne {mark.column + 1}" if mark is not None else ""
+        raise CliError(f"Campagne refusée : {file} n'est pas un YAML lisible{where} "
+                       f"({yaml_problem(exc)}).",
+                       "Vérifiez l'indentation (des espaces, pas de tabulations) et les deux-points.") from exc
+    except ValidationError as exc:
+        raise CliError(f"Campagne refusée ({file}) :\n{pydantic_fr(exc, yaml_lines(text))}",
+                       "Corrigez ces champs et relancez « declic campaigns apply ».") from exc
+    except ValueError as exc:
+        raise CliError(f"Campagne refusée ({file}) : {exc}", "Corrigez le fichier et relancez.") from exc
+
+
+@campaigns_app.command("pause")
+def campaigns_pause(name: str) -> None:
+    """Mettre une campagne en pause : plus rien ne part jusqu'à sa reprise."""
+    _set_status(name, "paused")
+
+
+@campaigns_app.command("resume")
+def campaigns_resume(name: str) -> None:
+    """Reprendre une campagne en pause."""
+    _set_status(name, "active")
+
+
+@campaigns_app.command("end")
+def campaigns_end(name: str) -> None:
+    """Terminer une campagne : ses messages prévus sont annulés au moment de l'envoi."""
+    _set_status(name, "ended")
+
+
+def _set_status(name: str, status: str) -> None:
+    from store.admin import set_campaign_status
+    from store.db import get_engine
+
+    if not set_campaign_status(get_engine(get_settings().resolved_database_url), name, status):
+        raise CliError(f"Campagne inconnue : {name}.", "« declic campaigns list » donne les noms des campagnes.")
+    console.print(f"Campagne {name} : {labels.label('campaign_status', status)}.", highlight=False)
+
+
+@app.command()
+def plan(now: Annotated[str | None, typer.Option(help="instant de référence ISO (horloge contrôlée)")] = None
+         ) -> None:
+    """Lancer une fois la planification : inscrire les entreprises et prévoir leurs messages."""
+    settings = get_settings()
+    prepare_prefect_env(settings.home)
+    from orchestrator.prefect.flows import plan_flow, run_once
+
+    _print_counts("Planification", run_once(plan_flow, now=now))
+
+
+@app.command()
+def dispatch(now: Annotated[str | None, typer.Option(help="instant de référence ISO (horloge contrôlée)")] = None
+             ) -> None:
+    """Lancer une fois l'envoi des messages arrivés à échéance."""
+    settings = get_settings()
+    prepare_prefect_env(settings.home)
+    from orchestrator.prefect.flows import dispatch_flow, run_once
+
+    _print_counts("Envoi", run_once(dispatch_flow, now=now))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="adresse d'écoute du site")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port du site (API partenaires, pages, tableau de bord)")] = 8000,
+    prefect_port: Annotated[int, typer.Option(help="port du serveur Prefect local (sans PREFECT_API_URL)")] = 4200,
+    web: Annotated[bool, typer.Option(help="lancer aussi le site (API partenaires, pages, tableau de bord)")] = True,
+    limit: Annotated[int | None, typer.Option(help="exécutions simultanées au plus (défaut : sans limite)")] = None,
+) -> None:
+    """Tout faire tourner sur une machine : le site et chaque déploiement de prefect.yaml."""
+    import os
+
+    from orchestrator.prefect.serve import serve as serve_all
+
+    if web:
+        _port_free(host, port, "--port")
+    if not os.environ.get("PREFECT_API_URL"):
+        _port_free("127.0.0.1", prefect_port, "--prefect-port")
+
+    serve_all(host=host, port=port, prefect_port=prefect_port, web=web, limit=limit)
+
+
+@app.command()
+def planner(
+    deployment: Annotated[str, typer.Option(help="flow/déploiement dont exécuter les lancements à chaud")]
+    = "plan/plan",
+) -> None:
+    """Planifier à chaud pour un cluster (PREFECT_API_URL) : les lots des partenaires planifiés en une seconde."""
+    from orchestrator.prefect.serve import plan_warm
+
+    try:
+        plan_warm(deployment)
+    except RuntimeError as exc:
+        raise CliError(f"Planification à chaud impossible : {exc}.") from exc
+
+
+@app.command()
+def status(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en anglais)")]
+           = False) -> None:
+    """Messages en attente, à envoyer et en échec par canal, canaux non configurés, flux et dernières exécutions."""
+    from orchestrator.cli.status import collect, render
+
+    settings = get_settings()
+    prepare_prefect_env(settings.home)
+    report = collect(settings)
+    if json_out:
+        print(json.dumps(report, ensure_ascii=False, default=str))
+    else:
+        render(report, console)
+
+
+@app.command()
+def demo(
+    businesses: Annotated[int, typer.Option(help="nombre de TPE fictives à créer")] = 2000,
+    events: Annotated[int, typer.Option(help="événements de création envoyés par l'API")] = 250,
+    departement: Annotated[str, typer.Option(help="département de la population fictive")] = "35",
+    json_out: Annotated[bool, typer.Option("--json", help="résumé en JSON (clés stables, en anglais)")] = False,
+) -> None:
+    """La démonstration de bout en bout, sans rien installer d'autre (base SQLite neuve, serveur SMTP local)."""
+    from orchestrator.cli.demo import run_demo
+
+    summary = run_demo(businesses=businesses, events=events, departement=departement, console=console)
+    if json_out:
+        print(json.dumps(summary, ensure_ascii=False))
+    if summary["sent"] <= 0:
+        raise typer.Exit(1)
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    table = Table(title=title)
+    table.add_column("Quoi")
+    table.add_column("Nombre", justify="right")
+    for key, value in sorted(counts.items(), key=lambda kv: labels.run_count(kv[0])):
+        table.add_row(labels.run_count(key).capitalize(), fr_int(value))
+    console.print(table if counts else f"{title}: rien à faire.")
+
+
+def _port_free(host: str, port: int, option: str) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: a busy port, not TIME_WAIT
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(f"Le port {port} ({host}) est déjà utilisé par un autre programme.",
+                           f"Arrêtez-le, ou choisissez un autre port avec {option}.") from exc
+
+
+def _safe_url(url: str) -> str:
+    # Never print a password.
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""`declic status`: what waits, what is due, what failed, per channel; the feeds; the last run of each flow.
+
+The outbox figures come from the store (the source of truth). Flow runs come from the Prefect API when one
+is configured and answers; otherwise the report says so in plain words instead of guessing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from typing import Any
+
+from sqlalchemy import case, func, inspect, select
+
+from orchestrator.app.settings import Settings
+from orchestrator.core.labels import datetime_fr, label
+from store.db import get_engine
+from store.models import Message
+
+MESSAGES = Message.__table__
+
+
+def outbox_by_channel(engine, now: dt.datetime) -> dict[str, dict[str, int]]:
+    """Per channel: queued (planned, not yet due), due, claimed, failed, sent in the last 24 hours."""
+    m = MESSAGES.c
+    planned = m.status == "planned"
+    stmt = select(
+        m.channel,
+        func.sum(case((planned & (m.due_at > now), 1), else_=0)),
+        func.sum(case((planned & (m.due_at <= now), 1), else_=0)),
+        func.sum(case((m.status == "claimed", 1), else_=0)),
+        func.sum(case((m.status == "failed", 1), else_=0)),
+        func.sum(case(((m.status == "sent") & (m.sent_at >= now - dt.timedelta(days=1)), 1), else_=0)),
+    ).group_by(m.channel).order_by(m.channel)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    keys = ("queued", "due", "claimed", "failed", "sent_24h")
+    return {row[0]: {k: int(v or 0) for k, v in zip(keys, row[1:], strict=True)} for row in rows}
+
+
+def unknown_by_campaign(engine, now: dt.datetime) -> dict[str, int]:
+    """Messages whose fate is unknown (handed over, no answer recorded: the dispatcher stopped), by campaign;
+    a handed-over message whose lease ran out counts even before a dispatcher marks it."""
+    from store.models import Campaign
+
+    m, c = MESSAGES.c, Campaign.__table__.c
+    lapsed = (m.status == "handed_over") & (m.lease_until < now)
+    stmt = (select(c.name, func.count()).join(Campaign.__table__, c.id == m.campaign_id)
+            .where((m.status == "unknown") | lapsed).group_by(c.name).order_by(c.name))
+    with engine.connect() as conn:
+        return {name: int(count) for name, count in conn.execute(stmt).all()}
+
+
+def feeds_state(engine) -> list[dict[str, Any]] | None:
+    """Each watched feed in plain words, or None when this store has no feeds table yet."""
+    if "feed" not in inspect(engine).get_table_names():
+        return None
+    from store.feeds import list_feeds
+
+    return [feed.describe() for feed in list_feeds(engine)]
+
+
+def last_runs(api_url: str | None, timeout: float = 3.0) -> dict[str, Any]:
+    """The last run of each flow from the Prefect API: {"available": bool, "note": str, "flows": {...}}."""
+    if not api_url:
+        return {"available": False, "flows": {},
+                "note": "aucun serveur Prefect trouvé (ni PREFECT_API_URL, ni « declic serve » lancé ici) : "
+                        "les flows tournent en local, sans historique consultable ; « declic serve » en garde un"}
+    import requests
+
+    try:
+        reply = requests.post(f"{api_url}/flows/filter", json={"limit": 200}, timeout=timeout)
+        reply.raise_for_status()
+        flows = {f["id"]: f["name"] for f in reply.json()}
+        out: dict[str, Any] = {}
+        for flow_id, name in sorted(flows.items(), key=lambda kv: kv[1]):
+            runs = requests.post(f"{api_url}/flow_runs/filter", timeout=timeout, json={
+                "flows": {"id": {"any_": [flow_id]}},
+                "flow_runs": {"start_time": {"is_null_": False}},
+                "sort": "START_TIME_DESC", "limit": 1}).json()
+            if runs:
+                run = runs[0]
+                out[name] = {"run": run["name"], "state": run["state_name"], "start": run["start_time"],
+                             "end": run["end_time"], "message": (run.get("state") or {}).get("message")}
+            else:
+                out[name] = {"run": None, "state": "jamais lancé"}
+        return {"available": True, "flows": out, "note": f"API Prefect {api_url}"}
+    except (requests.RequestException, ValueError):
+        return {"available": False, "flows": {},
+                "note": f"serveur Prefect injoignable ({api_url}) : « declic serve » est-il lancé ? "
+                        "Les chiffres de la base ci-dessus restent exacts"}
+
+
+def unconfigured_channels(settings: Settings) -> dict[str, str]:
+    """Each channel whose settings are missing -> what is missing (in the channel's words), built as a dispatch
+    builds it (`integrations._settings.UnconfiguredChannel` stands in for it): the planner treats these channels
+    as unavailable (the step's fallback applies) and `declic status` names them."""
+    import integrations.email_smtp  # noqa: F401  (registers "email")
+    from integrations._settings import UnconfiguredChannel
+    from integrations.base import factory_for, registered
+    from orchestrator.app.bootstrap import _import_channels
+
+    _import_channels()
+    missing: dict[str, str] = {}
+    for name in registered():
+        try:
+            channel = factory_for(name)(settings, clock=None, engine=None)
+        except (TypeError, ValueError) as exc:
+            missing[name] = str(exc)
+            continue
+        if isinstance(channel, UnconfiguredChannel):
+            missing[name] = channel.reason
+        with contextlib.suppress(Exception):
+            channel.close()
+    return missing
+
+
+def prefect_api_url(settings: Settings) -> str | None:
+    """PREFECT_API_URL, else the local server `declic serve` noted under DECLIC_HOME while it runs."""
+    from orchestrator.prefect.serve import read_api_url
+
+    return os.environ.get("PREFECT_API_URL") or read_api_url(settings.home)
+
+
+def collect(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The whole status report as plain data."""
+    now = now or dt.datetime.now(dt.UTC)
+    engine = get_engine(settings.resolved_database_url)
+    unknown = unknown_by_campaign(engine, now)
+    return {"at": now.isoformat(timespec="seconds"), "outbox": outbox_by_channel(engine, now),
+            "unknown": {"total": sum(unknown.values()), "by_campaign": unknown},
+            "unconfigured_channels": unconfigured_channels(settings),
+            "feeds": feeds_state(engine), "prefect": last_runs(prefect_api_url(settings))}
+
+
+def missing_words(reason: str) -> str:
+    """A channel's configuration problem in French: the settings it lacks ("il manque DECLIC_SMS_URL")."""
+    import re
+
+    names = list(dict.fromkeys(re.findall(r"DECLIC_[A-Z0-9_]+", reason)))
+    if not names:
+        return "réglages incomplets"
+    return "il manque " + " (ou ".join(names) + ")" * (len(names) - 1)
+
+
+_STATES = {"Completed": "terminé", "Failed": "en échec", "Running": "en cours", "Scheduled": "prévu",
+           "Pending": "en attente", "Cancelled": "annulé", "Crashed": "interrompu", "Late": "en retard",
+           "Cancelling": "annulation en cours", "Paused": "en pause"}
+
+
+def render(report: dict[str, Any], console) -> None:
+    """Print the report as tables a person reads."""
+    from rich.table import Table
+
+    table = Table(title=f"Messages par canal ({datetime_fr(report['at'])})")
+    for col in ("Canal", "En attente", "À envoyer", "En cours", "En échec", "Envoyés en 24 h"):
+        table.add_column(col, justify="left" if col == "Canal" else "right")
+    for channel, c in report["outbox"].items():
+        table.add_row(label("channel", channel), *(f"{c[k]:,}".replace(",", "\u202f")
+                                 for k in ("queued", "due", "claimed", "failed", "sent_24h")))
+    console.print(table if report["outbox"] else "Aucun message dans la base.")
+    unknown = report.get("unknown") or {"total": 0}
+    if unknown["total"]:
+        campaigns = ", ".join(f"{name} : {count}" for name, count in unknown["by_campaign"].items())
+        console.print(f"Messages à l'issue inconnue : {unknown['total']} ({campaigns}). Transmis au serveur ou au "
+                      "prestataire, sans réponse enregistrée (le processus d'envoi s'est arrêté) : peut-être "
+                      "partis. Rien n'est renvoyé sans vous : « declic messages resend --unknown » les renvoie.")
+    else:
+        console.print("Messages à l'issue inconnue : 0.")
+
+    for channel, reason in (report.get("unconfigured_channels") or {}).items():
+        console.print(f"Canal {label('channel', channel)} non configuré : {missing_words(reason)}. Ses étapes passent "
+                      "au canal de repli tant qu'il manque.", highlight=False)
+    feeds = report["feeds"]
+    if feeds is None:
+        console.print("Flux surveillés: pas encore de table (lancez `declic init`).")
+    elif not feeds:
+        console.print("Flux surveillés: aucun (`declic feeds add`).")
+    else:
+        ft = Table(title="Flux surveillés")
+        for col in ("Flux", "État", "Dernier essai", "Dernier succès", "Événements", "Dernière erreur"):
+            ft.add_column(col)
+        for f in feeds:
+            ft.add_row(f["name"], f["state"], f["last_fetch"] or "-", f["last_success"] or "-",
+                       str(f["events"]), f["last_error"] or "-")
+        console.print(ft)
+
+    prefect = report["prefect"]
+    if not prefect["available"]:
+        console.print(f"Dernières exécutions: {prefect['note']}")
+        return
+    rt = Table(title=f"Dernière exécution de chaque flow ({prefect['note']})")
+    for col in ("Flow", "Exécution", "État", "Début", "Fin"):
+        rt.add_column(col)
+    for name, run in prefect["flows"].items():
+        rt.add_row(name, run.get("run") or "-", _STATES.get(run["state"], run["state"]),
+                   datetime_fr(run.get("start")) or "-", datetime_fr(run.get("end")) or "-")
+    console.print(rt if prefect["flows"] else "Aucun flow encore enregistré dans Prefect.")

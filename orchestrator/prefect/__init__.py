@@ -1,0 +1,1 @@
+"""Prefect glue: flows, deployments (`serve`), warm pools. Thin wrappers over `orchestrator.app` services."""

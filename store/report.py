@@ -1,0 +1,774 @@
+"""Metrics queries: a campaign's funnel rows (live, or from the nightly rollup), the report built on
+them, and the per-business timeline. The maths is in `orchestrator.core.stats`.
+
+Live rows group a campaign's enrollments by arm, variant, trigger, métier family, commune and channel
+in one statement (two per-enrollment aggregates joined to the enrollments). At millions of messages
+the nightly rollup (`refresh_rollup`, one INSERT ... SELECT of the same statement) answers instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, literal, select
+from sqlalchemy.engine import Connection, Engine
+
+from orchestrator.core.labels import CHANNELS, TRIGGERS
+from orchestrator.core.labels import MESSAGE_STATUS as MESSAGE_STATUS_LABELS
+from orchestrator.core.labels import NOT_FOR_ME as NOT_FOR_ME_LABELS
+from orchestrator.core.stats import CampaignReport, FunnelRow, build_report
+from store.conversions import ADOPTION_KIND, CONVERSION_KINDS, RESPONSE_KINDS
+from store.models import (
+    Business,
+    CallTask,
+    Campaign,
+    Coverage,
+    Enrollment,
+    FunnelRollup,
+    Interaction,
+    Message,
+    MessageEvent,
+    TriggerEvent,
+    utcnow,
+)
+
+BUSINESS = Business.__table__
+CAMPAIGNS = Campaign.__table__
+ENROLLMENTS = Enrollment.__table__
+MESSAGES = Message.__table__
+INTERACTIONS = Interaction.__table__
+ROLLUP = FunnelRollup.__table__
+HISTORY = MessageEvent.__table__
+EVENTS = TriggerEvent.__table__
+TASKS = CallTask.__table__
+COVERAGE = Coverage.__table__
+
+DIMENSION_COLUMNS = (
+    "arm",
+    "variant",
+    "trigger_type",
+    "metier_family",
+    "commune_code",
+    "epci_code",
+    "departement_code",
+    "channel",
+)
+COUNT_COLUMNS = (
+    "contacted_converted",
+    "targeted",
+    "contacted",
+    "delivered",
+    "clicked",
+    "responded",
+    "converted",
+    "opted_out",
+    "conversion_days",
+)
+# Channels that report no delivery receipt: a message handed over counts as received (a bounce turns it
+# to failed). SMS providers send receipts, so an SMS counts only once "delivered".
+NO_RECEIPT_CHANNELS = ("email", "letter", "call", "webhook")
+
+
+def _days_between(conn: Connection, later, earlier):
+    """Days between two timestamps, as a float, in this dialect."""
+    if conn.dialect.name == "postgresql":
+        return func.extract("epoch", later - earlier) / 86400.0
+    return func.julianday(later) - func.julianday(earlier)
+
+
+def funnel_select(conn: Connection, campaign_ids: list[int] | None):
+    """The grouped funnel of some campaigns (all when None): one row per campaign and dimension values."""
+    m, i, e, b = MESSAGES, INTERACTIONS, ENROLLMENTS, BUSINESS
+    handed = m.c.status.in_(("sent", "delivered"))
+    per_msg = select(
+        m.c.enrollment_id,
+        func.min(case((m.c.step == 0, m.c.channel))).label("channel"),
+        func.max(case((handed, 1), else_=0)).label("contacted"),
+        func.max(
+            case(
+                (m.c.status == "delivered", 1),
+                (and_(m.c.status == "sent", m.c.channel.in_(NO_RECEIPT_CHANNELS)), 1),
+                else_=0,
+            )
+        ).label("delivered"),
+    ).group_by(m.c.enrollment_id)
+    per_int = (
+        select(
+            i.c.enrollment_id,
+            func.max(case((i.c.kind == "click", 1), else_=0)).label("clicked"),
+            func.max(case((i.c.kind.in_(RESPONSE_KINDS), 1), else_=0)).label("responded"),
+            func.max(case((i.c.kind == "unsubscribe", 1), else_=0)).label("opted_out"),
+            func.min(case((i.c.kind.in_(CONVERSION_KINDS), i.c.at))).label("converted_at"),
+        )
+        .where(i.c.enrollment_id.is_not(None))
+        .group_by(i.c.enrollment_id)
+    )
+    if campaign_ids is not None:
+        per_msg = per_msg.where(m.c.campaign_id.in_(campaign_ids))
+        per_int = per_int.where(i.c.campaign_id.in_(campaign_ids))
+    pm, pi = per_msg.subquery("pm"), per_int.subquery("pi")
+    converted = pi.c.converted_at.is_not(None)
+    dims = [
+        e.c.campaign_id,
+        e.c.arm,
+        e.c.variant,
+        e.c.trigger_type,
+        b.c.metier_family,
+        b.c.commune_code,
+        b.c.epci_code,
+        b.c.departement_code,
+        pm.c.channel,
+    ]
+    query = (
+        select(
+            *dims,
+            func.count().label("targeted"),
+            func.coalesce(func.sum(pm.c.contacted), 0).label("contacted"),
+            func.coalesce(func.sum(pm.c.delivered), 0).label("delivered"),
+            func.coalesce(func.sum(pi.c.clicked), 0).label("clicked"),
+            func.coalesce(func.sum(pi.c.responded), 0).label("responded"),
+            func.sum(case((converted, 1), else_=0)).label("converted"),
+            func.sum(case((and_(converted, pm.c.contacted == 1), 1), else_=0)).label("contacted_converted"),
+            func.coalesce(func.sum(pi.c.opted_out), 0).label("opted_out"),
+            func.coalesce(
+                func.sum(
+                    case((converted, _days_between(conn, pi.c.converted_at, e.c.enrolled_at)), else_=0.0)
+                ),
+                0.0,
+            ).label("conversion_days"),
+        )
+        .select_from(
+            e.join(b, b.c.id == e.c.business_id)
+            .outerjoin(pm, pm.c.enrollment_id == e.c.id)
+            .outerjoin(pi, pi.c.enrollment_id == e.c.id)
+        )
+        .group_by(*dims)
+    )
+    if campaign_ids is not None:
+        query = query.where(e.c.campaign_id.in_(campaign_ids))
+    return query
+
+
+def _row(r: Any) -> FunnelRow:
+    return FunnelRow(
+        r.arm,
+        r.variant,
+        r.trigger_type,
+        r.metier_family,
+        r.commune_code,
+        r.epci_code,
+        r.departement_code,
+        r.channel,
+        int(r.targeted),
+        int(r.contacted),
+        int(r.delivered),
+        int(r.clicked),
+        int(r.responded),
+        int(r.converted),
+        int(r.opted_out),
+        float(r.conversion_days or 0.0),
+        getattr(r, "grouping", None),
+        int(r.contacted_converted or 0),
+    )
+
+
+def live_rows(conn: Connection, campaign_id: int) -> list[FunnelRow]:
+    """A campaign's funnel rows computed now from messages and interactions."""
+    return [_row(r) for r in conn.execute(funnel_select(conn, [campaign_id]))]
+
+
+def rollup_rows(conn: Connection, campaign_id: int) -> tuple[list[FunnelRow], dt.datetime | None]:
+    """A campaign's funnel rows from the last rollup, and when it was made (None: never rolled up)."""
+    rows = conn.execute(select(ROLLUP).where(ROLLUP.c.campaign_id == campaign_id)).all()
+    if not rows:
+        return [], None
+    return [_row(r) for r in rows], max(r.refreshed_at for r in rows)
+
+
+def refresh_rollup(
+    engine: Engine, campaign_ids: list[int] | None = None, *, now: dt.datetime | None = None
+) -> int:
+    """Recompute the rollup of some campaigns (all when None); returns the rows written.
+
+    The database aggregates the messages and interactions (the heavy part, one statement per campaign);
+    the rollup keeps one row per breakdown value (`orchestrator.core.stats.marginals`), a few hundred rows
+    per campaign however many messages it sent. Late conversion events are attributed first, so the
+    nightly run also catches events whose business became known after they arrived.
+    """
+    from orchestrator.core.stats import marginals
+    from store.conversions import attribute_conversions
+
+    now = now or utcnow()
+    with engine.begin() as conn:
+        attribute_conversions(conn)
+    if campaign_ids is None:
+        with engine.connect() as conn:
+            campaign_ids = [r[0] for r in conn.execute(select(CAMPAIGNS.c.id).order_by(CAMPAIGNS.c.id))]
+    written = 0
+    for campaign_id in campaign_ids:
+        with engine.begin() as conn:
+            rows = marginals(live_rows(conn, campaign_id))
+            conn.execute(delete(ROLLUP).where(ROLLUP.c.campaign_id == campaign_id))
+            if not rows:
+                continue
+            conn.execute(
+                ROLLUP.insert(),
+                [
+                    {
+                        "campaign_id": campaign_id,
+                        **{c: getattr(r, c) for c in (*DIMENSION_COLUMNS, *COUNT_COLUMNS)},
+                        "grouping": r.grouping,
+                        "refreshed_at": now,
+                    }
+                    for r in rows
+                ],
+            )
+            written += len(rows)
+    return written
+
+
+def campaign_rows(
+    conn: Connection, campaign_id: int, *, live: bool = False
+) -> tuple[list[FunnelRow], str, str | None]:
+    """(rows, "rollup" | "live", as-of ISO time): the rollup when the campaign has one, else live."""
+    if not live:
+        rows, at = rollup_rows(conn, campaign_id)
+        if at is not None:
+            return rows, "rollup", at.astimezone(dt.UTC).isoformat(timespec="seconds")
+    return live_rows(conn, campaign_id), "live", None
+
+
+def label_for(dimension: str, code: str | None) -> str:
+    """The French name of a code of one breakdown dimension."""
+    from segments.taxonomy import families
+    from segments.territory import commune, departements, epcis
+
+    if not code:
+        return ""
+    if dimension == "metier_family":
+        fam = families().get(code)
+        return fam.label if fam else code
+    if dimension == "commune_code":
+        place = commune(code)
+        return place.nom if place else code
+    if dimension == "epci_code":
+        epci = epcis().get(code)
+        return epci.nom if epci else code
+    if dimension == "departement_code":
+        dep = departements().get(code)
+        return dep.nom if dep else code
+    if dimension == "trigger_type":
+        return TRIGGER_LABELS.get(code, code)
+    if dimension == "channel":
+        return CHANNEL_LABELS.get(code, code)
+    return code
+
+
+# One catalogue of French labels (orchestrator/core/labels.py); the names stay for the modules that import them here.
+TRIGGER_LABELS = TRIGGERS
+CHANNEL_LABELS = CHANNELS
+
+
+def campaign_by_name(conn: Connection, name: str):
+    """The campaign row with this name, or None."""
+    return conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.name == name)).first()
+
+
+def campaign_by_id(conn: Connection, campaign_id: int):
+    """The campaign row with this id, or None."""
+    return conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
+
+
+def adoption_figures(conn: Connection, campaign_id: int) -> dict[str, dict[str, Any]]:
+    """Adoption of a campaign's enrollments by arm, computed now (adoption events are few): `targeted`,
+    `contacted`, `adopted` (enrollments with at least one `tool_adopted` attributed to them),
+    `contacted_adopted`, and `categories` (code -> enrollments that adopted a tool of that category)."""
+    e, m, i = ENROLLMENTS, MESSAGES, INTERACTIONS
+    contacted = (
+        select(m.c.enrollment_id, func.max(case((m.c.status.in_(("sent", "delivered")), 1), else_=0)).label("c"))
+        .where(m.c.campaign_id == campaign_id)
+        .group_by(m.c.enrollment_id)
+        .subquery("pm")
+    )
+    adopted = (
+        select(i.c.enrollment_id, literal(1).label("a"))
+        .where(i.c.campaign_id == campaign_id, i.c.kind == ADOPTION_KIND, i.c.enrollment_id.is_not(None))
+        .group_by(i.c.enrollment_id)
+        .subquery("pa")
+    )
+    out: dict[str, dict[str, Any]] = {
+        arm: {"targeted": 0, "contacted": 0, "adopted": 0, "contacted_adopted": 0, "categories": {}}
+        for arm in ("treatment", "holdout")
+    }
+    reached = func.coalesce(contacted.c.c, 0) == 1
+    for r in conn.execute(
+        select(
+            e.c.arm,
+            func.count().label("targeted"),
+            func.sum(case((reached, 1), else_=0)).label("contacted"),
+            func.sum(case((adopted.c.a.is_not(None), 1), else_=0)).label("adopted"),
+            func.sum(case((and_(reached, adopted.c.a.is_not(None)), 1), else_=0)).label("contacted_adopted"),
+        )
+        .select_from(
+            e.outerjoin(contacted, contacted.c.enrollment_id == e.c.id).outerjoin(
+                adopted, adopted.c.enrollment_id == e.c.id
+            )
+        )
+        .where(e.c.campaign_id == campaign_id)
+        .group_by(e.c.arm)
+    ):
+        arm = out.setdefault(r.arm, {"categories": {}})
+        arm.update(targeted=int(r.targeted), contacted=int(r.contacted or 0), adopted=int(r.adopted or 0),
+                   contacted_adopted=int(r.contacted_adopted or 0))
+    seen: set[tuple[int, str]] = set()
+    for r in conn.execute(
+        select(e.c.id, e.c.arm, i.c.data)
+        .select_from(i.join(e, e.c.id == i.c.enrollment_id))
+        .where(i.c.campaign_id == campaign_id, i.c.kind == ADOPTION_KIND)
+    ):
+        category = (r.data or {}).get("category") or ""
+        if (r.id, category) not in seen:
+            seen.add((r.id, category))
+            cats = out.setdefault(r.arm, {"categories": {}})["categories"]
+            cats[category] = cats.get(category, 0) + 1
+    return out
+
+
+def diagnostic_figures(conn: Connection, campaign_id: int) -> dict[str, dict[str, Any]]:
+    """The self-diagnostics of a campaign's enrollments by arm (issue 16, point 4): how many were offered it again
+    (`store.rediagnostic`), and, per enrollment, the latest readable answer given after its enrolment (a control
+    business answers only the diagnostic offered after the measurement window): `asked`, `scores` (0-5),
+    `appetites` (version-2 answers only: low/medium/high)."""
+    from orchestrator.core.diagnostic import stored_levels
+    from store.rediagnostic import asked
+
+    e, i = ENROLLMENTS, INTERACTIONS
+    latest: dict[int, tuple[Any, str, Any]] = {}
+    for r in conn.execute(
+        select(i.c.enrollment_id, i.c.at, i.c.data, e.c.arm, e.c.enrolled_at)
+        .select_from(i.join(e, e.c.id == i.c.enrollment_id))
+        .where(i.c.campaign_id == campaign_id, i.c.kind == "diagnostic_completed")
+        .order_by(i.c.at, i.c.id)
+    ):
+        found = stored_levels(r.data)
+        if found is not None and r.at >= r.enrolled_at:
+            latest[r.enrollment_id] = (r.at, r.arm, found)
+    out = {arm: {"asked": n, "scores": [], "appetites": []} for arm, n in asked(conn, campaign_id).items()}
+    for _at, arm, found in latest.values():
+        arm_out = out.setdefault(arm, {"asked": 0, "scores": [], "appetites": []})
+        arm_out["scores"].append(found.score)
+        if found.appetite:
+            arm_out["appetites"].append(found.appetite)
+    return out
+
+
+def not_for_me_figures(conn: Connection, campaign_id: int) -> list[dict[str, Any]]:
+    """The campaign's "Ce n'est pas pour moi" answers: one row per (reason, trade family, EPCI) with the number of
+    businesses that gave that reason (a business answering twice with one reason counts once)."""
+    i, b = INTERACTIONS, BUSINESS
+    seen: set[tuple[Any, str]] = set()
+    counts: dict[tuple[str, str, str], int] = {}
+    for r in conn.execute(
+        select(i.c.business_id, i.c.data, b.c.metier_family, b.c.epci_code)
+        .select_from(i.outerjoin(b, b.c.id == i.c.business_id))
+        .where(i.c.campaign_id == campaign_id, i.c.kind == "not_for_me")
+        .order_by(i.c.id)
+    ):
+        reason = str((r.data or {}).get("reason") or "autre")
+        if (r.business_id, reason) in seen:
+            continue
+        seen.add((r.business_id, reason))
+        key = (reason, r.metier_family or "", r.epci_code or "")
+        counts[key] = counts.get(key, 0) + 1
+    return [{"reason": k[0], "metier_family": k[1], "epci_code": k[2], "businesses": n}
+            for k, n in sorted(counts.items())]
+
+
+def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
+    """The report of one campaign row (the same for the dashboard and `declic report`)."""
+    with engine.connect() as conn:
+        rows, source, as_of = campaign_rows(conn, campaign.id, live=live)
+        overlap = overlap_figures(conn, campaign)
+        adoption = adoption_figures(conn, campaign.id)
+        not_for_me = not_for_me_figures(conn, campaign.id)
+        diagnostics = diagnostic_figures(conn, campaign.id)
+    title = (campaign.spec or {}).get("title") or campaign.name
+    return build_report(
+        campaign=campaign.name,
+        title=title,
+        status=campaign.status,
+        rows=rows,
+        source=source,
+        as_of=as_of,
+        labels=label_for,
+        overlap=overlap,
+        adoption=adoption,
+        not_for_me=not_for_me,
+        diagnostics=diagnostics,
+    )
+
+
+def business_timeline(
+    conn: Connection, business_id: int, campaign_ids: list[int] | None
+) -> list[dict[str, Any]]:
+    """Everything that happened to one business, oldest first: events, enrollments, messages and their
+    history, interactions, call tasks. `campaign_ids` None shows every campaign; a list restricts the
+    campaign-bound rows to those campaigns (a collectivité sees only its own)."""
+    out: list[dict[str, Any]] = []
+
+    def allowed(column):
+        return column.in_(campaign_ids) if campaign_ids is not None else literal(True)
+
+    for r in conn.execute(select(EVENTS).where(EVENTS.c.business_id == business_id)):
+        out.append(
+            {
+                "at": r.received_at,
+                "what": "événement",
+                "detail": TRIGGER_LABELS.get(r.type, r.type),
+                "extra": f"du {r.occurred_on:%d/%m/%Y}, source {r.source.split(':')[0]}",
+            }
+        )
+    for r in conn.execute(
+        select(ENROLLMENTS, CAMPAIGNS.c.name)
+        .join(CAMPAIGNS, CAMPAIGNS.c.id == ENROLLMENTS.c.campaign_id)
+        .where(ENROLLMENTS.c.business_id == business_id, allowed(ENROLLMENTS.c.campaign_id))
+    ):
+        arm = "groupe témoin (pas de message)" if r.arm == "holdout" else "contacté"
+        out.append(
+            {
+                "at": r.enrolled_at,
+                "what": "inscription",
+                "detail": r.name,
+                "extra": f"{TRIGGER_LABELS.get(r.trigger_type, r.trigger_type)}, {arm}",
+            }
+        )
+    msgs = conn.execute(
+        select(MESSAGES.c.id, MESSAGES.c.channel, MESSAGES.c.template, MESSAGES.c.step).where(
+            MESSAGES.c.business_id == business_id, allowed(MESSAGES.c.campaign_id)
+        )
+    ).all()
+    by_id = {m.id: m for m in msgs}
+    if by_id:
+        for h in conn.execute(select(HISTORY).where(HISTORY.c.message_id.in_(list(by_id)))):
+            m = by_id[h.message_id]
+            out.append(
+                {
+                    "at": h.at,
+                    "what": "message",
+                    "detail": f"{CHANNEL_LABELS.get(m.channel, m.channel)} n° {m.step + 1} ({m.template})",
+                    "extra": MESSAGE_STATUS.get(h.status, h.status),
+                }
+            )
+    for r in conn.execute(
+        select(INTERACTIONS).where(
+            INTERACTIONS.c.business_id == business_id, allowed(INTERACTIONS.c.campaign_id)
+        )
+    ):
+        out.append(
+            {
+                "at": r.at,
+                "what": "réaction",
+                "detail": INTERACTION_LABELS.get(r.kind, r.kind),
+                "extra": _interaction_extra(r.kind, r.data or {}),
+            }
+        )
+    tasks = select(TASKS).where(TASKS.c.business_id == business_id)
+    if campaign_ids is not None:
+        tasks = tasks.where(TASKS.c.message_id.in_(list(by_id) or [-1]))
+    for r in conn.execute(tasks):
+        out.append(
+            {
+                "at": r.created_at,
+                "what": "appel à passer",
+                "detail": TASK_STATUS.get(r.status, r.status),
+                "extra": f"{r.attempts} essai(s)",
+            }
+        )
+    out.sort(key=lambda x: x["at"] if x["at"].tzinfo else x["at"].replace(tzinfo=dt.UTC))
+    return out
+
+
+MESSAGE_STATUS = MESSAGE_STATUS_LABELS  # the catalogue (orchestrator/core/labels.py)
+INTERACTION_LABELS = {
+    "click": "a cliqué",
+    "unsubscribe": "s'est désinscrit",
+    "callback_request": "demande un rappel",
+    "not_for_me": "pas pour moi",
+    "diagnostic_completed": "diagnostic fait",
+    "offer_enrolled": "inscrit à une offre",
+    "ambassador_met": "a rencontré l'ambassadeur",
+    "sms_reply": "a répondu par SMS",
+    "tool_adopted": "a commencé à utiliser un outil",
+}
+TASK_STATUS = {"open": "à faire", "done": "fait", "refused": "refusé", "no_answer": "sans réponse"}
+NOT_FOR_ME = NOT_FOR_ME_LABELS  # the catalogue (orchestrator/core/labels.py): every reason of the landing page
+
+
+def _interaction_extra(kind: str, data: dict[str, Any]) -> str:
+    if kind == "not_for_me":
+        reason = data.get("reason") or ""
+        return NOT_FOR_ME.get(reason) or reason.replace("_", " ")
+    if kind == "diagnostic_completed" and "score" in data:
+        return f"{data['score']}/5"
+    if kind == ADOPTION_KIND:
+        from triggers.model import ADOPTION_CATEGORIES
+
+        return ADOPTION_CATEGORIES.get(data.get("category") or "", "")
+    if kind == "callback_request":
+        return str(data.get("slot", ""))
+    return str(data.get("source", ""))
+
+
+def campaign_businesses(conn: Connection, campaign_id: int, limit: int | None = 500) -> list[dict[str, Any]]:
+    """The businesses enrolled in a campaign with their arm and what they did, newest first."""
+    e, b, i, m = ENROLLMENTS, BUSINESS, INTERACTIONS, MESSAGES
+    int_filter = [i.c.campaign_id == campaign_id]
+    msg_filter = [m.c.campaign_id == campaign_id]
+    if limit:
+        # The page shows the latest few hundred: aggregate their rows only, not the whole campaign's.
+        latest = [
+            r[0]
+            for r in conn.execute(
+                select(e.c.id)
+                .where(e.c.campaign_id == campaign_id)
+                .order_by(e.c.enrolled_at.desc(), e.c.id.desc())
+                .limit(limit)
+            )
+        ]
+        int_filter.append(i.c.enrollment_id.in_(latest or [-1]))
+        msg_filter.append(m.c.enrollment_id.in_(latest or [-1]))
+    per_int = (
+        select(
+            i.c.enrollment_id,
+            func.max(case((i.c.kind == "click", 1), else_=0)).label("clicked"),
+            func.max(case((i.c.kind.in_(RESPONSE_KINDS), 1), else_=0)).label("responded"),
+            func.max(case((i.c.kind.in_(CONVERSION_KINDS), 1), else_=0)).label("converted"),
+        )
+        .where(*int_filter)
+        .group_by(i.c.enrollment_id)
+        .subquery()
+    )
+    per_msg = (
+        select(
+            m.c.enrollment_id,
+            func.count().label("messages"),
+            func.max(case((m.c.status.in_(("sent", "delivered")), 1), else_=0)).label("contacted"),
+        )
+        .where(*msg_filter)
+        .group_by(m.c.enrollment_id)
+        .subquery()
+    )
+    query = (
+        select(
+            b.c.id,
+            b.c.name,
+            b.c.siret,
+            b.c.commune_code,
+            b.c.metier_family,
+            e.c.arm,
+            e.c.variant,
+            e.c.trigger_type,
+            e.c.enrolled_at,
+            per_msg.c.messages,
+            per_msg.c.contacted,
+            per_int.c.clicked,
+            per_int.c.responded,
+            per_int.c.converted,
+        )
+        .select_from(
+            e.join(b, b.c.id == e.c.business_id)
+            .outerjoin(per_int, per_int.c.enrollment_id == e.c.id)
+            .outerjoin(per_msg, per_msg.c.enrollment_id == e.c.id)
+        )
+        .where(e.c.campaign_id == campaign_id)
+        .order_by(e.c.enrolled_at.desc(), e.c.id.desc())
+    )
+    if limit:
+        query = query.limit(limit)
+    out = []
+    for r in conn.execute(query):
+        out.append(
+            {
+                "id": r.id,
+                "name": r.name or "",
+                "siret": r.siret,
+                "commune": label_for("commune_code", r.commune_code),
+                "family": label_for("metier_family", r.metier_family),
+                "arm": "témoin" if r.arm == "holdout" else "contacté",
+                "variant": r.variant or "",
+                "trigger": TRIGGER_LABELS.get(r.trigger_type, r.trigger_type),
+                "enrolled_at": r.enrolled_at,
+                "messages": int(r.messages or 0),
+                "contacted": bool(r.contacted),
+                "clicked": bool(r.clicked),
+                "responded": bool(r.responded),
+                "converted": bool(r.converted),
+            }
+        )
+    return out
+
+
+def call_tasks(
+    conn: Connection, clause, *, open_only: bool = False, limit: int | None = 500
+) -> list[dict[str, Any]]:
+    """Call tasks matching a scope clause, due first, with the business's name."""
+    query = (
+        select(TASKS, BUSINESS.c.name.label("business_name"), BUSINESS.c.commune_code)
+        .select_from(TASKS.outerjoin(BUSINESS, BUSINESS.c.id == TASKS.c.business_id))
+        .where(clause)
+        .order_by(TASKS.c.status != "open", TASKS.c.due_at, TASKS.c.id)
+    )
+    if open_only:
+        query = query.where(TASKS.c.status == "open")
+    if limit:
+        query = query.limit(limit)
+    return [
+        {
+            "id": r.id,
+            "business_id": r.business_id,
+            "business": r.business_name or "",
+            "commune": label_for("commune_code", r.commune_code),
+            "phone": r.phone,
+            "due_at": r.due_at,
+            "status": TASK_STATUS.get(r.status, r.status),
+            "open": r.status == "open",
+            "attempts": r.attempts,
+            "note": r.outcome_note or "",
+            "script": r.script,
+            "assignee": r.assignee,
+        }
+        for r in conn.execute(query)
+    ]
+
+
+def find_businesses(conn: Connection, clause, text_query: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Businesses matching a name or SIRET start, within a scope clause (`accounts.business_clause`)."""
+    wanted = text_query.strip()
+    if len(wanted) < 2:
+        return []
+    digits = wanted.replace(" ", "")
+    pattern = f"%{wanted.lower()}%"
+    match = (
+        BUSINESS.c.siret.startswith(digits) if digits.isdigit() else func.lower(BUSINESS.c.name).like(pattern)
+    )
+    rows = conn.execute(
+        select(
+            BUSINESS.c.id,
+            BUSINESS.c.name,
+            BUSINESS.c.siret,
+            BUSINESS.c.commune_code,
+            BUSINESS.c.metier_family,
+        )
+        .where(match, clause)
+        .order_by(BUSINESS.c.name, BUSINESS.c.id)
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "name": r.name or "",
+            "siret": r.siret,
+            "commune": label_for("commune_code", r.commune_code),
+            "family": label_for("metier_family", r.metier_family),
+        }
+        for r in rows
+    ]
+
+
+# --- overlapping campaigns (issue 20): covered businesses, clean control groups, global effect ---
+
+
+def overlap_figures(conn: Connection, campaign) -> dict[str, Any]:
+    """What a campaign left to others and how clean its control group is, from the store.
+
+    `covered`: (winning campaign name, who runs it, businesses) the campaign matched but another owned the
+    moment of; `global_held`: businesses kept out as part of a territory's global control group;
+    `control_contacted`: its control businesses planned or sent a message by any campaign for the same
+    moment (0 when the groups are clean); `global_effect`: one row per territory global control group
+    touching the campaign (programme vs global control, conversion rates).
+    """
+    from orchestrator.core.campaign_spec import CampaignSpec
+
+    cov, winner = COVERAGE, CAMPAIGNS.alias("winner")
+    covered = []
+    for winner_id, name, count in conn.execute(
+        select(winner.c.id, winner.c.name, func.count())
+        .select_from(cov.join(winner, winner.c.id == cov.c.covered_by))
+        .where(cov.c.campaign_id == campaign.id, cov.c.kind == "covered")
+        .group_by(winner.c.id, winner.c.name)
+        .order_by(func.count().desc(), winner.c.name)
+    ):
+        spec = conn.execute(select(CAMPAIGNS.c.spec).where(CAMPAIGNS.c.id == winner_id)).scalar()
+        try:
+            signed = CampaignSpec.model_validate(spec).signed_by()
+        except ValueError:
+            signed = ((spec or {}).get("owner") or {}).get("name", "")
+        covered.append((name, signed, int(count)))
+    global_held = conn.execute(
+        select(func.count()).select_from(cov).where(cov.c.campaign_id == campaign.id, cov.c.kind == "global")
+    ).scalar()
+    held, other = ENROLLMENTS.alias("held"), ENROLLMENTS.alias("other")
+    contacted = conn.execute(
+        select(func.count(func.distinct(held.c.id)))
+        .select_from(
+            held.join(other, and_(other.c.business_id == held.c.business_id, other.c.moment == held.c.moment))
+            .join(MESSAGES, MESSAGES.c.enrollment_id == other.c.id)
+        )
+        .where(held.c.campaign_id == campaign.id, held.c.arm == "holdout", MESSAGES.c.status != "cancelled")
+    ).scalar()
+    control_n = conn.execute(
+        select(func.count()).select_from(ENROLLMENTS)
+        .where(ENROLLMENTS.c.campaign_id == campaign.id, ENROLLMENTS.c.arm == "holdout")
+    ).scalar()
+    return {"covered": covered, "global_held": int(global_held or 0), "control_contacted": int(contacted or 0),
+            "control_n": int(control_n or 0), "global_effect": global_effects(conn, campaign.id)}
+
+
+HOLDOUT_COLUMNS = {"commune": "commune_code", "epci": "epci_code", "departement": "departement_code",
+                   "region": "region_code"}
+
+
+def global_effects(conn: Connection, campaign_id: int | None = None) -> list[dict[str, Any]]:
+    """The whole programme's effect on each territory with a global control group (touching this campaign's
+    businesses when given): businesses enrolled by any campaign (treatment or holdout) against those kept
+    in the territory's global control group, converted afterwards or not."""
+    from store.models import TerritoryHoldout
+
+    holdouts = TerritoryHoldout.__table__
+    out = []
+    for h in conn.execute(select(holdouts).where(holdouts.c.percent > 0).order_by(holdouts.c.id)):
+        place = BUSINESS.c[HOLDOUT_COLUMNS[h.level]] == h.code
+        if campaign_id is not None:
+            touches = conn.execute(
+                select(func.count()).select_from(ENROLLMENTS.join(BUSINESS, BUSINESS.c.id == ENROLLMENTS.c.business_id))
+                .where(ENROLLMENTS.c.campaign_id == campaign_id, place)
+            ).scalar() or conn.execute(
+                select(func.count()).select_from(COVERAGE.join(BUSINESS, BUSINESS.c.id == COVERAGE.c.business_id))
+                .where(COVERAGE.c.campaign_id == campaign_id, place)
+            ).scalar()
+            if not touches:
+                continue
+        groups = {}
+        for label, table, since, extra in (
+            ("programme", ENROLLMENTS, ENROLLMENTS.c.enrolled_at, ENROLLMENTS.c.arm.in_(("treatment", "holdout"))),
+            ("global", COVERAGE, COVERAGE.c.at, COVERAGE.c.kind == "global"),
+        ):
+            first = (
+                select(table.c.business_id, func.min(since).label("since"))
+                .select_from(table.join(BUSINESS, BUSINESS.c.id == table.c.business_id))
+                .where(place, extra)
+                .group_by(table.c.business_id)
+                .subquery()
+            )
+            converted = (
+                select(func.count(func.distinct(INTERACTIONS.c.business_id)))
+                .select_from(INTERACTIONS.join(first, first.c.business_id == INTERACTIONS.c.business_id))
+                .where(INTERACTIONS.c.kind.in_(CONVERSION_KINDS), INTERACTIONS.c.at >= first.c.since)
+            )
+            groups[label] = (conn.execute(select(func.count()).select_from(first)).scalar() or 0,
+                             conn.execute(converted).scalar() or 0)
+        out.append({"level": h.level, "code": h.code, "percent": float(h.percent),
+                    "programme_n": int(groups["programme"][0]), "programme_converted": int(groups["programme"][1]),
+                    "global_n": int(groups["global"][0]), "global_converted": int(groups["global"][1])})
+    return out
