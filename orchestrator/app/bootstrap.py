@@ -1,12 +1,18 @@
-"""The one composition root: settings -> store engine, channels, template library, clock."""
+"""The one composition root: settings -> store engine, channels, template library, clock and zone.
+
+The CLI, the Prefect flows and the web app all receive the `App` built by `bootstrap()`; `App.transaction()` is
+the unit of work: one transaction and the moment it runs at (the clock read once), in the App's zone.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from integrations.base import Channel, factory_for
 from orchestrator.app.settings import Settings, get_settings
@@ -21,15 +27,50 @@ def system_clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: its connection (inside a transaction) and the moment it runs at, in the App's zone."""
+
+    conn: Connection
+    now: dt.datetime
+    zone: ZoneInfo
+
+    @property
+    def today(self) -> dt.date:
+        """The local date of `now` (a day as the people of the zone count it)."""
+        return self.now.astimezone(self.zone).date()
+
+
 @dataclass
 class App:
-    """Everything a flow or a command needs, built once."""
+    """Everything a flow, a command or a web route needs, built once."""
 
     settings: Settings
     engine: Engine
     templates: TemplateLibrary
     clock: Clock = system_clock
     channels: dict[str, Channel] = field(default_factory=dict)
+    # Where local dates and hours are counted; None: `Settings.timezone`.
+    zone: ZoneInfo = None  # type: ignore[assignment]  # filled in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.zone is None:
+            self.zone = ZoneInfo(self.settings.timezone)
+
+    def now(self) -> dt.datetime:
+        """The clock's reading (aware UTC with the system clock)."""
+        return self.clock()
+
+    def today(self) -> dt.date:
+        """Today's date in the App's zone."""
+        return self.clock().astimezone(self.zone).date()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Unit]:
+        """The unit of work: a connection in one transaction (committed on leaving, rolled back on an error)
+        and the clock read once for everything the unit writes."""
+        with self.engine.begin() as conn:
+            yield Unit(conn, self.clock(), self.zone)
 
     def channel(self, name: str) -> Channel:
         """The channel `name`, built on first use from the settings."""
