@@ -22,8 +22,9 @@ import tempfile
 import time
 
 from bench.common import PY, emit, start_process
-from integrations.base import Outcome, OutgoingMessage
+from integrations.base import OutgoingMessage
 from integrations.smtp_sink import free_port
+from orchestrator.core.outcomes import Outcome
 
 BODY_SMS = (
     "Boulangers de Rennes : gagnez 1 h par semaine sur les commandes. RDV gratuit avec Paul. STOP au 36111"

@@ -20,7 +20,8 @@ from typing import TypeVar
 import requests
 from requests.adapters import HTTPAdapter
 
-from integrations.base import Handoff, Outcome, OutgoingMessage, SendResult
+from integrations.base import Handoff, OutgoingMessage
+from orchestrator.core.outcomes import Outcome, SendResult
 
 # Statuses worth retrying: the peer is busy, throttling us, or broken for now.
 TRANSIENT_STATUSES = frozenset({408, 425, 429})

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult
+from integrations.base import Answer, Handoff, OutgoingMessage
 from orchestrator.app.settings import Settings, reveal
+from orchestrator.core.outcomes import Outcome, SendResult
 
 
 def setting(settings: Any, name: str, default: Any = None) -> Any:

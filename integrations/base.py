@@ -7,22 +7,11 @@ messages whose subject and body are already final text (or a file, for letters).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
-class Outcome(str, enum.Enum):
-    """What happened to one message handed to a channel."""
-
-    SENT = "sent"  # accepted by the peer (SMTP 250, HTTP 2xx, PDF written, task queued)
-    TRANSIENT = "transient"  # try again later (SMTP 4xx, HTTP 429/5xx, timeout, refused connection)
-    # Not tried: held back by the peer's pace or by a pause it asked for; again after `retry_after`, no attempt
-    # spent (a big campaign paced by one provider for hours must not use up its tries).
-    DEFERRED = "deferred"
-    PERMANENT = "permanent"  # never retry (SMTP 5xx, HTTP 4xx, invalid number or address)
-    ABANDONED = "abandoned"  # not handed over: another worker owns the message now (lease lost)
+from orchestrator.core.outcomes import SendResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +29,6 @@ class OutgoingMessage:
     meta: dict[str, Any] = field(default_factory=dict)  # campaign, business, siret... for manifests and webhooks
 
 
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """The channel's answer for one message."""
-
-    message_id: int
-    outcome: Outcome
-    detail: str = ""  # peer reply in plain words: "250 OK", "429 Too Many Requests", "numéro invalide"
-    provider_id: str = ""  # the peer's own id when it gives one
-    retry_after: float | None = None  # seconds, when the peer said so
-
-
 # Called by a channel just before the point of no return of one message (for SMTP: before the final
 # "." of DATA). The dispatcher records the send there; if it returns False (the lease was lost to
 # another worker), the channel must abandon that message without handing it over.
@@ -59,7 +37,7 @@ Handoff = Callable[[int], bool]
 # Called by a channel with a handoff point as soon as the peer answered one message handed over (SMTP 250 after
 # the ".", HTTP 2xx): the dispatcher records it with the next handoff, so a crash later in the batch leaves only
 # the messages truly in flight `unknown`, not the whole batch.
-Answer = Callable[["SendResult"], None]
+Answer = Callable[[SendResult], None]
 
 
 def answered(result: SendResult, on_answer: Answer | None) -> SendResult:

@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from integrations._settings import setting, store_engine
-from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, register
+from integrations.base import Answer, Handoff, OutgoingMessage, register
 from integrations.call_rules import (
     ANSWERED,
     MAX_ATTEMPTS,
@@ -45,6 +45,7 @@ from integrations.call_rules import (
     next_call_slot,
 )
 from integrations.phones import InvalidNumber, normalise_number
+from orchestrator.core.outcomes import Outcome, SendResult
 from store.models import Business, CallTask, Territory
 from store.sql import insert_for
 

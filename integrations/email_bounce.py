@@ -20,7 +20,7 @@ from email import message_from_bytes
 from email.message import Message
 from email.policy import default as default_policy
 
-from integrations.base import Outcome
+from orchestrator.core.outcomes import Outcome
 
 ENHANCED_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 OUTBOX_ID_RE = re.compile(r"<declic\.(\d+)@", re.IGNORECASE)

@@ -65,9 +65,10 @@ from email.utils import formatdate
 from functools import lru_cache
 
 from integrations._settings import setting, store_engine
-from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, answered, register
+from integrations.base import Answer, Handoff, OutgoingMessage, answered, register
 from integrations.email_bounce import classify_reply, describe_reply, enhanced_status, hard_address_refusal
 from orchestrator.app.settings import reveal
+from orchestrator.core.outcomes import Outcome, SendResult
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,8 @@ from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
 from integrations._settings import setting, store_engine
-from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, register
+from integrations.base import Answer, Handoff, OutgoingMessage, register
+from orchestrator.core.outcomes import Outcome, SendResult
 
 FONTS_DIR = Path(__file__).parent / "fonts"
 FONT_REGULAR = FONTS_DIR / "DejaVuSans.ttf"

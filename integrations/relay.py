@@ -25,8 +25,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from integrations._settings import store_engine
-from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, register
+from integrations.base import Answer, Handoff, OutgoingMessage, register
 from orchestrator.core.links import make_token
+from orchestrator.core.outcomes import Outcome, SendResult
 
 DIGEST_TEMPLATE = "relay/_digest.j2"
 ANSWER_WORDS = ("occupe", "fait", "pas-concerne")  # the last part of each answer link (`store.intermediaries.ANSWERS`)

@@ -86,8 +86,9 @@ from integrations._http import (
     transport_detail,
 )
 from integrations._settings import UnconfiguredChannel, setting
-from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, answered, register
+from integrations.base import Answer, Handoff, OutgoingMessage, answered, register
 from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
+from orchestrator.core.outcomes import Outcome, SendResult
 from templates.lint import sms_length
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -55,7 +55,8 @@ from integrations._http import (
     transport_detail,
 )
 from integrations._settings import UnconfiguredChannel, setting
-from integrations.base import Answer, Handoff, Outcome, OutgoingMessage, SendResult, answered, register
+from integrations.base import Answer, Handoff, OutgoingMessage, answered, register
+from orchestrator.core.outcomes import Outcome, SendResult
 
 SIGNATURE_HEADER = "X-Declic-Signature"
 TIMESTAMP_HEADER = "X-Declic-Timestamp"

@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Sequence
 from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from integrations.base import Outcome, SendResult
+from orchestrator.core.outcomes import Outcome, SendResult
 from store.models import Business, Campaign, Message, MessageEvent, utcnow
 from store.suppressions import ADDRESS_KIND, suppressed_among
 

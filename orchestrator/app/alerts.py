@@ -40,8 +40,9 @@ def operator_addresses(settings) -> list[str]:
 
 def send_alert(settings, subject: str, body: str) -> int:
     """E-mail `subject` and `body` to every operator; returns how many were accepted by the relay."""
-    from integrations.base import Outcome, OutgoingMessage
+    from integrations.base import OutgoingMessage
     from integrations.email_smtp import SmtpChannel
+    from orchestrator.core.outcomes import Outcome
 
     addresses = operator_addresses(settings)
     if not addresses:

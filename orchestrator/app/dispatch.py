@@ -17,9 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from integrations.base import Outcome, OutgoingMessage, SendResult
+from integrations.base import OutgoingMessage
 from orchestrator.app.bootstrap import App
 from orchestrator.core.links import links_for
+from orchestrator.core.outcomes import Outcome, SendResult
 from orchestrator.core.run_reports import tally_sends
 from store.outbox import (
     Fence,

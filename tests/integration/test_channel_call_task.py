@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from integrations.base import Outcome, OutgoingMessage, factory_for
+from integrations.base import OutgoingMessage, factory_for
 from integrations.call_task import TASKS, CallTaskChannel, due_tasks, record_attempt
+from orchestrator.core.outcomes import Outcome
 from store.models import Business, Campaign, Enrollment, Message
 
 PARIS = ZoneInfo("Europe/Paris")

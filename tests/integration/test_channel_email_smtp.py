@@ -9,9 +9,10 @@ from email import message_from_bytes
 import pytest
 from aiosmtpd.controller import Controller
 
-from integrations.base import Outcome, OutgoingMessage
+from integrations.base import OutgoingMessage
 from integrations.email_smtp import SmtpChannel
 from integrations.smtp_sink import free_port
+from orchestrator.core.outcomes import Outcome
 
 
 class ScriptedServer:

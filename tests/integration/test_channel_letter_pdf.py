@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from integrations.base import Outcome, OutgoingMessage, factory_for
+from integrations.base import OutgoingMessage, factory_for
 from integrations.letter_pdf import LetterChannel
+from orchestrator.core.outcomes import Outcome
 
 DAY = dt.date(2026, 11, 27)
 BODY = (

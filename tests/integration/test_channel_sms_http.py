@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from integrations.base import Outcome, OutgoingMessage, factory_for
+from integrations.base import OutgoingMessage, factory_for
 from integrations.loopback import LoopbackPeer, Reply, generic_ok, octopush_ok
 from integrations.sms_http import SmsChannel
 from orchestrator.app.settings import Settings
+from orchestrator.core.outcomes import Outcome
 
 
 def sms(message_id: int, to: str = "06 12 34 56 78", text: str = "Bonjour, STOP au 36111") -> OutgoingMessage:

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from integrations.base import Outcome, OutgoingMessage, factory_for
+from integrations.base import OutgoingMessage, factory_for
 from integrations.loopback import LoopbackPeer, Received, Reply
 from integrations.webhook import WebhookChannel, verify
 from orchestrator.app.settings import Settings
+from orchestrator.core.outcomes import Outcome
 
 SECRET = "crm-shared-secret-0123456789"
 

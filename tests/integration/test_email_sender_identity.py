@@ -9,9 +9,10 @@ from email.header import decode_header, make_header
 import pytest
 from pydantic import ValidationError
 
-from integrations.base import Outcome, OutgoingMessage
+from integrations.base import OutgoingMessage
 from integrations.email_smtp import SmtpChannel, build_email, identity, slug
 from orchestrator.core.campaign_spec import load_spec
+from orchestrator.core.outcomes import Outcome
 from store.admin import apply_campaign
 from tests.integration.test_channel_email_smtp import ScriptedServer
 from tests.utils.outreach import campaign_spec

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from integrations.base import Outcome, OutgoingMessage
+from integrations.base import OutgoingMessage
 from integrations.letter_pdf import LetterChannel, short_link_for
 from orchestrator.core.links import links_for
+from orchestrator.core.outcomes import Outcome
 from templates.preview import sample_context
 from templates.render import library
 

@@ -12,10 +12,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from integrations.base import Outcome, OutgoingMessage
+from integrations.base import OutgoingMessage
 from integrations.email_smtp import DOMAIN_POLICY, DkimSigner, DomainGate, SmtpChannel, load_domain_policy
 from integrations.smtp_sink import SmtpSink
 from orchestrator.app.settings import Settings
+from orchestrator.core.outcomes import Outcome
 
 
 class Clock:

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bench.bench_email import seed_outbox
-from integrations.base import Outcome, SendResult
 from integrations.email_smtp import SmtpChannel
 from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.dispatch import dispatch_all, dispatch_batch
 from orchestrator.cli.main import app as cli
 from orchestrator.cli.status import collect, render
+from orchestrator.core.outcomes import Outcome, SendResult
 from store.models import Business, Campaign, Message, MessageEvent
 from store.outbox import Fence, claim_due, record_results, release_expired
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.base import Outcome
 from integrations.email_bounce import (
     bounce_kind,
     classify_reply,
@@ -13,6 +12,7 @@ from integrations.email_bounce import (
     outbox_id,
     parse_dsn,
 )
+from orchestrator.core.outcomes import Outcome
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from integrations._http import Throttle, classify_status, parse_retry_after, pause_after
-from integrations.base import Outcome
+from orchestrator.core.outcomes import Outcome
 
 
 @pytest.mark.parametrize(
