@@ -11,7 +11,11 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from orchestrator.app.settings import get_settings
+from orchestrator.core.barometer import barometer_csv, barometer_dict
 from orchestrator.core.stats import fr_cell, fr_int
+from store.accounts import AccountError, parse_territory
+from store.barometer import barometer
+from store.db import get_engine
 
 console = Console()
 
@@ -24,10 +28,6 @@ def barometre(
 ) -> None:
     """Maturité numérique des entreprises d'un territoire par famille de métiers, intercommunalité, commune et
     trimestre (intervalles à 95 %)."""
-    from orchestrator.core.barometer import barometer_csv, barometer_dict
-    from store.accounts import AccountError, parse_territory
-    from store.barometer import barometer
-    from store.db import get_engine
 
     try:
         place = parse_territory(territory)

@@ -21,8 +21,17 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from integrations.smtp_sink import SmtpSink, free_port
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.settings import get_settings, prepare_prefect_env
+from orchestrator.core.campaign_spec import load_spec
+from orchestrator.core.labels import count_fr, family, label
 from orchestrator.core.synthetic import Population
+from store.admin import add_partner, apply_campaign
+from store.businesses import upsert_businesses
+from store.journeys import import_ambassadors, import_offers
+from store.migrate import upgrade
+from store.models import Business, Message
+from store.reference import load_reference
 
 DEMO_SEED = 35
 README_SIRET = "73282932000074"  # the business of the README's "Using it" examples: created, enrolled, e-mailed
@@ -62,10 +71,6 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     })
     settings = get_settings()
     prepare_prefect_env(get_settings().home.parent)  # one Prefect home shared by demo runs (faster restarts)
-    from orchestrator.app.bootstrap import bootstrap
-    from store.admin import add_partner, apply_campaign
-    from store.migrate import upgrade
-    from store.reference import load_reference
 
     console.print(f"[bold]Déclic — démonstration[/bold] (base {settings.resolved_database_url})")
     upgrade(settings.resolved_database_url)
@@ -74,7 +79,6 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
 
     population = Population(departement, seed=DEMO_SEED)
     stock = population.businesses(businesses)
-    from store.businesses import upsert_businesses
 
     with app.engine.begin() as conn:
         upsert_businesses(conn, stock)
@@ -102,14 +106,12 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     console.print(f"API partenaire : {answers['accepted']} événements acceptés, {answers['rejected']} refusés, "
                   f"{answers['resent_duplicate']} doublons ignorés au renvoi")
 
-    from orchestrator.core.campaign_spec import load_spec
 
     sample = resources.files("orchestrator.samples").joinpath("campagne-creation-35.yaml").read_text("utf-8")
     spec = load_spec(sample)
     apply_campaign(app.engine, spec)
     # The sample peers (a plumber, a baker) and adviser, and the offers: a plumber of Rennes Métropole meets the
     # plumber, a baker the baker, the others the adviser or the campaign's contact.
-    from store.journeys import import_ambassadors, import_offers
 
     samples = resources.files("orchestrator.samples")
     import_ambassadors(app.engine, samples.joinpath("ambassadeurs-35.csv").read_text("utf-8"))
@@ -119,7 +121,6 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
 
     planned = run_once(plan_flow)
     # The demo's clock jumps to the last planned send slot, so every message is due now.
-    from store.models import Message
 
     with app.engine.connect() as conn:
         last_due = conn.execute(select(func.max(Message.__table__.c.due_at))).scalar()
@@ -141,7 +142,6 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
 
 
 def _sent_by_family(app) -> dict[str, int]:
-    from store.models import Business, Message
 
     m, b = Message.__table__, Business.__table__
     with app.engine.connect() as conn:
@@ -151,7 +151,6 @@ def _sent_by_family(app) -> dict[str, int]:
 
 
 def _print_summary(console: Console, s: dict) -> None:
-    from orchestrator.core.labels import count_fr, family, label
 
     table = Table(title="Résumé de la démonstration")
     table.add_column("Étape")

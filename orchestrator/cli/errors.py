@@ -18,14 +18,20 @@ from typing import Any
 
 import click
 import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from typer.core import TyperGroup
+
+from orchestrator.app.settings import get_settings
 
 EXIT_MISTAKE = 2
 
 
 class CliError(Exception):
     """An expected failure with its French sentence(s): what is wrong (and where), then what to do."""
-
     def __init__(self, what: str, todo: str | None = None) -> None:
         super().__init__(what)
         self.what, self.todo = what, todo
@@ -106,8 +112,6 @@ def pydantic_fr(exc: Any, lines: dict[tuple[Any, ...], int] | None = None) -> st
 
 def yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
     """Each key path of a YAML document -> its line (1-based), to say where a refused field is."""
-    import yaml
-
     found: dict[tuple[Any, ...], int] = {}
 
     def walk(node: Any, path: tuple[Any, ...]) -> None:
@@ -134,8 +138,6 @@ def yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
 
 def _safe_url(url: str) -> str:
     try:
-        from sqlalchemy.engine import make_url
-
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - any unreadable URL is shown as "?"
         return "?"
@@ -143,8 +145,6 @@ def _safe_url(url: str) -> str:
 
 def _database_url() -> str:
     try:
-        from orchestrator.app.settings import get_settings
-
         return _safe_url(get_settings().resolved_database_url)
     except Exception:  # noqa: BLE001
         return "?"
@@ -152,8 +152,6 @@ def _database_url() -> str:
 
 def explain(exc: BaseException) -> CliError | None:
     """The French sentences for an expected failure, None for a real bug (which keeps its traceback)."""
-    import yaml
-
     if isinstance(exc, CliError):
         return exc
     if isinstance(exc, FileNotFoundError):
@@ -177,16 +175,8 @@ def explain(exc: BaseException) -> CliError | None:
                         "Vérifiez l'indentation (des espaces, pas de tabulations) et les deux-points.")
     if isinstance(exc, csv.Error):
         return CliError(f"CSV illisible : {exc}.", "Vérifiez le séparateur (;) et les guillemets.")
-    try:
-        from pydantic import ValidationError
-    except ImportError:  # pragma: no cover
-        ValidationError = ()  # type: ignore[assignment,misc]  # noqa: N806
     if isinstance(exc, ValidationError):
         return CliError("Données refusées :\n" + pydantic_fr(exc), "Corrigez ces champs et relancez.")
-    try:
-        from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
-    except ImportError:  # pragma: no cover
-        return None
     if isinstance(exc, OperationalError | ProgrammingError):
         text = str(exc.orig if isinstance(exc, DBAPIError) else exc).lower()
         if "no such table" in text or "does not exist" in text or "undefinedtable" in text:
@@ -209,7 +199,6 @@ def explain(exc: BaseException) -> CliError | None:
 
 class DeclicGroup(TyperGroup):
     """The `declic` group: every sub-command's expected failures end in French sentences and exit code 2."""
-
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -227,8 +216,6 @@ class DeclicGroup(TyperGroup):
 
 def say(error: CliError) -> None:
     """Print the sentences on stderr."""
-    from rich.console import Console
-
     console = Console(stderr=True)
     console.print(f"[red]Erreur :[/red] {error.what}", highlight=False, markup=True, soft_wrap=True)
     if error.todo:

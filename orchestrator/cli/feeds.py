@@ -9,6 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.feeds import watch_due_feeds
+from orchestrator.app.settings import get_settings
+from store.db import get_engine
+from store.feeds import FeedError, add_feed, list_feeds, parse_period, remove_feed, set_local, set_status
+
 feeds_app = typer.Typer(
     help="Flux surveillés : fichiers des partenaires, API BODACC et Sirene, relevés à intervalle "
         "régulier.", no_args_is_help=True
@@ -17,8 +23,6 @@ console = Console()
 
 
 def _engine():
-    from orchestrator.app.settings import get_settings
-    from store.db import get_engine
 
     return get_engine(get_settings().resolved_database_url)
 
@@ -53,8 +57,6 @@ def add(
     ] = False,
 ) -> None:
     """Enregistrer un flux : relevé au prochain passage de « watch-feeds », puis à chaque intervalle."""
-    from store.feeds import FeedError, add_feed, parse_period
-
     try:
         feed = add_feed(
             _engine(),
@@ -77,8 +79,6 @@ def add(
 def list_(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en "
     "anglais)")] = False) -> None:
     """Chaque flux et son état, en clair."""
-    from store.feeds import list_feeds
-
     feeds = [f.describe() for f in list_feeds(_engine())]
     if json_out:
         print(json.dumps(feeds, ensure_ascii=False))
@@ -115,7 +115,6 @@ def list_(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (cl
 
 
 def _status(name: str, status: str, words: str) -> None:
-    from store.feeds import FeedError, set_status
 
     try:
         set_status(_engine(), name, status)
@@ -143,7 +142,6 @@ def local_(
 ) -> None:
     """Autoriser un flux à relever sur cette machine ou un réseau privé (refusé par défaut), ou l'interdire de
     nouveau."""
-    from store.feeds import FeedError, set_local
 
     try:
         set_local(_engine(), name, not off)
@@ -156,8 +154,6 @@ def local_(
 @feeds_app.command("remove")
 def remove(name: str) -> None:
     """Oublier un flux (les événements qu'il a apportés restent)."""
-    from store.feeds import FeedError, remove_feed
-
     try:
         remove_feed(_engine(), name)
     except FeedError as exc:
@@ -169,8 +165,6 @@ def remove(name: str) -> None:
 def watch(only: Annotated[str | None, typer.Option(help="seulement les flux bodacc ou sirene")] = None) -> None:
     """Relever maintenant chaque flux arrivé à échéance, dans ce processus (le déploiement « watch-feeds » le fait
     à heure fixe)."""
-    from orchestrator.app.bootstrap import bootstrap
-    from orchestrator.app.feeds import watch_due_feeds
 
     outcomes = watch_due_feeds(bootstrap(), only=only)
     for o in outcomes:

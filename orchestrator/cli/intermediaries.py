@@ -12,6 +12,9 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.cli.journeys import _engine, _print_rejects, console
+from store.intermediaries import import_clients, import_intermediaries
+
 intermediaries_app = typer.Typer(
     help="Intermédiaires: cabinets comptables, conseillers CMA/CCI et bancaires, associations qui relaient.",
     no_args_is_help=True)
@@ -23,7 +26,6 @@ def mount(app: typer.Typer) -> None:
 
 
 def _readable(file: Path) -> None:
-    from orchestrator.cli.journeys import console
 
     if not file.is_file():
         console.print(f"[red]Fichier introuvable: {file}[/red]", highlight=False)
@@ -33,9 +35,6 @@ def _readable(file: Path) -> None:
 @intermediaries_app.command("import")
 def intermediaries_import(file: Path) -> None:
     """Importer (ou mettre à jour) les intermédiaires d'un fichier CSV (key;name;kind;email;phone;commune;territory)."""
-    from orchestrator.cli.journeys import _engine, _print_rejects
-    from store.intermediaries import import_intermediaries
-
     _readable(file)
     imported, rejects = import_intermediaries(_engine(), file)
     _print_rejects("Intermédiaires", imported, rejects)
@@ -50,9 +49,6 @@ def intermediaries_clients(
                                                     "fichier")] = None,
 ) -> None:
     """Importer les entreprises que sert chaque intermédiaire (intermediary;siret;source;date)."""
-    from orchestrator.cli.journeys import _engine, _print_rejects
-    from store.intermediaries import import_clients
-
     _readable(file)
     imported, rejects = import_clients(_engine(), file, source_name=source)
     _print_rejects("Liens intermédiaire-entreprise", imported, rejects)

@@ -11,11 +11,25 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
+from orchestrator.app.settings import get_settings
+from orchestrator.core.campaign_spec import CampaignSpec, load_spec
 from orchestrator.core.labels import TRIGGERS, label
+from orchestrator.core.schedule import next_occurrences
 from orchestrator.core.stats import fr_int
+from orchestrator.core.windows import holiday_checker, next_slot, place_of, window_for
+from segments.language import parse_segment
+from segments.taxonomy import families
+from store.db import get_engine
+from store.journeys import ambassador_gaps, import_ambassadors, import_offers
+from store.models import Campaign
+from store.planning import segment_counts
+from templates.render import date_fr
 
 segments_app = typer.Typer(help="Segments: qui une campagne touche.", no_args_is_help=True)
 ambassadors_app = typer.Typer(help="Ambassadeurs: les pairs vers qui les messages orientent.", no_args_is_help=True)
@@ -35,19 +49,13 @@ def register(app: typer.Typer, campaigns_app: typer.Typer) -> None:
 
 
 def _engine():
-    from orchestrator.app.settings import get_settings
-    from store.db import get_engine
 
     return get_engine(get_settings().resolved_database_url)
 
 
 def _load_segment(file: Path):
     """A segment file, or a campaign file (its segment within its effective territory)."""
-    import yaml
-    from pydantic import ValidationError
 
-    from orchestrator.core.campaign_spec import load_spec
-    from segments.language import parse_segment
 
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
@@ -70,9 +78,6 @@ def segments_preview(
     today: Annotated[str | None, typer.Option(help="date de référence AAAA-MM-JJ (âge, événements récents)")] = None,
 ) -> None:
     """Compter les entreprises qu'un segment touche, par famille de métiers et territoire."""
-    from segments.taxonomy import families
-    from store.planning import segment_counts
-
     seg, territory = _load_segment(file)
     keys = [k.strip() for k in by.split(",") if k.strip()]
     allowed = {"family", "departement", "epci", "commune", "region"}
@@ -107,8 +112,6 @@ def _print_rejects(what: str, imported: int, rejects) -> None:
 @ambassadors_app.command("import")
 def ambassadors_import(file: Path) -> None:
     """Importer (ou mettre à jour) les ambassadeurs d'un fichier CSV."""
-    from store.journeys import import_ambassadors
-
     imported, rejects = import_ambassadors(_engine(), file)
     _print_rejects("Ambassadeurs", imported, rejects)
     if rejects and not imported:
@@ -118,8 +121,6 @@ def ambassadors_import(file: Path) -> None:
 @offers_app.command("import")
 def offers_import(file: Path) -> None:
     """Importer (ou mettre à jour) les offres d'un fichier CSV."""
-    from store.journeys import import_offers
-
     imported, rejects = import_offers(_engine(), file)
     _print_rejects("Offres", imported, rejects)
     if rejects and not imported:
@@ -128,7 +129,6 @@ def offers_import(file: Path) -> None:
 
 def _when(at: dt.datetime, tz: str) -> str:
     local = at.astimezone(ZoneInfo(tz))
-    from templates.render import date_fr
 
     return f"{_DAYS[local.weekday()]} {date_fr(local.date())} à {local:%H:%M}"
 
@@ -145,9 +145,6 @@ def _delay_fr(delay: dt.timedelta) -> str:
 
 def _print_gaps(campaign_id: int) -> None:
     """Where no ambassador fitted: the campaign's contact stood in (the places to recruit one)."""
-    from segments.taxonomy import families
-    from store.journeys import ambassador_gaps
-
     with _engine().connect() as conn:
         gaps = ambassador_gaps(conn, campaign_id)
     total = sum(r[-1] for r in gaps)
@@ -164,13 +161,7 @@ def campaigns_show(
     now: Annotated[str | None, typer.Option(help="instant de référence ISO (horloge contrôlée)")] = None,
 ) -> None:
     """Afficher une campagne: statut, version, étapes et ses cinq prochaines occurrences avec leurs créneaux."""
-    from sqlalchemy import select
 
-    from orchestrator.core.campaign_spec import CampaignSpec
-    from orchestrator.core.schedule import next_occurrences
-    from orchestrator.core.windows import holiday_checker, next_slot, place_of, window_for
-    from segments.taxonomy import families
-    from store.models import Campaign
 
     table = Campaign.__table__
     with _engine().connect() as conn:

@@ -5,26 +5,34 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
+from orchestrator.app.settings import get_settings
 from orchestrator.core import labels
+from segments.territory import territory_label
+from store.db import get_engine
+from store.models import Campaign, Partner, UserAccount
 
 console = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en anglais)")]
 
 
 def _engine():
-    from orchestrator.app.settings import get_settings
-    from store.db import get_engine
 
     return get_engine(get_settings().resolved_database_url)
 
 
+def _zone() -> ZoneInfo:
+    """The deployment's zone (`Settings.timezone`), where dates are shown."""
+    return ZoneInfo(get_settings().timezone)
+
+
 def _rows(model) -> list[Any]:
-    from sqlalchemy import select
 
     table = model.__table__
     with _engine().connect() as conn:
@@ -49,10 +57,7 @@ def _print(rows: list[dict[str, Any]], json_out: bool, title: str, columns: list
 
 def campaigns_list(json_out: JsonOpt = False) -> None:
     """Les campagnes : nom, porteur, statut, version, déclencheurs, territoire et dates."""
-    from segments.territory import territory_label
-    from store.models import Campaign
-
-    out = []
+    out, zone = [], _zone()
     for r in _rows(Campaign):
         spec = r.spec or {}
         territory = ((spec.get("segment") or {}).get("territory") or {})
@@ -65,8 +70,8 @@ def campaigns_list(json_out: JsonOpt = False) -> None:
                             "triggers": ", ".join(labels.label("trigger", t) for t in spec.get("triggers") or [])
                             or "calendrier",
                             "territory": territory_label({k: v for k, v in territory.items() if v}),
-                            "dates": _dates(r.starts_on, r.ends_on),
-                            "updated_at": labels.datetime_fr(r.updated_at)}})
+                            "dates": _dates(r.starts_on, r.ends_on, zone),
+                            "updated_at": labels.datetime_fr(r.updated_at, zone)}})
     _print(_strip(out, json_out), json_out, "Campagnes",
            [("name", "Nom"), ("owner", "Porteur"), ("status", "Statut"), ("version", "Version"),
             ("triggers", "Déclencheurs"), ("territory", "Territoire"), ("dates", "Dates"),
@@ -74,20 +79,17 @@ def campaigns_list(json_out: JsonOpt = False) -> None:
            "Aucune campagne (« declic campaigns apply FICHIER.yaml » en crée une).")
 
 
-def _dates(start: Any, end: Any) -> str:
+def _dates(start: Any, end: Any, zone: ZoneInfo) -> str:
     if start and end:
-        return f"du {labels.date_fr(start)} au {labels.date_fr(end)}"
+        return f"du {labels.date_fr(start, zone)} au {labels.date_fr(end, zone)}"
     if start:
-        return f"à partir du {labels.date_fr(start)}"
-    return f"jusqu'au {labels.date_fr(end)}" if end else "sans date de fin"
+        return f"à partir du {labels.date_fr(start, zone)}"
+    return f"jusqu'au {labels.date_fr(end, zone)}" if end else "sans date de fin"
 
 
 def partners_list(json_out: JsonOpt = False) -> None:
     """Les partenaires : types d'événements autorisés, territoire, jeton actif ou révoqué."""
-    from segments.territory import territory_label
-    from store.models import Partner
-
-    out = []
+    out, zone = [], _zone()
     for r in _rows(Partner):
         out.append({"id": r.id, "name": r.name, "allowed_types": list(r.allowed_types or []),
                     "territory": list(r.territory or []), "active": bool(r.active), "revoked_at": r.revoked_at,
@@ -95,8 +97,8 @@ def partners_list(json_out: JsonOpt = False) -> None:
                     "_fr": {"allowed_types": ", ".join(labels.label("trigger", t) for t in r.allowed_types or [])
                             or "tous",
                             "territory": territory_label(list(r.territory or [])),
-                            "active": "actif" if r.active else f"révoqué le {labels.datetime_fr(r.revoked_at)}",
-                            "created_at": labels.datetime_fr(r.created_at)}})
+                            "active": "actif" if r.active else f"révoqué le {labels.datetime_fr(r.revoked_at, zone)}",
+                            "created_at": labels.datetime_fr(r.created_at, zone)}})
     _print(_strip(out, json_out), json_out, "Partenaires",
            [("name", "Nom"), ("allowed_types", "Événements autorisés"), ("territory", "Territoire"),
             ("active", "Jeton"), ("created_at", "Créé le")],
@@ -105,10 +107,7 @@ def partners_list(json_out: JsonOpt = False) -> None:
 
 def users_list(json_out: JsonOpt = False) -> None:
     """Les comptes du tableau de bord : rôle, territoire, actif ou non, dernière connexion."""
-    from segments.territory import territory_label
-    from store.models import UserAccount
-
-    out = []
+    out, zone = [], _zone()
     for r in _rows(UserAccount):
         territory = {k: v for k, v in (r.territory or {}).items() if v}
         out.append({"id": r.id, "email": r.email, "name": r.name, "role": r.role, "territory": territory,
@@ -116,7 +115,7 @@ def users_list(json_out: JsonOpt = False) -> None:
                     "_fr": {"role": labels.label("role", r.role),
                             "territory": territory_label(territory) if r.role == "collectivite" else "-",
                             "active": "actif" if r.active else "désactivé",
-                            "last_login_at": labels.datetime_fr(r.last_login_at) or "jamais"}})
+                            "last_login_at": labels.datetime_fr(r.last_login_at, zone) or "jamais"}})
     _print(_strip(out, json_out), json_out, "Comptes du tableau de bord",
            [("email", "E-mail"), ("name", "Nom"), ("role", "Rôle"), ("territory", "Territoire"),
             ("active", "État"), ("last_login_at", "Dernière connexion")],

@@ -6,17 +6,41 @@ Sub-commands of other rooms (ingest, templates, segments, feeds, report...) are 
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
+import yaml
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from orchestrator.app.settings import get_settings, prepare_prefect_env
+from orchestrator.cli import barometer as cli_barometer
+from orchestrator.cli import feeds as cli_feeds
+from orchestrator.cli import ingest as cli_ingest
+from orchestrator.cli import intermediaries as cli_intermediaries
+from orchestrator.cli import journeys as cli_journeys
+from orchestrator.cli import lists as cli_lists
+from orchestrator.cli import messages as cli_messages
+from orchestrator.cli import privacy as cli_privacy
+from orchestrator.cli import report as cli_report
+from orchestrator.cli import templates as cli_templates
 from orchestrator.cli.errors import CliError, DeclicGroup, french_cli, pydantic_fr, yaml_lines, yaml_problem
+from orchestrator.cli.report import print_overlaps
 from orchestrator.core import labels
+from orchestrator.core.campaign_spec import load_spec
 from orchestrator.core.stats import fr_int
+from segments.territory import TerritoryError, parse_places, places_scope
+from store.admin import add_partner, apply_campaign, revoke_partner, set_campaign_status
+from store.db import get_engine
+from store.migrate import upgrade
+from store.reference import load_reference
+from triggers.model import EVENT_TYPES
 
 french_cli()
 app = typer.Typer(help="Déclic : des messages simples, en français, aux très petites entreprises, au bon moment.",
@@ -26,35 +50,17 @@ partners_app = typer.Typer(help="Partenaires qui envoient des événements (BGE,
 campaigns_app = typer.Typer(help="Campagnes d'une collectivité.", no_args_is_help=True)
 app.add_typer(partners_app, name="partners")
 app.add_typer(campaigns_app, name="campaigns")
-from orchestrator.cli import report as cli_report  # noqa: E402 (report and users sub-commands)
-
+# Each room of commands mounts itself: report and users, ingest/events/deadlines, segments/ambassadors/offers,
+# messages, templates, feeds, privacy, intermediaries, barometre, and the campaigns/partners/users lists.
 cli_report.mount(app)
-from orchestrator.cli.ingest import register as _register_doors  # noqa: E402  (ingest, events import, deadlines)
-
-_register_doors(app)
-from orchestrator.cli.journeys import register as _register_journeys  # noqa: E402  (segments, ambassadors...)
-
-_register_journeys(app, campaigns_app)
-from orchestrator.cli import messages as cli_messages  # noqa: E402  (messages show SIRET)
-
+cli_ingest.register(app)
+cli_journeys.register(app, campaigns_app)
 cli_messages.mount(app)
-from orchestrator.cli.templates import register as _register_templates  # noqa: E402  (templates lint|preview)
-
-_register_templates(app)
-from orchestrator.cli import feeds as cli_feeds  # noqa: E402  (feeds add|list|pause|resume|remove|watch)
-
+cli_templates.register(app)
 cli_feeds.mount(app)
-from orchestrator.cli import privacy as cli_privacy  # noqa: E402  (privacy export|erase|purge|register)
-
 cli_privacy.mount(app)
-from orchestrator.cli import intermediaries as cli_intermediaries  # noqa: E402  (intermediaries import|clients)
-
 cli_intermediaries.mount(app)
-from orchestrator.cli import barometer as cli_barometer  # noqa: E402  (barometre --territory)
-
 cli_barometer.mount(app)
-from orchestrator.cli import lists as cli_lists  # noqa: E402  (campaigns list, partners list, users list)
-
 cli_lists.mount(campaigns_app, partners_app, cli_report.users_app)
 console = Console()
 
@@ -70,12 +76,8 @@ def _options(
 @app.command()
 def init() -> None:
     """Créer ou mettre à jour la base de données et charger les référentiels."""
-    from store.migrate import upgrade
-    from store.reference import load_reference
-
     settings = get_settings()
     upgrade(settings.resolved_database_url)
-    from store.db import get_engine
 
     counts = load_reference(get_engine(settings.resolved_database_url))
     loaded = ", ".join(f"{_REFERENCE.get(k, labels.readable(k))} {fr_int(v)}" for k, v in counts.items())
@@ -97,16 +99,11 @@ def partners_add(
              '(« Rennes Métropole », « Bruz »), séparés par des virgules')] = "",
 ) -> None:
     """Créer un partenaire (ou renouveler son jeton) et afficher son jeton une seule fois."""
-    from store.admin import add_partner
-    from store.db import get_engine
-    from triggers.model import EVENT_TYPES
-
     wanted = [t.strip() for t in types.split(",") if t.strip()]
     unknown = [t for t in wanted if t not in EVENT_TYPES]
     if unknown:
         raise CliError(f"Types d'événements inconnus : {', '.join(unknown)}.",
                        f"Types possibles : {', '.join(EVENT_TYPES)}.")
-    from segments.territory import TerritoryError, parse_places, places_scope
 
     try:
         scope = places_scope(parse_places(territory))
@@ -120,9 +117,6 @@ def partners_add(
 @partners_app.command("revoke")
 def partners_revoke(name: str) -> None:
     """Révoquer le jeton d'un partenaire : ses envois sont refusés (401) ; « partners add » en donne un nouveau."""
-    from store.admin import revoke_partner
-    from store.db import get_engine
-
     if not revoke_partner(get_engine(get_settings().resolved_database_url), name):
         console.print(f"[red]Aucun partenaire ne s'appelle {name}.[/red]", highlight=False)
         raise typer.Exit(2)
@@ -133,25 +127,18 @@ def partners_revoke(name: str) -> None:
 @campaigns_app.command("apply")
 def campaigns_apply(file: Annotated[Path, typer.Argument(help="fichier YAML de la campagne")]) -> None:
     """Créer ou mettre à jour une campagne depuis un fichier YAML."""
-    from store.admin import apply_campaign
-    from store.db import get_engine
-
     spec = read_campaign_file(file)
     engine = get_engine(get_settings().resolved_database_url)
     campaign_id, version, what = apply_campaign(engine, spec)
     said = {"created": "créée", "updated": "mise à jour", "unchanged": "inchangée"}.get(what, what)
     console.print(f"Campagne {spec.name} : {said} (n° {campaign_id}, version {version}).", highlight=False)
-    from orchestrator.cli.report import print_overlaps
 
     print_overlaps(engine, spec, campaign_id)
 
 
 def read_campaign_file(file: Path):
     """A campaign spec from a YAML file, or a CliError saying which field of which line is refused."""
-    import yaml
-    from pydantic import ValidationError
 
-    from orchestrator.core.campaign_spec import load_spec
 
     if not file.is_file():
         raise CliError(f"Fichier introuvable : {file}.", "Vérifiez le chemin du fichier de campagne.")
@@ -194,8 +181,6 @@ def campaigns_end(name: str) -> None:
 
 
 def _set_status(name: str, status: str) -> None:
-    from store.admin import set_campaign_status
-    from store.db import get_engine
 
     if not set_campaign_status(get_engine(get_settings().resolved_database_url), name, status):
         raise CliError(f"Campagne inconnue : {name}.", "« declic campaigns list » donne les noms des campagnes.")
@@ -233,8 +218,6 @@ def serve(
     limit: Annotated[int | None, typer.Option(help="exécutions simultanées au plus (défaut : sans limite)")] = None,
 ) -> None:
     """Tout faire tourner sur une machine : le site et chaque déploiement de prefect.yaml."""
-    import os
-
     from orchestrator.prefect.serve import serve as serve_all
 
     if web:
@@ -263,15 +246,16 @@ def planner(
 def status(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en anglais)")]
            = False) -> None:
     """Messages en attente, à envoyer et en échec par canal, canaux non configurés, flux et dernières exécutions."""
+    from orchestrator.app.bootstrap import system_clock
     from orchestrator.cli.status import collect, render
 
     settings = get_settings()
     prepare_prefect_env(settings.home)
-    report = collect(settings)
+    report = collect(settings, system_clock())
     if json_out:
         print(json.dumps(report, ensure_ascii=False, default=str))
     else:
-        render(report, console)
+        render(report, console, ZoneInfo(settings.timezone))
 
 
 @app.command()
@@ -301,7 +285,6 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
 
 
 def _port_free(host: str, port: int, option: str) -> None:
-    import socket
 
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: a busy port, not TIME_WAIT
@@ -314,7 +297,6 @@ def _port_free(host: str, port: int, option: str) -> None:
 
 def _safe_url(url: str) -> str:
     # Never print a password.
-    from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 

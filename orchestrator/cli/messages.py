@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
 
 from orchestrator.app.settings import get_settings
 from orchestrator.core.labels import datetime_fr
+from store.db import get_engine
+from store.models import Campaign
+from store.outbox import business_messages, resend_unknown, unknown_messages
 
 console = Console()
 messages_app = typer.Typer(help="Les messages d'une entreprise et leur historique.", no_args_is_help=True)
@@ -101,9 +106,6 @@ def show(
     json_out: Annotated[bool, typer.Option("--json", help="l'historique en JSON (clés stables, en anglais)")] = False,
 ) -> None:
     """Tous les messages d'une entreprise (SIRET) et leur historique : prévu, envoyé, en échec, cliqué..."""
-    from store.db import get_engine
-    from store.outbox import business_messages
-
     settings = get_settings()
     siret = "".join(siret.split())
     with get_engine(settings.resolved_database_url).connect() as conn:
@@ -157,11 +159,7 @@ def resend(
 ) -> None:
     """Renvoyer les messages à l'issue inconnue (transmis, sans réponse enregistrée) : nouveaux envois, dès
     maintenant."""
-    from sqlalchemy import select
 
-    from store.db import get_engine
-    from store.models import Campaign
-    from store.outbox import resend_unknown, unknown_messages
 
     if not unknown:
         console.print("[red]Précisez --unknown : seuls les messages à l'issue inconnue se renvoient ainsi.[/red]")
@@ -198,7 +196,6 @@ def resend(
 
 
 def _who() -> str:
-    import getpass
 
     try:
         return getpass.getuser()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
+
+from orchestrator.app import privacy
+from orchestrator.app.bootstrap import bootstrap
 
 console = Console()
 privacy_app = typer.Typer(help="Données personnelles : export, effacement, durée de conservation, registre.",
@@ -15,7 +21,6 @@ privacy_app = typer.Typer(help="Données personnelles : export, effacement, dur�
 
 
 def _app():
-    from orchestrator.app.bootstrap import bootstrap
 
     return bootstrap()
 
@@ -41,8 +46,6 @@ def export(
         "dossier courant)")] = None,
 ) -> None:
     """Tout ce qui est gardé sur une entreprise et ses contacts (droit d'accès), en JSON ou en un court PDF."""
-    from orchestrator.app import privacy
-
     if format not in ("json", "pdf"):
         _fail("Format inconnu : json ou pdf.")
     app = _app()
@@ -65,7 +68,6 @@ def erase(
 ) -> None:
     """Effacer partout les données personnelles d'une entreprise et de ses contacts ; garder leurs empreintes pour
     ne plus la contacter."""
-    from orchestrator.app import privacy
 
     try:
         done = privacy.erase(_app(), siret, reason=reason, actor=cli_actor())
@@ -82,12 +84,8 @@ def purge(
     now: Annotated[str | None, typer.Option(help="instant de référence ISO (horloge contrôlée)")] = None,
 ) -> None:
     """Appliquer maintenant les durées de conservation (le flow de nuit privacy-retention fait de même)."""
-    import datetime as dt
 
-    from rich.table import Table
 
-    from orchestrator.app import privacy
-    from orchestrator.app.bootstrap import bootstrap
 
     clock = (lambda: dt.datetime.fromisoformat(now)) if now else None
     counts = privacy.purge(bootstrap(clock=clock), dry_run=dry_run, actor=cli_actor(), role="cli")
@@ -110,8 +108,6 @@ def register(
         "affiché)")] = None,
 ) -> None:
     """La fiche du registre des traitements (art. 30) de chaque campagne d'un porteur, en Markdown."""
-    from orchestrator.app import privacy
-
     try:
         text = privacy.register(_app(), owner)
     except privacy.PrivacyError as exc:
@@ -130,12 +126,8 @@ def audit(
     json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en anglais)")] = False,
 ) -> None:
     """Qui a consulté, exporté ou effacé des données personnelles : le journal, le plus récent d'abord."""
-    import datetime as dt
-    import json
 
-    from rich.table import Table
 
-    from orchestrator.app import privacy
 
     start = None
     if since:

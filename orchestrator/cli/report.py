@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import getpass
 import json
 from enum import StrEnum
 from typing import Annotated
@@ -14,6 +16,11 @@ from rich.table import Table as RichTable
 from orchestrator.app.settings import get_settings
 from orchestrator.core import labels
 from orchestrator.core.stats import fr_cell, report_dict, table_csv
+from store.accounts import AccountError, add_user, parse_territory, set_user_active
+from store.db import get_engine
+from store.planning import campaign_overlaps, parse_holdout, set_territory_holdout
+from store.report import campaign_by_name, refresh_rollup
+from store.report import report as build
 
 console = Console()
 users_app = typer.Typer(
@@ -28,7 +35,6 @@ class Format(StrEnum):
 
 
 def _engine():
-    from store.db import get_engine
 
     return get_engine(get_settings().resolved_database_url)
 
@@ -47,9 +53,6 @@ def report(
     ] = False,
 ) -> None:
     """L'entonnoir d'une campagne, son effet mesuré face au groupe témoin, ses variantes et ses détails."""
-    from store.report import campaign_by_name, refresh_rollup
-    from store.report import report as build
-
     engine = _engine()
     if refresh:
         with engine.connect() as conn:
@@ -126,8 +129,6 @@ def users_add(
     ] = "",
 ) -> None:
     """Créer un compte du tableau de bord (ou changer son mot de passe, son rôle et son territoire)."""
-    from store.accounts import AccountError, add_user, parse_territory
-
     try:
         user_id = add_user(
             _engine(),
@@ -157,7 +158,6 @@ def users_enable(email: str) -> None:
 
 
 def _set_active(email: str, active: bool, what: str) -> None:
-    from store.accounts import set_user_active
 
     if not set_user_active(_engine(), email, active):
         console.print(f"[red]Aucun compte {email.strip().lower()}.[/red]", highlight=False)
@@ -168,9 +168,7 @@ def _set_active(email: str, active: bool, what: str) -> None:
 def print_overlaps(engine, spec, campaign_id: int | None) -> None:
     """Say which other campaigns overlap this one (same trigger, intersecting territory and segment) and who
     speaks to the businesses they share (`campaigns apply`)."""
-    import datetime as dt
 
-    from store.planning import campaign_overlaps
 
     with engine.connect() as conn:
         found = campaign_overlaps(conn, spec, campaign_id, dt.date.today())
@@ -191,9 +189,7 @@ def territories_holdout(
 ) -> None:
     """Fixer le groupe témoin global d'un territoire : une petite part de ses entreprises qu'aucune campagne ne
     contacte pendant un an, pour mesurer l'effet global du programme ; 0% le supprime."""
-    import getpass
 
-    from store.planning import parse_holdout, set_territory_holdout
 
     try:
         level, code, percent = parse_holdout(place, share)

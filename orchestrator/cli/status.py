@@ -9,14 +9,22 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import requests
+from rich.table import Table
 from sqlalchemy import case, func, inspect, select
 
+from integrations._settings import UnconfiguredChannel
+from integrations.base import factory_for, registered
+from orchestrator.app.bootstrap import _import_channels
 from orchestrator.app.settings import Settings
 from orchestrator.core.labels import datetime_fr, label
 from store.db import get_engine
-from store.models import Message
+from store.feeds import list_feeds
+from store.models import Campaign, Message
 
 MESSAGES = Message.__table__
 
@@ -42,7 +50,6 @@ def outbox_by_channel(engine, now: dt.datetime) -> dict[str, dict[str, int]]:
 def unknown_by_campaign(engine, now: dt.datetime) -> dict[str, int]:
     """Messages whose fate is unknown (handed over, no answer recorded: the dispatcher stopped), by campaign;
     a handed-over message whose lease ran out counts even before a dispatcher marks it."""
-    from store.models import Campaign
 
     m, c = MESSAGES.c, Campaign.__table__.c
     lapsed = (m.status == "handed_over") & (m.lease_until < now)
@@ -56,7 +63,6 @@ def feeds_state(engine) -> list[dict[str, Any]] | None:
     """Each watched feed in plain words, or None when this store has no feeds table yet."""
     if "feed" not in inspect(engine).get_table_names():
         return None
-    from store.feeds import list_feeds
 
     return [feed.describe() for feed in list_feeds(engine)]
 
@@ -67,7 +73,6 @@ def last_runs(api_url: str | None, timeout: float = 3.0) -> dict[str, Any]:
         return {"available": False, "flows": {},
                 "note": "aucun serveur Prefect trouvé (ni PREFECT_API_URL, ni « declic serve » lancé ici) : "
                         "les flows tournent en local, sans historique consultable ; « declic serve » en garde un"}
-    import requests
 
     try:
         reply = requests.post(f"{api_url}/flows/filter", json={"limit": 200}, timeout=timeout)
@@ -97,9 +102,6 @@ def unconfigured_channels(settings: Settings) -> dict[str, str]:
     builds it (`integrations._settings.UnconfiguredChannel` stands in for it): the planner treats these channels
     as unavailable (the step's fallback applies) and `declic status` names them."""
     import integrations.email_smtp  # noqa: F401  (registers "email")
-    from integrations._settings import UnconfiguredChannel
-    from integrations.base import factory_for, registered
-    from orchestrator.app.bootstrap import _import_channels
 
     _import_channels()
     missing: dict[str, str] = {}
@@ -123,9 +125,8 @@ def prefect_api_url(settings: Settings) -> str | None:
     return os.environ.get("PREFECT_API_URL") or read_api_url(settings.home)
 
 
-def collect(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The whole status report as plain data."""
-    now = now or dt.datetime.now(dt.UTC)
+def collect(settings: Settings, now: dt.datetime) -> dict[str, Any]:
+    """The whole status report as plain data, as of `now` (the App's clock)."""
     engine = get_engine(settings.resolved_database_url)
     unknown = unknown_by_campaign(engine, now)
     return {"at": now.isoformat(timespec="seconds"), "outbox": outbox_by_channel(engine, now),
@@ -136,8 +137,6 @@ def collect(settings: Settings, now: dt.datetime | None = None) -> dict[str, Any
 
 def missing_words(reason: str) -> str:
     """A channel's configuration problem in French: the settings it lacks ("il manque DECLIC_SMS_URL")."""
-    import re
-
     names = list(dict.fromkeys(re.findall(r"DECLIC_[A-Z0-9_]+", reason)))
     if not names:
         return "réglages incomplets"
@@ -149,11 +148,9 @@ _STATES = {"Completed": "terminé", "Failed": "en échec", "Running": "en cours"
            "Cancelling": "annulation en cours", "Paused": "en pause"}
 
 
-def render(report: dict[str, Any], console) -> None:
-    """Print the report as tables a person reads."""
-    from rich.table import Table
-
-    table = Table(title=f"Messages par canal ({datetime_fr(report['at'])})")
+def render(report: dict[str, Any], console, zone: ZoneInfo) -> None:
+    """Print the report as tables a person reads, hours in `zone` (the deployment's)."""
+    table = Table(title=f"Messages par canal ({datetime_fr(report['at'], zone)})")
     for col in ("Canal", "En attente", "À envoyer", "En cours", "En échec", "Envoyés en 24 h"):
         table.add_column(col, justify="left" if col == "Canal" else "right")
     for channel, c in report["outbox"].items():
@@ -195,5 +192,5 @@ def render(report: dict[str, Any], console) -> None:
         rt.add_column(col)
     for name, run in prefect["flows"].items():
         rt.add_row(name, run.get("run") or "-", _STATES.get(run["state"], run["state"]),
-                   datetime_fr(run.get("start")) or "-", datetime_fr(run.get("end")) or "-")
+                   datetime_fr(run.get("start"), zone) or "-", datetime_fr(run.get("end"), zone) or "-")
     console.print(rt if prefect["flows"] else "Aucun flow encore enregistré dans Prefect.")

@@ -7,8 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import select
 
+from orchestrator.app.message_preview import SAMPLE_NOTICE, leaving_message, sample_message
+from orchestrator.app.settings import get_settings
+from orchestrator.core.campaign_spec import CampaignSpec
 from orchestrator.core.labels import count_fr
+from segments.taxonomy import families
+from store.db import get_engine
+from store.models import Business, Campaign
+from templates.lint import lint_pages, lint_paths, shipped_templates
+from templates.render import library
 
 templates_app = typer.Typer(help="Modèles de messages : les relire (clarté, longueur) et les prévisualiser pour "
     "une entreprise.", no_args_is_help=True)
@@ -31,7 +40,6 @@ _CONTEXT = re.compile(r"[\[(]([^\[\]()]*)[\])]")
 def _fr_text(text: str) -> str:
     """A linter message in French words: trade family codes inside its (context) or [contexts] by their names,
     "rendered line N" as "ligne N du texte produit", decimals with a comma."""
-    from segments.taxonomy import families
 
     known = families()
 
@@ -78,7 +86,6 @@ def lint(
 ) -> None:
     """Signaler le jargon, les phrases longues, la lisibilité, la longueur des SMS et les mentions obligatoires
     manquantes ; code de sortie 1 s'il reste une erreur."""
-    from templates.lint import lint_pages, lint_paths, shipped_templates
 
     missing = [p for p in paths or [] if not Path(p).exists()]
     if missing:
@@ -101,14 +108,7 @@ def preview(
         "enverrait")] = None,
 ) -> None:
     """Afficher le message qu'une entreprise recevrait ; avec --campaign, exactement celui qui partirait."""
-    from sqlalchemy import select
 
-    from orchestrator.app.message_preview import SAMPLE_NOTICE, leaving_message, sample_message
-    from orchestrator.app.settings import get_settings
-    from orchestrator.core.campaign_spec import CampaignSpec
-    from store.db import get_engine
-    from store.models import Business, Campaign
-    from templates.render import library
 
     settings = get_settings()
     engine = get_engine(settings.resolved_database_url)
