@@ -38,7 +38,7 @@ README_SIRET = "73282932000074"  # the business of the README's "Using it" examp
 
 
 def _start_api(port: int):
-    import uvicorn
+    import uvicorn  # lazy, with the web app below: 1.2 s of start-up for every other command
 
     from web.app import create_app
 
@@ -117,7 +117,7 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     import_ambassadors(app.engine, samples.joinpath("ambassadeurs-35.csv").read_text("utf-8"))
     import_offers(app.engine, samples.joinpath("offres-35.csv").read_text("utf-8"))
 
-    from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once
+    from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once  # lazy: Prefect, 1.5 s
 
     planned = run_once(plan_flow)
     # The demo's clock jumps to the last planned send slot, so every message is due now.

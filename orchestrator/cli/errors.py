@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import csv
 import errno
+import importlib
 import os
+import pkgutil
 import sys
 from typing import Any
 
 import click
 import typer
+import typer._click as vendored
+import typer._click.decorators as vendored_decorators
+import typer._click.exceptions as vendored_exceptions
+import typer.rich_utils as ru
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
@@ -283,12 +289,6 @@ def _ngettext(singular: str, plural: str, n: int) -> str:
 
 def french_cli() -> None:
     """Put click's and Typer's words into French (they ask gettext for them at each use or import)."""
-    import importlib
-    import pkgutil
-
-    import typer._click as vendored
-    import typer.rich_utils as ru
-
     names = ["typer.core", "typer.main", "typer.rich_utils"]
     for package in (click, vendored):
         names += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__) if "win" not in m.name]
@@ -301,8 +301,6 @@ def french_cli() -> None:
             module._ = _fr  # type: ignore[attr-defined]
         if hasattr(module, "ngettext"):
             module.ngettext = _ngettext  # type: ignore[attr-defined]
-    import typer._click.decorators as vendored_decorators
-    import typer._click.exceptions as vendored_exceptions
 
     original_option = vendored_decorators.option
 

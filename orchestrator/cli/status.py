@@ -120,7 +120,7 @@ def unconfigured_channels(settings: Settings) -> dict[str, str]:
 
 def prefect_api_url(settings: Settings) -> str | None:
     """PREFECT_API_URL, else the local server `declic serve` noted under DECLIC_HOME while it runs."""
-    from orchestrator.prefect.serve import read_api_url
+    from orchestrator.prefect.serve import read_api_url  # lazy: Prefect, 1.5 s, only when a server is asked
 
     return os.environ.get("PREFECT_API_URL") or read_api_url(settings.home)
 
