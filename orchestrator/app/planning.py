@@ -55,7 +55,6 @@ from store.planning import (
     suppressed_for,
 )
 
-PARIS = ZoneInfo("Europe/Paris")
 log = logging.getLogger("declic.planning")
 
 
@@ -78,12 +77,12 @@ def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, li
     if not event_ids:
         return Counter()
     candidates = guard_candidates(app, conn, candidates)  # erased identities that came back: never contacted
-    today = now.astimezone(PARIS).date()
+    today = now.astimezone(app.zone).date()
     triggered = [r for r in rules if r.spec.triggers]
     views = [c.business for c in candidates]
     ids = [b.id for b in views]
     since = now - dt.timedelta(days=max_cap_days(rules, policy.caps))
-    decided = plan(candidates, triggered, now=now, enrolled=existing_enrollments(conn, ids),
+    decided = plan(candidates, triggered, now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
                    suppressed=suppressed_for(conn, views), eligible=eligible_among(conn, triggered, candidates, today),
                    history=message_history(conn, ids, since), policy=policy,
                    ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
@@ -127,7 +126,7 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
                      policy: Policy) -> Counter:
     """Start the due occurrences and plan one slice of the first one still running."""
     counts: Counter = Counter()
-    today = now.astimezone(PARIS).date()
+    today = now.astimezone(app.zone).date()
     for rule in rules:
         schedule = rule.spec.schedule
         if schedule is None:
@@ -136,7 +135,7 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
         if occurrence is None:
             at, missed = due_occurrence(schedule.start, schedule.rrule, rule.spec.timezone(),
                                         last_occurrence(conn, rule.id), now)
-            if at is None or (rule.spec.ends_on and at.astimezone(PARIS).date() > rule.spec.ends_on):
+            if at is None or (rule.spec.ends_on and at.astimezone(app.zone).date() > rule.spec.ends_on):
                 continue
             start_occurrence(conn, rule.id, at, missed, now)
             counts["occurrences_started"] += 1
@@ -147,12 +146,12 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
         key = occurrence_key(at)
         rate = schedule.rate_per_hour
         candidates = [
-            Candidate(None, "scheduled", at.astimezone(PARIS).date(), b, trigger_key=key, campaign_id=rule.id,
+            Candidate(None, "scheduled", at.astimezone(app.zone).date(), b, trigger_key=key, campaign_id=rule.id,
                       at=at + dt.timedelta(hours=(occurrence.enrolled + i) // rate) if rate else at)
             for i, b in enumerate(businesses)]
         candidates = guard_candidates(app, conn, candidates)
         ids = [b.id for b in businesses]
-        decided = plan(candidates, [rule], now=now, enrolled=existing_enrollments(conn, ids),
+        decided = plan(candidates, [rule], now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
                        suppressed=suppressed_for(conn, businesses),
                        history=message_history(conn, ids, now - dt.timedelta(days=max_cap_days([rule], policy.caps))),
                        policy=policy, ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
@@ -250,16 +249,16 @@ def _pause_broken(app: App, errors: dict[int, Exception], now: dt.datetime) -> i
     """Pause the campaigns that could not be planned, each with its reason in plain French."""
     with app.engine.begin() as conn:
         names = campaign_names(conn, errors)
-        reasons = {i: planning_pause_reason(exc, now, names.get(i, str(i))) for i, exc in errors.items()}
+        reasons = {i: planning_pause_reason(exc, now, names.get(i, str(i)), app.zone) for i, exc in errors.items()}
         paused = pause_campaigns(conn, reasons, now)
     for campaign_id, name in paused.items():
         log.warning("campagne %s mise en pause : %s", name, reasons[campaign_id])
     return len(paused)
 
 
-def planning_pause_reason(exc: Exception, now: dt.datetime, name: str) -> str:
+def planning_pause_reason(exc: Exception, now: dt.datetime, name: str, zone: ZoneInfo) -> str:
     """Why the planner paused a campaign, in plain French for the operator."""
-    local = now.astimezone(PARIS)
+    local = now.astimezone(zone)
     return (f"Mise en pause automatique le {local:%d/%m/%Y à %H:%M} : la planification de cette campagne a "
             f"échoué ({describe_error(exc)}). Les autres campagnes continuent. Corrigez la campagne (tableau de "
             f"bord ou « declic campaigns apply »), puis relancez-la avec « declic campaigns resume {name} ».")

@@ -8,6 +8,7 @@ import getpass
 import json
 from enum import StrEnum
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -90,7 +91,8 @@ def report(
                 print(("\n" if i else "") + f"# {t.key}: {t.title}")
             print(table_csv(t), end="")
         return
-    source = ("agrégats du " + labels.datetime_fr(result.as_of) if result.source == "rollup" and result.as_of
+    zone = ZoneInfo(get_settings().timezone)
+    source = ("agrégats du " + labels.datetime_fr(result.as_of, zone) if result.source == "rollup" and result.as_of
               else "calcul en direct")
     console.print(f"[bold]{result.title}[/bold] ({result.campaign}, {labels.label('campaign_status', result.status)})"
                   f" — {source}", highlight=False)
@@ -165,13 +167,13 @@ def _set_active(email: str, active: bool, what: str) -> None:
     console.print(f"Compte {email.strip().lower()} {what}.", highlight=False)
 
 
-def print_overlaps(engine, spec, campaign_id: int | None) -> None:
+def print_overlaps(engine, spec, campaign_id: int | None, today: dt.date) -> None:
     """Say which other campaigns overlap this one (same trigger, intersecting territory and segment) and who
-    speaks to the businesses they share (`campaigns apply`)."""
+    speaks to the businesses they share (`campaigns apply`), as of `today` (the local date)."""
 
 
     with engine.connect() as conn:
-        found = campaign_overlaps(conn, spec, campaign_id, dt.date.today())
+        found = campaign_overlaps(conn, spec, campaign_id, today)
     for o in found:
         triggers = ", ".join(labels.label("trigger", t) for t in o["triggers"])
         console.print(f"Chevauchement avec {o['name']} ({o['owner']}) : {o['businesses']} entreprises dans les "

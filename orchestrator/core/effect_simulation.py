@@ -20,12 +20,15 @@ import datetime as dt
 import random
 import statistics
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from orchestrator.core.campaign_spec import CampaignSpec
 from orchestrator.core.planner import BusinessView, CampaignRule, Candidate, arm_for, plan
 from orchestrator.core.stats import Uplift, uplift
+from orchestrator.core.windows import place_of
 
 NOW = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
+ZONE = ZoneInfo(place_of("35").timezone)  # the simulated territory's (Ille-et-Vilaine)
 # (commune, EPCI) in Ille-et-Vilaine: three inside Rennes Métropole, two outside.
 PLACES = [("35238", "243500139"), ("35024", "243500139"), ("35047", "243500139"), ("35288", "243500782"),
           ("35360", "200039022")]
@@ -78,7 +81,7 @@ def arms_per_campaign(candidates: list[Candidate], rules: list[CampaignRule]) ->
 
 def arms_shared(candidates: list[Candidate], rules: list[CampaignRule]) -> dict[int, dict[int, str]]:
     """Now: the planner's own decisions (one campaign per business and moment, the moment's arm)."""
-    decided = plan(candidates, rules, now=NOW, enrolled=set(), suppressed=set())
+    decided = plan(candidates, rules, now=NOW, zone=ZONE, enrolled=set(), suppressed=set())
     out: dict[int, dict[int, str]] = {r.id: {} for r in rules}
     for e in decided.enrollments:
         out[e.campaign_id][e.business_id] = e.arm

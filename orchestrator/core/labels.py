@@ -14,8 +14,6 @@ import re
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-PARIS = ZoneInfo("Europe/Paris")
-
 # A message's status in the outbox, and the steps of its history.
 MESSAGE_STATUS = {
     "planned": "prévu",
@@ -269,29 +267,29 @@ def event_count(code: str) -> str:
 _MONTHS = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
 
 
-def date_fr(value: dt.date | dt.datetime | str | None) -> str:
-    """`4 déc. 2026` (a datetime is first taken to Europe/Paris)."""
+def date_fr(value: dt.date | dt.datetime | str | None, zone: str | ZoneInfo) -> str:
+    """`4 déc. 2026` (a datetime is first taken to `zone`, the deployment's)."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value) if "T" in value or " " in value else dt.date.fromisoformat(value)
     if isinstance(value, dt.datetime):
-        value = _paris(value).date()
+        value = _local(value, zone).date()
     return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
 
 
-def datetime_fr(value: dt.datetime | str | None, tz: str | ZoneInfo = PARIS) -> str:
-    """`4 déc. 2026, 22 h 59` in Europe/Paris (or `tz`); a naive datetime is taken as UTC; "" for None."""
+def datetime_fr(value: dt.datetime | str | None, zone: str | ZoneInfo) -> str:
+    """`4 déc. 2026, 22 h 59` in `zone` (the deployment's); a naive datetime is taken as UTC; "" for None."""
     if value is None or value == "":
         return ""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    local = _paris(value, tz)
+    local = _local(value, zone)
     return f"{local.day} {_MONTHS[local.month - 1]} {local.year}, {local.hour} h {local.minute:02d}"
 
 
-def _paris(value: dt.datetime, tz: str | ZoneInfo = PARIS) -> dt.datetime:
-    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+def _local(value: dt.datetime, zone: str | ZoneInfo) -> dt.datetime:
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(zone)
 
 

@@ -37,7 +37,6 @@ from orchestrator.core.campaign_spec import CampaignSpec, Step, parse_delay
 from orchestrator.core.windows import holiday_checker, next_slot, overrides_key, place_of, window_for
 
 CONTACT_KIND = {"email": "email", "sms": "phone", "call": "phone", "letter": "postal"}
-PARIS = ZoneInfo("Europe/Paris")
 # Offer kinds that suit each moment best first (DOMAIN, Tableau 2: creation -> first steps, critical -> results).
 OFFER_PREFERENCE = {
     "creation": ("diagnostic", "formation_courte", "coup_de_pouce"),
@@ -663,10 +662,10 @@ def _schedule(slots: _Slots, pressure: _Pressure, spec: CampaignSpec, campaign_i
     return None
 
 
-def _trigger_start(c: Candidate) -> dt.datetime:
+def _trigger_start(c: Candidate, zone: ZoneInfo) -> dt.datetime:
     if c.at is not None:
         return c.at
-    return dt.datetime.combine(c.occurred_on, dt.time(0), PARIS)
+    return dt.datetime.combine(c.occurred_on, dt.time(0), zone)
 
 
 def plan(
@@ -674,6 +673,7 @@ def plan(
     campaigns: Iterable[CampaignRule],
     *,
     now: dt.datetime,
+    zone: ZoneInfo,
     enrolled: set[tuple[int, int, str]],
     suppressed: set[tuple[str, str]],
     is_holiday: Callable[[dt.date], bool] | None = None,
@@ -694,14 +694,15 @@ def plan(
     business id to (campaign id, instant) of its messages planned or sent; `recent` holds (campaign,
     business) pairs contacted within the campaign's minimum interval; `moments` maps (business id, moment)
     to the (campaign id, arm) of the stored enrollment that owns it; `global_holdouts` are the territories'
-    global control groups. `now` is aware. `is_holiday` replaces the place's holiday calendar (tests).
+    global control groups. `now` is aware; `zone` is the deployment's, whose calendar days bound campaigns and
+    start trigger days. `is_holiday` replaces the place's holiday calendar (tests).
     """
     out = Plan()
     campaigns = sorted(campaigns, key=arbitration_key)
     by_id = {r.id: r for r in campaigns}
     enrolled = set(enrolled)
     owned: dict[tuple[int, str], tuple[int, str]] = dict(moments or {})
-    today = now.astimezone(PARIS).date()
+    today = now.astimezone(zone).date()
     slots = _Slots(is_holiday)
     pressure = _Pressure(history or {}, policy)
     remaining = {a.id: a.remaining for a in ambassadors}
@@ -762,7 +763,7 @@ def plan(
             if channel is None:
                 skip(reason)
                 continue
-            earliest = max(now, _trigger_start(c) + step.delay_td)
+            earliest = max(now, _trigger_start(c, zone) + step.delay_td)
             due = _schedule(slots, pressure, spec, rule.id, b, earliest)
             if due is None:
                 skip("capped")

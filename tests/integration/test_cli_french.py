@@ -3,6 +3,7 @@ exit code 2, a French sentence, no traceback (issue 19, points 1, 2, 3 and 7).""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import socket
 
@@ -148,7 +149,7 @@ def test_status_finds_the_local_prefect_server_and_names_unconfigured_channels(e
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("DECLIC_SMS_URL", raising=False)
     write_api_url(env_settings.home, "http://127.0.0.1:9/api")
-    report = collect(env_settings)
+    report = collect(env_settings, dt.datetime.now(dt.UTC))
     assert "127.0.0.1:9" in report["prefect"]["note"]
     assert "sms" in report["unconfigured_channels"]
     result = run("status")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 from orchestrator.core import labels
 
@@ -48,10 +49,14 @@ def test_run_counters_and_reasons_read_as_french():
             assert not re.search(r"[a-z]+_[a-z]+", text), text
 
 
-def test_dates_are_french_and_in_paris_time():
+def test_dates_are_french_and_in_the_given_zone():
+    paris = ZoneInfo("Europe/Paris")
     winter = dt.datetime(2026, 12, 4, 21, 59, 50, tzinfo=dt.UTC)
-    assert labels.datetime_fr(winter) == "4 déc. 2026, 22 h 59"
-    assert labels.datetime_fr("2026-07-01T06:05:00+00:00") == "1 juil. 2026, 8 h 05"
-    assert labels.datetime_fr(dt.datetime(2026, 12, 4, 21, 59)) == "4 déc. 2026, 22 h 59"  # naive: UTC
-    assert labels.date_fr(dt.date(2026, 2, 1)) == "1 févr. 2026"
-    assert labels.datetime_fr(None) == ""
+    assert labels.datetime_fr(winter, paris) == "4 déc. 2026, 22 h 59"
+    assert labels.datetime_fr("2026-07-01T06:05:00+00:00", paris) == "1 juil. 2026, 8 h 05"
+    assert labels.datetime_fr(dt.datetime(2026, 12, 4, 21, 59), paris) == "4 déc. 2026, 22 h 59"  # naive: UTC
+    assert labels.date_fr(dt.date(2026, 2, 1), paris) == "1 févr. 2026"
+    assert labels.datetime_fr(None, paris) == ""
+    # The zone is the deployment's: the same instant is already the next day in Réunion.
+    assert labels.datetime_fr(winter, "Indian/Reunion") == "5 déc. 2026, 1 h 59"
+    assert labels.date_fr(winter, ZoneInfo("Indian/Reunion")) == "5 déc. 2026"

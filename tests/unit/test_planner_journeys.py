@@ -48,25 +48,26 @@ def first_message(result):
 
 
 def test_building_trades_get_early_morning_or_evening():
-    m = first_message(plan([candidate()], [rule()], now=NOW, enrolled=set(), suppressed=set()))
+    m = first_message(plan([candidate()], [rule()], now=NOW, zone=PARIS, enrolled=set(), suppressed=set()))
     local = m.due_at.astimezone(PARIS)
     assert (local.date(), local.hour, local.minute) == (dt.date(2026, 12, 1), 17, 30)
 
 
 def test_restaurants_between_services_and_campaign_may_override():
     m = first_message(plan([candidate(business(family="hotellerie_restauration"))],
-                           [rule(families=["hotellerie_restauration"])], now=NOW, enrolled=set(), suppressed=set()))
+                           [rule(families=["hotellerie_restauration"])], now=NOW, zone=PARIS, enrolled=set(),
+                           suppressed=set()))
     assert m.due_at.astimezone(PARIS).hour == 15
     r = rule(timing={"windows": {"batiment": [["12:00", "13:00"]]}})
-    m = first_message(plan([candidate()], [r], now=NOW, enrolled=set(), suppressed=set()))
+    m = first_message(plan([candidate()], [r], now=NOW, zone=PARIS, enrolled=set(), suppressed=set()))
     assert m.due_at.astimezone(PARIS).hour == 12
 
 
 def test_weekends_only_when_the_campaign_says_so():
     saturday = dt.datetime(2026, 12, 5, 6, tzinfo=dt.UTC)
-    m = first_message(plan([candidate()], [rule()], now=saturday, enrolled=set(), suppressed=set()))
+    m = first_message(plan([candidate()], [rule()], now=saturday, zone=PARIS, enrolled=set(), suppressed=set()))
     assert m.due_at.astimezone(PARIS).date() == dt.date(2026, 12, 7)
-    m = first_message(plan([candidate()], [rule(timing={"weekends": True})], now=saturday, enrolled=set(),
+    m = first_message(plan([candidate()], [rule(timing={"weekends": True})], now=saturday, zone=PARIS, enrolled=set(),
                            suppressed=set()))
     assert m.due_at.astimezone(PARIS).date() == dt.date(2026, 12, 5)
 
@@ -83,7 +84,7 @@ def test_holidays_and_time_zone_of_the_place():
     reunion = business(commune_code="97411", epci_code="249740119", departement_code="974", region_code="04")
     r = rule(owner={"name": "Région Réunion", "territory": {"departements": ["974"]}})
     dec20 = dt.datetime(2027, 12, 20, 0, tzinfo=dt.UTC)  # a Monday
-    m = first_message(plan([candidate(reunion)], [r], now=dec20, enrolled=set(), suppressed=set()))
+    m = first_message(plan([candidate(reunion)], [r], now=dec20, zone=PARIS, enrolled=set(), suppressed=set()))
     local = m.due_at.astimezone(ZoneInfo("Indian/Reunion"))
     assert local.date() == dt.date(2027, 12, 21) and local.hour == 7
     assert place_of("974").timezone == "Indian/Reunion"
@@ -91,36 +92,39 @@ def test_holidays_and_time_zone_of_the_place():
 
 def test_channel_fallback_email_then_sms_then_letter_then_call():
     r = rule()
-    assert first_message(plan([candidate(business(email=None))], [r], now=NOW, enrolled=set(),
+    assert first_message(plan([candidate(business(email=None))], [r], now=NOW, zone=PARIS, enrolled=set(),
                               suppressed=set())).channel == "sms"
-    assert first_message(plan([candidate(business(email=None, phone=None))], [r], now=NOW, enrolled=set(),
+    assert first_message(plan([candidate(business(email=None, phone=None))], [r], now=NOW, zone=PARIS, enrolled=set(),
                               suppressed=set())).channel == "letter"
     no_postal = business(email=None, phone="+33612345678", postal=None)
     # SMS is there: it wins before a call; without consent, no call task is ever planned.
-    assert first_message(plan([candidate(no_postal)], [r], now=NOW, enrolled=set(), suppressed=set())).channel == "sms"
-    opted = plan([candidate(no_postal)], [r], now=NOW, enrolled=set(), suppressed={("phone", "+33612345678")})
+    assert first_message(plan([candidate(no_postal)], [r], now=NOW, zone=PARIS, enrolled=set(),
+                              suppressed=set())).channel == "sms"
+    opted = plan([candidate(no_postal)], [r], now=NOW, zone=PARIS, enrolled=set(),
+                 suppressed={("phone", "+33612345678")})
     assert [s.reason for s in opted.skipped] == ["opted_out"]
-    nothing = plan([candidate(business(email=None, phone=None, postal=None))], [r], now=NOW, enrolled=set(),
+    nothing = plan([candidate(business(email=None, phone=None, postal=None))], [r], now=NOW, zone=PARIS, enrolled=set(),
                    suppressed=set())
     assert [s.reason for s in nothing.skipped] == ["no_channel"]
     no_fallback = rule(steps=[{"channel": "email", "template": "creation", "fallback": []}])
-    assert [s.reason for s in plan([candidate(business(email=None))], [no_fallback], now=NOW, enrolled=set(),
-                                   suppressed=set()).skipped] == ["no_channel"]
+    assert [s.reason for s in plan([candidate(business(email=None))], [no_fallback], now=NOW, zone=PARIS,
+                                   enrolled=set(), suppressed=set()).skipped] == ["no_channel"]
 
 
 def test_caps_defer_then_skip():
     history = {1: [(99, NOW - dt.timedelta(days=3))]}  # another owner's campaign wrote 3 days ago
-    m = first_message(plan([candidate()], [rule()], now=NOW, enrolled=set(), suppressed=set(), history=history))
+    m = first_message(plan([candidate()], [rule()], now=NOW, zone=PARIS, enrolled=set(), suppressed=set(),
+                           history=history))
     assert m.due_at >= NOW - dt.timedelta(days=3) + dt.timedelta(days=7)
     strict = rule(pressure={"max_defer": "1d"})
-    result = plan([candidate()], [strict], now=NOW, enrolled=set(), suppressed=set(), history=history)
+    result = plan([candidate()], [strict], now=NOW, zone=PARIS, enrolled=set(), suppressed=set(), history=history)
     assert [s.reason for s in result.skipped] == ["capped"] and not result.enrollments
 
 
 def test_holdout_and_variants():
     r = rule(holdout=50, variants=[{"name": "a"}, {"name": "b"}])
     cands = [candidate(business(id=i, email=f"b{i}@x.fr"), i) for i in range(1, 201)]
-    result = plan(cands, [r], now=NOW, enrolled=set(), suppressed=set())
+    result = plan(cands, [r], now=NOW, zone=PARIS, enrolled=set(), suppressed=set())
     arms = [e.arm for e in result.enrollments]
     assert len(arms) == 200 and 70 < arms.count("holdout") < 130
     assert all(not e.messages for e in result.enrollments if e.arm == "holdout")
@@ -144,7 +148,7 @@ def test_ambassador_same_family_nearest_within_capacity():
     assert pick_ambassador(b, [far, near], {1: 0, 2: 5}).id == 2
     assert pick_ambassador(b, [other_trade], {3: 5}) is None
     cands = [candidate(business(id=i, email=f"b{i}@x.fr"), i) for i in range(1, 4)]
-    result = plan(cands, [rule()], now=NOW, enrolled=set(), suppressed=set(), ambassadors=[near])
+    result = plan(cands, [rule()], now=NOW, zone=PARIS, enrolled=set(), suppressed=set(), ambassadors=[near])
     assert [e.ambassador_id for e in result.enrollments] == [1, None, None]
     assert result.ambassador_gaps == 2
     gap = result.enrollments[1].messages[0].context
@@ -165,7 +169,8 @@ def test_at_most_two_offers_fitting_trade_and_place_of_different_kinds():
     picked = pick_offers(b, "creation", offers)
     assert [o.id for o in picked] == [2, 3]
     assert pick_offers(b, "creation", []) == []
-    m = first_message(plan([candidate()], [rule()], now=NOW, enrolled=set(), suppressed=set(), offers=offers))
+    m = first_message(plan([candidate()], [rule()], now=NOW, zone=PARIS, enrolled=set(), suppressed=set(),
+                           offers=offers))
     assert [o["title"] for o in m.context["offers"]] == ["Offre 2", "Offre 3"]
 
 
@@ -203,5 +208,5 @@ def test_a_deadline_event_brings_its_date_to_the_template():
                         "receive_date": None, "issue_date": None}
     assert deadline_of("creation", {"deadline_date": "2027-09-01"}) is None
     c = Candidate(1, "deadline", dt.date(2026, 11, 30), business(), deadline=deadline)
-    m = first_message(plan([c], [rule(triggers=["deadline"])], now=NOW, enrolled=set(), suppressed=set()))
+    m = first_message(plan([c], [rule(triggers=["deadline"])], now=NOW, zone=PARIS, enrolled=set(), suppressed=set()))
     assert m.context["deadline"] == deadline

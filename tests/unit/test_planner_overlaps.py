@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,6 +32,7 @@ from orchestrator.core.planner import (
 )
 from tests.utils.factories import campaign_spec
 
+PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 # (commune, EPCI, département, région): Rennes and Betton in Rennes Métropole, Saint-Malo elsewhere in 35,
 # Brest in the Finistère, all in Bretagne.
 PLACES = [("35238", "243500139", "35", "53"), ("35024", "243500139", "35", "53"),
@@ -92,7 +94,7 @@ def scenarios(draw):
 @given(scenarios())
 def test_one_voice_and_clean_control_groups(scenario):
     rules, candidates, moments, holdouts = scenario
-    result = plan(candidates, rules, now=NOW, enrolled=set(), suppressed=set(), moments=moments,
+    result = plan(candidates, rules, now=NOW, zone=PARIS, enrolled=set(), suppressed=set(), moments=moments,
                   global_holdouts=holdouts)
     by_event = {c.event_id: c for c in candidates}
 
@@ -157,7 +159,7 @@ def test_the_issue_example_one_welcome_and_one_control_group():
     """120 building-trade creations in Rennes, a Département and a Rennes Métropole campaign (20 % control
     each): every business hears one voice, the most local one, and no control business is contacted."""
     departement, metropole = _rule(1, OWNERS[3]), _rule(2, OWNERS[1])
-    result = plan([_rennes(i) for i in range(1, 121)], [departement, metropole], now=NOW, enrolled=set(),
+    result = plan([_rennes(i) for i in range(1, 121)], [departement, metropole], now=NOW, zone=PARIS, enrolled=set(),
                   suppressed=set())
     assert {e.campaign_id for e in result.enrollments} == {2}
     assert len(result.enrollments) == 120
@@ -176,7 +178,7 @@ def test_priority_then_locality_then_age():
     assert sorted([commune, loud_region], key=arbitration_key) == [loud_region, commune]
     older, newer = _rule(7, OWNERS[3]), _rule(8, OWNERS[3])
     assert sorted([newer, older], key=arbitration_key) == [older, newer]
-    result = plan([_rennes(1)], [commune, loud_region], now=NOW, enrolled=set(), suppressed=set())
+    result = plan([_rennes(1)], [commune, loud_region], now=NOW, zone=PARIS, enrolled=set(), suppressed=set())
     assert [e.campaign_id for e in result.enrollments] == [3]
     assert [(c.campaign_id, c.covered_by) for c in result.covered] == [(4, 3)]
     assert covered_reason(None) == "déjà accompagnée par une autre campagne"
@@ -187,7 +189,7 @@ def test_co_signed_campaign_names_both_and_covers_both_territories():
         name="ensemble", owner={"name": "Département d'Ille-et-Vilaine", "territory": {"departements": ["35"]}},
         co_owners=[{"name": "Rennes Métropole", "territory": {"epci": ["243500139"]}}]))
     assert spec.signed_by() == "Département d'Ille-et-Vilaine et Rennes Métropole"
-    result = plan([_rennes(1)], [CampaignRule(1, 1, spec)], now=NOW, enrolled=set(), suppressed=set())
+    result = plan([_rennes(1)], [CampaignRule(1, 1, spec)], now=NOW, zone=PARIS, enrolled=set(), suppressed=set())
     context = result.enrollments[0].messages[0].context  # no control group: contacted
     assert context["campaign"]["signed_by"] == "Département d'Ille-et-Vilaine et Rennes Métropole"
     assert context["campaign"]["owners"] == ["Département d'Ille-et-Vilaine", "Rennes Métropole"]

@@ -24,6 +24,7 @@ from orchestrator.core.planner import (
 from orchestrator.core.windows import is_french_holiday, place_of, window_for
 from tests.utils.factories import campaign_spec
 
+PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 # Places with their own holidays or time zone: metropolitan, Moselle, Bas-Rhin, La Réunion, Guyane.
 PLACES = [("35238", "243500139", "35", "53"), ("57463", "200039865", "57", "44"), ("67482", "246700488", "67", "44"),
           ("97411", "249740119", "974", "04"), ("97302", "249730052", "973", "03")]
@@ -82,8 +83,8 @@ def test_planner_properties(scenario):
     candidates, now, history, ambassadors, holdout, caps = scenario
     rule = CampaignRule(7, 1, spec(holdout, caps))
     policy = Policy(((1, 7), (3, 30)))
-    result = plan(candidates, [rule], now=now, enrolled=set(), suppressed=set(), history=history, policy=policy,
-                  ambassadors=ambassadors)
+    result = plan(candidates, [rule], now=now, zone=PARIS, enrolled=set(), suppressed=set(), history=history,
+                  policy=policy, ambassadors=ambassadors)
 
     # Every business is accounted for: enrolled (treatment or holdout) or skipped with a reason.
     seen = {e.business_id for e in result.enrollments} | {s.business_id for s in result.skipped}
@@ -132,8 +133,8 @@ def test_planner_properties(scenario):
         assert ctx["meta"]["ambassador_gap"] == (e.ambassador_id is None)
 
     # Rerun: same decisions.
-    again = plan(candidates, [rule], now=now, enrolled=set(), suppressed=set(), history=history, policy=policy,
-                 ambassadors=ambassadors)
+    again = plan(candidates, [rule], now=now, zone=PARIS, enrolled=set(), suppressed=set(), history=history,
+                 policy=policy, ambassadors=ambassadors)
     assert [(e.business_id, e.arm, [m.due_at for m in e.messages]) for e in again.enrollments] == \
         [(e.business_id, e.arm, [m.due_at for m in e.messages]) for e in result.enrollments]
 

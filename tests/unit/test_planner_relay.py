@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from orchestrator.core.planner import FollowUp, plan, plan_followups
-from tests.unit.test_planner_journeys import NOW, business, candidate, rule
+from tests.unit.test_planner_journeys import NOW, PARIS, business, candidate, rule
 
 STEPS = [{"channel": "relay", "delay": "0d", "template": "creation"},
          {"channel": "email", "delay": "3d", "template": "creation"},
@@ -14,7 +14,8 @@ STEPS = [{"channel": "relay", "delay": "0d", "template": "creation"},
 
 
 def _first(b, **overrides):
-    result = plan([candidate(b)], [rule(**{"steps": STEPS, **overrides})], now=NOW, enrolled=set(), suppressed=set())
+    result = plan([candidate(b)], [rule(**{"steps": STEPS, **overrides})], now=NOW, zone=PARIS, enrolled=set(),
+                  suppressed=set())
     return result.enrollments[0].messages[0] if result.enrollments else result.skipped[0].reason
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from orchestrator.app.settings import Settings
 from orchestrator.cli.status import unconfigured_channels
 from orchestrator.core.planner import Policy, plan
-from tests.unit.test_planner_journeys import NOW, business, candidate, rule
+from tests.unit.test_planner_journeys import NOW, PARIS, business, candidate, rule
 
 SMS_THEN_EMAIL = [{"channel": "sms", "delay": "0d", "template": "creation", "fallback": ["email"]}]
 
 
 def _first(policy: Policy, steps=SMS_THEN_EMAIL):
-    result = plan([candidate(business())], [rule(steps=steps)], now=NOW, enrolled=set(), suppressed=set(),
+    result = plan([candidate(business())], [rule(steps=steps)], now=NOW, zone=PARIS, enrolled=set(), suppressed=set(),
                   policy=policy)
     return result.enrollments[0].messages[0] if result.enrollments else result.skipped[0].reason
 

@@ -78,7 +78,7 @@ def test_plan_explains_every_business_left_out():
         Candidate(5, "creation", dt.date(2026, 11, 28), business(id=5, email="parti@exemple.fr")),
         Candidate(6, "creation", dt.date(2026, 11, 28), business(id=6)),
     ]
-    result = plan(candidates, [rule()], now=now, enrolled={(1, 6, "creation")},
+    result = plan(candidates, [rule()], now=now, zone=PARIS, enrolled={(1, 6, "creation")},
                   suppressed={("email", "parti@exemple.fr")})
     assert [e.business_id for e in result.enrollments] == [1]
     assert {s.business_id: s.reason for s in result.skipped} == {
@@ -92,7 +92,7 @@ def test_same_business_twice_in_one_batch_is_enrolled_once():
     now = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
     twice = [Candidate(1, "creation", dt.date(2026, 11, 28), business()),
              Candidate(2, "creation", dt.date(2026, 11, 28), business())]
-    result = plan(twice, [rule()], now=now, enrolled=set(), suppressed=set())
+    result = plan(twice, [rule()], now=now, zone=PARIS, enrolled=set(), suppressed=set())
     assert len(result.enrollments) == 1
     assert [s.reason for s in result.skipped] == ["already_enrolled"]
 
