@@ -15,20 +15,17 @@ to the address; soft ones (mailbox full, server busy, greylisting) are retried.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default as default_policy
 
-from orchestrator.core.outcomes import Outcome
+from orchestrator.core.outcomes import HARD, SOFT, Bounce, Outcome
 
 ENHANCED_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 OUTBOX_ID_RE = re.compile(r"<declic\.(\d+)@", re.IGNORECASE)
 
 # Permanent codes that still describe a passing state of the mailbox: retried, not suppressed.
 SOFT_PERMANENT = frozenset({"5.2.2", "5.2.0"})  # mailbox full; mailbox status unspecified
-HARD = "hard"
-SOFT = "soft"
 
 # Enhanced status -> what it means, in the words an operator reads in the message history.
 MEANINGS = {
@@ -120,24 +117,6 @@ def describe_reply(code: int, text: str | bytes = "") -> str:
 
 
 # --- DSN ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Bounce:
-    """One recipient's fate in a delivery status notification."""
-
-    recipient: str  # lower-case address
-    action: str  # failed | delayed | delivered | relayed | expanded
-    status: str  # enhanced status code, "5.1.1"
-    kind: str  # hard | soft (only meaningful when action is failed or delayed)
-    diagnostic: str = ""  # the remote server's own words
-    original_message_id: str = ""
-    outbox_id: int | None = None
-
-    @property
-    def is_hard(self) -> bool:
-        """True when the address must never be written to again."""
-        return self.action == "failed" and self.kind == HARD
 
 
 def outbox_id(message_id: str) -> int | None:

@@ -474,7 +474,7 @@ class SmtpChannel:
 
     def _suppress(self, addresses: Sequence[str]) -> None:
         """Hard bounces given in the SMTP dialogue become opt-outs, as a bounce report's do
-        (`integrations.feedback.record_bounces`): the address is never written to again."""
+        (`store.feedback.record_bounces`): the address is never written to again."""
         if self.engine is None:
             return
         from store.suppressions import suppress

@@ -88,7 +88,17 @@ from integrations._http import (
 from integrations._settings import UnconfiguredChannel, setting
 from integrations.base import Answer, Handoff, OutgoingMessage, answered, register
 from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
-from orchestrator.core.outcomes import Outcome, SendResult
+from orchestrator.core.outcomes import (
+    DELIVERED,
+    INVALID,
+    OPTED_OUT,
+    PENDING,
+    UNDELIVERED,
+    DeliveryReceipt,
+    InboundReply,
+    Outcome,
+    SendResult,
+)
 from templates.lint import sms_length
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -99,17 +109,6 @@ SENDER_RE = re.compile(r"^[A-Za-z0-9]{3,11}$")
 
 
 # --- inbound replies ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InboundReply:
-    """One SMS received from a person: a reply, or an opt-out."""
-
-    number: str  # E.164
-    text: str
-    received_at: dt.datetime | None = None
-    reference: str = ""  # our rfc_message_id (generic) or the provider's ticket (Octopush)
-    is_stop: bool = False  # the person asked to receive nothing more
 
 
 class InboundError(ValueError):
@@ -223,13 +222,6 @@ def parse_inbound(payload: Any) -> list[InboundReply]:
 
 # --- delivery receipts -------------------------------------------------------------------------------
 
-# What a provider's delivery status means for Déclic.
-DELIVERED = "delivered"  # on the phone
-UNDELIVERED = "undelivered"  # the operator gave up (phone off for days...): not retried, not suppressed
-INVALID = "invalid"  # the number does not exist: never again
-OPTED_OUT = "opted_out"  # the number is on the provider's STOP list: a global opt-out for us too
-PENDING = "pending"  # accepted by the first carrier only
-
 OCTOPUSH_STATUSES = {
     "DELIVERED": DELIVERED,
     "READ": DELIVERED,
@@ -251,17 +243,6 @@ GENERIC_STATUSES = {
     "accepted": PENDING,
     "pending": PENDING,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryReceipt:
-    """A provider's word on one SMS after it was accepted."""
-
-    reference: str  # our reference (generic) or the provider's ticket (Octopush): matches the outbox row
-    state: str  # delivered | undelivered | invalid | opted_out | pending
-    provider_status: str
-    number: str = ""
-    at: dt.datetime | None = None
 
 
 def parse_delivery(payload: Any) -> list[DeliveryReceipt]:

@@ -1,7 +1,7 @@
 """Callbacks from the outside world: SMS replies (STOP) and delivery receipts, bounce reports.
 
 Providers call `/hooks/...?token=<DECLIC_HOOKS_TOKEN>`; without that setting the hooks are off (404). Each
-hook parses with the channel's own reader and records through `integrations.feedback`: a STOP or a hard
+hook parses with the channel's own reader and records through `store.feedback`: a STOP or a hard
 bounce becomes a global, permanent opt-out.
 """
 
@@ -15,9 +15,9 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from integrations import feedback
 from integrations.email_bounce import parse_dsn
 from integrations.sms_http import parse_delivery, parse_inbound
+from store import feedback
 from web.deps import EngineDep, SettingsDep
 
 router = APIRouter(prefix="/hooks", tags=["provider callbacks"])

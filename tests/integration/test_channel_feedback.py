@@ -8,8 +8,8 @@ import itertools
 from sqlalchemy import select
 
 from integrations.email_bounce import parse_dsn
-from integrations.feedback import record_bounces, record_sms_replies
 from integrations.sms_http import parse_inbound
+from store.feedback import record_bounces, record_sms_replies
 from store.models import Interaction, Message, MessageEvent, Suppression
 from tests.utils.outreach import business, campaign, context, enrol
 
@@ -130,8 +130,8 @@ Message-ID: <declic.{message_id}@declic.test>
 
 
 def test_delivery_receipts_complete_the_message_history(engine) -> None:
-    from integrations.feedback import record_sms_deliveries
     from integrations.sms_http import parse_delivery
+    from store.feedback import record_sms_deliveries
 
     delivered = seed(engine, "sms", "+33612345001")
     invalid = seed(engine, "sms", "+33612345002")

@@ -198,8 +198,8 @@ def test_a_delivery_receipt_settles_a_handed_over_or_unknown_message(engine):
     """A provider's receipt proves the message left: it may come before the dispatcher records its answer
     (handed over) or after the message was marked unknown; either way it ends delivered, and a late answer
     does not undo it."""
-    from integrations.feedback import record_sms_deliveries
-    from integrations.sms_http import DELIVERED, DeliveryReceipt
+    from orchestrator.core.outcomes import DELIVERED, DeliveryReceipt
+    from store.feedback import record_sms_deliveries
 
     seed_outbox(engine, 2, now=NOW)
     lease = dt.timedelta(seconds=60)

@@ -9,11 +9,12 @@ import datetime as dt
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from integrations.feedback import record_sms_replies
 from integrations.sms_http import parse_inbound
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.campaign_spec import load_spec
 from orchestrator.core.links import make_token
 from store.admin import apply_campaign
+from store.feedback import record_sms_replies
 from store.models import Message
 from store.outbox import blocked_at_send_time
 from tests.utils.factories import campaign_spec
@@ -59,7 +60,7 @@ def test_the_unsubscribe_link_and_stop_stop_every_owner(settings, engine):
     assert blocked(engine, other_email, other_sms) == {}
 
     token = make_token(settings.resolved_secret, "m", sent)
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         page = client.get(f"/m/{token}")
         unsubscribe = f"/u/{make_token(settings.resolved_secret, 'u', sent)}"
         # The objection, offered apart from the answer "Ce n'est pas pour moi", in gender-neutral words.

@@ -1,7 +1,7 @@
 """What comes back from the channels, written to the store: SMS replies and STOP, e-mail bounces.
 
 The web layer (a provider's callback URL, a bounce mailbox reader) parses with the channel's pure
-parser and hands the values here, inside its transaction:
+parser and hands the values (`orchestrator.core.outcomes`) here, inside its transaction:
 
     replies = integrations.sms_http.parse_inbound(raw_body)        # InboundReply values
     record_sms_replies(conn, replies, source="octopush")
@@ -23,8 +23,15 @@ from collections.abc import Iterable
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
-from integrations.email_bounce import Bounce
-from integrations.sms_http import DELIVERED, INVALID, OPTED_OUT, UNDELIVERED, DeliveryReceipt, InboundReply
+from orchestrator.core.outcomes import (
+    DELIVERED,
+    INVALID,
+    OPTED_OUT,
+    UNDELIVERED,
+    Bounce,
+    DeliveryReceipt,
+    InboundReply,
+)
 from store.models import Interaction, Message, MessageEvent, utcnow
 from store.suppressions import suppress
 
