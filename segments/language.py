@@ -12,7 +12,7 @@ headcount: ["0", "1-2", "3-5"]              # bands ("0", "1-2", "3-5", "6-9", "
                                             # "unknown") or Sirene tranche codes ("00", "01", "NN"...)
 stages: [creation, first_hires]             # Business.lifecycle_stage
 triggers: {types: [creation], within: 90d}  # businesses with such an event (optionally recent)
-age: {min: 3m, max: 3y}                     # time since creation_date (d, m, y)
+age: {min: 3mo, max: 3y}                    # time since creation_date (d, w, mo, y)
 reachable: [email, phone, postal]           # at least one of these contact points is known
 converted: false                            # offer enrolled / diagnostic completed / ambassador met, or not
 digital_maturity: {max: 2, unknown: true}   # self-diagnostic score 0-5; `unknown` keeps businesses without one
@@ -31,6 +31,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.core.durations import ambiguous_m, parse_duration
+
 CONVERSION_KINDS = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
 REACHABLE = ("email", "phone", "postal")
 
@@ -45,31 +47,29 @@ HEADCOUNT_BANDS: dict[str, tuple[str, ...]] = {
     "50+": ("21", "22", "31", "32", "41", "42", "51", "52", "53"),
 }
 TRANCHES = frozenset(code for codes in HEADCOUNT_BANDS.values() for code in codes)
-_DURATION = re.compile(r"^\s*(\d+)\s*(d|j|w|m|y|a)\s*$")
 # The longest age or look-back a segment may name: beyond it a value is a typo, and subtracting it from
 # today would overflow while planning.
-MAX_AGE_DAYS = 100 * 365
+MAX_AGE = dt.timedelta(days=100 * 365)
 
 
 def parse_age(value: str | int, what: str = "durée") -> dt.timedelta:
-    """`"90d"`, `"6m"`, `"3y"` (also `j` and `a`, French units) or a number of days, as a duration of at
-    most a hundred years; otherwise a French ValueError naming `what` (the field, in words)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what} : valeur illisible {value!r} (exemples : 90d, 6m, 3y)")
-    if isinstance(value, int):
-        days = value
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{what} : valeur illisible {str(value)[:40]!r} (exemples : 90d, 6m, 3y)")
-        digits = match[1].lstrip("0") or "0"
-        n = int(digits) if len(digits) <= 12 else 10**12  # longer: far too long anyway
-        days = {"d": 1, "j": 1, "w": 7, "m": 30, "y": 365, "a": 365}[match[2]] * n
-    if days < 0:
-        raise ValueError(f"{what} : valeur négative refusée ({value!r})")
-    if days > MAX_AGE_DAYS:
-        raise ValueError(f"{what} : au plus 100 ans ({MAX_AGE_DAYS} jours), reçu {str(value)[:40]!r}")
-    return dt.timedelta(days=days)
+    """An age or look-back: `"90d"`, `"6mo"`, `"3y"` (`orchestrator.core.durations`) or a number of days, at most a
+    hundred years; otherwise a French ValueError naming `what` (the field, in words). The old `m` means 30 days."""
+    return parse_duration(value, what, MAX_AGE, old_m="mo")
+
+
+def segment_warnings(seg: Segment, where: str = "segment") -> list[str]:
+    """The segment's durations written in the ambiguous old unit `m`, as sentences for its author (nested
+    exclusions included)."""
+    durations: list[tuple[str | int | None, str]] = []
+    if seg.age is not None:
+        durations += [(seg.age.min, f"{where}, âge minimal (age.min)"),
+                      (seg.age.max, f"{where}, âge maximal (age.max)")]
+    if seg.triggers is not None:
+        durations.append((seg.triggers.within, f"{where}, période des événements (within)"))
+    found = [ambiguous_m(value, what, "mo") for value, what in durations]
+    inner = segment_warnings(seg.exclude, f"{where}, exclusion") if seg.exclude is not None else []
+    return [w for w in found if w is not None] + inner
 
 
 class _Strict(BaseModel):

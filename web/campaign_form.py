@@ -36,7 +36,15 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from orchestrator.core import recurrence_fr
-from orchestrator.core.campaign_spec import CHANNELS, FALLBACK_CHAIN, RENDERED_CHANNELS, CampaignSpec, load_spec
+from orchestrator.core.campaign_spec import (
+    CHANNELS,
+    FALLBACK_CHAIN,
+    RENDERED_CHANNELS,
+    CampaignSpec,
+    load_spec,
+    spec_warnings,
+)
+from orchestrator.core.durations import duration_words
 from orchestrator.core.recurrence_fr import RANKS, WEEKDAYS
 from segments.language import parse_age
 from store import accounts
@@ -72,7 +80,7 @@ STAGE_LABELS = {"creation": "Vient de se créer", "first_hires": "Premières emb
                 "consolidation": "Se consolide", "critical_period": "Période difficile",
                 "collective_procedure": "Procédure collective (sauvegarde, redressement)",
                 "transfer": "Reprise ou transmission", "closed": "Fermée"}
-AGE_UNITS = {"m": "mois", "y": "ans", "d": "jours"}
+AGE_UNITS = {"mo": "mois", "y": "ans", "d": "jours"}
 # Message sets of the library that are not a trigger's, with the name a person reads.
 SET_LABELS = {"apres_pause": "Après une pause (un message doux, à la fin de la pause demandée)"}
 VARIANT_LABELS = {"court": "Version courte", "temoignage": "Version avec le témoignage d'un pair"}
@@ -381,7 +389,7 @@ def _segment(form: dict[str, Any], scope: accounts.Scope, errors: list) -> dict[
         for bound, label in (("min", "Âge minimal"), ("max", "Âge maximal")):
             n = _int_field(form, f"age_{bound}", label, errors, 0, 1200)
             if n is not None:
-                unit = form.get(f"age_{bound}_unit") if form.get(f"age_{bound}_unit") in AGE_UNITS else "m"
+                unit = form.get(f"age_{bound}_unit") if form.get(f"age_{bound}_unit") in AGE_UNITS else "mo"
                 age[bound] = f"{n}{unit}"
         segment["age"] = age or None
     return segment
@@ -628,12 +636,7 @@ def _delay_words(step, first: bool) -> str:
 
 
 def _age_words(value: str | int | None) -> str:
-    text = str(value)
-    match = re.fullmatch(r"\s*(\d+)\s*([djwmya])\s*", text)
-    if not match:
-        return f"{text} jours"
-    unit = {"d": "jours", "j": "jours", "w": "semaines", "m": "mois", "y": "ans", "a": "ans"}[match[2]]
-    return f"{int(match[1])} {unit if int(match[1]) > 1 or unit == 'mois' else unit.rstrip('s')}"
+    return duration_words(value, "mo")  # the old `m` of an age is a month
 
 
 def summary(spec: CampaignSpec) -> list[tuple[str, str]]:
@@ -671,7 +674,7 @@ def summary(spec: CampaignSpec) -> list[tuple[str, str]]:
     caps = "; ".join(f"au plus {c.messages} message{'s' if c.messages > 1 else ''} en {c.days} jours"
                      for c in spec.pressure.caps) or "ceux de Déclic seulement"
     rows += [
-        ("Plafonds de messages", f"{caps} ; attente maximale {_age_words(spec.pressure.max_defer)}"),
+        ("Plafonds de messages", f"{caps} ; attente maximale {duration_words(spec.pressure.max_defer, 'min')}"),
         ("Moments d'envoi", ("week-ends" if spec.timing.weekends else "jamais le week-end") + ", "
          + ("jours fériés" if spec.timing.holidays else "jamais les jours fériés")),
         ("Groupe témoin", f"{fr_number(spec.holdout)} %"),
@@ -765,9 +768,9 @@ def form_from_spec(spec: dict[str, Any]) -> dict[str, Any]:
         **{f"weight_{v['name']}": str(v.get("weight", 1)) for v in spec.get("variants") or []},
     }
     for bound in ("min", "max"):
-        match = re.fullmatch(r"\s*(\d+)\s*([dmy])\s*", str(age.get(bound) or ""))
-        if match:
-            form[f"age_{bound}"], form[f"age_{bound}_unit"] = match[1], match[2]
+        match = re.fullmatch(r"\s*(\d+)\s*(mo|m|d|y)\s*", str(age.get(bound) or ""))
+        if match:  # the old `m` of an age is a month
+            form[f"age_{bound}"], form[f"age_{bound}_unit"] = match[1], "mo" if match[2] == "m" else match[2]
         elif age.get(bound) is not None:
             form[f"age_{bound}"], form[f"age_{bound}_unit"] = str(parse_age(age[bound]).days), "d"
     pressure = spec.get("pressure") or {}
@@ -1020,6 +1023,7 @@ async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep, 
             result["changes"], result["total_before"] = await run_in_threadpool(_before, engine, existing.spec, spec)
         result["overlaps"] = await run_in_threadpool(
             overlaps_of, engine, spec, existing.id if existing is not None else None)
+        result["warnings"] = spec_warnings(spec)
         errors = [] if confirmed else [_error(
             "owner_name", "Porteur", f"il change : {owner_change['before']} → {owner_change['after']}. Vérifiez "
             "l'aperçu, puis enregistrez à nouveau pour confirmer.")]

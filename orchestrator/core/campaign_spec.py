@@ -14,15 +14,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from segments.language import Segment, TerritoryFilter
+from orchestrator.core.durations import ambiguous_m, parse_duration
+from segments.language import Segment, TerritoryFilter, segment_warnings
 from triggers.model import TRIGGER_TYPES
 
 # "relay": the business's intermediary (accountant, CMA/CCI or bank adviser) hears of it in a digest (issue 16).
 CHANNELS = ("email", "sms", "letter", "call", "webhook", "relay")
-_DELAY = re.compile(r"^\s*(\d+)\s*(m|h|d|j)\s*$")
-_UNIT = {"m": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1), "d": dt.timedelta(days=1),
-         "j": dt.timedelta(days=1)}
-
 # The longest durations a campaign may hold: beyond them a value is a typo, and adding it to a date would
 # overflow while planning (a step delay of "999999999d" once stopped planning for every campaign).
 MAX_STEP_DELAY = dt.timedelta(days=730)  # a step waits at most two years after the previous one
@@ -33,36 +30,14 @@ SCHEDULE_YEARS = (2000, 2100)  # a schedule starts within these years
 
 @lru_cache(maxsize=1024)
 def parse_delay(value: str | int) -> dt.timedelta:
-    """`"2d"`, `"3j"`, `"4h"`, `"30m"` or a number of days, at most `MAX_STEP_DELAY` (never negative)."""
+    """`"2d"`, `"4h"`, `"30min"` (`orchestrator.core.durations`) or a number of days, at most `MAX_STEP_DELAY`."""
     return bounded_delay(value, "délai", MAX_STEP_DELAY)
 
 
 def bounded_delay(value: str | int, what: str, limit: dt.timedelta) -> dt.timedelta:
-    """The duration `value` if it is readable, not negative and at most `limit`; else a French ValueError
-    naming `what` (the field, in words)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what} : valeur illisible {value!r} (exemples : 0d, 2d, 4h, 30m)")
-    if isinstance(value, int):
-        n, unit = value, "d"
-    else:
-        match = _DELAY.match(str(value))
-        if not match:
-            raise ValueError(f"{what} : valeur illisible {str(value)[:40]!r} (exemples : 0d, 2d, 4h, 30m)")
-        digits = match[1].lstrip("0") or "0"
-        n, unit = (int(digits) if len(digits) <= 12 else 10**12), match[2]  # longer: far too long anyway
-    if n < 0:
-        raise ValueError(f"{what} : valeur négative refusée ({value!r})")
-    if n > limit // _UNIT[unit]:
-        raise ValueError(f"{what} : au plus {_spoken(limit)}, reçu {str(value)[:40]!r}")
-    return n * _UNIT[unit]
-
-
-def _spoken(limit: dt.timedelta) -> str:
-    days = limit.days
-    if days % 365 == 0:
-        years = days // 365
-        return f"{years} an{'s' if years > 1 else ''} ({days} jours)"
-    return f"{days} jours"
+    """A delay, wait or interval: the duration `value` if it is readable, not negative and at most `limit`; else a
+    French ValueError naming `what` (the field, in words). The old unit `m` means minutes here."""
+    return parse_duration(value, what, limit, old_m="min")
 
 
 class Strict(BaseModel):
@@ -455,6 +430,18 @@ class CampaignSpec(Strict):
                                             for code in getattr(o.territory, level)))
                   for level in ("communes", "epci", "departements", "regions")}
         return TerritorySpec(**merged)
+
+
+def spec_warnings(spec: CampaignSpec) -> list[str]:
+    """What the campaign says that is accepted but should be written otherwise, in French for its author, naming
+    the field: today the durations in the ambiguous old unit `m` (`orchestrator.core.durations.ambiguous_m`)."""
+    durations: list[tuple[str | int | None, str]] = [
+        (step.delay, f"étape {number}, délai (delay)") for number, step in enumerate(spec.steps, start=1)]
+    durations.append((spec.pressure.max_defer, "attente maximale d'un message (max_defer)"))
+    if spec.schedule is not None:
+        durations.append((spec.schedule.min_interval, "intervalle minimal entre deux contacts (min_interval)"))
+    found = [ambiguous_m(value, what, "min") for value, what in durations]
+    return [w for w in found if w is not None] + segment_warnings(spec.segment)
 
 
 # Channels whose messages are rendered from the template library (`templates/messages/<channel>/<trigger>/`).
