@@ -347,11 +347,6 @@ def parse_territory(text: str) -> dict[str, list[str]]:
         raise AccountError(str(exc)) from exc
 
 
-def last_login(user) -> dt.datetime | None:
-    """When the user last signed in."""
-    return user.last_login_at
-
-
 def partner_events(conn: Connection, partner_id: int, *, after_id: int = 0, since: Any = None,
                    limit: int = 100) -> list[Any]:
     """A partner's own submitted events (never another's), oldest first, received since a moment and after

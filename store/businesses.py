@@ -208,12 +208,3 @@ def partner_proposals(stored: StoredDetails, facts: BusinessFacts, source: str) 
         elif current is not None:
             out.append((name, current, str(proposed)))
     return out
-
-
-def ids_for_sirets(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:
-    """Known business ids for SIRETs."""
-    out: dict[str, int] = {}
-    for part in chunks(sorted(set(sirets)), 900):
-        rows = conn.execute(select(BUSINESS.c.siret, BUSINESS.c.id).where(BUSINESS.c.siret.in_(part)))
-        out.update(dict(rows.all()))
-    return out

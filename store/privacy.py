@@ -334,11 +334,6 @@ def without_consent(conn: Connection, rows) -> dict[int, str]:
     return out
 
 
-def calls_without_consent(conn: Connection, rows) -> dict[int, str]:
-    """`without_consent` for call messages only."""
-    return without_consent(conn, [r for r in rows if r.channel == "call"])
-
-
 # --- keyed hashes of erased identities ---
 
 

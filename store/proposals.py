@@ -35,10 +35,3 @@ def record_proposals(conn: Connection, proposals: Sequence[dict]) -> int:
     if rows:
         conn.execute(PROPOSALS.insert(), rows)
     return len(rows)
-
-
-def proposals_for(conn: Connection, business_id: int) -> list[dict]:
-    """The proposals recorded for one business, oldest first."""
-    rows = conn.execute(select(PROPOSALS).where(PROPOSALS.c.business_id == business_id)
-                        .order_by(PROPOSALS.c.created_at, PROPOSALS.c.id))
-    return [dict(r._mapping) for r in rows]

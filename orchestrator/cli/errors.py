@@ -15,7 +15,6 @@ import errno
 import importlib
 import os
 import pkgutil
-import sys
 from typing import Any
 
 import click
@@ -347,8 +346,3 @@ def yaml_problem(exc: Any) -> str:
     if problem.startswith("expected"):
         return "indentation ou structure incohérente"
     return "syntaxe incorrecte"
-
-
-def debug_requested(argv: list[str] | None = None) -> bool:
-    """`--debug` anywhere on the command line (for errors raised before the group runs)."""
-    return "--debug" in (sys.argv if argv is None else argv)
