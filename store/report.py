@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from orchestrator.core.labels import CHANNELS, TRIGGERS
 from orchestrator.core.labels import MESSAGE_STATUS as MESSAGE_STATUS_LABELS
 from orchestrator.core.labels import NOT_FOR_ME as NOT_FOR_ME_LABELS
-from orchestrator.core.stats import CampaignReport, FunnelRow, build_report
+from orchestrator.core.stats import DIMENSIONS, CampaignReport, FunnelRow, build_report
 from store.conversions import ADOPTION_KIND, CONVERSION_KINDS, RESPONSE_KINDS
 from store.models import (
     Business,
@@ -44,16 +44,7 @@ EVENTS = TriggerEvent.__table__
 TASKS = CallTask.__table__
 COVERAGE = Coverage.__table__
 
-DIMENSION_COLUMNS = (
-    "arm",
-    "variant",
-    "trigger_type",
-    "metier_family",
-    "commune_code",
-    "epci_code",
-    "departement_code",
-    "channel",
-)
+DIMENSION_COLUMNS = ("arm", *DIMENSIONS)
 COUNT_COLUMNS = (
     "contacted_converted",
     "targeted",
@@ -109,17 +100,9 @@ def funnel_select(conn: Connection, campaign_ids: list[int] | None):
         per_int = per_int.where(i.c.campaign_id.in_(campaign_ids))
     pm, pi = per_msg.subquery("pm"), per_int.subquery("pi")
     converted = pi.c.converted_at.is_not(None)
-    dims = [
-        e.c.campaign_id,
-        e.c.arm,
-        e.c.variant,
-        e.c.trigger_type,
-        b.c.metier_family,
-        b.c.commune_code,
-        b.c.epci_code,
-        b.c.departement_code,
-        pm.c.channel,
-    ]
+    # Each dimension is the enrollment's (variant, trigger), the first step's channel, else the business's.
+    own = {"variant": e.c.variant, "trigger_type": e.c.trigger_type, "channel": pm.c.channel}
+    dims = [e.c.campaign_id, e.c.arm, *(own[d] if d in own else b.c[d] for d in DIMENSIONS)]
     query = (
         select(
             *dims,
@@ -153,23 +136,17 @@ def funnel_select(conn: Connection, campaign_ids: list[int] | None):
 def _row(r: Any) -> FunnelRow:
     return FunnelRow(
         r.arm,
-        r.variant,
-        r.trigger_type,
-        r.metier_family,
-        r.commune_code,
-        r.epci_code,
-        r.departement_code,
-        r.channel,
-        int(r.targeted),
-        int(r.contacted),
-        int(r.delivered),
-        int(r.clicked),
-        int(r.responded),
-        int(r.converted),
-        int(r.opted_out),
-        float(r.conversion_days or 0.0),
-        getattr(r, "grouping", None),
-        int(r.contacted_converted or 0),
+        **{d: getattr(r, d) for d in DIMENSIONS},
+        targeted=int(r.targeted),
+        contacted=int(r.contacted),
+        delivered=int(r.delivered),
+        clicked=int(r.clicked),
+        responded=int(r.responded),
+        converted=int(r.converted),
+        opted_out=int(r.opted_out),
+        conversion_days=float(r.conversion_days or 0.0),
+        grouping=getattr(r, "grouping", None),
+        contacted_converted=int(r.contacted_converted or 0),
     )
 
 

@@ -29,6 +29,9 @@ STAGE_LABELS = {
     "responded": "ont répondu",
     "converted": "converties",
 }
+# The funnel's breakdown dimensions, each a field of `FunnelRow` and a column of the store's funnel, with the header
+# of its report table, in the report's order: the one list the rest derives from (`DIMENSION_GROUPING`,
+# `store.report.DIMENSION_COLUMNS`).
 DIMENSIONS = {
     "metier_family": "Famille de métiers",
     "departement_code": "Département",
@@ -73,24 +76,7 @@ GROUPINGS: dict[str, tuple[str, ...]] = {
     "territory": ("commune_code", "epci_code", "departement_code"),
     "channel": ("channel",),
 }
-DIMENSION_GROUPING = {
-    "variant": "variant",
-    "trigger_type": "trigger_type",
-    "metier_family": "metier_family",
-    "commune_code": "territory",
-    "epci_code": "territory",
-    "departement_code": "territory",
-    "channel": "channel",
-}
-_DIMS = (
-    "variant",
-    "trigger_type",
-    "metier_family",
-    "commune_code",
-    "epci_code",
-    "departement_code",
-    "channel",
-)
+DIMENSION_GROUPING = {dim: name for name, dims in GROUPINGS.items() for dim in dims}
 
 
 def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
@@ -117,22 +103,22 @@ def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
             acc[7] += r.conversion_days
             acc[8] += r.contacted_converted
         for key, acc in sums.items():
-            values = dict.fromkeys(_DIMS)
+            values: dict[str, Any] = dict.fromkeys(DIMENSIONS)
             values.update(zip(dims, key[1:], strict=True))
             out.append(
                 FunnelRow(
                     key[0],
-                    values["variant"],
-                    values["trigger_type"],
-                    values["metier_family"],
-                    values["commune_code"],
-                    values["epci_code"],
-                    values["departement_code"],
-                    values["channel"],
-                    *(int(v) for v in acc[:7]),
-                    float(acc[7]),
-                    name,
-                    int(acc[8]),
+                    **values,
+                    targeted=int(acc[0]),
+                    contacted=int(acc[1]),
+                    delivered=int(acc[2]),
+                    clicked=int(acc[3]),
+                    responded=int(acc[4]),
+                    converted=int(acc[5]),
+                    opted_out=int(acc[6]),
+                    conversion_days=float(acc[7]),
+                    grouping=name,
+                    contacted_converted=int(acc[8]),
                 )
             )
     return out
