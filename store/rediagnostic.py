@@ -23,7 +23,15 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.engine import Connection
 
 from orchestrator.core.campaign_spec import Step
-from orchestrator.core.planner import Candidate, PlannedMessage, StepDecision, choose_channel, message_context
+from orchestrator.core.planner import (
+    Candidate,
+    PlannedMessage,
+    StepDecision,
+    barred,
+    choose_channel,
+    is_paused,
+    message_context,
+)
 from store.conversions import CONVERSION_KINDS
 from store.models import Business, Enrollment, Interaction, Message, utcnow
 from store.planning import VIEW_COLUMNS, active_campaigns, apply_followups, suppressed_for, view_of
@@ -106,13 +114,10 @@ def plan_rediagnostics(conn: Connection, now: dt.datetime | None = None, *, unav
         def stop(reason: str, e=enrollment_id, c=campaign_id, bid=business_id, s=step) -> None:
             decisions.append(StepDecision(e, c, bid, s, None, reason, CHANNELS.channel, TEMPLATE))
 
-        if b.state != "active":
-            stop("closed")
+        if reason := barred(b):
+            stop(reason)
             continue
-        if b.do_not_contact:
-            stop("not_to_contact")
-            continue
-        if b.paused_until is not None and now < b.paused_until:
+        if is_paused(b, now):
             continue  # asked again once the pause is over
         channel, recipient, reason = choose_channel(CHANNELS, b, suppressed, unavailable)
         if channel is None:

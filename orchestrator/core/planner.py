@@ -662,6 +662,33 @@ def _schedule(slots: _Slots, pressure: _Pressure, spec: CampaignSpec, campaign_i
     return None
 
 
+def barred(b: BusinessView) -> str | None:
+    """Why no message of any campaign may go to this business ("closed", "not_to_contact"), or None."""
+    if b.state != "active":
+        return "closed"
+    if b.do_not_contact:
+        return "not_to_contact"
+    return None
+
+
+def _place_later_message(step: Step, b: BusinessView, rule: CampaignRule, earliest: dt.datetime, *,
+                         suppressed: set[tuple[str, str]], policy: Policy, slots: _Slots,
+                         pressure: _Pressure) -> tuple[str, str, dt.datetime] | str:
+    """(channel, recipient, due) of a message after the first (a later step, an answer's own message), its slot
+    counted against the caps; or the reason it does not leave."""
+    reason = barred(b)
+    if reason:
+        return reason
+    channel, recipient, reason = choose_channel(step, b, suppressed, policy.unavailable)
+    if channel is None:
+        return reason
+    due = _schedule(slots, pressure, rule.spec, rule.id, b, earliest)
+    if due is None:
+        return "capped"
+    pressure.add(b.id, rule.id, due)
+    return channel, recipient or "", due
+
+
 def _trigger_start(c: Candidate, zone: ZoneInfo) -> dt.datetime:
     if c.at is not None:
         return c.at
@@ -746,11 +773,8 @@ def plan(
                 # Another campaign owns this moment (enrolled it, or holds it out): one voice, one control group.
                 cover("covered", owner[0], covered_reason(by_id.get(owner[0])))
                 continue
-            if b.state != "active":
-                skip("closed")
-                continue
-            if b.do_not_contact:
-                skip("not_to_contact")
+            if reason := barred(b):
+                skip(reason)
                 continue
             if is_paused(b, now):
                 skip("paused")
@@ -884,23 +908,14 @@ def plan_followups(
         if f.answer in JOURNEY_ENDING_ANSWERS:
             stop("not_for_me")
             continue
-        if b.state != "active":
-            stop("closed")
+        placed = _place_later_message(step, b, rule, max(now, earliest), suppressed=suppressed, policy=policy,
+                                      slots=slots, pressure=pressure)
+        if isinstance(placed, str):
+            stop(placed)
             continue
-        if b.do_not_contact:
-            stop("not_to_contact")
-            continue
-        channel, recipient, reason = choose_channel(step, b, suppressed, policy.unavailable)
-        if channel is None:
-            stop(reason)
-            continue
-        due = _schedule(slots, pressure, spec, rule.id, b, max(now, earliest))
-        if due is None:
-            stop("capped")
-            continue
-        pressure.add(b.id, rule.id, due)
+        channel, recipient, due = placed
         out.append(StepDecision(f.enrollment_id, f.campaign_id, b.id, f.step,
-                                PlannedMessage(f.step, channel, step.template, recipient or "", due,
+                                PlannedMessage(f.step, channel, step.template, recipient, due,
                                                free_offers_context(f.context, b), f.variant)))
     return out
 
@@ -989,25 +1004,16 @@ def plan_answer_messages(
             out.append(StepDecision(a.enrollment_id, a.campaign_id, b.id, ANSWER_STEP, None, reason, step.channel,
                                     step.template))
 
-        if b.state != "active":
-            stop("closed")
+        placed = _place_later_message(step, b, rule, max(now, a.due_at), suppressed=suppressed, policy=policy,
+                                      slots=slots, pressure=pressure)
+        if isinstance(placed, str):
+            stop(placed)
             continue
-        if b.do_not_contact:
-            stop("not_to_contact")
-            continue
-        channel, recipient, reason = choose_channel(step, b, suppressed, policy.unavailable)
-        if channel is None:
-            stop(reason)
-            continue
-        due = _schedule(slots, pressure, spec, rule.id, b, max(now, a.due_at))
-        if due is None:
-            stop("capped")
-            continue
-        pressure.add(b.id, rule.id, due)
+        channel, recipient, due = placed
         context = free_offers_context(a.context, b)
         context["answer"] = a.action
         out.append(StepDecision(a.enrollment_id, a.campaign_id, b.id, ANSWER_STEP,
-                                PlannedMessage(ANSWER_STEP, channel, step.template, recipient or "", due, context,
+                                PlannedMessage(ANSWER_STEP, channel, step.template, recipient, due, context,
                                                variant)))
     return out
 

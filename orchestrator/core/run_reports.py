@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.core.labels import SKIP_REASONS
+
 # Artifact keys: lowercase letters, digits and dashes (Prefect's rule); one per kind of report.
 KEYS = {
     "plan": "declic-plan", "plan-summary": "declic-plan-resume",
@@ -23,16 +25,6 @@ KEYS = {
     "feeds": "declic-feeds", "rollup": "declic-rollup",
 }
 
-SKIP_LABELS = {
-    "already_enrolled": "déjà inscrite",
-    "closed": "fermée",
-    "not_to_contact": "à ne pas contacter",
-    "recently_contacted": "contactée récemment",
-    "no_channel": "aucun canal joignable",
-    "opted_out": "désinscrite",
-    "capped": "plafond de sollicitations atteint",
-    "condition_not_met": "condition de l'étape non remplie",
-}
 SEND_LABELS = {"sent": "envoyés", "deferred": "reportés", "failed": "en échec", "unknown": "issue inconnue",
                "cancelled": "annulés"}
 CHANNEL_LABELS = {"email": "e-mail", "sms": "SMS", "letter": "courrier", "call": "appel", "webhook": "webhook"}
@@ -115,7 +107,7 @@ def plan_artifacts(total: Mapping[str, int], by_campaign: Mapping[tuple[int, str
              f"- Messages planifiés : {_n(total.get('messages', 0) + total.get('occurrence_messages', 0))}",
              f"- Étapes suivantes planifiées : {_n(total.get('followup_messages', 0))}",
              f"- Écartées : {_n(sum(skipped.values()))}"]
-    lines += [f"  - {SKIP_LABELS.get(reason, reason)} : {_n(n)}" for reason, n in skipped.most_common()]
+    lines += [f"  - {SKIP_REASONS.get(reason, reason)} : {_n(n)}" for reason, n in skipped.most_common()]
     if not by_campaign and not total:
         lines += ["", "Rien à planifier."]
     lines += [""] + _paused_lines(paused)
@@ -129,7 +121,7 @@ def _empty_plan() -> dict[str, Any]:
 
 
 def _reasons(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{SKIP_LABELS.get(k, k)} : {_n(v)}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return ", ".join(f"{SKIP_REASONS.get(k, k)} : {_n(v)}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 # --- dispatch ---
