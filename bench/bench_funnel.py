@@ -259,6 +259,7 @@ def page_timer(url: str, campaign_id: int):
 
     from fastapi.testclient import TestClient
 
+    from orchestrator.app.bootstrap import bootstrap
     from orchestrator.app.settings import Settings
     from store.accounts import add_user
     from store.db import get_engine
@@ -267,7 +268,7 @@ def page_timer(url: str, campaign_id: int):
     engine = get_engine(url)
     add_user(engine, email="bench@declic.fr", name="Bench", password="bench-password-1234", role="operator")
     client = TestClient(
-        create_app(Settings(database_url=url, secret_key="bench-secret-0123456789abcdef"), engine)
+        create_app(bootstrap(Settings(database_url=url, secret_key="bench-secret-0123456789abcdef")))
     )
     csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/connexion").text).group(1)
     client.post(

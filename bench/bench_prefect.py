@@ -38,6 +38,8 @@ from pathlib import Path
 import requests
 from sqlalchemy import delete, select, update
 
+from orchestrator.app.bootstrap import bootstrap
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -398,7 +400,7 @@ def part_latency_worker(events: int, planner: bool) -> None:
         port = free_port()
         settings = Settings(home=Path(tempfile.mkdtemp()), database_url=c.store_url, secret_key=SECRET)
         server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(create_app(bootstrap(settings)), host="127.0.0.1", port=port, log_level="warning")
         )
         threading.Thread(target=server.run, daemon=True).start()
         while not server.started:

@@ -31,6 +31,7 @@ from integrations.smtp_sink import SmtpSink, free_port  # noqa: E402
 # The test sinks are loopback servers, not the providers whose domains synthetic addresses use: no provider pace
 # (issue 18); the policy's own tests pass theirs. Dispatchers started as processes inherit it.
 os.environ.setdefault("DECLIC_MAIL_DOMAIN_POLICY", unpaced_policy())
+from orchestrator.app.bootstrap import bootstrap  # noqa: E402
 from orchestrator.app.settings import Settings  # noqa: E402
 from store.db import dispose_engines, get_engine  # noqa: E402
 
@@ -133,7 +134,8 @@ def live_server(settings):
 
     port = free_port()
     settings.base_url = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(bootstrap(settings)), host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -17,12 +17,13 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from orchestrator.app.intake import scope_rejects, store_with_effects
+from store.accounts import partner_events
 from store.events import cached_partner
 from store.models import Partner
 from triggers.model import EventIn, Reject
 from triggers.partner_api import MAX_BATCH, EventBatch, EventItem, validate_item
 from triggers.payload_schema import Dropped
-from web.deps import EngineDep, PartnerDep, _bearer, get_partner
+from web.deps import EngineDep, PartnerDep, _bearer, app_of, engine_of, get_partner
 from web.prometheus import count_rejects
 
 router = APIRouter(prefix="/api/v1", tags=["partner events"])
@@ -95,14 +96,15 @@ def _rejected(index: int, raw: Any, reject: Reject) -> dict[str, Any]:
     return {"index": index, "external_id": ext, "status": "rejected", "field": reject.field, "reason": reject.reason}
 
 
-def _accept(engine, partner, raw_items: list[Any], secret: str | None) -> tuple[dict[str, int], list[dict]]:
+def _accept(engine, partner, raw_items: list[Any], secret: str | None, today: dt.date
+            ) -> tuple[dict[str, int], list[dict]]:
     """`accept_batch` as plain data: the counts and one `ItemStatus` per item as a dict (the API writes them
     out as they are, with no model built and validated per item)."""
     statuses: list[dict[str, Any] | None] = [None] * len(raw_items)
     checked: list[tuple[int, EventIn]] = []
     dropped = Dropped()
     for i, raw in enumerate(raw_items):
-        result = validate_item(raw, f"partner:{partner.id}", partner.name, dropped=dropped)
+        result = validate_item(raw, f"partner:{partner.id}", partner.name, dropped=dropped, today=today)
         if isinstance(result, Reject):
             statuses[i] = _rejected(i, raw, result)
         else:
@@ -117,7 +119,7 @@ def _accept(engine, partner, raw_items: list[Any], secret: str | None) -> tuple[
         else:
             valid.append((i, event))
     # With the secret key: an erased person's events are kept without their contacts.
-    stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id, secret=secret)
+    stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id, today=today, secret=secret)
     for (i, event), fate in zip(valid, stored, strict=True):
         statuses[i] = {"index": i, "external_id": event.external_id, "status": fate.status, "field": None,
                        "reason": None}
@@ -129,9 +131,11 @@ def _accept(engine, partner, raw_items: list[Any], secret: str | None) -> tuple[
     return counts, items
 
 
-def accept_batch(engine, partner, raw_items: list[dict[str, Any]], secret: str | None = None) -> BatchResult:
-    """Validate each item, check the token's scope, store the valid ones (committed before returning)."""
-    counts, items = _accept(engine, partner, raw_items, secret)
+def accept_batch(engine, partner, raw_items: list[dict[str, Any]], today: dt.date, secret: str | None = None
+                 ) -> BatchResult:
+    """Validate each item, check the token's scope, store the valid ones (committed before returning); `today`
+    is the local date (an event dated after tomorrow is refused)."""
+    counts, items = _accept(engine, partner, raw_items, secret, today)
     return BatchResult(**counts, items=[ItemStatus(**s) for s in items])
 
 
@@ -187,7 +191,7 @@ async def current_partner(
 ) -> Partner:
     """`web.deps.get_partner` without a trip to a worker thread when the token was seen within the last seconds
     (no database access then): a single-event request otherwise paid several thread hand-offs."""
-    engine = request.app.state.engine
+    engine = engine_of(request)
     if credentials is not None and cached_partner(credentials.credentials) is not None:
         return get_partner(engine, credentials)
     return await run_in_threadpool(get_partner, engine, credentials)
@@ -200,8 +204,9 @@ async def post_events(request: Request, partner: Annotated[Partner, Depends(curr
     its own (schema: `EventItem`) and gets its status; accepted items are committed before the answer;
     the same `external_id` twice is stored once."""
     events = await read_batch(request)
-    engine, settings = request.app.state.engine, request.app.state.settings
-    counts, items = await run_in_threadpool(_accept, engine, partner, events, settings.resolved_secret)
+    declic = app_of(request)
+    counts, items = await run_in_threadpool(_accept, declic.engine, partner, events, declic.settings.resolved_secret,
+                                            declic.today())
     if counts["rejected"]:
         count_rejects(partner.name, items)
     # The answer (schema `BatchResult`) written out as it stands: FastAPI would build and validate a model per
@@ -210,12 +215,13 @@ async def post_events(request: Request, partner: Annotated[Partner, Depends(curr
     reply = Response(body, media_type="application/json", background=background)
     if counts["accepted"] and os.environ.get("PREFECT_API_URL"):
         # After the answer, in a worker thread: a slow or unreachable Prefect API never delays a partner.
-        background.add_task(announce_batch, partner, BatchResult.model_construct(**counts, items=[]))
+        background.add_task(announce_batch, partner, BatchResult.model_construct(**counts, items=[]), declic.now())
     return reply
 
 
-def announce_batch(partner, result: BatchResult) -> None:
-    """Emit one Prefect event `declic.trigger.received` for a committed batch (it starts the plan deployment).
+def announce_batch(partner, result: BatchResult, occurred: dt.datetime) -> None:
+    """Emit one Prefect event `declic.trigger.received` for a committed batch (it starts the plan deployment),
+    `occurred` when the batch was committed (the App's clock).
 
     Best effort: the events are already stored, and the scheduled planning run picks them up anyway, so an
     unreachable Prefect API is logged, never turned into an error for the partner. Without a Prefect API
@@ -229,7 +235,7 @@ def announce_batch(partner, result: BatchResult) -> None:
     # and a web process has no flow-run context to give it the right ones.
     event = {
         "id": str(uuid.uuid4()),
-        "occurred": dt.datetime.now(dt.UTC).isoformat(),
+        "occurred": occurred.isoformat(),
         "event": TRIGGER_RECEIVED,
         "resource": {"prefect.resource.id": f"declic.partner.{partner.id}", "prefect.resource.name": partner.name},
         "related": [],
@@ -262,8 +268,6 @@ async def list_events(partner: PartnerDep, engine: EngineDep, since: dt.datetime
                       limit: int = 100) -> list[SubmittedEvent]:
     """The calling partner's own submissions (never another partner's) received since `since` (a date, or
     an ISO date-time; UTC when no offset is given), oldest first; page with `after` (the last id seen)."""
-    from store.accounts import partner_events
-
     if isinstance(since, dt.datetime):
         since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
     elif isinstance(since, dt.date):

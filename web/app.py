@@ -1,23 +1,37 @@
-"""The web app: partner API, owner pages, dashboard, health. Built from settings (one composition root)."""
+"""The web app: partner API, owner pages, dashboard, health. Built around the App of `bootstrap()` (one
+composition root: the same settings, store, clock, zone and channels as the CLI and the flows)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from orchestrator.app.settings import Settings, get_settings
-from store.db import get_engine
+from orchestrator.app.bootstrap import App, bootstrap
 from triggers.partner_api import french_reason
-from web import api, auth, campaign_form, dashboard, hooks, log_redaction, public, registry, short_links
+from web import (
+    api,
+    auth,
+    barometer,
+    campaign_form,
+    dashboard,
+    followups,
+    hooks,
+    log_redaction,
+    prometheus,
+    public,
+    registry,
+    relay,
+    short_links,
+)
 from web.limits import BodyLimitMiddleware
 from web.security_headers import SWAGGER_CDN, SecurityHeadersMiddleware
 
@@ -41,9 +55,11 @@ DOCS_PAGE = f"""<!doctype html>
 """
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    """A FastAPI app bound to one store."""
-    settings = settings or get_settings()
+def create_app(app: App | None = None) -> FastAPI:
+    """The FastAPI app serving `app` (the App of `bootstrap()`; by default one built from the environment, as
+    `uvicorn web.app:create_app --factory` does). Routes reach it through `web.deps`."""
+    declic = app or bootstrap()
+    settings = declic.settings
     app = FastAPI(
         title="Déclic",
         version="0.1.0",
@@ -51,10 +67,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
+    app.state.app = declic
     # Whatever server runs the app (declic serve, uvicorn --factory, gunicorn), its access log masks link tokens.
     log_redaction.install()
-    app.state.engine = engine or get_engine(settings.resolved_database_url)
     # Signed (not readable by scripts: HttpOnly), Secure whenever the site is served over HTTPS.
     app.add_middleware(
         SessionMiddleware,
@@ -75,18 +90,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(campaign_form.router)
     app.include_router(registry.router)
     app.include_router(dashboard.router)
-    from web.relay import router as relay_router  # /i/<token>: intermediaries' answers (issue 16)
-
-    app.include_router(relay_router)
-    from web.prometheus import router as prometheus_router  # /metrics (issue 21)
-
-    app.include_router(prometheus_router)
-    from web.barometer import router as barometer_router  # /tableau/barometre (issue 16)
-
-    app.include_router(barometer_router)
-    from web.followups import router as followups_router  # /tableau/suivis (issue 16, point 3)
-
-    app.include_router(followups_router)
+    app.include_router(relay.router)  # /i/<token>: intermediaries' answers (issue 16)
+    app.include_router(prometheus.router)  # /metrics (issue 21)
+    app.include_router(barometer.router)  # /tableau/barometre (issue 16)
+    app.include_router(followups.router)  # /tableau/suivis (issue 16, point 3)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 
@@ -101,8 +108,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             return pages.TemplateResponse(
                 request, "error.html", {"reason": str(exc.detail).rstrip(".")}, status_code=exc.status_code
             )
-        from fastapi.exception_handlers import http_exception_handler
-
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -125,7 +130,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.get("/healthz", tags=["operations"])
     def health() -> dict[str, str]:
         """Liveness and store reachability."""
-        with app.state.engine.connect() as conn:
+        with declic.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return {"status": "ok"}
 

@@ -34,9 +34,8 @@ from store.accounts import (
     signin_succeeded,
     user_by_id,
 )
-from store.models import utcnow
 from web.csrf import check_csrf, make_csrf
-from web.deps import EngineDep, SettingsDep
+from web.deps import AppDep, EngineDep, settings_of
 
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
@@ -62,12 +61,12 @@ def csrf_id(request: Request) -> str:
 
 def csrf_token(request: Request) -> str:
     """The token to put in this session's forms."""
-    return make_csrf(request.app.state.settings.resolved_secret, csrf_id(request))
+    return make_csrf(settings_of(request).resolved_secret, csrf_id(request))
 
 
 def require_csrf(request: Request, token: str | None) -> None:
     """403 unless `token` was made for this session."""
-    if not check_csrf(request.app.state.settings.resolved_secret, request.session.get("csrf", ""), token):
+    if not check_csrf(settings_of(request).resolved_secret, request.session.get("csrf", ""), token):
         raise HTTPException(403, "formulaire périmé : rechargez la page")
 
 
@@ -124,8 +123,7 @@ def sign_in_page(request: Request, suite: str = "/tableau") -> HTMLResponse:
 @router.post("/connexion", response_class=HTMLResponse)
 async def sign_in(
     request: Request,
-    engine: EngineDep,
-    settings: SettingsDep,
+    declic: AppDep,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=500)] = "",
     csrf: Annotated[str, Form()] = "",
@@ -143,13 +141,14 @@ async def sign_in(
             headers={"Retry-After": str(retry_after)} if retry_after else None,
         )
 
-    slots = _hash_slots(request, settings)
+    engine = declic.engine
+    slots = _hash_slots(request, declic.settings)
     if not slots.acquire(blocking=False):  # every slot is checking a password: answer now, hold no memory
         return page("Trop de connexions en même temps. Réessayez dans quelques secondes.", 429, BUSY_RETRY_SECONDS)
     try:
         source = _source(request)
         # Recorded before the check, counted in the store: every web process (and machine) shares the limit.
-        attempt = await run_in_threadpool(begin_signin, engine, email, source, utcnow(), LIMITS)
+        attempt = await run_in_threadpool(begin_signin, engine, email, source, declic.now(), LIMITS)
         if not attempt.allowed:
             wait = attempt.retry_after.total_seconds()
             return page(f"Trop d'essais. Réessayez dans {_minutes(wait)}.", 429, math.ceil(wait))
@@ -158,7 +157,7 @@ async def sign_in(
         slots.release()
     if user is None:
         return page("E-mail ou mot de passe incorrect.", 401)
-    await run_in_threadpool(signin_succeeded, engine, email, source, utcnow(), LIMITS)
+    await run_in_threadpool(signin_succeeded, engine, email, source, declic.now(), LIMITS)
     request.session.clear()
     request.session["uid"] = user.id
     request.session["epoch"] = user.session_epoch

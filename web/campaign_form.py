@@ -35,6 +35,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from orchestrator.app.bootstrap import App
 from orchestrator.core import recurrence_fr
 from orchestrator.core.campaign_spec import (
     CHANNELS,
@@ -53,7 +54,8 @@ from store.report import CHANNEL_LABELS, TRIGGER_LABELS, label_for
 from triggers.model import TRIGGER_TYPES
 from web.auth import ScopeDep, require_csrf
 from web.dashboard import render
-from web.deps import EngineDep, SettingsDep
+from web.deps import AppDep, EngineDep
+from web.exports import fr_datetime
 
 
 def _codes(text: str) -> list[str]:
@@ -537,26 +539,24 @@ def _template_problem(text: str) -> dict[str, str]:
 # --- preview, summary, diff --------------------------------------------------------------------------------------
 
 
-def reach_total(engine, spec: CampaignSpec) -> int:
+def reach_total(declic: App, spec: CampaignSpec) -> int:
     """How many known businesses the campaign's segment selects today."""
     from store.planning import segment_clause
 
-    with engine.connect() as conn:
+    with declic.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(Business.__table__)
-                                .where(segment_clause(spec, dt.date.today()))).scalar_one())
+                                .where(segment_clause(spec, declic.today()))).scalar_one())
 
 
-def preview(engine, spec: CampaignSpec, settings=None, campaign_id: int | None = None) -> dict[str, Any]:
+def preview(declic: App, spec: CampaignSpec, campaign_id: int | None = None) -> dict[str, Any]:
     """Reach by métier family and commune today, and each step rendered for one real business of the segment exactly
     as the dispatcher would send it (`orchestrator.app.message_preview`: the ambassador, offers and variant the planner
     would pick, real links)."""
     from orchestrator.app.message_preview import leaving_message
-    from orchestrator.app.settings import get_settings
     from store.planning import business_view, segment_clause, segment_counts
-    from templates.render import library
 
-    today = dt.date.today()
-    with engine.connect() as conn:
+    today = declic.today()
+    with declic.engine.connect() as conn:
         counts = segment_counts(
             conn, spec.segment, today=today, territory=spec.effective_territory(), by=("family", "commune")
         )
@@ -577,7 +577,7 @@ def preview(engine, spec: CampaignSpec, settings=None, campaign_id: int | None =
             heading = (f"Message {number} ({CHANNEL_NAMES.get(step.channel, step.channel).lower()}, "
                        f"« {set_label(step.template)} »)")
             try:
-                leaving = leaving_message(settings or get_settings(), engine, library(), spec, campaign_id,
+                leaving = leaving_message(declic.settings, declic.engine, declic.templates, spec, campaign_id,
                                           sample_row, step.channels()[0], step.template)
                 samples.append({
                     "heading": heading,
@@ -595,22 +595,20 @@ def preview(engine, spec: CampaignSpec, settings=None, campaign_id: int | None =
     schedule = None
     if spec.schedule is not None:
         from orchestrator.core.schedule import next_occurrences
-        from web.dashboard import fr_datetime
 
-        now = dt.datetime.now(dt.UTC)
-        upcoming = next_occurrences(spec.schedule.start, spec.schedule.rrule, spec.timezone(), now, count=3)
+        upcoming = next_occurrences(spec.schedule.start, spec.schedule.rrule, spec.timezone(), declic.now(), count=3)
         schedule = {"rhythm": recurrence_fr.describe(spec.schedule.rrule),
-                    "next": [fr_datetime(at) for at in upcoming]}
+                    "next": [fr_datetime(at, declic.zone) for at in upcoming]}
     return {"reach": reach, "total": sum(r["count"] for r in reach), "sample": samples[0] if samples else None,
             "samples": samples, "schedule": schedule, "changes": None, "total_before": None}
 
 
-def overlaps_of(engine, spec: CampaignSpec, campaign_id: int | None) -> list[dict[str, Any]]:
+def overlaps_of(declic: App, spec: CampaignSpec, campaign_id: int | None) -> list[dict[str, Any]]:
     """Other owners' active campaigns this one would share businesses with, and who would win them."""
     from store.planning import campaign_overlaps
 
-    with engine.connect() as conn:
-        return [o for o in campaign_overlaps(conn, spec, campaign_id, dt.date.today()) if o["id"] != campaign_id]
+    with declic.engine.connect() as conn:
+        return [o for o in campaign_overlaps(conn, spec, campaign_id, declic.today()) if o["id"] != campaign_id]
 
 
 _MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
@@ -905,14 +903,14 @@ def _visible(engine, scope: accounts.Scope, campaign_id: str | int | None):
     return row
 
 
-def _before(engine, stored: dict[str, Any], spec: CampaignSpec) -> tuple[list[dict[str, str]], int | None]:
+def _before(declic: App, stored: dict[str, Any], spec: CampaignSpec) -> tuple[list[dict[str, str]], int | None]:
     """What an edit changes (field, avant, après) and the reach before it (None if the stored spec no longer
     reads, e.g. a template removed since)."""
     try:
         before = CampaignSpec.model_validate(stored)
     except (ValidationError, ValueError):
         return [], None
-    return spec_diff(before, spec), reach_total(engine, before)
+    return spec_diff(before, spec), reach_total(declic, before)
 
 
 def _owner_text(owner: dict[str, Any]) -> str:
@@ -960,10 +958,11 @@ def new_campaign(
 
 
 @router.post("/nouvelle", response_class=HTMLResponse)
-async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep, settings: SettingsDep):
+async def submit_campaign(request: Request, scope: ScopeDep, declic: AppDep):
     """Preview (action=apercu) or save (action=enregistrer) the campaign written in the form."""
     if not scope.sees_campaigns:
         raise HTTPException(403, "Cette page n'est pas ouverte à votre rôle.")
+    engine = declic.engine
     raw = await request.form()
     require_csrf(request, str(raw.get("csrf") or ""))
     lists = {"triggers", "families", "headcount", "stages", "variants",
@@ -1016,13 +1015,12 @@ async def submit_campaign(request: Request, scope: ScopeDep, engine: EngineDep, 
         return _form_page(request, scope, form, status_code=400, errors=taken)
     confirmed = owner_change is None or form.get("porteur") == owner_change["fingerprint"]
     if form.get("action") != "enregistrer" or not confirmed:
-        result = await run_in_threadpool(preview, engine, spec, settings,
-                                         existing.id if existing is not None else None)
+        result = await run_in_threadpool(preview, declic, spec, existing.id if existing is not None else None)
         result["owner_change"] = owner_change
         if existing is not None:
-            result["changes"], result["total_before"] = await run_in_threadpool(_before, engine, existing.spec, spec)
+            result["changes"], result["total_before"] = await run_in_threadpool(_before, declic, existing.spec, spec)
         result["overlaps"] = await run_in_threadpool(
-            overlaps_of, engine, spec, existing.id if existing is not None else None)
+            overlaps_of, declic, spec, existing.id if existing is not None else None)
         result["warnings"] = spec_warnings(spec)
         errors = [] if confirmed else [_error(
             "owner_name", "Porteur", f"il change : {owner_change['before']} → {owner_change['after']}. Vérifiez "

@@ -17,8 +17,12 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
-from orchestrator.core.labels import CAMPAIGN_STATUS, LEVELS, MESSAGE_STATUS, datetime_fr
+from orchestrator.app import privacy
+from orchestrator.app.bootstrap import App
+from orchestrator.core.labels import CAMPAIGN_STATUS, LEVELS, MESSAGE_STATUS
 from orchestrator.core.stats import (
     CampaignReport,
     Table,
@@ -39,13 +43,12 @@ from store.report import (
 )
 from web.auth import ScopeDep, csrf_token, require_csrf
 from web.charts import bars_chart, funnel_chart, uplift_chart
-from web.deps import EngineDep, SettingsDep
-from web.exports import BOM, XLSX_TYPE, french_csv, report_workbook, shown_columns, table_csv_fr
+from web.deps import AppDep, EngineDep, SettingsDep, app_of
+from web.exports import BOM, XLSX_TYPE, fr_datetime, french_csv, report_workbook, shown_columns, table_csv_fr
 from web.territory_map import map_data, tile_map_svg
 
 router = APIRouter(prefix="/tableau", include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
-PARIS = ZoneInfo("Europe/Paris")
 STATUS_LABELS = CAMPAIGN_STATUS  # the catalogue's words (orchestrator/core/labels.py)
 
 
@@ -72,15 +75,6 @@ REGISTRY_FIELD_LABELS = {
     "kind": "Type", "territory": "Territoire", "format": "Format", "duration": "Durée", "hours": "Heures",
     "price": "Prix pour le dirigeant", "grant": "Aide", "url": "Adresse web",
 }
-
-
-def fr_datetime(value: dt.datetime | str | None) -> str:
-    """A moment as a person in Paris reads it: "4 déc. 2026, 22 h 59" (a naive value is UTC; text that is not a
-    date is shown as it is)."""
-    try:
-        return datetime_fr(value)
-    except ValueError:
-        return str(value)
 
 
 def fr_delay(value: int | str | dt.timedelta | None) -> str:
@@ -151,8 +145,10 @@ def effect_sentence(u: Uplift | None) -> str:
     return f"{pts(u.difference)} points, entre {pts(u.lower)} et {pts(u.upper)} : {verdict}"
 
 
-def _local(value: dt.datetime | None) -> str:
-    return fr_datetime(value)
+@pass_context
+def _local(context: Context, value: dt.datetime | None) -> str:
+    """The `local` filter: a moment in the App's zone (the page's request leads to the App)."""
+    return fr_datetime(value, app_of(context["request"]).zone)
 
 
 pages.env.globals.update(fr_cell=fr_cell, fr_int=fr_int, fr_percent=fr_percent, fr_points=fr_points,
@@ -190,9 +186,9 @@ def csv_response(text: str, filename: str) -> Response:
     )
 
 
-def rows_csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> str:
-    """Rows of plain values as a French CSV (`;`, French headers, dates as "4 déc. 2026, 22 h 59")."""
-    return french_csv(columns, rows)
+def rows_csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]], zone: ZoneInfo) -> str:
+    """Rows of plain values as a French CSV (`;`, French headers, dates as "4 déc. 2026, 22 h 59" in `zone`)."""
+    return french_csv(columns, rows, zone)
 
 
 def _audit(engine, scope: accounts.Scope, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
@@ -269,31 +265,32 @@ def _summaries(engine, scope: accounts.Scope) -> list[dict[str, Any]]:
 
 
 @router.get("", response_class=HTMLResponse)
-async def home(request: Request, scope: ScopeDep, engine: EngineDep):
+async def home(request: Request, scope: ScopeDep, declic: AppDep):
     """The campaigns the user sees (an ambassador goes to its call list)."""
     if scope.role == "ambassador":
         return RedirectResponse("/tableau/appels", status_code=303)
-    summaries = await run_in_threadpool(_summaries, engine, scope)
-    missed = await run_in_threadpool(_missed_followups, engine) if scope.is_operator else None
+    summaries = await run_in_threadpool(_summaries, declic.engine, scope)
+    missed = await run_in_threadpool(_missed_followups, declic) if scope.is_operator else None
     return render(request, scope, "dash_campaigns.html", campaigns=summaries, columns=SUMMARY_COLUMNS,
                   missed_followups=missed)
 
 
-def _missed_followups(engine) -> int:
+def _missed_followups(declic: App) -> int:
     """The follow-ups missed everywhere (still open 7 days after their date): the operator's to chase."""
     from store.followups import followup_clause, missed_count
 
-    with engine.connect() as conn:
-        return missed_count(conn, followup_clause("operator", None, None), today=dt.datetime.now(PARIS).date())
+    with declic.engine.connect() as conn:
+        return missed_count(conn, followup_clause("operator", None, None), today=declic.today())
 
 
 @router.get("/campagnes.csv")
-async def campaigns_csv(scope: ScopeDep, engine: EngineDep):
+async def campaigns_csv(scope: ScopeDep, declic: AppDep):
     """The campaign list as CSV."""
     _need_campaigns(scope)
+    engine = declic.engine
     summaries = await run_in_threadpool(_summaries, engine, scope)
-    return await run_in_threadpool(_logged_csv, engine, scope, rows_csv(SUMMARY_COLUMNS, summaries), "campagnes.csv",
-                                   "campaigns")
+    return await run_in_threadpool(_logged_csv, engine, scope, rows_csv(SUMMARY_COLUMNS, summaries, declic.zone),
+                                   "campagnes.csv", "campaigns")
 
 
 TERRITORY_LEVELS = {
@@ -352,13 +349,14 @@ def glance(r: CampaignReport) -> dict[str, Any]:
 
 @router.get("/campagnes/{campaign_id}", response_class=HTMLResponse)
 async def campaign_page(
-    request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep, territoire: str = "commune"
+    request: Request, campaign_id: int, scope: ScopeDep, declic: AppDep, territoire: str = "commune"
 ):
     """One campaign at a glance (reach, contacted, converted, effect in words, a map of its territory, its
     trades), then the funnel and effect, the other sections, and the breakdowns folded with their top rows."""
+    engine = declic.engine
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
     r = await run_in_threadpool(report, engine, row)
-    overlaps = await run_in_threadpool(_overlaps, engine, row)
+    overlaps = await run_in_threadpool(_overlaps, declic, row)
     level = territoire if territoire in TERRITORY_LEVELS else "commune"
     uplifts = [("Contactés / témoin", r.uplift), ("Tous les ciblés / témoin", r.uplift_itt)]
     uplifts += [(f"Variante {v.variant} / {r.variants[0].variant}", v.vs_reference) for v in r.variants[1:]]
@@ -371,7 +369,7 @@ async def campaign_page(
         "dash_campaign.html",
         campaign=row,
         report=r,
-        as_of=fr_datetime(r.as_of) if r.as_of else "",
+        as_of=fr_datetime(r.as_of, declic.zone) if r.as_of else "",
         glance=glance(r),
         tiles=tiles,
         map_svg=tile_map_svg(tiles, map_title),
@@ -395,7 +393,7 @@ async def campaign_page(
     )
 
 
-def _overlaps(engine, row) -> list[dict[str, Any]]:
+def _overlaps(declic: App, row) -> list[dict[str, Any]]:
     """The other campaigns overlapping this one's segment, the arbitration outcome and the businesses covered."""
     from orchestrator.core.campaign_spec import CampaignSpec
     from store.planning import campaign_overlaps
@@ -404,30 +402,31 @@ def _overlaps(engine, row) -> list[dict[str, Any]]:
         spec = CampaignSpec.model_validate(row.spec)
     except ValueError:
         return []
-    with engine.connect() as conn:
-        return campaign_overlaps(conn, spec, row.id, dt.date.today())
+    with declic.engine.connect() as conn:
+        return campaign_overlaps(conn, spec, row.id, declic.today())
 
 
 @router.get("/campagnes/{campaign_id}/export/{table_key}.csv")
-async def campaign_table_csv(campaign_id: int, table_key: str, scope: ScopeDep, engine: EngineDep):
+async def campaign_table_csv(campaign_id: int, table_key: str, scope: ScopeDep, declic: AppDep):
     """One table of a campaign's report as a French CSV (the same figures as `declic report --table KEY`)."""
+    engine = declic.engine
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
     r = await run_in_threadpool(report, engine, row)
     table: Table | None = next((t for t in r.tables if t.key == table_key), None)
     if table is None:
         raise HTTPException(404, "Tableau inconnu.")
-    return await run_in_threadpool(_logged_csv, engine, scope, table_csv_fr(table), f"{row.name}-{table_key}.csv",
-                                   f"campaign:{row.id}")
+    return await run_in_threadpool(_logged_csv, engine, scope, table_csv_fr(table, declic.zone),
+                                   f"{row.name}-{table_key}.csv", f"campaign:{row.id}")
 
 
-def workbook_summary(row, r: CampaignReport) -> list[tuple[str, Any]]:
+def workbook_summary(row, r: CampaignReport, zone: ZoneInfo) -> list[tuple[str, Any]]:
     """The first sheet of the workbook: the campaign, its owner, state, the date of its figures, the glance."""
     g = glance(r)
     return [
         ("Nom", row.name),
         ("Porteur", row.owner),
         ("État", STATUS_LABELS.get(row.status, row.status)),
-        ("Chiffres", f"arrêtés au {fr_datetime(r.as_of)}" if r.source == "rollup" else "calculés à l'instant"),
+        ("Chiffres", f"arrêtés au {fr_datetime(r.as_of, zone)}" if r.source == "rollup" else "calculés à l'instant"),
         ("Portée (entreprises ciblées, groupe témoin compris)", g["reach"]),
         ("Dont à contacter", g["to_contact"]),
         ("Dont groupe témoin", g["holdout"]),
@@ -438,11 +437,12 @@ def workbook_summary(row, r: CampaignReport) -> list[tuple[str, Any]]:
 
 
 @router.get("/campagnes/{campaign_id}/rapport.xlsx")
-async def campaign_workbook(campaign_id: int, scope: ScopeDep, engine: EngineDep):
+async def campaign_workbook(campaign_id: int, scope: ScopeDep, declic: AppDep):
     """The whole report of a campaign as one Excel workbook (one sheet per table, the figures of `declic report`)."""
+    engine = declic.engine
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
     r = await run_in_threadpool(report, engine, row)
-    body = await run_in_threadpool(lambda: report_workbook(r, summary=workbook_summary(row, r)))
+    body = await run_in_threadpool(lambda: report_workbook(r, summary=workbook_summary(row, r, declic.zone)))
     filename = f"{row.name}-rapport.xlsx"
     await run_in_threadpool(_audit, engine, scope, "export_xlsx", f"campaign:{row.id}", {"file": filename})
     return Response(body, media_type=XLSX_TYPE, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -479,15 +479,16 @@ async def campaign_businesses_page(request: Request, campaign_id: int, scope: Sc
 
 
 @router.get("/campagnes/{campaign_id}/entreprises.csv")
-async def campaign_businesses_csv(campaign_id: int, scope: ScopeDep, engine: EngineDep):
+async def campaign_businesses_csv(campaign_id: int, scope: ScopeDep, declic: AppDep):
     """Every business of a campaign as CSV."""
+    engine = declic.engine
     row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
 
     def load():
         with engine.connect() as conn:
             return campaign_businesses(conn, row.id, limit=None)
 
-    text = rows_csv(BUSINESS_COLUMNS, await run_in_threadpool(load))
+    text = rows_csv(BUSINESS_COLUMNS, await run_in_threadpool(load), declic.zone)
     return await run_in_threadpool(_logged_csv, engine, scope, text, f"{row.name}-entreprises.csv",
                                    f"campaign:{row.id}")
 
@@ -583,10 +584,11 @@ async def business_page(request: Request, business_id: int, scope: ScopeDep, eng
 
 
 @router.get("/entreprises/{business_id}/historique.csv")
-async def business_csv(business_id: int, scope: ScopeDep, engine: EngineDep):
+async def business_csv(business_id: int, scope: ScopeDep, declic: AppDep):
     """A business's timeline as CSV."""
+    engine = declic.engine
     biz, items = await run_in_threadpool(_timeline, engine, scope, business_id)
-    return await run_in_threadpool(_logged_csv, engine, scope, rows_csv(TIMELINE_COLUMNS, items),
+    return await run_in_threadpool(_logged_csv, engine, scope, rows_csv(TIMELINE_COLUMNS, items, declic.zone),
                                    f"entreprise-{biz.siret}.csv", f"business:{biz.id}")
 
 
@@ -599,33 +601,29 @@ def _need_operator(scope: accounts.Scope) -> None:
 
 
 @router.get("/entreprises/{business_id}/donnees.json")
-async def business_privacy_json(business_id: int, scope: ScopeDep, engine: EngineDep, settings: SettingsDep):
+async def business_privacy_json(business_id: int, scope: ScopeDep, declic: AppDep):
     """Everything held about a business (right of access), as JSON; operators only, logged."""
-    return await _privacy_export(business_id, "json", scope, engine, settings)
+    return await _privacy_export(business_id, "json", scope, declic)
 
 
 @router.get("/entreprises/{business_id}/donnees.pdf")
-async def business_privacy_pdf(business_id: int, scope: ScopeDep, engine: EngineDep, settings: SettingsDep):
+async def business_privacy_pdf(business_id: int, scope: ScopeDep, declic: AppDep):
     """The same as a short French PDF; operators only, logged."""
-    return await _privacy_export(business_id, "pdf", scope, engine, settings)
+    return await _privacy_export(business_id, "pdf", scope, declic)
 
 
-async def _privacy_export(business_id: int, fmt: str, scope: accounts.Scope, engine, settings) -> Response:
+async def _privacy_export(business_id: int, fmt: str, scope: accounts.Scope, declic: App) -> Response:
     _need_operator(scope)
-    from orchestrator.app import privacy
-    from orchestrator.app.bootstrap import App
     from store.audit import user_email
-    from templates.render import library
 
     def build() -> dict[str, Any]:
-        with engine.connect() as conn:
+        with declic.engine.connect() as conn:
             biz = accounts.business(conn, scope, business_id)
             email = user_email(conn, scope.user_id)
         if biz is None:
             raise HTTPException(404, "Entreprise introuvable.")
-        app = App(settings=settings, engine=engine, templates=library())
         try:
-            return privacy.export_business(app, biz.siret, actor=email, role=scope.role, territory=scope.territory)
+            return privacy.export_business(declic, biz.siret, actor=email, role=scope.role, territory=scope.territory)
         except privacy.PrivacyError as exc:  # an erased business: its SIRET is gone
             raise HTTPException(404, "Entreprise introuvable.") from exc
 
@@ -639,22 +637,16 @@ async def _privacy_export(business_id: int, fmt: str, scope: accounts.Scope, eng
 
 
 @router.get("/journal", response_class=HTMLResponse)
-async def audit_page(request: Request, scope: ScopeDep, settings: SettingsDep, engine: EngineDep,
-                     depuis: str = "", utilisateur: str = ""):
+async def audit_page(request: Request, scope: ScopeDep, declic: AppDep, depuis: str = "", utilisateur: str = ""):
     """The audit trail of personal data: views of businesses, exports, erasures, purges (operators only)."""
     _need_operator(scope)
-    from orchestrator.app import privacy
-    from orchestrator.app.bootstrap import App
-    from templates.render import library
-
     since = None
     if depuis:
         try:
-            since = dt.datetime.combine(dt.date.fromisoformat(depuis[:10]), dt.time(), PARIS)
+            since = dt.datetime.combine(dt.date.fromisoformat(depuis[:10]), dt.time(), declic.zone)
         except ValueError:
             since = None
-    app = App(settings=settings, engine=engine, templates=library())
-    rows = await run_in_threadpool(lambda: privacy.audit_entries(app, since=since, user=utilisateur or None,
+    rows = await run_in_threadpool(lambda: privacy.audit_entries(declic, since=since, user=utilisateur or None,
                                                                  limit=500))
     return render(request, scope, "dash_audit.html", rows=rows, depuis=depuis, utilisateur=utilisateur)
 
@@ -689,9 +681,10 @@ async def tasks_page(request: Request, scope: ScopeDep, engine: EngineDep, tout:
 
 
 @router.get("/appels.csv")
-async def tasks_csv(scope: ScopeDep, engine: EngineDep):
+async def tasks_csv(scope: ScopeDep, declic: AppDep):
     """Every call task the user may see, as CSV."""
-    text = rows_csv(TASK_COLUMNS, await run_in_threadpool(_tasks, engine, scope, False, None))
+    engine = declic.engine
+    text = rows_csv(TASK_COLUMNS, await run_in_threadpool(_tasks, engine, scope, False, None), declic.zone)
     return await run_in_threadpool(_logged_csv, engine, scope, text, "appels.csv", "call_tasks")
 
 

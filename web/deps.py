@@ -1,13 +1,15 @@
-"""Dependencies shared by the routes: settings, engine, the calling partner."""
+"""Dependencies shared by the routes: the App (settings, engine, clock, zone), a unit of work, the calling partner."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
+from orchestrator.app.bootstrap import App, Unit
 from orchestrator.app.settings import Settings
 from store.events import partner_for_token
 from store.models import Partner
@@ -15,16 +17,31 @@ from store.models import Partner
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+def app_of(request: Request) -> App:
+    """The App the web app was built with (`web.app.create_app`)."""
+    return request.app.state.app
 
 
-def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+def settings_of(request: Request) -> Settings:
+    return app_of(request).settings
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
+def engine_of(request: Request) -> Engine:
+    """The store, for routes that only read what they show (every write goes through an app service)."""
+    return app_of(request).engine
+
+
+def unit_of_work(request: Request) -> Iterator[Unit]:
+    """A transaction of the App for the route (committed when the route returns, before the answer leaves)."""
+    with app_of(request).transaction() as unit:
+        yield unit
+
+
+AppDep = Annotated[App, Depends(app_of)]
+SettingsDep = Annotated[Settings, Depends(settings_of)]
+EngineDep = Annotated[Engine, Depends(engine_of)]
+# scope="function": the transaction ends with the route, so nothing is answered before it is committed.
+UnitDep = Annotated[Unit, Depends(unit_of_work, scope="function")]
 
 
 def get_partner(

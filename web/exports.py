@@ -15,7 +15,13 @@ import csv
 import datetime as dt
 import io
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from orchestrator.core.labels import datetime_fr
 from orchestrator.core.stats import CampaignReport, Table
 
 BOM = "\ufeff"
@@ -37,6 +43,15 @@ def shown_columns(table: Table) -> list[tuple[str, str]]:
     return out
 
 
+def fr_datetime(value: dt.datetime | str | None, zone: ZoneInfo) -> str:
+    """A moment as a person of the deployment's zone reads it: "4 déc. 2026, 22 h 59" (a naive value is UTC; text
+    that is not a date is shown as it is)."""
+    try:
+        return datetime_fr(value, zone)
+    except ValueError:
+        return str(value)
+
+
 def _decimal(value: float, digits: int = 1) -> str:
     text = f"{value:.{digits}f}".replace(".", ",")
     return "0" + text[2:] if text.startswith("-0") and not any(c in "123456789" for c in text) else text
@@ -52,8 +67,8 @@ def text_cell(value: Any) -> str:
     return "'" + text if len(text) > 1 and text[0] in FORMULA_STARTS else text
 
 
-def csv_cell(value: Any, kind: str = "text") -> str:
-    """One cell as a French spreadsheet reads it, by column kind (see `Table.kinds`)."""
+def csv_cell(value: Any, zone: ZoneInfo, kind: str = "text") -> str:
+    """One cell as a French spreadsheet reads it, by column kind (see `Table.kinds`); moments in `zone`."""
     if value is None:
         return ""
     if kind == "int":
@@ -65,26 +80,26 @@ def csv_cell(value: Any, kind: str = "text") -> str:
     if kind == "days":
         return _decimal(value)
     if isinstance(value, dt.datetime | dt.date):
-        from web.dashboard import fr_datetime
-
-        return fr_datetime(value) if isinstance(value, dt.datetime) else value.strftime("%d/%m/%Y")
+        return fr_datetime(value, zone) if isinstance(value, dt.datetime) else value.strftime("%d/%m/%Y")
     return text_cell(value)
 
 
-def french_csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]], kinds: dict[str, str] | None = None) -> str:
-    """Rows as a French CSV (`;`, CRLF as spreadsheets write it; the byte-order mark is added by the response)."""
+def french_csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]], zone: ZoneInfo,
+               kinds: dict[str, str] | None = None) -> str:
+    """Rows as a French CSV (`;`, CRLF as spreadsheets write it; the byte-order mark is added by the response),
+    moments in `zone`."""
     kinds = kinds or {}
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow([header for _, header in columns])
     for row in rows:
-        writer.writerow([csv_cell(row.get(key), kinds.get(key, "text")) for key, _ in columns])
+        writer.writerow([csv_cell(row.get(key), zone, kinds.get(key, "text")) for key, _ in columns])
     return out.getvalue()
 
 
-def table_csv_fr(table: Table) -> str:
+def table_csv_fr(table: Table, zone: ZoneInfo) -> str:
     """One table of a report as a French CSV."""
-    return french_csv(shown_columns(table), table.rows, table.kinds)
+    return french_csv(shown_columns(table), table.rows, zone, table.kinds)
 
 
 # --- the whole report as one workbook ---
@@ -119,10 +134,6 @@ def _sheet_title(table: Table, used: set[str]) -> str:
 
 def report_workbook(report: CampaignReport, *, summary: list[tuple[str, Any]] | None = None) -> bytes:
     """The whole report: a first sheet with the campaign and its key figures, then one sheet per table."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
     wb = Workbook()
     first = wb.active
     first.title = "Campagne"

@@ -4,9 +4,7 @@ their date), as a count and a list."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,10 +14,9 @@ from store import accounts
 from store.followups import OUTCOMES, complete_followup, followup_clause, followups
 from web.auth import ScopeDep, require_csrf
 from web.dashboard import render
-from web.deps import EngineDep
+from web.deps import AppDep, EngineDep
 
 router = APIRouter(prefix="/tableau", include_in_schema=False)
-PARIS = ZoneInfo("Europe/Paris")
 
 
 def _clause(conn, scope: accounts.Scope):
@@ -28,12 +25,12 @@ def _clause(conn, scope: accounts.Scope):
 
 
 @router.get("/suivis", response_class=HTMLResponse)
-async def followups_page(request: Request, scope: ScopeDep, engine: EngineDep):
+async def followups_page(request: Request, scope: ScopeDep, declic: AppDep):
     """The follow-ups the user may see, the earliest first; for the operator, the missed ones first."""
-    today = dt.datetime.now(PARIS).date()
+    today = declic.today()
 
     def read():
-        with engine.connect() as conn:
+        with declic.engine.connect() as conn:
             clause = _clause(conn, scope)
             missed = followups(conn, clause, today=today, missed_only=True) if scope.is_operator else []
             return followups(conn, clause, today=today), missed

@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import ipaddress
+from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from store.ops_metrics import OpsFigures, ops_figures
+from web.deps import app_of, settings_of
 
 router = APIRouter(tags=["operations"])
 LAG_BUCKETS = (1, 5, 15, 60, 300, 900, 3600)
@@ -39,8 +41,8 @@ def count_rejects(partner: str, items: list[dict]) -> None:
 class StoreCollector:
     """Reads the store's figures at each collection (one `ops_figures` call)."""
 
-    def __init__(self, engine, clock=None) -> None:
-        self.engine, self.clock = engine, clock or (lambda: dt.datetime.now(dt.UTC))
+    def __init__(self, engine, clock: Callable[[], dt.datetime]) -> None:
+        self.engine, self.clock = engine, clock
 
     def collect(self):
         with self.engine.connect() as conn:
@@ -86,7 +88,7 @@ class StoreCollector:
 
 
 def _allowed(request: Request) -> bool:
-    secret = request.app.state.settings.metrics_token
+    secret = settings_of(request).metrics_token
     token = secret.get_secret_value() if secret else None
     if token:
         sent = request.headers.get("authorization", "")
@@ -104,5 +106,6 @@ def metrics(request: Request) -> Response:
     if not _allowed(request):
         raise HTTPException(status_code=404, detail="Not Found")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(request.app.state.engine))
+    declic = app_of(request)
+    registry.register(StoreCollector(declic.engine, declic.clock))
     return Response(generate_latest(registry) + generate_latest(PROCESS_REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -8,7 +8,6 @@ import datetime as dt
 import logging
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -22,13 +21,13 @@ from orchestrator.core.campaign_spec import PAUSE_MONTHS, CampaignSpec
 from orchestrator.core.diagnostic import questions as diagnostic_questions
 from orchestrator.core.links import TokenError, make_token, read_token
 from store.conversions import message_row, record_diagnostic, record_interaction, request_callback
-from store.models import Business, Campaign, Interaction, utcnow
+from store.models import Business, Campaign, Interaction
 from store.suppressions import unsubscribe_message
 from templates.render import tel_href
 from templates.wording import DEFAULT_REASON, ORIGIN_REASONS, origin_words
 from web.callback import SLOTS, callback_due, notification
 from web.csrf import check_csrf, make_csrf
-from web.deps import EngineDep, SettingsDep
+from web.deps import AppDep, EngineDep, SettingsDep, engine_of
 from web.diagnostic import MISSING, candidate_offers, diagnose, page_context, result_context, stored_data
 
 log = logging.getLogger(__name__)
@@ -131,7 +130,7 @@ def _privacy(request: Request, settings: Settings, msg) -> dict:
     sender, campaign = ctx.get("sender") or {}, ctx.get("campaign") or {}
     spec = None
     if msg.campaign_id is not None:
-        with request.app.state.engine.connect() as conn:
+        with engine_of(request).connect() as conn:
             raw = conn.execute(select(CAMPAIGNS.c.spec).where(CAMPAIGNS.c.id == msg.campaign_id)).scalar()
         try:
             spec = CampaignSpec.model_validate(raw) if raw else None
@@ -206,6 +205,7 @@ def ask_callback(
     token: str,
     settings: SettingsDep,
     engine: EngineDep,
+    declic: AppDep,
     background: BackgroundTasks,
     csrf: Annotated[str, Form()] = "",
     phone: Annotated[str, Form()] = "",
@@ -240,7 +240,7 @@ def ask_callback(
             errors=errors,
             form={"phone": phone, "slot": slot, "note": note, "sms": bool(sms)},
         )
-    now = utcnow()
+    now = declic.now()
     due = callback_due(now, slot, settings.timezone)
     ctx = msg.context
     amb = ctx.get("ambassador") or {}
@@ -345,6 +345,7 @@ def not_for_me(
     token: str,
     settings: SettingsDep,
     engine: EngineDep,
+    declic: AppDep,
     csrf: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     months: Annotated[str, Form(max_length=3)] = "",
@@ -371,8 +372,9 @@ def not_for_me(
         )
     chosen = int(months) if months.isdigit() and int(months) in PAUSE_MONTHS else None
     with engine.begin() as conn:
-        answered = answer_not_for_me(conn, msg, reason, detail=detail, months=chosen, now=utcnow())
-    until = answered.paused_until.astimezone(ZoneInfo(settings.timezone)) if answered.paused_until else None
+        answered = answer_not_for_me(conn, msg, reason, detail=detail, months=chosen, now=declic.now(),
+                                     zone=declic.zone)
+    until = answered.paused_until.astimezone(declic.zone) if answered.paused_until else None
     return _landing(request, settings, token, msg, done="pas_pour_moi", answer=answered.action,
                     paused_until=f"{until:%d/%m/%Y}" if until else None)
 
@@ -383,6 +385,7 @@ def tool_answer(
     token: str,
     settings: SettingsDep,
     engine: EngineDep,
+    declic: AppDep,
     csrf: Annotated[str, Form()] = "",
     category: Annotated[str, Form(max_length=40)] = "",
 ) -> HTMLResponse:
@@ -397,7 +400,7 @@ def tool_answer(
         return _landing(request, settings, token, msg, status=400, done="pas_pour_moi", answer="end_and_ask",
                         errors={"category": "Choisissez ce que vous utilisez."})
     with engine.begin() as conn:
-        record_tool_answer(conn, msg, category, now=utcnow())
+        record_tool_answer(conn, msg, category, now=declic.now())
     return _landing(request, settings, token, msg, done="outil")
 
 

@@ -16,11 +16,11 @@ from collections import deque
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
+from orchestrator.app.bootstrap import App
 from orchestrator.core.links import MAX_AGE, make_token
 from orchestrator.core.short_codes import CodeError, read_code
 from store.conversions import message_row, record_interaction
-from store.models import utcnow
-from web.deps import EngineDep, SettingsDep
+from web.deps import AppDep
 from web.public import _error
 
 router = APIRouter(include_in_schema=False)
@@ -79,37 +79,34 @@ class TooManyMisses(Exception):
     """This address tried too many unknown codes lately."""
 
 
-def _short_message(request: Request, code: str, settings, engine, to: str | None):
+def _short_message(request: Request, code: str, declic: App, to: str | None):
     """The message of a short code, its click recorded; None (and the unknown-link page) otherwise."""
     source, misses = (request.client.host if request.client else ""), _limiter(request)
     if misses.blocked(source):
         raise TooManyMisses
-    message_id = _resolve(code, settings, engine, to)
+    message_id = _resolve(code, declic, to)
     if message_id is None:
         misses.missed(source)
     return message_id
 
 
-def _resolve(code: str, settings, engine, to: str | None):
+def _resolve(code: str, declic: App, to: str | None):
     try:
-        message_id = read_code(settings.resolved_secret, code)
+        message_id = read_code(declic.settings.resolved_secret, code)
     except CodeError:
         return None
-    now = utcnow()
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=dt.UTC)
-    with engine.begin() as conn:
-        msg = message_row(conn, message_id)
-        if msg is None or not _sent_recently(msg, now):
+    with declic.transaction() as unit:
+        msg = message_row(unit.conn, message_id)
+        if msg is None or not _sent_recently(msg, unit.now):
             return None
-        record_interaction(conn, msg, "click", {"via": "short", **({"to": to} if to else {})})
+        record_interaction(unit.conn, msg, "click", {"via": "short", **({"to": to} if to else {})})
     return message_id
 
 
-def _answer(request: Request, code: str, settings, engine, to: str | None):
+def _answer(request: Request, code: str, declic: App, to: str | None):
     """The message id of a code, or the page to answer: unknown link (404) or too many misses (429)."""
     try:
-        message_id = _short_message(request, code, settings, engine, to)
+        message_id = _short_message(request, code, declic, to)
     except TooManyMisses:
         reply = _error(request, TOO_MANY, 429)
         reply.headers["Retry-After"] = str(int(_limiter(request).window))
@@ -118,19 +115,19 @@ def _answer(request: Request, code: str, settings, engine, to: str | None):
 
 
 @router.get("/s/{code}")
-def short_click(request: Request, code: str, settings: SettingsDep, engine: EngineDep):
+def short_click(request: Request, code: str, declic: AppDep):
     """Record a click on a short link, then go to the landing page of that message."""
-    message_id, refusal = _answer(request, code, settings, engine, None)
+    message_id, refusal = _answer(request, code, declic, None)
     if refusal is not None:
         return refusal
-    return RedirectResponse(f"/m/{make_token(settings.resolved_secret, 'm', message_id)}", status_code=303)
+    return RedirectResponse(f"/m/{make_token(declic.settings.resolved_secret, 'm', message_id)}", status_code=303)
 
 
 @router.get("/s/{code}/diagnostic")
-def short_diagnostic(request: Request, code: str, settings: SettingsDep, engine: EngineDep):
+def short_diagnostic(request: Request, code: str, declic: AppDep):
     """The short link of the self-diagnostic: the click is recorded, the owner lands on the five questions."""
-    message_id, refusal = _answer(request, code, settings, engine, "diagnostic")
+    message_id, refusal = _answer(request, code, declic, "diagnostic")
     if refusal is not None:
         return refusal
-    token = make_token(settings.resolved_secret, "m", message_id)
+    token = make_token(declic.settings.resolved_secret, "m", message_id)
     return RedirectResponse(f"/m/{token}/diagnostic?source=short", status_code=303)

@@ -37,12 +37,12 @@ DEMO_SEED = 35
 README_SIRET = "73282932000074"  # the business of the README's "Using it" examples: created, enrolled, e-mailed
 
 
-def _start_api(port: int):
+def _start_api(port: int, app):
     import uvicorn  # lazy, with the web app below: 1.2 s of start-up for every other command
 
     from web.app import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(200):
@@ -85,7 +85,7 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     console.print(f"Population synthétique : {len(stock)} TPE dans le département {departement}")
 
     token = add_partner(app.engine, "bge-demo", ["creation", "first_hire"])
-    server, _thread = _start_api(api_port)
+    server, _thread = _start_api(api_port, app)
     try:
         batches = population.creation_events(events, known=stock)
         if batches and batches[0]:

@@ -160,7 +160,7 @@ def test_a_partner_batch_starts_the_plan_deployment(cluster, app, monkeypatch):
     apply_campaign(app.engine, load_spec(campaign_spec(name="declenche-35")))
     token = add_partner(app.engine, "bge-e2e", ["creation"])
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(app.settings, app.engine), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port,
                                            log_level="warning"))  # fmt: skip
     threading.Thread(target=server.run, daemon=True).start()
     wait_until(lambda: server.started, stall=60, interval=0.05, what="the web app's start")

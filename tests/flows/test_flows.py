@@ -59,11 +59,13 @@ def test_announce_posts_one_event_per_batch_to_the_prefect_api(monkeypatch):
     # A real HTTP peer standing for the Prefect API's events endpoint (it answers 204).
     with LoopbackPeer(lambda request: Reply(204, None)) as api:
         monkeypatch.setenv("PREFECT_API_URL", api.url + "/api")
-        announce_batch(Partner(), BatchResult(accepted=3, duplicate=1, rejected=0, items=[]))
+        announce_batch(Partner(), BatchResult(accepted=3, duplicate=1, rejected=0, items=[]),
+                       dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC))
     (request,) = api.received
     assert (request.method, request.path) == ("POST", "/api/events")
     (event,) = request.json()
     assert event["event"] == TRIGGER_RECEIVED
+    assert event["occurred"] == "2026-12-01T09:00:00+00:00"  # the App's clock, given by the route
     assert event["resource"]["prefect.resource.id"] == "declic.partner.12"
     assert event["payload"] == {"accepted": 3, "duplicate": 1, "rejected": 0}
 

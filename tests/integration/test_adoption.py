@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.ingest import import_partner_file
 from orchestrator.cli.main import app as cli
 from store.accounts import add_user
@@ -60,7 +61,7 @@ def test_seeded_campaign_report_holds_the_true_adoption_uplift(engine, settings,
          "category": categories[i % len(categories)]}
         for arm in ("treatment", "holdout") for i, s in enumerate(adopters[arm])
     ]
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         statuses = _post(client, token, items)
         assert {s["status"] for s in statuses} == {"accepted"}
         # Refused with the field and a French reason: no category, an unknown one, a category on a creation.
@@ -94,7 +95,7 @@ def test_seeded_campaign_report_holds_the_true_adoption_uplift(engine, settings,
     assert "Effet de la campagne sur l'adoption" in out.output
 
     add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
-    client = signed_in(create_app(settings, engine), "op@declic.fr")
+    client = signed_in(create_app(bootstrap(settings)), "op@declic.fr")
     page = client.get(f"/tableau/campagnes/{campaign_id}")
     assert page.status_code == 200
     assert "Effet sur l'adoption" in page.text and 'id="t-adoption_uplift"' in page.text
@@ -128,12 +129,12 @@ def test_partner_file_and_ambassador_outcome_record_adoption(engine, settings, t
         write = list.append
 
     rejects = Sink()
-    result = import_partner_file(engine, path, partner="cma-35", rejects=rejects)
+    result = import_partner_file(engine, path, partner="cma-35", rejects=rejects, today=dt.date.today())
     assert result.accepted == 1 and [(r.line, r.field) for r in rejects] == [(3, "category"), (4, "category")]
 
     add_user(engine, email="claire@exemple.fr", name="Claire", password=PASSWORD, role="ambassador",
              assignee="ambassador:7")
-    client = signed_in(create_app(settings, engine), "claire@exemple.fr")
+    client = signed_in(create_app(bootstrap(settings)), "claire@exemple.fr")
     page = client.get("/tableau/appels")
     assert "A commencé à utiliser" in page.text and "prise de rendez-vous" in page.text
     refused = client.post(f"/tableau/appels/{task_id}",

@@ -12,6 +12,7 @@ from hypothesis import settings as settings_
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
+from orchestrator.app.bootstrap import bootstrap
 from store.admin import add_partner
 from web.app import create_app
 
@@ -30,7 +31,7 @@ def test_every_operation_answers_as_documented(settings, engine, partner_token):
     # Each operation's cases come from its own strategy (APIOperation.as_strategy), run by Hypothesis here:
     # schemathesis.pytest.from_fixture would be the shorter way, but it does not run under pytest 9.
     settings.hooks_token = HOOKS_TOKEN
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings, engine))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(bootstrap(settings)))
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 6  # the partner API (2), the provider hooks (3), health
     headers = {"Authorization": f"Bearer {partner_token}"}
@@ -48,7 +49,7 @@ def test_every_operation_answers_as_documented(settings, engine, partner_token):
 
 
 def test_the_schema_declares_every_operation_and_its_errors(settings, engine):
-    document = create_app(settings, engine).openapi()
+    document = create_app(bootstrap(settings)).openapi()
     post = document["paths"]["/api/v1/events"]["post"]
     assert {"200", "401", "413", "422"} <= set(post["responses"])
     body = post["requestBody"]["content"]["application/json"]["schema"]

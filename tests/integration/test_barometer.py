@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.barometer import maturity_level
 from orchestrator.core.stats import fr_cell, wilson
 from store.accounts import add_user
@@ -104,7 +105,7 @@ def test_page_csv_and_cli_give_the_same_figures(engine, settings, env_settings, 
     quarters = [r["group"] for r in data["tables"]["par_trimestre"]["rows"]]
     assert quarters == ["2e trimestre 2026", "3e trimestre 2026", "4e trimestre 2026"]
 
-    client = signed_in(create_app(settings, engine), "agent@ille-et-vilaine.fr")
+    client = signed_in(create_app(bootstrap(settings)), "agent@ille-et-vilaine.fr")
     page = client.get("/tableau/barometre")  # a collectivité's own territory by default
     assert page.status_code == 200 and "Baromètre numérique : Ille-et-Vilaine" in page.text
     assert "<script" not in page.text and "style=" not in page.text and "<svg" in page.text
@@ -137,7 +138,7 @@ def test_page_csv_and_cli_give_the_same_figures(engine, settings, env_settings, 
 
 
 def test_a_collectivite_sees_its_own_territory_only(engine, settings, seeded):
-    app = create_app(settings, engine)
+    app = create_app(bootstrap(settings))
     ardeche = signed_in(app, "agent@ardeche.fr")
     for query in ("departement:35", "commune:35238", "departements:07,departements:35"):
         url = f"/tableau/barometre?territoire={query}"
@@ -179,6 +180,7 @@ def test_the_owners_appetite_is_shown_from_the_new_diagnostic(engine, settings, 
     assert whole["n"] == 12
     assert [whole["low_share"], whole["medium_share"], whole["high_share"]] == pytest.approx([4 / 12, 5 / 12, 3 / 12])
     assert tables["envie_par_metier"]["rows"][0]["group"] == "Bâtiment"
-    page = signed_in(create_app(settings, engine), "op@declic.fr").get("/tableau/barometre?territoire=epci:243500139")
+    page = signed_in(create_app(bootstrap(settings)), "op@declic.fr").get(
+        "/tableau/barometre?territoire=epci:243500139")
     assert "Envie d'avancer : Rennes Métropole" in html.unescape(page.text)
     assert "Envie d&#39;essayer : part" in page.text or "Envie d'essayer : part" in page.text

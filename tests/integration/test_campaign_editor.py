@@ -14,6 +14,7 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.campaign_spec import load_spec
 from store.accounts import add_user
 from store.admin import apply_campaign
@@ -36,7 +37,7 @@ def app(settings, engine):
     add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
     add_user(engine, email="agent@ille-et-vilaine.fr", name="Département d'Ille-et-Vilaine", password=PASSWORD,
              role="collectivite", territory={"departements": ["35"]})
-    return create_app(settings, engine)
+    return create_app(bootstrap(settings))
 
 
 def signed_in(app, email: str) -> TestClient:

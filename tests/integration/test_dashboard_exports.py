@@ -9,18 +9,20 @@ import datetime as dt
 import io
 import json
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.cli.main import app as cli
 from orchestrator.core.stats import uplift
 from store.accounts import add_user
 from tests.integration.test_web_dashboard import PASSWORD, signed_in
 from tests.utils.outreach import business, enrol, seed_funnel
 from web.app import create_app
-from web.dashboard import effect_sentence, fr_datetime, fr_delay, territory_label
-from web.exports import shown_columns, text_cell
+from web.dashboard import effect_sentence, fr_delay, territory_label
+from web.exports import fr_datetime, shown_columns, text_cell
 
 # Twelve communes of Ille-et-Vilaine besides Rennes: more rows than the page shows in a folded breakdown.
 COMMUNES = ["35047", "35051", "35066", "35093", "35115", "35173", "35206", "35210", "35240", "35281", "35288",
@@ -40,7 +42,7 @@ def world(engine):
 
 @pytest.fixture
 def client(settings, engine, world):
-    return signed_in(create_app(settings, engine), "agent@ille-et-vilaine.fr")
+    return signed_in(create_app(bootstrap(settings)), "agent@ille-et-vilaine.fr")
 
 
 def _cli_report(table: str | None = None) -> dict:
@@ -163,8 +165,9 @@ def test_the_campaign_page_at_a_glance(client, world):
 
 
 def test_dates_delays_and_territories_in_french():
-    assert fr_datetime(dt.datetime(2026, 12, 4, 21, 59, 50, tzinfo=dt.UTC)) == "4 déc. 2026, 22 h 59"
-    assert fr_datetime("2026-07-01T06:05:00+00:00") == "1 juil. 2026, 8 h 05"
+    paris = ZoneInfo("Europe/Paris")
+    assert fr_datetime(dt.datetime(2026, 12, 4, 21, 59, 50, tzinfo=dt.UTC), paris) == "4 déc. 2026, 22 h 59"
+    assert fr_datetime("2026-07-01T06:05:00+00:00", paris) == "1 juil. 2026, 8 h 05"
     assert fr_delay("7d") == "7 jours" and fr_delay(1) == "1 jour" and fr_delay(0) == "aussitôt"
     assert territory_label({"departements": ["35"], "epci": ["243500139"]}) == "Ille-et-Vilaine, Rennes Métropole"
     assert territory_label("departements:35") == "Ille-et-Vilaine"

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 import web.auth
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.cli.main import app as cli
 from store.accounts import SignInLimits, add_user
 from store.models import SignInFailure
@@ -61,7 +62,7 @@ def counting_checks(monkeypatch) -> list[str]:
 def test_forty_concurrent_wrong_passwords_reach_at_most_five_checks(settings, engine, monkeypatch):
     user(engine)
     settings.signin_concurrency = 64  # the per-process bound out of the way: the store's count decides
-    app = create_app(settings, engine)
+    app = create_app(bootstrap(settings))
     calls = counting_checks(monkeypatch)
     clients = [ready(app) for _ in range(40)]
     statuses: list[int] = []
@@ -87,7 +88,7 @@ def test_forty_concurrent_wrong_passwords_reach_at_most_five_checks(settings, en
 def test_password_checks_beyond_the_bound_are_answered_429_at_once(settings, engine, monkeypatch):
     user(engine)
     settings.signin_concurrency = 1
-    app = create_app(settings, engine)
+    app = create_app(bootstrap(settings))
     entered, release = threading.Event(), threading.Event()
     real = web.auth.authenticate
 
@@ -114,7 +115,7 @@ def test_password_checks_beyond_the_bound_are_answered_429_at_once(settings, eng
 
 def test_the_lockout_holds_one_address_back_not_the_owner_and_releases_itself(settings, engine):
     user(engine)
-    app = create_app(settings, engine)
+    app = create_app(bootstrap(settings))
     attacker = "203.0.113.66"
     for _ in range(5):
         assert attempt(app, "faux", source=attacker)[1].status_code == 401
@@ -131,7 +132,7 @@ def test_the_lockout_holds_one_address_back_not_the_owner_and_releases_itself(se
 
 def test_one_address_trying_many_e_mails_is_held_back(settings, engine, monkeypatch):
     monkeypatch.setattr(web.auth, "LIMITS", SignInLimits(per_email_and_source=5, per_source=6))
-    app = create_app(settings, engine)
+    app = create_app(bootstrap(settings))
     for i in range(6):
         assert attempt(app, "faux", email=f"inconnu{i}@exemple.fr", source="203.0.113.5")[1].status_code == 401
     assert attempt(app, "faux", email="encore@exemple.fr", source="203.0.113.5")[1].status_code == 429
@@ -150,7 +151,7 @@ def _with_cookie(app, cookie: str) -> TestClient:
 
 def test_a_session_ends_on_sign_out_everywhere(settings, engine):
     user(engine)
-    app = create_app(settings, engine)
+    app = create_app(bootstrap(settings))
     client, reply = attempt(app, PASSWORD)
     assert reply.status_code == 303
     copied = _cookie(client)
@@ -167,7 +168,7 @@ def test_a_session_ends_on_sign_out_everywhere(settings, engine):
 
 def test_a_new_password_ends_the_open_sessions(settings, engine):
     user(engine)
-    app = create_app(settings, engine)
+    app = create_app(bootstrap(settings))
     client, _ = attempt(app, PASSWORD)
     assert client.get("/tableau").status_code == 200
     add_user(engine, email=EMAIL, name="Département", password="un-tout-nouveau-secret", role="collectivite",
@@ -177,7 +178,7 @@ def test_a_new_password_ends_the_open_sessions(settings, engine):
 
 def test_declic_users_disable_and_enable(settings, env_settings, engine):
     user(engine)
-    app = create_app(settings, engine)
+    app = create_app(bootstrap(settings))
     client, _ = attempt(app, PASSWORD)
     assert client.get("/tableau").status_code == 200
     runner = CliRunner()
@@ -196,7 +197,7 @@ def test_declic_partners_revoke(settings, env_settings, engine):
     added = runner.invoke(cli, ["partners", "add", "bge-35", "--territory", "departement:35"])
     assert added.exit_code == 0, added.output
     token = added.output.strip().splitlines()[-1]
-    api = TestClient(create_app(settings, engine))
+    api = TestClient(create_app(bootstrap(settings)))
     headers = {"Authorization": f"Bearer {token}"}
     assert api.get("/api/v1/events", headers=headers).status_code == 200
     revoked = runner.invoke(cli, ["partners", "revoke", "bge-35"])

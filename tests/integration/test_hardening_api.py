@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.links import make_token
 from store.admin import add_partner
 from store.models import CallTask, TriggerEvent
@@ -23,7 +24,7 @@ EVENTS = TriggerEvent.__table__
 
 @pytest.fixture
 def client(settings, engine):
-    with TestClient(create_app(settings, engine)) as c:
+    with TestClient(create_app(bootstrap(settings))) as c:
         yield c
 
 
@@ -54,7 +55,7 @@ def test_the_token_is_checked_before_the_body_is_read(client, engine):
 
 def test_a_body_over_the_cap_is_413_in_french(settings, token, engine):
     settings.max_body_bytes = 4096
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         big = {"events": [creation_item("big", email=None) | {"payload": {"note": "x" * 5000}}]}
         reply = client.post("/api/v1/events", json=big, headers=auth(token))
         assert reply.status_code == 413 and "trop volumineuse" in reply.json()["detail"]
@@ -184,7 +185,7 @@ def test_every_answer_carries_the_security_headers(client, token):
 
 def test_hsts_when_served_over_https(settings, engine):
     settings.base_url = "https://declic.example"
-    with TestClient(create_app(settings, engine), base_url="https://declic.example") as c:
+    with TestClient(create_app(bootstrap(settings)), base_url="https://declic.example") as c:
         assert c.get("/healthz").headers["strict-transport-security"].startswith("max-age=")
 
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.campaign_spec import load_spec
 from store.accounts import add_user
 from store.admin import apply_campaign
@@ -41,7 +42,7 @@ def world(engine):
 
 @pytest.fixture
 def app(settings, engine):
-    return create_app(settings, engine)
+    return create_app(bootstrap(settings))
 
 
 def signed_in(app, email: str) -> TestClient:

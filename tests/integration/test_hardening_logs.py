@@ -7,6 +7,7 @@ import logging
 import httpx
 
 from integrations.smtp_sink import free_port
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.links import make_token
 from orchestrator.prefect.serve import start_web
 from web.app import create_app
@@ -26,7 +27,7 @@ def test_the_access_log_masks_link_and_hook_tokens(settings, engine):
     settings.hooks_token = "hooks-secret-0123456789"
     click, unsubscribe, page = (make_token(settings.resolved_secret, p, 42) for p in ("r", "u", "m"))
     port = free_port()
-    server = start_web("127.0.0.1", port, create_app(settings, engine))
+    server = start_web("127.0.0.1", port, create_app(bootstrap(settings)))
     lines = Lines()
     access = logging.getLogger("uvicorn.access")
     access.addHandler(lines)
@@ -58,5 +59,5 @@ def test_any_server_running_the_app_masks_tokens(settings, engine):
 
     access = logging.getLogger("uvicorn.access")
     access.filters[:] = [f for f in access.filters if not isinstance(f, RedactTokens)]
-    create_app(settings, engine)
+    create_app(bootstrap(settings))
     assert any(isinstance(f, RedactTokens) for f in access.filters)

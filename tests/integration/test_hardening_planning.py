@@ -136,7 +136,7 @@ def test_the_dashboard_shows_why_a_campaign_was_paused(settings, engine):
     reason = campaign_row(engine, bad).paused_reason
     assert reason
     add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
-    client = TestClient(create_app(settings, engine))
+    client = TestClient(create_app(bootstrap(settings)))
     page = client.get("/connexion")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     assert client.post("/connexion", data={"email": "op@declic.fr", "password": PASSWORD, "csrf": csrf},

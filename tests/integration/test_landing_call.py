@@ -8,6 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.links import make_token
 from tests.utils.outreach import business, campaign, enrol
 from web.app import create_app
@@ -19,7 +20,7 @@ def landing_html(settings, engine):
     with engine.begin() as conn:
         b = business(conn, "35238")
         _, m = enrol(conn, campaign_id, b)
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         reply = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
     assert reply.status_code == 200
     return reply.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.campaign_spec import load_spec
 from orchestrator.core.links import make_token
 from store.admin import apply_campaign
@@ -16,7 +17,7 @@ from web.app import create_app
 
 @pytest.fixture
 def client(settings, engine):
-    with TestClient(create_app(settings, engine)) as c:
+    with TestClient(create_app(bootstrap(settings))) as c:
         yield c
 
 

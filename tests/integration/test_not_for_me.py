@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from tests.utils.factories import campaign_spec
 from web.app import create_app
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)  # Tuesday 09:00 Paris
+PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 B, E, M = Business.__table__, Enrollment.__table__, Message.__table__
 IA, T, EV = Interaction.__table__, CallTask.__table__, TriggerEvent.__table__
 OFFERS = """key,title,provider,kind,families,territory,format,duration,hours,price,url
@@ -50,7 +52,7 @@ def journeys(settings, engine, n: int, **spec) -> tuple[int, dict[int, int]]:
 
 def answer(engine, message_id: int, reason: str, when: dt.datetime, **kw):
     with engine.begin() as conn:
-        return answer_not_for_me(conn, message_row(conn, message_id), reason, now=when, **kw)
+        return answer_not_for_me(conn, message_row(conn, message_id), reason, now=when, zone=PARIS, **kw)
 
 
 def test_a_paused_business_gets_nothing_until_its_date_then_one_gentle_message(settings, engine, smtp_sink):
@@ -149,7 +151,7 @@ def test_a_campaign_sets_what_a_reason_does(settings, engine):
 def test_the_landing_page_asks_the_months_and_the_tool(settings, engine):
     _, first = journeys(settings, engine, 2)
     paused, equipped = first
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', first[paused])}")
         for reason in ("pas_le_moment", "trop_cher", "pas_utile", "par_ou_commencer", "transmettre", "deja_equipe"):
             assert f'value="{reason}"' in page.text

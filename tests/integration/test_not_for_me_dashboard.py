@@ -10,6 +10,7 @@ import io
 
 from sqlalchemy import update
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.campaign_spec import NOT_FOR_ME_REASONS
 from orchestrator.core.labels import NOT_FOR_ME, label
 from store.accounts import add_user
@@ -59,7 +60,7 @@ def test_reasons_by_trade_and_epci_on_the_page_in_the_csv_and_the_report(setting
     assert any(item.get("extra") == "pas le moment" for item in timeline)
 
     add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
-    client = signed_in(create_app(settings, engine), "op@declic.fr")
+    client = signed_in(create_app(bootstrap(settings)), "op@declic.fr")
     page = client.get(f"/tableau/campagnes/{campaign_id}")
     assert page.status_code == 200
     assert 'id="detail-not_for_me_by_family"' in page.text and 'id="detail-not_for_me_by_epci"' in page.text

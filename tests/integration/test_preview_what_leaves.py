@@ -98,7 +98,7 @@ def test_dashboard_campaign_preview_takes_the_same_path(settings, engine):
     _world(engine)
     with engine.connect() as conn:
         campaign = conn.execute(select(Campaign.__table__)).one()
-    sample = preview(engine, load_spec(campaign.spec), settings, campaign.id)["sample"]
+    sample = preview(bootstrap(settings), load_spec(campaign.spec), campaign.id)["sample"]
     assert "Ambassadeur : Yann Le Bihan" in sample["details"]
     assert "Yann Le Bihan" in sample["body"] and settings.base_url in sample["body"]
     assert sample["template"].startswith("email/creation/default.")  # the business's variant

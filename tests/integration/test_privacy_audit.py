@@ -9,6 +9,7 @@ import json
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.cli.main import app as cli
 from store.accounts import add_user
 from store.models import AuditEntry, Business
@@ -24,7 +25,7 @@ def test_views_exports_and_erasure_are_logged_and_listed(env_settings, engine, t
              role="collectivite", territory={"departements": ["35"]})
     with engine.connect() as conn:
         business_id = conn.execute(select(Business.__table__.c.id)).scalar_one()
-    web = create_app(env_settings, engine)
+    web = create_app(bootstrap(env_settings))
 
     agent = signed_in(web, "agent@ille-et-vilaine.fr")
     assert agent.get(f"/tableau/entreprises/{business_id}").status_code == 200

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from orchestrator.app import privacy
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.dispatch import dispatch_all
 from orchestrator.core.links import make_token
 from store.models import Business, CallTask, Consent, Message
@@ -59,7 +60,7 @@ def test_a_callback_consent_covers_its_owner_only_and_one_click_withdraws_it(set
     assert status[mine] == "sent" and theirs not in tasks
 
     token = make_token(settings.resolved_secret, "m", built.message_id)
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         page = client.post(f"/m/{token}/plus-d-appel",
                            data={"csrf": make_csrf(settings.resolved_secret, f"landing:{built.message_id}")})
     assert page.status_code == 200 and "personne ne vous appellera plus" in page.text

@@ -35,7 +35,7 @@ def test_the_api_keeps_declared_fields_only_and_counts_the_rest(settings, engine
         "funding_type": "pret_honneur", "note": "Suivi par Mme Le Goff", "conseiller": "Mme Le Goff",
         "dossier": {"numero": "BGE-2026-117"}}}
     hire = partner_item("bge-2", SIRET_B) | {"type": "first_hire", "payload": {"contract_type": "cdi", "hires": 1}}
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         answer = post_events(client, token, [item, hire])
     assert answer["accepted"] == 2 and answer["rejected"] == 0 and answer["dropped_fields"] == 2
     stored = payloads(engine)
@@ -74,7 +74,7 @@ def test_a_partner_file_and_a_json_feed_drop_undeclared_fields_with_a_count(sett
 def test_retention_purges_free_text_first_and_keeps_declared_data(settings, engine):
     token = add_partner(engine, "bge-35", ["creation"], ["departement:35"])
     item = partner_item("bge-1", SIRET_A) | {"payload": {"funding_type": "pret_honneur", "note": "Suivi par X"}}
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         post_events(client, token, [item])
     later = bootstrap(settings, clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=400))
     assert privacy.purge(later, dry_run=True)["triggerevent"] == {"(sans porteur)": 1}

@@ -5,6 +5,7 @@ the landing page offers the objection apart from "Ce n'est pas pour moi", which 
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
@@ -23,6 +24,7 @@ from web.app import create_app
 
 M = Message.__table__
 NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 PHONE = "+33612345678"
 
 
@@ -72,7 +74,7 @@ def test_the_unsubscribe_link_and_stop_stop_every_owner(settings, engine):
     assert blocked(engine, other_email, other_sms) == {other_email: "opted_out"}  # another owner's e-mail
 
     with engine.begin() as conn:
-        counts = record_sms_replies(conn, parse_inbound([{"from": "06 12 34 56 78", "text": "STOP"}]),
+        counts = record_sms_replies(conn, parse_inbound([{"from": "06 12 34 56 78", "text": "STOP"}], zone=PARIS),
                                     source="generic")
     assert counts["opt_outs"] == 1
     assert blocked(engine, other_email, other_sms) == {other_email: "opted_out", other_sms: "opted_out"}

@@ -58,7 +58,7 @@ def test_an_sms_needs_its_owners_consent_or_a_declared_legitimate_interest(setti
 
     # The callback form with the SMS box ticked: an SMS consent to the campaign's owner, apart from the call one.
     token = make_token(settings.resolved_secret, "m", landing_id)
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         page = client.get(f"/m/{token}")
         assert "J'accepte aussi de recevoir des SMS de " + OWNER.replace("'", "&#39;") in page.text
         reply = client.post(f"/m/{token}/rappel", data={
@@ -82,7 +82,7 @@ def test_an_sms_needs_its_owners_consent_or_a_declared_legitimate_interest(setti
         assert conn.execute(select(M.c.status).where(M.c.id == other_owner)).scalar_one() == "cancelled"
 
     # "Retirer mon accord" withdraws the SMS consent too: the owner's next SMS is cancelled.
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         page = client.post(f"/m/{token}/plus-d-appel",
                            data={"csrf": make_csrf(settings.resolved_secret, f"landing:{landing_id}")})
     assert page.status_code == 200

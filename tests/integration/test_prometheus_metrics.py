@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
@@ -33,10 +35,10 @@ def test_metrics_match_the_store_and_need_the_token(settings, engine):
     with engine.connect() as conn:
         pid = conn.execute(select(Partner.__table__.c.id)).scalar()
     items = [creation_item(f"m-{i}", email=f"p{i}@exemple.fr") for i in range(4)]
-    store_events(engine, [validate_item(item, f"partner:{pid}", "bge-35") for item in items])
+    store_events(engine, [validate_item(item, f"partner:{pid}", "bge-35", today=dt.date.today()) for item in items])
     plan_all(bootstrap(settings))  # on the system clock: the enrollments are recent
 
-    client = TestClient(create_app(settings, engine))
+    client = TestClient(create_app(bootstrap(settings)))
     assert client.get("/metrics").status_code == 404  # no token: nothing to see
     assert client.get("/metrics", headers={"Authorization": "Bearer autre-chose"}).status_code == 404
     figures = scrape(client, Authorization=f"Bearer {TOKEN}")
@@ -58,7 +60,7 @@ def test_metrics_match_the_store_and_need_the_token(settings, engine):
 
 
 def test_without_a_token_only_internal_addresses_are_answered(settings, engine):
-    app = create_app(settings, engine)
+    app = create_app(bootstrap(settings))
     assert TestClient(app).get("/metrics").status_code == 404  # "testclient" is no internal address
     internal = TestClient(app, client=("10.0.0.7", 50000))
     assert scrape(internal)[("declic_events_waiting", ())] == 0
@@ -67,7 +69,7 @@ def test_without_a_token_only_internal_addresses_are_answered(settings, engine):
 def test_rejected_partner_items_are_counted_by_partner_field_and_motive(settings, engine):
     settings.metrics_token = TOKEN
     token = add_partner(engine, "cma-35-metriques", ["creation"], ["departement:35"])
-    client = TestClient(create_app(settings, engine))
+    client = TestClient(create_app(bootstrap(settings)))
     auth = {"Authorization": f"Bearer {TOKEN}"}
     before = scrape(client, **auth)
     items = [creation_item("r-1", siret_value="73282932000075"),  # bad check digit

@@ -94,5 +94,5 @@ def test_the_diagnostic_is_offered_again_after_a_conversion_and_to_a_control_sam
     assert effect["Score moyen (sur 5)"]["lower"] > 0
 
     add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
-    page = signed_in(create_app(settings, engine), "op@declic.fr").get(f"/tableau/campagnes/{campaign_id}")
+    page = signed_in(create_app(bootstrap(settings)), "op@declic.fr").get(f"/tableau/campagnes/{campaign_id}")
     assert page.status_code == 200 and 'id="t-diagnostic_uplift"' in page.text and "Part bien équipées" in page.text

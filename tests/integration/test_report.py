@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.cli.main import app as cli
 from store.admin import add_partner
 from store.models import Business, Interaction
@@ -97,7 +98,7 @@ def test_partner_conversions_go_to_the_latest_enrollment_even_in_the_holdout(eng
         "siret": siret,
         "occurred_on": (T0 + dt.timedelta(days=10)).date().isoformat(),
     }
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         for _ in range(2):  # the same event twice is attributed once
             reply = client.post(
                 "/api/v1/events", json={"events": [item]}, headers={"Authorization": f"Bearer {token}"}

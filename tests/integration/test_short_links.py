@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.short_codes import short_code
 from store.models import Interaction
 from tests.utils.outreach import business, campaign, enrol
@@ -20,7 +21,7 @@ INTERACTIONS = Interaction.__table__
 
 @pytest.fixture
 def client(settings, engine):
-    with TestClient(create_app(settings, engine)) as c:
+    with TestClient(create_app(bootstrap(settings))) as c:
         yield c
 
 

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from orchestrator.app.bootstrap import bootstrap
 from store.accounts import add_user
 from store.conversions import request_callback
 from store.models import CallTask, Campaign, Interaction, Message
@@ -95,7 +96,7 @@ def world(engine):
 
 @pytest.fixture
 def app(settings, engine):
-    return create_app(settings, engine)
+    return create_app(bootstrap(settings))
 
 
 def signed_in(app, email: str) -> TestClient:
@@ -304,7 +305,7 @@ def test_tenant_isolation_matrix(app, world):
     assert "ardeche-07" not in client.get("/tableau/campagnes.csv").text
     assert f"appel-{world['tasks']['ambassador:8']}" not in client.get("/tableau/appels?tout=true").text
     # The forged POSTs changed nothing: the Ardèche campaign is still active, its call task still open.
-    with app.state.engine.connect() as conn:
+    with app.state.app.engine.connect() as conn:
         status = conn.execute(
             select(Campaign.__table__.c.status).where(Campaign.__table__.c.id == privas.campaign_id)
         ).scalar_one()
@@ -457,7 +458,7 @@ def _try(app, email: str, password: str) -> int:
 
 def test_sign_in_slows_down_after_five_wrong_passwords_in_any_web_process(settings, engine, world):
     # Two apps on the same store stand for two web processes: the failures of one count in the other.
-    first, second = create_app(settings, engine), create_app(settings, engine)
+    first, second = create_app(bootstrap(settings)), create_app(bootstrap(settings))
     for app in (first, second, first, second, first):
         assert _try(app, "paul@exemple.fr", "x") == 401
     client = TestClient(second)

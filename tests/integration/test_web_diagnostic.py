@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.links import make_token
 from orchestrator.core.short_codes import short_code
 from store.journeys import import_offers
@@ -30,7 +31,7 @@ ANSWERS = {"phone": ["email", "photos", "bank"], "invoices": "accountant", "time
 
 @pytest.fixture
 def client(settings, engine):
-    with TestClient(create_app(settings, engine)) as c:
+    with TestClient(create_app(bootstrap(settings))) as c:
         yield c
 
 

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.links import make_token
 from store.models import Business, CallTask, Consent, Interaction
 from tests.utils.outreach import business, campaign, enrol
@@ -29,7 +30,7 @@ def seeded(engine):
 
 @pytest.fixture
 def client(settings, engine):
-    with TestClient(create_app(settings, engine)) as c:
+    with TestClient(create_app(bootstrap(settings))) as c:
         yield c
 
 

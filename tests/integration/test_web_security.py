@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.links import make_token
 from store.models import Interaction, Suppression
 from tests.utils.outreach import seed_funnel
@@ -18,7 +19,7 @@ from web.app import create_app
 
 @pytest.fixture
 def client(settings, engine):
-    with TestClient(create_app(settings, engine)) as c:
+    with TestClient(create_app(bootstrap(settings))) as c:
         yield c
 
 
@@ -106,7 +107,7 @@ def test_a_forged_session_cookie_is_ignored(client, engine):
 )
 def test_session_cookie_flags(settings, engine, base_url, secure):
     settings.base_url = base_url
-    with TestClient(create_app(settings, engine), base_url=base_url) as c:
+    with TestClient(create_app(bootstrap(settings)), base_url=base_url) as c:
         reply = c.get("/connexion")
     cookie = reply.headers["set-cookie"].lower()
     assert "declic_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie

@@ -59,7 +59,7 @@ def build_business(settings, engine, tmp_path) -> Built:
     ingest_sirene(engine, write(tmp_path / "stock.csv", [row(dateCreationEtablissement=recent)]), today=NOW.date())
     apply_campaign(engine, load_spec(campaign_spec("bienvenue-35")))
     token = add_partner(engine, "bge-35", ["creation"], ["departement:35"])
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(bootstrap(settings))) as client:
         post_events(client, token, [partner_item("bge-1", SIRET_A)])
         plan_all(app)
         assert dispatch_all(app)["sent"] >= 1
