@@ -84,30 +84,14 @@ def _commune(code: str):
 
 
 def business_view(row) -> BusinessView:
-    """The planner's view of a business row (reference lookups are in-memory)."""
-    naf = _naf(row.naf_code) if row.naf_code else None
-    fam = families().get(row.metier_family or "")
-    place = _commune(row.commune_code) if row.commune_code else None
-    postal = None
-    if row.street and row.postal_code and row.city:
-        postal = "\n".join(x for x in (row.name, row.street, f"{row.postal_code} {row.city.upper()}") if x)
-    return BusinessView(
-        id=row.id, siret=row.siret, name=row.name,
-        metier=naf.metier if naf else (fam.label.lower() if fam else "entreprise"),
-        family=row.metier_family, family_label=fam.label if fam else "Autres activités",
-        commune_code=row.commune_code, commune_nom=place.nom if place else row.city,
-        epci_code=row.epci_code, departement_code=row.departement_code, region_code=row.region_code,
-        postal_code=row.postal_code, state=row.state, do_not_contact=row.do_not_contact,
-        email=row.email, phone=row.phone, postal=postal, phone_consent=bool(getattr(row, "phone_consent", False)),
-        naf_code=row.naf_code, email_source=getattr(row, "email_source", None),
-        phone_source=getattr(row, "phone_source", None), address_source=getattr(row, "address_source", None),
-        paused_until=_maybe_aware(getattr(row, "paused_until", None)),
-        free_offers_only=bool(getattr(row, "free_offers_only", False)),
-    )
+    """The planner's view of a business row or object with the `VIEW_COLUMNS` attributes (those from
+    `phone_consent` on may be missing: no consent, no source, no pause)."""
+    return view_of(tuple(getattr(row, column.name, None) for column in VIEW_COLUMNS))
 
 
 def view_of(values: Sequence) -> BusinessView:
-    """`business_view` for a plain tuple in `VIEW_COLUMNS` order (the hot path: no attribute lookups)."""
+    """The planner's view of a business from a plain tuple in `VIEW_COLUMNS` order (the hot path: no attribute
+    lookups; reference lookups are in-memory)."""
     (id_, siret, name, naf_code, family_key, commune_code, city, epci, dep, region, postal_code, street, state,
      do_not_contact, email, phone, consent, email_source, phone_source, address_source, paused_until,
      free_only) = values
