@@ -133,7 +133,7 @@ def campaigns(engine) -> None:
             "contact": {"name": "Conseil numérique", "phone": "01 00 00 00 00"}}
     apply_campaign(engine, load_spec({
         **base, "name": "bienvenue-france", "owner": {"name": "État", "territory": {"regions": every_region}},
-        "triggers": ["creation"], "holdout": 10, "variants": [{"name": "a"}, {"name": "b"}],
+        "triggers": ["creation"], "holdout": 10, "variants": [{"name": "court"}, {"name": "temoignage"}],
         "segment": {"reachable": ["email", "phone", "postal"], "converted": False},
         "steps": [{"channel": "email", "delay": "2d", "template": "creation"},
                   {"channel": "email", "delay": "7d", "template": "creation", "if": "no_click"},
