@@ -101,7 +101,6 @@ from orchestrator.core.outcomes import (
 )
 from templates.lint import sms_length
 
-PARIS = ZoneInfo("Europe/Paris")
 OCTOPUSH_URL = "https://api.octopush.com/v1/public/sms-campaign/send"
 OCTOPUSH_DUPLICATE_REQUEST = 120
 
@@ -163,7 +162,7 @@ def is_stop(text: str) -> bool:
     return len(words) <= SHORT_REPLY_WORDS and any(w in STOP_WORDS for w in words)
 
 
-def _parse_date(value: Any, index: int) -> dt.datetime | None:
+def _parse_date(value: Any, index: int, zone: ZoneInfo) -> dt.datetime | None:
     if value in (None, ""):
         return None
     text = str(value).strip()
@@ -171,8 +170,8 @@ def _parse_date(value: Any, index: int) -> dt.datetime | None:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InboundError(f"réponse n°{index + 1} : date illisible « {text} »") from None
-    # Octopush sends "Y-m-d H:i:s" without offset, in Paris time.
-    return when if when.tzinfo else when.replace(tzinfo=PARIS)
+    # Octopush sends "Y-m-d H:i:s" without offset, in local (French) time: the deployment's zone.
+    return when if when.tzinfo else when.replace(tzinfo=zone)
 
 
 def _entries(payload: Any) -> list[Any]:
@@ -190,8 +189,9 @@ def _entries(payload: Any) -> list[Any]:
     raise InboundError("contenu inattendu : un objet ou une liste d'objets était attendu")
 
 
-def parse_inbound(payload: Any) -> list[InboundReply]:
-    """Read a reply/opt-out callback (generic or Octopush; dict, list or JSON text) into replies."""
+def parse_inbound(payload: Any, *, zone: ZoneInfo) -> list[InboundReply]:
+    """Read a reply/opt-out callback (generic or Octopush; dict, list or JSON text) into replies; a date without
+    an offset is in `zone` (the deployment's, `Settings.timezone`)."""
     replies = []
     for index, entry in enumerate(_entries(payload)):
         if not isinstance(entry, Mapping):
@@ -212,7 +212,7 @@ def parse_inbound(payload: Any) -> list[InboundReply]:
             InboundReply(
                 number=number,
                 text=text,
-                received_at=_parse_date(received, index),
+                received_at=_parse_date(received, index, zone),
                 reference=str(entry.get("reference") or entry.get("message_id") or ""),
                 is_stop=provider_stop or is_stop(text),
             )
@@ -245,9 +245,10 @@ GENERIC_STATUSES = {
 }
 
 
-def parse_delivery(payload: Any) -> list[DeliveryReceipt]:
+def parse_delivery(payload: Any, *, zone: ZoneInfo) -> list[DeliveryReceipt]:
     """Read delivery-receipt callbacks: Octopush {message_id, number, status, delivery_date} or the generic
-    {reference, status, to, at} (one object, a list, or {"receipts": [...]}, as JSON text or values)."""
+    {reference, status, to, at} (one object, a list, or {"receipts": [...]}, as JSON text or values); a date
+    without an offset is in `zone` (the deployment's)."""
     if isinstance(payload, Mapping) and isinstance(payload.get("receipts"), list):
         payload = payload["receipts"]
     receipts = []
@@ -272,7 +273,7 @@ def parse_delivery(payload: Any) -> list[DeliveryReceipt]:
             number = normalise_number(str(raw_number)) if raw_number else ""
         except InvalidNumber as exc:
             raise InboundError(f"accusé n°{index + 1} : {exc.reason}") from None
-        receipts.append(DeliveryReceipt(reference, state, raw_status, number, _parse_date(when, index)))
+        receipts.append(DeliveryReceipt(reference, state, raw_status, number, _parse_date(when, index, zone)))
     return receipts
 
 

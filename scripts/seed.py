@@ -33,7 +33,7 @@ def seed_due_emails(app: App, n: int, *, departement: str = "35", seed: int = 7,
         events = []
         for i, item in enumerate(batch):
             item["contact"]["email"] = item["contact"].get("email") or f"contact.{item['siret']}@exemple.fr"
-            event = validate_item(item, f"partner:{campaign}", campaign, i)
+            event = validate_item(item, f"partner:{campaign}", campaign, i, today=app.today())
             if hasattr(event, "reason"):
                 raise ValueError(f"synthetic event refused: {event}")
             events.append(event)

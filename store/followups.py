@@ -18,7 +18,6 @@ INTERACTIONS = Interaction.__table__
 TASKS = CallTask.__table__
 ENROLLMENTS = Enrollment.__table__
 BUSINESS = Business.__table__
-PARIS = ZoneInfo("Europe/Paris")
 
 AFTER_DAYS = (30, 90)
 MISSED_AFTER = dt.timedelta(days=7)
@@ -41,10 +40,9 @@ def _assignee(conn: Connection, kind: str, data: dict, enrollment_id: int | None
     return "adviser"
 
 
-def schedule_followups(conn: Connection, now: dt.datetime | None = None) -> int:
-    """Create the 30- and 90-day follow-ups of every callback, enrolment and meeting that has none yet; returns
-    how many were created (idempotent: one per interaction and delay)."""
-    now = now or utcnow()
+def schedule_followups(conn: Connection, now: dt.datetime, zone: ZoneInfo) -> int:
+    """Create the 30- and 90-day follow-ups of every callback, enrolment and meeting that has none yet, dated in
+    `zone` (the deployment's); returns how many were created (idempotent: one per interaction and delay)."""
     done = select(FOLLOWUPS.c.interaction_id)
     rows = conn.execute(select(INTERACTIONS).where(INTERACTIONS.c.kind.in_(tuple(STARTING_KINDS)),
                                                    INTERACTIONS.c.business_id.is_not(None),
@@ -59,7 +57,7 @@ def schedule_followups(conn: Connection, now: dt.datetime | None = None) -> int:
             conn.execute(stmt, {
                 "interaction_id": r.id, "business_id": r.business_id, "campaign_id": r.campaign_id, "kind": r.kind,
                 "assignee": assignee, "after_days": days,
-                "due_on": (at.astimezone(PARIS) + dt.timedelta(days=days)).date(), "status": "open",
+                "due_on": (at.astimezone(zone) + dt.timedelta(days=days)).date(), "status": "open",
                 "created_at": now})
     return conn.execute(select(func.count()).select_from(FOLLOWUPS)).scalar_one() - before
 

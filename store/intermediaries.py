@@ -174,13 +174,13 @@ def parse_clients(text: str, known: dict[str, int], source: str, today: dt.date
 
 
 def import_clients(engine: Engine, source: str | Path, *, source_name: str | None = None,
-                   today: dt.date | None = None) -> tuple[int, list[Reject]]:
+                   today: dt.date) -> tuple[int, list[Reject]]:
     """Import the businesses intermediaries serve (create or update each link); returns (imported, rejects).
 
-    A link's source is its `source` cell, else `source_name`, else the file's name."""
+    A link's source is its `source` cell, else `source_name`, else the file's name; a link without a date is
+    dated `today` (the local date)."""
     text = _text(source)
     name = source_name or (Path(source).name if not (isinstance(source, str) and "\n" in source) else "import")
-    today = today or dt.date.today()
     with engine.connect() as conn:
         known = dict(conn.execute(select(INTERMEDIARIES.c.key, INTERMEDIARIES.c.id)).all())
     rows, rejects = parse_clients(text, known, name, today)

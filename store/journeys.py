@@ -226,10 +226,10 @@ def import_offers(engine: Engine, source: str | Path) -> tuple[int, list[Reject]
     return _upsert(engine, OFFERS, rows), rejects
 
 
-def month_start(now: dt.datetime) -> dt.datetime:
-    """The first instant of `now`'s calendar month in France (capacities are monthly)."""
-    local = now.astimezone(ZoneInfo("Europe/Paris"))
-    return dt.datetime(local.year, local.month, 1, tzinfo=ZoneInfo("Europe/Paris")).astimezone(dt.UTC)
+def month_start(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """The first instant of `now`'s calendar month in `zone`, the deployment's (capacities are monthly)."""
+    local = now.astimezone(zone)
+    return dt.datetime(local.year, local.month, 1, tzinfo=zone).astimezone(dt.UTC)
 
 
 # Registry rows change rarely (an import); planning reads them every batch. Cached with the table's
@@ -242,8 +242,8 @@ def _registry_key(conn: Connection, table) -> tuple:
                               .where(table.c.active.is_(True))).one())
 
 
-def ambassador_views(conn: Connection, now: dt.datetime) -> list[AmbassadorView]:
-    """Active ambassadors with what is left of their monthly capacity."""
+def ambassador_views(conn: Connection, now: dt.datetime, zone: ZoneInfo) -> list[AmbassadorView]:
+    """Active ambassadors with what is left of their capacity this month (the month of `now` in `zone`)."""
     key = (str(conn.engine.url),) + _registry_key(conn, AMBASSADORS)
     cached = _REGISTRY_CACHE.get("ambassadors")
     if cached is None or cached[0] != key:
@@ -257,7 +257,7 @@ def ambassador_views(conn: Connection, now: dt.datetime) -> list[AmbassadorView]
         cached = _REGISTRY_CACHE["ambassadors"] = (key, static)
     used = dict(conn.execute(
         select(ENROLLMENTS.c.ambassador_id, func.count())
-        .where(ENROLLMENTS.c.ambassador_id.is_not(None), ENROLLMENTS.c.enrolled_at >= month_start(now))
+        .where(ENROLLMENTS.c.ambassador_id.is_not(None), ENROLLMENTS.c.enrolled_at >= month_start(now, zone))
         .group_by(ENROLLMENTS.c.ambassador_id)).all())
     return [replace(view, remaining=max(capacity - used.get(view.id, 0), 0)) for view, capacity in cached[1]]
 

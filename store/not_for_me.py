@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from orchestrator.core.campaign_spec import PAUSE_MONTHS, CampaignSpec, not_for_me_action
 from orchestrator.core.planner import JOURNEY_ENDING_ANSWERS, TESTIMONY_DELAY
 from store.conversions import ADOPTION_KIND, record_interaction
-from store.models import Business, CallTask, Campaign, Enrollment, Message, MessageEvent, TriggerEvent, utcnow
+from store.models import Business, CallTask, Campaign, Enrollment, Message, MessageEvent, TriggerEvent
 from store.sql import insert_for
 
 BUSINESS = Business.__table__
@@ -29,7 +29,6 @@ MESSAGES = Message.__table__
 HISTORY = MessageEvent.__table__
 TASKS = CallTask.__table__
 EVENTS = TriggerEvent.__table__
-PARIS = ZoneInfo("Europe/Paris")
 TAKEOVER_STAGE = "transfer"  # `triggers.lifecycle.STAGES`: the business is being handed over
 
 
@@ -54,9 +53,9 @@ def campaign_spec(conn: Connection, campaign_id: int | None) -> CampaignSpec | N
 
 
 def answer_not_for_me(conn: Connection, msg, reason: str, *, detail: str = "", months: int | None = None,
-                      now: dt.datetime | None = None) -> Answered:
-    """Record the answer to `msg` and apply what its campaign says the reason does."""
-    now = now or utcnow()
+                      now: dt.datetime, zone: ZoneInfo) -> Answered:
+    """Record the answer to `msg` at `now` and apply what its campaign says the reason does; `zone` (the
+    deployment's) counts a pause's months and the takeover event's day."""
     action = not_for_me_action(campaign_spec(conn, msg.campaign_id), reason)
     data: dict = {"reason": reason, "detail": detail.strip()[:1000]}
     if action == "pause":
@@ -71,7 +70,7 @@ def answer_not_for_me(conn: Connection, msg, reason: str, *, detail: str = "", m
     if msg.business_id is None:
         return Answered(action)
     if action == "pause":
-        until = pause_end(now, months)
+        until = pause_end(now, months, zone)
         conn.execute(update(BUSINESS).where(BUSINESS.c.id == msg.business_id)
                      .values(paused_until=until, updated_at=now))
         _answer_due(conn, msg, until)
@@ -84,13 +83,13 @@ def answer_not_for_me(conn: Connection, msg, reason: str, *, detail: str = "", m
     elif action == "ambassador_call":
         return Answered(action, task_id=ambassador_call(conn, msg, now))
     elif action == "takeover":
-        start_takeover(conn, msg, now)
+        start_takeover(conn, msg, now, zone)
     return Answered(action)
 
 
-def pause_end(now: dt.datetime, months: int) -> dt.datetime:
-    """The same day `months` later in France, at the same hour (the end of a month when shorter), in UTC."""
-    local = now.astimezone(PARIS)
+def pause_end(now: dt.datetime, months: int, zone: ZoneInfo) -> dt.datetime:
+    """The same day `months` later in `zone`, at the same hour (the end of a month when shorter), in UTC."""
+    local = now.astimezone(zone)
     return (local + relativedelta(months=months)).astimezone(dt.UTC)
 
 
@@ -134,7 +133,7 @@ def ambassador_call(conn: Connection, msg, now: dt.datetime) -> int:
         attempts=0, history=[], created_at=now, updated_at=now)).inserted_primary_key[0]
 
 
-def start_takeover(conn: Connection, msg, now: dt.datetime) -> None:
+def start_takeover(conn: Connection, msg, now: dt.datetime, zone: ZoneInfo) -> None:
     """ "Je vais transmettre ou arrêter": the business enters the handover stage, and a `takeover` event from the
     landing page lets the planner enrol it in a takeover campaign when one runs on its territory."""
     row = conn.execute(select(BUSINESS.c.siret, BUSINESS.c.siren).where(BUSINESS.c.id == msg.business_id)).first()
@@ -145,11 +144,11 @@ def start_takeover(conn: Connection, msg, now: dt.datetime) -> None:
     stmt = insert_for(conn, EVENTS).on_conflict_do_nothing(index_elements=["source", "external_id"])
     conn.execute(stmt, {"source": "landing", "external_id": f"not_for_me:{msg.id}", "type": "takeover",
                         "siret": row.siret, "siren": row.siren, "business_id": msg.business_id,
-                        "occurred_on": now.astimezone(PARIS).date(), "received_at": now, "status": "accepted",
+                        "occurred_on": now.astimezone(zone).date(), "received_at": now, "status": "accepted",
                         "planned": False, "payload": {"reason": "transmettre"}})
 
 
-def record_tool_answer(conn: Connection, msg, category: str, now: dt.datetime | None = None) -> bool:
+def record_tool_answer(conn: Connection, msg, category: str, now: dt.datetime) -> bool:
     """ "Déjà équipé": the owner's answer to "quel outil utilisez-vous ?" as one `tool_adopted` of that category
     (`triggers.model.ADOPTION_CATEGORIES`), once per message and category."""
     from store.models import Interaction

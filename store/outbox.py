@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Collection, Sequence
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -348,7 +349,7 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
 
 
 def pause_on_errors(conn: Connection, campaign_ids: Sequence[int], now: dt.datetime, *, rate: float,
-                    min_sample: int, window: dt.timedelta) -> dict[int, str]:
+                    min_sample: int, window: dt.timedelta, zone: ZoneInfo) -> dict[int, str]:
     """Pause the active campaigns whose recent sends failed permanently too often; returns why, by campaign.
 
     Only permanent failures count (unknown address, refused content, a template that cannot render, or no
@@ -375,7 +376,7 @@ def pause_on_errors(conn: Connection, campaign_ids: Sequence[int], now: dt.datet
         last_error = conn.execute(select(MESSAGES.c.last_error).where(
             MESSAGES.c.campaign_id == campaign.id, MESSAGES.c.status == "failed")
             .order_by(MESSAGES.c.id.desc()).limit(1)).scalar()
-        reason = pause_reason(failed, tried, rate, window, now, last_error, campaign.name)
+        reason = pause_reason(failed, tried, rate, window, now, last_error, campaign.name, zone)
         result = conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign.id, CAMPAIGNS.c.status == "active")
                               .values(status="paused", paused_reason=reason, paused_at=now, updated_at=now))
         if result.rowcount:
@@ -384,11 +385,9 @@ def pause_on_errors(conn: Connection, campaign_ids: Sequence[int], now: dt.datet
 
 
 def pause_reason(failed: int, tried: int, rate: float, window: dt.timedelta, now: dt.datetime,
-                 last_error: str | None, name: str) -> str:
-    """Why a campaign was paused, in plain French for the operator."""
-    from zoneinfo import ZoneInfo
-
-    local = now.astimezone(ZoneInfo("Europe/Paris"))
+                 last_error: str | None, name: str, zone: ZoneInfo) -> str:
+    """Why a campaign was paused, in plain French for the operator (the hour in `zone`, the deployment's)."""
+    local = now.astimezone(zone)
     minutes = int(window.total_seconds() // 60)
     span = "la dernière heure" if minutes == 60 else f"les {minutes} dernières minutes"
     text = (f"Mise en pause automatique le {local:%d/%m/%Y à %H:%M} : {failed} envois sur {tried} ont échoué "

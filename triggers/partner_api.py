@@ -234,9 +234,13 @@ class EventItem(BaseModel):
 
     @field_validator("occurred_on", mode="before")
     @classmethod
-    def _occurred(cls, value: Any) -> dt.date:
+    def _occurred(cls, value: Any, info: ValidationInfo) -> dt.date:
         day = parse_date(value)
-        if day > dt.date.today() + dt.timedelta(days=1):
+        # "Today" is the caller's (the App's clock in its zone), given as the validation context.
+        today = (info.context or {}).get("today")
+        if not isinstance(today, dt.date):
+            raise TypeError("EventItem is validated with context={'today': date} (see validate_item)")
+        if day > today + dt.timedelta(days=1):
             raise ValueError("date dans le futur")
         return day
 
@@ -368,8 +372,9 @@ def _plainly_safe(raw: Any) -> bool:
 
 
 def validate_item(raw: Any, source: str, contact_source: str, line: int | None = None,
-                  dropped: Dropped | None = None) -> EventIn | Reject:
-    """Turn one raw item into an EventIn, or a Reject naming the first bad field (never raises).
+                  dropped: Dropped | None = None, *, today: dt.date) -> EventIn | Reject:
+    """Turn one raw item into an EventIn, or a Reject naming the first bad field (never raises); `today` (the
+    local date) refuses an event dated after tomorrow.
 
     The payload keeps only the fields declared for the event's type (`triggers.payload_schema`); the others
     are dropped, never refused, and counted in `dropped`."""
@@ -377,7 +382,7 @@ def validate_item(raw: Any, source: str, contact_source: str, line: int | None =
     if unsafe:
         return Reject(line=line, field=unsafe[0], reason=unsafe[1], raw=_excerpt(raw))
     try:
-        item = EventItem.model_validate(raw)
+        item = EventItem.model_validate(raw, context={"today": today})
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "item"

@@ -34,6 +34,7 @@ and the file goes on.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -119,15 +120,17 @@ def read_partner_csv(
     *,
     source: str,
     contact_source: str,
+    today: dt.date,
     on_reject: Callable[[Reject], None] | None = None,
     stats: PartnerStats | None = None,
 ) -> Iterator[EventIn]:
-    """Valid events of a partner file, in file order; rejects go to `on_reject`.
+    """Valid events of a partner file, in file order; rejects go to `on_reject`; `today` is the local date
+    (an event dated after tomorrow is refused).
 
     The partner's scope is checked by `read_partner_chunks`, a chunk of rows at a time.
     """
     stats = stats if stats is not None else PartnerStats()
-    for line, raw, out in _rows(Path(path), source, contact_source, stats):
+    for line, raw, out in _rows(Path(path), source, contact_source, stats, today):
         if isinstance(out, Reject):
             _report(out, line, raw, stats, on_reject)
             continue
@@ -140,6 +143,7 @@ def read_partner_chunks(
     source: str,
     contact_source: str,
     check: Callable[[Sequence[EventIn]], Sequence[Reject | None]],
+    today: dt.date,
     chunk_size: int = 500,
     on_reject: Callable[[Reject], None] | None = None,
     stats: PartnerStats | None = None,
@@ -167,7 +171,7 @@ def read_partner_chunks(
         rows.clear()
         return events
 
-    for row in _rows(Path(path), source, contact_source, stats):
+    for row in _rows(Path(path), source, contact_source, stats, today):
         rows.append(row)
         if len(rows) >= chunk_size:
             yield checked()
@@ -231,7 +235,7 @@ def _report(
 
 
 def _rows(
-    path: Path, source: str, contact_source: str, stats: PartnerStats
+    path: Path, source: str, contact_source: str, stats: PartnerStats, today: dt.date
 ) -> Iterator[tuple[int, str, EventIn | Reject]]:
     """(line, raw text, event or reject) for each non-blank row, in file order; counts `stats.read`."""
     try:
@@ -275,7 +279,7 @@ def _rows(
                     continue
                 item = row_to_item(dict(zip(header, values, strict=True)))
                 out = item if isinstance(item, Reject) else validate_item(item, source, contact_source, line,
-                                                                          dropped=stats.dropped)
+                                                                          dropped=stats.dropped, today=today)
                 yield line, raw, out
     except UnicodeDecodeError as exc:
         raise PartnerFileError(f"{path.name}: not UTF-8 text (save the file as « CSV UTF-8 »)") from exc

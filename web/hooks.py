@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hmac
 import json
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -70,7 +72,7 @@ def _record(engine, fn, items, source: str) -> dict[str, int]:
 async def sms_replies(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
     """Replies to our SMS (generic or Octopush format); a STOP is recorded as an opt-out of that number."""
     _check(settings, token)
-    replies = _parse(parse_inbound, await _json(request))
+    replies = _parse(partial(parse_inbound, zone=ZoneInfo(settings.timezone)), await _json(request))
     return await run_in_threadpool(_record, engine, feedback.record_sms_replies, replies, "sms_reply")
 
 
@@ -78,7 +80,7 @@ async def sms_replies(request: Request, settings: SettingsDep, engine: EngineDep
 async def sms_receipts(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
     """Delivery receipts: the message history says delivered or undelivered."""
     _check(settings, token)
-    receipts = _parse(parse_delivery, await _json(request))
+    receipts = _parse(partial(parse_delivery, zone=ZoneInfo(settings.timezone)), await _json(request))
     return await run_in_threadpool(_record, engine, feedback.record_sms_deliveries, receipts, "sms_receipt")
 
 

@@ -154,7 +154,7 @@ def deliver_batch(app: App, prepared: Prepared, by_outcome: Counter | None = Non
         if failing:
             paused = pause_on_errors(conn, sorted(failing), now, rate=settings.pause_error_rate,
                                      min_sample=settings.pause_min_sample,
-                                     window=dt.timedelta(minutes=settings.pause_window_minutes))
+                                     window=dt.timedelta(minutes=settings.pause_window_minutes), zone=app.zone)
             if paused:
                 counts["paused_campaigns"] += len(paused)
     if by_outcome is not None:

@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
-from zoneinfo import ZoneInfo
 
 from orchestrator.app.bootstrap import App
 from store.feeds import FeedRow, claim_feed, due_feeds, record_failure, record_success
@@ -28,14 +27,6 @@ logger = logging.getLogger("declic.feeds")
 
 class IngestFailed(Exception):
     """A complete body the ingester refused as a whole (wrong format, unknown partner)."""
-
-
-PARIS = ZoneInfo("Europe/Paris")
-
-
-def paris_today(now: dt.datetime) -> dt.date:
-    """The calendar day in France at `now` (feeds run around the clock; UTC's date is wrong till 1-2 h)."""
-    return now.astimezone(PARIS).date()
 
 
 def feed_http(app: App, *, min_interval: float = 0.0, sleep=None) -> FeedHttp:
@@ -104,7 +95,7 @@ def ingest_body(app: App, feed: FeedRow, path: Path, today: dt.date):
 
     try:
         if feed.format == "partner-csv":
-            return ingest.import_partner_file(app.engine, path, partner=feed.partner,
+            return ingest.import_partner_file(app.engine, path, partner=feed.partner, today=today,
                                               secret=app.settings.resolved_secret)
         if feed.format == "partner-json":
             return ingest_partner_json(app, feed, path, today)
@@ -117,7 +108,7 @@ def ingest_body(app: App, feed: FeedRow, path: Path, today: dt.date):
     raise IngestFailed(f"format inconnu: {feed.format}")
 
 
-def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date | None = None):
+def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date):
     """A partner's JSON feed: the body of the partner API (`{"events": [...]}`) or a bare array of items,
     through the one partner intake: each item validated by the API's own schema, the partner's scope (types
     and territory, `PartnerScope`) and its effects (`store_with_effects`), as the API and partner files."""
@@ -149,7 +140,7 @@ def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date | No
     for start in range(0, len(items), 500):
         checked = []
         for number, raw in enumerate(items[start : start + 500], start=start + 1):
-            out = validate_item(raw, f"partner:{partner.id}", partner.name, number, dropped=dropped)
+            out = validate_item(raw, f"partner:{partner.id}", partner.name, number, dropped=dropped, today=today)
             if isinstance(out, Reject):
                 report.reject(out)
             else:
@@ -200,7 +191,7 @@ def _file_feed(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> dic
                 last_modified=got.last_modified,
             )
             return {"state": "inchangé (même contenu)", "events": 0}
-        report = ingest_body(app, feed, got.path, paris_today(now))
+        report = ingest_body(app, feed, got.path, now.astimezone(app.zone).date())
         events = _events(report)
         words = _words(report, events)
         record_success(
@@ -245,7 +236,7 @@ def _bodacc_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> di
     from segments.territory import departements as all_departements
     from triggers.feeds.bodacc_api import pull_bodacc
 
-    today = paris_today(now)
+    today = now.astimezone(app.zone).date()  # the local day (feeds run around the clock; UTC's is wrong till 1-2 h)
     last = feed.cursor.get("last_date")
     # Resume on the last publication day seen (inclusive: it may have been read before it was complete).
     lookback = dt.timedelta(days=app.settings.bodacc_lookback_days)
@@ -291,9 +282,9 @@ def _sirene_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> di
     from triggers.feeds.sirene_api import pull_sirene
 
     last = feed.cursor.get("since")
-    # Sirene dates its processing in Paris time, without a zone.
+    # Sirene dates its processing in French local time, without a zone: the deployment's zone.
     since = (dt.datetime.fromisoformat(last) if last
-             else (now - dt.timedelta(days=1)).astimezone(PARIS).replace(tzinfo=None))
+             else (now - dt.timedelta(days=1)).astimezone(app.zone).replace(tzinfo=None))
     dest = _workdir(app, feed) / "etablissements.csv"
     http.min_interval = 60.0 / app.settings.sirene_api_per_minute
     try:
@@ -316,7 +307,7 @@ def _sirene_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> di
                 app.engine, feed, now=now, outcome="inchangé (mêmes établissements)", cursor=cursor
             )
             return {"state": "inchangé", "events": 0}
-        report = ingest_body(app, feed, dest, paris_today(now))
+        report = ingest_body(app, feed, dest, now.astimezone(app.zone).date())
         events = _events(report)
         words = f"{_words(report, events)}, {pull.rows} établissements en {pull.pages} pages"
         record_success(

@@ -123,10 +123,11 @@ def withhold_erased(conn, secret: str, events: Sequence[EventIn]) -> tuple[list[
 
 
 def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id: int | None,
-                       today: dt.date | None = None, secret: str | None = None) -> list[Stored]:
+                       today: dt.date, secret: str | None = None) -> list[Stored]:
     """Store events idempotently and, in the same transaction, what the new ones change: the life-cycle stage
     of their business (a closure stops outreach), and conversions attributed to the business's latest
-    enrollment. A crash leaves all of it or none of it; a rerun reports duplicates and changes nothing.
+    enrollment, as of `today` (the local date). A crash leaves all of it or none of it; a rerun reports
+    duplicates and changes nothing.
 
     With the secret key, an event about an erased identity is stored without its contacts nor payload and
     its business is not to be contacted (`Stored.withheld`)."""
@@ -146,7 +147,7 @@ def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id:
         attached = [(s.business_id, e.type, e.occurred_on) for s, e in zip(stored, events, strict=True)
                     if s.status == "accepted" and s.event_id is not None and s.business_id is not None]
         if attached:
-            apply_event_effects(conn, attached, today or dt.date.today())
+            apply_event_effects(conn, attached, today)
         conversions = [s.event_id for s, e in zip(stored, events, strict=True)
                        if s.event_id is not None and e.type in CONVERSION_TYPES]
         if conversions:

@@ -62,7 +62,8 @@ def leaving_message(settings: Settings, engine: Engine, templates: TemplateLibra
                     trigger: str | None = None, now: dt.datetime | None = None) -> LeavingMessage:
     """The message `channel`/`template` of the campaign for one business (a `business` row of the store).
 
-    `campaign_id` is None for a campaign not saved yet (the variant is then drawn as for campaign 0).
+    `campaign_id` is None for a campaign not saved yet (the variant is then drawn as for campaign 0); `now` is
+    the App's clock when not given.
     """
     from orchestrator.app.bootstrap import App
     from orchestrator.app.dispatch import outgoing
@@ -70,7 +71,10 @@ def leaving_message(settings: Settings, engine: Engine, templates: TemplateLibra
     from store.models import Ambassador, Message, Partner, TriggerEvent
     from store.planning import business_view, deadline_of
 
-    now = now or dt.datetime.now(dt.UTC)
+    # At `now` when given: the links are signed then, as the dispatcher running at that moment would sign them.
+    at = {"clock": (lambda: now)} if now is not None else {}
+    app = App(settings=settings, engine=engine, templates=templates, **at)
+    now = app.clock()
     view = business_view(business)
     msg_t, ev_t, amb_t = Message.__table__, TriggerEvent.__table__, Ambassador.__table__
     trigger = trigger or (template if template in spec.triggers or not spec.triggers else spec.triggers[0])
@@ -99,10 +103,10 @@ def leaving_message(settings: Settings, engine: Engine, templates: TemplateLibra
                 .order_by(ev_t.c.occurred_on.desc(), ev_t.c.id.desc()).limit(1)).first()
             # The event's source as the message says it, like the planner (a partner by its name).
             candidate = Candidate(event.id if event else None, trigger,
-                                  event.occurred_on if event else now.date(), view,
+                                  event.occurred_on if event else now.astimezone(app.zone).date(), view,
                                   deadline=deadline_of(trigger, event.payload if event else None),
                                   source=(event.name or event.source) if event else None)
-            ambassadors = ambassador_views(conn, now)
+            ambassadors = ambassador_views(conn, now, app.zone)
             chosen = personalise(spec, campaign_id or 0, view, candidate, ambassadors, offer_views(conn),
                                  {a.id: a.remaining for a in ambassadors})
             row = SimpleNamespace(id=0, context=chosen.context, channel=channel, template=template,
@@ -111,7 +115,6 @@ def leaving_message(settings: Settings, engine: Engine, templates: TemplateLibra
             name = chosen.ambassador.name if chosen.ambassador else None
             offers = [o.title for o in chosen.offers]
             variant = chosen.variant
-    app = App(settings=settings, engine=engine, templates=templates)
     message = outgoing(app, row)
     from_line = reply_to = None
     if channel == "email":

@@ -85,7 +85,7 @@ def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, li
     decided = plan(candidates, triggered, now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
                    suppressed=suppressed_for(conn, views), eligible=eligible_among(conn, triggered, candidates, today),
                    history=message_history(conn, ids, since), policy=policy,
-                   ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
+                   ambassadors=ambassador_views(conn, now, app.zone), offers=offer_views(conn),
                    moments=stored_moments(conn, ids), global_holdouts=global_holdouts(conn))
     counts = Counter(apply_plan(conn, decided, event_ids, now))
     counts.update(f"skipped_{s.reason}" for s in decided.skipped)
@@ -154,7 +154,7 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
         decided = plan(candidates, [rule], now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
                        suppressed=suppressed_for(conn, businesses),
                        history=message_history(conn, ids, now - dt.timedelta(days=max_cap_days([rule], policy.caps))),
-                       policy=policy, ambassadors=ambassador_views(conn, now), offers=offer_views(conn),
+                       policy=policy, ambassadors=ambassador_views(conn, now, app.zone), offers=offer_views(conn),
                        recent=recent_contacts(conn, rule, ids, at), moments=stored_moments(conn, ids),
                        global_holdouts=global_holdouts(conn))
         applied = apply_plan(conn, decided, [], now)
@@ -196,7 +196,7 @@ def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = 
     from store.followups import schedule_followups
 
     with app.engine.begin() as conn:  # 30- and 90-day follow-ups of new callbacks, enrolments and meetings
-        counts["followup_tasks"] += schedule_followups(conn, now)
+        counts["followup_tasks"] += schedule_followups(conn, now, app.zone)
     from store.rediagnostic import plan_rediagnostics
 
     with app.engine.begin() as conn:  # the diagnostic offered again: after a conversion, to the control sample

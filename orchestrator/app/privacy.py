@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from orchestrator.app.bootstrap import App
 from store import privacy as sp
 
-PARIS = ZoneInfo("Europe/Paris")
 EXPORT_FORMAT = "declic-export-donnees/1"
 KINDS = {"email": "e-mail", "phone": "téléphone", "siret": "SIRET"}
 
@@ -44,21 +43,21 @@ def pseudo_siret(secret: str, siret: str) -> str:
 # --- access (art. 15) ---
 
 
-def _iso(value: Any) -> Any:
+def _iso(value: Any, zone: ZoneInfo) -> Any:
     if isinstance(value, dt.datetime):
         value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return value.astimezone(PARIS).isoformat(timespec="seconds")
+        return value.astimezone(zone).isoformat(timespec="seconds")
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, zone: ZoneInfo) -> Any:
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, zone) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return _iso(value)
+        return [_plain(v, zone) for v in value]
+    return _iso(value, zone)
 
 
 def source_label(source: str | None, partners: dict[int, str]) -> str:
@@ -76,8 +75,8 @@ def source_label(source: str | None, partners: dict[int, str]) -> str:
             "sirene-api": "répertoire Sirene (INSEE)", "bodacc-api": "BODACC (annonces légales)"}.get(source, source)
 
 
-def _sources(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each fact held with where it came from and when."""
+def _sources(raw: dict[str, Any], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Each fact held with where it came from and when (hours in `zone`)."""
     b, partners, events = raw["business"], raw["partners"], raw["events"]
     first_seen: dict[str, Any] = {}
     for e in events:
@@ -88,7 +87,7 @@ def _sources(raw: dict[str, Any]) -> list[dict[str, Any]]:
                                      (events[0]["source"] if events else None))
     out = [{"donnée": "identité (nom, activité, commune)",
             "valeur": " ; ".join(str(x) for x in (b.get("name"), b.get("naf_code"), b.get("commune_code")) if x),
-            "source": source_label(origin, partners), "date": _iso(first_seen.get(origin, b.get("created_at")))}]
+            "source": source_label(origin, partners), "date": _iso(first_seen.get(origin, b.get("created_at")), zone)}]
     for label, column, src in (("e-mail", "email", "email_source"), ("téléphone", "phone", "phone_source"),
                                ("adresse postale", "street", "address_source")):
         if b.get(column):
@@ -96,10 +95,11 @@ def _sources(raw: dict[str, Any]) -> list[dict[str, Any]]:
                 str(x) for x in (b.get("street"), b.get("postal_code"), b.get("city")) if x)
             where = b.get(src)
             out.append({"donnée": label, "valeur": value, "source": source_label(where, partners),
-                        "date": _iso(first_seen.get(where or "", b.get("updated_at")))})
+                        "date": _iso(first_seen.get(where or "", b.get("updated_at")), zone)})
     for e in events:
-        out.append({"donnée": f"événement « {e['type']} » du {_iso(e['occurred_on'])}", "valeur": e["external_id"],
-                    "source": source_label(e["source"], partners), "date": _iso(e["received_at"])})
+        out.append({"donnée": f"événement « {e['type']} » du {_iso(e['occurred_on'], zone)}",
+                    "valeur": e["external_id"], "source": source_label(e["source"], partners),
+                    "date": _iso(e["received_at"], zone)})
     return out
 
 
@@ -137,21 +137,22 @@ def export_business(app: App, siret: str, *, actor: str | None = None, role: str
             audit.record(conn, actor=actor, role=role, territory=territory, action="privacy_export",
                          target=f"business:{row.id}", at=app.clock())
     b = raw["business"]
-    partners = raw["partners"]
+    partners, zone = raw["partners"], app.zone
     messages = []
     for m in raw["messages"]:
         messages.append({
             "campagne": m["campaign"], "porteur": m["owner"], "canal": m["channel"], "étape": m["step"],
             "modèle": m["template"], "destinataire": m["recipient"], "statut": m["status"],
-            "prévu le": _iso(m["due_at"]), "envoyé le": _iso(m["sent_at"]), **_sent_text(app, m),
-            "historique": [{"étape": h["status"], "le": _iso(h["at"]), "détail": h["detail"]} for h in m["history"]],
+            "prévu le": _iso(m["due_at"], zone), "envoyé le": _iso(m["sent_at"], zone), **_sent_text(app, m),
+            "historique": [{"étape": h["status"], "le": _iso(h["at"], zone), "détail": h["detail"]}
+                           for h in m["history"]],
         })
     return _plain({
         "format": EXPORT_FORMAT,
         "produit le": app.clock(),
         "siret": siret,
         "entreprise": {k: v for k, v in b.items() if k not in ("id",)},
-        "sources": _sources(raw),
+        "sources": _sources(raw, zone),
         "événements": [{"type": e["type"], "le": e["occurred_on"], "reçu le": e["received_at"],
                         "source": source_label(e["source"], partners), "référence": e["external_id"],
                         "détails": e["payload"]} for e in raw["events"]],
@@ -171,7 +172,7 @@ def export_business(app: App, siret: str, *, actor: str | None = None, role: str
         "oppositions": [{"canal": KINDS.get(s["channel"], s["channel"]), "adresse": s["address"],
                          "raison": s["reason"], "source": s["source"], "le": s["created_at"]}
                         for s in raw["suppressions"]],
-    })
+    }, zone)
 
 
 def export_json(data: dict[str, Any]) -> str:
@@ -377,7 +378,7 @@ def register(app: App, owner: str) -> str:
         raise PrivacyError(f"Aucune campagne n'est portée par « {owner} ».")
     s = app.settings
     lines = [f"# Registre des traitements : {owner}", "",
-             f"Produit le {app.clock().astimezone(PARIS):%d/%m/%Y} par Déclic, à partir des campagnes enregistrées.",
+             f"Produit le {app.clock().astimezone(app.zone):%d/%m/%Y} par Déclic, à partir des campagnes enregistrées.",
              ""]
     for c in campaigns:
         spec = c["spec"]

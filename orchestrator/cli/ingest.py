@@ -16,10 +16,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 
+from orchestrator.app.bootstrap import system_clock
+from orchestrator.app.settings import get_settings
 from orchestrator.cli.errors import CliError
 from orchestrator.core.labels import count_fr, event_count, ingest_note, reject_reason
 from triggers.model import Reject
@@ -62,8 +65,9 @@ def _secret() -> str:
 
 
 def _today(value: str | None) -> dt.date:
+    """`--today` as a date; without it, today in the deployment's zone by the App's clock."""
     if not value:
-        return dt.date.today()
+        return system_clock().astimezone(ZoneInfo(get_settings().timezone)).date()
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
@@ -321,8 +325,8 @@ def events_import_cmd(
         ):
             reached = _Reached(advance)
             with _database_guard(file, reached):
-                report = import_partner_file(_engine(), file, partner=partner, rejects=sink, progress=reached,
-                                             secret=_secret())
+                report = import_partner_file(_engine(), file, partner=partner, today=_today(None), rejects=sink,
+                                             progress=reached, secret=_secret())
     except (PartnerFileError, LookupError) as exc:
         _fail(str(exc).strip("'\""))
     _finish(report, as_json, f"Événements de {partner} : {file.name}")

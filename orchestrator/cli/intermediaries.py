@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.journeys import _engine, _print_rejects, console
+from orchestrator.app.bootstrap import system_clock
+from orchestrator.cli.journeys import _engine, _print_rejects, _zone, console
 from store.intermediaries import import_clients, import_intermediaries
 
 intermediaries_app = typer.Typer(
@@ -50,7 +51,8 @@ def intermediaries_clients(
 ) -> None:
     """Importer les entreprises que sert chaque intermédiaire (intermediary;siret;source;date)."""
     _readable(file)
-    imported, rejects = import_clients(_engine(), file, source_name=source)
+    imported, rejects = import_clients(_engine(), file, source_name=source,
+                                       today=system_clock().astimezone(_zone()).date())
     _print_rejects("Liens intermédiaire-entreprise", imported, rejects)
     if rejects and not imported:
         raise typer.Exit(2)

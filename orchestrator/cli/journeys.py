@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from orchestrator.app.bootstrap import system_clock
 from orchestrator.app.settings import get_settings
 from orchestrator.core.campaign_spec import CampaignSpec, load_spec
 from orchestrator.core.labels import TRIGGERS, label
@@ -35,7 +36,6 @@ segments_app = typer.Typer(help="Segments: qui une campagne touche.", no_args_is
 ambassadors_app = typer.Typer(help="Ambassadeurs: les pairs vers qui les messages orientent.", no_args_is_help=True)
 offers_app = typer.Typer(help="Offres: diagnostics, formations courtes, accompagnements, aides.", no_args_is_help=True)
 console = Console()
-PARIS = ZoneInfo("Europe/Paris")
 _CHANNEL_FR = {"email": "e-mail", "sms": "SMS", "letter": "courrier", "call": "appel", "webhook": "webhook"}
 _DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
@@ -51,6 +51,11 @@ def register(app: typer.Typer, campaigns_app: typer.Typer) -> None:
 def _engine():
 
     return get_engine(get_settings().resolved_database_url)
+
+
+def _zone() -> ZoneInfo:
+    """The deployment's zone (`Settings.timezone`): where today's date and a campaign's last day are counted."""
+    return ZoneInfo(get_settings().timezone)
 
 
 def _load_segment(file: Path):
@@ -83,7 +88,7 @@ def segments_preview(
     allowed = {"family", "departement", "epci", "commune", "region"}
     if unknown := [k for k in keys if k not in allowed]:
         raise typer.BadParameter(f"regroupements inconnus: {', '.join(unknown)}", param_hint="--by")
-    day = dt.date.fromisoformat(today) if today else dt.datetime.now(PARIS).date()
+    day = dt.date.fromisoformat(today) if today else system_clock().astimezone(_zone()).date()
     with _engine().connect() as conn:
         rows = segment_counts(conn, seg, today=day, territory=territory, by=tuple(keys))
     labels = {"family": "Famille de métiers", "departement": "Département", "epci": "EPCI", "commune": "Commune",
@@ -192,7 +197,7 @@ def campaigns_show(
         console.print("Pas de calendrier: la campagne part sur déclencheur seulement.")
         return
     tz = spec.timezone()
-    after = dt.datetime.fromisoformat(now) if now else dt.datetime.now(dt.UTC)
+    after = dt.datetime.fromisoformat(now) if now else system_clock()
     if after.tzinfo is None:
         after = after.replace(tzinfo=dt.UTC)
     upcoming = next_occurrences(schedule.start, schedule.rrule, tz, after, 5)
@@ -204,9 +209,9 @@ def campaigns_show(
     place = place_of(deps[0])
     console.print("Cinq prochaines occurrences, et le premier envoi réel par famille de métiers "
                   "(créneaux du métier, week-ends et jours fériés du lieu):", soft_wrap=True)
-    step = spec.steps[0]
+    step, zone = spec.steps[0], _zone()
     for at in upcoming:
-        if spec.ends_on and at.astimezone(PARIS).date() > spec.ends_on:
+        if spec.ends_on and at.astimezone(zone).date() > spec.ends_on:
             break
         slots = []
         for family in fams:

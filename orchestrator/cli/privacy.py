@@ -129,14 +129,14 @@ def audit(
 
 
 
-    start = None
+    app, start = _app(), None
     if since:
         try:
             start = dt.datetime.fromisoformat(since)
         except ValueError:
             _fail(f"Date illisible : « {since} ». Exemple : 2026-12-01.")
-        start = start if start.tzinfo else start.replace(tzinfo=privacy.PARIS)
-    rows = privacy.audit_entries(_app(), since=start, user=user)
+        start = start if start.tzinfo else start.replace(tzinfo=app.zone)
+    rows = privacy.audit_entries(app, since=start, user=user)
     if json_out:
         print(json.dumps(rows, ensure_ascii=False, default=str))
         return
@@ -149,7 +149,7 @@ def audit(
     for r in rows:
         at = r["at"] if r["at"].tzinfo else r["at"].replace(tzinfo=dt.UTC)
         territory = ", ".join(f"{k} {' '.join(v)}" for k, v in (r["territory"] or {}).items() if v)
-        table.add_row(at.astimezone(privacy.PARIS).strftime("%d/%m/%Y %H:%M"), r["actor"], r["role"],
+        table.add_row(at.astimezone(app.zone).strftime("%d/%m/%Y %H:%M"), r["actor"], r["role"],
                       r["action_label"], r["target"], territory or "-")
     console.print(table)
 

@@ -3,6 +3,9 @@ keyboard and labels only, no script, and the operator's count of missed follow-u
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import select, update
 
 from store.followups import schedule_followups
@@ -14,7 +17,7 @@ F = FollowupTask.__table__
 
 def test_an_ambassador_completes_a_follow_up(page, live_server, engine, world):  # noqa: F811
     with engine.begin() as conn:
-        schedule_followups(conn)
+        schedule_followups(conn, dt.datetime.now(dt.UTC), ZoneInfo("Europe/Paris"))
         first = conn.execute(select(F.c.id).where(F.c.after_days == 30).order_by(F.c.id)).scalar()
         conn.execute(update(F).where(F.c.id == first).values(assignee="ambassador:7"))
     errors: list[str] = []

@@ -43,7 +43,7 @@ def test_plan_and_dispatch_runs_publish_their_figures_per_campaign_and_channel(p
     apply_campaign(engine, load_spec(campaign_spec(holdout=50)))
     items = [creation_item(f"a-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY) for i in range(10)]
     items.append(creation_item("a-nomail", email=None, occurred_on=EVENT_DAY))
-    store_events(engine, [validate_item(item, "partner:0", "bge") for item in items])
+    store_events(engine, [validate_item(item, "partner:0", "bge", today=dt.date.today()) for item in items])
 
     planned = run_once(plan_flow, now=NOW.isoformat(), trigger_event="4821abcd-0000")
     table, run_name = latest("declic-plan")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -12,6 +13,8 @@ from integrations.sms_http import parse_inbound
 from store.feedback import record_bounces, record_sms_replies
 from store.models import Interaction, Message, MessageEvent, Suppression
 from tests.utils.outreach import business, campaign, context, enrol
+
+PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 
 MESSAGES = Message.__table__
 T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
@@ -47,7 +50,7 @@ def test_a_stop_reply_opts_the_number_out_and_cancels_what_was_planned(engine) -
         "reception_date": "2026-11-27 10:02:00",
     }
     with engine.begin() as conn:
-        counts = record_sms_replies(conn, parse_inbound(payload), source="octopush")
+        counts = record_sms_replies(conn, parse_inbound(payload, zone=PARIS), source="octopush")
     assert counts == {"opt_outs": 1}
     with engine.connect() as conn:
         suppression = conn.execute(select(Suppression.__table__)).one()
@@ -65,7 +68,7 @@ def test_an_ordinary_reply_is_kept_for_the_operator(engine) -> None:
     sent = seed(engine, "sms", "+33781234567")
     payload = [{"from": "07 81 23 45 67", "text": "Oui, rappelez-moi demain", "reference": ""}]
     with engine.begin() as conn:
-        counts = record_sms_replies(conn, parse_inbound(payload), source="generic")
+        counts = record_sms_replies(conn, parse_inbound(payload, zone=PARIS), source="generic")
     assert counts == {"replies": 1}
     with engine.connect() as conn:
         interaction = conn.execute(select(Interaction.__table__)).one()
@@ -151,7 +154,7 @@ def test_delivery_receipts_complete_the_message_history(engine) -> None:
         {"message_id": "sms_unknown", "number": "+33612345003", "status": "DELIVERED"},
     ]
     with engine.begin() as conn:
-        counts = record_sms_deliveries(conn, parse_delivery(payload), source="octopush")
+        counts = record_sms_deliveries(conn, parse_delivery(payload, zone=PARIS), source="octopush")
     assert counts == {"delivered": 1, "invalid": 1, "unmatched": 1}
     with engine.connect() as conn:
         statuses = dict(

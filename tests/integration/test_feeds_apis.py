@@ -24,7 +24,7 @@ from triggers.feeds.bodacc_api import pull_bodacc
 from triggers.feeds.http import FeedHttp
 from triggers.feeds.sirene_api import KEY_HEADER, flat_row
 
-TODAY = dt.datetime.now(ZoneInfo("Europe/Paris")).date()  # the feeds' day is Paris's (paris_today)
+TODAY = dt.datetime.now(ZoneInfo("Europe/Paris")).date()  # the feeds' day is the deployment zone's
 CAP, PAGE = 50, 20  # the emulated endpoint's offset limit and page size (10,000 and 100 in production)
 
 

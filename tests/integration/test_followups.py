@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -14,12 +15,13 @@ from store.models import FollowupTask, Interaction
 from tests.integration.test_web_dashboard import app, signed_in, world  # noqa: F401 (fixtures)
 
 F, IA = FollowupTask.__table__, Interaction.__table__
+PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 
 
 def test_followups_are_planned_completed_by_the_ambassador_and_missed_ones_shown(app, world, engine):  # noqa: F811
     with engine.begin() as conn:
-        created = schedule_followups(conn)
-        assert schedule_followups(conn) == 0  # once per interaction and delay
+        created = schedule_followups(conn, dt.datetime.now(dt.UTC), PARIS)
+        assert schedule_followups(conn, dt.datetime.now(dt.UTC), PARIS) == 0  # once per interaction and delay
         rows = conn.execute(select(F)).all()
     assert created == len(rows) and created % 2 == 0 and {r.after_days for r in rows} == {30, 90}
     mine = [r for r in rows if r.assignee == "ambassador:7"]

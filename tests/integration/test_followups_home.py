@@ -16,9 +16,10 @@ F = FollowupTask.__table__
 
 
 def test_the_operator_home_counts_the_missed_followups_and_links_to_them(app, world, engine):  # noqa: F811
-    today = dt.datetime.now(ZoneInfo("Europe/Paris")).date()
+    paris = ZoneInfo("Europe/Paris")  # the deployment's zone
+    today = dt.datetime.now(paris).date()
     with engine.begin() as conn:
-        assert schedule_followups(conn) >= 2
+        assert schedule_followups(conn, dt.datetime.now(dt.UTC), paris) >= 2
         ids = [r.id for r in conn.execute(F.select().order_by(F.c.id))]
         conn.execute(update(F).values(due_on=today + dt.timedelta(days=10)))  # none due yet
     operator = signed_in(app, "op@declic.fr")

@@ -110,7 +110,7 @@ def test_partner_file_import_is_idempotent_and_validated(engine, tmp_path):
         f"b3;creation;{SIRET_A[:-1]}9;2026-11-03;;;;;;;;;\n",
         encoding="utf-8",
     )
-    report = import_partner_file(engine, path, partner="bge")
+    report = import_partner_file(engine, path, partner="bge", today=dt.date.today())
     assert (
         report.read == 3
         and report.accepted == 2
@@ -128,7 +128,7 @@ def test_partner_file_import_is_idempotent_and_validated(engine, tmp_path):
     )
     assert b["lifecycle_stage"] == "creation"
 
-    again = import_partner_file(engine, path, partner="bge")
+    again = import_partner_file(engine, path, partner="bge", today=dt.date.today())
     assert again.skipped["already stored"] == 2 and sum(again.events.values()) == 0
     # The pending first hire resolves when Sirene brings the SIRET.
     ingest_sirene(engine, write(tmp_path / "s.csv", [row(siret=SIRET_B)]), today=TODAY)
@@ -139,7 +139,7 @@ def test_unknown_partner_is_refused(engine, tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("external_id;type;siret;occurred_on\n")
     with pytest.raises(LookupError, match="unknown partner"):
-        import_partner_file(engine, path, partner="nobody")
+        import_partner_file(engine, path, partner="nobody", today=dt.date.today())
 
 
 def test_deadline_reminders_once_per_deadline_offset_and_business(engine, tmp_path):
@@ -215,7 +215,7 @@ def test_partner_file_respects_the_partner_scope(engine, tmp_path):
         f"elsewhere;creation;{SIRET_B};2026-11-02;\n",
         encoding="utf-8",
     )
-    report = import_partner_file(engine, path, partner="cma35")
+    report = import_partner_file(engine, path, partner="cma35", today=dt.date.today())
     assert report.read == 3 and report.accepted == 1
     assert sum(report.rejected.values()) == 2
     assert set(events(engine)) == {"ok"}

@@ -80,7 +80,7 @@ def test_file_scope_same_rejects_one_store_read_per_chunk(engine, tmp_path):
     )
     sink = Sink()
     with place_reads(engine) as reads:
-        report = import_partner_file(engine, path, partner="cma35", rejects=sink, chunk_size=4)
+        report = import_partner_file(engine, path, partner="cma35", rejects=sink, chunk_size=4, today=dt.date.today())
     assert report.read == 8 and report.accepted == 4
     assert [(r.line, r.field) for r in sink.rejects] == [
         (3, "type"),

@@ -30,7 +30,8 @@ def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, m
     store_events(
         engine,
         [
-            validate_item(creation_item(f"s{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY), "partner:1", "bge")
+            validate_item(creation_item(f"s{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY), "partner:1", "bge",
+                          today=dt.date.today())
             for i in range(5)
         ],
     )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
 from integrations.sms_http import InboundError, is_stop, parse_inbound
+
+PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 
 
 @pytest.mark.parametrize(
@@ -97,7 +100,8 @@ def test_generic_callback_is_parsed() -> None:
             "text": "Stop",
             "reference": "<m1@declic>",
             "received_at": "2026-11-27T09:30:00Z",
-        }
+        },
+        zone=PARIS,
     )
     assert len(replies) == 1
     reply = replies[0]
@@ -110,14 +114,15 @@ def test_generic_callback_is_parsed() -> None:
 def test_generic_list_and_replies_wrapper_are_parsed() -> None:
     entries = [{"from": "+33612345678", "text": "oui"}, {"from": "+33781234567", "text": "STOP"}]
     for payload in (entries, {"replies": entries}):
-        replies = parse_inbound(payload)
+        replies = parse_inbound(payload, zone=PARIS)
         assert [r.is_stop for r in replies] == [False, True]
 
 
 def test_octopush_inbound_reply_and_stop_callbacks_are_parsed() -> None:
     reply = parse_inbound(
         b'{"message_id": "sms_5fa275dbf21dc", "number": "+33600000001", "text": "Oui merci",'
-        b' "sim_card_number": "12345", "reception_date": "2026-11-04 11:11:45"}'
+        b' "sim_card_number": "12345", "reception_date": "2026-11-04 11:11:45"}',
+        zone=PARIS,
     )[0]
     assert reply.reference == "sms_5fa275dbf21dc"
     assert not reply.is_stop
@@ -125,7 +130,8 @@ def test_octopush_inbound_reply_and_stop_callbacks_are_parsed() -> None:
 
     # A stop callback is an opt-out whatever its text says: Octopush already recognised it.
     stop = parse_inbound(
-        {"message_id": "sms_1", "number": "+33600000001", "text": "non", "stop_date": "2026-11-04 11:11:45"}
+        {"message_id": "sms_1", "number": "+33600000001", "text": "non", "stop_date": "2026-11-04 11:11:45"},
+        zone=PARIS,
     )[0]
     assert stop.is_stop
 
@@ -143,7 +149,7 @@ def test_octopush_inbound_reply_and_stop_callbacks_are_parsed() -> None:
 )
 def test_unreadable_callbacks_say_which_entry_and_why(payload: object, words: str) -> None:
     with pytest.raises(InboundError) as err:
-        parse_inbound(payload)
+        parse_inbound(payload, zone=PARIS)
     assert words in str(err.value)
 
 
@@ -169,7 +175,7 @@ def test_octopush_delivery_receipts_are_read() -> None:
         {"message_id": "sms_3", "number": "+33600112235", "status": "BLACKLISTED_NUMBER"},
         {"message_id": "sms_4", "number": "+33600112236", "status": "ACK"},
     ]
-    receipts = parse_delivery(payload)
+    receipts = parse_delivery(payload, zone=PARIS)
     assert [(r.reference, r.state) for r in receipts] == [
         ("sms_1", "delivered"),
         ("sms_2", "invalid"),
@@ -192,10 +198,11 @@ def test_generic_delivery_receipts_are_read_and_unknown_statuses_refused() -> No
                     "at": "2026-11-27T10:00:00+01:00",
                 }
             ]
-        }
+        },
+        zone=PARIS,
     )
     assert (receipt.reference, receipt.state, receipt.number) == ("<m1@declic>", "delivered", "+33612345678")
     with pytest.raises(InboundError, match="statut inconnu"):
-        parse_delivery({"reference": "x", "status": "teleported"})
+        parse_delivery({"reference": "x", "status": "teleported"}, zone=PARIS)
     with pytest.raises(InboundError, match="référence"):
-        parse_delivery({"status": "delivered"})
+        parse_delivery({"status": "delivered"}, zone=PARIS)

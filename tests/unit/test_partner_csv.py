@@ -18,7 +18,8 @@ def read(path, **kw):
     stats = PartnerStats()
     events = list(
         read_partner_csv(
-            path, source="partner:bge", contact_source="bge", on_reject=rejects.append, stats=stats, **kw
+            path, source="partner:bge", contact_source="bge", today=dt.date.today(), on_reject=rejects.append,
+            stats=stats, **kw
         )
     )
     return events, rejects, stats

@@ -52,7 +52,7 @@ def test_file_rows_outside_the_scope_are_rejected_with_their_line(tmp_path):
         return scope_reject(e, allowed_types=["creation"], territory=["departement:35"], commune_code=commune)
 
     chunks = read_partner_chunks(path, source="partner:1", contact_source="bge", on_reject=rejects.append,
-                                 check=lambda events: [check(e) for e in events], chunk_size=2)
+                                 check=lambda events: [check(e) for e in events], chunk_size=2, today=dt.date.today())
     events = [e for chunk in chunks for e in chunk]
     assert [e.external_id for e in events] == ["a"]
     assert [(r.line, r.field) for r in rejects] == [(3, "type"), (4, "commune_code")]

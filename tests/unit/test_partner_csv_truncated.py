@@ -17,7 +17,8 @@ HEADER = "external_id;type;siret;occurred_on;commune_code;name\n"
 
 def read(path):
     rejects: list[Reject] = []
-    events = list(read_partner_csv(path, source="partner:1", contact_source="bge", on_reject=rejects.append))
+    events = list(read_partner_csv(path, source="partner:1", contact_source="bge", today=dt.date.today(),
+                                   on_reject=rejects.append))
     return events, rejects
 
 
