@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-from store.journeys import Reject, _check_key, _items, _read, _upsert
+from store.journeys import Reject, _checked_rows, _read, _territory, _upsert
 from store.models import Interaction, Intermediary, IntermediaryClient, utcnow
 from store.sql import chunks, insert_for
 
@@ -77,17 +77,9 @@ def _valid_email(value: str) -> bool:
 
 def parse_intermediaries(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Validated intermediary rows and the lines rejected (line, field, reason in French)."""
-    from segments.territory import LEVELS, validate_codes
+    from segments.territory import validate_codes
 
-    rows, rejects = _read(text, _expected(text, INTERMEDIARY_COLUMNS, INTERMEDIARY_OPTIONAL))
-    out, seen = [], set()
-    for line, r in rows:
-        errors: list[Reject] = []
-
-        def bad(fld: str, reason: str, line=line, errors=errors) -> None:
-            errors.append(Reject(line, fld, reason))
-
-        _check_key(r, seen, bad)
+    def check(r: dict[str, str], bad: Callable[[str, str], None]) -> dict[str, Any]:
         if not r.get("name"):
             bad("name", "nom manquant")
         if r.get("kind") not in KINDS:
@@ -102,20 +94,13 @@ def parse_intermediaries(text: str) -> tuple[list[dict[str, Any]], list[Reject]]
             bad("phone", f"téléphone trop long: {phone!r}")
         if r.get("commune") and validate_codes("commune", [r["commune"]]):
             bad("commune", f"code commune inconnu: {r['commune']}")
-        territory = _items(r.get("territory"))
-        for item in territory:
-            level, _, code = item.partition(":")
-            if level not in LEVELS or not code:
-                bad("territory", f"territoire illisible: {item!r} (exemple: epci:243500139)")
-            elif validate_codes(level, [code]):
-                bad("territory", f"code inconnu: {item}")
-        if errors:
-            rejects += errors
-            continue
-        seen.add(r["key"])
-        out.append({"key": r["key"], "name": r["name"], "kind": r["kind"], "email": email.lower(), "phone": phone,
-                    "commune": r.get("commune") or None, "territory": territory, "active": True})
-    return out, rejects
+        territory = _territory(r.get("territory"), bad)
+        return {"key": r["key"], "name": r["name"], "kind": r["kind"], "email": email.lower(), "phone": phone,
+                "commune": r.get("commune") or None, "territory": territory, "active": True}
+
+    rows, rejects = _read(text, _expected(text, INTERMEDIARY_COLUMNS, INTERMEDIARY_OPTIONAL))
+    out, faults = _checked_rows(rows, check)
+    return out, rejects + faults
 
 
 def import_intermediaries(engine: Engine, source: str | Path) -> tuple[int, list[Reject]]:

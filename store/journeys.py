@@ -91,13 +91,16 @@ def _check_key(row: dict[str, str], seen: set[str], bad: Callable[[str, str], No
         bad("key", f"identifiant en double: {row['key']}")
 
 
-def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
-    """Validated ambassador rows and the lines rejected."""
-    from segments.taxonomy import families, naf_entry
-    from segments.territory import validate_codes
+RowCheck = Callable[[dict[str, str], Callable[[str, str], None]], dict[str, Any]]
 
-    rows, rejects = _read(text, AMBASSADOR_COLUMNS)
-    out, seen = [], set()
+
+def _checked_rows(rows: list[tuple[int, dict[str, str]]], check: RowCheck) -> tuple[list[dict[str, Any]], list[Reject]]:
+    """Registry rows through `check(row, bad)`, which notes each fault with `bad(field, reason)` and returns the
+    row to store; the key is checked first (given, not met earlier in the file). Returns the rows of the lines
+    without a fault and the rejects of the others."""
+    out: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    seen: set[str] = set()
     for line, r in rows:
         errors: list[Reject] = []
 
@@ -105,6 +108,35 @@ def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
             errors.append(Reject(line, fld, reason))
 
         _check_key(r, seen, bad)
+        checked = check(r, bad)
+        if errors:
+            rejects += errors
+            continue
+        seen.add(r["key"])
+        out.append(checked)
+    return out, rejects
+
+
+def _territory(cell: str | None, bad: Callable[[str, str], None]) -> list[str]:
+    """A `territory` cell's "level:code" items ("epci:243500139|departement:35"); a bad item is a fault."""
+    from segments.territory import LEVELS, validate_codes
+
+    items = _items(cell)
+    for item in items:
+        level, _, code = item.partition(":")
+        if level not in LEVELS or not code:
+            bad("territory", f"territoire illisible: {item!r} (exemple: epci:243500139)")
+        elif validate_codes(level, [code]):
+            bad("territory", f"code inconnu: {item}")
+    return items
+
+
+def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
+    """Validated ambassador rows and the lines rejected."""
+    from segments.taxonomy import families, naf_entry
+    from segments.territory import validate_codes
+
+    def check(r: dict[str, str], bad: Callable[[str, str], None]) -> dict[str, Any]:
         if not r.get("name"):
             bad("name", "nom manquant")
         fams = _items(r.get("families"))
@@ -140,32 +172,22 @@ def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
         except ValueError:
             bad("monthly_capacity", f"capacité mensuelle illisible: {r.get('monthly_capacity')!r}")
             capacity = 0
-        if errors:
-            rejects += errors
-            continue
-        seen.add(r["key"])
-        out.append({"key": r["key"], "name": r["name"], "metier": r.get("metier") or None, "families": fams,
-                    "nafs": nafs, "communes": places["communes"], "epcis": places["epci"],
-                    "departements": places["departements"], "channels": channels, "phone": r.get("phone") or None,
-                    "email": r.get("email") or None, "commune": r.get("commune") or None,
-                    "monthly_capacity": capacity, "active": True})
-    return out, rejects
+        return {"key": r["key"], "name": r["name"], "metier": r.get("metier") or None, "families": fams,
+                "nafs": nafs, "communes": places["communes"], "epcis": places["epci"],
+                "departements": places["departements"], "channels": channels, "phone": r.get("phone") or None,
+                "email": r.get("email") or None, "commune": r.get("commune") or None,
+                "monthly_capacity": capacity, "active": True}
+
+    rows, rejects = _read(text, AMBASSADOR_COLUMNS)
+    out, faults = _checked_rows(rows, check)
+    return out, rejects + faults
 
 
 def parse_offers(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Validated offer rows and the lines rejected."""
     from segments.taxonomy import families
-    from segments.territory import LEVELS, validate_codes
 
-    rows, rejects = _read(text, OFFER_COLUMNS)
-    out, seen = [], set()
-    for line, r in rows:
-        errors: list[Reject] = []
-
-        def bad(fld: str, reason: str, line=line, errors=errors) -> None:
-            errors.append(Reject(line, fld, reason))
-
-        _check_key(r, seen, bad)
+    def check(r: dict[str, str], bad: Callable[[str, str], None]) -> dict[str, Any]:
         for fld in ("title", "provider", "duration", "hours"):
             if not r.get(fld):
                 bad(fld, "valeur manquante")
@@ -181,22 +203,15 @@ def parse_offers(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
         fams = _items(r.get("families"))
         if unknown := [f for f in fams if f != "*" and f not in families()]:
             bad("families", f"familles inconnues: {', '.join(unknown)}")
-        territory = _items(r.get("territory"))
-        for item in territory:
-            level, _, code = item.partition(":")
-            if level not in LEVELS or not code:
-                bad("territory", f"territoire illisible: {item!r} (exemple: epci:243500139)")
-            elif validate_codes(level, [code]):
-                bad("territory", f"code inconnu: {item}")
-        if errors:
-            rejects += errors
-            continue
-        seen.add(r["key"])
-        out.append({"key": r["key"], "title": r["title"], "provider": r["provider"], "kind": r["kind"],
-                    "families": fams, "territory": territory, "format": r["format"], "duration": r["duration"],
-                    "hours": r["hours"], "price": r.get("price") or None, "grant": r.get("grant") or None,
-                    "url": r.get("url") or None, "active": True})
-    return out, rejects
+        territory = _territory(r.get("territory"), bad)
+        return {"key": r["key"], "title": r["title"], "provider": r["provider"], "kind": r["kind"],
+                "families": fams, "territory": territory, "format": r["format"], "duration": r["duration"],
+                "hours": r["hours"], "price": r.get("price") or None, "grant": r.get("grant") or None,
+                "url": r.get("url") or None, "active": True}
+
+    rows, rejects = _read(text, OFFER_COLUMNS)
+    out, faults = _checked_rows(rows, check)
+    return out, rejects + faults
 
 
 def _upsert(engine: Engine, table, rows: list[dict[str, Any]]) -> int:
