@@ -27,11 +27,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.core.durations import ambiguous_m, parse_duration
+from segments import taxonomy
+from segments.territory import Level, communes_of, normalise_mapping, parse_territory_text, validate_codes
+from triggers.lifecycle import STAGES
+from triggers.model import EVENT_TYPES
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
 
 CONVERSION_KINDS = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
 REACHABLE = ("email", "phone", "postal")
@@ -89,8 +96,6 @@ class TerritoryFilter(_Strict):
     def _one_syntax(cls, data: Any) -> Any:
         # The territory syntax of every command and form (segments.territory): "departement:35, Bruz" as a
         # string or a list, or a mapping with singular keys ("departement") or names ("Rennes Métropole").
-        from segments.territory import normalise_mapping, parse_territory_text
-
         if isinstance(data, str | list | tuple):
             return parse_territory_text(data)
         if isinstance(data, dict) and all(isinstance(k, str) for k in data):
@@ -100,21 +105,17 @@ class TerritoryFilter(_Strict):
     def is_empty(self) -> bool:
         return not (self.communes or self.epci or self.departements or self.regions)
 
-    def levels(self) -> list[tuple[str, list[str]]]:
+    def levels(self) -> list[tuple[Level, list[str]]]:
         """(level, codes) pairs, in the vocabulary of `segments.territory`."""
         return [("commune", self.communes), ("epci", self.epci), ("departement", self.departements),
                 ("region", self.regions)]
 
     def unknown_codes(self) -> list[str]:
         """Codes that name no known territory, as "level:code"."""
-        from segments.territory import validate_codes
-
         return [f"{level}:{c}" for level, codes in self.levels() for c in validate_codes(level, codes)]
 
     def communes_covered(self) -> set[str]:
         """Every commune code inside this territory."""
-        from segments.territory import communes_of
-
         out: set[str] = set()
         for level, codes in self.levels():
             for code in codes:
@@ -129,8 +130,6 @@ class TerritoryFilter(_Strict):
                 or (departement in self.departements) or (region in self.regions))
 
     def _commune_codes(self) -> frozenset[str]:
-        from segments.territory import communes_of
-
         out: set[str] = set()
         for code in self.communes:
             out |= communes_of("commune", code, with_subdivisions=True)
@@ -153,8 +152,6 @@ class TriggerFilter(_Strict):
     @field_validator("types")
     @classmethod
     def _types(cls, value: list[str]) -> list[str]:
-        from triggers.model import EVENT_TYPES
-
         unknown = [t for t in value if t not in EVENT_TYPES]
         if unknown:
             raise ValueError(f"types d'événement inconnus: {', '.join(unknown)}")
@@ -162,7 +159,7 @@ class TriggerFilter(_Strict):
 
     @field_validator("within")
     @classmethod
-    def _within(cls, value):
+    def _within(cls, value: str | int | None) -> str | int | None:
         if value is not None:
             parse_age(value, "période des événements (within)")
         return value
@@ -194,9 +191,7 @@ class Segment(_Strict):
     @field_validator("families")
     @classmethod
     def _families(cls, value: list[str]) -> list[str]:
-        from segments.taxonomy import families
-
-        unknown = [f for f in value if f not in families()]
+        unknown = [f for f in value if f not in taxonomy.families()]
         if unknown:
             raise ValueError(f"familles de métiers inconnues: {', '.join(unknown)}")
         return value
@@ -227,8 +222,6 @@ class Segment(_Strict):
     @field_validator("stages")
     @classmethod
     def _stages(cls, value: list[str]) -> list[str]:
-        from triggers.lifecycle import STAGES
-
         unknown = [s for s in value if s not in STAGES]
         if unknown:
             raise ValueError(f"étapes de vie inconnues: {', '.join(unknown)} (connues: {', '.join(STAGES)})")
@@ -261,13 +254,11 @@ class Segment(_Strict):
 
 def normalize_naf_prefix(raw: str) -> str | None:
     """A NAF prefix in the stored dotted form ("43", "43.2", "43.22", "43.22A"), or None when nothing has it."""
-    from segments.taxonomy import naf_entries
-
     text = str(raw).strip().upper().replace(".", "")
     if not re.fullmatch(r"\d{2}(\d{1,2}[A-Z]?)?", text):
         return None
     prefix = text if len(text) <= 2 else f"{text[:2]}.{text[2:]}"
-    return prefix if any(code.startswith(prefix) for code in naf_entries()) else None
+    return prefix if any(code.startswith(prefix) for code in taxonomy.naf_entries()) else None
 
 
 def parse_segment(data: dict[str, Any] | None) -> Segment:
@@ -287,7 +278,7 @@ def _tranches(bands: list[str]) -> tuple[list[str], bool]:
 
 
 def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | None = None,
-                    territory: TerritoryFilter | None = None):
+                    territory: TerritoryFilter | None = None) -> ColumnElement[bool]:
     """The segment as a SQLAlchemy Core boolean expression over the business table.
 
     `territory` replaces the segment's own territory (the campaign's effective territory); `tables` maps
@@ -296,10 +287,9 @@ def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | No
     from sqlalchemy import and_, exists, false, not_, or_, select, true
 
     if tables is None:
-        from store.models import Business, Interaction, TriggerEvent
+        from store.models import Business  # a cycle: store.models reads REACH_BITS from here
 
-        tables = {"business": Business.__table__, "triggerevent": TriggerEvent.__table__,
-                  "interaction": Interaction.__table__}
+        tables = {name: Business.metadata.tables[name] for name in ("business", "triggerevent", "interaction")}
     b = tables["business"].c
     clauses = []
     if seg.families:
@@ -308,8 +298,6 @@ def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | No
         clauses.append(or_(*[b.naf_code.like(f"{p}%") for p in seg.naf]))
     terr = territory if territory is not None else seg.territory
     if not terr.is_empty():
-        from segments.territory import communes_of
-
         parts = []
         if terr.communes:
             # Sirene carries arrondissement codes (75101...): match them as their commune.
@@ -364,7 +352,7 @@ def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | No
     return and_(true(), *clauses)
 
 
-def func_coalesce(expr, default):
+def func_coalesce(expr: ColumnElement[bool], default: ColumnElement[bool]) -> ColumnElement[bool]:
     """COALESCE for a boolean expression (NOT over NULL would drop the row)."""
     from sqlalchemy import func
     from sqlalchemy.types import Boolean

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -218,12 +218,13 @@ def validate_codes(level: Level, codes: Iterable[str]) -> list[str]:
     At the commune level, arrondissement and former commune codes count as known (they resolve to a commune).
     """
     _check_level(level)
-    known = {
+    tables: dict[str, Container[str]] = {
         "commune": _commune_rows(),
         "epci": epcis(),
         "departement": departements(),
         "region": regions(),
-    }[level]
+    }
+    known = tables[level]
     unknown: list[str] = []
     for code in codes:
         if _clean(code) not in known and code not in unknown:
@@ -288,7 +289,9 @@ def place_name(level: str, code: str) -> str | None:
     if level == "commune":
         row = _commune_rows().get(code)
         return row["nom"] if row else None
-    found = {"epci": epcis(), "departement": departements(), "region": regions()}[level].get(code)
+    named: dict[str, Mapping[str, Epci | Departement | Region]] = {
+        "epci": epcis(), "departement": departements(), "region": regions()}
+    found = named[level].get(code)
     return found.nom if found else None
 
 
@@ -347,8 +350,8 @@ def parse_place(text: str) -> Place:
     head, sep, rest = raw.partition(":")
     level = LEVEL_ALIASES.get(_norm(head).replace(" ", "")) if sep else None
     if sep and level is None:
-        known = ", ".join(PLURAL_KEYS)
-        raise TerritoryError(f"Niveau de territoire inconnu : « {head.strip()} » dans « {raw} » (connus : {known}).")
+        levels = ", ".join(PLURAL_KEYS)
+        raise TerritoryError(f"Niveau de territoire inconnu : « {head.strip()} » dans « {raw} » (connus : {levels}).")
     value = rest.strip() if sep else raw
     if not value:
         raise TerritoryError(f"Territoire incomplet : « {raw} » (exemple : departement:35).")

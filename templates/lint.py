@@ -52,8 +52,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
+from jinja2 import FileSystemLoader
 
 LEXICON_FILE = Path(__file__).parent / "lexicon.yaml"
 MESSAGES_DIR = Path(__file__).parent / "messages"
@@ -423,7 +425,7 @@ def _mandatory(text: str, channel: str | None, path: str, sender_name: str | Non
     found = []
     if channel in ("email", "letter"):
         if unsubscribe_url:
-            present = unsubscribe_url in text or (channel == "letter" and bool(short_url) and short_url in text)
+            present = unsubscribe_url in text or (channel == "letter" and bool(short_url and short_url in text))
         else:
             present = bool(_URL_OR_MAIL.search(text)) and any(w in folded for w in _UNSUBSCRIBE_WORDS)
         if not present:
@@ -532,7 +534,7 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
     extra = [root / "_text" / f"{trigger}.j2", root / "_parts.j2", TRADES_FILE]
     source = _SourceMap([f for f in [*chain, *extra] if f.is_file()])
 
-    merged: dict[tuple[str, int, str, str], list[str]] = {}
+    merged: dict[tuple[str, str, int, str, str], list[str]] = {}  # (severity, file, line, code, message)
     scores: dict[str, float] = {}
     longest: tuple[int, str, SmsLength] | None = None
     contexts = [pair for family in _families_for(name) for pair in matrix_contexts(family, trigger)]
@@ -540,8 +542,7 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
         try:
             rendered = lib.render(name, context)
         except Exception as exc:  # a template error is a finding, not a crash of the whole run
-            key = (shown, 0, "RENDER", f"{type(exc).__name__}: {exc}")
-            merged.setdefault((ERROR, *key), []).append(family)  # type: ignore[arg-type]
+            merged.setdefault((ERROR, shown, 0, "RENDER", f"{type(exc).__name__}: {exc}"), []).append(family)
             continue
         text = f"{rendered.subject}\n\n{rendered.body}" if rendered.subject else rendered.body
         if channel == "sms":
@@ -568,7 +569,7 @@ def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding]
             if f.code in ("READABILITY", "SMS_LENGTH") and f.severity == INFO:
                 continue  # summarised once per template below
             key = (f.severity, file, line, f.code, f.message + note)
-            merged.setdefault(key, []).append(family)  # type: ignore[arg-type]
+            merged.setdefault(key, []).append(family)
 
     findings = []
     for (severity, file, line, code, message), families in merged.items():
@@ -642,19 +643,19 @@ class _PageText(HTMLParser):
         self.parts: list[str] = []
         self.skip = 0
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self.skip += 1
         elif tag in self.BLOCKS:
             self.parts.append("\n")
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style"):
             self.skip -= 1
         elif tag in self.BLOCKS:
             self.parts.append("\n")
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         if not self.skip:
             self.parts.append(" ".join(data.split()) if data.strip() else " ")
 
@@ -670,7 +671,7 @@ def page_text(html: str) -> str:
     return parser.text()
 
 
-def page_contexts() -> list[tuple[str, str, dict]]:
+def page_contexts() -> list[tuple[str, str, dict[str, Any]]]:
     """(page, label, context) for the landing and diagnostic pages as the web app renders them: every state of
     the landing page, the diagnostic's questions and its results, over the lint matrix's extreme contexts."""
     from templates.preview import matrix_contexts
@@ -696,10 +697,11 @@ def lint_pages(lexicon: str | None = None) -> Report:
     from web.public import pages
 
     report = Report()
-    merged: dict[tuple[str, int, str, str, str], list[str]] = {}
+    merged: dict[tuple[str, str, int, str, str], list[str]] = {}  # (severity, path, line, code, message)
     shown: dict[str, str] = {}
     for page, label, context in page_contexts():
-        path = shown.setdefault(page, _display(Path(pages.env.loader.searchpath[0]) / page))
+        folder = cast(FileSystemLoader, pages.env.loader).searchpath[0]  # Jinja2Templates(directory=...)
+        path = shown.setdefault(page, _display(Path(folder) / page))
         try:
             text = page_text(pages.env.get_template(page).render(**context))
         except Exception as exc:  # a page that does not render with a real context is an error, not a crash

@@ -156,14 +156,13 @@ def build_barometer(
             groups.setdefault(getattr(a, attr) or "", []).append(maturity_level(a.score))
         out.tables.append(_table(
             key, f"Par {header if header.isupper() else header.lower()}", header, groups,
-            lambda code, d=attr: (labels(d, code) or code) if code else "(inconnu)", min_count,
-            hide_small=attr == "commune_code"))
+            _named(labels, attr), min_count, hide_small=attr == "commune_code"))
     per_quarter: dict[tuple[int, str], Answer] = {}
     for a in answers:
         if a.day is None:
             continue
         slot = (a.business_id, quarter_of(a.day))
-        if slot not in per_quarter or per_quarter[slot].day <= a.day:
+        if slot not in per_quarter or _day(per_quarter[slot]) <= a.day:
             per_quarter[slot] = a
     quarters: dict[str, list[str]] = {}
     for (_, q), a in per_quarter.items():
@@ -171,26 +170,35 @@ def build_barometer(
     out.tables.append(_table("par_trimestre", "Évolution par trimestre (diagnostics du trimestre)", "Trimestre",
                              quarters, quarter_label, min_count, order="time"))
     # Appetite: the latest answer that asked it, for the whole territory, by trade family and by EPCI.
-    wished: dict[int, Answer] = {}
+    wished: dict[int, tuple[Answer, str]] = {}  # the answer and its appetite
     for a in answers:
-        if a.appetite is not None and (a.business_id not in wished or wished[a.business_id].day <= a.day):
-            wished[a.business_id] = a
+        if a.appetite is not None and (a.business_id not in wished or _day(wished[a.business_id][0]) <= _day(a)):
+            wished[a.business_id] = (a, a.appetite)
     keen = list(wished.values())
     if not keen:  # no answer asked it yet (older diagnostics): no empty tables
         return out
     out.tables.append(_table("envie_ensemble", f"Envie d'avancer : {territory_label}", "Territoire",
-                             {territory_label: [a.appetite for a in keen]} if keen else {}, lambda k: k, min_count,
-                             scale=APPETITE_LEVELS))
+                             {territory_label: [appetite for _, appetite in keen]} if keen else {}, lambda k: k,
+                             min_count, scale=APPETITE_LEVELS))
     for key, attr, header in (("envie_par_metier", "metier_family", "Famille de métiers"),
                               ("envie_par_epci", "epci_code", "EPCI")):
         groups = {}
-        for a in keen:
-            groups.setdefault(getattr(a, attr) or "", []).append(a.appetite)
+        for a, appetite in keen:
+            groups.setdefault(getattr(a, attr) or "", []).append(appetite)
         out.tables.append(_table(
             key, f"Envie d'avancer, par {header if header.isupper() else header.lower()}", header, groups,
-            lambda code, d=attr: (labels(d, code) or code) if code else "(inconnu)", min_count,
-            scale=APPETITE_LEVELS))
+            _named(labels, attr), min_count, scale=APPETITE_LEVELS))
     return out
+
+
+def _day(a: Answer) -> dt.date:
+    """The day of an answer, for choosing the latest (a stored maturity, without a day, comes first)."""
+    return a.day or dt.date.min
+
+
+def _named(labels: Callable[[str, str | None], str], dimension: str) -> Callable[[str], str]:
+    """A breakdown's row names: the code's name in `dimension` (else the code), "(inconnu)" without a code."""
+    return lambda code: (labels(dimension, code) or code) if code else "(inconnu)"
 
 
 def barometer_dict(b: Barometer) -> dict[str, Any]:

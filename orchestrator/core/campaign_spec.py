@@ -475,12 +475,11 @@ def template_problems(spec: CampaignSpec, root: Path | None = None) -> list[str]
 def load_spec(source: str | Path | dict[str, Any]) -> CampaignSpec:
     """Read and validate a campaign from a YAML/JSON file path, YAML text, or a dict (what `declic campaigns
     apply` and the dashboard form save): a step or variant whose template does not exist is refused too."""
-    if isinstance(source, dict):
-        data = source
-    else:
-        is_text = isinstance(source, str) and "\n" in source
-        text = source if is_text else Path(source).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+    data: Any = source
+    if isinstance(source, str) and "\n" in source:
+        data = yaml.safe_load(source)
+    elif not isinstance(source, dict):
+        data = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError("une campagne est un document YAML avec des clés (name, owner, steps, ...)")
     spec = CampaignSpec.model_validate(data)

@@ -20,6 +20,7 @@ import datetime as dt
 import random
 import statistics
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from orchestrator.core.campaign_spec import CampaignSpec
@@ -42,7 +43,7 @@ class Estimate:
     control_contacted: int  # control businesses written to by some campaign anyway
 
 
-def _spec(name: str, owner: str, territory: dict, holdout: float) -> CampaignSpec:
+def _spec(name: str, owner: str, territory: dict[str, list[str]], holdout: float) -> CampaignSpec:
     return CampaignSpec.model_validate({
         "name": name, "owner": {"name": owner, "territory": territory},
         "sender": {"name": owner, "address": "1 avenue de la Préfecture, 35042 Rennes"},
@@ -98,12 +99,14 @@ def estimate(world: str, arms: dict[int, dict[int, str]], rules: list[CampaignRu
         control = [b for b, arm in arms[r.id].items() if arm == "holdout"]
         u = uplift(sum(b in converted for b in treated), len(treated), sum(b in converted for b in control),
                    len(control), "targeted")
+        if u is None:
+            raise ValueError(f"{r.spec.name} : un groupe est vide (population trop petite)")
         out.append(Estimate(world, r.spec.name, u, sum(b in contacted for b in control)))
     return out
 
 
 def simulate(n: int = 6000, base: float = 0.10, effect: float = 0.06, seeds: range = range(200)
-             ) -> dict[str, object]:
+             ) -> dict[str, Any]:
     """Estimates of both worlds on one seeded population (seed 0), and over many seeds: the mean estimate and
     how often the 95 % interval holds the true effect."""
     rules, candidates = campaigns(), population(n)
@@ -125,9 +128,12 @@ def simulate(n: int = 6000, base: float = 0.10, effect: float = 0.06, seeds: ran
     return {"n": n, "base": base, "effect": effect, "seeds": len(seeds), "first": first, "summary": summary}
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict[str, Any]) -> str:
     """The figures as the README prints them."""
-    pts = lambda x: f"{x * 100:+.1f}".replace(".", ",")  # noqa: E731
+
+    def pts(x: float) -> str:
+        return f"{x * 100:+.1f}".replace(".", ",")
+
     lines = ["| arms | campaign | treated | control | control contacted anyway | uplift (pts), seed 0 | 95 % interval "
              f"| mean over {result['seeds']} seeds | interval holds the truth |",
              "|---|---|---:|---:|---:|---:|---|---:|---:|"]

@@ -99,11 +99,12 @@ def _read_itsdangerous(secret: str, purpose: str, token: str) -> int:
     return message_id
 
 
-class _Links(dict):
+class _Links(dict[str, str]):
     """Links whose short form is computed when a template first reads it (an e-mail never does: its keyed
     permutation costs more than both signed tokens)."""
 
     __slots__ = ("_short",)
+    _short: tuple[str, str, int]  # short_url's secret, base URL and message id
 
     def __missing__(self, key: str) -> str:
         if key != "short":

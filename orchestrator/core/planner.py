@@ -386,7 +386,7 @@ class PlaceIndex:
     def __init__(self, items: Iterable[Any]):
         self.by: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
         self.national: list[Any] = []
-        self.shortlists: dict[tuple, list] = {}
+        self.shortlists: dict[tuple[Any, ...], list[tuple[int, int, Any]]] = {}
         for item in items:
             places = ([("c", x) for x in item.communes] + [("e", x) for x in item.epcis]
                       + [("d", x) for x in item.departements] + [("r", x) for x in getattr(item, "regions", ())])
@@ -560,7 +560,8 @@ class Personalised:
 
 def personalise(spec: CampaignSpec, campaign_id: int, b: BusinessView, c: Candidate,
                 ambassadors: Sequence[AmbassadorView] | PlaceIndex, offers: Sequence[OfferView] | PlaceIndex,
-                remaining: dict[int, int], offer_cache: dict[tuple, list[OfferView]] | None = None) -> Personalised:
+                remaining: dict[int, int], offer_cache: dict[tuple[Any, ...], list[OfferView]] | None = None
+                ) -> Personalised:
     """The ambassador and offers matched to `b`, the variant drawn and the render context (links are added at send
     time); takes one introduction from `remaining`. The planner and the previews (`declic templates preview
     --campaign`, the dashboard's campaign preview) both call it, so what a preview shows is what leaves."""
@@ -631,7 +632,7 @@ class _Slots:
 
     def __init__(self, is_holiday: Callable[[dt.date], bool] | None):
         self.is_holiday = is_holiday
-        self.cache: dict[tuple, dt.datetime] = {}
+        self.cache: dict[tuple[Any, ...], dt.datetime] = {}
 
     def slot(self, earliest: dt.datetime, spec: CampaignSpec, b: BusinessView) -> dt.datetime:
         key = (earliest, b.family, b.departement_code, spec.timing.weekends, spec.timing.holidays,
@@ -709,7 +710,7 @@ def plan(
     policy: Policy = DEFAULT_POLICY,
     ambassadors: Sequence[AmbassadorView] = (),
     offers: Sequence[OfferView] = (),
-    recent: set[tuple[int, int]] | frozenset = frozenset(),
+    recent: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset(),
     moments: Mapping[tuple[int, str], tuple[int, str]] | None = None,
     global_holdouts: Sequence[GlobalHoldout] = (),
 ) -> Plan:
@@ -734,7 +735,7 @@ def plan(
     pressure = _Pressure(history or {}, policy)
     remaining = {a.id: a.remaining for a in ambassadors}
     ambassador_index, offer_index = PlaceIndex(ambassadors), PlaceIndex(offers)
-    offer_cache: dict[tuple, list[OfferView]] = {}
+    offer_cache: dict[tuple[Any, ...], list[OfferView]] = {}
     for c in candidates:
         b = c.business
         rules = [by_id[c.campaign_id]] if c.campaign_id is not None and c.campaign_id in by_id else (
@@ -755,10 +756,11 @@ def plan(
                 continue
             key = (rule.id, b.id, c.key)
 
-            def skip(reason: str, rule=rule, c=c, b=b) -> None:
+            def skip(reason: str, rule: CampaignRule = rule, c: Candidate = c, b: BusinessView = b) -> None:
                 out.skipped.append(Skip(rule.id, c.event_id, b.id, reason))
 
-            def cover(kind: str, winner: int | None, reason: str, rule=rule, c=c, b=b, moment=moment) -> None:
+            def cover(kind: str, winner: int | None, reason: str, rule: CampaignRule = rule, c: Candidate = c,
+                      b: BusinessView = b, moment: str = moment) -> None:
                 out.covered.append(Coverage(rule.id, b.id, c.event_id, c.key, c.type, moment, kind, winner, reason))
                 skip("global_holdout" if kind == "global" else "covered")
 
@@ -893,7 +895,7 @@ def plan_followups(
         if earliest > now:
             continue  # not due yet: judged when it is, on what happened by then
 
-        def stop(reason: str, f=f, b=b, step=step) -> None:
+        def stop(reason: str, f: FollowUp = f, b: BusinessView = b, step: Step = step) -> None:
             out.append(StepDecision(f.enrollment_id, f.campaign_id, b.id, f.step, None, reason, step.channel,
                                     step.template))
 
@@ -1000,7 +1002,7 @@ def plan_answer_messages(
         spec, b = rule.spec, a.business
         step, variant = answer_step(spec, a.action)
 
-        def stop(reason: str, a=a, b=b, step=step) -> None:
+        def stop(reason: str, a: AnswerDue = a, b: BusinessView = b, step: Step = step) -> None:
             out.append(StepDecision(a.enrollment_id, a.campaign_id, b.id, ANSWER_STEP, None, reason, step.channel,
                                     step.template))
 

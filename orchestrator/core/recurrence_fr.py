@@ -9,8 +9,11 @@ is still described in French by `describe`, and `from_rule` returns None for it 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from dateutil.rrule import MONTHLY, WEEKLY, rrulestr
+
+from orchestrator.core.schedule import RuleFields
 
 EVERY = {"semaine": "chaque semaine", "mois": "chaque mois", "trimestre": "chaque trimestre"}
 # How a monthly or quarterly rhythm picks its day: "le premier mardi" (rang), "le 15" (date), or the start date's.
@@ -59,7 +62,7 @@ def to_rule(choice: Recurrence) -> str:
             parts.append(f"BYDAY={_CODES[choice.weekday]}")
     else:
         parts = ["FREQ=MONTHLY"] + (["INTERVAL=3"] if choice.every == "trimestre" else [])
-        if choice.rank is not None:
+        if choice.rank is not None and choice.weekday is not None:  # a rank always comes with its weekday
             parts.append(f"BYDAY={choice.rank}{_CODES[choice.weekday]}")
         elif choice.monthday is not None:
             parts.append(f"BYMONTHDAY={choice.monthday}")
@@ -71,7 +74,7 @@ def to_french(choice: Recurrence) -> str:
     period = {"semaine": "semaine", "mois": "mois", "trimestre": "trimestre"}[choice.every]
     if choice.every == "semaine":
         return f"chaque {WEEKDAYS[choice.weekday]}" if choice.weekday is not None else "chaque semaine"
-    if choice.rank is not None:
+    if choice.rank is not None and choice.weekday is not None:  # a rank always comes with its weekday
         return f"le {RANKS[choice.rank]} {WEEKDAYS[choice.weekday]} de chaque {period}"
     if choice.monthday is not None:
         day = "1er" if choice.monthday == 1 else str(choice.monthday)
@@ -90,7 +93,7 @@ def from_rule(rule: str) -> Recurrence | None:
     if not keys <= {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "WKST"}:
         return None  # COUNT, UNTIL, BYMONTH, BYHOUR...: written by hand, kept by hand
     try:
-        parsed = rrulestr("RRULE:" + body)
+        parsed = cast(RuleFields, rrulestr("RRULE:" + body))
     except (ValueError, TypeError):
         return None
     freq, interval = parsed._freq, parsed._interval

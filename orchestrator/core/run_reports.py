@@ -38,7 +38,7 @@ class Artifact:
 
     key: str
     description: str
-    table: list[dict[str, Any]] | None = None
+    table: Sequence[Mapping[str, Any]] | None = None
     markdown: str | None = None
 
 
@@ -63,7 +63,7 @@ def _paused_lines(paused: Sequence[tuple[str, str | None]]) -> list[str]:
 # --- planning ---
 
 
-def tally_plan(by_campaign: Counter, plan: Any) -> None:
+def tally_plan(by_campaign: Counter[tuple[int, str]], plan: Any) -> None:
     """Count a planner decision per campaign: (campaign id, "enrolled" | "held_out" | "skipped_<reason>")."""
     for e in plan.enrollments:
         by_campaign[(e.campaign_id, "held_out" if e.arm == "holdout" else "enrolled")] += 1
@@ -72,7 +72,7 @@ def tally_plan(by_campaign: Counter, plan: Any) -> None:
             by_campaign[(s.campaign_id, f"skipped_{s.reason}")] += 1
 
 
-def tally_followups(by_campaign: Counter, decisions: Iterable[Any]) -> None:
+def tally_followups(by_campaign: Counter[tuple[int, str]], decisions: Iterable[Any]) -> None:
     """Count later-step decisions per campaign: (campaign id, "followups" | "stopped_<reason>")."""
     for d in decisions:
         by_campaign[(d.campaign_id, f"stopped_{d.reason}" if d.reason else "followups")] += 1
@@ -131,7 +131,7 @@ OUTCOME_KIND = {"sent": "sent", "transient": "deferred", "deferred": "deferred",
                 "abandoned": "unknown"}
 
 
-def tally_sends(by_outcome: Counter, rows: Sequence[Any], results: Iterable[Any],
+def tally_sends(by_outcome: Counter[tuple[int, str, str]], rows: Sequence[Any], results: Iterable[Any],
                 cancelled: Mapping[int, str]) -> None:
     """Count one delivered batch per (campaign id, channel, outcome): sent, deferred, failed, unknown,
     cancelled. A paused campaign's messages go back to wait (deferred); the other stops are cancellations."""
@@ -154,11 +154,11 @@ def dispatch_artifacts(total: Mapping[str, int], by_outcome: Mapping[tuple[int, 
     rows = []
     for cid, channel in sorted({(c, ch) for c, ch, _ in by_outcome},
                                key=lambda k: (_campaign(names, k[0]), k[1])):
-        row = {"Campagne": _campaign(names, cid), "Canal": CHANNEL_LABELS.get(channel, channel)}
+        row: dict[str, Any] = {"Campagne": _campaign(names, cid), "Canal": CHANNEL_LABELS.get(channel, channel)}
         for kind, label in SEND_LABELS.items():
             row[label.capitalize()] = by_outcome.get((cid, channel, kind), 0)
         rows.append(row)
-    per_channel: Counter = Counter()
+    per_channel: Counter[tuple[str, str]] = Counter()
     for (_, channel, kind), n in by_outcome.items():
         per_channel[(channel, kind)] += n
     lines = ["# Envoi", "",

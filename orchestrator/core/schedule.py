@@ -7,14 +7,25 @@ across daylight-saving changes) and each occurrence is returned as an aware UTC 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import DAILY, rrule, rrulestr
+from dateutil.rrule import DAILY, rrule, rruleset, rrulestr
 
 _EPOCH = dt.datetime(2000, 1, 3, 9, 0)
 
 
-def _parse(rule: str, start: dt.datetime):
+class RuleFields(Protocol):
+    """What python-dateutil keeps of a parsed rule (its own attributes, outside its typed API)."""
+
+    _freq: int
+    _interval: int
+    _byweekday: tuple[int, ...] | None
+    _bynweekday: tuple[tuple[int, int], ...] | None
+    _bymonthday: tuple[int, ...] | None
+
+
+def _parse(rule: str, start: dt.datetime) -> rrule | rruleset:
     text = rule.strip()
     if not text.upper().startswith(("RRULE:", "DTSTART", "EXRULE", "RDATE", "EXDATE")):
         text = f"RRULE:{text}"
@@ -29,7 +40,7 @@ def check_rule(rule: str) -> None:
         raise ValueError(f"règle de récurrence illisible: {rule!r} ({exc})") from exc
     # A collectivité campaign that repeats every hour is a mistake, not a rhythm.
     for r in getattr(parsed, "_rrule", []):
-        if isinstance(r, rrule) and r._freq > DAILY:
+        if isinstance(r, rrule) and cast(RuleFields, r)._freq > DAILY:
             raise ValueError(f"récurrence trop fréquente: {rule!r} (au plus une par jour)")
 
 
@@ -52,7 +63,7 @@ def occurrences_between(start: dt.datetime, rule: str | None, tz: str, after: dt
     if rule is None:
         at = _to_utc(first, zone)
         return [at] if (after is None or at > after) and at <= until else []
-    out = []
+    out: list[dt.datetime] = []
     # Bounds in wall-clock time, one day wide on each side: the exact test is on UTC below.
     lo = after.astimezone(zone).replace(tzinfo=None) - dt.timedelta(days=1) if after else first
     hi = until.astimezone(zone).replace(tzinfo=None) + dt.timedelta(days=1)
@@ -73,7 +84,7 @@ def next_occurrences(start: dt.datetime, rule: str | None, tz: str, after: dt.da
     if rule is None:
         at = _to_utc(first, zone)
         return [at] if at > after else []
-    out = []
+    out: list[dt.datetime] = []
     lo = after.astimezone(zone).replace(tzinfo=None) - dt.timedelta(days=1)
     for local in _parse(rule, first).xafter(max(lo, first), inc=True):
         at = _to_utc(local, zone)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 from orchestrator.core.labels import label as fr_label
@@ -87,7 +88,7 @@ def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
     out: list[FunnelRow] = [r for r in rows if r.grouping is not None]
     fine = [r for r in rows if r.grouping is None]
     for name, dims in GROUPINGS.items():
-        sums: dict[tuple, list[float]] = {}
+        sums: dict[tuple[Any, ...], list[float]] = {}  # (arm, the grouping's values)
         for r in fine:
             key = (r.arm, *(getattr(r, d) for d in dims))
             acc = sums.get(key)
@@ -513,8 +514,8 @@ def build_report(
 
     for dim, dim_label in DIMENSIONS.items():
         part = by_grouping[DIMENSION_GROUPING[dim]]
-        t_counts = group((r for r in part if r.arm == "treatment"), lambda r, d=dim: getattr(r, d))
-        h_counts = group((r for r in part if r.arm == "holdout"), lambda r, d=dim: getattr(r, d))
+        t_counts = group((r for r in part if r.arm == "treatment"), attrgetter(dim))
+        h_counts = group((r for r in part if r.arm == "holdout"), attrgetter(dim))
         table = Table(
             f"by_{dim}",
             "Par " + (dim_label if dim_label.isupper() else dim_label.lower()),

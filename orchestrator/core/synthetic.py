@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Any
 
 import phonenumbers
 from faker import Faker
@@ -80,11 +81,11 @@ class Population:
                 for _ in range(n)]
 
     def creation_events(self, n: int, known: list[BusinessFacts] | None = None, batch_size: int = 50,
-                        today: dt.date | None = None, bad_every: int = 60) -> list[list[dict]]:
+                        today: dt.date | None = None, bad_every: int = 60) -> list[list[dict[str, Any]]]:
         """`n` partner creation events for new businesses (API JSON), in batches; one in `bad_every` has a
         wrong SIRET key, as real partner files do."""
         today = today or dt.date.today()
-        items = []
+        items: list[dict[str, Any]] = []
         for i in range(n):
             created = today - dt.timedelta(days=self.rng.randrange(0, 30))
             f = self._facts(created, "partner")

@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo
 import holidays
 
 Range = tuple[dt.time, dt.time]
+# A campaign's window overrides, hashable: (family or "default", (("HH:MM", "HH:MM"), ...)) pairs.
+Overrides = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
 NIGHT_START = dt.time(21)
 NIGHT_END = dt.time(7)
 
@@ -42,7 +44,7 @@ class SendWindow:
     ranges: tuple[Range, ...]
     skip_holidays: bool = True
 
-    def allows(self, local: dt.datetime, is_holiday) -> bool:
+    def allows(self, local: dt.datetime, is_holiday: Callable[[dt.date], bool]) -> bool:
         """True when `local` (aware, local time) is inside the window."""
         if local.weekday() not in self.days or (self.skip_holidays and is_holiday(local.date())):
             return False
@@ -73,13 +75,13 @@ FAMILY_WINDOWS: dict[str, SendWindow] = {
 
 @lru_cache(maxsize=4096)
 def window_for(family: str | None, *, weekends: bool = False, holidays_allowed: bool = False,
-               overrides: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()) -> SendWindow:
+               overrides: Overrides = ()) -> SendWindow:
     """The window of a family, with a campaign's overrides ((family or "default", ranges) pairs) and day rules."""
     own = dict(overrides)
     if family and family in own:
         base = _w(*own[family])
     elif family in FAMILY_WINDOWS:
-        base = FAMILY_WINDOWS[family]  # type: ignore[index]
+        base = FAMILY_WINDOWS[family]
     elif "default" in own:
         base = _w(*own["default"])
     else:
@@ -91,9 +93,9 @@ def window_for(family: str | None, *, weekends: bool = False, holidays_allowed: 
                    skip_holidays=not holidays_allowed)
 
 
-def overrides_key(windows: Mapping[str, Sequence[Sequence[str]]]) -> tuple:
+def overrides_key(windows: Mapping[str, Sequence[tuple[str, str]]]) -> Overrides:
     """A campaign's window overrides as a hashable key for `window_for`."""
-    return tuple(sorted((f, tuple(tuple(r) for r in ranges)) for f, ranges in windows.items()))
+    return tuple(sorted((f, tuple((start, end) for start, end in ranges)) for f, ranges in windows.items()))
 
 
 # Département -> `holidays` subdivision where the place has public holidays of its own.
@@ -156,7 +158,7 @@ def place_of(departement: str | None) -> Place:
 
 
 def next_slot(earliest: dt.datetime, window: SendWindow = DEFAULT_WINDOW, tz: str = "Europe/Paris",
-              is_holiday=is_french_holiday) -> dt.datetime:
+              is_holiday: Callable[[dt.date], bool] = is_french_holiday) -> dt.datetime:
     """The first instant at or after `earliest` (aware) inside the window, as an aware UTC datetime."""
     zone = ZoneInfo(tz)
     local = earliest.astimezone(zone)

@@ -23,6 +23,7 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parent
 NAF_PACKAGE = "@socialgouv/codes-naf"
@@ -607,7 +608,7 @@ def default_metier(label: str) -> str:
     return text[0].lower() + text[1:]
 
 
-def build_naf(naf_items: list[dict]) -> list[dict[str, str]]:
+def build_naf(naf_items: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Rows of naf.csv: every NAF sub-class with its family and métier."""
     known = {f[0] for f in FAMILIES}
     unknown = sorted({v for v in FAMILY_RULES.values() if v not in known})
@@ -631,7 +632,8 @@ def build_naf(naf_items: list[dict]) -> list[dict[str, str]]:
 
 
 def build_territories(
-    communes: list[dict], epcis: list[dict], departements: list[dict], regions: list[dict]
+    communes: list[dict[str, Any]], epcis: list[dict[str, Any]], departements: list[dict[str, Any]],
+    regions: list[dict[str, Any]],
 ) -> tuple[dict[str, list[dict[str, str]]], list[str]]:
     """Rows of communes.csv, epci.csv, departements.csv, regions.csv, and notes about what was skipped."""
     notes: list[str] = []
@@ -668,10 +670,11 @@ def build_territories(
             notes.append(f"unknown type {kind!r} for {c['code']} skipped")
             continue
         if parent:
-            owner = current.get(parent)
-            if owner is None:
+            found = current.get(parent)
+            if found is None:
                 notes.append(f"{kind} {c['code']} skipped: parent {parent} is not a current commune")
                 continue
+            owner = found
         rows.append(
             {
                 "code": c["code"],
@@ -749,7 +752,10 @@ def build(out_dir: Path = DATA_DIR) -> dict[str, int]:
         geo_dir, geo_version = npm_pack(TERRITORY_PACKAGE, Path(tmp))
         naf_items = json.loads((naf_dir / "index.json").read_text(encoding="utf-8"))
         data = geo_dir / "data"
-        load = lambda name: json.loads((data / name).read_text(encoding="utf-8"))  # noqa: E731
+
+        def load(name: str) -> Any:
+            return json.loads((data / name).read_text(encoding="utf-8"))
+
         tables, notes = build_territories(
             load("communes.json"), load("epci.json"), load("departements.json"), load("regions.json")
         )
