@@ -39,6 +39,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from orchestrator.prefect.serve import alerts_line
+
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "declic-process"
 PG_ADMIN = os.environ.get("DECLIC_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -281,6 +283,8 @@ class Cluster:
             self._run([_bin("declic"), "init"])
             self._run([_bin("prefect"), "--no-prompt", "deploy", "--all"])
             self.say(f"store on {self.store_db}, work pool {POOL}, deployments from prefect.yaml")
+            # The operators' alerts: automations of the notify-operators deployment, made by `prefect deploy`.
+            self.say(alerts_line(len(self.automations()), self.env().get("DECLIC_OPERATOR_EMAILS")))
             for number in range(1, self.workers + 1):
                 self.children.append(self._spawn(
                     [_bin("prefect"), "worker", "start", "--pool", POOL, "--name", f"declic-worker-{number}",
@@ -294,6 +298,12 @@ class Cluster:
             self.down()
             raise
         return self
+
+    def automations(self) -> list[str]:
+        """The names of the server's automations (those of prefect.yaml, created with the deployments)."""
+        reply = requests.post(f"{self.api_url}/automations/filter", json={}, timeout=10)
+        reply.raise_for_status()
+        return sorted(automation["name"] for automation in reply.json())
 
     def _wait_healthy(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout

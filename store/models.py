@@ -608,3 +608,31 @@ class FollowupTask(SQLModel, table=True):
     done_at: dt.datetime | None = None
     done_by: str | None = Field(default=None, max_length=120)
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+# --- operations (issue 21) ---
+
+
+class OperatorNotice(SQLModel, table=True):
+    """The operators' outbox: one alert e-mail to one operator address, queued once per cause (its `cause_key`:
+    the same failure streak, campaign pause or feed outage never queues twice) and sent by the dispatcher."""
+
+    __table_args__ = (
+        UniqueConstraint("cause_key", "recipient", name="uq_operatornotice_cause_recipient"),
+        Index("ix_operatornotice_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    purpose: str = Field(max_length=20)  # run_failed | campaign_paused | feed_failing
+    cause_key: str = Field(max_length=200)
+    recipient: str = Field(max_length=320)
+    subject: str
+    body: str
+    due_at: dt.datetime
+    status: str = Field(default="planned", max_length=12)  # planned -> claimed -> sent | failed
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=80)
+    lease_until: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+    last_error: str | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow)

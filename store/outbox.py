@@ -22,13 +22,15 @@ from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.outcomes import Outcome, SendResult
-from store.models import Business, Campaign, Message, MessageEvent, utcnow
+from store.models import Business, Campaign, Feed, Message, MessageEvent, OperatorNotice, utcnow
+from store.sql import insert_for
 from store.suppressions import ADDRESS_KIND, suppressed_among
 
 MESSAGES = Message.__table__
 HISTORY = MessageEvent.__table__
 BUSINESS = Business.__table__
 CAMPAIGNS = Campaign.__table__
+NOTICES = OperatorNotice.__table__
 
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = dt.timedelta(seconds=30)
@@ -441,3 +443,78 @@ def business_messages(conn: Connection, siret: str) -> dict | None:
             "attempts": r.attempts, "last_error": r.last_error, "rfc_message_id": r.rfc_message_id,
             "provider_id": r.provider_id, "history": steps[r.id]} for r in rows],
     }
+
+
+# --- the operators' outbox (issue 21): alert e-mails to DECLIC_OPERATOR_EMAILS, queued once per cause ---
+
+
+def queue_operator_notices(conn: Connection, purpose: str, cause_key: str, recipients: Sequence[str], subject: str,
+                           body: str, now: dt.datetime) -> int:
+    """One notice per operator address, due now; a cause already queued for an address queues nothing again
+    (several automations, or a hook and an automation, may report the same cause). Returns how many are new."""
+    rows = [{"purpose": purpose, "cause_key": cause_key[:200], "recipient": address, "subject": subject,
+             "body": body, "due_at": now, "status": "planned", "attempts": 0, "created_at": now}
+            for address in dict.fromkeys(recipients)]
+    if not rows:
+        return 0
+    result = conn.execute(insert_for(conn, NOTICES).on_conflict_do_nothing(
+        index_elements=["cause_key", "recipient"]).returning(NOTICES.c.id), rows)
+    return len(result.all())
+
+
+def claim_operator_notices(conn: Connection, now: dt.datetime, owner: str, lease: dt.timedelta,
+                           limit: int = 100) -> list:
+    """Claim the due notices for `owner`, and those whose claimer's lease ran out (it died before recording
+    the answer: an alert sent twice after a crash is better than an alert lost, so no handoff fence here)."""
+    due = (select(NOTICES.c.id)
+           .where(or_((NOTICES.c.status == "planned") & (NOTICES.c.due_at <= now),
+                      (NOTICES.c.status == "claimed") & (NOTICES.c.lease_until < now)))
+           .order_by(NOTICES.c.due_at, NOTICES.c.id).limit(limit))
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    return sorted(conn.execute(update(NOTICES).where(NOTICES.c.id.in_(due.scalar_subquery()))
+                               .values(status="claimed", lease_owner=owner, lease_until=now + lease)
+                               .returning(*NOTICES.c)).all(), key=lambda r: r.id)
+
+
+def record_operator_results(conn: Connection, results: Sequence[SendResult], owner: str, now: dt.datetime,
+                            retry_base: dt.timedelta = BACKOFF_BASE) -> dict[str, int]:
+    """Apply the relay's answers to claimed notices: sent, due again after a backoff, or failed for good."""
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    attempts = dict(conn.execute(select(NOTICES.c.id, NOTICES.c.attempts)
+                                 .where(NOTICES.c.id.in_([r.message_id for r in results]))).all())
+    for r in results:
+        tries = attempts.get(r.message_id, 0) + (r.outcome is not Outcome.DEFERRED)
+        if r.outcome is Outcome.SENT:
+            values, key = {"status": "sent", "sent_at": now, "last_error": None}, "sent"
+        elif r.outcome in (Outcome.TRANSIENT, Outcome.DEFERRED) and tries < MAX_ATTEMPTS:
+            values = {"status": "planned", "due_at": now + backoff(tries, r.retry_after, retry_base),
+                      "last_error": r.detail}
+            key = "retry"
+        else:
+            values, key = {"status": "failed", "last_error": r.detail}, "failed"
+        conn.execute(update(NOTICES).where(NOTICES.c.id == r.message_id, NOTICES.c.lease_owner == owner)
+                     .values(attempts=tries, lease_owner=None, lease_until=None, **values))
+        counts[key] += 1
+    return counts
+
+
+def paused_campaign(conn: Connection, campaign_id: int):
+    """What an alert about a paused campaign says (name, status, paused_reason, paused_at); None if unknown."""
+    return conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.name, CAMPAIGNS.c.status, CAMPAIGNS.c.paused_reason,
+                               CAMPAIGNS.c.paused_at).where(CAMPAIGNS.c.id == campaign_id)).first()
+
+
+def campaigns_paused_since(conn: Connection, since: dt.datetime) -> list:
+    """(id, name) of the campaigns paused at or after `since` and still paused."""
+    return conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.name)
+                        .where(CAMPAIGNS.c.status == "paused", CAMPAIGNS.c.paused_at >= since)
+                        .order_by(CAMPAIGNS.c.name)).all()
+
+
+def feed_outage(conn: Connection, name: str):
+    """What an alert about a failing feed says (name, last_success_at, created_at, failures, last_error,
+    last_fetch_at); None if there is no such feed."""
+    feeds = Feed.__table__
+    return conn.execute(select(feeds.c.name, feeds.c.last_success_at, feeds.c.created_at, feeds.c.failures,
+                               feeds.c.last_error, feeds.c.last_fetch_at).where(feeds.c.name == name)).first()

@@ -1,21 +1,23 @@
-"""Operator alerts: the three situations worth an e-mail, sent through Déclic's own e-mail channel.
+"""Operator alerts: the three situations worth an e-mail, queued in Déclic's own outbox and sent by the dispatcher.
 
-Why here, in the flows, rather than as Prefect automations: an automation needs Prefect's trigger service
-and a deployment to run its action (a `notify` flow picked up by a runner or a worker), which the embedded
-default (`declic plan`, `declic dispatch`, tests: flows run in-process) does not have, and which fails
-exactly when the cluster is unwell. These checks ship with the flows themselves, so `declic serve`, a
-Prefect server with workers and a flow run by hand behave the same:
-
-- a `plan` or `dispatch` run that fails for the second time in a row (an `on_failure` / `on_crashed` hook
-  reads the previous runs of the same deployment, or flow, from the Prefect API: one e-mail when the second
-  failure happens, not one per failing run after it);
-- a campaign paused on its error rate during a `dispatch` run (one e-mail naming each campaign and why);
+- a `plan` or `dispatch` run failing for the second time in a row;
+- a campaign paused on its error rate during a `dispatch` run (the run emits `declic.campaign.paused`);
 - a feed failing for a day (the `watch-feeds` run in which a feed's last success, or its creation, becomes
-  older than a day; one e-mail per feed and per failure streak).
+  older than a day emits `declic.feed.failing`).
 
-The e-mail goes to `DECLIC_OPERATOR_EMAILS` over the same SMTP relay and settings as every message
-(`integrations.email_smtp`), built from the settings only: an alert about a store that cannot be reached
-must not need the store. No operator address: nothing is sent, and the run's log says why.
+Runs of the deployments are watched by Prefect automations shipped with them: the triggers of the
+`notify-operators` deployment in prefect.yaml, created with the deployments by `prefect deploy`
+(scripts/scale_out.py) and by `declic serve`. Two failed runs of `plan` or `dispatch` within an hour, or one of
+Déclic's two events, run `notify-operators`, which calls this module. A run that is no deployment's
+(`declic dispatch`, `declic demo`, tests: flows in-process, which no automation watches) calls the same
+functions itself. Either way an alert becomes one row of the operators' outbox per address of
+`DECLIC_OPERATOR_EMAILS` (table `operatornotice`), keyed by its cause, so the same cause is never queued twice
+(an automation firing again on the same streak, a hook and an automation), and the dispatcher sends it at once
+(`dispatch_operator_notices`; every dispatch run retries what the relay refused).
+
+An unreachable store is the likeliest cause of two failing runs: when the outbox cannot be written, the alert
+goes straight to the relay, built from the settings alone. No operator address: nothing is queued, and the
+run's log says why.
 """
 
 from __future__ import annotations
@@ -23,46 +25,43 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from integrations.base import OutgoingMessage
+from orchestrator.app.bootstrap import App
+from orchestrator.app.dispatch import dispatch_operator_notices
+from orchestrator.core.labels import datetime_fr
+from orchestrator.core.outcomes import Outcome
+from store.outbox import feed_outage, paused_campaign, queue_operator_notices
 
 log = logging.getLogger("declic.alerts")
 DAY = dt.timedelta(days=1)
 FAILED_STATES = ("FAILED", "CRASHED")
+FLOW_LABELS = {"plan": "La planification (plan)", "dispatch": "L'envoi des messages (dispatch)"}
+SIGNATURE = "\n\n-- \nDéclic, alerte d'exploitation automatique.\n"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert: what it is about, the key of its cause (the same cause, the same key), its e-mail."""
+
+    purpose: str  # run_failed | campaign_paused | feed_failing
+    cause_key: str
+    subject: str
+    body: str
 
 
 def operator_addresses(settings) -> list[str]:
     """The operator addresses of `DECLIC_OPERATOR_EMAILS` (comma or semicolon separated)."""
     raw = getattr(settings, "operator_emails", None) or ""
     return [a.strip() for a in raw.replace(";", ",").split(",") if a.strip()]
-
-
-def send_alert(settings, subject: str, body: str) -> int:
-    """E-mail `subject` and `body` to every operator; returns how many were accepted by the relay."""
-    from integrations.base import OutgoingMessage
-    from integrations.email_smtp import SmtpChannel
-    from orchestrator.core.outcomes import Outcome
-
-    addresses = operator_addresses(settings)
-    if not addresses:
-        log.warning("alerte non envoyée (DECLIC_OPERATOR_EMAILS est vide) : %s", subject)
-        return 0
-    host = urlparse(settings.base_url).hostname or "declic.local"
-    batch = [OutgoingMessage(message_id=0, channel="email", recipient=address, subject=f"[Déclic] {subject}",
-                             body=body + "\n\n-- \nDéclic, alerte d'exploitation automatique.\n",
-                             rfc_message_id=f"<declic.alerte.{uuid.uuid4().hex}@{host}>")
-             for address in addresses]
-    channel = SmtpChannel.from_settings(settings)
-    try:
-        results = channel.send(batch)
-    finally:
-        channel.close()
-    sent = sum(r.outcome is Outcome.SENT for r in results)
-    if sent < len(batch):
-        log.warning("alerte « %s » : %d destinataire(s) sur %d ont refusé ou n'ont pas répondu",
-                    subject, len(batch) - sent, len(batch))
-    return sent
 
 
 # --- the decisions (pure) ---
@@ -78,29 +77,34 @@ def consecutive_failures(states: Sequence[str]) -> int:
     return count
 
 
-def run_failed_alert(flow_name: str, run_name: str, error: str, states: Sequence[str]) -> tuple[str, str] | None:
-    """(subject, body) when this failed run is the second failure in a row, else None."""
-    if consecutive_failures(states) != 2:
+def run_failed_alert(flow_name: str, run_name: str, error: str, states: Sequence[str], ended_at: dt.datetime,
+                     streak: str, zone: str | ZoneInfo) -> Alert | None:
+    """The alert when this failed run (first of `states`, newest first) is at least the second failure in a row.
+
+    `streak` names the failure streak (the deployment, or flow, and its last success before it): the runs that
+    fail after the second one report the same streak, which is queued only once."""
+    if consecutive_failures(states) < 2:
         return None
-    subject = f"le flux {flow_name} a échoué deux fois de suite"
-    body = (f"Bonjour,\n\nLes deux dernières exécutions du flux « {flow_name} » ont échoué, la dernière étant "
-            f"« {run_name} ».\nErreur : {error}\n\n"
-            "Ouvrez l'interface Prefect (exécutions du flux) ou lancez « declic status » pour en savoir plus. "
-            "Tant que le problème dure, aucun autre message ne vous sera envoyé pour ce flux.")
-    return subject, body
+    what = FLOW_LABELS.get(flow_name, f"Le flux Prefect « {flow_name} »")
+    body = (f"Bonjour,\n\n{what} a échoué deux fois de suite. Dernier échec : {datetime_fr(ended_at, zone)}, "
+            f"exécution « {run_name} ».\nErreur : {error}\n\n"
+            "Que faire : ouvrez cette exécution dans l'interface Prefect pour lire son journal, ou lancez "
+            "« declic status ». Rien n'est perdu : ce qui attend sera traité à la première exécution réussie.\n"
+            "Tant que les échecs se suivent, vous ne recevrez pas d'autre alerte à ce sujet.")
+    return Alert("run_failed", f"run_failed:{streak}", f"[Déclic] {what} a échoué deux fois de suite", body)
 
 
-def paused_alert(paused: Sequence[tuple[str, str | None]]) -> tuple[str, str] | None:
-    """(subject, body) naming each campaign paused on its error rate, else None."""
-    if not paused:
-        return None
-    names = ", ".join(name for name, _ in paused)
-    subject = (f"campagne mise en pause : {names}" if len(paused) == 1
-               else f"{len(paused)} campagnes mises en pause : {names}")
-    lines = ["Bonjour,", "", "Des envois ont trop souvent échoué : Déclic a mis en pause "
-             + ("cette campagne." if len(paused) == 1 else "ces campagnes."), ""]
-    lines += [f"- {name} : {reason or 'sans motif enregistré.'}" for name, reason in paused]
-    return subject, "\n".join(lines)
+def paused_alert(campaign_id: int, name: str, reason: str | None, paused_at: dt.datetime,
+                 zone: str | ZoneInfo) -> Alert:
+    """The alert about a campaign Déclic paused on its error rate (`reason` says why, and how to resume)."""
+    lines = ["Bonjour,", "", f"Déclic a mis en pause la campagne « {name} » le {datetime_fr(paused_at, zone)} : "
+             "trop de ses envois ont échoué.", ""]
+    lines.append(reason or "Aucun motif enregistré.")
+    if "campaigns resume" not in (reason or ""):
+        lines += ["", "Que faire : vérifiez la liste des destinataires ou le modèle du message, puis relancez la "
+                      f"campagne avec « declic campaigns resume {name} »."]
+    return Alert("campaign_paused", f"campaign_paused:{campaign_id}:{paused_at.isoformat()}",
+                 f"[Déclic] Campagne « {name} » mise en pause", "\n".join(lines))
 
 
 def failing_feeds(before: Mapping[str, tuple[dt.datetime, dt.datetime | None]],
@@ -120,13 +124,88 @@ def failing_feeds(before: Mapping[str, tuple[dt.datetime, dt.datetime | None]],
     return out
 
 
-def feeds_alert(feeds: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
-    """(subject, body) for the feeds failing for a day, else None."""
-    if not feeds:
+def feed_alert(name: str, since: dt.datetime, failures: int, last_error: str | None, now: dt.datetime,
+               zone: str | ZoneInfo) -> Alert | None:
+    """The alert about a feed without success for a day (`since`: its last success, or its creation), None
+    when it is not (or no longer) the case."""
+    since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    if failures < 1 or now - since < DAY:
         return None
-    subject = f"flux en échec depuis un jour : {', '.join(name for name, _ in feeds)}"
-    lines = ["Bonjour,", "", "Ces flux n'ont réussi aucune collecte depuis au moins un jour :", ""]
-    lines += [f"- {name} : {state}" for name, state in feeds]
-    lines += ["", "« declic feeds list » montre leur état ; la collecte reprendra d'elle-même une fois la source "
-              "revenue."]
-    return subject, "\n".join(lines)
+    body = (f"Bonjour,\n\nLe flux « {name} » n'a réussi aucune collecte depuis le {datetime_fr(since, zone)} "
+            f"({failures} échec{'s' if failures > 1 else ''} de suite).\nDernière erreur : "
+            f"{last_error or 'non enregistrée'}\n\n"
+            "Que faire : « declic feeds list » montre son état ; vérifiez l'adresse de la source et son jeton. "
+            "La collecte reprendra d'elle-même une fois la source revenue.")
+    return Alert("feed_failing", f"feed_failing:{name}:{since.isoformat()}",
+                 f"[Déclic] Flux « {name} » sans succès depuis un jour", body)
+
+
+# --- queued in the operators' outbox, sent by the dispatcher ---
+
+
+def queue(app: App, alert: Alert) -> int:
+    """Queue `alert` for every operator address; returns how many rows are new (0: already queued, or no
+    address). When the store cannot be written, the alert goes straight to the relay instead."""
+    addresses = operator_addresses(app.settings)
+    if not addresses:
+        log.warning("alerte non envoyée (DECLIC_OPERATOR_EMAILS est vide) : %s", alert.subject)
+        return 0
+    try:
+        with app.engine.begin() as conn:
+            return queue_operator_notices(conn, alert.purpose, alert.cause_key, addresses, alert.subject,
+                                          alert.body + SIGNATURE, app.clock().astimezone(dt.UTC))
+    except SQLAlchemyError:
+        log.exception("file des alertes injoignable : alerte « %s » envoyée directement au relais", alert.subject)
+        send_direct(app, alert, addresses)
+        return 0
+
+
+def notify(app: App, alert: Alert | None) -> Counter:
+    """Queue `alert` (if any) and send what is due in the operators' outbox at once; returns the dispatcher's
+    counts (sent, retry, failed)."""
+    if alert is not None and queue(app, alert):
+        log.info("alerte mise en file : %s", alert.subject)
+    try:
+        return dispatch_operator_notices(app)
+    except SQLAlchemyError:  # queued or sent directly already: the next dispatch run sends what waits
+        log.exception("alertes en file non envoyées pour l'instant")
+        return Counter()
+
+
+def notify_campaign_paused(app: App, campaign_id: int) -> Counter:
+    """Alert the operators that Déclic paused this campaign (nothing when it is no longer paused)."""
+    with app.engine.connect() as conn:
+        row = paused_campaign(conn, campaign_id)
+    if row is None or row.status != "paused" or row.paused_at is None:
+        log.info("campagne %s : plus en pause, pas d'alerte", campaign_id)
+        return notify(app, None)
+    return notify(app, paused_alert(row.id, row.name, row.paused_reason, row.paused_at, app.zone))
+
+
+def notify_feed_failing(app: App, name: str, now: dt.datetime | None = None) -> Counter:
+    """Alert the operators that this feed has had no success for a day at `now` (the clock's by default);
+    nothing once it has recovered."""
+    with app.engine.connect() as conn:
+        row = feed_outage(conn, name)
+    alert = None
+    if row is not None:
+        alert = feed_alert(row.name, row.last_success_at or row.created_at, row.failures, row.last_error,
+                           (now or app.clock()).astimezone(dt.UTC), app.zone)
+    if alert is None:
+        log.info("flux %s : pas (ou plus) en échec depuis un jour, pas d'alerte", name)
+    return notify(app, alert)
+
+
+def send_direct(app: App, alert: Alert, addresses: Sequence[str]) -> int:
+    """E-mail `alert` straight to the relay (the outbox cannot be written); returns how many were accepted.
+    The e-mail channel reads the store only for a campaign's sender, which an alert has not."""
+    host = urlparse(app.settings.base_url).hostname or "declic.local"
+    batch = [OutgoingMessage(message_id=0, channel="email", recipient=address, subject=alert.subject,
+                             body=alert.body + SIGNATURE, rfc_message_id=f"<declic.alerte.{uuid.uuid4().hex}@{host}>")
+             for address in addresses]
+    results = app.channel("email").send(batch)
+    sent = sum(r.outcome is Outcome.SENT for r in results)
+    if sent < len(batch):
+        log.warning("alerte « %s » refusée ou sans réponse pour %d adresses sur %d", alert.subject,
+                    len(batch) - sent, len(batch))
+    return sent

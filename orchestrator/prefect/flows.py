@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -126,16 +127,19 @@ def _log(event: str, text: str, **fields: Any) -> None:
             **fields))
 
 
-def _alert_on_repeated_failure(flow, run, state) -> None:
-    """on_failure / on_crashed hook of `plan` and `dispatch`: e-mail the operators at the second failure in
-    a row (orchestrator/app/alerts.py says why this is a hook and not a Prefect automation)."""
+def _failure_alert(app, run, state) -> alerts.Alert | None:
+    """The alert of a failed `plan` or `dispatch` run, read from the Prefect API: the state of the run before
+    it (same deployment; for a run by hand, same flow and no deployment) and the last success, which names the
+    streak (so the runs failing after the second one report the same cause, queued once)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterId,
         FlowFilter,
-        FlowFilterName,
+        FlowFilterId,
         FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterEndTime,
         FlowRunFilterId,
         FlowRunFilterState,
         FlowRunFilterStateType,
@@ -143,23 +147,59 @@ def _alert_on_repeated_failure(flow, run, state) -> None:
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
-    try:
-        settings = get_settings()
-        terminal = FlowRunFilterStateType(any_=[StateType.COMPLETED, StateType.FAILED, StateType.CRASHED])
-        with get_client(sync_client=True) as client:
-            earlier = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow.name])),
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(not_any_=[run.id]),
-                                              state=FlowRunFilterState(type=terminal)),
+    ended = run.end_time or state.timestamp or dt.datetime.now(dt.UTC)
+    with get_client(sync_client=True) as client:
+        flow_name = client.read_flow(run.flow_id).name
+
+        def newest(*types: StateType):
+            found = client.read_flow_runs(
+                flow_filter=FlowFilter(id=FlowFilterId(any_=[run.flow_id])),
                 deployment_filter=(DeploymentFilter(id=DeploymentFilterId(any_=[run.deployment_id]))
                                    if run.deployment_id else None),
-                sort=FlowRunSort.END_TIME_DESC, limit=3)
-        states = [state.type.value] + [r.state.type.value for r in earlier if r.state is not None]
-        alert = alerts.run_failed_alert(flow.name, run.name, state.message or state.name, states)
-        if alert is not None:
-            alerts.send_alert(settings, *alert)
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(not_any_=[run.id]), end_time=FlowRunFilterEndTime(before_=ended),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(types))),
+                    deployment_id=None if run.deployment_id else FlowRunFilterDeploymentId(is_null_=True)),
+                sort=FlowRunSort.END_TIME_DESC, limit=1)
+            return found[0] if found else None
+
+        previous = newest(StateType.COMPLETED, StateType.FAILED, StateType.CRASHED)
+        success = newest(StateType.COMPLETED)
+    states = [state.type.value] + ([previous.state.type.value] if previous and previous.state else [])
+    streak = f"{run.deployment_id or flow_name}:{success.id if success else 'sans-succes'}"
+    return alerts.run_failed_alert(flow_name, run.name, state.message or state.name, states, ended, streak,
+                                   app.zone)
+
+
+def _alert_on_repeated_failure(flow, run, state) -> None:
+    """on_failure / on_crashed hook of `plan` and `dispatch`, for the runs no automation watches (in-process:
+    `declic dispatch`, tests): alert the operators at the second failure in a row. A deployment's runs are
+    watched by the automation of `notify-operators` (prefect.yaml): there the hook says nothing (one alert
+    per cause; orchestrator/app/alerts.py)."""
+    if run.deployment_id:
+        return
+    try:
+        app = bootstrap()
+        alerts.notify(app, _failure_alert(app, run, state))
     except Exception:  # noqa: BLE001 (an alert that cannot leave must not hide the run's own failure)
         logging.getLogger("declic.alerts").exception("alerte d'échec répété non envoyée")
+
+
+def _deployed() -> bool:
+    # A deployment's run is watched by the automations of `notify-operators`; a run by hand alerts by itself.
+    from prefect.runtime import deployment
+
+    return bool(deployment.id)
+
+
+def _announce(event: str, resource_id: str, name: str) -> None:
+    """Emit one of Déclic's own events for the automations of prefect.yaml (best effort: never fails a run)."""
+    from prefect.events import emit_event
+
+    try:
+        emit_event(event=event, resource={"prefect.resource.id": resource_id, "prefect.resource.name": name})
+    except Exception:  # noqa: BLE001
+        logging.getLogger("declic.alerts").exception("événement %s non émis pour %s", event, name)
 
 
 # --- planning and dispatch ---
@@ -191,22 +231,25 @@ def dispatch_batches_task(now: str | None, limit: int | None, owner: str,
 
 @task(name="run-report", cache_policy=NONE, retries=1, retry_delay_seconds=[5])
 def report_task(kind: str, total: dict[str, int], detail: dict, since: str | None = None) -> int:
-    """Publish the run's artifacts (`kind` "plan" or "dispatch"); for dispatch, e-mail the operators about
-    the campaigns paused on their error rate during the run. Returns the campaigns paused during the run."""
+    """Publish the run's artifacts (`kind` "plan" or "dispatch"); for dispatch, announce each campaign paused
+    on its error rate during the run (`declic.campaign.paused`: the operators' alert). Returns how many."""
     from store.ops_metrics import campaign_names, paused_campaigns
+    from store.outbox import campaigns_paused_since
 
     app = bootstrap()
     ids = {key[0] for key in detail}
     with app.engine.connect() as conn:
         names = campaign_names(conn, ids)
         paused = paused_campaigns(conn)
-        fresh = paused_campaigns(conn, since=dt.datetime.fromisoformat(since)) if since else []
+        fresh = campaigns_paused_since(conn, dt.datetime.fromisoformat(since)) if since else []
     build = run_reports.plan_artifacts if kind == "plan" else run_reports.dispatch_artifacts
     _publish(build(total, detail, names, paused))
     if kind == "dispatch" and total.get("paused_campaigns") and fresh:
-        alert = alerts.paused_alert(fresh)
-        if alert is not None:
-            alerts.send_alert(app.settings, *alert)
+        deployed = _deployed()
+        for campaign in fresh:
+            _announce("declic.campaign.paused", f"declic.campaign.{campaign.id}", campaign.name)
+            if not deployed:
+                alerts.notify_campaign_paused(app, campaign.id)
     return len(fresh)
 
 
@@ -335,7 +378,7 @@ def deadlines_flow(today: str | None = None) -> dict[str, Any]:
 
 @task(name="watch-feeds", cache_policy=NONE)
 def watch_feeds_task(only: str | None, now: str | None) -> list[dict[str, Any]]:
-    """Watch the due feeds; e-mail the operators about those now failing for a day (orchestrator/app/alerts.py)."""
+    """Watch the due feeds; announce those now failing for a day (`declic.feed.failing`: the operators' alert)."""
     from orchestrator.app.feeds import watch_due_feeds
     from store.ops_metrics import feed_marks
 
@@ -344,9 +387,11 @@ def watch_feeds_task(only: str | None, now: str | None) -> list[dict[str, Any]]:
         before = feed_marks(conn)
     outcomes = watch_due_feeds(app, now=_now(now), only=only)
     failing = alerts.failing_feeds(before, outcomes, (_now(now) or app.clock()).astimezone(dt.UTC))
-    alert = alerts.feeds_alert(failing)
-    if alert is not None:
-        alerts.send_alert(app.settings, *alert)
+    deployed = _deployed() if failing else True
+    for feed, _state in failing:
+        _announce("declic.feed.failing", f"declic.feed.{feed}", feed)
+        if not deployed:
+            alerts.notify_feed_failing(app, feed, _now(now))
     return outcomes
 
 
@@ -361,6 +406,50 @@ def watch_feeds_flow(only: str | None = None, now: str | None = None) -> dict[st
     _publish(run_reports.feeds_artifacts(outcomes))
     return {"feeds": len(outcomes), "events": sum(o.get("events", 0) for o in outcomes),
             "failed": sum(o.get("failed", False) for o in outcomes)}
+
+
+# --- operator alerts (issue 21): run by the automations of prefect.yaml ---
+
+ALERT_CAUSES = {"run-failed": "exécutions en échec", "campaign-paused": "campagne en pause",
+                "feed-failing": "flux en échec"}
+
+
+def notify_run_name() -> str:
+    """`alerte · campagne en pause`."""
+    cause = (flow_run.parameters or {}).get("cause", "")
+    return f"alerte · {ALERT_CAUSES.get(cause, cause)}"
+
+
+@task(name="notify-operators", cache_policy=NONE, retries=1, retry_delay_seconds=[10])
+def notify_task(cause: str, resource: str) -> dict[str, int]:
+    from prefect.client.orchestration import get_client
+
+    app = bootstrap()
+    if cause == "run-failed":
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(uuid.UUID(resource.removeprefix("prefect.flow-run.")))
+        return dict(alerts.notify(app, _failure_alert(app, run, run.state)))
+    if cause == "campaign-paused":
+        return dict(alerts.notify_campaign_paused(app, int(resource.removeprefix("declic.campaign."))))
+    if cause == "feed-failing":
+        return dict(alerts.notify_feed_failing(app, resource.removeprefix("declic.feed.")))
+    raise ValueError(f"unknown alert cause {cause!r} (expected one of {', '.join(ALERT_CAUSES)})")
+
+
+@flow(name="notify-operators", log_prints=False, flow_run_name=notify_run_name)
+def notify_operators_flow(cause: str, resource: str) -> dict[str, int]:
+    """Alert the operators about one cause, through Déclic's outbox (orchestrator/app/alerts.py).
+
+    `cause`: "run-failed" (`resource`: the failed run, prefect.flow-run.<id>), "campaign-paused"
+    (declic.campaign.<id>) or "feed-failing" (declic.feed.<name>); the automations pass the event's resource.
+    The same cause twice queues one alert; the counts are those of the operators' outbox sent now.
+    """
+    counts = notify_task(cause, resource)
+    sent = (f"e-mails envoyés {counts.get('sent', 0)}, à réessayer {counts.get('retry', 0)}, "
+            f"en échec {counts.get('failed', 0)}") if counts else "rien de nouveau à envoyer"
+    _log("alerts.notify", f"run {_run_label()} : alerte {ALERT_CAUSES.get(cause, cause)} ({resource}) : {sent}",
+         cause=cause, counts=counts)
+    return counts
 
 
 # --- metrics ---

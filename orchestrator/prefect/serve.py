@@ -5,7 +5,8 @@ parameters and concurrency limits) and served by `prefect.serve` in this process
 Planning, which partner events start, runs warm in this process (orchestrator/prefect/warm.py) instead of in a new
 Python process per run, so that it begins within about 2 s of the event.
 Event triggers need a Prefect API that runs its background services, so on the embedded default (no
-PREFECT_API_URL) a local Prefect server on SQLite is started under DECLIC_HOME and stopped on exit.
+PREFECT_API_URL) a local Prefect server on SQLite is started under DECLIC_HOME and stopped on exit. The operators'
+alerts are such triggers too: those of `notify-operators` become its automations when it is served.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import yaml
 
 PREFECT_YAML = Path(__file__).resolve().parents[2] / "prefect.yaml"
 WARM_DEPLOYMENTS = ("plan",)  # run inside `declic serve`: started by events, expected within seconds
+ALERTS_DEPLOYMENT = "notify-operators"  # its triggers are the operators' alerts (orchestrator/app/alerts.py)
 logger = logging.getLogger("declic.serve")
 
 
@@ -85,6 +87,14 @@ def runner_deployments(specs: list[DeploymentSpec]) -> list:
             triggers=triggers or None, concurrency_limit=spec.concurrency_limit, tags=list(spec.tags) or None,
         ))
     return out
+
+
+def alerts_line(automations: int, operator_emails: str | None) -> str:
+    """What the operators' alerts will do, in one line (`declic serve` and scripts/scale_out.py print it)."""
+    if not (operator_emails or "").strip():
+        return (f"Alertes aux opérateurs : {automations} automatisations, mais DECLIC_OPERATOR_EMAILS est vide : "
+                "elles ne préviendront personne")
+    return f"Alertes aux opérateurs : {automations} automatisations, e-mails à {operator_emails.strip()}"
 
 
 class LocalPrefectServer:
@@ -187,6 +197,9 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, prefect_port: int = 4200
             web_server = start_web(host, port)
             print(f"Application web sur http://{host}:{port} (santé: /healthz)", flush=True)
         print("Déploiements servis: " + ", ".join(s.name for s in specs), flush=True)
+        # The operators' alerts: the triggers of notify-operators become automations when it is served.
+        print(alerts_line(sum(len(s.triggers) for s in specs if s.name == ALERTS_DEPLOYMENT),
+                          settings.operator_emails), flush=True)
         from prefect import serve as prefect_serve
 
         signal.signal(signal.SIGTERM, _raise_interrupt)

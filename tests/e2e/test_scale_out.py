@@ -1,6 +1,7 @@
 """Scale-out, for real: a Prefect server on PostgreSQL (Redis broker), a process work pool, two workers,
 the store on PostgreSQL; 5,000 e-mails dispatched by two flow runs at once on the two workers, counted at a
-real SMTP server; a partner batch posted to the web app starts the plan deployment through its event trigger.
+real SMTP server; a partner batch posted to the web app starts the plan deployment through its event trigger;
+a dispatch deployment failing twice fires the operators' automation, whose e-mail leaves through the outbox.
 
 The cluster has its own Prefect database, store and Redis database (claimed by `Cluster.up`), so another
 cluster on the same machine (another test run, a benchmark) never takes its events. Waits follow progress:
@@ -30,7 +31,7 @@ from scripts.scale_out import (
 )
 from scripts.seed import seed_due_emails
 from store.admin import add_partner, apply_campaign
-from store.models import Message, MessageEvent, TriggerEvent
+from store.models import Message, MessageEvent, OperatorNotice, TriggerEvent
 from tests.conftest import TEST_SECRET
 from tests.utils.factories import campaign_spec, creation_item
 from tests.utils.waiting import wait_until
@@ -40,6 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 MESSAGES = 5_000
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 STALL = 180  # seconds without any visible progress before a wait fails (a loaded machine is slow, not stuck)
+OPERATORS = ("ops@declic.example", "astreinte@declic.example")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def cluster(sink, tmp_path_factory):
         store_db=f"t_store_{suffix}", workers=2, broker="redis", api_port=free_port(), schedules=False,
         env_extra={"DECLIC_SMTP_HOST": "127.0.0.1", "DECLIC_SMTP_PORT": str(sink.port),
                    "DECLIC_SECRET_KEY": TEST_SECRET, "DECLIC_BASE_URL": "http://127.0.0.1:8000",
-                   "DECLIC_DISPATCH_BATCH_SIZE": "250"},
+                   "DECLIC_DISPATCH_BATCH_SIZE": "250", "DECLIC_OPERATOR_EMAILS": ",".join(OPERATORS)},
     )  # fmt: skip
     pids: list[int] = []
     try:
@@ -190,3 +192,45 @@ def test_a_partner_batch_starts_the_plan_deployment(cluster, app, monkeypatch):
         assert planned is True
     finally:
         server.should_exit = True
+
+
+def test_a_dispatch_deployment_failing_twice_alerts_the_operators_through_the_outbox(cluster, app, sink):
+    api = cluster.api_url
+    # `prefect deploy --all` created the automations of prefect.yaml with the deployments.
+    assert {"Déclic : plan ou dispatch en échec deux fois", "Déclic : campagne mise en pause",
+            "Déclic : flux en échec depuis un jour"} <= set(cluster.automations())
+    before = sink.received
+    # Two dispatch runs in a row, each failing before its first batch (no batch per task); the good runs of
+    # the first test came before them.
+    failed = []
+    for _ in range(2):
+        (run,) = wait_runs(api, [start_run(api, "dispatch/dispatch", {"batches_per_task": 0})], sink)
+        assert run["state_type"] == "FAILED", run["state"]
+        failed.append(run["id"])
+    assert sink.received == before  # nothing from the failing runs themselves (their hook leaves it to Prefect)
+
+    notify_runs: list[dict] = []
+
+    def probe() -> tuple:
+        # Progress: the automation's events, the notify-operators run's states, the outbox rows, the sink.
+        notify_runs[:] = requests.post(f"{api}/flow_runs/filter", timeout=10,
+                                       json={"flows": {"name": {"any_": ["notify-operators"]}}}).json()
+        with app.engine.connect() as conn:
+            rows = conn.execute(select(OperatorNotice.recipient, OperatorNotice.status)).all()
+        return (_count_events(api, prefix=["prefect.automation."]), tuple(r["state_name"] for r in notify_runs),
+                tuple(sorted(rows)), sink.received)
+
+    wait_until(probe, lambda seen: sink.received - before >= len(OPERATORS) and bool(notify_runs)
+               and all(r["state_type"] in TERMINAL for r in notify_runs), stall=STALL, interval=1,
+               what="two failed dispatch runs -> automation -> notify-operators run -> outbox -> SMTP sink")
+    (notify,) = notify_runs
+    assert notify["state_type"] == "COMPLETED", notify["state"]
+    assert notify["parameters"] == {"cause": "run-failed", "resource": f"prefect.flow-run.{failed[1]}"}
+    with app.engine.connect() as conn:
+        rows = conn.execute(select(OperatorNotice.purpose, OperatorNotice.recipient, OperatorNotice.status)).all()
+    assert sorted(rows) == [("run_failed", address, "sent") for address in sorted(OPERATORS)]
+    alerts = [m for m in sink.messages if m["Subject"].startswith("[Déclic]")]
+    assert sorted(m["To"] for m in alerts) == sorted(OPERATORS)  # one e-mail per operator, once
+    assert all(m["Subject"] == "[Déclic] L'envoi des messages (dispatch) a échoué deux fois de suite"
+               for m in alerts)
+    assert "Que faire" in alerts[0].get_content()

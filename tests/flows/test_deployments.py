@@ -13,7 +13,7 @@ SPECS = {spec.name: spec for spec in read_deployments()}
 
 def test_every_flow_has_a_deployment():
     assert set(SPECS) == {"plan", "dispatch", "sirene-stock", "sirene-updates", "bodacc", "deadlines",
-                          "metrics-rollup", "watch-feeds", "privacy-retention"}
+                          "metrics-rollup", "watch-feeds", "privacy-retention", "notify-operators"}
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -28,7 +28,7 @@ def test_entrypoints_are_flows_with_the_declared_parameters(name):
 
 def test_schedules_are_french_time():
     for spec in SPECS.values():
-        assert spec.crons, f"{spec.name} has no schedule"
+        assert spec.crons or spec.name == "notify-operators", f"{spec.name} has no schedule"  # run by automations
         assert all(tz == "Europe/Paris" for _, tz in spec.crons)
     assert SPECS["dispatch"].crons == [("* 8-19 * * 1-6", "Europe/Paris")]
 
@@ -39,6 +39,25 @@ def test_plan_starts_on_the_trigger_event_with_string_parameters():
     # A bare "{{ event.id }}" makes the trigger fail silently (UUID not JSON serialisable).
     for value in trigger["parameters"].values():
         assert "| string" in value
+
+
+def test_operator_alerts_are_automations_of_the_notify_deployment():
+    triggers = {t["name"]: t for t in SPECS["notify-operators"].triggers}
+    failing = triggers["Déclic : plan ou dispatch en échec deux fois"]
+    assert set(failing["expect"]) == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    assert failing["match_related"] == {"prefect.resource.role": "deployment",
+                                        "prefect.resource.name": ["plan", "dispatch"]}
+    assert (failing["threshold"], failing["within"]) == (2, 3600)
+    assert failing["for_each"] == ["related:deployment:prefect.resource.id"]  # counted per deployment
+    assert triggers["Déclic : campagne mise en pause"]["expect"] == ["declic.campaign.paused"]
+    assert triggers["Déclic : flux en échec depuis un jour"]["expect"] == ["declic.feed.failing"]
+    causes = {t["parameters"]["cause"] for t in triggers.values()}
+    assert causes == {"run-failed", "campaign-paused", "feed-failing"}
+    assert all(t["parameters"]["resource"] == "{{ event.resource.id }}" for t in triggers.values())
+    # `declic serve` builds the same automations (RunDeployment of notify-operators with these parameters).
+    (notify,) = runner_deployments([SPECS["notify-operators"]])
+    assert {t.name for t in notify.triggers} == set(triggers)
+    assert {t.parameters["cause"] for t in notify.triggers} == causes
 
 
 def test_runs_that_must_not_overlap_are_limited_and_dispatch_is_not():

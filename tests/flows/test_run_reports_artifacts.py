@@ -1,5 +1,6 @@
 """Issue 21: each run publishes what it did as Prefect artifacts, is named after what ran, and a dispatch
-run failing twice in a row e-mails the operators (under the session's Prefect test harness)."""
+run failing twice in a row, a campaign paused on its error rate and a feed failing for a day e-mail the operators
+through their outbox (under the session's Prefect test harness: runs by hand, which alert by themselves)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from orchestrator.core.campaign_spec import load_spec
-from store.admin import apply_campaign
+from store.admin import add_partner, apply_campaign
 from store.events import store_events
-from store.models import Message
+from store.models import Message, OperatorNotice
 from tests.integration.test_ingest_doors import bodacc_record
 from tests.utils.factories import campaign_spec, creation_item
 from triggers.partner_api import validate_item
@@ -86,7 +87,14 @@ def test_an_ingest_run_publishes_its_counts_and_first_rejected_lines(prefect_har
     assert [r["Motif"] for r in rejects] == ["invalid SIREN '123456789'"]
 
 
-def test_a_dispatch_run_failing_twice_in_a_row_emails_the_operators_once(prefect_harness, env_settings,
+def sent_notices(engine) -> list:
+    """The operators' outbox: (purpose, recipient, status) of each row."""
+    with engine.connect() as conn:
+        return conn.execute(select(OperatorNotice.purpose, OperatorNotice.recipient, OperatorNotice.status)
+                            .order_by(OperatorNotice.recipient)).all()
+
+
+def test_a_dispatch_run_failing_twice_in_a_row_emails_the_operators_once(prefect_harness, env_settings, engine,
                                                                         smtp_sink, monkeypatch):
     from orchestrator.prefect.flows import dispatch_flow, run_once
 
@@ -95,12 +103,63 @@ def test_a_dispatch_run_failing_twice_in_a_row_emails_the_operators_once(prefect
     run_once(dispatch_flow, now=NOW.isoformat())  # a good run first: the streak starts after it
     with pytest.raises(ValueError):
         run_once(dispatch_flow, now=NOW.isoformat(), batches_per_task=0)
-    assert smtp_sink.received == 0  # one failure is not worth an e-mail
+    assert smtp_sink.received == 0 and sent_notices(engine) == []  # one failure is not worth an e-mail
     with pytest.raises(ValueError):
         run_once(dispatch_flow, now=NOW.isoformat(), batches_per_task=0)
-    assert smtp_sink.received == 2  # the second in a row: one e-mail per operator
+    # The second in a row: one row per operator in the operators' outbox, sent at once.
+    assert sent_notices(engine) == [("run_failed", "astreinte@declic.example", "sent"),
+                                    ("run_failed", "ops@declic.example", "sent")]
+    assert smtp_sink.received == 2
     assert {m["To"] for m in smtp_sink.messages} == {"ops@declic.example", "astreinte@declic.example"}
-    assert all(m["Subject"] == "[Déclic] le flux dispatch a échoué deux fois de suite" for m in smtp_sink.messages)
+    subject = "[Déclic] L'envoi des messages (dispatch) a échoué deux fois de suite"
+    assert all(m["Subject"] == subject for m in smtp_sink.messages)
+    body = smtp_sink.messages[0].get_content()
+    assert "Dernier échec :" in body and "range() arg 3 must not be zero" in body and "Que faire" in body
     with pytest.raises(ValueError):
         run_once(dispatch_flow, now=NOW.isoformat(), batches_per_task=0)
-    assert smtp_sink.received == 2  # the streak goes on: no new e-mail
+    assert smtp_sink.received == 2 and len(sent_notices(engine)) == 2  # the streak goes on: no new e-mail
+
+
+def test_a_campaign_paused_by_a_dispatch_run_emails_the_operators_once(prefect_harness, env_settings, engine,
+                                                                       smtp_sink, monkeypatch):
+    from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once
+
+    monkeypatch.setenv("DECLIC_OPERATOR_EMAILS", "ops@declic.example")
+    monkeypatch.setenv("DECLIC_PAUSE_MIN_SAMPLE", "5")
+    apply_campaign(engine, load_spec(campaign_spec()))
+    items = [creation_item(f"p-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY) for i in range(8)]
+    store_events(engine, [validate_item(item, "partner:0", "bge", today=dt.date.today()) for item in items])
+    run_once(plan_flow, now=NOW.isoformat())
+    smtp_sink.refuse_domains["exemple.fr"] = "550 5.1.1 Unknown user"  # every owner's address is refused
+    with engine.connect() as conn:
+        due = conn.execute(select(func.max(Message.__table__.c.due_at))).scalar()
+    counts = run_once(dispatch_flow, now=due.isoformat())
+    assert counts["paused_campaigns"] == 1
+    (alert,) = smtp_sink.messages
+    assert alert["To"] == "ops@declic.example"
+    assert alert["Subject"] == "[Déclic] Campagne « bienvenue-35 » mise en pause"
+    body = alert.get_content()
+    assert "Déclic a mis en pause la campagne « bienvenue-35 »" in body
+    assert "declic campaigns resume bienvenue-35" in body
+    assert sent_notices(engine) == [("campaign_paused", "ops@declic.example", "sent")]
+
+
+def test_a_feed_failing_for_a_day_emails_the_operators_once(prefect_harness, env_settings, engine, smtp_sink,
+                                                            monkeypatch):
+    from orchestrator.prefect.flows import run_once, watch_feeds_flow
+    from store.feeds import add_feed
+    from tests.utils.feed_server import Answer, FeedServer
+
+    monkeypatch.setenv("DECLIC_OPERATOR_EMAILS", "ops@declic.example")
+    add_partner(engine, "bge", ["creation"])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)  # a day after the feed was added, still no success
+    with FeedServer() as server:
+        server.routes["/bge.csv"] = lambda seen: Answer(404, b"introuvable")
+        add_feed(engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
+        assert run_once(watch_feeds_flow, now=later.isoformat())["failed"] == 1
+        (alert,) = smtp_sink.messages
+        assert alert["Subject"] == "[Déclic] Flux « bge » sans succès depuis un jour"
+        assert "declic feeds list" in alert.get_content()
+        # The next failing run of the same outage says nothing more.
+        run_once(watch_feeds_flow, now=(later + dt.timedelta(hours=2)).isoformat())
+    assert smtp_sink.received == 1 and sent_notices(engine) == [("feed_failing", "ops@declic.example", "sent")]

@@ -58,10 +58,17 @@ def test_json_log_line_is_one_object_and_text_stays_french():
     assert run_reports.log_line("text", "dispatch.done", "envoi terminé") == "envoi terminé"
 
 
-def test_alert_on_the_second_failure_in_a_row_only():
-    assert alerts.run_failed_alert("dispatch", "r", "x", ["FAILED", "COMPLETED"]) is None
-    assert alerts.run_failed_alert("dispatch", "r", "x", ["FAILED", "CRASHED", "COMPLETED"]) is not None
-    assert alerts.run_failed_alert("dispatch", "r", "x", ["FAILED", "FAILED", "FAILED"]) is None
+def test_alert_from_the_second_failure_in_a_row_keyed_by_its_streak():
+    def alert(states):
+        at = dt.datetime(2026, 12, 4, 9, 5, tzinfo=dt.UTC)
+        return alerts.run_failed_alert("dispatch", "r", "x", states, at, "d1:s1", "Europe/Paris")
+
+    assert alert(["FAILED", "COMPLETED"]) is None
+    second = alert(["FAILED", "CRASHED", "COMPLETED"])
+    assert second.subject == "[Déclic] L'envoi des messages (dispatch) a échoué deux fois de suite"
+    assert "4 déc. 2026, 10 h 05" in second.body and "Que faire" in second.body
+    # Later runs of the same streak give the same cause: the outbox queues it once.
+    assert alert(["FAILED", "FAILED", "FAILED"]).cause_key == second.cause_key == "run_failed:d1:s1"
 
 
 def test_a_feed_is_named_once_when_it_reaches_a_day_without_success():
