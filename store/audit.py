@@ -23,6 +23,7 @@ ACTIONS = {
     "privacy_export": "export des données personnelles",
     "erase": "effacement",
     "purge": "purge (durée de conservation)",
+    "campaign_save": "enregistrement d'une campagne",
 }
 
 

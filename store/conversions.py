@@ -127,6 +127,22 @@ def request_callback(
     return CallbackStored(task_id, created, assignee)
 
 
+def callback_asked_since(conn: Connection, business_id: int, since: dt.datetime) -> bool:
+    """Whether this business asked for a callback since `since`, from any of its messages.
+
+    The business row is locked first (a no-op update: a row lock on PostgreSQL, the write lock on SQLite), so two
+    forms posted at once cannot both pass the check.
+    """
+    conn.execute(update(BUSINESS).where(BUSINESS.c.id == business_id).values(id=BUSINESS.c.id))
+    found = conn.execute(
+        select(INTERACTIONS.c.id)
+        .where(INTERACTIONS.c.business_id == business_id, INTERACTIONS.c.kind == "callback_request",
+               INTERACTIONS.c.at >= since)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def record_diagnostic(
     conn: Connection,
     msg,

@@ -24,16 +24,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from store.accounts import (
-    Scope,
-    SignInLimits,
-    authenticate,
-    begin_signin,
-    end_sessions,
-    scope_of,
-    signin_succeeded,
-    user_by_id,
-)
+from orchestrator.app import sessions
+from store.accounts import Scope, SignInLimits, authenticate, scope_of, user_by_id
 from web.csrf import check_csrf, make_csrf
 from web.deps import AppDep, EngineDep, settings_of
 
@@ -141,23 +133,22 @@ async def sign_in(
             headers={"Retry-After": str(retry_after)} if retry_after else None,
         )
 
-    engine = declic.engine
     slots = _hash_slots(request, declic.settings)
     if not slots.acquire(blocking=False):  # every slot is checking a password: answer now, hold no memory
         return page("Trop de connexions en même temps. Réessayez dans quelques secondes.", 429, BUSY_RETRY_SECONDS)
     try:
         source = _source(request)
         # Recorded before the check, counted in the store: every web process (and machine) shares the limit.
-        attempt = await run_in_threadpool(begin_signin, engine, email, source, declic.now(), LIMITS)
+        attempt = await run_in_threadpool(sessions.begin_signin, declic, email, source, LIMITS)
         if not attempt.allowed:
             wait = attempt.retry_after.total_seconds()
             return page(f"Trop d'essais. Réessayez dans {_minutes(wait)}.", 429, math.ceil(wait))
-        user = await run_in_threadpool(authenticate, engine, email, password)
+        user = await run_in_threadpool(authenticate, declic.engine, email, password)
     finally:
         slots.release()
     if user is None:
         return page("E-mail ou mot de passe incorrect.", 401)
-    await run_in_threadpool(signin_succeeded, engine, email, source, declic.now(), LIMITS)
+    await run_in_threadpool(sessions.signin_succeeded, declic, email, source, LIMITS)
     request.session.clear()
     request.session["uid"] = user.id
     request.session["epoch"] = user.session_epoch
@@ -171,11 +162,11 @@ async def sign_in(
 
 
 @router.post("/deconnexion")
-async def sign_out(request: Request, engine: EngineDep, csrf: Annotated[str, Form()] = ""):
+async def sign_out(request: Request, declic: AppDep, csrf: Annotated[str, Form()] = ""):
     """End the session, and every other session of the same user (a copied cookie dies with it)."""
     require_csrf(request, csrf)
     user_id = request.session.get("uid")
     if isinstance(user_id, int):
-        await run_in_threadpool(end_sessions, engine, user_id)
+        await run_in_threadpool(sessions.sign_out_everywhere, declic, user_id)
     request.session.clear()
     return RedirectResponse("/connexion", status_code=303)

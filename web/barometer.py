@@ -15,8 +15,8 @@ from orchestrator.core.barometer import MATURITY_LEVELS, Barometer, barometer_cs
 from store import accounts
 from web.auth import ScopeDep
 from web.charts import bars_chart
-from web.dashboard import _logged_csv, _need_campaigns, render
-from web.deps import EngineDep
+from web.dashboard import _need_campaigns, logged_csv, render
+from web.deps import AppDep, EngineDep
 
 router = APIRouter(prefix="/tableau", include_in_schema=False)
 
@@ -87,11 +87,11 @@ async def barometer_page(request: Request, scope: ScopeDep, engine: EngineDep, t
 
 
 @router.get("/barometre.csv")
-async def barometer_csv_export(scope: ScopeDep, engine: EngineDep, territoire: str = ""):
+async def barometer_csv_export(scope: ScopeDep, declic: AppDep, territoire: str = ""):
     """The same figures as CSV (UTF-8 with BOM, `;`, French headers)."""
     asked = _territory(scope, territoire)
     if asked is None:
         raise HTTPException(400, "Choisissez un territoire, par exemple departement:35.")
-    b = await run_in_threadpool(_build, engine, *asked)
+    b = await run_in_threadpool(_build, declic.engine, *asked)
     name = "barometre-" + "-".join(c for codes in asked[0].values() for c in codes)[:60] + ".csv"
-    return await run_in_threadpool(_logged_csv, engine, scope, barometer_csv(b), name, f"barometer:{asked[1]}")
+    return await run_in_threadpool(logged_csv, declic, scope, barometer_csv(b), name, f"barometer:{asked[1]}")

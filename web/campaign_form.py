@@ -1,6 +1,7 @@
 """Campaigns without a file: a form that writes the same spec as the YAML of `declic campaigns apply`,
-validated by the same `load_spec` (spec and template checks), with a preview of its reach and each message
-rendered for a real business of the segment. It covers what the YAML covers: triggers and/or a schedule (a
+validated by the same `load_spec` (spec and template checks) and saved with its audit entry by
+`orchestrator.app.campaigns`, with a preview of its reach and each message rendered for a real business of the
+segment. It covers what the YAML covers: triggers and/or a schedule (a
 plain-French recurrence picker, `orchestrator.core.recurrence_fr`), the segment (trades by name, territory by name
 with completion, head-count, age, life-cycle stage), steps (channel, delay in days, "si pas de clic", fallback
 channels; added and removed by submit buttons, no JavaScript), the message from the library, caps, holdout,
@@ -35,6 +36,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from orchestrator.app import campaigns
 from orchestrator.app.bootstrap import App
 from orchestrator.core import recurrence_fr
 from orchestrator.core.campaign_spec import (
@@ -42,7 +44,6 @@ from orchestrator.core.campaign_spec import (
     FALLBACK_CHAIN,
     RENDERED_CHANNELS,
     CampaignSpec,
-    load_spec,
     spec_warnings,
 )
 from orchestrator.core.durations import duration_words
@@ -999,7 +1000,7 @@ async def submit_campaign(request: Request, scope: ScopeDep, declic: AppDep):
         elif source is not None:
             # A copy keeps what the form hides of the original, under the copier's name and territory.
             document = {**merge_into(source.spec, document), "name": document["name"]}
-        spec = load_spec(document)
+        spec = campaigns.validate(document)
     except (ValidationError, ValueError) as exc:
         return _form_page(request, scope, form, errors=validation_errors(exc), status_code=400)
 
@@ -1026,12 +1027,10 @@ async def submit_campaign(request: Request, scope: ScopeDep, declic: AppDep):
             "owner_name", "Porteur", f"il change : {owner_change['before']} → {owner_change['after']}. Vérifiez "
             "l'aperçu, puis enregistrez à nouveau pour confirmer.")]
         return _form_page(request, scope, form, result=result, errors=errors, status_code=200 if confirmed else 409)
-    from store.admin import CampaignNameTaken, apply_campaign
-
     try:
-        campaign_id, _version, _what = await run_in_threadpool(
-            lambda: apply_campaign(engine, spec, create_only=existing is None,
+        saved = await run_in_threadpool(
+            lambda: campaigns.save(declic, spec, by=scope, create_only=existing is None,
                                    campaign_id=existing.id if existing is not None else None))
-    except CampaignNameTaken:
+    except campaigns.CampaignNameTaken:
         return _form_page(request, scope, form, status_code=400, errors=taken)
-    return RedirectResponse(f"/tableau/campagnes/{campaign_id}", status_code=303)
+    return RedirectResponse(f"/tableau/campagnes/{saved.campaign_id}", status_code=303)

@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-from orchestrator.app import privacy
+from orchestrator.app import audit, campaigns, privacy
 from orchestrator.app.bootstrap import App
 from orchestrator.core.labels import CAMPAIGN_STATUS, LEVELS, MESSAGE_STATUS
 from orchestrator.core.stats import (
@@ -34,13 +34,8 @@ from orchestrator.core.stats import (
     fr_points,
 )
 from store import accounts
-from store.report import (
-    business_timeline,
-    call_tasks,
-    campaign_businesses,
-    refresh_rollup,
-    report,
-)
+from store.call_tasks import call_tasks
+from store.report import business_timeline, campaign_businesses, find_businesses, label_for, report
 from web.auth import ScopeDep, csrf_token, require_csrf
 from web.charts import bars_chart, funnel_chart, uplift_chart
 from web.deps import AppDep, EngineDep, SettingsDep, app_of
@@ -191,17 +186,9 @@ def rows_csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]], zone: Z
     return french_csv(columns, rows, zone)
 
 
-def _audit(engine, scope: accounts.Scope, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
-    """Append to the audit trail: this user, role and territory did `action` on `target` (never a contact)."""
-    from store import audit
-
-    with engine.begin() as conn:
-        audit.record_user(conn, scope.user_id, role=scope.role, territory=scope.territory, action=action,
-                          target=target, detail=detail)
-
-
-def _logged_csv(engine, scope: accounts.Scope, text: str, filename: str, target: str) -> Response:
-    _audit(engine, scope, "export_csv", target, {"file": filename})
+def logged_csv(declic: App, scope: accounts.Scope, text: str, filename: str, target: str) -> Response:
+    """A CSV download, written in the audit trail (who exported what)."""
+    audit.record_access(declic, scope, "export_csv", target, {"file": filename})
     return csv_response(text, filename)
 
 
@@ -289,7 +276,7 @@ async def campaigns_csv(scope: ScopeDep, declic: AppDep):
     _need_campaigns(scope)
     engine = declic.engine
     summaries = await run_in_threadpool(_summaries, engine, scope)
-    return await run_in_threadpool(_logged_csv, engine, scope, rows_csv(SUMMARY_COLUMNS, summaries, declic.zone),
+    return await run_in_threadpool(logged_csv, declic, scope, rows_csv(SUMMARY_COLUMNS, summaries, declic.zone),
                                    "campagnes.csv", "campaigns")
 
 
@@ -415,7 +402,7 @@ async def campaign_table_csv(campaign_id: int, table_key: str, scope: ScopeDep, 
     table: Table | None = next((t for t in r.tables if t.key == table_key), None)
     if table is None:
         raise HTTPException(404, "Tableau inconnu.")
-    return await run_in_threadpool(_logged_csv, engine, scope, table_csv_fr(table, declic.zone),
+    return await run_in_threadpool(logged_csv, declic, scope, table_csv_fr(table, declic.zone),
                                    f"{row.name}-{table_key}.csv", f"campaign:{row.id}")
 
 
@@ -444,7 +431,7 @@ async def campaign_workbook(campaign_id: int, scope: ScopeDep, declic: AppDep):
     r = await run_in_threadpool(report, engine, row)
     body = await run_in_threadpool(lambda: report_workbook(r, summary=workbook_summary(row, r, declic.zone)))
     filename = f"{row.name}-rapport.xlsx"
-    await run_in_threadpool(_audit, engine, scope, "export_xlsx", f"campaign:{row.id}", {"file": filename})
+    await run_in_threadpool(audit.record_access, declic, scope, "export_xlsx", f"campaign:{row.id}", {"file": filename})
     return Response(body, media_type=XLSX_TYPE, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -489,7 +476,7 @@ async def campaign_businesses_csv(campaign_id: int, scope: ScopeDep, declic: App
             return campaign_businesses(conn, row.id, limit=None)
 
     text = rows_csv(BUSINESS_COLUMNS, await run_in_threadpool(load), declic.zone)
-    return await run_in_threadpool(_logged_csv, engine, scope, text, f"{row.name}-entreprises.csv",
+    return await run_in_threadpool(logged_csv, declic, scope, text, f"{row.name}-entreprises.csv",
                                    f"campaign:{row.id}")
 
 
@@ -498,29 +485,27 @@ async def campaign_status(
     request: Request,
     campaign_id: int,
     scope: ScopeDep,
-    engine: EngineDep,
+    declic: AppDep,
     status: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ):
     """Pause, resume or end a campaign."""
     require_csrf(request, csrf)
-    row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
+    row = await run_in_threadpool(_campaign_or_404, declic.engine, scope, campaign_id)
     if status not in STATUS_LABELS:
         raise HTTPException(400, "État inconnu.")
-    from store.admin import set_campaign_status
-
-    await run_in_threadpool(set_campaign_status, engine, row.name, status)
+    await run_in_threadpool(campaigns.set_status, declic, row.name, status)
     return RedirectResponse(f"/tableau/campagnes/{row.id}", status_code=303)
 
 
 @router.post("/campagnes/{campaign_id}/recalcul")
 async def campaign_refresh(
-    request: Request, campaign_id: int, scope: ScopeDep, engine: EngineDep, csrf: Annotated[str, Form()] = ""
+    request: Request, campaign_id: int, scope: ScopeDep, declic: AppDep, csrf: Annotated[str, Form()] = ""
 ):
     """Recompute this campaign's figures now instead of waiting for the night."""
     require_csrf(request, csrf)
-    row = await run_in_threadpool(_campaign_or_404, engine, scope, campaign_id)
-    await run_in_threadpool(refresh_rollup, engine, [row.id])
+    row = await run_in_threadpool(_campaign_or_404, declic.engine, scope, campaign_id)
+    await run_in_threadpool(campaigns.refresh_figures, declic, [row.id])
     return RedirectResponse(f"/tableau/campagnes/{row.id}", status_code=303)
 
 
@@ -555,8 +540,6 @@ def _timeline_item(item: dict[str, Any]) -> dict[str, Any]:
 async def business_search(request: Request, scope: ScopeDep, engine: EngineDep, q: str = ""):
     """Find a business of the user's territory by name or SIRET."""
     _need_campaigns(scope)
-    from store.report import find_businesses
-
     def load():
         with engine.connect() as conn:
             return find_businesses(conn, accounts.business_clause(scope), q[:100])
@@ -566,12 +549,10 @@ async def business_search(request: Request, scope: ScopeDep, engine: EngineDep, 
 
 
 @router.get("/entreprises/{business_id}", response_class=HTMLResponse)
-async def business_page(request: Request, business_id: int, scope: ScopeDep, engine: EngineDep):
+async def business_page(request: Request, business_id: int, scope: ScopeDep, declic: AppDep):
     """A business's timeline: events, enrollments, messages, reactions, calls."""
-    biz, items = await run_in_threadpool(_timeline, engine, scope, business_id)
-    await run_in_threadpool(_audit, engine, scope, "view_business", f"business:{biz.id}")
-    from store.report import label_for
-
+    biz, items = await run_in_threadpool(_timeline, declic.engine, scope, business_id)
+    await run_in_threadpool(audit.record_access, declic, scope, "view_business", f"business:{biz.id}")
     return render(
         request,
         scope,
@@ -588,7 +569,7 @@ async def business_csv(business_id: int, scope: ScopeDep, declic: AppDep):
     """A business's timeline as CSV."""
     engine = declic.engine
     biz, items = await run_in_threadpool(_timeline, engine, scope, business_id)
-    return await run_in_threadpool(_logged_csv, engine, scope, rows_csv(TIMELINE_COLUMNS, items, declic.zone),
+    return await run_in_threadpool(logged_csv, declic, scope, rows_csv(TIMELINE_COLUMNS, items, declic.zone),
                                    f"entreprise-{biz.siret}.csv", f"business:{biz.id}")
 
 
@@ -685,7 +666,7 @@ async def tasks_csv(scope: ScopeDep, declic: AppDep):
     """Every call task the user may see, as CSV."""
     engine = declic.engine
     text = rows_csv(TASK_COLUMNS, await run_in_threadpool(_tasks, engine, scope, False, None), declic.zone)
-    return await run_in_threadpool(_logged_csv, engine, scope, text, "appels.csv", "call_tasks")
+    return await run_in_threadpool(logged_csv, declic, scope, text, "appels.csv", "call_tasks")
 
 
 @router.post("/appels/{task_id}")
@@ -704,8 +685,7 @@ async def task_outcome(
     """Record a call: reached, refused or no answer; a meeting agreed counts as `ambassador_met`; "a commencé à
     utiliser ..." (`adopted`, a category code) counts as a `tool_adopted` of that category."""
     require_csrf(request, csrf)
-    from integrations.call_rules import OUTCOMES
-    from integrations.call_task import record_attempt
+    from orchestrator.app.calls import OUTCOMES, record_attempt
     from store.conversions import record_task_outcome
     from store.models import utcnow
 

@@ -10,18 +10,14 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from store import accounts
-from store.followups import OUTCOMES, complete_followup, followup_clause, followups
+from orchestrator.app import followups as followup_service
+from store.followups import OUTCOMES, followups
+from triggers.model import ADOPTION_CATEGORIES
 from web.auth import ScopeDep, require_csrf
 from web.dashboard import render
-from web.deps import AppDep, EngineDep
+from web.deps import AppDep
 
 router = APIRouter(prefix="/tableau", include_in_schema=False)
-
-
-def _clause(conn, scope: accounts.Scope):
-    ids = None if scope.is_operator or scope.role == "ambassador" else accounts.visible_campaign_ids(conn, scope)
-    return followup_clause(scope.role, scope.assignee, ids)
 
 
 @router.get("/suivis", response_class=HTMLResponse)
@@ -31,13 +27,11 @@ async def followups_page(request: Request, scope: ScopeDep, declic: AppDep):
 
     def read():
         with declic.engine.connect() as conn:
-            clause = _clause(conn, scope)
+            clause = followup_service.scope_clause(conn, scope)
             missed = followups(conn, clause, today=today, missed_only=True) if scope.is_operator else []
             return followups(conn, clause, today=today), missed
 
     items, missed = await run_in_threadpool(read)
-    from triggers.model import ADOPTION_CATEGORIES
-
     return render(request, scope, "dash_followups.html", items=items, missed=missed, outcomes=OUTCOMES,
                   adoption_categories=ADOPTION_CATEGORIES)
 
@@ -47,7 +41,7 @@ async def followup_outcome(
     request: Request,
     followup_id: int,
     scope: ScopeDep,
-    engine: EngineDep,
+    declic: AppDep,
     outcome: Annotated[str, Form(max_length=20)] = "",
     category: Annotated[str, Form(max_length=40)] = "",
     note: Annotated[str, Form(max_length=300)] = "",
@@ -56,13 +50,9 @@ async def followup_outcome(
     """Record a follow-up's outcome: a commencé à utiliser (which tool) / en cours / abandonné, and why."""
     require_csrf(request, csrf)
 
-    def write() -> bool:
-        with engine.begin() as conn:
-            return complete_followup(conn, followup_id, _clause(conn, scope), outcome=outcome,
-                                     category=category or None, note=note, by=scope.name)
-
     try:
-        done = await run_in_threadpool(write)
+        done = await run_in_threadpool(lambda: followup_service.complete(
+            declic, followup_id, scope, outcome=outcome, category=category or None, note=note))
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
     if not done:

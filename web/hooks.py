@@ -1,7 +1,7 @@
 """Callbacks from the outside world: SMS replies (STOP) and delivery receipts, bounce reports.
 
 Providers call `/hooks/...?token=<DECLIC_HOOKS_TOKEN>`; without that setting the hooks are off (404). Each
-hook parses with the channel's own reader and records through `store.feedback`: a STOP or a hard
+hook parses with the channel's own reader and records through `orchestrator.app.feedback`: a STOP or a hard
 bounce becomes a global, permanent opt-out.
 """
 
@@ -11,7 +11,6 @@ import hmac
 import json
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -19,8 +18,8 @@ from pydantic import BaseModel
 
 from integrations.email_bounce import parse_dsn
 from integrations.sms_http import parse_delivery, parse_inbound
-from store import feedback
-from web.deps import EngineDep, SettingsDep
+from orchestrator.app import feedback
+from web.deps import AppDep
 
 router = APIRouter(prefix="/hooks", tags=["provider callbacks"])
 
@@ -63,30 +62,25 @@ def _parse(parser, payload):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
 
 
-def _record(engine, fn, items, source: str) -> dict[str, int]:
-    with engine.begin() as conn:
-        return dict(fn(conn, items, source=source))
-
-
 @router.post("/sms/replies", responses=ERRORS)
-async def sms_replies(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
+async def sms_replies(request: Request, declic: AppDep, token: str | None = None):
     """Replies to our SMS (generic or Octopush format); a STOP is recorded as an opt-out of that number."""
-    _check(settings, token)
-    replies = _parse(partial(parse_inbound, zone=ZoneInfo(settings.timezone)), await _json(request))
-    return await run_in_threadpool(_record, engine, feedback.record_sms_replies, replies, "sms_reply")
+    _check(declic.settings, token)
+    replies = _parse(partial(parse_inbound, zone=declic.zone), await _json(request))
+    return await run_in_threadpool(feedback.sms_replies, declic, replies)
 
 
 @router.post("/sms/receipts", responses=ERRORS)
-async def sms_receipts(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
+async def sms_receipts(request: Request, declic: AppDep, token: str | None = None):
     """Delivery receipts: the message history says delivered or undelivered."""
-    _check(settings, token)
-    receipts = _parse(partial(parse_delivery, zone=ZoneInfo(settings.timezone)), await _json(request))
-    return await run_in_threadpool(_record, engine, feedback.record_sms_deliveries, receipts, "sms_receipt")
+    _check(declic.settings, token)
+    receipts = _parse(partial(parse_delivery, zone=declic.zone), await _json(request))
+    return await run_in_threadpool(feedback.sms_receipts, declic, receipts)
 
 
 @router.post("/email/bounces", responses=ERRORS)
-async def email_bounces(request: Request, settings: SettingsDep, engine: EngineDep, token: str | None = None):
+async def email_bounces(request: Request, declic: AppDep, token: str | None = None):
     """A delivery status notification (RFC 3464) as the raw e-mail: hard bounces become opt-outs."""
-    _check(settings, token)
+    _check(declic.settings, token)
     bounces = _parse(parse_dsn, await request.body())
-    return await run_in_threadpool(_record, engine, feedback.record_bounces, bounces, "bounce_report")
+    return await run_in_threadpool(feedback.bounces, declic, bounces)

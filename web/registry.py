@@ -15,17 +15,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
+from orchestrator.app import registry
 from store import accounts
-from store.journeys import AMBASSADOR_COLUMNS, OFFER_COLUMNS, import_ambassadors, import_offers
+from store.journeys import AMBASSADOR_COLUMNS, OFFER_COLUMNS
 from store.models import Ambassador, Offer
 from web.auth import ScopeDep, require_csrf
 from web.dashboard import csv_response, render
-from web.deps import EngineDep
+from web.deps import AppDep, EngineDep
 
 router = APIRouter(prefix="/tableau/registre", include_in_schema=False)
 KINDS = {
-    "ambassadeurs": (Ambassador.__table__, AMBASSADOR_COLUMNS, import_ambassadors, "Ambassadeurs"),
-    "offres": (Offer.__table__, OFFER_COLUMNS, import_offers, "Offres"),
+    "ambassadeurs": (Ambassador.__table__, AMBASSADOR_COLUMNS, "ambassadors", "Ambassadeurs"),
+    "offres": (Offer.__table__, OFFER_COLUMNS, "offers", "Offres"),
 }
 LIST_FIELDS = {"families", "nafs", "communes", "epcis", "departements", "channels", "territory"}
 # The CSV columns "epci" and "naf" are stored as "epcis" and "nafs".
@@ -109,10 +110,11 @@ async def registry_csv(kind: str, scope: ScopeDep, engine: EngineDep):
 
 
 @router.post("/{kind}", response_class=HTMLResponse)
-async def registry_write(request: Request, kind: str, scope: ScopeDep, engine: EngineDep):
+async def registry_write(request: Request, kind: str, scope: ScopeDep, declic: AppDep):
     """Add or edit one (form fields), or import a CSV file (field `fichier`)."""
     _operator(scope)
-    _, columns, importer, _ = _kind(kind)
+    engine = declic.engine
+    _, columns, rows_kind, _ = _kind(kind)
     form = await request.form()
     require_csrf(request, str(form.get("csrf") or ""))
     upload = form.get("fichier")
@@ -124,7 +126,7 @@ async def registry_write(request: Request, kind: str, scope: ScopeDep, engine: E
         text = _csv(columns, [values])
     if text.count("\n") < 1:
         text += "\n"
-    imported, rejects = await run_in_threadpool(importer, engine, text)
+    imported, rejects = await run_in_threadpool(registry.import_rows, declic, rows_kind, text)
     result = {"imported": imported, "rejects": rejects}
     status = 400 if rejects and not imported else 200
     return await run_in_threadpool(
