@@ -19,6 +19,7 @@ store that only relays.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -33,9 +34,10 @@ DIGEST_TEMPLATE = "relay/_digest.j2"
 ANSWER_WORDS = ("occupe", "fait", "pas-concerne")  # the last part of each answer link (`store.intermediaries.ANSWERS`)
 
 
-def answer_links(secret: str, base_url: str, message_id: int) -> dict[str, str]:
-    """The three one-click answers about the client of one relay message (one signed token, three words)."""
-    token = make_token(secret, "a", message_id)
+def answer_links(secret: str, base_url: str, message_id: int, now: dt.datetime) -> dict[str, str]:
+    """The three one-click answers about the client of one relay message (one signed token at `now`, three
+    words)."""
+    token = make_token(secret, "a", message_id, now=now)
     base = base_url.rstrip("/")
     return {word: f"{base}/i/{token}/{word}" for word in ANSWER_WORDS}
 
@@ -119,7 +121,7 @@ class RelayChannel:
         speakers = {cid: (spec.get("sender") or {}).get("name") or "" for cid, spec in specs.items()}
         template = library().template(DIGEST_TEMPLATE)
         host = urlparse(self.settings.base_url).hostname or "declic.local"
-        secret = self.settings.resolved_secret
+        secret, now = self.settings.resolved_secret, self.clock()  # the composition root's clock
         digests, members = [], {}
         for address, msgs in groups.items():
             person = known.get(address)
@@ -130,7 +132,7 @@ class RelayChannel:
                 "count": len(msgs),
                 "senders": " et ".join(senders) or "Déclic",
                 "items": [{"body": m.body.strip(), "answers": answer_links(secret, self.settings.base_url,
-                                                                          m.message_id)} for m in msgs],
+                                                                          m.message_id, now)} for m in msgs],
             }
             ctx = template.new_context(context)
             subject = tidy("".join(template.blocks["subject"](ctx))).strip()

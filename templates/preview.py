@@ -79,6 +79,7 @@ def sample_context(family: str = "batiment", trigger: str = "creation", offers: 
 MATRIX_BASE_URL = "https://declic.ille-et-vilaine.fr"
 _MATRIX_SECRET = "lint-matrix-secret-0123456789abcdef"
 _MATRIX_MESSAGE_ID = 12_345_678  # an outbox id of a busy year: tokens grow with it
+_MATRIX_SIGNED_AT = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)  # any moment: a token's length does not depend on it
 
 # Offers as the registry hands them to a message (OfferView.as_context): codes for kind and format, one grant.
 MATRIX_OFFERS: tuple[dict[str, Any], ...] = (
@@ -104,7 +105,7 @@ def matrix_links() -> dict[str, str]:
     """Links of the real lengths: signed landing and unsubscribe tokens (make_token), the short link."""
     from orchestrator.core.links import links_for
 
-    return links_for(_MATRIX_SECRET, MATRIX_BASE_URL, _MATRIX_MESSAGE_ID)
+    return links_for(_MATRIX_SECRET, MATRIX_BASE_URL, _MATRIX_MESSAGE_ID, now=_MATRIX_SIGNED_AT)
 
 
 @lru_cache(maxsize=1)

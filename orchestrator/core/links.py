@@ -2,6 +2,7 @@
 
 A token carries only a message id, a purpose and when it was made, signed with the settings' secret. Click and
 landing tokens expire; unsubscribe tokens are honoured for a long time because an opt-out must always work.
+Pure: the moment a token is made or read (`now`, aware) is the caller's, from the App's clock.
 
 Format (since issue 18): URL-safe base64, without padding, of a compact binary payload — the purpose's letter
 (1 byte), the signing time (4 bytes, seconds since the epoch), the message id (big-endian, as few bytes as it
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
 import struct
-import time
 from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -55,21 +56,21 @@ def _serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="declic.links")
 
 
-def make_token(secret: str, purpose: str, message_id: int) -> str:
-    """A URL-safe token for `purpose` ("u", "r", "m", "a") and one message."""
+def make_token(secret: str, purpose: str, message_id: int, *, now: dt.datetime) -> str:
+    """A URL-safe token for `purpose` ("u", "r", "m", "a") and one message, signed at `now`."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
     if message_id < 0:
         raise ValueError("message id must not be negative")
-    payload = _HEAD.pack(purpose.encode("ascii"), int(time.time())) + message_id.to_bytes(
+    payload = _HEAD.pack(purpose.encode("ascii"), int(now.timestamp())) + message_id.to_bytes(
         max(1, (message_id.bit_length() + 7) // 8), "big")
     return base64.urlsafe_b64encode(payload + _mac(secret, payload)).rstrip(b"=").decode("ascii")
 
 
-def read_token(secret: str, purpose: str, token: str) -> int:
-    """The message id in a valid token of that purpose, else TokenError (either format)."""
+def read_token(secret: str, purpose: str, token: str, *, now: dt.datetime) -> int:
+    """The message id in a valid token of that purpose, not expired at `now`, else TokenError (either format)."""
     if "." in token:
-        return _read_itsdangerous(secret, purpose, token)
+        return _read_itsdangerous(secret, purpose, token, now)
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError) as exc:
@@ -81,19 +82,22 @@ def read_token(secret: str, purpose: str, token: str) -> int:
     got_purpose, signed_at = _HEAD.unpack_from(payload)
     if got_purpose != purpose.encode("ascii"):
         raise TokenError("lien invalide")
-    if time.time() - signed_at > MAX_AGE[purpose]:
+    if now.timestamp() - signed_at > MAX_AGE[purpose]:
         raise TokenError("lien expiré")
     return int.from_bytes(payload[_HEAD.size:], "big")
 
 
-def _read_itsdangerous(secret: str, purpose: str, token: str) -> int:
+def _read_itsdangerous(secret: str, purpose: str, token: str, now: dt.datetime) -> int:
     """A token of the format used before issue 18 (links already in people's mailboxes)."""
     try:
-        got_purpose, message_id = _serializer(secret).loads(token, max_age=MAX_AGE[purpose])
+        # Its age is judged here against `now`, not by itsdangerous against the wall clock.
+        (got_purpose, message_id), signed_at = _serializer(secret).loads(token, return_timestamp=True)
     except SignatureExpired as exc:
         raise TokenError("lien expiré") from exc
     except (BadSignature, ValueError, TypeError) as exc:
         raise TokenError("lien invalide") from exc
+    if not 0 <= (now - signed_at).total_seconds() <= MAX_AGE[purpose]:
+        raise TokenError("lien expiré")
     if got_purpose != purpose or not isinstance(message_id, int):
         raise TokenError("lien invalide")
     return message_id
@@ -113,15 +117,16 @@ class _Links(dict[str, str]):
         return value
 
 
-def links_for(secret: str, base_url: str, message_id: int, *, lazy_short: bool = False) -> dict[str, str]:
-    """The tracked links of one message: landing page (through the click redirect), its short form for SMS and
-    letters (`/s/<code>`, same click tracking), and unsubscribe.
+def links_for(secret: str, base_url: str, message_id: int, *, now: dt.datetime, lazy_short: bool = False
+              ) -> dict[str, str]:
+    """The tracked links of one message, signed at `now`: landing page (through the click redirect), its short
+    form for SMS and letters (`/s/<code>`, same click tracking), and unsubscribe.
 
     `lazy_short`: the short form is left out of the dict until it is read (``links["short"]``,
     ``links.short`` in a template), for a caller that only renders a template with them."""
     base = base_url.rstrip("/")
-    landing = f"{base}/r/{make_token(secret, 'r', message_id)}"
-    unsubscribe = f"{base}/u/{make_token(secret, 'u', message_id)}"
+    landing = f"{base}/r/{make_token(secret, 'r', message_id, now=now)}"
+    unsubscribe = f"{base}/u/{make_token(secret, 'u', message_id, now=now)}"
     if lazy_short:
         links = _Links(landing=landing, unsubscribe=unsubscribe)
         links._short = (secret, base, message_id)

@@ -4,6 +4,7 @@ a CSV export. No browser is downloaded: CI installs it with `apt-get install -y 
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 
 import pytest
@@ -110,7 +111,7 @@ def test_callback_round_trip_from_landing_page_to_the_ambassador_list(
     page, live_server, settings, engine, world
 ):
     message_id = world["rennes"].message_ids[0]
-    page.goto(f"{live_server}/r/{make_token(settings.resolved_secret, 'r', message_id)}")
+    page.goto(f"{live_server}/r/{make_token(settings.resolved_secret, 'r', message_id, now=dt.datetime.now(dt.UTC))}")
     assert page.get_by_role("heading", name="Rappelez-moi").is_visible()
     # Keyboard only: the form works without a mouse and without JavaScript.
     page.get_by_label("Votre numéro de téléphone").focus()

@@ -3,6 +3,7 @@ callback form's daily limit and foreign phone numbers, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -197,7 +198,7 @@ def landing(client, settings, engine):
     with engine.begin() as conn:
         b = business(conn, "35238")
         _, m = enrol(conn, campaign_id, b)
-    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
+    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m, now=dt.datetime.now(dt.UTC))}")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
     return page.url.path + "/rappel", csrf
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import httpx
@@ -25,7 +26,8 @@ class Lines(logging.Handler):
 
 def test_the_access_log_masks_link_and_hook_tokens(settings, engine):
     settings.hooks_token = "hooks-secret-0123456789"
-    click, unsubscribe, page = (make_token(settings.resolved_secret, p, 42) for p in ("r", "u", "m"))
+    now = dt.datetime.now(dt.UTC)
+    click, unsubscribe, page = (make_token(settings.resolved_secret, p, 42, now=now) for p in ("r", "u", "m"))
     port = free_port()
     server = start_web("127.0.0.1", port, create_app(bootstrap(settings)))
     lines = Lines()

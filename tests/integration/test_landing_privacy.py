@@ -3,6 +3,8 @@ issue 13 point 3), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,7 +28,7 @@ def _page(client, settings, engine, origin: dict, **spec) -> str:
     with engine.begin() as conn:
         b = business(conn, "35238")
         _, m = enrol(conn, campaign_id, b, ctx=dict(context(), origin=origin))
-    reply = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
+    reply = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m, now=dt.datetime.now(dt.UTC))}")
     assert reply.status_code == 200
     return reply.text
 

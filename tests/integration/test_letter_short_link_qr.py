@@ -20,7 +20,7 @@ SECRET = "a-test-secret-of-32-characters!!"
 
 
 def _rendered_letter(message_id: int) -> OutgoingMessage:
-    links = links_for(SECRET, "https://declic.example.fr", message_id)
+    links = links_for(SECRET, "https://declic.example.fr", message_id, now=dt.datetime.now(dt.UTC))
     ctx = sample_context("alimentation", "creation", links=links)
     ctx["sender"]["phone"] = None  # no phone for the sender: the ambassador's is given
     rendered = library().render(library().resolve("letter", "creation", "alimentation"), ctx)
@@ -32,7 +32,7 @@ def _rendered_letter(message_id: int) -> OutgoingMessage:
 
 def test_the_letter_text_gives_the_short_link_and_a_phone_never_a_signed_url():
     message = _rendered_letter(4242)
-    links = links_for(SECRET, "https://declic.example.fr", 4242)
+    links = links_for(SECRET, "https://declic.example.fr", 4242, now=dt.datetime.now(dt.UTC))
     assert links["short"] in message.body
     assert links["landing"] not in message.body and links["unsubscribe"] not in message.body
     assert "06 12 34 56 78" in message.body
@@ -48,6 +48,6 @@ def test_the_pdf_ends_with_a_qr_code_of_the_short_link(tmp_path: Path):
     reader = PdfReader(io.BytesIO((channel.last_batch_dir / "merged.pdf").read_bytes()))
     last = reader.pages[-1]
     assert len(last.images) == 1  # the QR code
-    short = links_for(SECRET, "https://declic.example.fr", 4242)["short"]
+    short = links_for(SECRET, "https://declic.example.fr", 4242, now=dt.datetime.now(dt.UTC))["short"]
     assert short.split("://", 1)[1] in last.extract_text()
     assert "Flashez ce code" in last.extract_text()

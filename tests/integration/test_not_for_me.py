@@ -152,7 +152,7 @@ def test_the_landing_page_asks_the_months_and_the_tool(settings, engine):
     _, first = journeys(settings, engine, 2)
     paused, equipped = first
     with TestClient(create_app(bootstrap(settings))) as client:
-        page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', first[paused])}")
+        page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', first[paused], now=dt.datetime.now(dt.UTC))}")
         for reason in ("pas_le_moment", "trop_cher", "pas_utile", "par_ou_commencer", "transmettre", "deja_equipe"):
             assert f'value="{reason}"' in page.text
         assert "12 mois" in page.text and "<script" not in page.text
@@ -164,7 +164,8 @@ def test_the_landing_page_asks_the_months_and_the_tool(settings, engine):
             until = conn.execute(select(B.c.paused_until).where(B.c.id == paused)).scalar()
         assert until is not None and 360 <= (until.replace(tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)).days <= 366
 
-        page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', first[equipped])}")
+        token = make_token(settings.resolved_secret, "m", first[equipped], now=dt.datetime.now(dt.UTC))
+        page = client.get(f"/m/{token}")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
         reply = client.post(page.url.path + "/pas-pour-moi", data={"csrf": csrf, "reason": "deja_equipe"})
         assert "qu'utilisez-vous déjà" in reply.text and 'value="payment"' in reply.text

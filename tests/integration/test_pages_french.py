@@ -4,6 +4,8 @@ scanned for snake_case codes, English status words, tracebacks, ISO timestamps a
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -57,8 +59,9 @@ def test_public_pages_speak_french(app, settings, world):  # noqa: F811
     secret = settings.resolved_secret
     client = TestClient(app)
     found: dict[str, list[str]] = {}
-    for path in ("/", "/connexion", f"/m/{make_token(secret, 'm', message)}",
-                 f"/m/{make_token(secret, 'm', message)}/diagnostic", f"/u/{make_token(secret, 'u', message)}",
+    for path in ("/", "/connexion", f"/m/{make_token(secret, 'm', message, now=dt.datetime.now(dt.UTC))}",
+                 f"/m/{make_token(secret, 'm', message, now=dt.datetime.now(dt.UTC))}/diagnostic",
+                 f"/u/{make_token(secret, 'u', message, now=dt.datetime.now(dt.UTC))}",
                  f"/s/{short_code(secret, message)}/diagnostic"):
         scan(client, path, found)
     assert not found, "\n".join(f"{p}:\n  " + "\n  ".join(b) for p, b in found.items())

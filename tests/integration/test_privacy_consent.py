@@ -59,7 +59,7 @@ def test_a_callback_consent_covers_its_owner_only_and_one_click_withdraws_it(set
     # The owner's own call goes to the queue (joined to the open callback task for that number); the other's never.
     assert status[mine] == "sent" and theirs not in tasks
 
-    token = make_token(settings.resolved_secret, "m", built.message_id)
+    token = make_token(settings.resolved_secret, "m", built.message_id, now=dt.datetime.now(dt.UTC))
     with TestClient(create_app(bootstrap(settings))) as client:
         page = client.post(f"/m/{token}/plus-d-appel",
                            data={"csrf": make_csrf(settings.resolved_secret, f"landing:{built.message_id}")})

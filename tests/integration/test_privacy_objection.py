@@ -61,10 +61,10 @@ def test_the_unsubscribe_link_and_stop_stop_every_owner(settings, engine):
     other_sms = message(engine, theirs, business_id, channel="sms", trigger="takeover", recipient=PHONE)
     assert blocked(engine, other_email, other_sms) == {}
 
-    token = make_token(settings.resolved_secret, "m", sent)
+    token = make_token(settings.resolved_secret, "m", sent, now=dt.datetime.now(dt.UTC))
     with TestClient(create_app(bootstrap(settings))) as client:
         page = client.get(f"/m/{token}")
-        unsubscribe = f"/u/{make_token(settings.resolved_secret, 'u', sent)}"
+        unsubscribe = f"/u/{make_token(settings.resolved_secret, 'u', sent, now=dt.datetime.now(dt.UTC))}"
         # The objection, offered apart from the answer "Ce n'est pas pour moi", in gender-neutral words.
         objection = page.text[page.text.index('id="opposition"'):]
         assert "Ne plus recevoir aucun message" in objection and unsubscribe in objection

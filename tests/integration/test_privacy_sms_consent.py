@@ -57,7 +57,7 @@ def test_an_sms_needs_its_owners_consent_or_a_declared_legitimate_interest(setti
         _, landing_id = enrol(conn, mine, business_id, trigger="first_hire", at=NOW - dt.timedelta(days=2))
 
     # The callback form with the SMS box ticked: an SMS consent to the campaign's owner, apart from the call one.
-    token = make_token(settings.resolved_secret, "m", landing_id)
+    token = make_token(settings.resolved_secret, "m", landing_id, now=dt.datetime.now(dt.UTC))
     with TestClient(create_app(bootstrap(settings))) as client:
         page = client.get(f"/m/{token}")
         assert "J'accepte aussi de recevoir des SMS de " + OWNER.replace("'", "&#39;") in page.text

@@ -54,7 +54,7 @@ def stored(engine):
 
 def test_the_landing_page_itself_asks_the_five_questions_in_the_trade_s_words(client, settings, engine):
     _, m = _message(engine)
-    html = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}").text
+    html = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m, now=dt.datetime.now(dt.UTC))}").text
     section = html[html.index('aria-labelledby="diag"'):html.index('aria-labelledby="non"')]
     assert 'action="/m/' in section and "/diagnostic" in section
     assert section.count("<fieldset") == 5 and section.count("<legend>") == 5
@@ -70,7 +70,7 @@ def test_answers_are_stored_versioned_with_both_levels_and_one_next_step_names_a
     client, settings, engine
 ):
     b, m = _message(engine)
-    token = make_token(settings.resolved_secret, "m", m)
+    token = make_token(settings.resolved_secret, "m", m, now=dt.datetime.now(dt.UTC))
     page = client.get(f"/m/{token}/diagnostic")
     assert "Vos devis, vous les faites…" in page.text
     reply = client.post(f"/m/{token}/diagnostic", data={"csrf": csrf_of(page.text), **ANSWERS})
@@ -99,7 +99,7 @@ def test_an_offer_of_the_registry_that_fits_the_answers_can_be_the_next_step(cli
     path.write_text(OFFERS, encoding="utf-8")
     assert import_offers(engine, path)[0] == 2
     _, m = _message(engine, ctx=context(offers=[]))
-    token = make_token(settings.resolved_secret, "m", m)
+    token = make_token(settings.resolved_secret, "m", m, now=dt.datetime.now(dt.UTC))
     page = client.get(f"/m/{token}/diagnostic")
     answers = dict(ANSWERS, invoices="nobody", time="one_hour")
     reply = client.post(f"/m/{token}/diagnostic", data={"csrf": csrf_of(page.text), **answers})
@@ -111,7 +111,7 @@ def test_an_offer_of_the_registry_that_fits_the_answers_can_be_the_next_step(cli
 
 def test_without_any_offer_the_next_step_is_a_free_call_with_the_person(client, settings, engine):
     _, m = _message(engine, ctx=context(offers=[]))
-    token = make_token(settings.resolved_secret, "m", m)
+    token = make_token(settings.resolved_secret, "m", m, now=dt.datetime.now(dt.UTC))
     page = client.get(f"/m/{token}/diagnostic")
     reply = client.post(f"/m/{token}/diagnostic", data={"csrf": csrf_of(page.text), **ANSWERS})
     assert "Un appel de 15 minutes avec votre contact" in reply.text and "Claire Le Goff" in reply.text
@@ -120,7 +120,7 @@ def test_without_any_offer_the_next_step_is_a_free_call_with_the_person(client, 
 
 def test_an_unknown_code_or_a_missing_answer_asks_again_and_keeps_what_was_ticked(client, settings, engine):
     _, m = _message(engine)
-    token = make_token(settings.resolved_secret, "m", m)
+    token = make_token(settings.resolved_secret, "m", m, now=dt.datetime.now(dt.UTC))
     csrf = csrf_of(client.get(f"/m/{token}/diagnostic").text)
     reply = client.post(f"/m/{token}/diagnostic", data={"csrf": csrf, **dict(ANSWERS, time="toujours")})
     assert reply.status_code == 400 and "Répondez à chaque question" in reply.text
@@ -160,7 +160,7 @@ def test_the_barometer_reads_the_new_answers_and_the_old_ones_alike(client, sett
     from store.barometer import barometer_answers
 
     b, m = _message(engine)
-    token = make_token(settings.resolved_secret, "m", m)
+    token = make_token(settings.resolved_secret, "m", m, now=dt.datetime.now(dt.UTC))
     client.post(f"/m/{token}/diagnostic", data={"csrf": csrf_of(client.get(f"/m/{token}/diagnostic").text),
                                                 **ANSWERS})
     with engine.begin() as conn:  # an answer of the first diagnostic (five yes/no questions), stored before

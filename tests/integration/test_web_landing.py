@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 
@@ -45,7 +46,7 @@ def kinds(engine):
 
 def test_click_then_landing_shows_ambassador_offers_and_forms(client, settings, engine, seeded):
     _, _, m = seeded
-    reply = client.get(f"/r/{make_token(settings.resolved_secret, 'r', m)}")
+    reply = client.get(f"/r/{make_token(settings.resolved_secret, 'r', m, now=dt.datetime.now(dt.UTC))}")
     assert reply.status_code == 200 and reply.url.path.startswith("/m/")
     html = reply.text
     assert "Claire Le Goff" in html and "Atelier : vos devis et factures sur ordinateur" in html
@@ -60,7 +61,7 @@ def test_callback_creates_a_task_for_the_ambassador_and_notifies_them(
     client, settings, engine, smtp_sink, seeded
 ):
     _, b, m = seeded
-    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
+    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m, now=dt.datetime.now(dt.UTC))}")
     url = str(page.url.path) + "/rappel"
     reply = client.post(
         url,
@@ -93,7 +94,7 @@ def test_callback_creates_a_task_for_the_ambassador_and_notifies_them(
 
 def test_callback_asked_twice_keeps_one_task(client, settings, engine, seeded):
     _, _, m = seeded
-    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
+    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m, now=dt.datetime.now(dt.UTC))}")
     for slot in ("matin", "soir"):
         client.post(
             page.url.path + "/rappel", data={"csrf": csrf_of(page.text), "phone": "0612345678", "slot": slot}
@@ -104,7 +105,7 @@ def test_callback_asked_twice_keeps_one_task(client, settings, engine, seeded):
 
 def test_callback_with_a_bad_number_says_why_and_stores_nothing(client, settings, engine, seeded):
     _, _, m = seeded
-    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
+    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m, now=dt.datetime.now(dt.UTC))}")
     reply = client.post(
         page.url.path + "/rappel", data={"csrf": csrf_of(page.text), "phone": "12", "slot": ""}
     )
@@ -119,8 +120,8 @@ def test_forms_refuse_a_missing_or_foreign_csrf_token(client, settings, engine, 
     with engine.begin() as conn:
         other = business(conn, "35238", name="Autre")
         _, m2 = enrol(conn, campaign_id, other, trigger="first_hire")
-    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
-    other_page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m2)}")
+    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m, now=dt.datetime.now(dt.UTC))}")
+    other_page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m2, now=dt.datetime.now(dt.UTC))}")
     for csrf in ("", "forged", csrf_of(other_page.text)):
         reply = client.post(page.url.path + "/pas-pour-moi", data={"csrf": csrf, "reason": "pas_utile"})
         assert reply.status_code == 403
@@ -129,7 +130,7 @@ def test_forms_refuse_a_missing_or_foreign_csrf_token(client, settings, engine, 
 
 def test_not_for_me_keeps_the_reason(client, settings, engine, seeded):
     _, _, m = seeded
-    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m)}")
+    page = client.get(f"/m/{make_token(settings.resolved_secret, 'm', m, now=dt.datetime.now(dt.UTC))}")
     reply = client.post(
         page.url.path + "/pas-pour-moi",
         data={"csrf": csrf_of(page.text), "reason": "deja_equipe", "detail": "J'ai un comptable"},
@@ -144,7 +145,7 @@ def test_diagnostic_stores_maturity_counts_a_conversion_and_suggests_the_fitting
     client, settings, engine, seeded
 ):
     _, b, m = seeded
-    token = make_token(settings.resolved_secret, "m", m)
+    token = make_token(settings.resolved_secret, "m", m, now=dt.datetime.now(dt.UTC))
     page = client.get(f"/m/{token}/diagnostic")
     assert page.text.count('type="radio"') == 9 and page.text.count('type="checkbox"') == 10
     answers = {
@@ -167,7 +168,7 @@ def test_diagnostic_stores_maturity_counts_a_conversion_and_suggests_the_fitting
 
 def test_diagnostic_with_a_missing_answer_asks_again(client, settings, engine, seeded):
     _, _, m = seeded
-    token = make_token(settings.resolved_secret, "m", m)
+    token = make_token(settings.resolved_secret, "m", m, now=dt.datetime.now(dt.UTC))
     page = client.get(f"/m/{token}/diagnostic")
     reply = client.post(f"/m/{token}/diagnostic", data={"csrf": csrf_of(page.text), "invoices": "accountant"})
     assert reply.status_code == 400 and "Répondez à chaque question" in reply.text
@@ -177,11 +178,12 @@ def test_diagnostic_with_a_missing_answer_asks_again(client, settings, engine, s
 @pytest.mark.parametrize("purpose", ["r", "u"])
 def test_landing_refuses_tokens_of_another_purpose_or_forged(client, settings, seeded, purpose):
     _, _, m = seeded
-    assert client.get(f"/m/{make_token(settings.resolved_secret, purpose, m)}").status_code == 404
-    assert client.get(f"/m/{make_token('another-secret-0123456789', 'm', m)}").status_code == 404
+    now = dt.datetime.now(dt.UTC)
+    assert client.get(f"/m/{make_token(settings.resolved_secret, purpose, m, now=now)}").status_code == 404
+    assert client.get(f"/m/{make_token('another-secret-0123456789', 'm', m, now=now)}").status_code == 404
     assert (
         client.post(
-            f"/m/{make_token(settings.resolved_secret, purpose, m)}/rappel",
+            f"/m/{make_token(settings.resolved_secret, purpose, m, now=dt.datetime.now(dt.UTC))}/rappel",
             data={"phone": "0612345678", "slot": "matin"},
         ).status_code
         == 404

@@ -3,6 +3,7 @@ carry the right flags. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -35,10 +36,10 @@ def test_forged_tampered_and_foreign_tokens_are_refused_and_record_nothing(clien
     m = tenant.message_ids[0]
     secret = settings.resolved_secret
     before = count(engine, Interaction)
-    good = make_token(secret, "r", m)
+    good = make_token(secret, "r", m, now=dt.datetime.now(dt.UTC))
     payload, _, signature = good.rpartition(".")
     forged = [
-        make_token("another-secret-0123456789abcdef", "r", m),  # signed with another key
+        make_token("another-secret-0123456789abcdef", "r", m, now=dt.datetime.now(dt.UTC)),  # signed with another key
         payload + "." + ("A" if signature[0] != "A" else "B") + signature[1:],  # signature altered
         URLSafeTimedSerializer(secret, salt="another.salt").dumps(["r", m]),  # right key, wrong salt
         URLSafeTimedSerializer(secret, salt="declic.links").dumps(["r", str(m)]),  # id not an integer
@@ -57,10 +58,10 @@ def test_forged_tampered_and_foreign_tokens_are_refused_and_record_nothing(clien
         ("m", ("/r/{t}", "/u/{t}")),
         ("u", ("/r/{t}", "/m/{t}")),
     ):
-        token = make_token(secret, purpose, m)
+        token = make_token(secret, purpose, m, now=dt.datetime.now(dt.UTC))
         for p in paths:
             assert client.get(p.format(t=token), follow_redirects=False).status_code == 404
-    assert client.post(f"/u/{make_token(secret, 'r', m)}").status_code == 404
+    assert client.post(f"/u/{make_token(secret, 'r', m, now=dt.datetime.now(dt.UTC))}").status_code == 404
     assert count(engine, Interaction) == before and count(engine, Suppression) == 0
 
 
@@ -70,14 +71,14 @@ def test_expired_click_tokens_are_refused(client, settings, engine, monkeypatch)
     )
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 200 * 86400)
-    old = make_token(settings.resolved_secret, "r", tenant.message_ids[0])
+    old = make_token(settings.resolved_secret, "r", tenant.message_ids[0], now=dt.datetime.now(dt.UTC))
     monkeypatch.setattr(time, "time", real)
     reply = client.get(f"/r/{old}", follow_redirects=False)
     assert reply.status_code == 404 and "expiré" in reply.text
 
 
 def test_tokens_carry_no_personal_data(settings):
-    token = make_token(settings.resolved_secret, "m", 123456)
+    token = make_token(settings.resolved_secret, "m", 123456, now=dt.datetime.now(dt.UTC))
     import base64
     import json
 

@@ -3,6 +3,8 @@ ambassador and offer blocks, real link lengths) and lints the landing and diagno
 
 from __future__ import annotations
 
+import datetime as dt
+
 from orchestrator.core.links import links_for
 from segments.taxonomy import trade_wording
 from templates.lint import lint_pages, lint_paths, page_text
@@ -19,7 +21,7 @@ def test_matrix_covers_the_extremes_of_every_family():
         assert {len(c["offers"]) for c in contexts} == {0, 2}
         assert any(o.get("grant") for c in contexts for o in c["offers"])
     # Links as long as the signed ones that leave (make_token), not a 33-character sample.
-    real = links_for("x" * 32, "https://declic.ille-et-vilaine.fr", 12_345_678)
+    real = links_for("x" * 32, "https://declic.ille-et-vilaine.fr", 12_345_678, now=dt.datetime.now(dt.UTC))
     assert {k: len(v) for k, v in matrix_links().items()} == {k: len(v) for k, v in real.items()}
     assert len(matrix_links()["landing"]) > 60  # a signed link with its host, never a 33-character sample
 

@@ -3,6 +3,7 @@ of its family, tracked links signed like the dispatcher's (real lengths), and th
 
 from __future__ import annotations
 
+import datetime as dt
 from email import message_from_bytes
 from email.message import Message
 from html.parser import HTMLParser
@@ -29,7 +30,8 @@ def email_templates() -> list[tuple[str, str, str]]:
 
 
 def render_email(name: str, trigger: str, family: str, **overrides) -> tuple[Rendered, dict]:
-    context = sample_context(family, trigger, links=links_for(SECRET, BASE_URL, MESSAGE_ID), **overrides)
+    links = links_for(SECRET, BASE_URL, MESSAGE_ID, now=dt.datetime.now(dt.UTC))
+    context = sample_context(family, trigger, links=links, **overrides)
     return library().render(name, context), context
 
 
