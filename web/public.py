@@ -4,36 +4,32 @@ CSRF token signed for the message of the page."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select, update
 
 from integrations.phones import InvalidNumber, normalise_french_number
+from orchestrator.app import answers, callbacks
+from orchestrator.app.bootstrap import App
+from orchestrator.app.callbacks import SLOTS
 from orchestrator.app.settings import Settings
 from orchestrator.core.campaign_spec import NOT_FOR_ME_REASONS as REASONS
-from orchestrator.core.campaign_spec import PAUSE_MONTHS, CampaignSpec
+from orchestrator.core.campaign_spec import PAUSE_MONTHS
 from orchestrator.core.diagnostic import questions as diagnostic_questions
 from orchestrator.core.links import TokenError, make_token, read_token
-from store.conversions import message_row, record_diagnostic, record_interaction, request_callback
-from store.models import Business, Campaign, Interaction
-from store.suppressions import unsubscribe_message
 from templates.render import tel_href
 from templates.wording import DEFAULT_REASON, ORIGIN_REASONS, origin_words
-from web.callback import SLOTS, callback_due, notification
+from web.callback import notification
 from web.csrf import check_csrf, make_csrf
-from web.deps import AppDep, EngineDep, SettingsDep, app_of, engine_of
+from web.deps import AppDep, SettingsDep, app_of
 from web.diagnostic import MISSING, candidate_offers, diagnose, page_context, result_context, stored_data
 
 log = logging.getLogger(__name__)
-BUSINESS = Business.__table__
-INTERACTIONS = Interaction.__table__
-CAMPAIGNS = Campaign.__table__
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 OFFER_FORMATS = {"sur_place": "sur place", "a_distance": "à distance", "mixte": "sur place ou à distance"}
@@ -54,11 +50,10 @@ def _subject(message_id: int) -> str:
     return f"landing:{message_id}"
 
 
-def _landing_message(engine, settings: Settings, token: str, now: dt.datetime):
-    """(message id, row) for a landing token valid at `now` whose message has a context, else raises TokenError."""
-    message_id = read_token(settings.resolved_secret, "m", token, now=now)
-    with engine.connect() as conn:
-        msg = message_row(conn, message_id)
+def _landing_message(declic: App, token: str):
+    """(message id, row) for a valid landing token whose message has a context, else raises TokenError."""
+    message_id = read_token(declic.settings.resolved_secret, "m", token, now=declic.now())
+    msg = answers.message(declic, message_id)
     if msg is None or not msg.context:
         raise TokenError("message inconnu")
     return message_id, msg
@@ -67,14 +62,14 @@ def _landing_message(engine, settings: Settings, token: str, now: dt.datetime):
 EXPIRED_FORM = "ce formulaire a expiré : rechargez la page et recommencez"
 
 
-def _posted_message(request: Request, engine, settings: Settings, token: str, csrf: str):
+def _posted_message(request: Request, declic: App, token: str, csrf: str):
     """(message id, row) of a form posted from the owner's page, or the page that refuses it: an unknown link
     (404) or a CSRF token that is not this message's (403)."""
     try:
-        message_id, msg = _landing_message(engine, settings, token, app_of(request).now())
+        message_id, msg = _landing_message(declic, token)
     except TokenError as exc:
         return _error(request, str(exc))
-    if not check_csrf(settings.resolved_secret, _subject(message_id), csrf):
+    if not check_csrf(declic.settings.resolved_secret, _subject(message_id), csrf):
         return _error(request, EXPIRED_FORM, 403)
     return message_id, msg
 
@@ -128,14 +123,7 @@ def _privacy(request: Request, settings: Settings, msg) -> dict:
     (DECLIC_RETENTION_CONTACT_DAYS). A message whose campaign spec cannot be read falls back on its context."""
     ctx = msg.context or {}
     sender, campaign = ctx.get("sender") or {}, ctx.get("campaign") or {}
-    spec = None
-    if msg.campaign_id is not None:
-        with engine_of(request).connect() as conn:
-            raw = conn.execute(select(CAMPAIGNS.c.spec).where(CAMPAIGNS.c.id == msg.campaign_id)).scalar()
-        try:
-            spec = CampaignSpec.model_validate(raw) if raw else None
-        except ValueError:
-            spec = None
+    spec = answers.spec_of(app_of(request), msg.campaign_id)
     owners = [o.name for o in spec.owners()] if spec else (campaign.get("owners") or [sender.get("name")])
     days = settings.retention_contact_days
     return {
@@ -158,46 +146,42 @@ def unsubscribe_page(request: Request, token: str, settings: SettingsDep) -> HTM
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
-def unsubscribe(request: Request, token: str, settings: SettingsDep, engine: EngineDep) -> HTMLResponse:
+def unsubscribe(request: Request, token: str, declic: AppDep) -> HTMLResponse:
     """Record the opt-out (one click, RFC 8058: mail clients POST `List-Unsubscribe=One-Click`).
 
     No CSRF token here on purpose: the signed token in the URL is the proof, and RFC 8058 clients post
     without a page. The worst a forged request can do is what the link's owner asked for.
     """
     try:
-        message_id = read_token(settings.resolved_secret, "u", token, now=app_of(request).now())
+        message_id = read_token(declic.settings.resolved_secret, "u", token, now=declic.now())
     except TokenError as exc:
         return _error(request, str(exc))
-    with engine.begin() as conn:
-        if not unsubscribe_message(conn, message_id):
-            return _error(request, "message inconnu")
+    if not answers.unsubscribe(declic, message_id):
+        return _error(request, "message inconnu")
     return pages.TemplateResponse(request, "unsubscribe.html", {"token": token, "done": True})
 
 
 @router.get("/r/{token}")
-def click(request: Request, token: str, settings: SettingsDep, engine: EngineDep):
+def click(request: Request, token: str, declic: AppDep):
     """Record a click, then go to the landing page of that message."""
+    secret, now = declic.settings.resolved_secret, declic.now()
     try:
-        message_id = read_token(settings.resolved_secret, "r", token, now=app_of(request).now())
+        message_id = read_token(secret, "r", token, now=now)
     except TokenError as exc:
         return _error(request, str(exc))
-    with engine.begin() as conn:
-        msg = message_row(conn, message_id)
-        if msg is None:
-            return _error(request, "message inconnu")
-        record_interaction(conn, msg, "click")
-    return RedirectResponse(f"/m/{make_token(settings.resolved_secret, 'm', message_id, now=app_of(request).now())}",
-                            status_code=303)
+    if not answers.click(declic, message_id):
+        return _error(request, "message inconnu")
+    return RedirectResponse(f"/m/{make_token(secret, 'm', message_id, now=now)}", status_code=303)
 
 
 @router.get("/m/{token}", response_class=HTMLResponse)
-def landing(request: Request, token: str, settings: SettingsDep, engine: EngineDep) -> HTMLResponse:
+def landing(request: Request, token: str, declic: AppDep) -> HTMLResponse:
     """The owner's page: the ambassador and the offers of that message, and the ways to answer."""
     try:
-        _, msg = _landing_message(engine, settings, token, app_of(request).now())
+        _, msg = _landing_message(declic, token)
     except TokenError as exc:
         return _error(request, str(exc))
-    return _landing(request, settings, token, msg)
+    return _landing(request, declic.settings, token, msg)
 
 
 @router.post("/m/{token}/rappel", response_class=HTMLResponse)
@@ -205,7 +189,6 @@ def ask_callback(
     request: Request,
     token: str,
     settings: SettingsDep,
-    engine: EngineDep,
     declic: AppDep,
     background: BackgroundTasks,
     csrf: Annotated[str, Form()] = "",
@@ -216,7 +199,7 @@ def ask_callback(
 ) -> HTMLResponse:
     """ "Rappelez-moi": a call task for the ambassador, who is told by e-mail; the box "J'accepte
     aussi de recevoir des SMS" (unticked by default) records an SMS consent to the campaign's owner apart."""
-    found = _posted_message(request, engine, settings, token, csrf)
+    found = _posted_message(request, declic, token, csrf)
     if isinstance(found, HTMLResponse):
         return found
     message_id, msg = found
@@ -241,34 +224,14 @@ def ask_callback(
             errors=errors,
             form={"phone": phone, "slot": slot, "note": note, "sms": bool(sms)},
         )
-    now = declic.now()
-    due = callback_due(now, slot, settings.timezone)
+    stored = callbacks.ask_callback(declic, msg, phone=e164, slot=slot, note=note.strip(), sms=bool(sms))
+    if stored.again:
+        # One callback per business a day: the ambassador already has the task and the e-mail.
+        return _landing(request, settings, token, msg, done="rappel_deja")
+    due = stored.due_at
     ctx = msg.context
     amb = ctx.get("ambassador") or {}
-    # The planner names the ambassador it chose in the meta; without one the shared adviser queue calls back.
-    amb_id = (ctx.get("meta") or {}).get("ambassador_id") or amb.get("id")
-    assignee = f"ambassador:{amb_id}" if amb_id not in (None, "") else "adviser"
     business = ctx.get("business") or {}
-    script = (
-        f"{business.get('name') or 'Cette entreprise'} demande un rappel "
-        f"{SLOTS[slot][0]}. Présentez-vous, demandez ce qui l'intéresse, proposez une rencontre."
-    )
-    with engine.begin() as conn:
-        if _callback_asked_recently(conn, msg.business_id, now):
-            # One callback per business a day: the ambassador already has the task and the e-mail.
-            return _landing(request, settings, token, msg, done="rappel_deja")
-        stored = request_callback(
-            conn,
-            msg,
-            phone=e164,
-            slot=slot,
-            due_at=due,
-            note=note.strip(),
-            assignee=assignee,
-            script=script,
-            now=now,
-            sms=bool(sms),
-        )
     to = amb.get("email") or (ctx.get("sender") or {}).get("email")
     if to:
         mail = notification(
@@ -287,28 +250,6 @@ def ask_callback(
     return _landing(request, settings, token, msg, done="rappel", due_label=SLOTS[slot][0])
 
 
-CALLBACK_EVERY = dt.timedelta(days=1)
-
-
-def _callback_asked_recently(conn, business_id: int | None, now: dt.datetime) -> bool:
-    """Whether this business asked for a callback within the last day (from any of its messages).
-
-    The business row is locked first (a no-op update: a row lock on PostgreSQL, the write lock on SQLite),
-    so two forms posted at once cannot both pass the check.
-    """
-    if business_id is None:
-        return False
-    conn.execute(update(BUSINESS).where(BUSINESS.c.id == business_id).values(id=BUSINESS.c.id))
-    since = now - CALLBACK_EVERY
-    found = conn.execute(
-        select(INTERACTIONS.c.id)
-        .where(INTERACTIONS.c.business_id == business_id, INTERACTIONS.c.kind == "callback_request",
-               INTERACTIONS.c.at >= since)
-        .limit(1)
-    ).first()
-    return found is not None
-
-
 def _notify(settings: Settings, mail) -> None:
     """Send the ambassador's e-mail; the task is stored already, so a failure is logged, not raised."""
     from integrations.email_smtp import SmtpChannel
@@ -323,21 +264,14 @@ def _notify(settings: Settings, mail) -> None:
 
 
 @router.post("/m/{token}/plus-d-appel", response_class=HTMLResponse)
-def stop_calls(request: Request, token: str, settings: SettingsDep, engine: EngineDep,
-               csrf: Annotated[str, Form()] = "") -> HTMLResponse:
+def stop_calls(request: Request, token: str, declic: AppDep, csrf: Annotated[str, Form()] = "") -> HTMLResponse:
     """ "Ne plus m'appeler": one click withdraws every call and SMS consent of the business."""
-    from store.privacy import withdraw_consents
-
-    found = _posted_message(request, engine, settings, token, csrf)
+    found = _posted_message(request, declic, token, csrf)
     if isinstance(found, HTMLResponse):
         return found
     message_id, msg = found
-    if msg.business_id is not None:
-        with engine.begin() as conn:
-            for purpose in ("call", "sms"):
-                withdraw_consents(conn, business_id=msg.business_id, owner=None, purpose=purpose,
-                                  source=f"landing:{message_id}")
-    return _landing(request, settings, token, msg, done="plus_d_appel")
+    answers.stop_calls(declic, msg, source=f"landing:{message_id}")
+    return _landing(request, declic.settings, token, msg, done="plus_d_appel")
 
 
 @router.post("/m/{token}/pas-pour-moi", response_class=HTMLResponse)
@@ -345,7 +279,6 @@ def not_for_me(
     request: Request,
     token: str,
     settings: SettingsDep,
-    engine: EngineDep,
     declic: AppDep,
     csrf: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
@@ -355,9 +288,7 @@ def not_for_me(
     """ "Ce n'est pas pour moi": the reason is kept and its campaign's action applied (`store.not_for_me`): a pause
     of the months chosen, free offers only, a peer's testimony, an ambassador's call, the handover track, or the
     end of the campaign with one question about the tool used (unsubscribe is separate)."""
-    from store.not_for_me import answer_not_for_me
-
-    found = _posted_message(request, engine, settings, token, csrf)
+    found = _posted_message(request, declic, token, csrf)
     if isinstance(found, HTMLResponse):
         return found
     message_id, msg = found
@@ -372,9 +303,7 @@ def not_for_me(
             form={"detail": detail, "months": months},
         )
     chosen = int(months) if months.isdigit() and int(months) in PAUSE_MONTHS else None
-    with engine.begin() as conn:
-        answered = answer_not_for_me(conn, msg, reason, detail=detail, months=chosen, now=declic.now(),
-                                     zone=declic.zone)
+    answered = answers.not_for_me(declic, msg, reason, detail=detail, months=chosen)
     until = answered.paused_until.astimezone(declic.zone) if answered.paused_until else None
     return _landing(request, settings, token, msg, done="pas_pour_moi", answer=answered.action,
                     paused_until=f"{until:%d/%m/%Y}" if until else None)
@@ -385,35 +314,30 @@ def tool_answer(
     request: Request,
     token: str,
     settings: SettingsDep,
-    engine: EngineDep,
     declic: AppDep,
     csrf: Annotated[str, Form()] = "",
     category: Annotated[str, Form(max_length=40)] = "",
 ) -> HTMLResponse:
     """ "Déjà équipé": the one adoption question, "quel outil utilisez-vous ?", recorded as a `tool_adopted`."""
-    from store.not_for_me import record_tool_answer
-
-    found = _posted_message(request, engine, settings, token, csrf)
+    found = _posted_message(request, declic, token, csrf)
     if isinstance(found, HTMLResponse):
         return found
     message_id, msg = found
     if category not in _adoption_categories():
         return _landing(request, settings, token, msg, status=400, done="pas_pour_moi", answer="end_and_ask",
                         errors={"category": "Choisissez ce que vous utilisez."})
-    with engine.begin() as conn:
-        record_tool_answer(conn, msg, category, now=declic.now())
+    answers.tool_answer(declic, msg, category)
     return _landing(request, settings, token, msg, done="outil")
 
 
 @router.get("/m/{token}/diagnostic", response_class=HTMLResponse)
-def diagnostic_page(request: Request, token: str, settings: SettingsDep, engine: EngineDep,
-                    source: str = "landing") -> HTMLResponse:
+def diagnostic_page(request: Request, token: str, declic: AppDep, source: str = "landing") -> HTMLResponse:
     """The five questions of the self-diagnostic (skills and appetite), the last one in the words of the trade."""
     try:
-        message_id, msg = _landing_message(engine, settings, token, app_of(request).now())
+        message_id, msg = _landing_message(declic, token)
     except TokenError as exc:
         return _error(request, str(exc))
-    csrf = make_csrf(settings.resolved_secret, _subject(message_id))
+    csrf = make_csrf(declic.settings.resolved_secret, _subject(message_id))
     return pages.TemplateResponse(request, "diagnostic.html", page_context(
         msg.context, token, csrf, source=source if source in DIAGNOSTIC_SOURCES else "landing"))
 
@@ -422,39 +346,32 @@ DIAGNOSTIC_SOURCES = ("landing", "short")
 
 
 @router.post("/m/{token}/diagnostic", response_class=HTMLResponse)
-async def diagnostic_answer(
-    request: Request, token: str, settings: SettingsDep, engine: EngineDep
-) -> HTMLResponse:
+async def diagnostic_answer(request: Request, token: str, declic: AppDep) -> HTMLResponse:
     """Store the versioned answers with both levels and the maturity, count the conversion, show ONE next step
     (an offer with its price, or a free call) and the person who helps."""
-    from fastapi.concurrency import run_in_threadpool
-
+    secret = declic.settings.resolved_secret
     try:
-        message_id, msg = await run_in_threadpool(_landing_message, engine, settings, token)
+        message_id, msg = await run_in_threadpool(_landing_message, declic, token)
     except TokenError as exc:
         return _error(request, str(exc))
     form = await request.form()
-    if not check_csrf(settings.resolved_secret, _subject(message_id), str(form.get("csrf") or "")):
+    if not check_csrf(secret, _subject(message_id), str(form.get("csrf") or "")):
         return _error(request, EXPIRED_FORM, 403)
     source = str(form.get("source") or "")
     source = source if source in DIAGNOSTIC_SOURCES else "landing"
-    csrf = make_csrf(settings.resolved_secret, _subject(message_id))
+    csrf = make_csrf(secret, _subject(message_id))
 
     def offers() -> list[dict]:
-        with engine.connect() as conn:
+        with declic.engine.connect() as conn:
             return candidate_offers(conn, msg)
 
-    answers, lv, step, missing = diagnose(form, msg.context, await run_in_threadpool(offers))
-    if answers is None:
+    given, lv, step, missing = diagnose(form, msg.context, await run_in_threadpool(offers))
+    if given is None:
         context = page_context(msg.context, token, csrf, posted={k: form.getlist(k) for k in form.keys()},
                                error=MISSING, missing=missing, source=source)
         return pages.TemplateResponse(request, "diagnostic.html", context, status_code=400)
     family = (msg.context.get("business") or {}).get("family")
-
-    def store() -> None:
-        with engine.begin() as conn:
-            record_diagnostic(conn, msg, score=lv.score, data=stored_data(answers, lv, step, family, source))
-
-    await run_in_threadpool(store)
+    await run_in_threadpool(lambda: answers.diagnostic(declic, msg, score=lv.score,
+                                                       data=stored_data(given, lv, step, family, source)))
     context = page_context(msg.context, token, csrf, result=result_context(lv, step), source=source)
     return pages.TemplateResponse(request, "diagnostic.html", context)

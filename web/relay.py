@@ -15,25 +15,25 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from orchestrator.app import answers
+from orchestrator.app.bootstrap import App
 from orchestrator.core.links import TokenError, read_token
-from store.conversions import message_row
-from store.intermediaries import ANSWERS, record_answer
-from web.deps import EngineDep, SettingsDep, app_of
+from store.intermediaries import ANSWERS
+from web.deps import AppDep
 
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 
 
-def _message(request: Request, settings, engine, token: str, answer: str):
+def _message(request: Request, declic: App, token: str, answer: str):
     """The relay message behind a valid link, else an error page (as a second value)."""
     if answer not in ANSWERS:
         return None, _error(request, "réponse inconnue")
     try:
-        message_id = read_token(settings.resolved_secret, "a", token, now=app_of(request).now())
+        message_id = read_token(declic.settings.resolved_secret, "a", token, now=declic.now())
     except TokenError as exc:
         return None, _error(request, str(exc))
-    with engine.connect() as conn:
-        msg = message_row(conn, message_id)
+    msg = answers.message(declic, message_id)
     if msg is None or msg.channel != "relay":
         return None, _error(request, "message inconnu")
     return msg, None
@@ -54,18 +54,17 @@ def _page(request: Request, msg, token: str, answer: str, done: bool) -> HTMLRes
 
 
 @router.get("/i/{token}/{answer}", response_class=HTMLResponse)
-def answer_page(request: Request, token: str, answer: str, settings: SettingsDep, engine: EngineDep):
+def answer_page(request: Request, token: str, answer: str, declic: AppDep):
     """What the click will record, with one button to confirm."""
-    msg, error = _message(request, settings, engine, token, answer)
+    msg, error = _message(request, declic, token, answer)
     return error or _page(request, msg, token, answer, done=False)
 
 
 @router.post("/i/{token}/{answer}", response_class=HTMLResponse)
-def answer(request: Request, token: str, answer: str, settings: SettingsDep, engine: EngineDep):
+def answer(request: Request, token: str, answer: str, declic: AppDep):
     """Record the intermediary's answer (twice the same answer is recorded once)."""
-    msg, error = _message(request, settings, engine, token, answer)
+    msg, error = _message(request, declic, token, answer)
     if error is not None:
         return error
-    with engine.begin() as conn:
-        record_answer(conn, msg, answer)
+    answers.relay_answer(declic, msg, answer)
     return _page(request, msg, token, answer, done=True)

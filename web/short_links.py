@@ -16,10 +16,10 @@ from collections import deque
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
+from orchestrator.app import answers
 from orchestrator.app.bootstrap import App
 from orchestrator.core.links import MAX_AGE, make_token
 from orchestrator.core.short_codes import CodeError, read_code
-from store.conversions import message_row, record_interaction
 from web.deps import AppDep
 from web.public import _error
 
@@ -66,15 +66,6 @@ def _limiter(request: Request) -> MissLimiter:
     return state.short_link_misses
 
 
-def _sent_recently(msg, now: dt.datetime) -> bool:
-    sent = msg.sent_at
-    if sent is None:
-        return False
-    if sent.tzinfo is None:  # SQLite gives naive UTC datetimes back
-        sent = sent.replace(tzinfo=dt.UTC)
-    return now - sent <= dt.timedelta(seconds=MAX_AGE["r"])
-
-
 class TooManyMisses(Exception):
     """This address tried too many unknown codes lately."""
 
@@ -95,11 +86,9 @@ def _resolve(code: str, declic: App, to: str | None):
         message_id = read_code(declic.settings.resolved_secret, code)
     except CodeError:
         return None
-    with declic.transaction() as unit:
-        msg = message_row(unit.conn, message_id)
-        if msg is None or not _sent_recently(msg, unit.now):
-            return None
-        record_interaction(unit.conn, msg, "click", {"via": "short", **({"to": to} if to else {})})
+    # A code resolves only for a message that left, and no longer than a click token lives.
+    if not answers.short_click(declic, message_id, dt.timedelta(seconds=MAX_AGE["r"]), to):
+        return None
     return message_id
 
 

@@ -8,6 +8,7 @@ benchmarks, a cron line).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import uuid
@@ -27,7 +28,9 @@ from store.outbox import (
     blocked_at_send_time,
     cancel,
     claim_due,
+    claim_operator_notices,
     pause_on_errors,
+    record_operator_results,
     record_results,
     release_expired,
 )
@@ -174,6 +177,26 @@ def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | Non
     return deliver_batch(app, prepared) if prepared is not None else Counter()
 
 
+def dispatch_operator_notices(app: App, *, now: dt.datetime | None = None, owner: str | None = None) -> Counter:
+    """Send the operators' alert e-mails due in their outbox (queued by orchestrator/app/alerts.py) over the
+    e-mail channel; returns counts by outcome (sent, retry, failed). A handful of rows, one claim when none."""
+    now = (now or app.clock()).astimezone(dt.UTC)
+    owner = owner or worker_id()
+    with app.engine.begin() as conn:
+        rows = claim_operator_notices(conn, now, owner, dt.timedelta(seconds=app.settings.lease_seconds))
+    if not rows:
+        return Counter()
+    host = urlparse(app.settings.base_url).hostname or "declic.local"
+    batch = [OutgoingMessage(message_id=row.id, channel="email", recipient=row.recipient, subject=row.subject,
+                             body=row.body, rfc_message_id=f"<declic.alerte.{row.id}@{host}>",
+                             meta={"operator_notice": row.purpose}) for row in rows]
+    results = app.channel("email").send(batch)
+    with app.engine.begin() as conn:
+        counts = record_operator_results(conn, results, owner, now,
+                                         dt.timedelta(seconds=app.settings.retry_base_seconds))
+    return Counter({outcome: n for outcome, n in counts.items() if n})
+
+
 def dispatch_all(app: App, *, now: dt.datetime | None = None, max_batches: int = 10_000,
                  limit: int | None = None, owner: str | None = None,
                  by_campaign: Counter | None = None, by_outcome: Counter | None = None) -> Counter:
@@ -186,6 +209,11 @@ def dispatch_all(app: App, *, now: dt.datetime | None = None, max_batches: int =
     """
     total: Counter = Counter()
     owner = owner or worker_id()
+    # The operators' alerts first (a few rows): their own counts, not the campaigns' figures of the run.
+    notices = dispatch_operator_notices(app, now=now, owner=owner)
+    if notices:
+        logging.getLogger("declic.alerts").info("alertes aux opérateurs : envoyées %d, à réessayer %d, en échec %d",
+                                                notices["sent"], notices["retry"], notices["failed"])
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="declic-prepare") as helper:
         prepared = prepare_batch(app, now=now, limit=limit, owner=owner, by_campaign=by_campaign)
         for number in range(1, max_batches + 1):
