@@ -1,7 +1,10 @@
-"""Reading a channel's settings from the composition root's `Settings` object.
+"""Reading a channel's settings from the composition root's settings object.
 
-Every name a channel reads is a declared `Settings` field, so pydantic-settings reads and types its
-`DECLIC_<NAME>` environment variable; a field left unset (None) means the channel's own default.
+The channels do not import the application's `Settings` (integrations/ sits below orchestrator.app): they read
+attributes of the object the root passes. Every name a channel reads is a declared field of that object's class
+when it has declared fields (pydantic-settings reads and types its `DECLIC_<NAME>` environment variable; a test
+checks the names against orchestrator/app/settings.py); a field left unset (None) means the channel's own
+default. A stand-in object (`SimpleNamespace`, in tests and scripts) is read as it is.
 """
 
 from __future__ import annotations
@@ -10,30 +13,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from integrations.base import Answer, Handoff, OutgoingMessage
-from orchestrator.app.settings import Settings, reveal
 from orchestrator.core.outcomes import Outcome, SendResult
+
+
+def secret_text(value: Any) -> Any:
+    """The text of a secret setting (pydantic's SecretStr), or the value itself (a plain string, None)."""
+    reveal = getattr(value, "get_secret_value", None)
+    return reveal() if callable(reveal) else value
 
 
 def setting(settings: Any, name: str, default: Any = None) -> Any:
     """`settings.<name>`, else `default` (a field left unset means the channel's own default); a secret
     (SecretStr) comes back as its text, which the channel alone holds."""
-    if name not in Settings.model_fields:
+    declared = getattr(type(settings), "model_fields", None)
+    if declared is not None and name not in declared:
         raise AttributeError(f"{name} is not a declared Settings field (orchestrator/app/settings.py)")
-    value = reveal(getattr(settings, name, None))
+    value = secret_text(getattr(settings, name, None))
     return default if value is None else value
-
-
-def store_engine(settings: Any, engine: Any = None) -> Any:
-    """The composition root's engine when it passes one; else (a channel built alone: tests, scripts) the
-    process-wide engine of the settings' store, None when the settings name no store."""
-    if engine is not None:
-        return engine
-    url = getattr(settings, "resolved_database_url", None) or setting(settings, "database_url")
-    if not url:
-        return None
-    from store.db import get_engine  # the store's engine cache; lazy so the channels load without it
-
-    return get_engine(url)
 
 
 class UnconfiguredChannel:

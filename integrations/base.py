@@ -27,6 +27,13 @@ class OutgoingMessage:
     headers: dict[str, str] = field(default_factory=dict)
     rfc_message_id: str = ""  # stable Message-ID, the same on every retry (dedup at the peer)
     meta: dict[str, Any] = field(default_factory=dict)  # campaign, business, siret... for manifests and webhooks
+    # Who speaks: the campaign's own words from its spec ({"sender": {...}, "owner": {...}}), for the From of an
+    # e-mail, the signature of a letter, the voice of a digest. Filled by the dispatcher; empty: the defaults.
+    campaign: dict[str, Any] = field(default_factory=dict)
+    # What the store knew at send time that this message's channel needs (a call's consent and past attempts:
+    # `integrations.call_task.CallFacts`; a relay's intermediary: `integrations.relay.Intermediary`). Gathered
+    # for the batch by the dispatcher: channels receive values, never the store.
+    facts: Any = None
 
 
 # Called by a channel just before the point of no return of one message (for SMTP: before the final
@@ -62,8 +69,9 @@ class Channel(Protocol):
         ...
 
 
-# A factory is called `factory(settings, clock=..., engine=...)` by the composition root; every channel
-# accepts both keywords, and those that use the store take the root's engine rather than open one.
+# A factory is called `factory(settings, clock=...)` by the composition root. No channel gets the store: what
+# it reads comes in the batch (`OutgoingMessage.campaign`, `.facts`), what it must keep goes back in its
+# results (`SendResult.address_refused`, `.record`), written by the dispatcher with the outcome.
 ChannelFactory = Callable[..., Channel]
 _REGISTRY: dict[str, ChannelFactory] = {}
 

@@ -4,12 +4,12 @@ Settings (read by the composition root): DECLIC_SMTP_HOST, DECLIC_SMTP_PORT, DEC
 DECLIC_SMTP_USER, DECLIC_SMTP_PASSWORD, DECLIC_SMTP_TIMEOUT, DECLIC_SMTP_CONNECTIONS, DECLIC_MAIL_FROM,
 DECLIC_MAIL_DOMAIN.
 
-Who the e-mail is from: the campaign's sender (`campaign.spec["sender"]`, read from the store once per batch),
-never a global name. The From display name is the sender's name; its address is the campaign's own
-(`sender.mail_from`), else `<slug of the owner>@DECLIC_MAIL_DOMAIN` ("Département d'Ille-et-Vilaine" ->
-`departement-d-ille-et-vilaine@...`), else DECLIC_MAIL_FROM's address. Reply-To is `sender.reply_to`, else the
-sender's contact address (`sender.email`). DECLIC_MAIL_FROM stays the From of messages without a campaign and
-the envelope sender (MAIL FROM, where bounces return to the bounce mailbox).
+Who the e-mail is from: the campaign's sender (`campaign.spec["sender"]`, which the dispatcher puts on each
+message as `OutgoingMessage.campaign`), never a global name. The From display name is the sender's name; its
+address is the campaign's own (`sender.mail_from`), else `<slug of the owner>@DECLIC_MAIL_DOMAIN` ("Département
+d'Ille-et-Vilaine" -> `departement-d-ille-et-vilaine@...`), else DECLIC_MAIL_FROM's address. Reply-To is
+`sender.reply_to`, else the sender's contact address (`sender.email`). DECLIC_MAIL_FROM stays the From of
+messages without a campaign and the envelope sender (MAIL FROM, where bounces return to the bounce mailbox).
 
 Exactly once: the message body is streamed inside DATA, then `on_handoff` records the send, and only
 then the final "." is written. A crash before the "." leaves nothing at the server (an SMTP server
@@ -31,7 +31,8 @@ A domain that answers 421 (or, for a domain of the table, another temporary refu
 large providers throttle a sender) is paused for its `backoff` (doubled at each refusal in a row, at most an
 hour): its messages are answered TRANSIENT with the remaining pause as retry_after, without touching the wire,
 while the other domains go on.
-A refusal of the address for good in the SMTP dialogue (550 5.1.1) suppresses it, as a bounce report does.
+A refusal of the address for good in the SMTP dialogue (550 5.1.1) is answered `address_refused`: the dispatcher
+suppresses the address, as a bounce report does.
 
 DKIM (RFC 6376, dkimpy): with DECLIC_DKIM_KEY_FILE and DECLIC_DKIM_SELECTOR, every message is signed (relaxed/
 relaxed, rsa-sha256; From, To, Subject, Date, Message-ID, MIME and content headers, Reply-To and
@@ -50,7 +51,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import os
 import re
 import smtplib
@@ -60,17 +60,14 @@ import threading
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import formatdate
 from functools import lru_cache
 
-from integrations._settings import setting, store_engine
+from integrations._settings import setting
 from integrations.base import Answer, Handoff, OutgoingMessage, answered, register
 from integrations.email_bounce import classify_reply, describe_reply, enhanced_status, hard_address_refusal
-from orchestrator.app.settings import reveal
 from orchestrator.core.outcomes import Outcome, SendResult
-
-log = logging.getLogger(__name__)
 
 __all__ = ["SmtpChannel", "build_email", "classify_reply", "describe_reply"]
 
@@ -346,7 +343,6 @@ class _Batch:
         self.unreachable = ""
         self.identities: dict[object, tuple[str, str | None]] = {}
         self.gate = gate
-        self.hard_bounced: list[str] = []  # addresses refused for good in the SMTP dialogue (suppressed after)
         self._pending = list(range(len(messages)))
         self._lock = threading.Lock()
 
@@ -398,12 +394,11 @@ class SmtpChannel:
         timeout: float = 10.0,
         connections: int = 1,
         mail_domain: str | None = None,
-        engine: object = None,
         domain_policy: Mapping[str, Mapping] | None = None,
         dkim: DkimSigner | None = None,
     ) -> None:
         self.host, self.port, self.sender = host, port, sender
-        self.mail_domain, self.engine = mail_domain, engine
+        self.mail_domain = mail_domain
         self.starttls, self.user, self.password, self.timeout = starttls, user, password, timeout
         self.connections = max(1, connections)
         self._envelope_from = f"MAIL FROM:<{_address(sender)}>"
@@ -413,46 +408,36 @@ class SmtpChannel:
         self.dkim = dkim
 
     @classmethod
-    def from_settings(cls, settings, clock=None, engine=None) -> SmtpChannel:
-        """The channel configured from `DECLIC_SMTP_*` (clock and engine accepted like every channel's)."""
+    def from_settings(cls, settings, clock=None) -> SmtpChannel:
+        """The channel configured from `DECLIC_SMTP_*` (the clock accepted like every channel's)."""
         return cls(
             settings.smtp_host,
             settings.smtp_port,
             sender=settings.mail_from,
             starttls=settings.smtp_starttls,
             user=settings.smtp_user,
-            password=reveal(settings.smtp_password),
+            password=setting(settings, "smtp_password"),
             timeout=settings.smtp_timeout,
             connections=getattr(settings, "smtp_connections", 1),
             mail_domain=setting(settings, "mail_domain"),
-            engine=store_engine(settings, engine),
             domain_policy=load_domain_policy(setting(settings, "mail_domain_policy")),
             dkim=DkimSigner.from_settings(settings),
         )
 
     def identities(self, batch: Sequence[OutgoingMessage]) -> dict[object, tuple[str, str | None]]:
-        """(From, Reply-To) per campaign id of the batch, from the campaigns' specs in the store (one query)."""
-        wanted = {m.meta.get("campaign_id") for m in batch} - {None}
-        if not wanted or self.engine is None:
-            return {}
-        from sqlalchemy import select
-
-        from store.models import Campaign
-
-        table = Campaign.__table__
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(table.c.id, table.c.spec).where(table.c.id.in_(wanted))).all()
-        return {cid: identity(spec, self.sender, self.mail_domain) for cid, spec in rows}
+        """(From, Reply-To) per campaign id of the batch, from the campaign's words its messages carry."""
+        found: dict[object, tuple[str, str | None]] = {}
+        for m in batch:
+            campaign_id = m.meta.get("campaign_id")
+            if m.campaign and campaign_id is not None and campaign_id not in found:
+                found[campaign_id] = identity(m.campaign, self.sender, self.mail_domain)
+        return found
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
              on_answer: Answer | None = None) -> list[SendResult]:
         """Send a batch over up to `connections` connections at once; one result per message, in order."""
         shared = _Batch(batch, self.gate)
-        try:
-            shared.identities = self.identities(batch)
-        except Exception as exc:  # noqa: BLE001 (the store is unreachable: the batch waits, never a wrong sender)
-            detail = f"expéditeur de la campagne illisible : {exc}"
-            return [SendResult(m.message_id, Outcome.TRANSIENT, detail) for m in batch]
+        shared.identities = self.identities(batch)
         workers = min(self.connections, len(batch))
         if workers <= 1:
             self._work(shared, on_handoff, on_answer)
@@ -465,26 +450,10 @@ class SmtpChannel:
                 thread.start()
             for thread in threads:
                 thread.join()
-        if shared.hard_bounced:
-            self._suppress(shared.hard_bounced)
         return [
             r if r is not None else SendResult(m.message_id, Outcome.TRANSIENT, "envoi interrompu")
             for r, m in zip(shared.results, batch, strict=True)
         ]
-
-    def _suppress(self, addresses: Sequence[str]) -> None:
-        """Hard bounces given in the SMTP dialogue become opt-outs, as a bounce report's do
-        (`store.feedback.record_bounces`): the address is never written to again."""
-        if self.engine is None:
-            return
-        from store.suppressions import suppress
-
-        try:
-            with self.engine.begin() as conn:
-                for address in addresses:
-                    suppress(conn, "email", address, "bounce", "smtp")
-        except Exception:  # noqa: BLE001 (the messages are answered anyway; the next refusal suppresses again)
-            log.exception("adresses en rebond définitif non enregistrées comme opposées")
 
     def _work(self, shared: _Batch, on_handoff: Handoff | None, on_answer: Answer | None = None) -> None:
         # One thread, one connection: take the next message whose domain may go, until the batch is done.
@@ -538,9 +507,9 @@ class SmtpChannel:
             result, keep, code, reply = self._attempt(smtp, msg, on_handoff, shared)
         except Exception as exc:  # noqa: BLE001 (a bug must not leave a connection inside DATA for reuse)
             result, keep = SendResult(msg.message_id, Outcome.TRANSIENT, f"erreur pendant l'envoi : {exc}"), False
-        shared.results[index] = result
         if result.outcome is Outcome.PERMANENT and hard_address_refusal(code, reply):
-            shared.hard_bounced.append(msg.recipient)
+            result = replace(result, address_refused=True)  # the dispatcher suppresses the address
+        shared.results[index] = result
         if not keep:
             _close(smtp)
             smtp = None

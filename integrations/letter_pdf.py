@@ -3,9 +3,7 @@
 Settings (read by the composition root, passed as constructor arguments):
 
     DECLIC_LETTER_DIR              where batches are written (default <DECLIC_HOME>/letters)
-    DECLIC_DATABASE_URL            the store: a message without meta["sender"] is signed by its campaign's
-                                   sender (`campaign.spec["sender"]`: name, address, phone, email)
-    DECLIC_LETTER_SENDER_NAME      the sender shown top left when neither gives one
+    DECLIC_LETTER_SENDER_NAME      the sender shown top left when neither the message nor its campaign gives one
     DECLIC_LETTER_SENDER_ADDRESS   its address, lines separated by "|" or new lines
     DECLIC_LETTER_SENDER_CITY      the town written before the date ("Rennes, le 27 novembre 2026")
     DECLIC_TIMEZONE                the date is today's date there (default Europe/Paris)
@@ -16,6 +14,9 @@ A batch is written to `DECLIC_LETTER_DIR/<batch-id>/`:
     merged.pdf                         every letter in manifest order, for the mailing house's printer
     manifest.csv                       message_id;siret;name;line1;...;line6;pages;file (UTF-8 with BOM,
                                        ";" separated, as French spreadsheets expect)
+
+Who signs: meta["sender"] when the message has one, else its campaign's sender (`campaign.spec["sender"]`: name,
+address, phone, email), which the dispatcher puts on the message (`OutgoingMessage.campaign`), else the settings.
 
 The batch id is derived from the date and the message ids, so sending the same batch again rewrites
 the same folder instead of creating a second mailing; the folder appears complete or not at all.
@@ -52,9 +53,11 @@ from zoneinfo import ZoneInfo
 
 import segno
 from fpdf import FPDF
+from fpdf.errors import FPDFException
 from pypdf import PdfReader, PdfWriter
+from pypdf.errors import PyPdfError
 
-from integrations._settings import setting, store_engine
+from integrations._settings import setting
 from integrations.base import Answer, Handoff, OutgoingMessage, register
 from orchestrator.core.outcomes import Outcome, SendResult
 
@@ -518,10 +521,8 @@ class LetterChannel:
         sender_city: str = "",
         timezone: str = "Europe/Paris",
         today: Callable[[], dt.date] | None = None,
-        engine: Any = None,
     ) -> None:
         self.root = Path(letter_dir)
-        self.engine = engine
         if isinstance(sender_address, str):
             sender_address = split_address(sender_address)
         self.default_sender = Sender(name=sender_name, address=tuple(sender_address), city=sender_city)
@@ -530,15 +531,11 @@ class LetterChannel:
         self.last_batch_dir: Path | None = None
 
     @classmethod
-    def from_settings(
-        cls, settings: Any, clock: Callable[[], dt.datetime] | None = None, engine: Any = None
-    ) -> LetterChannel:
-        """The channel configured from `DECLIC_LETTER_*`, dated by the root's clock and reading campaign
-        senders through the root's engine when given."""
+    def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] | None = None) -> LetterChannel:
+        """The channel configured from `DECLIC_LETTER_*`, dated by the root's clock when given."""
         home = Path(setting(settings, "home", "var"))
         zone = ZoneInfo(setting(settings, "timezone", "Europe/Paris"))
         return cls(
-            engine=store_engine(settings, engine),
             today=(lambda: clock().astimezone(zone).date()) if clock is not None else None,
             letter_dir=setting(settings, "letter_dir", str(home / "letters")),
             sender_name=setting(settings, "letter_sender_name", ""),
@@ -553,7 +550,6 @@ class LetterChannel:
         day = self.today()
         results: dict[int, SendResult] = {}
         letters: list[Letter] = []
-        campaign_senders = self._campaign_senders(batch)
         for position, message in enumerate(batch):
             if not message.body.strip():
                 results[position] = SendResult(message.message_id, Outcome.PERMANENT, "courrier sans texte")
@@ -565,7 +561,7 @@ class LetterChannel:
                     message.message_id, Outcome.PERMANENT, f"adresse refusée : {exc}"
                 )
                 continue
-            given = message.meta.get("sender") or campaign_senders.get(message.meta.get("campaign_id"))
+            given = message.meta.get("sender") or message.campaign.get("sender")
             sender = Sender.from_meta(given, self.default_sender)
             letters.append(Letter(message, address, sender, day, extra={"position": position}))
 
@@ -573,7 +569,8 @@ class LetterChannel:
             batch_id = batch_id_for(day, [letter.message.message_id for letter in letters])
             try:
                 letters, abandoned = self._write_batch(batch_id, letters, on_handoff)
-            except Exception as exc:  # disk full, permissions, a layout bug: nothing was handed over
+            except (OSError, FPDFException, PyPdfError) as exc:  # disk full, permissions, a layout the PDF
+                # libraries refuse: nothing was handed over, the batch is tried again
                 detail = f"écriture du lot impossible : {type(exc).__name__}: {exc}"
                 for letter in letters:
                     results[letter.extra["position"]] = SendResult(
@@ -594,23 +591,6 @@ class LetterChannel:
                         provider_id=f"{batch_id}/{letter.file}",
                     )
         return [results[position] for position in range(len(batch))]
-
-    def _campaign_senders(self, batch: Sequence[OutgoingMessage]) -> dict[Any, Any]:
-        """Each campaign's sender from the store, for messages whose meta does not carry one."""
-        wanted = {m.meta.get("campaign_id") for m in batch if not m.meta.get("sender")} - {None}
-        if not wanted or self.engine is None:
-            return {}
-        from sqlalchemy import select
-
-        from store.models import Campaign
-
-        table = Campaign.__table__
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(select(table.c.id, table.c.spec).where(table.c.id.in_(wanted))).all()
-        except Exception:  # the letter still leaves with the default sender; the body signs it anyway
-            return {}
-        return {campaign_id: (spec or {}).get("sender") for campaign_id, spec in rows}
 
     def _write_batch(
         self, batch_id: str, letters: list[Letter], on_handoff: Handoff | None

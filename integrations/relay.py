@@ -11,6 +11,10 @@ planner's recipient of a relay step, `store.intermediaries.relays_for`). What it
 - it sends each digest through the e-mail channel (the `DECLIC_SMTP_*` settings, the campaign's sender when the
   digest holds one campaign), and every message of a digest gets the digest's outcome (sent, retry, failed).
 
+What it knows of the intermediary (its name and kind, for the greeting) and of each campaign (the name of its
+sender) comes on the messages, gathered by the dispatcher (`OutgoingMessage.facts`: an `Intermediary`;
+`OutgoingMessage.campaign`); an address the registry does not know is greeted by the address itself.
+
 Cadence: a digest gathers what is due when the dispatcher runs. When each client falls due is the campaign step's
 business: its `delay` after the trigger, inside the trade's send windows (`timing`) and caps, like any step. A
 monthly digest is a relay step whose trigger is monthly (a schedule), or one run of `declic dispatch` a month for a
@@ -21,17 +25,28 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlparse
 
-from integrations._settings import store_engine
+from jinja2 import TemplateError
+
 from integrations.base import Answer, Handoff, OutgoingMessage, register
+from integrations.email_smtp import SmtpChannel
 from orchestrator.core.links import make_token
 from orchestrator.core.outcomes import Outcome, SendResult
+from templates.render import library, tidy
 
 DIGEST_TEMPLATE = "relay/_digest.j2"
 ANSWER_WORDS = ("occupe", "fait", "pas-concerne")  # the last part of each answer link (`store.intermediaries.ANSWERS`)
+
+
+@dataclass(frozen=True, slots=True)
+class Intermediary:
+    """Who a digest greets: the intermediary's name and kind, from the registry (`store.intermediaries`)."""
+
+    name: str
+    kind: str = ""
 
 
 def answer_links(secret: str, base_url: str, message_id: int, now: dt.datetime) -> dict[str, str]:
@@ -47,22 +62,19 @@ class RelayChannel:
 
     name = "relay"
 
-    def __init__(self, settings: Any, *, clock: Any = None, engine: Any = None, email: Any = None) -> None:
+    def __init__(self, settings: Any, *, clock: Any = None, email: Any = None) -> None:
         self.settings, self.clock = settings, clock
-        self.engine = store_engine(settings, engine)
         self._email = email
 
     @classmethod
-    def from_settings(cls, settings: Any, clock: Any = None, engine: Any = None) -> RelayChannel:
-        return cls(settings, clock=clock, engine=engine)
+    def from_settings(cls, settings: Any, clock: Any = None) -> RelayChannel:
+        return cls(settings, clock=clock)
 
     @property
     def email(self):
         """The e-mail channel the digests leave through (built on first use from the same settings)."""
         if self._email is None:
-            from integrations.email_smtp import SmtpChannel
-
-            self._email = SmtpChannel.from_settings(self.settings, clock=self.clock, engine=self.engine)
+            self._email = SmtpChannel.from_settings(self.settings, clock=self.clock)
         return self._email
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
@@ -80,7 +92,7 @@ class RelayChannel:
         if groups:
             try:
                 digests, members = self._digests(groups)
-            except Exception as exc:  # noqa: BLE001 (the store is unreachable: the batch waits, nothing leaves)
+            except TemplateError as exc:  # the digest frame does not render: the batch waits, nothing leaves
                 digests, members = [], {}
                 for msgs in groups.values():
                     for m in msgs:
@@ -107,24 +119,14 @@ class RelayChannel:
 
     def _digests(self, groups: dict[str, list[OutgoingMessage]]
                  ) -> tuple[list[OutgoingMessage], dict[int, list[OutgoingMessage]]]:
-        from sqlalchemy import select
-
-        from store.intermediaries import intermediaries_by_email
-        from store.models import Campaign
-        from templates.render import library, tidy
-
-        table = Campaign.__table__
-        wanted = {m.meta.get("campaign_id") for msgs in groups.values() for m in msgs} - {None}
-        with self.engine.connect() as conn:
-            known = intermediaries_by_email(conn, groups)
-            specs = dict(conn.execute(select(table.c.id, table.c.spec).where(table.c.id.in_(wanted))).all())
-        speakers = {cid: (spec.get("sender") or {}).get("name") or "" for cid, spec in specs.items()}
+        voices = {m.meta.get("campaign_id"): m.campaign for msgs in groups.values() for m in msgs if m.campaign}
+        speakers = {cid: (words.get("sender") or {}).get("name") or "" for cid, words in voices.items()}
         template = library().template(DIGEST_TEMPLATE)
         host = urlparse(self.settings.base_url).hostname or "declic.local"
         secret, now = self.settings.resolved_secret, self.clock()  # the composition root's clock
         digests, members = [], {}
         for address, msgs in groups.items():
-            person = known.get(address)
+            person = next((m.facts for m in msgs if isinstance(m.facts, Intermediary)), None)
             campaigns = {m.meta.get("campaign_id") for m in msgs}
             senders = sorted({speakers.get(m.meta.get("campaign_id"), "") for m in msgs} - {""})
             context = {
@@ -138,10 +140,12 @@ class RelayChannel:
             subject = tidy("".join(template.blocks["subject"](ctx))).strip()
             body = tidy("".join(template.blocks["body"](ctx))).strip() + "\n"
             first = msgs[0].message_id
+            campaign_id = campaigns.pop() if len(campaigns) == 1 else None
             digests.append(OutgoingMessage(
                 message_id=first, channel="email", recipient=address, subject=subject, body=body,
                 rfc_message_id=f"<declic.relay.{first}.{len(msgs)}@{host}>",
-                meta={"campaign_id": campaigns.pop() if len(campaigns) == 1 else None, "relay": len(msgs)}))
+                meta={"campaign_id": campaign_id, "relay": len(msgs)},
+                campaign=voices.get(campaign_id, {}) if campaign_id is not None else {}))
             members[first] = msgs
         return digests, members
 

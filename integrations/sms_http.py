@@ -484,7 +484,7 @@ class SmsChannel:
         self._throttle = Throttle(rate)
 
     @classmethod
-    def from_settings(cls, settings: Any, clock: Any = None, engine: Any = None) -> SmsChannel | UnconfiguredChannel:
+    def from_settings(cls, settings: Any, clock: Any = None) -> SmsChannel | UnconfiguredChannel:
         """The channel configured from the composition root's settings (`DECLIC_SMS_*`); no clock nor store."""
         try:
             return cls._from_settings(settings)

@@ -143,9 +143,7 @@ class WebhookChannel:
         self._throttle = Throttle(rate)
 
     @classmethod
-    def from_settings(
-        cls, settings: Any, clock: Any = None, engine: Any = None
-    ) -> WebhookChannel | UnconfiguredChannel:
+    def from_settings(cls, settings: Any, clock: Any = None) -> WebhookChannel | UnconfiguredChannel:
         """The channel configured from the composition root's settings (`DECLIC_WEBHOOK_*`); signatures
         use the real time, which the partner checks against its own clock."""
         try:

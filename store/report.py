@@ -586,39 +586,6 @@ def campaign_businesses(conn: Connection, campaign_id: int, limit: int | None = 
     return out
 
 
-def call_tasks(
-    conn: Connection, clause, *, open_only: bool = False, limit: int | None = 500
-) -> list[dict[str, Any]]:
-    """Call tasks matching a scope clause, due first, with the business's name."""
-    query = (
-        select(TASKS, BUSINESS.c.name.label("business_name"), BUSINESS.c.commune_code)
-        .select_from(TASKS.outerjoin(BUSINESS, BUSINESS.c.id == TASKS.c.business_id))
-        .where(clause)
-        .order_by(TASKS.c.status != "open", TASKS.c.due_at, TASKS.c.id)
-    )
-    if open_only:
-        query = query.where(TASKS.c.status == "open")
-    if limit:
-        query = query.limit(limit)
-    return [
-        {
-            "id": r.id,
-            "business_id": r.business_id,
-            "business": r.business_name or "",
-            "commune": label_for("commune_code", r.commune_code),
-            "phone": r.phone,
-            "due_at": r.due_at,
-            "status": TASK_STATUS.get(r.status, r.status),
-            "open": r.status == "open",
-            "attempts": r.attempts,
-            "note": r.outcome_note or "",
-            "script": r.script,
-            "assignee": r.assignee,
-        }
-        for r in conn.execute(query)
-    ]
-
-
 def find_businesses(conn: Connection, clause, text_query: str, limit: int = 50) -> list[dict[str, Any]]:
     """Businesses matching a name or SIRET start, within a scope clause (`accounts.business_clause`)."""
     wanted = text_query.strip()

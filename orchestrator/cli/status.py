@@ -107,7 +107,7 @@ def unconfigured_channels(settings: Settings) -> dict[str, str]:
     missing: dict[str, str] = {}
     for name in registered():
         try:
-            channel = factory_for(name)(settings, clock=None, engine=None)
+            channel = factory_for(name)(settings, clock=None)
         except (TypeError, ValueError) as exc:
             missing[name] = str(exc)
             continue

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 class Outcome(str, enum.Enum):
@@ -30,6 +32,12 @@ class SendResult:
     detail: str = ""  # peer reply in plain words: "250 OK", "429 Too Many Requests", "numéro invalide"
     provider_id: str = ""  # the peer's own id when it gives one
     retry_after: float | None = None  # seconds, when the peer said so
+    # The peer refused the address itself for good (SMTP 550 5.1.1 in the dialogue): never write to it again,
+    # as after a bounce report. The dispatcher records the opt-out with the outcome.
+    address_refused: bool = False
+    # A send that is itself a row the store keeps (a call task to queue: its columns), written by the
+    # dispatcher in the transaction that records the outcome.
+    record: Mapping[str, Any] | None = None
 
 
 # --- what comes back later: replies, delivery receipts, bounces (parsed by the channels, recorded by the store) ---

@@ -1,16 +1,23 @@
-"""Call-task channel against the real store (SQLite and PostgreSQL): queue, idempotence, rescheduling."""
+"""Call-task channel with the real store (SQLite and PostgreSQL): queue, idempotence, rescheduling.
+
+The channel never opens the store: `send` below does what the dispatcher does around it (the store's facts put on
+the messages, the channel's decisions queued in one transaction)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
-from integrations.base import OutgoingMessage, factory_for
-from integrations.call_task import TASKS, CallTaskChannel, due_tasks, record_attempt
-from orchestrator.core.outcomes import Outcome
+from integrations.base import Handoff, OutgoingMessage, factory_for
+from integrations.call_task import CallFacts, CallTaskChannel
+from orchestrator.app.calls import call_facts, queue_tasks, record_attempt
+from orchestrator.core.outcomes import Outcome, SendResult
+from store.call_tasks import TASKS, due_tasks
 from store.models import Business, Campaign, Enrollment, Message
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -92,9 +99,34 @@ def call(message_id: int, business_id: int, phone: str = "06 12 34 56 78", **met
     )
 
 
+def send(engine, channel: CallTaskChannel, batch: Sequence[OutgoingMessage],
+         on_handoff: Handoff | None = None) -> list[SendResult]:
+    """As the dispatcher does: the store's facts on the messages, the channel's decisions, the tasks queued."""
+    with engine.connect() as conn:
+        facts = call_facts(conn, batch)
+    results = channel.send([replace(m, facts=facts[m.message_id]) for m in batch], on_handoff=on_handoff)
+    with engine.begin() as conn:
+        return queue_tasks(conn, results)
+
+
 @pytest.fixture
-def channel(engine) -> CallTaskChannel:
-    return CallTaskChannel(engine=engine, clock=lambda: FRIDAY_EARLY)
+def channel() -> CallTaskChannel:
+    return CallTaskChannel(clock=lambda: FRIDAY_EARLY)
+
+
+def test_the_channel_decides_from_the_facts_on_the_message_alone() -> None:
+    # No store: the consent, the past calls and the open tasks come on the message; the task comes back as values.
+    channel = CallTaskChannel(clock=lambda: FRIDAY_EARLY)
+    silent = OutgoingMessage(message_id=1, channel="call", recipient="06 12 34 56 78", body="Bonjour",
+                             meta={"business_id": 5})
+    assert channel.send([silent])[0].outcome is Outcome.PERMANENT  # no facts: no consent known
+    consented = replace(silent, facts=CallFacts(consent=True, phone="+33612345678"))
+    [result] = channel.send([consented])
+    assert result.outcome is Outcome.SENT and result.provider_id == ""
+    assert result.record is not None and result.record["phone"] == "+33612345678"
+    assert result.record["business_id"] == 5 and result.record["assignee"] == "adviser"
+    [queued] = channel.send([replace(consented, facts=CallFacts(consent=True, phone="+33612345678", queued_task=9))])
+    assert (queued.outcome, queued.provider_id, queued.record) == (Outcome.SENT, "9", None)
 
 
 def test_the_channel_registers_itself_by_name(settings) -> None:
@@ -105,7 +137,7 @@ def test_the_channel_registers_itself_by_name(settings) -> None:
 
 def test_a_task_is_queued_at_the_next_allowed_time(channel: CallTaskChannel, engine) -> None:
     [(message_id, business_id)] = _outbox(engine, 1)
-    [result] = channel.send([call(message_id, business_id, ambassador_id=7)])
+    [result] = send(engine, channel, [call(message_id, business_id, ambassador_id=7)])
     assert result.outcome is Outcome.SENT, result.detail
     assert "27/11/2026 à 10:00" in result.detail
     with engine.connect() as conn:
@@ -120,8 +152,8 @@ def test_a_task_is_queued_at_the_next_allowed_time(channel: CallTaskChannel, eng
 
 def test_queueing_is_idempotent_on_the_message(channel: CallTaskChannel, engine) -> None:
     [(message_id, business_id)] = _outbox(engine, 1)
-    first = channel.send([call(message_id, business_id)])[0]
-    again = channel.send([call(message_id, business_id)])[0]
+    first = send(engine, channel, [call(message_id, business_id)])[0]
+    again = send(engine, channel, [call(message_id, business_id)])[0]
     assert again.outcome is Outcome.SENT and again.provider_id == first.provider_id
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(TASKS)).scalar() == 1
@@ -137,7 +169,7 @@ def test_no_consent_bad_number_or_empty_script_are_permanent(channel: CallTaskCh
     relationship = call(
         m4, b4, phone="02 99 00 00 00", consent=False, relationship=True
     )  # a landline is fine
-    results = channel.send([no_consent, bad_number, empty, relationship])
+    results = send(engine, channel, [no_consent, bad_number, empty, relationship])
     assert [r.outcome for r in results] == [
         Outcome.PERMANENT,
         Outcome.PERMANENT,
@@ -153,7 +185,7 @@ def test_no_consent_bad_number_or_empty_script_are_permanent(channel: CallTaskCh
 
 def test_one_open_task_per_number(channel: CallTaskChannel, engine) -> None:
     (m1, b1), (m2, b2) = _outbox(engine, 2)
-    results = channel.send([call(m1, b1), call(m2, b2)])
+    results = send(engine, channel, [call(m1, b1), call(m2, b2)])
     assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
     assert "déjà prévu" in results[1].detail
     with engine.connect() as conn:
@@ -162,7 +194,8 @@ def test_one_open_task_per_number(channel: CallTaskChannel, engine) -> None:
 
 def test_a_lost_lease_queues_nothing(channel: CallTaskChannel, engine) -> None:
     (m1, b1), (m2, b2) = _outbox(engine, 2)
-    results = channel.send([call(m1, b1), call(m2, b2, phone="0781234567")], on_handoff=lambda mid: mid == m2)
+    results = send(engine, channel, [call(m1, b1), call(m2, b2, phone="0781234567")],
+                   on_handoff=lambda mid: mid == m2)
     assert [r.outcome for r in results] == [Outcome.ABANDONED, Outcome.SENT]
     with engine.connect() as conn:
         assert [r.message_id for r in conn.execute(select(TASKS))] == [m2]
@@ -170,7 +203,7 @@ def test_a_lost_lease_queues_nothing(channel: CallTaskChannel, engine) -> None:
 
 def test_attempts_reschedule_then_close_the_task(channel: CallTaskChannel, engine) -> None:
     [(message_id, business_id)] = _outbox(engine, 1)
-    task_id = int(channel.send([call(message_id, business_id)])[0].provider_id)
+    task_id = int(send(engine, channel, [call(message_id, business_id)])[0].provider_id)
 
     with engine.connect() as conn:
         assert due_tasks(conn, now=FRIDAY_EARLY) == []
@@ -197,8 +230,8 @@ def test_attempts_reschedule_then_close_the_task(channel: CallTaskChannel, engin
 
 def test_a_refusal_closes_the_task_and_blocks_the_number_for_sixty_days(engine) -> None:
     (m1, b1), (m2, b2) = _outbox(engine, 2)
-    channel = CallTaskChannel(engine=engine, clock=lambda: FRIDAY_EARLY)
-    task_id = int(channel.send([call(m1, b1)])[0].provider_id)
+    channel = CallTaskChannel(clock=lambda: FRIDAY_EARLY)
+    task_id = int(send(engine, channel, [call(m1, b1)])[0].provider_id)
     refused_at = dt.datetime(2026, 11, 27, 10, 30, tzinfo=PARIS)
     with engine.begin() as conn:
         assert (
@@ -207,8 +240,8 @@ def test_a_refusal_closes_the_task_and_blocks_the_number_for_sixty_days(engine) 
         )
 
     # A week later another campaign wants to call the same number: the task waits 60 days.
-    later = CallTaskChannel(engine=engine, clock=lambda: FRIDAY_EARLY + dt.timedelta(days=7))
-    [result] = later.send([call(m2, b2)])
+    later = CallTaskChannel(clock=lambda: FRIDAY_EARLY + dt.timedelta(days=7))
+    [result] = send(engine, later, [call(m2, b2)])
     assert result.outcome is Outcome.SENT
     with engine.connect() as conn:
         task = conn.execute(select(TASKS).where(TASKS.c.message_id == m2)).one()
@@ -217,7 +250,7 @@ def test_a_refusal_closes_the_task_and_blocks_the_number_for_sixty_days(engine) 
 
 def test_unknown_outcome_is_refused(channel: CallTaskChannel, engine) -> None:
     [(message_id, business_id)] = _outbox(engine, 1)
-    task_id = int(channel.send([call(message_id, business_id)])[0].provider_id)
+    task_id = int(send(engine, channel, [call(message_id, business_id)])[0].provider_id)
     with engine.begin() as conn, pytest.raises(ValueError, match="unknown call outcome"):
         record_attempt(conn, task_id, outcome="maybe", at=FRIDAY_EARLY)
 
@@ -233,8 +266,8 @@ def test_consent_is_read_again_from_the_business_when_the_meta_is_silent(
         message_id=m1, channel="call", recipient="06 99 99 99 99", body="Bonjour", meta={"business_id": b1}
     )
     # The business's consent does not cover a number that is not its own.
-    assert channel.send([other_number])[0].outcome is Outcome.PERMANENT
-    assert channel.send([silent])[0].outcome is Outcome.SENT
+    assert send(engine, channel, [other_number])[0].outcome is Outcome.PERMANENT
+    assert send(engine, channel, [silent])[0].outcome is Outcome.SENT
 
 
 def test_without_consent_in_the_store_the_call_is_refused(channel: CallTaskChannel, engine) -> None:
@@ -246,7 +279,7 @@ def test_without_consent_in_the_store_the_call_is_refused(channel: CallTaskChann
         body="Bonjour",
         meta={"business_id": business_id},
     )
-    [result] = channel.send([message])
+    [result] = send(engine, channel, [message])
     assert result.outcome is Outcome.PERMANENT and "consentement" in result.detail
 
 
@@ -254,7 +287,7 @@ def test_the_business_departement_gives_its_holidays_and_clock(engine) -> None:
     # La Réunion: 20 December 2027 is a public holiday there, and its clock is UTC+4.
     [(message_id, business_id)] = _outbox(engine, 1, phone="+262692123456", consent=True, departement="974")
     monday = dt.datetime(2027, 12, 20, 4, 0, tzinfo=dt.UTC)  # 08:00 in La Réunion
-    channel = CallTaskChannel(engine=engine, clock=lambda: monday)
+    channel = CallTaskChannel(clock=lambda: monday)
     message = OutgoingMessage(
         message_id=message_id,
         channel="call",
@@ -262,7 +295,7 @@ def test_the_business_departement_gives_its_holidays_and_clock(engine) -> None:
         body="Bonjour",
         meta={"business_id": business_id},
     )
-    assert channel.send([message])[0].outcome is Outcome.SENT
+    assert send(engine, channel, [message])[0].outcome is Outcome.SENT
     with engine.connect() as conn:
         task = conn.execute(select(TASKS)).one()
     reunion = ZoneInfo("Indian/Reunion")
@@ -274,7 +307,7 @@ def test_rescheduling_uses_the_business_departement_holidays(engine) -> None:
     # past the Friday, the weekend and Easter Monday to Tuesday 30 March.
     [(message_id, business_id)] = _outbox(engine, 1, phone="+33612345678", consent=True, departement="57")
     thursday = dt.datetime(2027, 3, 25, 9, 0, tzinfo=dt.UTC)
-    channel = CallTaskChannel(engine=engine, clock=lambda: thursday)
+    channel = CallTaskChannel(clock=lambda: thursday)
     message = OutgoingMessage(
         message_id=message_id,
         channel="call",
@@ -282,7 +315,7 @@ def test_rescheduling_uses_the_business_departement_holidays(engine) -> None:
         body="Bonjour",
         meta={"business_id": business_id},
     )
-    task_id = int(channel.send([message])[0].provider_id)
+    task_id = int(send(engine, channel, [message])[0].provider_id)
     with engine.begin() as conn:
         record_attempt(conn, task_id, outcome="no_answer", at=dt.datetime(2027, 3, 25, 19, 0, tzinfo=PARIS))
         task = conn.execute(select(TASKS).where(TASKS.c.id == task_id)).one()

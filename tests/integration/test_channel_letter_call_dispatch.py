@@ -8,10 +8,12 @@ import datetime as dt
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from integrations.call_task import TASKS, CallTaskChannel
+from integrations.base import factory_for, registered
+from integrations.call_task import CallTaskChannel
 from integrations.letter_pdf import LetterChannel
-from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.bootstrap import _import_channels, bootstrap
 from orchestrator.app.dispatch import dispatch_batch
+from store.call_tasks import TASKS
 from store.models import Business, Message
 from tests.utils.outreach import business, campaign, context, enrol
 
@@ -69,8 +71,8 @@ def test_a_letter_is_rendered_and_written_for_the_mailing_house(settings, engine
         [manifest] = list(csv.DictReader(handle, delimiter=";"))
     assert manifest["message_id"] == str(message_id) and manifest["line1"] == "Plomberie Durand"
     assert "1er décembre 2026" in text  # dated by the composition root's clock
-    # The sender block (top left) is the campaign's sender, read from the store: the dispatcher's meta
-    # does not carry it.
+    # The sender block (top left) is the campaign's sender, which the dispatcher reads from the store and puts on
+    # the message (`OutgoingMessage.campaign`): the message's meta does not carry it.
     page = PdfReader(pdf).pages[0]
     top_left: list[str] = []
 
@@ -108,10 +110,6 @@ def test_a_call_task_is_queued_with_the_rendered_script(settings, engine) -> Non
 
 
 def test_every_channel_factory_accepts_the_root_clock(settings) -> None:
-    import integrations.email_smtp  # noqa: F401  (registers "email")
-    from integrations.base import factory_for, registered
-    from orchestrator.app.bootstrap import _import_channels
-
     _import_channels()
     for name in ("email", "sms", "letter", "call", "webhook"):
         assert name in registered()

@@ -1,5 +1,6 @@
 """Sender identity (issue 13, point 4): an e-mail's From, Reply-To come from its campaign's sender and owner, with
-the configured sending domain, never the global default; on SQLite and PostgreSQL against a real SMTP server."""
+the configured sending domain, never the global default; on SQLite and PostgreSQL against a real SMTP server. The
+dispatcher reads each campaign's voice from the store (`campaign_voices`) and puts it on the messages."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from integrations.email_smtp import SmtpChannel, build_email, identity, slug
 from orchestrator.core.campaign_spec import load_spec
 from orchestrator.core.outcomes import Outcome
 from store.admin import apply_campaign
+from store.dispatching import campaign_voices
 from tests.integration.test_channel_email_smtp import ScriptedServer
 from tests.utils.outreach import campaign_spec
 
@@ -27,10 +29,10 @@ def _spec(name: str, **sender: str):
     return spec
 
 
-def _mail(message_id: int, campaign_id: int | None) -> OutgoingMessage:
+def _mail(message_id: int, campaign_id: int | None, voices: dict | None = None) -> OutgoingMessage:
     return OutgoingMessage(message_id=message_id, channel="email", recipient=f"patron{message_id}@exemple.fr",
                            subject="Bonjour", body="Bonjour.\n", rfc_message_id=f"<declic.{message_id}@test>",
-                           meta={"campaign_id": campaign_id})
+                           meta={"campaign_id": campaign_id}, campaign=(voices or {}).get(campaign_id, {}))
 
 
 def _header(raw: bytes, name: str) -> str:
@@ -42,11 +44,12 @@ def test_each_campaign_speaks_with_its_own_name_address_and_reply_to(engine):
     own = apply_campaign(engine, load_spec(_spec("adresse-propre", mail_from="dev-eco@ille-et-vilaine.example",
                                                  reply_to="conseil@ille-et-vilaine.example")))[0]
     domain = apply_campaign(engine, load_spec(_spec("domaine-envoi")))[0]
+    with engine.connect() as conn:
+        voices = campaign_voices(conn, [own, domain])
     with ScriptedServer() as server:
-        channel = SmtpChannel("127.0.0.1", server.port, sender=DEFAULT, timeout=5, mail_domain="envoi.declic.fr",
-                              engine=engine)
+        channel = SmtpChannel("127.0.0.1", server.port, sender=DEFAULT, timeout=5, mail_domain="envoi.declic.fr")
         try:
-            results = channel.send([_mail(1, own), _mail(2, domain), _mail(3, None)])
+            results = channel.send([_mail(1, own, voices), _mail(2, domain, voices), _mail(3, None, voices)])
         finally:
             channel.close()
     assert [r.outcome for r in results] == [Outcome.SENT] * 3

@@ -4,6 +4,7 @@ domain only, DKIM signatures that verify at the receiving end."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 
@@ -11,12 +12,20 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
 
 from integrations.base import OutgoingMessage
 from integrations.email_smtp import DOMAIN_POLICY, DkimSigner, DomainGate, SmtpChannel, load_domain_policy
 from integrations.smtp_sink import SmtpSink
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.dispatch import dispatch_batch
 from orchestrator.app.settings import Settings
 from orchestrator.core.outcomes import Outcome
+from store.models import Message, Suppression
+from store.suppressions import suppressed_among
+from tests.utils.outreach import business, campaign, context, enrol
+
+MESSAGES = Message.__table__
 
 
 class Clock:
@@ -181,26 +190,43 @@ def test_a_signer_covers_only_headers_present() -> None:
         b"h=from:to:subject" in header.replace(b"\r\n", b"").replace(b" ", b"").replace(b"\t", b"")
 
 
-def test_a_hard_refusal_in_the_dialogue_suppresses_the_address(engine, smtp_sink: SmtpSink) -> None:
-    from sqlalchemy import select
-
-    from store.models import Suppression
-    from store.suppressions import suppressed_among
-
+def test_a_hard_refusal_in_the_dialogue_marks_the_address_refused(smtp_sink: SmtpSink) -> None:
     smtp_sink.reject_rcpt["Inconnu@Exemple.fr"] = "550 5.1.1 <inconnu@exemple.fr>: User unknown"
     smtp_sink.reject_rcpt["spam@exemple.fr"] = "550 5.7.1 Message rejected as spam"
     smtp_sink.reject_rcpt["pleine@exemple.fr"] = "552 5.2.2 Mailbox full"
-    channel = SmtpChannel("127.0.0.1", smtp_sink.port, sender="Déclic <bonjour@declic.example>", timeout=5,
-                          engine=engine)
+    channel = SmtpChannel("127.0.0.1", smtp_sink.port, sender="Déclic <bonjour@declic.example>", timeout=5)
     try:
         results = channel.send([mail(1, "Inconnu@Exemple.fr"), mail(2, "spam@exemple.fr"),
                                 mail(3, "pleine@exemple.fr"), mail(4, "ok@exemple.fr")])
     finally:
         channel.close()
     assert [r.outcome for r in results] == [Outcome.PERMANENT, Outcome.PERMANENT, Outcome.TRANSIENT, Outcome.SENT]
+    # The unknown address only: a refused message (spam filter) or a full mailbox is not the address's fault.
+    assert [r.address_refused for r in results] == [True, False, False, False]
+
+
+def test_the_dispatcher_suppresses_an_address_refused_for_good(settings, engine, smtp_sink: SmtpSink) -> None:
+    now = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+    campaign_id = campaign(engine, "rebond-35", "35")
+    ctx = context()
+    ctx["sender"] = {"name": "Département d'Ille-et-Vilaine", "address": "1 avenue de la Préfecture, 35042 Rennes",
+                     "email": "declic@ille-et-vilaine.example", "phone": "02 99 02 35 35"}  # as the planner writes it
+    with engine.begin() as conn:
+        _, unknown = enrol(conn, campaign_id, business(conn, "35238"), status="planned", at=now, ctx=ctx)
+        _, later = enrol(conn, campaign_id, business(conn, "35238"), status="planned", ctx=ctx,
+                         at=now + dt.timedelta(days=1))
+        conn.execute(MESSAGES.update().where(MESSAGES.c.id.in_([unknown, later]))
+                     .values(recipient="inconnu@exemple.fr"))
+    smtp_sink.reject_rcpt["inconnu@exemple.fr"] = "550 5.1.1 <inconnu@exemple.fr>: User unknown"
+    app = bootstrap(settings, clock=lambda: now)
+    try:
+        assert dispatch_batch(app, now=now)["failed"] == 1
+    finally:
+        app.close()
     with engine.connect() as conn:
-        # The unknown address only: a refused message (spam filter) or a full mailbox is not the address's fault.
-        assert suppressed_among(conn, "email", ["inconnu@exemple.fr", "spam@exemple.fr", "pleine@exemple.fr",
-                                                "ok@exemple.fr"]) == {"inconnu@exemple.fr"}
+        assert suppressed_among(conn, "email", ["inconnu@exemple.fr"]) == {"inconnu@exemple.fr"}
         row = conn.execute(select(Suppression.__table__)).one()
+        statuses = dict(conn.execute(select(MESSAGES.c.id, MESSAGES.c.status)).all())
     assert (row.reason, row.source) == ("bounce", "smtp")
+    assert statuses == {unknown: "failed", later: "cancelled"}  # the next message to that address never leaves
+
