@@ -14,12 +14,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from store.businesses import StoredDetails, partner_proposals, stored_details, upsert_businesses
 from store.driver import insert_rows
-from store.models import Partner, TriggerEvent, utcnow
+from store.models import Business, Partner, TriggerEvent, utcnow
+from store.privacy import fingerprint, hashed_among
 from store.proposals import record_proposals
-from store.sql import insert_for_dialect
+from store.sql import chunks, insert_for_dialect
 from store.suppressions import inherit_suppressions, normalize_address
 from triggers.model import CONVERSION_TYPES, EventIn
 
+BUSINESS = Business.__table__
 EVENTS = TriggerEvent.__table__
 PARTNERS = Partner.__table__
 
@@ -77,6 +79,55 @@ def partner_for_token(engine: Engine, token: str) -> Partner | None:
     partner = Partner(**row._mapping)
     _token_cache[key] = (time.monotonic() + TOKEN_CACHE_SECONDS, partner)
     return partner
+
+
+def partner_named(engine: Engine, name: str) -> Partner | None:
+    """The partner called `name` (active or not), if any: partner files and feeds name their partner."""
+    with engine.connect() as conn:
+        row = conn.execute(select(PARTNERS).where(PARTNERS.c.name == name)).first()
+    return Partner(**row._mapping) if row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPlace:
+    """Where the store places a business, and who may still place it."""
+
+    commune_code: str | None
+    head_office: bool | None  # set by Sirene: a business Sirene placed
+    created_by: str | None  # the partner whose event created it ("partner:<id>")
+
+
+def stored_places(engine: Engine, sirets: Sequence[str]) -> dict[str, StoredPlace]:
+    """Where the store places each of these SIRETs it knows (one read per 900 SIRETs)."""
+    known: dict[str, StoredPlace] = {}
+    if not sirets:
+        return known
+    b = BUSINESS
+    with engine.connect() as conn:
+        for part in chunks(sorted(set(sirets)), 900):
+            known.update((r.siret, StoredPlace(r.commune_code, r.head_office, r.created_by))
+                         for r in conn.execute(select(b.c.siret, b.c.commune_code, b.c.head_office, b.c.created_by)
+                                               .where(b.c.siret.in_(part))))
+    return known
+
+
+_ANY_ERASED = "SELECT 1 FROM suppression WHERE address_hash IS NOT NULL LIMIT 1"
+
+
+def erased_among(conn: Connection, secret: str, events: Sequence[EventIn]) -> set[int]:
+    """The positions of the events about an erased identity: their SIRET, an e-mail or a phone is kept in the
+    suppression list as a keyed hash (`store.privacy.fingerprint`)."""
+    # No erased identity at all (the common case): nothing to hash (one indexed look at the suppression list).
+    if conn.exec_driver_sql(_ANY_ERASED).first() is None:
+        return set()
+    wanted: dict[str, set[int]] = {}
+    for i, e in enumerate(events):
+        values = [("siret", e.siret)] + [(c.kind, c.value) for c in (e.business.contacts if e.business else [])
+                                         if c.kind in ("email", "phone")]
+        for kind, value in values:
+            if value:
+                wanted.setdefault(fingerprint(secret, kind, value), set()).add(i)
+    return {i for digest in hashed_among(conn, wanted) for i in wanted[digest]}
 
 
 @lru_cache(maxsize=4)

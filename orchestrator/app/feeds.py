@@ -18,9 +18,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from orchestrator.app import ingest
 from orchestrator.app.bootstrap import App
+from orchestrator.app.intake import PartnerScope, store_with_effects
+from segments.territory import commune
+from segments.territory import departements as all_departements
+from store.events import partner_named
 from store.feeds import FeedRow, claim_feed, due_feeds, record_failure, record_success
+from store.planning import active_campaigns
+from triggers.bodacc import BodaccFormatError
+from triggers.feeds.bodacc_api import pull_bodacc
 from triggers.feeds.http import FeedHttp, FetchError, file_sha256
+from triggers.feeds.sirene_api import pull_sirene
+from triggers.model import Reject
+from triggers.partner_api import validate_item
+from triggers.partner_csv import PartnerFileError
+from triggers.payload_schema import DROPPED_FIELDS, Dropped
+from triggers.report import IngestReport
+from triggers.sirene import SireneFormatError
 
 logger = logging.getLogger("declic.feeds")
 
@@ -88,11 +103,6 @@ def _words(report, events: int) -> str:
 
 def ingest_body(app: App, feed: FeedRow, path: Path, today: dt.date):
     """Hand a complete body to the ingester of its format; returns the IngestReport."""
-    from orchestrator.app import ingest
-    from triggers.bodacc import BodaccFormatError
-    from triggers.partner_csv import PartnerFileError
-    from triggers.sirene import SireneFormatError
-
     try:
         if feed.format == "partner-csv":
             return ingest.import_partner_file(app.engine, path, partner=feed.partner, today=today,
@@ -112,19 +122,7 @@ def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date):
     """A partner's JSON feed: the body of the partner API (`{"events": [...]}`) or a bare array of items,
     through the one partner intake: each item validated by the API's own schema, the partner's scope (types
     and territory, `PartnerScope`) and its effects (`store_with_effects`), as the API and partner files."""
-    from sqlalchemy import select
-
-    from orchestrator.app.intake import PartnerScope, store_with_effects
-    from store.models import Partner
-    from triggers.model import Reject
-    from triggers.partner_api import validate_item
-    from triggers.payload_schema import DROPPED_FIELDS, Dropped
-    from triggers.report import IngestReport
-
-    with app.engine.connect() as conn:
-        partner = conn.execute(
-            select(Partner.__table__).where(Partner.__table__.c.name == feed.partner)
-        ).first()
+    partner = partner_named(app.engine, feed.partner or "")
     if partner is None:
         raise LookupError(f"partenaire inconnu: {feed.partner}")
     try:
@@ -211,18 +209,11 @@ def _file_feed(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> dic
 
 def active_departements(app: App) -> list[str]:
     """Départements covered by the active campaigns ([] when one of them covers all of France)."""
-    from sqlalchemy import select
-
-    from orchestrator.core.campaign_spec import load_spec
-    from segments.territory import commune
-    from store.models import Campaign
-
-    table = Campaign.__table__
     with app.engine.connect() as conn:
-        specs = conn.execute(select(table.c.spec).where(table.c.status == "active")).scalars().all()
+        campaigns = active_campaigns(conn)
     out: set[str] = set()
-    for raw in specs:
-        territory = load_spec(raw).effective_territory()
+    for campaign in campaigns:
+        territory = campaign.spec.effective_territory()
         if territory.is_empty():
             return []
         for code in territory.communes_covered():
@@ -233,9 +224,6 @@ def active_departements(app: App) -> list[str]:
 
 
 def _bodacc_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> dict[str, Any]:
-    from segments.territory import departements as all_departements
-    from triggers.feeds.bodacc_api import pull_bodacc
-
     today = now.astimezone(app.zone).date()  # the local day (feeds run around the clock; UTC's is wrong till 1-2 h)
     last = feed.cursor.get("last_date")
     # Resume on the last publication day seen (inclusive: it may have been read before it was complete).
@@ -279,8 +267,6 @@ def _bodacc_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> di
 
 
 def _sirene_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> dict[str, Any]:
-    from triggers.feeds.sirene_api import pull_sirene
-
     last = feed.cursor.get("since")
     # Sirene dates its processing in French local time, without a zone: the deployment's zone.
     since = (dt.datetime.fromisoformat(last) if last

@@ -8,33 +8,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from store.events import Stored, store_events_in
-from store.models import Business, TriggerEvent
-from store.sql import chunks
-from triggers.effects import apply_event_effects
+from store.conversions import attribute_conversions
+from store.effects import write_event_effects
+from store.events import Stored, StoredPlace, erased_among, store_events_in, stored_places
+from triggers.lifecycle import event_effects
 from triggers.model import CONVERSION_TYPES, EventIn, Reject
 from triggers.scope import scope_reject
 
-BUSINESS = Business.__table__
-EVENTS = TriggerEvent.__table__
-
-
 UNPLACED = "établissement déjà connu, sans commune: impossible de vérifier qu'il est dans votre territoire"
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPlace:
-    """Where the store places a business, and who may still place it."""
-
-    commune_code: str | None
-    head_office: bool | None  # set by Sirene: a business Sirene placed
-    created_by: str | None  # the partner whose event created it ("partner:<id>")
 
 
 @dataclass(frozen=True)
@@ -59,14 +46,7 @@ class PartnerScope:
         known: dict[str, StoredPlace] = {}
         if self.territory:
             allowed = self.allowed_types  # a type already refused needs no place
-            wanted = sorted({e.siret for e in events if e.siret and (not allowed or e.type in allowed)})
-            if wanted:
-                with engine.connect() as conn:
-                    for part in chunks(wanted, 900):
-                        known.update((r.siret, StoredPlace(r.commune_code, r.head_office, r.created_by))
-                                     for r in conn.execute(select(BUSINESS.c.siret, BUSINESS.c.commune_code,
-                                                                  BUSINESS.c.head_office, BUSINESS.c.created_by)
-                                                           .where(BUSINESS.c.siret.in_(part))))
+            known = stored_places(engine, [e.siret for e in events if e.siret and (not allowed or e.type in allowed)])
         out = []
         for e in events:
             said = e.business.commune_code if e.business else None
@@ -92,26 +72,13 @@ def scope_rejects(engine: Engine, events: Sequence[EventIn], *, allowed_types: S
 
 
 _SQLITE_WRITER = threading.Lock()
-_ANY_ERASED = "SELECT 1 FROM suppression WHERE address_hash IS NOT NULL LIMIT 1"
 
 
-def withhold_erased(conn, secret: str, events: Sequence[EventIn]) -> tuple[list[EventIn], set[int]]:
+def withhold_erased(conn: Connection, secret: str, events: Sequence[EventIn]) -> tuple[list[EventIn], set[int]]:
     """The events with those about an erased identity (SIRET, e-mail or phone kept as a keyed hash) stripped
     of their contacts, name, street and payload and marked not to contact; returns them and the positions
     stripped."""
-    from store.privacy import fingerprint, hashed_among
-
-    # No erased identity at all (the common case): nothing to hash (one indexed look at the suppression list).
-    if conn.exec_driver_sql(_ANY_ERASED).first() is None:
-        return list(events), set()
-    wanted: dict[str, set[int]] = {}
-    for i, e in enumerate(events):
-        values = [("siret", e.siret)] + [(c.kind, c.value) for c in (e.business.contacts if e.business else [])
-                                         if c.kind in ("email", "phone")]
-        for kind, value in values:
-            if value:
-                wanted.setdefault(fingerprint(secret, kind, value), set()).add(i)
-    hit = {i for digest in hashed_among(conn, wanted) for i in wanted[digest]}
+    hit = erased_among(conn, secret, events)
     out = list(events)
     for i in hit:
         e = events[i]
@@ -120,6 +87,13 @@ def withhold_erased(conn, secret: str, events: Sequence[EventIn]) -> tuple[list[
                  if e.business else None)
         out[i] = replace(e, business=facts, payload={})
     return out, hit
+
+
+def apply_event_effects(conn: Connection, events: Iterable[tuple[int, str, Any]], today: dt.date) -> None:
+    """What newly attached events (business id, type, date) change on their business, in the caller's
+    transaction: the life-cycle stage follows the event, and a closure stops all outreach."""
+    stages, closing = event_effects(events, today)
+    write_event_effects(conn, stages, closing)
 
 
 def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id: int | None,
@@ -131,8 +105,6 @@ def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id:
 
     With the secret key, an event about an erased identity is stored without its contacts nor payload and
     its business is not to be contacted (`Stored.withheld`)."""
-    from store.conversions import attribute_conversions
-
     # SQLite takes one writer at a time: threads of this process wait their turn here rather than in SQLite's
     # busy handler, which sleeps in growing steps (single-event requests from a few clients at once queued
     # there for milliseconds each). PostgreSQL writers run side by side.

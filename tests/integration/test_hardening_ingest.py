@@ -17,8 +17,9 @@ from sqlalchemy import create_engine, func, select, text
 from typer.testing import CliRunner
 
 from bench.ingest_data import write_sirene
-from orchestrator.app.ingest import SireneWriter, ingest_sirene
+from orchestrator.app.ingest import ingest_sirene
 from orchestrator.cli.main import app as cli
+from store.ingest import SireneStore
 from store.models import Business, TriggerEvent
 from triggers.sirene import SireneFormatError
 
@@ -141,7 +142,7 @@ def test_a_connection_terminated_mid_ingest_is_said_in_french(postgres_url, monk
 
     # Terminate the ingest's own database session from another one, inside the second chunk's transaction.
     admin = create_engine(postgres_url)
-    real_known, calls = SireneWriter._known, []
+    real_known, calls = SireneStore.known, []
 
     def known_then_killed(self, conn, sirets):
         calls.append(len(sirets))
@@ -151,7 +152,7 @@ def test_a_connection_terminated_mid_ingest_is_said_in_french(postgres_url, monk
                 assert other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
         return real_known(self, conn, sirets)
 
-    monkeypatch.setattr(SireneWriter, "_known", known_then_killed)
+    monkeypatch.setattr(SireneStore, "known", known_then_killed)
     monkeypatch.setenv("DECLIC_DATABASE_URL", postgres_url)
     monkeypatch.setenv("DECLIC_HOME", str(tmp_path))
     # More rows than one chunk of the command (20,000), so the second chunk exists.
@@ -167,6 +168,6 @@ def test_a_connection_terminated_mid_ingest_is_said_in_french(postgres_url, monk
     assert len(state(engine)[0]) > len(before[0])  # the first chunk stays
 
     # Rerun: the same end state as one uninterrupted run.
-    monkeypatch.setattr(SireneWriter, "_known", real_known)
+    monkeypatch.setattr(SireneStore, "known", real_known)
     result = CliRunner().invoke(cli, ["ingest", "sirene", str(plain), "--today", TODAY.isoformat()])
     assert result.exit_code == 0, result.output

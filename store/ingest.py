@@ -1,0 +1,590 @@
+"""Bulk writers and readers of the file ingesters (orchestrator/app/ingest.py): businesses from Sirene, events
+from Sirene, BODACC and the regulatory calendar, pending events resolved when their business arrives.
+
+Built for national volumes: statements are built once with SQLAlchemy Core (ON CONFLICT upserts on SQLite and
+PostgreSQL) and run with the driver's executemany on plain tuples (no per-row processing); PostgreSQL receives
+the Sirene rows by COPY into a staging table. Every function takes the caller's connection: the ingest decides
+what one transaction holds (one chunk), so a killed ingest run again ends in the same state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, case, column, func, or_, select, table, update
+from sqlalchemy.engine import Connection, Engine
+
+from store.models import Business, Partner, TriggerEvent
+from store.sql import insert_for
+from triggers.model import EventIn
+
+BUSINESS = Business.__table__
+EVENTS = TriggerEvent.__table__
+PARTNERS = Partner.__table__
+
+# Business columns the Sirene ingest writes, in row order (`SireneStore.upsert`).
+SIRENE_COLUMNS = (
+    "siret",
+    "siren",
+    "name",
+    "naf_code",
+    "naf25_code",
+    "metier_family",
+    "commune_code",
+    "epci_code",
+    "departement_code",
+    "region_code",
+    "tranche_effectifs",
+    "employer",
+    "creation_date",
+    "state",
+    "do_not_contact",
+    "lifecycle_stage",
+    "street",
+    "postal_code",
+    "city",
+    "address_source",
+    "head_office",
+    "categorie_entreprise",
+    "phone_consent",
+    "created_at",
+    "updated_at",
+)
+# Columns that locate or name a person: erased when Sirene says "not to contact" (partial diffusion).
+_PERSONAL = (
+    "name",
+    "commune_code",
+    "epci_code",
+    "departement_code",
+    "region_code",
+    "street",
+    "postal_code",
+    "city",
+    "address_source",
+)
+_MERGED = (
+    "naf_code",
+    "naf25_code",
+    "metier_family",
+    "tranche_effectifs",
+    "employer",
+    "creation_date",
+    "lifecycle_stage",
+    "head_office",
+    "categorie_entreprise",
+)
+# What a stored row is compared on to decide "unchanged" (`SireneStore.known` returns them in this order).
+COMPARED = (
+    "name",
+    "naf_code",
+    "naf25_code",
+    "commune_code",
+    "tranche_effectifs",
+    "employer",
+    "creation_date",
+    "state",
+    "do_not_contact",
+    "street",
+    "postal_code",
+    "city",
+    "lifecycle_stage",
+    "head_office",
+    "categorie_entreprise",
+)
+# Where each compared column sits in a row of SIRENE_COLUMNS, and in a compared tuple.
+COMPARED_INDEX = tuple(SIRENE_COLUMNS.index(c) for c in COMPARED)
+COMPARED_AT = {name: i for i, name in enumerate(COMPARED)}
+CATEGORY = SIRENE_COLUMNS.index("categorie_entreprise")
+
+EVENT_COLUMNS = (
+    "source",
+    "partner_id",
+    "external_id",
+    "type",
+    "siret",
+    "siren",
+    "business_id",
+    "occurred_on",
+    "received_at",
+    "status",
+    "planned",
+    "payload",
+)
+
+_STAGING = "declic_ingest_business"  # PostgreSQL temporary staging table (per session)
+_MAX_IN = 30000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
+
+
+# --- shared helpers ------------------------------------------------------------------------------
+
+
+def _light_table(name: str, columns: Sequence[str]):
+    # Untyped columns: the driver gets values as they are (ISO dates, bools), no per-value processing.
+    return table(name, *[column(c) for c in columns])
+
+
+def now_param(conn: Connection) -> Any:
+    """The current time as the driver writes it in a row (text on SQLite, as SQLAlchemy's DateTime does)."""
+    now = dt.datetime.now(dt.UTC)
+    if conn.dialect.name == "sqlite":
+        # The text SQLAlchemy's DateTime writes on SQLite (UTC, no offset).
+        return now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return now
+
+
+def _as_params(conn: Connection, columns: Sequence[str], rows: list[tuple]) -> list:
+    if conn.dialect.paramstyle in ("qmark", "format", "numeric"):
+        return rows
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _executemany(conn: Connection, sql: str, columns: Sequence[str], rows: list[tuple]) -> None:
+    if rows:
+        conn.exec_driver_sql(sql, _as_params(conn, columns, rows))
+
+
+def _in_chunks(values: Sequence[Any], size: int = _MAX_IN) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat()
+
+
+def _event_sql(conn: Connection) -> str:
+    light = _light_table("triggerevent", EVENT_COLUMNS)
+    stmt = insert_for(conn, light).on_conflict_do_nothing(index_elements=["source", "external_id"])
+    return str(stmt.compile(dialect=conn.dialect))
+
+
+def event_row(e: EventIn, business_id: int | None, now: Any, partner_id: int | None = None) -> tuple:
+    """The row of one event (EVENT_COLUMNS order): accepted when its business is known, else pending."""
+    return (
+        e.source,
+        partner_id,
+        e.external_id,
+        e.type,
+        e.siret,
+        e.siren or (e.siret[:9] if e.siret else None),
+        business_id,
+        e.occurred_on.isoformat(),
+        now,
+        "accepted" if business_id else "pending",
+        False,
+        json.dumps(e.payload, ensure_ascii=False, default=str),
+    )
+
+
+def insert_new_events(conn: Connection, rows: list[tuple]) -> list[tuple]:
+    """Insert the event rows not stored yet (unique source + external_id); returns those rows.
+
+    Why a read first: it tells which rows are new with one indexed query and a plain executemany,
+    where RETURNING would cost a round trip per batch and per-row processing; ON CONFLICT DO NOTHING
+    still guards against a concurrent writer (the data stays right, only that run's counts could
+    include the other's rows).
+    """
+    if not rows:
+        return []
+    by_source: dict[str, list[str]] = {}
+    for row in rows:
+        by_source.setdefault(row[0], []).append(row[2])
+    existing: set[tuple[str, str]] = set()
+    postgres = conn.dialect.name == "postgresql"
+    for source, ext_ids in by_source.items():
+        for part in _in_chunks(ext_ids):
+            if postgres:
+                found = conn.exec_driver_sql(
+                    "SELECT external_id FROM triggerevent"
+                    " WHERE source = %(s)s AND external_id = ANY(%(ids)s)",
+                    {"s": source, "ids": list(part)},
+                )
+            else:
+                marks = ",".join("?" * len(part))
+                found = conn.exec_driver_sql(
+                    f"SELECT external_id FROM triggerevent WHERE source = ? AND external_id IN ({marks})",
+                    (source, *part),
+                )
+            existing.update((source, x) for (x,) in found)
+    new: list[tuple] = []
+    for row in rows:
+        key = (row[0], row[2])
+        if key not in existing:
+            existing.add(key)  # the same id twice in one batch is stored once
+            new.append(row)
+    _executemany(conn, _event_sql(conn), EVENT_COLUMNS, new)
+    return new
+
+
+# --- Sirene establishments -----------------------------------------------------------------------
+
+
+class SireneStore:
+    """The store side of one Sirene ingest: statements built once, the pending events still waiting for their
+    business, the partners' territories read once."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._staging_sql: str | None = None
+        self._partner_territory: dict[int, tuple[str, ...]] = {}
+        with engine.connect() as conn:
+            self.dialect = conn.dialect.name
+            self.upsert_sql = self._upsert_sql(conn)
+            self.event_sql = _event_sql(conn)
+            rows = conn.execute(select(EVENTS.c.siret, EVENTS.c.siren).where(EVENTS.c.status == "pending")).all()
+        self.pending_sirets = {s for s, _ in rows if s}
+        self.pending_sirens = {n for s, n in rows if n and not s}
+
+    def _upsert_sql(self, conn: Connection, from_staging: bool = False) -> str:
+        light = _light_table("business", SIRENE_COLUMNS)
+        stmt = insert_for(conn, light)
+        if from_staging:
+            staged = _light_table(_STAGING, SIRENE_COLUMNS)
+            stmt = insert_for(conn, light).from_select(list(SIRENE_COLUMNS), select(*staged.c))
+        ex = stmt.excluded
+        target = {c: light.c[c] for c in SIRENE_COLUMNS}
+        sets: dict[str, Any] = {}
+        for c in _PERSONAL:
+            sets[c] = case((ex.do_not_contact, None), else_=func.coalesce(ex[c], target[c]))
+        for c in _MERGED:
+            sets[c] = func.coalesce(ex[c], target[c])
+        sets["state"] = ex.state
+        # "Not to contact" is sticky: it may also come from a legal objection recorded elsewhere.
+        sets["do_not_contact"] = target["do_not_contact"] | ex.do_not_contact
+        sets["updated_at"] = ex.updated_at
+        return str(stmt.on_conflict_do_update(index_elements=["siret"], set_=sets).compile(dialect=conn.dialect))
+
+    def begin_chunk(self, conn: Connection) -> None:
+        """Session settings for a chunk's transaction."""
+        if self.dialect == "sqlite":
+            # Why: on a store that is not empty the secondary indexes (commune, EPCI, région...) take
+            # random inserts; a 64 MB page cache keeps their hot pages in memory, and rarer checkpoints
+            # write each such page once rather than once per chunk.
+            conn.exec_driver_sql("PRAGMA cache_size=-65536")
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=20000")
+
+    def upsert(self, conn: Connection, rows: list[tuple]) -> None:
+        """Upsert business rows (SIRENE_COLUMNS order) by SIRET, with the merge rules of `_upsert_sql`."""
+        if self.dialect == "postgresql":
+            self._copy_upsert(conn, rows)
+        else:
+            _executemany(conn, self.upsert_sql, SIRENE_COLUMNS, rows)
+
+    def _copy_upsert(self, conn: Connection, rows: list[tuple]) -> None:
+        # PostgreSQL: COPY the chunk into a temporary staging table, then one INSERT ... SELECT ...
+        # ON CONFLICT. Why: COPY streams rows without a round trip or a parse per row, several times
+        # faster than executemany, and the upsert rules stay the same statement as on SQLite.
+        if not rows:
+            return
+        # Each pooled connection has its own temporary tables: make sure this one has it.
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ON COMMIT DELETE ROWS AS "
+            f"SELECT {', '.join(SIRENE_COLUMNS)} FROM business WITH NO DATA"
+        )
+        if self._staging_sql is None:
+            self._staging_sql = self._upsert_sql(conn, from_staging=True)
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {_STAGING} ({', '.join(SIRENE_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        conn.exec_driver_sql(self._staging_sql)
+
+    def insert_events(self, conn: Connection, rows: list[tuple]) -> None:
+        """Insert event rows (`event_row`), an event already stored being left as it is."""
+        _executemany(conn, self.event_sql, EVENT_COLUMNS, rows)
+
+    def known(self, conn: Connection, sirets: list[str]) -> dict[str, tuple[int, tuple]]:
+        """Per stored SIRET: its business id and its COMPARED columns as a row of SIRENE_COLUMNS holds them."""
+        # Driver-level query with raw values (dates as text on SQLite, date objects on PostgreSQL):
+        # SQLAlchemy's expanding IN costs ~5 µs a value, more than the lookup itself.
+        names = ", ".join(("siret", "id", *COMPARED))
+        out: dict[str, tuple[int, tuple]] = {}
+        cursor_rows: Iterable[Any]
+        for part in _in_chunks(sirets):
+            if self.dialect == "postgresql":
+                cursor_rows = conn.exec_driver_sql(
+                    f"SELECT {names} FROM business WHERE siret = ANY(%(s)s)", {"s": list(part)}
+                )
+            else:
+                marks = ",".join("?" * len(part))
+                cursor_rows = conn.exec_driver_sql(
+                    f"SELECT {names} FROM business WHERE siret IN ({marks})", tuple(part)
+                )
+            for row in cursor_rows:
+                out[row[0]] = (row[1], _normalised(row[2:]))
+        return out
+
+    def resolve_pending(
+        self, conn: Connection, sirets: list[str], sirens: list[str], ids: dict[str, int],
+        reaches: Callable[[tuple[str, ...], str | None], bool],
+    ) -> tuple[list[tuple[int, str, Any]], int]:
+        """Attach the pending events of businesses that just arrived (by SIRET, or by SIREN for SIREN-only events,
+        which land on the company's first active establishment, head office first).
+
+        A partner's pending event is attached only when `reaches(its territory, the business's commune)`;
+        otherwise it is marked `rejected`. Returns the events attached (business id, type, date) and the number
+        rejected."""
+        targets: dict[int, str | None] = {}  # business id -> the SIRET to set on its SIREN events
+        by_business: list[tuple[int, Any]] = []
+        for siret in sirets:
+            bid = ids.get(siret)
+            if bid is None:
+                continue
+            by_business.append((bid, (EVENTS.c.siret == siret)))
+            self.pending_sirets.discard(siret)
+        for siren in sirens:
+            target = conn.execute(
+                select(BUSINESS.c.id, BUSINESS.c.siret)
+                .where(BUSINESS.c.siren == siren)
+                .order_by((BUSINESS.c.state == "active").desc(), BUSINESS.c.head_office.desc(), BUSINESS.c.siret)
+                .limit(1)
+            ).first()
+            if target is None:
+                continue
+            targets[target.id] = target.siret
+            by_business.append((target.id, (EVENTS.c.siren == siren) & EVENTS.c.siret.is_(None)))
+            self.pending_sirens.discard(siren)
+        if not by_business:
+            return [], 0
+        communes = dict(conn.execute(select(BUSINESS.c.id, BUSINESS.c.commune_code)
+                                     .where(BUSINESS.c.id.in_({b for b, _ in by_business}))).all())
+        resolved: list[tuple[int, str, Any]] = []
+        rejected = 0
+        for bid, which in by_business:
+            pending = conn.execute(
+                select(EVENTS.c.id, EVENTS.c.partner_id, EVENTS.c.type, EVENTS.c.occurred_on)
+                .where(EVENTS.c.status == "pending", which)
+            ).all()
+            outside = {e.id for e in pending if e.partner_id is not None
+                       and not reaches(self._territory(conn, e.partner_id), communes.get(bid))}
+            inside = [e for e in pending if e.id not in outside]
+            if outside:
+                conn.execute(update(EVENTS).where(EVENTS.c.id.in_(sorted(outside))).values(status="rejected",
+                                                                                   business_id=None))
+                rejected += len(outside)
+            if inside:
+                values: dict[str, Any] = {"status": "accepted", "business_id": bid}
+                if bid in targets:
+                    values["siret"] = targets[bid]
+                conn.execute(update(EVENTS).where(EVENTS.c.id.in_([e.id for e in inside])).values(**values))
+                resolved += [(bid, e.type, e.occurred_on) for e in inside]
+        return resolved, rejected
+
+    def _territory(self, conn: Connection, partner_id: int) -> tuple[str, ...]:
+        if partner_id not in self._partner_territory:
+            self._partner_territory[partner_id] = tuple(
+                conn.execute(select(PARTNERS.c.territory).where(PARTNERS.c.id == partner_id)).scalar() or ())
+        return self._partner_territory[partner_id]
+
+
+def _normalised(stored: Sequence[Any]) -> tuple:
+    # The COMPARED columns as the driver returns them -> as a row of SIRENE_COLUMNS holds them.
+    out = list(stored)
+    for i, name in enumerate(COMPARED):
+        v = out[i]
+        if v is None:
+            continue
+        if name in ("employer", "do_not_contact", "head_office"):
+            out[i] = bool(v)
+        elif name == "creation_date" and not isinstance(v, str):
+            out[i] = v.isoformat()
+    return tuple(out)
+
+
+_PERSONAL_CMP = frozenset(i for i, c in enumerate(COMPARED) if c in _PERSONAL)
+_STATE_CMP = COMPARED.index("state")
+_DNC_CMP = COMPARED.index("do_not_contact")
+
+
+def unchanged(new: tuple, old: tuple) -> bool:
+    """True when upserting `new` over `old` (both in COMPARED order) would change nothing."""
+    erase = bool(new[_DNC_CMP])
+    for i, n in enumerate(new):
+        o = old[i]
+        if i == _DNC_CMP:
+            merged = bool(o) or bool(n)
+        elif i == _STATE_CMP:
+            merged = n
+        elif erase and i in _PERSONAL_CMP:
+            merged = None
+        else:
+            merged = o if n is None else n
+        if merged != o:
+            return False
+    return True
+
+
+def inherit_category(conn: Connection, sirets: Sequence[str]) -> None:
+    """New establishments of a known company take its category from their siblings (same SIREN).
+
+    Why: the category is the legal unit's (StockUniteLegale, read monthly after the establishments); a branch
+    that opens between two legal-unit files belongs to the same company, so it has the same e-invoicing dates.
+    """
+    if not sirets:
+        return
+    sibling = BUSINESS.alias("sibling")
+    known = (
+        select(func.max(sibling.c.categorie_entreprise))
+        .where(sibling.c.siren == BUSINESS.c.siren, sibling.c.categorie_entreprise.is_not(None))
+        .scalar_subquery()
+    )
+    for part in _in_chunks(sorted(sirets), 900):
+        conn.execute(
+            update(BUSINESS)
+            .where(BUSINESS.c.siret.in_(part), BUSINESS.c.categorie_entreprise.is_(None))
+            .values(categorie_entreprise=known)
+        )
+
+
+def closure_dates(conn: Connection, business_ids: Sequence[int]) -> dict[int, str]:
+    """Per business, the ISO date of its latest stored closure event (BODACC, partner or Sirene)."""
+    out: dict[int, str] = {}
+    for part in _in_chunks(sorted(set(business_ids)), 900):
+        rows = conn.execute(
+            select(EVENTS.c.business_id, func.max(EVENTS.c.occurred_on))
+            .where(EVENTS.c.business_id.in_(part), EVENTS.c.type == "closure")
+            .group_by(EVENTS.c.business_id)
+        )
+        out.update((bid, _iso(on)[:10]) for bid, on in rows if on is not None)
+    return out
+
+
+def ids_for(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:
+    """The business id of each stored SIRET."""
+    out: dict[str, int] = {}
+    values = sorted(set(sirets))
+    for part in _in_chunks(values):
+        for siret, id_ in conn.execute(select(BUSINESS.c.siret, BUSINESS.c.id).where(BUSINESS.c.siret.in_(part))):
+            out[siret] = id_
+    return out
+
+
+# Indexes kept during a first load: the SIRET one enforces the upsert, the SIREN one resolves pending
+# BODACC events. Both receive keys in file order (the stock is sorted by SIREN), so inserts append.
+_KEPT_DURING_LOAD = {"ix_business_siret", "ix_business_siren"}
+
+
+def _deferrable_indexes() -> list:
+    return [ix for ix in BUSINESS.indexes if ix.name not in _KEPT_DURING_LOAD]
+
+
+def ensure_business_indexes(engine: Engine) -> None:
+    """Create any Business index that a killed first load left dropped."""
+    with engine.begin() as conn:
+        for ix in BUSINESS.indexes:
+            ix.create(conn, checkfirst=True)
+
+
+@contextlib.contextmanager
+def first_load(engine: Engine) -> Iterator[bool]:
+    """On an empty business table, build the secondary indexes once at the end instead of row by row; yields
+    whether the table was empty.
+
+    Why: the commune, EPCI, région and département/family indexes take keys in random order; on a
+    national load maintaining them row by row costs more than everything else together, while one
+    CREATE INDEX at the end sorts once. A kill in between leaves them missing; the next ingest (or
+    `ensure_business_indexes`) recreates them before anything else.
+    """
+    ensure_business_indexes(engine)
+    with engine.connect() as conn:
+        empty = conn.execute(select(BUSINESS.c.id).limit(1)).first() is None
+    if not empty:
+        yield False
+        return
+    with engine.begin() as conn:
+        for ix in _deferrable_indexes():
+            ix.drop(conn)
+    try:
+        yield True
+    finally:
+        ensure_business_indexes(engine)
+
+
+# --- Sirene legal units --------------------------------------------------------------------------
+
+
+@dataclass
+class CategoryChanges:
+    """What `set_categories` did with the SIRENs it was given."""
+
+    unknown: int = 0  # SIREN not in the store
+    unchanged: int = 0
+    changed: int = 0
+
+
+def set_categories(engine: Engine, by_siren: dict[str, str]) -> CategoryChanges:
+    """Give every stored establishment of these SIRENs its company's category (PME, ETI, GE), in one transaction;
+    only the SIRENs whose category changes are written."""
+    out = CategoryChanges()
+    if not by_siren:
+        return out
+    with engine.begin() as conn:
+        stored: dict[str, set[str | None]] = {}
+        for part in _in_chunks(sorted(by_siren)):
+            for siren, category in conn.execute(
+                select(BUSINESS.c.siren, BUSINESS.c.categorie_entreprise).where(BUSINESS.c.siren.in_(part))
+            ):
+                stored.setdefault(siren, set()).add(category)
+        changes: list[tuple[str, str]] = []
+        for siren, category in by_siren.items():
+            known = stored.get(siren)
+            if known is None:
+                out.unknown += 1
+            elif known == {category}:
+                out.unchanged += 1
+            else:
+                changes.append((category, siren))
+        if not changes:
+            return out
+        b = BUSINESS
+        stmt = (
+            update(b)
+            .where(
+                b.c.siren == bindparam("b_siren"),
+                or_(b.c.categorie_entreprise.is_(None), b.c.categorie_entreprise != bindparam("b_category")),
+            )
+            .values(categorie_entreprise=bindparam("b_category"), updated_at=dt.datetime.now(dt.UTC))
+        )
+        conn.execute(stmt, [{"b_category": c, "b_siren": s} for c, s in changes])
+        out.changed = len(changes)
+    return out
+
+
+# --- SIREN-keyed events (BODACC) and the regulatory calendar -------------------------------------
+
+
+def businesses_for_sirens(conn: Connection, sirens: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Per SIREN the establishment a SIREN-only event lands on (id, SIRET): active first, head office first."""
+    out: dict[str, tuple[int, str, tuple]] = {}
+    for part in _in_chunks(sorted(set(sirens))):
+        rows = conn.execute(
+            select(BUSINESS.c.siren, BUSINESS.c.id, BUSINESS.c.siret, BUSINESS.c.state, BUSINESS.c.head_office)
+            .where(BUSINESS.c.siren.in_(part))
+        )
+        for siren, id_, siret, state, head in rows:
+            rank = (state != "active", not head, siret)
+            if siren not in out or rank < out[siren][2]:
+                out[siren] = (id_, siret, rank)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def contactable_page(engine: Engine, after_id: int, limit: int) -> list[Any]:
+    """The next `limit` active businesses that may be contacted, by id after `after_id` (keyset pagination):
+    id, siret, tranche_effectifs, state, categorie_entreprise."""
+    b = BUSINESS
+    with engine.connect() as conn:
+        return list(conn.execute(
+            select(b.c.id, b.c.siret, b.c.tranche_effectifs, b.c.state, b.c.categorie_entreprise)
+            .where(b.c.id > after_id, b.c.state == "active", b.c.do_not_contact.is_(False))
+            .order_by(b.c.id)
+            .limit(limit)
+        ).all())
