@@ -39,7 +39,7 @@ from orchestrator.app.bootstrap import App
 from orchestrator.app.dispatch import dispatch_operator_notices
 from orchestrator.core.labels import datetime_fr
 from orchestrator.core.outcomes import Outcome
-from store.outbox import feed_outage, paused_campaign, queue_operator_notices
+from store.outbox import campaigns_paused_since, feed_outage, paused_campaign, queue_operator_notices
 
 log = logging.getLogger("declic.alerts")
 DAY = dt.timedelta(days=1)
@@ -170,6 +170,12 @@ def notify(app: App, alert: Alert | None) -> Counter:
     except SQLAlchemyError:  # queued or sent directly already: the next dispatch run sends what waits
         log.exception("alertes en file non envoyées pour l'instant")
         return Counter()
+
+
+def paused_since(app: App, since: dt.datetime) -> list:
+    """(id, name) of the campaigns paused at or after `since` and still paused: those a dispatch run announces."""
+    with app.engine.connect() as conn:
+        return campaigns_paused_since(conn, since)
 
 
 def notify_campaign_paused(app: App, campaign_id: int) -> Counter:
