@@ -101,6 +101,10 @@ def create_app(app: App | None = None) -> FastAPI:
     async def sign_in_first(request: Request, exc: auth.SignInRequired):
         return RedirectResponse(f"/connexion?suite={exc.next_path}", status_code=303)
 
+    @app.exception_handler(public.LandingRefused)
+    async def landing_refused(request: Request, exc: public.LandingRefused):
+        return public.refused(request, exc)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         # People get a page in French; programs (the partner API) keep FastAPI's JSON.

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
@@ -62,16 +62,33 @@ def _landing_message(declic: App, token: str):
 EXPIRED_FORM = "ce formulaire a expiré : rechargez la page et recommencez"
 
 
-def _posted_message(request: Request, declic: App, token: str, csrf: str):
-    """(message id, row) of a form posted from the owner's page, or the page that refuses it: an unknown link
-    (404) or a CSRF token that is not this message's (403)."""
+class LandingRefused(Exception):
+    """A form of the owner's page refused before its route runs: an unknown link (404) or a CSRF token that is not
+    this message's (403). Answered with the French error page (`web.app`)."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+def posted_message(token: str, declic: AppDep, csrf: Annotated[str, Form()] = ""):
+    """The one preamble of every form posted from the owner's page: the message of the link in the URL, if the
+    form's CSRF token was made for it; LandingRefused otherwise."""
     try:
         message_id, msg = _landing_message(declic, token)
     except TokenError as exc:
-        return _error(request, str(exc))
+        raise LandingRefused(str(exc), 404) from exc
     if not check_csrf(declic.settings.resolved_secret, _subject(message_id), csrf):
-        return _error(request, EXPIRED_FORM, 403)
-    return message_id, msg
+        raise LandingRefused(EXPIRED_FORM, 403)
+    return msg
+
+
+PostedMessage = Annotated[Any, Depends(posted_message)]
+
+
+def refused(request: Request, exc: LandingRefused) -> HTMLResponse:
+    """The page a refused landing form gets."""
+    return _error(request, exc.reason, exc.status)
 
 
 def _landing(
@@ -190,8 +207,8 @@ def ask_callback(
     token: str,
     settings: SettingsDep,
     declic: AppDep,
+    msg: PostedMessage,
     background: BackgroundTasks,
-    csrf: Annotated[str, Form()] = "",
     phone: Annotated[str, Form()] = "",
     slot: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=1000)] = "",
@@ -199,10 +216,6 @@ def ask_callback(
 ) -> HTMLResponse:
     """ "Rappelez-moi": a call task for the ambassador, who is told by e-mail; the box "J'accepte
     aussi de recevoir des SMS" (unticked by default) records an SMS consent to the campaign's owner apart."""
-    found = _posted_message(request, declic, token, csrf)
-    if isinstance(found, HTMLResponse):
-        return found
-    message_id, msg = found
     errors: dict[str, str] = {}
     try:
         e164 = normalise_french_number(phone)
@@ -264,13 +277,9 @@ def _notify(settings: Settings, mail) -> None:
 
 
 @router.post("/m/{token}/plus-d-appel", response_class=HTMLResponse)
-def stop_calls(request: Request, token: str, declic: AppDep, csrf: Annotated[str, Form()] = "") -> HTMLResponse:
+def stop_calls(request: Request, token: str, declic: AppDep, msg: PostedMessage) -> HTMLResponse:
     """ "Ne plus m'appeler": one click withdraws every call and SMS consent of the business."""
-    found = _posted_message(request, declic, token, csrf)
-    if isinstance(found, HTMLResponse):
-        return found
-    message_id, msg = found
-    answers.stop_calls(declic, msg, source=f"landing:{message_id}")
+    answers.stop_calls(declic, msg, source=f"landing:{msg.id}")
     return _landing(request, declic.settings, token, msg, done="plus_d_appel")
 
 
@@ -280,7 +289,7 @@ def not_for_me(
     token: str,
     settings: SettingsDep,
     declic: AppDep,
-    csrf: Annotated[str, Form()] = "",
+    msg: PostedMessage,
     reason: Annotated[str, Form()] = "",
     months: Annotated[str, Form(max_length=3)] = "",
     detail: Annotated[str, Form(max_length=1000)] = "",
@@ -288,10 +297,6 @@ def not_for_me(
     """ "Ce n'est pas pour moi": the reason is kept and its campaign's action applied (`store.not_for_me`): a pause
     of the months chosen, free offers only, a peer's testimony, an ambassador's call, the handover track, or the
     end of the campaign with one question about the tool used (unsubscribe is separate)."""
-    found = _posted_message(request, declic, token, csrf)
-    if isinstance(found, HTMLResponse):
-        return found
-    message_id, msg = found
     if reason not in NOT_FOR_ME_REASONS:
         return _landing(
             request,
@@ -315,14 +320,10 @@ def tool_answer(
     token: str,
     settings: SettingsDep,
     declic: AppDep,
-    csrf: Annotated[str, Form()] = "",
+    msg: PostedMessage,
     category: Annotated[str, Form(max_length=40)] = "",
 ) -> HTMLResponse:
     """ "Déjà équipé": the one adoption question, "quel outil utilisez-vous ?", recorded as a `tool_adopted`."""
-    found = _posted_message(request, declic, token, csrf)
-    if isinstance(found, HTMLResponse):
-        return found
-    message_id, msg = found
     if category not in _adoption_categories():
         return _landing(request, settings, token, msg, status=400, done="pas_pour_moi", answer="end_and_ask",
                         errors={"category": "Choisissez ce que vous utilisez."})
@@ -346,20 +347,13 @@ DIAGNOSTIC_SOURCES = ("landing", "short")
 
 
 @router.post("/m/{token}/diagnostic", response_class=HTMLResponse)
-async def diagnostic_answer(request: Request, token: str, declic: AppDep) -> HTMLResponse:
+async def diagnostic_answer(request: Request, token: str, declic: AppDep, msg: PostedMessage) -> HTMLResponse:
     """Store the versioned answers with both levels and the maturity, count the conversion, show ONE next step
     (an offer with its price, or a free call) and the person who helps."""
-    secret = declic.settings.resolved_secret
-    try:
-        message_id, msg = await run_in_threadpool(_landing_message, declic, token)
-    except TokenError as exc:
-        return _error(request, str(exc))
-    form = await request.form()
-    if not check_csrf(secret, _subject(message_id), str(form.get("csrf") or "")):
-        return _error(request, EXPIRED_FORM, 403)
+    form = await request.form()  # the answers: several values per question (the CSRF token was read already)
     source = str(form.get("source") or "")
     source = source if source in DIAGNOSTIC_SOURCES else "landing"
-    csrf = make_csrf(secret, _subject(message_id))
+    csrf = make_csrf(declic.settings.resolved_secret, _subject(msg.id))
 
     def offers() -> list[dict]:
         with declic.engine.connect() as conn:
