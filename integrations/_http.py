@@ -40,7 +40,8 @@ def classify_status(status: int) -> Outcome:
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), else None."""
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), else None. The one reader of
+    the header: the feeds watcher (`triggers.feeds.http`) uses it too."""
     if not value:
         return None
     value = value.strip()

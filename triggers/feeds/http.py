@@ -17,8 +17,6 @@ no error message ever quotes a body.
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import hashlib
 import ipaddress
 import json
@@ -32,6 +30,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+
+from integrations._http import parse_retry_after  # the one Retry-After reader, shared with the channels
 
 CHUNK = 1 << 16
 USER_AGENT = "Declic/0.1 (outreach engine for very small businesses; feeds watcher)"
@@ -99,22 +99,6 @@ class Downloaded:
     @property
     def not_modified(self) -> bool:
         return self.path is None
-
-
-def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
 def _status_words(code: int) -> str:
@@ -283,7 +267,7 @@ class FeedHttp:
                     problem = _status_words(response.status_code)
                     if response.status_code != 429 and response.status_code < 500:
                         raise FetchError(problem, permanent=True)
-                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
             except requests.Timeout:
                 problem = f"pas de réponse dans le délai ({self.timeout[1]:.0f} s)"
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
