@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Engine
 
+from orchestrator.core.durations import parse_duration
 from store.models import Feed, utcnow
 
 FEEDS = Feed.__table__
@@ -94,13 +95,16 @@ def _when(value: dt.datetime | None) -> str | None:
 
 
 def parse_period(text: str) -> int:
-    """Seconds in "30m", "6h", "1d", "2w" (or a bare number of seconds)."""
+    """Seconds in "30min", "6h", "1d", "2w" (the campaign units of `orchestrator.core.durations`; the old "30m" is
+    still minutes here), "90s" or a bare number of seconds."""
     text = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "j": 86_400, "w": 604_800}
     try:
-        value = int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-    except (ValueError, IndexError):
-        raise FeedError(f"durée illisible: {text!r} (exemples: 30m, 6h, 1d)") from None
+        if text.isdigit() or (text.endswith("s") and text[:-1].isdigit()):
+            value = int(text.removesuffix("s"))
+        else:
+            value = int(parse_duration(text, "période", dt.timedelta(days=366), old_m="min").total_seconds())
+    except ValueError:
+        raise FeedError(f"durée illisible : {text!r} (exemples : 30min, 6h, 1d)") from None
     if value < 60:
         raise FeedError("une période d'au moins une minute est attendue")
     return value

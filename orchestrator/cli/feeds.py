@@ -41,7 +41,7 @@ def add(
     url: Annotated[str | None, typer.Option(help="adresse à relever (API intégrées : adresse publique)")] = None,
     partner: Annotated[str | None, typer.Option(help="partenaire à qui sont les événements (formats "
         "partenaire)")] = None,
-    every: Annotated[str, typer.Option(help="intervalle entre deux relevés : 30m, 6h, 1d")] = "1d",
+    every: Annotated[str, typer.Option(help="intervalle entre deux relevés : 30min, 6h, 1d")] = "1d",
     token_env: Annotated[
         str | None,
         typer.Option(

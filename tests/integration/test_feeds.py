@@ -240,7 +240,8 @@ def test_feeds_as_data_pause_resume_remove(app, server):
 
 
 def test_periods():
-    assert parse_period("30m") == 1800 and parse_period("6h") == 21600 and parse_period("1d") == 86400
+    assert parse_period("30min") == 1800 and parse_period("6h") == 21600 and parse_period("1d") == 86400
+    assert parse_period("30m") == 1800 and parse_period("2w") == 14 * 86400  # the old minutes still read
     with pytest.raises(FeedError):
         parse_period("soon")
 
