@@ -12,12 +12,12 @@ the same environment. Parameters are strings or numbers: event-template paramete
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -25,9 +25,11 @@ from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
 from orchestrator.app import alerts
-from orchestrator.app.bootstrap import bootstrap
+from orchestrator.app.bootstrap import bootstrap, system_clock
 from orchestrator.app.dispatch import dispatch_all, worker_id
+from orchestrator.app.ingest import emit_deadlines, ingest_bodacc, ingest_sirene
 from orchestrator.app.planning import plan_batch
+from orchestrator.app.rollup import rollup
 from orchestrator.app.run_tally import plan_tally
 from orchestrator.app.settings import get_settings
 from orchestrator.core import run_reports
@@ -50,23 +52,30 @@ def _campaigns(counter: Counter) -> str:
 
 # --- what a run says about itself: its name, its artifacts, its log lines, its alerts ---
 
-def _paris_time(now: str | None) -> str:
-    from zoneinfo import ZoneInfo
+def _zone() -> ZoneInfo:
+    # Run names are computed by Prefect before any App exists: the zone of the settings the App is built from.
+    return ZoneInfo(get_settings().timezone)
 
-    moment = _now(now) or dt.datetime.now(dt.UTC)
-    return moment.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M")
+
+def _local_time(now: str | None) -> str:
+    moment = _now(now) or system_clock()
+    return moment.astimezone(_zone()).strftime("%H:%M")
+
+
+def _local_today() -> str:
+    return system_clock().astimezone(_zone()).date().isoformat()
 
 
 def plan_run_name() -> str:
-    """`plan · événement 1a2b3c4d` (started by a partner batch) or `plan · 10:05` (Paris time)."""
+    """`plan · événement 1a2b3c4d` (started by a partner batch) or `plan · 10:05` (local time)."""
     params = flow_run.parameters or {}
     event = params.get("trigger_event")
-    return f"plan · événement {str(event)[:8]}" if event else f"plan · {_paris_time(params.get('now'))}"
+    return f"plan · événement {str(event)[:8]}" if event else f"plan · {_local_time(params.get('now'))}"
 
 
 def dispatch_run_name() -> str:
-    """`dispatch · 10:05` (Paris time)."""
-    return f"dispatch · {_paris_time((flow_run.parameters or {}).get('now'))}"
+    """`dispatch · 10:05` (local time)."""
+    return f"dispatch · {_local_time((flow_run.parameters or {}).get('now'))}"
 
 
 def sirene_run_name() -> str:
@@ -77,7 +86,7 @@ def sirene_run_name() -> str:
     params = flow_run.parameters or {}
     stem = Path(str(params.get("path") or "")).name.split(".")[0]
     stem = re.sub(r"_utf8$", "", stem) or params.get("kind", "stock")
-    month = (params.get("today") or dt.date.today().isoformat())[:7]
+    month = (params.get("today") or _local_today())[:7]
     return f"sirene · {stem} {month}"
 
 
@@ -87,7 +96,7 @@ def _file_run_name(label: str) -> Callable[[], str]:
 
         params = flow_run.parameters or {}
         what = Path(str(params["path"])).name if params.get("path") else (params.get("only") or "")
-        day = params.get("today") or params.get("day") or dt.date.today().isoformat()
+        day = params.get("today") or params.get("day") or _local_today()
         return " · ".join(part for part in (label, what, day) if part)
     return name
 
@@ -122,7 +131,7 @@ def _log(event: str, text: str, **fields: Any) -> None:
             _json_logger.propagate = False
         run_id = flow_run.get_id()
         _json_logger.info(run_reports.log_line(
-            "json", event, text, at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "json", event, text, at=system_clock().isoformat(timespec="seconds"),
             run_id=str(run_id) if run_id else None, run=flow_run.get_name(), flow=flow_run.get_flow_name(),
             **fields))
 
@@ -147,7 +156,7 @@ def _failure_alert(app, run, state) -> alerts.Alert | None:
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
-    ended = run.end_time or state.timestamp or dt.datetime.now(dt.UTC)
+    ended = run.end_time or state.timestamp or app.clock()
     with get_client(sync_client=True) as client:
         flow_name = client.read_flow(run.flow_id).name
 
@@ -286,7 +295,7 @@ def dispatch_flow(now: str | None = None, limit: int | None = None, max_batches:
     """Send every due message, batch by batch (several runs may work at once: claims are row locks)."""
     run = _run_label()
     owner = worker_id()
-    started = dt.datetime.now(dt.UTC) if now is None else _now(now).astimezone(dt.UTC)
+    started = system_clock() if now is None else _now(now).astimezone(dt.UTC)
     total: Counter = Counter()
     by_outcome: Counter = Counter()
     for first in range(1, max_batches + 1, batches_per_task):
@@ -309,30 +318,18 @@ def dispatch_flow(now: str | None = None, limit: int | None = None, max_batches:
 # --- intake: the file ingesters of triggers/, the regulatory calendar, the watched feeds ---
 
 
-def _intake(name: str) -> Callable[..., Any]:
-    """The plain function `name` ("module:function") of another room, imported when the flow runs.
-
-    Why lazily: a deployment must load even in a build where that room has not shipped its function yet;
-    the run then fails with a sentence saying what is missing, not an ImportError at deploy time.
-    """
-    module, _, function = name.partition(":")
-    try:
-        return getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError) as exc:
-        raise RuntimeError(f"{name} is not available in this build ({exc})") from exc
-
-
 def _report(result: Any) -> dict[str, Any]:
     # Ingest functions return an IngestReport (triggers/report.py) or a plain dict.
     return result.to_dict() if hasattr(result, "to_dict") else dict(result or {})
 
 
 @task(name="ingest-file", cache_policy=NONE, retries=1, retry_delay_seconds=[30])
-def ingest_task(function: str, path: str, today: str | None) -> dict[str, Any]:
+def ingest_task(ingest: Callable[..., Any], path: str, today: str | None) -> dict[str, Any]:
+    """Run a file ingester of orchestrator/app/ingest.py (`ingest_sirene`, `ingest_bodacc`) on `path`."""
     app = bootstrap()
-    day = dt.date.fromisoformat(today) if today else app.clock().date()
+    day = dt.date.fromisoformat(today) if today else app.today()
     first = run_reports.FirstRejects()
-    report = _report(_intake(function)(app.engine, path, today=day, rejects=first))
+    report = _report(ingest(app.engine, path, today=day, rejects=first))
     return {**report, "first_rejects": first.rows}
 
 
@@ -350,7 +347,7 @@ def _ingest_report(source: str, what: str, report: dict[str, Any]) -> dict[str, 
 @flow(name="ingest-sirene", log_prints=False, flow_run_name=sirene_run_name)
 def sirene_flow(path: str, kind: str = "stock", today: str | None = None) -> dict[str, Any]:
     """Ingest a Sirene StockEtablissement file (`kind` "stock", monthly) or a daily update file."""
-    return _ingest_report("sirene", f"{kind} {path}", ingest_task("orchestrator.app.ingest:ingest_sirene", path, today))
+    return _ingest_report("sirene", f"{kind} {path}", ingest_task(ingest_sirene, path, today))
 
 
 @flow(name="ingest-bodacc", log_prints=False, flow_run_name=_file_run_name("bodacc"))
@@ -358,14 +355,14 @@ def bodacc_flow(path: str | None = None, today: str | None = None) -> dict[str, 
     """Ingest a BODACC file, or, without a path, poll the built-in BODACC API feed."""
     if path is None:
         return watch_feeds_flow.fn(only="bodacc")
-    return _ingest_report("bodacc", path, ingest_task("orchestrator.app.ingest:ingest_bodacc", path, today))
+    return _ingest_report("bodacc", path, ingest_task(ingest_bodacc, path, today))
 
 
 @task(name="deadline-events", cache_policy=NONE)
 def deadlines_task(today: str | None) -> dict[str, Any]:
     app = bootstrap()
-    day = dt.date.fromisoformat(today) if today else app.clock().date()
-    run = _intake("orchestrator.app.ingest:emit_deadlines")(app.engine, today=day)
+    day = dt.date.fromisoformat(today) if today else app.today()
+    run = emit_deadlines(app.engine, today=day)
     return {"due": [f"{deadline.id} J-{offset}" for deadline, offset in run.due], **_report(run.report)}
 
 
@@ -460,7 +457,7 @@ def rollup_task(day: str | None) -> dict[str, Any]:
 
     app = bootstrap()
     when = dt.date.fromisoformat(day) if day else (app.clock() - dt.timedelta(days=1)).date()
-    report = _report(_intake("orchestrator.app.rollup:rollup")(app.engine, when))
+    report = _report(rollup(app.engine, when))
     with app.engine.connect() as conn:
         _publish(run_reports.rollup_artifacts(report.get("day"), rollup_summary(conn)))
     return report
