@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import resource
+import signal
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -148,9 +151,6 @@ class SmtpSink:
 
 def main() -> None:
     """Run a sink in the foreground (benchmarks run it in its own process): `python -m integrations.smtp_sink PORT`."""
-    import signal
-    import sys
-
     args = sys.argv[1:]
     log = None
     if "--log" in args:
@@ -166,8 +166,6 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     sink.stop()
-    import resource
-
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(f"received {sink.received} duplicates {len(sink.duplicates())} "
           f"cpu {usage.ru_utime + usage.ru_stime:.2f}", flush=True)

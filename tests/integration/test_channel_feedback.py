@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from integrations.email_bounce import parse_dsn
-from integrations.sms_http import parse_inbound
-from store.feedback import record_bounces, record_sms_replies
+from integrations.sms_http import parse_delivery, parse_inbound
+from store.feedback import record_bounces, record_sms_deliveries, record_sms_replies
 from store.models import Interaction, Message, MessageEvent, Suppression
 from tests.utils.outreach import business, campaign, context, enrol
 
@@ -133,9 +133,6 @@ Message-ID: <declic.{message_id}@declic.test>
 
 
 def test_delivery_receipts_complete_the_message_history(engine) -> None:
-    from integrations.sms_http import parse_delivery
-    from store.feedback import record_sms_deliveries
-
     delivered = seed(engine, "sms", "+33612345001")
     invalid = seed(engine, "sms", "+33612345002")
     payload = [

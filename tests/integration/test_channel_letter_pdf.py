@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pypdf import PdfReader
 
 from integrations.base import OutgoingMessage, factory_for
-from integrations.letter_pdf import LetterChannel
+from integrations.letter_pdf import WINDOW, LetterChannel
 from orchestrator.core.outcomes import Outcome
 
 DAY = dt.date(2026, 11, 27)
@@ -209,8 +210,6 @@ def test_a_lost_lease_takes_the_letter_out_of_the_batch(channel: LetterChannel) 
 
 
 def test_from_settings_puts_letters_under_home(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
     channel = factory_for("letter")(SimpleNamespace(home=tmp_path, timezone="Europe/Paris"))
     assert channel.root == tmp_path / "letters"
     assert channel.send([letter(1)])[0].outcome is Outcome.SENT
@@ -218,8 +217,6 @@ def test_from_settings_puts_letters_under_home(tmp_path: Path) -> None:
 
 
 def test_only_the_address_shows_through_the_envelope_window(channel: LetterChannel) -> None:
-    from integrations.letter_pdf import WINDOW
-
     six_lines = letter(
         1,
         address={

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -281,8 +282,6 @@ def test_a_failing_handoff_is_transient_for_that_message_only(
 def test_missing_settings_hold_the_messages_instead_of_breaking_the_dispatch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from types import SimpleNamespace
-
     monkeypatch.delenv("DECLIC_SMS_URL", raising=False)
     channel = factory_for("sms")(SimpleNamespace())
     [result] = channel.send([sms(1)])

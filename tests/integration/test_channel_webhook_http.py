@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -151,8 +152,6 @@ def test_a_lost_lease_abandons_the_message_without_a_request(
 
 
 def test_from_settings(crm: LoopbackPeer) -> None:
-    from types import SimpleNamespace
-
     channel = factory_for("webhook")(SimpleNamespace(webhook_secret=SECRET, webhook_url=crm.url))
     try:
         assert channel.send([event(1)])[0].outcome is Outcome.SENT
@@ -189,8 +188,6 @@ def test_secrets_can_come_as_json_from_the_environment(
 
 
 def test_missing_secret_holds_the_messages(monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
     monkeypatch.delenv("DECLIC_WEBHOOK_SECRET", raising=False)
     monkeypatch.delenv("DECLIC_WEBHOOK_SECRETS", raising=False)
     channel = factory_for("webhook")(SimpleNamespace(webhook_url="http://127.0.0.1:9"))

@@ -13,6 +13,7 @@ from orchestrator.app.planning import plan_all
 from orchestrator.core.campaign_spec import load_spec
 from store.admin import add_partner, apply_campaign
 from store.models import Message, Suppression
+from store.suppressions import suppress
 from tests.utils.factories import campaign_spec, creation_item
 
 # A Tuesday evening inside the building trades' window (17:30-19:30 Paris: plumbers are on site by day),
@@ -74,8 +75,6 @@ def test_opt_out_between_planning_and_sending_stops_the_send(settings, engine, s
     push(live_server, token, [creation_item("o-1", email="a@exemple.fr", occurred_on=EVENT_DAY),
                               creation_item("o-2", email="b@exemple.fr", occurred_on=EVENT_DAY)])
     assert plan_all(app)["messages"] == 2
-    from store.suppressions import suppress
-
     with engine.begin() as conn:
         suppress(conn, "email", "A@exemple.fr", "unsubscribe", "test")
     counts = dispatch_all(app)

@@ -15,11 +15,13 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+import orchestrator.app.dispatch as dispatch
 from bench.bench_email import seed_outbox
 from integrations.loopback import LoopbackPeer, Reply, octopush_ok
 from integrations.smtp_sink import SmtpSink, free_port
 from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.dispatch import dispatch_all, dispatch_batch
+from orchestrator.cli.main import app as cli
 from store.admin import set_campaign_status
 from store.models import Business, Campaign, Message, MessageEvent, Suppression
 from tests.utils.outreach import business, campaign, context, enrol, use_octopush_peer
@@ -141,8 +143,6 @@ def test_a_campaign_pauses_itself_on_permanent_failures_and_says_why(settings, e
     with engine.connect() as conn:  # the operator asks about a business still waiting
         siret = conn.execute(select(BUSINESS.c.siret).join(MESSAGES, MESSAGES.c.business_id == BUSINESS.c.id)
                              .where(MESSAGES.c.id == rows[-1].id)).scalar()
-    from orchestrator.cli.main import app as cli
-
     shown = json.loads(CliRunner().invoke(cli, ["messages", "show", siret, "--json"]).output)
     assert shown["answer"] == f"Reçu : pas encore ; la campagne « {name} » est en pause : {paused.paused_reason}"
 
@@ -236,8 +236,6 @@ def test_sms_400_is_permanent_recorded_and_shown(settings, engine, provider, env
     assert failed.status == "failed" and failed.attempts == 1 and "400" in failed.last_error
     assert len(provider.received) == 1
 
-    from orchestrator.cli.main import app as cli
-
     result = CliRunner().invoke(cli, ["messages", "show", siret, "--json"])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
@@ -292,8 +290,6 @@ def test_messages_show_answers_received_when_and_on_which_channel(settings, engi
         assert counts["sent"] == 1, (counts, row(engine, message_id).last_error)
     finally:
         app.close()
-    from orchestrator.cli.main import app as cli
-
     shown = json.loads(CliRunner().invoke(cli, ["messages", "show", siret, "--json"]).output)
     assert shown["answer"] == f"Reçu : oui, 1 message(s) : e-mail le 1 déc. 2026, 10 h 30 (campagne « {name} »)."
     [message] = shown["messages"]
@@ -312,8 +308,6 @@ def test_a_lease_lost_before_the_handoff_sends_nothing(settings, engine, smtp_si
     seed_outbox(engine, 30, now=NOW)
     with engine.connect() as conn:
         stolen = conn.execute(select(MESSAGES.c.id).order_by(MESSAGES.c.id).limit(1).offset(10)).scalar()
-    import orchestrator.app.dispatch as dispatch
-
     real_prepare = dispatch.prepare_batch
 
     def prepare_then_lose_one(*args, **kwargs):

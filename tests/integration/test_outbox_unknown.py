@@ -22,7 +22,8 @@ from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.dispatch import dispatch_all, dispatch_batch
 from orchestrator.cli.main import app as cli
 from orchestrator.cli.status import collect, render
-from orchestrator.core.outcomes import Outcome, SendResult
+from orchestrator.core.outcomes import DELIVERED, DeliveryReceipt, Outcome, SendResult
+from store.feedback import record_sms_deliveries
 from store.models import Business, Campaign, Message, MessageEvent
 from store.outbox import Fence, claim_due, record_results, release_expired
 
@@ -198,9 +199,6 @@ def test_a_delivery_receipt_settles_a_handed_over_or_unknown_message(engine):
     """A provider's receipt proves the message left: it may come before the dispatcher records its answer
     (handed over) or after the message was marked unknown; either way it ends delivered, and a late answer
     does not undo it."""
-    from orchestrator.core.outcomes import DELIVERED, DeliveryReceipt
-    from store.feedback import record_sms_deliveries
-
     seed_outbox(engine, 2, now=NOW)
     lease = dt.timedelta(seconds=60)
     with engine.begin() as conn:

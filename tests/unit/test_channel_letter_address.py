@@ -16,6 +16,7 @@ from integrations.letter_pdf import (
     block_from_lines,
     french_date,
     postal_upper,
+    split_address,
 )
 
 
@@ -171,8 +172,6 @@ def test_a_long_name_in_recipient_lines_continues_on_a_second_line() -> None:
 
 
 def test_sender_addresses_are_split_into_lines() -> None:
-    from integrations.letter_pdf import split_address
-
     assert split_address("1 avenue de la Préfecture, 35042 Rennes") == (
         "1 avenue de la Préfecture",
         "35042 Rennes",

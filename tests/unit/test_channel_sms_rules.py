@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
-from integrations.sms_http import InboundError, is_stop, parse_inbound
+from integrations.sms_http import InboundError, is_stop, parse_delivery, parse_inbound
 
 PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 
@@ -154,8 +154,6 @@ def test_unreadable_callbacks_say_which_entry_and_why(payload: object, words: st
 
 
 def test_octopush_delivery_receipts_are_read() -> None:
-    from integrations.sms_http import parse_delivery
-
     payload = [
         {
             "channel": "sms",
@@ -186,8 +184,6 @@ def test_octopush_delivery_receipts_are_read() -> None:
 
 
 def test_generic_delivery_receipts_are_read_and_unknown_statuses_refused() -> None:
-    from integrations.sms_http import parse_delivery
-
     [receipt] = parse_delivery(
         {
             "receipts": [
