@@ -13,10 +13,12 @@ from fastapi.responses import HTMLResponse
 
 from orchestrator.core.barometer import MATURITY_LEVELS, Barometer, barometer_csv
 from store import accounts
+from store.barometer import barometer
 from web.auth import ScopeDep
 from web.charts import bars_chart
 from web.dashboard import _need_campaigns, logged_csv, render
 from web.deps import AppDep, EngineDep
+from web.territory_map import MapData, Tile, _bounds, tile_map_svg
 
 router = APIRouter(prefix="/tableau", include_in_schema=False)
 
@@ -45,16 +47,12 @@ def _territory(scope: accounts.Scope, territoire: str) -> tuple[dict[str, list[s
 
 
 def _build(engine, place: dict[str, list[str]], text: str) -> Barometer:
-    from store.barometer import barometer
-
     return barometer(engine, place, text)
 
 
 def fragility_map(b: Barometer) -> str:
     """A tile map of the share of businesses at the first level: one tile per EPCI, or per commune inside one EPCI
     (groups too small to show are drawn empty, as in the tables)."""
-    from web.territory_map import MapData, Tile, _bounds, tile_map_svg
-
     key = "par_epci" if len(b.table("par_epci").rows) > 1 else "par_commune"
     tiles = []
     for r in b.table(key).rows:

@@ -38,6 +38,7 @@ from sqlalchemy import func, select
 
 from orchestrator.app import campaigns
 from orchestrator.app.bootstrap import App
+from orchestrator.app.message_preview import leaving_message
 from orchestrator.core import recurrence_fr
 from orchestrator.core.campaign_spec import (
     CHANNELS,
@@ -48,9 +49,13 @@ from orchestrator.core.campaign_spec import (
 )
 from orchestrator.core.durations import duration_words
 from orchestrator.core.recurrence_fr import RANKS, WEEKDAYS
-from segments.language import parse_age
+from orchestrator.core.schedule import next_occurrences
+from segments.language import TerritoryFilter, parse_age
+from segments.taxonomy import families
+from segments.territory import TerritoryError, _current_communes, communes_of, departements, epcis, parse_place, regions
 from store import accounts
 from store.models import Business, Campaign
+from store.planning import business_view, campaign_overlaps, segment_clause, segment_counts
 from store.report import CHANNEL_LABELS, TRIGGER_LABELS, label_for
 from triggers.model import TRIGGER_TYPES
 from web.auth import ScopeDep, require_csrf
@@ -153,8 +158,6 @@ def _fold(text: str) -> str:
 @lru_cache(maxsize=1)
 def _places() -> list[tuple[str, str, str, str]]:
     """Every territory as (level, code, name, département) from the reference data."""
-    from segments.territory import _current_communes, departements, epcis, regions
-
     out = [("region", r.code, r.nom, "") for r in regions().values()]
     out += [("departement", d.code, d.nom, d.code) for d in departements().values()]
     out += [("epci", e.code, e.nom, "") for e in epcis().values()]
@@ -206,8 +209,6 @@ def _one_place(part: str, within: frozenset[str] | None) -> tuple[str, str]:
     `segments.territory` (the syntax of every command and spec) reads it; the labels this form's completion
     offers for names several places share ("Saint-Aubin (35)") and, for a collectivité, the one place of that
     name inside its territory, settle what it finds ambiguous."""
-    from segments.territory import TerritoryError, communes_of, parse_place
-
     try:
         place = parse_place(part)
         return place.level, place.code
@@ -251,8 +252,6 @@ def territory_choices(scope: accounts.Scope) -> list[str]:
     if scope.role != "collectivite":
         return sorted(territory_label(level, code) for level, code, _n, _d in _places() if level != "commune")
     mine = _scope_communes(scope)
-    from segments.territory import communes_of
-
     out = []
     for level, code, _name, _dep in _places():
         members = communes_of(level, code)
@@ -262,8 +261,6 @@ def territory_choices(scope: accounts.Scope) -> list[str]:
 
 
 def _scope_communes(scope: accounts.Scope) -> frozenset[str]:
-    from segments.language import TerritoryFilter
-
     return frozenset(TerritoryFilter.model_validate(scope.territory).communes_covered())
 
 
@@ -542,8 +539,6 @@ def _template_problem(text: str) -> dict[str, str]:
 
 def reach_total(declic: App, spec: CampaignSpec) -> int:
     """How many known businesses the campaign's segment selects today."""
-    from store.planning import segment_clause
-
     with declic.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(Business.__table__)
                                 .where(segment_clause(spec, declic.today()))).scalar_one())
@@ -553,9 +548,6 @@ def preview(declic: App, spec: CampaignSpec, campaign_id: int | None = None) -> 
     """Reach by métier family and commune today, and each step rendered for one real business of the segment exactly
     as the dispatcher would send it (`orchestrator.app.message_preview`: the ambassador, offers and variant the planner
     would pick, real links)."""
-    from orchestrator.app.message_preview import leaving_message
-    from store.planning import business_view, segment_clause, segment_counts
-
     today = declic.today()
     with declic.engine.connect() as conn:
         counts = segment_counts(
@@ -595,8 +587,6 @@ def preview(declic: App, spec: CampaignSpec, campaign_id: int | None = None) -> 
                                          "message choisi pour ce moyen d'envoi."})
     schedule = None
     if spec.schedule is not None:
-        from orchestrator.core.schedule import next_occurrences
-
         upcoming = next_occurrences(spec.schedule.start, spec.schedule.rrule, spec.timezone(), declic.now(), count=3)
         schedule = {"rhythm": recurrence_fr.describe(spec.schedule.rrule),
                     "next": [fr_datetime(at, declic.zone) for at in upcoming]}
@@ -606,8 +596,6 @@ def preview(declic: App, spec: CampaignSpec, campaign_id: int | None = None) -> 
 
 def overlaps_of(declic: App, spec: CampaignSpec, campaign_id: int | None) -> list[dict[str, Any]]:
     """Other owners' active campaigns this one would share businesses with, and who would win them."""
-    from store.planning import campaign_overlaps
-
     with declic.engine.connect() as conn:
         return [o for o in campaign_overlaps(conn, spec, campaign_id, declic.today()) if o["id"] != campaign_id]
 
@@ -641,7 +629,7 @@ def _age_words(value: str | int | None) -> str:
 def summary(spec: CampaignSpec) -> list[tuple[str, str]]:
     """The campaign in French, one line per thing a person may change (what the diff of an edit compares)."""
     seg = spec.segment
-    families = __import__("segments.taxonomy", fromlist=["families"]).families()
+    trades = families()
     rows = [
         ("Titre", spec.title or "aucun"),
         ("Porteur", f"{spec.owner.name} ({territory_names(spec.owner.territory)})"),
@@ -654,7 +642,7 @@ def summary(spec: CampaignSpec) -> list[tuple[str, str]]:
          f"à {spec.schedule.start:%H} h {spec.schedule.start:%M}"),
         ("Période", " ".join(filter(None, (f"du {_fr_date(spec.starts_on)}" if spec.starts_on else "",
                                            f"au {_fr_date(spec.ends_on)}" if spec.ends_on else ""))) or "sans limite"),
-        ("Métiers", ", ".join(families[f].label if f in families else f for f in seg.families) or "tous"),
+        ("Métiers", ", ".join(trades[f].label if f in trades else f for f in seg.families) or "tous"),
         ("Territoire", territory_names(seg.territory) or "tout le territoire du porteur"),
         ("Effectif", ", ".join(HEADCOUNT_LABELS.get(h, h) for h in seg.headcount) or "tous"),
         ("Âge de l'entreprise", "tous" if seg.age is None or (seg.age.min is None and seg.age.max is None) else
@@ -699,8 +687,6 @@ def spec_diff(before: CampaignSpec, after: CampaignSpec) -> list[dict[str, str]]
 
 
 def _form_page(request, scope, form, *, errors=None, result=None, status_code=200):
-    from segments.taxonomy import families
-
     count = step_count(form)
     form.setdefault("editeur", EDITOR)
     return render(

@@ -22,6 +22,7 @@ from jinja2.runtime import Context
 
 from orchestrator.app import audit, campaigns, privacy
 from orchestrator.app.bootstrap import App
+from orchestrator.core.campaign_spec import CampaignSpec
 from orchestrator.core.labels import CAMPAIGN_STATUS, LEVELS, MESSAGE_STATUS
 from orchestrator.core.stats import (
     CampaignReport,
@@ -33,9 +34,14 @@ from orchestrator.core.stats import (
     fr_percent,
     fr_points,
 )
+from segments.territory import commune, departements, epcis, regions
 from store import accounts
+from store.audit import user_email
 from store.call_tasks import call_tasks
+from store.followups import followup_clause, missed_count
+from store.planning import campaign_overlaps
 from store.report import business_timeline, campaign_businesses, find_businesses, label_for, report
+from triggers.model import ADOPTION_CATEGORIES
 from web.auth import ScopeDep, csrf_token, require_csrf
 from web.charts import bars_chart, funnel_chart, uplift_chart
 from web.deps import AppDep, EngineDep, SettingsDep, app_of
@@ -93,8 +99,6 @@ def fr_delay(value: int | str | dt.timedelta | None) -> str:
 def territory_label(value: dict[str, list[str]] | str | None) -> str:
     """A territory by its names: {"departements": ["35"]} -> "Ille-et-Vilaine"; "epci:243500139" -> "Rennes
     Métropole" (an unknown code stays a code, with its level)."""
-    from segments.territory import commune, departements, epcis, regions
-
     if not value:
         return ""
     if isinstance(value, str):
@@ -264,8 +268,6 @@ async def home(request: Request, scope: ScopeDep, declic: AppDep):
 
 def _missed_followups(declic: App) -> int:
     """The follow-ups missed everywhere (still open 7 days after their date): the operator's to chase."""
-    from store.followups import followup_clause, missed_count
-
     with declic.engine.connect() as conn:
         return missed_count(conn, followup_clause("operator", None, None), today=declic.today())
 
@@ -382,9 +384,6 @@ async def campaign_page(
 
 def _overlaps(declic: App, row) -> list[dict[str, Any]]:
     """The other campaigns overlapping this one's segment, the arbitration outcome and the businesses covered."""
-    from orchestrator.core.campaign_spec import CampaignSpec
-    from store.planning import campaign_overlaps
-
     try:
         spec = CampaignSpec.model_validate(row.spec)
     except ValueError:
@@ -595,8 +594,6 @@ async def business_privacy_pdf(business_id: int, scope: ScopeDep, declic: AppDep
 
 async def _privacy_export(business_id: int, fmt: str, scope: accounts.Scope, declic: App) -> Response:
     _need_operator(scope)
-    from store.audit import user_email
-
     def build() -> dict[str, Any]:
         with declic.engine.connect() as conn:
             biz = accounts.business(conn, scope, business_id)
@@ -655,8 +652,6 @@ def _tasks(engine, scope: accounts.Scope, open_only: bool, limit: int | None):
 async def tasks_page(request: Request, scope: ScopeDep, engine: EngineDep, tout: bool = False):
     """The call tasks the user may see (an ambassador: its own), open ones first."""
     items = await run_in_threadpool(_tasks, engine, scope, not tout, 500)
-    from triggers.model import ADOPTION_CATEGORIES
-
     return render(request, scope, "dash_tasks.html", items=items, show_all=tout, columns=TASK_COLUMNS,
                   adoption_categories=ADOPTION_CATEGORIES)
 

@@ -21,6 +21,9 @@ from orchestrator.core.diagnostic import (
     parse_answers,
     questions,
 )
+from orchestrator.core.planner import pick_offers
+from store.journeys import offer_views
+from store.planning import BUSINESS, VIEW_COLUMNS, view_of
 
 MISSING = "Répondez à chaque question (une case par question, ou plusieurs là où c'est indiqué)."
 MAX_OFFERS = 12
@@ -45,10 +48,6 @@ def registry_offers(conn: Connection, business_id: int | None, trigger_type: str
     """The registry's active offers that fit the business's trade and place, the most local first."""
     if business_id is None:
         return []
-    from orchestrator.core.planner import pick_offers
-    from store.journeys import offer_views
-    from store.planning import BUSINESS, VIEW_COLUMNS, view_of
-
     row = conn.execute(select(*VIEW_COLUMNS).where(BUSINESS.c.id == business_id)).first()
     if row is None:
         return []

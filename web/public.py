@@ -24,6 +24,7 @@ from orchestrator.core.diagnostic import questions as diagnostic_questions
 from orchestrator.core.links import TokenError, make_token, read_token
 from templates.render import tel_href
 from templates.wording import DEFAULT_REASON, ORIGIN_REASONS, origin_words
+from triggers.model import ADOPTION_CATEGORIES
 from web.callback import notification
 from web.csrf import check_csrf, make_csrf
 from web.deps import AppDep, SettingsDep, app_of
@@ -109,7 +110,7 @@ def _landing(
         "slots": {k: v[0] for k, v in SLOTS.items()},
         "reasons": NOT_FOR_ME_REASONS,
         "pause_months": PAUSE_MONTHS,
-        "adoption_categories": _adoption_categories(),
+        "adoption_categories": ADOPTION_CATEGORIES,
         "form": {},
         "errors": {},
         "done": None,
@@ -118,12 +119,6 @@ def _landing(
     }
     values.update(extra)
     return pages.TemplateResponse(request, "landing.html", values, status_code=status)
-
-
-def _adoption_categories() -> dict[str, str]:
-    from triggers.model import ADOPTION_CATEGORIES
-
-    return ADOPTION_CATEGORIES
 
 
 def _origin(ctx: dict, channel: str | None) -> dict:
@@ -324,7 +319,7 @@ def tool_answer(
     category: Annotated[str, Form(max_length=40)] = "",
 ) -> HTMLResponse:
     """ "Déjà équipé": the one adoption question, "quel outil utilisez-vous ?", recorded as a `tool_adopted`."""
-    if category not in _adoption_categories():
+    if category not in ADOPTION_CATEGORIES:
         return _landing(request, settings, token, msg, status=400, done="pas_pour_moi", answer="end_and_ask",
                         errors={"category": "Choisissez ce que vous utilisez."})
     answers.tool_answer(declic, msg, category)

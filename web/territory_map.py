@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
+from orchestrator.core.campaign_spec import CampaignSpec
 from orchestrator.core.stats import CampaignReport, fr_int, fr_percent
+from segments.territory import commune, epcis
 
 # Five classes of a sequential blue scale (light to dark) and a hatched grey for "no business targeted".
 SCALE = ("#dbe8f7", "#a9c8ec", "#5f97d6", "#1f5fae", "#0a2f6b")
@@ -49,8 +51,6 @@ class MapData:
 
 
 def _territory_communes(spec_json) -> set[str]:
-    from orchestrator.core.campaign_spec import CampaignSpec
-
     try:
         spec = CampaignSpec.model_validate(spec_json)
     except ValueError:
@@ -60,8 +60,6 @@ def _territory_communes(spec_json) -> set[str]:
 
 def map_data(report: CampaignReport, spec_json) -> MapData:
     """Tiles of the campaign's territory: communes when it has at most 60 of them, else EPCI."""
-    from segments.territory import commune, epcis
-
     communes = _territory_communes(spec_json)
     by_commune = {r["value"]: r for r in report.table("by_commune_code").rows if r["value"]}
     communes |= set(by_commune)  # businesses outside the spec's territory (an older spec) still show
