@@ -42,13 +42,6 @@ def user_email(conn: Connection, user_id: int) -> str:
     return email or f"user:{user_id}"
 
 
-def record_user(conn: Connection, user_id: int, *, role: str, action: str, target: str,
-                territory: dict[str, Any] | None = None, detail: dict[str, Any] | None = None) -> None:
-    """Append one entry for a dashboard user (named by their e-mail)."""
-    record(conn, actor=user_email(conn, user_id), role=role, action=action, target=target, territory=territory,
-           detail=detail)
-
-
 def entries(conn: Connection, *, since: dt.datetime | None = None, actor: str | None = None,
             limit: int = 1000) -> list[dict[str, Any]]:
     """The latest entries first, from `since`, of one actor when given."""

@@ -98,8 +98,9 @@ def _rejected(index: int, raw: Any, reject: Reject) -> dict[str, Any]:
 
 def _accept(engine, partner, raw_items: list[Any], secret: str | None, today: dt.date
             ) -> tuple[dict[str, int], list[dict]]:
-    """`accept_batch` as plain data: the counts and one `ItemStatus` per item as a dict (the API writes them
-    out as they are, with no model built and validated per item)."""
+    """Validate each item, check the token's scope, store the valid ones (committed before returning; `today` is the
+    local date: an event dated after tomorrow is refused). The counts and one `ItemStatus` per item as a dict: the
+    API writes them out as they are, with no model built and validated per item."""
     statuses: list[dict[str, Any] | None] = [None] * len(raw_items)
     checked: list[tuple[int, EventIn]] = []
     dropped = Dropped()
@@ -129,14 +130,6 @@ def _accept(engine, partner, raw_items: list[Any], secret: str | None, today: dt
               "rejected": sum(s["status"] == "rejected" for s in items),
               "withheld": sum(fate.withheld for fate in stored), "dropped_fields": dropped.fields}
     return counts, items
-
-
-def accept_batch(engine, partner, raw_items: list[dict[str, Any]], today: dt.date, secret: str | None = None
-                 ) -> BatchResult:
-    """Validate each item, check the token's scope, store the valid ones (committed before returning); `today`
-    is the local date (an event dated after tomorrow is refused)."""
-    counts, items = _accept(engine, partner, raw_items, secret, today)
-    return BatchResult(**counts, items=[ItemStatus(**s) for s in items])
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
