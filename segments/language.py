@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 CONVERSION_KINDS = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
 REACHABLE = ("email", "phone", "postal")
+# The stored reachability (store.models: Business.reach, computed by the database): one bit per contact point.
+REACH_BITS = {"email": 1, "phone": 2, "postal": 4}
 
 # Sirene head-count tranches (tranche_effectifs) behind each band a collectivité writes.
 HEADCOUNT_BANDS: dict[str, tuple[str, ...]] = {
@@ -287,7 +289,7 @@ def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | No
     from sqlalchemy import and_, exists, false, not_, or_, select, true
 
     if tables is None:
-        from store.models import Business  # a cycle: store.models reads REACH_BITS from here
+        from store.models import Business  # the store is the layer above: read when compiling, not on import
 
         tables = {name: Business.metadata.tables[name] for name in ("business", "triggerevent", "interaction")}
     b = tables["business"].c
@@ -330,9 +332,13 @@ def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | No
         if seg.age.max is not None:
             clauses.append(b.creation_date >= today - parse_age(seg.age.max))
     if seg.reachable:
-        column = {"email": b.email.is_not(None), "phone": b.phone.is_not(None),
-                  "postal": and_(b.street.is_not(None), b.postal_code.is_not(None), b.city.is_not(None))}
-        clauses.append(or_(*[column[r] for r in seg.reachable]))
+        if "reach" in b:  # the stored bits: the segment index carries them (no table scan for a national count)
+            mask = sum(REACH_BITS[r] for r in seg.reachable)
+            clauses.append(b.reach.in_([v for v in range(1, sum(REACH_BITS.values()) + 1) if v & mask]))
+        else:
+            column = {"email": b.email.is_not(None), "phone": b.phone.is_not(None),
+                      "postal": and_(b.street.is_not(None), b.postal_code.is_not(None), b.city.is_not(None))}
+            clauses.append(or_(*[column[r] for r in seg.reachable]))
     if seg.converted is not None:
         it = tables["interaction"].c
         converted = exists(select(it.id).where(it.business_id == b.id, it.kind.in_(CONVERSION_KINDS)))

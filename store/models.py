@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, false
+from sqlalchemy import JSON, Column, Computed, Index, SmallInteger, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -64,10 +64,18 @@ class Territory(SQLModel, table=True):
 # --- businesses and where they come from ---
 
 
+# Which contact points a business has, in the bits of segments.language.REACH_BITS (e-mail 1, phone 2, postal address
+# 4), computed by the database from the columns: no writer sets it. A SQLite batch migration that rebuilds `business`
+# must drop it first and add it back after, as 0021 adds it (SQLite refuses to copy into a generated column).
+REACH_SQL = ("CASE WHEN email IS NOT NULL THEN 1 ELSE 0 END + CASE WHEN phone IS NOT NULL THEN 2 ELSE 0 END + "
+             "CASE WHEN street IS NOT NULL AND postal_code IS NOT NULL AND city IS NOT NULL THEN 4 ELSE 0 END")
+
+
 class Business(SQLModel, table=True):
     """An establishment (SIRET) with its trade, territory, life-cycle state and contact points."""
 
-    __table_args__ = (Index("ix_business_dep_family", "departement_code", "metier_family"),)
+    # Segment counts by département and family, and their "reachable" filter, read this index alone.
+    __table_args__ = (Index("ix_business_dep_family", "departement_code", "metier_family", "reach"),)
 
     id: int | None = Field(default=None, primary_key=True)
     siret: str = Field(max_length=14, unique=True, index=True)
@@ -108,6 +116,7 @@ class Business(SQLModel, table=True):
     created_by: str | None = Field(default=None, max_length=60)
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+    reach: int | None = Field(default=None, sa_column=Column(SmallInteger, Computed(REACH_SQL, persisted=True)))
 
 
 class Partner(SQLModel, table=True):

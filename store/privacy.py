@@ -99,7 +99,9 @@ def addresses_of(conn: Connection, business_id: int) -> set[tuple[str, str]]:
 def gather(conn: Connection, business_id: int) -> dict[str, Any]:
     """Every row the store holds about one business and its contacts (the raw material of an export)."""
     campaigns = {r.id: r for r in conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.name, CAMPAIGNS.c.owner))}
-    business = dict(conn.execute(select(BUSINESS).where(BUSINESS.c.id == business_id)).first()._mapping)
+    # `reach` is derived from the contact columns (for the segment index), not a fact held about the business.
+    held = [c for c in BUSINESS.c if c.name != "reach"]
+    business = dict(conn.execute(select(*held).where(BUSINESS.c.id == business_id)).first()._mapping)
     events = _dicts(conn.execute(select(EVENTS).where(EVENTS.c.business_id == business_id).order_by(EVENTS.c.id)))
     proposals = _dicts(conn.execute(select(PROPOSALS).where(PROPOSALS.c.business_id == business_id)
                                     .order_by(PROPOSALS.c.id)))
