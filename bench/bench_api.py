@@ -13,6 +13,7 @@ workers. `python -m bench api [--quick]`.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import os
@@ -103,7 +104,7 @@ def _cpu(proc) -> float:
 
 
 def _fresh(pop: Population, total: int, size: int, tag: str) -> list[list[dict]]:
-    batches = pop.creation_events(total, batch_size=size, bad_every=10**9)
+    batches = pop.creation_events(total, batch_size=size, today=dt.date.today(), bad_every=10**9)
     for i, batch in enumerate(batches):
         for item in batch:
             item["external_id"] = f"{tag}-{i}-{item['external_id']}"

@@ -9,6 +9,7 @@ default. A stand-in object (`SimpleNamespace`, in tests and scripts) is read as 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,12 @@ def setting(settings: Any, name: str, default: Any = None) -> Any:
         raise AttributeError(f"{name} is not a declared Settings field (orchestrator/app/settings.py)")
     value = secret_text(getattr(settings, name, None))
     return default if value is None else value
+
+
+def no_clock() -> dt.datetime:
+    """The clock of a channel built without one (`declic status` only checks its settings): it never reads the wall
+    clock behind the composition root's back, it says so."""
+    raise RuntimeError("a channel built without a clock was asked the time: build it from the App (bootstrap)")
 
 
 class UnconfiguredChannel:

@@ -17,7 +17,7 @@ holidays, overseas clocks).
 
 Settings (read by the composition root, passed as constructor arguments):
 
-    DECLIC_TIMEZONE       local time of the calls when the message does not give one (Europe/Paris)
+    DECLIC_TIMEZONE       local time of the calls when the message does not give one (`Settings.timezone`)
 
 Exactly once: `on_handoff(message_id)` is called for every task before the dispatcher queues it; a task whose
 lease was lost is not queued (ABANDONED), and the unique message id makes a repeat harmless.
@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from integrations._settings import setting
+from integrations._settings import no_clock, setting
 from integrations.base import Answer, Handoff, OutgoingMessage, register
 from integrations.call_rules import CallAttempt, holiday_subdivision, next_call_slot
 from integrations.phones import InvalidNumber, normalise_number
@@ -91,16 +91,16 @@ class CallTaskChannel:
     def __init__(
         self,
         *,
-        timezone: str = "Europe/Paris",
-        clock: Callable[[], dt.datetime] | None = None,
+        timezone: str,
+        clock: Callable[[], dt.datetime],
     ) -> None:
         self.timezone = timezone
-        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.clock = clock
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] | None = None) -> CallTaskChannel:
         """The channel on the composition root's clock and zone."""
-        return cls(timezone=setting(settings, "timezone", "Europe/Paris"), clock=clock)
+        return cls(timezone=setting(settings, "timezone"), clock=clock or no_clock)
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
              on_answer: Answer | None = None) -> list[SendResult]:

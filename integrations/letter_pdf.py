@@ -6,7 +6,7 @@ Settings (read by the composition root, passed as constructor arguments):
     DECLIC_LETTER_SENDER_NAME      the sender shown top left when neither the message nor its campaign gives one
     DECLIC_LETTER_SENDER_ADDRESS   its address, lines separated by "|" or new lines
     DECLIC_LETTER_SENDER_CITY      the town written before the date ("Rennes, le 27 novembre 2026")
-    DECLIC_TIMEZONE                the date is today's date there (default Europe/Paris)
+    DECLIC_TIMEZONE                the date is today's date there, by the composition root's clock
 
 A batch is written to `DECLIC_LETTER_DIR/<batch-id>/`:
 
@@ -57,7 +57,7 @@ from fpdf.errors import FPDFException
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PyPdfError
 
-from integrations._settings import setting
+from integrations._settings import no_clock, setting
 from integrations.base import Answer, Handoff, OutgoingMessage, register
 from orchestrator.core.outcomes import Outcome, SendResult
 
@@ -519,29 +519,27 @@ class LetterChannel:
         sender_name: str = "",
         sender_address: str | Sequence[str] = (),
         sender_city: str = "",
-        timezone: str = "Europe/Paris",
-        today: Callable[[], dt.date] | None = None,
+        today: Callable[[], dt.date],
     ) -> None:
         self.root = Path(letter_dir)
         if isinstance(sender_address, str):
             sender_address = split_address(sender_address)
         self.default_sender = Sender(name=sender_name, address=tuple(sender_address), city=sender_city)
-        zone = ZoneInfo(timezone)
-        self.today = today or (lambda: dt.datetime.now(zone).date())
+        self.today = today  # the date printed on the letters
         self.last_batch_dir: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] | None = None) -> LetterChannel:
-        """The channel configured from `DECLIC_LETTER_*`, dated by the root's clock when given."""
+        """The channel configured from `DECLIC_LETTER_*`, dated by the root's clock in its zone."""
         home = Path(setting(settings, "home", "var"))
-        zone = ZoneInfo(setting(settings, "timezone", "Europe/Paris"))
+        zone = ZoneInfo(setting(settings, "timezone"))
+        now = clock or no_clock
         return cls(
-            today=(lambda: clock().astimezone(zone).date()) if clock is not None else None,
+            today=lambda: now().astimezone(zone).date(),
             letter_dir=setting(settings, "letter_dir", str(home / "letters")),
             sender_name=setting(settings, "letter_sender_name", ""),
             sender_address=setting(settings, "letter_sender_address", ""),
             sender_city=setting(settings, "letter_sender_city", ""),
-            timezone=setting(settings, "timezone", "Europe/Paris"),
         )
 
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,

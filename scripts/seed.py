@@ -26,7 +26,7 @@ def seed_due_emails(app: App, n: int, *, departement: str = "35", seed: int = 7,
     """Plan exactly `n` e-mails due no later than the returned instant (use it as the dispatch clock)."""
     population = Population(departement, seed=seed)
     # A few more events than messages: the planner may skip some (windows, caps); the surplus is cancelled.
-    batches = population.creation_events(int(n * 1.05) + 20, batch_size=1000, bad_every=10**9)
+    batches = population.creation_events(int(n * 1.05) + 20, batch_size=1000, today=app.today(), bad_every=10**9)
     partner_token = add_partner(app.engine, f"partner-{campaign}", ["creation"])
     del partner_token  # the events go straight to the store; the API is tested elsewhere
     for batch in batches:

@@ -41,6 +41,7 @@ __all__ = [
     "departements",
     "regions",
     "departement_timezone",
+    "METROPOLITAN_TIMEZONE",
     "communes_of",
     "validate_codes",
     "TerritoryError",
@@ -181,8 +182,14 @@ def commune(code: str) -> CommuneInfo | None:
     return _current_communes().get(row["parent"] or row["code"])
 
 
+# Reference data, not a setting: the time zone of every metropolitan département, also assumed for a place that
+# is not known. The deployment's own zone (local dates, hours shown) is `Settings.timezone`.
+METROPOLITAN_TIMEZONE = "Europe/Paris"
+
+
 def departement_timezone(dep: str) -> str:
-    """IANA time zone of a département (``Europe/Paris``, ``America/Cayenne`` ...); ValueError if unknown."""
+    """IANA time zone of a département (`METROPOLITAN_TIMEZONE`, ``America/Cayenne`` ...); ValueError if
+    unknown."""
     entry = departements().get(_clean(dep))
     if entry is None:
         raise ValueError(f"unknown département code {dep!r}")

@@ -698,7 +698,7 @@ async def task_outcome(
                 raise HTTPException(404, "Appel introuvable.")
             now = utcnow()
             record_attempt(
-                conn, task_id, outcome=outcome, at=now, note=note.strip() or None, timezone=settings.timezone
+                conn, task_id, outcome=outcome, at=now, note=note.strip() or None, zone=ZoneInfo(settings.timezone)
             )
             record_task_outcome(conn, task_id, met=(outcome == "done" and met == "oui"), now=now)
             if adopted:

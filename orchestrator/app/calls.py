@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
@@ -84,10 +85,11 @@ def record_attempt(
     outcome: str,
     at: dt.datetime,
     note: str | None = None,
-    timezone: str = "Europe/Paris",
+    zone: ZoneInfo,
     departement: str | None = None,
 ) -> str:
-    """Record one call attempt and return the task's new status (open, done, refused or no_answer).
+    """Record one call attempt and return the task's new status (open, done, refused or no_answer); the next
+    allowed slot is counted in `zone` (the deployment's).
 
     done and refused close the task; no_answer reschedules it at the next allowed slot, or closes it as
     no_answer once 4 attempts are spent or no slot is left.
@@ -113,7 +115,7 @@ def record_attempt(
             departement = business.departement if business else None
         others = _attempts(call_tasks.history_for(conn, [row.phone]).get(row.phone, []))
         # This task's own attempts are already in `others` except the one being recorded now.
-        slot = next_call_slot(at, timezone, [*others, CallAttempt(at, outcome)],
+        slot = next_call_slot(at, zone, [*others, CallAttempt(at, outcome)],
                               subdiv=holiday_subdivision(departement))
         if row.attempts + 1 >= MAX_ATTEMPTS or slot is None:
             values["status"] = "no_answer"

@@ -7,7 +7,6 @@ e-mails delivered to a real SMTP server on loopback (a few written to a folder t
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import threading
@@ -78,7 +77,7 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     load_reference(app.engine)
 
     population = Population(departement, seed=DEMO_SEED)
-    stock = population.businesses(businesses)
+    stock = population.businesses(businesses, today=app.today())
 
     with app.engine.begin() as conn:
         upsert_businesses(conn, stock)
@@ -87,7 +86,7 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     token = add_partner(app.engine, "bge-demo", ["creation", "first_hire"])
     server, _thread = _start_api(api_port, app)
     try:
-        batches = population.creation_events(events, known=stock)
+        batches = population.creation_events(events, known=stock, today=app.today())
         if batches and batches[0]:
             batches[0][0]["siret"] = README_SIRET  # the README's examples name this business
         answers = Counter()
@@ -124,7 +123,7 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
 
     with app.engine.connect() as conn:
         last_due = conn.execute(select(func.max(Message.__table__.c.due_at))).scalar()
-    clock = last_due or dt.datetime.now(dt.UTC)
+    clock = last_due or app.clock()
     sent = run_once(dispatch_flow, now=clock.isoformat())
     sink.stop()
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from orchestrator.app.bootstrap import system_clock
 from orchestrator.app.settings import get_settings
 from orchestrator.core.labels import datetime_fr
 from store.db import get_engine
@@ -165,7 +166,7 @@ def resend(
         console.print("[red]Précisez --unknown : seuls les messages à l'issue inconnue se renvoient ainsi.[/red]")
         raise typer.Exit(2)
     engine = get_engine(get_settings().resolved_database_url)
-    now = dt.datetime.now(dt.UTC)
+    now = system_clock()
     where = f" dans la campagne « {campaign} »" if campaign else ""
     with engine.begin() as conn:
         campaign_id = None

@@ -391,18 +391,19 @@ class CampaignSpec(Strict):
         return self
 
     def timezone(self) -> str:
-        """The owner's time zone: the schedule's, else that of the owner's first département, else Paris."""
+        """The owner's time zone: the schedule's, else that of the owner's first département, else the metropolitan
+        one."""
         if self.schedule and self.schedule.timezone:
             return self.schedule.timezone
-        from segments.territory import commune, departement_timezone
+        from segments.territory import METROPOLITAN_TIMEZONE, commune, departement_timezone
 
         terr = self.owner.territory
         deps = list(terr.departements)
         deps += [info.departement for info in map(commune, terr.communes) if info]
         try:
-            return departement_timezone(deps[0]) if deps else "Europe/Paris"
+            return departement_timezone(deps[0]) if deps else METROPOLITAN_TIMEZONE
         except ValueError:
-            return "Europe/Paris"
+            return METROPOLITAN_TIMEZONE
 
     def owners(self) -> list[Owner]:
         """The owner then its co-owners."""

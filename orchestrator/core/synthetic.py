@@ -74,17 +74,15 @@ class Population:
             if phonenumbers.is_valid_number(phonenumbers.parse(candidate)):
                 return candidate
 
-    def businesses(self, n: int, today: dt.date | None = None) -> list[BusinessFacts]:
-        """`n` established TPE (created 1 to 20 years ago), as a Sirene-like stock."""
-        today = today or dt.date.today()
+    def businesses(self, n: int, today: dt.date) -> list[BusinessFacts]:
+        """`n` established TPE (created 1 to 20 years before `today`), as a Sirene-like stock."""
         return [self._facts(today - dt.timedelta(days=self.rng.randrange(365, 20 * 365)), "sirene")
                 for _ in range(n)]
 
-    def creation_events(self, n: int, known: list[BusinessFacts] | None = None, batch_size: int = 50,
-                        today: dt.date | None = None, bad_every: int = 60) -> list[list[dict[str, Any]]]:
-        """`n` partner creation events for new businesses (API JSON), in batches; one in `bad_every` has a
-        wrong SIRET key, as real partner files do."""
-        today = today or dt.date.today()
+    def creation_events(self, n: int, known: list[BusinessFacts] | None = None, batch_size: int = 50, *,
+                        today: dt.date, bad_every: int = 60) -> list[list[dict[str, Any]]]:
+        """`n` partner creation events for new businesses (API JSON), in batches, created in the 30 days before
+        `today`; one in `bad_every` has a wrong SIRET key, as real partner files do."""
         items: list[dict[str, Any]] = []
         for i in range(n):
             created = today - dt.timedelta(days=self.rng.randrange(0, 30))

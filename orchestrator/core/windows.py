@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from segments.territory import METROPOLITAN_TIMEZONE, departement_timezone
+
 Range = tuple[dt.time, dt.time]
 # A campaign's window overrides, hashable: (family or "default", (("HH:MM", "HH:MM"), ...)) pairs.
 Overrides = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
@@ -147,17 +149,15 @@ class Place:
 
 @lru_cache(maxsize=256)
 def place_of(departement: str | None) -> Place:
-    """The time zone and holiday subdivision of a département (Paris and the common list when unknown)."""
-    from segments.territory import departement_timezone
-
+    """The time zone and holiday subdivision of a département (metropolitan and the common list when unknown)."""
     try:
-        tz = departement_timezone(departement) if departement else "Europe/Paris"
+        tz = departement_timezone(departement) if departement else METROPOLITAN_TIMEZONE
     except ValueError:
-        tz = "Europe/Paris"
+        tz = METROPOLITAN_TIMEZONE
     return Place(tz, holiday_subdivision(departement))
 
 
-def next_slot(earliest: dt.datetime, window: SendWindow = DEFAULT_WINDOW, tz: str = "Europe/Paris",
+def next_slot(earliest: dt.datetime, window: SendWindow = DEFAULT_WINDOW, tz: str = METROPOLITAN_TIMEZONE,
               is_holiday: Callable[[dt.date], bool] = is_french_holiday) -> dt.datetime:
     """The first instant at or after `earliest` (aware) inside the window, as an aware UTC datetime."""
     zone = ZoneInfo(tz)

@@ -155,6 +155,8 @@ class WarmRunner:
 
     def run_due(self, client) -> int:
         """Run the oldest due flow run, fold the same work into it; the number of runs executed (0 or 1)."""
+        # Prefect's own clock, not the App's: the server schedules runs on the wall clock, and a fixed App clock
+        # would make them never due (or all due at once).
         due = client.get_scheduled_flow_runs_for_deployments(
             [self.deployment_id], scheduled_before=dt.datetime.now(dt.UTC)
         )

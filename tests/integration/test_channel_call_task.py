@@ -111,12 +111,12 @@ def send(engine, channel: CallTaskChannel, batch: Sequence[OutgoingMessage],
 
 @pytest.fixture
 def channel() -> CallTaskChannel:
-    return CallTaskChannel(clock=lambda: FRIDAY_EARLY)
+    return CallTaskChannel(clock=lambda: FRIDAY_EARLY, timezone="Europe/Paris")
 
 
 def test_the_channel_decides_from_the_facts_on_the_message_alone() -> None:
     # No store: the consent, the past calls and the open tasks come on the message; the task comes back as values.
-    channel = CallTaskChannel(clock=lambda: FRIDAY_EARLY)
+    channel = CallTaskChannel(clock=lambda: FRIDAY_EARLY, timezone="Europe/Paris")
     silent = OutgoingMessage(message_id=1, channel="call", recipient="06 12 34 56 78", body="Bonjour",
                              meta={"business_id": 5})
     assert channel.send([silent])[0].outcome is Outcome.PERMANENT  # no facts: no consent known
@@ -213,7 +213,7 @@ def test_attempts_reschedule_then_close_the_task(channel: CallTaskChannel, engin
     # Friday 10:05 no answer -> next allowed attempt Monday 10:00 (one day apart, then the weekend).
     first = dt.datetime(2026, 11, 27, 10, 5, tzinfo=PARIS)
     with engine.begin() as conn:
-        assert record_attempt(conn, task_id, outcome="no_answer", at=first) == "open"
+        assert record_attempt(conn, task_id, outcome="no_answer", at=first, zone=PARIS) == "open"
         task = conn.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
     assert task.attempts == 1
     assert task.due_at.astimezone(PARIS) == dt.datetime(2026, 11, 30, 10, 0, tzinfo=PARIS)
@@ -221,7 +221,7 @@ def test_attempts_reschedule_then_close_the_task(channel: CallTaskChannel, engin
     for day in (30, 1, 2):
         at = dt.datetime(2026, 11 if day == 30 else 12, day, 11, 0, tzinfo=PARIS)
         with engine.begin() as conn:
-            status = record_attempt(conn, task_id, outcome="no_answer", at=at)
+            status = record_attempt(conn, task_id, outcome="no_answer", at=at, zone=PARIS)
     assert status == "no_answer"  # the fourth attempt without an answer closes the task
     with engine.connect() as conn:
         task = conn.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
@@ -230,17 +230,17 @@ def test_attempts_reschedule_then_close_the_task(channel: CallTaskChannel, engin
 
 def test_a_refusal_closes_the_task_and_blocks_the_number_for_sixty_days(engine) -> None:
     (m1, b1), (m2, b2) = _outbox(engine, 2)
-    channel = CallTaskChannel(clock=lambda: FRIDAY_EARLY)
+    channel = CallTaskChannel(clock=lambda: FRIDAY_EARLY, timezone="Europe/Paris")
     task_id = int(send(engine, channel, [call(m1, b1)])[0].provider_id)
     refused_at = dt.datetime(2026, 11, 27, 10, 30, tzinfo=PARIS)
     with engine.begin() as conn:
         assert (
-            record_attempt(conn, task_id, outcome="refused", at=refused_at, note="ne veut pas être appelé")
+            record_attempt(conn, task_id, outcome="refused", at=refused_at, note="ne veut pas être appelé", zone=PARIS)
             == "refused"
         )
 
     # A week later another campaign wants to call the same number: the task waits 60 days.
-    later = CallTaskChannel(clock=lambda: FRIDAY_EARLY + dt.timedelta(days=7))
+    later = CallTaskChannel(clock=lambda: FRIDAY_EARLY + dt.timedelta(days=7), timezone="Europe/Paris")
     [result] = send(engine, later, [call(m2, b2)])
     assert result.outcome is Outcome.SENT
     with engine.connect() as conn:
@@ -252,7 +252,7 @@ def test_unknown_outcome_is_refused(channel: CallTaskChannel, engine) -> None:
     [(message_id, business_id)] = _outbox(engine, 1)
     task_id = int(send(engine, channel, [call(message_id, business_id)])[0].provider_id)
     with engine.begin() as conn, pytest.raises(ValueError, match="unknown call outcome"):
-        record_attempt(conn, task_id, outcome="maybe", at=FRIDAY_EARLY)
+        record_attempt(conn, task_id, outcome="maybe", at=FRIDAY_EARLY, zone=PARIS)
 
 
 def test_consent_is_read_again_from_the_business_when_the_meta_is_silent(
@@ -287,7 +287,7 @@ def test_the_business_departement_gives_its_holidays_and_clock(engine) -> None:
     # La Réunion: 20 December 2027 is a public holiday there, and its clock is UTC+4.
     [(message_id, business_id)] = _outbox(engine, 1, phone="+262692123456", consent=True, departement="974")
     monday = dt.datetime(2027, 12, 20, 4, 0, tzinfo=dt.UTC)  # 08:00 in La Réunion
-    channel = CallTaskChannel(clock=lambda: monday)
+    channel = CallTaskChannel(clock=lambda: monday, timezone="Europe/Paris")
     message = OutgoingMessage(
         message_id=message_id,
         channel="call",
@@ -307,7 +307,7 @@ def test_rescheduling_uses_the_business_departement_holidays(engine) -> None:
     # past the Friday, the weekend and Easter Monday to Tuesday 30 March.
     [(message_id, business_id)] = _outbox(engine, 1, phone="+33612345678", consent=True, departement="57")
     thursday = dt.datetime(2027, 3, 25, 9, 0, tzinfo=dt.UTC)
-    channel = CallTaskChannel(clock=lambda: thursday)
+    channel = CallTaskChannel(clock=lambda: thursday, timezone="Europe/Paris")
     message = OutgoingMessage(
         message_id=message_id,
         channel="call",
@@ -317,6 +317,6 @@ def test_rescheduling_uses_the_business_departement_holidays(engine) -> None:
     )
     task_id = int(send(engine, channel, [message])[0].provider_id)
     with engine.begin() as conn:
-        record_attempt(conn, task_id, outcome="no_answer", at=dt.datetime(2027, 3, 25, 19, 0, tzinfo=PARIS))
+        record_attempt(conn, task_id, outcome="no_answer", at=dt.datetime(2027, 3, 25, 19, 0, tzinfo=PARIS), zone=PARIS)
         task = conn.execute(select(TASKS).where(TASKS.c.id == task_id)).one()
     assert task.due_at.astimezone(PARIS) == dt.datetime(2027, 3, 30, 10, 0, tzinfo=PARIS)

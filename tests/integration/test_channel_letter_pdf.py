@@ -210,7 +210,8 @@ def test_a_lost_lease_takes_the_letter_out_of_the_batch(channel: LetterChannel) 
 
 
 def test_from_settings_puts_letters_under_home(tmp_path: Path) -> None:
-    channel = factory_for("letter")(SimpleNamespace(home=tmp_path, timezone="Europe/Paris"))
+    channel = factory_for("letter")(SimpleNamespace(home=tmp_path, timezone="Europe/Paris"),
+                                    clock=lambda: dt.datetime(2026, 11, 27, 9, tzinfo=dt.UTC))
     assert channel.root == tmp_path / "letters"
     assert channel.send([letter(1)])[0].outcome is Outcome.SENT
     assert (channel.root / channel.last_batch_dir.name / "merged.pdf").exists()
