@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.outcomes import Outcome, SendResult
-from store.models import Business, Campaign, Feed, Message, MessageEvent, OperatorNotice, utcnow
+from store.models import Business, Campaign, Feed, Message, MessageEvent, OperatorNotice
 from store.sql import insert_for
 from store.suppressions import ADDRESS_KIND, suppressed_among
 
@@ -277,15 +277,6 @@ class Fence:
     def close(self) -> None:
         """Give the connection back to the pool."""
         self._dbapi.close()
-
-
-def mark_handed_over(engine: Engine, message_id: int, owner: str, rfc_message_id: str) -> bool:
-    """Record the send of one message if `owner` still holds its lease (the fence); commits at once."""
-    fence = Fence(engine, owner, utcnow)
-    try:
-        return fence(message_id, rfc_message_id)
-    finally:
-        fence.close()
 
 
 def record_results(conn: Connection, results: Sequence[SendResult], owner: str, now: dt.datetime,
