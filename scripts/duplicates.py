@@ -50,7 +50,11 @@ def modules(root: Path = ROOT) -> dict[str, list[tuple[int, str]]]:
         for path in sorted((root / package).rglob("*.py")):
             if "migrations" in path.parts:
                 continue
-            out[str(path.relative_to(root))] = normalised_lines(path.read_text(encoding="utf-8"))
+            name = str(path.relative_to(root))
+            try:
+                out[name] = normalised_lines(path.read_text(encoding="utf-8"))
+            except (SyntaxError, tokenize.TokenError) as exc:
+                raise SyntaxError(f"{name}: {exc}") from exc
     return out
 
 
