@@ -212,6 +212,20 @@ class ReadStats:
 
 # --- opening -------------------------------------------------------------------------------------
 
+# What a damaged compressed file raises while it is read (a cut, a flipped byte, a wrong CRC).
+DAMAGED = (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, OSError)
+# What stops reading a file midway: its CSV, its text encoding or its compressed stream.
+READ_ERRORS = (csv.Error, UnicodeDecodeError, *DAMAGED)
+
+
+def zip_member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
+    """The member of an INSEE archive to read: its first CSV file, else its first file."""
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    csvs = [m for m in members if m.filename.lower().endswith(".csv")] or members
+    if not csvs:
+        raise SireneFormatError(f"{name}: the zip archive holds no file")
+    return csvs[0]
+
 
 @contextmanager
 def open_text(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
@@ -233,13 +247,8 @@ def open_text(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
             archive = zipfile.ZipFile(path)
         except zipfile.BadZipFile as exc:
             raise SireneFormatError(f"{path.name}: damaged or truncated zip archive ({exc})") from exc
-        with archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            csvs = [m for m in members if m.filename.lower().endswith(".csv")] or members
-            if not csvs:
-                raise SireneFormatError(f"{path.name}: the zip archive holds no file")
-            with archive.open(csvs[0]) as raw:
-                yield io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        with archive, archive.open(zip_member(archive, path.name)) as raw:
+            yield io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     else:
         _check_plain_tail(path)
         with open(path, encoding="utf-8-sig", newline="", buffering=1 << 20) as stream:
@@ -268,13 +277,11 @@ def check_compressed(path: str | os.PathLike[str], error: type[ValueError] = Sir
                     pass
         elif magic == b"PK\x03\x04":
             with zipfile.ZipFile(path) as archive:
-                members = [m for m in archive.infolist() if not m.is_dir()]
-                csvs = [m for m in members if m.filename.lower().endswith(".csv")] or members
-                if csvs:  # the member the reader will open (an empty archive is said by open_text)
-                    with archive.open(csvs[0]) as stream:
+                if any(not m.is_dir() for m in archive.infolist()):  # an empty archive is said by open_text
+                    with archive.open(zip_member(archive, path.name)) as stream:
                         while stream.read(1 << 20):
                             pass
-    except (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, OSError) as exc:
+    except DAMAGED as exc:
         kind = "archive zip endommagée ou tronquée" if magic[:2] == b"PK" else "fichier gzip endommagé ou tronqué"
         raise error(
             f"{path.name}: {kind} ({exc}); rien n'a été importé, "
@@ -333,19 +340,6 @@ def siret_is_valid(siret: str) -> bool:
     return bool(stdnum_siret.is_valid(siret))
 
 
-def parse_iso_date(text: str) -> dt.date | None:
-    """`YYYY-MM-DD` -> date; empty or `[ND]` -> None; anything else raises ValueError."""
-    if not text or text == ND:
-        return None
-    return dt.date.fromisoformat(text[:10])
-
-
-def format_street(number: str, kind: str, label: str) -> str | None:
-    """The first address line from Sirene's number, street-type code and street label."""
-    parts = [p for p in (number, STREET_TYPES.get(kind, kind), label) if p]
-    return " ".join(parts) or None
-
-
 # A record is a plain tuple (cheap to build and to pickle between processes); R_* name its fields.
 # Dates stay ISO strings ("2024-05-17", already validated): the store writes them as they are.
 R_SIRET, R_NAME, R_NAF, R_NAF25, R_COMMUNE, R_TRANCHE, R_EMPLOYER, R_CREATION, R_STATE, R_DNC = range(10)
@@ -379,7 +373,54 @@ def facts_from_record(rec: Record) -> BusinessFacts:
     )
 
 
-class SireneReader:
+class StockCsv:
+    """What the readers of INSEE's two Sirene stocks share (establishments here, legal units in
+    triggers/sirene_ul.py): the file opened plain, `.gz` or `.zip`; the header read by name; and a file that
+    cannot be read (not CSV, not UTF-8, a damaged archive) raised as `SireneFormatError` naming the file and
+    the line, in the reader's words (the class attributes below)."""
+
+    EMPTY = "empty file"
+    NOT_CSV = "not a CSV text file ({exc})"
+    BAD_CSV = "unreadable CSV near line {line} ({exc})"
+    NOT_UTF8 = "not UTF-8 text near line {line}"
+    BAD_ARCHIVE = "truncated or damaged compressed file near line {line} ({exc})"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @contextmanager
+    def csv_rows(self) -> Iterator[tuple[list[str], Iterator[list[str]]]]:
+        """(the header's column names, the csv reader at the first row after it); see `unreadable` for a
+        reading error further on."""
+        with open_text(self.path) as stream:
+            reader = csv.reader(stream, strict=True)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise SireneFormatError(f"{self.path.name}: {self.EMPTY}") from None
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise SireneFormatError(f"{self.path.name}: {self.NOT_CSV.format(exc=exc)}") from exc
+            except DAMAGED as exc:
+                raise self.unreadable(exc, 1) from exc
+            yield [h.strip().lstrip("\ufeff") for h in header], reader
+
+    def header(self) -> list[str]:
+        """The column names of the file (to tell the two stocks apart)."""
+        with self.csv_rows() as (header, _rows):
+            return header
+
+    def unreadable(self, exc: BaseException, line: int) -> SireneFormatError:
+        """The error of a file that stops being readable near `line` (`exc` one of READ_ERRORS)."""
+        if isinstance(exc, csv.Error):
+            words = self.BAD_CSV
+        elif isinstance(exc, UnicodeDecodeError):
+            words = self.NOT_UTF8
+        else:
+            words = self.BAD_ARCHIVE
+        return SireneFormatError(f"{self.path.name}: {words.format(line=line, exc=exc)}")
+
+
+class SireneReader(StockCsv):
     """Iterate over a StockEtablissement file: `rows()` yields `(line, BusinessFacts)` for each valid row.
 
     `records()` yields the same rows as compact tuples (see `R_*`) for the bulk ingest. Rejected rows
@@ -394,7 +435,7 @@ class SireneReader:
         on_reject: Callable[[Reject], None] | None = None,
         drop_out_of_scope: bool = False,
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.lookups = lookups or default_lookups()
         self.on_reject = on_reject or (lambda _r: None)
         self.stats = ReadStats()
@@ -409,18 +450,13 @@ class SireneReader:
 
     def records(self) -> Iterator[tuple[int, Record]]:
         """Valid rows as (line number, record tuple), in file order."""
-        with open_text(self.path) as stream:
-            reader = csv.reader(stream, strict=True)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise SireneFormatError(f"{self.path.name}: empty file") from None
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise SireneFormatError(f"{self.path.name}: not a CSV text file ({exc})") from exc
-            yield from self._records(reader, self._check_header(header))
+        with self.csv_rows() as (header, reader):
+            yield from self._records(reader, self.columns(header))
 
-    def _check_header(self, header: list[str]) -> dict[str, int]:
-        header = [h.strip().lstrip("\ufeff") for h in header]
+    def columns(self, header: list[str] | None = None) -> dict[str, int]:
+        """Each column's position, by name, once the header is checked (read from the file when not given)."""
+        if header is None:
+            header = self.header()
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -623,14 +659,8 @@ class SireneReader:
                         category,
                     ),
                 )
-        except csv.Error as exc:
-            raise SireneFormatError(f"{self.path.name}: unreadable CSV near line {line + 1} ({exc})") from exc
-        except UnicodeDecodeError as exc:
-            raise SireneFormatError(f"{self.path.name}: not UTF-8 text near line {line + 1}") from exc
-        except (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise SireneFormatError(
-                f"{self.path.name}: truncated or damaged compressed file near line {line + 1} ({exc})"
-            ) from exc
+        except READ_ERRORS as exc:
+            raise self.unreadable(exc, line + 1) from exc
 
     def _reject(self, line: int, field_name: str, reason: str, row: list[str]) -> None:
         self.stats.rejected += 1

@@ -45,7 +45,7 @@ from triggers.sirene import (
     Record,
     SireneFormatError,
     SireneReader,
-    open_text,
+    zip_member,
 )
 
 try:  # optional: the [national] extra
@@ -124,9 +124,7 @@ def _source(path: Path, stack: list) -> Any:
     if magic == b"PK\x03\x04":
         archive = zipfile.ZipFile(path)
         stack.append(archive)
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        csvs = [m for m in members if m.filename.lower().endswith(".csv")] or members
-        raw = archive.open(csvs[0])
+        raw = archive.open(zip_member(archive, path.name))
         stack.append(raw)
         return raw
     return pa.OSFile(str(path))
@@ -181,18 +179,7 @@ class ColumnarReader:
         self.dates = _Checked(_date_ok)
         self.invalid: list[tuple[int, str, int]] = []  # (record number, text, columns) from Arrow
 
-    # -- header and batches --
-
-    def _header(self) -> dict[str, int]:
-        with open_text(self.path) as stream:
-            reader = csv.reader(stream, strict=True)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise SireneFormatError(f"{self.path.name}: empty file") from None
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise SireneFormatError(f"{self.path.name}: not a CSV text file ({exc})") from exc
-        return self.row_reader._check_header(header)
+    # -- batches --
 
     def _on_invalid(self, row: Any) -> str:
         self.invalid.append((row.number, row.text, row.actual_columns))
@@ -229,7 +216,7 @@ class ColumnarReader:
     # -- chunks --
 
     def chunks(self, chunk_size: int) -> Iterator[tuple[list[Record], list[Reject], int, dict[str, int]]]:
-        idx = self._header()
+        idx = self.row_reader.columns()
         ncol = len(idx)
         stats = self.row_reader.stats
         # Pending items, each in file order: records and their lines, rejects, row lines, dropped lines.

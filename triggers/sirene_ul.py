@@ -23,19 +23,14 @@ An empty or masked (`[ND]`) category is "unknown": it never erases a known one.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import os
-import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from stdnum.fr import siren as stdnum_siren
 
 from triggers.model import Reject
-from triggers.sirene import ND, SireneFormatError, luhn_ok, open_text
+from triggers.sirene import ND, READ_ERRORS, SireneFormatError, StockCsv, luhn_ok
 
 # The header of INSEE's StockUniteLegale (2025-2026), for reference and test files; read by name.
 COLUMNS_UL: tuple[str, ...] = (
@@ -93,17 +88,7 @@ class UlStats:
 
 def header_of(path: str | os.PathLike[str]) -> list[str]:
     """The column names of a Sirene CSV (plain, .gz or .zip), for telling the file kinds apart."""
-    path = Path(path)
-    with open_text(path) as stream:
-        try:
-            row = next(csv.reader(stream))
-        except StopIteration:
-            raise SireneFormatError(f"{path.name}: fichier vide") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise SireneFormatError(f"{path.name}: ce n'est pas un fichier CSV texte ({exc})") from exc
-        except (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise SireneFormatError(f"{path.name}: fichier compressé tronqué ou endommagé ({exc})") from exc
-    return [h.strip().lstrip("\ufeff") for h in row]
+    return UniteLegaleReader(path).header()
 
 
 def is_unite_legale_header(header: list[str]) -> bool:
@@ -111,25 +96,23 @@ def is_unite_legale_header(header: list[str]) -> bool:
     return "siret" not in header and all(c in header for c in REQUIRED)
 
 
-class UniteLegaleReader:
+class UniteLegaleReader(StockCsv):
     """Iterate over a StockUniteLegale file: `records()` yields `(line, (siren, category, year))`."""
 
+    EMPTY = "fichier vide"
+    NOT_CSV = "ce n'est pas un fichier CSV texte ({exc})"
+    BAD_CSV = "CSV illisible vers la ligne {line} ({exc})"
+    NOT_UTF8 = "texte non UTF-8 vers la ligne {line}"
+    BAD_ARCHIVE = "fichier compressé tronqué ou endommagé vers la ligne {line} ({exc})"
+
     def __init__(self, path: str | os.PathLike[str], *, on_reject: Callable[[Reject], None] | None = None) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.on_reject = on_reject or (lambda _r: None)
         self.stats = UlStats()
         self._shown: tuple[int, ...] = (0,)
 
     def records(self) -> Iterator[tuple[int, UlRecord]]:
-        with open_text(self.path) as stream:
-            reader = csv.reader(stream, strict=True)
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise SireneFormatError(f"{self.path.name}: fichier vide") from None
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise SireneFormatError(f"{self.path.name}: ce n'est pas un fichier CSV texte ({exc})") from exc
-            header = [h.strip().lstrip("\ufeff") for h in header]
+        with self.csv_rows() as (header, reader):
             missing = [c for c in REQUIRED if c not in header]
             if missing or "siret" in header:
                 why = f"colonnes manquantes : {', '.join(missing)}" if missing else "il a une colonne siret"
@@ -172,14 +155,8 @@ class UniteLegaleReader:
                     reject(line, "anneeCategorieEntreprise", f"année illisible {year!r}", row)
                     continue
                 yield line, (siren, category, year)
-        except csv.Error as exc:
-            raise SireneFormatError(f"{self.path.name}: CSV illisible vers la ligne {line + 1} ({exc})") from exc
-        except UnicodeDecodeError as exc:
-            raise SireneFormatError(f"{self.path.name}: texte non UTF-8 vers la ligne {line + 1}") from exc
-        except (EOFError, zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, OSError) as exc:
-            raise SireneFormatError(
-                f"{self.path.name}: fichier compressé tronqué ou endommagé vers la ligne {line + 1} ({exc})"
-            ) from exc
+        except READ_ERRORS as exc:
+            raise self.unreadable(exc, line + 1) from exc
 
     def _reject(self, line: int, field_name: str, reason: str, row: list[str]) -> None:
         self.stats.rejected += 1

@@ -13,20 +13,33 @@ import contextlib
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from orchestrator.app.bootstrap import system_clock
+from orchestrator.app.ingest import emit_deadlines, import_partner_file, ingest_bodacc, ingest_sirene, ingest_sirene_ul
 from orchestrator.app.settings import get_settings
 from orchestrator.cli.errors import CliError
 from orchestrator.core.labels import count_fr, event_count, ingest_note, reject_reason
+from store.db import get_engine
+from triggers.bodacc import BodaccFormatError
+from triggers.calendar import CalendarError, load_deadlines
 from triggers.model import Reject
+from triggers.partner_csv import PartnerFileError
 from triggers.report import IngestReport, RejectSink
+from triggers.sirene import SireneFormatError
+
+try:  # the PostgreSQL driver, when installed: the COPY of the Sirene ingest talks to it directly
+    import psycopg
+except ImportError:  # pragma: no cover - SQLite-only installs
+    psycopg = None  # type: ignore[assignment]
 
 ingest_app = typer.Typer(help="Lire les fichiers ouverts (Sirene, BODACC) dans la base.", no_args_is_help=True)
 events_app = typer.Typer(help="Événements des partenaires, par fichier.", no_args_is_help=True)
@@ -51,16 +64,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _engine():
-    from orchestrator.app.settings import get_settings
-    from store.db import get_engine
-
     return get_engine(get_settings().resolved_database_url)
 
 
 def _secret() -> str:
     # The key that recognises an erased person's SIRET, e-mails and phones (their hashes in the suppression list).
-    from orchestrator.app.settings import get_settings
-
     return get_settings().resolved_secret
 
 
@@ -112,8 +120,6 @@ def _progress(label: str, total: int | None, enabled: bool) -> Iterator[Any]:
     if not enabled or not sys.stdout.isatty():
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -167,16 +173,9 @@ class _Reached:
             self.bar(n)
 
 
-def _connection_errors() -> tuple[type[BaseException], ...]:
-    # SQLAlchemy wraps what goes through it; the PostgreSQL COPY of the Sirene ingest talks to the driver.
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    errors: list[type[BaseException]] = [OperationalError, InterfaceError]
-    with contextlib.suppress(ImportError):
-        import psycopg
-
-        errors += [psycopg.OperationalError, psycopg.InterfaceError]
-    return tuple(errors)
+# SQLAlchemy wraps what goes through it; the PostgreSQL COPY of the Sirene ingest talks to the driver.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, *((psycopg.OperationalError, psycopg.InterfaceError) if psycopg else ()))
 
 
 @contextlib.contextmanager
@@ -184,7 +183,7 @@ def _database_guard(path: Path, reached: _Reached, unit: str = "ligne") -> Itera
     """A lost or unreachable database ends the command with a French sentence, not a traceback."""
     try:
         yield
-    except _connection_errors():
+    except CONNECTION_ERRORS:
         if reached.rows == 0:
             _fail(
                 f"la base de données ne répond pas ou a coupé la connexion avant la fin du premier lot: "
@@ -200,6 +199,42 @@ def _database_guard(path: Path, reached: _Reached, unit: str = "ligne") -> Itera
             "commande quand la base répond de nouveau: l'import reprend sans rien doubler.",
             DATABASE_LOST,
         )
+
+
+def _run_ingest(
+    path: Path,
+    ingest: Callable[[RejectSink | None, Callable[[int], None]], IngestReport],
+    *,
+    label: str,
+    title: str,
+    as_json: bool,
+    rejects: Path | None,
+    refused: tuple[type[Exception], ...],
+    said: Callable[[Exception], str] = str,
+    estimate: bool = True,
+    unit: str = "ligne",
+) -> None:
+    """What every file command does around its ingest: the file must exist; rejected lines go to `--rejects`; a
+    progress bar; a lost database or a refused file (`refused`, told by `said`) ends with a French sentence; the
+    report is printed. `ingest(sink, progress)` runs the ingest itself."""
+    if not path.exists():
+        _fail(f"fichier introuvable : {path}. Vérifiez le chemin.")
+    try:
+        with (
+            _rejects_sink(rejects) as sink,
+            _progress(label, _estimate_rows(path) if estimate else None, not as_json) as advance,
+        ):
+            reached = _Reached(advance)
+            with _database_guard(path, reached, unit):
+                report = ingest(sink, reached)
+    except refused as exc:
+        _fail(said(exc))
+    _finish(report, as_json, title)
+
+
+def _sirene_refused(exc: Exception) -> str:
+    # A damaged archive says "rien n'a été importé" itself; a file refused midway keeps what it committed.
+    return str(exc) if "rien n'a été importé" in str(exc) else f"{exc}. Rien n'a été modifié pour les lignes non lues."
 
 
 @ingest_app.command("sirene")
@@ -222,31 +257,14 @@ def ingest_sirene_cmd(
     ] = None,
 ) -> None:
     """Lire un stock Sirene ou une mise à jour quotidienne : TPE, créations, premières embauches, fermetures."""
-    from orchestrator.app.ingest import ingest_sirene
-    from triggers.sirene import SireneFormatError
-
-    if not path.exists():
-        _fail(f"fichier introuvable : {path}. Vérifiez le chemin.")
-    try:
-        with (
-            _rejects_sink(rejects) as sink,
-            _progress("Sirene", _estimate_rows(path), not as_json) as advance,
-        ):
-            reached = _Reached(advance)
-            with _database_guard(path, reached):
-                report = ingest_sirene(
-                    _engine(),
-                    path,
-                    today=_today(today),
-                    creation_window_days=creation_window,
-                    parallel=parallel,
-                    rejects=sink,
-                    progress=reached,
-                )
-    except SireneFormatError as exc:
-        said = "rien n'a été importé" in str(exc)
-        _fail(str(exc) if said else f"{exc}. Rien n'a été modifié pour les lignes non lues.")
-    _finish(report, as_json, f"Sirene : {path.name}")
+    _run_ingest(
+        path,
+        lambda sink, progress: ingest_sirene(_engine(), path, today=_today(today),
+                                             creation_window_days=creation_window, parallel=parallel, rejects=sink,
+                                             progress=progress),
+        label="Sirene", title=f"Sirene : {path.name}", as_json=as_json, rejects=rejects,
+        refused=(SireneFormatError,), said=_sirene_refused,
+    )
 
 
 @ingest_app.command("sirene-ul")
@@ -259,23 +277,12 @@ def ingest_sirene_ul_cmd(
 ) -> None:
     """Lire le stock des unités légales Sirene : la catégorie (PME, ETI, GE) de chaque entreprise connue, qui fixe
     ses dates de facturation électronique. À lancer après « declic ingest sirene », qu'il complète."""
-    from orchestrator.app.ingest import ingest_sirene_ul
-    from triggers.sirene import SireneFormatError
-
-    if not path.exists():
-        _fail(f"fichier introuvable : {path}. Vérifiez le chemin.")
-    try:
-        with (
-            _rejects_sink(rejects) as sink,
-            _progress("Sirene unités légales", _estimate_rows(path), not as_json) as advance,
-        ):
-            reached = _Reached(advance)
-            with _database_guard(path, reached):
-                report = ingest_sirene_ul(_engine(), path, rejects=sink, progress=reached)
-    except SireneFormatError as exc:
-        said = "rien n'a été importé" in str(exc)
-        _fail(str(exc) if said else f"{exc}. Rien n'a été modifié pour les lignes non lues.")
-    _finish(report, as_json, f"Sirene, unités légales : {path.name}")
+    _run_ingest(
+        path,
+        lambda sink, progress: ingest_sirene_ul(_engine(), path, rejects=sink, progress=progress),
+        label="Sirene unités légales", title=f"Sirene, unités légales : {path.name}", as_json=as_json,
+        rejects=rejects, refused=(SireneFormatError,), said=_sirene_refused,
+    )
 
 
 @ingest_app.command("bodacc")
@@ -288,19 +295,12 @@ def ingest_bodacc_cmd(
     today: TodayOpt = None,
 ) -> None:
     """Lire les annonces du BODACC : reprises, créations, procédures collectives, radiations."""
-    from orchestrator.app.ingest import ingest_bodacc
-    from triggers.bodacc import BodaccFormatError
-
-    if not path.exists():
-        _fail(f"fichier introuvable : {path}. Vérifiez le chemin.")
-    try:
-        with _rejects_sink(rejects) as sink, _progress("BODACC", None, not as_json) as advance:
-            reached = _Reached(advance)
-            with _database_guard(path, reached, unit="annonce"):
-                report = ingest_bodacc(_engine(), path, today=_today(today), rejects=sink, progress=reached)
-    except BodaccFormatError as exc:
-        _fail(str(exc))
-    _finish(report, as_json, f"BODACC : {path.name}")
+    _run_ingest(
+        path,
+        lambda sink, progress: ingest_bodacc(_engine(), path, today=_today(today), rejects=sink, progress=progress),
+        label="BODACC", title=f"BODACC : {path.name}", as_json=as_json, rejects=rejects,
+        refused=(BodaccFormatError,), estimate=False, unit="annonce",
+    )
 
 
 @events_app.command("import")
@@ -313,23 +313,13 @@ def events_import_cmd(
     rejects: RejectsOpt = None,
 ) -> None:
     """Importer les événements d'un partenaire depuis un fichier CSV (mêmes contrôles que l'API, sans doublon)."""
-    from orchestrator.app.ingest import import_partner_file
-    from triggers.partner_csv import PartnerFileError
-
-    if not file.exists():
-        _fail(f"fichier introuvable : {file}. Vérifiez le chemin.")
-    try:
-        with (
-            _rejects_sink(rejects) as sink,
-            _progress("Événements", _estimate_rows(file), not as_json) as advance,
-        ):
-            reached = _Reached(advance)
-            with _database_guard(file, reached):
-                report = import_partner_file(_engine(), file, partner=partner, today=_today(None), rejects=sink,
-                                             progress=reached, secret=_secret())
-    except (PartnerFileError, LookupError) as exc:
-        _fail(str(exc).strip("'\""))
-    _finish(report, as_json, f"Événements de {partner} : {file.name}")
+    _run_ingest(
+        file,
+        lambda sink, progress: import_partner_file(_engine(), file, partner=partner, today=_today(None), rejects=sink,
+                                                   progress=progress, secret=_secret()),
+        label="Événements", title=f"Événements de {partner} : {file.name}", as_json=as_json, rejects=rejects,
+        refused=(PartnerFileError, LookupError), said=lambda exc: str(exc).strip("'\""),
+    )
 
 
 def deadlines(
@@ -343,9 +333,6 @@ def deadlines(
     as_json: JsonOpt = False,
 ) -> None:
     """Émettre les rappels d'échéances réglementaires du jour, une fois par échéance, délai et entreprise."""
-    from orchestrator.app.ingest import emit_deadlines
-    from triggers.calendar import CalendarError, load_deadlines
-
     try:
         days = tuple(sorted({int(o) for o in offsets.split(",") if o.strip()}, reverse=True))
     except ValueError:
