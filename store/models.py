@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import JSON, Column, Computed, Index, SmallInteger, UniqueConstraint, false
+from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
 
 
@@ -74,8 +75,14 @@ REACH_SQL = ("CASE WHEN email IS NOT NULL THEN 1 ELSE 0 END + CASE WHEN phone IS
 class Business(SQLModel, table=True):
     """An establishment (SIRET) with its trade, territory, life-cycle state and contact points."""
 
-    # Segment counts by département and family, and their "reachable" filter, read this index alone.
-    __table_args__ = (Index("ix_business_dep_family", "departement_code", "metier_family", "reach"),)
+    __table_args__ = (
+        # Segment counts by département and family, and their "reachable" filter, read this index alone.
+        Index("ix_business_dep_family", "departement_code", "metier_family", "reach"),
+        # The few businesses paused now ("pas le moment"), which later steps leave out: without it, every look for
+        # due later steps read the whole table (0.8 s at 4 M businesses on PostgreSQL).
+        Index("ix_business_paused_until", "paused_until", postgresql_where=sql_text("paused_until IS NOT NULL"),
+              sqlite_where=sql_text("paused_until IS NOT NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     siret: str = Field(max_length=14, unique=True, index=True)
