@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from stdnum.fr import siret as siret_check
 
 from integrations.phones import InvalidNumber, normalise_french_number
+from segments.taxonomy import naf_entry, normalize_naf
 from triggers.model import (
     ADOPTION_TYPES,
     EVENT_TYPES,
@@ -182,8 +183,6 @@ class BusinessIn(BaseModel):
     def _naf(cls, value: str | None) -> str | None:
         if not value:
             return None
-        from segments.taxonomy import naf_entry, normalize_naf
-
         code = normalize_naf(value)
         if naf_entry(code) is None:
             raise ValueError(f"code NAF inconnu: {value}")

@@ -49,6 +49,8 @@ from typing import IO, Any, NamedTuple
 
 from stdnum.fr import siret as stdnum_siret
 
+from segments.taxonomy import naf_entry
+from segments.territory import commune as commune_info
 from triggers.model import BusinessFacts, EventIn, Reject
 
 SOURCE = "sirene"
@@ -187,12 +189,10 @@ class Lookups(NamedTuple):
 
 def default_lookups() -> Lookups:
     """The shipped reference data (segments.taxonomy and segments.territory)."""
-    from segments.taxonomy import naf_entry
-    from segments.territory import commune
 
     def commune_known(code: str) -> bool:
         try:
-            return commune(code) is not None
+            return commune_info(code) is not None
         except (KeyError, ValueError):
             return False
 
@@ -732,6 +732,7 @@ def parser_process(
 
     try:
         if columnar:  # the pyarrow reader (triggers.sirene_columnar), same chunks
+            # Imported here: triggers.sirene_columnar imports this module (a cycle at module level).
             from triggers.sirene_columnar import columnar_chunks
 
             chunks = columnar_chunks(path, None, chunk_size, drop_out_of_scope)
