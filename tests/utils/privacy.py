@@ -66,8 +66,8 @@ def build_business(settings, engine, tmp_path) -> Built:
         with engine.connect() as conn:
             message_id = conn.execute(select(Message.__table__.c.id).where(
                 Message.__table__.c.channel == "email", Message.__table__.c.status == "sent")).scalars().first()
-        token = make_token(settings.resolved_secret, "m", message_id, now=dt.datetime.now(dt.UTC))
-        reply = client.post(f"/m/{token}/rappel", data={
+        landing = make_token(settings.resolved_secret, "m", message_id, now=dt.datetime.now(dt.UTC))
+        reply = client.post(f"/m/{landing}/rappel", data={
             "csrf": make_csrf(settings.resolved_secret, f"landing:{message_id}"),
             "phone": CALLBACK_PHONE, "slot": "soir", "note": NOTE})
         assert reply.status_code == 200, reply.text
