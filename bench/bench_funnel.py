@@ -18,6 +18,7 @@ Measured (JSON lines, see bench/__main__.py):
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import statistics
 import sys
@@ -206,7 +207,7 @@ def main(argv: list[str]) -> int:
             max_ms=round(max(live)),
         )
 
-        refresh = timed(lambda: refresh_rollup(engine, [campaign.id]), 1)
+        refresh = timed(lambda: refresh_rollup(engine, [campaign.id], now=dt.datetime.now(dt.UTC)), 1)
         with engine.connect() as conn:
             rollup_rows = conn.execute(
                 text("SELECT count(*) FROM funnelrollup WHERE campaign_id = :c"), {"c": campaign.id}

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from store.models import AuditEntry, UserAccount, utcnow
+from store.models import AuditEntry, UserAccount
 
 AUDIT = AuditEntry.__table__
 USERS = UserAccount.__table__
@@ -29,9 +29,9 @@ ACTIONS = {
 
 def record(conn: Connection, *, actor: str, role: str, action: str, target: str,
            territory: dict[str, Any] | None = None, detail: dict[str, Any] | None = None,
-           at: dt.datetime | None = None) -> None:
-    """Append one entry."""
-    conn.execute(AUDIT.insert().values(at=at or utcnow(), actor=actor[:320], role=role[:20], action=action,
+           at: dt.datetime) -> None:
+    """Append one entry, at `at` (the unit of work's moment)."""
+    conn.execute(AUDIT.insert().values(at=at, actor=actor[:320], role=role[:20], action=action,
                                        target=target[:200], territory={k: v for k, v in (territory or {}).items() if v},
                                        detail=detail or {}))
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection
 
-from store.models import Business, CallTask, Enrollment, Interaction, Message, TriggerEvent, utcnow
+from store.models import Business, CallTask, Enrollment, Interaction, Message, TriggerEvent
 from store.sql import insert_for
 
 MESSAGES = Message.__table__
@@ -37,7 +37,7 @@ def message_row(conn: Connection, message_id: int):
 
 
 def record_interaction(
-    conn: Connection, msg, kind: str, data: dict[str, Any] | None = None, at: dt.datetime | None = None
+    conn: Connection, msg, kind: str, data: dict[str, Any] | None = None, *, at: dt.datetime
 ) -> int:
     """One interaction of the business that received `msg`, attributed to its enrollment and campaign."""
     result = conn.execute(
@@ -47,7 +47,7 @@ def record_interaction(
             campaign_id=msg.campaign_id,
             enrollment_id=msg.enrollment_id,
             kind=kind,
-            at=at or utcnow(),
+            at=at,
             data=data or {},
         )
     )
@@ -73,7 +73,7 @@ def request_callback(
     note: str,
     assignee: str,
     script: str,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     sms: bool = False,
 ) -> CallbackStored:
     """Create (or update, when asked again) the call task of this message and record the request.
@@ -85,7 +85,6 @@ def request_callback(
     """
     from store.privacy import CALLBACK_CONSENT_TEXT, SMS_CONSENT_TEXT, give_consent, owner_of_campaign
 
-    now = now or utcnow()
     existing = conn.execute(select(TASKS.c.id).where(TASKS.c.message_id == msg.id)).first()
     values = {
         "business_id": msg.business_id,
@@ -149,11 +148,10 @@ def record_diagnostic(
     *,
     score: int,
     data: dict[str, Any],
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> None:
     """Store the business's digital maturity (0-5) and count a `diagnostic_completed` conversion whose data are the
     versioned answers and levels (`orchestrator.core.diagnostic`)."""
-    now = now or utcnow()
     conn.execute(
         update(BUSINESS)
         .where(BUSINESS.c.id == msg.business_id)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, false, func, select, true, update
 from sqlalchemy.engine import Connection
 
-from store.models import Business, CallTask, Enrollment, FollowupTask, Interaction, utcnow
+from store.models import Business, CallTask, Enrollment, FollowupTask, Interaction
 from store.sql import insert_for
 
 FOLLOWUPS = FollowupTask.__table__
@@ -96,7 +96,7 @@ def followups(conn: Connection, clause, *, today: dt.date, open_only: bool = Tru
 
 
 def complete_followup(conn: Connection, followup_id: int, clause, *, outcome: str, category: str | None,
-                      note: str, by: str, now: dt.datetime | None = None) -> bool:
+                      note: str, by: str, now: dt.datetime) -> bool:
     """Record a follow-up's outcome (and, for "a commencé à utiliser", the tool's adoption category as a
     `tool_adopted` of the business); False when the scope does not see it or it is done already."""
     from triggers.model import ADOPTION_CATEGORIES
@@ -105,7 +105,6 @@ def complete_followup(conn: Connection, followup_id: int, clause, *, outcome: st
         raise ValueError("Résultat du suivi inconnu.")
     if outcome == "started" and category not in ADOPTION_CATEGORIES:
         raise ValueError("Dites quel outil elle a commencé à utiliser.")
-    now = now or utcnow()
     row = conn.execute(select(FOLLOWUPS).where(FOLLOWUPS.c.id == followup_id, FOLLOWUPS.c.status == "open",
                                                clause)).first()
     if row is None:

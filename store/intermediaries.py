@@ -236,7 +236,7 @@ def relayed_enrollments(conn: Connection, enrollment_ids: Iterable[int]) -> set[
     return out
 
 
-def record_answer(conn: Connection, msg, answer: str, at: dt.datetime | None = None) -> bool:
+def record_answer(conn: Connection, msg, answer: str, at: dt.datetime) -> bool:
     """Record an intermediary's answer about the client of relay message `msg`; False when it was already given
     (the same answer twice is one interaction)."""
     kind = ANSWERS[answer][0]
@@ -246,5 +246,5 @@ def record_answer(conn: Connection, msg, answer: str, at: dt.datetime | None = N
         return False
     from store.conversions import record_interaction
 
-    record_interaction(conn, msg, kind, {"answer": answer, "recipient": msg.recipient}, at)
+    record_interaction(conn, msg, kind, {"answer": answer, "recipient": msg.recipient}, at=at)
     return True

@@ -28,7 +28,6 @@ from store.models import (
     Partner,
     Suppression,
     TriggerEvent,
-    utcnow,
 )
 from store.sql import chunks, insert_for
 from store.suppressions import ADDRESS_KIND, normalize_address
@@ -139,13 +138,12 @@ def gather(conn: Connection, business_id: int) -> dict[str, Any]:
 
 
 def erase_business(conn: Connection, business_id: int, *, siret: str, pseudo_siret: str,
-                   now: dt.datetime | None = None) -> dict[str, int]:
+                   now: dt.datetime) -> dict[str, int]:
     """Empty every personal column of one business and what hangs from it; rows stay (campaign counts hold).
 
     The SIRET and SIREN become `pseudo_siret` (a keyed hash, computed by the caller); contacts, name and
     address are emptied and the business is marked not to contact. Returns the rows changed by table.
     """
-    now = now or utcnow()
     counts: dict[str, int] = {}
     pseudo_siren = pseudo_siret[:9]
     counts["business"] = conn.execute(
@@ -234,27 +232,27 @@ def consents_of(conn: Connection, business_id: int) -> list[dict[str, Any]]:
 
 
 def give_consent(conn: Connection, *, business_id: int, owner: str, purpose: str, phone: str | None, source: str,
-                 text: str, at: dt.datetime | None = None) -> None:
+                 text: str, at: dt.datetime) -> None:
     """Record a specific consent (the same owner, purpose and number again: the live one is kept)."""
     live = conn.execute(select(CONSENTS.c.id).where(
         CONSENTS.c.business_id == business_id, CONSENTS.c.owner == owner, CONSENTS.c.purpose == purpose,
         CONSENTS.c.phone == phone, CONSENTS.c.withdrawn_at.is_(None))).first()
     if live is None:
         conn.execute(CONSENTS.insert().values(business_id=business_id, owner=owner, purpose=purpose, phone=phone,
-                                              source=source[:120], text=text, given_at=at or utcnow()))
+                                              source=source[:120], text=text, given_at=at))
 
 
 def withdraw_consents(conn: Connection, *, business_id: int, owner: str | None, purpose: str, source: str,
-                      at: dt.datetime | None = None) -> int:
+                      at: dt.datetime) -> int:
     """Withdraw the live consents of a business for a purpose (of one owner, or all); planned ones stop."""
     query = update(CONSENTS).where(CONSENTS.c.business_id == business_id, CONSENTS.c.purpose == purpose,
                                    CONSENTS.c.withdrawn_at.is_(None))
     if owner is not None:
         query = query.where(CONSENTS.c.owner == owner)
-    return conn.execute(query.values(withdrawn_at=at or utcnow(), withdrawn_source=source[:120])).rowcount or 0
+    return conn.execute(query.values(withdrawn_at=at, withdrawn_source=source[:120])).rowcount or 0
 
 
-def withdraw_for_task(conn: Connection, task_id: int, source: str, at: dt.datetime | None = None) -> int:
+def withdraw_for_task(conn: Connection, task_id: int, source: str, at: dt.datetime) -> int:
     """"Elle ne veut pas être appelée": the call consent given to the owner of that task's campaign is withdrawn."""
     found = conn.execute(select(TASKS.c.business_id, MESSAGES.c.campaign_id)
                          .select_from(TASKS.outerjoin(MESSAGES, MESSAGES.c.id == TASKS.c.message_id))
@@ -340,13 +338,12 @@ def without_consent(conn: Connection, rows) -> dict[int, str]:
 
 
 def keep_hashes(conn: Connection, hashed: Iterable[tuple[str, str | None, str]], *, reason: str = "erasure",
-                source: str = "effacement", now: dt.datetime | None = None) -> int:
+                source: str = "effacement", now: dt.datetime) -> int:
     """Keep (kind, clear address or None, hash) in the suppression list as hashes only.
 
     A suppression row of that address in clear is rewritten to its hash; otherwise a hashed row is added.
     Planned messages to those addresses are cancelled. Returns the hashes kept.
     """
-    now = now or utcnow()
     kept = 0
     for kind, address, digest in hashed:
         hidden = f"h:{digest}"
@@ -373,13 +370,13 @@ def hashed_among(conn: Connection, digests: Iterable[str]) -> set[str]:
     return found
 
 
-def forget_contacts(conn: Connection, business_ids: Iterable[int], now: dt.datetime | None = None) -> int:
+def forget_contacts(conn: Connection, business_ids: Iterable[int], now: dt.datetime) -> int:
     """A business that an erased identity came back as: no contact kept, never contacted, events stripped."""
     total = 0
     for part in chunks(sorted(set(business_ids)), 900):
         total += conn.execute(update(BUSINESS).where(BUSINESS.c.id.in_(part)).values(
             email=None, email_source=None, phone=None, phone_source=None, phone_consent=False,
-            do_not_contact=True, updated_at=now or utcnow())).rowcount or 0
+            do_not_contact=True, updated_at=now)).rowcount or 0
         conn.execute(update(EVENTS).where(EVENTS.c.business_id.in_(part)).values(payload={}))
         conn.execute(update(MESSAGES).where(MESSAGES.c.business_id.in_(part), MESSAGES.c.status == "planned")
                      .values(status="cancelled", last_error="opt-out"))
@@ -448,10 +445,8 @@ def retention_due(conn: Connection, *, contact_before: dt.datetime, text_before:
     return out
 
 
-def apply_retention(conn: Connection, due: dict[tuple[str, str], list[int]], now: dt.datetime | None = None
-                    ) -> None:
+def apply_retention(conn: Connection, due: dict[tuple[str, str], list[int]], now: dt.datetime) -> None:
     """Empty what `retention_due` found (rows stay: the counts of campaigns do not move)."""
-    now = now or utcnow()
     ids: dict[str, list[int]] = {}
     for (table, _owner), found in due.items():
         ids.setdefault(table, []).extend(found)

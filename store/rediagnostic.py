@@ -33,7 +33,7 @@ from orchestrator.core.planner import (
     message_context,
 )
 from store.conversions import CONVERSION_KINDS
-from store.models import Business, Enrollment, Interaction, Message, utcnow
+from store.models import Business, Enrollment, Interaction, Message
 from store.planning import VIEW_COLUMNS, active_campaigns, apply_followups, suppressed_for, view_of
 
 BUSINESS = Business.__table__
@@ -62,11 +62,10 @@ def _first_contexts(conn: Connection, enrollment_ids: list[int]) -> dict[int, di
     return {r.enrollment_id: r.context or {} for r in rows}
 
 
-def plan_rediagnostics(conn: Connection, now: dt.datetime | None = None, *, unavailable: frozenset[str] = frozenset(),
+def plan_rediagnostics(conn: Connection, now: dt.datetime, *, unavailable: frozenset[str] = frozenset(),
                        limit: int = 5000) -> Counter:
     """Plan the diagnostics due at `now`: after a conversion (90 days) and for the control sample (after the
     window); returns the counts (`rediagnostic_messages`, `control_diagnostic_messages`, `rediagnostic_stopped_*`)."""
-    now = now or utcnow()
     rules = {r.id: r for r in active_campaigns(conn, {})}
     if not rules:
         return Counter()

@@ -30,7 +30,6 @@ from store.models import (
     Message,
     MessageEvent,
     TriggerEvent,
-    utcnow,
 )
 
 BUSINESS = Business.__table__
@@ -164,7 +163,7 @@ def rollup_rows(conn: Connection, campaign_id: int) -> tuple[list[FunnelRow], dt
 
 
 def refresh_rollup(
-    engine: Engine, campaign_ids: list[int] | None = None, *, now: dt.datetime | None = None
+    engine: Engine, campaign_ids: list[int] | None = None, *, now: dt.datetime
 ) -> int:
     """Recompute the rollup of some campaigns (all when None); returns the rows written.
 
@@ -176,7 +175,6 @@ def refresh_rollup(
     from orchestrator.core.stats import marginals
     from store.conversions import attribute_conversions
 
-    now = now or utcnow()
     with engine.begin() as conn:
         attribute_conversions(conn)
     if campaign_ids is None:

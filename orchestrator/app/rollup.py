@@ -10,11 +10,11 @@ from sqlalchemy.engine import Engine
 from store.report import refresh_rollup
 
 
-def rollup(engine: Engine, day: dt.date | None = None) -> dict[str, Any]:
-    """Recompute every campaign's funnel rollup (late conversions attributed first).
+def rollup(engine: Engine, day: dt.date | None = None, *, now: dt.datetime) -> dict[str, Any]:
+    """Recompute every campaign's funnel rollup (late conversions attributed first), as of `now`.
 
     The rollup always covers the whole history up to now: `day` only labels the run (the flow passes
     yesterday), because a conversion may arrive weeks after its message.
     """
-    rows = refresh_rollup(engine)
+    rows = refresh_rollup(engine, now=now)
     return {"day": day.isoformat() if day else None, "rollup_rows": rows}

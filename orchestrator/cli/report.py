@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from orchestrator.app.bootstrap import system_clock
 from orchestrator.app.settings import get_settings
 from orchestrator.core import labels
 from orchestrator.core.stats import fr_cell, report_dict, table_csv
@@ -61,7 +62,7 @@ def report(
         if campaign and target is None:
             console.print(f"[red]Campagne inconnue : {campaign}[/red]")
             raise typer.Exit(1)
-        written = refresh_rollup(engine, [target.id] if target else None)
+        written = refresh_rollup(engine, [target.id] if target else None, now=system_clock())
         console.print(f"Agrégats recalculés : {written} lignes.", highlight=False)
         if not campaign:
             return
@@ -199,7 +200,7 @@ def territories_holdout(
         console.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from exc
     with _engine().begin() as conn:
-        set_territory_holdout(conn, level, code, percent, f"cli:{getpass.getuser()}")
+        set_territory_holdout(conn, level, code, percent, f"cli:{getpass.getuser()}", system_clock())
     if percent:
         console.print(f"Groupe témoin global de {level} {code} : {percent:g} % des entreprises, qu'aucune "
                       "campagne ne contacte pendant un an.", highlight=False)

@@ -456,8 +456,8 @@ def rollup_task(day: str | None) -> dict[str, Any]:
     from store.ops_metrics import rollup_summary
 
     app = bootstrap()
-    when = dt.date.fromisoformat(day) if day else (app.clock() - dt.timedelta(days=1)).date()
-    report = _report(rollup(app.engine, when))
+    when = dt.date.fromisoformat(day) if day else app.today() - dt.timedelta(days=1)
+    report = _report(rollup(app.engine, when, now=app.clock()))
     with app.engine.connect() as conn:
         _publish(run_reports.rollup_artifacts(report.get("day"), rollup_summary(conn)))
     return report

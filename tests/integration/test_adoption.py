@@ -115,7 +115,7 @@ def test_partner_file_and_ambassador_outcome_record_adoption(engine, settings, t
         s2 = _siret(conn, b2)
         msg = conn.execute(select(Message.__table__).where(Message.__table__.c.id == m1)).one()
         task_id = request_callback(conn, msg, phone="+33612345678", slot="matin", due_at=T0, note="",
-                                   assignee="ambassador:7", script="Rappeler.").task_id
+                                   assignee="ambassador:7", script="Rappeler.", now=T0).task_id
     add_partner(engine, "cma-35", ["tool_adopted"])
     path = tmp_path / "adoptions.csv"
     path.write_text(

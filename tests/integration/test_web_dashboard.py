@@ -89,6 +89,7 @@ def world(engine):
                 note="",
                 assignee=assignee,
                 script="Rappeler.",
+                now=dt.datetime(2026, 10, 5, 9, tzinfo=dt.UTC),
             )
             tasks[assignee] = stored.task_id
     return {"rennes": rennes, "privas": privas, "tasks": tasks}
