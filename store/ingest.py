@@ -10,7 +10,6 @@ what one transaction holds (one chunk), so a killed ingest run again ends in the
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, column, func, or_, select, table, update
 from sqlalchemy.engine import Connection, Engine
 
-from store.models import Business, Partner, TriggerEvent
+from store.models import Business, Partner, TriggerEvent, utcnow
 from store.sql import insert_for
 from triggers.model import EventIn
 
@@ -131,7 +130,7 @@ def _light_table(name: str, columns: Sequence[str]):
 
 def now_param(conn: Connection) -> Any:
     """The current time as the driver writes it in a row (text on SQLite, as SQLAlchemy's DateTime does)."""
-    now = dt.datetime.now(dt.UTC)
+    now = utcnow()
     if conn.dialect.name == "sqlite":
         # The text SQLAlchemy's DateTime writes on SQLite (UTC, no offset).
         return now.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -552,7 +551,7 @@ def set_categories(engine: Engine, by_siren: dict[str, str]) -> CategoryChanges:
                 b.c.siren == bindparam("b_siren"),
                 or_(b.c.categorie_entreprise.is_(None), b.c.categorie_entreprise != bindparam("b_category")),
             )
-            .values(categorie_entreprise=bindparam("b_category"), updated_at=dt.datetime.now(dt.UTC))
+            .values(categorie_entreprise=bindparam("b_category"), updated_at=utcnow())
         )
         conn.execute(stmt, [{"b_category": c, "b_siren": s} for c, s in changes])
         out.changed = len(changes)

@@ -16,7 +16,9 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> dt.datetime:
-    """Now, aware UTC (the store's convention)."""
+    """Now, aware UTC (the store's convention): the stamp of a row written without a moment from its caller
+    (column defaults, created_at/updated_at of registry and account writes). What decides by the time (planning,
+    sending, privacy, answers) takes `now` from the App's clock instead."""
     return dt.datetime.now(dt.UTC)
 
 
