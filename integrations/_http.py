@@ -53,6 +53,7 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
+    # The wall clock unless given: an HTTP-date is the peer's real time, and this only sizes a retry sleep.
     now = now or dt.datetime.now(dt.UTC)
     return max(0.0, (when - now).total_seconds())
 

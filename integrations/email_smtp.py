@@ -132,7 +132,9 @@ def _from_line(sender: str) -> str:
 
 
 def _date_line() -> str:
-    # formatdate() costs more than the rest of the headers; the text only changes once a second.
+    # formatdate() costs more than the rest of the headers; the text only changes once a second. The wall clock,
+    # not the App's: the Date of the wire message is when it really leaves (a fixed demo clock would date it in the
+    # future, which receiving servers score as spam).
     now = int(time.time())
     if _DATE[0] != now:
         _DATE[:] = [now, f"Date: {formatdate(now, localtime=False)}"]

@@ -84,6 +84,7 @@ def verify(
         sent_at = int(str(timestamp))
     except ValueError:
         return False
+    # The receiver judges freshness on its own wall clock (the sender signs on its real time, see WebhookChannel).
     current = time.time() if now is None else now
     if abs(current - sent_at) > tolerance:
         return False
@@ -121,6 +122,8 @@ class WebhookChannel:
         timeout: float = 10.0,
         workers: int = 4,
         rate: float = 0.0,
+        # Signing time, not the App's clock: the receiver checks it against its own wall clock (5 minutes), so a
+        # fixed demo or test clock would make every request look forged.
         clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(secrets, str):
