@@ -21,10 +21,10 @@ def notification(
     due_at: dt.datetime,
     note: str,
     dashboard_url: str,
-    tz: str = "Europe/Paris",
+    zone: ZoneInfo,
 ) -> OutgoingMessage:
-    """The e-mail telling an ambassador that an owner asked to be called back."""
-    local = due_at.astimezone(ZoneInfo(tz))
+    """The e-mail telling an ambassador that an owner asked to be called back (the time in `zone`, the App's)."""
+    local = due_at.astimezone(zone)
     days = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
     who = business.get("name") or "Une entreprise"
     metier = business.get("metier") or ""

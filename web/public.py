@@ -252,7 +252,7 @@ def ask_callback(
             due_at=due,
             note=note.strip(),
             dashboard_url=f"{settings.base_url.rstrip('/')}/tableau/appels",
-            tz=settings.timezone,
+            zone=declic.zone,
         )
         background.add_task(_notify, settings, mail)
     return _landing(request, settings, token, msg, done="rappel", due_label=SLOTS[slot][0])
