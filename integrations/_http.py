@@ -20,7 +20,7 @@ from typing import TypeVar
 import requests
 from requests.adapters import HTTPAdapter
 
-from integrations.base import Handoff, OutgoingMessage
+from integrations.base import Answer, Handoff, OutgoingMessage, answered
 from orchestrator.core.outcomes import Outcome, SendResult
 
 # Statuses worth retrying: the peer is busy, throttling us, or broken for now.
@@ -222,3 +222,17 @@ def guarded(
         return SendResult(
             message.message_id, Outcome.TRANSIENT, f"erreur inattendue : {type(exc).__name__}: {exc}"
         )
+
+
+def send_each(
+    workers: WorkerPool,
+    throttle: Throttle,
+    send_one: Callable[[OutgoingMessage, Handoff | None], SendResult],
+    batch: Sequence[OutgoingMessage],
+    on_handoff: Handoff | None,
+    on_answer: Answer | None,
+) -> list[SendResult]:
+    """One request per message on the pool's threads, once a pause the peer asked for has ended: one result per
+    message, in order, each answered as soon as it is known (SMS and webhooks send the same way)."""
+    throttle.resume()
+    return workers.map(lambda message: answered(guarded(send_one, message, on_handoff), on_answer), list(batch))

@@ -78,15 +78,15 @@ from integrations._http import (
     Throttle,
     WorkerPool,
     classify_status,
-    guarded,
     parse_retry_after,
     pause_after,
     pause_detail,
+    send_each,
     status_detail,
     transport_detail,
 )
 from integrations._settings import UnconfiguredChannel, setting
-from integrations.base import Answer, Handoff, OutgoingMessage, answered, register
+from integrations.base import Answer, Handoff, OutgoingMessage, register
 from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
 from orchestrator.core.outcomes import (
     DELIVERED,
@@ -509,9 +509,7 @@ class SmsChannel:
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
              on_answer: Answer | None = None) -> list[SendResult]:
         """Send each SMS (invalid numbers: PERMANENT, no request); one result per message, in order."""
-        self._throttle.resume()
-        return self._workers.map(
-            lambda message: answered(guarded(self._send_one, message, on_handoff), on_answer), list(batch))
+        return send_each(self._workers, self._throttle, self._send_one, batch, on_handoff, on_answer)
 
     def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
         try:

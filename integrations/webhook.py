@@ -47,15 +47,15 @@ from integrations._http import (
     Throttle,
     WorkerPool,
     classify_status,
-    guarded,
     parse_retry_after,
     pause_after,
     pause_detail,
+    send_each,
     status_detail,
     transport_detail,
 )
 from integrations._settings import UnconfiguredChannel, setting
-from integrations.base import Answer, Handoff, OutgoingMessage, answered, register
+from integrations.base import Answer, Handoff, OutgoingMessage, register
 from orchestrator.core.outcomes import Outcome, SendResult
 
 SIGNATURE_HEADER = "X-Declic-Signature"
@@ -173,9 +173,7 @@ class WebhookChannel:
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
              on_answer: Answer | None = None) -> list[SendResult]:
         """POST each message; one result per message, in order."""
-        self._throttle.resume()
-        return self._workers.map(
-            lambda message: answered(guarded(self._send_one, message, on_handoff), on_answer), list(batch))
+        return send_each(self._workers, self._throttle, self._send_one, batch, on_handoff, on_answer)
 
     def _send_one(self, message: OutgoingMessage, on_handoff: Handoff | None = None) -> SendResult:
         url = message.recipient if _is_url(message.recipient) else self.url
