@@ -4,11 +4,11 @@ The web layer (a provider's callback URL, a bounce mailbox reader) parses with t
 parser and hands the values (`orchestrator.core.outcomes`) here, inside its transaction:
 
     replies = integrations.sms_http.parse_inbound(raw_body)        # InboundReply values
-    record_sms_replies(conn, replies, source="octopush")
+    record_sms_replies(conn, replies, source="octopush", now=unit.now)
     receipts = integrations.sms_http.parse_delivery(raw_body)      # DeliveryReceipt values
-    record_sms_deliveries(conn, receipts, source="octopush")
+    record_sms_deliveries(conn, receipts, source="octopush", now=unit.now)
     bounces = integrations.email_bounce.parse_dsn(raw_email)        # Bounce values
-    record_bounces(conn, bounces, source="bounce-mailbox")
+    record_bounces(conn, bounces, source="bounce-mailbox", now=unit.now)
 
 A STOP is a global, permanent opt-out of the number (it also stops calls to it); a hard bounce, of the
 address. Each reply is tied to the message it answers when it can be (by our reference, the provider's
@@ -17,6 +17,7 @@ id, or the last SMS sent to that number) and kept as an interaction for the oper
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 
@@ -32,7 +33,7 @@ from orchestrator.core.outcomes import (
     DeliveryReceipt,
     InboundReply,
 )
-from store.models import Interaction, Message, MessageEvent, utcnow
+from store.models import Interaction, Message, MessageEvent
 from store.suppressions import suppress
 
 MESSAGES = Message.__table__
@@ -59,7 +60,7 @@ def _message_for_reply(conn: Connection, reply: InboundReply):
     ).first()
 
 
-def _interaction(conn: Connection, message, kind: str, data: dict) -> None:
+def _interaction(conn: Connection, message, kind: str, data: dict, now: dt.datetime) -> None:
     conn.execute(
         INTERACTIONS.insert(),
         {
@@ -68,35 +69,35 @@ def _interaction(conn: Connection, message, kind: str, data: dict) -> None:
             "campaign_id": message.campaign_id if message is not None else None,
             "enrollment_id": message.enrollment_id if message is not None else None,
             "kind": kind,
-            "at": utcnow(),
+            "at": now,
             "data": data,
         },
     )
 
 
-def record_sms_replies(conn: Connection, replies: Iterable[InboundReply], *, source: str) -> Counter:
-    """Record replies: STOP opts the number out everywhere; others are kept as "sms_reply" interactions."""
+def record_sms_replies(conn: Connection, replies: Iterable[InboundReply], *, source: str, now: dt.datetime) -> Counter:
+    """Record replies at `now`: STOP opts the number out everywhere; others are kept as "sms_reply" interactions."""
     counts: Counter = Counter()
     for reply in replies:
         message = _message_for_reply(conn, reply)
         received = reply.received_at.isoformat() if reply.received_at else None
         data = {"source": source, "text": reply.text[:500], "number": reply.number, "received_at": received}
         if reply.is_stop:
-            suppress(conn, "phone", reply.number, "stop_reply", source)
-            _interaction(conn, message, "unsubscribe", {**data, "via": "sms_stop"})
+            suppress(conn, "phone", reply.number, "stop_reply", source, now=now)
+            _interaction(conn, message, "unsubscribe", {**data, "via": "sms_stop"}, now)
             counts["opt_outs"] += 1
         else:
-            _interaction(conn, message, "sms_reply", data)
+            _interaction(conn, message, "sms_reply", data, now)
             counts["replies"] += 1
         if message is None:
             counts["unmatched"] += 1
     return counts
 
 
-def record_bounces(conn: Connection, bounces: Iterable[Bounce], *, source: str) -> Counter:
-    """Record bounces: a hard one opts the address out and marks its message failed; a soft one is noted."""
+def record_bounces(conn: Connection, bounces: Iterable[Bounce], *, source: str, now: dt.datetime) -> Counter:
+    """Record bounces at `now`: a hard one opts the address out and marks its message failed; a soft one is
+    noted."""
     counts: Counter = Counter()
-    now = utcnow()
     for bounce in bounces:
         if bounce.action not in ("failed", "delayed"):
             continue
@@ -105,7 +106,7 @@ def record_bounces(conn: Connection, bounces: Iterable[Bounce], *, source: str) 
             message = conn.execute(select(MESSAGES).where(MESSAGES.c.id == bounce.outbox_id)).first()
         detail = f"{bounce.status} {bounce.diagnostic}".strip()[:500]
         if bounce.is_hard:
-            suppress(conn, "email", bounce.recipient, "bounce", source)
+            suppress(conn, "email", bounce.recipient, "bounce", source, now=now)
             counts["hard"] += 1
             if message is not None:
                 conn.execute(
@@ -129,9 +130,11 @@ def record_bounces(conn: Connection, bounces: Iterable[Bounce], *, source: str) 
     return counts
 
 
-def record_sms_deliveries(conn: Connection, receipts: Iterable[DeliveryReceipt], *, source: str) -> Counter:
-    """Record delivery receipts: delivered marks the message so; a number that does not exist, or that
-    the provider holds as opted out, is suppressed; an undelivered SMS is noted in its history."""
+def record_sms_deliveries(conn: Connection, receipts: Iterable[DeliveryReceipt], *, source: str,
+                          now: dt.datetime) -> Counter:
+    """Record delivery receipts (one without its own time at `now`): delivered marks the message so; a number
+    that does not exist, or that the provider holds as opted out, is suppressed; an undelivered SMS is noted in
+    its history."""
     counts: Counter = Counter()
     for receipt in receipts:
         message = conn.execute(
@@ -145,7 +148,7 @@ def record_sms_deliveries(conn: Connection, receipts: Iterable[DeliveryReceipt],
         if message is None:
             counts["unmatched"] += 1
             continue
-        at = receipt.at or utcnow()
+        at = receipt.at or now
         number = receipt.number or message.recipient
         if receipt.state == DELIVERED:
             # Only a message that left becomes delivered: a later click or failure is not undone. A receipt
@@ -176,8 +179,8 @@ def record_sms_deliveries(conn: Connection, receipts: Iterable[DeliveryReceipt],
                 {"message_id": message.id, "status": "undelivered", "at": at, "detail": detail},
             )
             if receipt.state == INVALID and number:
-                suppress(conn, "phone", number, "bounce", source)
+                suppress(conn, "phone", number, "bounce", source, now=now)
             elif receipt.state == OPTED_OUT and number:
-                suppress(conn, "phone", number, "stop_reply", source)
+                suppress(conn, "phone", number, "stop_reply", source, now=now)
         counts[receipt.state] += 1
     return counts

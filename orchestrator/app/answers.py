@@ -19,7 +19,7 @@ from store.suppressions import unsubscribe_message
 def unsubscribe(app: App, message_id: int) -> bool:
     """Opt out the recipient of message `message_id`; False when the message is unknown."""
     with app.transaction() as unit:
-        return unsubscribe_message(unit.conn, message_id)
+        return unsubscribe_message(unit.conn, message_id, now=unit.now)
 
 
 def click(app: App, message_id: int) -> bool:

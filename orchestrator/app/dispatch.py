@@ -160,7 +160,7 @@ class StoreOutbox:
         with self.engine.begin() as conn:
             results = queue_tasks(conn, results)
             for address in refused:  # refused in the SMTP dialogue: an opt-out, as after a bounce report
-                suppress(conn, "email", address, "bounce", "smtp")
+                suppress(conn, "email", address, "bounce", "smtp", now=now)
             counts = record_results(conn, results, owner, now, fence.handed_over, retry_base=retry_base,
                                     settled=fence.settled)
             paused = {}

@@ -13,16 +13,16 @@ from store import feedback
 def sms_replies(app: App, replies: Iterable, source: str = "sms_reply") -> dict[str, int]:
     """Record replies to our SMS; the counts by what each became."""
     with app.transaction() as unit:
-        return dict(feedback.record_sms_replies(unit.conn, replies, source=source))
+        return dict(feedback.record_sms_replies(unit.conn, replies, source=source, now=unit.now))
 
 
 def sms_receipts(app: App, receipts: Iterable, source: str = "sms_receipt") -> dict[str, int]:
     """Record delivery receipts of our SMS; the counts by what each became."""
     with app.transaction() as unit:
-        return dict(feedback.record_sms_deliveries(unit.conn, receipts, source=source))
+        return dict(feedback.record_sms_deliveries(unit.conn, receipts, source=source, now=unit.now))
 
 
 def bounces(app: App, reports: Iterable, source: str = "bounce_report") -> dict[str, int]:
     """Record bounce reports of our e-mails; the counts by what each became."""
     with app.transaction() as unit:
-        return dict(feedback.record_bounces(unit.conn, reports, source=source))
+        return dict(feedback.record_bounces(unit.conn, reports, source=source, now=unit.now))

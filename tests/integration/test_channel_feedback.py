@@ -18,6 +18,7 @@ PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 
 MESSAGES = Message.__table__
 T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)  # when the answers come back
 _names = itertools.count(1)
 
 
@@ -50,7 +51,7 @@ def test_a_stop_reply_opts_the_number_out_and_cancels_what_was_planned(engine) -
         "reception_date": "2026-11-27 10:02:00",
     }
     with engine.begin() as conn:
-        counts = record_sms_replies(conn, parse_inbound(payload, zone=PARIS), source="octopush")
+        counts = record_sms_replies(conn, parse_inbound(payload, zone=PARIS), source="octopush", now=NOW)
     assert counts == {"opt_outs": 1}
     with engine.connect() as conn:
         suppression = conn.execute(select(Suppression.__table__)).one()
@@ -68,7 +69,7 @@ def test_an_ordinary_reply_is_kept_for_the_operator(engine) -> None:
     sent = seed(engine, "sms", "+33781234567")
     payload = [{"from": "07 81 23 45 67", "text": "Oui, rappelez-moi demain", "reference": ""}]
     with engine.begin() as conn:
-        counts = record_sms_replies(conn, parse_inbound(payload, zone=PARIS), source="generic")
+        counts = record_sms_replies(conn, parse_inbound(payload, zone=PARIS), source="generic", now=NOW)
     assert counts == {"replies": 1}
     with engine.connect() as conn:
         interaction = conn.execute(select(Interaction.__table__)).one()
@@ -109,7 +110,7 @@ Message-ID: <declic.{message_id}@declic.test>
 --B--
 """
     with engine.begin() as conn:
-        counts = record_bounces(conn, parse_dsn(dsn), source="bounce-mailbox")
+        counts = record_bounces(conn, parse_dsn(dsn), source="bounce-mailbox", now=NOW)
     assert counts == {"hard": 1}
     with engine.connect() as conn:
         row = conn.execute(select(MESSAGES).where(MESSAGES.c.id == message_id)).one()
@@ -151,7 +152,7 @@ def test_delivery_receipts_complete_the_message_history(engine) -> None:
         {"message_id": "sms_unknown", "number": "+33612345003", "status": "DELIVERED"},
     ]
     with engine.begin() as conn:
-        counts = record_sms_deliveries(conn, parse_delivery(payload, zone=PARIS), source="octopush")
+        counts = record_sms_deliveries(conn, parse_delivery(payload, zone=PARIS), source="octopush", now=NOW)
     assert counts == {"delivered": 1, "invalid": 1, "unmatched": 1}
     with engine.connect() as conn:
         statuses = dict(

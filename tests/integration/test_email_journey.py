@@ -76,7 +76,7 @@ def test_opt_out_between_planning_and_sending_stops_the_send(settings, engine, s
                               creation_item("o-2", email="b@exemple.fr", occurred_on=EVENT_DAY)])
     assert plan_all(app)["messages"] == 2
     with engine.begin() as conn:
-        suppress(conn, "email", "A@exemple.fr", "unsubscribe", "test")
+        suppress(conn, "email", "A@exemple.fr", "unsubscribe", "test", now=NOW)
     counts = dispatch_all(app)
     assert counts["sent"] == 1
     assert [m["To"] for m in smtp_sink.messages] == ["b@exemple.fr"]

@@ -143,7 +143,7 @@ def test_a_new_address_never_lifts_an_opt_out(client, engine):
     post(client, token, [item("s-1", known, business={"commune_code": "35238"},
                               contact={"email": "ancien@exemple.fr", "phone": "06 12 34 56 78"})])
     with engine.begin() as conn:
-        suppress(conn, "email", "ancien@exemple.fr", "unsubscribe", "unsubscribe_link")
+        suppress(conn, "email", "ancien@exemple.fr", "unsubscribe", "unsubscribe_link", now=dt.datetime.now(dt.UTC))
     post(client, token, [item("s-2", known, type_="first_hire",
                               contact={"email": "Nouveau@Exemple.fr", "phone": "07 98 76 54 32"})])
     after = business(engine, known)
@@ -152,7 +152,7 @@ def test_a_new_address_never_lifts_an_opt_out(client, engine):
         assert suppressed_among(conn, "email", [after.email]) == {"nouveau@exemple.fr"}
         assert suppressed_among(conn, "phone", [after.phone]) == set()  # opted out by e-mail only
     with engine.begin() as conn:
-        suppress(conn, "phone", "+33798765432", "stop_reply")
+        suppress(conn, "phone", "+33798765432", "stop_reply", now=dt.datetime.now(dt.UTC))
     post(client, token, [item("s-3", known, type_="first_hire", contact={"phone": "06 11 22 33 44"})])
     with engine.connect() as conn:
         assert suppressed_among(conn, "phone", ["+33611223344"]) == {"+33611223344"}

@@ -210,12 +210,12 @@ def test_a_delivery_receipt_settles_a_handed_over_or_unknown_message(engine):
         fence.close()
     with engine.begin() as conn:
         record_sms_deliveries(conn, [DeliveryReceipt("<declic.early@127.0.0.1>", DELIVERED, "DELIVERED")],
-                              source="test")
+                              source="test", now=NOW)
         release_expired(conn, NOW + lease + dt.timedelta(seconds=1))
     assert row(engine, early.id).status == "delivered" and row(engine, late.id).status == "unknown"
     with engine.begin() as conn:
         record_sms_deliveries(conn, [DeliveryReceipt("<declic.late@127.0.0.1>", DELIVERED, "DELIVERED")],
-                              source="test")
+                              source="test", now=NOW + lease * 2)
         record_results(conn, [SendResult(early.id, Outcome.SENT, "200", provider_id="ticket-1")], "lent:1:a",
                        NOW + lease * 2, {early.id})
     assert row(engine, late.id).status == "delivered"

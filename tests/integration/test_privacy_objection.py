@@ -75,6 +75,6 @@ def test_the_unsubscribe_link_and_stop_stop_every_owner(settings, engine):
 
     with engine.begin() as conn:
         counts = record_sms_replies(conn, parse_inbound([{"from": "06 12 34 56 78", "text": "STOP"}], zone=PARIS),
-                                    source="generic")
+                                    source="generic", now=NOW)
     assert counts["opt_outs"] == 1
     assert blocked(engine, other_email, other_sms) == {other_email: "opted_out", other_sms: "opted_out"}
