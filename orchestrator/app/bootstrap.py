@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection, Engine
 
-from integrations.base import Channel, factory_for
+from integrations._settings import UnconfiguredChannel
+from integrations.base import Channel, factory_for, registered
 from orchestrator.app.settings import Settings, get_settings
 from store.db import get_engine
 from templates.render import TemplateLibrary, library
@@ -94,6 +95,25 @@ def _import_channels() -> None:
     import integrations.relay  # noqa: F401
     import integrations.sms_http  # noqa: F401
     import integrations.webhook  # noqa: F401
+
+
+def unconfigured_channels(settings: Settings) -> dict[str, str]:
+    """Each channel whose settings are missing -> what is missing (in the channel's words), built as a dispatch
+    builds it (`integrations._settings.UnconfiguredChannel` stands in for it): the planner treats these channels
+    as unavailable (the step's fallback applies) and `declic status` names them."""
+    _import_channels()
+    missing: dict[str, str] = {}
+    for name in registered():
+        try:
+            channel = factory_for(name)(settings, clock=None)
+        except (TypeError, ValueError) as exc:
+            missing[name] = str(exc)
+            continue
+        if isinstance(channel, UnconfiguredChannel):
+            missing[name] = channel.reason
+        with suppress(Exception):
+            channel.close()
+    return missing
 
 
 def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> App:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
-from orchestrator.app.bootstrap import App
+from orchestrator.app.bootstrap import App, unconfigured_channels
 from orchestrator.app.privacy import guard_candidates
 from orchestrator.app.run_tally import note_followups, note_plan
 from orchestrator.core.planner import (
@@ -61,8 +61,6 @@ log = logging.getLogger("declic.planning")
 def policy_from(app: App) -> Policy:
     """The global pressure caps: settings `cap_per_7_days` / `cap_per_30_days` when present, else 1 and 3; and the
     channels not configured, which the planner never chooses."""
-    from orchestrator.cli.status import unconfigured_channels
-
     s = app.settings
     week = getattr(s, "cap_per_7_days", None)
     month = getattr(s, "cap_per_30_days", None)

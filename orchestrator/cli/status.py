@@ -6,7 +6,6 @@ is configured and answers; otherwise the report says so in plain words instead o
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import re
@@ -17,9 +16,7 @@ import requests
 from rich.table import Table
 from sqlalchemy import case, func, inspect, select
 
-from integrations._settings import UnconfiguredChannel
-from integrations.base import factory_for, registered
-from orchestrator.app.bootstrap import _import_channels
+from orchestrator.app.bootstrap import unconfigured_channels
 from orchestrator.app.settings import Settings
 from orchestrator.core.labels import datetime_fr, label
 from store.db import get_engine
@@ -95,27 +92,6 @@ def last_runs(api_url: str | None, timeout: float = 3.0) -> dict[str, Any]:
         return {"available": False, "flows": {},
                 "note": f"serveur Prefect injoignable ({api_url}) : « declic serve » est-il lancé ? "
                         "Les chiffres de la base ci-dessus restent exacts"}
-
-
-def unconfigured_channels(settings: Settings) -> dict[str, str]:
-    """Each channel whose settings are missing -> what is missing (in the channel's words), built as a dispatch
-    builds it (`integrations._settings.UnconfiguredChannel` stands in for it): the planner treats these channels
-    as unavailable (the step's fallback applies) and `declic status` names them."""
-    import integrations.email_smtp  # noqa: F401  (registers "email")
-
-    _import_channels()
-    missing: dict[str, str] = {}
-    for name in registered():
-        try:
-            channel = factory_for(name)(settings, clock=None)
-        except (TypeError, ValueError) as exc:
-            missing[name] = str(exc)
-            continue
-        if isinstance(channel, UnconfiguredChannel):
-            missing[name] = channel.reason
-        with contextlib.suppress(Exception):
-            channel.close()
-    return missing
 
 
 def prefect_api_url(settings: Settings) -> str | None:

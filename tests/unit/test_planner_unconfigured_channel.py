@@ -3,8 +3,8 @@ step's fallback applies instead of a message retried forever (issue 19, point 7)
 
 from __future__ import annotations
 
+from orchestrator.app.bootstrap import unconfigured_channels
 from orchestrator.app.settings import Settings
-from orchestrator.cli.status import unconfigured_channels
 from orchestrator.core.planner import Policy, plan
 from tests.unit.test_planner_journeys import NOW, PARIS, business, candidate, rule
 
