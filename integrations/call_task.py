@@ -33,8 +33,8 @@ from typing import Any
 from integrations._settings import no_clock, setting
 from integrations.base import Answer, Handoff, OutgoingMessage, register
 from integrations.call_rules import CallAttempt, holiday_subdivision, next_call_slot
-from integrations.phones import InvalidNumber, normalise_number
 from orchestrator.core.outcomes import Outcome, SendResult
+from orchestrator.core.phones import InvalidNumber, normalise_number
 
 __all__ = ["CallAttempt", "CallFacts", "CallTaskChannel", "business_id_of", "next_call_slot"]
 

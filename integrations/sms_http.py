@@ -87,7 +87,6 @@ from integrations._http import (
 )
 from integrations._settings import UnconfiguredChannel, setting
 from integrations.base import Answer, Handoff, OutgoingMessage, register
-from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
 from orchestrator.core.outcomes import (
     DELIVERED,
     INVALID,
@@ -99,6 +98,7 @@ from orchestrator.core.outcomes import (
     Outcome,
     SendResult,
 )
+from orchestrator.core.phones import InvalidNumber, normalise_mobile, normalise_number
 from templates.lint import sms_length
 
 OCTOPUSH_URL = "https://api.octopush.com/v1/public/sms-campaign/send"

@@ -49,7 +49,7 @@ from jinja2 import meta, nodes
 from jinja2.runtime import Macro
 from jinja2.utils import missing
 
-from integrations.phones import InvalidNumber, normalise_number
+from orchestrator.core.phones import InvalidNumber, normalise_number
 from templates import wording
 
 MESSAGES_DIR = Path(__file__).parent / "messages"

@@ -31,7 +31,7 @@ from typing import Any
 
 import phonenumbers
 
-from integrations.phones import OVERSEAS_REGIONS
+from orchestrator.core.phones import OVERSEAS_REGIONS
 from segments.taxonomy import normalize_naf, trade_wording
 
 TRADES_NAF = Path(__file__).resolve().parent.parent / "segments" / "data" / "trades_naf.csv"

@@ -18,7 +18,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from stdnum.fr import siret as siret_check
 
-from integrations.phones import InvalidNumber, normalise_french_number
+from orchestrator.core.phones import InvalidNumber, normalise_french_number
 from segments.taxonomy import naf_entry, normalize_naf
 from triggers.model import (
     ADOPTION_TYPES,

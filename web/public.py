@@ -13,7 +13,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from integrations.phones import InvalidNumber, normalise_french_number
 from orchestrator.app import answers, callbacks
 from orchestrator.app.bootstrap import App
 from orchestrator.app.callbacks import SLOTS
@@ -22,6 +21,7 @@ from orchestrator.core.campaign_spec import NOT_FOR_ME_REASONS as REASONS
 from orchestrator.core.campaign_spec import PAUSE_MONTHS
 from orchestrator.core.diagnostic import questions as diagnostic_questions
 from orchestrator.core.links import TokenError, make_token, read_token
+from orchestrator.core.phones import InvalidNumber, normalise_french_number
 from templates.render import tel_href
 from templates.wording import DEFAULT_REASON, ORIGIN_REASONS, origin_words
 from triggers.model import ADOPTION_CATEGORIES

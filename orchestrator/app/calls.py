@@ -27,8 +27,8 @@ from integrations.call_rules import (
     next_call_slot,
 )
 from integrations.call_task import CallFacts, business_id_of
-from integrations.phones import InvalidNumber, normalise_number
 from orchestrator.core.outcomes import SendResult
+from orchestrator.core.phones import InvalidNumber, normalise_number
 from store import call_tasks
 
 __all__ = ["OUTCOMES", "call_facts", "queue_tasks", "record_attempt"]

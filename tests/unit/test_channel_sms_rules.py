@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from integrations.phones import InvalidNumber, normalise_mobile, normalise_number
 from integrations.sms_http import InboundError, is_stop, parse_delivery, parse_inbound
+from orchestrator.core.phones import InvalidNumber, normalise_mobile, normalise_number
 
 PARIS = ZoneInfo("Europe/Paris")  # the deployment's zone
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from integrations.phones import normalise_number
+from orchestrator.core.phones import normalise_number
 from tests.utils.emails import HtmlReader, email_templates, mime_parts, render_email
 
 TEMPLATES = email_templates()

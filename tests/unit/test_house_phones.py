@@ -5,14 +5,15 @@ from __future__ import annotations
 import phonenumbers
 import pytest
 
-from integrations import phones, sms_http
+from integrations import sms_http
+from orchestrator.core import phones
 from triggers.partner_api import ContactIn, check_phone
 
 FRENCH_REGIONS = ("FR", "RE", "GP", "MQ", "GF", "YT", "PM", "BL", "MF", "NC", "PF", "WF")
 
 
 def _former_check_phone(value: str) -> str:
-    """triggers.partner_api.check_phone before it called integrations.phones (kept to prove parity)."""
+    """triggers.partner_api.check_phone before it called the shared phone module (kept to prove parity)."""
     for region in FRENCH_REGIONS:
         try:
             number = phonenumbers.parse(value, region)

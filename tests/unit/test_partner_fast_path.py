@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from integrations.phones import InvalidNumber, normalise_french_number
+from orchestrator.core.phones import InvalidNumber, normalise_french_number
 from triggers.partner_api import (
     _fast_email,
     _fast_phone,

@@ -1,7 +1,7 @@
 """French phone numbers (mainland and overseas) to E.164 with `phonenumbers`.
 
-The one implementation shared by the partner intake (triggers/), the landing page and the SMS and call
-channels. It imports nothing from the project, so any layer may import it without a cycle.
+Pure values (no I/O): the one implementation shared by the partner intake (triggers/), the message templates, the
+landing page and the SMS and call channels. It imports nothing from the project, so any layer may import it.
 """
 
 from __future__ import annotations
