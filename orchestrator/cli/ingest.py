@@ -16,19 +16,16 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from orchestrator.app.bootstrap import system_clock
+from orchestrator.app.bootstrap import App, bootstrap
 from orchestrator.app.ingest import emit_deadlines, import_partner_file, ingest_bodacc, ingest_sirene, ingest_sirene_ul
-from orchestrator.app.settings import get_settings
 from orchestrator.cli.errors import CliError
 from orchestrator.core.labels import count_fr, event_count, ingest_note, reject_reason
-from store.db import get_engine
 from triggers.bodacc import BodaccFormatError
 from triggers.calendar import CalendarError, load_deadlines
 from triggers.model import Reject
@@ -63,19 +60,15 @@ def register(app: typer.Typer) -> None:
     app.command("deadlines")(deadlines)
 
 
-def _engine():
-    return get_engine(get_settings().resolved_database_url)
+def _app() -> App:
+    """The App of the composition root (settings, engine, clock, zone), as every command builds it."""
+    return bootstrap()
 
 
-def _secret() -> str:
-    # The key that recognises an erased person's SIRET, e-mails and phones (their hashes in the suppression list).
-    return get_settings().resolved_secret
-
-
-def _today(value: str | None) -> dt.date:
-    """`--today` as a date; without it, today in the deployment's zone by the App's clock."""
+def _today(app: App, value: str | None) -> dt.date:
+    """`--today` as a date; without it, today in the App's zone by the App's clock."""
     if not value:
-        return system_clock().astimezone(ZoneInfo(get_settings().timezone)).date()
+        return app.today()
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
@@ -257,9 +250,10 @@ def ingest_sirene_cmd(
     ] = None,
 ) -> None:
     """Lire un stock Sirene ou une mise à jour quotidienne : TPE, créations, premières embauches, fermetures."""
+    app = _app()
     _run_ingest(
         path,
-        lambda sink, progress: ingest_sirene(_engine(), path, today=_today(today),
+        lambda sink, progress: ingest_sirene(app.engine, path, today=_today(app, today),
                                              creation_window_days=creation_window, parallel=parallel, rejects=sink,
                                              progress=progress),
         label="Sirene", title=f"Sirene : {path.name}", as_json=as_json, rejects=rejects,
@@ -277,9 +271,10 @@ def ingest_sirene_ul_cmd(
 ) -> None:
     """Lire le stock des unités légales Sirene : la catégorie (PME, ETI, GE) de chaque entreprise connue, qui fixe
     ses dates de facturation électronique. À lancer après « declic ingest sirene », qu'il complète."""
+    app = _app()
     _run_ingest(
         path,
-        lambda sink, progress: ingest_sirene_ul(_engine(), path, rejects=sink, progress=progress),
+        lambda sink, progress: ingest_sirene_ul(app.engine, path, rejects=sink, progress=progress),
         label="Sirene unités légales", title=f"Sirene, unités légales : {path.name}", as_json=as_json,
         rejects=rejects, refused=(SireneFormatError,), said=_sirene_refused,
     )
@@ -295,9 +290,11 @@ def ingest_bodacc_cmd(
     today: TodayOpt = None,
 ) -> None:
     """Lire les annonces du BODACC : reprises, créations, procédures collectives, radiations."""
+    app = _app()
     _run_ingest(
         path,
-        lambda sink, progress: ingest_bodacc(_engine(), path, today=_today(today), rejects=sink, progress=progress),
+        lambda sink, progress: ingest_bodacc(app.engine, path, today=_today(app, today), rejects=sink,
+                                             progress=progress),
         label="BODACC", title=f"BODACC : {path.name}", as_json=as_json, rejects=rejects,
         refused=(BodaccFormatError,), estimate=False, unit="annonce",
     )
@@ -313,10 +310,11 @@ def events_import_cmd(
     rejects: RejectsOpt = None,
 ) -> None:
     """Importer les événements d'un partenaire depuis un fichier CSV (mêmes contrôles que l'API, sans doublon)."""
+    app = _app()
     _run_ingest(
         file,
-        lambda sink, progress: import_partner_file(_engine(), file, partner=partner, today=_today(None), rejects=sink,
-                                                   progress=progress, secret=_secret()),
+        lambda sink, progress: import_partner_file(app.engine, file, partner=partner, today=app.today(), rejects=sink,
+                                                   progress=progress, secret=app.settings.resolved_secret),
         label="Événements", title=f"Événements de {partner} : {file.name}", as_json=as_json, rejects=rejects,
         refused=(PartnerFileError, LookupError), said=lambda exc: str(exc).strip("'\""),
     )
@@ -342,7 +340,9 @@ def deadlines(
         items = load_deadlines(file)
     except (CalendarError, OSError) as exc:
         _fail(str(exc))
-    run = emit_deadlines(_engine(), today=_today(today), offsets=days, deadlines=items)
+    app = _app()
+    day = _today(app, today)
+    run = emit_deadlines(app.engine, today=day, offsets=days, deadlines=items)
     if as_json:
         out = run.report.to_dict()
         out["due"] = [{"deadline": d.id, "date": d.date.isoformat(), "offset_days": o} for d, o in run.due]
@@ -350,7 +350,7 @@ def deadlines(
         return
     if not run.due:
         console.print("Aucun rappel d'échéance à émettre aujourd'hui.")
-        upcoming = sorted((d for d in items if d.date >= _today(today)), key=lambda d: d.date)
+        upcoming = sorted((d for d in items if d.date >= day), key=lambda d: d.date)
         for d in upcoming:
             console.print(f"  à venir : {d.date.isoformat()}  {d.title}", highlight=False)
         return
