@@ -14,7 +14,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-from triggers.sirene import COLUMNS_48, COLUMNS_54
+from triggers.sirene import ADDRESS_COLUMNS, COLUMNS_48, COLUMNS_54
 
 
 def luhn_digit(body: str) -> str:
@@ -78,15 +78,7 @@ def sirene_rows(n: int, *, seed: int = 7, columns: tuple[str, ...] = COLUMNS_54)
         row[pos["nombrePeriodesEtablissement"]] = "1"
         commune = rng.choice(communes)
         if partial:
-            for name in (
-                "numeroVoieEtablissement",
-                "typeVoieEtablissement",
-                "libelleVoieEtablissement",
-                "codePostalEtablissement",
-                "libelleCommuneEtablissement",
-                "codeCommuneEtablissement",
-                "enseigne1Etablissement",
-            ):
+            for name in (*ADDRESS_COLUMNS, "enseigne1Etablissement"):
                 row[pos[name]] = "[ND]"
         else:
             row[pos["numeroVoieEtablissement"]] = str(rng.randint(1, 120))

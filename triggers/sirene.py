@@ -119,6 +119,17 @@ COLUMNS_53: tuple[str, ...] = (
 
 COLUMNS_54: tuple[str, ...] = (*COLUMNS_53, "activitePrincipaleNAF25Etablissement")
 
+# The establishment's postal address and commune: personal data when the unit is a person's (masked with [ND] in
+# partial diffusion).
+ADDRESS_COLUMNS = (
+    "numeroVoieEtablissement",
+    "typeVoieEtablissement",
+    "libelleVoieEtablissement",
+    "codePostalEtablissement",
+    "libelleCommuneEtablissement",
+    "codeCommuneEtablissement",
+)
+
 # Columns the reader needs; a header without them is not a StockEtablissement file.
 REQUIRED = (
     "siret",
@@ -126,12 +137,7 @@ REQUIRED = (
     "dateCreationEtablissement",
     "trancheEffectifsEtablissement",
     "etablissementSiege",
-    "numeroVoieEtablissement",
-    "typeVoieEtablissement",
-    "libelleVoieEtablissement",
-    "codePostalEtablissement",
-    "libelleCommuneEtablissement",
-    "codeCommuneEtablissement",
+    *ADDRESS_COLUMNS,
     "dateDebut",
     "etatAdministratifEtablissement",
     "enseigne1Etablissement",
