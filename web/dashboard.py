@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
-from orchestrator.app import audit, campaigns, privacy
+from orchestrator.app import audit, calls, campaigns, privacy
 from orchestrator.app.bootstrap import App
 from orchestrator.core.campaign_spec import CampaignSpec
 from orchestrator.core.labels import CAMPAIGN_STATUS, LEVELS, MESSAGE_STATUS
@@ -44,7 +44,7 @@ from store.report import business_timeline, campaign_businesses, find_businesses
 from triggers.model import ADOPTION_CATEGORIES
 from web.auth import ScopeDep, csrf_token, require_csrf
 from web.charts import bars_chart, funnel_chart, uplift_chart
-from web.deps import AppDep, EngineDep, SettingsDep, app_of
+from web.deps import AppDep, EngineDep, app_of
 from web.exports import BOM, XLSX_TYPE, fr_datetime, french_csv, report_workbook, shown_columns, table_csv_fr
 from web.territory_map import map_data, tile_map_svg
 
@@ -669,8 +669,7 @@ async def task_outcome(
     request: Request,
     task_id: int,
     scope: ScopeDep,
-    engine: EngineDep,
-    settings: SettingsDep,
+    declic: AppDep,
     outcome: Annotated[str, Form()] = "",
     met: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=1000)] = "",
@@ -680,35 +679,13 @@ async def task_outcome(
     """Record a call: reached, refused or no answer; a meeting agreed counts as `ambassador_met`; "a commencé à
     utiliser ..." (`adopted`, a category code) counts as a `tool_adopted` of that category."""
     require_csrf(request, csrf)
-    from orchestrator.app.calls import OUTCOMES, record_attempt
-    from store.conversions import record_task_outcome
-    from store.models import utcnow
-
-    if outcome not in OUTCOMES:
+    if outcome not in calls.OUTCOMES:
         raise HTTPException(400, "Résultat d'appel inconnu.")
-    from triggers.model import ADOPTION_CATEGORIES
-
     if adopted and (adopted not in ADOPTION_CATEGORIES or outcome != "done"):
         raise HTTPException(400, "Type d'outil inconnu, ou personne jointe manquante.")
-
-    def write() -> None:
-        with engine.begin() as conn:
-            row = accounts.task(conn, scope, task_id)
-            if row is None:
-                raise HTTPException(404, "Appel introuvable.")
-            now = utcnow()
-            record_attempt(
-                conn, task_id, outcome=outcome, at=now, note=note.strip() or None, zone=ZoneInfo(settings.timezone)
-            )
-            record_task_outcome(conn, task_id, met=(outcome == "done" and met == "oui"), now=now)
-            if adopted:
-                from store.conversions import record_task_adoption
-
-                record_task_adoption(conn, task_id, adopted, now=now)
-            if outcome == "refused":  # one word on the phone withdraws the call consent given to that owner
-                from store.privacy import withdraw_for_task
-
-                withdraw_for_task(conn, task_id, f"call:{task_id}", now)
-
-    await run_in_threadpool(write)
+    recorded = await run_in_threadpool(
+        lambda: calls.record_call(declic, scope, task_id, outcome=outcome, met=outcome == "done" and met == "oui",
+                                  note=note.strip() or None, adopted=adopted or None))
+    if not recorded:
+        raise HTTPException(404, "Appel introuvable.")
     return RedirectResponse("/tableau/appels", status_code=303)

@@ -2,7 +2,7 @@
 the tasks it decided (queued with the outcome of their messages), and the outcome of each call an adviser records.
 
 The rules are `integrations.call_rules` (when a call is allowed), the SQL is `store.call_tasks`; the dispatcher
-and the dashboard's call route come here.
+and the dashboard's call route come here (`record_call`: one unit of work per form posted).
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ from integrations.call_rules import (
     next_call_slot,
 )
 from integrations.call_task import CallFacts, business_id_of
+from orchestrator.app.bootstrap import App
 from orchestrator.core.outcomes import SendResult
 from orchestrator.core.phones import InvalidNumber, normalise_number
-from store import call_tasks
+from store import accounts, call_tasks
+from store.conversions import record_task_adoption, record_task_outcome
+from store.privacy import withdraw_for_task
 
-__all__ = ["OUTCOMES", "call_facts", "queue_tasks", "record_attempt"]
+__all__ = ["OUTCOMES", "call_facts", "queue_tasks", "record_attempt", "record_call"]
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -124,3 +127,21 @@ def record_attempt(
             values["due_at"] = _utc(slot)
     call_tasks.update_task(conn, task_id, values)
     return values["status"]
+
+
+def record_call(app: App, scope: accounts.Scope, task_id: int, *, outcome: str, met: bool = False,
+                note: str | None = None, adopted: str | None = None) -> bool:
+    """Record a call an adviser or ambassador made, in one unit of work: the attempt (`record_attempt`), a meeting
+    agreed (`met`) as `ambassador_met`, "a commencé à utiliser ..." (`adopted`, an adoption category) as
+    `tool_adopted`, and a refusal on the phone as the withdrawal of the call consent given to the campaign's owner.
+    False (nothing written) when `scope` does not see the task."""
+    with app.transaction() as unit:
+        if accounts.task(unit.conn, scope, task_id) is None:
+            return False
+        record_attempt(unit.conn, task_id, outcome=outcome, at=unit.now, note=note, zone=unit.zone)
+        record_task_outcome(unit.conn, task_id, met=met, now=unit.now)
+        if adopted:
+            record_task_adoption(unit.conn, task_id, adopted, now=unit.now)
+        if outcome == REFUSED:  # one word on the phone withdraws the call consent given to that owner
+            withdraw_for_task(unit.conn, task_id, f"call:{task_id}", unit.now)
+    return True
