@@ -9,10 +9,10 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, inspect, select
 from sqlalchemy.engine import Connection
 
-from store.models import Campaign, Enrollment, Feed, Message, MessageEvent, Partner, TriggerEvent
+from store.models import Business, Campaign, Enrollment, Feed, Message, MessageEvent, Partner, TriggerEvent
 
 CAMPAIGNS = Campaign.__table__
 MESSAGES = Message.__table__
@@ -21,6 +21,7 @@ EVENTS = TriggerEvent.__table__
 ENROLLMENTS = Enrollment.__table__
 PARTNERS = Partner.__table__
 FEEDS = Feed.__table__
+BUSINESSES = Business.__table__
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -114,3 +115,46 @@ def ops_figures(conn: Connection, now: dt.datetime, lag_window: dt.timedelta = d
         age = (now - _aware(success or created)).total_seconds() if (success or created) else None
         out.feeds[name] = (age, failures, status)
     return out
+
+
+# `declic status` and the demo's summary.
+
+
+def outbox_by_channel(conn: Connection, now: dt.datetime) -> dict[str, dict[str, int]]:
+    """Per channel: queued (planned, not yet due), due, claimed, failed, sent in the last 24 hours."""
+    m = MESSAGES.c
+    planned = m.status == "planned"
+    stmt = select(
+        m.channel,
+        func.sum(case((planned & (m.due_at > now), 1), else_=0)),
+        func.sum(case((planned & (m.due_at <= now), 1), else_=0)),
+        func.sum(case((m.status == "claimed", 1), else_=0)),
+        func.sum(case((m.status == "failed", 1), else_=0)),
+        func.sum(case(((m.status == "sent") & (m.sent_at >= now - dt.timedelta(days=1)), 1), else_=0)),
+    ).group_by(m.channel).order_by(m.channel)
+    keys = ("queued", "due", "claimed", "failed", "sent_24h")
+    return {row[0]: {k: int(v or 0) for k, v in zip(keys, row[1:], strict=True)} for row in conn.execute(stmt)}
+
+
+def unknown_by_campaign(conn: Connection, now: dt.datetime) -> dict[str, int]:
+    """Messages whose fate is unknown (handed over, no answer recorded: the dispatcher stopped), by campaign;
+    a handed-over message whose lease ran out counts even before a dispatcher marks it."""
+    m, c = MESSAGES.c, CAMPAIGNS.c
+    lapsed = (m.status == "handed_over") & (m.lease_until < now)
+    stmt = (select(c.name, func.count()).join(CAMPAIGNS, c.id == m.campaign_id)
+            .where((m.status == "unknown") | lapsed).group_by(c.name).order_by(c.name))
+    return {name: int(count) for name, count in conn.execute(stmt).all()}
+
+
+def has_feeds_table(conn: Connection) -> bool:
+    """Whether this store has the feeds table yet (a database not upgraded since feeds came has none)."""
+    return FEEDS.name in inspect(conn).get_table_names()
+
+
+def sent_by_family(conn: Connection) -> list[tuple[str | None, int]]:
+    """(trade family or None, messages sent), most first."""
+    m, b = MESSAGES.c, BUSINESSES.c
+    rows = conn.execute(select(b.metier_family, func.count())
+                        .select_from(MESSAGES.join(BUSINESSES, b.id == m.business_id))
+                        .where(m.status == "sent").group_by(b.metier_family)).all()
+    return [(family, n) for family, n in sorted(rows, key=lambda r: -r[1])]

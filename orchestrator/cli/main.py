@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from orchestrator.app.bootstrap import system_clock
+from orchestrator.app.bootstrap import bootstrap, system_clock
 from orchestrator.app.settings import get_settings, prepare_prefect_env
 from orchestrator.cli import barometer as cli_barometer
 from orchestrator.cli import feeds as cli_feeds
@@ -253,11 +253,12 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (c
 
     settings = get_settings()
     prepare_prefect_env(settings.home)
-    report = collect(settings, system_clock())
+    app = bootstrap(settings)
+    report = collect(app, app.now())
     if json_out:
         print(json.dumps(report, ensure_ascii=False, default=str))
     else:
-        render(report, console, ZoneInfo(settings.timezone))
+        render(report, console, app.zone)
 
 
 @app.command()

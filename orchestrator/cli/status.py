@@ -14,54 +14,12 @@ from zoneinfo import ZoneInfo
 
 import requests
 from rich.table import Table
-from sqlalchemy import case, func, inspect, select
 
-from orchestrator.app.bootstrap import unconfigured_channels
+from orchestrator.app.bootstrap import App, unconfigured_channels
 from orchestrator.app.settings import Settings
 from orchestrator.core.labels import datetime_fr, label
-from store.db import get_engine
 from store.feeds import list_feeds
-from store.models import Campaign, Message
-
-MESSAGES = Message.__table__
-
-
-def outbox_by_channel(engine, now: dt.datetime) -> dict[str, dict[str, int]]:
-    """Per channel: queued (planned, not yet due), due, claimed, failed, sent in the last 24 hours."""
-    m = MESSAGES.c
-    planned = m.status == "planned"
-    stmt = select(
-        m.channel,
-        func.sum(case((planned & (m.due_at > now), 1), else_=0)),
-        func.sum(case((planned & (m.due_at <= now), 1), else_=0)),
-        func.sum(case((m.status == "claimed", 1), else_=0)),
-        func.sum(case((m.status == "failed", 1), else_=0)),
-        func.sum(case(((m.status == "sent") & (m.sent_at >= now - dt.timedelta(days=1)), 1), else_=0)),
-    ).group_by(m.channel).order_by(m.channel)
-    with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    keys = ("queued", "due", "claimed", "failed", "sent_24h")
-    return {row[0]: {k: int(v or 0) for k, v in zip(keys, row[1:], strict=True)} for row in rows}
-
-
-def unknown_by_campaign(engine, now: dt.datetime) -> dict[str, int]:
-    """Messages whose fate is unknown (handed over, no answer recorded: the dispatcher stopped), by campaign;
-    a handed-over message whose lease ran out counts even before a dispatcher marks it."""
-
-    m, c = MESSAGES.c, Campaign.__table__.c
-    lapsed = (m.status == "handed_over") & (m.lease_until < now)
-    stmt = (select(c.name, func.count()).join(Campaign.__table__, c.id == m.campaign_id)
-            .where((m.status == "unknown") | lapsed).group_by(c.name).order_by(c.name))
-    with engine.connect() as conn:
-        return {name: int(count) for name, count in conn.execute(stmt).all()}
-
-
-def feeds_state(engine) -> list[dict[str, Any]] | None:
-    """Each watched feed in plain words, or None when this store has no feeds table yet."""
-    if "feed" not in inspect(engine).get_table_names():
-        return None
-
-    return [feed.describe() for feed in list_feeds(engine)]
+from store.ops_metrics import has_feeds_table, outbox_by_channel, unknown_by_campaign
 
 
 def last_runs(api_url: str | None, timeout: float = 3.0) -> dict[str, Any]:
@@ -101,14 +59,17 @@ def prefect_api_url(settings: Settings) -> str | None:
     return os.environ.get("PREFECT_API_URL") or read_api_url(settings.home)
 
 
-def collect(settings: Settings, now: dt.datetime) -> dict[str, Any]:
+def collect(app: App, now: dt.datetime) -> dict[str, Any]:
     """The whole status report as plain data, as of `now` (the App's clock)."""
-    engine = get_engine(settings.resolved_database_url)
-    unknown = unknown_by_campaign(engine, now)
-    return {"at": now.isoformat(timespec="seconds"), "outbox": outbox_by_channel(engine, now),
+    with app.transaction() as unit:
+        outbox = outbox_by_channel(unit.conn, now)
+        unknown = unknown_by_campaign(unit.conn, now)
+        feeds = has_feeds_table(unit.conn)  # None below: a store not upgraded since feeds came
+    return {"at": now.isoformat(timespec="seconds"), "outbox": outbox,
             "unknown": {"total": sum(unknown.values()), "by_campaign": unknown},
-            "unconfigured_channels": unconfigured_channels(settings),
-            "feeds": feeds_state(engine), "prefect": last_runs(prefect_api_url(settings))}
+            "unconfigured_channels": unconfigured_channels(app.settings),
+            "feeds": [feed.describe() for feed in list_feeds(app.engine)] if feeds else None,
+            "prefect": last_runs(prefect_api_url(app.settings))}
 
 
 def missing_words(reason: str) -> str:

@@ -10,6 +10,7 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.cli.main import app
 
 ENGLISH = re.compile(r"\b(Traceback|Error:|Missing argument|No such|is required|not permitted|errors\.pydantic\.dev|"
@@ -149,7 +150,7 @@ def test_status_finds_the_local_prefect_server_and_names_unconfigured_channels(e
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("DECLIC_SMS_URL", raising=False)
     write_api_url(env_settings.home, "http://127.0.0.1:9/api")
-    report = collect(env_settings, dt.datetime.now(dt.UTC))
+    report = collect(bootstrap(env_settings), dt.datetime.now(dt.UTC))
     assert "127.0.0.1:9" in report["prefect"]["note"]
     assert "sms" in report["unconfigured_channels"]
     result = run("status")

@@ -126,13 +126,13 @@ def test_status_counts_unknown_messages_and_the_operator_resends_them(settings, 
 
     # `declic status` counts it as soon as its lease ran out, before any dispatcher marks it.
     after_lease = NOW + dt.timedelta(seconds=settings.lease_seconds + 1)
-    report = collect(settings, now=after_lease)
+    report = collect(bootstrap(settings), now=after_lease)
     assert report["unknown"] == {"total": 1, "by_campaign": {name: 1}}
     out = io.StringIO()
     render(report, Console(file=out, width=200), ZoneInfo(settings.timezone))
     assert f"Messages à l'issue inconnue : 1 ({name} : 1)" in out.getvalue()
     assert "declic messages resend --unknown" in out.getvalue()
-    assert collect(settings, now=NOW)["unknown"]["total"] == 0  # still under its lease: in flight
+    assert collect(bootstrap(settings), now=NOW)["unknown"]["total"] == 0  # still under its lease: in flight
 
     app = bootstrap(settings, clock=lambda: after_lease)
     try:
@@ -168,7 +168,7 @@ def test_status_counts_unknown_messages_and_the_operator_resends_them(settings, 
     assert smtp_sink.by_message_id[f"<declic.{accepted}@127.0.0.1>"] == 1
     assert steps(engine, accepted) == ["claimed", "handed_over", "unknown", "resend", "claimed", "handed_over",
                                        "sent"]
-    assert collect(settings, dt.datetime.now(dt.UTC))["unknown"]["total"] == 0
+    assert collect(bootstrap(settings), dt.datetime.now(dt.UTC))["unknown"]["total"] == 0
 
 
 def test_a_late_answer_settles_an_unknown_message(engine, settings):

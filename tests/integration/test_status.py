@@ -46,7 +46,7 @@ def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, m
         conn.execute(update(m).where(m.c.id.in_(ids[2:])).values(due_at=NOW - dt.timedelta(minutes=1)))
     add_feed(engine, name="bodacc", format="bodacc-api", url="http://127.0.0.1:9/records")
 
-    report = collect(env_settings, now=NOW)
+    report = collect(bootstrap(env_settings), now=NOW)
     assert report["outbox"]["email"] == {"queued": 1, "due": 3, "claimed": 0, "failed": 1, "sent_24h": 0}
     assert report["feeds"][0]["name"] == "bodacc" and report["feeds"][0]["state"] == "jamais relevé"
     assert not report["prefect"]["available"] and "PREFECT_API_URL" in report["prefect"]["note"]
