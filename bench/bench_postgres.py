@@ -166,8 +166,9 @@ def explain(engine, segment: dict, territory=None) -> str:
     record: whether the index serves it."""
     from sqlalchemy import and_, func, select
 
-    from segments.language import compile_segment, parse_segment
+    from segments.language import parse_segment
     from store.planning import BUSINESS
+    from store.segment_sql import compile_segment
 
     group = [BUSINESS.c.metier_family, BUSINESS.c.departement_code]
     stmt = select(*group, func.count()).where(and_(compile_segment(parse_segment(segment), today=NOW.date(),

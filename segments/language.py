@@ -1,4 +1,4 @@
-"""The segment language: who a campaign reaches, written in YAML/JSON, validated, compiled to one SQL WHERE clause.
+"""The segment language: who a campaign reaches, written in YAML/JSON and validated (compiled to SQL by the store).
 
 A segment is a mapping; every field narrows it (fields are combined with AND, values inside a field with OR):
 
@@ -19,15 +19,15 @@ digital_maturity: {max: 2, unknown: true}   # self-diagnostic score 0-5; `unknow
 exclude: {families: [sante]}                # a nested segment taken out
 ```
 
-Unknown fields or codes are errors that name them. The compiler is pure: it returns a SQLAlchemy Core
-expression over the tables given (the store's by default) and never runs a query.
+Unknown fields or codes are errors that name them. Pure: the store's `store.segment_sql.compile_segment` turns a
+segment into one SQL WHERE clause over its tables.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -36,9 +36,6 @@ from segments import taxonomy
 from segments.territory import Level, communes_of, normalise_mapping, parse_territory_text, validate_codes
 from triggers.lifecycle import STAGES
 from triggers.model import EVENT_TYPES
-
-if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement
 
 CONVERSION_KINDS = ("offer_enrolled", "diagnostic_completed", "ambassador_met")
 REACHABLE = ("email", "phone", "postal")
@@ -268,7 +265,9 @@ def parse_segment(data: dict[str, Any] | None) -> Segment:
     return Segment.model_validate(data or {})
 
 
-def _tranches(bands: list[str]) -> tuple[list[str], bool]:
+def tranche_codes(bands: list[str]) -> tuple[list[str], bool]:
+    """The Sirene tranche codes behind head-count bands (a tranche code stands for itself), and whether the bands
+    ask for businesses whose head-count is unknown."""
     codes: list[str] = []
     unknown = False
     for band in bands:
@@ -277,90 +276,3 @@ def _tranches(bands: list[str]) -> tuple[list[str], bool]:
         else:
             codes += HEADCOUNT_BANDS.get(band, (band,))
     return sorted(set(codes)), unknown
-
-
-def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | None = None,
-                    territory: TerritoryFilter | None = None) -> ColumnElement[bool]:
-    """The segment as a SQLAlchemy Core boolean expression over the business table.
-
-    `territory` replaces the segment's own territory (the campaign's effective territory); `tables` maps
-    "business", "triggerevent" and "interaction" to Table objects (the store's by default).
-    """
-    from sqlalchemy import and_, exists, false, not_, or_, select, true
-
-    if tables is None:
-        from store.models import Business  # the store is the layer above: read when compiling, not on import
-
-        tables = {name: Business.metadata.tables[name] for name in ("business", "triggerevent", "interaction")}
-    b = tables["business"].c
-    clauses = []
-    if seg.families:
-        clauses.append(b.metier_family.in_(seg.families))
-    if seg.naf:
-        clauses.append(or_(*[b.naf_code.like(f"{p}%") for p in seg.naf]))
-    terr = territory if territory is not None else seg.territory
-    if not terr.is_empty():
-        parts = []
-        if terr.communes:
-            # Sirene carries arrondissement codes (75101...): match them as their commune.
-            codes = sorted({c for code in terr.communes for c in communes_of("commune", code, with_subdivisions=True)})
-            parts.append(b.commune_code.in_(codes))
-        if terr.epci:
-            parts.append(b.epci_code.in_(terr.epci))
-        if terr.departements:
-            parts.append(b.departement_code.in_(terr.departements))
-        if terr.regions:
-            parts.append(b.region_code.in_(terr.regions))
-        clauses.append(or_(*parts))
-    if seg.headcount:
-        codes, with_unknown = _tranches(seg.headcount)
-        parts = [b.tranche_effectifs.in_(codes)] if codes else []
-        if with_unknown:
-            parts.append(b.tranche_effectifs.is_(None))
-        clauses.append(or_(*parts))
-    if seg.stages:
-        clauses.append(b.lifecycle_stage.in_(seg.stages))
-    if seg.triggers is not None:
-        ev = tables["triggerevent"].c
-        cond = [ev.business_id == b.id, ev.type.in_(seg.triggers.types), ev.status == "accepted"]
-        if seg.triggers.within is not None:
-            cond.append(ev.occurred_on >= today - parse_age(seg.triggers.within))
-        clauses.append(exists(select(ev.id).where(*cond)))
-    if seg.age is not None:
-        if seg.age.min is not None:
-            clauses.append(b.creation_date <= today - parse_age(seg.age.min))
-        if seg.age.max is not None:
-            clauses.append(b.creation_date >= today - parse_age(seg.age.max))
-    if seg.reachable:
-        if "reach" in b:  # the stored bits: the segment index carries them (no table scan for a national count)
-            mask = sum(REACH_BITS[r] for r in seg.reachable)
-            clauses.append(b.reach.in_([v for v in range(1, sum(REACH_BITS.values()) + 1) if v & mask]))
-        else:
-            column = {"email": b.email.is_not(None), "phone": b.phone.is_not(None),
-                      "postal": and_(b.street.is_not(None), b.postal_code.is_not(None), b.city.is_not(None))}
-            clauses.append(or_(*[column[r] for r in seg.reachable]))
-    if seg.converted is not None:
-        it = tables["interaction"].c
-        converted = exists(select(it.id).where(it.business_id == b.id, it.kind.in_(CONVERSION_KINDS)))
-        clauses.append(converted if seg.converted else not_(converted))
-    if seg.digital_maturity is not None:
-        m = seg.digital_maturity
-        known = [b.digital_maturity.is_not(None)]
-        if m.min is not None:
-            known.append(b.digital_maturity >= m.min)
-        if m.max is not None:
-            known.append(b.digital_maturity <= m.max)
-        clauses.append(or_(and_(*known), b.digital_maturity.is_(None)) if m.unknown else and_(*known))
-    if seg.exclude is not None:
-        inner = compile_segment(seg.exclude, today=today, tables=tables)
-        # NULL-safe negation: a business the excluded segment cannot decide on (NULL column) stays in.
-        clauses.append(not_(func_coalesce(inner, false())))
-    return and_(true(), *clauses)
-
-
-def func_coalesce(expr: ColumnElement[bool], default: ColumnElement[bool]) -> ColumnElement[bool]:
-    """COALESCE for a boolean expression (NOT over NULL would drop the row)."""
-    from sqlalchemy import func
-    from sqlalchemy.types import Boolean
-
-    return func.coalesce(expr, default, type_=Boolean)

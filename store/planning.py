@@ -31,7 +31,7 @@ from orchestrator.core.planner import (
     Plan,
     StepDecision,
 )
-from segments.language import CONVERSION_KINDS, compile_segment
+from segments.language import CONVERSION_KINDS
 from segments.taxonomy import families, naf_entry
 from segments.territory import commune
 from store.intermediaries import relayed_enrollments, with_relays
@@ -48,6 +48,7 @@ from store.models import (
     TerritoryHoldout,
     TriggerEvent,
 )
+from store.segment_sql import compile_segment
 from store.sql import chunks, insert_for
 from store.suppressions import suppressed_among
 

@@ -329,7 +329,7 @@ def variant_for(spec: CampaignSpec, campaign_id: int, business_id: int) -> str |
 def matches(spec: CampaignSpec, trigger_type: str, b: BusinessView) -> bool:
     """Does this trigger about this business fall inside the campaign's families and territory?
 
-    The full segment language is judged in SQL (`segments.language.compile_segment`); this in-memory check
+    The full segment language is judged in SQL (`store.segment_sql.compile_segment`); this in-memory check
     covers families and territory for callers without a store.
     """
     if trigger_type not in spec.triggers:

@@ -8,9 +8,10 @@ import itertools
 import pytest
 from sqlalchemy import select
 
-from segments.language import compile_segment, parse_segment
+from segments.language import parse_segment
 from store.models import Business, Interaction, TriggerEvent
 from store.planning import segment_counts
+from store.segment_sql import compile_segment
 
 TODAY = dt.date(2026, 12, 1)
 B = Business.__table__

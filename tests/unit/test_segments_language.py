@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.core.campaign_spec import CampaignSpec
-from segments.language import compile_segment, normalize_naf_prefix, parse_age, parse_segment
+from segments.language import normalize_naf_prefix, parse_age, parse_segment, tranche_codes
+from store.segment_sql import compile_segment
 from tests.utils.factories import campaign_spec
 
 TODAY = dt.date(2026, 12, 1)
@@ -111,3 +112,9 @@ def test_shipped_samples_are_valid():
     assert len(ambassadors) == 3 and not rejects
     offers, rejects = parse_offers((samples / "offres-35.csv").read_text(encoding="utf-8"))
     assert len(offers) == 3 and not rejects
+
+
+def test_headcount_bands_name_sirene_tranches():
+    # "0" is both Sirene codes for no employee; a tranche code stands for itself; "unknown" asks for no code at all
+    assert tranche_codes(["1-2", "0", "unknown", "21"]) == (["00", "01", "21", "NN"], True)
+    assert tranche_codes(["50+"])[1] is False

@@ -1,0 +1,101 @@
+"""A segment (`segments.language`) compiled to one SQL WHERE clause over the store's tables.
+
+The language itself (fields, validation, head-count bands, reachability bits) is pure and lives in segments/; this
+is its translation to a SQLAlchemy Core boolean expression. It never runs a query: the callers (planning, the
+segment preview, the benchmarks) put the expression in their own statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy.types import Boolean
+
+from segments.language import CONVERSION_KINDS, REACH_BITS, Segment, TerritoryFilter, parse_age, tranche_codes
+from segments.territory import communes_of
+from store.models import Business
+
+# The tables a segment reads by default: the store's own.
+STORE_TABLES = {name: Business.metadata.tables[name] for name in ("business", "triggerevent", "interaction")}
+
+
+def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | None = None,
+                    territory: TerritoryFilter | None = None) -> ColumnElement[bool]:
+    """The segment as a SQLAlchemy Core boolean expression over the business table.
+
+    `territory` replaces the segment's own territory (the campaign's effective territory); `tables` maps
+    "business", "triggerevent" and "interaction" to Table objects (the store's by default).
+    """
+    if tables is None:
+        tables = STORE_TABLES
+    b = tables["business"].c
+    clauses = []
+    if seg.families:
+        clauses.append(b.metier_family.in_(seg.families))
+    if seg.naf:
+        clauses.append(or_(*[b.naf_code.like(f"{p}%") for p in seg.naf]))
+    terr = territory if territory is not None else seg.territory
+    if not terr.is_empty():
+        parts = []
+        if terr.communes:
+            # Sirene carries arrondissement codes (75101...): match them as their commune.
+            codes = sorted({c for code in terr.communes for c in communes_of("commune", code, with_subdivisions=True)})
+            parts.append(b.commune_code.in_(codes))
+        if terr.epci:
+            parts.append(b.epci_code.in_(terr.epci))
+        if terr.departements:
+            parts.append(b.departement_code.in_(terr.departements))
+        if terr.regions:
+            parts.append(b.region_code.in_(terr.regions))
+        clauses.append(or_(*parts))
+    if seg.headcount:
+        codes, with_unknown = tranche_codes(seg.headcount)
+        parts = [b.tranche_effectifs.in_(codes)] if codes else []
+        if with_unknown:
+            parts.append(b.tranche_effectifs.is_(None))
+        clauses.append(or_(*parts))
+    if seg.stages:
+        clauses.append(b.lifecycle_stage.in_(seg.stages))
+    if seg.triggers is not None:
+        ev = tables["triggerevent"].c
+        cond = [ev.business_id == b.id, ev.type.in_(seg.triggers.types), ev.status == "accepted"]
+        if seg.triggers.within is not None:
+            cond.append(ev.occurred_on >= today - parse_age(seg.triggers.within))
+        clauses.append(exists(select(ev.id).where(*cond)))
+    if seg.age is not None:
+        if seg.age.min is not None:
+            clauses.append(b.creation_date <= today - parse_age(seg.age.min))
+        if seg.age.max is not None:
+            clauses.append(b.creation_date >= today - parse_age(seg.age.max))
+    if seg.reachable:
+        if "reach" in b:  # the stored bits: the segment index carries them (no table scan for a national count)
+            mask = sum(REACH_BITS[r] for r in seg.reachable)
+            clauses.append(b.reach.in_([v for v in range(1, sum(REACH_BITS.values()) + 1) if v & mask]))
+        else:
+            column = {"email": b.email.is_not(None), "phone": b.phone.is_not(None),
+                      "postal": and_(b.street.is_not(None), b.postal_code.is_not(None), b.city.is_not(None))}
+            clauses.append(or_(*[column[r] for r in seg.reachable]))
+    if seg.converted is not None:
+        it = tables["interaction"].c
+        converted = exists(select(it.id).where(it.business_id == b.id, it.kind.in_(CONVERSION_KINDS)))
+        clauses.append(converted if seg.converted else not_(converted))
+    if seg.digital_maturity is not None:
+        m = seg.digital_maturity
+        known = [b.digital_maturity.is_not(None)]
+        if m.min is not None:
+            known.append(b.digital_maturity >= m.min)
+        if m.max is not None:
+            known.append(b.digital_maturity <= m.max)
+        clauses.append(or_(and_(*known), b.digital_maturity.is_(None)) if m.unknown else and_(*known))
+    if seg.exclude is not None:
+        inner = compile_segment(seg.exclude, today=today, tables=tables)
+        # NULL-safe negation: a business the excluded segment cannot decide on (NULL column) stays in.
+        clauses.append(not_(func_coalesce(inner, false())))
+    return and_(true(), *clauses)
+
+
+def func_coalesce(expr: ColumnElement[bool], default: ColumnElement[bool]) -> ColumnElement[bool]:
+    """COALESCE for a boolean expression (NOT over NULL would drop the row)."""
+    return func.coalesce(expr, default, type_=Boolean)
