@@ -4,39 +4,28 @@ stable English keys for machines. Mounted by `mount(campaigns_app, partners_app,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
-from orchestrator.app.settings import get_settings
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core import labels
 from segments.territory import territory_label
-from store.db import get_engine
-from store.models import Campaign, Partner, UserAccount
+from store.lookups import campaign_rows, partner_rows, user_rows
 
 console = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en anglais)")]
 
 
-def _engine():
-
-    return get_engine(get_settings().resolved_database_url)
-
-
-def _zone() -> ZoneInfo:
-    """The deployment's zone (`Settings.timezone`), where dates are shown."""
-    return ZoneInfo(get_settings().timezone)
-
-
-def _rows(model) -> list[Any]:
-
-    table = model.__table__
-    with _engine().connect() as conn:
-        return conn.execute(select(table).order_by(table.c.id)).all()
+def _read(rows: Callable[..., list[Any]]) -> tuple[list[Any], ZoneInfo]:
+    """What `rows` reads from the store, and the deployment's zone (where dates are shown)."""
+    app = bootstrap()
+    with app.transaction() as unit:
+        return rows(unit.conn), unit.zone
 
 
 def _print(rows: list[dict[str, Any]], json_out: bool, title: str, columns: list[tuple[str, str]], empty: str
@@ -57,8 +46,9 @@ def _print(rows: list[dict[str, Any]], json_out: bool, title: str, columns: list
 
 def campaigns_list(json_out: JsonOpt = False) -> None:
     """Les campagnes : nom, porteur, statut, version, déclencheurs, territoire et dates."""
-    out, zone = [], _zone()
-    for r in _rows(Campaign):
+    rows, zone = _read(campaign_rows)
+    out = []
+    for r in rows:
         spec = r.spec or {}
         territory = ((spec.get("segment") or {}).get("territory") or {})
         if not any(territory.values()):
@@ -89,8 +79,9 @@ def _dates(start: Any, end: Any, zone: ZoneInfo) -> str:
 
 def partners_list(json_out: JsonOpt = False) -> None:
     """Les partenaires : types d'événements autorisés, territoire, jeton actif ou révoqué."""
-    out, zone = [], _zone()
-    for r in _rows(Partner):
+    rows, zone = _read(partner_rows)
+    out = []
+    for r in rows:
         out.append({"id": r.id, "name": r.name, "allowed_types": list(r.allowed_types or []),
                     "territory": list(r.territory or []), "active": bool(r.active), "revoked_at": r.revoked_at,
                     "created_at": r.created_at,
@@ -107,8 +98,9 @@ def partners_list(json_out: JsonOpt = False) -> None:
 
 def users_list(json_out: JsonOpt = False) -> None:
     """Les comptes du tableau de bord : rôle, territoire, actif ou non, dernière connexion."""
-    out, zone = [], _zone()
-    for r in _rows(UserAccount):
+    rows, zone = _read(user_rows)
+    out = []
+    for r in rows:
         territory = {k: v for k, v in (r.territory or {}).items() if v}
         out.append({"id": r.id, "email": r.email, "name": r.name, "role": r.role, "territory": territory,
                     "assignee": r.assignee, "active": bool(r.active), "last_login_at": r.last_login_at,
