@@ -241,6 +241,15 @@ def import_offers(engine: Engine, source: str | Path) -> tuple[int, list[Reject]
     return _upsert(engine, OFFERS, rows), rejects
 
 
+REGISTRY_TABLES = {"ambassadors": AMBASSADORS, "offers": OFFERS}
+
+
+def registry_rows(conn: Connection, kind: str) -> list:
+    """Every row of the registry `kind` ("ambassadors" or "offers"), active or not, by key."""
+    table = REGISTRY_TABLES[kind]
+    return conn.execute(select(table).order_by(table.c.key)).all()
+
+
 def month_start(now: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     """The first instant of `now`'s calendar month in `zone`, the deployment's (capacities are monthly)."""
     local = now.astimezone(zone)

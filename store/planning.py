@@ -231,6 +231,24 @@ def segment_clause(spec: CampaignSpec, today: dt.date):
     return compile_segment(spec.segment, today=today, territory=spec.effective_territory())
 
 
+def segment_total(conn: Connection, spec: CampaignSpec, today: dt.date) -> int:
+    """How many known businesses the campaign's segment selects today."""
+    return int(conn.execute(select(func.count()).select_from(BUSINESS)
+                            .where(segment_clause(spec, today))).scalar_one())
+
+
+def segment_sample(conn: Connection, spec: CampaignSpec, today: dt.date):
+    """The first business (by id) the campaign's segment selects today, a whole row, or None: the one a preview
+    renders the campaign's messages for."""
+    return conn.execute(select(BUSINESS).where(segment_clause(spec, today)).order_by(BUSINESS.c.id).limit(1)).first()
+
+
+def business_view_by_id(conn: Connection, business_id: int) -> BusinessView | None:
+    """The planner's view of one business (its trade, place, contacts), or None when there is no such business."""
+    row = conn.execute(select(*VIEW_COLUMNS).where(BUSINESS.c.id == business_id)).first()
+    return view_of(tuple(row)) if row is not None else None
+
+
 def eligible_among(conn: Connection, rules: Sequence[CampaignRule], candidates: Sequence[Candidate],
                    today: dt.date) -> dict[int, set[int]]:
     """For each triggered campaign, the candidates' business ids its compiled segment selects (SQL, by id)."""

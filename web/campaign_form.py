@@ -34,7 +34,6 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
-from sqlalchemy import func, select
 
 from orchestrator.app import campaigns
 from orchestrator.app.bootstrap import App
@@ -54,9 +53,8 @@ from segments.language import TerritoryFilter, parse_age
 from segments.taxonomy import families
 from segments.territory import TerritoryError, _current_communes, communes_of, departements, epcis, parse_place, regions
 from store import accounts
-from store.models import Business, Campaign
-from store.planning import business_view, campaign_overlaps, segment_clause, segment_counts
-from store.report import CHANNEL_LABELS, TRIGGER_LABELS, label_for
+from store.planning import business_view, campaign_overlaps, segment_counts, segment_sample, segment_total
+from store.report import CHANNEL_LABELS, TRIGGER_LABELS, campaign_by_name, label_for
 from triggers.model import TRIGGER_TYPES
 from web.auth import ScopeDep, require_csrf
 from web.dashboard import render
@@ -540,8 +538,7 @@ def _template_problem(text: str) -> dict[str, str]:
 def reach_total(declic: App, spec: CampaignSpec) -> int:
     """How many known businesses the campaign's segment selects today."""
     with declic.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(Business.__table__)
-                                .where(segment_clause(spec, declic.today()))).scalar_one())
+        return segment_total(conn, spec, declic.today())
 
 
 def preview(declic: App, spec: CampaignSpec, campaign_id: int | None = None) -> dict[str, Any]:
@@ -553,12 +550,7 @@ def preview(declic: App, spec: CampaignSpec, campaign_id: int | None = None) -> 
         counts = segment_counts(
             conn, spec.segment, today=today, territory=spec.effective_territory(), by=("family", "commune")
         )
-        sample_row = conn.execute(
-            select(Business.__table__)
-            .where(segment_clause(spec, today))
-            .order_by(Business.__table__.c.id)
-            .limit(1)
-        ).first()
+        sample_row = segment_sample(conn, spec, today)
     reach = [
         {"family": label_for("metier_family", f), "commune": label_for("commune_code", c), "count": n}
         for f, c, n in counts
@@ -992,9 +984,7 @@ async def submit_campaign(request: Request, scope: ScopeDep, declic: AppDep):
 
     def name_taken() -> bool:
         with engine.connect() as conn:
-            row = conn.execute(
-                select(Campaign.__table__.c.id).where(Campaign.__table__.c.name == spec.name)
-            ).first()
+            row = campaign_by_name(conn, spec.name)
             return row is not None and (existing is None or row.id != existing.id)
 
     taken = [_error("name", "Nom court", f"le nom « {spec.name} » est déjà pris, choisissez-en un autre")]

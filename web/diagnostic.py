@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from orchestrator.core.diagnostic import (
@@ -23,7 +22,7 @@ from orchestrator.core.diagnostic import (
 )
 from orchestrator.core.planner import pick_offers
 from store.journeys import offer_views
-from store.planning import BUSINESS, VIEW_COLUMNS, view_of
+from store.planning import business_view_by_id
 
 MISSING = "Répondez à chaque question (une case par question, ou plusieurs là où c'est indiqué)."
 MAX_OFFERS = 12
@@ -48,10 +47,10 @@ def registry_offers(conn: Connection, business_id: int | None, trigger_type: str
     """The registry's active offers that fit the business's trade and place, the most local first."""
     if business_id is None:
         return []
-    row = conn.execute(select(*VIEW_COLUMNS).where(BUSINESS.c.id == business_id)).first()
-    if row is None:
+    view = business_view_by_id(conn, business_id)
+    if view is None:
         return []
-    return [o.as_context() for o in pick_offers(view_of(tuple(row)), trigger_type, offer_views(conn), MAX_OFFERS)]
+    return [o.as_context() for o in pick_offers(view, trigger_type, offer_views(conn), MAX_OFFERS)]
 
 
 def candidate_offers(conn: Connection, msg) -> list[dict[str, Any]]:

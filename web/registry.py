@@ -13,20 +13,19 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 
 from orchestrator.app import registry
 from store import accounts
-from store.journeys import AMBASSADOR_COLUMNS, OFFER_COLUMNS
-from store.models import Ambassador, Offer
+from store.journeys import AMBASSADOR_COLUMNS, OFFER_COLUMNS, registry_rows
 from web.auth import ScopeDep, require_csrf
 from web.dashboard import csv_response, render
 from web.deps import AppDep, EngineDep
 
 router = APIRouter(prefix="/tableau/registre", include_in_schema=False)
+# The page's kind -> (its CSV columns, the registry's kind in the store and the app layer, its title).
 KINDS = {
-    "ambassadeurs": (Ambassador.__table__, AMBASSADOR_COLUMNS, "ambassadors", "Ambassadeurs"),
-    "offres": (Offer.__table__, OFFER_COLUMNS, "offers", "Offres"),
+    "ambassadeurs": (AMBASSADOR_COLUMNS, "ambassadors", "Ambassadeurs"),
+    "offres": (OFFER_COLUMNS, "offers", "Offres"),
 }
 LIST_FIELDS = {"families", "nafs", "communes", "epcis", "departements", "channels", "territory"}
 # The CSV columns "epci" and "naf" are stored as "epcis" and "nafs".
@@ -52,9 +51,9 @@ def _cell(row: Any, column: str) -> str:
 
 
 def _rows(engine, kind: str) -> list[dict[str, str]]:
-    table, columns, _, _ = KINDS[kind]
+    columns, rows_kind, _ = KINDS[kind]
     with engine.connect() as conn:
-        rows = conn.execute(select(table).order_by(table.c.key)).all()
+        rows = registry_rows(conn, rows_kind)
     return [
         {"id": str(r.id), "active": "oui" if r.active else "non", **{c: _cell(r, c) for c in columns}}
         for r in rows
@@ -70,7 +69,7 @@ def _csv(columns: tuple[str, ...], rows: list[dict[str, str]]) -> str:
 
 
 def _page(request, scope, engine, kind: str, *, form=None, result=None, status_code=200):
-    _, columns, _, title = KINDS[kind]
+    columns, _, title = KINDS[kind]
     return render(
         request,
         scope,
@@ -105,7 +104,7 @@ async def registry_page(
 async def registry_csv(kind: str, scope: ScopeDep, engine: EngineDep):
     """The whole registry as a CSV that the import accepts back."""
     _operator(scope)
-    _, columns, _, _ = _kind(kind)
+    columns, _, _ = _kind(kind)
     return csv_response(_csv(columns, await run_in_threadpool(_rows, engine, kind)), f"{kind}.csv")
 
 
@@ -114,7 +113,7 @@ async def registry_write(request: Request, kind: str, scope: ScopeDep, declic: A
     """Add or edit one (form fields), or import a CSV file (field `fichier`)."""
     _operator(scope)
     engine = declic.engine
-    _, columns, rows_kind, _ = _kind(kind)
+    columns, rows_kind, _ = _kind(kind)
     form = await request.form()
     require_csrf(request, str(form.get("csrf") or ""))
     upload = form.get("fichier")
