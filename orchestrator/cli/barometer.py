@@ -10,12 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from orchestrator.app.settings import get_settings
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.barometer import barometer_csv, barometer_dict
 from orchestrator.core.stats import fr_cell, fr_int
 from store.accounts import AccountError, parse_territory
 from store.barometer import barometer
-from store.db import get_engine
 
 console = Console()
 
@@ -37,7 +36,7 @@ def barometre(
     if not place:
         console.print("[red]Donnez un territoire, ex. --territory departement:35.[/red]", highlight=False)
         raise typer.Exit(2)
-    result = barometer(get_engine(get_settings().resolved_database_url), place, territory)
+    result = barometer(bootstrap().engine, place, territory)
     if as_json:
         print(json.dumps(barometer_dict(result), ensure_ascii=False, indent=2))
         return

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.app.bootstrap import system_clock
-from orchestrator.cli.journeys import _engine, _print_rejects, _zone, console
+from orchestrator.app.bootstrap import bootstrap
+from orchestrator.cli.journeys import _print_rejects, console
 from store.intermediaries import import_clients, import_intermediaries
 
 intermediaries_app = typer.Typer(
@@ -37,7 +37,7 @@ def _readable(file: Path) -> None:
 def intermediaries_import(file: Path) -> None:
     """Importer (ou mettre à jour) les intermédiaires d'un fichier CSV (key;name;kind;email;phone;commune;territory)."""
     _readable(file)
-    imported, rejects = import_intermediaries(_engine(), file)
+    imported, rejects = import_intermediaries(bootstrap().engine, file)
     _print_rejects("Intermédiaires", imported, rejects)
     if rejects and not imported:
         raise typer.Exit(2)
@@ -51,8 +51,8 @@ def intermediaries_clients(
 ) -> None:
     """Importer les entreprises que sert chaque intermédiaire (intermediary;siret;source;date)."""
     _readable(file)
-    imported, rejects = import_clients(_engine(), file, source_name=source,
-                                       today=system_clock().astimezone(_zone()).date())
+    app = bootstrap()
+    imported, rejects = import_clients(app.engine, file, source_name=source, today=app.today())
     _print_rejects("Liens intermédiaire-entreprise", imported, rejects)
     if rejects and not imported:
         raise typer.Exit(2)

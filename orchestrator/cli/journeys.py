@@ -15,10 +15,8 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
-from orchestrator.app.bootstrap import system_clock
-from orchestrator.app.settings import get_settings
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.campaign_spec import CampaignSpec, load_spec
 from orchestrator.core.labels import TRIGGERS, label
 from orchestrator.core.schedule import next_occurrences
@@ -26,9 +24,8 @@ from orchestrator.core.stats import fr_int
 from orchestrator.core.windows import holiday_checker, next_slot, place_of, window_for
 from segments.language import parse_segment
 from segments.taxonomy import families
-from store.db import get_engine
 from store.journeys import ambassador_gaps, import_ambassadors, import_offers
-from store.models import Campaign
+from store.lookups import campaign_named
 from store.planning import segment_counts
 from templates.render import date_fr
 
@@ -46,16 +43,6 @@ def register(app: typer.Typer, campaigns_app: typer.Typer) -> None:
     app.add_typer(ambassadors_app, name="ambassadors")
     app.add_typer(offers_app, name="offers")
     campaigns_app.command("show")(campaigns_show)
-
-
-def _engine():
-
-    return get_engine(get_settings().resolved_database_url)
-
-
-def _zone() -> ZoneInfo:
-    """The deployment's zone (`Settings.timezone`): where today's date and a campaign's last day are counted."""
-    return ZoneInfo(get_settings().timezone)
 
 
 def _load_segment(file: Path):
@@ -88,9 +75,10 @@ def segments_preview(
     allowed = {"family", "departement", "epci", "commune", "region"}
     if unknown := [k for k in keys if k not in allowed]:
         raise typer.BadParameter(f"regroupements inconnus: {', '.join(unknown)}", param_hint="--by")
-    day = dt.date.fromisoformat(today) if today else system_clock().astimezone(_zone()).date()
-    with _engine().connect() as conn:
-        rows = segment_counts(conn, seg, today=day, territory=territory, by=tuple(keys))
+    app = bootstrap()
+    day = dt.date.fromisoformat(today) if today else app.today()
+    with app.transaction() as unit:
+        rows = segment_counts(unit.conn, seg, today=day, territory=territory, by=tuple(keys))
     labels = {"family": "Famille de métiers", "departement": "Département", "epci": "EPCI", "commune": "Commune",
               "region": "Région"}
     table = Table(title=f"Segment {file.name}")
@@ -117,7 +105,7 @@ def _print_rejects(what: str, imported: int, rejects) -> None:
 @ambassadors_app.command("import")
 def ambassadors_import(file: Path) -> None:
     """Importer (ou mettre à jour) les ambassadeurs d'un fichier CSV."""
-    imported, rejects = import_ambassadors(_engine(), file)
+    imported, rejects = import_ambassadors(bootstrap().engine, file)
     _print_rejects("Ambassadeurs", imported, rejects)
     if rejects and not imported:
         raise typer.Exit(2)
@@ -126,7 +114,7 @@ def ambassadors_import(file: Path) -> None:
 @offers_app.command("import")
 def offers_import(file: Path) -> None:
     """Importer (ou mettre à jour) les offres d'un fichier CSV."""
-    imported, rejects = import_offers(_engine(), file)
+    imported, rejects = import_offers(bootstrap().engine, file)
     _print_rejects("Offres", imported, rejects)
     if rejects and not imported:
         raise typer.Exit(2)
@@ -148,10 +136,8 @@ def _delay_fr(delay: dt.timedelta) -> str:
     return "après " + " et ".join(parts)
 
 
-def _print_gaps(campaign_id: int) -> None:
+def _print_gaps(gaps: list[tuple]) -> None:
     """Where no ambassador fitted: the campaign's contact stood in (the places to recruit one)."""
-    with _engine().connect() as conn:
-        gaps = ambassador_gaps(conn, campaign_id)
     total = sum(r[-1] for r in gaps)
     if not total:
         return
@@ -166,11 +152,10 @@ def campaigns_show(
     now: Annotated[str | None, typer.Option(help="instant de référence ISO (horloge contrôlée)")] = None,
 ) -> None:
     """Afficher une campagne: statut, version, étapes et ses cinq prochaines occurrences avec leurs créneaux."""
-
-
-    table = Campaign.__table__
-    with _engine().connect() as conn:
-        row = conn.execute(select(table).where(table.c.name == name)).first()
+    app = bootstrap()
+    with app.transaction() as unit:
+        row = campaign_named(unit.conn, name)
+        gaps = ambassador_gaps(unit.conn, row.id) if row is not None else []
     if row is None:
         console.print(f"[red]Campagne inconnue: {name}[/red]")
         raise typer.Exit(1)
@@ -184,7 +169,7 @@ def campaigns_show(
         console.print(f"Groupe témoin: {spec.holdout:g} % (inscrits, jamais contactés)")
     if spec.variants:
         console.print("Variantes: " + ", ".join(f"{v.name} (poids {v.weight})" for v in spec.variants))
-    _print_gaps(row.id)
+    _print_gaps(gaps)
     for i, step in enumerate(spec.steps, start=1):
         cond = {"no_click": "si pas de clic", "clicked": "si clic", "no_conversion": "si pas d'inscription"}
         extra = f", {cond[step.condition]}" if step.condition else ""
@@ -197,7 +182,7 @@ def campaigns_show(
         console.print("Pas de calendrier: la campagne part sur déclencheur seulement.")
         return
     tz = spec.timezone()
-    after = dt.datetime.fromisoformat(now) if now else system_clock()
+    after = dt.datetime.fromisoformat(now) if now else app.now()
     if after.tzinfo is None:
         after = after.replace(tzinfo=dt.UTC)
     upcoming = next_occurrences(schedule.start, schedule.rrule, tz, after, 5)
@@ -209,7 +194,7 @@ def campaigns_show(
     place = place_of(deps[0])
     console.print("Cinq prochaines occurrences, et le premier envoi réel par famille de métiers "
                   "(créneaux du métier, week-ends et jours fériés du lieu):", soft_wrap=True)
-    step, zone = spec.steps[0], _zone()
+    step, zone = spec.steps[0], app.zone
     for at in upcoming:
         if spec.ends_on and at.astimezone(zone).date() > spec.ends_on:
             break
