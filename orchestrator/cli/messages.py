@@ -11,13 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
-from orchestrator.app.bootstrap import system_clock
-from orchestrator.app.settings import get_settings
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.labels import datetime_fr
-from store.db import get_engine
-from store.models import Campaign
+from store.lookups import campaign_named
 from store.outbox import business_messages, resend_unknown, unknown_messages
 
 console = Console()
@@ -107,10 +104,11 @@ def show(
     json_out: Annotated[bool, typer.Option("--json", help="l'historique en JSON (clés stables, en anglais)")] = False,
 ) -> None:
     """Tous les messages d'une entreprise (SIRET) et leur historique : prévu, envoyé, en échec, cliqué..."""
-    settings = get_settings()
+    app = bootstrap()
+    settings = app.settings
     siret = "".join(siret.split())
-    with get_engine(settings.resolved_database_url).connect() as conn:
-        found = business_messages(conn, siret)
+    with app.transaction() as unit:
+        found = business_messages(unit.conn, siret)
     if found is None:
         console.print(f"[red]Aucune entreprise avec le SIRET {siret}.[/red]")
         raise typer.Exit(1)
@@ -160,23 +158,21 @@ def resend(
 ) -> None:
     """Renvoyer les messages à l'issue inconnue (transmis, sans réponse enregistrée) : nouveaux envois, dès
     maintenant."""
-
-
     if not unknown:
         console.print("[red]Précisez --unknown : seuls les messages à l'issue inconnue se renvoient ainsi.[/red]")
         raise typer.Exit(2)
-    engine = get_engine(get_settings().resolved_database_url)
-    now = system_clock()
+    app = bootstrap()
     where = f" dans la campagne « {campaign} »" if campaign else ""
-    with engine.begin() as conn:
+    with app.transaction() as unit:
+        now = unit.now
         campaign_id = None
         if campaign is not None:
-            campaigns = Campaign.__table__
-            campaign_id = conn.execute(select(campaigns.c.id).where(campaigns.c.name == campaign)).scalar()
-            if campaign_id is None:
+            row = campaign_named(unit.conn, campaign)
+            if row is None:
                 console.print(f"[red]Aucune campagne nommée « {campaign} ».[/red]")
                 raise typer.Exit(1)
-        rows = unknown_messages(conn, now, campaign_id)
+            campaign_id = row.id
+        rows = unknown_messages(unit.conn, now, campaign_id)
     if not rows:
         console.print(f"Aucun message à l'issue inconnue{where} : rien à renvoyer.")
         return
@@ -190,8 +186,8 @@ def resend(
     if not yes and not typer.confirm("Les renvoyer maintenant ?", default=False):
         console.print("Rien n'a été renvoyé.")
         return
-    with engine.begin() as conn:
-        count = resend_unknown(conn, [r.id for r in rows], now, f"un opérateur ({_who()})")
+    with app.transaction() as unit:
+        count = resend_unknown(unit.conn, [r.id for r in rows], now, f"un opérateur ({_who()})")
     console.print(f"{count} message(s) prévu(s) à nouveau : ils partent au prochain envoi (« declic dispatch »), "
                   "après une nouvelle vérification des désinscriptions et fermetures.")
 
