@@ -47,15 +47,14 @@ import math
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
-from jinja2 import FileSystemLoader
 
 LEXICON_FILE = Path(__file__).parent / "lexicon.yaml"
 MESSAGES_DIR = Path(__file__).parent / "messages"
@@ -671,39 +670,18 @@ def page_text(html: str) -> str:
     return parser.text()
 
 
-def page_contexts() -> list[tuple[str, str, dict[str, Any]]]:
-    """(page, label, context) for the landing and diagnostic pages as the web app renders them: every state of
-    the landing page, the diagnostic's questions and its results, over the lint matrix's extreme contexts."""
-    from templates.preview import matrix_contexts
-    from web.callback import SLOTS
-    from web.diagnostic import sample_pages
-    from web.public import NOT_FOR_ME_REASONS
-
-    out = []
-    for label, ctx in [*matrix_contexts("alimentation", "creation")[:2], *matrix_contexts("autre", "creation")[:2]]:
-        base = {"token": "t", "business": ctx["business"], "ambassador": ctx["ambassador"], "offers": ctx["offers"],
-                "sender": ctx["sender"], "peer_tel": "tel:+33612345678", "sender_tel": "tel:+33475000000",
-                "csrf": "c", "unsubscribe": ctx["links"]["unsubscribe"], "slots": {k: v[0] for k, v in SLOTS.items()},
-                "reasons": NOT_FOR_ME_REASONS, "form": {}, "errors": {}, "campaign": ctx.get("campaign", {})}
-        for done in (None, "rappel", "rappel_deja", "pas_pour_moi", "plus_d_appel"):
-            out.append(("landing.html", f"{label}, état {done or 'initial'}", dict(base, done=done)))
-        for diag_label, diag in sample_pages(ctx):
-            out.append(("diagnostic.html", f"{label}, {diag_label}", diag))
-    return out
-
-
-def lint_pages(lexicon: str | None = None) -> Report:
-    """Lint the landing and diagnostic pages' texts (jargon, sentences, readability, raw codes, INSEE labels)."""
-    from web.public import pages
-
+def lint_pages(contexts: Iterable[tuple[str, str, dict[str, Any]]], render: Callable[[str, dict[str, Any]], str],
+               folder: Path, lexicon: str | None = None) -> Report:
+    """Lint web pages' texts (jargon, sentences, readability, raw codes, INSEE labels): each (page, label, context)
+    rendered to HTML by ``render(page, context)``; findings point to the page's file in ``folder``. The web app's
+    landing and diagnostic pages are linted this way by ``declic templates lint`` (orchestrator/cli/page_lint.py)."""
     report = Report()
     merged: dict[tuple[str, str, int, str, str], list[str]] = {}  # (severity, path, line, code, message)
     shown: dict[str, str] = {}
-    for page, label, context in page_contexts():
-        folder = cast(FileSystemLoader, pages.env.loader).searchpath[0]  # Jinja2Templates(directory=...)
-        path = shown.setdefault(page, _display(Path(folder) / page))
+    for page, label, context in contexts:
+        path = shown.setdefault(page, _display(folder / page))
         try:
-            text = page_text(pages.env.get_template(page).render(**context))
+            text = page_text(render(page, context))
         except Exception as exc:  # a page that does not render with a real context is an error, not a crash
             merged.setdefault((ERROR, path, 0, "RENDER", f"{type(exc).__name__}: {exc}"), []).append(label)
             continue
@@ -722,15 +700,10 @@ def lint_pages(lexicon: str | None = None) -> Report:
 
 
 def main(paths: list[str] | None = None) -> int:
-    """Lint the given files (every shipped template and the landing and diagnostic pages when none), print the
-    findings, return 1 on errors."""
+    """Lint the given files (every shipped template when none), print the findings, return 1 on errors. The web
+    pages are linted by ``declic templates lint``, which can render them."""
     targets: list[str | Path] = list(paths) if paths else list(shipped_templates())
     report = lint_paths(targets)
-    if not paths:
-        pages = lint_pages()
-        report.findings += pages.findings
-        report.scores.update(pages.scores)
-        report.texts += pages.texts
     print(report.format())
     return 0 if report.ok else 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from orchestrator.cli.page_lint import lint_web_pages
 from orchestrator.core.links import links_for
 from segments.taxonomy import trade_wording
 from templates.lint import lint_pages, lint_paths, page_text
@@ -37,8 +38,25 @@ def test_an_sms_that_fits_only_with_a_short_sample_link_fails(tmp_path):
 
 def test_landing_and_diagnostic_pages_are_rendered_and_read():
     assert "Bonjour" in page_text("<html><head><style>p{}</style></head><body><h1>Bonjour</h1><p>a</p></body>")
-    report = lint_pages()
+    report = lint_web_pages()
     assert report.texts == 40  # 4 contexts: 5 landing states, 5 diagnostic pages (questions, error, 3 results)
     assert not [f for f in report.findings if f.code == "RENDER"], report.format()
     assert any(k.startswith("landing.html") for k in report.scores)
     assert any(k.startswith("diagnostic.html") for k in report.scores)
+
+
+def test_page_findings_name_the_page_file_and_the_contexts(tmp_path):
+    # The pure half of page linting: HTML from any renderer, one finding per problem with the contexts it shows in.
+    def render(page: str, context: dict) -> str:
+        if context.get("broken"):
+            raise KeyError("offers")
+        return f"<html><body><h1>Bonjour</h1><p>Votre {context['word']} est prêt.</p></body></html>"
+
+    contexts = [("landing.html", "a", {"word": "CRM"}), ("landing.html", "b", {"word": "CRM"}),
+                ("landing.html", "c", {"word": "fichier"}), ("landing.html", "d", {"broken": True})]
+    report = lint_pages(contexts, render, tmp_path)
+    assert report.texts == 3 and set(report.scores) == {"landing.html [a]", "landing.html [b]", "landing.html [c]"}
+    jargon = [f for f in report.findings if f.code == "JARGON"]
+    assert len(jargon) == 1 and jargon[0].path == str(tmp_path / "landing.html")
+    assert jargon[0].message.endswith("[a; b]")
+    assert [f.message for f in report.errors if f.code == "RENDER"] == ["KeyError: 'offers' [d]"]
