@@ -338,3 +338,8 @@ def ambassador_gaps(conn: Connection, campaign_id: int | None = None) -> list[tu
     if campaign_id is not None:
         query = query.where(ENROLLMENTS.c.campaign_id == campaign_id)
     return conn.execute(query).all()
+
+
+def ambassador_name(conn: Connection, ambassador_id: int) -> str | None:
+    """The ambassador's name, or None when there is no such ambassador."""
+    return conn.execute(select(AMBASSADORS.c.name).where(AMBASSADORS.c.id == ambassador_id)).scalar()

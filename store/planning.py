@@ -644,3 +644,25 @@ def campaign_overlaps(conn: Connection, spec: CampaignSpec, campaign_id: int | N
                                f"accompagne les entreprises communes ({winner.signed_by()})",
                     "covered_by_it": int(left_to_it), "covered_by_us": int(left_to_us)})
     return out
+
+
+# What would leave (orchestrator.app.message_preview): a message already planned, else the event it would answer.
+
+
+def planned_message(conn: Connection, campaign_id: int, business_id: int, channel: str, template: str):
+    """The campaign's first message still planned for this business on `channel` with `template` (the one the
+    dispatcher will send), or None."""
+    m = MESSAGES.c
+    return conn.execute(select(MESSAGES).where(m.campaign_id == campaign_id, m.business_id == business_id,
+                                               m.channel == channel, m.template == template, m.status == "planned")
+                        .order_by(m.step, m.id).limit(1)).first()
+
+
+def latest_event(conn: Connection, business_id: int, event_type: str):
+    """The business's latest event of `event_type` (id, occurred_on, payload, source, name: its partner's, if
+    any), or None."""
+    e = EVENTS.c
+    return conn.execute(select(e.id, e.occurred_on, e.payload, e.source, PARTNERS.c.name)
+                        .outerjoin(PARTNERS, PARTNERS.c.id == e.partner_id)
+                        .where(e.business_id == business_id, e.type == event_type)
+                        .order_by(e.occurred_on.desc(), e.id.desc()).limit(1)).first()

@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from integrations.base import OutgoingMessage
+from orchestrator.app.bootstrap import App
 from orchestrator.app.settings import Settings
 from orchestrator.core.campaign_spec import CampaignSpec
 from orchestrator.core.planner import Candidate, personalise, recipient_for
+from store.journeys import ambassador_name, ambassador_views, offer_views
+from store.planning import business_view, deadline_of, latest_event, planned_message
+from templates.preview import sample_context
 from templates.render import TemplateLibrary
 
 SAMPLE_NOTICE = ("Aperçu avec un expéditeur, un ambassadeur et des offres d'exemple : ajoutez --campaign pour voir "
@@ -65,42 +68,27 @@ def leaving_message(settings: Settings, engine: Engine, templates: TemplateLibra
     `campaign_id` is None for a campaign not saved yet (the variant is then drawn as for campaign 0); `now` is
     the App's clock when not given.
     """
-    from orchestrator.app.bootstrap import App
-    from orchestrator.app.dispatch import outgoing
-    from store.journeys import ambassador_views, offer_views
-    from store.models import Ambassador, Message, Partner, TriggerEvent
-    from store.planning import business_view, deadline_of
+    from orchestrator.app.dispatch import outgoing  # start-up: 0.08 s of every command (measured)
 
     # At `now` when given: the links are signed then, as the dispatcher running at that moment would sign them.
     at = {"clock": (lambda: now)} if now is not None else {}
     app = App(settings=settings, engine=engine, templates=templates, **at)
     now = app.clock()
     view = business_view(business)
-    msg_t, ev_t, amb_t = Message.__table__, TriggerEvent.__table__, Ambassador.__table__
     trigger = trigger or (template if template in spec.triggers or not spec.triggers else spec.triggers[0])
     with engine.connect() as conn:
         stored = None
         if campaign_id is not None:
-            stored = conn.execute(
-                select(msg_t).where(msg_t.c.campaign_id == campaign_id, msg_t.c.business_id == view.id,
-                                    msg_t.c.channel == channel, msg_t.c.template == template,
-                                    msg_t.c.status == "planned")
-                .order_by(msg_t.c.step, msg_t.c.id).limit(1)).first()
+            stored = planned_message(conn, campaign_id, view.id, channel, template)
         if stored is not None:
             row: Any = stored
             meta = (stored.context or {}).get("meta") or {}
             ambassador_id = meta.get("ambassador_id")
-            name = conn.execute(select(amb_t.c.name).where(amb_t.c.id == ambassador_id)).scalar() \
-                if ambassador_id else None
+            name = ambassador_name(conn, ambassador_id) if ambassador_id else None
             offers = [o.get("title") for o in stored.context.get("offers") or []]
             variant = stored.variant
         else:
-            partner_t = Partner.__table__
-            event = conn.execute(
-                select(ev_t.c.id, ev_t.c.occurred_on, ev_t.c.payload, ev_t.c.source, partner_t.c.name)
-                .outerjoin(partner_t, partner_t.c.id == ev_t.c.partner_id)
-                .where(ev_t.c.business_id == view.id, ev_t.c.type == trigger)
-                .order_by(ev_t.c.occurred_on.desc(), ev_t.c.id.desc()).limit(1)).first()
+            event = latest_event(conn, view.id, trigger)
             # The event's source as the message says it, like the planner (a partner by its name).
             candidate = Candidate(event.id if event else None, trigger,
                                   event.occurred_on if event else now.astimezone(app.zone).date(), view,
@@ -118,7 +106,7 @@ def leaving_message(settings: Settings, engine: Engine, templates: TemplateLibra
     message = outgoing(app, row)
     from_line = reply_to = None
     if channel == "email":
-        from integrations.email_smtp import identity
+        from integrations.email_smtp import identity  # start-up: 0.04 s of every command (measured)
 
         from_line, reply_to = identity(spec.model_dump(mode="json"), settings.mail_from, settings.mail_domain)
     return LeavingMessage(message=message, template=message.meta.get("template", ""), from_line=from_line,
@@ -130,10 +118,7 @@ def sample_message(settings: Settings, templates: TemplateLibrary, business: Any
                    template: str) -> OutgoingMessage:
     """The message for one real business with the sample sender, ambassador and offers of `templates.preview`,
     rendered by the dispatcher's code with real link lengths (no campaign named)."""
-    from orchestrator.app.bootstrap import App
-    from orchestrator.app.dispatch import outgoing
-    from store.planning import business_view
-    from templates.preview import sample_context
+    from orchestrator.app.dispatch import outgoing  # start-up: 0.08 s of every command (measured)
 
     view = business_view(business)
     context = sample_context(view.family or "autre", template)

@@ -7,17 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.message_preview import SAMPLE_NOTICE, leaving_message, sample_message
-from orchestrator.app.settings import get_settings
 from orchestrator.core.campaign_spec import CampaignSpec
 from orchestrator.core.labels import count_fr
 from segments.taxonomy import families
-from store.db import get_engine
-from store.models import Business, Campaign
+from store.lookups import business_by_siret, campaign_named
 from templates.lint import lint_paths, shipped_templates
-from templates.render import library
 
 templates_app = typer.Typer(help="Modèles de messages : les relire (clarté, longueur) et les prévisualiser pour "
     "une entreprise.", no_args_is_help=True)
@@ -112,14 +109,10 @@ def preview(
         "enverrait")] = None,
 ) -> None:
     """Afficher le message qu'une entreprise recevrait ; avec --campaign, exactement celui qui partirait."""
-
-
-    settings = get_settings()
-    engine = get_engine(settings.resolved_database_url)
-    b, c = Business.__table__, Campaign.__table__
-    with engine.connect() as conn:
-        row = conn.execute(select(b).where(b.c.siret == business.replace(" ", ""))).first()
-        campaign_row = conn.execute(select(c).where(c.c.name == campaign)).first() if campaign else None
+    app = bootstrap()
+    with app.transaction() as unit:
+        row = business_by_siret(unit.conn, business.replace(" ", ""))
+        campaign_row = campaign_named(unit.conn, campaign) if campaign else None
     if row is None:
         typer.echo(f"Entreprise inconnue : {business}", err=True)
         raise typer.Exit(1)
@@ -132,15 +125,15 @@ def preview(
                    err=True)
         raise typer.Exit(2)
     channel, trigger = parts
-    lib = library()
     try:
         if campaign_row is None:
             typer.echo(SAMPLE_NOTICE)
-            message = sample_message(settings, lib, row, channel, trigger)
+            message = sample_message(app.settings, app.templates, row, channel, trigger)
             header: list[str] = []
         else:
             spec = CampaignSpec.model_validate(campaign_row.spec)
-            leaving = leaving_message(settings, engine, lib, spec, campaign_row.id, row, channel, trigger)
+            leaving = leaving_message(app.settings, app.engine, app.templates, spec, campaign_row.id, row, channel,
+                                      trigger)
             message, header = leaving.message, leaving.header_lines()
     except LookupError:
         typer.echo(f"Aucun modèle pour {channel}/{trigger}.", err=True)
