@@ -2,8 +2,9 @@
 
 Lines are compared normalised: stripped of indentation and comments; blank lines, docstrings, imports and lines of
 brackets only are left out, and so are a class's plain field declarations (`converted: int = 0`): a store table
-declares the columns of the core value it stores, and the core may not import the table's library. Migrations and tests may repeat themselves. `python -m scripts.duplicates` prints every
-repeated block (module:first-last = module:first-last ...); tests/unit/test_no_duplicates.py wants none.
+declares the columns of the core value it stores, and the core may not import the table's library. Migrations and
+tests may repeat themselves. `python -m scripts.duplicates` prints every repeated block (module:first-last =
+module:first-last ...); tests/unit/test_no_duplicates.py wants none.
 """
 
 from __future__ import annotations
