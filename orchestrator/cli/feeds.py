@@ -11,8 +11,6 @@ from rich.table import Table
 
 from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.feeds import watch_due_feeds
-from orchestrator.app.settings import get_settings
-from store.db import get_engine
 from store.feeds import FeedError, add_feed, list_feeds, parse_period, remove_feed, set_local, set_status
 
 feeds_app = typer.Typer(
@@ -20,11 +18,6 @@ feeds_app = typer.Typer(
         "régulier.", no_args_is_help=True
 )
 console = Console()
-
-
-def _engine():
-
-    return get_engine(get_settings().resolved_database_url)
 
 
 def _fail(message: str) -> None:
@@ -59,7 +52,7 @@ def add(
     """Enregistrer un flux : relevé au prochain passage de « watch-feeds », puis à chaque intervalle."""
     try:
         feed = add_feed(
-            _engine(),
+            bootstrap().engine,
             name=name,
             format=format,
             url=url,
@@ -79,7 +72,7 @@ def add(
 def list_(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (clés stables, en "
     "anglais)")] = False) -> None:
     """Chaque flux et son état, en clair."""
-    feeds = [f.describe() for f in list_feeds(_engine())]
+    feeds = [f.describe() for f in list_feeds(bootstrap().engine)]
     if json_out:
         print(json.dumps(feeds, ensure_ascii=False))
         return
@@ -117,7 +110,7 @@ def list_(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (cl
 def _status(name: str, status: str, words: str) -> None:
 
     try:
-        set_status(_engine(), name, status)
+        set_status(bootstrap().engine, name, status)
     except FeedError as exc:
         _fail(str(exc))
     console.print(f"Flux {name}: {words}")
@@ -144,7 +137,7 @@ def local_(
     nouveau."""
 
     try:
-        set_local(_engine(), name, not off)
+        set_local(bootstrap().engine, name, not off)
     except FeedError as exc:
         _fail(str(exc))
     words = "adresses publiques seulement" if off else "réseau local autorisé"
@@ -155,7 +148,7 @@ def local_(
 def remove(name: str) -> None:
     """Oublier un flux (les événements qu'il a apportés restent)."""
     try:
-        remove_feed(_engine(), name)
+        remove_feed(bootstrap().engine, name)
     except FeedError as exc:
         _fail(str(exc))
     console.print(f"Flux {name} supprimé.")

@@ -8,18 +8,15 @@ import getpass
 import json
 from enum import StrEnum
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from orchestrator.app.bootstrap import system_clock
-from orchestrator.app.settings import get_settings
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core import labels
 from orchestrator.core.stats import fr_cell, report_dict, table_csv
 from store.accounts import AccountError, add_user, parse_territory, set_user_active
-from store.db import get_engine
 from store.planning import campaign_overlaps, parse_holdout, set_territory_holdout
 from store.report import campaign_by_name, refresh_rollup
 from store.report import report as build
@@ -36,11 +33,6 @@ class Format(StrEnum):
     csv = "csv"
 
 
-def _engine():
-
-    return get_engine(get_settings().resolved_database_url)
-
-
 def report(
     campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="nom de la campagne")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json ou csv")] = Format.table,
@@ -55,26 +47,26 @@ def report(
     ] = False,
 ) -> None:
     """L'entonnoir d'une campagne, son effet mesuré face au groupe témoin, ses variantes et ses détails."""
-    engine = _engine()
+    app = bootstrap()
     if refresh:
-        with engine.connect() as conn:
-            target = campaign_by_name(conn, campaign) if campaign else None
+        with app.transaction() as unit:
+            target = campaign_by_name(unit.conn, campaign) if campaign else None
         if campaign and target is None:
             console.print(f"[red]Campagne inconnue : {campaign}[/red]")
             raise typer.Exit(1)
-        written = refresh_rollup(engine, [target.id] if target else None, now=system_clock())
+        written = refresh_rollup(app.engine, [target.id] if target else None, now=app.now())
         console.print(f"Agrégats recalculés : {written} lignes.", highlight=False)
         if not campaign:
             return
     if not campaign:
         console.print("[red]Donnez --campaign NOM (ou --refresh pour recalculer tous les agrégats).[/red]")
         raise typer.Exit(2)
-    with engine.connect() as conn:
-        row = campaign_by_name(conn, campaign)
+    with app.transaction() as unit:
+        row = campaign_by_name(unit.conn, campaign)
     if row is None:
         console.print(f"[red]Campagne inconnue : {campaign}[/red]")
         raise typer.Exit(1)
-    result = build(engine, row, live=live)
+    result = build(app.engine, row, live=live)
     tables = [t for t in result.tables if table is None or t.key == table]
     if table and not tables:
         known = ", ".join(t.key for t in result.tables)
@@ -92,7 +84,7 @@ def report(
                 print(("\n" if i else "") + f"# {t.key}: {t.title}")
             print(table_csv(t), end="")
         return
-    zone = ZoneInfo(get_settings().timezone)
+    zone = app.zone
     source = ("agrégats du " + labels.datetime_fr(result.as_of, zone) if result.source == "rollup" and result.as_of
               else "calcul en direct")
     console.print(f"[bold]{result.title}[/bold] ({result.campaign}, {labels.label('campaign_status', result.status)})"
@@ -134,7 +126,7 @@ def users_add(
     """Créer un compte du tableau de bord (ou changer son mot de passe, son rôle et son territoire)."""
     try:
         user_id = add_user(
-            _engine(),
+            bootstrap().engine,
             email=email,
             name=name,
             password=password,
@@ -161,8 +153,7 @@ def users_enable(email: str) -> None:
 
 
 def _set_active(email: str, active: bool, what: str) -> None:
-
-    if not set_user_active(_engine(), email, active):
+    if not set_user_active(bootstrap().engine, email, active):
         console.print(f"[red]Aucun compte {email.strip().lower()}.[/red]", highlight=False)
         raise typer.Exit(2)
     console.print(f"Compte {email.strip().lower()} {what}.", highlight=False)
@@ -199,8 +190,8 @@ def territories_holdout(
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from exc
-    with _engine().begin() as conn:
-        set_territory_holdout(conn, level, code, percent, f"cli:{getpass.getuser()}", system_clock())
+    with bootstrap().transaction() as unit:
+        set_territory_holdout(unit.conn, level, code, percent, f"cli:{getpass.getuser()}", unit.now)
     if percent:
         console.print(f"Groupe témoin global de {level} {code} : {percent:g} % des entreprises, qu'aucune "
                       "campagne ne contacte pendant un an.", highlight=False)
