@@ -121,7 +121,7 @@ def main(quick: bool = False) -> None:
     upgrade(env["DECLIC_DATABASE_URL"])
     app = bootstrap()
     load_reference(app.engine)
-    token = add_partner(app.engine, "bench", ["creation"])
+    token = add_partner(app.engine, "bench", ["creation"], now=app.now())
     headers = {"Authorization": f"Bearer {token}"}
     pop = Population("35", seed=1)
     load = os.getloadavg()[0]

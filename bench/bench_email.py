@@ -34,7 +34,7 @@ def seed_outbox(engine, n: int, now: dt.datetime = NOW) -> None:
     from tests.utils.factories import campaign_spec
 
     spec = load_spec(campaign_spec(families=["batiment", "alimentation", "hotellerie_restauration"]))
-    campaign_id, _, _ = apply_campaign(engine, spec)
+    campaign_id, _, _ = apply_campaign(engine, spec, now=now)
     facts = Population("35", seed=7).businesses(n, today=now.date())
     for f in facts:
         if not any(c.kind == "email" for c in f.contacts):

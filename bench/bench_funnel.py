@@ -57,7 +57,8 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
     fams = sorted(families())
     enrollments = int(messages / 2 / 0.9) + 1  # two messages per treatment enrollment, 10 % holdout
     businesses = enrollments // 2
-    ids = [apply_campaign(engine, load_spec(campaign_spec(f"bench-{i}", families=())))[0] for i in range(4)]
+    now = dt.datetime.now(dt.UTC)
+    ids = [apply_campaign(engine, load_spec(campaign_spec(f"bench-{i}", families=())), now=now)[0] for i in range(4)]
     tables = ("business", "enrollment", "message", "interaction")
     with engine.begin() as conn:
         # Secondary indexes are dropped during the load and built once afterwards (much faster than

@@ -137,15 +137,15 @@ def campaigns(engine) -> None:
         "segment": {"reachable": ["email", "phone", "postal"], "converted": False},
         "steps": [{"channel": "email", "delay": "2d", "template": "creation"},
                   {"channel": "email", "delay": "7d", "template": "creation", "if": "no_click"},
-                  {"channel": "letter", "delay": "14d", "template": "creation"}]}))
+                  {"channel": "letter", "delay": "14d", "template": "creation"}]}), now=NOW)
     apply_campaign(engine, load_spec({
         **base, "name": "batiment-bretagne", "owner": {"name": "Région Bretagne", "territory": {"regions": ["53"]}},
         "triggers": ["creation"], "segment": {"families": ["batiment"], "headcount": ["0", "1-2", "unknown"]},
-        "steps": [{"channel": "sms", "delay": "1d", "template": "creation"}]}))
+        "steps": [{"channel": "sms", "delay": "1d", "template": "creation"}]}), now=NOW)
     apply_campaign(engine, load_spec({
         **base, "name": "premiere-embauche", "owner": {"name": "État", "territory": {"regions": every_region}},
         "triggers": ["first_hire"], "segment": {"headcount": ["0", "1-2", "3-5", "unknown"]},
-        "steps": [{"channel": "email", "delay": "0d", "template": "first_hire"}]}))
+        "steps": [{"channel": "email", "delay": "0d", "template": "first_hire"}]}), now=NOW)
 
 
 CPU: dict[str, float] = {}
@@ -249,7 +249,7 @@ def main(quick: bool = False) -> None:
         "name": "atelier-trimestriel", "owner": {"name": "Collectivités", "territory": {"departements": chosen}},
         "sender": {"name": "Collectivités", "address": "Hôtel de ville"}, "contact": {"name": "Accueil"},
         "schedule": {"start": "2026-12-01T09:00:00", "rrule": "FREQ=MONTHLY;BYDAY=1TU"},
-        "steps": [{"channel": "email", "delay": "0d", "template": "creation"}]}))
+        "steps": [{"channel": "email", "delay": "0d", "template": "creation"}]}), now=app.now())
     seconds, counts = timed_plan(app)
     emit(figure="scheduled_occurrence_seconds", value=round(seconds, 2), cpu_seconds=round(CPU["last"], 2),
          reached=reach,

@@ -270,7 +270,7 @@ def scheduled_occurrence(app, args, businesses: int) -> None:
         "name": "atelier-trimestriel", "owner": {"name": "Collectivités", "territory": {"departements": chosen}},
         "sender": {"name": "Collectivités", "address": "Hôtel de ville"}, "contact": {"name": "Accueil"},
         "schedule": {"start": "2026-12-01T09:00:00", "rrule": "FREQ=MONTHLY;BYDAY=1TU"},
-        "steps": [{"channel": "email", "delay": "0d", "template": "creation"}]}))
+        "steps": [{"channel": "email", "delay": "0d", "template": "creation"}]}), now=app.now())
     load = loadavg()
     seconds, cpu, counts = timed_plan(app)
     emit(figure="pg_scheduled_occurrence_seconds", value=round(seconds, 2), cpu_seconds=round(cpu, 2),

@@ -408,7 +408,7 @@ def part_latency_worker(events: int, planner: bool) -> None:
         try:
             from store.db import get_engine
 
-            token = add_partner(get_engine(c.store_url), "bge-bench", ["creation"])
+            token = add_partner(get_engine(c.store_url), "bge-bench", ["creation"], now=dt.datetime.now(dt.UTC))
             _emit_latency(
                 ("worker and warm planner" if planner else "worker only") + " (server on PostgreSQL, Redis broker)",
                 measure_latency(f"http://127.0.0.1:{port}", c.api_url, token, events),

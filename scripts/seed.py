@@ -27,7 +27,7 @@ def seed_due_emails(app: App, n: int, *, departement: str = "35", seed: int = 7,
     population = Population(departement, seed=seed)
     # A few more events than messages: the planner may skip some (windows, caps); the surplus is cancelled.
     batches = population.creation_events(int(n * 1.05) + 20, batch_size=1000, today=app.today(), bad_every=10**9)
-    partner_token = add_partner(app.engine, f"partner-{campaign}", ["creation"])
+    partner_token = add_partner(app.engine, f"partner-{campaign}", ["creation"], now=app.now())
     del partner_token  # the events go straight to the store; the API is tested elsewhere
     for batch in batches:
         events = []
@@ -47,7 +47,7 @@ def seed_due_emails(app: App, n: int, *, departement: str = "35", seed: int = 7,
         "triggers": ["creation"],
         "steps": [{"channel": "email", "delay": "0d", "template": "creation"}],
     })
-    apply_campaign(app.engine, spec)
+    apply_campaign(app.engine, spec, now=app.now())
     plan_all(app)
     with app.engine.begin() as conn:
         ids = conn.execute(select(MESSAGES.c.id)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.core.campaign_spec import CampaignSpec
 from store.events import forget_tokens, hash_token, new_token
-from store.models import Campaign, Partner, utcnow
+from store.models import Campaign, Partner
 
 PARTNERS = Partner.__table__
 CAMPAIGNS = Campaign.__table__
 
 
-def add_partner(engine: Engine, name: str, types: list[str], territory: list[str] | None = None) -> str:
-    """Create a partner (or rotate its token) and return the new token, to be shown once."""
+def add_partner(engine: Engine, name: str, types: list[str], territory: list[str] | None = None, *,
+                now: dt.datetime) -> str:
+    """Create a partner at `now` (or rotate its token) and return the new token, to be shown once."""
     token = new_token()
     with engine.begin() as conn:
         existing = conn.execute(select(PARTNERS.c.id).where(PARTNERS.c.name == name)).first()
@@ -24,18 +27,18 @@ def add_partner(engine: Engine, name: str, types: list[str], territory: list[str
         if existing:
             conn.execute(update(PARTNERS).where(PARTNERS.c.id == existing.id).values(**values))
         else:
-            conn.execute(PARTNERS.insert().values(name=name, created_at=utcnow(), **values))
+            conn.execute(PARTNERS.insert().values(name=name, created_at=now, **values))
     forget_tokens()
     return token
 
 
-def revoke_partner(engine: Engine, name: str) -> bool:
-    """Revoke a partner's token: every request with it answers 401 (at once in this process, within
+def revoke_partner(engine: Engine, name: str, *, now: dt.datetime) -> bool:
+    """Revoke a partner's token at `now`: every request with it answers 401 (at once in this process, within
     TOKEN_CACHE_SECONDS in the others); `declic partners add NAME` gives it a new token later. False when
     unknown."""
     with engine.begin() as conn:
         result = conn.execute(update(PARTNERS).where(PARTNERS.c.name == name)
-                              .values(active=False, revoked_at=utcnow()))
+                              .values(active=False, revoked_at=now))
     forget_tokens()
     return bool(result.rowcount)
 
@@ -45,9 +48,9 @@ class CampaignNameTaken(ValueError):
 
 
 def apply_campaign(
-    engine: Engine, spec: CampaignSpec, *, create_only: bool = False, campaign_id: int | None = None
+    engine: Engine, spec: CampaignSpec, *, now: dt.datetime, create_only: bool = False, campaign_id: int | None = None
 ) -> tuple[int, int, str]:
-    """Create or update a campaign from its spec; a changed spec gets a new version.
+    """Create or update a campaign from its spec at `now`; a changed spec gets a new version.
 
     Returns (campaign id, version, "created" | "updated" | "unchanged"). Messages already planned keep
     their version; steps already sent are never sent again (the outbox is unique per enrollment and step).
@@ -67,7 +70,7 @@ def apply_campaign(
                 with conn.begin_nested():
                     result = conn.execute(CAMPAIGNS.insert().values(
                         name=spec.name, owner=spec.owner.name, status="active", version=1, spec=data,
-                        starts_on=spec.starts_on, ends_on=spec.ends_on, created_at=utcnow(), updated_at=utcnow()))
+                        starts_on=spec.starts_on, ends_on=spec.ends_on, created_at=now, updated_at=now))
             except IntegrityError as exc:  # created by someone else in the meantime
                 raise CampaignNameTaken(spec.name) from exc
             return result.inserted_primary_key[0], 1, "created"
@@ -75,14 +78,14 @@ def apply_campaign(
             return row.id, row.version, "unchanged"
         conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == row.id).values(
             owner=spec.owner.name, version=row.version + 1, spec=data, starts_on=spec.starts_on,
-            ends_on=spec.ends_on, updated_at=utcnow()))
+            ends_on=spec.ends_on, updated_at=now))
         return row.id, row.version + 1, "updated"
 
 
-def set_campaign_status(engine: Engine, name: str, status: str) -> bool:
-    """Pause, resume (active) or end a campaign; False when unknown."""
+def set_campaign_status(engine: Engine, name: str, status: str, *, now: dt.datetime) -> bool:
+    """Pause, resume (active) or end a campaign at `now`; False when unknown."""
     with engine.begin() as conn:
-        values = {"status": status, "updated_at": utcnow()}
+        values = {"status": status, "updated_at": now}
         if status == "active":  # resumed by a person: the automatic pause's reason no longer holds
             values.update(paused_reason=None, paused_at=None)
         result = conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.name == name).values(**values))

@@ -35,7 +35,8 @@ def validate(document: dict[str, Any]) -> CampaignSpec:
 def save(app: App, spec: CampaignSpec, *, by: Scope, create_only: bool, campaign_id: int | None = None) -> Saved:
     """Create the campaign (`create_only`: a name already taken raises CampaignNameTaken) or update campaign
     `campaign_id`, then write the save in the audit trail (nothing when the spec did not change)."""
-    campaign_id, version, what = apply_campaign(app.engine, spec, create_only=create_only, campaign_id=campaign_id)
+    campaign_id, version, what = apply_campaign(app.engine, spec, now=app.now(), create_only=create_only,
+                                             campaign_id=campaign_id)
     if what != "unchanged":
         # The trail is its own unit: `apply_campaign` commits the campaign itself.
         with app.transaction() as unit:
@@ -47,7 +48,7 @@ def save(app: App, spec: CampaignSpec, *, by: Scope, create_only: bool, campaign
 
 def set_status(app: App, name: str, status: str) -> bool:
     """Pause, resume (active) or end the campaign `name`; False when there is none."""
-    return set_campaign_status(app.engine, name, status)
+    return set_campaign_status(app.engine, name, status, now=app.now())
 
 
 def refresh_figures(app: App, campaign_ids: list[int]) -> int:

@@ -83,7 +83,7 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
         upsert_businesses(conn, stock)
     console.print(f"Population synthétique : {len(stock)} TPE dans le département {departement}")
 
-    token = add_partner(app.engine, "bge-demo", ["creation", "first_hire"])
+    token = add_partner(app.engine, "bge-demo", ["creation", "first_hire"], now=app.now())
     server, _thread = _start_api(api_port, app)
     try:
         batches = population.creation_events(events, known=stock, today=app.today())
@@ -108,7 +108,7 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
 
     sample = resources.files("orchestrator.samples").joinpath("campagne-creation-35.yaml").read_text("utf-8")
     spec = load_spec(sample)
-    apply_campaign(app.engine, spec)
+    apply_campaign(app.engine, spec, now=app.now())
     # The sample peers (a plumber, a baker) and adviser, and the offers: a plumber of Rennes Métropole meets the
     # plumber, a baker the baker, the others the adviser or the campaign's contact.
 

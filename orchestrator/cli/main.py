@@ -110,7 +110,7 @@ def partners_add(
         scope = places_scope(parse_places(territory))
     except TerritoryError as exc:
         raise CliError(str(exc), "Corrigez --territory (ex. departement:35, « Rennes Métropole »).") from exc
-    token = add_partner(get_engine(get_settings().resolved_database_url), name, wanted, scope)
+    token = add_partner(get_engine(get_settings().resolved_database_url), name, wanted, scope, now=system_clock())
     console.print(f"Partenaire {name} prêt. Jeton (affiché une seule fois) :")
     print(token)
 
@@ -118,7 +118,7 @@ def partners_add(
 @partners_app.command("revoke")
 def partners_revoke(name: str) -> None:
     """Révoquer le jeton d'un partenaire : ses envois sont refusés (401) ; « partners add » en donne un nouveau."""
-    if not revoke_partner(get_engine(get_settings().resolved_database_url), name):
+    if not revoke_partner(get_engine(get_settings().resolved_database_url), name, now=system_clock()):
         console.print(f"[red]Aucun partenaire ne s'appelle {name}.[/red]", highlight=False)
         raise typer.Exit(2)
     console.print(f"Jeton du partenaire {name} révoqué : ses envois sont refusés (401) dès maintenant.",
@@ -130,7 +130,7 @@ def campaigns_apply(file: Annotated[Path, typer.Argument(help="fichier YAML de l
     """Créer ou mettre à jour une campagne depuis un fichier YAML."""
     spec = read_campaign_file(file)
     engine = get_engine(get_settings().resolved_database_url)
-    campaign_id, version, what = apply_campaign(engine, spec)
+    campaign_id, version, what = apply_campaign(engine, spec, now=system_clock())
     said = {"created": "créée", "updated": "mise à jour", "unchanged": "inchangée"}.get(what, what)
     console.print(f"Campagne {spec.name} : {said} (n° {campaign_id}, version {version}).", highlight=False)
     for warning in spec_warnings(spec):
@@ -185,7 +185,7 @@ def campaigns_end(name: str) -> None:
 
 def _set_status(name: str, status: str) -> None:
 
-    if not set_campaign_status(get_engine(get_settings().resolved_database_url), name, status):
+    if not set_campaign_status(get_engine(get_settings().resolved_database_url), name, status, now=system_clock()):
         raise CliError(f"Campagne inconnue : {name}.", "« declic campaigns list » donne les noms des campagnes.")
     console.print(f"Campagne {name} : {labels.label('campaign_status', status)}.", highlight=False)
 

@@ -67,7 +67,7 @@ def test_one_digest_per_firm_answers_stop_direct_messages(settings, engine, smtp
     spec = campaign_spec(name="factures-35", triggers=["deadline"], holdout=HOLDOUT, steps=[
         {"channel": "relay", "delay": "0d", "template": "deadline"},
         {"channel": "email", "delay": "3d", "template": "deadline"}])
-    apply_campaign(engine, load_spec(spec))
+    apply_campaign(engine, load_spec(spec), now=NOW)
 
     app = bootstrap(settings, clock=lambda: NOW)
     counts = plan_all(app)

@@ -10,6 +10,7 @@ they fail when nothing has moved for STALL seconds, however loaded the machine i
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import uuid
 
@@ -159,8 +160,8 @@ def test_a_partner_batch_starts_the_plan_deployment(cluster, app, monkeypatch):
 
     # The web app emits `declic.trigger.received` to the cluster's Prefect API after committing the batch.
     monkeypatch.setenv("PREFECT_API_URL", cluster.api_url)
-    apply_campaign(app.engine, load_spec(campaign_spec(name="declenche-35")))
-    token = add_partner(app.engine, "bge-e2e", ["creation"])
+    apply_campaign(app.engine, load_spec(campaign_spec(name="declenche-35")), now=dt.datetime.now(dt.UTC))
+    token = add_partner(app.engine, "bge-e2e", ["creation"], now=dt.datetime.now(dt.UTC))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port,
                                            log_level="warning"))  # fmt: skip

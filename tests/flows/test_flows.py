@@ -27,8 +27,8 @@ def test_plan_then_dispatch_flows_deliver_each_message_once(prefect_harness, env
                                                             live_server):
     from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once
 
-    apply_campaign(engine, load_spec(campaign_spec()))
-    token = add_partner(engine, "bge", ["creation"])
+    apply_campaign(engine, load_spec(campaign_spec()), now=NOW)
+    token = add_partner(engine, "bge", ["creation"], now=NOW)
     push(live_server, token, [creation_item(f"f-{i}", email=f"patron{i}@exemple.fr", occurred_on=EVENT_DAY)
                               for i in range(30)])
 
@@ -45,7 +45,7 @@ def test_plan_then_dispatch_flows_deliver_each_message_once(prefect_harness, env
 def test_partner_request_succeeds_when_prefect_is_unreachable(engine, live_server, monkeypatch):
     # The batch is committed before the event is emitted: an unreachable Prefect API is logged, never fatal.
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
-    token = add_partner(engine, "bge", ["creation"])
+    token = add_partner(engine, "bge", ["creation"], now=NOW)
     assert push(live_server, token, [creation_item("u-1", occurred_on=EVENT_DAY)])["accepted"] == 1
 
 
@@ -76,7 +76,7 @@ def test_intake_flows_call_the_other_rooms_functions(prefect_harness, env_settin
     from store.feeds import add_feed, get_feed
     from tests.utils.feed_server import Answer, FeedServer
 
-    add_partner(engine, "bge", ["creation"])
+    add_partner(engine, "bge", ["creation"], now=NOW)
     day = (NOW.date() - dt.timedelta(days=2)).isoformat()
     body = ("external_id;type;siret;occurred_on;naf_code;commune_code\n"
             f"w1;creation;73282932000074;{day};43.22A;35238\n").encode()

@@ -21,7 +21,7 @@ EVENT_DAY = NOW.date() - dt.timedelta(days=3)
 def test_plan_then_dispatch_flows_deliver(prefect_harness, env_settings, engine, smtp_sink):
     from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once
 
-    apply_campaign(engine, load_spec(campaign_spec()))
+    apply_campaign(engine, load_spec(campaign_spec()), now=NOW)
     events = [validate_item(creation_item(f"f-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY),
                             "partner:0", "bge", today=dt.date.today()) for i in range(3)]
     store_events(engine, events)

@@ -41,7 +41,7 @@ def test_plan_and_dispatch_runs_publish_their_figures_per_campaign_and_channel(p
                                                                                engine, smtp_sink):
     from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once
 
-    apply_campaign(engine, load_spec(campaign_spec(holdout=50)))
+    apply_campaign(engine, load_spec(campaign_spec(holdout=50)), now=NOW)
     items = [creation_item(f"a-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY) for i in range(10)]
     items.append(creation_item("a-nomail", email=None, occurred_on=EVENT_DAY))
     store_events(engine, [validate_item(item, "partner:0", "bge", today=dt.date.today()) for item in items])
@@ -126,7 +126,7 @@ def test_a_campaign_paused_by_a_dispatch_run_emails_the_operators_once(prefect_h
 
     monkeypatch.setenv("DECLIC_OPERATOR_EMAILS", "ops@declic.example")
     monkeypatch.setenv("DECLIC_PAUSE_MIN_SAMPLE", "5")
-    apply_campaign(engine, load_spec(campaign_spec()))
+    apply_campaign(engine, load_spec(campaign_spec()), now=NOW)
     items = [creation_item(f"p-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY) for i in range(8)]
     store_events(engine, [validate_item(item, "partner:0", "bge", today=dt.date.today()) for item in items])
     run_once(plan_flow, now=NOW.isoformat())
@@ -151,7 +151,7 @@ def test_a_feed_failing_for_a_day_emails_the_operators_once(prefect_harness, env
     from tests.utils.feed_server import Answer, FeedServer
 
     monkeypatch.setenv("DECLIC_OPERATOR_EMAILS", "ops@declic.example")
-    add_partner(engine, "bge", ["creation"])
+    add_partner(engine, "bge", ["creation"], now=NOW)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)  # a day after the feed was added, still no success
     with FeedServer() as server:
         server.routes["/bge.csv"] = lambda seen: Answer(404, b"introuvable")

@@ -32,7 +32,7 @@ def test_due_plan_runs_run_here_once_and_the_rest_are_folded(prefect_harness, en
 
     from orchestrator.prefect.warm import WarmRunner
 
-    apply_campaign(engine, load_spec(campaign_spec()))
+    apply_campaign(engine, load_spec(campaign_spec()), now=dt.datetime.now(dt.UTC))
     store_events(engine, [validate_item(creation_item(f"w-{i}", email=f"w{i}@exemple.fr"), "partner:0", "bge",
                                         today=dt.date.today()) for i in range(4)])
     deployment, flow = _plan_deployment(concurrency_limit=1)

@@ -54,7 +54,7 @@ def test_seeded_campaign_report_holds_the_true_adoption_uplift(engine, settings,
                 enrol(conn, campaign_id, b, arm=arm)
                 if rng.random() < p:
                     adopters[arm].append(_siret(conn, b))
-    token = add_partner(engine, "cma-35", ["tool_adopted"])
+    token = add_partner(engine, "cma-35", ["tool_adopted"], now=dt.datetime.now(dt.UTC))
     categories = ["quotes_invoices", "einvoicing_platform", "payment", "booking", "online_visibility", "management"]
     items = [
         {"external_id": f"adopt-{arm}-{i}", "type": "tool_adopted", "siret": s, "occurred_on": SEEN,
@@ -116,7 +116,7 @@ def test_partner_file_and_ambassador_outcome_record_adoption(engine, settings, t
         msg = conn.execute(select(Message.__table__).where(Message.__table__.c.id == m1)).one()
         task_id = request_callback(conn, msg, phone="+33612345678", slot="matin", due_at=T0, note="",
                                    assignee="ambassador:7", script="Rappeler.", now=T0).task_id
-    add_partner(engine, "cma-35", ["tool_adopted"])
+    add_partner(engine, "cma-35", ["tool_adopted"], now=dt.datetime.now(dt.UTC))
     path = tmp_path / "adoptions.csv"
     path.write_text(
         "external_id;type;siret;occurred_on;category\n"

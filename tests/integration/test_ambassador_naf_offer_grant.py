@@ -69,7 +69,7 @@ def test_imports_check_naf_codes_and_refuse_a_grant_written_as_a_price(engine):
 def test_baker_meets_the_baker_butcher_shop_the_butcher_and_the_plumber_the_adviser(settings, engine):
     import_ambassadors(engine, AMBASSADORS)
     import_offers(engine, OFFERS)
-    apply_campaign(engine, load_spec(campaign_spec(families=("alimentation", "batiment"))))
+    apply_campaign(engine, load_spec(campaign_spec(families=("alimentation", "batiment"))), now=NOW)
     with engine.begin() as conn:
         baker = add_business(conn, 1, "10.71C", "alimentation")
         caterer = add_business(conn, 2, "10.13B", "alimentation")  # charcuterie: the butcher practises it

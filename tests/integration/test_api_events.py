@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -26,7 +27,7 @@ def count_events(engine, external_id=None):
 
 
 def test_missing_or_wrong_token_is_401(engine, live_server):
-    add_partner(engine, "bge", ["creation"])
+    add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     assert post(live_server, None, [creation_item("a")]).status_code == 401
     reply = post(live_server, "dcl_not-a-token", [creation_item("a")])
     assert reply.status_code == 401
@@ -34,7 +35,7 @@ def test_missing_or_wrong_token_is_401(engine, live_server):
 
 
 def test_duplicate_external_id_is_stored_once(engine, live_server):
-    token = add_partner(engine, "bge", ["creation"])
+    token = add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     item = creation_item("bge-0001")
     first = post(live_server, token, [item]).json()
     again = post(live_server, token, [item, item]).json()
@@ -44,7 +45,7 @@ def test_duplicate_external_id_is_stored_once(engine, live_server):
 
 
 def test_bad_siret_is_rejected_with_its_field_and_the_rest_goes_in(engine, live_server):
-    token = add_partner(engine, "bge", ["creation"])
+    token = add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     good = creation_item("ok-1")
     valid = siret()
     # Changing one digit always breaks the Luhn key.
@@ -58,7 +59,7 @@ def test_bad_siret_is_rejected_with_its_field_and_the_rest_goes_in(engine, live_
 
 
 def test_event_details_create_the_business_with_family_and_territory(engine, live_server):
-    token = add_partner(engine, "bge", ["creation"])
+    token = add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     item = creation_item("b-1", commune="75101", naf="10.71C")
     assert post(live_server, token, [item]).json()["accepted"] == 1
     with engine.connect() as conn:
@@ -69,14 +70,14 @@ def test_event_details_create_the_business_with_family_and_territory(engine, liv
 
 
 def test_type_outside_token_scope_is_rejected(engine, live_server):
-    token = add_partner(engine, "urssaf", ["first_hire"])
+    token = add_partner(engine, "urssaf", ["first_hire"], now=dt.datetime.now(dt.UTC))
     body = post(live_server, token, [creation_item("c-1")]).json()
     assert body["items"][0]["status"] == "rejected" and body["items"][0]["field"] == "type"
     assert count_events(engine) == 0
 
 
 def test_concurrent_posts_of_the_same_event_store_it_once(engine, live_server):
-    token = add_partner(engine, "bge", ["creation"])
+    token = add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     item = creation_item("race-1")
     with ThreadPoolExecutor(8) as pool:
         replies = list(pool.map(lambda _: post(live_server, token, [item]).json(), range(8)))
@@ -92,7 +93,7 @@ def test_openapi_docs_are_served(live_server):
 
 
 def test_event_outside_token_territory_is_rejected_and_stage_follows_accepted_events(engine, live_server):
-    token = add_partner(engine, "bge-35", ["creation"], ["departement:35"])
+    token = add_partner(engine, "bge-35", ["creation"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     inside = creation_item("t-in", commune="35238")
     outside = creation_item("t-out", commune="29019")  # Brest, Finistère
     body = post(live_server, token, [inside, outside]).json()
@@ -108,8 +109,8 @@ def test_event_outside_token_territory_is_rejected_and_stage_follows_accepted_ev
 def test_partner_lists_its_own_submissions_since_a_date(engine, live_server):
     import datetime as dt
 
-    token = add_partner(engine, "bge", ["creation"])
-    other = add_partner(engine, "adie", ["creation"])
+    token = add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
+    other = add_partner(engine, "adie", ["creation"], now=dt.datetime.now(dt.UTC))
     post(live_server, token, [creation_item("mine-1"), creation_item("mine-2")])
     post(live_server, other, [creation_item("theirs-1")])
     headers = {"Authorization": f"Bearer {token}"}

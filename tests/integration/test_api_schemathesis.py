@@ -5,6 +5,8 @@ schemas the document declares. A bounded number of examples keeps it to a few se
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
@@ -24,7 +26,8 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 @pytest.fixture
 def partner_token(engine) -> str:
     # A territory-scoped partner, so generated events also go through the territory checks.
-    return add_partner(engine, "bge-35", ["creation", "first_hire", "offer_enrolled"], ["departements:35"])
+    return add_partner(engine, "bge-35", ["creation", "first_hire", "offer_enrolled"], ["departements:35"],
+                       now=dt.datetime.now(dt.UTC))
 
 
 def test_every_operation_answers_as_documented(settings, engine, partner_token):

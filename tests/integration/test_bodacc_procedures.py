@@ -31,7 +31,7 @@ def notice(ident: str, siren: str, nature: str) -> dict:
 def test_a_safeguard_notice_is_not_a_critical_period(settings, engine, tmp_path):
     hard_times, _, _ = apply_campaign(engine, load_spec(campaign_spec(
         "periode-difficile-35", triggers=["critical_period"],
-        steps=[{"channel": "email", "delay": "0d", "template": "critical_period"}])))
+        steps=[{"channel": "email", "delay": "0d", "template": "critical_period"}])), now=NOW)
     with engine.begin() as conn:
         safeguard = add_business(conn, 1, siret=SIRET_A, siren=SIRET_A[:9], email="a@exemple.fr")
         liquidated = add_business(conn, 2, siret=SIRET_B, siren=SIRET_B[:9], email="b@exemple.fr")
@@ -66,7 +66,8 @@ def test_a_safeguard_notice_is_not_a_critical_period(settings, engine, tmp_path)
 def test_a_campaign_reaches_a_procedure_only_when_it_names_it(settings, engine, tmp_path):
     careful, _, _ = apply_campaign(engine, load_spec(campaign_spec(
         "prevention-35", triggers=["collective_procedure"],
-        steps=[{"channel": "email", "delay": "0d", "template": "collective_procedure", "fallback": ["letter"]}])))
+        steps=[{"channel": "email", "delay": "0d", "template": "collective_procedure", "fallback": ["letter"]}])),
+        now=NOW)
     with engine.begin() as conn:
         business = add_business(conn, 1, siret=SIRET_A, siren=SIRET_A[:9], email="a@exemple.fr")
     path = tmp_path / "bodacc.json"

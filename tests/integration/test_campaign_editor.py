@@ -156,7 +156,7 @@ def test_a_stored_campaign_goes_through_the_form_unchanged(app, engine):
     client = signed_in(app, "op@declic.fr")
     for sample in ("parcours-batiment-35.yaml", "atelier-trimestriel-35.yaml"):
         spec = load_spec(yaml.safe_load((SAMPLES / sample).read_text(encoding="utf-8")))
-        cid = apply_campaign(engine, spec)[0]
+        cid = apply_campaign(engine, spec, now=dt.datetime.now(dt.UTC))[0]
         page = client.get(f"/tableau/campagnes/nouvelle?depuis={cid}")
         assert page.status_code == 200
         with engine.connect() as conn:

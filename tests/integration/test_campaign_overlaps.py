@@ -45,9 +45,10 @@ def add_creations(engine, start: int, n: int, source: str = "test", **kw) -> lis
 
 
 def two_campaigns(engine) -> tuple[int, int]:
-    departement, _, _ = apply_campaign(engine, load_spec(campaign_spec(name="departement-batiment", holdout=20)))
+    departement, _, _ = apply_campaign(engine, load_spec(campaign_spec(name="departement-batiment", holdout=20)),
+                                       now=NOW)
     metropole, _, _ = apply_campaign(engine, load_spec(campaign_spec(name="metropole-batiment", holdout=20,
-                                                                     owner=METROPOLE)))
+                                                                     owner=METROPOLE)), now=NOW)
     return departement, metropole
 
 

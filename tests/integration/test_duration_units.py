@@ -3,6 +3,7 @@ spec problems are said: `declic campaigns apply` and the campaign form's preview
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import yaml
@@ -49,7 +50,7 @@ def test_campaigns_apply_says_which_duration_to_rewrite(env_settings, engine, tm
 
 def test_the_form_preview_lists_them_and_writes_ages_in_months(settings, engine):
     add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
-    cid = apply_campaign(engine, load_spec(OLD_UNITS))[0]
+    cid = apply_campaign(engine, load_spec(OLD_UNITS), now=dt.datetime.now(dt.UTC))[0]
     client = TestClient(create_app(bootstrap(settings)))
     login = client.get("/connexion").text
     client.post("/connexion", data={"email": "op@declic.fr", "password": PASSWORD,

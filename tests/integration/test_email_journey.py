@@ -32,8 +32,8 @@ def push(base, token, items):
 
 def test_email_carries_headers_and_trade_then_opt_out_stops_sending(settings, engine, smtp_sink, live_server):
     app = bootstrap(settings, clock=lambda: NOW)
-    apply_campaign(engine, load_spec(campaign_spec()))
-    token = add_partner(engine, "bge", ["creation"])
+    apply_campaign(engine, load_spec(campaign_spec()), now=NOW)
+    token = add_partner(engine, "bge", ["creation"], now=NOW)
     push(live_server, token, [creation_item("e-1", email="Patron@Exemple.fr", occurred_on=EVENT_DAY)])
 
     assert plan_all(app)["messages"] == 1
@@ -54,10 +54,10 @@ def test_email_carries_headers_and_trade_then_opt_out_stops_sending(settings, en
         assert conn.execute(select(Suppression.__table__.c.address)).scalars().all() == ["patron@exemple.fr"]
 
     # A second campaign and a new event for the same address: planned, never sent.
-    apply_campaign(engine, load_spec(campaign_spec(name="relance-35", triggers=["first_hire"])))
+    apply_campaign(engine, load_spec(campaign_spec(name="relance-35", triggers=["first_hire"])), now=NOW)
     item = creation_item("e-2", email="patron@exemple.fr", occurred_on=EVENT_DAY)
     item["type"] = "first_hire"
-    token2 = add_partner(engine, "urssaf", ["first_hire"])
+    token2 = add_partner(engine, "urssaf", ["first_hire"], now=NOW)
     push(live_server, token2, [item])
     later = bootstrap(settings, clock=lambda: NOW + dt.timedelta(days=1))
     counts = plan_all(later)
@@ -70,8 +70,8 @@ def test_email_carries_headers_and_trade_then_opt_out_stops_sending(settings, en
 
 def test_opt_out_between_planning_and_sending_stops_the_send(settings, engine, smtp_sink, live_server):
     app = bootstrap(settings, clock=lambda: NOW)
-    apply_campaign(engine, load_spec(campaign_spec()))
-    token = add_partner(engine, "bge", ["creation"])
+    apply_campaign(engine, load_spec(campaign_spec()), now=NOW)
+    token = add_partner(engine, "bge", ["creation"], now=NOW)
     push(live_server, token, [creation_item("o-1", email="a@exemple.fr", occurred_on=EVENT_DAY),
                               creation_item("o-2", email="b@exemple.fr", occurred_on=EVENT_DAY)])
     assert plan_all(app)["messages"] == 2

@@ -4,6 +4,7 @@ dispatcher reads each campaign's voice from the store (`campaign_voices`) and pu
 
 from __future__ import annotations
 
+import datetime as dt
 from email import message_from_bytes
 from email.header import decode_header, make_header
 
@@ -42,8 +43,9 @@ def _header(raw: bytes, name: str) -> str:
 
 def test_each_campaign_speaks_with_its_own_name_address_and_reply_to(engine):
     own = apply_campaign(engine, load_spec(_spec("adresse-propre", mail_from="dev-eco@ille-et-vilaine.example",
-                                                 reply_to="conseil@ille-et-vilaine.example")))[0]
-    domain = apply_campaign(engine, load_spec(_spec("domaine-envoi")))[0]
+                                                 reply_to="conseil@ille-et-vilaine.example")),
+                         now=dt.datetime.now(dt.UTC))[0]
+    domain = apply_campaign(engine, load_spec(_spec("domaine-envoi")), now=dt.datetime.now(dt.UTC))[0]
     with engine.connect() as conn:
         voices = campaign_voices(conn, [own, domain])
     with ScriptedServer() as server:

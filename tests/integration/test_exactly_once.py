@@ -147,7 +147,7 @@ def test_a_campaign_pauses_itself_on_permanent_failures_and_says_why(settings, e
     assert shown["answer"] == f"Reçu : pas encore ; la campagne « {name} » est en pause : {paused.paused_reason}"
 
     # The operator fixes the list and resumes: the failures judged already do not pause it again.
-    assert set_campaign_status(engine, name, "active")
+    assert set_campaign_status(engine, name, "active", now=NOW)
     smtp_sink.reject_rcpt.clear()
     later = bootstrap(settings.model_copy(update=policy), clock=lambda: NOW + dt.timedelta(minutes=5))
     try:

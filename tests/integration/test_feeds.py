@@ -66,7 +66,7 @@ def due_now(app, name):
 
 def test_conditional_get_304_and_a_new_version(app, server):
     sirets: dict[str, str] = {}
-    add_partner(app.engine, "bge", ["creation"])
+    add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     first = csv_body(["a1", "a2"], sirets)
     server.routes["/bge.csv"] = lambda seen: (
         Answer(304)
@@ -108,7 +108,7 @@ def test_conditional_get_304_and_a_new_version(app, server):
 
 
 def test_same_body_twice_without_validators_is_ingested_once(app, server):
-    add_partner(app.engine, "adie", ["creation"])
+    add_partner(app.engine, "adie", ["creation"], now=dt.datetime.now(dt.UTC))
     body = csv_body(["b1", "b2", "b3"], {})
     server.routes["/adie.csv"] = [Answer(200, body)]
     add_feed(app.engine, name="adie", format="partner-csv", url=server.url("/adie.csv"), local=True, partner="adie")
@@ -121,7 +121,7 @@ def test_same_body_twice_without_validators_is_ingested_once(app, server):
 
 
 def test_429_with_retry_after_is_honoured(app, server):
-    add_partner(app.engine, "cma", ["creation"])
+    add_partner(app.engine, "cma", ["creation"], now=dt.datetime.now(dt.UTC))
     server.routes["/cma.csv"] = [
         Answer(429, b"slow down", {"Retry-After": "1"}),
         Answer(200, csv_body(["c1"], {})),
@@ -135,7 +135,7 @@ def test_429_with_retry_after_is_honoured(app, server):
 
 
 def test_a_long_retry_after_moves_the_next_run_instead_of_waiting(app, server):
-    add_partner(app.engine, "cma", ["creation"])
+    add_partner(app.engine, "cma", ["creation"], now=dt.datetime.now(dt.UTC))
     server.routes["/cma.csv"] = [Answer(429, b"", {"Retry-After": "600"})]
     add_feed(app.engine, name="cma", format="partner-csv", url=server.url("/cma.csv"), local=True, partner="cma")
     before = dt.datetime.now(dt.UTC)
@@ -149,7 +149,7 @@ def test_a_long_retry_after_moves_the_next_run_instead_of_waiting(app, server):
 
 
 def test_500_then_200(app, server):
-    add_partner(app.engine, "bge", ["creation"])
+    add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     server.routes["/bge.csv"] = [Answer(500, b"oops"), Answer(200, csv_body(["d1", "d2"], {}))]
     add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
     (outcome,) = watch_due_feeds(app)
@@ -158,7 +158,7 @@ def test_500_then_200(app, server):
 
 
 def test_body_cut_in_the_middle_commits_nothing_and_is_retried_next_run(app, server):
-    add_partner(app.engine, "bge", ["creation"])
+    add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     body = csv_body([f"e{i}" for i in range(40)], {})
     server.routes["/bge.csv"] = [Answer(200, body, {"ETag": '"cut"'}, cut_at=len(body) // 2)]
     add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
@@ -182,7 +182,7 @@ def test_body_cut_in_the_middle_commits_nothing_and_is_retried_next_run(app, ser
 
 
 def test_partner_json_feed_with_a_token_from_the_environment(app, server, monkeypatch):
-    add_partner(app.engine, "urssaf", ["creation"])
+    add_partner(app.engine, "urssaf", ["creation"], now=dt.datetime.now(dt.UTC))
     monkeypatch.setenv("DECLIC_FEED_TOKEN_URSSAF", "s3cr3t-token-value")
     items = [creation_item(f"j{i}") for i in range(4)] + [{"external_id": "bad", "type": "creation"}]
     server.routes["/events.json"] = lambda seen: (
@@ -212,7 +212,7 @@ def test_partner_json_feed_with_a_token_from_the_environment(app, server, monkey
 
 
 def test_a_refused_file_is_a_failure_in_plain_words(app, server):
-    add_partner(app.engine, "bge", ["creation"])
+    add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     server.routes["/bge.csv"] = [Answer(200, b"nom,prenom\nDurand,Jean\n")]
     add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
     (outcome,) = watch_due_feeds(app)
@@ -221,7 +221,7 @@ def test_a_refused_file_is_a_failure_in_plain_words(app, server):
 
 
 def test_feeds_as_data_pause_resume_remove(app, server):
-    add_partner(app.engine, "bge", ["creation"])
+    add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     server.routes["/bge.csv"] = [Answer(200, csv_body(["f1"], {}))]
     add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
     with pytest.raises(FeedError, match="déjà"):
@@ -249,7 +249,7 @@ def test_periods():
 def test_two_overlapping_runs_never_fetch_the_same_feed(app, server):
     from store.feeds import claim_feed, due_feeds
 
-    add_partner(app.engine, "bge", ["creation"])
+    add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
     now = dt.datetime.now(dt.UTC)
     (feed,) = due_feeds(app.engine, now)

@@ -99,7 +99,7 @@ def test_bodacc_api_pages_slices_by_date_filters_departements_and_resumes(app, m
         bodacc_record(n, day, "35") for day, k in zip(days, (45, 45, 40), strict=True) for n in range(k)
     ]
     records += [bodacc_record(n, day, "29") for day in days for n in range(10)]  # outside the campaigns
-    apply_campaign(app.engine, load_spec(campaign_spec()))  # Ille-et-Vilaine (35)
+    apply_campaign(app.engine, load_spec(campaign_spec()), now=dt.datetime.now(dt.UTC))  # Ille-et-Vilaine (35)
     log: list[dict] = []
     with FeedServer() as server:
         server.routes["/records"] = opendatasoft(records, log)

@@ -31,7 +31,7 @@ def client(settings, engine):
 
 @pytest.fixture
 def token(engine):
-    return add_partner(engine, "bge", ["creation"])
+    return add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
 
 
 def auth(token):

@@ -4,6 +4,7 @@ name, and the owner changes only by an operator after the preview showed it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -36,7 +37,8 @@ def world(engine):
     add_user(engine, email="agent@rennesmetropole.fr", name="Rennes Métropole", password=PASSWORD,
              role="collectivite", territory={"epci": ["243500139"]})
     rennes = apply_campaign(engine, load_spec(campaign_spec(
-        "parcours-rennes", owner=METROPOLE, title="Parcours Rennes", variants=VARIANTS)))[0]
+        "parcours-rennes", owner=METROPOLE, title="Parcours Rennes", variants=VARIANTS)),
+        now=dt.datetime.now(dt.UTC))[0]
     return {"rennes": rennes}
 
 

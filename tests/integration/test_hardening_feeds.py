@@ -47,7 +47,7 @@ def app(settings):
     settings.feed_max_wait_seconds = 3
     settings.feed_timeout_seconds = 5
     application = bootstrap(settings)
-    add_partner(application.engine, "bge", ["creation"])
+    add_partner(application.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     return application
 
 

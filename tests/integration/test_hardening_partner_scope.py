@@ -78,7 +78,7 @@ def test_a_partner_cannot_take_over_a_business_placed_elsewhere(client, engine, 
     sirene(engine, tmp_path, row(siret=paris, codeCommuneEtablissement="75111", codePostalEtablissement="75011",
                                  libelleCommuneEtablissement="PARIS"))
     before = business(engine, paris)
-    token = add_partner(engine, "bge-35", ["creation", "closure"], ["departement:35"])
+    token = add_partner(engine, "bge-35", ["creation", "closure"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     # The body says Rennes; the store says Paris: the store decides.
     takeover = item("t-1", paris, business={"name": "Pirate SARL", "commune_code": "35238"},
                     contact={"email": "pirate@exemple.fr", "phone": "06 12 34 56 78", "consent": True})
@@ -96,7 +96,7 @@ def test_in_scope_details_fill_in_but_a_partner_never_overwrites_sirene(client, 
     rennes, = sirets(1)
     sirene(engine, tmp_path, row(siret=rennes))
     before = business(engine, rennes)
-    token = add_partner(engine, "bge-35", ["creation"], ["departement:35"])
+    token = add_partner(engine, "bge-35", ["creation"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     moved = item("m-1", rennes, business={"name": "Autre Nom", "commune_code": "35047"},
                  contact={"email": "patron@exemple.fr", "phone": "06 12 34 56 78", "consent": True})
     assert post(client, token, [moved])["items"][0]["status"] == "accepted"
@@ -112,8 +112,8 @@ def test_in_scope_details_fill_in_but_a_partner_never_overwrites_sirene(client, 
 
 def test_a_partner_corrects_its_own_business_until_sirene_places_it(client, engine, tmp_path):
     own, unplaced = sirets(2)
-    mine = add_partner(engine, "bge-35", ["creation", "first_hire"], ["departement:35"])
-    other = add_partner(engine, "cma-35", ["creation", "first_hire"], ["departement:35"])
+    mine = add_partner(engine, "bge-35", ["creation", "first_hire"], ["departement:35"], now=dt.datetime.now(dt.UTC))
+    other = add_partner(engine, "cma-35", ["creation", "first_hire"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     assert post(client, mine, [item("a-1", own, business={"name": "Durand", "commune_code": "35238"})]
                 )["accepted"] == 1
     # Its own business, not placed by Sirene: its corrections apply.
@@ -139,7 +139,7 @@ def test_a_partner_corrects_its_own_business_until_sirene_places_it(client, engi
 
 def test_a_new_address_never_lifts_an_opt_out(client, engine):
     known, = sirets(1)
-    token = add_partner(engine, "bge-35", ["creation", "first_hire"], ["departement:35"])
+    token = add_partner(engine, "bge-35", ["creation", "first_hire"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     post(client, token, [item("s-1", known, business={"commune_code": "35238"},
                               contact={"email": "ancien@exemple.fr", "phone": "06 12 34 56 78"})])
     with engine.begin() as conn:
@@ -160,7 +160,7 @@ def test_a_new_address_never_lifts_an_opt_out(client, engine):
 
 def test_a_duplicate_changes_nothing_and_absent_is_not_empty(client, engine, tmp_path):
     first, second, third = sirets(3)
-    token = add_partner(engine, "bge-35", ["creation", "first_hire"], ["departement:35"])
+    token = add_partner(engine, "bge-35", ["creation", "first_hire"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     full = item("d-1", first, business={"name": "Boulangerie Martin", "commune_code": "35238"},
                 contact={"email": "martin@exemple.fr", "phone": "06 12 34 56 78", "consent": True})
     copy = item("d-1", first, business={"name": "Nom Remplacé", "commune_code": "35047"})
@@ -199,7 +199,7 @@ def test_the_partner_json_feed_goes_through_the_same_intake(settings, engine, tm
     paris, rennes = sirets(2)
     sirene(engine, tmp_path, row(siret=paris, codeCommuneEtablissement="75111", codePostalEtablissement="75011",
                                  libelleCommuneEtablissement="PARIS"), row(siret=rennes))
-    add_partner(engine, "bge-35", ["creation", "closure"], ["departement:35"])
+    add_partner(engine, "bge-35", ["creation", "closure"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     body = tmp_path / "events.json"
     body.write_text(json.dumps({"events": [
         item("j-1", paris, type_="closure"),  # outside the territory: refused, Paris stays open
@@ -215,7 +215,7 @@ def test_the_partner_json_feed_goes_through_the_same_intake(settings, engine, tm
 
 def test_a_pending_event_is_attached_only_inside_the_partner_territory(client, engine, tmp_path):
     paris, rennes = sirets(2)
-    token = add_partner(engine, "bge-35", ["creation", "closure"], ["departement:35"])
+    token = add_partner(engine, "bge-35", ["creation", "closure"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     # Nobody knows either SIRET yet and the events say nowhere: both wait for Sirene.
     body = post(client, token, [item("p-1", paris, type_="closure"), item("p-2", rennes, type_="closure")])
     assert [i["status"] for i in body["items"]] == ["pending", "pending"]

@@ -48,7 +48,7 @@ def enrolled(engine, campaign_id: int) -> int:
 
 
 def test_a_stored_spec_with_an_absurd_delay_is_paused_and_the_others_plan(settings, engine):
-    good, _, _ = apply_campaign(engine, load_spec(campaign_spec("bienvenue-35")))
+    good, _, _ = apply_campaign(engine, load_spec(campaign_spec("bienvenue-35")), now=NOW)
     bad = stored_without_checks(engine, campaign_spec(
         "casse-35", steps=[{"channel": "email", "delay": "999999999d", "template": "creation"}]))
     with engine.begin() as conn:
@@ -77,12 +77,14 @@ def test_a_stored_spec_with_an_absurd_delay_is_paused_and_the_others_plan(settin
 def test_a_campaign_whose_planning_raises_is_paused_and_the_others_plan(settings, engine, monkeypatch):
     """Any exception while planning one campaign (here an overflow in its segment), for triggered journeys
     and for scheduled occurrences alike."""
-    good, _, _ = apply_campaign(engine, load_spec(campaign_spec("bienvenue-35")))
-    bad, _, _ = apply_campaign(engine, load_spec(campaign_spec("casse-35")))
+    good, _, _ = apply_campaign(engine, load_spec(campaign_spec("bienvenue-35")), now=NOW)
+    bad, _, _ = apply_campaign(engine, load_spec(campaign_spec("casse-35")), now=NOW)
     scheduled, _, _ = apply_campaign(engine, load_spec(campaign_spec(
-        "mensuelle-35", triggers=[], schedule={"start": "2026-11-03T10:00:00", "rrule": "RRULE:FREQ=MONTHLY"})))
+        "mensuelle-35", triggers=[], schedule={"start": "2026-11-03T10:00:00", "rrule": "RRULE:FREQ=MONTHLY"})),
+        now=NOW)
     broken_scheduled, _, _ = apply_campaign(engine, load_spec(campaign_spec(
-        "mensuelle-casse-35", triggers=[], schedule={"start": "2026-11-03T10:00:00", "rrule": "RRULE:FREQ=MONTHLY"})))
+        "mensuelle-casse-35", triggers=[], schedule={"start": "2026-11-03T10:00:00", "rrule": "RRULE:FREQ=MONTHLY"})),
+        now=NOW)
     real_clause = store.planning.segment_clause
 
     def overflowing_for_the_broken_ones(spec, today):
@@ -109,7 +111,7 @@ def test_a_campaign_whose_planning_raises_is_paused_and_the_others_plan(settings
 
     # Resumed by a person once fixed: it plans again, and its reason is gone.
     monkeypatch.setattr(store.planning, "segment_clause", real_clause)
-    assert set_campaign_status(engine, "mensuelle-casse-35", "active")
+    assert set_campaign_status(engine, "mensuelle-casse-35", "active", now=NOW)
     assert campaign_row(engine, broken_scheduled).paused_reason is None
     assert plan_all(bootstrap(settings, clock=lambda: NOW))["occurrence_enrolled"] == 3
     assert enrolled(engine, broken_scheduled) == 3

@@ -101,7 +101,7 @@ PARTNER_HEADER = ";".join(COLUMNS)
 
 
 def test_partner_file_import_is_idempotent_and_validated(engine, tmp_path):
-    add_partner(engine, "bge", ["creation", "first_hire"])
+    add_partner(engine, "bge", ["creation", "first_hire"], now=dt.datetime.now(dt.UTC))
     path = tmp_path / "bge.csv"
     path.write_text(
         "\ufeff" + PARTNER_HEADER + "\n"
@@ -204,7 +204,7 @@ def test_cli_json_report_and_rejects_file(engine, db_url, tmp_path, monkeypatch)
 
 
 def test_partner_file_respects_the_partner_scope(engine, tmp_path):
-    add_partner(engine, "cma35", ["creation"], ["departement:35"])
+    add_partner(engine, "cma35", ["creation"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     ingest_sirene(engine, write(tmp_path / "s.csv", [row(siret=SIRET_B, codeCommuneEtablissement="29019")]),
                   today=TODAY)  # fmt: skip
     path = tmp_path / "cma.csv"

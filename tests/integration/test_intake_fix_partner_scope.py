@@ -57,7 +57,7 @@ def place_reads(engine) -> Iterator[list[str]]:
 
 
 def test_file_scope_same_rejects_one_store_read_per_chunk(engine, tmp_path):
-    add_partner(engine, "cma35", ["creation"], ["departement:35"])
+    add_partner(engine, "cma35", ["creation"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     s = sirets(8)
     # s[1] is in Finistère and s[2] in Rennes according to Sirene; the file does not say where they are.
     ingest_sirene(

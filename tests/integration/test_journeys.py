@@ -71,7 +71,7 @@ def test_three_step_campaign_with_fallback_condition_ambassador_and_offers(setti
         {"channel": "email", "delay": "7d", "template": "creation", "if": "no_click"},
         {"channel": "letter", "delay": "7d", "template": "creation"},
     ]))
-    campaign_id, _, _ = apply_campaign(engine, spec)
+    campaign_id, _, _ = apply_campaign(engine, spec, now=NOW)
     with engine.begin() as conn:
         clicker = add_business(conn, 1, email="clic@exemple.fr")
         silent = add_business(conn, 2, email="silence@exemple.fr", street="3 rue Haute", postal_code="35000",
@@ -124,7 +124,7 @@ def test_three_step_campaign_with_fallback_condition_ambassador_and_offers(setti
     assert plan_all(week) == {}
 
     # A new spec version (a changed wording) never resends a past step.
-    apply_campaign(engine, load_spec(campaign_spec(title="Nouveau titre", steps=spec.model_dump()["steps"])))
+    apply_campaign(engine, load_spec(campaign_spec(title="Nouveau titre", steps=spec.model_dump()["steps"])), now=NOW)
     dispatch_all(bootstrap(settings, clock=lambda: NOW + dt.timedelta(days=8, hours=9)))
     later = bootstrap(settings, clock=lambda: NOW + dt.timedelta(days=16, hours=9))
     counts = plan_all(later)
@@ -139,13 +139,13 @@ def test_three_step_campaign_with_fallback_condition_ambassador_and_offers(setti
 def test_paused_campaign_plans_nothing_new(settings, engine):
     from store.admin import set_campaign_status
 
-    apply_campaign(engine, load_spec(campaign_spec()))
-    set_campaign_status(engine, "bienvenue-35", "paused")
+    apply_campaign(engine, load_spec(campaign_spec()), now=NOW)
+    set_campaign_status(engine, "bienvenue-35", "paused", now=NOW)
     with engine.begin() as conn:
         add_business(conn, 1, email="a@exemple.fr")
     counts = plan_all(bootstrap(settings, clock=lambda: NOW))
     assert counts["events"] == 1 and counts["messages"] == 0
     with engine.begin() as conn:
         conn.execute(update(TriggerEvent.__table__).values(planned=False))
-    set_campaign_status(engine, "bienvenue-35", "active")
+    set_campaign_status(engine, "bienvenue-35", "active", now=NOW)
     assert plan_all(bootstrap(settings, clock=lambda: NOW))["messages"] == 1

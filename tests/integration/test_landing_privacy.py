@@ -24,7 +24,7 @@ def client(settings, engine):
 
 
 def _page(client, settings, engine, origin: dict, **spec) -> str:
-    campaign_id = apply_campaign(engine, load_spec(campaign_spec("donnees-35", **spec)))[0]
+    campaign_id = apply_campaign(engine, load_spec(campaign_spec("donnees-35", **spec)), now=dt.datetime.now(dt.UTC))[0]
     with engine.begin() as conn:
         b = business(conn, "35238")
         _, m = enrol(conn, campaign_id, b, ctx=dict(context(), origin=origin))

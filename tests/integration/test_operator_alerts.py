@@ -32,7 +32,7 @@ def notices(engine) -> list:
 def paused(engine, name: str = "bienvenue-35") -> tuple[int, dt.datetime]:
     """A campaign paused on its error rate, as the dispatcher pauses one."""
     now = dt.datetime.now(dt.UTC)
-    apply_campaign(engine, load_spec(campaign_spec(name=name)))
+    apply_campaign(engine, load_spec(campaign_spec(name=name)), now=dt.datetime.now(dt.UTC))
     with engine.begin() as conn:
         campaign_id = conn.execute(select(Campaign.id).where(Campaign.name == name)).scalar()
         reason = (f"Mise en pause automatique : 12 envois sur 40 ont échoué. Dernière erreur : 550 5.1.1 Unknown "
@@ -84,7 +84,7 @@ def test_a_campaign_resumed_before_the_alert_left_gets_none(settings, engine, sm
     settings.operator_emails = "ops@declic.example"
     app = bootstrap(settings)
     campaign_id, _ = paused(engine)
-    set_campaign_status(engine, "bienvenue-35", "active")
+    set_campaign_status(engine, "bienvenue-35", "active", now=dt.datetime.now(dt.UTC))
     assert alerts.notify_campaign_paused(app, campaign_id) == {}
     assert notices(engine) == [] and smtp_sink.received == 0
 
@@ -92,7 +92,7 @@ def test_a_campaign_resumed_before_the_alert_left_gets_none(settings, engine, sm
 def test_a_feed_is_reported_after_a_day_without_success_once_per_outage(settings, engine, smtp_sink):
     settings.operator_emails = "ops@declic.example"
     app = bootstrap(settings)
-    add_partner(engine, "bge", ["creation"])
+    add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     feed = add_feed(engine, name="bge", format="partner-csv", url="https://bge.example/evenements.csv",
                     partner="bge")
     added = dt.datetime.now(dt.UTC)

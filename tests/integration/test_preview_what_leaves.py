@@ -34,7 +34,7 @@ def _world(engine) -> int:
     import_offers(engine, SAMPLES / "offres-35.csv")
     spec = load_spec(campaign_spec(name="plombiers-35", variants=[{"name": "court", "weight": 1},
                                                                   {"name": "temoignage", "weight": 1}]))
-    apply_campaign(engine, spec)
+    apply_campaign(engine, spec, now=NOW)
     at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     with engine.begin() as conn:
         business_id = conn.execute(Business.__table__.insert().values(

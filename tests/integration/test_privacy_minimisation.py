@@ -30,7 +30,7 @@ def payloads(engine) -> dict[str, dict]:
 
 
 def test_the_api_keeps_declared_fields_only_and_counts_the_rest(settings, engine):
-    token = add_partner(engine, "bge-35", ["creation", "first_hire"], ["departement:35"])
+    token = add_partner(engine, "bge-35", ["creation", "first_hire"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     item = partner_item("bge-1", SIRET_A) | {"payload": {
         "funding_type": "pret_honneur", "note": "Suivi par Mme Le Goff", "conseiller": "Mme Le Goff",
         "dossier": {"numero": "BGE-2026-117"}}}
@@ -44,7 +44,7 @@ def test_the_api_keeps_declared_fields_only_and_counts_the_rest(settings, engine
 
 
 def test_a_partner_file_and_a_json_feed_drop_undeclared_fields_with_a_count(settings, engine, tmp_path):
-    add_partner(engine, "cma-35", ["creation"], ["departement:35"])
+    add_partner(engine, "cma-35", ["creation"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     csv = tmp_path / "cma.csv"
     csv.write_text("external_id;type;siret;occurred_on;commune_code;payload.program;payload.conseiller;"
                    "payload.note\n"
@@ -72,7 +72,7 @@ def test_a_partner_file_and_a_json_feed_drop_undeclared_fields_with_a_count(sett
 
 
 def test_retention_purges_free_text_first_and_keeps_declared_data(settings, engine):
-    token = add_partner(engine, "bge-35", ["creation"], ["departement:35"])
+    token = add_partner(engine, "bge-35", ["creation"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     item = partner_item("bge-1", SIRET_A) | {"payload": {"funding_type": "pret_honneur", "note": "Suivi par X"}}
     with TestClient(create_app(bootstrap(settings))) as client:
         post_events(client, token, [item])

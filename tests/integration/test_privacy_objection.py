@@ -30,9 +30,10 @@ PHONE = "+33612345678"
 
 def two_owners(engine) -> tuple[int, int]:
     basis = {"sms_legal_basis": "legitimate_interest"}
-    mine = apply_campaign(engine, load_spec(campaign_spec("bienvenue-35", **basis)))[0]
+    mine = apply_campaign(engine, load_spec(campaign_spec("bienvenue-35", **basis)), now=NOW)[0]
     theirs = apply_campaign(engine, load_spec(campaign_spec(
-        "metropole-35", owner={"name": "Rennes Métropole", "territory": {"departements": ["35"]}}, **basis)))[0]
+        "metropole-35", owner={"name": "Rennes Métropole", "territory": {"departements": ["35"]}}, **basis)),
+        now=NOW)[0]
     return mine, theirs
 
 

@@ -29,7 +29,7 @@ C = Consent.__table__
 
 
 def a_campaign(engine, name: str, **overrides) -> int:
-    return apply_campaign(engine, load_spec(campaign_spec(name, **overrides)))[0]
+    return apply_campaign(engine, load_spec(campaign_spec(name, **overrides)), now=NOW)[0]
 
 
 def sms_to(engine, campaign_id: int, business_id: int, trigger: str) -> int:

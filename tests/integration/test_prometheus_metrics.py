@@ -30,8 +30,8 @@ def scrape(client: TestClient, **headers) -> dict[tuple[str, tuple], float]:
 
 def test_metrics_match_the_store_and_need_the_token(settings, engine):
     settings.metrics_token = TOKEN
-    apply_campaign(engine, load_spec(campaign_spec()))
-    add_partner(engine, "bge-35", ["creation"])
+    apply_campaign(engine, load_spec(campaign_spec()), now=dt.datetime.now(dt.UTC))
+    add_partner(engine, "bge-35", ["creation"], now=dt.datetime.now(dt.UTC))
     with engine.connect() as conn:
         pid = conn.execute(select(Partner.__table__.c.id)).scalar()
     items = [creation_item(f"m-{i}", email=f"p{i}@exemple.fr") for i in range(4)]
@@ -68,7 +68,7 @@ def test_without_a_token_only_internal_addresses_are_answered(settings, engine):
 
 def test_rejected_partner_items_are_counted_by_partner_field_and_motive(settings, engine):
     settings.metrics_token = TOKEN
-    token = add_partner(engine, "cma-35-metriques", ["creation"], ["departement:35"])
+    token = add_partner(engine, "cma-35-metriques", ["creation"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     client = TestClient(create_app(bootstrap(settings)))
     auth = {"Authorization": f"Bearer {TOKEN}"}
     before = scrape(client, **auth)

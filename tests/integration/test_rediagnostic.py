@@ -35,7 +35,7 @@ def at(days: int, hours: int = 9):
 def test_the_diagnostic_is_offered_again_after_a_conversion_and_to_a_control_sample(settings, engine, smtp_sink):
     spec = campaign_spec(steps=[{"channel": "email", "delay": "0d", "template": "creation"}], holdout=50,
                          control_diagnostic=50, measurement_window=120)
-    campaign_id = apply_campaign(engine, load_spec(spec))[0]
+    campaign_id = apply_campaign(engine, load_spec(spec), now=NOW)[0]
     with engine.begin() as conn:
         for i in range(1, 41):
             add_business(conn, i, email=f"b{i}@exemple.fr")

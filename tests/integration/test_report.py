@@ -91,7 +91,7 @@ def test_partner_conversions_go_to_the_latest_enrollment_even_in_the_holdout(eng
         siret = conn.execute(
             select(Business.__table__.c.siret).where(Business.__table__.c.id == b)
         ).scalar_one()
-    token = add_partner(engine, "cma", ["offer_enrolled", "ambassador_met"])
+    token = add_partner(engine, "cma", ["offer_enrolled", "ambassador_met"], now=dt.datetime.now(dt.UTC))
     item = {
         "external_id": "cma-1",
         "type": "offer_enrolled",

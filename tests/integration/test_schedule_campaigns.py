@@ -38,7 +38,7 @@ def populate(engine, n: int, start: int = 0, **kw) -> list[int]:
 
 
 def test_occurrence_enrols_the_segment_in_batches_at_the_trade_slot(settings, engine):
-    apply_campaign(engine, scheduled())
+    apply_campaign(engine, scheduled(), now=dt.datetime.now(dt.UTC))
     populate(engine, 23)
     populate(engine, 5, start=100, metier_family="alimentation")  # outside the segment
     app = bootstrap(settings, clock=lambda: dt.datetime(2027, 1, 5, 10, tzinfo=dt.UTC))
@@ -62,7 +62,7 @@ def test_occurrence_enrols_the_segment_in_batches_at_the_trade_slot(settings, en
 
 def test_missed_occurrences_run_once_and_respect_the_minimum_interval(settings, engine):
     monthly = {"start": "2027-01-05T09:00:00", "rrule": "FREQ=MONTHLY;BYDAY=1TU", "min_interval": "45d"}
-    apply_campaign(engine, scheduled(schedule=monthly))
+    apply_campaign(engine, scheduled(schedule=monthly), now=dt.datetime.now(dt.UTC))
     populate(engine, 4)
     first = bootstrap(settings, clock=lambda: dt.datetime(2027, 1, 5, 10, tzinfo=dt.UTC))
     assert plan_all(first)["occurrence_enrolled"] == 4
@@ -78,8 +78,9 @@ def test_missed_occurrences_run_once_and_respect_the_minimum_interval(settings, 
 
 
 def test_caps_hold_across_a_triggered_and_a_scheduled_campaign_of_one_owner(settings, engine):
-    apply_campaign(engine, load_spec(campaign_spec()))  # triggered, same owner
-    apply_campaign(engine, scheduled(schedule={"start": "2027-01-07T09:00:00"}))  # a single date
+    apply_campaign(engine, load_spec(campaign_spec()), now=dt.datetime.now(dt.UTC))  # triggered, same owner
+    apply_campaign(engine, scheduled(schedule={"start": "2027-01-07T09:00:00"}),  # a single date
+                   now=dt.datetime.now(dt.UTC))
     [business_id] = populate(engine, 1)
     with engine.begin() as conn:
         conn.execute(TriggerEvent.__table__.insert().values(
@@ -98,7 +99,8 @@ def test_caps_hold_across_a_triggered_and_a_scheduled_campaign_of_one_owner(sett
 def test_campaigns_show_lists_the_next_five_occurrences_with_real_slots(env_settings, engine):
     from orchestrator.cli.main import app
 
-    apply_campaign(engine, scheduled(schedule={"start": "2029-01-02T09:00:00", "rrule": "FREQ=MONTHLY;BYDAY=1TU"}))
+    apply_campaign(engine, scheduled(schedule={"start": "2029-01-02T09:00:00", "rrule": "FREQ=MONTHLY;BYDAY=1TU"}),
+                   now=dt.datetime.now(dt.UTC))
     result = CliRunner().invoke(app, ["campaigns", "show", "trimestre-batiment", "--now", "2029-04-10T00:00:00+00:00"])
     assert result.exit_code == 0, result.output
     out = result.output

@@ -25,8 +25,8 @@ EVENT_DAY = NOW.date() - dt.timedelta(days=3)
 
 def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    apply_campaign(engine, load_spec(campaign_spec()))
-    add_partner(engine, "bge", ["creation"])
+    apply_campaign(engine, load_spec(campaign_spec()), now=NOW)
+    add_partner(engine, "bge", ["creation"], now=NOW)
     store_events(
         engine,
         [

@@ -3,6 +3,7 @@ creation, and the tenant-isolation matrix over every route, on SQLite and Postgr
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -397,7 +398,7 @@ def test_editing_a_campaign_keeps_what_the_form_does_not_show(app, engine, world
             conn.execute(select(Campaign.__table__.c.spec).where(Campaign.__table__.c.id == cid)).scalar_one()
         )
     spec["variants"] = [{"name": "court", "weight": 1}, {"name": "temoignage", "weight": 1}]
-    apply_campaign(engine, load_spec(spec))
+    apply_campaign(engine, load_spec(spec), now=dt.datetime.now(dt.UTC))
     client = signed_in(app, "agent@ille-et-vilaine.fr")
     assert client.get(f"/tableau/campagnes/nouvelle?depuis={world['privas'].campaign_id}").status_code == 404
     page = client.get(f"/tableau/campagnes/nouvelle?depuis={cid}")

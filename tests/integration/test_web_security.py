@@ -116,8 +116,8 @@ def test_a_partner_reads_only_its_own_submissions(client, engine):
     from store.admin import add_partner
     from tests.utils.factories import creation_item
 
-    bge = add_partner(engine, "bge", ["creation"])
-    adie = add_partner(engine, "adie", ["creation"])
+    bge = add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
+    adie = add_partner(engine, "adie", ["creation"], now=dt.datetime.now(dt.UTC))
     for token, ids in ((bge, ["b1", "b2"]), (adie, ["a1"])):
         reply = client.post(
             "/api/v1/events",

@@ -28,7 +28,7 @@ def campaign(engine, name: str, departement: str, families=("batiment",)) -> int
         owner={"name": f"Département {departement}", "territory": {"departements": [departement]}},
         sms_legal_basis="legitimate_interest",
     )
-    return apply_campaign(engine, load_spec(spec))[0]
+    return apply_campaign(engine, load_spec(spec), now=T0)[0]
 
 
 def business(

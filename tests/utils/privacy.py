@@ -57,8 +57,8 @@ def build_business(settings, engine, tmp_path) -> Built:
     app = bootstrap(settings, clock=lambda: NOW)
     recent = (NOW.date() - dt.timedelta(days=20)).isoformat()
     ingest_sirene(engine, write(tmp_path / "stock.csv", [row(dateCreationEtablissement=recent)]), today=NOW.date())
-    apply_campaign(engine, load_spec(campaign_spec("bienvenue-35")))
-    token = add_partner(engine, "bge-35", ["creation"], ["departement:35"])
+    apply_campaign(engine, load_spec(campaign_spec("bienvenue-35")), now=NOW)
+    token = add_partner(engine, "bge-35", ["creation"], ["departement:35"], now=NOW)
     with TestClient(create_app(bootstrap(settings))) as client:
         post_events(client, token, [partner_item("bge-1", SIRET_A)])
         plan_all(app)
