@@ -151,6 +151,11 @@ def has_feeds_table(conn: Connection) -> bool:
     return FEEDS.name in inspect(conn).get_table_names()
 
 
+def last_due_at(conn: Connection) -> dt.datetime | None:
+    """The latest due time of any message (None: no message)."""
+    return conn.execute(select(func.max(MESSAGES.c.due_at))).scalar()
+
+
 def sent_by_family(conn: Connection) -> list[tuple[str | None, int]]:
     """(trade family or None, messages sent), most first."""
     m, b = MESSAGES.c, BUSINESSES.c

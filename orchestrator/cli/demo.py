@@ -17,7 +17,6 @@ from importlib import resources
 import requests
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
 
 from integrations.smtp_sink import SmtpSink, free_port
 from orchestrator.app.bootstrap import bootstrap
@@ -29,7 +28,7 @@ from store.admin import add_partner, apply_campaign
 from store.businesses import upsert_businesses
 from store.journeys import import_ambassadors, import_offers
 from store.migrate import upgrade
-from store.models import Business, Message
+from store.ops_metrics import last_due_at, sent_by_family
 from store.reference import load_reference
 
 DEMO_SEED = 35
@@ -79,8 +78,8 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     population = Population(departement, seed=DEMO_SEED)
     stock = population.businesses(businesses, today=app.today())
 
-    with app.engine.begin() as conn:
-        upsert_businesses(conn, stock)
+    with app.transaction() as unit:
+        upsert_businesses(unit.conn, stock)
     console.print(f"Population synthétique : {len(stock)} TPE dans le département {departement}")
 
     token = add_partner(app.engine, "bge-demo", ["creation", "first_hire"], now=app.now())
@@ -121,8 +120,8 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     planned = run_once(plan_flow)
     # The demo's clock jumps to the last planned send slot, so every message is due now.
 
-    with app.engine.connect() as conn:
-        last_due = conn.execute(select(func.max(Message.__table__.c.due_at))).scalar()
+    with app.transaction() as unit:
+        last_due = last_due_at(unit.conn)
     clock = last_due or app.clock()
     sent = run_once(dispatch_flow, now=clock.isoformat())
     sink.stop()
@@ -141,12 +140,9 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
 
 
 def _sent_by_family(app) -> dict[str, int]:
-
-    m, b = Message.__table__, Business.__table__
-    with app.engine.connect() as conn:
-        rows = conn.execute(select(b.c.metier_family, func.count()).select_from(m.join(b, b.c.id == m.c.business_id))
-                            .where(m.c.status == "sent").group_by(b.c.metier_family)).all()
-    return {family or "autre": n for family, n in sorted(rows, key=lambda r: -r[1])}
+    with app.transaction() as unit:
+        rows = sent_by_family(unit.conn)
+    return {family or "autre": n for family, n in rows}
 
 
 def _print_summary(console: Console, s: dict) -> None:
