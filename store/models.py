@@ -631,21 +631,26 @@ class FollowupTask(SQLModel, table=True):
 # --- operations (issue 21) ---
 
 
-class OperatorNotice(SQLModel, table=True):
-    """The operators' outbox: one alert e-mail to one operator address, queued once per cause (its `cause_key`:
-    the same failure streak, campaign pause or feed outage never queues twice) and sent by the dispatcher."""
+class Notice(SQLModel, table=True):
+    """The outbox of notices to people who are not the business: an operator's alert (a run failing twice, a campaign
+    paused, a feed failing) or an ambassador's callback to make. One e-mail to one address, queued once per cause
+    (its `cause_key`: the same failure streak, pause, outage or callback request of the day never queues twice) in
+    the unit of work that records the cause, and sent by the dispatcher."""
 
     __table_args__ = (
-        UniqueConstraint("cause_key", "recipient", name="uq_operatornotice_cause_recipient"),
-        Index("ix_operatornotice_due", "status", "due_at"),
+        UniqueConstraint("cause_key", "recipient", name="uq_notice_cause_recipient"),
+        Index("ix_notice_due", "status", "due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    purpose: str = Field(max_length=20)  # run_failed | campaign_paused | feed_failing
+    kind: str = Field(max_length=20)  # run_failed | campaign_paused | feed_failing | callback_request
     cause_key: str = Field(max_length=200)
     recipient: str = Field(max_length=320)
     subject: str
     body: str
+    # The business and campaign it is about, when there is one (erasure and retention find it by them).
+    business_id: int | None = Field(default=None, foreign_key="business.id", index=True)
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
     due_at: dt.datetime
     status: str = Field(default="planned", max_length=12)  # planned -> claimed -> sent | failed
     attempts: int = 0

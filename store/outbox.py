@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.outcomes import Outcome, SendResult
-from store.models import Business, Campaign, Feed, Message, MessageEvent, OperatorNotice
+from store.models import Business, Campaign, Feed, Message, MessageEvent, Notice
 from store.sql import insert_for
 from store.suppressions import ADDRESS_KIND, suppressed_among
 
@@ -30,7 +30,7 @@ MESSAGES = Message.__table__
 HISTORY = MessageEvent.__table__
 BUSINESS = Business.__table__
 CAMPAIGNS = Campaign.__table__
-NOTICES = OperatorNotice.__table__
+NOTICES = Notice.__table__
 
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = dt.timedelta(seconds=30)
@@ -436,15 +436,17 @@ def business_messages(conn: Connection, siret: str) -> dict | None:
     }
 
 
-# --- the operators' outbox (issue 21): alert e-mails to DECLIC_OPERATOR_EMAILS, queued once per cause ---
+# --- notices to people who are not the business: operators' alerts (issue 21), ambassadors' callbacks ---
 
 
-def queue_operator_notices(conn: Connection, purpose: str, cause_key: str, recipients: Sequence[str], subject: str,
-                           body: str, now: dt.datetime) -> int:
-    """One notice per operator address, due now; a cause already queued for an address queues nothing again
-    (several automations, or a hook and an automation, may report the same cause). Returns how many are new."""
-    rows = [{"purpose": purpose, "cause_key": cause_key[:200], "recipient": address, "subject": subject,
-             "body": body, "due_at": now, "status": "planned", "attempts": 0, "created_at": now}
+def queue_notices(conn: Connection, kind: str, cause_key: str, recipients: Sequence[str], subject: str, body: str,
+                  now: dt.datetime, *, business_id: int | None = None, campaign_id: int | None = None) -> int:
+    """One notice per address, due now; a cause already queued for an address queues nothing again (several
+    automations, or a hook and an automation, may report the same cause; a request retried after a crash is the same
+    request). Returns how many are new."""
+    rows = [{"kind": kind, "cause_key": cause_key[:200], "recipient": address, "subject": subject, "body": body,
+             "business_id": business_id, "campaign_id": campaign_id, "due_at": now, "status": "planned",
+             "attempts": 0, "created_at": now}
             for address in dict.fromkeys(recipients)]
     if not rows:
         return 0
@@ -453,10 +455,9 @@ def queue_operator_notices(conn: Connection, purpose: str, cause_key: str, recip
     return len(result.all())
 
 
-def claim_operator_notices(conn: Connection, now: dt.datetime, owner: str, lease: dt.timedelta,
-                           limit: int = 100) -> list:
+def claim_notices(conn: Connection, now: dt.datetime, owner: str, lease: dt.timedelta, limit: int = 100) -> list:
     """Claim the due notices for `owner`, and those whose claimer's lease ran out (it died before recording
-    the answer: an alert sent twice after a crash is better than an alert lost, so no handoff fence here)."""
+    the answer: a notice sent twice after a crash is better than a notice lost, so no handoff fence here)."""
     due = (select(NOTICES.c.id)
            .where(or_((NOTICES.c.status == "planned") & (NOTICES.c.due_at <= now),
                       (NOTICES.c.status == "claimed") & (NOTICES.c.lease_until < now)))
@@ -468,8 +469,8 @@ def claim_operator_notices(conn: Connection, now: dt.datetime, owner: str, lease
                                .returning(*NOTICES.c)).all(), key=lambda r: r.id)
 
 
-def record_operator_results(conn: Connection, results: Sequence[SendResult], owner: str, now: dt.datetime,
-                            retry_base: dt.timedelta = BACKOFF_BASE) -> dict[str, int]:
+def record_notice_results(conn: Connection, results: Sequence[SendResult], owner: str, now: dt.datetime,
+                          retry_base: dt.timedelta = BACKOFF_BASE) -> dict[str, int]:
     """Apply the relay's answers to claimed notices: sent, due again after a backoff, or failed for good."""
     counts = {"sent": 0, "retry": 0, "failed": 0}
     attempts = dict(conn.execute(select(NOTICES.c.id, NOTICES.c.attempts)

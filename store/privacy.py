@@ -25,6 +25,7 @@ from store.models import (
     Interaction,
     Message,
     MessageEvent,
+    Notice,
     Partner,
     Suppression,
     TriggerEvent,
@@ -45,6 +46,7 @@ TASKS = CallTask.__table__
 SUPPRESSIONS = Suppression.__table__
 PARTNERS = Partner.__table__
 CONSENTS = Consent.__table__
+NOTICES = Notice.__table__
 
 # Interaction data that is not free text nor a contact: kept by an erasure (the funnel reads `source`).
 SAFE_INTERACTION_KEYS = ("source", "reason", "slot", "task_id", "score", "offer", "answers", "purpose")
@@ -177,6 +179,8 @@ def erase_business(conn: Connection, business_id: int, *, siret: str, pseudo_sir
         update(TASKS).where(TASKS.c.business_id == business_id)
         .values(phone="", script=ERASED_TEXT, outcome_note=None, updated_at=now,
                 status=_stopped(TASKS.c.status, open_value="open", closed="refused"))).rowcount or 0
+    # An ambassador's callback e-mail about the business: not sent now, and not kept (it only told someone).
+    counts["notice"] = conn.execute(delete(NOTICES).where(NOTICES.c.business_id == business_id)).rowcount or 0
     return {k: v for k, v in counts.items() if v}
 
 
@@ -400,7 +404,8 @@ def retention_due(conn: Connection, *, contact_before: dt.datetime, text_before:
     (if any) is older too; message: bodies (context) and recipients of messages sent or planned before
     `text_before`; interaction: free text older than that; calltask: notes and numbers of tasks last
     touched before it; triggerevent: the free text (and undeclared fields) of partner payloads received before
-    it, their declared data fields staying (`triggers.payload_schema`). Rows already emptied are left out.
+    it, their declared data fields staying (`triggers.payload_schema`); notice: the e-mails about a business (an
+    ambassador's callback) queued before it and gone. Rows already emptied are left out.
     """
     owners = dict(conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.owner)).all())
     out: dict[tuple[str, str], list[int]] = {}
@@ -442,6 +447,11 @@ def retention_due(conn: Connection, *, contact_before: dt.datetime, text_before:
             .where(EVENTS.c.received_at < text_before, EVENTS.c.partner_id.is_not(None))):
         if payload and without_free_text(type_, payload) != payload:
             add("triggerevent", None, id_)
+    for id_, campaign_id in conn.execute(
+            select(NOTICES.c.id, NOTICES.c.campaign_id)
+            .where(NOTICES.c.business_id.is_not(None), NOTICES.c.created_at < text_before,
+                   NOTICES.c.status.not_in(("planned", "claimed")))):
+        add("notice", owners.get(campaign_id), id_)
     return out
 
 
@@ -471,6 +481,8 @@ def apply_retention(conn: Connection, due: dict[tuple[str, str], list[int]], now
         for id_, type_, payload in conn.execute(select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.payload)
                                                 .where(EVENTS.c.id.in_(part))):
             conn.execute(update(EVENTS).where(EVENTS.c.id == id_).values(payload=without_free_text(type_, payload)))
+    for part in chunks(sorted(ids.get("notice", [])), 900):  # an e-mail that told someone: nothing to count
+        conn.execute(delete(NOTICES).where(NOTICES.c.id.in_(part)))
 
 
 # --- records of processing (art. 30) ---

@@ -4,11 +4,10 @@ CSRF token signed for the message of the page."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
@@ -25,12 +24,10 @@ from orchestrator.core.phones import InvalidNumber, normalise_french_number
 from templates.render import tel_href
 from templates.wording import DEFAULT_REASON, ORIGIN_REASONS, origin_words
 from triggers.model import ADOPTION_CATEGORIES
-from web.callback import notification
 from web.csrf import check_csrf, make_csrf
 from web.deps import AppDep, SettingsDep, app_of
 from web.diagnostic import MISSING, candidate_offers, diagnose, page_context, result_context, stored_data
 
-log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=str(Path(__file__).parent / "pages"))
 OFFER_FORMATS = {"sur_place": "sur place", "a_distance": "à distance", "mixte": "sur place ou à distance"}
@@ -203,14 +200,14 @@ def ask_callback(
     settings: SettingsDep,
     declic: AppDep,
     msg: PostedMessage,
-    background: BackgroundTasks,
     phone: Annotated[str, Form()] = "",
     slot: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=1000)] = "",
     sms: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    """ "Rappelez-moi": a call task for the ambassador, who is told by e-mail; the box "J'accepte
-    aussi de recevoir des SMS" (unticked by default) records an SMS consent to the campaign's owner apart."""
+    """ "Rappelez-moi": a call task for the ambassador, who is told by e-mail (queued with the task, sent by the
+    dispatcher); the box "J'accepte aussi de recevoir des SMS" (unticked by default) records an SMS consent to the
+    campaign's owner apart."""
     errors: dict[str, str] = {}
     try:
         e164 = normalise_french_number(phone)
@@ -232,43 +229,12 @@ def ask_callback(
             errors=errors,
             form={"phone": phone, "slot": slot, "note": note, "sms": bool(sms)},
         )
-    stored = callbacks.ask_callback(declic, msg, phone=e164, slot=slot, note=note.strip(), sms=bool(sms))
+    stored = callbacks.ask_callback(declic, msg, phone=e164, slot=slot, note=note.strip(), sms=bool(sms),
+                                    shown_phone=phone.strip())
     if stored.again:
         # One callback per business a day: the ambassador already has the task and the e-mail.
         return _landing(request, settings, token, msg, done="rappel_deja")
-    due = stored.due_at
-    ctx = msg.context
-    amb = ctx.get("ambassador") or {}
-    business = ctx.get("business") or {}
-    to = amb.get("email") or (ctx.get("sender") or {}).get("email")
-    if to:
-        mail = notification(
-            task_id=stored.task_id,
-            to=to,
-            ambassador_name=amb.get("name") or "",
-            business=business,
-            phone=phone.strip(),
-            slot=slot,
-            due_at=due,
-            note=note.strip(),
-            dashboard_url=f"{settings.base_url.rstrip('/')}/tableau/appels",
-            zone=declic.zone,
-        )
-        background.add_task(_notify, settings, mail)
     return _landing(request, settings, token, msg, done="rappel", due_label=SLOTS[slot][0])
-
-
-def _notify(settings: Settings, mail) -> None:
-    """Send the ambassador's e-mail; the task is stored already, so a failure is logged, not raised."""
-    from integrations.email_smtp import SmtpChannel
-
-    channel = SmtpChannel.from_settings(settings)
-    try:
-        result = channel.send([mail])[0]
-        if result.outcome.value != "sent":
-            log.warning("callback notification not sent to %s: %s", mail.recipient, result.detail)
-    finally:
-        channel.close()
 
 
 @router.post("/m/{token}/plus-d-appel", response_class=HTMLResponse)

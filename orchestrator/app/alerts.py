@@ -10,10 +10,10 @@ Runs of the deployments are watched by Prefect automations shipped with them: th
 (scripts/scale_out.py) and by `declic serve`. Two failed runs of `plan` or `dispatch` within an hour, or one of
 Déclic's two events, run `notify-operators`, which calls this module. A run that is no deployment's
 (`declic dispatch`, `declic demo`, tests: flows in-process, which no automation watches) calls the same
-functions itself. Either way an alert becomes one row of the operators' outbox per address of
-`DECLIC_OPERATOR_EMAILS` (table `operatornotice`), keyed by its cause, so the same cause is never queued twice
-(an automation firing again on the same streak, a hook and an automation), and the dispatcher sends it at once
-(`dispatch_operator_notices`; every dispatch run retries what the relay refused).
+functions itself. Either way an alert becomes one notice per address of `DECLIC_OPERATOR_EMAILS` (table `notice`,
+which also carries the ambassadors' callbacks), keyed by its cause, so the same cause is never queued twice (an
+automation firing again on the same streak, a hook and an automation), and the dispatcher sends it at once
+(`dispatch_notices`; every dispatch run retries what the relay refused).
 
 An unreachable store is the likeliest cause of two failing runs: when the outbox cannot be written, the alert
 goes straight to the relay, built from the settings alone. No operator address: nothing is queued, and the
@@ -36,10 +36,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from integrations.base import OutgoingMessage
 from orchestrator.app.bootstrap import App
-from orchestrator.app.dispatch import dispatch_operator_notices
+from orchestrator.app.dispatch import dispatch_notices
 from orchestrator.core.labels import datetime_fr
 from orchestrator.core.outcomes import Outcome
-from store.outbox import campaigns_paused_since, feed_outage, paused_campaign, queue_operator_notices
+from store.outbox import campaigns_paused_since, feed_outage, paused_campaign, queue_notices
 
 log = logging.getLogger("declic.alerts")
 DAY = dt.timedelta(days=1)
@@ -52,7 +52,7 @@ SIGNATURE = "\n\n-- \nDéclic, alerte d'exploitation automatique.\n"
 class Alert:
     """One alert: what it is about, the key of its cause (the same cause, the same key), its e-mail."""
 
-    purpose: str  # run_failed | campaign_paused | feed_failing
+    kind: str  # run_failed | campaign_paused | feed_failing
     cause_key: str
     subject: str
     body: str
@@ -152,8 +152,8 @@ def queue(app: App, alert: Alert) -> int:
         return 0
     try:
         with app.engine.begin() as conn:
-            return queue_operator_notices(conn, alert.purpose, alert.cause_key, addresses, alert.subject,
-                                          alert.body + SIGNATURE, app.clock().astimezone(dt.UTC))
+            return queue_notices(conn, alert.kind, alert.cause_key, addresses, alert.subject, alert.body + SIGNATURE,
+                                 app.clock().astimezone(dt.UTC))
     except SQLAlchemyError:
         log.exception("file des alertes injoignable : alerte « %s » envoyée directement au relais", alert.subject)
         send_direct(app, alert, addresses)
@@ -166,7 +166,7 @@ def notify(app: App, alert: Alert | None) -> Counter:
     if alert is not None and queue(app, alert):
         log.info("alerte mise en file : %s", alert.subject)
     try:
-        return dispatch_operator_notices(app)
+        return dispatch_notices(app)
     except SQLAlchemyError:  # queued or sent directly already: the next dispatch run sends what waits
         log.exception("alertes en file non envoyées pour l'instant")
         return Counter()

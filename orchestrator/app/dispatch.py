@@ -46,9 +46,9 @@ from store.outbox import (
     blocked_at_send_time,
     cancel,
     claim_due,
-    claim_operator_notices,
+    claim_notices,
     pause_on_errors,
-    record_operator_results,
+    record_notice_results,
     record_results,
     release_expired,
 )
@@ -318,23 +318,29 @@ def dispatch_batch(app: App, *, now: dt.datetime | None = None, limit: int | Non
     return deliver_batch(app, prepared, outbox=outbox) if prepared is not None else Counter()
 
 
-def dispatch_operator_notices(app: App, *, now: dt.datetime | None = None, owner: str | None = None) -> Counter:
-    """Send the operators' alert e-mails due in their outbox (queued by orchestrator/app/alerts.py) over the
-    e-mail channel; returns counts by outcome (sent, retry, failed). A handful of rows, one claim when none."""
+# The word of a notice's Message-ID by kind (an operator's alert otherwise).
+NOTICE_IDS = {"callback_request": "rappel"}
+
+
+def dispatch_notices(app: App, *, now: dt.datetime | None = None, owner: str | None = None) -> Counter:
+    """Send the notices due in their outbox over the e-mail channel: the operators' alerts (queued by
+    orchestrator/app/alerts.py) and the ambassadors' callbacks (orchestrator/app/callbacks.py); returns counts by
+    outcome (sent, retry, failed). A handful of rows, one claim when none."""
     now = (now or app.clock()).astimezone(dt.UTC)
     owner = owner or worker_id()
     with app.engine.begin() as conn:
-        rows = claim_operator_notices(conn, now, owner, dt.timedelta(seconds=app.settings.lease_seconds))
+        rows = claim_notices(conn, now, owner, dt.timedelta(seconds=app.settings.lease_seconds))
     if not rows:
         return Counter()
     host = urlparse(app.settings.base_url).hostname or "declic.local"
     batch = [OutgoingMessage(message_id=row.id, channel="email", recipient=row.recipient, subject=row.subject,
-                             body=row.body, rfc_message_id=f"<declic.alerte.{row.id}@{host}>",
-                             meta={"operator_notice": row.purpose}) for row in rows]
+                             body=row.body, meta={"notice": row.kind},
+                             rfc_message_id=f"<declic.{NOTICE_IDS.get(row.kind, 'alerte')}.{row.id}@{host}>")
+             for row in rows]
     results = app.channel("email").send(batch)
     with app.engine.begin() as conn:
-        counts = record_operator_results(conn, results, owner, now,
-                                         dt.timedelta(seconds=app.settings.retry_base_seconds))
+        counts = record_notice_results(conn, results, owner, now,
+                                       dt.timedelta(seconds=app.settings.retry_base_seconds))
     return Counter({outcome: n for outcome, n in counts.items() if n})
 
 
@@ -351,11 +357,13 @@ def dispatch_all(app: App, *, now: dt.datetime | None = None, max_batches: int =
     total: Counter = Counter()
     owner = owner or worker_id()
     outbox = StoreOutbox(app.engine)
-    # The operators' alerts first (a few rows): their own counts, not the campaigns' figures of the run.
-    notices = dispatch_operator_notices(app, now=now, owner=owner)
+    # The notices first (operators' alerts, ambassadors' callbacks: a few rows): their own counts, not the
+    # campaigns' figures of the run.
+    notices = dispatch_notices(app, now=now, owner=owner)
     if notices:
-        logging.getLogger("declic.alerts").info("alertes aux opérateurs : envoyées %d, à réessayer %d, en échec %d",
-                                                notices["sent"], notices["retry"], notices["failed"])
+        logging.getLogger("declic.alerts").info(
+            "avis aux opérateurs et ambassadeurs : envoyés %d, à réessayer %d, en échec %d",
+            notices["sent"], notices["retry"], notices["failed"])
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="declic-prepare") as helper:
         prepared = prepare_batch(app, now=now, limit=limit, owner=owner, by_campaign=by_campaign, outbox=outbox)
         for number in range(1, max_batches + 1):

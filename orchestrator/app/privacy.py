@@ -320,7 +320,7 @@ def guard_candidates(app: App, conn, candidates: list) -> list:
 
 TABLE_LABELS = {"business": "contacts des entreprises", "message": "textes des messages",
                 "interaction": "notes libres des réponses", "calltask": "numéros et notes d'appel",
-                "triggerevent": "détails libres des partenaires"}
+                "triggerevent": "détails libres des partenaires", "notice": "courriels de rappel aux ambassadeurs"}
 
 
 def purge(app: App, *, dry_run: bool, actor: str = "flow:privacy-retention", role: str = "flow"

@@ -32,7 +32,7 @@ from scripts.scale_out import (
 )
 from scripts.seed import seed_due_emails
 from store.admin import add_partner, apply_campaign
-from store.models import Message, MessageEvent, OperatorNotice, TriggerEvent
+from store.models import Message, MessageEvent, Notice, TriggerEvent
 from tests.conftest import TEST_SECRET
 from tests.utils.factories import campaign_spec, creation_item
 from tests.utils.waiting import wait_until
@@ -217,7 +217,7 @@ def test_a_dispatch_deployment_failing_twice_alerts_the_operators_through_the_ou
         notify_runs[:] = requests.post(f"{api}/flow_runs/filter", timeout=10,
                                        json={"flows": {"name": {"any_": ["notify-operators"]}}}).json()
         with app.engine.connect() as conn:
-            rows = conn.execute(select(OperatorNotice.recipient, OperatorNotice.status)).all()
+            rows = conn.execute(select(Notice.recipient, Notice.status)).all()
         return (_count_events(api, prefix=["prefect.automation."]), tuple(r["state_name"] for r in notify_runs),
                 tuple(sorted(rows)), sink.received)
 
@@ -228,7 +228,7 @@ def test_a_dispatch_deployment_failing_twice_alerts_the_operators_through_the_ou
     assert notify["state_type"] == "COMPLETED", notify["state"]
     assert notify["parameters"] == {"cause": "run-failed", "resource": f"prefect.flow-run.{failed[1]}"}
     with app.engine.connect() as conn:
-        rows = conn.execute(select(OperatorNotice.purpose, OperatorNotice.recipient, OperatorNotice.status)).all()
+        rows = conn.execute(select(Notice.kind, Notice.recipient, Notice.status)).all()
     assert sorted(rows) == [("run_failed", address, "sent") for address in sorted(OPERATORS)]
     alerts = [m for m in sink.messages if m["Subject"].startswith("[Déclic]")]
     assert sorted(m["To"] for m in alerts) == sorted(OPERATORS)  # one e-mail per operator, once

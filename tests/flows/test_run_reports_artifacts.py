@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from orchestrator.core.campaign_spec import load_spec
 from store.admin import add_partner, apply_campaign
 from store.events import store_events
-from store.models import Message, OperatorNotice
+from store.models import Message, Notice
 from tests.integration.test_ingest_doors import bodacc_record
 from tests.utils.factories import campaign_spec, creation_item
 from triggers.partner_api import validate_item
@@ -88,10 +88,10 @@ def test_an_ingest_run_publishes_its_counts_and_first_rejected_lines(prefect_har
 
 
 def sent_notices(engine) -> list:
-    """The operators' outbox: (purpose, recipient, status) of each row."""
+    """The notices' outbox: (kind, recipient, status) of each row."""
     with engine.connect() as conn:
-        return conn.execute(select(OperatorNotice.purpose, OperatorNotice.recipient, OperatorNotice.status)
-                            .order_by(OperatorNotice.recipient)).all()
+        return conn.execute(select(Notice.kind, Notice.recipient, Notice.status)
+                            .order_by(Notice.recipient)).all()
 
 
 def test_a_dispatch_run_failing_twice_in_a_row_emails_the_operators_once(prefect_harness, env_settings, engine,

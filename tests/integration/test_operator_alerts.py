@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from orchestrator.app import alerts
 from orchestrator.app.bootstrap import bootstrap
-from orchestrator.app.dispatch import dispatch_all, dispatch_operator_notices
+from orchestrator.app.dispatch import dispatch_all, dispatch_notices
 from orchestrator.app.settings import Settings
 from orchestrator.core.campaign_spec import load_spec
 from store.admin import add_partner, apply_campaign, set_campaign_status
 from store.feeds import add_feed, get_feed, record_failure
-from store.models import Campaign, OperatorNotice
+from store.models import Campaign, Notice
 from store.planning import pause_campaigns
 from tests.conftest import TEST_SECRET
 from tests.utils.factories import campaign_spec
@@ -25,8 +25,8 @@ OPERATORS = "ops@declic.example; astreinte@declic.example"
 
 def notices(engine) -> list:
     with engine.connect() as conn:
-        return conn.execute(select(OperatorNotice.purpose, OperatorNotice.recipient, OperatorNotice.status,
-                                   OperatorNotice.attempts).order_by(OperatorNotice.recipient)).all()
+        return conn.execute(select(Notice.kind, Notice.recipient, Notice.status,
+                                   Notice.attempts).order_by(Notice.recipient)).all()
 
 
 def paused(engine, name: str = "bienvenue-35") -> tuple[int, dt.datetime]:
@@ -53,7 +53,7 @@ def test_an_alert_is_queued_once_per_cause_and_sent_by_the_dispatcher(settings, 
     assert smtp_sink.received == 0  # queued, not sent yet
 
     dispatch_all(app)  # the normal dispatcher sends the operators' rows with the rest
-    assert [(n.purpose, n.recipient, n.status) for n in notices(engine)] == [
+    assert [(n.kind, n.recipient, n.status) for n in notices(engine)] == [
         ("campaign_paused", "astreinte@declic.example", "sent"), ("campaign_paused", "ops@declic.example", "sent")]
     assert smtp_sink.received == 2 and sorted(m["To"] for m in smtp_sink.messages) == [
         "astreinte@declic.example", "ops@declic.example"]
@@ -75,8 +75,8 @@ def test_a_refused_alert_waits_and_leaves_with_a_later_dispatch(settings, engine
     assert alerts.notify_campaign_paused(app, campaign_id) == {"retry": 1}
     assert [(n.status, n.attempts) for n in notices(engine)] == [("planned", 1)]
     smtp_sink.refuse_for(0)
-    assert dispatch_operator_notices(app) == {}  # not due before its backoff
-    assert dispatch_operator_notices(app, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)) == {"sent": 1}
+    assert dispatch_notices(app) == {}  # not due before its backoff
+    assert dispatch_notices(app, now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)) == {"sent": 1}
     assert smtp_sink.received == 1 and [(n.status, n.attempts) for n in notices(engine)] == [("sent", 2)]
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from orchestrator.app.bootstrap import bootstrap
 from orchestrator.core.links import make_token
 from store import audit
-from store.models import AuditEntry, CallTask
+from store.models import AuditEntry, CallTask, Notice
 from tests.utils.outreach import business, campaign, enrol
 from web.app import create_app
 from web.deps import UnitDep
@@ -68,10 +68,14 @@ def test_the_callback_is_due_by_the_app_clock_and_zone(settings, engine):
         assert again.status_code == 200
     with engine.connect() as conn:
         (task,) = conn.execute(select(CallTask.__table__)).all()
+        (notice,) = conn.execute(select(Notice.__table__)).all()
     # 10 h 30 in Paris: this morning's slot (from 10 h) is less than an hour away, so tomorrow at 10 h, Paris time;
     # the second request of the day changes nothing.
     assert _utc(task.due_at) == dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC)
     assert _utc(task.created_at) == FIXED
+    # The ambassador's e-mail, queued once that day at the App's clock, says the time in the App's zone.
+    assert notice.cause_key == f"callback_request:{task.id}:2026-12-01" and _utc(notice.due_at) == FIXED
+    assert "à partir du mercredi 02/12 à 10 h." in notice.body
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

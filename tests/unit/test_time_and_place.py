@@ -15,8 +15,7 @@ from triggers.model import Reject
 from triggers.partner_api import validate_item
 
 ROOT = Path(__file__).resolve().parents[2]
-# web/ is checked by its own test once its last default zone is gone (web/callback.py).
-PACKAGES = ("orchestrator", "triggers", "store", "integrations", "templates", "segments")
+PACKAGES = ("orchestrator", "triggers", "store", "integrations", "templates", "segments", "web")
 
 ZONE = re.compile(r"Europe/Paris|\bPARIS\s*=")
 # Where the name of a zone is data, not the deployment's place.
