@@ -10,7 +10,6 @@ import os
 import socket
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 import yaml
@@ -19,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from orchestrator.app.bootstrap import bootstrap, system_clock
+from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.settings import get_settings, prepare_prefect_env
 from orchestrator.cli import barometer as cli_barometer
 from orchestrator.cli import feeds as cli_feeds
@@ -38,7 +37,6 @@ from orchestrator.core.campaign_spec import load_spec, spec_warnings
 from orchestrator.core.stats import fr_int
 from segments.territory import TerritoryError, parse_places, places_scope
 from store.admin import add_partner, apply_campaign, revoke_partner, set_campaign_status
-from store.db import get_engine
 from store.migrate import upgrade
 from store.reference import load_reference
 from triggers.model import EVENT_TYPES
@@ -80,7 +78,7 @@ def init() -> None:
     settings = get_settings()
     upgrade(settings.resolved_database_url)
 
-    counts = load_reference(get_engine(settings.resolved_database_url))
+    counts = load_reference(bootstrap(settings).engine)
     loaded = ", ".join(f"{_REFERENCE.get(k, labels.readable(k))} {fr_int(v)}" for k, v in counts.items())
     console.print(f"Base prête ({_safe_url(settings.resolved_database_url)}). Référentiels chargés : {loaded}.",
                   highlight=False)
@@ -110,7 +108,8 @@ def partners_add(
         scope = places_scope(parse_places(territory))
     except TerritoryError as exc:
         raise CliError(str(exc), "Corrigez --territory (ex. departement:35, « Rennes Métropole »).") from exc
-    token = add_partner(get_engine(get_settings().resolved_database_url), name, wanted, scope, now=system_clock())
+    declic = bootstrap()
+    token = add_partner(declic.engine, name, wanted, scope, now=declic.now())
     console.print(f"Partenaire {name} prêt. Jeton (affiché une seule fois) :")
     print(token)
 
@@ -118,7 +117,8 @@ def partners_add(
 @partners_app.command("revoke")
 def partners_revoke(name: str) -> None:
     """Révoquer le jeton d'un partenaire : ses envois sont refusés (401) ; « partners add » en donne un nouveau."""
-    if not revoke_partner(get_engine(get_settings().resolved_database_url), name, now=system_clock()):
+    declic = bootstrap()
+    if not revoke_partner(declic.engine, name, now=declic.now()):
         console.print(f"[red]Aucun partenaire ne s'appelle {name}.[/red]", highlight=False)
         raise typer.Exit(2)
     console.print(f"Jeton du partenaire {name} révoqué : ses envois sont refusés (401) dès maintenant.",
@@ -129,14 +129,14 @@ def partners_revoke(name: str) -> None:
 def campaigns_apply(file: Annotated[Path, typer.Argument(help="fichier YAML de la campagne")]) -> None:
     """Créer ou mettre à jour une campagne depuis un fichier YAML."""
     spec = read_campaign_file(file)
-    engine = get_engine(get_settings().resolved_database_url)
-    campaign_id, version, what = apply_campaign(engine, spec, now=system_clock())
+    declic = bootstrap()
+    campaign_id, version, what = apply_campaign(declic.engine, spec, now=declic.now())
     said = {"created": "créée", "updated": "mise à jour", "unchanged": "inchangée"}.get(what, what)
     console.print(f"Campagne {spec.name} : {said} (n° {campaign_id}, version {version}).", highlight=False)
     for warning in spec_warnings(spec):
         console.print(f"À réécrire : {warning}.", highlight=False)
 
-    print_overlaps(engine, spec, campaign_id, system_clock().astimezone(ZoneInfo(get_settings().timezone)).date())
+    print_overlaps(declic.engine, spec, campaign_id, declic.today())
 
 
 def read_campaign_file(file: Path):
@@ -184,8 +184,8 @@ def campaigns_end(name: str) -> None:
 
 
 def _set_status(name: str, status: str) -> None:
-
-    if not set_campaign_status(get_engine(get_settings().resolved_database_url), name, status, now=system_clock()):
+    declic = bootstrap()
+    if not set_campaign_status(declic.engine, name, status, now=declic.now()):
         raise CliError(f"Campagne inconnue : {name}.", "« declic campaigns list » donne les noms des campagnes.")
     console.print(f"Campagne {name} : {labels.label('campaign_status', status)}.", highlight=False)
 
@@ -253,12 +253,12 @@ def status(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (c
 
     settings = get_settings()
     prepare_prefect_env(settings.home)
-    app = bootstrap(settings)
-    report = collect(app, app.now())
+    declic = bootstrap(settings)
+    report = collect(declic, declic.now())
     if json_out:
         print(json.dumps(report, ensure_ascii=False, default=str))
     else:
-        render(report, console, app.zone)
+        render(report, console, declic.zone)
 
 
 @app.command()
