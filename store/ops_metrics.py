@@ -163,3 +163,8 @@ def sent_by_family(conn: Connection) -> list[tuple[str | None, int]]:
                         .select_from(MESSAGES.join(BUSINESSES, b.id == m.business_id))
                         .where(m.status == "sent").group_by(b.metier_family)).all()
     return [(family, n) for family, n in sorted(rows, key=lambda r: -r[1])]
+
+
+def store_answers(conn: Connection) -> None:
+    """Ask the store the simplest question (the liveness check of `/healthz`): raises when it cannot answer."""
+    conn.execute(select(1)).scalar_one()

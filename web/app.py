@@ -11,11 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from orchestrator.app.bootstrap import App, bootstrap
+from store.ops_metrics import store_answers
 from triggers.partner_api import french_reason
 from web import (
     api,
@@ -135,7 +135,7 @@ def create_app(app: App | None = None) -> FastAPI:
     def health() -> dict[str, str]:
         """Liveness and store reachability."""
         with declic.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            store_answers(conn)
         return {"status": "ok"}
 
     @app.get("/", include_in_schema=False)
