@@ -268,7 +268,8 @@ def page_timer(url: str, campaign_id: int):
     from web.app import create_app
 
     engine = get_engine(url)
-    add_user(engine, email="bench@declic.fr", name="Bench", password="bench-password-1234", role="operator")
+    add_user(engine, email="bench@declic.fr", name="Bench", password="bench-password-1234", role="operator",
+             now=dt.datetime.now(dt.UTC))
     client = TestClient(
         create_app(bootstrap(Settings(database_url=url, secret_key="bench-secret-0123456789abcdef")))
     )

@@ -19,7 +19,7 @@ from sqlalchemy import delete, false, func, or_, select, true, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.campaign_spec import TerritorySpec
-from store.models import Business, CallTask, Campaign, Message, SignInFailure, UserAccount, utcnow
+from store.models import Business, CallTask, Campaign, Message, SignInFailure, UserAccount
 
 USERS = UserAccount.__table__
 CAMPAIGNS = Campaign.__table__
@@ -53,8 +53,9 @@ def add_user(
     role: str,
     territory: dict[str, list[str]] | None = None,
     assignee: str | None = None,
+    now: dt.datetime,
 ) -> int:
-    """Create a user, or update the one with this e-mail (password, role, scope); returns its id."""
+    """Create a user at `now`, or update the one with this e-mail (password, role, scope); returns its id."""
     email = email.strip().lower()
     if role not in ROLES:
         raise AccountError(f"rôle inconnu : {role} (connus : {', '.join(ROLES)})")
@@ -84,12 +85,13 @@ def add_user(
                          .values(**values, session_epoch=USERS.c.session_epoch + 1))
             return row.id
         return conn.execute(
-            USERS.insert().values(email=email, created_at=utcnow(), **values)
+            USERS.insert().values(email=email, created_at=now, **values)
         ).inserted_primary_key[0]
 
 
-def authenticate(engine: Engine, email: str, password: str) -> Any | None:
-    """The active user with this e-mail and password, else None (same work either way)."""
+def authenticate(engine: Engine, email: str, password: str, now: dt.datetime) -> Any | None:
+    """The active user with this e-mail and password, else None (same work either way); a success is its last
+    sign-in, at `now`."""
     with engine.connect() as conn:
         row = conn.execute(
             select(USERS).where(USERS.c.email == email.strip().lower(), USERS.c.active.is_(True))
@@ -101,7 +103,7 @@ def authenticate(engine: Engine, email: str, password: str) -> Any | None:
     if row is None:
         return None
     with engine.begin() as conn:
-        values: dict[str, Any] = {"last_login_at": utcnow()}
+        values: dict[str, Any] = {"last_login_at": now}
         if _hasher.check_needs_rehash(row.password_hash):
             values["password_hash"] = hash_password(password)
         conn.execute(update(USERS).where(USERS.c.id == row.id).values(**values))

@@ -143,7 +143,7 @@ async def sign_in(
         if not attempt.allowed:
             wait = attempt.retry_after.total_seconds()
             return page(f"Trop d'essais. Réessayez dans {_minutes(wait)}.", 429, math.ceil(wait))
-        user = await run_in_threadpool(authenticate, declic.engine, email, password)
+        user = await run_in_threadpool(authenticate, declic.engine, email, password, declic.now())
     finally:
         slots.release()
     if user is None:

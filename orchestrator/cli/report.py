@@ -125,14 +125,16 @@ def users_add(
 ) -> None:
     """Créer un compte du tableau de bord (ou changer son mot de passe, son rôle et son territoire)."""
     try:
+        app = bootstrap()
         user_id = add_user(
-            bootstrap().engine,
+            app.engine,
             email=email,
             name=name,
             password=password,
             role=role,
             territory=parse_territory(territory),
             assignee=assignee,
+            now=app.now(),
         )
     except AccountError as exc:
         console.print(f"[red]{exc}[/red]")

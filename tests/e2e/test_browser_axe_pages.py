@@ -38,7 +38,8 @@ def violations(context, base: str, paths: list[str]) -> dict[str, list[str]]:
 
 
 def test_every_page_type_passes_axe(page, browser, live_server, world, engine, settings):  # noqa: F811
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     sign_in(page, live_server, "op@declic.fr")
     rennes = world["rennes"]
     context = browser.new_context(bypass_csp=True, locale="fr-FR", viewport={"width": 1280, "height": 900})

@@ -61,6 +61,7 @@ def world(engine):
         password=PASSWORD,
         role="collectivite",
         territory={"departements": ["35"]},
+        now=dt.datetime.now(dt.UTC),
     )
     add_user(
         engine,
@@ -69,6 +70,7 @@ def world(engine):
         password=PASSWORD,
         role="ambassador",
         assignee="ambassador:7",
+        now=dt.datetime.now(dt.UTC),
     )
     return {"rennes": rennes, "privas": privas}
 

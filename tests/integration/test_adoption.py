@@ -94,7 +94,8 @@ def test_seeded_campaign_report_holds_the_true_adoption_uplift(engine, settings,
     out = CliRunner().invoke(cli, ["report", "-c", "bienvenue-35"], env={"COLUMNS": "250"})
     assert "Effet de la campagne sur l'adoption" in out.output
 
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     client = signed_in(create_app(bootstrap(settings)), "op@declic.fr")
     page = client.get(f"/tableau/campagnes/{campaign_id}")
     assert page.status_code == 200
@@ -133,7 +134,7 @@ def test_partner_file_and_ambassador_outcome_record_adoption(engine, settings, t
     assert result.accepted == 1 and [(r.line, r.field) for r in rejects] == [(3, "category"), (4, "category")]
 
     add_user(engine, email="claire@exemple.fr", name="Claire", password=PASSWORD, role="ambassador",
-             assignee="ambassador:7")
+             assignee="ambassador:7", now=dt.datetime.now(dt.UTC))
     client = signed_in(create_app(bootstrap(settings)), "claire@exemple.fr")
     page = client.get("/tableau/appels")
     assert "A commencé à utiliser" in page.text and "prise de rendez-vous" in page.text

@@ -60,10 +60,12 @@ def seeded(engine):
                                                   data={"source": "partner:cma"}))
     for email, territory in (("agent@ille-et-vilaine.fr", {"departements": ["35"]}),
                              ("agent@ardeche.fr", {"departements": ["07"]})):
-        add_user(engine, email=email, name=email, password=PASSWORD, role="collectivite", territory=territory)
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+        add_user(engine, email=email, name=email, password=PASSWORD, role="collectivite", territory=territory,
+                 now=dt.datetime.now(dt.UTC))
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     add_user(engine, email="claire@exemple.fr", name="Claire", password=PASSWORD, role="ambassador",
-             assignee="ambassador:7")
+             assignee="ambassador:7", now=dt.datetime.now(dt.UTC))
     return latest
 
 
@@ -172,7 +174,8 @@ def test_the_owners_appetite_is_shown_from_the_new_diagnostic(engine, settings, 
                        "trade": "partly"}
             conn.execute(INTERACTIONS.insert().values(business_id=b, kind="diagnostic_completed", at=DAYS[2],
                                                       data={"version": 2, "answers": answers, "source": "landing"}))
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     out = CliRunner().invoke(cli, ["barometre", "--territory", "epci:243500139", "--json"])
     assert out.exit_code == 0, out.output
     tables = json.loads(out.output)["tables"]

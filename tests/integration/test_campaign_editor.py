@@ -34,9 +34,10 @@ def csrf_of(html: str) -> str:
 
 @pytest.fixture
 def app(settings, engine):
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     add_user(engine, email="agent@ille-et-vilaine.fr", name="Département d'Ille-et-Vilaine", password=PASSWORD,
-             role="collectivite", territory={"departements": ["35"]})
+             role="collectivite", territory={"departements": ["35"]}, now=dt.datetime.now(dt.UTC))
     return create_app(bootstrap(settings))
 
 

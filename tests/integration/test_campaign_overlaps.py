@@ -171,7 +171,7 @@ def test_dashboard_overlap_view_co_owners_and_apply(settings, env_settings, engi
     assert "Chevauchement avec metropole-batiment (Rennes Métropole)" in " ".join(overlapping.output.split())
 
     add_user(engine, email="agent@rennes-metropole.fr", name="Rennes Métropole", password=PASSWORD,
-             role="collectivite", territory={"epci": ["243500139"]})
+             role="collectivite", territory={"epci": ["243500139"]}, now=NOW)
     client = TestClient(create_app(bootstrap(settings)))
     page = client.get("/connexion")
     client.post("/connexion", data={"email": "agent@rennes-metropole.fr", "password": PASSWORD,
@@ -185,7 +185,7 @@ def test_dashboard_overlap_view_co_owners_and_apply(settings, env_settings, engi
     assert 'id="overlaps"' in view and "departement-bis" in view
     assert "Contactées pour ce moment" in view
     # The Département's operator sees what it left to the Métropole.
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator", now=NOW)
     op = TestClient(create_app(bootstrap(settings)))
     page = op.get("/connexion")
     op.post("/connexion", data={"email": "op@declic.fr", "password": PASSWORD, "csrf": csrf_of(page.text)},
@@ -215,6 +215,6 @@ def test_the_territory_barometer_shows_the_programme_s_global_effect(settings, e
     assert effect["global_n"] == len(kept) and effect["programme_n"] == 200 - len(kept)
     assert effect["global_rate"] == 1 / len(kept)
     add_user(engine, email="agent@rennes-metropole.fr", name="Rennes Métropole", password=PASSWORD,
-             role="collectivite", territory={"epci": ["243500139"]})
+             role="collectivite", territory={"epci": ["243500139"]}, now=NOW)
     page = signed_in(create_app(bootstrap(settings)), "agent@rennes-metropole.fr").get("/tableau/barometre").text
     assert "Effet global du programme" in page and 'id="t-global_effect"' in page

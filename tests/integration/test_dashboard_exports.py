@@ -36,7 +36,7 @@ def world(engine):
         for i, code in enumerate(COMMUNES):
             enrol(conn, rennes.campaign_id, business(conn, code, name=f"Atelier {i}"))
     add_user(engine, email="agent@ille-et-vilaine.fr", name="Département d'Ille-et-Vilaine", password=PASSWORD,
-             role="collectivite", territory={"departements": ["35"]})
+             role="collectivite", territory={"departements": ["35"]}, now=dt.datetime.now(dt.UTC))
     return rennes
 
 

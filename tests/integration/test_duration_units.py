@@ -49,7 +49,8 @@ def test_campaigns_apply_says_which_duration_to_rewrite(env_settings, engine, tm
 
 
 def test_the_form_preview_lists_them_and_writes_ages_in_months(settings, engine):
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     cid = apply_campaign(engine, load_spec(OLD_UNITS), now=dt.datetime.now(dt.UTC))[0]
     client = TestClient(create_app(bootstrap(settings)))
     login = client.get("/connexion").text

@@ -31,7 +31,7 @@ def csrf_of(html: str) -> str:
 
 def user(engine, email: str = EMAIL) -> None:
     add_user(engine, email=email, name="Département", password=PASSWORD, role="collectivite",
-             territory={"departements": ["35"]})
+             territory={"departements": ["35"]}, now=dt.datetime.now(dt.UTC))
 
 
 def ready(app, source: str = "testclient") -> tuple[TestClient, str]:
@@ -51,9 +51,9 @@ def counting_checks(monkeypatch) -> list[str]:
     calls: list[str] = []
     real = web.auth.authenticate
 
-    def counted(engine, email, password):
+    def counted(engine, email, password, now):
         calls.append(email)
-        return real(engine, email, password)
+        return real(engine, email, password, now)
 
     monkeypatch.setattr(web.auth, "authenticate", counted)
     return calls
@@ -92,10 +92,10 @@ def test_password_checks_beyond_the_bound_are_answered_429_at_once(settings, eng
     entered, release = threading.Event(), threading.Event()
     real = web.auth.authenticate
 
-    def slow(engine, email, password):
+    def slow(engine, email, password, now):
         entered.set()
         release.wait(30)
-        return real(engine, email, password)
+        return real(engine, email, password, now)
 
     monkeypatch.setattr(web.auth, "authenticate", slow)
     first: list = []
@@ -172,7 +172,7 @@ def test_a_new_password_ends_the_open_sessions(settings, engine):
     client, _ = attempt(app, PASSWORD)
     assert client.get("/tableau").status_code == 200
     add_user(engine, email=EMAIL, name="Département", password="un-tout-nouveau-secret", role="collectivite",
-             territory={"departements": ["35"]})
+             territory={"departements": ["35"]}, now=dt.datetime.now(dt.UTC))
     assert client.get("/tableau", follow_redirects=False).status_code == 303
 
 

@@ -31,11 +31,12 @@ def csrf_of(html: str) -> str:
 
 @pytest.fixture
 def world(engine):
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     add_user(engine, email="agent@ille-et-vilaine.fr", name="Département d'Ille-et-Vilaine", password=PASSWORD,
-             role="collectivite", territory={"departements": ["35"]})
+             role="collectivite", territory={"departements": ["35"]}, now=dt.datetime.now(dt.UTC))
     add_user(engine, email="agent@rennesmetropole.fr", name="Rennes Métropole", password=PASSWORD,
-             role="collectivite", territory={"epci": ["243500139"]})
+             role="collectivite", territory={"epci": ["243500139"]}, now=dt.datetime.now(dt.UTC))
     rennes = apply_campaign(engine, load_spec(campaign_spec(
         "parcours-rennes", owner=METROPOLE, title="Parcours Rennes", variants=VARIANTS)),
         now=dt.datetime.now(dt.UTC))[0]

@@ -137,7 +137,7 @@ def test_the_dashboard_shows_why_a_campaign_was_paused(settings, engine):
     plan_all(bootstrap(settings, clock=lambda: NOW))
     reason = campaign_row(engine, bad).paused_reason
     assert reason
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator", now=NOW)
     client = TestClient(create_app(bootstrap(settings)))
     page = client.get("/connexion")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)

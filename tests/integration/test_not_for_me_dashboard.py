@@ -59,7 +59,8 @@ def test_reasons_by_trade_and_epci_on_the_page_in_the_csv_and_the_report(setting
                     ("pas le moment", "Rennes Métropole"): 1}
     assert any(item.get("extra") == "pas le moment" for item in timeline)
 
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     client = signed_in(create_app(bootstrap(settings)), "op@declic.fr")
     page = client.get(f"/tableau/campagnes/{campaign_id}")
     assert page.status_code == 200

@@ -4,6 +4,7 @@ dashboard, and only operators download a business's privacy export."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from sqlalchemy import select
@@ -20,9 +21,10 @@ from web.app import create_app
 
 def test_views_exports_and_erasure_are_logged_and_listed(env_settings, engine, tmp_path):
     built = build_business(env_settings, engine, tmp_path)
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     add_user(engine, email="agent@ille-et-vilaine.fr", name="Département", password=PASSWORD,
-             role="collectivite", territory={"departements": ["35"]})
+             role="collectivite", territory={"departements": ["35"]}, now=dt.datetime.now(dt.UTC))
     with engine.connect() as conn:
         business_id = conn.execute(select(Business.__table__.c.id)).scalar_one()
     web = create_app(bootstrap(env_settings))

@@ -93,6 +93,6 @@ def test_the_diagnostic_is_offered_again_after_a_conversion_and_to_a_control_sam
     assert share["difference"] == 100 and share["lower"] > 0 and share["treated_n"] == 3
     assert effect["Score moyen (sur 5)"]["lower"] > 0
 
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator", now=NOW)
     page = signed_in(create_app(bootstrap(settings)), "op@declic.fr").get(f"/tableau/campagnes/{campaign_id}")
     assert page.status_code == 200 and 'id="t-diagnostic_uplift"' in page.text and "Part bien équipées" in page.text

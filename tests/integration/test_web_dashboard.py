@@ -40,7 +40,8 @@ def world(engine):
         conversions_t=1,
         conversions_h=0,
     )
-    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator")
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
     add_user(
         engine,
         email="agent@ille-et-vilaine.fr",
@@ -48,6 +49,7 @@ def world(engine):
         password=PASSWORD,
         role="collectivite",
         territory={"departements": ["35"]},
+        now=dt.datetime.now(dt.UTC),
     )
     add_user(
         engine,
@@ -56,6 +58,7 @@ def world(engine):
         password=PASSWORD,
         role="collectivite",
         territory={"departements": ["07"]},
+        now=dt.datetime.now(dt.UTC),
     )
     add_user(
         engine,
@@ -64,6 +67,7 @@ def world(engine):
         password=PASSWORD,
         role="ambassador",
         assignee="ambassador:7",
+        now=dt.datetime.now(dt.UTC),
     )
     add_user(
         engine,
@@ -72,8 +76,8 @@ def world(engine):
         password=PASSWORD,
         role="ambassador",
         assignee="ambassador:8",
+        now=dt.datetime.now(dt.UTC),
     )
-    import datetime as dt
 
     tasks = {}
     with engine.begin() as conn:
