@@ -15,7 +15,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Engine
 
 from orchestrator.core.durations import parse_duration
-from store.models import Feed, utcnow
+from store.models import Feed
 
 FEEDS = Feed.__table__
 FORMATS = ("partner-csv", "partner-json", "sirene", "bodacc", "bodacc-api", "sirene-api")
@@ -134,8 +134,9 @@ def add_feed(
     token_env: str | None = None,
     cursor: dict[str, Any] | None = None,
     local: bool = False,
+    now: dt.datetime,
 ) -> FeedRow:
-    """Register a feed (due at once); refuses an unknown format, a missing partner or a duplicate name.
+    """Register a feed at `now` (due at once); refuses an unknown format, a missing partner or a duplicate name.
 
     `local` lets the feed reach addresses of this machine or of a private network; by default only public
     addresses are fetched (see triggers.feeds.http)."""
@@ -168,10 +169,10 @@ def add_feed(
                 status="active",
                 token_env=token_env,
                 cursor=cursor or {},
-                next_due_at=utcnow(),
+                next_due_at=now,
                 failures=0,
                 events_total=0,
-                created_at=utcnow(),
+                created_at=now,
                 local=local,
             )
         )
@@ -224,11 +225,11 @@ def claim_feed(engine: Engine, feed: FeedRow, now: dt.datetime, lease: dt.timede
     return taken.rowcount == 1
 
 
-def set_status(engine: Engine, name: str, status: str) -> None:
-    """Pause or resume a feed (a resumed feed is due at once)."""
+def set_status(engine: Engine, name: str, status: str, *, now: dt.datetime) -> None:
+    """Pause or resume a feed (a resumed feed is due at once: at `now`)."""
     values: dict[str, Any] = {"status": status}
     if status == "active":
-        values["next_due_at"] = utcnow()
+        values["next_due_at"] = now
     with engine.begin() as conn:
         if conn.execute(update(FEEDS).where(FEEDS.c.name == name).values(**values)).rowcount != 1:
             raise FeedError(f"aucun flux ne s'appelle {name}")

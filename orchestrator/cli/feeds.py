@@ -51,8 +51,9 @@ def add(
 ) -> None:
     """Enregistrer un flux : relevé au prochain passage de « watch-feeds », puis à chaque intervalle."""
     try:
+        app = bootstrap()
         feed = add_feed(
-            bootstrap().engine,
+            app.engine,
             name=name,
             format=format,
             url=url,
@@ -60,6 +61,7 @@ def add(
             every_seconds=parse_period(every),
             token_env=token_env,
             local=local,
+            now=app.now(),
         )
     except FeedError as exc:
         _fail(str(exc))
@@ -110,7 +112,8 @@ def list_(json_out: Annotated[bool, typer.Option("--json", help="sortie JSON (cl
 def _status(name: str, status: str, words: str) -> None:
 
     try:
-        set_status(bootstrap().engine, name, status)
+        app = bootstrap()
+        set_status(app.engine, name, status, now=app.now())
     except FeedError as exc:
         _fail(str(exc))
     console.print(f"Flux {name}: {words}")

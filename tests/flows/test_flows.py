@@ -82,7 +82,8 @@ def test_intake_flows_call_the_other_rooms_functions(prefect_harness, env_settin
             f"w1;creation;73282932000074;{day};43.22A;35238\n").encode()
     with FeedServer() as server:
         server.routes["/bge.csv"] = [Answer(200, body, {"ETag": '"1"'})]
-        add_feed(engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
+        add_feed(engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge",
+                 now=dt.datetime.now(dt.UTC))
         assert run_once(watch_feeds_flow) == {"feeds": 1, "events": 1, "failed": 0}
     assert get_feed(engine, "bge").etag == '"1"'
 

@@ -155,7 +155,8 @@ def test_a_feed_failing_for_a_day_emails_the_operators_once(prefect_harness, env
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=25)  # a day after the feed was added, still no success
     with FeedServer() as server:
         server.routes["/bge.csv"] = lambda seen: Answer(404, b"introuvable")
-        add_feed(engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
+        add_feed(engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge",
+                 now=dt.datetime.now(dt.UTC))
         assert run_once(watch_feeds_flow, now=later.isoformat())["failed"] == 1
         (alert,) = smtp_sink.messages
         assert alert["Subject"] == "[Déclic] Flux « bge » sans succès depuis un jour"

@@ -81,6 +81,7 @@ def test_conditional_get_304_and_a_new_version(app, server):
         local=True,
         partner="bge",
         every_seconds=3600,
+        now=app.now(),
     )
 
     (outcome,) = watch_due_feeds(app)
@@ -111,7 +112,8 @@ def test_same_body_twice_without_validators_is_ingested_once(app, server):
     add_partner(app.engine, "adie", ["creation"], now=dt.datetime.now(dt.UTC))
     body = csv_body(["b1", "b2", "b3"], {})
     server.routes["/adie.csv"] = [Answer(200, body)]
-    add_feed(app.engine, name="adie", format="partner-csv", url=server.url("/adie.csv"), local=True, partner="adie")
+    add_feed(app.engine, name="adie", format="partner-csv", url=server.url("/adie.csv"), local=True, partner="adie",
+             now=app.now())
     assert watch_due_feeds(app)[0]["events"] == 3
     due_now(app, "adie")
     (outcome,) = watch_due_feeds(app)
@@ -126,7 +128,8 @@ def test_429_with_retry_after_is_honoured(app, server):
         Answer(429, b"slow down", {"Retry-After": "1"}),
         Answer(200, csv_body(["c1"], {})),
     ]
-    add_feed(app.engine, name="cma", format="partner-csv", url=server.url("/cma.csv"), local=True, partner="cma")
+    add_feed(app.engine, name="cma", format="partner-csv", url=server.url("/cma.csv"), local=True, partner="cma",
+             now=app.now())
     started = time.monotonic()
     (outcome,) = watch_due_feeds(app)
     assert not outcome["failed"] and outcome["events"] == 1
@@ -137,7 +140,8 @@ def test_429_with_retry_after_is_honoured(app, server):
 def test_a_long_retry_after_moves_the_next_run_instead_of_waiting(app, server):
     add_partner(app.engine, "cma", ["creation"], now=dt.datetime.now(dt.UTC))
     server.routes["/cma.csv"] = [Answer(429, b"", {"Retry-After": "600"})]
-    add_feed(app.engine, name="cma", format="partner-csv", url=server.url("/cma.csv"), local=True, partner="cma")
+    add_feed(app.engine, name="cma", format="partner-csv", url=server.url("/cma.csv"), local=True, partner="cma",
+             now=app.now())
     before = dt.datetime.now(dt.UTC)
     (outcome,) = watch_due_feeds(app)
     assert outcome["failed"]
@@ -151,7 +155,8 @@ def test_a_long_retry_after_moves_the_next_run_instead_of_waiting(app, server):
 def test_500_then_200(app, server):
     add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     server.routes["/bge.csv"] = [Answer(500, b"oops"), Answer(200, csv_body(["d1", "d2"], {}))]
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge",
+             now=app.now())
     (outcome,) = watch_due_feeds(app)
     assert not outcome["failed"] and outcome["events"] == 2
     assert [s.path for s in server.seen] == ["/bge.csv", "/bge.csv"]
@@ -161,7 +166,8 @@ def test_body_cut_in_the_middle_commits_nothing_and_is_retried_next_run(app, ser
     add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     body = csv_body([f"e{i}" for i in range(40)], {})
     server.routes["/bge.csv"] = [Answer(200, body, {"ETag": '"cut"'}, cut_at=len(body) // 2)]
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge",
+             now=app.now())
 
     (outcome,) = watch_due_feeds(app)
     assert outcome["failed"]
@@ -198,6 +204,7 @@ def test_partner_json_feed_with_a_token_from_the_environment(app, server, monkey
         local=True,
         partner="urssaf",
         token_env="DECLIC_FEED_TOKEN_URSSAF",
+        now=app.now(),
     )
     (outcome,) = watch_due_feeds(app)
     assert outcome["events"] == 4 and outcome["report"]["rejected"]
@@ -214,7 +221,8 @@ def test_partner_json_feed_with_a_token_from_the_environment(app, server, monkey
 def test_a_refused_file_is_a_failure_in_plain_words(app, server):
     add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     server.routes["/bge.csv"] = [Answer(200, b"nom,prenom\nDurand,Jean\n")]
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge",
+             now=app.now())
     (outcome,) = watch_due_feeds(app)
     assert outcome["failed"]
     assert "missing columns" in get_feed(app.engine, "bge").last_error
@@ -223,17 +231,20 @@ def test_a_refused_file_is_a_failure_in_plain_words(app, server):
 def test_feeds_as_data_pause_resume_remove(app, server):
     add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     server.routes["/bge.csv"] = [Answer(200, csv_body(["f1"], {}))]
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge",
+             now=app.now())
     with pytest.raises(FeedError, match="déjà"):
-        add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/x.csv"), local=True, partner="bge")
+        add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/x.csv"), local=True, partner="bge",
+                 now=app.now())
     with pytest.raises(FeedError, match="partenaire inconnu"):
-        add_feed(app.engine, name="other", format="partner-csv", url=server.url("/x.csv"), local=True, partner="nobody")
+        add_feed(app.engine, name="other", format="partner-csv", url=server.url("/x.csv"), local=True, partner="nobody",
+                 now=app.now())
     with pytest.raises(FeedError, match="format inconnu"):
-        add_feed(app.engine, name="other", format="xml", url=server.url("/x.csv"), local=True)
-    set_status(app.engine, "bge", "paused")
+        add_feed(app.engine, name="other", format="xml", url=server.url("/x.csv"), local=True, now=app.now())
+    set_status(app.engine, "bge", "paused", now=app.now())
     assert watch_due_feeds(app) == [] and server.seen == []
     assert get_feed(app.engine, "bge").describe()["state"] == "en pause"
-    set_status(app.engine, "bge", "active")
+    set_status(app.engine, "bge", "active", now=app.now())
     assert watch_due_feeds(app)[0]["events"] == 1
     remove_feed(app.engine, "bge")
     assert list_feeds(app.engine) == [] and stored(app.engine) == 1
@@ -250,7 +261,8 @@ def test_two_overlapping_runs_never_fetch_the_same_feed(app, server):
     from store.feeds import claim_feed, due_feeds
 
     add_partner(app.engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
-    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), local=True, partner="bge",
+             now=app.now())
     now = dt.datetime.now(dt.UTC)
     (feed,) = due_feeds(app.engine, now)
     assert claim_feed(app.engine, feed, now, dt.timedelta(minutes=30))

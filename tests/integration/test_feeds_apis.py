@@ -103,7 +103,7 @@ def test_bodacc_api_pages_slices_by_date_filters_departements_and_resumes(app, m
     log: list[dict] = []
     with FeedServer() as server:
         server.routes["/records"] = opendatasoft(records, log)
-        add_feed(app.engine, name="bodacc", format="bodacc-api", url=server.url("/records"), local=True)
+        add_feed(app.engine, name="bodacc", format="bodacc-api", url=server.url("/records"), local=True, now=app.now())
         (outcome,) = watch_due_feeds(app)
 
         assert not outcome["failed"], outcome
@@ -255,6 +255,7 @@ def test_sirene_api_cursor_paging_rate_limit_and_key(app):
             url=server.url("/siret"),
             local=True,
             cursor={"since": f"{TODAY - dt.timedelta(days=2)}T00:00:00"},
+            now=app.now(),
         )
         (outcome,) = watch_due_feeds(app)
         assert not outcome["failed"], outcome
@@ -281,7 +282,7 @@ def test_sirene_api_without_a_key_fails_plainly(app):
     app.settings.sirene_api_key = None
     with FeedServer() as server:
         server.routes["/siret"] = sirene_api([], [])
-        add_feed(app.engine, name="sirene", format="sirene-api", url=server.url("/siret"), local=True)
+        add_feed(app.engine, name="sirene", format="sirene-api", url=server.url("/siret"), local=True, now=app.now())
         (outcome,) = watch_due_feeds(app)
     assert outcome["failed"]
     assert "accès refusé (401)" in get_feed(app.engine, "sirene").last_error

@@ -89,7 +89,7 @@ def test_a_feed_on_loopback_is_refused_unless_marked_local(app, format, path):
     with FeedServer() as server:
         server.routes[path] = [Answer(200, SECRET)]
         partner = "bge" if format.startswith("partner") else None
-        add_feed(app.engine, name="f", format=format, url=server.url(path), partner=partner)
+        add_feed(app.engine, name="f", format=format, url=server.url(path), partner=partner, now=app.now())
         now = dt.datetime.now(dt.UTC)
         (outcome,) = watch_due_feeds(app, now=now)
         assert outcome["failed"]
@@ -101,7 +101,8 @@ def test_a_feed_on_loopback_is_refused_unless_marked_local(app, format, path):
 def test_a_loopback_feed_marked_local_is_fetched(app):
     with FeedServer() as server:
         server.routes["/bge.csv"] = [Answer(200, csv_body(2))]
-        add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge", local=True)
+        add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge", local=True,
+                 now=app.now())
         (outcome,) = watch_due_feeds(app)
     assert not outcome["failed"] and outcome["events"] == 2
 
@@ -120,7 +121,7 @@ def test_names_and_non_public_addresses_are_refused(app, url, words):
     with FeedServer() as server:
         server.routes["/bge.csv"] = [Answer(200, SECRET)]
         port = server.httpd.server_address[1]
-        add_feed(app.engine, name="bge", format="partner-csv", url=url.format(port=port), partner="bge")
+        add_feed(app.engine, name="bge", format="partner-csv", url=url.format(port=port), partner="bge", now=app.now())
         now = dt.datetime.now(dt.UTC)
         (outcome,) = watch_due_feeds(app, now=now)
         assert outcome["failed"] and server.seen == []
@@ -129,7 +130,7 @@ def test_names_and_non_public_addresses_are_refused(app, url, words):
 
 def test_a_redirect_to_an_internal_address_is_refused(app, public, internal):
     public.routes["/bge.csv"] = [Answer(302, b"", {"Location": internal.url("/secret")})]
-    add_feed(app.engine, name="bge", format="partner-csv", url=public.url("/bge.csv"), partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=public.url("/bge.csv"), partner="bge", now=app.now())
     now = dt.datetime.now(dt.UTC)
     (outcome,) = watch_due_feeds(app, now=now)
     assert outcome["failed"] and SECRET.decode() not in outcome["state"]
@@ -140,7 +141,7 @@ def test_a_redirect_to_an_internal_address_is_refused(app, public, internal):
 
 def test_a_redirect_to_a_file_url_is_refused_without_a_crash(app, public):
     public.routes["/bge.csv"] = [Answer(302, b"", {"Location": "file:///etc/passwd"})]
-    add_feed(app.engine, name="bge", format="partner-csv", url=public.url("/bge.csv"), partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=public.url("/bge.csv"), partner="bge", now=app.now())
     now = dt.datetime.now(dt.UTC)
     (outcome,) = watch_due_feeds(app, now=now)
     assert outcome["failed"]
@@ -151,8 +152,8 @@ def test_redirects_are_followed_on_public_addresses_a_bounded_number_of_times(ap
     public.routes["/old.csv"] = [Answer(301, b"", {"Location": "/bge.csv"})]
     public.routes["/bge.csv"] = [Answer(200, csv_body(3))]
     public.routes["/loop"] = [Answer(302, b"", {"Location": "/loop"})]
-    add_feed(app.engine, name="bge", format="partner-csv", url=public.url("/old.csv"), partner="bge")
-    add_feed(app.engine, name="loop", format="partner-csv", url=public.url("/loop"), partner="bge")
+    add_feed(app.engine, name="bge", format="partner-csv", url=public.url("/old.csv"), partner="bge", now=app.now())
+    add_feed(app.engine, name="loop", format="partner-csv", url=public.url("/loop"), partner="bge", now=app.now())
     now = dt.datetime.now(dt.UTC)
     outcomes = {o["feed"]: o for o in watch_due_feeds(app, now=now)}
     assert not outcomes["bge"]["failed"] and outcomes["bge"]["events"] == 3
@@ -174,6 +175,7 @@ def test_a_redirect_to_another_host_does_not_carry_the_token(app, monkeypatch, i
             partner="bge",
             token_env="BGE_TOKEN",
             local=True,
+            now=app.now(),
         )
         (outcome,) = watch_due_feeds(app)
         assert first.seen[0].headers["authorization"] == "Bearer tok-secret"
@@ -190,10 +192,10 @@ def test_bodies_are_capped_while_they_stream(app):
         server.routes["/bomb.csv"] = [Answer(200, gzip.compress(big), {"Content-Encoding": "gzip"})]
         server.routes["/records"] = [Answer.json({"total_count": 1, "results": ["x" * 1_500_000]})]
         add_feed(app.engine, name="plain", format="partner-csv", url=server.url("/plain.csv"), partner="bge",
-                 local=True)
+                 local=True, now=app.now())
         add_feed(app.engine, name="bomb", format="partner-csv", url=server.url("/bomb.csv"), partner="bge",
-                 local=True)
-        add_feed(app.engine, name="api", format="bodacc-api", url=server.url("/records"), local=True)
+                 local=True, now=app.now())
+        add_feed(app.engine, name="api", format="bodacc-api", url=server.url("/records"), local=True, now=app.now())
         now = dt.datetime.now(dt.UTC)
         outcomes = watch_due_feeds(app, now=now)
     assert [o["failed"] for o in outcomes] == [True, True, True]
@@ -208,7 +210,8 @@ def test_an_unexpected_failure_still_releases_the_feed(app):
     (app.settings.home / "feeds").write_text("not a folder")
     with FeedServer() as server:
         server.routes["/bge.csv"] = [Answer(200, csv_body(1))]
-        add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge", local=True)
+        add_feed(app.engine, name="bge", format="partner-csv", url=server.url("/bge.csv"), partner="bge", local=True,
+                 now=app.now())
         now = dt.datetime.now(dt.UTC)
         (outcome,) = watch_due_feeds(app, now=now)
     assert outcome["failed"]

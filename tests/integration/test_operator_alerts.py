@@ -94,7 +94,7 @@ def test_a_feed_is_reported_after_a_day_without_success_once_per_outage(settings
     app = bootstrap(settings)
     add_partner(engine, "bge", ["creation"], now=dt.datetime.now(dt.UTC))
     feed = add_feed(engine, name="bge", format="partner-csv", url="https://bge.example/evenements.csv",
-                    partner="bge")
+                    partner="bge", now=dt.datetime.now(dt.UTC))
     added = dt.datetime.now(dt.UTC)
     record_failure(engine, feed, now=added + dt.timedelta(hours=2), error="réponse 503 du serveur")
     assert alerts.notify_feed_failing(app, "bge", now=added + dt.timedelta(hours=3)) == {}  # not a day yet

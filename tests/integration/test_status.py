@@ -44,7 +44,7 @@ def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, m
         )
         conn.execute(update(m).where(m.c.id == ids[1]).values(due_at=NOW + dt.timedelta(days=30)))
         conn.execute(update(m).where(m.c.id.in_(ids[2:])).values(due_at=NOW - dt.timedelta(minutes=1)))
-    add_feed(engine, name="bodacc", format="bodacc-api", url="http://127.0.0.1:9/records")
+    add_feed(engine, name="bodacc", format="bodacc-api", url="http://127.0.0.1:9/records", now=NOW)
 
     report = collect(bootstrap(env_settings), now=NOW)
     assert report["outbox"]["email"] == {"queued": 1, "due": 3, "claimed": 0, "failed": 1, "sent_24h": 0}
