@@ -141,7 +141,8 @@ def yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
 
 # --- expected failures in general ------------------------------------------------------------------------------
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
+    """The database URL to show, its password hidden ("?" when it cannot be read)."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - any unreadable URL is shown as "?"
@@ -150,7 +151,7 @@ def _safe_url(url: str) -> str:
 
 def _database_url() -> str:
     try:
-        return _safe_url(get_settings().resolved_database_url)
+        return safe_url(get_settings().resolved_database_url)
     except Exception:  # noqa: BLE001
         return "?"
 

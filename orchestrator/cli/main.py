@@ -16,7 +16,6 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
 from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.settings import get_settings, prepare_prefect_env
@@ -30,7 +29,7 @@ from orchestrator.cli import messages as cli_messages
 from orchestrator.cli import privacy as cli_privacy
 from orchestrator.cli import report as cli_report
 from orchestrator.cli import templates as cli_templates
-from orchestrator.cli.errors import CliError, DeclicGroup, french_cli, pydantic_fr, yaml_lines, yaml_problem
+from orchestrator.cli.errors import CliError, DeclicGroup, french_cli, pydantic_fr, safe_url, yaml_lines, yaml_problem
 from orchestrator.cli.report import print_overlaps
 from orchestrator.core import labels
 from orchestrator.core.campaign_spec import load_spec, spec_warnings
@@ -80,7 +79,7 @@ def init() -> None:
 
     counts = load_reference(bootstrap(settings).engine)
     loaded = ", ".join(f"{_REFERENCE.get(k, labels.readable(k))} {fr_int(v)}" for k, v in counts.items())
-    console.print(f"Base prête ({_safe_url(settings.resolved_database_url)}). Référentiels chargés : {loaded}.",
+    console.print(f"Base prête ({safe_url(settings.resolved_database_url)}). Référentiels chargés : {loaded}.",
                   highlight=False)
 
 
@@ -297,11 +296,6 @@ def _port_free(host: str, port: int, option: str) -> None:
             raise CliError(f"Le port {port} ({host}) est déjà utilisé par un autre programme.",
                            f"Arrêtez-le, ou choisissez un autre port avec {option}.") from exc
 
-
-def _safe_url(url: str) -> str:
-    # Never print a password.
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def main() -> None:
