@@ -44,15 +44,6 @@ class IngestReport:
                 f"rejected={self.rejected_total}"
             )
 
-    def merge(self, other: IngestReport) -> None:
-        """Add another report's counters to this one."""
-        self.read += other.read
-        self.accepted += other.accepted
-        self.rejected.update(other.rejected)
-        self.events.update(other.events)
-        self.skipped.update(other.skipped)
-        self.stored += other.stored
-
     def to_dict(self) -> dict[str, Any]:
         """The JSON object printed by `--json`."""
         out: dict[str, Any] = {
