@@ -110,7 +110,7 @@ def registry(engine, rng: random.Random) -> None:
     for i in range(3000):
         lines.append(f"a{i},Ambassadeur {i},artisan,{rng.choice(fams)},,,{rng.choice(deps)},phone,"
                      f"+33611{i:06d},,,{rng.choice([5, 20, 50])}")
-    imported, rejects = import_ambassadors(engine, "\n".join(lines) + "\n")
+    imported, rejects = import_ambassadors(engine, "\n".join(lines) + "\n", now=NOW)
     assert imported == 3000 and not rejects, rejects[:3]
     kinds = ("diagnostic", "formation_courte", "accompagnement", "coup_de_pouce", "financement")
     lines = ["key,title,provider,kind,families,territory,format,duration,hours,price,url"]
@@ -118,7 +118,7 @@ def registry(engine, rng: random.Random) -> None:
         territory = f"departement:{rng.choice(deps)}" if i % 4 else ""
         lines.append(f"o{i},Offre {i},CMA,{rng.choice(kinds)},{rng.choice(fams)}|{rng.choice(fams)},{territory},"
                      f"sur_place,2 h,sur rendez-vous,gratuit,")
-    imported, rejects = import_offers(engine, "\n".join(lines) + "\n")
+    imported, rejects = import_offers(engine, "\n".join(lines) + "\n", now=NOW)
     assert imported == 400 and not rejects, rejects[:3]
 
 

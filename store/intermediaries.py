@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from store.journeys import Reject, _checked_rows, _read, _territory, _upsert
-from store.models import Interaction, Intermediary, IntermediaryClient, utcnow
+from store.models import Interaction, Intermediary, IntermediaryClient
 from store.sql import chunks, insert_for
 
 INTERMEDIARIES = Intermediary.__table__
@@ -103,10 +103,11 @@ def parse_intermediaries(text: str) -> tuple[list[dict[str, Any]], list[Reject]]
     return out, rejects + faults
 
 
-def import_intermediaries(engine: Engine, source: str | Path) -> tuple[int, list[Reject]]:
-    """Import (create or update by key) intermediaries from a CSV file or text; returns (imported, rejects)."""
+def import_intermediaries(engine: Engine, source: str | Path, *, now: dt.datetime) -> tuple[int, list[Reject]]:
+    """Import (create or update by key, at `now`) intermediaries from a CSV file or text; returns (imported,
+    rejects)."""
     rows, rejects = parse_intermediaries(_text(source))
-    return _upsert(engine, INTERMEDIARIES, rows), rejects
+    return _upsert(engine, INTERMEDIARIES, rows, now), rejects
 
 
 def _date(value: str) -> dt.date | None:
@@ -159,8 +160,9 @@ def parse_clients(text: str, known: dict[str, int], source: str, today: dt.date
 
 
 def import_clients(engine: Engine, source: str | Path, *, source_name: str | None = None,
-                   today: dt.date) -> tuple[int, list[Reject]]:
-    """Import the businesses intermediaries serve (create or update each link); returns (imported, rejects).
+                   today: dt.date, now: dt.datetime) -> tuple[int, list[Reject]]:
+    """Import the businesses intermediaries serve (create or update each link, at `now`); returns (imported,
+    rejects).
 
     A link's source is its `source` cell, else `source_name`, else the file's name; a link without a date is
     dated `today` (the local date)."""
@@ -170,7 +172,6 @@ def import_clients(engine: Engine, source: str | Path, *, source_name: str | Non
         known = dict(conn.execute(select(INTERMEDIARIES.c.key, INTERMEDIARIES.c.id)).all())
     rows, rejects = parse_clients(text, known, name, today)
     if rows:
-        now = utcnow()
         with engine.begin() as conn:
             stmt = insert_for(conn, CLIENTS)
             stmt = stmt.on_conflict_do_update(index_elements=["intermediary_id", "siret"],

@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.planner import AmbassadorView, OfferView
-from store.models import Ambassador, Enrollment, Offer, utcnow
+from store.models import Ambassador, Enrollment, Offer
 from store.sql import insert_for
 
 AMBASSADORS = Ambassador.__table__
@@ -214,10 +214,9 @@ def parse_offers(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
     return out, rejects + faults
 
 
-def _upsert(engine: Engine, table, rows: list[dict[str, Any]]) -> int:
+def _upsert(engine: Engine, table, rows: list[dict[str, Any]], now: dt.datetime) -> int:
     if not rows:
         return 0
-    now = utcnow()
     with engine.begin() as conn:
         stmt = insert_for(conn, table)
         columns = [c for c in rows[0] if c != "key"] + ["updated_at"]
@@ -227,18 +226,18 @@ def _upsert(engine: Engine, table, rows: list[dict[str, Any]]) -> int:
     return len(rows)
 
 
-def import_ambassadors(engine: Engine, source: str | Path) -> tuple[int, list[Reject]]:
-    """Import (create or update by key) ambassadors from a CSV file or text; returns (imported, rejects)."""
+def import_ambassadors(engine: Engine, source: str | Path, *, now: dt.datetime) -> tuple[int, list[Reject]]:
+    """Import (create or update by key, at `now`) ambassadors from a CSV file or text; returns (imported, rejects)."""
     text = source if isinstance(source, str) and "\n" in source else Path(source).read_text(encoding="utf-8")
     rows, rejects = parse_ambassadors(text)
-    return _upsert(engine, AMBASSADORS, rows), rejects
+    return _upsert(engine, AMBASSADORS, rows, now), rejects
 
 
-def import_offers(engine: Engine, source: str | Path) -> tuple[int, list[Reject]]:
-    """Import (create or update by key) offers from a CSV file or text; returns (imported, rejects)."""
+def import_offers(engine: Engine, source: str | Path, *, now: dt.datetime) -> tuple[int, list[Reject]]:
+    """Import (create or update by key, at `now`) offers from a CSV file or text; returns (imported, rejects)."""
     text = source if isinstance(source, str) and "\n" in source else Path(source).read_text(encoding="utf-8")
     rows, rejects = parse_offers(text)
-    return _upsert(engine, OFFERS, rows), rejects
+    return _upsert(engine, OFFERS, rows, now), rejects
 
 
 REGISTRY_TABLES = {"ambassadors": AMBASSADORS, "offers": OFFERS}

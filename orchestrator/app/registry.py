@@ -13,4 +13,4 @@ IMPORTERS = {"ambassadors": import_ambassadors, "offers": import_offers}
 def import_rows(app: App, kind: str, text: str) -> tuple[int, list[Reject]]:
     """Create or update (by key) the `kind` rows ("ambassadors" or "offers") of a CSV text; returns (imported,
     rejects)."""
-    return IMPORTERS[kind](app.engine, text)
+    return IMPORTERS[kind](app.engine, text, now=app.now())

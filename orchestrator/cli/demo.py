@@ -112,8 +112,8 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     # plumber, a baker the baker, the others the adviser or the campaign's contact.
 
     samples = resources.files("orchestrator.samples")
-    import_ambassadors(app.engine, samples.joinpath("ambassadeurs-35.csv").read_text("utf-8"))
-    import_offers(app.engine, samples.joinpath("offres-35.csv").read_text("utf-8"))
+    import_ambassadors(app.engine, samples.joinpath("ambassadeurs-35.csv").read_text("utf-8"), now=app.now())
+    import_offers(app.engine, samples.joinpath("offres-35.csv").read_text("utf-8"), now=app.now())
 
     from orchestrator.prefect.flows import dispatch_flow, plan_flow, run_once  # lazy: Prefect, 1.5 s
 

@@ -37,7 +37,8 @@ def _readable(file: Path) -> None:
 def intermediaries_import(file: Path) -> None:
     """Importer (ou mettre à jour) les intermédiaires d'un fichier CSV (key;name;kind;email;phone;commune;territory)."""
     _readable(file)
-    imported, rejects = import_intermediaries(bootstrap().engine, file)
+    app = bootstrap()
+    imported, rejects = import_intermediaries(app.engine, file, now=app.now())
     _print_rejects("Intermédiaires", imported, rejects)
     if rejects and not imported:
         raise typer.Exit(2)
@@ -52,7 +53,7 @@ def intermediaries_clients(
     """Importer les entreprises que sert chaque intermédiaire (intermediary;siret;source;date)."""
     _readable(file)
     app = bootstrap()
-    imported, rejects = import_clients(app.engine, file, source_name=source, today=app.today())
+    imported, rejects = import_clients(app.engine, file, source_name=source, today=app.today(), now=app.now())
     _print_rejects("Liens intermédiaire-entreprise", imported, rejects)
     if rejects and not imported:
         raise typer.Exit(2)

@@ -105,7 +105,8 @@ def _print_rejects(what: str, imported: int, rejects) -> None:
 @ambassadors_app.command("import")
 def ambassadors_import(file: Path) -> None:
     """Importer (ou mettre à jour) les ambassadeurs d'un fichier CSV."""
-    imported, rejects = import_ambassadors(bootstrap().engine, file)
+    app = bootstrap()
+    imported, rejects = import_ambassadors(app.engine, file, now=app.now())
     _print_rejects("Ambassadeurs", imported, rejects)
     if rejects and not imported:
         raise typer.Exit(2)
@@ -114,7 +115,8 @@ def ambassadors_import(file: Path) -> None:
 @offers_app.command("import")
 def offers_import(file: Path) -> None:
     """Importer (ou mettre à jour) les offres d'un fichier CSV."""
-    imported, rejects = import_offers(bootstrap().engine, file)
+    app = bootstrap()
+    imported, rejects = import_offers(app.engine, file, now=app.now())
     _print_rejects("Offres", imported, rejects)
     if rejects and not imported:
         raise typer.Exit(2)

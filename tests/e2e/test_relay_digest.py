@@ -53,9 +53,9 @@ def test_one_digest_per_firm_answers_stop_direct_messages(settings, engine, smtp
         rows = conn.execute(select(Business.__table__).where(Business.__table__.c.id.in_(ids))
                             .order_by(Business.__table__.c.id)).all()
     firm = "key;name;kind;email\ncabinet-durand;Cabinet Durand Expertise;cabinet_comptable;cabinet@durand.fr\n"
-    assert import_intermediaries(engine, firm)[0] == 1
+    assert import_intermediaries(engine, firm, now=NOW)[0] == 1
     clients = "intermediary;siret;source;date\n" + "".join(f"cabinet-durand;{r.siret};;2026-10-01\n" for r in rows)
-    assert import_clients(engine, clients, source_name="clients-durand.csv", today=OCCURRED) == (40, [])
+    assert import_clients(engine, clients, source_name="clients-durand.csv", today=OCCURRED, now=NOW) == (40, [])
 
     # The deadline concerns 15 of the 40: 12 drawn in the treatment arm, 3 in the holdout.
     treated = [r for r in rows if moment_arm(r.id, "deadline", "2026", HOLDOUT) == "treatment"][:12]

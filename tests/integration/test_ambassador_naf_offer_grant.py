@@ -49,12 +49,12 @@ def add_business(conn, i: int, naf: str, family: str) -> int:
 
 
 def test_imports_check_naf_codes_and_refuse_a_grant_written_as_a_price(engine):
-    imported, rejects = import_ambassadors(engine, AMBASSADORS)
+    imported, rejects = import_ambassadors(engine, AMBASSADORS, now=dt.datetime.now(dt.UTC))
     assert imported == 3
     reasons = {(r.line, r.field): r.reason for r in rejects}
     assert "code NAF inconnu" in reasons[(5, "naf")]
     assert "n'est pas de la famille batiment" in reasons[(6, "naf")]
-    imported, rejects = import_offers(engine, OFFERS)
+    imported, rejects = import_offers(engine, OFFERS, now=dt.datetime.now(dt.UTC))
     assert imported == 1
     reasons = {(r.line, r.field): r.reason for r in rejects}
     assert "est une aide, pas un prix" in reasons[(3, "price")]
@@ -67,8 +67,8 @@ def test_imports_check_naf_codes_and_refuse_a_grant_written_as_a_price(engine):
 
 
 def test_baker_meets_the_baker_butcher_shop_the_butcher_and_the_plumber_the_adviser(settings, engine):
-    import_ambassadors(engine, AMBASSADORS)
-    import_offers(engine, OFFERS)
+    import_ambassadors(engine, AMBASSADORS, now=dt.datetime.now(dt.UTC))
+    import_offers(engine, OFFERS, now=dt.datetime.now(dt.UTC))
     apply_campaign(engine, load_spec(campaign_spec(families=("alimentation", "batiment"))), now=NOW)
     with engine.begin() as conn:
         baker = add_business(conn, 1, "10.71C", "alimentation")

@@ -48,24 +48,24 @@ def add_business(conn, i: int, **kw) -> int:
 
 
 def test_csv_imports_explain_their_rejects(engine):
-    imported, rejects = import_ambassadors(engine, AMBASSADORS)
+    imported, rejects = import_ambassadors(engine, AMBASSADORS, now=dt.datetime.now(dt.UTC))
     assert imported == 2
     by_line = {(r.line, r.field) for r in rejects}
     assert (4, "phone") in by_line  # neither phone nor e-mail
     assert {(5, "families"), (5, "communes"), (5, "channels"), (5, "monthly_capacity")} <= by_line
-    imported, rejects = import_offers(engine, OFFERS)
+    imported, rejects = import_offers(engine, OFFERS, now=dt.datetime.now(dt.UTC))
     assert imported == 3
     assert {(5, "title"), (5, "kind"), (5, "format"), (5, "territory"), (5, "price")} <= {(r.line, r.field)
                                                                                         for r in rejects}
     # Re-import updates by key instead of duplicating.
-    assert import_ambassadors(engine, AMBASSADORS)[0] == 2
+    assert import_ambassadors(engine, AMBASSADORS, now=dt.datetime.now(dt.UTC))[0] == 2
     with engine.connect() as conn:
         assert conn.execute(select(Enrollment.__table__.c.id)).all() == []
 
 
 def test_three_step_campaign_with_fallback_condition_ambassador_and_offers(settings, engine, smtp_sink):
-    import_ambassadors(engine, AMBASSADORS)
-    import_offers(engine, OFFERS)
+    import_ambassadors(engine, AMBASSADORS, now=dt.datetime.now(dt.UTC))
+    import_offers(engine, OFFERS, now=dt.datetime.now(dt.UTC))
     spec = load_spec(campaign_spec(steps=[
         {"channel": "email", "delay": "0d", "template": "creation"},
         {"channel": "email", "delay": "7d", "template": "creation", "if": "no_click"},

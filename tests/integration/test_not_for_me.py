@@ -39,7 +39,7 @@ TWO_STEPS = [{"channel": "email", "delay": "0d", "template": "creation"},
 
 def journeys(settings, engine, n: int, **spec) -> tuple[int, dict[int, int]]:
     """A two-step campaign, `n` reachable businesses, their first messages sent: (campaign id, business -> first)."""
-    import_offers(engine, OFFERS)
+    import_offers(engine, OFFERS, now=dt.datetime.now(dt.UTC))
     campaign_id, _, _ = apply_campaign(engine, load_spec(campaign_spec(steps=TWO_STEPS, **spec)), now=NOW)
     with engine.begin() as conn:
         ids = [add_business(conn, i, email=f"b{i}@exemple.fr") for i in range(1, n + 1)]

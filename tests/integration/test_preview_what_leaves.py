@@ -30,8 +30,8 @@ LINK = re.compile(r"https?://\S+")
 
 
 def _world(engine) -> int:
-    import_ambassadors(engine, SAMPLES / "ambassadeurs-35.csv")
-    import_offers(engine, SAMPLES / "offres-35.csv")
+    import_ambassadors(engine, SAMPLES / "ambassadeurs-35.csv", now=dt.datetime.now(dt.UTC))
+    import_offers(engine, SAMPLES / "offres-35.csv", now=dt.datetime.now(dt.UTC))
     spec = load_spec(campaign_spec(name="plombiers-35", variants=[{"name": "court", "weight": 1},
                                                                   {"name": "temoignage", "weight": 1}]))
     apply_campaign(engine, spec, now=NOW)

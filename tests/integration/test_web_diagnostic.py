@@ -97,7 +97,7 @@ def test_answers_are_stored_versioned_with_both_levels_and_one_next_step_names_a
 def test_an_offer_of_the_registry_that_fits_the_answers_can_be_the_next_step(client, settings, engine, tmp_path):
     path = tmp_path / "offres.csv"
     path.write_text(OFFERS, encoding="utf-8")
-    assert import_offers(engine, path)[0] == 2
+    assert import_offers(engine, path, now=dt.datetime.now(dt.UTC))[0] == 2
     _, m = _message(engine, ctx=context(offers=[]))
     token = make_token(settings.resolved_secret, "m", m, now=dt.datetime.now(dt.UTC))
     page = client.get(f"/m/{token}/diagnostic")
