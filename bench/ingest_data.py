@@ -1,4 +1,5 @@
-"""Generated input files for the ingest benchmarks and tests: Sirene stock rows in the official header.
+"""Generated input files for the ingest benchmarks and tests: Sirene stock rows in the official headers
+(establishments, legal units).
 
 Values are drawn from the shipped reference data (real NAF sub-classes and commune codes) with a
 mix close to the national stock: mostly single-establishment units, a share of closed units, a few
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from triggers.sirene import ADDRESS_COLUMNS, COLUMNS_48, COLUMNS_54
+from triggers.sirene_ul import COLUMNS_UL
 
 
 def luhn_digit(body: str) -> str:
@@ -110,4 +112,38 @@ def write_sirene(path: Path, n: int, *, seed: int = 7, old_header: bool = False)
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(sirene_rows(n, seed=seed, columns=columns))
+    return path
+
+
+# Legal units: most carry no category yet (INSEE computes it for active companies only), then PME far ahead.
+CATEGORY_WEIGHTS = (("", 55), ("PME", 40), ("ETI", 3), ("GE", 2))
+
+
+def unite_rows(n: int, *, seed: int = 11, first_siren_body: int = 10_000_000) -> Iterator[list[str]]:
+    """`n` StockUniteLegale rows (lists of strings, COLUMNS_UL order), SIRENs in the order `sirene_rows` gives
+    them (the same companies from the same `first_siren_body`)."""
+    rng = random.Random(seed)
+    categories = [c for c, w in CATEGORY_WEIGHTS for _ in range(w)]
+    pos = {name: i for i, name in enumerate(COLUMNS_UL)}
+    ncol = len(COLUMNS_UL)
+    for k in range(n):
+        row = [""] * ncol
+        body = f"{first_siren_body + k:08d}"
+        row[pos["siren"]] = body + luhn_digit(body)
+        row[pos["statutDiffusionUniteLegale"]] = "P" if rng.random() < 0.03 else "O"
+        row[pos["categorieEntreprise"]] = category = rng.choice(categories)
+        row[pos["anneeCategorieEntreprise"]] = "2023" if category else ""
+        row[pos["etatAdministratifUniteLegale"]] = "C" if rng.random() < 0.5 else "A"
+        row[pos["denominationUniteLegale"]] = f"SOCIETE {k}"
+        row[pos["categorieJuridiqueUniteLegale"]] = rng.choice(("1000", "5499", "5710", "9220"))
+        yield row
+
+
+def write_unites(path: Path, n: int, *, seed: int = 11) -> Path:
+    """Write a generated StockUniteLegale file (`.gz` when the name says so) and return its path."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8", newline="") as fh:  # type: ignore[operator]
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(COLUMNS_UL)
+        writer.writerows(unite_rows(n, seed=seed))
     return path

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import gzip
 import io
 import marshal
@@ -724,6 +725,9 @@ def parser_process(
     ("chunk", bytes), then ("done", None); or ("error", message) for a bad file, ("crash", message).
     """
     parent = os.getppid()
+    # This process lives for one file and builds millions of short-lived acyclic tuples: the cyclic collector
+    # would spend more time walking them than the reader spends making them (the ingest pauses it too).
+    gc.disable()
 
     def put(item: tuple) -> None:
         # Why a polling put: if the parent is killed (SIGKILL), nobody reads the queue any more and a

@@ -1,20 +1,23 @@
-"""Columnar reader of the Sirene `StockEtablissement` file: pyarrow's CSV reader in record batches.
+"""Columnar readers of the two Sirene stocks, `StockEtablissement` and `StockUniteLegale`: pyarrow's CSV reader
+in record batches.
 
-Why: the national stock holds 43.9 million rows; the row-by-row reader (`triggers.sirene.SireneReader`)
-spends about 6 µs a row in Python, half of it in the csv module. Here the file is tokenised and converted
-by Arrow's C++ reader in batches of about 8 MB (memory stays bounded by a few batches), and every check is
-done on whole columns: the SIRET key with a vectorised Luhn (rows that fail it go to python-stdnum, so the
-La Poste exception gives the same verdict), the NAF, commune and date checks on the batch's distinct
-values only (dictionary style, each value checked once per file).
+Why: the national stocks hold 43.9 million establishments and about 29 million legal units; the row-by-row readers
+(`triggers.sirene.SireneReader`, `triggers.sirene_ul.UniteLegaleReader`) spend about 6 µs a row in Python, half of
+it in the csv module. Here the file is tokenised and converted by Arrow's C++ reader in batches of about 8 MB
+(memory stays bounded by a few batches), and every check is done on whole columns: the SIRET or SIREN key with a
+vectorised Luhn (rows that fail it go to python-stdnum, so the La Poste exception gives the same verdict), the NAF,
+commune, date, category and year checks on the distinct values only (each value checked once per file, by the
+row reader's own rule).
 
-Same contract as `triggers.sirene.chunked_records`: the same records, the same rejects (line, field,
-reason, raw text) and the same chunk boundaries, so an ingest gives the same businesses, events and
-report either way (tests/integration/test_ingest_columnar.py holds both paths to that). Line numbers are
-physical lines, multi-line quoted values included, as the csv module counts them. One difference: a row
-whose every field is empty (a line of commas only) reads as a blank line, as Arrow gives both the same.
+Same contracts as `triggers.sirene.chunked_records` and `triggers.sirene_ul.chunked_unites`: the same records, the
+same rejects (line, field, reason, raw text) and the same chunk boundaries, so an ingest gives the same
+businesses, events, categories and report either way (tests/integration/test_ingest_columnar.py holds both paths
+to that). Line numbers are physical lines, multi-line quoted values included, as the csv module counts them. One
+difference: a row whose every field is empty (a line of commas only) reads as a blank line, as Arrow gives both
+the same.
 
 pyarrow is an optional dependency (`pip install declic-tpe[national]`); without it the ingest keeps the
-row-by-row reader.
+row-by-row readers.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ import csv
 import datetime as dt
 import io
 import os
+import sys
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stdnum.fr import siren as stdnum_siren
 from stdnum.fr import siret as stdnum_siret
 
 from triggers.model import Reject
@@ -45,7 +51,18 @@ from triggers.sirene import (
     Record,
     SireneFormatError,
     SireneReader,
+    StockCsv,
     zip_member,
+)
+from triggers.sirene_ul import (
+    BAD_SIREN,
+    WRONG_WIDTH,
+    UlRecord,
+    UniteLegaleReader,
+    category_of,
+    unknown_category,
+    unreadable_year,
+    year_of,
 )
 
 try:  # optional: the [national] extra
@@ -63,22 +80,43 @@ def available() -> bool:
     return pa is not None
 
 
-# --- vectorised SIRET key ------------------------------------------------------------------------
+# --- vectorised Luhn keys (SIRET, SIREN) ----------------------------------------------------------
 
-_TAKE: list[Any] = []
+_TAKE: dict[int, list[Any]] = {}
 
 
-def _positions(n: int) -> list[Any]:
-    # take() indices of digit p of each 14-byte value, built once (for the largest batch seen) and sliced.
-    if not _TAKE or len(_TAKE[0]) < n:
+def _positions(width: int, n: int) -> list[Any]:
+    # take() indices of digit p of each `width`-byte value, built once (for the largest batch seen) and sliced.
+    take = _TAKE.get(width)
+    if take is None or len(take[0]) < n:
         size = max(n, 65_536)
-        _TAKE[:] = [pa.array(range(p, 14 * size, 14), pa.int32()) for p in range(14)]
-    return [ix.slice(0, n) for ix in _TAKE]
+        take = _TAKE[width] = [pa.array(range(p, width * size, width), pa.int32()) for p in range(width)]
+    return [ix.slice(0, n) for ix in take]
 
 
 def _doubled(d: Any) -> Any:
     # Luhn's doubled digit: 2d, minus 9 when that is 10 or more.
     return pc.subtract(pc.multiply(d, 2), pc.multiply(pc.cast(pc.greater_equal(d, 5), pa.int16()), 9))
+
+
+def _digits(values: Any, width: int) -> tuple[Any, list[Any]]:
+    """(values made of exactly `width` ASCII digits, the arrays of their digits by position; other values read as
+    zeros)."""
+    n = len(values)
+    shape = pc.and_(pc.equal(pc.binary_length(values), width), pc.ascii_is_decimal(values))
+    safe = pc.if_else(shape, values, "0" * width)
+    fixed = safe.cast(pa.binary(width))
+    data = pa.Array.from_buffers(pa.uint8(), width * n, [None, fixed.buffers()[1]], offset=fixed.offset * width)
+    digits = pc.cast(pc.subtract(data, 48), pa.int16())
+    return shape, [pc.take(digits, ix) for ix in _positions(width, n)]
+
+
+def _luhn_sum(d: list[Any], width: int) -> Any:
+    # From the right: the last digit as is, the one before doubled, and so on.
+    total = d[width - 1]
+    for p in range(width - 1):
+        total = pc.add(total, _doubled(d[p]) if (width - 1 - p) % 2 else d[p])
+    return total
 
 
 def siret_fast_ok(sirets: Any) -> Any:
@@ -87,25 +125,18 @@ def siret_fast_ok(sirets: Any) -> Any:
     A False is not a verdict: the caller asks python-stdnum about those rows (La Poste's units, whose
     SIRET follows another rule), exactly as `triggers.sirene.siret_is_valid` does row by row.
     """
-    n = len(sirets)
-    if n == 0:
+    if len(sirets) == 0:
         return pa.array([], pa.bool_())
-    shape = pc.and_(pc.equal(pc.binary_length(sirets), 14), pc.ascii_is_decimal(sirets))
-    safe = pc.if_else(shape, sirets, "00000000000000")
-    fixed = safe.cast(pa.binary(14))
-    data = pa.Array.from_buffers(pa.uint8(), 14 * n, [None, fixed.buffers()[1]], offset=fixed.offset * 14)
-    digits = pc.cast(pc.subtract(data, 48), pa.int16())
-    d = [pc.take(digits, ix) for ix in _positions(n)]
-    # SIREN (digits 0-8): from the right, digit 8 as is, digit 7 doubled, ...
-    siren_sum = d[0]
-    for p in range(1, 9):
-        siren_sum = pc.add(siren_sum, _doubled(d[p]) if p % 2 else d[p])
-    # SIRET (digits 0-13): digit 13 as is, digit 12 doubled, ...
-    siret_sum = d[13]
-    for p in range(13):
-        siret_sum = pc.add(siret_sum, d[p] if p % 2 else _doubled(d[p]))
-    ok = pc.and_(_tens(siren_sum), _tens(siret_sum))
-    return pc.and_(shape, ok)
+    shape, d = _digits(sirets, 14)
+    return pc.and_(shape, pc.and_(_tens(_luhn_sum(d[:9], 9)), _tens(_luhn_sum(d, 14))))
+
+
+def siren_fast_ok(sirens: Any) -> Any:
+    """Boolean array: 9 ASCII digits passing the Luhn test; a False goes to python-stdnum, as for SIRETs."""
+    if len(sirens) == 0:
+        return pa.array([], pa.bool_())
+    shape, d = _digits(sirens, 9)
+    return pc.and_(shape, _tens(_luhn_sum(d, 9)))
 
 
 def _tens(total: Any) -> Any:
@@ -113,7 +144,7 @@ def _tens(total: Any) -> Any:
     return pc.equal(pc.subtract(total, pc.multiply(pc.divide(total, 10), 10)), 0)
 
 
-# --- the reader ----------------------------------------------------------------------------------
+# --- reading a stock in numbered batches --------------------------------------------------------
 
 
 def _source(path: Path, stack: list) -> Any:
@@ -135,20 +166,40 @@ def _null_if_empty(arr: Any) -> Any:
 
 
 class _Checked:
-    """Per-file cache of distinct values already checked (NAF codes, communes, dates)."""
+    """Per-file cache of the distinct values already checked (NAF codes, communes, dates), kept as Arrow arrays so
+    that only the values a batch brings for the first time reach Python."""
 
     def __init__(self, check) -> None:
         self.check = check
-        self.known: dict[str, bool] = {}
+        self.seen = pa.array([], pa.string())  # every value checked so far
+        self.good = pa.array([], pa.string())  # those that passed
 
     def mask(self, arr: Any) -> Any:
-        values = pc.unique(arr).to_pylist()
+        values = pc.unique(arr)
+        new = values.filter(pc.invert(pc.is_in(values, value_set=self.seen)))
+        if len(new):
+            good = [v for v in new.to_pylist() if self.check(v)]
+            self.seen = pa.concat_arrays([self.seen, new])
+            if good:
+                self.good = pa.concat_arrays([self.good, pa.array(good, pa.string())])
+        return pc.is_in(arr, value_set=self.good)
+
+
+class _Mapped:
+    """Per-file cache of what a rule makes of each distinct value: `column(arr)` -> (kept value or null, good)."""
+
+    def __init__(self, rule: Callable[[str], tuple[str | None, bool]]) -> None:
+        self.rule = rule
+        self.known: dict[str, tuple[str | None, bool]] = {}
+
+    def column(self, arr: Any) -> tuple[Any, Any]:
+        values = pc.unique(arr)
         known = self.known
-        for v in values:
-            if v not in known:
-                known[v] = bool(self.check(v))
-        good = [v for v in values if known[v]]
-        return pc.is_in(arr, value_set=pa.array(good, pa.string()))
+        out = [known.get(v) or known.setdefault(v, self.rule(v)) for v in values.to_pylist()]
+        at = pc.index_in(arr, value_set=values)
+        kept = pc.take(pa.array([k for k, _ok in out], pa.string()), at)
+        good = pc.take(pa.array([ok for _k, ok in out], pa.bool_()), at)
+        return kept, good
 
 
 def _date_ok(text: str) -> bool:
@@ -164,38 +215,62 @@ def _date_ok(text: str) -> bool:
     return True
 
 
-class ColumnarReader:
-    """Reads the file in Arrow record batches; `chunks()` has `chunked_records`' contract."""
+@dataclass
+class _Numbered:
+    """One Arrow batch of a stock with what the row reader would know of its rows."""
 
-    def __init__(
-        self, path: str | os.PathLike[str], lookups: Lookups | None = None, drop_out_of_scope: bool = False
-    ) -> None:
-        self.path = Path(path)
-        self.row_reader = SireneReader(self.path, lookups=lookups)  # header check and lookups, shared
-        self.drop = drop_out_of_scope
-        naf_known, commune_known = self.row_reader.lookups
-        self.naf = _Checked(naf_known)
-        self.commune = _Checked(commune_known)
-        self.dates = _Checked(_date_ok)
+    batch: Any
+    lines: Sequence[int]  # the physical line each row of the batch ends on
+    wrong_width: list[tuple[int, list[str]]]  # rows Arrow took out (wrong column count): (line, fields)
+    alive: Any  # boolean array: the batch's rows that are rows (a blank line is not)
+    read: Sequence[int]  # lines of the rows read (blank lines left out, rows of the wrong width in)
+
+    def lines_of(self, mask: Any) -> Any:
+        """The lines of the batch's rows where `mask` is true, as an Arrow int64 array."""
+        at = pc.indices_nonzero(mask)
+        lines = self.lines
+        if isinstance(lines, range):
+            return pc.add(at.cast(pa.int64()), lines.start)
+        return pc.take(pa.array(lines, pa.int64()), at)
+
+
+class _ArrowStock:
+    """A Sirene stock (either kind) read by Arrow's CSV reader in record batches of BLOCK_SIZE bytes, numbered
+    with the physical lines the csv module would give (multi-line quoted values included). A file that stops
+    being readable raises `SireneFormatError` in the words of `stock` (its row reader) near the line reached."""
+
+    def __init__(self, stock: StockCsv, ncol: int) -> None:
+        self.stock = stock
+        self.ncol = ncol
         self.invalid: list[tuple[int, str, int]] = []  # (record number, text, columns) from Arrow
-
-    # -- batches --
+        self.line = 1  # physical lines consumed so far
 
     def _on_invalid(self, row: Any) -> str:
         self.invalid.append((row.number, row.text, row.actual_columns))
         return "skip"
 
-    def _batches(self, ncol: int) -> Iterator[Any]:
+    def _unreadable(self, exc: BaseException) -> SireneFormatError:
+        stock = self.stock
+        if isinstance(exc, pa.ArrowInvalid):
+            words = stock.NOT_UTF8 if "utf8" in str(exc).lower() else stock.BAD_CSV
+        else:
+            words = stock.BAD_ARCHIVE
+        return SireneFormatError(f"{stock.path.name}: {words.format(line=self.line + 1, exc=exc)}")
+
+    def _raw_batches(self) -> Iterator[Any]:
         stack: list = []
-        names = [f"c{i}" for i in range(ncol)]
+        names = [f"c{i}" for i in range(self.ncol)]
         try:
-            source = _source(self.path, stack)
+            source = _source(self.stock.path, stack)
             reader = pv.open_csv(
                 source,
                 read_options=pv.ReadOptions(
                     use_threads=False, block_size=BLOCK_SIZE, skip_rows=1, column_names=names
                 ),
-                parse_options=pv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=self._on_invalid),
+                # newlines_in_values: without it Arrow cuts its blocks at any line end, and a quoted value holding a
+                # line break across two blocks stops the whole file ("parser got out of sync with chunker").
+                parse_options=pv.ParseOptions(ignore_empty_lines=False, newlines_in_values=True,
+                                             invalid_row_handler=self._on_invalid),
                 convert_options=pv.ConvertOptions(
                     column_types=dict.fromkeys(names, pa.string()),
                     strings_can_be_null=False,
@@ -203,71 +278,51 @@ class ColumnarReader:
                 ),
             )
             yield from reader
-        except pa.ArrowInvalid as exc:
-            if "UTF8" in str(exc) or "utf8" in str(exc):
-                raise SireneFormatError(f"{self.path.name}: not UTF-8 text ({exc})") from exc
-            raise SireneFormatError(f"{self.path.name}: unreadable CSV ({exc})") from exc
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise SireneFormatError(f"{self.path.name}: truncated or damaged compressed file ({exc})") from exc
+        except (pa.ArrowInvalid, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise self._unreadable(exc) from exc
         finally:
             for item in reversed(stack):
                 item.close()
+        if self.invalid:  # rows of the wrong width at the very end leave no batch of their own
+            empty = pa.array([], pa.string())
+            yield pa.RecordBatch.from_arrays([empty] * self.ncol, names)
 
-    # -- chunks --
-
-    def chunks(self, chunk_size: int) -> Iterator[tuple[list[Record], list[Reject], int, dict[str, int]]]:
-        idx = self.row_reader.columns()
-        ncol = len(idx)
-        stats = self.row_reader.stats
-        # Pending items, each in file order: records and their lines, rejects, row lines, dropped lines.
-        recs: list[Record] = []
-        rec_lines: list[int] = []
-        rejects: list[Reject] = []
-        rows: list[Sequence[int]] = []  # segments of lines of rows read (ranges or lists)
-        closed: list[int] = []
-        not_tpe: list[int] = []
+    def batches(self) -> Iterator[_Numbered]:
         record_no = 1  # Arrow's record counter: the header is record 1
-        line = 1  # physical lines consumed so far
+        for batch in self._raw_batches():
+            lines, invalid_rows = self._lines(batch, record_no, self.line)
+            record_no += batch.num_rows + len(invalid_rows)
+            self.line = max([self.line, *lines[-1:], *(r[0] for r in invalid_rows)])
+            wrong: list[tuple[int, list[str]]] = []
+            for ln, text, _columns in invalid_rows:
+                fields = next(csv.reader(io.StringIO(text)), [])
+                if fields:  # a blank line is not a row
+                    wrong.append((ln, fields))
+            alive = self._not_blank(batch)
+            if isinstance(lines, range) and pc.all(alive).as_py():
+                read: Sequence[int] = lines
+            else:
+                read = [ln for ln, k in zip(lines, alive.to_pylist(), strict=True) if k]
+            if wrong:
+                read = sorted([*read, *(ln for ln, _f in wrong)])
+            yield _Numbered(batch, lines, wrong, alive, read)
 
-        def cut(upto: float) -> tuple[int, dict[str, int], list[Reject]]:
-            read = 0
-            while rows:
-                seg = rows[0]
-                k = bisect.bisect_right(seg, upto)
-                read += k
-                if k < len(seg):
-                    rows[0] = seg[k:]
-                    break
-                rows.pop(0)
-            nc = bisect.bisect_right(closed, upto)
-            nt = bisect.bisect_right(not_tpe, upto)
-            nr = bisect.bisect_right([r.line for r in rejects], upto)
-            out = rejects[:nr]
-            del closed[:nc], not_tpe[:nt], rejects[:nr]
-            return read, {SKIP_CLOSED: nc, SKIP_NOT_TPE: nt}, out
-
-        def batches() -> Iterator[Any]:
-            yield from self._batches(ncol)
-            if self.invalid:  # rows of the wrong width at the very end leave no batch of their own
-                empty = pa.array([], pa.string())
-                yield pa.RecordBatch.from_arrays([empty] * ncol, [f"c{i}" for i in range(ncol)])
-
-        for batch in batches():
-            lines, invalid_rows = self._lines(batch, record_no, line)
-            n = batch.num_rows
-            record_no += n + len(invalid_rows)
-            line = max([line, *lines[-1:], *(r[0] for r in invalid_rows)])
-            self._read_batch(batch, idx, lines, invalid_rows, ncol, recs, rec_lines, rejects, rows, closed, not_tpe)
-            rejects.sort(key=lambda r: r.line)
-            while len(recs) >= chunk_size:
-                upto = rec_lines[chunk_size - 1]
-                read, skipped, out = cut(upto)
-                stats.read += read
-                yield recs[:chunk_size], out, read, skipped
-                del recs[:chunk_size], rec_lines[:chunk_size]
-        read, skipped, out = cut(float("inf"))
-        stats.read += read
-        yield recs, out, read, skipped
+    @staticmethod
+    def _not_blank(batch: Any) -> Any:
+        # Blank lines come out of Arrow as rows of empty fields (the first column is empty on every one).
+        n = batch.num_rows
+        if n == 0:
+            return pa.array([], pa.bool_())
+        cols = batch.columns
+        empty_first = pc.equal(cols[0], "")
+        if pc.any(empty_first).as_py():
+            blank = [i for i in pc.indices_nonzero(empty_first).to_pylist() if all(c[i].as_py() == "" for c in cols)]
+            if blank:
+                mask = [True] * n
+                for i in blank:
+                    mask[i] = False
+                return pa.array(mask)
+        return pa.array([True] * n)
 
     def _lines(self, batch: Any, record_no: int, line: int) -> tuple[Sequence[int], list[tuple[int, str, int]]]:
         """Physical end lines of the batch's rows, and its invalid rows as (end line, text, columns)."""
@@ -309,54 +364,157 @@ class ColumnarReader:
             i += 1
         return lines, out
 
-    def _read_batch(self, batch, idx, lines, invalid_rows, ncol, recs, rec_lines, rejects, rows, closed, not_tpe):
+
+class _Lines:
+    """Line numbers in file order, kept as they come: per batch a range, a list or an Arrow int64 array (the lines
+    of the rows a mask keeps, without making a Python int of each)."""
+
+    def __init__(self) -> None:
+        self.segments: list[Any] = []
+        self.size = 0
+
+    def add(self, segment: Any) -> None:
+        if len(segment):
+            self.segments.append(segment)
+            self.size += len(segment)
+
+    def at(self, k: int) -> int:
+        """The k-th line (from 0)."""
+        for seg in self.segments:
+            if k < len(seg):
+                line = seg[k]
+                return line if isinstance(line, int) else line.as_py()
+            k -= len(seg)
+        raise IndexError(k)
+
+    def take_upto(self, upto: int) -> int:
+        """Remove the lines up to `upto` (included); returns how many there were."""
+        taken = 0
+        segments = self.segments
+        while segments:
+            seg = segments[0]
+            last = seg[-1]
+            if (last if isinstance(last, int) else last.as_py()) <= upto:
+                taken += len(seg)
+                segments.pop(0)
+                continue
+            if isinstance(seg, (range, list)):
+                k = bisect.bisect_right(seg, upto)
+                segments[0] = seg[k:]
+            else:
+                k = pc.sum(pc.less_equal(seg, upto)).as_py() or 0
+                segments[0] = seg.slice(k)
+            taken += k
+            break
+        self.size -= taken
+        return taken
+
+
+class _Pending:
+    """What a reader found and has not handed over yet, each in file order: records and their lines, rejects,
+    the lines of the rows read, and the lines of the rows dropped (per reason)."""
+
+    def __init__(self, reasons: Sequence[str] = ()) -> None:
+        self.recs: list[tuple] = []
+        self.rec_lines = _Lines()
+        self.rejects: list[Reject] = []
+        self.rows = _Lines()  # rows read
+        self.dropped: dict[str, _Lines] = {r: _Lines() for r in reasons}
+
+    def add(self, numbered: _Numbered, keep: Any, recs: list[tuple]) -> None:
+        """A batch's rows read, and the records of its rows kept (`keep`: a boolean array, or None: all)."""
+        self.rows.add(numbered.read)
+        self.recs.extend(recs)
+        self.rec_lines.add(numbered.lines if keep is None else numbered.lines_of(keep))
+
+    def chunks(self, chunk_size: int, last: bool = False) -> Iterator[tuple[list[tuple], list[Reject], int, dict]]:
+        """(records, rejects, rows read, rows dropped by reason) for each full chunk (and the rest when `last`)."""
+        self.rejects.sort(key=lambda r: r.line)
+        while len(self.recs) >= chunk_size:
+            upto = self.rec_lines.at(chunk_size - 1)
+            recs = self.recs[:chunk_size]
+            del self.recs[:chunk_size]
+            yield recs, *self._cut(upto)
+        if last:
+            recs, self.recs = self.recs, []
+            yield recs, *self._cut(sys.maxsize)
+
+    def _cut(self, upto: int) -> tuple[list[Reject], int, dict[str, int]]:
+        self.rec_lines.take_upto(upto)
+        read = self.rows.take_upto(upto)
+        dropped = {reason: lines.take_upto(upto) for reason, lines in self.dropped.items()}
+        nr = bisect.bisect_right([r.line for r in self.rejects], upto)
+        out = self.rejects[:nr]
+        del self.rejects[:nr]
+        return out, read, dropped
+
+
+def _fail(numbered: _Numbered, alive: Any, bad: Any, rejects: list[Reject], reject: Callable[[int, list[str]], Reject]
+          ) -> Any:
+    """Reject the rows still alive that fail a check (`bad`); returns the rows still alive."""
+    hit = pc.and_(alive, bad)
+    if pc.any(hit).as_py():
+        cols = numbered.batch.columns
+        for i in pc.indices_nonzero(hit).to_pylist():
+            rejects.append(reject(numbered.lines[i], [c[i].as_py() for c in cols]))
+        return pc.and_(alive, pc.invert(bad))
+    return alive
+
+
+# --- establishments (StockEtablissement) ---------------------------------------------------------
+
+
+class ColumnarReader:
+    """Reads the file in Arrow record batches; `chunks()` has `chunked_records`' contract."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], lookups: Lookups | None = None, drop_out_of_scope: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self.row_reader = SireneReader(self.path, lookups=lookups)  # header check and lookups, shared
+        self.drop = drop_out_of_scope
+        naf_known, commune_known = self.row_reader.lookups
+        self.naf = _Checked(naf_known)
+        self.commune = _Checked(commune_known)
+        self.dates = _Checked(_date_ok)
+
+    def chunks(self, chunk_size: int) -> Iterator[tuple[list[Record], list[Reject], int, dict[str, int]]]:
+        idx = self.row_reader.columns()
+        stats = self.row_reader.stats
+        pending = _Pending((SKIP_CLOSED, SKIP_NOT_TPE))
+        for numbered in _ArrowStock(self.row_reader, len(idx)).batches():
+            self._read_batch(numbered, idx, pending)
+            for recs, rejects, read, skipped in pending.chunks(chunk_size):
+                stats.read += read
+                yield recs, rejects, read, skipped
+        for recs, rejects, read, skipped in pending.chunks(chunk_size, last=True):
+            stats.read += read
+            yield recs, rejects, read, skipped
+
+    def _read_batch(self, numbered: _Numbered, idx: dict[str, int], pending: _Pending) -> None:
+        batch = numbered.batch
         cols = batch.columns
         n = batch.num_rows
+        ncol = len(idx)
+        rejects = pending.rejects
+        for ln, fields in numbered.wrong_width:
+            rejects.append(Reject(line=ln, field="row", reason=f"wrong column count ({len(fields)} instead of "
+                                  f"{ncol})", raw=",".join(fields)[:500]))
+        if n == 0:
+            pending.add(numbered, None, [])
+            return
 
         def col(name: str) -> Any:
             return cols[idx[name]]
 
-        invalid_lines: list[int] = []
-        for ln, text, _columns in invalid_rows:
-            fields = next(csv.reader(io.StringIO(text)), [])
-            if not fields:
-                continue  # a blank line is not a row
-            invalid_lines.append(ln)
-            rejects.append(Reject(line=ln, field="row", reason=f"wrong column count ({len(fields)} instead of "
-                                  f"{ncol})", raw=",".join(fields)[:500]))
-        if n == 0:
-            return
-
+        alive = numbered.alive
         siret = col("siret")
-        alive = pc.is_valid(siret)  # all True
-        # Blank lines come out of Arrow as rows of empty fields.
-        empty_siret = pc.equal(siret, "")
-        if pc.any(empty_siret).as_py():
-            blank = [
-                i for i in pc.indices_nonzero(empty_siret).to_pylist() if all(c[i].as_py() == "" for c in cols)
-            ]
-            if blank:
-                mask = [True] * n
-                for i in blank:
-                    mask[i] = False
-                alive = pa.array(mask)
-        if isinstance(lines, range) and pc.all(alive).as_py():
-            segment: Sequence[int] = lines
-        else:
-            segment = [ln for ln, k in zip(lines, alive.to_pylist(), strict=True) if k]
-        if invalid_lines:
-            segment = sorted([*segment, *invalid_lines])
-        rows.append(segment)
 
         def fail(mask_bad: Any, field: str, reason) -> None:
             # Rows still alive that fail this check are rejected with the row reader's reason.
             nonlocal alive
-            bad = pc.and_(alive, mask_bad)
-            if pc.any(bad).as_py():
-                for i in pc.indices_nonzero(bad).to_pylist():
-                    row = [c[i].as_py() for c in cols]
-                    rejects.append(Reject(line=lines[i], field=field, reason=reason(row), raw=",".join(row)[:500]))
-                alive = pc.and_(alive, pc.invert(mask_bad))
+            alive = _fail(numbered, alive, mask_bad, rejects, lambda ln, row: Reject(
+                line=ln, field=field, reason=reason(row), raw=",".join(row)[:500]))
 
         # SIRET: vectorised key, python-stdnum for the rest (La Poste's exception).
         fast = siret_fast_ok(siret)
@@ -378,11 +536,11 @@ class ColumnarReader:
         if self.drop:
             gone = pc.and_(alive, is_closed)
             if pc.any(gone).as_py():
-                closed.extend(lines[i] for i in pc.indices_nonzero(gone).to_pylist())
+                pending.dropped[SKIP_CLOSED].add(numbered.lines_of(gone))
             alive = pc.and_(alive, active)
             big = pc.and_(alive, pc.invert(pc.is_in(tranche, value_set=pa.array(sorted(TPE_TRANCHES)))))
             if pc.any(big).as_py():
-                not_tpe.extend(lines[i] for i in pc.indices_nonzero(big).to_pylist())
+                pending.dropped[SKIP_NOT_TPE].add(numbered.lines_of(big))
                 alive = pc.and_(alive, pc.invert(big))
         creation = col("dateCreationEtablissement")
         i_cre = idx["dateCreationEtablissement"]
@@ -414,6 +572,7 @@ class ColumnarReader:
             lambda r: f"unknown commune {r[i_com]!r}",
         )
         if not pc.any(alive).as_py():
+            pending.add(numbered, None, [])
             return
 
         # The records, built on whole columns then taken row-wise for the rows kept.
@@ -469,14 +628,83 @@ class ColumnarReader:
             category,
         ]
         if pc.all(alive).as_py():
-            values = [f.to_pylist() for f in fields]
-            recs.extend(zip(*values, strict=True))
-            rec_lines.extend(lines)
+            pending.add(numbered, None, list(zip(*(f.to_pylist() for f in fields), strict=True)))
         else:
-            values = [f.filter(alive).to_pylist() for f in fields]
-            recs.extend(zip(*values, strict=True))
-            keep = pc.indices_nonzero(alive).to_pylist()
-            rec_lines.extend(lines[i] for i in keep)
+            pending.add(numbered, alive, list(zip(*(f.filter(alive).to_pylist() for f in fields), strict=True)))
+
+
+# --- legal units (StockUniteLegale) --------------------------------------------------------------
+
+
+class UniteLegaleColumns:
+    """Reads a StockUniteLegale file in Arrow record batches; `chunks()` has `triggers.sirene_ul.chunked_unites`'
+    contract: the same records, rejects (line, field, reason, raw) and chunk boundaries.
+
+    The SIREN key is checked on whole columns (vectorised Luhn, python-stdnum for the rows that fail it); the
+    category and its year by the row reader's own rules, once per distinct value of the file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.row_reader = UniteLegaleReader(path)  # header check, words and reject raw text, shared
+        self.categories = _Mapped(category_of)
+        self.years = _Mapped(year_of)
+
+    def chunks(self, chunk_size: int) -> Iterator[tuple[list[UlRecord], list[Reject], int]]:
+        idx = self.row_reader.columns()
+        stats = self.row_reader.stats
+        pending = _Pending()
+        stock = _ArrowStock(self.row_reader, len(idx))
+        for numbered in stock.batches():
+            self._read_batch(numbered, idx, pending)
+            for recs, rejects, read, _dropped in pending.chunks(chunk_size):
+                stats.read += read
+                stats.rejected += len(rejects)
+                yield recs, rejects, read
+        for recs, rejects, read, _dropped in pending.chunks(chunk_size, last=True):
+            stats.read += read
+            stats.rejected += len(rejects)
+            yield recs, rejects, read
+
+    def _read_batch(self, numbered: _Numbered, idx: dict[str, int], pending: _Pending) -> None:
+        rejected = self.row_reader.rejected
+        rejects = pending.rejects
+        ncol = len(idx)
+        for ln, fields in numbered.wrong_width:
+            rejects.append(rejected(ln, "row", WRONG_WIDTH.format(found=len(fields), expected=ncol), fields))
+        cols = numbered.batch.columns
+        if numbered.batch.num_rows == 0:
+            pending.add(numbered, None, [])
+            return
+        alive = numbered.alive
+        siren = cols[idx["siren"]]
+        fast = siren_fast_ok(siren)
+        if not pc.all(fast).as_py():
+            fast = pa.array([ok or bool(stdnum_siren.is_valid(v))
+                             for ok, v in zip(fast.to_pylist(), siren.to_pylist(), strict=True)])
+        alive = _fail(numbered, alive, pc.invert(fast), rejects, lambda ln, row: rejected(ln, "siren", BAD_SIREN, row))
+        i_cat = idx["categorieEntreprise"]
+        category, good = self.categories.column(cols[i_cat])
+        alive = _fail(numbered, alive, pc.invert(good), rejects,
+                      lambda ln, row: rejected(ln, "categorieEntreprise", unknown_category(row[i_cat]), row))
+        i_year = idx.get("anneeCategorieEntreprise")
+        if i_year is None:
+            year = pa.nulls(len(siren), pa.string())
+        else:
+            year, good = self.years.column(cols[i_year])
+            alive = _fail(numbered, alive, pc.invert(good), rejects, lambda ln, row: rejected(
+                ln, "anneeCategorieEntreprise", unreadable_year(year_of(row[i_year])[0]), row))
+        if pc.all(alive).as_py():
+            pending.add(numbered, None, list(zip(siren.to_pylist(), category.to_pylist(), year.to_pylist(),
+                                                 strict=True)))
+        else:
+            kept = [c.filter(alive).to_pylist() for c in (siren, category, year)]
+            pending.add(numbered, alive, list(zip(*kept, strict=True)))
+
+
+def columnar_unites(
+    path: str | os.PathLike[str], chunk_size: int
+) -> Iterator[tuple[list[UlRecord], list[Reject], int]]:
+    """`triggers.sirene_ul.chunked_unites` on the columnar reader (requires pyarrow)."""
+    yield from UniteLegaleColumns(path).chunks(chunk_size)
 
 
 def columnar_chunks(

@@ -96,6 +96,39 @@ def is_unite_legale_header(header: list[str]) -> bool:
     return "siret" not in header and all(c in header for c in REQUIRED)
 
 
+# The value rules, shared with the columnar reader (triggers/sirene_columnar.py), which applies them once per distinct
+# value: (the value kept, or None for "unknown"; whether the value is acceptable).
+
+
+def category_of(text: str) -> tuple[str | None, bool]:
+    """The category of a `categorieEntreprise` value: PME, ETI, GE; None when empty or masked; refused otherwise."""
+    category = text.strip().upper()
+    if category in ("", ND):
+        return None, True
+    return category, category in CATEGORIES
+
+
+def year_of(text: str) -> tuple[str | None, bool]:
+    """The year of an `anneeCategorieEntreprise` value: four digits; None when empty or masked; refused otherwise
+    (the value kept is then the stripped text, for the reason)."""
+    year = text.strip()
+    if year in ("", ND):
+        return None, True
+    return year, len(year) == 4 and year.isdigit()
+
+
+def unknown_category(text: str) -> str:
+    return f"catégorie inconnue {text!r} (PME, ETI ou GE attendu)"
+
+
+def unreadable_year(year: str | None) -> str:
+    return f"année illisible {year!r}"
+
+
+WRONG_WIDTH = "nombre de colonnes faux ({found} au lieu de {expected})"
+BAD_SIREN = "SIREN invalide (clé de contrôle)"
+
+
 class UniteLegaleReader(StockCsv):
     """Iterate over a StockUniteLegale file: `records()` yields `(line, (siren, category, year))`."""
 
@@ -113,18 +146,26 @@ class UniteLegaleReader(StockCsv):
 
     def records(self) -> Iterator[tuple[int, UlRecord]]:
         with self.csv_rows() as (header, reader):
-            missing = [c for c in REQUIRED if c not in header]
-            if missing or "siret" in header:
-                why = f"colonnes manquantes : {', '.join(missing)}" if missing else "il a une colonne siret"
-                raise SireneFormatError(f"{self.path.name}: ce n'est pas un fichier Sirene StockUniteLegale ({why})")
-            self.stats.header = len(header)
-            yield from self._records(reader, {name: i for i, name in enumerate(header)})
+            yield from self._records(reader, self.columns(header))
+
+    def columns(self, header: list[str] | None = None) -> dict[str, int]:
+        """Each column's position, by name, once the header is checked (read from the file when not given)."""
+        if header is None:
+            header = self.header()
+        missing = [c for c in REQUIRED if c not in header]
+        if missing or "siret" in header:
+            why = f"colonnes manquantes : {', '.join(missing)}" if missing else "il a une colonne siret"
+            raise SireneFormatError(f"{self.path.name}: ce n'est pas un fichier Sirene StockUniteLegale ({why})")
+        self.stats.header = len(header)
+        idx = {name: i for i, name in enumerate(header)}
+        self._shown = tuple(i for i in (idx["siren"], idx["categorieEntreprise"], idx.get("anneeCategorieEntreprise"))
+                            if i is not None)
+        return idx
 
     def _records(self, reader: Iterator[list[str]], idx: dict[str, int]) -> Iterator[tuple[int, UlRecord]]:
         ncol = len(idx)
         i_siren, i_cat = idx["siren"], idx["categorieEntreprise"]
         i_year = idx.get("anneeCategorieEntreprise")
-        self._shown = tuple(i for i in (i_siren, i_cat, i_year) if i is not None)
         stats, reject = self.stats, self._reject
         line = 1
         try:
@@ -134,25 +175,20 @@ class UniteLegaleReader(StockCsv):
                     continue  # a blank line is not a row
                 stats.read += 1
                 if len(row) != ncol:
-                    reject(line, "row", f"nombre de colonnes faux ({len(row)} au lieu de {ncol})", row)
+                    reject(line, "row", WRONG_WIDTH.format(found=len(row), expected=ncol), row)
                     continue
                 siren = row[i_siren]
                 if not (len(siren) == 9 and siren.isascii() and siren.isdigit() and luhn_ok(siren)):
                     if not stdnum_siren.is_valid(siren):
-                        reject(line, "siren", "SIREN invalide (clé de contrôle)", row)
+                        reject(line, "siren", BAD_SIREN, row)
                         continue
-                category = row[i_cat].strip().upper()
-                if category in ("", ND):
-                    category = None
-                elif category not in CATEGORIES:
-                    why = f"catégorie inconnue {row[i_cat]!r} (PME, ETI ou GE attendu)"
-                    reject(line, "categorieEntreprise", why, row)
+                category, ok = category_of(row[i_cat])
+                if not ok:
+                    reject(line, "categorieEntreprise", unknown_category(row[i_cat]), row)
                     continue
-                year = row[i_year].strip() if i_year is not None else ""
-                if year in ("", ND):
-                    year = None
-                elif not (len(year) == 4 and year.isdigit()):
-                    reject(line, "anneeCategorieEntreprise", f"année illisible {year!r}", row)
+                year, ok = year_of(row[i_year] if i_year is not None else "")
+                if not ok:
+                    reject(line, "anneeCategorieEntreprise", unreadable_year(year), row)
                     continue
                 yield line, (siren, category, year)
         except READ_ERRORS as exc:
@@ -160,9 +196,12 @@ class UniteLegaleReader(StockCsv):
 
     def _reject(self, line: int, field_name: str, reason: str, row: list[str]) -> None:
         self.stats.rejected += 1
-        # Only the SIREN and the category: the other columns may name a natural person.
+        self.on_reject(self.rejected(line, field_name, reason, row))
+
+    def rejected(self, line: int, field_name: str, reason: str, row: list[str]) -> Reject:
+        """The reject of a row: only its SIREN, category and year are kept (the other columns may name a person)."""
         kept = [row[i] for i in self._shown if i < len(row)]
-        self.on_reject(Reject(line=line, field=field_name, reason=reason, raw=",".join(kept)[:500]))
+        return Reject(line=line, field=field_name, reason=reason, raw=",".join(kept)[:500])
 
 
 def chunked_unites(

@@ -1,21 +1,27 @@
-"""The columnar Sirene reader (pyarrow) gives what the row-by-row reader gives: same chunks, same businesses,
-same events, same rejects (line, field, reason, raw), on a file full of awkward rows, on SQLite and PostgreSQL."""
+"""The columnar Sirene readers (pyarrow) give what the row-by-row readers give: same chunks, same businesses, same
+events, same categories, same rejects (line, field, reason, raw), on files full of awkward rows (establishments and
+legal units), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import gzip
 import io
 import itertools
+import zipfile
 
 import pytest
 from sqlalchemy import delete, select
 
-from orchestrator.app.ingest import ingest_sirene
+from orchestrator.app.ingest import ingest_sirene, ingest_sirene_ul
 from store.models import Business, TriggerEvent
 from tests.unit.test_sirene import SIRET_A, SIRET_B, SIRET_C, SIRET_LA_POSTE, row, write
+from triggers import sirene_columnar
 from triggers.report import RejectSink
-from triggers.sirene import COLUMNS_48, chunked_records
-from triggers.sirene_columnar import columnar_chunks, siret_fast_ok
+from triggers.sirene import COLUMNS_48, SireneFormatError, chunked_records
+from triggers.sirene_columnar import BLOCK_SIZE, columnar_chunks, columnar_unites, siret_fast_ok
+from triggers.sirene_ul import COLUMNS_UL, chunked_unites
 
 TODAY = dt.date(2026, 11, 27)
 RECENT = (TODAY - dt.timedelta(days=10)).isoformat()
@@ -168,3 +174,126 @@ def test_columnar_ingest_gives_the_same_businesses_events_and_rejects(engine, tm
     first, second = by_rows
     assert first[0]["stored"] > 20 and first[0]["rejected"] and second[0]["events"].get("closure")
     assert "ligne" in first[1] or "line" in first[1]
+
+
+# --- legal units (StockUniteLegale) ---------------------------------------------------------------------------
+
+
+def tricky_unites(tmp_path, name: str = "StockUniteLegale_utf8.csv"):
+    """Generated legal units with, among them, one row of each awkward kind, blank lines and rows of the wrong
+    width (one of them the last line)."""
+    from bench.ingest_data import unite_rows
+
+    pos = {c: i for i, c in enumerate(COLUMNS_UL)}
+    rows = list(unite_rows(400))
+
+    def ul(k: int, **values: str) -> list[str]:
+        out = list(rows[k])
+        for key, value in values.items():
+            out[pos[key]] = value
+        return out
+
+    awkward = [
+        ul(1, siren="123456789"),  # bad key
+        ul(2, siren="12345678"),  # 8 digits
+        ul(3, siren="55210O554"),  # a letter O
+        ul(4, siren=" 552100554"),  # python-stdnum reads it once the space is gone: accepted as is
+        ul(5, siren=SIRET_LA_POSTE[:9]),
+        ul(6, categorieEntreprise="XXL"),
+        ul(7, categorieEntreprise=" pme "),
+        ul(8, categorieEntreprise="[ND]", anneeCategorieEntreprise="[ND]"),
+        ul(9, categorieEntreprise="GE", anneeCategorieEntreprise="20x3"),
+        ul(10, categorieEntreprise="ETI", anneeCategorieEntreprise=" 2024 "),
+        ul(11, categorieEntreprise="PME", anneeCategorieEntreprise="２０２３"),  # str.isdigit reads these digits
+        ul(12, denominationUniteLegale='CHEZ "PAULO", BAR\nTABAC', categorieEntreprise="PME"),
+        ul(13, denominationUniteLegale="A\n\nB", categorieEntreprise="XXL"),  # rejected after a multi-line value
+        ul(14, siren=""),
+    ]
+    for k, line in enumerate(awkward):
+        rows.insert(7 + 23 * k, line)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS_UL)
+    writer.writerows(rows)
+    lines = buf.getvalue().split("\n")
+    lines.insert(5, "")
+    lines.insert(40, "552100554,O,GE")  # too short
+    lines.insert(90, "")
+    lines.insert(120, ",".join(["1"] * 40))  # too wide
+    path = tmp_path / name
+    path.write_text("\ufeff" + "\n".join(lines) + ",".join(["2"] * 3) + "\n", encoding="utf-8")
+    return path
+
+
+def _ul_chunks(gen) -> list[tuple]:
+    return [(list(recs), list(rejects), read) for recs, rejects, read in gen]
+
+
+@pytest.mark.parametrize("block_size", [4096, BLOCK_SIZE])
+@pytest.mark.parametrize("chunk_size", [1, 7, 50_000])
+def test_columnar_legal_units_equal_the_row_reader(tmp_path, monkeypatch, block_size, chunk_size):
+    # Small Arrow blocks: batch boundaries fall inside the file, multi-line values and bad rows among them.
+    monkeypatch.setattr(sirene_columnar, "BLOCK_SIZE", block_size)
+    path = tricky_unites(tmp_path)
+    by_rows = _ul_chunks(chunked_unites(path, chunk_size))
+    by_columns = _ul_chunks(columnar_unites(path, chunk_size))
+    assert by_columns == by_rows
+    rejects = [r for chunk in by_rows for r in chunk[1]]
+    assert {r.field for r in rejects} == {"row", "siren", "categorieEntreprise", "anneeCategorieEntreprise"}
+    assert sum(chunk[2] for chunk in by_rows) == 400 + 14 + 3  # rows read: blank lines are not rows
+    assert not any("SOCIETE" in r.raw or "PAULO" in r.raw for r in rejects)  # names are never kept
+
+
+def test_columnar_legal_units_read_compressed_files(tmp_path):
+    plain = tricky_unites(tmp_path)
+    data = plain.read_bytes()
+    gz = tmp_path / "StockUniteLegale_utf8.csv.gz"
+    gz.write_bytes(gzip.compress(data))
+    archive = tmp_path / "StockUniteLegale_utf8.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("StockUniteLegale_utf8.csv", data)
+    expected = _ul_chunks(chunked_unites(plain, 100))
+    for path in (gz, archive):
+        assert _ul_chunks(columnar_unites(path, 100)) == expected
+
+
+def test_columnar_legal_units_refuse_an_establishment_file(tmp_path):
+    path = write(tmp_path / "etab.csv", [row()])
+    with pytest.raises(SireneFormatError, match="StockUniteLegale"):
+        list(columnar_unites(path, 10))
+
+
+def _categories(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(B.c.siret, B.c.categorie_entreprise)).all())
+
+
+@pytest.mark.parametrize("chunk_size", [5, 50_000])
+def test_columnar_legal_unit_ingest_gives_the_same_categories_and_rejects(engine, tmp_path, chunk_size):
+    from bench.ingest_data import write_sirene
+
+    establishments = write_sirene(tmp_path / "etab.csv", 400)
+    unites = tricky_unites(tmp_path)
+    out = []
+    for columnar in (False, True):
+        ingest_sirene(engine, establishments, today=TODAY, parallel=False)
+        sink = io.StringIO()
+        report = ingest_sirene_ul(engine, unites, chunk_size=chunk_size, columnar=columnar, rejects=RejectSink(sink))
+        again = ingest_sirene_ul(engine, unites, chunk_size=chunk_size, columnar=columnar)
+        out.append((report.to_dict(), sink.getvalue(), again.to_dict(), _categories(engine)))
+        with engine.begin() as conn:
+            conn.execute(delete(E))
+            conn.execute(delete(B))
+    assert out[1] == out[0]
+    report = out[0][0]
+    assert report["stored"] > 20 and report["rejected"] and not out[0][2].get("stored")
+    assert {c for _s, c in out[0][3]} >= {"PME", None}
+
+
+def test_a_multi_line_value_across_arrow_blocks_reads_the_same(tmp_path, monkeypatch):
+    # Arrow cuts the file in blocks; a quoted value holding a line break may straddle two of them.
+    path = tricky_file(tmp_path, 1)
+    expected = _chunks(chunked_records(path, None, 4))
+    for block_size in range(2600, 3000, 7):
+        monkeypatch.setattr(sirene_columnar, "BLOCK_SIZE", block_size)
+        assert _chunks(columnar_chunks(path, None, 4)) == expected, block_size

@@ -295,6 +295,16 @@ def test_repeated_siret_in_an_update_file_last_row_wins(engine, tmp_path):
     assert businesses(engine)[SIRET_A]["name"] == "NEW"
 
 
+def test_a_first_load_repeating_a_siret_across_chunks_keeps_the_last_row(engine, tmp_path):
+    # On PostgreSQL a first load copies its rows straight into the table; the chunk holding the repeat fails the
+    # unique SIRET index and goes through the upsert instead, within the same transaction.
+    rows = [row(enseigne1Etablissement="OLD"), row(siret=SIRET_B), row(enseigne1Etablissement="NEW")]
+    report = ingest(engine, tmp_path, rows, chunk_size=1)
+    assert report.stored == 3 and not report.rejected
+    stored = businesses(engine)
+    assert set(stored) == {SIRET_A, SIRET_B} and stored[SIRET_A]["name"] == "NEW"
+
+
 def test_store_counts_match_the_report(engine, tmp_path):
     from bench.ingest_data import write_sirene
 
