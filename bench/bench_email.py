@@ -42,7 +42,7 @@ def seed_outbox(engine, n: int, now: dt.datetime = NOW) -> None:
 
             f.contacts.append(ContactPoint("email", f"contact.{f.siret}@exemple.fr", "bench"))
     with engine.begin() as conn:
-        ids = upsert_businesses(conn, facts)
+        ids = upsert_businesses(conn, facts, now=now)
         from sqlalchemy import select
 
         from store.models import Business

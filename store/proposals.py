@@ -3,6 +3,7 @@ proposals someone can look at, never applied by themselves."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -15,13 +16,15 @@ PROPOSALS = BusinessProposal.__table__
 _WIDTH = 200  # the column's length: a longer name is kept cut rather than refused
 
 
-def record_proposals(conn: Connection, proposals: Sequence[dict]) -> int:
-    """Store proposals (business_id, partner_id, event_id, field, current_value, proposed_value); the same
-    value proposed again by the same partner for the same field is kept once. Returns how many were new."""
+def record_proposals(conn: Connection, proposals: Sequence[dict], *, now: dt.datetime | None = None) -> int:
+    """Store proposals (business_id, partner_id, event_id, field, current_value, proposed_value) at `now`; the
+    same value proposed again by the same partner for the same field is kept once. Returns how many were new."""
+    # TODO(issue 17): store/events.py passes its unit's moment, then `now` is required (no wall clock here).
+    now = now or utcnow()
     rows, seen = [], set()
     for p in proposals:
         row = {**p, "current_value": None if p["current_value"] is None else str(p["current_value"])[:_WIDTH],
-               "proposed_value": str(p["proposed_value"])[:_WIDTH], "created_at": utcnow()}
+               "proposed_value": str(p["proposed_value"])[:_WIDTH], "created_at": now}
         key = (row["business_id"], row["partner_id"], row["field"], row["proposed_value"])
         if key not in seen:
             seen.add(key)

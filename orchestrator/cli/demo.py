@@ -79,7 +79,7 @@ def run_demo(businesses: int = 2000, events: int = 250, departement: str = "35",
     stock = population.businesses(businesses, today=app.today())
 
     with app.transaction() as unit:
-        upsert_businesses(unit.conn, stock)
+        upsert_businesses(unit.conn, stock, now=unit.now)
     console.print(f"Population synthétique : {len(stock)} TPE dans le département {departement}")
 
     token = add_partner(app.engine, "bge-demo", ["creation", "first_hire"], now=app.now())
