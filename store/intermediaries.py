@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from store.journeys import Reject, _checked_rows, _read, _territory, _upsert
 from store.models import Interaction, Intermediary, IntermediaryClient
-from store.sql import chunks, insert_for
+from store.sql import among, chunks, insert_for
 
 INTERMEDIARIES = Intermediary.__table__
 CLIENTS = IntermediaryClient.__table__
@@ -189,7 +189,8 @@ def relays_for(conn: Connection, sirets: Iterable[str]) -> dict[str, str]:
         rows = conn.execute(
             select(CLIENTS.c.siret, INTERMEDIARIES.c.email)
             .select_from(CLIENTS.join(INTERMEDIARIES, INTERMEDIARIES.c.id == CLIENTS.c.intermediary_id))
-            .where(CLIENTS.c.siret.in_(part), INTERMEDIARIES.c.active.is_(True), INTERMEDIARIES.c.email.is_not(None))
+            .where(among(conn, CLIENTS.c.siret, part), INTERMEDIARIES.c.active.is_(True),
+                   INTERMEDIARIES.c.email.is_not(None))
             .order_by(CLIENTS.c.linked_on, CLIENTS.c.id))
         for siret, email in rows:
             out[siret] = email  # the latest link wins

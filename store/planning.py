@@ -14,9 +14,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from sqlalchemy import JSON as JSONType
-from sqlalchemy import String, TypeDecorator, and_, any_, bindparam, exists, func, literal, select, update
+from sqlalchemy import String, TypeDecorator, and_, exists, func, literal, select, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from orchestrator.core.campaign_spec import CampaignSpec, parse_delay
@@ -49,7 +48,7 @@ from store.models import (
     TriggerEvent,
 )
 from store.segment_sql import compile_segment
-from store.sql import chunks, insert_for
+from store.sql import among, chunks, insert_for
 from store.suppressions import suppressed_among
 
 EVENTS = TriggerEvent.__table__
@@ -111,14 +110,6 @@ def view_of(values: Sequence) -> BusinessView:
         fam.label if fam else "Autres activités", commune_code, place.nom if place else city, epci, dep, region,
         postal_code, state, do_not_contact, email, phone, postal, bool(consent), naf_code, email_source, phone_source,
         address_source, None, _maybe_aware(paused_until), bool(free_only))
-
-
-def among(conn: Connection, column, ids: Sequence):
-    """`column IN ids`; on PostgreSQL `column = ANY(array)`, one parameter: psycopg parses a statement's
-    placeholders anew each time it has more than 50 parameters (2 to 30 ms for the lists and rows here)."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(ids), type_=ARRAY(column.type)))
-    return column.in_(ids)
 
 
 def _array_type(column) -> str:

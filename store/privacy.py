@@ -30,7 +30,7 @@ from store.models import (
     Suppression,
     TriggerEvent,
 )
-from store.sql import chunks, insert_for
+from store.sql import among, chunks, insert_for
 from store.suppressions import ADDRESS_KIND, normalize_address
 from triggers.payload_schema import without_free_text
 
@@ -370,7 +370,7 @@ def hashed_among(conn: Connection, digests: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for part in chunks(sorted(set(digests)), 900):
         found.update(r[0] for r in conn.execute(select(SUPPRESSIONS.c.address_hash)
-                                                .where(SUPPRESSIONS.c.address_hash.in_(part))))
+                                                .where(among(conn, SUPPRESSIONS.c.address_hash, part))))
     return found
 
 

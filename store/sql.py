@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table
+from collections.abc import Iterable
+
+from sqlalchemy import String, Table, TypeDecorator, any_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -25,3 +27,14 @@ def chunks(items: list, size: int):
     """Successive slices of at most `size` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def among(conn: Connection, column, values: Iterable):
+    """`column IN values`; on PostgreSQL `column = ANY(array)`, one parameter: psycopg parses a statement's
+    placeholders anew each time it has more than 50 parameters (2 to 30 ms for the lists of a planning batch)."""
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    col_type = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
+    # Strings compared as VARCHAR: a cast to VARCHAR(n) would cut a longer value, which could then match.
+    item = String() if isinstance(col_type, String) else col_type
+    return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(item)))

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from store.models import Business, Interaction, Message, Suppression, utcnow
-from store.sql import chunks, insert_for
+from store.sql import among, chunks, insert_for
 
 SUPPRESSIONS = Suppression.__table__
 MESSAGES = Message.__table__
@@ -53,7 +53,8 @@ def suppressed_among(conn: Connection, kind: str, addresses: list[str]) -> set[s
         return set()
     wanted = {normalize_address(kind, a) for a in addresses}
     rows = conn.execute(
-        select(SUPPRESSIONS.c.address).where(SUPPRESSIONS.c.channel == kind, SUPPRESSIONS.c.address.in_(wanted))
+        select(SUPPRESSIONS.c.address)
+        .where(SUPPRESSIONS.c.channel == kind, among(conn, SUPPRESSIONS.c.address, wanted))
     )
     return {r[0] for r in rows}
 

@@ -7,8 +7,8 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from store.planning import ENROLLMENTS, MESSAGES, among, insert_arrays
-from store.sql import insert_for
+from store.planning import ENROLLMENTS, MESSAGES, insert_arrays
+from store.sql import among, insert_for
 from tests.utils.outreach import business as seed_business
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
