@@ -16,9 +16,10 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> dt.datetime:
-    """Now, aware UTC (the store's convention): the stamp of a row written without a moment from its caller
-    (column defaults, created_at/updated_at of registry and account writes). What decides by the time (planning,
-    sending, privacy, answers) takes `now` from the App's clock instead."""
+    """Now, aware UTC: the wall clock, for the last writers that do not get their moment from their caller yet
+    (issue 17: store/events.py and the store functions it calls without one, store/ingest.py; named by
+    tests/unit/test_time_and_place.py). Every other row is stamped with the `now` its caller passes (the App's
+    clock): no column has a default time, so a writer that forgets it fails instead of reading the wall clock."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -123,8 +124,8 @@ class Business(SQLModel, table=True):
     address_source: str | None = Field(default=None, max_length=60)
     # The partner whose event created the row ("partner:<id>"); it may correct the row until Sirene places it.
     created_by: str | None = Field(default=None, max_length=60)
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    updated_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
+    updated_at: dt.datetime
     reach: int | None = Field(default=None, sa_column=Column(SmallInteger, Computed(REACH_SQL, persisted=True)))
 
 
@@ -139,7 +140,7 @@ class Partner(SQLModel, table=True):
     territory: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     active: bool = True
     revoked_at: dt.datetime | None = None  # `declic partners revoke`: its token answers 401 ever after
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
 
 
 class TriggerEvent(SQLModel, table=True):
@@ -161,7 +162,7 @@ class TriggerEvent(SQLModel, table=True):
     siren: str | None = Field(default=None, max_length=9, index=True)
     business_id: int | None = Field(default=None, foreign_key="business.id", index=True)
     occurred_on: dt.date
-    received_at: dt.datetime = Field(default_factory=utcnow)
+    received_at: dt.datetime
     # accepted | pending (business unknown yet) | rejected (Sirene placed it outside the partner's territory)
     status: str = Field(default="accepted", max_length=12)
     planned: bool = False  # the planner has looked at it
@@ -178,7 +179,7 @@ class BusinessProposal(SQLModel, table=True):
     field: str = Field(max_length=30)  # commune_code | name | naf_code | street | postal_code | city
     current_value: str | None = Field(default=None, max_length=200)
     proposed_value: str = Field(max_length=200)
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
 
 
 class Campaign(SQLModel, table=True):
@@ -196,8 +197,8 @@ class Campaign(SQLModel, table=True):
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     starts_on: dt.date | None = None
     ends_on: dt.date | None = None
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    updated_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 class Enrollment(SQLModel, table=True):
@@ -218,7 +219,7 @@ class Enrollment(SQLModel, table=True):
     arm: str = Field(default="treatment", max_length=10)  # treatment | holdout
     variant: str | None = Field(default=None, max_length=20)
     campaign_version: int = 1
-    enrolled_at: dt.datetime = Field(default_factory=utcnow)
+    enrolled_at: dt.datetime
     # The ambassador named in its messages; NULL on a treatment enrollment is a gap (the campaign's contact
     # stood in), which the dashboard shows.
     ambassador_id: int | None = Field(default=None, foreign_key="ambassador.id", index=True)
@@ -252,7 +253,7 @@ class Coverage(SQLModel, table=True):
     kind: str = Field(max_length=10)  # covered | global
     covered_by: int | None = Field(default=None, foreign_key="campaign.id")
     reason: str = Field(default="", max_length=300)
-    at: dt.datetime = Field(default_factory=utcnow)
+    at: dt.datetime
 
 
 class TerritoryHoldout(SQLModel, table=True):
@@ -265,7 +266,7 @@ class TerritoryHoldout(SQLModel, table=True):
     code: str = Field(max_length=12)
     percent: float
     set_by: str = Field(default="", max_length=120)
-    set_at: dt.datetime = Field(default_factory=utcnow)
+    set_at: dt.datetime
 
 
 class Message(SQLModel, table=True):
@@ -297,7 +298,7 @@ class Message(SQLModel, table=True):
     provider_id: str | None = Field(default=None, max_length=200)
     last_error: str | None = None
     context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
 
 
 class MessageEvent(SQLModel, table=True):
@@ -306,7 +307,7 @@ class MessageEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="message.id", index=True)
     status: str = Field(max_length=20)
-    at: dt.datetime = Field(default_factory=utcnow)
+    at: dt.datetime
     detail: str | None = None
 
 
@@ -324,7 +325,7 @@ class Interaction(SQLModel, table=True):
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id", index=True)
     enrollment_id: int | None = Field(default=None, foreign_key="enrollment.id")
     kind: str = Field(max_length=30, index=True)
-    at: dt.datetime = Field(default_factory=utcnow)
+    at: dt.datetime
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # The partner conversion event this row attributes (once per event: unique, NULLs allowed).
     trigger_event_id: int | None = Field(default=None, foreign_key="triggerevent.id")
@@ -340,7 +341,7 @@ class Suppression(SQLModel, table=True):
     address: str = Field(max_length=320)  # normalised: lower-case e-mail, E.164 number
     reason: str = Field(max_length=40)  # unsubscribe | stop_reply | bounce | complaint | manual
     source: str | None = Field(default=None, max_length=80)
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
     # Keyed hash (HMAC with the secret key) of the address, or of a SIRET (channel "siret"): an erased
     # person's identity stays refused without being kept in clear (`address` then holds "h:" + the hash).
     address_hash: str | None = Field(default=None, max_length=64, index=True)
@@ -366,8 +367,8 @@ class CallTask(SQLModel, table=True):
     outcome_note: str | None = None
     # Every attempt as {"at": ISO 8601 UTC, "outcome": done|refused|no_answer}: the call-time rules need them.
     history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    updated_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 class UserAccount(SQLModel, table=True):
@@ -384,7 +385,7 @@ class UserAccount(SQLModel, table=True):
     active: bool = True  # `declic users disable`: cannot sign in, its sessions end
     # In every session cookie it signs; sign-out, a new password and disabling bump it, ending older sessions.
     session_epoch: int = 0
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
     last_login_at: dt.datetime | None = None
 
 
@@ -399,7 +400,7 @@ class SignInFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320)  # lower-case, as typed (the account may not exist)
     source: str = Field(default="", max_length=64)  # the client address: the lockout is per e-mail and address
-    at: dt.datetime = Field(default_factory=utcnow)
+    at: dt.datetime
 
 
 class FunnelRollup(SQLModel, table=True):
@@ -430,7 +431,7 @@ class FunnelRollup(SQLModel, table=True):
     contacted_converted: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # uplift numerator
     opted_out: int = 0
     conversion_days: float = 0.0  # sum over converted enrollments of days from enrollment to first conversion
-    refreshed_at: dt.datetime = Field(default_factory=utcnow)
+    refreshed_at: dt.datetime
     # The breakdown this row belongs to (variant, trigger_type, metier_family, territory, channel): the other
     # dimensions are empty, so a report reads a few hundred rows whatever the campaign's size.
     grouping: str | None = Field(default=None, max_length=20)
@@ -458,8 +459,8 @@ class Ambassador(SQLModel, table=True):
     commune: str | None = None  # where they work, as a message names it
     monthly_capacity: int = 10  # introductions a month
     active: bool = True
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    updated_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 class Offer(SQLModel, table=True):
@@ -481,8 +482,8 @@ class Offer(SQLModel, table=True):
     grant: str | None = None
     url: str | None = None
     active: bool = True
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    updated_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 class CampaignOccurrence(SQLModel, table=True):
@@ -497,7 +498,7 @@ class CampaignOccurrence(SQLModel, table=True):
     cursor: int = 0  # the last business id planned
     enrolled: int = 0
     missed: int = 0  # earlier occurrences this one stands for (the engine was down)
-    started_at: dt.datetime = Field(default_factory=utcnow)
+    started_at: dt.datetime
     finished_at: dt.datetime | None = None
 
 
@@ -528,7 +529,7 @@ class Feed(SQLModel, table=True):
     last_error: str | None = None  # the last failure in plain words, kept until a success
     failures: int = 0  # consecutive failed runs
     events_total: int = 0
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
     # Fetched from this machine or a private network on purpose (`feeds add --local`); otherwise refused.
     local: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
@@ -542,7 +543,7 @@ class AuditEntry(SQLModel, table=True):
     __table_args__ = (Index("ix_auditentry_at", "at"), Index("ix_auditentry_actor_at", "actor", "at"))
 
     id: int | None = Field(default=None, primary_key=True)
-    at: dt.datetime = Field(default_factory=utcnow)
+    at: dt.datetime
     actor: str = Field(max_length=320)  # a dashboard e-mail, "cli:<system user>" or "flow:<name>"
     role: str = Field(max_length=20)  # operator | collectivite | ambassador | cli | flow
     territory: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -563,7 +564,7 @@ class Consent(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=20)  # the number agreed on (E.164)
     source: str = Field(max_length=120)  # "landing:<message id>", "call:<task id>", "partner:<id>"
     text: str  # the words the person agreed to
-    given_at: dt.datetime = Field(default_factory=utcnow)
+    given_at: dt.datetime
     withdrawn_at: dt.datetime | None = None
     withdrawn_source: str | None = Field(default=None, max_length=120)
 
@@ -585,8 +586,8 @@ class Intermediary(SQLModel, table=True):
     # The places they serve as "level:code" strings ("epci:243500139"); empty when only their clients matter.
     territory: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     active: bool = True
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    updated_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 class IntermediaryClient(SQLModel, table=True):
@@ -599,7 +600,7 @@ class IntermediaryClient(SQLModel, table=True):
     siret: str = Field(max_length=14, index=True)
     source: str = Field(max_length=120)  # the file name, or the partner that told
     linked_on: dt.date  # the date the source gives for the link (else the import's day)
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
 
 
 class FollowupTask(SQLModel, table=True):
@@ -625,7 +626,7 @@ class FollowupTask(SQLModel, table=True):
     note: str | None = None  # one line: why, next step
     done_at: dt.datetime | None = None
     done_by: str | None = Field(default=None, max_length=120)
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime
 
 
 # --- operations (issue 21) ---
@@ -658,4 +659,4 @@ class Notice(SQLModel, table=True):
     lease_until: dt.datetime | None = None
     sent_at: dt.datetime | None = None
     last_error: str | None = None
-    created_at: dt.datetime = Field(default_factory=utcnow)
+    created_at: dt.datetime

@@ -54,6 +54,8 @@ def business(
             departement_code=place.departement,
             region_code=place.region,
             email=email,
+            created_at=T0,
+            updated_at=T0,
         )
     ).inserted_primary_key[0]
 
