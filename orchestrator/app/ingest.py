@@ -342,8 +342,9 @@ class SireneWriter:
         stages = [("creation" if c >= young_cutoff else "consolidation") if c else None for c in creations]
         events: list[EventIn] = []
         rules, today = self.rules, self.rules.today
-        for i, creation in enumerate(creations):
-            if creation and creation_cutoff <= creation <= today_iso and not dncs[i]:
+        recent = [i for i, c in enumerate(creations) if c and creation_cutoff <= c <= today_iso]
+        for i in recent:
+            if not dncs[i]:
                 evs = compare(None, facts_from_record(records[i]), rules)
                 for e in evs:
                     st = stage_for(e.type, e.occurred_on, today)
