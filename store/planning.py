@@ -408,7 +408,7 @@ def apply_plan(conn: Connection, plan: Plan, event_ids: list[int], now: dt.datet
                              "trigger_type": c.trigger_type, "moment": c.moment, "kind": c.kind,
                              "covered_by": c.covered_by, "reason": c.reason[:300], "at": now} for c in part])
     for part in chunks(event_ids, ID_CHUNK):
-        conn.execute(update(EVENTS).where(EVENTS.c.id.in_(part)).values(planned=True))
+        conn.execute(update(EVENTS).where(among(conn, EVENTS.c.id, part)).values(planned=True))
     return {"events": len(event_ids), "enrolled": len(plan.enrollments), "messages": planned_messages,
             "skipped": len(plan.skipped), "ambassador_gaps": plan.ambassador_gaps, "covered": len(plan.covered)}
 
