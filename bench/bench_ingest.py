@@ -10,12 +10,13 @@ CPU seconds of this process (the writer), of the parser process and, on PostgreS
 serving the bench's database (from /proc; parallel index workers are missed: a lower bound), the rows/s the
 busiest of them allows on a core of its own, peak memory (max RSS) of this process and of the parser, the load
 average before and after, and the machine's busy cores during the run (/proc/stat: the neighbours' share). Runs:
-`first load` (empty store), `same file again` (every known row compared, nothing written), the BODACC load, and
-the bare baseline on the same file, measured in the same run: on SQLite the csv module reading the file and
-`sqlite3` executemany of every raw row (54 text columns, no index, 20,000 rows a transaction), on PostgreSQL one
-COPY of the file into a table of 54 text columns. From the first load, the minutes the national stock
-(43.9 million rows) takes at the measured rate. Targets (issue 18, point 3): >= 300,000 rows/s into SQLite,
->= 150,000 rows/s into PostgreSQL, peak memory < 1 GB.
+`first load` (empty store), `same file again` (every known row compared, nothing written), the BODACC load, the
+legal units (a generated StockUniteLegale file of the same companies: their categories), and the bare baseline
+on the same file, measured in the same run: on SQLite the csv module reading the file and `sqlite3` executemany
+of every raw row (54 text columns, no index, 20,000 rows a transaction), on PostgreSQL one COPY of the file into
+a table of 54 text columns. From the first load, the minutes the national stock (43.9 million rows) takes at the
+measured rate. Targets (issue 18, point 3): >= 300,000 rows/s into SQLite, >= 150,000 rows/s into PostgreSQL,
+peak memory < 1 GB.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.common import machine_busy
-from bench.ingest_data import luhn_digit, write_sirene
-from orchestrator.app.ingest import ingest_bodacc, ingest_sirene
+from bench.ingest_data import luhn_digit, write_sirene, write_unites
+from orchestrator.app.ingest import ingest_bodacc, ingest_sirene, ingest_sirene_ul
 from store.db import dispose_engines, get_engine
 from store.migrate import upgrade
 from triggers import sirene_columnar
@@ -213,8 +214,8 @@ def bare_postgres(path: Path, engine) -> int:
     return rows
 
 
-def run(url: str, sirene: Path, bodacc: Path, *, first_only: bool, columnar: bool | None, baseline: bool,
-        workdir: Path) -> list[dict]:
+def run(url: str, sirene: Path, bodacc: Path, unites: Path | None, *, first_only: bool, columnar: bool | None,
+        baseline: bool, workdir: Path) -> list[dict]:
     upgrade(url)
     engine = get_engine(url)
 
@@ -226,6 +227,9 @@ def run(url: str, sirene: Path, bodacc: Path, *, first_only: bool, columnar: boo
     if not first_only:
         out.append(_timed("sirene same file again", load, pg))
         out.append(_timed("bodacc", lambda: ingest_bodacc(engine, bodacc, today=TODAY), pg))
+    if unites is not None:
+        out.append(_timed("legal units (StockUniteLegale)",
+                          lambda: ingest_sirene_ul(engine, unites, columnar=columnar), pg))
     if baseline:
         if pg is not None:
             out.append(_timed("bare baseline: COPY of the raw file", lambda: bare_postgres(sirene, engine), pg))
@@ -256,6 +260,9 @@ def main() -> None:
     parser.add_argument("--reader", choices=("auto", "columnar", "rows"), default="auto",
                         help="Sirene reader: pyarrow's when installed (auto), or one of them")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare baseline")
+    parser.add_argument("--unites", type=int, default=None,
+                        help="legal units read after the first load (default: two thirds of --rows, as in the "
+                        "national stocks; 0: none)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep generated files here (reused)")
     args = parser.parse_args()
     rows = args.rows or (200_000 if args.quick else 1_000_000)
@@ -270,6 +277,10 @@ def main() -> None:
     bodacc = work / f"bodacc_{records}.jsonl"
     if not bodacc.exists() and not args.first_load_only:
         bodacc_file(bodacc, records)
+    n_unites = rows * 2 // 3 if args.unites is None else args.unites
+    unites = work / f"StockUniteLegale_{n_unites}.csv" if n_unites else None
+    if unites is not None and not unites.exists():
+        write_unites(unites, n_unites)
 
     results: dict = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -279,13 +290,14 @@ def main() -> None:
         "sirene_file_mb": round(sirene.stat().st_size / 1e6),
         "reader": "columnar" if (columnar if columnar is not None else sirene_columnar.available()) else "rows",
         "bodacc_records": 0 if args.first_load_only else records,
+        "legal_units": n_unites,
     }
     kw = {"first_only": args.first_load_only, "columnar": columnar, "baseline": not args.no_baseline,
           "workdir": work}
     if args.store in ("both", "sqlite"):
         db = work / f"bench-{uuid.uuid4().hex[:6]}.db"
         try:
-            results["sqlite"] = run(f"sqlite:///{db}", sirene, bodacc, **kw)
+            results["sqlite"] = run(f"sqlite:///{db}", sirene, bodacc, unites, **kw)
         finally:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -296,7 +308,8 @@ def main() -> None:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
         try:
             sep = "&" if "?" in args.postgres else "?"
-            results["postgresql"] = run(f"{args.postgres}{sep}options=-csearch_path%3D{schema}", sirene, bodacc, **kw)
+            results["postgresql"] = run(f"{args.postgres}{sep}options=-csearch_path%3D{schema}", sirene, bodacc,
+                                        unites, **kw)
         finally:
             with admin.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
