@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from store.businesses import StoredDetails, partner_proposals, stored_details, upsert_businesses
 from store.driver import insert_rows
 from store.models import Business, Partner, TriggerEvent, utcnow
-from store.privacy import fingerprint, hashed_among
+from store.privacy import any_erased, fingerprint, hashed_among
 from store.proposals import record_proposals
 from store.sql import chunks, insert_for_dialect
 from store.suppressions import inherit_suppressions, normalize_address
@@ -111,14 +111,10 @@ def stored_places(engine: Engine, sirets: Sequence[str]) -> dict[str, StoredPlac
     return known
 
 
-_ANY_ERASED = "SELECT 1 FROM suppression WHERE address_hash IS NOT NULL LIMIT 1"
-
-
 def erased_among(conn: Connection, secret: str, events: Sequence[EventIn]) -> set[int]:
     """The positions of the events about an erased identity: their SIRET, an e-mail or a phone is kept in the
     suppression list as a keyed hash (`store.privacy.fingerprint`)."""
-    # No erased identity at all (the common case): nothing to hash (one indexed look at the suppression list).
-    if conn.exec_driver_sql(_ANY_ERASED).first() is None:
+    if not any_erased(conn):
         return set()
     wanted: dict[str, set[int]] = {}
     for i, e in enumerate(events):

@@ -365,6 +365,15 @@ def keep_hashes(conn: Connection, hashed: Iterable[tuple[str, str | None, str]],
     return kept
 
 
+_ANY_ERASED = "SELECT 1 FROM suppression WHERE address_hash IS NOT NULL LIMIT 1"
+
+
+def any_erased(conn: Connection) -> bool:
+    """Whether any identity was ever erased: one indexed look at the suppression list. When none was (the common
+    case), there is nothing to hash."""
+    return conn.exec_driver_sql(_ANY_ERASED).first() is not None
+
+
 def hashed_among(conn: Connection, digests: Iterable[str]) -> set[str]:
     """Which of these keyed hashes are kept in the suppression list (erased identities)."""
     found: set[str] = set()

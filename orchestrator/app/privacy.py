@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -281,6 +281,8 @@ def erase(app: App, siret: str, *, reason: str, actor: str, role: str = "cli",
 
 def erased_ids(secret: str, conn, views) -> set[int]:
     """The businesses among `views` (id, siret, email, phone) whose SIRET, e-mail or phone was erased."""
+    if not sp.any_erased(conn):  # 17 % of a large occurrence's CPU went into these hashes
+        return set()
     wanted: dict[str, set[int]] = {}
     for b in views:
         for kind, value in (("siret", b.siret), ("email", b.email), ("phone", b.phone)):
@@ -293,8 +295,6 @@ def erased_ids(secret: str, conn, views) -> set[int]:
 def guard_candidates(app: App, conn, candidates: list) -> list:
     """Planning's last gate: a business that an erased identity came back as (a new Sirene row, a partner
     event) loses its contacts and is marked not to contact before anything is planned for it."""
-    from dataclasses import replace
-
     if not candidates:
         return candidates
     views = {c.business.id: c.business for c in candidates}
