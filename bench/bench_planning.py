@@ -172,20 +172,47 @@ def preview(engine, segment: dict, territory=None) -> tuple[float, int]:
     return time.perf_counter() - started, sum(r[-1] for r in rows)
 
 
-def main(quick: bool = False) -> None:
-    small, large, triggers = (25_000, 250_000, 10_000) if quick else (250_000, 2_500_000, 100_000)
-    env = scratch_env()
+def prepared_app(url: str):
+    """A migrated store with the reference data, the registry and the campaigns, and its App on the bench's clock;
+    with the random generator and the reference lists the population is drawn from."""
     from orchestrator.app.bootstrap import bootstrap
     from store.migrate import upgrade
     from store.reference import load_reference
 
-    upgrade(env["DECLIC_DATABASE_URL"])
+    upgrade(url)
     app = bootstrap(clock=lambda: NOW)
     load_reference(app.engine)
     rng = random.Random(2026)
     communes, nafs = reference()
     registry(app.engine, rng)
     campaigns(app.engine)
+    return app, rng, communes, nafs
+
+
+def preview_segments():
+    """The segments previewed over the whole population: (label, segment, territory)."""
+    from segments.language import TerritoryFilter
+
+    return [
+        ("departement", {"families": ["batiment", "alimentation"], "reachable": ["email"]},
+         TerritoryFilter(departements=["35"])),
+        ("region", {"families": ["batiment"], "converted": False}, TerritoryFilter(regions=["84"])),
+        ("national_families", {"families": ["batiment", "alimentation"]}, None),
+        ("national_reachable", {"reachable": ["email", "phone"]}, None),
+    ]
+
+
+def apply_occurrence_campaign(app, target: int) -> tuple[list[str], int]:
+    """A monthly campaign over the largest départements until about `target` businesses: (départements, reach)."""
+
+    chosen, reach = apply_occurrence_campaign(app, target)
+    return chosen, reach
+
+
+def main(quick: bool = False) -> None:
+    small, large, triggers = (25_000, 250_000, 10_000) if quick else (250_000, 2_500_000, 100_000)
+    env = scratch_env()
+    app, rng, communes, nafs = prepared_app(env["DECLIC_DATABASE_URL"])
 
     seconds = insert_population(app.engine, 0, small, rng, communes, nafs)
     emit(figure="population_written_per_s", value=round(small / seconds), businesses=small, seconds=round(seconds, 1))
@@ -216,15 +243,7 @@ def main(quick: bool = False) -> None:
          cpu_ratio=round(cpu_large / cpu_small, 2), small=small, large=large, target=1.5)
     assert counts_small.get("enrolled") == counts_large.get("enrolled"), (counts_small, counts_large)
 
-    from segments.language import TerritoryFilter
-
-    for label, segment, territory in (
-        ("departement", {"families": ["batiment", "alimentation"], "reachable": ["email"]},
-         TerritoryFilter(departements=["35"])),
-        ("region", {"families": ["batiment"], "converted": False}, TerritoryFilter(regions=["84"])),
-        ("national_families", {"families": ["batiment", "alimentation"]}, None),
-        ("national", {"reachable": ["email", "phone"]}, None),
-    ):
+    for label, segment, territory in preview_segments():
         seconds, total = preview(app.engine, segment, territory)
         emit(figure="segment_preview_seconds", value=round(seconds, 2), cpu_seconds=round(CPU["last"], 2),
              scope=label, businesses=large,

@@ -35,7 +35,14 @@ if __package__ in (None, ""):  # run as a file: make the project importable
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.bench_planning import COLUMNS, NOW, campaigns, population_rows, reference, registry  # noqa: E402
+from bench.bench_planning import (  # noqa: E402
+    COLUMNS,
+    NOW,
+    apply_occurrence_campaign,
+    population_rows,
+    prepared_app,
+    preview_segments,
+)
 from bench.common import emit, scratch_env  # noqa: E402
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -190,17 +197,7 @@ def explain(engine, segment: dict, territory=None) -> str:
 def planning(args, url: str) -> None:
     small, large, triggers = (40_000, 400_000, 10_000) if args.quick else (400_000, 4_000_000, 100_000)
     scratch_env(url)
-    from orchestrator.app.bootstrap import bootstrap
-    from store.migrate import upgrade
-    from store.reference import load_reference
-
-    upgrade(url)
-    app = bootstrap(clock=lambda: NOW)
-    load_reference(app.engine)
-    rng = random.Random(2026)
-    communes, nafs = reference()
-    registry(app.engine, rng)
-    campaigns(app.engine)
+    app, rng, communes, nafs = prepared_app(url)
 
     load = loadavg()
     seconds = copy_population(app.engine, 0, small, rng, communes, nafs)
@@ -235,17 +232,9 @@ def planning(args, url: str) -> None:
          cpu_ratio=round(cpu_large / cpu_small, 2), small=small, large=large, target=1.5)
     assert counts_small.get("enrolled") == counts_large.get("enrolled"), (counts_small, counts_large)
 
-    from segments.language import TerritoryFilter
-
-    for label, segment, territory in (
-        ("departement", {"families": ["batiment", "alimentation"], "reachable": ["email"]},
-         TerritoryFilter(departements=["35"])),
-        ("region", {"families": ["batiment"], "converted": False}, TerritoryFilter(regions=["84"])),
-        ("national_families", {"families": ["batiment", "alimentation"]}, None),
-        ("national_reachable", {"reachable": ["email", "phone"]}, None),
-        ("national_reachable_families", {"families": ["batiment"], "reachable": ["email", "phone", "postal"]},
-         None),
-    ):
+    national = ("national_reachable_families", {"families": ["batiment"], "reachable": ["email", "phone", "postal"]},
+                None)
+    for label, segment, territory in [*preview_segments(), national]:
         load = loadavg()
         runs = [preview(app.engine, segment, territory) for _ in range(3)]
         seconds = [r[0] for r in runs]
@@ -259,26 +248,9 @@ def planning(args, url: str) -> None:
 
 def scheduled_occurrence(app, args, businesses: int) -> None:
     """A monthly campaign over a few départements reaching about 400,000 businesses, planned in batches."""
-    from orchestrator.core.campaign_spec import load_spec
-    from store.admin import apply_campaign
-
     target = 40_000 if args.quick else 400_000
-    with app.engine.connect() as conn:
-        per_dep = conn.exec_driver_sql(
-            "SELECT departement_code, count(*) FROM business GROUP BY departement_code ORDER BY 2 DESC").all()
-    chosen, reach = [], 0
-    for dep, count in per_dep:
-        if reach >= target:
-            break
-        if len(dep) == 2:
-            chosen.append(dep)
-            reach += count
     vacuum_analyze(app.engine)  # the triggered planning's 77,000 messages, as autovacuum would have seen them
-    apply_campaign(app.engine, load_spec({
-        "name": "atelier-trimestriel", "owner": {"name": "Collectivités", "territory": {"departements": chosen}},
-        "sender": {"name": "Collectivités", "address": "Hôtel de ville"}, "contact": {"name": "Accueil"},
-        "schedule": {"start": "2026-12-01T09:00:00", "rrule": "FREQ=MONTHLY;BYDAY=1TU"},
-        "steps": [{"channel": "email", "delay": "0d", "template": "creation"}]}), now=app.now())
+    chosen, reach = apply_occurrence_campaign(app, target)
     load = loadavg()
     seconds, cpu, counts = timed_plan(app)
     emit(figure="pg_scheduled_occurrence_seconds", value=round(seconds, 2), cpu_seconds=round(cpu, 2),
