@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from sqlalchemy import create_engine, select
 
-from orchestrator.prefect.serve import read_deployments
+from orchestrator.prefect.serve import ALERTS_DEPLOYMENT, read_deployments
 from store.models import TriggerEvent
 from tests.utils.factories import creation_item
 from tests.utils.serve import declic_serve
@@ -17,10 +17,19 @@ def _plan_runs(api: str) -> list[dict]:
                          json={"flows": {"name": {"any_": ["plan"]}}, "sort": "START_TIME_DESC"}).json()
 
 
+def _automations(api: str) -> list[str]:
+    return sorted(a["name"] for a in requests.post(f"{api}/automations/filter", json={}, timeout=10).json())
+
+
 def test_a_partner_batch_is_planned_by_the_served_plan_deployment(tmp_path):
     with declic_serve(tmp_path, "serve-test-secret-0123456789abcdef") as served:
         names = {d["name"] for d in requests.post(f"{served.api}/deployments/filter", json={}, timeout=10).json()}
         assert names == {spec.name for spec in read_deployments()}
+        # The operators' alerts: each trigger of notify-operators is an automation of the served server.
+        alerts = next(spec for spec in read_deployments() if spec.name == ALERTS_DEPLOYMENT)
+        wanted = {trigger["name"] for trigger in alerts.triggers}
+        wait_until(lambda: _automations(served.api), lambda found: len(wanted) == 3 and wanted <= set(found),
+                   stall=60, interval=0.5, what="declic serve -> the operators' alert automations")
 
         reply = requests.post(f"{served.web}/api/v1/events", timeout=30,
                               headers={"Authorization": f"Bearer {served.token}"},
