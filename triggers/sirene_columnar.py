@@ -72,8 +72,8 @@ try:  # optional: the [national] extra
 except ImportError:  # pragma: no cover - exercised where pyarrow is not installed
     pa = pc = pv = None  # type: ignore[assignment]
 
-# Bytes of CSV per record batch (about 21,000 rows of the stock). Arrow's reader holds about 37 times a block while
-# it reads (150 MB for 4 MB blocks, 206 MB for 8 MB); below 4 MB the per-batch work in Python starts to show.
+# Bytes of CSV per record batch (about 21,000 rows of the stock). Arrow's reader holds 150 MB while it reads with
+# 4 MB blocks, 206 MB with 8 MB ones; below 4 MB the per-batch work in Python starts to show.
 BLOCK_SIZE = 4 << 20
 
 
