@@ -391,6 +391,7 @@ class StockCsv:
     BAD_CSV = "unreadable CSV near line {line} ({exc})"
     NOT_UTF8 = "not UTF-8 text near line {line}"
     BAD_ARCHIVE = "truncated or damaged compressed file near line {line} ({exc})"
+    stats: Any  # what the reader saw (each reader's own statistics: ReadStats, UlStats)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -415,6 +416,26 @@ class StockCsv:
         """The column names of the file (to tell the two stocks apart)."""
         with self.csv_rows() as (header, _rows):
             return header
+
+    def records(self) -> Iterator[tuple[int, tuple]]:
+        """Valid rows as (line number, record tuple), in file order (the reader's `_records`)."""
+        with self.csv_rows() as (header, reader):
+            yield from self._records(reader, self.columns(header))
+
+    def columns(self, header: list[str] | None = None) -> dict[str, int]:
+        """Each column's position, by name, once the header is checked (read from the file when not given)."""
+        if header is None:
+            header = self.header()
+        self.check_header(header)
+        self.stats.header = len(header)
+        return {name: i for i, name in enumerate(header)}
+
+    def check_header(self, header: list[str]) -> None:
+        """Raise `SireneFormatError` when `header` is not this reader's stock."""
+        raise NotImplementedError
+
+    def _records(self, reader: Iterator[list[str]], idx: dict[str, int]) -> Iterator[tuple[int, tuple]]:
+        raise NotImplementedError
 
     def unreadable(self, exc: BaseException, line: int) -> SireneFormatError:
         """The error of a file that stops being readable near `line` (`exc` one of READ_ERRORS)."""
@@ -455,15 +476,7 @@ class SireneReader(StockCsv):
         for line, rec in self.records():
             yield line, facts_from_record(rec)
 
-    def records(self) -> Iterator[tuple[int, Record]]:
-        """Valid rows as (line number, record tuple), in file order."""
-        with self.csv_rows() as (header, reader):
-            yield from self._records(reader, self.columns(header))
-
-    def columns(self, header: list[str] | None = None) -> dict[str, int]:
-        """Each column's position, by name, once the header is checked (read from the file when not given)."""
-        if header is None:
-            header = self.header()
+    def check_header(self, header: list[str]) -> None:
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
@@ -471,8 +484,6 @@ class SireneReader(StockCsv):
                 f"{self.path.name}: not a Sirene StockEtablissement file (missing columns: {shown}); "
                 f"expected the 48-, 53- or 54-column header"
             )
-        self.stats.header = len(header)
-        return {name: i for i, name in enumerate(header)}
 
     def _records(self, reader: Iterator[list[str]], idx: dict[str, int]) -> Iterator[tuple[int, Record]]:
         # Index lookups bound to locals: this loop runs 44 million times on the national stock.

@@ -144,20 +144,14 @@ class UniteLegaleReader(StockCsv):
         self.stats = UlStats()
         self._shown: tuple[int, ...] = (0,)
 
-    def records(self) -> Iterator[tuple[int, UlRecord]]:
-        with self.csv_rows() as (header, reader):
-            yield from self._records(reader, self.columns(header))
-
-    def columns(self, header: list[str] | None = None) -> dict[str, int]:
-        """Each column's position, by name, once the header is checked (read from the file when not given)."""
-        if header is None:
-            header = self.header()
+    def check_header(self, header: list[str]) -> None:
         missing = [c for c in REQUIRED if c not in header]
         if missing or "siret" in header:
             why = f"colonnes manquantes : {', '.join(missing)}" if missing else "il a une colonne siret"
             raise SireneFormatError(f"{self.path.name}: ce n'est pas un fichier Sirene StockUniteLegale ({why})")
-        self.stats.header = len(header)
-        idx = {name: i for i, name in enumerate(header)}
+
+    def columns(self, header: list[str] | None = None) -> dict[str, int]:
+        idx = super().columns(header)
         self._shown = tuple(i for i in (idx["siren"], idx["categorieEntreprise"], idx.get("anneeCategorieEntreprise"))
                             if i is not None)
         return idx
