@@ -204,8 +204,24 @@ def preview_segments():
 
 def apply_occurrence_campaign(app, target: int) -> tuple[list[str], int]:
     """A monthly campaign over the largest départements until about `target` businesses: (départements, reach)."""
+    from orchestrator.core.campaign_spec import load_spec
+    from store.admin import apply_campaign
 
-    chosen, reach = apply_occurrence_campaign(app, target)
+    with app.engine.connect() as conn:
+        per_dep = conn.exec_driver_sql(
+            "SELECT departement_code, count(*) FROM business GROUP BY departement_code ORDER BY 2 DESC").all()
+    chosen, reach = [], 0
+    for dep, count in per_dep:
+        if reach >= target:
+            break
+        if len(dep) == 2:
+            chosen.append(dep)
+            reach += count
+    apply_campaign(app.engine, load_spec({
+        "name": "atelier-trimestriel", "owner": {"name": "Collectivités", "territory": {"departements": chosen}},
+        "sender": {"name": "Collectivités", "address": "Hôtel de ville"}, "contact": {"name": "Accueil"},
+        "schedule": {"start": "2026-12-01T09:00:00", "rrule": "FREQ=MONTHLY;BYDAY=1TU"},
+        "steps": [{"channel": "email", "delay": "0d", "template": "creation"}]}), now=app.now())
     return chosen, reach
 
 
@@ -251,24 +267,7 @@ def main(quick: bool = False) -> None:
 
     # A scheduled occurrence reaching about 100,000 businesses (a few départements), planned in batches.
     target = 100_000 if not quick else 10_000
-    with app.engine.connect() as conn:
-        per_dep = conn.exec_driver_sql(
-            "SELECT departement_code, count(*) FROM business GROUP BY departement_code ORDER BY 2 DESC").all()
-    chosen, reach = [], 0
-    for dep, count in per_dep:
-        if reach >= target:
-            break
-        if len(dep) == 2:
-            chosen.append(dep)
-            reach += count
-    from orchestrator.core.campaign_spec import load_spec
-    from store.admin import apply_campaign
-
-    apply_campaign(app.engine, load_spec({
-        "name": "atelier-trimestriel", "owner": {"name": "Collectivités", "territory": {"departements": chosen}},
-        "sender": {"name": "Collectivités", "address": "Hôtel de ville"}, "contact": {"name": "Accueil"},
-        "schedule": {"start": "2026-12-01T09:00:00", "rrule": "FREQ=MONTHLY;BYDAY=1TU"},
-        "steps": [{"channel": "email", "delay": "0d", "template": "creation"}]}), now=app.now())
+    chosen, reach = apply_occurrence_campaign(app, target)
     seconds, counts = timed_plan(app)
     emit(figure="scheduled_occurrence_seconds", value=round(seconds, 2), cpu_seconds=round(CPU["last"], 2),
          reached=reach,
