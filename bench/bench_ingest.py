@@ -220,16 +220,17 @@ def run(url: str, sirene: Path, bodacc: Path, unites: Path | None, *, first_only
     engine = get_engine(url)
 
     def load():
-        return ingest_sirene(engine, sirene, today=TODAY, columnar=columnar)
+        return ingest_sirene(engine, sirene, today=TODAY, now=dt.datetime.now(dt.UTC), columnar=columnar)
 
     pg = engine if engine.dialect.name == "postgresql" else None
     out = [_timed("sirene first load", load, pg)]
     if not first_only:
         out.append(_timed("sirene same file again", load, pg))
-        out.append(_timed("bodacc", lambda: ingest_bodacc(engine, bodacc, today=TODAY), pg))
+        out.append(_timed("bodacc", lambda: ingest_bodacc(engine, bodacc, today=TODAY, now=dt.datetime.now(dt.UTC)),
+                          pg))
     if unites is not None:
         out.append(_timed("legal units (StockUniteLegale)",
-                          lambda: ingest_sirene_ul(engine, unites, columnar=columnar), pg))
+                          lambda: ingest_sirene_ul(engine, unites, now=dt.datetime.now(dt.UTC), columnar=columnar), pg))
     if baseline:
         if pg is not None:
             out.append(_timed("bare baseline: COPY of the raw file", lambda: bare_postgres(sirene, engine), pg))

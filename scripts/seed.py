@@ -37,7 +37,7 @@ def seed_due_emails(app: App, n: int, *, departement: str = "35", seed: int = 7,
             if hasattr(event, "reason"):
                 raise ValueError(f"synthetic event refused: {event}")
             events.append(event)
-        store_events(app.engine, events)
+        store_events(app.engine, events, now=app.now())
     spec = load_spec({
         "name": campaign,
         "owner": {"name": "Département d'Ille-et-Vilaine", "territory": {"departements": [departement]}},

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from segments.taxonomy import family_for_naf
 from segments.territory import commune as commune_info
 from store.driver import insert_rows
-from store.models import Business, utcnow
+from store.models import Business
 from store.sql import chunks, insert_for_dialect
 from triggers.model import BusinessFacts
 
@@ -94,7 +94,7 @@ def merge_row(old: dict, new: dict) -> dict:
 
 
 def upsert_businesses(conn: Connection, facts: Iterable[BusinessFacts], chunk: int = 500, *,
-                      created_by: str | None = None, now: dt.datetime | None = None) -> dict[str, int]:
+                      created_by: str | None = None, now: dt.datetime) -> dict[str, int]:
     """Insert or merge businesses at `now`; returns {siret: business id} for every SIRET given.
 
     Without `created_by` (Sirene-like trusted loads) what is given fills in and replaces what is stored.
@@ -103,8 +103,6 @@ def upsert_businesses(conn: Connection, facts: Iterable[BusinessFacts], chunk: i
     business not yet placed by Sirene (or of one nobody placed), and replaces contact points.
     An absent detail (None) never erases a stored one, within a batch as across batches.
     """
-    # TODO(issue 17): store/events.py passes its unit's moment, then `now` is required (no wall clock here).
-    now = now or utcnow()
     rows_by_siret: dict[str, dict] = {}
     for f in facts:
         row = business_row(f)

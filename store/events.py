@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 import time
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from store.businesses import StoredDetails, partner_proposals, stored_details, upsert_businesses
 from store.driver import insert_rows
-from store.models import Business, Partner, TriggerEvent, utcnow
+from store.models import Business, Partner, TriggerEvent
 from store.privacy import any_erased, fingerprint, hashed_among
 from store.proposals import record_proposals
 from store.sql import chunks, insert_for_dialect
@@ -133,15 +134,18 @@ def _insert_events(dialect: str):
     return stmt.returning(EVENTS.c.id, EVENTS.c.source, EVENTS.c.external_id)
 
 
-def store_events(engine: Engine, events: Sequence[EventIn], partner_id: int | None = None) -> list[Stored]:
-    """Upsert the businesses the events describe, then insert the events idempotently, in one transaction."""
+def store_events(engine: Engine, events: Sequence[EventIn], partner_id: int | None = None, *,
+                 now: dt.datetime) -> list[Stored]:
+    """Upsert the businesses the events describe, then insert the events idempotently, in one transaction,
+    stamped `now` (aware UTC, the caller's clock)."""
     if not events:
         return []
     with engine.begin() as conn:
-        return store_events_in(conn, events, partner_id)
+        return store_events_in(conn, events, partner_id, now=now)
 
 
-def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int | None = None) -> list[Stored]:
+def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int | None = None, *,
+                    now: dt.datetime) -> list[Stored]:
     """`store_events` inside the caller's transaction (so what follows from the events commits with them).
 
     The event rows go in first: only the events actually stored (not duplicates, whether from this batch,
@@ -162,7 +166,6 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
     news = [events[i] for i in first.values()]
     with_facts = [e for e in news if e.business is not None]
     stored = stored_details(conn, {e.siret for e in news if e.siret}) if news else {}
-    now = utcnow()
     rows = []
     for e in news:
         known = stored.get(e.siret) if e.siret else None
@@ -188,7 +191,7 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
     applied = [e for e in with_facts if (e.source, e.external_id) in inserted]
     ids = {siret: d.id for siret, d in stored.items()}
     if applied:
-        ids.update(_apply_details(conn, applied, stored, inserted, partner_id))
+        ids.update(_apply_details(conn, applied, stored, inserted, partner_id, now))
         # Events stored as pending whose business their own details just created: attach them.
         attach = [{"eid": inserted[(e.source, e.external_id)], "bid": ids[e.siret]}
                   for e in news if (e.source, e.external_id) in inserted and e.siret not in stored and e.siret in ids]
@@ -209,14 +212,15 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
 
 
 def _apply_details(conn: Connection, events: Sequence[EventIn], stored: dict[str, StoredDetails],
-                   inserted: dict[tuple[str, str], int], partner_id: int | None) -> dict[str, int]:
+                   inserted: dict[tuple[str, str], int], partner_id: int | None,
+                   now: dt.datetime) -> dict[str, int]:
     """Apply the business details of newly stored events; returns {siret: business id}.
 
     For a partner: what it may not change is recorded as a proposal, and where it brings a new e-mail or
     phone number to a business that opted out of that channel, the new address is opted out as well.
     """
     if partner_id is None:
-        return upsert_businesses(conn, [e.business for e in events if e.business is not None])
+        return upsert_businesses(conn, [e.business for e in events if e.business is not None], now=now)
     proposals, fresh = [], []
     for e in events:
         facts, known = e.business, stored.get(e.siret or "")
@@ -232,11 +236,11 @@ def _apply_details(conn: Connection, events: Sequence[EventIn], stored: dict[str
                 if normalize_address(contact.kind, contact.value) != normalize_address(contact.kind, was or ""):
                     fresh.append((known.id, contact.kind, contact.value))
     if fresh:  # before the upsert: the addresses the business had are still the stored ones
-        inherit_suppressions(conn, fresh, source=f"partner:{partner_id}")
+        inherit_suppressions(conn, fresh, source=f"partner:{partner_id}", now=now)
     if proposals:
-        record_proposals(conn, proposals)
+        record_proposals(conn, proposals, now=now)
     ids: dict[str, int] = {}
     for source in sorted({e.source for e in events}):
         ids.update(upsert_businesses(conn, [e.business for e in events if e.source == source and e.business],
-                                     created_by=source))
+                                     created_by=source, now=now))
     return ids

@@ -10,6 +10,7 @@ what one transaction holds (one chunk), so a killed ingest run again ends in the
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from sqlalchemy import any_, bindparam, case, column, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
-from store.models import Business, Partner, TriggerEvent, utcnow
+from store.models import Business, Partner, TriggerEvent
 
 try:  # the PostgreSQL driver, when installed (the COPY paths talk to it directly)
     from psycopg.errors import UniqueViolation
@@ -133,12 +134,12 @@ def _light_table(name: str, columns: Sequence[str]):
     return table(name, *[column(c) for c in columns])
 
 
-def now_param(conn: Connection) -> Any:
-    """The current time as the driver writes it in a row (text on SQLite, as SQLAlchemy's DateTime does)."""
-    now = utcnow()
+def now_param(conn: Connection, now: dt.datetime) -> Any:
+    """`now` (aware UTC, the caller's clock) as the driver writes it in a row (text on SQLite, as SQLAlchemy's
+    DateTime does)."""
     if conn.dialect.name == "sqlite":
         # The text SQLAlchemy's DateTime writes on SQLite (UTC, no offset).
-        return now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return now
 
 
@@ -560,7 +561,7 @@ class CategoryChanges:
     changed: int = 0
 
 
-def set_categories(engine: Engine, by_siren: dict[str, str]) -> CategoryChanges:
+def set_categories(engine: Engine, by_siren: dict[str, str], *, now: dt.datetime) -> CategoryChanges:
     """Give every stored establishment of these SIRENs its company's category (PME, ETI, GE), in one transaction;
     only the SIRENs whose category changes are written."""
     out = CategoryChanges()
@@ -590,7 +591,7 @@ def set_categories(engine: Engine, by_siren: dict[str, str]) -> CategoryChanges:
                 "UPDATE business AS b SET categorie_entreprise = v.category, updated_at = %(now)s"
                 " FROM unnest(%(categories)s::text[], %(sirens)s::text[]) AS v(category, siren)"
                 " WHERE b.siren = v.siren AND b.categorie_entreprise IS DISTINCT FROM v.category",
-                {"now": utcnow(), "categories": [c for c, _s in changes], "sirens": [s for _c, s in changes]},
+                {"now": now, "categories": [c for c, _s in changes], "sirens": [s for _c, s in changes]},
             )
         else:
             b = BUSINESS
@@ -600,7 +601,7 @@ def set_categories(engine: Engine, by_siren: dict[str, str]) -> CategoryChanges:
                     b.c.siren == bindparam("b_siren"),
                     or_(b.c.categorie_entreprise.is_(None), b.c.categorie_entreprise != bindparam("b_category")),
                 )
-                .values(categorie_entreprise=bindparam("b_category"), updated_at=utcnow())
+                .values(categorie_entreprise=bindparam("b_category"), updated_at=now)
             )
             conn.execute(stmt, [{"b_category": c, "b_siren": s} for c, s in changes])
         out.changed = len(changes)

@@ -14,15 +14,6 @@ from sqlalchemy import JSON, Column, Computed, Index, SmallInteger, UniqueConstr
 from sqlalchemy import text as sql_text
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> dt.datetime:
-    """Now, aware UTC: the wall clock, for the last writers that do not get their moment from their caller yet
-    (issue 17: store/events.py and the store functions it calls without one, store/ingest.py; named by
-    tests/unit/test_time_and_place.py). Every other row is stamped with the `now` its caller passes (the App's
-    clock): no column has a default time, so a writer that forgets it fails instead of reading the wall clock."""
-    return dt.datetime.now(dt.UTC)
-
-
 # --- reference data (loaded by `declic init` from the files shipped in segments/data) ---
 
 

@@ -9,18 +9,16 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from store.models import BusinessProposal, utcnow
+from store.models import BusinessProposal
 from store.sql import chunks
 
 PROPOSALS = BusinessProposal.__table__
 _WIDTH = 200  # the column's length: a longer name is kept cut rather than refused
 
 
-def record_proposals(conn: Connection, proposals: Sequence[dict], *, now: dt.datetime | None = None) -> int:
+def record_proposals(conn: Connection, proposals: Sequence[dict], *, now: dt.datetime) -> int:
     """Store proposals (business_id, partner_id, event_id, field, current_value, proposed_value) at `now`; the
     same value proposed again by the same partner for the same field is kept once. Returns how many were new."""
-    # TODO(issue 17): store/events.py passes its unit's moment, then `now` is required (no wall clock here).
-    now = now or utcnow()
     rows, seen = [], set()
     for p in proposals:
         row = {**p, "current_value": None if p["current_value"] is None else str(p["current_value"])[:_WIDTH],

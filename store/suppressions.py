@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from store.models import Business, Interaction, Message, Suppression, utcnow
+from store.models import Business, Interaction, Message, Suppression
 from store.sql import among, chunks, insert_for
 
 SUPPRESSIONS = Suppression.__table__
@@ -88,11 +88,9 @@ def opted_out_kinds(conn: Connection, business_ids: Iterable[int]) -> dict[int, 
 
 
 def inherit_suppressions(conn: Connection, fresh: Iterable[tuple[int, str, str]], source: str | None = None, *,
-                         now: dt.datetime | None = None) -> int:
+                         now: dt.datetime) -> int:
     """Opt out the new addresses (business id, "email" | "phone", address) of businesses that opted out of
     that kind; call it before the new addresses replace the stored ones. Returns how many were opted out."""
-    # TODO(issue 17): store/events.py passes its unit's moment, then `now` is required (no wall clock here).
-    now = now or utcnow()
     fresh = list(fresh)
     if not fresh:
         return 0

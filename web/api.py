@@ -96,7 +96,7 @@ def _rejected(index: int, raw: Any, reject: Reject) -> dict[str, Any]:
     return {"index": index, "external_id": ext, "status": "rejected", "field": reject.field, "reason": reject.reason}
 
 
-def _accept(engine, partner, raw_items: list[Any], secret: str | None, today: dt.date
+def _accept(engine, partner, raw_items: list[Any], secret: str | None, today: dt.date, now: dt.datetime
             ) -> tuple[dict[str, int], list[dict]]:
     """Validate each item, check the token's scope, store the valid ones (committed before returning; `today` is the
     local date: an event dated after tomorrow is refused). The counts and one `ItemStatus` per item as a dict: the
@@ -120,7 +120,8 @@ def _accept(engine, partner, raw_items: list[Any], secret: str | None, today: dt
         else:
             valid.append((i, event))
     # With the secret key: an erased person's events are kept without their contacts.
-    stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id, today=today, secret=secret)
+    stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id, today=today, now=now,
+                                secret=secret)
     for (i, event), fate in zip(valid, stored, strict=True):
         statuses[i] = {"index": i, "external_id": event.external_id, "status": fate.status, "field": None,
                        "reason": None}
@@ -199,7 +200,7 @@ async def post_events(request: Request, partner: Annotated[Partner, Depends(curr
     events = await read_batch(request)
     declic = app_of(request)
     counts, items = await run_in_threadpool(_accept, declic.engine, partner, events, declic.settings.resolved_secret,
-                                            declic.today())
+                                            declic.today(), declic.now())
     if counts["rejected"]:
         count_rejects(partner.name, items)
     # The answer (schema `BatchResult`) written out as it stands: FastAPI would build and validate a model per

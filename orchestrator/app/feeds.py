@@ -101,24 +101,24 @@ def _words(report, events: int) -> str:
     return text + ")"
 
 
-def ingest_body(app: App, feed: FeedRow, path: Path, today: dt.date):
+def ingest_body(app: App, feed: FeedRow, path: Path, today: dt.date, now: dt.datetime):
     """Hand a complete body to the ingester of its format; returns the IngestReport."""
     try:
         if feed.format == "partner-csv":
-            return ingest.import_partner_file(app.engine, path, partner=feed.partner, today=today,
+            return ingest.import_partner_file(app.engine, path, partner=feed.partner, today=today, now=now,
                                               secret=app.settings.resolved_secret)
         if feed.format == "partner-json":
-            return ingest_partner_json(app, feed, path, today)
+            return ingest_partner_json(app, feed, path, today, now)
         if feed.format in ("sirene", "sirene-api"):
-            return ingest.ingest_sirene(app.engine, path, today=today)
+            return ingest.ingest_sirene(app.engine, path, today=today, now=now)
         if feed.format in ("bodacc", "bodacc-api"):
-            return ingest.ingest_bodacc(app.engine, path, today=today)
+            return ingest.ingest_bodacc(app.engine, path, today=today, now=now)
     except (BodaccFormatError, SireneFormatError, PartnerFileError, LookupError, ValueError) as exc:
         raise IngestFailed(f"contenu refusé: {exc}") from exc
     raise IngestFailed(f"format inconnu: {feed.format}")
 
 
-def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date):
+def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date, now: dt.datetime):
     """A partner's JSON feed: the body of the partner API (`{"events": [...]}`) or a bare array of items,
     through the one partner intake: each item validated by the API's own schema, the partner's scope (types
     and territory, `PartnerScope`) and its effects (`store_with_effects`), as the API and partner files."""
@@ -152,7 +152,7 @@ def ingest_partner_json(app: App, feed: FeedRow, path: Path, today: dt.date):
             else:
                 valid.append(event)
         report.accepted += len(valid)
-        stored_all = (store_with_effects(app.engine, valid, partner_id=partner.id, today=today,
+        stored_all = (store_with_effects(app.engine, valid, partner_id=partner.id, today=today, now=now,
                                          secret=app.settings.resolved_secret) if valid else [])
         for stored, event in zip(stored_all, valid, strict=True):
             if stored.withheld:
@@ -189,7 +189,7 @@ def _file_feed(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> dic
                 last_modified=got.last_modified,
             )
             return {"state": "inchangé (même contenu)", "events": 0}
-        report = ingest_body(app, feed, got.path, now.astimezone(app.zone).date())
+        report = ingest_body(app, feed, got.path, now.astimezone(app.zone).date(), now)
         events = _events(report)
         words = _words(report, events)
         record_success(
@@ -250,7 +250,7 @@ def _bodacc_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> di
                 app.engine, feed, now=now, outcome=f"{words} depuis le {since:%d/%m/%Y}", cursor=cursor
             )
             return {"state": words, "events": 0}
-        report = ingest_body(app, feed, dest, today)
+        report = ingest_body(app, feed, dest, today, now)
         events = _events(report)
         words = (
             f"{_words(report, events)}, {pull.records} annonces en {pull.pages} pages "
@@ -293,7 +293,7 @@ def _sirene_api(app: App, feed: FeedRow, http: FeedHttp, now: dt.datetime) -> di
                 app.engine, feed, now=now, outcome="inchangé (mêmes établissements)", cursor=cursor
             )
             return {"state": "inchangé", "events": 0}
-        report = ingest_body(app, feed, dest, now.astimezone(app.zone).date())
+        report = ingest_body(app, feed, dest, now.astimezone(app.zone).date(), now)
         events = _events(report)
         words = f"{_words(report, events)}, {pull.rows} établissements en {pull.pages} pages"
         record_success(

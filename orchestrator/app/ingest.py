@@ -162,8 +162,9 @@ def _parse_in_child(path: Path, chunk_size: int, drop: bool, columnar: bool = Fa
 class SireneWriter:
     """Writes chunks of Sirene records: known-state lookup, comparison, upsert, events, resolutions."""
 
-    def __init__(self, engine: Engine, rules: SnapshotRules, report: IngestReport) -> None:
+    def __init__(self, engine: Engine, rules: SnapshotRules, report: IngestReport, now: dt.datetime) -> None:
         self.engine = engine
+        self.now = now  # the run's moment (aware UTC): every row it writes is stamped with it
         self.rules = rules
         self.report = report
         self.store = SireneStore(engine)
@@ -201,7 +202,7 @@ class SireneWriter:
             records = list(by_siret.values())
         with self.engine.begin() as conn:
             store.begin_chunk(conn)
-            now = now_param(conn)
+            now = now_param(conn, self.now)
             if self.nothing_known:
                 known: dict[str, tuple[int, tuple]] = {}
                 rows, events, closed = self._new_rows(records, now)
@@ -453,6 +454,7 @@ def ingest_sirene(
     path: str | os.PathLike[str],
     *,
     today: dt.date,
+    now: dt.datetime,
     creation_window_days: int = 90,
     chunk_size: int = 20_000,
     parallel: bool | None = None,
@@ -475,10 +477,11 @@ def ingest_sirene(
     check_compressed(path)
     if is_unite_legale_header(header_of(path)):
         # The legal-unit stock under the same command: it carries the company category, not establishments.
-        return ingest_sirene_ul(engine, path, rejects=rejects, progress=progress, check=False, columnar=columnar)
+        return ingest_sirene_ul(engine, path, now=now, rejects=rejects, progress=progress, check=False,
+                                columnar=columnar)
     report = IngestReport()
     rules = SnapshotRules(today=today, creation_window_days=creation_window_days)
-    writer = SireneWriter(engine, rules, report)
+    writer = SireneWriter(engine, rules, report, now)
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and path.stat().st_size > 20_000_000
     if columnar is None:
@@ -522,6 +525,7 @@ def ingest_sirene_ul(
     engine: Engine,
     path: str | os.PathLike[str],
     *,
+    now: dt.datetime,
     chunk_size: int = 50_000,
     rejects: RejectSink | None = None,
     progress: Progress | None = None,
@@ -554,21 +558,21 @@ def ingest_sirene_ul(
             report.read += read
             report.accepted += read - len(chunk_rejects)
             if records:
-                _write_categories(engine, records, report)
+                _write_categories(engine, records, report, now)
             if progress:
                 progress(read)
     report.check()
     return report
 
 
-def _write_categories(engine: Engine, records: Sequence[tuple], report: IngestReport) -> None:
+def _write_categories(engine: Engine, records: Sequence[tuple], report: IngestReport, now: dt.datetime) -> None:
     by_siren: dict[str, str] = {}
     for siren, category, _year in records:
         if category is None:
             report.skipped["no category (INSEE)"] += 1
         else:
             by_siren[siren] = category  # a repeated SIREN: the last row wins
-    done = set_categories(engine, by_siren)
+    done = set_categories(engine, by_siren, now=now)
     if done.unknown:
         report.skipped["SIREN not in the store"] += done.unknown
     if done.unchanged:
@@ -580,13 +584,13 @@ def _write_categories(engine: Engine, records: Sequence[tuple], report: IngestRe
 
 
 def store_siren_events(
-    engine: Engine, events: Sequence[EventIn], today: dt.date, report: IngestReport
+    engine: Engine, events: Sequence[EventIn], today: dt.date, report: IngestReport, now: dt.datetime
 ) -> None:
     """Store SIREN-keyed events in one transaction: attached when the business is known, else pending."""
     if not events:
         return
     with engine.begin() as conn:
-        now = now_param(conn)
+        now = now_param(conn, now)
         targets = businesses_for_sirens(conn, [e.siren for e in events if e.siren])
         rows = []
         for e in events:
@@ -614,6 +618,7 @@ def ingest_bodacc(
     path: str | os.PathLike[str],
     *,
     today: dt.date,
+    now: dt.datetime,
     chunk_size: int = 2_000,
     rejects: RejectSink | None = None,
     progress: Progress | None = None,
@@ -633,12 +638,12 @@ def ingest_bodacc(
     ):
         batch.append(event)
         if len(batch) >= chunk_size:
-            store_siren_events(engine, batch, today, report)
+            store_siren_events(engine, batch, today, report, now)
             batch = []
             if progress:
                 progress(stats.read - seen)
                 seen = stats.read
-    store_siren_events(engine, batch, today, report)
+    store_siren_events(engine, batch, today, report, now)
     if progress:
         progress(stats.read - seen)
     report.read = stats.read
@@ -656,6 +661,7 @@ def import_partner_file(
     *,
     partner: str,
     today: dt.date,
+    now: dt.datetime,
     chunk_size: int = 500,
     rejects: RejectSink | None = None,
     progress: Progress | None = None,
@@ -685,7 +691,8 @@ def import_partner_file(
         stats=stats,
     ):
         # Stored before the next chunk is read and checked, so that chunk's scope sees this one's places.
-        stored_all = (store_with_effects(engine, batch, partner_id=row.id, today=today, secret=secret)
+        stored_all = (store_with_effects(engine, batch, partner_id=row.id, today=today, now=now,
+                                         secret=secret)
                       if batch else [])
         for stored, event in zip(stored_all, batch, strict=True):
             if stored.status == "duplicate":
@@ -723,6 +730,7 @@ def emit_deadlines(
     engine: Engine,
     *,
     today: dt.date,
+    now: dt.datetime,
     offsets: Sequence[int] = cal.DEFAULT_OFFSETS,
     deadlines: Sequence[cal.Deadline] | None = None,
     chunk_size: int = 20_000,
@@ -753,8 +761,8 @@ def emit_deadlines(
         report.read += len(page)
         report.accepted += len(page)
         with engine.begin() as conn:
-            now = now_param(conn)
-            inserted = insert_new_events(conn, [event_row(e, ids[e.siret], now) for e in events])
+            stamp = now_param(conn, now)
+            inserted = insert_new_events(conn, [event_row(e, ids[e.siret], stamp) for e in events])
         report.events["deadline"] += len(inserted)
         report.stored += len(inserted)
         report.skipped["already reminded"] += len(events) - len(inserted)

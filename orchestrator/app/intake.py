@@ -97,11 +97,11 @@ def apply_event_effects(conn: Connection, events: Iterable[tuple[int, str, Any]]
 
 
 def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id: int | None,
-                       today: dt.date, secret: str | None = None) -> list[Stored]:
+                       today: dt.date, now: dt.datetime, secret: str | None = None) -> list[Stored]:
     """Store events idempotently and, in the same transaction, what the new ones change: the life-cycle stage
     of their business (a closure stops outreach), and conversions attributed to the business's latest
-    enrollment, as of `today` (the local date). A crash leaves all of it or none of it; a rerun reports
-    duplicates and changes nothing.
+    enrollment, as of `today` (the local date), stamped `now` (aware UTC). A crash leaves all of it or none of it;
+    a rerun reports duplicates and changes nothing.
 
     With the secret key, an event about an erased identity is stored without its contacts nor payload and
     its business is not to be contacted (`Stored.withheld`)."""
@@ -112,7 +112,7 @@ def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id:
         withheld: set[int] = set()
         if secret and events:
             events, withheld = withhold_erased(conn, secret, events)
-        stored = store_events_in(conn, events, partner_id=partner_id)
+        stored = store_events_in(conn, events, partner_id=partner_id, now=now)
         if withheld:
             stored = [replace(s, withheld=True) if i in withheld else s for i, s in enumerate(stored)]
         # The new events attached to a business, as stored (no need to read them back).

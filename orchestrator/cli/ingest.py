@@ -253,7 +253,7 @@ def ingest_sirene_cmd(
     app = _app()
     _run_ingest(
         path,
-        lambda sink, progress: ingest_sirene(app.engine, path, today=_today(app, today),
+        lambda sink, progress: ingest_sirene(app.engine, path, today=_today(app, today), now=app.now(),
                                              creation_window_days=creation_window, parallel=parallel, rejects=sink,
                                              progress=progress),
         label="Sirene", title=f"Sirene : {path.name}", as_json=as_json, rejects=rejects,
@@ -274,7 +274,8 @@ def ingest_sirene_ul_cmd(
     app = _app()
     _run_ingest(
         path,
-        lambda sink, progress: ingest_sirene_ul(app.engine, path, rejects=sink, progress=progress),
+        lambda sink, progress: ingest_sirene_ul(app.engine, path, now=app.now(), rejects=sink,
+                                                progress=progress),
         label="Sirene unités légales", title=f"Sirene, unités légales : {path.name}", as_json=as_json,
         rejects=rejects, refused=(SireneFormatError,), said=_sirene_refused,
     )
@@ -293,8 +294,8 @@ def ingest_bodacc_cmd(
     app = _app()
     _run_ingest(
         path,
-        lambda sink, progress: ingest_bodacc(app.engine, path, today=_today(app, today), rejects=sink,
-                                             progress=progress),
+        lambda sink, progress: ingest_bodacc(app.engine, path, today=_today(app, today), now=app.now(),
+                                             rejects=sink, progress=progress),
         label="BODACC", title=f"BODACC : {path.name}", as_json=as_json, rejects=rejects,
         refused=(BodaccFormatError,), estimate=False, unit="annonce",
     )
@@ -313,8 +314,9 @@ def events_import_cmd(
     app = _app()
     _run_ingest(
         file,
-        lambda sink, progress: import_partner_file(app.engine, file, partner=partner, today=app.today(), rejects=sink,
-                                                   progress=progress, secret=app.settings.resolved_secret),
+        lambda sink, progress: import_partner_file(app.engine, file, partner=partner, today=app.today(), now=app.now(),
+                                                   rejects=sink, progress=progress,
+                                                   secret=app.settings.resolved_secret),
         label="Événements", title=f"Événements de {partner} : {file.name}", as_json=as_json, rejects=rejects,
         refused=(PartnerFileError, LookupError), said=lambda exc: str(exc).strip("'\""),
     )
@@ -342,7 +344,7 @@ def deadlines(
         _fail(str(exc))
     app = _app()
     day = _today(app, today)
-    run = emit_deadlines(app.engine, today=day, offsets=days, deadlines=items)
+    run = emit_deadlines(app.engine, today=day, now=app.now(), offsets=days, deadlines=items)
     if as_json:
         out = run.report.to_dict()
         out["due"] = [{"deadline": d.id, "date": d.date.isoformat(), "offset_days": o} for d, o in run.due]

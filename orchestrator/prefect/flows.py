@@ -329,7 +329,7 @@ def ingest_task(ingest: Callable[..., Any], path: str, today: str | None) -> dic
     app = bootstrap()
     day = dt.date.fromisoformat(today) if today else app.today()
     first = run_reports.FirstRejects()
-    report = _report(ingest(app.engine, path, today=day, rejects=first))
+    report = _report(ingest(app.engine, path, today=day, now=app.now(), rejects=first))
     return {**report, "first_rejects": first.rows}
 
 
@@ -362,7 +362,7 @@ def bodacc_flow(path: str | None = None, today: str | None = None) -> dict[str, 
 def deadlines_task(today: str | None) -> dict[str, Any]:
     app = bootstrap()
     day = dt.date.fromisoformat(today) if today else app.today()
-    run = emit_deadlines(app.engine, today=day)
+    run = emit_deadlines(app.engine, today=day, now=app.now())
     return {"due": [f"{deadline.id} J-{offset}" for deadline, offset in run.due], **_report(run.report)}
 
 

@@ -24,7 +24,7 @@ def test_plan_then_dispatch_flows_deliver(prefect_harness, env_settings, engine,
     apply_campaign(engine, load_spec(campaign_spec()), now=NOW)
     events = [validate_item(creation_item(f"f-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY),
                             "partner:0", "bge", today=dt.date.today()) for i in range(3)]
-    store_events(engine, events)
+    store_events(engine, events, now=NOW)
 
     planned = run_once(plan_flow, now=NOW.isoformat())
     assert planned["events"] == 3 and planned["messages"] == 3

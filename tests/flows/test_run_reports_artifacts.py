@@ -44,7 +44,7 @@ def test_plan_and_dispatch_runs_publish_their_figures_per_campaign_and_channel(p
     apply_campaign(engine, load_spec(campaign_spec(holdout=50)), now=NOW)
     items = [creation_item(f"a-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY) for i in range(10)]
     items.append(creation_item("a-nomail", email=None, occurred_on=EVENT_DAY))
-    store_events(engine, [validate_item(item, "partner:0", "bge", today=dt.date.today()) for item in items])
+    store_events(engine, [validate_item(item, "partner:0", "bge", today=dt.date.today()) for item in items], now=NOW)
 
     planned = run_once(plan_flow, now=NOW.isoformat(), trigger_event="4821abcd-0000")
     table, run_name = latest("declic-plan")
@@ -128,7 +128,7 @@ def test_a_campaign_paused_by_a_dispatch_run_emails_the_operators_once(prefect_h
     monkeypatch.setenv("DECLIC_PAUSE_MIN_SAMPLE", "5")
     apply_campaign(engine, load_spec(campaign_spec()), now=NOW)
     items = [creation_item(f"p-{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY) for i in range(8)]
-    store_events(engine, [validate_item(item, "partner:0", "bge", today=dt.date.today()) for item in items])
+    store_events(engine, [validate_item(item, "partner:0", "bge", today=dt.date.today()) for item in items], now=NOW)
     run_once(plan_flow, now=NOW.isoformat())
     smtp_sink.refuse_domains["exemple.fr"] = "550 5.1.1 Unknown user"  # every owner's address is refused
     with engine.connect() as conn:

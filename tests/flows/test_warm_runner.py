@@ -34,7 +34,7 @@ def test_due_plan_runs_run_here_once_and_the_rest_are_folded(prefect_harness, en
 
     apply_campaign(engine, load_spec(campaign_spec()), now=dt.datetime.now(dt.UTC))
     store_events(engine, [validate_item(creation_item(f"w-{i}", email=f"w{i}@exemple.fr"), "partner:0", "bge",
-                                        today=dt.date.today()) for i in range(4)])
+                                        today=dt.date.today()) for i in range(4)], now=dt.datetime.now(dt.UTC))
     deployment, flow = _plan_deployment(concurrency_limit=1)
     deployment_id = deployment.apply()
     runner = WarmRunner(deployment_id, flow)

@@ -130,7 +130,8 @@ def test_partner_file_and_ambassador_outcome_record_adoption(engine, settings, t
         write = list.append
 
     rejects = Sink()
-    result = import_partner_file(engine, path, partner="cma-35", rejects=rejects, today=dt.date.today())
+    result = import_partner_file(engine, path, partner="cma-35", rejects=rejects, today=dt.date.today(),
+                                 now=dt.datetime.now(dt.UTC))
     assert result.accepted == 1 and [(r.line, r.field) for r in rejects] == [(3, "category"), (4, "category")]
 
     add_user(engine, email="claire@exemple.fr", name="Claire", password=PASSWORD, role="ambassador",

@@ -46,7 +46,7 @@ def test_a_safeguard_notice_is_not_a_critical_period(settings, engine, tmp_path)
         notice("S1", SIRET_A[:9], "Jugement d'ouverture d'une procédure de sauvegarde"),
         notice("L1", SIRET_B[:9], "Jugement d'ouverture d'une procédure de liquidation judiciaire"),
     ]))
-    report = ingest_bodacc(engine, path, today=TODAY)
+    report = ingest_bodacc(engine, path, today=TODAY, now=NOW)
     assert report.events["collective_procedure"] == 1 and report.events["closure"] == 1
     assert "critical_period" not in report.events
 
@@ -73,7 +73,7 @@ def test_a_campaign_reaches_a_procedure_only_when_it_names_it(settings, engine, 
     path = tmp_path / "bodacc.json"
     path.write_text(json.dumps([
         notice("R1", SIRET_A[:9], "Jugement d'ouverture d'une procédure de redressement judiciaire")]))
-    ingest_bodacc(engine, path, today=TODAY)
+    ingest_bodacc(engine, path, today=TODAY, now=NOW)
     plan_all(bootstrap(settings, clock=lambda: NOW))
     with engine.connect() as conn:
         enrolled = {r.business_id for r in conn.execute(select(ENR.c.business_id).where(

@@ -48,7 +48,7 @@ def sibling_of(siret: str) -> str:
 def test_legal_units_set_the_category_and_the_deadline_dates(engine, tmp_path):
     # Three one- or two-person establishments: a branch of a large group, a PME, and one INSEE gives no category.
     ingest_sirene(engine, write(tmp_path / "etab.csv", [row(), row(siret=SIRET_B), row(siret=SIRET_C)]),
-                  today=TODAY)  # fmt: skip
+                  today=TODAY, now=dt.datetime.now(dt.UTC))  # fmt: skip
     ul = write_ul(tmp_path / "StockUniteLegale_utf8.zip", [
         ul_row(),  # SIRET_A's company: GE
         ul_row(siren=SIRET_B[:9], categorieEntreprise="PME"),
@@ -57,21 +57,22 @@ def test_legal_units_set_the_category_and_the_deadline_dates(engine, tmp_path):
         ul_row(siren="123456789"),  # rejected: checksum
     ])
     # `declic ingest sirene` tells the file kind by its header.
-    report = ingest_sirene(engine, ul, today=TODAY)
+    report = ingest_sirene(engine, ul, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert report.read == 5 and report.accepted == 4 and report.rejected == {"SIREN invalide (clé de contrôle)": 1}
     assert report.stored == 2
     assert report.skipped == {"no category (INSEE)": 1, "SIREN not in the store": 1}
     assert categories(engine) == {SIRET_A: "GE", SIRET_B: "PME", SIRET_C: None}
 
-    again = ingest_sirene_ul(engine, ul)  # idempotent: nothing to write
+    again = ingest_sirene_ul(engine, ul, now=dt.datetime.now(dt.UTC))  # idempotent: nothing to write
     assert again.stored == 0 and again.skipped["unchanged"] == 2
 
     # A new branch of the large group, arriving before the next legal-unit file, takes its company's category.
     branch = sibling_of(SIRET_A)
-    ingest_sirene(engine, write(tmp_path / "etab2.csv", [row(siret=branch, nic=branch[9:])]), today=TODAY)
+    ingest_sirene(engine, write(tmp_path / "etab2.csv", [row(siret=branch, nic=branch[9:])]), today=TODAY,
+                  now=dt.datetime.now(dt.UTC))
     assert categories(engine)[branch] == "GE"
 
-    run = emit_deadlines(engine, today=TODAY)
+    run = emit_deadlines(engine, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert {d.id for d, _ in run.due} == {"einvoicing-reception-2026", "einvoicing-issuing-large-2026"}
     payloads = deadline_payloads(engine)
     assert set(payloads) == {SIRET_A, branch, SIRET_B, SIRET_C}  # one reminder each
@@ -112,20 +113,20 @@ def test_sirene_api_rows_carry_the_company_category(engine, tmp_path):
         writer = csv.DictWriter(out, fieldnames=COLUMNS, quoting=csv.QUOTE_ALL, lineterminator="\n")
         writer.writeheader()
         writer.writerow(flat)
-    ingest_sirene(engine, path, today=TODAY)
+    ingest_sirene(engine, path, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert categories(engine) == {SIRET_C: "ETI"}
-    emit_deadlines(engine, today=TODAY)
+    emit_deadlines(engine, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert deadline_payloads(engine)[SIRET_C]["deadline"] == "einvoicing-issuing-large-2026"
 
 
 def test_a_damaged_legal_unit_archive_applies_nothing(engine, tmp_path):
-    ingest_sirene(engine, write(tmp_path / "etab.csv", [row()]), today=TODAY)
+    ingest_sirene(engine, write(tmp_path / "etab.csv", [row()]), today=TODAY, now=dt.datetime.now(dt.UTC))
     rows = [ul_row()] + [ul_row(siren="552081317", categorieEntreprise="ETI")] * 3000
     good = write_ul(tmp_path / "StockUniteLegale_utf8.zip", rows)
     cut = tmp_path / "cut.zip"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
     with pytest.raises(SireneFormatError, match="rien n'a été importé"):
-        ingest_sirene_ul(engine, cut, chunk_size=1)
+        ingest_sirene_ul(engine, cut, chunk_size=1, now=dt.datetime.now(dt.UTC))
     assert categories(engine) == {SIRET_A: None}
 
 
@@ -134,7 +135,7 @@ def test_cli_ingest_sirene_ul(engine, db_url, tmp_path, monkeypatch):
 
     monkeypatch.setenv("DECLIC_DATABASE_URL", db_url)
     monkeypatch.setenv("DECLIC_HOME", str(tmp_path))
-    ingest_sirene(engine, write(tmp_path / "etab.csv", [row()]), today=TODAY)
+    ingest_sirene(engine, write(tmp_path / "etab.csv", [row()]), today=TODAY, now=dt.datetime.now(dt.UTC))
     ul = write_ul(tmp_path / "ul.csv", [ul_row(), ul_row(siren="552100554", categorieEntreprise="XXL")])
     rejects = tmp_path / "rejects.csv"
     result = CliRunner().invoke(app, ["ingest", "sirene-ul", str(ul), "--json", "--rejects", str(rejects)])

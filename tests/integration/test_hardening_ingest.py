@@ -65,7 +65,8 @@ def cut_gzip(plain: Path, dest: Path) -> Path:
 @pytest.fixture
 def known_store(engine, tmp_path):
     """A store that already knows 200 businesses (the first rows of the bigger file below)."""
-    ingest_sirene(engine, write_sirene(tmp_path / "first.csv", 200), today=TODAY, parallel=False)
+    ingest_sirene(engine, write_sirene(tmp_path / "first.csv", 200), today=TODAY, parallel=False,
+                  now=dt.datetime.now(dt.UTC))
     before = state(engine)
     assert len(before[0]) > 50
     return before
@@ -78,7 +79,7 @@ def test_a_damaged_compressed_file_changes_nothing(engine, tmp_path, known_store
     bad = damage(plain, tmp_path / f"stock{suffix}")
     with pytest.raises(SireneFormatError) as raised:
         # Small chunks: without the check, the chunks before the damaged point would be committed.
-        ingest_sirene(engine, bad, today=TODAY, chunk_size=200, parallel=False)
+        ingest_sirene(engine, bad, today=TODAY, chunk_size=200, parallel=False, now=dt.datetime.now(dt.UTC))
     assert state(engine) == known_store
     assert "rien n'a été importé" in str(raised.value)
 
@@ -97,7 +98,8 @@ def test_a_sound_zip_is_still_read(engine, tmp_path):
     plain = write_sirene(tmp_path / "stock.csv", 500)
     with zipfile.ZipFile(tmp_path / "stock.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(plain, "StockEtablissement_utf8.csv")
-    report = ingest_sirene(engine, tmp_path / "stock.zip", today=TODAY, chunk_size=100, parallel=False)
+    report = ingest_sirene(engine, tmp_path / "stock.zip", today=TODAY, chunk_size=100, parallel=False,
+                           now=dt.datetime.now(dt.UTC))
     assert report.read == 500 and report.stored > 0
 
 
@@ -137,7 +139,8 @@ def test_a_connection_terminated_mid_ingest_is_said_in_french(postgres_url, monk
     with engine.begin() as conn:
         conn.execute(TriggerEvent.__table__.delete())
         conn.execute(Business.__table__.delete())
-    ingest_sirene(engine, write_sirene(tmp_path / "first.csv", 200), today=TODAY, parallel=False)
+    ingest_sirene(engine, write_sirene(tmp_path / "first.csv", 200), today=TODAY, parallel=False,
+                  now=dt.datetime.now(dt.UTC))
     before = state(engine)
 
     # Terminate the ingest's own database session from another one, inside the second chunk's transaction.

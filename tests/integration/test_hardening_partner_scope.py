@@ -70,7 +70,7 @@ def proposals(engine):
 
 
 def sirene(engine, tmp_path, *rows):
-    ingest_sirene(engine, write(tmp_path / "stock.csv", list(rows)), today=dt.date.today())
+    ingest_sirene(engine, write(tmp_path / "stock.csv", list(rows)), today=dt.date.today(), now=dt.datetime.now(dt.UTC))
 
 
 def test_a_partner_cannot_take_over_a_business_placed_elsewhere(client, engine, tmp_path):
@@ -189,7 +189,7 @@ def test_a_duplicate_changes_nothing_and_absent_is_not_empty(client, engine, tmp
         "external_id;type;siret;occurred_on;name;commune_code;phone;consent\n"
         f"f-1;creation;{third};{DAY};Coiffure Lina;35238;06 12 34 56 78;oui\n"
         f"f-1;creation;{third};{DAY};Autre Salon;35047;;\n", encoding="utf-8")
-    report = import_partner_file(engine, path, partner="bge-35", today=dt.date.today())
+    report = import_partner_file(engine, path, partner="bge-35", today=dt.date.today(), now=dt.datetime.now(dt.UTC))
     assert report.stored == 1 and report.skipped["already stored"] == 1
     b = business(engine, third)
     assert (b.name, b.commune_code, b.phone, b.phone_consent) == ("Coiffure Lina", "35238", "+33612345678", True)
@@ -206,7 +206,8 @@ def test_the_partner_json_feed_goes_through_the_same_intake(settings, engine, tm
         item("j-2", rennes, type_="closure"),  # inside: stored, and it closes the business
         item("j-3", paris, business={"commune_code": "35238"}),  # the body's commune is not believed
     ]}), encoding="utf-8")
-    report = ingest_partner_json(bootstrap(settings), SimpleNamespace(partner="bge-35"), body, today=dt.date.today())
+    report = ingest_partner_json(bootstrap(settings), SimpleNamespace(partner="bge-35"), body, today=dt.date.today(),
+                                 now=dt.datetime.now(dt.UTC))
     assert report.read == 3 and report.stored == 1
     assert report.rejected == {"hors du territoire du partenaire: commune 75056": 2}
     assert business(engine, paris).state == "active" and events_of(engine, paris) == 0

@@ -19,7 +19,6 @@ from orchestrator.core.campaign_spec import load_spec
 from store.accounts import add_user
 from store.admin import apply_campaign, set_campaign_status
 from store.models import Campaign, Enrollment, Message
-from store.models import utcnow as _utcnow
 from tests.integration.test_journeys import add_business
 from tests.utils.factories import campaign_spec
 from web.app import create_app
@@ -34,7 +33,7 @@ def stored_without_checks(engine, spec: dict) -> int:
     with engine.begin() as conn:
         return conn.execute(CAMPAIGNS.insert().values(
             name=spec["name"], owner=spec["owner"]["name"], status="active", version=1, spec=spec,
-            created_at=_utcnow(), updated_at=_utcnow())).inserted_primary_key[0]
+            created_at=dt.datetime.now(dt.UTC), updated_at=dt.datetime.now(dt.UTC))).inserted_primary_key[0]
 
 
 def campaign_row(engine, campaign_id: int):

@@ -158,7 +158,7 @@ def _run(engine, tmp_path, columnar: bool, chunk_size: int) -> tuple:
         sink = io.StringIO()
         report = ingest_sirene(engine, tricky_file(tmp_path, month, f"m{month}.csv"), today=TODAY,
                                chunk_size=chunk_size, parallel=False, columnar=columnar,
-                               rejects=RejectSink(sink))
+                               rejects=RejectSink(sink), now=dt.datetime.now(dt.UTC))
         out.append((report.to_dict(), sink.getvalue(), _state(engine)))
     with engine.begin() as conn:
         conn.execute(delete(E))
@@ -276,10 +276,11 @@ def test_columnar_legal_unit_ingest_gives_the_same_categories_and_rejects(engine
     unites = tricky_unites(tmp_path)
     out = []
     for columnar in (False, True):
-        ingest_sirene(engine, establishments, today=TODAY, parallel=False)
+        ingest_sirene(engine, establishments, today=TODAY, parallel=False, now=dt.datetime.now(dt.UTC))
         sink = io.StringIO()
-        report = ingest_sirene_ul(engine, unites, chunk_size=chunk_size, columnar=columnar, rejects=RejectSink(sink))
-        again = ingest_sirene_ul(engine, unites, chunk_size=chunk_size, columnar=columnar)
+        report = ingest_sirene_ul(engine, unites, chunk_size=chunk_size, columnar=columnar, rejects=RejectSink(sink),
+                                  now=dt.datetime.now(dt.UTC))
+        again = ingest_sirene_ul(engine, unites, chunk_size=chunk_size, columnar=columnar, now=dt.datetime.now(dt.UTC))
         out.append((report.to_dict(), sink.getvalue(), again.to_dict(), _categories(engine)))
         with engine.begin() as conn:
             conn.execute(delete(E))

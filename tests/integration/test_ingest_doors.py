@@ -43,7 +43,8 @@ def bodacc_record(ident: str, family: str, siren: str, **kw) -> dict:
 
 
 def test_bodacc_attaches_known_businesses_and_keeps_unknown_pending(engine, tmp_path):
-    ingest_sirene(engine, write(tmp_path / "s.csv", [row(), row(siret=SIRET_B)]), today=TODAY)
+    ingest_sirene(engine, write(tmp_path / "s.csv", [row(), row(siret=SIRET_B)]), today=TODAY,
+                  now=dt.datetime.now(dt.UTC))
     records = [
         bodacc_record(
             "A1",
@@ -63,7 +64,7 @@ def test_bodacc_attaches_known_businesses_and_keeps_unknown_pending(engine, tmp_
     ]
     path = tmp_path / "bodacc.json"
     path.write_text(json.dumps(records))
-    report = ingest_bodacc(engine, path, today=TODAY)
+    report = ingest_bodacc(engine, path, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert report.read == 5 and report.accepted == 4 and report.rejected == {"invalid SIREN '123456789'": 1}
     assert (
         report.events["collective_procedure"] == 1
@@ -79,12 +80,12 @@ def test_bodacc_attaches_known_businesses_and_keeps_unknown_pending(engine, tmp_
     closed = business(engine, SIRET_B)
     assert closed["state"] == "closed" and closed["lifecycle_stage"] == "closed"
 
-    again = ingest_bodacc(engine, path, today=TODAY)
+    again = ingest_bodacc(engine, path, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert sum(again.events.values()) == 0 and again.skipped["already stored"] == 3
     assert len(events(engine)) == 3
 
     # The pending creation resolves when Sirene brings its establishment.
-    ingest_sirene(engine, write(tmp_path / "s2.csv", [row(siret=SIRET_C)]), today=TODAY)
+    ingest_sirene(engine, write(tmp_path / "s2.csv", [row(siret=SIRET_C)]), today=TODAY, now=dt.datetime.now(dt.UTC))
     assert events(engine)["A3"]["status"] == "accepted" and events(engine)["A3"]["siret"] == SIRET_C
 
 
@@ -93,7 +94,7 @@ def test_bodacc_csv_export(engine, tmp_path):
     line = 'C1;2026-11-20;collective;"443061841,443 061 841";;"{""nature"": ""Liquidation judiciaire""}"'
     path = tmp_path / "export.csv"
     path.write_text(header + "\n" + line + "\n", encoding="utf-8")
-    report = ingest_bodacc(engine, path, today=TODAY)
+    report = ingest_bodacc(engine, path, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert report.to_dict()["events"] == {"closure": 1, "pending (business not known yet)": 1}
 
 
@@ -110,7 +111,7 @@ def test_partner_file_import_is_idempotent_and_validated(engine, tmp_path):
         f"b3;creation;{SIRET_A[:-1]}9;2026-11-03;;;;;;;;;\n",
         encoding="utf-8",
     )
-    report = import_partner_file(engine, path, partner="bge", today=dt.date.today())
+    report = import_partner_file(engine, path, partner="bge", today=dt.date.today(), now=dt.datetime.now(dt.UTC))
     assert (
         report.read == 3
         and report.accepted == 2
@@ -128,10 +129,10 @@ def test_partner_file_import_is_idempotent_and_validated(engine, tmp_path):
     )
     assert b["lifecycle_stage"] == "creation"
 
-    again = import_partner_file(engine, path, partner="bge", today=dt.date.today())
+    again = import_partner_file(engine, path, partner="bge", today=dt.date.today(), now=dt.datetime.now(dt.UTC))
     assert again.skipped["already stored"] == 2 and sum(again.events.values()) == 0
     # The pending first hire resolves when Sirene brings the SIRET.
-    ingest_sirene(engine, write(tmp_path / "s.csv", [row(siret=SIRET_B)]), today=TODAY)
+    ingest_sirene(engine, write(tmp_path / "s.csv", [row(siret=SIRET_B)]), today=TODAY, now=dt.datetime.now(dt.UTC))
     assert events(engine)["b2"]["status"] == "accepted"
 
 
@@ -139,7 +140,7 @@ def test_unknown_partner_is_refused(engine, tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("external_id;type;siret;occurred_on\n")
     with pytest.raises(LookupError, match="unknown partner"):
-        import_partner_file(engine, path, partner="nobody", today=dt.date.today())
+        import_partner_file(engine, path, partner="nobody", today=dt.date.today(), now=dt.datetime.now(dt.UTC))
 
 
 def test_deadline_reminders_once_per_deadline_offset_and_business(engine, tmp_path):
@@ -149,22 +150,23 @@ def test_deadline_reminders_once_per_deadline_offset_and_business(engine, tmp_pa
             tmp_path / "s.csv",
             [row(), row(siret=SIRET_B, trancheEffectifsEtablissement="NN"), row(siret=SIRET_C)],
         ),
-        today=TODAY,
+        today=TODAY, now=dt.datetime.now(dt.UTC),
     )
     ingest_sirene(
         engine,
         write(tmp_path / "s2.csv", [row(siret=SIRET_C, etatAdministratifEtablissement="F")]),
-        today=TODAY,
+        today=TODAY, now=dt.datetime.now(dt.UTC),
     )
     ingest_sirene(  # a unit in partial diffusion is never reminded either
         engine,
         write(tmp_path / "s3.csv", [row(siret="44306184100021", statutDiffusionEtablissement="P")]),
-        today=TODAY,
+        today=TODAY, now=dt.datetime.now(dt.UTC),
     )
     deadline = Deadline(
         "einvoicing-issuing-2027", dt.date(2027, 9, 1), "t", "s", frozenset({"micro", "pme"}), ("x",)
     )
-    run = emit_deadlines(engine, today=dt.date(2026, 12, 10), deadlines=[deadline], chunk_size=1)
+    run = emit_deadlines(engine, today=dt.date(2026, 12, 10), deadlines=[deadline], chunk_size=1,
+                         now=dt.datetime.now(dt.UTC))
     assert [(d.id, o) for d, o in run.due] == [("einvoicing-issuing-2027", 270)]
     assert run.report.events["deadline"] == 2  # the closed establishment is not reminded
     ids = {i for i in events(engine) if i.startswith("deadline:")}
@@ -172,9 +174,9 @@ def test_deadline_reminders_once_per_deadline_offset_and_business(engine, tmp_pa
         f"deadline:einvoicing-issuing-2027:270:{SIRET_A}",
         f"deadline:einvoicing-issuing-2027:270:{SIRET_B}",
     }
-    again = emit_deadlines(engine, today=dt.date(2026, 12, 11), deadlines=[deadline])
+    again = emit_deadlines(engine, today=dt.date(2026, 12, 11), deadlines=[deadline], now=dt.datetime.now(dt.UTC))
     assert again.report.events["deadline"] == 0 and again.report.skipped["already reminded"] == 2
-    later = emit_deadlines(engine, today=dt.date(2027, 3, 6), deadlines=[deadline])
+    later = emit_deadlines(engine, today=dt.date(2027, 3, 6), deadlines=[deadline], now=dt.datetime.now(dt.UTC))
     assert later.report.events["deadline"] == 2  # the 180-day reminder is a new one
 
 
@@ -206,7 +208,7 @@ def test_cli_json_report_and_rejects_file(engine, db_url, tmp_path, monkeypatch)
 def test_partner_file_respects_the_partner_scope(engine, tmp_path):
     add_partner(engine, "cma35", ["creation"], ["departement:35"], now=dt.datetime.now(dt.UTC))
     ingest_sirene(engine, write(tmp_path / "s.csv", [row(siret=SIRET_B, codeCommuneEtablissement="29019")]),
-                  today=TODAY)  # fmt: skip
+                  today=TODAY, now=dt.datetime.now(dt.UTC))  # fmt: skip
     path = tmp_path / "cma.csv"
     path.write_text(
         "external_id;type;siret;occurred_on;commune_code\n"
@@ -215,7 +217,7 @@ def test_partner_file_respects_the_partner_scope(engine, tmp_path):
         f"elsewhere;creation;{SIRET_B};2026-11-02;\n",
         encoding="utf-8",
     )
-    report = import_partner_file(engine, path, partner="cma35", today=dt.date.today())
+    report = import_partner_file(engine, path, partner="cma35", today=dt.date.today(), now=dt.datetime.now(dt.UTC))
     assert report.read == 3 and report.accepted == 1
     assert sum(report.rejected.values()) == 2
     assert set(events(engine)) == {"ok"}

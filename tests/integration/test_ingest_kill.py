@@ -31,7 +31,8 @@ from store.db import get_engine
 from orchestrator.app.ingest import ingest_sirene
 if __name__ == "__main__":
     engine = get_engine(sys.argv[1])
-    ingest_sirene(engine, sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=400, parallel=True)
+    ingest_sirene(engine, sys.argv[2], today=dt.date(2026, 11, 27), now=dt.datetime.now(dt.UTC), chunk_size=400,
+                  parallel=True)
 """
 
 
@@ -101,13 +102,13 @@ def test_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
     month1 = write_rows(tmp_path / "m1.csv", first)
     month2 = write_rows(tmp_path / "m2.csv", second_month(first))
 
-    ingest_sirene(engine, month1, today=TODAY)
-    ingest_sirene(engine, month2, today=TODAY)
+    ingest_sirene(engine, month1, today=TODAY, now=dt.datetime.now(dt.UTC))
+    ingest_sirene(engine, month2, today=TODAY, now=dt.datetime.now(dt.UTC))
     expected = state(engine)
     assert len(expected[1]) > 1000  # the second month carries many events
 
     clear(engine)
-    ingest_sirene(engine, month1, today=TODAY)
+    ingest_sirene(engine, month1, today=TODAY, now=dt.datetime.now(dt.UTC))
     baseline = len(state(engine)[1])
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
@@ -119,7 +120,7 @@ def test_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
     partial = state(engine)
     assert baseline < len(partial[1]) < len(expected[1]), "the kill did not land mid-ingest"
 
-    report = ingest_sirene(engine, month2, today=TODAY)
+    report = ingest_sirene(engine, month2, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert report.read == ROWS
     assert state(engine) == expected
 
@@ -129,7 +130,8 @@ import datetime as dt, sys
 from store.db import get_engine
 from orchestrator.app.ingest import ingest_bodacc
 if __name__ == "__main__":
-    ingest_bodacc(get_engine(sys.argv[1]), sys.argv[2], today=dt.date(2026, 11, 27), chunk_size=200)
+    ingest_bodacc(get_engine(sys.argv[1]), sys.argv[2], today=dt.date(2026, 11, 27), now=dt.datetime.now(dt.UTC),
+                  chunk_size=200)
 """
 
 
@@ -145,20 +147,20 @@ def test_bodacc_sigkill_then_rerun_equals_one_run(engine, db_url, tmp_path):
         r[POS["etatAdministratifEtablissement"]] = "A"
         r[POS["trancheEffectifsEtablissement"]] = "NN"
         known.append(r)
-    ingest_sirene(engine, write_rows(tmp_path / "s.csv", known), today=TODAY)
+    ingest_sirene(engine, write_rows(tmp_path / "s.csv", known), today=TODAY, now=dt.datetime.now(dt.UTC))
     path = bodacc_file(tmp_path / "bodacc.jsonl", 40_000)
-    ingest_bodacc(engine, path, today=TODAY)
+    ingest_bodacc(engine, path, today=TODAY, now=dt.datetime.now(dt.UTC))
     expected = state(engine)
     expected_bodacc = len([e for e in expected[1] if e[0] == "bodacc"])
     assert any(e[0] == "bodacc" and e[6] == "accepted" for e in expected[1])
 
     clear(engine)
-    ingest_sirene(engine, tmp_path / "s.csv", today=TODAY)
+    ingest_sirene(engine, tmp_path / "s.csv", today=TODAY, now=dt.datetime.now(dt.UTC))
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "-c", BODACC_RUNNER, db_url, str(path)], cwd=root,
                             env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
     kill_when(proc, engine, select(func.count()).select_from(E).where(E.c.source == "bodacc"), more_than=100)
     assert 0 < len([e for e in state(engine)[1] if e[0] == "bodacc"]) < expected_bodacc
 
-    ingest_bodacc(engine, path, today=TODAY)
+    ingest_bodacc(engine, path, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert state(engine) == expected

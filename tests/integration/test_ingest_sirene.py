@@ -34,7 +34,7 @@ def events(engine) -> list[tuple]:
 
 
 def ingest(engine, tmp_path, rows, name="stock.csv", **kw):
-    return ingest_sirene(engine, write(tmp_path / name, rows), today=TODAY, **kw)
+    return ingest_sirene(engine, write(tmp_path / name, rows), today=TODAY, **kw, now=dt.datetime.now(dt.UTC))
 
 
 def test_first_load_keeps_active_tpe_with_family_and_territory(engine, tmp_path):
@@ -250,7 +250,7 @@ def test_truncated_file_changes_nothing(engine, tmp_path):
     path = write(tmp_path / "m2.csv", [row(etatAdministratifEtablissement="F"), row(siret=SIRET_B)])
     path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(SireneFormatError, match="truncated"):
-        ingest_sirene(engine, path, today=TODAY)
+        ingest_sirene(engine, path, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert businesses(engine) == before and events(engine) == []
 
 
@@ -272,7 +272,7 @@ def test_pending_bodacc_event_is_resolved_when_the_business_arrives(engine, tmp_
     }
     path = tmp_path / "bodacc.jsonl"
     path.write_text(json.dumps(record) + "\n")
-    report = ingest_bodacc(engine, path, today=TODAY)
+    report = ingest_bodacc(engine, path, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert report.events["takeover"] == 1 and report.events["pending (business not known yet)"] == 1
     assert events(engine) == [("bodacc", "A2026-1", "takeover", None, "pending", False)]
     sirene = ingest(engine, tmp_path, [row(), row(siret=SIRET_A[:9] + "00023", etablissementSiege="false")])
@@ -309,7 +309,7 @@ def test_store_counts_match_the_report(engine, tmp_path):
     from bench.ingest_data import write_sirene
 
     path = write_sirene(tmp_path / "gen.csv", 3000)
-    report = ingest_sirene(engine, path, today=TODAY, chunk_size=700)
+    report = ingest_sirene(engine, path, today=TODAY, chunk_size=700, now=dt.datetime.now(dt.UTC))
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(B)).scalar() == report.stored
         assert conn.execute(select(func.count()).select_from(E)).scalar() == sum(report.events.values())

@@ -28,7 +28,7 @@ def event_types(engine) -> list[tuple[str, str]]:
 
 
 def sirene(engine, tmp_path, name, **values):
-    return ingest_sirene(engine, write(tmp_path / name, [row(**values)]), today=TODAY)
+    return ingest_sirene(engine, write(tmp_path / name, [row(**values)]), today=TODAY, now=dt.datetime.now(dt.UTC))
 
 
 def radiation(engine, tmp_path):
@@ -36,7 +36,7 @@ def radiation(engine, tmp_path):
               "registre": [SIRET_A[:9]]}
     path = tmp_path / "bodacc.jsonl"
     path.write_text(json.dumps(record) + "\n")
-    report = ingest_bodacc(engine, path, today=TODAY)
+    report = ingest_bodacc(engine, path, today=TODAY, now=dt.datetime.now(dt.UTC))
     assert report.events["closure"] == 1
 
 

@@ -63,7 +63,7 @@ def test_file_scope_same_rejects_one_store_read_per_chunk(engine, tmp_path):
     ingest_sirene(
         engine,
         write(tmp_path / "s.csv", [row(siret=s[1], codeCommuneEtablissement="29019"), row(siret=s[2])]),
-        today=TODAY,
+        today=TODAY, now=dt.datetime.now(dt.UTC),
     )
     path = tmp_path / "cma.csv"
     path.write_text(
@@ -80,7 +80,8 @@ def test_file_scope_same_rejects_one_store_read_per_chunk(engine, tmp_path):
     )
     sink = Sink()
     with place_reads(engine) as reads:
-        report = import_partner_file(engine, path, partner="cma35", rejects=sink, chunk_size=4, today=dt.date.today())
+        report = import_partner_file(engine, path, partner="cma35", rejects=sink, chunk_size=4, today=dt.date.today(),
+                                     now=dt.datetime.now(dt.UTC))
     assert report.read == 8 and report.accepted == 4
     assert [(r.line, r.field) for r in sink.rejects] == [
         (3, "type"),
@@ -100,7 +101,7 @@ def test_file_scope_same_rejects_one_store_read_per_chunk(engine, tmp_path):
 def test_api_and_file_use_the_same_scope_rule(engine, tmp_path):
     s = sirets(3)
     ingest_sirene(engine, write(tmp_path / "s.csv", [row(siret=s[1], codeCommuneEtablissement="29019")]),
-                  today=TODAY)  # fmt: skip
+                  today=TODAY, now=dt.datetime.now(dt.UTC))  # fmt: skip
     events = [
         EventIn("partner:1", "a", "creation", TODAY, siret=s[0], business=BusinessFacts(s[0], commune_code="75111")),
         EventIn("partner:1", "b", "takeover", TODAY, siret=s[0]),

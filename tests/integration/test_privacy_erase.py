@@ -76,7 +76,8 @@ def test_erase_leaves_nothing_personal_keeps_counts_and_refuses_the_comeback(env
     later = NOW + dt.timedelta(days=2)
     app = bootstrap(settings, clock=lambda: later)
     recent = (later.date() - dt.timedelta(days=5)).isoformat()
-    ingest_sirene(engine, write(tmp_path / "again.csv", [row(dateCreationEtablissement=recent)]), today=later.date())
+    ingest_sirene(engine, write(tmp_path / "again.csv", [row(dateCreationEtablissement=recent)]), today=later.date(),
+                  now=NOW)
     with TestClient(create_app(bootstrap(settings))) as client:
         answer = post_events(client, built.token, [partner_item("bge-2", built.siret)])
     assert answer["accepted"] == 1 and answer["withheld"] == 1

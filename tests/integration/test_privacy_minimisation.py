@@ -50,7 +50,7 @@ def test_a_partner_file_and_a_json_feed_drop_undeclared_fields_with_a_count(sett
                    "payload.note\n"
                    f"cma-1;creation;{SIRET_A};2026-11-20;;parcours-creation;M. Morel;A rappeler\n"
                    f"cma-2;creation;{SIRET_C};2026-11-21;;;Mme Riou;\n", encoding="utf-8")
-    report = import_partner_file(engine, csv, partner="cma-35", today=NOW.date())
+    report = import_partner_file(engine, csv, partner="cma-35", today=NOW.date(), now=NOW)
     assert report.accepted == 2 and report.events["champs non déclarés retirés"] == 2
     stored = payloads(engine)
     assert stored["cma-1"] == {"program": "parcours-creation", "note": "A rappeler"}
@@ -66,7 +66,7 @@ def test_a_partner_file_and_a_json_feed_drop_undeclared_fields_with_a_count(sett
     class Feed:  # what ingest_partner_json reads of a feed row
         partner = "cma-35"
 
-    report = ingest_partner_json(app, Feed(), body, today=NOW.date())
+    report = ingest_partner_json(app, Feed(), body, today=NOW.date(), now=NOW)
     assert report.events["champs non déclarés retirés"] == 1
     assert payloads(engine)["cma-3"] == {"adviser_role": "conseiller_cma"}
 

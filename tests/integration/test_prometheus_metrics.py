@@ -35,7 +35,8 @@ def test_metrics_match_the_store_and_need_the_token(settings, engine):
     with engine.connect() as conn:
         pid = conn.execute(select(Partner.__table__.c.id)).scalar()
     items = [creation_item(f"m-{i}", email=f"p{i}@exemple.fr") for i in range(4)]
-    store_events(engine, [validate_item(item, f"partner:{pid}", "bge-35", today=dt.date.today()) for item in items])
+    store_events(engine, [validate_item(item, f"partner:{pid}", "bge-35", today=dt.date.today()) for item in items],
+                 now=dt.datetime.now(dt.UTC))
     plan_all(bootstrap(settings))  # on the system clock: the enrollments are recent
 
     client = TestClient(create_app(bootstrap(settings)))

@@ -33,7 +33,7 @@ def test_status_counts_queued_due_and_failed_per_channel(env_settings, engine, m
             validate_item(creation_item(f"s{i}", email=f"p{i}@exemple.fr", occurred_on=EVENT_DAY), "partner:1", "bge",
                           today=dt.date.today())
             for i in range(5)
-        ],
+        ], now=NOW,
     )
     plan_all(bootstrap(env_settings, clock=lambda: NOW))
     m = Message.__table__

@@ -29,7 +29,6 @@ WALL_CLOCK = re.compile(r"\bdatetime\.(?:now|utcnow|today)\(|\bdate\.today\(|\bt
 # Where the wall clock is read on purpose, and why.
 CLOCK_ALLOWED = {
     "orchestrator/app/bootstrap.py": "system_clock, the App's clock",
-    "store/models.py": "utcnow, called only by the writers of STAMP_PENDING",
     "orchestrator/prefect/warm.py": "asks Prefect for the runs due on Prefect's own clock",
     "orchestrator/app/dispatch.py": "benchmark figures in epoch seconds, lined up across processes",
     "integrations/webhook.py": "a request's signing time, which the receiver checks against its own clock",
@@ -38,16 +37,10 @@ CLOCK_ALLOWED = {
 }
 
 
-# `store.models.utcnow()` is the wall clock under another name: called only where a writer does not get its moment
-# from its caller yet, each named with what it waits for. No column has a default time either.
+# Every writer stamps its rows with the `now` its caller passes (the App's clock): no `utcnow()` wall clock under
+# another name comes back, and no column has a default time either.
 STAMP = re.compile(r"(?<!def )\butcnow\(")
-STAMP_PENDING = {
-    "store/events.py": "store_events stamps events and businesses itself (being moved to the App's unit of work)",
-    "store/ingest.py": "the bulk ingests stamp their rows themselves (being moved to the App's unit of work)",
-    "store/businesses.py": "upsert_businesses without `now`: store/events.py does not pass one yet",
-    "store/proposals.py": "record_proposals without `now`: store/events.py does not pass one yet",
-    "store/suppressions.py": "inherit_suppressions without `now`: store/events.py does not pass one yet",
-}
+STAMP_PENDING: dict[str, str] = {}
 COLUMN_CLOCK = re.compile(r"default(?:_factory)?\s*=\s*(?:utcnow|dt\.datetime\.now|datetime\.now|func\.now)\b")
 
 

@@ -56,7 +56,8 @@ def build_business(settings, engine, tmp_path) -> Built:
     """Sirene row + partner event + sent e-mail + callback request, through the real doors."""
     app = bootstrap(settings, clock=lambda: NOW)
     recent = (NOW.date() - dt.timedelta(days=20)).isoformat()
-    ingest_sirene(engine, write(tmp_path / "stock.csv", [row(dateCreationEtablissement=recent)]), today=NOW.date())
+    ingest_sirene(engine, write(tmp_path / "stock.csv", [row(dateCreationEtablissement=recent)]), today=NOW.date(),
+                  now=NOW)
     apply_campaign(engine, load_spec(campaign_spec("bienvenue-35")), now=NOW)
     token = add_partner(engine, "bge-35", ["creation"], ["departement:35"], now=NOW)
     with TestClient(create_app(bootstrap(settings))) as client:
