@@ -590,14 +590,14 @@ def store_siren_events(
     if not events:
         return
     with engine.begin() as conn:
-        now = now_param(conn, now)
+        stamp = now_param(conn, now)
         targets = businesses_for_sirens(conn, [e.siren for e in events if e.siren])
         rows = []
         for e in events:
             target = targets.get(e.siren or "")
             if target is not None and e.siret is None:
                 e.siret = target[1]
-            rows.append(event_row(e, target[0] if target else None, now))
+            rows.append(event_row(e, target[0] if target else None, stamp))
         new = insert_new_events(conn, rows)
         effects = []
         for row in new:
