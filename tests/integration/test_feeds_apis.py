@@ -80,6 +80,13 @@ def app(settings):
     return bootstrap(settings)
 
 
+@pytest.fixture(autouse=True)
+def _today():
+    """Today in Paris when the test starts, not when the module was imported (a run may cross midnight)."""
+    global TODAY
+    TODAY = dt.datetime.now(ZoneInfo("Europe/Paris")).date()
+
+
 def count(engine, source: str) -> int:
     with engine.connect() as conn:
         return conn.execute(
