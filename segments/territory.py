@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -64,7 +65,6 @@ LEVELS: tuple[str, ...] = ("commune", "epci", "departement", "region")
 @dataclass(frozen=True, slots=True)
 class CommuneInfo:
     """A current commune and the territories it belongs to (`epci` is None for the few outside any EPCI)."""
-
     code: str
     nom: str
     epci: str | None
@@ -75,7 +75,6 @@ class CommuneInfo:
 @dataclass(frozen=True, slots=True)
 class Epci:
     """An intercommunality (EPCI à fiscalité propre): SIREN code, name, kind (CC, CA, CU, METRO, MET69)."""
-
     code: str
     nom: str
     type: str
@@ -84,7 +83,6 @@ class Epci:
 @dataclass(frozen=True, slots=True)
 class Departement:
     """A département with its région and the IANA time zone its send windows are computed in."""
-
     code: str
     nom: str
     region: str
@@ -94,7 +92,6 @@ class Departement:
 @dataclass(frozen=True, slots=True)
 class Region:
     """A région (or overseas collectivité acting as one)."""
-
     code: str
     nom: str
 
@@ -264,7 +261,6 @@ EXAMPLES = "departement:35, epci:243500139, commune:35238, region:53, ou un nom 
 @dataclass(frozen=True, slots=True)
 class Place:
     """One territory of the reference data: its level, its code and its name."""
-
     level: str
     code: str
     name: str
@@ -281,7 +277,6 @@ class Place:
 
 
 def _norm(text: str) -> str:
-    import unicodedata
 
     plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     for sep in "-'’_.":

@@ -19,7 +19,8 @@ from sqlalchemy import delete, false, func, or_, select, true, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.campaign_spec import TerritorySpec
-from store.models import Business, CallTask, Campaign, Message, SignInFailure, UserAccount
+from segments.territory import TerritoryError, parse_territory_text
+from store.models import Business, CallTask, Campaign, Message, SignInFailure, TriggerEvent, UserAccount
 
 USERS = UserAccount.__table__
 CAMPAIGNS = Campaign.__table__
@@ -114,7 +115,6 @@ def authenticate(engine: Engine, email: str, password: str, now: dt.datetime) ->
 class SignInLimits:
     """How many password checks may run: per (e-mail, source address) and per source address, within a
     window; an attempt refused for being over a limit may be tried again once its oldest check ages out."""
-
     per_email_and_source: int = 5
     per_source: int = 30
     window: dt.timedelta = dt.timedelta(minutes=15)
@@ -123,7 +123,6 @@ class SignInLimits:
 @dataclass(frozen=True)
 class SignInAttempt:
     """A sign-in attempt: `attempt_id` when its password may be checked, else how long to wait."""
-
     attempt_id: int | None
     retry_after: dt.timedelta = dt.timedelta(0)
 
@@ -210,7 +209,6 @@ def user_by_id(engine: Engine, user_id: int) -> Any | None:
 @dataclass(frozen=True)
 class Scope:
     """What a signed-in user may see."""
-
     user_id: int
     role: str
     name: str
@@ -341,8 +339,6 @@ def task(conn: Connection, scope: Scope, task_id: int) -> Any | None:
 def parse_territory(text: str) -> dict[str, list[str]]:
     """ "departement:35, Rennes Métropole" -> {"departements": ["35"], "epci": ["243500139"]}: the one territory
     parser of `segments.territory` (codes checked, names resolved); AccountError with its French sentence."""
-    from segments.territory import TerritoryError, parse_territory_text
-
     try:
         return parse_territory_text(text)
     except TerritoryError as exc:
@@ -353,8 +349,6 @@ def partner_events(conn: Connection, partner_id: int, *, after_id: int = 0, sinc
                    limit: int = 100) -> list[Any]:
     """A partner's own submitted events (never another's), oldest first, received since a moment and after
     an id (for paging)."""
-    from store.models import TriggerEvent
-
     events = TriggerEvent.__table__
     query = (select(events.c.id, events.c.external_id, events.c.type, events.c.siret, events.c.occurred_on,
                     events.c.status, events.c.received_at, events.c.planned)

@@ -12,7 +12,10 @@ from sqlalchemy.engine import Connection, Engine
 from orchestrator.core.barometer import MIN_COUNT, Answer, Barometer, build_barometer
 from orchestrator.core.diagnostic import stored_levels
 from orchestrator.core.stats import overlap_tables
+from segments.territory import commune, departements, epcis, regions
+from store.accounts import territory_contains
 from store.models import Business, Interaction
+from store.report import global_effects, label_for
 
 BUSINESS = Business.__table__
 INTERACTIONS = Interaction.__table__
@@ -29,8 +32,6 @@ def territory_clause(territory: dict[str, list[str]]):
 
 def territory_label(territory: dict[str, list[str]]) -> str:
     """The French names of a territory's places ("Ille-et-Vilaine", "Rennes Métropole, Vitré"...)."""
-    from segments.territory import commune, departements, epcis, regions
-
     names = []
     for key, codes in territory.items():
         for code in codes:
@@ -68,8 +69,6 @@ def barometer_answers(conn: Connection, territory: dict[str, list[str]]) -> list
 
 def barometer(engine: Engine, territory: dict[str, list[str]], text: str, *, min_count: int = MIN_COUNT) -> Barometer:
     """The barometer of a territory (the same for the dashboard page, its CSV and `declic barometre`)."""
-    from store.report import label_for
-
     with engine.connect() as conn:
         answers = barometer_answers(conn, territory)
         businesses = conn.execute(
@@ -86,9 +85,6 @@ def barometer(engine: Engine, territory: dict[str, list[str]], text: str, *, min
 def global_effects_around(conn: Connection, territory: dict[str, list[str]]) -> list[dict]:
     """The global effects (`store.report.global_effects`) of the territories with a global control group that lie
     inside this territory or hold it: what the programme changed there, against businesses no campaign contacted."""
-    from store.accounts import territory_contains
-    from store.report import global_effects
-
     out = []
     for g in global_effects(conn):
         place = {g["level"]: [g["code"]]}

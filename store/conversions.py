@@ -15,7 +15,9 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection
 
 from store.models import Business, CallTask, Enrollment, Interaction, Message, TriggerEvent
+from store.privacy import CALLBACK_CONSENT_TEXT, SMS_CONSENT_TEXT, give_consent, owner_of_campaign
 from store.sql import insert_for
+from triggers.model import ADOPTION_CATEGORIES
 
 MESSAGES = Message.__table__
 INTERACTIONS = Interaction.__table__
@@ -57,7 +59,6 @@ def record_interaction(
 @dataclass(frozen=True, slots=True)
 class CallbackStored:
     """The call task behind a callback request, and whether it was new."""
-
     task_id: int
     created: bool
     assignee: str
@@ -83,8 +84,6 @@ def request_callback(
     campaigns of that owner may use it, other owners may not. With `sms` (the person ticked the SMS box), an
     SMS consent to that owner and number is recorded as well, apart (its own purpose and text).
     """
-    from store.privacy import CALLBACK_CONSENT_TEXT, SMS_CONSENT_TEXT, give_consent, owner_of_campaign
-
     existing = conn.execute(select(TASKS.c.id).where(TASKS.c.message_id == msg.id)).first()
     values = {
         "business_id": msg.business_id,
@@ -239,8 +238,6 @@ def record_task_adoption(
 ) -> bool:
     """After an ambassador's call: "a commencé à utiliser ..." counts as one `tool_adopted` of that category for
     the task's message (once per task and category). `category` is a code of ADOPTION_CATEGORIES."""
-    from triggers.model import ADOPTION_CATEGORIES
-
     if category not in ADOPTION_CATEGORIES:
         raise ValueError(f"catégorie d'adoption inconnue : {category}")
     task = conn.execute(select(TASKS).where(TASKS.c.id == task_id)).first()

@@ -15,7 +15,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Engine
 
 from orchestrator.core.durations import parse_duration
-from store.models import Feed
+from store.models import Feed, Partner
 
 FEEDS = Feed.__table__
 FORMATS = ("partner-csv", "partner-json", "sirene", "bodacc", "bodacc-api", "sirene-api")
@@ -35,7 +35,6 @@ class FeedError(ValueError):
 @dataclass(frozen=True)
 class FeedRow:
     """One feed as read from the store."""
-
     id: int
     name: str
     format: str
@@ -153,7 +152,6 @@ def add_feed(
         if conn.execute(select(FEEDS.c.id).where(FEEDS.c.name == name)).first():
             raise FeedError(f"un flux s'appelle déjà {name}")
         if partner:
-            from store.models import Partner
 
             if not conn.execute(
                 select(Partner.__table__.c.id).where(Partner.__table__.c.name == partner)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from store.models import Business, CallTask, Enrollment, FollowupTask, Interaction
 from store.sql import insert_for
+from triggers.model import ADOPTION_CATEGORIES
 
 FOLLOWUPS = FollowupTask.__table__
 INTERACTIONS = Interaction.__table__
@@ -99,8 +100,6 @@ def complete_followup(conn: Connection, followup_id: int, clause, *, outcome: st
                       note: str, by: str, now: dt.datetime) -> bool:
     """Record a follow-up's outcome (and, for "a commencé à utiliser", the tool's adoption category as a
     `tool_adopted` of the business); False when the scope does not see it or it is done already."""
-    from triggers.model import ADOPTION_CATEGORIES
-
     if outcome not in OUTCOMES:
         raise ValueError("Résultat du suivi inconnu.")
     if outcome == "started" and category not in ADOPTION_CATEGORIES:

@@ -24,9 +24,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
+from stdnum.fr import siret as siret_number
 
+from segments.territory import validate_codes
+from store.conversions import record_interaction
 from store.journeys import Reject, _checked_rows, _read, _territory, _upsert
 from store.models import Interaction, Intermediary, IntermediaryClient
 from store.sql import among, chunks, insert_for
@@ -66,7 +70,6 @@ def _expected(text: str, columns: tuple[str, ...], optional: tuple[str, ...]) ->
 
 
 def _valid_email(value: str) -> bool:
-    from email_validator import EmailNotValidError, validate_email
 
     try:
         validate_email(value, check_deliverability=False)
@@ -77,8 +80,6 @@ def _valid_email(value: str) -> bool:
 
 def parse_intermediaries(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Validated intermediary rows and the lines rejected (line, field, reason in French)."""
-    from segments.territory import validate_codes
-
     def check(r: dict[str, str], bad: Callable[[str, str], None]) -> dict[str, Any]:
         if not r.get("name"):
             bad("name", "nom manquant")
@@ -122,8 +123,6 @@ def _date(value: str) -> dt.date | None:
 def parse_clients(text: str, known: dict[str, int], source: str, today: dt.date
                   ) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Validated (intermediary, SIRET) links and the lines rejected; `known` maps intermediary keys to ids."""
-    from stdnum.fr import siret as siret_number
-
     rows, rejects = _read(text, _expected(text, CLIENT_COLUMNS, CLIENT_OPTIONAL))
     out: dict[tuple[int, str], dict[str, Any]] = {}
     for line, r in rows:
@@ -246,7 +245,6 @@ def record_answer(conn: Connection, msg, answer: str, at: dt.datetime) -> bool:
         INTERACTIONS.c.message_id == msg.id, INTERACTIONS.c.kind == kind)).scalar()
     if done:
         return False
-    from store.conversions import record_interaction
 
     record_interaction(conn, msg, kind, {"answer": answer, "recipient": msg.recipient}, at=at)
     return True

@@ -33,7 +33,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.planner import AmbassadorView, OfferView
-from store.models import Ambassador, Enrollment, Offer
+from segments.taxonomy import families, naf_entry
+from segments.territory import LEVELS, commune, communes_of, validate_codes
+from store.models import Ambassador, Business, Enrollment, Offer
 from store.sql import insert_for
 
 AMBASSADORS = Ambassador.__table__
@@ -56,7 +58,6 @@ _GRANT_IN_PRICE = re.compile(r"%|\bdépenses\b|\bjusqu'à\b|\brembours|\bprise e
 @dataclass(frozen=True, slots=True)
 class Reject:
     """A CSV line left out: its number (the header is line 1), the field at fault and why, in French."""
-
     line: int
     field: str
     reason: str
@@ -119,8 +120,6 @@ def _checked_rows(rows: list[tuple[int, dict[str, str]]], check: RowCheck) -> tu
 
 def _territory(cell: str | None, bad: Callable[[str, str], None]) -> list[str]:
     """A `territory` cell's "level:code" items ("epci:243500139|departement:35"); a bad item is a fault."""
-    from segments.territory import LEVELS, validate_codes
-
     items = _items(cell)
     for item in items:
         level, _, code = item.partition(":")
@@ -133,9 +132,6 @@ def _territory(cell: str | None, bad: Callable[[str, str], None]) -> list[str]:
 
 def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Validated ambassador rows and the lines rejected."""
-    from segments.taxonomy import families, naf_entry
-    from segments.territory import validate_codes
-
     def check(r: dict[str, str], bad: Callable[[str, str], None]) -> dict[str, Any]:
         if not r.get("name"):
             bad("name", "nom manquant")
@@ -185,8 +181,6 @@ def parse_ambassadors(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
 
 def parse_offers(text: str) -> tuple[list[dict[str, Any]], list[Reject]]:
     """Validated offer rows and the lines rejected."""
-    from segments.taxonomy import families
-
     def check(r: dict[str, str], bad: Callable[[str, str], None]) -> dict[str, Any]:
         for fld in ("title", "provider", "duration", "hours"):
             if not r.get(fld):
@@ -290,8 +284,6 @@ def _served(communes: tuple[str, ...], epcis: tuple[str, ...], departements: tup
             ) -> tuple[frozenset[str], frozenset[str]]:
     """The commune codes (with arrondissements) and départements an ambassador serves; cached, as the
     territory reference never changes while the engine runs."""
-    from segments.territory import commune, communes_of
-
     deps = set(departements)
     deps |= {info.departement for info in map(commune, communes) if info}
     for epci in epcis:
@@ -326,8 +318,6 @@ def offer_views(conn: Connection) -> list[OfferView]:
 def ambassador_gaps(conn: Connection, campaign_id: int | None = None) -> list[tuple]:
     """Where no ambassador fitted (the campaign's contact stood in): (campaign id, métier family, département,
     enrollments), most first, for the dashboard."""
-    from store.models import Business
-
     business = Business.__table__
     query = (select(ENROLLMENTS.c.campaign_id, business.c.metier_family, business.c.departement_code, func.count())
              .select_from(ENROLLMENTS.join(business, business.c.id == ENROLLMENTS.c.business_id))

@@ -19,8 +19,9 @@ from sqlalchemy.engine import Connection
 from orchestrator.core.campaign_spec import PAUSE_MONTHS, CampaignSpec, not_for_me_action
 from orchestrator.core.planner import JOURNEY_ENDING_ANSWERS, TESTIMONY_DELAY
 from store.conversions import ADOPTION_KIND, record_interaction
-from store.models import Business, CallTask, Campaign, Enrollment, Message, MessageEvent, TriggerEvent
+from store.models import Business, CallTask, Campaign, Enrollment, Interaction, Message, MessageEvent, TriggerEvent
 from store.sql import insert_for
+from triggers.model import ADOPTION_CATEGORIES
 
 BUSINESS = Business.__table__
 CAMPAIGNS = Campaign.__table__
@@ -35,7 +36,6 @@ TAKEOVER_STAGE = "transfer"  # `triggers.lifecycle.STAGES`: the business is bein
 @dataclass(frozen=True, slots=True)
 class Answered:
     """What an answer did: its action, and the date a pause ends (None otherwise)."""
-
     action: str
     paused_until: dt.datetime | None = None
     task_id: int | None = None
@@ -151,9 +151,6 @@ def start_takeover(conn: Connection, msg, now: dt.datetime, zone: ZoneInfo) -> N
 def record_tool_answer(conn: Connection, msg, category: str, now: dt.datetime) -> bool:
     """ "Déjà équipé": the owner's answer to "quel outil utilisez-vous ?" as one `tool_adopted` of that category
     (`triggers.model.ADOPTION_CATEGORIES`), once per message and category."""
-    from store.models import Interaction
-    from triggers.model import ADOPTION_CATEGORIES
-
     if category not in ADOPTION_CATEGORIES:
         raise ValueError(f"catégorie d'adoption inconnue : {category}")
     table = Interaction.__table__

@@ -13,6 +13,7 @@ from sqlalchemy import case, func, inspect, select
 from sqlalchemy.engine import Connection
 
 from store.models import Business, Campaign, Enrollment, Feed, Message, MessageEvent, Partner, TriggerEvent
+from store.report import ROLLUP
 
 CAMPAIGNS = Campaign.__table__
 MESSAGES = Message.__table__
@@ -47,8 +48,6 @@ def paused_campaigns(conn: Connection, since: dt.datetime | None = None) -> list
 
 def rollup_summary(conn: Connection) -> list[tuple[str, int, dt.datetime | None]]:
     """(campaign name, rollup rows, refreshed at) of every rolled-up campaign."""
-    from store.report import ROLLUP
-
     rows = conn.execute(select(CAMPAIGNS.c.name, func.count(), func.max(ROLLUP.c.refreshed_at))
                         .select_from(ROLLUP.join(CAMPAIGNS, CAMPAIGNS.c.id == ROLLUP.c.campaign_id))
                         .group_by(CAMPAIGNS.c.name).order_by(CAMPAIGNS.c.name)).all()
@@ -64,7 +63,6 @@ def feed_marks(conn: Connection) -> dict[str, tuple[dt.datetime, dt.datetime | N
 @dataclass
 class OpsFigures:
     """Everything `/metrics` shows, read in one go."""
-
     partner_events: dict[tuple[str, str], int] = field(default_factory=dict)  # (partner, status) -> events
     outbox: dict[tuple[str, str], int] = field(default_factory=dict)  # (status, channel) -> messages
     oldest_due_seconds: dict[str, float] = field(default_factory=dict)  # channel -> age of the oldest due

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.outcomes import Outcome, SendResult
-from store.models import Business, Campaign, Feed, Message, MessageEvent, Notice
+from store.models import Business, Campaign, Feed, Interaction, Message, MessageEvent, Notice
 from store.sql import insert_for
 from store.suppressions import ADDRESS_KIND, suppressed_among
 
@@ -186,7 +186,6 @@ class Fence:
     connection is kept for the batch with two fixed statements: the ORM and Core overhead per message
     used to cost more than the SMTP exchange itself.
     """
-
     def __init__(self, engine: Engine, owner: str, clock: Callable[[], dt.datetime]) -> None:
         self.owner, self._clock = owner, clock
         self.handed_over: set[int] = set()
@@ -399,8 +398,6 @@ def business_messages(conn: Connection, siret: str) -> dict | None:
     its steps (planned, claimed, sent, retry, failed, cancelled, delivered, bounced...) and what the owner
     did with it (click, unsubscribe...), in time order.
     """
-    from store.models import Interaction
-
     interactions = Interaction.__table__
     business = conn.execute(select(BUSINESS).where(BUSINESS.c.siret == siret)).first()
     if business is None:

@@ -28,11 +28,13 @@ from orchestrator.core.planner import (
     FollowUp,
     GlobalHoldout,
     Plan,
+    PlannedMessage,
     StepDecision,
+    overlaps,
 )
 from segments.language import CONVERSION_KINDS
 from segments.taxonomy import families, naf_entry
-from segments.territory import commune
+from segments.territory import commune, validate_codes
 from store.intermediaries import relayed_enrollments, with_relays
 from store.models import (
     Business,
@@ -519,7 +521,6 @@ def apply_followups(conn: Connection, decisions: Sequence[StepDecision], now: dt
         if d.message is not None:
             rows.append(_message_row(d.campaign_id, d.enrollment_id, d.business_id, d.message, now))
         else:
-            from orchestrator.core.planner import PlannedMessage
 
             # A row per stopped step keeps it from being judged again on the next run.
             stub = PlannedMessage(d.step, d.channel or "email", d.template or "-", "", now, {}, None)
@@ -589,8 +590,6 @@ MAX_GLOBAL_HOLDOUT = 10.0  # percent: a global control group is a small share
 
 def parse_holdout(place: str, share: str) -> tuple[str, str, float]:
     """("departement", "35", 2.0) from "departement:35" and "2%"; a French ValueError otherwise."""
-    from segments.territory import validate_codes
-
     level, _, code = place.partition(":")
     level, code = level.strip().lower(), code.strip()
     if level not in HOLDOUT_LEVELS or not code:
@@ -625,8 +624,6 @@ def campaign_overlaps(conn: Connection, spec: CampaignSpec, campaign_id: int | N
     """The active campaigns of other owners that overlap this one (same trigger, intersecting territory and
     segment): who they are, who wins the arbitration, how many businesses both segments select today, and
     how many each has left to the other so far."""
-    from orchestrator.core.planner import overlaps
-
     rule = CampaignRule(campaign_id or 0, 1, spec)
     found = overlaps(rule, active_campaigns(conn, {}))
     out = []

@@ -14,11 +14,15 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, literal, select
 from sqlalchemy.engine import Connection, Engine
 
+from orchestrator.core.campaign_spec import CampaignSpec
+from orchestrator.core.diagnostic import stored_levels
 from orchestrator.core.labels import CHANNELS, TRIGGERS
 from orchestrator.core.labels import MESSAGE_STATUS as MESSAGE_STATUS_LABELS
 from orchestrator.core.labels import NOT_FOR_ME as NOT_FOR_ME_LABELS
-from orchestrator.core.stats import DIMENSIONS, CampaignReport, FunnelRow, build_report
-from store.conversions import ADOPTION_KIND, CONVERSION_KINDS, RESPONSE_KINDS
+from orchestrator.core.stats import DIMENSIONS, CampaignReport, FunnelRow, build_report, marginals
+from segments.taxonomy import families
+from segments.territory import commune, departements, epcis
+from store.conversions import ADOPTION_KIND, CONVERSION_KINDS, RESPONSE_KINDS, attribute_conversions
 from store.models import (
     Business,
     CallTask,
@@ -29,8 +33,11 @@ from store.models import (
     Interaction,
     Message,
     MessageEvent,
+    TerritoryHoldout,
     TriggerEvent,
 )
+from store.rediagnostic import asked
+from triggers.model import ADOPTION_CATEGORIES
 
 BUSINESS = Business.__table__
 CAMPAIGNS = Campaign.__table__
@@ -172,9 +179,6 @@ def refresh_rollup(
     per campaign however many messages it sent. Late conversion events are attributed first, so the
     nightly run also catches events whose business became known after they arrived.
     """
-    from orchestrator.core.stats import marginals
-    from store.conversions import attribute_conversions
-
     with engine.begin() as conn:
         attribute_conversions(conn)
     if campaign_ids is None:
@@ -216,9 +220,6 @@ def campaign_rows(
 
 def label_for(dimension: str, code: str | None) -> str:
     """The French name of a code of one breakdown dimension."""
-    from segments.taxonomy import families
-    from segments.territory import commune, departements, epcis
-
     if not code:
         return ""
     if dimension == "metier_family":
@@ -315,9 +316,6 @@ def diagnostic_figures(conn: Connection, campaign_id: int) -> dict[str, dict[str
     (`store.rediagnostic`), and, per enrollment, the latest readable answer given after its enrolment (a control
     business answers only the diagnostic offered after the measurement window): `asked`, `scores` (0-5),
     `appetites` (version-2 answers only: low/medium/high)."""
-    from orchestrator.core.diagnostic import stored_levels
-    from store.rediagnostic import asked
-
     e, i = ENROLLMENTS, INTERACTIONS
     latest: dict[int, tuple[Any, str, Any]] = {}
     for r in conn.execute(
@@ -487,7 +485,6 @@ def _interaction_extra(kind: str, data: dict[str, Any]) -> str:
     if kind == "diagnostic_completed" and "score" in data:
         return f"{data['score']}/5"
     if kind == ADOPTION_KIND:
-        from triggers.model import ADOPTION_CATEGORIES
 
         return ADOPTION_CATEGORIES.get(data.get("category") or "", "")
     if kind == "callback_request":
@@ -630,8 +627,6 @@ def overlap_figures(conn: Connection, campaign) -> dict[str, Any]:
     moment (0 when the groups are clean); `global_effect`: one row per territory global control group
     touching the campaign (programme vs global control, conversion rates).
     """
-    from orchestrator.core.campaign_spec import CampaignSpec
-
     cov, winner = COVERAGE, CAMPAIGNS.alias("winner")
     covered = []
     for winner_id, name, count in conn.execute(
@@ -675,8 +670,6 @@ def global_effects(conn: Connection, campaign_id: int | None = None) -> list[dic
     """The whole programme's effect on each territory with a global control group (touching this campaign's
     businesses when given): businesses enrolled by any campaign (treatment or holdout) against those kept
     in the territory's global control group, converted afterwards or not."""
-    from store.models import TerritoryHoldout
-
     holdouts = TerritoryHoldout.__table__
     out = []
     for h in conn.execute(select(holdouts).where(holdouts.c.percent > 0).order_by(holdouts.c.id)):

@@ -56,6 +56,9 @@ from typing import Any
 
 import yaml
 
+from templates.preview import FAMILIES, TRIGGERS, matrix_contexts
+from templates.render import library
+
 LEXICON_FILE = Path(__file__).parent / "lexicon.yaml"
 MESSAGES_DIR = Path(__file__).parent / "messages"
 TRADES_FILE = Path(__file__).parent / "trades.yaml"
@@ -94,7 +97,6 @@ _SENDER_WORDS = ("de la part de", "au nom de", "l'equipe", "cordialement", "envo
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem (or measure) in one place: a file and a line (1-based; 0 when it concerns the whole text)."""
-
     path: str
     line: int
     severity: str
@@ -108,7 +110,6 @@ class Finding:
 @dataclass(slots=True)
 class Report:
     """The findings of one run, and the readability score of every text linted."""
-
     findings: list[Finding] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     texts: int = 0
@@ -195,7 +196,6 @@ def words(text: str) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class Sentence:
     """A sentence and the (1-based) line it starts on."""
-
     line: int
     text: str
 
@@ -251,7 +251,6 @@ def kandel_moles(text: str) -> float | None:
 @dataclass(frozen=True, slots=True)
 class SmsLength:
     """How an SMS travels: encoding, length in units, segments, and the characters that forced UCS-2."""
-
     encoding: str
     units: int
     segments: int
@@ -277,7 +276,6 @@ def sms_length(text: str) -> SmsLength:
 @dataclass(frozen=True, slots=True)
 class Term:
     """A jargon term, its plain replacement and the pattern that finds it in folded text."""
-
     term: str
     replacement: str
     pattern: re.Pattern[str]
@@ -293,7 +291,6 @@ class Term:
 class Lexicon:
     """The jargon terms indexed by their first two letters (a word start only tries the terms that can start
     there), and the hype pattern."""
-
     terms: tuple[Term, ...]
     by_key: dict[str, tuple[tuple[int, re.Pattern[str]], ...]]
     hype: re.Pattern[str] | None
@@ -461,7 +458,6 @@ def _is_partial(path: Path) -> bool:
 
 class _SourceMap:
     """Finds the source line (template, parent, shared part or trades.yaml) that produced a rendered line."""
-
     _TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}")
 
     def __init__(self, files: Sequence[Path]) -> None:
@@ -498,7 +494,6 @@ class _SourceMap:
 
 
 def _families_for(name: str) -> list[str]:
-    from templates.preview import FAMILIES
 
     stem = name.rsplit("/", 1)[-1].split(".")[0]
     if stem == "default":
@@ -515,14 +510,10 @@ def _display(path: Path) -> str:
 
 def lint_template(path: Path, lexicon: str | None = None) -> tuple[list[Finding], dict[str, float]]:
     """Lint one leaf template rendered for each family it serves; findings point to source lines."""
-    from templates.preview import matrix_contexts
-    from templates.render import library
-
     located = _template_root(path)
     shown = _display(path)
     if located is None:
         # a loose template (a draft): rendered from its own folder; channel and trigger read from its name
-        from templates.preview import TRIGGERS
 
         tokens = set(re.split(r"[._\-/]", path.name))
         trigger = next((t for t in TRIGGERS if t in tokens or t in path.parts), "creation")
@@ -633,7 +624,6 @@ def lint_paths(paths: Iterable[str | Path], lexicon: str | None = None) -> Repor
 
 class _PageText(HTMLParser):
     """The text a person reads on a page: tags dropped, block elements on their own lines, scripts skipped."""
-
     BLOCKS = {"p", "li", "h1", "h2", "h3", "h4", "div", "section", "label", "button", "legend", "tr", "br", "option",
               "title", "summary", "dt", "dd", "td", "th", "a"}
 

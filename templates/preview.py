@@ -6,10 +6,14 @@ trigger and number of offers; tests, the linter and ``declic templates preview``
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
+from orchestrator.core.links import links_for
+from segments.taxonomy import naf_entries, trade_wordings
 from templates.render import Rendered, TemplateLibrary, library
 
 CHANNELS = ("email", "sms", "letter", "call")
@@ -103,16 +107,12 @@ _ROWS = ((0, 0, 0, 0), (1, 1, 1, 1), (0, 1, 1, 1), (1, 0, 1, 1), (1, 1, 0, 1), (
 @lru_cache(maxsize=1)
 def matrix_links() -> dict[str, str]:
     """Links of the real lengths: signed landing and unsubscribe tokens (make_token), the short link."""
-    from orchestrator.core.links import links_for
-
     return links_for(_MATRIX_SECRET, MATRIX_BASE_URL, _MATRIX_MESSAGE_ID, now=_MATRIX_SIGNED_AT)
 
 
 @lru_cache(maxsize=1)
 def _trade_extremes() -> dict[str, tuple[tuple[str, str], tuple[str, str]]]:
     """Per family, the (NAF code, métier) of the longest and of the shortest business noun of its sub-classes."""
-    from segments.taxonomy import naf_entries, trade_wordings
-
     by_family: dict[str, list[tuple[int, str, str]]] = {}
     for code, wording in trade_wordings().items():
         entry = naf_entries().get(code)
@@ -128,9 +128,6 @@ def _trade_extremes() -> dict[str, tuple[tuple[str, str], tuple[str, str]]]:
 @lru_cache(maxsize=1)
 def _commune_extremes() -> tuple[tuple[str, str], tuple[str, str]]:
     """(name, postal-code-like département) of the longest and the shortest commune name of the reference."""
-    import csv
-    from importlib import resources
-
     text = resources.files("segments.data").joinpath("communes.csv").read_text(encoding="utf-8")
     rows = [(len(r["nom"]), r["nom"], r["departement"]) for r in csv.DictReader(text.splitlines())
             if r.get("type") == "commune-actuelle"]

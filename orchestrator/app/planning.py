@@ -29,6 +29,7 @@ from orchestrator.core.planner import (
     plan_followups,
 )
 from orchestrator.core.schedule import due_occurrence
+from store.followups import schedule_followups
 from store.journeys import ambassador_views, offer_views
 from store.planning import (
     active_campaigns,
@@ -54,6 +55,7 @@ from store.planning import (
     stored_moments,
     suppressed_for,
 )
+from store.rediagnostic import plan_rediagnostics
 
 log = logging.getLogger("declic.planning")
 
@@ -191,11 +193,9 @@ def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = 
                  lambda conn, subset: _plan_occurrence(app, conn, subset, now, limit, policy)):
         done, rules = _isolated(app, work, rules, now)
         counts.update(done)
-    from store.followups import schedule_followups
 
     with app.engine.begin() as conn:  # 30- and 90-day follow-ups of new callbacks, enrolments and meetings
         counts["followup_tasks"] += schedule_followups(conn, now, app.zone)
-    from store.rediagnostic import plan_rediagnostics
 
     with app.engine.begin() as conn:  # the diagnostic offered again: after a conversion, to the control sample
         counts.update(plan_rediagnostics(conn, now, unavailable=policy.unavailable))
@@ -226,7 +226,6 @@ def _isolated(app: App, work: Work, rules: list[CampaignRule], now: dt.datetime
 
 def _culprits(app: App, work: Work, rules: list[CampaignRule]) -> dict[int, Exception]:
     """The campaigns whose work fails on its own, tried one by one in transactions rolled back."""
-
     def failure(subset: list[CampaignRule]) -> Exception | None:
         with app.engine.connect() as conn:
             transaction = conn.begin()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from orchestrator.app.bootstrap import App
+from store import audit
 from store import privacy as sp
 
 EXPORT_FORMAT = "declic-export-donnees/1"
@@ -105,8 +107,6 @@ def _sources(raw: dict[str, Any], zone: ZoneInfo) -> list[dict[str, Any]]:
 
 def _sent_text(app: App, message: dict[str, Any]) -> dict[str, Any]:
     """The text of a message as it left (rendered again from its stored context, as dispatch did)."""
-    from types import SimpleNamespace
-
     from orchestrator.app.dispatch import outgoing
 
     if message["status"] not in ("sent", "delivered", "handed_over", "unknown", "claimed") or not message["context"]:
@@ -124,8 +124,6 @@ def export_business(app: App, siret: str, *, actor: str | None = None, role: str
     """Everything held about one business and its contacts, in one JSON-ready document (French keys).
 
     With an `actor`, the export is written to the audit trail (who, when, which business, role, territory)."""
-    from store import audit
-
     siret = clean_siret(siret)
     with app.engine.begin() as conn:
         row = sp.business_by_siret(conn, siret)
@@ -241,7 +239,6 @@ def _short(value: Any) -> str:
 @dataclass
 class Erasure:
     """What an erasure did."""
-
     business_id: int
     rows: dict[str, int] = field(default_factory=dict)
     hashes: int = 0
@@ -255,8 +252,6 @@ def erase(app: App, siret: str, *, reason: str, actor: str, role: str = "cli",
     e-mails and the phones are kept only as keyed hashes in the suppression list, so that a later Sirene
     row, BODACC record or partner event about them never contacts them nor stores their contacts again.
     """
-    from store import audit
-
     siret = clean_siret(siret)
     if not reason.strip():
         raise PrivacyError("Indiquez la raison de l'effacement (--reason).")
@@ -329,8 +324,6 @@ def purge(app: App, *, dry_run: bool, actor: str = "flow:privacy-retention", rol
 
     `dry_run` only counts. The CLI (`declic privacy purge`) and the nightly flow call this same function.
     """
-    from store import audit
-
     now = app.clock()
     contact_before = now - dt.timedelta(days=app.settings.retention_contact_days)
     text_before = now - dt.timedelta(days=app.settings.retention_text_days)
@@ -352,8 +345,6 @@ def purge(app: App, *, dry_run: bool, actor: str = "flow:privacy-retention", rol
 def audit_entries(app: App, *, since: dt.datetime | None = None, user: str | None = None,
                   limit: int = 1000) -> list[dict[str, Any]]:
     """The audit trail, latest first, with the action said in French."""
-    from store import audit
-
     with app.engine.connect() as conn:
         rows = audit.entries(conn, since=since, actor=user, limit=limit)
     for r in rows:

@@ -10,12 +10,17 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.core.durations import ambiguous_m, parse_duration
+from orchestrator.core.schedule import check_rule
+from orchestrator.core.windows import NIGHT_END, NIGHT_START
 from segments.language import Segment, TerritoryFilter, segment_warnings
+from segments.taxonomy import families
+from segments.territory import METROPOLITAN_TIMEZONE, commune, departement_timezone
 from triggers.model import TRIGGER_TYPES
 
 # "relay": the business's intermediary (accountant, CMA/CCI or bank adviser) hears of it in a digest (issue 16).
@@ -50,7 +55,6 @@ TerritorySpec = TerritoryFilter
 
 class Contact(Strict):
     """A person to call or write to (the campaign's fallback when no ambassador fits)."""
-
     name: str
     metier: str | None = None
     phone: str | None = None
@@ -60,7 +64,6 @@ class Contact(Strict):
 
 class Logo(Strict):
     """The sender's logo at the top of its e-mails: an https image, and the words read when images are off."""
-
     url: str = Field(pattern=r"^https://\S+$", max_length=500)
     alt: str = Field(min_length=1, max_length=120)
 
@@ -74,7 +77,6 @@ class Sender(Strict):
     E-mails leave as "<name> <mail_from>" (without `mail_from`: the owner's name as a mailbox of the sending
     domain, DECLIC_MAIL_DOMAIN), answers go to `reply_to` (else `email`); see `integrations.email_smtp`.
     """
-
     name: str
     address: str
     email: str | None = None
@@ -86,7 +88,6 @@ class Sender(Strict):
 
 class Owner(Strict):
     """The collectivité that owns the campaign, and its territory."""
-
     name: str
     territory: TerritorySpec
 
@@ -107,7 +108,6 @@ class Step(Strict):
     `no_conversion`), evaluated when the step falls due. `fallback` lists the channels tried when the
     business lacks this one (default: the rest of e-mail -> SMS -> letter -> call; `[]` for none).
     """
-
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     channel: str = "email"
@@ -167,7 +167,6 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 class Timing(Strict):
     """When messages may leave: weekends and public holidays are off unless said; windows by family override
     the defaults of `orchestrator.core.windows` (as "HH:MM" pairs, never at night)."""
-
     weekends: bool = False
     holidays: bool = False
     windows: dict[str, list[tuple[str, str]]] = Field(default_factory=dict)
@@ -175,8 +174,6 @@ class Timing(Strict):
     @field_validator("windows")
     @classmethod
     def _windows(cls, value: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
-        from orchestrator.core.windows import NIGHT_END, NIGHT_START
-        from segments.taxonomy import families
 
         unknown = [f for f in value if f not in families() and f != "default"]
         if unknown:
@@ -193,14 +190,12 @@ class Timing(Strict):
 
 class Cap(Strict):
     """At most `messages` per business in any `days` days."""
-
     messages: int = Field(ge=1)
     days: int = Field(ge=1, le=365)
 
 
 class Pressure(Strict):
     """This campaign's own caps (the global caps always apply too) and how long a capped message may wait."""
-
     caps: list[Cap] = Field(default_factory=list)
     max_defer: str | int = "14d"
 
@@ -213,7 +208,6 @@ class Pressure(Strict):
 
 class Variant(Strict):
     """An A/B template variant (`<family>.<name>.j2`) and its share of the treatment arm."""
-
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,19}$")
     weight: int = Field(default=1, ge=1)
 
@@ -221,7 +215,6 @@ class Variant(Strict):
 class Schedule(Strict):
     """A dated or recurring campaign: `start` in local time, an optional RFC 5545 rule, the campaign's own
     minimum interval between two contacts of one business."""
-
     start: dt.datetime
     rrule: str | None = None
     timezone: str | None = None
@@ -234,7 +227,6 @@ class Schedule(Strict):
     def _rule(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        from orchestrator.core.schedule import check_rule
 
         check_rule(value)
         return value
@@ -243,7 +235,6 @@ class Schedule(Strict):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         if value is not None:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
             try:
                 ZoneInfo(value)
@@ -304,7 +295,6 @@ def not_for_me_action(spec: CampaignSpec | None, reason: str) -> str:
 class CampaignSpec(Strict):
     """A whole campaign: owner, voice, who (segment), when (triggers and/or schedule, timing), what (steps),
     how much (pressure), and how its effect is measured (holdout, variants)."""
-
     name: str = Field(min_length=3, max_length=120, pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str | None = None
     owner: Owner
@@ -395,7 +385,6 @@ class CampaignSpec(Strict):
         one."""
         if self.schedule and self.schedule.timezone:
             return self.schedule.timezone
-        from segments.territory import METROPOLITAN_TIMEZONE, commune, departement_timezone
 
         terr = self.owner.territory
         deps = list(terr.departements)

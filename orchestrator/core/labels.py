@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
+from segments.taxonomy import families
+
 # A message's status in the outbox, and the steps of its history.
 MESSAGE_STATUS = {
     "planned": "prévu",
@@ -219,8 +221,6 @@ def label(kind: str, code: str | None) -> str:
 def family(code: str | None) -> str:
     """The trade family's name from segments/data/families.csv ("Hôtellerie-restauration"); "Autres activités"
     for a business without one."""
-    from segments.taxonomy import families
-
     if not code:
         return families()["autre"].label if "autre" in families() else "Autres activités"
     found = families().get(code)

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from orchestrator.core.campaign_spec import CampaignSpec, Step, parse_delay
 from orchestrator.core.windows import holiday_checker, next_slot, overrides_key, place_of, window_for
+from segments.taxonomy import normalize_naf
 
 CONTACT_KIND = {"email": "email", "sms": "phone", "call": "phone", "letter": "postal"}
 # Offer kinds that suit each moment best first (DOMAIN, Tableau 2: creation -> first steps, critical -> results).
@@ -51,7 +52,6 @@ OFFER_PREFERENCE = {
 @dataclass(frozen=True, slots=True)
 class BusinessView:
     """What the planner knows of a business."""
-
     id: int
     siret: str
     name: str | None
@@ -87,7 +87,6 @@ class Candidate:
     For an occurrence, `campaign_id` names its campaign, `trigger_key` is `occurrence:<iso>` and `at` is
     the occurrence's instant; `event_id` is None.
     """
-
     event_id: int | None
     type: str
     occurred_on: dt.date
@@ -106,7 +105,6 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class CampaignRule:
     """An active campaign as stored: id, version and its validated spec."""
-
     id: int
     version: int
     spec: CampaignSpec
@@ -115,7 +113,6 @@ class CampaignRule:
 @dataclass(frozen=True, slots=True)
 class AmbassadorView:
     """An ambassador as the planner sees it: who, what they serve, and how many introductions are left this month."""
-
     id: int
     name: str
     metier: str | None
@@ -133,7 +130,6 @@ class AmbassadorView:
 @dataclass(frozen=True, slots=True)
 class OfferView:
     """An offer: what a template shows, and which trades and places it fits (empty means all)."""
-
     id: int
     title: str
     provider: str
@@ -157,7 +153,6 @@ class OfferView:
 @dataclass(frozen=True, slots=True)
 class Policy:
     """Pressure limits across all campaigns and owners: at most `messages` per business in any `days` days."""
-
     caps: tuple[tuple[int, int], ...] = ((1, 7), (3, 30))
     # Channels whose settings are missing (no DECLIC_SMS_URL...): never chosen, the step's fallback applies.
     unavailable: frozenset[str] = frozenset()
@@ -196,7 +191,6 @@ class PlannedEnrollment:
 class Coverage:
     """A business a campaign matched but left to another for this moment (`covered`, by `covered_by`), or
     kept out of every campaign as part of its territory's global control group (`global`)."""
-
     campaign_id: int
     business_id: int
     event_id: int | None
@@ -211,7 +205,6 @@ class Coverage:
 @dataclass(frozen=True, slots=True)
 class GlobalHoldout:
     """A territory's global control group: `percent` of its businesses that no campaign contacts for a year."""
-
     level: str  # commune | epci | departement | region
     code: str
     percent: float
@@ -224,7 +217,6 @@ class GlobalHoldout:
 @dataclass(frozen=True, slots=True)
 class Skip:
     """A business a campaign did not contact, and why."""
-
     campaign_id: int | None
     event_id: int | None
     business_id: int
@@ -382,7 +374,6 @@ def choose_channel(step: Step, b: BusinessView, suppressed: set[tuple[str, str]]
 
 class PlaceIndex:
     """Ambassadors or offers by the places they serve, so a business only looks at those near it."""
-
     def __init__(self, items: Iterable[Any]):
         self.by: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
         self.national: list[Any] = []
@@ -460,8 +451,6 @@ def _ambassador_shortlist(b: BusinessView, index: PlaceIndex) -> list[tuple[int,
 @lru_cache(maxsize=4096)
 def _dotted_naf(code: str | None) -> str | None:
     """A NAF sub-class as ambassadors store it ("4322A" -> "43.22A"), or None."""
-    from segments.taxonomy import normalize_naf
-
     try:
         return normalize_naf(code) if code else None
     except ValueError:
@@ -551,7 +540,6 @@ def origin(b: BusinessView, c: Candidate) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class Personalised:
     """What a treatment message says to one business: its ambassador, offers, variant and render context."""
-
     ambassador: AmbassadorView | None
     offers: list[OfferView]
     variant: str | None
@@ -594,7 +582,6 @@ def _sender(spec: CampaignSpec) -> dict[str, Any]:
 
 class _Pressure:
     """Messages already planned or sent per business, across campaigns, and the caps they must respect."""
-
     def __init__(self, history: Mapping[int, Sequence[tuple[int, dt.datetime]]], policy: Policy):
         self.history = history
         self.added: dict[int, list[tuple[int, dt.datetime]]] = defaultdict(list)
@@ -629,7 +616,6 @@ class _Pressure:
 
 class _Slots:
     """Send slots for a business's family and place, cached (the same few answers recur across a batch)."""
-
     def __init__(self, is_holiday: Callable[[dt.date], bool] | None):
         self.is_holiday = is_holiday
         self.cache: dict[tuple[Any, ...], dt.datetime] = {}
@@ -832,7 +818,6 @@ def _global_reason(holdout: GlobalHoldout | None) -> str:
 @dataclass(frozen=True, slots=True)
 class FollowUp:
     """A journey whose previous step has left: the next step may be due."""
-
     enrollment_id: int
     campaign_id: int
     business: BusinessView
@@ -851,7 +836,6 @@ class FollowUp:
 @dataclass(frozen=True, slots=True)
 class StepDecision:
     """A later step's outcome: a message to store, or the reason the journey stops there."""
-
     enrollment_id: int
     campaign_id: int
     business_id: int
@@ -960,7 +944,6 @@ def free_offers_context(context: dict[str, Any], b: BusinessView) -> dict[str, A
 @dataclass(frozen=True, slots=True)
 class AnswerDue:
     """An enrollment whose "pas pour moi" answer has a message of its own due now (`ANSWER_STEP`)."""
-
     enrollment_id: int
     campaign_id: int
     business: BusinessView
@@ -1023,7 +1006,6 @@ def plan_answer_messages(
 @dataclass(frozen=True, slots=True)
 class Overlap:
     """Another owner's campaign reaching the same businesses for the same moment, and who speaks to them."""
-
     other: CampaignRule
     triggers: tuple[str, ...]
     winner_id: int  # the campaign that enrols a business both match (`arbitration_key`)

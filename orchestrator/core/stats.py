@@ -12,6 +12,8 @@ conversion of a business that never clicked).
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
@@ -19,6 +21,7 @@ from operator import attrgetter
 from typing import Any
 
 from orchestrator.core.labels import label as fr_label
+from triggers.model import ADOPTION_CATEGORIES
 
 Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal distribution
 STAGES = ("targeted", "contacted", "delivered", "clicked", "responded", "converted")
@@ -47,7 +50,6 @@ DIMENSIONS = {
 @dataclass(frozen=True, slots=True)
 class FunnelRow:
     """Counts of one group of enrollments (the store's grain)."""
-
     arm: str
     variant: str | None
     trigger_type: str | None
@@ -128,7 +130,6 @@ def marginals(rows: Iterable[FunnelRow]) -> list[FunnelRow]:
 @dataclass(slots=True)
 class Counts:
     """Funnel counts of a set of enrollments."""
-
     targeted: int = 0
     contacted: int = 0
     delivered: int = 0
@@ -187,7 +188,6 @@ def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float,
 @dataclass(frozen=True, slots=True)
 class Uplift:
     """Conversion rate of the treated minus the control group's, with its 95 % interval."""
-
     basis: str  # "contacted" (treated who were reached) or "targeted" (every treatment enrollment)
     treated_n: int
     treated_converted: int
@@ -259,7 +259,6 @@ def funnel_by_arm(rows: Iterable[FunnelRow]) -> dict[str, Counts]:
 @dataclass(frozen=True, slots=True)
 class VariantComparison:
     """One variant against the reference (the first variant): converted and clicked among contacted."""
-
     variant: str
     contacted: int
     clicked: int
@@ -302,7 +301,6 @@ def compare_variants(rows: Iterable[FunnelRow]) -> list[VariantComparison]:
 @dataclass(slots=True)
 class Table:
     """A titled table of plain values (numbers stay numbers; formatting is the printer's job)."""
-
     key: str
     title: str
     columns: list[tuple[str, str]]  # (key, French header)
@@ -313,7 +311,6 @@ class Table:
 @dataclass(slots=True)
 class CampaignReport:
     """Everything measured about one campaign."""
-
     campaign: str
     title: str
     status: str
@@ -550,8 +547,6 @@ def build_report(
 def adoption_tables(adoption: dict[str, dict[str, Any]]) -> tuple[Uplift | None, Uplift | None, list[Table]]:
     """Adoption by arm (Wilson intervals), its uplift against the control group (Newcombe's interval; among the
     contacted and over whole arms, as for conversion) and adoption by category."""
-    from triggers.model import ADOPTION_CATEGORIES
-
     t, h = adoption.get("treatment") or {}, adoption.get("holdout") or {}
     g = {key: int(t.get(key, 0)) for key in ("targeted", "contacted", "adopted", "contacted_adopted")}
     ht, ha = int(h.get("targeted", 0)), int(h.get("adopted", 0))
@@ -791,9 +786,6 @@ def fr_cell(value: Any, kind: str) -> str:
 
 def table_csv(table: Table) -> str:
     """One table as CSV (comma separated, raw numbers with a dot, French headers)."""
-    import csv
-    import io
-
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([header for _, header in table.columns])
@@ -809,7 +801,6 @@ def _raw(value: Any) -> Any:
 
 def report_dict(report: CampaignReport) -> dict[str, Any]:
     """The report as plain JSON-ready values."""
-
     def counts(c: Counts) -> dict[str, Any]:
         return {
             **{s: getattr(c, s) for s in STAGES},

@@ -13,26 +13,48 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
-from prefect.runtime import flow_run
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowFilter,
+    FlowFilterId,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterEndTime,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.events import emit_event
+from prefect.runtime import deployment, flow_run
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from orchestrator.app import alerts
 from orchestrator.app.bootstrap import bootstrap, system_clock
 from orchestrator.app.dispatch import dispatch_all, worker_id
+from orchestrator.app.feeds import watch_due_feeds
 from orchestrator.app.ingest import emit_deadlines, ingest_bodacc, ingest_sirene
 from orchestrator.app.planning import plan_batch
+from orchestrator.app.privacy import purge
 from orchestrator.app.rollup import rollup
 from orchestrator.app.run_tally import plan_tally
 from orchestrator.app.settings import get_settings
 from orchestrator.core import run_reports
+from store.ops_metrics import campaign_names, feed_marks, paused_campaigns, rollup_summary
 
 
 def _now(now: str | None) -> dt.datetime | None:
@@ -80,9 +102,6 @@ def dispatch_run_name() -> str:
 
 def sirene_run_name() -> str:
     """`sirene · StockEtablissement 2026-12` (the file's stem and the month of the run)."""
-    import re
-    from pathlib import Path
-
     params = flow_run.parameters or {}
     stem = Path(str(params.get("path") or "")).name.split(".")[0]
     stem = re.sub(r"_utf8$", "", stem) or params.get("kind", "stock")
@@ -92,7 +111,6 @@ def sirene_run_name() -> str:
 
 def _file_run_name(label: str) -> Callable[[], str]:
     def name() -> str:
-        from pathlib import Path
 
         params = flow_run.parameters or {}
         what = Path(str(params["path"])).name if params.get("path") else (params.get("only") or "")
@@ -140,22 +158,6 @@ def _failure_alert(app, run, state) -> alerts.Alert | None:
     """The alert of a failed `plan` or `dispatch` run, read from the Prefect API: the state of the run before
     it (same deployment; for a run by hand, same flow and no deployment) and the last success, which names the
     streak (so the runs failing after the second one report the same cause, queued once)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterId,
-        FlowFilter,
-        FlowFilterId,
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterEndTime,
-        FlowRunFilterId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
     ended = run.end_time or state.timestamp or app.clock()
     with get_client(sync_client=True) as client:
         flow_name = client.read_flow(run.flow_id).name
@@ -196,15 +198,12 @@ def _alert_on_repeated_failure(flow, run, state) -> None:
 
 def _deployed() -> bool:
     # A deployment's run is watched by the automations of `notify-operators`; a run by hand alerts by itself.
-    from prefect.runtime import deployment
 
     return bool(deployment.id)
 
 
 def _announce(event: str, resource_id: str, name: str) -> None:
     """Emit one of Déclic's own events for the automations of prefect.yaml (best effort: never fails a run)."""
-    from prefect.events import emit_event
-
     try:
         emit_event(event=event, resource={"prefect.resource.id": resource_id, "prefect.resource.name": name})
     except Exception:  # noqa: BLE001
@@ -242,8 +241,6 @@ def dispatch_batches_task(now: str | None, limit: int | None, owner: str,
 def report_task(kind: str, total: dict[str, int], detail: dict, since: str | None = None) -> int:
     """Publish the run's artifacts (`kind` "plan" or "dispatch"); for dispatch, announce each campaign paused
     on its error rate during the run (`declic.campaign.paused`: the operators' alert). Returns how many."""
-    from store.ops_metrics import campaign_names, paused_campaigns
-
     app = bootstrap()
     ids = {key[0] for key in detail}
     with app.engine.connect() as conn:
@@ -375,9 +372,6 @@ def deadlines_flow(today: str | None = None) -> dict[str, Any]:
 @task(name="watch-feeds", cache_policy=NONE)
 def watch_feeds_task(only: str | None, now: str | None) -> list[dict[str, Any]]:
     """Watch the due feeds; announce those now failing for a day (`declic.feed.failing`: the operators' alert)."""
-    from orchestrator.app.feeds import watch_due_feeds
-    from store.ops_metrics import feed_marks
-
     app = bootstrap()
     with app.engine.connect() as conn:
         before = feed_marks(conn)
@@ -418,7 +412,6 @@ def notify_run_name() -> str:
 
 @task(name="notify-operators", cache_policy=NONE, retries=1, retry_delay_seconds=[10])
 def notify_task(cause: str, resource: str) -> dict[str, int]:
-    from prefect.client.orchestration import get_client
 
     app = bootstrap()
     if cause == "run-failed":
@@ -453,7 +446,6 @@ def notify_operators_flow(cause: str, resource: str) -> dict[str, int]:
 
 @task(name="metrics-rollup", cache_policy=NONE)
 def rollup_task(day: str | None) -> dict[str, Any]:
-    from store.ops_metrics import rollup_summary
 
     app = bootstrap()
     when = dt.date.fromisoformat(day) if day else app.today() - dt.timedelta(days=1)
@@ -477,7 +469,6 @@ def rollup_flow(day: str | None = None) -> dict[str, Any]:
 
 @task(name="privacy-purge", cache_policy=NONE)
 def privacy_purge_task(now: str | None, dry_run: bool) -> dict[str, dict[str, int]]:
-    from orchestrator.app.privacy import purge
 
     moment = _now(now)
     return purge(bootstrap(clock=(lambda: moment) if moment else None), dry_run=dry_run)
@@ -494,7 +485,5 @@ def privacy_retention_flow(now: str | None = None, dry_run: bool = False) -> dic
 
 def run_once(flow_fn, **params) -> dict[str, int]:
     """Run a flow in this process without the ~1 s heartbeat join at the end of sync flows."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return flow_fn(**params)

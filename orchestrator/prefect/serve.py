@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from orchestrator.app.settings import get_settings, prepare_prefect_env
+
 PREFECT_YAML = Path(__file__).resolve().parents[2] / "prefect.yaml"
 WARM_DEPLOYMENTS = ("plan",)  # run inside `declic serve`: started by events, expected within seconds
 ALERTS_DEPLOYMENT = "notify-operators"  # its triggers are the operators' alerts (orchestrator/app/alerts.py)
@@ -35,7 +37,6 @@ logger = logging.getLogger("declic.serve")
 @dataclass(frozen=True)
 class DeploymentSpec:
     """One deployment of prefect.yaml, as plain data."""
-
     name: str
     module: str
     function: str
@@ -73,6 +74,7 @@ def load_flow(spec: DeploymentSpec):
 
 def runner_deployments(specs: list[DeploymentSpec]) -> list:
     """`RunnerDeployment`s for `prefect.serve`: the schedules, triggers and limits of prefect.yaml."""
+    # Prefect is imported inside the functions: `serve` and `plan_warm` first point PREFECT_HOME at DECLIC_HOME.
     from prefect.client.schemas.schedules import CronSchedule
     from prefect.events import DeploymentEventTrigger
 
@@ -99,7 +101,6 @@ def alerts_line(automations: int, operator_emails: str | None) -> str:
 
 class LocalPrefectServer:
     """A `prefect server start` child on SQLite under `home`, in its own process group (stopped by its id)."""
-
     def __init__(self, home: Path, port: int) -> None:
         self.home, self.port = home, port
         self.proc: subprocess.Popen | None = None
@@ -109,7 +110,7 @@ class LocalPrefectServer:
         return f"http://127.0.0.1:{self.port}/api"
 
     def start(self, timeout: float = 90) -> LocalPrefectServer:
-        import requests
+        import requests  # only when a local server is started (reading prefect.yaml needs none)
 
         self.home.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PREFECT_SERVER_UI_ENABLED=os.environ.get("PREFECT_SERVER_UI_ENABLED", "true"))
@@ -147,7 +148,7 @@ class LocalPrefectServer:
 def start_web(host: str, port: int, app=None):
     """The web app (built from the environment unless given) under uvicorn in a daemon thread; returns the
     server (set `should_exit` to stop it). Its access log masks the tokens of links and callbacks."""
-    import uvicorn
+    import uvicorn  # the web app and its server load only when the web is served (`--no-web` skips 1.2 s)
 
     from web import log_redaction
     from web.app import create_app
@@ -167,8 +168,6 @@ def start_web(host: str, port: int, app=None):
 def serve(*, host: str = "127.0.0.1", port: int = 8000, prefect_port: int = 4200, web: bool = True,
           limit: int | None = None) -> None:
     """Run the web app and every deployment until interrupted (Ctrl-C or SIGTERM)."""
-    from orchestrator.app.settings import get_settings, prepare_prefect_env
-
     settings = get_settings()
     prepare_prefect_env(settings.home)
     # Runs start within about a second of being scheduled or triggered (default poll: 10 s).
@@ -184,7 +183,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, prefect_port: int = 4200
     try:
         import prefect  # noqa: F401  (imported before the first partner request: event emission is instant)
 
-        from orchestrator.prefect.warm import WarmRunner
+        from orchestrator.prefect.warm import WarmRunner  # imports Prefect: after prepare_prefect_env
 
         specs = read_deployments()
         deployments = runner_deployments(specs)
@@ -200,7 +199,7 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, prefect_port: int = 4200
         # The operators' alerts: the triggers of notify-operators become automations when it is served.
         print(alerts_line(sum(len(s.triggers) for s in specs if s.name == ALERTS_DEPLOYMENT),
                           settings.operator_emails), flush=True)
-        from prefect import serve as prefect_serve
+        from prefect import serve as prefect_serve  # after prepare_prefect_env (PREFECT_HOME)
 
         signal.signal(signal.SIGTERM, _raise_interrupt)
         prefect_serve(*deployments, limit=limit, print_starting_message=False)
@@ -247,15 +246,13 @@ def plan_warm(deployment: str = "plan/plan") -> None:
     poll every second); whoever claims a run first executes it, so this process only makes planning start
     sooner, and a cluster without it still plans.
     """
-    from orchestrator.app.settings import get_settings, prepare_prefect_env
-
     if not os.environ.get("PREFECT_API_URL"):
         raise RuntimeError("PREFECT_API_URL is not set: `declic planner` joins a running Prefect server")
     prepare_prefect_env(get_settings().home)
-    from prefect.client.orchestration import get_client
+    from prefect.client.orchestration import get_client  # after prepare_prefect_env (PREFECT_HOME)
     from prefect.exceptions import ObjectNotFound
 
-    from orchestrator.prefect.warm import WarmRunner
+    from orchestrator.prefect.warm import WarmRunner  # imports Prefect: after prepare_prefect_env
 
     with get_client(sync_client=True) as client:
         try:

@@ -35,12 +35,29 @@ import threading
 from typing import Any
 from uuid import UUID
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+from prefect.exceptions import Abort
+from prefect.flow_engine import run_flow
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.states import Cancelled, Crashed, Pending
+from prefect.utilities.callables import get_call_parameters, parameters_to_args_kwargs
+from prefect.utilities.engine import propose_state_sync
+
 logger = logging.getLogger("declic.warm")
 
 
 class WarmRunner:
     """Polls the Prefect API for due runs of one deployment and runs them in this process."""
-
     def __init__(self, deployment_id: UUID, flow: Any, *, poll_seconds: float = 5.0,
                  labels: tuple[str, ...] = ("trigger_event",)) -> None:
         self.deployment_id, self.flow, self.poll_seconds = deployment_id, flow, poll_seconds
@@ -53,7 +70,6 @@ class WarmRunner:
         self._events_task: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
 
     def start(self) -> WarmRunner:
-        from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:
             self.recover(client)
@@ -81,7 +97,6 @@ class WarmRunner:
             self._listener.join(5)
 
     def _loop(self) -> None:
-        from prefect.client.orchestration import get_client
 
         woken = False
         with get_client(sync_client=True) as client:
@@ -107,9 +122,6 @@ class WarmRunner:
 
     async def _subscribe(self) -> None:
         """Set the wake-up flag on every `prefect.flow-run.Scheduled` event of this deployment."""
-        from prefect.events.clients import get_events_subscriber
-        from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
-
         wanted = EventFilter(event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
                              related=EventRelatedFilter(id=[f"prefect.deployment.{self.deployment_id}"]))
         self._events_task = (asyncio.get_running_loop(), asyncio.current_task())
@@ -130,16 +142,6 @@ class WarmRunner:
         Such a run has no one left to finish it, and it would hold the deployment's concurrency slot until
         its lease expires (five minutes). Runs of workers or of other hosts are left alone.
         """
-        from prefect.client.schemas.filters import (
-            DeploymentFilter,
-            DeploymentFilterId,
-            FlowRunFilter,
-            FlowRunFilterState,
-            FlowRunFilterStateType,
-        )
-        from prefect.client.schemas.objects import StateType
-        from prefect.states import Cancelled, Crashed
-
         unfinished = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[self.deployment_id])),
             flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
@@ -174,16 +176,12 @@ class WarmRunner:
 
     def _work(self, run) -> dict[str, Any]:
         # The flow's defaults filled in, as the engine does: `{}` and `{"limit": None}` are the same work.
-        from prefect.utilities.callables import get_call_parameters, parameters_to_args_kwargs
 
         args, kwargs = parameters_to_args_kwargs(self.flow.fn, run.parameters or {})
         return {k: v for k, v in get_call_parameters(self.flow.fn, args, kwargs).items() if k not in self.labels}
 
     @staticmethod
     def _claim(client, run) -> bool:
-        from prefect.exceptions import Abort
-        from prefect.states import Pending
-        from prefect.utilities.engine import propose_state_sync
 
         try:
             return propose_state_sync(client, Pending(), flow_run_id=run.id).is_pending()
@@ -192,9 +190,6 @@ class WarmRunner:
 
     @staticmethod
     def _fold(client, run, *, into) -> None:
-        from prefect.exceptions import Abort
-        from prefect.states import Cancelled
-        from prefect.utilities.engine import propose_state_sync
 
         message = f"Folded into flow run {into.name}, which handles every event committed before it."
         try:
@@ -203,9 +198,6 @@ class WarmRunner:
             pass  # already taken or finished elsewhere
 
     def _execute(self, client, run) -> None:
-        from prefect.flow_engine import run_flow
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-        from prefect.states import Crashed
 
         logger.info("warm runner: flow run %s (%s) starts in this process", run.name, run.id)
         # Parameters come from the flow run, with the flow's defaults filled in, as in a runner's child
