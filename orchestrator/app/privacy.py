@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from orchestrator.app.bootstrap import App
+from orchestrator.app.dispatch import outgoing
 from store import audit
 from store import privacy as sp
 
@@ -107,8 +108,6 @@ def _sources(raw: dict[str, Any], zone: ZoneInfo) -> list[dict[str, Any]]:
 
 def _sent_text(app: App, message: dict[str, Any]) -> dict[str, Any]:
     """The text of a message as it left (rendered again from its stored context, as dispatch did)."""
-    from orchestrator.app.dispatch import outgoing
-
     if message["status"] not in ("sent", "delivered", "handed_over", "unknown", "claimed") or not message["context"]:
         return {}
     try:
@@ -193,6 +192,7 @@ SECTIONS = (
 
 def export_pdf(data: dict[str, Any]) -> bytes:
     """The same export as a short French PDF (DejaVu Sans, A4)."""
+    # The PDF library and the letter fonts load only for a PDF export (about 1 s of start-up otherwise).
     from fpdf import FPDF
 
     from integrations.letter_pdf import FONT_BOLD, FONT_REGULAR
