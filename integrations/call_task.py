@@ -33,16 +33,13 @@ from typing import Any
 from integrations._settings import no_clock, setting
 from integrations.base import Answer, Handoff, OutgoingMessage, register
 from integrations.call_rules import CallAttempt, holiday_subdivision, next_call_slot
+from orchestrator.core.moments import as_utc
 from orchestrator.core.outcomes import Outcome, SendResult
 from orchestrator.core.phones import InvalidNumber, normalise_number
 
 __all__ = ["CallAttempt", "CallFacts", "CallTaskChannel", "business_id_of", "next_call_slot"]
 
 DEFAULT_ASSIGNEE = "adviser"
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +102,7 @@ class CallTaskChannel:
     def send(self, batch: Sequence[OutgoingMessage], on_handoff: Handoff | None = None,
              on_answer: Answer | None = None) -> list[SendResult]:
         """One task per message; refused ones (no consent, bad number, no script, no slot) are PERMANENT."""
-        now = _utc(self.clock())
+        now = as_utc(self.clock())
         results: list[SendResult] = []
         queued_phones: set[str] = set()
         for message in batch:
@@ -144,7 +141,7 @@ class CallTaskChannel:
             return SendResult(message.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie")
         assignee = _assignee(meta)
         task = {"message_id": message.message_id, "business_id": business_id_of(meta), "assignee": assignee,
-                "phone": phone, "script": message.body, "due_at": _utc(slot), "status": "open", "attempts": 0,
+                "phone": phone, "script": message.body, "due_at": as_utc(slot), "status": "open", "attempts": 0,
                 "outcome_note": None, "history": [], "created_at": now, "updated_at": now}
         return SendResult(message.message_id, Outcome.SENT,
                           f"appel à passer à partir du {slot:%d/%m/%Y à %H:%M} ({assignee})", record=task)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from orchestrator.core.moments import as_utc
 from store.models import Business, CallTask, Territory
 from store.privacy import live_call_numbers
 from store.report import TASK_STATUS, label_for
@@ -24,10 +25,6 @@ from store.sql import insert_for
 TASKS = CallTask.__table__
 BUSINESSES = Business.__table__
 TERRITORIES = Territory.__table__
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +65,7 @@ def history_for(conn: Connection, phones: Collection[str]) -> dict[str, list[tup
         return found
     for phone, history in conn.execute(select(TASKS.c.phone, TASKS.c.history).where(TASKS.c.phone.in_(set(phones)))):
         for entry in history or ():
-            found[phone].append((_utc(dt.datetime.fromisoformat(entry["at"])), entry.get("outcome")))
+            found[phone].append((as_utc(dt.datetime.fromisoformat(entry["at"])), entry.get("outcome")))
     return found
 
 
@@ -99,7 +96,7 @@ def queue_tasks(conn: Connection, tasks: Sequence[Mapping[str, Any]]) -> dict[in
 
 def due_tasks(conn: Connection, *, now: dt.datetime, assignee: str | None = None, limit: int = 50) -> list[Any]:
     """Open tasks whose time has come, oldest first (for one assignee, or all)."""
-    query = (select(TASKS).where(TASKS.c.status == "open", TASKS.c.due_at <= _utc(now))
+    query = (select(TASKS).where(TASKS.c.status == "open", TASKS.c.due_at <= as_utc(now))
              .order_by(TASKS.c.due_at, TASKS.c.id).limit(limit))
     if assignee is not None:
         query = query.where(TASKS.c.assignee == assignee)

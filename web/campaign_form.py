@@ -44,6 +44,7 @@ from orchestrator.core.campaign_spec import (
     FALLBACK_CHAIN,
     RENDERED_CHANNELS,
     CampaignSpec,
+    load_spec,
     spec_warnings,
 )
 from orchestrator.core.durations import duration_words
@@ -978,7 +979,7 @@ async def submit_campaign(request: Request, scope: ScopeDep, declic: AppDep):
         elif source is not None:
             # A copy keeps what the form hides of the original, under the copier's name and territory.
             document = {**merge_into(source.spec, document), "name": document["name"]}
-        spec = campaigns.validate(document)
+        spec = load_spec(document)
     except (ValidationError, ValueError) as exc:
         return _form_page(request, scope, form, errors=validation_errors(exc), status_code=400)
 

@@ -1,7 +1,8 @@
 """Callback requests from the owner's page ("Rappelez-moi"): the slots an owner may pick, when the call is due, and
 the request itself: a call task for the ambassador the planner chose (else the shared adviser queue), the number
 and the consents the owner gave, one request per business a day, and the ambassador's e-mail queued in the outbox
-of notices with them (sent by the dispatcher: a crash loses nothing, a retry sends nothing twice)."""
+of notices with them (sent by the dispatcher: a crash loses nothing; after a crash mid-send the ambassador may
+get the e-mail twice, better than never)."""
 
 from __future__ import annotations
 

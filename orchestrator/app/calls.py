@@ -28,6 +28,7 @@ from integrations.call_rules import (
 )
 from integrations.call_task import CallFacts, business_id_of
 from orchestrator.app.bootstrap import App
+from orchestrator.core.moments import as_utc
 from orchestrator.core.outcomes import SendResult
 from orchestrator.core.phones import InvalidNumber, normalise_number
 from store import accounts, call_tasks
@@ -35,10 +36,6 @@ from store.conversions import record_task_adoption, record_task_outcome
 from store.privacy import withdraw_for_task
 
 __all__ = ["OUTCOMES", "call_facts", "queue_tasks", "record_attempt", "record_call"]
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _number(text: str) -> str:
@@ -89,7 +86,6 @@ def record_attempt(
     at: dt.datetime,
     note: str | None = None,
     zone: ZoneInfo,
-    departement: str | None = None,
 ) -> str:
     """Record one call attempt and return the task's new status (open, done, refused or no_answer); the next
     allowed slot is counted in `zone` (the deployment's).
@@ -100,7 +96,7 @@ def record_attempt(
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown call outcome {outcome!r} (expected one of {', '.join(OUTCOMES)})")
     row = call_tasks.task_row(conn, task_id)
-    at = _utc(at)
+    at = as_utc(at)
     values: dict[str, Any] = {
         "history": [*(row.history or []), {"at": at.isoformat(), "outcome": outcome}],
         "attempts": row.attempts + 1,
@@ -112,7 +108,8 @@ def record_attempt(
     elif outcome == REFUSED:
         values["status"] = "refused"
     else:
-        if departement is None and row.business_id is not None:
+        departement = None
+        if row.business_id is not None:
             # The business's own département gives its holidays (Alsace-Moselle, overseas).
             business = call_tasks.businesses_to_call(conn, {row.business_id}).get(row.business_id)
             departement = business.departement if business else None
@@ -124,7 +121,7 @@ def record_attempt(
             values["status"] = "no_answer"
         else:
             values["status"] = "open"
-            values["due_at"] = _utc(slot)
+            values["due_at"] = as_utc(slot)
     call_tasks.update_task(conn, task_id, values)
     return values["status"]
 

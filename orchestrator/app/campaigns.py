@@ -1,20 +1,19 @@
-"""Campaign writes, whatever the door (the dashboard's form today): a document is validated as `declic campaigns
-apply` validates a YAML file, saved as a new version, and the save is written in the audit trail with who made it;
-a campaign is paused, resumed or ended; its figures are recomputed on demand."""
+"""Campaign writes, whatever the door (the dashboard's form today): a spec (validated by `load_spec`, as `declic
+campaigns apply` validates a YAML file) is saved as a new version, and the save is written in the audit trail with
+who made it; a campaign is paused, resumed or ended; its figures are recomputed on demand."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from orchestrator.app.bootstrap import App
-from orchestrator.core.campaign_spec import CampaignSpec, load_spec
+from orchestrator.core.campaign_spec import CampaignSpec
 from store import audit
 from store.accounts import Scope
 from store.admin import CampaignNameTaken, apply_campaign, set_campaign_status
 from store.report import refresh_rollup
 
-__all__ = ["CampaignNameTaken", "Saved", "refresh_figures", "save", "set_status", "validate"]
+__all__ = ["CampaignNameTaken", "Saved", "refresh_figures", "save", "set_status"]
 
 
 @dataclass(frozen=True)
@@ -24,12 +23,6 @@ class Saved:
     campaign_id: int
     version: int
     what: str  # created | updated | unchanged
-
-
-def validate(document: dict[str, Any]) -> CampaignSpec:
-    """The campaign a document describes, checked as a YAML file is (the spec, then its templates); raises a
-    pydantic ValidationError or a ValueError in French."""
-    return load_spec(document)
 
 
 def save(app: App, spec: CampaignSpec, *, by: Scope, create_only: bool, campaign_id: int | None = None) -> Saved:

@@ -181,13 +181,15 @@ def rfc_message_id(message_id: int, base_url: str) -> str:
     return f"<declic.{message_id}@{host}>"
 
 
-def outgoing(app: App, row, names: dict | None = None, campaign: dict[str, Any] | None = None) -> OutgoingMessage:
+def outgoing(app: App, row, names: dict | None = None, campaign: dict[str, Any] | None = None,
+             now: dt.datetime | None = None) -> OutgoingMessage:
     """Render one outbox row into a message ready to leave (links signed, no personal data in them).
 
     `names`, shared across a batch, caches which template file answers (channel, trigger, family, variant);
     `campaign` is the campaign's voice (`Outbox.voices`).
     """
-    links = links_for(app.settings.resolved_secret, app.settings.base_url, row.id, now=app.clock(), lazy_short=True)
+    links = links_for(app.settings.resolved_secret, app.settings.base_url, row.id, now=now or app.clock(),
+                      lazy_short=True)
     context = dict(row.context, links=links)
     family = context["business"].get("family") or "autre"
     key = (row.channel, row.template, family, row.variant)
@@ -251,7 +253,7 @@ def prepare_batch(app: App, *, now: dt.datetime | None = None, limit: int | None
         if row.id in blocked:
             continue
         try:
-            message = outgoing(app, row, names, voices.get(row.campaign_id))
+            message = outgoing(app, row, names, voices.get(row.campaign_id), now)
         except Exception as exc:  # a template that cannot render is a permanent error of that message
             prepared.results.append(SendResult(row.id, Outcome.PERMANENT, f"rendu impossible : {exc}"))
         else:
