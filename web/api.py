@@ -16,13 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
-from orchestrator.app.intake import scope_rejects, store_with_effects
+from orchestrator.app.intake import accept_batch
 from store.accounts import partner_events
 from store.events import cached_partner
 from store.models import Partner
-from triggers.model import EventIn, Reject
-from triggers.partner_api import MAX_BATCH, EventBatch, EventItem, validate_item
-from triggers.payload_schema import Dropped
+from triggers.partner_api import MAX_BATCH, EventBatch, EventItem
 from web.deps import EngineDep, PartnerDep, _bearer, app_of, engine_of, get_partner
 from web.prometheus import count_rejects
 
@@ -87,50 +85,6 @@ class BatchResult(BaseModel):
     # Payload fields not declared for their event type: dropped at intake, never refused (minimisation).
     dropped_fields: int = 0
     items: list[ItemStatus]
-
-
-def _rejected(index: int, raw: Any, reject: Reject) -> dict[str, Any]:
-    ext = raw.get("external_id") if isinstance(raw, dict) else None
-    if not isinstance(ext, str) or "\x00" in ext:  # a number, a list... or text no store can keep
-        ext = None
-    return {"index": index, "external_id": ext, "status": "rejected", "field": reject.field, "reason": reject.reason}
-
-
-def _accept(engine, partner, raw_items: list[Any], secret: str | None, today: dt.date, now: dt.datetime
-            ) -> tuple[dict[str, int], list[dict]]:
-    """Validate each item, check the token's scope, store the valid ones (committed before returning; `today` is the
-    local date: an event dated after tomorrow is refused). The counts and one `ItemStatus` per item as a dict: the
-    API writes them out as they are, with no model built and validated per item."""
-    statuses: list[dict[str, Any] | None] = [None] * len(raw_items)
-    checked: list[tuple[int, EventIn]] = []
-    dropped = Dropped()
-    for i, raw in enumerate(raw_items):
-        result = validate_item(raw, f"partner:{partner.id}", partner.name, dropped=dropped, today=today)
-        if isinstance(result, Reject):
-            statuses[i] = _rejected(i, raw, result)
-        else:
-            checked.append((i, result))
-    # The same scope as partner files: allowed types, and the territory where the business is.
-    outside = scope_rejects(engine, [e for _, e in checked], allowed_types=partner.allowed_types or [],
-                            territory=partner.territory or [])
-    valid: list[tuple[int, EventIn]] = []
-    for (i, event), reject in zip(checked, outside, strict=True):
-        if reject is not None:
-            statuses[i] = _rejected(i, raw_items[i], reject)
-        else:
-            valid.append((i, event))
-    # With the secret key: an erased person's events are kept without their contacts.
-    stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id, today=today, now=now,
-                                secret=secret)
-    for (i, event), fate in zip(valid, stored, strict=True):
-        statuses[i] = {"index": i, "external_id": event.external_id, "status": fate.status, "field": None,
-                       "reason": None}
-    items = [s for s in statuses if s is not None]
-    counts = {"accepted": sum(s["status"] in ("accepted", "pending") for s in items),
-              "duplicate": sum(s["status"] == "duplicate" for s in items),
-              "rejected": sum(s["status"] == "rejected" for s in items),
-              "withheld": sum(fate.withheld for fate in stored), "dropped_fields": dropped.fields}
-    return counts, items
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -199,8 +153,9 @@ async def post_events(request: Request, partner: Annotated[Partner, Depends(curr
     the same `external_id` twice is stored once."""
     events = await read_batch(request)
     declic = app_of(request)
-    counts, items = await run_in_threadpool(_accept, declic.engine, partner, events, declic.settings.resolved_secret,
-                                            declic.today(), declic.now())
+    now = declic.now()  # one reading: the batch's moment and its local day
+    counts, items = await run_in_threadpool(accept_batch, declic.engine, partner, events,
+                                            declic.settings.resolved_secret, now.astimezone(declic.zone).date(), now)
     if counts["rejected"]:
         count_rejects(partner.name, items)
     # The answer (schema `BatchResult`) written out as it stands: FastAPI would build and validate a model per

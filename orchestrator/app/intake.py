@@ -19,6 +19,8 @@ from store.effects import write_event_effects
 from store.events import Stored, StoredPlace, erased_among, store_events_in, stored_places
 from triggers.lifecycle import event_effects
 from triggers.model import CONVERSION_TYPES, EventIn, Reject
+from triggers.partner_api import validate_item
+from triggers.payload_schema import Dropped
 from triggers.scope import scope_reject
 
 UNPLACED = "établissement déjà connu, sans commune: impossible de vérifier qu'il est dans votre territoire"
@@ -125,3 +127,48 @@ def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id:
         if conversions:
             attribute_conversions(conn, conversions)
     return stored
+
+
+def _rejected(index: int, raw: Any, reject: Reject) -> dict[str, Any]:
+    ext = raw.get("external_id") if isinstance(raw, dict) else None
+    if not isinstance(ext, str) or "\x00" in ext:  # a number, a list... or text no store can keep
+        ext = None
+    return {"index": index, "external_id": ext, "status": "rejected", "field": reject.field, "reason": reject.reason}
+
+
+def accept_batch(engine: Engine, partner: Any, raw_items: list[Any], secret: str | None, today: dt.date,
+                 now: dt.datetime) -> tuple[dict[str, int], list[dict]]:
+    """A partner's batch through the API: validate each item, check the token's scope, store the valid ones
+    (committed before returning; `today` is the local date: an event dated after tomorrow is refused). The counts
+    and one status per item as a dict (index, external_id, status, field, reason): the API writes them out as they
+    are, with no model built and validated per item."""
+    statuses: list[dict[str, Any] | None] = [None] * len(raw_items)
+    checked: list[tuple[int, EventIn]] = []
+    dropped = Dropped()
+    for i, raw in enumerate(raw_items):
+        result = validate_item(raw, f"partner:{partner.id}", partner.name, dropped=dropped, today=today)
+        if isinstance(result, Reject):
+            statuses[i] = _rejected(i, raw, result)
+        else:
+            checked.append((i, result))
+    # The same scope as partner files: allowed types, and the territory where the business is.
+    outside = scope_rejects(engine, [e for _, e in checked], allowed_types=partner.allowed_types or [],
+                            territory=partner.territory or [])
+    valid: list[tuple[int, EventIn]] = []
+    for (i, event), reject in zip(checked, outside, strict=True):
+        if reject is not None:
+            statuses[i] = _rejected(i, raw_items[i], reject)
+        else:
+            valid.append((i, event))
+    # With the secret key: an erased person's events are kept without their contacts.
+    stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id, today=today, now=now,
+                                secret=secret)
+    for (i, event), fate in zip(valid, stored, strict=True):
+        statuses[i] = {"index": i, "external_id": event.external_id, "status": fate.status, "field": None,
+                       "reason": None}
+    items = [s for s in statuses if s is not None]
+    counts = {"accepted": sum(s["status"] in ("accepted", "pending") for s in items),
+              "duplicate": sum(s["status"] == "duplicate" for s in items),
+              "rejected": sum(s["status"] == "rejected" for s in items),
+              "withheld": sum(fate.withheld for fate in stored), "dropped_fields": dropped.fields}
+    return counts, items
