@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.core.campaign_spec import CampaignSpec
@@ -58,28 +58,36 @@ def apply_campaign(
     `campaign_id` updates only that campaign (its name must be the spec's): the dashboard never reaches a
     campaign through a name typed in a form.
     """
-    data = spec.model_dump(mode="json")
     with engine.begin() as conn:
-        row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.name == spec.name)).first()
-        if row is not None and (create_only or (campaign_id is not None and row.id != campaign_id)):
-            raise CampaignNameTaken(spec.name)
-        if row is None and campaign_id is not None:
-            raise LookupError(f"campaign {campaign_id} is not named {spec.name}")
-        if row is None:
-            try:
-                with conn.begin_nested():
-                    result = conn.execute(CAMPAIGNS.insert().values(
-                        name=spec.name, owner=spec.owner.name, status="active", version=1, spec=data,
-                        starts_on=spec.starts_on, ends_on=spec.ends_on, created_at=now, updated_at=now))
-            except IntegrityError as exc:  # created by someone else in the meantime
-                raise CampaignNameTaken(spec.name) from exc
-            return result.inserted_primary_key[0], 1, "created"
-        if row.spec == data:
-            return row.id, row.version, "unchanged"
-        conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == row.id).values(
-            owner=spec.owner.name, version=row.version + 1, spec=data, starts_on=spec.starts_on,
-            ends_on=spec.ends_on, updated_at=now))
-        return row.id, row.version + 1, "updated"
+        return apply_campaign_in(conn, spec, now=now, create_only=create_only, campaign_id=campaign_id)
+
+
+def apply_campaign_in(
+    conn: Connection, spec: CampaignSpec, *, now: dt.datetime, create_only: bool = False,
+    campaign_id: int | None = None,
+) -> tuple[int, int, str]:
+    """`apply_campaign` inside the caller's transaction (a save and its audit entry commit together)."""
+    data = spec.model_dump(mode="json")
+    row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.name == spec.name)).first()
+    if row is not None and (create_only or (campaign_id is not None and row.id != campaign_id)):
+        raise CampaignNameTaken(spec.name)
+    if row is None and campaign_id is not None:
+        raise LookupError(f"campaign {campaign_id} is not named {spec.name}")
+    if row is None:
+        try:
+            with conn.begin_nested():
+                result = conn.execute(CAMPAIGNS.insert().values(
+                    name=spec.name, owner=spec.owner.name, status="active", version=1, spec=data,
+                    starts_on=spec.starts_on, ends_on=spec.ends_on, created_at=now, updated_at=now))
+        except IntegrityError as exc:  # created by someone else in the meantime
+            raise CampaignNameTaken(spec.name) from exc
+        return result.inserted_primary_key[0], 1, "created"
+    if row.spec == data:
+        return row.id, row.version, "unchanged"
+    conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == row.id).values(
+        owner=spec.owner.name, version=row.version + 1, spec=data, starts_on=spec.starts_on,
+        ends_on=spec.ends_on, updated_at=now))
+    return row.id, row.version + 1, "updated"
 
 
 def set_campaign_status(engine: Engine, name: str, status: str, *, now: dt.datetime) -> bool:

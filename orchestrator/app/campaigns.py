@@ -10,7 +10,7 @@ from orchestrator.app.bootstrap import App
 from orchestrator.core.campaign_spec import CampaignSpec
 from store import audit
 from store.accounts import Scope
-from store.admin import CampaignNameTaken, apply_campaign, set_campaign_status
+from store.admin import CampaignNameTaken, apply_campaign_in, set_campaign_status
 from store.report import refresh_rollup
 
 __all__ = ["CampaignNameTaken", "Saved", "refresh_figures", "save", "set_status"]
@@ -27,12 +27,12 @@ class Saved:
 
 def save(app: App, spec: CampaignSpec, *, by: Scope, create_only: bool, campaign_id: int | None = None) -> Saved:
     """Create the campaign (`create_only`: a name already taken raises CampaignNameTaken) or update campaign
-    `campaign_id`, then write the save in the audit trail (nothing when the spec did not change)."""
-    campaign_id, version, what = apply_campaign(app.engine, spec, now=app.now(), create_only=create_only,
-                                             campaign_id=campaign_id)
-    if what != "unchanged":
-        # The trail is its own unit: `apply_campaign` commits the campaign itself.
-        with app.transaction() as unit:
+    `campaign_id`, and write the save in the audit trail, in one unit of work (nothing when the spec did not
+    change)."""
+    with app.transaction() as unit:
+        campaign_id, version, what = apply_campaign_in(unit.conn, spec, now=unit.now, create_only=create_only,
+                                                       campaign_id=campaign_id)
+        if what != "unchanged":
             audit.record(unit.conn, actor=audit.user_email(unit.conn, by.user_id), role=by.role,
                          territory=by.territory, action="campaign_save", target=f"campaign:{campaign_id}",
                          detail={"version": version, "what": what}, at=unit.now)
