@@ -9,8 +9,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.core.campaign_spec import CampaignSpec
-from store.events import forget_tokens, hash_token, new_token
 from store.models import Campaign, Partner
+from store.partners import forget_tokens, hash_token, new_token
 
 PARTNERS = Partner.__table__
 CAMPAIGNS = Campaign.__table__

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 
 from orchestrator.app.intake import accept_batch
 from store.accounts import partner_events
-from store.events import cached_partner
 from store.models import Partner
+from store.partners import cached_partner
 from triggers.partner_api import MAX_BATCH, EventBatch, EventItem
 from web.deps import EngineDep, PartnerDep, _bearer, app_of, engine_of, get_partner
 from web.prometheus import count_rejects

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.app.bootstrap import App, Unit
 from orchestrator.app.settings import Settings
-from store.events import partner_for_token
 from store.models import Partner
+from store.partners import partner_for_token
 
 _bearer = HTTPBearer(auto_error=False)
 

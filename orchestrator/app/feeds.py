@@ -23,8 +23,8 @@ from orchestrator.app.bootstrap import App
 from orchestrator.app.intake import PartnerScope, store_with_effects
 from segments.territory import commune
 from segments.territory import departements as all_departements
-from store.events import partner_named
 from store.feeds import FeedRow, claim_feed, due_feeds, record_failure, record_success
+from store.partners import partner_named
 from store.planning import active_campaigns
 from triggers.bodacc import BodaccFormatError
 from triggers.feeds.bodacc_api import pull_bodacc

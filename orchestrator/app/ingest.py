@@ -37,7 +37,6 @@ from segments.taxonomy import family_for_naf
 from segments.territory import commune as commune_info
 from store.effects import cancel_planned_messages
 from store.effects import refresh_lifecycle as age_stages
-from store.events import partner_named
 from store.ingest import (
     CATEGORY,
     COMPARED_AT,
@@ -55,6 +54,7 @@ from store.ingest import (
     set_categories,
     unchanged,
 )
+from store.partners import partner_named
 from triggers import calendar as cal
 from triggers import sirene_columnar
 from triggers.bodacc import BodaccFormatError, BodaccStats, Skipped, read_bodacc
