@@ -32,6 +32,7 @@ needs them to update businesses it already knows. Only a first load into an empt
 
 from __future__ import annotations
 
+import abc
 import csv
 import datetime as dt
 import gc
@@ -380,7 +381,7 @@ def facts_from_record(rec: Record) -> BusinessFacts:
     )
 
 
-class StockCsv:
+class StockCsv(abc.ABC):
     """What the readers of INSEE's two Sirene stocks share (establishments here, legal units in
     triggers/sirene_ul.py): the file opened plain, `.gz` or `.zip`; the header read by name; and a file that
     cannot be read (not CSV, not UTF-8, a damaged archive) raised as `SireneFormatError` naming the file and
@@ -430,12 +431,13 @@ class StockCsv:
         self.stats.header = len(header)
         return {name: i for i, name in enumerate(header)}
 
+    @abc.abstractmethod
     def check_header(self, header: list[str]) -> None:
         """Raise `SireneFormatError` when `header` is not this reader's stock."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _records(self, reader: Iterator[list[str]], idx: dict[str, int]) -> Iterator[tuple[int, tuple]]:
-        raise NotImplementedError
+        """(line number, record) of each readable row, in the file's order."""
 
     def unreadable(self, exc: BaseException, line: int) -> SireneFormatError:
         """The error of a file that stops being readable near `line` (`exc` one of READ_ERRORS)."""
