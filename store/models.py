@@ -428,6 +428,24 @@ class FunnelRollup(SQLModel, table=True):
     grouping: str | None = Field(default=None, max_length=20)
 
 
+class AdoptionRollup(SQLModel, table=True):
+    """Adoption of one campaign's enrollments by arm, made with the funnel rollup (`store.report.refresh_rollup`).
+
+    Per arm, one row with no category (enrollments that adopted a tool, and those among the contacted) and one
+    per tool category (enrollments that adopted a tool of it). Targeted and contacted are the funnel rollup's.
+    """
+
+    __table_args__ = (Index("ix_adoptionrollup_campaign", "campaign_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id")
+    arm: str = Field(max_length=10)
+    category: str | None = Field(default=None, max_length=40)
+    adopted: int = 0
+    contacted_adopted: int = 0
+    refreshed_at: dt.datetime
+
+
 # --- journeys: the peers and offers messages point to, and scheduled occurrences ---
 
 

@@ -3,7 +3,8 @@ them, and the per-business timeline. The maths is in `orchestrator.core.stats`.
 
 Live rows group a campaign's enrollments by arm, variant, trigger, métier family, commune and channel
 in one statement (two per-enrollment aggregates joined to the enrollments). At millions of messages
-the nightly rollup (`refresh_rollup`, one INSERT ... SELECT of the same statement) answers instead.
+the nightly rollup (`refresh_rollup`: the same statement's rows reduced to their marginals, with the adoption
+figures beside them) answers instead, as of its refresh.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from segments.taxonomy import families
 from segments.territory import commune, departements, epcis
 from store.conversions import ADOPTION_KIND, CONVERSION_KINDS, RESPONSE_KINDS, attribute_conversions
 from store.models import (
+    AdoptionRollup,
     Business,
     CallTask,
     Campaign,
@@ -45,6 +47,7 @@ ENROLLMENTS = Enrollment.__table__
 MESSAGES = Message.__table__
 INTERACTIONS = Interaction.__table__
 ROLLUP = FunnelRollup.__table__
+ADOPTION_ROLLUP = AdoptionRollup.__table__
 HISTORY = MessageEvent.__table__
 EVENTS = TriggerEvent.__table__
 TASKS = CallTask.__table__
@@ -189,8 +192,11 @@ def refresh_rollup(
         with engine.begin() as conn:
             rows = marginals(live_rows(conn, campaign_id))
             conn.execute(delete(ROLLUP).where(ROLLUP.c.campaign_id == campaign_id))
+            conn.execute(delete(ADOPTION_ROLLUP).where(ADOPTION_ROLLUP.c.campaign_id == campaign_id))
             if not rows:
                 continue
+            conn.execute(ADOPTION_ROLLUP.insert(),
+                         _adoption_rollup_rows(campaign_id, adoption_figures(conn, campaign_id, rows), now))
             conn.execute(
                 ROLLUP.insert(),
                 [
@@ -256,58 +262,84 @@ def campaign_by_id(conn: Connection, campaign_id: int):
     return conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
 
 
-def adoption_figures(conn: Connection, campaign_id: int) -> dict[str, dict[str, Any]]:
-    """Adoption of a campaign's enrollments by arm, computed now (adoption events are few): `targeted`,
-    `contacted`, `adopted` (enrollments with at least one `tool_adopted` attributed to them),
-    `contacted_adopted`, and `categories` (code -> enrollments that adopted a tool of that category)."""
+def _adoption_base(rows: list[FunnelRow]) -> dict[str, dict[str, Any]]:
+    """Adoption figures with `targeted` and `contacted` by arm from a campaign's funnel rows (live rows are fine
+    rows, rolled-up ones a set per grouping: either way each enrollment counts once) and nothing adopted yet."""
+    out: dict[str, dict[str, Any]] = {}
+    for arm in ("treatment", "holdout"):
+        _arm(out, arm)
+    for r in rows:
+        if r.grouping in (None, "variant"):
+            arm = _arm(out, r.arm)
+            arm["targeted"] += r.targeted
+            arm["contacted"] += r.contacted
+    return out
+
+
+def _arm(out: dict[str, dict[str, Any]], arm: str) -> dict[str, Any]:
+    return out.setdefault(arm, {"targeted": 0, "contacted": 0, "adopted": 0, "contacted_adopted": 0, "categories": {}})
+
+
+def adoption_figures(
+    conn: Connection, campaign_id: int, rows: list[FunnelRow]
+) -> dict[str, dict[str, Any]]:
+    """Adoption of a campaign's enrollments by arm, computed now: `targeted` and `contacted` from its funnel
+    `rows`, `adopted` (enrollments with at least one `tool_adopted` attributed to them), `contacted_adopted`, and
+    `categories` (code -> enrollments that adopted a tool of that category). Only the adoption events and their
+    enrollments' messages are read, never all the campaign's messages (0.9 s at 444,000 of them)."""
     e, m, i = ENROLLMENTS, MESSAGES, INTERACTIONS
-    contacted = (
-        select(m.c.enrollment_id, func.max(case((m.c.status.in_(("sent", "delivered")), 1), else_=0)).label("c"))
-        .where(m.c.campaign_id == campaign_id)
-        .group_by(m.c.enrollment_id)
-        .subquery("pm")
+    handed = (
+        select(m.c.id)
+        .where(m.c.campaign_id == campaign_id, m.c.enrollment_id == e.c.id, m.c.status.in_(("sent", "delivered")))
+        .exists()
     )
-    adopted = (
-        select(i.c.enrollment_id, literal(1).label("a"))
-        .where(i.c.campaign_id == campaign_id, i.c.kind == ADOPTION_KIND, i.c.enrollment_id.is_not(None))
-        .group_by(i.c.enrollment_id)
-        .subquery("pa")
-    )
-    out: dict[str, dict[str, Any]] = {
-        arm: {"targeted": 0, "contacted": 0, "adopted": 0, "contacted_adopted": 0, "categories": {}}
-        for arm in ("treatment", "holdout")
-    }
-    reached = func.coalesce(contacted.c.c, 0) == 1
+    out = _adoption_base(rows)
+    adopters: dict[int, tuple[str, bool]] = {}
+    pairs: set[tuple[int, str]] = set()
     for r in conn.execute(
-        select(
-            e.c.arm,
-            func.count().label("targeted"),
-            func.sum(case((reached, 1), else_=0)).label("contacted"),
-            func.sum(case((adopted.c.a.is_not(None), 1), else_=0)).label("adopted"),
-            func.sum(case((and_(reached, adopted.c.a.is_not(None)), 1), else_=0)).label("contacted_adopted"),
-        )
-        .select_from(
-            e.outerjoin(contacted, contacted.c.enrollment_id == e.c.id).outerjoin(
-                adopted, adopted.c.enrollment_id == e.c.id
-            )
-        )
-        .where(e.c.campaign_id == campaign_id)
-        .group_by(e.c.arm)
-    ):
-        arm = out.setdefault(r.arm, {"categories": {}})
-        arm.update(targeted=int(r.targeted), contacted=int(r.contacted or 0), adopted=int(r.adopted or 0),
-                   contacted_adopted=int(r.contacted_adopted or 0))
-    seen: set[tuple[int, str]] = set()
-    for r in conn.execute(
-        select(e.c.id, e.c.arm, i.c.data)
+        select(e.c.id, e.c.arm, i.c.data, handed.label("contacted"))
         .select_from(i.join(e, e.c.id == i.c.enrollment_id))
-        .where(i.c.campaign_id == campaign_id, i.c.kind == ADOPTION_KIND)
+        .where(i.c.campaign_id == campaign_id, i.c.kind == ADOPTION_KIND, e.c.campaign_id == campaign_id)
     ):
+        adopters[r.id] = (r.arm, bool(r.contacted))
         category = (r.data or {}).get("category") or ""
-        if (r.id, category) not in seen:
-            seen.add((r.id, category))
-            cats = out.setdefault(r.arm, {"categories": {}})["categories"]
+        if category in ADOPTION_CATEGORIES and (r.id, category) not in pairs:
+            pairs.add((r.id, category))
+            cats = _arm(out, r.arm)["categories"]
             cats[category] = cats.get(category, 0) + 1
+    for arm_name, contacted in adopters.values():
+        arm = _arm(out, arm_name)
+        arm["adopted"] += 1
+        arm["contacted_adopted"] += int(contacted)
+    return out
+
+
+def rollup_adoption(conn: Connection, campaign_id: int, rows: list[FunnelRow]) -> dict[str, dict[str, Any]] | None:
+    """A campaign's adoption figures as of its last rollup (`targeted` and `contacted` from its rolled-up funnel
+    `rows`), or None when that rollup holds no adoption (made before migration 0024)."""
+    stored = conn.execute(
+        select(ADOPTION_ROLLUP).where(ADOPTION_ROLLUP.c.campaign_id == campaign_id).order_by(ADOPTION_ROLLUP.c.id)
+    ).all()
+    if not stored:
+        return None
+    out = _adoption_base(rows)
+    for r in stored:
+        arm = _arm(out, r.arm)
+        if r.category is None:
+            arm.update(adopted=r.adopted, contacted_adopted=r.contacted_adopted)
+        else:
+            arm["categories"][r.category] = r.adopted
+    return out
+
+
+def _adoption_rollup_rows(campaign_id: int, adoption: dict[str, dict[str, Any]], now: dt.datetime):
+    """The `adoptionrollup` rows of one campaign: per arm its totals (no category), then one per category."""
+    out = []
+    for arm, figures in adoption.items():
+        out.append({"campaign_id": campaign_id, "arm": arm, "category": None, "adopted": figures.get("adopted", 0),
+                    "contacted_adopted": figures.get("contacted_adopted", 0), "refreshed_at": now})
+        out += [{"campaign_id": campaign_id, "arm": arm, "category": code, "adopted": n, "contacted_adopted": 0,
+                 "refreshed_at": now} for code, n in sorted((figures.get("categories") or {}).items())]
     return out
 
 
@@ -363,7 +395,10 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
     with engine.connect() as conn:
         rows, source, as_of = campaign_rows(conn, campaign.id, live=live)
         overlap = overlap_figures(conn, campaign)
-        adoption = adoption_figures(conn, campaign.id)
+        # Adoption as of the funnel's moment: the rollup's when the funnel is rolled up.
+        adoption = rollup_adoption(conn, campaign.id, rows) if source == "rollup" else None
+        if adoption is None:  # live, or a rollup made before adoption was rolled up (migration 0024)
+            adoption = adoption_figures(conn, campaign.id, rows)
         not_for_me = not_for_me_figures(conn, campaign.id)
         diagnostics = diagnostic_figures(conn, campaign.id)
     title = (campaign.spec or {}).get("title") or campaign.name

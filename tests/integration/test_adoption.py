@@ -10,7 +10,7 @@ import random
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
 from orchestrator.app.bootstrap import bootstrap
@@ -19,8 +19,8 @@ from orchestrator.cli.main import app as cli
 from store.accounts import add_user
 from store.admin import add_partner
 from store.conversions import request_callback
-from store.models import Business, Interaction, Message
-from store.report import campaign_by_name, report
+from store.models import AdoptionRollup, Business, Interaction, Message
+from store.report import campaign_by_name, refresh_rollup, report
 from tests.integration.test_web_dashboard import PASSWORD, csrf_of, signed_in
 from tests.utils.outreach import T0, business, campaign, enrol
 from web.app import create_app
@@ -155,3 +155,81 @@ def test_partner_file_and_ambassador_outcome_record_adoption(engine, settings, t
     assert rows[1].data["source"] == "call_task" and rows[1].campaign_id == campaign_id
     arms = {row["arm"]: (row["n"], row["adopted"]) for row in r.table("adoption").rows}
     assert arms == {"Contactés": (1, 1), "Tous les ciblés": (1, 1), "Témoin (non contactés)": (1, 1)}
+
+
+def _adopt(conn, campaign_id: int, business_id: int, enrollment_id: int, category: str, at: dt.datetime) -> None:
+    conn.execute(INTERACTIONS.insert().values(business_id=business_id, message_id=None, campaign_id=campaign_id,
+                                              enrollment_id=enrollment_id, kind="tool_adopted", at=at,
+                                              data={"category": category, "source": "test"}))
+
+
+def test_adoption_is_read_from_the_rollup_as_of_its_refresh(engine, settings):
+    """The report takes adoption from the rollup made with the funnel's (not from every message of the campaign),
+    equal to the live figures at the refresh, then unchanged until the next refresh; never rolled up: live."""
+    campaign_id = campaign(engine, "bienvenue-35", "35")
+    later = T0 + dt.timedelta(days=20)
+    with engine.begin() as conn:
+        treated = []
+        for i in range(8):  # 6 contacted, 2 whose message failed
+            b = business(conn, "35238")
+            e, _ = enrol(conn, campaign_id, b, variant="A" if i % 2 else "B", status="sent" if i < 6 else "failed")
+            treated.append((b, e))
+        held = []
+        for _ in range(5):
+            b = business(conn, "35238")
+            held.append((b, enrol(conn, campaign_id, b, arm="holdout")[0]))
+        # Contacted adopters: one with two categories, one twice the same; an adopter not contacted; two held.
+        _adopt(conn, campaign_id, *treated[0], "payment", later)
+        _adopt(conn, campaign_id, *treated[0], "booking", later)
+        _adopt(conn, campaign_id, *treated[1], "payment", later)
+        _adopt(conn, campaign_id, *treated[1], "payment", later + dt.timedelta(days=1))
+        _adopt(conn, campaign_id, *treated[7], "management", later)
+        _adopt(conn, campaign_id, *held[0], "payment", later)
+        _adopt(conn, campaign_id, *held[1], "online_visibility", later)
+
+    def current(live: bool = False):
+        with engine.connect() as conn:
+            return report(engine, campaign_by_name(conn, "bienvenue-35"), live=live)
+
+    def adoption(r) -> list:
+        return [r.table(k).rows for k in ("adoption", "adoption_uplift", "adoption_by_category")]
+
+    first = current()
+    assert first.source == "live"
+    by_arm = {row["arm"]: (row["n"], row["adopted"]) for row in first.table("adoption").rows}
+    assert by_arm == {"Contactés": (6, 2), "Tous les ciblés": (8, 3), "Témoin (non contactés)": (5, 2)}
+    by_category = {row["category"]: (row["treated"], row["control"])
+                   for row in first.table("adoption_by_category").rows}
+    assert by_category == {"paiement": (2, 1), "prise de rendez-vous": (1, 0), "gestion": (1, 0),
+                           "visibilité en ligne": (0, 1)}
+
+    refreshed = dt.datetime(2026, 11, 2, 5, 30, tzinfo=dt.UTC)
+    refresh_rollup(engine, [campaign_id], now=refreshed)
+    rolled = current()
+    assert rolled.source == "rollup" and rolled.as_of == refreshed.isoformat(timespec="seconds")
+    assert adoption(rolled) == adoption(first) and rolled.adoption_uplift == first.adoption_uplift
+    assert [t.rows for t in rolled.tables] == [t.rows for t in current(live=True).tables]
+
+    with engine.begin() as conn:  # after the refresh: a new adopter among the contacted, and one held
+        _adopt(conn, campaign_id, *treated[2], "quotes_invoices", later + dt.timedelta(days=2))
+        _adopt(conn, campaign_id, *held[2], "quotes_invoices", later + dt.timedelta(days=2))
+    assert adoption(current()) == adoption(first)  # the rollup's moment, as the funnel
+    live = current(live=True)
+    assert {row["arm"]: row["adopted"] for row in live.table("adoption").rows} == {
+        "Contactés": 3, "Tous les ciblés": 4, "Témoin (non contactés)": 3}
+
+    client = signed_in(create_app(bootstrap(settings)), _operator(engine))
+    page = client.get(f"/tableau/campagnes/{campaign_id}").text
+    assert "Chiffres d'adoption arrêtés au 2 nov. 2026, 6 h 30" in page
+
+    refresh_rollup(engine, [campaign_id], now=refreshed + dt.timedelta(days=1))
+    assert adoption(current()) == adoption(live)
+    with engine.begin() as conn:  # a rollup made before adoption was rolled up: adoption read live beside it
+        conn.execute(delete(AdoptionRollup.__table__))
+    assert current().source == "rollup" and adoption(current()) == adoption(live)
+
+
+def _operator(engine) -> str:
+    add_user(engine, email="op@declic.fr", name="Opératrice", password=PASSWORD, role="operator",
+             now=dt.datetime.now(dt.UTC))
+    return "op@declic.fr"
