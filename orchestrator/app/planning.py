@@ -11,6 +11,8 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -23,6 +25,7 @@ from orchestrator.core.planner import (
     DEFAULT_POLICY,
     CampaignRule,
     Candidate,
+    Plan,
     Policy,
     plan,
     plan_answer_messages,
@@ -124,9 +127,9 @@ def _plan_answers(conn, rules: list[CampaignRule], now: dt.datetime, limit: int,
 
 def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime, limit: int,
                      policy: Policy) -> Counter:
-    """Start the due occurrences and plan one slice of the first one still running."""
+    """Start the due occurrences and plan one slice of `limit` businesses of the first one still running (on
+    PostgreSQL in `OVERLAPPED_SLICES` parts, each read and planned while the one before is being stored)."""
     counts: Counter = Counter()
-    today = now.astimezone(app.zone).date()
     for rule in rules:
         schedule = rule.spec.schedule
         if schedule is None:
@@ -141,31 +144,110 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
             counts["occurrences_started"] += 1
             counts["occurrences_missed"] += missed
             occurrence = running_occurrence(conn, rule.id)
-        businesses = occurrence_slice(conn, rule.spec, occurrence.cursor, limit, today)
-        at = occurrence.occurs_at if occurrence.occurs_at.tzinfo else occurrence.occurs_at.replace(tzinfo=dt.UTC)
-        key = occurrence_key(at)
-        rate = schedule.rate_per_hour
+        if conn.dialect.name == "postgresql":
+            counts.update(_overlapped_slices(app, conn, rule, occurrence, now, limit, policy))
+        else:  # SQLite: one writer at a time, and a second connection would not see this transaction's writes
+            slices = _OccurrenceSlices(app, rule, occurrence, now, policy)
+            counts.update(slices.store(conn, slices.decide(conn, limit)))
+        return counts  # one slice per call: triggered journeys get their turn between slices
+    return counts
+
+
+# Parts of an occurrence's slice on PostgreSQL: the first part is read and planned alone and the last one stored
+# alone, the others overlap.
+OVERLAPPED_SLICES = 5
+
+
+class _OccurrenceSlices:
+    """Slice after slice of a running occurrence: `decide` reads the next businesses after the cursor and plans
+    them (no write but the privacy gate's), `store` writes the decisions and moves the cursor on.
+
+    The cursor, the enrolled count and the ambassadors' introductions are carried from one slice to the next in
+    memory, so that a slice can be decided on another connection before the last one is stored (that connection
+    does not see the uncommitted rows): the decisions are those a read after the store would give."""
+
+    def __init__(self, app: App, rule: CampaignRule, occurrence, now: dt.datetime, policy: Policy):
+        self.app, self.rule, self.now, self.policy = app, rule, now, policy
+        self.occurrence_id, self.cursor, self.enrolled = occurrence.id, occurrence.cursor, occurrence.enrolled
+        at = occurrence.occurs_at
+        self.at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+        self.key = occurrence_key(self.at)
+        self.today = now.astimezone(app.zone).date()
+        self.introduced: Counter = Counter()  # ambassador id -> introductions decided by this call's slices
+        self.done = False  # the segment exhausted
+
+    def decide(self, conn, limit: int) -> tuple[Plan, list[int], bool]:
+        """The decisions for the next `limit` businesses, read on `conn`; their ids; whether the segment is
+        exhausted."""
+        app, rule, at, now = self.app, self.rule, self.at, self.now
+        businesses = occurrence_slice(conn, rule.spec, self.cursor, limit, self.today)
+        rate = rule.spec.schedule.rate_per_hour if rule.spec.schedule else None
         candidates = [
-            Candidate(None, "scheduled", at.astimezone(app.zone).date(), b, trigger_key=key, campaign_id=rule.id,
-                      at=at + dt.timedelta(hours=(occurrence.enrolled + i) // rate) if rate else at)
+            Candidate(None, "scheduled", at.astimezone(app.zone).date(), b, trigger_key=self.key,
+                      campaign_id=rule.id, at=at + dt.timedelta(hours=(self.enrolled + i) // rate) if rate else at)
             for i, b in enumerate(businesses)]
         candidates = guard_candidates(app, conn, candidates)
         ids = [b.id for b in businesses]
+        ambassadors = ambassador_views(conn, now, app.zone)
+        if self.introduced:
+            ambassadors = [replace(a, remaining=max(a.remaining - self.introduced[a.id], 0)) for a in ambassadors]
         decided = plan(candidates, [rule], now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
                        suppressed=suppressed_for(conn, businesses),
-                       history=message_history(conn, ids, now - dt.timedelta(days=max_cap_days([rule], policy.caps))),
-                       policy=policy, ambassadors=ambassador_views(conn, now, app.zone), offers=offer_views(conn),
+                       history=message_history(conn, ids,
+                                               now - dt.timedelta(days=max_cap_days([rule], self.policy.caps))),
+                       policy=self.policy, ambassadors=ambassadors, offers=offer_views(conn),
                        recent=recent_contacts(conn, rule, ids, at), moments=stored_moments(conn, ids),
                        global_holdouts=global_holdouts(conn))
-        applied = apply_plan(conn, decided, [], now)
-        done = len(businesses) < limit
-        advance_occurrence(conn, occurrence.id, ids[-1] if ids else occurrence.cursor, applied["enrolled"], done,
-                           now)
-        counts.update({f"occurrence_{k}": v for k, v in applied.items() if k != "events"})
+        self.introduced.update(e.ambassador_id for e in decided.enrollments if e.ambassador_id is not None)
+        self.enrolled += len(decided.enrollments)
+        self.cursor = ids[-1] if ids else self.cursor
+        self.done = len(businesses) < limit
+        return decided, ids, self.done
+
+    def store(self, conn, decision: tuple[Plan, list[int], bool]) -> Counter:
+        """Write a slice's decisions and move the occurrence's cursor past its last business, on `conn`."""
+        decided, ids, done = decision
+        applied = apply_plan(conn, decided, [], self.now)
+        advance_occurrence(conn, self.occurrence_id, ids[-1] if ids else self.cursor, applied["enrolled"], done,
+                           self.now)
+        counts = Counter({f"occurrence_{k}": v for k, v in applied.items() if k != "events"})
         counts.update(f"skipped_{s.reason}" for s in decided.skipped)
-        note_plan(conn, decided)
         counts["occurrences_done"] += int(done)
-        return counts  # one slice per call: triggered journeys get their turn between slices
+        note_plan(conn, decided)
+        return counts
+
+
+def _overlapped_slices(app: App, conn, rule: CampaignRule, occurrence, now: dt.datetime, limit: int,
+                       policy: Policy) -> Counter:
+    """One slice of `limit` businesses of an occurrence in `OVERLAPPED_SLICES` parts: each part is read and
+    planned on a second connection while a helper thread stores the one before on `conn`, so that our CPU (the
+    planner) and the server's (the rows and their indexes) overlap instead of taking turns.
+
+    Every write is on `conn`, in the caller's one transaction: a crash or an error stores none of this call's
+    slices and leaves the cursor where it was (a later call plans them again, ON CONFLICT keeping each
+    enrolment once). The second connection reads only committed rows, which is why `_OccurrenceSlices` carries
+    what this call already decided; its own writes (the privacy gate forgetting an erased identity's contacts)
+    are committed after each part."""
+    slices = _OccurrenceSlices(app, rule, occurrence, now, policy)
+    parts = min(OVERLAPPED_SLICES, limit)
+    sizes = [limit // parts + (1 if n < limit % parts else 0) for n in range(parts)]
+    counts: Counter = Counter()
+    with app.engine.connect() as reader, ThreadPoolExecutor(max_workers=1,
+                                                            thread_name_prefix="declic-plan-store") as helper:
+        storing: Future | None = None
+        try:
+            for size in sizes:
+                decision = slices.decide(reader, size)
+                reader.commit()
+                if storing is not None:
+                    stored, storing = storing, None
+                    counts.update(stored.result())
+                storing = helper.submit(slices.store, conn, decision)
+                if slices.done:
+                    break
+        finally:
+            if storing is not None:
+                counts.update(storing.result())  # also when deciding raised: `conn` is idle before it rolls back
     return counts
 
 

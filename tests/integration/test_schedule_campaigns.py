@@ -108,3 +108,52 @@ def test_campaigns_show_lists_the_next_five_occurrences_with_real_slots(env_sett
     assert "mardi 1er mai 2029 à 09:00" in out
     assert "mercredi 2 mai 2029 à 07:00" in out
     assert out.count("2029 à 09:00") == 5
+
+
+AMBASSADOR = """key,name,metier,families,communes,epci,departements,channels,phone,email,commune,monthly_capacity
+amb-1,Yann Le Bihan,plombier,batiment,,243500139,,email|phone,+33611111111,yann@exemple.fr,Rennes,3
+"""
+
+
+def test_an_ambassadors_capacity_holds_across_the_parts_of_a_slice(settings, engine):
+    # On PostgreSQL a slice of 10 is read and planned in parts of 2 while the part before is being stored: the
+    # introductions of the parts not yet committed still count against the capacity, as on SQLite.
+    from store.journeys import import_ambassadors
+
+    import_ambassadors(engine, AMBASSADOR, now=dt.datetime.now(dt.UTC))
+    apply_campaign(engine, scheduled(), now=dt.datetime.now(dt.UTC))
+    populate(engine, 12)
+    app = bootstrap(settings, clock=lambda: dt.datetime(2027, 1, 5, 10, tzinfo=dt.UTC))
+    assert plan_batch(app, limit=10)["occurrence_enrolled"] == 10
+    assert plan_batch(app, limit=10)["occurrence_enrolled"] == 2
+    with engine.connect() as conn:
+        introduced = conn.execute(select(E.c.business_id).where(E.c.ambassador_id.is_not(None))
+                                  .order_by(E.c.business_id)).scalars().all()
+        occ = conn.execute(select(OCC)).one()
+        enrolled = conn.execute(select(func.count()).select_from(E)).scalar()
+    assert len(introduced) == 3 and enrolled == 12  # the first three businesses, then the campaign's contact
+    assert occ.enrolled == 12 and occ.status == "done"
+
+
+def test_a_slice_that_fails_part_way_stores_none_of_its_parts(settings, engine, monkeypatch):
+    # The 7th business's decisions fail to store (its part is the 4th of 5 on PostgreSQL, the only one on SQLite):
+    # the slice's earlier parts are rolled back with it, the cursor stays put, and the campaign is paused.
+    import orchestrator.app.planning as planning
+
+    apply_campaign(engine, scheduled(), now=dt.datetime.now(dt.UTC))
+    ids = populate(engine, 10)
+    real = planning.apply_plan
+
+    def failing(conn, decided, event_ids, now):
+        if any(e.business_id == ids[6] for e in decided.enrollments):
+            raise RuntimeError("disque plein")
+        return real(conn, decided, event_ids, now)
+
+    monkeypatch.setattr(planning, "apply_plan", failing)
+    app = bootstrap(settings, clock=lambda: dt.datetime(2027, 1, 5, 10, tzinfo=dt.UTC))
+    counts = plan_batch(app, limit=10)
+    assert counts["paused_campaigns"] == 1 and "occurrence_enrolled" not in counts
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(E)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(M)).scalar() == 0
+        assert conn.execute(select(OCC.c.cursor, OCC.c.enrolled)).all() in ([], [(0, 0)])
