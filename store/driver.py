@@ -18,6 +18,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import types as sqltypes
@@ -91,6 +93,9 @@ class _Plan:
     row: str  # one row of placeholders, "(?, ?, ...)"
     tail: str  # ON CONFLICT ... RETURNING ...
     order: tuple[tuple[str, Callable[[Any], Any] | None], ...]  # (column, conversion) in placeholder order
+    # Columns the rows leave out whose default is a constant set in Python (a new column's default=...): the
+    # same value SQLAlchemy would send, for every row.
+    fill: dict[str, Any] = field(default_factory=dict)
     sql: dict[int, str] = field(default_factory=dict)  # by number of rows
 
     def statement(self, rows: int) -> str:
@@ -99,6 +104,34 @@ class _Plan:
             text = self.sql[rows] = f"{self.head}{', '.join([self.row] * rows)}{self.tail}"
         return text
 
+    def params(self, rows: Sequence[dict[str, Any]]) -> tuple | None:
+        """The flat parameters of `rows`, column by column (one conversion per column, not one test per value);
+        None when a row lacks one of the columns."""
+        given = [name for name, _ in self.order if name not in self.fill]
+        try:
+            columns = dict(zip(given, zip(*map(itemgetter(*given), rows), strict=True), strict=True)) \
+                if len(given) > 1 else {given[0]: tuple(r[given[0]] for r in rows)}
+        except KeyError:
+            return None
+        width = []
+        for name, convert in self.order:
+            if name in self.fill:
+                value = self.fill[name]
+                width.append([convert(value) if convert else value] * len(rows))
+            else:
+                width.append(_converted(columns[name], convert) if convert else columns[name])
+        return tuple(chain.from_iterable(zip(*width, strict=True)))
+
+
+def _converted(values: Sequence[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    # The batch's moment is the same object in every row: converted once.
+    out, last, done = [], _UNSUPPORTED, None
+    for value in values:
+        if value is not last:
+            last, done = value, convert(value)
+        out.append(done)
+    return out
+
 
 @lru_cache(maxsize=64)
 def _plan(stmt: Any, dialect_cls: type, columns: tuple[str, ...]) -> _Plan | None:
@@ -106,20 +139,26 @@ def _plan(stmt: Any, dialect_cls: type, columns: tuple[str, ...]) -> _Plan | Non
     compiled = stmt.compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
     imv = getattr(compiled, "_insertmanyvalues", None)
     names = compiled.positiontup
-    if imv is None or names is None or set(names) != set(columns) or len(names) != len(columns):
-        return None  # a default computed in Python, or a bind outside the VALUES clause
+    table_columns = stmt.table.c
+    if imv is None or names is None or len(set(names)) != len(names) or not set(columns) <= set(names):
+        return None  # a bind outside the VALUES clause
+    fill = {}
+    for name in set(names) - set(columns):
+        default = table_columns[name].default if name in table_columns else None
+        if default is None or not default.is_scalar:
+            return None  # a default computed in Python per row, or a bind outside the VALUES clause
+        fill[name] = default.arg
     row = f"({imv.single_values_expr})"
     if compiled.string.count(row) != 1:
         return None
     order = []
-    table_columns = stmt.table.c
     for name in names:
         convert = _converter(table_columns[name].type, dialect_cls.name)
         if convert is _UNSUPPORTED:
             return None
         order.append((name, convert))
     head, tail = compiled.string.split(row)
-    return _Plan(head, row, tail, tuple(order))
+    return _Plan(head, row, tail, tuple(order), fill=fill)
 
 
 def insert_rows(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]], chunk: int = 500) -> list[tuple]:
@@ -135,11 +174,11 @@ def insert_rows(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]], chu
     out: list[tuple] = []
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]
-        if plan is None or any(tuple(r) != columns for r in part):
+        params = plan.params(part) if plan is not None else None
+        if params is None:
             result = conn.execute(stmt, list(part))
         else:
-            params = [convert(r[name]) if convert else r[name] for r in part for name, convert in plan.order]
-            result = conn.exec_driver_sql(plan.statement(len(part)), tuple(params))
+            result = conn.exec_driver_sql(plan.statement(len(part)), params)
         if result.returns_rows:
             out.extend(tuple(r) for r in result)
     return out

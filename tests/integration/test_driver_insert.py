@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import StatementError
 
 from store.businesses import _upsert, business_row
 from store.driver import _plan, insert_rows
@@ -69,16 +71,35 @@ def test_business_upserts_by_the_driver_match_sqlalchemy_and_merge_the_same_way(
         row["created_at"] = row["updated_at"] = dt.datetime(2026, 11, 3, 10, 0, tzinfo=dt.UTC)
         rows.append(row)
     with engine.begin() as conn:
+        # The driver path is taken, the column the rows leave out (a constant default) included.
+        assert _plan(stmt, type(conn.dialect), tuple(rows[0])).fill == {"free_offers_only": False}
         conn.execute(stmt, [rows[0]])
         insert_rows(conn, stmt, [rows[1]])
         # The merge on conflict: a later row without a name keeps the stored one, its new phone is taken.
         later = dict(rows[1], name=None, phone="+33612345678", phone_source="partner:7")
         returned = insert_rows(conn, stmt, [later])
     columns = ("siret, name, naf_code, metier_family, commune_code, departement_code, creation_date, employer, "
-               "email, phone_consent, created_at, updated_at, created_by, state")
+               "email, phone_consent, created_at, updated_at, created_by, state, free_offers_only")
     first, second = raw(engine, "business", columns, "siret", ("73282932000074", "35600000000048"))
     assert first[1:] == second[1:]
     with engine.connect() as conn:
         merged = conn.execute(select(BUSINESS).where(BUSINESS.c.siret == "35600000000048")).one()
     assert returned == [(merged.id, "35600000000048")]
     assert merged.name == "Boulangerie Martin" and merged.phone == "+33612345678"
+
+
+
+def test_rows_are_read_by_column_name_and_a_missing_column_is_refused(engine):
+    stmt = _insert_events(engine.dialect.name)
+    reordered = dict(reversed(list(event_row("reordered").items())))
+    short = {k: v for k, v in event_row("short").items() if k != "planned"}
+    with engine.begin() as conn:
+        returned = insert_rows(conn, stmt, [event_row("in-order"), reordered])
+        assert sorted(r[2] for r in returned) == ["in-order", "reordered"]
+        # A row lacking a column is left to SQLAlchemy, which refuses it as before (nothing half written).
+        with pytest.raises(StatementError, match="planned"), conn.begin_nested():
+            insert_rows(conn, stmt, [event_row("full"), short])
+    stored = raw(engine, "triggerevent", "occurred_on, received_at, payload, external_id", "external_id",
+                 ("in-order", "reordered"))
+    assert [r[:3] for r in stored] == [stored[0][:3]] * 2
+    assert raw(engine, "triggerevent", "id", "external_id", ("full", "short")) == []
