@@ -11,7 +11,9 @@ the Ille-et-Vilaine département holds half of everything (332 communes, 15 mét
 Measured (JSON lines, see bench/__main__.py):
 - live: the report computed from messages and interactions (what `declic report --live` does);
 - rollup refresh: the nightly job for that campaign (database aggregation, marginal rows written);
-- report from the rollup: what the dashboard and `declic report` do (target p50 < 300 ms);
+- report from the rollup: what the dashboard and `declic report` do (target p50 < 300 ms), with this process's and
+  the PostgreSQL backend's CPU per report, after checking that it equals the live report table by table and that
+  its adoption figures equal a plain count of the adopters;
 - campaign page: the dashboard's HTML page (charts, every table) through the ASGI app.
 """
 
@@ -32,14 +34,46 @@ from bench.common import emit, percentile
 URL = os.environ.get("DECLIC_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def timed(fn, runs: int) -> list[float]:
-    """Wall-clock milliseconds of `runs` calls."""
+def timed(fn, runs: int, cpu: list[float] | None = None) -> list[float]:
+    """Wall-clock milliseconds of `runs` calls (this process's CPU milliseconds of each appended to `cpu`)."""
     out = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         out.append((time.perf_counter() - start) * 1000)
+        if cpu is not None:
+            cpu.append((time.process_time() - start_cpu) * 1000)
     return out
+
+
+def backend_cpu_ms(engine) -> float | None:
+    """CPU milliseconds spent so far by the PostgreSQL backend of the engine's pooled connection (the server runs on
+    this machine; its parallel workers are other processes, not counted). None when /proc does not show it."""
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def adoption_check(engine, campaign_id: int, rolled, fresh) -> int:
+    """The adoption figures from the rollup equal the live ones and an independent count of the adopters by arm
+    (enrollments with a `tool_adopted`); returns how many adopted."""
+    assert rolled.adoption_uplift == fresh.adoption_uplift, "adoption from the rollup differs from live"
+    with engine.connect() as conn:
+        adopters = dict(
+            conn.execute(
+                text("""SELECT e.arm, count(DISTINCT e.id) FROM interaction i JOIN enrollment e ON e.id = i.enrollment_id
+                        WHERE i.campaign_id = :c AND e.campaign_id = :c AND i.kind = 'tool_adopted' GROUP BY e.arm"""),
+                {"c": campaign_id},
+            ).all()
+        )
+    by_arm = {row["arm"]: row["adopted"] for row in rolled.table("adoption").rows}
+    assert (by_arm["Tous les ciblés"], by_arm["Témoin (non contactés)"]) == (
+        adopters.get("treatment", 0), adopters.get("holdout", 0)), (by_arm, adopters)
+    return sum(adopters.values())
 
 
 def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
@@ -120,7 +154,8 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
             WHERE e.arm = 'treatment'""")
         )
         first_enrollment = conn.execute(text("SELECT min(id) FROM enrollment")).scalar_one()
-        # 60 % clicks, 10 % callback requests, 5 % not for me, 5 % unsubscribes, 20 % conversions.
+        # 60 % clicks, 10 % callback requests, 5 % not for me, 5 % unsubscribes, 17.5 % conversions, 2.5 % tools
+        # adopted (issue 16; one of the six categories each).
         conn.execute(
             text("""
             INSERT INTO interaction (business_id, message_id, campaign_id, enrollment_id, kind, at, data)
@@ -128,11 +163,16 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
                    CASE WHEN i % 20 < 12 THEN 'click' WHEN i % 20 < 14 THEN 'callback_request'
                         WHEN i % 20 = 14 THEN 'not_for_me' WHEN i % 20 = 15 THEN 'unsubscribe'
                         WHEN i % 20 < 18 THEN 'offer_enrolled' WHEN i % 20 = 18 THEN 'diagnostic_completed'
-                        ELSE 'ambassador_met' END,
-                   e.enrolled_at + (1 + i % 40) * interval '1 day', '{}'::json
+                        WHEN i % 40 = 19 THEN 'ambassador_met' ELSE 'tool_adopted' END,
+                   e.enrolled_at + (1 + i % 40) * interval '1 day',
+                   CASE WHEN i % 40 = 39
+                        THEN json_build_object('category', (CAST(:categories AS text[]))[1 + (i / 40) % 6])
+                        ELSE '{}'::json END
             FROM generate_series(1, :n) i
             JOIN enrollment e ON e.id = :e0 + ((i::bigint * 7919) % :ne)"""),
-            {"n": interactions, "e0": first_enrollment, "ne": enrollments},
+            {"n": interactions, "e0": first_enrollment, "ne": enrollments,
+             "categories": ["quotes_invoices", "einvoicing_platform", "payment", "booking", "online_visibility",
+                            "management"]},
         )
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
@@ -223,13 +263,27 @@ def main(argv: list[str]) -> int:
         assert rolled.source == "rollup"
         fresh = report(engine, campaign, live=True)
         assert [t.rows for t in rolled.tables] == [t.rows for t in fresh.tables], "rollup differs from live"
-        times = timed(lambda: report(engine, campaign), args.runs)
+        adopted = adoption_check(engine, campaign.id, rolled, fresh)
+        cpu: list[float] = []
+        loads = [os.getloadavg()[0]]
+        engine.dispose()  # one pooled connection from here: every report runs on the backend measured
+        server_before = backend_cpu_ms(engine)
+        times = timed(lambda: report(engine, campaign), args.runs, cpu)
+        server_after = backend_cpu_ms(engine)
+        loads.append(os.getloadavg()[0])
         emit(
             what="funnel report with every breakdown, from the rollup",
             campaign_messages=big,
+            adopted_enrollments=adopted,
             runs=args.runs,
             p50_ms=round(statistics.median(times), 1),
             p95_ms=round(percentile(times, 95), 1),
+            cpu_ms_per_report=round(statistics.median(cpu), 1),
+            server_cpu_ms_per_report=(
+                round((server_after - server_before) / args.runs, 1)
+                if server_before is not None and server_after is not None else None
+            ),
+            load_1min=loads,
             target_p50_ms=300,
             ok=statistics.median(times) < 300,
         )
