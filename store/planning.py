@@ -158,13 +158,14 @@ def _maybe_aware(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else _aware(value)
 
 
-def pending_candidates(conn: Connection, limit: int) -> tuple[list[int], list[Candidate]]:
-    """The oldest unplanned events (all of them, for marking) and those about a known business."""
+def pending_candidates(conn: Connection, limit: int, after: int = 0) -> tuple[list[int], list[Candidate]]:
+    """The oldest unplanned events after event id `after` (all of them, for marking) and those about a known
+    business."""
     rows = conn.execute(
         select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.occurred_on, *VIEW_COLUMNS, EVENTS.c.source, PARTNERS.c.name)
         .select_from(EVENTS.outerjoin(BUSINESS, BUSINESS.c.id == EVENTS.c.business_id)
                      .outerjoin(PARTNERS, PARTNERS.c.id == EVENTS.c.partner_id))
-        .where(EVENTS.c.planned.is_(False), EVENTS.c.status == "accepted")
+        .where(EVENTS.c.planned.is_(False), EVENTS.c.status == "accepted", EVENTS.c.id > after)
         .order_by(EVENTS.c.id)
         .limit(limit)
     ).all()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from zoneinfo import ZoneInfo
@@ -23,8 +23,11 @@ from orchestrator.app.privacy import guard_candidates
 from orchestrator.app.run_tally import note_followups, note_plan
 from orchestrator.core.planner import (
     DEFAULT_POLICY,
+    AmbassadorView,
     CampaignRule,
     Candidate,
+    GlobalHoldout,
+    OfferView,
     Plan,
     Policy,
     plan,
@@ -76,24 +79,80 @@ def policy_from(app: App) -> Policy:
 
 
 def _plan_events(app: App, conn, rules: list[CampaignRule], now: dt.datetime, limit: int, policy: Policy) -> Counter:
-    event_ids, candidates = pending_candidates(conn, limit)
-    if not event_ids:
-        return Counter()
-    candidates = guard_candidates(app, conn, candidates)  # erased identities that came back: never contacted
-    today = now.astimezone(app.zone).date()
-    triggered = [r for r in rules if r.spec.triggers]
-    views = [c.business for c in candidates]
-    ids = [b.id for b in views]
-    since = now - dt.timedelta(days=max_cap_days(rules, policy.caps))
-    decided = plan(candidates, triggered, now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
-                   suppressed=suppressed_for(conn, views), eligible=eligible_among(conn, triggered, candidates, today),
-                   history=message_history(conn, ids, since), policy=policy,
-                   ambassadors=ambassador_views(conn, now, app.zone), offers=offer_views(conn),
-                   moments=stored_moments(conn, ids), global_holdouts=global_holdouts(conn))
-    counts = Counter(apply_plan(conn, decided, event_ids, now))
-    counts.update(f"skipped_{s.reason}" for s in decided.skipped)
-    note_plan(conn, decided)
-    return counts
+    return _in_parts(app, conn, _EventParts(app, rules, now, policy), limit)
+
+
+class _Parts:
+    """The inputs read once per batch, and what the parts of a batch decided but may not have stored yet: the
+    ambassadors' introductions (their remaining capacity) and the businesses (read again on the caller's
+    connection, which sees the uncommitted rows)."""
+
+    def __init__(self, app: App, now: dt.datetime, policy: Policy):
+        self.app, self.now, self.policy = app, now, policy
+        self.read = False
+        self.ambassadors: list[AmbassadorView] = []
+        self.offers: list[OfferView] = []
+        self.holdouts: list[GlobalHoldout] = []
+        self.introduced: Counter = Counter()  # ambassador id -> introductions decided by this batch's parts
+        self.decided: set[int] = set()  # business ids of this batch's parts
+        self.done = False  # nothing left after the last part
+
+    def batch_inputs(self, conn) -> None:
+        """The ambassadors, offers and global control groups, read with the first part (nothing of the batch is
+        stored then, so every connection sees the same)."""
+        if not self.read:
+            self.ambassadors, self.offers = ambassador_views(conn, self.now, self.app.zone), offer_views(conn)
+            self.holdouts, self.read = global_holdouts(conn), True
+
+    def available(self) -> list[AmbassadorView]:
+        """The ambassadors with what is left of their capacity after the parts decided so far."""
+        if not self.introduced:
+            return self.ambassadors
+        return [replace(a, remaining=max(a.remaining - self.introduced[a.id], 0)) for a in self.ambassadors]
+
+    def decided_for(self, decided: Plan, business_ids: Iterable[int]) -> None:
+        self.introduced.update(e.ambassador_id for e in decided.enrollments if e.ambassador_id is not None)
+        self.decided.update(business_ids)
+
+
+class _EventParts(_Parts):
+    """New trigger events, part after part (by event id: the parts before may not be committed yet)."""
+
+    def __init__(self, app: App, rules: list[CampaignRule], now: dt.datetime, policy: Policy):
+        super().__init__(app, now, policy)
+        self.rules, self.after = rules, 0
+
+    def decide(self, conn, limit: int, settle: Callable[[], Connection]):
+        app, now, rules = self.app, self.now, self.rules
+        event_ids, candidates = pending_candidates(conn, limit, after=self.after)
+        self.done = len(event_ids) < limit
+        if not event_ids:
+            return None
+        self.after = event_ids[-1]
+        views = [c.business for c in candidates]
+        ids = [b.id for b in views]
+        if self.decided.intersection(ids):
+            conn = settle()  # a business of an earlier part again: read what that part stored
+        candidates = guard_candidates(app, conn, candidates)  # erased identities that came back: never contacted
+        views = [c.business for c in candidates]
+        self.batch_inputs(conn)
+        today = now.astimezone(app.zone).date()
+        triggered = [r for r in rules if r.spec.triggers]
+        since = now - dt.timedelta(days=max_cap_days(rules, self.policy.caps))
+        decided = plan(candidates, triggered, now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
+                       suppressed=suppressed_for(conn, views),
+                       eligible=eligible_among(conn, triggered, candidates, today),
+                       history=message_history(conn, ids, since), policy=self.policy, ambassadors=self.available(),
+                       offers=self.offers, moments=stored_moments(conn, ids), global_holdouts=self.holdouts)
+        self.decided_for(decided, ids)
+        return decided, event_ids
+
+    def store(self, conn, decision: tuple[Plan, list[int]]) -> Counter:
+        decided, event_ids = decision
+        counts = Counter(apply_plan(conn, decided, event_ids, self.now))
+        counts.update(f"skipped_{s.reason}" for s in decided.skipped)
+        note_plan(conn, decided)
+        return counts
 
 
 def _plan_followups(conn, rules: list[CampaignRule], now: dt.datetime, limit: int, policy: Policy) -> Counter:
@@ -128,7 +187,7 @@ def _plan_answers(conn, rules: list[CampaignRule], now: dt.datetime, limit: int,
 def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime, limit: int,
                      policy: Policy) -> Counter:
     """Start the due occurrences and plan one slice of `limit` businesses of the first one still running (on
-    PostgreSQL in `OVERLAPPED_SLICES` parts, each read and planned while the one before is being stored)."""
+    PostgreSQL in `OVERLAPPED_PARTS` parts, each read and planned while the one before is being stored)."""
     counts: Counter = Counter()
     for rule in rules:
         schedule = rule.spec.schedule
@@ -144,41 +203,25 @@ def _plan_occurrence(app: App, conn, rules: list[CampaignRule], now: dt.datetime
             counts["occurrences_started"] += 1
             counts["occurrences_missed"] += missed
             occurrence = running_occurrence(conn, rule.id)
-        if conn.dialect.name == "postgresql":
-            counts.update(_overlapped_slices(app, conn, rule, occurrence, now, limit, policy))
-        else:  # SQLite: one writer at a time, and a second connection would not see this transaction's writes
-            slices = _OccurrenceSlices(app, rule, occurrence, now, policy)
-            counts.update(slices.store(conn, slices.decide(conn, limit)))
+        counts.update(_in_parts(app, conn, _OccurrenceParts(app, rule, occurrence, now, policy), limit))
         return counts  # one slice per call: triggered journeys get their turn between slices
     return counts
 
 
-# Parts of an occurrence's slice on PostgreSQL: the first part is read and planned alone and the last one stored
-# alone, the others overlap.
-OVERLAPPED_SLICES = 5
-
-
-class _OccurrenceSlices:
-    """Slice after slice of a running occurrence: `decide` reads the next businesses after the cursor and plans
-    them (no write but the privacy gate's), `store` writes the decisions and moves the cursor on.
-
-    The cursor, the enrolled count and the ambassadors' introductions are carried from one slice to the next in
-    memory, so that a slice can be decided on another connection before the last one is stored (that connection
-    does not see the uncommitted rows): the decisions are those a read after the store would give."""
+class _OccurrenceParts(_Parts):
+    """A running occurrence, part after part: the businesses of its segment after the cursor, by id. The cursor
+    and the enrolled count are carried from part to part, as the parts before may not be committed yet."""
 
     def __init__(self, app: App, rule: CampaignRule, occurrence, now: dt.datetime, policy: Policy):
-        self.app, self.rule, self.now, self.policy = app, rule, now, policy
+        super().__init__(app, now, policy)
+        self.rule = rule
         self.occurrence_id, self.cursor, self.enrolled = occurrence.id, occurrence.cursor, occurrence.enrolled
         at = occurrence.occurs_at
         self.at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
         self.key = occurrence_key(self.at)
         self.today = now.astimezone(app.zone).date()
-        self.introduced: Counter = Counter()  # ambassador id -> introductions decided by this call's slices
-        self.done = False  # the segment exhausted
 
-    def decide(self, conn, limit: int) -> tuple[Plan, list[int], bool]:
-        """The decisions for the next `limit` businesses, read on `conn`; their ids; whether the segment is
-        exhausted."""
+    def decide(self, conn, limit: int, settle: Callable[[], Connection]):
         app, rule, at, now = self.app, self.rule, self.at, self.now
         businesses = occurrence_slice(conn, rule.spec, self.cursor, limit, self.today)
         rate = rule.spec.schedule.rate_per_hour if rule.spec.schedule else None
@@ -187,29 +230,24 @@ class _OccurrenceSlices:
                       campaign_id=rule.id, at=at + dt.timedelta(hours=(self.enrolled + i) // rate) if rate else at)
             for i, b in enumerate(businesses)]
         candidates = guard_candidates(app, conn, candidates)
-        ids = [b.id for b in businesses]
-        ambassadors = ambassador_views(conn, now, app.zone)
-        if self.introduced:
-            ambassadors = [replace(a, remaining=max(a.remaining - self.introduced[a.id], 0)) for a in ambassadors]
+        ids = [b.id for b in businesses]  # after the cursor: never a business of an earlier part
+        self.batch_inputs(conn)
+        since = now - dt.timedelta(days=max_cap_days([rule], self.policy.caps))
         decided = plan(candidates, [rule], now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
-                       suppressed=suppressed_for(conn, businesses),
-                       history=message_history(conn, ids,
-                                               now - dt.timedelta(days=max_cap_days([rule], self.policy.caps))),
-                       policy=self.policy, ambassadors=ambassadors, offers=offer_views(conn),
+                       suppressed=suppressed_for(conn, businesses), history=message_history(conn, ids, since),
+                       policy=self.policy, ambassadors=self.available(), offers=self.offers,
                        recent=recent_contacts(conn, rule, ids, at), moments=stored_moments(conn, ids),
-                       global_holdouts=global_holdouts(conn))
-        self.introduced.update(e.ambassador_id for e in decided.enrollments if e.ambassador_id is not None)
+                       global_holdouts=self.holdouts)
+        self.decided_for(decided, ids)
         self.enrolled += len(decided.enrollments)
         self.cursor = ids[-1] if ids else self.cursor
         self.done = len(businesses) < limit
-        return decided, ids, self.done
+        return decided, self.cursor, self.done
 
-    def store(self, conn, decision: tuple[Plan, list[int], bool]) -> Counter:
-        """Write a slice's decisions and move the occurrence's cursor past its last business, on `conn`."""
-        decided, ids, done = decision
+    def store(self, conn, decision: tuple[Plan, int, bool]) -> Counter:
+        decided, cursor, done = decision
         applied = apply_plan(conn, decided, [], self.now)
-        advance_occurrence(conn, self.occurrence_id, ids[-1] if ids else self.cursor, applied["enrolled"], done,
-                           self.now)
+        advance_occurrence(conn, self.occurrence_id, cursor, applied["enrolled"], done, self.now)
         counts = Counter({f"occurrence_{k}": v for k, v in applied.items() if k != "events"})
         counts.update(f"skipped_{s.reason}" for s in decided.skipped)
         counts["occurrences_done"] += int(done)
@@ -217,37 +255,52 @@ class _OccurrenceSlices:
         return counts
 
 
-def _overlapped_slices(app: App, conn, rule: CampaignRule, occurrence, now: dt.datetime, limit: int,
-                       policy: Policy) -> Counter:
-    """One slice of `limit` businesses of an occurrence in `OVERLAPPED_SLICES` parts: each part is read and
-    planned on a second connection while a helper thread stores the one before on `conn`, so that our CPU (the
-    planner) and the server's (the rows and their indexes) overlap instead of taking turns.
+# Parts of a batch on PostgreSQL: the first part is read and planned alone and the last one stored alone, the
+# others overlap.
+OVERLAPPED_PARTS = 5
 
-    Every write is on `conn`, in the caller's one transaction: a crash or an error stores none of this call's
-    slices and leaves the cursor where it was (a later call plans them again, ON CONFLICT keeping each
-    enrolment once). The second connection reads only committed rows, which is why `_OccurrenceSlices` carries
-    what this call already decided; its own writes (the privacy gate forgetting an erased identity's contacts)
-    are committed after each part."""
-    slices = _OccurrenceSlices(app, rule, occurrence, now, policy)
-    parts = min(OVERLAPPED_SLICES, limit)
+
+def _in_parts(app: App, conn, work, limit: int) -> Counter:
+    """Decide and store one batch of `limit` (`work`: `_EventParts`, `_OccurrenceParts`).
+
+    On PostgreSQL in `OVERLAPPED_PARTS` parts: each part is read and planned on a second connection while a
+    helper thread stores the one before on `conn`, so that our CPU (the planner) and the server's (the rows and
+    their indexes) overlap instead of taking turns. Every write is on `conn`, in the caller's one transaction: a
+    crash or an error stores none of the batch (a later call plans it again, ON CONFLICT keeping each enrolment
+    once). The second connection reads only committed rows, so `work` carries what the parts before decided
+    (`_Parts`), and a part that meets a business of an earlier part waits for it to be stored and reads on
+    `conn` (`settle`). The second connection's own writes (the privacy gate forgetting an erased identity's
+    contacts) are committed after each part. SQLite, one writer at a time: the batch in one part, on `conn`."""
+    if conn.dialect.name != "postgresql":
+        decision = work.decide(conn, limit, lambda: conn)
+        return work.store(conn, decision) if decision is not None else Counter()
+    parts = min(OVERLAPPED_PARTS, limit)
     sizes = [limit // parts + (1 if n < limit % parts else 0) for n in range(parts)]
     counts: Counter = Counter()
+    storing: Future | None = None
+
+    def settle() -> Connection:
+        """`conn` once the part being stored is stored."""
+        nonlocal storing
+        if storing is not None:
+            stored, storing = storing, None
+            counts.update(stored.result())
+        return conn
+
     with app.engine.connect() as reader, ThreadPoolExecutor(max_workers=1,
                                                             thread_name_prefix="declic-plan-store") as helper:
-        storing: Future | None = None
         try:
             for size in sizes:
-                decision = slices.decide(reader, size)
+                decision = work.decide(reader, size, settle)
                 reader.commit()
-                if storing is not None:
-                    stored, storing = storing, None
-                    counts.update(stored.result())
-                storing = helper.submit(slices.store, conn, decision)
-                if slices.done:
+                settle()
+                if decision is None:
+                    break
+                storing = helper.submit(work.store, conn, decision)
+                if work.done:
                     break
         finally:
-            if storing is not None:
-                counts.update(storing.result())  # also when deciding raised: `conn` is idle before it rolls back
+            settle()  # also when deciding raised: `conn` is idle before it rolls back
     return counts
 
 
