@@ -318,20 +318,39 @@ def french_reason(err: dict[str, Any]) -> str:
         return template.split(" (")[0]
 
 
+def _encodable(text: str) -> bool:
+    """False for text holding a lone UTF-16 surrogate ("\\ud800" in JSON): no store, nor the schema, takes it."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_SURROGATE = "caractère invalide (moitié de paire UTF-16 isolée, \\ud800-\\udfff) interdit"
+
+
 def _unsafe_value(value: Any, path: list[str], depth: int = 0) -> tuple[str, str] | None:
     """(field, reason) for the first value no store can keep: a NUL character (PostgreSQL refuses it in
-    text), a number that is not finite (NaN, Infinity: not JSON), or a nesting deeper than allowed."""
+    text), a lone surrogate (not UTF-8), a number that is not finite (NaN, Infinity: not JSON), or a nesting
+    deeper than allowed."""
     where = ".".join(path) or "item"
     if depth > MAX_ITEM_DEPTH:
         return where, f"données trop imbriquées (au plus {MAX_PAYLOAD_DEPTH} niveaux dans payload)"
     if isinstance(value, str):
-        return (where, "caractère nul (\\u0000) interdit") if "\x00" in value else None
+        if "\x00" in value:
+            return where, "caractère nul (\\u0000) interdit"
+        return None if _encodable(value) else (where, _SURROGATE)
     if isinstance(value, float):
         return None if math.isfinite(value) else (where, "nombre non fini (NaN ou infini) refusé")
     if isinstance(value, dict):
         for key, inner in value.items():
             if "\x00" in str(key):
                 return where, "caractère nul (\\u0000) interdit dans un nom de champ"
+            if not _encodable(str(key)):
+                return where, _SURROGATE + " dans un nom de champ"
             found = _unsafe_value(inner, [*path, str(key)], depth + 1)
             if found:
                 return found
@@ -353,11 +372,11 @@ def _plainly_safe(raw: Any) -> bool:
             return False
         kind = type(value)
         if kind is str:
-            if "\x00" in value:
+            if "\x00" in value or not _encodable(value):
                 return False
         elif kind is dict:
             for key, inner in value.items():
-                if type(key) is not str or "\x00" in key:
+                if type(key) is not str or "\x00" in key or not _encodable(key):
                     return False
                 stack.append((inner, depth + 1))
         elif kind is list:
@@ -377,6 +396,19 @@ def validate_item(raw: Any, source: str, contact_source: str, line: int | None =
 
     The payload keeps only the fields declared for the event's type (`triggers.payload_schema`); the others
     are dropped, never refused, and counted in `dropped`."""
+    fast = _fast_item(raw, source, contact_source, today)
+    if fast is None:
+        return _full_item(raw, source, contact_source, line, dropped, today=today)
+    event, dropped_fields = fast
+    if dropped is not None:
+        dropped.fields += dropped_fields
+    return event
+
+
+def _full_item(raw: Any, source: str, contact_source: str, line: int | None = None,
+               dropped: Dropped | None = None, *, today: dt.date) -> EventIn | Reject:
+    """`validate_item` through the schema (`EventItem`): every item the fast path does not take, and every
+    refusal with its field and reason."""
     unsafe = None if _plainly_safe(raw) else _unsafe_value(raw, [])
     if unsafe:
         return Reject(line=line, field=unsafe[0], reason=unsafe[1], raw=_excerpt(raw))
@@ -390,6 +422,123 @@ def validate_item(raw: Any, source: str, contact_source: str, line: int | None =
     if dropped is not None and item.payload:
         dropped.fields += minimise(item.type, item.payload)[1]
     return event
+
+
+# The fast path of a whole item: the plain valid shape (JSON strings, known keys, values within their limits),
+# turned into its event without building the pydantic models, with the same result as `_full_item`
+# (tests/unit/test_partner_fast_path.py compares both on generated items). Anything else, and every refusal,
+# goes through the schema for its field and reason.
+_ITEM_KEYS = frozenset(EventItem.model_fields)
+_BUSINESS_KEYS = frozenset(BusinessIn.model_fields)
+_CONTACT_KEYS = frozenset(ContactIn.model_fields)
+_COMMUNE = re.compile(r"[0-9][0-9AB][0-9]{3}")
+_NON_ADOPTION = frozenset(EVENT_TYPES) - frozenset(ADOPTION_TYPES)
+
+
+class _Defer(Exception):
+    """The fast path leaves the item to the schema."""
+
+
+def _plain(value: Any) -> bool:
+    """A str the schema takes as it is: no NUL, and no lone surrogate."""
+    return type(value) is str and "\x00" not in value and _encodable(value)
+
+
+def _text(value: Any, limit: int) -> str | None:
+    # An optional text field: None, or a plain str of at most `limit` characters.
+    if value is None:
+        return None
+    if not _plain(value) or len(value) > limit:
+        raise _Defer
+    return value
+
+
+def _day(value: Any) -> dt.date:
+    if not _plain(value):
+        raise _Defer
+    try:
+        return parse_date(value)
+    except ValueError:
+        raise _Defer from None
+
+
+def _checked(check: Any, value: Any) -> str | None:
+    # E-mail and phone: empty means absent; any refusal is the schema's to explain.
+    if value is None or value == "":
+        return None
+    if not _plain(value):
+        raise _Defer
+    try:
+        return check(value)
+    except ValueError:
+        raise _Defer from None
+
+
+def _fast_item(raw: Any, source: str, contact_source: str, today: dt.date) -> tuple[EventIn, int] | None:
+    """(the event, the payload fields dropped) of a plainly valid item; None when the schema must decide."""
+    if type(raw) is not dict or not _ITEM_KEYS.issuperset(raw):
+        return None
+    try:
+        external_id, kind, siret = raw["external_id"], raw["type"], raw["siret"]
+        occurred = _day(raw["occurred_on"])
+    except (KeyError, _Defer):
+        return None
+    if not _plain(external_id) or not 1 <= len(external_id) <= 120 \
+            or type(kind) is not str or kind not in _NON_ADOPTION or not _plain(siret) \
+            or raw.get("category") not in (None, "") or occurred > today + dt.timedelta(days=1):
+        return None
+    payload = raw.get("payload")
+    try:
+        siret = check_siret(siret)
+        if payload is not None:
+            if type(payload) is not dict or not _plainly_safe(raw) \
+                    or len(json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()) > MAX_PAYLOAD_BYTES:
+                return None
+        business, contact = raw.get("business"), raw.get("contact")
+        facts = None
+        if business is not None or contact is not None:
+            facts = _fast_facts(siret, business, contact, contact_source)
+    except (ValueError, _Defer):
+        return None
+    if facts is not None and facts.creation_date is None and kind == "creation":
+        facts.creation_date = occurred
+    kept, dropped = minimise(kind, payload) if payload else ({}, 0)
+    return EventIn(source=source, external_id=external_id, type=kind, occurred_on=occurred, siret=siret,
+                   siren=siret[:9], business=facts, payload=kept), dropped
+
+
+def _fast_facts(siret: str, business: Any, contact: Any, contact_source: str) -> BusinessFacts:
+    facts = BusinessFacts(siret=siret)
+    if business is not None:
+        if type(business) is not dict or not _BUSINESS_KEYS.issuperset(business):
+            raise _Defer
+        facts.name = _text(business.get("name"), 200)
+        naf = _text(business.get("naf_code"), 8)
+        if naf:
+            facts.naf_code = normalize_naf(naf)
+            if naf_entry(facts.naf_code) is None:
+                raise _Defer
+        commune = _text(business.get("commune_code"), 5)
+        if commune is not None and not _COMMUNE.fullmatch(commune):
+            raise _Defer
+        facts.commune_code = commune
+        facts.tranche_effectifs = _text(business.get("tranche_effectifs"), 2)
+        created = business.get("creation_date")
+        facts.creation_date = None if created is None or created == "" else _day(created)
+    if contact is not None:
+        if type(contact) is not dict or not _CONTACT_KEYS.issuperset(contact):
+            raise _Defer
+        email, phone = _checked(check_email, contact.get("email")), _checked(check_phone, contact.get("phone"))
+        consent = contact.get("consent", False)
+        if type(consent) is not bool:
+            raise _Defer
+        if email:
+            facts.contacts.append(ContactPoint("email", email, contact_source, consent))
+        if phone:
+            facts.contacts.append(ContactPoint("phone", phone, contact_source, consent))
+        facts.street, facts.postal_code = _text(contact.get("street"), 200), _text(contact.get("postal_code"), 10)
+        facts.city = _text(contact.get("city"), 100)
+    return facts
 
 
 def _excerpt(raw: Any) -> str:

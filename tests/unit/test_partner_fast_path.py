@@ -1,21 +1,29 @@
-"""The partner intake's fast paths for e-mails, French phone numbers and SIRETs give the same verdicts as the full
-validators (email-validator, phonenumbers, python-stdnum) on generated inputs, valid and invalid shapes alike."""
+"""The partner intake's fast paths for e-mails, French phone numbers, SIRETs and whole items give the same verdicts
+as the full validators (email-validator, phonenumbers, python-stdnum, the pydantic schema) on generated inputs,
+valid and invalid shapes alike."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.core.phones import InvalidNumber, normalise_french_number
+from triggers.model import Reject
 from triggers.partner_api import (
     _fast_email,
+    _fast_item,
     _fast_phone,
+    _full_item,
     _plainly_safe,
     _unsafe_value,
     check_email,
     check_phone,
     check_siret,
+    validate_item,
 )
+from triggers.payload_schema import Dropped
 
 PROPERTY = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -160,9 +168,10 @@ def test_the_siret_fast_path_agrees_with_stdnum(raw):
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
-              st.text(alphabet=st.sampled_from("ab\x00é "), max_size=4)),
+              st.text(alphabet=st.sampled_from("ab\x00é \ud800"), max_size=4)),
     lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.text(alphabet=st.sampled_from("k\x00"), max_size=2), inner, max_size=3)),
+                            st.dictionaries(st.text(alphabet=st.sampled_from("k\x00\udc00"), max_size=2), inner,
+                                            max_size=3)),
     max_leaves=40,
 )
 
@@ -174,3 +183,87 @@ json_values = st.recursive(
 @example({"k\x00": 1})
 def test_the_quick_walk_finds_what_the_full_walk_reports(value):
     assert _plainly_safe(value) == (_unsafe_value(value, []) is None)
+
+
+# --- whole items: the fast path builds the same event as the schema, or leaves the item to it ---
+
+TODAY = dt.date(2026, 12, 6)
+BAD_TEXT = ["", "a\x00b", "x\ud800", "é", " ", "a" * 121, "a" * 201]
+
+
+def maybe(valid, *invalid):
+    # A valid value most of the time, sometimes one of the wrong ones (types, lengths, NUL, lone surrogates).
+    return st.one_of(valid, valid, valid, st.sampled_from([*invalid, None, 1, 1.5, True, [], {}, *BAD_TEXT]))
+
+
+sirets = maybe(st.sampled_from(["73282932000074", "24177763007067", "732 829 320 00074", "73282932000075"]))
+dates = maybe(st.sampled_from(["2026-12-02", "02/12/2026", "2026-12-07", "2026-12-08", " 2026-12-01 ", "2026-02-30",
+                               "2026-12-02T10:00", "20261202"]))
+business = st.fixed_dictionaries({}, optional={
+    "name": maybe(st.sampled_from(["Boulangerie Martin", "Lucas Hélène", "", None])),
+    "naf_code": maybe(st.sampled_from(["45.20A", "4520A", "10.71C", "99.99Z", "", "45.20a", "452"])),
+    "commune_code": maybe(st.sampled_from(["35238", "2A004", "35238\n", "3523", "352381", "", "75056"])),
+    "tranche_effectifs": maybe(st.sampled_from(["00", "01", "NN", "123"])),
+    "creation_date": dates,
+    "siege": st.just(True),
+})
+contact = st.fixed_dictionaries({}, optional={
+    "email": maybe(st.sampled_from(["contact@exemple.fr", "Jean.Dupont@Exemple.FR", "a@exemple.test", "pas une adresse",
+                                    "élodie@exemple.fr", ""])),
+    "phone": maybe(st.sampled_from(["06 12 34 56 78", "+33612345678", "0262 12 34 56", "+44 20 7946 0958", "12", ""])),
+    "street": maybe(st.sampled_from(["7, rue de la Paix", "x" * 200])),
+    "postal_code": maybe(st.sampled_from(["35000", "x" * 11])),
+    "city": maybe(st.sampled_from(["Rennes", "x" * 101])),
+    "consent": st.sampled_from([True, False, "true", 1, None]),
+    "fax": st.just("01"),
+})
+payloads = st.one_of(st.none(), json_values, st.dictionaries(st.sampled_from(["program", "note", "zz", "funding_type"]),
+                                                           json_values, max_size=3),
+                     st.just({"note": "x" * 17_000}), st.just({"program": "a\ud800"}))
+items = st.fixed_dictionaries(
+    {"external_id": maybe(st.sampled_from(["bge-1", "x" * 120, "é-2"])),
+     "type": maybe(st.sampled_from(["creation", "first_hire", "closure", "tool_adopted", "offer_enrolled", "vente"])),
+     "siret": sirets, "occurred_on": dates},
+    optional={"business": st.one_of(st.none(), business, st.just([])), "contact": st.one_of(st.none(), contact),
+              "payload": payloads, "category": st.sampled_from([None, "", "payment", "gestion", 3]),
+              "extra": st.just(1)})
+
+
+def _both(raw):
+    full_dropped = Dropped()
+    full = _full_item(raw, "partner:1", "bge", 3, full_dropped, today=TODAY)
+    fast = _fast_item(raw, "partner:1", "bge", TODAY)
+    return full, full_dropped.fields, fast
+
+
+@PROPERTY
+@given(st.one_of(items, json_values))
+def test_the_item_fast_path_agrees_with_the_schema(raw):
+    full, dropped, fast = _both(raw)
+    if fast is not None:  # whatever the fast path takes, the schema takes the same way
+        assert fast == (full, dropped)
+    # validate_item answers as the schema does, refusals included (field and reason)
+    assert validate_item(raw, "partner:1", "bge", 3, today=TODAY) == full
+
+
+def test_the_item_fast_path_takes_the_common_shapes():
+    raw = {"external_id": "bge-1", "type": "creation", "siret": "73282932000074", "occurred_on": "2026-12-02",
+           "business": {"name": "Boulangerie Martin", "naf_code": "10.71C", "commune_code": "35238",
+                        "creation_date": "2026-11-30"},
+           "contact": {"email": "Jean.Dupont@Exemple.FR", "phone": "06 12 34 56 78", "street": "7, rue de la Paix",
+                       "postal_code": "35000", "city": "Rennes", "consent": True},
+           "payload": {"program": "BGE", "zz": 1}}
+    full, dropped, fast = _both(raw)
+    assert fast == (full, dropped) and dropped == 1 and not isinstance(full, Reject)
+    assert full.business.contacts[0].value == "Jean.Dupont@exemple.fr"
+    for bad in ({**raw, "siret": "73282932000075"}, {**raw, "occurred_on": "2026-12-08"}, {**raw, "extra": 1}):
+        assert _fast_item(bad, "partner:1", "bge", TODAY) is None and isinstance(_both(bad)[0], Reject)
+
+
+def test_a_lone_surrogate_is_refused_with_its_field_not_a_crash():
+    raw = {"external_id": "bge-1", "type": "creation", "siret": "73282932000074", "occurred_on": "2026-12-02",
+           "business": {"name": "Boulangerie \ud800"}}
+    got = validate_item(raw, "partner:1", "bge", 3, today=TODAY)
+    assert isinstance(got, Reject) and got.field == "business.name" and "UTF-16" in got.reason
+    got = validate_item({**raw, "business": None, "type": "x\udc00"}, "partner:1", "bge", today=TODAY)
+    assert isinstance(got, Reject) and got.field == "type"
