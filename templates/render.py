@@ -51,6 +51,7 @@ from jinja2.utils import missing
 
 from orchestrator.core.phones import InvalidNumber, normalise_number
 from templates import wording
+from templates.holes import HolesPlan, holes_plan
 
 MESSAGES_DIR = Path(__file__).parent / "messages"
 TRADES_FILE = Path(__file__).parent / "trades.yaml"
@@ -420,6 +421,73 @@ def _free_names(template: jinja2.Template) -> frozenset[str]:
     return names
 
 
+# What a hole holds: a plain URL, a plain name (both taken out as markers), a value computed when first read (a
+# message's short link), anything else (kept in the kind's key, rendered as it is).
+_URL, _NAME, _DEFERRED = "url", "name", "deferred"
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?(?:/[A-Za-z0-9._~-]*)*")
+_PLAIN_NAME = re.compile(r"[^\W\d_]+(?:[ -][^\W\d_]+)*")
+_FOLDED = frozenset(chr(code) for code in _SMS_FOLD)
+_MARKER = re.compile("\ue000(\\d+)\ue001")
+
+
+def plain_hole(value: Any) -> str | None:
+    """The shape of a hole's value that a marker stands for exactly (`_URL`, `_NAME`), or None: a URL of letters,
+    digits and ``/.-_~`` only; a name of letters, single spaces and hyphens starting with a capital, in NFC, with
+    nothing an escape, the SMS folding or a link finder would change."""
+    if type(value) is not str:
+        return None
+    if _PLAIN_URL.fullmatch(value):
+        return _URL
+    if (_PLAIN_NAME.fullmatch(value) and value[0].isupper() and unicodedata.is_normalized("NFC", value)
+            and not _FOLDED.intersection(value)):
+        return _NAME
+    return None
+
+
+def _hole_state(prepared: dict[str, Any], path: tuple[str, ...]) -> Any:
+    top, key = path
+    mapping = prepared.get(top)
+    if type(mapping) is not dict and not isinstance(mapping, dict):
+        return _freeze(mapping)
+    if key not in mapping:
+        return _DEFERRED if hasattr(type(mapping), "__missing__") else None
+    value = mapping[key]
+    return plain_hole(value) or ("value", _freeze(value))
+
+
+class _Kind:
+    """A kind of message: its subject, body and HTML with markers where the holes' values go."""
+
+    __slots__ = ("parts", "shapes", "used")
+
+    def __init__(self, marked: Rendered) -> None:
+        texts = (marked.subject, marked.body, marked.html)
+        self.parts = [None if text is None else _MARKER.split(text) for text in texts]
+        self.used = sorted({int(i) for parts in self.parts if parts for i in parts[1::2]})
+        self.shapes: dict[int, str] = {}  # each hole's shape in the message the kind was checked on
+
+    def fill(self, prepared: dict[str, Any], holes: tuple[tuple[str, ...], ...]) -> Rendered | None:
+        """The message's text with its own values; None when one of them is not of a plain shape."""
+        values = {}
+        for index in self.used:
+            top, key = holes[index]
+            value = prepared[top][key]
+            shape = plain_hole(value)
+            if shape is None or self.shapes.setdefault(index, shape) != shape:
+                return None
+            values[str(index)] = value
+        texts = []
+        for parts in self.parts:
+            if parts is None:
+                texts.append(None)
+                continue
+            pieces = list(parts)
+            for at in range(1, len(pieces), 2):
+                pieces[at] = values[pieces[at]]
+            texts.append("".join(pieces))
+        return Rendered(texts[0], texts[1], texts[2])
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A message's final text."""
@@ -450,6 +518,8 @@ class TemplateLibrary:
         self.env.globals.update(trade=trade)
         self.env.template_class = _Template
         self._parents: dict[str, str | None] = {}
+        self._plans: dict[str, HolesPlan | None] = {}
+        self._kinds: dict[tuple, _Kind | bool] = {}  # kinds of message seen (False: rendered in full)
 
     def resolve(self, channel: str, trigger: str, family: str, variant: str | None = None) -> str:
         """The template name for a message: the family's own, else the trigger's default."""
@@ -483,17 +553,66 @@ class TemplateLibrary:
         return names
 
     def render(self, name: str, context: dict[str, Any]) -> Rendered:
-        """Render the subject, body and optional html blocks of one template."""
+        """Render the subject, body and optional html blocks of one template.
+
+        A message is one of few kinds (same template, trade words, peer, offers, sender...) with its own links and
+        commune: each kind is rendered once with markers in place of those values (`templates.holes`), checked
+        against a full render, then every message of that kind is its text with its own values put in."""
+        prepared = wording.prepare(context, load_trades())
+        plan = self.plan(name.split("/", 1)[0])
+        if plan is None or not plan.holes:
+            return self._render_now(name, prepared)
+        try:
+            key = (name, tuple([_freeze(_value_at(prepared, path)) for path in plan.paths]),
+                   tuple([_hole_state(prepared, path) for path in plan.holes]))
+        except _Unfrozen:
+            return self._render_now(name, prepared)
+        known = self._kinds.get(key)
+        if known is None:
+            real = self._render_now(name, prepared)
+            if len(self._kinds) >= _MEMO_SIZE:
+                self._kinds.clear()
+            self._kinds[key] = self._kind(name, prepared, plan, key[2], real)
+            return real
+        if known is False:
+            return self._render_now(name, prepared)
+        filled = known.fill(prepared, plan.holes)
+        return filled if filled is not None else self._render_now(name, prepared)
+
+    def plan(self, channel: str) -> HolesPlan | None:
+        """The holes of one channel's templates (`templates.holes`), found once."""
+        if channel not in self._plans:
+            names = [n for n in self.env.list_templates(extensions=["j2"])
+                     if n.startswith(channel + "/") or n.split("/", 1)[0].startswith("_")]
+            self._plans[channel] = holes_plan(self.env, names)
+        return self._plans[channel]
+
+    def _kind(self, name: str, prepared: dict[str, Any], plan: HolesPlan, states: tuple,
+              real: Rendered) -> _Kind | bool:
+        """A kind of message from its first one: rendered with markers, kept only if the real values put in
+        give back `real` exactly."""
+        marked = dict(prepared)
+        for index, ((top, key), state) in enumerate(zip(plan.holes, states, strict=True)):
+            if state in (_URL, _NAME, _DEFERRED):
+                marked[top] = dict(marked[top]) if marked[top] is prepared[top] else marked[top]
+                marked[top][key] = f"\ue000{index}\ue001"
+        try:
+            kind = _Kind(self._render_now(name, marked))
+        except Exception:  # noqa: BLE001 (a marker the template cannot take: every message rendered in full)
+            return False
+        return kind if kind.fill(prepared, plan.holes) == real else False
+
+    def _render_now(self, name: str, prepared: dict[str, Any]) -> Rendered:
         outer = getattr(_RENDERING, "modules", None)
         _RENDERING.modules = {}
         try:
-            return self._render(name, context)
+            return self._render(name, prepared)
         finally:
             _RENDERING.modules = outer
 
-    def _render(self, name: str, context: dict[str, Any]) -> Rendered:
+    def _render(self, name: str, prepared: dict[str, Any]) -> Rendered:
         tmpl = self.template(name)
-        ctx = tmpl.new_context(wording.prepare(context, load_trades()))
+        ctx = tmpl.new_context(prepared)
         # Blocks are rendered one by one without running the template top-level, so the parents' blocks
         # are registered here, in inheritance order, exactly as ``{% extends %}`` would (super() works).
         for ancestor in self.chain(name)[1:]:

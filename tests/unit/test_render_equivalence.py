@@ -120,3 +120,86 @@ def test_remembered_macros_follow_every_value_they_read(tmp_path):
     assert body("commerce", "Ville A", "01", "b", [5]) == "1/commerce:Ville A:01 2/commerce:Ville A:01 B 2"
     assert body("commerce", "Ville B", "01", "b", []) == "1/commerce:Ville B:01 2/commerce:Ville B:01 B 1"
     assert body("commerce", "Ville B", "02", "b", []) == "1/commerce:Ville B:02 2/commerce:Ville B:02 B 1"
+
+
+COMMUNES = ["Rennes", "L'Hermitage", "Cesson-Sévigné", "le Rheu"]
+
+
+def test_every_kind_of_message_filled_in_renders_as_plain_jinja_renders_it():
+    # A kind of message is rendered once with markers, then filled with each message's links and commune
+    # (`templates.holes`): every later message of the kind, with its own values of any shape, is what plain
+    # Jinja gives.
+    lib = TemplateLibrary(MESSAGES_DIR)
+    env = plain_jinja(lib)
+    now = dt.datetime.now(dt.UTC)
+    compared = 0
+    for name, label, context in cases():
+        for number, commune in enumerate(COMMUNES):
+            links = links_for(SECRET, "https://declic.example", 1000 + number, lazy_short=number % 2 == 0, now=now)
+            given = dict(context, links=links, business=dict(context["business"], commune=commune))
+            got = lib.render(name, given)
+            assert (got.subject, got.body, got.html) == reference_render(env, lib.chain(name), given), (
+                name, label, commune)
+            compared += 1
+    assert compared > 4_000
+    assert lib.plan("email").holes == (("business", "commune"), ("links", "landing"), ("links", "short"),
+                                       ("links", "unsubscribe"))
+    assert any(kind for kind in lib._kinds.values())  # the filled-in path ran
+
+
+def test_a_value_a_template_measures_is_never_a_hole(tmp_path):
+    # "de" reads the commune's first letter, "length" its size, "upper" changes it: the commune is then part of
+    # the kind of message, never a marker filled in afterwards.
+    (tmp_path / "email" / "t").mkdir(parents=True)
+    (tmp_path / "email" / "t" / "default.j2").write_text(
+        "{% block subject %}S {{ links.landing }}{% endblock %}{% block body %}{{ business.commune|de }} "
+        "{{ self.place()|length }} {{ links.unsubscribe|upper }}{% endblock %}"
+        "{% block place %}{{ business.commune }}{% endblock %}", encoding="utf-8")
+    lib = TemplateLibrary(tmp_path)
+    plan = lib.plan("email")
+    assert plan is not None and plan.holes == ()  # links are one candidate: one of them changed, none is a hole
+    base = matrix_contexts("batiment", "creation")[0][1]
+    for commune, links, body in [("Rennes", {"landing": "https://a.fr/r/1", "unsubscribe": "https://a.fr/u/1"},
+                                  "de Rennes 6 HTTPS://A.FR/U/1\n"),
+                                 ("Acigné", {"landing": "https://a.fr/r/2", "unsubscribe": "https://a.fr/u/2"},
+                                  "d'Acigné 6 HTTPS://A.FR/U/2\n")]:
+        got = lib.render("email/t/default.j2", dict(base, links=links, business=dict(base["business"],
+                                                                                        commune=commune)))
+        assert (got.subject, got.body) == (f"S {links['landing']}", body)
+
+
+def test_a_plain_commune_is_a_hole_and_a_measured_one_is_not(tmp_path):
+    (tmp_path / "email" / "t").mkdir(parents=True)
+    (tmp_path / "email" / "t" / "default.j2").write_text(
+        "{% block subject %}S {{ links.landing }}{% endblock %}{% block body %}À {{ business.commune }}, "
+        "{{ self.place()|trim|e }}.{% endblock %}{% block place %} {{ business.commune }} {% endblock %}",
+        encoding="utf-8")
+    (tmp_path / "letter" / "t").mkdir(parents=True)
+    (tmp_path / "letter" / "t" / "default.j2").write_text(
+        "{% block body %}{{ business.commune|length }}{% endblock %}", encoding="utf-8")
+    lib = TemplateLibrary(tmp_path)
+    assert lib.plan("email").holes == (("business", "commune"), ("links", "landing"))
+    assert lib.plan("letter").holes == ()
+    base = matrix_contexts("batiment", "creation")[0][1]
+    for n, commune in enumerate(["Rennes", "Saint-Malo", "L'Hermitage", "Bruz"]):
+        given = dict(base, links={"landing": f"https://a.fr/r/{n}"}, business=dict(base["business"], commune=commune))
+        got = lib.render("email/t/default.j2", given)
+        escaped = commune.replace("'", "&#39;")
+        assert (got.subject, got.body) == (f"S https://a.fr/r/{n}", f"À {commune}, {escaped}.\n")
+        assert lib.render("letter/t/default.j2", given).body == f"{len(commune)}\n"
+    assert sum(1 for kind in lib._kinds.values() if kind) == 2  # the plain communes share one kind; L'Hermitage has its own
+
+
+def test_a_template_changing_a_context_value_is_always_rendered_in_full(tmp_path):
+    (tmp_path / "email" / "t").mkdir(parents=True)
+    (tmp_path / "email" / "t" / "default.j2").write_text(
+        "{% block subject %}S{% endblock %}{% block body %}{% set _ = extra.append(1) %}{{ extra|length }} "
+        "{{ links.landing }}{% endblock %}", encoding="utf-8")
+    lib = TemplateLibrary(tmp_path)
+    assert lib.plan("email") is None
+    base = matrix_contexts("batiment", "creation")[0][1]
+    extra: list = []
+    for n in (1, 2):
+        got = lib.render("email/t/default.j2", dict(base, extra=extra, links={"landing": f"https://a.fr/r/{n}"}))
+        assert got.body == f"{n} https://a.fr/r/{n}\n"
+    assert extra == [1, 1]
