@@ -318,7 +318,7 @@ def french_reason(err: dict[str, Any]) -> str:
         return template.split(" (")[0]
 
 
-def _encodable(text: str) -> bool:
+def is_utf8(text: str) -> bool:
     """False for text holding a lone UTF-16 surrogate ("\\ud800" in JSON): no store, nor the schema, takes it."""
     if text.isascii():
         return True
@@ -342,14 +342,14 @@ def _unsafe_value(value: Any, path: list[str], depth: int = 0) -> tuple[str, str
     if isinstance(value, str):
         if "\x00" in value:
             return where, "caractère nul (\\u0000) interdit"
-        return None if _encodable(value) else (where, _SURROGATE)
+        return None if is_utf8(value) else (where, _SURROGATE)
     if isinstance(value, float):
         return None if math.isfinite(value) else (where, "nombre non fini (NaN ou infini) refusé")
     if isinstance(value, dict):
         for key, inner in value.items():
             if "\x00" in str(key):
                 return where, "caractère nul (\\u0000) interdit dans un nom de champ"
-            if not _encodable(str(key)):
+            if not is_utf8(str(key)):
                 return where, _SURROGATE + " dans un nom de champ"
             found = _unsafe_value(inner, [*path, str(key)], depth + 1)
             if found:
@@ -372,11 +372,11 @@ def _plainly_safe(raw: Any) -> bool:
             return False
         kind = type(value)
         if kind is str:
-            if "\x00" in value or not _encodable(value):
+            if "\x00" in value or not is_utf8(value):
                 return False
         elif kind is dict:
             for key, inner in value.items():
-                if type(key) is not str or "\x00" in key or not _encodable(key):
+                if type(key) is not str or "\x00" in key or not is_utf8(key):
                     return False
                 stack.append((inner, depth + 1))
         elif kind is list:
@@ -441,7 +441,7 @@ class _Defer(Exception):
 
 def _plain(value: Any) -> bool:
     """A str the schema takes as it is: no NUL, and no lone surrogate."""
-    return type(value) is str and "\x00" not in value and _encodable(value)
+    return type(value) is str and "\x00" not in value and is_utf8(value)
 
 
 def _text(value: Any, limit: int) -> str | None:

@@ -19,7 +19,7 @@ from store.effects import write_event_effects
 from store.events import Stored, StoredPlace, erased_among, store_events_in, stored_places
 from triggers.lifecycle import event_effects
 from triggers.model import CONVERSION_TYPES, EventIn, Reject
-from triggers.partner_api import validate_item
+from triggers.partner_api import is_utf8, validate_item
 from triggers.payload_schema import Dropped
 from triggers.scope import scope_reject
 
@@ -131,7 +131,7 @@ def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id:
 
 def _rejected(index: int, raw: Any, reject: Reject) -> dict[str, Any]:
     ext = raw.get("external_id") if isinstance(raw, dict) else None
-    if not isinstance(ext, str) or "\x00" in ext:  # a number, a list... or text no store can keep
+    if not isinstance(ext, str) or "\x00" in ext or not is_utf8(ext):  # a number, a list... or text no store keeps
         ext = None
     return {"index": index, "external_id": ext, "status": "rejected", "field": reject.field, "reason": reject.reason}
 

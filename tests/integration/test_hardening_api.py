@@ -115,6 +115,8 @@ def test_each_bad_item_gets_its_own_reject_and_the_good_ones_are_stored(client, 
         creation_item("nan-1") | {"payload": {"score": float("nan")}},
         creation_item("inf-1") | {"payload": {"list": [1, float("inf")]}},
         "pas un objet",
+        creation_item("sur\ud800id"),  # a lone surrogate: not UTF-8, refused and never echoed
+        creation_item("sur-2") | {"business": {"name": "Plomberie \udc00"}},
     ]
     # json.dumps writes NaN and Infinity, as a careless partner's encoder would.
     raw = json.dumps({"events": items})
@@ -131,11 +133,14 @@ def test_each_bad_item_gets_its_own_reject_and_the_good_ones_are_stored(client, 
         ("rejected", "payload.score"),
         ("rejected", "payload.list.1"),
         ("rejected", "item"),
+        ("rejected", "external_id"), ("rejected", "business.name"),
     ]
+    assert body["items"][10]["external_id"] is None and body["items"][11]["external_id"] == "sur-2"
     assert body["items"][1]["reason"] == "un texte est attendu" and body["items"][1]["external_id"] is None
     assert "caractère nul" in body["items"][5]["reason"] and body["items"][5]["external_id"] == "nul-1"
     assert "NaN" in body["items"][7]["reason"]
-    assert body["accepted"] == 1 and body["rejected"] == 9
+    assert "UTF-16" in body["items"][10]["reason"]
+    assert body["accepted"] == 1 and body["rejected"] == 11
     assert stored(engine) == 1
 
 
