@@ -11,7 +11,8 @@ from store.report import refresh_rollup
 
 
 def rollup(engine: Engine, day: dt.date | None = None, *, now: dt.datetime) -> dict[str, Any]:
-    """Recompute every campaign's funnel rollup (late conversions attributed first), as of `now`.
+    """Recompute every campaign's rollup, its funnel and its adoption figures (late conversions attributed first),
+    as of `now`: the reports read them until the next run.
 
     The rollup always covers the whole history up to now: `day` only labels the run (the flow passes
     yesterday), because a conversion may arrive weeks after its message.
