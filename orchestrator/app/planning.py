@@ -12,7 +12,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -23,12 +22,11 @@ from orchestrator.app.privacy import guard_candidates
 from orchestrator.app.run_tally import note_followups, note_plan
 from orchestrator.core.planner import (
     DEFAULT_POLICY,
-    AmbassadorView,
     CampaignRule,
     Candidate,
     GlobalHoldout,
-    OfferView,
     Plan,
+    PlaceIndex,
     Policy,
     plan,
     plan_answer_messages,
@@ -90,8 +88,7 @@ class _Parts:
     def __init__(self, app: App, now: dt.datetime, policy: Policy):
         self.app, self.now, self.policy = app, now, policy
         self.read = False
-        self.ambassadors: list[AmbassadorView] = []
-        self.offers: list[OfferView] = []
+        self.ambassadors, self.offers = PlaceIndex(()), PlaceIndex(())
         self.holdouts: list[GlobalHoldout] = []
         self.introduced: Counter = Counter()  # ambassador id -> introductions decided by this batch's parts
         self.decided: set[int] = set()  # business ids of this batch's parts
@@ -101,14 +98,10 @@ class _Parts:
         """The ambassadors, offers and global control groups, read with the first part (nothing of the batch is
         stored then, so every connection sees the same)."""
         if not self.read:
-            self.ambassadors, self.offers = ambassador_views(conn, self.now, self.app.zone), offer_views(conn)
+            # Indexed by place once for the batch (the planner would index them again for every part).
+            self.ambassadors = PlaceIndex(ambassador_views(conn, self.now, self.app.zone))
+            self.offers = PlaceIndex(offer_views(conn))
             self.holdouts, self.read = global_holdouts(conn), True
-
-    def available(self) -> list[AmbassadorView]:
-        """The ambassadors with what is left of their capacity after the parts decided so far."""
-        if not self.introduced:
-            return self.ambassadors
-        return [replace(a, remaining=max(a.remaining - self.introduced[a.id], 0)) for a in self.ambassadors]
 
     def decided_for(self, decided: Plan, business_ids: Iterable[int]) -> None:
         self.introduced.update(e.ambassador_id for e in decided.enrollments if e.ambassador_id is not None)
@@ -142,8 +135,9 @@ class _EventParts(_Parts):
         decided = plan(candidates, triggered, now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
                        suppressed=suppressed_for(conn, views),
                        eligible=eligible_among(conn, triggered, candidates, today),
-                       history=message_history(conn, ids, since), policy=self.policy, ambassadors=self.available(),
-                       offers=self.offers, moments=stored_moments(conn, ids), global_holdouts=self.holdouts)
+                       history=message_history(conn, ids, since), policy=self.policy, ambassadors=self.ambassadors,
+                       offers=self.offers, moments=stored_moments(conn, ids), global_holdouts=self.holdouts,
+                       introduced=self.introduced)
         self.decided_for(decided, ids)
         return decided, event_ids
 
@@ -235,9 +229,9 @@ class _OccurrenceParts(_Parts):
         since = now - dt.timedelta(days=max_cap_days([rule], self.policy.caps))
         decided = plan(candidates, [rule], now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
                        suppressed=suppressed_for(conn, businesses), history=message_history(conn, ids, since),
-                       policy=self.policy, ambassadors=self.available(), offers=self.offers,
+                       policy=self.policy, ambassadors=self.ambassadors, offers=self.offers,
                        recent=recent_contacts(conn, rule, ids, at), moments=stored_moments(conn, ids),
-                       global_holdouts=self.holdouts)
+                       global_holdouts=self.holdouts, introduced=self.introduced)
         self.decided_for(decided, ids)
         self.enrolled += len(decided.enrollments)
         self.cursor = ids[-1] if ids else self.cursor

@@ -375,10 +375,11 @@ def choose_channel(step: Step, b: BusinessView, suppressed: set[tuple[str, str]]
 class PlaceIndex:
     """Ambassadors or offers by the places they serve, so a business only looks at those near it."""
     def __init__(self, items: Iterable[Any]):
+        self.items = list(items)
         self.by: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
         self.national: list[Any] = []
         self.shortlists: dict[tuple[Any, ...], list[tuple[int, int, Any]]] = {}
-        for item in items:
+        for item in self.items:
             places = ([("c", x) for x in item.communes] + [("e", x) for x in item.epcis]
                       + [("d", x) for x in item.departements] + [("r", x) for x in getattr(item, "regions", ())])
             if not places:
@@ -510,22 +511,39 @@ def _dumped(model: Any) -> dict[str, Any]:
     return dict(found[1])
 
 
+_SPEC_PARTS: dict[int, tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+
+
+def _spec_parts(spec: CampaignSpec) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The parts of a context that only depend on the campaign (sender, campaign, its contact as the adviser),
+    computed once per spec object: every message of a batch repeats them. Callers copy them."""
+    found = _SPEC_PARTS.get(id(spec))
+    if found is None or found[0] is not spec:
+        if len(_SPEC_PARTS) > 1000:
+            _SPEC_PARTS.clear()
+        campaign = {"name": spec.title or spec.name, "signed_by": spec.signed_by(),
+                    "owners": [o.name for o in spec.owners()]}
+        found = _SPEC_PARTS[id(spec)] = (spec, _sender(spec), campaign,
+                                         dict(_dumped(spec.contact), role="conseiller"))
+    return found[1], found[2], found[3]
+
+
 def message_context(spec: CampaignSpec, b: BusinessView, c: Candidate,
                     ambassador: AmbassadorView | None = None, offers: Sequence[OfferView] = ()) -> dict[str, Any]:
     """The template context known at planning time (links are added at send time)."""
     meta: dict[str, Any] = {"ambassador_id": ambassador.id if ambassador else None,
                             "ambassador_gap": ambassador is None,
                             "offer_ids": [o.id for o in offers]}
+    sender, campaign, contact = _spec_parts(spec)
     return {
         "business": {"siret": b.siret, "name": b.name, "metier": b.metier, "family": b.family, "naf": b.naf_code,
                      "family_label": b.family_label, "commune": b.commune_nom, "postal_code": b.postal_code},
-        "ambassador": ambassador_context(ambassador) if ambassador else dict(_dumped(spec.contact), role="conseiller"),
+        "ambassador": ambassador_context(ambassador) if ambassador else dict(contact),
         "offers": [o.as_context() for o in offers],
-        "sender": _sender(spec),
+        "sender": dict(sender),
         "trigger": {"type": c.type, "occurred_on": c.occurred_on.isoformat()},
         "deadline": dict(c.deadline) if c.deadline else None,
-        "campaign": {"name": spec.title or spec.name, "signed_by": spec.signed_by(),
-                     "owners": [o.name for o in spec.owners()]},
+        "campaign": dict(campaign, owners=list(campaign["owners"])),
         "origin": origin(b, c),
         "meta": meta,
     }
@@ -694,11 +712,12 @@ def plan(
     eligible: Mapping[int, set[int]] | None = None,
     history: Mapping[int, Sequence[tuple[int, dt.datetime]]] | None = None,
     policy: Policy = DEFAULT_POLICY,
-    ambassadors: Sequence[AmbassadorView] = (),
-    offers: Sequence[OfferView] = (),
+    ambassadors: Sequence[AmbassadorView] | PlaceIndex = (),
+    offers: Sequence[OfferView] | PlaceIndex = (),
     recent: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset(),
     moments: Mapping[tuple[int, str], tuple[int, str]] | None = None,
     global_holdouts: Sequence[GlobalHoldout] = (),
+    introduced: Mapping[int, int] | None = None,
 ) -> Plan:
     """Enrol matching businesses and schedule their first step inside send windows and caps.
 
@@ -708,7 +727,9 @@ def plan(
     business id to (campaign id, instant) of its messages planned or sent; `recent` holds (campaign,
     business) pairs contacted within the campaign's minimum interval; `moments` maps (business id, moment)
     to the (campaign id, arm) of the stored enrollment that owns it; `global_holdouts` are the territories'
-    global control groups. `now` is aware; `zone` is the deployment's, whose calendar days bound campaigns and
+    global control groups; `introduced` counts, by ambassador id, introductions decided but not stored yet (taken
+    from their remaining capacity). `ambassadors` and `offers` may come indexed (`PlaceIndex`, built once for
+    several calls). `now` is aware; `zone` is the deployment's, whose calendar days bound campaigns and
     start trigger days. `is_holiday` replaces the place's holiday calendar (tests).
     """
     out = Plan()
@@ -719,8 +740,9 @@ def plan(
     today = now.astimezone(zone).date()
     slots = _Slots(is_holiday)
     pressure = _Pressure(history or {}, policy)
-    remaining = {a.id: a.remaining for a in ambassadors}
-    ambassador_index, offer_index = PlaceIndex(ambassadors), PlaceIndex(offers)
+    ambassador_index, offer_index = _indexed(ambassadors), _indexed(offers)
+    introduced = introduced or {}
+    remaining = {a.id: a.remaining - introduced.get(a.id, 0) for a in ambassador_index.items}
     offer_cache: dict[tuple[Any, ...], list[OfferView]] = {}
     for c in candidates:
         b = c.business
