@@ -10,6 +10,8 @@ territory:                                  # explicit levels, several codes eac
   departements: ["35"]
 headcount: ["0", "1-2", "3-5"]              # bands ("0", "1-2", "3-5", "6-9", "10-19", "20-49", "50+",
                                             # "unknown") or Sirene tranche codes ("00", "01", "NN"...)
+legal_forms: ["1", "54", "5710", unknown]   # INSEE catégorie juridique: level I (1 digit), II (2) or the full code
+                                            # (4); 1 entrepreneur individuel, 54 SARL, 57 SAS; `unknown`: not known
 stages: [creation, first_hires]             # Business.lifecycle_stage
 triggers: {types: [creation], within: 90d}  # businesses with such an event (optionally recent)
 age: {min: 3mo, max: 3y}                    # time since creation_date (d, w, mo, y)
@@ -179,6 +181,7 @@ class Segment(_Strict):
     naf: list[str] = Field(default_factory=list)
     territory: TerritoryFilter = Field(default_factory=TerritoryFilter)
     headcount: list[str] = Field(default_factory=list)
+    legal_forms: list[str] = Field(default_factory=list)
     stages: list[str] = Field(default_factory=list)
     triggers: TriggerFilter | None = None
     age: Range | None = None
@@ -217,6 +220,16 @@ class Segment(_Strict):
             raise ValueError(f"tranches d'effectif inconnues: {', '.join(unknown)} "
                              f"(connues: {', '.join(HEADCOUNT_BANDS)}, unknown, ou un code Sirene)")
         return value
+
+    @field_validator("legal_forms")
+    @classmethod
+    def _legal_forms(cls, value: list[str]) -> list[str]:
+        out = [str(v).strip() for v in value]
+        unknown = [v for v in out if v != "unknown" and taxonomy.legal_form_label(v) is None]
+        if unknown:
+            raise ValueError(f"catégories juridiques inconnues: {', '.join(unknown)} (un code INSEE à 1, 2 ou 4 "
+                             "chiffres, par exemple 1 entrepreneur individuel, 54 SARL, 57 SAS ; ou unknown)")
+        return out
 
     @field_validator("stages")
     @classmethod
@@ -263,6 +276,14 @@ def normalize_naf_prefix(raw: str) -> str | None:
 def parse_segment(data: dict[str, Any] | None) -> Segment:
     """Validate a segment mapping (from YAML/JSON)."""
     return Segment.model_validate(data or {})
+
+
+def legal_form_prefixes(codes: list[str]) -> tuple[list[str], bool]:
+    """The legal-form code prefixes a segment asks for (one that another one covers is left out: "5" covers
+    "57"), and whether it asks for businesses whose legal form is unknown."""
+    prefixes = sorted({c for c in codes if c != "unknown"})
+    kept = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+    return kept, "unknown" in codes
 
 
 def tranche_codes(bands: list[str]) -> tuple[list[str], bool]:

@@ -7,6 +7,10 @@ Pure and stdlib only. The shipped files ``segments/data/families.csv`` and ``seg
 business ("votre boulangerie", "une boulangerie") and its trade in a phrase that needs no gender agreement
 ("les boulangers et boulangères"); catch-all codes (holdings, head offices, "n.c.a.") say "votre entreprise".
 Messages never show an INSEE label: they read these words (see ``templates/wording.py``).
+
+``segments/data/categories_juridiques.csv`` is written by hand: the level-I (one digit) and level-II (two digits)
+labels of INSEE's nomenclature of legal forms, "Catégories juridiques" (https://www.insee.fr/fr/information/2028129);
+Sirene's ``categorieJuridiqueUniteLegale`` is its four-digit level III (5710 is a SAS, under 57 and 5).
 """
 
 from __future__ import annotations
@@ -117,6 +121,21 @@ def family_for_naf(code: str) -> str | None:
     """The family slug of a NAF sub-class, or None for an unknown or malformed code."""
     entry = naf_entry(code)
     return entry.family if entry else None
+
+
+@cache
+def legal_forms() -> dict[str, str]:
+    """INSEE's legal-form labels by level-I or level-II code ("1": "Entrepreneur individuel", "54": "Société à
+    responsabilité limitée (SARL)"), from ``categories_juridiques.csv``."""
+    return {row["code"]: row["label"] for row in _read_csv("categories_juridiques.csv")}
+
+
+def legal_form_label(code: str | None) -> str | None:
+    """The label of a legal-form code of one, two or four digits (a four-digit one by its level II), or None when
+    no level of it is known."""
+    if not code or len(code) not in (1, 2, 4) or not (code.isascii() and code.isdigit()):
+        return None
+    return legal_forms().get(code[:2])
 
 
 @cache

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import any_, bindparam, case, column, func, literal, or_, select, table, update
+from sqlalchemy import String, any_, bindparam, case, column, func, literal, or_, select, table, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
@@ -105,7 +105,6 @@ COMPARED = (
 # Where each compared column sits in a row of SIRENE_COLUMNS, and in a compared tuple.
 COMPARED_INDEX = tuple(SIRENE_COLUMNS.index(c) for c in COMPARED)
 COMPARED_AT = {name: i for i, name in enumerate(COMPARED)}
-CATEGORY = SIRENE_COLUMNS.index("categorie_entreprise")
 
 EVENT_COLUMNS = (
     "source",
@@ -463,24 +462,26 @@ def unchanged(new: tuple, old: tuple) -> bool:
 
 
 def inherit_category(conn: Connection, sirets: Sequence[str]) -> None:
-    """New establishments of a known company take its category from their siblings (same SIREN).
+    """New establishments of a known company take its category and legal form from their siblings (same SIREN).
 
-    Why: the category is the legal unit's (StockUniteLegale, read monthly after the establishments); a branch
-    that opens between two legal-unit files belongs to the same company, so it has the same e-invoicing dates.
+    Why: both are the legal unit's (StockUniteLegale, read monthly after the establishments); a branch that opens
+    between two legal-unit files belongs to the same company, so it has the same e-invoicing dates and legal form.
     """
     if not sirets:
         return
     sibling = BUSINESS.alias("sibling")
-    known = (
-        select(func.max(sibling.c.categorie_entreprise))
-        .where(sibling.c.siren == BUSINESS.c.siren, sibling.c.categorie_entreprise.is_not(None))
-        .scalar_subquery()
-    )
+
+    def known(col: str) -> Any:
+        return (select(func.max(sibling.c[col]))
+                .where(sibling.c.siren == BUSINESS.c.siren, sibling.c[col].is_not(None)).scalar_subquery())
+
     for part in _in_chunks(sorted(sirets), 900):
         conn.execute(
             update(BUSINESS)
-            .where(_among(conn, BUSINESS.c.siret, part), BUSINESS.c.categorie_entreprise.is_(None))
-            .values(categorie_entreprise=known)
+            .where(_among(conn, BUSINESS.c.siret, part),
+                   or_(BUSINESS.c.categorie_entreprise.is_(None), BUSINESS.c.categorie_juridique.is_(None)))
+            .values(categorie_entreprise=func.coalesce(BUSINESS.c.categorie_entreprise, known("categorie_entreprise")),
+                    categorie_juridique=func.coalesce(BUSINESS.c.categorie_juridique, known("categorie_juridique")))
         )
 
 
@@ -554,56 +555,64 @@ def first_load(engine: Engine) -> Iterator[bool]:
 
 @dataclass
 class CategoryChanges:
-    """What `set_categories` did with the SIRENs it was given."""
+    """What `set_legal_units` did with the SIRENs it was given."""
 
     unknown: int = 0  # SIREN not in the store
     unchanged: int = 0
     changed: int = 0
 
 
-def set_categories(engine: Engine, by_siren: dict[str, str], *, now: dt.datetime) -> CategoryChanges:
-    """Give every stored establishment of these SIRENs its company's category (PME, ETI, GE), in one transaction;
-    only the SIRENs whose category changes are written."""
+def set_legal_units(engine: Engine, by_siren: dict[str, tuple[str | None, str | None]], *,
+                    now: dt.datetime) -> CategoryChanges:
+    """Give every stored establishment of these SIRENs its company's (category, legal form): PME, ETI, GE and INSEE's
+    four-digit catégorie juridique, in one transaction. A None keeps what is stored (an unknown value never erases a
+    known one); only the SIRENs where something changes are written."""
     out = CategoryChanges()
     if not by_siren:
         return out
     with engine.begin() as conn:
-        stored: dict[str, set[str | None]] = {}
+        stored: dict[str, set[tuple[str | None, str | None]]] = {}
         for part in _in_chunks(sorted(by_siren)):
-            for siren, category in conn.execute(
-                select(BUSINESS.c.siren, BUSINESS.c.categorie_entreprise).where(_among(conn, BUSINESS.c.siren, part))
+            for siren, category, form in conn.execute(
+                select(BUSINESS.c.siren, BUSINESS.c.categorie_entreprise, BUSINESS.c.categorie_juridique)
+                .where(_among(conn, BUSINESS.c.siren, part))
             ):
-                stored.setdefault(siren, set()).add(category)
-        changes: list[tuple[str, str]] = []
-        for siren, category in by_siren.items():
+                stored.setdefault(siren, set()).add((category, form))
+        changes: list[tuple[str | None, str | None, str]] = []
+        for siren, (category, form) in by_siren.items():
             known = stored.get(siren)
             if known is None:
                 out.unknown += 1
-            elif known == {category}:
+            elif all((category or c, form or f) == (c, f) for c, f in known):
                 out.unchanged += 1
             else:
-                changes.append((category, siren))
+                changes.append((category, form, siren))
         if not changes:
             return out
         if conn.dialect.name == "postgresql":
             # One statement for the chunk (an UPDATE per SIREN costs PostgreSQL a round of planning each).
             conn.exec_driver_sql(
-                "UPDATE business AS b SET categorie_entreprise = v.category, updated_at = %(now)s"
-                " FROM unnest(%(categories)s::text[], %(sirens)s::text[]) AS v(category, siren)"
-                " WHERE b.siren = v.siren AND b.categorie_entreprise IS DISTINCT FROM v.category",
-                {"now": now, "categories": [c for c, _s in changes], "sirens": [s for _c, s in changes]},
+                "UPDATE business AS b SET categorie_entreprise = COALESCE(v.category, b.categorie_entreprise),"
+                " categorie_juridique = COALESCE(v.form, b.categorie_juridique), updated_at = %(now)s"
+                " FROM unnest(%(categories)s::text[], %(forms)s::text[], %(sirens)s::text[])"
+                " AS v(category, form, siren)"
+                " WHERE b.siren = v.siren"
+                " AND (b.categorie_entreprise IS DISTINCT FROM COALESCE(v.category, b.categorie_entreprise)"
+                " OR b.categorie_juridique IS DISTINCT FROM COALESCE(v.form, b.categorie_juridique))",
+                {"now": now, "categories": [c for c, _f, _s in changes], "forms": [f for _c, f, _s in changes],
+                 "sirens": [s for _c, _f, s in changes]},
             )
         else:
-            b = BUSINESS
+            b = BUSINESS.c
+            category = func.coalesce(bindparam("b_category", type_=String), b.categorie_entreprise)
+            form = func.coalesce(bindparam("b_form", type_=String), b.categorie_juridique)
             stmt = (
-                update(b)
-                .where(
-                    b.c.siren == bindparam("b_siren"),
-                    or_(b.c.categorie_entreprise.is_(None), b.c.categorie_entreprise != bindparam("b_category")),
-                )
-                .values(categorie_entreprise=bindparam("b_category"), updated_at=now)
+                update(BUSINESS)
+                .where(b.siren == bindparam("b_siren"), or_(b.categorie_entreprise.is_distinct_from(category),
+                                                            b.categorie_juridique.is_distinct_from(form)))
+                .values(categorie_entreprise=category, categorie_juridique=form, updated_at=now)
             )
-            conn.execute(stmt, [{"b_category": c, "b_siren": s} for c, s in changes])
+            conn.execute(stmt, [{"b_category": c, "b_form": f, "b_siren": s} for c, f, s in changes])
         out.changed = len(changes)
     return out
 

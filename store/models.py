@@ -99,6 +99,9 @@ class Business(SQLModel, table=True):
     # The legal unit's INSEE categorieEntreprise (PME, ETI, GE; StockUniteLegale or the Sirene API), by SIREN: it
     # decides the e-invoicing dates, not this establishment's head count. None: unknown (PME/micro dates).
     categorie_entreprise: str | None = Field(default=None, max_length=3)
+    # The legal unit's INSEE categorieJuridiqueUniteLegale (1000 entrepreneur individuel, 54xx SARL, 57xx SAS...;
+    # StockUniteLegale), by SIREN: segments select on it (`legal_forms`). None: unknown.
+    categorie_juridique: str | None = Field(default=None, max_length=4)
     digital_maturity: int | None = None  # self-diagnostic score 0-5, when known
     # "Pas le moment" on the landing page: nothing leaves for it before this instant (planner and dispatcher).
     paused_until: dt.datetime | None = None
@@ -267,6 +270,10 @@ class Message(SQLModel, table=True):
         UniqueConstraint("enrollment_id", "step", name="uq_message_enrollment_step"),
         Index("ix_message_due", "status", "due_at"),
         Index("ix_message_campaign_enrollment", "campaign_id", "enrollment_id"),
+        # Messages outside a journey's steps (answers, re-diagnostics; `store.rediagnostic.asked`): few, so a report
+        # finds them without reading every message of the table.
+        Index("ix_message_campaign_extra_step", "campaign_id", "step", postgresql_where=sql_text("step >= 100"),
+              sqlite_where=sql_text("step >= 100")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -13,7 +13,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.types import Boolean
 
-from segments.language import CONVERSION_KINDS, REACH_BITS, Segment, TerritoryFilter, parse_age, tranche_codes
+from segments.language import (
+    CONVERSION_KINDS,
+    REACH_BITS,
+    Segment,
+    TerritoryFilter,
+    legal_form_prefixes,
+    parse_age,
+    tranche_codes,
+)
 from segments.territory import communes_of
 from store.models import Business
 
@@ -55,6 +63,13 @@ def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | No
         parts = [b.tranche_effectifs.in_(codes)] if codes else []
         if with_unknown:
             parts.append(b.tranche_effectifs.is_(None))
+        clauses.append(or_(*parts))
+    if seg.legal_forms:
+        # INSEE's codes nest by prefix: "57" is every SAS (5710, 5720...), "5" every société commerciale.
+        prefixes, with_unknown = legal_form_prefixes(seg.legal_forms)
+        parts = [b.categorie_juridique.like(f"{p}%") for p in prefixes]
+        if with_unknown:
+            parts.append(b.categorie_juridique.is_(None))
         clauses.append(or_(*parts))
     if seg.stages:
         clauses.append(b.lifecycle_stage.in_(seg.stages))

@@ -56,11 +56,14 @@ from triggers.sirene import (
 )
 from triggers.sirene_ul import (
     BAD_SIREN,
+    LEGAL_FORM,
     WRONG_WIDTH,
     UlRecord,
     UniteLegaleReader,
     category_of,
+    legal_form_of,
     unknown_category,
+    unreadable_legal_form,
     unreadable_year,
     year_of,
 )
@@ -643,12 +646,13 @@ class UniteLegaleColumns:
     contract: the same records, rejects (line, field, reason, raw) and chunk boundaries.
 
     The SIREN key is checked on whole columns (vectorised Luhn, python-stdnum for the rows that fail it); the
-    category and its year by the row reader's own rules, once per distinct value of the file."""
+    category, its year and the legal form by the row reader's own rules, once per distinct value of the file."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.row_reader = UniteLegaleReader(path)  # header check, words and reject raw text, shared
         self.categories = _Mapped(category_of)
         self.years = _Mapped(year_of)
+        self.legal_forms = _Mapped(legal_form_of)
 
     def chunks(self, chunk_size: int) -> Iterator[tuple[list[UlRecord], list[Reject], int]]:
         idx = self.row_reader.columns()
@@ -694,11 +698,18 @@ class UniteLegaleColumns:
             year, good = self.years.column(cols[i_year])
             alive = _fail(numbered, alive, pc.invert(good), rejects, lambda ln, row: rejected(
                 ln, "anneeCategorieEntreprise", unreadable_year(year_of(row[i_year])[0]), row))
-        if pc.all(alive).as_py():
-            pending.add(numbered, None, list(zip(siren.to_pylist(), category.to_pylist(), year.to_pylist(),
-                                                 strict=True)))
+        i_form = idx.get(LEGAL_FORM)
+        if i_form is None:
+            form = pa.nulls(len(siren), pa.string())
         else:
-            kept = [c.filter(alive).to_pylist() for c in (siren, category, year)]
+            form, good = self.legal_forms.column(cols[i_form])
+            alive = _fail(numbered, alive, pc.invert(good), rejects, lambda ln, row: rejected(
+                ln, LEGAL_FORM, unreadable_legal_form(legal_form_of(row[i_form])[0]), row))
+        fields = (siren, category, year, form)
+        if pc.all(alive).as_py():
+            pending.add(numbered, None, list(zip(*(c.to_pylist() for c in fields), strict=True)))
+        else:
+            kept = [c.filter(alive).to_pylist() for c in fields]
             pending.add(numbered, alive, list(zip(*kept, strict=True)))
 
 

@@ -1,4 +1,5 @@
-"""Sirene `StockUniteLegale` reader: the legal unit's size category (`categorieEntreprise`) per SIREN.
+"""Sirene `StockUniteLegale` reader: the legal unit's size category (`categorieEntreprise`) and legal form
+(`categorieJuridiqueUniteLegale`) per SIREN.
 
 The e-invoicing dates depend on the company's category, not on the establishment's head count: INSEE's
 `categorieEntreprise` (PME, ETI, GE; computed from the head count *and* the turnover or balance sheet of the
@@ -8,17 +9,22 @@ not carry it; the legal-unit stock does, one row a SIREN (about 29 million rows,
 
 The file is INSEE's monthly `StockUniteLegale_utf8.zip` (or a plain or `.gz` CSV with its header): comma-separated,
 double-quoted UTF-8. Columns are looked up by name; only `siren`, `statutDiffusionUniteLegale` and
-`categorieEntreprise` are required (`anneeCategorieEntreprise` is read when present).
+`categorieEntreprise` are required (`anneeCategorieEntreprise` and `categorieJuridiqueUniteLegale` are read when
+present).
+
+The legal form is INSEE's four-digit *catégorie juridique* (1000 entrepreneur individuel, 54xx SARL, 57xx SAS...;
+level-1 and level-2 labels in segments/data/categories_juridiques.csv): segments select on it.
 
 What the reader guarantees, as the establishment reader does:
 - streaming: one row in memory at a time; `chunked_unites` groups rows in chunks of a chosen size;
-- a row with a wrong column count, a bad SIREN checksum, an unknown category or an unreadable year is rejected with
-  its line, field and reason, and the file goes on;
+- a row with a wrong column count, a bad SIREN checksum, an unknown category, an unreadable year or a legal form
+  that is not four digits is rejected with its line, field and reason, and the file goes on;
 - a truncated, damaged or non-CSV file raises `SireneFormatError` with a plain explanation (the ingest checks a
   compressed file to its end before applying anything);
-- no personal data is read: only the SIREN, the category and its year (a legal unit's name may be a person's).
+- no personal data is read: only the SIREN, the category, its year and the legal form (a legal unit's name may be a
+  person's).
 
-An empty or masked (`[ND]`) category is "unknown": it never erases a known one.
+An empty or masked (`[ND]`) category or legal form is "unknown": it never erases a known one.
 """
 
 from __future__ import annotations
@@ -73,7 +79,9 @@ COLUMNS_UL: tuple[str, ...] = (
 REQUIRED = ("siren", "statutDiffusionUniteLegale", "categorieEntreprise")
 CATEGORIES = frozenset({"PME", "ETI", "GE"})
 
-# A record: (SIREN, category or None, year of the category or None).
+LEGAL_FORM = "categorieJuridiqueUniteLegale"
+
+# A record: (SIREN, category or None, year of the category or None, legal form or None).
 UlRecord = tuple
 
 
@@ -117,6 +125,19 @@ def year_of(text: str) -> tuple[str | None, bool]:
     return year, len(year) == 4 and year.isdigit()
 
 
+def legal_form_of(text: str) -> tuple[str | None, bool]:
+    """The legal form of a `categorieJuridiqueUniteLegale` value: INSEE's four-digit code; None when empty or masked;
+    refused otherwise (the value kept is then the stripped text, for the reason)."""
+    code = text.strip()
+    if code in ("", ND):
+        return None, True
+    return code, len(code) == 4 and code.isascii() and code.isdigit()
+
+
+def unreadable_legal_form(code: str | None) -> str:
+    return f"catégorie juridique illisible {code!r} (quatre chiffres attendus)"
+
+
 def unknown_category(text: str) -> str:
     return f"catégorie inconnue {text!r} (PME, ETI ou GE attendu)"
 
@@ -130,7 +151,7 @@ BAD_SIREN = "SIREN invalide (clé de contrôle)"
 
 
 class UniteLegaleReader(StockCsv):
-    """Iterate over a StockUniteLegale file: `records()` yields `(line, (siren, category, year))`."""
+    """Iterate over a StockUniteLegale file: `records()` yields `(line, (siren, category, year, legal form))`."""
 
     EMPTY = "fichier vide"
     NOT_CSV = "ce n'est pas un fichier CSV texte ({exc})"
@@ -152,14 +173,15 @@ class UniteLegaleReader(StockCsv):
 
     def columns(self, header: list[str] | None = None) -> dict[str, int]:
         idx = super().columns(header)
-        self._shown = tuple(i for i in (idx["siren"], idx["categorieEntreprise"], idx.get("anneeCategorieEntreprise"))
-                            if i is not None)
+        self._shown = tuple(i for i in (idx["siren"], idx["categorieEntreprise"], idx.get("anneeCategorieEntreprise"),
+                                        idx.get(LEGAL_FORM)) if i is not None)
         return idx
 
     def _records(self, reader: Iterator[list[str]], idx: dict[str, int]) -> Iterator[tuple[int, UlRecord]]:
         ncol = len(idx)
         i_siren, i_cat = idx["siren"], idx["categorieEntreprise"]
         i_year = idx.get("anneeCategorieEntreprise")
+        i_form = idx.get(LEGAL_FORM)
         stats, reject = self.stats, self._reject
         line = 1
         try:
@@ -184,7 +206,11 @@ class UniteLegaleReader(StockCsv):
                 if not ok:
                     reject(line, "anneeCategorieEntreprise", unreadable_year(year), row)
                     continue
-                yield line, (siren, category, year)
+                form, ok = legal_form_of(row[i_form] if i_form is not None else "")
+                if not ok:
+                    reject(line, LEGAL_FORM, unreadable_legal_form(form), row)
+                    continue
+                yield line, (siren, category, year, form)
         except READ_ERRORS as exc:
             raise self.unreadable(exc, line + 1) from exc
 
@@ -193,7 +219,8 @@ class UniteLegaleReader(StockCsv):
         self.on_reject(self.rejected(line, field_name, reason, row))
 
     def rejected(self, line: int, field_name: str, reason: str, row: list[str]) -> Reject:
-        """The reject of a row: only its SIREN, category and year are kept (the other columns may name a person)."""
+        """The reject of a row: only its SIREN, category, year and legal form are kept (the other columns may name a
+        person)."""
         kept = [row[i] for i in self._shown if i < len(row)]
         return Reject(line=line, field=field_name, reason=reason, raw=",".join(kept)[:500])
 

@@ -38,7 +38,6 @@ from segments.territory import commune as commune_info
 from store.effects import cancel_planned_messages
 from store.effects import refresh_lifecycle as age_stages
 from store.ingest import (
-    CATEGORY,
     COMPARED_AT,
     COMPARED_INDEX,
     SireneStore,
@@ -51,7 +50,7 @@ from store.ingest import (
     inherit_category,
     insert_new_events,
     now_param,
-    set_categories,
+    set_legal_units,
     unchanged,
 )
 from store.partners import partner_named
@@ -214,7 +213,8 @@ class SireneWriter:
             store.upsert(conn, rows, new=self.nothing_known)
             report.stored += len(rows)
             if not self.nothing_known:
-                inherit_category(conn, [r[0] for r in rows if r[0] not in known and r[CATEGORY] is None])
+                # New rows never carry a legal form (the legal-unit file's): their siblings may know it.
+                inherit_category(conn, [r[0] for r in rows if r[0] not in known])
 
             need_ids = {e.siret for e in events} | set(closed)
             resolve_sirets: list[str] = []
@@ -532,14 +532,16 @@ def ingest_sirene_ul(
     check: bool = True,
     columnar: bool | None = None,
 ) -> IngestReport:
-    """Read a StockUniteLegale file: the company category (PME, ETI, GE) of every known establishment's SIREN.
+    """Read a StockUniteLegale file: the company category (PME, ETI, GE) and legal form (INSEE's catégorie
+    juridique) of every known establishment's SIREN.
 
     One chunk is one transaction; per chunk the store is read once for the chunk's SIRENs and only the
-    establishments whose category changes are written, so a second run of the same file writes nothing.
+    establishments whose category or legal form changes are written, so a second run of the same file writes
+    nothing.
     A SIREN the store does not know is counted under `skipped` (most of the national stock: closed units,
     companies with no TPE establishment); its establishments get the category from the next legal-unit file,
-    or from a sibling establishment (see `store.ingest.inherit_category`). An empty category never erases a
-    known one.
+    or from a sibling establishment (see `store.ingest.inherit_category`). An empty category or legal form never
+    erases a known one; a row with neither is counted under `skipped`.
 
     `columnar` reads with pyarrow (`triggers.sirene_columnar.columnar_unites`; default: when pyarrow is installed),
     otherwise row by row; both give the same chunks and rejects.
@@ -566,13 +568,13 @@ def ingest_sirene_ul(
 
 
 def _write_categories(engine: Engine, records: Sequence[tuple], report: IngestReport, now: dt.datetime) -> None:
-    by_siren: dict[str, str] = {}
-    for siren, category, _year in records:
-        if category is None:
+    by_siren: dict[str, tuple[str | None, str | None]] = {}
+    for siren, category, _year, form in records:
+        if category is None and form is None:
             report.skipped["no category (INSEE)"] += 1
         else:
-            by_siren[siren] = category  # a repeated SIREN: the last row wins
-    done = set_categories(engine, by_siren, now=now)
+            by_siren[siren] = (category, form)  # a repeated SIREN: the last row wins
+    done = set_legal_units(engine, by_siren, now=now)
     if done.unknown:
         report.skipped["SIREN not in the store"] += done.unknown
     if done.unchanged:

@@ -208,6 +208,10 @@ def tricky_unites(tmp_path, name: str = "StockUniteLegale_utf8.csv"):
         ul(12, denominationUniteLegale='CHEZ "PAULO", BAR\nTABAC', categorieEntreprise="PME"),
         ul(13, denominationUniteLegale="A\n\nB", categorieEntreprise="XXL"),  # rejected after a multi-line value
         ul(14, siren=""),
+        ul(15, categorieJuridiqueUniteLegale="57"),  # the legal form: four digits or nothing
+        ul(16, categorieJuridiqueUniteLegale=" 5710 "),
+        ul(17, categorieJuridiqueUniteLegale="[ND]", categorieEntreprise=""),
+        ul(18, categorieJuridiqueUniteLegale="５７１０"),  # digits, but not ASCII ones
     ]
     for k, line in enumerate(awkward):
         rows.insert(7 + 23 * k, line)
@@ -239,8 +243,11 @@ def test_columnar_legal_units_equal_the_row_reader(tmp_path, monkeypatch, block_
     by_columns = _ul_chunks(columnar_unites(path, chunk_size))
     assert by_columns == by_rows
     rejects = [r for chunk in by_rows for r in chunk[1]]
-    assert {r.field for r in rejects} == {"row", "siren", "categorieEntreprise", "anneeCategorieEntreprise"}
-    assert sum(chunk[2] for chunk in by_rows) == 400 + 14 + 3  # rows read: blank lines are not rows
+    assert {r.field for r in rejects} == {"row", "siren", "categorieEntreprise", "anneeCategorieEntreprise",
+                                          "categorieJuridiqueUniteLegale"}
+    assert sum(chunk[2] for chunk in by_rows) == 400 + 18 + 3  # rows read: blank lines are not rows
+    forms = {rec[3] for chunk in by_rows for rec in chunk[0]}
+    assert {"5710", None} <= forms and forms - {None} <= {"1000", "5499", "5710", "9220"}
     assert not any("SOCIETE" in r.raw or "PAULO" in r.raw for r in rejects)  # names are never kept
 
 

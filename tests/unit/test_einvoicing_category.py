@@ -155,6 +155,9 @@ def test_reader_keeps_the_category_and_explains_its_rejects(tmp_path):
             ul_row(siren="552100554", categorieEntreprise="XXL"),
             ul_row(siren="552100554", anneeCategorieEntreprise="20x3"),
             ul_row()[:5],
+            ul_row(siren="552100554", categorieJuridiqueUniteLegale="57"),  # not the four-digit code
+            ul_row(siren="552100554", categorieEntreprise="", categorieJuridiqueUniteLegale=" 1000 "),
+            ul_row(siren="552100554", categorieJuridiqueUniteLegale="[ND]"),
         ],
     )
     assert is_unite_legale_header(header_of(path))
@@ -162,17 +165,24 @@ def test_reader_keeps_the_category_and_explains_its_rejects(tmp_path):
     reader = UniteLegaleReader(path, on_reject=rejects.append)
     records = [rec for _line, rec in reader.records()]
     assert records == [
-        (SIRET_GE_BRANCH[:9], "GE", "2023"),
-        (SIRET_PME[:9], "PME", "2023"),
-        (SIRET_UNKNOWN[:9], None, None),
+        (SIRET_GE_BRANCH[:9], "GE", "2023", None),
+        (SIRET_PME[:9], "PME", "2023", None),
+        (SIRET_UNKNOWN[:9], None, None, None),
+        ("552100554", None, "2023", "1000"),  # the legal form alone: INSEE's four digits, stripped
+        ("552100554", "GE", "2023", None),  # masked: unknown
     ]
-    assert [(r.line, r.field) for r in rejects] == [
-        (5, "siren"), (6, "categorieEntreprise"), (7, "anneeCategorieEntreprise"), (8, "row"),
+    assert [(r.line, r.field, r.reason) for r in rejects][3:] == [
+        (8, "row", "nombre de colonnes faux (5 au lieu de 34)"),
+        (9, "categorieJuridiqueUniteLegale", "catégorie juridique illisible '57' (quatre chiffres attendus)"),
     ]
+    assert [(r.line, r.field) for r in rejects][:3] == [
+        (5, "siren"), (6, "categorieEntreprise"), (7, "anneeCategorieEntreprise"),
+    ]
+    assert rejects[-1].raw == "552100554,GE,2023,57"  # SIREN, category, year and legal form: no name
     assert "GRAND GROUPE" not in " ".join(r.raw for r in rejects)  # a name may be a person's: never kept
-    assert reader.stats.read == 7 and reader.stats.rejected == 4
+    assert reader.stats.read == 10 and reader.stats.rejected == 5
     chunks = list(chunked_unites(path, 2))
-    assert [len(c[0]) for c in chunks] == [2, 1] and sum(c[2] for c in chunks) == 7
+    assert [len(c[0]) for c in chunks] == [2, 2, 1] and sum(c[2] for c in chunks) == 10
 
 
 def test_an_establishment_file_is_not_a_legal_unit_file(tmp_path):
