@@ -270,6 +270,10 @@ class Message(SQLModel, table=True):
         UniqueConstraint("enrollment_id", "step", name="uq_message_enrollment_step"),
         Index("ix_message_due", "status", "due_at"),
         Index("ix_message_campaign_enrollment", "campaign_id", "enrollment_id"),
+        # Messages outside a journey's steps (answers, re-diagnostics; `store.rediagnostic.asked`): few, so a report
+        # finds them without reading every message of the table.
+        Index("ix_message_campaign_extra_step", "campaign_id", "step", postgresql_where=sql_text("step >= 100"),
+              sqlite_where=sql_text("step >= 100")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,7 +1,8 @@
 """Adoption in the nightly rollup (issue 6 after issue 16): `adoptionrollup` holds a campaign's adoption by arm and
 by tool category as of the funnel rollup's refresh, so a report no longer counts the campaign's messages live
 (0.7-1.0 s at 1 M messages). Rollups made before this revision have no rows here: their reports take adoption
-live until the next refresh.
+live until the next refresh. A partial index finds a campaign's messages outside journeys' steps (answers,
+re-diagnostics: `store.rediagnostic.asked`, read by every report) instead of a scan of the message table.
 
 Revision ID: 0024
 Revises: 0023
@@ -33,8 +34,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_adoptionrollup_campaign", "adoptionrollup", ["campaign_id"])
+    op.create_index("ix_message_campaign_extra_step", "message", ["campaign_id", "step"],
+                    postgresql_where=sa.text("step >= 100"), sqlite_where=sa.text("step >= 100"))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_message_campaign_extra_step", table_name="message")
     op.drop_index("ix_adoptionrollup_campaign", table_name="adoptionrollup")
     op.drop_table("adoptionrollup")
