@@ -394,11 +394,12 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
     """The report of one campaign row (the same for the dashboard and `declic report`)."""
     with engine.connect() as conn:
         rows, source, as_of = campaign_rows(conn, campaign.id, live=live)
-        overlap = overlap_figures(conn, campaign)
         # Adoption as of the funnel's moment: the rollup's when the funnel is rolled up.
         adoption = rollup_adoption(conn, campaign.id, rows) if source == "rollup" else None
         if adoption is None:  # live, or a rollup made before adoption was rolled up (migration 0024)
             adoption = adoption_figures(conn, campaign.id, rows)
+        # The control group's size is the funnel's held-back enrollments (`targeted` of the holdout arm).
+        overlap = overlap_figures(conn, campaign, adoption["holdout"]["targeted"])
         not_for_me = not_for_me_figures(conn, campaign.id)
         diagnostics = diagnostic_figures(conn, campaign.id)
     title = (campaign.spec or {}).get("title") or campaign.name
@@ -653,8 +654,9 @@ def find_businesses(conn: Connection, clause, text_query: str, limit: int = 50) 
 # --- overlapping campaigns (issue 20): covered businesses, clean control groups, global effect ---
 
 
-def overlap_figures(conn: Connection, campaign) -> dict[str, Any]:
-    """What a campaign left to others and how clean its control group is, from the store.
+def overlap_figures(conn: Connection, campaign, control_n: int) -> dict[str, Any]:
+    """What a campaign left to others and how clean its control group is, from the store; `control_n` is its control
+    group's size (the funnel's held-back enrollments, which a report already has: no second count of them).
 
     `covered`: (winning campaign name, who runs it, businesses) the campaign matched but another owned the
     moment of; `global_held`: businesses kept out as part of a territory's global control group;
@@ -689,12 +691,8 @@ def overlap_figures(conn: Connection, campaign) -> dict[str, Any]:
         )
         .where(held.c.campaign_id == campaign.id, held.c.arm == "holdout", MESSAGES.c.status != "cancelled")
     ).scalar()
-    control_n = conn.execute(
-        select(func.count()).select_from(ENROLLMENTS)
-        .where(ENROLLMENTS.c.campaign_id == campaign.id, ENROLLMENTS.c.arm == "holdout")
-    ).scalar()
     return {"covered": covered, "global_held": int(global_held or 0), "control_contacted": int(contacted or 0),
-            "control_n": int(control_n or 0), "global_effect": global_effects(conn, campaign.id)}
+            "control_n": control_n, "global_effect": global_effects(conn, campaign.id)}
 
 
 HOLDOUT_COLUMNS = {"commune": "commune_code", "epci": "epci_code", "departement": "departement_code",
