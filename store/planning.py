@@ -264,7 +264,7 @@ def eligible_among(conn: Connection, rules: Sequence[CampaignRule], candidates: 
             clause = segment_clause(rule.spec, today)
             for part in chunks(ids, ID_CHUNK):
                 found.update(r[0] for r in conn.execute(
-                    select(BUSINESS.c.id).where(BUSINESS.c.id.in_(part), clause)))
+                    select(BUSINESS.c.id).where(among(conn, BUSINESS.c.id, part), clause)))
         out[rule.id] = found
     return out
 
