@@ -132,7 +132,9 @@ def _plan(env: jinja2.Environment, trees: list[nodes.Template], names: set[str])
                 whole_reads.add(name.name)
     found = [c for c in CANDIDATES if c[0] not in whole_reads and _only_copied(env, trees, c, macros)]
     holes = sorted(p for p in paths for c in found if (len(c) == 1 and len(p) == 2 and p[0] == c[0]) or p == c)
-    kept = tuple(sorted(p for p in paths if not any(p[:len(c)] == c for c in found)))
+    kept = {p for p in paths if not any(p[:len(c)] == c for c in found)}
+    # A path under one read whole adds nothing to the key (`ambassador.name` when `ambassador` is there).
+    kept = tuple(sorted(p for p in kept if not any(p[:i] in kept for i in range(1, len(p)))))
     return HolesPlan(paths=kept, holes=tuple(holes))
 
 

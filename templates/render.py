@@ -444,6 +444,20 @@ def plain_hole(value: Any) -> str | None:
     return None
 
 
+def _kind_key(prepared: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple:
+    """The frozen values at `paths` (`_value_at` of each, in one pass)."""
+    out = []
+    get = prepared.get
+    for path in paths:
+        value = get(path[0])
+        for step in path[1:]:
+            if type(value) is not dict or step not in value:
+                break
+            value = value[step]
+        out.append(value if type(value) is str else _freeze(value))
+    return tuple(out)
+
+
 def _hole_state(prepared: dict[str, Any], path: tuple[str, ...]) -> Any:
     top, key = path
     mapping = prepared.get(top)
@@ -563,8 +577,7 @@ class TemplateLibrary:
         if plan is None or not plan.holes:
             return self._render_now(name, prepared)
         try:
-            key = (name, tuple([_freeze(_value_at(prepared, path)) for path in plan.paths]),
-                   tuple([_hole_state(prepared, path) for path in plan.holes]))
+            key = (name, _kind_key(prepared, plan.paths), tuple([_hole_state(prepared, path) for path in plan.holes]))
         except _Unfrozen:
             return self._render_now(name, prepared)
         known = self._kinds.get(key)

@@ -73,11 +73,16 @@ SMS_SOURCE_MAX = 24
 CHANNEL_CONTACT = {"email": "email", "sms": "phone", "call": "phone", "letter": "address"}
 
 
-def gsm7(text: str) -> bool:
-    """True when every character of the text is in the GSM-7 alphabet (an SMS stays at 160 a segment)."""
+@cache
+def _gsm7_alphabet() -> frozenset[str]:
     from templates.lint import GSM7_BASIC, GSM7_EXTENSION  # lint reads templates lazily: no import cycle
 
-    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+    return GSM7_BASIC | GSM7_EXTENSION
+
+
+def gsm7(text: str) -> bool:
+    """True when every character of the text is in the GSM-7 alphabet (an SMS stays at 160 a segment)."""
+    return _gsm7_alphabet().issuperset(text)
 
 
 @cache
@@ -213,11 +218,49 @@ def prepare(context: dict[str, Any], trades: dict[str, dict[str, str]]) -> dict[
     role set."""
     out = dict(context)
     if "words" not in out:
-        out["words"] = words_for(out.get("business"), trades)
+        business = out.get("business")
+        items = _plain_items(business, ("family", "naf"))
+        words = _remembered(words_for, None if items is None else (id(trades), items), business, trades)
+        out["words"] = dict(words, sms_nouns=[list(pair) for pair in words["sms_nouns"]])
     if not (isinstance(out.get("origin"), dict) and "known" in out["origin"]):  # raw sources, or none
-        out["origin"] = origin_words(out.get("origin"))
+        origin = out.get("origin")
+        said = _remembered(origin_words, _plain_items(origin), origin)
+        out["origin"] = {**said, **{channel: [dict(item) for item in said[channel]] for channel in CHANNEL_CONTACT}}
     if isinstance(out.get("ambassador"), dict):
-        out["ambassador"] = _with_role(out["ambassador"])
+        ambassador = out["ambassador"]
+        out["ambassador"] = dict(_remembered(_with_role, _plain_items(ambassador), ambassador))
     if isinstance(out.get("sender"), dict) and out["sender"].get("phone"):
         out["sender"] = dict(out["sender"], phone=phone_fr(out["sender"]["phone"]))
     return out
+
+
+# What `prepare` derives, remembered by the plain values it is derived from: a campaign's messages share few
+# trades, sources and peers. Every message gets its own copy of what is made for it (as a fresh call would give).
+_REMEMBERED: dict[tuple, Any] = {}
+_REMEMBERED_SIZE = 10_000
+
+
+def _plain_items(value: Any, keys: tuple[str, ...] | None = None) -> tuple | None:
+    """The (key, value) pairs of a dict of plain scalars (only `keys`, when given) as a key; None otherwise."""
+    if type(value) is not dict:
+        return None
+    items = value.items() if keys is None else ((k, value.get(k)) for k in keys)
+    out = []
+    for key, item in items:
+        if item is not None and type(item) not in (str, int, bool):
+            return None
+        out.append((key, type(item), item))
+    return tuple(out)
+
+
+def _remembered(fn: Any, key: tuple | None, *args: Any) -> Any:
+    if key is None:
+        return fn(*args)
+    key = (fn, key)
+    found = _REMEMBERED.get(key)
+    if found is None:
+        if len(_REMEMBERED) >= _REMEMBERED_SIZE:
+            _REMEMBERED.clear()
+        found = _REMEMBERED[key] = fn(*args)
+    return found
+
