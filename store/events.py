@@ -91,8 +91,13 @@ def store_events(engine: Engine, events: Sequence[EventIn], partner_id: int | No
         return store_events_in(conn, events, partner_id, now=now)
 
 
+class DuplicateRace(Exception):
+    """A concurrent writer stored one of the events whose business `store_events_in(create_first=True)` had
+    already created: the caller rolls the transaction back and stores the batch again without it."""
+
+
 def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int | None = None, *,
-                    now: dt.datetime) -> list[Stored]:
+                    now: dt.datetime, create_first: bool = False) -> list[Stored]:
     """`store_events` inside the caller's transaction (so what follows from the events commits with them).
 
     The event rows go in first: only the events actually stored (not duplicates, whether from this batch,
@@ -100,6 +105,11 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
     they carry. A duplicate changes nothing. A partner's details are applied by the partner rules of
     `upsert_businesses` (what it may not change is recorded as a proposal), and a new contact address of
     a business that opted out is opted out too.
+
+    With `create_first` (SQLite, where writers take turns), the businesses that new events create are written
+    before those events, found new by a read of their keys, so each event row goes in attached instead of being
+    written again: if the unique constraint then finds one of them stored meanwhile (another process),
+    DuplicateRace is raised and the caller must roll back and call again without it.
     """
     if not events:
         return []
@@ -111,11 +121,19 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
         else:
             first[(e.source, e.external_id)] = i
     news = [events[i] for i in first.values()]
-    with_facts = [e for e in news if e.business is not None]
     stored = stored_details(conn, {e.siret for e in news if e.siret}) if news else {}
+    created: dict[str, int] = {}
+    creators: list[EventIn] = []
+    if create_first:
+        creators = [e for e in news if e.business is not None and e.siret and e.siret not in stored]
+        if creators:
+            known_keys = stored_keys(conn, [(e.source, e.external_id) for e in creators])
+            creators = [e for e in creators if (e.source, e.external_id) not in known_keys]
+            created = _upsert_details(conn, creators, partner_id, now)
     rows = []
     for e in news:
         known = stored.get(e.siret) if e.siret else None
+        business_id = known.id if known else created.get(e.siret) if e.siret else None
         rows.append({
             "source": e.source,
             "partner_id": partner_id,
@@ -123,10 +141,10 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
             "type": e.type,
             "siret": e.siret,
             "siren": e.siren or (e.siret[:9] if e.siret else None),
-            "business_id": known.id if known else None,
+            "business_id": business_id,
             "occurred_on": e.occurred_on,
             "received_at": now,
-            "status": "accepted" if known else "pending",
+            "status": "accepted" if business_id else "pending",
             # Conversions are attributed by the metrics, not planned into journeys.
             "planned": e.type in CONVERSION_TYPES,
             "payload": e.payload,
@@ -135,13 +153,18 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
     ordered = sorted(rows, key=lambda r: (r["source"], r["external_id"]))  # one lock order for concurrent calls
     # With the driver's own parameters (no per-row processing by SQLAlchemy), 500 rows per statement.
     inserted.update({(s, x): i for i, s, x in insert_rows(conn, _insert_events(conn.dialect.name), ordered)})
-    applied = [e for e in with_facts if (e.source, e.external_id) in inserted]
-    ids = {siret: d.id for siret, d in stored.items()}
+    if any((e.source, e.external_id) not in inserted for e in creators):
+        raise DuplicateRace
+    creating = {id(e) for e in creators}
+    applied = [e for e in news if e.business is not None and (e.source, e.external_id) in inserted
+               and id(e) not in creating]
+    ids = {siret: d.id for siret, d in stored.items()} | created
     if applied:
         ids.update(_apply_details(conn, applied, stored, inserted, partner_id, now))
         # Events stored as pending whose business their own details just created: attach them.
         attach = [{"eid": inserted[(e.source, e.external_id)], "bid": ids[e.siret]}
-                  for e in news if (e.source, e.external_id) in inserted and e.siret not in stored and e.siret in ids]
+                  for e in news if (e.source, e.external_id) in inserted and e.siret not in stored
+                  and e.siret not in created and e.siret in ids]
         if attach:  # the driver's executemany: one statement, plain tuples
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             conn.exec_driver_sql(f"UPDATE triggerevent SET business_id = {mark}, status = 'accepted' WHERE id = {mark}",
@@ -158,6 +181,20 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
     return out
 
 
+def stored_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (source, external_id) pairs among `keys` already stored (one read per 900 keys and source)."""
+    found: set[tuple[str, str]] = set()
+    by_source: dict[str, list[str]] = {}
+    for source, external_id in keys:
+        by_source.setdefault(source, []).append(external_id)
+    for source, ids in by_source.items():
+        for part in chunks(sorted(set(ids)), 900):
+            found.update((source, x) for x in conn.execute(
+                select(EVENTS.c.external_id).where(EVENTS.c.source == source, EVENTS.c.external_id.in_(part))
+            ).scalars())
+    return found
+
+
 def _apply_details(conn: Connection, events: Sequence[EventIn], stored: dict[str, StoredDetails],
                    inserted: dict[tuple[str, str], int], partner_id: int | None,
                    now: dt.datetime) -> dict[str, int]:
@@ -167,7 +204,7 @@ def _apply_details(conn: Connection, events: Sequence[EventIn], stored: dict[str
     phone number to a business that opted out of that channel, the new address is opted out as well.
     """
     if partner_id is None:
-        return upsert_businesses(conn, [e.business for e in events if e.business is not None], now=now)
+        return _upsert_details(conn, events, partner_id, now)
     proposals, fresh = [], []
     for e in events:
         facts, known = e.business, stored.get(e.siret or "")
@@ -186,6 +223,14 @@ def _apply_details(conn: Connection, events: Sequence[EventIn], stored: dict[str
         inherit_suppressions(conn, fresh, source=f"partner:{partner_id}", now=now)
     if proposals:
         record_proposals(conn, proposals, now=now)
+    return _upsert_details(conn, events, partner_id, now)
+
+
+def _upsert_details(conn: Connection, events: Sequence[EventIn], partner_id: int | None,
+                    now: dt.datetime) -> dict[str, int]:
+    """The business details of these events upserted (by a partner's rules when `partner_id`); {siret: id}."""
+    if partner_id is None:
+        return upsert_businesses(conn, [e.business for e in events if e.business is not None], now=now)
     ids: dict[str, int] = {}
     for source in sorted({e.source for e in events}):
         ids.update(upsert_businesses(conn, [e.business for e in events if e.source == source and e.business],

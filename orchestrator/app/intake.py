@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from store.conversions import attribute_conversions
 from store.effects import write_event_effects
-from store.events import Stored, StoredPlace, erased_among, store_events_in, stored_places
+from store.events import DuplicateRace, Stored, StoredPlace, erased_among, store_events_in, stored_places
 from triggers.lifecycle import event_effects
 from triggers.model import CONVERSION_TYPES, EventIn, Reject
 from triggers.partner_api import is_utf8, validate_item
@@ -73,9 +73,6 @@ def scope_rejects(engine: Engine, events: Sequence[EventIn], *, allowed_types: S
     return PartnerScope(tuple(allowed_types), tuple(territory)).rejects(engine, events)
 
 
-_SQLITE_WRITER = threading.Lock()
-
-
 def withhold_erased(conn: Connection, secret: str, events: Sequence[EventIn]) -> tuple[list[EventIn], set[int]]:
     """The events with those about an erased identity (SIRET, e-mail or phone kept as a keyed hash) stripped
     of their contacts, name, street and payload and marked not to contact; returns them and the positions
@@ -107,14 +104,27 @@ def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id:
 
     With the secret key, an event about an erased identity is stored without its contacts nor payload and
     its business is not to be contacted (`Stored.withheld`)."""
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        return _store_with_effects(engine, events, partner_id, today, now, secret, create_first=sqlite)
+    except DuplicateRace:  # another process stored one of these events meanwhile: all over, events first
+        return _store_with_effects(engine, events, partner_id, today, now, secret, create_first=False)
+
+
+_SQLITE_WRITER = threading.Lock()
+
+
+def _store_with_effects(engine: Engine, events: Sequence[EventIn], partner_id: int | None, today: dt.date,
+                        now: dt.datetime, secret: str | None, *, create_first: bool) -> list[Stored]:
     # SQLite takes one writer at a time: threads of this process wait their turn here rather than in SQLite's
     # busy handler, which sleeps in growing steps (single-event requests from a few clients at once queued
-    # there for milliseconds each). PostgreSQL writers run side by side.
+    # there for milliseconds each). PostgreSQL writers run side by side, so there the events go in before the
+    # businesses they create (one lock order for concurrent batches: `store_events_in`).
     with _SQLITE_WRITER if engine.dialect.name == "sqlite" else contextlib.nullcontext(), engine.begin() as conn:
         withheld: set[int] = set()
         if secret and events:
             events, withheld = withhold_erased(conn, secret, events)
-        stored = store_events_in(conn, events, partner_id=partner_id, now=now)
+        stored = store_events_in(conn, events, partner_id=partner_id, now=now, create_first=create_first)
         if withheld:
             stored = [replace(s, withheld=True) if i in withheld else s for i, s in enumerate(stored)]
         # The new events attached to a business, as stored (no need to read them back).

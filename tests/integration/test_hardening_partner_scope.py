@@ -230,3 +230,33 @@ def test_a_pending_event_is_attached_only_inside_the_partner_territory(client, e
     assert fate == {"p-1": "rejected", "p-2": "accepted"} and attached is None
     assert business(engine, paris).state == "active"
     assert business(engine, rennes).state == "closed"
+
+
+def test_an_event_stored_meanwhile_by_another_process_applies_nothing(engine, monkeypatch):
+    """On SQLite the businesses new events create are written before the events (`create_first`), found new
+    by a read of the events' keys; when another process stores one of those events between that read and the
+    insert, the unique constraint finds it, the batch is rolled back and stored again events first."""
+    from orchestrator.app import intake
+    from store import events as store_events_module
+    from triggers.model import BusinessFacts, EventIn
+
+    first, fresh = sirets(2)
+    now = dt.datetime.now(dt.UTC)
+
+    def event(siret, name):
+        return EventIn("partner:9", "race-1", "creation", dt.date.today(), siret, siret[:9],
+                       BusinessFacts(siret, name=name, commune_code="35238"))
+
+    assert [s.status for s in intake.store_with_effects(engine, [event(first, "Boulangerie Martin")],
+                                                        partner_id=None, today=dt.date.today(), now=now)] \
+        == ["accepted"]
+    # The read of the keys as it was before the other process committed the same event.
+    reads: list = []
+    monkeypatch.setattr(store_events_module, "stored_keys", lambda conn, keys: reads.append(keys) or set())
+    again = intake.store_with_effects(engine, [event(fresh, "Nom Remplacé")], partner_id=None,
+                                      today=dt.date.today(), now=now)
+    assert [s.status for s in again] == ["duplicate"]
+    assert len(reads) == (1 if engine.dialect.name == "sqlite" else 0)  # PostgreSQL: events first, always
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(B).where(B.c.siret == fresh)).scalar() == 0
+    assert business(engine, first).name == "Boulangerie Martin"
