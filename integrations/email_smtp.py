@@ -603,7 +603,8 @@ class SmtpChannel:
                 code, reply = smtp.docmd(command)
                 if code not in ok:
                     raise _Refused(code, reply)
-        body = _LEADING_DOT.sub(b"..", data)
+        # Dot-stuffing (RFC 5321 4.5.2) where a line starts with "." (never in base64 parts: a search, not a pass).
+        body = _LEADING_DOT.sub(b"..", data) if data.startswith(b".") or b"\n." in data else data
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         smtp.send(body)

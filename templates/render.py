@@ -592,6 +592,14 @@ class TemplateLibrary:
         filled = known.fill(prepared, plan.holes)
         return filled if filled is not None else self._render_now(name, prepared)
 
+    def warm(self, channel: str) -> None:
+        """Compile a channel's templates and the shared parts, and find its holes, before the first message (a
+        dispatcher does it while starting, not while its first batch waits)."""
+        for name in self.env.list_templates(extensions=["j2"]):
+            if name.startswith(channel + "/") or name.split("/", 1)[0].startswith("_"):
+                self.template(name)
+        self.plan(channel)
+
     def plan(self, channel: str) -> HolesPlan | None:
         """The holes of one channel's templates (`templates.holes`), found once."""
         if channel not in self._plans:

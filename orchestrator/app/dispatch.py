@@ -403,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         clock = lambda: start + dt.timedelta(seconds=time.monotonic() - origin)  # noqa: E731
     app = bootstrap(clock=clock)
     app.channel("email")  # imports and connections set up before the clock of the figures starts
+    app.templates.warm("email")
     if args.wait_for:
         print("ready", flush=True)
         while not Path(args.wait_for).exists():
