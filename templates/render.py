@@ -425,21 +425,21 @@ def _free_names(template: jinja2.Template) -> frozenset[str]:
 # message's short link), anything else (kept in the kind's key, rendered as it is).
 _URL, _NAME, _DEFERRED = "url", "name", "deferred"
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?(?:/[A-Za-z0-9._~-]*)*")
-_PLAIN_NAME = re.compile(r"[^\W\d_]+(?:[ -][^\W\d_]+)*")
-_FOLDED = frozenset(chr(code) for code in _SMS_FOLD)
-_MARKER = re.compile("\ue000(\\d+)\ue001")
+_PLAIN_NAME = re.compile(r"[^\W\d_]+(?:[ '-][^\W\d_]+)*")
+# A marker holds an apostrophe, so that the text tells how it was escaped where it was: as it is, by Jinja's |e
+# (markupsafe: &#39;) or by `email_html` (html.escape: &#x27;). A value's apostrophes get the same.
+_MARKER = re.compile("\ue000(\\d+)('|&#39;|&#x27;)\ue001")
 
 
 def plain_hole(value: Any) -> str | None:
     """The shape of a hole's value that a marker stands for exactly (`_URL`, `_NAME`), or None: a URL of letters,
-    digits and ``/.-_~`` only; a name of letters, single spaces and hyphens starting with a capital, in NFC, with
-    nothing an escape, the SMS folding or a link finder would change."""
+    digits and ``/.-_~`` only; a name of letters with single spaces, hyphens or apostrophes between them, starting
+    with a capital, in NFC: nothing a link finder would see, nothing an escape changes but its apostrophes."""
     if type(value) is not str:
         return None
     if _PLAIN_URL.fullmatch(value):
         return _URL
-    if (_PLAIN_NAME.fullmatch(value) and value[0].isupper() and unicodedata.is_normalized("NFC", value)
-            and not _FOLDED.intersection(value)):
+    if _PLAIN_NAME.fullmatch(value) and value[0].isupper() and unicodedata.is_normalized("NFC", value):
         return _NAME
     return None
 
@@ -472,12 +472,18 @@ def _hole_state(prepared: dict[str, Any], path: tuple[str, ...]) -> Any:
 class _Kind:
     """A kind of message: its subject, body and HTML with markers where the holes' values go."""
 
-    __slots__ = ("parts", "shapes", "used")
+    __slots__ = ("shapes", "texts", "used")
 
     def __init__(self, marked: Rendered) -> None:
-        texts = (marked.subject, marked.body, marked.html)
-        self.parts = [None if text is None else _MARKER.split(text) for text in texts]
-        self.used = sorted({int(i) for parts in self.parts if parts for i in parts[1::2]})
+        # Per text: its literal pieces, and between them which hole goes there and how it was escaped.
+        self.texts: list[tuple[list[str], list[tuple[int, str]]] | None] = []
+        for text in (marked.subject, marked.body, marked.html):
+            if text is None:
+                self.texts.append(None)
+                continue
+            split = _MARKER.split(text)
+            self.texts.append((split[::3], [(int(i), form) for i, form in zip(split[1::3], split[2::3], strict=True)]))
+        self.used = sorted({i for text in self.texts if text for i, _ in text[1]})
         self.shapes: dict[int, str] = {}  # each hole's shape in the message the kind was checked on
 
     def fill(self, prepared: dict[str, Any], holes: tuple[tuple[str, ...], ...]) -> Rendered | None:
@@ -489,17 +495,19 @@ class _Kind:
             shape = plain_hole(value)
             if shape is None or self.shapes.setdefault(index, shape) != shape:
                 return None
-            values[str(index)] = value
-        texts = []
-        for parts in self.parts:
-            if parts is None:
-                texts.append(None)
+            values[index] = {"'": value, "&#39;": value.replace("'", "&#39;"), "&#x27;": value.replace("'", "&#x27;")}
+        out: list[str | None] = []
+        for text in self.texts:
+            if text is None:
+                out.append(None)
                 continue
-            pieces = list(parts)
-            for at in range(1, len(pieces), 2):
-                pieces[at] = values[pieces[at]]
-            texts.append("".join(pieces))
-        return Rendered(texts[0], texts[1], texts[2])
+            literals, slots = text
+            pieces = [literals[0]]
+            for (index, form), literal in zip(slots, literals[1:], strict=True):
+                pieces.append(values[index][form])
+                pieces.append(literal)
+            out.append("".join(pieces))
+        return Rendered(out[0] or "", out[1] or "", out[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -616,7 +624,7 @@ class TemplateLibrary:
         for index, ((top, key), state) in enumerate(zip(plan.holes, states, strict=True)):
             if state in (_URL, _NAME, _DEFERRED):
                 marked[top] = dict(marked[top]) if marked[top] is prepared[top] else marked[top]
-                marked[top][key] = f"\ue000{index}\ue001"
+                marked[top][key] = f"\ue000{index}'\ue001"
         try:
             kind = _Kind(self._render_now(name, marked))
         except Exception:  # noqa: BLE001 (a marker the template cannot take: every message rendered in full)
