@@ -16,7 +16,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, case, column, func, literal, or_, select, table, update
+from sqlalchemy import (
+    String,
+    any_,
+    bindparam,
+    case,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
@@ -61,6 +74,8 @@ SIRENE_COLUMNS = (
     "created_at",
     "updated_at",
 )
+# The last SIRENE_COLUMNS, the same on every row of a run: a first load's rows leave them out (`insert_new`).
+ROW_CONSTANTS = ("phone_consent", "created_at", "updated_at")
 # Columns that locate or name a person: erased when Sirene says "not to contact" (partial diffusion).
 _PERSONAL = (
     "name",
@@ -253,6 +268,7 @@ class SireneStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._staging_sql: str | None = None
+        self._new_sql: tuple[Any, str] | None = None  # (now, the first load's statement at that moment)
         self._partner_territory: dict[int, tuple[str, ...]] = {}
         with engine.connect() as conn:
             self.dialect = conn.dialect.name
@@ -262,9 +278,12 @@ class SireneStore:
         self.pending_sirets = {s for s, _ in rows if s}
         self.pending_sirens = {n for s, n in rows if n and not s}
 
-    def _upsert_sql(self, conn: Connection, from_staging: bool = False) -> str:
+    def _upsert_sql(self, conn: Connection, from_staging: bool = False, constants: dict[str, Any] | None = None) -> str:
         light = _light_table("business", SIRENE_COLUMNS)
         stmt = insert_for(conn, light)
+        if constants:
+            # Columns the same on every row written in the statement's text: the rows carry only the others.
+            stmt = stmt.values({c: constants[c] if c in constants else bindparam(c) for c in SIRENE_COLUMNS})
         if from_staging:
             staged = _light_table(_STAGING, SIRENE_COLUMNS)
             stmt = insert_for(conn, light).from_select(list(SIRENE_COLUMNS), select(*staged.c))
@@ -289,6 +308,21 @@ class SireneStore:
             # write each such page once rather than once per chunk.
             conn.exec_driver_sql("PRAGMA cache_size=-65536")
             conn.exec_driver_sql("PRAGMA wal_autocheckpoint=20000")
+
+    def insert_new(self, conn: Connection, rows: list[tuple], now: Any) -> None:
+        """Write a first load's rows: SIRENE_COLUMNS but the last three (ROW_CONSTANTS, which this writes: no phone
+        consent, created and updated `now`, as `now_param` gives it), none of them expected to be stored.
+
+        Why: on SQLite the constants go in the statement's text, so the driver binds 22 values a row instead of 25
+        and the rows come from the parser process as they are; the upsert still merges a SIRET stored after all."""
+        if self.dialect == "sqlite":
+            if self._new_sql is None or self._new_sql[0] != now:
+                stamp = literal_column("'" + now.replace("'", "") + "'")
+                self._new_sql = (now, self._upsert_sql(conn, constants={
+                    "phone_consent": literal_column("0"), "created_at": stamp, "updated_at": stamp}))
+            _executemany(conn, self._new_sql[1], SIRENE_COLUMNS[:-len(ROW_CONSTANTS)], rows)
+        else:
+            self.upsert(conn, [(*r, False, now, now) for r in rows], new=True)
 
     def upsert(self, conn: Connection, rows: list[tuple], new: bool = False) -> None:
         """Upsert business rows (SIRENE_COLUMNS order) by SIRET, with the merge rules of `_upsert_sql`.

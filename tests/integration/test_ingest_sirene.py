@@ -323,3 +323,32 @@ def test_reopened_establishment_gets_its_age_stage_back(engine, tmp_path):
     ingest(engine, tmp_path, [row(dateDebut="2026-06-01")], name="m3.csv")
     b = businesses(engine)[SIRET_A]
     assert (b["state"], b["lifecycle_stage"]) == ("active", "consolidation")
+
+
+def test_a_first_load_builds_the_rows_the_compared_path_would(engine, tmp_path):
+    # A first load builds its rows in the parser process (triggers.sirene.FirstLoadRows) with constants written by
+    # the statement; a load into a store that knows something compares row by row. Same file, same store after.
+    from bench.ingest_data import write_sirene
+    from store.ingest import ROW_CONSTANTS, SIRENE_COLUMNS
+    from triggers.sirene import BUSINESS_ROW
+
+    assert SIRENE_COLUMNS == (*BUSINESS_ROW, *ROW_CONSTANTS)
+    path = write_sirene(tmp_path / "stock.csv", 3000)
+    now = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)
+
+    def state() -> tuple:
+        with engine.connect() as conn:
+            stored = sorted(tuple(v for k, v in r._mapping.items() if k != "id")
+                            for r in conn.execute(select(B).where(B.c.siret != SIRET_C)))
+        return stored, [e[:5] for e in events(engine)]
+
+    first = ingest_sirene(engine, path, today=TODAY, now=now, parallel=True, chunk_size=700)
+    assert first.stored > 1000 and first.events["creation"] > 0
+    built = state()
+    with engine.begin() as conn:
+        conn.execute(TriggerEvent.__table__.delete())
+        conn.execute(B.delete())
+    ingest(engine, tmp_path, [row(siret=SIRET_C)], name="other.csv")  # the store now knows one business
+    compared = ingest_sirene(engine, path, today=TODAY, now=now, parallel=False, chunk_size=700)
+    assert compared.to_dict() == first.to_dict()
+    assert state() == built
