@@ -123,13 +123,16 @@ def generate(url: str, messages: int, interactions: int) -> dict[str, int]:
         conn.execute(
             text("""
             INSERT INTO enrollment (campaign_id, business_id, trigger_key, trigger_type, arm, variant,
-                                    campaign_version, enrolled_at)
+                                    campaign_version, enrolled_at, moment)
             SELECT CASE WHEN g % 2 = 0 THEN :c0 ELSE (ARRAY[:c1, :c2, :c3])[1 + (g / 2) % 3] END,
                    :b0 + (g % :nb), (ARRAY['creation','first_hire','takeover'])[1 + g % 3] || ':' || g,
                    (ARRAY['creation','first_hire','takeover'])[1 + g % 3],
                    CASE WHEN g % 10 = 0 THEN 'holdout' ELSE 'treatment' END,
                    CASE WHEN g % 10 = 0 THEN NULL WHEN g % 4 < 2 THEN 'A' ELSE 'B' END, 1,
-                   timestamptz '2026-09-01 08:00+00' + (g % 2592000) * interval '1 second'
+                   timestamptz '2026-09-01 08:00+00' + (g % 2592000) * interval '1 second',
+                   -- the business's moment (`orchestrator.core.planner.moment_of`), which the report's control-group
+                   -- check joins on: a business's two enrollments may share one across campaigns
+                   (ARRAY['creation','first_hire','takeover'])[1 + g % 3] || '\\:2026'
             FROM generate_series(1, :n) g"""),
             {
                 "n": enrollments,
