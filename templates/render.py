@@ -495,7 +495,7 @@ class _Kind:
             shape = plain_hole(value)
             if shape is None or self.shapes.setdefault(index, shape) != shape:
                 return None
-            values[index] = {"'": value, "&#39;": value.replace("'", "&#39;"), "&#x27;": value.replace("'", "&#x27;")}
+            values[index] = value
         out: list[str | None] = []
         for text in self.texts:
             if text is None:
@@ -504,7 +504,8 @@ class _Kind:
             literals, slots = text
             pieces = [literals[0]]
             for (index, form), literal in zip(slots, literals[1:], strict=True):
-                pieces.append(values[index][form])
+                value = values[index]
+                pieces.append(value if form == "'" or "'" not in value else value.replace("'", form))
                 pieces.append(literal)
             out.append("".join(pieces))
         return Rendered(out[0] or "", out[1] or "", out[2])
