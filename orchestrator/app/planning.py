@@ -26,6 +26,7 @@ from orchestrator.core.planner import (
     Candidate,
     GlobalHoldout,
     Plan,
+    PlanCaches,
     PlaceIndex,
     Policy,
     plan,
@@ -90,6 +91,7 @@ class _Parts:
         self.read = False
         self.ambassadors, self.offers = PlaceIndex(()), PlaceIndex(())
         self.holdouts: list[GlobalHoldout] = []
+        self.caches = PlanCaches()  # send slots and offers found by a part serve the next ones
         self.introduced: Counter = Counter()  # ambassador id -> introductions decided by this batch's parts
         self.decided: set[int] = set()  # business ids of this batch's parts
         self.done = False  # nothing left after the last part
@@ -137,7 +139,7 @@ class _EventParts(_Parts):
                        eligible=eligible_among(conn, triggered, candidates, today),
                        history=message_history(conn, ids, since), policy=self.policy, ambassadors=self.ambassadors,
                        offers=self.offers, moments=stored_moments(conn, ids), global_holdouts=self.holdouts,
-                       introduced=self.introduced)
+                       introduced=self.introduced, caches=self.caches)
         self.decided_for(decided, ids)
         return decided, event_ids
 
@@ -231,7 +233,7 @@ class _OccurrenceParts(_Parts):
                        suppressed=suppressed_for(conn, businesses), history=message_history(conn, ids, since),
                        policy=self.policy, ambassadors=self.ambassadors, offers=self.offers,
                        recent=recent_contacts(conn, rule, ids, at), moments=stored_moments(conn, ids),
-                       global_holdouts=self.holdouts, introduced=self.introduced)
+                       global_holdouts=self.holdouts, introduced=self.introduced, caches=self.caches)
         self.decided_for(decided, ids)
         self.enrolled += len(decided.enrollments)
         self.cursor = ids[-1] if ids else self.cursor

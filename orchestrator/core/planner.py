@@ -634,9 +634,10 @@ class _Pressure:
 
 class _Slots:
     """Send slots for a business's family and place, cached (the same few answers recur across a batch)."""
-    def __init__(self, is_holiday: Callable[[dt.date], bool] | None):
+    def __init__(self, is_holiday: Callable[[dt.date], bool] | None,
+                 cache: dict[tuple[Any, ...], dt.datetime] | None = None):
         self.is_holiday = is_holiday
-        self.cache: dict[tuple[Any, ...], dt.datetime] = {}
+        self.cache: dict[tuple[Any, ...], dt.datetime] = {} if cache is None else cache
 
     def slot(self, earliest: dt.datetime, spec: CampaignSpec, b: BusinessView) -> dt.datetime:
         key = (earliest, b.family, b.departement_code, spec.timing.weekends, spec.timing.holidays,
@@ -649,6 +650,14 @@ class _Slots:
             checker = self.is_holiday or holiday_checker(place.subdivision)
             found = self.cache[key] = next_slot(earliest, window, place.timezone, checker)
         return found
+
+
+@dataclass
+class PlanCaches:
+    """Answers that recur from one `plan` call to the next of a batch planned in parts: send slots by trade and
+    place, offers by trade, place and moment. Only for calls with the same offers and holiday calendar."""
+    slots: dict[tuple[Any, ...], dt.datetime] = field(default_factory=dict)
+    offers: dict[tuple[Any, ...], list[OfferView]] = field(default_factory=dict)
 
 
 def _schedule(slots: _Slots, pressure: _Pressure, spec: CampaignSpec, campaign_id: int, b: BusinessView,
@@ -718,6 +727,7 @@ def plan(
     moments: Mapping[tuple[int, str], tuple[int, str]] | None = None,
     global_holdouts: Sequence[GlobalHoldout] = (),
     introduced: Mapping[int, int] | None = None,
+    caches: PlanCaches | None = None,
 ) -> Plan:
     """Enrol matching businesses and schedule their first step inside send windows and caps.
 
@@ -729,7 +739,7 @@ def plan(
     to the (campaign id, arm) of the stored enrollment that owns it; `global_holdouts` are the territories'
     global control groups; `introduced` counts, by ambassador id, introductions decided but not stored yet (taken
     from their remaining capacity). `ambassadors` and `offers` may come indexed (`PlaceIndex`, built once for
-    several calls). `now` is aware; `zone` is the deployment's, whose calendar days bound campaigns and
+    several calls), and `caches` shared by them. `now` is aware; `zone` is the deployment's, whose calendar days bound campaigns and
     start trigger days. `is_holiday` replaces the place's holiday calendar (tests).
     """
     out = Plan()
@@ -738,12 +748,13 @@ def plan(
     enrolled = set(enrolled)
     owned: dict[tuple[int, str], tuple[int, str]] = dict(moments or {})
     today = now.astimezone(zone).date()
-    slots = _Slots(is_holiday)
+    caches = caches if caches is not None else PlanCaches()
+    slots = _Slots(is_holiday, caches.slots)
     pressure = _Pressure(history or {}, policy)
     ambassador_index, offer_index = _indexed(ambassadors), _indexed(offers)
     introduced = introduced or {}
     remaining = {a.id: a.remaining - introduced.get(a.id, 0) for a in ambassador_index.items}
-    offer_cache: dict[tuple[Any, ...], list[OfferView]] = {}
+    offer_cache = caches.offers
     for c in candidates:
         b = c.business
         rules = [by_id[c.campaign_id]] if c.campaign_id is not None and c.campaign_id in by_id else (
