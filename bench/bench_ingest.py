@@ -14,8 +14,8 @@ average before and after, and the machine's busy cores during the run (/proc/sta
 legal units (a generated StockUniteLegale file of the same companies: their categories and legal forms), and the
 bare baseline on the same file, measured in the same run: on SQLite the csv module reading the file and `sqlite3`
 executemany of every raw row (54 text columns, no index, 20,000 rows a transaction), on PostgreSQL one COPY of the
-file into a table of 54 text columns. From the first load, the minutes the national stock (43.9 million rows) takes at the
-measured rate. Targets (issue 18, point 3): >= 300,000 rows/s into SQLite, >= 150,000 rows/s into PostgreSQL,
+file into a table of 54 text columns. From the first load, the minutes the national stock (43.9 million rows) takes
+at the measured rate. Targets (issue 18, point 3): >= 300,000 rows/s into SQLite, >= 150,000 rows/s into PostgreSQL,
 peak memory < 1 GB.
 """
 
