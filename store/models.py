@@ -450,6 +450,9 @@ class AdoptionRollup(SQLModel, table=True):
     category: str | None = Field(default=None, max_length=40)
     adopted: int = 0
     contacted_adopted: int = 0
+    # On the holdout's totals row: its controls that another campaign planned or sent a message to for the same
+    # moment (issue 20's clean-control check, read by every report).
+    control_contacted: int | None = None
     refreshed_at: dt.datetime
 
 

@@ -196,7 +196,8 @@ def refresh_rollup(
             if not rows:
                 continue
             conn.execute(ADOPTION_ROLLUP.insert(),
-                         _adoption_rollup_rows(campaign_id, adoption_figures(conn, campaign_id, rows), now))
+                         _adoption_rollup_rows(campaign_id, adoption_figures(conn, campaign_id, rows),
+                                               contacted_controls(conn, campaign_id), now))
             conn.execute(
                 ROLLUP.insert(),
                 [
@@ -332,14 +333,19 @@ def rollup_adoption(conn: Connection, campaign_id: int, rows: list[FunnelRow]) -
     return out
 
 
-def _adoption_rollup_rows(campaign_id: int, adoption: dict[str, dict[str, Any]], now: dt.datetime):
-    """The `adoptionrollup` rows of one campaign: per arm its totals (no category), then one per category."""
+def _adoption_rollup_rows(
+    campaign_id: int, adoption: dict[str, dict[str, Any]], control_contacted: int, now: dt.datetime
+):
+    """The `adoptionrollup` rows of one campaign: per arm its totals (no category; the holdout's also keeps how many
+    of its controls another campaign contacted), then one per category."""
     out = []
     for arm, figures in adoption.items():
         out.append({"campaign_id": campaign_id, "arm": arm, "category": None, "adopted": figures.get("adopted", 0),
-                    "contacted_adopted": figures.get("contacted_adopted", 0), "refreshed_at": now})
+                    "contacted_adopted": figures.get("contacted_adopted", 0), "refreshed_at": now,
+                    "control_contacted": control_contacted if arm == "holdout" else None})
         out += [{"campaign_id": campaign_id, "arm": arm, "category": code, "adopted": n, "contacted_adopted": 0,
-                 "refreshed_at": now} for code, n in sorted((figures.get("categories") or {}).items())]
+                 "refreshed_at": now, "control_contacted": None}
+                for code, n in sorted((figures.get("categories") or {}).items())]
     return out
 
 
@@ -395,11 +401,14 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
     with engine.connect() as conn:
         rows, source, as_of = campaign_rows(conn, campaign.id, live=live)
         # Adoption as of the funnel's moment: the rollup's when the funnel is rolled up.
-        adoption = rollup_adoption(conn, campaign.id, rows) if source == "rollup" else None
+        rolled = source == "rollup"
+        adoption = rollup_adoption(conn, campaign.id, rows) if rolled else None
         if adoption is None:  # live, or a rollup made before adoption was rolled up (migration 0024)
             adoption = adoption_figures(conn, campaign.id, rows)
-        # The control group's size is the funnel's held-back enrollments (`targeted` of the holdout arm).
-        overlap = overlap_figures(conn, campaign, adoption["holdout"]["targeted"])
+        # The control group's size is the funnel's held-back enrollments (`targeted` of the holdout arm); how many
+        # of them others contacted, as of the same rollup.
+        overlap = overlap_figures(conn, campaign, adoption["holdout"]["targeted"],
+                                  rollup_contacted_controls(conn, campaign.id) if rolled else None)
         not_for_me = not_for_me_figures(conn, campaign.id)
         diagnostics = diagnostic_figures(conn, campaign.id)
     title = (campaign.spec or {}).get("title") or campaign.name
@@ -654,9 +663,12 @@ def find_businesses(conn: Connection, clause, text_query: str, limit: int = 50) 
 # --- overlapping campaigns (issue 20): covered businesses, clean control groups, global effect ---
 
 
-def overlap_figures(conn: Connection, campaign, control_n: int) -> dict[str, Any]:
+def overlap_figures(
+    conn: Connection, campaign, control_n: int, control_contacted: int | None = None
+) -> dict[str, Any]:
     """What a campaign left to others and how clean its control group is, from the store; `control_n` is its control
-    group's size (the funnel's held-back enrollments, which a report already has: no second count of them).
+    group's size (the funnel's held-back enrollments, which a report already has: no second count of them), and
+    `control_contacted` the rollup's count of its contacted controls (None: counted now).
 
     `covered`: (winning campaign name, who runs it, businesses) the campaign matched but another owned the
     moment of; `global_held`: businesses kept out as part of a territory's global control group;
@@ -682,6 +694,15 @@ def overlap_figures(conn: Connection, campaign, control_n: int) -> dict[str, Any
     global_held = conn.execute(
         select(func.count()).select_from(cov).where(cov.c.campaign_id == campaign.id, cov.c.kind == "global")
     ).scalar()
+    if control_contacted is None:
+        control_contacted = contacted_controls(conn, campaign.id)
+    return {"covered": covered, "global_held": int(global_held or 0), "control_contacted": control_contacted,
+            "control_n": control_n, "global_effect": global_effects(conn, campaign.id)}
+
+
+def contacted_controls(conn: Connection, campaign_id: int) -> int:
+    """A campaign's control businesses planned or sent a message by any campaign for the same moment, counted now:
+    one look-up per held-back enrollment (0.47 s at 1 M messages), so the rollup keeps it (`rollup_contacted_controls`)."""
     held, other = ENROLLMENTS.alias("held"), ENROLLMENTS.alias("other")
     contacted = conn.execute(
         select(func.count(func.distinct(held.c.id)))
@@ -689,10 +710,18 @@ def overlap_figures(conn: Connection, campaign, control_n: int) -> dict[str, Any
             held.join(other, and_(other.c.business_id == held.c.business_id, other.c.moment == held.c.moment))
             .join(MESSAGES, MESSAGES.c.enrollment_id == other.c.id)
         )
-        .where(held.c.campaign_id == campaign.id, held.c.arm == "holdout", MESSAGES.c.status != "cancelled")
+        .where(held.c.campaign_id == campaign_id, held.c.arm == "holdout", MESSAGES.c.status != "cancelled")
     ).scalar()
-    return {"covered": covered, "global_held": int(global_held or 0), "control_contacted": int(contacted or 0),
-            "control_n": control_n, "global_effect": global_effects(conn, campaign.id)}
+    return int(contacted or 0)
+
+
+def rollup_contacted_controls(conn: Connection, campaign_id: int) -> int | None:
+    """`contacted_controls` as of the campaign's last rollup, or None when that rollup did not keep it."""
+    return conn.execute(
+        select(ADOPTION_ROLLUP.c.control_contacted).where(
+            ADOPTION_ROLLUP.c.campaign_id == campaign_id, ADOPTION_ROLLUP.c.arm == "holdout",
+            ADOPTION_ROLLUP.c.category.is_(None))
+    ).scalar()
 
 
 HOLDOUT_COLUMNS = {"commune": "commune_code", "epci": "epci_code", "departement": "departement_code",

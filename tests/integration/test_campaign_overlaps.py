@@ -17,7 +17,7 @@ from orchestrator.cli.main import app as cli
 from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.models import Business, Campaign, Coverage, Enrollment, Interaction, Message, TriggerEvent
-from store.report import campaign_by_name, report
+from store.report import campaign_by_name, refresh_rollup, report
 from tests.utils.factories import campaign_spec
 
 B, E, M, COV = Business.__table__, Enrollment.__table__, Message.__table__, Coverage.__table__
@@ -218,3 +218,36 @@ def test_the_territory_barometer_shows_the_programme_s_global_effect(settings, e
              role="collectivite", territory={"epci": ["243500139"]}, now=NOW)
     page = signed_in(create_app(bootstrap(settings)), "agent@rennes-metropole.fr").get("/tableau/barometre").text
     assert "Effet global du programme" in page and 'id="t-global_effect"' in page
+
+
+def _contact_a_control(engine, campaign_id: int, business_id: int) -> None:
+    """Another campaign writes to a held-back business for the same moment (what the check must catch)."""
+    with engine.begin() as conn:
+        enrollment = conn.execute(E.insert().values(
+            campaign_id=campaign_id, business_id=business_id, trigger_key="creation", trigger_type="creation",
+            arm="treatment", enrolled_at=NOW, moment="creation:2026")).inserted_primary_key[0]
+        conn.execute(M.insert().values(campaign_id=campaign_id, enrollment_id=enrollment, business_id=business_id,
+                                       step=0, channel="email", template="creation", due_at=NOW, status="sent",
+                                       context={}, created_at=NOW))
+
+
+def test_the_control_check_is_read_from_the_rollup_as_of_its_refresh(settings, engine):
+    """The clean-control count costs a look-up per held-back enrollment: a rolled-up report reads the count the
+    rollup kept (as of its refresh, like the funnel beside it); a live report counts now."""
+    departement, metropole = two_campaigns(engine)
+    add_creations(engine, 1, 120)
+    plan_all(bootstrap(settings, clock=lambda: NOW), now=NOW)
+    with engine.connect() as conn:
+        held = conn.execute(select(E.c.business_id).where(E.c.campaign_id == metropole, E.c.arm == "holdout")
+                            .order_by(E.c.business_id)).scalars().all()
+        row = campaign_by_name(conn, "metropole-batiment")
+    _contact_a_control(engine, departement, held[0])
+    refresh_rollup(engine, [metropole], now=NOW)
+    _contact_a_control(engine, departement, held[1])  # after the refresh: not in the rolled-up report yet
+
+    def contacted(**kw) -> int:
+        return report(engine, row, **kw).table("control_check").rows[0]["contacted"]
+
+    assert (contacted(), contacted(live=True)) == (1, 2)
+    refresh_rollup(engine, [metropole], now=NOW + dt.timedelta(days=1))
+    assert contacted() == 2
