@@ -1,9 +1,10 @@
 """Adoption in the nightly rollup (issue 6 after issue 16): `adoptionrollup` holds a campaign's adoption by arm and
 by tool category as of the funnel rollup's refresh, so a report no longer counts the campaign's messages live
-(0.7-1.0 s at 1 M messages). Rollups made before this revision have no rows here: their reports take adoption
-live until the next refresh. The holdout's row also keeps how many of
-its controls another campaign contacted (issue 20's check, 0.47 s at 1 M messages when counted live). A partial index finds a campaign's messages outside journeys' steps (answers,
-re-diagnostics: `store.rediagnostic.asked`, read by every report) instead of a scan of the message table.
+(0.7-1.0 s at 1 M messages); the holdout's row also keeps how many of its controls another campaign contacted
+(issue 20's check, 0.47 s at 1 M messages counted live). Rollups made before this revision have no rows here: their
+reports count both live until the next refresh. A partial index finds a campaign's messages outside journeys'
+steps (answers, re-diagnostics: `store.rediagnostic.asked`, read by every report) instead of a scan of the message
+table, and an index finds a campaign's answers of one kind (adoption, diagnostics, "pas pour moi").
 
 Revision ID: 0024
 Revises: 0023
@@ -38,9 +39,11 @@ def upgrade() -> None:
     op.create_index("ix_adoptionrollup_campaign", "adoptionrollup", ["campaign_id"])
     op.create_index("ix_message_campaign_extra_step", "message", ["campaign_id", "step"],
                     postgresql_where=sa.text("step >= 100"), sqlite_where=sa.text("step >= 100"))
+    op.create_index("ix_interaction_campaign_kind", "interaction", ["campaign_id", "kind"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_interaction_campaign_kind", table_name="interaction")
     op.drop_index("ix_message_campaign_extra_step", table_name="message")
     op.drop_index("ix_adoptionrollup_campaign", table_name="adoptionrollup")
     op.drop_table("adoptionrollup")
