@@ -315,6 +315,8 @@ class Interaction(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("trigger_event_id", name="uq_interaction_trigger_event_id"),
         Index("ix_interaction_campaign_enrollment", "campaign_id", "enrollment_id"),
+        # A report reads a campaign's answers of one kind (adoption, diagnostics, "pas pour moi").
+        Index("ix_interaction_campaign_kind", "campaign_id", "kind"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
