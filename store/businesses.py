@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.engine import Connection
 
 from segments.taxonomy import family_for_naf
@@ -179,12 +179,19 @@ class StoredDetails:
         return self.owned_by(source) or (self.commune_code is None and self.head_office is None)
 
 
+@lru_cache(maxsize=1)
+def _details_query():
+    # Built once (its construction cost more than running it for a single-event request); the SIRETs are an
+    # expanding parameter.
+    cols = [BUSINESS.c[f.name] for f in fields(StoredDetails)]
+    return select(*cols).where(BUSINESS.c.siret.in_(bindparam("sirets", expanding=True)))
+
+
 def stored_details(conn: Connection, sirets: Iterable[str]) -> dict[str, StoredDetails]:
     """The stored details of the known businesses among `sirets` (one query per 900)."""
-    cols = [BUSINESS.c[f.name] for f in fields(StoredDetails)]
     out: dict[str, StoredDetails] = {}
     for part in chunks(sorted(set(sirets)), 900):
-        for row in conn.execute(select(*cols).where(BUSINESS.c.siret.in_(part))):
+        for row in conn.execute(_details_query(), {"sirets": part}):
             out[row.siret] = StoredDetails(*row)
     return out
 
