@@ -7,6 +7,7 @@ functions; the Prefect flow in `orchestrator.prefect.flows` only calls `plan_bat
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 from collections import Counter
@@ -292,7 +293,8 @@ def _in_parts(app: App, conn, work, limit: int) -> Counter:
                 settle()
                 if decision is None:
                     break
-                storing = helper.submit(work.store, conn, decision)
+                # In this thread's context: the run's tally (`note_plan`, a context variable) counts the part.
+                storing = helper.submit(contextvars.copy_context().run, work.store, conn, decision)
                 if work.done:
                     break
         finally:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.planning import plan_batch
+from orchestrator.app.run_tally import plan_tally
 from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from store.models import Business, Message, TriggerEvent
@@ -43,8 +44,10 @@ def test_a_business_met_again_in_a_later_part_counts_the_earlier_parts_message(s
         for n, business_id in enumerate([ids[0], *ids[1:5], ids[0], *ids[5:]]):
             _event(conn, n, business_id, "first_hire" if n == 5 else "creation")
     app = bootstrap(settings, clock=lambda: NOW)
-    counts = plan_batch(app, now=NOW, limit=10)
+    with plan_tally() as tally:  # as the plan flow counts its run: every part's decisions, once committed
+        counts = plan_batch(app, now=NOW, limit=10)
     assert counts["events"] == 10 and counts["enrolled"] == 10
+    assert sum(n for (_, outcome), n in tally.items() if outcome in ("enrolled", "held_out")) == 10
     with engine.connect() as conn:
         dues = sorted(conn.execute(select(M.c.due_at).where(M.c.business_id == ids[0])).scalars().all())
         planned = conn.execute(select(EV.c.planned)).scalars().all()
