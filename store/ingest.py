@@ -636,19 +636,22 @@ def set_legal_units(engine: Engine, by_siren: dict[str, tuple[str | None, str | 
                  "sirens": [s for _c, _f, s in changes]},
             )
         else:
-            # The chunk's changes in a temporary table, then one UPDATE ... FROM: SQLite joins them on the SIREN index
-            # in C (an executemany of UPDATEs costs a statement step and reset per SIREN).
+            # The chunk's changes in a temporary table, then one UPDATE of the businesses whose SIREN is in it: SQLite
+            # walks the table and probes the SIREN index in C (an executemany of UPDATEs costs a statement step and
+            # reset per SIREN). Why not UPDATE ... FROM: without statistics SQLite plans it as a scan of the whole
+            # business table per chunk.
             conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS declic_legal_unit"
                                  " (siren TEXT PRIMARY KEY, category TEXT, form TEXT)")
             conn.exec_driver_sql("DELETE FROM declic_legal_unit")
             conn.exec_driver_sql("INSERT OR REPLACE INTO declic_legal_unit (category, form, siren) VALUES (?, ?, ?)",
                                  changes)
+            merged = ("SELECT COALESCE(u.category, business.categorie_entreprise),"
+                      " COALESCE(u.form, business.categorie_juridique)"
+                      " FROM declic_legal_unit AS u WHERE u.siren = business.siren")
             conn.exec_driver_sql(
-                "UPDATE business SET categorie_entreprise = COALESCE(u.category, business.categorie_entreprise),"
-                " categorie_juridique = COALESCE(u.form, business.categorie_juridique), updated_at = ?"
-                " FROM declic_legal_unit AS u WHERE business.siren = u.siren"
-                " AND (business.categorie_entreprise IS NOT COALESCE(u.category, business.categorie_entreprise)"
-                " OR business.categorie_juridique IS NOT COALESCE(u.form, business.categorie_juridique))",
+                f"UPDATE business SET (categorie_entreprise, categorie_juridique) = ({merged}), updated_at = ?"
+                " WHERE siren IN (SELECT siren FROM declic_legal_unit)"
+                f" AND (categorie_entreprise, categorie_juridique) IS NOT ({merged})",
                 (now_param(conn, now),),
             )
         out.changed = len(changes)
