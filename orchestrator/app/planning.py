@@ -125,8 +125,7 @@ class _EventParts(_Parts):
         if not event_ids:
             return None
         self.after = event_ids[-1]
-        views = [c.business for c in candidates]
-        ids = [b.id for b in views]
+        ids = [c.business.id for c in candidates]
         if self.decided.intersection(ids):
             conn = settle()  # a business of an earlier part again: read what that part stored
         candidates = guard_candidates(app, conn, candidates)  # erased identities that came back: never contacted
