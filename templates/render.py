@@ -424,6 +424,8 @@ def _free_names(template: jinja2.Template) -> frozenset[str]:
 # What a hole holds: a plain URL, a plain name (both taken out as markers), a value computed when first read (a
 # message's short link), anything else (kept in the kind's key, rendered as it is).
 _URL, _NAME, _DEFERRED = "url", "name", "deferred"
+# Kinds of message kept (cleared when this many): an e-mail's text and HTML are about 11 kB, so at most ~50 MB.
+_KINDS_SIZE = 4_000
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?(?:/[A-Za-z0-9._~-]*)*")
 _PLAIN_NAME = re.compile(r"[^\W\d_]+(?:[ '-][^\W\d_]+)*")
 # A marker holds an apostrophe, so that the text tells how it was escaped where it was: as it is, by Jinja's |e
@@ -592,7 +594,7 @@ class TemplateLibrary:
         known = self._kinds.get(key)
         if known is None:
             real = self._render_now(name, prepared)
-            if len(self._kinds) >= _MEMO_SIZE:
+            if len(self._kinds) >= _KINDS_SIZE:
                 self._kinds.clear()
             self._kinds[key] = self._kind(name, prepared, plan, key[2], real)
             return real
