@@ -202,11 +202,12 @@ class Enrollment(SQLModel, table=True):
         UniqueConstraint("campaign_id", "business_id", "trigger_key", name="uq_enrollment_once"),
         Index("ix_enrollment_business_enrolled", "business_id", "enrolled_at"),
         Index("ix_enrollment_business_moment", "business_id", "moment"),
+        # No index on campaign_id or business_id alone: the unique constraint and the index above lead with them.
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    campaign_id: int = Field(foreign_key="campaign.id", index=True)
-    business_id: int = Field(foreign_key="business.id", index=True)
+    campaign_id: int = Field(foreign_key="campaign.id")
+    business_id: int = Field(foreign_key="business.id")
     trigger_event_id: int | None = Field(default=None, foreign_key="triggerevent.id")
     trigger_key: str = Field(max_length=80)  # the trigger type (a business is enrolled once per trigger)
     trigger_type: str = Field(max_length=30)
@@ -269,7 +270,7 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step", name="uq_message_enrollment_step"),
         Index("ix_message_due", "status", "due_at"),
-        Index("ix_message_campaign_enrollment", "campaign_id", "enrollment_id"),
+        Index("ix_message_campaign_enrollment", "campaign_id", "enrollment_id"),  # also serves campaign_id alone
         # Messages outside a journey's steps (answers, re-diagnostics; `store.rediagnostic.asked`): few, so a report
         # finds them without reading every message of the table.
         Index("ix_message_campaign_extra_step", "campaign_id", "step", postgresql_where=sql_text("step >= 100"),
@@ -277,7 +278,7 @@ class Message(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    campaign_id: int = Field(foreign_key="campaign.id")
     enrollment_id: int = Field(foreign_key="enrollment.id")
     business_id: int = Field(foreign_key="business.id", index=True)
     step: int = 0
