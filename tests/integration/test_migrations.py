@@ -7,7 +7,12 @@ import uuid
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
+from sqlmodel import SQLModel
+
+import store.models  # noqa: F401  (the tables the migrations must build)
 
 from store.db import dispose_engines
 from store.migrate import alembic_config, upgrade
@@ -44,7 +49,10 @@ def _check(url: str) -> None:
         assert conn.execute(text("SELECT count(*) FROM message")).scalar() == 1
         assert conn.execute(text("SELECT count(*) FROM enrollment")).scalar() == 1
         heads = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        # The migrations build exactly the models' tables, columns and indexes (what the tests' stores are made of).
+        drift = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert len(heads) == 1  # one linear chain
+    assert drift == []
     assert "calltask" in inspect(engine).get_table_names()
     engine.dispose()
     dispose_engines()
