@@ -456,7 +456,10 @@ def ingest_sirene(
         # Why: on an empty store nothing is known, so the per-chunk known-state read is skipped, the
         # parser itself drops what would only be dropped here and builds the business rows beside the
         # writer. A stock file never repeats a SIRET; a repeat in an update file is still merged by the upsert.
-        build = writer.build if first else None
+        # On PostgreSQL the writer mostly streams COPY and the server takes a core of its own: there the parser
+        # process is the busier one already, so the rows are built here (the same builder, on the records).
+        in_parser = first and engine.dialect.name == "sqlite"
+        build = writer.build if in_parser else None
         chunks = (
             _parse_in_child(path, chunk_size, first, columnar, build)
             if parallel and lookups is None
@@ -468,9 +471,12 @@ def ingest_sirene(
             report.read += chunk.read
             report.accepted += chunk.read - len(chunk.rejects)
             report.skipped.update(chunk.skipped)
+            if first and not in_parser and chunk.records:
+                chunk.rows, chunk.recent, left_out = writer.build.build(chunk.records)
+                report.skipped.update(left_out)
             if chunk.rows:
                 writer.write_new(chunk.rows, chunk.recent)
-            elif chunk.records:
+            elif chunk.records and not first:
                 writer.write(chunk.records)
             if progress:
                 progress(chunk.read)
