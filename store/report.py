@@ -702,7 +702,8 @@ def overlap_figures(
 
 def contacted_controls(conn: Connection, campaign_id: int) -> int:
     """A campaign's control businesses planned or sent a message by any campaign for the same moment, counted now:
-    one look-up per held-back enrollment (0.47 s at 1 M messages), so the rollup keeps it (`rollup_contacted_controls`)."""
+    one look-up per held-back enrollment (0.47 s at 1 M messages), so the rollup keeps it
+    (`rollup_contacted_controls`)."""
     held, other = ENROLLMENTS.alias("held"), ENROLLMENTS.alias("other")
     contacted = conn.execute(
         select(func.count(func.distinct(held.c.id)))

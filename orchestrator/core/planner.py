@@ -739,8 +739,8 @@ def plan(
     to the (campaign id, arm) of the stored enrollment that owns it; `global_holdouts` are the territories'
     global control groups; `introduced` counts, by ambassador id, introductions decided but not stored yet (taken
     from their remaining capacity). `ambassadors` and `offers` may come indexed (`PlaceIndex`, built once for
-    several calls), and `caches` shared by them. `now` is aware; `zone` is the deployment's, whose calendar days bound campaigns and
-    start trigger days. `is_holiday` replaces the place's holiday calendar (tests).
+    several calls), and `caches` shared by them. `now` is aware; `zone` is the deployment's, whose calendar days
+    bound campaigns and start trigger days. `is_holiday` replaces the place's holiday calendar (tests).
     """
     out = Plan()
     campaigns = sorted(campaigns, key=arbitration_key)

@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
 import store.models  # noqa: F401  (the tables the migrations must build)
-
 from store.db import dispose_engines
 from store.migrate import alembic_config, upgrade
 from tests.conftest import POSTGRES_URL
