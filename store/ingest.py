@@ -69,6 +69,7 @@ SIRENE_COLUMNS = (
     "address_source",
     "head_office",
     "categorie_entreprise",
+    "categorie_juridique",
     "phone_consent",
     "created_at",
     "updated_at",
@@ -97,6 +98,7 @@ _MERGED = (
     "lifecycle_stage",
     "head_office",
     "categorie_entreprise",
+    "categorie_juridique",
 )
 # What a stored row is compared on to decide "unchanged" (`SireneStore.known` returns them in this order).
 COMPARED = (
@@ -115,6 +117,7 @@ COMPARED = (
     "lifecycle_stage",
     "head_office",
     "categorie_entreprise",
+    "categorie_juridique",
 )
 # Where each compared column sits in a row of SIRENE_COLUMNS, and in a compared tuple.
 COMPARED_INDEX = tuple(SIRENE_COLUMNS.index(c) for c in COMPARED)

@@ -351,10 +351,13 @@ def siret_is_valid(siret: str) -> bool:
 # A record is a plain tuple (cheap to build and to pickle between processes); R_* name its fields.
 # Dates stay ISO strings ("2024-05-17", already validated): the store writes them as they are.
 R_SIRET, R_NAME, R_NAF, R_NAF25, R_COMMUNE, R_TRANCHE, R_EMPLOYER, R_CREATION, R_STATE, R_DNC = range(10)
-R_STREET, R_POSTAL, R_CITY, R_STATE_SINCE, R_HEAD_OFFICE, R_CATEGORY = range(10, 16)
-# R_CATEGORY: the legal unit's categorieEntreprise (PME, ETI, GE) when the file carries it (the Sirene API feed
-# adds it from the unité légale block); a StockEtablissement file does not (see triggers/sirene_ul.py).
+R_STREET, R_POSTAL, R_CITY, R_STATE_SINCE, R_HEAD_OFFICE, R_CATEGORY, R_FORM = range(10, 17)
+# R_CATEGORY, R_FORM: the legal unit's categorieEntreprise (PME, ETI, GE) and categorieJuridiqueUniteLegale (four
+# digits) when the file carries them (the Sirene API feed adds them from the unité légale block); a
+# StockEtablissement file does not (see triggers/sirene_ul.py). Either is None when absent, empty, masked or
+# unreadable: None never erases a stored value.
 CATEGORIES = frozenset({"PME", "ETI", "GE"})
+LEGAL_FORM = "categorieJuridiqueUniteLegale"  # the legal form's column, named as in StockUniteLegale
 Record = tuple
 
 
@@ -510,6 +513,7 @@ class SireneReader(StockCsv):
         i_emp = idx["caractereEmployeurEtablissement"]
         i_naf25 = idx.get("activitePrincipaleNAF25Etablissement")
         i_cat = idx.get("categorieEntreprise")  # optional: the API feed's unité légale category
+        i_form = idx.get(LEGAL_FORM)  # optional: the API feed's unité légale legal form
         categories = CATEGORIES
 
         naf_cache: dict[str, bool] = {}
@@ -593,13 +597,18 @@ class SireneReader(StockCsv):
                 category = None
                 if i_cat is not None and row[i_cat] in categories:
                     category = row[i_cat]
+                form = None
+                if i_form is not None:
+                    form = row[i_form].strip()
+                    if not (len(form) == 4 and form.isascii() and form.isdigit()):
+                        form = None  # as the category: empty, [ND] or unreadable is "unknown"
                 if state == "closed":
                     # See CLOSED_ROWS_NOTE: a closed row is read for its state and dates only; the
                     # empty fields keep what the store knew (None never erases).
                     yield line, (
                         siret, None, None, None, None, tranche or None, employer_of.get(row[i_emp]),
                         creation or None, state, row[i_statut] != "O", None, None, None, debut or None,
-                        row[i_siege] == "true", category,
+                        row[i_siege] == "true", category, form,
                     )  # fmt: skip
                     continue
 
@@ -653,6 +662,7 @@ class SireneReader(StockCsv):
                             debut or None,
                             row[i_siege] == "true",
                             category,
+                            form,
                         ),
                     )
                     continue
@@ -677,6 +687,7 @@ class SireneReader(StockCsv):
                         debut or None,
                         row[i_siege] == "true",
                         category,
+                        form,
                     ),
                 )
         except READ_ERRORS as exc:
@@ -737,6 +748,7 @@ BUSINESS_ROW = (
     "siret", "siren", "name", "naf_code", "naf25_code", "metier_family", "commune_code", "epci_code",
     "departement_code", "region_code", "tranche_effectifs", "employer", "creation_date", "state", "do_not_contact",
     "lifecycle_stage", "street", "postal_code", "city", "address_source", "head_office", "categorie_entreprise",
+    "categorie_juridique",
 )
 ROW_STAGE = BUSINESS_ROW.index("lifecycle_stage")
 SKIP_REPEATED = "repeated in the file"
@@ -782,7 +794,7 @@ class FirstLoadRows:
         if len(by_siret) != len(records):
             skipped[SKIP_REPEATED] = len(records) - len(by_siret)
             records = list(by_siret.values())
-        cols = list(zip(*records, strict=True)) if records else [()] * (R_CATEGORY + 1)
+        cols = list(zip(*records, strict=True)) if records else [()] * (R_FORM + 1)
         if cols[R_STATE].count("active") != len(records) or not set(cols[R_TRANCHE]) <= _TPE_OR_NONE:
             # Rows the parser of a first load drops already (`drop_out_of_scope`); counted the same way.
             kept = []
@@ -794,11 +806,11 @@ class FirstLoadRows:
                 else:
                     kept.append(rec)
             records = kept
-            cols = list(zip(*records, strict=True)) if records else [()] * (R_CATEGORY + 1)
+            cols = list(zip(*records, strict=True)) if records else [()] * (R_FORM + 1)
         if not records:
             return [], [], skipped
         (sirets, names, nafs, naf25s, communes, tranches, employers, creations, states, dncs, streets, postals,
-         cities, _since, heads, categories) = cols
+         cities, _since, heads, categories, forms) = cols
         young, cutoff, today = self.young_cutoff, self.creation_cutoff, self.today
         stages = [("creation" if c >= young else "consolidation") if c else None for c in creations]
         recent = [(i, records[i]) for i, c in enumerate(creations) if c and cutoff <= c <= today and not dncs[i]]
@@ -812,7 +824,7 @@ class FirstLoadRows:
         rows = list(zip(
             sirets, [s[:9] for s in sirets], names, nafs, naf25s, map(family.__getitem__, nafs), codes, epcis, deps,
             regions, tranches, employers, creations, states, dncs, stages, streets, postals, cities,
-            ["sirene" if s else None for s in streets], heads, categories, strict=True,
+            ["sirene" if s else None for s in streets], heads, categories, forms, strict=True,
         ))  # fmt: skip
         return rows, recent, skipped
 

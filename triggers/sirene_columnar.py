@@ -614,6 +614,11 @@ class ColumnarReader:
             category = pc.if_else(pc.is_in(cat, value_set=pa.array(sorted(CATEGORIES))), cat, null)
         else:
             category = pa.nulls(n, pa.string())
+        if LEGAL_FORM in idx:  # as the row reader: four ASCII digits once stripped, else unknown (None)
+            form = pc.utf8_trim_whitespace(col(LEGAL_FORM))
+            form = pc.if_else(pc.match_substring_regex(form, "^[0-9]{4}$"), form, null)
+        else:
+            form = pa.nulls(n, pa.string())
         fields = [
             siret,
             pc.if_else(full, name, null),
@@ -631,6 +636,7 @@ class ColumnarReader:
             nd_empty(debut),
             pc.equal(col("etablissementSiege"), "true"),
             category,
+            form,
         ]
         if pc.all(alive).as_py():
             pending.add(numbered, None, list(zip(*(f.to_pylist() for f in fields), strict=True)))

@@ -205,7 +205,7 @@ class SireneWriter:
             rows, events, closed = self._compared_rows(conn, by_siret, known, now)
             store.upsert(conn, rows)
             report.stored += len(rows)
-            # New rows never carry a legal form (the legal-unit file's): their siblings may know it.
+            # New rows of a stock file carry no category or legal form (the legal-unit file's): their siblings may.
             inherit_category(conn, [r[0] for r in rows if r[0] not in known])
             self._after(conn, [r[0] for r in rows if r[0] not in known], events, closed, known, now)
 
@@ -353,7 +353,7 @@ class SireneWriter:
             *rest,
         ) = rec
         del since
-        category = rest[0] if rest else None
+        category, form = rest if rest else (None, None)
         commune_code, epci, dep, region = self._territory(commune)
         return (
             siret,
@@ -378,6 +378,7 @@ class SireneWriter:
             "sirene" if street else None,
             head,
             category,
+            form,
             False,
             now,
             now,

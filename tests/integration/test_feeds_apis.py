@@ -175,6 +175,7 @@ def etablissement(siret_value: str, processed: str, created: dt.date) -> dict:
             "etatAdministratifUniteLegale": "A",
             "denominationUniteLegale": "PLOMBERIE NOUVELLE",
             "categorieEntreprise": "PME",
+            "categorieJuridiqueUniteLegale": "5499",
         },
         "adresseEtablissement": {
             "complementAdresseEtablissement": None,
@@ -271,7 +272,9 @@ def test_sirene_api_cursor_paging_rate_limit_and_key(app):
         assert cursors == ["*", "*", "c3", "c6", "c7"]  # one 429 retried, then the cursor to its end
         with app.engine.connect() as conn:
             known = conn.execute(select(Business.__table__.c.siret)).scalars().all()
+            forms = set(conn.execute(select(Business.__table__.c.categorie_juridique)).scalars())
         assert set(known) == {e["siret"] for e in items}
+        assert forms == {"5499"}  # the unité légale's legal form, as its category
         feed = get_feed(app.engine, "sirene")
         assert feed.cursor["since"] == max(e["dateDernierTraitementEtablissement"] for e in items)
 

@@ -1,8 +1,10 @@
-"""The legal form (INSEE catégorie juridique, StockUniteLegale): stored per establishment by both readers on SQLite
-and PostgreSQL, inherited by a new branch, never erased by an unknown value, and selected on by segments."""
+"""The legal form (INSEE catégorie juridique, StockUniteLegale or the Sirene API's unité légale): stored per
+establishment by both readers on SQLite and PostgreSQL, inherited by a new branch, never erased by an unknown value,
+and selected on by segments."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 
 import pytest
@@ -13,8 +15,12 @@ from segments.language import parse_segment
 from store.models import Business
 from store.segment_sql import compile_segment
 from tests.integration.test_einvoicing_category import sibling_of
+from tests.integration.test_feeds_apis import etablissement
 from tests.unit.test_einvoicing_category import ul_row, write_ul
 from tests.unit.test_sirene import SIRET_A, SIRET_B, SIRET_C, row, write
+from tests.utils.factories import siret
+from triggers.feeds.sirene_api import COLUMNS as API_COLUMNS
+from triggers.feeds.sirene_api import flat_row
 
 TODAY = dt.date(2025, 12, 5)
 B = Business.__table__
@@ -79,3 +85,61 @@ def test_a_first_load_into_an_empty_store_inherits_nothing_and_stays_unknown(eng
                   now=dt.datetime.now(dt.UTC))
     assert facts(engine) == {SIRET_A: (None, None), SIRET_B: (None, None)}
     assert chosen(engine, ["unknown"]) == {SIRET_A, SIRET_B}
+
+
+def api_file(path, items: list[dict]):
+    """Sirene API establishments as the feed writes them (triggers.feeds.sirene_api.pull_sirene): flat rows."""
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=API_COLUMNS, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat_row(item) for item in items)
+    return path
+
+
+def api_item(siret: str, form: str | None, category: str | None = "PME", *, state: str = "A",
+             statut: str = "O") -> dict:
+    item = etablissement(siret, "2025-12-04T10:00:00.000", dt.date(2015, 3, 2))
+    item["uniteLegale"] = {"categorieEntreprise": category, "categorieJuridiqueUniteLegale": form}
+    item["statutDiffusionEtablissement"] = statut
+    item["periodesEtablissement"][0]["etatAdministratifEtablissement"] = state
+    return item
+
+
+@pytest.mark.parametrize("columnar", [True, False], ids=["columnar", "rows"])
+def test_sirene_api_rows_carry_the_legal_form(engine, tmp_path, columnar):
+    """The API answer's unité légale gives the legal form as it gives the category: stored on a first load and on an
+    update, an empty, masked or unreadable value never erasing the known one, the rest of the row still going in."""
+    now = dt.datetime.now(dt.UTC)
+    masked, other = sibling_of(SIRET_A), siret()  # `other`: a company of its own (no sibling to inherit from)
+    flat = flat_row(api_item(SIRET_A, "5710", "GE"))
+    assert (flat["categorieEntreprise"], flat["categorieJuridiqueUniteLegale"]) == ("GE", "5710")
+    assert flat_row({"siret": SIRET_A})["categorieJuridiqueUniteLegale"] == ""  # no unité légale block
+
+    first = api_file(tmp_path / "api1.csv", [
+        api_item(SIRET_A, "5710", "GE"),
+        api_item(SIRET_B, "1000"),
+        api_item(SIRET_C, None, None),  # nothing known of the company
+        api_item(masked, "5499", statut="P"),  # partial diffusion: the legal unit's facts still go in
+    ])
+    report = ingest_sirene(engine, first, today=TODAY, now=now, columnar=columnar)
+    assert report.rejected == {} and report.stored == 4
+    assert facts(engine) == {SIRET_A: ("GE", "5710"), SIRET_B: ("PME", "1000"), SIRET_C: (None, None),
+                             masked: ("PME", "5499")}
+
+    # An update: unknown values keep the known form, a new one replaces it, a closed row carries it too; a value that
+    # is not four digits is unknown (as an unknown category is) and the row's other facts go in.
+    later = api_file(tmp_path / "api2.csv", [
+        api_item(SIRET_A, "[ND]", "ETI"),
+        api_item(SIRET_B, "", state="F"),
+        api_item(SIRET_C, "5499"),
+        api_item(masked, "57", statut="P"),
+        api_item(other, "54A9", "GE"),
+    ])
+    report = ingest_sirene(engine, later, today=TODAY, now=now, columnar=columnar)
+    assert report.rejected == {} and report.accepted == 5
+    assert facts(engine) == {SIRET_A: ("ETI", "5710"), SIRET_B: ("PME", "1000"), SIRET_C: ("PME", "5499"),
+                             masked: ("PME", "5499"), other: ("GE", None)}
+    with engine.connect() as conn:
+        assert conn.execute(select(B.c.state).where(B.c.siret == SIRET_B)).scalar() == "closed"
+    assert chosen(engine, ["57"]) == {SIRET_A}
+    assert ingest_sirene(engine, later, today=TODAY, now=now, columnar=columnar).stored == 0  # idempotent

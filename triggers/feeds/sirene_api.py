@@ -4,8 +4,9 @@
 Each establishment of the JSON answer is laid flat into a row of the StockEtablissement CSV (the API and
 the files share their variable names), so the Sirene file reader and its snapshot rules do the rest.
 The answer also carries the establishment's legal unit (`uniteLegale`): its `categorieEntreprise` (PME, ETI,
-GE) goes in one more column, which the reader stores as the company category (it decides the e-invoicing
-dates, see triggers/calendar.py); the stock files get it from StockUniteLegale (triggers/sirene_ul.py).
+GE) and `categorieJuridiqueUniteLegale` (INSEE's four-digit legal form) go in two more columns, which the reader
+stores as the company category (it decides the e-invoicing dates, see triggers/calendar.py) and legal form
+(segments select on it); the stock files get both from StockUniteLegale (triggers/sirene_ul.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from triggers.feeds.http import FeedHttp, FetchError
-from triggers.sirene import COLUMNS_54
+from triggers.sirene import COLUMNS_54, LEGAL_FORM
 
 KEY_HEADER = "X-INSEE-Api-Key-Integration"
-# The establishment columns, then the legal unit's category (read by name; absent from the stock files).
-COLUMNS = (*COLUMNS_54, "categorieEntreprise")
+# The establishment columns, then the legal unit's category and legal form (read by name; absent from the stock
+# files).
+COLUMNS = (*COLUMNS_54, "categorieEntreprise", LEGAL_FORM)
 PAGE_SIZE = 1000
 
 
@@ -43,7 +45,7 @@ def _cell(value: Any) -> str:
 
 def flat_row(etablissement: dict[str, Any]) -> dict[str, str]:
     """One API establishment as a StockEtablissement row: own fields, addresses, current period, and the
-    legal unit's category when the answer has it."""
+    legal unit's category and legal form when the answer has them."""
     flat: dict[str, Any] = {k: v for k, v in etablissement.items() if not isinstance(v, (dict, list))}
     for block in ("adresseEtablissement", "adresse2Etablissement"):
         flat.update(etablissement.get(block) or {})
@@ -51,7 +53,9 @@ def flat_row(etablissement: dict[str, Any]) -> dict[str, str]:
     current = next((p for p in periods if not p.get("dateFin")), periods[0] if periods else {})
     flat.update({k: v for k, v in current.items() if not k.startswith("changement") and k != "dateFin"})
     unite = etablissement.get("uniteLegale")
-    flat["categorieEntreprise"] = unite.get("categorieEntreprise") if isinstance(unite, dict) else None
+    unite = unite if isinstance(unite, dict) else {}
+    flat["categorieEntreprise"] = unite.get("categorieEntreprise")
+    flat[LEGAL_FORM] = unite.get(LEGAL_FORM)
     return {column: _cell(flat.get(column)) for column in COLUMNS}
 
 
