@@ -249,9 +249,11 @@ def _only_copied(env: jinja2.Environment, trees: list[nodes.Template], hole: tup
                     return False  # a method or an item of a text made of the value
             elif isinstance(node, nodes.Call):
                 callee = node.node
-                if isinstance(callee, nodes.Name) and callee.name in env.globals and any(
-                        carries(a) for a in [*node.args, *(k.value for k in node.kwargs)]):
-                    return False  # a helper that may read the value
+                to_macro = (isinstance(callee, nodes.Name) and callee.name in macros) or (
+                    isinstance(callee, nodes.Getattr) and isinstance(callee.node, nodes.Name)
+                    and (callee.node.name == "self" or callee.node.name in aliases) and callee.attr in known)
+                if not to_macro and any(carries(a) for a in [*node.args, *(k.value for k in node.kwargs)]):
+                    return False  # a helper, a method or caller() given the value: its answer may depend on it
                 if isinstance(callee, nodes.Getattr) and callee.attr not in macros and carries(callee.node):
                     return False
     return True

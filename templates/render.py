@@ -423,7 +423,7 @@ def _free_names(template: jinja2.Template) -> frozenset[str]:
 
 # What a hole holds: a plain URL, a plain name (both taken out as markers), a value computed when first read (a
 # message's short link), anything else (kept in the kind's key, rendered as it is).
-_URL, _NAME, _DEFERRED = "url", "name", "deferred"
+_SHAPE_URL, _SHAPE_NAME, _DEFERRED = "url", "name", "deferred"
 # Kinds of message kept (cleared when this many): an e-mail's text and HTML are about 11 kB, so at most ~50 MB.
 _KINDS_SIZE = 4_000
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?(?:/[A-Za-z0-9._~-]*)*")
@@ -434,15 +434,15 @@ _MARKER = re.compile("\ue000(\\d+)('|&#39;|&#x27;)\ue001")
 
 
 def plain_hole(value: Any) -> str | None:
-    """The shape of a hole's value that a marker stands for exactly (`_URL`, `_NAME`), or None: a URL of letters,
-    digits and ``/.-_~`` only; a name of letters with single spaces, hyphens or apostrophes between them, starting
-    with a capital, in NFC: nothing a link finder would see, nothing an escape changes but its apostrophes."""
+    """The shape of a hole's value that a marker stands for exactly (`_SHAPE_URL`, `_SHAPE_NAME`), or None: a URL of
+    letters, digits and ``/.-_~`` only; a name of letters with single spaces, hyphens or apostrophes between them,
+    starting with a capital, in NFC: nothing a link finder would see, nothing an escape changes but its apostrophes."""
     if type(value) is not str:
         return None
     if _PLAIN_URL.fullmatch(value):
-        return _URL
+        return _SHAPE_URL
     if _PLAIN_NAME.fullmatch(value) and value[0].isupper() and unicodedata.is_normalized("NFC", value):
-        return _NAME
+        return _SHAPE_NAME
     return None
 
 
@@ -625,7 +625,7 @@ class TemplateLibrary:
         give back `real` exactly."""
         marked = dict(prepared)
         for index, ((top, key), state) in enumerate(zip(plan.holes, states, strict=True)):
-            if state in (_URL, _NAME, _DEFERRED):
+            if state in (_SHAPE_URL, _SHAPE_NAME, _DEFERRED):
                 marked[top] = dict(marked[top]) if marked[top] is prepared[top] else marked[top]
                 marked[top][key] = f"\ue000{index}'\ue001"
         try:

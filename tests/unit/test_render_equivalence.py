@@ -190,6 +190,24 @@ def test_a_plain_commune_is_a_hole_and_a_measured_one_is_not(tmp_path):
     assert sum(1 for kind in lib._kinds.values() if kind) == 1  # one kind, L'Hermitage's escaped apostrophe included
 
 
+def test_a_value_given_to_a_method_or_caller_is_never_a_hole(tmp_path):
+    # A method of another value given the commune (a padded format) and caller() given it: their answer may
+    # depend on the value, so the commune is part of the kind, never a marker.
+    (tmp_path / "email" / "t").mkdir(parents=True)
+    (tmp_path / "email" / "t" / "default.j2").write_text(
+        "{% block subject %}S {{ links.landing }}{% endblock %}{% block body %}"
+        "{% macro box() %}[{{ caller(business.commune) }}]{% endmacro %}"
+        "{{ '{:*>12}'.format(business.commune) }}|{% call(c) box() %}{{ c }}{% endcall %}{% endblock %}",
+        encoding="utf-8")
+    lib = TemplateLibrary(tmp_path)
+    assert ("business", "commune") not in lib.plan("email").holes
+    base = matrix_contexts("batiment", "creation")[0][1]
+    for commune in ("Rennes", "Saint-Malo", "Bruz"):
+        got = lib.render("email/t/default.j2", dict(base, links={"landing": "https://a.fr/r/1"},
+                                                    business=dict(base["business"], commune=commune)))
+        assert got.body == f"{commune:*>12}|[{commune}]\n"
+
+
 def test_a_template_changing_a_context_value_is_always_rendered_in_full(tmp_path):
     (tmp_path / "email" / "t").mkdir(parents=True)
     (tmp_path / "email" / "t" / "default.j2").write_text(
@@ -203,3 +221,13 @@ def test_a_template_changing_a_context_value_is_always_rendered_in_full(tmp_path
         got = lib.render("email/t/default.j2", dict(base, extra=extra, links={"landing": f"https://a.fr/r/{n}"}))
         assert got.body == f"{n} https://a.fr/r/{n}\n"
     assert extra == [1, 1]
+
+
+def test_html_paragraphs_escapes_and_links():
+    """The `html_paragraphs` filter (no shipped template uses it yet): escaped text, one paragraph per blank line,
+    line breaks kept, links made clickable."""
+    from templates.render import html_paragraphs
+
+    html = html_paragraphs("Bonjour <Marie> & co,\nvoici le lien :\n\nhttps://declic.example/l/abc")
+    assert html == ('<p>Bonjour &lt;Marie&gt; &amp; co,<br>\nvoici le lien :</p>\n'
+                    '<p><a href="https://declic.example/l/abc">https://declic.example/l/abc</a></p>')
