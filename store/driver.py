@@ -108,8 +108,10 @@ class _Plan:
 
     def params(self, rows: Sequence[dict[str, Any]]) -> tuple | None:
         """The flat parameters of `rows`, column by column (one conversion per column, not one test per value);
-        None when a row lacks one of the columns."""
+        None when a row lacks one of the columns, or when there is no row or no column given."""
         given = [name for name, _ in self.order if name not in self.fill]
+        if not rows or not given:
+            return None  # nothing to flatten: SQLAlchemy's path handles it
         try:
             columns = dict(zip(given, zip(*map(itemgetter(*given), rows), strict=True), strict=True)) \
                 if len(given) > 1 else {given[0]: tuple(r[given[0]] for r in rows)}
