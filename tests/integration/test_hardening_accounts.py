@@ -79,10 +79,16 @@ def test_forty_concurrent_wrong_passwords_reach_at_most_five_checks(settings, en
     for t in threads:
         t.join(120)
     assert len(statuses) == 40 and set(statuses) <= {401, 429}
-    assert 1 <= len(calls) <= 5, len(calls)
+    assert len(calls) <= 5, len(calls)
     assert statuses.count(401) == len(calls)
     with engine.connect() as conn:  # refused attempts leave nothing behind
         assert conn.execute(select(func.count()).select_from(FAILURES)).scalar_one() == len(calls)
+    # On a loaded machine all forty may record their attempt before any counts, and all are refused (none
+    # checked): the burst still leaves the owner no more locked out than its checked attempts say.
+    checked = len(calls)
+    if checked < 5:
+        _, reply = attempt(app, "faux")
+        assert reply.status_code == 401 and len(calls) == checked + 1
 
 
 def test_password_checks_beyond_the_bound_are_answered_429_at_once(settings, engine, monkeypatch):
