@@ -51,7 +51,7 @@ from orchestrator.core.durations import duration_words
 from orchestrator.core.recurrence_fr import RANKS, WEEKDAYS
 from orchestrator.core.schedule import next_occurrences
 from segments.language import TerritoryFilter, parse_age
-from segments.taxonomy import families
+from segments.taxonomy import families, legal_form_label
 from segments.territory import TerritoryError, _current_communes, communes_of, departements, epcis, parse_place, regions
 from store import accounts
 from store.planning import business_view, campaign_overlaps, segment_counts, segment_sample, segment_total
@@ -88,6 +88,11 @@ STAGE_LABELS = {"creation": "Vient de se créer", "first_hires": "Premières emb
                 "collective_procedure": "Procédure collective (sauvegarde, redressement)",
                 "transfer": "Reprise ou transmission", "closed": "Fermée"}
 AGE_UNITS = {"mo": "mois", "y": "ans", "d": "jours"}
+# The legal forms the editor offers (INSEE catégorie juridique, level I or II): those of most TPE, in plain words.
+# A stored campaign's other codes (a full four-digit code, written in its YAML) are shown and kept beside them.
+LEGAL_FORM_LABELS = {"1": "Entreprise individuelle (micro-entreprise comprise)", "54": "SARL ou EURL",
+                     "57": "SAS ou SASU", "65": "Société civile", "92": "Association",
+                     "unknown": "Forme juridique inconnue"}
 # Message sets of the library that are not a trigger's, with the name a person reads.
 SET_LABELS = {"apres_pause": "Après une pause (un message doux, à la fin de la pause demandée)"}
 VARIANT_LABELS = {"court": "Version courte", "temoignage": "Version avec le témoignage d'un pair"}
@@ -114,6 +119,7 @@ _SUB_FIELDS = {
     ("segment", "families"): ("f-metiers", "Métiers"), ("segment", "territory"): ("segment_territory", "Territoire"),
     ("segment", "headcount"): ("f-effectif", "Effectif"), ("segment", "age"): ("age_min", "Âge de l'entreprise"),
     ("segment", "stages"): ("f-etape-vie", "Étape de vie"),
+    ("segment", "legal_forms"): ("f-forme-juridique", "Forme juridique"),
     ("schedule", "start"): ("schedule_start", "Première date"), ("schedule", "rrule"): ("rec_every", "Récurrence"),
     ("schedule", "min_interval"): ("min_interval", "Délai avant de réécrire à une entreprise"),
     ("pressure", "max_defer"): ("max_defer", "Attente maximale d'un message"),
@@ -384,6 +390,7 @@ def _segment(form: dict[str, Any], scope: accounts.Scope, errors: list) -> dict[
     if form.get("editeur") == EDITOR:
         segment["headcount"] = list(form.get("headcount") or [])
         segment["stages"] = list(form.get("stages") or [])
+        segment["legal_forms"] = list(form.get("legal_forms") or [])
         age = {}
         for bound, label in (("min", "Âge minimal"), ("max", "Âge maximal")):
             n = _int_field(form, f"age_{bound}", label, errors, 0, 1200)
@@ -619,6 +626,16 @@ def _age_words(value: str | int | None) -> str:
     return duration_words(value, "mo")  # the old `m` of an age is a month
 
 
+def legal_form_choices(chosen: list[str]) -> dict[str, str]:
+    """The legal forms the editor shows, by code: the usual ones, then any other code `chosen` holds, with INSEE's
+    label and its code (so that editing a campaign never drops a form the page does not offer)."""
+    choices = dict(LEGAL_FORM_LABELS)
+    for code in chosen:
+        if code not in choices:
+            choices[code] = f"{legal_form_label(code) or 'Forme'} ({code})"
+    return choices
+
+
 def summary(spec: CampaignSpec) -> list[tuple[str, str]]:
     """The campaign in French, one line per thing a person may change (what the diff of an edit compares)."""
     seg = spec.segment
@@ -642,6 +659,8 @@ def summary(spec: CampaignSpec) -> list[tuple[str, str]]:
          " et ".join(filter(None, (f"au moins {_age_words(seg.age.min)}" if seg.age.min is not None else "",
                                    f"au plus {_age_words(seg.age.max)}" if seg.age.max is not None else "")))),
         ("Étape de vie", ", ".join(STAGE_LABELS.get(s, s) for s in seg.stages) or "toutes"),
+        ("Forme juridique", ", ".join(legal_form_choices(seg.legal_forms)[code] for code in seg.legal_forms)
+         or "toutes"),
     ]
     for number, step in enumerate(spec.steps, start=1):
         rest = step.channels()[1:]
@@ -701,6 +720,7 @@ def _form_page(request, scope, form, *, errors=None, result=None, status_code=20
         fallback_modes=FALLBACK_MODES,
         headcounts=HEADCOUNT_LABELS,
         stages=STAGE_LABELS,
+        legal_forms=legal_form_choices(form.get("legal_forms") or []),
         age_units=AGE_UNITS,
         variants=library_variants(),
         every=recurrence_fr.EVERY,
@@ -737,6 +757,7 @@ def form_from_spec(spec: dict[str, Any]) -> dict[str, Any]:
         "segment_territory": territory_names(segment.get("territory") or {}),
         "headcount": list(segment.get("headcount") or []),
         "stages": list(segment.get("stages") or []),
+        "legal_forms": [str(code) for code in segment.get("legal_forms") or []],
         "holdout": fr_number(spec.get("holdout") or 0),
         "starts_on": spec.get("starts_on") or "",
         "ends_on": spec.get("ends_on") or "",
@@ -847,7 +868,7 @@ def merge_into(existing: dict[str, Any], edited: dict[str, Any]) -> dict[str, An
     else:
         segment.pop("territory", None)
     if full:
-        for key in ("headcount", "stages", "age"):
+        for key in ("headcount", "stages", "legal_forms", "age"):
             segment[key] = edited["segment"].get(key)
     merged["segment"] = segment
     if full:
@@ -945,7 +966,7 @@ async def submit_campaign(request: Request, scope: ScopeDep, declic: AppDep):
     engine = declic.engine
     raw = await request.form()
     require_csrf(request, str(raw.get("csrf") or ""))
-    lists = {"triggers", "families", "headcount", "stages", "variants",
+    lists = {"triggers", "families", "headcount", "stages", "legal_forms", "variants",
              *(f"step{i}_fallback" for i in range(MAX_STEPS))}
     form: dict[str, Any] = {k: str(v) for k, v in raw.items() if k not in lists}
     for key in lists:

@@ -169,3 +169,38 @@ def test_a_stored_campaign_goes_through_the_form_unchanged(app, engine):
         with engine.connect() as conn:
             after = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == cid)).one()
         assert after.spec == before.spec and after.version == before.version, sample
+
+
+def test_the_legal_form_is_chosen_in_plain_words_and_a_written_code_is_kept(app, engine):
+    client = signed_in(app, "agent@ille-et-vilaine.fr")
+    page = client.get("/tableau/campagnes/nouvelle")
+    assert '<label for="fj-1">Entreprise individuelle (micro-entreprise comprise)</label>' in page.text
+    client.post("/tableau/campagnes/nouvelle", data=editor_form(page.text, action="enregistrer"))
+    with engine.connect() as conn:
+        cid = conn.execute(select(CAMPAIGNS.c.id).where(CAMPAIGNS.c.name == "batiment-rennes")).scalar_one()
+    edit = client.get(f"/tableau/campagnes/nouvelle?depuis={cid}")
+    fields = editor_form(edit.text, depuis=str(cid), legal_forms=["1", "57"])
+    reply = client.post("/tableau/campagnes/nouvelle", data=fields)
+    assert ('<th scope="row">Forme juridique</th><td>toutes</td><td>Entreprise individuelle (micro-entreprise '
+            'comprise), SAS ou SASU</td>') in reply.text, reply.text
+    saved = client.post("/tableau/campagnes/nouvelle", follow_redirects=False, data={**fields, "action": "enregistrer"})
+    assert saved.status_code == 303, saved.text
+    with engine.begin() as conn:  # a full code written in the campaign's YAML, which the page does not offer
+        spec = conn.execute(select(CAMPAIGNS.c.spec).where(CAMPAIGNS.c.id == cid)).scalar_one()
+        assert spec["segment"]["legal_forms"] == ["1", "57"]
+        spec = {**spec, "segment": {**spec["segment"], "legal_forms": ["1", "5710"]}}
+        conn.execute(CAMPAIGNS.update().where(CAMPAIGNS.c.id == cid).values(spec=spec))
+    edit = client.get(f"/tableau/campagnes/nouvelle?depuis={cid}")
+    assert re.search(r'value="5710" checked><label for="fj-\d+">Société par actions simplifiée \(SAS\) \(5710\)',
+                     edit.text), edit.text
+    assert 'value="57" checked' not in edit.text and 'value="1" checked' in edit.text
+    kept = client.post("/tableau/campagnes/nouvelle", follow_redirects=False, data={
+        **form_from_spec(spec), "csrf": csrf_of(edit.text), "depuis": str(cid), "action": "enregistrer"})
+    assert kept.status_code == 303, kept.text
+    with engine.connect() as conn:
+        assert conn.execute(select(CAMPAIGNS.c.spec).where(CAMPAIGNS.c.id == cid)).scalar_one()[
+            "segment"]["legal_forms"] == ["1", "5710"]
+    tampered = client.post("/tableau/campagnes/nouvelle", data=editor_form(page.text, legal_forms=["59"],
+                                                                           action="enregistrer"))
+    assert tampered.status_code == 400
+    assert '<a href="#f-forme-juridique">Forme juridique</a> : catégories juridiques inconnues: 59' in tampered.text
