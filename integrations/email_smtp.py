@@ -97,13 +97,18 @@ def encode_header(text: str) -> str:
 
 def _one_line(value: str) -> str:
     # A header value never carries a line break of its own (no header injection from a template).
+    if "\n" not in value and "\r" not in value:  # nearly always: no regex pass
+        return value.strip()
     return _NEWLINES.sub(" ", value).strip()
 
 
 def _base64_lines(text: str) -> bytes:
     # Text in canonical form (CRLF line breaks, RFC 2045 6.8), encoded at once in C, then cut into 76-character
     # lines (57 bytes each: a multiple of 3, so the lines are what encoding each 57-byte piece would give).
-    data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    if "\r" in text:
+        data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    else:  # the usual text: "\n" is one byte in UTF-8, so the bytes are replaced in one C pass after encoding
+        data = text.encode("utf-8").replace(b"\n", b"\r\n")
     encoded = binascii.b2a_base64(data, newline=False)
     lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
     lines.append(b"")
@@ -119,8 +124,14 @@ def _part(text: str, subtype: str) -> bytes:
     )
 
 
-@lru_cache(maxsize=256)
 def _header_text(value: str) -> str:
+    if value.isascii() and "\n" not in value and "\r" not in value:
+        return value.strip()  # what the encoding gives for plain ASCII (each message's own List-Unsubscribe)
+    return _encoded_header(value)
+
+
+@lru_cache(maxsize=256)
+def _encoded_header(value: str) -> str:
     # Subjects and senders repeat across a campaign: encode each once.
     return encode_header(_one_line(value))
 

@@ -280,10 +280,11 @@ def _freeze(value: Any) -> Any:
     kind = type(value)
     if kind is str:
         return value
+    # A string is its own image: taken as it is without a call (most values of a context are strings).
     if kind is dict:
-        return (dict, tuple([(k, _freeze(v)) for k, v in value.items()]))
+        return (dict, tuple([(k, v if type(v) is str else _freeze(v)) for k, v in value.items()]))
     if kind is list or kind is tuple:
-        return (list, tuple([_freeze(v) for v in value]))
+        return (list, tuple([v if type(v) is str else _freeze(v) for v in value]))
     if kind in _SCALARS:
         return (kind, value)
     raise _Unfrozen

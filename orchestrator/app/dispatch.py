@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
@@ -177,8 +178,12 @@ def worker_id() -> str:
 
 def rfc_message_id(message_id: int, base_url: str) -> str:
     """A stable Message-ID: the same on every retry of one outbox row."""
-    host = urlparse(base_url).hostname or "declic.local"
-    return f"<declic.{message_id}@{host}>"
+    return f"<declic.{message_id}@{_host(base_url)}>"
+
+
+@lru_cache(maxsize=8)
+def _host(base_url: str) -> str:
+    return urlparse(base_url).hostname or "declic.local"
 
 
 def outgoing(app: App, row, names: dict | None = None, campaign: dict[str, Any] | None = None,
