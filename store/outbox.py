@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Text, bindparam, case, func, or_, select, type_coerce, update
+from sqlalchemy import Text, bindparam, case, cast, func, or_, select, type_coerce, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.outcomes import Outcome, SendResult
@@ -123,9 +123,10 @@ def claim_due(conn: Connection, now: dt.datetime, limit: int, owner: str, lease:
         due = due.where(MESSAGES.c.channel.in_(channels))
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    # The context comes back as the driver gives it (SQLite: JSON text) and is decoded by orjson, several times
-    # faster than the json module for the message contexts of a whole batch.
-    columns = [c if c.name != "context" else type_coerce(c, Text).label("context") for c in MESSAGES.c]
+    # The context comes back as JSON text (SQLite's own; PostgreSQL's cast to text, which psycopg would otherwise
+    # decode with the json module) and is decoded by orjson, several times faster for a whole batch's contexts.
+    as_text = cast if conn.dialect.name == "postgresql" else type_coerce
+    columns = [c if c.name != "context" else as_text(c, Text).label("context") for c in MESSAGES.c]
     stmt = (update(MESSAGES).where(MESSAGES.c.id.in_(due.scalar_subquery()))
             .values(status="claimed", lease_owner=owner, lease_until=now + lease)
             .returning(*columns))
