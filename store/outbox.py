@@ -18,14 +18,16 @@ import json
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Collection, Sequence
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Text, bindparam, case, cast, func, or_, select, type_coerce, update
+from sqlalchemy import Text, cast, func, or_, select, type_coerce, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.outcomes import Outcome, SendResult
+from store.driver import insert_rows
 from store.models import Business, Campaign, Feed, Interaction, Message, MessageEvent, Notice
 from store.sql import insert_for
 from store.suppressions import ADDRESS_KIND, suppressed_among
@@ -35,6 +37,8 @@ HISTORY = MessageEvent.__table__
 BUSINESS = Business.__table__
 CAMPAIGNS = Campaign.__table__
 NOTICES = Notice.__table__
+# Built once: `store.driver.insert_rows` compiles a statement once per statement object.
+_HISTORY_INSERT = HISTORY.insert()
 
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = dt.timedelta(seconds=30)
@@ -134,8 +138,8 @@ def claim_due(conn: Connection, now: dt.datetime, limit: int, owner: str, lease:
     rows = sorted((Claimed(*r[:at], _decoded(r[at]), *r[at + 1:]) for r in conn.execute(stmt)),
                   key=lambda r: (r.due_at, r.id))
     if rows:
-        conn.execute(HISTORY.insert(), [{"message_id": r.id, "status": "claimed", "at": now, "detail": owner}
-                                        for r in rows])
+        insert_rows(conn, _HISTORY_INSERT, [{"message_id": r.id, "status": "claimed", "at": now, "detail": owner}
+                                            for r in rows])
     return rows
 
 
@@ -397,16 +401,25 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
     if confirmed:
         # Only the fenced row turns sent (`unknown` too: a late answer of a dispatcher that was thought dead).
         # A delivery receipt may have come first: delivered stays delivered.
-        fenced = or_(*(MESSAGES.c.status == s for s in ("handed_over", "sent", "unknown", "delivered")))
-        conn.execute(update(MESSAGES).where(MESSAGES.c.id == bindparam("mid"), MESSAGES.c.lease_owner == owner, fenced)
-                     .values(provider_id=bindparam("pid"), last_error=None,
-                             status=case((MESSAGES.c.status == "delivered", "delivered"), else_="sent")),
-                     [{"mid": c["mid"], "pid": c["pid"]} for c in confirmed])
+        # One driver call with plain tuples (SQLAlchemy's per-row parameter processing cost more than the update).
+        conn.exec_driver_sql(_confirm_statement(conn.dialect.paramstyle),
+                             [(c["pid"], c["mid"], owner) for c in confirmed])
         unrecorded = [{k: c[k] for k in ("message_id", "status", "at", "detail")}
                       for c in confirmed if c["mid"] not in settled]
         if unrecorded:
-            conn.execute(HISTORY.insert(), unrecorded)
+            insert_rows(conn, _HISTORY_INSERT, unrecorded)
     return counts
+
+
+@lru_cache(maxsize=4)
+def _confirm_statement(paramstyle: str) -> str:
+    """`record_results`' confirmation of fenced sends (provider id; delivered stays delivered), in the driver's
+    parameter style: provider id, message id, lease owner."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    return (f"UPDATE {MESSAGES.name} SET provider_id = {mark}, last_error = NULL, "
+            f"status = CASE WHEN status = 'delivered' THEN 'delivered' ELSE 'sent' END "
+            f"WHERE id = {mark} AND lease_owner = {mark} "
+            f"AND status IN ('handed_over', 'sent', 'unknown', 'delivered')")
 
 
 def pause_on_errors(conn: Connection, campaign_ids: Sequence[int], now: dt.datetime, *, rate: float,
