@@ -262,14 +262,21 @@ class DomainGate:
     def __init__(self, policy: Mapping[str, Mapping], clock=time.monotonic) -> None:
         self.policy, self.clock = policy, clock
         self._states: dict[str, _DomainState] = {}
+        self._rules: dict[str, dict] = {}  # each domain's rule, merged once (twice per message otherwise)
         self._lock = threading.Lock()
 
     def rule(self, domain: str) -> dict:
         return {**self.policy["*"], **self.policy.get(domain, {})}
 
+    def _rule(self, domain: str) -> dict:
+        found = self._rules.get(domain)
+        if found is None:
+            found = self._rules[domain] = self.rule(domain)
+        return found
+
     def start(self, domain: str) -> tuple[str, float]:
         """("go", 0) and the slot taken; ("wait", seconds) for the pace or a free slot; ("paused", seconds left)."""
-        rule = self.rule(domain)
+        rule = self._rule(domain)
         with self._lock:
             now = self.clock()
             state = self._states.setdefault(domain, _DomainState())
@@ -286,7 +293,7 @@ class DomainGate:
 
     def done(self, domain: str, refused: bool) -> None:
         """One message of the domain left the wire; `refused`: the domain refused it for now (pause it)."""
-        rule = self.rule(domain)
+        rule = self._rule(domain)
         with self._lock:
             state = self._states.setdefault(domain, _DomainState())
             state.busy = max(0, state.busy - 1)

@@ -453,12 +453,17 @@ def _kind_key(prepared: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> t
     get = prepared.get
     for path in paths:
         value = get(path[0])
-        for step in path[1:]:
-            if type(value) is not dict or step not in value:
-                break
-            value = value[step]
-        out.append(value if type(value) is str else _freeze(value))
+        if len(path) > 1:
+            for step in path[1:]:
+                if type(value) is not dict or step not in value:
+                    break
+                value = value[step]
+        # Strings and None (many paths name a template's own locals, absent from the context) without a call.
+        out.append(value if type(value) is str else _NONE_IMAGE if value is None else _freeze(value))
     return tuple(out)
+
+
+_NONE_IMAGE = _freeze(None)
 
 
 def _hole_state(prepared: dict[str, Any], path: tuple[str, ...]) -> Any:
