@@ -604,6 +604,8 @@ class _Pressure:
         self.history = history
         self.added: dict[int, list[tuple[int, dt.datetime]]] = defaultdict(list)
         self.policy = policy
+        # Caps of at least one message are kept by any business without messages: no need to look (most have none).
+        self.positive = all(n >= 1 for n, _ in policy.caps)
 
     def times(self, business_id: int) -> list[tuple[int, dt.datetime]]:
         return list(self.history.get(business_id, ())) + self.added.get(business_id, [])
@@ -615,6 +617,9 @@ class _Pressure:
         A cap "n in d days" is kept by refusing `at` when n messages already sit within d days of it, on
         either side: conservative (it never lets a window hold more than n) and exact for n = 1.
         """
+        if (self.positive and business_id not in self.added and not self.history.get(business_id)
+                and all(n >= 1 for n, _ in campaign_caps)):
+            return None
         entries = self.times(business_id)
         later: dt.datetime | None = None
         for caps, own in ((self.policy.caps, False), (campaign_caps, True)):
@@ -660,12 +665,27 @@ class PlanCaches:
     offers: dict[tuple[Any, ...], list[OfferView]] = field(default_factory=dict)
 
 
+_PRESSURE_OF: dict[int, tuple[Any, tuple[tuple[int, int], ...], dt.timedelta]] = {}
+
+
+def _pressure_of(spec: CampaignSpec) -> tuple[tuple[tuple[int, int], ...], dt.timedelta]:
+    """The campaign's own caps as (messages, days) and its longest deferral, computed once per spec object (every
+    first message of a batch asks)."""
+    found = _PRESSURE_OF.get(id(spec))
+    if found is None or found[0] is not spec:
+        if len(_PRESSURE_OF) > 1000:
+            _PRESSURE_OF.clear()
+        found = _PRESSURE_OF[id(spec)] = (spec, tuple((c.messages, c.days) for c in spec.pressure.caps),
+                                          parse_delay(spec.pressure.max_defer))
+    return found[1], found[2]
+
+
 def _schedule(slots: _Slots, pressure: _Pressure, spec: CampaignSpec, campaign_id: int, b: BusinessView,
               earliest: dt.datetime) -> dt.datetime | None:
     """The first slot at or after `earliest` inside the window and the caps, within the campaign's deferral."""
-    caps = tuple((c.messages, c.days) for c in spec.pressure.caps)
+    caps, defer = _pressure_of(spec)
     first = due = slots.slot(earliest, spec, b)
-    limit = first + parse_delay(spec.pressure.max_defer)
+    limit = first + defer
     for _ in range(12):
         later = pressure.conflict(b.id, campaign_id, due, caps)
         if later is None:

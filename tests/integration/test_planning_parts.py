@@ -5,9 +5,12 @@ part planned for it."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
+import pytest
 from sqlalchemy import select
 
+from orchestrator.app import planning
 from orchestrator.app.bootstrap import bootstrap
 from orchestrator.app.planning import plan_batch
 from orchestrator.app.run_tally import plan_tally
@@ -54,3 +57,34 @@ def test_a_business_met_again_in_a_later_part_counts_the_earlier_parts_message(s
     # One message in seven days (the global cap): the first hire's message waits out the creation's.
     assert len(dues) == 2 and dues[1] - dues[0] >= dt.timedelta(days=7)
     assert planned == [True] * 10
+
+
+def test_a_batch_leaves_the_garbage_collector_as_it_found_it(settings, engine, monkeypatch):
+    apply_campaign(engine, load_spec(campaign_spec(triggers=["creation"])), now=NOW)
+    with engine.begin() as conn:
+        _event(conn, 0, _business(conn, 1), "creation")
+    app = bootstrap(settings, clock=lambda: NOW)
+    seen = []
+    real = planning._plan_events
+
+    def watched(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(planning, "_plan_events", watched)
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        assert plan_batch(app, now=NOW)["enrolled"] == 1
+        assert gc.isenabled() and seen == [False]  # off while planning, on again after
+        gc.disable()
+        plan_batch(app, now=NOW)
+        assert not gc.isenabled()  # off before: left off
+        gc.enable()
+        monkeypatch.setattr(planning, "_plan_events", lambda *a, **k: 1 / 0)
+        monkeypatch.setattr(planning, "_culprits", lambda *a, **k: {})
+        with pytest.raises(ZeroDivisionError):
+            plan_batch(app, now=NOW)
+        assert gc.isenabled()  # on again after an error too
+    finally:
+        (gc.enable if was else gc.disable)()
