@@ -335,8 +335,12 @@ def recent_contacts(conn: Connection, rule: CampaignRule, business_ids: Iterable
     lower, current = occurrence_key(at - interval), occurrence_key(at)
     out: set[tuple[int, int]] = set()
     for part in chunks(sorted(set(business_ids)), ID_CHUNK):
+        # Found by business (an index leading with business_id, a few rows each), never by campaign: `+ 0` keeps
+        # PostgreSQL off the (campaign, business, trigger key) index, which it chose while its statistics still
+        # saw the campaign without enrollments (its first occurrence) and then read every enrollment of the
+        # campaign for each part, more at every part (90 ms a part at 400,000, against 3 ms by business).
         rows = conn.execute(select(ENROLLMENTS.c.business_id).where(
-            ENROLLMENTS.c.campaign_id == rule.id, among(conn, ENROLLMENTS.c.business_id, part),
+            (ENROLLMENTS.c.campaign_id + 0) == rule.id, among(conn, ENROLLMENTS.c.business_id, part),
             ENROLLMENTS.c.arm == "treatment", ENROLLMENTS.c.trigger_key > lower,
             ENROLLMENTS.c.trigger_key < current))
         out |= {(rule.id, r[0]) for r in rows}
