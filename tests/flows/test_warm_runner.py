@@ -90,10 +90,10 @@ def test_runs_a_dead_serve_left_are_ended_and_other_runners_runs_are_not(prefect
     deployment, flow = _plan_deployment(concurrency_limit=1)
     deployment_id = deployment.apply()
     with get_client(sync_client=True) as client:
-        def running(label: str):
+        def running(label: str, force: bool = False):
             run = client.create_flow_run_from_deployment(deployment_id)
-            propose_state_sync(client, Pending(), flow_run_id=run.id)
-            propose_state_sync(client, Running(), flow_run_id=run.id)
+            propose_state_sync(client, Pending(), flow_run_id=run.id, force=force)
+            propose_state_sync(client, Running(), flow_run_id=run.id, force=force)
             client.update_flow_run(run.id, infrastructure_pid=label)
             return run
 
@@ -106,8 +106,10 @@ def test_runs_a_dead_serve_left_are_ended_and_other_runners_runs_are_not(prefect
         assert runner.run_due(client) == 1
         assert client.read_flow_run(waiting.id).state.type.value == "COMPLETED"
         # A worker's run, or a live warm runner's (this process), is not ours to end.
-        workers = running("12345")
-        alive = running(f"declic-warm:{socket.gethostname()}:{os.getpid()}")
+        # Both are set running by force: they stand for runs claimed elsewhere, and with the deployment's one slot
+        # taken the second would wait for it (a loaded server can still hold the finished run's slot too).
+        workers = running("12345", force=True)
+        alive = running(f"declic-warm:{socket.gethostname()}:{os.getpid()}", force=True)
         assert runner.recover(client) == 0
         assert {client.read_flow_run(r.id).state.type.value for r in (workers, alive)} == {"RUNNING"}
 
