@@ -19,7 +19,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 __all__ = [
@@ -111,6 +111,13 @@ def normalize_naf(code: str) -> str:
 
 def naf_entry(code: str) -> NafEntry | None:
     """The sub-class entry for `code` (any accepted spelling), or None if the code is unknown or malformed."""
+    return _naf_entry(code) if isinstance(code, str) else None
+
+
+@lru_cache(maxsize=4096)
+def _naf_entry(code: str) -> NafEntry | None:
+    # Cached by spelling: a batch of partner events or Sirene rows repeats the same few hundred codes, and parsing
+    # one costs more than the rest of its business row.
     try:
         return naf_entries().get(normalize_naf(code))
     except ValueError:

@@ -26,7 +26,7 @@ import io
 import unicodedata
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Literal
 
@@ -173,7 +173,13 @@ def commune(code: str) -> CommuneInfo | None:
 
     ``commune("75101").code == "75056"``. None for an unknown code.
     """
-    row = _commune_rows().get(_clean(code))
+    return _commune(_clean(code))
+
+
+@lru_cache(maxsize=8192)
+def _commune(code: str) -> CommuneInfo | None:
+    # Cached: a batch of businesses repeats the same communes.
+    row = _commune_rows().get(code)
     if row is None:
         return None
     return _current_communes().get(row["parent"] or row["code"])

@@ -31,11 +31,6 @@ _MERGED = (
 )
 
 
-# Reference lookups, cached: a batch of 500 rows repeats a few hundred NAF codes and communes.
-_family = lru_cache(maxsize=4096)(family_for_naf)
-_commune = lru_cache(maxsize=8192)(commune_info)
-
-
 def business_row(facts: BusinessFacts) -> dict:
     """The table row of one BusinessFacts (without its stamps), with métier family and territory derived from
     codes."""
@@ -45,7 +40,7 @@ def business_row(facts: BusinessFacts) -> dict:
         "name": facts.name,
         "naf_code": facts.naf_code,
         "naf25_code": facts.naf25_code,
-        "metier_family": _family(facts.naf_code) if facts.naf_code else None,
+        "metier_family": family_for_naf(facts.naf_code) if facts.naf_code else None,
         "commune_code": None,
         "epci_code": None,
         "departement_code": None,
@@ -60,7 +55,7 @@ def business_row(facts: BusinessFacts) -> dict:
         "address_source": None,
     }
     if facts.commune_code:
-        info = _commune(facts.commune_code)
+        info = commune_info(facts.commune_code)
         if info:
             row.update(commune_code=info.code, epci_code=info.epci, departement_code=info.departement,
                        region_code=info.region)

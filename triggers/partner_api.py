@@ -507,17 +507,6 @@ def _fast_item(raw: Any, source: str, contact_source: str, today: dt.date) -> tu
                    siren=siret[:9], business=facts, payload=kept), dropped
 
 
-@lru_cache(maxsize=4096)
-def _known_naf(text: str) -> str | None:
-    """The canonical code of a NAF sub-class that exists, or None (the schema then says why). Cached: a batch
-    repeats the same few hundred codes, and parsing one cost more than the rest of its item's business."""
-    try:
-        code = normalize_naf(text)
-    except ValueError:
-        return None
-    return code if naf_entry(code) is not None else None
-
-
 def _fast_facts(siret: str, business: Any, contact: Any, contact_source: str) -> BusinessFacts:
     facts = BusinessFacts(siret=siret)
     if business is not None:
@@ -526,9 +515,10 @@ def _fast_facts(siret: str, business: Any, contact: Any, contact_source: str) ->
         facts.name = _text(business.get("name"), 200)
         naf = _text(business.get("naf_code"), 8)
         if naf:
-            facts.naf_code = _known_naf(naf)
-            if facts.naf_code is None:
+            entry = naf_entry(naf)
+            if entry is None:  # the schema says why
                 raise _Defer
+            facts.naf_code = entry.code
         commune = _text(business.get("commune_code"), 5)
         if commune is not None and not _COMMUNE.fullmatch(commune):
             raise _Defer
