@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    String,
+    and_,
     any_,
     bindparam,
     case,
@@ -138,6 +140,13 @@ EVENT_COLUMNS = (
     "payload",
 )
 
+# `status = 'pending'` written in the statement's text, as the partial indexes of the pending events say it
+# (`ix_triggerevent_pending_siret`, `..._siren`): with a bound value the planners may not prove a query stays
+# within them (SQLite plans before it sees the value, PostgreSQL's generic plans never see it).
+IS_PENDING = EVENTS.c.status == literal_column("'pending'")
+# What follows a SIREN in the last SIRET of its establishments (`siren_range`).
+_LAST_NIC = "99999"
+
 _STAGING = "declic_ingest_business"  # PostgreSQL temporary staging table (per session)
 _MAX_IN = 30000  # values per look-up statement (`_among`)
 
@@ -186,6 +195,29 @@ def _among(conn: Connection, col: Any, values: Iterable[Any]) -> Any:
     if conn.dialect.name == "postgresql":
         return col == any_(literal(values, ARRAY(col.type)))
     return col.in_(select(column("value")).select_from(func.json_each(json.dumps(values))))
+
+
+def siren_range(siret: Any, siren: Any) -> Any:
+    """`siret` among the SIRETs of `siren` (a value or a column), as a range of the SIRET index: a SIRET is its
+    SIREN followed by five digits (the NIC), so they sort from the SIREN itself to the SIREN followed by 99999, in
+    any collation. Why: an index of the SIREN too cost every business written one more random insert."""
+    return and_(siret >= siren, siret <= siren + _LAST_NIC)
+
+
+def _listed(conn: Connection, values: Iterable[str]) -> Any:
+    """A FROM item listing text `values` in a column `value` (one statement text whatever their number, as
+    `_among`): unnest of an array on PostgreSQL, json_each on SQLite."""
+    value = column("value", String)
+    if conn.dialect.name == "postgresql":
+        return func.unnest(literal(list(values), ARRAY(String()))).table_valued(value).render_derived()
+    return func.json_each(json.dumps(list(values))).table_valued(value)
+
+
+def _of_sirens(conn: Connection, sirens: Iterable[str]) -> tuple[Any, Any]:
+    """The businesses of these SIRENs (`siren_range` per SIREN): a FROM item to select from, and its SIREN
+    column (the SIREN asked)."""
+    asked = _listed(conn, sirens)
+    return asked.join(BUSINESS, siren_range(BUSINESS.c.siret, asked.c.value)), asked.c.value
 
 
 _JSON_VALUES = "SELECT value FROM json_each(?)"  # a JSON array's values, for driver-level SQL on SQLite (`_among`)
@@ -276,7 +308,7 @@ class SireneStore:
             self.dialect = conn.dialect.name
             self.upsert_sql = self._upsert_sql(conn)
             self.event_sql = _event_sql(conn)
-            rows = conn.execute(select(EVENTS.c.siret, EVENTS.c.siren).where(EVENTS.c.status == "pending")).all()
+            rows = conn.execute(select(EVENTS.c.siret, EVENTS.c.siren).where(IS_PENDING)).all()
         self.pending_sirets = {s for s, _ in rows if s}
         self.pending_sirens = {n for s, n in rows if n and not s}
 
@@ -418,7 +450,7 @@ class SireneStore:
         for siren in sirens:
             target = conn.execute(
                 select(BUSINESS.c.id, BUSINESS.c.siret)
-                .where(BUSINESS.c.siren == siren)
+                .where(siren_range(BUSINESS.c.siret, siren))
                 .order_by((BUSINESS.c.state == "active").desc(), BUSINESS.c.head_office.desc(), BUSINESS.c.siret)
                 .limit(1)
             ).first()
@@ -436,7 +468,7 @@ class SireneStore:
         for bid, which in by_business:
             pending = conn.execute(
                 select(EVENTS.c.id, EVENTS.c.partner_id, EVENTS.c.type, EVENTS.c.occurred_on)
-                .where(EVENTS.c.status == "pending", which)
+                .where(IS_PENDING, which)
             ).all()
             outside = {e.id for e in pending if e.partner_id is not None
                        and not reaches(self._territory(conn, e.partner_id), communes.get(bid))}
@@ -509,7 +541,8 @@ def inherit_category(conn: Connection, sirets: Sequence[str]) -> None:
 
     def known(col: str) -> Any:
         return (select(func.max(sibling.c[col]))
-                .where(sibling.c.siren == BUSINESS.c.siren, sibling.c[col].is_not(None)).scalar_subquery())
+                .where(siren_range(sibling.c.siret, BUSINESS.c.siren), sibling.c[col].is_not(None))
+                .scalar_subquery())
 
     for part in _in_chunks(sorted(sirets), 900):
         conn.execute(
@@ -545,9 +578,10 @@ def ids_for(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:
     return out
 
 
-# Indexes kept during a first load: the SIRET one enforces the upsert, the SIREN one resolves pending
-# BODACC events. Both receive keys in file order (the stock is sorted by SIREN), so inserts append.
-_KEPT_DURING_LOAD = {"ix_business_siret", "ix_business_siren"}
+# The index kept during a first load: the SIRET one enforces the upsert and finds a SIREN's establishments
+# (`siren_range`: pending BODACC events). It receives keys in file order (the stock is sorted by SIREN, so by
+# SIRET): inserts append.
+_KEPT_DURING_LOAD = {"ix_business_siret"}
 
 
 def _deferrable_indexes() -> list:
@@ -609,9 +643,9 @@ def set_legal_units(engine: Engine, by_siren: dict[str, tuple[str | None, str | 
     with engine.begin() as conn:
         stored: dict[str, set[tuple[str | None, str | None]]] = {}
         for part in _in_chunks(sorted(by_siren)):
+            businesses, asked = _of_sirens(conn, part)
             for siren, category, form in conn.execute(
-                select(BUSINESS.c.siren, BUSINESS.c.categorie_entreprise, BUSINESS.c.categorie_juridique)
-                .where(_among(conn, BUSINESS.c.siren, part))
+                select(asked, BUSINESS.c.categorie_entreprise, BUSINESS.c.categorie_juridique).select_from(businesses)
             ):
                 stored.setdefault(siren, set()).add((category, form))
         changes: list[tuple[str | None, str | None, str]] = []
@@ -632,7 +666,7 @@ def set_legal_units(engine: Engine, by_siren: dict[str, tuple[str | None, str | 
                 " categorie_juridique = COALESCE(v.form, b.categorie_juridique), updated_at = %(now)s"
                 " FROM unnest(%(categories)s::text[], %(forms)s::text[], %(sirens)s::text[])"
                 " AS v(category, form, siren)"
-                " WHERE b.siren = v.siren"
+                f" WHERE b.siret >= v.siren AND b.siret <= v.siren || '{_LAST_NIC}'"  # `siren_range`
                 " AND (b.categorie_entreprise IS DISTINCT FROM COALESCE(v.category, b.categorie_entreprise)"
                 " OR b.categorie_juridique IS DISTINCT FROM COALESCE(v.form, b.categorie_juridique))",
                 {"now": now, "categories": [c for c, _f, _s in changes], "forms": [f for _c, f, _s in changes],
@@ -640,9 +674,9 @@ def set_legal_units(engine: Engine, by_siren: dict[str, tuple[str | None, str | 
             )
         else:
             # The chunk's changes in a temporary table, then one UPDATE of the businesses whose SIREN is in it: SQLite
-            # walks the table and probes the SIREN index in C (an executemany of UPDATEs costs a statement step and
-            # reset per SIREN). Why not UPDATE ... FROM: without statistics SQLite plans it as a scan of the whole
-            # business table per chunk.
+            # walks the table and probes the SIRET index in C (`siren_range`; an executemany of UPDATEs costs a
+            # statement step and reset per SIREN). Why not UPDATE ... FROM: without statistics SQLite plans it as a
+            # scan of the whole business table per chunk.
             conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS declic_legal_unit"
                                  " (siren TEXT PRIMARY KEY, category TEXT, form TEXT)")
             conn.exec_driver_sql("DELETE FROM declic_legal_unit")
@@ -653,7 +687,8 @@ def set_legal_units(engine: Engine, by_siren: dict[str, tuple[str | None, str | 
                       " FROM declic_legal_unit AS u WHERE u.siren = business.siren")
             conn.exec_driver_sql(
                 f"UPDATE business SET (categorie_entreprise, categorie_juridique) = ({merged}), updated_at = ?"
-                " WHERE siren IN (SELECT siren FROM declic_legal_unit)"
+                " WHERE id IN (SELECT b.id FROM declic_legal_unit AS u JOIN business AS b"
+                f" ON b.siret >= u.siren AND b.siret <= u.siren || '{_LAST_NIC}')"  # `siren_range`
                 f" AND (categorie_entreprise, categorie_juridique) IS NOT ({merged})",
                 (now_param(conn, now),),
             )
@@ -668,9 +703,10 @@ def businesses_for_sirens(conn: Connection, sirens: Sequence[str]) -> dict[str, 
     """Per SIREN the establishment a SIREN-only event lands on (id, SIRET): active first, head office first."""
     out: dict[str, tuple[int, str, tuple]] = {}
     for part in _in_chunks(sorted(set(sirens))):
+        businesses, asked = _of_sirens(conn, part)
         rows = conn.execute(
-            select(BUSINESS.c.siren, BUSINESS.c.id, BUSINESS.c.siret, BUSINESS.c.state, BUSINESS.c.head_office)
-            .where(_among(conn, BUSINESS.c.siren, part))
+            select(asked, BUSINESS.c.id, BUSINESS.c.siret, BUSINESS.c.state, BUSINESS.c.head_office)
+            .select_from(businesses)
         )
         for siren, id_, siret, state, head in rows:
             rank = (state != "active", not head, siret)

@@ -80,7 +80,10 @@ class Business(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     siret: str = Field(max_length=14, unique=True, index=True)
-    siren: str = Field(max_length=9, index=True)
+    # Always the SIRET's first nine digits. Not indexed: a SIREN's establishments are the range of the SIRET index
+    # from the SIREN to the SIREN followed by 99999 (`store.ingest.siren_range`); an index of its own cost every
+    # business written a random insert (issue 18).
+    siren: str = Field(max_length=9)
     name: str | None = None
     naf_code: str | None = Field(default=None, max_length=6)
     naf25_code: str | None = Field(default=None, max_length=8)
@@ -143,8 +146,14 @@ class TriggerEvent(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_trigger_event_source_external"),
         Index("ix_trigger_event_planned", "planned", "id"),
-        # Ingests look up the few pending events (business not known yet) among millions.
-        Index("ix_trigger_event_status", "status"),
+        # Ingests look up the few pending events (business not known yet) among millions, by SIRET or by SIREN:
+        # partial indexes hold those alone (an index entry for every event stored cost each partner event two
+        # random inserts; issue 18). A query uses them only when its WHERE carries `status = 'pending'` literally
+        # (`store.ingest.IS_PENDING`); a scan of either lists every pending event.
+        Index("ix_triggerevent_pending_siret", "siret", postgresql_where=sql_text("status = 'pending'"),
+              sqlite_where=sql_text("status = 'pending'")),
+        Index("ix_triggerevent_pending_siren", "siren", postgresql_where=sql_text("status = 'pending'"),
+              sqlite_where=sql_text("status = 'pending'")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -152,8 +161,8 @@ class TriggerEvent(SQLModel, table=True):
     partner_id: int | None = Field(default=None, foreign_key="partner.id")
     external_id: str = Field(max_length=120)
     type: str = Field(max_length=30, index=True)
-    siret: str | None = Field(default=None, max_length=14, index=True)
-    siren: str | None = Field(default=None, max_length=9, index=True)
+    siret: str | None = Field(default=None, max_length=14)
+    siren: str | None = Field(default=None, max_length=9)
     business_id: int | None = Field(default=None, foreign_key="business.id", index=True)
     occurred_on: dt.date
     received_at: dt.datetime
