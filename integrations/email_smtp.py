@@ -56,6 +56,7 @@ import re
 import smtplib
 import socket
 import ssl
+import struct
 import threading
 import time
 import unicodedata
@@ -153,6 +154,7 @@ def _date_line() -> str:
 
 
 _DATE: list = [0, ""]
+_BOUNDARY_SALT = os.urandom(6).hex()
 
 
 def slug(text: str) -> str:
@@ -189,8 +191,9 @@ def build_email(msg: OutgoingMessage, sender: str, reply_to: str | None = None) 
         headers.append(f"Reply-To: {_one_line(reply_to)}")
     headers += [f"{_one_line(key)}: {_header_text(value)}" for key, value in msg.headers.items()]
     if msg.html_body:
-        # "=_" never occurs in base64 text, so the boundary cannot collide with a part.
-        boundary = f"=_declic_{msg.message_id}_{os.urandom(6).hex()}"
+        # "=_" never occurs in base64 text, so the boundary cannot collide with a part; the random part is drawn
+        # once per process (a system call per message cost more than the rest of the headers).
+        boundary = f"=_declic_{msg.message_id}_{_BOUNDARY_SALT}"
         headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
         mark = f"--{boundary}\r\n".encode("ascii")
         body = (
@@ -551,6 +554,7 @@ class SmtpChannel:
                 smtp.ehlo()
             if self.user:
                 smtp.login(self.user, self.password or "")
+            _kernel_timeout(smtp.sock, self.timeout)
         except BaseException:
             _close(smtp)
             raise
@@ -663,6 +667,19 @@ class SmtpChannel:
             except (smtplib.SMTPException, OSError):
                 pass
             _close(smtp)
+
+
+def _kernel_timeout(sock: socket.socket, timeout: float | None) -> None:
+    """The connection's timeout kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO) on a blocking socket, instead of by
+    Python, which polls the socket before every send and receive: half the system calls, each of which hands the
+    GIL to another thread. A wait that runs out fails the call (EAGAIN) like a timeout: the connection is lost."""
+    if not timeout:
+        return
+    seconds = int(timeout)
+    value = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    sock.settimeout(None)
 
 
 def _close(smtp: smtplib.SMTP) -> None:

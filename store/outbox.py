@@ -229,8 +229,9 @@ class Fence:
         at_type = MESSAGES.c.sent_at.type.dialect_impl(engine.dialect)
         self._bind_at = at_type.bind_processor(engine.dialect) or (lambda value: value)
         # A handed-over message the peer accepted turns `sent` with the next handoff's commit (no commit of its
-        # own): a crash later in the batch leaves `unknown` only what was truly in flight.
-        self._settle = (f"UPDATE {MESSAGES.name} SET status = 'sent' "
+        # own): a crash later in the batch leaves `unknown` only what was truly in flight. It gets the peer's id
+        # there too, so `record_results` has nothing left to write for it.
+        self._settle = (f"UPDATE {MESSAGES.name} SET status = 'sent', provider_id = {mark} "
                         f"WHERE id = {mark} AND status = 'handed_over' AND lease_owner = {mark}")
         self._settle_history = (f"INSERT INTO {HISTORY.name} (message_id, status, at, detail) "
                                 f"VALUES ({mark}, 'sent', {mark}, {mark})")
@@ -239,9 +240,10 @@ class Fence:
         self._one_statement = None
         if engine.dialect.name == "postgresql":
             self._one_statement = (
-                f"WITH settle AS (UPDATE {MESSAGES.name} SET status = 'sent' "
-                f"WHERE id = ANY(%(settle_ids)s::bigint[]) AND status = 'handed_over' AND lease_owner = %(owner)s "
-                f"RETURNING id), "
+                f"WITH settle AS (UPDATE {MESSAGES.name} AS m SET status = 'sent', provider_id = given.pid "
+                f"FROM unnest(%(settle_ids)s::bigint[], %(pids)s::text[]) AS given(id, pid) "
+                f"WHERE m.id = given.id AND m.status = 'handed_over' AND m.lease_owner = %(owner)s "
+                f"RETURNING m.id), "
                 f"settle_history AS (INSERT INTO {HISTORY.name} (message_id, status, at, detail) "
                 f"SELECT given.id, 'sent', %(at)s, given.detail FROM settle "
                 f"JOIN unnest(%(settle_ids)s::bigint[], %(details)s::text[]) AS given(id, detail) "
@@ -257,7 +259,7 @@ class Fence:
             self._autocommit = driver.autocommit
             driver.autocommit = True
         self.settled: set[int] = set()
-        self._accepted: list[tuple[int, str]] = []
+        self._accepted: list[tuple[int, str, str | None]] = []  # (id, the peer's answer, its id for the message)
         self._cond = threading.Condition()
         self._queue: list[tuple[int, str]] = []
         self._answers: dict[int, bool] = {}
@@ -289,9 +291,10 @@ class Fence:
         with the next commit; every other answer waits for `record_results`."""
         if result.outcome is Outcome.SENT and result.message_id in self.handed_over:
             with self._cond:
-                self._accepted.append((result.message_id, result.detail))
+                self._accepted.append((result.message_id, result.detail, result.provider_id or None))
 
-    def _commit(self, group: list[tuple[int, str]], accepted: Sequence[tuple[int, str]] = ()) -> dict[int, bool]:
+    def _commit(self, group: list[tuple[int, str]],
+                accepted: Sequence[tuple[int, str, str | None]] = ()) -> dict[int, bool]:
         at = self._bind_at(self._clock())
         answers = {}
         settled = []
@@ -299,8 +302,8 @@ class Fence:
         try:
             if self._one_statement is not None:
                 return self._commit_one_statement(cursor, at, group, accepted)
-            for message_id, detail in accepted:
-                cursor.execute(self._settle, (message_id, self.owner))
+            for message_id, detail, provider_id in accepted:
+                cursor.execute(self._settle, (provider_id, message_id, self.owner))
                 if cursor.rowcount == 1:
                     settled.append((message_id, at, detail))
             if settled:
@@ -326,11 +329,12 @@ class Fence:
         return answers
 
     def _commit_one_statement(self, cursor: Any, at: Any, group: Sequence[tuple[int, str]],
-                              accepted: Sequence[tuple[int, str]]) -> dict[int, bool]:
+                              accepted: Sequence[tuple[int, str, str | None]]) -> dict[int, bool]:
         try:
             cursor.execute(self._one_statement, {
-                "owner": self.owner, "at": at, "settle_ids": [i for i, _ in accepted],
-                "details": [detail for _, detail in accepted], "ids": [i for i, _ in group],
+                "owner": self.owner, "at": at, "settle_ids": [i for i, _, _ in accepted],
+                "details": [detail for _, detail, _ in accepted], "pids": [pid for _, _, pid in accepted],
+                "ids": [i for i, _ in group],
                 "rfcs": [rfc for _, rfc in group]})
             done = cursor.fetchall()
         except Exception as exc:  # the store is unreachable: nothing leaves; the lease gives them back later
@@ -398,16 +402,16 @@ def record_results(conn: Connection, results: Sequence[SendResult], owner: str, 
         conn.execute(HISTORY.insert(), {"message_id": r.message_id, "status": status, "at": now,
                                         "detail": r.detail})
         counts[key] += 1
+    # What the fence settled is recorded already (status, the peer's id, history): only the rest is confirmed.
+    confirmed = [c for c in confirmed if c["mid"] not in settled]
     if confirmed:
         # Only the fenced row turns sent (`unknown` too: a late answer of a dispatcher that was thought dead).
         # A delivery receipt may have come first: delivered stays delivered.
         # One driver call with plain tuples (SQLAlchemy's per-row parameter processing cost more than the update).
         conn.exec_driver_sql(_confirm_statement(conn.dialect.paramstyle),
                              [(c["pid"], c["mid"], owner) for c in confirmed])
-        unrecorded = [{k: c[k] for k in ("message_id", "status", "at", "detail")}
-                      for c in confirmed if c["mid"] not in settled]
-        if unrecorded:
-            insert_rows(conn, _HISTORY_INSERT, unrecorded)
+        insert_rows(conn, _HISTORY_INSERT, [{k: c[k] for k in ("message_id", "status", "at", "detail")}
+                                            for c in confirmed])
     return counts
 
 
