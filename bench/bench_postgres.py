@@ -17,6 +17,13 @@ dropped during a load and built once afterwards, then VACUUM ANALYZE (what autov
 index-only scans need the visibility map). Every figure carries the machine's load average (/proc/loadavg)
 before and after it: the machine is shared. The database is created at the start (dropped first if a run was
 interrupted) and dropped at the end unless `--keep`.
+
+The occurrence alone, again and again on the same data (to compare two versions of the code in the same minutes):
+a first full run saves the store as it stands just before the occurrence in a template database, and each
+`--part occurrence` run starts from a fresh copy of it (a few seconds: `CREATE DATABASE ... TEMPLATE`):
+
+    python -m bench.bench_postgres --part planning --database declic_bench_occ --snapshot declic_bench_occ_t
+    python -m bench.bench_postgres --part occurrence --database declic_bench_occ --snapshot declic_bench_occ_t
 """
 
 from __future__ import annotations
@@ -64,6 +71,20 @@ def create_database(server: str, name: str) -> str:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{server}/{name}"
+
+
+def copy_database(server: str, template: str, name: str) -> str:
+    """A new database `name`, a copy of `template` (an earlier one of that name dropped first); its URL. No session
+    may be connected to `template` meanwhile."""
+    from store.db import dispose_engines
+
+    dispose_engines()
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'))
     admin.dispose()
     return f"{server}/{name}"
 
@@ -146,6 +167,23 @@ def server_cpu(engine) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def checkpoints(engine) -> tuple[int, int, int, int]:
+    """The server's checkpoints so far, (requested, timed), and the WAL it wrote, (bytes, full-page images):
+    requested checkpoints during a run mean the WAL it wrote outgrew `max_wal_size`, and after each one the
+    first change to every page writes the whole page to the WAL again (pg_stat_bgwriter, pg_stat_wal: the
+    whole server's, other databases included)."""
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql("SELECT checkpoints_req, checkpoints_timed FROM pg_stat_bgwriter").one()
+        wal = conn.exec_driver_sql("SELECT wal_bytes, wal_fpi FROM pg_stat_wal").one()
+    return int(row[0]), int(row[1]), int(wal[0]), int(wal[1])
+
+
+def wal_settings(engine) -> str:
+    with engine.connect() as conn:
+        return ", ".join(f"{name}={conn.exec_driver_sql(f'SHOW {name}').scalar()}"
+                         for name in ("max_wal_size", "checkpoint_timeout", "shared_buffers"))
 
 
 def timed_plan(app) -> tuple[float, float, dict]:
@@ -242,23 +280,51 @@ def planning(args, url: str) -> None:
              runs=[round(s, 3) for s in seconds], scope=label, businesses=large, selected=runs[0][1],
              plan=runs[0][2], target_seconds=1, load_before=load, load_after=loadavg())
 
+    vacuum_analyze(app.engine)  # the triggered planning's 77,000 messages, as autovacuum would have seen them
+    if args.snapshot:
+        app.close()
+        copy_database(args.server, args.database, args.snapshot)
+        app = bootstrap_app(url)
     scheduled_occurrence(app, args, large)
+    app.close()
+
+
+def bootstrap_app(url: str):
+    """The App of a store prepared earlier (its registry and campaigns already in), on the bench's clock."""
+    from orchestrator.app.bootstrap import bootstrap
+    from store.migrate import upgrade
+
+    scratch_env(url)
+    upgrade(url)
+    return bootstrap(clock=lambda: NOW)
+
+
+def occurrence_only(args) -> None:
+    """The occurrence alone, in a fresh copy of the store saved by an earlier `--snapshot` run."""
+    url = copy_database(args.server, args.snapshot, args.database)
+    app = bootstrap_app(url)
+    with app.engine.connect() as conn:
+        businesses = conn.exec_driver_sql("SELECT count(*) FROM business").scalar()
+    scheduled_occurrence(app, args, businesses)
     app.close()
 
 
 def scheduled_occurrence(app, args, businesses: int) -> None:
     """A monthly campaign over a few départements reaching about 400,000 businesses, planned in batches."""
     target = 40_000 if args.quick else 400_000
-    vacuum_analyze(app.engine)  # the triggered planning's 77,000 messages, as autovacuum would have seen them
     chosen, reach = apply_occurrence_campaign(app, target)
     load = loadavg()
+    before = checkpoints(app.engine)
     seconds, cpu, counts = timed_plan(app)
+    after = checkpoints(app.engine)
     emit(figure="pg_scheduled_occurrence_seconds", value=round(seconds, 2), cpu_seconds=round(cpu, 2),
          server_cpu_seconds=round(SERVER_CPU["last"], 2),
          reached=reach, departements=len(chosen), enrolled=counts.get("occurrence_enrolled", 0),
          messages=counts.get("occurrence_messages", 0), batches=-(-reach // app.settings.plan_batch_size),
          businesses=businesses, store="postgresql", target_seconds=60, load_before=load, load_after=loadavg(),
-         server_autovacuum=autovacuum(app.engine))
+         server_autovacuum=autovacuum(app.engine), server_checkpoints_requested=after[0] - before[0],
+         server_checkpoints_timed=after[1] - before[1], server_wal_mb=round((after[2] - before[2]) / 2**20),
+         server_wal_full_pages=after[3] - before[3], server_settings=wal_settings(app.engine))
 
 
 def email(args, url: str) -> None:
@@ -286,10 +352,22 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes, one e-mail run")
     parser.add_argument("--server", default=SERVER, help="PostgreSQL server URL, without a database")
     parser.add_argument("--database", default=DATABASE, help="the bench's own database (created, then dropped)")
-    parser.add_argument("--part", choices=("all", "planning", "email"), default="all")
+    parser.add_argument("--part", choices=("all", "planning", "occurrence", "email"), default="all",
+                        help="occurrence: the scheduled occurrence alone, in a copy of --snapshot")
+    parser.add_argument("--snapshot", help="template database: the store just before the occurrence, saved by "
+                        "a planning run, copied by each occurrence run")
     parser.add_argument("--repeat", type=int, default=3, help="e-mail runs (the machine is shared)")
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     args = parser.parse_args(argv)
+    if args.part == "occurrence":
+        if not args.snapshot:
+            parser.error("--part occurrence needs --snapshot (saved by an earlier planning run)")
+        try:
+            occurrence_only(args)
+        finally:
+            if not args.keep:
+                drop_database(args.server, args.database)
+        return
     url = create_database(args.server, args.database)
     try:
         if args.part in ("all", "planning"):

@@ -212,6 +212,14 @@ class Enrollment(SQLModel, table=True):
         Index("ix_enrollment_business_enrolled", "business_id", "enrolled_at"),
         Index("ix_enrollment_business_moment", "business_id", "moment"),
         # No index on campaign_id or business_id alone: the unique constraint and the index above lead with them.
+        # Partial indexes of the few enrollments each batch of the planner looks for (every batch, while a
+        # scheduled occurrence adds 400,000 enrollments without an entry in either): the "pas pour moi" answers
+        # with a message due (`store.planning.due_answer_messages`) and the control groups, whose diagnostic
+        # falls due (`store.rediagnostic.plan_rediagnostics`).
+        Index("ix_enrollment_answer_due", "answer_due_at", postgresql_where=sql_text("answer_due_at IS NOT NULL"),
+              sqlite_where=sql_text("answer_due_at IS NOT NULL")),
+        Index("ix_enrollment_holdout", "campaign_id", "enrolled_at", postgresql_where=sql_text("arm = 'holdout'"),
+              sqlite_where=sql_text("arm = 'holdout'")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

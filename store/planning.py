@@ -125,14 +125,26 @@ def _array_type(column) -> str:
 _json_text = json.JSONEncoder(check_circular=False).encode
 
 
-def array_insert(conn: Connection, table, rows: list[dict]) -> tuple[str, tuple] | None:
+def encoded_contexts(conn: Connection, plan: Plan) -> dict[int, str] | None:
+    """PostgreSQL: the JSON text of each planned message's context, by the context's id, for `apply_plan` (the text
+    `array_insert` would write). A batch in parts encodes them on its deciding side, while the part before is being
+    stored, so that the storing side, the longer one, only waits for the server (4 s of 400,000 contexts).
+    None on another store, where SQLAlchemy's JSON type encodes them."""
+    if conn.dialect.name != "postgresql":
+        return None
+    return {id(m.context): _json_text(m.context) for e in plan.enrollments for m in e.messages}
+
+
+def array_insert(conn: Connection, table, rows: list[dict], encoded: dict[int, str] | None = None
+                 ) -> tuple[str, tuple] | None:
     """PostgreSQL: the statement and parameters that INSERT rows (all with the same keys) as one array per column,
     `INSERT ... SELECT * FROM unnest(...)`. None on another store, or when a column left out has a default
     computed in Python: the caller's SQLAlchemy INSERT runs then.
 
     Why: a multi-row VALUES of 1,000 enrollments has 11,000 parameters, which psycopg parses anew every time
     (30 ms; a third of a 400,000-business occurrence); eleven array parameters are parsed once, and sent in
-    binary (a text array escapes every quote of every JSON context, in Python: 68 ms per 1,000 messages)."""
+    binary (a text array escapes every quote of every JSON context, in Python: 68 ms per 1,000 messages).
+    `encoded`: JSON values already encoded, their text by the value's id (`encoded_contexts`)."""
     if conn.dialect.name != "postgresql" or not rows:
         return None
     names = list(rows[0])
@@ -143,7 +155,10 @@ def array_insert(conn: Connection, table, rows: list[dict]) -> tuple[str, tuple]
     for name, column in zip(names, columns, strict=True):
         values = [r[name] for r in rows]
         # What SQLAlchemy's JSON type writes: json.dumps of the value (None as JSON null).
-        arrays.append([_json_text(v) for v in values] if isinstance(column.type, JSONType) else values)
+        if isinstance(column.type, JSONType):
+            known = (encoded or {}).get
+            values = [known(id(v)) or _json_text(v) for v in values]
+        arrays.append(values)
     sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest("
            f"{', '.join(f'%b::{_array_type(c)}[]' for c in columns)})")
     return sql, tuple(arrays)
@@ -274,27 +289,41 @@ def eligible_among(conn: Connection, rules: Sequence[CampaignRule], candidates: 
     return out
 
 
-def existing_enrollments(conn: Connection, business_ids: Iterable[int]) -> set[tuple[int, int, str]]:
-    """(campaign, business, trigger key) already stored for these businesses."""
-    out: set[tuple[int, int, str]] = set()
-    for part in chunks(sorted(set(business_ids)), ID_CHUNK):
-        rows = conn.execute(select(ENROLLMENTS.c.campaign_id, ENROLLMENTS.c.business_id, ENROLLMENTS.c.trigger_key)
-                            .where(among(conn, ENROLLMENTS.c.business_id, part)))
-        out.update((a, b, c) for a, b, c in rows)
-    return out
+class StoredEnrollments:
+    """What the planner needs of the enrollments already stored for some businesses, from one read of them:
+    `keys`, the (campaign, business, trigger key) stored; `moments`, (business, moment) -> (campaign, arm) of the
+    enrollment that owns each moment (the first one stored); and, by `recent`, the businesses an earlier occurrence
+    of a scheduled campaign enrolled (treatment) within its minimum interval."""
+
+    __slots__ = ("keys", "moments", "_rows")
+
+    def __init__(self, rows: Iterable[tuple[int, int, str, str, str | None]]):
+        """`rows`: (campaign, business, trigger key, arm, moment) in the order they were stored (by id)."""
+        self._rows = rows = list(rows)
+        self.keys: set[tuple[int, int, str]] = {(c, b, k) for c, b, k, _, _ in rows}
+        self.moments: dict[tuple[int, str], tuple[int, str]] = {}
+        for campaign_id, business_id, _, arm, moment in rows:
+            if moment is not None:
+                self.moments.setdefault((business_id, moment), (campaign_id, arm))  # the first enrollment owns it
+
+    def recent(self, rule: CampaignRule, at: dt.datetime) -> set[tuple[int, int]]:
+        """(campaign, business) pairs enrolled (treatment) by an earlier occurrence within the minimum interval."""
+        interval = parse_delay(rule.spec.schedule.min_interval) if rule.spec.schedule else dt.timedelta(0)
+        # Occurrence keys hold the UTC instant in one ISO format, so they compare in time order as strings.
+        lower, current = occurrence_key(at - interval), occurrence_key(at)
+        return {(c, b) for c, b, k, arm, _ in self._rows
+                if c == rule.id and arm == "treatment" and lower < k < current}
 
 
-def stored_moments(conn: Connection, business_ids: Iterable[int]) -> dict[tuple[int, str], tuple[int, str]]:
-    """(business, moment) -> (campaign, arm) of the stored enrollments that own these businesses' moments."""
-    out: dict[tuple[int, str], tuple[int, str]] = {}
+def stored_enrollments(conn: Connection, business_ids: Iterable[int]) -> StoredEnrollments:
+    """The enrollments already stored for these businesses, one indexed read by business id (a few rows each)."""
+    rows: list[tuple] = []
+    e = ENROLLMENTS.c
     for part in chunks(sorted(set(business_ids)), ID_CHUNK):
-        rows = conn.execute(select(ENROLLMENTS.c.business_id, ENROLLMENTS.c.moment, ENROLLMENTS.c.campaign_id,
-                                   ENROLLMENTS.c.arm)
-                            .where(among(conn, ENROLLMENTS.c.business_id, part), ENROLLMENTS.c.moment.is_not(None))
-                            .order_by(ENROLLMENTS.c.id))
-        for business_id, moment, campaign_id, arm in rows:
-            out.setdefault((business_id, moment), (campaign_id, arm))  # the first enrollment owns it
-    return out
+        rows += conn.execute(select(e.id, e.campaign_id, e.business_id, e.trigger_key, e.arm, e.moment)
+                             .where(among(conn, e.business_id, part))).all()
+    rows.sort()  # by id: the order they were stored in, which decides a moment's owner
+    return StoredEnrollments(r[1:] for r in rows)
 
 
 def global_holdouts(conn: Connection) -> list[GlobalHoldout]:
@@ -332,26 +361,6 @@ def message_history(conn: Connection, business_ids: Iterable[int], since: dt.dat
     return out
 
 
-def recent_contacts(conn: Connection, rule: CampaignRule, business_ids: Iterable[int], at: dt.datetime
-                    ) -> set[tuple[int, int]]:
-    """(campaign, business) pairs enrolled (treatment) by an earlier occurrence within the minimum interval."""
-    interval = parse_delay(rule.spec.schedule.min_interval) if rule.spec.schedule else dt.timedelta(0)
-    # Occurrence keys hold the UTC instant in one ISO format, so they compare in time order as strings.
-    lower, current = occurrence_key(at - interval), occurrence_key(at)
-    out: set[tuple[int, int]] = set()
-    for part in chunks(sorted(set(business_ids)), ID_CHUNK):
-        # Found by business (an index leading with business_id, a few rows each), never by campaign: `+ 0` keeps
-        # PostgreSQL off the (campaign, business, trigger key) index, which it chose while its statistics still
-        # saw the campaign without enrollments (its first occurrence) and then read every enrollment of the
-        # campaign for each part, more at every part (90 ms a part at 400,000, against 3 ms by business).
-        rows = conn.execute(select(ENROLLMENTS.c.business_id).where(
-            (ENROLLMENTS.c.campaign_id + 0) == rule.id, among(conn, ENROLLMENTS.c.business_id, part),
-            ENROLLMENTS.c.arm == "treatment", ENROLLMENTS.c.trigger_key > lower,
-            ENROLLMENTS.c.trigger_key < current))
-        out |= {(rule.id, r[0]) for r in rows}
-    return out
-
-
 def occurrence_key(at: dt.datetime) -> str:
     """The enrollment trigger key of a scheduled occurrence: `occurrence:<UTC ISO instant>`."""
     return f"occurrence:{at.astimezone(dt.UTC).replace(microsecond=0).isoformat()}"
@@ -371,10 +380,12 @@ def _message_row(campaign_id: int, enrollment_id: int, business_id: int, m, now:
             "context": m.context, "created_at": now, "last_error": error}
 
 
-def apply_plan(conn: Connection, plan: Plan, event_ids: list[int], now: dt.datetime) -> dict[str, int]:
+def apply_plan(conn: Connection, plan: Plan, event_ids: list[int], now: dt.datetime,
+               encoded: dict[int, str] | None = None) -> dict[str, int]:
     """Store enrollments and their messages, and mark the events planned; idempotent on rerun.
 
-    `now` (the injected clock) stamps the enrollments: monthly ambassador capacities count on it.
+    `now` (the injected clock) stamps the enrollments: monthly ambassador capacities count on it. `encoded`: the
+    messages' contexts already encoded (`encoded_contexts`).
     """
     planned_messages = 0
     for part in chunks(plan.enrollments, 1000):
@@ -399,7 +410,7 @@ def apply_plan(conn: Connection, plan: Plan, event_ids: list[int], now: dt.datet
             messages += [_message_row(e.campaign_id, enrollment_id, e.business_id, m, now) for m in e.messages]
         if messages:
             # Every message of a new enrollment is new: a plain insert, and their history in one statement.
-            found = array_insert(conn, MESSAGES, messages)
+            found = array_insert(conn, MESSAGES, messages, encoded)
             if found is not None:  # PostgreSQL: the messages and their history in one statement, no look-up
                 sql, params = found
                 conn.exec_driver_sql(f"WITH new AS ({sql} RETURNING id, status) INSERT INTO {HISTORY.name} "
@@ -506,7 +517,9 @@ def due_answer_messages(conn: Connection, rules: Sequence[CampaignRule], now: dt
         select(ENROLLMENTS.c.id, ENROLLMENTS.c.campaign_id, ENROLLMENTS.c.business_id, ENROLLMENTS.c.not_for_me_action,
                ENROLLMENTS.c.answer_due_at, first.c.context)
         .select_from(ENROLLMENTS.join(first, and_(first.c.enrollment_id == ENROLLMENTS.c.id, first.c.step == 0)))
-        .where(ENROLLMENTS.c.campaign_id.in_(ids), ENROLLMENTS.c.answer_due_at.is_not(None),
+        # Found through the partial index of the answers due (`ix_enrollment_answer_due`, a few rows), never by
+        # campaign (`+ 0`): SQLite would read every enrollment of the campaigns, on every planning batch.
+        .where((ENROLLMENTS.c.campaign_id + 0).in_(ids), ENROLLMENTS.c.answer_due_at.is_not(None),
                ENROLLMENTS.c.answer_due_at <= now, not_paused(ENROLLMENTS.c.business_id, now),
                ~exists(select(own.c.id).where(own.c.enrollment_id == ENROLLMENTS.c.id, own.c.step == ANSWER_STEP)))
         .order_by(ENROLLMENTS.c.answer_due_at, ENROLLMENTS.c.id).limit(limit)).all()

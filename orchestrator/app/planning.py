@@ -48,7 +48,7 @@ from store.planning import (
     due_answer_messages,
     due_followups,
     eligible_among,
-    existing_enrollments,
+    encoded_contexts,
     global_holdouts,
     last_occurrence,
     max_cap_days,
@@ -57,10 +57,9 @@ from store.planning import (
     occurrence_slice,
     pause_campaigns,
     pending_candidates,
-    recent_contacts,
     running_occurrence,
     start_occurrence,
-    stored_moments,
+    stored_enrollments,
     suppressed_for,
 )
 from store.rediagnostic import plan_rediagnostics
@@ -136,18 +135,19 @@ class _EventParts(_Parts):
         today = now.astimezone(app.zone).date()
         triggered = [r for r in rules if r.spec.triggers]
         since = now - dt.timedelta(days=max_cap_days(rules, self.policy.caps))
-        decided = plan(candidates, triggered, now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
+        stored = stored_enrollments(conn, ids)
+        decided = plan(candidates, triggered, now=now, zone=app.zone, enrolled=stored.keys,
                        suppressed=suppressed_for(conn, views),
                        eligible=eligible_among(conn, triggered, candidates, today),
                        history=message_history(conn, ids, since), policy=self.policy, ambassadors=self.ambassadors,
-                       offers=self.offers, moments=stored_moments(conn, ids), global_holdouts=self.holdouts,
+                       offers=self.offers, moments=stored.moments, global_holdouts=self.holdouts,
                        introduced=self.introduced, caches=self.caches)
         self.decided_for(decided, ids)
-        return decided, event_ids
+        return decided, event_ids, encoded_contexts(conn, decided)
 
-    def store(self, conn, decision: tuple[Plan, list[int]]) -> Counter:
-        decided, event_ids = decision
-        counts = Counter(apply_plan(conn, decided, event_ids, self.now))
+    def store(self, conn, decision: tuple[Plan, list[int], dict[int, str] | None]) -> Counter:
+        decided, event_ids, encoded = decision
+        counts = Counter(apply_plan(conn, decided, event_ids, self.now, encoded))
         counts.update(f"skipped_{s.reason}" for s in decided.skipped)
         note_plan(conn, decided)
         return counts
@@ -231,20 +231,21 @@ class _OccurrenceParts(_Parts):
         ids = [b.id for b in businesses]  # after the cursor: never a business of an earlier part
         self.batch_inputs(conn)
         since = now - dt.timedelta(days=max_cap_days([rule], self.policy.caps))
-        decided = plan(candidates, [rule], now=now, zone=app.zone, enrolled=existing_enrollments(conn, ids),
+        stored = stored_enrollments(conn, ids)  # one read: already enrolled, moments owned, recent contacts
+        decided = plan(candidates, [rule], now=now, zone=app.zone, enrolled=stored.keys,
                        suppressed=suppressed_for(conn, businesses), history=message_history(conn, ids, since),
                        policy=self.policy, ambassadors=self.ambassadors, offers=self.offers,
-                       recent=recent_contacts(conn, rule, ids, at), moments=stored_moments(conn, ids),
+                       recent=stored.recent(rule, at), moments=stored.moments,
                        global_holdouts=self.holdouts, introduced=self.introduced, caches=self.caches)
         self.decided_for(decided, ids)
         self.enrolled += len(decided.enrollments)
         self.cursor = ids[-1] if ids else self.cursor
         self.done = len(businesses) < limit
-        return decided, self.cursor, self.done
+        return decided, self.cursor, self.done, encoded_contexts(conn, decided)
 
-    def store(self, conn, decision: tuple[Plan, int, bool]) -> Counter:
-        decided, cursor, done = decision
-        applied = apply_plan(conn, decided, [], self.now)
+    def store(self, conn, decision: tuple[Plan, int, bool, dict[int, str] | None]) -> Counter:
+        decided, cursor, done, encoded = decision
+        applied = apply_plan(conn, decided, [], self.now, encoded)
         advance_occurrence(conn, self.occurrence_id, cursor, applied["enrolled"], done, self.now)
         counts = Counter({f"occurrence_{k}": v for k, v in applied.items() if k != "events"})
         counts.update(f"skipped_{s.reason}" for s in decided.skipped)
