@@ -7,11 +7,14 @@ blanks in but never overwrites a name, a trade, an address or the commune (those
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from functools import lru_cache
+from operator import itemgetter
 
 from sqlalchemy import and_, bindparam, case, func, or_, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from segments.taxonomy import family_for_naf
@@ -121,15 +124,64 @@ def upsert_businesses(conn: Connection, facts: Iterable[BusinessFacts], chunk: i
             for row in part:
                 row["created_at"] = row["updated_at"] = now
                 row["state"] = row["state"] or "active"
+            if conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite":
+                ids.update(_sqlite_upsert(conn, part, sets_state, created_by is not None, now))
+                continue
             # DO UPDATE returns the row whether it was inserted or merged: no second query for the ids.
             result = insert_rows(conn, _upsert(conn.dialect.name, sets_state, created_by is not None), part)
             ids.update({siret: id_ for id_, siret in result})
     return ids
 
 
+def _sqlite_upsert(conn: Connection, rows: list[dict], sets_state: bool, partner: bool,
+                   now: dt.datetime) -> dict[str, int]:
+    """`rows` upserted on SQLite by the driver's executemany of the one-row statement, then their ids read by
+    SIRET (the same rows and ids as the statement of many rows with RETURNING).
+
+    Why: SQLite runs one statement holding 500 rows of VALUES about 4 µs a row slower than a one-row statement
+    stepped 500 times (15.6-16.8 against 11.8-12.5 µs a business with the read of the ids, at 90,000 businesses),
+    and an executemany cannot return rows."""
+    sql, names, defaults = _sqlite_upsert_sql(sets_state, partner, tuple(rows[0]))
+    if now.utcoffset() is None:
+        raise ValueError("Datetime values must have timezone information.")  # as the UTCDateTime columns say
+    # The values as SQLAlchemy writes them on SQLite: dates in ISO, the moment in UTC without its offset.
+    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    for row in rows:
+        row.update(defaults, created_at=stamp, updated_at=stamp)
+        created = row["creation_date"]
+        if isinstance(created, dt.date):
+            row["creation_date"] = (created.date() if isinstance(created, dt.datetime) else created).isoformat()
+    conn.exec_driver_sql(sql, list(map(itemgetter(*names), rows)))
+    sirets = json.dumps([row["siret"] for row in rows])
+    return dict(conn.exec_driver_sql("SELECT siret, id FROM business WHERE siret IN (SELECT value FROM json_each(?))",
+                                     (sirets,)).all())
+
+
+@lru_cache(maxsize=16)
+def _sqlite_upsert_sql(sets_state: bool, partner: bool, columns: tuple[str, ...]) -> tuple[str, tuple, dict]:
+    """The one-row upsert (`_upsert`, without RETURNING) for these row keys on SQLite: its text, the keys in
+    placeholder order, and the constant defaults of the columns the rows leave out (filled in as SQLAlchemy
+    would send them)."""
+    compiled = _upsert_statement("sqlite", sets_state, partner).compile(
+        dialect=sqlite.dialect(paramstyle="qmark"), column_keys=list(columns))
+    names = tuple(compiled.positiontup or ())
+    defaults = {}
+    for name in set(names) - set(columns):
+        default = BUSINESS.c[name].default  # a KeyError here: a bind outside the VALUES clause
+        if default is None or not default.is_scalar:
+            raise ValueError(f"business.{name}: no constant default to send")
+        defaults[name] = default.arg
+    return compiled.string, names, defaults
+
+
 @lru_cache(maxsize=16)
 def _upsert(dialect: str, sets_state: bool, partner: bool = False):
     # Built once per dialect: constructing this statement costs more than running it for one row.
+    return _upsert_statement(dialect, sets_state, partner).returning(BUSINESS.c.id, BUSINESS.c.siret)
+
+
+def _upsert_statement(dialect: str, sets_state: bool, partner: bool):
+    """INSERT ... ON CONFLICT (siret) DO UPDATE with the merge rules of `upsert_businesses` (no RETURNING)."""
     stmt = insert_for_dialect(dialect, BUSINESS)
     excluded = stmt.excluded
     b = BUSINESS.c
@@ -150,7 +202,7 @@ def _upsert(dialect: str, sets_state: bool, partner: bool = False):
     # A "not to contact" mark is sticky; consent once given by a partner stays true.
     update["do_not_contact"] = b.do_not_contact | excluded.do_not_contact
     update["phone_consent"] = b.phone_consent | excluded.phone_consent
-    return stmt.on_conflict_do_update(index_elements=["siret"], set_=update).returning(b.id, b.siret)
+    return stmt.on_conflict_do_update(index_elements=["siret"], set_=update)
 
 
 @dataclass(frozen=True, slots=True)
