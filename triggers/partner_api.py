@@ -62,15 +62,17 @@ _FRENCH_PHONE = re.compile(r"(?:0|\+33[ .-]?)([1-9](?:[ .-]?[0-9]){8})")
 
 
 @lru_cache(maxsize=1)
-def _mainland_patterns() -> tuple[re.Pattern, list[re.Pattern]]:
+def _mainland_patterns() -> tuple[re.Pattern, re.Pattern]:
     # phonenumbers' own metadata for +33: a number is valid when it matches the general pattern and the
     # pattern of one number type (fixed line, mobile, toll free...), as `phonenumbers.is_valid_number` decides.
+    # The types' patterns as one alternation: it matches a whole number when one of them does (one call, not one
+    # per type).
     meta = phonenumbers.PhoneMetadata.metadata_for_region("FR")
     descs = (meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number, meta.pager,
              meta.uan, meta.voicemail, meta.fixed_line, meta.mobile)
-    types = [re.compile(d.national_number_pattern) for d in descs
+    types = [f"(?:{d.national_number_pattern})" for d in descs
              if d is not None and d.national_number_pattern and (not d.possible_length or 9 in d.possible_length)]
-    return re.compile(meta.general_desc.national_number_pattern), types
+    return re.compile(meta.general_desc.national_number_pattern), re.compile("|".join(types))
 
 
 def _fast_phone(text: str) -> str | None:
@@ -80,7 +82,7 @@ def _fast_phone(text: str) -> str | None:
         return None
     national = shape.group(1).replace(" ", "").replace(".", "").replace("-", "")
     general, types = _mainland_patterns()
-    if general.fullmatch(national) and any(p.fullmatch(national) for p in types):
+    if general.fullmatch(national) and types.fullmatch(national):
         return "+33" + national
     return None
 
@@ -104,7 +106,20 @@ def check_phone(value: str) -> str:
 # digits and inner hyphens after it, ending with a TLD of letters.
 _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*")
 _PLAIN_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
-_SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _special_use(domain: str) -> bool:
+    """True when `domain` is a special-use name or ends with "." and one (email-validator refuses them): each
+    suffix after a dot looked up in a set, rather than a comparison with every name."""
+    if domain in _SPECIAL_USE:
+        return True
+    dot = domain.find(".")
+    while dot != -1:
+        if domain[dot + 1:] in _SPECIAL_USE:
+            return True
+        dot = domain.find(".", dot + 1)
+    return False
 
 
 def _fast_email(text: str) -> str | None:
@@ -117,7 +132,7 @@ def _fast_email(text: str) -> str | None:
             or not _PLAIN_DOMAIN.fullmatch(domain):
         return None
     domain = domain.lower()
-    if any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE):
+    if _special_use(domain):
         return None
     return f"{local}@{domain}"
 
