@@ -494,15 +494,18 @@ class _Kind:
         self.used = sorted({i for text in self.texts if text for i, _ in text[1]})
         self.shapes: dict[int, str] = {}  # each hole's shape in the message the kind was checked on
 
-    def fill(self, prepared: dict[str, Any], holes: tuple[tuple[str, ...], ...]) -> Rendered | None:
-        """The message's text with its own values; None when one of them is not of a plain shape."""
+    def fill(self, prepared: dict[str, Any], holes: tuple[tuple[str, ...], ...], states: tuple) -> Rendered | None:
+        """The message's text with its own values; None when one of them is not of a plain shape. `states`: the
+        holes' states in the message's key (`_hole_state`): a plain value's shape is known from it, the same as
+        the kind's (the key holds it); a value computed when first read is checked here."""
         values = {}
         for index in self.used:
             top, key = holes[index]
             value = prepared[top][key]
-            shape = plain_hole(value)
-            if shape is None or self.shapes.setdefault(index, shape) != shape:
-                return None
+            if states[index] is _DEFERRED:
+                shape = plain_hole(value)
+                if shape is None or self.shapes.setdefault(index, shape) != shape:
+                    return None
             values[index] = value
         out: list[str | None] = []
         for text in self.texts:
@@ -606,7 +609,7 @@ class TemplateLibrary:
             return real
         if known is False:
             return self._render_now(name, prepared)
-        filled = known.fill(prepared, plan.holes)
+        filled = known.fill(prepared, plan.holes, key[2])
         return filled if filled is not None else self._render_now(name, prepared)
 
     def warm(self, channel: str) -> None:
@@ -638,7 +641,7 @@ class TemplateLibrary:
             kind = _Kind(self._render_now(name, marked))
         except Exception:  # noqa: BLE001 (a marker the template cannot take: every message rendered in full)
             return False
-        return kind if kind.fill(prepared, plan.holes) == real else False
+        return kind if kind.fill(prepared, plan.holes, states) == real else False
 
     def _render_now(self, name: str, prepared: dict[str, Any]) -> Rendered:
         outer = getattr(_RENDERING, "modules", None)
