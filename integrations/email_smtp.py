@@ -11,12 +11,11 @@ d'Ille-et-Vilaine" -> `departement-d-ille-et-vilaine@...`), else DECLIC_MAIL_FRO
 `sender.reply_to`, else the sender's contact address (`sender.email`). DECLIC_MAIL_FROM stays the From of
 messages without a campaign and the envelope sender (MAIL FROM, where bounces return to the bounce mailbox).
 
-Exactly once: once the server opened DATA (354), `on_handoff` records the send, and only then the message
-and its final "." are written, in one write (one segment for the server to read, as a bare pipelining client
-sends it). A crash before that write leaves nothing at the server (an SMTP server discards an unfinished DATA)
-and the outbox row still claimed, so it is sent again later; a crash after it leaves the row marked sent. The
-window in between is that one write per open connection: a crash exactly there leaves the message `unknown`
-(perhaps sent, never sent again on its own) rather than sending it twice.
+Exactly once: the message body is streamed inside DATA, then `on_handoff` records the send, and only
+then the final "." is written. A crash before the "." leaves nothing at the server (an SMTP server
+discards an unfinished DATA) and the outbox row still claimed, so it is sent again later; a crash after
+it leaves the row marked sent. The window in between is one small write per open connection: a crash
+exactly there loses that message rather than sending it twice.
 
 Speed: a batch is shared by `connections` threads, each with its own SMTP connection kept between
 batches (while one waits for the server, another builds its next message); the envelope and DATA go
@@ -637,13 +636,15 @@ class SmtpChannel:
                     raise _Refused(code, reply)
         # Dot-stuffing (RFC 5321 4.5.2) where a line starts with "." (never in base64 parts: a search, not a pass).
         body = _LEADING_DOT.sub(b"..", data) if data.startswith(b".") or b"\n." in data else data
-        body += b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        smtp.send(body)
         if on_handoff is not None and not on_handoff(msg.message_id):
             # Closing inside DATA makes the server discard the message.
             return SendResult(
                 msg.message_id, Outcome.ABANDONED, "bail perdu : un autre processus l'envoie"
             ), False, None, b""
-        smtp.send(body)  # the message and its final "." in one write: one segment for the server to read
+        smtp.send(b".\r\n")
         try:
             code, reply = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
