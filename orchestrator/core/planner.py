@@ -24,6 +24,7 @@ judged on what really happened and their caps on the real history.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 from collections import defaultdict
@@ -386,6 +387,20 @@ class PlaceIndex:
                 self.national.append(item)
             for place in places:
                 self.by[place].append(item)
+        self.current: dict[Any, Any] | None = None  # by id, in an index renewed for other views of its items
+
+    def renewed(self, items: Iterable[Any]) -> PlaceIndex:
+        """An index of `items`, keeping this one's places and shortlists when every item serves what the one at its
+        rank here served (same id, trades and places: ambassadors whose capacity left changed between two batches),
+        else a new index. A shortlist may then hold an earlier view of an item: read its view by id (`current`)."""
+        items = list(items)
+        current = {item.id: item for item in items}
+        if (len(items) != len(self.items) or len(current) != len(items)
+                or not all(map(_serves_alike, items, self.items))):
+            return PlaceIndex(items)
+        index = copy.copy(self)  # the same places and shortlists
+        index.items, index.current = items, current
+        return index
 
     def near(self, b: BusinessView) -> list[Any]:
         """Items serving the business's commune, EPCI, département or région, and national ones."""
@@ -398,6 +413,22 @@ class PlaceIndex:
         return list(found.values())
 
 
+_SERVED = ("nafs", "families", "communes", "epcis", "departements", "regions")
+
+
+def _serves_alike(new: Any, old: Any) -> bool:
+    """Whether two views of an item have the same id, trades and places (what an index and its shortlists read)."""
+    if new is old:
+        return True
+    if new.id != old.id:
+        return False
+    for name in _SERVED:
+        a, b = getattr(new, name, None), getattr(old, name, None)
+        if a is not b and a != b:
+            return False
+    return True
+
+
 def _indexed(items: Sequence[Any] | PlaceIndex) -> PlaceIndex:
     return items if isinstance(items, PlaceIndex) else PlaceIndex(items)
 
@@ -408,13 +439,16 @@ def pick_ambassador(b: BusinessView, ambassadors: Sequence[AmbassadorView] | Pla
     its NAF sub-class, else one of its family, else an adviser serving every trade; then the nearest (same
     commune or EPCI, else same département); then the one with most capacity left (spreads the load)."""
     best, best_key = None, None
-    for level, trade, a in _ambassador_shortlist(b, _indexed(ambassadors)):
+    index = _indexed(ambassadors)
+    for level, trade, a in _ambassador_shortlist(b, index):
         left = remaining.get(a.id, 0)
         if left <= 0:
             continue
         key = (trade, level, -left, a.id)
         if best_key is None or key < best_key:
             best, best_key = a, key
+    if best is not None and index.current is not None:
+        best = index.current[best.id]  # this batch's view (a kept shortlist may hold an earlier one)
     return best
 
 
