@@ -176,3 +176,32 @@ def test_postgres_migration_0027_goes_down_and_up():
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.mark.postgres
+def test_siren_ranges_run_without_jit_on_postgres_and_the_setting_comes_back(postgres_url):
+    # The planner prices a SIREN's range of the SIRET index at thousands of rows: without this, a chunk of 30,000
+    # SIRENs was JIT-compiled for longer than it ran (store.ingest._without_jit).
+    from store.db import get_engine
+
+    engine = get_engine(postgres_url)
+    seen: list[str] = []
+
+    def jit_now(conn, cursor, statement, parameters, context, executemany):
+        if "unnest" in statement and "business" in statement:
+            raw = conn.connection.driver_connection.cursor()
+            raw.execute("SELECT current_setting('jit')")
+            seen.append(raw.fetchone()[0])
+
+    event.listen(engine, "before_cursor_execute", jit_now)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL jit = on")
+            before = conn.exec_driver_sql("SELECT current_setting('jit')").scalar()
+            businesses_for_sirens(conn, ["732829320"])
+            after = conn.exec_driver_sql("SELECT current_setting('jit')").scalar()
+        set_legal_units(engine, {"732829320": ("PME", None)}, now=NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", jit_now)
+    assert before == after == "on"
+    assert seen == ["off", "off"]  # the BODACC look-up and the legal units' read (no change to write)
