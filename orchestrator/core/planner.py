@@ -25,6 +25,7 @@ judged on what really happened and their caps on the real history.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import hashlib
 from collections import defaultdict
@@ -50,6 +51,27 @@ OFFER_PREFERENCE = {
 }
 
 
+def _quick_init(cls: type) -> type:
+    """A frozen slotted dataclass's `__init__` rewritten to set each slot through its descriptor, where the
+    generated one calls `object.__setattr__` (which looks the same descriptor up) for each field: the same object,
+    made about twice as fast (the planner makes ~2 M of them in a 400,000-business occurrence). Only for classes
+    without `__post_init__`, default factories or keyword-only fields."""
+    fields = dataclasses.fields(cls)
+    if hasattr(cls, "__post_init__") or any(f.default_factory is not dataclasses.MISSING or not f.init or f.kw_only
+                                            for f in fields):
+        raise TypeError(f"{cls.__name__}: the generated __init__ does more than set its fields")
+    scope: dict[str, Any] = {f"_set_{f.name}": getattr(cls, f.name).__set__ for f in fields}
+    scope.update({f"_default_{f.name}": f.default for f in fields if f.default is not dataclasses.MISSING})
+    params = ", ".join(f.name if f.default is dataclasses.MISSING else f"{f.name}=_default_{f.name}" for f in fields)
+    body = "".join(f"    _set_{f.name}(self, {f.name})\n" for f in fields)
+    made: dict[str, Any] = {}
+    exec(f"def __init__(self, {params}):\n{body}", scope, made)  # noqa: S102 -- as dataclasses makes __init__
+    made["__init__"].__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = made["__init__"]  # type: ignore[misc]
+    return cls
+
+
+@_quick_init
 @dataclass(frozen=True, slots=True)
 class BusinessView:
     """What the planner knows of a business."""
@@ -81,6 +103,7 @@ class BusinessView:
     free_offers_only: bool = False  # "trop cher": only free offers are shown to it
 
 
+@_quick_init
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """A new trigger event about a known business, or a business reached by a scheduled occurrence.
@@ -162,6 +185,7 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
+@_quick_init
 @dataclass(frozen=True, slots=True)
 class PlannedMessage:
     step: int
@@ -173,6 +197,7 @@ class PlannedMessage:
     variant: str | None = None
 
 
+@_quick_init
 @dataclass(frozen=True, slots=True)
 class PlannedEnrollment:
     campaign_id: int
@@ -589,6 +614,7 @@ def origin(b: BusinessView, c: Candidate) -> dict[str, Any]:
     return {"event": c.source, "email": b.email_source, "phone": b.phone_source, "address": b.address_source}
 
 
+@_quick_init
 @dataclass(frozen=True, slots=True)
 class Personalised:
     """What a treatment message says to one business: its ambassador, offers, variant and render context."""
