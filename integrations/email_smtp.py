@@ -563,7 +563,8 @@ class SmtpChannel:
                 smtp.ehlo()
             if self.user:
                 smtp.login(self.user, self.password or "")
-            _kernel_timeout(smtp.sock, self.timeout)
+            if not self.starttls:  # a TLS socket retries a read the kernel timed out: Python's own timeout there
+                _kernel_timeout(smtp.sock, self.timeout)
         except BaseException:
             _close(smtp)
             raise
