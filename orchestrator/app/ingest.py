@@ -17,9 +17,7 @@ the Sirene ingest resolves them when the business arrives.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import marshal
 import multiprocessing as mp
 import os
@@ -31,6 +29,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from orchestrator.app.collector import collector_paused
 from orchestrator.app.intake import PartnerScope, apply_event_effects, store_with_effects
 from store.effects import cancel_planned_messages
 from store.effects import refresh_lifecycle as age_stages
@@ -92,24 +91,6 @@ from triggers.sirene_ul import chunked_unites, header_of, is_unite_legale_header
 Progress = Callable[[int], None]  # called with the number of rows just handled
 
 # --- Sirene --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector during a bulk ingest (as it was, after).
-
-    Why: an ingest allocates millions of small tuples that live for one chunk, and every few hundred allocations
-    the collector runs, its older generations walking every object still alive: building a chunk's rows cost
-    3.4 µs a row with it, 0.9 µs without (measured). Chunks hold no reference cycles: reference counting frees
-    them as soon as they are written."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
 
 
 @dataclass
