@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-import gc
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from orchestrator.app.bootstrap import App, unconfigured_channels
+from orchestrator.app.collector import collector_paused
 from orchestrator.app.privacy import guard_candidates
 from orchestrator.app.run_tally import note_followups, note_plan
 from orchestrator.core.planner import (
@@ -318,30 +317,13 @@ def _in_parts(app: App, conn, work, limit: int) -> Counter:
 Work = Callable[[Connection, list[CampaignRule]], Counter]
 
 
-@contextmanager
-def _collector_paused():
-    """Python's cyclic garbage collector off for the block, back as it was after.
-
-    A batch allocates a few hundred thousand objects (views, candidates, contexts, rows) that live until its
-    parts are stored, so they survive the young generations and trigger full collections, each a pass over the
-    whole process's heap: 15 s of the 56 s of CPU of a 400,000-business occurrence (91 full passes). Reference
-    counting frees a batch's objects as soon as it is done; a cycle it left waits for the next collection."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
-
-
 def plan_batch(app: App, *, now: dt.datetime | None = None, limit: int | None = None) -> Counter:
     """Plan one batch of each kind of work; returns counts (empty when nothing was waiting).
 
     Failures are isolated by campaign: a campaign whose spec no longer validates, or whose planning raises,
     is paused with the reason (`paused_campaigns` in the counts) and the others are planned as usual.
     """
-    with _collector_paused():
+    with collector_paused():
         return _plan_batch(app, now=now, limit=limit)
 
 
