@@ -30,25 +30,13 @@ from store.ingest import (
 )
 from store.migrate import alembic_config, upgrade
 from tests.conftest import POSTGRES_URL
+from tests.utils.query_plans import query_plan
 from triggers.model import BusinessFacts, EventIn
 
 NOW = dt.datetime(2026, 12, 6, 8, 0, tzinfo=dt.UTC)
 ON = dt.date(2026, 12, 1)
 HEAD_OFFICE, BRANCH, NEIGHBOUR, OTHER = "73282932000074", "73282932000082", "73282933000013", "55208131766522"
 TABLES = ("business", "triggerevent")
-
-
-def _plan(conn, statement: str, parameters) -> list[str]:
-    cursor = conn.connection.driver_connection.cursor()
-    if conn.dialect.name == "sqlite":
-        cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
-        return [row[3] for row in cursor.fetchall()]
-    cursor.execute("SET enable_seqscan = off")
-    try:
-        cursor.execute("EXPLAIN " + statement, parameters)
-        return [row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.execute("RESET enable_seqscan")
 
 
 def _scans_a_table(dialect: str, plan: list[str]) -> bool:
@@ -73,7 +61,7 @@ def explained(engine):
         head = statement.lstrip()[:6].upper()
         if executemany or head not in ("SELECT", "UPDATE") or not any(t in statement for t in TABLES):
             return
-        seen.append((" ".join(statement.split()), _plan(conn, statement, parameters)))
+        seen.append((" ".join(statement.split()), query_plan(conn, statement, parameters)))
 
     event.listen(engine, "before_cursor_execute", explain)
     yield seen
@@ -129,9 +117,9 @@ def test_the_check_sees_a_scan_of_business_by_siren(engine):
     # The SIREN column has no index any more: a look-up by it reads the whole table, and the check above says so.
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
-            plan = _plan(conn, "SELECT id FROM business WHERE siren = ?", ("732829320",))
+            plan = query_plan(conn, "SELECT id FROM business WHERE siren = ?", ("732829320",))
         else:
-            plan = _plan(conn, "SELECT id FROM business WHERE siren = %(s)s", {"s": "732829320"})
+            plan = query_plan(conn, "SELECT id FROM business WHERE siren = %(s)s", {"s": "732829320"})
     assert _scans_a_table(engine.dialect.name, plan)
 
 

@@ -19,21 +19,9 @@ from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
 from tests.integration.test_journeys import add_business
 from tests.utils.factories import campaign_spec
+from tests.utils.query_plans import query_plan
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
-
-
-def _plan(conn, statement: str, parameters) -> list[str]:
-    cursor = conn.connection.driver_connection.cursor()
-    if conn.dialect.name == "sqlite":
-        cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
-        return [row[3] for row in cursor.fetchall()]
-    cursor.execute("SET enable_seqscan = off")
-    try:
-        cursor.execute("EXPLAIN " + statement, parameters)
-        return [row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.execute("RESET enable_seqscan")
 
 
 def test_each_batch_finds_due_answers_and_control_groups_through_their_partial_indexes(settings, engine):
@@ -51,7 +39,7 @@ def test_each_batch_finds_due_answers_and_control_groups_through_their_partial_i
     def explain(conn, cursor, statement, parameters, context, executemany):
         flat = " ".join(statement.split())
         if not executemany and flat.startswith("SELECT") and "FROM enrollment" in flat:
-            seen.append((flat, _plan(conn, statement, parameters)))
+            seen.append((flat, query_plan(conn, statement, parameters)))
 
     event.listen(engine, "before_cursor_execute", explain)
     try:
