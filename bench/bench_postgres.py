@@ -65,28 +65,24 @@ def loadavg() -> str:
         return " ".join(f.read().split()[:3])
 
 
-def create_database(server: str, name: str) -> str:
-    """A new, empty database (an interrupted run's is dropped first); its URL."""
+def create_database(server: str, name: str, template: str | None = None) -> str:
+    """A new database `name` (an earlier one of that name dropped first), empty or a copy of `template`; its URL.
+    No session may be connected to `template` meanwhile."""
     admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        copied = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        conn.execute(text(f'CREATE DATABASE "{name}"{copied}'))
     admin.dispose()
     return f"{server}/{name}"
 
 
 def copy_database(server: str, template: str, name: str) -> str:
-    """A new database `name`, a copy of `template` (an earlier one of that name dropped first); its URL. No session
-    may be connected to `template` meanwhile."""
+    """`create_database` from `template`, after closing this process's own sessions (to it among others)."""
     from store.db import dispose_engines
 
     dispose_engines()
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'))
-    admin.dispose()
-    return f"{server}/{name}"
+    return create_database(server, name, template)
 
 
 def drop_database(server: str, name: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
 from alembic import command
@@ -16,6 +15,7 @@ import store.models  # noqa: F401  (the tables the migrations must build)
 from store.db import dispose_engines
 from store.migrate import alembic_config, upgrade
 from tests.conftest import POSTGRES_URL
+from tests.utils.schemas import scratch_schema
 
 NOW = dt.datetime(2026, 11, 27, 8, 0)
 
@@ -65,15 +65,6 @@ def test_sqlite_upgrade_from_first_revision_keeps_rows(tmp_path):
 
 @pytest.mark.postgres
 def test_postgres_upgrade_from_first_revision_keeps_rows():
-    schema = f"m_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with scratch_schema(POSTGRES_URL, "m") as url:
         _fill_first_revision(url)
         _check(url)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()

@@ -20,6 +20,7 @@ from store.migrate import alembic_config, upgrade
 from store.models import Business, CallTask, Notice
 from tests.conftest import POSTGRES_URL
 from tests.utils.outreach import business, campaign, context, enrol
+from tests.utils.schemas import scratch_schema
 
 NOTICES = Notice.__table__
 # A Monday, 9 h in Paris.
@@ -127,13 +128,5 @@ def test_sqlite_upgrade_keeps_the_operators_alerts(tmp_path):
 
 @pytest.mark.postgres
 def test_postgres_upgrade_keeps_the_operators_alerts():
-    schema = f"n_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        _old_alert_then_upgrade(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with scratch_schema(POSTGRES_URL, "n") as url:
+        _old_alert_then_upgrade(url)

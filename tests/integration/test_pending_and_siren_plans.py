@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 
 import pytest
 from alembic import command
@@ -31,6 +30,7 @@ from store.ingest import (
 from store.migrate import alembic_config, upgrade
 from tests.conftest import POSTGRES_URL
 from tests.utils.query_plans import query_plan
+from tests.utils.schemas import scratch_schema
 from triggers.model import BusinessFacts, EventIn
 
 NOW = dt.datetime(2026, 12, 6, 8, 0, tzinfo=dt.UTC)
@@ -154,16 +154,8 @@ def test_sqlite_migration_0027_goes_down_and_up(tmp_path):
 
 @pytest.mark.postgres
 def test_postgres_migration_0027_goes_down_and_up():
-    schema = f"m_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        _round_trip(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with scratch_schema(POSTGRES_URL, "m") as url:
+        _round_trip(url)
 
 
 @pytest.mark.postgres
