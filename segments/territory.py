@@ -44,6 +44,7 @@ __all__ = [
     "departement_timezone",
     "METROPOLITAN_TIMEZONE",
     "communes_of",
+    "departements_of",
     "validate_codes",
     "TerritoryError",
     "Place",
@@ -220,6 +221,20 @@ def communes_of(level: Level, code: str, *, with_subdivisions: bool = False) -> 
         return current
     subdivisions = _subdivisions()
     return current.union(*(subdivisions.get(c, ()) for c in current))
+
+
+def departements_of(region: str) -> frozenset[str]:
+    """Codes of the départements whose communes are in the région `region` (as the commune table pairs them, which
+    is how a business row gets both); empty for an unknown code."""
+    return _departements_by_region().get(_clean(region), frozenset())
+
+
+@cache
+def _departements_by_region() -> dict[str, frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for info in _current_communes().values():
+        groups.setdefault(info.region, set()).add(info.departement)
+    return {region: frozenset(deps) for region, deps in groups.items()}
 
 
 def validate_codes(level: Level, codes: Iterable[str]) -> list[str]:

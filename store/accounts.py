@@ -15,12 +15,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, false, func, or_, select, true, update
+from sqlalchemy import delete, false, func, select, true, update
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.campaign_spec import TerritorySpec
 from segments.territory import TerritoryError, parse_territory_text
 from store.models import Business, CallTask, Campaign, Message, SignInFailure, TriggerEvent, UserAccount
+from store.segment_sql import territory_clause
 
 USERS = UserAccount.__table__
 CAMPAIGNS = Campaign.__table__
@@ -302,17 +303,7 @@ def business_clause(scope: Scope):
         return true()
     if scope.role != "collectivite":
         return false()
-    t = scope.territory
-    parts = []
-    for column, key in (
-        (BUSINESS.c.commune_code, "communes"),
-        (BUSINESS.c.epci_code, "epci"),
-        (BUSINESS.c.departement_code, "departements"),
-        (BUSINESS.c.region_code, "regions"),
-    ):
-        if t.get(key):
-            parts.append(column.in_(list(t[key])))
-    return or_(*parts) if parts else false()
+    return territory_clause(BUSINESS.c, scope.territory)
 
 
 def business(conn: Connection, scope: Scope, business_id: int) -> Any | None:

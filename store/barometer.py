@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.barometer import MIN_COUNT, Answer, Barometer, build_barometer
@@ -16,18 +16,10 @@ from segments.territory import commune, departements, epcis, regions
 from store.accounts import territory_contains
 from store.models import Business, Interaction
 from store.report import global_effects, label_for
+from store.segment_sql import territory_clause
 
 BUSINESS = Business.__table__
 INTERACTIONS = Interaction.__table__
-LEVEL_COLUMNS = {"communes": "commune_code", "epci": "epci_code", "departements": "departement_code",
-                 "regions": "region_code"}
-
-
-def territory_clause(territory: dict[str, list[str]]):
-    """A WHERE clause on the business table: inside this territory (`store.accounts.parse_territory`'s shape)."""
-    parts = [BUSINESS.c[column].in_(list(territory[key])) for key, column in LEVEL_COLUMNS.items()
-             if territory.get(key)]
-    return or_(*parts) if parts else false()
 
 
 def territory_label(territory: dict[str, list[str]]) -> str:
@@ -44,7 +36,7 @@ def territory_label(territory: dict[str, list[str]]) -> str:
 def barometer_answers(conn: Connection, territory: dict[str, list[str]]) -> list[Answer]:
     """Every known maturity of the territory's businesses: each scored self-diagnostic, and the stored maturity
     (undated) of every business that has one."""
-    inside = territory_clause(territory)
+    inside = territory_clause(BUSINESS.c, territory)
     out: list[Answer] = []
     for r in conn.execute(
         select(INTERACTIONS.c.business_id, INTERACTIONS.c.at, INTERACTIONS.c.data, BUSINESS.c.metier_family,
@@ -72,7 +64,7 @@ def barometer(engine: Engine, territory: dict[str, list[str]], text: str, *, min
     with engine.connect() as conn:
         answers = barometer_answers(conn, territory)
         businesses = conn.execute(
-            select(func.count()).select_from(BUSINESS).where(territory_clause(territory))
+            select(func.count()).select_from(BUSINESS).where(territory_clause(BUSINESS.c, territory))
         ).scalar_one()
         effects = global_effects_around(conn, territory)
     result = build_barometer(answers, territory=text, territory_label=territory_label(territory),

@@ -89,9 +89,12 @@ class Business(SQLModel, table=True):
     naf25_code: str | None = Field(default=None, max_length=8)
     metier_family: str | None = Field(default=None, max_length=40)
     commune_code: str | None = Field(default=None, max_length=5, index=True)
-    epci_code: str | None = Field(default=None, max_length=9, index=True)
+    # EPCI and région: not indexed (migration 0029). Every business written paid a random insert into each, and a
+    # first load a sort of each; an EPCI is found by its communes, a région by its départements
+    # (`store.segment_sql.place_clause`).
+    epci_code: str | None = Field(default=None, max_length=9)
     departement_code: str | None = Field(default=None, max_length=3)
-    region_code: str | None = Field(default=None, max_length=3, index=True)
+    region_code: str | None = Field(default=None, max_length=3)
     tranche_effectifs: str | None = Field(default=None, max_length=2)
     employer: bool | None = None
     creation_date: dt.date | None = None

@@ -39,6 +39,7 @@ from store.models import (
     TriggerEvent,
 )
 from store.rediagnostic import asked
+from store.segment_sql import place_clause
 from triggers.model import ADOPTION_CATEGORIES
 
 BUSINESS = Business.__table__
@@ -725,10 +726,6 @@ def rollup_contacted_controls(conn: Connection, campaign_id: int) -> int | None:
     ).scalar()
 
 
-HOLDOUT_COLUMNS = {"commune": "commune_code", "epci": "epci_code", "departement": "departement_code",
-                   "region": "region_code"}
-
-
 def global_effects(conn: Connection, campaign_id: int | None = None) -> list[dict[str, Any]]:
     """The whole programme's effect on each territory with a global control group (touching this campaign's
     businesses when given): businesses enrolled by any campaign (treatment or holdout) against those kept
@@ -736,7 +733,7 @@ def global_effects(conn: Connection, campaign_id: int | None = None) -> list[dic
     holdouts = TerritoryHoldout.__table__
     out = []
     for h in conn.execute(select(holdouts).where(holdouts.c.percent > 0).order_by(holdouts.c.id)):
-        place = BUSINESS.c[HOLDOUT_COLUMNS[h.level]] == h.code
+        place = place_clause(BUSINESS.c, h.level, [h.code])
         if campaign_id is not None:
             touches = conn.execute(
                 select(func.count()).select_from(ENROLLMENTS.join(BUSINESS, BUSINESS.c.id == ENROLLMENTS.c.business_id))

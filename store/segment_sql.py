@@ -8,6 +8,7 @@ segment preview, the benchmarks) put the expression in their own statements.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
@@ -22,11 +23,43 @@ from segments.language import (
     parse_age,
     tranche_codes,
 )
-from segments.territory import communes_of
+from segments.territory import Level, communes_of, departements_of
 from store.models import Business
 
 # The tables a segment reads by default: the store's own.
 STORE_TABLES = {name: Business.metadata.tables[name] for name in ("business", "triggerevent", "interaction")}
+
+
+def place_clause(b: Any, level: Level, codes: Iterable[str]) -> ColumnElement[bool]:
+    """The businesses (columns `b` of the business table) in any of these places of one level, through an index.
+
+    Why: `business` has no index of its own on its EPCI or région (migration 0029: every business written paid a
+    random insert into each, and a first load a sort of each); an EPCI is found by its communes and a région by
+    its départements, which are indexed, and the stored code is still compared, so the answer is the same.
+    Communes match their arrondissements and former communes too, as Sirene may carry them (75101...).
+    """
+    codes = sorted(set(codes))
+    if level == "departement":
+        return b.departement_code.in_(codes)
+    if level == "region":
+        deps = sorted({dep for code in codes for dep in departements_of(code)})
+        return and_(b.departement_code.in_(deps), b.region_code.in_(codes))
+    communes = sorted({c for code in codes for c in communes_of(level, code, with_subdivisions=True)})
+    if level == "commune":
+        return b.commune_code.in_(communes)
+    return and_(b.commune_code.in_(communes), b.epci_code.in_(codes))
+
+
+# The keys of a territory mapping (`TerritoryFilter`, a collectivité's scope) and the level each names.
+TERRITORY_KEYS: dict[str, Level] = {"communes": "commune", "epci": "epci", "departements": "departement",
+                                    "regions": "region"}
+
+
+def territory_clause(b: Any, territory: Mapping[str, Iterable[str]]) -> ColumnElement[bool]:
+    """The businesses in any of the places of a territory mapping ({"communes": [...], "epci": [...]...}); false
+    for an empty one."""
+    parts = [place_clause(b, level, territory[key]) for key, level in TERRITORY_KEYS.items() if territory.get(key)]
+    return or_(*parts) if parts else false()
 
 
 def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | None = None,
@@ -46,18 +79,7 @@ def compile_segment(seg: Segment, *, today: dt.date, tables: dict[str, Any] | No
         clauses.append(or_(*[b.naf_code.like(f"{p}%") for p in seg.naf]))
     terr = territory if territory is not None else seg.territory
     if not terr.is_empty():
-        parts = []
-        if terr.communes:
-            # Sirene carries arrondissement codes (75101...): match them as their commune.
-            codes = sorted({c for code in terr.communes for c in communes_of("commune", code, with_subdivisions=True)})
-            parts.append(b.commune_code.in_(codes))
-        if terr.epci:
-            parts.append(b.epci_code.in_(terr.epci))
-        if terr.departements:
-            parts.append(b.departement_code.in_(terr.departements))
-        if terr.regions:
-            parts.append(b.region_code.in_(terr.regions))
-        clauses.append(or_(*parts))
+        clauses.append(territory_clause(b, terr.model_dump()))
     if seg.headcount:
         codes, with_unknown = tranche_codes(seg.headcount)
         parts = [b.tranche_effectifs.in_(codes)] if codes else []
