@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from operator import itemgetter
 
 from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.dialects import sqlite
@@ -34,43 +33,51 @@ _MERGED = (
 )
 
 
+# The keys of `business_row`, in its order.
+_ROW_KEYS = ("siret", "siren", "name", "naf_code", "naf25_code", "metier_family", "commune_code", "epci_code",
+             "departement_code", "region_code", "tranche_effectifs", "employer", "creation_date", "state",
+             "do_not_contact", "email", "email_source", "phone", "phone_source", "phone_consent", "street",
+             "postal_code", "city", "address_source")
+_STATE = _ROW_KEYS.index("state")
+
+
 def business_row(facts: BusinessFacts) -> dict:
     """The table row of one BusinessFacts (without its stamps), with métier family and territory derived from
     codes."""
-    row = {
-        "siret": facts.siret,
-        "siren": facts.siret[:9],
-        "name": facts.name,
-        "naf_code": facts.naf_code,
-        "naf25_code": facts.naf25_code,
-        "metier_family": family_for_naf(facts.naf_code) if facts.naf_code else None,
-        "commune_code": None,
-        "epci_code": None,
-        "departement_code": None,
-        "region_code": None,
-        "tranche_effectifs": facts.tranche_effectifs,
-        "employer": facts.employer,
-        "creation_date": facts.creation_date,
-        "state": facts.state,
-        "do_not_contact": bool(facts.do_not_contact),
-        "email": None, "email_source": None, "phone": None, "phone_source": None, "phone_consent": False,
-        "street": facts.street, "postal_code": facts.postal_code, "city": facts.city,
-        "address_source": None,
-    }
-    if facts.commune_code:
-        info = commune_info(facts.commune_code)
-        if info:
-            row.update(commune_code=info.code, epci_code=info.epci, departement_code=info.departement,
-                       region_code=info.region)
-    for contact in facts.contacts:
-        if contact.kind == "email" and not row["email"]:
-            row["email"], row["email_source"] = contact.value, contact.source
-        elif contact.kind == "phone" and not row["phone"]:
-            row["phone"], row["phone_source"] = contact.value, contact.source
-            row["phone_consent"] = contact.consent
-    if facts.street and facts.contacts:
-        row["address_source"] = facts.contacts[0].source
-    return row
+    return dict(zip(_ROW_KEYS, _row_values(facts), strict=True))
+
+
+def _sqlite_date(value: dt.date | None) -> str | None:
+    # A date as SQLAlchemy writes it on SQLite (ISO text; a datetime's date).
+    if value is None:
+        return None
+    return (value.date() if isinstance(value, dt.datetime) else value).isoformat()
+
+
+def _row_values(facts: BusinessFacts, sqlite_dates: bool = False) -> tuple:
+    """`business_row`'s values as a tuple in `_ROW_KEYS` order (the creation date as SQLite's text when
+    `sqlite_dates`): the first e-mail and the first phone among the contact points, the place from the commune
+    code when it is known. A tuple, not a dict: the partner API's batches make 500 rows each."""
+    naf, contacts = facts.naf_code, facts.contacts
+    email = email_source = phone = phone_source = None
+    phone_consent = False
+    for contact in contacts:
+        if contact.kind == "email":
+            if not email:
+                email, email_source = contact.value, contact.source
+        elif contact.kind == "phone" and not phone:
+            phone, phone_source, phone_consent = contact.value, contact.source, contact.consent
+    info = commune_info(facts.commune_code) if facts.commune_code else None
+    created = facts.creation_date
+    if sqlite_dates and created is not None:
+        created = created.isoformat() if type(created) is dt.date else _sqlite_date(created)
+    return (facts.siret, facts.siret[:9], facts.name, naf, facts.naf25_code,
+            family_for_naf(naf) if naf else None,
+            info.code if info else None, info.epci if info else None, info.departement if info else None,
+            info.region if info else None,
+            facts.tranche_effectifs, facts.employer, created, facts.state, bool(facts.do_not_contact),
+            email, email_source, phone, phone_source, phone_consent, facts.street, facts.postal_code, facts.city,
+            contacts[0].source if facts.street and contacts else None)
 
 
 # Registry facts: a partner fills them in on a business it does not own, never overwrites them.
@@ -106,72 +113,104 @@ def upsert_businesses(conn: Connection, facts: Iterable[BusinessFacts], chunk: i
     business not yet placed by Sirene (or of one nobody placed), and replaces contact points.
     An absent detail (None) never erases a stored one, within a batch as across batches.
     """
-    rows_by_siret: dict[str, dict] = {}
+    sqlite_driver = conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite"
+    partner = created_by is not None
+    # The rows as tuples (`_row_values`): dicts only for the statement of many rows (`_dict_rows`).
+    by_siret: dict[str, tuple] = {}
     for f in facts:
-        row = business_row(f)
-        if created_by is not None:
-            row["created_by"] = created_by
-            row["state"] = None  # a partner closes a business with a closure event, never with its details
-        known = rows_by_siret.get(f.siret)
-        rows_by_siret[f.siret] = merge_row(known, row) if known else row
+        values = _row_values(f, sqlite_driver)
+        known = by_siret.get(f.siret)
+        by_siret[f.siret] = _merged_values(known, values) if known else values
     ids: dict[str, int] = {}
-    rows = [rows_by_siret[s] for s in sorted(rows_by_siret)]  # one lock order for concurrent batches
-    # Rows that state "active"/"closed" may change it; rows that do not keep the stored state.
-    with_state = [r for r in rows if r["state"] is not None]
-    without_state = [r for r in rows if r["state"] is None]
+    rows = [by_siret[s] for s in sorted(by_siret)]  # one lock order for concurrent batches
+    # Rows that state "active"/"closed" may change it; rows that do not keep the stored state. A partner closes
+    # a business with a closure event, never with its details: its rows state nothing.
+    with_state = [] if partner else [r for r in rows if r[_STATE] is not None]
+    without_state = rows if partner else [r for r in rows if r[_STATE] is None]
     for group, sets_state in ((with_state, True), (without_state, False)):
         for part in chunks(group, chunk):
-            for row in part:
-                row["created_at"] = row["updated_at"] = now
-                row["state"] = row["state"] or "active"
-            if conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite":
-                ids.update(_sqlite_upsert(conn, part, sets_state, created_by is not None, now))
+            if sqlite_driver:
+                ids.update(_sqlite_upsert(conn, part, sets_state, created_by, now))
                 continue
             # DO UPDATE returns the row whether it was inserted or merged: no second query for the ids.
-            result = insert_rows(conn, _upsert(conn.dialect.name, sets_state, created_by is not None), part)
+            result = insert_rows(conn, _upsert(conn.dialect.name, sets_state, partner),
+                                 _dict_rows(part, created_by, now))
             ids.update({siret: id_ for id_, siret in result})
     return ids
 
 
-def _sqlite_upsert(conn: Connection, rows: list[dict], sets_state: bool, partner: bool,
+def _merged_values(old: tuple, new: tuple) -> tuple:
+    # Two rows for one SIRET in one call (rare): `merge_row` on their dicts.
+    return tuple(merge_row(dict(zip(_ROW_KEYS, old, strict=True)), dict(zip(_ROW_KEYS, new, strict=True))).values())
+
+
+def _dict_rows(rows: list[tuple], created_by: str | None, now: dt.datetime) -> list[dict]:
+    """The rows of `upsert_businesses` as the statement's dicts: the partner's mark, the stamps, the state."""
+    out = []
+    for values in rows:
+        row = dict(zip(_ROW_KEYS, values, strict=True))
+        if created_by is not None:
+            row["created_by"] = created_by
+            row["state"] = None
+        row["created_at"] = row["updated_at"] = now
+        row["state"] = row["state"] or "active"
+        out.append(row)
+    return out
+
+
+def _sqlite_upsert(conn: Connection, rows: list[tuple], sets_state: bool, created_by: str | None,
                    now: dt.datetime) -> dict[str, int]:
-    """`rows` upserted on SQLite by the driver's executemany of the one-row statement, then their ids read by
-    SIRET (the same rows and ids as the statement of many rows with RETURNING).
+    """`rows` (`_row_values` with SQLite's dates) upserted on SQLite by the driver's executemany of the one-row
+    statement, then their ids read by SIRET (the same rows and ids as the statement of many rows with RETURNING).
 
     Why: SQLite runs one statement holding 500 rows of VALUES about 4 µs a row slower than a one-row statement
     stepped 500 times (15.6-16.8 against 11.8-12.5 µs a business with the read of the ids, at 90,000 businesses),
-    and an executemany cannot return rows."""
-    sql, names, defaults = _sqlite_upsert_sql(sets_state, partner, tuple(rows[0]))
+    and an executemany cannot return rows. Each row's parameters are its tuple and the call's constants (the
+    stamps, the partner, the state "active" of rows that state nothing, the defaults): the statement numbers its
+    placeholders into them (`_sqlite_upsert_sql`), so no row is copied into a dict or reordered."""
+    sql, constants = _sqlite_upsert_sql(sets_state, created_by is not None)
     if now.utcoffset() is None:
         raise ValueError("Datetime values must have timezone information.")  # as the UTCDateTime columns say
-    # The values as SQLAlchemy writes them on SQLite: dates in ISO, the moment in UTC without its offset.
+    # The values as SQLAlchemy writes them on SQLite: the moment in UTC without its offset.
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    for row in rows:
-        row.update(defaults, created_at=stamp, updated_at=stamp)
-        created = row["creation_date"]
-        if isinstance(created, dt.date):
-            row["creation_date"] = (created.date() if isinstance(created, dt.datetime) else created).isoformat()
-    conn.exec_driver_sql(sql, list(map(itemgetter(*names), rows)))
-    sirets = json.dumps([row["siret"] for row in rows])
+    given = {"created_at": stamp, "updated_at": stamp, "created_by": created_by, "state": "active"}
+    extra = tuple(given[name] if name in given else value for name, value in constants)
+    conn.exec_driver_sql(sql, [values + extra for values in rows])
+    sirets = json.dumps([values[0] for values in rows])
     return dict(conn.exec_driver_sql("SELECT siret, id FROM business WHERE siret IN (SELECT value FROM json_each(?))",
                                      (sirets,)).all())
 
 
-@lru_cache(maxsize=16)
-def _sqlite_upsert_sql(sets_state: bool, partner: bool, columns: tuple[str, ...]) -> tuple[str, tuple, dict]:
-    """The one-row upsert (`_upsert`, without RETURNING) for these row keys on SQLite: its text, the keys in
-    placeholder order, and the constant defaults of the columns the rows leave out (filled in as SQLAlchemy
-    would send them)."""
+@lru_cache(maxsize=8)
+def _sqlite_upsert_sql(sets_state: bool, partner: bool) -> tuple[str, tuple[tuple[str, object], ...]]:
+    """The one-row upsert (`_upsert`, without RETURNING) on SQLite with numbered placeholders: ?1 to ?24 a row's
+    values in `_ROW_KEYS` order, then the constants of the call, named in order (with the constant default of each
+    column the rows leave out, sent as SQLAlchemy would send it)."""
+    columns = (*_ROW_KEYS, *(("created_by",) if partner else ()), "created_at", "updated_at")
     compiled = _upsert_statement("sqlite", sets_state, partner).compile(
         dialect=sqlite.dialect(paramstyle="qmark"), column_keys=list(columns))
     names = tuple(compiled.positiontup or ())
-    defaults = {}
-    for name in set(names) - set(columns):
-        default = BUSINESS.c[name].default  # a KeyError here: a bind outside the VALUES clause
-        if default is None or not default.is_scalar:
-            raise ValueError(f"business.{name}: no constant default to send")
-        defaults[name] = default.arg
-    return compiled.string, names, defaults
+    pieces = compiled.string.split("?")
+    if len(pieces) != len(names) + 1:
+        raise ValueError("business upsert: a placeholder outside the VALUES clause")
+    constants: list[tuple[str, object]] = []
+    position: dict[str, int] = {name: i for i, name in enumerate(_ROW_KEYS)}
+    if not sets_state:
+        del position["state"]  # rows that state nothing are "active" when created
+    for name in names:
+        if name in position:
+            continue
+        if name in columns:
+            value = None  # the stamps, the partner, the state: given per call
+        else:
+            default = BUSINESS.c[name].default  # a KeyError here: a bind outside the VALUES clause
+            if default is None or not default.is_scalar:
+                raise ValueError(f"business.{name}: no constant default to send")
+            value = default.arg
+        position[name] = len(_ROW_KEYS) + len(constants)
+        constants.append((name, value))
+    sql = pieces[0] + "".join(f"?{position[name] + 1}{piece}" for name, piece in zip(names, pieces[1:], strict=True))
+    return sql, tuple(constants)
 
 
 @lru_cache(maxsize=16)
@@ -239,10 +278,22 @@ def _details_query():
     return select(*cols).where(BUSINESS.c.siret.in_(bindparam("sirets", expanding=True)))
 
 
+_DETAILS_SQLITE = ("SELECT " + ", ".join(f"business.{f.name}" for f in fields(StoredDetails))
+                   + " FROM business WHERE business.siret IN (SELECT value FROM json_each(?))")
+
+
 def stored_details(conn: Connection, sirets: Iterable[str]) -> dict[str, StoredDetails]:
-    """The stored details of the known businesses among `sirets` (one query per 900)."""
+    """The stored details of the known businesses among `sirets` (one query per 900; on SQLite one query, the
+    SIRETs given as one JSON array: the statement with an expanding list cost more than its run)."""
     out: dict[str, StoredDetails] = {}
-    for part in chunks(sorted(set(sirets)), 900):
+    wanted = sorted(set(sirets))
+    if wanted and conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite":
+        # head_office (a BOOLEAN) comes back from the driver as 0/1: as SQLAlchemy reads it, a bool.
+        for row in conn.exec_driver_sql(_DETAILS_SQLITE, (json.dumps(wanted),)).all():
+            *first, head_office, created_by = row
+            out[row[1]] = StoredDetails(*first, None if head_office is None else bool(head_office), created_by)
+        return out
+    for part in chunks(wanted, 900):
         for row in conn.execute(_details_query(), {"sirets": part}):
             out[row.siret] = StoredDetails(*row)
     return out

@@ -6,12 +6,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from store.businesses import StoredDetails, partner_proposals, stored_details, upsert_businesses
-from store.driver import insert_rows
+from store.driver import insert_values
 from store.models import Business, Partner, TriggerEvent
 from store.privacy import any_erased, fingerprint, hashed_among
 from store.proposals import record_proposals
@@ -24,9 +25,12 @@ EVENTS = TriggerEvent.__table__
 PARTNERS = Partner.__table__
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stored:
-    """The fate of one event: accepted (new), duplicate (already stored), pending (business unknown)."""
+    """The fate of one event: accepted (new), duplicate (already stored), pending (business unknown).
+
+    Not frozen: a frozen dataclass sets each field through object.__setattr__, and a batch builds 500 of these
+    (0.7 against 0.16 µs each); nobody changes one after `store_events_in` returns it."""
 
     external_id: str
     status: str
@@ -113,13 +117,10 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
     """
     if not events:
         return []
-    fates: list[str | None] = [None] * len(events)
+    keys = [(e.source, e.external_id) for e in events]
     first: dict[tuple[str, str], int] = {}
-    for i, e in enumerate(events):
-        if (e.source, e.external_id) in first:
-            fates[i] = "duplicate"  # the same event twice in one batch: the first copy speaks
-        else:
-            first[(e.source, e.external_id)] = i
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)  # the same event twice in one batch: the first copy speaks, the others are duplicates
     news = [events[i] for i in first.values()]
     stored = stored_details(conn, {e.siret for e in news if e.siret}) if news else {}
     created: dict[str, int] = {}
@@ -131,29 +132,22 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
             creators = [e for e in creators if (e.source, e.external_id) not in known_keys]
             created = _upsert_details(conn, creators, partner_id, now)
     rows = []
+    append = rows.append
     for e in news:
-        known = stored.get(e.siret) if e.siret else None
-        business_id = known.id if known else created.get(e.siret) if e.siret else None
-        rows.append({
-            "source": e.source,
-            "partner_id": partner_id,
-            "external_id": e.external_id,
-            "type": e.type,
-            "siret": e.siret,
-            "siren": e.siren or (e.siret[:9] if e.siret else None),
-            "business_id": business_id,
-            "occurred_on": e.occurred_on,
-            "received_at": now,
-            "status": "accepted" if business_id else "pending",
-            # Conversions are attributed by the metrics, not planned into journeys.
-            "planned": e.type in CONVERSION_TYPES,
-            "payload": e.payload,
-        })
-    inserted: dict[tuple[str, str], int] = {}
-    ordered = sorted(rows, key=lambda r: (r["source"], r["external_id"]))  # one lock order for concurrent calls
+        siret = e.siret
+        if siret:
+            known = stored.get(siret)
+            business_id = known.id if known else created.get(siret)
+        else:
+            business_id = None
+        # In _EVENT_COLUMNS order; conversions are attributed by the metrics, not planned into journeys.
+        append((e.source, partner_id, e.external_id, e.type, siret, e.siren or (siret[:9] if siret else None),
+                business_id, e.occurred_on, now, "accepted" if business_id else "pending",
+                e.type in CONVERSION_TYPES, e.payload))
+    rows.sort(key=_EVENT_KEY)  # one lock order for concurrent calls
     # With the driver's own parameters (no per-row processing by SQLAlchemy), 500 rows per statement.
-    inserted.update({(s, x): i for i, s, x in insert_rows(conn, _insert_events(conn.dialect.name), ordered)})
-    if any((e.source, e.external_id) not in inserted for e in creators):
+    inserted = {(s, x): i for i, s, x in insert_values(conn, _insert_events(conn.dialect.name), _EVENT_COLUMNS, rows)}
+    if creators and any((e.source, e.external_id) not in inserted for e in creators):
         raise DuplicateRace
     creating = {id(e) for e in creators}
     applied = [e for e in news if e.business is not None and (e.source, e.external_id) in inserted
@@ -170,15 +164,21 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
             conn.exec_driver_sql(f"UPDATE triggerevent SET business_id = {mark}, status = 'accepted' WHERE id = {mark}",
                                  [(a["bid"], a["eid"]) for a in attach])
     out: list[Stored] = []
-    for i, e in enumerate(events):
-        event_id = inserted.get((e.source, e.external_id)) if fates[i] is None else None
+    append = out.append
+    for i, (e, key) in enumerate(zip(events, keys, strict=True)):
+        event_id = inserted.get(key) if first[key] == i else None
         if event_id is None:
-            out.append(Stored(e.external_id, "duplicate"))
+            append(Stored(e.external_id, "duplicate"))
         else:
             business_id = ids.get(e.siret) if e.siret else None
-            out.append(Stored(e.external_id, "accepted" if business_id else "pending", event_id,
-                              business_id=business_id))
+            append(Stored(e.external_id, "accepted" if business_id else "pending", event_id, False, business_id))
     return out
+
+
+# An event row's columns, in the order `store_events_in` gives them (tuples: no dict per event).
+_EVENT_COLUMNS = ("source", "partner_id", "external_id", "type", "siret", "siren", "business_id", "occurred_on",
+                  "received_at", "status", "planned", "payload")
+_EVENT_KEY = itemgetter(_EVENT_COLUMNS.index("source"), _EVENT_COLUMNS.index("external_id"))
 
 
 def stored_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -30,7 +30,7 @@ from triggers.model import (
     check_adoption_category,
 )
 from triggers.payload_schema import Dropped, minimise
-from triggers.sirene import siret_is_valid
+from triggers.sirene import luhn_ok, siret_is_valid
 
 MAX_BATCH = 1000
 # An event's `payload` (partner-specific details, kept as JSON; only the fields declared for its type are stored,
@@ -104,8 +104,9 @@ def check_phone(value: str) -> str:
 
 # A plain ASCII address: dot-atoms of letters, digits, "_", "+" and "-" before the @; host names of letters,
 # digits and inner hyphens after it, ending with a TLD of letters.
-_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*")
-_PLAIN_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+# One pattern for the whole address (neither part takes "@" nor anything not ASCII): one match, then its groups.
+_PLAIN_ADDRESS = re.compile(r"([A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*)"
+                            r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})")
 _SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
 
 
@@ -125,11 +126,13 @@ def _special_use(domain: str) -> bool:
 def _fast_email(text: str) -> str | None:
     """The normalised form of a plain ASCII address (domain lower-cased, as email-validator gives it); None
     when the full validator must decide (anything unusual, and every refusal)."""
-    if len(text) > 254 or not text.isascii() or text.count("@") != 1:
+    if len(text) > 254:
         return None
-    local, domain = text.split("@")
-    if len(local) > 64 or len(domain) > 253 or "--" in domain or not _PLAIN_LOCAL.fullmatch(local) \
-            or not _PLAIN_DOMAIN.fullmatch(domain):
+    plain = _PLAIN_ADDRESS.fullmatch(text)
+    if plain is None:
+        return None
+    local, domain = plain.groups()
+    if len(local) > 64 or len(domain) > 253 or "--" in domain:
         return None
     domain = domain.lower()
     if _special_use(domain):
@@ -448,113 +451,114 @@ _BUSINESS_KEYS = frozenset(BusinessIn.model_fields)
 _CONTACT_KEYS = frozenset(ContactIn.model_fields)
 _COMMUNE = re.compile(r"[0-9][0-9AB][0-9]{3}")
 _NON_ADOPTION = frozenset(EVENT_TYPES) - frozenset(ADOPTION_TYPES)
+_ONE_DAY = dt.timedelta(days=1)
 
 
-class _Defer(Exception):
-    """The fast path leaves the item to the schema."""
+def _day(text: str) -> dt.date | None:
+    """A date text parsed; None when the schema must say why (or decide on a text too long to be a date)."""
+    return _short_day(text) if len(text) <= 16 else None
 
 
-def _plain(value: Any) -> bool:
-    """A str the schema takes as it is: no NUL, and no lone surrogate."""
-    return type(value) is str and "\x00" not in value and is_utf8(value)
-
-
-def _text(value: Any, limit: int) -> str | None:
-    # An optional text field: None, or a plain str of at most `limit` characters.
-    if value is None:
-        return None
-    if not _plain(value) or len(value) > limit:
-        raise _Defer
-    return value
-
-
-def _day(value: Any) -> dt.date:
-    if not _plain(value):
-        raise _Defer
+@lru_cache(maxsize=4096)
+def _short_day(text: str) -> dt.date | None:
+    # Cached: a batch repeats the same few dates, its events' and their businesses' creation.
     try:
-        return parse_date(value)
+        return parse_date(text)
     except ValueError:
-        raise _Defer from None
-
-
-def _checked(check: Any, value: Any) -> str | None:
-    # E-mail and phone: empty means absent; any refusal is the schema's to explain.
-    if value is None or value == "":
         return None
-    if not _plain(value):
-        raise _Defer
-    try:
-        return check(value)
-    except ValueError:
-        raise _Defer from None
 
 
 def _fast_item(raw: Any, source: str, contact_source: str, today: dt.date) -> tuple[EventIn, int] | None:
-    """(the event, the payload fields dropped) of a plainly valid item; None when the schema must decide."""
+    """(the event, the payload fields dropped) of a plainly valid item; None when the schema must decide.
+
+    Each field's type and length first, then the characters of all its texts at once (no NUL, no lone
+    surrogate: a text joined from others has one exactly when one of them has), then what parses them."""
     if type(raw) is not dict or not _ITEM_KEYS.issuperset(raw):
         return None
-    try:
-        external_id, kind, siret = raw["external_id"], raw["type"], raw["siret"]
-        occurred = _day(raw["occurred_on"])
-    except (KeyError, _Defer):
+    get = raw.get
+    external_id, kind, siret, occurred_on = get("external_id"), get("type"), get("siret"), get("occurred_on")
+    if type(external_id) is not str or not 1 <= len(external_id) <= 120 or type(kind) is not str \
+            or kind not in _NON_ADOPTION or type(siret) is not str or type(occurred_on) is not str \
+            or get("category") not in (None, ""):
         return None
-    if not _plain(external_id) or not 1 <= len(external_id) <= 120 \
-            or type(kind) is not str or kind not in _NON_ADOPTION or not _plain(siret) \
-            or raw.get("category") not in (None, "") or occurred > today + dt.timedelta(days=1):
-        return None
-    payload = raw.get("payload")
-    try:
-        siret = check_siret(siret)
-        if payload is not None:
-            if type(payload) is not dict or not _plainly_safe(raw) \
-                    or len(json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()) > MAX_PAYLOAD_BYTES:
-                return None
-        business, contact = raw.get("business"), raw.get("contact")
-        facts = None
-        if business is not None or contact is not None:
-            facts = _fast_facts(siret, business, contact, contact_source)
-    except (ValueError, _Defer):
-        return None
-    if facts is not None and facts.creation_date is None and kind == "creation":
-        facts.creation_date = occurred
-    kept, dropped = minimise(kind, payload) if payload else ({}, 0)
-    return EventIn(source=source, external_id=external_id, type=kind, occurred_on=occurred, siret=siret,
-                   siren=siret[:9], business=facts, payload=kept), dropped
-
-
-def _fast_facts(siret: str, business: Any, contact: Any, contact_source: str) -> BusinessFacts:
-    facts = BusinessFacts(siret=siret)
+    business, contact, payload = get("business"), get("contact"), get("payload")
+    name = naf = commune = tranche = created = email = phone = street = postal_code = city = None
+    consent = False
     if business is not None:
         if type(business) is not dict or not _BUSINESS_KEYS.issuperset(business):
-            raise _Defer
-        facts.name = _text(business.get("name"), 200)
-        naf = _text(business.get("naf_code"), 8)
+            return None
+        bget = business.get
+        name, naf, commune, tranche = bget("name"), bget("naf_code"), bget("commune_code"), bget("tranche_effectifs")
+        created = bget("creation_date")
+        # Each None, or a str within its limit.
+        if not ((name is None or type(name) is str and len(name) <= 200)
+                and (naf is None or type(naf) is str and len(naf) <= 8)
+                and (commune is None or type(commune) is str and len(commune) <= 5)
+                and (tranche is None or type(tranche) is str and len(tranche) <= 2)
+                and (created is None or type(created) is str)):
+            return None
+    if contact is not None:
+        if type(contact) is not dict or not _CONTACT_KEYS.issuperset(contact):
+            return None
+        cget = contact.get
+        email, phone, consent = cget("email"), cget("phone"), cget("consent", False)
+        street, postal_code, city = cget("street"), cget("postal_code"), cget("city")
+        if not ((email is None or type(email) is str) and (phone is None or type(phone) is str)
+                and type(consent) is bool and (street is None or type(street) is str and len(street) <= 200)
+                and (postal_code is None or type(postal_code) is str and len(postal_code) <= 10)
+                and (city is None or type(city) is str and len(city) <= 100)):
+            return None
+    texts = "".join([external_id, siret, occurred_on, name or "", naf or "", commune or "", tranche or "",
+                     created or "", email or "", phone or "", street or "", postal_code or "", city or ""])
+    if "\x00" in texts or not is_utf8(texts):
+        return None
+    occurred = _day(occurred_on)
+    if occurred is None or occurred > today + _ONE_DAY:
+        return None
+    # 14 ASCII digits passing both keys: valid as they are (`check_siret` decides the rest).
+    if not (len(siret) == 14 and siret.isascii() and siret.isdigit() and luhn_ok(siret[:9]) and luhn_ok(siret)):
+        try:
+            siret = check_siret(siret)
+        except ValueError:
+            return None
+    if payload is not None and (type(payload) is not dict or not _plainly_safe(raw) or len(
+            json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()) > MAX_PAYLOAD_BYTES):
+        return None
+    facts = None
+    if business is not None or contact is not None:
         if naf:
             entry = naf_entry(naf)
             if entry is None:  # the schema says why
-                raise _Defer
-            facts.naf_code = entry.code
-        commune = _text(business.get("commune_code"), 5)
+                return None
+            naf = entry.code
+        else:
+            naf = None
         if commune is not None and not _COMMUNE.fullmatch(commune):
-            raise _Defer
-        facts.commune_code = commune
-        facts.tranche_effectifs = _text(business.get("tranche_effectifs"), 2)
-        created = business.get("creation_date")
-        facts.creation_date = None if created is None or created == "" else _day(created)
-    if contact is not None:
-        if type(contact) is not dict or not _CONTACT_KEYS.issuperset(contact):
-            raise _Defer
-        email, phone = _checked(check_email, contact.get("email")), _checked(check_phone, contact.get("phone"))
-        consent = contact.get("consent", False)
-        if type(consent) is not bool:
-            raise _Defer
+            return None
+        if created is not None and created != "":
+            created = _day(created)
+            if created is None:
+                return None
+        else:
+            created = occurred if kind == "creation" else None
+        contacts = []
+        # E-mail and phone: empty means absent; any refusal is the schema's to explain.
         if email:
-            facts.contacts.append(ContactPoint("email", email, contact_source, consent))
+            try:
+                contacts.append(ContactPoint("email", check_email(email), contact_source, consent))
+            except ValueError:
+                return None
         if phone:
-            facts.contacts.append(ContactPoint("phone", phone, contact_source, consent))
-        facts.street, facts.postal_code = _text(contact.get("street"), 200), _text(contact.get("postal_code"), 10)
-        facts.city = _text(contact.get("city"), 100)
-    return facts
+            try:
+                contacts.append(ContactPoint("phone", check_phone(phone), contact_source, consent))
+            except ValueError:
+                return None
+        facts = BusinessFacts(siret=siret, name=name, naf_code=naf, commune_code=commune, tranche_effectifs=tranche,
+                              creation_date=created, street=street, postal_code=postal_code, city=city,
+                              contacts=contacts)
+    kept, dropped = minimise(kind, payload) if payload else ({}, 0)
+    return EventIn(source=source, external_id=external_id, type=kind, occurred_on=occurred, siret=siret,
+                   siren=siret[:9], business=facts, payload=kept), dropped
 
 
 def _excerpt(raw: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -164,8 +165,9 @@ def _accept_batch(engine: Engine, partner: Any, raw_items: list[Any], secret: st
     statuses: list[dict[str, Any] | None] = [None] * len(raw_items)
     checked: list[tuple[int, EventIn]] = []
     dropped = Dropped()
+    source, name = f"partner:{partner.id}", partner.name
     for i, raw in enumerate(raw_items):
-        result = validate_item(raw, f"partner:{partner.id}", partner.name, dropped=dropped, today=today)
+        result = validate_item(raw, source, name, dropped=dropped, today=today)
         if isinstance(result, Reject):
             statuses[i] = _rejected(i, raw, result)
         else:
@@ -186,8 +188,8 @@ def _accept_batch(engine: Engine, partner: Any, raw_items: list[Any], secret: st
         statuses[i] = {"index": i, "external_id": event.external_id, "status": fate.status, "field": None,
                        "reason": None}
     items = [s for s in statuses if s is not None]
-    counts = {"accepted": sum(s["status"] in ("accepted", "pending") for s in items),
-              "duplicate": sum(s["status"] == "duplicate" for s in items),
-              "rejected": sum(s["status"] == "rejected" for s in items),
-              "withheld": sum(fate.withheld for fate in stored), "dropped_fields": dropped.fields}
+    by_status = Counter(s["status"] for s in items)
+    counts = {"accepted": by_status["accepted"] + by_status["pending"], "duplicate": by_status["duplicate"],
+              "rejected": by_status["rejected"], "withheld": sum(fate.withheld for fate in stored),
+              "dropped_fields": dropped.fields}
     return counts, items

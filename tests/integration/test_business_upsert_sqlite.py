@@ -58,8 +58,10 @@ def test_the_sqlite_upsert_stores_what_the_returning_statement_stores(tmp_path, 
     returned, stored = _run(f"sqlite:///{tmp_path / 'fast.db'}")
     assert taken == [2, 3, 1, 1]  # every chunk took the executemany path (the third call: with and without a state)
 
-    def returning(conn, rows, sets_state, partner, _now):
-        return {siret: id_ for id_, siret in insert_rows(conn, _upsert("sqlite", sets_state, partner), rows)}
+    def returning(conn, rows, sets_state, created_by, now):
+        dict_rows = businesses._dict_rows(rows, created_by, now)
+        return {siret: id_ for id_, siret in insert_rows(conn, _upsert("sqlite", sets_state, created_by is not None),
+                                                         dict_rows)}
 
     monkeypatch.setattr(businesses, "_sqlite_upsert", returning)
     expected_returned, expected_stored = _run(f"sqlite:///{tmp_path / 'returning.db'}")
