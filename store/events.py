@@ -150,8 +150,8 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
     if creators and any((e.source, e.external_id) not in inserted for e in creators):
         raise DuplicateRace
     creating = {id(e) for e in creators}
-    applied = [e for e in news if e.business is not None and (e.source, e.external_id) in inserted
-               and id(e) not in creating]
+    applied = [e for e in news if id(e) not in creating and e.business is not None
+               and (e.source, e.external_id) in inserted]
     ids = {siret: d.id for siret, d in stored.items()} | created
     if applied:
         ids.update(_apply_details(conn, applied, stored, inserted, partner_id, now))

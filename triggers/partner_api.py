@@ -61,18 +61,21 @@ def check_siret(value: str) -> str:
 _FRENCH_PHONE = re.compile(r"(?:0|\+33[ .-]?)([1-9](?:[ .-]?[0-9]){8})")
 
 
+_SEPARATORS = str.maketrans("", "", " .-")
+
+
 @lru_cache(maxsize=1)
-def _mainland_patterns() -> tuple[re.Pattern, re.Pattern]:
+def _mainland_pattern() -> re.Pattern:
     # phonenumbers' own metadata for +33: a number is valid when it matches the general pattern and the
     # pattern of one number type (fixed line, mobile, toll free...), as `phonenumbers.is_valid_number` decides.
-    # The types' patterns as one alternation: it matches a whole number when one of them does (one call, not one
-    # per type).
+    # One pattern for both: the general one as a lookahead over the whole number, then the types' patterns as one
+    # alternation (it matches a whole number when one of them does): one call, not one per pattern.
     meta = phonenumbers.PhoneMetadata.metadata_for_region("FR")
     descs = (meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number, meta.pager,
              meta.uan, meta.voicemail, meta.fixed_line, meta.mobile)
     types = [f"(?:{d.national_number_pattern})" for d in descs
              if d is not None and d.national_number_pattern and (not d.possible_length or 9 in d.possible_length)]
-    return re.compile(meta.general_desc.national_number_pattern), re.compile("|".join(types))
+    return re.compile(f"(?=(?:{meta.general_desc.national_number_pattern})\\Z)(?:{'|'.join(types)})")
 
 
 def _fast_phone(text: str) -> str | None:
@@ -80,9 +83,8 @@ def _fast_phone(text: str) -> str | None:
     shape = _FRENCH_PHONE.fullmatch(text)
     if shape is None:
         return None
-    national = shape.group(1).replace(" ", "").replace(".", "").replace("-", "")
-    general, types = _mainland_patterns()
-    if general.fullmatch(national) and types.fullmatch(national):
+    national = shape.group(1).translate(_SEPARATORS)
+    if _mainland_pattern().fullmatch(national):
         return "+33" + national
     return None
 
@@ -543,14 +545,17 @@ def _fast_item(raw: Any, source: str, contact_source: str, today: dt.date) -> tu
             created = occurred if kind == "creation" else None
         contacts = []
         # E-mail and phone: empty means absent; any refusal is the schema's to explain.
+        # The plain shapes first, without the checks' wrapping; the checks themselves for the others.
         if email:
             try:
-                contacts.append(ContactPoint("email", check_email(email), contact_source, consent))
+                contacts.append(ContactPoint("email", _fast_email(email) or check_email(email), contact_source,
+                                             consent))
             except ValueError:
                 return None
         if phone:
             try:
-                contacts.append(ContactPoint("phone", check_phone(phone), contact_source, consent))
+                contacts.append(ContactPoint("phone", _fast_phone(phone.strip()) or check_phone(phone),
+                                             contact_source, consent))
             except ValueError:
                 return None
         facts = BusinessFacts(siret=siret, name=name, naf_code=naf, commune_code=commune, tranche_effectifs=tranche,
