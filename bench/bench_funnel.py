@@ -6,11 +6,14 @@
 Data are generated server-side (`INSERT ... SELECT generate_series`) in a scratch schema of the database at
 DECLIC_BENCH_POSTGRES_URL (default: the test server), dropped at the end unless --keep. One campaign of
 the Ille-et-Vilaine département holds half of everything (332 communes, 15 métier families, 2 variants,
-3 triggers, 10 % holdout); three other campaigns share the rest.
+3 triggers, 10 % holdout); three other campaigns share the rest. The département has a global control group of
+2 % (`declic territories holdout departement:35 2%`), so every report carries the programme's global effect there.
 
 Measured (JSON lines, see bench/__main__.py):
 - live: the report computed from messages and interactions (what `declic report --live` does);
-- rollup refresh: the nightly job for that campaign (database aggregation, marginal rows written);
+- rollup refresh: the nightly job for that campaign (database aggregation, marginal rows written, the territory's
+  global effect), then the other campaigns' (untimed) as the nightly run leaves them;
+- the global effect counted live (what a report did before migration 0030);
 - report from the rollup: what the dashboard and `declic report` do (target p50 < 300 ms), with this process's and
   the PostgreSQL backend's CPU per report, after checking that it equals the live report table by table and that
   its adoption figures equal a plain count of the adopters;
@@ -215,7 +218,8 @@ def main(argv: list[str]) -> int:
     try:
         from store.db import get_engine
         from store.migrate import upgrade
-        from store.report import campaign_by_id, refresh_rollup, report
+        from store.planning import set_territory_holdout
+        from store.report import campaign_by_id, global_effects, refresh_rollup, report
 
         upgrade(url)
         if args.reuse:
@@ -251,7 +255,12 @@ def main(argv: list[str]) -> int:
             max_ms=round(max(live)),
         )
 
+        with engine.begin() as conn:
+            set_territory_holdout(conn, "departement", "35", 2.0, "bench", dt.datetime.now(dt.UTC))
         refresh = timed(lambda: refresh_rollup(engine, [campaign.id], now=dt.datetime.now(dt.UTC)), 1)
+        with engine.connect() as conn:
+            others = [i for i in conn.execute(text("SELECT id FROM campaign ORDER BY id")).scalars() if i != campaign.id]
+        refresh_rollup(engine, others, now=dt.datetime.now(dt.UTC))  # the rest of the nightly run, untimed
         with engine.connect() as conn:
             rollup_rows = conn.execute(
                 text("SELECT count(*) FROM funnelrollup WHERE campaign_id = :c"), {"c": campaign.id}
@@ -262,8 +271,14 @@ def main(argv: list[str]) -> int:
             rollup_rows=rollup_rows,
         )
 
+        with engine.connect() as conn:
+            live_effect = timed(lambda: global_effects(conn, campaign.id), 1)
+        emit(what="global effect of the département counted live (before migration 0030)",
+             seconds=round(live_effect[0] / 1000, 1))
+
         rolled = report(engine, campaign)
         assert rolled.source == "rollup"
+        assert len(rolled.table("global_effect").rows) == 1, "the département's global effect is in the report"
         fresh = report(engine, campaign, live=True)
         assert [t.rows for t in rolled.tables] == [t.rows for t in fresh.tables], "rollup differs from live"
         adopted = adoption_check(engine, campaign.id, rolled, fresh)

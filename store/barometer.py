@@ -15,7 +15,7 @@ from orchestrator.core.stats import overlap_tables
 from segments.territory import commune, departements, epcis, regions
 from store.accounts import territory_contains
 from store.models import Business, Interaction
-from store.report import global_effects, label_for
+from store.report import global_effects, label_for, rollup_global_effects
 from store.segment_sql import territory_clause
 
 BUSINESS = Business.__table__
@@ -77,8 +77,9 @@ def barometer(engine: Engine, territory: dict[str, list[str]], text: str, *, min
 def global_effects_around(conn: Connection, territory: dict[str, list[str]]) -> list[dict]:
     """The global effects (`store.report.global_effects`) of the territories with a global control group that lie
     inside this territory or hold it: what the programme changed there, against businesses no campaign contacted."""
+    rolled = rollup_global_effects(conn)  # as of the last refresh; counted now before the first one
     out = []
-    for g in global_effects(conn):
+    for g in global_effects(conn) if rolled is None else rolled:
         place = {g["level"]: [g["code"]]}
         if territory_contains(territory, place) or territory_contains(place, territory):
             out.append(g)

@@ -479,6 +479,28 @@ class AdoptionRollup(SQLModel, table=True):
     refreshed_at: dt.datetime
 
 
+class GlobalEffectRollup(SQLModel, table=True):
+    """A territory's global effect (`store.report.global_effects`: the whole programme against the territory's global
+    control group) as of a rollup (`store.report.refresh_rollup`): one row per territory with a global control
+    group (no campaign: the barometer's), and a copy for each campaign touching it (its report's).
+
+    Why: counted live, one territory holding millions of enrollments took seconds in every report and barometer.
+    """
+
+    __table_args__ = (Index("ix_globaleffectrollup_campaign", "campaign_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
+    level: str = Field(max_length=12)
+    code: str = Field(max_length=12)
+    percent: float
+    programme_n: int = 0
+    programme_converted: int = 0
+    global_n: int = 0
+    global_converted: int = 0
+    refreshed_at: dt.datetime
+
+
 # --- journeys: the peers and offers messages point to, and scheduled occurrences ---
 
 

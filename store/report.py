@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, literal, select
+from sqlalchemy import and_, case, delete, exists, func, literal, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from orchestrator.core.campaign_spec import CampaignSpec
@@ -32,6 +32,7 @@ from store.models import (
     Coverage,
     Enrollment,
     FunnelRollup,
+    GlobalEffectRollup,
     Interaction,
     Message,
     MessageEvent,
@@ -49,6 +50,7 @@ MESSAGES = Message.__table__
 INTERACTIONS = Interaction.__table__
 ROLLUP = FunnelRollup.__table__
 ADOPTION_ROLLUP = AdoptionRollup.__table__
+GLOBAL_ROLLUP = GlobalEffectRollup.__table__
 HISTORY = MessageEvent.__table__
 EVENTS = TriggerEvent.__table__
 TASKS = CallTask.__table__
@@ -212,6 +214,8 @@ def refresh_rollup(
                 ],
             )
             written += len(rows)
+    with engine.begin() as conn:
+        refresh_global_effects(conn, campaign_ids, now)
     return written
 
 
@@ -409,7 +413,8 @@ def report(engine: Engine, campaign, *, live: bool = False) -> CampaignReport:
         # The control group's size is the funnel's held-back enrollments (`targeted` of the holdout arm); how many
         # of them others contacted, as of the same rollup.
         overlap = overlap_figures(conn, campaign, adoption["holdout"]["targeted"],
-                                  rollup_contacted_controls(conn, campaign.id) if rolled else None)
+                                  rollup_contacted_controls(conn, campaign.id) if rolled else None,
+                                  rollup_global_effects(conn, campaign.id, as_of) if rolled and as_of else None)
         not_for_me = not_for_me_figures(conn, campaign.id)
         diagnostics = diagnostic_figures(conn, campaign.id)
     title = (campaign.spec or {}).get("title") or campaign.name
@@ -665,11 +670,12 @@ def find_businesses(conn: Connection, clause, text_query: str, limit: int = 50) 
 
 
 def overlap_figures(
-    conn: Connection, campaign, control_n: int, control_contacted: int | None = None
+    conn: Connection, campaign, control_n: int, control_contacted: int | None = None,
+    global_effect: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What a campaign left to others and how clean its control group is, from the store; `control_n` is its control
     group's size (the funnel's held-back enrollments, which a report already has: no second count of them), and
-    `control_contacted` the rollup's count of its contacted controls (None: counted now).
+    `control_contacted` and `global_effect` the rollup's (None: counted now).
 
     `covered`: (winning campaign name, who runs it, businesses) the campaign matched but another owned the
     moment of; `global_held`: businesses kept out as part of a territory's global control group;
@@ -698,7 +704,8 @@ def overlap_figures(
     if control_contacted is None:
         control_contacted = contacted_controls(conn, campaign.id)
     return {"covered": covered, "global_held": int(global_held or 0), "control_contacted": control_contacted,
-            "control_n": control_n, "global_effect": global_effects(conn, campaign.id)}
+            "control_n": control_n,
+            "global_effect": global_effects(conn, campaign.id) if global_effect is None else global_effect}
 
 
 def contacted_controls(conn: Connection, campaign_id: int) -> int:
@@ -726,44 +733,83 @@ def rollup_contacted_controls(conn: Connection, campaign_id: int) -> int | None:
     ).scalar()
 
 
+EFFECT_COLUMNS = ("programme_n", "programme_converted", "global_n", "global_converted")
+
+
 def global_effects(conn: Connection, campaign_id: int | None = None) -> list[dict[str, Any]]:
     """The whole programme's effect on each territory with a global control group (touching this campaign's
-    businesses when given): businesses enrolled by any campaign (treatment or holdout) against those kept
-    in the territory's global control group, converted afterwards or not."""
-    holdouts = TerritoryHoldout.__table__
+    businesses when given), counted now: businesses enrolled by any campaign (treatment or holdout) against those
+    kept in the territory's global control group, converted afterwards or not."""
     out = []
-    for h in conn.execute(select(holdouts).where(holdouts.c.percent > 0).order_by(holdouts.c.id)):
+    for h in _holdouts(conn):
         place = place_clause(BUSINESS.c, h.level, [h.code])
-        if campaign_id is not None:
-            touches = conn.execute(
-                select(func.count()).select_from(ENROLLMENTS.join(BUSINESS, BUSINESS.c.id == ENROLLMENTS.c.business_id))
-                .where(ENROLLMENTS.c.campaign_id == campaign_id, place)
-            ).scalar() or conn.execute(
-                select(func.count()).select_from(COVERAGE.join(BUSINESS, BUSINESS.c.id == COVERAGE.c.business_id))
-                .where(COVERAGE.c.campaign_id == campaign_id, place)
-            ).scalar()
-            if not touches:
-                continue
-        groups = {}
-        for label, table, since, extra in (
-            ("programme", ENROLLMENTS, ENROLLMENTS.c.enrolled_at, ENROLLMENTS.c.arm.in_(("treatment", "holdout"))),
-            ("global", COVERAGE, COVERAGE.c.at, COVERAGE.c.kind == "global"),
-        ):
-            first = (
-                select(table.c.business_id, func.min(since).label("since"))
-                .select_from(table.join(BUSINESS, BUSINESS.c.id == table.c.business_id))
-                .where(place, extra)
-                .group_by(table.c.business_id)
-                .subquery()
-            )
-            converted = (
-                select(func.count(func.distinct(INTERACTIONS.c.business_id)))
-                .select_from(INTERACTIONS.join(first, first.c.business_id == INTERACTIONS.c.business_id))
-                .where(INTERACTIONS.c.kind.in_(CONVERSION_KINDS), INTERACTIONS.c.at >= first.c.since)
-            )
-            groups[label] = (conn.execute(select(func.count()).select_from(first)).scalar() or 0,
-                             conn.execute(converted).scalar() or 0)
-        out.append({"level": h.level, "code": h.code, "percent": float(h.percent),
-                    "programme_n": int(groups["programme"][0]), "programme_converted": int(groups["programme"][1]),
-                    "global_n": int(groups["global"][0]), "global_converted": int(groups["global"][1])})
+        if campaign_id is None or _touches(conn, campaign_id, place):
+            out.append(_territory_effect(conn, h, place))
     return out
+
+
+def _holdouts(conn: Connection) -> list[Any]:
+    holdouts = TerritoryHoldout.__table__
+    return conn.execute(select(holdouts).where(holdouts.c.percent > 0).order_by(holdouts.c.id)).all()
+
+
+def _touches(conn: Connection, campaign_id: int, place: Any) -> bool:
+    """Whether the campaign enrolled or covered a business of the place (the first one found answers)."""
+    return any(conn.execute(select(exists().where(
+        table.c.campaign_id == campaign_id, table.c.business_id == BUSINESS.c.id, place))).scalar()
+        for table in (ENROLLMENTS, COVERAGE))
+
+
+def _territory_effect(conn: Connection, h: Any, place: Any) -> dict[str, Any]:
+    groups = {}
+    for label, table, since, extra in (
+        ("programme", ENROLLMENTS, ENROLLMENTS.c.enrolled_at, ENROLLMENTS.c.arm.in_(("treatment", "holdout"))),
+        ("global", COVERAGE, COVERAGE.c.at, COVERAGE.c.kind == "global"),
+    ):
+        first = (
+            select(table.c.business_id, func.min(since).label("since"))
+            .select_from(table.join(BUSINESS, BUSINESS.c.id == table.c.business_id))
+            .where(place, extra)
+            .group_by(table.c.business_id)
+            .subquery()
+        )
+        converted = (
+            select(func.count(func.distinct(INTERACTIONS.c.business_id)))
+            .select_from(INTERACTIONS.join(first, first.c.business_id == INTERACTIONS.c.business_id))
+            .where(INTERACTIONS.c.kind.in_(CONVERSION_KINDS), INTERACTIONS.c.at >= first.c.since)
+        )
+        groups[label] = (conn.execute(select(func.count()).select_from(first)).scalar() or 0,
+                         conn.execute(converted).scalar() or 0)
+    return {"level": h.level, "code": h.code, "percent": float(h.percent),
+            "programme_n": int(groups["programme"][0]), "programme_converted": int(groups["programme"][1]),
+            "global_n": int(groups["global"][0]), "global_converted": int(groups["global"][1])}
+
+
+def refresh_global_effects(conn: Connection, campaign_ids: list[int], now: dt.datetime) -> None:
+    """Store each territory's global effect as of `now` (`GlobalEffectRollup`), once for the territory and once for
+    each of these campaigns touching it; the rows of other campaigns stay as their last refresh left them."""
+    conn.execute(delete(GLOBAL_ROLLUP).where(or_(GLOBAL_ROLLUP.c.campaign_id.is_(None),
+                                                 GLOBAL_ROLLUP.c.campaign_id.in_(campaign_ids))))
+    rows = []
+    for h in _holdouts(conn):
+        place = place_clause(BUSINESS.c, h.level, [h.code])
+        effect = _territory_effect(conn, h, place) | {"refreshed_at": now}
+        rows.append(effect | {"campaign_id": None})
+        rows.extend(effect | {"campaign_id": c} for c in campaign_ids if _touches(conn, c, place))
+    if rows:
+        conn.execute(GLOBAL_ROLLUP.insert(), rows)
+
+
+def rollup_global_effects(conn: Connection, campaign_id: int | None = None, as_of: str | None = None
+                          ) -> list[dict[str, Any]] | None:
+    """`global_effects` as kept by the last refresh (the campaign's, made at `as_of`, an ISO time; the territories'
+    alone when `campaign_id` is None), or None when no refresh since then kept any (no territory had a global
+    control group then, or the rollup is older than migration 0030): the caller counts them now."""
+    stored = conn.execute(select(GLOBAL_ROLLUP).where(or_(GLOBAL_ROLLUP.c.campaign_id.is_(None),
+                                                          GLOBAL_ROLLUP.c.campaign_id == campaign_id))
+                          .order_by(GLOBAL_ROLLUP.c.id)).all()
+    since = dt.datetime.fromisoformat(as_of) if as_of else None
+    if not any(r.campaign_id is None and (since is None or r.refreshed_at >= since) for r in stored):
+        return None
+    return [{"level": r.level, "code": r.code, "percent": float(r.percent),
+             **{c: int(r._mapping[c]) for c in EFFECT_COLUMNS}} for r in stored if r.campaign_id == campaign_id]

@@ -16,7 +16,16 @@ from orchestrator.app.planning import plan_all
 from orchestrator.cli.main import app as cli
 from orchestrator.core.campaign_spec import load_spec
 from store.admin import apply_campaign
-from store.models import Business, Campaign, Coverage, Enrollment, Interaction, Message, TriggerEvent
+from store.models import (
+    Business,
+    Campaign,
+    Coverage,
+    Enrollment,
+    GlobalEffectRollup,
+    Interaction,
+    Message,
+    TriggerEvent,
+)
 from store.report import campaign_by_name, refresh_rollup, report
 from tests.utils.factories import campaign_spec
 
@@ -251,3 +260,49 @@ def test_the_control_check_is_read_from_the_rollup_as_of_its_refresh(settings, e
     assert (contacted(), contacted(live=True)) == (1, 2)
     refresh_rollup(engine, [metropole], now=NOW + dt.timedelta(days=1))
     assert contacted() == 2
+
+
+def test_global_effects_are_read_from_the_rollup_as_of_its_refresh(settings, env_settings, engine):
+    """Counted live, a territory of millions of enrollments took seconds in every report and barometer: a
+    rolled-up report reads the territory's effect the refresh kept (like the funnel beside it), once for each
+    campaign touching it, and the barometer the territory's own row; both count it now before any refresh."""
+    from store.barometer import barometer
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["territories", "holdout", "departement:35", "10%"]).exit_code == 0
+    departement, metropole = two_campaigns(engine)
+    elsewhere, _, _ = apply_campaign(engine, load_spec(campaign_spec(
+        name="finistere-batiment", owner={"name": "Département du Finistère", "territory": {"departements": ["29"]}})),
+        now=NOW)
+    add_creations(engine, 1, 200)
+    plan_all(bootstrap(env_settings, clock=lambda: NOW), now=NOW)
+    with engine.connect() as conn:
+        kept = sorted(conn.execute(select(COV.c.business_id).where(COV.c.kind == "global")).scalars().unique())
+        rows = {name: campaign_by_name(conn, name) for name in ("metropole-batiment", "finistere-batiment")}
+
+    def convert(business_id: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(Interaction.__table__.insert().values(
+                business_id=business_id, kind="offer_enrolled", at=NOW + dt.timedelta(days=3), data={}))
+
+    def effect(name: str, **kw) -> list[tuple[int, float]]:
+        return [(r["global_n"], r["global_rate"]) for r in report(engine, rows[name], **kw).table("global_effect").rows]
+
+    def around() -> float:
+        [row] = barometer(engine, {"epci": ["243500139"]}, "Rennes Métropole").global_effect.rows
+        return row["global_rate"] * len(kept)
+
+    convert(kept[0])
+    one, two = [(len(kept), 1 / len(kept))], [(len(kept), 2 / len(kept))]
+    assert effect("metropole-batiment") == one and round(around()) == 1  # no rollup yet: counted now
+    refresh_rollup(engine, None, now=NOW)
+    convert(kept[1])  # after the refresh: not in the rolled-up figures yet
+    assert effect("metropole-batiment") == one and round(around()) == 1
+    assert effect("metropole-batiment", live=True) == two
+    assert effect("finistere-batiment") == []  # touches no business of the territory
+    refresh_rollup(engine, [metropole], now=NOW + dt.timedelta(days=1))
+    assert effect("metropole-batiment") == two and round(around()) == 2
+    with engine.connect() as conn:
+        stored = conn.execute(select(GlobalEffectRollup.__table__.c.campaign_id)).scalars().all()
+    assert sorted(stored, key=str) == sorted([None, departement, metropole], key=str)
+    assert elsewhere not in stored
