@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
+from orchestrator.app.collector import collector_paused
 from orchestrator.app.intake import accept_batch
 from store.accounts import partner_events
 from store.models import Partner
@@ -117,7 +118,12 @@ async def read_batch(request: Request) -> list[Any]:
     web.limits). Items stay raw: each is validated on its own, so one bad item never fails the others."""
     body = await request.body()
     try:
-        data = json.loads(body)
+        # With the cyclic collector paused, as `accept_batch`: a batch's items are thousands of dicts that live until
+        # the answer; collections while they were built promoted them towards the oldest generation, and a full
+        # collection of the server's 190,000 objects followed every few dozen batches (3 against 1.4 µs of
+        # collector an event, in process, 180 batches of 500).
+        with collector_paused():
+            data = json.loads(body)
     except (ValueError, RecursionError):  # bad JSON, bad UTF-8, or nested beyond reason
         raise invalid(["body"], "le corps de la requête n'est pas un JSON lisible", "json_invalid") from None
     if not isinstance(data, dict) or "events" not in data:
