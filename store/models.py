@@ -501,6 +501,23 @@ class GlobalEffectRollup(SQLModel, table=True):
     refreshed_at: dt.datetime
 
 
+class OverlapRollup(SQLModel, table=True):
+    """How many businesses a campaign's segment and an overlapping campaign's both select (`store.planning.
+    campaign_overlaps`), as of a rollup, for the two specs' versions then: the campaign page reads it while
+    neither campaign has changed (counted live, two département-wide segments took 250 ms each at 2.8 M businesses).
+    """
+
+    __table_args__ = (Index("ix_overlaprollup_campaign", "campaign_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id")
+    version: int
+    other_id: int = Field(foreign_key="campaign.id")
+    other_version: int
+    businesses: int = 0
+    refreshed_at: dt.datetime
+
+
 # --- journeys: the peers and offers messages point to, and scheduled occurrences ---
 
 

@@ -642,17 +642,20 @@ def set_territory_holdout(conn: Connection, level: str, code: str, percent: floa
 # --- overlaps between campaigns (issue 20) ---
 
 
-def campaign_overlaps(conn: Connection, spec: CampaignSpec, campaign_id: int | None, today: dt.date
-                      ) -> list[dict]:
+def campaign_overlaps(conn: Connection, spec: CampaignSpec, campaign_id: int | None, today: dt.date, *,
+                      counted: dict[tuple[int, int], int] | None = None) -> list[dict]:
     """The active campaigns of other owners that overlap this one (same trigger, intersecting territory and
     segment): who they are, who wins the arbitration, how many businesses both segments select today, and
-    how many each has left to the other so far."""
+    how many each has left to the other so far. `counted`: businesses both select, by the other campaign's
+    (id, version), as a rollup kept them (`store.report.rollup_overlap_counts`); the others are counted now."""
     rule = CampaignRule(campaign_id or 0, 1, spec)
     found = overlaps(rule, active_campaigns(conn, {}))
     out = []
     for o in found:
-        both = conn.execute(select(func.count()).select_from(BUSINESS).where(
-            segment_clause(spec, today), segment_clause(o.other.spec, today))).scalar() or 0
+        both = (counted or {}).get((o.other.id, o.other.version))
+        if both is None:
+            both = conn.execute(select(func.count()).select_from(BUSINESS).where(
+                segment_clause(spec, today), segment_clause(o.other.spec, today))).scalar() or 0
         left_to_it = left_to_us = 0
         if campaign_id:
             counts = dict(conn.execute(

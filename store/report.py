@@ -36,9 +36,11 @@ from store.models import (
     Interaction,
     Message,
     MessageEvent,
+    OverlapRollup,
     TerritoryHoldout,
     TriggerEvent,
 )
+from store.planning import campaign_overlaps
 from store.rediagnostic import asked
 from store.segment_sql import place_clause
 from triggers.model import ADOPTION_CATEGORIES
@@ -51,6 +53,7 @@ INTERACTIONS = Interaction.__table__
 ROLLUP = FunnelRollup.__table__
 ADOPTION_ROLLUP = AdoptionRollup.__table__
 GLOBAL_ROLLUP = GlobalEffectRollup.__table__
+OVERLAP_ROLLUP = OverlapRollup.__table__
 HISTORY = MessageEvent.__table__
 EVENTS = TriggerEvent.__table__
 TASKS = CallTask.__table__
@@ -216,6 +219,7 @@ def refresh_rollup(
             written += len(rows)
     with engine.begin() as conn:
         refresh_global_effects(conn, campaign_ids, now)
+        refresh_overlap_counts(conn, campaign_ids, now)
     return written
 
 
@@ -813,3 +817,29 @@ def rollup_global_effects(conn: Connection, campaign_id: int | None = None, as_o
         return None
     return [{"level": r.level, "code": r.code, "percent": float(r.percent),
              **{c: int(r._mapping[c]) for c in EFFECT_COLUMNS}} for r in stored if r.campaign_id == campaign_id]
+
+
+def refresh_overlap_counts(conn: Connection, campaign_ids: list[int], now: dt.datetime) -> None:
+    """Store how many businesses each of these campaigns shares with each overlapping campaign as of `now`
+    (`OverlapRollup`, for both specs' versions): the campaign page reads them while neither changes."""
+    conn.execute(delete(OVERLAP_ROLLUP).where(OVERLAP_ROLLUP.c.campaign_id.in_(campaign_ids)))
+    rows = []
+    versions = dict(conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.version)).all())
+    for campaign_id, spec in conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.spec)
+                                          .where(CAMPAIGNS.c.id.in_(campaign_ids))):
+        try:
+            parsed = CampaignSpec.model_validate(spec)
+        except ValueError:
+            continue  # a spec that no longer validates has no overlaps to show
+        rows.extend({"campaign_id": campaign_id, "version": versions[campaign_id], "other_id": o["id"],
+                     "other_version": versions[o["id"]], "businesses": o["businesses"], "refreshed_at": now}
+                    for o in campaign_overlaps(conn, parsed, campaign_id, now.date()))
+    if rows:
+        conn.execute(OVERLAP_ROLLUP.insert(), rows)
+
+
+def rollup_overlap_counts(conn: Connection, campaign_id: int, version: int) -> dict[tuple[int, int], int]:
+    """The businesses this campaign (at `version`) shares with each overlapping campaign, by the other's (id,
+    version), as the last refresh counted them (`campaign_overlaps`' `counted`)."""
+    return {(r.other_id, r.other_version): r.businesses for r in conn.execute(
+        select(OVERLAP_ROLLUP).where(OVERLAP_ROLLUP.c.campaign_id == campaign_id, OVERLAP_ROLLUP.c.version == version))}

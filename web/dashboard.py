@@ -40,7 +40,14 @@ from store.audit import user_email
 from store.call_tasks import call_tasks
 from store.followups import followup_clause, missed_count
 from store.planning import campaign_overlaps
-from store.report import business_timeline, campaign_businesses, find_businesses, label_for, report
+from store.report import (
+    business_timeline,
+    campaign_businesses,
+    find_businesses,
+    label_for,
+    report,
+    rollup_overlap_counts,
+)
 from triggers.model import ADOPTION_CATEGORIES
 from web.auth import ScopeDep, csrf_token, require_csrf
 from web.charts import bars_chart, funnel_chart, uplift_chart
@@ -389,7 +396,9 @@ def _overlaps(declic: App, row) -> list[dict[str, Any]]:
     except ValueError:
         return []
     with declic.engine.connect() as conn:
-        return campaign_overlaps(conn, spec, row.id, declic.today())
+        # Counted by the last rollup while neither campaign changed since (one count is a scan of both segments).
+        counted = rollup_overlap_counts(conn, row.id, row.version)
+        return campaign_overlaps(conn, spec, row.id, declic.today(), counted=counted)
 
 
 @router.get("/campagnes/{campaign_id}/export/{table_key}.csv")

@@ -1,8 +1,9 @@
-"""Territories' global effects in the nightly rollup (issue 6 at national scale): `globaleffectrollup` holds, as of
-each refresh, the whole programme against each territory's global control group, once per territory (the
-barometer's) and once per campaign touching it (its report's). Counted live, a département holding 2.8 million
-businesses and 5.6 million enrollments added 7 seconds to every report of a campaign there. Until the first
-refresh after this revision, reports and barometers count them live, as before.
+"""The campaign page's live counts in the nightly rollup (issue 6 at national scale). `globaleffectrollup` holds, as
+of each refresh, the whole programme against each territory's global control group, once per territory (the
+barometer's) and once per campaign touching it (its report's): counted live, a département holding 2.8 million
+businesses and 5.6 million enrollments added 7 seconds to every report of a campaign there. `overlaprollup` holds
+how many businesses two overlapping campaigns' segments both select, for the specs' versions of the refresh (250 ms
+each, live, at 2.8 million). Until the first refresh after this revision, both are counted live, as before.
 
 Revision ID: 0030
 Revises: 0029
@@ -37,8 +38,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_globaleffectrollup_campaign", "globaleffectrollup", ["campaign_id"])
+    op.create_table(
+        "overlaprollup",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("campaign_id", sa.Integer(), sa.ForeignKey("campaign.id"), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("other_id", sa.Integer(), sa.ForeignKey("campaign.id"), nullable=False),
+        sa.Column("other_version", sa.Integer(), nullable=False),
+        sa.Column("businesses", sa.Integer(), nullable=False),
+        sa.Column("refreshed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_overlaprollup_campaign", "overlaprollup", ["campaign_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_overlaprollup_campaign", table_name="overlaprollup")
+    op.drop_table("overlaprollup")
     op.drop_index("ix_globaleffectrollup_campaign", table_name="globaleffectrollup")
     op.drop_table("globaleffectrollup")
