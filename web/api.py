@@ -113,17 +113,16 @@ BATCH_BODY = {
 }
 
 
-async def read_batch(request: Request) -> list[Any]:
-    """The raw items of a posted batch (read only once the token is checked; the body is capped by
-    web.limits). Items stay raw: each is validated on its own, so one bad item never fails the others."""
-    body = await request.body()
+# The answer's encoder: compact, UTF-8 as is; no check for cycles (fresh dicts and lists, 500 of them a batch).
+_ANSWER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def parse_batch(body: bytes) -> list[Any]:
+    """The raw items of a posted batch's body (read only once the token is checked; the body is capped by
+    web.limits), or a 422 saying what is wrong. Items stay raw: each is validated on its own, so one bad item never
+    fails the others."""
     try:
-        # With the cyclic collector paused, as `accept_batch`: a batch's items are thousands of dicts that live until
-        # the answer; collections while they were built promoted them towards the oldest generation, and a full
-        # collection of the server's 190,000 objects followed every few dozen batches (3 against 1.4 µs of
-        # collector an event, in process, 180 batches of 500).
-        with collector_paused():
-            data = json.loads(body)
+        data = json.loads(body)
     except (ValueError, RecursionError):  # bad JSON, bad UTF-8, or nested beyond reason
         raise invalid(["body"], "le corps de la requête n'est pas un JSON lisible", "json_invalid") from None
     if not isinstance(data, dict) or "events" not in data:
@@ -140,6 +139,30 @@ async def read_batch(request: Request) -> list[Any]:
     return events
 
 
+def answer_batch(engine: Any, partner: Partner, body: bytes, secret: str | None, today: dt.date,
+                 now: dt.datetime) -> tuple[dict[str, int], str]:
+    """A posted batch from its body to its answer (the counts, and the answer's JSON text): parsed, validated, stored
+    and written out with the cyclic collector paused.
+
+    Why the whole of it: a batch's items and statuses are thousands of dicts living until the answer is written; with
+    the collector on while they lived, its collections scanned them and pushed them towards the oldest generation,
+    and a full collection of the server's ~190,000 objects followed every few dozen batches. Nothing of the batch
+    outlives the pause (the work is done in `_answer`, whose objects go when it returns), so resuming finds nothing
+    of it to scan."""
+    with collector_paused():
+        return _answer(engine, partner, body, secret, today, now)
+
+
+def _answer(engine: Any, partner: Partner, body: bytes, secret: str | None, today: dt.date,
+            now: dt.datetime) -> tuple[dict[str, int], str]:
+    counts, items = accept_batch(engine, partner, parse_batch(body), secret, today, now)
+    if counts["rejected"]:
+        count_rejects(partner.name, items)
+    # The answer (schema `BatchResult`) written out as it stands: FastAPI would build and validate a model per
+    # item's status before writing it.
+    return counts, _ANSWER.encode({**counts, "items": items})
+
+
 async def current_partner(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Partner:
@@ -151,27 +174,18 @@ async def current_partner(
     return await run_in_threadpool(get_partner, engine, credentials)
 
 
-# The answer's encoder: compact, UTF-8 as is; no check for cycles (fresh dicts and lists, 500 of them a batch).
-_ANSWER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
-
-
 @router.post("/events", response_model=BatchResult, responses=ERRORS, openapi_extra=BATCH_BODY)
 async def post_events(request: Request, partner: Annotated[Partner, Depends(current_partner)],
                       background: BackgroundTasks) -> Response:
     """Submit 1 to 1,000 events. The token is checked before the body is read; each item is validated on
     its own (schema: `EventItem`) and gets its status; accepted items are committed before the answer;
     the same `external_id` twice is stored once."""
-    events = await read_batch(request)
+    body = await request.body()
     declic = app_of(request)
     now = declic.now()  # one reading: the batch's moment and its local day
-    counts, items = await run_in_threadpool(accept_batch, declic.engine, partner, events,
-                                            declic.settings.resolved_secret, now.astimezone(declic.zone).date(), now)
-    if counts["rejected"]:
-        count_rejects(partner.name, items)
-    # The answer (schema `BatchResult`) written out as it stands: FastAPI would build and validate a model per
-    # item's status before writing it.
-    body = _ANSWER.encode({**counts, "items": items})
-    reply = Response(body, media_type="application/json", background=background)
+    counts, answer = await run_in_threadpool(answer_batch, declic.engine, partner, body,
+                                             declic.settings.resolved_secret, now.astimezone(declic.zone).date(), now)
+    reply = Response(answer, media_type="application/json", background=background)
     if counts["accepted"] and os.environ.get("PREFECT_API_URL"):
         # After the answer, in a worker thread: a slow or unreachable Prefect API never delays a partner.
         background.add_task(announce_batch, partner, BatchResult.model_construct(**counts, items=[]), declic.now())

@@ -1,10 +1,11 @@
-"""The API parses a batch with the cyclic collector paused (as `accept_batch` validates and stores it): the items are
-thousands of dicts that live until the answer, and collections while they were built pushed them towards the oldest
-generation. The collector is back as it was afterwards, also when the body is refused."""
+"""The API takes a batch from its body to its answer with the cyclic collector paused (`web.api.answer_batch`): the
+items and statuses are thousands of dicts that live until the answer is written, and collections while they lived
+pushed them towards the oldest generation. The collector is back as it was afterwards, also when the body is
+refused."""
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
 import gc
 import json
 
@@ -13,22 +14,28 @@ from fastapi.exceptions import RequestValidationError
 
 import web.api as api
 
-
-class Body:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    async def body(self) -> bytes:
-        return self._body
+NOW = dt.datetime(2026, 12, 6, 10, 0, tzinfo=dt.UTC)
 
 
-def test_the_batch_is_parsed_with_the_collector_paused_and_it_resumes(monkeypatch):
+class Partner:
+    id, name = 7, "bge"
+
+
+def test_the_batch_goes_from_body_to_answer_with_the_collector_paused(monkeypatch):
     seen = []
     loads = json.loads
+
+    def accept(engine, partner, raw_items, secret, today, now):
+        seen.append(gc.isenabled())
+        statuses = [{"index": 0, "external_id": "a", "status": "rejected", "field": "siret", "reason": "absent"}]
+        return {"accepted": 0, "duplicate": 0, "rejected": 1, "withheld": 0, "dropped_fields": 0}, statuses
+
     monkeypatch.setattr(api.json, "loads", lambda text: seen.append(gc.isenabled()) or loads(text))
+    monkeypatch.setattr(api, "accept_batch", accept)
     assert gc.isenabled()
-    events = asyncio.run(api.read_batch(Body(b'{"events": [{"external_id": "a"}]}')))
-    assert events == [{"external_id": "a"}] and seen == [False] and gc.isenabled()
-    with pytest.raises(RequestValidationError):
-        asyncio.run(api.read_batch(Body(b'{"events": [')))
+    counts, answer = api.answer_batch(None, Partner(), b'{"events": [{"external_id": "a"}]}', None, NOW.date(), NOW)
     assert seen == [False, False] and gc.isenabled()
+    assert counts["rejected"] == 1 and loads(answer)["items"][0]["field"] == "siret"
+    with pytest.raises(RequestValidationError):
+        api.answer_batch(None, Partner(), b'{"events": [', None, NOW.date(), NOW)
+    assert seen == [False, False, False] and gc.isenabled()
