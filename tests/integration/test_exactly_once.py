@@ -180,7 +180,8 @@ def test_a_campaign_pauses_itself_on_permanent_failures_and_says_why(settings, e
         counts = dispatch_all(app)  # stops by itself: a paused campaign's messages are not claimed again
     finally:
         app.close()
-    assert counts["paused_campaigns"] == 1 and counts["failed"] == 10 and counts["sent"] == 10
+    assert counts["paused_campaigns"] == 1 and counts["failed"] == 10 and counts["sent"] == 10, \
+        (counts, statuses(engine))
     # The next batch, claimed while the first was on the wire, was stopped by the check at send time.
     assert counts["cancelled_campaign_paused"] == 20
     with engine.connect() as conn:
