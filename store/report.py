@@ -186,7 +186,9 @@ def refresh_rollup(
     The database aggregates the messages and interactions (the heavy part, one statement per campaign);
     the rollup keeps one row per breakdown value (`orchestrator.core.stats.marginals`), a few hundred rows
     per campaign however many messages it sent. Late conversion events are attributed first, so the
-    nightly run also catches events whose business became known after they arrived.
+    nightly run also catches events whose business became known after they arrived. Then, as of the same `now`,
+    the territories' global effects and these campaigns' overlap counts (the campaign page's other counts over
+    millions of rows: `refresh_global_effects`, `refresh_overlap_counts`).
     """
     with engine.begin() as conn:
         attribute_conversions(conn)
