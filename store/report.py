@@ -827,8 +827,8 @@ def refresh_overlap_counts(conn: Connection, campaign_ids: list[int], now: dt.da
     conn.execute(delete(OVERLAP_ROLLUP).where(OVERLAP_ROLLUP.c.campaign_id.in_(campaign_ids)))
     rows = []
     versions = dict(conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.version)).all())
-    for campaign_id, spec in conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.spec)
-                                          .where(CAMPAIGNS.c.id.in_(campaign_ids))):
+    specs = conn.execute(select(CAMPAIGNS.c.id, CAMPAIGNS.c.spec).where(CAMPAIGNS.c.id.in_(campaign_ids))).all()
+    for campaign_id, spec in specs:  # read whole first: campaign_overlaps queries the same connection
         try:
             parsed = CampaignSpec.model_validate(spec)
         except ValueError:
