@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from segments.taxonomy import family_for_naf
 from segments.territory import commune as commune_info
-from store.driver import insert_rows
+from store.driver import driver_sql, insert_rows
 from store.models import Business
 from store.sql import chunks, insert_for_dialect
 from triggers.model import BusinessFacts
@@ -175,10 +175,10 @@ def _sqlite_upsert(conn: Connection, rows: list[tuple], sets_state: bool, create
     stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     given = {"created_at": stamp, "updated_at": stamp, "created_by": created_by, "state": "active"}
     extra = tuple(given[name] if name in given else value for name, value in constants)
-    conn.exec_driver_sql(sql, [values + extra for values in rows])
+    driver_sql(conn, sql, [values + extra for values in rows])
     sirets = json.dumps([values[0] for values in rows])
-    return dict(conn.exec_driver_sql("SELECT siret, id FROM business WHERE siret IN (SELECT value FROM json_each(?))",
-                                     (sirets,)).all())
+    return dict(driver_sql(conn, "SELECT siret, id FROM business WHERE siret IN (SELECT value FROM json_each(?))",
+                           (sirets,)).rows)
 
 
 @lru_cache(maxsize=8)
@@ -289,7 +289,7 @@ def stored_details(conn: Connection, sirets: Iterable[str]) -> dict[str, StoredD
     wanted = sorted(set(sirets))
     if wanted and conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite":
         # head_office (a BOOLEAN) comes back from the driver as 0/1: as SQLAlchemy reads it, a bool.
-        for row in conn.exec_driver_sql(_DETAILS_SQLITE, (json.dumps(wanted),)).all():
+        for row in driver_sql(conn, _DETAILS_SQLITE, (json.dumps(wanted),)).rows:
             *first, head_office, created_by = row
             out[row[1]] = StoredDetails(*first, None if head_office is None else bool(head_office), created_by)
         return out

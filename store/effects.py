@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from sqlalchemy import case, select, update
 from sqlalchemy.engine import Connection
 
+from store.driver import driver_sql
 from store.models import Business, Message, TriggerEvent
 from store.sql import chunks
 
@@ -55,7 +56,7 @@ def write_event_effects(conn: Connection, stages: Mapping[int, str], closing: Co
                 # A late event (a judgment published after the liquidation, a partner's note) never gives a
                 # closed business a live stage again: only Sirene reopens one.
                 sql = f"UPDATE business SET lifecycle_stage = {mark} WHERE id IN ({marks}) AND state != 'closed'"
-            conn.exec_driver_sql(sql, (stage, *part))
+            driver_sql(conn, sql, (stage, *part))
     if closing:
         cancel_planned_messages(conn, closing, "business closed")
 

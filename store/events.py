@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from store.businesses import StoredDetails, partner_proposals, stored_details, upsert_businesses
-from store.driver import insert_values
+from store.driver import driver_sql, insert_values
 from store.models import Business, Partner, TriggerEvent
 from store.privacy import any_erased, fingerprint, hashed_among
 from store.proposals import record_proposals
@@ -161,8 +161,8 @@ def store_events_in(conn: Connection, events: Sequence[EventIn], partner_id: int
                   and e.siret not in created and e.siret in ids]
         if attach:  # the driver's executemany: one statement, plain tuples
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            conn.exec_driver_sql(f"UPDATE triggerevent SET business_id = {mark}, status = 'accepted' WHERE id = {mark}",
-                                 [(a["bid"], a["eid"]) for a in attach])
+            driver_sql(conn, f"UPDATE triggerevent SET business_id = {mark}, status = 'accepted' WHERE id = {mark}",
+                       [(a["bid"], a["eid"]) for a in attach])
     out: list[Stored] = []
     append = out.append
     for i, (e, key) in enumerate(zip(events, keys, strict=True)):
@@ -193,7 +193,7 @@ def stored_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[
         for part in chunks(sorted(set(ids)), 900):
             sql = (f"SELECT external_id FROM triggerevent WHERE source = {mark} "
                    f"AND external_id IN ({', '.join([mark] * len(part))})")
-            found.update((source, x) for (x,) in conn.exec_driver_sql(sql, (source, *part)))
+            found.update((source, x) for (x,) in driver_sql(conn, sql, (source, *part)).rows)
     return found
 
 

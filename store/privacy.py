@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.engine import Connection
 
+from store.driver import driver_sql
 from store.models import (
     Business,
     BusinessProposal,
@@ -373,7 +374,7 @@ _ANY_ERASED = "SELECT 1 FROM suppression WHERE address_hash IS NOT NULL LIMIT 1"
 def any_erased(conn: Connection) -> bool:
     """Whether any identity was ever erased: one indexed look at the suppression list. When none was (the common
     case), there is nothing to hash."""
-    return conn.exec_driver_sql(_ANY_ERASED).first() is not None
+    return bool(driver_sql(conn, _ANY_ERASED).rows)
 
 
 def hashed_among(conn: Connection, digests: Iterable[str]) -> set[str]:
