@@ -216,10 +216,9 @@ def _driver_path(conn: Connection) -> bool:
 
 def _run(conn: Connection, stmt: Any, plan: _Plan | None, params: tuple | None, rows: Sequence[Any]) -> list[tuple]:
     # One chunk: by the driver with the flat parameters, or by SQLAlchemy with the rows as dicts.
-    if params is None or plan is None:
-        result = conn.execute(stmt, list(rows))
-    else:
+    if params is not None and plan is not None:
         return driver_sql(conn, plan.statement(len(rows)), params).rows
+    result = conn.execute(stmt, list(rows))
     # One fetch of all rows: a third of the cost of row by row.
     return list(map(tuple, result.all())) if result.returns_rows else []
 
@@ -242,8 +241,10 @@ def driver_sql(conn: Connection, sql: str, params: Sequence[Any] | list[Sequence
     cursor, a Row per row) cost more than SQLite's own work in a single-event partner request: about a sixth of the
     server's CPU per request, over its seven statements. PostgreSQL (where SQLAlchemy also notices a lost
     connection), and any engine with statement listeners (the tests' query-plan checks), keep `exec_driver_sql`."""
+    if params == []:
+        return DriverResult([], 0)  # no parameter sequence: nothing to run (exec_driver_sql would run it once)
     dispatch = conn.dispatch
-    if (conn.dialect.driver != "pysqlite" or dispatch.before_cursor_execute or dispatch.after_cursor_execute):
+    if conn.dialect.driver != "pysqlite" or dispatch.before_cursor_execute or dispatch.after_cursor_execute:
         result = conn.exec_driver_sql(sql, params or None)
         return DriverResult([tuple(r) for r in result.all()] if result.returns_rows else [], result.rowcount)
     cursor = conn.connection.driver_connection.cursor()

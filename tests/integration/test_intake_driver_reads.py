@@ -91,6 +91,7 @@ def test_driver_sql_runs_as_exec_driver_sql_does(engine):
         # A list of parameter sequences: once for each, the rows changed summed; a statement without rows gives none.
         changed = driver_sql(conn, insert, [("Fournil", SIRETS[0]), ("Salon", SIRETS[1]), ("Nul", "00000000000000")])
         assert (changed.rows, changed.rowcount) == ([], 2)
+        assert driver_sql(conn, insert, []).rowcount == 0  # no parameter sequence: not run at all
         got = driver_sql(conn, read, (SIRETS[0], SIRETS[1]))
         assert got.rows == [tuple(r) for r in conn.exec_driver_sql(read, (SIRETS[0], SIRETS[1])).all()]
         assert got.rows == sorted([(SIRETS[0], "Fournil", None), (SIRETS[1], "Salon", None)])
