@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -119,8 +118,11 @@ BATCH_BODY = {
 _ANSWER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
-# A run of 19 digits or more: a number that may not fit 64 bits, which orjson reads as a float.
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+# A run of 19 digits or more: a number that may not fit 64 bits, which orjson reads as a float. Found as 19 zeros
+# in the body with every digit turned into "0" and every other byte into "x": one C pass, where a regular expression
+# cost four times orjson's whole read.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 def _decoded(body: bytes) -> Any:
@@ -128,7 +130,7 @@ def _decoded(body: bytes) -> Any:
     time. A body with a long number goes to the json module (it keeps the integer exact), and so does what orjson
     refuses and the json module reads (NaN, escaped lone surrogates, a UTF-16 body or a byte-order mark); the json
     module also gives the verdict on what neither reads."""
-    if _LONG_NUMBER.search(body):
+    if _LONG_NUMBER in body.translate(_DIGITS_AS_ZEROS):
         return json.loads(body)
     try:
         return orjson.loads(body)
