@@ -1,7 +1,8 @@
 """The API takes a batch from its body to its answer with the cyclic collector paused (`web.api.answer_batch`): the
 items and statuses are thousands of dicts that live until the answer is written, and collections while they lived
 pushed them towards the oldest generation. The collector is back as it was afterwards, also when the body is
-refused."""
+refused. The body is read (orjson first) into exactly what the json module reads, and the answer written as its
+compact text."""
 
 from __future__ import annotations
 
