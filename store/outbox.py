@@ -151,9 +151,11 @@ _CONTEXT_AT = [c.name for c in MESSAGES.c].index("context")
 def _decoded(value: Any) -> Any:
     if not isinstance(value, str | bytes):
         return value  # a driver that decodes JSON itself (psycopg)
+    # orjson reads an integer past 64 bits as a float; a context never holds one (ids, texts, dates), unlike a
+    # partner's body (`web.api._decoded` checks for them).
     try:
         return orjson.loads(value)
-    except orjson.JSONDecodeError:  # what orjson does not read (NaN, integers past 64 bits): the json module
+    except orjson.JSONDecodeError:  # what orjson does not read (NaN, lone surrogates): the json module
         return json.loads(value)
 
 
