@@ -43,7 +43,7 @@ import os
 import queue
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -786,8 +786,9 @@ class FirstLoadRows:
         fam = self._family[naf] = entry.family if entry else None
         return fam
 
-    def build(self, records: list[Record]) -> tuple[list[tuple], list[tuple[int, Record]], dict[str, int]]:
-        """(rows, [(row index, record) of the recent creations], rows left out by reason)."""
+    def build(self, records: list[Record]) -> tuple[list[Sequence], list[tuple[int, Record]], dict[str, int]]:
+        """(the rows' columns in BUSINESS_ROW order, [(row index, record) of the recent creations], rows left out by
+        reason)."""
         skipped = {SKIP_REPEATED: 0, SKIP_CLOSED: 0, SKIP_NOT_TPE: 0}
         # Within a chunk the last row of a SIRET wins (an update file may repeat one).
         by_siret = dict(zip([rec[R_SIRET] for rec in records], records, strict=True))
@@ -808,7 +809,7 @@ class FirstLoadRows:
             records = kept
             cols = list(zip(*records, strict=True)) if records else [()] * (R_FORM + 1)
         if not records:
-            return [], [], skipped
+            return [[] for _ in BUSINESS_ROW], [], skipped
         (sirets, names, nafs, naf25s, communes, tranches, employers, creations, states, dncs, streets, postals,
          cities, _since, heads, categories, forms) = cols
         young, cutoff, today = self.young_cutoff, self.creation_cutoff, self.today
@@ -821,20 +822,22 @@ class FirstLoadRows:
         for code in set(communes).difference(place):
             self.territory(code)
         codes, epcis, deps, regions = zip(*map(place.__getitem__, communes), strict=True)
-        rows = list(zip(
-            sirets, [s[:9] for s in sirets], names, nafs, naf25s, map(family.__getitem__, nafs), codes, epcis, deps,
-            regions, tranches, employers, creations, states, dncs, stages, streets, postals, cities,
-            ["sirene" if s else None for s in streets], heads, categories, forms, strict=True,
-        ))  # fmt: skip
-        return rows, recent, skipped
+        columns = [
+            sirets, [s[:9] for s in sirets], names, nafs, naf25s, list(map(family.__getitem__, nafs)), codes, epcis,
+            deps, regions, tranches, employers, creations, states, dncs, stages, streets, postals, cities,
+            ["sirene" if s else None for s in streets], heads, categories, forms,
+        ]  # fmt: skip
+        return columns, recent, skipped
 
 
 def built_chunks(
-    chunks: Iterator[tuple[list[Record], list[Reject], int, dict[str, int]]], rows: FirstLoadRows
-) -> Iterator[tuple[list[tuple], list[tuple[int, Record]], list[Reject], int, dict[str, int]]]:
-    """A first load's chunks as (rows, recent records, rejects, rows read, rows left out by reason)."""
+    chunks: Iterator[tuple[Any, list[Reject], int, dict[str, int]]],
+    build: Callable[[Any], tuple[Any, list[tuple[int, Record]], dict[str, int]]],
+) -> Iterator[tuple[Any, list[tuple[int, Record]], list[Reject], int, dict[str, int]]]:
+    """A first load's chunks as (rows, recent records, rejects, rows read, rows left out by reason), the rows as
+    `build` makes them of a chunk's records (`FirstLoadRows.build`: columns; the columnar builder: an Arrow batch)."""
     for records, rejects, read, skipped in chunks:
-        built, recent, left_out = rows.build(records)
+        built, recent, left_out = build(records)
         yield built, recent, rejects, read, {k: skipped.get(k, 0) + left_out.get(k, 0) for k in {*skipped, *left_out}}
 
 
@@ -866,18 +869,27 @@ def parser_process(
                     os._exit(3)
 
     try:
-        if columnar:  # the pyarrow reader (triggers.sirene_columnar), same chunks
+        if columnar and cutoffs is not None:  # a first load's rows built by Arrow and sent as Arrow's IPC bytes
             # Imported here: triggers.sirene_columnar imports this module (a cycle at module level).
+            from triggers.sirene_columnar import first_load_batches, ipc_bytes
+
+            for batch, recent, rejects, read, skipped in first_load_batches(path, None, chunk_size,
+                                                                            FirstLoadRows(*cutoffs)):
+                flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
+                put(("arrow", marshal.dumps((ipc_bytes(batch), recent, flat, read, skipped), 2)))
+            put(("done", None))
+            return
+        if columnar:  # the pyarrow reader (triggers.sirene_columnar), same chunks
             from triggers.sirene_columnar import columnar_chunks
 
             chunks = columnar_chunks(path, None, chunk_size, drop_out_of_scope)
         else:
             chunks = chunked_records(path, None, chunk_size, drop_out_of_scope)
         if cutoffs is not None:
-            for rows, recent, rejects, read, skipped in built_chunks(chunks, FirstLoadRows(*cutoffs)):
+            for columns, recent, rejects, read, skipped in built_chunks(chunks, FirstLoadRows(*cutoffs).build):
                 flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
                 # Version 2 (no object references): half the CPU of version 4 for these rows, 1.5 times the bytes.
-                put(("rows", marshal.dumps((rows, recent, flat, read, skipped), 2)))
+                put(("rows", marshal.dumps((columns, recent, flat, read, skipped), 2)))
         else:
             for records, rejects, read, skipped in chunks:
                 flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]

@@ -39,19 +39,23 @@ from stdnum.fr import siret as stdnum_siret
 
 from triggers.model import Reject
 from triggers.sirene import (
+    BUSINESS_ROW,
     CATEGORIES,
     NAF_UNKNOWN,
     ND,
     SKIP_CLOSED,
     SKIP_NOT_TPE,
+    SKIP_REPEATED,
     STREET_TYPES,
     TPE_TRANCHES,
     TRANCHES,
+    FirstLoadRows,
     Lookups,
     Record,
     SireneFormatError,
     SireneReader,
     StockCsv,
+    built_chunks,
     zip_member,
 )
 from triggers.sirene_ul import (
@@ -72,12 +76,20 @@ try:  # optional: the [national] extra
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pv
+    import pyarrow.ipc  # noqa: F401 - pa.ipc
 except ImportError:  # pragma: no cover - exercised where pyarrow is not installed
     pa = pc = pv = None  # type: ignore[assignment]
 
 # Bytes of CSV per record batch (about 21,000 rows of the stock). Arrow's reader holds 150 MB while it reads with
 # 4 MB blocks, 206 MB with 8 MB ones; below 4 MB the per-batch work in Python starts to show.
 BLOCK_SIZE = 4 << 20
+
+
+# A Sirene record's fields (`triggers.sirene.Record`, R_* order) as Arrow column names, and a legal unit's
+# (`triggers.sirene_ul.UlRecord`).
+RECORD_FIELDS = ("siret", "name", "naf", "naf25", "commune", "tranche", "employer", "creation", "state", "dnc",
+                 "street", "postal", "city", "since", "head", "category", "form")
+_UL_FIELDS = ("siren", "category", "year", "form")
 
 
 def available() -> bool:
@@ -170,24 +182,44 @@ def _null_if_empty(arr: Any) -> Any:
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
-class _Checked:
-    """Per-file cache of the distinct values already checked (NAF codes, communes, dates), kept as Arrow arrays so
-    that only the values a batch brings for the first time reach Python."""
+class _Lookup:
+    """Per-file results of a rule on the distinct values already seen (NAF codes, communes, dates), kept as Arrow
+    arrays (each value and its results at the same place) so that only the values a batch brings for the first time
+    reach Python. A batch's column is dictionary-encoded, its distinct values found among those known (one hash
+    table of them a batch: a national file brings 37,000 communes) and their results taken back onto the rows.
 
-    def __init__(self, check) -> None:
-        self.check = check
-        self.seen = pa.array([], pa.string())  # every value checked so far
-        self.good = pa.array([], pa.string())  # those that passed
+    `rule(value)` gives a tuple of results of `types`; a null value gets null results."""
+
+    def __init__(self, rule: Callable[[str], tuple], types: Sequence[Any]) -> None:
+        self.rule = rule
+        self.types = types
+        self.known = pa.array([], pa.string())  # every value seen so far
+        self.results = [pa.array([], t) for t in types]  # their results, at the same places
+
+    def take(self, arr: Any) -> list[Any]:
+        """The results of each row's value, one array per result."""
+        encoded = pc.dictionary_encode(arr)
+        values = encoded.dictionary
+        at = pc.index_in(values, value_set=self.known)
+        if at.null_count:
+            new = values.filter(pc.is_null(at))
+            self.known = pa.concat_arrays([self.known, new])
+            found = list(zip(*map(self.rule, new.to_pylist()), strict=True))
+            self.results = [pa.concat_arrays([old, pa.array(column, t)])
+                            for old, column, t in zip(self.results, found, self.types, strict=True)]
+            at = pc.index_in(values, value_set=self.known)
+        indices = encoded.indices
+        return [pc.take(pc.take(column, at), indices) for column in self.results]
+
+
+class _Checked(_Lookup):
+    """`_Lookup` of a check: `mask(arr)` is True where the value passes."""
+
+    def __init__(self, check: Callable[[str], Any]) -> None:
+        super().__init__(lambda v: (bool(check(v)),), [pa.bool_()])
 
     def mask(self, arr: Any) -> Any:
-        values = pc.unique(arr)
-        new = values.filter(pc.invert(pc.is_in(values, value_set=self.seen)))
-        if len(new):
-            good = [v for v in new.to_pylist() if self.check(v)]
-            self.seen = pa.concat_arrays([self.seen, new])
-            if good:
-                self.good = pa.concat_arrays([self.good, pa.array(good, pa.string())])
-        return pc.is_in(arr, value_set=self.good)
+        return self.take(arr)[0]
 
 
 class _Mapped:
@@ -229,6 +261,7 @@ class _Numbered:
     wrong_width: list[tuple[int, list[str]]]  # rows Arrow took out (wrong column count): (line, fields)
     alive: Any  # boolean array: the batch's rows that are rows (a blank line is not)
     read: Sequence[int]  # lines of the rows read (blank lines left out, rows of the wrong width in)
+    masked_columns: list[int]  # the columns where some value may be INSEE's mask, [ND] (a byte search)
 
     def lines_of(self, mask: Any) -> Any:
         """The lines of the batch's rows where `mask` is true, as an Arrow int64 array."""
@@ -295,7 +328,10 @@ class _ArrowStock:
     def batches(self) -> Iterator[_Numbered]:
         record_no = 1  # Arrow's record counter: the header is record 1
         for batch in self._raw_batches():
-            lines, invalid_rows = self._lines(batch, record_no, self.line)
+            # A value holding a line break or [ND] is rare: one byte search over each column's data finds them.
+            datas = [b"" if (d := c.buffers()[2]) is None else d.to_pybytes() for c in batch.columns]
+            newlines = [c for c, data in zip(batch.columns, datas, strict=True) if b"\n" in data]
+            lines, invalid_rows = self._lines(batch, record_no, self.line, newlines)
             record_no += batch.num_rows + len(invalid_rows)
             self.line = max([self.line, *lines[-1:], *(r[0] for r in invalid_rows)])
             wrong: list[tuple[int, list[str]]] = []
@@ -310,7 +346,8 @@ class _ArrowStock:
                 read = [ln for ln, k in zip(lines, alive.to_pylist(), strict=True) if k]
             if wrong:
                 read = sorted([*read, *(ln for ln, _f in wrong)])
-            yield _Numbered(batch, lines, wrong, alive, read)
+            nd = ND.encode()
+            yield _Numbered(batch, lines, wrong, alive, read, [i for i, data in enumerate(datas) if nd in data])
 
     @staticmethod
     def _not_blank(batch: Any) -> Any:
@@ -329,8 +366,10 @@ class _ArrowStock:
                 return pa.array(mask)
         return pa.array([True] * n)
 
-    def _lines(self, batch: Any, record_no: int, line: int) -> tuple[Sequence[int], list[tuple[int, str, int]]]:
-        """Physical end lines of the batch's rows, and its invalid rows as (end line, text, columns)."""
+    def _lines(self, batch: Any, record_no: int, line: int, newlines: list[Any]
+               ) -> tuple[Sequence[int], list[tuple[int, str, int]]]:
+        """Physical end lines of the batch's rows, and its invalid rows as (end line, text, columns); `newlines`: the
+        batch's columns where some value holds a line break."""
         n = batch.num_rows
         # Invalid rows (wrong column count) are taken out of the batch by Arrow; their record numbers
         # place them among the valid ones.
@@ -342,8 +381,6 @@ class _ArrowStock:
         while invalid and invalid[0][0] <= last + 1:
             mine.append(invalid.pop(0))
             last += 1
-        # A value holding a line break is rare; the check is a byte search over each column's data.
-        newlines = [c for c in batch.columns if (d := c.buffers()[2]) is not None and d.to_pybytes().find(b"\n") >= 0]
         if not mine and not newlines:
             return range(line + 1, line + 1 + n), []
         per_row = [0] * n
@@ -415,34 +452,67 @@ class _Lines:
         return taken
 
 
+class _Records:
+    """Records in file order, kept as the Arrow batches they came in (a record's fields as columns) until a chunk
+    is cut: a first load's builder takes them as they are (`FirstLoadColumns`), other readers as tuples."""
+
+    def __init__(self) -> None:
+        self.batches: list[Any] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, batch: Any) -> None:
+        if batch.num_rows:
+            self.batches.append(batch)
+            self.size += batch.num_rows
+
+    def cut(self, k: int) -> Any:
+        """The first k records as an Arrow table (None when there are none); the rest stay."""
+        if not self.batches or k <= 0:
+            return None
+        table = pa.Table.from_batches(self.batches)
+        self.batches = table.slice(k).to_batches()
+        self.size = max(0, self.size - k)
+        return table.slice(0, k)
+
+
+def _tuples(table: Any) -> list[tuple]:
+    """An Arrow table's rows as tuples (None: no rows)."""
+    if table is None:
+        return []
+    return list(zip(*(c.to_pylist() for c in table.columns), strict=True))
+
+
 class _Pending:
     """What a reader found and has not handed over yet, each in file order: records and their lines, rejects,
     the lines of the rows read, and the lines of the rows dropped (per reason)."""
 
     def __init__(self, reasons: Sequence[str] = ()) -> None:
-        self.recs: list[tuple] = []
+        self.recs = _Records()
         self.rec_lines = _Lines()
         self.rejects: list[Reject] = []
         self.rows = _Lines()  # rows read
         self.dropped: dict[str, _Lines] = {r: _Lines() for r in reasons}
 
-    def add(self, numbered: _Numbered, keep: Any, recs: list[tuple]) -> None:
-        """A batch's rows read, and the records of its rows kept (`keep`: a boolean array, or None: all)."""
+    def add(self, numbered: _Numbered, keep: Any, recs: Any) -> None:
+        """A batch's rows read, and the records of its rows kept (`recs`, an Arrow batch or None: none; `keep`: a
+        boolean array of the rows kept, or None: all)."""
         self.rows.add(numbered.read)
-        self.recs.extend(recs)
-        self.rec_lines.add(numbered.lines if keep is None else numbered.lines_of(keep))
+        if recs is not None:
+            self.recs.add(recs)
+            self.rec_lines.add(numbered.lines if keep is None else numbered.lines_of(keep))
 
-    def chunks(self, chunk_size: int, last: bool = False) -> Iterator[tuple[list[tuple], list[Reject], int, dict]]:
-        """(records, rejects, rows read, rows dropped by reason) for each full chunk (and the rest when `last`)."""
+    def chunks(self, chunk_size: int, last: bool = False) -> Iterator[tuple[Any, list[Reject], int, dict]]:
+        """(records as an Arrow table or None, rejects, rows read, rows dropped by reason) for each full chunk (and
+        the rest when `last`)."""
         self.rejects.sort(key=lambda r: r.line)
         while len(self.recs) >= chunk_size:
             upto = self.rec_lines.at(chunk_size - 1)
-            recs = self.recs[:chunk_size]
-            del self.recs[:chunk_size]
-            yield recs, *self._cut(upto)
+            yield self.recs.cut(chunk_size), *self._cut(upto)
         if last:
-            recs, self.recs = self.recs, []
-            yield recs, *self._cut(sys.maxsize)
+            yield self.recs.cut(len(self.recs)), *self._cut(sys.maxsize)
 
     def _cut(self, upto: int) -> tuple[list[Reject], int, dict[str, int]]:
         self.rec_lines.take_upto(upto)
@@ -484,17 +554,22 @@ class ColumnarReader:
         self.dates = _Checked(_date_ok)
 
     def chunks(self, chunk_size: int) -> Iterator[tuple[list[Record], list[Reject], int, dict[str, int]]]:
+        for table, rejects, read, skipped in self.tables(chunk_size):
+            yield _tuples(table), rejects, read, skipped
+
+    def tables(self, chunk_size: int) -> Iterator[tuple[Any, list[Reject], int, dict[str, int]]]:
+        """`chunks()` with each chunk's records as an Arrow table (RECORD_FIELDS; None when it has none)."""
         idx = self.row_reader.columns()
         stats = self.row_reader.stats
         pending = _Pending((SKIP_CLOSED, SKIP_NOT_TPE))
         for numbered in _ArrowStock(self.row_reader, len(idx)).batches():
             self._read_batch(numbered, idx, pending)
-            for recs, rejects, read, skipped in pending.chunks(chunk_size):
+            for table, rejects, read, skipped in pending.chunks(chunk_size):
                 stats.read += read
-                yield recs, rejects, read, skipped
-        for recs, rejects, read, skipped in pending.chunks(chunk_size, last=True):
+                yield table, rejects, read, skipped
+        for table, rejects, read, skipped in pending.chunks(chunk_size, last=True):
             stats.read += read
-            yield recs, rejects, read, skipped
+            yield table, rejects, read, skipped
 
     def _read_batch(self, numbered: _Numbered, idx: dict[str, int], pending: _Pending) -> None:
         batch = numbered.batch
@@ -506,7 +581,7 @@ class ColumnarReader:
             rejects.append(Reject(line=ln, field="row", reason=f"wrong column count ({len(fields)} instead of "
                                   f"{ncol})", raw=",".join(fields)[:500]))
         if n == 0:
-            pending.add(numbered, None, [])
+            pending.add(numbered, None, None)
             return
 
         def col(name: str) -> Any:
@@ -543,7 +618,7 @@ class ColumnarReader:
             if pc.any(gone).as_py():
                 pending.dropped[SKIP_CLOSED].add(numbered.lines_of(gone))
             alive = pc.and_(alive, active)
-            big = pc.and_(alive, pc.invert(pc.is_in(tranche, value_set=pa.array(sorted(TPE_TRANCHES)))))
+            big = pc.and_(alive, pc.invert(pc.is_in(tranche, value_set=_TPE_SET)))
             if pc.any(big).as_py():
                 pending.dropped[SKIP_NOT_TPE].add(numbered.lines_of(big))
                 alive = pc.and_(alive, pc.invert(big))
@@ -577,40 +652,51 @@ class ColumnarReader:
             lambda r: f"unknown commune {r[i_com]!r}",
         )
         if not pc.any(alive).as_py():
-            pending.add(numbered, None, [])
+            pending.add(numbered, None, None)
             return
 
-        # The records, built on whole columns then taken row-wise for the rows kept.
+        # The records, built on whole columns of the rows kept only (a first load keeps about two rows in five).
+        keep = None if pc.all(alive).as_py() else alive
+
+        def kept(arr: Any) -> Any:
+            return arr if keep is None else arr.filter(keep)
+
+        def kcol(name: str) -> Any:
+            return kept(cols[idx[name]])
+
+        active, has_naf, naf_known, has_commune = kept(active), kept(has_naf), kept(naf_known), kept(has_commune)
+        naf, tranche, creation, debut = kept(naf), kept(tranche), kept(creation), kept(debut)
         null = pa.scalar(None, pa.string())
-        statut_public = pc.equal(col("statutDiffusionEtablissement"), "O")
+        statut_public = pc.equal(kcol("statutDiffusionEtablissement"), "O")
         masked = pc.invert(statut_public)
-        for c in cols:
-            masked = pc.or_(masked, pc.equal(c, ND))
+        for i in numbered.masked_columns:
+            masked = pc.or_(masked, pc.equal(kept(cols[i]), ND))
         full = pc.and_(active, pc.invert(masked))  # active, public, nothing masked: personal data kept
-        name = pc.coalesce(_null_if_empty(col("enseigne1Etablissement")),
-                           _null_if_empty(col("denominationUsuelleEtablissement")))
-        kind = col("typeVoieEtablissement")
+        name = pc.coalesce(_null_if_empty(kcol("enseigne1Etablissement")),
+                           _null_if_empty(kcol("denominationUsuelleEtablissement")))
+        kind = kcol("typeVoieEtablissement")
         keys = pa.array(list(STREET_TYPES), pa.string())
         spelled = pc.coalesce(pc.take(pa.array(list(STREET_TYPES.values()), pa.string()),
                                       pc.index_in(kind, value_set=keys)), kind)
         # " ".join of the non-empty parts. Why pairwise joins and not null_handling="skip": pyarrow 26 drops
         # the rows whose parts are all null with "skip" (the result comes out shorter).
-        street = _null_if_empty(col("numeroVoieEtablissement"))
-        for part in (_null_if_empty(spelled), _null_if_empty(col("libelleVoieEtablissement"))):
+        street = _null_if_empty(kcol("numeroVoieEtablissement"))
+        for part in (_null_if_empty(spelled), _null_if_empty(kcol("libelleVoieEtablissement"))):
             street = pc.coalesce(pc.binary_join_element_wise(street, part, " "), street, part)
 
         def nd_empty(arr: Any) -> Any:
             return pc.if_else(pc.or_(pc.equal(arr, ""), pc.equal(arr, ND)), null, arr)
 
-        emp = col("caractereEmployeurEtablissement")
+        n = len(active)
+        emp = kcol("caractereEmployeurEtablissement")
         employer = pc.if_else(pc.equal(emp, "O"), True, pc.if_else(pc.equal(emp, "N"), False,
                                                                     pa.scalar(None, pa.bool_())))
         if "activitePrincipaleNAF25Etablissement" in idx:
-            naf25 = pc.if_else(active, nd_empty(col("activitePrincipaleNAF25Etablissement")), null)
+            naf25 = pc.if_else(active, nd_empty(kcol("activitePrincipaleNAF25Etablissement")), null)
         else:
             naf25 = pa.nulls(n, pa.string())
         if "categorieEntreprise" in idx:
-            cat = col("categorieEntreprise")
+            cat = kcol("categorieEntreprise")
             category = pc.if_else(pc.is_in(cat, value_set=pa.array(sorted(CATEGORIES))), cat, null)
         else:
             category = pa.nulls(n, pa.string())
@@ -620,28 +706,110 @@ class ColumnarReader:
         else:
             form = pa.nulls(n, pa.string())
         fields = [
-            siret,
+            kcol("siret"),
             pc.if_else(full, name, null),
             pc.if_else(pc.and_(active, pc.and_(has_naf, naf_known)), naf, null),
             naf25,
-            pc.if_else(pc.and_(full, has_commune), commune, null),
+            pc.if_else(pc.and_(full, has_commune), kcol("codeCommuneEtablissement"), null),
             _null_if_empty(tranche),
             employer,
             nd_empty(creation),
             pc.if_else(active, "active", "closed"),
             pc.if_else(active, masked, pc.invert(statut_public)),
             pc.if_else(full, _null_if_empty(street), null),
-            pc.if_else(full, _null_if_empty(col("codePostalEtablissement")), null),
-            pc.if_else(full, _null_if_empty(col("libelleCommuneEtablissement")), null),
+            pc.if_else(full, _null_if_empty(kcol("codePostalEtablissement")), null),
+            pc.if_else(full, _null_if_empty(kcol("libelleCommuneEtablissement")), null),
             nd_empty(debut),
-            pc.equal(col("etablissementSiege"), "true"),
+            pc.equal(kcol("etablissementSiege"), "true"),
             category,
             form,
         ]
-        if pc.all(alive).as_py():
-            pending.add(numbered, None, list(zip(*(f.to_pylist() for f in fields), strict=True)))
-        else:
-            pending.add(numbered, alive, list(zip(*(f.filter(alive).to_pylist() for f in fields), strict=True)))
+        pending.add(numbered, keep, pa.RecordBatch.from_arrays(fields, names=RECORD_FIELDS))
+
+
+# --- a first load's business rows, built on the columns -----------------------------------------
+
+# The Arrow types of `triggers.sirene.BUSINESS_ROW` (text but for three flags).
+_FLAGS = {"employer", "do_not_contact", "head_office"}
+BUSINESS_SCHEMA = pa.schema([(c, pa.bool_() if c in _FLAGS else pa.string()) for c in BUSINESS_ROW]) if pa else None
+_TPE_SET = pa.array(sorted(TPE_TRANCHES), pa.string()) if pa else None
+
+
+class FirstLoadColumns:
+    """`triggers.sirene.FirstLoadRows` on a chunk's records as an Arrow table (RECORD_FIELDS): the business rows
+    come out as an Arrow batch of BUSINESS_ROW columns, made by Arrow's kernels, with the territory of each distinct
+    commune and the family of each distinct NAF code looked up once per file (FirstLoadRows' own lookups).
+
+    Why: in the parser process of a national first load, making 17 million Python tuples and marshalling them
+    cost about as much as reading the file; the Arrow batch crosses to the writer as Arrow's IPC bytes, and
+    becomes Python values only there, column by column (`business_columns`). A chunk this path does not cover (a
+    SIRET repeated within it, a closed or non-TPE row the parser did not drop) goes to FirstLoadRows itself."""
+
+    def __init__(self, rows: FirstLoadRows) -> None:
+        self.rows = rows
+        self.families = _Lookup(lambda naf: (rows.family(naf),), [pa.string()])
+        self.places = _Lookup(rows.territory, [pa.string()] * 4)
+
+    def build(self, table: Any) -> tuple[Any, list[tuple[int, Record]], dict[str, int]]:
+        """(the rows as an Arrow batch, [(row index, record) of the recent creations], rows left out by reason)."""
+        rows = self.rows
+        if table is None:
+            columns, recent, skipped = rows.build([])
+            return _batch(columns), recent, skipped
+        table = pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names)
+        col = table.column
+        siret, state, tranche = col("siret"), col("state"), col("tranche")
+        in_scope = pc.and_(pc.equal(state, "active"),
+                           pc.or_(pc.is_null(tranche), pc.is_in(tranche, value_set=_TPE_SET)))
+        if pc.count_distinct(siret).as_py() != len(siret) or not pc.all(in_scope).as_py():
+            columns, recent, skipped = rows.build(_tuples(table))
+            return _batch(columns), recent, skipped
+        null = pa.scalar(None, pa.string())
+        creation, street, naf, dnc = col("creation"), col("street"), col("naf"), col("dnc")
+        stage = pc.if_else(pc.greater_equal(creation, rows.young_cutoff), "creation", "consolidation")
+        recent_mask = pc.and_(pc.and_(pc.greater_equal(creation, rows.creation_cutoff),
+                                      pc.less_equal(creation, rows.today)), pc.invert(dnc))
+        at = pc.indices_nonzero(pc.fill_null(recent_mask, False))
+        recent = list(zip(at.to_pylist(), _tuples(table.take(at)), strict=True)) if len(at) else []
+        (family,) = self.families.take(naf)
+        code, epci, departement, region = self.places.take(col("commune"))
+        batch = pa.RecordBatch.from_arrays([
+            siret, pc.utf8_slice_codeunits(siret, 0, 9), col("name"), naf, col("naf25"), family, code, epci,
+            departement, region, tranche, col("employer"), creation, state, dnc, stage, street, col("postal"),
+            col("city"), pc.if_else(pc.greater(pc.utf8_length(street), 0), "sirene", null), col("head"),
+            col("category"), col("form"),
+        ], schema=BUSINESS_SCHEMA)  # fmt: skip
+        return batch, recent, {SKIP_REPEATED: 0, SKIP_CLOSED: 0, SKIP_NOT_TPE: 0}
+
+
+def _batch(columns: list[Sequence]) -> Any:
+    return pa.RecordBatch.from_arrays([pa.array(list(c), f.type) for c, f in zip(columns, BUSINESS_SCHEMA,
+                                                                                  strict=True)],
+                                      schema=BUSINESS_SCHEMA)
+
+
+def first_load_batches(
+    path: str | os.PathLike[str], lookups: Lookups | None, chunk_size: int, rows: FirstLoadRows
+) -> Iterator[tuple[Any, list[tuple[int, Record]], list[Reject], int, dict[str, int]]]:
+    """A first load's chunks (`triggers.sirene.built_chunks`' contract) with the rows as Arrow batches
+    (BUSINESS_SCHEMA): closed and non-TPE rows dropped by the reader, the rows built by `FirstLoadColumns`."""
+    reader = ColumnarReader(path, lookups, drop_out_of_scope=True)
+    yield from built_chunks(reader.tables(chunk_size), FirstLoadColumns(rows).build)
+
+
+def ipc_bytes(batch: Any) -> bytes:
+    """An Arrow batch as Arrow's IPC stream bytes (for another process)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def business_columns(batch: Any) -> list[list]:
+    """A batch of business rows (or its IPC bytes) as Python lists, one per BUSINESS_ROW column."""
+    if isinstance(batch, bytes):
+        batch = pa.ipc.open_stream(batch).read_next_batch()
+    return [c.to_pylist() for c in batch.columns]
 
 
 # --- legal units (StockUniteLegale) --------------------------------------------------------------
@@ -667,14 +835,14 @@ class UniteLegaleColumns:
         stock = _ArrowStock(self.row_reader, len(idx))
         for numbered in stock.batches():
             self._read_batch(numbered, idx, pending)
-            for recs, rejects, read, _dropped in pending.chunks(chunk_size):
+            for table, rejects, read, _dropped in pending.chunks(chunk_size):
                 stats.read += read
                 stats.rejected += len(rejects)
-                yield recs, rejects, read
-        for recs, rejects, read, _dropped in pending.chunks(chunk_size, last=True):
+                yield _tuples(table), rejects, read
+        for table, rejects, read, _dropped in pending.chunks(chunk_size, last=True):
             stats.read += read
             stats.rejected += len(rejects)
-            yield recs, rejects, read
+            yield _tuples(table), rejects, read
 
     def _read_batch(self, numbered: _Numbered, idx: dict[str, int], pending: _Pending) -> None:
         rejected = self.row_reader.rejected
@@ -684,7 +852,7 @@ class UniteLegaleColumns:
             rejects.append(rejected(ln, "row", WRONG_WIDTH.format(found=len(fields), expected=ncol), fields))
         cols = numbered.batch.columns
         if numbered.batch.num_rows == 0:
-            pending.add(numbered, None, [])
+            pending.add(numbered, None, None)
             return
         alive = numbered.alive
         siren = cols[idx["siren"]]
@@ -711,12 +879,11 @@ class UniteLegaleColumns:
             form, good = self.legal_forms.column(cols[i_form])
             alive = _fail(numbered, alive, pc.invert(good), rejects, lambda ln, row: rejected(
                 ln, LEGAL_FORM, unreadable_legal_form(legal_form_of(row[i_form])[0]), row))
-        fields = (siren, category, year, form)
+        fields = pa.RecordBatch.from_arrays([siren, category, year, form], names=_UL_FIELDS)
         if pc.all(alive).as_py():
-            pending.add(numbered, None, list(zip(*(c.to_pylist() for c in fields), strict=True)))
+            pending.add(numbered, None, fields)
         else:
-            kept = [c.filter(alive).to_pylist() for c in fields]
-            pending.add(numbered, alive, list(zip(*kept, strict=True)))
+            pending.add(numbered, alive, fields.filter(alive))
 
 
 def columnar_unites(

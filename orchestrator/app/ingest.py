@@ -85,7 +85,7 @@ from triggers.sirene import (
     facts_from_record,
     parser_process,
 )
-from triggers.sirene_columnar import columnar_chunks, columnar_unites
+from triggers.sirene_columnar import business_columns, columnar_chunks, columnar_unites, first_load_batches
 from triggers.sirene_ul import chunked_unites, header_of, is_unite_legale_header
 
 Progress = Callable[[int], None]  # called with the number of rows just handled
@@ -95,11 +95,11 @@ Progress = Callable[[int], None]  # called with the number of rows just handled
 
 @dataclass
 class _Chunk:
-    records: list[tuple]  # a first load's chunks carry rows instead (`triggers.sirene.FirstLoadRows`)
+    records: list[tuple]  # a first load's chunks carry business rows instead (`triggers.sirene.FirstLoadRows`)
     rejects: list[Reject]
     read: int
     skipped: dict[str, int]
-    rows: list[tuple] | None = None
+    rows: list[Sequence] | None = None  # the business rows' columns, in BUSINESS_ROW order
     recent: list[tuple[int, tuple]] = field(default_factory=list)
 
 
@@ -107,11 +107,15 @@ def _parse_in_process(
     path: Path, lookups: Lookups | None, chunk_size: int, drop: bool, columnar: bool = False,
     build: FirstLoadRows | None = None,
 ) -> Iterator[_Chunk]:
+    if build is not None and columnar:
+        for batch, recent, rejects, read, skipped in first_load_batches(path, lookups, chunk_size, build):
+            yield _Chunk([], list(rejects), read, skipped, business_columns(batch), recent)
+        return
     reader = columnar_chunks if columnar else chunked_records
     chunks = reader(path, lookups, chunk_size, drop)
     if build is not None:
-        for rows, recent, rejects, read, skipped in built_chunks(chunks, build):
-            yield _Chunk([], list(rejects), read, skipped, rows, recent)
+        for columns, recent, rejects, read, skipped in built_chunks(chunks, build.build):
+            yield _Chunk([], list(rejects), read, skipped, columns, recent)
         return
     for records, rejects, read, skipped in chunks:
         yield _Chunk(records, list(rejects), read, skipped)
@@ -139,8 +143,11 @@ def _parse_in_child(path: Path, chunk_size: int, drop: bool, columnar: bool = Fa
                 records, rejects, read, skipped = marshal.loads(data)
                 yield _Chunk(records, [Reject(*r) for r in rejects], read, skipped)
             elif kind == "rows":
-                rows, recent, rejects, read, skipped = marshal.loads(data)
-                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, rows, recent)
+                columns, recent, rejects, read, skipped = marshal.loads(data)
+                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, columns, recent)
+            elif kind == "arrow":
+                batch, recent, rejects, read, skipped = marshal.loads(data)
+                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, business_columns(batch), recent)
             elif kind == "done":
                 return
             elif kind == "error":
@@ -190,25 +197,26 @@ class SireneWriter:
             inherit_category(conn, [r[0] for r in rows if r[0] not in known])
             self._after(conn, [r[0] for r in rows if r[0] not in known], events, closed, known, now)
 
-    def write_new(self, rows: list[tuple], recent: list[tuple[int, tuple]]) -> None:
+    def write_new(self, columns: list[Sequence], recent: list[tuple[int, tuple]]) -> None:
         """Write one chunk of a first load in one transaction: rows built by `triggers.sirene.FirstLoadRows`
-        (nothing known, nothing compared), and the events of its recent creations."""
+        (nothing known, nothing compared), given as their columns, and the events of its recent creations."""
         rules, today = self.rules, self.rules.today
         events: list[EventIn] = []
+        stages = columns[ROW_STAGE]
+        if recent and not isinstance(stages, list):
+            stages = columns[ROW_STAGE] = list(stages)
         for i, rec in recent:
             evs = compare(None, facts_from_record(rec), rules)
-            stage = rows[i][ROW_STAGE]
             for e in evs:
-                stage = stage_for(e.type, e.occurred_on, today) or stage
-            if stage != rows[i][ROW_STAGE]:
-                rows[i] = (*rows[i][:ROW_STAGE], stage, *rows[i][ROW_STAGE + 1:])
+                stages[i] = stage_for(e.type, e.occurred_on, today) or stages[i]
             events.extend(evs)
+        sirets = columns[0]
         with self.engine.begin() as conn:
             self.store.begin_chunk(conn)
             now = now_param(conn, self.now)
-            self.store.insert_new(conn, rows, now)
-            self.report.stored += len(rows)
-            self._after(conn, [r[0] for r in rows], events, [], {}, now)
+            self.store.insert_new(conn, columns, now)
+            self.report.stored += len(sirets)
+            self._after(conn, list(sirets), events, [], {}, now)
 
     def _after(self, conn: Any, new_sirets: list[str], events: list[EventIn], closed: list[str],
                known: dict[str, tuple[int, tuple]], now: Any) -> None:
@@ -456,7 +464,7 @@ def ingest_sirene(
             if first and not in_parser and chunk.records:
                 chunk.rows, chunk.recent, left_out = writer.build.build(chunk.records)
                 report.skipped.update(left_out)
-            if chunk.rows:
+            if chunk.rows and len(chunk.rows[0]):  # columns of no rows are not written
                 writer.write_new(chunk.rows, chunk.recent)
             elif chunk.records and not first:
                 writer.write(chunk.records)

@@ -130,6 +130,42 @@ def test_columnar_chunks_equal_row_reader_chunks(tmp_path, drop, chunk_size):
                                           "activitePrincipaleEtablissement", "codeCommuneEtablissement"}
 
 
+@pytest.mark.parametrize("drop", [True, False])
+@pytest.mark.parametrize("chunk_size", [1, 4, 20_000])
+def test_first_load_columns_equal_the_row_builder(tmp_path, drop, chunk_size):
+    # The Arrow builder of a first load's business rows gives FirstLoadRows' columns, recent creations and counts;
+    # without the reader's drop (closed and non-TPE rows kept) and on a repeated SIRET it hands the chunk over.
+    from triggers.sirene import FirstLoadRows
+    from triggers.sirene_columnar import ColumnarReader, FirstLoadColumns, business_columns, ipc_bytes
+
+    cutoffs = (TODAY.isoformat(), (TODAY - dt.timedelta(days=90)).isoformat(), "2023-11-27")
+    path = tricky_file(tmp_path, 1)
+    handed_over = []
+
+    class Counted(FirstLoadRows):
+        def build(self, records):
+            handed_over.append(len(records))
+            return super().build(records)
+
+    by_rows = FirstLoadRows(*cutoffs)
+    by_columns = FirstLoadColumns(Counted(*cutoffs))
+    tables = [t for t, *_ in ColumnarReader(path, drop_out_of_scope=drop).tables(chunk_size)]
+    records = [recs for recs, *_ in columnar_chunks(path, None, chunk_size, drop)]
+    assert len(tables) == len(records) > 0
+    recent_seen = 0
+    for table, recs in zip(tables, records, strict=True):
+        columns, recent, skipped = by_rows.build(recs)
+        batch, recent_c, skipped_c = by_columns.build(table)
+        assert business_columns(ipc_bytes(batch)) == [list(c) for c in columns]
+        assert recent_c == recent and skipped_c == skipped
+        recent_seen += len(recent)
+    assert recent_seen >= 10  # the recent creations of the file, each found once
+    if drop and chunk_size == 1:
+        assert handed_over == []  # every chunk built by Arrow
+    if not drop:
+        assert handed_over  # closed rows: the row builder's
+
+
 def test_columnar_reads_48_columns_and_compressed_files(tmp_path):
     rows = [row(COLUMNS_48), row(COLUMNS_48, siret=SIRET_B, codeCommuneEtablissement="00000")]
     for name in ("old.csv", "old.csv.gz", "old.zip"):
