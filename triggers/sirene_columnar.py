@@ -753,9 +753,9 @@ class FirstLoadColumns:
     def build(self, table: Any) -> tuple[Any, list[tuple[int, Record]], dict[str, int]]:
         """(the rows as an Arrow batch, [(row index, record) of the recent creations], rows left out by reason)."""
         rows = self.rows
+        nothing_left_out = {SKIP_REPEATED: 0, SKIP_CLOSED: 0, SKIP_NOT_TPE: 0}
         if table is None:
-            columns, recent, skipped = rows.build([])
-            return _batch(columns), recent, skipped
+            return pa.RecordBatch.from_pylist([], schema=BUSINESS_SCHEMA), [], nothing_left_out
         table = pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names)
         col = table.column
         siret, state, tranche = col("siret"), col("state"), col("tranche")
@@ -779,7 +779,7 @@ class FirstLoadColumns:
             col("city"), pc.if_else(pc.greater(pc.utf8_length(street), 0), "sirene", null), col("head"),
             col("category"), col("form"),
         ], schema=BUSINESS_SCHEMA)  # fmt: skip
-        return batch, recent, {SKIP_REPEATED: 0, SKIP_CLOSED: 0, SKIP_NOT_TPE: 0}
+        return batch, recent, nothing_left_out
 
 
 def _batch(columns: list[Sequence]) -> Any:
