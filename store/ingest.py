@@ -15,7 +15,6 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 from sqlalchemy import (
@@ -331,15 +330,13 @@ class _RowsOf:
         self.single = sql
         self.many = f"{head} VALUES {', '.join([row + ')'] * self.ROWS_PER_STATEMENT)} ON CONFLICT {tail}"
 
-    def run(self, conn: Connection, columns: list[Sequence]) -> None:
-        """Insert the rows given as columns (the statement's placeholders in order)."""
-        k = self.ROWS_PER_STATEMENT
-        count = len(columns[0])
-        full = count - count % k
-        flat = list(chain.from_iterable(zip(*columns, strict=True)))
-        step = k * len(columns)
-        driver_sql(conn, self.many, [flat[i:i + step] for i in range(0, full * len(columns), step)])
-        driver_sql(conn, self.single, list(zip(*(c[full:] for c in columns), strict=True)))
+    def run(self, conn: Connection, values: list, width: int) -> None:
+        """Insert the rows given as their values row after row (`width` a row, the statement's placeholders in
+        order)."""
+        step = self.ROWS_PER_STATEMENT * width
+        full = len(values) - len(values) % step
+        driver_sql(conn, self.many, [values[i:i + step] for i in range(0, full, step)])
+        driver_sql(conn, self.single, [values[i:i + width] for i in range(full, len(values), width)])
 
 
 class SireneStore:
@@ -390,21 +387,23 @@ class SireneStore:
             conn.exec_driver_sql("PRAGMA cache_size=-65536")
             conn.exec_driver_sql("PRAGMA wal_autocheckpoint=20000")
 
-    def insert_new(self, conn: Connection, columns: list[Sequence], now: Any) -> None:
-        """Write a first load's rows, given as their columns: SIRENE_COLUMNS but the last three (ROW_CONSTANTS,
-        which this writes: no phone consent, created and updated `now`, as `now_param` gives it), none of them
-        expected to be stored.
+    def insert_new(self, conn: Connection, values: list, now: Any) -> None:
+        """Write a first load's rows, given as their values row after row: SIRENE_COLUMNS but the last three
+        (ROW_CONSTANTS, which this writes: no phone consent, created and updated `now`, as `now_param` gives it),
+        none of them expected to be stored.
 
         Why: on SQLite the constants go in the statement's text, so the driver binds 22 values a row instead of 25
         and the rows come from the parser process as they are; the upsert still merges a SIRET stored after all."""
+        width = len(SIRENE_COLUMNS) - len(ROW_CONSTANTS)
         if self.dialect == "sqlite":
             if self._new_sql is None or self._new_sql[0] != now:
                 stamp = literal_column("'" + now.replace("'", "") + "'")
                 self._new_sql = (now, _RowsOf(self._upsert_sql(conn, constants={
                     "phone_consent": literal_column("0"), "created_at": stamp, "updated_at": stamp})))
-            self._new_sql[1].run(conn, columns)
+            self._new_sql[1].run(conn, values, width)
         else:
-            self.upsert(conn, [(*r, False, now, now) for r in zip(*columns, strict=True)], new=True)
+            self.upsert(conn, [(*values[i:i + width], False, now, now) for i in range(0, len(values), width)],
+                        new=True)
 
     def upsert(self, conn: Connection, rows: list[tuple], new: bool = False) -> None:
         """Upsert business rows (SIRENE_COLUMNS order) by SIRET, with the merge rules of `_upsert_sql`.

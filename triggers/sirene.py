@@ -46,6 +46,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -830,6 +831,12 @@ class FirstLoadRows:
         return columns, recent, skipped
 
 
+def row_values(columns: Sequence[Sequence]) -> list:
+    """Business rows given as their columns, as one list of their values row after row: what the writer of a
+    first load inserts (`store.ingest.SireneStore.insert_new`)."""
+    return list(chain.from_iterable(zip(*columns, strict=True)))
+
+
 def built_chunks(
     chunks: Iterator[tuple[Any, list[Reject], int, dict[str, int]]],
     build: Callable[[Any], tuple[Any, list[tuple[int, Record]], dict[str, int]]],
@@ -871,12 +878,12 @@ def parser_process(
     try:
         if columnar and cutoffs is not None:  # a first load's rows built by Arrow and sent as Arrow's IPC bytes
             # Imported here: triggers.sirene_columnar imports this module (a cycle at module level).
-            from triggers.sirene_columnar import first_load_batches, ipc_bytes
+            from triggers.sirene_columnar import first_load_batches, ipc_bytes, row_major
 
             for batch, recent, rejects, read, skipped in first_load_batches(path, None, chunk_size,
                                                                             FirstLoadRows(*cutoffs)):
                 flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
-                put(("arrow", marshal.dumps((ipc_bytes(batch), recent, flat, read, skipped), 2)))
+                put(("arrow", marshal.dumps((ipc_bytes(row_major(batch)), recent, flat, read, skipped), 2)))
             put(("done", None))
             return
         if columnar:  # the pyarrow reader (triggers.sirene_columnar), same chunks

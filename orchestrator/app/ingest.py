@@ -60,6 +60,7 @@ from triggers.payload_schema import DROPPED_FIELDS
 from triggers.report import IngestReport, RejectSink
 from triggers.scope import in_territory
 from triggers.sirene import (
+    BUSINESS_ROW,
     R_CREATION,
     R_DNC,
     R_EMPLOYER,
@@ -84,8 +85,9 @@ from triggers.sirene import (
     compare,
     facts_from_record,
     parser_process,
+    row_values,
 )
-from triggers.sirene_columnar import business_columns, columnar_chunks, columnar_unites, first_load_batches
+from triggers.sirene_columnar import business_values, columnar_chunks, columnar_unites, first_load_batches, row_major
 from triggers.sirene_ul import chunked_unites, header_of, is_unite_legale_header
 
 Progress = Callable[[int], None]  # called with the number of rows just handled
@@ -99,7 +101,7 @@ class _Chunk:
     rejects: list[Reject]
     read: int
     skipped: dict[str, int]
-    rows: list[Sequence] | None = None  # the business rows' columns, in BUSINESS_ROW order
+    rows: list | None = None  # the business rows' values, row after row (`triggers.sirene.row_values`)
     recent: list[tuple[int, tuple]] = field(default_factory=list)
 
 
@@ -109,13 +111,13 @@ def _parse_in_process(
 ) -> Iterator[_Chunk]:
     if build is not None and columnar:
         for batch, recent, rejects, read, skipped in first_load_batches(path, lookups, chunk_size, build):
-            yield _Chunk([], list(rejects), read, skipped, business_columns(batch), recent)
+            yield _Chunk([], list(rejects), read, skipped, business_values(row_major(batch)), recent)
         return
     reader = columnar_chunks if columnar else chunked_records
     chunks = reader(path, lookups, chunk_size, drop)
     if build is not None:
         for columns, recent, rejects, read, skipped in built_chunks(chunks, build.build):
-            yield _Chunk([], list(rejects), read, skipped, columns, recent)
+            yield _Chunk([], list(rejects), read, skipped, row_values(columns), recent)
         return
     for records, rejects, read, skipped in chunks:
         yield _Chunk(records, list(rejects), read, skipped)
@@ -144,10 +146,10 @@ def _parse_in_child(path: Path, chunk_size: int, drop: bool, columnar: bool = Fa
                 yield _Chunk(records, [Reject(*r) for r in rejects], read, skipped)
             elif kind == "rows":
                 columns, recent, rejects, read, skipped = marshal.loads(data)
-                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, columns, recent)
+                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, row_values(columns), recent)
             elif kind == "arrow":
                 batch, recent, rejects, read, skipped = marshal.loads(data)
-                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, business_columns(batch), recent)
+                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, business_values(batch), recent)
             elif kind == "done":
                 return
             elif kind == "error":
@@ -197,26 +199,26 @@ class SireneWriter:
             inherit_category(conn, [r[0] for r in rows if r[0] not in known])
             self._after(conn, [r[0] for r in rows if r[0] not in known], events, closed, known, now)
 
-    def write_new(self, columns: list[Sequence], recent: list[tuple[int, tuple]]) -> None:
+    def write_new(self, values: list, recent: list[tuple[int, tuple]]) -> None:
         """Write one chunk of a first load in one transaction: rows built by `triggers.sirene.FirstLoadRows`
-        (nothing known, nothing compared), given as their columns, and the events of its recent creations."""
+        (nothing known, nothing compared), given as their values row after row, and the events of its recent
+        creations."""
         rules, today = self.rules, self.rules.today
+        width = len(BUSINESS_ROW)
         events: list[EventIn] = []
-        stages = columns[ROW_STAGE]
-        if recent and not isinstance(stages, list):
-            stages = columns[ROW_STAGE] = list(stages)
         for i, rec in recent:
             evs = compare(None, facts_from_record(rec), rules)
+            at = i * width + ROW_STAGE
             for e in evs:
-                stages[i] = stage_for(e.type, e.occurred_on, today) or stages[i]
+                values[at] = stage_for(e.type, e.occurred_on, today) or values[at]
             events.extend(evs)
-        sirets = columns[0]
+        sirets = values[::width]
         with self.engine.begin() as conn:
             self.store.begin_chunk(conn)
             now = now_param(conn, self.now)
-            self.store.insert_new(conn, columns, now)
+            self.store.insert_new(conn, values, now)
             self.report.stored += len(sirets)
-            self._after(conn, list(sirets), events, [], {}, now)
+            self._after(conn, sirets, events, [], {}, now)
 
     def _after(self, conn: Any, new_sirets: list[str], events: list[EventIn], closed: list[str],
                known: dict[str, tuple[int, tuple]], now: Any) -> None:
@@ -462,9 +464,10 @@ def ingest_sirene(
             report.accepted += chunk.read - len(chunk.rejects)
             report.skipped.update(chunk.skipped)
             if first and not in_parser and chunk.records:
-                chunk.rows, chunk.recent, left_out = writer.build.build(chunk.records)
+                columns, chunk.recent, left_out = writer.build.build(chunk.records)
+                chunk.rows = row_values(columns)
                 report.skipped.update(left_out)
-            if chunk.rows and len(chunk.rows[0]):  # columns of no rows are not written
+            if chunk.rows:
                 writer.write_new(chunk.rows, chunk.recent)
             elif chunk.records and not first:
                 writer.write(chunk.records)

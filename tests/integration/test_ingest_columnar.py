@@ -135,8 +135,8 @@ def test_columnar_chunks_equal_row_reader_chunks(tmp_path, drop, chunk_size):
 def test_first_load_columns_equal_the_row_builder(tmp_path, drop, chunk_size):
     # The Arrow builder of a first load's business rows gives FirstLoadRows' columns, recent creations and counts;
     # without the reader's drop (closed and non-TPE rows kept) and on a repeated SIRET it hands the chunk over.
-    from triggers.sirene import FirstLoadRows
-    from triggers.sirene_columnar import ColumnarReader, FirstLoadColumns, business_columns, ipc_bytes
+    from triggers.sirene import FirstLoadRows, row_values
+    from triggers.sirene_columnar import ColumnarReader, FirstLoadColumns, business_values, ipc_bytes, row_major
 
     cutoffs = (TODAY.isoformat(), (TODAY - dt.timedelta(days=90)).isoformat(), "2023-11-27")
     path = tricky_file(tmp_path, 1)
@@ -156,7 +156,9 @@ def test_first_load_columns_equal_the_row_builder(tmp_path, drop, chunk_size):
     for table, recs in zip(tables, records, strict=True):
         columns, recent, skipped = by_rows.build(recs)
         batch, recent_c, skipped_c = by_columns.build(table)
-        assert business_columns(ipc_bytes(batch)) == [list(c) for c in columns]
+        # Row after row, the flags as the text SQLite's NUMERIC affinity stores as 1 and 0.
+        expected = [("1" if v else "0") if isinstance(v, bool) else v for v in row_values(columns)]
+        assert business_values(ipc_bytes(row_major(batch))) == expected
         assert recent_c == recent and skipped_c == skipped
         recent_seen += len(recent)
     assert recent_seen >= 10  # the recent creations of the file, each found once
@@ -164,6 +166,27 @@ def test_first_load_columns_equal_the_row_builder(tmp_path, drop, chunk_size):
         assert handed_over == []  # every chunk built by Arrow
     if not drop:
         assert handed_over  # closed rows: the row builder's
+
+
+def test_a_first_load_stores_its_flags_as_integers(tmp_path):
+    # The parser sends the flags as "1"/"0" (`row_major`): SQLite must store the integers a bool gives.
+    import sqlalchemy as sa
+
+    from store.db import make_engine
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'flags.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    ingest_sirene(engine, tricky_file(tmp_path, 1), today=TODAY, parallel=False, columnar=True,
+                  now=dt.datetime.now(dt.UTC))
+    with engine.connect() as conn:
+        kinds = set(conn.execute(sa.text(
+            "SELECT typeof(employer), typeof(do_not_contact), typeof(head_office) FROM business")).all())
+        flags = set(conn.execute(select(B.c.do_not_contact, B.c.head_office)).all())
+    engine.dispose()
+    assert {k for row in kinds for k in row} <= {"integer", "null"} and ("integer", "integer", "integer") in kinds
+    assert {True, False} <= {f for row in flags for f in row}
 
 
 def test_columnar_reads_48_columns_and_compressed_files(tmp_path):
