@@ -402,8 +402,8 @@ class SireneStore:
                     "phone_consent": literal_column("0"), "created_at": stamp, "updated_at": stamp})))
             self._new_sql[1].run(conn, values, width)
         else:
-            self.upsert(conn, [(*values[i:i + width], False, now, now) for i in range(0, len(values), width)],
-                        new=True)
+            rows = zip(*[iter(values)] * width, strict=True)  # consecutive values, `width` at a time
+            self.upsert(conn, [(*r, False, now, now) for r in rows], new=True)
 
     def upsert(self, conn: Connection, rows: list[tuple], new: bool = False) -> None:
         """Upsert business rows (SIRENE_COLUMNS order) by SIRET, with the merge rules of `_upsert_sql`.
