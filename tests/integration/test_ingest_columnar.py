@@ -189,6 +189,32 @@ def test_a_first_load_stores_its_flags_as_integers(tmp_path):
     assert {True, False} <= {f for row in flags for f in row}
 
 
+def test_the_deferred_indexes_are_built_and_the_connection_gets_its_settings_back(tmp_path):
+    # A first load builds the business indexes at the end with SQLite settings of its own (a small sort run,
+    # worker threads): the indexes are there after it, and the pooled connection has its own settings again.
+    import sqlalchemy as sa
+
+    from store.db import make_engine
+    from store.ingest import BUSINESS, ensure_business_indexes
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'indexes.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        before = (conn.exec_driver_sql("PRAGMA cache_size").scalar(), conn.exec_driver_sql("PRAGMA threads").scalar())
+        for ix in BUSINESS.indexes:
+            if ix.name != "ix_business_siret":
+                ix.drop(conn)
+    ensure_business_indexes(engine)
+    with engine.connect() as conn:
+        names = {ix["name"] for ix in sa.inspect(conn).get_indexes("business")}
+        after = (conn.exec_driver_sql("PRAGMA cache_size").scalar(), conn.exec_driver_sql("PRAGMA threads").scalar())
+    engine.dispose()
+    assert names >= {ix.name for ix in BUSINESS.indexes} - {"ix_business_siret"}
+    assert after == before and before[0] != -4096
+
+
 def test_columnar_reads_48_columns_and_compressed_files(tmp_path):
     rows = [row(COLUMNS_48), row(COLUMNS_48, siret=SIRET_B, codeCommuneEtablissement="00000")]
     for name in ("old.csv", "old.csv.gz", "old.zip"):
