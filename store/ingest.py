@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -636,10 +637,11 @@ def _deferrable_indexes() -> list:
     return [ix for ix in BUSINESS.indexes if ix.name not in _KEPT_DURING_LOAD]
 
 
-# SQLite's sorter for CREATE INDEX: runs of this many KiB (it takes the page cache's size), sorted by this many
-# worker threads. Why: measured on 1.9 M businesses (2 cores), runs that fit the CPU's caches build the two deferred
-# indexes in 3.2 s against 5-6 s with the chunks' 64 MB cache; worker threads take that to 2.2-2.3 s with four,
-# 2.4-2.6 s with two (the table is read by the connection's own thread meanwhile; the parser has finished by then).
+# SQLite's sorter for CREATE INDEX: runs of this many KiB (it takes the page cache's size), sorted by worker threads,
+# one per core up to this many. Why: measured on 1.9 M businesses (2 cores), runs that fit the CPU's caches build the
+# two deferred indexes in 3.2 s against 5-6 s with the chunks' 64 MB cache; two worker threads take that to 2.4-2.6 s
+# (the parser has finished by then). Four were faster alone (2.2-2.3 s) but slower in whole first loads, beside the
+# WAL checkpoints.
 _SORT_RUN_KIB = 4096
 _SORT_THREADS = 4
 
@@ -660,7 +662,7 @@ def _sorting(conn: Connection) -> Iterator[None]:
     cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
     threads = conn.exec_driver_sql("PRAGMA threads").scalar()
     conn.exec_driver_sql(f"PRAGMA cache_size={-_SORT_RUN_KIB}")
-    conn.exec_driver_sql(f"PRAGMA threads={_SORT_THREADS}")
+    conn.exec_driver_sql(f"PRAGMA threads={min(_SORT_THREADS, os.cpu_count() or 1)}")
     try:
         yield
     finally:
