@@ -759,7 +759,8 @@ _TPE_OR_NONE = TPE_TRANCHES | {None}  # a record's tranche: None when the file h
 class FirstLoadRows:
     """A first load's records (nothing known: no comparison) -> business rows (BUSINESS_ROW), column by column, with
     the stage the age alone gives; and the few records created recently enough to mean an event (the writer compares
-    those and may change their stage).
+    those and may change their stage). Its territory and family look-ups serve the columnar builder too
+    (`triggers.sirene_columnar.FirstLoadColumns`, which hands it the chunks it does not cover).
 
     Why apart from the writer: a national first load builds about 17 million rows and SQLite takes one writer; built
     in the parser process, the rows cost the writer only their unmarshalling. Column by column, the work is done by C
@@ -857,7 +858,9 @@ def parser_process(
     Lives here, not in the ingest, so the child imports only the parser (not the store). Messages:
     ("chunk", bytes), then ("done", None); or ("error", message) for a bad file, ("crash", message).
     With `cutoffs` (a first load: today, the creation window's start, the young-business cutoff, ISO dates) the
-    chunks carry business rows (`built_chunks`), not records.
+    chunks carry business rows (`built_chunks`), not records: ("rows", bytes) with their columns from the row
+    reader, ("arrow", bytes) with Arrow's IPC bytes of their values row after row from the columnar one
+    (`triggers.sirene_columnar.row_major`).
     """
     parent = os.getppid()
     # This process lives for one file and builds millions of short-lived acyclic tuples: the cyclic collector
