@@ -849,6 +849,11 @@ def built_chunks(
         yield built, recent, rejects, read, {k: skipped.get(k, 0) + left_out.get(k, 0) for k in {*skipped, *left_out}}
 
 
+def _plain(rejects: list[Reject]) -> list[tuple]:
+    # Rejects as tuples of text and numbers, which marshal writes (the parent makes them Rejects again).
+    return [(r.line, r.field, r.reason, r.raw) for r in rejects]
+
+
 def parser_process(
     path: str, chunk_size: int, out: Any, drop_out_of_scope: bool = False, columnar: bool = False,
     cutoffs: tuple[str, str, str] | None = None,
@@ -885,26 +890,22 @@ def parser_process(
 
             for batch, recent, rejects, read, skipped in first_load_batches(path, None, chunk_size,
                                                                             FirstLoadRows(*cutoffs)):
-                flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
-                put(("arrow", marshal.dumps((ipc_bytes(row_major(batch)), recent, flat, read, skipped), 2)))
-            put(("done", None))
-            return
-        if columnar:  # the pyarrow reader (triggers.sirene_columnar), same chunks
-            from triggers.sirene_columnar import columnar_chunks
+                put(("arrow", marshal.dumps((ipc_bytes(row_major(batch)), recent, _plain(rejects), read, skipped), 2)))
+        else:
+            if columnar:  # the pyarrow reader (triggers.sirene_columnar), same chunks
+                from triggers.sirene_columnar import columnar_chunks
 
-            chunks = columnar_chunks(path, None, chunk_size, drop_out_of_scope)
-        else:
-            chunks = chunked_records(path, None, chunk_size, drop_out_of_scope)
-        if cutoffs is not None:
-            for columns, recent, rejects, read, skipped in built_chunks(chunks, FirstLoadRows(*cutoffs).build):
-                flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
-                # Version 2 (no object references): half the CPU of version 4 for these rows, 1.5 times the bytes.
-                put(("rows", marshal.dumps((columns, recent, flat, read, skipped), 2)))
-        else:
-            for records, rejects, read, skipped in chunks:
-                flat = [(r.line, r.field, r.reason, r.raw) for r in rejects]
-                # marshal: ~15 times cheaper than pickle for these tuples of str/bool/None.
-                put(("chunk", marshal.dumps((records, flat, read, skipped))))
+                chunks = columnar_chunks(path, None, chunk_size, drop_out_of_scope)
+            else:
+                chunks = chunked_records(path, None, chunk_size, drop_out_of_scope)
+            if cutoffs is not None:
+                for columns, recent, rejects, read, skipped in built_chunks(chunks, FirstLoadRows(*cutoffs).build):
+                    # Version 2 (no object references): half the CPU of version 4 for these rows, 1.5 times the bytes.
+                    put(("rows", marshal.dumps((columns, recent, _plain(rejects), read, skipped), 2)))
+            else:
+                for records, rejects, read, skipped in chunks:
+                    # marshal: ~15 times cheaper than pickle for these tuples of str/bool/None.
+                    put(("chunk", marshal.dumps((records, _plain(rejects), read, skipped))))
         put(("done", None))
     except SireneFormatError as exc:
         put(("error", str(exc)))

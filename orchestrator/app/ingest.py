@@ -97,11 +97,11 @@ Progress = Callable[[int], None]  # called with the number of rows just handled
 
 @dataclass
 class _Chunk:
-    records: list[tuple]  # a first load's chunks carry business rows instead (`triggers.sirene.FirstLoadRows`)
+    records: list[tuple]  # a first load's chunks carry business rows instead (`values`)
     rejects: list[Reject]
     read: int
     skipped: dict[str, int]
-    rows: list | None = None  # the business rows' values, row after row (`triggers.sirene.row_values`)
+    values: list | None = None  # the business rows' values, row after row (`triggers.sirene.row_values`)
     recent: list[tuple[int, tuple]] = field(default_factory=list)
 
 
@@ -466,10 +466,10 @@ def ingest_sirene(
             report.skipped.update(chunk.skipped)
             if first and not in_parser and chunk.records:
                 columns, chunk.recent, left_out = writer.build.build(chunk.records)
-                chunk.rows = row_values(columns)
+                chunk.values = row_values(columns)
                 report.skipped.update(left_out)
-            if chunk.rows:
-                writer.write_new(chunk.rows, chunk.recent)
+            if chunk.values:
+                writer.write_new(chunk.values, chunk.recent)
             elif chunk.records and not first:
                 writer.write(chunk.records)
             if progress:
