@@ -319,8 +319,9 @@ class _RowsOf:
     (SQLite).
 
     Why: sqlite3's executemany steps and resets the statement once per row; with forty rows a statement, SQLite's
-    per-statement work is paid once for forty, about a tenth of a first load's insert time (measured on 380,000
-    business rows)."""
+    per-statement work is paid once for forty: a first load's inserts take 22 % less CPU (1,000,000 business rows,
+    the two ways alternated chunk by chunk in one process). Not for the partner API's upsert, whose rows land at
+    random places of a grown store: there forty rows a statement measured 11 % slower."""
 
     ROWS_PER_STATEMENT = 40
 
