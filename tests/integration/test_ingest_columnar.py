@@ -168,6 +168,25 @@ def test_first_load_columns_equal_the_row_builder(tmp_path, drop, chunk_size):
         assert handed_over  # closed rows: the row builder's
 
 
+@pytest.mark.parametrize("name", ["old.csv", "old.csv.gz", "old.zip"])
+def test_a_first_load_of_the_48_column_header_stores_what_the_row_reader_stores(engine, tmp_path, name):
+    # The older header has no NAF 2025 code nor company category: the Arrow builder fills them with nothing, as
+    # the row builder does; compressed files go the same way.
+    rows = [row(COLUMNS_48), row(COLUMNS_48, siret=SIRET_B, dateCreationEtablissement=RECENT),
+            row(COLUMNS_48, siret=SIRET_C, statutDiffusionEtablissement="P")]
+    path = write(tmp_path / name, rows, columns=COLUMNS_48)
+    states = []
+    for columnar in (False, True):
+        ingest_sirene(engine, path, today=TODAY, parallel=False, columnar=columnar, now=dt.datetime.now(dt.UTC))
+        states.append(_state(engine))
+        with engine.begin() as conn:
+            conn.execute(delete(E))
+            conn.execute(delete(B))
+    assert states[1] == states[0]
+    businesses, events = states[0]
+    assert len(businesses) == 3 and [e[2] for e in events] == ["creation"]
+
+
 def test_a_first_load_stores_its_flags_as_integers(tmp_path):
     # The parser sends the flags as "1"/"0" (`row_major`): SQLite must store the integers a bool gives.
     import sqlalchemy as sa
