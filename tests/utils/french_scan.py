@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-# File paths and names, URLs, e-mail addresses, `declic ...` commands quoted in a sentence, Message-IDs.
+# File paths and names, URLs, e-mail addresses, `declic ...` commands quoted in a sentence, Message-IDs, a partner's
+# token (`store.partners`: "dcl_" and random URL-safe characters, which may spell a snake_case word or an English one).
 _IGNORED = re.compile(
     r"https?://\S+"
+    r"|\bdcl_[\w-]+"
     r"|<[^<>\s]+@[^<>\s]+>"
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
     r"|(?:[\w.-]*/)+[\w.-]+"
