@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 # What SQLAlchemy's SQLite dialect writes for DATE and DATETIME values (ISO text, UTC, no offset).
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
-_PLAIN = (sqltypes.String, sqltypes.Integer, sqltypes.Boolean, sqltypes.Float, sqltypes.Numeric)
+_PLAIN = (sqltypes.String, sqltypes.Integer, sqltypes.Float, sqltypes.Numeric)
 
 
 def _sqlite_datetime(value: Any) -> Any:
@@ -60,6 +60,12 @@ def _sqlite_date(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
+def _sqlite_bool(value: Any) -> Any:
+    # What SQLAlchemy sends for a BOOLEAN on SQLite. The driver binds an int directly and a bool only after looking
+    # it up among its adapters (about 0.25 µs a value).
+    return value if value is None else int(value)
+
+
 def _json(value: Any) -> str:
     if type(value) is dict and not value:
         return "{}"  # most events' payload, without a trip through the encoder
@@ -86,6 +92,8 @@ def _converter(col_type: Any, dialect: str) -> Callable[[Any], Any] | None | obj
         return _sqlite_datetime if dialect == "sqlite" else None
     if isinstance(col_type, sqltypes.Date):
         return _sqlite_date if dialect == "sqlite" else None
+    if isinstance(col_type, sqltypes.Boolean):
+        return _sqlite_bool if dialect == "sqlite" else None
     if isinstance(col_type, _PLAIN):
         return None
     return _UNSUPPORTED

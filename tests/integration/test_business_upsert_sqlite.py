@@ -68,3 +68,23 @@ def test_the_sqlite_upsert_stores_what_the_returning_statement_stores(tmp_path, 
     assert returned == expected_returned
     assert stored == expected_stored
     assert [row[1] for row in stored] == [SIRETS[1], SIRETS[0], SIRETS[2], SIRETS[3]]  # ids in SIRET order per call
+
+
+def test_no_flag_nor_column_without_a_value_is_bound_row_by_row(tmp_path, monkeypatch):
+    """The driver binds None and bools only after looking them up among its adapters: the executemany gets the
+    flags as 0 and 1, and a column that no row of the chunk gives is NULL in the statement, not a parameter."""
+    bound = []
+    real = businesses.driver_sql
+
+    def spy(conn, sql, params=()):
+        if isinstance(params, list):
+            bound.append((sql, params))
+        return real(conn, sql, params)
+
+    monkeypatch.setattr(businesses, "driver_sql", spy)
+    _run(f"sqlite:///{tmp_path / 'bound.db'}")
+    assert len(bound) == 4
+    for sql, params in bound:
+        assert not any(type(value) is bool for row in params for value in row)
+        assert not [i for i in range(len(params[0])) if all(row[i] is None for row in params)]
+        assert "NULL" in sql.split("ON CONFLICT")[0]  # the NAF 2025 code, given by no row here

@@ -55,6 +55,9 @@ def test_events_written_by_the_driver_are_stored_as_sqlalchemy_stores_them(engin
     assert read[0] == read[1]
     assert read[0]["received_at"] == dt.datetime(2026, 11, 3, 9, 15, 2, 123456, dt.UTC)
     assert read[0]["payload"] == {"réseau": "BGE", "n": 1.5, "liste": [1, None, True]}
+    if engine.dialect.name == "sqlite":  # a flag goes to the driver as SQLAlchemy sends it there: 0 or 1, never a bool
+        params = _plan(stmt, type(engine.dialect), tuple(event_row("x"))).params([event_row("x")])
+        assert [type(v) for v in params if isinstance(v, int)] == [int]
 
 
 def test_business_upserts_by_the_driver_match_sqlalchemy_and_merge_the_same_way(engine):

@@ -72,9 +72,13 @@ def test_the_row_tuple_and_its_dict_are_the_reference_row(f):
     expected = reference_row(f)
     assert business_row(f) == expected
     assert list(business_row(f)) == list(expected) == list(_ROW_KEYS)  # the same keys in the same order
-    # For SQLite the creation date is the text SQLAlchemy writes there; every other value is the same.
+    # For SQLite the creation date is the text SQLAlchemy writes there and the flags are 0/1 (as SQLAlchemy sends a
+    # BOOLEAN there); every other value is the same.
+    flags = {"employer", "do_not_contact", "phone_consent"}
     assert _row_values(f, True) == tuple({**expected, "creation_date": _sqlite_date(expected["creation_date"])}
                                          .values())
+    assert [type(v) for k, v in zip(_ROW_KEYS, _row_values(f, True), strict=True) if k in flags and v is not None] \
+        == [int] * sum(expected[k] is not None for k in flags)
 
 
 def test_the_first_email_and_the_first_phone_win_and_the_place_follows_the_commune():
