@@ -5,7 +5,9 @@ creation with business details and contact points (the full path: JSON, per-item
 idempotent event insert, life-cycle effects, commit, per-item answer). Bare: `uvicorn bench.bare_api:app`, one
 worker, a FastAPI app parsing the same JSON with pydantic models of the same shape, no store. The same client
 (one keep-alive connection over loopback, bodies encoded beforehand) posts the same batches to each, in
-alternating pairs; the ratio is Déclic's rate over the bare rate, per pair (median reported).
+alternating pairs; the ratio is Déclic's rate over the bare rate, per pair (median reported). Each run starts
+once both servers are idle (`_settle`: Déclic's store checkpoints in a thread after its commits, which would
+otherwise slow the bare run that follows it), and a server's CPU is read once it is idle again.
 
 Then single-event requests (4 clients) against both, and, without --quick, batches of 500 against two Déclic
 workers. `python -m bench api [--quick]`.
@@ -103,6 +105,18 @@ def _cpu(proc) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _settle(*procs, quiet: float = 1.0, limit: float = 10.0) -> None:
+    """Wait until none of `procs` has used CPU for `quiet` seconds (at most `limit`): Déclic's store copies its
+    log back into the database file in a thread half a second after its last commit (`store.db._Checkpoints`), and
+    that work must not run while the other server is being measured, nor be left out of Déclic's CPU."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = [_cpu(p) for p in procs]
+        time.sleep(quiet)
+        if [_cpu(p) for p in procs] == before:
+            return
+
+
 def _fresh(pop: Population, total: int, size: int, tag: str) -> list[list[dict]]:
     batches = pop.creation_events(total, batch_size=size, today=dt.date.today(), bad_every=10**9)
     for i, batch in enumerate(batches):
@@ -138,8 +152,10 @@ def main(quick: bool = False) -> None:
             for pair in range(pairs):
                 bodies = _bodies(_fresh(pop, total, size, f"b{size}-{pair}"))  # new events: no duplicate
                 for first in ((bare, bare_url), (declic, declic_url))[::1 if pair % 2 else -1]:
-                    cpu = _cpu(first[0])  # alternate which goes first
+                    _settle(declic, bare)  # each measured alone, whichever went first (they alternate)
+                    cpu = _cpu(first[0])
                     rate = _post_batches(first[1], bodies, headers) * size
+                    _settle(first[0])
                     cpus[first[0].pid].append((_cpu(first[0]) - cpu) / total)
                     if first[0] is declic:
                         d = rate
@@ -156,8 +172,10 @@ def main(quick: bool = False) -> None:
                  bare_server_cpu_us_per_event=round(statistics.median(cpus[bare.pid]) * 1e6, 1))
 
         singles = _bodies(_fresh(pop, 1_000 if quick else 3_000, 1, "single"))
+        _settle(declic, bare)
         cpu = _cpu(declic)
         d_rate, d_lat = _singles(declic_url, singles, headers)
+        _settle(declic)
         d_cpu = (_cpu(declic) - cpu) / len(singles)
         cpu = _cpu(bare)
         b_rate, b_lat = _singles(bare_url, singles, headers)
