@@ -20,6 +20,7 @@ def normalize_url(url: str) -> str:
 
 
 _CACHE_KIB = 32 * 1024
+BUSY_TIMEOUT_MS = 30_000  # how long a statement waits for another connection's write lock
 # The committing connection's own checkpoint, a bound should the background one (`_Checkpoints`) fall behind.
 _CHECKPOINT_PAGES = 10_000
 
@@ -86,7 +87,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # A page cache that holds the pages a batch of writes touches: the B-trees of a growing store (unique and
     # secondary indexes keyed by SIRET, SIREN, commune) take each new row at a random place, so with the
     # default 2 MiB a batch of 500 events read most of its index pages back from the file. Memory is taken

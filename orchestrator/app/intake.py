@@ -9,14 +9,16 @@ import contextlib
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.app.collector import collector_paused
 from store.conversions import attribute_conversions
+from store.db import BUSY_TIMEOUT_MS
 from store.effects import write_event_effects
 from store.events import DuplicateRace, Stored, StoredPlace, erased_among, store_events_in, stored_places
 from triggers.lifecycle import event_effects
@@ -97,32 +99,72 @@ def apply_event_effects(conn: Connection, events: Iterable[tuple[int, str, Any]]
     write_event_effects(conn, stages, closing)
 
 
+class WriterBusy(Exception):
+    """SQLite's writer is taken (by another thread or process) and the caller asked not to wait: nothing was
+    written; the caller runs the work again where waiting is fine."""
+
+
 def store_with_effects(engine: Engine, events: Sequence[EventIn], *, partner_id: int | None,
-                       today: dt.date, now: dt.datetime, secret: str | None = None) -> list[Stored]:
+                       today: dt.date, now: dt.datetime, secret: str | None = None, wait: bool = True) -> list[Stored]:
     """Store events idempotently and, in the same transaction, what the new ones change: the life-cycle stage
     of their business (a closure stops outreach), and conversions attributed to the business's latest
     enrollment, as of `today` (the local date), stamped `now` (aware UTC). A crash leaves all of it or none of it;
     a rerun reports duplicates and changes nothing.
 
     With the secret key, an event about an erased identity is stored without its contacts nor payload and
-    its business is not to be contacted (`Stored.withheld`)."""
+    its business is not to be contacted (`Stored.withheld`).
+
+    Without `wait` (SQLite only), WriterBusy is raised at once, with nothing written, when another thread of this
+    process or another process is writing: the API stores a small batch in its event loop that way."""
     sqlite = engine.dialect.name == "sqlite"
     try:
-        return _store_with_effects(engine, events, partner_id, today, now, secret, create_first=sqlite)
+        return _store_with_effects(engine, events, partner_id, today, now, secret, create_first=sqlite, wait=wait)
     except DuplicateRace:  # another process stored one of these events meanwhile: all over, events first
-        return _store_with_effects(engine, events, partner_id, today, now, secret, create_first=False)
+        return _store_with_effects(engine, events, partner_id, today, now, secret, create_first=False, wait=wait)
 
 
 _SQLITE_WRITER = threading.Lock()
 
 
+@contextlib.contextmanager
+def _writer_turn(engine: Engine, wait: bool) -> Iterator[None]:
+    """This process's turn to write. SQLite takes one writer at a time: threads of this process wait their turn
+    here rather than in SQLite's busy handler, which sleeps in growing steps (single-event requests from a few
+    clients at once queued there for milliseconds each). PostgreSQL writers run side by side."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    if not _SQLITE_WRITER.acquire(blocking=wait):
+        raise WriterBusy
+    try:
+        yield
+    finally:
+        _SQLITE_WRITER.release()
+
+
+@contextlib.contextmanager
+def _not_waiting(conn: Connection, wait: bool) -> Iterator[None]:
+    """Without `wait`: SQLite's busy handler off for the transaction, and its "database is locked" turned into
+    WriterBusy (the transaction is rolled back as the error leaves it)."""
+    if wait:
+        yield
+        return
+    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        yield
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+            raise WriterBusy from exc
+        raise
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # as store.db sets it
+
+
 def _store_with_effects(engine: Engine, events: Sequence[EventIn], partner_id: int | None, today: dt.date,
-                        now: dt.datetime, secret: str | None, *, create_first: bool) -> list[Stored]:
-    # SQLite takes one writer at a time: threads of this process wait their turn here rather than in SQLite's
-    # busy handler, which sleeps in growing steps (single-event requests from a few clients at once queued
-    # there for milliseconds each). PostgreSQL writers run side by side, so there the events go in before the
-    # businesses they create (one lock order for concurrent batches: `store_events_in`).
-    with _SQLITE_WRITER if engine.dialect.name == "sqlite" else contextlib.nullcontext(), engine.begin() as conn:
+                        now: dt.datetime, secret: str | None, *, create_first: bool, wait: bool) -> list[Stored]:
+    # PostgreSQL writers run side by side, so there the events go in before the businesses they create (one lock
+    # order for concurrent batches: `store_events_in`).
+    with _writer_turn(engine, wait), engine.begin() as conn, _not_waiting(conn, wait):
         withheld: set[int] = set()
         if secret and events:
             events, withheld = withhold_erased(conn, secret, events)
@@ -149,19 +191,19 @@ def _rejected(index: int, raw: Any, reject: Reject) -> dict[str, Any]:
 
 
 def accept_batch(engine: Engine, partner: Any, raw_items: list[Any], secret: str | None, today: dt.date,
-                 now: dt.datetime) -> tuple[dict[str, int], list[dict]]:
+                 now: dt.datetime, *, wait: bool = True) -> tuple[dict[str, int], list[dict]]:
     """`_accept_batch` with the cyclic garbage collector paused: a batch's items, events and rows live for the whole
     request, and without the pause every ten or so batches the collector walked the server's 200,000 objects."""
     with collector_paused():
-        return _accept_batch(engine, partner, raw_items, secret, today, now)
+        return _accept_batch(engine, partner, raw_items, secret, today, now, wait)
 
 
 def _accept_batch(engine: Engine, partner: Any, raw_items: list[Any], secret: str | None, today: dt.date,
-                  now: dt.datetime) -> tuple[dict[str, int], list[dict]]:
+                  now: dt.datetime, wait: bool) -> tuple[dict[str, int], list[dict]]:
     """A partner's batch through the API: validate each item, check the token's scope, store the valid ones
     (committed before returning; `today` is the local date: an event dated after tomorrow is refused). The counts
     and one status per item as a dict (index, external_id, status, field, reason): the API writes them out as they
-    are, with no model built and validated per item."""
+    are, with no model built and validated per item. Without `wait`, see `store_with_effects`."""
     statuses: list[dict[str, Any] | None] = [None] * len(raw_items)
     checked: list[tuple[int, EventIn]] = []
     dropped = Dropped()
@@ -183,7 +225,7 @@ def _accept_batch(engine: Engine, partner: Any, raw_items: list[Any], secret: st
             valid.append((i, event))
     # With the secret key: an erased person's events are kept without their contacts.
     stored = store_with_effects(engine, [e for _, e in valid], partner_id=partner.id, today=today, now=now,
-                                secret=secret)
+                                secret=secret, wait=wait)
     for (i, event), fate in zip(valid, stored, strict=True):
         statuses[i] = {"index": i, "external_id": event.external_id, "status": fate.status, "field": None,
                        "reason": None}

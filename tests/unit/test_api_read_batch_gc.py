@@ -26,7 +26,7 @@ def test_the_batch_goes_from_body_to_answer_with_the_collector_paused(monkeypatc
     seen = []
     decoded = api._decoded
 
-    def accept(engine, partner, raw_items, secret, today, now):
+    def accept(engine, partner, raw_items, secret, today, now, wait=True):
         seen.append(gc.isenabled())
         statuses = [{"index": 0, "external_id": "a", "status": "rejected", "field": "siret", "reason": "absent"}]
         return {"accepted": 0, "duplicate": 0, "rejected": 1, "withheld": 0, "dropped_fields": 0}, statuses
