@@ -214,9 +214,8 @@ def _sqlite_upsert_sql(sets_state: bool, partner: bool,
         raise ValueError("business upsert: a placeholder outside the VALUES clause")
     kept = [name for i, name in enumerate(_ROW_KEYS) if i not in unbound]
     marks = {name: f"?{i + 1}" for i, name in enumerate(kept)}
+    # An unbound state is that of rows that state nothing: "active" when created, a constant of the call.
     marks.update((name, "NULL") for i, name in enumerate(_ROW_KEYS) if i in unbound and name != "state")
-    if not sets_state:
-        marks.pop("state", None)  # rows that state nothing are "active" when created
     constants: list[tuple[str, object]] = []
     for name in names:
         if name in marks:
