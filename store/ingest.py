@@ -628,10 +628,12 @@ def ids_for(conn: Connection, sirets: Iterable[str]) -> dict[str, int]:
     return out
 
 
-# The index kept during a first load: the SIRET one enforces the upsert and finds a SIREN's establishments
-# (`siren_range`: pending BODACC events). It receives keys in file order (the stock is sorted by SIREN, so by
-# SIRET): inserts append.
-_KEPT_DURING_LOAD = {"ix_business_siret"}
+# The indexes kept during a first load. The SIRET one enforces the upsert and finds a SIREN's establishments
+# (`siren_range`: pending BODACC events); it receives keys in file order (the stock is sorted by SIREN, so by
+# SIRET): inserts append. The paused one is partial over a column no load writes: kept, it costs a test of NULL a
+# row; built at the end, a scan of the whole table for an empty index (0.76 s for 1.9 M businesses, 2-3 % of a
+# first load).
+_KEPT_DURING_LOAD = {"ix_business_siret", "ix_business_paused_until"}
 
 
 def _deferrable_indexes() -> list:
