@@ -33,8 +33,6 @@ def interpreter_ms() -> float:
         key = f"{i % 9973:05d}-{i & 255}"
         seen[key] = seen.get(key, 0) + 1
         total += len(key.upper()) * (i % 7)
-    if total <= 0 or not seen:  # used, so nothing above is dead work
-        raise AssertionError("reference loop computed nothing")
     return 1000 * (time.process_time() - started)
 
 
