@@ -63,11 +63,12 @@ def run_one(script: str, tree: Path, quick: bool, tags: dict, out) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Déclic's benchmarks.")
-    parser.add_argument("names", nargs="*", help="benches to run (bench_NAME.py); all by default")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--against", metavar="REV", help="also run each bench on this git revision, alternated")
-    parser.add_argument("--rounds", type=int, default=1, help="runs of each code with --against (default 1)")
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Les mesures de vitesse de Déclic.")
+    parser.add_argument("names", nargs="*", help="mesures à lancer (bench_NOM.py) ; toutes par défaut")
+    parser.add_argument("--quick", action="store_true", help="tailles réduites, pour un essai rapide")
+    parser.add_argument("--against", metavar="REV",
+                        help="lancer aussi chaque mesure sur cette révision git, en alternance")
+    parser.add_argument("--rounds", type=int, default=1, help="passages de chaque code avec --against (1 par défaut)")
     args = parser.parse_args(argv)
     scripts = [p.stem for p in sorted(HERE.glob("bench_*.py"))]
     if args.names:
@@ -87,7 +88,10 @@ def main(argv: list[str]) -> int:
             tempfile.TemporaryDirectory(prefix="declic-bench-against-") as scratch:
         trees = [(ROOT, {**machine, "code": "tree"})]
         if args.against:
-            commit = export(args.against, Path(scratch))
+            try:
+                commit = export(args.against, Path(scratch))
+            except subprocess.CalledProcessError:
+                parser.error(f"révision git inconnue : {args.against}")
             trees.append((Path(scratch), {**machine, "code": commit}))
         for script in scripts:
             for round_ in range(args.rounds if args.against else 1):

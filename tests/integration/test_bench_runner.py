@@ -24,9 +24,13 @@ def test_export_writes_the_revision_and_names_its_commit(tmp_path: Path) -> None
     assert not (tmp_path / "first" / "bench" / "reference.py").exists()  # the first commit predates it
 
 
-def test_an_unknown_revision_is_refused(tmp_path: Path) -> None:
+def test_an_unknown_revision_is_refused(tmp_path: Path, capsys) -> None:
     with pytest.raises(subprocess.CalledProcessError):
         export("no-such-revision", tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["email", "--against", "no-such-revision"])
+    assert exit_.value.code == 2
+    assert "révision git inconnue : no-such-revision" in capsys.readouterr().err
 
 
 def test_an_unknown_bench_is_refused_with_the_known_ones(capsys) -> None:
