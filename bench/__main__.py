@@ -18,6 +18,7 @@ alternates). Each line says which code it measured (`code`).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -40,11 +41,8 @@ def export(rev: str, into: Path) -> str:
                             capture_output=True, text=True).stdout.strip()
     archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT, check=True,
                              capture_output=True).stdout
-    with tempfile.TemporaryFile() as tar_file:
-        tar_file.write(archive)
-        tar_file.seek(0)
-        with tarfile.open(fileobj=tar_file) as tar:
-            tar.extractall(into, filter="data")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
     return commit
 
 
@@ -79,28 +77,28 @@ def main(argv: list[str]) -> int:
         scripts = [f"bench_{n}" for n in args.names]
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
-    reference = measure()
-    print(f"référence de la machine : {json.dumps(reference)}", flush=True)
-    machine = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-               "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "reference": reference}
     failed = 0
-    with open(out_dir / "latest.jsonl", "a", encoding="utf-8") as out, \
-            tempfile.TemporaryDirectory(prefix="declic-bench-against-") as scratch:
-        trees = [(ROOT, {**machine, "code": "tree"})]
+    with tempfile.TemporaryDirectory(prefix="declic-bench-against-") as scratch:
+        codes = [(ROOT, "tree")]
         if args.against:
             try:
-                commit = export(args.against, Path(scratch))
+                codes.append((Path(scratch), export(args.against, Path(scratch))))
             except subprocess.CalledProcessError:
                 parser.error(f"révision git inconnue : {args.against}")
-            trees.append((Path(scratch), {**machine, "code": commit}))
-        for script in scripts:
-            for round_ in range(args.rounds if args.against else 1):
-                for tree, tags in trees[::-1] if round_ % 2 else trees:
-                    if not (tree / "bench" / f"{script}.py").exists():
-                        print(f"== {script}.py: absent de {tags['code'][:12]}", flush=True)
-                        continue
-                    print(f"== {script}.py ({tags['code'][:12]})", flush=True)
-                    failed += not run_one(script, tree, args.quick, tags, out)
+        reference = measure()
+        print(f"référence de la machine : {json.dumps(reference)}", flush=True)
+        machine = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                   "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "reference": reference}
+        trees = [(tree, {**machine, "code": code}) for tree, code in codes]
+        with open(out_dir / "latest.jsonl", "a", encoding="utf-8") as out:
+            for script in scripts:
+                for round_ in range(args.rounds if args.against else 1):
+                    for tree, tags in trees[::-1] if round_ % 2 else trees:
+                        if not (tree / "bench" / f"{script}.py").exists():
+                            print(f"== {script}.py: absent de {tags['code'][:12]}", flush=True)
+                            continue
+                        print(f"== {script}.py ({tags['code'][:12]})", flush=True)
+                        failed += not run_one(script, tree, args.quick, tags, out)
     return 1 if failed else 0
 
 
