@@ -357,12 +357,15 @@ class SireneStore:
         self.pending_sirets = {s for s, _ in rows if s}
         self.pending_sirens = {n for s, n in rows if n and not s}
 
-    def _upsert_sql(self, conn: Connection, from_staging: bool = False, constants: dict[str, Any] | None = None) -> str:
+    def _upsert_sql(self, conn: Connection, from_staging: bool = False, constants: dict[str, Any] | None = None,
+                    empty_is_null: bool = False) -> str:
         light = _light_table("business", SIRENE_COLUMNS)
         stmt = insert_for(conn, light)
         if constants:
             # Columns the same on every row written in the statement's text: the rows carry only the others.
-            stmt = stmt.values({c: constants[c] if c in constants else bindparam(c) for c in SIRENE_COLUMNS})
+            stmt = stmt.values({c: constants[c] if c in constants
+                                else func.nullif(bindparam(c), literal_column("''")) if empty_is_null
+                                else bindparam(c) for c in SIRENE_COLUMNS})
         if from_staging:
             staged = _light_table(_STAGING, SIRENE_COLUMNS)
             stmt = insert_for(conn, light).from_select(list(SIRENE_COLUMNS), select(*staged.c))
@@ -388,19 +391,28 @@ class SireneStore:
             conn.exec_driver_sql("PRAGMA cache_size=-65536")
             conn.exec_driver_sql("PRAGMA wal_autocheckpoint=20000")
 
+    @property
+    def empty_is_null(self) -> bool:
+        """Whether `insert_new` reads an empty text as NULL (SQLite), so its rows may carry "" for None."""
+        return self.dialect == "sqlite"
+
     def insert_new(self, conn: Connection, values: list, now: Any) -> None:
         """Write a first load's rows, given as their values row after row: SIRENE_COLUMNS but the last three
         (ROW_CONSTANTS, which this writes: no phone consent, created and updated `now`, as `now_param` gives it),
-        none of them expected to be stored.
+        none of them expected to be stored. Where `empty_is_null`, an empty text is stored as NULL.
 
-        Why: on SQLite the constants go in the statement's text, so the driver binds 22 values a row instead of 25
-        and the rows come from the parser process as they are; the upsert still merges a SIRET stored after all."""
+        Why: on SQLite the constants go in the statement's text, so the driver binds 23 values a row instead of 26
+        and the rows come from the parser process as they are; the upsert still merges a SIRET stored after all.
+        Why "" for None: sqlite3 binds a str at once but sends None through its adapter registry (a tuple built and
+        looked up, two attribute look-ups): with a seventh of the values empty, NULLIF(?, '') in the statement
+        spares the writer about a quarter of its binding work (no Sirene field the rows carry is ever "")."""
         width = len(SIRENE_COLUMNS) - len(ROW_CONSTANTS)
         if self.dialect == "sqlite":
             if self._new_sql is None or self._new_sql[0] != now:
                 stamp = literal_column("'" + now.replace("'", "") + "'")
                 self._new_sql = (now, _RowsOf(self._upsert_sql(conn, constants={
-                    "phone_consent": literal_column("0"), "created_at": stamp, "updated_at": stamp})))
+                    "phone_consent": literal_column("0"), "created_at": stamp, "updated_at": stamp},
+                    empty_is_null=True)))
             self._new_sql[1].run(conn, values, width)
         else:
             rows = zip(*[iter(values)] * width, strict=True)  # consecutive values, `width` at a time

@@ -35,12 +35,9 @@ from __future__ import annotations
 import abc
 import csv
 import datetime as dt
-import gc
 import gzip
 import io
-import marshal
 import os
-import queue
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -847,70 +844,6 @@ def built_chunks(
     for records, rejects, read, skipped in chunks:
         built, recent, left_out = build(records)
         yield built, recent, rejects, read, {k: skipped.get(k, 0) + left_out.get(k, 0) for k in {*skipped, *left_out}}
-
-
-def _plain(rejects: list[Reject]) -> list[tuple]:
-    # Rejects as tuples of text and numbers, which marshal writes (the parent makes them Rejects again).
-    return [(r.line, r.field, r.reason, r.raw) for r in rejects]
-
-
-def parser_process(
-    path: str, chunk_size: int, out: Any, drop_out_of_scope: bool = False, columnar: bool = False,
-    cutoffs: tuple[str, str, str] | None = None,
-) -> None:
-    """Child-process entry point: parse `path` and put marshalled chunks on the queue `out`.
-
-    Lives here, not in the ingest, so the child imports only the parser (not the store). Messages:
-    ("chunk", bytes), then ("done", None); or ("error", message) for a bad file, ("crash", message).
-    With `cutoffs` (a first load: today, the creation window's start, the young-business cutoff, ISO dates) the
-    chunks carry business rows (`built_chunks`), not records: ("rows", bytes) with their columns from the row
-    reader, ("arrow", bytes) with Arrow's IPC bytes of their values row after row from the columnar one
-    (`triggers.sirene_columnar.row_major`).
-    """
-    parent = os.getppid()
-    # This process lives for one file and builds millions of short-lived acyclic tuples: the cyclic collector
-    # would spend more time walking them than the reader spends making them (the ingest pauses it too).
-    gc.disable()
-
-    def put(item: tuple) -> None:
-        # Why a polling put: if the parent is killed (SIGKILL), nobody reads the queue any more and a
-        # plain put would block forever; a parent change means we are an orphan and must stop.
-        while True:
-            try:
-                out.put(item, timeout=1.0)
-                return
-            except queue.Full:
-                if os.getppid() != parent:
-                    os._exit(3)
-
-    try:
-        if columnar and cutoffs is not None:  # a first load's rows built by Arrow and sent as Arrow's IPC bytes
-            # Imported here: triggers.sirene_columnar imports this module (a cycle at module level).
-            from triggers.sirene_columnar import first_load_batches, ipc_bytes, row_major
-
-            for batch, recent, rejects, read, skipped in first_load_batches(path, None, chunk_size,
-                                                                            FirstLoadRows(*cutoffs)):
-                put(("arrow", marshal.dumps((ipc_bytes(row_major(batch)), recent, _plain(rejects), read, skipped), 2)))
-        else:
-            if columnar:  # the pyarrow reader (triggers.sirene_columnar), same chunks
-                from triggers.sirene_columnar import columnar_chunks
-
-                chunks = columnar_chunks(path, None, chunk_size, drop_out_of_scope)
-            else:
-                chunks = chunked_records(path, None, chunk_size, drop_out_of_scope)
-            if cutoffs is not None:
-                for columns, recent, rejects, read, skipped in built_chunks(chunks, FirstLoadRows(*cutoffs).build):
-                    # Version 2 (no object references): half the CPU of version 4 for these rows, 1.5 times the bytes.
-                    put(("rows", marshal.dumps((columns, recent, _plain(rejects), read, skipped), 2)))
-            else:
-                for records, rejects, read, skipped in chunks:
-                    # marshal: ~15 times cheaper than pickle for these tuples of str/bool/None.
-                    put(("chunk", marshal.dumps((records, _plain(rejects), read, skipped))))
-        put(("done", None))
-    except SireneFormatError as exc:
-        put(("error", str(exc)))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
-        put(("crash", f"{type(exc).__name__}: {exc}"))
 
 
 def is_tpe(facts: BusinessFacts) -> bool:

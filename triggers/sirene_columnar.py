@@ -833,12 +833,14 @@ def _row_major_order(rows: int, width: int) -> Any:
 _ORDERS: dict[tuple[int, int], Any] = {}
 
 
-def business_values(batch: Any) -> list:
+def business_values(batch: Any, empty_for_null: bool = False) -> list:
     """A first load's business rows (a batch from `row_major`, or its IPC bytes) as one list of their values, row
-    after row."""
+    after row; with `empty_for_null`, "" where a value is missing (for a writer that reads "" as NULL:
+    `store.ingest.SireneStore.empty_is_null`)."""
     if isinstance(batch, bytes):
         batch = pa.ipc.open_stream(batch).read_next_batch()
-    return batch.column(0).to_pylist()
+    values = batch.column(0)
+    return (pc.fill_null(values, "") if empty_for_null else values).to_pylist()
 
 
 # --- legal units (StockUniteLegale) --------------------------------------------------------------

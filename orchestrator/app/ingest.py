@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import marshal
-import multiprocessing as mp
 import os
-import queue as queue_mod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,17 +75,16 @@ from triggers.sirene import (
     FirstLoadRows,
     KnownState,
     Lookups,
-    SireneFormatError,
     SnapshotRules,
     built_chunks,
     check_compressed,
     chunked_records,
     compare,
     facts_from_record,
-    parser_process,
     row_values,
 )
 from triggers.sirene_columnar import business_values, columnar_chunks, columnar_unites, first_load_batches, row_major
+from triggers.sirene_parser import parse_in_child
 from triggers.sirene_ul import chunked_unites, header_of, is_unite_legale_header
 
 Progress = Callable[[int], None]  # called with the number of rows just handled
@@ -107,11 +104,11 @@ class _Chunk:
 
 def _parse_in_process(
     path: Path, lookups: Lookups | None, chunk_size: int, drop: bool, columnar: bool = False,
-    build: FirstLoadRows | None = None,
+    build: FirstLoadRows | None = None, empty_for_null: bool = False,
 ) -> Iterator[_Chunk]:
     if build is not None and columnar:
         for batch, recent, rejects, read, skipped in first_load_batches(path, lookups, chunk_size, build):
-            yield _Chunk([], list(rejects), read, skipped, business_values(row_major(batch)), recent)
+            yield _Chunk([], list(rejects), read, skipped, business_values(row_major(batch), empty_for_null), recent)
         return
     reader = columnar_chunks if columnar else chunked_records
     chunks = reader(path, lookups, chunk_size, drop)
@@ -124,42 +121,19 @@ def _parse_in_process(
 
 
 def _parse_in_child(path: Path, chunk_size: int, drop: bool, columnar: bool = False,
-                    build: FirstLoadRows | None = None) -> Iterator[_Chunk]:
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue(maxsize=4)  # bounded: the parser never runs more than 4 chunks ahead
+                    build: FirstLoadRows | None = None, empty_for_null: bool = False) -> Iterator[_Chunk]:
     cutoffs = (build.today, build.creation_cutoff, build.young_cutoff) if build is not None else None
-    proc = ctx.Process(target=parser_process, args=(str(path), chunk_size, out, drop, columnar, cutoffs),
-                       daemon=True)
-    proc.start()
-    try:
-        while True:
-            try:
-                kind, data = out.get(timeout=5)
-            except queue_mod.Empty:
-                if not proc.is_alive():
-                    raise RuntimeError(
-                        f"the Sirene parser process died (exit code {proc.exitcode})"
-                    ) from None
-                continue
-            if kind == "chunk":
-                records, rejects, read, skipped = marshal.loads(data)
-                yield _Chunk(records, [Reject(*r) for r in rejects], read, skipped)
-            elif kind == "rows":
-                columns, recent, rejects, read, skipped = marshal.loads(data)
-                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, row_values(columns), recent)
-            elif kind == "arrow":
-                batch, recent, rejects, read, skipped = marshal.loads(data)
-                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, business_values(batch), recent)
-            elif kind == "done":
-                return
-            elif kind == "error":
-                raise SireneFormatError(data)
-            else:
-                raise RuntimeError(f"the Sirene parser failed: {data}")
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
+    for kind, data in parse_in_child(path, chunk_size, drop, columnar, cutoffs):
+        if kind == "chunk":
+            records, rejects, read, skipped = marshal.loads(data)
+            yield _Chunk(records, [Reject(*r) for r in rejects], read, skipped)
+        elif kind == "rows":
+            columns, recent, rejects, read, skipped = marshal.loads(data)
+            yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, row_values(columns), recent)
+        else:  # "arrow"
+            batch, recent, rejects, read, skipped = marshal.loads(data)
+            yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, business_values(batch, empty_for_null),
+                         recent)
 
 
 class SireneWriter:
@@ -454,9 +428,9 @@ def ingest_sirene(
         in_parser = first and (engine.dialect.name == "sqlite" or columnar)
         build = writer.build if in_parser else None
         chunks = (
-            _parse_in_child(path, chunk_size, first, columnar, build)
+            _parse_in_child(path, chunk_size, first, columnar, build, writer.store.empty_is_null)
             if parallel and lookups is None
-            else _parse_in_process(path, lookups, chunk_size, first, columnar, build)
+            else _parse_in_process(path, lookups, chunk_size, first, columnar, build, writer.store.empty_is_null)
         )
         for chunk in chunks:
             for reject in chunk.rejects:

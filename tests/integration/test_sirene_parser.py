@@ -1,0 +1,125 @@
+"""The Sirene parser's own process (`triggers.sirene_parser`): what it imports, how it ends with either side."""
+
+from __future__ import annotations
+
+import csv
+import marshal
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.ingest_data import sirene_rows
+from triggers.sirene import COLUMNS_54, SireneFormatError
+from triggers.sirene_parser import parse_in_child
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stock(path: Path, rows: int) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(COLUMNS_54)
+        writer.writerows(sirene_rows(rows, seed=3))
+    return path
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def gone(pid: int, quiet_for: float = 20.0) -> bool:
+    """Whether process `pid` ends (or is a zombie) within `quiet_for` seconds."""
+    deadline = time.monotonic() + quiet_for
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_parser_process_imports_the_parser_alone():
+    # Why it is not multiprocessing's spawn: that runs the parent's main module (the CLI) again in the child.
+    probe = ("import sys, triggers.sirene_parser; "
+             "print(sorted(m for m in ('sqlalchemy', 'sqlmodel', 'prefect', 'fastapi', 'store') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_parser_process_sends_every_chunk_then_ends(tmp_path):
+    path = stock(tmp_path / "s.csv", 3000)
+    read = 0
+    for kind, data in parse_in_child(path, 400, True, False, None):
+        assert kind == "chunk"
+        read += marshal.loads(data)[2]
+    assert read == 3000
+    assert children_of(os.getpid()) == []  # waited for
+
+
+def test_a_bad_file_is_reported_in_the_parser_words(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("siren,nom\n123,x\n")
+    with pytest.raises(SireneFormatError, match="s.csv"):
+        list(parse_in_child(path, 400, True, False, None))
+
+
+def test_a_parser_process_that_dies_is_reported(tmp_path):
+    chunks = parse_in_child(stock(tmp_path / "s.csv", 20_000), 200, True, False, None)
+    next(chunks)
+    [child] = children_of(os.getpid())
+    os.kill(child, signal.SIGKILL)
+    with pytest.raises(RuntimeError, match=r"died \(exit code -9\)"):
+        for _ in chunks:  # the chunks already in the pipe, then its end
+            pass
+
+
+def test_a_writer_that_stops_early_stops_its_parser(tmp_path):
+    chunks = parse_in_child(stock(tmp_path / "s.csv", 20_000), 200, True, False, None)
+    next(chunks)
+    [child] = children_of(os.getpid())
+    chunks.close()
+    assert gone(child)
+
+
+RUNNER = """
+import sys, time
+from triggers.sirene_parser import parse_in_child
+chunks = parse_in_child(sys.argv[1], 200, True, False, None)
+next(chunks)
+print("reading", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_writer_leaves_no_parser_behind(tmp_path):
+    # SIGKILL gives the writer no chance to stop its parser: the parser finds the pipe closed at its next chunk.
+    path = stock(tmp_path / "s.csv", 20_000)
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout.readline().strip() == "reading"
+        [child] = children_of(proc.pid)
+        proc.kill()
+        proc.wait(30)
+        assert gone(child)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
