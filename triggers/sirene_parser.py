@@ -29,7 +29,7 @@ from triggers.model import Reject
 from triggers.sirene import FirstLoadRows, SireneFormatError, built_chunks, chunked_records
 
 KINDS = ("chunk", "rows", "arrow", "done", "error", "crash")
-_LAST = {"done", "error", "crash"}
+_LAST = {"done", "error", "crash", "end"}  # "end": the pipe closed before a last frame
 _HEADER = struct.Struct("<BQ")
 AHEAD = 4  # chunks the parser may run ahead of the writer (memory: a few MB each)
 # The project's root, for the child's imports (it may not be installed, e.g. a revision under `bench --against`).
@@ -43,9 +43,10 @@ def parse_in_child(path: str | os.PathLike[str], chunk_size: int, drop: bool, co
     RuntimeError if the child fails or dies. The child is killed when the caller stops early."""
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")])))
-    args = json.dumps([os.fspath(path), chunk_size, drop, columnar, cutoffs])
+    args = json.dumps([os.path.abspath(path), chunk_size, drop, columnar, cutoffs])
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "triggers.sirene_parser", str(write_fd), args],
+        # -P: the working directory does not come before _ROOT in the child's imports.
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "triggers.sirene_parser", str(write_fd), args],
                                 pass_fds=(write_fd,), env=env, stdin=subprocess.DEVNULL)
     except BaseException:
         os.close(read_fd)
@@ -62,6 +63,7 @@ def parse_in_child(path: str | os.PathLike[str], chunk_size: int, drop: bool, co
         while True:
             kind, payload = frames.get()
             if kind == "done":
+                proc.wait(30)  # it has closed the pipe: it exits
                 return
             if kind == "error":
                 raise SireneFormatError(payload.decode())
@@ -94,7 +96,7 @@ def _read_frames(fd: int, frames: queue.Queue, stop: threading.Event) -> None:
                     break
                 except queue.Full:
                     continue
-            if item[0] in _LAST or item[0] == "end":
+            if item[0] in _LAST:
                 return
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import ROOT, export, main
-from bench.reference import interpreter_ms, measure, sqlite_ms
+from bench.reference import interpreter_ms, library_ms, measure, sqlite_ms
 
 
 def test_export_writes_the_revision_and_names_its_commit(tmp_path: Path) -> None:
@@ -43,8 +43,9 @@ def test_an_unknown_bench_is_refused_with_the_known_ones(capsys) -> None:
 
 def test_the_reference_workloads_take_time_and_report_the_load(tmp_path: Path) -> None:
     assert interpreter_ms() > 0
+    assert library_ms() > 0
     assert sqlite_ms(tmp_path) > 0
     assert not list(tmp_path.iterdir())  # the scratch database is removed
     figures = measure(repeat=1)
-    assert set(figures) == {"interpreter_ms", "sqlite_ms", "load_1min"}
-    assert figures["interpreter_ms"] > 0 and figures["sqlite_ms"] > 0
+    assert set(figures) == {"interpreter_ms", "library_ms", "sqlite_ms", "load_1min"}
+    assert figures["interpreter_ms"] > 0 and figures["library_ms"] > 0 and figures["sqlite_ms"] > 0

@@ -63,10 +63,11 @@ def test_the_parser_process_imports_the_parser_alone():
     assert out.stdout.strip() == "[]"
 
 
-def test_the_parser_process_sends_every_chunk_then_ends(tmp_path):
-    path = stock(tmp_path / "s.csv", 3000)
+def test_the_parser_process_sends_every_chunk_then_ends(tmp_path, monkeypatch):
+    stock(tmp_path / "s.csv", 3000)
+    monkeypatch.chdir(tmp_path)  # a path relative to the writer's directory
     read = 0
-    for kind, data in parse_in_child(path, 400, True, False, None):
+    for kind, data in parse_in_child("s.csv", 400, True, False, None):
         assert kind == "chunk"
         read += marshal.loads(data)[2]
     assert read == 3000
