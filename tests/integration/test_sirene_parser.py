@@ -28,16 +28,17 @@ def stock(path: Path, rows: int) -> Path:
     return path
 
 
-def children_of(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (from /proc)."""
+def parsers_of(pid: int) -> list[int]:
+    """The parser processes whose parent is `pid` (from /proc; the suite's process has other children)."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"triggers.sirene_parser" in command:
                 out.append(int(entry.name))
     return out
 
@@ -71,7 +72,7 @@ def test_the_parser_process_sends_every_chunk_then_ends(tmp_path, monkeypatch):
         assert kind == "chunk"
         read += marshal.loads(data)[2]
     assert read == 3000
-    assert children_of(os.getpid()) == []  # waited for
+    assert parsers_of(os.getpid()) == []  # waited for
 
 
 def test_a_bad_file_is_reported_in_the_parser_words(tmp_path):
@@ -84,7 +85,7 @@ def test_a_bad_file_is_reported_in_the_parser_words(tmp_path):
 def test_a_parser_process_that_dies_is_reported(tmp_path):
     chunks = parse_in_child(stock(tmp_path / "s.csv", 20_000), 200, True, False, None)
     next(chunks)
-    [child] = children_of(os.getpid())
+    [child] = parsers_of(os.getpid())
     os.kill(child, signal.SIGKILL)
     with pytest.raises(RuntimeError, match=r"died \(exit code -9\)"):
         for _ in chunks:  # the chunks already in the pipe, then its end
@@ -94,7 +95,7 @@ def test_a_parser_process_that_dies_is_reported(tmp_path):
 def test_a_writer_that_stops_early_stops_its_parser(tmp_path):
     chunks = parse_in_child(stock(tmp_path / "s.csv", 20_000), 200, True, False, None)
     next(chunks)
-    [child] = children_of(os.getpid())
+    [child] = parsers_of(os.getpid())
     chunks.close()
     assert gone(child)
 
@@ -116,7 +117,7 @@ def test_a_killed_writer_leaves_no_parser_behind(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert proc.stdout.readline().strip() == "reading"
-        [child] = children_of(proc.pid)
+        [child] = parsers_of(proc.pid)
         proc.kill()
         proc.wait(30)
         assert gone(child)
