@@ -21,9 +21,11 @@ import queue
 import struct
 import subprocess
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from triggers.model import Reject
 from triggers.sirene import FirstLoadRows, SireneFormatError, built_chunks, chunked_records
@@ -34,6 +36,8 @@ _HEADER = struct.Struct("<BQ")
 AHEAD = 4  # chunks the parser may run ahead of the writer (memory: a few MB each)
 # The project's root, for the child's imports (it may not be installed, e.g. a revision under `bench --against`).
 _ROOT = str(Path(__file__).resolve().parent.parent)
+# Where an installed interpreter finds it anyway: not put before the standard library in the child's imports.
+_SITE = {str(Path(sysconfig.get_path(name)).resolve()) for name in ("purelib", "platlib")}
 
 
 def parse_in_child(path: str | os.PathLike[str], chunk_size: int, drop: bool, columnar: bool,
@@ -41,9 +45,11 @@ def parse_in_child(path: str | os.PathLike[str], chunk_size: int, drop: bool, co
     """Parse `path` in a child process; yields its chunks as (kind, marshal bytes): "chunk" (records), "rows"
     (a first load's columns) or "arrow" (a first load's Arrow batch). Raises `SireneFormatError` for a bad file,
     RuntimeError if the child fails or dies. The child is killed when the caller stops early."""
-    read_fd, write_fd = os.pipe()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")])))
     args = json.dumps([os.path.abspath(path), chunk_size, drop, columnar, cutoffs])
+    env = dict(os.environ)
+    if _ROOT not in _SITE:  # a checkout, or a revision exported by `bench --against`
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))
+    read_fd, write_fd = os.pipe()
     try:
         # -P: the working directory does not come before _ROOT in the child's imports.
         proc = subprocess.Popen([sys.executable, "-P", "-m", "triggers.sirene_parser", str(write_fd), args],
@@ -58,10 +64,15 @@ def parse_in_child(path: str | os.PathLike[str], chunk_size: int, drop: bool, co
     # Why a thread: it keeps the pipe drained into a bounded queue, so the parser runs up to AHEAD chunks ahead
     # (a pipe alone holds 64 KB: the parser would wait for every chunk to be taken).
     reader = threading.Thread(target=_read_frames, args=(read_fd, frames, stop), name="sirene-parser", daemon=True)
-    reader.start()
     try:
+        reader.start()
         while True:
-            kind, payload = frames.get()
+            try:
+                kind, payload = frames.get(timeout=5)
+            except queue.Empty:
+                if not reader.is_alive():  # it always sends a last frame: this is only a safety net
+                    raise RuntimeError(f"the Sirene parser's pipe stopped (exit code {proc.poll()})") from None
+                continue
             if kind == "done":
                 proc.wait(30)  # it has closed the pipe: it exits
                 return
@@ -77,19 +88,19 @@ def parse_in_child(path: str | os.PathLike[str], chunk_size: int, drop: bool, co
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        reader.join(5)
+        if reader.ident is not None:
+            reader.join(5)
+        else:  # never started: the pipe is still ours to close
+            os.close(read_fd)
 
 
 def _read_frames(fd: int, frames: queue.Queue, stop: threading.Event) -> None:
     with open(fd, "rb") as pipe:
         while not stop.is_set():
-            header = pipe.read(_HEADER.size)
-            item = ("end", b"")
-            if len(header) == _HEADER.size:
-                code, size = _HEADER.unpack(header)
-                payload = pipe.read(size)
-                if len(payload) == size:
-                    item = (KINDS[code], payload)
+            try:
+                item = _next_frame(pipe)
+            except Exception as exc:  # noqa: BLE001 - told to the writer, which raises
+                item = ("crash", f"reading its pipe: {type(exc).__name__}: {exc}".encode())
             while not stop.is_set():
                 try:
                     frames.put(item, timeout=0.5)
@@ -98,6 +109,18 @@ def _read_frames(fd: int, frames: queue.Queue, stop: threading.Event) -> None:
                     continue
             if item[0] in _LAST:
                 return
+
+
+def _next_frame(pipe: Any) -> tuple[str, bytes]:
+    """The pipe's next frame as (kind, payload); ("end", b"") where the pipe closes before a whole frame."""
+    header = pipe.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return "end", b""
+    code, size = _HEADER.unpack(header)
+    if code >= len(KINDS):
+        raise ValueError(f"unknown frame kind {code}")
+    payload = pipe.read(size)
+    return (KINDS[code], payload) if len(payload) == size else ("end", b"")
 
 
 def _plain(rejects: list[Reject]) -> list[tuple]:

@@ -17,6 +17,7 @@ the Sirene ingest resolves them when the business arrives.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import marshal
 import os
@@ -123,17 +124,18 @@ def _parse_in_process(
 def _parse_in_child(path: Path, chunk_size: int, drop: bool, columnar: bool = False,
                     build: FirstLoadRows | None = None, empty_for_null: bool = False) -> Iterator[_Chunk]:
     cutoffs = (build.today, build.creation_cutoff, build.young_cutoff) if build is not None else None
-    for kind, data in parse_in_child(path, chunk_size, drop, columnar, cutoffs):
-        if kind == "chunk":
-            records, rejects, read, skipped = marshal.loads(data)
-            yield _Chunk(records, [Reject(*r) for r in rejects], read, skipped)
-        elif kind == "rows":
-            columns, recent, rejects, read, skipped = marshal.loads(data)
-            yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, row_values(columns), recent)
-        else:  # "arrow"
-            batch, recent, rejects, read, skipped = marshal.loads(data)
-            yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, business_values(batch, empty_for_null),
-                         recent)
+    with contextlib.closing(parse_in_child(path, chunk_size, drop, columnar, cutoffs)) as frames:
+        for kind, data in frames:
+            if kind == "chunk":
+                records, rejects, read, skipped = marshal.loads(data)
+                yield _Chunk(records, [Reject(*r) for r in rejects], read, skipped)
+            elif kind == "rows":
+                columns, recent, rejects, read, skipped = marshal.loads(data)
+                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped, row_values(columns), recent)
+            else:  # "arrow"
+                batch, recent, rejects, read, skipped = marshal.loads(data)
+                yield _Chunk([], [Reject(*r) for r in rejects], read, skipped,
+                             business_values(batch, empty_for_null), recent)
 
 
 class SireneWriter:
@@ -432,22 +434,25 @@ def ingest_sirene(
             if parallel and lookups is None
             else _parse_in_process(path, lookups, chunk_size, first, columnar, build, writer.store.empty_is_null)
         )
-        for chunk in chunks:
-            for reject in chunk.rejects:
-                report.reject(reject, rejects)
-            report.read += chunk.read
-            report.accepted += chunk.read - len(chunk.rejects)
-            report.skipped.update(chunk.skipped)
-            if first and not in_parser and chunk.records:
-                columns, chunk.recent, left_out = writer.build.build(chunk.records)
-                chunk.values = row_values(columns)
-                report.skipped.update(left_out)
-            if chunk.values:
-                writer.write_new(chunk.values, chunk.recent)
-            elif chunk.records and not first:
-                writer.write(chunk.records)
-            if progress:
-                progress(chunk.read)
+        # Closed as soon as the loop ends, by an exception too: a parser process is stopped there, not when the
+        # traceback that holds the generator is freed.
+        with contextlib.closing(chunks):
+            for chunk in chunks:
+                for reject in chunk.rejects:
+                    report.reject(reject, rejects)
+                report.read += chunk.read
+                report.accepted += chunk.read - len(chunk.rejects)
+                report.skipped.update(chunk.skipped)
+                if first and not in_parser and chunk.records:
+                    columns, chunk.recent, left_out = writer.build.build(chunk.records)
+                    chunk.values = row_values(columns)
+                    report.skipped.update(left_out)
+                if chunk.values:
+                    writer.write_new(chunk.values, chunk.recent)
+                elif chunk.records and not first:
+                    writer.write(chunk.records)
+                if progress:
+                    progress(chunk.read)
     if not first or report.events.get(RESOLVED):
         # Why not after a first load alone: its rows got their stages from `today` already (age, recent creation),
         # and ageing them would read the whole table for nothing (a second on 2 million rows).

@@ -56,6 +56,15 @@ def gone(pid: int, quiet_for: float = 20.0) -> bool:
     return False
 
 
+def reaped(pid: int) -> bool:
+    """Whether our child `pid` has been waited for (a zombie not waited for is still ours)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
 def test_the_parser_process_imports_the_parser_alone():
     # Why it is not multiprocessing's spawn: that runs the parent's main module (the CLI) again in the child.
     probe = ("import sys, triggers.sirene_parser; "
@@ -67,12 +76,14 @@ def test_the_parser_process_imports_the_parser_alone():
 def test_the_parser_process_sends_every_chunk_then_ends(tmp_path, monkeypatch):
     stock(tmp_path / "s.csv", 3000)
     monkeypatch.chdir(tmp_path)  # a path relative to the writer's directory
-    read = 0
+    read, children = 0, set()
     for kind, data in parse_in_child("s.csv", 400, True, False, None):
         assert kind == "chunk"
         read += marshal.loads(data)[2]
+        children.update(parsers_of(os.getpid()))
     assert read == 3000
-    assert parsers_of(os.getpid()) == []  # waited for
+    [child] = children
+    assert reaped(child)
 
 
 def test_a_bad_file_is_reported_in_the_parser_words(tmp_path):
@@ -96,8 +107,33 @@ def test_a_writer_that_stops_early_stops_its_parser(tmp_path):
     chunks = parse_in_child(stock(tmp_path / "s.csv", 20_000), 200, True, False, None)
     next(chunks)
     [child] = parsers_of(os.getpid())
+    # The command the parser runs: the module alone, the working directory out of its imports.
+    command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+    assert command[1:4] == [b"-P", b"-m", b"triggers.sirene_parser"]
     chunks.close()
-    assert gone(child)
+    assert reaped(child)
+
+
+def test_an_ingest_whose_writer_fails_stops_its_parser_at_once(engine, tmp_path, monkeypatch):
+    # The exception's traceback keeps the ingest's generators alive as long as someone holds it (here
+    # pytest.raises): the parser must be stopped when the loop ends, not when they are freed.
+    import datetime as dt
+
+    from orchestrator.app.ingest import SireneWriter, ingest_sirene
+
+    running: list[int] = []
+
+    def fail(*_args):
+        running.extend(parsers_of(os.getpid()))
+        raise OSError("disque plein")
+
+    monkeypatch.setattr(SireneWriter, "write_new", fail)
+    monkeypatch.setattr(SireneWriter, "write", fail)
+    with pytest.raises(OSError, match="disque plein") as raised:  # held, with its traceback, to the end
+        ingest_sirene(engine, stock(tmp_path / "s.csv", 20_000), today=dt.date(2026, 11, 27),
+                      now=dt.datetime.now(dt.UTC), parallel=True, chunk_size=200)
+    assert len(running) == 1 and reaped(running[0])
+    assert raised.traceback  # the ingest's frame, and the generators it held, still there
 
 
 RUNNER = """
