@@ -40,11 +40,19 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 _SITE = {str(Path(sysconfig.get_path(name)).resolve()) for name in ("purelib", "platlib")}
 
 
+class SireneParserError(RuntimeError):
+    """The parser's process failed or died mid-file (not the file's fault: memory, a kill). Its words are French,
+    for the person running the ingest."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"le processus qui lit le fichier Sirene : {what}")
+
+
 def parse_in_child(path: str | os.PathLike[str], chunk_size: int, drop: bool, columnar: bool,
                    cutoffs: tuple[str, str, str] | None) -> Iterator[tuple[str, bytes]]:
     """Parse `path` in a child process; yields its chunks as (kind, marshal bytes): "chunk" (records), "rows"
     (a first load's columns) or "arrow" (a first load's Arrow batch). Raises `SireneFormatError` for a bad file,
-    RuntimeError if the child fails or dies. The child is killed when the caller stops early."""
+    `SireneParserError` if the child fails or dies. The child is killed when the caller stops early."""
     args = json.dumps([os.path.abspath(path), chunk_size, drop, columnar, cutoffs])
     env = dict(os.environ)
     if _ROOT not in _SITE:  # a checkout, or a revision exported by `bench --against`
@@ -71,7 +79,7 @@ def parse_in_child(path: str | os.PathLike[str], chunk_size: int, drop: bool, co
                 kind, payload = frames.get(timeout=5)
             except queue.Empty:
                 if not reader.is_alive():  # it always sends a last frame: this is only a safety net
-                    raise RuntimeError(f"the Sirene parser's pipe stopped (exit code {proc.poll()})") from None
+                    raise SireneParserError(f"sa liaison s'est interrompue (code de sortie {proc.poll()})") from None
                 continue
             if kind == "done":
                 proc.wait(30)  # it has closed the pipe: it exits
@@ -79,9 +87,9 @@ def parse_in_child(path: str | os.PathLike[str], chunk_size: int, drop: bool, co
             if kind == "error":
                 raise SireneFormatError(payload.decode())
             if kind == "crash":
-                raise RuntimeError(f"the Sirene parser failed: {payload.decode()}")
+                raise SireneParserError(f"il a échoué ({payload.decode()})")
             if kind == "end":
-                raise RuntimeError(f"the Sirene parser process died (exit code {proc.wait()})")
+                raise SireneParserError(f"il s'est arrêté (code de sortie {proc.wait()})")
             yield kind, payload
     finally:
         stop.set()

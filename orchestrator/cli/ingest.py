@@ -32,6 +32,7 @@ from triggers.model import Reject
 from triggers.partner_csv import PartnerFileError
 from triggers.report import IngestReport, RejectSink
 from triggers.sirene import SireneFormatError
+from triggers.sirene_parser import SireneParserError
 
 try:  # the PostgreSQL driver, when installed: the COPY of the Sirene ingest talks to it directly
     import psycopg
@@ -226,6 +227,8 @@ def _run_ingest(
 
 
 def _sirene_refused(exc: Exception) -> str:
+    if isinstance(exc, SireneParserError):  # not the file's fault: what was written stays, a rerun completes it
+        return f"{exc}. Les lots déjà écrits sont gardés : relancez la même commande, elle reprend sans doublon."
     # A damaged archive says "rien n'a été importé" itself; a file refused midway keeps what it committed.
     return str(exc) if "rien n'a été importé" in str(exc) else f"{exc}. Rien n'a été modifié pour les lignes non lues."
 
@@ -257,7 +260,7 @@ def ingest_sirene_cmd(
                                              creation_window_days=creation_window, parallel=parallel, rejects=sink,
                                              progress=progress),
         label="Sirene", title=f"Sirene : {path.name}", as_json=as_json, rejects=rejects,
-        refused=(SireneFormatError,), said=_sirene_refused,
+        refused=(SireneFormatError, SireneParserError), said=_sirene_refused,
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from bench.ingest_data import sirene_rows
 from triggers.sirene import COLUMNS_54, SireneFormatError
-from triggers.sirene_parser import parse_in_child
+from triggers.sirene_parser import SireneParserError, parse_in_child
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,9 +98,29 @@ def test_a_parser_process_that_dies_is_reported(tmp_path):
     next(chunks)
     [child] = parsers_of(os.getpid())
     os.kill(child, signal.SIGKILL)
-    with pytest.raises(RuntimeError, match=r"died \(exit code -9\)"):
+    with pytest.raises(SireneParserError, match=r"il s'est arrêté \(code de sortie -9\)"):
         for _ in chunks:  # the chunks already in the pipe, then its end
             pass
+
+
+def test_the_command_says_a_dead_parser_in_french(env_settings, tmp_path, monkeypatch):
+    # The parser killed mid-file (memory, an operator): a French sentence and what to do, no traceback.
+    from typer.testing import CliRunner
+
+    import orchestrator.app.ingest as ingest_module
+    from orchestrator.cli.main import app as cli
+
+    def killed(*_args):
+        yield from ()
+        raise SireneParserError("il s'est arrêté (code de sortie -9)")
+
+    monkeypatch.setattr(ingest_module, "parse_in_child", killed)
+    result = CliRunner().invoke(cli, ["ingest", "sirene", str(stock(tmp_path / "s.csv", 300)), "--parallel"])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "le processus qui lit le fichier Sirene : il s'est arrêté (code de sortie -9)" in said
+    assert "relancez la même commande, elle reprend sans doublon" in said
 
 
 def test_a_writer_that_stops_early_stops_its_parser(tmp_path):
