@@ -4,7 +4,7 @@
 
 Why: the sandboxes that run the benchmarks differ by a factor of two to three at the same work, and one machine's
 speed moves by half within an hour. A figure is read beside this reference, taken in the same run: two figures
-from different machines compare through their references, not directly. Two workloads, because the machines do
+from different machines compare through their references, not directly. Three workloads, because the machines do
 not differ by the same factor at all of them: the interpreter's on a small loop, the interpreter's on a large
 library (the standard `email` package: a program too big for the CPU's caches, as the dispatcher is; two machines
 with the same small-loop figure gave the dispatcher 0.25 and 0.58 ms an e-mail) and SQLite's (a store's inserts).
